@@ -1,0 +1,296 @@
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+
+use crate::hash::{self, GENESIS, HashInput};
+use crate::{AppendRequest, AppendResult, AppendedEvent, EventStore, ExpectedVersion, StoreError};
+
+/// Appends racing on the same stream under `ExpectedVersion::Any` retry this many times.
+const ANY_VERSION_ATTEMPTS: usize = 8;
+
+const HEAD_SQL: &str = "\
+SELECT now(), last.stream_version, last.hash, last.stream_type, ik.fingerprint, ik.result
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT stream_version, hash, stream_type FROM events
+    WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1
+) AS last ON true
+LEFT JOIN idempotency_keys AS ik ON ik.stream_id = $1 AND ik.idempotency_key = $2";
+
+const INSERT_SQL: &str = "\
+INSERT INTO events (
+    event_id, stream_id, stream_type, stream_version, event_type, schema_version, payload,
+    actor_id, actor_role, organisation_id, correlation_id, causation_id, idempotency_key,
+    occurred_at, recorded_at, hash)
+SELECT e.event_id, $1, $2, e.stream_version, e.event_type, e.schema_version, e.payload,
+    $3, $4, $5, $6, $7, $8, $9, $10, e.hash
+FROM unnest($11::uuid[], $12::bigint[], $13::text[], $14::int[], $15::jsonb[], $16::bytea[])
+    AS e(event_id, stream_version, event_type, schema_version, payload, hash)
+RETURNING event_id, stream_version, position";
+
+const INSERT_KEY_SQL: &str = "\
+INSERT INTO idempotency_keys (stream_id, idempotency_key, fingerprint, result)
+VALUES ($1, $2, $3, $4)";
+
+enum Attempt {
+    Done(AppendResult),
+    /// Another writer took the version we meant to write; `actual` is the stream's version now.
+    Raced,
+    /// Another writer stored the same idempotency key first; look it up again.
+    KeyRaced,
+}
+
+impl EventStore {
+    /// Appends `request.events` to one stream, all or nothing.
+    ///
+    /// With an idempotency key already used on the stream, returns the first append's result
+    /// (`replayed` set) and writes nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the stream is not at the expected version (nothing is
+    /// written); [`StoreError::IdempotencyMismatch`] when the key was used for another request;
+    /// [`StoreError::DuplicateEventId`], [`StoreError::StreamTypeMismatch`],
+    /// [`StoreError::EmptyAppend`], [`StoreError::InvalidPayload`] for malformed requests;
+    /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`] for database failures.
+    #[tracing::instrument(skip_all, fields(stream_id = %request.stream_id, n_events = request.events.len()))]
+    pub async fn append(&self, request: AppendRequest) -> Result<AppendResult, StoreError> {
+        if request.events.is_empty() {
+            return Err(StoreError::EmptyAppend);
+        }
+        let mut seen = HashSet::new();
+        for event in &request.events {
+            if !seen.insert(event.event_id) {
+                return Err(StoreError::DuplicateEventId(event.event_id));
+            }
+        }
+        let fingerprint = request
+            .fingerprint
+            .unwrap_or_else(|| hash::fingerprint(&request.stream_type, &request.events));
+        let mut metadata = request.metadata.clone();
+        metadata.occurred_at = hash::to_micros(metadata.occurred_at);
+
+        let attempts = match request.expected {
+            ExpectedVersion::Any => ANY_VERSION_ATTEMPTS,
+            _ => 2,
+        };
+        for _ in 0..attempts {
+            match self.try_append(&request, &metadata, &fingerprint).await? {
+                Attempt::Done(result) => return Ok(result),
+                Attempt::KeyRaced => continue,
+                Attempt::Raced => {
+                    if request.expected != ExpectedVersion::Any {
+                        let actual = self.stream_version(request.stream_id).await?;
+                        return Err(StoreError::Conflict {
+                            stream_id: request.stream_id,
+                            expected: request.expected,
+                            actual,
+                        });
+                    }
+                }
+            }
+        }
+        let actual = self.stream_version(request.stream_id).await?;
+        Err(StoreError::Conflict {
+            stream_id: request.stream_id,
+            expected: request.expected,
+            actual,
+        })
+    }
+
+    /// The stream's current version (0 when it has no events).
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn stream_version(&self, stream_id: Uuid) -> Result<i64, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1",
+                &[&stream_id],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn try_append(
+        &self,
+        request: &AppendRequest,
+        metadata: &crate::Metadata,
+        fingerprint: &[u8; 32],
+    ) -> Result<Attempt, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let key = request.idempotency_key.as_deref();
+        let head = tx.query_one(HEAD_SQL, &[&request.stream_id, &key]).await?;
+        let now: DateTime<Utc> = head.get(0);
+        let last_version: Option<i64> = head.get(1);
+        let last_hash: Option<Vec<u8>> = head.get(2);
+        let existing_type: Option<String> = head.get(3);
+        let stored_fingerprint: Option<Vec<u8>> = head.get(4);
+        let stored_result: Option<Value> = head.get(5);
+
+        if let (Some(stored), Some(result), Some(key)) = (stored_fingerprint, stored_result, key) {
+            if stored.as_slice() != fingerprint.as_slice() {
+                return Err(StoreError::IdempotencyMismatch {
+                    stream_id: request.stream_id,
+                    key: key.to_owned(),
+                });
+            }
+            let mut result: AppendResult = serde_json::from_value(result).map_err(|e| {
+                StoreError::InvalidPayload(format!("stored idempotent result is unreadable: {e}"))
+            })?;
+            result.replayed = true;
+            return Ok(Attempt::Done(result));
+        }
+        if let Some(existing) = existing_type
+            && existing != request.stream_type
+        {
+            return Err(StoreError::StreamTypeMismatch {
+                stream_id: request.stream_id,
+                existing,
+                requested: request.stream_type.clone(),
+            });
+        }
+        let actual = last_version.unwrap_or(0);
+        let matches = match request.expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::Exact(v) => actual == v,
+        };
+        if !matches {
+            return Err(StoreError::Conflict {
+                stream_id: request.stream_id,
+                expected: request.expected,
+                actual,
+            });
+        }
+
+        let n = request.events.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut versions = Vec::with_capacity(n);
+        let mut types = Vec::with_capacity(n);
+        let mut schema_versions = Vec::with_capacity(n);
+        let mut payloads = Vec::with_capacity(n);
+        let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(n);
+        let mut prev = last_hash.unwrap_or_else(|| GENESIS.to_vec());
+        for (i, event) in request.events.iter().enumerate() {
+            let version = actual + 1 + i as i64;
+            let digest = hash::event_hash(
+                &prev,
+                &HashInput {
+                    event_id: event.event_id,
+                    stream_id: request.stream_id,
+                    stream_type: &request.stream_type,
+                    stream_version: version,
+                    event_type: &event.event_type,
+                    schema_version: event.schema_version,
+                    payload: &event.payload,
+                    metadata,
+                    idempotency_key: key,
+                    recorded_at: now,
+                },
+            );
+            prev = digest.to_vec();
+            ids.push(event.event_id);
+            versions.push(version);
+            types.push(event.event_type.as_str());
+            schema_versions.push(event.schema_version);
+            payloads.push(&event.payload);
+            hashes.push(digest.to_vec());
+        }
+
+        let inserted = tx
+            .query(
+                INSERT_SQL,
+                &[
+                    &request.stream_id,
+                    &request.stream_type,
+                    &metadata.actor_id,
+                    &metadata.actor_role,
+                    &metadata.organisation_id,
+                    &metadata.correlation_id,
+                    &metadata.causation_id,
+                    &key,
+                    &metadata.occurred_at,
+                    &now,
+                    &ids,
+                    &versions,
+                    &types,
+                    &schema_versions,
+                    &payloads,
+                    &hashes,
+                ],
+            )
+            .await;
+        let rows = match inserted {
+            Ok(rows) => rows,
+            Err(e) => return classify_insert_error(e).map(|()| Attempt::Raced),
+        };
+        let mut events: Vec<AppendedEvent> = rows
+            .iter()
+            .map(|row| AppendedEvent {
+                event_id: row.get(0),
+                stream_version: row.get(1),
+                position: row.get(2),
+            })
+            .collect();
+        events.sort_by_key(|e| e.stream_version);
+        let result = AppendResult {
+            stream_id: request.stream_id,
+            stream_version: actual + n as i64,
+            events,
+            replayed: false,
+        };
+        if let Some(key) = key {
+            let stored = serde_json::to_value(&result)
+                .map_err(|e| StoreError::InvalidPayload(format!("result not serialisable: {e}")))?;
+            if let Err(e) = tx
+                .execute(
+                    INSERT_KEY_SQL,
+                    &[&request.stream_id, &key, &fingerprint.as_slice(), &stored],
+                )
+                .await
+            {
+                if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                    return Ok(Attempt::KeyRaced);
+                }
+                return Err(e.into());
+            }
+        }
+        tx.commit().await?;
+        Ok(Attempt::Done(result))
+    }
+}
+
+/// A unique violation on (stream, version) means another writer won the race: `Ok(())`.
+/// Everything else is an error for the caller.
+fn classify_insert_error(e: tokio_postgres::Error) -> Result<(), StoreError> {
+    let Some(db) = e.as_db_error() else {
+        return Err(e.into());
+    };
+    if *db.code() == SqlState::UNIQUE_VIOLATION {
+        return match db.constraint() {
+            Some("events_stream_version_key") => Ok(()),
+            Some("events_event_id_key") => Err(StoreError::DuplicateEventId(
+                extract_uuid(db.detail().unwrap_or_default()).unwrap_or_default(),
+            )),
+            _ => Err(e.into()),
+        };
+    }
+    if *db.code() == SqlState::UNTRANSLATABLE_CHARACTER
+        || *db.code() == SqlState::INVALID_TEXT_REPRESENTATION
+        || *db.code() == SqlState::CHARACTER_NOT_IN_REPERTOIRE
+    {
+        return Err(StoreError::InvalidPayload(db.message().to_owned()));
+    }
+    Err(e.into())
+}
+
+fn extract_uuid(detail: &str) -> Option<Uuid> {
+    let start = detail.find("=(")? + 2;
+    let end = detail[start..].find(')')? + start;
+    Uuid::parse_str(&detail[start..end]).ok()
+}

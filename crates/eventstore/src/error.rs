@@ -1,0 +1,55 @@
+use uuid::Uuid;
+
+use crate::ExpectedVersion;
+
+/// Why an append or a read did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The stream is not at the version the caller expected; nothing was written.
+    #[error("stream {stream_id} is at version {actual}, but the append expected {expected}")]
+    Conflict {
+        stream_id: Uuid,
+        expected: ExpectedVersion,
+        actual: i64,
+    },
+    /// The idempotency key was already used on this stream for a different request.
+    #[error(
+        "idempotency key {key:?} was already used on stream {stream_id} for a different request"
+    )]
+    IdempotencyMismatch { stream_id: Uuid, key: String },
+    /// An event with this id is already in the log.
+    #[error("an event with id {0} is already in the log")]
+    DuplicateEventId(Uuid),
+    /// The stream exists with another type.
+    #[error("stream {stream_id} is a {existing} stream, not a {requested} stream")]
+    StreamTypeMismatch {
+        stream_id: Uuid,
+        existing: String,
+        requested: String,
+    },
+    /// An append must carry at least one event.
+    #[error("an append needs at least one event")]
+    EmptyAppend,
+    /// The database refused the payload (for example a NUL character in a string).
+    #[error("the event payload cannot be stored: {0}")]
+    InvalidPayload(String),
+    /// A stored event could not be brought to its current shape.
+    #[error("cannot upcast {event_type} v{schema_version}: {reason}")]
+    Upcast {
+        event_type: String,
+        schema_version: i32,
+        reason: String,
+    },
+    /// The database could not be reached.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[from] deadpool_postgres::PoolError),
+    /// Any other database failure.
+    #[error("database error: {0}")]
+    Unexpected(#[source] tokio_postgres::Error),
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Unexpected(e)
+    }
+}

@@ -1,0 +1,83 @@
+//! The append-only event log on PostgreSQL.
+//!
+//! [`EventStore::append`] writes a batch of events to one stream atomically under an expected
+//! version and an optional idempotency key; [`EventStore::read_stream`] reads a stream (whole,
+//! from a version, or as recorded up to a moment); [`EventStore::read_all`] and
+//! [`Subscription`] follow the global log in an order that never skips a committed event;
+//! [`verify`] walks the hash chains. Stored events are read through [`Upcasters`], so old rows
+//! are never rewritten.
+//!
+//! This crate knows the envelope, not the events' meaning: it depends on no domain type.
+
+mod append;
+mod error;
+mod hash;
+mod model;
+mod read;
+mod subscribe;
+mod upcast;
+mod verify;
+
+use std::sync::Arc;
+
+pub use error::StoreError;
+pub use model::{
+    AppendRequest, AppendResult, AppendedEvent, ExpectedVersion, GlobalPosition, Metadata,
+    NewEvent, RecordedEvent,
+};
+pub use subscribe::{Listener, Subscription, SubscriptionSettings};
+pub use upcast::{UpcastFn, Upcasters};
+pub use verify::{VerifyReport, verify};
+
+/// The channel that `NOTIFY` wakes subscribers on.
+pub const NOTIFY_CHANNEL: &str = "casebook_events";
+
+/// A handle on the log: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct EventStore {
+    pool: db::Pool,
+    upcasters: Arc<Upcasters>,
+    wake: Option<tokio::sync::watch::Receiver<u64>>,
+}
+
+impl EventStore {
+    /// A store over `pool`, reading stored events through `upcasters`.
+    pub fn new(pool: db::Pool, upcasters: Upcasters) -> Self {
+        EventStore {
+            pool,
+            upcasters: Arc::new(upcasters),
+            wake: None,
+        }
+    }
+
+    /// Subscriptions made from the returned store are woken by `listener` as soon as an append
+    /// commits, instead of waiting for the next poll.
+    pub fn with_listener(mut self, listener: &Listener) -> Self {
+        self.wake = Some(listener.receiver());
+        self
+    }
+
+    /// The pool this store reads and writes through.
+    pub fn pool(&self) -> &db::Pool {
+        &self.pool
+    }
+
+    /// Follows the global log from `from` (exclusive), in commit-safe order.
+    pub fn subscribe(&self, from: GlobalPosition, settings: SubscriptionSettings) -> Subscription {
+        Subscription::new(self.clone(), from, settings)
+    }
+}
+
+/// Bumps the log generation when the log was restored from another cluster whose transaction
+/// ids run ahead of this one, so that new appends sort after every restored event. Run with
+/// the owner's connection at start-up and by `casebook migrate`; returns whether it bumped.
+///
+/// # Errors
+/// [`StoreError::Unexpected`] when the database cannot be queried.
+pub async fn rebase_after_restore(admin: &tokio_postgres::Client) -> Result<bool, StoreError> {
+    let row = admin
+        .query_one("SELECT casebook_rebase_after_restore()", &[])
+        .await
+        .map_err(StoreError::Unexpected)?;
+    Ok(row.get(0))
+}

@@ -1,0 +1,145 @@
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::{EventStore, GlobalPosition, Metadata, RecordedEvent, StoreError};
+
+pub(crate) const COLUMNS: &str = "log_generation, transaction_id::text::bigint, position, event_id, \
+    stream_id, stream_type, stream_version, event_type, schema_version, payload, actor_id, \
+    actor_role, organisation_id, correlation_id, causation_id, idempotency_key, occurred_at, recorded_at";
+
+/// Rows visible to a global reader: older generations entirely, and in the current generation
+/// only transactions below the oldest one still running, so nothing can commit behind us.
+const VISIBLE: &str = "(log_generation < casebook_log_generation() \
+    OR transaction_id < pg_snapshot_xmin(pg_current_snapshot()))";
+
+impl EventStore {
+    /// Reads one stream in version order, from `from_version` (inclusive), optionally only the
+    /// events recorded up to `recorded_up_to` ("as it was known then").
+    ///
+    /// # Errors
+    /// A database failure or an event that cannot be upcast.
+    #[tracing::instrument(skip_all, fields(stream_id = %stream_id))]
+    pub async fn read_stream(
+        &self,
+        stream_id: Uuid,
+        from_version: i64,
+        recorded_up_to: Option<DateTime<Utc>>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.pool.get().await?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2 \
+             AND ($3::timestamptz IS NULL OR recorded_at <= $3) ORDER BY stream_version"
+        );
+        let rows = client
+            .query(&sql, &[&stream_id, &from_version, &recorded_up_to])
+            .await?;
+        rows.iter().map(|row| self.decode(row)).collect()
+    }
+
+    /// Reads up to `limit` events after `after` in global order, never past a transaction that
+    /// is still running.
+    ///
+    /// # Errors
+    /// A database failure or an event that cannot be upcast.
+    pub async fn read_all(
+        &self,
+        after: GlobalPosition,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.pool.get().await?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events \
+             WHERE (log_generation, transaction_id, position) > ($1, $2::text::xid8, $3) AND {VISIBLE} \
+             ORDER BY log_generation, transaction_id, position LIMIT $4"
+        );
+        let rows = client
+            .query(
+                &sql,
+                &[
+                    &after.generation,
+                    &after.transaction_id.to_string(),
+                    &after.position,
+                    &limit,
+                ],
+            )
+            .await?;
+        rows.iter().map(|row| self.decode(row)).collect()
+    }
+
+    /// The last readable place in the global order, and how many events lie beyond `after`
+    /// up to it: the lag of a reader at `after`.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn lag(&self, after: GlobalPosition) -> Result<(GlobalPosition, i64), StoreError> {
+        let client = self.pool.get().await?;
+        let head_sql = format!(
+            "SELECT log_generation, transaction_id::text::bigint, position FROM events WHERE {VISIBLE} \
+             ORDER BY log_generation DESC, transaction_id DESC, position DESC LIMIT 1"
+        );
+        let head = match client.query_opt(&head_sql, &[]).await? {
+            Some(row) => GlobalPosition {
+                generation: row.get(0),
+                transaction_id: row.get(1),
+                position: row.get(2),
+            },
+            None => return Ok((after, 0)),
+        };
+        if head <= after {
+            return Ok((head, 0));
+        }
+        let count_sql = "SELECT count(*) FROM events \
+             WHERE (log_generation, transaction_id, position) > ($1, $2::text::xid8, $3) \
+             AND (log_generation, transaction_id, position) <= ($4, $5::text::xid8, $6)";
+        let behind: i64 = client
+            .query_one(
+                count_sql,
+                &[
+                    &after.generation,
+                    &after.transaction_id.to_string(),
+                    &after.position,
+                    &head.generation,
+                    &head.transaction_id.to_string(),
+                    &head.position,
+                ],
+            )
+            .await?
+            .get(0);
+        Ok((head, behind))
+    }
+
+    pub(crate) fn decode(&self, row: &Row) -> Result<RecordedEvent, StoreError> {
+        let event_type: String = row.get(7);
+        let stored_version: i32 = row.get(8);
+        let payload: Value = row.get(9);
+        let (schema_version, payload) =
+            self.upcasters
+                .upcast(&event_type, stored_version, payload)?;
+        Ok(RecordedEvent {
+            global: GlobalPosition {
+                generation: row.get(0),
+                transaction_id: row.get(1),
+                position: row.get(2),
+            },
+            event_id: row.get(3),
+            stream_id: row.get(4),
+            stream_type: row.get(5),
+            stream_version: row.get(6),
+            event_type,
+            schema_version,
+            payload,
+            metadata: Metadata {
+                actor_id: row.get(10),
+                actor_role: row.get(11),
+                organisation_id: row.get(12),
+                correlation_id: row.get(13),
+                causation_id: row.get(14),
+                occurred_at: row.get(16),
+            },
+            idempotency_key: row.get(15),
+            recorded_at: row.get(17),
+        })
+    }
+}

@@ -1,0 +1,159 @@
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::poll_fn;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use crate::{EventStore, GlobalPosition, NOTIFY_CHANNEL, RecordedEvent, StoreError};
+
+/// Holds one dedicated connection that LISTENs for appends (a pooled connection would drop
+/// notifications) and wakes every subscription made through it. It reconnects by itself, and
+/// wakes subscribers after each reconnect so they catch up on anything sent while it was away.
+pub struct Listener {
+    receiver: watch::Receiver<u64>,
+    task: JoinHandle<()>,
+}
+
+impl Listener {
+    /// Starts listening on the database `config` points at.
+    pub fn start(config: tokio_postgres::Config) -> Listener {
+        let (sender, receiver) = watch::channel(0u64);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    outcome = listen_once(&config, &sender) => {
+                        if let Err(e) = outcome {
+                            tracing::warn!(error = %e, "event listener lost its connection; reconnecting");
+                        }
+                    }
+                    () = sender.closed() => return,
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        Listener { receiver, task }
+    }
+
+    pub(crate) fn receiver(&self) -> watch::Receiver<u64> {
+        self.receiver.clone()
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn listen_once(
+    config: &tokio_postgres::Config,
+    sender: &watch::Sender<u64>,
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = config.connect(NoTls).await?;
+    let (notified, mut notifications) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(_)) => {
+                    if notified.send(()).is_err() {
+                        return Ok(());
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    });
+    client
+        .batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}"))
+        .await?;
+    // Anything appended while we were not listening is found by the woken readers.
+    sender.send_modify(|n| *n = n.wrapping_add(1));
+    while notifications.recv().await.is_some() {
+        sender.send_modify(|n| *n = n.wrapping_add(1));
+    }
+    drop(client);
+    match driver.await {
+        Ok(outcome) => outcome,
+        Err(_) => Ok(()),
+    }
+}
+
+/// How a subscription reads.
+#[derive(Clone, Copy, Debug)]
+pub struct SubscriptionSettings {
+    /// Most events handed out per batch.
+    pub batch_size: i64,
+    /// How long to wait for a notification before reading anyway (the fallback for a missed
+    /// notification, a rolled-back transaction that was holding readers back, or no listener).
+    pub poll_interval: Duration,
+}
+
+impl Default for SubscriptionSettings {
+    fn default() -> Self {
+        SubscriptionSettings {
+            batch_size: 500,
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A catch-up subscription: follows the global log from a checkpoint, batch by batch.
+pub struct Subscription {
+    store: EventStore,
+    checkpoint: GlobalPosition,
+    wake: Option<watch::Receiver<u64>>,
+    settings: SubscriptionSettings,
+}
+
+impl Subscription {
+    pub(crate) fn new(
+        store: EventStore,
+        from: GlobalPosition,
+        settings: SubscriptionSettings,
+    ) -> Self {
+        let wake = store.wake.clone();
+        Subscription {
+            store,
+            checkpoint: from,
+            wake,
+            settings,
+        }
+    }
+
+    /// The position of the last event handed out.
+    pub fn checkpoint(&self) -> GlobalPosition {
+        self.checkpoint
+    }
+
+    /// Waits for and returns the next batch (never empty), advancing the checkpoint past it.
+    ///
+    /// # Errors
+    /// A database failure; the checkpoint does not move, so calling again retries.
+    pub async fn next_batch(&mut self) -> Result<Vec<RecordedEvent>, StoreError> {
+        loop {
+            if let Some(wake) = &mut self.wake {
+                // Mark what we have seen before reading, so a wake-up during the read is kept.
+                wake.borrow_and_update();
+            }
+            let events = self
+                .store
+                .read_all(self.checkpoint, self.settings.batch_size)
+                .await?;
+            if let Some(last) = events.last() {
+                self.checkpoint = last.global;
+                return Ok(events);
+            }
+            match &mut self.wake {
+                Some(wake) => {
+                    let _ = tokio::time::timeout(self.settings.poll_interval, wake.changed()).await;
+                }
+                None => tokio::time::sleep(self.settings.poll_interval).await,
+            }
+        }
+    }
+}

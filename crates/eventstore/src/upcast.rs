@@ -1,0 +1,64 @@
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::StoreError;
+
+/// Maps a payload of one schema version to the next version's shape.
+pub type UpcastFn = fn(Value) -> Result<Value, String>;
+
+/// The one place stored events are brought to their current shape: a chain of steps keyed by
+/// (event type, schema version), each producing version + 1. Stored rows are never rewritten.
+#[derive(Default)]
+pub struct Upcasters {
+    steps: HashMap<(String, i32), UpcastFn>,
+}
+
+impl Upcasters {
+    /// No upcasters: every event is read as stored.
+    pub fn new() -> Self {
+        Upcasters::default()
+    }
+
+    /// Registers the step from `from_version` to `from_version + 1` for `event_type`.
+    pub fn register(mut self, event_type: &str, from_version: i32, step: UpcastFn) -> Self {
+        self.steps
+            .insert((event_type.to_owned(), from_version), step);
+        self
+    }
+
+    /// The current version an event type is read at, given the version it was stored at.
+    pub fn current_version(&self, event_type: &str, stored_version: i32) -> i32 {
+        let mut version = stored_version;
+        while self.steps.contains_key(&(event_type.to_owned(), version)) {
+            version += 1;
+        }
+        version
+    }
+
+    /// Applies every step from `schema_version` on.
+    ///
+    /// # Errors
+    /// [`StoreError::Upcast`] when a step refuses the payload.
+    pub fn upcast(
+        &self,
+        event_type: &str,
+        schema_version: i32,
+        payload: Value,
+    ) -> Result<(i32, Value), StoreError> {
+        if self.steps.is_empty() {
+            return Ok((schema_version, payload));
+        }
+        let mut version = schema_version;
+        let mut payload = payload;
+        while let Some(step) = self.steps.get(&(event_type.to_owned(), version)) {
+            payload = step(payload).map_err(|reason| StoreError::Upcast {
+                event_type: event_type.to_owned(),
+                schema_version: version,
+                reason,
+            })?;
+            version += 1;
+        }
+        Ok((version, payload))
+    }
+}

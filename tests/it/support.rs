@@ -1,0 +1,63 @@
+//! Helpers shared by the system tests.
+
+use chrono::{DateTime, TimeZone, Utc};
+use eventstore::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, Upcasters};
+use serde_json::{Value, json};
+use testkit::TestDb;
+use uuid::Uuid;
+
+pub const ORG: Uuid = Uuid::from_u128(0x0a);
+pub const ACTOR: Uuid = Uuid::from_u128(0xac);
+
+/// A test database and an event store over it, as the service's own role.
+pub async fn store_with_db(pool_size: usize) -> (TestDb, EventStore) {
+    testkit::init_tracing();
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.app_pool(pool_size), Upcasters::new());
+    (db, store)
+}
+
+pub fn at(day: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, day, 10, 0, 0)
+        .single()
+        .expect("a valid date")
+}
+
+pub fn metadata() -> Metadata {
+    Metadata {
+        actor_id: ACTOR,
+        actor_role: "link_worker".to_owned(),
+        organisation_id: ORG,
+        correlation_id: Uuid::new_v4(),
+        causation_id: None,
+        occurred_at: at(2),
+    }
+}
+
+pub fn event(event_type: &str, payload: Value) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::new_v4(),
+        event_type: event_type.to_owned(),
+        schema_version: 1,
+        payload,
+    }
+}
+
+pub fn request(stream_id: Uuid, expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendRequest {
+    AppendRequest {
+        stream_id,
+        stream_type: "client".to_owned(),
+        expected,
+        events,
+        metadata: metadata(),
+        idempotency_key: None,
+        fingerprint: None,
+    }
+}
+
+pub fn contact(n: i64) -> NewEvent {
+    event(
+        "ContactRecorded",
+        json!({ "n": n, "mode": "phone", "minutes": 20 }),
+    )
+}

@@ -1,0 +1,1 @@
+//! The system test suite lives in `it/`; this library is empty on purpose.
