@@ -62,11 +62,9 @@ BEGIN
 END
 $$;
 
+-- Statement-level, so the refusal does not depend on any row matching.
 CREATE TRIGGER events_append_only
-    BEFORE UPDATE OR DELETE ON events
-    FOR EACH ROW EXECUTE FUNCTION casebook_reject_change();
-CREATE TRIGGER events_no_truncate
-    BEFORE TRUNCATE ON events
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON events
     FOR EACH STATEMENT EXECUTE FUNCTION casebook_reject_change();
 
 -- Wake subscribers; the payload is only a hint, they read the log to learn what is new.
@@ -94,8 +92,8 @@ CREATE TABLE idempotency_keys (
 );
 
 CREATE TRIGGER idempotency_keys_append_only
-    BEFORE UPDATE OR DELETE ON idempotency_keys
-    FOR EACH ROW EXECUTE FUNCTION casebook_reject_change();
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON idempotency_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION casebook_reject_change();
 
 -- After restoring a dump into another cluster, the restored rows may carry xids above this
 -- cluster's counter. Bumping the generation makes every later append sort after them.

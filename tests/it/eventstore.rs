@@ -230,3 +230,299 @@ async fn verify_passes_on_an_untouched_log() {
         }
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_two_racing_writers_get_exactly_one_winner_per_version() {
+    const WRITERS: usize = 32;
+    const ROUNDS: i64 = 12;
+    let (_db, store) = store_with_db(WRITERS).await;
+    let stream = Uuid::new_v4();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(WRITERS));
+    let mut tasks = Vec::new();
+    for writer in 0..WRITERS {
+        let store = store.clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut won = Vec::new();
+            let mut conflicts = 0;
+            for round in 0..ROUNDS {
+                barrier.wait().await;
+                let expected = if round == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(round) };
+                let new_event = event("ContactRecorded", json!({ "writer": writer, "round": round }));
+                let event_id = new_event.event_id;
+                match store.append(request(stream, expected, vec![new_event])).await {
+                    Ok(result) => {
+                        assert_eq!(result.stream_version, round + 1);
+                        won.push((round + 1, event_id));
+                    }
+                    Err(StoreError::Conflict { actual, .. }) => {
+                        assert_eq!(actual, round + 1, "a loser sees the winner's version");
+                        conflicts += 1;
+                    }
+                    Err(other) => panic!("unexpected error: {other:?}"),
+                }
+            }
+            (won, conflicts)
+        }));
+    }
+    let mut winners = Vec::new();
+    let mut conflicts = 0;
+    for task in tasks {
+        let (won, lost) = task.await.expect("writer task");
+        winners.extend(won);
+        conflicts += lost;
+    }
+    winners.sort();
+    assert_eq!(winners.len() as i64, ROUNDS, "exactly one winner per version");
+    assert_eq!(conflicts, (WRITERS as i64 - 1) * ROUNDS);
+    let stored = store.read_stream(stream, 1, None).await.expect("read");
+    assert_eq!(stored.iter().map(|e| e.stream_version).collect::<Vec<_>>(), (1..=ROUNDS).collect::<Vec<_>>());
+    for ((version, event_id), recorded) in winners.iter().zip(&stored) {
+        assert_eq!((*version, *event_id), (recorded.stream_version, recorded.event_id), "no winner's event is lost");
+    }
+}
+
+/// Inserts one event row inside `tx` without committing (as a writer that is slow to commit).
+async fn insert_uncommitted(tx: &tokio_postgres::Transaction<'_>, stream: Uuid) -> Uuid {
+    let event_id = Uuid::new_v4();
+    tx.execute(
+        "INSERT INTO events (event_id, stream_id, stream_type, stream_version, event_type, schema_version, \
+         payload, actor_id, actor_role, organisation_id, correlation_id, occurred_at, recorded_at, hash) \
+         VALUES ($1, $2, 'client', 1, 'ContactRecorded', 1, '{}', $3, 'link_worker', $4, $5, now(), now(), $6)",
+        &[&event_id, &stream, &crate::support::ACTOR, &crate::support::ORG, &Uuid::new_v4(), &vec![0u8; 32]],
+    )
+    .await
+    .expect("insert without committing");
+    event_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_with_rollbacks_are_delivered_exactly_once_in_one_order() {
+    const WRITERS: usize = 16;
+    const APPENDS: usize = 15;
+    let (db, store) = store_with_db(WRITERS + 4).await;
+    let listener = eventstore::Listener::start(db.app_config());
+    let store = store.with_listener(&listener);
+    let settings = eventstore::SubscriptionSettings {
+        batch_size: 7,
+        poll_interval: std::time::Duration::from_millis(200),
+    };
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let mut subscription = store.subscribe(eventstore::GlobalPosition::START, settings);
+        readers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while seen.len() < WRITERS * APPENDS {
+                seen.extend(subscription.next_batch().await.expect("next batch").into_iter().map(|e| e.event_id));
+            }
+            seen
+        }));
+    }
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let store = store.clone();
+        let config = db.app_config();
+        writers.push(tokio::spawn(async move {
+            let mut committed = Vec::new();
+            let mut rollback_client = db::connect(&config).await.expect("connect");
+            for n in 0..APPENDS {
+                if n % 4 == 1 {
+                    // A transaction that writes and then rolls back must never be delivered.
+                    let tx = rollback_client.transaction().await.expect("begin");
+                    insert_uncommitted(&tx, Uuid::new_v4()).await;
+                    tx.rollback().await.expect("rollback");
+                }
+                let stream = Uuid::new_v4();
+                let result = store
+                    .append(request(stream, ExpectedVersion::NoStream, vec![contact(n as i64)]))
+                    .await
+                    .unwrap_or_else(|e| panic!("writer {writer}: {e}"));
+                committed.push(result.events[0].event_id);
+            }
+            committed
+        }));
+    }
+    let mut committed = std::collections::HashSet::new();
+    for writer in writers {
+        committed.extend(writer.await.expect("writer"));
+    }
+    let mut orders = Vec::new();
+    for reader in readers {
+        let seen = tokio::time::timeout(std::time::Duration::from_secs(60), reader)
+            .await
+            .expect("the readers catch up")
+            .expect("reader task");
+        let unique: std::collections::HashSet<_> = seen.iter().copied().collect();
+        assert_eq!(unique.len(), seen.len(), "no event is delivered twice");
+        assert_eq!(unique, committed, "every committed event, and nothing else, is delivered");
+        orders.push(seen);
+    }
+    assert_eq!(orders[0], orders[1], "two readers see the same order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reader_waits_for_a_slow_transaction_and_then_receives_it_in_order() {
+    let (db, store) = store_with_db(4).await;
+    let listener = eventstore::Listener::start(db.app_config());
+    let store = store.with_listener(&listener);
+    let before = store.append(request(Uuid::new_v4(), ExpectedVersion::NoStream, vec![contact(0)])).await.expect("append");
+
+    let mut slow_client = db.app_client().await;
+    let slow_tx = slow_client.transaction().await.expect("begin");
+    let slow_event = insert_uncommitted(&slow_tx, Uuid::new_v4()).await;
+
+    let mut later = Vec::new();
+    for n in 1..=5 {
+        let result = store.append(request(Uuid::new_v4(), ExpectedVersion::NoStream, vec![contact(n)])).await.expect("append");
+        later.push(result.events[0].event_id);
+    }
+    // The later events have higher positions than the slow one but committed first. A reader
+    // must not step past the open transaction. (Other tests' transactions on the same cluster
+    // may hide even `before` for a moment, hence "at most".)
+    let visible: Vec<Uuid> = store
+        .read_all(eventstore::GlobalPosition::START, 100)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert!(
+        visible.is_empty() || visible == vec![before.events[0].event_id],
+        "nothing past the open transaction is readable: {visible:?}"
+    );
+
+    let mut subscription = store.subscribe(eventstore::GlobalPosition::START, eventstore::SubscriptionSettings::default());
+    let first = subscription.next_batch().await.expect("batch");
+    assert_eq!(first.iter().map(|e| e.event_id).collect::<Vec<_>>(), vec![before.events[0].event_id]);
+    let waiting = tokio::time::timeout(std::time::Duration::from_millis(800), subscription.next_batch()).await;
+    assert!(waiting.is_err(), "the subscription waits while the slow transaction is open");
+
+    slow_tx.commit().await.expect("commit the slow transaction");
+    let mut rest = Vec::new();
+    while rest.len() < 6 {
+        let batch = tokio::time::timeout(std::time::Duration::from_secs(30), subscription.next_batch())
+            .await
+            .expect("delivered after the commit")
+            .expect("batch");
+        rest.extend(batch.into_iter().map(|e| e.event_id));
+    }
+    let mut expected = vec![slow_event];
+    expected.extend(later);
+    assert_eq!(rest, expected, "the slow event comes first, then the rest, each once");
+}
+
+#[tokio::test]
+async fn the_log_rejects_update_delete_and_truncate_for_every_role() {
+    let (db, store) = store_with_db(2).await;
+    let stream = Uuid::new_v4();
+    store.append(request(stream, ExpectedVersion::NoStream, vec![contact(1)])).await.expect("append");
+    let app = db.app_client().await;
+    let admin = db.admin_client().await;
+    for client in [&app, &admin] {
+        for sql in [
+            "UPDATE events SET payload = '{}'",
+            "DELETE FROM events",
+            "TRUNCATE events",
+            "UPDATE idempotency_keys SET result = '{}'",
+        ] {
+            let err = client.batch_execute(sql).await.expect_err(sql);
+            let message = err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_default();
+            assert!(
+                message.contains("append-only") || message.contains("permission denied"),
+                "{sql}: {message}"
+            );
+        }
+    }
+    let app_err = app.batch_execute("UPDATE events SET payload = '{}'").await.expect_err("app update");
+    assert!(app_err.as_db_error().expect("db error").message().contains("permission denied"));
+    assert_eq!(store.read_stream(stream, 1, None).await.expect("read")[0].payload["n"], 1);
+}
+
+#[tokio::test]
+async fn verify_reports_the_first_tampered_event_and_a_deleted_one() {
+    let (db, store) = store_with_db(2).await;
+    let stream = Uuid::new_v4();
+    store
+        .append(request(stream, ExpectedVersion::NoStream, vec![contact(1), contact(2), contact(3)]))
+        .await
+        .expect("append");
+    let admin = db.admin_client().await;
+    // A superuser can switch the triggers off; the hash chain still gives the change away.
+    admin
+        .batch_execute(&format!(
+            "SET session_replication_role = replica; \
+             UPDATE events SET payload = jsonb_set(payload, '{{minutes}}', '90') WHERE stream_id = '{stream}' AND stream_version = 2;"
+        ))
+        .await
+        .expect("tamper");
+    match eventstore::verify(&admin).await.expect("verify") {
+        VerifyReport::Broken { stream_id, stream_version, .. } => assert_eq!((stream_id, stream_version), (stream, 2)),
+        ok => panic!("tampering went unnoticed: {ok:?}"),
+    }
+
+    let other = Uuid::from_u128(u128::MAX); // sorts after `stream` in the walk
+    store.append(request(other, ExpectedVersion::NoStream, vec![contact(1), contact(2)])).await.expect("append");
+    admin
+        .batch_execute(&format!(
+            "SET session_replication_role = replica; \
+             UPDATE events SET payload = jsonb_set(payload, '{{minutes}}', '20') WHERE stream_id = '{stream}' AND stream_version = 2; \
+             DELETE FROM events WHERE stream_id = '{other}' AND stream_version = 1;"
+        ))
+        .await
+        .expect("restore one, delete another");
+    match eventstore::verify(&admin).await.expect("verify") {
+        VerifyReport::Broken { stream_id, stream_version, reason } => {
+            assert_eq!((stream_id, stream_version), (other, 2), "{reason}");
+            assert!(reason.contains("gap"), "{reason}");
+        }
+        ok => panic!("deletion went unnoticed: {ok:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_event_stored_under_an_old_schema_version_is_read_in_the_new_shape() {
+    let (db, old_store) = store_with_db(2).await;
+    let stream = Uuid::new_v4();
+    old_store
+        .append(request(stream, ExpectedVersion::NoStream, vec![event("GoalSet", json!({ "text": "walk twice a week" }))]))
+        .await
+        .expect("append v1");
+
+    fn goal_v1_to_v2(mut payload: serde_json::Value) -> Result<serde_json::Value, String> {
+        let object = payload.as_object_mut().ok_or("not an object")?;
+        let text = object.remove("text").ok_or("no text")?;
+        object.insert("description".to_owned(), text);
+        object.insert("target_date".to_owned(), serde_json::Value::Null);
+        Ok(payload)
+    }
+    let upcasters = eventstore::Upcasters::new().register("GoalSet", 1, goal_v1_to_v2);
+    let store = eventstore::EventStore::new(db.app_pool(2), upcasters);
+    let read = store.read_stream(stream, 1, None).await.expect("read");
+    assert_eq!(read[0].schema_version, 2);
+    assert_eq!(read[0].payload, json!({ "description": "walk twice a week", "target_date": null }));
+    let mut subscription = store.subscribe(eventstore::GlobalPosition::START, eventstore::SubscriptionSettings::default());
+    let global = subscription.next_batch().await.expect("read all");
+    assert_eq!(global[0].payload, read[0].payload, "global reads upcast too");
+
+    let admin = db.admin_client().await;
+    let stored: serde_json::Value = admin
+        .query_one("SELECT payload FROM events WHERE stream_id = $1", &[&stream])
+        .await
+        .expect("raw row")
+        .get(0);
+    assert_eq!(stored, json!({ "text": "walk twice a week" }), "the stored row is never rewritten");
+    assert!(matches!(eventstore::verify(&admin).await.expect("verify"), VerifyReport::Ok { .. }));
+}
+
+#[tokio::test]
+async fn reading_a_stream_as_recorded_up_to_a_moment_leaves_out_later_entries() {
+    let (db, store) = store_with_db(2).await;
+    let stream = Uuid::new_v4();
+    store.append(request(stream, ExpectedVersion::NoStream, vec![contact(1)])).await.expect("append");
+    let admin = db.admin_client().await;
+    let between: chrono::DateTime<chrono::Utc> = admin.query_one("SELECT clock_timestamp()", &[]).await.expect("clock").get(0);
+    store.append(request(stream, ExpectedVersion::Exact(1), vec![contact(2)])).await.expect("append");
+    let known_then = store.read_stream(stream, 1, Some(between)).await.expect("read");
+    assert_eq!(known_then.iter().map(|e| e.stream_version).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(store.read_stream(stream, 1, None).await.expect("read").len(), 2);
+}
