@@ -247,10 +247,20 @@ async fn thirty_two_racing_writers_get_exactly_one_winner_per_version() {
             let mut conflicts = 0;
             for round in 0..ROUNDS {
                 barrier.wait().await;
-                let expected = if round == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(round) };
-                let new_event = event("ContactRecorded", json!({ "writer": writer, "round": round }));
+                let expected = if round == 0 {
+                    ExpectedVersion::NoStream
+                } else {
+                    ExpectedVersion::Exact(round)
+                };
+                let new_event = event(
+                    "ContactRecorded",
+                    json!({ "writer": writer, "round": round }),
+                );
                 let event_id = new_event.event_id;
-                match store.append(request(stream, expected, vec![new_event])).await {
+                match store
+                    .append(request(stream, expected, vec![new_event]))
+                    .await
+                {
                     Ok(result) => {
                         assert_eq!(result.stream_version, round + 1);
                         won.push((round + 1, event_id));
@@ -273,12 +283,23 @@ async fn thirty_two_racing_writers_get_exactly_one_winner_per_version() {
         conflicts += lost;
     }
     winners.sort();
-    assert_eq!(winners.len() as i64, ROUNDS, "exactly one winner per version");
+    assert_eq!(
+        winners.len() as i64,
+        ROUNDS,
+        "exactly one winner per version"
+    );
     assert_eq!(conflicts, (WRITERS as i64 - 1) * ROUNDS);
     let stored = store.read_stream(stream, 1, None).await.expect("read");
-    assert_eq!(stored.iter().map(|e| e.stream_version).collect::<Vec<_>>(), (1..=ROUNDS).collect::<Vec<_>>());
+    assert_eq!(
+        stored.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        (1..=ROUNDS).collect::<Vec<_>>()
+    );
     for ((version, event_id), recorded) in winners.iter().zip(&stored) {
-        assert_eq!((*version, *event_id), (recorded.stream_version, recorded.event_id), "no winner's event is lost");
+        assert_eq!(
+            (*version, *event_id),
+            (recorded.stream_version, recorded.event_id),
+            "no winner's event is lost"
+        );
     }
 }
 
@@ -313,7 +334,14 @@ async fn concurrent_writers_with_rollbacks_are_delivered_exactly_once_in_one_ord
         readers.push(tokio::spawn(async move {
             let mut seen = Vec::new();
             while seen.len() < WRITERS * APPENDS {
-                seen.extend(subscription.next_batch().await.expect("next batch").into_iter().map(|e| e.event_id));
+                seen.extend(
+                    subscription
+                        .next_batch()
+                        .await
+                        .expect("next batch")
+                        .into_iter()
+                        .map(|e| e.event_id),
+                );
             }
             seen
         }));
@@ -334,7 +362,11 @@ async fn concurrent_writers_with_rollbacks_are_delivered_exactly_once_in_one_ord
                 }
                 let stream = Uuid::new_v4();
                 let result = store
-                    .append(request(stream, ExpectedVersion::NoStream, vec![contact(n as i64)]))
+                    .append(request(
+                        stream,
+                        ExpectedVersion::NoStream,
+                        vec![contact(n as i64)],
+                    ))
                     .await
                     .unwrap_or_else(|e| panic!("writer {writer}: {e}"));
                 committed.push(result.events[0].event_id);
@@ -354,7 +386,10 @@ async fn concurrent_writers_with_rollbacks_are_delivered_exactly_once_in_one_ord
             .expect("reader task");
         let unique: std::collections::HashSet<_> = seen.iter().copied().collect();
         assert_eq!(unique.len(), seen.len(), "no event is delivered twice");
-        assert_eq!(unique, committed, "every committed event, and nothing else, is delivered");
+        assert_eq!(
+            unique, committed,
+            "every committed event, and nothing else, is delivered"
+        );
         orders.push(seen);
     }
     assert_eq!(orders[0], orders[1], "two readers see the same order");
@@ -365,7 +400,14 @@ async fn a_reader_waits_for_a_slow_transaction_and_then_receives_it_in_order() {
     let (db, store) = store_with_db(4).await;
     let listener = eventstore::Listener::start(db.app_config());
     let store = store.with_listener(&listener);
-    let before = store.append(request(Uuid::new_v4(), ExpectedVersion::NoStream, vec![contact(0)])).await.expect("append");
+    let before = store
+        .append(request(
+            Uuid::new_v4(),
+            ExpectedVersion::NoStream,
+            vec![contact(0)],
+        ))
+        .await
+        .expect("append");
 
     let mut slow_client = db.app_client().await;
     let slow_tx = slow_client.transaction().await.expect("begin");
@@ -373,7 +415,14 @@ async fn a_reader_waits_for_a_slow_transaction_and_then_receives_it_in_order() {
 
     let mut later = Vec::new();
     for n in 1..=5 {
-        let result = store.append(request(Uuid::new_v4(), ExpectedVersion::NoStream, vec![contact(n)])).await.expect("append");
+        let result = store
+            .append(request(
+                Uuid::new_v4(),
+                ExpectedVersion::NoStream,
+                vec![contact(n)],
+            ))
+            .await
+            .expect("append");
         later.push(result.events[0].event_id);
     }
     // The later events have higher positions than the slow one but committed first. A reader
@@ -391,31 +440,53 @@ async fn a_reader_waits_for_a_slow_transaction_and_then_receives_it_in_order() {
         "nothing past the open transaction is readable: {visible:?}"
     );
 
-    let mut subscription = store.subscribe(eventstore::GlobalPosition::START, eventstore::SubscriptionSettings::default());
+    let mut subscription = store.subscribe(
+        eventstore::GlobalPosition::START,
+        eventstore::SubscriptionSettings::default(),
+    );
     let first = subscription.next_batch().await.expect("batch");
-    assert_eq!(first.iter().map(|e| e.event_id).collect::<Vec<_>>(), vec![before.events[0].event_id]);
-    let waiting = tokio::time::timeout(std::time::Duration::from_millis(800), subscription.next_batch()).await;
-    assert!(waiting.is_err(), "the subscription waits while the slow transaction is open");
+    assert_eq!(
+        first.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        vec![before.events[0].event_id]
+    );
+    let waiting = tokio::time::timeout(
+        std::time::Duration::from_millis(800),
+        subscription.next_batch(),
+    )
+    .await;
+    assert!(
+        waiting.is_err(),
+        "the subscription waits while the slow transaction is open"
+    );
 
     slow_tx.commit().await.expect("commit the slow transaction");
     let mut rest = Vec::new();
     while rest.len() < 6 {
-        let batch = tokio::time::timeout(std::time::Duration::from_secs(30), subscription.next_batch())
-            .await
-            .expect("delivered after the commit")
-            .expect("batch");
+        let batch = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            subscription.next_batch(),
+        )
+        .await
+        .expect("delivered after the commit")
+        .expect("batch");
         rest.extend(batch.into_iter().map(|e| e.event_id));
     }
     let mut expected = vec![slow_event];
     expected.extend(later);
-    assert_eq!(rest, expected, "the slow event comes first, then the rest, each once");
+    assert_eq!(
+        rest, expected,
+        "the slow event comes first, then the rest, each once"
+    );
 }
 
 #[tokio::test]
 async fn the_log_rejects_update_delete_and_truncate_for_every_role() {
     let (db, store) = store_with_db(2).await;
     let stream = Uuid::new_v4();
-    store.append(request(stream, ExpectedVersion::NoStream, vec![contact(1)])).await.expect("append");
+    store
+        .append(request(stream, ExpectedVersion::NoStream, vec![contact(1)]))
+        .await
+        .expect("append");
     let app = db.app_client().await;
     let admin = db.admin_client().await;
     for client in [&app, &admin] {
@@ -426,16 +497,31 @@ async fn the_log_rejects_update_delete_and_truncate_for_every_role() {
             "UPDATE idempotency_keys SET result = '{}'",
         ] {
             let err = client.batch_execute(sql).await.expect_err(sql);
-            let message = err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_default();
+            let message = err
+                .as_db_error()
+                .map(|e| e.message().to_owned())
+                .unwrap_or_default();
             assert!(
                 message.contains("append-only") || message.contains("permission denied"),
                 "{sql}: {message}"
             );
         }
     }
-    let app_err = app.batch_execute("UPDATE events SET payload = '{}'").await.expect_err("app update");
-    assert!(app_err.as_db_error().expect("db error").message().contains("permission denied"));
-    assert_eq!(store.read_stream(stream, 1, None).await.expect("read")[0].payload["n"], 1);
+    let app_err = app
+        .batch_execute("UPDATE events SET payload = '{}'")
+        .await
+        .expect_err("app update");
+    assert!(
+        app_err
+            .as_db_error()
+            .expect("db error")
+            .message()
+            .contains("permission denied")
+    );
+    assert_eq!(
+        store.read_stream(stream, 1, None).await.expect("read")[0].payload["n"],
+        1
+    );
 }
 
 #[tokio::test]
@@ -443,7 +529,11 @@ async fn verify_reports_the_first_tampered_event_and_a_deleted_one() {
     let (db, store) = store_with_db(2).await;
     let stream = Uuid::new_v4();
     store
-        .append(request(stream, ExpectedVersion::NoStream, vec![contact(1), contact(2), contact(3)]))
+        .append(request(
+            stream,
+            ExpectedVersion::NoStream,
+            vec![contact(1), contact(2), contact(3)],
+        ))
         .await
         .expect("append");
     let admin = db.admin_client().await;
@@ -456,12 +546,23 @@ async fn verify_reports_the_first_tampered_event_and_a_deleted_one() {
         .await
         .expect("tamper");
     match eventstore::verify(&admin).await.expect("verify") {
-        VerifyReport::Broken { stream_id, stream_version, .. } => assert_eq!((stream_id, stream_version), (stream, 2)),
+        VerifyReport::Broken {
+            stream_id,
+            stream_version,
+            ..
+        } => assert_eq!((stream_id, stream_version), (stream, 2)),
         ok => panic!("tampering went unnoticed: {ok:?}"),
     }
 
     let other = Uuid::from_u128(u128::MAX); // sorts after `stream` in the walk
-    store.append(request(other, ExpectedVersion::NoStream, vec![contact(1), contact(2)])).await.expect("append");
+    store
+        .append(request(
+            other,
+            ExpectedVersion::NoStream,
+            vec![contact(1), contact(2)],
+        ))
+        .await
+        .expect("append");
     admin
         .batch_execute(&format!(
             "SET session_replication_role = replica; \
@@ -471,7 +572,11 @@ async fn verify_reports_the_first_tampered_event_and_a_deleted_one() {
         .await
         .expect("restore one, delete another");
     match eventstore::verify(&admin).await.expect("verify") {
-        VerifyReport::Broken { stream_id, stream_version, reason } => {
+        VerifyReport::Broken {
+            stream_id,
+            stream_version,
+            reason,
+        } => {
             assert_eq!((stream_id, stream_version), (other, 2), "{reason}");
             assert!(reason.contains("gap"), "{reason}");
         }
@@ -484,7 +589,11 @@ async fn an_event_stored_under_an_old_schema_version_is_read_in_the_new_shape() 
     let (db, old_store) = store_with_db(2).await;
     let stream = Uuid::new_v4();
     old_store
-        .append(request(stream, ExpectedVersion::NoStream, vec![event("GoalSet", json!({ "text": "walk twice a week" }))]))
+        .append(request(
+            stream,
+            ExpectedVersion::NoStream,
+            vec![event("GoalSet", json!({ "text": "walk twice a week" }))],
+        ))
         .await
         .expect("append v1");
 
@@ -499,30 +608,268 @@ async fn an_event_stored_under_an_old_schema_version_is_read_in_the_new_shape() 
     let store = eventstore::EventStore::new(db.app_pool(2), upcasters);
     let read = store.read_stream(stream, 1, None).await.expect("read");
     assert_eq!(read[0].schema_version, 2);
-    assert_eq!(read[0].payload, json!({ "description": "walk twice a week", "target_date": null }));
-    let mut subscription = store.subscribe(eventstore::GlobalPosition::START, eventstore::SubscriptionSettings::default());
+    assert_eq!(
+        read[0].payload,
+        json!({ "description": "walk twice a week", "target_date": null })
+    );
+    let mut subscription = store.subscribe(
+        eventstore::GlobalPosition::START,
+        eventstore::SubscriptionSettings::default(),
+    );
     let global = subscription.next_batch().await.expect("read all");
-    assert_eq!(global[0].payload, read[0].payload, "global reads upcast too");
+    assert_eq!(
+        global[0].payload, read[0].payload,
+        "global reads upcast too"
+    );
 
     let admin = db.admin_client().await;
     let stored: serde_json::Value = admin
-        .query_one("SELECT payload FROM events WHERE stream_id = $1", &[&stream])
+        .query_one(
+            "SELECT payload FROM events WHERE stream_id = $1",
+            &[&stream],
+        )
         .await
         .expect("raw row")
         .get(0);
-    assert_eq!(stored, json!({ "text": "walk twice a week" }), "the stored row is never rewritten");
-    assert!(matches!(eventstore::verify(&admin).await.expect("verify"), VerifyReport::Ok { .. }));
+    assert_eq!(
+        stored,
+        json!({ "text": "walk twice a week" }),
+        "the stored row is never rewritten"
+    );
+    assert!(matches!(
+        eventstore::verify(&admin).await.expect("verify"),
+        VerifyReport::Ok { .. }
+    ));
 }
 
 #[tokio::test]
 async fn reading_a_stream_as_recorded_up_to_a_moment_leaves_out_later_entries() {
     let (db, store) = store_with_db(2).await;
     let stream = Uuid::new_v4();
-    store.append(request(stream, ExpectedVersion::NoStream, vec![contact(1)])).await.expect("append");
+    store
+        .append(request(stream, ExpectedVersion::NoStream, vec![contact(1)]))
+        .await
+        .expect("append");
     let admin = db.admin_client().await;
-    let between: chrono::DateTime<chrono::Utc> = admin.query_one("SELECT clock_timestamp()", &[]).await.expect("clock").get(0);
-    store.append(request(stream, ExpectedVersion::Exact(1), vec![contact(2)])).await.expect("append");
-    let known_then = store.read_stream(stream, 1, Some(between)).await.expect("read");
-    assert_eq!(known_then.iter().map(|e| e.stream_version).collect::<Vec<_>>(), vec![1]);
-    assert_eq!(store.read_stream(stream, 1, None).await.expect("read").len(), 2);
+    let between: chrono::DateTime<chrono::Utc> = admin
+        .query_one("SELECT clock_timestamp()", &[])
+        .await
+        .expect("clock")
+        .get(0);
+    store
+        .append(request(stream, ExpectedVersion::Exact(1), vec![contact(2)]))
+        .await
+        .expect("append");
+    let known_then = store
+        .read_stream(stream, 1, Some(between))
+        .await
+        .expect("read");
+    assert_eq!(
+        known_then
+            .iter()
+            .map(|e| e.stream_version)
+            .collect::<Vec<_>>(),
+        vec![1]
+    );
+    assert_eq!(
+        store
+            .read_stream(stream, 1, None)
+            .await
+            .expect("read")
+            .len(),
+        2
+    );
+}
+
+/// A dump of the log restored into a new cluster keeps working: the new cluster's transaction
+/// ids start lower than the restored ones, so without the generation bump new appends would
+/// sort before restored events and a reader's checkpoint would skip them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dump_restored_into_a_new_cluster_keeps_the_global_order() {
+    let (db, store) = store_with_db(4).await;
+    let cluster = testkit::cluster().expect("this test needs the private test cluster");
+    // Run the source cluster's transaction counter well ahead of a fresh cluster's.
+    let burner = db.admin_client().await;
+    let burns: Vec<_> = (0..3000)
+        .map(|_| burner.query_one("SELECT pg_current_xact_id()::text", &[]))
+        .collect();
+    futures_util::future::try_join_all(burns)
+        .await
+        .expect("burn transaction ids");
+
+    let mut first = Vec::new();
+    for n in 0..3 {
+        first.push(
+            store
+                .append(request(
+                    Uuid::new_v4(),
+                    ExpectedVersion::NoStream,
+                    vec![contact(n)],
+                ))
+                .await
+                .expect("append")
+                .events[0]
+                .event_id,
+        );
+    }
+    let mut subscription = store.subscribe(
+        eventstore::GlobalPosition::START,
+        eventstore::SubscriptionSettings::default(),
+    );
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        seen.extend(
+            subscription
+                .next_batch()
+                .await
+                .expect("batch")
+                .into_iter()
+                .map(|e| e.event_id),
+        );
+    }
+    assert_eq!(seen, first);
+    let checkpoint = subscription.checkpoint();
+    let mut second = Vec::new();
+    for n in 3..6 {
+        second.push(
+            store
+                .append(request(
+                    Uuid::new_v4(),
+                    ExpectedVersion::NoStream,
+                    vec![contact(n)],
+                ))
+                .await
+                .expect("append")
+                .events[0]
+                .event_id,
+        );
+    }
+
+    // Dump, then restore into a brand-new cluster.
+    let restore_dir = cluster.dir().with_file_name(format!(
+        "casebook-restore-{}",
+        &Uuid::new_v4().simple().to_string()[..8]
+    ));
+    let restored =
+        db::Cluster::ensure_running(&restore_dir, cluster.bin_dir(), db::ClusterKind::Throwaway)
+            .expect("second cluster");
+    let dump_file = restored.dir().join("dump.sql");
+    let dump = cluster
+        .tool("pg_dump")
+        .args(["--no-owner", "-f"])
+        .arg(&dump_file)
+        .arg(db.name())
+        .output()
+        .expect("run pg_dump");
+    assert!(
+        dump.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let setup = restored
+        .tool("psql")
+        .args([
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            "postgres",
+            "-c",
+            "CREATE ROLE casebook_app LOGIN",
+            "-c",
+            "CREATE DATABASE casebook",
+        ])
+        .output()
+        .expect("run psql");
+    assert!(
+        setup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let load = restored
+        .tool("psql")
+        .args(["-q", "-v", "ON_ERROR_STOP=1", "-d", "casebook", "-f"])
+        .arg(&dump_file)
+        .output()
+        .expect("run psql");
+    assert!(
+        load.status.success(),
+        "restore: {}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+
+    let mut admin = db::connect(&restored.admin_config("casebook"))
+        .await
+        .expect("connect to the restored log");
+    db::migrate(&mut admin)
+        .await
+        .expect("migrate after restore");
+    assert!(
+        eventstore::rebase_after_restore(&admin)
+            .await
+            .expect("rebase"),
+        "the restored xids run ahead, so the generation moves"
+    );
+    assert!(
+        !eventstore::rebase_after_restore(&admin)
+            .await
+            .expect("rebase again"),
+        "once is enough"
+    );
+
+    let new_store = eventstore::EventStore::new(
+        db::pool(
+            db::app_config(&restored.admin_config("casebook")),
+            db::PoolSettings::default(),
+        )
+        .expect("pool"),
+        eventstore::Upcasters::new(),
+    );
+    let mut third = Vec::new();
+    for n in 6..8 {
+        third.push(
+            new_store
+                .append(request(
+                    Uuid::new_v4(),
+                    ExpectedVersion::NoStream,
+                    vec![contact(n)],
+                ))
+                .await
+                .expect("append after restore")
+                .events[0]
+                .event_id,
+        );
+    }
+
+    // The old checkpoint carries on: the rest of the restored events, then the new ones, once.
+    let mut resumed = new_store.subscribe(checkpoint, eventstore::SubscriptionSettings::default());
+    let mut rest = Vec::new();
+    while rest.len() < 5 {
+        let batch = tokio::time::timeout(std::time::Duration::from_secs(20), resumed.next_batch())
+            .await
+            .unwrap_or_else(|_| panic!("events after the restore were skipped; got only {rest:?}"))
+            .expect("batch");
+        rest.extend(batch.into_iter().map(|e| e.event_id));
+    }
+    let expected: Vec<Uuid> = second.iter().chain(&third).copied().collect();
+    assert_eq!(rest, expected);
+    let everything = new_store
+        .read_all(eventstore::GlobalPosition::START, 100)
+        .await
+        .expect("read all");
+    let all_ids: Vec<Uuid> = first.iter().chain(&expected).copied().collect();
+    assert_eq!(
+        everything
+            .into_iter()
+            .map(|e| e.event_id)
+            .collect::<Vec<_>>(),
+        all_ids
+    );
+    assert!(matches!(
+        eventstore::verify(&admin).await.expect("verify"),
+        VerifyReport::Ok { events: 8, .. }
+    ));
+
+    drop(admin);
+    restored.stop().expect("stop the second cluster");
+    std::fs::remove_dir_all(restored.dir()).expect("remove the second cluster");
 }

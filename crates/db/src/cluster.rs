@@ -179,6 +179,11 @@ impl Cluster {
         &self.dir
     }
 
+    /// The directory holding the server binaries.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+
     /// The directory holding the server's unix socket.
     pub fn socket_dir(&self) -> PathBuf {
         self.dir.join("run")
