@@ -1,0 +1,79 @@
+//! Command-line flags and their environment variables: the only configuration there is.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Casebook keeps the case records of social prescribing services as an append-only event log.
+#[derive(Debug, Parser)]
+#[command(name = "casebook", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    /// Log format: `text` for people, `json` for log collectors.
+    #[arg(
+        long,
+        env = "CASEBOOK_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the database is.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseSettings {
+    /// PostgreSQL URL of an existing server (owner role: runs migrations). Without it Casebook
+    /// starts and owns a private cluster in --data-dir.
+    #[arg(
+        long,
+        env = "CASEBOOK_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// URL the service itself connects with (INSERT and SELECT only on the log). Defaults to
+    /// --database-url with the user `casebook_app`.
+    #[arg(
+        long,
+        env = "CASEBOOK_APP_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub app_database_url: Option<String>,
+    /// Home of the private cluster (default: the user's data dir; /var/lib/casebook as root).
+    #[arg(long, env = "CASEBOOK_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Directory holding initdb/pg_ctl/postgres, when they are not found by themselves.
+    #[arg(long, env = "CASEBOOK_PG_BIN", global = true)]
+    pub pg_bin: Option<PathBuf>,
+    /// Most connections in the service's pool.
+    #[arg(long, env = "CASEBOOK_POOL_SIZE", default_value_t = 16, global = true)]
+    pub pool_size: usize,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (and its private database, when no URL is given).
+    Serve {
+        /// Address and port to listen on.
+        #[arg(long, env = "CASEBOOK_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Walk the event log's hash chains; exit 1 at the first broken link.
+    Verify,
+}

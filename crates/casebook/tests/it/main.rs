@@ -1,0 +1,120 @@
+//! The `casebook` binary as a user runs it: no database configured, so it starts its own.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Running {
+    child: Child,
+    base: String,
+}
+
+/// Starts `casebook serve` on a free port with only a data dir set, and waits for its address.
+fn start(data_dir: &Path) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_casebook"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("CASEBOOK_DATABASE_URL")
+        .env_remove("CASEBOOK_APP_DATABASE_URL")
+        .env("CASEBOOK_DATA_DIR", data_dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start casebook serve");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("address=").nth(1) {
+                let address = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = sender.send(address);
+            }
+        }
+    });
+    let address = receiver
+        .recv_timeout(Duration::from_secs(120))
+        .expect("casebook serve reports its address");
+    Running {
+        child,
+        base: format!("http://{address}"),
+    }
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("send SIGTERM");
+    assert!(status.success());
+    child.wait().expect("wait for casebook")
+}
+
+fn stop(mut running: Running) {
+    let exit = terminate(&mut running.child);
+    assert!(exit.success(), "casebook exits cleanly on SIGTERM: {exit}");
+}
+
+impl Drop for Running {
+    /// A failing test still stops the server, which stops its cluster.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            terminate(&mut self.child);
+        }
+    }
+}
+
+#[tokio::test]
+async fn serve_with_no_configuration_becomes_ready_and_stops_its_cluster() {
+    let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("serve-{}", uuid::Uuid::new_v4().simple()));
+    let http = reqwest::Client::new();
+
+    let running = start(&data_dir);
+    let health = http
+        .get(format!("{}/health", running.base))
+        .send()
+        .await
+        .expect("GET /health");
+    assert_eq!(health.status(), 200);
+    let ready = http
+        .get(format!("{}/ready", running.base))
+        .send()
+        .await
+        .expect("GET /ready");
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.expect("JSON body");
+    assert_eq!(body["migrations"], "current");
+    let missing = http
+        .get(format!("{}/no/such/route", running.base))
+        .send()
+        .await
+        .expect("GET unknown");
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+    stop(running);
+
+    let postmaster_pid = data_dir.join("postgres/data/postmaster.pid");
+    assert!(
+        !postmaster_pid.exists(),
+        "the private cluster was stopped on shutdown"
+    );
+
+    // The data survives: a second start finds the initialised cluster and is ready again.
+    let running = start(&data_dir);
+    let ready = http
+        .get(format!("{}/ready", running.base))
+        .send()
+        .await
+        .expect("GET /ready");
+    assert_eq!(ready.status(), 200);
+    stop(running);
+    std::fs::remove_dir_all(&data_dir).expect("clean up");
+}
