@@ -4,6 +4,7 @@
 //! Library crates below this one never read the environment; this crate turns flags and
 //! environment variables into typed settings and hands them down.
 
+pub mod bench;
 pub mod database;
 pub mod http;
 pub mod settings;

@@ -22,6 +22,10 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { listen } => serve(&cli.database, &listen).await,
+        Command::Bench(casebook::settings::Bench::Append(options)) => {
+            casebook::bench::run(options, cli.database.pg_bin).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate => {
             let database = Database::open(&cli.database).await?;
             let report = database.migrate().await?;

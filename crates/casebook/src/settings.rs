@@ -76,4 +76,14 @@ pub enum Command {
     Migrate,
     /// Walk the event log's hash chains; exit 1 at the first broken link.
     Verify,
+    /// Measure against PostgreSQL's own limit on the same cluster (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum Bench {
+    /// Appends per second at several client counts, beside pgbench inserting the same rows.
+    Append(crate::bench::AppendBench),
 }

@@ -1,0 +1,188 @@
+//! `casebook bench append`: the event store's append rate beside PostgreSQL's own, measured in
+//! the same run on the same cluster.
+//!
+//! The baseline is `pgbench` inserting the same rows (same columns, indexes and defaults, one
+//! event per transaction) into a copy of the events table without triggers; the store appends
+//! one event per call to fresh streams through the pool. Both run for the same time at each
+//! client count, and the result is a ratio, not a timed assertion.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use db::{Cluster, ClusterKind, PoolSettings};
+use eventstore::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, Upcasters};
+use serde_json::json;
+use uuid::Uuid;
+
+/// Options for the append benchmark.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AppendBench {
+    /// Concurrent clients to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    pub clients: Vec<usize>,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Where to put the benchmark's own cluster (removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+const PGBENCH_SCRIPT: &str = "\
+INSERT INTO bench_rows (event_id, stream_id, stream_type, stream_version, event_type, schema_version, payload, \
+actor_id, actor_role, organisation_id, correlation_id, occurred_at, recorded_at, hash) \
+VALUES (gen_random_uuid(), gen_random_uuid(), 'client', 1, 'ContactRecorded', 1, \
+'{\"mode\": \"phone\", \"minutes\": 20, \"n\": 1}', gen_random_uuid(), 'link_worker', gen_random_uuid(), \
+gen_random_uuid(), now(), now(), sha256('x'::bytea));
+";
+
+/// One measurement.
+struct Figure {
+    clients: usize,
+    pgbench_tps: f64,
+    store_eps: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Runs the benchmark and prints a table.
+///
+/// # Errors
+/// When the cluster cannot be started or a tool fails.
+pub async fn run(options: AppendBench, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
+    let bin_dir = db::find_bin_dir(pg_bin, std::env::var_os("PATH"))?;
+    let dir = options
+        .dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("casebook-bench-{}", std::process::id())));
+    let cluster = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || Cluster::ensure_running(&dir, &bin_dir, ClusterKind::Durable)).await??
+    };
+    let outcome = measure(&cluster, &options).await;
+    let stopped = tokio::task::spawn_blocking(move || {
+        let result = cluster.stop();
+        let _ = std::fs::remove_dir_all(cluster.dir());
+        result
+    })
+    .await?;
+    let figures = outcome?;
+    stopped?;
+    println!("append rate, one event per transaction, fsync on, {}s per figure", options.seconds);
+    println!("| clients | pgbench inserts/s | store appends/s | ratio | store p50 ms | store p99 ms |");
+    println!("|---|---|---|---|---|---|");
+    for f in figures {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            f.clients,
+            f.pgbench_tps,
+            f.store_eps,
+            f.store_eps / f.pgbench_tps,
+            f.p50.as_secs_f64() * 1000.0,
+            f.p99.as_secs_f64() * 1000.0
+        );
+    }
+    Ok(())
+}
+
+async fn measure(cluster: &Cluster, options: &AppendBench) -> anyhow::Result<Vec<Figure>> {
+    let postgres = db::connect(&cluster.admin_config("postgres")).await?;
+    postgres.batch_execute("DROP DATABASE IF EXISTS bench; CREATE DATABASE bench").await?;
+    let admin_config = cluster.admin_config("bench");
+    let mut admin = db::connect(&admin_config).await?;
+    db::migrate(&mut admin).await?;
+    admin
+        .batch_execute("CREATE TABLE bench_rows (LIKE events INCLUDING ALL)")
+        .await
+        .context("creating the baseline table")?;
+    let script = cluster.dir().join("append.sql");
+    std::fs::write(&script, PGBENCH_SCRIPT)?;
+    let max_clients = options.clients.iter().copied().max().unwrap_or(1);
+    let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: max_clients })?;
+    let store = EventStore::new(pool, Upcasters::new());
+
+    let mut figures = Vec::new();
+    for &clients in &options.clients {
+        let pgbench_tps = pgbench(cluster, &script, clients, options.seconds)?;
+        let (store_eps, p50, p99) = store_rate(&store, clients, Duration::from_secs(options.seconds)).await?;
+        eprintln!("{clients} clients: pgbench {pgbench_tps:.0}/s, store {store_eps:.0}/s");
+        figures.push(Figure {
+            clients,
+            pgbench_tps,
+            store_eps,
+            p50,
+            p99,
+        });
+    }
+    Ok(figures)
+}
+
+fn pgbench(cluster: &Cluster, script: &std::path::Path, clients: usize, seconds: u64) -> anyhow::Result<f64> {
+    let out = cluster
+        .tool("pgbench")
+        .args(["-n", "-M", "prepared", "-f"])
+        .arg(script)
+        .args(["-c", &clients.to_string(), "-j", &clients.min(2).to_string(), "-T", &seconds.to_string(), "bench"])
+        .output()
+        .context("running pgbench")?;
+    if !out.status.success() {
+        bail!("pgbench failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|line| line.strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("no tps in pgbench output: {text}"))
+}
+
+async fn store_rate(store: &EventStore, clients: usize, duration: Duration) -> anyhow::Result<(f64, Duration, Duration)> {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while start.elapsed() < duration {
+                let began = Instant::now();
+                store.append(one_event()).await?;
+                latencies.push(began.elapsed());
+            }
+            Ok::<_, eventstore::StoreError>(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort();
+    let pick = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q) as usize).copied().unwrap_or_default();
+    Ok((latencies.len() as f64 / elapsed, pick(0.5), pick(0.99)))
+}
+
+fn one_event() -> AppendRequest {
+    AppendRequest {
+        stream_id: Uuid::new_v4(),
+        stream_type: "client".to_owned(),
+        expected: ExpectedVersion::NoStream,
+        events: vec![NewEvent {
+            event_id: Uuid::new_v4(),
+            event_type: "ContactRecorded".to_owned(),
+            schema_version: 1,
+            payload: json!({ "mode": "phone", "minutes": 20, "n": 1 }),
+        }],
+        metadata: Metadata {
+            actor_id: Uuid::new_v4(),
+            actor_role: "link_worker".to_owned(),
+            organisation_id: Uuid::new_v4(),
+            correlation_id: Uuid::new_v4(),
+            causation_id: None,
+            occurred_at: Utc::now(),
+        },
+        idempotency_key: None,
+        fingerprint: None,
+    }
+}
