@@ -67,19 +67,9 @@ CREATE TRIGGER events_append_only
     BEFORE UPDATE OR DELETE OR TRUNCATE ON events
     FOR EACH STATEMENT EXECUTE FUNCTION casebook_reject_change();
 
--- Wake subscribers; the payload is only a hint, they read the log to learn what is new.
-CREATE FUNCTION casebook_notify_append() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-    PERFORM pg_notify('casebook_events', '');
-    RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER events_notify
-    AFTER INSERT ON events
-    FOR EACH STATEMENT EXECUTE FUNCTION casebook_notify_append();
+-- Subscribers are woken by NOTIFY casebook_events, sent by the appender after its commit and
+-- not from a trigger: a NOTIFY inside the append transaction takes a database-wide lock held
+-- through the commit's WAL flush, which serialises every committing appender.
 
 -- One row per (stream, idempotency key): a repeated append returns the stored result.
 CREATE TABLE idempotency_keys (

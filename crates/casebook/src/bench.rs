@@ -53,13 +53,15 @@ struct Figure {
 /// When the cluster cannot be started or a tool fails.
 pub async fn run(options: AppendBench, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
     let bin_dir = db::find_bin_dir(pg_bin, std::env::var_os("PATH"))?;
-    let dir = options
-        .dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("casebook-bench-{}", std::process::id())));
+    let dir = options.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("casebook-bench-{}", std::process::id()))
+    });
     let cluster = {
         let dir = dir.clone();
-        tokio::task::spawn_blocking(move || Cluster::ensure_running(&dir, &bin_dir, ClusterKind::Durable)).await??
+        tokio::task::spawn_blocking(move || {
+            Cluster::ensure_running(&dir, &bin_dir, ClusterKind::Durable)
+        })
+        .await??
     };
     let outcome = measure(&cluster, &options).await;
     let stopped = tokio::task::spawn_blocking(move || {
@@ -70,8 +72,13 @@ pub async fn run(options: AppendBench, pg_bin: Option<PathBuf>) -> anyhow::Resul
     .await?;
     let figures = outcome?;
     stopped?;
-    println!("append rate, one event per transaction, fsync on, {}s per figure", options.seconds);
-    println!("| clients | pgbench inserts/s | store appends/s | ratio | store p50 ms | store p99 ms |");
+    println!(
+        "append rate, one event per transaction, fsync on, {}s per figure",
+        options.seconds
+    );
+    println!(
+        "| clients | pgbench inserts/s | store appends/s | ratio | store p50 ms | store p99 ms |"
+    );
     println!("|---|---|---|---|---|---|");
     for f in figures {
         println!(
@@ -89,7 +96,10 @@ pub async fn run(options: AppendBench, pg_bin: Option<PathBuf>) -> anyhow::Resul
 
 async fn measure(cluster: &Cluster, options: &AppendBench) -> anyhow::Result<Vec<Figure>> {
     let postgres = db::connect(&cluster.admin_config("postgres")).await?;
-    postgres.batch_execute("DROP DATABASE IF EXISTS bench; CREATE DATABASE bench").await?;
+    postgres
+        .batch_execute("DROP DATABASE IF EXISTS bench")
+        .await?;
+    postgres.batch_execute("CREATE DATABASE bench").await?;
     let admin_config = cluster.admin_config("bench");
     let mut admin = db::connect(&admin_config).await?;
     db::migrate(&mut admin).await?;
@@ -100,13 +110,19 @@ async fn measure(cluster: &Cluster, options: &AppendBench) -> anyhow::Result<Vec
     let script = cluster.dir().join("append.sql");
     std::fs::write(&script, PGBENCH_SCRIPT)?;
     let max_clients = options.clients.iter().copied().max().unwrap_or(1);
-    let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: max_clients })?;
+    let pool = db::pool(
+        db::app_config(&admin_config),
+        PoolSettings {
+            max_size: max_clients,
+        },
+    )?;
     let store = EventStore::new(pool, Upcasters::new());
 
     let mut figures = Vec::new();
     for &clients in &options.clients {
         let pgbench_tps = pgbench(cluster, &script, clients, options.seconds)?;
-        let (store_eps, p50, p99) = store_rate(&store, clients, Duration::from_secs(options.seconds)).await?;
+        let (store_eps, p50, p99) =
+            store_rate(&store, clients, Duration::from_secs(options.seconds)).await?;
         eprintln!("{clients} clients: pgbench {pgbench_tps:.0}/s, store {store_eps:.0}/s");
         figures.push(Figure {
             clients,
@@ -119,12 +135,25 @@ async fn measure(cluster: &Cluster, options: &AppendBench) -> anyhow::Result<Vec
     Ok(figures)
 }
 
-fn pgbench(cluster: &Cluster, script: &std::path::Path, clients: usize, seconds: u64) -> anyhow::Result<f64> {
+fn pgbench(
+    cluster: &Cluster,
+    script: &std::path::Path,
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<f64> {
     let out = cluster
         .tool("pgbench")
         .args(["-n", "-M", "prepared", "-f"])
         .arg(script)
-        .args(["-c", &clients.to_string(), "-j", &clients.min(2).to_string(), "-T", &seconds.to_string(), "bench"])
+        .args([
+            "-c",
+            &clients.to_string(),
+            "-j",
+            &clients.min(2).to_string(),
+            "-T",
+            &seconds.to_string(),
+            "bench",
+        ])
         .output()
         .context("running pgbench")?;
     if !out.status.success() {
@@ -138,7 +167,11 @@ fn pgbench(cluster: &Cluster, script: &std::path::Path, clients: usize, seconds:
         .with_context(|| format!("no tps in pgbench output: {text}"))
 }
 
-async fn store_rate(store: &EventStore, clients: usize, duration: Duration) -> anyhow::Result<(f64, Duration, Duration)> {
+async fn store_rate(
+    store: &EventStore,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<(f64, Duration, Duration)> {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -159,7 +192,12 @@ async fn store_rate(store: &EventStore, clients: usize, duration: Duration) -> a
     }
     let elapsed = start.elapsed().as_secs_f64();
     latencies.sort();
-    let pick = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q) as usize).copied().unwrap_or_default();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
     Ok((latencies.len() as f64 / elapsed, pick(0.5), pick(0.99)))
 }
 

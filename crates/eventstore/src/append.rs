@@ -20,20 +20,31 @@ LEFT JOIN LATERAL (
 ) AS last ON true
 LEFT JOIN idempotency_keys AS ik ON ik.stream_id = $1 AND ik.idempotency_key = $2";
 
+/// The batch and (with `$17` set) its idempotency key row, in one autocommit statement.
 const INSERT_SQL: &str = "\
-INSERT INTO events (
-    event_id, stream_id, stream_type, stream_version, event_type, schema_version, payload,
-    actor_id, actor_role, organisation_id, correlation_id, causation_id, idempotency_key,
-    occurred_at, recorded_at, hash)
-SELECT e.event_id, $1, $2, e.stream_version, e.event_type, e.schema_version, e.payload,
-    $3, $4, $5, $6, $7, $8, $9, $10, e.hash
-FROM unnest($11::uuid[], $12::bigint[], $13::text[], $14::int[], $15::jsonb[], $16::bytea[])
-    AS e(event_id, stream_version, event_type, schema_version, payload, hash)
-RETURNING event_id, stream_version, position";
+WITH inserted AS (
+    INSERT INTO events (
+        event_id, stream_id, stream_type, stream_version, event_type, schema_version, payload,
+        actor_id, actor_role, organisation_id, correlation_id, causation_id, idempotency_key,
+        occurred_at, recorded_at, hash)
+    SELECT e.event_id, $1, $2, e.stream_version, e.event_type, e.schema_version, e.payload,
+        $3, $4, $5, $6, $7, $8, $9, $10, e.hash
+    FROM unnest($11::uuid[], $12::bigint[], $13::text[], $14::int[], $15::jsonb[], $16::bytea[])
+        AS e(event_id, stream_version, event_type, schema_version, payload, hash)
+    RETURNING event_id, stream_version, position
+), key AS (
+    INSERT INTO idempotency_keys (stream_id, idempotency_key, fingerprint, result)
+    SELECT $1, $8, $17, jsonb_build_object(
+        'stream_id', $1::uuid,
+        'stream_version', $18::bigint,
+        'events', (SELECT jsonb_agg(jsonb_build_object(
+            'event_id', event_id, 'stream_version', stream_version, 'position', position)
+            ORDER BY stream_version) FROM inserted))
+    WHERE $8::text IS NOT NULL
+)
+SELECT event_id, stream_version, position FROM inserted";
 
-const INSERT_KEY_SQL: &str = "\
-INSERT INTO idempotency_keys (stream_id, idempotency_key, fingerprint, result)
-VALUES ($1, $2, $3, $4)";
+const NOTIFY_SQL: &str = "SELECT pg_notify('casebook_events', '')";
 
 enum Attempt {
     Done(AppendResult),
@@ -121,10 +132,12 @@ impl EventStore {
         metadata: &crate::Metadata,
         fingerprint: &[u8; 32],
     ) -> Result<Attempt, StoreError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
+        let client = self.pool.get().await?;
         let key = request.idempotency_key.as_deref();
-        let head = tx.query_one(HEAD_SQL, &[&request.stream_id, &key]).await?;
+        let head_statement = client.prepare_cached(HEAD_SQL).await?;
+        let head = client
+            .query_one(&head_statement, &[&request.stream_id, &key])
+            .await?;
         let now: DateTime<Utc> = head.get(0);
         let last_version: Option<i64> = head.get(1);
         let last_hash: Option<Vec<u8>> = head.get(2);
@@ -202,9 +215,11 @@ impl EventStore {
             hashes.push(digest.to_vec());
         }
 
-        let inserted = tx
+        let insert_statement = client.prepare_cached(INSERT_SQL).await?;
+        let stream_version = actual + n as i64;
+        let inserted = client
             .query(
-                INSERT_SQL,
+                &insert_statement,
                 &[
                     &request.stream_id,
                     &request.stream_type,
@@ -222,12 +237,19 @@ impl EventStore {
                     &schema_versions,
                     &payloads,
                     &hashes,
+                    &fingerprint.as_slice(),
+                    &stream_version,
                 ],
             )
             .await;
         let rows = match inserted {
             Ok(rows) => rows,
-            Err(e) => return classify_insert_error(e).map(|()| Attempt::Raced),
+            Err(e) => {
+                if e.as_db_error().and_then(|db| db.constraint()) == Some("idempotency_keys_pkey") {
+                    return Ok(Attempt::KeyRaced);
+                }
+                return classify_insert_error(e).map(|()| Attempt::Raced);
+            }
         };
         let mut events: Vec<AppendedEvent> = rows
             .iter()
@@ -238,30 +260,17 @@ impl EventStore {
             })
             .collect();
         events.sort_by_key(|e| e.stream_version);
-        let result = AppendResult {
+        // Wake subscribers only now that the events are committed (see the migration's note).
+        // A failure here must not fail an append that is already committed: subscribers poll.
+        if let Err(e) = client.batch_execute(NOTIFY_SQL).await {
+            tracing::warn!(error = %e, "could not notify subscribers of an append");
+        }
+        Ok(Attempt::Done(AppendResult {
             stream_id: request.stream_id,
-            stream_version: actual + n as i64,
+            stream_version,
             events,
             replayed: false,
-        };
-        if let Some(key) = key {
-            let stored = serde_json::to_value(&result)
-                .map_err(|e| StoreError::InvalidPayload(format!("result not serialisable: {e}")))?;
-            if let Err(e) = tx
-                .execute(
-                    INSERT_KEY_SQL,
-                    &[&request.stream_id, &key, &fingerprint.as_slice(), &stored],
-                )
-                .await
-            {
-                if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-                    return Ok(Attempt::KeyRaced);
-                }
-                return Err(e.into());
-            }
-        }
-        tx.commit().await?;
-        Ok(Attempt::Done(result))
+        }))
     }
 }
 
