@@ -1,1 +1,32 @@
-//! domain
+//! The social prescribing case as commands, events and pure rules.
+//!
+//! A client's stream is the story of their journey: registered, referred, accepted, assigned,
+//! met, assessed, connected onward, reviewed, closed, perhaps referred again. [`decide`] holds
+//! every rule and turns a [`CaseCommand`] into [`CaseEvent`]s or a [`CaseError`]; [`evolve`]
+//! folds events into [`CaseState`] and holds none.
+//!
+//! This crate does no IO, reads no clock and makes no random numbers: ids and times arrive
+//! inside commands, so every decision can be replayed.
+
+pub mod codes;
+mod command;
+mod decide;
+mod error;
+mod event;
+mod ids;
+mod instrument;
+mod personal;
+mod state;
+
+pub use codes::*;
+pub use command::{CaseCommand, TransferCase};
+pub use decide::decide;
+pub use error::CaseError;
+pub use event::*;
+pub use ids::*;
+pub use instrument::Instrument;
+pub use personal::{NhsNumber, PersonalDetails};
+pub use state::{AppointmentStatus, CaseState, CaseStatus, ReferralStatus, evolve};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,384 @@
+//! Every rule of the client record: `decide` turns a command into events or a refusal.
+
+use crate::codes::*;
+use crate::command::{CaseCommand, TransferCase};
+use crate::event::*;
+use crate::state::{AppointmentStatus, CaseState, CaseStatus, ReferralStatus};
+use crate::{CaseError, Instrument};
+
+/// Longest contact a link worker can record in one go, in minutes.
+const MAX_CONTACT_MINUTES: u32 = 600;
+
+/// Decides what a command means for this record.
+///
+/// # Errors
+/// A [`CaseError`] naming the rule refused and, where there is one, the field.
+pub fn decide(state: &CaseState, command: &CaseCommand) -> Result<Vec<CaseEvent>, CaseError> {
+    use CaseCommand as C;
+    match command {
+        C::Intake { client, referral } => intake(state, client.as_deref(), referral),
+        C::RecordConsent(c) => {
+            registered(state)?;
+            if c.scope != ConsentScope::ShareWithOnwardServices && !c.services.is_empty() {
+                return Err(CaseError::invalid(
+                    "services",
+                    "only consent to share with onward services names services",
+                ));
+            }
+            Ok(vec![CaseEvent::ConsentRecorded(c.clone())])
+        }
+        C::WithdrawConsent(c) => {
+            registered(state)?;
+            if !state.consents.contains_key(&c.scope) {
+                return Err(CaseError::ConsentNotGiven { scope: c.scope });
+            }
+            Ok(vec![CaseEvent::ConsentWithdrawn(c.clone())])
+        }
+        C::AcceptReferral(c) => {
+            pending_referral(state, c.referral_id)?;
+            Ok(vec![CaseEvent::ReferralAccepted(c.clone())])
+        }
+        C::DeclineReferral(c) => {
+            pending_referral(state, c.referral_id)?;
+            if c.reason == DeclineReason::Other {
+                required_note(&c.note, "note", "say why the referral is declined")?;
+            }
+            Ok(vec![CaseEvent::ReferralDeclined(c.clone())])
+        }
+        C::RedirectReferral(c) => {
+            pending_referral(state, c.referral_id)?;
+            required_text(
+                &c.redirected_to,
+                "redirected_to",
+                "say where the referral went",
+            )?;
+            Ok(vec![CaseEvent::ReferralRedirected(c.clone())])
+        }
+        C::AssignLinkWorker(c) => {
+            active(state)?;
+            Ok(vec![CaseEvent::LinkWorkerAssigned(c.clone())])
+        }
+        C::TransferCase(TransferCase {
+            to_link_worker_id,
+            team_id,
+            reason,
+        }) => {
+            active(state)?;
+            let Some((from, _)) = state.link_worker else {
+                return Err(CaseError::NoLinkWorker { what: "a transfer" });
+            };
+            if from == *to_link_worker_id {
+                return Err(CaseError::SameLinkWorker);
+            }
+            Ok(vec![CaseEvent::CaseTransferred(CaseTransferred {
+                from_link_worker_id: from,
+                to_link_worker_id: *to_link_worker_id,
+                team_id: *team_id,
+                reason: *reason,
+            })])
+        }
+        C::BookAppointment(c) => {
+            open(state)?;
+            if state.appointments.contains_key(&c.appointment_id) {
+                return Err(CaseError::DuplicateId {
+                    what: "the appointment",
+                });
+            }
+            Ok(vec![CaseEvent::AppointmentBooked(c.clone())])
+        }
+        C::RecordAttendance(c) => {
+            booked(state, c.appointment_id)?;
+            Ok(vec![CaseEvent::AppointmentAttended(c.clone())])
+        }
+        C::RecordDidNotAttend(c) => {
+            booked(state, c.appointment_id)?;
+            Ok(vec![CaseEvent::AppointmentNotAttended(c.clone())])
+        }
+        C::CancelAppointment(c) => {
+            booked(state, c.appointment_id)?;
+            Ok(vec![CaseEvent::AppointmentCancelled(c.clone())])
+        }
+        C::RecordContact(c) => {
+            open(state)?;
+            assigned(state, "a contact")?;
+            if state.contacts.contains(&c.contact_id) {
+                return Err(CaseError::DuplicateId {
+                    what: "the contact",
+                });
+            }
+            if c.minutes == 0 || c.minutes > MAX_CONTACT_MINUTES {
+                return Err(CaseError::invalid(
+                    "minutes",
+                    format!("a contact lasts 1 to {MAX_CONTACT_MINUTES} minutes"),
+                ));
+            }
+            Ok(vec![CaseEvent::ContactRecorded(c.clone())])
+        }
+        C::RecordWhatMatters(c) => {
+            open(state)?;
+            required_text(&c.text, "text", "write what matters to the person")?;
+            Ok(vec![CaseEvent::WhatMattersRecorded(c.clone())])
+        }
+        C::IdentifyNeed(c) => {
+            open(state)?;
+            Ok(vec![CaseEvent::NeedIdentified(c.clone())])
+        }
+        C::SetGoal(c) => {
+            open(state)?;
+            if state.goals.contains(&c.goal_id) {
+                return Err(CaseError::DuplicateId { what: "the goal" });
+            }
+            required_text(&c.description, "description", "describe the goal")?;
+            Ok(vec![CaseEvent::GoalSet(c.clone())])
+        }
+        C::ReviewGoal(c) => {
+            open(state)?;
+            if !state.goals.contains(&c.goal_id) {
+                return Err(CaseError::UnknownGoal);
+            }
+            Ok(vec![CaseEvent::GoalReviewed(c.clone())])
+        }
+        C::RecordAssessment(c) => record_assessment(state, c),
+        C::MakeConnection(c) => {
+            open(state)?;
+            assigned(state, "an onward connection")?;
+            if state.connections.contains(&c.connection_id) {
+                return Err(CaseError::DuplicateId {
+                    what: "the connection",
+                });
+            }
+            if matches!(
+                c.kind,
+                ConnectionKind::Referred | ConnectionKind::WarmHandover
+            ) {
+                let covered = state
+                    .consents
+                    .get(&ConsentScope::ShareWithOnwardServices)
+                    .is_some_and(|services| {
+                        services.is_empty() || services.contains(&c.service_id)
+                    });
+                if !covered {
+                    return Err(CaseError::NoConsentToShare {
+                        kind: c.kind.label(),
+                    });
+                }
+            }
+            Ok(vec![CaseEvent::OnwardConnectionMade(c.clone())])
+        }
+        C::RecordConnectionOutcome(c) => {
+            open(state)?;
+            if !state.connections.contains(&c.connection_id) {
+                return Err(CaseError::UnknownConnection);
+            }
+            match (c.outcome, c.waiting_weeks) {
+                (ConnectionOutcome::WaitingList, None) => {
+                    return Err(CaseError::invalid(
+                        "waiting_weeks",
+                        "say how many weeks the waiting list is",
+                    ));
+                }
+                (outcome, Some(_)) if outcome != ConnectionOutcome::WaitingList => {
+                    return Err(CaseError::invalid(
+                        "waiting_weeks",
+                        "only a waiting list has weeks",
+                    ));
+                }
+                _ => {}
+            }
+            Ok(vec![CaseEvent::ConnectionOutcomeRecorded(c.clone())])
+        }
+        C::RecordServiceGap(c) => {
+            open(state)?;
+            if state.gaps.contains(&c.gap_id) {
+                return Err(CaseError::DuplicateId {
+                    what: "the service gap",
+                });
+            }
+            required_text(&c.area, "area", "say which area the gap is in")?;
+            Ok(vec![CaseEvent::ServiceGapRecorded(c.clone())])
+        }
+        C::CloseCase(c) => {
+            open(state)?;
+            if c.reason == ClosureReason::Other {
+                required_note(&c.note, "note", "say why the case is closed")?;
+            }
+            Ok(vec![CaseEvent::CaseClosed(c.clone())])
+        }
+        C::ReopenCase(c) => {
+            registered(state)?;
+            if state.status != CaseStatus::Closed {
+                return Err(CaseError::NotClosed);
+            }
+            Ok(vec![CaseEvent::CaseReopened(c.clone())])
+        }
+        C::CorrectEntry(c) => {
+            registered(state)?;
+            if !state.events.contains_key(&c.corrects) {
+                return Err(CaseError::UnknownEvent);
+            }
+            if c.corrected_fields.is_empty() {
+                return Err(CaseError::invalid(
+                    "corrected_fields",
+                    "name at least one corrected field",
+                ));
+            }
+            required_text(&c.reason, "reason", "say why the entry is corrected")?;
+            Ok(vec![CaseEvent::EntryCorrected(c.clone())])
+        }
+    }
+}
+
+fn intake(
+    state: &CaseState,
+    client: Option<&ClientRegistered>,
+    referral: &ReferralReceived,
+) -> Result<Vec<CaseEvent>, CaseError> {
+    let mut events = Vec::new();
+    match client {
+        Some(client) => {
+            if state.status != CaseStatus::Unregistered {
+                return Err(CaseError::AlreadyRegistered);
+            }
+            client.personal.validate()?;
+            required_text(&client.area, "area", "say which area the person lives in")?;
+            events.push(CaseEvent::ClientRegistered(client.clone()));
+        }
+        None => match state.status {
+            CaseStatus::Unregistered => return Err(CaseError::NotRegistered),
+            CaseStatus::Referred | CaseStatus::Open => return Err(CaseError::CaseAlreadyActive),
+            CaseStatus::Idle | CaseStatus::Closed => {}
+        },
+    }
+    if referral.reasons.is_empty() {
+        return Err(CaseError::invalid(
+            "reasons",
+            "give at least one reason for the referral",
+        ));
+    }
+    let mut reasons = referral.reasons.clone();
+    reasons.sort();
+    reasons.dedup();
+    if reasons.len() != referral.reasons.len() {
+        return Err(CaseError::invalid("reasons", "each reason once"));
+    }
+    if state.referrals.contains_key(&referral.referral_id) {
+        return Err(CaseError::DuplicateId {
+            what: "the referral",
+        });
+    }
+    events.push(CaseEvent::ReferralReceived(referral.clone()));
+    Ok(events)
+}
+
+fn record_assessment(
+    state: &CaseState,
+    c: &AssessmentRecorded,
+) -> Result<Vec<CaseEvent>, CaseError> {
+    open(state)?;
+    assigned(state, "an assessment")?;
+    if state.assessments.contains(&c.assessment_id) {
+        return Err(CaseError::DuplicateId {
+            what: "the assessment",
+        });
+    }
+    Instrument::validate(
+        c.instrument,
+        c.instrument_version,
+        &c.answers,
+        c.licensor_score,
+    )?;
+    if c.timepoint != Timepoint::Baseline && !state.baselines.contains(&c.instrument) {
+        return Err(CaseError::NoBaseline {
+            instrument: c.instrument,
+        });
+    }
+    Ok(vec![CaseEvent::AssessmentRecorded(c.clone())])
+}
+
+fn registered(state: &CaseState) -> Result<(), CaseError> {
+    if state.status == CaseStatus::Unregistered {
+        Err(CaseError::NotRegistered)
+    } else {
+        Ok(())
+    }
+}
+
+fn open(state: &CaseState) -> Result<(), CaseError> {
+    registered(state)?;
+    if state.status == CaseStatus::Open {
+        Ok(())
+    } else {
+        Err(CaseError::CaseNotOpen {
+            status: state.status.label(),
+        })
+    }
+}
+
+/// A referral waiting for a decision, or an open case.
+fn active(state: &CaseState) -> Result<(), CaseError> {
+    registered(state)?;
+    match state.status {
+        CaseStatus::Referred | CaseStatus::Open => Ok(()),
+        status => Err(CaseError::CaseNotOpen {
+            status: status.label(),
+        }),
+    }
+}
+
+fn assigned(state: &CaseState, what: &'static str) -> Result<(), CaseError> {
+    if state.link_worker.is_some() {
+        Ok(())
+    } else {
+        Err(CaseError::NoLinkWorker { what })
+    }
+}
+
+fn pending_referral(state: &CaseState, referral_id: crate::ReferralId) -> Result<(), CaseError> {
+    registered(state)?;
+    match state.referrals.get(&referral_id) {
+        None => Err(CaseError::UnknownReferral),
+        Some(ReferralStatus::Pending) => Ok(()),
+        Some(ReferralStatus::Accepted) => Err(CaseError::ReferralAlreadyDecided {
+            outcome: "accepted",
+        }),
+        Some(ReferralStatus::Declined) => Err(CaseError::ReferralAlreadyDecided {
+            outcome: "declined",
+        }),
+        Some(ReferralStatus::Redirected) => Err(CaseError::ReferralAlreadyDecided {
+            outcome: "redirected",
+        }),
+    }
+}
+
+fn booked(state: &CaseState, appointment_id: crate::AppointmentId) -> Result<(), CaseError> {
+    open(state)?;
+    match state.appointments.get(&appointment_id) {
+        None => Err(CaseError::UnknownAppointment),
+        Some(AppointmentStatus::Booked) => Ok(()),
+        Some(AppointmentStatus::Attended) => Err(CaseError::AppointmentAlreadySettled {
+            outcome: "attended",
+        }),
+        Some(AppointmentStatus::NotAttended) => Err(CaseError::AppointmentAlreadySettled {
+            outcome: "marked not attended",
+        }),
+        Some(AppointmentStatus::Cancelled) => Err(CaseError::AppointmentAlreadySettled {
+            outcome: "cancelled",
+        }),
+    }
+}
+
+fn required_text(text: &str, field: &'static str, message: &str) -> Result<(), CaseError> {
+    if text.trim().is_empty() {
+        Err(CaseError::invalid(field, message))
+    } else {
+        Ok(())
+    }
+}
+
+fn required_note(
+    note: &Option<String>,
+    field: &'static str,
+    message: &str,
+) -> Result<(), CaseError> {
+    required_text(note.as_deref().unwrap_or(""), field, message)
+}

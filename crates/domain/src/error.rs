@@ -1,0 +1,131 @@
+use crate::{ConsentScope, Instrument};
+
+/// A refusal: which rule, which field, in words a link worker understands.
+/// Business refusals only; there are no technical errors in the domain.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum CaseError {
+    /// The command needs a registered client.
+    #[error("this person is not registered yet")]
+    NotRegistered,
+    /// Registration happens once.
+    #[error("this person is already registered")]
+    AlreadyRegistered,
+    /// Entries go on open cases only.
+    #[error("the case is not open ({status}), so nothing can be recorded on it")]
+    CaseNotOpen { status: &'static str },
+    /// A new referral while one is pending or the case is open.
+    #[error("this person already has a referral waiting or an open case; record on that")]
+    CaseAlreadyActive,
+    /// The referral is not one of this client's.
+    #[error("there is no such referral for this person")]
+    UnknownReferral,
+    /// Accept, decline and redirect happen once per referral.
+    #[error("this referral was already {outcome}")]
+    ReferralAlreadyDecided { outcome: &'static str },
+    /// Contacts, assessments and connections need an assigned link worker.
+    #[error("assign a link worker before recording {what}")]
+    NoLinkWorker { what: &'static str },
+    /// A transfer names the worker already assigned.
+    #[error("the case is already with that link worker")]
+    SameLinkWorker,
+    /// The answers do not fit the instrument.
+    #[error("{} answers are not valid: {detail}", instrument.label())]
+    InvalidAnswers {
+        instrument: Instrument,
+        detail: String,
+    },
+    /// A follow-up score with no baseline to compare to.
+    #[error("record a baseline {} before a later {}", instrument.label(), instrument.label())]
+    NoBaseline { instrument: Instrument },
+    /// The appointment is not one of this client's.
+    #[error("there is no such appointment for this person")]
+    UnknownAppointment,
+    /// An appointment's outcome is recorded once.
+    #[error("this appointment is already {outcome}")]
+    AppointmentAlreadySettled { outcome: &'static str },
+    /// The goal is not one of this client's.
+    #[error("there is no such goal for this person")]
+    UnknownGoal,
+    /// The connection is not one of this client's.
+    #[error("there is no such onward connection for this person")]
+    UnknownConnection,
+    /// Sharing personal details needs consent.
+    #[error("a {kind} needs the person's consent to share with onward services")]
+    NoConsentToShare { kind: &'static str },
+    /// Withdrawing a consent that is not in force.
+    #[error("there is no consent to {} to withdraw", scope.label())]
+    ConsentNotGiven { scope: ConsentScope },
+    /// Only a closed case reopens.
+    #[error("only a closed case can be reopened")]
+    NotClosed,
+    /// The corrected event is not one of this client's.
+    #[error("there is no such entry in this person's record to correct")]
+    UnknownEvent,
+    /// An id that this record already uses for something else.
+    #[error("the id given for {what} is already used in this record")]
+    DuplicateId { what: &'static str },
+    /// A field's value is not acceptable.
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+}
+
+impl CaseError {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> CaseError {
+        CaseError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// A stable code for the rule refused (used in problem details).
+    pub fn rule(&self) -> &'static str {
+        match self {
+            CaseError::NotRegistered => "not_registered",
+            CaseError::AlreadyRegistered => "already_registered",
+            CaseError::CaseNotOpen { .. } => "case_not_open",
+            CaseError::CaseAlreadyActive => "case_already_active",
+            CaseError::UnknownReferral => "unknown_referral",
+            CaseError::ReferralAlreadyDecided { .. } => "referral_already_decided",
+            CaseError::NoLinkWorker { .. } => "no_link_worker",
+            CaseError::SameLinkWorker => "same_link_worker",
+            CaseError::InvalidAnswers { .. } => "invalid_answers",
+            CaseError::NoBaseline { .. } => "no_baseline",
+            CaseError::UnknownAppointment => "unknown_appointment",
+            CaseError::AppointmentAlreadySettled { .. } => "appointment_already_settled",
+            CaseError::UnknownGoal => "unknown_goal",
+            CaseError::UnknownConnection => "unknown_connection",
+            CaseError::NoConsentToShare { .. } => "no_consent_to_share",
+            CaseError::ConsentNotGiven { .. } => "consent_not_given",
+            CaseError::NotClosed => "not_closed",
+            CaseError::UnknownEvent => "unknown_event",
+            CaseError::DuplicateId { .. } => "duplicate_id",
+            CaseError::Invalid { .. } => "invalid_field",
+        }
+    }
+
+    /// The command field the refusal is about, when there is one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            CaseError::UnknownReferral | CaseError::ReferralAlreadyDecided { .. } => {
+                Some("referral_id")
+            }
+            CaseError::NoLinkWorker { .. } => Some("link_worker_id"),
+            CaseError::SameLinkWorker => Some("to_link_worker_id"),
+            CaseError::InvalidAnswers { .. } => Some("answers"),
+            CaseError::NoBaseline { .. } => Some("timepoint"),
+            CaseError::UnknownAppointment | CaseError::AppointmentAlreadySettled { .. } => {
+                Some("appointment_id")
+            }
+            CaseError::UnknownGoal => Some("goal_id"),
+            CaseError::UnknownConnection => Some("connection_id"),
+            CaseError::NoConsentToShare { .. } => Some("kind"),
+            CaseError::ConsentNotGiven { .. } => Some("scope"),
+            CaseError::UnknownEvent => Some("corrects"),
+            CaseError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}

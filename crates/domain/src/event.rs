@@ -1,0 +1,397 @@
+//! The client stream's events: past-tense facts. Their encoding (type name, schema version,
+//! payload JSON) is a permanent API, pinned by a snapshot test; a change of shape needs a new
+//! schema version and an upcaster in `eventstore`.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::codes::*;
+use crate::ids::*;
+use crate::{Instrument, PersonalDetails};
+
+/// The stream type of a client's journey.
+pub const CLIENT_STREAM: &str = "client";
+
+/// The person was registered; personal details are kept in their own field.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientRegistered {
+    pub client_id: ClientId,
+    pub personal: PersonalDetails,
+    /// Locality used for area reports (a ward, town or postcode district; not an address).
+    pub area: String,
+}
+
+/// Consent was given for a scope; for onward services, optionally only named ones.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConsentRecorded {
+    pub scope: ConsentScope,
+    /// For onward sharing: the services covered; empty means any service.
+    pub services: Vec<ServiceId>,
+}
+
+/// Consent for a scope was withdrawn; honoured from now on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConsentWithdrawn {
+    pub scope: ConsentScope,
+}
+
+/// Who made a referral.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Referrer {
+    /// A Casebook user, when the referrer is one.
+    pub staff_id: Option<StaffId>,
+    /// The referrer's name as given.
+    pub name: Option<String>,
+    /// Their practice or organisation.
+    pub organisation: Option<String>,
+}
+
+/// A referral arrived through the single point of access.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReferralReceived {
+    pub referral_id: ReferralId,
+    pub source: ReferralSource,
+    pub referrer: Referrer,
+    /// One or more coded reasons.
+    pub reasons: Vec<NeedDomain>,
+    pub urgency: Urgency,
+    pub received_on: NaiveDate,
+    /// Free text from the referrer (personal data).
+    pub note: Option<String>,
+}
+
+/// The referral was accepted: the case is open.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReferralAccepted {
+    pub referral_id: ReferralId,
+}
+
+/// The referral was declined (who declined it is in the event's metadata).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReferralDeclined {
+    pub referral_id: ReferralId,
+    pub reason: DeclineReason,
+    pub note: Option<String>,
+}
+
+/// The referral was sent to a more suitable service instead.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReferralRedirected {
+    pub referral_id: ReferralId,
+    /// Where it went, in words (a service or team name).
+    pub redirected_to: String,
+    pub note: Option<String>,
+}
+
+/// A link worker was assigned to the case.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinkWorkerAssigned {
+    pub link_worker_id: StaffId,
+    pub team_id: TeamId,
+}
+
+/// The case moved to another link worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CaseTransferred {
+    pub from_link_worker_id: StaffId,
+    pub to_link_worker_id: StaffId,
+    pub team_id: TeamId,
+    pub reason: TransferReason,
+}
+
+/// An appointment was booked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppointmentBooked {
+    pub appointment_id: AppointmentId,
+    pub scheduled_for: DateTime<Utc>,
+    pub mode: ContactMode,
+}
+
+/// The person came to the appointment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppointmentAttended {
+    pub appointment_id: AppointmentId,
+}
+
+/// The person did not attend, without cancelling.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppointmentNotAttended {
+    pub appointment_id: AppointmentId,
+}
+
+/// Who cancelled an appointment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelledBy {
+    Client,
+    Service,
+}
+
+/// The appointment was cancelled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppointmentCancelled {
+    pub appointment_id: AppointmentId,
+    pub cancelled_by: CancelledBy,
+    pub note: Option<String>,
+}
+
+/// A contact with the person took place.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContactRecorded {
+    pub contact_id: ContactId,
+    pub mode: ContactMode,
+    pub minutes: u32,
+    pub contacted_at: DateTime<Utc>,
+    /// Free-text note (personal data).
+    pub note: Option<String>,
+}
+
+/// What matters to the person, in their words (personal data).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WhatMattersRecorded {
+    pub text: String,
+}
+
+/// A need was identified.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NeedIdentified {
+    pub need: NeedDomain,
+    pub note: Option<String>,
+}
+
+/// A goal was agreed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GoalSet {
+    pub goal_id: GoalId,
+    pub description: String,
+    pub need: Option<NeedDomain>,
+}
+
+/// A goal's progress was reviewed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GoalReviewed {
+    pub goal_id: GoalId,
+    pub progress: GoalProgress,
+    pub note: Option<String>,
+}
+
+/// A wellbeing instrument was completed; raw answers only (scores are derived by rules).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AssessmentRecorded {
+    pub assessment_id: AssessmentId,
+    pub instrument: Instrument,
+    pub instrument_version: i32,
+    pub timepoint: Timepoint,
+    pub mode: AdministrationMode,
+    /// One answer per item, in the instrument's item order.
+    pub answers: Vec<i32>,
+    /// PAM only: the score the licensor's algorithm returned.
+    pub licensor_score: Option<f64>,
+    pub administered_on: NaiveDate,
+}
+
+/// The person was connected to a directory service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OnwardConnectionMade {
+    pub connection_id: ConnectionId,
+    pub service_id: ServiceId,
+    pub need: NeedDomain,
+    pub kind: ConnectionKind,
+}
+
+/// What came of an onward connection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionOutcomeRecorded {
+    pub connection_id: ConnectionId,
+    pub outcome: ConnectionOutcome,
+    /// For a waiting list: how many weeks.
+    pub waiting_weeks: Option<u32>,
+}
+
+/// A need that no service could meet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceGapRecorded {
+    pub gap_id: GapId,
+    pub need: NeedDomain,
+    pub area: String,
+    pub reason: GapReason,
+    pub note: Option<String>,
+}
+
+/// The case was closed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CaseClosed {
+    pub reason: ClosureReason,
+    pub note: Option<String>,
+}
+
+/// A closed case was reopened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CaseReopened {
+    pub note: Option<String>,
+}
+
+/// An earlier entry was corrected; the original stays in the log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EntryCorrected {
+    /// The event corrected.
+    pub corrects: EventId,
+    /// The corrected fields of that event's payload, with their new values.
+    pub corrected_fields: Map<String, Value>,
+    pub reason: String,
+}
+
+/// Everything that can happen on a client's stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event_type", content = "payload")]
+pub enum CaseEvent {
+    ClientRegistered(ClientRegistered),
+    ConsentRecorded(ConsentRecorded),
+    ConsentWithdrawn(ConsentWithdrawn),
+    ReferralReceived(ReferralReceived),
+    ReferralAccepted(ReferralAccepted),
+    ReferralDeclined(ReferralDeclined),
+    ReferralRedirected(ReferralRedirected),
+    LinkWorkerAssigned(LinkWorkerAssigned),
+    CaseTransferred(CaseTransferred),
+    AppointmentBooked(AppointmentBooked),
+    AppointmentAttended(AppointmentAttended),
+    AppointmentNotAttended(AppointmentNotAttended),
+    AppointmentCancelled(AppointmentCancelled),
+    ContactRecorded(ContactRecorded),
+    WhatMattersRecorded(WhatMattersRecorded),
+    NeedIdentified(NeedIdentified),
+    GoalSet(GoalSet),
+    GoalReviewed(GoalReviewed),
+    AssessmentRecorded(AssessmentRecorded),
+    OnwardConnectionMade(OnwardConnectionMade),
+    ConnectionOutcomeRecorded(ConnectionOutcomeRecorded),
+    ServiceGapRecorded(ServiceGapRecorded),
+    CaseClosed(CaseClosed),
+    CaseReopened(CaseReopened),
+    EntryCorrected(EntryCorrected),
+}
+
+/// Every event type name with its current schema version. Pinned by a test: renaming a type or
+/// changing a version without an upcaster fails it.
+pub const EVENT_TYPES: &[(&str, i32)] = &[
+    ("ClientRegistered", 1),
+    ("ConsentRecorded", 1),
+    ("ConsentWithdrawn", 1),
+    ("ReferralReceived", 1),
+    ("ReferralAccepted", 1),
+    ("ReferralDeclined", 1),
+    ("ReferralRedirected", 1),
+    ("LinkWorkerAssigned", 1),
+    ("CaseTransferred", 1),
+    ("AppointmentBooked", 1),
+    ("AppointmentAttended", 1),
+    ("AppointmentNotAttended", 1),
+    ("AppointmentCancelled", 1),
+    ("ContactRecorded", 1),
+    ("WhatMattersRecorded", 1),
+    ("NeedIdentified", 1),
+    ("GoalSet", 1),
+    ("GoalReviewed", 1),
+    ("AssessmentRecorded", 1),
+    ("OnwardConnectionMade", 1),
+    ("ConnectionOutcomeRecorded", 1),
+    ("ServiceGapRecorded", 1),
+    ("CaseClosed", 1),
+    ("CaseReopened", 1),
+    ("EntryCorrected", 1),
+];
+
+/// An event that could not be decoded from its stored form.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot decode {event_type} v{schema_version}: {reason}")]
+pub struct DecodeError {
+    pub event_type: String,
+    pub schema_version: i32,
+    pub reason: String,
+}
+
+impl CaseEvent {
+    /// The stable type name.
+    pub fn event_type(&self) -> &'static str {
+        let index = self.index();
+        EVENT_TYPES[index].0
+    }
+
+    /// The current schema version of this event's payload.
+    pub fn schema_version(&self) -> i32 {
+        EVENT_TYPES[self.index()].1
+    }
+
+    /// The payload as stored (without the type name).
+    pub fn to_payload(&self) -> Value {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(mut envelope)) => envelope.remove("payload").unwrap_or(Value::Null),
+            _ => Value::Null,
+        }
+    }
+
+    /// Rebuilds an event from its type, schema version and (upcast) payload.
+    ///
+    /// # Errors
+    /// [`DecodeError`] for an unknown type, a version this build does not know, or a payload of
+    /// the wrong shape.
+    pub fn decode(
+        event_type: &str,
+        schema_version: i32,
+        payload: Value,
+    ) -> Result<CaseEvent, DecodeError> {
+        let error = |reason: String| DecodeError {
+            event_type: event_type.to_owned(),
+            schema_version,
+            reason,
+        };
+        match EVENT_TYPES.iter().find(|(name, _)| *name == event_type) {
+            None => return Err(error("not a client event type".to_owned())),
+            Some((_, current)) if *current != schema_version => {
+                return Err(error(format!(
+                    "this build reads v{current}; an upcaster is missing"
+                )));
+            }
+            Some(_) => {}
+        }
+        let mut envelope = Map::new();
+        envelope.insert(
+            "event_type".to_owned(),
+            Value::String(event_type.to_owned()),
+        );
+        envelope.insert("payload".to_owned(), payload);
+        serde_json::from_value(Value::Object(envelope)).map_err(|e| error(e.to_string()))
+    }
+
+    fn index(&self) -> usize {
+        match self {
+            CaseEvent::ClientRegistered(_) => 0,
+            CaseEvent::ConsentRecorded(_) => 1,
+            CaseEvent::ConsentWithdrawn(_) => 2,
+            CaseEvent::ReferralReceived(_) => 3,
+            CaseEvent::ReferralAccepted(_) => 4,
+            CaseEvent::ReferralDeclined(_) => 5,
+            CaseEvent::ReferralRedirected(_) => 6,
+            CaseEvent::LinkWorkerAssigned(_) => 7,
+            CaseEvent::CaseTransferred(_) => 8,
+            CaseEvent::AppointmentBooked(_) => 9,
+            CaseEvent::AppointmentAttended(_) => 10,
+            CaseEvent::AppointmentNotAttended(_) => 11,
+            CaseEvent::AppointmentCancelled(_) => 12,
+            CaseEvent::ContactRecorded(_) => 13,
+            CaseEvent::WhatMattersRecorded(_) => 14,
+            CaseEvent::NeedIdentified(_) => 15,
+            CaseEvent::GoalSet(_) => 16,
+            CaseEvent::GoalReviewed(_) => 17,
+            CaseEvent::AssessmentRecorded(_) => 18,
+            CaseEvent::OnwardConnectionMade(_) => 19,
+            CaseEvent::ConnectionOutcomeRecorded(_) => 20,
+            CaseEvent::ServiceGapRecorded(_) => 21,
+            CaseEvent::CaseClosed(_) => 22,
+            CaseEvent::CaseReopened(_) => 23,
+            CaseEvent::EntryCorrected(_) => 24,
+        }
+    }
+}

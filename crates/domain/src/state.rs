@@ -1,0 +1,167 @@
+//! The record's state as `decide` needs it, folded from events by `evolve`, which holds no
+//! rules and never fails for an event already in the log.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::Instrument;
+use crate::codes::ConsentScope;
+use crate::event::CaseEvent;
+use crate::ids::*;
+
+/// Where the case stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CaseStatus {
+    /// No `ClientRegistered` yet.
+    #[default]
+    Unregistered,
+    /// Registered, with no referral waiting and no open case (after a decline or redirect).
+    Idle,
+    /// A referral waits to be accepted, declined or redirected.
+    Referred,
+    /// Accepted and being worked.
+    Open,
+    /// Closed (a new referral or a reopen starts it again).
+    Closed,
+}
+
+impl CaseStatus {
+    /// Words for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            CaseStatus::Unregistered => "not registered",
+            CaseStatus::Idle => "no open referral",
+            CaseStatus::Referred => "referral waiting for a decision",
+            CaseStatus::Open => "open",
+            CaseStatus::Closed => "closed",
+        }
+    }
+}
+
+/// What became of a referral.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReferralStatus {
+    Pending,
+    Accepted,
+    Declined,
+    Redirected,
+}
+
+/// What became of an appointment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppointmentStatus {
+    Booked,
+    Attended,
+    NotAttended,
+    Cancelled,
+}
+
+/// A client's record, folded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CaseState {
+    pub client_id: Option<ClientId>,
+    pub status: CaseStatus,
+    pub referrals: BTreeMap<ReferralId, ReferralStatus>,
+    /// The assigned link worker and their team.
+    pub link_worker: Option<(StaffId, TeamId)>,
+    /// Consents in force; for onward sharing, the services covered (empty: any).
+    pub consents: BTreeMap<ConsentScope, Vec<ServiceId>>,
+    pub appointments: BTreeMap<AppointmentId, AppointmentStatus>,
+    pub contacts: BTreeSet<ContactId>,
+    pub goals: BTreeSet<GoalId>,
+    pub assessments: BTreeSet<AssessmentId>,
+    /// Instruments with a baseline on record.
+    pub baselines: BTreeSet<Instrument>,
+    pub connections: BTreeSet<ConnectionId>,
+    pub gaps: BTreeSet<GapId>,
+    /// Every event of the record, with its type (corrections must name one).
+    pub events: BTreeMap<EventId, &'static str>,
+}
+
+/// Folds one stored event into the state.
+pub fn evolve(mut state: CaseState, event_id: EventId, event: &CaseEvent) -> CaseState {
+    state.events.insert(event_id, event.event_type());
+    match event {
+        CaseEvent::ClientRegistered(e) => {
+            state.client_id = Some(e.client_id);
+            state.status = CaseStatus::Idle;
+        }
+        CaseEvent::ConsentRecorded(e) => {
+            state.consents.insert(e.scope, e.services.clone());
+        }
+        CaseEvent::ConsentWithdrawn(e) => {
+            state.consents.remove(&e.scope);
+        }
+        CaseEvent::ReferralReceived(e) => {
+            state
+                .referrals
+                .insert(e.referral_id, ReferralStatus::Pending);
+            state.status = CaseStatus::Referred;
+        }
+        CaseEvent::ReferralAccepted(e) => {
+            state
+                .referrals
+                .insert(e.referral_id, ReferralStatus::Accepted);
+            state.status = CaseStatus::Open;
+        }
+        CaseEvent::ReferralDeclined(e) => {
+            state
+                .referrals
+                .insert(e.referral_id, ReferralStatus::Declined);
+            state.status = CaseStatus::Idle;
+        }
+        CaseEvent::ReferralRedirected(e) => {
+            state
+                .referrals
+                .insert(e.referral_id, ReferralStatus::Redirected);
+            state.status = CaseStatus::Idle;
+        }
+        CaseEvent::LinkWorkerAssigned(e) => state.link_worker = Some((e.link_worker_id, e.team_id)),
+        CaseEvent::CaseTransferred(e) => state.link_worker = Some((e.to_link_worker_id, e.team_id)),
+        CaseEvent::AppointmentBooked(e) => {
+            state
+                .appointments
+                .insert(e.appointment_id, AppointmentStatus::Booked);
+        }
+        CaseEvent::AppointmentAttended(e) => {
+            state
+                .appointments
+                .insert(e.appointment_id, AppointmentStatus::Attended);
+        }
+        CaseEvent::AppointmentNotAttended(e) => {
+            state
+                .appointments
+                .insert(e.appointment_id, AppointmentStatus::NotAttended);
+        }
+        CaseEvent::AppointmentCancelled(e) => {
+            state
+                .appointments
+                .insert(e.appointment_id, AppointmentStatus::Cancelled);
+        }
+        CaseEvent::ContactRecorded(e) => {
+            state.contacts.insert(e.contact_id);
+        }
+        CaseEvent::GoalSet(e) => {
+            state.goals.insert(e.goal_id);
+        }
+        CaseEvent::AssessmentRecorded(e) => {
+            state.assessments.insert(e.assessment_id);
+            if e.timepoint == crate::codes::Timepoint::Baseline {
+                state.baselines.insert(e.instrument);
+            }
+        }
+        CaseEvent::OnwardConnectionMade(e) => {
+            state.connections.insert(e.connection_id);
+        }
+        CaseEvent::ServiceGapRecorded(e) => {
+            state.gaps.insert(e.gap_id);
+        }
+        CaseEvent::CaseClosed(_) => state.status = CaseStatus::Closed,
+        CaseEvent::CaseReopened(_) => state.status = CaseStatus::Open,
+        CaseEvent::WhatMattersRecorded(_)
+        | CaseEvent::NeedIdentified(_)
+        | CaseEvent::GoalReviewed(_)
+        | CaseEvent::ConnectionOutcomeRecorded(_)
+        | CaseEvent::EntryCorrected(_) => {}
+    }
+    state
+}

@@ -1,0 +1,1079 @@
+//! Domain tests: given events, when a command, then events or a refusal (all through `check`);
+//! the event encoding pinned by snapshots; properties of `decide` and `evolve`.
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::*;
+
+fn id(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+fn day(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, d).expect("a valid date")
+}
+
+const CLIENT: ClientId = ClientId(Uuid::from_u128(1));
+const REFERRAL: ReferralId = ReferralId(Uuid::from_u128(2));
+const WORKER: StaffId = StaffId(Uuid::from_u128(3));
+const TEAM: TeamId = TeamId(Uuid::from_u128(4));
+const SERVICE: ServiceId = ServiceId(Uuid::from_u128(5));
+const CONNECTION: ConnectionId = ConnectionId(Uuid::from_u128(6));
+const APPOINTMENT: AppointmentId = AppointmentId(Uuid::from_u128(7));
+const GOAL: GoalId = GoalId(Uuid::from_u128(8));
+
+fn personal() -> PersonalDetails {
+    PersonalDetails {
+        given_name: "Ada".to_owned(),
+        family_name: "Example".to_owned(),
+        date_of_birth: NaiveDate::from_ymd_opt(1950, 5, 17),
+        nhs_number: Some(NhsNumber::parse("943 476 5919").expect("valid")),
+        phone: Some("01632 960001".to_owned()),
+        email: None,
+        address: Some("1 Example Street, Frome".to_owned()),
+        postcode: Some("BA11 1AA".to_owned()),
+    }
+}
+
+fn registered() -> ClientRegistered {
+    ClientRegistered {
+        client_id: CLIENT,
+        personal: personal(),
+        area: "Frome".to_owned(),
+    }
+}
+
+fn referral(referral_id: ReferralId) -> ReferralReceived {
+    ReferralReceived {
+        referral_id,
+        source: ReferralSource::Gp,
+        referrer: Referrer {
+            staff_id: None,
+            name: Some("Dr Example".to_owned()),
+            organisation: Some("Frome Medical Practice".to_owned()),
+        },
+        reasons: vec![NeedDomain::LonelinessIsolation, NeedDomain::MentalWellbeing],
+        urgency: Urgency::Routine,
+        received_on: day(1),
+        note: None,
+    }
+}
+
+fn contact(n: u128) -> ContactRecorded {
+    ContactRecorded {
+        contact_id: ContactId(id(100 + n)),
+        mode: ContactMode::Phone,
+        minutes: 30,
+        contacted_at: Utc
+            .with_ymd_and_hms(2026, 3, 3, 10, 0, 0)
+            .single()
+            .expect("time"),
+        note: None,
+    }
+}
+
+fn assessment(
+    n: u128,
+    instrument: Instrument,
+    timepoint: Timepoint,
+    answers: Vec<i32>,
+) -> AssessmentRecorded {
+    AssessmentRecorded {
+        assessment_id: AssessmentId(id(200 + n)),
+        instrument,
+        instrument_version: 1,
+        timepoint,
+        mode: AdministrationMode::SelfCompleted,
+        answers,
+        licensor_score: None,
+        administered_on: day(4),
+    }
+}
+
+fn connection(kind: ConnectionKind) -> OnwardConnectionMade {
+    OnwardConnectionMade {
+        connection_id: CONNECTION,
+        service_id: SERVICE,
+        need: NeedDomain::LonelinessIsolation,
+        kind,
+    }
+}
+
+/// Registered with a referral waiting.
+fn referred() -> Vec<CaseEvent> {
+    vec![
+        CaseEvent::ClientRegistered(registered()),
+        CaseEvent::ReferralReceived(referral(REFERRAL)),
+    ]
+}
+
+/// Accepted, no link worker yet.
+fn open_unassigned() -> Vec<CaseEvent> {
+    let mut events = referred();
+    events.push(CaseEvent::ReferralAccepted(ReferralAccepted {
+        referral_id: REFERRAL,
+    }));
+    events
+}
+
+/// Accepted and assigned.
+fn open_case() -> Vec<CaseEvent> {
+    let mut events = open_unassigned();
+    events.push(CaseEvent::LinkWorkerAssigned(LinkWorkerAssigned {
+        link_worker_id: WORKER,
+        team_id: TEAM,
+    }));
+    events
+}
+
+fn closed_case() -> Vec<CaseEvent> {
+    let mut events = open_case();
+    events.push(CaseEvent::CaseClosed(CaseClosed {
+        reason: ClosureReason::GoalsMet,
+        note: None,
+    }));
+    events
+}
+
+fn with(mut events: Vec<CaseEvent>, more: impl IntoIterator<Item = CaseEvent>) -> Vec<CaseEvent> {
+    events.extend(more);
+    events
+}
+
+/// The event ids `fold` gives: the n-th event of `given` has id 1000 + n.
+fn event_id(n: u128) -> EventId {
+    EventId(id(1000 + n))
+}
+
+fn fold(events: &[CaseEvent]) -> CaseState {
+    events
+        .iter()
+        .enumerate()
+        .fold(CaseState::default(), |state, (n, event)| {
+            evolve(state, event_id(n as u128), event)
+        })
+}
+
+enum Expect {
+    /// These events exactly.
+    Events(Vec<CaseEvent>),
+    /// The command's own event (for commands that carry their event's data).
+    Accepted,
+    /// Refused with this rule code.
+    Refused(&'static str),
+}
+
+/// The one place that calls `decide` and `evolve` in the table tests.
+#[track_caller]
+fn check(given: Vec<CaseEvent>, command: CaseCommand, expect: Expect) {
+    let state = fold(&given);
+    let outcome = decide(&state, &command);
+    match (expect, outcome) {
+        (Expect::Events(expected), Ok(events)) => assert_eq!(events, expected),
+        (Expect::Accepted, Ok(events)) => {
+            assert_eq!(events.len(), 1, "{events:?}");
+            // The emitted event folds, and round-trips through its stored encoding.
+            let folded = evolve(state, event_id(999), &events[0]);
+            assert!(folded.events.contains_key(&event_id(999)));
+            let decoded = CaseEvent::decode(
+                events[0].event_type(),
+                events[0].schema_version(),
+                events[0].to_payload(),
+            )
+            .expect("decodes");
+            assert_eq!(decoded, events[0]);
+        }
+        (Expect::Refused(rule), Err(error)) => {
+            assert_eq!(error.rule(), rule, "refused for another reason: {error}");
+            assert!(!error.to_string().is_empty());
+        }
+        (Expect::Refused(rule), Ok(events)) => {
+            panic!("expected a refusal ({rule}), got {events:?}")
+        }
+        (_, Err(error)) => panic!("expected events, got a refusal: {error} ({})", error.rule()),
+    }
+}
+
+#[test]
+fn intake_registers_a_new_client_with_their_referral() {
+    check(
+        vec![],
+        CaseCommand::Intake {
+            client: Some(Box::new(registered())),
+            referral: referral(REFERRAL),
+        },
+        Expect::Events(referred()),
+    );
+}
+
+#[test]
+fn intake_rules() {
+    let new_client = |client| CaseCommand::Intake {
+        client,
+        referral: referral(ReferralId(id(20))),
+    };
+    check(
+        referred(),
+        new_client(Some(Box::new(registered()))),
+        Expect::Refused("already_registered"),
+    );
+    check(vec![], new_client(None), Expect::Refused("not_registered"));
+    check(
+        referred(),
+        new_client(None),
+        Expect::Refused("case_already_active"),
+    );
+    check(
+        open_case(),
+        new_client(None),
+        Expect::Refused("case_already_active"),
+    );
+    // A repeat referral after the case closed, or after a decline, continues the same stream.
+    check(
+        closed_case(),
+        new_client(None),
+        Expect::Events(vec![CaseEvent::ReferralReceived(referral(ReferralId(id(
+            20,
+        ))))]),
+    );
+    let declined = with(
+        referred(),
+        [CaseEvent::ReferralDeclined(ReferralDeclined {
+            referral_id: REFERRAL,
+            reason: DeclineReason::ClientDeclined,
+            note: None,
+        })],
+    );
+    check(
+        declined,
+        new_client(None),
+        Expect::Events(vec![CaseEvent::ReferralReceived(referral(ReferralId(id(
+            20,
+        ))))]),
+    );
+
+    let mut no_reasons = referral(ReferralId(id(20)));
+    no_reasons.reasons.clear();
+    check(
+        closed_case(),
+        CaseCommand::Intake {
+            client: None,
+            referral: no_reasons,
+        },
+        Expect::Refused("invalid_field"),
+    );
+    let mut nameless = registered();
+    nameless.personal.family_name = " ".to_owned();
+    check(
+        vec![],
+        new_client(Some(Box::new(nameless))),
+        Expect::Refused("invalid_field"),
+    );
+    check(
+        closed_case(),
+        CaseCommand::Intake {
+            client: None,
+            referral: referral(REFERRAL),
+        },
+        Expect::Refused("duplicate_id"),
+    );
+}
+
+#[test]
+fn a_referral_is_accepted_or_declined_once() {
+    let accept = CaseCommand::AcceptReferral(ReferralAccepted {
+        referral_id: REFERRAL,
+    });
+    let decline = CaseCommand::DeclineReferral(ReferralDeclined {
+        referral_id: REFERRAL,
+        reason: DeclineReason::NotEligible,
+        note: None,
+    });
+    check(referred(), accept.clone(), Expect::Accepted);
+    check(referred(), decline.clone(), Expect::Accepted);
+    check(
+        open_case(),
+        accept.clone(),
+        Expect::Refused("referral_already_decided"),
+    );
+    check(
+        open_case(),
+        decline.clone(),
+        Expect::Refused("referral_already_decided"),
+    );
+    let declined = with(
+        referred(),
+        decide(&fold(&referred()), &decline).expect("declined"),
+    );
+    check(
+        declined.clone(),
+        accept,
+        Expect::Refused("referral_already_decided"),
+    );
+    check(
+        declined,
+        CaseCommand::RedirectReferral(ReferralRedirected {
+            referral_id: REFERRAL,
+            redirected_to: "Community mental health team".to_owned(),
+            note: None,
+        }),
+        Expect::Refused("referral_already_decided"),
+    );
+    check(
+        referred(),
+        CaseCommand::AcceptReferral(ReferralAccepted {
+            referral_id: ReferralId(id(99)),
+        }),
+        Expect::Refused("unknown_referral"),
+    );
+    check(
+        referred(),
+        CaseCommand::DeclineReferral(ReferralDeclined {
+            referral_id: REFERRAL,
+            reason: DeclineReason::Other,
+            note: None,
+        }),
+        Expect::Refused("invalid_field"),
+    );
+}
+
+#[test]
+fn nothing_is_recorded_on_a_case_that_is_not_open() {
+    let commands = [
+        CaseCommand::RecordContact(contact(1)),
+        CaseCommand::RecordWhatMatters(WhatMattersRecorded {
+            text: "my garden".to_owned(),
+        }),
+        CaseCommand::IdentifyNeed(NeedIdentified {
+            need: NeedDomain::Housing,
+            note: None,
+        }),
+        CaseCommand::BookAppointment(AppointmentBooked {
+            appointment_id: APPOINTMENT,
+            scheduled_for: Utc
+                .with_ymd_and_hms(2026, 3, 9, 14, 0, 0)
+                .single()
+                .expect("time"),
+            mode: ContactMode::FaceToFace,
+        }),
+        CaseCommand::RecordServiceGap(ServiceGapRecorded {
+            gap_id: GapId(id(30)),
+            need: NeedDomain::Housing,
+            area: "Frome".to_owned(),
+            reason: GapReason::NoServiceExists,
+            note: None,
+        }),
+        CaseCommand::CloseCase(CaseClosed {
+            reason: ClosureReason::GoalsMet,
+            note: None,
+        }),
+    ];
+    for command in commands {
+        check(vec![], command.clone(), Expect::Refused("not_registered"));
+        check(
+            referred(),
+            command.clone(),
+            Expect::Refused("case_not_open"),
+        );
+        check(
+            closed_case(),
+            command.clone(),
+            Expect::Refused("case_not_open"),
+        );
+        check(open_case(), command, Expect::Accepted);
+    }
+}
+
+#[test]
+fn contacts_assessments_and_connections_need_a_link_worker() {
+    let baseline = assessment(1, Instrument::Swemwbs, Timepoint::Baseline, vec![3; 7]);
+    for command in [
+        CaseCommand::RecordContact(contact(1)),
+        CaseCommand::RecordAssessment(baseline),
+        CaseCommand::MakeConnection(connection(ConnectionKind::Signposted)),
+    ] {
+        check(
+            open_unassigned(),
+            command.clone(),
+            Expect::Refused("no_link_worker"),
+        );
+        check(open_case(), command, Expect::Accepted);
+    }
+}
+
+#[test]
+fn assessment_answers_are_checked_per_instrument() {
+    let cases: Vec<(Instrument, Vec<i32>, Option<f64>, bool)> = vec![
+        (Instrument::Wemwbs, vec![3; 14], None, true),
+        (Instrument::Wemwbs, vec![3; 13], None, false),
+        (
+            Instrument::Wemwbs,
+            [vec![3; 13], vec![6]].concat(),
+            None,
+            false,
+        ),
+        (Instrument::Swemwbs, vec![1, 2, 3, 4, 5, 1, 2], None, true),
+        (Instrument::Swemwbs, vec![0, 2, 3, 4, 5, 1, 2], None, false),
+        (Instrument::Ons4, vec![0, 10, 5, 7], None, true),
+        (Instrument::Ons4, vec![0, 11, 5, 7], None, false),
+        (Instrument::Ucla3, vec![1, 2, 3], None, true),
+        (Instrument::Ucla3, vec![1, 2, 4], None, false),
+        (Instrument::OnsLoneliness, vec![5], None, true),
+        (Instrument::Mycaw, vec![4, 5], None, true),
+        (Instrument::Mycaw, vec![4, 5, 3], None, true),
+        (Instrument::Mycaw, vec![4], None, false),
+        (Instrument::Pam, vec![2], Some(52.5), true),
+        (Instrument::Pam, vec![2], None, false),
+        (Instrument::Pam, vec![5], Some(52.5), false),
+        (Instrument::Pam, vec![2], Some(120.0), false),
+        (Instrument::Ons4, vec![0, 10, 5, 7], Some(3.0), false),
+    ];
+    for (n, (instrument, answers, score, valid)) in cases.into_iter().enumerate() {
+        let mut recorded = assessment(n as u128, instrument, Timepoint::Baseline, answers);
+        recorded.licensor_score = score;
+        let expect = if valid {
+            Expect::Accepted
+        } else {
+            Expect::Refused("invalid_answers")
+        };
+        check(open_case(), CaseCommand::RecordAssessment(recorded), expect);
+    }
+    let mut unknown_version = assessment(50, Instrument::Wemwbs, Timepoint::Baseline, vec![3; 14]);
+    unknown_version.instrument_version = 2;
+    check(
+        open_case(),
+        CaseCommand::RecordAssessment(unknown_version),
+        Expect::Refused("invalid_answers"),
+    );
+}
+
+#[test]
+fn a_follow_up_needs_an_earlier_baseline_of_the_same_instrument() {
+    let follow_up = CaseCommand::RecordAssessment(assessment(
+        2,
+        Instrument::Wemwbs,
+        Timepoint::FollowUp,
+        vec![4; 14],
+    ));
+    check(
+        open_case(),
+        follow_up.clone(),
+        Expect::Refused("no_baseline"),
+    );
+    let other_baseline = with(
+        open_case(),
+        [CaseEvent::AssessmentRecorded(assessment(
+            1,
+            Instrument::Swemwbs,
+            Timepoint::Baseline,
+            vec![3; 7],
+        ))],
+    );
+    check(
+        other_baseline,
+        follow_up.clone(),
+        Expect::Refused("no_baseline"),
+    );
+    let baseline = with(
+        open_case(),
+        [CaseEvent::AssessmentRecorded(assessment(
+            1,
+            Instrument::Wemwbs,
+            Timepoint::Baseline,
+            vec![3; 14],
+        ))],
+    );
+    check(baseline.clone(), follow_up, Expect::Accepted);
+    check(
+        baseline,
+        CaseCommand::RecordAssessment(assessment(
+            1,
+            Instrument::Wemwbs,
+            Timepoint::Review,
+            vec![3; 14],
+        )),
+        Expect::Refused("duplicate_id"),
+    );
+}
+
+#[test]
+fn a_connection_outcome_names_an_existing_connection() {
+    let outcome = |outcome, waiting_weeks| {
+        CaseCommand::RecordConnectionOutcome(ConnectionOutcomeRecorded {
+            connection_id: CONNECTION,
+            outcome,
+            waiting_weeks,
+        })
+    };
+    check(
+        open_case(),
+        outcome(ConnectionOutcome::Attended, None),
+        Expect::Refused("unknown_connection"),
+    );
+    let connected = with(
+        open_case(),
+        [CaseEvent::OnwardConnectionMade(connection(
+            ConnectionKind::Signposted,
+        ))],
+    );
+    check(
+        connected.clone(),
+        outcome(ConnectionOutcome::Attended, None),
+        Expect::Accepted,
+    );
+    check(
+        connected.clone(),
+        outcome(ConnectionOutcome::WaitingList, Some(6)),
+        Expect::Accepted,
+    );
+    check(
+        connected.clone(),
+        outcome(ConnectionOutcome::WaitingList, None),
+        Expect::Refused("invalid_field"),
+    );
+    check(
+        connected,
+        outcome(ConnectionOutcome::Engaged, Some(2)),
+        Expect::Refused("invalid_field"),
+    );
+}
+
+#[test]
+fn a_referral_or_warm_handover_needs_consent_to_share() {
+    let consent = |services: Vec<ServiceId>| {
+        CaseEvent::ConsentRecorded(ConsentRecorded {
+            scope: ConsentScope::ShareWithOnwardServices,
+            services,
+        })
+    };
+    for kind in [ConnectionKind::Referred, ConnectionKind::WarmHandover] {
+        let command = CaseCommand::MakeConnection(connection(kind));
+        check(
+            open_case(),
+            command.clone(),
+            Expect::Refused("no_consent_to_share"),
+        );
+        check(
+            with(open_case(), [consent(vec![])]),
+            command.clone(),
+            Expect::Accepted,
+        );
+        check(
+            with(open_case(), [consent(vec![SERVICE])]),
+            command.clone(),
+            Expect::Accepted,
+        );
+        check(
+            with(open_case(), [consent(vec![ServiceId(id(77))])]),
+            command.clone(),
+            Expect::Refused("no_consent_to_share"),
+        );
+        let withdrawn = with(
+            open_case(),
+            [
+                consent(vec![]),
+                CaseEvent::ConsentWithdrawn(ConsentWithdrawn {
+                    scope: ConsentScope::ShareWithOnwardServices,
+                }),
+            ],
+        );
+        check(withdrawn, command, Expect::Refused("no_consent_to_share"));
+    }
+    // Signposting shares nothing and needs no consent.
+    check(
+        open_case(),
+        CaseCommand::MakeConnection(connection(ConnectionKind::Signposted)),
+        Expect::Accepted,
+    );
+    check(
+        open_case(),
+        CaseCommand::WithdrawConsent(ConsentWithdrawn {
+            scope: ConsentScope::ShareWithGp,
+        }),
+        Expect::Refused("consent_not_given"),
+    );
+    check(
+        open_case(),
+        CaseCommand::RecordConsent(ConsentRecorded {
+            scope: ConsentScope::ShareWithGp,
+            services: vec![SERVICE],
+        }),
+        Expect::Refused("invalid_field"),
+    );
+}
+
+#[test]
+fn closing_needs_a_reason_and_only_a_closed_case_reopens() {
+    check(
+        open_case(),
+        CaseCommand::CloseCase(CaseClosed {
+            reason: ClosureReason::Other,
+            note: Some("  ".to_owned()),
+        }),
+        Expect::Refused("invalid_field"),
+    );
+    check(
+        open_case(),
+        CaseCommand::CloseCase(CaseClosed {
+            reason: ClosureReason::Other,
+            note: Some("moved into care".to_owned()),
+        }),
+        Expect::Accepted,
+    );
+    let reopen = CaseCommand::ReopenCase(CaseReopened { note: None });
+    check(open_case(), reopen.clone(), Expect::Refused("not_closed"));
+    check(referred(), reopen.clone(), Expect::Refused("not_closed"));
+    check(closed_case(), reopen.clone(), Expect::Accepted);
+    let reopened = with(
+        closed_case(),
+        decide(&fold(&closed_case()), &reopen).expect("reopens"),
+    );
+    check(
+        reopened,
+        CaseCommand::RecordContact(contact(2)),
+        Expect::Accepted,
+    );
+}
+
+#[test]
+fn a_correction_names_an_existing_event_of_this_client() {
+    let given = with(open_case(), [CaseEvent::ContactRecorded(contact(1))]);
+    let mut fields = Map::new();
+    fields.insert("minutes".to_owned(), json!(45));
+    let correction = |corrects, corrected_fields: Map<String, Value>, reason: &str| {
+        CaseCommand::CorrectEntry(EntryCorrected {
+            corrects,
+            corrected_fields,
+            reason: reason.to_owned(),
+        })
+    };
+    // The contact is the fifth event given (index 4).
+    check(
+        given.clone(),
+        correction(event_id(4), fields.clone(), "typed 30, was 45"),
+        Expect::Accepted,
+    );
+    check(
+        given.clone(),
+        correction(EventId(id(4242)), fields.clone(), "typo"),
+        Expect::Refused("unknown_event"),
+    );
+    check(
+        given.clone(),
+        correction(event_id(4), Map::new(), "typo"),
+        Expect::Refused("invalid_field"),
+    );
+    check(
+        given,
+        correction(event_id(4), fields, ""),
+        Expect::Refused("invalid_field"),
+    );
+}
+
+#[test]
+fn appointments_are_settled_once_and_transfers_change_the_worker() {
+    let booked = with(
+        open_case(),
+        [CaseEvent::AppointmentBooked(AppointmentBooked {
+            appointment_id: APPOINTMENT,
+            scheduled_for: Utc
+                .with_ymd_and_hms(2026, 3, 9, 14, 0, 0)
+                .single()
+                .expect("time"),
+            mode: ContactMode::FaceToFace,
+        })],
+    );
+    let missed = CaseCommand::RecordDidNotAttend(AppointmentNotAttended {
+        appointment_id: APPOINTMENT,
+    });
+    check(booked.clone(), missed.clone(), Expect::Accepted);
+    let attended = with(
+        booked,
+        [CaseEvent::AppointmentAttended(AppointmentAttended {
+            appointment_id: APPOINTMENT,
+        })],
+    );
+    check(
+        attended,
+        missed,
+        Expect::Refused("appointment_already_settled"),
+    );
+    check(
+        open_case(),
+        CaseCommand::CancelAppointment(AppointmentCancelled {
+            appointment_id: APPOINTMENT,
+            cancelled_by: CancelledBy::Client,
+            note: None,
+        }),
+        Expect::Refused("unknown_appointment"),
+    );
+
+    let transfer = |to| {
+        CaseCommand::TransferCase(TransferCase {
+            to_link_worker_id: to,
+            team_id: TEAM,
+            reason: TransferReason::Capacity,
+        })
+    };
+    check(
+        open_unassigned(),
+        transfer(StaffId(id(33))),
+        Expect::Refused("no_link_worker"),
+    );
+    check(
+        open_case(),
+        transfer(WORKER),
+        Expect::Refused("same_link_worker"),
+    );
+    check(
+        open_case(),
+        transfer(StaffId(id(33))),
+        Expect::Events(vec![CaseEvent::CaseTransferred(CaseTransferred {
+            from_link_worker_id: WORKER,
+            to_link_worker_id: StaffId(id(33)),
+            team_id: TEAM,
+            reason: TransferReason::Capacity,
+        })]),
+    );
+    let goal = GoalSet {
+        goal_id: GOAL,
+        description: "join a walking group".to_owned(),
+        need: Some(NeedDomain::PhysicalActivity),
+    };
+    let review = CaseCommand::ReviewGoal(GoalReviewed {
+        goal_id: GOAL,
+        progress: GoalProgress::SomeProgress,
+        note: None,
+    });
+    check(open_case(), review.clone(), Expect::Refused("unknown_goal"));
+    check(
+        with(open_case(), [CaseEvent::GoalSet(goal)]),
+        review,
+        Expect::Accepted,
+    );
+}
+
+#[test]
+fn nhs_numbers_are_checked() {
+    assert_eq!(
+        NhsNumber::parse("943 476 5919").map(|n| n.as_str().to_owned()),
+        Ok("9434765919".to_owned())
+    );
+    assert!(
+        NhsNumber::parse("943 476 5918").is_err(),
+        "wrong check digit"
+    );
+    assert!(NhsNumber::parse("94347659").is_err(), "too short");
+    assert!(NhsNumber::parse("94347659x9").is_err(), "not digits");
+    let decoded: Result<NhsNumber, _> = serde_json::from_value(json!("1234567890"));
+    assert!(
+        decoded.is_err(),
+        "a bad number cannot come in through JSON either"
+    );
+}
+
+/// One event of every type, with fixed values: the encoding's reference.
+fn one_of_each() -> Vec<CaseEvent> {
+    let mut fields = Map::new();
+    fields.insert("minutes".to_owned(), json!(45));
+    let mut pam = assessment(9, Instrument::Pam, Timepoint::Baseline, vec![3]);
+    pam.licensor_score = Some(58.1);
+    vec![
+        CaseEvent::ClientRegistered(registered()),
+        CaseEvent::ConsentRecorded(ConsentRecorded {
+            scope: ConsentScope::ShareWithOnwardServices,
+            services: vec![SERVICE],
+        }),
+        CaseEvent::ConsentWithdrawn(ConsentWithdrawn {
+            scope: ConsentScope::Evaluation,
+        }),
+        CaseEvent::ReferralReceived(referral(REFERRAL)),
+        CaseEvent::ReferralAccepted(ReferralAccepted {
+            referral_id: REFERRAL,
+        }),
+        CaseEvent::ReferralDeclined(ReferralDeclined {
+            referral_id: REFERRAL,
+            reason: DeclineReason::UnableToContact,
+            note: Some("three calls".to_owned()),
+        }),
+        CaseEvent::ReferralRedirected(ReferralRedirected {
+            referral_id: REFERRAL,
+            redirected_to: "Talking Therapies".to_owned(),
+            note: None,
+        }),
+        CaseEvent::LinkWorkerAssigned(LinkWorkerAssigned {
+            link_worker_id: WORKER,
+            team_id: TEAM,
+        }),
+        CaseEvent::CaseTransferred(CaseTransferred {
+            from_link_worker_id: WORKER,
+            to_link_worker_id: StaffId(id(33)),
+            team_id: TEAM,
+            reason: TransferReason::StaffLeft,
+        }),
+        CaseEvent::AppointmentBooked(AppointmentBooked {
+            appointment_id: APPOINTMENT,
+            scheduled_for: Utc
+                .with_ymd_and_hms(2026, 3, 9, 14, 0, 0)
+                .single()
+                .expect("time"),
+            mode: ContactMode::HomeVisit,
+        }),
+        CaseEvent::AppointmentAttended(AppointmentAttended {
+            appointment_id: APPOINTMENT,
+        }),
+        CaseEvent::AppointmentNotAttended(AppointmentNotAttended {
+            appointment_id: APPOINTMENT,
+        }),
+        CaseEvent::AppointmentCancelled(AppointmentCancelled {
+            appointment_id: APPOINTMENT,
+            cancelled_by: CancelledBy::Service,
+            note: None,
+        }),
+        CaseEvent::ContactRecorded(contact(1)),
+        CaseEvent::WhatMattersRecorded(WhatMattersRecorded {
+            text: "getting back to the allotment".to_owned(),
+        }),
+        CaseEvent::NeedIdentified(NeedIdentified {
+            need: NeedDomain::MoneyBenefitsDebt,
+            note: None,
+        }),
+        CaseEvent::GoalSet(GoalSet {
+            goal_id: GOAL,
+            description: "join a walking group".to_owned(),
+            need: Some(NeedDomain::PhysicalActivity),
+        }),
+        CaseEvent::GoalReviewed(GoalReviewed {
+            goal_id: GOAL,
+            progress: GoalProgress::Achieved,
+            note: None,
+        }),
+        CaseEvent::AssessmentRecorded(pam),
+        CaseEvent::OnwardConnectionMade(connection(ConnectionKind::WarmHandover)),
+        CaseEvent::ConnectionOutcomeRecorded(ConnectionOutcomeRecorded {
+            connection_id: CONNECTION,
+            outcome: ConnectionOutcome::WaitingList,
+            waiting_weeks: Some(6),
+        }),
+        CaseEvent::ServiceGapRecorded(ServiceGapRecorded {
+            gap_id: GapId(id(30)),
+            need: NeedDomain::Bereavement,
+            area: "Frome".to_owned(),
+            reason: GapReason::WaitingListTooLong,
+            note: None,
+        }),
+        CaseEvent::CaseClosed(CaseClosed {
+            reason: ClosureReason::ConnectedOnward,
+            note: None,
+        }),
+        CaseEvent::CaseReopened(CaseReopened {
+            note: Some("re-referred by GP".to_owned()),
+        }),
+        CaseEvent::EntryCorrected(EntryCorrected {
+            corrects: event_id(13),
+            corrected_fields: fields,
+            reason: "typed 30, was 45".to_owned(),
+        }),
+    ]
+}
+
+#[test]
+fn the_event_encoding_is_pinned() {
+    let events = one_of_each();
+    let types: Vec<&str> = events.iter().map(CaseEvent::event_type).collect();
+    let mut unique = types.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), EVENT_TYPES.len(), "one sample per event type");
+    let encoded: Vec<Value> = events
+        .iter()
+        .map(|e| json!({ "event_type": e.event_type(), "schema_version": e.schema_version(), "payload": e.to_payload() }))
+        .collect();
+    insta::assert_json_snapshot!("event_encoding", encoded);
+    for event in &events {
+        let back = CaseEvent::decode(
+            event.event_type(),
+            event.schema_version(),
+            event.to_payload(),
+        )
+        .expect("decodes");
+        assert_eq!(&back, event);
+    }
+    assert!(
+        CaseEvent::decode("ContactRecorded", 2, json!({})).is_err(),
+        "a version with no upcaster is refused"
+    );
+    assert!(CaseEvent::decode("NoSuchEvent", 1, json!({})).is_err());
+}
+
+#[test]
+fn the_event_type_names_and_versions_are_pinned() {
+    insta::assert_snapshot!(
+        EVENT_TYPES.iter().map(|(name, version)| format!("{name} v{version}")).collect::<Vec<_>>().join("\n"),
+        @r"
+    ClientRegistered v1
+    ConsentRecorded v1
+    ConsentWithdrawn v1
+    ReferralReceived v1
+    ReferralAccepted v1
+    ReferralDeclined v1
+    ReferralRedirected v1
+    LinkWorkerAssigned v1
+    CaseTransferred v1
+    AppointmentBooked v1
+    AppointmentAttended v1
+    AppointmentNotAttended v1
+    AppointmentCancelled v1
+    ContactRecorded v1
+    WhatMattersRecorded v1
+    NeedIdentified v1
+    GoalSet v1
+    GoalReviewed v1
+    AssessmentRecorded v1
+    OnwardConnectionMade v1
+    ConnectionOutcomeRecorded v1
+    ServiceGapRecorded v1
+    CaseClosed v1
+    CaseReopened v1
+    EntryCorrected v1
+    "
+    );
+}
+
+/// Commands over small pools of ids, so random sequences hit the same entities often.
+fn command_pool() -> Vec<CaseCommand> {
+    let mut pool = vec![
+        CaseCommand::Intake {
+            client: Some(Box::new(registered())),
+            referral: referral(REFERRAL),
+        },
+        CaseCommand::Intake {
+            client: None,
+            referral: referral(ReferralId(id(21))),
+        },
+        CaseCommand::Intake {
+            client: None,
+            referral: referral(ReferralId(id(22))),
+        },
+        CaseCommand::RecordConsent(ConsentRecorded {
+            scope: ConsentScope::ShareWithOnwardServices,
+            services: vec![],
+        }),
+        CaseCommand::WithdrawConsent(ConsentWithdrawn {
+            scope: ConsentScope::ShareWithOnwardServices,
+        }),
+        CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
+            link_worker_id: WORKER,
+            team_id: TEAM,
+        }),
+        CaseCommand::TransferCase(TransferCase {
+            to_link_worker_id: StaffId(id(33)),
+            team_id: TEAM,
+            reason: TransferReason::Capacity,
+        }),
+        CaseCommand::RecordContact(contact(1)),
+        CaseCommand::RecordContact(contact(2)),
+        CaseCommand::RecordAssessment(assessment(
+            1,
+            Instrument::Wemwbs,
+            Timepoint::Baseline,
+            vec![2; 14],
+        )),
+        CaseCommand::RecordAssessment(assessment(
+            2,
+            Instrument::Wemwbs,
+            Timepoint::FollowUp,
+            vec![4; 14],
+        )),
+        CaseCommand::MakeConnection(connection(ConnectionKind::Referred)),
+        CaseCommand::MakeConnection(connection(ConnectionKind::Signposted)),
+        CaseCommand::RecordConnectionOutcome(ConnectionOutcomeRecorded {
+            connection_id: CONNECTION,
+            outcome: ConnectionOutcome::Attended,
+            waiting_weeks: None,
+        }),
+        CaseCommand::BookAppointment(AppointmentBooked {
+            appointment_id: APPOINTMENT,
+            scheduled_for: Utc
+                .with_ymd_and_hms(2026, 3, 9, 14, 0, 0)
+                .single()
+                .expect("time"),
+            mode: ContactMode::Phone,
+        }),
+        CaseCommand::RecordAttendance(AppointmentAttended {
+            appointment_id: APPOINTMENT,
+        }),
+        CaseCommand::RecordDidNotAttend(AppointmentNotAttended {
+            appointment_id: APPOINTMENT,
+        }),
+        CaseCommand::SetGoal(GoalSet {
+            goal_id: GOAL,
+            description: "walk".to_owned(),
+            need: None,
+        }),
+        CaseCommand::ReviewGoal(GoalReviewed {
+            goal_id: GOAL,
+            progress: GoalProgress::Achieved,
+            note: None,
+        }),
+        CaseCommand::CloseCase(CaseClosed {
+            reason: ClosureReason::GoalsMet,
+            note: None,
+        }),
+        CaseCommand::ReopenCase(CaseReopened { note: None }),
+        CaseCommand::CorrectEntry(EntryCorrected {
+            corrects: event_id(1),
+            corrected_fields: Map::from_iter([("urgency".to_owned(), json!("soon"))]),
+            reason: "misread".to_owned(),
+        }),
+    ];
+    for referral_id in [REFERRAL, ReferralId(id(21)), ReferralId(id(22))] {
+        pool.push(CaseCommand::AcceptReferral(ReferralAccepted {
+            referral_id,
+        }));
+        pool.push(CaseCommand::DeclineReferral(ReferralDeclined {
+            referral_id,
+            reason: DeclineReason::ClientDeclined,
+            note: None,
+        }));
+    }
+    pool
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// `decide` never emits an event that `evolve` cannot fold or the store cannot decode, and
+    /// the state folded from the emitted events is the one `decide` then works on.
+    #[test]
+    fn decide_only_emits_events_that_fold_and_round_trip(picks in proptest::collection::vec(0usize..64, 0..60)) {
+        let pool = command_pool();
+        let mut log: Vec<CaseEvent> = Vec::new();
+        let mut state = CaseState::default();
+        for pick in picks {
+            let command = &pool[pick % pool.len()];
+            if let Ok(events) = decide(&state, command) {
+                prop_assert!(!events.is_empty());
+                for event in events {
+                    let decoded = CaseEvent::decode(event.event_type(), event.schema_version(), event.to_payload());
+                    prop_assert_eq!(decoded.as_ref().ok(), Some(&event));
+                    state = evolve(state, event_id(log.len() as u128), &event);
+                    log.push(event);
+                }
+            }
+        }
+        prop_assert_eq!(fold(&log), state);
+    }
+
+    /// Folding any sequence of events, even one no command would produce, never panics.
+    #[test]
+    fn folding_any_event_sequence_never_panics(picks in proptest::collection::vec(0usize..25, 0..80)) {
+        let samples = one_of_each();
+        let events: Vec<CaseEvent> = picks.into_iter().map(|i| samples[i % samples.len()].clone()).collect();
+        let state = fold(&events);
+        prop_assert_eq!(state.events.len(), events.len());
+    }
+}
