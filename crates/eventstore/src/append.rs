@@ -303,3 +303,40 @@ fn extract_uuid(detail: &str) -> Option<Uuid> {
     let end = detail[start..].find(')')? + start;
     Uuid::parse_str(&detail[start..end]).ok()
 }
+
+impl EventStore {
+    /// The stored result of an earlier append with this idempotency key on this stream, if any.
+    /// With a `fingerprint`, a stored result for a different request is an error.
+    ///
+    /// # Errors
+    /// [`StoreError::IdempotencyMismatch`] when the fingerprints differ; a database failure.
+    pub async fn idempotent_result(
+        &self,
+        stream_id: Uuid,
+        key: &str,
+        fingerprint: Option<[u8; 32]>,
+    ) -> Result<Option<AppendResult>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT fingerprint, result FROM idempotency_keys WHERE stream_id = $1 AND idempotency_key = $2",
+                &[&stream_id, &key],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let stored: Vec<u8> = row.get(0);
+        if let Some(fingerprint) = fingerprint
+            && stored.as_slice() != fingerprint.as_slice()
+        {
+            return Err(StoreError::IdempotencyMismatch {
+                stream_id,
+                key: key.to_owned(),
+            });
+        }
+        let mut result: AppendResult = serde_json::from_value(row.get(1)).map_err(|e| {
+            StoreError::InvalidPayload(format!("stored idempotent result is unreadable: {e}"))
+        })?;
+        result.replayed = true;
+        Ok(Some(result))
+    }
+}

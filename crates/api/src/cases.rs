@@ -1,0 +1,164 @@
+use domain::{
+    CLIENT_STREAM, CaseCommand, CaseError, CaseEvent, CaseState, ClientId, DecodeError, EventId,
+    evolve,
+};
+use eventstore::{
+    AppendRequest, AppendResult, EventStore, ExpectedVersion, Metadata, NewEvent, StoreError,
+};
+use uuid::Uuid;
+
+/// Carries out commands on client records.
+#[derive(Clone)]
+pub struct CaseService {
+    store: EventStore,
+}
+
+/// How to carry out one command.
+#[derive(Clone, Debug, Default)]
+pub struct CommandOptions {
+    /// A repeat of a key already used on this client's stream returns the first result.
+    pub idempotency_key: Option<String>,
+    /// What makes a request "the same" for its key (a digest of the request body).
+    pub fingerprint: Option<[u8; 32]>,
+    /// The stream version the caller last saw (HTTP If-Match); stale means a conflict.
+    pub expected_version: Option<i64>,
+    /// Ids for the new events, in order; missing ones are made here.
+    pub event_ids: Vec<Uuid>,
+}
+
+/// Why a command was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// A business rule refused it.
+    #[error(transparent)]
+    Refused(#[from] CaseError),
+    /// The record changed since the caller looked (or concurrently): nothing was written.
+    #[error("the record is at version {actual}, not {expected}")]
+    Conflict {
+        expected: ExpectedVersion,
+        actual: i64,
+    },
+    /// The idempotency key was used for a different request.
+    #[error("idempotency key {0:?} was already used for a different request")]
+    IdempotencyMismatch(String),
+    /// A stored event could not be read in its current shape.
+    #[error(transparent)]
+    Corrupt(#[from] DecodeError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for CommandError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict {
+                expected, actual, ..
+            } => CommandError::Conflict { expected, actual },
+            StoreError::IdempotencyMismatch { key, .. } => CommandError::IdempotencyMismatch(key),
+            other => CommandError::Store(other),
+        }
+    }
+}
+
+/// A client's record folded from its stream.
+#[derive(Clone, Debug)]
+pub struct LoadedCase {
+    /// The folded state.
+    pub state: CaseState,
+    /// The stream's version (0 when there is no such client).
+    pub version: i64,
+}
+
+impl CaseService {
+    /// A service appending to `store`.
+    pub fn new(store: EventStore) -> Self {
+        CaseService { store }
+    }
+
+    /// Reads and folds a client's stream.
+    ///
+    /// # Errors
+    /// A store failure or an event that cannot be decoded.
+    pub async fn load(&self, client_id: ClientId) -> Result<LoadedCase, CommandError> {
+        let recorded = self.store.read_stream(client_id.0, 1, None).await?;
+        let mut state = CaseState::default();
+        let mut version = 0;
+        for event in recorded {
+            let case_event =
+                CaseEvent::decode(&event.event_type, event.schema_version, event.payload)?;
+            state = evolve(state, EventId(event.event_id), &case_event);
+            version = event.stream_version;
+        }
+        Ok(LoadedCase { state, version })
+    }
+
+    /// Decides `command` against the client's record and appends what it produces.
+    ///
+    /// With an idempotency key already used on this record, returns the first result without
+    /// deciding again (a retried "accept referral" must not be refused as already accepted),
+    /// and without checking `expected_version` (the retry carries the version seen before).
+    ///
+    /// # Errors
+    /// [`CommandError::Refused`] for a business rule, [`CommandError::Conflict`] when the
+    /// record moved (a stale `expected_version`, or a concurrent writer), and store failures.
+    #[tracing::instrument(skip_all, fields(client_id = %client_id))]
+    pub async fn execute(
+        &self,
+        client_id: ClientId,
+        command: &CaseCommand,
+        metadata: Metadata,
+        options: CommandOptions,
+    ) -> Result<AppendResult, CommandError> {
+        if let Some(key) = &options.idempotency_key
+            && let Some(result) = self
+                .store
+                .idempotent_result(client_id.0, key, options.fingerprint)
+                .await?
+        {
+            return Ok(result);
+        }
+        let loaded = self.load(client_id).await?;
+        if let Some(expected) = options.expected_version
+            && expected != loaded.version
+        {
+            return Err(CommandError::Conflict {
+                expected: ExpectedVersion::Exact(expected),
+                actual: loaded.version,
+            });
+        }
+        let events = domain::decide(&loaded.state, command)?;
+        let new_events = events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| NewEvent {
+                event_id: options
+                    .event_ids
+                    .get(i)
+                    .copied()
+                    .unwrap_or_else(Uuid::new_v4),
+                event_type: event.event_type().to_owned(),
+                schema_version: event.schema_version(),
+                payload: event.to_payload(),
+            })
+            .collect();
+        // The version the decision was made on: a concurrent writer makes this a conflict.
+        let expected = match loaded.version {
+            0 => ExpectedVersion::NoStream,
+            version => ExpectedVersion::Exact(version),
+        };
+        let result = self
+            .store
+            .append(AppendRequest {
+                stream_id: client_id.0,
+                stream_type: CLIENT_STREAM.to_owned(),
+                expected,
+                events: new_events,
+                metadata,
+                idempotency_key: options.idempotency_key,
+                fingerprint: options.fingerprint,
+            })
+            .await?;
+        Ok(result)
+    }
+}

@@ -1,0 +1,161 @@
+//! The command path against the real store: load, decide, append, for a whole journey.
+
+use api::{CaseService, CommandError, CommandOptions};
+use chrono::NaiveDate;
+use domain::*;
+use eventstore::VerifyReport;
+use uuid::Uuid;
+
+use crate::support::{metadata, store_with_db};
+
+fn day(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, d).expect("a valid date")
+}
+
+fn keyed(key: &str) -> CommandOptions {
+    CommandOptions {
+        idempotency_key: Some(key.to_owned()),
+        ..CommandOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn a_whole_journey_is_decided_appended_and_replayed() {
+    let (db, store) = store_with_db(4).await;
+    let cases = CaseService::new(store.clone());
+    let client = ClientId(Uuid::new_v4());
+    let referral_id = ReferralId(Uuid::new_v4());
+    let worker = StaffId(Uuid::new_v4());
+    let service = ServiceId(Uuid::new_v4());
+    let connection_id = ConnectionId(Uuid::new_v4());
+    let personal = PersonalDetails {
+        given_name: "Ada".to_owned(),
+        family_name: "Example".to_owned(),
+        date_of_birth: NaiveDate::from_ymd_opt(1950, 5, 17),
+        nhs_number: Some(NhsNumber::parse("9434765919").expect("valid")),
+        phone: None,
+        email: None,
+        address: None,
+        postcode: Some("BA11 1AA".to_owned()),
+    };
+    let assessment = |timepoint, answers: Vec<i32>| {
+        CaseCommand::RecordAssessment(AssessmentRecorded {
+            assessment_id: AssessmentId(Uuid::new_v4()),
+            instrument: Instrument::Wemwbs,
+            instrument_version: 1,
+            timepoint,
+            mode: AdministrationMode::SelfCompleted,
+            answers,
+            licensor_score: None,
+            administered_on: day(5),
+        })
+    };
+    let journey = vec![
+        CaseCommand::Intake {
+            client: Some(Box::new(ClientRegistered {
+                client_id: client,
+                personal,
+                area: "Frome".to_owned(),
+            })),
+            referral: ReferralReceived {
+                referral_id,
+                source: ReferralSource::SelfReferral,
+                referrer: Referrer {
+                    staff_id: None,
+                    name: None,
+                    organisation: None,
+                },
+                reasons: vec![NeedDomain::LonelinessIsolation],
+                urgency: Urgency::Routine,
+                received_on: day(1),
+                note: None,
+            },
+        },
+        CaseCommand::AcceptReferral(ReferralAccepted { referral_id }),
+        CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
+            link_worker_id: worker,
+            team_id: TeamId(Uuid::new_v4()),
+        }),
+        CaseCommand::RecordConsent(ConsentRecorded {
+            scope: ConsentScope::ShareWithOnwardServices,
+            services: vec![],
+        }),
+        assessment(Timepoint::Baseline, vec![2; 14]),
+        CaseCommand::MakeConnection(OnwardConnectionMade {
+            connection_id,
+            service_id: service,
+            need: NeedDomain::LonelinessIsolation,
+            kind: ConnectionKind::WarmHandover,
+        }),
+        CaseCommand::RecordConnectionOutcome(ConnectionOutcomeRecorded {
+            connection_id,
+            outcome: ConnectionOutcome::WaitingList,
+            waiting_weeks: Some(4),
+        }),
+        assessment(Timepoint::FollowUp, vec![4; 14]),
+        CaseCommand::CloseCase(CaseClosed {
+            reason: ClosureReason::ConnectedOnward,
+            note: None,
+        }),
+    ];
+    let mut version = 0;
+    for (n, command) in journey.iter().enumerate() {
+        let result = cases
+            .execute(client, command, metadata(), keyed(&format!("step-{n}")))
+            .await
+            .unwrap_or_else(|e| panic!("step {n}: {e}"));
+        assert!(result.stream_version > version);
+        version = result.stream_version;
+    }
+    assert_eq!(
+        version, 10,
+        "intake writes two events, every other step one"
+    );
+
+    // A retried step returns its first result, even though the record has moved on.
+    let retry = cases
+        .execute(client, &journey[1], metadata(), keyed("step-1"))
+        .await
+        .expect("retry");
+    assert!(retry.replayed);
+    assert_eq!(retry.stream_version, 3);
+    // Without the key the same command is refused by the rules.
+    let refused = cases
+        .execute(client, &journey[1], metadata(), CommandOptions::default())
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(
+            refused,
+            CommandError::Refused(CaseError::ReferralAlreadyDecided { .. })
+        ),
+        "{refused:?}"
+    );
+    // A stale If-Match is a conflict, and nothing is written.
+    let stale = CommandOptions {
+        expected_version: Some(4),
+        ..CommandOptions::default()
+    };
+    let reopen = CaseCommand::ReopenCase(CaseReopened { note: None });
+    let conflict = cases
+        .execute(client, &reopen, metadata(), stale)
+        .await
+        .expect_err("stale");
+    assert!(
+        matches!(conflict, CommandError::Conflict { actual: 10, .. }),
+        "{conflict:?}"
+    );
+
+    let loaded = cases.load(client).await.expect("load");
+    assert_eq!(loaded.version, 10);
+    assert_eq!(loaded.state.status, CaseStatus::Closed);
+    assert!(loaded.state.baselines.contains(&Instrument::Wemwbs));
+    let admin = db.admin_client().await;
+    assert_eq!(
+        eventstore::verify(&admin).await.expect("verify"),
+        VerifyReport::Ok {
+            events: 10,
+            streams: 1
+        }
+    );
+}
