@@ -5,7 +5,7 @@ use eventstore::{ExpectedVersion, StoreError, VerifyReport};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::support::{contact, event, request, store_with_db};
+use crate::support::{append_new, collect, contact, event, request, store_with_db};
 
 #[tokio::test]
 async fn a_batch_appends_atomically_and_reads_back_in_order() {
@@ -460,17 +460,7 @@ async fn a_reader_waits_for_a_slow_transaction_and_then_receives_it_in_order() {
     );
 
     slow_tx.commit().await.expect("commit the slow transaction");
-    let mut rest = Vec::new();
-    while rest.len() < 6 {
-        let batch = tokio::time::timeout(
-            std::time::Duration::from_secs(30),
-            subscription.next_batch(),
-        )
-        .await
-        .expect("delivered after the commit")
-        .expect("batch");
-        rest.extend(batch.into_iter().map(|e| e.event_id));
-    }
+    let rest = collect(&mut subscription, 6).await;
     let mut expected = vec![slow_event];
     expected.extend(later);
     assert_eq!(
@@ -699,50 +689,17 @@ async fn a_dump_restored_into_a_new_cluster_keeps_the_global_order() {
 
     let mut first = Vec::new();
     for n in 0..3 {
-        first.push(
-            store
-                .append(request(
-                    Uuid::new_v4(),
-                    ExpectedVersion::NoStream,
-                    vec![contact(n)],
-                ))
-                .await
-                .expect("append")
-                .events[0]
-                .event_id,
-        );
+        first.push(append_new(&store, n).await);
     }
     let mut subscription = store.subscribe(
         eventstore::GlobalPosition::START,
         eventstore::SubscriptionSettings::default(),
     );
-    let mut seen = Vec::new();
-    while seen.len() < 3 {
-        seen.extend(
-            subscription
-                .next_batch()
-                .await
-                .expect("batch")
-                .into_iter()
-                .map(|e| e.event_id),
-        );
-    }
-    assert_eq!(seen, first);
+    assert_eq!(collect(&mut subscription, 3).await, first);
     let checkpoint = subscription.checkpoint();
     let mut second = Vec::new();
     for n in 3..6 {
-        second.push(
-            store
-                .append(request(
-                    Uuid::new_v4(),
-                    ExpectedVersion::NoStream,
-                    vec![contact(n)],
-                ))
-                .await
-                .expect("append")
-                .events[0]
-                .event_id,
-        );
+        second.push(append_new(&store, n).await);
     }
 
     // Dump, then restore into a brand-new cluster.
@@ -826,30 +783,12 @@ async fn a_dump_restored_into_a_new_cluster_keeps_the_global_order() {
     );
     let mut third = Vec::new();
     for n in 6..8 {
-        third.push(
-            new_store
-                .append(request(
-                    Uuid::new_v4(),
-                    ExpectedVersion::NoStream,
-                    vec![contact(n)],
-                ))
-                .await
-                .expect("append after restore")
-                .events[0]
-                .event_id,
-        );
+        third.push(append_new(&new_store, n).await);
     }
 
     // The old checkpoint carries on: the rest of the restored events, then the new ones, once.
     let mut resumed = new_store.subscribe(checkpoint, eventstore::SubscriptionSettings::default());
-    let mut rest = Vec::new();
-    while rest.len() < 5 {
-        let batch = tokio::time::timeout(std::time::Duration::from_secs(20), resumed.next_batch())
-            .await
-            .unwrap_or_else(|_| panic!("events after the restore were skipped; got only {rest:?}"))
-            .expect("batch");
-        rest.extend(batch.into_iter().map(|e| e.event_id));
-    }
+    let rest = collect(&mut resumed, 5).await;
     let expected: Vec<Uuid> = second.iter().chain(&third).copied().collect();
     assert_eq!(rest, expected);
     let everything = new_store

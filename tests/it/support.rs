@@ -61,3 +61,33 @@ pub fn contact(n: i64) -> NewEvent {
         json!({ "n": n, "mode": "phone", "minutes": 20 }),
     )
 }
+
+/// Appends one contact to a new stream and returns the event's id.
+pub async fn append_new(store: &EventStore, n: i64) -> Uuid {
+    store
+        .append(request(
+            Uuid::new_v4(),
+            ExpectedVersion::NoStream,
+            vec![contact(n)],
+        ))
+        .await
+        .expect("append to a new stream")
+        .events[0]
+        .event_id
+}
+
+/// Takes event ids from `subscription` until there are `count`, failing after 30 s.
+pub async fn collect(subscription: &mut eventstore::Subscription, count: usize) -> Vec<Uuid> {
+    let mut seen = Vec::new();
+    while seen.len() < count {
+        let batch = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            subscription.next_batch(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("only {} of {count} events arrived: {seen:?}", seen.len()))
+        .expect("next batch");
+        seen.extend(batch.into_iter().map(|e| e.event_id));
+    }
+    seen
+}
