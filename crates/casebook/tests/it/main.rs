@@ -118,3 +118,53 @@ async fn serve_with_no_configuration_becomes_ready_and_stops_its_cluster() {
     stop(running);
     std::fs::remove_dir_all(&data_dir).expect("clean up");
 }
+
+fn casebook(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_casebook"))
+        .args(args)
+        .env_remove("CASEBOOK_DATABASE_URL")
+        .env("CASEBOOK_DATA_DIR", data_dir)
+        .output()
+        .expect("run casebook")
+}
+
+#[test]
+fn verify_on_the_private_cluster_reports_ok_and_stops_the_cluster_again() {
+    let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("verify-{}", uuid::Uuid::new_v4().simple()));
+    let out = casebook(&data_dir, &["verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ok: 0 events in 0 streams, every hash chain intact"
+    );
+    assert!(
+        !data_dir.join("postgres/data/postmaster.pid").exists(),
+        "a one-shot command stops the cluster it started"
+    );
+    std::fs::remove_dir_all(&data_dir).expect("clean up");
+}
+
+#[test]
+fn without_postgresql_binaries_the_error_says_what_to_install() {
+    let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-binaries");
+    let out = Command::new(env!("CARGO_BIN_EXE_casebook"))
+        .args(["migrate"])
+        .env_remove("CASEBOOK_DATABASE_URL")
+        .env("CASEBOOK_DATA_DIR", &data_dir)
+        .env("CASEBOOK_PG_BIN", "/nonexistent/postgresql/bin")
+        .output()
+        .expect("run casebook");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no PostgreSQL server binaries found"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
