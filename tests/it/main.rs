@@ -2,5 +2,6 @@
 
 mod cases;
 mod eventstore;
+mod projections;
 mod support;
 mod tidy;

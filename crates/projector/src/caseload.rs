@@ -1,0 +1,290 @@
+//! The caseload read model: one row per client, as link workers and team leads see them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::{CaseEvent, Timepoint};
+use eventstore::RecordedEvent;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{Projection, ProjectionError};
+
+/// A client's line on a caseload.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CaseloadRow {
+    pub client_id: Uuid,
+    pub organisation_id: Uuid,
+    /// `idle`, `referred`, `open` or `closed`.
+    pub status: String,
+    pub link_worker_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    pub area: String,
+    pub referred_on: Option<NaiveDate>,
+    pub referral_source: Option<String>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub last_contact_at: Option<DateTime<Utc>>,
+    /// Contacts in the current episode.
+    pub contacts: i32,
+    /// Appointments not attended in the current episode.
+    pub did_not_attend: i32,
+    /// Appointments booked and not yet settled.
+    pub booked_appointments: BTreeMap<Uuid, DateTime<Utc>>,
+    /// Instruments with a baseline in the current episode.
+    pub baselines: BTreeSet<String>,
+    /// Instruments with a follow-up in the current episode.
+    pub follow_ups: BTreeSet<String>,
+    /// The client stream's version this row reflects.
+    pub stream_version: i64,
+}
+
+fn code<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// Folds one client event into the row. Pure: no clock, no IO.
+pub fn apply_case_event(
+    row: &mut CaseloadRow,
+    event: &CaseEvent,
+    occurred_at: DateTime<Utc>,
+    stream_version: i64,
+) {
+    row.stream_version = stream_version;
+    match event {
+        CaseEvent::ClientRegistered(e) => {
+            row.client_id = e.client_id.0;
+            row.area = e.area.clone();
+            row.status = "idle".to_owned();
+        }
+        CaseEvent::ReferralReceived(e) => {
+            // A new episode: the caseload shows the current one.
+            row.status = "referred".to_owned();
+            row.referred_on = Some(e.received_on);
+            row.referral_source = Some(code(&e.source));
+            row.accepted_at = None;
+            row.closed_at = None;
+            row.contacts = 0;
+            row.did_not_attend = 0;
+            row.booked_appointments.clear();
+            row.baselines.clear();
+            row.follow_ups.clear();
+        }
+        CaseEvent::ReferralAccepted(_) => {
+            row.status = "open".to_owned();
+            row.accepted_at = Some(occurred_at);
+        }
+        CaseEvent::ReferralDeclined(_) | CaseEvent::ReferralRedirected(_) => {
+            row.status = "idle".to_owned()
+        }
+        CaseEvent::LinkWorkerAssigned(e) => {
+            row.link_worker_id = Some(e.link_worker_id.0);
+            row.team_id = Some(e.team_id.0);
+        }
+        CaseEvent::CaseTransferred(e) => {
+            row.link_worker_id = Some(e.to_link_worker_id.0);
+            row.team_id = Some(e.team_id.0);
+        }
+        CaseEvent::AppointmentBooked(e) => {
+            row.booked_appointments
+                .insert(e.appointment_id.0, e.scheduled_for);
+        }
+        CaseEvent::AppointmentAttended(e) => {
+            row.booked_appointments.remove(&e.appointment_id.0);
+        }
+        CaseEvent::AppointmentCancelled(e) => {
+            row.booked_appointments.remove(&e.appointment_id.0);
+        }
+        CaseEvent::AppointmentNotAttended(e) => {
+            row.booked_appointments.remove(&e.appointment_id.0);
+            row.did_not_attend += 1;
+        }
+        CaseEvent::ContactRecorded(e) => {
+            row.contacts += 1;
+            row.last_contact_at = Some(
+                row.last_contact_at
+                    .map_or(e.contacted_at, |last| last.max(e.contacted_at)),
+            );
+        }
+        CaseEvent::AssessmentRecorded(e) => {
+            let instrument = code(&e.instrument);
+            if e.timepoint == Timepoint::Baseline {
+                row.baselines.insert(instrument);
+            } else if e.timepoint == Timepoint::FollowUp {
+                row.follow_ups.insert(instrument);
+            }
+        }
+        CaseEvent::CaseClosed(_) => {
+            row.status = "closed".to_owned();
+            row.closed_at = Some(occurred_at);
+            row.booked_appointments.clear();
+        }
+        CaseEvent::CaseReopened(_) => {
+            row.status = "open".to_owned();
+            row.closed_at = None;
+        }
+        CaseEvent::ConsentRecorded(_)
+        | CaseEvent::ConsentWithdrawn(_)
+        | CaseEvent::WhatMattersRecorded(_)
+        | CaseEvent::NeedIdentified(_)
+        | CaseEvent::GoalSet(_)
+        | CaseEvent::GoalReviewed(_)
+        | CaseEvent::OnwardConnectionMade(_)
+        | CaseEvent::ConnectionOutcomeRecorded(_)
+        | CaseEvent::ServiceGapRecorded(_)
+        | CaseEvent::EntryCorrected(_) => {}
+    }
+}
+
+/// The caseload projection, version 1.
+pub struct CaseloadProjection;
+
+const SELECT_ROWS: &str = "SELECT client_id, organisation_id, status, link_worker_id, team_id, area, referred_on, \
+    referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, booked_appointments, \
+    baselines, follow_ups, stream_version FROM caseload WHERE client_id = ANY($1)";
+
+const UPSERT_ROW: &str = "INSERT INTO caseload (client_id, organisation_id, status, link_worker_id, team_id, area, \
+    referred_on, referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, \
+    booked_appointments, baselines, follow_ups, stream_version) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+    ON CONFLICT (client_id) DO UPDATE SET organisation_id = $2, status = $3, link_worker_id = $4, team_id = $5, \
+    area = $6, referred_on = $7, referral_source = $8, accepted_at = $9, closed_at = $10, last_contact_at = $11, \
+    contacts = $12, did_not_attend = $13, booked_appointments = $14, baselines = $15, follow_ups = $16, \
+    stream_version = $17";
+
+impl CaseloadProjection {
+    /// Reads rows back (for queries and tests), in client order.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn rows(
+        client: &tokio_postgres::Client,
+        client_ids: &[Uuid],
+    ) -> Result<Vec<CaseloadRow>, ProjectionError> {
+        let rows = client
+            .query(&format!("{SELECT_ROWS} ORDER BY client_id"), &[&client_ids])
+            .await?;
+        rows.iter().map(decode_row).collect()
+    }
+}
+
+fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError> {
+    let booked: serde_json::Value = row.get(13);
+    let baselines: Vec<String> = row.get(14);
+    let follow_ups: Vec<String> = row.get(15);
+    Ok(CaseloadRow {
+        client_id: row.get(0),
+        organisation_id: row.get(1),
+        status: row.get(2),
+        link_worker_id: row.get(3),
+        team_id: row.get(4),
+        area: row.get(5),
+        referred_on: row.get(6),
+        referral_source: row.get(7),
+        accepted_at: row.get(8),
+        closed_at: row.get(9),
+        last_contact_at: row.get(10),
+        contacts: row.get(11),
+        did_not_attend: row.get(12),
+        booked_appointments: serde_json::from_value(booked)
+            .map_err(|e| ProjectionError::Corrupt(format!("caseload.booked_appointments: {e}")))?,
+        baselines: baselines.into_iter().collect(),
+        follow_ups: follow_ups.into_iter().collect(),
+        stream_version: row.get(16),
+    })
+}
+
+#[async_trait]
+impl Projection for CaseloadProjection {
+    fn name(&self) -> &str {
+        "caseload_v1"
+    }
+
+    async fn reset(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), ProjectionError> {
+        tx.batch_execute("DELETE FROM caseload").await?;
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let client_ids: Vec<Uuid> = {
+            let mut ids: Vec<Uuid> = events
+                .iter()
+                .filter(|e| e.stream_type == domain::CLIENT_STREAM)
+                .map(|e| e.stream_id)
+                .collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        };
+        if client_ids.is_empty() {
+            return Ok(());
+        }
+        let existing = tx.query(SELECT_ROWS, &[&client_ids]).await?;
+        let mut rows: HashMap<Uuid, CaseloadRow> = HashMap::new();
+        for row in &existing {
+            let decoded = decode_row(row)?;
+            rows.insert(decoded.client_id, decoded);
+        }
+        for event in events
+            .iter()
+            .filter(|e| e.stream_type == domain::CLIENT_STREAM)
+        {
+            let case_event = CaseEvent::decode(
+                &event.event_type,
+                event.schema_version,
+                event.payload.clone(),
+            )
+            .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
+            let row = rows.entry(event.stream_id).or_insert_with(|| CaseloadRow {
+                client_id: event.stream_id,
+                organisation_id: event.metadata.organisation_id,
+                ..CaseloadRow::default()
+            });
+            apply_case_event(
+                row,
+                &case_event,
+                event.metadata.occurred_at,
+                event.stream_version,
+            );
+        }
+        let upsert = tx.prepare(UPSERT_ROW).await?;
+        for row in rows.values() {
+            let booked = serde_json::to_value(&row.booked_appointments)
+                .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
+            let baselines: Vec<&String> = row.baselines.iter().collect();
+            let follow_ups: Vec<&String> = row.follow_ups.iter().collect();
+            tx.execute(
+                &upsert,
+                &[
+                    &row.client_id,
+                    &row.organisation_id,
+                    &row.status,
+                    &row.link_worker_id,
+                    &row.team_id,
+                    &row.area,
+                    &row.referred_on,
+                    &row.referral_source,
+                    &row.accepted_at,
+                    &row.closed_at,
+                    &row.last_contact_at,
+                    &row.contacts,
+                    &row.did_not_attend,
+                    &booked,
+                    &baselines,
+                    &follow_ups,
+                    &row.stream_version,
+                ],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}

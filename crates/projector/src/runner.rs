@@ -1,0 +1,291 @@
+//! Runs one projection: lease, checkpoint, batches, each batch one transaction.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use eventstore::{EventStore, GlobalPosition, RecordedEvent, StoreError, SubscriptionSettings};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// Why a projection could not apply a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// Another runner holds this projection's lease; this one must stop writing.
+    #[error("the lease on {0} is held by another runner")]
+    LeaseLost(String),
+    /// The checkpoint moved under us (another writer): the batch was not applied.
+    #[error("the checkpoint of {0} moved under this runner")]
+    CheckpointMoved(String),
+    /// A stored event or row could not be read.
+    #[error("unreadable data: {0}")]
+    Corrupt(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The pool failed.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[from] db::deadpool_postgres::PoolError),
+    /// A statement failed.
+    #[error("database error: {0}")]
+    Database(#[from] tokio_postgres::Error),
+}
+
+/// A read model: its name (with its rule version) and how to fold a batch into its tables.
+#[async_trait]
+pub trait Projection: Send + Sync + 'static {
+    /// Unique and versioned, e.g. `caseload_v1`: a new version rebuilds beside the old one.
+    fn name(&self) -> &str;
+    /// Folds a batch of events (in global order) into the read model, inside `tx`.
+    async fn apply(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError>;
+    /// Empties the read model, inside `tx`, before a rebuild from the start of the log.
+    async fn reset(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), ProjectionError>;
+}
+
+/// How a runner behaves.
+#[derive(Clone, Copy, Debug)]
+pub struct RunnerSettings {
+    /// Most events per transaction.
+    pub batch_size: i64,
+    /// How long a lease lasts without renewal; a standby takes over after it.
+    pub lease_ttl: Duration,
+    /// The subscription's fallback poll.
+    pub poll_interval: Duration,
+}
+
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        RunnerSettings {
+            batch_size: 500,
+            lease_ttl: Duration::from_secs(15),
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Runs one projection against the log.
+#[derive(Clone)]
+pub struct Runner {
+    store: EventStore,
+    projection: Arc<dyn Projection>,
+    holder: Uuid,
+    settings: RunnerSettings,
+}
+
+impl Runner {
+    /// A runner identified by `holder` (one per process).
+    pub fn new(
+        store: EventStore,
+        projection: Arc<dyn Projection>,
+        holder: Uuid,
+        settings: RunnerSettings,
+    ) -> Self {
+        Runner {
+            store,
+            projection,
+            holder,
+            settings,
+        }
+    }
+
+    /// The projection's name.
+    pub fn name(&self) -> &str {
+        self.projection.name()
+    }
+
+    /// Follows the log until `shutdown` turns true: waits as a standby while another runner
+    /// holds the lease, then applies batch after batch.
+    ///
+    /// # Errors
+    /// Only for data that cannot be projected; database failures are retried.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), ProjectionError> {
+        while !*shutdown.borrow() {
+            match self.follow(&mut shutdown).await {
+                Ok(()) => return Ok(()),
+                Err(ProjectionError::Corrupt(reason)) => {
+                    return Err(ProjectionError::Corrupt(reason));
+                }
+                Err(e) => {
+                    tracing::debug!(projection = self.name(), error = %e, "projection runner waits and retries");
+                    let pause = (self.settings.lease_ttl / 3).max(Duration::from_millis(100));
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies everything in the log now, then returns how many events it applied.
+    ///
+    /// # Errors
+    /// [`ProjectionError::LeaseLost`] when another runner holds the projection.
+    pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
+        if !self.acquire_lease().await? {
+            return Err(ProjectionError::LeaseLost(self.name().to_owned()));
+        }
+        let mut checkpoint = self.checkpoint().await?;
+        let mut applied = 0;
+        loop {
+            let events = self
+                .store
+                .read_all(checkpoint, self.settings.batch_size)
+                .await?;
+            let Some(last) = events.last() else {
+                return Ok(applied);
+            };
+            let next = last.global;
+            self.apply_batch(checkpoint, &events).await?;
+            applied += events.len() as u64;
+            checkpoint = next;
+        }
+    }
+
+    /// Empties the read model and moves its checkpoint back to the start of the log.
+    ///
+    /// # Errors
+    /// [`ProjectionError::LeaseLost`] when another runner holds the projection.
+    pub async fn reset(&self) -> Result<(), ProjectionError> {
+        if !self.acquire_lease().await? {
+            return Err(ProjectionError::LeaseLost(self.name().to_owned()));
+        }
+        let mut client = self.store.pool().get().await?;
+        let tx = client.transaction().await?;
+        self.projection.reset(&tx).await?;
+        tx.execute(
+            "UPDATE projection_checkpoints SET log_generation = 0, transaction_id = 0, position = 0, \
+             events_applied = 0, updated_at = now() WHERE projection = $1",
+            &[&self.name()],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn follow(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), ProjectionError> {
+        if !self.acquire_lease().await? {
+            return Err(ProjectionError::LeaseLost(self.name().to_owned()));
+        }
+        let mut checkpoint = self.checkpoint().await?;
+        let mut subscription = self.store.subscribe(
+            checkpoint,
+            SubscriptionSettings {
+                batch_size: self.settings.batch_size,
+                poll_interval: self.settings.poll_interval,
+            },
+        );
+        let mut renew =
+            tokio::time::interval((self.settings.lease_ttl / 3).max(Duration::from_millis(100)));
+        loop {
+            tokio::select! {
+                batch = subscription.next_batch() => {
+                    let events = batch?;
+                    let next = subscription.checkpoint();
+                    self.apply_batch(checkpoint, &events).await?;
+                    checkpoint = next;
+                }
+                _ = renew.tick() => {
+                    if !self.acquire_lease().await? {
+                        return Err(ProjectionError::LeaseLost(self.name().to_owned()));
+                    }
+                }
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+
+    /// One transaction: renew the lease (fencing), fold the batch, move the checkpoint from
+    /// exactly `from` to the batch's last event.
+    async fn apply_batch(
+        &self,
+        from: GlobalPosition,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let Some(last) = events.last() else {
+            return Ok(());
+        };
+        let mut client = self.store.pool().get().await?;
+        let tx = client.transaction().await?;
+        let renewed = tx
+            .execute(
+                "UPDATE projection_leases SET expires_at = now() + make_interval(secs => $3) \
+                 WHERE projection = $1 AND holder = $2",
+                &[
+                    &self.name(),
+                    &self.holder,
+                    &self.settings.lease_ttl.as_secs_f64(),
+                ],
+            )
+            .await?;
+        if renewed != 1 {
+            return Err(ProjectionError::LeaseLost(self.name().to_owned()));
+        }
+        self.projection.apply(&tx, events).await?;
+        let moved = tx
+            .execute(
+                "UPDATE projection_checkpoints SET log_generation = $2, transaction_id = $3, position = $4, \
+                 events_applied = events_applied + $8, updated_at = now() \
+                 WHERE projection = $1 AND log_generation = $5 AND transaction_id = $6 AND position = $7",
+                &[
+                    &self.name(),
+                    &last.global.generation,
+                    &last.global.transaction_id,
+                    &last.global.position,
+                    &from.generation,
+                    &from.transaction_id,
+                    &from.position,
+                    &(events.len() as i64),
+                ],
+            )
+            .await?;
+        if moved != 1 {
+            return Err(ProjectionError::CheckpointMoved(self.name().to_owned()));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Takes the lease if it is free, expired or already ours; renews it if ours.
+    async fn acquire_lease(&self) -> Result<bool, ProjectionError> {
+        let client = self.store.pool().get().await?;
+        let row = client
+            .query_opt(
+                "INSERT INTO projection_leases (projection, holder, expires_at) \
+                 VALUES ($1, $2, now() + make_interval(secs => $3)) \
+                 ON CONFLICT (projection) DO UPDATE SET holder = $2, expires_at = now() + make_interval(secs => $3) \
+                 WHERE projection_leases.holder = $2 OR projection_leases.expires_at < now() \
+                 RETURNING holder",
+                &[&self.name(), &self.holder, &self.settings.lease_ttl.as_secs_f64()],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn checkpoint(&self) -> Result<GlobalPosition, ProjectionError> {
+        let client = self.store.pool().get().await?;
+        client
+            .execute(
+                "INSERT INTO projection_checkpoints (projection, log_generation, transaction_id, position) \
+                 VALUES ($1, 0, 0, 0) ON CONFLICT (projection) DO NOTHING",
+                &[&self.name()],
+            )
+            .await?;
+        let row = client
+            .query_one(
+                "SELECT log_generation, transaction_id, position FROM projection_checkpoints WHERE projection = $1",
+                &[&self.name()],
+            )
+            .await?;
+        Ok(GlobalPosition {
+            generation: row.get(0),
+            transaction_id: row.get(1),
+            position: row.get(2),
+        })
+    }
+}
