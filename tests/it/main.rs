@@ -2,6 +2,7 @@
 
 mod cases;
 mod eventstore;
+mod journey;
 mod projections;
 mod support;
 mod tidy;

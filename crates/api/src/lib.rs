@@ -6,5 +6,7 @@
 //! JSON wire shapes are known, and nothing below it knows HTTP.
 
 mod cases;
+mod journey;
 
 pub use cases::{CaseService, CommandError, CommandOptions, LoadedCase};
+pub use journey::{Journey, JourneyEntry, JourneyView, journey};
