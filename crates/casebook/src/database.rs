@@ -99,6 +99,17 @@ impl Database {
         )?)
     }
 
+    /// The event log over a pool as the service's own role.
+    ///
+    /// # Errors
+    /// When the pool cannot be built.
+    pub fn event_store(&self) -> anyhow::Result<eventstore::EventStore> {
+        Ok(eventstore::EventStore::new(
+            self.app_pool()?,
+            eventstore::Upcasters::new(),
+        ))
+    }
+
     /// Connection settings as the service's own role.
     pub fn app_config(&self) -> &tokio_postgres::Config {
         &self.app

@@ -10,7 +10,7 @@ use serde_json::json;
 /// Shared state for handlers.
 #[derive(Clone)]
 pub struct AppState {
-    pool: db::Pool,
+    store: eventstore::EventStore,
 }
 
 /// A bound, not yet running, HTTP server.
@@ -24,10 +24,10 @@ impl Application {
     ///
     /// # Errors
     /// When the address cannot be bound.
-    pub fn build(listen: &str, pool: db::Pool) -> anyhow::Result<Application> {
+    pub fn build(listen: &str, store: eventstore::EventStore) -> anyhow::Result<Application> {
         let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
         let address = listener.local_addr()?;
-        let state = AppState { pool };
+        let state = AppState { store };
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(web::Data::new(state.clone()))
@@ -64,17 +64,28 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// Ready when the database answers as the service's role and every migration is applied.
+/// Ready when the database answers as the service's role and every migration is applied; also
+/// says how far each projection is behind the log (informational: lag does not make it unready).
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let check = async {
-        let client = state.pool.get().await.map_err(|e| e.to_string())?;
+        let client = state.store.pool().get().await.map_err(|e| e.to_string())?;
         db::schema_is_current(&client)
             .await
             .map_err(|e| e.to_string())
     };
     match check.await {
-        Ok(true) => HttpResponse::Ok()
-            .json(json!({ "status": "ready", "database": "ok", "migrations": "current" })),
+        Ok(true) => {
+            let projections = match crate::projections::lag(&state.store).await {
+                Ok(lags) => json!(lags),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read projection lag");
+                    json!([])
+                }
+            };
+            HttpResponse::Ok().json(json!({
+                "status": "ready", "database": "ok", "migrations": "current", "projections": projections
+            }))
+        }
         Ok(false) => unavailable("migrations are not all applied"),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

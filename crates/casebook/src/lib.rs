@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod database;
 pub mod http;
+pub mod projections;
 pub mod settings;
 pub mod telemetry;
 

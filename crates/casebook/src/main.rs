@@ -26,6 +26,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             casebook::bench::run(options, cli.database.pg_bin).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Project => project(&cli.database).await,
         Command::Migrate => {
             let database = Database::open(&cli.database).await?;
             let report = database.migrate().await?;
@@ -63,7 +64,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn serve(settings: &casebook::DatabaseSettings, listen: &str) -> anyhow::Result<ExitCode> {
     let database = Database::open(settings).await?;
-    let app = Application::build(listen, database.app_pool()?)?;
+    let listener = eventstore::Listener::start(database.app_config().clone());
+    let store = database.event_store()?.with_listener(&listener);
+    let (stop_projections, projections_stopped) = tokio::sync::watch::channel(false);
+    let runners = casebook::projections::spawn_all(&store, &projections_stopped);
+    let app = Application::build(listen, store)?;
     let handle = app.handle();
     tracing::info!(address = %app.address(), "casebook is listening");
     let server = tokio::spawn(app.run_until_stopped());
@@ -71,6 +76,30 @@ async fn serve(settings: &casebook::DatabaseSettings, listen: &str) -> anyhow::R
     tracing::info!("shutting down");
     handle.stop(true).await;
     server.await.context("joining the server")??;
+    let _ = stop_projections.send(true);
+    for runner in runners {
+        let _ = runner.await;
+    }
+    drop(listener);
+    database.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the projections alone (no HTTP) until Ctrl-C or SIGTERM; a second instance waits as a
+/// standby and takes over when the first stops renewing its leases.
+async fn project(settings: &casebook::DatabaseSettings) -> anyhow::Result<ExitCode> {
+    let database = Database::open(settings).await?;
+    let listener = eventstore::Listener::start(database.app_config().clone());
+    let store = database.event_store()?.with_listener(&listener);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let runners = casebook::projections::spawn_all(&store, &stopped);
+    tracing::info!(projections = runners.len(), "projecting");
+    shutdown_signal().await?;
+    let _ = stop.send(true);
+    for runner in runners {
+        let _ = runner.await;
+    }
+    drop(listener);
     database.shutdown().await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -72,6 +72,8 @@ pub enum Command {
         #[arg(long, env = "CASEBOOK_LISTEN", default_value = "127.0.0.1:8080")]
         listen: String,
     },
+    /// Run the projections on their own (no HTTP) until stopped.
+    Project,
     /// Apply pending migrations and exit.
     Migrate,
     /// Walk the event log's hash chains; exit 1 at the first broken link.

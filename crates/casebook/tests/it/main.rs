@@ -89,6 +89,11 @@ async fn serve_with_no_configuration_becomes_ready_and_stops_its_cluster() {
     assert_eq!(ready.status(), 200);
     let body: serde_json::Value = ready.json().await.expect("JSON body");
     assert_eq!(body["migrations"], "current");
+    assert_eq!(
+        body["projections"][0]["projection"], "caseload_v1",
+        "{body}"
+    );
+    assert_eq!(body["projections"][0]["events_behind"], 0, "{body}");
     let missing = http
         .get(format!("{}/no/such/route", running.base))
         .send()
