@@ -173,3 +173,30 @@ fn without_postgresql_binaries_the_error_says_what_to_install() {
     assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// With CASEBOOK_DATABASE_URL the binary uses that server and starts no cluster of its own.
+#[tokio::test]
+async fn with_a_database_url_the_binary_uses_that_server() {
+    let db = testkit::TestDb::new().await;
+    let cluster = testkit::cluster().expect("the private test cluster");
+    let socket = cluster.socket_dir().to_string_lossy().replace('/', "%2F");
+    let url = format!("postgresql://postgres@{socket}:5432/{}", db.name());
+    let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("unused-{}", uuid::Uuid::new_v4().simple()));
+    let out = Command::new(env!("CARGO_BIN_EXE_casebook"))
+        .args(["verify"])
+        .env("CASEBOOK_DATABASE_URL", &url)
+        .env("CASEBOOK_DATA_DIR", &data_dir)
+        .output()
+        .expect("run casebook");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ok: 0 events in 0 streams, every hash chain intact"
+    );
+    assert!(!data_dir.exists(), "no private cluster was made");
+}
