@@ -812,3 +812,30 @@ async fn a_dump_restored_into_a_new_cluster_keeps_the_global_order() {
     restored.stop().expect("stop the second cluster");
     std::fs::remove_dir_all(restored.dir()).expect("remove the second cluster");
 }
+
+/// The hash covers the payload as stored; jsonb keeps numbers as numeric and reorders keys, so
+/// awkward numbers and key orders must hash the same after the round trip.
+#[tokio::test]
+async fn awkward_numbers_and_key_orders_survive_the_round_trip_through_jsonb() {
+    let (db, store) = store_with_db(2).await;
+    let payload = json!({
+        "zeta": 1, "alpha": { "licensor_score": 58.1, "tiny": 1e-7, "huge": 1e300, "negative": -0.5 },
+        "whole_float": 2.0, "big_int": 9_007_199_254_740_993_i64, "text": "é \" \\ \u{1F600}"
+    });
+    store
+        .append(request(
+            Uuid::new_v4(),
+            ExpectedVersion::NoStream,
+            vec![event("AssessmentRecorded", payload.clone())],
+        ))
+        .await
+        .expect("append");
+    let admin = db.admin_client().await;
+    assert_eq!(
+        eventstore::verify(&admin).await.expect("verify"),
+        VerifyReport::Ok {
+            events: 1,
+            streams: 1
+        }
+    );
+}
