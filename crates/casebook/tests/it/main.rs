@@ -124,20 +124,24 @@ async fn serve_with_no_configuration_becomes_ready_and_stops_its_cluster() {
     std::fs::remove_dir_all(&data_dir).expect("clean up");
 }
 
-fn casebook(data_dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_casebook"))
+/// Runs a one-shot `casebook` command with only a data dir (and `env`) configured.
+fn casebook(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_casebook"));
+    command
         .args(args)
         .env_remove("CASEBOOK_DATABASE_URL")
-        .env("CASEBOOK_DATA_DIR", data_dir)
-        .output()
-        .expect("run casebook")
+        .env("CASEBOOK_DATA_DIR", data_dir);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("run casebook")
 }
 
 #[test]
 fn verify_on_the_private_cluster_reports_ok_and_stops_the_cluster_again() {
     let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("verify-{}", uuid::Uuid::new_v4().simple()));
-    let out = casebook(&data_dir, &["verify"]);
+    let out = casebook(&data_dir, &["verify"], &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -157,13 +161,11 @@ fn verify_on_the_private_cluster_reports_ok_and_stops_the_cluster_again() {
 #[test]
 fn without_postgresql_binaries_the_error_says_what_to_install() {
     let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-binaries");
-    let out = Command::new(env!("CARGO_BIN_EXE_casebook"))
-        .args(["migrate"])
-        .env_remove("CASEBOOK_DATABASE_URL")
-        .env("CASEBOOK_DATA_DIR", &data_dir)
-        .env("CASEBOOK_PG_BIN", "/nonexistent/postgresql/bin")
-        .output()
-        .expect("run casebook");
+    let out = casebook(
+        &data_dir,
+        &["migrate"],
+        &[("CASEBOOK_PG_BIN", "/nonexistent/postgresql/bin")],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -183,12 +185,7 @@ async fn with_a_database_url_the_binary_uses_that_server() {
     let url = format!("postgresql://postgres@{socket}:5432/{}", db.name());
     let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("unused-{}", uuid::Uuid::new_v4().simple()));
-    let out = Command::new(env!("CARGO_BIN_EXE_casebook"))
-        .args(["verify"])
-        .env("CASEBOOK_DATABASE_URL", &url)
-        .env("CASEBOOK_DATA_DIR", &data_dir)
-        .output()
-        .expect("run casebook");
+    let out = casebook(&data_dir, &["verify"], &[("CASEBOOK_DATABASE_URL", &url)]);
     assert!(
         out.status.success(),
         "{}",
