@@ -299,3 +299,46 @@ async fn a_second_runner_waits_while_the_first_holds_the_lease() {
         "{refused:?}"
     );
 }
+
+/// Events committed behind an open transaction are committed but not yet readable: catch-up
+/// must wait for them, not report itself done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_waits_for_events_committed_behind_an_open_transaction() {
+    let (db, store) = store_with_db(4).await;
+    let cases = CaseService::new(store.clone());
+    let mut slow_client = db.app_client().await;
+    let slow = slow_client.transaction().await.expect("begin");
+    slow.execute(
+        "INSERT INTO events (event_id, stream_id, stream_type, stream_version, event_type, schema_version, \
+         payload, actor_id, actor_role, organisation_id, correlation_id, occurred_at, recorded_at, hash) \
+         VALUES ($1, $2, 'staff', 1, 'StaffNoted', 1, '{}', $2, 'administrator', $2, $2, now(), now(), $3)",
+        &[&Uuid::new_v4(), &Uuid::new_v4(), &vec![0u8; 32]],
+    )
+    .await
+    .expect("insert without committing");
+    run_journey(&cases, ClientId(Uuid::from_u128(31)), 3).await;
+
+    let runner = Runner::new(
+        store,
+        Arc::new(CaseloadProjection),
+        Uuid::new_v4(),
+        settings(),
+    );
+    let catching_up = tokio::spawn(async move { runner.catch_up().await });
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        !catching_up.is_finished(),
+        "catch-up returned while committed events were still unreadable"
+    );
+    slow.commit().await.expect("commit the slow transaction");
+    let applied = tokio::time::timeout(Duration::from_secs(30), catching_up)
+        .await
+        .expect("catch-up finishes after the commit")
+        .expect("task")
+        .expect("catch up");
+    assert_eq!(applied, 5, "the slow event and the journey's four");
+    let rows = CaseloadProjection::rows(&db.app_client().await, &[Uuid::from_u128(31)])
+        .await
+        .expect("rows");
+    assert_eq!(rows[0].status, "open");
+}

@@ -68,6 +68,27 @@ impl EventStore {
         rows.iter().map(|row| self.decode(row)).collect()
     }
 
+    /// Whether any committed event lies after `after`, readable yet or not (an event whose
+    /// transaction committed while an older one is still open is committed but not yet readable).
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn has_committed_after(&self, after: GlobalPosition) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM events \
+                 WHERE (log_generation, transaction_id, position) > ($1, $2::text::xid8, $3))",
+                &[
+                    &after.generation,
+                    &after.transaction_id.to_string(),
+                    &after.position,
+                ],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
     /// The last readable place in the global order, and how many events lie beyond `after`
     /// up to it: the lag of a reader at `after`.
     ///

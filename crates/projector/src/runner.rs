@@ -122,7 +122,9 @@ impl Runner {
         Ok(())
     }
 
-    /// Applies everything in the log now, then returns how many events it applied.
+    /// Applies every event committed before the call (and perhaps some after), then returns how
+    /// many it applied. Events committed behind a transaction that is still open are waited for,
+    /// not skipped: the call returns only when no committed event lies past the checkpoint.
     ///
     /// # Errors
     /// [`ProjectionError::LeaseLost`] when another runner holds the projection.
@@ -138,7 +140,11 @@ impl Runner {
                 .read_all(checkpoint, self.settings.batch_size)
                 .await?;
             let Some(last) = events.last() else {
-                return Ok(applied);
+                if !self.store.has_committed_after(checkpoint).await? {
+                    return Ok(applied);
+                }
+                tokio::time::sleep(self.settings.poll_interval).await;
+                continue;
             };
             let next = last.global;
             self.apply_batch(checkpoint, &events).await?;
