@@ -839,3 +839,29 @@ async fn awkward_numbers_and_key_orders_survive_the_round_trip_through_jsonb() {
         }
     );
 }
+
+/// With the poll a minute away, an append can only reach the subscriber in time through
+/// LISTEN/NOTIFY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_wakes_a_listening_subscriber_without_waiting_for_the_poll() {
+    let (db, store) = store_with_db(4).await;
+    let listener = eventstore::Listener::start(db.app_config());
+    let store = store.with_listener(&listener);
+    let first = append_new(&store, 1).await;
+    let settings = eventstore::SubscriptionSettings {
+        batch_size: 10,
+        poll_interval: std::time::Duration::from_secs(60),
+    };
+    let mut subscription = store.subscribe(eventstore::GlobalPosition::START, settings);
+    assert_eq!(collect(&mut subscription, 1).await, vec![first]);
+    let waiting = tokio::spawn(async move { collect(&mut subscription, 1).await });
+    // Let the subscriber find nothing and start waiting. If the listener were still connecting,
+    // its connect wake-up would do instead: either way the wake comes from the listener.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let second = append_new(&store, 2).await;
+    let woken = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .expect("woken by the notification, long before the poll")
+        .expect("subscriber task");
+    assert_eq!(woken, vec![second]);
+}

@@ -22,8 +22,6 @@ pub struct CommandOptions {
     pub fingerprint: Option<[u8; 32]>,
     /// The stream version the caller last saw (HTTP If-Match); stale means a conflict.
     pub expected_version: Option<i64>,
-    /// Ids for the new events, in order; missing ones are made here.
-    pub event_ids: Vec<Uuid>,
 }
 
 /// Why a command was not carried out.
@@ -130,13 +128,8 @@ impl CaseService {
         let events = domain::decide(&loaded.state, command)?;
         let new_events = events
             .iter()
-            .enumerate()
-            .map(|(i, event)| NewEvent {
-                event_id: options
-                    .event_ids
-                    .get(i)
-                    .copied()
-                    .unwrap_or_else(Uuid::new_v4),
+            .map(|event| NewEvent {
+                event_id: Uuid::new_v4(),
                 event_type: event.event_type().to_owned(),
                 schema_version: event.schema_version(),
                 payload: event.to_payload(),

@@ -6,7 +6,10 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::hash::{self, GENESIS, HashInput};
-use crate::{AppendRequest, AppendResult, AppendedEvent, EventStore, ExpectedVersion, StoreError};
+use crate::{
+    AppendRequest, AppendResult, AppendedEvent, EventStore, ExpectedVersion, NOTIFY_CHANNEL,
+    StoreError,
+};
 
 /// Appends racing on the same stream under `ExpectedVersion::Any` retry this many times.
 const ANY_VERSION_ATTEMPTS: usize = 8;
@@ -43,8 +46,6 @@ WITH inserted AS (
     WHERE $8::text IS NOT NULL
 )
 SELECT event_id, stream_version, position FROM inserted";
-
-const NOTIFY_SQL: &str = "SELECT pg_notify('casebook_events', '')";
 
 enum Attempt {
     Done(AppendResult),
@@ -262,7 +263,10 @@ impl EventStore {
         events.sort_by_key(|e| e.stream_version);
         // Wake subscribers only now that the events are committed (see the migration's note).
         // A failure here must not fail an append that is already committed: subscribers poll.
-        if let Err(e) = client.batch_execute(NOTIFY_SQL).await {
+        if let Err(e) = client
+            .batch_execute(&format!("NOTIFY {NOTIFY_CHANNEL}"))
+            .await
+        {
             tracing::warn!(error = %e, "could not notify subscribers of an append");
         }
         Ok(Attempt::Done(AppendResult {

@@ -149,10 +149,3 @@ pub struct RecordedEvent {
     /// The database clock when it was written.
     pub recorded_at: DateTime<Utc>,
 }
-
-impl RecordedEvent {
-    /// The global position number.
-    pub fn position(&self) -> i64 {
-        self.global.position
-    }
-}

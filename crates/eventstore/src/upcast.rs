@@ -27,15 +27,6 @@ impl Upcasters {
         self
     }
 
-    /// The current version an event type is read at, given the version it was stored at.
-    pub fn current_version(&self, event_type: &str, stored_version: i32) -> i32 {
-        let mut version = stored_version;
-        while self.steps.contains_key(&(event_type.to_owned(), version)) {
-            version += 1;
-        }
-        version
-    }
-
     /// Applies every step from `schema_version` on.
     ///
     /// # Errors
