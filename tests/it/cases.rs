@@ -6,7 +6,7 @@ use domain::*;
 use eventstore::VerifyReport;
 use uuid::Uuid;
 
-use crate::support::{metadata, store_with_db};
+use crate::support::{metadata, new_client_intake, store_with_db};
 
 fn day(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 3, d).expect("a valid date")
@@ -28,16 +28,6 @@ async fn a_whole_journey_is_decided_appended_and_replayed() {
     let worker = StaffId(Uuid::new_v4());
     let service = ServiceId(Uuid::new_v4());
     let connection_id = ConnectionId(Uuid::new_v4());
-    let personal = PersonalDetails {
-        given_name: "Ada".to_owned(),
-        family_name: "Example".to_owned(),
-        date_of_birth: NaiveDate::from_ymd_opt(1950, 5, 17),
-        nhs_number: Some(NhsNumber::parse("9434765919").expect("valid")),
-        phone: None,
-        email: None,
-        address: None,
-        postcode: Some("BA11 1AA".to_owned()),
-    };
     let assessment = |timepoint, answers: Vec<i32>| {
         CaseCommand::RecordAssessment(AssessmentRecorded {
             assessment_id: AssessmentId(Uuid::new_v4()),
@@ -51,26 +41,13 @@ async fn a_whole_journey_is_decided_appended_and_replayed() {
         })
     };
     let journey = vec![
-        CaseCommand::Intake {
-            client: Some(Box::new(ClientRegistered {
-                client_id: client,
-                personal,
-                area: "Frome".to_owned(),
-            })),
-            referral: ReferralReceived {
-                referral_id,
-                source: ReferralSource::SelfReferral,
-                referrer: Referrer {
-                    staff_id: None,
-                    name: None,
-                    organisation: None,
-                },
-                reasons: vec![NeedDomain::LonelinessIsolation],
-                urgency: Urgency::Routine,
-                received_on: day(1),
-                note: None,
-            },
-        },
+        new_client_intake(
+            client,
+            referral_id,
+            "Frome",
+            ReferralSource::SelfReferral,
+            vec![NeedDomain::LonelinessIsolation],
+        ),
         CaseCommand::AcceptReferral(ReferralAccepted { referral_id }),
         CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
             link_worker_id: worker,

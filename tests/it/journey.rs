@@ -2,12 +2,12 @@
 //! when an entry is recorded late.
 
 use api::{CaseService, CommandOptions, JourneyView, journey};
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use domain::*;
 use serde_json::{Map, json};
 use uuid::Uuid;
 
-use crate::support::{metadata, store_with_db};
+use crate::support::{metadata, new_client_intake, store_with_db};
 
 fn on(day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, day, 10, 0, 0)
@@ -39,35 +39,13 @@ async fn a_late_entry_makes_as_of_and_as_known_at_differ_and_corrections_sit_bes
     let steps: Vec<(u32, CaseCommand)> = vec![
         (
             1,
-            CaseCommand::Intake {
-                client: Some(Box::new(ClientRegistered {
-                    client_id: client,
-                    personal: PersonalDetails {
-                        given_name: "Ada".to_owned(),
-                        family_name: "Example".to_owned(),
-                        date_of_birth: None,
-                        nhs_number: None,
-                        phone: None,
-                        email: None,
-                        address: None,
-                        postcode: None,
-                    },
-                    area: "Frome".to_owned(),
-                })),
-                referral: ReferralReceived {
-                    referral_id,
-                    source: ReferralSource::Gp,
-                    referrer: Referrer {
-                        staff_id: None,
-                        name: None,
-                        organisation: None,
-                    },
-                    reasons: vec![NeedDomain::Bereavement],
-                    urgency: Urgency::Soon,
-                    received_on: NaiveDate::from_ymd_opt(2026, 3, 1).expect("date"),
-                    note: None,
-                },
-            },
+            new_client_intake(
+                client,
+                referral_id,
+                "Frome",
+                ReferralSource::Gp,
+                vec![NeedDomain::Bereavement],
+            ),
         ),
         (
             2,

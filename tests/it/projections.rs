@@ -10,7 +10,7 @@ use domain::*;
 use projector::{CaseloadProjection, Runner, RunnerSettings};
 use uuid::Uuid;
 
-use crate::support::{metadata, store_with_db};
+use crate::support::{metadata, new_client_intake, store_with_db};
 
 const TEAM: TeamId = TeamId(Uuid::from_u128(0x7ea));
 
@@ -25,44 +25,21 @@ fn journey(client: ClientId, steps: usize) -> Vec<CaseCommand> {
     let referral_id = ReferralId(sub(1));
     let appointment_id = AppointmentId(sub(2));
     let commands = vec![
-        CaseCommand::Intake {
-            client: Some(Box::new(ClientRegistered {
-                client_id: client,
-                personal: PersonalDetails {
-                    given_name: format!("Client {n}"),
-                    family_name: "Example".to_owned(),
-                    date_of_birth: None,
-                    nhs_number: None,
-                    phone: None,
-                    email: None,
-                    address: None,
-                    postcode: None,
-                },
-                area: if n.is_multiple_of(2) {
-                    "Frome"
-                } else {
-                    "Shepton Mallet"
-                }
-                .to_owned(),
-            })),
-            referral: ReferralReceived {
-                referral_id,
-                source: if n.is_multiple_of(3) {
-                    ReferralSource::SelfReferral
-                } else {
-                    ReferralSource::Gp
-                },
-                referrer: Referrer {
-                    staff_id: None,
-                    name: None,
-                    organisation: None,
-                },
-                reasons: vec![NeedDomain::MentalWellbeing],
-                urgency: Urgency::Routine,
-                received_on: NaiveDate::from_ymd_opt(2026, 3, 1).expect("date"),
-                note: None,
+        new_client_intake(
+            client,
+            referral_id,
+            if n.is_multiple_of(2) {
+                "Frome"
+            } else {
+                "Shepton Mallet"
             },
-        },
+            if n.is_multiple_of(3) {
+                ReferralSource::SelfReferral
+            } else {
+                ReferralSource::Gp
+            },
+            vec![NeedDomain::MentalWellbeing],
+        ),
         CaseCommand::AcceptReferral(ReferralAccepted { referral_id }),
         CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
             link_worker_id: worker(n % 2),

@@ -91,3 +91,43 @@ pub async fn collect(subscription: &mut eventstore::Subscription, count: usize) 
     }
     seen
 }
+
+/// Intake of a new client (Ada Example, with an NHS number) with one referral.
+pub fn new_client_intake(
+    client: domain::ClientId,
+    referral_id: domain::ReferralId,
+    area: &str,
+    source: domain::ReferralSource,
+    reasons: Vec<domain::NeedDomain>,
+) -> domain::CaseCommand {
+    use domain::*;
+    CaseCommand::Intake {
+        client: Some(Box::new(ClientRegistered {
+            client_id: client,
+            personal: PersonalDetails {
+                given_name: "Ada".to_owned(),
+                family_name: "Example".to_owned(),
+                date_of_birth: chrono::NaiveDate::from_ymd_opt(1950, 5, 17),
+                nhs_number: Some(NhsNumber::parse("9434765919").expect("a valid NHS number")),
+                phone: None,
+                email: None,
+                address: None,
+                postcode: Some("BA11 1AA".to_owned()),
+            },
+            area: area.to_owned(),
+        })),
+        referral: ReferralReceived {
+            referral_id,
+            source,
+            referrer: Referrer {
+                staff_id: None,
+                name: None,
+                organisation: None,
+            },
+            reasons,
+            urgency: Urgency::Routine,
+            received_on: chrono::NaiveDate::from_ymd_opt(2026, 3, 1).expect("a valid date"),
+            note: None,
+        },
+    }
+}
