@@ -78,9 +78,14 @@ impl EventStore {
                 return Err(StoreError::DuplicateEventId(event.event_id));
             }
         }
-        let fingerprint = request
-            .fingerprint
-            .unwrap_or_else(|| hash::fingerprint(&request.stream_type, &request.events));
+        // Only a keyed append is ever compared with another, so only it needs a fingerprint.
+        let fingerprint: Vec<u8> = match &request.idempotency_key {
+            Some(_) => request
+                .fingerprint
+                .unwrap_or_else(|| hash::fingerprint(&request.stream_type, &request.events))
+                .to_vec(),
+            None => Vec::new(),
+        };
         let mut metadata = request.metadata.clone();
         metadata.occurred_at = hash::to_micros(metadata.occurred_at);
 
@@ -131,7 +136,7 @@ impl EventStore {
         &self,
         request: &AppendRequest,
         metadata: &crate::Metadata,
-        fingerprint: &[u8; 32],
+        fingerprint: &[u8],
     ) -> Result<Attempt, StoreError> {
         let client = self.pool.get().await?;
         let key = request.idempotency_key.as_deref();
@@ -147,7 +152,7 @@ impl EventStore {
         let stored_result: Option<Value> = head.get(5);
 
         if let (Some(stored), Some(result), Some(key)) = (stored_fingerprint, stored_result, key) {
-            if stored.as_slice() != fingerprint.as_slice() {
+            if stored.as_slice() != fingerprint {
                 return Err(StoreError::IdempotencyMismatch {
                     stream_id: request.stream_id,
                     key: key.to_owned(),
@@ -238,7 +243,7 @@ impl EventStore {
                     &schema_versions,
                     &payloads,
                     &hashes,
-                    &fingerprint.as_slice(),
+                    &fingerprint,
                     &stream_version,
                 ],
             )
