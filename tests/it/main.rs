@@ -2,6 +2,7 @@
 
 mod cases;
 mod eventstore;
+mod http;
 mod journey;
 mod projections;
 mod support;

@@ -1,6 +1,8 @@
+use std::collections::BTreeMap;
+
 use domain::{
     CLIENT_STREAM, CaseCommand, CaseError, CaseEvent, CaseState, ClientId, DecodeError, EventId,
-    evolve,
+    ReferralId, evolve,
 };
 use eventstore::{
     AppendRequest, AppendResult, EventStore, ExpectedVersion, Metadata, NewEvent, StoreError,
@@ -42,9 +44,32 @@ pub enum CommandError {
     /// A stored event could not be read in its current shape.
     #[error(transparent)]
     Corrupt(#[from] DecodeError),
+    /// The caller may not do this to this record.
+    #[error(transparent)]
+    Denied(#[from] Denied),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
+}
+
+/// What an access check is asked about.
+#[derive(Clone, Copy, Debug)]
+pub struct Authorise<'a> {
+    /// The record as loaded.
+    pub case: &'a LoadedCase,
+    /// True when only the first result of a repeated idempotency key would be returned.
+    pub replay: bool,
+}
+
+/// Why a caller may not act on or see something.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// Not theirs to know about (another organisation's record): answered as if absent.
+    #[error("no such record")]
+    NotFound,
+    /// Theirs to know about, not theirs to do.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl From<StoreError> for CommandError {
@@ -60,12 +85,23 @@ impl From<StoreError> for CommandError {
 }
 
 /// A client's record folded from its stream.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct LoadedCase {
     /// The folded state.
     pub state: CaseState,
     /// The stream's version (0 when there is no such client).
     pub version: i64,
+    /// The organisation the record belongs to (its first event's), when there is a record.
+    pub organisation_id: Option<Uuid>,
+    /// Who submitted each referral (the actor of its `ReferralReceived`).
+    pub referred_by: BTreeMap<ReferralId, Uuid>,
+}
+
+impl LoadedCase {
+    /// Whether there is a record at all.
+    pub fn exists(&self) -> bool {
+        self.version > 0
+    }
 }
 
 impl CaseService {
@@ -80,15 +116,22 @@ impl CaseService {
     /// A store failure or an event that cannot be decoded.
     pub async fn load(&self, client_id: ClientId) -> Result<LoadedCase, CommandError> {
         let recorded = self.store.read_stream(client_id.0, 1, None).await?;
-        let mut state = CaseState::default();
-        let mut version = 0;
+        let mut loaded = LoadedCase::default();
         for event in recorded {
             let case_event =
                 CaseEvent::decode(&event.event_type, event.schema_version, event.payload)?;
-            state = evolve(state, EventId(event.event_id), &case_event);
-            version = event.stream_version;
+            if let CaseEvent::ReferralReceived(referral) = &case_event {
+                loaded
+                    .referred_by
+                    .insert(referral.referral_id, event.metadata.actor_id);
+            }
+            loaded
+                .organisation_id
+                .get_or_insert(event.metadata.organisation_id);
+            loaded.state = evolve(loaded.state, EventId(event.event_id), &case_event);
+            loaded.version = event.stream_version;
         }
-        Ok(LoadedCase { state, version })
+        Ok(loaded)
     }
 
     /// Decides `command` against the client's record and appends what it produces.
@@ -100,7 +143,6 @@ impl CaseService {
     /// # Errors
     /// [`CommandError::Refused`] for a business rule, [`CommandError::Conflict`] when the
     /// record moved (a stale `expected_version`, or a concurrent writer), and store failures.
-    #[tracing::instrument(skip_all, fields(client_id = %client_id))]
     pub async fn execute(
         &self,
         client_id: ClientId,
@@ -108,15 +150,45 @@ impl CaseService {
         metadata: Metadata,
         options: CommandOptions,
     ) -> Result<AppendResult, CommandError> {
+        self.execute_authorised(client_id, command, metadata, options, |_| Ok(()))
+            .await
+    }
+
+    /// [`CaseService::execute`] with an access check on the loaded record.
+    ///
+    /// The record is loaded first. `authorise` is asked with `replay` true before a repeated
+    /// idempotency key's first result is returned (only whether the caller may see this record
+    /// at all matters then: the first request was already allowed) and with `replay` false
+    /// before deciding a new command.
+    ///
+    /// # Errors
+    /// As [`CaseService::execute`], and [`CommandError::Denied`] from `authorise`.
+    #[tracing::instrument(skip_all, fields(client_id = %client_id))]
+    pub async fn execute_authorised(
+        &self,
+        client_id: ClientId,
+        command: &CaseCommand,
+        metadata: Metadata,
+        options: CommandOptions,
+        authorise: impl Fn(Authorise<'_>) -> Result<(), Denied>,
+    ) -> Result<AppendResult, CommandError> {
+        let loaded = self.load(client_id).await?;
         if let Some(key) = &options.idempotency_key
             && let Some(result) = self
                 .store
                 .idempotent_result(client_id.0, key, options.fingerprint)
                 .await?
         {
+            authorise(Authorise {
+                case: &loaded,
+                replay: true,
+            })?;
             return Ok(result);
         }
-        let loaded = self.load(client_id).await?;
+        authorise(Authorise {
+            case: &loaded,
+            replay: false,
+        })?;
         if let Some(expected) = options.expected_version
             && expected != loaded.version
         {

@@ -22,7 +22,7 @@ pub struct JourneyView {
 }
 
 /// One event of the journey.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct JourneyEntry {
     pub event_id: Uuid,
     pub stream_version: i64,
@@ -41,11 +41,11 @@ pub struct JourneyEntry {
 }
 
 /// A client's journey as selected by a [`JourneyView`].
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Journey {
     pub client_id: Uuid,
     pub entries: Vec<JourneyEntry>,
-    /// The case status the selected events add up to.
+    /// The case status the selected events add up to (`idle`, `referred`, `open`, `closed`).
     pub status: String,
     /// The link worker they add up to.
     pub link_worker_id: Option<Uuid>,
@@ -110,7 +110,7 @@ pub async fn journey(
     Ok(Journey {
         client_id: client_id.0,
         entries,
-        status: state.status.label().to_owned(),
+        status: state.status.code().to_owned(),
         link_worker_id: state.link_worker.map(|(worker, _)| worker.0),
     })
 }

@@ -1,12 +1,15 @@
 //! The application layer between the outside world and the log: [`CaseService`] carries out a
 //! command on a client's record (load the stream, fold it, `decide`, append under the stream's
-//! version, idempotent by key).
+//! version, idempotent by key); [`access`] knows staff, roles and tokens; [`policy`] decides who
+//! may do what to which record; [`http`] is the HTTP API and its OpenAPI contract.
 //!
-//! The HTTP routes, authorisation and problem details will live here too; this crate is where
-//! JSON wire shapes are known, and nothing below it knows HTTP.
+//! Nothing below this crate knows HTTP or roles.
 
+pub mod access;
 mod cases;
+pub mod http;
 mod journey;
+pub mod policy;
 
-pub use cases::{CaseService, CommandError, CommandOptions, LoadedCase};
+pub use cases::{Authorise, CaseService, CommandError, CommandOptions, Denied, LoadedCase};
 pub use journey::{Journey, JourneyEntry, JourneyView, journey};

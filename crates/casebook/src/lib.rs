@@ -7,7 +7,6 @@
 pub mod bench;
 pub mod database;
 pub mod http;
-pub mod projections;
 pub mod settings;
 pub mod telemetry;
 

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use casebook::settings::{OrgCommand, StaffCommand, TeamCommand, TokenCommand};
 use casebook::{Application, Cli, Command, Database};
 use clap::Parser;
 
@@ -27,6 +28,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Project => project(&cli.database).await,
+        Command::Org(command) => admin(&cli.database, AdminCommand::Org(command)).await,
+        Command::Team(command) => admin(&cli.database, AdminCommand::Team(command)).await,
+        Command::Staff(command) => admin(&cli.database, AdminCommand::Staff(command)).await,
+        Command::Token(command) => admin(&cli.database, AdminCommand::Token(command)).await,
         Command::Migrate => {
             let database = Database::open(&cli.database).await?;
             let report = database.migrate().await?;
@@ -67,7 +72,7 @@ async fn serve(settings: &casebook::DatabaseSettings, listen: &str) -> anyhow::R
     let listener = eventstore::Listener::start(database.app_config().clone());
     let store = database.event_store()?.with_listener(&listener);
     let (stop_projections, projections_stopped) = tokio::sync::watch::channel(false);
-    let runners = casebook::projections::spawn_all(&store, &projections_stopped);
+    let runners = projector::spawn_all(&store, &projections_stopped);
     let app = Application::build(listen, store)?;
     let handle = app.handle();
     tracing::info!(address = %app.address(), "casebook is listening");
@@ -92,7 +97,7 @@ async fn project(settings: &casebook::DatabaseSettings) -> anyhow::Result<ExitCo
     let listener = eventstore::Listener::start(database.app_config().clone());
     let store = database.event_store()?.with_listener(&listener);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let runners = casebook::projections::spawn_all(&store, &stopped);
+    let runners = projector::spawn_all(&store, &stopped);
     tracing::info!(projections = runners.len(), "projecting");
     shutdown_signal().await?;
     let _ = stop.send(true);
@@ -102,6 +107,85 @@ async fn project(settings: &casebook::DatabaseSettings) -> anyhow::Result<ExitCo
     drop(listener);
     database.shutdown().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// An administration command, run on the owner connection.
+enum AdminCommand {
+    Org(OrgCommand),
+    Team(TeamCommand),
+    Staff(StaffCommand),
+    Token(TokenCommand),
+}
+
+async fn admin(
+    settings: &casebook::DatabaseSettings,
+    command: AdminCommand,
+) -> anyhow::Result<ExitCode> {
+    let database = Database::open(settings).await?;
+    let client = db::connect(database.admin_config()).await?;
+    let outcome = run_admin(&client, command).await;
+    drop(client);
+    database.shutdown().await?;
+    let line = outcome?;
+    println!("{line}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_admin(
+    client: &db::tokio_postgres::Client,
+    command: AdminCommand,
+) -> anyhow::Result<String> {
+    use api::access;
+    Ok(match command {
+        AdminCommand::Org(OrgCommand::Add { name }) => access::ensure_organisation(client, &name)
+            .await?
+            .to_string(),
+        AdminCommand::Team(TeamCommand::Add { organisation, name }) => {
+            access::ensure_team(client, organisation, &name)
+                .await?
+                .to_string()
+        }
+        AdminCommand::Staff(StaffCommand::Add {
+            organisation,
+            team,
+            role,
+            name,
+            capacity,
+        }) => access::add_staff(
+            client,
+            &access::NewStaff {
+                organisation_id: organisation,
+                team_id: team,
+                name,
+                role,
+                capacity,
+            },
+        )
+        .await?
+        .staff_id
+        .to_string(),
+        AdminCommand::Token(TokenCommand::Issue { staff, days, label }) => {
+            access::issue_token(client, staff, chrono::Duration::days(days), &label)
+                .await?
+                .token
+        }
+        AdminCommand::Token(TokenCommand::Revoke { token }) => {
+            let organisation: uuid::Uuid = client
+                .query_opt(
+                    "SELECT s.organisation_id FROM api_tokens t JOIN staff s USING (staff_id) \
+                     WHERE t.token_id = $1",
+                    &[&token],
+                )
+                .await?
+                .map(|row| row.get(0))
+                .ok_or_else(|| anyhow::anyhow!("no such token"))?;
+            if access::revoke_token(client, organisation, token).await? {
+                format!("revoked {token}")
+            } else {
+                anyhow::bail!("token {token} was already revoked")
+            }
+        }
+    })
 }
 
 async fn shutdown_signal() -> anyhow::Result<()> {

@@ -81,6 +81,85 @@ pub enum Command {
     /// Measure against PostgreSQL's own limit on the same cluster (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(Bench),
+    /// Organisations (tenants): nothing crosses between them.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Teams of link workers within an organisation.
+    #[command(subcommand)]
+    Team(TeamCommand),
+    /// Staff accounts, one role each.
+    #[command(subcommand)]
+    Staff(StaffCommand),
+    /// Bearer tokens for staff.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// Organisation administration.
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organisation (or find the one of that name); prints its id.
+    Add {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// Team administration.
+#[derive(Debug, Subcommand)]
+pub enum TeamCommand {
+    /// Create a team (or find the one of that name); prints its id.
+    Add {
+        /// The organisation's id.
+        #[arg(long)]
+        organisation: uuid::Uuid,
+        /// Its name.
+        name: String,
+    },
+}
+
+/// Staff administration.
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Add a staff account; prints its id.
+    Add {
+        /// The organisation's id.
+        #[arg(long)]
+        organisation: uuid::Uuid,
+        /// The team's id (link workers and team leads).
+        #[arg(long)]
+        team: Option<uuid::Uuid>,
+        /// referrer, link_worker, team_lead, auditor, reporting_analyst or administrator.
+        #[arg(long)]
+        role: api::access::Role,
+        /// Their name.
+        #[arg(long)]
+        name: String,
+        /// People a year they can support (link workers).
+        #[arg(long)]
+        capacity: Option<i32>,
+    },
+}
+
+/// Token administration.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token for a staff member; prints it (it is not stored and cannot be shown again).
+    Issue {
+        /// The staff member's id.
+        staff: uuid::Uuid,
+        /// Days until it expires.
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+        /// What it is for.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Revoke a token at once.
+    Revoke {
+        /// The token's id (the part after `cbk_`, or the id printed when it was issued).
+        token: uuid::Uuid,
+    },
 }
 
 /// The benchmarks.

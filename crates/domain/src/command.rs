@@ -1,12 +1,18 @@
 //! What users ask for on a client's record. Most commands carry exactly the data of the event
 //! they would produce; `decide` checks them against the record's state.
 
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::CaseError;
 use crate::codes::TransferReason;
 use crate::event::*;
 use crate::ids::{StaffId, TeamId};
 
 /// Moving a case to another link worker (the current one is known from the record).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct TransferCase {
     pub to_link_worker_id: StaffId,
     pub team_id: TeamId,
@@ -45,4 +51,64 @@ pub enum CaseCommand {
     CloseCase(CaseClosed),
     ReopenCase(CaseReopened),
     CorrectEntry(EntryCorrected),
+}
+
+/// Clock skew allowed between a caller's clock and ours before a time counts as future.
+const ALLOWED_SKEW_SECONDS: i64 = 300;
+
+impl CaseCommand {
+    /// When the recorded thing happened, when the command says so (a contact's time, an
+    /// assessment's or a referral's date): the event's `occurred_at`, which "as it was at" views
+    /// go by. Otherwise it happened when it was recorded.
+    pub fn occurred_at(&self) -> Option<DateTime<Utc>> {
+        let midnight = |date: NaiveDate| date.and_time(NaiveTime::MIN).and_utc();
+        match self {
+            CaseCommand::Intake { referral, .. } => Some(midnight(referral.received_on)),
+            CaseCommand::RecordContact(contact) => Some(contact.contacted_at),
+            CaseCommand::RecordAssessment(assessment) => Some(midnight(assessment.administered_on)),
+            _ => None,
+        }
+    }
+
+    /// Refuses dates that cannot be in the future (a referral received tomorrow, a contact next
+    /// week, a date of birth to come), given the time now. Appointments may be booked ahead.
+    ///
+    /// # Errors
+    /// [`CaseError::Invalid`] naming the field.
+    pub fn check_dates(&self, now: DateTime<Utc>) -> Result<(), CaseError> {
+        let today = now.date_naive();
+        let future_date = |field: &'static str, date: NaiveDate| {
+            if date > today {
+                Err(CaseError::invalid(
+                    field,
+                    format!("{date} is in the future"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            CaseCommand::Intake { client, referral } => {
+                future_date("referral.received_on", referral.received_on)?;
+                if let Some(born) = client.as_ref().and_then(|c| c.personal.date_of_birth) {
+                    future_date("client.personal.date_of_birth", born)?;
+                }
+                Ok(())
+            }
+            CaseCommand::RecordContact(contact) => {
+                if contact.contacted_at > now + Duration::seconds(ALLOWED_SKEW_SECONDS) {
+                    Err(CaseError::invalid(
+                        "contacted_at",
+                        format!("{} is in the future", contact.contacted_at),
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+            CaseCommand::RecordAssessment(assessment) => {
+                future_date("administered_on", assessment.administered_on)
+            }
+            _ => Ok(()),
+        }
+    }
 }

@@ -15,6 +15,8 @@ pub const CLIENT_STREAM: &str = "client";
 
 /// The person was registered; personal details are kept in their own field.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ClientRegistered {
     pub client_id: ClientId,
     pub personal: PersonalDetails,
@@ -24,6 +26,8 @@ pub struct ClientRegistered {
 
 /// Consent was given for a scope; for onward services, optionally only named ones.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ConsentRecorded {
     pub scope: ConsentScope,
     /// For onward sharing: the services covered; empty means any service.
@@ -32,12 +36,16 @@ pub struct ConsentRecorded {
 
 /// Consent for a scope was withdrawn; honoured from now on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ConsentWithdrawn {
     pub scope: ConsentScope,
 }
 
 /// Who made a referral.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Referrer {
     /// A Casebook user, when the referrer is one.
     pub staff_id: Option<StaffId>,
@@ -49,6 +57,8 @@ pub struct Referrer {
 
 /// A referral arrived through the single point of access.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ReferralReceived {
     pub referral_id: ReferralId,
     pub source: ReferralSource,
@@ -63,12 +73,16 @@ pub struct ReferralReceived {
 
 /// The referral was accepted: the case is open.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ReferralAccepted {
     pub referral_id: ReferralId,
 }
 
 /// The referral was declined (who declined it is in the event's metadata).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ReferralDeclined {
     pub referral_id: ReferralId,
     pub reason: DeclineReason,
@@ -77,6 +91,8 @@ pub struct ReferralDeclined {
 
 /// The referral was sent to a more suitable service instead.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ReferralRedirected {
     pub referral_id: ReferralId,
     /// Where it went, in words (a service or team name).
@@ -86,6 +102,8 @@ pub struct ReferralRedirected {
 
 /// A link worker was assigned to the case.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct LinkWorkerAssigned {
     pub link_worker_id: StaffId,
     pub team_id: TeamId,
@@ -93,6 +111,8 @@ pub struct LinkWorkerAssigned {
 
 /// The case moved to another link worker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct CaseTransferred {
     pub from_link_worker_id: StaffId,
     pub to_link_worker_id: StaffId,
@@ -102,6 +122,8 @@ pub struct CaseTransferred {
 
 /// An appointment was booked.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct AppointmentBooked {
     pub appointment_id: AppointmentId,
     pub scheduled_for: DateTime<Utc>,
@@ -110,18 +132,23 @@ pub struct AppointmentBooked {
 
 /// The person came to the appointment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct AppointmentAttended {
     pub appointment_id: AppointmentId,
 }
 
 /// The person did not attend, without cancelling.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct AppointmentNotAttended {
     pub appointment_id: AppointmentId,
 }
 
 /// Who cancelled an appointment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CancelledBy {
     Client,
@@ -130,6 +157,8 @@ pub enum CancelledBy {
 
 /// The appointment was cancelled.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct AppointmentCancelled {
     pub appointment_id: AppointmentId,
     pub cancelled_by: CancelledBy,
@@ -138,6 +167,8 @@ pub struct AppointmentCancelled {
 
 /// A contact with the person took place.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ContactRecorded {
     pub contact_id: ContactId,
     pub mode: ContactMode,
@@ -149,12 +180,16 @@ pub struct ContactRecorded {
 
 /// What matters to the person, in their words (personal data).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct WhatMattersRecorded {
     pub text: String,
 }
 
 /// A need was identified.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct NeedIdentified {
     pub need: NeedDomain,
     pub note: Option<String>,
@@ -162,6 +197,8 @@ pub struct NeedIdentified {
 
 /// A goal was agreed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct GoalSet {
     pub goal_id: GoalId,
     pub description: String,
@@ -170,6 +207,8 @@ pub struct GoalSet {
 
 /// A goal's progress was reviewed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct GoalReviewed {
     pub goal_id: GoalId,
     pub progress: GoalProgress,
@@ -178,6 +217,8 @@ pub struct GoalReviewed {
 
 /// A wellbeing instrument was completed; raw answers only (scores are derived by rules).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct AssessmentRecorded {
     pub assessment_id: AssessmentId,
     pub instrument: Instrument,
@@ -193,6 +234,8 @@ pub struct AssessmentRecorded {
 
 /// The person was connected to a directory service.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct OnwardConnectionMade {
     pub connection_id: ConnectionId,
     pub service_id: ServiceId,
@@ -202,6 +245,8 @@ pub struct OnwardConnectionMade {
 
 /// What came of an onward connection.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ConnectionOutcomeRecorded {
     pub connection_id: ConnectionId,
     pub outcome: ConnectionOutcome,
@@ -211,6 +256,8 @@ pub struct ConnectionOutcomeRecorded {
 
 /// A need that no service could meet.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ServiceGapRecorded {
     pub gap_id: GapId,
     pub need: NeedDomain,
@@ -221,6 +268,8 @@ pub struct ServiceGapRecorded {
 
 /// The case was closed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct CaseClosed {
     pub reason: ClosureReason,
     pub note: Option<String>,
@@ -228,12 +277,16 @@ pub struct CaseClosed {
 
 /// A closed case was reopened.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct CaseReopened {
     pub note: Option<String>,
 }
 
 /// An earlier entry was corrected; the original stays in the log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct EntryCorrected {
     /// The event corrected.
     pub corrects: EventId,

@@ -8,6 +8,7 @@ use crate::CaseError;
 
 /// A wellbeing or activation instrument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Instrument {
     /// Warwick-Edinburgh Mental Wellbeing Scale: 14 items, 1 (none of the time) to 5 (all of the time).

@@ -8,6 +8,8 @@ use crate::CaseError;
 
 /// Who the client is. Everything here is personal data.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct PersonalDetails {
     /// Given name.
     pub given_name: String,
@@ -51,6 +53,7 @@ impl PersonalDetails {
 
 /// A ten-digit NHS number whose last digit is its modulus 11 check digit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct NhsNumber(String);
 

@@ -25,6 +25,17 @@ pub enum CaseStatus {
 }
 
 impl CaseStatus {
+    /// A stable code for APIs and read models.
+    pub fn code(self) -> &'static str {
+        match self {
+            CaseStatus::Unregistered => "unregistered",
+            CaseStatus::Idle => "idle",
+            CaseStatus::Referred => "referred",
+            CaseStatus::Open => "open",
+            CaseStatus::Closed => "closed",
+        }
+    }
+
     /// Words for people.
     pub fn label(self) -> &'static str {
         match self {

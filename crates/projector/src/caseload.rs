@@ -143,9 +143,9 @@ pub fn apply_case_event(
 /// The caseload projection, version 1.
 pub struct CaseloadProjection;
 
-const SELECT_ROWS: &str = "SELECT client_id, organisation_id, status, link_worker_id, team_id, area, referred_on, \
+const SELECT_COLUMNS: &str = "SELECT client_id, organisation_id, status, link_worker_id, team_id, area, referred_on, \
     referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, booked_appointments, \
-    baselines, follow_ups, stream_version FROM caseload WHERE client_id = ANY($1)";
+    baselines, follow_ups, stream_version FROM caseload";
 
 const UPSERT_ROW: &str = "INSERT INTO caseload (client_id, organisation_id, status, link_worker_id, team_id, area, \
     referred_on, referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, \
@@ -166,10 +166,52 @@ impl CaseloadProjection {
         client_ids: &[Uuid],
     ) -> Result<Vec<CaseloadRow>, ProjectionError> {
         let rows = client
-            .query(&format!("{SELECT_ROWS} ORDER BY client_id"), &[&client_ids])
+            .query(
+                &format!("{SELECT_COLUMNS} WHERE client_id = ANY($1) ORDER BY client_id"),
+                &[&client_ids],
+            )
             .await?;
         rows.iter().map(decode_row).collect()
     }
+
+    /// A page of an organisation's active cases (referred or open), in client order after
+    /// `after`: one link worker's, one team's, or all.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn page(
+        client: &tokio_postgres::Client,
+        filter: &CaseloadFilter,
+    ) -> Result<Vec<CaseloadRow>, ProjectionError> {
+        let rows = client
+            .query(
+                &format!(
+                    "{SELECT_COLUMNS} WHERE organisation_id = $1 AND status IN ('referred', 'open') \
+                     AND ($2::uuid IS NULL OR link_worker_id = $2) AND ($3::uuid IS NULL OR team_id = $3) \
+                     AND ($4::uuid IS NULL OR client_id > $4) ORDER BY client_id LIMIT $5"
+                ),
+                &[
+                    &filter.organisation_id,
+                    &filter.link_worker_id,
+                    &filter.team_id,
+                    &filter.after,
+                    &filter.limit,
+                ],
+            )
+            .await?;
+        rows.iter().map(decode_row).collect()
+    }
+}
+
+/// Which caseload rows to read.
+#[derive(Clone, Debug, Default)]
+pub struct CaseloadFilter {
+    pub organisation_id: Uuid,
+    pub link_worker_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    /// The last client id of the previous page.
+    pub after: Option<Uuid>,
+    pub limit: i64,
 }
 
 fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError> {
@@ -227,7 +269,12 @@ impl Projection for CaseloadProjection {
         if client_ids.is_empty() {
             return Ok(());
         }
-        let existing = tx.query(SELECT_ROWS, &[&client_ids]).await?;
+        let existing = tx
+            .query(
+                &format!("{SELECT_COLUMNS} WHERE client_id = ANY($1)"),
+                &[&client_ids],
+            )
+            .await?;
         let mut rows: HashMap<Uuid, CaseloadRow> = HashMap::new();
         for row in &existing {
             let decoded = decode_row(row)?;

@@ -8,7 +8,9 @@
 //! replays the log into the same rows.
 
 mod caseload;
+mod registry;
 mod runner;
 
-pub use caseload::{CaseloadProjection, CaseloadRow, apply_case_event};
+pub use caseload::{CaseloadFilter, CaseloadProjection, CaseloadRow, apply_case_event};
+pub use registry::{Lag, all, lag, spawn_all};
 pub use runner::{Projection, ProjectionError, Runner, RunnerSettings};

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use eventstore::{EventStore, GlobalPosition};
-use projector::{CaseloadProjection, Projection, Runner, RunnerSettings};
+
+use crate::{CaseloadProjection, Projection, ProjectionError, Runner, RunnerSettings};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -32,7 +33,7 @@ pub fn spawn_all(store: &EventStore, shutdown: &watch::Receiver<bool>) -> Vec<Jo
 }
 
 /// How far one projection is behind the log.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Lag {
     pub projection: String,
     pub events_behind: i64,
@@ -43,7 +44,7 @@ pub struct Lag {
 ///
 /// # Errors
 /// A database failure.
-pub async fn lag(store: &EventStore) -> anyhow::Result<Vec<Lag>> {
+pub async fn lag(store: &EventStore) -> Result<Vec<Lag>, ProjectionError> {
     let client = store.pool().get().await?;
     let mut lags = Vec::new();
     for projection in all() {

@@ -1,0 +1,437 @@
+//! Who may use Casebook: organisations, teams, staff with one role each, and the bearer tokens
+//! they present. Tokens are `cbk_<token id>_<secret>`; only SHA-256 of the 256-bit random
+//! secret is stored, so a copy of the database does not hold usable tokens.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, Utc};
+use domain::{StaffId, TeamId};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+/// What a staff member may do. One role per account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Submits referrals and follows the status of their own.
+    Referrer,
+    /// Works the cases assigned to them.
+    LinkWorker,
+    /// Triages referrals, assigns and transfers cases, and works any case of their team.
+    TeamLead,
+    /// Reads any client's journey in their organisation and who viewed it; writes nothing.
+    Auditor,
+    /// Reads aggregate reports only, never personal data.
+    ReportingAnalyst,
+    /// Manages staff and tokens; reads no client records.
+    Administrator,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 6] = [
+        Role::Referrer,
+        Role::LinkWorker,
+        Role::TeamLead,
+        Role::Auditor,
+        Role::ReportingAnalyst,
+        Role::Administrator,
+    ];
+
+    /// The stored and serialised name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Referrer => "referrer",
+            Role::LinkWorker => "link_worker",
+            Role::TeamLead => "team_lead",
+            Role::Auditor => "auditor",
+            Role::ReportingAnalyst => "reporting_analyst",
+            Role::Administrator => "administrator",
+        }
+    }
+
+    /// Whether accounts with this role belong to a team.
+    pub fn needs_team(self) -> bool {
+        matches!(self, Role::LinkWorker | Role::TeamLead)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+                format!("unknown role {s:?}; one of {}", names.join(", "))
+            })
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub staff_id: StaffId,
+    pub organisation_id: Uuid,
+    pub team_id: Option<TeamId>,
+    pub role: Role,
+    pub token_id: Uuid,
+}
+
+/// A staff account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct StaffMember {
+    pub staff_id: Uuid,
+    pub organisation_id: Uuid,
+    pub team_id: Option<Uuid>,
+    pub name: String,
+    pub role: Role,
+    /// People a year this worker can support (link workers).
+    pub capacity: Option<i32>,
+    pub active: bool,
+}
+
+/// A new staff account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewStaff {
+    pub organisation_id: Uuid,
+    pub team_id: Option<Uuid>,
+    pub name: String,
+    pub role: Role,
+    pub capacity: Option<i32>,
+}
+
+/// A token as issued: the secret is shown once and never stored.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct IssuedToken {
+    pub token_id: Uuid,
+    pub staff_id: Uuid,
+    /// Present as `Authorization: Bearer <token>`.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Why access management refused something.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// The request names something that does not fit (a team of another organisation...).
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// The token is missing, malformed, unknown, expired or revoked (deliberately not saying
+    /// which).
+    #[error("the bearer token is not valid")]
+    BadToken,
+    #[error(transparent)]
+    Database(#[from] tokio_postgres::Error),
+    #[error("no random numbers: {0}")]
+    Random(String),
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> AccessError {
+    AccessError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+const TOKEN_PREFIX: &str = "cbk_";
+
+/// Creates an organisation, or returns the one of that name.
+///
+/// # Errors
+/// A database failure.
+pub async fn ensure_organisation(
+    client: &impl GenericClient,
+    name: &str,
+) -> Result<Uuid, AccessError> {
+    if name.trim().is_empty() {
+        return Err(invalid("name", "an organisation needs a name"));
+    }
+    let row = client
+        .query_one(
+            "WITH new AS (INSERT INTO organisations (organisation_id, name) VALUES ($1, $2) \
+             ON CONFLICT (name) DO NOTHING RETURNING organisation_id) \
+             SELECT organisation_id FROM new UNION ALL \
+             SELECT organisation_id FROM organisations WHERE name = $2 LIMIT 1",
+            &[&Uuid::now_v7(), &name],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Creates a team in an organisation, or returns the one of that name there.
+///
+/// # Errors
+/// [`AccessError::Invalid`] for an unknown organisation; a database failure.
+pub async fn ensure_team(
+    client: &impl GenericClient,
+    organisation_id: Uuid,
+    name: &str,
+) -> Result<TeamId, AccessError> {
+    if name.trim().is_empty() {
+        return Err(invalid("name", "a team needs a name"));
+    }
+    let exists = client
+        .query_opt(
+            "SELECT 1 FROM organisations WHERE organisation_id = $1",
+            &[&organisation_id],
+        )
+        .await?;
+    if exists.is_none() {
+        return Err(invalid("organisation_id", "no such organisation"));
+    }
+    let row = client
+        .query_one(
+            "WITH new AS (INSERT INTO teams (team_id, organisation_id, name) VALUES ($1, $2, $3) \
+             ON CONFLICT (organisation_id, name) DO NOTHING RETURNING team_id) \
+             SELECT team_id FROM new UNION ALL \
+             SELECT team_id FROM teams WHERE organisation_id = $2 AND name = $3 LIMIT 1",
+            &[&Uuid::now_v7(), &organisation_id, &name],
+        )
+        .await?;
+    Ok(TeamId(row.get(0)))
+}
+
+/// Adds a staff account.
+///
+/// # Errors
+/// [`AccessError::Invalid`] for a missing name, a team outside the organisation, or a role
+/// that needs a team without one; a database failure.
+pub async fn add_staff(
+    client: &impl GenericClient,
+    staff: &NewStaff,
+) -> Result<StaffMember, AccessError> {
+    if staff.name.trim().is_empty() {
+        return Err(invalid("name", "a staff member needs a name"));
+    }
+    if staff.role.needs_team() && staff.team_id.is_none() {
+        return Err(invalid(
+            "team_id",
+            format!("a {} belongs to a team", staff.role),
+        ));
+    }
+    if staff.capacity.is_some_and(|c| c <= 0) {
+        return Err(invalid(
+            "capacity",
+            "capacity is a positive number of people",
+        ));
+    }
+    if let Some(team_id) = staff.team_id {
+        let team = client
+            .query_opt(
+                "SELECT 1 FROM teams WHERE team_id = $1 AND organisation_id = $2",
+                &[&team_id, &staff.organisation_id],
+            )
+            .await?;
+        if team.is_none() {
+            return Err(invalid("team_id", "no such team in this organisation"));
+        }
+    }
+    let staff_id = Uuid::now_v7();
+    client
+        .execute(
+            "INSERT INTO staff (staff_id, organisation_id, team_id, name, role, capacity) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &staff_id,
+                &staff.organisation_id,
+                &staff.team_id,
+                &staff.name,
+                &staff.role.as_str(),
+                &staff.capacity,
+            ],
+        )
+        .await
+        .map_err(|e| match e.code() {
+            Some(code) if *code == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION => {
+                invalid("organisation_id", "no such organisation")
+            }
+            _ => AccessError::Database(e),
+        })?;
+    Ok(StaffMember {
+        staff_id,
+        organisation_id: staff.organisation_id,
+        team_id: staff.team_id,
+        name: staff.name.clone(),
+        role: staff.role,
+        capacity: staff.capacity,
+        active: true,
+    })
+}
+
+const STAFF_COLUMNS: &str =
+    "staff_id, organisation_id, team_id, name, role, capacity, active FROM staff";
+
+fn staff_from_row(row: &tokio_postgres::Row) -> StaffMember {
+    let role: String = row.get(4);
+    StaffMember {
+        staff_id: row.get(0),
+        organisation_id: row.get(1),
+        team_id: row.get(2),
+        name: row.get(3),
+        // The column's CHECK keeps it to known roles.
+        role: role.parse().unwrap_or(Role::Referrer),
+        capacity: row.get(5),
+        active: row.get(6),
+    }
+}
+
+/// One staff account of an organisation.
+///
+/// # Errors
+/// A database failure.
+pub async fn staff_member(
+    client: &impl GenericClient,
+    organisation_id: Uuid,
+    staff_id: Uuid,
+) -> Result<Option<StaffMember>, AccessError> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {STAFF_COLUMNS} WHERE organisation_id = $1 AND staff_id = $2"),
+            &[&organisation_id, &staff_id],
+        )
+        .await?;
+    Ok(row.as_ref().map(staff_from_row))
+}
+
+/// An organisation's staff in id order, after `after`, at most `limit`.
+///
+/// # Errors
+/// A database failure.
+pub async fn list_staff(
+    client: &impl GenericClient,
+    organisation_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<StaffMember>, AccessError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {STAFF_COLUMNS} WHERE organisation_id = $1 AND ($2::uuid IS NULL OR staff_id > $2) \
+                 ORDER BY staff_id LIMIT $3"
+            ),
+            &[&organisation_id, &after, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(staff_from_row).collect())
+}
+
+fn secret_hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// Issues a token for an active staff member, valid for `valid_for`.
+///
+/// # Errors
+/// [`AccessError::Invalid`] for an unknown or inactive staff member; a database failure.
+pub async fn issue_token(
+    client: &impl GenericClient,
+    staff_id: Uuid,
+    valid_for: Duration,
+    label: &str,
+) -> Result<IssuedToken, AccessError> {
+    if valid_for <= Duration::zero() {
+        return Err(invalid("valid_days", "a token must be valid for some time"));
+    }
+    let active = client
+        .query_opt("SELECT active FROM staff WHERE staff_id = $1", &[&staff_id])
+        .await?;
+    match active {
+        Some(row) if row.get::<_, bool>(0) => {}
+        Some(_) => return Err(invalid("staff_id", "this staff member is not active")),
+        None => return Err(invalid("staff_id", "no such staff member")),
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| AccessError::Random(e.to_string()))?;
+    let secret = hex::encode(bytes);
+    let token_id = Uuid::now_v7();
+    let row = client
+        .query_one(
+            "INSERT INTO api_tokens (token_id, staff_id, secret_hash, label, expires_at) \
+             VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) RETURNING expires_at",
+            &[
+                &token_id,
+                &staff_id,
+                &secret_hash(&secret),
+                &label,
+                &(valid_for.num_seconds() as f64),
+            ],
+        )
+        .await?;
+    Ok(IssuedToken {
+        token_id,
+        staff_id,
+        token: format!("{TOKEN_PREFIX}{}_{secret}", token_id.simple()),
+        expires_at: row.get(0),
+    })
+}
+
+/// Revokes a token of an organisation's staff; false when there is no such live token.
+///
+/// # Errors
+/// A database failure.
+pub async fn revoke_token(
+    client: &impl GenericClient,
+    organisation_id: Uuid,
+    token_id: Uuid,
+) -> Result<bool, AccessError> {
+    let n = client
+        .execute(
+            "UPDATE api_tokens t SET revoked_at = now() FROM staff s \
+             WHERE t.token_id = $1 AND t.revoked_at IS NULL AND s.staff_id = t.staff_id \
+             AND s.organisation_id = $2",
+            &[&token_id, &organisation_id],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Finds who a bearer token belongs to.
+///
+/// # Errors
+/// [`AccessError::BadToken`] for anything but a live token of an active staff member.
+pub async fn authenticate(
+    client: &impl GenericClient,
+    token: &str,
+) -> Result<Principal, AccessError> {
+    let (id, secret) = token
+        .strip_prefix(TOKEN_PREFIX)
+        .and_then(|rest| rest.split_once('_'))
+        .ok_or(AccessError::BadToken)?;
+    let token_id = Uuid::try_parse(id).map_err(|_| AccessError::BadToken)?;
+    let row = client
+        .query_opt(
+            "SELECT t.secret_hash, s.staff_id, s.organisation_id, s.team_id, s.role \
+             FROM api_tokens t JOIN staff s USING (staff_id) \
+             WHERE t.token_id = $1 AND t.revoked_at IS NULL AND t.expires_at > now() AND s.active",
+            &[&token_id],
+        )
+        .await?
+        .ok_or(AccessError::BadToken)?;
+    let stored: Vec<u8> = row.get(0);
+    // Both sides are digests of secrets, so comparing them leaks nothing useful by its timing.
+    if stored != secret_hash(secret) {
+        return Err(AccessError::BadToken);
+    }
+    let role: String = row.get(4);
+    Ok(Principal {
+        staff_id: StaffId(row.get(1)),
+        organisation_id: row.get(2),
+        team_id: row.get::<_, Option<Uuid>>(3).map(TeamId),
+        role: role.parse().map_err(|_| AccessError::BadToken)?,
+        token_id,
+    })
+}

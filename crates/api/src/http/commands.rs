@@ -1,0 +1,372 @@
+//! One route per command on a client's record: `POST /api/v1/clients/{client_id}/<what>`.
+//!
+//! Ids of new things (the client, a referral, an appointment...) are chosen by the caller as
+//! UUIDs, so a retry names the same things. Every command takes an `Idempotency-Key` (a retry
+//! with the same key and body returns the first response and writes nothing) and an optional
+//! `If-Match` with the record version (stale: 409 with the current version).
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use chrono::Utc;
+use domain::*;
+use eventstore::{AppendResult, Metadata};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::AppState;
+use super::extract::{Body, Caller, CommandHeaders, request_id};
+use super::problem::{ApiError, CommandErrors};
+use crate::access::{self, Role};
+use crate::cases::CommandOptions;
+use crate::policy;
+
+/// A new client's details, given with their first referral.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClient {
+    pub personal: PersonalDetails,
+    /// Locality for area reports (a ward, town or postcode district; not an address).
+    pub area: String,
+}
+
+/// A referral through the single point of access: with `client` for someone new, without for
+/// someone already registered.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeRequest {
+    pub client: Option<NewClient>,
+    pub referral: ReferralReceived,
+}
+
+/// Where one appended event landed.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct AcceptedEvent {
+    pub event_id: Uuid,
+    pub stream_version: i64,
+    /// Its position in the global log.
+    pub position: i64,
+}
+
+/// What a command wrote.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct CommandAccepted {
+    pub client_id: Uuid,
+    /// The record's version after the command: send it as `If-Match` next time.
+    pub stream_version: i64,
+    pub events: Vec<AcceptedEvent>,
+}
+
+impl CommandAccepted {
+    fn from_result(result: &AppendResult) -> CommandAccepted {
+        CommandAccepted {
+            client_id: result.stream_id,
+            stream_version: result.stream_version,
+            events: result
+                .events
+                .iter()
+                .map(|e| AcceptedEvent {
+                    event_id: e.event_id,
+                    stream_version: e.stream_version,
+                    position: e.position,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Carries out a command for the caller and answers 201.
+async fn run(
+    state: &AppState,
+    caller: &Caller,
+    client_id: Uuid,
+    command: CaseCommand,
+    digest: [u8; 32],
+    headers: CommandHeaders,
+    req: &HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let principal = &caller.0;
+    let now = Utc::now();
+    command
+        .check_dates(now)
+        .map_err(crate::CommandError::Refused)?;
+    if matches!(
+        command,
+        CaseCommand::AssignLinkWorker(_) | CaseCommand::TransferCase(_)
+    ) {
+        // Whether the caller may touch this record at all comes before what they name in it.
+        let loaded = state.cases.load(ClientId(client_id)).await?;
+        policy::may_command(principal, &loaded, &command, false)?;
+    }
+    check_staff_named(state, principal, &command).await?;
+    let metadata = Metadata {
+        actor_id: principal.staff_id.0,
+        actor_role: principal.role.as_str().to_owned(),
+        organisation_id: principal.organisation_id,
+        correlation_id: request_id(req),
+        causation_id: None,
+        occurred_at: command.occurred_at().unwrap_or(now),
+    };
+    // The same key on another route is another request: the route is part of the fingerprint.
+    let mut fingerprint = sha2::Sha256::new();
+    sha2::Digest::update(&mut fingerprint, req.path().as_bytes());
+    sha2::Digest::update(&mut fingerprint, digest);
+    let options = CommandOptions {
+        idempotency_key: headers.idempotency_key,
+        fingerprint: Some(sha2::Digest::finalize(fingerprint).into()),
+        expected_version: headers.if_match,
+    };
+    let result = state
+        .cases
+        .execute_authorised(ClientId(client_id), &command, metadata, options, |check| {
+            policy::may_command(principal, check.case, &command, check.replay)
+        })
+        .await?;
+    if !result.replayed {
+        super::metrics::record_appended(result.events.len());
+    }
+    let mut response = HttpResponse::Created();
+    response
+        .insert_header((header::ETAG, format!("\"{}\"", result.stream_version)))
+        .insert_header((header::LOCATION, format!("/api/v1/clients/{client_id}")));
+    if result.replayed {
+        response.insert_header(("Idempotent-Replayed", "true"));
+    }
+    Ok(response.json(CommandAccepted::from_result(&result)))
+}
+
+use sha2::Digest as _;
+
+/// Staff named by a command must be of the caller's organisation with a role that fits: the
+/// link worker of an assignment or transfer (and, for an assignment, of the lead's own team),
+/// and the referrer of a referral submitted by a referrer.
+async fn check_staff_named(
+    state: &AppState,
+    principal: &access::Principal,
+    command: &CaseCommand,
+) -> Result<(), ApiError> {
+    let (worker, team, field) = match command {
+        CaseCommand::AssignLinkWorker(assign) => {
+            if principal.role == Role::TeamLead && Some(assign.team_id) != principal.team_id {
+                return Err(ApiError::invalid(
+                    "team_id",
+                    "a team lead assigns cases within their own team",
+                ));
+            }
+            (assign.link_worker_id, assign.team_id, "link_worker_id")
+        }
+        CaseCommand::TransferCase(transfer) => (
+            transfer.to_link_worker_id,
+            transfer.team_id,
+            "to_link_worker_id",
+        ),
+        CaseCommand::Intake { referral, .. } => {
+            if principal.role == Role::Referrer
+                && referral
+                    .referrer
+                    .staff_id
+                    .is_some_and(|id| id != principal.staff_id)
+            {
+                return Err(ApiError::invalid(
+                    "referral.referrer.staff_id",
+                    "a referrer submits referrals in their own name",
+                ));
+            }
+            return Ok(());
+        }
+        _ => return Ok(()),
+    };
+    let client = state.pool().get().await?;
+    let member = access::staff_member(&**client, principal.organisation_id, worker.0).await?;
+    match member {
+        Some(m) if m.active && matches!(m.role, Role::LinkWorker | Role::TeamLead) => {
+            if m.team_id != Some(team.0) {
+                Err(ApiError::invalid(
+                    "team_id",
+                    "that link worker is not in this team",
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        Some(m) if !m.active => Err(ApiError::invalid(field, "that staff member is not active")),
+        Some(_) => Err(ApiError::invalid(
+            field,
+            "that staff member is not a link worker",
+        )),
+        None => Err(ApiError::invalid(
+            field,
+            "no such link worker in this organisation",
+        )),
+    }
+}
+
+/// Declares a command route: handler name, path under the client, body type, and how the body
+/// becomes a command.
+macro_rules! command_route {
+    ($(#[doc = $doc:literal])* $name:ident, $path:literal, $body:ty, |$client:pat_param, $value:ident| $command:expr) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(
+            tag = "commands",
+            security(("bearer" = [])),
+            params(
+                ("client_id" = Uuid, Path, description = "The client's id (chosen by the caller for a new client)"),
+                ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body return the first response and write nothing"),
+                ("If-Match" = Option<String>, Header, description = "The record version last seen (the ETag of the last response); stale gives 409")
+            ),
+            request_body(content = $body, content_type = "application/json"),
+            responses(
+                (status = 201, description = "Done: the events written", body = CommandAccepted,
+                 headers(("ETag" = String, description = "The record's new version"))),
+                CommandErrors
+            )
+        )]
+        #[post($path)]
+        async fn $name(
+            state: web::Data<AppState>,
+            caller: Caller,
+            path: web::Path<Uuid>,
+            headers: CommandHeaders,
+            body: Body<$body>,
+            req: HttpRequest,
+        ) -> Result<HttpResponse, ApiError> {
+            let client_id = path.into_inner();
+            let Body { value, digest } = body;
+            #[allow(clippy::redundant_closure_call)]
+            let command = (|$client: Uuid, $value: $body| -> CaseCommand { $command })(client_id, value);
+            run(&state, &caller, client_id, command, digest, headers, &req).await
+        }
+    };
+}
+
+command_route!(
+    /// Refer someone (new, with their details, or already registered) through the single point
+    /// of access.
+    refer, "/clients/{client_id}/referrals", IntakeRequest, |client_id, intake| CaseCommand::Intake {
+        client: intake.client.map(|c| Box::new(ClientRegistered {
+            client_id: ClientId(client_id),
+            personal: c.personal,
+            area: c.area,
+        })),
+        referral: intake.referral,
+    }
+);
+command_route!(
+    /// Record consent (to be contacted, to share with onward services, to message the GP...).
+    record_consent, "/clients/{client_id}/consents", ConsentRecorded, |_, c| CaseCommand::RecordConsent(c)
+);
+command_route!(
+    /// Withdraw a consent; honoured from now on.
+    withdraw_consent, "/clients/{client_id}/consent-withdrawals", ConsentWithdrawn, |_, c| CaseCommand::WithdrawConsent(c)
+);
+command_route!(
+    /// Accept a referral: the case opens.
+    accept_referral, "/clients/{client_id}/referral-acceptances", ReferralAccepted, |_, c| CaseCommand::AcceptReferral(c)
+);
+command_route!(
+    /// Decline a referral, with the reason.
+    decline_referral, "/clients/{client_id}/referral-declines", ReferralDeclined, |_, c| CaseCommand::DeclineReferral(c)
+);
+command_route!(
+    /// Send a referral to a more suitable service instead.
+    redirect_referral, "/clients/{client_id}/referral-redirections", ReferralRedirected, |_, c| CaseCommand::RedirectReferral(c)
+);
+command_route!(
+    /// Assign the case to a link worker of the team lead's team.
+    assign_link_worker, "/clients/{client_id}/assignment", LinkWorkerAssigned, |_, c| CaseCommand::AssignLinkWorker(c)
+);
+command_route!(
+    /// Move the case to another link worker.
+    transfer_case, "/clients/{client_id}/transfers", TransferCase, |_, c| CaseCommand::TransferCase(c)
+);
+command_route!(
+    /// Book an appointment.
+    book_appointment, "/clients/{client_id}/appointments", AppointmentBooked, |_, c| CaseCommand::BookAppointment(c)
+);
+command_route!(
+    /// Record that the person came to an appointment.
+    record_attendance, "/clients/{client_id}/attendances", AppointmentAttended, |_, c| CaseCommand::RecordAttendance(c)
+);
+command_route!(
+    /// Record that the person did not attend an appointment.
+    record_did_not_attend, "/clients/{client_id}/non-attendances", AppointmentNotAttended, |_, c| CaseCommand::RecordDidNotAttend(c)
+);
+command_route!(
+    /// Cancel an appointment.
+    cancel_appointment, "/clients/{client_id}/appointment-cancellations", AppointmentCancelled, |_, c| CaseCommand::CancelAppointment(c)
+);
+command_route!(
+    /// Record a contact with the person.
+    record_contact, "/clients/{client_id}/contacts", ContactRecorded, |_, c| CaseCommand::RecordContact(c)
+);
+command_route!(
+    /// Record what matters to the person, in their words.
+    record_what_matters, "/clients/{client_id}/what-matters", WhatMattersRecorded, |_, c| CaseCommand::RecordWhatMatters(c)
+);
+command_route!(
+    /// Record a need.
+    identify_need, "/clients/{client_id}/needs", NeedIdentified, |_, c| CaseCommand::IdentifyNeed(c)
+);
+command_route!(
+    /// Agree a goal.
+    set_goal, "/clients/{client_id}/goals", GoalSet, |_, c| CaseCommand::SetGoal(c)
+);
+command_route!(
+    /// Review a goal's progress.
+    review_goal, "/clients/{client_id}/goal-reviews", GoalReviewed, |_, c| CaseCommand::ReviewGoal(c)
+);
+command_route!(
+    /// Record a completed wellbeing instrument (raw answers).
+    record_assessment, "/clients/{client_id}/assessments", AssessmentRecorded, |_, c| CaseCommand::RecordAssessment(c)
+);
+command_route!(
+    /// Connect the person onward to a directory service.
+    make_connection, "/clients/{client_id}/connections", OnwardConnectionMade, |_, c| CaseCommand::MakeConnection(c)
+);
+command_route!(
+    /// Record what came of an onward connection.
+    record_connection_outcome, "/clients/{client_id}/connection-outcomes", ConnectionOutcomeRecorded, |_, c| CaseCommand::RecordConnectionOutcome(c)
+);
+command_route!(
+    /// Record a need that no service could meet.
+    record_service_gap, "/clients/{client_id}/service-gaps", ServiceGapRecorded, |_, c| CaseCommand::RecordServiceGap(c)
+);
+command_route!(
+    /// Close the case.
+    close_case, "/clients/{client_id}/closure", CaseClosed, |_, c| CaseCommand::CloseCase(c)
+);
+command_route!(
+    /// Reopen a closed case.
+    reopen_case, "/clients/{client_id}/reopening", CaseReopened, |_, c| CaseCommand::ReopenCase(c)
+);
+command_route!(
+    /// Correct an earlier entry; the original stays in the record.
+    correct_entry, "/clients/{client_id}/corrections", EntryCorrected, |_, c| CaseCommand::CorrectEntry(c)
+);
+
+pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    config
+        .service(refer)
+        .service(record_consent)
+        .service(withdraw_consent)
+        .service(accept_referral)
+        .service(decline_referral)
+        .service(redirect_referral)
+        .service(assign_link_worker)
+        .service(transfer_case)
+        .service(book_appointment)
+        .service(record_attendance)
+        .service(record_did_not_attend)
+        .service(cancel_appointment)
+        .service(record_contact)
+        .service(record_what_matters)
+        .service(identify_need)
+        .service(set_goal)
+        .service(review_goal)
+        .service(record_assessment)
+        .service(make_connection)
+        .service(record_connection_outcome)
+        .service(record_service_gap)
+        .service(close_case)
+        .service(reopen_case)
+        .service(correct_entry);
+}

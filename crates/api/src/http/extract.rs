@@ -1,0 +1,289 @@
+//! Request extractors that turn every kind of bad input into a problem naming the field:
+//! the caller's bearer token, JSON bodies (size, media type, syntax, types, unknown fields),
+//! the command headers, and path and query parameters.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::AppState;
+use super::problem::{ApiError, FieldError};
+use crate::access::{self, Principal};
+
+/// The largest JSON body accepted (a referral with a long note fits many times over).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The id of the request being served (set by the request-id middleware).
+#[derive(Clone, Copy, Debug)]
+pub struct RequestId(pub Uuid);
+
+/// The request's id, or a fresh one outside the middleware.
+pub fn request_id(req: &HttpRequest) -> Uuid {
+    req.extensions()
+        .get::<RequestId>()
+        .map(|id| id.0)
+        .unwrap_or_else(Uuid::new_v4)
+}
+
+/// The authenticated caller.
+#[derive(Clone, Debug)]
+pub struct Caller(pub Principal);
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|value| value.to_str().map(str::to_owned));
+        let req = req.clone();
+        Box::pin(async move {
+            let state =
+                state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
+            let token = match header {
+                None => {
+                    return Err(ApiError::Unauthenticated(
+                        "this needs an Authorization: Bearer token".into(),
+                    ));
+                }
+                Some(Err(_)) => {
+                    return Err(ApiError::Unauthenticated(
+                        "the bearer token is not valid".into(),
+                    ));
+                }
+                Some(Ok(value)) => match value.split_once(' ') {
+                    Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                        token.trim().to_owned()
+                    }
+                    _ => {
+                        return Err(ApiError::Unauthenticated(
+                            "the Authorization header must be `Bearer <token>`".into(),
+                        ));
+                    }
+                },
+            };
+            let client = state.pool().get().await?;
+            let principal = access::authenticate(&**client, &token).await?;
+            req.extensions_mut().insert(principal.clone());
+            Ok(Caller(principal))
+        })
+    }
+}
+
+/// A JSON body of type `T`, with a digest of its bytes (what makes a retry "the same request").
+#[derive(Debug)]
+pub struct Body<T> {
+    pub value: T,
+    pub digest: [u8; 32],
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        let declared_length = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            match content_type.as_deref() {
+                Some("application/json") => {}
+                Some(other) if other.ends_with("+json") => {}
+                _ => {
+                    return Err(ApiError::UnsupportedMediaType(
+                        "the body must be JSON (Content-Type: application/json)".into(),
+                    ));
+                }
+            }
+            if declared_length.is_some_and(|n| n > BODY_LIMIT) {
+                return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
+            }
+            let mut bytes = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| ApiError::field("body", e.to_string()))?;
+                if bytes.len() + chunk.len() > BODY_LIMIT {
+                    return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            // Every body is an object (serde would also take an array for a struct).
+            if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+                return Err(ApiError::field("body", "a JSON object is expected"));
+            }
+            let value = parse_json::<T>(&bytes)?;
+            Ok(Body {
+                value,
+                digest: Sha256::digest(&bytes).into(),
+            })
+        })
+    }
+}
+
+/// Parses JSON, naming the field of the first error: its path for a wrong type or value, the
+/// unknown field's own name for an unknown field.
+///
+/// # Errors
+/// A 400 problem.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::field("body", format!("not valid JSON: {inner}"));
+        }
+        let message = inner.to_string();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
+        // serde reports an unknown field at its own path, a missing one at its parent's.
+        let field = match unknown_field(&message) {
+            Some(name) if path == "." => name.to_owned(),
+            Some(name) if path == name || path.ends_with(&format!(".{name}")) => path,
+            Some(name) => format!("{path}.{name}"),
+            None if path == "." => "body".to_owned(),
+            None => path,
+        };
+        ApiError::BadRequest {
+            detail: format!("{field}: {message}"),
+            errors: vec![FieldError { field, message }],
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::field("body", format!("not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// The field an "unknown field" or "missing field" message names (serde reports these at the
+/// enclosing object's path).
+fn unknown_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("missing field `"))
+        .and_then(|rest| rest.split('`').next())
+}
+
+/// The headers a command takes.
+#[derive(Clone, Debug, Default)]
+pub struct CommandHeaders {
+    /// `Idempotency-Key`: a retry with the same key and body returns the first response.
+    pub idempotency_key: Option<String>,
+    /// `If-Match`: the record version the caller last saw.
+    pub if_match: Option<i64>,
+}
+
+impl FromRequest for CommandHeaders {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(command_headers(req))
+    }
+}
+
+fn command_headers(req: &HttpRequest) -> Result<CommandHeaders, ApiError> {
+    let mut headers = CommandHeaders::default();
+    if let Some(value) = req.headers().get("Idempotency-Key") {
+        let key = value
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|k| !k.is_empty() && k.len() <= 200)
+            .ok_or_else(|| {
+                ApiError::field(
+                    "header.Idempotency-Key",
+                    "give 1 to 200 visible ASCII characters (a UUID is a good key)",
+                )
+            })?;
+        headers.idempotency_key = Some(key.to_owned());
+    }
+    if let Some(value) = req.headers().get(header::IF_MATCH) {
+        let version = value
+            .to_str()
+            .ok()
+            .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|v| *v >= 0)
+            .ok_or_else(|| {
+                ApiError::field(
+                    "header.If-Match",
+                    "give the record version from the last response's ETag, such as \"7\"",
+                )
+            })?;
+        headers.if_match = Some(version);
+    }
+    Ok(headers)
+}
+
+/// Path-parameter errors (a malformed UUID) as problems naming the parameter.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|error, req| {
+        let names: Vec<String> = req
+            .match_info()
+            .iter()
+            .map(|(name, _)| format!("path.{name}"))
+            .collect();
+        let field = if names.len() == 1 {
+            names[0].clone()
+        } else {
+            "path".to_owned()
+        };
+        ApiError::field(field, format!("{error}")).into()
+    })
+}
+
+/// Query parameters of type `T`, with errors naming the parameter.
+#[derive(Debug)]
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest for Params<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let query = req.query_string().as_bytes();
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query));
+        std::future::ready(
+            serde_path_to_error::deserialize(deserializer)
+                .map(Params)
+                .map_err(|e| {
+                    let path = e.path().to_string();
+                    let message = e.into_inner().to_string();
+                    let field = match unknown_field(&message) {
+                        Some(name) if path == name => format!("query.{path}"),
+                        Some(name) => format!("query.{name}"),
+                        None if path == "." => "query".to_owned(),
+                        None => format!("query.{path}"),
+                    };
+                    ApiError::field(field, message)
+                }),
+        )
+    }
+}

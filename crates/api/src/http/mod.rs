@@ -1,0 +1,217 @@
+//! The HTTP API: routes registered through utoipa-actix-web, so that the OpenAPI document in
+//! `api-spec/openapi.json` is generated from the same registrations that serve requests (a test
+//! fails when the checked-in document and the code differ).
+
+mod admin;
+mod commands;
+pub mod extract;
+mod metrics;
+pub mod problem;
+mod queries;
+mod service;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{ResourceDef, Service, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, web};
+use eventstore::EventStore;
+use tracing::Instrument;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{OpenApi, OpenApiBuilder};
+use utoipa_actix_web::AppExt;
+use uuid::Uuid;
+
+use crate::CaseService;
+use extract::RequestId;
+use problem::{ApiError, problem_response};
+
+pub use extract::BODY_LIMIT;
+pub use metrics::install_metrics;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    store: EventStore,
+    cases: CaseService,
+    routes: Arc<Vec<(ResourceDef, Vec<Method>)>>,
+}
+
+impl AppState {
+    /// State over an event store (its pool is used for everything else too).
+    pub fn new(store: EventStore) -> AppState {
+        let routes = openapi()
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    (Method::GET, item.get.is_some()),
+                    (Method::PUT, item.put.is_some()),
+                    (Method::POST, item.post.is_some()),
+                    (Method::DELETE, item.delete.is_some()),
+                    (Method::PATCH, item.patch.is_some()),
+                ]
+                .into_iter()
+                .filter(|(_, present)| *present)
+                .map(|(method, _)| method)
+                .collect();
+                (ResourceDef::new(path.as_str()), methods)
+            })
+            .collect();
+        AppState {
+            cases: CaseService::new(store.clone()),
+            store,
+            routes: Arc::new(routes),
+        }
+    }
+
+    pub(crate) fn pool(&self) -> &db::Pool {
+        self.store.pool()
+    }
+}
+
+/// Registers every route.
+fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    service::configure(config);
+    config.service(
+        utoipa_actix_web::scope("/api/v1")
+            .configure(commands::configure)
+            .configure(queries::configure)
+            .configure(admin::configure),
+    );
+}
+
+/// The OpenAPI document, generated from the routes.
+pub fn openapi() -> OpenApi {
+    let base = OpenApiBuilder::new()
+        .info(
+            utoipa::openapi::InfoBuilder::new()
+                .title("Casebook")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Case records for social prescribing services. Every change is a command on a \
+                     client's record that appends events; reads come from read models or the log. \
+                     Errors are RFC 9457 problem details naming each bad field.",
+                ))
+                .build(),
+        )
+        .build();
+    let (_, mut api) = App::new()
+        .into_utoipa_app()
+        .openapi(base)
+        .configure(routes)
+        .split_for_parts();
+    let components = api.components.get_or_insert_with(Default::default);
+    problem::add_components(components);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+    );
+    api
+}
+
+/// The application over `state`: routes, request ids, problem bodies, metrics and logs.
+pub fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let (app, _) = App::new()
+        .into_utoipa_app()
+        .app_data(web::Data::new(state))
+        .app_data(extract::path_config())
+        .configure(routes)
+        .split_for_parts();
+    app.default_service(web::to(fallback))
+        .wrap_fn(|req, service| {
+            let request_id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| Uuid::try_parse(v).ok())
+                .unwrap_or_else(Uuid::new_v4);
+            req.extensions_mut().insert(RequestId(request_id));
+            let method = req.method().to_string();
+            let path = req.path().to_owned();
+            let span = tracing::info_span!("request", %request_id, %method, %path);
+            let started = Instant::now();
+            let response = service.call(req);
+            async move {
+                let mut response = response.await?.map_into_boxed_body();
+                let error = response.response().error().map(|e| {
+                    e.as_error::<ApiError>()
+                        .map(|api| problem_response(api, Some(request_id)))
+                        .unwrap_or_else(|| {
+                            let api = ApiError::Internal(e.to_string());
+                            let mut r = problem_response(&api, Some(request_id));
+                            // An actix error of its own (a client mistake it caught): keep its status.
+                            *r.status_mut() = e.as_response_error().status_code();
+                            r
+                        })
+                });
+                if let Some(cause) = response
+                    .response()
+                    .error()
+                    .filter(|_| response.status().is_server_error())
+                {
+                    tracing::error!(error = %cause, "request failed");
+                }
+                if let Some(problem) = error {
+                    response = response.into_response(problem);
+                }
+                response.headers_mut().insert(
+                    HeaderName::from_static("x-request-id"),
+                    HeaderValue::from_str(&request_id.to_string())
+                        .unwrap_or(HeaderValue::from_static("invalid")),
+                );
+                let route = response
+                    .request()
+                    .match_pattern()
+                    .unwrap_or_else(|| "unmatched".to_owned());
+                let status = response.status().as_u16();
+                let elapsed = started.elapsed();
+                metrics::record_request(&method, &route, status, elapsed);
+                tracing::info!(status, route, micros = elapsed.as_micros() as u64, "served");
+                Ok(response)
+            }
+            .instrument(span)
+        })
+}
+
+/// No route matched: 405 when the path exists with other methods, else 404.
+async fn fallback(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let path = req.path();
+    let allowed: Vec<&Method> = state
+        .routes
+        .iter()
+        .filter(|(def, _)| def.is_match(path))
+        .flat_map(|(_, methods)| methods)
+        .collect();
+    if allowed.is_empty() {
+        return Err(ApiError::NotFound(format!("there is nothing at {path}")));
+    }
+    let allow = allowed
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(ApiError::MethodNotAllowed {
+        method: req.method().to_string(),
+        allow,
+    })
+}
+
+/// The OpenAPI document as JSON.
+pub fn openapi_json() -> serde_json::Value {
+    serde_json::to_value(openapi()).unwrap_or_default()
+}

@@ -1,0 +1,374 @@
+//! Errors as RFC 9457 problem details (`application/problem+json`).
+//!
+//! Every client mistake is a 4xx naming each bad field. A 500 says nothing internal: the cause
+//! goes to the log with the request id, which the body repeats so the two can be matched.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::access::AccessError;
+use crate::cases::{CommandError, Denied};
+
+/// One bad field of a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// Where: a body path such as `referral.reasons[0]`, or `path.client_id`, `query.limit`,
+    /// `header.If-Match`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// An RFC 9457 problem details body.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem (`about:blank` or a `urn:casebook:problem:` name).
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong this time, in words.
+    pub detail: String,
+    /// The request, to quote when asking for help.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<Uuid>,
+    /// Each bad field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// For a refusal by a business rule (422): the rule's stable code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// For a stale `If-Match` (409): the record's version now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<i64>,
+}
+
+/// An error a handler returns; rendered as a [`Problem`].
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{detail}")]
+    BadRequest {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("{detail}")]
+    Unprocessable {
+        detail: String,
+        rule: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("{detail}")]
+    Conflict {
+        detail: String,
+        current_version: i64,
+    },
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{method} is not allowed here; use {allow}")]
+    MethodNotAllowed { method: String, allow: String },
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else: logged with the request id, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 400 naming one field.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        let field = field.into();
+        let message = message.into();
+        ApiError::BadRequest {
+            detail: format!("{field}: {message}"),
+            errors: vec![FieldError { field, message }],
+        }
+    }
+
+    /// A 422 naming one field that parsed but is not acceptable.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        let field = field.into();
+        let message = message.into();
+        ApiError::Unprocessable {
+            detail: format!("{field}: {message}"),
+            rule: "invalid_field".to_owned(),
+            errors: vec![FieldError { field, message }],
+        }
+    }
+
+    /// The problem body, with the request id.
+    pub fn problem(&self, request_id: Option<Uuid>) -> Problem {
+        let status = self.status_code();
+        let (problem_type, detail) = match self {
+            ApiError::Internal(_) => (
+                "about:blank",
+                "something went wrong on our side; quote the request id when reporting it"
+                    .to_owned(),
+            ),
+            ApiError::Unprocessable { .. } => ("urn:casebook:problem:refused", self.to_string()),
+            ApiError::Conflict { .. } => ("urn:casebook:problem:conflict", self.to_string()),
+            ApiError::BadRequest { .. } => {
+                ("urn:casebook:problem:invalid-request", self.to_string())
+            }
+            _ => ("about:blank", self.to_string()),
+        };
+        let mut problem = Problem {
+            problem_type: problem_type.to_owned(),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            request_id,
+            errors: Vec::new(),
+            rule: None,
+            current_version: None,
+        };
+        match self {
+            ApiError::BadRequest { errors, .. } => problem.errors = errors.clone(),
+            ApiError::Unprocessable { errors, rule, .. } => {
+                problem.errors = errors.clone();
+                problem.rule = Some(rule.clone());
+            }
+            ApiError::Conflict {
+                current_version, ..
+            } => problem.current_version = Some(*current_version),
+            _ => {}
+        }
+        problem
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The body is written by the request-id middleware, which knows the id; here it is
+    /// rendered without one (used only if the middleware is not in place).
+    fn error_response(&self) -> HttpResponse {
+        problem_response(self, None)
+    }
+}
+
+/// Renders an error as a problem response.
+pub fn problem_response(error: &ApiError, request_id: Option<Uuid>) -> HttpResponse {
+    let problem = error.problem(request_id);
+    let mut response = HttpResponse::build(error.status_code());
+    response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+    match error {
+        ApiError::Unauthenticated(_) => {
+            response.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"casebook\""),
+            ));
+        }
+        ApiError::MethodNotAllowed { allow, .. } => {
+            if let Ok(value) = HeaderValue::from_str(allow) {
+                response.insert_header((header::ALLOW, value));
+            }
+        }
+        _ => {}
+    }
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    response.body(body)
+}
+
+impl From<Denied> for ApiError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::NotFound => ApiError::NotFound("no such client record".to_owned()),
+            Denied::Forbidden(why) => ApiError::Forbidden(why),
+        }
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(error: CommandError) -> Self {
+        match error {
+            CommandError::Refused(refusal) => ApiError::Unprocessable {
+                detail: refusal.to_string(),
+                rule: refusal.rule().to_owned(),
+                errors: refusal
+                    .field()
+                    .map(|field| FieldError {
+                        field: field.to_owned(),
+                        message: refusal.to_string(),
+                    })
+                    .into_iter()
+                    .collect(),
+            },
+            CommandError::Conflict { expected, actual } => ApiError::Conflict {
+                detail: format!(
+                    "the record changed: it is at version {actual}, and the request expected {expected}; \
+                     read it again and retry"
+                ),
+                current_version: actual,
+            },
+            CommandError::IdempotencyMismatch(key) => ApiError::Unprocessable {
+                detail: format!(
+                    "the Idempotency-Key {key:?} was already used for a different request on this record"
+                ),
+                rule: "idempotency_key_reused".to_owned(),
+                errors: vec![FieldError {
+                    field: "header.Idempotency-Key".to_owned(),
+                    message: "already used for a different request".to_owned(),
+                }],
+            },
+            CommandError::Denied(denied) => denied.into(),
+            CommandError::Corrupt(e) => ApiError::Internal(e.to_string()),
+            CommandError::Store(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(error: AccessError) -> Self {
+        match error {
+            AccessError::Invalid { field, message } => ApiError::invalid(field, message),
+            AccessError::BadToken => ApiError::Unauthenticated(error.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        ApiError::Internal(error.to_string())
+    }
+}
+
+impl From<db::deadpool_postgres::PoolError> for ApiError {
+    fn from(error: db::deadpool_postgres::PoolError) -> Self {
+        ApiError::Internal(error.to_string())
+    }
+}
+
+impl From<projector::ProjectionError> for ApiError {
+    fn from(error: projector::ProjectionError) -> Self {
+        ApiError::Internal(error.to_string())
+    }
+}
+
+/// The problem responses operations share, by component name.
+const PROBLEM_RESPONSES: &[(&str, &str, &str)] = &[
+    (
+        "400",
+        "BadRequest",
+        "The request is malformed; `errors` names each bad field.",
+    ),
+    ("401", "Unauthorized", "No valid bearer token."),
+    (
+        "403",
+        "Forbidden",
+        "The caller's role or assignment does not allow this.",
+    ),
+    (
+        "404",
+        "NotFound",
+        "No such resource (or not in the caller's organisation).",
+    ),
+    (
+        "409",
+        "Conflict",
+        "The record changed since the version given in If-Match; `current_version` says where it is now.",
+    ),
+    ("413", "PayloadTooLarge", "The body is larger than 64 KiB."),
+    ("415", "UnsupportedMediaType", "The body is not JSON."),
+    (
+        "422",
+        "Unprocessable",
+        "A business rule refused it; `rule` is its code and `errors` names the field.",
+    ),
+];
+
+/// Adds the problem schema and the shared problem responses to the document.
+pub(crate) fn add_components(components: &mut utoipa::openapi::Components) {
+    use utoipa::{PartialSchema, ToSchema};
+    let mut schemas = vec![(Problem::name().into_owned(), Problem::schema())];
+    Problem::schemas(&mut schemas);
+    for (name, schema) in schemas {
+        components.schemas.insert(name, schema);
+    }
+    for (_, name, description) in PROBLEM_RESPONSES {
+        let response = utoipa::openapi::ResponseBuilder::new()
+            .description(*description)
+            .content(
+                "application/problem+json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build();
+        components
+            .responses
+            .insert((*name).to_owned(), response.into());
+    }
+}
+
+fn problem_refs(
+    statuses: &[&str],
+) -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+    PROBLEM_RESPONSES
+        .iter()
+        .filter(|(status, _, _)| statuses.contains(status))
+        .map(|(status, name, _)| {
+            (
+                (*status).to_owned(),
+                utoipa::openapi::RefOr::Ref(utoipa::openapi::Ref::from_response_name(*name)),
+            )
+        })
+        .collect()
+}
+
+/// The problems a command can answer with.
+pub struct CommandErrors;
+
+impl utoipa::IntoResponses for CommandErrors {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        problem_refs(&["400", "401", "403", "404", "409", "413", "415", "422"])
+    }
+}
+
+/// The problems a read can answer with.
+pub struct ReadErrors;
+
+impl utoipa::IntoResponses for ReadErrors {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        problem_refs(&["400", "401", "403", "404"])
+    }
+}
+
+/// The problems an administrative write can answer with.
+pub struct AdminErrors;
+
+impl utoipa::IntoResponses for AdminErrors {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        problem_refs(&["400", "401", "403", "404", "413", "415", "422"])
+    }
+}

@@ -1,0 +1,127 @@
+//! Unauthenticated service routes: liveness, readiness, metrics and the OpenAPI document.
+
+use actix_web::{HttpResponse, get, web};
+use serde::Serialize;
+
+use super::AppState;
+use super::problem::ApiError;
+
+pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    config
+        .service(health)
+        .service(ready)
+        .service(metrics_text)
+        .service(openapi_json);
+}
+
+/// Liveness.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// The process is up.
+#[utoipa::path(tag = "service", security(()), responses((status = 200, body = Health)))]
+#[get("/health")]
+async fn health() -> web::Json<Health> {
+    web::Json(Health {
+        status: "ok".to_owned(),
+    })
+}
+
+/// How far one projection is behind the log.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProjectionLag {
+    pub projection: String,
+    pub events_behind: i64,
+    pub events_applied: i64,
+}
+
+/// Readiness.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready`.
+    pub status: String,
+    /// `ok`.
+    pub database: String,
+    /// `current`.
+    pub migrations: String,
+    /// How far each projection is behind (lag does not make the service unready).
+    pub projections: Vec<ProjectionLag>,
+}
+
+/// Ready when the database answers as the service's role and every migration is applied.
+#[utoipa::path(
+    tag = "service",
+    security(()),
+    responses(
+        (status = 200, body = Readiness),
+        (status = 503, description = "The database is unreachable or migrations are missing",
+         body = super::problem::Problem, content_type = "application/problem+json")
+    )
+)]
+#[get("/ready")]
+async fn ready(state: web::Data<AppState>) -> Result<web::Json<Readiness>, ApiError> {
+    let client = state.pool().get().await.map_err(|e| {
+        tracing::warn!(error = %e, "readiness: no database connection");
+        ApiError::Unavailable("the database is unreachable".into())
+    })?;
+    let current = db::schema_is_current(&client).await.map_err(|e| {
+        tracing::warn!(error = %e, "readiness: cannot read the schema version");
+        ApiError::Unavailable("the database is unreachable".into())
+    })?;
+    drop(client);
+    if !current {
+        return Err(ApiError::Unavailable(
+            "migrations are not all applied".into(),
+        ));
+    }
+    let lags = projector::lag(&state.store).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "could not read projection lag");
+        Vec::new()
+    });
+    super::metrics::record_lag(&lags);
+    Ok(web::Json(Readiness {
+        status: "ready".to_owned(),
+        database: "ok".to_owned(),
+        migrations: "current".to_owned(),
+        projections: lags
+            .into_iter()
+            .map(|l| ProjectionLag {
+                projection: l.projection,
+                events_behind: l.events_behind,
+                events_applied: l.events_applied,
+            })
+            .collect(),
+    }))
+}
+
+/// Metrics in the Prometheus text format: requests by route and status, latencies, events
+/// appended, projection lag.
+#[utoipa::path(
+    tag = "service",
+    security(()),
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"))
+)]
+#[get("/metrics")]
+async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
+    match projector::lag(&state.store).await {
+        Ok(lags) => super::metrics::record_lag(&lags),
+        Err(e) => tracing::warn!(error = %e, "could not read projection lag"),
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(super::metrics::render())
+}
+
+/// This API's OpenAPI 3.1 document.
+#[utoipa::path(
+    tag = "service",
+    security(()),
+    responses((status = 200, description = "The OpenAPI document", body = Object))
+)]
+#[get("/openapi.json")]
+async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(super::openapi())
+}

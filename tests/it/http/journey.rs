@@ -1,0 +1,554 @@
+//! A client's journey through the API, and the command guarantees (idempotency, If-Match, dates).
+
+use chrono::{Duration, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{Person, TestServer};
+
+pub fn client_path(client: Uuid, what: &str) -> String {
+    if what.is_empty() {
+        format!("/api/v1/clients/{client}")
+    } else {
+        format!("/api/v1/clients/{client}/{what}")
+    }
+}
+
+pub fn days_ago(days: i64) -> String {
+    (Utc::now() - Duration::days(days)).date_naive().to_string()
+}
+
+pub fn intake(referral_id: Uuid, source: &str) -> Value {
+    json!({
+        "client": {
+            "personal": {
+                "given_name": "Maggie", "family_name": "Thornbury",
+                "date_of_birth": "1948-05-02", "nhs_number": "943 476 5919",
+                "phone": "01373 000000", "email": null, "address": "3 Vicarage St", "postcode": "BA11 1PX"
+            },
+            "area": "Frome"
+        },
+        "referral": {
+            "referral_id": referral_id, "source": source,
+            "referrer": { "staff_id": null, "name": null, "organisation": null },
+            "reasons": ["loneliness_isolation", "mental_wellbeing"], "urgency": "routine",
+            "received_on": days_ago(30), "note": "Lives alone since her husband died."
+        }
+    })
+}
+
+pub fn wemwbs(timepoint: &str, answer: i32, days: i64) -> Value {
+    json!({
+        "assessment_id": Uuid::new_v4(), "instrument": "wemwbs", "instrument_version": 1,
+        "timepoint": timepoint, "mode": "self_completed", "answers": vec![answer; 14],
+        "licensor_score": null, "administered_on": days_ago(days)
+    })
+}
+
+/// Refers a new client, accepts and assigns them to the lead's first worker; returns the id.
+pub async fn open_case(server: &TestServer) -> Uuid {
+    let client = Uuid::new_v4();
+    let referral = Uuid::new_v4();
+    let people = &server.people;
+    server
+        .ok(
+            &people.referrer,
+            &client_path(client, "referrals"),
+            intake(referral, "gp"),
+        )
+        .await;
+    server
+        .ok(
+            &people.lead,
+            &client_path(client, "referral-acceptances"),
+            json!({ "referral_id": referral }),
+        )
+        .await;
+    assign(server, client, &people.worker).await;
+    client
+}
+
+pub async fn assign(server: &TestServer, client: Uuid, worker: &Person) {
+    server
+        .ok(
+            &server.people.lead,
+            &client_path(client, "assignment"),
+            json!({ "link_worker_id": worker.staff_id, "team_id": worker.team_id }),
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn a_whole_journey_through_the_api() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let (worker, lead, auditor) = (&people.worker, &people.lead, &people.auditor);
+    let client = Uuid::new_v4();
+    let path = |what: &str| client_path(client, what);
+
+    // Self-referral, taken by a link worker at the single point of access.
+    let referral = Uuid::new_v4();
+    let first = server
+        .ok(
+            worker,
+            &path("referrals"),
+            intake(referral, "self_referral"),
+        )
+        .await;
+    assert_eq!(first.body["stream_version"], 2, "registered and referred");
+    assert_eq!(first.header("etag"), Some("\"2\""));
+    server
+        .ok(
+            lead,
+            &path("referral-acceptances"),
+            json!({ "referral_id": referral }),
+        )
+        .await;
+    assign(&server, client, worker).await;
+    server
+        .ok(
+            worker,
+            &path("consents"),
+            json!({ "scope": "share_with_onward_services", "services": [] }),
+        )
+        .await;
+    for days in [25, 10] {
+        server
+            .ok(
+                worker,
+                &path("contacts"),
+                json!({ "contact_id": Uuid::new_v4(), "mode": "face_to_face", "minutes": 45,
+                        "contacted_at": (Utc::now() - Duration::days(days)).to_rfc3339(), "note": null }),
+            )
+            .await;
+    }
+    server
+        .ok(
+            worker,
+            &path("what-matters"),
+            json!({ "text": "Getting out of the house again." }),
+        )
+        .await;
+    server
+        .ok(worker, &path("assessments"), wemwbs("baseline", 2, 25))
+        .await;
+    let mut connections = Vec::new();
+    for (need, outcome) in [
+        ("loneliness_isolation", "engaged"),
+        ("mental_wellbeing", "waiting_list"),
+    ] {
+        let connection = Uuid::new_v4();
+        server
+            .ok(
+                worker,
+                &path("connections"),
+                json!({ "connection_id": connection, "service_id": Uuid::new_v4(), "need": need, "kind": "referred" }),
+            )
+            .await;
+        let waiting = (outcome == "waiting_list").then_some(12);
+        server
+            .ok(
+                worker,
+                &path("connection-outcomes"),
+                json!({ "connection_id": connection, "outcome": outcome, "waiting_weeks": waiting }),
+            )
+            .await;
+        connections.push(connection);
+    }
+    server
+        .ok(
+            worker,
+            &path("service-gaps"),
+            json!({ "gap_id": Uuid::new_v4(), "need": "physical_activity", "area": "Frome",
+                    "reason": "no_service_exists", "note": "No chair-based exercise nearby." }),
+        )
+        .await;
+    let follow_up = server
+        .ok(worker, &path("assessments"), wemwbs("follow_up", 4, 2))
+        .await;
+    let wrong = follow_up.body["events"][0]["event_id"].clone();
+    server
+        .ok(
+            worker,
+            &path("corrections"),
+            json!({ "corrects": wrong, "corrected_fields": { "mode": "assisted" }, "reason": "read the items aloud" }),
+        )
+        .await;
+    let closed = server
+        .ok(
+            worker,
+            &path("closure"),
+            json!({ "reason": "goals_met", "note": null }),
+        )
+        .await;
+    assert_eq!(closed.body["stream_version"], 17);
+
+    // The auditor replays it.
+    let journey = server
+        .get(
+            auditor,
+            &format!("{}?limit=500&purpose=case%20review", path("journey")),
+        )
+        .await;
+    assert_eq!(journey.status, 200, "{:#}", journey.body);
+    assert_eq!(journey.body["status"], "closed");
+    let entries = journey.body["entries"].as_array().expect("entries");
+    let corrected = entries
+        .iter()
+        .find(|e| e["event_id"] == wrong)
+        .expect("the corrected entry");
+    assert_eq!(
+        corrected["payload"]["mode"], "self_completed",
+        "the original stays"
+    );
+    assert_eq!(corrected["corrected_payload"]["mode"], "assisted");
+    let summary: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            format!(
+                "{} by {}",
+                e["event_type"].as_str().unwrap_or("?"),
+                e["actor_role"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    insta::assert_yaml_snapshot!("journey_over_http", summary);
+
+    // Pages of the journey join up to the whole.
+    let mut paged = Vec::new();
+    let mut cursor: Option<i64> = None;
+    loop {
+        let url = match cursor {
+            Some(c) => format!("{}?limit=5&cursor={c}", path("journey")),
+            None => format!("{}?limit=5", path("journey")),
+        };
+        let page = server.get(auditor, &url).await;
+        paged.extend(
+            page.body["entries"]
+                .as_array()
+                .expect("entries")
+                .iter()
+                .map(|e| e["event_id"].clone()),
+        );
+        match page.body["next_cursor"].as_i64() {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let whole: Vec<Value> = entries.iter().map(|e| e["event_id"].clone()).collect();
+    assert_eq!(paged, whole);
+
+    // The record, with what the case adds up to.
+    let record = server.get(worker, &path("")).await;
+    assert_eq!(record.status, 200, "{:#}", record.body);
+    assert_eq!(record.body["status"], "closed");
+    assert_eq!(record.body["personal"]["family_name"], "Thornbury");
+    assert_eq!(record.body["connections"], 2);
+    assert_eq!(record.body["contacts"], 2);
+    assert_eq!(record.body["referrals"][0]["status"], "accepted");
+    assert_eq!(record.header("etag"), Some("\"17\""));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_retried_command_returns_the_first_response_and_writes_nothing() {
+    let server = TestServer::start().await;
+    let worker = server.people.worker.clone();
+    let client = open_case(&server).await;
+    let path = client_path(client, "contacts");
+    let body = json!({ "contact_id": Uuid::new_v4(), "mode": "phone", "minutes": 20,
+                       "contacted_at": Utc::now().to_rfc3339(), "note": null });
+    let key = [("Idempotency-Key", "contact-1")];
+    let first = server
+        .call(Some(&worker), "POST", &path, Some(&body), &key)
+        .await;
+    assert_eq!(first.status, 201);
+    let again = server
+        .call(Some(&worker), "POST", &path, Some(&body), &key)
+        .await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.body, first.body, "the first response, again");
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(first.header("idempotent-replayed"), None);
+    let version = server.store.stream_version(client).await.expect("version");
+    assert_eq!(
+        version,
+        first.body["stream_version"].as_i64().expect("a version")
+    );
+
+    // The same key for another request is refused, naming the header.
+    let other = json!({ "contact_id": Uuid::new_v4(), "mode": "video", "minutes": 5,
+                        "contacted_at": Utc::now().to_rfc3339(), "note": null });
+    let reused = server
+        .call(Some(&worker), "POST", &path, Some(&other), &key)
+        .await;
+    assert_eq!(reused.status, 422);
+    assert_eq!(reused.body["rule"], "idempotency_key_reused");
+    assert_eq!(reused.body["errors"][0]["field"], "header.Idempotency-Key");
+    assert_eq!(
+        server.store.stream_version(client).await.expect("version"),
+        version
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_stale_if_match_is_a_conflict_with_the_current_version() {
+    let server = TestServer::start().await;
+    let worker = server.people.worker.clone();
+    let client = open_case(&server).await;
+    let record = server.get(&worker, &client_path(client, "")).await;
+    let etag = record.header("etag").expect("an etag").to_owned();
+    let contact = || {
+        json!({ "contact_id": Uuid::new_v4(), "mode": "phone", "minutes": 20,
+                "contacted_at": Utc::now().to_rfc3339(), "note": null })
+    };
+    let path = client_path(client, "contacts");
+    let fresh = server
+        .call(
+            Some(&worker),
+            "POST",
+            &path,
+            Some(&contact()),
+            &[("If-Match", &etag)],
+        )
+        .await;
+    assert_eq!(fresh.status, 201, "{:#}", fresh.body);
+    let stale = server
+        .call(
+            Some(&worker),
+            "POST",
+            &path,
+            Some(&contact()),
+            &[("If-Match", &etag)],
+        )
+        .await;
+    assert_eq!(stale.status, 409, "{:#}", stale.body);
+    assert_eq!(stale.body["current_version"], fresh.body["stream_version"]);
+    assert_eq!(
+        server.store.stream_version(client).await.expect("version"),
+        fresh.body["stream_version"].as_i64().expect("a version"),
+        "nothing written"
+    );
+    let garbage = server
+        .call(
+            Some(&worker),
+            "POST",
+            &path,
+            Some(&contact()),
+            &[("If-Match", "yesterday")],
+        )
+        .await;
+    assert_eq!(garbage.status, 400);
+    assert_eq!(garbage.body["errors"][0]["field"], "header.If-Match");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn dates_that_cannot_be_in_the_future_are_refused() {
+    let server = TestServer::start().await;
+    let worker = server.people.worker.clone();
+    let client = open_case(&server).await;
+    let tomorrow = (Utc::now() + Duration::days(1)).to_rfc3339();
+    let contact = server
+        .post(
+            &worker,
+            &client_path(client, "contacts"),
+            json!({ "contact_id": Uuid::new_v4(), "mode": "phone", "minutes": 20, "contacted_at": tomorrow, "note": null }),
+        )
+        .await;
+    assert_eq!(contact.status, 422, "{:#}", contact.body);
+    assert_eq!(contact.body["errors"][0]["field"], "contacted_at");
+    let mut referral = intake(Uuid::new_v4(), "gp");
+    referral["referral"]["received_on"] = json!(days_ago(-3));
+    let refused = server
+        .post(
+            &server.people.referrer,
+            &client_path(Uuid::new_v4(), "referrals"),
+            referral,
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert_eq!(refused.body["errors"][0]["field"], "referral.received_on");
+    // An appointment may be booked ahead.
+    let booked = server
+        .post(
+            &worker,
+            &client_path(client, "appointments"),
+            json!({ "appointment_id": Uuid::new_v4(), "scheduled_for": tomorrow, "mode": "phone" }),
+        )
+        .await;
+    assert_eq!(booked.status, 201);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_read_of_a_record_is_audited_and_auditors_see_who_read() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let client = open_case(&server).await;
+    let record = server
+        .get(
+            &people.worker,
+            &format!("{}?purpose=home%20visit", client_path(client, "")),
+        )
+        .await;
+    assert_eq!(record.status, 200);
+    let journey = server
+        .get(&people.auditor, &client_path(client, "journey"))
+        .await;
+    assert_eq!(journey.status, 200);
+    // A refused read is not a read.
+    let refused = server
+        .get(&people.other_worker, &client_path(client, ""))
+        .await;
+    assert_eq!(refused.status, 403);
+
+    let reads = server
+        .get(&people.auditor, &client_path(client, "reads"))
+        .await;
+    assert_eq!(reads.status, 200, "{:#}", reads.body);
+    let items = reads.body["items"].as_array().expect("items");
+    let seen: Vec<(Value, Value, Value, Value)> = items
+        .iter()
+        .map(|r| {
+            (
+                r["staff_id"].clone(),
+                r["view"].clone(),
+                r["purpose"].clone(),
+                r["request_id"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                json!(people.worker.staff_id),
+                json!("record"),
+                json!("home visit"),
+                json!(record.header("x-request-id"))
+            ),
+            (
+                json!(people.auditor.staff_id),
+                json!("journey"),
+                Value::Null,
+                json!(journey.header("x-request-id"))
+            ),
+        ]
+    );
+    // Only auditors list reads.
+    let denied = server
+        .get(&people.lead, &client_path(client, "reads"))
+        .await;
+    assert_eq!(denied.status, 403);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_referrer_follows_their_own_referral_and_no_one_elses() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let client = Uuid::new_v4();
+    let referral = Uuid::new_v4();
+    server
+        .ok(
+            &people.referrer,
+            &client_path(client, "referrals"),
+            intake(referral, "gp"),
+        )
+        .await;
+    let status_path = format!("{}/{referral}", client_path(client, "referrals"));
+    let pending = server.get(&people.referrer, &status_path).await;
+    assert_eq!(pending.status, 200);
+    assert_eq!(pending.body["status"], "pending");
+    server
+        .ok(
+            &people.lead,
+            &client_path(client, "referral-declines"),
+            json!({ "referral_id": referral, "reason": "needs_clinical_service", "note": null }),
+        )
+        .await;
+    let declined = server.get(&people.referrer, &status_path).await;
+    assert_eq!(declined.body["status"], "declined");
+    assert!(declined.body.get("personal").is_none());
+    // A referral made by someone else: as if absent.
+    let other_client = Uuid::new_v4();
+    let other_referral = Uuid::new_v4();
+    server
+        .ok(
+            &people.worker,
+            &client_path(other_client, "referrals"),
+            intake(other_referral, "self_referral"),
+        )
+        .await;
+    let hidden = server
+        .get(
+            &people.referrer,
+            &format!(
+                "{}/{other_referral}",
+                client_path(other_client, "referrals")
+            ),
+        )
+        .await;
+    assert_eq!(hidden.status, 404);
+    // The referrer cannot read the record itself.
+    let record = server.get(&people.referrer, &client_path(client, "")).await;
+    assert_eq!(record.status, 403);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_caseload_shows_a_newly_assigned_case_once_the_projector_catches_up() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let client = open_case(&server).await;
+    server.catch_up().await;
+    let mine = server.get(&people.worker, "/api/v1/caseload").await;
+    assert_eq!(mine.status, 200, "{:#}", mine.body);
+    let ids: Vec<&Value> = mine.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| &i["client_id"])
+        .collect();
+    assert_eq!(ids, vec![&json!(client)]);
+    assert_eq!(mine.body["items"][0]["flags"], json!(["baseline_missing"]));
+    let team = server
+        .get(
+            &people.lead,
+            &format!(
+                "/api/v1/teams/{}/caseload",
+                people.lead.team_id.expect("a team")
+            ),
+        )
+        .await;
+    assert_eq!(team.body["items"].as_array().map(Vec::len), Some(1));
+    // Another worker and another team see none of it.
+    let theirs = server.get(&people.worker2, "/api/v1/caseload").await;
+    assert_eq!(theirs.body["items"], json!([]));
+    let other_team = server
+        .get(
+            &people.other_lead,
+            &format!(
+                "/api/v1/teams/{}/caseload",
+                people.lead.team_id.expect("a team")
+            ),
+        )
+        .await;
+    assert_eq!(other_team.status, 403);
+    // Moving the case moves it between caseloads.
+    server
+        .ok(
+            &people.lead,
+            &client_path(client, "transfers"),
+            json!({ "to_link_worker_id": people.worker2.staff_id, "team_id": people.worker2.team_id, "reason": "capacity" }),
+        )
+        .await;
+    server.catch_up().await;
+    let theirs = server.get(&people.worker2, "/api/v1/caseload").await;
+    assert_eq!(theirs.body["items"][0]["client_id"], json!(client));
+    let mine = server.get(&people.worker, "/api/v1/caseload").await;
+    assert_eq!(mine.body["items"], json!([]));
+    server.stop().await;
+}

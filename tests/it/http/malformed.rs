@@ -1,0 +1,274 @@
+//! Bad input on every route: each gets a 4xx problem naming the field, never a 500, and
+//! nothing is written.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::journey::{client_path, open_case};
+use super::matrix::body;
+use super::{Person, TestServer};
+
+fn truncated(body: &Value) -> Vec<u8> {
+    let text = body.to_string();
+    text.as_bytes()[..text.len() - 2].to_vec()
+}
+
+fn field(reply: &super::Reply) -> &str {
+    reply.body["errors"][0]["field"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn every_route_names_the_bad_field_and_writes_nothing() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let client = open_case(&server).await;
+    let version_before = server.store.stream_version(client).await.expect("version");
+    let spec = api::http::openapi_json();
+    let mut checked = 0;
+    for (template, item) in spec["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("methods") {
+            let id = operation["operationId"].as_str().expect("an id");
+            let who: &Person = match operation["tags"][0].as_str() {
+                Some("admin") => &people.admin,
+                Some("service") => continue,
+                _ if id == "record_reads" => &people.auditor,
+                _ => &people.lead,
+            };
+            let method = method.to_ascii_uppercase();
+            let path = template
+                .replace("{client_id}", &client.to_string())
+                .replace("{referral_id}", &Uuid::new_v4().to_string())
+                .replace(
+                    "{team_id}",
+                    &people.lead.team_id.expect("a team").to_string(),
+                )
+                .replace("{staff_id}", &people.worker.staff_id.to_string())
+                .replace("{token_id}", &Uuid::new_v4().to_string());
+
+            // A path id that is not a UUID.
+            if template.contains('{') {
+                let bad = template
+                    .split('/')
+                    .map(|part| {
+                        if part.starts_with('{') {
+                            "not-a-uuid"
+                        } else {
+                            part
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let reply = server
+                    .call_raw(who, &method, &bad, b"{}".to_vec(), "application/json")
+                    .await;
+                assert_eq!(reply.status, 400, "{method} {bad}: {:#}", reply.body);
+                assert!(
+                    field(&reply).starts_with("path"),
+                    "{method} {bad}: {:#}",
+                    reply.body
+                );
+                checked += 1;
+            }
+
+            if method == "GET" {
+                let params: Vec<&str> = operation["parameters"]
+                    .as_array()
+                    .map(|ps| {
+                        ps.iter()
+                            .filter(|p| p["in"] == "query")
+                            .filter_map(|p| p["name"].as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if params.contains(&"limit") {
+                    for bad in ["abc", "0", "100000"] {
+                        let reply = server.get(who, &format!("{path}?limit={bad}")).await;
+                        assert_eq!(reply.status, 400, "{path}?limit={bad}");
+                        assert_eq!(
+                            field(&reply),
+                            "query.limit",
+                            "{path}?limit={bad}: {:#}",
+                            reply.body
+                        );
+                    }
+                    checked += 1;
+                }
+                if params.contains(&"as_of") {
+                    let reply = server
+                        .get(who, &format!("{path}?as_of=last%20tuesday"))
+                        .await;
+                    assert_eq!(reply.status, 400);
+                    assert_eq!(field(&reply), "query.as_of", "{:#}", reply.body);
+                }
+                continue;
+            }
+
+            let Some(good) = body(id, &people, Uuid::new_v4()) else {
+                // Routes without a body (a revocation).
+                continue;
+            };
+            let cases: Vec<(Vec<u8>, &str, u16, &str)> = vec![
+                (truncated(&good), "application/json", 400, "body"),
+                (b"[1, 2]".to_vec(), "application/json", 400, "body"),
+                (
+                    format!("{good} trailing").into_bytes(),
+                    "application/json",
+                    400,
+                    "body",
+                ),
+                (good.to_string().into_bytes(), "text/plain", 415, ""),
+                (vec![b' '; 70 * 1024], "application/json", 413, ""),
+            ];
+            for (bytes, content_type, status, named) in cases {
+                let reply = server
+                    .call_raw(who, &method, &path, bytes, content_type)
+                    .await;
+                assert_eq!(
+                    reply.status, status,
+                    "{method} {path} ({content_type}): {:#}",
+                    reply.body
+                );
+                if !named.is_empty() {
+                    assert_eq!(field(&reply), named, "{method} {path}: {:#}", reply.body);
+                }
+            }
+            // An unknown field, at the top and nested.
+            let mut unknown = good.clone();
+            unknown["surprise"] = json!(1);
+            let reply = server.post(who, &path, unknown).await;
+            assert_eq!(reply.status, 400, "{method} {path}");
+            assert_eq!(
+                field(&reply),
+                "surprise",
+                "{method} {path}: {:#}",
+                reply.body
+            );
+            // Every required field missing: the first is named (optional fields may be left out).
+            let required = good
+                .as_object()
+                .is_some_and(|o| o.values().any(|v| !v.is_null()));
+            if required {
+                let reply = server.post(who, &path, json!({})).await;
+                assert_eq!(reply.status, 400, "{method} {path}: {:#}", reply.body);
+                assert!(
+                    !field(&reply).is_empty(),
+                    "{method} {path}: {:#}",
+                    reply.body
+                );
+            }
+            // Each field of the wrong type.
+            if let Value::Object(fields) = &good {
+                for (name, value) in fields {
+                    let mut wrong = good.clone();
+                    wrong[name] = match value {
+                        Value::String(_) | Value::Null => json!({ "not": "a string" }),
+                        _ => json!("wrong"),
+                    };
+                    let reply = server.post(who, &path, wrong).await;
+                    if reply.status == 201 {
+                        // A free-form field (corrected values) takes anything.
+                        continue;
+                    }
+                    assert_eq!(
+                        reply.status, 400,
+                        "{method} {path} with {name} wrong: {:#}",
+                        reply.body
+                    );
+                    assert!(
+                        field(&reply).starts_with(name.as_str()),
+                        "{method} {path} with {name} wrong: {:#}",
+                        reply.body
+                    );
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 30, "only {checked} routes checked");
+    assert_eq!(
+        server.store.stream_version(client).await.expect("version"),
+        version_before,
+        "no bad request wrote anything"
+    );
+
+    // Nested fields are named by their path.
+    let mut referral = super::journey::intake(Uuid::new_v4(), "gp");
+    referral["referral"]["reasons"] = json!(["mental_wellbeing", "boredom"]);
+    let reply = server
+        .post(
+            &people.referrer,
+            &client_path(Uuid::new_v4(), "referrals"),
+            referral,
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(field(&reply), "referral.reasons[1]", "{:#}", reply.body);
+    let mut nhs = super::journey::intake(Uuid::new_v4(), "gp");
+    nhs["client"]["personal"]["nhs_number"] = json!("943 476 5918");
+    let reply = server
+        .post(
+            &people.referrer,
+            &client_path(Uuid::new_v4(), "referrals"),
+            nhs,
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        field(&reply),
+        "client.personal.nhs_number",
+        "{:#}",
+        reply.body
+    );
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("check digit")
+    );
+    // A domain refusal is a 422 naming its rule.
+    let reply = server
+        .post(
+            &people.worker,
+            &client_path(client, "goal-reviews"),
+            json!({ "goal_id": Uuid::new_v4(), "progress": "achieved", "note": null }),
+        )
+        .await;
+    assert_eq!(reply.status, 422);
+    assert_eq!(reply.body["rule"], "unknown_goal");
+    assert_eq!(field(&reply), "goal_id");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_paths_are_404_and_wrong_methods_405() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let reply = server.get(&people.lead, "/api/v1/nothing-here").await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
+    let reply = server
+        .call(Some(&people.lead), "DELETE", "/api/v1/caseload", None, &[])
+        .await;
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.header("allow"), Some("GET"));
+    let reply = server
+        .call(
+            Some(&people.lead),
+            "GET",
+            &format!("/api/v1/clients/{}/contacts", Uuid::new_v4()),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.header("allow"), Some("POST"));
+    assert!(reply.header("x-request-id").is_some());
+    assert_eq!(
+        reply.body["request_id"].as_str(),
+        reply.header("x-request-id")
+    );
+    server.stop().await;
+}

@@ -1,0 +1,332 @@
+//! Every route of the spec, tried by every role, by another organisation's staff, with no token
+//! and with a bad token. A route in the spec with no row here fails the test.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::journey::{intake, open_case, wemwbs};
+use super::{Person, TestServer};
+
+/// What a caller should get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// Past authorisation: anything but 401, 403 and 404.
+    Allowed,
+    Forbidden,
+    NotFound,
+}
+use Expect::*;
+
+/// Who may do it: the names of the people allowed; `foreign` says what another organisation's
+/// staff get when they are not listed.
+struct Rule {
+    allowed: &'static [&'static str],
+    foreign: Expect,
+    public: bool,
+}
+
+const CASEWORKERS: &[&str] = &["lead", "worker"];
+const LEAD: &[&str] = &["lead"];
+const READERS: &[&str] = &["lead", "worker", "auditor"];
+const ANY_WORKER: &[&str] = &[
+    "lead",
+    "worker",
+    "worker2",
+    "other_lead",
+    "other_worker",
+    "foreign_lead",
+    "foreign_worker",
+];
+const ADMINS: &[&str] = &["admin", "foreign_admin"];
+const EVERYONE: &[&str] = &[
+    "referrer",
+    "lead",
+    "worker",
+    "worker2",
+    "other_lead",
+    "other_worker",
+    "auditor",
+    "analyst",
+    "admin",
+    "foreign_lead",
+    "foreign_worker",
+    "foreign_auditor",
+    "foreign_admin",
+];
+
+fn rules() -> BTreeMap<&'static str, Rule> {
+    let case = |allowed| Rule {
+        allowed,
+        foreign: NotFound,
+        public: false,
+    };
+    let own = |allowed| Rule {
+        allowed,
+        foreign: Forbidden,
+        public: false,
+    };
+    let public = Rule {
+        allowed: EVERYONE,
+        foreign: Allowed,
+        public: true,
+    };
+    let mut rules = BTreeMap::new();
+    for command in [
+        "refer",
+        "record_consent",
+        "withdraw_consent",
+        "accept_referral",
+        "decline_referral",
+        "redirect_referral",
+        "book_appointment",
+        "record_attendance",
+        "record_did_not_attend",
+        "cancel_appointment",
+        "record_contact",
+        "record_what_matters",
+        "identify_need",
+        "set_goal",
+        "review_goal",
+        "record_assessment",
+        "make_connection",
+        "record_connection_outcome",
+        "record_service_gap",
+        "close_case",
+        "reopen_case",
+        "correct_entry",
+    ] {
+        rules.insert(command, case(CASEWORKERS));
+    }
+    rules.insert("assign_link_worker", case(LEAD));
+    rules.insert("transfer_case", case(LEAD));
+    rules.insert("client_record", case(READERS));
+    rules.insert("client_journey", case(READERS));
+    rules.insert(
+        "referral_status",
+        case(&["referrer", "lead", "worker", "auditor"]),
+    );
+    rules.insert("record_reads", case(&["auditor"]));
+    rules.insert("me", own(EVERYONE));
+    rules.insert("my_caseload", own(ANY_WORKER));
+    rules.insert("team_caseload", case(LEAD));
+    rules.insert("list_staff", own(ADMINS));
+    rules.insert("add_staff", own(ADMINS));
+    rules.insert("add_team", own(ADMINS));
+    rules.insert("issue_token", case(&["admin"]));
+    rules.insert("revoke_token", case(&["admin"]));
+    for route in ["health", "ready", "metrics_text", "openapi_json"] {
+        rules.insert(route, public.clone_rule());
+    }
+    rules
+}
+
+impl Rule {
+    fn clone_rule(&self) -> Rule {
+        Rule {
+            allowed: self.allowed,
+            foreign: self.foreign,
+            public: self.public,
+        }
+    }
+
+    fn expect(&self, name: &str) -> Expect {
+        // Another organisation's staff get the role refusal when their role could never do
+        // it here either, and `foreign` when it is only the organisation that differs.
+        match name.strip_prefix("foreign_") {
+            _ if self.allowed.contains(&name) => Allowed,
+            Some(domestic) if self.allowed.contains(&domestic) => self.foreign,
+            _ => Forbidden,
+        }
+    }
+}
+
+/// A body for each command, fitting the fixture's case (the assignment stays with `worker`).
+pub fn body(operation: &str, people: &super::People, referral: Uuid) -> Option<Value> {
+    let now = Utc::now();
+    Some(match operation {
+        "refer" => {
+            let mut known = intake(Uuid::new_v4(), "gp");
+            known["client"] = Value::Null;
+            known
+        }
+        "record_consent" => json!({ "scope": "share_with_gp", "services": [] }),
+        "withdraw_consent" => json!({ "scope": "evaluation" }),
+        "accept_referral" => json!({ "referral_id": referral }),
+        "decline_referral" => {
+            json!({ "referral_id": referral, "reason": "other", "note": null })
+        }
+        "redirect_referral" => {
+            json!({ "referral_id": referral, "redirected_to": "talking therapies", "note": null })
+        }
+        "assign_link_worker" => {
+            json!({ "link_worker_id": people.worker.staff_id, "team_id": people.worker.team_id })
+        }
+        "transfer_case" => json!({
+            "to_link_worker_id": people.worker.staff_id, "team_id": people.worker.team_id, "reason": "other"
+        }),
+        "book_appointment" => json!({
+            "appointment_id": Uuid::new_v4(), "scheduled_for": (now + Duration::days(3)).to_rfc3339(), "mode": "phone"
+        }),
+        "record_attendance" | "record_did_not_attend" => {
+            json!({ "appointment_id": Uuid::new_v4() })
+        }
+        "cancel_appointment" => {
+            json!({ "appointment_id": Uuid::new_v4(), "cancelled_by": "client", "note": null })
+        }
+        "record_contact" => json!({
+            "contact_id": Uuid::new_v4(), "mode": "phone", "minutes": 10, "contacted_at": now.to_rfc3339(), "note": null
+        }),
+        "record_what_matters" => json!({ "text": "Seeing my grandchildren." }),
+        "identify_need" => json!({ "need": "housing", "note": null }),
+        "set_goal" => {
+            json!({ "goal_id": Uuid::new_v4(), "description": "Join a walking group", "need": null })
+        }
+        "review_goal" => {
+            json!({ "goal_id": Uuid::new_v4(), "progress": "some_progress", "note": null })
+        }
+        "record_assessment" => wemwbs("baseline", 3, 1),
+        "make_connection" => json!({
+            "connection_id": Uuid::new_v4(), "service_id": Uuid::new_v4(), "need": "housing", "kind": "signposted"
+        }),
+        "record_connection_outcome" => {
+            json!({ "connection_id": Uuid::new_v4(), "outcome": "engaged", "waiting_weeks": null })
+        }
+        "record_service_gap" => json!({
+            "gap_id": Uuid::new_v4(), "need": "housing", "area": "Frome", "reason": "cost", "note": null
+        }),
+        "close_case" => json!({ "reason": "other", "note": null }),
+        "reopen_case" => json!({ "note": null }),
+        "correct_entry" => json!({
+            "corrects": Uuid::new_v4(), "corrected_fields": { "note": "typo" }, "reason": "typo"
+        }),
+        "add_staff" => {
+            json!({ "name": "New Referrer", "role": "referrer", "team_id": null, "capacity": null })
+        }
+        "add_team" => json!({ "name": "Glastonbury" }),
+        "issue_token" => json!({ "valid_days": 1, "label": "matrix" }),
+        _ => return None,
+    })
+}
+
+#[tokio::test]
+async fn every_route_refuses_every_caller_it_should() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let client = open_case(&server).await;
+    let journey = server
+        .get(
+            &people.auditor,
+            &format!("/api/v1/clients/{client}/journey"),
+        )
+        .await;
+    let referral = journey.body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["event_type"] == "ReferralReceived")
+        .map(|e| e["payload"]["referral_id"].clone())
+        .expect("the referral");
+    let referral: Uuid = serde_json::from_value(referral).expect("a uuid");
+    let admin_client = server.db.admin_client().await;
+    let spare_token = api::access::issue_token(
+        &admin_client,
+        people.analyst.staff_id,
+        chrono::Duration::days(1),
+        "spare",
+    )
+    .await
+    .expect("a token");
+
+    let spec = api::http::openapi_json();
+    let rules = rules();
+    let mut tried = 0;
+    for (template, item) in spec["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("methods") {
+            let id = operation["operationId"].as_str().expect("an operation id");
+            let rule = rules
+                .get(id)
+                .unwrap_or_else(|| panic!("{method} {template} ({id}) has no row in the matrix"));
+            let path = template
+                .replace("{client_id}", &client.to_string())
+                .replace("{referral_id}", &referral.to_string())
+                .replace(
+                    "{team_id}",
+                    &people.lead.team_id.expect("a team").to_string(),
+                )
+                .replace("{staff_id}", &people.worker.staff_id.to_string())
+                .replace("{token_id}", &spare_token.token_id.to_string());
+            let method = method.to_ascii_uppercase();
+            let body = body(id, &people, referral);
+
+            // Without a token, and with a bad one.
+            let anonymous = server.call(None, &method, &path, body.as_ref(), &[]).await;
+            let bad = Person {
+                token: "cbk_00000000000000000000000000000000_00".to_owned(),
+                ..people.worker.clone()
+            };
+            let bad_token = server
+                .call(Some(&bad), &method, &path, body.as_ref(), &[])
+                .await;
+            if rule.public {
+                assert!(anonymous.status < 300, "{method} {path} is public");
+            } else {
+                assert_eq!(anonymous.status, 401, "{method} {path} without a token");
+                assert_eq!(bad_token.status, 401, "{method} {path} with a bad token");
+                assert!(anonymous.header("www-authenticate").is_some());
+            }
+
+            for (name, person) in people.all() {
+                let reply = server
+                    .call(Some(person), &method, &path, body.as_ref(), &[])
+                    .await;
+                let expected = rule.expect(name);
+                let ok = match expected {
+                    Allowed => !matches!(reply.status, 401 | 403 | 404) && reply.status < 500,
+                    Forbidden => reply.status == 403,
+                    NotFound => reply.status == 404,
+                };
+                assert!(
+                    ok,
+                    "{method} {path} as {name}: expected {expected:?}, got {} {:#}",
+                    reply.status, reply.body
+                );
+                tried += 1;
+            }
+        }
+    }
+    assert_eq!(
+        tried,
+        rules.len() * people.all().len(),
+        "every row was tried"
+    );
+    // Nothing the other organisation did touched the record.
+    let record = server
+        .get(&people.auditor, &format!("/api/v1/clients/{client}"))
+        .await;
+    let journey = server
+        .get(
+            &people.auditor,
+            &format!("/api/v1/clients/{client}/journey?limit=500"),
+        )
+        .await;
+    for entry in journey.body["entries"].as_array().expect("entries") {
+        assert_eq!(entry["organisation_id"], json!(people.lead.organisation_id));
+        assert!(
+            ["lead", "worker", "referrer"].iter().any(|n| {
+                let p = people
+                    .all()
+                    .into_iter()
+                    .find(|(name, _)| name == n)
+                    .expect("a person")
+                    .1;
+                entry["actor_id"] == json!(p.staff_id)
+            }),
+            "an event by someone not allowed: {entry:#}"
+        );
+    }
+    assert_eq!(record.status, 200);
+    server.stop().await;
+}

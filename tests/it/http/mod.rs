@@ -1,0 +1,366 @@
+//! The HTTP API end to end: a real server on a real database, called over HTTP, with every
+//! response checked against the OpenAPI document (its status must be documented for the
+//! operation, and its body must match the documented schema).
+
+mod journey;
+mod malformed;
+mod matrix;
+
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use api::access::{self, NewStaff, Role};
+use eventstore::{EventStore, Upcasters};
+use serde_json::{Value, json};
+use testkit::TestDb;
+use uuid::Uuid;
+
+/// A staff member with a token.
+#[derive(Clone, Debug)]
+pub struct Person {
+    pub staff_id: Uuid,
+    pub organisation_id: Uuid,
+    pub team_id: Option<Uuid>,
+    pub token: String,
+}
+
+/// Everyone the tests act as: two teams in one organisation, and another organisation.
+#[derive(Clone, Debug)]
+pub struct People {
+    pub referrer: Person,
+    pub lead: Person,
+    pub worker: Person,
+    /// A second link worker in the lead's team.
+    pub worker2: Person,
+    /// The lead and a worker of another team in the same organisation.
+    pub other_lead: Person,
+    pub other_worker: Person,
+    pub auditor: Person,
+    pub analyst: Person,
+    pub admin: Person,
+    /// Another organisation's staff.
+    pub foreign_lead: Person,
+    pub foreign_worker: Person,
+    pub foreign_auditor: Person,
+    pub foreign_admin: Person,
+}
+
+impl People {
+    /// Every person, with a name for messages.
+    pub fn all(&self) -> Vec<(&'static str, &Person)> {
+        vec![
+            ("referrer", &self.referrer),
+            ("lead", &self.lead),
+            ("worker", &self.worker),
+            ("worker2", &self.worker2),
+            ("other_lead", &self.other_lead),
+            ("other_worker", &self.other_worker),
+            ("auditor", &self.auditor),
+            ("analyst", &self.analyst),
+            ("admin", &self.admin),
+            ("foreign_lead", &self.foreign_lead),
+            ("foreign_worker", &self.foreign_worker),
+            ("foreign_auditor", &self.foreign_auditor),
+            ("foreign_admin", &self.foreign_admin),
+        ]
+    }
+}
+
+/// A running server over a fresh database.
+pub struct TestServer {
+    pub db: TestDb,
+    pub store: EventStore,
+    pub base: String,
+    pub people: People,
+    handle: ServerHandle,
+    /// Holds the caseload projection's lease across catch-ups.
+    holder: Uuid,
+    http: reqwest::Client,
+    spec: Arc<Value>,
+}
+
+/// A response, its body parsed.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+async fn person(
+    admin: &tokio_postgres::Client,
+    organisation_id: Uuid,
+    team_id: Option<Uuid>,
+    role: Role,
+    name: &str,
+) -> Person {
+    let member = access::add_staff(
+        admin,
+        &NewStaff {
+            organisation_id,
+            team_id,
+            name: name.to_owned(),
+            role,
+            capacity: role.needs_team().then_some(220),
+        },
+    )
+    .await
+    .expect("adding staff");
+    let token = access::issue_token(admin, member.staff_id, chrono::Duration::days(1), "test")
+        .await
+        .expect("issuing a token");
+    Person {
+        staff_id: member.staff_id,
+        organisation_id,
+        team_id,
+        token: token.token,
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        testkit::init_tracing();
+        let db = TestDb::new().await;
+        let store = EventStore::new(db.app_pool(8), Upcasters::new());
+        let admin = db.admin_client().await;
+        let org = access::ensure_organisation(&admin, "Mendip Link")
+            .await
+            .expect("organisation");
+        let foreign = access::ensure_organisation(&admin, "Connect North")
+            .await
+            .expect("organisation");
+        let team = access::ensure_team(&admin, org, "Frome")
+            .await
+            .expect("team")
+            .0;
+        let team2 = access::ensure_team(&admin, org, "Shepton")
+            .await
+            .expect("team")
+            .0;
+        let foreign_team = access::ensure_team(&admin, foreign, "Leeds")
+            .await
+            .expect("team")
+            .0;
+        let people = People {
+            referrer: person(&admin, org, None, Role::Referrer, "Dr Rees").await,
+            lead: person(&admin, org, Some(team), Role::TeamLead, "Lena Lead").await,
+            worker: person(&admin, org, Some(team), Role::LinkWorker, "Wyn Worker").await,
+            worker2: person(&admin, org, Some(team), Role::LinkWorker, "Wren Worker").await,
+            other_lead: person(&admin, org, Some(team2), Role::TeamLead, "Omar Lead").await,
+            other_worker: person(&admin, org, Some(team2), Role::LinkWorker, "Ola Worker").await,
+            auditor: person(&admin, org, None, Role::Auditor, "Audrey Auditor").await,
+            analyst: person(&admin, org, None, Role::ReportingAnalyst, "Ana Analyst").await,
+            admin: person(&admin, org, None, Role::Administrator, "Adam Admin").await,
+            foreign_lead: person(
+                &admin,
+                foreign,
+                Some(foreign_team),
+                Role::TeamLead,
+                "Fay Lead",
+            )
+            .await,
+            foreign_worker: person(
+                &admin,
+                foreign,
+                Some(foreign_team),
+                Role::LinkWorker,
+                "Finn Worker",
+            )
+            .await,
+            foreign_auditor: person(&admin, foreign, None, Role::Auditor, "Flo Auditor").await,
+            foreign_admin: person(&admin, foreign, None, Role::Administrator, "Fred Admin").await,
+        };
+        let app = casebook::Application::build("127.0.0.1:0", store.clone()).expect("binding");
+        let base = format!("http://{}", app.address());
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        TestServer {
+            db,
+            store,
+            base,
+            people,
+            handle,
+            holder: Uuid::new_v4(),
+            http: reqwest::Client::new(),
+            spec: Arc::new(api::http::openapi_json()),
+        }
+    }
+
+    /// Sends a request as `who` (None: no token) and checks the response against the spec.
+    pub async fn call(
+        &self,
+        who: Option<&Person>,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
+        if let Some(person) = who {
+            request = request.bearer_auth(&person.token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("a body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        let reply = Reply {
+            status,
+            headers,
+            body,
+        };
+        check_against_spec(&self.spec, method.as_str(), path, &reply);
+        reply
+    }
+
+    /// Sends raw bytes with a content type, checked against the spec like any call.
+    pub async fn call_raw(
+        &self,
+        who: &Person,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let response = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .bearer_auth(&who.token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("a body");
+        let reply = Reply {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        };
+        check_against_spec(&self.spec, method.as_str(), path, &reply);
+        reply
+    }
+
+    pub async fn get(&self, who: &Person, path: &str) -> Reply {
+        self.call(Some(who), "GET", path, None, &[]).await
+    }
+
+    pub async fn post(&self, who: &Person, path: &str, body: Value) -> Reply {
+        self.call(Some(who), "POST", path, Some(&body), &[]).await
+    }
+
+    /// Posts and insists on 201.
+    pub async fn ok(&self, who: &Person, path: &str, body: Value) -> Reply {
+        let reply = self.post(who, path, body).await;
+        assert_eq!(reply.status, 201, "POST {path}: {:#}", reply.body);
+        reply
+    }
+
+    /// Brings the caseload read model up to the log.
+    pub async fn catch_up(&self) {
+        let runner = projector::Runner::new(
+            self.store.clone(),
+            Arc::new(projector::CaseloadProjection),
+            self.holder,
+            projector::RunnerSettings::default(),
+        );
+        runner.catch_up().await.expect("catching up");
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// The operation of the spec a concrete path and method fall under.
+fn operation<'a>(spec: &'a Value, method: &str, path: &str) -> Option<(&'a str, &'a Value)> {
+    let path = path.split('?').next().unwrap_or(path);
+    let paths = spec["paths"].as_object()?;
+    paths.iter().find_map(|(template, item)| {
+        let a: Vec<&str> = template.split('/').collect();
+        let b: Vec<&str> = path.split('/').collect();
+        let fits = a.len() == b.len()
+            && a.iter()
+                .zip(&b)
+                .all(|(t, p)| (t.starts_with('{') && t.ends_with('}') && !p.is_empty()) || t == p);
+        if !fits {
+            return None;
+        }
+        item.get(method.to_ascii_lowercase())
+            .map(|op| (template.as_str(), op))
+    })
+}
+
+/// Fails unless the reply's status is documented for the operation and its body fits the
+/// documented schema. Undocumented paths and methods must answer 404 or 405.
+fn check_against_spec(spec: &Value, method: &str, path: &str, reply: &Reply) {
+    let Some((template, op)) = operation(spec, method, path) else {
+        assert!(
+            matches!(reply.status, 404 | 405),
+            "{method} {path} is not in the spec but answered {}",
+            reply.status
+        );
+        return;
+    };
+    let status = reply.status.to_string();
+    let mut response = op["responses"].get(&status).unwrap_or_else(|| {
+        panic!(
+            "{method} {template} answered {status}, which the spec does not document: {:#}",
+            reply.body
+        )
+    });
+    if let Some(reference) = response.get("$ref").and_then(Value::as_str) {
+        let name = reference.rsplit('/').next().expect("a ref name");
+        response = &spec["components"]["responses"][name];
+    }
+    let Some(content) = response.get("content").and_then(Value::as_object) else {
+        return;
+    };
+    let content_type = reply
+        .header("content-type")
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    let media = content.get(&content_type).unwrap_or_else(|| {
+        panic!("{method} {template} {status} answered {content_type}, not a documented type")
+    });
+    if content_type.ends_with("json") {
+        let mut schema = spec.clone();
+        schema["allOf"] = json!([media["schema"].clone()]);
+        let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+        let errors: Vec<String> = validator
+            .iter_errors(&reply.body)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {template} {status}: the body does not fit the spec: {errors:#?}\n{:#}",
+            reply.body
+        );
+    }
+}
