@@ -37,7 +37,14 @@ fn the_domain_crate_depends_on_no_runtime_database_or_web_crate() {
         .filter(|name| !name.is_empty())
         .collect();
     // utoipa is optional (feature `openapi`, used by the api crate): schema derives, no IO.
-    let allowed = ["chrono", "serde", "serde_json", "thiserror", "uuid", "utoipa"];
+    let allowed = [
+        "chrono",
+        "serde",
+        "serde_json",
+        "thiserror",
+        "uuid",
+        "utoipa",
+    ];
     for dependency in &dependencies {
         assert!(
             allowed.contains(dependency),

@@ -73,6 +73,9 @@ pub fn may_command(
         _ => {}
     }
     same_organisation(principal, case)?;
+    if !case.exists() && !intake {
+        return Err(Denied::NotFound);
+    }
     if replay {
         return Ok(());
     }

@@ -140,14 +140,21 @@ impl Database {
     }
 }
 
+impl DatabaseSettings {
+    /// Casebook's own directory: --data-dir, or the user's data dir (/var/lib/casebook as root).
+    pub fn resolved_data_dir(&self) -> std::path::PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            db::default_data_dir(
+                std::env::var_os("HOME").map(Into::into),
+                std::env::var_os("XDG_DATA_HOME").map(Into::into),
+            )
+        })
+    }
+}
+
 fn start_private_cluster(settings: &DatabaseSettings) -> anyhow::Result<Cluster> {
     let bin_dir = db::find_bin_dir(settings.pg_bin.clone(), std::env::var_os("PATH"))?;
-    let dir = settings.data_dir.clone().unwrap_or_else(|| {
-        db::default_data_dir(
-            std::env::var_os("HOME").map(Into::into),
-            std::env::var_os("XDG_DATA_HOME").map(Into::into),
-        )
-    });
+    let dir = settings.resolved_data_dir();
     let cluster = Cluster::ensure_running(&dir.join("postgres"), &bin_dir, ClusterKind::Durable)
         .with_context(|| {
             format!(

@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod database;
+pub mod demo;
 pub mod http;
 pub mod settings;
 pub mod telemetry;

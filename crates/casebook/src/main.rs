@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { listen } => serve(&cli.database, &listen).await,
+        Command::Serve { listen, demo } => serve(&cli.database, &listen, demo).await,
         Command::Bench(casebook::settings::Bench::Append(options)) => {
             casebook::bench::run(options, cli.database.pg_bin).await?;
             Ok(ExitCode::SUCCESS)
@@ -67,8 +67,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve(settings: &casebook::DatabaseSettings, listen: &str) -> anyhow::Result<ExitCode> {
+async fn serve(
+    settings: &casebook::DatabaseSettings,
+    listen: &str,
+    demo: bool,
+) -> anyhow::Result<ExitCode> {
     let database = Database::open(settings).await?;
+    if demo {
+        let client = db::connect(database.admin_config()).await?;
+        let access = casebook::demo::ensure_demo_access(&client).await?;
+        let path = casebook::demo::write_tokens(&settings.resolved_data_dir(), &access)?;
+        tracing::info!(tokens = %path.display(), "demo organisation ready; `source` the tokens file to use them");
+    }
     let listener = eventstore::Listener::start(database.app_config().clone());
     let store = database.event_store()?.with_listener(&listener);
     let (stop_projections, projections_stopped) = tokio::sync::watch::channel(false);

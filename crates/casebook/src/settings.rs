@@ -71,6 +71,10 @@ pub enum Command {
         /// Address and port to listen on.
         #[arg(long, env = "CASEBOOK_LISTEN", default_value = "127.0.0.1:8080")]
         listen: String,
+        /// Set up a demo organisation with one staff member per role, and write their tokens
+        /// to <data dir>/demo-tokens.env.
+        #[arg(long)]
+        demo: bool,
     },
     /// Run the projections on their own (no HTTP) until stopped.
     Project,

@@ -225,6 +225,33 @@ async fn every_route_names_the_bad_field_and_writes_nothing() {
             .unwrap_or("")
             .contains("check digit")
     );
+    // NUL cannot be stored in PostgreSQL text: refused up front, naming the field.
+    let reply = server
+        .post(
+            &people.worker,
+            &client_path(client, "what-matters"),
+            json!({ "text": "tea\u{0}and biscuits" }),
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{:#}", reply.body);
+    assert_eq!(field(&reply), "text");
+    let reply = server
+        .get(
+            &people.worker,
+            &format!("{}?purpose=audit%00", client_path(client, "")),
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{:#}", reply.body);
+    assert_eq!(field(&reply), "query.purpose");
+    // A command on a record that does not exist: no such record (only a referral creates one).
+    let reply = server
+        .post(
+            &people.lead,
+            &client_path(Uuid::new_v4(), "what-matters"),
+            json!({ "text": "anything" }),
+        )
+        .await;
+    assert_eq!(reply.status, 404, "{:#}", reply.body);
     // A domain refusal is a 422 naming its rule.
     let reply = server
         .post(

@@ -33,6 +33,7 @@ fn administrator(caller: &Caller) -> Result<(), ApiError> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTeamRequest {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
 }
 
@@ -81,6 +82,7 @@ struct StaffParams {
     /// `next_cursor` of the previous page.
     cursor: Option<Uuid>,
     /// Rows per page (1 to 500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
@@ -141,11 +143,13 @@ async fn list_staff(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewStaffRequest {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     pub role: Role,
     /// Needed for link workers and team leads.
     pub team_id: Option<Uuid>,
     /// People a year this worker can support (link workers; NHS guidance 200 to 250).
+    #[schema(minimum = 1, maximum = 100000)]
     pub capacity: Option<i32>,
 }
 
@@ -190,8 +194,10 @@ async fn add_staff(
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// Days until it expires (1 to 400).
+    #[schema(minimum = 1, maximum = 400)]
     pub valid_days: i64,
     /// What it is for (a device, an integration).
+    #[schema(max_length = 200)]
     pub label: Option<String>,
 }
 

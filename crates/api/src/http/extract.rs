@@ -134,6 +134,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
             if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
                 return Err(ApiError::field("body", "a JSON object is expected"));
             }
+            // PostgreSQL text cannot hold NUL; refuse it here rather than fail on write.
+            if let Some(field) = nul_field(&bytes) {
+                return Err(ApiError::field(
+                    field,
+                    "text may not contain the NUL character",
+                ));
+            }
             let value = parse_json::<T>(&bytes)?;
             Ok(Body {
                 value,
@@ -141,6 +148,47 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
             })
         })
     }
+}
+
+/// The path of the first string (or key) holding a NUL character (`\u0000`), if any.
+fn nul_field(bytes: &[u8]) -> Option<String> {
+    let escaped = bytes
+        .windows(6)
+        .any(|w| w[0] == b'\\' && w[1] == b'u' && w[2..].iter().all(|b| *b == b'0'));
+    if !escaped {
+        return None;
+    }
+    fn walk(value: &serde_json::Value, path: &str) -> Option<String> {
+        let here = || {
+            if path.is_empty() {
+                "body".to_owned()
+            } else {
+                path.to_owned()
+            }
+        };
+        match value {
+            serde_json::Value::String(s) if s.contains('\0') => Some(here()),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| walk(v, &format!("{path}[{i}]"))),
+            serde_json::Value::Object(fields) => fields.iter().find_map(|(k, v)| {
+                let child = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                if k.contains('\0') {
+                    Some(child)
+                } else {
+                    walk(v, &child)
+                }
+            }),
+            _ => None,
+        }
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    walk(&value, "")
 }
 
 /// Parses JSON, naming the field of the first error: its path for a wrong type or value, the
@@ -214,8 +262,7 @@ fn command_headers(req: &HttpRequest) -> Result<CommandHeaders, ApiError> {
         let key = value
             .to_str()
             .ok()
-            .map(str::trim)
-            .filter(|k| !k.is_empty() && k.len() <= 200)
+            .filter(|k| !k.is_empty() && k.len() <= 200 && k.bytes().all(|b| b.is_ascii_graphic()))
             .ok_or_else(|| {
                 ApiError::field(
                     "header.Idempotency-Key",
@@ -269,6 +316,12 @@ impl<T: DeserializeOwned> FromRequest for Params<T> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let query = req.query_string().as_bytes();
+        if let Some((name, _)) = form_urlencoded::parse(query).find(|(_, v)| v.contains('\0')) {
+            return std::future::ready(Err(ApiError::field(
+                format!("query.{name}"),
+                "text may not contain the NUL character",
+            )));
+        }
         let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query));
         std::future::ready(
             serde_path_to_error::deserialize(deserializer)

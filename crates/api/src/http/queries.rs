@@ -88,6 +88,7 @@ struct CaseloadParams {
     /// `next_cursor` of the previous page.
     cursor: Option<Uuid>,
     /// Rows per page (1 to 500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
@@ -98,6 +99,7 @@ struct PageParams {
     /// `next_cursor` of the previous page.
     cursor: Option<Uuid>,
     /// Rows per page (1 to 500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
@@ -318,6 +320,7 @@ async fn audit_read(
 #[into_params(parameter_in = Query)]
 struct ReadParams {
     /// Why it is read (kept in the read audit; at most 500 characters).
+    #[param(max_length = 500)]
     purpose: Option<String>,
 }
 
@@ -484,10 +487,13 @@ struct JourneyParams {
     /// Only what had been recorded by then (RFC 3339): the record as it was known.
     known_at: Option<DateTime<Utc>>,
     /// Why it is read (kept in the read audit; at most 500 characters).
+    #[param(max_length = 500)]
     purpose: Option<String>,
     /// `next_cursor` of the previous page (a record version).
+    #[param(minimum = 0)]
     cursor: Option<i64>,
     /// Entries per page (1 to 500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
@@ -643,8 +649,10 @@ pub struct RecordReadPage {
 #[into_params(parameter_in = Query)]
 struct ReadsParams {
     /// `next_cursor` of the previous page.
+    #[param(minimum = 0)]
     cursor: Option<i64>,
     /// Rows per page (1 to 500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 

@@ -1,0 +1,119 @@
+//! Demo access: an organisation with a team and one staff member in each role, and fresh
+//! tokens for them written to a file the user can `source`, so that a new install can be tried
+//! with curl at once. (The synthetic population of clients comes with `casebook demo`.)
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use api::access::{self, NewStaff, Role};
+use uuid::Uuid;
+
+/// The demo organisation's name.
+pub const DEMO_ORGANISATION: &str = "Demo Social Prescribing Service";
+const DEMO_TEAM: &str = "Town Centre";
+const TOKEN_LABEL: &str = "demo";
+
+/// The demo organisation and its staff, with tokens.
+#[derive(Debug)]
+pub struct DemoAccess {
+    pub organisation_id: Uuid,
+    pub team_id: Uuid,
+    /// (role, staff id, token)
+    pub staff: Vec<(Role, Uuid, String)>,
+}
+
+fn demo_name(role: Role) -> &'static str {
+    match role {
+        Role::Referrer => "Dr Priya Shah (GP referrer)",
+        Role::LinkWorker => "Sam Okafor (link worker)",
+        Role::TeamLead => "Jo Marsh (team lead)",
+        Role::Auditor => "Alex Byrne (auditor)",
+        Role::ReportingAnalyst => "Kim Lowe (reporting analyst)",
+        Role::Administrator => "Pat Quinn (administrator)",
+    }
+}
+
+/// Creates what is missing of the demo organisation, revokes the demo tokens of earlier starts
+/// and issues new ones (valid 30 days).
+///
+/// # Errors
+/// A database failure.
+pub async fn ensure_demo_access(client: &tokio_postgres::Client) -> anyhow::Result<DemoAccess> {
+    let organisation_id = access::ensure_organisation(client, DEMO_ORGANISATION).await?;
+    let team_id = access::ensure_team(client, organisation_id, DEMO_TEAM)
+        .await?
+        .0;
+    client
+        .execute(
+            "UPDATE api_tokens t SET revoked_at = now() FROM staff s \
+             WHERE s.staff_id = t.staff_id AND s.organisation_id = $1 AND t.label = $2 \
+             AND t.revoked_at IS NULL",
+            &[&organisation_id, &TOKEN_LABEL],
+        )
+        .await?;
+    let mut staff = Vec::new();
+    for role in Role::ALL {
+        let name = demo_name(role);
+        let existing = client
+            .query_opt(
+                "SELECT staff_id FROM staff WHERE organisation_id = $1 AND name = $2",
+                &[&organisation_id, &name],
+            )
+            .await?;
+        let staff_id = match existing {
+            Some(row) => row.get(0),
+            None => {
+                access::add_staff(
+                    client,
+                    &NewStaff {
+                        organisation_id,
+                        team_id: role.needs_team().then_some(team_id),
+                        name: name.to_owned(),
+                        role,
+                        capacity: (role == Role::LinkWorker).then_some(220),
+                    },
+                )
+                .await?
+                .staff_id
+            }
+        };
+        let token =
+            access::issue_token(client, staff_id, chrono::Duration::days(30), TOKEN_LABEL).await?;
+        staff.push((role, staff_id, token.token));
+    }
+    Ok(DemoAccess {
+        organisation_id,
+        team_id,
+        staff,
+    })
+}
+
+/// Writes `export CASEBOOK_<ROLE>_TOKEN=...` lines (and the ids) to `<dir>/demo-tokens.env`,
+/// readable by the owner only; returns the path.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn write_tokens(dir: &Path, demo: &DemoAccess) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("demo-tokens.env");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(
+        file,
+        "# Demo tokens for {DEMO_ORGANISATION}; new ones at every `serve --demo`."
+    )?;
+    writeln!(file, "export CASEBOOK_TEAM_ID={}", demo.team_id)?;
+    for (role, staff_id, token) in &demo.staff {
+        let upper = role.as_str().to_ascii_uppercase();
+        writeln!(file, "export CASEBOOK_{upper}_TOKEN={token}")?;
+        writeln!(file, "export CASEBOOK_{upper}_ID={staff_id}")?;
+    }
+    Ok(path)
+}
