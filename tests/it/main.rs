@@ -4,6 +4,7 @@ mod cases;
 mod eventstore;
 mod http;
 mod journey;
+mod outcomes;
 mod projections;
 mod support;
 mod tidy;

@@ -10,6 +10,7 @@ mod cases;
 pub mod http;
 mod journey;
 pub mod policy;
+pub mod reports;
 
 pub use cases::{Authorise, CaseService, CommandError, CommandOptions, Denied, LoadedCase};
 pub use journey::{Journey, JourneyEntry, JourneyView, journey};

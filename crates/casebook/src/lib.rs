@@ -8,6 +8,7 @@ pub mod bench;
 pub mod database;
 pub mod demo;
 pub mod http;
+pub mod rebuild;
 pub mod settings;
 pub mod telemetry;
 

@@ -28,6 +28,58 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Project => project(&cli.database).await,
+        Command::Rebuild {
+            projection,
+            rules,
+            restart,
+            no_switch,
+        } => {
+            let database = Database::open(&cli.database).await?;
+            let store = database.event_store()?;
+            let report = casebook::rebuild::rebuild(
+                &store,
+                &projection,
+                rules,
+                restart,
+                no_switch,
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            )
+            .await;
+            drop(store);
+            database.shutdown().await?;
+            let report = report?;
+            println!(
+                "{}: {} events in {:.1} s ({:.0} events/s){}",
+                report.projection,
+                report.events,
+                report.seconds,
+                report.events as f64 / report.seconds.max(1e-9),
+                if report.switched {
+                    "; reports now use it"
+                } else {
+                    ""
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compare {
+            projection,
+            a,
+            b,
+            organisation,
+        } => {
+            anyhow::ensure!(
+                projection == projector::OUTCOMES,
+                "only `outcomes` has rule versions to compare"
+            );
+            let database = Database::open(&cli.database).await?;
+            let store = database.event_store()?;
+            let text = casebook::rebuild::compare(&store, a, b, organisation).await;
+            drop(store);
+            database.shutdown().await?;
+            print!("{}", text?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Org(command) => admin(&cli.database, AdminCommand::Org(command)).await,
         Command::Team(command) => admin(&cli.database, AdminCommand::Team(command)).await,
         Command::Staff(command) => admin(&cli.database, AdminCommand::Staff(command)).await,
@@ -82,7 +134,7 @@ async fn serve(
     let listener = eventstore::Listener::start(database.app_config().clone());
     let store = database.event_store()?.with_listener(&listener);
     let (stop_projections, projections_stopped) = tokio::sync::watch::channel(false);
-    let runners = projector::spawn_all(&store, &projections_stopped);
+    let runners = projector::spawn_all(&store, &projections_stopped).await?;
     let app = Application::build(listen, store)?;
     let handle = app.handle();
     tracing::info!(address = %app.address(), "casebook is listening");
@@ -107,7 +159,7 @@ async fn project(settings: &casebook::DatabaseSettings) -> anyhow::Result<ExitCo
     let listener = eventstore::Listener::start(database.app_config().clone());
     let store = database.event_store()?.with_listener(&listener);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let runners = projector::spawn_all(&store, &stopped);
+    let runners = projector::spawn_all(&store, &stopped).await?;
     tracing::info!(projections = runners.len(), "projecting");
     shutdown_signal().await?;
     let _ = stop.send(true);

@@ -85,6 +85,31 @@ pub enum Command {
     /// Measure against PostgreSQL's own limit on the same cluster (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(Bench),
+    /// Replay the log into a projection beside the one in use (resuming an interrupted
+    /// rebuild), then switch reports to it. The log is only read.
+    Rebuild {
+        /// `outcomes` or `caseload`.
+        projection: String,
+        /// The outcomes rule version (projections/outcomes/v{N}.toml); default the latest.
+        #[arg(long)]
+        rules: Option<i32>,
+        /// Start again from the first event instead of resuming.
+        #[arg(long)]
+        restart: bool,
+        /// Build it but leave reports on the version they use now.
+        #[arg(long)]
+        no_switch: bool,
+    },
+    /// Show the outcome figures of two rule versions side by side, with what differs.
+    Compare {
+        /// `outcomes`.
+        projection: String,
+        a: i32,
+        b: i32,
+        /// One organisation's figures (default: all).
+        #[arg(long)]
+        organisation: Option<uuid::Uuid>,
+    },
     /// Organisations (tenants): nothing crosses between them.
     #[command(subcommand)]
     Org(OrgCommand),

@@ -135,6 +135,7 @@ impl Subscription {
     /// # Errors
     /// A database failure; the checkpoint does not move, so calling again retries.
     pub async fn next_batch(&mut self) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut held_back = Duration::from_millis(5);
         loop {
             if let Some(wake) = &mut self.wake {
                 // Mark what we have seen before reading, so a wake-up during the read is kept.
@@ -147,6 +148,13 @@ impl Subscription {
             if let Some(last) = events.last() {
                 self.checkpoint = last.global;
                 return Ok(events);
+            }
+            // Committed but not yet readable: an older transaction anywhere on the cluster is
+            // still open. Its end sends no notification, so look again soon instead of waiting.
+            if self.store.has_committed_after(self.checkpoint).await? {
+                tokio::time::sleep(held_back.min(self.settings.poll_interval)).await;
+                held_back = (held_back * 2).min(Duration::from_millis(200));
+                continue;
             }
             match &mut self.wake {
                 Some(wake) => {

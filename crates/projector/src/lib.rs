@@ -8,9 +8,18 @@
 //! replays the log into the same rows.
 
 mod caseload;
+mod outcomes;
 mod registry;
+pub mod rules;
 mod runner;
 
 pub use caseload::{CaseloadFilter, CaseloadProjection, CaseloadRow, apply_case_event};
-pub use registry::{Lag, all, lag, spawn_all};
+pub use outcomes::{
+    ClientOutcomes, OutcomesProjection, ScorePair, apply_outcome_event, outcomes_name,
+    pairs_by_measure, score_pairs,
+};
+pub use registry::{
+    Lag, OUTCOMES, ProjectionVersion, all, lag, live_version, spawn_all, start_version,
+    switch_live, versions,
+};
 pub use runner::{Projection, ProjectionError, Runner, RunnerSettings};

@@ -129,12 +129,28 @@ impl Runner {
     /// # Errors
     /// [`ProjectionError::LeaseLost`] when another runner holds the projection.
     pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
+        self.catch_up_to(None, |_| {}).await
+    }
+
+    /// As [`Runner::catch_up`], but stops once past `stop_at` (a rebuild stops at the head it
+    /// saw when it started, even while appends go on), and reports each batch's size.
+    ///
+    /// # Errors
+    /// [`ProjectionError::LeaseLost`] when another runner holds the projection.
+    pub async fn catch_up_to(
+        &self,
+        stop_at: Option<GlobalPosition>,
+        mut on_batch: impl FnMut(u64),
+    ) -> Result<u64, ProjectionError> {
         if !self.acquire_lease().await? {
             return Err(ProjectionError::LeaseLost(self.name().to_owned()));
         }
         let mut checkpoint = self.checkpoint().await?;
         let mut applied = 0;
         loop {
+            if stop_at.is_some_and(|stop| checkpoint >= stop) {
+                return Ok(applied);
+            }
             let events = self
                 .store
                 .read_all(checkpoint, self.settings.batch_size)
@@ -149,8 +165,42 @@ impl Runner {
             let next = last.global;
             self.apply_batch(checkpoint, &events).await?;
             applied += events.len() as u64;
+            on_batch(events.len() as u64);
             checkpoint = next;
         }
+    }
+
+    /// Gives up the lease, so another runner can take over at once (after a rebuild, or at
+    /// shutdown) instead of waiting for it to expire.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn release(&self) -> Result<(), ProjectionError> {
+        let client = self.store.pool().get().await?;
+        client
+            .execute(
+                "DELETE FROM projection_leases WHERE projection = $1 AND holder = $2",
+                &[&self.name(), &self.holder],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Where this projection has read to, and how many events it has applied.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn position(&self) -> Result<(GlobalPosition, i64), ProjectionError> {
+        let checkpoint = self.checkpoint().await?;
+        let client = self.store.pool().get().await?;
+        let applied: i64 = client
+            .query_one(
+                "SELECT events_applied FROM projection_checkpoints WHERE projection = $1",
+                &[&self.name()],
+            )
+            .await?
+            .get(0);
+        Ok((checkpoint, applied))
     }
 
     /// Empties the read model and moves its checkpoint back to the start of the log.

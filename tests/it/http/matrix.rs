@@ -41,6 +41,7 @@ const ANY_WORKER: &[&str] = &[
     "foreign_worker",
 ];
 const ADMINS: &[&str] = &["admin", "foreign_admin"];
+const REPORTERS: &[&str] = &["lead", "other_lead", "analyst", "foreign_lead"];
 const EVERYONE: &[&str] = &[
     "referrer",
     "lead",
@@ -112,6 +113,9 @@ fn rules() -> BTreeMap<&'static str, Rule> {
     rules.insert("me", own(EVERYONE));
     rules.insert("my_caseload", own(ANY_WORKER));
     rules.insert("team_caseload", case(LEAD));
+    for report in ["outcome_report", "gap_report", "compare_outcomes"] {
+        rules.insert(report, own(REPORTERS));
+    }
     rules.insert("list_staff", own(ADMINS));
     rules.insert("add_staff", own(ADMINS));
     rules.insert("add_team", own(ADMINS));
@@ -258,6 +262,11 @@ async fn every_route_refuses_every_caller_it_should() {
                 )
                 .replace("{staff_id}", &people.worker.staff_id.to_string())
                 .replace("{token_id}", &spare_token.token_id.to_string());
+            // Required query parameters, so that only who is asking decides the answer.
+            let path = match id {
+                "compare_outcomes" => format!("{path}?a=1&b=1"),
+                _ => path,
+            };
             let method = method.to_ascii_uppercase();
             let body = body(id, &people, referral);
 

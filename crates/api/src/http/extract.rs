@@ -38,46 +38,47 @@ pub struct Caller(pub Principal);
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
 
+    /// The principal the authentication middleware found (it runs before any extractor, so a
+    /// bad token is a 401 whatever else is wrong with the request).
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let header = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .map(|value| value.to_str().map(str::to_owned));
-        let req = req.clone();
-        Box::pin(async move {
-            let state =
-                state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
-            let token = match header {
-                None => {
-                    return Err(ApiError::Unauthenticated(
-                        "this needs an Authorization: Bearer token".into(),
-                    ));
-                }
-                Some(Err(_)) => {
-                    return Err(ApiError::Unauthenticated(
-                        "the bearer token is not valid".into(),
-                    ));
-                }
-                Some(Ok(value)) => match value.split_once(' ') {
-                    Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-                        token.trim().to_owned()
-                    }
-                    _ => {
-                        return Err(ApiError::Unauthenticated(
-                            "the Authorization header must be `Bearer <token>`".into(),
-                        ));
-                    }
-                },
-            };
-            let client = state.pool().get().await?;
-            let principal = access::authenticate(&**client, &token).await?;
-            req.extensions_mut().insert(principal.clone());
-            Ok(Caller(principal))
-        })
+        std::future::ready(
+            req.extensions()
+                .get::<Principal>()
+                .cloned()
+                .map(Caller)
+                .ok_or_else(|| {
+                    ApiError::Unauthenticated("this needs an Authorization: Bearer token".into())
+                }),
+        )
     }
+}
+
+/// Finds the caller of a request from its bearer token.
+///
+/// # Errors
+/// 401 for a missing, malformed, unknown, expired or revoked token.
+pub async fn authenticate(
+    state: &AppState,
+    header: Option<&header::HeaderValue>,
+) -> Result<Principal, ApiError> {
+    let value = header
+        .ok_or_else(|| {
+            ApiError::Unauthenticated("this needs an Authorization: Bearer token".into())
+        })?
+        .to_str()
+        .map_err(|_| ApiError::Unauthenticated("the bearer token is not valid".into()))?;
+    let token = match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => {
+            return Err(ApiError::Unauthenticated(
+                "the Authorization header must be `Bearer <token>`".into(),
+            ));
+        }
+    };
+    let client = state.pool().get().await?;
+    Ok(access::authenticate(&**client, token).await?)
 }
 
 /// A JSON body of type `T`, with a digest of its bytes (what makes a retry "the same request").

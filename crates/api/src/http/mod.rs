@@ -8,6 +8,7 @@ pub mod extract;
 mod metrics;
 pub mod problem;
 mod queries;
+mod reports;
 mod service;
 
 use std::sync::Arc;
@@ -81,6 +82,7 @@ fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         utoipa_actix_web::scope("/api/v1")
             .configure(commands::configure)
             .configure(queries::configure)
+            .configure(reports::configure)
             .configure(admin::configure),
     );
 }
@@ -133,6 +135,8 @@ pub fn app(
         .configure(routes)
         .split_for_parts();
     app.default_service(web::to(fallback))
+        // Authentication, before any extractor: everything under /api/v1 needs a token.
+        .wrap(actix_web::middleware::from_fn(require_token))
         .wrap_fn(|req, service| {
             let request_id = req
                 .headers()
@@ -186,6 +190,29 @@ pub fn app(
             }
             .instrument(span)
         })
+}
+
+/// Authenticates every request under `/api/v1/` and keeps the principal in the request.
+async fn require_token<B: actix_web::body::MessageBody + 'static>(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if req.path().starts_with("/api/v1/") {
+        let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+            return Ok(req.error_response(ApiError::Internal("no application state".into())));
+        };
+        let header = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .cloned();
+        match extract::authenticate(&state, header.as_ref()).await {
+            Ok(principal) => {
+                req.extensions_mut().insert(principal);
+            }
+            Err(e) => return Ok(req.error_response(e)),
+        }
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
 }
 
 /// No route matched: 405 when the path exists with other methods, else 404.

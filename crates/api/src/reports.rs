@@ -1,0 +1,492 @@
+//! Reports: aggregates over the outcomes read model under one rule version, for one
+//! organisation, filterable by period, team, referral source and reason. No personal data.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use serde_json::Value;
+use tokio_postgres::GenericClient;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+/// What to count.
+#[derive(Clone, Debug, Default)]
+pub struct ReportFilter {
+    /// One organisation (always, over the API); all of them on the command line.
+    pub organisation_id: Option<Uuid>,
+    pub rules_version: i32,
+    /// From this day (inclusive).
+    pub from: Option<NaiveDate>,
+    /// To this day (inclusive).
+    pub to: Option<NaiveDate>,
+    pub team_id: Option<Uuid>,
+    /// A referral source code.
+    pub source: Option<String>,
+    /// A referral reason (need domain) code.
+    pub reason: Option<String>,
+}
+
+impl ReportFilter {
+    /// The WHERE clause over a table with the usual columns, dates on `date_column`, and its
+    /// parameters ($1..).
+    fn clause(&self, date_column: &str) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
+            vec![Box::new(self.rules_version), Box::new(self.organisation_id)];
+        let mut sql =
+            "rules_version = $1 AND ($2::uuid IS NULL OR organisation_id = $2)".to_owned();
+        // `{p}` in a condition is its parameter's placeholder.
+        let mut add = |condition: &str, value: Box<dyn ToSql + Sync + Send>| {
+            params.push(value);
+            sql.push_str(&condition.replace("{p}", &format!("${}", params.len())));
+        };
+        if let Some(from) = self.from {
+            add(&format!(" AND {date_column} >= {{p}}"), Box::new(from));
+        }
+        if let Some(to) = self.to {
+            add(&format!(" AND {date_column} <= {{p}}"), Box::new(to));
+        }
+        if let Some(team) = self.team_id {
+            add(" AND team_id = {p}", Box::new(team));
+        }
+        if let Some(source) = &self.source {
+            add(" AND source = {p}", Box::new(source.clone()));
+        }
+        if let Some(reason) = &self.reason {
+            add(" AND reasons ? {p}", Box::new(reason.clone()));
+        }
+        (sql, params)
+    }
+}
+
+/// A count with its share of the total.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Share {
+    /// The code counted (a source, a reason, a closure reason).
+    pub code: String,
+    pub count: i64,
+    /// Of the total, 0 to 100, one decimal.
+    pub percent: f64,
+}
+
+/// Referral volumes.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ReferralFigures {
+    pub total: i64,
+    pub accepted: i64,
+    pub declined: i64,
+    pub redirected: i64,
+    pub by_source: Vec<Share>,
+    /// A referral with several reasons counts once for each; percentages are of referrals.
+    pub by_reason: Vec<Share>,
+    /// Referrals with a first contact after acceptance.
+    pub contacted: i64,
+    pub mean_days_to_first_contact: Option<f64>,
+    pub median_days_to_first_contact: Option<f64>,
+}
+
+/// Episodes of support.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct EpisodeFigures {
+    pub episodes: i64,
+    pub mean_contacts: Option<f64>,
+    pub appointments_attended: i64,
+    pub appointments_not_attended: i64,
+    /// Not attended, of appointments attended or not, 0 to 100.
+    pub did_not_attend_percent: Option<f64>,
+    pub closed: i64,
+    pub closed_by_reason: Vec<Share>,
+}
+
+/// Baseline to follow-up change for one measure.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct MeasureFigures {
+    pub measure: String,
+    /// People with a baseline and a follow-up.
+    pub paired: i64,
+    pub mean_baseline: f64,
+    pub mean_follow_up: f64,
+    pub mean_change: f64,
+    pub improved: i64,
+    pub no_change: i64,
+    pub worse: i64,
+    pub improved_percent: f64,
+    pub no_change_percent: f64,
+    pub worse_percent: f64,
+}
+
+/// The outcome report.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct OutcomeReport {
+    /// The rule version the figures were made under.
+    pub rules_version: i32,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub team_id: Option<Uuid>,
+    pub source: Option<String>,
+    pub reason: Option<String>,
+    pub referrals: ReferralFigures,
+    pub episodes: EpisodeFigures,
+    pub measures: Vec<MeasureFigures>,
+}
+
+fn percent(part: i64, whole: i64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        (part as f64 * 1000.0 / whole as f64).round() / 10.0
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+async fn shares(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    total: i64,
+) -> Result<Vec<Share>, tokio_postgres::Error> {
+    Ok(client
+        .query(sql, params)
+        .await?
+        .iter()
+        .map(|row| {
+            let count: i64 = row.get(1);
+            Share {
+                code: row.get(0),
+                count,
+                percent: percent(count, total),
+            }
+        })
+        .collect())
+}
+
+/// The outcome report under a filter.
+///
+/// # Errors
+/// A database failure.
+pub async fn outcome_report(
+    client: &impl GenericClient,
+    filter: &ReportFilter,
+) -> Result<OutcomeReport, tokio_postgres::Error> {
+    // Referrals, by the day they were received.
+    let (clause, owned) = filter.clause("received_on");
+    let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT count(*), count(*) FILTER (WHERE outcome = 'accepted'), \
+                 count(*) FILTER (WHERE outcome = 'declined'), count(*) FILTER (WHERE outcome = 'redirected'), \
+                 count(days_to_first_contact), avg(days_to_first_contact)::float8, \
+                 percentile_cont(0.5) WITHIN GROUP (ORDER BY days_to_first_contact)::float8 \
+                 FROM report_referrals WHERE {clause}"
+            ),
+            &params,
+        )
+        .await?;
+    let total: i64 = row.get(0);
+    let by_source = shares(
+        client,
+        &format!(
+            "SELECT source, count(*) FROM report_referrals WHERE {clause} GROUP BY source ORDER BY count(*) DESC, source"
+        ),
+        &params,
+        total,
+    )
+    .await?;
+    let by_reason = shares(
+        client,
+        &format!(
+            "SELECT r, count(*) FROM report_referrals, jsonb_array_elements_text(reasons) AS r \
+             WHERE {clause} GROUP BY r ORDER BY count(*) DESC, r"
+        ),
+        &params,
+        total,
+    )
+    .await?;
+    let referrals = ReferralFigures {
+        total,
+        accepted: row.get(1),
+        declined: row.get(2),
+        redirected: row.get(3),
+        by_source,
+        by_reason,
+        contacted: row.get(4),
+        mean_days_to_first_contact: row.get::<_, Option<f64>>(5).map(round2),
+        median_days_to_first_contact: row.get(6),
+    };
+
+    // Episodes, by the day they were accepted; closures by the day they closed.
+    let (clause, owned) = filter.clause("accepted_on");
+    let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT count(*), avg(contacts)::float8, coalesce(sum(attended), 0)::int8, \
+                 coalesce(sum(did_not_attend), 0)::int8 FROM report_episodes WHERE {clause}"
+            ),
+            &params,
+        )
+        .await?;
+    let attended: i64 = row.get(2);
+    let not_attended: i64 = row.get(3);
+    let (clause, owned) = filter.clause("closed_on");
+    let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
+    let closed: i64 = client
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM report_episodes WHERE {clause} AND closed_on IS NOT NULL"
+            ),
+            &params,
+        )
+        .await?
+        .get(0);
+    let closed_by_reason = shares(
+        client,
+        &format!(
+            "SELECT closure_reason, count(*) FROM report_episodes WHERE {clause} AND closed_on IS NOT NULL \
+             GROUP BY closure_reason ORDER BY count(*) DESC, closure_reason"
+        ),
+        &params,
+        closed,
+    )
+    .await?;
+    let episodes = EpisodeFigures {
+        episodes: row.get(0),
+        mean_contacts: row.get::<_, Option<f64>>(1).map(round2),
+        appointments_attended: attended,
+        appointments_not_attended: not_attended,
+        did_not_attend_percent: (attended + not_attended > 0)
+            .then(|| percent(not_attended, attended + not_attended)),
+        closed,
+        closed_by_reason,
+    };
+
+    // Paired scores, by the day of the follow-up.
+    let (clause, owned) = filter.clause("follow_up_on");
+    let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
+    let measures = client
+        .query(
+            &format!(
+                "SELECT measure, count(*), avg(baseline)::float8, avg(follow_up)::float8, \
+                 avg(follow_up - baseline)::float8, count(*) FILTER (WHERE category = 'improved'), \
+                 count(*) FILTER (WHERE category = 'no_change'), count(*) FILTER (WHERE category = 'worse') \
+                 FROM report_scores WHERE {clause} GROUP BY measure ORDER BY measure"
+            ),
+            &params,
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            let paired: i64 = row.get(1);
+            let (improved, no_change, worse): (i64, i64, i64) = (row.get(5), row.get(6), row.get(7));
+            MeasureFigures {
+                measure: row.get(0),
+                paired,
+                mean_baseline: round2(row.get(2)),
+                mean_follow_up: round2(row.get(3)),
+                mean_change: round2(row.get(4)),
+                improved,
+                no_change,
+                worse,
+                improved_percent: percent(improved, paired),
+                no_change_percent: percent(no_change, paired),
+                worse_percent: percent(worse, paired),
+            }
+        })
+        .collect();
+    Ok(OutcomeReport {
+        rules_version: filter.rules_version,
+        from: filter.from,
+        to: filter.to,
+        team_id: filter.team_id,
+        source: filter.source.clone(),
+        reason: filter.reason.clone(),
+        referrals,
+        episodes,
+        measures,
+    })
+}
+
+/// Gaps by need, area, month and reason.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct GapCount {
+    pub need: String,
+    pub area: String,
+    /// The first day of the month.
+    pub month: NaiveDate,
+    pub reason: String,
+    pub count: i64,
+}
+
+/// What came of onward connections, per service and need.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ConnectionCount {
+    pub service_id: Uuid,
+    pub need: String,
+    pub made: i64,
+    pub not_taken_up: i64,
+    pub waiting_list: i64,
+    pub declined: i64,
+    pub mean_waiting_weeks: Option<f64>,
+}
+
+/// Where services are missing.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct GapReport {
+    pub rules_version: i32,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub gaps: Vec<GapCount>,
+    pub connections: Vec<ConnectionCount>,
+}
+
+/// The service-gap report (source and reason filters do not apply to gaps).
+///
+/// # Errors
+/// A database failure.
+pub async fn gap_report(
+    client: &impl GenericClient,
+    filter: &ReportFilter,
+) -> Result<GapReport, tokio_postgres::Error> {
+    let base = ReportFilter {
+        source: None,
+        reason: None,
+        ..filter.clone()
+    };
+    let (clause, owned) = base.clause("recorded_on");
+    let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
+    let gaps = client
+        .query(
+            &format!(
+                "SELECT need, area, date_trunc('month', recorded_on)::date AS month, reason, count(*) \
+                 FROM report_gaps WHERE {clause} GROUP BY need, area, month, reason \
+                 ORDER BY month, need, area, reason"
+            ),
+            &params,
+        )
+        .await?
+        .iter()
+        .map(|row| GapCount {
+            need: row.get(0),
+            area: row.get(1),
+            month: row.get(2),
+            reason: row.get(3),
+            count: row.get(4),
+        })
+        .collect();
+    let (clause, owned) = base.clause("made_on");
+    let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
+    let connections = client
+        .query(
+            &format!(
+                "SELECT service_id, need, count(*), count(*) FILTER (WHERE outcome = 'not_taken_up'), \
+                 count(*) FILTER (WHERE outcome = 'waiting_list'), \
+                 count(*) FILTER (WHERE outcome IN ('declined', 'not_eligible', 'service_full')), \
+                 avg(waiting_weeks)::float8 FROM report_connections WHERE {clause} \
+                 GROUP BY service_id, need ORDER BY service_id, need"
+            ),
+            &params,
+        )
+        .await?
+        .iter()
+        .map(|row| ConnectionCount {
+            service_id: row.get(0),
+            need: row.get(1),
+            made: row.get(2),
+            not_taken_up: row.get(3),
+            waiting_list: row.get(4),
+            declined: row.get(5),
+            mean_waiting_weeks: row.get::<_, Option<f64>>(6).map(round2),
+        })
+        .collect();
+    Ok(GapReport {
+        rules_version: filter.rules_version,
+        from: filter.from,
+        to: filter.to,
+        gaps,
+        connections,
+    })
+}
+
+/// One figure that differs between two rule versions.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Difference {
+    /// Where in the report, e.g. `measures.wemwbs.improved`.
+    pub figure: String,
+    pub a: Option<f64>,
+    pub b: Option<f64>,
+}
+
+/// Two versions' reports side by side, with what differs.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Comparison {
+    pub a: OutcomeReport,
+    pub b: OutcomeReport,
+    pub differences: Vec<Difference>,
+}
+
+/// Every number of a report by a readable path (lists of named things keyed by their name).
+fn figures(value: &Value, path: &str, out: &mut BTreeMap<String, f64>) {
+    match value {
+        Value::Number(n) => {
+            if let Some(x) = n.as_f64() {
+                out.insert(path.to_owned(), x);
+            }
+        }
+        Value::Object(fields) => {
+            for (key, v) in fields {
+                if key == "rules_version" {
+                    continue;
+                }
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                figures(v, &child, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let name = item
+                    .get("measure")
+                    .or_else(|| item.get("code"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| i.to_string());
+                figures(item, &format!("{path}.{name}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Compares two reports figure by figure.
+pub fn compare(a: OutcomeReport, b: OutcomeReport) -> Comparison {
+    let mut left = BTreeMap::new();
+    let mut right = BTreeMap::new();
+    figures(&serde_json::to_value(&a).unwrap_or_default(), "", &mut left);
+    figures(
+        &serde_json::to_value(&b).unwrap_or_default(),
+        "",
+        &mut right,
+    );
+    let mut names: Vec<&String> = left.keys().chain(right.keys()).collect();
+    names.sort();
+    names.dedup();
+    let differences = names
+        .into_iter()
+        .filter_map(|name| {
+            let (x, y) = (left.get(name).copied(), right.get(name).copied());
+            (x != y).then(|| Difference {
+                figure: name.clone(),
+                a: x,
+                b: y,
+            })
+        })
+        .collect();
+    Comparison { a, b, differences }
+}

@@ -1,0 +1,796 @@
+//! The outcomes read model, under a rule version: per client, a pure fold of their events into
+//! referrals, episodes, raw assessments, onward connections and service gaps; from that state
+//! and the rules, the figures rows every report aggregates (each tagged with the rule version).
+//!
+//! Versions live side by side: `outcomes_v1` and `outcomes_v2` are two projections with their
+//! own checkpoints and rows, so a rule change is rebuilt beside the figures in use.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::{CaseEvent, Instrument, Timepoint};
+use eventstore::RecordedEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::rules::Rules;
+use crate::{Projection, ProjectionError};
+
+fn code<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// A referral as reports count it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReferralFact {
+    pub referral_id: Uuid,
+    pub source: String,
+    pub reasons: Vec<String>,
+    pub received_on: NaiveDate,
+    /// `accepted`, `declined`, `redirected`, or none yet.
+    pub outcome: Option<String>,
+    pub decline_reason: Option<String>,
+    pub first_contact_at: Option<DateTime<Utc>>,
+}
+
+/// One assessment as recorded (corrections applied).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AssessmentFact {
+    pub event_id: Uuid,
+    pub instrument: Instrument,
+    pub timepoint: Timepoint,
+    pub answers: Vec<i32>,
+    pub licensor_score: Option<f64>,
+    pub administered_on: NaiveDate,
+}
+
+/// An episode: from an accepted referral to closure.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeFact {
+    pub referral_id: Uuid,
+    pub accepted_on: Option<NaiveDate>,
+    pub team_id: Option<Uuid>,
+    pub closed_on: Option<NaiveDate>,
+    pub closure_reason: Option<String>,
+    pub contacts: i32,
+    pub attended: i32,
+    pub did_not_attend: i32,
+    pub assessments: Vec<AssessmentFact>,
+}
+
+/// An onward connection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionFact {
+    pub connection_id: Uuid,
+    pub service_id: Uuid,
+    pub need: String,
+    pub kind: String,
+    pub made_on: NaiveDate,
+    pub outcome: Option<String>,
+    pub waiting_weeks: Option<i32>,
+    pub team_id: Option<Uuid>,
+}
+
+/// A need no service could meet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GapFact {
+    pub gap_id: Uuid,
+    pub need: String,
+    pub area: String,
+    pub reason: String,
+    pub recorded_on: NaiveDate,
+    pub team_id: Option<Uuid>,
+}
+
+/// A client's outcome facts, folded from their stream.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientOutcomes {
+    pub client_id: Uuid,
+    pub organisation_id: Uuid,
+    pub area: String,
+    pub referrals: Vec<ReferralFact>,
+    pub episodes: Vec<EpisodeFact>,
+    /// Whether the last episode is open.
+    pub open: bool,
+    pub connections: Vec<ConnectionFact>,
+    pub gaps: Vec<GapFact>,
+}
+
+impl ClientOutcomes {
+    fn current(&mut self) -> Option<&mut EpisodeFact> {
+        if self.open {
+            self.episodes.last_mut()
+        } else {
+            None
+        }
+    }
+
+    fn team(&self) -> Option<Uuid> {
+        self.episodes.last().and_then(|e| e.team_id)
+    }
+}
+
+/// Folds one event into a client's facts. Pure: no clock, no IO, no rules.
+pub fn apply_outcome_event(
+    state: &mut ClientOutcomes,
+    event: &CaseEvent,
+    event_id: Uuid,
+    occurred_at: DateTime<Utc>,
+) {
+    let day = occurred_at.date_naive();
+    match event {
+        CaseEvent::ClientRegistered(e) => {
+            state.client_id = e.client_id.0;
+            state.area = e.area.clone();
+        }
+        CaseEvent::ReferralReceived(e) => state.referrals.push(ReferralFact {
+            referral_id: e.referral_id.0,
+            source: code(&e.source),
+            reasons: e.reasons.iter().map(code).collect(),
+            received_on: e.received_on,
+            ..ReferralFact::default()
+        }),
+        CaseEvent::ReferralAccepted(e) => {
+            if let Some(r) = state
+                .referrals
+                .iter_mut()
+                .find(|r| r.referral_id == e.referral_id.0)
+            {
+                r.outcome = Some("accepted".into());
+            }
+            let team_id = state.team();
+            state.episodes.push(EpisodeFact {
+                referral_id: e.referral_id.0,
+                accepted_on: Some(day),
+                team_id,
+                ..EpisodeFact::default()
+            });
+            state.open = true;
+        }
+        CaseEvent::ReferralDeclined(e) => {
+            if let Some(r) = state
+                .referrals
+                .iter_mut()
+                .find(|r| r.referral_id == e.referral_id.0)
+            {
+                r.outcome = Some("declined".into());
+                r.decline_reason = Some(code(&e.reason));
+            }
+        }
+        CaseEvent::ReferralRedirected(e) => {
+            if let Some(r) = state
+                .referrals
+                .iter_mut()
+                .find(|r| r.referral_id == e.referral_id.0)
+            {
+                r.outcome = Some("redirected".into());
+            }
+        }
+        CaseEvent::LinkWorkerAssigned(e) => {
+            if let Some(episode) = state.current() {
+                episode.team_id = Some(e.team_id.0);
+            }
+        }
+        CaseEvent::CaseTransferred(e) => {
+            if let Some(episode) = state.current() {
+                episode.team_id = Some(e.team_id.0);
+            }
+        }
+        CaseEvent::AppointmentAttended(_) => {
+            if let Some(episode) = state.current() {
+                episode.attended += 1;
+            }
+        }
+        CaseEvent::AppointmentNotAttended(_) => {
+            if let Some(episode) = state.current() {
+                episode.did_not_attend += 1;
+            }
+        }
+        CaseEvent::ContactRecorded(e) => {
+            if let Some(episode) = state.current() {
+                episode.contacts += 1;
+                let referral_id = episode.referral_id;
+                if let Some(r) = state
+                    .referrals
+                    .iter_mut()
+                    .find(|r| r.referral_id == referral_id)
+                {
+                    r.first_contact_at = Some(
+                        r.first_contact_at
+                            .map_or(e.contacted_at, |first| first.min(e.contacted_at)),
+                    );
+                }
+            }
+        }
+        CaseEvent::AssessmentRecorded(e) => {
+            if let Some(episode) = state.current() {
+                episode.assessments.push(AssessmentFact {
+                    event_id,
+                    instrument: e.instrument,
+                    timepoint: e.timepoint,
+                    answers: e.answers.clone(),
+                    licensor_score: e.licensor_score,
+                    administered_on: e.administered_on,
+                });
+            }
+        }
+        CaseEvent::OnwardConnectionMade(e) => {
+            let team_id = state.team();
+            state.connections.push(ConnectionFact {
+                connection_id: e.connection_id.0,
+                service_id: e.service_id.0,
+                need: code(&e.need),
+                kind: code(&e.kind),
+                made_on: day,
+                outcome: None,
+                waiting_weeks: None,
+                team_id,
+            });
+        }
+        CaseEvent::ConnectionOutcomeRecorded(e) => {
+            if let Some(c) = state
+                .connections
+                .iter_mut()
+                .find(|c| c.connection_id == e.connection_id.0)
+            {
+                c.outcome = Some(code(&e.outcome));
+                c.waiting_weeks = e.waiting_weeks.map(|w| w as i32);
+            }
+        }
+        CaseEvent::ServiceGapRecorded(e) => {
+            let team_id = state.team();
+            state.gaps.push(GapFact {
+                gap_id: e.gap_id.0,
+                need: code(&e.need),
+                area: e.area.clone(),
+                reason: code(&e.reason),
+                recorded_on: day,
+                team_id,
+            });
+        }
+        CaseEvent::CaseClosed(e) => {
+            if let Some(episode) = state.current() {
+                episode.closed_on = Some(day);
+                episode.closure_reason = Some(code(&e.reason));
+            }
+            state.open = false;
+        }
+        CaseEvent::CaseReopened(_) => {
+            if let Some(episode) = state.episodes.last_mut() {
+                episode.closed_on = None;
+                episode.closure_reason = None;
+                state.open = true;
+            }
+        }
+        CaseEvent::EntryCorrected(e) => {
+            // Corrections of an assessment's answers, timepoint or date change the figures.
+            for episode in &mut state.episodes {
+                for assessment in &mut episode.assessments {
+                    if assessment.event_id != e.corrects.0 {
+                        continue;
+                    }
+                    let fields = &e.corrected_fields;
+                    if let Some(answers) = fields
+                        .get("answers")
+                        .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    {
+                        assessment.answers = answers;
+                    }
+                    if let Some(timepoint) = fields
+                        .get("timepoint")
+                        .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    {
+                        assessment.timepoint = timepoint;
+                    }
+                    if let Some(date) = fields
+                        .get("administered_on")
+                        .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    {
+                        assessment.administered_on = date;
+                    }
+                    if let Some(score) = fields
+                        .get("licensor_score")
+                        .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    {
+                        assessment.licensor_score = score;
+                    }
+                }
+            }
+        }
+        CaseEvent::ConsentRecorded(_)
+        | CaseEvent::ConsentWithdrawn(_)
+        | CaseEvent::AppointmentBooked(_)
+        | CaseEvent::AppointmentCancelled(_)
+        | CaseEvent::WhatMattersRecorded(_)
+        | CaseEvent::NeedIdentified(_)
+        | CaseEvent::GoalSet(_)
+        | CaseEvent::GoalReviewed(_) => {}
+    }
+}
+
+/// One paired score: the baseline and the last later score of an episode, for one measure.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScorePair {
+    pub episode: i32,
+    pub measure: String,
+    pub baseline: f64,
+    pub follow_up: f64,
+    pub baseline_on: NaiveDate,
+    pub follow_up_on: NaiveDate,
+    /// `improved`, `no_change` or `worse`.
+    pub category: String,
+}
+
+/// The paired scores of a client under `rules`: per episode and measure, the first baseline
+/// with the last score at a pairing timepoint at least the rules' minimum days later.
+pub fn score_pairs(state: &ClientOutcomes, rules: &Rules) -> Vec<ScorePair> {
+    let mut pairs = Vec::new();
+    for (index, episode) in state.episodes.iter().enumerate() {
+        for measure in &rules.measures {
+            let scored = |a: &AssessmentFact| {
+                rules
+                    .score(measure, a.instrument, &a.answers, a.licensor_score)
+                    .map(|s| (a.administered_on, s))
+            };
+            let Some((baseline_on, baseline)) = episode
+                .assessments
+                .iter()
+                .filter(|a| a.timepoint == Timepoint::Baseline)
+                .find_map(scored)
+            else {
+                continue;
+            };
+            let later = episode
+                .assessments
+                .iter()
+                .filter(|a| rules.pairs_after(a.timepoint))
+                .filter_map(scored)
+                .filter(|(on, _)| (*on - baseline_on).num_days() >= rules.pairing.min_days_between)
+                .max_by_key(|(on, _)| *on);
+            if let Some((follow_up_on, follow_up)) = later {
+                pairs.push(ScorePair {
+                    episode: index as i32 + 1,
+                    measure: measure.name.clone(),
+                    baseline,
+                    follow_up,
+                    baseline_on,
+                    follow_up_on,
+                    category: measure.classify(baseline, follow_up).code().to_owned(),
+                });
+            }
+        }
+    }
+    pairs
+}
+
+/// The outcomes projection under one rule version.
+pub struct OutcomesProjection {
+    rules: Rules,
+    name: String,
+}
+
+impl OutcomesProjection {
+    /// The projection for a rule set (`outcomes_v{version}`).
+    pub fn new(rules: Rules) -> OutcomesProjection {
+        OutcomesProjection {
+            name: outcomes_name(rules.version),
+            rules,
+        }
+    }
+
+    /// Its rules.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+}
+
+/// The projection name of an outcomes rule version.
+pub fn outcomes_name(version: i32) -> String {
+    format!("outcomes_v{version}")
+}
+
+const FIGURE_TABLES: &[&str] = &[
+    "report_referrals",
+    "report_episodes",
+    "report_scores",
+    "report_connections",
+    "report_gaps",
+    "outcome_state",
+];
+
+#[async_trait]
+impl Projection for OutcomesProjection {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn reset(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), ProjectionError> {
+        for table in FIGURE_TABLES {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE rules_version = $1"),
+                &[&self.rules.version],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let version = self.rules.version;
+        let mut client_ids: Vec<Uuid> = events
+            .iter()
+            .filter(|e| e.stream_type == domain::CLIENT_STREAM)
+            .map(|e| e.stream_id)
+            .collect();
+        client_ids.sort();
+        client_ids.dedup();
+        if client_ids.is_empty() {
+            return Ok(());
+        }
+        let mut states: HashMap<Uuid, ClientOutcomes> = HashMap::new();
+        for row in tx
+            .query(
+                "SELECT client_id, state FROM outcome_state WHERE rules_version = $1 AND client_id = ANY($2)",
+                &[&version, &client_ids],
+            )
+            .await?
+        {
+            let state: Value = row.get(1);
+            let state: ClientOutcomes = serde_json::from_value(state)
+                .map_err(|e| ProjectionError::Corrupt(format!("outcome_state: {e}")))?;
+            states.insert(row.get(0), state);
+        }
+        for event in events
+            .iter()
+            .filter(|e| e.stream_type == domain::CLIENT_STREAM)
+        {
+            let case_event = CaseEvent::decode(
+                &event.event_type,
+                event.schema_version,
+                event.payload.clone(),
+            )
+            .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
+            let state = states
+                .entry(event.stream_id)
+                .or_insert_with(|| ClientOutcomes {
+                    client_id: event.stream_id,
+                    organisation_id: event.metadata.organisation_id,
+                    ..ClientOutcomes::default()
+                });
+            apply_outcome_event(
+                state,
+                &case_event,
+                event.event_id,
+                event.metadata.occurred_at,
+            );
+        }
+        for table in FIGURE_TABLES {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE rules_version = $1 AND client_id = ANY($2)"),
+                &[&version, &client_ids],
+            )
+            .await?;
+        }
+        let mut figures = Figures::default();
+        for state in states.values() {
+            figures.add(state, &self.rules);
+        }
+        figures.write(tx, version).await
+    }
+}
+
+/// Rows to insert, column by column (one INSERT ... SELECT FROM unnest per table).
+#[derive(Default)]
+struct Figures {
+    state: (Vec<Uuid>, Vec<Value>),
+    referrals: ReferralColumns,
+    episodes: EpisodeColumns,
+    scores: ScoreColumns,
+    connections: ConnectionColumns,
+    gaps: GapColumns,
+}
+
+#[derive(Default)]
+struct ReferralColumns {
+    referral_id: Vec<Uuid>,
+    client_id: Vec<Uuid>,
+    organisation_id: Vec<Uuid>,
+    team_id: Vec<Option<Uuid>>,
+    source: Vec<String>,
+    reasons: Vec<Value>,
+    received_on: Vec<NaiveDate>,
+    outcome: Vec<Option<String>>,
+    decline_reason: Vec<Option<String>>,
+    days_to_first_contact: Vec<Option<i32>>,
+}
+
+#[derive(Default)]
+struct EpisodeColumns {
+    client_id: Vec<Uuid>,
+    episode: Vec<i32>,
+    organisation_id: Vec<Uuid>,
+    team_id: Vec<Option<Uuid>>,
+    source: Vec<String>,
+    reasons: Vec<Value>,
+    accepted_on: Vec<Option<NaiveDate>>,
+    closed_on: Vec<Option<NaiveDate>>,
+    closure_reason: Vec<Option<String>>,
+    contacts: Vec<i32>,
+    attended: Vec<i32>,
+    did_not_attend: Vec<i32>,
+}
+
+#[derive(Default)]
+struct ScoreColumns {
+    client_id: Vec<Uuid>,
+    episode: Vec<i32>,
+    measure: Vec<String>,
+    organisation_id: Vec<Uuid>,
+    team_id: Vec<Option<Uuid>>,
+    source: Vec<String>,
+    reasons: Vec<Value>,
+    baseline: Vec<f64>,
+    follow_up: Vec<f64>,
+    category: Vec<String>,
+    baseline_on: Vec<NaiveDate>,
+    follow_up_on: Vec<NaiveDate>,
+}
+
+#[derive(Default)]
+struct ConnectionColumns {
+    connection_id: Vec<Uuid>,
+    client_id: Vec<Uuid>,
+    organisation_id: Vec<Uuid>,
+    team_id: Vec<Option<Uuid>>,
+    service_id: Vec<Uuid>,
+    need: Vec<String>,
+    kind: Vec<String>,
+    made_on: Vec<NaiveDate>,
+    outcome: Vec<Option<String>>,
+    waiting_weeks: Vec<Option<i32>>,
+}
+
+#[derive(Default)]
+struct GapColumns {
+    gap_id: Vec<Uuid>,
+    client_id: Vec<Uuid>,
+    organisation_id: Vec<Uuid>,
+    team_id: Vec<Option<Uuid>>,
+    need: Vec<String>,
+    area: Vec<String>,
+    reason: Vec<String>,
+    recorded_on: Vec<NaiveDate>,
+}
+
+impl Figures {
+    fn add(&mut self, state: &ClientOutcomes, rules: &Rules) {
+        let client = state.client_id;
+        let org = state.organisation_id;
+        self.state.0.push(client);
+        self.state
+            .1
+            .push(serde_json::to_value(state).unwrap_or(Value::Null));
+        let referral = |id: Uuid| state.referrals.iter().find(|r| r.referral_id == id);
+        for r in &state.referrals {
+            let episode = state
+                .episodes
+                .iter()
+                .find(|e| e.referral_id == r.referral_id);
+            let c = &mut self.referrals;
+            c.referral_id.push(r.referral_id);
+            c.client_id.push(client);
+            c.organisation_id.push(org);
+            c.team_id.push(episode.and_then(|e| e.team_id));
+            c.source.push(r.source.clone());
+            c.reasons.push(serde_json::json!(r.reasons));
+            c.received_on.push(r.received_on);
+            c.outcome.push(r.outcome.clone());
+            c.decline_reason.push(r.decline_reason.clone());
+            c.days_to_first_contact.push(
+                r.first_contact_at
+                    .map(|at| (at.date_naive() - r.received_on).num_days().max(0) as i32),
+            );
+        }
+        for (index, e) in state.episodes.iter().enumerate() {
+            let r = referral(e.referral_id);
+            let c = &mut self.episodes;
+            c.client_id.push(client);
+            c.episode.push(index as i32 + 1);
+            c.organisation_id.push(org);
+            c.team_id.push(e.team_id);
+            c.source
+                .push(r.map(|r| r.source.clone()).unwrap_or_default());
+            c.reasons.push(serde_json::json!(
+                r.map(|r| r.reasons.clone()).unwrap_or_default()
+            ));
+            c.accepted_on.push(e.accepted_on);
+            c.closed_on.push(e.closed_on);
+            c.closure_reason.push(e.closure_reason.clone());
+            c.contacts.push(e.contacts);
+            c.attended.push(e.attended);
+            c.did_not_attend.push(e.did_not_attend);
+        }
+        for pair in score_pairs(state, rules) {
+            let e = &state.episodes[(pair.episode - 1) as usize];
+            let r = referral(e.referral_id);
+            let c = &mut self.scores;
+            c.client_id.push(client);
+            c.episode.push(pair.episode);
+            c.measure.push(pair.measure);
+            c.organisation_id.push(org);
+            c.team_id.push(e.team_id);
+            c.source
+                .push(r.map(|r| r.source.clone()).unwrap_or_default());
+            c.reasons.push(serde_json::json!(
+                r.map(|r| r.reasons.clone()).unwrap_or_default()
+            ));
+            c.baseline.push(pair.baseline);
+            c.follow_up.push(pair.follow_up);
+            c.category.push(pair.category);
+            c.baseline_on.push(pair.baseline_on);
+            c.follow_up_on.push(pair.follow_up_on);
+        }
+        for x in &state.connections {
+            let c = &mut self.connections;
+            c.connection_id.push(x.connection_id);
+            c.client_id.push(client);
+            c.organisation_id.push(org);
+            c.team_id.push(x.team_id);
+            c.service_id.push(x.service_id);
+            c.need.push(x.need.clone());
+            c.kind.push(x.kind.clone());
+            c.made_on.push(x.made_on);
+            c.outcome.push(x.outcome.clone());
+            c.waiting_weeks.push(x.waiting_weeks);
+        }
+        for g in &state.gaps {
+            let c = &mut self.gaps;
+            c.gap_id.push(g.gap_id);
+            c.client_id.push(client);
+            c.organisation_id.push(org);
+            c.team_id.push(g.team_id);
+            c.need.push(g.need.clone());
+            c.area.push(g.area.clone());
+            c.reason.push(g.reason.clone());
+            c.recorded_on.push(g.recorded_on);
+        }
+    }
+
+    async fn write(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        version: i32,
+    ) -> Result<(), ProjectionError> {
+        tx.execute(
+            "INSERT INTO outcome_state (rules_version, client_id, state) \
+             SELECT $1, * FROM unnest($2::uuid[], $3::jsonb[])",
+            &[&version, &self.state.0, &self.state.1],
+        )
+        .await?;
+        let r = &self.referrals;
+        tx.execute(
+            "INSERT INTO report_referrals (rules_version, referral_id, client_id, organisation_id, team_id, \
+             source, reasons, received_on, outcome, decline_reason, days_to_first_contact) \
+             SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::jsonb[], \
+             $8::date[], $9::text[], $10::text[], $11::int[])",
+            &[
+                &version,
+                &r.referral_id,
+                &r.client_id,
+                &r.organisation_id,
+                &r.team_id,
+                &r.source,
+                &r.reasons,
+                &r.received_on,
+                &r.outcome,
+                &r.decline_reason,
+                &r.days_to_first_contact,
+            ],
+        )
+        .await?;
+        let e = &self.episodes;
+        tx.execute(
+            "INSERT INTO report_episodes (rules_version, client_id, episode, organisation_id, team_id, source, \
+             reasons, accepted_on, closed_on, closure_reason, contacts, attended, did_not_attend) \
+             SELECT $1, * FROM unnest($2::uuid[], $3::int[], $4::uuid[], $5::uuid[], $6::text[], $7::jsonb[], \
+             $8::date[], $9::date[], $10::text[], $11::int[], $12::int[], $13::int[])",
+            &[
+                &version,
+                &e.client_id,
+                &e.episode,
+                &e.organisation_id,
+                &e.team_id,
+                &e.source,
+                &e.reasons,
+                &e.accepted_on,
+                &e.closed_on,
+                &e.closure_reason,
+                &e.contacts,
+                &e.attended,
+                &e.did_not_attend,
+            ],
+        )
+        .await?;
+        let s = &self.scores;
+        tx.execute(
+            "INSERT INTO report_scores (rules_version, client_id, episode, measure, organisation_id, team_id, \
+             source, reasons, baseline, follow_up, category, baseline_on, follow_up_on) \
+             SELECT $1, * FROM unnest($2::uuid[], $3::int[], $4::text[], $5::uuid[], $6::uuid[], $7::text[], \
+             $8::jsonb[], $9::float8[], $10::float8[], $11::text[], $12::date[], $13::date[])",
+            &[
+                &version,
+                &s.client_id,
+                &s.episode,
+                &s.measure,
+                &s.organisation_id,
+                &s.team_id,
+                &s.source,
+                &s.reasons,
+                &s.baseline,
+                &s.follow_up,
+                &s.category,
+                &s.baseline_on,
+                &s.follow_up_on,
+            ],
+        )
+        .await?;
+        let c = &self.connections;
+        tx.execute(
+            "INSERT INTO report_connections (rules_version, connection_id, client_id, organisation_id, team_id, \
+             service_id, need, kind, made_on, outcome, waiting_weeks) \
+             SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::text[], \
+             $8::text[], $9::date[], $10::text[], $11::int[])",
+            &[
+                &version,
+                &c.connection_id,
+                &c.client_id,
+                &c.organisation_id,
+                &c.team_id,
+                &c.service_id,
+                &c.need,
+                &c.kind,
+                &c.made_on,
+                &c.outcome,
+                &c.waiting_weeks,
+            ],
+        )
+        .await?;
+        let g = &self.gaps;
+        tx.execute(
+            "INSERT INTO report_gaps (rules_version, gap_id, client_id, organisation_id, team_id, need, area, \
+             reason, recorded_on) \
+             SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], \
+             $8::text[], $9::date[])",
+            &[
+                &version,
+                &g.gap_id,
+                &g.client_id,
+                &g.organisation_id,
+                &g.team_id,
+                &g.need,
+                &g.area,
+                &g.reason,
+                &g.recorded_on,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Paired scores of a state by measure (for tests and snapshots).
+pub fn pairs_by_measure(state: &ClientOutcomes, rules: &Rules) -> BTreeMap<String, ScorePair> {
+    score_pairs(state, rules)
+        .into_iter()
+        .map(|p| (format!("{}#{}", p.measure, p.episode), p))
+        .collect()
+}

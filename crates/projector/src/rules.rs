@@ -1,0 +1,276 @@
+//! Versioned counting rules, read from `projections/outcomes/v{n}.toml` (built into the binary,
+//! so a rule version means the same thing wherever it runs). Scoring instruments, pairing a
+//! baseline with its follow-up, and classifying change are pure functions of a rule set.
+
+use domain::{Instrument, Timepoint};
+use serde::Deserialize;
+
+/// Every rule version this build knows, in order.
+const RULE_FILES: &[(i32, &str)] = &[
+    (1, include_str!("../../../projections/outcomes/v1.toml")),
+    (2, include_str!("../../../projections/outcomes/v2.toml")),
+];
+
+/// A rule set.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Rules {
+    pub version: i32,
+    pub description: String,
+    pub caseload: CaseloadRules,
+    pub pairing: PairingRules,
+    pub measures: Vec<Measure>,
+    pub swemwbs: SwemwbsTable,
+}
+
+/// Caseload flags and capacity.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CaseloadRules {
+    pub no_contact_days: i64,
+    pub did_not_attend_flag: i32,
+    pub follow_up_due_days: i64,
+    pub default_capacity: i32,
+}
+
+/// Which scores pair with a baseline.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PairingRules {
+    pub after: Vec<Timepoint>,
+    pub min_days_between: i64,
+}
+
+/// How a score is made from an instrument's answers.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Scoring {
+    Sum,
+    SwemwbsMetric,
+    Item,
+    Licensor,
+}
+
+/// Which way is better.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    HigherIsBetter,
+    LowerIsBetter,
+}
+
+/// One reported score.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Measure {
+    pub name: String,
+    pub instrument: Instrument,
+    pub score: Scoring,
+    /// For `item`: which answer, from 1.
+    pub item: Option<usize>,
+    pub direction: Direction,
+    pub threshold: f64,
+}
+
+/// SWEMWBS raw 7..35 to metric.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SwemwbsTable {
+    pub metric: Vec<f64>,
+}
+
+/// A change between a baseline and a follow-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    Improved,
+    NoChange,
+    Worse,
+}
+
+impl Change {
+    /// The stored code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Change::Improved => "improved",
+            Change::NoChange => "no_change",
+            Change::Worse => "worse",
+        }
+    }
+}
+
+/// Why a rule set cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("no rules version {0}; this build knows {known:?}", known = known_versions())]
+    Unknown(i32),
+    #[error("rules version {version} do not parse: {reason}")]
+    Invalid { version: i32, reason: String },
+}
+
+/// The versions this build knows.
+pub fn known_versions() -> Vec<i32> {
+    RULE_FILES.iter().map(|(v, _)| *v).collect()
+}
+
+impl Rules {
+    /// The rule set of a version.
+    ///
+    /// # Errors
+    /// An unknown version, or a file that does not parse or does not hold together.
+    pub fn load(version: i32) -> Result<Rules, RulesError> {
+        let text = RULE_FILES
+            .iter()
+            .find(|(v, _)| *v == version)
+            .map(|(_, text)| *text)
+            .ok_or(RulesError::Unknown(version))?;
+        let invalid = |reason: String| RulesError::Invalid { version, reason };
+        let rules: Rules = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if rules.version != version {
+            return Err(invalid(format!("the file says version {}", rules.version)));
+        }
+        if rules.swemwbs.metric.len() != 29 {
+            return Err(invalid(
+                "the SWEMWBS table needs 29 values (raw 7 to 35)".into(),
+            ));
+        }
+        for measure in &rules.measures {
+            if measure.score == Scoring::Item && measure.item.is_none_or(|i| i == 0) {
+                return Err(invalid(format!("{} needs an item from 1", measure.name)));
+            }
+            if measure.threshold <= 0.0 {
+                return Err(invalid(format!(
+                    "{} needs a positive threshold",
+                    measure.name
+                )));
+            }
+        }
+        Ok(rules)
+    }
+
+    /// The latest version this build knows.
+    pub fn latest_version() -> i32 {
+        RULE_FILES.last().map(|(v, _)| *v).unwrap_or(1)
+    }
+
+    /// A measure's score from an assessment, when it applies to that instrument.
+    pub fn score(
+        &self,
+        measure: &Measure,
+        instrument: Instrument,
+        answers: &[i32],
+        licensor_score: Option<f64>,
+    ) -> Option<f64> {
+        if measure.instrument != instrument {
+            return None;
+        }
+        match measure.score {
+            Scoring::Sum => Some(answers.iter().map(|a| f64::from(*a)).sum()),
+            Scoring::SwemwbsMetric => {
+                let raw: i32 = answers.iter().sum();
+                let index = usize::try_from(raw - 7).ok()?;
+                self.swemwbs.metric.get(index).copied()
+            }
+            Scoring::Item => measure
+                .item
+                .and_then(|i| answers.get(i - 1))
+                .map(|a| f64::from(*a)),
+            Scoring::Licensor => licensor_score,
+        }
+    }
+
+    /// Whether a timepoint counts as "after" for pairing.
+    pub fn pairs_after(&self, timepoint: Timepoint) -> bool {
+        self.pairing.after.contains(&timepoint)
+    }
+}
+
+impl Measure {
+    /// Classifies `follow_up - baseline`.
+    pub fn classify(&self, baseline: f64, follow_up: f64) -> Change {
+        let better = match self.direction {
+            Direction::HigherIsBetter => follow_up - baseline,
+            Direction::LowerIsBetter => baseline - follow_up,
+        };
+        // Scores are sums of small integers or two-decimal table values: compare with a margin
+        // so that 3.0 - 0.0000001 still counts as 3.
+        if better >= self.threshold - 1e-9 {
+            Change::Improved
+        } else if better <= -self.threshold + 1e-9 {
+            Change::Worse
+        } else {
+            Change::NoChange
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_file_loads_and_numbers_itself() {
+        for version in known_versions() {
+            let rules = Rules::load(version).expect("rules load");
+            assert_eq!(rules.version, version);
+        }
+        assert!(Rules::load(99).is_err());
+    }
+
+    #[test]
+    fn versions_differ_in_the_wemwbs_threshold() {
+        let wemwbs = |v| {
+            Rules::load(v)
+                .expect("rules")
+                .measures
+                .into_iter()
+                .find(|m| m.name == "wemwbs")
+                .expect("wemwbs")
+                .threshold
+        };
+        assert_eq!((wemwbs(1), wemwbs(2)), (9.0, 3.0));
+    }
+
+    #[test]
+    fn swemwbs_goes_through_the_rasch_table_and_ons4_is_never_summed() {
+        let rules = Rules::load(1).expect("rules");
+        let measure = |name: &str| {
+            rules
+                .measures
+                .iter()
+                .find(|m| m.name == name)
+                .expect("measure")
+                .clone()
+        };
+        let swemwbs = measure("swemwbs");
+        assert_eq!(
+            rules.score(&swemwbs, Instrument::Swemwbs, &[3; 7], None),
+            Some(19.25),
+            "raw 21"
+        );
+        assert_eq!(
+            rules.score(&swemwbs, Instrument::Swemwbs, &[1; 7], None),
+            Some(7.00)
+        );
+        assert_eq!(
+            rules.score(&swemwbs, Instrument::Swemwbs, &[5; 7], None),
+            Some(35.00)
+        );
+        let anxiety = measure("ons4_anxiety");
+        assert_eq!(
+            rules.score(&anxiety, Instrument::Ons4, &[7, 8, 6, 2], None),
+            Some(2.0)
+        );
+        assert_eq!(
+            rules.score(&anxiety, Instrument::Wemwbs, &[1; 14], None),
+            None
+        );
+        // Lower anxiety is better.
+        assert_eq!(anxiety.classify(6.0, 2.0), Change::Improved);
+        assert_eq!(anxiety.classify(2.0, 6.0), Change::Worse);
+        assert_eq!(anxiety.classify(2.0, 2.5), Change::NoChange);
+        let wemwbs = measure("wemwbs");
+        assert_eq!(wemwbs.classify(40.0, 49.0), Change::Improved);
+        assert_eq!(wemwbs.classify(40.0, 48.0), Change::NoChange);
+        assert_eq!(wemwbs.classify(40.0, 31.0), Change::Worse);
+    }
+}

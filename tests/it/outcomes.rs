@@ -1,0 +1,308 @@
+//! Outcome figures under versioned rules: a rule change rebuilt beside the figures in use gives
+//! the expected different figures, the old version stays queryable, and the log is unchanged.
+
+use std::sync::Arc;
+
+use api::reports::{ReportFilter, gap_report, outcome_report};
+use api::{CaseService, CommandOptions};
+use chrono::{NaiveDate, TimeZone, Utc};
+use domain::*;
+use projector::rules::Rules;
+use projector::{OutcomesProjection, Runner, RunnerSettings};
+use uuid::Uuid;
+
+use crate::support::{metadata, new_client_intake, store_with_db};
+
+const TEAM: TeamId = TeamId(Uuid::from_u128(0x7ea));
+
+fn day(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, d).expect("a date")
+}
+
+/// WEMWBS answers (14 items, 1 to 5) summing to `total`.
+fn answers(total: i32) -> Vec<i32> {
+    let mut answers = vec![1; 14];
+    let mut left = total - 14;
+    for a in &mut answers {
+        let add = left.min(4);
+        *a += add;
+        left -= add;
+    }
+    answers
+}
+
+fn wemwbs(id: u128, timepoint: Timepoint, total: i32, on: NaiveDate) -> CaseCommand {
+    CaseCommand::RecordAssessment(AssessmentRecorded {
+        assessment_id: AssessmentId(Uuid::from_u128(id)),
+        instrument: Instrument::Wemwbs,
+        instrument_version: 1,
+        timepoint,
+        mode: AdministrationMode::SelfCompleted,
+        answers: answers(total),
+        licensor_score: None,
+        administered_on: on,
+    })
+}
+
+/// A client whose WEMWBS goes from 40 to 40 + `change`, with contacts, a connection, a gap and a
+/// closure; `source` is their referral source.
+async fn client(service: &CaseService, n: u128, change: i32, source: ReferralSource) {
+    let client = ClientId(Uuid::from_u128(n));
+    let sub = |k: u128| Uuid::from_u128(n * 100 + k);
+    let referral_id = ReferralId(sub(1));
+    let connection_id = ConnectionId(sub(2));
+    let at = |d: u32| {
+        Utc.with_ymd_and_hms(2026, 3, d, 10, 0, 0)
+            .single()
+            .expect("a time")
+    };
+    let mut commands = vec![
+        new_client_intake(
+            client,
+            referral_id,
+            "Frome",
+            source,
+            vec![NeedDomain::LonelinessIsolation, NeedDomain::MentalWellbeing],
+        ),
+        CaseCommand::AcceptReferral(ReferralAccepted { referral_id }),
+        CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
+            link_worker_id: StaffId(Uuid::from_u128(0x5001)),
+            team_id: TEAM,
+        }),
+        CaseCommand::RecordContact(ContactRecorded {
+            contact_id: ContactId(sub(3)),
+            mode: ContactMode::FaceToFace,
+            minutes: 40,
+            contacted_at: at(4),
+            note: None,
+        }),
+        wemwbs(n * 100 + 4, Timepoint::Baseline, 40, day(4)),
+        CaseCommand::RecordConsent(ConsentRecorded {
+            scope: ConsentScope::ShareWithOnwardServices,
+            services: vec![],
+        }),
+        CaseCommand::MakeConnection(OnwardConnectionMade {
+            connection_id,
+            service_id: ServiceId(Uuid::from_u128(0x5e1)),
+            need: NeedDomain::LonelinessIsolation,
+            kind: ConnectionKind::Referred,
+        }),
+        CaseCommand::RecordConnectionOutcome(ConnectionOutcomeRecorded {
+            connection_id,
+            outcome: if n.is_multiple_of(2) {
+                ConnectionOutcome::WaitingList
+            } else {
+                ConnectionOutcome::Engaged
+            },
+            waiting_weeks: n.is_multiple_of(2).then_some(6),
+        }),
+        CaseCommand::RecordServiceGap(ServiceGapRecorded {
+            gap_id: GapId(sub(5)),
+            need: NeedDomain::PhysicalActivity,
+            area: "Frome".to_owned(),
+            reason: GapReason::NoServiceExists,
+            note: None,
+        }),
+    ];
+    commands.push(wemwbs(
+        n * 100 + 6,
+        Timepoint::FollowUp,
+        40 + change,
+        NaiveDate::from_ymd_opt(2026, 4, 10).expect("a date"),
+    ));
+    commands.push(CaseCommand::CloseCase(CaseClosed {
+        reason: ClosureReason::GoalsMet,
+        note: None,
+    }));
+    for command in commands {
+        service
+            .execute(client, &command, metadata(), CommandOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    }
+}
+
+async fn log_digest(db: &testkit::TestDb) -> (i64, String) {
+    let admin = db.admin_client().await;
+    let row = admin
+        .query_one(
+            "SELECT count(*), md5(string_agg(encode(hash, 'hex'), ',' ORDER BY position)) FROM events",
+            &[],
+        )
+        .await
+        .expect("digest");
+    (row.get(0), row.get(1))
+}
+
+fn all_organisations(rules_version: i32) -> ReportFilter {
+    ReportFilter {
+        organisation_id: None,
+        rules_version,
+        ..ReportFilter::default()
+    }
+}
+
+#[tokio::test]
+async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_the_old() {
+    let (db, store) = store_with_db(4).await;
+    let service = CaseService::new(store.clone());
+    // WEMWBS changes: +10 improves under both rule versions; +5 only under v2 (threshold 3,
+    // v1 needs 9); -4 is worse only under v2; +1 is no change under both.
+    for (n, change, source) in [
+        (1, 10, ReferralSource::Gp),
+        (2, 5, ReferralSource::Gp),
+        (3, -4, ReferralSource::SelfReferral),
+        (4, 1, ReferralSource::Gp),
+    ] {
+        client(&service, n, change, source).await;
+    }
+    let v1 = Runner::new(
+        store.clone(),
+        Arc::new(OutcomesProjection::new(Rules::load(1).expect("rules"))),
+        Uuid::new_v4(),
+        RunnerSettings::default(),
+    );
+    v1.catch_up().await.expect("v1 catches up");
+    let before = log_digest(&db).await;
+    let client = db.app_client().await;
+    let wemwbs = |report: &api::reports::OutcomeReport| {
+        let m = report
+            .measures
+            .iter()
+            .find(|m| m.measure == "wemwbs")
+            .expect("wemwbs figures")
+            .clone();
+        (m.paired, m.improved, m.no_change, m.worse)
+    };
+    let first = outcome_report(&client, &all_organisations(1))
+        .await
+        .expect("report");
+    assert_eq!(wemwbs(&first), (4, 1, 3, 0));
+
+    let rebuilt = casebook::rebuild::rebuild(&store, "outcomes", Some(2), false, false, false)
+        .await
+        .expect("rebuild");
+    assert!(rebuilt.switched);
+    assert_eq!(rebuilt.events, before.0 as u64, "every event replayed once");
+    assert_eq!(
+        projector::live_version(&client, projector::OUTCOMES)
+            .await
+            .expect("live"),
+        2
+    );
+    let second = outcome_report(&client, &all_organisations(2))
+        .await
+        .expect("report");
+    assert_eq!(wemwbs(&second), (4, 2, 1, 1));
+    // Version 1 is still there, unchanged.
+    let again = outcome_report(&client, &all_organisations(1))
+        .await
+        .expect("report");
+    assert_eq!(again, first);
+    // Only the WEMWBS categories differ between the two.
+    let comparison = api::reports::compare(first.clone(), second.clone());
+    let figures: Vec<&str> = comparison
+        .differences
+        .iter()
+        .map(|d| d.figure.as_str())
+        .collect();
+    assert_eq!(
+        figures,
+        vec![
+            "measures.wemwbs.improved",
+            "measures.wemwbs.improved_percent",
+            "measures.wemwbs.no_change",
+            "measures.wemwbs.no_change_percent",
+            "measures.wemwbs.worse",
+            "measures.wemwbs.worse_percent",
+        ]
+    );
+    // The log is byte for byte what it was, and its chains verify.
+    assert_eq!(log_digest(&db).await, before);
+    let admin = db.admin_client().await;
+    assert!(matches!(
+        eventstore::verify(&admin).await.expect("verify"),
+        eventstore::VerifyReport::Ok { .. }
+    ));
+    testkit::insta_settings().bind(|| insta::assert_yaml_snapshot!("outcomes_v2_report", second));
+
+    // Filters: self-referrals only, and the gap report.
+    let self_referrals = outcome_report(
+        &client,
+        &ReportFilter {
+            source: Some("self_referral".into()),
+            ..all_organisations(2)
+        },
+    )
+    .await
+    .expect("report");
+    assert_eq!(self_referrals.referrals.total, 1);
+    assert_eq!(wemwbs(&self_referrals), (1, 0, 0, 1));
+    let gaps = gap_report(&client, &all_organisations(2))
+        .await
+        .expect("gaps");
+    assert_eq!(gaps.gaps.len(), 1);
+    assert_eq!(gaps.gaps[0].count, 4);
+    assert_eq!(gaps.gaps[0].need, "physical_activity");
+    assert_eq!(gaps.connections[0].made, 4);
+    assert_eq!(gaps.connections[0].waiting_list, 2);
+    assert_eq!(gaps.connections[0].mean_waiting_weeks, Some(6.0));
+}
+
+#[tokio::test]
+async fn an_interrupted_rebuild_resumes_where_it_stopped() {
+    let (db, store) = store_with_db(4).await;
+    let service = CaseService::new(store.clone());
+    for n in 1..=6 {
+        client(&service, n, 5, ReferralSource::Gp).await;
+    }
+    let total = log_digest(&db).await.0 as u64;
+    // A first run that stops after one small batch, as if interrupted.
+    let partial = Runner::new(
+        store.clone(),
+        Arc::new(OutcomesProjection::new(Rules::load(2).expect("rules"))),
+        Uuid::new_v4(),
+        RunnerSettings {
+            batch_size: 7,
+            lease_ttl: std::time::Duration::from_millis(1),
+            ..RunnerSettings::default()
+        },
+    );
+    let client = db.app_client().await;
+    projector::start_version(&client, projector::OUTCOMES, 2)
+        .await
+        .expect("start");
+    let stop = store
+        .read_all(eventstore::GlobalPosition::START, 7)
+        .await
+        .expect("read")
+        .last()
+        .expect("an event")
+        .global;
+    assert_eq!(
+        partial
+            .catch_up_to(Some(stop), |_| {})
+            .await
+            .expect("partial"),
+        7
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let resumed = casebook::rebuild::rebuild(&store, "outcomes", Some(2), false, false, false)
+        .await
+        .expect("resume");
+    assert_eq!(resumed.events, total - 7, "only what was left");
+    let figures = outcome_report(&client, &all_organisations(2))
+        .await
+        .expect("report");
+    let restarted = casebook::rebuild::rebuild(&store, "outcomes", Some(2), true, false, false)
+        .await
+        .expect("restart");
+    assert_eq!(restarted.events, total);
+    assert_eq!(
+        outcome_report(&client, &all_organisations(2))
+            .await
+            .expect("report"),
+        figures,
+        "resumed and restarted rebuilds agree"
+    );
+}
