@@ -5,6 +5,7 @@
 //! environment variables into typed settings and hands them down.
 
 pub mod bench;
+pub mod bench_rebuild;
 pub mod database;
 pub mod demo;
 pub mod http;

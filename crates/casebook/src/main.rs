@@ -27,6 +27,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             casebook::bench::run(options, cli.database.pg_bin).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench(casebook::settings::Bench::Rebuild(options)) => {
+            casebook::bench_rebuild::run(options, cli.database.pg_bin).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Project => project(&cli.database).await,
         Command::Rebuild {
             projection,

@@ -196,4 +196,6 @@ pub enum TokenCommand {
 pub enum Bench {
     /// Appends per second at several client counts, beside pgbench inserting the same rows.
     Append(crate::bench::AppendBench),
+    /// Rebuilding every read model from a large log, beside reading it with COPY ... TO.
+    Rebuild(crate::bench_rebuild::RebuildBench),
 }

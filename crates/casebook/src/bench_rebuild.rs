@@ -1,0 +1,324 @@
+//! `casebook bench rebuild`: how fast every read model is rebuilt from the log, beside reading
+//! the same log with `COPY ... TO` on the same cluster (the floor a replay cannot beat).
+//!
+//! The log is filled with client journeys decided by the real domain rules (intake, acceptance,
+//! assignment, contacts, appointments, baseline and follow-up scores, an onward connection, a
+//! gap, closure), each client's journey appended in one call.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use db::{Cluster, ClusterKind, PoolSettings};
+use domain::*;
+use eventstore::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, Upcasters};
+use futures_util::StreamExt;
+use uuid::Uuid;
+
+/// Options for the rebuild benchmark.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RebuildBench {
+    /// Events in the log (about 20 per client).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Where to put the benchmark's own cluster (removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// Runs the benchmark and prints a table.
+///
+/// # Errors
+/// When the cluster cannot be started or a step fails.
+pub async fn run(options: RebuildBench, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
+    let bin_dir = db::find_bin_dir(pg_bin, std::env::var_os("PATH"))?;
+    let dir = options.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("casebook-bench-{}", std::process::id()))
+    });
+    let cluster = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            Cluster::ensure_running(&dir, &bin_dir, ClusterKind::Durable)
+        })
+        .await??
+    };
+    let outcome = measure(&cluster, &options).await;
+    let stopped = tokio::task::spawn_blocking(move || {
+        let result = cluster.stop();
+        let _ = std::fs::remove_dir_all(cluster.dir());
+        result
+    })
+    .await?;
+    let lines = outcome?;
+    stopped?;
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+async fn measure(cluster: &Cluster, options: &RebuildBench) -> anyhow::Result<Vec<String>> {
+    let postgres = db::connect(&cluster.admin_config("postgres")).await?;
+    postgres
+        .batch_execute("DROP DATABASE IF EXISTS bench")
+        .await?;
+    postgres.batch_execute("CREATE DATABASE bench").await?;
+    let admin_config = cluster.admin_config("bench");
+    let mut admin = db::connect(&admin_config).await?;
+    db::migrate(&mut admin).await?;
+    let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
+    let store = EventStore::new(pool, Upcasters::new());
+
+    let started = Instant::now();
+    let written = fill(&store, options.events).await?;
+    eprintln!(
+        "filled the log with {written} events in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    admin.batch_execute("VACUUM ANALYZE events").await?;
+
+    // The floor: the whole log out through COPY, in the projectors' read order.
+    let started = Instant::now();
+    let copy = admin
+        .copy_out(
+            "COPY (SELECT * FROM events ORDER BY log_generation, transaction_id, position) TO STDOUT",
+        )
+        .await?;
+    let mut bytes = 0usize;
+    let mut copy = std::pin::pin!(copy);
+    while let Some(chunk) = copy.next().await {
+        bytes += chunk?.len();
+    }
+    let copy_seconds = started.elapsed().as_secs_f64();
+    let copy_rate = written as f64 / copy_seconds;
+
+    let mut lines = vec![
+        format!(
+            "rebuild from {written} events ({:.0} MB through COPY), fsync on",
+            bytes as f64 / 1e6
+        ),
+        "| what | seconds | events/s | ratio to COPY |".to_owned(),
+        "|---|---|---|---|".to_owned(),
+        format!("| COPY ... TO (read the log) | {copy_seconds:.1} | {copy_rate:.0} | 1.00 |"),
+    ];
+    let mut total_seconds = 0.0;
+    for (projection, rules) in [("caseload", None), ("outcomes", Some(1))] {
+        let report = crate::rebuild::rebuild(&store, projection, rules, true, false, false).await?;
+        total_seconds += report.seconds;
+        let rate = report.events as f64 / report.seconds;
+        lines.push(format!(
+            "| rebuild {} | {:.1} | {rate:.0} | {:.2} |",
+            report.projection,
+            report.seconds,
+            rate / copy_rate
+        ));
+    }
+    let all_rate = written as f64 / total_seconds;
+    lines.push(format!(
+        "| every read model, one after the other | {total_seconds:.1} | {all_rate:.0} | {:.2} |",
+        all_rate / copy_rate
+    ));
+    lines.push(format!("peak RSS of this process: {} MB", peak_rss_mb()));
+    Ok(lines)
+}
+
+/// The process's peak resident set (VmHWM), in MB.
+pub fn peak_rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(0)
+}
+
+/// Appends decided journeys until the log holds at least `events`; returns how many it holds.
+async fn fill(store: &EventStore, events: u64) -> anyhow::Result<u64> {
+    let per_client = journey_events(0).len() as u64;
+    let clients = events.div_ceil(per_client);
+    let workers = 8u64;
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut written = 0u64;
+            let mut n = w;
+            while n < clients {
+                let decided = journey_events(n as u128 + 1);
+                written += decided.len() as u64;
+                store
+                    .append(AppendRequest {
+                        stream_id: Uuid::from_u128(n as u128 + 1),
+                        stream_type: CLIENT_STREAM.to_owned(),
+                        expected: ExpectedVersion::NoStream,
+                        events: decided
+                            .iter()
+                            .map(|e| NewEvent {
+                                event_id: Uuid::new_v4(),
+                                event_type: e.event_type().to_owned(),
+                                schema_version: e.schema_version(),
+                                payload: e.to_payload(),
+                            })
+                            .collect(),
+                        metadata: Metadata {
+                            actor_id: Uuid::from_u128(0x5000 + (n as u128 % 40)),
+                            actor_role: "link_worker".to_owned(),
+                            organisation_id: Uuid::from_u128(0x0a),
+                            correlation_id: Uuid::new_v4(),
+                            causation_id: None,
+                            occurred_at: Utc::now(),
+                        },
+                        idempotency_key: None,
+                        fingerprint: None,
+                    })
+                    .await?;
+                n += workers;
+            }
+            Ok::<_, eventstore::StoreError>(written)
+        }));
+    }
+    let mut written = 0;
+    for task in tasks {
+        written += task.await.context("a filler task")??;
+    }
+    Ok(written)
+}
+
+/// One client's journey, decided by the domain rules from its commands.
+pub fn journey_events(n: u128) -> Vec<CaseEvent> {
+    let client = ClientId(Uuid::from_u128(n));
+    let sub = |k: u128| Uuid::from_u128((n << 8) + k);
+    let day = |d: i64| NaiveDate::from_ymd_opt(2026, 1, 5).expect("a date") + Duration::days(d);
+    let at = |d: i64| {
+        Utc.with_ymd_and_hms(2026, 1, 5, 10, 0, 0)
+            .single()
+            .expect("a time")
+            + Duration::days(d)
+    };
+    let referral_id = ReferralId(sub(1));
+    let answers = |base: i32| -> Vec<i32> { (0..14).map(|i| 1 + (base + i) % 5).collect() };
+    let mut commands = vec![
+        CaseCommand::Intake {
+            client: Some(Box::new(ClientRegistered {
+                client_id: client,
+                personal: PersonalDetails {
+                    given_name: "Bench".to_owned(),
+                    family_name: format!("Client {n}"),
+                    date_of_birth: None,
+                    nhs_number: None,
+                    phone: None,
+                    email: None,
+                    address: None,
+                    postcode: None,
+                },
+                area: ["Frome", "Shepton Mallet", "Wells", "Street"][(n % 4) as usize].to_owned(),
+            })),
+            referral: ReferralReceived {
+                referral_id,
+                source: ReferralSource::ALL[(n % ReferralSource::ALL.len() as u128) as usize],
+                referrer: Referrer {
+                    staff_id: None,
+                    name: None,
+                    organisation: None,
+                },
+                reasons: vec![NeedDomain::ALL[(n % NeedDomain::ALL.len() as u128) as usize]],
+                urgency: Urgency::Routine,
+                received_on: day(0),
+                note: None,
+            },
+        },
+        CaseCommand::AcceptReferral(ReferralAccepted { referral_id }),
+        CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
+            link_worker_id: StaffId(Uuid::from_u128(0x5000 + n % 40)),
+            team_id: TeamId(Uuid::from_u128(0x7ea + n % 4)),
+        }),
+        CaseCommand::RecordConsent(ConsentRecorded {
+            scope: ConsentScope::ShareWithOnwardServices,
+            services: vec![],
+        }),
+        CaseCommand::RecordAssessment(AssessmentRecorded {
+            assessment_id: AssessmentId(sub(2)),
+            instrument: Instrument::Wemwbs,
+            instrument_version: 1,
+            timepoint: Timepoint::Baseline,
+            mode: AdministrationMode::SelfCompleted,
+            answers: answers(n as i32),
+            licensor_score: None,
+            administered_on: day(3),
+        }),
+    ];
+    for k in 0..6 {
+        let appointment_id = AppointmentId(sub(10 + k));
+        commands.push(CaseCommand::BookAppointment(AppointmentBooked {
+            appointment_id,
+            scheduled_for: at(7 * k as i64 + 7),
+            mode: ContactMode::FaceToFace,
+        }));
+        commands.push(if (n + k).is_multiple_of(7) {
+            CaseCommand::RecordDidNotAttend(AppointmentNotAttended { appointment_id })
+        } else {
+            CaseCommand::RecordAttendance(AppointmentAttended { appointment_id })
+        });
+    }
+    for k in 0..3 {
+        commands.push(CaseCommand::RecordContact(ContactRecorded {
+            contact_id: ContactId(sub(30 + k)),
+            mode: ContactMode::Phone,
+            minutes: 20,
+            contacted_at: at(7 * k as i64 + 8),
+            note: None,
+        }));
+    }
+    let connection_id = ConnectionId(sub(40));
+    commands.extend([
+        CaseCommand::MakeConnection(OnwardConnectionMade {
+            connection_id,
+            service_id: ServiceId(Uuid::from_u128(0x5e00 + n % 50)),
+            need: NeedDomain::LonelinessIsolation,
+            kind: ConnectionKind::Referred,
+        }),
+        CaseCommand::RecordConnectionOutcome(ConnectionOutcomeRecorded {
+            connection_id,
+            outcome: ConnectionOutcome::Engaged,
+            waiting_weeks: None,
+        }),
+        CaseCommand::RecordAssessment(AssessmentRecorded {
+            assessment_id: AssessmentId(sub(3)),
+            instrument: Instrument::Wemwbs,
+            instrument_version: 1,
+            timepoint: Timepoint::FollowUp,
+            mode: AdministrationMode::SelfCompleted,
+            answers: answers(n as i32 + 1),
+            licensor_score: None,
+            administered_on: day(60),
+        }),
+        CaseCommand::CloseCase(CaseClosed {
+            reason: ClosureReason::GoalsMet,
+            note: None,
+        }),
+    ]);
+    let mut state = CaseState::default();
+    let mut events = Vec::new();
+    for (i, command) in commands.iter().enumerate() {
+        match decide(&state, command) {
+            Ok(decided) => {
+                for (j, event) in decided.into_iter().enumerate() {
+                    state = evolve(
+                        state,
+                        EventId(Uuid::from_u128((n << 16) + (i as u128) * 8 + j as u128)),
+                        &event,
+                    );
+                    events.push(event);
+                }
+            }
+            Err(e) => panic!("the benchmark's journey breaks a rule at {command:?}: {e}"),
+        }
+    }
+    events
+}
