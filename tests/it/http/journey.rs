@@ -524,6 +524,37 @@ async fn the_caseload_shows_a_newly_assigned_case_once_the_projector_catches_up(
         )
         .await;
     assert_eq!(team.body["items"].as_array().map(Vec::len), Some(1));
+    let workload = server
+        .get(
+            &people.lead,
+            &format!(
+                "/api/v1/teams/{}/workload",
+                people.lead.team_id.expect("a team")
+            ),
+        )
+        .await;
+    assert_eq!(workload.status, 200, "{:#}", workload.body);
+    let loads: Vec<(Value, Value, Value)> = workload
+        .body
+        .as_array()
+        .expect("workers")
+        .iter()
+        .map(|w| {
+            (
+                w["link_worker_id"].clone(),
+                w["open"].clone(),
+                w["capacity"].clone(),
+            )
+        })
+        .collect();
+    assert!(
+        loads.contains(&(json!(people.worker.staff_id), json!(1), json!(220))),
+        "{loads:?}"
+    );
+    assert!(
+        loads.contains(&(json!(people.worker2.staff_id), json!(0), json!(220))),
+        "{loads:?}"
+    );
     // Another worker and another team see none of it.
     let theirs = server.get(&people.worker2, "/api/v1/caseload").await;
     assert_eq!(theirs.body["items"], json!([]));

@@ -113,6 +113,7 @@ fn rules() -> BTreeMap<&'static str, Rule> {
     rules.insert("me", own(EVERYONE));
     rules.insert("my_caseload", own(ANY_WORKER));
     rules.insert("team_caseload", case(LEAD));
+    rules.insert("team_workload", case(LEAD));
     for report in ["outcome_report", "gap_report", "compare_outcomes"] {
         rules.insert(report, own(REPORTERS));
     }

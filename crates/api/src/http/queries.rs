@@ -23,6 +23,7 @@ pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceCo
         .service(me)
         .service(my_caseload)
         .service(team_caseload)
+        .service(team_workload)
         .service(client_record)
         .service(client_journey)
         .service(referral_status)
@@ -33,11 +34,14 @@ const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
 const MAX_PURPOSE: usize = 500;
 
-/// Days without contact after which an open case is flagged. [U] The seeds do not agree on a
-/// number; this moves to the versioned caseload rules in `projections/`.
-const NO_CONTACT_DAYS: i64 = 28;
-/// Appointments missed before a case is flagged.
-const DID_NOT_ATTEND_FLAG: i32 = 2;
+/// The caseload rules of the live rule version (`projections/outcomes/v{n}.toml`).
+async fn caseload_rules(state: &AppState) -> Result<projector::rules::CaseloadRules, ApiError> {
+    let client = state.pool().get().await?;
+    let version = projector::live_version(&client, projector::OUTCOMES).await?;
+    projector::rules::Rules::load(version)
+        .map(|r| r.caseload)
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
 
 fn limit(requested: Option<i64>) -> Result<i64, ApiError> {
     match requested {
@@ -125,8 +129,9 @@ pub struct CaseloadItem {
     pub baselines: Vec<String>,
     /// Instruments with a follow-up this episode.
     pub follow_ups: Vec<String>,
-    /// `no_contact` (open, no contact for 28 days), `did_not_attend` (missed two or more),
-    /// `baseline_missing` (open with no baseline).
+    /// `no_contact` (open, no contact for the rules' days, 28 in v1), `did_not_attend` (missed
+    /// the rules' number of appointments, 2), `baseline_missing` (open with no baseline),
+    /// `follow_up_due` (a baseline but no follow-up, accepted the rules' days ago, 84).
     pub flags: Vec<String>,
     /// The record version this row reflects.
     pub stream_version: i64,
@@ -140,21 +145,35 @@ pub struct CaseloadPage {
     pub next_cursor: Option<Uuid>,
 }
 
-fn caseload_item(row: CaseloadRow, now: DateTime<Utc>) -> CaseloadItem {
+fn caseload_item(
+    row: CaseloadRow,
+    now: DateTime<Utc>,
+    rules: &projector::rules::CaseloadRules,
+) -> CaseloadItem {
     let today = now.date_naive();
     let days_since_contact = row
         .last_contact_at
         .map(|at| (now - at).num_days())
         .or_else(|| row.accepted_at.map(|at| (now - at).num_days()));
     let mut flags = Vec::new();
-    if row.status == "open" && days_since_contact.is_some_and(|d| d >= NO_CONTACT_DAYS) {
+    let open = row.status == "open";
+    if open && days_since_contact.is_some_and(|d| d >= rules.no_contact_days) {
         flags.push("no_contact".to_owned());
     }
-    if row.did_not_attend >= DID_NOT_ATTEND_FLAG {
+    if row.did_not_attend >= rules.did_not_attend_flag {
         flags.push("did_not_attend".to_owned());
     }
-    if row.status == "open" && row.baselines.is_empty() {
+    if open && row.baselines.is_empty() {
         flags.push("baseline_missing".to_owned());
+    }
+    let follow_up_missing = row.baselines.iter().any(|b| !row.follow_ups.contains(b));
+    if open
+        && follow_up_missing
+        && row
+            .accepted_at
+            .is_some_and(|at| (now - at).num_days() >= rules.follow_up_due_days)
+    {
+        flags.push("follow_up_due".to_owned());
     }
     CaseloadItem {
         client_id: row.client_id,
@@ -193,8 +212,12 @@ async fn caseload_page(
         None
     };
     let now = Utc::now();
+    let rules = caseload_rules(state).await?;
     Ok(CaseloadPage {
-        items: rows.into_iter().map(|r| caseload_item(r, now)).collect(),
+        items: rows
+            .into_iter()
+            .map(|r| caseload_item(r, now, &rules))
+            .collect(),
         next_cursor,
     })
 }
@@ -285,6 +308,83 @@ async fn team_caseload(
         limit: limit(params.limit)?,
     };
     Ok(web::Json(caseload_page(&state, filter).await?))
+}
+
+/// One link worker's load against their capacity.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WorkerLoad {
+    pub link_worker_id: Uuid,
+    pub name: String,
+    /// Cases open now.
+    pub open: i64,
+    /// Referrals waiting for a decision, assigned to them.
+    pub referred: i64,
+    /// People whose current episode was accepted in the last 365 days.
+    pub people_this_year: i64,
+    /// People a year they can support (their own, or the rules' default: NHS guidance 200-250).
+    pub capacity: i32,
+    /// People this year, of capacity, 0 to 100 and more.
+    pub percent_of_capacity: f64,
+}
+
+/// A team's link workers: their open cases and the people they supported this year, against
+/// capacity. For the team's lead.
+#[utoipa::path(
+    tag = "queries",
+    security(("bearer" = [])),
+    params(("team_id" = Uuid, Path, description = "The team")),
+    responses((status = 200, body = Vec<WorkerLoad>), ReadErrors)
+)]
+#[get("/teams/{team_id}/workload")]
+async fn team_workload(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<web::Json<Vec<WorkerLoad>>, ApiError> {
+    let principal = &caller.0;
+    let team_id = path.into_inner();
+    policy::require(principal, &[Role::TeamLead], "a team's workload")?;
+    let client = state.pool().get().await?;
+    if principal.team_id.map(|t| t.0) != Some(team_id) {
+        let known = client
+            .query_opt(
+                "SELECT 1 FROM teams WHERE team_id = $1 AND organisation_id = $2",
+                &[&team_id, &principal.organisation_id],
+            )
+            .await?;
+        return Err(match known {
+            Some(_) => ApiError::Forbidden("a team lead sees their own team's workload".into()),
+            None => ApiError::NotFound("no such team".into()),
+        });
+    }
+    let rules = caseload_rules(&state).await?;
+    let rows = client
+        .query(
+            "SELECT s.staff_id, s.name, s.capacity,              count(c.client_id) FILTER (WHERE c.status = 'open'),              count(c.client_id) FILTER (WHERE c.status = 'referred'),              count(c.client_id) FILTER (WHERE c.accepted_at > now() - interval '365 days')              FROM staff s LEFT JOIN caseload c ON c.link_worker_id = s.staff_id AND c.organisation_id = s.organisation_id              WHERE s.team_id = $1 AND s.organisation_id = $2 AND s.role IN ('link_worker', 'team_lead') AND s.active              GROUP BY s.staff_id, s.name, s.capacity ORDER BY s.name, s.staff_id",
+            &[&team_id, &principal.organisation_id],
+        )
+        .await?;
+    Ok(web::Json(
+        rows.iter()
+            .map(|row| {
+                let capacity = row
+                    .get::<_, Option<i32>>(2)
+                    .unwrap_or(rules.default_capacity);
+                let people: i64 = row.get(5);
+                WorkerLoad {
+                    link_worker_id: row.get(0),
+                    name: row.get(1),
+                    capacity,
+                    open: row.get(3),
+                    referred: row.get(4),
+                    people_this_year: people,
+                    percent_of_capacity: (people as f64 * 1000.0 / f64::from(capacity.max(1)))
+                        .round()
+                        / 10.0,
+                }
+            })
+            .collect(),
+    ))
 }
 
 /// Records a read of a client's record before it is answered.
