@@ -130,7 +130,7 @@ async fn a_whole_journey_through_the_api() {
         )
         .await;
     server
-        .ok(worker, &path("assessments"), wemwbs("baseline", 2, 25))
+        .ok(worker, &path("assessments"), wemwbs("baseline", 2, 30))
         .await;
     let mut connections = Vec::new();
     for (need, outcome) in [
@@ -164,7 +164,7 @@ async fn a_whole_journey_through_the_api() {
         )
         .await;
     let follow_up = server
-        .ok(worker, &path("assessments"), wemwbs("follow_up", 4, 2))
+        .ok(worker, &path("assessments"), wemwbs("follow_up", 4, 1))
         .await;
     let wrong = follow_up.body["events"][0]["event_id"].clone();
     server
@@ -247,6 +247,51 @@ async fn a_whole_journey_through_the_api() {
     assert_eq!(record.body["contacts"], 2);
     assert_eq!(record.body["referrals"][0]["status"], "accepted");
     assert_eq!(record.header("etag"), Some("\"17\""));
+
+    // The reporting analyst sees the figures, and nothing personal.
+    server.catch_up().await;
+    let report = server
+        .get(&people.analyst, "/api/v1/reports/outcomes")
+        .await;
+    assert_eq!(report.status, 200, "{:#}", report.body);
+    assert_eq!(report.body["rules_version"], 1);
+    assert_eq!(report.body["referrals"]["total"], 1);
+    assert_eq!(
+        report.body["referrals"]["by_source"][0]["code"],
+        "self_referral"
+    );
+    assert_eq!(
+        report.body["episodes"]["closed_by_reason"][0]["code"],
+        "goals_met"
+    );
+    let wemwbs = &report.body["measures"][0];
+    assert_eq!(
+        (
+            wemwbs["measure"].clone(),
+            wemwbs["paired"].clone(),
+            wemwbs["improved"].clone()
+        ),
+        (json!("wemwbs"), json!(1), json!(1)),
+        "28 to 56 is an improvement"
+    );
+    assert!(!report.body.to_string().contains("Thornbury"));
+    let gaps = server
+        .get(&people.analyst, "/api/v1/reports/service-gaps")
+        .await;
+    assert_eq!(gaps.body["gaps"][0]["need"], "physical_activity");
+    assert_eq!(gaps.body["connections"].as_array().map(Vec::len), Some(2));
+    let unknown = server
+        .get(&people.analyst, "/api/v1/reports/outcomes?rules=7")
+        .await;
+    assert_eq!(unknown.status, 400);
+    assert_eq!(unknown.body["errors"][0]["field"], "query.rules");
+    let same = server
+        .get(
+            &people.analyst,
+            "/api/v1/reports/outcomes/comparison?a=1&b=1",
+        )
+        .await;
+    assert_eq!(same.body["differences"], json!([]));
     server.stop().await;
 }
 

@@ -279,15 +279,23 @@ impl TestServer {
         reply
     }
 
-    /// Brings the caseload read model up to the log.
+    /// Brings the read models (the caseload, the live outcomes) up to the log.
     pub async fn catch_up(&self) {
-        let runner = projector::Runner::new(
-            self.store.clone(),
+        let projections: [Arc<dyn projector::Projection>; 2] = [
             Arc::new(projector::CaseloadProjection),
-            self.holder,
-            projector::RunnerSettings::default(),
-        );
-        runner.catch_up().await.expect("catching up");
+            Arc::new(projector::OutcomesProjection::new(
+                projector::rules::Rules::load(1).expect("rules"),
+            )),
+        ];
+        for projection in projections {
+            let runner = projector::Runner::new(
+                self.store.clone(),
+                projection,
+                self.holder,
+                projector::RunnerSettings::default(),
+            );
+            runner.catch_up().await.expect("catching up");
+        }
     }
 
     pub async fn stop(self) {
