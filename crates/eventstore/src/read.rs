@@ -52,7 +52,7 @@ impl EventStore {
         let sql = format!(
             "SELECT {COLUMNS} FROM events \
              WHERE (log_generation, transaction_id, position) > ($1, $2::text::xid8, $3) AND {VISIBLE} \
-             ORDER BY log_generation, transaction_id, position LIMIT $4"
+             ORDER BY events.log_generation, events.transaction_id, events.position LIMIT $4"
         );
         let rows = client
             .query(
@@ -98,7 +98,7 @@ impl EventStore {
         let client = self.pool.get().await?;
         let head_sql = format!(
             "SELECT log_generation, transaction_id::text::bigint, position FROM events WHERE {VISIBLE} \
-             ORDER BY log_generation DESC, transaction_id DESC, position DESC LIMIT 1"
+             ORDER BY events.log_generation DESC, events.transaction_id DESC, events.position DESC LIMIT 1"
         );
         let head = match client.query_opt(&head_sql, &[]).await? {
             Some(row) => GlobalPosition {

@@ -794,3 +794,180 @@ pub fn pairs_by_measure(state: &ClientOutcomes, rules: &Rules) -> BTreeMap<Strin
         .map(|p| (format!("{}#{}", p.measure, p.episode), p))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use domain::*;
+
+    use super::*;
+
+    fn at(day: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, day, 9, 0, 0)
+            .single()
+            .expect("a time")
+    }
+
+    fn assessment(id: u128, timepoint: Timepoint, answers: Vec<i32>, day: u32) -> CaseEvent {
+        CaseEvent::AssessmentRecorded(AssessmentRecorded {
+            assessment_id: AssessmentId(Uuid::from_u128(id)),
+            instrument: if answers.len() == 4 {
+                Instrument::Ons4
+            } else {
+                Instrument::Swemwbs
+            },
+            instrument_version: 1,
+            timepoint,
+            mode: AdministrationMode::SelfCompleted,
+            answers,
+            licensor_score: None,
+            administered_on: NaiveDate::from_ymd_opt(2026, 3, day).expect("a date"),
+        })
+    }
+
+    /// Two episodes: the first with SWEMWBS and ONS4 pairs and a corrected follow-up, a
+    /// connection on a waiting list and a gap; the second declined at first, then accepted.
+    fn events() -> Vec<(u128, CaseEvent, DateTime<Utc>)> {
+        let referral = |n| ReferralId(Uuid::from_u128(n));
+        vec![
+            (
+                1,
+                CaseEvent::ReferralReceived(ReferralReceived {
+                    referral_id: referral(10),
+                    source: ReferralSource::Gp,
+                    referrer: Referrer {
+                        staff_id: None,
+                        name: None,
+                        organisation: None,
+                    },
+                    reasons: vec![NeedDomain::MoneyBenefitsDebt, NeedDomain::Housing],
+                    urgency: Urgency::Soon,
+                    received_on: NaiveDate::from_ymd_opt(2026, 3, 1).expect("a date"),
+                    note: None,
+                }),
+                at(1),
+            ),
+            (
+                2,
+                CaseEvent::ReferralAccepted(ReferralAccepted {
+                    referral_id: referral(10),
+                }),
+                at(2),
+            ),
+            (
+                3,
+                CaseEvent::LinkWorkerAssigned(LinkWorkerAssigned {
+                    link_worker_id: StaffId(Uuid::from_u128(0x5)),
+                    team_id: TeamId(Uuid::from_u128(0x7)),
+                }),
+                at(2),
+            ),
+            (
+                4,
+                CaseEvent::ContactRecorded(ContactRecorded {
+                    contact_id: ContactId(Uuid::from_u128(40)),
+                    mode: ContactMode::Phone,
+                    minutes: 15,
+                    contacted_at: at(6),
+                    note: None,
+                }),
+                at(6),
+            ),
+            (5, assessment(50, Timepoint::Baseline, vec![2; 7], 6), at(6)),
+            (
+                6,
+                assessment(51, Timepoint::Baseline, vec![4, 5, 3, 8], 6),
+                at(6),
+            ),
+            (
+                7,
+                CaseEvent::AppointmentNotAttended(AppointmentNotAttended {
+                    appointment_id: AppointmentId(Uuid::from_u128(70)),
+                }),
+                at(9),
+            ),
+            (
+                8,
+                CaseEvent::OnwardConnectionMade(OnwardConnectionMade {
+                    connection_id: ConnectionId(Uuid::from_u128(80)),
+                    service_id: ServiceId(Uuid::from_u128(0x5e)),
+                    need: NeedDomain::MoneyBenefitsDebt,
+                    kind: ConnectionKind::WarmHandover,
+                }),
+                at(9),
+            ),
+            (
+                9,
+                CaseEvent::ConnectionOutcomeRecorded(ConnectionOutcomeRecorded {
+                    connection_id: ConnectionId(Uuid::from_u128(80)),
+                    outcome: ConnectionOutcome::WaitingList,
+                    waiting_weeks: Some(8),
+                }),
+                at(12),
+            ),
+            (
+                10,
+                CaseEvent::ServiceGapRecorded(ServiceGapRecorded {
+                    gap_id: GapId(Uuid::from_u128(100)),
+                    need: NeedDomain::Housing,
+                    area: "Wells".to_owned(),
+                    reason: GapReason::WaitingListTooLong,
+                    note: None,
+                }),
+                at(12),
+            ),
+            (
+                11,
+                assessment(52, Timepoint::FollowUp, vec![3; 7], 20),
+                at(20),
+            ),
+            // Both ONS4 follow-ups are too soon after the baseline to pair (the rules want 28
+            // days); the SWEMWBS one pairs only once its date is corrected.
+            (
+                12,
+                assessment(53, Timepoint::FollowUp, vec![4, 7, 6, 3], 20),
+                at(20),
+            ),
+            (
+                13,
+                assessment(54, Timepoint::FollowUp, vec![4, 7, 6, 3], 30),
+                at(30),
+            ),
+            (
+                14,
+                CaseEvent::EntryCorrected(EntryCorrected {
+                    corrects: EventId(Uuid::from_u128(11)),
+                    corrected_fields: serde_json::json!({ "administered_on": "2026-04-10" })
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                    reason: "dated wrongly".to_owned(),
+                }),
+                at(30),
+            ),
+            (
+                15,
+                CaseEvent::CaseClosed(CaseClosed {
+                    reason: ClosureReason::ConnectedOnward,
+                    note: None,
+                }),
+                at(31),
+            ),
+        ]
+    }
+
+    #[test]
+    fn the_outcome_fold_and_its_pairs_under_each_rule_version() {
+        let mut state = ClientOutcomes {
+            client_id: Uuid::from_u128(1),
+            organisation_id: Uuid::from_u128(0xa),
+            ..ClientOutcomes::default()
+        };
+        for (id, event, occurred_at) in events() {
+            apply_outcome_event(&mut state, &event, Uuid::from_u128(id), occurred_at);
+        }
+        insta::assert_yaml_snapshot!("outcome_state", state);
+        let v1 = Rules::load(1).expect("rules");
+        insta::assert_yaml_snapshot!("outcome_pairs_v1", pairs_by_measure(&state, &v1));
+    }
+}
