@@ -217,6 +217,24 @@ async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_
             "measures.wemwbs.worse_percent",
         ]
     );
+    // The live version cannot be dropped; the retired one can, and then it is gone.
+    assert!(casebook::rebuild::drop_version(&store, 2).await.is_err());
+    casebook::rebuild::drop_version(&store, 1)
+        .await
+        .expect("drop v1");
+    let versions = projector::versions(&client, projector::OUTCOMES)
+        .await
+        .expect("versions");
+    assert_eq!(versions.len(), 1);
+    let gone: i64 = client
+        .query_one(
+            "SELECT count(*) FROM report_scores WHERE rules_version = 1",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(gone, 0);
     // The log is byte for byte what it was, and its chains verify.
     assert_eq!(log_digest(&db).await, before);
     let admin = db.admin_client().await;

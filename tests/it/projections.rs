@@ -7,7 +7,8 @@ use std::time::Duration;
 use api::{CaseService, CommandOptions};
 use chrono::{NaiveDate, TimeZone, Utc};
 use domain::*;
-use projector::{CaseloadProjection, Runner, RunnerSettings};
+use projector::rules::Rules;
+use projector::{CaseloadProjection, OutcomesProjection, Runner, RunnerSettings};
 use uuid::Uuid;
 
 use crate::support::{metadata, new_client_intake, store_with_db};
@@ -191,6 +192,12 @@ async fn a_runner_killed_at_random_points_leaves_what_a_clean_rebuild_makes() {
         holder,
         settings(),
     );
+    let outcomes = Runner::new(
+        store.clone(),
+        Arc::new(OutcomesProjection::new(Rules::load(1).expect("rules"))),
+        holder,
+        settings(),
+    );
     // A fixed pseudo-random sequence (no RNG dependency): where each trial is cut short.
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = move || {
@@ -209,13 +216,25 @@ async fn a_runner_killed_at_random_points_leaves_what_a_clean_rebuild_makes() {
         let (_stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn({
             let runner = runner.clone();
+            let stopped = stopped.clone();
             async move { runner.run(stopped).await }
+        });
+        let outcome_task = tokio::spawn({
+            let outcomes = outcomes.clone();
+            async move { outcomes.run(stopped).await }
         });
         tokio::time::sleep(Duration::from_micros(next() % 40_000)).await;
         task.abort();
         let _ = task.await;
+        tokio::time::sleep(Duration::from_micros(next() % 10_000)).await;
+        outcome_task.abort();
+        let _ = outcome_task.await;
     }
     let applied_before = runner.catch_up().await.expect("finish after the kills");
+    outcomes
+        .catch_up()
+        .await
+        .expect("outcomes finish after the kills");
     let total: i64 = db
         .app_client()
         .await
@@ -250,6 +269,43 @@ async fn a_runner_killed_at_random_points_leaves_what_a_clean_rebuild_makes() {
     assert_eq!(runner.catch_up().await.expect("rebuild"), total as u64);
     let rebuilt = CaseloadProjection::rows(&reader, &ids).await.expect("rows");
     assert_eq!(after_kills, rebuilt);
+
+    // The outcome figures too: killed at random, then finished, they equal a clean rebuild.
+    let figures_after_kills = outcome_tables(&reader).await;
+    assert!(
+        figures_after_kills[0]
+            .as_array()
+            .is_some_and(|rows| rows.len() == 25)
+    );
+    outcomes.reset().await.expect("reset");
+    assert_eq!(outcomes.catch_up().await.expect("rebuild"), total as u64);
+    assert_eq!(outcome_tables(&reader).await, figures_after_kills);
+}
+
+/// Every outcome table's rows, in a fixed order.
+async fn outcome_tables(client: &tokio_postgres::Client) -> Vec<serde_json::Value> {
+    let mut tables = Vec::new();
+    for table in [
+        "outcome_state",
+        "report_referrals",
+        "report_episodes",
+        "report_scores",
+        "report_connections",
+        "report_gaps",
+    ] {
+        let rows: serde_json::Value = client
+            .query_one(
+                &format!(
+                    "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text), '[]') FROM {table} t"
+                ),
+                &[],
+            )
+            .await
+            .expect("rows")
+            .get(0);
+        tables.push(rows);
+    }
+    tables
 }
 
 #[tokio::test]

@@ -66,6 +66,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Drop { projection, rules } => {
+            anyhow::ensure!(
+                projection == projector::OUTCOMES,
+                "only `outcomes` keeps figures per rule version"
+            );
+            let database = Database::open(&cli.database).await?;
+            let store = database.event_store()?;
+            let dropped = casebook::rebuild::drop_version(&store, rules).await;
+            drop(store);
+            database.shutdown().await?;
+            dropped?;
+            println!("dropped the outcome figures of rules version {rules}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Compare {
             projection,
             a,

@@ -174,3 +174,42 @@ pub async fn compare(
     }
     Ok(out)
 }
+
+/// Drops the figures of an outcomes rule version that reports no longer use: its rows, its
+/// checkpoint and its entry. The log is untouched; `casebook rebuild` can make it again.
+///
+/// # Errors
+/// The live version, an unknown version, or a database failure.
+pub async fn drop_version(store: &EventStore, version: i32) -> anyhow::Result<()> {
+    let mut client = store.pool().get().await?;
+    let versions = projector::versions(&client, projector::OUTCOMES).await?;
+    match versions.iter().find(|v| v.rules_version == version) {
+        None => anyhow::bail!("there are no figures under rules version {version}"),
+        Some(v) if v.state == "live" => anyhow::bail!(
+            "rules version {version} is the one reports use; rebuild and switch to another first"
+        ),
+        Some(_) => {}
+    }
+    let rules = Rules::load(version)?;
+    let projection = OutcomesProjection::new(rules);
+    let tx = client.transaction().await?;
+    projection.reset(&tx).await?;
+    let name = projector::outcomes_name(version);
+    tx.execute(
+        "DELETE FROM projection_checkpoints WHERE projection = $1",
+        &[&name],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM projection_leases WHERE projection = $1",
+        &[&name],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM projection_versions WHERE projection = $1 AND rules_version = $2",
+        &[&projector::OUTCOMES, &version],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

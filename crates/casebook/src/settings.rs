@@ -100,6 +100,14 @@ pub enum Command {
         #[arg(long)]
         no_switch: bool,
     },
+    /// Drop the figures of a rule version reports no longer use (the log is untouched).
+    Drop {
+        /// `outcomes`.
+        projection: String,
+        /// The rule version whose figures go.
+        #[arg(long)]
+        rules: i32,
+    },
     /// Show the outcome figures of two rule versions side by side, with what differs.
     Compare {
         /// `outcomes`.
