@@ -52,26 +52,10 @@ struct Figure {
 /// # Errors
 /// When the cluster cannot be started or a tool fails.
 pub async fn run(options: AppendBench, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
-    let bin_dir = db::find_bin_dir(pg_bin, std::env::var_os("PATH"))?;
-    let dir = options.dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("casebook-bench-{}", std::process::id()))
-    });
-    let cluster = {
-        let dir = dir.clone();
-        tokio::task::spawn_blocking(move || {
-            Cluster::ensure_running(&dir, &bin_dir, ClusterKind::Durable)
-        })
-        .await??
-    };
+    let cluster = start_cluster(options.dir.clone(), pg_bin).await?;
     let outcome = measure(&cluster, &options).await;
-    let stopped = tokio::task::spawn_blocking(move || {
-        let result = cluster.stop();
-        let _ = std::fs::remove_dir_all(cluster.dir());
-        result
-    })
-    .await?;
+    stop_cluster(cluster).await?;
     let figures = outcome?;
-    stopped?;
     println!(
         "append rate, one event per transaction, fsync on, {}s per figure",
         options.seconds
@@ -91,6 +75,38 @@ pub async fn run(options: AppendBench, pg_bin: Option<PathBuf>) -> anyhow::Resul
             f.p99.as_secs_f64() * 1000.0
         );
     }
+    Ok(())
+}
+
+/// Starts a benchmark's own durable cluster in `dir` (default: a new temporary directory).
+///
+/// # Errors
+/// No server binaries, or the cluster does not start.
+pub async fn start_cluster(
+    dir: Option<PathBuf>,
+    pg_bin: Option<PathBuf>,
+) -> anyhow::Result<Cluster> {
+    let bin_dir = db::find_bin_dir(pg_bin, std::env::var_os("PATH"))?;
+    let dir = dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("casebook-bench-{}", std::process::id()))
+    });
+    Ok(tokio::task::spawn_blocking(move || {
+        Cluster::ensure_running(&dir, &bin_dir, ClusterKind::Durable)
+    })
+    .await??)
+}
+
+/// Stops a benchmark's cluster and removes its directory.
+///
+/// # Errors
+/// When `pg_ctl stop` fails.
+pub async fn stop_cluster(cluster: Cluster) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || {
+        let result = cluster.stop();
+        let _ = std::fs::remove_dir_all(cluster.dir());
+        result
+    })
+    .await??;
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
-use db::{Cluster, ClusterKind, PoolSettings};
+use db::{Cluster, PoolSettings};
 use domain::*;
 use eventstore::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, Upcasters};
 use futures_util::StreamExt;
@@ -32,26 +32,10 @@ pub struct RebuildBench {
 /// # Errors
 /// When the cluster cannot be started or a step fails.
 pub async fn run(options: RebuildBench, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
-    let bin_dir = db::find_bin_dir(pg_bin, std::env::var_os("PATH"))?;
-    let dir = options.dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("casebook-bench-{}", std::process::id()))
-    });
-    let cluster = {
-        let dir = dir.clone();
-        tokio::task::spawn_blocking(move || {
-            Cluster::ensure_running(&dir, &bin_dir, ClusterKind::Durable)
-        })
-        .await??
-    };
+    let cluster = crate::bench::start_cluster(options.dir.clone(), pg_bin).await?;
     let outcome = measure(&cluster, &options).await;
-    let stopped = tokio::task::spawn_blocking(move || {
-        let result = cluster.stop();
-        let _ = std::fs::remove_dir_all(cluster.dir());
-        result
-    })
-    .await?;
+    crate::bench::stop_cluster(cluster).await?;
     let lines = outcome?;
-    stopped?;
     for line in lines {
         println!("{line}");
     }

@@ -269,6 +269,31 @@ async fn my_caseload(
     Ok(web::Json(caseload_page(&state, filter).await?))
 }
 
+/// The team must be the caller's own, as its lead: another team of the organisation is 403,
+/// a team of another organisation (or none) 404.
+async fn own_team(
+    state: &AppState,
+    principal: &Principal,
+    team_id: Uuid,
+    what: &str,
+) -> Result<(), ApiError> {
+    policy::require(principal, &[Role::TeamLead], &format!("a team's {what}"))?;
+    if principal.team_id.map(|t| t.0) == Some(team_id) {
+        return Ok(());
+    }
+    let client = state.pool().get().await?;
+    let known = client
+        .query_opt(
+            "SELECT 1 FROM teams WHERE team_id = $1 AND organisation_id = $2",
+            &[&team_id, &principal.organisation_id],
+        )
+        .await?;
+    Err(match known {
+        Some(_) => ApiError::Forbidden(format!("a team lead sees their own team's {what}")),
+        None => ApiError::NotFound("no such team".into()),
+    })
+}
+
 /// A team's caseload, for its team lead.
 #[utoipa::path(
     tag = "queries",
@@ -285,20 +310,7 @@ async fn team_caseload(
 ) -> Result<web::Json<CaseloadPage>, ApiError> {
     let principal = &caller.0;
     let team_id = path.into_inner();
-    policy::require(principal, &[Role::TeamLead], "a team's caseload")?;
-    if principal.team_id.map(|t| t.0) != Some(team_id) {
-        let client = state.pool().get().await?;
-        let known = client
-            .query_opt(
-                "SELECT 1 FROM teams WHERE team_id = $1 AND organisation_id = $2",
-                &[&team_id, &principal.organisation_id],
-            )
-            .await?;
-        return Err(match known {
-            Some(_) => ApiError::Forbidden("a team lead sees their own team's caseload".into()),
-            None => ApiError::NotFound("no such team".into()),
-        });
-    }
+    own_team(&state, principal, team_id, "caseload").await?;
     let params = params.0;
     let filter = CaseloadFilter {
         organisation_id: principal.organisation_id,
@@ -343,20 +355,8 @@ async fn team_workload(
 ) -> Result<web::Json<Vec<WorkerLoad>>, ApiError> {
     let principal = &caller.0;
     let team_id = path.into_inner();
-    policy::require(principal, &[Role::TeamLead], "a team's workload")?;
+    own_team(&state, principal, team_id, "workload").await?;
     let client = state.pool().get().await?;
-    if principal.team_id.map(|t| t.0) != Some(team_id) {
-        let known = client
-            .query_opt(
-                "SELECT 1 FROM teams WHERE team_id = $1 AND organisation_id = $2",
-                &[&team_id, &principal.organisation_id],
-            )
-            .await?;
-        return Err(match known {
-            Some(_) => ApiError::Forbidden("a team lead sees their own team's workload".into()),
-            None => ApiError::NotFound("no such team".into()),
-        });
-    }
     let rules = caseload_rules(&state).await?;
     let rows = client
         .query(
