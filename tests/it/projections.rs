@@ -94,7 +94,12 @@ fn journey(client: ClientId, steps: usize) -> Vec<CaseCommand> {
 }
 
 async fn run_journey(cases: &CaseService, client: ClientId, steps: usize) {
-    for command in journey(client, steps) {
+    run_steps(cases, client, 0, steps).await;
+}
+
+/// Runs the journey's commands from step `from` (counted from 0) up to `to`.
+async fn run_steps(cases: &CaseService, client: ClientId, from: usize, to: usize) {
+    for command in journey(client, to).into_iter().skip(from) {
         cases
             .execute(client, &command, metadata(), CommandOptions::default())
             .await
@@ -374,4 +379,99 @@ async fn catch_up_waits_for_events_committed_behind_an_open_transaction() {
         .await
         .expect("rows");
     assert_eq!(rows[0].status, "open");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuilding_the_caseload_keeps_the_live_one_serving_until_an_atomic_switch() {
+    let (db, store) = store_with_db(8).await;
+    let cases = CaseService::new(store.clone());
+    for n in 0..6u128 {
+        run_journey(&cases, ClientId(Uuid::from_u128(300 + n)), 3 + n as usize).await;
+    }
+    let live = Runner::new(
+        store.clone(),
+        Arc::new(CaseloadProjection),
+        Uuid::new_v4(),
+        settings(),
+    );
+    live.catch_up().await.expect("live catches up");
+    live.release().await.expect("release");
+    let reader = db.app_client().await;
+    let ids: Vec<Uuid> = (300..310u128).map(Uuid::from_u128).collect();
+    let before = CaseloadProjection::rows(&reader, &ids).await.expect("rows");
+    assert_eq!(before.len(), 6);
+
+    // Built beside, not switched: the live rows are untouched, the shadow holds the same.
+    let built = casebook::rebuild::rebuild(&store, "caseload", None, false, true, false)
+        .await
+        .expect("rebuild beside");
+    assert!(!built.switched);
+    assert_eq!(
+        CaseloadProjection::rows(&reader, &ids).await.expect("rows"),
+        before
+    );
+    let shadow: i64 = reader
+        .query_one("SELECT count(*) FROM caseload_rebuild", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(shadow, 6);
+
+    // More happens while the live runner follows the log, then while it is stopped; the
+    // rebuild resumes and switches.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let following = tokio::spawn({
+        let live = live.clone();
+        async move { live.run(stopped).await }
+    });
+    for n in 6..10u128 {
+        run_journey(&cases, ClientId(Uuid::from_u128(300 + n)), 3).await;
+    }
+    let _ = stop.send(true);
+    following.await.expect("join").expect("the live runner");
+    live.catch_up().await.expect("live follows");
+    // The live runner falls behind mid-journey (contacts after it stopped); the shadow,
+    // resumed, does not.
+    for n in 6..10u128 {
+        run_steps(&cases, ClientId(Uuid::from_u128(300 + n)), 3, 6).await;
+    }
+    let switched = casebook::rebuild::rebuild(&store, "caseload", None, false, false, false)
+        .await
+        .expect("resume and switch");
+    assert!(switched.switched);
+    run_journey(&cases, ClientId(Uuid::from_u128(310)), 2).await;
+    live.catch_up()
+        .await
+        .expect("live catches up after the switch");
+    let all_ids: Vec<Uuid> = (300..311u128).map(Uuid::from_u128).collect();
+    let after_switch = CaseloadProjection::rows(&reader, &all_ids)
+        .await
+        .expect("rows");
+    assert_eq!(after_switch.len(), 11);
+    // Every event counted once across the switch: what the shadow applied, then the live runner
+    // from where the shadow stopped.
+    let total: i64 = reader
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .expect("count")
+        .get(0);
+    let applied: i64 = reader
+        .query_one(
+            "SELECT events_applied FROM projection_checkpoints WHERE projection = 'caseload_v1'",
+            &[],
+        )
+        .await
+        .expect("checkpoint")
+        .get(0);
+    assert_eq!(applied, total);
+
+    // The same as a clean rebuild from the first event.
+    live.reset().await.expect("reset");
+    live.catch_up().await.expect("clean rebuild");
+    assert_eq!(
+        CaseloadProjection::rows(&reader, &all_ids)
+            .await
+            .expect("rows"),
+        after_switch
+    );
 }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use eventstore::EventStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use projector::rules::Rules;
-use projector::{CaseloadProjection, OutcomesProjection, Projection, Runner, RunnerSettings};
+use projector::{OutcomesProjection, Projection, Runner, RunnerSettings, ShadowCaseload};
 use uuid::Uuid;
 
 /// What a rebuild did.
@@ -22,9 +22,11 @@ pub struct RebuildReport {
     pub switched: bool,
 }
 
-/// Rebuilds `projection` (`outcomes` under `rules`, default the latest this build knows; or
-/// `caseload`). Resumes from the last batch it committed unless `restart`; stops at the log's
-/// head as it was at the start; then makes the version live unless `keep_live`.
+/// Rebuilds `projection` beside the one in use: `outcomes` under `rules` (default the latest
+/// this build knows) into its own rows, or `caseload` into its shadow table. Resumes from the
+/// last batch it committed unless `restart`; stops at the log's head as it was at the start;
+/// then switches to it unless `keep_live` (the outcomes version becomes live; the shadow
+/// caseload's rows replace the live ones in one transaction).
 ///
 /// # Errors
 /// An unknown projection or rule version, a database failure, or another process holding
@@ -45,7 +47,7 @@ pub async fn rebuild(
         }
         "caseload" => {
             anyhow::ensure!(rules.is_none(), "the caseload has no rule versions");
-            (Arc::new(CaseloadProjection), None)
+            (Arc::new(ShadowCaseload), None)
         }
         other => anyhow::bail!("no projection {other:?}; there are `outcomes` and `caseload`"),
     };
@@ -62,7 +64,7 @@ pub async fn rebuild(
             ..RunnerSettings::default()
         },
     );
-    if restart || versioned.is_none() {
+    if restart {
         runner
             .reset()
             .await
@@ -94,11 +96,18 @@ pub async fn rebuild(
     let events = events.with_context(|| format!("rebuilding {}", target.name()))?;
     let seconds = started.elapsed().as_secs_f64();
     let mut switched = false;
-    if let Some(version) = versioned
-        && !keep_live
-    {
+    if !keep_live {
         let mut client = store.pool().get().await?;
-        projector::switch_live(&mut client, projector::OUTCOMES, version).await?;
+        match versioned {
+            Some(version) => {
+                projector::switch_live(&mut client, projector::OUTCOMES, version).await?;
+            }
+            None => {
+                projector::switch_rebuilt_caseload(&mut client, Uuid::new_v4()).await?;
+                // The next rebuild starts from the first event again.
+                runner.reset().await?;
+            }
+        }
         switched = true;
     }
     Ok(RebuildReport {

@@ -140,14 +140,25 @@ pub fn apply_case_event(
     }
 }
 
-/// The caseload projection, version 1.
+/// The caseload projection, version 1, into the `caseload` table.
 pub struct CaseloadProjection;
+
+/// The same projection into `caseload_rebuild`, beside the live table: a rebuild fills it, then
+/// [`switch_rebuilt_caseload`] moves its rows into `caseload` in one transaction.
+pub struct ShadowCaseload;
+
+/// The shadow projection's name.
+pub const SHADOW_CASELOAD: &str = "caseload_v1_rebuild";
 
 const SELECT_COLUMNS: &str = "SELECT client_id, organisation_id, status, link_worker_id, team_id, area, referred_on, \
     referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, booked_appointments, \
     baselines, follow_ups, stream_version FROM caseload";
 
-const UPSERT_ROW: &str = "INSERT INTO caseload (client_id, organisation_id, status, link_worker_id, team_id, area, \
+const ALL_COLUMNS: &str = "client_id, organisation_id, status, link_worker_id, team_id, area, referred_on, \
+    referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, booked_appointments, \
+    baselines, follow_ups, stream_version";
+
+const UPSERT_ROW: &str = "INSERT INTO {table} (client_id, organisation_id, status, link_worker_id, team_id, area, \
     referred_on, referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, \
     booked_appointments, baselines, follow_ups, stream_version) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
@@ -256,82 +267,167 @@ impl Projection for CaseloadProjection {
         tx: &tokio_postgres::Transaction<'_>,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        let client_ids: Vec<Uuid> = {
-            let mut ids: Vec<Uuid> = events
-                .iter()
-                .filter(|e| e.stream_type == domain::CLIENT_STREAM)
-                .map(|e| e.stream_id)
-                .collect();
-            ids.sort();
-            ids.dedup();
-            ids
-        };
-        if client_ids.is_empty() {
-            return Ok(());
-        }
-        let existing = tx
-            .query(
-                &format!("{SELECT_COLUMNS} WHERE client_id = ANY($1)"),
-                &[&client_ids],
-            )
-            .await?;
-        let mut rows: HashMap<Uuid, CaseloadRow> = HashMap::new();
-        for row in &existing {
-            let decoded = decode_row(row)?;
-            rows.insert(decoded.client_id, decoded);
-        }
-        for event in events
-            .iter()
-            .filter(|e| e.stream_type == domain::CLIENT_STREAM)
-        {
-            let case_event = CaseEvent::decode(
-                &event.event_type,
-                event.schema_version,
-                event.payload.clone(),
-            )
-            .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
-            let row = rows.entry(event.stream_id).or_insert_with(|| CaseloadRow {
-                client_id: event.stream_id,
-                organisation_id: event.metadata.organisation_id,
-                ..CaseloadRow::default()
-            });
-            apply_case_event(
-                row,
-                &case_event,
-                event.metadata.occurred_at,
-                event.stream_version,
-            );
-        }
-        let upsert = tx.prepare(UPSERT_ROW).await?;
-        for row in rows.values() {
-            let booked = serde_json::to_value(&row.booked_appointments)
-                .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
-            let baselines: Vec<&String> = row.baselines.iter().collect();
-            let follow_ups: Vec<&String> = row.follow_ups.iter().collect();
-            tx.execute(
-                &upsert,
-                &[
-                    &row.client_id,
-                    &row.organisation_id,
-                    &row.status,
-                    &row.link_worker_id,
-                    &row.team_id,
-                    &row.area,
-                    &row.referred_on,
-                    &row.referral_source,
-                    &row.accepted_at,
-                    &row.closed_at,
-                    &row.last_contact_at,
-                    &row.contacts,
-                    &row.did_not_attend,
-                    &booked,
-                    &baselines,
-                    &follow_ups,
-                    &row.stream_version,
-                ],
-            )
-            .await?;
-        }
+        apply_into("caseload", tx, events).await
+    }
+}
+
+#[async_trait]
+impl Projection for ShadowCaseload {
+    fn name(&self) -> &str {
+        SHADOW_CASELOAD
+    }
+
+    async fn reset(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), ProjectionError> {
+        tx.batch_execute("DELETE FROM caseload_rebuild").await?;
         Ok(())
     }
+
+    async fn apply(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        apply_into("caseload_rebuild", tx, events).await
+    }
+}
+
+/// Folds a batch into the rows of `table` (`caseload` or its shadow).
+async fn apply_into(
+    table: &str,
+    tx: &tokio_postgres::Transaction<'_>,
+    events: &[RecordedEvent],
+) -> Result<(), ProjectionError> {
+    let client_ids: Vec<Uuid> = {
+        let mut ids: Vec<Uuid> = events
+            .iter()
+            .filter(|e| e.stream_type == domain::CLIENT_STREAM)
+            .map(|e| e.stream_id)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    if client_ids.is_empty() {
+        return Ok(());
+    }
+    let existing = tx
+        .query(
+            &format!(
+                "{} WHERE client_id = ANY($1)",
+                SELECT_COLUMNS.replace("FROM caseload", &format!("FROM {table}"))
+            ),
+            &[&client_ids],
+        )
+        .await?;
+    let mut rows: HashMap<Uuid, CaseloadRow> = HashMap::new();
+    for row in &existing {
+        let decoded = decode_row(row)?;
+        rows.insert(decoded.client_id, decoded);
+    }
+    for event in events
+        .iter()
+        .filter(|e| e.stream_type == domain::CLIENT_STREAM)
+    {
+        let case_event = CaseEvent::decode(
+            &event.event_type,
+            event.schema_version,
+            event.payload.clone(),
+        )
+        .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
+        let row = rows.entry(event.stream_id).or_insert_with(|| CaseloadRow {
+            client_id: event.stream_id,
+            organisation_id: event.metadata.organisation_id,
+            ..CaseloadRow::default()
+        });
+        apply_case_event(
+            row,
+            &case_event,
+            event.metadata.occurred_at,
+            event.stream_version,
+        );
+    }
+    let upsert = tx.prepare(&UPSERT_ROW.replace("{table}", table)).await?;
+    for row in rows.values() {
+        let booked = serde_json::to_value(&row.booked_appointments)
+            .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
+        let baselines: Vec<&String> = row.baselines.iter().collect();
+        let follow_ups: Vec<&String> = row.follow_ups.iter().collect();
+        tx.execute(
+            &upsert,
+            &[
+                &row.client_id,
+                &row.organisation_id,
+                &row.status,
+                &row.link_worker_id,
+                &row.team_id,
+                &row.area,
+                &row.referred_on,
+                &row.referral_source,
+                &row.accepted_at,
+                &row.closed_at,
+                &row.last_contact_at,
+                &row.contacts,
+                &row.did_not_attend,
+                &booked,
+                &baselines,
+                &follow_ups,
+                &row.stream_version,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Makes a rebuilt shadow caseload the live one, in one transaction: takes the live
+/// projection's lease (waiting for a batch in flight), replaces the rows of `caseload` with
+/// the shadow's, moves `caseload_v1`'s checkpoint to where the shadow stopped, and gives the
+/// lease back. Readers see the old rows until the commit, then the new ones; the live runner
+/// finds its lease gone or its checkpoint moved, and goes on from the new checkpoint.
+///
+/// # Errors
+/// A database failure (nothing changes then).
+pub async fn switch_rebuilt_caseload(
+    client: &mut tokio_postgres::Client,
+    holder: Uuid,
+) -> Result<u64, ProjectionError> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "INSERT INTO projection_leases (projection, holder, expires_at) VALUES ('caseload_v1', $1, now() + interval '1 minute') \
+         ON CONFLICT (projection) DO UPDATE SET holder = $1, expires_at = now() + interval '1 minute'",
+        &[&holder],
+    )
+    .await?;
+    tx.batch_execute("DELETE FROM caseload").await?;
+    let moved = tx
+        .execute(
+            &format!(
+                "INSERT INTO caseload ({ALL_COLUMNS}) SELECT {ALL_COLUMNS} FROM caseload_rebuild"
+            ),
+            &[],
+        )
+        .await?;
+    let shadow = tx
+        .query_one(
+            "SELECT log_generation, transaction_id, position, events_applied FROM projection_checkpoints \
+             WHERE projection = $1",
+            &[&SHADOW_CASELOAD],
+        )
+        .await?;
+    let (generation, transaction, position, applied): (i32, i64, i64, i64) =
+        (shadow.get(0), shadow.get(1), shadow.get(2), shadow.get(3));
+    tx.execute(
+        "INSERT INTO projection_checkpoints (projection, log_generation, transaction_id, position, events_applied) \
+         VALUES ('caseload_v1', $1, $2, $3, $4) ON CONFLICT (projection) DO UPDATE SET log_generation = $1, \
+         transaction_id = $2, position = $3, events_applied = $4, updated_at = now()",
+        &[&generation, &transaction, &position, &applied],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM projection_leases WHERE projection = 'caseload_v1' AND holder = $1",
+        &[&holder],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(moved)
 }

@@ -13,7 +13,10 @@ mod registry;
 pub mod rules;
 mod runner;
 
-pub use caseload::{CaseloadFilter, CaseloadProjection, CaseloadRow, apply_case_event};
+pub use caseload::{
+    CaseloadFilter, CaseloadProjection, CaseloadRow, SHADOW_CASELOAD, ShadowCaseload,
+    apply_case_event, switch_rebuilt_caseload,
+};
 pub use outcomes::{
     ClientOutcomes, OutcomesProjection, ScorePair, apply_outcome_event, outcomes_name,
     pairs_by_measure, score_pairs,
