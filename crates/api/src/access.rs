@@ -149,6 +149,9 @@ fn invalid(field: &'static str, message: impl Into<String>) -> AccessError {
 
 const TOKEN_PREFIX: &str = "cbk_";
 
+/// The largest capacity an account can state (the API schema says the same).
+pub const MAX_CAPACITY: i32 = 100_000;
+
 /// Creates an organisation, or returns the one of that name.
 ///
 /// # Errors
@@ -223,10 +226,13 @@ pub async fn add_staff(
             format!("a {} belongs to a team", staff.role),
         ));
     }
-    if staff.capacity.is_some_and(|c| c <= 0) {
+    if staff
+        .capacity
+        .is_some_and(|c| !(1..=MAX_CAPACITY).contains(&c))
+    {
         return Err(invalid(
             "capacity",
-            "capacity is a positive number of people",
+            format!("capacity is a number of people a year, 1 to {MAX_CAPACITY}"),
         ));
     }
     if let Some(team_id) = staff.team_id {

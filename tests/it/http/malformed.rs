@@ -252,6 +252,16 @@ async fn every_route_names_the_bad_field_and_writes_nothing() {
         )
         .await;
     assert_eq!(reply.status, 404, "{:#}", reply.body);
+    // Values the schema bounds are refused when out of bounds.
+    let reply = server
+        .post(
+            &people.admin,
+            "/api/v1/staff",
+            json!({ "name": "Big", "role": "link_worker", "team_id": people.lead.team_id, "capacity": 100_001 }),
+        )
+        .await;
+    assert_eq!(reply.status, 422, "{:#}", reply.body);
+    assert_eq!(field(&reply), "capacity");
     // A domain refusal is a 422 naming its rule.
     let reply = server
         .post(

@@ -276,7 +276,8 @@ fn command_headers(req: &HttpRequest) -> Result<CommandHeaders, ApiError> {
         let version = value
             .to_str()
             .ok()
-            .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+            .map(|v| v.trim_start_matches("W/").trim_matches('"'))
+            .filter(|v| (1..=18).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|v| v.parse::<i64>().ok())
             .filter(|v| *v >= 0)
             .ok_or_else(|| {

@@ -773,6 +773,9 @@ async fn record_reads(
     let client_id = path.into_inner();
     let params = params.0;
     let limit = limit(params.limit)?;
+    if params.cursor.is_some_and(|c| c < 0) {
+        return Err(ApiError::field("query.cursor", "a cursor is not negative"));
+    }
     policy::require(&caller.0, &[Role::Auditor], "the read audit")?;
     let loaded = state.cases.load(ClientId(client_id)).await?;
     policy::may_read_record(&caller.0, &loaded)?;
