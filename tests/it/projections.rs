@@ -475,3 +475,38 @@ async fn rebuilding_the_caseload_keeps_the_live_one_serving_until_an_atomic_swit
         after_switch
     );
 }
+
+#[tokio::test]
+async fn lag_says_how_many_events_and_how_long_a_projection_is_behind() {
+    let (_db, store) = store_with_db(4).await;
+    let cases = CaseService::new(store.clone());
+    run_journey(&cases, ClientId(Uuid::from_u128(400)), 4).await;
+    let caseload = |lags: &[projector::Lag]| {
+        lags.iter()
+            .find(|l| l.projection == "caseload_v1")
+            .cloned()
+            .expect("the caseload's lag")
+    };
+    let behind = caseload(&projector::lag(&store).await.expect("lag"));
+    assert_eq!(
+        behind.events_behind, 5,
+        "registered, referred, accepted, assigned, contact"
+    );
+    assert!(behind.seconds_behind > 0.0, "{behind:?}");
+    let runner = Runner::new(
+        store.clone(),
+        Arc::new(CaseloadProjection),
+        Uuid::new_v4(),
+        settings(),
+    );
+    runner.catch_up().await.expect("catch up");
+    let level = caseload(&projector::lag(&store).await.expect("lag"));
+    assert_eq!(
+        (
+            level.events_behind,
+            level.seconds_behind,
+            level.events_applied
+        ),
+        (0, 0.0, 5)
+    );
+}

@@ -149,10 +149,12 @@ pub async fn spawn_all(
 }
 
 /// How far one projection is behind the log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Lag {
     pub projection: String,
     pub events_behind: i64,
+    /// How long ago the oldest event it has not applied was recorded (0 when it is level).
+    pub seconds_behind: f64,
     pub events_applied: i64,
 }
 
@@ -184,9 +186,24 @@ pub async fn lag(store: &EventStore) -> Result<Vec<Lag>, ProjectionError> {
             None => (GlobalPosition::START, 0),
         };
         let (_, behind) = store.lag(checkpoint).await?;
+        let seconds_behind: f64 = client
+            .query_one(
+                "SELECT coalesce(extract(epoch FROM now() - min(recorded_at)), 0)::float8 FROM ( \
+                 SELECT recorded_at FROM events \
+                 WHERE (log_generation, transaction_id, position) > ($1, $2::text::xid8, $3) \
+                 ORDER BY events.log_generation, events.transaction_id, events.position LIMIT 1) first",
+                &[
+                    &checkpoint.generation,
+                    &checkpoint.transaction_id.to_string(),
+                    &checkpoint.position,
+                ],
+            )
+            .await?
+            .get(0);
         lags.push(Lag {
             projection: projection.name().to_owned(),
             events_behind: behind,
+            seconds_behind: seconds_behind.max(0.0),
             events_applied: applied,
         });
     }

@@ -52,6 +52,8 @@ pub(crate) fn record_lag(lags: &[projector::Lag]) {
             .set(lag.events_behind as f64);
         ::metrics::gauge!("casebook_projection_events_applied", "projection" => lag.projection.clone())
             .set(lag.events_applied as f64);
+        ::metrics::gauge!("casebook_projection_seconds_behind", "projection" => lag.projection.clone())
+            .set(lag.seconds_behind);
     }
 }
 

@@ -35,6 +35,8 @@ async fn health() -> web::Json<Health> {
 pub struct ProjectionLag {
     pub projection: String,
     pub events_behind: i64,
+    /// How long ago the oldest event it has not applied was recorded.
+    pub seconds_behind: f64,
     pub events_applied: i64,
 }
 
@@ -91,6 +93,7 @@ async fn ready(state: web::Data<AppState>) -> Result<web::Json<Readiness>, ApiEr
             .map(|l| ProjectionLag {
                 projection: l.projection,
                 events_behind: l.events_behind,
+                seconds_behind: l.seconds_behind,
                 events_applied: l.events_applied,
             })
             .collect(),
