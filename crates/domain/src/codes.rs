@@ -3,6 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The stable code a coded value serialises as (`self_referral`, `waiting_list`...); empty for
+/// a value that is not a plain string.
+pub fn code<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
 macro_rules! coded {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $label:literal),+ $(,)? }) => {
         $(#[$meta])*

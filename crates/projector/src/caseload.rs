@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use domain::{CaseEvent, Timepoint};
+use domain::{CaseEvent, Timepoint, code};
 use eventstore::RecordedEvent;
 use serde::Serialize;
 use uuid::Uuid;
@@ -38,13 +38,6 @@ pub struct CaseloadRow {
     pub follow_ups: BTreeSet<String>,
     /// The client stream's version this row reflects.
     pub stream_version: i64,
-}
-
-fn code<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
 }
 
 /// Folds one client event into the row. Pure: no clock, no IO.

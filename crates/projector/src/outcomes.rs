@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use domain::{CaseEvent, Instrument, Timepoint};
+use domain::{CaseEvent, Instrument, Timepoint, code};
 use eventstore::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,13 +17,6 @@ use uuid::Uuid;
 
 use crate::rules::Rules;
 use crate::{Projection, ProjectionError};
-
-fn code<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(Value::String(s)) => s,
-        _ => String::new(),
-    }
-}
 
 /// A referral as reports count it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

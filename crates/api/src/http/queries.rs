@@ -468,13 +468,6 @@ fn referral_status_code(status: ReferralStatus) -> &'static str {
     }
 }
 
-fn code_of<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(Value::String(s)) => s,
-        _ => String::new(),
-    }
-}
-
 /// A client's record: status, personal details, referrals, consents and counts. Every read is
 /// recorded in the read audit.
 #[utoipa::path(
@@ -561,7 +554,7 @@ async fn client_record(
         link_worker_id: state_now.link_worker.map(|(w, _)| w.0),
         team_id: state_now.link_worker.map(|(_, t)| t.0),
         referrals,
-        consents: state_now.consents.keys().map(code_of).collect(),
+        consents: state_now.consents.keys().map(domain::code).collect(),
         open_appointments: state_now
             .appointments
             .iter()

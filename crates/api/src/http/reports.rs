@@ -3,7 +3,7 @@
 
 use actix_web::{get, web};
 use chrono::NaiveDate;
-use domain::{NeedDomain, ReferralSource};
+use domain::{NeedDomain, ReferralSource, code};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -40,13 +40,6 @@ struct ReportParams {
     /// The rule version (default: the live one).
     #[param(minimum = 1)]
     rules: Option<i32>,
-}
-
-fn code<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
 }
 
 /// Checks the filter and fills in the rule version.
