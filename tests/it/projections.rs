@@ -478,8 +478,15 @@ async fn rebuilding_the_caseload_keeps_the_live_one_serving_until_an_atomic_swit
 
 #[tokio::test]
 async fn lag_says_how_many_events_and_how_long_a_projection_is_behind() {
-    let (_db, store) = store_with_db(4).await;
+    let (db, store) = store_with_db(4).await;
     let cases = CaseService::new(store.clone());
+    // An older transaction still open holds the journey back from readers: it is still lag.
+    let mut older = db.app_client().await;
+    let holding = older.transaction().await.expect("begin");
+    holding
+        .execute("SELECT pg_current_xact_id()", &[])
+        .await
+        .expect("take an id");
     run_journey(&cases, ClientId(Uuid::from_u128(400)), 4).await;
     let caseload = |lags: &[projector::Lag]| {
         lags.iter()
@@ -493,6 +500,7 @@ async fn lag_says_how_many_events_and_how_long_a_projection_is_behind() {
         "registered, referred, accepted, assigned, contact"
     );
     assert!(behind.seconds_behind > 0.0, "{behind:?}");
+    holding.rollback().await.expect("end the older transaction");
     let runner = Runner::new(
         store.clone(),
         Arc::new(CaseloadProjection),

@@ -89,18 +89,18 @@ impl EventStore {
         Ok(row.get(0))
     }
 
-    /// The last readable place in the global order, and how many events lie beyond `after`
-    /// up to it: the lag of a reader at `after`.
+    /// The last committed place in the global order, and how many events lie beyond `after`
+    /// up to it: the lag of a reader at `after`. It counts events a reader cannot take yet
+    /// because an older transaction is still open: they are still to be applied, and a rebuild
+    /// that stops at this head waits for them.
     ///
     /// # Errors
     /// A database failure.
     pub async fn lag(&self, after: GlobalPosition) -> Result<(GlobalPosition, i64), StoreError> {
         let client = self.pool.get().await?;
-        let head_sql = format!(
-            "SELECT log_generation, transaction_id::text::bigint, position FROM events WHERE {VISIBLE} \
-             ORDER BY events.log_generation DESC, events.transaction_id DESC, events.position DESC LIMIT 1"
-        );
-        let head = match client.query_opt(&head_sql, &[]).await? {
+        let head_sql = "SELECT log_generation, transaction_id::text::bigint, position FROM events \
+             ORDER BY events.log_generation DESC, events.transaction_id DESC, events.position DESC LIMIT 1";
+        let head = match client.query_opt(head_sql, &[]).await? {
             Some(row) => GlobalPosition {
                 generation: row.get(0),
                 transaction_id: row.get(1),
