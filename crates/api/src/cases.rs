@@ -9,6 +9,8 @@ use eventstore::{
 };
 use uuid::Uuid;
 
+use crate::directory::DirectoryCommandError;
+
 /// Carries out commands on client records.
 #[derive(Clone)]
 pub struct CaseService {
@@ -198,6 +200,21 @@ impl CaseService {
             });
         }
         let events = domain::decide(&loaded.state, command)?;
+        if let CaseCommand::MakeConnection(connection) = command {
+            // Every onward connection points at the directory: a listed service, and for a
+            // referral one that takes referrals now.
+            let service = match crate::directory::load_service(&self.store, connection.service_id)
+                .await
+            {
+                Ok(loaded) if loaded.version > 0 => Some(loaded.state),
+                Ok(_) | Err(DirectoryCommandError::NotAService(_)) => None,
+                Err(DirectoryCommandError::Corrupt(e)) => return Err(CommandError::Corrupt(e)),
+                Err(DirectoryCommandError::Store(e)) => return Err(CommandError::Store(e)),
+                // Not produced by a load.
+                Err(DirectoryCommandError::Refused(_) | DirectoryCommandError::Conflict) => None,
+            };
+            domain::directory::check_connection(service.as_ref(), connection.kind)?;
+        }
         let new_events = events
             .iter()
             .map(|event| NewEvent {

@@ -7,6 +7,7 @@
 
 pub mod access;
 mod cases;
+pub mod directory;
 pub mod http;
 mod journey;
 pub mod policy;

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod bench_rebuild;
 pub mod database;
 pub mod demo;
+pub mod directory;
 pub mod http;
 pub mod rebuild;
 pub mod settings;

@@ -98,6 +98,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", text?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Directory(command) => directory(&cli.database, command).await,
         Command::Org(command) => admin(&cli.database, AdminCommand::Org(command)).await,
         Command::Team(command) => admin(&cli.database, AdminCommand::Team(command)).await,
         Command::Staff(command) => admin(&cli.database, AdminCommand::Staff(command)).await,
@@ -151,6 +152,21 @@ async fn serve(
     }
     let listener = eventstore::Listener::start(database.app_config().clone());
     let store = database.event_store()?.with_listener(&listener);
+    if demo {
+        let report = casebook::directory::import_text(
+            &store,
+            casebook::directory::SAMPLE_DIRECTORY,
+            false,
+            false,
+        )
+        .await?;
+        tracing::info!(
+            added = report.added.len(),
+            changed = report.changed.len(),
+            unchanged = report.unchanged,
+            "sample directory imported"
+        );
+    }
     let (stop_projections, projections_stopped) = tokio::sync::watch::channel(false);
     let runners = projector::spawn_all(&store, &projections_stopped).await?;
     let app = Application::build(listen, store)?;
@@ -187,6 +203,56 @@ async fn project(settings: &casebook::DatabaseSettings) -> anyhow::Result<ExitCo
     drop(listener);
     database.shutdown().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn directory(
+    settings: &casebook::DatabaseSettings,
+    command: casebook::settings::DirectoryCommand,
+) -> anyhow::Result<ExitCode> {
+    use casebook::settings::DirectoryCommand as D;
+    let database = Database::open(settings).await?;
+    let store = database.event_store()?;
+    let outcome = match command {
+        D::Import {
+            file,
+            withdraw_missing,
+        } => casebook::directory::import_file(
+            &store,
+            &file,
+            withdraw_missing,
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        )
+        .await
+        .map(|report| {
+            print!("{}", casebook::directory::describe(&report));
+            if report.rejected.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }),
+        D::Export { out } => match casebook::directory::export(&store).await {
+            Ok(page) => {
+                let text = serde_json::to_string_pretty(&page)?;
+                match out {
+                    Some(path) => std::fs::write(&path, text)
+                        .with_context(|| format!("writing {}", path.display()))
+                        .map(|()| {
+                            eprintln!("{} services written to {}", page.size, path.display());
+                            ExitCode::SUCCESS
+                        }),
+                    None => {
+                        println!("{text}");
+                        Ok(ExitCode::SUCCESS)
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        },
+    };
+    drop(store);
+    database.shutdown().await?;
+    outcome
 }
 
 /// An administration command, run on the owner connection.

@@ -118,6 +118,9 @@ pub enum Command {
         #[arg(long)]
         organisation: Option<uuid::Uuid>,
     },
+    /// The directory of services, in Open Referral UK JSON.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
     /// Organisations (tenants): nothing crosses between them.
     #[command(subcommand)]
     Org(OrgCommand),
@@ -130,6 +133,26 @@ pub enum Command {
     /// Bearer tokens for staff.
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+/// The directory of services.
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Import an ORUK `/services` dump (a page, a list of pages, or a list of services): adds,
+    /// updates and withdraws services by id; importing the same file again changes nothing.
+    Import {
+        /// The JSON file.
+        file: std::path::PathBuf,
+        /// Withdraw listed services the file does not name (the file is the whole source).
+        #[arg(long)]
+        withdraw_missing: bool,
+    },
+    /// Write every listed service as one ORUK page.
+    Export {
+        /// Where to write (default: standard output).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 /// Organisation administration.

@@ -31,6 +31,7 @@ macro_rules! coded {
         }
     };
 }
+pub(crate) use coded;
 
 coded!(
     /// Who referred the person.

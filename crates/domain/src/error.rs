@@ -49,6 +49,15 @@ pub enum CaseError {
     /// The connection is not one of this client's.
     #[error("there is no such onward connection for this person")]
     UnknownConnection,
+    /// The connection names no directory service.
+    #[error("there is no such service in the directory")]
+    UnknownService,
+    /// The connection names a service withdrawn from the directory.
+    #[error("that service was withdrawn from the directory; choose another")]
+    ServiceWithdrawn,
+    /// A referral to a service that takes none now (signposting is still possible).
+    #[error("that service is not taking referrals ({why}); signpost, or choose another")]
+    ServiceNotTakingReferrals { why: &'static str },
     /// Sharing personal details needs consent.
     #[error("a {kind} needs the person's consent to share with onward services")]
     NoConsentToShare { kind: &'static str },
@@ -97,6 +106,9 @@ impl CaseError {
             CaseError::AppointmentAlreadySettled { .. } => "appointment_already_settled",
             CaseError::UnknownGoal => "unknown_goal",
             CaseError::UnknownConnection => "unknown_connection",
+            CaseError::UnknownService => "unknown_service",
+            CaseError::ServiceWithdrawn => "service_withdrawn",
+            CaseError::ServiceNotTakingReferrals { .. } => "service_not_taking_referrals",
             CaseError::NoConsentToShare { .. } => "no_consent_to_share",
             CaseError::ConsentNotGiven { .. } => "consent_not_given",
             CaseError::NotClosed => "not_closed",
@@ -121,6 +133,9 @@ impl CaseError {
             }
             CaseError::UnknownGoal => Some("goal_id"),
             CaseError::UnknownConnection => Some("connection_id"),
+            CaseError::UnknownService
+            | CaseError::ServiceWithdrawn
+            | CaseError::ServiceNotTakingReferrals { .. } => Some("service_id"),
             CaseError::NoConsentToShare { .. } => Some("kind"),
             CaseError::ConsentNotGiven { .. } => Some("scope"),
             CaseError::UnknownEvent => Some("corrects"),

@@ -379,10 +379,7 @@ impl CaseEvent {
 
     /// The payload as stored (without the type name).
     pub fn to_payload(&self) -> Value {
-        match serde_json::to_value(self) {
-            Ok(Value::Object(mut envelope)) => envelope.remove("payload").unwrap_or(Value::Null),
-            _ => Value::Null,
-        }
+        payload_of(self)
     }
 
     /// Rebuilds an event from its type, schema version and (upcast) payload.
@@ -395,27 +392,7 @@ impl CaseEvent {
         schema_version: i32,
         payload: Value,
     ) -> Result<CaseEvent, DecodeError> {
-        let error = |reason: String| DecodeError {
-            event_type: event_type.to_owned(),
-            schema_version,
-            reason,
-        };
-        match EVENT_TYPES.iter().find(|(name, _)| *name == event_type) {
-            None => return Err(error("not a client event type".to_owned())),
-            Some((_, current)) if *current != schema_version => {
-                return Err(error(format!(
-                    "this build reads v{current}; an upcaster is missing"
-                )));
-            }
-            Some(_) => {}
-        }
-        let mut envelope = Map::new();
-        envelope.insert(
-            "event_type".to_owned(),
-            Value::String(event_type.to_owned()),
-        );
-        envelope.insert("payload".to_owned(), payload);
-        serde_json::from_value(Value::Object(envelope)).map_err(|e| error(e.to_string()))
+        decode_tagged(EVENT_TYPES, "client", event_type, schema_version, payload)
     }
 
     fn index(&self) -> usize {
@@ -447,4 +424,44 @@ impl CaseEvent {
             CaseEvent::EntryCorrected(_) => 24,
         }
     }
+}
+
+/// The payload of an event enum serialised as `{"event_type": .., "payload": ..}`.
+pub(crate) fn payload_of<T: Serialize>(event: &T) -> Value {
+    match serde_json::to_value(event) {
+        Ok(Value::Object(mut envelope)) => envelope.remove("payload").unwrap_or(Value::Null),
+        _ => Value::Null,
+    }
+}
+
+/// Rebuilds an event enum from its stored type, schema version and payload, given the enum's
+/// table of type names and current versions (`kind` names the stream kind in errors).
+pub(crate) fn decode_tagged<T: serde::de::DeserializeOwned>(
+    types: &[(&str, i32)],
+    kind: &str,
+    event_type: &str,
+    schema_version: i32,
+    payload: Value,
+) -> Result<T, DecodeError> {
+    let error = |reason: String| DecodeError {
+        event_type: event_type.to_owned(),
+        schema_version,
+        reason,
+    };
+    match types.iter().find(|(name, _)| *name == event_type) {
+        None => return Err(error(format!("not a {kind} event type"))),
+        Some((_, current)) if *current != schema_version => {
+            return Err(error(format!(
+                "this build reads v{current}; an upcaster is missing"
+            )));
+        }
+        Some(_) => {}
+    }
+    let mut envelope = Map::new();
+    envelope.insert(
+        "event_type".to_owned(),
+        Value::String(event_type.to_owned()),
+    );
+    envelope.insert("payload".to_owned(), payload);
+    serde_json::from_value(Value::Object(envelope)).map_err(|e| error(e.to_string()))
 }

@@ -11,6 +11,7 @@
 pub mod codes;
 mod command;
 mod decide;
+pub mod directory;
 mod error;
 mod event;
 mod ids;

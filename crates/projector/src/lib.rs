@@ -8,6 +8,7 @@
 //! replays the log into the same rows.
 
 mod caseload;
+mod directory;
 mod outcomes;
 mod registry;
 pub mod rules;
@@ -17,6 +18,7 @@ pub use caseload::{
     CaseloadFilter, CaseloadProjection, CaseloadRow, SHADOW_CASELOAD, ShadowCaseload,
     apply_case_event, switch_rebuilt_caseload,
 };
+pub use directory::{DIRECTORY, DirectoryProjection};
 pub use outcomes::{
     ClientOutcomes, OutcomesProjection, ScorePair, apply_outcome_event, outcomes_name,
     pairs_by_measure, score_pairs,

@@ -6,7 +6,8 @@ use eventstore::{EventStore, GlobalPosition};
 
 use crate::rules::Rules;
 use crate::{
-    CaseloadProjection, OutcomesProjection, Projection, ProjectionError, Runner, RunnerSettings,
+    CaseloadProjection, DirectoryProjection, OutcomesProjection, Projection, ProjectionError,
+    Runner, RunnerSettings,
 };
 use serde::Serialize;
 use tokio::sync::watch;
@@ -22,7 +23,8 @@ pub const OUTCOMES: &str = "outcomes";
 /// # Errors
 /// A database failure.
 pub async fn all(store: &EventStore) -> Result<Vec<Arc<dyn Projection>>, ProjectionError> {
-    let mut projections: Vec<Arc<dyn Projection>> = vec![Arc::new(CaseloadProjection)];
+    let mut projections: Vec<Arc<dyn Projection>> =
+        vec![Arc::new(CaseloadProjection), Arc::new(DirectoryProjection)];
     let client = store.pool().get().await?;
     for version in versions(&client, OUTCOMES).await? {
         match Rules::load(version.rules_version) {

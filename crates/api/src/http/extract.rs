@@ -83,12 +83,12 @@ pub async fn authenticate(
 
 /// A JSON body of type `T`, with a digest of its bytes (what makes a retry "the same request").
 #[derive(Debug)]
-pub struct Body<T> {
+pub struct Body<T, const LIMIT: usize = BODY_LIMIT> {
     pub value: T,
     pub digest: [u8; 32],
 }
 
-impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
+impl<T: DeserializeOwned + 'static, const LIMIT: usize> FromRequest for Body<T, LIMIT> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
@@ -120,14 +120,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
                     ));
                 }
             }
-            if declared_length.is_some_and(|n| n > BODY_LIMIT) {
-                return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
+            if declared_length.is_some_and(|n| n > LIMIT) {
+                return Err(ApiError::PayloadTooLarge { limit: LIMIT });
             }
             let mut bytes = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|e| ApiError::field("body", e.to_string()))?;
-                if bytes.len() + chunk.len() > BODY_LIMIT {
-                    return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
+                if bytes.len() + chunk.len() > LIMIT {
+                    return Err(ApiError::PayloadTooLarge { limit: LIMIT });
                 }
                 bytes.extend_from_slice(&chunk);
             }

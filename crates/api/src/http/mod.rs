@@ -4,6 +4,7 @@
 
 mod admin;
 mod commands;
+mod directory;
 pub mod extract;
 mod metrics;
 pub mod problem;
@@ -38,6 +39,7 @@ pub use metrics::install_metrics;
 pub struct AppState {
     store: EventStore,
     cases: CaseService,
+    directory: crate::directory::DirectoryService,
     routes: Arc<Vec<(ResourceDef, Vec<Method>)>>,
 }
 
@@ -65,6 +67,7 @@ impl AppState {
             .collect();
         AppState {
             cases: CaseService::new(store.clone()),
+            directory: crate::directory::DirectoryService::new(store.clone()),
             store,
             routes: Arc::new(routes),
         }
@@ -78,11 +81,13 @@ impl AppState {
 /// Registers every route.
 fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     service::configure(config);
+    directory::configure_public(config);
     config.service(
         utoipa_actix_web::scope("/api/v1")
             .configure(commands::configure)
             .configure(queries::configure)
             .configure(reports::configure)
+            .configure(directory::configure)
             .configure(admin::configure),
     );
 }

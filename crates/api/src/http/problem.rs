@@ -295,7 +295,11 @@ const PROBLEM_RESPONSES: &[(&str, &str, &str)] = &[
         "Conflict",
         "The record changed since the version given in If-Match; `current_version` says where it is now.",
     ),
-    ("413", "PayloadTooLarge", "The body is larger than 64 KiB."),
+    (
+        "413",
+        "PayloadTooLarge",
+        "The body is larger than the route accepts (64 KiB; 16 MiB for a directory import).",
+    ),
     ("415", "UnsupportedMediaType", "The body is not JSON."),
     (
         "422",
@@ -350,6 +354,16 @@ impl utoipa::IntoResponses for CommandErrors {
     fn responses()
     -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
         problem_refs(&["400", "401", "403", "404", "409", "413", "415", "422"])
+    }
+}
+
+/// The problems a public (tokenless) read can answer with.
+pub struct PublicErrors;
+
+impl utoipa::IntoResponses for PublicErrors {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        problem_refs(&["400", "404"])
     }
 }
 

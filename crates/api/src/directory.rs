@@ -1,0 +1,688 @@
+//! The directory of services: commands on service streams (load, fold, decide, append), Open
+//! Referral UK import, and the reads link workers and directory tools use.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use domain::directory::{
+    Availability, DirectoryCommand, DirectoryError, DirectoryEvent, OrukService, OrukStatus,
+    SERVICE_STREAM, ServiceState, decide_service, evolve_service,
+};
+use domain::{DecodeError, NeedDomain, ServiceId};
+use eventstore::{
+    AppendRequest, AppendResult, EventStore, ExpectedVersion, Metadata, NewEvent, StoreError,
+};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Carries out commands on directory services.
+#[derive(Clone)]
+pub struct DirectoryService {
+    store: EventStore,
+}
+
+/// Why a directory command was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryCommandError {
+    #[error(transparent)]
+    Refused(#[from] DirectoryError),
+    /// The id is a stream of another kind (a client's record).
+    #[error("the id {0} belongs to another kind of record")]
+    NotAService(Uuid),
+    #[error("the service changed while this was decided; try again")]
+    Conflict,
+    #[error(transparent)]
+    Corrupt(#[from] DecodeError),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for DirectoryCommandError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict { .. } => DirectoryCommandError::Conflict,
+            other => DirectoryCommandError::Store(other),
+        }
+    }
+}
+
+/// A service folded from its stream.
+#[derive(Clone, Debug, Default)]
+pub struct LoadedService {
+    pub state: ServiceState,
+    /// The stream's version (0: no such service).
+    pub version: i64,
+}
+
+/// What happened to one record of an import.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportOutcome {
+    Added,
+    Changed,
+    Withdrawn,
+    Unchanged,
+}
+
+/// A record an import refused, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Rejection {
+    /// Its place in the file, from 0.
+    pub index: usize,
+    /// Its `id`, when it had one.
+    pub id: Option<String>,
+    pub reasons: Vec<String>,
+}
+
+/// What an import did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ImportReport {
+    pub records: usize,
+    pub added: Vec<Uuid>,
+    pub changed: Vec<Uuid>,
+    pub withdrawn: Vec<Uuid>,
+    pub unchanged: usize,
+    pub rejected: Vec<Rejection>,
+}
+
+/// The records of an ORUK dump: a `/services` page (`contents`), a list of pages, or a list of
+/// services.
+///
+/// # Errors
+/// A document of none of those shapes.
+pub fn records_of(document: Value) -> Result<Vec<Value>, String> {
+    fn page_contents(page: &mut serde_json::Map<String, Value>) -> Result<Vec<Value>, String> {
+        match page.remove("contents") {
+            Some(Value::Array(items)) => Ok(items),
+            Some(_) => Err("contents: a list of services is expected".to_owned()),
+            None => Err("contents: an ORUK page has the services in `contents`".to_owned()),
+        }
+    }
+    match document {
+        Value::Object(mut page) => page_contents(&mut page),
+        Value::Array(items) => {
+            let pages = items
+                .iter()
+                .all(|i| i.as_object().is_some_and(|o| o.contains_key("contents")));
+            if pages && !items.is_empty() {
+                let mut all = Vec::new();
+                for item in items {
+                    if let Value::Object(mut page) = item {
+                        all.extend(page_contents(&mut page)?);
+                    }
+                }
+                Ok(all)
+            } else {
+                Ok(items)
+            }
+        }
+        _ => Err("an ORUK /services page or a list of services is expected".to_owned()),
+    }
+}
+
+impl DirectoryService {
+    /// A directory over `store`.
+    pub fn new(store: EventStore) -> Self {
+        DirectoryService { store }
+    }
+
+    /// Reads and folds a service's stream.
+    ///
+    /// # Errors
+    /// [`DirectoryCommandError::NotAService`] for a client's id, and store failures.
+    pub async fn load(&self, id: ServiceId) -> Result<LoadedService, DirectoryCommandError> {
+        load_service(&self.store, id).await
+    }
+
+    /// Decides `command` against the service and appends what it produces: `None` when it
+    /// produces nothing (an import of the same record).
+    ///
+    /// # Errors
+    /// A refusal, a concurrent change ([`DirectoryCommandError::Conflict`]), a store failure.
+    pub async fn execute(
+        &self,
+        id: ServiceId,
+        command: &DirectoryCommand,
+        metadata: Metadata,
+    ) -> Result<Option<(AppendResult, Vec<DirectoryEvent>)>, DirectoryCommandError> {
+        let loaded = self.load(id).await?;
+        let events = decide_service(&loaded.state, command)?;
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let new_events = events
+            .iter()
+            .map(|event| NewEvent {
+                event_id: Uuid::new_v4(),
+                event_type: event.event_type().to_owned(),
+                schema_version: event.schema_version(),
+                payload: event.to_payload(),
+            })
+            .collect();
+        let result = self
+            .store
+            .append(AppendRequest {
+                stream_id: id.0,
+                stream_type: SERVICE_STREAM.to_owned(),
+                expected: match loaded.version {
+                    0 => ExpectedVersion::NoStream,
+                    v => ExpectedVersion::Exact(v),
+                },
+                events: new_events,
+                metadata,
+                idempotency_key: None,
+                fingerprint: None,
+            })
+            .await?;
+        Ok(Some((result, events)))
+    }
+
+    /// Imports ORUK service records: each is listed, updated, withdrawn (defunct at source) or
+    /// left as it is, and a malformed one is rejected with its reasons while the rest go on.
+    /// With `withdraw_missing`, services this directory holds that the file does not name are
+    /// withdrawn (for a full dump of the source). `progress` is told of each record done.
+    ///
+    /// # Errors
+    /// A store failure (the records before it are imported; importing again goes on from there).
+    pub async fn import(
+        &self,
+        records: Vec<Value>,
+        withdraw_missing: bool,
+        metadata: &Metadata,
+        mut progress: impl FnMut(usize),
+    ) -> Result<ImportReport, DirectoryCommandError> {
+        let mut report = ImportReport {
+            records: records.len(),
+            ..ImportReport::default()
+        };
+        let mut seen: BTreeMap<Uuid, usize> = BTreeMap::new();
+        for (index, value) in records.into_iter().enumerate() {
+            let id_text = value.get("id").and_then(Value::as_str).map(str::to_owned);
+            let outcome = match OrukService::from_value(value) {
+                Err(reasons) => Err(reasons),
+                Ok(service) => match seen.insert(service.id, index) {
+                    Some(first) => Err(vec![format!(
+                        "id: the file already has this service (record {first})"
+                    )]),
+                    None => self.import_one(service, metadata).await,
+                },
+            };
+            match outcome {
+                Ok((id, kind)) => match kind {
+                    ImportOutcome::Added => report.added.push(id),
+                    ImportOutcome::Changed => report.changed.push(id),
+                    ImportOutcome::Withdrawn => report.withdrawn.push(id),
+                    ImportOutcome::Unchanged => report.unchanged += 1,
+                },
+                Err(reasons) => report.rejected.push(Rejection {
+                    index,
+                    id: id_text,
+                    reasons,
+                }),
+            }
+            progress(1);
+        }
+        if withdraw_missing {
+            for id in self.listed_ids().await? {
+                if seen.contains_key(&id) {
+                    continue;
+                }
+                let command = DirectoryCommand::Withdraw(domain::directory::ServiceWithdrawn {
+                    reason: "no longer in the source directory".to_owned(),
+                });
+                match self
+                    .execute(ServiceId(id), &command, metadata.clone())
+                    .await
+                {
+                    Ok(Some(_)) => report.withdrawn.push(id),
+                    Ok(None) | Err(DirectoryCommandError::Refused(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn import_one(
+        &self,
+        service: OrukService,
+        metadata: &Metadata,
+    ) -> Result<(Uuid, ImportOutcome), Vec<String>> {
+        let id = service.id;
+        let command = DirectoryCommand::Import(Box::new(service));
+        // A concurrent writer on the same service: decide again on what it wrote.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self
+                .execute(ServiceId(id), &command, metadata.clone())
+                .await
+            {
+                Ok(None) => return Ok((id, ImportOutcome::Unchanged)),
+                Ok(Some((_, events))) => {
+                    let outcome = if events
+                        .iter()
+                        .any(|e| matches!(e, DirectoryEvent::ServiceWithdrawn(_)))
+                    {
+                        ImportOutcome::Withdrawn
+                    } else if events
+                        .iter()
+                        .any(|e| matches!(e, DirectoryEvent::ServiceListed(_)))
+                    {
+                        ImportOutcome::Added
+                    } else {
+                        ImportOutcome::Changed
+                    };
+                    return Ok((id, outcome));
+                }
+                Err(DirectoryCommandError::Conflict) if attempts < 3 => continue,
+                Err(DirectoryCommandError::NotAService(_)) => {
+                    return Err(vec![
+                        "id: already used by another kind of record in Casebook".to_owned(),
+                    ]);
+                }
+                Err(e) => return Err(vec![format!("not imported: {e}")]),
+            }
+        }
+    }
+
+    /// The ids of services listed now, from the log.
+    async fn listed_ids(&self) -> Result<Vec<Uuid>, DirectoryCommandError> {
+        let client = self
+            .store
+            .pool()
+            .get()
+            .await
+            .map_err(|e| DirectoryCommandError::Store(StoreError::from(e)))?;
+        let rows = client
+            .query(
+                "SELECT DISTINCT stream_id FROM events WHERE stream_type = $1",
+                &[&SERVICE_STREAM],
+            )
+            .await
+            .map_err(|e| DirectoryCommandError::Store(StoreError::from(e)))?;
+        let mut listed = Vec::new();
+        for row in rows {
+            let id: Uuid = row.get(0);
+            if self.load(ServiceId(id)).await?.state.listed() {
+                listed.push(id);
+            }
+        }
+        Ok(listed)
+    }
+}
+
+/// Reads and folds a service's stream from `store`.
+///
+/// # Errors
+/// [`DirectoryCommandError::NotAService`] for a client's id, and store failures.
+pub async fn load_service(
+    store: &EventStore,
+    id: ServiceId,
+) -> Result<LoadedService, DirectoryCommandError> {
+    let recorded = store.read_stream(id.0, 1, None).await?;
+    let mut loaded = LoadedService::default();
+    for event in recorded {
+        if event.stream_type != SERVICE_STREAM {
+            return Err(DirectoryCommandError::NotAService(id.0));
+        }
+        let decoded =
+            DirectoryEvent::decode(&event.event_type, event.schema_version, event.payload)?;
+        loaded.state = evolve_service(loaded.state, &decoded);
+        loaded.version = event.stream_version;
+    }
+    Ok(loaded)
+}
+
+/// A service as link workers search for it.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct DirectoryEntry {
+    pub service_id: Uuid,
+    pub name: String,
+    pub organisation: String,
+    pub description: Option<String>,
+    pub url: Option<String>,
+    /// The source's status: active, inactive, temporarily closed (defunct ones are withdrawn).
+    pub status: OrukStatus,
+    pub availability: Availability,
+    /// About how many weeks, on a waiting list.
+    pub waiting_weeks: Option<i32>,
+    pub needs: Vec<NeedDomain>,
+    /// Areas served (lower case: service areas, towns, postcode districts).
+    pub areas: Vec<String>,
+    pub categories: Vec<String>,
+    /// Accessibility notes of its locations.
+    pub accessibility: Vec<String>,
+    /// Whether a referral can be made to it now.
+    pub takes_referrals: bool,
+    pub withdrawn: bool,
+    pub modified_at: DateTime<Utc>,
+}
+
+/// What link workers search by.
+#[derive(Clone, Debug, Default)]
+pub struct DirectoryQuery {
+    /// Words, as typed into a search box (web-search syntax: quotes, `or`, `-word`).
+    pub text: Option<String>,
+    pub need: Option<NeedDomain>,
+    /// An area: a service area, town or postcode district.
+    pub area: Option<String>,
+    /// Only services taking referrals now (not on a waiting list, not closed).
+    pub available_only: bool,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// The tsquery of search words `$1`: plain words match any of them (a service matching more
+/// ranks higher), so "lonely older people" finds a lunch club that says "living alone"; quotes,
+/// `or` and `-word` keep their web-search meaning.
+const TEXT_QUERY: &str = "CASE WHEN $1::text IS NULL THEN NULL \
+     WHEN $1::text ~ '[\"-]' OR $1::text ~* '\\mor\\M' THEN websearch_to_tsquery('english', $1::text) \
+     ELSE nullif(replace(plainto_tsquery('english', $1::text)::text, ' & ', ' | '), '')::tsquery END";
+
+const ENTRY_COLUMNS: &str = "service_id, name, organisation, record, status, availability, \
+     waiting_weeks, needs, areas, categories, withdrawn, modified_at";
+
+fn entry(row: &tokio_postgres::Row) -> Result<DirectoryEntry, String> {
+    let record: Value = row.get(3);
+    let service: OrukService = serde_json::from_value(record).map_err(|e| e.to_string())?;
+    let status: OrukStatus =
+        serde_json::from_value(Value::String(row.get(4))).map_err(|e| e.to_string())?;
+    let availability: Availability =
+        serde_json::from_value(Value::String(row.get(5))).map_err(|e| e.to_string())?;
+    let needs: Vec<String> = row.get(7);
+    let withdrawn: bool = row.get(10);
+    Ok(DirectoryEntry {
+        service_id: row.get(0),
+        name: row.get(1),
+        organisation: row.get(2),
+        description: service.description.clone(),
+        url: service.url.clone(),
+        status,
+        availability,
+        waiting_weeks: row.get(6),
+        needs: needs
+            .into_iter()
+            .filter_map(|n| serde_json::from_value(Value::String(n)).ok())
+            .collect(),
+        areas: row.get(8),
+        categories: row.get(9),
+        accessibility: service.accessibility(),
+        takes_referrals: !withdrawn
+            && status == OrukStatus::Active
+            && availability != Availability::Closed,
+        withdrawn,
+        modified_at: row.get(11),
+    })
+}
+
+/// Searches the directory read model: withdrawn services never; the best text match first,
+/// where a match on the name counts most, then categories, then needs and organisation, then
+/// the description; a service on a waiting list counts 0.6 of its match and one not taking
+/// referrals 0.3; then services open to referrals before waiting lists before closed ones,
+/// then by name.
+/// Returns one row more than `limit` when there is a next page.
+///
+/// # Errors
+/// A database failure or an unreadable row.
+pub async fn search(
+    client: &impl tokio_postgres::GenericClient,
+    query: &DirectoryQuery,
+) -> Result<Vec<DirectoryEntry>, anyhow::Error> {
+    let text = query
+        .text
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let need = query.need.map(|n| domain::code(&n));
+    let area = query
+        .area
+        .as_deref()
+        .map(domain::directory::normalise_area)
+        .filter(|a| !a.is_empty());
+    let sql = format!(
+        "WITH q AS (SELECT {TEXT_QUERY} AS query) \
+         SELECT {ENTRY_COLUMNS}, \
+           CASE WHEN q.query IS NULL THEN 0 ELSE ts_rank_cd(search, q.query, 1) END \
+             * CASE WHEN status <> 'active' OR availability = 'closed' THEN 0.3 \
+                    WHEN availability = 'waiting_list' THEN 0.6 ELSE 1 END AS rank \
+         FROM directory_services, q \
+         WHERE NOT withdrawn \
+           AND (q.query IS NULL OR search @@ q.query) \
+           AND ($2::text IS NULL OR $2::text = ANY (needs)) \
+           AND ($3::text IS NULL OR $3::text = ANY (areas)) \
+           AND (NOT $4 OR (availability = 'open' AND status = 'active')) \
+         ORDER BY rank DESC, \
+           CASE availability WHEN 'open' THEN 0 WHEN 'waiting_list' THEN 1 ELSE 2 END, \
+           CASE status WHEN 'active' THEN 0 ELSE 1 END, lower(name), service_id \
+         OFFSET $5 LIMIT $6"
+    );
+    let rows = client
+        .query(
+            &sql,
+            &[
+                &text,
+                &need,
+                &area,
+                &query.available_only,
+                &query.offset,
+                &(query.limit + 1),
+            ],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| entry(row).map_err(anyhow::Error::msg))
+        .collect()
+}
+
+/// One service from the read model, withdrawn ones included.
+///
+/// # Errors
+/// A database failure or an unreadable row.
+pub async fn entry_by_id(
+    client: &impl tokio_postgres::GenericClient,
+    id: Uuid,
+) -> Result<Option<DirectoryEntry>, anyhow::Error> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {ENTRY_COLUMNS} FROM directory_services WHERE service_id = $1"),
+            &[&id],
+        )
+        .await?;
+    row.map(|r| entry(&r).map_err(anyhow::Error::msg))
+        .transpose()
+}
+
+/// What an ORUK `/services` listing filters by.
+#[derive(Clone, Debug, Default)]
+pub struct OrukQuery {
+    pub search: Option<String>,
+    pub taxonomy_term_id: Option<String>,
+    pub organization_id: Option<Uuid>,
+    /// Only services changed after this (withdrawn ones included, as `defunct`, so a
+    /// consumer syncing learns they are gone).
+    pub modified_after: Option<DateTime<Utc>>,
+    /// Top-level fields only, without nested records.
+    pub minimal: bool,
+    /// From 1.
+    pub page: i64,
+    pub per_page: i64,
+}
+
+/// An ORUK page envelope.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct OrukPage {
+    pub total_items: i64,
+    pub total_pages: i64,
+    pub page_number: i64,
+    pub size: i64,
+    pub first_page: bool,
+    pub last_page: bool,
+    pub empty: bool,
+    pub contents: Vec<OrukService>,
+}
+
+/// The ORUK record as Casebook publishes it: `last_modified` is the time of the service's
+/// latest event; a waiting list or closure made in Casebook shows as the `alert`; a withdrawn
+/// service is `defunct`.
+fn published(
+    mut service: OrukService,
+    availability: &str,
+    waiting_weeks: Option<i32>,
+    withdrawn: bool,
+    modified_at: DateTime<Utc>,
+) -> OrukService {
+    service.last_modified = Some(modified_at.to_rfc3339_opts(SecondsFormat::Millis, true));
+    match availability {
+        "waiting_list" => {
+            service.alert = Some(match waiting_weeks {
+                Some(weeks) => format!("Waiting list: about {weeks} weeks."),
+                None => "Waiting list.".to_owned(),
+            });
+        }
+        "closed" => service.alert = Some("Closed to new referrals.".to_owned()),
+        _ => {}
+    }
+    if withdrawn {
+        service.status = OrukStatus::Defunct;
+    }
+    service
+}
+
+fn minimal(service: OrukService) -> OrukService {
+    OrukService {
+        organization: None,
+        service_areas: Vec::new(),
+        service_at_locations: Vec::new(),
+        attributes: Vec::new(),
+        extra: service
+            .extra
+            .into_iter()
+            .filter(|(_, v)| !v.is_array() && !v.is_object())
+            .collect(),
+        ..service
+    }
+}
+
+/// A page of ORUK services, ordered by name.
+///
+/// # Errors
+/// A database failure or an unreadable row.
+pub async fn oruk_page(
+    client: &impl tokio_postgres::GenericClient,
+    query: &OrukQuery,
+) -> Result<OrukPage, anyhow::Error> {
+    let text = query
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let term = query
+        .taxonomy_term_id
+        .as_ref()
+        .map(|id| serde_json::json!([{ "taxonomy_term": { "id": id } }]));
+    let filter = format!(
+        "(NOT withdrawn OR $4::timestamptz IS NOT NULL) \
+         AND ($1::text IS NULL OR ({TEXT_QUERY}) IS NULL OR search @@ ({TEXT_QUERY})) \
+         AND ($2::jsonb IS NULL OR record->'attributes' @> $2::jsonb) \
+         AND ($3::uuid IS NULL OR record->'organization'->>'id' = $3::uuid::text) \
+         AND ($4::timestamptz IS NULL OR modified_at > $4::timestamptz)"
+    );
+    let total: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM directory_services WHERE {filter}"),
+            &[&text, &term, &query.organization_id, &query.modified_after],
+        )
+        .await?
+        .get(0);
+    let offset = (query.page - 1) * query.per_page;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT record, availability, waiting_weeks, withdrawn, modified_at \
+                 FROM directory_services WHERE {filter} \
+                 ORDER BY lower(name), service_id OFFSET $5 LIMIT $6"
+            ),
+            &[
+                &text,
+                &term,
+                &query.organization_id,
+                &query.modified_after,
+                &offset,
+                &query.per_page,
+            ],
+        )
+        .await?;
+    let mut contents = Vec::with_capacity(rows.len());
+    for row in rows {
+        let service = published_row(&row)?;
+        contents.push(if query.minimal {
+            minimal(service)
+        } else {
+            service
+        });
+    }
+    let total_pages = if total == 0 {
+        0
+    } else {
+        (total + query.per_page - 1) / query.per_page
+    };
+    Ok(OrukPage {
+        total_items: total,
+        total_pages,
+        page_number: query.page,
+        size: contents.len() as i64,
+        first_page: query.page == 1,
+        last_page: query.page >= total_pages,
+        empty: contents.is_empty(),
+        contents,
+    })
+}
+
+fn published_row(row: &tokio_postgres::Row) -> Result<OrukService, anyhow::Error> {
+    let service: OrukService = serde_json::from_value(row.get(0))?;
+    let availability: String = row.get(1);
+    Ok(published(
+        service,
+        &availability,
+        row.get(2),
+        row.get(3),
+        row.get(4),
+    ))
+}
+
+/// One ORUK service, withdrawn ones as `defunct`.
+///
+/// # Errors
+/// A database failure or an unreadable row.
+pub async fn oruk_service(
+    client: &impl tokio_postgres::GenericClient,
+    id: Uuid,
+) -> Result<Option<OrukService>, anyhow::Error> {
+    let row = client
+        .query_opt(
+            "SELECT record, availability, waiting_weeks, withdrawn, modified_at \
+             FROM directory_services WHERE service_id = $1",
+            &[&id],
+        )
+        .await?;
+    row.map(|r| published_row(&r)).transpose()
+}
+
+/// Every service listed now, in the ORUK shape, ordered by name: what an export writes.
+///
+/// # Errors
+/// A database failure or an unreadable row.
+pub async fn export(
+    client: &impl tokio_postgres::GenericClient,
+) -> Result<Vec<OrukService>, anyhow::Error> {
+    let rows = client
+        .query(
+            "SELECT record, availability, waiting_weeks, withdrawn, modified_at \
+             FROM directory_services WHERE NOT withdrawn ORDER BY lower(name), service_id",
+            &[],
+        )
+        .await?;
+    rows.iter().map(published_row).collect()
+}

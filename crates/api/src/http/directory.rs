@@ -1,0 +1,471 @@
+//! The directory of services over HTTP.
+//!
+//! - `/oruk/services` and `/oruk/services/{id}` answer in the Open Referral UK shape, without a
+//!   token: the directory is public information (every seed service publishes its own), and
+//!   existing directory tools read it as they read any ORUK feed.
+//! - `/api/v1/directory/...` is for staff: search by text, need, area and availability; import
+//!   an ORUK dump and withdraw services (administrators); change a service's capacity
+//!   (administrators and team leads, who hear first when a group closes or starts a list).
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use domain::directory::{DirectoryCommand, ServiceCapacityChanged, ServiceWithdrawn};
+use domain::{NeedDomain, ServiceId};
+use eventstore::Metadata;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::AppState;
+use super::commands::AcceptedEvent;
+use super::extract::{Body, Caller, Params, request_id};
+use super::problem::{AdminErrors, ApiError, CommandErrors, FieldError, PublicErrors, ReadErrors};
+use crate::access::Role;
+use crate::directory::{
+    self as dir, DirectoryCommandError, DirectoryEntry, DirectoryQuery, ImportReport, OrukPage,
+    OrukQuery,
+};
+use crate::policy;
+
+/// The largest directory import accepted over HTTP (larger files: `casebook directory import`).
+pub const IMPORT_LIMIT: usize = 16 * 1024 * 1024;
+
+pub(super) fn configure_public(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    config.service(
+        utoipa_actix_web::scope("/oruk")
+            .service(oruk_root)
+            .service(oruk_services)
+            .service(oruk_service),
+    );
+}
+
+pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    config
+        .service(search)
+        .service(entry)
+        .service(import)
+        .service(change_capacity)
+        .service(withdraw);
+}
+
+/// What this ORUK feed is.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OrukInfo {
+    pub version: String,
+    pub profile: String,
+    pub openapi_url: String,
+    pub description: String,
+}
+
+/// The ORUK API's root: version and profile.
+#[utoipa::path(tag = "oruk", responses((status = 200, body = OrukInfo)))]
+#[get("/")]
+async fn oruk_root() -> web::Json<OrukInfo> {
+    web::Json(OrukInfo {
+        version: "3.0".to_owned(),
+        profile: "https://openreferraluk.org/".to_owned(),
+        openapi_url: "/openapi.json".to_owned(),
+        description: "The directory of services Casebook's link workers connect people to, \
+                      in the Open Referral UK shape."
+            .to_owned(),
+    })
+}
+
+/// ORUK `/services` parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct OrukParams {
+    /// Words to search for.
+    #[param(max_length = 200)]
+    search: Option<String>,
+    /// From 1 (default 1).
+    #[param(minimum = 1)]
+    page: Option<i64>,
+    /// 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    per_page: Option<i64>,
+    /// Only services with this taxonomy term.
+    #[param(max_length = 200)]
+    taxonomy_term_id: Option<String>,
+    /// Only services of this organisation.
+    organization_id: Option<Uuid>,
+    /// Only services changed after this time (withdrawn ones included, as `defunct`).
+    modified_after: Option<DateTime<Utc>>,
+    /// Top-level fields only.
+    minimal: Option<bool>,
+}
+
+fn bounded_text(field: &str, text: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
+    match text {
+        Some(t) if t.chars().count() > max => Err(ApiError::field(
+            format!("query.{field}"),
+            format!("at most {max} characters"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Services, a page at a time, in the Open Referral UK shape.
+#[utoipa::path(tag = "oruk", params(OrukParams), responses((status = 200, body = OrukPage), PublicErrors))]
+#[get("/services")]
+async fn oruk_services(
+    state: web::Data<AppState>,
+    params: Params<OrukParams>,
+) -> Result<web::Json<OrukPage>, ApiError> {
+    let params = params.0;
+    let page = match params.page {
+        None => 1,
+        Some(n) if (1..=1_000_000).contains(&n) => n,
+        Some(_) => return Err(ApiError::field("query.page", "give a page number from 1")),
+    };
+    let per_page = match params.per_page {
+        None => 50,
+        Some(n) if (1..=500).contains(&n) => n,
+        Some(_) => return Err(ApiError::field("query.per_page", "give 1 to 500")),
+    };
+    let query = OrukQuery {
+        search: bounded_text("search", params.search, 200)?,
+        taxonomy_term_id: bounded_text("taxonomy_term_id", params.taxonomy_term_id, 200)?,
+        organization_id: params.organization_id,
+        modified_after: params.modified_after,
+        minimal: params.minimal.unwrap_or(false),
+        page,
+        per_page,
+    };
+    let client = state.pool().get().await?;
+    Ok(web::Json(
+        dir::oruk_page(&**client, &query)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+    ))
+}
+
+/// One service, fully nested, in the Open Referral UK shape (a withdrawn one as `defunct`).
+#[utoipa::path(
+    tag = "oruk",
+    params(("id" = Uuid, Path, description = "The service")),
+    responses((status = 200, body = domain::directory::OrukService), PublicErrors)
+)]
+#[get("/services/{id}")]
+async fn oruk_service(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+) -> Result<web::Json<domain::directory::OrukService>, ApiError> {
+    let client = state.pool().get().await?;
+    dir::oruk_service(&**client, path.into_inner())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map(web::Json)
+        .ok_or_else(|| ApiError::NotFound("no such service in the directory".to_owned()))
+}
+
+/// Search parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct SearchParams {
+    /// Words, as typed in a search box ("quoted phrases", `or`, `-word`).
+    #[param(max_length = 200)]
+    q: Option<String>,
+    /// A need domain.
+    need: Option<NeedDomain>,
+    /// A service area, town or postcode district.
+    #[param(max_length = 100)]
+    area: Option<String>,
+    /// Only services taking referrals now (not on a waiting list, not closed).
+    available: Option<bool>,
+    /// `next_cursor` of the previous page.
+    #[param(minimum = 0)]
+    cursor: Option<i64>,
+    /// Rows per page (1 to 100, default 20).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<i64>,
+}
+
+/// A page of search results, best first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SearchPage {
+    pub items: Vec<DirectoryEntry>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+/// Search the directory: by words, need, area and availability. Withdrawn services never
+/// appear; the best match comes first, then services open to referrals before waiting lists.
+#[utoipa::path(
+    tag = "directory",
+    security(("bearer" = [])),
+    params(SearchParams),
+    responses((status = 200, body = SearchPage), ReadErrors)
+)]
+#[get("/directory/services")]
+async fn search(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    params: Params<SearchParams>,
+) -> Result<web::Json<SearchPage>, ApiError> {
+    let params = params.0;
+    let limit = match params.limit {
+        None => 20,
+        Some(n) if (1..=100).contains(&n) => n,
+        Some(_) => {
+            return Err(ApiError::field(
+                "query.limit",
+                "give a number from 1 to 100",
+            ));
+        }
+    };
+    let offset = match params.cursor {
+        None => 0,
+        Some(n) if (0..=1_000_000).contains(&n) => n,
+        Some(_) => {
+            return Err(ApiError::field(
+                "query.cursor",
+                "not a cursor of this search",
+            ));
+        }
+    };
+    let query = DirectoryQuery {
+        text: bounded_text("q", params.q, 200)?,
+        need: params.need,
+        area: bounded_text("area", params.area, 100)?,
+        available_only: params.available.unwrap_or(false),
+        offset,
+        limit,
+    };
+    let client = state.pool().get().await?;
+    let mut items = dir::search(&**client, &query)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        Some(offset + limit)
+    } else {
+        None
+    };
+    Ok(web::Json(SearchPage { items, next_cursor }))
+}
+
+/// One directory service as link workers see it (withdrawn ones too, marked).
+#[utoipa::path(
+    tag = "directory",
+    security(("bearer" = [])),
+    params(("service_id" = Uuid, Path, description = "The service")),
+    responses((status = 200, body = DirectoryEntry), ReadErrors)
+)]
+#[get("/directory/services/{service_id}")]
+async fn entry(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<web::Json<DirectoryEntry>, ApiError> {
+    let client = state.pool().get().await?;
+    dir::entry_by_id(&**client, path.into_inner())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map(web::Json)
+        .ok_or_else(|| ApiError::NotFound("no such service in the directory".to_owned()))
+}
+
+/// Import parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ImportParams {
+    /// Withdraw listed services the file does not name (the file is the whole source).
+    withdraw_missing: Option<bool>,
+}
+
+fn metadata(caller: &Caller, req: &HttpRequest) -> Metadata {
+    let principal = &caller.0;
+    Metadata {
+        actor_id: principal.staff_id.0,
+        actor_role: principal.role.as_str().to_owned(),
+        organisation_id: principal.organisation_id,
+        correlation_id: request_id(req),
+        causation_id: None,
+        occurred_at: Utc::now(),
+    }
+}
+
+/// Import an Open Referral UK `/services` page (its `contents`): each service is added,
+/// changed, withdrawn (defunct at source) or left as it is; a malformed record is rejected
+/// with its reasons while the rest import. Importing the same file again changes nothing.
+#[utoipa::path(
+    tag = "directory",
+    security(("bearer" = [])),
+    params(ImportParams),
+    request_body(content = Object, content_type = "application/json",
+        description = "An ORUK page: `{\"contents\": [service, ...]}`"),
+    responses((status = 200, body = ImportReport), AdminErrors)
+)]
+#[post("/directory/import")]
+async fn import(
+    state: web::Data<AppState>,
+    caller: Caller,
+    params: Params<ImportParams>,
+    body: Body<Value, IMPORT_LIMIT>,
+    req: HttpRequest,
+) -> Result<web::Json<ImportReport>, ApiError> {
+    policy::require(&caller.0, &[Role::Administrator], "importing the directory")?;
+    let records = dir::records_of(body.value).map_err(|message| {
+        let field = if message.starts_with("contents") {
+            "contents"
+        } else {
+            "body"
+        };
+        ApiError::field(field, message)
+    })?;
+    let report = state
+        .directory
+        .import(
+            records,
+            params.0.withdraw_missing.unwrap_or(false),
+            &metadata(&caller, &req),
+            |_| {},
+        )
+        .await
+        .map_err(directory_error)?;
+    let written = report.added.len() + report.changed.len() + report.withdrawn.len();
+    super::metrics::record_appended(written);
+    Ok(web::Json(report))
+}
+
+fn directory_error(error: DirectoryCommandError) -> ApiError {
+    match error {
+        DirectoryCommandError::Refused(refusal) => ApiError::Unprocessable {
+            detail: refusal.to_string(),
+            rule: refusal.rule().to_owned(),
+            errors: refusal
+                .field()
+                .map(|field| FieldError {
+                    field: field.to_owned(),
+                    message: refusal.to_string(),
+                })
+                .into_iter()
+                .collect(),
+        },
+        DirectoryCommandError::NotAService(_) => {
+            ApiError::NotFound("no such service in the directory".to_owned())
+        }
+        DirectoryCommandError::Conflict => ApiError::Conflict {
+            detail: error.to_string(),
+            current_version: 0,
+        },
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+/// What a directory command wrote.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct ServiceCommandAccepted {
+    pub service_id: Uuid,
+    /// The service stream's version after the command.
+    pub stream_version: i64,
+    pub events: Vec<AcceptedEvent>,
+}
+
+async fn run(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    id: Uuid,
+    command: DirectoryCommand,
+) -> Result<HttpResponse, ApiError> {
+    let loaded = state
+        .directory
+        .load(ServiceId(id))
+        .await
+        .map_err(directory_error)?;
+    if loaded.version == 0 {
+        return Err(ApiError::NotFound(
+            "no such service in the directory".to_owned(),
+        ));
+    }
+    let (result, _) = state
+        .directory
+        .execute(ServiceId(id), &command, metadata(caller, req))
+        .await
+        .map_err(directory_error)?
+        .ok_or_else(|| ApiError::Internal("a directory command wrote nothing".to_owned()))?;
+    super::metrics::record_appended(result.events.len());
+    Ok(HttpResponse::Created()
+        .insert_header((header::ETAG, format!("\"{}\"", result.stream_version)))
+        .insert_header((header::LOCATION, format!("/api/v1/directory/services/{id}")))
+        .json(ServiceCommandAccepted {
+            service_id: result.stream_id,
+            stream_version: result.stream_version,
+            events: result
+                .events
+                .iter()
+                .map(|e| AcceptedEvent {
+                    event_id: e.event_id,
+                    stream_version: e.stream_version,
+                    position: e.position,
+                })
+                .collect(),
+        }))
+}
+
+/// Record that a service opened, started a waiting list (with about how many weeks), or
+/// closed to referrals. A closed service takes no referrals (signposting still works), and
+/// the service-gap report counts services by availability.
+#[utoipa::path(
+    tag = "directory",
+    security(("bearer" = [])),
+    params(("service_id" = Uuid, Path, description = "The service")),
+    request_body(content = ServiceCapacityChanged, content_type = "application/json"),
+    responses((status = 201, body = ServiceCommandAccepted), CommandErrors)
+)]
+#[post("/directory/services/{service_id}/capacity")]
+async fn change_capacity(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    body: Body<ServiceCapacityChanged>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    policy::require(
+        &caller.0,
+        &[Role::Administrator, Role::TeamLead],
+        "changing a service's capacity",
+    )?;
+    run(
+        &state,
+        &caller,
+        &req,
+        path.into_inner(),
+        DirectoryCommand::ChangeCapacity(body.value),
+    )
+    .await
+}
+
+/// Withdraw a service from the directory: connections to it are refused from then on, and
+/// it leaves search and the ORUK listing (a sync by `modified_after` sees it as `defunct`).
+#[utoipa::path(
+    tag = "directory",
+    security(("bearer" = [])),
+    params(("service_id" = Uuid, Path, description = "The service")),
+    request_body(content = ServiceWithdrawn, content_type = "application/json"),
+    responses((status = 201, body = ServiceCommandAccepted), CommandErrors)
+)]
+#[post("/directory/services/{service_id}/withdraw")]
+async fn withdraw(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    body: Body<ServiceWithdrawn>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    policy::require(&caller.0, &[Role::Administrator], "withdrawing a service")?;
+    run(
+        &state,
+        &caller,
+        &req,
+        path.into_inner(),
+        DirectoryCommand::Withdraw(body.value),
+    )
+    .await
+}

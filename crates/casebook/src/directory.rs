@@ -1,0 +1,151 @@
+//! `casebook directory import | export`: the directory in Open Referral UK JSON, in and out.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use api::directory::{DirectoryService, ImportReport, OrukPage};
+use eventstore::{EventStore, Metadata};
+use indicatif::{ProgressBar, ProgressStyle};
+use projector::{DirectoryProjection, ProjectionError, Runner, RunnerSettings};
+use uuid::Uuid;
+
+/// The sample directory (made-up services in Mendip's towns) the demo and the tests use.
+pub const SAMPLE_DIRECTORY: &str = include_str!("../demo/sample-directory.json");
+
+/// Who the command line acts as in the log: the operator at the console, of no organisation.
+pub fn operator_metadata() -> Metadata {
+    Metadata {
+        actor_id: Uuid::nil(),
+        actor_role: "operator".to_owned(),
+        organisation_id: Uuid::nil(),
+        correlation_id: Uuid::new_v4(),
+        causation_id: None,
+        occurred_at: chrono::Utc::now(),
+    }
+}
+
+/// Imports an ORUK document (text), with a progress bar when `progress`.
+///
+/// # Errors
+/// A document that is not an ORUK page or list, or a store failure.
+pub async fn import_text(
+    store: &EventStore,
+    text: &str,
+    withdraw_missing: bool,
+    progress: bool,
+) -> anyhow::Result<ImportReport> {
+    let document: serde_json::Value = serde_json::from_str(text).context("the file is not JSON")?;
+    let records = api::directory::records_of(document).map_err(anyhow::Error::msg)?;
+    let bar = if progress {
+        ProgressBar::new(records.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "importing [{bar:40}] {human_pos}/{human_len} services, {eta} left",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let report = DirectoryService::new(store.clone())
+        .import(records, withdraw_missing, &operator_metadata(), |n| {
+            bar.inc(n as u64)
+        })
+        .await;
+    bar.finish_and_clear();
+    Ok(report?)
+}
+
+/// Imports an ORUK file.
+///
+/// # Errors
+/// As [`import_text`], and an unreadable file.
+pub async fn import_file(
+    store: &EventStore,
+    path: &Path,
+    withdraw_missing: bool,
+    progress: bool,
+) -> anyhow::Result<ImportReport> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    import_text(store, &text, withdraw_missing, progress).await
+}
+
+/// A report in lines for people.
+pub fn describe(report: &ImportReport) -> String {
+    let mut text = format!(
+        "{} records: {} added, {} changed, {} withdrawn, {} unchanged, {} rejected\n",
+        report.records,
+        report.added.len(),
+        report.changed.len(),
+        report.withdrawn.len(),
+        report.unchanged,
+        report.rejected.len()
+    );
+    for rejection in &report.rejected {
+        text.push_str(&format!(
+            "  rejected record {} ({}): {}\n",
+            rejection.index,
+            rejection.id.as_deref().unwrap_or("no id"),
+            rejection.reasons.join("; ")
+        ));
+    }
+    text
+}
+
+/// Brings the directory read model up to the log: runs it here when no other process does,
+/// else waits (up to a minute) for the one that does.
+///
+/// # Errors
+/// A database failure, or the other process not catching up in time.
+pub async fn catch_up(store: &EventStore) -> anyhow::Result<()> {
+    let runner = Runner::new(
+        store.clone(),
+        std::sync::Arc::new(DirectoryProjection),
+        Uuid::new_v4(),
+        RunnerSettings::default(),
+    );
+    match runner.catch_up().await {
+        Ok(_) => {
+            runner.release().await?;
+            Ok(())
+        }
+        Err(ProjectionError::LeaseLost(_)) => {
+            for _ in 0..600 {
+                let lags = projector::lag(store).await?;
+                if lags
+                    .iter()
+                    .any(|l| l.projection == projector::DIRECTORY && l.events_behind == 0)
+                {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            anyhow::bail!("the directory read model did not catch up within a minute")
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Every listed service as one ORUK page.
+///
+/// # Errors
+/// A database failure.
+pub async fn export(store: &EventStore) -> anyhow::Result<OrukPage> {
+    catch_up(store).await?;
+    let client = store.pool().get().await?;
+    let contents = api::directory::export(&**client).await?;
+    let n = contents.len() as i64;
+    Ok(OrukPage {
+        total_items: n,
+        total_pages: i64::from(n > 0),
+        page_number: 1,
+        size: n,
+        first_page: true,
+        last_page: true,
+        empty: n == 0,
+        contents,
+    })
+}
