@@ -6,7 +6,7 @@ use domain::*;
 use eventstore::VerifyReport;
 use uuid::Uuid;
 
-use crate::support::{metadata, new_client_intake, store_with_db};
+use crate::support::{list_sample_services, metadata, new_client_intake, store_with_db};
 
 fn day(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 3, d).expect("a valid date")
@@ -26,7 +26,7 @@ async fn a_whole_journey_is_decided_appended_and_replayed() {
     let client = ClientId(Uuid::new_v4());
     let referral_id = ReferralId(Uuid::new_v4());
     let worker = StaffId(Uuid::new_v4());
-    let service = ServiceId(Uuid::new_v4());
+    let service = ServiceId(list_sample_services(&store, 1).await[0]);
     let connection_id = ConnectionId(Uuid::new_v4());
     let assessment = |timepoint, answers: Vec<i32>| {
         CaseCommand::RecordAssessment(AssessmentRecorded {
@@ -131,8 +131,9 @@ async fn a_whole_journey_is_decided_appended_and_replayed() {
     assert_eq!(
         eventstore::verify(&admin).await.expect("verify"),
         VerifyReport::Ok {
-            events: 10,
-            streams: 1
+            // The client's ten and the directory service's listing.
+            events: 11,
+            streams: 2
         }
     );
 }

@@ -11,7 +11,7 @@ use projector::rules::Rules;
 use projector::{OutcomesProjection, Runner, RunnerSettings};
 use uuid::Uuid;
 
-use crate::support::{metadata, new_client_intake, store_with_db};
+use crate::support::{list_services, metadata, new_client_intake, oruk_service, store_with_db};
 
 const TEAM: TeamId = TeamId(Uuid::from_u128(0x7ea));
 
@@ -145,6 +145,16 @@ fn all_organisations(rules_version: i32) -> ReportFilter {
 #[tokio::test]
 async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_the_old() {
     let (db, store) = store_with_db(4).await;
+    list_services(
+        &store,
+        vec![oruk_service(
+            Uuid::from_u128(0x5e1),
+            "Lunch club",
+            &["loneliness_isolation"],
+            "Frome",
+        )],
+    )
+    .await;
     let service = CaseService::new(store.clone());
     // WEMWBS changes: +10 improves under both rule versions; +5 only under v2 (threshold 3,
     // v1 needs 9); -4 is worse only under v2; +1 is no change under both.
@@ -270,6 +280,16 @@ async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_
 #[tokio::test]
 async fn an_interrupted_rebuild_resumes_where_it_stopped() {
     let (db, store) = store_with_db(4).await;
+    list_services(
+        &store,
+        vec![oruk_service(
+            Uuid::from_u128(0x5e1),
+            "Lunch club",
+            &["loneliness_isolation"],
+            "Frome",
+        )],
+    )
+    .await;
     let service = CaseService::new(store.clone());
     for n in 1..=6 {
         client(&service, n, 5, ReferralSource::Gp).await;

@@ -131,3 +131,70 @@ pub fn new_client_intake(
         },
     }
 }
+
+/// A minimal Open Referral UK service that Casebook's profile accepts.
+pub fn oruk_service(id: Uuid, name: &str, needs: &[&str], area: &str) -> Value {
+    let attributes: Vec<Value> = needs
+        .iter()
+        .map(|need| {
+            json!({
+                "id": Uuid::new_v4(),
+                "taxonomy_term": {
+                    "id": Uuid::new_v4(),
+                    "code": need,
+                    "name": need,
+                    "taxonomy": domain::directory::NEED_TAXONOMY
+                }
+            })
+        })
+        .collect();
+    json!({
+        "id": id,
+        "name": name,
+        "description": format!("{name}, for testing."),
+        "url": "https://directory.example.org/test",
+        "status": "active",
+        "organization": { "id": Uuid::from_u128(0x0b), "name": "Test Services Trust" },
+        "service_areas": [{ "id": Uuid::new_v4(), "name": area }],
+        "attributes": attributes
+    })
+}
+
+/// Lists services in the directory (through the import, as an administrator would) and
+/// checks none was refused.
+pub async fn list_services(
+    store: &EventStore,
+    records: Vec<Value>,
+) -> api::directory::ImportReport {
+    let report = api::directory::DirectoryService::new(store.clone())
+        .import(
+            records,
+            false,
+            &casebook::directory::operator_metadata(),
+            |_| {},
+        )
+        .await
+        .expect("import");
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    report
+}
+
+/// The first `n` active services of the sample directory, listed; their ids.
+pub async fn list_sample_services(store: &EventStore, n: usize) -> Vec<Uuid> {
+    let page: Value =
+        serde_json::from_str(casebook::directory::SAMPLE_DIRECTORY).expect("the sample");
+    let records: Vec<Value> = page["contents"]
+        .as_array()
+        .expect("contents")
+        .iter()
+        .filter(|s| s["status"] == "active")
+        .take(n)
+        .cloned()
+        .collect();
+    let ids = records
+        .iter()
+        .map(|r| serde_json::from_value(r["id"].clone()).expect("an id"))
+        .collect();
+    list_services(store, records).await;
+    ids
+}

@@ -41,6 +41,7 @@ fn the_domain_crate_depends_on_no_runtime_database_or_web_crate() {
         "chrono",
         "serde",
         "serde_json",
+        "serde_path_to_error",
         "thiserror",
         "uuid",
         "utoipa",

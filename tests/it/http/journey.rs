@@ -142,7 +142,7 @@ async fn a_whole_journey_through_the_api() {
             .ok(
                 worker,
                 &path("connections"),
-                json!({ "connection_id": connection, "service_id": Uuid::new_v4(), "need": need, "kind": "referred" }),
+                json!({ "connection_id": connection, "service_id": server.services[0], "need": need, "kind": "referred" }),
             )
             .await;
         let waiting = (outcome == "waiting_list").then_some(12);

@@ -13,6 +13,14 @@ fn truncated(body: &Value) -> Vec<u8> {
     text.as_bytes()[..text.len() - 2].to_vec()
 }
 
+/// A body just over the route's limit.
+fn oversize(operation: &str) -> usize {
+    match operation {
+        "import" => api::http::IMPORT_LIMIT + 1024,
+        _ => api::http::BODY_LIMIT + 1024,
+    }
+}
+
 fn field(reply: &super::Reply) -> &str {
     reply.body["errors"][0]["field"].as_str().unwrap_or("")
 }
@@ -29,7 +37,7 @@ async fn every_route_names_the_bad_field_and_writes_nothing() {
         for (method, operation) in item.as_object().expect("methods") {
             let id = operation["operationId"].as_str().expect("an id");
             let who: &Person = match operation["tags"][0].as_str() {
-                Some("admin") => &people.admin,
+                Some("admin" | "directory") => &people.admin,
                 Some("service") => continue,
                 _ if id == "record_reads" => &people.auditor,
                 _ => &people.lead,
@@ -43,7 +51,9 @@ async fn every_route_names_the_bad_field_and_writes_nothing() {
                     &people.lead.team_id.expect("a team").to_string(),
                 )
                 .replace("{staff_id}", &people.worker.staff_id.to_string())
-                .replace("{token_id}", &Uuid::new_v4().to_string());
+                .replace("{token_id}", &Uuid::new_v4().to_string())
+                .replace("{service_id}", &server.services[0].to_string())
+                .replace("{id}", &server.services[0].to_string());
 
             // A path id that is not a UUID.
             if template.contains('{') {
@@ -103,7 +113,7 @@ async fn every_route_names_the_bad_field_and_writes_nothing() {
                 continue;
             }
 
-            let Some(good) = body(id, &people, Uuid::new_v4()) else {
+            let Some(good) = body(id, &people, Uuid::new_v4(), &server.services) else {
                 // Routes without a body (a revocation).
                 continue;
             };
@@ -117,7 +127,7 @@ async fn every_route_names_the_bad_field_and_writes_nothing() {
                     "body",
                 ),
                 (good.to_string().into_bytes(), "text/plain", 415, ""),
-                (vec![b' '; 70 * 1024], "application/json", 413, ""),
+                (vec![b' '; oversize(id)], "application/json", 413, ""),
             ];
             for (bytes, content_type, status, named) in cases {
                 let reply = server
@@ -132,7 +142,12 @@ async fn every_route_names_the_bad_field_and_writes_nothing() {
                     assert_eq!(field(&reply), named, "{method} {path}: {:#}", reply.body);
                 }
             }
-            // An unknown field, at the top and nested.
+            // An unknown field, at the top and nested. (An ORUK page carries fields Casebook
+            // does not read, so an import takes them.)
+            if id == "import" {
+                checked += 1;
+                continue;
+            }
             let mut unknown = good.clone();
             unknown["surprise"] = json!(1);
             let reply = server.post(who, &path, unknown).await;

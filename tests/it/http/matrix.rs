@@ -122,6 +122,25 @@ fn rules() -> BTreeMap<&'static str, Rule> {
     rules.insert("add_team", own(ADMINS));
     rules.insert("issue_token", case(&["admin"]));
     rules.insert("revoke_token", case(&["admin"]));
+    // The directory is shared by every organisation: anyone signed in searches it, any
+    // administrator imports and withdraws, any administrator or team lead changes capacity.
+    rules.insert("search", own(EVERYONE));
+    rules.insert("entry", own(EVERYONE));
+    rules.insert("import", own(ADMINS));
+    rules.insert("withdraw", own(ADMINS));
+    rules.insert(
+        "change_capacity",
+        own(&[
+            "lead",
+            "other_lead",
+            "foreign_lead",
+            "admin",
+            "foreign_admin",
+        ]),
+    );
+    for route in ["oruk_root", "oruk_services", "oruk_service"] {
+        rules.insert(route, public.clone_rule());
+    }
     for route in ["health", "ready", "metrics_text", "openapi_json"] {
         rules.insert(route, public.clone_rule());
     }
@@ -149,7 +168,12 @@ impl Rule {
 }
 
 /// A body for each command, fitting the fixture's case (the assignment stays with `worker`).
-pub fn body(operation: &str, people: &super::People, referral: Uuid) -> Option<Value> {
+pub fn body(
+    operation: &str,
+    people: &super::People,
+    referral: Uuid,
+    services: &[Uuid],
+) -> Option<Value> {
     let now = Utc::now();
     Some(match operation {
         "refer" => {
@@ -194,7 +218,7 @@ pub fn body(operation: &str, people: &super::People, referral: Uuid) -> Option<V
         }
         "record_assessment" => wemwbs("baseline", 3, 1),
         "make_connection" => json!({
-            "connection_id": Uuid::new_v4(), "service_id": Uuid::new_v4(), "need": "housing", "kind": "signposted"
+            "connection_id": Uuid::new_v4(), "service_id": services[0], "need": "housing", "kind": "signposted"
         }),
         "record_connection_outcome" => {
             json!({ "connection_id": Uuid::new_v4(), "outcome": "engaged", "waiting_weeks": null })
@@ -212,6 +236,13 @@ pub fn body(operation: &str, people: &super::People, referral: Uuid) -> Option<V
         }
         "add_team" => json!({ "name": "Glastonbury" }),
         "issue_token" => json!({ "valid_days": 1, "label": "matrix" }),
+        "import" => json!({
+            "contents": [crate::support::oruk_service(services[1], "Matrix walking group", &["physical_activity"], "Frome")]
+        }),
+        "change_capacity" => {
+            json!({ "availability": "waiting_list", "waiting_weeks": 6, "note": null })
+        }
+        "withdraw" => json!({ "reason": "closed down" }),
         _ => return None,
     })
 }
@@ -262,14 +293,16 @@ async fn every_route_refuses_every_caller_it_should() {
                     &people.lead.team_id.expect("a team").to_string(),
                 )
                 .replace("{staff_id}", &people.worker.staff_id.to_string())
-                .replace("{token_id}", &spare_token.token_id.to_string());
+                .replace("{token_id}", &spare_token.token_id.to_string())
+                .replace("{service_id}", &server.services[2].to_string())
+                .replace("{id}", &server.services[2].to_string());
             // Required query parameters, so that only who is asking decides the answer.
             let path = match id {
                 "compare_outcomes" => format!("{path}?a=1&b=1"),
                 _ => path,
             };
             let method = method.to_ascii_uppercase();
-            let body = body(id, &people, referral);
+            let body = body(id, &people, referral, &server.services);
 
             // Without a token, and with a bad one.
             let anonymous = server.call(None, &method, &path, body.as_ref(), &[]).await;

@@ -72,6 +72,8 @@ pub struct TestServer {
     pub store: EventStore,
     pub base: String,
     pub people: People,
+    /// Services listed in the directory (from the sample), for connections.
+    pub services: Vec<Uuid>,
     handle: ServerHandle,
     /// Holds the caseload projection's lease across catch-ups.
     holder: Uuid,
@@ -176,20 +178,24 @@ impl TestServer {
             foreign_auditor: person(&admin, foreign, None, Role::Auditor, "Flo Auditor").await,
             foreign_admin: person(&admin, foreign, None, Role::Administrator, "Fred Admin").await,
         };
+        let services = crate::support::list_sample_services(&store, 3).await;
         let app = casebook::Application::build("127.0.0.1:0", store.clone()).expect("binding");
         let base = format!("http://{}", app.address());
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
-        TestServer {
+        let server = TestServer {
             db,
             store,
             base,
             people,
+            services,
             handle,
             holder: Uuid::new_v4(),
             http: reqwest::Client::new(),
             spec: Arc::new(api::http::openapi_json()),
-        }
+        };
+        server.catch_up().await;
+        server
     }
 
     /// Sends a request as `who` (None: no token) and checks the response against the spec.
@@ -279,10 +285,11 @@ impl TestServer {
         reply
     }
 
-    /// Brings the read models (the caseload, the live outcomes) up to the log.
+    /// Brings the read models (the caseload, the directory, the live outcomes) up to the log.
     pub async fn catch_up(&self) {
-        let projections: [Arc<dyn projector::Projection>; 2] = [
+        let projections: [Arc<dyn projector::Projection>; 3] = [
             Arc::new(projector::CaseloadProjection),
+            Arc::new(projector::DirectoryProjection),
             Arc::new(projector::OutcomesProjection::new(
                 projector::rules::Rules::load(1).expect("rules"),
             )),

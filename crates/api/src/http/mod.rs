@@ -31,6 +31,7 @@ use crate::CaseService;
 use extract::RequestId;
 use problem::{ApiError, problem_response};
 
+pub use directory::IMPORT_LIMIT;
 pub use extract::BODY_LIMIT;
 pub use metrics::install_metrics;
 
