@@ -325,11 +325,27 @@ pub struct GapCount {
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ConnectionCount {
     pub service_id: Uuid,
+    /// Its name in the directory.
+    pub service_name: Option<String>,
     pub need: String,
     pub made: i64,
     pub not_taken_up: i64,
     pub waiting_list: i64,
     pub declined: i64,
+    pub mean_waiting_weeks: Option<f64>,
+}
+
+/// The directory's capacity now for one need in one area: how many listed services meet it,
+/// and how many of those take referrals, have a waiting list, or do not (closed to referrals,
+/// inactive or temporarily closed at source).
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CapacityCount {
+    pub need: String,
+    pub area: String,
+    pub services: i64,
+    pub open: i64,
+    pub waiting_list: i64,
+    pub not_taking_referrals: i64,
     pub mean_waiting_weeks: Option<f64>,
 }
 
@@ -341,6 +357,8 @@ pub struct GapReport {
     pub to: Option<NaiveDate>,
     pub gaps: Vec<GapCount>,
     pub connections: Vec<ConnectionCount>,
+    /// The shared directory as it is now (not filtered by period or team).
+    pub capacity: Vec<CapacityCount>,
 }
 
 /// The service-gap report (source and reason filters do not apply to gaps).
@@ -382,11 +400,14 @@ pub async fn gap_report(
     let connections = client
         .query(
             &format!(
-                "SELECT service_id, need, count(*), count(*) FILTER (WHERE outcome = 'not_taken_up'), \
+                "SELECT c.service_id, c.need, count(*), \
+                 count(*) FILTER (WHERE outcome = 'not_taken_up'), \
                  count(*) FILTER (WHERE outcome = 'waiting_list'), \
                  count(*) FILTER (WHERE outcome IN ('declined', 'not_eligible', 'service_full')), \
-                 avg(waiting_weeks)::float8 FROM report_connections WHERE {clause} \
-                 GROUP BY service_id, need ORDER BY service_id, need"
+                 avg(c.waiting_weeks)::float8, min(d.name) \
+                 FROM (SELECT * FROM report_connections WHERE {clause}) c \
+                 LEFT JOIN directory_services d ON d.service_id = c.service_id \
+                 GROUP BY c.service_id, c.need ORDER BY c.service_id, c.need"
             ),
             &params,
         )
@@ -394,11 +415,35 @@ pub async fn gap_report(
         .iter()
         .map(|row| ConnectionCount {
             service_id: row.get(0),
+            service_name: row.get(7),
             need: row.get(1),
             made: row.get(2),
             not_taken_up: row.get(3),
             waiting_list: row.get(4),
             declined: row.get(5),
+            mean_waiting_weeks: row.get::<_, Option<f64>>(6).map(round2),
+        })
+        .collect();
+    let capacity = client
+        .query(
+            "SELECT need, area, count(*), \
+             count(*) FILTER (WHERE availability = 'open' AND status = 'active'), \
+             count(*) FILTER (WHERE availability = 'waiting_list' AND status = 'active'), \
+             count(*) FILTER (WHERE availability = 'closed' OR status <> 'active'), \
+             avg(waiting_weeks) FILTER (WHERE availability = 'waiting_list')::float8 \
+             FROM directory_services, unnest(needs) AS need, unnest(areas) AS area \
+             WHERE NOT withdrawn GROUP BY need, area ORDER BY need, area",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| CapacityCount {
+            need: row.get(0),
+            area: row.get(1),
+            services: row.get(2),
+            open: row.get(3),
+            waiting_list: row.get(4),
+            not_taking_referrals: row.get(5),
             mean_waiting_weeks: row.get::<_, Option<f64>>(6).map(round2),
         })
         .collect();
@@ -408,6 +453,7 @@ pub async fn gap_report(
         to: filter.to,
         gaps,
         connections,
+        capacity,
     })
 }
 

@@ -2,7 +2,7 @@
 //! response checked against the OpenAPI document (its status must be documented for the
 //! operation, and its body must match the documented schema).
 
-mod journey;
+pub mod journey;
 mod malformed;
 mod matrix;
 

@@ -1,0 +1,565 @@
+//! The directory of services: ORUK import and export, search, and connections against it.
+
+use std::sync::Arc;
+
+use api::directory::{DirectoryQuery, DirectoryService, ImportReport, OrukPage};
+use domain::NeedDomain;
+use domain::directory::OrukService;
+use eventstore::EventStore;
+use projector::{DirectoryProjection, Runner, RunnerSettings};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::http::TestServer;
+use crate::http::journey::{client_path, open_case};
+use crate::support::{list_services, oruk_service, store_with_db};
+
+fn sample() -> Value {
+    serde_json::from_str(casebook::directory::SAMPLE_DIRECTORY).expect("the sample directory")
+}
+
+fn sample_records() -> Vec<Value> {
+    sample()["contents"].as_array().expect("contents").clone()
+}
+
+async fn import(store: &EventStore, records: Vec<Value>) -> ImportReport {
+    DirectoryService::new(store.clone())
+        .import(
+            records,
+            false,
+            &casebook::directory::operator_metadata(),
+            |_| {},
+        )
+        .await
+        .expect("import")
+}
+
+async fn catch_up(store: &EventStore) {
+    let runner = Runner::new(
+        store.clone(),
+        Arc::new(DirectoryProjection),
+        Uuid::new_v4(),
+        RunnerSettings::default(),
+    );
+    runner.catch_up().await.expect("the directory catches up");
+    runner.release().await.expect("release");
+}
+
+async fn event_count(store: &EventStore) -> i64 {
+    store
+        .pool()
+        .get()
+        .await
+        .expect("a connection")
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .expect("count")
+        .get(0)
+}
+
+#[tokio::test]
+async fn the_sample_directory_round_trips_through_import_and_export_and_reimports_as_unchanged() {
+    let (db, store) = store_with_db(4).await;
+    let records = sample_records();
+    assert!(records.len() >= 200, "a few hundred services");
+    let first = import(&store, records.clone()).await;
+    assert!(first.rejected.is_empty(), "{:?}", first.rejected);
+    assert_eq!(first.added.len(), records.len());
+    assert_eq!(event_count(&store).await, records.len() as i64);
+
+    // Exported in the ORUK shape: the same records, field for field, except `last_modified`
+    // (Casebook's: the time of the service's latest event).
+    let page: OrukPage = casebook::directory::export(&store).await.expect("export");
+    assert_eq!(page.total_items, records.len() as i64);
+    let exported = serde_json::to_value(&page).expect("json");
+    for key in [
+        "total_items",
+        "total_pages",
+        "page_number",
+        "size",
+        "first_page",
+        "last_page",
+        "empty",
+    ] {
+        assert!(exported.get(key).is_some(), "the page envelope has {key}");
+    }
+    let by_id = |records: &[Value]| -> std::collections::BTreeMap<String, Value> {
+        records
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.as_object_mut()
+                    .expect("an object")
+                    .remove("last_modified");
+                (r["id"].as_str().expect("an id").to_owned(), r)
+            })
+            .collect()
+    };
+    let imported = by_id(&records);
+    let out = by_id(exported["contents"].as_array().expect("contents"));
+    assert_eq!(imported.len(), out.len());
+    for (id, record) in &imported {
+        assert_eq!(Some(record), out.get(id), "service {id} round trips");
+    }
+    for record in exported["contents"].as_array().expect("contents") {
+        let modified = record["last_modified"].as_str().expect("last_modified");
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(modified).is_ok(),
+            "{modified}"
+        );
+    }
+
+    // The export imports back as unchanged, and so does the file again: nothing is written.
+    let events = event_count(&store).await;
+    let again = import(&store, records).await;
+    assert_eq!(
+        (
+            again.added.len(),
+            again.changed.len(),
+            again.withdrawn.len()
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(again.unchanged, imported.len());
+    let reimport = import(
+        &store,
+        exported["contents"].as_array().expect("contents").clone(),
+    )
+    .await;
+    assert_eq!(reimport.unchanged, imported.len(), "{reimport:?}");
+    assert_eq!(event_count(&store).await, events);
+
+    // A changed record is an update; a defunct one is withdrawn; the log still verifies.
+    let mut records = sample_records();
+    records[0]["description"] = json!("Now meets on Thursdays as well.");
+    records[1]["status"] = json!("defunct");
+    let changes = import(&store, records).await;
+    assert_eq!(changes.changed.len(), 1);
+    assert_eq!(changes.withdrawn.len(), 1);
+    assert_eq!(changes.unchanged, imported.len() - 2);
+    let admin = db.admin_client().await;
+    assert!(matches!(
+        eventstore::verify(&admin).await.expect("verify"),
+        eventstore::VerifyReport::Ok { .. }
+    ));
+    catch_up(&store).await;
+    let client = store.pool().get().await.expect("a connection");
+    let withdrawn: Uuid = serde_json::from_value(sample_records()[1]["id"].clone()).expect("id");
+    let entry = api::directory::entry_by_id(&**client, withdrawn)
+        .await
+        .expect("entry")
+        .expect("still on record");
+    assert!(entry.withdrawn && !entry.takes_referrals);
+    assert_eq!(
+        casebook::directory::export(&store)
+            .await
+            .expect("export")
+            .total_items,
+        imported.len() as i64 - 1,
+        "a withdrawn service leaves the export"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_record_is_rejected_with_its_reasons_while_the_rest_import() {
+    let (_db, store) = store_with_db(4).await;
+    let good = |n: u128| {
+        oruk_service(
+            Uuid::from_u128(0xd1_0000 + n),
+            &format!("Good service {n}"),
+            &["housing"],
+            "Wells",
+        )
+    };
+    let without = |field: &str| {
+        let mut record = good(90);
+        record.as_object_mut().expect("object").remove(field);
+        record
+    };
+    let mut no_org_name = good(91);
+    no_org_name["organization"]["name"] = json!("  ");
+    let mut bad_need = good(92);
+    bad_need["attributes"][0]["taxonomy_term"]["code"] = json!("boredom");
+    let mut no_need = good(93);
+    no_need["attributes"] = json!([]);
+    let mut bad_status = good(94);
+    bad_status["status"] = json!("open");
+    let mut nul = good(95);
+    nul["service_at_locations"] = json!([{ "location": { "name": "Hall\u{0}" } }]);
+    let mut bad_url = good(96);
+    bad_url["url"] = json!("ftp://example.org");
+    let mut bad_id = good(97);
+    bad_id["id"] = json!("svc-97");
+    let mut wrong_type = good(98);
+    wrong_type["service_areas"] = json!([{ "name": 7 }]);
+    let records = vec![
+        good(1),
+        without("name"),
+        no_org_name,
+        good(2),
+        bad_need,
+        no_need,
+        bad_status,
+        nul,
+        bad_url,
+        bad_id,
+        wrong_type,
+        json!("not a record"),
+        good(1),
+        good(3),
+    ];
+    let report = import(&store, records).await;
+    assert_eq!(report.records, 14);
+    assert_eq!(
+        report.added,
+        vec![
+            Uuid::from_u128(0xd1_0001),
+            Uuid::from_u128(0xd1_0002),
+            Uuid::from_u128(0xd1_0003)
+        ]
+    );
+    insta::assert_yaml_snapshot!("directory_import_rejections", report.rejected);
+    // Only the good records were written.
+    assert_eq!(event_count(&store).await, 3);
+}
+
+#[tokio::test]
+async fn search_ranks_by_words_and_filters_by_need_area_and_availability() {
+    let (_db, store) = store_with_db(4).await;
+    let report = import(&store, sample_records()).await;
+    assert!(report.rejected.is_empty());
+    catch_up(&store).await;
+    let client = store.pool().get().await.expect("a connection");
+    let search = |text: Option<&str>, need: Option<NeedDomain>, area: Option<&str>, available| {
+        let query = DirectoryQuery {
+            text: text.map(str::to_owned),
+            need,
+            area: area.map(str::to_owned),
+            available_only: available,
+            offset: 0,
+            limit: 300,
+        };
+        let client = &client;
+        async move {
+            let mut found = api::directory::search(&***client, &query)
+                .await
+                .expect("search");
+            found.truncate(300);
+            found
+        }
+    };
+    let names = |found: &[api::directory::DirectoryEntry], n: usize| -> Vec<String> {
+        found.iter().take(n).map(|e| e.name.clone()).collect()
+    };
+
+    // Words a link worker types, matched through the need's own words too.
+    let found = search(Some("lonely older people"), None, Some("Frome"), false).await;
+    assert_eq!(names(&found, 1), ["Frome Friendship Lunch Club"]);
+    let found = search(Some("walking"), None, None, false).await;
+    assert!(
+        found
+            .iter()
+            .take(4)
+            .all(|e| e.name.ends_with("Walking for Health")),
+        "{:?}",
+        names(&found, 6)
+    );
+    let found = search(Some("grief"), None, None, false).await;
+    assert!(!found.is_empty());
+    assert!(
+        found
+            .iter()
+            .all(|e| e.needs.contains(&NeedDomain::Bereavement)),
+        "{:?}",
+        names(&found, 20)
+    );
+    let found = search(Some("\"lunch club\" -frome"), None, None, false).await;
+    assert!(!found.is_empty());
+    assert!(
+        found
+            .iter()
+            .all(|e| e.name.contains("Lunch Club") && !e.name.contains("Frome")),
+        "{:?}",
+        names(&found, 20)
+    );
+    assert!(
+        search(Some("xylophone"), None, None, false)
+            .await
+            .is_empty()
+    );
+
+    // Filters: a postcode district or town, a need.
+    let found = search(
+        None,
+        Some(NeedDomain::MoneyBenefitsDebt),
+        Some("BA5"),
+        false,
+    )
+    .await;
+    assert!(!found.is_empty());
+    assert!(
+        found.iter().all(|e| e.areas.contains(&"ba5".to_owned())
+            && e.needs.contains(&NeedDomain::MoneyBenefitsDebt))
+    );
+    assert_eq!(
+        found,
+        search(
+            None,
+            Some(NeedDomain::MoneyBenefitsDebt),
+            Some(" wells "),
+            false
+        )
+        .await
+    );
+
+    // Availability: a waiting list or closure made in Casebook ranks a service below open
+    // ones with the same words, and `available` leaves it out, as it leaves out services
+    // inactive at source.
+    let walks = search(Some("walking for health"), None, None, false).await;
+    let top = walks[0].service_id;
+    let directory = DirectoryService::new(store.clone());
+    directory
+        .execute(
+            domain::ServiceId(top),
+            &domain::directory::DirectoryCommand::ChangeCapacity(
+                domain::directory::ServiceCapacityChanged {
+                    availability: domain::directory::Availability::WaitingList,
+                    waiting_weeks: Some(8),
+                    note: None,
+                },
+            ),
+            casebook::directory::operator_metadata(),
+        )
+        .await
+        .expect("capacity change")
+        .expect("written");
+    catch_up(&store).await;
+    let walks_after = search(Some("walking for health"), None, None, false).await;
+    assert_ne!(walks_after[0].service_id, top);
+    let waiting = walks_after
+        .iter()
+        .find(|e| e.service_id == top)
+        .expect("still found");
+    assert_eq!(waiting.waiting_weeks, Some(8));
+    let available = search(Some("walking for health"), None, None, true).await;
+    assert!(available.iter().all(|e| e.service_id != top));
+    assert!(
+        search(None, None, None, true)
+            .await
+            .iter()
+            .all(|e| e.takes_referrals && e.availability == domain::directory::Availability::Open)
+    );
+    let everything = search(None, None, None, false).await;
+    assert_eq!(everything.len(), sample_records().len());
+    assert!(
+        everything
+            .iter()
+            .any(|e| e.status != domain::directory::OrukStatus::Active),
+        "the sample has inactive services"
+    );
+}
+
+#[tokio::test]
+async fn connections_must_name_a_listed_service_that_takes_referrals() {
+    let server = TestServer::start().await;
+    let people = &server.people;
+    let client = open_case(&server).await;
+    let connect = |service: Uuid, kind: &str| json!({ "connection_id": Uuid::new_v4(), "service_id": service, "need": "housing", "kind": kind });
+    let refused = |reply: &crate::http::Reply, rule: &str| {
+        assert_eq!(reply.status, 422, "{:#}", reply.body);
+        assert_eq!(reply.body["rule"], rule, "{:#}", reply.body);
+        assert_eq!(reply.body["errors"][0]["field"], "service_id");
+    };
+    let path = client_path(client, "connections");
+    server
+        .ok(
+            &people.worker,
+            &client_path(client, "consents"),
+            json!({ "scope": "share_with_onward_services", "services": [] }),
+        )
+        .await;
+
+    // Not in the directory at all (or another kind of record).
+    let reply = server
+        .post(&people.worker, &path, connect(Uuid::new_v4(), "signposted"))
+        .await;
+    refused(&reply, "unknown_service");
+    let reply = server
+        .post(&people.worker, &path, connect(client, "signposted"))
+        .await;
+    refused(&reply, "unknown_service");
+
+    // Closed to referrals: a referral is refused, signposting is not.
+    let service = server.services[0];
+    server
+        .ok(
+            &people.lead,
+            &format!("/api/v1/directory/services/{service}/capacity"),
+            json!({ "availability": "closed", "waiting_weeks": null, "note": "Full until spring" }),
+        )
+        .await;
+    let reply = server
+        .post(&people.worker, &path, connect(service, "referred"))
+        .await;
+    refused(&reply, "service_not_taking_referrals");
+    server
+        .ok(&people.worker, &path, connect(service, "signposted"))
+        .await;
+    // The same change again is refused as a no-op.
+    let reply = server
+        .post(
+            &people.lead,
+            &format!("/api/v1/directory/services/{service}/capacity"),
+            json!({ "availability": "closed" }),
+        )
+        .await;
+    assert_eq!(reply.status, 422);
+    assert_eq!(reply.body["rule"], "unchanged");
+
+    // Withdrawn: refused whatever the kind, and gone from the ORUK listing.
+    let other = server.services[1];
+    server
+        .ok(
+            &people.admin,
+            &format!("/api/v1/directory/services/{other}/withdraw"),
+            json!({ "reason": "The group has closed." }),
+        )
+        .await;
+    let reply = server
+        .post(&people.worker, &path, connect(other, "signposted"))
+        .await;
+    refused(&reply, "service_withdrawn");
+    server.catch_up().await;
+    let listing = server
+        .call(None, "GET", "/oruk/services?per_page=500", None, &[])
+        .await;
+    assert_eq!(listing.status, 200);
+    let ids: Vec<&str> = listing.body["contents"]
+        .as_array()
+        .expect("contents")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert!(!ids.contains(&other.to_string().as_str()));
+    assert!(ids.contains(&service.to_string().as_str()));
+    // A sync by modification time learns it is gone; by id it reads as defunct.
+    let sync = server
+        .call(
+            None,
+            "GET",
+            "/oruk/services?modified_after=2000-01-01T00:00:00Z&per_page=500",
+            None,
+            &[],
+        )
+        .await;
+    let gone = sync.body["contents"]
+        .as_array()
+        .expect("contents")
+        .iter()
+        .find(|s| s["id"] == json!(other))
+        .expect("in the sync");
+    assert_eq!(gone["status"], "defunct");
+    let one = server
+        .call(None, "GET", &format!("/oruk/services/{service}"), None, &[])
+        .await;
+    assert_eq!(one.status, 200);
+    assert_eq!(one.body["alert"], "Closed to new referrals.");
+    let missing = server
+        .call(
+            None,
+            "GET",
+            &format!("/oruk/services/{}", Uuid::new_v4()),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(missing.status, 404);
+}
+
+#[tokio::test]
+async fn capacity_changes_and_connection_outcomes_show_in_the_gap_report() {
+    let server = TestServer::start().await;
+    let people = &server.people;
+    // Two housing services in Frome, one money service in Wells.
+    let frome_a = Uuid::from_u128(0xf1);
+    let frome_b = Uuid::from_u128(0xf2);
+    let wells = Uuid::from_u128(0xf3);
+    let import = server
+        .post(
+            &people.admin,
+            "/api/v1/directory/import",
+            json!({ "contents": [
+                oruk_service(frome_a, "Frome Housing Advice", &["housing"], "Frome"),
+                oruk_service(frome_b, "Frome Tenancy Help", &["housing"], "Frome"),
+                oruk_service(wells, "Wells Debt Clinic", &["money_benefits_debt"], "Wells"),
+            ]}),
+        )
+        .await;
+    assert_eq!(import.status, 200, "{:#}", import.body);
+    assert_eq!(import.body["added"].as_array().map(Vec::len), Some(3));
+    let client = open_case(&server).await;
+    let connection = Uuid::new_v4();
+    server
+        .ok(
+            &people.worker,
+            &client_path(client, "connections"),
+            json!({ "connection_id": connection, "service_id": frome_a, "need": "housing", "kind": "signposted" }),
+        )
+        .await;
+    server
+        .ok(
+            &people.worker,
+            &client_path(client, "connection-outcomes"),
+            json!({ "connection_id": connection, "outcome": "waiting_list", "waiting_weeks": 10 }),
+        )
+        .await;
+    server
+        .ok(
+            &people.lead,
+            &format!("/api/v1/directory/services/{frome_a}/capacity"),
+            json!({ "availability": "waiting_list", "waiting_weeks": 10 }),
+        )
+        .await;
+    server
+        .ok(
+            &people.lead,
+            &format!("/api/v1/directory/services/{frome_b}/capacity"),
+            json!({ "availability": "closed" }),
+        )
+        .await;
+    server.catch_up().await;
+    let report = server
+        .get(&people.lead, "/api/v1/reports/service-gaps")
+        .await;
+    assert_eq!(report.status, 200, "{:#}", report.body);
+    let capacity: Vec<&Value> = report.body["capacity"]
+        .as_array()
+        .expect("capacity")
+        .iter()
+        .filter(|c| c["area"] == "frome" || c["area"] == "wells")
+        .collect();
+    insta::assert_yaml_snapshot!("directory_capacity_in_gap_report", capacity);
+    let connections = report.body["connections"].as_array().expect("connections");
+    let row = connections
+        .iter()
+        .find(|c| c["service_id"] == json!(frome_a))
+        .expect("the connection's service");
+    assert_eq!(row["service_name"], "Frome Housing Advice");
+    assert_eq!(row["waiting_list"], 1);
+    assert_eq!(row["mean_waiting_weeks"], 10.0);
+}
+
+#[test]
+fn every_sample_record_meets_the_profile_and_names_real_needs() {
+    let mut needs = std::collections::BTreeSet::new();
+    for record in sample_records() {
+        let service = OrukService::from_value(record).expect("a valid record");
+        needs.extend(service.needs());
+        assert!(!service.areas().is_empty(), "{} has areas", service.name);
+    }
+    assert_eq!(
+        needs.len(),
+        NeedDomain::ALL.len(),
+        "the sample covers every need domain"
+    );
+}
