@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::http::TestServer;
 use crate::http::journey::{client_path, open_case};
-use crate::support::{list_services, oruk_service, store_with_db};
+use crate::support::{oruk_service, store_with_db};
 
 fn sample() -> Value {
     serde_json::from_str(casebook::directory::SAMPLE_DIRECTORY).expect("the sample directory")
