@@ -9,7 +9,9 @@ use anyhow::Context;
 use eventstore::EventStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use projector::rules::Rules;
-use projector::{OutcomesProjection, Projection, Runner, RunnerSettings, ShadowCaseload};
+use projector::{
+    DirectoryProjection, OutcomesProjection, Projection, Runner, RunnerSettings, ShadowCaseload,
+};
 use uuid::Uuid;
 
 /// What a rebuild did.
@@ -23,7 +25,8 @@ pub struct RebuildReport {
 }
 
 /// Rebuilds `projection` beside the one in use: `outcomes` under `rules` (default the latest
-/// this build knows) into its own rows, or `caseload` into its shadow table. Resumes from the
+/// this build knows) into its own rows, or `caseload` into its shadow table; or `directory`
+/// in place, from the first event (it is small, and needs no other process running it). Resumes from the
 /// last batch it committed unless `restart`; stops at the log's head as it was at the start;
 /// then switches to it unless `keep_live` (the outcomes version becomes live; the shadow
 /// caseload's rows replace the live ones in one transaction).
@@ -49,8 +52,17 @@ pub async fn rebuild(
             anyhow::ensure!(rules.is_none(), "the caseload has no rule versions");
             (Arc::new(ShadowCaseload), None)
         }
-        other => anyhow::bail!("no projection {other:?}; there are `outcomes` and `caseload`"),
+        "directory" => {
+            anyhow::ensure!(rules.is_none(), "the directory has no rule versions");
+            (Arc::new(DirectoryProjection), None)
+        }
+        other => anyhow::bail!(
+            "no projection {other:?}; there are `outcomes`, `caseload` and `directory`"
+        ),
     };
+    // The directory is small: rebuilt in place, from the first event, while nothing else runs it.
+    let in_place = projection == "directory";
+    let restart = restart || in_place;
     if let Some(version) = versioned {
         let client = store.pool().get().await?;
         projector::start_version(&client, projector::OUTCOMES, version).await?;
@@ -96,7 +108,9 @@ pub async fn rebuild(
     let events = events.with_context(|| format!("rebuilding {}", target.name()))?;
     let seconds = started.elapsed().as_secs_f64();
     let mut switched = false;
-    if !keep_live {
+    if in_place {
+        switched = true;
+    } else if !keep_live {
         let mut client = store.pool().get().await?;
         match versioned {
             Some(version) => {

@@ -710,3 +710,203 @@ pub fn check_connection(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(status: &str) -> OrukService {
+        OrukService::from_value(json!({
+            "id": "8b0f9a58-8a8e-4c39-9c55-2d7f3b1f6a01",
+            "name": "Frome Walking for Health",
+            "status": status,
+            "organization": { "id": "1c1f1b7e-6f7e-4d6b-9a55-0b8f1e2d3c4a", "name": "Frome Active Living" },
+            "service_areas": [{ "name": "Frome" }],
+            "service_at_locations": [{ "location": { "addresses": [
+                { "city": "Frome", "postal_code": "BA11 1AA" }
+            ] } }],
+            "attributes": [
+                { "taxonomy_term": { "code": "physical_activity", "taxonomy": NEED_TAXONOMY } },
+                { "taxonomy_term": { "code": "walking", "name": "Walking", "taxonomy": "local" } }
+            ],
+            "schedules": [{ "byday": "TU" }]
+        }))
+        .expect("a valid record")
+    }
+
+    fn fold(events: &[DirectoryEvent]) -> ServiceState {
+        events
+            .iter()
+            .fold(ServiceState::default(), evolve_service)
+    }
+
+    fn import(state: &ServiceState, service: OrukService) -> Vec<DirectoryEvent> {
+        decide_service(state, &DirectoryCommand::Import(Box::new(service))).expect("decided")
+    }
+
+    #[test]
+    fn a_record_reads_its_needs_areas_and_categories_and_keeps_every_other_field() {
+        let service = record("active");
+        assert_eq!(
+            service.needs().into_iter().collect::<Vec<_>>(),
+            [NeedDomain::PhysicalActivity]
+        );
+        assert_eq!(
+            service.areas().into_iter().collect::<Vec<_>>(),
+            ["ba11", "frome"]
+        );
+        assert_eq!(
+            service.categories().into_iter().collect::<Vec<_>>(),
+            ["Walking"]
+        );
+        assert_eq!(service.extra["schedules"], json!([{ "byday": "TU" }]));
+    }
+
+    #[test]
+    fn importing_lists_then_updates_then_changes_nothing_for_the_same_record() {
+        let listed = import(&ServiceState::default(), record("active"));
+        assert!(matches!(listed[..], [DirectoryEvent::ServiceListed(_)]));
+        let state = fold(&listed);
+        assert!(import(&state, record("active")).is_empty());
+        // A newer modification time alone is the same record.
+        let mut touched = record("active");
+        touched.last_modified = Some("2030-01-01T00:00:00Z".to_owned());
+        assert!(import(&state, touched).is_empty());
+        let mut changed = record("active");
+        changed.description = Some("Now on Thursdays too.".to_owned());
+        assert!(matches!(
+            import(&state, changed)[..],
+            [DirectoryEvent::ServiceUpdated(_)]
+        ));
+    }
+
+    #[test]
+    fn a_defunct_record_withdraws_a_listed_service_and_adds_nothing_new() {
+        assert!(import(&ServiceState::default(), record("defunct")).is_empty());
+        let state = fold(&import(&ServiceState::default(), record("active")));
+        let events = import(&state, record("defunct"));
+        assert!(matches!(
+            events[..],
+            [
+                DirectoryEvent::ServiceUpdated(_),
+                DirectoryEvent::ServiceWithdrawn(_)
+            ]
+        ));
+        let withdrawn =
+            fold(&[import(&ServiceState::default(), record("active")), events].concat());
+        assert!(!withdrawn.listed());
+        // The same defunct record again: nothing. Back at source as active: listed again.
+        assert!(import(&withdrawn, record("defunct")).is_empty());
+        assert!(matches!(
+            import(&withdrawn, record("active"))[..],
+            [DirectoryEvent::ServiceListed(_)]
+        ));
+    }
+
+    #[test]
+    fn capacity_changes_need_weeks_for_a_waiting_list_only_and_change_something() {
+        let state = fold(&import(&ServiceState::default(), record("active")));
+        let change = |availability, waiting_weeks| {
+            decide_service(
+                &state,
+                &DirectoryCommand::ChangeCapacity(ServiceCapacityChanged {
+                    availability,
+                    waiting_weeks,
+                    note: None,
+                }),
+            )
+        };
+        assert_eq!(
+            change(Availability::WaitingList, None).unwrap_err().field(),
+            Some("waiting_weeks")
+        );
+        assert!(change(Availability::WaitingList, Some(0)).is_err());
+        assert!(change(Availability::WaitingList, Some(MAX_WAITING_WEEKS + 1)).is_err());
+        assert!(change(Availability::Closed, Some(3)).is_err());
+        assert_eq!(
+            change(Availability::Open, None),
+            Err(DirectoryError::Unchanged("open to referrals"))
+        );
+        assert!(change(Availability::WaitingList, Some(6)).is_ok());
+        assert_eq!(
+            decide_service(
+                &ServiceState::default(),
+                &DirectoryCommand::Withdraw(ServiceWithdrawn {
+                    reason: "gone".to_owned()
+                })
+            ),
+            Err(DirectoryError::NotListed)
+        );
+    }
+
+    #[test]
+    fn connections_need_a_listed_service_and_referrals_one_that_takes_them() {
+        use ConnectionKind::*;
+        assert_eq!(
+            check_connection(None, Signposted),
+            Err(CaseError::UnknownService)
+        );
+        let listed = fold(&import(&ServiceState::default(), record("active")));
+        for kind in ConnectionKind::ALL {
+            assert_eq!(check_connection(Some(&listed), *kind), Ok(()));
+        }
+        let closed = evolve_service(
+            listed.clone(),
+            &DirectoryEvent::ServiceCapacityChanged(ServiceCapacityChanged {
+                availability: Availability::Closed,
+                waiting_weeks: None,
+                note: None,
+            }),
+        );
+        assert_eq!(check_connection(Some(&closed), Signposted), Ok(()));
+        assert_eq!(
+            check_connection(Some(&closed), Referred),
+            Err(CaseError::ServiceNotTakingReferrals {
+                why: "closed to referrals"
+            })
+        );
+        let inactive = fold(&import(&ServiceState::default(), record("inactive")));
+        assert_eq!(
+            check_connection(Some(&inactive), WarmHandover),
+            Err(CaseError::ServiceNotTakingReferrals { why: "inactive" })
+        );
+        let withdrawn = evolve_service(
+            listed,
+            &DirectoryEvent::ServiceWithdrawn(ServiceWithdrawn {
+                reason: "closed".to_owned(),
+            }),
+        );
+        assert_eq!(
+            check_connection(Some(&withdrawn), Signposted),
+            Err(CaseError::ServiceWithdrawn)
+        );
+    }
+
+    #[test]
+    fn directory_events_round_trip_through_their_stored_form() {
+        let events = [
+            DirectoryEvent::ServiceListed(ServiceListed {
+                service: record("active"),
+            }),
+            DirectoryEvent::ServiceCapacityChanged(ServiceCapacityChanged {
+                availability: Availability::WaitingList,
+                waiting_weeks: Some(4),
+                note: Some("till March".to_owned()),
+            }),
+            DirectoryEvent::ServiceWithdrawn(ServiceWithdrawn {
+                reason: "closed".to_owned(),
+            }),
+        ];
+        for event in events {
+            let decoded = DirectoryEvent::decode(
+                event.event_type(),
+                event.schema_version(),
+                event.to_payload(),
+            )
+            .expect("decodes");
+            assert_eq!(decoded, event);
+        }
+        assert!(DirectoryEvent::decode("ClientRegistered", 1, json!({})).is_err());
+    }
+}
