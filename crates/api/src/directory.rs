@@ -441,22 +441,26 @@ pub async fn search(
         .as_deref()
         .map(domain::directory::normalise_area)
         .filter(|a| !a.is_empty());
+    // The page is chosen on narrow rows first; only its services' records are read.
     let sql = format!(
-        "WITH q AS (SELECT {TEXT_QUERY} AS query) \
-         SELECT {ENTRY_COLUMNS}, \
-           CASE WHEN q.query IS NULL THEN 0 ELSE ts_rank_cd(search, q.query, 1) END \
-             * CASE WHEN status <> 'active' OR availability = 'closed' THEN 0.3 \
-                    WHEN availability = 'waiting_list' THEN 0.6 ELSE 1 END AS rank \
-         FROM directory_services, q \
-         WHERE NOT withdrawn \
-           AND (q.query IS NULL OR search @@ q.query) \
-           AND ($2::text IS NULL OR $2::text = ANY (needs)) \
-           AND ($3::text IS NULL OR $3::text = ANY (areas)) \
-           AND (NOT $4 OR (availability = 'open' AND status = 'active')) \
-         ORDER BY rank DESC, \
-           CASE availability WHEN 'open' THEN 0 WHEN 'waiting_list' THEN 1 ELSE 2 END, \
-           CASE status WHEN 'active' THEN 0 ELSE 1 END, lower(name), service_id \
-         OFFSET $5 LIMIT $6"
+        "WITH q AS (SELECT {TEXT_QUERY} AS query), \
+         page AS ( \
+           SELECT service_id, \
+             CASE WHEN q.query IS NULL THEN 0 ELSE ts_rank_cd(search, q.query, 1) END \
+               * CASE WHEN status <> 'active' OR availability = 'closed' THEN 0.3 \
+                      WHEN availability = 'waiting_list' THEN 0.6 ELSE 1 END AS rank, \
+             CASE availability WHEN 'open' THEN 0 WHEN 'waiting_list' THEN 1 ELSE 2 END AS open_first, \
+             CASE status WHEN 'active' THEN 0 ELSE 1 END AS active_first, lower(name) AS sort_name \
+           FROM directory_services, q \
+           WHERE NOT withdrawn \
+             AND (q.query IS NULL OR search @@ q.query) \
+             AND ($2::text IS NULL OR needs @> ARRAY[$2::text]) \
+             AND ($3::text IS NULL OR areas @> ARRAY[$3::text]) \
+             AND (NOT $4 OR (availability = 'open' AND status = 'active')) \
+           ORDER BY rank DESC, open_first, active_first, sort_name, service_id \
+           OFFSET $5 LIMIT $6) \
+         SELECT {ENTRY_COLUMNS} FROM page JOIN directory_services USING (service_id) \
+         ORDER BY page.rank DESC, page.open_first, page.active_first, page.sort_name, service_id"
     );
     let rows = client
         .query(

@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod bench_rebuild;
+pub mod bench_search;
 pub mod database;
 pub mod demo;
 pub mod directory;

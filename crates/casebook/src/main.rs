@@ -31,6 +31,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             casebook::bench_rebuild::run(options, cli.database.pg_bin).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench(casebook::settings::Bench::Search(options)) => {
+            casebook::bench_search::run(options, cli.database.pg_bin).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Project => project(&cli.database).await,
         Command::Rebuild {
             projection,

@@ -229,4 +229,6 @@ pub enum Bench {
     Append(crate::bench::AppendBench),
     /// Rebuilding every read model from a large log, beside reading it with COPY ... TO.
     Rebuild(crate::bench_rebuild::RebuildBench),
+    /// Directory search latency at 10,000 services, beside a primary-key lookup.
+    Search(crate::bench_search::SearchBench),
 }

@@ -736,9 +736,7 @@ mod tests {
     }
 
     fn fold(events: &[DirectoryEvent]) -> ServiceState {
-        events
-            .iter()
-            .fold(ServiceState::default(), evolve_service)
+        events.iter().fold(ServiceState::default(), evolve_service)
     }
 
     fn import(state: &ServiceState, service: OrukService) -> Vec<DirectoryEvent> {

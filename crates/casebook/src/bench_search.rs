@@ -1,0 +1,218 @@
+//! `casebook bench search`: directory search latency at a national directory's size, beside a
+//! primary-key lookup of one service on the same table and cluster (the floor a query cannot
+//! beat).
+//!
+//! The directory is the sample's services many times over, each copy with its own id and
+//! name and spread over many areas, imported through the same path as `directory import`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use api::directory::{DirectoryQuery, DirectoryService, OrukQuery};
+use db::{Cluster, PoolSettings};
+use domain::NeedDomain;
+use eventstore::{EventStore, Upcasters};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Options for the search benchmark.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SearchBench {
+    /// Services in the directory.
+    #[arg(long, default_value_t = 10_000)]
+    pub services: usize,
+    /// Timed runs of each query.
+    #[arg(long, default_value_t = 500)]
+    pub runs: usize,
+    /// Where to put the benchmark's own cluster (removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// Runs the benchmark and prints a table.
+///
+/// # Errors
+/// When the cluster cannot be started or a step fails.
+pub async fn run(options: SearchBench, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
+    let cluster = crate::bench::start_cluster(options.dir.clone(), pg_bin).await?;
+    let outcome = measure(&cluster, &options).await;
+    crate::bench::stop_cluster(cluster).await?;
+    for line in outcome? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// `n` services: the sample's, copied with new ids, numbered names and their own areas.
+fn services(n: usize) -> anyhow::Result<Vec<Value>> {
+    let page: Value = serde_json::from_str(crate::directory::SAMPLE_DIRECTORY)?;
+    let sample = page["contents"]
+        .as_array()
+        .ok_or_else(|| anyhow::anyhow!("the sample has no contents"))?;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut record = sample[i % sample.len()].clone();
+        let copy = i / sample.len();
+        record["id"] = Value::String(Uuid::new_v4().to_string());
+        if copy > 0 {
+            let name = record["name"].as_str().unwrap_or("Service").to_owned();
+            record["name"] = Value::String(format!("{name} {copy}"));
+            record["service_areas"] =
+                serde_json::json!([{ "id": Uuid::new_v4(), "name": format!("District {copy}") }]);
+        }
+        out.push(record);
+    }
+    Ok(out)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+async fn measure(cluster: &Cluster, options: &SearchBench) -> anyhow::Result<Vec<String>> {
+    let postgres = db::connect(&cluster.admin_config("postgres")).await?;
+    postgres
+        .batch_execute("DROP DATABASE IF EXISTS bench_search")
+        .await?;
+    postgres
+        .batch_execute("CREATE DATABASE bench_search")
+        .await?;
+    let admin_config = cluster.admin_config("bench_search");
+    let mut admin = db::connect(&admin_config).await?;
+    db::migrate(&mut admin).await?;
+    let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
+    let store = EventStore::new(pool, Upcasters::new());
+
+    // Import in four parts at once (the ids differ, so they never meet).
+    let records = services(options.services)?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for part in records.chunks(options.services.div_ceil(4).max(1)) {
+        let directory = DirectoryService::new(store.clone());
+        let part = part.to_vec();
+        tasks.push(tokio::spawn(async move {
+            directory
+                .import(part, false, &crate::directory::operator_metadata(), |_| {})
+                .await
+        }));
+    }
+    let mut imported = 0;
+    for task in tasks {
+        imported += task.await??.added.len();
+    }
+    let import_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    crate::directory::catch_up(&store).await?;
+    let project_seconds = started.elapsed().as_secs_f64();
+    admin
+        .batch_execute("VACUUM ANALYZE directory_services")
+        .await?;
+
+    let client = store.pool().get().await?;
+    let ids: Vec<Uuid> = client
+        .query("SELECT service_id FROM directory_services", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut baseline = Vec::with_capacity(options.runs);
+    for i in 0..options.runs {
+        let started = Instant::now();
+        client
+            .query_one(
+                "SELECT record FROM directory_services WHERE service_id = $1",
+                &[&ids[i % ids.len()]],
+            )
+            .await?;
+        baseline.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    baseline.sort_by(f64::total_cmp);
+    let floor = percentile(&baseline, 50.0);
+
+    let query = |text: Option<&str>, need: Option<NeedDomain>, area: Option<&str>, available| {
+        DirectoryQuery {
+            text: text.map(str::to_owned),
+            need,
+            area: area.map(str::to_owned),
+            available_only: available,
+            offset: 0,
+            limit: 20,
+        }
+    };
+    let searches = [
+        (
+            "words: \"lonely older people\"",
+            query(Some("lonely older people"), None, None, false),
+        ),
+        (
+            "words + area: \"debt advice\" in Frome",
+            query(Some("debt advice"), None, Some("Frome"), false),
+        ),
+        (
+            "need + area + available",
+            query(None, Some(NeedDomain::MentalWellbeing), Some("BA5"), true),
+        ),
+        (
+            "need only (many matches)",
+            query(None, Some(NeedDomain::LonelinessIsolation), None, false),
+        ),
+        (
+            "phrase and exclusion",
+            query(Some("\"walking for health\" -frome"), None, None, false),
+        ),
+    ];
+    let mut lines = vec![
+        format!(
+            "directory search over {} services ({imported} imported in {import_seconds:.1} s, {:.0} services/s; projected in {project_seconds:.1} s), {} runs each, 20 results a page",
+            ids.len(),
+            imported as f64 / import_seconds,
+            options.runs
+        ),
+        "| what | p50 ms | p99 ms | p50 ratio to the primary-key lookup |".to_owned(),
+        "|---|---|---|---|".to_owned(),
+        format!(
+            "| primary-key lookup of one service | {floor:.2} | {:.2} | 1.0 |",
+            percentile(&baseline, 99.0)
+        ),
+    ];
+    for (name, q) in &searches {
+        let mut times = Vec::with_capacity(options.runs);
+        let mut found = 0;
+        for _ in 0..options.runs {
+            let started = Instant::now();
+            found = api::directory::search(&**client, q).await?.len();
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        let p50 = percentile(&times, 50.0);
+        lines.push(format!(
+            "| {name} ({found} on the page) | {p50:.2} | {:.2} | {:.1} |",
+            percentile(&times, 99.0),
+            p50 / floor
+        ));
+    }
+    let oruk = OrukQuery {
+        search: Some("befriending".to_owned()),
+        page: 2,
+        per_page: 50,
+        ..OrukQuery::default()
+    };
+    let mut times = Vec::with_capacity(options.runs);
+    for _ in 0..options.runs {
+        let started = Instant::now();
+        api::directory::oruk_page(&**client, &oruk).await?;
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let p50 = percentile(&times, 50.0);
+    lines.push(format!(
+        "| ORUK /services?search=befriending&page=2&per_page=50 | {p50:.2} | {:.2} | {:.1} |",
+        percentile(&times, 99.0),
+        p50 / floor
+    ));
+    Ok(lines)
+}
