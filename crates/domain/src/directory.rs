@@ -210,10 +210,14 @@ impl OrukService {
             Err(e) => {
                 let path = e.path().to_string();
                 let inner = e.into_inner().to_string();
-                reasons.push(if path == "." {
-                    inner
-                } else {
-                    format!("{path}: {inner}")
+                let missing = inner
+                    .strip_prefix("missing field `")
+                    .and_then(|rest| rest.strip_suffix('`'));
+                reasons.push(match (path.as_str(), missing) {
+                    (".", Some(field)) => format!("{field}: required"),
+                    (_, Some(field)) => format!("{path}.{field}: required"),
+                    (".", None) => inner,
+                    _ => format!("{path}: {inner}"),
                 });
                 return Err(reasons);
             }
