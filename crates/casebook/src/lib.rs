@@ -11,6 +11,7 @@ pub mod database;
 pub mod demo;
 pub mod directory;
 pub mod http;
+pub mod population;
 pub mod rebuild;
 pub mod settings;
 pub mod telemetry;

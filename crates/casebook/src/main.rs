@@ -22,7 +22,16 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { listen, demo } => serve(&cli.database, &listen, demo).await,
+        Command::Serve {
+            listen,
+            demo,
+            demo_clients,
+        } => serve(&cli.database, &listen, demo.then_some(demo_clients)).await,
+        Command::Demo {
+            clients,
+            seed,
+            concurrency,
+        } => demo(&cli.database, clients, seed, concurrency).await,
         Command::Bench(casebook::settings::Bench::Append(options)) => {
             casebook::bench::run(options, cli.database.pg_bin).await?;
             Ok(ExitCode::SUCCESS)
@@ -145,18 +154,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn serve(
     settings: &casebook::DatabaseSettings,
     listen: &str,
-    demo: bool,
+    demo_clients: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
     let database = Database::open(settings).await?;
-    if demo {
+    let mut demo_access = None;
+    if demo_clients.is_some() {
         let client = db::connect(database.admin_config()).await?;
         let access = casebook::demo::ensure_demo_access(&client).await?;
         let path = casebook::demo::write_tokens(&settings.resolved_data_dir(), &access)?;
         tracing::info!(tokens = %path.display(), "demo organisation ready; `source` the tokens file to use them");
+        demo_access = Some(access);
     }
     let listener = eventstore::Listener::start(database.app_config().clone());
     let store = database.event_store()?.with_listener(&listener);
-    if demo {
+    if demo_clients.is_some() {
         let report = casebook::directory::import_text(
             &store,
             casebook::directory::SAMPLE_DIRECTORY,
@@ -171,6 +182,43 @@ async fn serve(
             "sample directory imported"
         );
     }
+    // The demo population is made while the service already answers.
+    let population = match (demo_clients, demo_access) {
+        (Some(clients), Some(access)) => {
+            let store = store.clone();
+            let admin_config = database.admin_config().clone();
+            Some(tokio::spawn(async move {
+                let outcome = async {
+                    let admin = db::connect(&admin_config).await?;
+                    casebook::population::populate(
+                        &store,
+                        &admin,
+                        &access,
+                        &casebook::population::PopulationOptions {
+                            clients,
+                            seed: 2026,
+                            today: chrono::Utc::now().date_naive(),
+                            concurrency: 4,
+                        },
+                        |_| {},
+                    )
+                    .await
+                }
+                .await;
+                match outcome {
+                    Ok(report) => tracing::info!(
+                        clients = report.clients,
+                        already_there = report.skipped,
+                        events = report.events,
+                        seconds = report.seconds,
+                        "demo population ready"
+                    ),
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "demo population failed"),
+                }
+            }))
+        }
+        _ => None,
+    };
     let (stop_projections, projections_stopped) = tokio::sync::watch::channel(false);
     let runners = projector::spawn_all(&store, &projections_stopped).await?;
     let app = Application::build(listen, store)?;
@@ -179,6 +227,9 @@ async fn serve(
     let server = tokio::spawn(app.run_until_stopped());
     shutdown_signal().await?;
     tracing::info!("shutting down");
+    if let Some(population) = population {
+        population.abort();
+    }
     handle.stop(true).await;
     server.await.context("joining the server")??;
     let _ = stop_projections.send(true);
@@ -187,6 +238,58 @@ async fn serve(
     }
     drop(listener);
     database.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn demo(
+    settings: &casebook::DatabaseSettings,
+    clients: usize,
+    seed: u64,
+    concurrency: usize,
+) -> anyhow::Result<ExitCode> {
+    let database = Database::open(settings).await?;
+    let admin = db::connect(database.admin_config()).await?;
+    let store = database.event_store()?;
+    let outcome = async {
+        let access = casebook::demo::ensure_demo_access(&admin).await?;
+        let path = casebook::demo::write_tokens(&settings.resolved_data_dir(), &access)?;
+        let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            indicatif::ProgressBar::new(clients as u64)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let report = casebook::population::populate(
+            &store,
+            &admin,
+            &access,
+            &casebook::population::PopulationOptions {
+                clients,
+                seed,
+                today: chrono::Utc::now().date_naive(),
+                concurrency,
+            },
+            |n| bar.inc(n as u64),
+        )
+        .await;
+        bar.finish_and_clear();
+        let report = report?;
+        println!(
+            "{} people made ({} already there) with {} link workers: {} commands, {} events in {:.1} s; tokens in {}",
+            report.clients,
+            report.skipped,
+            report.link_workers,
+            report.commands,
+            report.events,
+            report.seconds,
+            path.display()
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    drop(store);
+    drop(admin);
+    database.shutdown().await?;
+    outcome?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -71,10 +71,28 @@ pub enum Command {
         /// Address and port to listen on.
         #[arg(long, env = "CASEBOOK_LISTEN", default_value = "127.0.0.1:8080")]
         listen: String,
-        /// Set up a demo organisation with one staff member per role, and write their tokens
-        /// to <data dir>/demo-tokens.env.
+        /// Set up a demo organisation with one staff member per role, write their tokens to
+        /// <data dir>/demo-tokens.env, import the sample directory, and make the demo
+        /// population in the background (as `casebook demo` does).
         #[arg(long)]
         demo: bool,
+        /// People in the demo population `--demo` makes.
+        #[arg(long, default_value_t = 2000)]
+        demo_clients: usize,
+    },
+    /// Make a believable service for the demo organisation through the real command path:
+    /// link workers, the sample directory, and people's journeys over the past year. The same
+    /// seed makes the same people; people already there are skipped.
+    Demo {
+        /// How many people.
+        #[arg(long, default_value_t = 2000)]
+        clients: usize,
+        /// The seed.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// People made at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
     },
     /// Run the projections on their own (no HTTP) until stopped.
     Project,
