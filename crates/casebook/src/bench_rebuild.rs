@@ -174,10 +174,23 @@ async fn fill(store: &EventStore, events: u64) -> anyhow::Result<u64> {
     Ok(written)
 }
 
-/// One client's journey, decided by the domain rules from its commands.
+/// One client's journey, decided by the domain rules from its commands (about 25 events).
 pub fn journey_events(n: u128) -> Vec<CaseEvent> {
+    journey_events_sized(n, 6, 3, 40, true)
+}
+
+/// One client's journey with `appointments` appointments (booked, then attended or not) and
+/// `contacts` contacts, so `2 * appointments + contacts + 10` events, assigned to one of
+/// `link_workers` link workers; closed at the end when `close` (one event fewer otherwise).
+pub fn journey_events_sized(
+    n: u128,
+    appointments: u128,
+    contacts: u128,
+    link_workers: u128,
+    close: bool,
+) -> Vec<CaseEvent> {
     let client = ClientId(Uuid::from_u128(n));
-    let sub = |k: u128| Uuid::from_u128((n << 8) + k);
+    let sub = |k: u128| Uuid::from_u128((n << 16) + k);
     let day = |d: i64| NaiveDate::from_ymd_opt(2026, 1, 5).expect("a date") + Duration::days(d);
     let at = |d: i64| {
         Utc.with_ymd_and_hms(2026, 1, 5, 10, 0, 0)
@@ -219,7 +232,7 @@ pub fn journey_events(n: u128) -> Vec<CaseEvent> {
         },
         CaseCommand::AcceptReferral(ReferralAccepted { referral_id }),
         CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
-            link_worker_id: StaffId(Uuid::from_u128(0x5000 + n % 40)),
+            link_worker_id: StaffId(Uuid::from_u128(0x5000 + n % link_workers)),
             team_id: TeamId(Uuid::from_u128(0x7ea + n % 4)),
         }),
         CaseCommand::RecordConsent(ConsentRecorded {
@@ -237,8 +250,8 @@ pub fn journey_events(n: u128) -> Vec<CaseEvent> {
             administered_on: day(3),
         }),
     ];
-    for k in 0..6 {
-        let appointment_id = AppointmentId(sub(10 + k));
+    for k in 0..appointments {
+        let appointment_id = AppointmentId(sub(1000 + k));
         commands.push(CaseCommand::BookAppointment(AppointmentBooked {
             appointment_id,
             scheduled_for: at(7 * k as i64 + 7),
@@ -250,9 +263,9 @@ pub fn journey_events(n: u128) -> Vec<CaseEvent> {
             CaseCommand::RecordAttendance(AppointmentAttended { appointment_id })
         });
     }
-    for k in 0..3 {
+    for k in 0..contacts {
         commands.push(CaseCommand::RecordContact(ContactRecorded {
-            contact_id: ContactId(sub(30 + k)),
+            contact_id: ContactId(sub(3000 + k)),
             mode: ContactMode::Phone,
             minutes: 20,
             contacted_at: at(7 * k as i64 + 8),
@@ -282,11 +295,13 @@ pub fn journey_events(n: u128) -> Vec<CaseEvent> {
             licensor_score: None,
             administered_on: day(60),
         }),
-        CaseCommand::CloseCase(CaseClosed {
+    ]);
+    if close {
+        commands.push(CaseCommand::CloseCase(CaseClosed {
             reason: ClosureReason::GoalsMet,
             note: None,
-        }),
-    ]);
+        }));
+    }
     let mut state = CaseState::default();
     let mut events = Vec::new();
     for (i, command) in commands.iter().enumerate() {

@@ -5,7 +5,9 @@
 //! environment variables into typed settings and hands them down.
 
 pub mod bench;
+pub mod bench_http;
 pub mod bench_rebuild;
+pub mod bench_scale;
 pub mod bench_search;
 pub mod database;
 pub mod demo;

@@ -40,6 +40,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             casebook::bench_rebuild::run(options, cli.database.pg_bin).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench(casebook::settings::Bench::Http(options)) => {
+            casebook::bench_http::run(options, cli.database.pg_bin).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(casebook::settings::Bench::Scale(options)) => {
+            casebook::bench_scale::run(options, cli.database.pg_bin).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(casebook::settings::Bench::Search(options)) => {
             casebook::bench_search::run(options, cli.database.pg_bin).await?;
             Ok(ExitCode::SUCCESS)

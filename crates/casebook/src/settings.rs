@@ -247,6 +247,10 @@ pub enum Bench {
     Append(crate::bench::AppendBench),
     /// Rebuilding every read model from a large log, beside reading it with COPY ... TO.
     Rebuild(crate::bench_rebuild::RebuildBench),
+    /// Referrals through the HTTP API at several client counts, beside pgbench.
+    Http(crate::bench_http::HttpBench),
+    /// Caseload and journey latency at 10M events, beside the raw reads they are built on.
+    Scale(crate::bench_scale::ScaleBench),
     /// Directory search latency at 10,000 services, beside a primary-key lookup.
     Search(crate::bench_search::SearchBench),
 }

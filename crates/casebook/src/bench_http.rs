@@ -1,0 +1,277 @@
+//! `casebook bench http`: referrals through the HTTP API (authentication, validation, decide,
+//! append: the whole path) at several client counts, beside `pgbench` writing the same two
+//! rows per transaction on the same cluster.
+//!
+//! Each request is a referral of someone new (`POST /api/v1/clients/{id}/referrals`), which
+//! appends two events (`ClientRegistered`, `ReferralReceived`) in one transaction; so the
+//! pgbench baseline inserts two rows per transaction into a copy of the events table.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use api::access::{self, NewStaff, Role};
+use db::{Cluster, PoolSettings};
+use eventstore::{EventStore, Upcasters};
+use serde_json::json;
+use uuid::Uuid;
+
+/// Options for the HTTP benchmark.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HttpBench {
+    /// Concurrent clients to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32,64")]
+    pub clients: Vec<usize>,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Where to put the benchmark's own cluster (removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+const PGBENCH_TWO_ROWS: &str = "\
+BEGIN;
+INSERT INTO bench_rows (event_id, stream_id, stream_type, stream_version, event_type, schema_version, payload, \
+actor_id, actor_role, organisation_id, correlation_id, occurred_at, recorded_at, hash) \
+VALUES (gen_random_uuid(), gen_random_uuid(), 'client', 1, 'ClientRegistered', 1, \
+'{\"area\": \"Frome\", \"personal\": {\"given_name\": \"Maggie\", \"family_name\": \"Thornbury\"}}', gen_random_uuid(), 'referrer', gen_random_uuid(), \
+gen_random_uuid(), now(), now(), sha256('x'::bytea));
+INSERT INTO bench_rows (event_id, stream_id, stream_type, stream_version, event_type, schema_version, payload, \
+actor_id, actor_role, organisation_id, correlation_id, occurred_at, recorded_at, hash) \
+VALUES (gen_random_uuid(), gen_random_uuid(), 'client', 2, 'ReferralReceived', 1, \
+'{\"source\": \"gp\", \"reasons\": [\"loneliness_isolation\"], \"urgency\": \"routine\"}', gen_random_uuid(), 'referrer', gen_random_uuid(), \
+gen_random_uuid(), now(), now(), sha256('x'::bytea));
+COMMIT;
+";
+
+/// One measurement.
+struct Figure {
+    clients: usize,
+    pgbench_tps: f64,
+    http_rps: f64,
+    p50: Duration,
+    p99: Duration,
+    errors: usize,
+}
+
+/// Runs the benchmark and prints a table.
+///
+/// # Errors
+/// When the cluster cannot be started or a step fails.
+pub async fn run(options: HttpBench, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
+    let cluster = crate::bench::start_cluster(options.dir.clone(), pg_bin).await?;
+    let outcome = measure(&cluster, &options).await;
+    crate::bench::stop_cluster(cluster).await?;
+    let (figures, rss) = outcome?;
+    println!(
+        "referrals through the HTTP API (2 events each, one transaction), fsync on, {}s per figure",
+        options.seconds
+    );
+    println!(
+        "| clients | pgbench 2-row tx/s | HTTP referrals/s | ratio | HTTP p50 ms | HTTP p99 ms | errors |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for f in figures {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+            f.clients,
+            f.pgbench_tps,
+            f.http_rps,
+            f.http_rps / f.pgbench_tps,
+            f.p50.as_secs_f64() * 1000.0,
+            f.p99.as_secs_f64() * 1000.0,
+            f.errors
+        );
+    }
+    println!("peak RSS of this process (server and load together): {rss} MB");
+    Ok(())
+}
+
+async fn measure(cluster: &Cluster, options: &HttpBench) -> anyhow::Result<(Vec<Figure>, u64)> {
+    let postgres = db::connect(&cluster.admin_config("postgres")).await?;
+    postgres
+        .batch_execute("DROP DATABASE IF EXISTS bench_http")
+        .await?;
+    postgres.batch_execute("CREATE DATABASE bench_http").await?;
+    let admin_config = cluster.admin_config("bench_http");
+    let mut admin = db::connect(&admin_config).await?;
+    db::migrate(&mut admin).await?;
+    admin
+        .batch_execute("CREATE TABLE bench_rows (LIKE events INCLUDING ALL)")
+        .await
+        .context("creating the baseline table")?;
+    let script = cluster.dir().join("referral.sql");
+    std::fs::write(&script, PGBENCH_TWO_ROWS)?;
+
+    let organisation = access::ensure_organisation(&admin, "Bench Service").await?;
+    let referrer = access::add_staff(
+        &admin,
+        &NewStaff {
+            organisation_id: organisation,
+            team_id: None,
+            name: "Bench GP".to_owned(),
+            role: Role::Referrer,
+            capacity: None,
+        },
+    )
+    .await?;
+    let token = access::issue_token(
+        &admin,
+        referrer.staff_id,
+        chrono::Duration::days(1),
+        "bench",
+    )
+    .await?
+    .token;
+
+    let max_clients = options.clients.iter().copied().max().unwrap_or(1);
+    let pool = db::pool(
+        db::app_config(&admin_config),
+        PoolSettings {
+            max_size: max_clients.min(32),
+        },
+    )?;
+    let store = EventStore::new(pool, Upcasters::new());
+    let app = crate::Application::build("127.0.0.1:0", store)?;
+    let base = format!("http://{}", app.address());
+    let handle = app.handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(max_clients)
+        .build()?;
+
+    let mut figures = Vec::new();
+    for &clients in &options.clients {
+        let pgbench_tps = pgbench(cluster, &script, clients, options.seconds)?;
+        let (http_rps, p50, p99, errors) = http_rate(
+            &http,
+            &base,
+            &token,
+            clients,
+            Duration::from_secs(options.seconds),
+        )
+        .await?;
+        eprintln!("{clients} clients: pgbench {pgbench_tps:.0} tx/s, HTTP {http_rps:.0}/s");
+        figures.push(Figure {
+            clients,
+            pgbench_tps,
+            http_rps,
+            p50,
+            p99,
+            errors,
+        });
+    }
+    handle.stop(true).await;
+    let _ = server.await;
+    Ok((figures, crate::bench_rebuild::peak_rss_mb()))
+}
+
+fn pgbench(
+    cluster: &Cluster,
+    script: &std::path::Path,
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<f64> {
+    let out = cluster
+        .tool("pgbench")
+        .args(["-n", "-M", "prepared", "-f"])
+        .arg(script)
+        .args([
+            "-c",
+            &clients.to_string(),
+            "-j",
+            &clients.min(2).to_string(),
+            "-T",
+            &seconds.to_string(),
+            "bench_http",
+        ])
+        .output()
+        .context("running pgbench")?;
+    if !out.status.success() {
+        bail!("pgbench failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|line| line.strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("no tps in pgbench output: {text}"))
+}
+
+async fn http_rate(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<(f64, Duration, Duration, usize)> {
+    let start = Instant::now();
+    let today = chrono::Utc::now().date_naive().to_string();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let http = http.clone();
+        let url = format!("{base}/api/v1/clients");
+        let token = token.to_owned();
+        let today = today.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0;
+            while start.elapsed() < duration {
+                let client = Uuid::new_v4();
+                let body = json!({
+                    "client": {
+                        "personal": {
+                            "given_name": "Maggie", "family_name": "Thornbury",
+                            "date_of_birth": "1948-05-02", "nhs_number": null, "phone": null,
+                            "email": null, "address": null, "postcode": "BA11 1PX"
+                        },
+                        "area": "Frome"
+                    },
+                    "referral": {
+                        "referral_id": Uuid::new_v4(), "source": "gp",
+                        "referrer": { "staff_id": null, "name": null, "organisation": "Frome Medical Practice" },
+                        "reasons": ["loneliness_isolation"], "urgency": "routine",
+                        "received_on": today, "note": null
+                    }
+                });
+                let began = Instant::now();
+                let reply = http
+                    .post(format!("{url}/{client}/referrals"))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await;
+                match reply {
+                    Ok(r) if r.status().as_u16() == 201 => {
+                        let _ = r.bytes().await;
+                        latencies.push(began.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (l, e) = task.await?;
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    Ok((
+        latencies.len() as f64 / elapsed,
+        pick(0.5),
+        pick(0.99),
+        errors,
+    ))
+}

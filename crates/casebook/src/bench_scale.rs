@@ -1,0 +1,283 @@
+//! `casebook bench scale`: what link workers and auditors feel at a national platform's size:
+//! a link worker's caseload and a client's journey replay, at (by default) 100,000 clients of
+//! about 100 events each (10M events) held by 2,000 link workers. Each latency is set beside
+//! the raw read it is built on, on the same cluster in the same run: a primary-key fetch of one
+//! caseload row, and the stream's rows read in version order.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::Utc;
+use db::{Cluster, PoolSettings};
+use domain::{CLIENT_STREAM, ClientId};
+use eventstore::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, Upcasters};
+use projector::{CaseloadFilter, CaseloadProjection};
+use uuid::Uuid;
+
+use crate::bench_rebuild::{journey_events_sized, peak_rss_mb};
+
+/// Options for the scale benchmark.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScaleBench {
+    /// Clients in the log.
+    #[arg(long, default_value_t = 100_000)]
+    pub clients: u64,
+    /// Link workers holding them.
+    #[arg(long, default_value_t = 2_000)]
+    pub link_workers: u64,
+    /// Appointments per client (with 30 and `--contacts 30`, about 100 events a client).
+    #[arg(long, default_value_t = 30)]
+    pub appointments: u64,
+    /// Contacts per client.
+    #[arg(long, default_value_t = 30)]
+    pub contacts: u64,
+    /// Timed runs of each read.
+    #[arg(long, default_value_t = 1000)]
+    pub runs: usize,
+    /// Where to put the benchmark's own cluster (removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// Runs the benchmark and prints a table.
+///
+/// # Errors
+/// When the cluster cannot be started or a step fails.
+pub async fn run(options: ScaleBench, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
+    let cluster = crate::bench::start_cluster(options.dir.clone(), pg_bin).await?;
+    let outcome = measure(&cluster, &options).await;
+    crate::bench::stop_cluster(cluster).await?;
+    for line in outcome? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+const ORGANISATION: Uuid = Uuid::from_u128(0x0a);
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[(((sorted.len() - 1) as f64) * p / 100.0).round() as usize]
+}
+
+/// Appends each client's whole journey in one call, eight appenders at once; two clients in
+/// three stay open.
+async fn fill(store: &EventStore, options: &ScaleBench) -> anyhow::Result<u64> {
+    let workers = 8u64;
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let store = store.clone();
+        let options = options.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut written = 0u64;
+            let mut n = w;
+            while n < options.clients {
+                let id = u128::from(n) + 1;
+                let decided = journey_events_sized(
+                    id,
+                    u128::from(options.appointments),
+                    u128::from(options.contacts),
+                    u128::from(options.link_workers),
+                    n % 3 == 0,
+                );
+                written += decided.len() as u64;
+                store
+                    .append(AppendRequest {
+                        stream_id: Uuid::from_u128(id),
+                        stream_type: CLIENT_STREAM.to_owned(),
+                        expected: ExpectedVersion::NoStream,
+                        events: decided
+                            .iter()
+                            .map(|e| NewEvent {
+                                event_id: Uuid::new_v4(),
+                                event_type: e.event_type().to_owned(),
+                                schema_version: e.schema_version(),
+                                payload: e.to_payload(),
+                            })
+                            .collect(),
+                        metadata: Metadata {
+                            actor_id: Uuid::from_u128(
+                                0x5000 + id % u128::from(options.link_workers),
+                            ),
+                            actor_role: "link_worker".to_owned(),
+                            organisation_id: ORGANISATION,
+                            correlation_id: Uuid::new_v4(),
+                            causation_id: None,
+                            occurred_at: Utc::now(),
+                        },
+                        idempotency_key: None,
+                        fingerprint: None,
+                    })
+                    .await?;
+                n += workers;
+            }
+            Ok::<_, eventstore::StoreError>(written)
+        }));
+    }
+    let mut written = 0;
+    for task in tasks {
+        written += task.await.context("a filler task")??;
+    }
+    Ok(written)
+}
+
+async fn timed<F, Fut>(runs: usize, mut f: F) -> anyhow::Result<Vec<f64>>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let started = Instant::now();
+        f(i).await?;
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times)
+}
+
+async fn measure(cluster: &Cluster, options: &ScaleBench) -> anyhow::Result<Vec<String>> {
+    let postgres = db::connect(&cluster.admin_config("postgres")).await?;
+    postgres
+        .batch_execute("DROP DATABASE IF EXISTS bench_scale")
+        .await?;
+    postgres
+        .batch_execute("CREATE DATABASE bench_scale")
+        .await?;
+    let admin_config = cluster.admin_config("bench_scale");
+    let mut admin = db::connect(&admin_config).await?;
+    db::migrate(&mut admin).await?;
+    let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
+    let store = EventStore::new(pool, Upcasters::new());
+
+    let started = Instant::now();
+    let written = fill(&store, options).await?;
+    let fill_seconds = started.elapsed().as_secs_f64();
+    eprintln!("filled the log with {written} events in {fill_seconds:.0} s");
+    admin.batch_execute("VACUUM ANALYZE events").await?;
+    let report = crate::rebuild::rebuild(&store, "caseload", None, true, false, false).await?;
+    eprintln!(
+        "caseload rebuilt: {} events in {:.0} s",
+        report.events, report.seconds
+    );
+    admin.batch_execute("VACUUM ANALYZE caseload").await?;
+
+    let client = store.pool().get().await?;
+    let clients = options.clients;
+    let worker =
+        |i: usize| Uuid::from_u128(0x5000 + (i as u128 * 7919) % u128::from(options.link_workers));
+    let client_id = |i: usize| Uuid::from_u128(1 + (i as u128 * 104_729) % u128::from(clients));
+
+    let row_floor = timed(options.runs, |i| {
+        let client = &client;
+        async move {
+            client
+                .query_opt(
+                    "SELECT * FROM caseload WHERE client_id = $1",
+                    &[&client_id(i)],
+                )
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let caseload_sizes = std::cell::Cell::new(0usize);
+    let caseload = timed(options.runs, |i| {
+        let client = &client;
+        let sizes = &caseload_sizes;
+        async move {
+            let rows = CaseloadProjection::page(
+                client,
+                &CaseloadFilter {
+                    organisation_id: ORGANISATION,
+                    link_worker_id: Some(worker(i)),
+                    team_id: None,
+                    after: None,
+                    limit: 51,
+                },
+            )
+            .await?;
+            sizes.set(sizes.get() + rows.len());
+            Ok(())
+        }
+    })
+    .await?;
+    let stream_floor = timed(options.runs, |i| {
+        let client = &client;
+        async move {
+            client
+                .query(
+                    "SELECT * FROM events WHERE stream_id = $1 ORDER BY stream_version",
+                    &[&client_id(i)],
+                )
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let entries = std::cell::Cell::new(0usize);
+    let journey = timed(options.runs, |i| {
+        let store = &store;
+        let entries = &entries;
+        async move {
+            let replay =
+                api::journey(store, ClientId(client_id(i)), api::JourneyView::default()).await?;
+            entries.set(entries.get() + replay.entries.len());
+            Ok(())
+        }
+    })
+    .await?;
+
+    let row = |name: &str, times: &[f64], floor: &[f64]| {
+        format!(
+            "| {name} | {:.2} | {:.2} | {:.1} |",
+            percentile(times, 50.0),
+            percentile(times, 99.0),
+            percentile(times, 50.0) / percentile(floor, 50.0).max(1e-9)
+        )
+    };
+    Ok(vec![
+        format!(
+            "{written} events for {clients} clients held by {} link workers (filled at {:.0} events/s; caseload rebuilt at {:.0} events/s), {} runs each",
+            options.link_workers,
+            written as f64 / fill_seconds,
+            report.events as f64 / report.seconds,
+            options.runs
+        ),
+        "| what | p50 ms | p99 ms | p50 ratio to its raw read |".to_owned(),
+        "|---|---|---|---|".to_owned(),
+        row(
+            "raw: one caseload row by primary key",
+            &row_floor,
+            &row_floor,
+        ),
+        row(
+            &format!(
+                "a link worker's caseload, first page (mean {:.0} people)",
+                caseload_sizes.get() as f64 / options.runs as f64
+            ),
+            &caseload,
+            &row_floor,
+        ),
+        row(
+            "raw: one client's events in version order",
+            &stream_floor,
+            &stream_floor,
+        ),
+        row(
+            &format!(
+                "a client's journey replayed (mean {:.0} entries)",
+                entries.get() as f64 / options.runs as f64
+            ),
+            &journey,
+            &stream_floor,
+        ),
+        format!(
+            "peak RSS of this process (fill, caseload rebuild, reads): {} MB",
+            peak_rss_mb()
+        ),
+    ])
+}
