@@ -413,20 +413,51 @@ pub async fn authenticate(
     client: &impl GenericClient,
     token: &str,
 ) -> Result<Principal, AccessError> {
+    let (token_id, secret) = parse_token(token)?;
+    let row = client
+        .query_opt(AUTHENTICATE_SQL, &[&token_id])
+        .await?
+        .ok_or(AccessError::BadToken)?;
+    principal(&row, token_id, secret)
+}
+
+/// The token's id and secret, from `cbk_<id>_<secret>`.
+fn parse_token(token: &str) -> Result<(Uuid, &str), AccessError> {
     let (id, secret) = token
         .strip_prefix(TOKEN_PREFIX)
         .and_then(|rest| rest.split_once('_'))
         .ok_or(AccessError::BadToken)?;
     let token_id = Uuid::try_parse(id).map_err(|_| AccessError::BadToken)?;
+    Ok((token_id, secret))
+}
+
+const AUTHENTICATE_SQL: &str = "SELECT t.secret_hash, s.staff_id, s.organisation_id, s.team_id, s.role \
+     FROM api_tokens t JOIN staff s USING (staff_id) \
+     WHERE t.token_id = $1 AND t.revoked_at IS NULL AND t.expires_at > now() AND s.active";
+
+/// [`authenticate`] on a pooled connection, with the statement prepared once per connection
+/// (every request comes through here).
+///
+/// # Errors
+/// As [`authenticate`].
+pub async fn authenticate_pooled(
+    client: &db::deadpool_postgres::Client,
+    token: &str,
+) -> Result<Principal, AccessError> {
+    let (token_id, secret) = parse_token(token)?;
+    let statement = client.prepare_cached(AUTHENTICATE_SQL).await?;
     let row = client
-        .query_opt(
-            "SELECT t.secret_hash, s.staff_id, s.organisation_id, s.team_id, s.role \
-             FROM api_tokens t JOIN staff s USING (staff_id) \
-             WHERE t.token_id = $1 AND t.revoked_at IS NULL AND t.expires_at > now() AND s.active",
-            &[&token_id],
-        )
+        .query_opt(&statement, &[&token_id])
         .await?
         .ok_or(AccessError::BadToken)?;
+    principal(&row, token_id, secret)
+}
+
+fn principal(
+    row: &tokio_postgres::Row,
+    token_id: Uuid,
+    secret: &str,
+) -> Result<Principal, AccessError> {
     let stored: Vec<u8> = row.get(0);
     // Both sides are digests of secrets, so comparing them leaks nothing useful by its timing.
     if stored != secret_hash(secret) {

@@ -32,8 +32,10 @@ impl EventStore {
             "SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2 \
              AND ($3::timestamptz IS NULL OR recorded_at <= $3) ORDER BY stream_version"
         );
+        // Prepared once per connection: every command and record read comes through here.
+        let statement = client.prepare_cached(&sql).await?;
         let rows = client
-            .query(&sql, &[&stream_id, &from_version, &recorded_up_to])
+            .query(&statement, &[&stream_id, &from_version, &recorded_up_to])
             .await?;
         rows.iter().map(|row| self.decode(row)).collect()
     }
@@ -54,9 +56,10 @@ impl EventStore {
              WHERE (log_generation, transaction_id, position) > ($1, $2::text::xid8, $3) AND {VISIBLE} \
              ORDER BY events.log_generation, events.transaction_id, events.position LIMIT $4"
         );
+        let statement = client.prepare_cached(&sql).await?;
         let rows = client
             .query(
-                &sql,
+                &statement,
                 &[
                     &after.generation,
                     &after.transaction_id.to_string(),

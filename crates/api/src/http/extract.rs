@@ -78,7 +78,7 @@ pub async fn authenticate(
         }
     };
     let client = state.pool().get().await?;
-    Ok(access::authenticate(&**client, token).await?)
+    Ok(access::authenticate_pooled(&client, token).await?)
 }
 
 /// A JSON body of type `T`, with a digest of its bytes (what makes a retry "the same request").
