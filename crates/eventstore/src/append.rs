@@ -6,10 +6,7 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::hash::{self, GENESIS, HashInput};
-use crate::{
-    AppendRequest, AppendResult, AppendedEvent, EventStore, ExpectedVersion, NOTIFY_CHANNEL,
-    StoreError,
-};
+use crate::{AppendRequest, AppendResult, AppendedEvent, EventStore, ExpectedVersion, StoreError};
 
 /// Appends racing on the same stream under `ExpectedVersion::Any` retry this many times.
 const ANY_VERSION_ATTEMPTS: usize = 8;
@@ -266,14 +263,9 @@ impl EventStore {
             })
             .collect();
         events.sort_by_key(|e| e.stream_version);
-        // Wake subscribers only now that the events are committed (see the migration's note).
-        // A failure here must not fail an append that is already committed: subscribers poll.
-        if let Err(e) = client
-            .batch_execute(&format!("NOTIFY {NOTIFY_CHANNEL}"))
-            .await
-        {
-            tracing::warn!(error = %e, "could not notify subscribers of an append");
-        }
+        // Wake subscribers only now that the events are committed (see the migration's note),
+        // through the store's notifier: one NOTIFY for every append since its last.
+        self.notifier.committed();
         Ok(Attempt::Done(AppendResult {
             stream_id: request.stream_id,
             stream_version,

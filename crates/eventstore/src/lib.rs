@@ -13,6 +13,7 @@ mod append;
 mod error;
 mod hash;
 mod model;
+mod notify;
 mod read;
 mod subscribe;
 mod upcast;
@@ -38,12 +39,14 @@ pub struct EventStore {
     pool: db::Pool,
     upcasters: Arc<Upcasters>,
     wake: Option<tokio::sync::watch::Receiver<u64>>,
+    notifier: Arc<notify::Notifier>,
 }
 
 impl EventStore {
     /// A store over `pool`, reading stored events through `upcasters`.
     pub fn new(pool: db::Pool, upcasters: Upcasters) -> Self {
         EventStore {
+            notifier: Arc::new(notify::Notifier::new(pool.clone())),
             pool,
             upcasters: Arc::new(upcasters),
             wake: None,
