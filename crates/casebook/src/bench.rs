@@ -136,7 +136,7 @@ async fn measure(cluster: &Cluster, options: &AppendBench) -> anyhow::Result<Vec
 
     let mut figures = Vec::new();
     for &clients in &options.clients {
-        let pgbench_tps = pgbench(cluster, &script, clients, options.seconds)?;
+        let pgbench_tps = pgbench(cluster, "bench", &script, clients, options.seconds)?;
         let (store_eps, p50, p99) =
             store_rate(&store, clients, Duration::from_secs(options.seconds)).await?;
         eprintln!("{clients} clients: pgbench {pgbench_tps:.0}/s, store {store_eps:.0}/s");
@@ -151,8 +151,14 @@ async fn measure(cluster: &Cluster, options: &AppendBench) -> anyhow::Result<Vec
     Ok(figures)
 }
 
-fn pgbench(
+/// Runs `pgbench` with `script` on `database` for `seconds` at `clients`; its transactions
+/// per second.
+///
+/// # Errors
+/// When pgbench fails or prints no rate.
+pub(crate) fn pgbench(
     cluster: &Cluster,
+    database: &str,
     script: &std::path::Path,
     clients: usize,
     seconds: u64,
@@ -168,7 +174,7 @@ fn pgbench(
             &clients.min(2).to_string(),
             "-T",
             &seconds.to_string(),
-            "bench",
+            database,
         ])
         .output()
         .context("running pgbench")?;
@@ -181,6 +187,33 @@ fn pgbench(
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .with_context(|| format!("no tps in pgbench output: {text}"))
+}
+
+/// The `p`th percentile (0 to 100) of sorted figures.
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[(((sorted.len() - 1) as f64) * p / 100.0).round() as usize]
+}
+
+/// Runs `f` `runs` times, one after the other; each run's milliseconds, sorted.
+///
+/// # Errors
+/// The first run that fails.
+pub(crate) async fn timed<F, Fut>(runs: usize, mut f: F) -> anyhow::Result<Vec<f64>>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let started = Instant::now();
+        f(i).await?;
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times)
 }
 
 async fn store_rate(

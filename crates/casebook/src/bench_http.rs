@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use api::access::{self, NewStaff, Role};
 use db::{Cluster, PoolSettings};
 use eventstore::{EventStore, Upcasters};
@@ -143,7 +143,8 @@ async fn measure(cluster: &Cluster, options: &HttpBench) -> anyhow::Result<(Vec<
 
     let mut figures = Vec::new();
     for &clients in &options.clients {
-        let pgbench_tps = pgbench(cluster, &script, clients, options.seconds)?;
+        let pgbench_tps =
+            crate::bench::pgbench(cluster, "bench_http", &script, clients, options.seconds)?;
         let (http_rps, p50, p99, errors) = http_rate(
             &http,
             &base,
@@ -165,38 +166,6 @@ async fn measure(cluster: &Cluster, options: &HttpBench) -> anyhow::Result<(Vec<
     handle.stop(true).await;
     let _ = server.await;
     Ok((figures, crate::bench_rebuild::peak_rss_mb()))
-}
-
-fn pgbench(
-    cluster: &Cluster,
-    script: &std::path::Path,
-    clients: usize,
-    seconds: u64,
-) -> anyhow::Result<f64> {
-    let out = cluster
-        .tool("pgbench")
-        .args(["-n", "-M", "prepared", "-f"])
-        .arg(script)
-        .args([
-            "-c",
-            &clients.to_string(),
-            "-j",
-            &clients.min(2).to_string(),
-            "-T",
-            &seconds.to_string(),
-            "bench_http",
-        ])
-        .output()
-        .context("running pgbench")?;
-    if !out.status.success() {
-        bail!("pgbench failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|line| line.strip_prefix("tps = "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .with_context(|| format!("no tps in pgbench output: {text}"))
 }
 
 async fn http_rate(

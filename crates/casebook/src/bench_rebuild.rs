@@ -125,7 +125,19 @@ pub fn peak_rss_mb() -> u64 {
 /// Appends decided journeys until the log holds at least `events`; returns how many it holds.
 async fn fill(store: &EventStore, events: u64) -> anyhow::Result<u64> {
     let per_client = journey_events(0).len() as u64;
-    let clients = events.div_ceil(per_client);
+    append_journeys(store, events.div_ceil(per_client), journey_events).await
+}
+
+/// Appends the journeys of clients 1 to `clients`, each whole in one call, eight appenders at
+/// once, as its link worker; returns how many events were written.
+///
+/// # Errors
+/// A store failure.
+pub(crate) async fn append_journeys(
+    store: &EventStore,
+    clients: u64,
+    journey: fn(u128) -> Vec<CaseEvent>,
+) -> anyhow::Result<u64> {
     let workers = 8u64;
     let mut tasks = Vec::new();
     for w in 0..workers {
@@ -134,11 +146,19 @@ async fn fill(store: &EventStore, events: u64) -> anyhow::Result<u64> {
             let mut written = 0u64;
             let mut n = w;
             while n < clients {
-                let decided = journey_events(n as u128 + 1);
+                let id = u128::from(n) + 1;
+                let decided = journey(id);
                 written += decided.len() as u64;
+                let actor = decided
+                    .iter()
+                    .find_map(|e| match e {
+                        CaseEvent::LinkWorkerAssigned(a) => Some(a.link_worker_id.0),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
                 store
                     .append(AppendRequest {
-                        stream_id: Uuid::from_u128(n as u128 + 1),
+                        stream_id: Uuid::from_u128(id),
                         stream_type: CLIENT_STREAM.to_owned(),
                         expected: ExpectedVersion::NoStream,
                         events: decided
@@ -151,9 +171,9 @@ async fn fill(store: &EventStore, events: u64) -> anyhow::Result<u64> {
                             })
                             .collect(),
                         metadata: Metadata {
-                            actor_id: Uuid::from_u128(0x5000 + (n as u128 % 40)),
+                            actor_id: actor,
                             actor_role: "link_worker".to_owned(),
-                            organisation_id: Uuid::from_u128(0x0a),
+                            organisation_id: BENCH_ORGANISATION,
                             correlation_id: Uuid::new_v4(),
                             causation_id: None,
                             occurred_at: Utc::now(),
@@ -173,6 +193,9 @@ async fn fill(store: &EventStore, events: u64) -> anyhow::Result<u64> {
     }
     Ok(written)
 }
+
+/// The organisation of every benchmark journey.
+pub(crate) const BENCH_ORGANISATION: Uuid = Uuid::from_u128(0x0a);
 
 /// One client's journey, decided by the domain rules from its commands (about 25 events).
 pub fn journey_events(n: u128) -> Vec<CaseEvent> {

@@ -7,15 +7,14 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
-use chrono::Utc;
 use db::{Cluster, PoolSettings};
-use domain::{CLIENT_STREAM, ClientId};
-use eventstore::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, Upcasters};
+use domain::ClientId;
+use eventstore::{EventStore, Upcasters};
 use projector::{CaseloadFilter, CaseloadProjection};
 use uuid::Uuid;
 
-use crate::bench_rebuild::{journey_events_sized, peak_rss_mb};
+use crate::bench::{percentile, timed};
+use crate::bench_rebuild::{append_journeys, journey_events_sized, peak_rss_mb};
 
 /// Options for the scale benchmark.
 #[derive(Debug, Clone, clap::Args)]
@@ -54,90 +53,11 @@ pub async fn run(options: ScaleBench, pg_bin: Option<PathBuf>) -> anyhow::Result
     Ok(())
 }
 
-const ORGANISATION: Uuid = Uuid::from_u128(0x0a);
+const ORGANISATION: Uuid = crate::bench_rebuild::BENCH_ORGANISATION;
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[(((sorted.len() - 1) as f64) * p / 100.0).round() as usize]
-}
-
-/// Appends each client's whole journey in one call, eight appenders at once; two clients in
-/// three stay open.
-async fn fill(store: &EventStore, options: &ScaleBench) -> anyhow::Result<u64> {
-    let workers = 8u64;
-    let mut tasks = Vec::new();
-    for w in 0..workers {
-        let store = store.clone();
-        let options = options.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut written = 0u64;
-            let mut n = w;
-            while n < options.clients {
-                let id = u128::from(n) + 1;
-                let decided = journey_events_sized(
-                    id,
-                    u128::from(options.appointments),
-                    u128::from(options.contacts),
-                    u128::from(options.link_workers),
-                    n % 3 == 0,
-                );
-                written += decided.len() as u64;
-                store
-                    .append(AppendRequest {
-                        stream_id: Uuid::from_u128(id),
-                        stream_type: CLIENT_STREAM.to_owned(),
-                        expected: ExpectedVersion::NoStream,
-                        events: decided
-                            .iter()
-                            .map(|e| NewEvent {
-                                event_id: Uuid::new_v4(),
-                                event_type: e.event_type().to_owned(),
-                                schema_version: e.schema_version(),
-                                payload: e.to_payload(),
-                            })
-                            .collect(),
-                        metadata: Metadata {
-                            actor_id: Uuid::from_u128(
-                                0x5000 + id % u128::from(options.link_workers),
-                            ),
-                            actor_role: "link_worker".to_owned(),
-                            organisation_id: ORGANISATION,
-                            correlation_id: Uuid::new_v4(),
-                            causation_id: None,
-                            occurred_at: Utc::now(),
-                        },
-                        idempotency_key: None,
-                        fingerprint: None,
-                    })
-                    .await?;
-                n += workers;
-            }
-            Ok::<_, eventstore::StoreError>(written)
-        }));
-    }
-    let mut written = 0;
-    for task in tasks {
-        written += task.await.context("a filler task")??;
-    }
-    Ok(written)
-}
-
-async fn timed<F, Fut>(runs: usize, mut f: F) -> anyhow::Result<Vec<f64>>
-where
-    F: FnMut(usize) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    let mut times = Vec::with_capacity(runs);
-    for i in 0..runs {
-        let started = Instant::now();
-        f(i).await?;
-        times.push(started.elapsed().as_secs_f64() * 1e3);
-    }
-    times.sort_by(f64::total_cmp);
-    Ok(times)
-}
+/// The journeys' appointments, contacts and link workers, for the plain function that makes
+/// them.
+static SHAPE: std::sync::OnceLock<(u128, u128, u128)> = std::sync::OnceLock::new();
 
 async fn measure(cluster: &Cluster, options: &ScaleBench) -> anyhow::Result<Vec<String>> {
     let postgres = db::connect(&cluster.admin_config("postgres")).await?;
@@ -153,8 +73,21 @@ async fn measure(cluster: &Cluster, options: &ScaleBench) -> anyhow::Result<Vec<
     let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
     let store = EventStore::new(pool, Upcasters::new());
 
+    // The journey's shape comes from the options; `append_journeys` takes a plain function.
+    SHAPE.get_or_init(|| {
+        (
+            u128::from(options.appointments),
+            u128::from(options.contacts),
+            u128::from(options.link_workers),
+        )
+    });
     let started = Instant::now();
-    let written = fill(&store, options).await?;
+    let written = append_journeys(&store, options.clients, |id| {
+        let (appointments, contacts, link_workers) = SHAPE.get().copied().unwrap_or((30, 30, 2000));
+        // Two clients in three stay open.
+        journey_events_sized(id, appointments, contacts, link_workers, (id - 1) % 3 == 0)
+    })
+    .await?;
     let fill_seconds = started.elapsed().as_secs_f64();
     eprintln!("filled the log with {written} events in {fill_seconds:.0} s");
     admin.batch_execute("VACUUM ANALYZE events").await?;

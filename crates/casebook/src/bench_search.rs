@@ -15,6 +15,8 @@ use eventstore::{EventStore, Upcasters};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::bench::{percentile, timed};
+
 /// Options for the search benchmark.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SearchBench {
@@ -65,14 +67,6 @@ fn services(n: usize) -> anyhow::Result<Vec<Value>> {
     Ok(out)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
 async fn measure(cluster: &Cluster, options: &SearchBench) -> anyhow::Result<Vec<String>> {
     let postgres = db::connect(&cluster.admin_config("postgres")).await?;
     postgres
@@ -119,20 +113,29 @@ async fn measure(cluster: &Cluster, options: &SearchBench) -> anyhow::Result<Vec
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let mut baseline = Vec::with_capacity(options.runs);
-    for i in 0..options.runs {
-        let started = Instant::now();
-        client
-            .query_one(
-                "SELECT record FROM directory_services WHERE service_id = $1",
-                &[&ids[i % ids.len()]],
-            )
-            .await?;
-        baseline.push(started.elapsed().as_secs_f64() * 1e3);
-    }
-    baseline.sort_by(f64::total_cmp);
+    let baseline = timed(options.runs, |i| {
+        let client = &client;
+        let id = ids[i % ids.len()];
+        async move {
+            client
+                .query_one(
+                    "SELECT record FROM directory_services WHERE service_id = $1",
+                    &[&id],
+                )
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
     let floor = percentile(&baseline, 50.0);
-
+    let row = |name: &str, times: &[f64]| {
+        format!(
+            "| {name} | {:.2} | {:.2} | {:.1} |",
+            percentile(times, 50.0),
+            percentile(times, 99.0),
+            percentile(times, 50.0) / floor
+        )
+    };
     let query = |text: Option<&str>, need: Option<NeedDomain>, area: Option<&str>, available| {
         DirectoryQuery {
             text: text.map(str::to_owned),
@@ -180,19 +183,19 @@ async fn measure(cluster: &Cluster, options: &SearchBench) -> anyhow::Result<Vec
         ),
     ];
     for (name, q) in &searches {
-        let mut times = Vec::with_capacity(options.runs);
-        let mut found = 0;
-        for _ in 0..options.runs {
-            let started = Instant::now();
-            found = api::directory::search(&**client, q).await?.len();
-            times.push(started.elapsed().as_secs_f64() * 1e3);
-        }
-        times.sort_by(f64::total_cmp);
-        let p50 = percentile(&times, 50.0);
-        lines.push(format!(
-            "| {name} ({found} on the page) | {p50:.2} | {:.2} | {:.1} |",
-            percentile(&times, 99.0),
-            p50 / floor
+        let found = std::cell::Cell::new(0);
+        let times = timed(options.runs, |_| {
+            let client = &client;
+            let found = &found;
+            async move {
+                found.set(api::directory::search(&***client, q).await?.len());
+                Ok(())
+            }
+        })
+        .await?;
+        lines.push(row(
+            &format!("{name} ({} on the page)", found.get()),
+            &times,
         ));
     }
     let oruk = OrukQuery {
@@ -201,18 +204,18 @@ async fn measure(cluster: &Cluster, options: &SearchBench) -> anyhow::Result<Vec
         per_page: 50,
         ..OrukQuery::default()
     };
-    let mut times = Vec::with_capacity(options.runs);
-    for _ in 0..options.runs {
-        let started = Instant::now();
-        api::directory::oruk_page(&**client, &oruk).await?;
-        times.push(started.elapsed().as_secs_f64() * 1e3);
-    }
-    times.sort_by(f64::total_cmp);
-    let p50 = percentile(&times, 50.0);
-    lines.push(format!(
-        "| ORUK /services?search=befriending&page=2&per_page=50 | {p50:.2} | {:.2} | {:.1} |",
-        percentile(&times, 99.0),
-        p50 / floor
+    let times = timed(options.runs, |_| {
+        let client = &client;
+        let oruk = &oruk;
+        async move {
+            api::directory::oruk_page(&***client, oruk).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    lines.push(row(
+        "ORUK /services?search=befriending&page=2&per_page=50",
+        &times,
     ));
     Ok(lines)
 }

@@ -47,6 +47,21 @@ pub struct AcceptedEvent {
     pub position: i64,
 }
 
+impl AcceptedEvent {
+    /// Where each event of an append landed.
+    pub(super) fn all(result: &AppendResult) -> Vec<AcceptedEvent> {
+        result
+            .events
+            .iter()
+            .map(|e| AcceptedEvent {
+                event_id: e.event_id,
+                stream_version: e.stream_version,
+                position: e.position,
+            })
+            .collect()
+    }
+}
+
 /// What a command wrote.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct CommandAccepted {
@@ -61,15 +76,7 @@ impl CommandAccepted {
         CommandAccepted {
             client_id: result.stream_id,
             stream_version: result.stream_version,
-            events: result
-                .events
-                .iter()
-                .map(|e| AcceptedEvent {
-                    event_id: e.event_id,
-                    stream_version: e.stream_version,
-                    position: e.position,
-                })
-                .collect(),
+            events: AcceptedEvent::all(result),
         }
     }
 }

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::commands::AcceptedEvent;
 use super::extract::{Body, Caller, Params, request_id};
-use super::problem::{AdminErrors, ApiError, CommandErrors, FieldError, PublicErrors, ReadErrors};
+use super::problem::{AdminErrors, ApiError, CommandErrors, PublicErrors, ReadErrors};
 use crate::access::Role;
 use crate::directory::{
     self as dir, DirectoryCommandError, DirectoryEntry, DirectoryQuery, ImportReport, OrukPage,
@@ -335,18 +335,9 @@ async fn import(
 
 fn directory_error(error: DirectoryCommandError) -> ApiError {
     match error {
-        DirectoryCommandError::Refused(refusal) => ApiError::Unprocessable {
-            detail: refusal.to_string(),
-            rule: refusal.rule().to_owned(),
-            errors: refusal
-                .field()
-                .map(|field| FieldError {
-                    field: field.to_owned(),
-                    message: refusal.to_string(),
-                })
-                .into_iter()
-                .collect(),
-        },
+        DirectoryCommandError::Refused(refusal) => {
+            ApiError::refused(refusal.to_string(), refusal.rule(), refusal.field())
+        }
         DirectoryCommandError::NotAService(_) => {
             ApiError::NotFound("no such service in the directory".to_owned())
         }
@@ -397,15 +388,7 @@ async fn run(
         .json(ServiceCommandAccepted {
             service_id: result.stream_id,
             stream_version: result.stream_version,
-            events: result
-                .events
-                .iter()
-                .map(|e| AcceptedEvent {
-                    event_id: e.event_id,
-                    stream_version: e.stream_version,
-                    position: e.position,
-                })
-                .collect(),
+            events: AcceptedEvent::all(&result),
         }))
 }
 

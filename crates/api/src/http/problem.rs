@@ -108,6 +108,21 @@ impl ApiError {
         }
     }
 
+    /// A 422 for a business rule: its words, its code, and the field it is about.
+    pub fn refused(detail: String, rule: &str, field: Option<&str>) -> ApiError {
+        ApiError::Unprocessable {
+            errors: field
+                .map(|field| FieldError {
+                    field: field.to_owned(),
+                    message: detail.clone(),
+                })
+                .into_iter()
+                .collect(),
+            detail,
+            rule: rule.to_owned(),
+        }
+    }
+
     /// The problem body, with the request id.
     pub fn problem(&self, request_id: Option<Uuid>) -> Problem {
         let status = self.status_code();
@@ -208,18 +223,9 @@ impl From<Denied> for ApiError {
 impl From<CommandError> for ApiError {
     fn from(error: CommandError) -> Self {
         match error {
-            CommandError::Refused(refusal) => ApiError::Unprocessable {
-                detail: refusal.to_string(),
-                rule: refusal.rule().to_owned(),
-                errors: refusal
-                    .field()
-                    .map(|field| FieldError {
-                        field: field.to_owned(),
-                        message: refusal.to_string(),
-                    })
-                    .into_iter()
-                    .collect(),
-            },
+            CommandError::Refused(refusal) => {
+                ApiError::refused(refusal.to_string(), refusal.rule(), refusal.field())
+            }
             CommandError::Conflict { expected, actual } => ApiError::Conflict {
                 detail: format!(
                     "the record changed: it is at version {actual}, and the request expected {expected}; \
