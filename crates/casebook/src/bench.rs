@@ -96,6 +96,28 @@ pub async fn start_cluster(
     .await??)
 }
 
+/// A new database `name` on the benchmark's cluster (dropped first if a run left one),
+/// migrated; its owner's connection and configuration.
+///
+/// # Errors
+/// A database failure.
+pub(crate) async fn fresh_database(
+    cluster: &Cluster,
+    name: &str,
+) -> anyhow::Result<(tokio_postgres::Client, tokio_postgres::Config)> {
+    let postgres = db::connect(&cluster.admin_config("postgres")).await?;
+    postgres
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await?;
+    postgres
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await?;
+    let admin_config = cluster.admin_config(name);
+    let mut admin = db::connect(&admin_config).await?;
+    db::migrate(&mut admin).await?;
+    Ok((admin, admin_config))
+}
+
 /// Stops a benchmark's cluster and removes its directory.
 ///
 /// # Errors
@@ -111,14 +133,7 @@ pub async fn stop_cluster(cluster: Cluster) -> anyhow::Result<()> {
 }
 
 async fn measure(cluster: &Cluster, options: &AppendBench) -> anyhow::Result<Vec<Figure>> {
-    let postgres = db::connect(&cluster.admin_config("postgres")).await?;
-    postgres
-        .batch_execute("DROP DATABASE IF EXISTS bench")
-        .await?;
-    postgres.batch_execute("CREATE DATABASE bench").await?;
-    let admin_config = cluster.admin_config("bench");
-    let mut admin = db::connect(&admin_config).await?;
-    db::migrate(&mut admin).await?;
+    let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench").await?;
     admin
         .batch_execute("CREATE TABLE bench_rows (LIKE events INCLUDING ALL)")
         .await

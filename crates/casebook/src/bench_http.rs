@@ -89,14 +89,7 @@ pub async fn run(options: HttpBench, pg_bin: Option<PathBuf>) -> anyhow::Result<
 }
 
 async fn measure(cluster: &Cluster, options: &HttpBench) -> anyhow::Result<(Vec<Figure>, u64)> {
-    let postgres = db::connect(&cluster.admin_config("postgres")).await?;
-    postgres
-        .batch_execute("DROP DATABASE IF EXISTS bench_http")
-        .await?;
-    postgres.batch_execute("CREATE DATABASE bench_http").await?;
-    let admin_config = cluster.admin_config("bench_http");
-    let mut admin = db::connect(&admin_config).await?;
-    db::migrate(&mut admin).await?;
+    let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench_http").await?;
     admin
         .batch_execute("CREATE TABLE bench_rows (LIKE events INCLUDING ALL)")
         .await

@@ -43,14 +43,7 @@ pub async fn run(options: RebuildBench, pg_bin: Option<PathBuf>) -> anyhow::Resu
 }
 
 async fn measure(cluster: &Cluster, options: &RebuildBench) -> anyhow::Result<Vec<String>> {
-    let postgres = db::connect(&cluster.admin_config("postgres")).await?;
-    postgres
-        .batch_execute("DROP DATABASE IF EXISTS bench")
-        .await?;
-    postgres.batch_execute("CREATE DATABASE bench").await?;
-    let admin_config = cluster.admin_config("bench");
-    let mut admin = db::connect(&admin_config).await?;
-    db::migrate(&mut admin).await?;
+    let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench").await?;
     let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
     let store = EventStore::new(pool, Upcasters::new());
 

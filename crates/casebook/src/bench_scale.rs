@@ -60,16 +60,7 @@ const ORGANISATION: Uuid = crate::bench_rebuild::BENCH_ORGANISATION;
 static SHAPE: std::sync::OnceLock<(u128, u128, u128)> = std::sync::OnceLock::new();
 
 async fn measure(cluster: &Cluster, options: &ScaleBench) -> anyhow::Result<Vec<String>> {
-    let postgres = db::connect(&cluster.admin_config("postgres")).await?;
-    postgres
-        .batch_execute("DROP DATABASE IF EXISTS bench_scale")
-        .await?;
-    postgres
-        .batch_execute("CREATE DATABASE bench_scale")
-        .await?;
-    let admin_config = cluster.admin_config("bench_scale");
-    let mut admin = db::connect(&admin_config).await?;
-    db::migrate(&mut admin).await?;
+    let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench_scale").await?;
     let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
     let store = EventStore::new(pool, Upcasters::new());
 

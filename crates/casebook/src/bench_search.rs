@@ -68,16 +68,7 @@ fn services(n: usize) -> anyhow::Result<Vec<Value>> {
 }
 
 async fn measure(cluster: &Cluster, options: &SearchBench) -> anyhow::Result<Vec<String>> {
-    let postgres = db::connect(&cluster.admin_config("postgres")).await?;
-    postgres
-        .batch_execute("DROP DATABASE IF EXISTS bench_search")
-        .await?;
-    postgres
-        .batch_execute("CREATE DATABASE bench_search")
-        .await?;
-    let admin_config = cluster.admin_config("bench_search");
-    let mut admin = db::connect(&admin_config).await?;
-    db::migrate(&mut admin).await?;
+    let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench_search").await?;
     let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
     let store = EventStore::new(pool, Upcasters::new());
 
