@@ -197,3 +197,70 @@ async fn with_a_database_url_the_binary_uses_that_server() {
     );
     assert!(!data_dir.exists(), "no private cluster was made");
 }
+
+#[test]
+fn the_directory_commands_import_report_rejections_and_export_what_they_imported() {
+    let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("directory-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    let sample: serde_json::Value =
+        serde_json::from_str(casebook::directory::SAMPLE_DIRECTORY).expect("the sample");
+    let mut records = sample["contents"].as_array().expect("contents")[..5].to_vec();
+    records.push(serde_json::json!({ "id": "not-a-uuid", "name": "Broken" }));
+    let file = data_dir.join("import.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({ "contents": records }).to_string(),
+    )
+    .expect("write the file");
+    let path = file.to_str().expect("a path");
+
+    // One bad record: the rest import, the report names it, and the exit code says so.
+    let out = casebook(&data_dir, &["directory", "import", path], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.starts_with("6 records: 5 added, 0 changed, 0 withdrawn, 0 unchanged, 1 rejected"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rejected record 5 (not-a-uuid): id:"),
+        "{stdout}"
+    );
+
+    // The export holds the five, in the ORUK shape; importing it again changes nothing.
+    let exported = data_dir.join("export.json");
+    let out = casebook(
+        &data_dir,
+        &[
+            "directory",
+            "export",
+            "--out",
+            exported.to_str().expect("a path"),
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&exported).expect("the export"))
+            .expect("JSON");
+    assert_eq!(page["total_items"], 5);
+    assert!(page["contents"][0]["organization"]["name"].is_string());
+    let out = casebook(
+        &data_dir,
+        &["directory", "import", exported.to_str().expect("a path")],
+        &[],
+    );
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .starts_with("5 records: 0 added, 0 changed, 0 withdrawn, 5 unchanged, 0 rejected"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    std::fs::remove_dir_all(&data_dir).expect("clean up");
+}
