@@ -25,6 +25,9 @@ pub struct HttpBench {
     /// Seconds per measurement.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// Connections in the server's pool (the service's default is 16).
+    #[arg(long, default_value_t = 16)]
+    pub pool_size: usize,
     /// Where to put the benchmark's own cluster (removed afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -122,7 +125,7 @@ async fn measure(cluster: &Cluster, options: &HttpBench) -> anyhow::Result<(Vec<
     let pool = db::pool(
         db::app_config(&admin_config),
         PoolSettings {
-            max_size: max_clients.min(32),
+            max_size: options.pool_size,
         },
     )?;
     let store = EventStore::new(pool, Upcasters::new());
