@@ -7,6 +7,7 @@ mod eventstore;
 mod http;
 mod journey;
 mod outcomes;
+mod privacy;
 mod projections;
 mod support;
 mod tidy;

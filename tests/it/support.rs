@@ -13,8 +13,18 @@ pub const ACTOR: Uuid = Uuid::from_u128(0xac);
 pub async fn store_with_db(pool_size: usize) -> (TestDb, EventStore) {
     testkit::init_tracing();
     let db = TestDb::new().await;
-    let store = EventStore::new(db.app_pool(pool_size), Upcasters::new());
+    let store = protected(EventStore::new(db.app_pool(pool_size), Upcasters::new()));
     (db, store)
+}
+
+/// The master key of the test stores.
+pub fn test_master_key() -> eventstore::MasterKey {
+    eventstore::MasterKey::from_bytes([0x5e; 32])
+}
+
+/// A store that seals client events' personal fields, as the service's does.
+pub fn protected(store: EventStore) -> EventStore {
+    store.with_protection(api::privacy::protection(test_master_key()))
 }
 
 pub fn at(day: u32) -> DateTime<Utc> {

@@ -81,6 +81,8 @@ impl From<StoreError> for CommandError {
                 expected, actual, ..
             } => CommandError::Conflict { expected, actual },
             StoreError::IdempotencyMismatch { key, .. } => CommandError::IdempotencyMismatch(key),
+            // Erased between the load and the append: the same refusal as after it.
+            StoreError::SubjectErased(_) => CommandError::Refused(CaseError::Erased),
             other => CommandError::Store(other),
         }
     }
@@ -229,18 +231,21 @@ impl CaseService {
             0 => ExpectedVersion::NoStream,
             version => ExpectedVersion::Exact(version),
         };
-        let result = self
-            .store
-            .append(AppendRequest {
-                stream_id: client_id.0,
-                stream_type: CLIENT_STREAM.to_owned(),
-                expected,
-                events: new_events,
-                metadata,
-                idempotency_key: options.idempotency_key,
-                fingerprint: options.fingerprint,
-            })
-            .await?;
+        let request = AppendRequest {
+            stream_id: client_id.0,
+            stream_type: CLIENT_STREAM.to_owned(),
+            expected,
+            events: new_events,
+            metadata,
+            idempotency_key: options.idempotency_key,
+            fingerprint: options.fingerprint,
+        };
+        let result = if matches!(command, CaseCommand::EraseClient(_)) {
+            // The erasure event and the destruction of the data key, in one statement.
+            self.store.append_and_shred(request).await?
+        } else {
+            self.store.append(request).await?
+        };
         Ok(result)
     }
 }

@@ -11,6 +11,7 @@ pub mod directory;
 pub mod http;
 mod journey;
 pub mod policy;
+pub mod privacy;
 pub mod reports;
 
 pub use cases::{Authorise, CaseService, CommandError, CommandOptions, Denied, LoadedCase};

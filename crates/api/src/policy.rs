@@ -55,6 +55,18 @@ pub fn may_command(
     command: &CaseCommand,
     replay: bool,
 ) -> Result<(), Denied> {
+    if matches!(command, CaseCommand::EraseClient(_)) {
+        // Erasure is an administrator's, on any record of their organisation.
+        if principal.role != Role::Administrator {
+            return Err(forbidden("only an administrator erases personal data"));
+        }
+        same_organisation(principal, case)?;
+        return if case.exists() {
+            Ok(())
+        } else {
+            Err(Denied::NotFound)
+        };
+    }
     let intake = matches!(command, CaseCommand::Intake { .. });
     let triage = matches!(
         command,

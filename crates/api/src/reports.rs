@@ -10,6 +10,8 @@ use tokio_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use projector::rules::{DisclosureRules, PrivacyRules};
+
 /// What to count.
 #[derive(Clone, Debug, Default)]
 pub struct ReportFilter {
@@ -59,60 +61,75 @@ impl ReportFilter {
     }
 }
 
-/// A count with its share of the total.
+/// A count with its share of the total. A count from 1 to below the disclosure rule's threshold
+/// is suppressed: `count` and `percent` are null and `suppressed` is true.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Share {
     /// The code counted (a source, a reason, a closure reason).
     pub code: String,
-    pub count: i64,
+    pub count: Option<i64>,
     /// Of the total, 0 to 100, one decimal.
-    pub percent: f64,
+    pub percent: Option<f64>,
+    pub suppressed: bool,
 }
 
-/// Referral volumes.
+/// Referral volumes (a suppressed count is null).
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReferralFigures {
-    pub total: i64,
-    pub accepted: i64,
-    pub declined: i64,
-    pub redirected: i64,
+    pub total: Option<i64>,
+    pub accepted: Option<i64>,
+    pub declined: Option<i64>,
+    pub redirected: Option<i64>,
     pub by_source: Vec<Share>,
     /// A referral with several reasons counts once for each; percentages are of referrals.
     pub by_reason: Vec<Share>,
     /// Referrals with a first contact after acceptance.
-    pub contacted: i64,
+    pub contacted: Option<i64>,
     pub mean_days_to_first_contact: Option<f64>,
     pub median_days_to_first_contact: Option<f64>,
 }
 
-/// Episodes of support.
+/// Episodes of support (a suppressed count is null).
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EpisodeFigures {
-    pub episodes: i64,
+    pub episodes: Option<i64>,
     pub mean_contacts: Option<f64>,
-    pub appointments_attended: i64,
-    pub appointments_not_attended: i64,
+    pub appointments_attended: Option<i64>,
+    pub appointments_not_attended: Option<i64>,
     /// Not attended, of appointments attended or not, 0 to 100.
     pub did_not_attend_percent: Option<f64>,
-    pub closed: i64,
+    pub closed: Option<i64>,
     pub closed_by_reason: Vec<Share>,
 }
 
-/// Baseline to follow-up change for one measure.
+/// Baseline to follow-up change for one measure. When `paired` is suppressed every figure is
+/// null; a suppressed category count nulls its percentage too.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MeasureFigures {
     pub measure: String,
     /// People with a baseline and a follow-up.
-    pub paired: i64,
-    pub mean_baseline: f64,
-    pub mean_follow_up: f64,
-    pub mean_change: f64,
-    pub improved: i64,
-    pub no_change: i64,
-    pub worse: i64,
-    pub improved_percent: f64,
-    pub no_change_percent: f64,
-    pub worse_percent: f64,
+    pub paired: Option<i64>,
+    pub mean_baseline: Option<f64>,
+    pub mean_follow_up: Option<f64>,
+    pub mean_change: Option<f64>,
+    pub improved: Option<i64>,
+    pub no_change: Option<i64>,
+    pub worse: Option<i64>,
+    pub improved_percent: Option<f64>,
+    pub no_change_percent: Option<f64>,
+    pub worse_percent: Option<f64>,
+}
+
+/// Which small-number rule a report was published under.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Suppression {
+    /// The personal data rules version (`projections/privacy/v{n}.toml`); absent when the report
+    /// was not suppressed (library use only: the API always suppresses).
+    pub rules_version: Option<i32>,
+    /// Counts from 1 to below this are suppressed.
+    pub below: i64,
+    /// How many cells were suppressed.
+    pub cells: usize,
 }
 
 /// The outcome report.
@@ -128,6 +145,8 @@ pub struct OutcomeReport {
     pub referrals: ReferralFigures,
     pub episodes: EpisodeFigures,
     pub measures: Vec<MeasureFigures>,
+    /// The small-number suppression applied.
+    pub suppression: Suppression,
 }
 
 fn percent(part: i64, whole: i64) -> f64 {
@@ -156,8 +175,9 @@ async fn shares(
             let count: i64 = row.get(1);
             Share {
                 code: row.get(0),
-                count,
-                percent: percent(count, total),
+                count: Some(count),
+                percent: Some(percent(count, total)),
+                suppressed: false,
             }
         })
         .collect())
@@ -207,7 +227,7 @@ pub async fn outcome_report(
     )
     .await?;
     let referrals = ReferralFigures {
-        total,
+        total: Some(total),
         accepted: row.get(1),
         declined: row.get(2),
         redirected: row.get(3),
@@ -256,11 +276,11 @@ pub async fn outcome_report(
     let episodes = EpisodeFigures {
         episodes: row.get(0),
         mean_contacts: row.get::<_, Option<f64>>(1).map(round2),
-        appointments_attended: attended,
-        appointments_not_attended: not_attended,
+        appointments_attended: Some(attended),
+        appointments_not_attended: Some(not_attended),
         did_not_attend_percent: (attended + not_attended > 0)
             .then(|| percent(not_attended, attended + not_attended)),
-        closed,
+        closed: Some(closed),
         closed_by_reason,
     };
 
@@ -284,16 +304,16 @@ pub async fn outcome_report(
             let (improved, no_change, worse): (i64, i64, i64) = (row.get(5), row.get(6), row.get(7));
             MeasureFigures {
                 measure: row.get(0),
-                paired,
-                mean_baseline: round2(row.get(2)),
-                mean_follow_up: round2(row.get(3)),
-                mean_change: round2(row.get(4)),
-                improved,
-                no_change,
-                worse,
-                improved_percent: percent(improved, paired),
-                no_change_percent: percent(no_change, paired),
-                worse_percent: percent(worse, paired),
+                paired: Some(paired),
+                mean_baseline: Some(round2(row.get(2))),
+                mean_follow_up: Some(round2(row.get(3))),
+                mean_change: Some(round2(row.get(4))),
+                improved: Some(improved),
+                no_change: Some(no_change),
+                worse: Some(worse),
+                improved_percent: Some(percent(improved, paired)),
+                no_change_percent: Some(percent(no_change, paired)),
+                worse_percent: Some(percent(worse, paired)),
             }
         })
         .collect();
@@ -307,6 +327,7 @@ pub async fn outcome_report(
         referrals,
         episodes,
         measures,
+        suppression: Suppression::default(),
     })
 }
 
@@ -318,7 +339,8 @@ pub struct GapCount {
     /// The first day of the month.
     pub month: NaiveDate,
     pub reason: String,
-    pub count: i64,
+    /// Null when suppressed (1 to below the disclosure threshold).
+    pub count: Option<i64>,
 }
 
 /// What came of onward connections, per service and need.
@@ -328,10 +350,12 @@ pub struct ConnectionCount {
     /// Its name in the directory.
     pub service_name: Option<String>,
     pub need: String,
-    pub made: i64,
-    pub not_taken_up: i64,
-    pub waiting_list: i64,
-    pub declined: i64,
+    /// Counts are null when suppressed (1 to below the disclosure threshold); the mean wait is
+    /// null when the waiting list count is.
+    pub made: Option<i64>,
+    pub not_taken_up: Option<i64>,
+    pub waiting_list: Option<i64>,
+    pub declined: Option<i64>,
     pub mean_waiting_weeks: Option<f64>,
 }
 
@@ -357,8 +381,11 @@ pub struct GapReport {
     pub to: Option<NaiveDate>,
     pub gaps: Vec<GapCount>,
     pub connections: Vec<ConnectionCount>,
-    /// The shared directory as it is now (not filtered by period or team).
+    /// The shared directory as it is now (not filtered by period or team). Counts of services,
+    /// not people: never suppressed.
     pub capacity: Vec<CapacityCount>,
+    /// The small-number suppression applied to gaps and connections.
+    pub suppression: Suppression,
 }
 
 /// The service-gap report (source and reason filters do not apply to gaps).
@@ -392,7 +419,7 @@ pub async fn gap_report(
             area: row.get(1),
             month: row.get(2),
             reason: row.get(3),
-            count: row.get(4),
+            count: Some(row.get(4)),
         })
         .collect();
     let (clause, owned) = base.clause("made_on");
@@ -417,10 +444,10 @@ pub async fn gap_report(
             service_id: row.get(0),
             service_name: row.get(7),
             need: row.get(1),
-            made: row.get(2),
-            not_taken_up: row.get(3),
-            waiting_list: row.get(4),
-            declined: row.get(5),
+            made: Some(row.get(2)),
+            not_taken_up: Some(row.get(3)),
+            waiting_list: Some(row.get(4)),
+            declined: Some(row.get(5)),
             mean_waiting_weeks: row.get::<_, Option<f64>>(6).map(round2),
         })
         .collect();
@@ -454,6 +481,7 @@ pub async fn gap_report(
         gaps,
         connections,
         capacity,
+        suppression: Suppression::default(),
     })
 }
 
@@ -535,4 +563,121 @@ pub fn compare(a: OutcomeReport, b: OutcomeReport) -> Comparison {
         })
         .collect();
     Comparison { a, b, differences }
+}
+
+/// Applies small-number suppression to counts of people.
+struct Suppressor<'a> {
+    rules: &'a DisclosureRules,
+    cells: usize,
+}
+
+impl Suppressor<'_> {
+    /// Nulls a count the rule suppresses; says whether it did.
+    fn count(&mut self, count: &mut Option<i64>) -> bool {
+        if count.is_some_and(|n| self.rules.suppresses(n)) {
+            *count = None;
+            self.cells += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn shares(&mut self, shares: &mut [Share]) {
+        for share in shares {
+            if self.count(&mut share.count) {
+                share.percent = None;
+                share.suppressed = true;
+            }
+        }
+    }
+}
+
+/// Suppresses every count of people from 1 to below the rule's threshold (see
+/// `projections/privacy/`): counts, their percentages, and the means of a suppressed group.
+pub fn suppress_outcomes(report: &mut OutcomeReport, rules: &PrivacyRules) {
+    let mut s = Suppressor {
+        rules: &rules.disclosure,
+        cells: 0,
+    };
+    let r = &mut report.referrals;
+    if s.count(&mut r.total) {
+        r.mean_days_to_first_contact = None;
+        r.median_days_to_first_contact = None;
+    }
+    s.count(&mut r.accepted);
+    s.count(&mut r.declined);
+    s.count(&mut r.redirected);
+    if s.count(&mut r.contacted) {
+        r.mean_days_to_first_contact = None;
+        r.median_days_to_first_contact = None;
+    }
+    s.shares(&mut r.by_source);
+    s.shares(&mut r.by_reason);
+    let e = &mut report.episodes;
+    if s.count(&mut e.episodes) {
+        e.mean_contacts = None;
+    }
+    let attended = s.count(&mut e.appointments_attended);
+    let not_attended = s.count(&mut e.appointments_not_attended);
+    if attended || not_attended {
+        e.did_not_attend_percent = None;
+    }
+    s.count(&mut e.closed);
+    s.shares(&mut e.closed_by_reason);
+    for m in &mut report.measures {
+        if s.count(&mut m.paired) {
+            m.mean_baseline = None;
+            m.mean_follow_up = None;
+            m.mean_change = None;
+            for (count, percent) in [
+                (&mut m.improved, &mut m.improved_percent),
+                (&mut m.no_change, &mut m.no_change_percent),
+                (&mut m.worse, &mut m.worse_percent),
+            ] {
+                *count = None;
+                *percent = None;
+            }
+            continue;
+        }
+        for (count, percent) in [
+            (&mut m.improved, &mut m.improved_percent),
+            (&mut m.no_change, &mut m.no_change_percent),
+            (&mut m.worse, &mut m.worse_percent),
+        ] {
+            if s.count(count) {
+                *percent = None;
+            }
+        }
+    }
+    report.suppression = Suppression {
+        rules_version: Some(rules.version),
+        below: rules.disclosure.suppress_below,
+        cells: s.cells,
+    };
+}
+
+/// Suppresses small counts of people in the gap report (gaps and connections; the directory's
+/// capacity counts services, not people).
+pub fn suppress_gaps(report: &mut GapReport, rules: &PrivacyRules) {
+    let mut s = Suppressor {
+        rules: &rules.disclosure,
+        cells: 0,
+    };
+    for gap in &mut report.gaps {
+        s.count(&mut gap.count);
+    }
+    for c in &mut report.connections {
+        s.count(&mut c.made);
+        s.count(&mut c.not_taken_up);
+        if s.count(&mut c.waiting_list) {
+            c.mean_waiting_weeks = None;
+        }
+        s.count(&mut c.declined);
+    }
+    report.suppression = Suppression {
+        rules_version: Some(rules.version),
+        below: rules.disclosure.suppress_below,
+        cells: s.cells,
+    };
 }

@@ -12,6 +12,7 @@ pub struct Database {
     admin: tokio_postgres::Config,
     app: tokio_postgres::Config,
     pool_size: usize,
+    master_key: eventstore::MasterKey,
 }
 
 /// Name of the database inside a private cluster.
@@ -56,13 +57,16 @@ impl Database {
             Some(url) => url.parse().context("parsing CASEBOOK_APP_DATABASE_URL")?,
             None => db::app_config(&admin),
         };
+        let master_key = master_key(settings)?;
         let database = Database {
             cluster,
             admin,
             app,
             pool_size: settings.pool_size,
+            master_key,
         };
         database.migrate().await?;
+        database.check_master_key().await?;
         Ok(database)
     }
 
@@ -99,15 +103,41 @@ impl Database {
         )?)
     }
 
-    /// The event log over a pool as the service's own role.
+    /// The event log over a pool as the service's own role, sealing personal fields under the
+    /// master key.
     ///
     /// # Errors
     /// When the pool cannot be built.
     pub fn event_store(&self) -> anyhow::Result<eventstore::EventStore> {
-        Ok(eventstore::EventStore::new(
-            self.app_pool()?,
-            eventstore::Upcasters::new(),
-        ))
+        Ok(
+            eventstore::EventStore::new(self.app_pool()?, eventstore::Upcasters::new())
+                .with_protection(api::privacy::protection(self.master_key.clone())),
+        )
+    }
+
+    /// Refuses to start when the database's data keys were wrapped by another master key: every
+    /// person's details would be unreadable, and new ones written under a second key.
+    async fn check_master_key(&self) -> anyhow::Result<()> {
+        let client = db::connect(&self.admin).await?;
+        let others: Vec<String> = client
+            .query(
+                "SELECT DISTINCT master_key_id FROM subject_keys \
+                 WHERE wrapped_key IS NOT NULL AND master_key_id <> $1 LIMIT 3",
+                &[&self.master_key.id()],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        if !others.is_empty() {
+            anyhow::bail!(
+                "the personal data in this database was encrypted under master key {}, but the \
+                 configured master key is {}: configure the key it was written with",
+                others.join(", "),
+                self.master_key.id()
+            );
+        }
+        Ok(())
     }
 
     /// Connection settings as the service's own role.
@@ -150,6 +180,62 @@ impl DatabaseSettings {
             )
         })
     }
+}
+
+/// The configured master key: given, in its file, or (for a private cluster only) the one in
+/// `<data dir>/master.key`, made on first start.
+fn master_key(settings: &DatabaseSettings) -> anyhow::Result<eventstore::MasterKey> {
+    let parse = |text: &str, from: &str| {
+        eventstore::MasterKey::parse(text)
+            .map_err(|e| anyhow::anyhow!("{e} (the master key from {from})"))
+    };
+    if let Some(key) = &settings.master_key {
+        return parse(key, "CASEBOOK_MASTER_KEY");
+    }
+    if let Some(path) = &settings.master_key_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the master key file {}", path.display()))?;
+        return parse(&text, &path.display().to_string());
+    }
+    if settings.database_url.is_some() {
+        anyhow::bail!(
+            "personal data is encrypted under a master key: set CASEBOOK_MASTER_KEY or \
+             CASEBOOK_MASTER_KEY_FILE (make one with `casebook key generate`, and keep it apart \
+             from the database's backups)"
+        );
+    }
+    let path = settings.resolved_data_dir().join("master.key");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the master key file {}", path.display()))?;
+        return parse(&text, &path.display().to_string());
+    }
+    let key = eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    write_private(&path, &key.to_base64())
+        .with_context(|| format!("writing the master key to {}", path.display()))?;
+    tracing::warn!(
+        path = %path.display(),
+        key_id = key.id(),
+        "made a local master key for the private cluster; without it the personal data is unreadable"
+    );
+    Ok(key)
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")
 }
 
 fn start_private_cluster(settings: &DatabaseSettings) -> anyhow::Result<Cluster> {

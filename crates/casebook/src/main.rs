@@ -119,6 +119,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", text?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Erase { client, reason } => erase(&cli.database, client, &reason).await,
+        Command::Retention {
+            dry_run: _,
+            apply,
+            rules,
+            years,
+        } => retention(&cli.database, apply, rules, years).await,
+        Command::Key(casebook::settings::KeyCommand::Generate) => {
+            let key = eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?;
+            println!("{}", key.to_base64());
+            eprintln!(
+                "master key id {}: keep the key apart from the database's backups",
+                key.id()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Directory(command) => directory(&cli.database, command).await,
         Command::Org(command) => admin(&cli.database, AdminCommand::Org(command)).await,
         Command::Team(command) => admin(&cli.database, AdminCommand::Team(command)).await,
@@ -447,6 +463,94 @@ async fn run_admin(
             }
         }
     })
+}
+
+async fn erase(
+    settings: &casebook::DatabaseSettings,
+    client_id: uuid::Uuid,
+    reason: &str,
+) -> anyhow::Result<ExitCode> {
+    let database = Database::open(settings).await?;
+    let cases = api::CaseService::new(database.event_store()?);
+    let outcome =
+        api::privacy::erase_as_system(&cases, client_id, reason, chrono::Utc::now()).await;
+    let code = match outcome {
+        Ok(()) => {
+            vacuum_keys(&database).await?;
+            println!("erased the personal data of {client_id}");
+            ExitCode::SUCCESS
+        }
+        Err(api::CommandError::Denied(_)) => {
+            eprintln!("error: there is no client {client_id}");
+            ExitCode::from(2)
+        }
+        Err(api::CommandError::Refused(refusal)) => {
+            eprintln!("error: {refusal}");
+            ExitCode::from(2)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    database.shutdown().await?;
+    Ok(code)
+}
+
+async fn retention(
+    settings: &casebook::DatabaseSettings,
+    apply: bool,
+    rules: Option<i32>,
+    years: Option<u32>,
+) -> anyhow::Result<ExitCode> {
+    let version = rules.unwrap_or_else(projector::rules::PrivacyRules::latest_version);
+    let rules = projector::rules::PrivacyRules::load(version)?;
+    let years = years.unwrap_or(rules.retention.years_after_conclusion);
+    let database = Database::open(settings).await?;
+    let store = database.event_store()?;
+    let now = chrono::Utc::now();
+    let cutoff = api::privacy::retention_cutoff(now, years);
+    let expired = api::privacy::past_retention(&store, cutoff).await?;
+    println!(
+        "{} record(s) concluded before {} (kept {years} years, personal data rules v{version}){}",
+        expired.len(),
+        cutoff.date_naive(),
+        if apply {
+            "; erasing"
+        } else {
+            "; dry run: nothing erased"
+        }
+    );
+    let cases = api::CaseService::new(store);
+    for record in &expired {
+        println!(
+            "{}\t{}\t{}\tconcluded {}",
+            record.client_id,
+            record.organisation_id,
+            record.status,
+            record.concluded_at.date_naive()
+        );
+        if apply {
+            let reason = format!(
+                "retention period ended: concluded {}, kept {years} years (personal data rules v{version})",
+                record.concluded_at.date_naive()
+            );
+            api::privacy::erase_as_system(&cases, record.client_id, &reason, now).await?;
+        }
+    }
+    if apply && !expired.is_empty() {
+        vacuum_keys(&database).await?;
+    }
+    database.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Removes destroyed data keys' old row versions from the table's pages at once, rather than
+/// whenever autovacuum comes by.
+async fn vacuum_keys(database: &Database) -> anyhow::Result<()> {
+    let client = db::connect(database.admin_config()).await?;
+    client
+        .batch_execute("VACUUM subject_keys")
+        .await
+        .context("vacuuming subject_keys")?;
+    Ok(())
 }
 
 async fn shutdown_signal() -> anyhow::Result<()> {

@@ -155,8 +155,16 @@ pub async fn compare(
         rules_version,
         ..Default::default()
     };
-    let left = api::reports::outcome_report(&**client, &filter(a)).await?;
-    let right = api::reports::outcome_report(&**client, &filter(b)).await?;
+    let mut left = api::reports::outcome_report(&**client, &filter(a)).await?;
+    let mut right = api::reports::outcome_report(&**client, &filter(b)).await?;
+    // Published figures: small counts suppressed, as in the API's reports.
+    let privacy = projector::rules::PrivacyRules::current();
+    api::reports::suppress_outcomes(&mut left, &privacy);
+    api::reports::suppress_outcomes(&mut right, &privacy);
+    // A suppressed figure shows as `*`.
+    fn cell<T: std::fmt::Display>(x: Option<T>) -> String {
+        x.map_or_else(|| "*".to_owned(), |x| x.to_string())
+    }
     let comparison = api::reports::compare(left.clone(), right.clone());
     let mut out = String::new();
     use std::fmt::Write;
@@ -171,11 +179,11 @@ pub async fn compare(
                 out,
                 "{:<28} {:>9} {:>8}% {:>8}% {:>8}% {:>9}",
                 format!("{} (rules v{version})", m.measure),
-                m.paired,
-                m.improved_percent,
-                m.no_change_percent,
-                m.worse_percent,
-                m.mean_change
+                cell(m.paired),
+                cell(m.improved_percent),
+                cell(m.no_change_percent),
+                cell(m.worse_percent),
+                cell(m.mean_change)
             );
         }
     }
@@ -191,8 +199,7 @@ pub async fn compare(
             format!("v{b}")
         );
         for d in &comparison.differences {
-            let show = |x: Option<f64>| x.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
-            let _ = writeln!(out, "{:<48} {:>12} {:>12}", d.figure, show(d.a), show(d.b));
+            let _ = writeln!(out, "{:<48} {:>12} {:>12}", d.figure, cell(d.a), cell(d.b));
         }
     }
     Ok(out)

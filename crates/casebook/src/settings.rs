@@ -49,6 +49,20 @@ pub struct DatabaseSettings {
     /// Directory holding initdb/pg_ctl/postgres, when they are not found by themselves.
     #[arg(long, env = "CASEBOOK_PG_BIN", global = true)]
     pub pg_bin: Option<PathBuf>,
+    /// The master key that wraps every person's data key (64 hex digits or base64 of 32 bytes).
+    /// Required with --database-url (or its file); a private cluster without one uses
+    /// <data dir>/master.key, made on first start.
+    #[arg(
+        long,
+        env = "CASEBOOK_MASTER_KEY",
+        global = true,
+        hide_env_values = true,
+        conflicts_with = "master_key_file"
+    )]
+    pub master_key: Option<String>,
+    /// A file holding the master key.
+    #[arg(long, env = "CASEBOOK_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<PathBuf>,
     /// Most connections in the service's pool.
     #[arg(long, env = "CASEBOOK_POOL_SIZE", default_value_t = 16, global = true)]
     pub pool_size: usize,
@@ -136,6 +150,34 @@ pub enum Command {
         #[arg(long)]
         organisation: Option<uuid::Uuid>,
     },
+    /// Erase one person's personal data (crypto-shredding): destroys their data key and
+    /// records why. Their case still counts in reports; `verify` still passes.
+    Erase {
+        /// The client's id.
+        client: uuid::Uuid,
+        /// Why, without personal data (it is kept): "retention period ended", a request reference.
+        #[arg(long)]
+        reason: String,
+    },
+    /// List (by default) or erase the records past their retention period: concluded (closed,
+    /// or referral declined or redirected) longer ago than the personal data rules keep them.
+    Retention {
+        /// List only; the default.
+        #[arg(long, conflicts_with = "apply")]
+        dry_run: bool,
+        /// Erase every record listed.
+        #[arg(long)]
+        apply: bool,
+        /// The personal data rules version (projections/privacy/v{N}.toml); default the latest.
+        #[arg(long)]
+        rules: Option<i32>,
+        /// Years to keep, instead of the rules' (a local decision recorded in the DPIA).
+        #[arg(long)]
+        years: Option<u32>,
+    },
+    /// Master keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// The directory of services, in Open Referral UK JSON.
     #[command(subcommand)]
     Directory(DirectoryCommand),
@@ -171,6 +213,13 @@ pub enum DirectoryCommand {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+}
+
+/// Master key administration.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Print a fresh random master key (base64) for CASEBOOK_MASTER_KEY or its file.
+    Generate,
 }
 
 /// Organisation administration.

@@ -51,6 +51,9 @@ pub enum CaseCommand {
     CloseCase(CaseClosed),
     ReopenCase(CaseReopened),
     CorrectEntry(EntryCorrected),
+    SendGpMessage(GpMessageSent),
+    /// Crypto-shredding: an administrator's, for the end of retention or a lawful erasure.
+    EraseClient(ClientErased),
 }
 
 /// Clock skew allowed between a caller's clock and ours before a time counts as future.

@@ -15,6 +15,9 @@ const MAX_CONTACT_MINUTES: u32 = 600;
 /// A [`CaseError`] naming the rule refused and, where there is one, the field.
 pub fn decide(state: &CaseState, command: &CaseCommand) -> Result<Vec<CaseEvent>, CaseError> {
     use CaseCommand as C;
+    if state.erased {
+        return Err(CaseError::Erased);
+    }
     match command {
         C::Intake { client, referral } => intake(state, client.as_deref(), referral),
         C::RecordConsent(c) => {
@@ -210,6 +213,25 @@ pub fn decide(state: &CaseState, command: &CaseCommand) -> Result<Vec<CaseEvent>
                 return Err(CaseError::NotClosed);
             }
             Ok(vec![CaseEvent::CaseReopened(c.clone())])
+        }
+        C::SendGpMessage(c) => {
+            registered(state)?;
+            if !state.consents.contains_key(&ConsentScope::ShareWithGp) {
+                return Err(CaseError::NoConsentToShareWithGp);
+            }
+            if state.gp_messages.contains(&c.message_id) {
+                return Err(CaseError::DuplicateId {
+                    what: "the message",
+                });
+            }
+            required_text(&c.practice, "practice", "say which practice it goes to")?;
+            required_text(&c.text, "text", "say what the message says")?;
+            Ok(vec![CaseEvent::GpMessageSent(c.clone())])
+        }
+        C::EraseClient(c) => {
+            registered(state)?;
+            required_text(&c.reason, "reason", "say why the personal data is erased")?;
+            Ok(vec![CaseEvent::ClientErased(c.clone())])
         }
         C::CorrectEntry(c) => {
             registered(state)?;

@@ -58,6 +58,12 @@ pub enum CaseError {
     /// A referral to a service that takes none now (signposting is still possible).
     #[error("that service is not taking referrals ({why}); signpost, or choose another")]
     ServiceNotTakingReferrals { why: &'static str },
+    /// The person's personal data was erased: their record takes nothing more.
+    #[error("this person's personal data was erased; nothing more can be recorded for them")]
+    Erased,
+    /// A message back to the GP needs the person's consent to share with the GP.
+    #[error("a message to the GP needs the person's consent to share with the GP")]
+    NoConsentToShareWithGp,
     /// Sharing personal details needs consent.
     #[error("a {kind} needs the person's consent to share with onward services")]
     NoConsentToShare { kind: &'static str },
@@ -109,7 +115,10 @@ impl CaseError {
             CaseError::UnknownService => "unknown_service",
             CaseError::ServiceWithdrawn => "service_withdrawn",
             CaseError::ServiceNotTakingReferrals { .. } => "service_not_taking_referrals",
-            CaseError::NoConsentToShare { .. } => "no_consent_to_share",
+            CaseError::Erased => "erased",
+            CaseError::NoConsentToShare { .. } | CaseError::NoConsentToShareWithGp => {
+                "no_consent_to_share"
+            }
             CaseError::ConsentNotGiven { .. } => "consent_not_given",
             CaseError::NotClosed => "not_closed",
             CaseError::UnknownEvent => "unknown_event",

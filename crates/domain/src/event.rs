@@ -295,6 +295,30 @@ pub struct EntryCorrected {
     pub reason: String,
 }
 
+/// A message went back to the person's GP practice (what social prescribing did for them).
+/// Needs their consent to share with the GP.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GpMessageSent {
+    pub message_id: GpMessageId,
+    /// The practice it went to.
+    pub practice: String,
+    /// What it said (personal data).
+    pub text: String,
+}
+
+/// The person's personal data was erased: their data key is destroyed with this event, so every
+/// personal field of their record reads as erased from now on, in every copy. The case still
+/// counts in aggregate figures; nothing more can be recorded for them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ClientErased {
+    /// Why, without personal data (it is kept): "retention period ended", a request reference.
+    pub reason: String,
+}
+
 /// Everything that can happen on a client's stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event_type", content = "payload")]
@@ -324,6 +348,8 @@ pub enum CaseEvent {
     CaseClosed(CaseClosed),
     CaseReopened(CaseReopened),
     EntryCorrected(EntryCorrected),
+    GpMessageSent(GpMessageSent),
+    ClientErased(ClientErased),
 }
 
 /// Every event type name with its current schema version. Pinned by a test: renaming a type or
@@ -354,7 +380,53 @@ pub const EVENT_TYPES: &[(&str, i32)] = &[
     ("CaseClosed", 1),
     ("CaseReopened", 1),
     ("EntryCorrected", 1),
+    ("GpMessageSent", 1),
+    ("ClientErased", 1),
 ];
+
+/// What `[erased]` text reads as: the value every personal text field shows once its key is gone.
+pub const ERASED: &str = "[erased]";
+
+/// Where personal data sits in client events: (event type, dotted path into the payload).
+/// Each is sealed under the client's own data key when stored, and shows as erased once the key
+/// is destroyed (see [`erased_form`]). Corrections of those fields are personal too.
+pub const PERSONAL_FIELDS: &[(&str, &str)] = &[
+    ("ClientRegistered", "personal"),
+    ("ReferralReceived", "referrer.name"),
+    ("ReferralReceived", "note"),
+    ("ReferralDeclined", "note"),
+    ("ReferralRedirected", "note"),
+    ("AppointmentCancelled", "note"),
+    ("ContactRecorded", "note"),
+    ("WhatMattersRecorded", "text"),
+    ("NeedIdentified", "note"),
+    ("GoalSet", "description"),
+    ("GoalReviewed", "note"),
+    ("ServiceGapRecorded", "note"),
+    ("CaseClosed", "note"),
+    ("CaseReopened", "note"),
+    ("EntryCorrected", "reason"),
+    ("EntryCorrected", "corrected_fields.personal"),
+    ("EntryCorrected", "corrected_fields.note"),
+    ("EntryCorrected", "corrected_fields.text"),
+    ("EntryCorrected", "corrected_fields.description"),
+    ("EntryCorrected", "corrected_fields.referrer"),
+    ("GpMessageSent", "text"),
+];
+
+/// What a personal field reads as once it cannot be read: `[erased]` text, and for personal
+/// details a record whose names are `[erased]` and whose other fields are empty. Every event
+/// still decodes.
+pub fn erased_form(path: &str) -> Value {
+    if path.ends_with("personal") {
+        serde_json::json!({
+            "given_name": ERASED, "family_name": ERASED, "date_of_birth": null,
+            "nhs_number": null, "phone": null, "email": null, "address": null, "postcode": null
+        })
+    } else {
+        Value::String(ERASED.to_owned())
+    }
+}
 
 /// An event that could not be decoded from its stored form.
 #[derive(Debug, thiserror::Error)]
@@ -422,6 +494,8 @@ impl CaseEvent {
             CaseEvent::CaseClosed(_) => 22,
             CaseEvent::CaseReopened(_) => 23,
             CaseEvent::EntryCorrected(_) => 24,
+            CaseEvent::GpMessageSent(_) => 25,
+            CaseEvent::ClientErased(_) => 26,
         }
     }
 }

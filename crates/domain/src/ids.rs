@@ -66,6 +66,10 @@ id!(
     GapId
 );
 id!(
+    /// One message back to the person's GP.
+    GpMessageId
+);
+id!(
     /// A stored event (the envelope's id).
     EventId
 );

@@ -86,6 +86,10 @@ pub struct CaseState {
     pub gaps: BTreeSet<GapId>,
     /// Every event of the record, with its type (corrections must name one).
     pub events: BTreeMap<EventId, &'static str>,
+    /// The person's personal data was erased: nothing more is recorded.
+    pub erased: bool,
+    /// Messages sent back to the GP.
+    pub gp_messages: BTreeSet<GpMessageId>,
 }
 
 /// Folds one stored event into the state.
@@ -166,6 +170,10 @@ pub fn evolve(mut state: CaseState, event_id: EventId, event: &CaseEvent) -> Cas
         CaseEvent::ServiceGapRecorded(e) => {
             state.gaps.insert(e.gap_id);
         }
+        CaseEvent::GpMessageSent(e) => {
+            state.gp_messages.insert(e.message_id);
+        }
+        CaseEvent::ClientErased(_) => state.erased = true,
         CaseEvent::CaseClosed(_) => state.status = CaseStatus::Closed,
         CaseEvent::CaseReopened(_) => state.status = CaseStatus::Open,
         CaseEvent::WhatMattersRecorded(_)

@@ -605,6 +605,180 @@ fn a_referral_or_warm_handover_needs_consent_to_share() {
     );
 }
 
+fn gp_message(n: u128) -> GpMessageSent {
+    GpMessageSent {
+        message_id: GpMessageId(id(n)),
+        practice: "Frome Medical Practice".to_owned(),
+        text: "Maggie joined the walking group".to_owned(),
+    }
+}
+
+#[test]
+fn a_message_to_the_gp_needs_consent_to_share_with_the_gp_until_it_is_withdrawn() {
+    let gp_consent = CaseEvent::ConsentRecorded(ConsentRecorded {
+        scope: ConsentScope::ShareWithGp,
+        services: vec![],
+    });
+    let command = CaseCommand::SendGpMessage(gp_message(40));
+    check(
+        open_case(),
+        command.clone(),
+        Expect::Refused("no_consent_to_share"),
+    );
+    // Consent to share with onward services is another scope.
+    check(
+        with(
+            open_case(),
+            [CaseEvent::ConsentRecorded(ConsentRecorded {
+                scope: ConsentScope::ShareWithOnwardServices,
+                services: vec![],
+            })],
+        ),
+        command.clone(),
+        Expect::Refused("no_consent_to_share"),
+    );
+    check(
+        with(open_case(), [gp_consent.clone()]),
+        command.clone(),
+        Expect::Accepted,
+    );
+    // A closure summary goes back after the case closes, too.
+    check(
+        with(closed_case(), [gp_consent.clone()]),
+        command.clone(),
+        Expect::Accepted,
+    );
+    let withdrawn = with(
+        open_case(),
+        [
+            gp_consent.clone(),
+            CaseEvent::GpMessageSent(gp_message(41)),
+            CaseEvent::ConsentWithdrawn(ConsentWithdrawn {
+                scope: ConsentScope::ShareWithGp,
+            }),
+        ],
+    );
+    check(
+        withdrawn,
+        command.clone(),
+        Expect::Refused("no_consent_to_share"),
+    );
+    check(
+        with(
+            open_case(),
+            [gp_consent.clone(), CaseEvent::GpMessageSent(gp_message(40))],
+        ),
+        command,
+        Expect::Refused("duplicate_id"),
+    );
+    let mut blank = gp_message(42);
+    blank.text = " ".to_owned();
+    check(
+        with(open_case(), [gp_consent]),
+        CaseCommand::SendGpMessage(blank),
+        Expect::Refused("invalid_field"),
+    );
+}
+
+#[test]
+fn an_erased_record_takes_nothing_more() {
+    let erase = CaseCommand::EraseClient(ClientErased {
+        reason: "retention period ended".to_owned(),
+    });
+    check(Vec::new(), erase.clone(), Expect::Refused("not_registered"));
+    check(
+        closed_case(),
+        CaseCommand::EraseClient(ClientErased {
+            reason: String::new(),
+        }),
+        Expect::Refused("invalid_field"),
+    );
+    check(closed_case(), erase.clone(), Expect::Accepted);
+    check(open_case(), erase.clone(), Expect::Accepted);
+    let erased = with(
+        closed_case(),
+        [CaseEvent::ClientErased(ClientErased {
+            reason: "retention period ended".to_owned(),
+        })],
+    );
+    assert!(fold(&erased).erased);
+    for command in [
+        erase,
+        CaseCommand::ReopenCase(CaseReopened { note: None }),
+        CaseCommand::Intake {
+            client: None,
+            referral: referral(ReferralId(id(50))),
+        },
+        CaseCommand::RecordConsent(ConsentRecorded {
+            scope: ConsentScope::ShareWithGp,
+            services: vec![],
+        }),
+    ] {
+        check(erased.clone(), command, Expect::Refused("erased"));
+    }
+}
+
+#[test]
+fn every_personal_field_is_where_its_event_keeps_it_and_its_erased_form_decodes() {
+    let mut events = one_of_each();
+    // Corrections of personal fields, so every path has a value to find.
+    let mut fields = Map::new();
+    for key in ["personal", "note", "text", "description", "referrer"] {
+        fields.insert(key.to_owned(), json!("something personal"));
+    }
+    events.push(CaseEvent::EntryCorrected(EntryCorrected {
+        corrects: event_id(1),
+        corrected_fields: fields,
+        reason: "wrong person's notes".to_owned(),
+    }));
+    for (event_type, path) in PERSONAL_FIELDS {
+        assert!(
+            EVENT_TYPES.iter().any(|(name, _)| name == event_type),
+            "{event_type} is an event type"
+        );
+        let found = events
+            .iter()
+            .filter(|e| e.event_type() == *event_type)
+            .any(|e| {
+                let payload = e.to_payload();
+                path.split('.')
+                    .try_fold(&payload, |v, key| v.get(key))
+                    .is_some()
+            });
+        assert!(found, "{event_type}.{path} is in the payload");
+    }
+    for event in &events {
+        let mut payload = event.to_payload();
+        for (_, path) in PERSONAL_FIELDS
+            .iter()
+            .filter(|(t, _)| *t == event.event_type())
+        {
+            let keys: Vec<&str> = path.split('.').collect();
+            let target = keys.iter().try_fold(&mut payload, |v, key| v.get_mut(*key));
+            if let Some(value) = target
+                && !value.is_null()
+            {
+                *value = erased_form(path);
+            }
+        }
+        let decoded = CaseEvent::decode(event.event_type(), event.schema_version(), payload)
+            .unwrap_or_else(|e| panic!("{} erased does not decode: {e}", event.event_type()));
+        let text = serde_json::to_string(&decoded.to_payload()).unwrap_or_default();
+        for secret in [
+            "Example",
+            "9434765919",
+            "allotment",
+            "walking group",
+            "three calls",
+            "re-referred",
+            "something personal",
+            "typed 30",
+        ] {
+            assert!(!text.contains(secret), "{secret} left in {text}");
+        }
+    }
+}
+
 #[test]
 fn closing_needs_a_reason_and_only_a_closed_case_reopens() {
     check(
@@ -877,6 +1051,10 @@ fn one_of_each() -> Vec<CaseEvent> {
             corrected_fields: fields,
             reason: "typed 30, was 45".to_owned(),
         }),
+        CaseEvent::GpMessageSent(gp_message(43)),
+        CaseEvent::ClientErased(ClientErased {
+            reason: "retention period ended".to_owned(),
+        }),
     ]
 }
 
@@ -939,6 +1117,8 @@ fn the_event_type_names_and_versions_are_pinned() {
     CaseClosed v1
     CaseReopened v1
     EntryCorrected v1
+    GpMessageSent v1
+    ClientErased v1
     "
     );
 }

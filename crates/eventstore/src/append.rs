@@ -6,6 +6,7 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::hash::{self, GENESIS, HashInput};
+use crate::protect::KeyState;
 use crate::{AppendRequest, AppendResult, AppendedEvent, EventStore, ExpectedVersion, StoreError};
 
 /// Appends racing on the same stream under `ExpectedVersion::Any` retry this many times.
@@ -42,7 +43,26 @@ WITH inserted AS (
             ORDER BY stream_version) FROM inserted))
     WHERE $8::text IS NOT NULL
 )
+, shred AS (
+    -- An erasure destroys the stream's data key in the statement that records it.
+    INSERT INTO subject_keys (subject_id, wrapped_key, master_key_id, destroyed_at)
+    SELECT $1, NULL, '', now() WHERE $19::boolean
+    ON CONFLICT (subject_id) DO UPDATE SET wrapped_key = NULL,
+        destroyed_at = coalesce(subject_keys.destroyed_at, EXCLUDED.destroyed_at)
+)
 SELECT event_id, stream_version, position FROM inserted";
+
+/// The stream's data key: the one stored, or the fresh one offered in `$2` when there is none.
+const KEY_UPSERT_SQL: &str = "\
+WITH ins AS (
+    INSERT INTO subject_keys (subject_id, wrapped_key, master_key_id) VALUES ($1, $2, $3)
+    ON CONFLICT (subject_id) DO NOTHING
+    RETURNING wrapped_key, master_key_id
+)
+SELECT wrapped_key, master_key_id FROM ins
+UNION ALL
+SELECT wrapped_key, master_key_id FROM subject_keys WHERE subject_id = $1
+LIMIT 1";
 
 enum Attempt {
     Done(AppendResult),
@@ -66,6 +86,29 @@ impl EventStore {
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`] for database failures.
     #[tracing::instrument(skip_all, fields(stream_id = %request.stream_id, n_events = request.events.len()))]
     pub async fn append(&self, request: AppendRequest) -> Result<AppendResult, StoreError> {
+        self.append_inner(request, false).await
+    }
+
+    /// Appends like [`EventStore::append`] and, in the same statement, destroys the stream's
+    /// data key: every personal field ever sealed on it becomes unreadable for good, while the
+    /// log and its hash chain stay whole (crypto-shredding). Later appends that carry personal
+    /// fields are refused with [`StoreError::SubjectErased`].
+    ///
+    /// # Errors
+    /// As [`EventStore::append`].
+    #[tracing::instrument(skip_all, fields(stream_id = %request.stream_id))]
+    pub async fn append_and_shred(
+        &self,
+        request: AppendRequest,
+    ) -> Result<AppendResult, StoreError> {
+        self.append_inner(request, true).await
+    }
+
+    async fn append_inner(
+        &self,
+        request: AppendRequest,
+        shred: bool,
+    ) -> Result<AppendResult, StoreError> {
         if request.events.is_empty() {
             return Err(StoreError::EmptyAppend);
         }
@@ -91,7 +134,10 @@ impl EventStore {
             _ => 2,
         };
         for _ in 0..attempts {
-            match self.try_append(&request, &metadata, &fingerprint).await? {
+            match self
+                .try_append(&request, &metadata, &fingerprint, shred)
+                .await?
+            {
                 Attempt::Done(result) => return Ok(result),
                 Attempt::KeyRaced => continue,
                 Attempt::Raced => {
@@ -134,13 +180,56 @@ impl EventStore {
         request: &AppendRequest,
         metadata: &crate::Metadata,
         fingerprint: &[u8],
+        shred: bool,
     ) -> Result<Attempt, StoreError> {
         let client = self.pool.get().await?;
         let key = request.idempotency_key.as_deref();
         let head_statement = client.prepare_cached(HEAD_SQL).await?;
-        let head = client
-            .query_one(&head_statement, &[&request.stream_id, &key])
-            .await?;
+        let head_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+            [&request.stream_id, &key];
+        let head_query = client.query_one(&head_statement, &head_params);
+        // A stream with personal fields to seal needs its data key: fetched, or made, in the
+        // same round trip as the head (the two statements are pipelined).
+        let protection = self.protection.as_deref().filter(|p| {
+            p.needs_key(
+                &request.stream_type,
+                request
+                    .events
+                    .iter()
+                    .map(|e| (e.event_type.as_str(), &e.payload)),
+            )
+        });
+        let (head, data_key) = match protection {
+            None => (head_query.await?, None),
+            Some(protection) => {
+                let (_, wrapped) = protection.new_key(request.stream_id)?;
+                let key_statement = client.prepare_cached(KEY_UPSERT_SQL).await?;
+                let master_id = protection.master_key_id();
+                let key_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+                    [&request.stream_id, &wrapped, &master_id];
+                let (head, mut row) =
+                    tokio::try_join!(head_query, client.query_opt(&key_statement, &key_params))?;
+                if row.is_none() {
+                    // Another append made the key after this statement's snapshot was taken.
+                    row = client
+                        .query_opt(crate::read::KEY_SQL, &[&request.stream_id])
+                        .await?;
+                }
+                let state = protection
+                    .key_state(request.stream_id, row.map(|row| (row.get(0), row.get(1))))?;
+                match state {
+                    KeyState::Live(data_key) => (head, Some(data_key)),
+                    KeyState::Destroyed => {
+                        return Err(StoreError::SubjectErased(request.stream_id));
+                    }
+                    KeyState::Absent => {
+                        return Err(StoreError::Protection(
+                            "the data key could not be stored".to_owned(),
+                        ));
+                    }
+                }
+            }
+        };
         let now: DateTime<Utc> = head.get(0);
         let last_version: Option<i64> = head.get(1);
         let last_hash: Option<Vec<u8>> = head.get(2);
@@ -192,7 +281,22 @@ impl EventStore {
         let mut payloads = Vec::with_capacity(n);
         let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(n);
         let mut prev = last_hash.unwrap_or_else(|| GENESIS.to_vec());
-        for (i, event) in request.events.iter().enumerate() {
+        let mut sealed: Vec<Value> = Vec::with_capacity(n);
+        for event in &request.events {
+            let mut payload = event.payload.clone();
+            if let (Some(protection), Some(data_key)) = (protection, &data_key) {
+                protection.seal(
+                    data_key,
+                    request.stream_id,
+                    &request.stream_type,
+                    &event.event_type,
+                    event.event_id,
+                    &mut payload,
+                )?;
+            }
+            sealed.push(payload);
+        }
+        for (i, (event, payload)) in request.events.iter().zip(&sealed).enumerate() {
             let version = actual + 1 + i as i64;
             let digest = hash::event_hash(
                 &prev,
@@ -203,7 +307,7 @@ impl EventStore {
                     stream_version: version,
                     event_type: &event.event_type,
                     schema_version: event.schema_version,
-                    payload: &event.payload,
+                    payload,
                     metadata,
                     idempotency_key: key,
                     recorded_at: now,
@@ -214,7 +318,7 @@ impl EventStore {
             versions.push(version);
             types.push(event.event_type.as_str());
             schema_versions.push(event.schema_version);
-            payloads.push(&event.payload);
+            payloads.push(payload);
             hashes.push(digest.to_vec());
         }
 
@@ -242,6 +346,7 @@ impl EventStore {
                     &hashes,
                     &fingerprint,
                     &stream_version,
+                    &shred,
                 ],
             )
             .await;

@@ -40,16 +40,31 @@ pub enum StoreError {
         schema_version: i32,
         reason: String,
     },
+    /// The stream's data key was destroyed (the person's data was erased): nothing personal can
+    /// be written to it again.
+    #[error("the personal data of {0} was erased: nothing personal can be recorded for them")]
+    SubjectErased(Uuid),
+    /// Personal data could not be sealed or its key unwrapped (a wrong master key, say).
+    #[error("personal data protection failed: {0}")]
+    Protection(String),
     /// The database could not be reached.
     #[error("the database is unavailable: {0}")]
     Unavailable(#[from] deadpool_postgres::PoolError),
     /// Any other database failure.
-    #[error("database error: {0}")]
+    #[error("database error: {}", describe(.0))]
     Unexpected(#[source] tokio_postgres::Error),
 }
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         StoreError::Unexpected(e)
+    }
+}
+
+/// A database error with the server's message, when there is one ("db error" says nothing).
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
     }
 }

@@ -7,6 +7,8 @@
 //! [`verify`] walks the hash chains. Stored events are read through [`Upcasters`], so old rows
 //! are never rewritten.
 //!
+//! With a [`Protection`], personal fields are sealed per stream (see `protect`).
+//!
 //! This crate knows the envelope, not the events' meaning: it depends on no domain type.
 
 mod append;
@@ -14,6 +16,7 @@ mod error;
 mod hash;
 mod model;
 mod notify;
+mod protect;
 mod read;
 mod subscribe;
 mod upcast;
@@ -26,6 +29,7 @@ pub use model::{
     AppendRequest, AppendResult, AppendedEvent, ExpectedVersion, GlobalPosition, Metadata,
     NewEvent, RecordedEvent,
 };
+pub use protect::{MasterKey, Protection, SEALED};
 pub use subscribe::{Listener, Subscription, SubscriptionSettings};
 pub use upcast::{UpcastFn, Upcasters};
 pub use verify::{VerifyReport, verify};
@@ -40,6 +44,7 @@ pub struct EventStore {
     upcasters: Arc<Upcasters>,
     wake: Option<tokio::sync::watch::Receiver<u64>>,
     notifier: Arc<notify::Notifier>,
+    protection: Option<Arc<Protection>>,
 }
 
 impl EventStore {
@@ -50,7 +55,20 @@ impl EventStore {
             pool,
             upcasters: Arc::new(upcasters),
             wake: None,
+            protection: None,
         }
+    }
+
+    /// Personal fields named by `protection` are sealed on append under each stream's own data
+    /// key, opened by [`EventStore::read_stream`] and shown erased by [`EventStore::read_all`].
+    pub fn with_protection(mut self, protection: Protection) -> Self {
+        self.protection = Some(Arc::new(protection));
+        self
+    }
+
+    /// The protection of personal fields, when configured.
+    pub fn protection(&self) -> Option<&Protection> {
+        self.protection.as_deref()
     }
 
     /// Subscriptions made from the returned store are woken by `listener` as soon as an append

@@ -3,11 +3,16 @@ use serde_json::Value;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use crate::protect::{DataKey, KeyState};
 use crate::{EventStore, GlobalPosition, Metadata, RecordedEvent, StoreError};
 
 pub(crate) const COLUMNS: &str = "log_generation, transaction_id::text::bigint, position, event_id, \
     stream_id, stream_type, stream_version, event_type, schema_version, payload, actor_id, \
     actor_role, organisation_id, correlation_id, causation_id, idempotency_key, occurred_at, recorded_at";
+
+/// A stream's data key row.
+pub(crate) const KEY_SQL: &str =
+    "SELECT wrapped_key, master_key_id FROM subject_keys WHERE subject_id = $1";
 
 /// Rows visible to a global reader: older generations entirely, and in the current generation
 /// only transactions below the oldest one still running, so nothing can commit behind us.
@@ -34,10 +39,27 @@ impl EventStore {
         );
         // Prepared once per connection: every command and record read comes through here.
         let statement = client.prepare_cached(&sql).await?;
-        let rows = client
-            .query(&statement, &[&stream_id, &from_version, &recorded_up_to])
-            .await?;
-        rows.iter().map(|row| self.decode(row)).collect()
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&stream_id, &from_version, &recorded_up_to];
+        let events = client.query(&statement, &params);
+        let Some(protection) = &self.protection else {
+            return events
+                .await?
+                .iter()
+                .map(|row| self.decode(row, None))
+                .collect();
+        };
+        // The stream's data key, in the same round trip (the two queries are pipelined).
+        let key_statement = client.prepare_cached(KEY_SQL).await?;
+        let key_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&stream_id];
+        let (rows, key_row) =
+            tokio::try_join!(events, client.query_opt(&key_statement, &key_params))?;
+        let key = protection.key_state(stream_id, key_row.map(|row| (row.get(0), row.get(1))))?;
+        let key = match &key {
+            KeyState::Live(key) => Some(key),
+            KeyState::Absent | KeyState::Destroyed => None,
+        };
+        rows.iter().map(|row| self.decode(row, key)).collect()
     }
 
     /// Reads up to `limit` events after `after` in global order, never past a transaction that
@@ -68,7 +90,8 @@ impl EventStore {
                 ],
             )
             .await?;
-        rows.iter().map(|row| self.decode(row)).collect()
+        // Projectors read here: personal fields always show in their erased form.
+        rows.iter().map(|row| self.decode(row, None)).collect()
     }
 
     /// Whether any committed event lies after `after`, readable yet or not (an event whose
@@ -134,10 +157,25 @@ impl EventStore {
         Ok((head, behind))
     }
 
-    pub(crate) fn decode(&self, row: &Row) -> Result<RecordedEvent, StoreError> {
+    /// An event as stored, its personal fields opened with `key` (or shown erased), upcast.
+    pub(crate) fn decode(
+        &self,
+        row: &Row,
+        key: Option<&DataKey>,
+    ) -> Result<RecordedEvent, StoreError> {
         let event_type: String = row.get(7);
         let stored_version: i32 = row.get(8);
-        let payload: Value = row.get(9);
+        let mut payload: Value = row.get(9);
+        if let Some(protection) = &self.protection {
+            protection.open(
+                key,
+                row.get(4),
+                row.get::<_, &str>(5),
+                &event_type,
+                row.get(3),
+                &mut payload,
+            );
+        }
         let (schema_version, payload) =
             self.upcasters
                 .upcast(&event_type, stored_version, payload)?;

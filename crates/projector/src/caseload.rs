@@ -40,6 +40,9 @@ pub struct CaseloadRow {
     pub stream_version: i64,
 }
 
+/// The status of a row whose person was erased: such rows are removed, not written.
+const ERASED: &str = "erased";
+
 /// Folds one client event into the row. Pure: no clock, no IO.
 pub fn apply_case_event(
     row: &mut CaseloadRow,
@@ -120,7 +123,10 @@ pub fn apply_case_event(
             row.status = "open".to_owned();
             row.closed_at = None;
         }
+        // An erased person leaves every caseload: the row is deleted when the batch is written.
+        CaseEvent::ClientErased(_) => row.status = ERASED.to_owned(),
         CaseEvent::ConsentRecorded(_)
+        | CaseEvent::GpMessageSent(_)
         | CaseEvent::ConsentWithdrawn(_)
         | CaseEvent::WhatMattersRecorded(_)
         | CaseEvent::NeedIdentified(_)
@@ -350,7 +356,22 @@ async fn apply_into(
             event.stream_version,
         );
     }
-    let rows: Vec<&CaseloadRow> = rows.values().collect();
+    let erased: Vec<Uuid> = rows
+        .values()
+        .filter(|r| r.status == ERASED)
+        .map(|r| r.client_id)
+        .collect();
+    if !erased.is_empty() {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE client_id = ANY($1)"),
+            &[&erased],
+        )
+        .await?;
+    }
+    let rows: Vec<&CaseloadRow> = rows.values().filter(|r| r.status != ERASED).collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
     let column =
         |f: fn(&CaseloadRow) -> Option<Uuid>| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
     let client_ids = column(|r| Some(r.client_id));

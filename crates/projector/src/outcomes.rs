@@ -302,7 +302,10 @@ pub fn apply_outcome_event(
         | CaseEvent::WhatMattersRecorded(_)
         | CaseEvent::NeedIdentified(_)
         | CaseEvent::GoalSet(_)
-        | CaseEvent::GoalReviewed(_) => {}
+        | CaseEvent::GoalReviewed(_)
+        // Aggregates keep counting an erased person's case: nothing here is personal.
+        | CaseEvent::GpMessageSent(_)
+        | CaseEvent::ClientErased(_) => {}
     }
 }
 

@@ -103,6 +103,8 @@ impl Change {
 pub enum RulesError {
     #[error("no rules version {0}; this build knows {known:?}", known = known_versions())]
     Unknown(i32),
+    #[error("no personal data rules version {0}; this build knows {known:?}", known = PRIVACY_FILES.iter().map(|(v, _)| *v).collect::<Vec<_>>())]
+    UnknownPrivacy(i32),
     #[error("rules version {version} do not parse: {reason}")]
     Invalid { version: i32, reason: String },
 }
@@ -272,5 +274,109 @@ mod tests {
         assert_eq!(wemwbs.classify(40.0, 49.0), Change::Improved);
         assert_eq!(wemwbs.classify(40.0, 48.0), Change::NoChange);
         assert_eq!(wemwbs.classify(40.0, 31.0), Change::Worse);
+    }
+}
+
+/// Every personal data rule version this build knows, in order (`projections/privacy/`).
+const PRIVACY_FILES: &[(i32, &str)] = &[(1, include_str!("../../../projections/privacy/v1.toml"))];
+
+/// Rules for personal data: how long it is kept, and which report cells are too small to show.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyRules {
+    pub version: i32,
+    pub description: String,
+    pub retention: RetentionRules,
+    pub disclosure: DisclosureRules,
+}
+
+/// How long personal data is kept.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRules {
+    /// Years after the record concluded (case closed, or referral declined or redirected).
+    pub years_after_conclusion: u32,
+}
+
+/// Small-number suppression in reports.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DisclosureRules {
+    /// Counts from 1 to below this are suppressed.
+    pub suppress_below: i64,
+}
+
+impl DisclosureRules {
+    /// Whether a count of people may not be shown.
+    pub fn suppresses(&self, count: i64) -> bool {
+        count > 0 && count < self.suppress_below
+    }
+}
+
+impl PrivacyRules {
+    /// The newest version this build knows.
+    pub fn latest_version() -> i32 {
+        PRIVACY_FILES.last().map_or(1, |(v, _)| *v)
+    }
+
+    /// The latest version's rules. Every built-in file is loaded by a test, so the fallback (the
+    /// same figures, written out) is only there to never panic.
+    pub fn current() -> PrivacyRules {
+        PrivacyRules::load(PrivacyRules::latest_version()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the personal data rules do not load; using the built-in ones");
+            PrivacyRules {
+                version: PrivacyRules::latest_version(),
+                description: "built-in fallback".to_owned(),
+                retention: RetentionRules {
+                    years_after_conclusion: 8,
+                },
+                disclosure: DisclosureRules { suppress_below: 5 },
+            }
+        })
+    }
+
+    /// The personal data rules of a version.
+    ///
+    /// # Errors
+    /// An unknown version, or a file that does not parse or does not hold together.
+    pub fn load(version: i32) -> Result<PrivacyRules, RulesError> {
+        let text = PRIVACY_FILES
+            .iter()
+            .find(|(v, _)| *v == version)
+            .map(|(_, text)| *text)
+            .ok_or(RulesError::UnknownPrivacy(version))?;
+        let invalid = |reason: String| RulesError::Invalid { version, reason };
+        let rules: PrivacyRules = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if rules.version != version {
+            return Err(invalid(format!("the file says version {}", rules.version)));
+        }
+        if rules.retention.years_after_conclusion == 0 {
+            return Err(invalid("retention must be at least a year".into()));
+        }
+        if rules.disclosure.suppress_below < 1 {
+            return Err(invalid(
+                "suppress_below must be at least 1 (1: none)".into(),
+            ));
+        }
+        Ok(rules)
+    }
+}
+
+#[cfg(test)]
+mod privacy_tests {
+    use super::*;
+
+    #[test]
+    fn every_privacy_rule_version_loads() {
+        for (version, _) in PRIVACY_FILES {
+            let rules = PrivacyRules::load(*version).expect("loads");
+            assert_eq!(rules.version, *version);
+        }
+        let v1 = PrivacyRules::load(1).expect("v1");
+        assert_eq!(v1.retention.years_after_conclusion, 8);
+        assert!(v1.disclosure.suppresses(3));
+        assert!(!v1.disclosure.suppresses(0));
+        assert!(!v1.disclosure.suppresses(5));
+        assert!(PrivacyRules::load(99).is_err());
     }
 }

@@ -255,23 +255,37 @@ async fn a_whole_journey_through_the_api() {
         .await;
     assert_eq!(report.status, 200, "{:#}", report.body);
     assert_eq!(report.body["rules_version"], 1);
-    assert_eq!(report.body["referrals"]["total"], 1);
+    // One person is too few to publish: every count of them is suppressed, the codes stay.
+    assert_eq!(report.body["referrals"]["total"], Value::Null);
     assert_eq!(
-        report.body["referrals"]["by_source"][0]["code"],
-        "self_referral"
+        report.body["referrals"]["by_source"][0],
+        json!({ "code": "self_referral", "count": null, "percent": null, "suppressed": true })
     );
     assert_eq!(
         report.body["episodes"]["closed_by_reason"][0]["code"],
         "goals_met"
     );
     let wemwbs = &report.body["measures"][0];
+    assert_eq!(wemwbs["measure"], "wemwbs");
+    assert_eq!(wemwbs["paired"], Value::Null);
+    assert_eq!(wemwbs["mean_change"], Value::Null, "{wemwbs:#}");
+    assert_eq!(report.body["suppression"]["below"], 5);
+    // Unpublished, the figures are there: 28 to 56 is an improvement.
+    let figures = api::reports::outcome_report(
+        &server.db.app_client().await,
+        &api::reports::ReportFilter {
+            organisation_id: Some(people.analyst.organisation_id),
+            rules_version: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("the figures");
+    assert_eq!(figures.referrals.total, Some(1));
+    let wemwbs = &figures.measures[0];
     assert_eq!(
-        (
-            wemwbs["measure"].clone(),
-            wemwbs["paired"].clone(),
-            wemwbs["improved"].clone()
-        ),
-        (json!("wemwbs"), json!(1), json!(1)),
+        (wemwbs.measure.as_str(), wemwbs.paired, wemwbs.improved),
+        ("wemwbs", Some(1), Some(1)),
         "28 to 56 is an improvement"
     );
     assert!(!report.body.to_string().contains("Thornbury"));

@@ -98,9 +98,11 @@ fn rules() -> BTreeMap<&'static str, Rule> {
         "close_case",
         "reopen_case",
         "correct_entry",
+        "send_gp_message",
     ] {
         rules.insert(command, case(CASEWORKERS));
     }
+    rules.insert("erase_client", case(&["admin"]));
     rules.insert("assign_link_worker", case(LEAD));
     rules.insert("transfer_case", case(LEAD));
     rules.insert("client_record", case(READERS));
@@ -228,6 +230,10 @@ pub fn body(
         }),
         "close_case" => json!({ "reason": "other", "note": null }),
         "reopen_case" => json!({ "note": null }),
+        "send_gp_message" => json!({
+            "message_id": Uuid::new_v4(), "practice": "Frome Medical Practice", "text": "seen twice"
+        }),
+        "erase_client" => json!({ "reason": "erasure request ref 7" }),
         "correct_entry" => json!({
             "corrects": Uuid::new_v4(), "corrected_fields": { "note": "typo" }, "reason": "typo"
         }),
@@ -358,7 +364,7 @@ async fn every_route_refuses_every_caller_it_should() {
     for entry in journey.body["entries"].as_array().expect("entries") {
         assert_eq!(entry["organisation_id"], json!(people.lead.organisation_id));
         assert!(
-            ["lead", "worker", "referrer"].iter().any(|n| {
+            ["lead", "worker", "referrer", "admin"].iter().any(|n| {
                 let p = people
                     .all()
                     .into_iter()

@@ -129,7 +129,7 @@ impl TestServer {
     pub async fn start() -> TestServer {
         testkit::init_tracing();
         let db = TestDb::new().await;
-        let store = EventStore::new(db.app_pool(8), Upcasters::new());
+        let store = crate::support::protected(EventStore::new(db.app_pool(8), Upcasters::new()));
         let admin = db.admin_client().await;
         let org = access::ensure_organisation(&admin, "Mendip Link")
             .await

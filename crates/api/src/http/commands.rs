@@ -351,6 +351,17 @@ command_route!(
     /// Correct an earlier entry; the original stays in the record.
     correct_entry, "/clients/{client_id}/corrections", EntryCorrected, |_, c| CaseCommand::CorrectEntry(c)
 );
+command_route!(
+    /// Send a message back to the person's GP practice; needs their consent to share with the GP.
+    send_gp_message, "/clients/{client_id}/gp-messages", GpMessageSent, |_, c| CaseCommand::SendGpMessage(c)
+);
+command_route!(
+    /// Erase the person's personal data (administrators): their data key is destroyed with the
+    /// erasure event, so every personal field reads as erased from now on, everywhere. The case
+    /// still counts in reports; nothing more can be recorded for them. Say why without personal
+    /// data: the reason is kept.
+    erase_client, "/clients/{client_id}/erasure", ClientErased, |_, c| CaseCommand::EraseClient(c)
+);
 
 pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config
@@ -377,5 +388,7 @@ pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceCo
         .service(record_service_gap)
         .service(close_case)
         .service(reopen_case)
-        .service(correct_entry);
+        .service(correct_entry)
+        .service(send_gp_message)
+        .service(erase_client);
 }

@@ -42,6 +42,8 @@ pub struct AppState {
     cases: CaseService,
     directory: crate::directory::DirectoryService,
     routes: Arc<Vec<(ResourceDef, Vec<Method>)>>,
+    /// The personal data rules reports are suppressed under (the latest version).
+    privacy: Arc<projector::rules::PrivacyRules>,
 }
 
 impl AppState {
@@ -71,6 +73,7 @@ impl AppState {
             directory: crate::directory::DirectoryService::new(store.clone()),
             store,
             routes: Arc::new(routes),
+            privacy: Arc::new(projector::rules::PrivacyRules::current()),
         }
     }
 

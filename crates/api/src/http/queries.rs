@@ -443,8 +443,10 @@ pub struct ClientRecord {
     pub version: i64,
     /// `idle`, `referred`, `open` or `closed`.
     pub status: String,
-    /// Personal details as registered, with corrections applied.
+    /// Personal details as registered, with corrections applied; null once erased.
     pub personal: Option<Value>,
+    /// The person's personal data was erased: every personal field of the record reads as erased.
+    pub erased: bool,
     pub area: Option<String>,
     pub link_worker_id: Option<Uuid>,
     pub team_id: Option<Uuid>,
@@ -549,7 +551,8 @@ async fn client_record(
         client_id,
         version: loaded.version,
         status: state_now.status.code().to_owned(),
-        personal,
+        personal: if state_now.erased { None } else { personal },
+        erased: state_now.erased,
         area,
         link_worker_id: state_now.link_worker.map(|(w, _)| w.0),
         team_id: state_now.link_worker.map(|(_, t)| t.0),

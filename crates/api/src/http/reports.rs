@@ -106,9 +106,9 @@ async fn outcome_report(
     policy::require(&caller.0, REPORTERS, "a report")?;
     let filter = filter(&state, &caller, &params.0, params.0.rules, "rules").await?;
     let client = state.pool().get().await?;
-    Ok(web::Json(
-        reports::outcome_report(&**client, &filter).await?,
-    ))
+    let mut report = reports::outcome_report(&**client, &filter).await?;
+    reports::suppress_outcomes(&mut report, &state.privacy);
+    Ok(web::Json(report))
 }
 
 /// Where services are missing: recorded gaps by need, area, month and reason, and per service
@@ -128,7 +128,9 @@ async fn gap_report(
     policy::require(&caller.0, REPORTERS, "a report")?;
     let filter = filter(&state, &caller, &params.0, params.0.rules, "rules").await?;
     let client = state.pool().get().await?;
-    Ok(web::Json(reports::gap_report(&**client, &filter).await?))
+    let mut report = reports::gap_report(&**client, &filter).await?;
+    reports::suppress_gaps(&mut report, &state.privacy);
+    Ok(web::Json(report))
 }
 
 /// Two rule versions.
@@ -161,7 +163,10 @@ async fn compare_outcomes(
     let a = filter(&state, &caller, &params.0, Some(versions.0.a), "a").await?;
     let b = filter(&state, &caller, &params.0, Some(versions.0.b), "b").await?;
     let client = state.pool().get().await?;
-    let a = reports::outcome_report(&**client, &a).await?;
-    let b = reports::outcome_report(&**client, &b).await?;
+    let mut a = reports::outcome_report(&**client, &a).await?;
+    let mut b = reports::outcome_report(&**client, &b).await?;
+    // Both suppressed before comparing, so a difference cannot give a small count away.
+    reports::suppress_outcomes(&mut a, &state.privacy);
+    reports::suppress_outcomes(&mut b, &state.privacy);
     Ok(web::Json(reports::compare(a, b)))
 }

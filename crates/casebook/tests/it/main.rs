@@ -185,7 +185,23 @@ async fn with_a_database_url_the_binary_uses_that_server() {
     let url = format!("postgresql://postgres@{socket}:5432/{}", db.name());
     let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("unused-{}", uuid::Uuid::new_v4().simple()));
+    // A server of our own needs the master key that protects the personal data in it.
     let out = casebook(&data_dir, &["verify"], &[("CASEBOOK_DATABASE_URL", &url)]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("set CASEBOOK_MASTER_KEY"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = "ab".repeat(32);
+    let out = casebook(
+        &data_dir,
+        &["verify"],
+        &[
+            ("CASEBOOK_DATABASE_URL", &url),
+            ("CASEBOOK_MASTER_KEY", &key),
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",

@@ -1,0 +1,476 @@
+//! Personal data at rest: field encryption per data subject, and crypto-shredding.
+//!
+//! A [`Protection`] names, per stream type and event type, the payload fields that hold personal
+//! data. On append each such field's value is replaced by `{"$sealed": "<base64>"}`: the value's
+//! JSON encrypted with XChaCha20-Poly1305 under the stream's own data key, bound by its
+//! associated data to the stream, the event and the field, so a sealed value cannot be moved to
+//! another record. Data keys live in `subject_keys`, wrapped by the master key, which never
+//! reaches the database. The hash chain covers the sealed payload, so destroying a key (setting
+//! its row's `wrapped_key` to NULL, in the same statement as the erasure event) leaves every
+//! chain intact while making every copy of the fields unreadable: the log, WAL, replicas and
+//! backups alike.
+//!
+//! Reads of one stream ([`crate::EventStore::read_stream`]) open sealed fields when the key
+//! exists and show the field's erased form when it does not. Reads of the global log
+//! ([`crate::EventStore::read_all`], what projectors use) never open them: projectors only ever
+//! see the erased form, so no read model can copy personal data.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::StoreError;
+
+/// The key under which a sealed field is stored.
+pub const SEALED: &str = "$sealed";
+
+const NONCE_LEN: usize = 24;
+const DEK_AAD: &[u8] = b"casebook-data-key-v1";
+const FIELD_AAD: &[u8] = b"casebook-field-v1";
+
+/// The key that wraps every data key. It comes from configuration and is never stored in the
+/// database; its [`MasterKey::id`] is, beside each data key it wrapped.
+#[derive(Clone)]
+pub struct MasterKey {
+    key: Zeroizing<[u8; 32]>,
+    id: String,
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MasterKey({})", self.id)
+    }
+}
+
+impl MasterKey {
+    /// A master key from its 32 bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> MasterKey {
+        let digest = Sha256::digest([b"casebook-master-key-id".as_slice(), &bytes].concat());
+        MasterKey {
+            id: hex::encode(&digest[..8]),
+            key: Zeroizing::new(bytes),
+        }
+    }
+
+    /// A fresh random master key.
+    ///
+    /// # Errors
+    /// When the operating system has no randomness to give.
+    pub fn generate() -> Result<MasterKey, String> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+        Ok(MasterKey::from_bytes(bytes))
+    }
+
+    /// Parses a key written as 64 hexadecimal digits or as standard base64 of 32 bytes
+    /// (surrounding whitespace ignored).
+    ///
+    /// # Errors
+    /// A sentence saying what is wrong (never the key itself).
+    pub fn parse(text: &str) -> Result<MasterKey, String> {
+        let text = text.trim();
+        let bytes = if text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()) {
+            hex::decode(text).map_err(|_| "the master key is not valid hexadecimal".to_owned())?
+        } else {
+            STANDARD
+                .decode(text)
+                .map_err(|_| "the master key is neither 64 hex digits nor base64".to_owned())?
+        };
+        let bytes = Zeroizing::new(bytes);
+        let array: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            format!(
+                "the master key must be 32 bytes, not {} (make one with `casebook key generate`)",
+                bytes.len()
+            )
+        })?;
+        Ok(MasterKey::from_bytes(array))
+    }
+
+    /// The key as base64, for writing a generated key to its file.
+    pub fn to_base64(&self) -> String {
+        STANDARD.encode(self.key.as_slice())
+    }
+
+    /// A short public identifier of the key (not secret): which key wrapped a data key.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(&(*self.key).into())
+    }
+}
+
+/// A data subject's own key, unwrapped. Zeroed when dropped.
+pub(crate) struct DataKey(Zeroizing<[u8; 32]>);
+
+impl DataKey {
+    fn generate() -> Result<DataKey, StoreError> {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        getrandom::fill(bytes.as_mut_slice())
+            .map_err(|e| StoreError::Protection(format!("no randomness: {e}")))?;
+        Ok(DataKey(bytes))
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(&(*self.0).into())
+    }
+}
+
+fn nonce() -> Result<[u8; NONCE_LEN], StoreError> {
+    let mut bytes = [0u8; NONCE_LEN];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| StoreError::Protection(format!("no randomness: {e}")))?;
+    Ok(bytes)
+}
+
+fn seal_bytes(cipher: &XChaCha20Poly1305, msg: &[u8], aad: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let nonce_bytes = nonce()?;
+    let sealed = cipher
+        .encrypt(&XNonce::from(nonce_bytes), Payload { msg, aad })
+        .map_err(|_| StoreError::Protection("encryption failed".to_owned()))?;
+    let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+    out.extend_from_slice(&nonce_bytes);
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+fn open_bytes(cipher: &XChaCha20Poly1305, sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < NONCE_LEN {
+        return None;
+    }
+    let (nonce_bytes, body) = sealed.split_at(NONCE_LEN);
+    let nonce: [u8; NONCE_LEN] = nonce_bytes.try_into().ok()?;
+    cipher
+        .decrypt(&XNonce::from(nonce), Payload { msg: body, aad })
+        .ok()
+}
+
+fn dek_aad(subject: Uuid) -> Vec<u8> {
+    [DEK_AAD, subject.as_bytes()].concat()
+}
+
+fn field_aad(subject: Uuid, event_id: Uuid, path: &str) -> Vec<u8> {
+    [
+        FIELD_AAD,
+        subject.as_bytes(),
+        event_id.as_bytes(),
+        path.as_bytes(),
+    ]
+    .concat()
+}
+
+/// One personal field: where it is in an event's payload and what shows in its place once it
+/// cannot be read.
+#[derive(Clone, Debug)]
+struct Field {
+    path: Vec<String>,
+    dotted: String,
+    erased: Value,
+}
+
+/// Which fields of which events are personal data, and the master key that protects them.
+#[derive(Clone, Debug)]
+pub struct Protection {
+    master: MasterKey,
+    fields: HashMap<(String, String), Vec<Field>>,
+}
+
+/// What a stream's key row says.
+pub(crate) enum KeyState {
+    /// No key was ever made: the stream holds no sealed field.
+    Absent,
+    /// The key was destroyed: sealed fields show as erased.
+    Destroyed,
+    /// The key, unwrapped.
+    Live(DataKey),
+}
+
+impl Protection {
+    /// Protection under `master` of the fields named by `(stream type, event type, dotted path,
+    /// erased form)`; a path walks into objects (`referrer.name`).
+    pub fn new<'a>(
+        master: MasterKey,
+        fields: impl IntoIterator<Item = (&'a str, &'a str, &'a str, Value)>,
+    ) -> Protection {
+        let mut map: HashMap<(String, String), Vec<Field>> = HashMap::new();
+        for (stream_type, event_type, path, erased) in fields {
+            map.entry((stream_type.to_owned(), event_type.to_owned()))
+                .or_default()
+                .push(Field {
+                    path: path.split('.').map(str::to_owned).collect(),
+                    dotted: path.to_owned(),
+                    erased,
+                });
+        }
+        Protection {
+            master,
+            fields: map,
+        }
+    }
+
+    /// The master key's public id.
+    pub fn master_key_id(&self) -> &str {
+        self.master.id()
+    }
+
+    fn fields_of(&self, stream_type: &str, event_type: &str) -> &[Field] {
+        self.fields
+            .get(&(stream_type.to_owned(), event_type.to_owned()))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether any of these payloads has a personal field with a value to seal.
+    pub(crate) fn needs_key<'a>(
+        &self,
+        stream_type: &str,
+        events: impl IntoIterator<Item = (&'a str, &'a Value)>,
+    ) -> bool {
+        events.into_iter().any(|(event_type, payload)| {
+            self.fields_of(stream_type, event_type)
+                .iter()
+                .any(|field| get(payload, &field.path).is_some_and(|v| !v.is_null()))
+        })
+    }
+
+    /// A fresh data key for `subject`, and its wrapped form for `subject_keys`.
+    pub(crate) fn new_key(&self, subject: Uuid) -> Result<(DataKey, Vec<u8>), StoreError> {
+        let key = DataKey::generate()?;
+        let wrapped = seal_bytes(&self.master.cipher(), key.0.as_slice(), &dek_aad(subject))?;
+        Ok((key, wrapped))
+    }
+
+    /// The key row's contents, unwrapped.
+    ///
+    /// # Errors
+    /// [`StoreError::Protection`] when the key was wrapped by another master key or does not
+    /// unwrap (the configured master key is not the one the data was written with).
+    pub(crate) fn key_state(
+        &self,
+        subject: Uuid,
+        row: Option<(Option<Vec<u8>>, String)>,
+    ) -> Result<KeyState, StoreError> {
+        let Some((wrapped, master_id)) = row else {
+            return Ok(KeyState::Absent);
+        };
+        let Some(wrapped) = wrapped else {
+            return Ok(KeyState::Destroyed);
+        };
+        if master_id != self.master.id() {
+            return Err(StoreError::Protection(format!(
+                "the data keys were wrapped by master key {master_id}, but the configured master \
+                 key is {}",
+                self.master.id()
+            )));
+        }
+        let bytes = Zeroizing::new(
+            open_bytes(&self.master.cipher(), &wrapped, &dek_aad(subject)).ok_or_else(|| {
+                StoreError::Protection(format!(
+                    "the data key of {subject} does not unwrap with master key {master_id}"
+                ))
+            })?,
+        );
+        let array: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Protection("a data key is not 32 bytes".to_owned()))?;
+        Ok(KeyState::Live(DataKey(Zeroizing::new(array))))
+    }
+
+    /// Replaces every personal field with a value by its sealed form.
+    pub(crate) fn seal(
+        &self,
+        key: &DataKey,
+        subject: Uuid,
+        stream_type: &str,
+        event_type: &str,
+        event_id: Uuid,
+        payload: &mut Value,
+    ) -> Result<(), StoreError> {
+        let cipher = key.cipher();
+        for field in self.fields_of(stream_type, event_type) {
+            let Some(value) = get_mut(payload, &field.path) else {
+                continue;
+            };
+            if value.is_null() || is_sealed(value) {
+                continue;
+            }
+            let plain = Zeroizing::new(value.to_string().into_bytes());
+            let sealed = seal_bytes(
+                &cipher,
+                &plain,
+                &field_aad(subject, event_id, &field.dotted),
+            )?;
+            let mut object = Map::new();
+            object.insert(SEALED.to_owned(), Value::String(STANDARD.encode(sealed)));
+            *value = Value::Object(object);
+        }
+        Ok(())
+    }
+
+    /// Opens every sealed field with `key`, or (without a key, or where it does not open) puts
+    /// the field's erased form in its place.
+    pub(crate) fn open(
+        &self,
+        key: Option<&DataKey>,
+        subject: Uuid,
+        stream_type: &str,
+        event_type: &str,
+        event_id: Uuid,
+        payload: &mut Value,
+    ) {
+        let cipher = key.map(DataKey::cipher);
+        for field in self.fields_of(stream_type, event_type) {
+            let Some(value) = get_mut(payload, &field.path) else {
+                continue;
+            };
+            let Some(sealed) = sealed_text(value) else {
+                continue;
+            };
+            let opened = cipher.as_ref().and_then(|cipher| {
+                let bytes = STANDARD.decode(sealed).ok()?;
+                let plain = Zeroizing::new(open_bytes(
+                    cipher,
+                    &bytes,
+                    &field_aad(subject, event_id, &field.dotted),
+                )?);
+                serde_json::from_slice::<Value>(&plain).ok()
+            });
+            *value = opened.unwrap_or_else(|| field.erased.clone());
+        }
+    }
+}
+
+fn is_sealed(value: &Value) -> bool {
+    sealed_text(value).is_some()
+}
+
+fn sealed_text(value: &Value) -> Option<&str> {
+    match value {
+        Value::Object(map) if map.len() == 1 => map.get(SEALED).and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+fn get<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter().try_fold(value, |v, key| v.get(key))
+}
+
+fn get_mut<'a>(value: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
+    path.iter().try_fold(value, |v, key| v.get_mut(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn protection() -> Protection {
+        Protection::new(
+            MasterKey::from_bytes([7; 32]),
+            [
+                (
+                    "client",
+                    "Registered",
+                    "personal",
+                    json!({"name": "[erased]"}),
+                ),
+                ("client", "Referred", "referrer.name", json!("[erased]")),
+                ("client", "Referred", "note", json!("[erased]")),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_sealed_field_opens_only_with_its_key_and_in_its_place() {
+        let p = protection();
+        let subject = Uuid::new_v4();
+        let event = Uuid::new_v4();
+        let (key, wrapped) = p.new_key(subject).unwrap();
+        let original = json!({"referrer": {"name": "Dr Patel", "organisation": "Frome MP"},
+                              "note": "lives alone", "reasons": ["x"]});
+        let mut payload = original.clone();
+        p.seal(&key, subject, "client", "Referred", event, &mut payload)
+            .unwrap();
+        let text = payload.to_string();
+        assert!(!text.contains("Patel") && !text.contains("alone"), "{text}");
+        assert_eq!(payload["referrer"]["organisation"], "Frome MP");
+
+        // The wrapped key unwraps for its own subject only.
+        let row = Some((Some(wrapped.clone()), p.master_key_id().to_owned()));
+        let KeyState::Live(unwrapped) = p.key_state(subject, row.clone()).unwrap() else {
+            panic!("live key expected");
+        };
+        assert!(p.key_state(Uuid::new_v4(), row).is_err());
+
+        let mut opened = payload.clone();
+        p.open(
+            Some(&unwrapped),
+            subject,
+            "client",
+            "Referred",
+            event,
+            &mut opened,
+        );
+        assert_eq!(opened, original);
+
+        // Moved to another event, the sealed value does not open.
+        let mut moved = payload.clone();
+        p.open(
+            Some(&unwrapped),
+            subject,
+            "client",
+            "Referred",
+            Uuid::new_v4(),
+            &mut moved,
+        );
+        assert_eq!(moved["note"], "[erased]");
+
+        // Without the key: the erased form.
+        let mut shredded = payload;
+        p.open(None, subject, "client", "Referred", event, &mut shredded);
+        assert_eq!(shredded["referrer"]["name"], "[erased]");
+        assert_eq!(shredded["note"], "[erased]");
+    }
+
+    #[test]
+    fn another_master_key_is_refused_with_its_id() {
+        let p = protection();
+        let subject = Uuid::new_v4();
+        let (_, wrapped) = p.new_key(subject).unwrap();
+        let other = Protection::new(MasterKey::from_bytes([8; 32]), []);
+        let error = other
+            .key_state(subject, Some((Some(wrapped), p.master_key_id().to_owned())))
+            .err()
+            .expect("another master key cannot unwrap");
+        assert!(error.to_string().contains(p.master_key_id()), "{error}");
+        assert!(matches!(
+            other.key_state(subject, Some((None, String::new()))),
+            Ok(KeyState::Destroyed)
+        ));
+    }
+
+    #[test]
+    fn master_keys_parse_from_hex_or_base64_and_never_print() {
+        let key = MasterKey::generate().unwrap();
+        let again = MasterKey::parse(&key.to_base64()).unwrap();
+        assert_eq!(key.id(), again.id());
+        let hex_key = MasterKey::parse(&"ab".repeat(32)).unwrap();
+        assert_eq!(hex_key.id(), MasterKey::from_bytes([0xab; 32]).id());
+        assert!(
+            MasterKey::parse("c2hvcnQ=")
+                .unwrap_err()
+                .contains("32 bytes")
+        );
+        assert!(!format!("{key:?}").contains(&key.to_base64()));
+    }
+}

@@ -1,0 +1,676 @@
+//! Personal data: sealed at rest, erased by destroying the key, kept out of read models, logs and
+//! small report cells; retention finds exactly the records past it; consent gates sharing.
+
+use chrono::{DateTime, Duration, Utc};
+use domain::{CaseCommand, ClientId};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::http::TestServer;
+use crate::http::journey::{assign, client_path, days_ago, open_case};
+
+/// Every personal value the journey below records, in the form a reader would see it.
+const SECRETS: &[&str] = &[
+    "Philippa",
+    "Quennell-Ashdown",
+    "Quennell-Ashby",
+    "9434765919",
+    "07700 900461",
+    "pq@example.org",
+    "7 Lark Rise",
+    "BA11 9ZZ",
+    "1939-04-23",
+    "Okonkwo-Baptiste",
+    "worried since the flood",
+    "sounded brighter on the phone",
+    "singing in the choir again",
+    "misses her sister in Leeds",
+    "join the Tuesday choir",
+    "went twice already",
+    "the bus from Nunney stopped",
+    "joined the choir",
+    "surname misspelt at intake",
+    "she moved in with her sister",
+];
+
+fn intake_body(referral: Uuid) -> Value {
+    json!({
+        "client": {
+            "personal": {
+                "given_name": "Philippa", "family_name": "Quennell-Ashdown",
+                "date_of_birth": "1939-04-23", "nhs_number": "943 476 5919",
+                "phone": "07700 900461", "email": "pq@example.org",
+                "address": "7 Lark Rise, Frome", "postcode": "BA11 9ZZ"
+            },
+            "area": "Frome"
+        },
+        "referral": {
+            "referral_id": referral, "source": "gp",
+            "referrer": { "staff_id": null, "name": "Dr Okonkwo-Baptiste", "organisation": "Frome Medical Practice" },
+            "reasons": ["loneliness_isolation"], "urgency": "routine",
+            "received_on": days_ago(20), "note": "GP worried since the flood"
+        }
+    })
+}
+
+/// A whole journey with a personal value in every personal field; returns the client's id.
+async fn journey_with_personal_data(server: &TestServer) -> Uuid {
+    let people = &server.people;
+    let client = Uuid::new_v4();
+    let referral = Uuid::new_v4();
+    let registered = server
+        .ok(
+            &people.referrer,
+            &client_path(client, "referrals"),
+            intake_body(referral),
+        )
+        .await;
+    let registration = registered.body["events"][0]["event_id"].clone();
+    server
+        .ok(
+            &people.lead,
+            &client_path(client, "referral-acceptances"),
+            json!({ "referral_id": referral }),
+        )
+        .await;
+    assign(server, client, &people.worker).await;
+    let worker = &people.worker;
+    let goal = Uuid::new_v4();
+    let steps: Vec<(&str, Value)> = vec![
+        (
+            "consents",
+            json!({ "scope": "share_with_gp", "services": [] }),
+        ),
+        (
+            "contacts",
+            json!({ "contact_id": Uuid::new_v4(), "mode": "phone", "minutes": 30,
+                    "contacted_at": (Utc::now() - Duration::days(10)).to_rfc3339(),
+                    "note": "sounded brighter on the phone" }),
+        ),
+        (
+            "what-matters",
+            json!({ "text": "singing in the choir again" }),
+        ),
+        (
+            "needs",
+            json!({ "need": "loneliness_isolation", "note": "misses her sister in Leeds" }),
+        ),
+        (
+            "goals",
+            json!({ "goal_id": goal, "description": "join the Tuesday choir", "need": "loneliness_isolation" }),
+        ),
+        (
+            "goal-reviews",
+            json!({ "goal_id": goal, "progress": "some_progress", "note": "went twice already" }),
+        ),
+        (
+            "assessments",
+            crate::http::journey::wemwbs("baseline", 3, 9),
+        ),
+        (
+            "service-gaps",
+            json!({ "gap_id": Uuid::new_v4(), "need": "physical_activity", "area": "Frome",
+                    "reason": "transport", "note": "the bus from Nunney stopped" }),
+        ),
+        (
+            "gp-messages",
+            json!({ "message_id": Uuid::new_v4(), "practice": "Frome Medical Practice",
+                    "text": "Philippa joined the choir" }),
+        ),
+        (
+            "corrections",
+            json!({ "corrects": registration, "reason": "surname misspelt at intake",
+                    "corrected_fields": { "personal": {
+                        "given_name": "Philippa", "family_name": "Quennell-Ashby",
+                        "date_of_birth": "1939-04-23", "nhs_number": "9434765919",
+                        "phone": "07700 900461", "email": "pq@example.org",
+                        "address": "7 Lark Rise, Frome", "postcode": "BA11 9ZZ" } } }),
+        ),
+        (
+            "closure",
+            json!({ "reason": "moved_away", "note": "she moved in with her sister" }),
+        ),
+    ];
+    for (what, body) in steps {
+        server.ok(worker, &client_path(client, what), body).await;
+    }
+    client
+}
+
+/// Every row of every table, as text, with the table's name.
+async fn every_table(server: &TestServer) -> Vec<(String, String)> {
+    let admin = server.db.admin_client().await;
+    let tables: Vec<String> = admin
+        .query(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("tables")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(tables.len() > 10, "{tables:?}");
+    let mut out = Vec::new();
+    for table in tables {
+        let text: Option<String> = admin
+            .query_one(
+                &format!("SELECT string_agg(t::text, E'\\n') FROM \"{table}\" t"),
+                &[],
+            )
+            .await
+            .expect("read a table")
+            .get(0);
+        out.push((table, text.unwrap_or_default()));
+    }
+    out
+}
+
+fn assert_no_secret(what: &str, text: &str) {
+    let lower = text.to_lowercase();
+    for secret in SECRETS {
+        assert!(
+            !lower.contains(&secret.to_lowercase()),
+            "{secret:?} is readable in {what}"
+        );
+    }
+}
+
+async fn outcome_figures(server: &TestServer) -> (Value, Value) {
+    let analyst = &server.people.analyst;
+    let outcomes = server.get(analyst, "/api/v1/reports/outcomes").await;
+    assert_eq!(outcomes.status, 200, "{:#}", outcomes.body);
+    let gaps = server.get(analyst, "/api/v1/reports/service-gaps").await;
+    assert_eq!(gaps.status, 200, "{:#}", gaps.body);
+    (outcomes.body, gaps.body)
+}
+
+#[tokio::test]
+async fn personal_data_is_sealed_at_rest_and_erasure_leaves_no_readable_trace() {
+    let server = TestServer::start().await;
+    let people = &server.people;
+    // Enough people for the report cells to show, and one whose data is erased.
+    for _ in 0..5 {
+        open_case(&server).await;
+    }
+    let client = journey_with_personal_data(&server).await;
+    server.catch_up().await;
+
+    // At rest: no table shows any of it, and the registration is sealed in the log.
+    for (table, text) in every_table(&server).await {
+        assert_no_secret(&format!("table {table}"), &text);
+    }
+    let admin = server.db.admin_client().await;
+    let sealed: Value = admin
+        .query_one(
+            "SELECT payload FROM events WHERE stream_id = $1 AND event_type = 'ClientRegistered'",
+            &[&client],
+        )
+        .await
+        .expect("the registration")
+        .get(0);
+    assert!(sealed["personal"]["$sealed"].is_string(), "{sealed:#}");
+    assert_eq!(
+        sealed["area"], "Frome",
+        "what is not personal stays readable"
+    );
+
+    // Those who may read the record see it all, corrections applied.
+    let record = server.get(&people.worker, &client_path(client, "")).await;
+    assert_eq!(record.status, 200, "{:#}", record.body);
+    assert_eq!(record.body["personal"]["family_name"], "Quennell-Ashby");
+    assert_eq!(record.body["erased"], false);
+    let journey = server
+        .get(&people.auditor, &client_path(client, "journey?limit=500"))
+        .await;
+    let text = journey.body.to_string();
+    for secret in [
+        "Okonkwo-Baptiste",
+        "singing in the choir again",
+        "went twice already",
+    ] {
+        assert!(text.contains(secret), "{secret} in the journey");
+    }
+    let before = outcome_figures(&server).await;
+
+    // Only an administrator erases, and says why.
+    let why = json!({ "reason": "erasure request ref 2026-114" });
+    let refused = server
+        .post(&people.lead, &client_path(client, "erasure"), why.clone())
+        .await;
+    assert_eq!(refused.status, 403, "{:#}", refused.body);
+    let blank = server
+        .post(
+            &people.admin,
+            &client_path(client, "erasure"),
+            json!({ "reason": " " }),
+        )
+        .await;
+    assert_eq!(blank.status, 422, "{:#}", blank.body);
+    server
+        .ok(&people.admin, &client_path(client, "erasure"), why.clone())
+        .await;
+    let key: Option<Vec<u8>> = admin
+        .query_one(
+            "SELECT wrapped_key FROM subject_keys WHERE subject_id = $1",
+            &[&client],
+        )
+        .await
+        .expect("the key's tombstone")
+        .get(0);
+    assert!(key.is_none(), "the data key is destroyed");
+
+    // Every read now shows the fields erased; the journey says who erased it and why.
+    let record = server.get(&people.auditor, &client_path(client, "")).await;
+    assert_eq!(record.status, 200, "{:#}", record.body);
+    assert_eq!(record.body["erased"], true);
+    assert!(record.body["personal"].is_null());
+    let journey = server
+        .get(&people.auditor, &client_path(client, "journey?limit=500"))
+        .await;
+    assert_eq!(journey.status, 200, "{:#}", journey.body);
+    assert_no_secret("the journey", &journey.body.to_string());
+    let entries = journey.body["entries"].as_array().expect("entries");
+    let last = entries.last().expect("an entry");
+    assert_eq!(last["event_type"], "ClientErased");
+    assert_eq!(last["payload"]["reason"], "erasure request ref 2026-114");
+    assert_eq!(last["actor_role"], "administrator");
+    let registered = &entries[0];
+    assert_eq!(registered["payload"]["personal"]["given_name"], "[erased]");
+    assert_eq!(registered["payload"]["area"], "Frome");
+
+    // Nothing more can be recorded for them; erasing again is refused too.
+    let more = server
+        .post(
+            &people.worker,
+            &client_path(client, "what-matters"),
+            json!({ "text": "anything" }),
+        )
+        .await;
+    assert_eq!(more.status, 422, "{:#}", more.body);
+    assert_eq!(more.body["rule"], "erased");
+    let again = server
+        .post(&people.admin, &client_path(client, "erasure"), why)
+        .await;
+    assert_eq!(again.status, 422, "{:#}", again.body);
+
+    // Rebuilt from the log, the read models hold nothing of theirs, and the figures are the same.
+    server.catch_up().await;
+    // The caseload into its shadow and back; the outcomes into a new rule version from the first
+    // event (the journey pairs no scores, so v1 and v2 count alike).
+    for (projection, rules) in [("caseload", None), ("outcomes", Some(2))] {
+        casebook::rebuild::rebuild(&server.store, projection, rules, true, false, false)
+            .await
+            .expect("rebuild");
+    }
+    server.catch_up().await;
+    for (table, text) in every_table(&server).await {
+        assert_no_secret(&format!("table {table} after erasure and rebuild"), &text);
+    }
+    let caseload_rows: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM caseload WHERE client_id = $1",
+            &[&client],
+        )
+        .await
+        .expect("caseload")
+        .get(0);
+    assert_eq!(caseload_rows, 0, "an erased person leaves the caseload");
+    let after = outcome_figures(&server).await;
+    let strip = |mut report: Value| {
+        if let Some(object) = report.as_object_mut() {
+            object.remove("rules_version");
+        }
+        report
+    };
+    assert_eq!(
+        strip(before.0),
+        strip(after.0),
+        "the outcome figures still count the case"
+    );
+    assert_eq!(strip(before.1), strip(after.1), "so do the gap figures");
+    assert_eq!(
+        eventstore::verify(&admin).await.expect("verify"),
+        eventstore::VerifyReport::Ok {
+            events: admin
+                .query_one("SELECT count(*) FROM events", &[])
+                .await
+                .expect("count")
+                .get::<_, i64>(0) as u64,
+            streams: admin
+                .query_one("SELECT count(DISTINCT stream_id) FROM events", &[])
+                .await
+                .expect("count")
+                .get::<_, i64>(0) as u64,
+        },
+        "every hash chain is intact after the key is gone"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_to_the_gp_needs_consent_and_a_withdrawal_is_honoured_and_shown() {
+    let server = TestServer::start().await;
+    let people = &server.people;
+    let client = open_case(&server).await;
+    let message = || {
+        json!({ "message_id": Uuid::new_v4(), "practice": "Frome Medical Practice",
+                "text": "first appointment done" })
+    };
+    let gp = client_path(client, "gp-messages");
+    let refused = server.post(&people.worker, &gp, message()).await;
+    assert_eq!(refused.status, 422, "{:#}", refused.body);
+    assert_eq!(refused.body["rule"], "no_consent_to_share");
+    server
+        .ok(
+            &people.worker,
+            &client_path(client, "consents"),
+            json!({ "scope": "share_with_gp", "services": [] }),
+        )
+        .await;
+    server.ok(&people.worker, &gp, message()).await;
+    server
+        .ok(
+            &people.worker,
+            &client_path(client, "consent-withdrawals"),
+            json!({ "scope": "share_with_gp" }),
+        )
+        .await;
+    let refused = server.post(&people.worker, &gp, message()).await;
+    assert_eq!(refused.status, 422, "{:#}", refused.body);
+    assert_eq!(refused.body["rule"], "no_consent_to_share");
+    let journey = server
+        .get(&people.auditor, &client_path(client, "journey"))
+        .await;
+    let types: Vec<&str> = journey.body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["event_type"].as_str())
+        .collect();
+    let tail = &types[types.len() - 3..];
+    assert_eq!(
+        tail,
+        ["ConsentRecorded", "GpMessageSent", "ConsentWithdrawn"]
+    );
+    let record = server.get(&people.worker, &client_path(client, "")).await;
+    assert_eq!(record.body["consents"], json!([]));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn report_cells_of_fewer_than_five_people_are_suppressed() {
+    let server = TestServer::start().await;
+    let people = &server.people;
+    // Three gaps for one need and area, five for another.
+    for (need, n) in [("physical_activity", 3), ("money_benefits_debt", 5)] {
+        for _ in 0..n {
+            let client = open_case(&server).await;
+            server
+                .ok(
+                    &people.worker,
+                    &client_path(client, "service-gaps"),
+                    json!({ "gap_id": Uuid::new_v4(), "need": need, "area": "Frome",
+                            "reason": "no_service_exists", "note": null }),
+                )
+                .await;
+        }
+    }
+    server.catch_up().await;
+    let report = server
+        .get(&people.analyst, "/api/v1/reports/service-gaps")
+        .await;
+    assert_eq!(report.status, 200, "{:#}", report.body);
+    let gaps = report.body["gaps"].as_array().expect("gaps");
+    let cell = |need: &str| {
+        gaps.iter()
+            .find(|g| g["need"] == need)
+            .unwrap_or_else(|| panic!("a {need} cell"))["count"]
+            .clone()
+    };
+    assert_eq!(
+        cell("physical_activity"),
+        Value::Null,
+        "a cell of 3 is suppressed"
+    );
+    assert_eq!(
+        cell("money_benefits_debt"),
+        json!(5),
+        "a cell of 5 is shown"
+    );
+    assert_eq!(report.body["suppression"]["below"], 5);
+    assert_eq!(report.body["suppression"]["rules_version"], 1);
+    assert_eq!(report.body["suppression"]["cells"], 1);
+
+    // In the outcome report, the eight referrals show.
+    let outcomes = server
+        .get(&people.analyst, "/api/v1/reports/outcomes")
+        .await;
+    assert_eq!(outcomes.status, 200, "{:#}", outcomes.body);
+    assert_eq!(
+        outcomes.body["referrals"]["total"], 8,
+        "{:#}",
+        outcomes.body
+    );
+    assert_eq!(outcomes.body["referrals"]["by_source"][0]["count"], 8);
+    // Referrals received in one day only: none (zero discloses nobody).
+    let today = server
+        .get(
+            &people.analyst,
+            &format!(
+                "/api/v1/reports/outcomes?from={}&to={}",
+                days_ago(0),
+                days_ago(0)
+            ),
+        )
+        .await;
+    assert_eq!(today.body["referrals"]["total"], 0, "{:#}", today.body);
+    server.stop().await;
+}
+
+/// Clients concluded at given moments, through the command path with past times.
+async fn client_concluded(cases: &api::CaseService, steps: &[(&str, DateTime<Utc>)]) -> Uuid {
+    let client = Uuid::new_v4();
+    let worker = Uuid::new_v4();
+    let team = Uuid::new_v4();
+    for (step, at) in steps {
+        let referral = domain::ReferralId(Uuid::new_v4());
+        let commands: Vec<CaseCommand> = match *step {
+            "referred" | "re-referred" => {
+                let client_details: Value = intake_body(referral.0)["client"].clone();
+                let mut referral_body: Value = intake_body(referral.0)["referral"].clone();
+                referral_body["received_on"] = json!(at.date_naive());
+                vec![CaseCommand::Intake {
+                    client: (*step == "referred").then(|| {
+                        Box::new(domain::ClientRegistered {
+                            client_id: ClientId(client),
+                            personal: serde_json::from_value(client_details["personal"].clone())
+                                .expect("personal"),
+                            area: "Frome".to_owned(),
+                        })
+                    }),
+                    referral: serde_json::from_value(referral_body).expect("referral"),
+                }]
+            }
+            "opened" => {
+                let pending = cases
+                    .load(ClientId(client))
+                    .await
+                    .expect("load")
+                    .state
+                    .referrals
+                    .iter()
+                    .find(|(_, s)| **s == domain::ReferralStatus::Pending)
+                    .map(|(id, _)| *id)
+                    .expect("a pending referral");
+                vec![
+                    CaseCommand::AcceptReferral(domain::ReferralAccepted {
+                        referral_id: pending,
+                    }),
+                    CaseCommand::AssignLinkWorker(domain::LinkWorkerAssigned {
+                        link_worker_id: domain::StaffId(worker),
+                        team_id: domain::TeamId(team),
+                    }),
+                ]
+            }
+            "declined" => {
+                let pending = cases
+                    .load(ClientId(client))
+                    .await
+                    .expect("load")
+                    .state
+                    .referrals
+                    .iter()
+                    .find(|(_, s)| **s == domain::ReferralStatus::Pending)
+                    .map(|(id, _)| *id)
+                    .expect("a pending referral");
+                vec![CaseCommand::DeclineReferral(domain::ReferralDeclined {
+                    referral_id: pending,
+                    reason: domain::DeclineReason::UnableToContact,
+                    note: None,
+                })]
+            }
+            "closed" => vec![CaseCommand::CloseCase(domain::CaseClosed {
+                reason: domain::ClosureReason::GoalsMet,
+                note: None,
+            })],
+            "reopened" => vec![CaseCommand::ReopenCase(domain::CaseReopened { note: None })],
+            "erased" => vec![CaseCommand::EraseClient(domain::ClientErased {
+                reason: "erasure request".to_owned(),
+            })],
+            other => panic!("no step {other}"),
+        };
+        for command in commands {
+            let metadata = eventstore::Metadata {
+                occurred_at: *at,
+                ..crate::support::metadata()
+            };
+            cases
+                .execute(ClientId(client), &command, metadata, Default::default())
+                .await
+                .unwrap_or_else(|e| panic!("{step}: {e}"));
+        }
+    }
+    client
+}
+
+#[tokio::test]
+async fn retention_lists_exactly_the_records_concluded_more_than_eight_years_ago() {
+    let (db, store) = crate::support::store_with_db(4).await;
+    let cases = api::CaseService::new(store.clone());
+    let now = Utc::now();
+    let years = |y: f64| now - Duration::days((y * 365.25) as i64);
+    let closed_nine = client_concluded(
+        &cases,
+        &[
+            ("referred", years(9.5)),
+            ("opened", years(9.4)),
+            ("closed", years(9.0)),
+        ],
+    )
+    .await;
+    let declined_nine = client_concluded(
+        &cases,
+        &[("referred", years(9.2)), ("declined", years(9.1))],
+    )
+    .await;
+    let _closed_seven = client_concluded(
+        &cases,
+        &[
+            ("referred", years(7.5)),
+            ("opened", years(7.4)),
+            ("closed", years(7.0)),
+        ],
+    )
+    .await;
+    let _still_open = client_concluded(
+        &cases,
+        &[("referred", years(10.0)), ("opened", years(10.0))],
+    )
+    .await;
+    let _reopened = client_concluded(
+        &cases,
+        &[
+            ("referred", years(12.0)),
+            ("opened", years(12.0)),
+            ("closed", years(11.0)),
+            ("reopened", years(10.0)),
+            ("closed", years(1.0)),
+        ],
+    )
+    .await;
+    let _referred_again = client_concluded(
+        &cases,
+        &[
+            ("referred", years(11.0)),
+            ("declined", years(11.0)),
+            ("re-referred", years(2.0)),
+        ],
+    )
+    .await;
+    let _erased = client_concluded(
+        &cases,
+        &[
+            ("referred", years(10.0)),
+            ("opened", years(10.0)),
+            ("closed", years(9.5)),
+            ("erased", years(0.5)),
+        ],
+    )
+    .await;
+    let rules = projector::rules::PrivacyRules::load(1).expect("rules");
+    let cutoff = api::privacy::retention_cutoff(now, rules.retention.years_after_conclusion);
+    let expired = api::privacy::past_retention(&store, cutoff)
+        .await
+        .expect("dry run");
+    let mut expected = vec![closed_nine, declined_nine];
+    expected.sort();
+    let listed: Vec<Uuid> = expired.iter().map(|e| e.client_id).collect();
+    assert_eq!(listed, expected);
+    let closed = expired
+        .iter()
+        .find(|e| e.client_id == closed_nine)
+        .expect("listed");
+    assert_eq!(closed.status, "closed");
+    assert_eq!(
+        closed.concluded_at.timestamp(),
+        years(9.0).timestamp(),
+        "concluded when the case closed"
+    );
+    assert_eq!(
+        expired
+            .iter()
+            .find(|e| e.client_id == declined_nine)
+            .expect("listed")
+            .status,
+        "idle"
+    );
+    // A dry run erases nothing: the same list again.
+    assert_eq!(
+        api::privacy::past_retention(&store, cutoff)
+            .await
+            .expect("again")
+            .len(),
+        2
+    );
+    // Applying it erases them, and then nothing is past retention.
+    for record in &expired {
+        api::privacy::erase_as_system(&cases, record.client_id, "retention period ended", now)
+            .await
+            .expect("erase");
+    }
+    assert!(
+        api::privacy::past_retention(&store, cutoff)
+            .await
+            .expect("after")
+            .is_empty()
+    );
+    let record = cases.load(ClientId(closed_nine)).await.expect("load");
+    assert!(record.state.erased);
+    let admin = db.admin_client().await;
+    assert!(matches!(
+        eventstore::verify(&admin).await.expect("verify"),
+        eventstore::VerifyReport::Ok { .. }
+    ));
+}
