@@ -674,3 +674,157 @@ async fn retention_lists_exactly_the_records_concluded_more_than_eight_years_ago
         eventstore::VerifyReport::Ok { .. }
     ));
 }
+
+/// Everything written to the logs, for scanning.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut buffer) = self.0.lock() {
+            buffer.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_logs_of_a_whole_journey_hold_ids_never_personal_data_tokens_or_keys() {
+    // Everything at the most verbose level, spans and the database driver's own log included.
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .try_init()
+        .expect("this test's process has no subscriber yet");
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let people = &people;
+    let client = journey_with_personal_data(&server).await;
+    server.catch_up().await;
+    for reader in [&people.worker, &people.auditor] {
+        let read = server.get(reader, &client_path(client, "journey")).await;
+        assert_eq!(read.status, 200);
+    }
+    // A refused request that carries personal data.
+    let mut bad = intake_body(Uuid::new_v4());
+    bad["client"]["personal"]["nhs_number"] = json!("943 476 5918");
+    let refused = server
+        .post(
+            &people.referrer,
+            &client_path(Uuid::new_v4(), "referrals"),
+            bad,
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{:#}", refused.body);
+    server
+        .ok(
+            &people.admin,
+            &client_path(client, "erasure"),
+            json!({ "reason": "erasure request ref 9" }),
+        )
+        .await;
+    server.stop().await;
+
+    let logs = String::from_utf8_lossy(&captured.0.lock().expect("the logs")).into_owned();
+    assert!(
+        logs.contains(&client.to_string()),
+        "the logs name the client by id"
+    );
+    assert!(logs.contains("served"), "requests are logged");
+    assert!(
+        logs.contains("executing statement"),
+        "the driver's log is captured"
+    );
+    assert_no_secret("the logs", &logs);
+    for (name, person) in people.all() {
+        let secret = person.token.rsplit('_').next().expect("a secret");
+        assert!(!logs.contains(secret), "{name}'s token is in the logs");
+    }
+    let master = crate::support::test_master_key().to_base64();
+    assert!(!logs.contains(&master), "the master key is in the logs");
+}
+
+#[tokio::test]
+async fn the_service_role_can_destroy_a_data_key_but_never_replace_one_or_change_the_log() {
+    let (db, store) = crate::support::store_with_db(2).await;
+    let cases = api::CaseService::new(store.clone());
+    let now = Utc::now();
+    let client = client_concluded(&cases, &[("referred", now - Duration::days(3))]).await;
+    let app = db.app_client().await;
+    let admin = db.admin_client().await;
+    let refused = |sql: &'static str, client: &'static str| (sql, client);
+    // The service's own role: no schema changes, no rewriting the log, no swapping keys.
+    for (sql, who) in [
+        refused("ALTER TABLE events ADD COLUMN extra text", "app"),
+        refused("DROP TABLE events", "app"),
+        refused("CREATE TABLE sneaky (id int)", "app"),
+        refused("DELETE FROM events", "app"),
+        refused("DELETE FROM subject_keys", "app"),
+        refused("TRUNCATE subject_keys", "app"),
+        refused("UPDATE subject_keys SET master_key_id = 'other'", "app"),
+        refused(
+            "UPDATE subject_keys SET wrapped_key = decode(repeat('00', 72), 'hex'), destroyed_at = NULL",
+            "app",
+        ),
+        // Not even the owner replaces a key or deletes one.
+        refused(
+            "UPDATE subject_keys SET wrapped_key = decode(repeat('00', 72), 'hex'), destroyed_at = NULL",
+            "owner",
+        ),
+        refused("DELETE FROM subject_keys", "owner"),
+    ] {
+        let connection = if who == "app" { &app } else { &admin };
+        let error = connection.batch_execute(sql).await.expect_err(sql);
+        let message = error
+            .as_db_error()
+            .map(|e| e.message().to_owned())
+            .unwrap_or_default();
+        assert!(
+            message.contains("permission denied")
+                || message.contains("must be owner")
+                || message.contains("never replaced")
+                || message.contains("append-only"),
+            "{who}: {sql}: {message}"
+        );
+    }
+    // What the service does need: destroying the key (as an erasure does).
+    app.batch_execute(&format!(
+        "UPDATE subject_keys SET wrapped_key = NULL, destroyed_at = now() WHERE subject_id = '{client}'"
+    ))
+    .await
+    .expect("the service destroys a key");
+    // And then the person's record reads as erased, and takes nothing personal any more.
+    let recorded = store.read_stream(client, 1, None).await.expect("read");
+    assert_eq!(recorded[0].payload["personal"]["family_name"], "[erased]");
+    let write = cases
+        .execute(
+            ClientId(client),
+            &CaseCommand::DeclineReferral(domain::ReferralDeclined {
+                referral_id: domain::ReferralId(
+                    recorded[1].payload["referral_id"]
+                        .as_str()
+                        .and_then(|s| Uuid::parse_str(s).ok())
+                        .expect("the referral"),
+                ),
+                reason: domain::DeclineReason::Other,
+                note: Some("a personal note".to_owned()),
+            }),
+            crate::support::metadata(),
+            Default::default(),
+        )
+        .await;
+    assert!(
+        matches!(
+            write,
+            Err(api::CommandError::Refused(domain::CaseError::Erased))
+        ),
+        "{write:?}"
+    );
+}

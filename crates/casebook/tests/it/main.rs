@@ -280,3 +280,156 @@ fn the_directory_commands_import_report_rejections_and_export_what_they_imported
     );
     std::fs::remove_dir_all(&data_dir).expect("clean up");
 }
+
+/// A client referred, accepted and closed `years` ago, written as the service writes.
+async fn closed_client(store: &eventstore::EventStore, years: i64) -> uuid::Uuid {
+    use domain::*;
+    let cases = api::CaseService::new(store.clone());
+    let client = uuid::Uuid::new_v4();
+    let at = chrono::Utc::now() - chrono::Duration::days(years * 366);
+    let referral = ReferralId(uuid::Uuid::new_v4());
+    let personal: PersonalDetails = serde_json::from_value(serde_json::json!({
+        "given_name": "Hester", "family_name": "Fairbrother", "date_of_birth": null,
+        "nhs_number": null, "phone": null, "email": null, "address": null, "postcode": null
+    }))
+    .expect("personal details");
+    let commands = [
+        CaseCommand::Intake {
+            client: Some(Box::new(ClientRegistered {
+                client_id: ClientId(client),
+                personal,
+                area: "Frome".to_owned(),
+            })),
+            referral: ReferralReceived {
+                referral_id: referral,
+                source: ReferralSource::Gp,
+                referrer: Referrer {
+                    staff_id: None,
+                    name: None,
+                    organisation: None,
+                },
+                reasons: vec![NeedDomain::LonelinessIsolation],
+                urgency: Urgency::Routine,
+                received_on: at.date_naive(),
+                note: None,
+            },
+        },
+        CaseCommand::AcceptReferral(ReferralAccepted {
+            referral_id: referral,
+        }),
+        CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
+            link_worker_id: StaffId(uuid::Uuid::new_v4()),
+            team_id: TeamId(uuid::Uuid::new_v4()),
+        }),
+        CaseCommand::CloseCase(CaseClosed {
+            reason: ClosureReason::GoalsMet,
+            note: None,
+        }),
+    ];
+    for command in commands {
+        let metadata = eventstore::Metadata {
+            actor_id: uuid::Uuid::new_v4(),
+            actor_role: "team_lead".to_owned(),
+            organisation_id: uuid::Uuid::from_u128(7),
+            correlation_id: uuid::Uuid::new_v4(),
+            causation_id: None,
+            occurred_at: at,
+        };
+        cases
+            .execute(ClientId(client), &command, metadata, Default::default())
+            .await
+            .expect("a command");
+    }
+    client
+}
+
+#[tokio::test]
+async fn retention_and_erase_run_from_the_command_line_under_the_configured_master_key() {
+    let db = testkit::TestDb::new().await;
+    let cluster = testkit::cluster().expect("the private test cluster");
+    let socket = cluster.socket_dir().to_string_lossy().replace('/', "%2F");
+    let url = format!("postgresql://postgres@{socket}:5432/{}", db.name());
+    let key = eventstore::MasterKey::generate().expect("a key");
+    let store = eventstore::EventStore::new(db.app_pool(2), eventstore::Upcasters::new())
+        .with_protection(api::privacy::protection(key.clone()));
+    let old = closed_client(&store, 9).await;
+    let recent = closed_client(&store, 2).await;
+    let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("retention-{}", uuid::Uuid::new_v4().simple()));
+    let encoded = key.to_base64();
+    let env = [
+        ("CASEBOOK_DATABASE_URL", url.as_str()),
+        ("CASEBOOK_MASTER_KEY", encoded.as_str()),
+    ];
+    let run = |args: &[&str]| {
+        let out = casebook(&data_dir, args, &env);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // The dry run lists only the record concluded more than 8 years ago, and erases nothing.
+    let (code, stdout, stderr) = run(&["retention"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.starts_with("1 record(s) concluded before"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("dry run"), "{stdout}");
+    assert!(stdout.contains(&old.to_string()), "{stdout}");
+    assert!(!stdout.contains(&recent.to_string()), "{stdout}");
+    let (_, again, _) = run(&["retention", "--dry-run"]);
+    assert!(again.starts_with("1 record(s)"), "{again}");
+
+    // Applied, it erases that one; then nothing is past retention.
+    let (code, stdout, stderr) = run(&["retention", "--apply"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let read = store.read_stream(old, 1, None).await.expect("read");
+    assert_eq!(read[0].payload["personal"]["family_name"], "[erased]");
+    assert_eq!(read.last().expect("events").event_type, "ClientErased");
+    let kept = store.read_stream(recent, 1, None).await.expect("read");
+    assert_eq!(kept[0].payload["personal"]["family_name"], "Fairbrother");
+    let (_, stdout, _) = run(&["retention"]);
+    assert!(stdout.starts_with("0 record(s)"), "{stdout}");
+
+    // `erase` by hand: the recent one; again, or an unknown client, is refused with exit 2.
+    let recent_id = recent.to_string();
+    let (code, stdout, stderr) = run(&["erase", &recent_id, "--reason", "request ref 5"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let (code, _, stderr) = run(&["erase", &recent_id, "--reason", "request ref 5"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("erased"), "{stderr}");
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let (code, _, stderr) = run(&["erase", &unknown, "--reason", "x"]);
+    assert_eq!(code, Some(2), "{stderr}");
+
+    let (code, stdout, _) = run(&["verify"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.starts_with("ok: 12 events in 2 streams"), "{stdout}");
+
+    // Another master key is refused at start, naming both keys (ids, not keys).
+    let other = eventstore::MasterKey::generate().expect("a key");
+    let other_encoded = other.to_base64();
+    // Make a third client's key under the first master key still live, so the check has one.
+    closed_client(&store, 1).await;
+    let out = casebook(
+        &data_dir,
+        &["verify"],
+        &[
+            ("CASEBOOK_DATABASE_URL", url.as_str()),
+            ("CASEBOOK_MASTER_KEY", other_encoded.as_str()),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(key.id()) && stderr.contains(other.id()),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&encoded),
+        "the key itself is never printed"
+    );
+}
