@@ -828,3 +828,61 @@ async fn the_service_role_can_destroy_a_data_key_but_never_replace_one_or_change
         "{write:?}"
     );
 }
+
+#[tokio::test]
+async fn racing_first_appends_to_a_new_record_leave_one_winner_and_one_data_key() {
+    let (db, store) = crate::support::store_with_db(8).await;
+    let client = Uuid::new_v4();
+    let registration = |n: usize| eventstore::AppendRequest {
+        stream_id: client,
+        stream_type: domain::CLIENT_STREAM.to_owned(),
+        expected: eventstore::ExpectedVersion::NoStream,
+        events: vec![eventstore::NewEvent {
+            event_id: Uuid::new_v4(),
+            event_type: "ClientRegistered".to_owned(),
+            schema_version: 1,
+            payload: json!({
+                "client_id": client, "area": "Frome",
+                "personal": { "given_name": format!("Racer {n}"), "family_name": "Quennell-Ashdown",
+                    "date_of_birth": null, "nhs_number": null, "phone": null, "email": null,
+                    "address": null, "postcode": null }
+            }),
+        }],
+        metadata: crate::support::metadata(),
+        idempotency_key: None,
+        fingerprint: None,
+    };
+    let results = futures_util::future::join_all((0..8).map(|n| {
+        let store = store.clone();
+        let request = registration(n);
+        async move { store.append(request).await }
+    }))
+    .await;
+    let winners = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(winners, 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| matches!(e, eventstore::StoreError::Conflict { .. })),
+        "{results:?}"
+    );
+    let admin = db.admin_client().await;
+    let keys: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM subject_keys WHERE subject_id = $1",
+            &[&client],
+        )
+        .await
+        .expect("keys")
+        .get(0);
+    assert_eq!(keys, 1);
+    let read = store.read_stream(client, 1, None).await.expect("read");
+    assert!(
+        read[0].payload["personal"]["given_name"]
+            .as_str()
+            .is_some_and(|name| name.starts_with("Racer ")),
+        "the winner's details open with the one key: {:#}",
+        read[0].payload
+    );
+}

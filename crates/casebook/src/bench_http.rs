@@ -31,6 +31,10 @@ pub struct HttpBench {
     /// Where to put the benchmark's own cluster (removed afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Store personal fields in plaintext, to measure what sealing them costs (the service
+    /// always seals them).
+    #[arg(long)]
+    pub unsealed: bool,
 }
 
 const PGBENCH_TWO_ROWS: &str = "\
@@ -128,7 +132,11 @@ async fn measure(cluster: &Cluster, options: &HttpBench) -> anyhow::Result<(Vec<
             max_size: options.pool_size,
         },
     )?;
-    let store = EventStore::new(pool, Upcasters::new());
+    let mut store = EventStore::new(pool, Upcasters::new());
+    if !options.unsealed {
+        let key = eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?;
+        store = store.with_protection(api::privacy::protection(key));
+    }
     let app = crate::Application::build("127.0.0.1:0", store)?;
     let base = format!("http://{}", app.address());
     let handle = app.handle();

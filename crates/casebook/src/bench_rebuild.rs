@@ -45,7 +45,10 @@ pub async fn run(options: RebuildBench, pg_bin: Option<PathBuf>) -> anyhow::Resu
 async fn measure(cluster: &Cluster, options: &RebuildBench) -> anyhow::Result<Vec<String>> {
     let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench").await?;
     let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
-    let store = EventStore::new(pool, Upcasters::new());
+    // Sealed personal fields, as the service writes them.
+    let store = EventStore::new(pool, Upcasters::new()).with_protection(api::privacy::protection(
+        eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?,
+    ));
 
     let started = Instant::now();
     let written = fill(&store, options.events).await?;

@@ -62,7 +62,10 @@ static SHAPE: std::sync::OnceLock<(u128, u128, u128)> = std::sync::OnceLock::new
 async fn measure(cluster: &Cluster, options: &ScaleBench) -> anyhow::Result<Vec<String>> {
     let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench_scale").await?;
     let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
-    let store = EventStore::new(pool, Upcasters::new());
+    // Sealed personal fields, as the service writes them.
+    let store = EventStore::new(pool, Upcasters::new()).with_protection(api::privacy::protection(
+        eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?,
+    ));
 
     // The journey's shape comes from the options; `append_journeys` takes a plain function.
     SHAPE.get_or_init(|| {

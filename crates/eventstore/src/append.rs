@@ -49,26 +49,20 @@ WITH inserted AS (
     SELECT $1, NULL, '', now() WHERE $19::boolean
     ON CONFLICT (subject_id) DO UPDATE SET wrapped_key = NULL,
         destroyed_at = coalesce(subject_keys.destroyed_at, EXCLUDED.destroyed_at)
+), new_key AS (
+    -- A stream's first data key, stored with its first sealed fields (a racing first append
+    -- violates the key and retries with the key that won).
+    INSERT INTO subject_keys (subject_id, wrapped_key, master_key_id)
+    SELECT $1, $20, $21 WHERE $20::bytea IS NOT NULL
 )
 SELECT event_id, stream_version, position FROM inserted";
-
-/// The stream's data key: the one stored, or the fresh one offered in `$2` when there is none.
-const KEY_UPSERT_SQL: &str = "\
-WITH ins AS (
-    INSERT INTO subject_keys (subject_id, wrapped_key, master_key_id) VALUES ($1, $2, $3)
-    ON CONFLICT (subject_id) DO NOTHING
-    RETURNING wrapped_key, master_key_id
-)
-SELECT wrapped_key, master_key_id FROM ins
-UNION ALL
-SELECT wrapped_key, master_key_id FROM subject_keys WHERE subject_id = $1
-LIMIT 1";
 
 enum Attempt {
     Done(AppendResult),
     /// Another writer took the version we meant to write; `actual` is the stream's version now.
     Raced,
-    /// Another writer stored the same idempotency key first; look it up again.
+    /// Another writer stored the same idempotency key, or the stream's first data key, first;
+    /// look it up again.
     KeyRaced,
 }
 
@@ -199,22 +193,17 @@ impl EventStore {
                     .map(|e| (e.event_type.as_str(), &e.payload)),
             )
         });
+        // The stream's data key is read in the same round trip (the statements are pipelined). A
+        // stream without one gets a fresh key, stored by the insert statement itself: one commit.
+        let mut new_key: Option<Vec<u8>> = None;
         let (head, data_key) = match protection {
             None => (head_query.await?, None),
             Some(protection) => {
-                let (_, wrapped) = protection.new_key(request.stream_id)?;
-                let key_statement = client.prepare_cached(KEY_UPSERT_SQL).await?;
-                let master_id = protection.master_key_id();
-                let key_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
-                    [&request.stream_id, &wrapped, &master_id];
-                let (head, mut row) =
+                let key_statement = client.prepare_cached(crate::read::KEY_SQL).await?;
+                let key_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] =
+                    [&request.stream_id];
+                let (head, row) =
                     tokio::try_join!(head_query, client.query_opt(&key_statement, &key_params))?;
-                if row.is_none() {
-                    // Another append made the key after this statement's snapshot was taken.
-                    row = client
-                        .query_opt(crate::read::KEY_SQL, &[&request.stream_id])
-                        .await?;
-                }
                 let state = protection
                     .key_state(request.stream_id, row.map(|row| (row.get(0), row.get(1))))?;
                 match state {
@@ -223,9 +212,9 @@ impl EventStore {
                         return Err(StoreError::SubjectErased(request.stream_id));
                     }
                     KeyState::Absent => {
-                        return Err(StoreError::Protection(
-                            "the data key could not be stored".to_owned(),
-                        ));
+                        let (data_key, wrapped) = protection.new_key(request.stream_id)?;
+                        new_key = Some(wrapped);
+                        (head, Some(data_key))
                     }
                 }
             }
@@ -347,13 +336,18 @@ impl EventStore {
                     &fingerprint,
                     &stream_version,
                     &shred,
+                    &new_key,
+                    &protection.map(|p| p.master_key_id()),
                 ],
             )
             .await;
         let rows = match inserted {
             Ok(rows) => rows,
             Err(e) => {
-                if e.as_db_error().and_then(|db| db.constraint()) == Some("idempotency_keys_pkey") {
+                if matches!(
+                    e.as_db_error().and_then(|db| db.constraint()),
+                    Some("idempotency_keys_pkey" | "subject_keys_pkey")
+                ) {
                     return Ok(Attempt::KeyRaced);
                 }
                 return classify_insert_error(e).map(|()| Attempt::Raced);
