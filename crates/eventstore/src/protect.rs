@@ -181,7 +181,8 @@ struct Field {
 #[derive(Clone, Debug)]
 pub struct Protection {
     master: MasterKey,
-    fields: HashMap<(String, String), Vec<Field>>,
+    /// Stream type, then event type: looked up by `&str` on every event read.
+    fields: HashMap<String, HashMap<String, Vec<Field>>>,
 }
 
 /// What a stream's key row says.
@@ -201,9 +202,11 @@ impl Protection {
         master: MasterKey,
         fields: impl IntoIterator<Item = (&'a str, &'a str, &'a str, Value)>,
     ) -> Protection {
-        let mut map: HashMap<(String, String), Vec<Field>> = HashMap::new();
+        let mut map: HashMap<String, HashMap<String, Vec<Field>>> = HashMap::new();
         for (stream_type, event_type, path, erased) in fields {
-            map.entry((stream_type.to_owned(), event_type.to_owned()))
+            map.entry(stream_type.to_owned())
+                .or_default()
+                .entry(event_type.to_owned())
                 .or_default()
                 .push(Field {
                     path: path.split('.').map(str::to_owned).collect(),
@@ -224,7 +227,8 @@ impl Protection {
 
     fn fields_of(&self, stream_type: &str, event_type: &str) -> &[Field] {
         self.fields
-            .get(&(stream_type.to_owned(), event_type.to_owned()))
+            .get(stream_type)
+            .and_then(|types| types.get(event_type))
             .map_or(&[], Vec::as_slice)
     }
 
