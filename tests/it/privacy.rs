@@ -469,6 +469,20 @@ async fn report_cells_of_fewer_than_five_people_are_suppressed() {
     server.stop().await;
 }
 
+/// The client's referral waiting for a decision.
+async fn pending_referral(cases: &api::CaseService, client: Uuid) -> domain::ReferralId {
+    cases
+        .load(ClientId(client))
+        .await
+        .expect("load")
+        .state
+        .referrals
+        .iter()
+        .find(|(_, s)| **s == domain::ReferralStatus::Pending)
+        .map(|(id, _)| *id)
+        .expect("a pending referral")
+}
+
 /// Clients concluded at given moments, through the command path with past times.
 async fn client_concluded(cases: &api::CaseService, steps: &[(&str, DateTime<Utc>)]) -> Uuid {
     let client = Uuid::new_v4();
@@ -494,16 +508,7 @@ async fn client_concluded(cases: &api::CaseService, steps: &[(&str, DateTime<Utc
                 }]
             }
             "opened" => {
-                let pending = cases
-                    .load(ClientId(client))
-                    .await
-                    .expect("load")
-                    .state
-                    .referrals
-                    .iter()
-                    .find(|(_, s)| **s == domain::ReferralStatus::Pending)
-                    .map(|(id, _)| *id)
-                    .expect("a pending referral");
+                let pending = pending_referral(cases, client).await;
                 vec![
                     CaseCommand::AcceptReferral(domain::ReferralAccepted {
                         referral_id: pending,
@@ -515,16 +520,7 @@ async fn client_concluded(cases: &api::CaseService, steps: &[(&str, DateTime<Utc
                 ]
             }
             "declined" => {
-                let pending = cases
-                    .load(ClientId(client))
-                    .await
-                    .expect("load")
-                    .state
-                    .referrals
-                    .iter()
-                    .find(|(_, s)| **s == domain::ReferralStatus::Pending)
-                    .map(|(id, _)| *id)
-                    .expect("a pending referral");
+                let pending = pending_referral(cases, client).await;
                 vec![CaseCommand::DeclineReferral(domain::ReferralDeclined {
                     referral_id: pending,
                     reason: domain::DeclineReason::UnableToContact,

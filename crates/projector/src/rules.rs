@@ -120,11 +120,7 @@ impl Rules {
     /// # Errors
     /// An unknown version, or a file that does not parse or does not hold together.
     pub fn load(version: i32) -> Result<Rules, RulesError> {
-        let text = RULE_FILES
-            .iter()
-            .find(|(v, _)| *v == version)
-            .map(|(_, text)| *text)
-            .ok_or(RulesError::Unknown(version))?;
+        let text = rule_file(RULE_FILES, version).ok_or(RulesError::Unknown(version))?;
         let invalid = |reason: String| RulesError::Invalid { version, reason };
         let rules: Rules = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         if rules.version != version {
@@ -277,6 +273,14 @@ mod tests {
     }
 }
 
+/// The text of one version's file.
+fn rule_file(files: &[(i32, &'static str)], version: i32) -> Option<&'static str> {
+    files
+        .iter()
+        .find(|(v, _)| *v == version)
+        .map(|(_, text)| *text)
+}
+
 /// Every personal data rule version this build knows, in order (`projections/privacy/`).
 const PRIVACY_FILES: &[(i32, &str)] = &[(1, include_str!("../../../projections/privacy/v1.toml"))];
 
@@ -340,11 +344,7 @@ impl PrivacyRules {
     /// # Errors
     /// An unknown version, or a file that does not parse or does not hold together.
     pub fn load(version: i32) -> Result<PrivacyRules, RulesError> {
-        let text = PRIVACY_FILES
-            .iter()
-            .find(|(v, _)| *v == version)
-            .map(|(_, text)| *text)
-            .ok_or(RulesError::UnknownPrivacy(version))?;
+        let text = rule_file(PRIVACY_FILES, version).ok_or(RulesError::UnknownPrivacy(version))?;
         let invalid = |reason: String| RulesError::Invalid { version, reason };
         let rules: PrivacyRules = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         if rules.version != version {
