@@ -140,6 +140,11 @@ impl Database {
         Ok(())
     }
 
+    /// The master key personal data is protected under.
+    pub fn master_key(&self) -> &eventstore::MasterKey {
+        &self.master_key
+    }
+
     /// Connection settings as the service's own role.
     pub fn app_config(&self) -> &tokio_postgres::Config {
         &self.app

@@ -135,6 +135,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Key(casebook::settings::KeyCommand::Rotate { new_key_file }) => {
+            let text = std::fs::read_to_string(&new_key_file)
+                .with_context(|| format!("reading {}", new_key_file.display()))?;
+            let new = eventstore::MasterKey::parse(&text).map_err(anyhow::Error::msg)?;
+            let database = Database::open(&cli.database).await?;
+            let mut owner = db::connect(database.admin_config()).await?;
+            let rewrapped =
+                eventstore::rotate_master_key(&mut owner, database.master_key(), &new).await?;
+            vacuum_keys(&database).await?;
+            println!(
+                "rewrapped {rewrapped} data keys from master key {} to {}; start the service with the new key",
+                database.master_key().id(),
+                new.id()
+            );
+            drop(owner);
+            database.shutdown().await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Directory(command) => directory(&cli.database, command).await,
         Command::Org(command) => admin(&cli.database, AdminCommand::Org(command)).await,
         Command::Team(command) => admin(&cli.database, AdminCommand::Team(command)).await,

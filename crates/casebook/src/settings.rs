@@ -220,6 +220,13 @@ pub enum DirectoryCommand {
 pub enum KeyCommand {
     /// Print a fresh random master key (base64) for CASEBOOK_MASTER_KEY or its file.
     Generate,
+    /// Rewrap every person's data key under a new master key (the current one is the configured
+    /// key). Stop the service first, and start it again with the new key.
+    Rotate {
+        /// A file holding the new master key.
+        #[arg(long)]
+        new_key_file: PathBuf,
+    },
 }
 
 /// Organisation administration.

@@ -29,7 +29,7 @@ pub use model::{
     AppendRequest, AppendResult, AppendedEvent, ExpectedVersion, GlobalPosition, Metadata,
     NewEvent, RecordedEvent,
 };
-pub use protect::{MasterKey, Protection, SEALED};
+pub use protect::{MasterKey, Protection, SEALED, rotate_master_key};
 pub use subscribe::{Listener, Subscription, SubscriptionSettings};
 pub use upcast::{UpcastFn, Upcasters};
 pub use verify::{VerifyReport, verify};

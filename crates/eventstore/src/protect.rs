@@ -107,6 +107,60 @@ impl MasterKey {
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new(&(*self.key).into())
     }
+
+    /// A subject's data key, wrapped by this master key, wrapped instead by `new`.
+    fn rewrap(
+        &self,
+        new: &MasterKey,
+        subject: Uuid,
+        wrapped: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        let key = Zeroizing::new(
+            open_bytes(&self.cipher(), wrapped, &dek_aad(subject)).ok_or_else(|| {
+                StoreError::Protection(format!(
+                    "the data key of {subject} does not unwrap with master key {}",
+                    self.id
+                ))
+            })?,
+        );
+        seal_bytes(&new.cipher(), &key, &dek_aad(subject))
+    }
+}
+
+/// Rewraps every live data key wrapped by `old` under `new`, in one transaction (as the owner:
+/// the service's role may not change a key's master key). Destroyed keys stay destroyed.
+/// Returns how many keys were rewrapped.
+///
+/// # Errors
+/// [`StoreError::Protection`] when a key does not unwrap with `old` (nothing changes then);
+/// a database failure.
+pub async fn rotate_master_key(
+    owner: &mut tokio_postgres::Client,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> Result<u64, StoreError> {
+    let tx = owner.transaction().await?;
+    let rows = tx
+        .query(
+            "SELECT subject_id, wrapped_key FROM subject_keys \
+             WHERE wrapped_key IS NOT NULL AND master_key_id = $1 FOR UPDATE",
+            &[&old.id()],
+        )
+        .await?;
+    let update = tx
+        .prepare(
+            "UPDATE subject_keys SET wrapped_key = $2, master_key_id = $3 WHERE subject_id = $1",
+        )
+        .await?;
+    let mut rewrapped = 0;
+    for row in &rows {
+        let subject: Uuid = row.get(0);
+        let wrapped: Vec<u8> = row.get(1);
+        let again = old.rewrap(new, subject, &wrapped)?;
+        rewrapped += tx.execute(&update, &[&subject, &again, &new.id()]).await?;
+    }
+    tx.commit().await?;
+    Ok(rewrapped)
 }
 
 /// A data subject's own key, unwrapped. Zeroed when dropped.

@@ -433,3 +433,97 @@ async fn retention_and_erase_run_from_the_command_line_under_the_configured_mast
         "the key itself is never printed"
     );
 }
+
+#[tokio::test]
+async fn key_rotate_rewraps_every_data_key_under_the_new_master_key() {
+    let db = testkit::TestDb::new().await;
+    let cluster = testkit::cluster().expect("the private test cluster");
+    let socket = cluster.socket_dir().to_string_lossy().replace('/', "%2F");
+    let url = format!("postgresql://postgres@{socket}:5432/{}", db.name());
+    let old = eventstore::MasterKey::generate().expect("a key");
+    let new = eventstore::MasterKey::generate().expect("a key");
+    let store_under = |key: &eventstore::MasterKey| {
+        eventstore::EventStore::new(db.app_pool(2), eventstore::Upcasters::new())
+            .with_protection(api::privacy::protection(key.clone()))
+    };
+    let client = closed_client(&store_under(&old), 1).await;
+    let erased = closed_client(&store_under(&old), 1).await;
+    let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("rotate-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    let old_text = old.to_base64();
+    let new_file = data_dir.join("new.key");
+    std::fs::write(&new_file, new.to_base64()).expect("the new key's file");
+    let with_key = |key: &str| {
+        [
+            ("CASEBOOK_DATABASE_URL", url.clone()),
+            ("CASEBOOK_MASTER_KEY", key.to_owned()),
+        ]
+    };
+    let run = |args: &[&str], key: &str| {
+        let env = with_key(key);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        casebook(&data_dir, args, &env)
+    };
+    let out = run(
+        &["erase", &erased.to_string(), "--reason", "request ref 3"],
+        &old_text,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = run(
+        &[
+            "key",
+            "rotate",
+            "--new-key-file",
+            new_file.to_str().expect("a path"),
+        ],
+        &old_text,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with(&format!(
+            "rewrapped 1 data keys from master key {} to {}",
+            old.id(),
+            new.id()
+        )),
+        "{stdout}"
+    );
+
+    // Under the new key the details open; the old key no longer unwraps anything, and the
+    // service refuses to start with it.
+    let read = store_under(&new)
+        .read_stream(client, 1, None)
+        .await
+        .expect("read");
+    assert_eq!(read[0].payload["personal"]["family_name"], "Fairbrother");
+    assert!(
+        store_under(&old)
+            .read_stream(client, 1, None)
+            .await
+            .is_err()
+    );
+    let out = run(&["verify"], &old_text);
+    assert!(!out.status.success());
+    let out = run(&["verify"], &new.to_base64());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The erased person stays erased.
+    let read = store_under(&new)
+        .read_stream(erased, 1, None)
+        .await
+        .expect("read");
+    assert_eq!(read[0].payload["personal"]["family_name"], "[erased]");
+}
