@@ -440,7 +440,7 @@ async fn report_cells_of_fewer_than_five_people_are_suppressed() {
         "a cell of 5 is shown"
     );
     assert_eq!(report.body["suppression"]["below"], 5);
-    assert_eq!(report.body["suppression"]["rules_version"], 1);
+    assert_eq!(report.body["suppression"]["rules_version"], 2);
     assert_eq!(report.body["suppression"]["cells"], 1);
 
     // In the outcome report, the eight referrals show.
@@ -454,6 +454,31 @@ async fn report_cells_of_fewer_than_five_people_are_suppressed() {
         outcomes.body
     );
     assert_eq!(outcomes.body["referrals"]["by_source"][0]["count"], 8);
+
+    // Two self-referrals more: 10 in all, 8 from GPs, 2 self-referred. The 2 is suppressed, and
+    // so is the 8, or 10 - 8 would give the 2 away.
+    for _ in 0..2 {
+        server
+            .ok(
+                &people.referrer,
+                &client_path(Uuid::new_v4(), "referrals"),
+                crate::http::journey::intake(Uuid::new_v4(), "self_referral"),
+            )
+            .await;
+    }
+    server.catch_up().await;
+    let outcomes = server
+        .get(&people.analyst, "/api/v1/reports/outcomes")
+        .await;
+    let referrals = &outcomes.body["referrals"];
+    assert_eq!(referrals["total"], 10, "{referrals:#}");
+    let sources = referrals["by_source"].as_array().expect("sources");
+    assert_eq!(sources.len(), 2, "{referrals:#}");
+    for share in sources {
+        assert_eq!(share["count"], Value::Null, "{referrals:#}");
+        assert_eq!(share["suppressed"], true);
+    }
+    assert_eq!(outcomes.body["suppression"]["rules_version"], 2);
     // Referrals received in one day only: none (zero discloses nobody).
     let today = server
         .get(

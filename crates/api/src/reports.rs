@@ -591,6 +591,27 @@ impl Suppressor<'_> {
             }
         }
     }
+
+    /// The cells of a breakdown of a total that is shown: with the complementary rule, a lone
+    /// suppressed cell takes the smallest other shown cell with it, so neither can be worked
+    /// out by subtraction.
+    fn partition(&mut self, shares: &mut [Share], total: Option<i64>) {
+        self.shares(shares);
+        let lone = shares.iter().filter(|s| s.suppressed).count() == 1;
+        if !(self.rules.complementary && lone && total.is_some()) {
+            return;
+        }
+        if let Some(smallest) = shares
+            .iter_mut()
+            .filter(|s| !s.suppressed && s.count.is_some_and(|n| n > 0))
+            .min_by_key(|s| s.count)
+        {
+            smallest.count = None;
+            smallest.percent = None;
+            smallest.suppressed = true;
+            self.cells += 1;
+        }
+    }
 }
 
 /// Suppresses every count of people from 1 to below the rule's threshold (see
@@ -612,7 +633,8 @@ pub fn suppress_outcomes(report: &mut OutcomeReport, rules: &PrivacyRules) {
         r.mean_days_to_first_contact = None;
         r.median_days_to_first_contact = None;
     }
-    s.shares(&mut r.by_source);
+    s.partition(&mut r.by_source, r.total);
+    // A referral counts once for each of its reasons: those cells do not add up to the total.
     s.shares(&mut r.by_reason);
     let e = &mut report.episodes;
     if s.count(&mut e.episodes) {
@@ -624,7 +646,7 @@ pub fn suppress_outcomes(report: &mut OutcomeReport, rules: &PrivacyRules) {
         e.did_not_attend_percent = None;
     }
     s.count(&mut e.closed);
-    s.shares(&mut e.closed_by_reason);
+    s.partition(&mut e.closed_by_reason, e.closed);
     for m in &mut report.measures {
         if s.count(&mut m.paired) {
             m.mean_baseline = None;

@@ -282,7 +282,10 @@ fn rule_file(files: &[(i32, &'static str)], version: i32) -> Option<&'static str
 }
 
 /// Every personal data rule version this build knows, in order (`projections/privacy/`).
-const PRIVACY_FILES: &[(i32, &str)] = &[(1, include_str!("../../../projections/privacy/v1.toml"))];
+const PRIVACY_FILES: &[(i32, &str)] = &[
+    (1, include_str!("../../../projections/privacy/v1.toml")),
+    (2, include_str!("../../../projections/privacy/v2.toml")),
+];
 
 /// Rules for personal data: how long it is kept, and which report cells are too small to show.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -308,6 +311,10 @@ pub struct RetentionRules {
 pub struct DisclosureRules {
     /// Counts from 1 to below this are suppressed.
     pub suppress_below: i64,
+    /// Where a breakdown adds up to a shown total, a lone suppressed cell takes the smallest
+    /// other shown cell with it (absent in v1: false).
+    #[serde(default)]
+    pub complementary: bool,
 }
 
 impl DisclosureRules {
@@ -334,7 +341,10 @@ impl PrivacyRules {
                 retention: RetentionRules {
                     years_after_conclusion: 8,
                 },
-                disclosure: DisclosureRules { suppress_below: 5 },
+                disclosure: DisclosureRules {
+                    suppress_below: 5,
+                    complementary: true,
+                },
             }
         })
     }
@@ -377,6 +387,11 @@ mod privacy_tests {
         assert!(v1.disclosure.suppresses(3));
         assert!(!v1.disclosure.suppresses(0));
         assert!(!v1.disclosure.suppresses(5));
+        assert!(!v1.disclosure.complementary);
+        let v2 = PrivacyRules::load(2).expect("v2");
+        assert!(v2.disclosure.complementary);
+        assert_eq!(v2.disclosure.suppress_below, 5);
+        assert_eq!(PrivacyRules::current(), v2);
         assert!(PrivacyRules::load(99).is_err());
     }
 }
