@@ -423,6 +423,23 @@ async fn connections_must_name_a_listed_service_that_takes_referrals() {
     assert_eq!(reply.status, 422);
     assert_eq!(reply.body["rule"], "unchanged");
 
+    // Capacity and withdrawal of a service the directory does not list, or of a client: 404.
+    for id in [Uuid::new_v4(), client] {
+        for (who, what, body) in [
+            (&people.lead, "capacity", json!({ "availability": "open" })),
+            (&people.admin, "withdraw", json!({ "reason": "gone" })),
+        ] {
+            let reply = server
+                .post(
+                    who,
+                    &format!("/api/v1/directory/services/{id}/{what}"),
+                    body,
+                )
+                .await;
+            assert_eq!(reply.status, 404, "{what} of {id}: {:#}", reply.body);
+        }
+    }
+
     // Withdrawn: refused whatever the kind, and gone from the ORUK listing.
     let other = server.services[1];
     server

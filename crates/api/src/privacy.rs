@@ -109,17 +109,15 @@ pub const SYSTEM_ACTOR: Uuid = Uuid::nil();
 /// commands), for the organisation that holds the record.
 ///
 /// # Errors
-/// [`CommandError::Denied`] when there is no such client; a refusal when already erased.
+/// [`CommandError::Denied`] when the record is not that organisation's, or there is no such
+/// client; a refusal when it is already erased.
 pub async fn erase_as_system(
     cases: &CaseService,
     client_id: Uuid,
+    organisation_id: Uuid,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<(), CommandError> {
-    let loaded = cases.load(ClientId(client_id)).await?;
-    let Some(organisation_id) = loaded.organisation_id else {
-        return Err(CommandError::Denied(crate::Denied::NotFound));
-    };
     let metadata = Metadata {
         actor_id: SYSTEM_ACTOR,
         actor_role: "system".to_owned(),
@@ -129,13 +127,17 @@ pub async fn erase_as_system(
         occurred_at: now,
     };
     cases
-        .execute(
+        .execute_authorised(
             ClientId(client_id),
             &CaseCommand::EraseClient(ClientErased {
                 reason: reason.to_owned(),
             }),
             metadata,
             CommandOptions::default(),
+            |a| match a.case.organisation_id {
+                Some(holder) if holder == organisation_id => Ok(()),
+                _ => Err(crate::Denied::NotFound),
+            },
         )
         .await?;
     Ok(())

@@ -648,26 +648,22 @@ pub fn suppress_outcomes(report: &mut OutcomeReport, rules: &PrivacyRules) {
     s.count(&mut e.closed);
     s.partition(&mut e.closed_by_reason, e.closed);
     for m in &mut report.measures {
-        if s.count(&mut m.paired) {
+        // A suppressed pair count withholds every figure of the measure.
+        let withheld = s.count(&mut m.paired);
+        if withheld {
             m.mean_baseline = None;
             m.mean_follow_up = None;
             m.mean_change = None;
-            for (count, percent) in [
-                (&mut m.improved, &mut m.improved_percent),
-                (&mut m.no_change, &mut m.no_change_percent),
-                (&mut m.worse, &mut m.worse_percent),
-            ] {
-                *count = None;
-                *percent = None;
-            }
-            continue;
         }
         for (count, percent) in [
             (&mut m.improved, &mut m.improved_percent),
             (&mut m.no_change, &mut m.no_change_percent),
             (&mut m.worse, &mut m.worse_percent),
         ] {
-            if s.count(count) {
+            if withheld {
+                *count = None;
+                *percent = None;
+            } else if s.count(count) {
                 *percent = None;
             }
         }

@@ -52,10 +52,10 @@ struct Figure {
 /// # Errors
 /// When the cluster cannot be started or a tool fails.
 pub async fn run(options: AppendBench, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
-    let cluster = start_cluster(options.dir.clone(), pg_bin).await?;
-    let outcome = measure(&cluster, &options).await;
-    stop_cluster(cluster).await?;
-    let figures = outcome?;
+    let figures = in_cluster(options.dir.clone(), pg_bin, async |cluster| {
+        measure(cluster, &options).await
+    })
+    .await?;
     println!(
         "append rate, one event per transaction, fsync on, {}s per figure",
         options.seconds
@@ -78,14 +78,24 @@ pub async fn run(options: AppendBench, pg_bin: Option<PathBuf>) -> anyhow::Resul
     Ok(())
 }
 
-/// Starts a benchmark's own durable cluster in `dir` (default: a new temporary directory).
+/// Runs `measure` on a benchmark's own durable cluster in `dir` (default: a new temporary
+/// directory), then stops the cluster and removes its directory, whether `measure` succeeded
+/// or not.
 ///
 /// # Errors
-/// No server binaries, or the cluster does not start.
-pub async fn start_cluster(
+/// No server binaries, the cluster does not start or stop, or `measure` fails.
+pub(crate) async fn in_cluster<T>(
     dir: Option<PathBuf>,
     pg_bin: Option<PathBuf>,
-) -> anyhow::Result<Cluster> {
+    measure: impl AsyncFnOnce(&Cluster) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let cluster = start_cluster(dir, pg_bin).await?;
+    let outcome = measure(&cluster).await;
+    stop_cluster(cluster).await?;
+    outcome
+}
+
+async fn start_cluster(dir: Option<PathBuf>, pg_bin: Option<PathBuf>) -> anyhow::Result<Cluster> {
     let bin_dir = db::find_bin_dir(pg_bin, std::env::var_os("PATH"))?;
     let dir = dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("casebook-bench-{}", std::process::id()))
@@ -119,10 +129,7 @@ pub(crate) async fn fresh_database(
 }
 
 /// Stops a benchmark's cluster and removes its directory.
-///
-/// # Errors
-/// When `pg_ctl stop` fails.
-pub async fn stop_cluster(cluster: Cluster) -> anyhow::Result<()> {
+async fn stop_cluster(cluster: Cluster) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || {
         let result = cluster.stop();
         let _ = std::fs::remove_dir_all(cluster.dir());

@@ -67,10 +67,10 @@ struct Figure {
 /// # Errors
 /// When the cluster cannot be started or a step fails.
 pub async fn run(options: HttpBench, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
-    let cluster = crate::bench::start_cluster(options.dir.clone(), pg_bin).await?;
-    let outcome = measure(&cluster, &options).await;
-    crate::bench::stop_cluster(cluster).await?;
-    let (figures, rss) = outcome?;
+    let (figures, rss) = crate::bench::in_cluster(options.dir.clone(), pg_bin, async |cluster| {
+        measure(cluster, &options).await
+    })
+    .await?;
     println!(
         "referrals through the HTTP API (2 events each, one transaction), fsync on, {}s per figure",
         options.seconds

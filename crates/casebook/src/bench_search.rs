@@ -36,10 +36,11 @@ pub struct SearchBench {
 /// # Errors
 /// When the cluster cannot be started or a step fails.
 pub async fn run(options: SearchBench, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
-    let cluster = crate::bench::start_cluster(options.dir.clone(), pg_bin).await?;
-    let outcome = measure(&cluster, &options).await;
-    crate::bench::stop_cluster(cluster).await?;
-    for line in outcome? {
+    let lines = crate::bench::in_cluster(options.dir.clone(), pg_bin, async |cluster| {
+        measure(cluster, &options).await
+    })
+    .await?;
+    for line in lines {
         println!("{line}");
     }
     Ok(())

@@ -490,8 +490,18 @@ async fn erase(
 ) -> anyhow::Result<ExitCode> {
     let database = Database::open(settings).await?;
     let cases = api::CaseService::new(database.event_store()?);
-    let outcome =
-        api::privacy::erase_as_system(&cases, client_id, reason, chrono::Utc::now()).await;
+    // The system acts for the organisation that holds the record.
+    let holder = cases
+        .load(domain::ClientId(client_id))
+        .await?
+        .organisation_id;
+    let outcome = match holder {
+        Some(organisation_id) => {
+            let now = chrono::Utc::now();
+            api::privacy::erase_as_system(&cases, client_id, organisation_id, reason, now).await
+        }
+        None => Err(api::CommandError::Denied(api::Denied::NotFound)),
+    };
     let code = match outcome {
         Ok(()) => {
             vacuum_keys(&database).await?;
@@ -550,7 +560,14 @@ async fn retention(
                 "retention period ended: concluded {}, kept {years} years (personal data rules v{version})",
                 record.concluded_at.date_naive()
             );
-            api::privacy::erase_as_system(&cases, record.client_id, &reason, now).await?;
+            api::privacy::erase_as_system(
+                &cases,
+                record.client_id,
+                record.organisation_id,
+                &reason,
+                now,
+            )
+            .await?;
         }
     }
     if apply && !expired.is_empty() {

@@ -182,8 +182,7 @@ impl EventStore {
         let head_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
             [&request.stream_id, &key];
         let head_query = client.query_one(&head_statement, &head_params);
-        // A stream with personal fields to seal needs its data key: fetched, or made, in the
-        // same round trip as the head (the two statements are pipelined).
+        // Only a stream with personal fields to seal needs its data key.
         let protection = self.protection.as_deref().filter(|p| {
             p.needs_key(
                 &request.stream_type,

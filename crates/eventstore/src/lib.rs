@@ -66,11 +66,6 @@ impl EventStore {
         self
     }
 
-    /// The protection of personal fields, when configured.
-    pub fn protection(&self) -> Option<&Protection> {
-        self.protection.as_deref()
-    }
-
     /// Subscriptions made from the returned store are woken by `listener` as soon as an append
     /// commits, instead of waiting for the next poll.
     pub fn with_listener(mut self, listener: &Listener) -> Self {

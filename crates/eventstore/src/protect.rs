@@ -65,9 +65,8 @@ impl MasterKey {
     /// # Errors
     /// When the operating system has no randomness to give.
     pub fn generate() -> Result<MasterKey, String> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-        Ok(MasterKey::from_bytes(bytes))
+        let bytes = random::<32>().map_err(|e| e.to_string())?;
+        Ok(MasterKey::from_bytes(*bytes))
     }
 
     /// Parses a key written as 64 hexadecimal digits or as standard base64 of 32 bytes
@@ -108,14 +107,17 @@ impl MasterKey {
         XChaCha20Poly1305::new(&(*self.key).into())
     }
 
-    /// A subject's data key, wrapped by this master key, wrapped instead by `new`.
-    fn rewrap(
-        &self,
-        new: &MasterKey,
-        subject: Uuid,
-        wrapped: &[u8],
-    ) -> Result<Vec<u8>, StoreError> {
-        let key = Zeroizing::new(
+    /// `subject`'s data key wrapped by this master key, bound to the subject.
+    fn wrap(&self, subject: Uuid, key: &DataKey) -> Result<Vec<u8>, StoreError> {
+        seal_bytes(&self.cipher(), key.0.as_slice(), &dek_aad(subject))
+    }
+
+    /// `subject`'s data key, unwrapped.
+    ///
+    /// # Errors
+    /// [`StoreError::Protection`] when it was not wrapped by this master key for this subject.
+    fn unwrap(&self, subject: Uuid, wrapped: &[u8]) -> Result<DataKey, StoreError> {
+        let bytes = Zeroizing::new(
             open_bytes(&self.cipher(), wrapped, &dek_aad(subject)).ok_or_else(|| {
                 StoreError::Protection(format!(
                     "the data key of {subject} does not unwrap with master key {}",
@@ -123,7 +125,11 @@ impl MasterKey {
                 ))
             })?,
         );
-        seal_bytes(&new.cipher(), &key, &dek_aad(subject))
+        let array: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Protection("a data key is not 32 bytes".to_owned()))?;
+        Ok(DataKey(Zeroizing::new(array)))
     }
 }
 
@@ -156,7 +162,7 @@ pub async fn rotate_master_key(
     for row in &rows {
         let subject: Uuid = row.get(0);
         let wrapped: Vec<u8> = row.get(1);
-        let again = old.rewrap(new, subject, &wrapped)?;
+        let again = new.wrap(subject, &old.unwrap(subject, &wrapped)?)?;
         rewrapped += tx.execute(&update, &[&subject, &again, &new.id()]).await?;
     }
     tx.commit().await?;
@@ -168,10 +174,7 @@ pub(crate) struct DataKey(Zeroizing<[u8; 32]>);
 
 impl DataKey {
     fn generate() -> Result<DataKey, StoreError> {
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        getrandom::fill(bytes.as_mut_slice())
-            .map_err(|e| StoreError::Protection(format!("no randomness: {e}")))?;
-        Ok(DataKey(bytes))
+        Ok(DataKey(random::<32>()?))
     }
 
     fn cipher(&self) -> XChaCha20Poly1305 {
@@ -179,15 +182,16 @@ impl DataKey {
     }
 }
 
-fn nonce() -> Result<[u8; NONCE_LEN], StoreError> {
-    let mut bytes = [0u8; NONCE_LEN];
-    getrandom::fill(&mut bytes)
+/// `N` random bytes from the operating system, zeroed when dropped.
+fn random<const N: usize>() -> Result<Zeroizing<[u8; N]>, StoreError> {
+    let mut bytes = Zeroizing::new([0u8; N]);
+    getrandom::fill(bytes.as_mut_slice())
         .map_err(|e| StoreError::Protection(format!("no randomness: {e}")))?;
     Ok(bytes)
 }
 
 fn seal_bytes(cipher: &XChaCha20Poly1305, msg: &[u8], aad: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let nonce_bytes = nonce()?;
+    let nonce_bytes = *random::<NONCE_LEN>()?;
     let sealed = cipher
         .encrypt(&XNonce::from(nonce_bytes), Payload { msg, aad })
         .map_err(|_| StoreError::Protection("encryption failed".to_owned()))?;
@@ -302,7 +306,7 @@ impl Protection {
     /// A fresh data key for `subject`, and its wrapped form for `subject_keys`.
     pub(crate) fn new_key(&self, subject: Uuid) -> Result<(DataKey, Vec<u8>), StoreError> {
         let key = DataKey::generate()?;
-        let wrapped = seal_bytes(&self.master.cipher(), key.0.as_slice(), &dek_aad(subject))?;
+        let wrapped = self.master.wrap(subject, &key)?;
         Ok((key, wrapped))
     }
 
@@ -329,18 +333,7 @@ impl Protection {
                 self.master.id()
             )));
         }
-        let bytes = Zeroizing::new(
-            open_bytes(&self.master.cipher(), &wrapped, &dek_aad(subject)).ok_or_else(|| {
-                StoreError::Protection(format!(
-                    "the data key of {subject} does not unwrap with master key {master_id}"
-                ))
-            })?,
-        );
-        let array: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| StoreError::Protection("a data key is not 32 bytes".to_owned()))?;
-        Ok(KeyState::Live(DataKey(Zeroizing::new(array))))
+        Ok(KeyState::Live(self.master.unwrap(subject, &wrapped)?))
     }
 
     /// Replaces every personal field with a value by its sealed form.

@@ -10,7 +10,9 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
-use domain::directory::{DirectoryCommand, ServiceCapacityChanged, ServiceWithdrawn};
+use domain::directory::{
+    DirectoryCommand, DirectoryError, ServiceCapacityChanged, ServiceWithdrawn,
+};
 use domain::{NeedDomain, ServiceId};
 use eventstore::Metadata;
 use serde::{Deserialize, Serialize};
@@ -335,11 +337,13 @@ async fn import(
 
 fn directory_error(error: DirectoryCommandError) -> ApiError {
     match error {
+        // Capacity and withdrawal name a service that must be listed: none there is a 404.
+        DirectoryCommandError::NotAService(_)
+        | DirectoryCommandError::Refused(DirectoryError::NotListed) => {
+            ApiError::NotFound("no such service in the directory".to_owned())
+        }
         DirectoryCommandError::Refused(refusal) => {
             ApiError::refused(refusal.to_string(), refusal.rule(), refusal.field())
-        }
-        DirectoryCommandError::NotAService(_) => {
-            ApiError::NotFound("no such service in the directory".to_owned())
         }
         DirectoryCommandError::Conflict => ApiError::Conflict {
             detail: error.to_string(),
@@ -365,16 +369,6 @@ async fn run(
     id: Uuid,
     command: DirectoryCommand,
 ) -> Result<HttpResponse, ApiError> {
-    let loaded = state
-        .directory
-        .load(ServiceId(id))
-        .await
-        .map_err(directory_error)?;
-    if loaded.version == 0 {
-        return Err(ApiError::NotFound(
-            "no such service in the directory".to_owned(),
-        ));
-    }
     let (result, _) = state
         .directory
         .execute(ServiceId(id), &command, metadata(caller, req))
