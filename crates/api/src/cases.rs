@@ -9,12 +9,14 @@ use eventstore::{
 };
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::directory::DirectoryCommandError;
 
 /// Carries out commands on client records.
 #[derive(Clone)]
 pub struct CaseService {
     store: EventStore,
+    clock: Clock,
 }
 
 /// How to carry out one command.
@@ -109,9 +111,24 @@ impl LoadedCase {
 }
 
 impl CaseService {
-    /// A service appending to `store`.
+    /// A service appending to `store`, on the system's clock.
     pub fn new(store: EventStore) -> Self {
-        CaseService { store }
+        CaseService::with_clock(store, Clock::system())
+    }
+
+    /// A service appending to `store`, reading the time from `clock`.
+    pub fn with_clock(store: EventStore, clock: Clock) -> Self {
+        CaseService { store, clock }
+    }
+
+    /// The clock every rule of this service reads.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The event store.
+    pub fn store(&self) -> &EventStore {
+        &self.store
     }
 
     /// Reads and folds a client's stream.
@@ -193,6 +210,7 @@ impl CaseService {
             case: &loaded,
             replay: false,
         })?;
+        command.check_dates(self.clock.now())?;
         if let Some(expected) = options.expected_version
             && expected != loaded.version
         {

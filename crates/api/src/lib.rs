@@ -7,6 +7,7 @@
 
 pub mod access;
 mod cases;
+pub mod clock;
 pub mod directory;
 pub mod http;
 mod journey;
@@ -15,4 +16,5 @@ pub mod privacy;
 pub mod reports;
 
 pub use cases::{Authorise, CaseService, CommandError, CommandOptions, Denied, LoadedCase};
+pub use clock::Clock;
 pub use journey::{Journey, JourneyEntry, JourneyView, journey};

@@ -137,7 +137,7 @@ async fn measure(cluster: &Cluster, options: &HttpBench) -> anyhow::Result<(Vec<
         let key = eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?;
         store = store.with_protection(api::privacy::protection(key));
     }
-    let app = crate::Application::build("127.0.0.1:0", store)?;
+    let app = crate::Application::build("127.0.0.1:0", store, api::Clock::system())?;
     let base = format!("http://{}", app.address());
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());

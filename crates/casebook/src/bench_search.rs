@@ -82,7 +82,12 @@ async fn measure(cluster: &Cluster, options: &SearchBench) -> anyhow::Result<Vec
         let part = part.to_vec();
         tasks.push(tokio::spawn(async move {
             directory
-                .import(part, false, &crate::directory::operator_metadata(), |_| {})
+                .import(
+                    part,
+                    false,
+                    &crate::directory::operator_metadata(chrono::Utc::now()),
+                    |_| {},
+                )
                 .await
         }));
     }

@@ -13,19 +13,21 @@ use uuid::Uuid;
 /// The sample directory (made-up services in Mendip's towns) the demo and the tests use.
 pub const SAMPLE_DIRECTORY: &str = include_str!("../demo/sample-directory.json");
 
-/// Who the command line acts as in the log: the operator at the console, of no organisation.
-pub fn operator_metadata() -> Metadata {
+/// Who the command line acts as in the log: the operator at the console, of no organisation,
+/// acting at `at`.
+pub fn operator_metadata(at: chrono::DateTime<chrono::Utc>) -> Metadata {
     Metadata {
         actor_id: Uuid::nil(),
         actor_role: "operator".to_owned(),
         organisation_id: Uuid::nil(),
         correlation_id: Uuid::new_v4(),
         causation_id: None,
-        occurred_at: chrono::Utc::now(),
+        occurred_at: at,
     }
 }
 
-/// Imports an ORUK document (text), with a progress bar when `progress`.
+/// Imports an ORUK document (text) as the operator at `at`, with a progress bar when
+/// `progress`.
 ///
 /// # Errors
 /// A document that is not an ORUK page or list, or a store failure.
@@ -34,6 +36,7 @@ pub async fn import_text(
     text: &str,
     withdraw_missing: bool,
     progress: bool,
+    at: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<ImportReport> {
     let document: serde_json::Value = serde_json::from_str(text).context("the file is not JSON")?;
     let records = api::directory::records_of(document).map_err(anyhow::Error::msg)?;
@@ -50,7 +53,7 @@ pub async fn import_text(
         .progress_chars("=> "),
     );
     let report = DirectoryService::new(store.clone())
-        .import(records, withdraw_missing, &operator_metadata(), |n| {
+        .import(records, withdraw_missing, &operator_metadata(at), |n| {
             bar.inc(n as u64)
         })
         .await;
@@ -67,10 +70,11 @@ pub async fn import_file(
     path: &Path,
     withdraw_missing: bool,
     progress: bool,
+    at: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<ImportReport> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    import_text(store, &text, withdraw_missing, progress).await
+    import_text(store, &text, withdraw_missing, progress, at).await
 }
 
 /// A report in lines for people.

@@ -13,15 +13,20 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds `listen` (port 0 picks a free port) and builds the server over `store`.
+    /// Binds `listen` (port 0 picks a free port) and builds the server over `store`, its rules
+    /// reading the time from `clock`.
     ///
     /// # Errors
     /// When the address cannot be bound.
-    pub fn build(listen: &str, store: eventstore::EventStore) -> anyhow::Result<Application> {
+    pub fn build(
+        listen: &str,
+        store: eventstore::EventStore,
+        clock: api::Clock,
+    ) -> anyhow::Result<Application> {
         let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
         let address = listener.local_addr()?;
         api::http::install_metrics();
-        let state = api::http::AppState::new(store);
+        let state = api::http::AppState::with_clock(store, clock);
         let server = HttpServer::new(move || api::http::app(state.clone()))
             .disable_signals()
             .listen(listener)?

@@ -21,17 +21,19 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Every rule that needs the time reads it from this one clock.
+    let clock = api::Clock::system();
     match cli.command {
         Command::Serve {
             listen,
             demo,
             demo_clients,
-        } => serve(&cli.database, &listen, demo.then_some(demo_clients)).await,
+        } => serve(&cli.database, &listen, demo.then_some(demo_clients), &clock).await,
         Command::Demo {
             clients,
             seed,
             concurrency,
-        } => demo(&cli.database, clients, seed, concurrency).await,
+        } => demo(&cli.database, clients, seed, concurrency, &clock).await,
         Command::Bench(casebook::settings::Bench::Append(options)) => {
             casebook::bench::run(options, cli.database.pg_bin).await?;
             Ok(ExitCode::SUCCESS)
@@ -119,13 +121,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", text?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Erase { client, reason } => erase(&cli.database, client, &reason).await,
+        Command::Erase { client, reason } => erase(&cli.database, client, &reason, &clock).await,
         Command::Retention {
             dry_run: _,
             apply,
             rules,
             years,
-        } => retention(&cli.database, apply, rules, years).await,
+        } => retention(&cli.database, apply, rules, years, &clock).await,
         Command::Key(casebook::settings::KeyCommand::Generate) => {
             let key = eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?;
             println!("{}", key.to_base64());
@@ -153,7 +155,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             database.shutdown().await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Directory(command) => directory(&cli.database, command).await,
+        Command::Directory(command) => directory(&cli.database, command, &clock).await,
         Command::Org(command) => admin(&cli.database, AdminCommand::Org(command)).await,
         Command::Team(command) => admin(&cli.database, AdminCommand::Team(command)).await,
         Command::Staff(command) => admin(&cli.database, AdminCommand::Staff(command)).await,
@@ -197,6 +199,7 @@ async fn serve(
     settings: &casebook::DatabaseSettings,
     listen: &str,
     demo_clients: Option<usize>,
+    clock: &api::Clock,
 ) -> anyhow::Result<ExitCode> {
     let database = Database::open(settings).await?;
     let mut demo_access = None;
@@ -215,6 +218,7 @@ async fn serve(
             casebook::directory::SAMPLE_DIRECTORY,
             false,
             false,
+            clock.now(),
         )
         .await?;
         tracing::info!(
@@ -229,6 +233,7 @@ async fn serve(
         (Some(clients), Some(access)) => {
             let store = store.clone();
             let admin_config = database.admin_config().clone();
+            let today = clock.today();
             Some(tokio::spawn(async move {
                 let outcome = async {
                     let admin = db::connect(&admin_config).await?;
@@ -239,7 +244,7 @@ async fn serve(
                         &casebook::population::PopulationOptions {
                             clients,
                             seed: 2026,
-                            today: chrono::Utc::now().date_naive(),
+                            today,
                             concurrency: 4,
                         },
                         |_| {},
@@ -263,7 +268,7 @@ async fn serve(
     };
     let (stop_projections, projections_stopped) = tokio::sync::watch::channel(false);
     let runners = projector::spawn_all(&store, &projections_stopped).await?;
-    let app = Application::build(listen, store)?;
+    let app = Application::build(listen, store, clock.clone())?;
     let handle = app.handle();
     tracing::info!(address = %app.address(), "casebook is listening");
     let server = tokio::spawn(app.run_until_stopped());
@@ -288,6 +293,7 @@ async fn demo(
     clients: usize,
     seed: u64,
     concurrency: usize,
+    clock: &api::Clock,
 ) -> anyhow::Result<ExitCode> {
     let database = Database::open(settings).await?;
     let admin = db::connect(database.admin_config()).await?;
@@ -307,7 +313,7 @@ async fn demo(
             &casebook::population::PopulationOptions {
                 clients,
                 seed,
-                today: chrono::Utc::now().date_naive(),
+                today: clock.today(),
                 concurrency,
             },
             |n| bar.inc(n as u64),
@@ -357,6 +363,7 @@ async fn project(settings: &casebook::DatabaseSettings) -> anyhow::Result<ExitCo
 async fn directory(
     settings: &casebook::DatabaseSettings,
     command: casebook::settings::DirectoryCommand,
+    clock: &api::Clock,
 ) -> anyhow::Result<ExitCode> {
     use casebook::settings::DirectoryCommand as D;
     let database = Database::open(settings).await?;
@@ -370,6 +377,7 @@ async fn directory(
             &file,
             withdraw_missing,
             std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            clock.now(),
         )
         .await
         .map(|report| {
@@ -487,9 +495,10 @@ async fn erase(
     settings: &casebook::DatabaseSettings,
     client_id: uuid::Uuid,
     reason: &str,
+    clock: &api::Clock,
 ) -> anyhow::Result<ExitCode> {
     let database = Database::open(settings).await?;
-    let cases = api::CaseService::new(database.event_store()?);
+    let cases = api::CaseService::with_clock(database.event_store()?, clock.clone());
     // The system acts for the organisation that holds the record.
     let holder = cases
         .load(domain::ClientId(client_id))
@@ -497,7 +506,7 @@ async fn erase(
         .organisation_id;
     let outcome = match holder {
         Some(organisation_id) => {
-            let now = chrono::Utc::now();
+            let now = clock.now();
             api::privacy::erase_as_system(&cases, client_id, organisation_id, reason, now).await
         }
         None => Err(api::CommandError::Denied(api::Denied::NotFound)),
@@ -527,13 +536,14 @@ async fn retention(
     apply: bool,
     rules: Option<i32>,
     years: Option<u32>,
+    clock: &api::Clock,
 ) -> anyhow::Result<ExitCode> {
     let version = rules.unwrap_or_else(projector::rules::PrivacyRules::latest_version);
     let rules = projector::rules::PrivacyRules::load(version)?;
     let years = years.unwrap_or(rules.retention.years_after_conclusion);
     let database = Database::open(settings).await?;
     let store = database.event_store()?;
-    let now = chrono::Utc::now();
+    let now = clock.now();
     let cutoff = api::privacy::retention_cutoff(now, years);
     let expired = api::privacy::past_retention(&store, cutoff).await?;
     println!(
@@ -546,7 +556,7 @@ async fn retention(
             "; dry run: nothing erased"
         }
     );
-    let cases = api::CaseService::new(store);
+    let cases = api::CaseService::with_clock(store, clock.clone());
     for record in &expired {
         println!(
             "{}\t{}\t{}\tconcluded {}",

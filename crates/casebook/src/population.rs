@@ -1042,7 +1042,26 @@ pub async fn populate(
     mut progress: impl FnMut(usize),
 ) -> anyhow::Result<PopulationReport> {
     let started = Instant::now();
-    crate::directory::import_text(store, crate::directory::SAMPLE_DIRECTORY, false, false).await?;
+    // The directory is there before the year's first referral; the journeys happen on a clock
+    // whose day is `today` (nothing may be dated after it).
+    let listed_at = (options.today - Duration::days(366))
+        .and_time(NaiveTime::MIN)
+        .and_utc();
+    crate::directory::import_text(
+        store,
+        crate::directory::SAMPLE_DIRECTORY,
+        false,
+        false,
+        listed_at,
+    )
+    .await?;
+    let clock = api::Clock::fixed(
+        options
+            .today
+            .and_hms_opt(23, 59, 59)
+            .context("the end of today")?
+            .and_utc(),
+    );
     let teams = ensure_link_workers(admin, demo, options.clients).await?;
     let referrer = demo
         .staff
@@ -1051,7 +1070,7 @@ pub async fn populate(
         .map(|(_, id, _)| StaffId(*id))
         .context("the demo referrer")?;
     let directory = directory_index()?;
-    let cases = CaseService::new(store.clone());
+    let cases = CaseService::with_clock(store.clone(), clock);
     let mut report = PopulationReport {
         link_workers: teams.iter().map(|(_, w, _)| w.len()).sum(),
         ..PopulationReport::default()

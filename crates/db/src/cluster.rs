@@ -210,6 +210,7 @@ impl Cluster {
     /// already running as the right user with the socket and superuser set.
     pub fn tool(&self, name: &str) -> Command {
         let mut cmd = Command::new(self.bin_dir.join(name));
+        keep_real_time(&mut cmd);
         cmd.env("PGHOST", self.socket_dir())
             .env("PGPORT", SOCKET_PORT.to_string())
             .env("PGUSER", SUPERUSER)
@@ -242,6 +243,7 @@ impl Cluster {
     fn server_tool(&self, name: &str) -> Command {
         let mut cmd = Command::new(self.bin_dir.join(name));
         cmd.current_dir("/");
+        keep_real_time(&mut cmd);
         if let Some((uid, gid)) = self.run_as {
             cmd.uid(uid).gid(gid);
         }
@@ -368,4 +370,17 @@ fn check_reachable(dir: &Path, uid: u32) -> Result<(), DbError> {
         }
     }
     Ok(())
+}
+
+/// The server keeps the machine's real clock even when ours is moved by libfaketime (the test
+/// suite's run a year ahead): the preload and its settings are not passed on.
+fn keep_real_time(cmd: &mut Command) {
+    for name in [
+        "LD_PRELOAD",
+        "FAKETIME",
+        "FAKETIME_NO_CACHE",
+        "DONT_FAKE_MONOTONIC",
+    ] {
+        cmd.env_remove(name);
+    }
 }

@@ -179,7 +179,8 @@ impl TestServer {
             foreign_admin: person(&admin, foreign, None, Role::Administrator, "Fred Admin").await,
         };
         let services = crate::support::list_sample_services(&store, 3).await;
-        let app = casebook::Application::build("127.0.0.1:0", store.clone()).expect("binding");
+        let app = casebook::Application::build("127.0.0.1:0", store.clone(), api::Clock::system())
+            .expect("binding");
         let base = format!("http://{}", app.address());
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());

@@ -7,7 +7,6 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
-use chrono::Utc;
 use domain::*;
 use eventstore::{AppendResult, Metadata};
 use serde::{Deserialize, Serialize};
@@ -92,10 +91,7 @@ async fn run(
     req: &HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let principal = &caller.0;
-    let now = Utc::now();
-    command
-        .check_dates(now)
-        .map_err(crate::CommandError::Refused)?;
+    let now = state.cases.clock().now();
     if matches!(
         command,
         CaseCommand::AssignLinkWorker(_) | CaseCommand::TransferCase(_)

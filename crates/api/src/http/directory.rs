@@ -280,7 +280,7 @@ struct ImportParams {
     withdraw_missing: Option<bool>,
 }
 
-fn metadata(caller: &Caller, req: &HttpRequest) -> Metadata {
+fn metadata(state: &AppState, caller: &Caller, req: &HttpRequest) -> Metadata {
     let principal = &caller.0;
     Metadata {
         actor_id: principal.staff_id.0,
@@ -288,7 +288,7 @@ fn metadata(caller: &Caller, req: &HttpRequest) -> Metadata {
         organisation_id: principal.organisation_id,
         correlation_id: request_id(req),
         causation_id: None,
-        occurred_at: Utc::now(),
+        occurred_at: state.cases.clock().now(),
     }
 }
 
@@ -325,7 +325,7 @@ async fn import(
         .import(
             records,
             params.0.withdraw_missing.unwrap_or(false),
-            &metadata(&caller, &req),
+            &metadata(&state, &caller, &req),
             |_| {},
         )
         .await
@@ -371,7 +371,7 @@ async fn run(
 ) -> Result<HttpResponse, ApiError> {
     let (result, _) = state
         .directory
-        .execute(ServiceId(id), &command, metadata(caller, req))
+        .execute(ServiceId(id), &command, metadata(state, caller, req))
         .await
         .map_err(directory_error)?
         .ok_or_else(|| ApiError::Internal("a directory command wrote nothing".to_owned()))?;

@@ -47,8 +47,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over an event store (its pool is used for everything else too).
+    /// State over an event store (its pool is used for everything else too), on the system's
+    /// clock.
     pub fn new(store: EventStore) -> AppState {
+        AppState::with_clock(store, crate::Clock::system())
+    }
+
+    /// State over an event store whose rules read the time from `clock`.
+    pub fn with_clock(store: EventStore, clock: crate::Clock) -> AppState {
         let routes = openapi()
             .paths
             .paths
@@ -69,7 +75,7 @@ impl AppState {
             })
             .collect();
         AppState {
-            cases: CaseService::new(store.clone()),
+            cases: CaseService::with_clock(store.clone(), clock),
             directory: crate::directory::DirectoryService::new(store.clone()),
             store,
             routes: Arc::new(routes),

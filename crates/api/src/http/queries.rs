@@ -211,7 +211,7 @@ async fn caseload_page(
     } else {
         None
     };
-    let now = Utc::now();
+    let now = state.cases.clock().now();
     let rules = caseload_rules(state).await?;
     Ok(CaseloadPage {
         items: rows
@@ -360,8 +360,12 @@ async fn team_workload(
     let rules = caseload_rules(&state).await?;
     let rows = client
         .query(
-            "SELECT s.staff_id, s.name, s.capacity,              count(c.client_id) FILTER (WHERE c.status = 'open'),              count(c.client_id) FILTER (WHERE c.status = 'referred'),              count(c.client_id) FILTER (WHERE c.accepted_at > now() - interval '365 days')              FROM staff s LEFT JOIN caseload c ON c.link_worker_id = s.staff_id AND c.organisation_id = s.organisation_id              WHERE s.team_id = $1 AND s.organisation_id = $2 AND s.role IN ('link_worker', 'team_lead') AND s.active              GROUP BY s.staff_id, s.name, s.capacity ORDER BY s.name, s.staff_id",
-            &[&team_id, &principal.organisation_id],
+            "SELECT s.staff_id, s.name, s.capacity,              count(c.client_id) FILTER (WHERE c.status = 'open'),              count(c.client_id) FILTER (WHERE c.status = 'referred'),              count(c.client_id) FILTER (WHERE c.accepted_at > $3)              FROM staff s LEFT JOIN caseload c ON c.link_worker_id = s.staff_id AND c.organisation_id = s.organisation_id              WHERE s.team_id = $1 AND s.organisation_id = $2 AND s.role IN ('link_worker', 'team_lead') AND s.active              GROUP BY s.staff_id, s.name, s.capacity ORDER BY s.name, s.staff_id",
+            &[
+                &team_id,
+                &principal.organisation_id,
+                &(state.cases.clock().now() - chrono::Duration::days(365)),
+            ],
         )
         .await?;
     Ok(web::Json(
