@@ -137,3 +137,47 @@ async fn a_whole_journey_is_decided_appended_and_replayed() {
         }
     );
 }
+
+/// Dates in the future are refused for every caller of the command path (the demo, the CLI, the
+/// web console), not only over HTTP, against the service's clock: a day later, the same date is
+/// accepted.
+#[tokio::test]
+async fn the_command_path_refuses_dates_after_its_clock() {
+    let (_db, store) = store_with_db(4).await;
+    let clock = api::Clock::fixed(day(10).and_hms_opt(12, 0, 0).expect("noon").and_utc());
+    let cases = CaseService::with_clock(store.clone(), clock.clone());
+    let client = ClientId(Uuid::new_v4());
+    let referral_id = ReferralId(Uuid::new_v4());
+    let mut intake = new_client_intake(
+        client,
+        referral_id,
+        "Frome",
+        ReferralSource::Gp,
+        vec![NeedDomain::LonelinessIsolation],
+    );
+    if let CaseCommand::Intake { referral, .. } = &mut intake {
+        referral.received_on = day(11);
+    }
+    let refused = cases
+        .execute(client, &intake, metadata(), CommandOptions::default())
+        .await;
+    match refused {
+        Err(CommandError::Refused(e)) => {
+            assert_eq!(e.field(), Some("referral.received_on"), "{e}");
+        }
+        other => panic!("a referral received tomorrow is refused, not {other:?}"),
+    }
+    assert_eq!(
+        store
+            .read_stream(client.0, 1, None)
+            .await
+            .expect("read")
+            .len(),
+        0
+    );
+    clock.set(day(11).and_hms_opt(9, 0, 0).expect("9am").and_utc());
+    cases
+        .execute(client, &intake, metadata(), CommandOptions::default())
+        .await
+        .expect("received today is accepted");
+}
