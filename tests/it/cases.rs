@@ -1,6 +1,6 @@
 //! The command path against the real store: load, decide, append, for a whole journey.
 
-use api::{CaseService, CommandError, CommandOptions};
+use app::{CaseService, CommandError, CommandOptions};
 use chrono::NaiveDate;
 use domain::*;
 use eventstore::VerifyReport;
@@ -144,7 +144,7 @@ async fn a_whole_journey_is_decided_appended_and_replayed() {
 #[tokio::test]
 async fn the_command_path_refuses_dates_after_its_clock() {
     let (_db, store) = store_with_db(4).await;
-    let clock = api::Clock::fixed(day(10).and_hms_opt(12, 0, 0).expect("noon").and_utc());
+    let clock = app::Clock::fixed(day(10).and_hms_opt(12, 0, 0).expect("noon").and_utc());
     let cases = CaseService::with_clock(store.clone(), clock.clone());
     let client = ClientId(Uuid::new_v4());
     let referral_id = ReferralId(Uuid::new_v4());

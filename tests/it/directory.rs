@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use api::directory::{DirectoryQuery, DirectoryService, ImportReport, OrukPage};
+use app::directory::{DirectoryQuery, DirectoryService, ImportReport, OrukPage};
 use domain::NeedDomain;
 use domain::directory::OrukService;
 use eventstore::EventStore;
@@ -145,7 +145,7 @@ async fn the_sample_directory_round_trips_through_import_and_export_and_reimport
     catch_up(&store).await;
     let client = store.pool().get().await.expect("a connection");
     let withdrawn: Uuid = serde_json::from_value(sample_records()[1]["id"].clone()).expect("id");
-    let entry = api::directory::entry_by_id(&**client, withdrawn)
+    let entry = app::directory::entry_by_id(&**client, withdrawn)
         .await
         .expect("entry")
         .expect("still on record");
@@ -241,14 +241,14 @@ async fn search_ranks_by_words_and_filters_by_need_area_and_availability() {
         };
         let client = &client;
         async move {
-            let mut found = api::directory::search(&***client, &query)
+            let mut found = app::directory::search(&***client, &query)
                 .await
                 .expect("search");
             found.truncate(300);
             found
         }
     };
-    let names = |found: &[api::directory::DirectoryEntry], n: usize| -> Vec<String> {
+    let names = |found: &[app::directory::DirectoryEntry], n: usize| -> Vec<String> {
         found.iter().take(n).map(|e| e.name.clone()).collect()
     };
 
@@ -572,9 +572,9 @@ async fn capacity_changes_and_connection_outcomes_show_in_the_gap_report() {
     // One person's connection: its counts, and the wait that would give them away, are suppressed.
     assert_eq!(row["waiting_list"], Value::Null);
     assert_eq!(row["mean_waiting_weeks"], Value::Null);
-    let figures = api::reports::gap_report(
+    let figures = app::reports::gap_report(
         &server.db.app_client().await,
-        &api::reports::ReportFilter {
+        &app::reports::ReportFilter {
             organisation_id: Some(people.lead.organisation_id),
             rules_version: 1,
             ..Default::default()

@@ -1,13 +1,15 @@
 //! The auditor's journey: corrections beside what they correct; as-of and as-known-at differ
 //! when an entry is recorded late.
 
-use api::{CaseService, CommandOptions, JourneyView, journey};
+use app::access::{Principal, Role};
+use app::records::{JourneyPage, ReadContext};
+use app::{CaseService, CommandOptions, JourneyView, Page};
 use chrono::{DateTime, TimeZone, Utc};
 use domain::*;
 use serde_json::{Map, json};
 use uuid::Uuid;
 
-use crate::support::{metadata, new_client_intake, store_with_db};
+use crate::support::{ORG, metadata, new_client_intake, store_with_db};
 
 fn on(day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, day, 10, 0, 0)
@@ -23,6 +25,23 @@ fn contact(n: u128, day: u32) -> CaseCommand {
         contacted_at: on(day),
         note: None,
     })
+}
+
+/// An auditor of the organisation reads the journey through the application layer (audited).
+async fn journey(cases: &CaseService, client: ClientId, view: JourneyView) -> JourneyPage {
+    let auditor = Principal {
+        staff_id: StaffId(Uuid::from_u128(0xA0D1)),
+        organisation_id: ORG,
+        team_id: None,
+        role: Role::Auditor,
+        token_id: Uuid::nil(),
+    };
+    let read = ReadContext::new(Some("spot check".into()), Uuid::new_v4()).expect("a purpose");
+    let page = Page::numbered(None, Some(app::MAX_LIMIT)).expect("a page");
+    cases
+        .journey_page(&auditor, client, view, page, &read)
+        .await
+        .expect("the journey")
 }
 
 #[tokio::test]
@@ -82,9 +101,7 @@ async fn a_late_entry_makes_as_of_and_as_known_at_differ_and_corrections_sit_bes
         )
         .await
         .expect("late contact");
-    let everything = journey(&store, client, JourneyView::default())
-        .await
-        .expect("journey");
+    let everything = journey(&cases, client, JourneyView::default()).await;
     let contact_on_tenth = everything
         .entries
         .iter()
@@ -102,7 +119,7 @@ async fn a_late_entry_makes_as_of_and_as_known_at_differ_and_corrections_sit_bes
         .await
         .expect("correct");
 
-    let contacts_in = |journey: &api::Journey| -> Vec<u128> {
+    let contacts_in = |journey: &JourneyPage| -> Vec<u128> {
         journey
             .entries
             .iter()
@@ -116,45 +133,40 @@ async fn a_late_entry_makes_as_of_and_as_known_at_differ_and_corrections_sit_bes
     };
     // As it was on the 6th (known now): the late contact of the 5th is there, the 10th is not.
     let as_of = journey(
-        &store,
+        &cases,
         client,
         JourneyView {
             as_of: Some(on(6)),
             known_at: None,
         },
     )
-    .await
-    .expect("as of");
+    .await;
     assert_eq!(contacts_in(&as_of), vec![2]);
     assert_eq!(as_of.status, "open");
     // As it was known before the late entry: the 10th is there, the 5th is not.
     let known = journey(
-        &store,
+        &cases,
         client,
         JourneyView {
             as_of: None,
             known_at: Some(before_late_entry),
         },
     )
-    .await
-    .expect("known at");
+    .await;
     assert_eq!(contacts_in(&known), vec![1]);
     // Both together: as it was on the 6th, as known before the late entry: no contact yet.
     let both = journey(
-        &store,
+        &cases,
         client,
         JourneyView {
             as_of: Some(on(6)),
             known_at: Some(before_late_entry),
         },
     )
-    .await
-    .expect("both");
+    .await;
     assert_eq!(contacts_in(&both), Vec::<u128>::new());
 
-    let now = journey(&store, client, JourneyView::default())
-        .await
-        .expect("journey");
+    let now = journey(&cases, client, JourneyView::default()).await;
     assert_eq!(now.entries.len(), 7);
     let corrected = now
         .entries
@@ -187,4 +199,15 @@ async fn a_late_entry_makes_as_of_and_as_known_at_differ_and_corrections_sit_bes
             .iter()
             .all(|e| e.actor_role == "link_worker" && e.recorded_at >= e.occurred_at)
     );
+    // Every read above went through the read audit, with its purpose.
+    let reads: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM record_reads WHERE client_id = $1 AND view = 'journey' \
+             AND purpose = 'spot check' AND role = 'auditor'",
+            &[&client.0],
+        )
+        .await
+        .expect("reads")
+        .get(0);
+    assert_eq!(reads, 5);
 }

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use api::reports::{ReportFilter, gap_report, outcome_report};
-use api::{CaseService, CommandOptions};
+use app::reports::{ReportFilter, gap_report, outcome_report};
+use app::{CaseService, CommandOptions};
 use chrono::{NaiveDate, TimeZone, Utc};
 use domain::*;
 use projector::rules::Rules;
@@ -175,7 +175,7 @@ async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_
     v1.catch_up().await.expect("v1 catches up");
     let before = log_digest(&db).await;
     let client = db.app_client().await;
-    let wemwbs = |report: &api::reports::OutcomeReport| {
+    let wemwbs = |report: &app::reports::OutcomeReport| {
         let m = report
             .measures
             .iter()
@@ -210,7 +210,7 @@ async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_
         .expect("report");
     assert_eq!(again, first);
     // Only the WEMWBS categories differ between the two.
-    let comparison = api::reports::compare(first.clone(), second.clone());
+    let comparison = app::reports::compare(first.clone(), second.clone());
     let figures: Vec<&str> = comparison
         .differences
         .iter()

@@ -498,7 +498,7 @@ async fn report_cells_of_fewer_than_five_people_are_suppressed() {
 }
 
 /// The client's referral waiting for a decision.
-async fn pending_referral(cases: &api::CaseService, client: Uuid) -> domain::ReferralId {
+async fn pending_referral(cases: &app::CaseService, client: Uuid) -> domain::ReferralId {
     cases
         .load(ClientId(client))
         .await
@@ -512,7 +512,7 @@ async fn pending_referral(cases: &api::CaseService, client: Uuid) -> domain::Ref
 }
 
 /// Clients concluded at given moments, through the command path with past times.
-async fn client_concluded(cases: &api::CaseService, steps: &[(&str, DateTime<Utc>)]) -> Uuid {
+async fn client_concluded(cases: &app::CaseService, steps: &[(&str, DateTime<Utc>)]) -> Uuid {
     let client = Uuid::new_v4();
     let worker = Uuid::new_v4();
     let team = Uuid::new_v4();
@@ -582,7 +582,7 @@ async fn client_concluded(cases: &api::CaseService, steps: &[(&str, DateTime<Utc
 #[tokio::test]
 async fn retention_lists_exactly_the_records_concluded_more_than_eight_years_ago() {
     let (db, store) = crate::support::store_with_db(4).await;
-    let cases = api::CaseService::new(store.clone());
+    let cases = app::CaseService::new(store.clone());
     let now = Utc::now();
     let years = |y: f64| now - Duration::days((y * 365.25) as i64);
     let closed_nine = client_concluded(
@@ -644,8 +644,8 @@ async fn retention_lists_exactly_the_records_concluded_more_than_eight_years_ago
     )
     .await;
     let rules = projector::rules::PrivacyRules::load(1).expect("rules");
-    let cutoff = api::privacy::retention_cutoff(now, rules.retention.years_after_conclusion);
-    let expired = api::privacy::past_retention(&store, cutoff)
+    let cutoff = app::privacy::retention_cutoff(now, rules.retention.years_after_conclusion);
+    let expired = app::privacy::past_retention(&store, cutoff)
         .await
         .expect("dry run");
     let mut expected = vec![closed_nine, declined_nine];
@@ -672,7 +672,7 @@ async fn retention_lists_exactly_the_records_concluded_more_than_eight_years_ago
     );
     // A dry run erases nothing: the same list again.
     assert_eq!(
-        api::privacy::past_retention(&store, cutoff)
+        app::privacy::past_retention(&store, cutoff)
             .await
             .expect("again")
             .len(),
@@ -680,7 +680,7 @@ async fn retention_lists_exactly_the_records_concluded_more_than_eight_years_ago
     );
     // Applying it erases them, and then nothing is past retention.
     for record in &expired {
-        api::privacy::erase_as_system(
+        app::privacy::erase_as_system(
             &cases,
             record.client_id,
             record.organisation_id,
@@ -691,7 +691,7 @@ async fn retention_lists_exactly_the_records_concluded_more_than_eight_years_ago
         .expect("erase");
     }
     assert!(
-        api::privacy::past_retention(&store, cutoff)
+        app::privacy::past_retention(&store, cutoff)
             .await
             .expect("after")
             .is_empty()
@@ -784,7 +784,7 @@ async fn the_logs_of_a_whole_journey_hold_ids_never_personal_data_tokens_or_keys
 #[tokio::test]
 async fn the_service_role_can_destroy_a_data_key_but_never_replace_one_or_change_the_log() {
     let (db, store) = crate::support::store_with_db(2).await;
-    let cases = api::CaseService::new(store.clone());
+    let cases = app::CaseService::new(store.clone());
     let now = Utc::now();
     let client = client_concluded(&cases, &[("referred", now - Duration::days(3))]).await;
     let app = db.app_client().await;
@@ -852,7 +852,7 @@ async fn the_service_role_can_destroy_a_data_key_but_never_replace_one_or_change
     assert!(
         matches!(
             write,
-            Err(api::CommandError::Refused(domain::CaseError::Erased))
+            Err(app::CommandError::Refused(domain::CaseError::Erased))
         ),
         "{write:?}"
     );

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::{CaseService, CommandOptions};
+use app::{CaseService, CommandOptions};
 use chrono::{NaiveDate, TimeZone, Utc};
 use domain::*;
 use projector::rules::Rules;

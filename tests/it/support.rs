@@ -24,7 +24,7 @@ pub fn test_master_key() -> eventstore::MasterKey {
 
 /// A store that seals client events' personal fields, as the service's does.
 pub fn protected(store: EventStore) -> EventStore {
-    store.with_protection(api::privacy::protection(test_master_key()))
+    store.with_protection(app::privacy::protection(test_master_key()))
 }
 
 pub fn at(day: u32) -> DateTime<Utc> {
@@ -175,8 +175,8 @@ pub fn oruk_service(id: Uuid, name: &str, needs: &[&str], area: &str) -> Value {
 pub async fn list_services(
     store: &EventStore,
     records: Vec<Value>,
-) -> api::directory::ImportReport {
-    let report = api::directory::DirectoryService::new(store.clone())
+) -> app::directory::ImportReport {
+    let report = app::directory::DirectoryService::new(store.clone())
         .import(
             records,
             false,

@@ -92,6 +92,46 @@ fn the_domain_crate_depends_on_no_runtime_database_or_web_crate() {
     }
 }
 
+/// The packages `package` depends on for building and running, one `name vX.Y.Z` a line.
+fn dependency_tree(package: &str) -> String {
+    let tree = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "--offline",
+            "-p",
+            package,
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("run cargo tree");
+    assert!(
+        tree.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tree.stderr)
+    );
+    String::from_utf8_lossy(&tree.stdout).into_owned()
+}
+
+/// Every rule lives in the application layer, which HTTP, the command line and the console
+/// call: it must not know a web framework.
+#[test]
+fn the_application_layer_depends_on_no_web_framework() {
+    let tree = dependency_tree("app");
+    for forbidden in ["actix", "utoipa-actix-web", "hyper", "reqwest"] {
+        assert!(
+            !tree.lines().any(|line| line.starts_with(forbidden)),
+            "app pulls in {forbidden}:\n{tree}"
+        );
+    }
+    assert!(tree.lines().any(|line| line.starts_with("eventstore")));
+}
+
 #[test]
 fn every_library_opens_with_a_doc_paragraph_and_no_debug_leftovers_remain() {
     let mut sources = Vec::new();

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use api::access::{self, NewStaff, Role};
+use app::access::{self, NewStaff, Role};
 use db::{Cluster, PoolSettings};
 use eventstore::{EventStore, Upcasters};
 use serde_json::json;
@@ -135,9 +135,9 @@ async fn measure(cluster: &Cluster, options: &HttpBench) -> anyhow::Result<(Vec<
     let mut store = EventStore::new(pool, Upcasters::new());
     if !options.unsealed {
         let key = eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?;
-        store = store.with_protection(api::privacy::protection(key));
+        store = store.with_protection(app::privacy::protection(key));
     }
-    let app = crate::Application::build("127.0.0.1:0", store, api::Clock::system())?;
+    let app = crate::Application::build("127.0.0.1:0", store, app::Clock::system())?;
     let base = format!("http://{}", app.address());
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());

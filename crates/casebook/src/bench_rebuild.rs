@@ -46,7 +46,7 @@ async fn measure(cluster: &Cluster, options: &RebuildBench) -> anyhow::Result<Ve
     let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench").await?;
     let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
     // Sealed personal fields, as the service writes them.
-    let store = EventStore::new(pool, Upcasters::new()).with_protection(api::privacy::protection(
+    let store = EventStore::new(pool, Upcasters::new()).with_protection(app::privacy::protection(
         eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?,
     ));
 

@@ -64,7 +64,7 @@ async fn measure(cluster: &Cluster, options: &ScaleBench) -> anyhow::Result<Vec<
     let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench_scale").await?;
     let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
     // Sealed personal fields, as the service writes them.
-    let store = EventStore::new(pool, Upcasters::new()).with_protection(api::privacy::protection(
+    let store = EventStore::new(pool, Upcasters::new()).with_protection(app::privacy::protection(
         eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?,
     ));
 
@@ -146,13 +146,32 @@ async fn measure(cluster: &Cluster, options: &ScaleBench) -> anyhow::Result<Vec<
         }
     })
     .await?;
+    // The journey as an auditor reads it: policy, read audit, one read of the stream.
     let entries = std::cell::Cell::new(0usize);
+    let cases = app::CaseService::new(store.clone());
+    let auditor = app::access::Principal {
+        staff_id: domain::StaffId(uuid::Uuid::from_u128(0xA0D1)),
+        organisation_id: ORGANISATION,
+        team_id: None,
+        role: app::access::Role::Auditor,
+        token_id: uuid::Uuid::nil(),
+    };
     let journey = timed(options.runs, |i| {
-        let store = &store;
+        let cases = &cases;
+        let auditor = &auditor;
         let entries = &entries;
         async move {
-            let replay =
-                api::journey(store, ClientId(client_id(i)), api::JourneyView::default()).await?;
+            let read = app::records::ReadContext::new(None, uuid::Uuid::new_v4())?;
+            let page = app::Page::numbered(None, Some(app::MAX_LIMIT))?;
+            let replay = cases
+                .journey_page(
+                    auditor,
+                    ClientId(client_id(i)),
+                    app::JourneyView::default(),
+                    page,
+                    &read,
+                )
+                .await?;
             entries.set(entries.get() + replay.entries.len());
             Ok(())
         }

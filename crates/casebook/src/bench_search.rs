@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use api::directory::{DirectoryQuery, DirectoryService, OrukQuery};
+use app::directory::{DirectoryQuery, DirectoryService, OrukQuery};
 use db::{Cluster, PoolSettings};
 use domain::NeedDomain;
 use eventstore::{EventStore, Upcasters};
@@ -185,7 +185,7 @@ async fn measure(cluster: &Cluster, options: &SearchBench) -> anyhow::Result<Vec
             let client = &client;
             let found = &found;
             async move {
-                found.set(api::directory::search(&***client, q).await?.len());
+                found.set(app::directory::search(&***client, q).await?.len());
                 Ok(())
             }
         })
@@ -205,7 +205,7 @@ async fn measure(cluster: &Cluster, options: &SearchBench) -> anyhow::Result<Vec
         let client = &client;
         let oruk = &oruk;
         async move {
-            api::directory::oruk_page(&***client, oruk).await?;
+            app::directory::oruk_page(&***client, oruk).await?;
             Ok(())
         }
     })

@@ -111,7 +111,7 @@ impl Database {
     pub fn event_store(&self) -> anyhow::Result<eventstore::EventStore> {
         Ok(
             eventstore::EventStore::new(self.app_pool()?, eventstore::Upcasters::new())
-                .with_protection(api::privacy::protection(self.master_key.clone())),
+                .with_protection(app::privacy::protection(self.master_key.clone())),
         )
     }
 

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use api::access::{self, NewStaff, Role};
+use app::access::{self, NewStaff, Role};
 use uuid::Uuid;
 
 /// The demo organisation's name.

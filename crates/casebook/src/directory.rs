@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use api::directory::{DirectoryService, ImportReport, OrukPage};
+use app::directory::{DirectoryService, ImportReport, OrukPage};
 use eventstore::{EventStore, Metadata};
 use indicatif::{ProgressBar, ProgressStyle};
 use projector::{DirectoryProjection, ProjectionError, Runner, RunnerSettings};
@@ -39,7 +39,7 @@ pub async fn import_text(
     at: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<ImportReport> {
     let document: serde_json::Value = serde_json::from_str(text).context("the file is not JSON")?;
-    let records = api::directory::records_of(document).map_err(anyhow::Error::msg)?;
+    let records = app::directory::records_of(document).map_err(anyhow::Error::msg)?;
     let bar = if progress {
         ProgressBar::new(records.len() as u64)
     } else {
@@ -140,7 +140,7 @@ pub async fn catch_up(store: &EventStore) -> anyhow::Result<()> {
 pub async fn export(store: &EventStore) -> anyhow::Result<OrukPage> {
     catch_up(store).await?;
     let client = store.pool().get().await?;
-    let contents = api::directory::export(&**client).await?;
+    let contents = app::directory::export(&**client).await?;
     let n = contents.len() as i64;
     Ok(OrukPage {
         total_items: n,

@@ -21,7 +21,7 @@ impl Application {
     pub fn build(
         listen: &str,
         store: eventstore::EventStore,
-        clock: api::Clock,
+        clock: app::Clock,
     ) -> anyhow::Result<Application> {
         let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
         let address = listener.local_addr()?;

@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Every rule that needs the time reads it from this one clock.
-    let clock = api::Clock::system();
+    let clock = app::Clock::system();
     match cli.command {
         Command::Serve {
             listen,
@@ -199,7 +199,7 @@ async fn serve(
     settings: &casebook::DatabaseSettings,
     listen: &str,
     demo_clients: Option<usize>,
-    clock: &api::Clock,
+    clock: &app::Clock,
 ) -> anyhow::Result<ExitCode> {
     let database = Database::open(settings).await?;
     let mut demo_access = None;
@@ -293,7 +293,7 @@ async fn demo(
     clients: usize,
     seed: u64,
     concurrency: usize,
-    clock: &api::Clock,
+    clock: &app::Clock,
 ) -> anyhow::Result<ExitCode> {
     let database = Database::open(settings).await?;
     let admin = db::connect(database.admin_config()).await?;
@@ -363,7 +363,7 @@ async fn project(settings: &casebook::DatabaseSettings) -> anyhow::Result<ExitCo
 async fn directory(
     settings: &casebook::DatabaseSettings,
     command: casebook::settings::DirectoryCommand,
-    clock: &api::Clock,
+    clock: &app::Clock,
 ) -> anyhow::Result<ExitCode> {
     use casebook::settings::DirectoryCommand as D;
     let database = Database::open(settings).await?;
@@ -438,7 +438,7 @@ async fn run_admin(
     client: &db::tokio_postgres::Client,
     command: AdminCommand,
 ) -> anyhow::Result<String> {
-    use api::access;
+    use app::access;
     Ok(match command {
         AdminCommand::Org(OrgCommand::Add { name }) => access::ensure_organisation(client, &name)
             .await?
@@ -495,10 +495,10 @@ async fn erase(
     settings: &casebook::DatabaseSettings,
     client_id: uuid::Uuid,
     reason: &str,
-    clock: &api::Clock,
+    clock: &app::Clock,
 ) -> anyhow::Result<ExitCode> {
     let database = Database::open(settings).await?;
-    let cases = api::CaseService::with_clock(database.event_store()?, clock.clone());
+    let cases = app::CaseService::with_clock(database.event_store()?, clock.clone());
     // The system acts for the organisation that holds the record.
     let holder = cases
         .load(domain::ClientId(client_id))
@@ -507,9 +507,9 @@ async fn erase(
     let outcome = match holder {
         Some(organisation_id) => {
             let now = clock.now();
-            api::privacy::erase_as_system(&cases, client_id, organisation_id, reason, now).await
+            app::privacy::erase_as_system(&cases, client_id, organisation_id, reason, now).await
         }
-        None => Err(api::CommandError::Denied(api::Denied::NotFound)),
+        None => Err(app::CommandError::Denied(app::Denied::NotFound)),
     };
     let code = match outcome {
         Ok(()) => {
@@ -517,11 +517,11 @@ async fn erase(
             println!("erased the personal data of {client_id}");
             ExitCode::SUCCESS
         }
-        Err(api::CommandError::Denied(_)) => {
+        Err(app::CommandError::Denied(_)) => {
             eprintln!("error: there is no client {client_id}");
             ExitCode::from(2)
         }
-        Err(api::CommandError::Refused(refusal)) => {
+        Err(app::CommandError::Refused(refusal)) => {
             eprintln!("error: {refusal}");
             ExitCode::from(2)
         }
@@ -536,7 +536,7 @@ async fn retention(
     apply: bool,
     rules: Option<i32>,
     years: Option<u32>,
-    clock: &api::Clock,
+    clock: &app::Clock,
 ) -> anyhow::Result<ExitCode> {
     let version = rules.unwrap_or_else(projector::rules::PrivacyRules::latest_version);
     let rules = projector::rules::PrivacyRules::load(version)?;
@@ -544,8 +544,8 @@ async fn retention(
     let database = Database::open(settings).await?;
     let store = database.event_store()?;
     let now = clock.now();
-    let cutoff = api::privacy::retention_cutoff(now, years);
-    let expired = api::privacy::past_retention(&store, cutoff).await?;
+    let cutoff = app::privacy::retention_cutoff(now, years);
+    let expired = app::privacy::past_retention(&store, cutoff).await?;
     println!(
         "{} record(s) concluded before {} (kept {years} years, personal data rules v{version}){}",
         expired.len(),
@@ -556,7 +556,7 @@ async fn retention(
             "; dry run: nothing erased"
         }
     );
-    let cases = api::CaseService::with_clock(store, clock.clone());
+    let cases = app::CaseService::with_clock(store, clock.clone());
     for record in &expired {
         println!(
             "{}\t{}\t{}\tconcluded {}",
@@ -570,7 +570,7 @@ async fn retention(
                 "retention period ended: concluded {}, kept {years} years (personal data rules v{version})",
                 record.concluded_at.date_naive()
             );
-            api::privacy::erase_as_system(
+            app::privacy::erase_as_system(
                 &cases,
                 record.client_id,
                 record.organisation_id,

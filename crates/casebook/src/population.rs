@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::Context;
-use api::access::{self, NewStaff, Role};
-use api::{CaseService, CommandOptions};
+use app::access::{self, NewStaff, Role};
+use app::{CaseService, CommandOptions};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use domain::directory::{OrukService, OrukStatus};
 use domain::*;
@@ -1055,7 +1055,7 @@ pub async fn populate(
         listed_at,
     )
     .await?;
-    let clock = api::Clock::fixed(
+    let clock = app::Clock::fixed(
         options
             .today
             .and_hms_opt(23, 59, 59)

@@ -150,22 +150,22 @@ pub async fn compare(
             "no figures under rules version {v}; run `casebook rebuild outcomes --rules {v}` first"
         );
     }
-    let filter = |rules_version| api::reports::ReportFilter {
+    let filter = |rules_version| app::reports::ReportFilter {
         organisation_id,
         rules_version,
         ..Default::default()
     };
-    let mut left = api::reports::outcome_report(&**client, &filter(a)).await?;
-    let mut right = api::reports::outcome_report(&**client, &filter(b)).await?;
+    let mut left = app::reports::outcome_report(&**client, &filter(a)).await?;
+    let mut right = app::reports::outcome_report(&**client, &filter(b)).await?;
     // Published figures: small counts suppressed, as in the API's reports.
     let privacy = projector::rules::PrivacyRules::current();
-    api::reports::suppress_outcomes(&mut left, &privacy);
-    api::reports::suppress_outcomes(&mut right, &privacy);
+    app::reports::suppress_outcomes(&mut left, &privacy);
+    app::reports::suppress_outcomes(&mut right, &privacy);
     // A suppressed figure shows as `*`.
     fn cell<T: std::fmt::Display>(x: Option<T>) -> String {
         x.map_or_else(|| "*".to_owned(), |x| x.to_string())
     }
-    let comparison = api::reports::compare(left.clone(), right.clone());
+    let comparison = app::reports::compare(left.clone(), right.clone());
     let mut out = String::new();
     use std::fmt::Write;
     let _ = writeln!(

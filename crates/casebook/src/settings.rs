@@ -265,7 +265,7 @@ pub enum StaffCommand {
         team: Option<uuid::Uuid>,
         /// referrer, link_worker, team_lead, auditor, reporting_analyst or administrator.
         #[arg(long)]
-        role: api::access::Role,
+        role: app::access::Role,
         /// Their name.
         #[arg(long)]
         name: String,

@@ -9,7 +9,9 @@ use crate::event::CaseEvent;
 use crate::ids::*;
 
 /// Where the case stands.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
 pub enum CaseStatus {
     /// No `ClientRegistered` yet.
     #[default]
@@ -49,7 +51,9 @@ impl CaseStatus {
 }
 
 /// What became of a referral.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
 pub enum ReferralStatus {
     Pending,
     Accepted,

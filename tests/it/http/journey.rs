@@ -271,9 +271,9 @@ async fn a_whole_journey_through_the_api() {
     assert_eq!(wemwbs["mean_change"], Value::Null, "{wemwbs:#}");
     assert_eq!(report.body["suppression"]["below"], 5);
     // Unpublished, the figures are there: 28 to 56 is an improvement.
-    let figures = api::reports::outcome_report(
+    let figures = app::reports::outcome_report(
         &server.db.app_client().await,
-        &api::reports::ReportFilter {
+        &app::reports::ReportFilter {
             organisation_id: Some(people.analyst.organisation_id),
             rules_version: 1,
             ..Default::default()

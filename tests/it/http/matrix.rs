@@ -273,7 +273,7 @@ async fn every_route_refuses_every_caller_it_should() {
         .expect("the referral");
     let referral: Uuid = serde_json::from_value(referral).expect("a uuid");
     let admin_client = server.db.admin_client().await;
-    let spare_token = api::access::issue_token(
+    let spare_token = app::access::issue_token(
         &admin_client,
         people.analyst.staff_id,
         chrono::Duration::days(1),

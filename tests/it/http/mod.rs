@@ -9,7 +9,7 @@ mod matrix;
 use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
-use api::access::{self, NewStaff, Role};
+use app::access::{self, NewStaff, Role};
 use eventstore::{EventStore, Upcasters};
 use serde_json::{Value, json};
 use testkit::TestDb;
@@ -179,7 +179,7 @@ impl TestServer {
             foreign_admin: person(&admin, foreign, None, Role::Administrator, "Fred Admin").await,
         };
         let services = crate::support::list_sample_services(&store, 3).await;
-        let app = casebook::Application::build("127.0.0.1:0", store.clone(), api::Clock::system())
+        let app = casebook::Application::build("127.0.0.1:0", store.clone(), app::Clock::system())
             .expect("binding");
         let base = format!("http://{}", app.address());
         let handle = app.handle();

@@ -8,16 +8,14 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use domain::*;
-use eventstore::{AppendResult, Metadata};
+use eventstore::AppendResult;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::AppState;
 use super::extract::{Body, Caller, CommandHeaders, request_id};
 use super::problem::{ApiError, CommandErrors};
-use crate::access::{self, Role};
-use crate::cases::CommandOptions;
-use crate::policy;
+use app::StaffCommand;
 
 /// A new client's details, given with their first referral.
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
@@ -90,39 +88,19 @@ async fn run(
     headers: CommandHeaders,
     req: &HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = &caller.0;
-    let now = state.cases.clock().now();
-    if matches!(
-        command,
-        CaseCommand::AssignLinkWorker(_) | CaseCommand::TransferCase(_)
-    ) {
-        // Whether the caller may touch this record at all comes before what they name in it.
-        let loaded = state.cases.load(ClientId(client_id)).await?;
-        policy::may_command(principal, &loaded, &command, false)?;
-    }
-    check_staff_named(state, principal, &command).await?;
-    let metadata = Metadata {
-        actor_id: principal.staff_id.0,
-        actor_role: principal.role.as_str().to_owned(),
-        organisation_id: principal.organisation_id,
-        correlation_id: request_id(req),
-        causation_id: None,
-        occurred_at: command.occurred_at().unwrap_or(now),
-    };
     // The same key on another route is another request: the route is part of the fingerprint.
-    let mut fingerprint = sha2::Sha256::new();
+    let mut fingerprint = <sha2::Sha256 as sha2::Digest>::new();
     sha2::Digest::update(&mut fingerprint, req.path().as_bytes());
     sha2::Digest::update(&mut fingerprint, digest);
-    let options = CommandOptions {
+    let request = StaffCommand {
         idempotency_key: headers.idempotency_key,
         fingerprint: Some(sha2::Digest::finalize(fingerprint).into()),
         expected_version: headers.if_match,
+        correlation_id: request_id(req),
     };
     let result = state
         .cases
-        .execute_authorised(ClientId(client_id), &command, metadata, options, |check| {
-            policy::may_command(principal, check.case, &command, check.replay)
-        })
+        .execute_as(&caller.0, ClientId(client_id), &command, request)
         .await?;
     if !result.replayed {
         super::metrics::record_appended(result.events.len());
@@ -135,72 +113,6 @@ async fn run(
         response.insert_header(("Idempotent-Replayed", "true"));
     }
     Ok(response.json(CommandAccepted::from_result(&result)))
-}
-
-use sha2::Digest as _;
-
-/// Staff named by a command must be of the caller's organisation with a role that fits: the
-/// link worker of an assignment or transfer (and, for an assignment, of the lead's own team),
-/// and the referrer of a referral submitted by a referrer.
-async fn check_staff_named(
-    state: &AppState,
-    principal: &access::Principal,
-    command: &CaseCommand,
-) -> Result<(), ApiError> {
-    let (worker, team, field) = match command {
-        CaseCommand::AssignLinkWorker(assign) => {
-            if principal.role == Role::TeamLead && Some(assign.team_id) != principal.team_id {
-                return Err(ApiError::invalid(
-                    "team_id",
-                    "a team lead assigns cases within their own team",
-                ));
-            }
-            (assign.link_worker_id, assign.team_id, "link_worker_id")
-        }
-        CaseCommand::TransferCase(transfer) => (
-            transfer.to_link_worker_id,
-            transfer.team_id,
-            "to_link_worker_id",
-        ),
-        CaseCommand::Intake { referral, .. } => {
-            if principal.role == Role::Referrer
-                && referral
-                    .referrer
-                    .staff_id
-                    .is_some_and(|id| id != principal.staff_id)
-            {
-                return Err(ApiError::invalid(
-                    "referral.referrer.staff_id",
-                    "a referrer submits referrals in their own name",
-                ));
-            }
-            return Ok(());
-        }
-        _ => return Ok(()),
-    };
-    let client = state.pool().get().await?;
-    let member = access::staff_member(&**client, principal.organisation_id, worker.0).await?;
-    match member {
-        Some(m) if m.active && matches!(m.role, Role::LinkWorker | Role::TeamLead) => {
-            if m.team_id != Some(team.0) {
-                Err(ApiError::invalid(
-                    "team_id",
-                    "that link worker is not in this team",
-                ))
-            } else {
-                Ok(())
-            }
-        }
-        Some(m) if !m.active => Err(ApiError::invalid(field, "that staff member is not active")),
-        Some(_) => Err(ApiError::invalid(
-            field,
-            "that staff member is not a link worker",
-        )),
-        None => Err(ApiError::invalid(
-            field,
-            "no such link worker in this organisation",
-        )),
-    }
 }
 
 /// Declares a command route: handler name, path under the client, body type, and how the body

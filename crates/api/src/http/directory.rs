@@ -23,12 +23,12 @@ use super::AppState;
 use super::commands::AcceptedEvent;
 use super::extract::{Body, Caller, Params, request_id};
 use super::problem::{AdminErrors, ApiError, CommandErrors, PublicErrors, ReadErrors};
-use crate::access::Role;
-use crate::directory::{
+use app::access::Role;
+use app::directory::{
     self as dir, DirectoryCommandError, DirectoryEntry, DirectoryQuery, ImportReport, OrukPage,
     OrukQuery,
 };
-use crate::policy;
+use app::policy;
 
 /// The largest directory import accepted over HTTP (larger files: `casebook directory import`).
 pub const IMPORT_LIMIT: usize = 16 * 1024 * 1024;

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::problem::{ApiError, FieldError};
-use crate::access::{self, Principal};
+use app::access::{self, Principal};
 
 /// The largest JSON body accepted (a referral with a long note fits many times over).
 pub const BODY_LIMIT: usize = 64 * 1024;

@@ -27,7 +27,7 @@ use utoipa::openapi::{OpenApi, OpenApiBuilder};
 use utoipa_actix_web::AppExt;
 use uuid::Uuid;
 
-use crate::CaseService;
+use app::CaseService;
 use extract::RequestId;
 use problem::{ApiError, problem_response};
 
@@ -40,7 +40,8 @@ pub use metrics::install_metrics;
 pub struct AppState {
     store: EventStore,
     cases: CaseService,
-    directory: crate::directory::DirectoryService,
+    directory: app::directory::DirectoryService,
+    admin: app::admin::Admin,
     routes: Arc<Vec<(ResourceDef, Vec<Method>)>>,
     /// The personal data rules reports are suppressed under (the latest version).
     privacy: Arc<projector::rules::PrivacyRules>,
@@ -50,11 +51,11 @@ impl AppState {
     /// State over an event store (its pool is used for everything else too), on the system's
     /// clock.
     pub fn new(store: EventStore) -> AppState {
-        AppState::with_clock(store, crate::Clock::system())
+        AppState::with_clock(store, app::Clock::system())
     }
 
     /// State over an event store whose rules read the time from `clock`.
-    pub fn with_clock(store: EventStore, clock: crate::Clock) -> AppState {
+    pub fn with_clock(store: EventStore, clock: app::Clock) -> AppState {
         let routes = openapi()
             .paths
             .paths
@@ -76,7 +77,8 @@ impl AppState {
             .collect();
         AppState {
             cases: CaseService::with_clock(store.clone(), clock),
-            directory: crate::directory::DirectoryService::new(store.clone()),
+            admin: app::admin::Admin::new(store.pool().clone()),
+            directory: app::directory::DirectoryService::new(store.clone()),
             store,
             routes: Arc::new(routes),
             privacy: Arc::new(projector::rules::PrivacyRules::current()),

@@ -9,8 +9,8 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::access::AccessError;
-use crate::cases::{CommandError, Denied};
+use app::access::AccessError;
+use app::{AppError, CommandError, Denied};
 
 /// One bad field of a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -246,6 +246,7 @@ impl From<CommandError> for ApiError {
             CommandError::Denied(denied) => denied.into(),
             CommandError::Corrupt(e) => ApiError::Internal(e.to_string()),
             CommandError::Store(e) => ApiError::Internal(e.to_string()),
+            CommandError::Access(e) => e.into(),
         }
     }
 }
@@ -255,6 +256,32 @@ impl From<AccessError> for ApiError {
         match error {
             AccessError::Invalid { field, message } => ApiError::invalid(field, message),
             AccessError::BadToken => ApiError::Unauthenticated(error.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl ApiError {
+    /// An error of the application layer about a query parameter: the field is named as
+    /// `query.<name>`.
+    pub fn query(error: AppError) -> ApiError {
+        match error {
+            AppError::BadInput { field, message } => {
+                ApiError::field(format!("query.{field}"), message)
+            }
+            other => other.into(),
+        }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
+        match error {
+            AppError::Denied(denied) => denied.into(),
+            AppError::NotFound(what) => ApiError::NotFound(what),
+            AppError::BadInput { field, message } => ApiError::field(field, message),
+            AppError::Command(e) => e.into(),
+            AppError::Access(e) => e.into(),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -10,9 +10,9 @@ use uuid::Uuid;
 use super::AppState;
 use super::extract::{Caller, Params};
 use super::problem::{ApiError, ReadErrors};
-use crate::access::Role;
-use crate::policy;
-use crate::reports::{self, Comparison, GapReport, OutcomeReport, ReportFilter};
+use app::access::Role;
+use app::policy;
+use app::reports::{self, Comparison, GapReport, OutcomeReport, ReportFilter};
 
 pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config

@@ -284,7 +284,7 @@ fn the_directory_commands_import_report_rejections_and_export_what_they_imported
 /// A client referred, accepted and closed `years` ago, written as the service writes.
 async fn closed_client(store: &eventstore::EventStore, years: i64) -> uuid::Uuid {
     use domain::*;
-    let cases = api::CaseService::new(store.clone());
+    let cases = app::CaseService::new(store.clone());
     let client = uuid::Uuid::new_v4();
     let at = chrono::Utc::now() - chrono::Duration::days(years * 366);
     let referral = ReferralId(uuid::Uuid::new_v4());
@@ -351,7 +351,7 @@ async fn retention_and_erase_run_from_the_command_line_under_the_configured_mast
     let url = format!("postgresql://postgres@{socket}:5432/{}", db.name());
     let key = eventstore::MasterKey::generate().expect("a key");
     let store = eventstore::EventStore::new(db.app_pool(2), eventstore::Upcasters::new())
-        .with_protection(api::privacy::protection(key.clone()));
+        .with_protection(app::privacy::protection(key.clone()));
     let old = closed_client(&store, 9).await;
     let recent = closed_client(&store, 2).await;
     let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -444,7 +444,7 @@ async fn key_rotate_rewraps_every_data_key_under_the_new_master_key() {
     let new = eventstore::MasterKey::generate().expect("a key");
     let store_under = |key: &eventstore::MasterKey| {
         eventstore::EventStore::new(db.app_pool(2), eventstore::Upcasters::new())
-            .with_protection(api::privacy::protection(key.clone()))
+            .with_protection(app::privacy::protection(key.clone()))
     };
     let client = closed_client(&store_under(&old), 1).await;
     let erased = closed_client(&store_under(&old), 1).await;

@@ -4,6 +4,7 @@
 //! so its existence is not revealed. Within the organisation, a refusal is a 403 saying why.
 
 use domain::{CaseCommand, StaffId, TeamId};
+use uuid::Uuid;
 
 use crate::access::{Principal, Role};
 use crate::cases::{Denied, LoadedCase};
@@ -160,6 +161,83 @@ pub fn may_read_referral(
         };
     }
     may_read_record(principal, case)
+}
+
+/// May the caller see who read this client's record? Auditors of its organisation.
+///
+/// # Errors
+/// [`Denied::Forbidden`] for any other role; as [`may_read_record`].
+pub fn may_read_audit(principal: &Principal, case: &LoadedCase) -> Result<(), Denied> {
+    require(principal, &[Role::Auditor], "the read audit")?;
+    may_read_record(principal, case)
+}
+
+/// Whose cases a caseload shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaseloadScope {
+    /// A link worker's own cases.
+    Own(Uuid),
+    /// A team lead's team (`None`: a lead of no team sees only unassigned work), optionally
+    /// one link worker of it.
+    Team {
+        team: Option<Uuid>,
+        link_worker: Option<Uuid>,
+    },
+}
+
+/// Whose caseload may the caller see, asking for `link_worker_id`'s? A link worker their own;
+/// a team lead their team's, or one link worker of it.
+///
+/// # Errors
+/// [`Denied::Forbidden`] for any other role, and for a link worker asking for someone else's.
+pub fn may_read_caseload(
+    principal: &Principal,
+    link_worker_id: Option<Uuid>,
+) -> Result<CaseloadScope, Denied> {
+    require(principal, &[Role::LinkWorker, Role::TeamLead], "a caseload")?;
+    match principal.role {
+        Role::LinkWorker if link_worker_id.is_some_and(|id| id != principal.staff_id.0) => {
+            Err(forbidden("a link worker sees their own caseload"))
+        }
+        Role::LinkWorker => Ok(CaseloadScope::Own(principal.staff_id.0)),
+        _ => Ok(CaseloadScope::Team {
+            team: principal.team_id.map(|t| t.0),
+            link_worker: link_worker_id,
+        }),
+    }
+}
+
+/// May the caller see team `team_id`'s `what` (caseload, workload)? Its own team lead only.
+/// `team_in_organisation` says whether the team is one of the caller's organisation, when
+/// that has been looked up: another team of it is 403, anything else 404.
+///
+/// # Errors
+/// [`Denied::Forbidden`] for another role or another team of the organisation;
+/// [`Denied::NotFound`] otherwise (ask again with `team_in_organisation` to tell them apart).
+pub fn may_read_team(
+    principal: &Principal,
+    team_id: Uuid,
+    team_in_organisation: Option<bool>,
+    what: &str,
+) -> Result<(), Denied> {
+    require(principal, &[Role::TeamLead], &format!("a team's {what}"))?;
+    if principal.team_id.map(|t| t.0) == Some(team_id) {
+        return Ok(());
+    }
+    match team_in_organisation {
+        Some(true) => Err(forbidden(format!(
+            "a team lead sees their own team's {what}"
+        ))),
+        _ => Err(Denied::NotFound),
+    }
+}
+
+/// May the caller manage teams, staff and tokens? Administrators.
+///
+/// # Errors
+/// [`Denied::Forbidden`] for any other role.
+pub fn may_administer(principal: &Principal) -> Result<(), Denied> {
+    require(principal, &[Role::Administrator], "administration")
 }
 
 /// Requires one of `roles`.

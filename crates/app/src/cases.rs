@@ -9,8 +9,10 @@ use eventstore::{
 };
 use uuid::Uuid;
 
+use crate::access::{self, Principal, Role};
 use crate::clock::Clock;
 use crate::directory::DirectoryCommandError;
+use crate::policy;
 
 /// Carries out commands on client records.
 #[derive(Clone)]
@@ -28,6 +30,19 @@ pub struct CommandOptions {
     pub fingerprint: Option<[u8; 32]>,
     /// The stream version the caller last saw (HTTP If-Match); stale means a conflict.
     pub expected_version: Option<i64>,
+}
+
+/// A command from a member of staff: what makes it retry-safe and current.
+#[derive(Clone, Debug, Default)]
+pub struct StaffCommand {
+    /// A repeat of a key already used on this client's stream returns the first result.
+    pub idempotency_key: Option<String>,
+    /// What makes a request "the same" for its key (a digest of the request as received).
+    pub fingerprint: Option<[u8; 32]>,
+    /// The stream version the caller last saw (HTTP If-Match); stale means a conflict.
+    pub expected_version: Option<i64>,
+    /// Ties the events to the request that caused them (the request id).
+    pub correlation_id: Uuid,
 }
 
 /// Why a command was not carried out.
@@ -54,6 +69,9 @@ pub enum CommandError {
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
+    /// The staff tables could not be read.
+    #[error(transparent)]
+    Access(#[from] access::AccessError),
 }
 
 /// What an access check is asked about.
@@ -104,6 +122,22 @@ pub struct LoadedCase {
 }
 
 impl LoadedCase {
+    /// Folds the next event of the stream.
+    pub(crate) fn fold(&mut self, event: &eventstore::RecordedEvent, case_event: &CaseEvent) {
+        if let CaseEvent::ReferralReceived(referral) = case_event {
+            self.referred_by
+                .insert(referral.referral_id, event.metadata.actor_id);
+        }
+        self.organisation_id
+            .get_or_insert(event.metadata.organisation_id);
+        self.state = evolve(
+            std::mem::take(&mut self.state),
+            EventId(event.event_id),
+            case_event,
+        );
+        self.version = event.stream_version;
+    }
+
     /// Whether there is a record at all.
     pub fn exists(&self) -> bool {
         self.version > 0
@@ -138,19 +172,10 @@ impl CaseService {
     pub async fn load(&self, client_id: ClientId) -> Result<LoadedCase, CommandError> {
         let recorded = self.store.read_stream(client_id.0, 1, None).await?;
         let mut loaded = LoadedCase::default();
-        for event in recorded {
-            let case_event =
-                CaseEvent::decode(&event.event_type, event.schema_version, event.payload)?;
-            if let CaseEvent::ReferralReceived(referral) = &case_event {
-                loaded
-                    .referred_by
-                    .insert(referral.referral_id, event.metadata.actor_id);
-            }
-            loaded
-                .organisation_id
-                .get_or_insert(event.metadata.organisation_id);
-            loaded.state = evolve(loaded.state, EventId(event.event_id), &case_event);
-            loaded.version = event.stream_version;
+        for mut event in recorded {
+            let payload = std::mem::take(&mut event.payload);
+            let case_event = CaseEvent::decode(&event.event_type, event.schema_version, payload)?;
+            loaded.fold(&event, &case_event);
         }
         Ok(loaded)
     }
@@ -175,6 +200,50 @@ impl CaseService {
             .await
     }
 
+    /// Carries out `command` for a member of staff: every rule a caller is held to, in one
+    /// place, with the record loaded once.
+    ///
+    /// In order: the record is loaded; a repeat of an idempotency key returns the first result
+    /// to a caller who may see the record; otherwise the access policy
+    /// ([`policy::may_command`]), the staff the command names ([`check_staff_named`]), the
+    /// command's dates against the clock, the record's version (`expected_version`), `decide`,
+    /// the directory for an onward connection, and the append. The command happens now unless
+    /// it carries its own date.
+    ///
+    /// # Errors
+    /// As [`CaseService::execute`], and [`CommandError::Denied`] from the policy.
+    pub async fn execute_as(
+        &self,
+        principal: &Principal,
+        client_id: ClientId,
+        command: &CaseCommand,
+        request: StaffCommand,
+    ) -> Result<AppendResult, CommandError> {
+        let now = self.clock.now();
+        let metadata = Metadata {
+            actor_id: principal.staff_id.0,
+            actor_role: principal.role.as_str().to_owned(),
+            organisation_id: principal.organisation_id,
+            correlation_id: request.correlation_id,
+            causation_id: None,
+            occurred_at: command.occurred_at().unwrap_or(now),
+        };
+        let options = CommandOptions {
+            idempotency_key: request.idempotency_key,
+            fingerprint: request.fingerprint,
+            expected_version: request.expected_version,
+        };
+        self.run(
+            client_id,
+            command,
+            metadata,
+            options,
+            Some(principal),
+            |check| policy::may_command(principal, check.case, command, check.replay),
+        )
+        .await
+    }
+
     /// [`CaseService::execute`] with an access check on the loaded record.
     ///
     /// The record is loaded first. `authorise` is asked with `replay` true before a repeated
@@ -191,6 +260,19 @@ impl CaseService {
         command: &CaseCommand,
         metadata: Metadata,
         options: CommandOptions,
+        authorise: impl Fn(Authorise<'_>) -> Result<(), Denied>,
+    ) -> Result<AppendResult, CommandError> {
+        self.run(client_id, command, metadata, options, None, authorise)
+            .await
+    }
+
+    async fn run(
+        &self,
+        client_id: ClientId,
+        command: &CaseCommand,
+        metadata: Metadata,
+        options: CommandOptions,
+        staff: Option<&Principal>,
         authorise: impl Fn(Authorise<'_>) -> Result<(), Denied>,
     ) -> Result<AppendResult, CommandError> {
         let loaded = self.load(client_id).await?;
@@ -210,6 +292,9 @@ impl CaseService {
             case: &loaded,
             replay: false,
         })?;
+        if let Some(principal) = staff {
+            check_staff_named(self.store.pool(), principal, command).await?;
+        }
         command.check_dates(self.clock.now())?;
         if let Some(expected) = options.expected_version
             && expected != loaded.version
@@ -265,5 +350,70 @@ impl CaseService {
             self.store.append(request).await?
         };
         Ok(result)
+    }
+}
+
+fn invalid(field: &'static str, message: &str) -> CommandError {
+    CommandError::Refused(CaseError::Invalid {
+        field,
+        message: message.to_owned(),
+    })
+}
+
+/// Whom a command may name: a team lead assigns within their own team; an assignment or
+/// transfer names an active link worker (or team lead) of the organisation, in the team it
+/// names; a referrer refers in their own name.
+///
+/// # Errors
+/// [`CommandError::Refused`] naming the field; a database failure.
+async fn check_staff_named(
+    pool: &db::Pool,
+    principal: &Principal,
+    command: &CaseCommand,
+) -> Result<(), CommandError> {
+    let (worker, team, field) = match command {
+        CaseCommand::AssignLinkWorker(assign) => {
+            if principal.role == Role::TeamLead && Some(assign.team_id) != principal.team_id {
+                return Err(invalid(
+                    "team_id",
+                    "a team lead assigns cases within their own team",
+                ));
+            }
+            (assign.link_worker_id, assign.team_id, "link_worker_id")
+        }
+        CaseCommand::TransferCase(transfer) => (
+            transfer.to_link_worker_id,
+            transfer.team_id,
+            "to_link_worker_id",
+        ),
+        CaseCommand::Intake { referral, .. } => {
+            if principal.role == Role::Referrer
+                && referral
+                    .referrer
+                    .staff_id
+                    .is_some_and(|id| id != principal.staff_id)
+            {
+                return Err(invalid(
+                    "referral.referrer.staff_id",
+                    "a referrer submits referrals in their own name",
+                ));
+            }
+            return Ok(());
+        }
+        _ => return Ok(()),
+    };
+    let client = pool.get().await.map_err(StoreError::from)?;
+    let member = access::staff_member(&**client, principal.organisation_id, worker.0).await?;
+    match member {
+        Some(m) if m.active && matches!(m.role, Role::LinkWorker | Role::TeamLead) => {
+            if m.team_id != Some(team.0) {
+                Err(invalid("team_id", "that link worker is not in this team"))
+            } else {
+                Ok(())
+            }
+        }
+        Some(m) if !m.active => Err(invalid(field, "that staff member is not active")),
+        Some(_) => Err(invalid(field, "that staff member is not a link worker")),
+        None => Err(invalid(field, "no such link worker in this organisation")),
     }
 }

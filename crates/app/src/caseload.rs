@@ -1,0 +1,303 @@
+//! Caseloads for link workers and team leads, and a team's workload against capacity: the
+//! caseload read model with its flags computed now, under the live rule version's caseload
+//! rules and the service's clock.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use projector::rules::{CaseloadRules, Rules};
+use projector::{CaseloadFilter, CaseloadProjection, CaseloadRow};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::access::Principal;
+use crate::error::{AppError, Page};
+use crate::policy::{self, CaseloadScope};
+use crate::{CaseService, Denied};
+
+/// Why a case on a caseload wants attention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseloadFlag {
+    /// Open, and no contact (or, before the first, since acceptance) for the rules' days.
+    NoContact,
+    /// The rules' number of appointments missed this episode.
+    DidNotAttend,
+    /// Open with no baseline score.
+    BaselineMissing,
+    /// A baseline with no follow-up, taken the rules' days ago or more.
+    FollowUpDue,
+}
+
+/// One case on a caseload.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CaseloadItem {
+    pub client_id: Uuid,
+    /// `referred` or `open`.
+    pub status: String,
+    pub link_worker_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    pub area: String,
+    pub referred_on: Option<NaiveDate>,
+    pub referral_source: Option<String>,
+    pub days_since_referral: Option<i64>,
+    pub last_contact_at: Option<DateTime<Utc>>,
+    pub days_since_contact: Option<i64>,
+    /// The earliest booked appointment not yet settled.
+    pub next_appointment_at: Option<DateTime<Utc>>,
+    pub contacts: i32,
+    pub did_not_attend: i32,
+    /// Instruments with a baseline this episode.
+    pub baselines: Vec<String>,
+    /// Instruments with a follow-up this episode.
+    pub follow_ups: Vec<String>,
+    /// What wants attention, under the live caseload rules (`projections/outcomes/v{n}.toml`,
+    /// `[caseload]`).
+    pub flags: Vec<CaseloadFlag>,
+    /// The record version this row reflects.
+    pub stream_version: i64,
+}
+
+/// A page of a caseload.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CaseloadPage {
+    pub items: Vec<CaseloadItem>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<Uuid>,
+}
+
+/// One link worker's load against their capacity.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WorkerLoad {
+    pub link_worker_id: Uuid,
+    pub name: String,
+    /// Cases open now.
+    pub open: i64,
+    /// Referrals waiting for a decision, assigned to them.
+    pub referred: i64,
+    /// People whose current episode was accepted in the last 365 days.
+    pub people_this_year: i64,
+    /// People a year they can support (their own, or the rules' default: NHS guidance 200-250).
+    pub capacity: i32,
+    /// People this year, of capacity, 0 to 100 and more.
+    pub percent_of_capacity: f64,
+}
+
+/// What wants attention on a case now. Pure: the row, the time and the rules.
+pub fn flags(row: &CaseloadRow, now: DateTime<Utc>, rules: &CaseloadRules) -> Vec<CaseloadFlag> {
+    let open = row.status == "open";
+    let days_since_contact = row
+        .last_contact_at
+        .or(row.accepted_at)
+        .map(|at| (now - at).num_days());
+    let mut flags = Vec::new();
+    if open && days_since_contact.is_some_and(|d| d >= rules.no_contact_days) {
+        flags.push(CaseloadFlag::NoContact);
+    }
+    if row.did_not_attend >= rules.did_not_attend_flag {
+        flags.push(CaseloadFlag::DidNotAttend);
+    }
+    if open && row.baselines.is_empty() {
+        flags.push(CaseloadFlag::BaselineMissing);
+    }
+    let follow_up_missing = row.baselines.iter().any(|b| !row.follow_ups.contains(b));
+    if open
+        && follow_up_missing
+        && row
+            .accepted_at
+            .is_some_and(|at| (now - at).num_days() >= rules.follow_up_due_days)
+    {
+        flags.push(CaseloadFlag::FollowUpDue);
+    }
+    flags
+}
+
+fn item(row: CaseloadRow, now: DateTime<Utc>, rules: &CaseloadRules) -> CaseloadItem {
+    let flags = flags(&row, now, rules);
+    CaseloadItem {
+        client_id: row.client_id,
+        days_since_referral: row.referred_on.map(|d| (now.date_naive() - d).num_days()),
+        days_since_contact: row.last_contact_at.map(|at| (now - at).num_days()),
+        next_appointment_at: row.booked_appointments.values().min().copied(),
+        status: row.status,
+        link_worker_id: row.link_worker_id,
+        team_id: row.team_id,
+        area: row.area,
+        referred_on: row.referred_on,
+        referral_source: row.referral_source,
+        last_contact_at: row.last_contact_at,
+        contacts: row.contacts,
+        did_not_attend: row.did_not_attend,
+        baselines: row.baselines.into_iter().collect(),
+        follow_ups: row.follow_ups.into_iter().collect(),
+        flags,
+        stream_version: row.stream_version,
+    }
+}
+
+/// The caseload rules of a rule version, parsed once.
+fn caseload_rules(version: i32) -> Result<Arc<CaseloadRules>, AppError> {
+    static PARSED: OnceLock<Mutex<BTreeMap<i32, Arc<CaseloadRules>>>> = OnceLock::new();
+    let parsed = PARSED.get_or_init(Default::default);
+    let mut parsed = parsed.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(rules) = parsed.get(&version) {
+        return Ok(rules.clone());
+    }
+    let rules = Arc::new(Rules::load(version)?.caseload);
+    parsed.insert(version, rules.clone());
+    Ok(rules)
+}
+
+impl CaseService {
+    /// The caseload rules of the live outcomes rule version.
+    async fn live_caseload_rules(&self) -> Result<Arc<CaseloadRules>, AppError> {
+        let client = self.store().pool().get().await?;
+        let version = projector::live_version(&client, projector::OUTCOMES).await?;
+        caseload_rules(version)
+    }
+
+    async fn caseload_page(&self, mut filter: CaseloadFilter) -> Result<CaseloadPage, AppError> {
+        let limit = filter.limit;
+        filter.limit = limit + 1;
+        let mut rows = {
+            let client = self.store().pool().get().await?;
+            CaseloadProjection::page(&client, &filter).await?
+        };
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next_cursor = if more {
+            rows.last().map(|r| r.client_id)
+        } else {
+            None
+        };
+        let now = self.clock().now();
+        let rules = self.live_caseload_rules().await?;
+        Ok(CaseloadPage {
+            items: rows.into_iter().map(|r| item(r, now, &rules)).collect(),
+            next_cursor,
+        })
+    }
+
+    /// The caller's caseload: a link worker's own cases, or a team lead's team (optionally one
+    /// link worker of it). Served from the caseload read model.
+    ///
+    /// # Errors
+    /// [`AppError::Denied`] by [`policy::may_read_caseload`]; store failures.
+    pub async fn caseload(
+        &self,
+        principal: &Principal,
+        link_worker_id: Option<Uuid>,
+        page: Page<Uuid>,
+    ) -> Result<CaseloadPage, AppError> {
+        let scope = policy::may_read_caseload(principal, link_worker_id)?;
+        let (link_worker_id, team_id) = match scope {
+            CaseloadScope::Own(worker) => (Some(worker), None),
+            CaseloadScope::Team { team, link_worker } => (link_worker, team),
+        };
+        self.caseload_page(CaseloadFilter {
+            organisation_id: principal.organisation_id,
+            link_worker_id,
+            team_id,
+            after: page.cursor,
+            limit: page.limit,
+        })
+        .await
+    }
+
+    /// Whether `team_id` is the caller's own team to lead ([`policy::may_read_team`]); the
+    /// teams table is asked only to tell another team (403) from no team (404).
+    async fn own_team(
+        &self,
+        principal: &Principal,
+        team_id: Uuid,
+        what: &str,
+    ) -> Result<(), AppError> {
+        match policy::may_read_team(principal, team_id, None, what) {
+            Err(Denied::NotFound) => {
+                let client = self.store().pool().get().await?;
+                let known = client
+                    .query_opt(
+                        "SELECT 1 FROM teams WHERE team_id = $1 AND organisation_id = $2",
+                        &[&team_id, &principal.organisation_id],
+                    )
+                    .await?
+                    .is_some();
+                match policy::may_read_team(principal, team_id, Some(known), what) {
+                    Err(Denied::NotFound) => Err(AppError::NotFound("no such team".into())),
+                    other => Ok(other?),
+                }
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// A team's caseload, for its team lead.
+    ///
+    /// # Errors
+    /// [`AppError::Denied`] by [`policy::may_read_team`]; store failures.
+    pub async fn team_caseload(
+        &self,
+        principal: &Principal,
+        team_id: Uuid,
+        page: Page<Uuid>,
+    ) -> Result<CaseloadPage, AppError> {
+        self.own_team(principal, team_id, "caseload").await?;
+        self.caseload_page(CaseloadFilter {
+            organisation_id: principal.organisation_id,
+            link_worker_id: None,
+            team_id: Some(team_id),
+            after: page.cursor,
+            limit: page.limit,
+        })
+        .await
+    }
+
+    /// A team's link workers: their open cases and the people they supported this year (the
+    /// 365 days to now by the clock), against capacity. For the team's lead.
+    ///
+    /// # Errors
+    /// As [`CaseService::team_caseload`].
+    pub async fn team_workload(
+        &self,
+        principal: &Principal,
+        team_id: Uuid,
+    ) -> Result<Vec<WorkerLoad>, AppError> {
+        self.own_team(principal, team_id, "workload").await?;
+        let rules = self.live_caseload_rules().await?;
+        let year_ago = self.clock().now() - chrono::Duration::days(365);
+        let client = self.store().pool().get().await?;
+        let rows = client
+            .query(
+                "SELECT s.staff_id, s.name, s.capacity, \
+                 count(c.client_id) FILTER (WHERE c.status = 'open'), \
+                 count(c.client_id) FILTER (WHERE c.status = 'referred'), \
+                 count(c.client_id) FILTER (WHERE c.accepted_at > $3) \
+                 FROM staff s LEFT JOIN caseload c ON c.link_worker_id = s.staff_id AND c.organisation_id = s.organisation_id \
+                 WHERE s.team_id = $1 AND s.organisation_id = $2 AND s.role IN ('link_worker', 'team_lead') AND s.active \
+                 GROUP BY s.staff_id, s.name, s.capacity ORDER BY s.name, s.staff_id",
+                &[&team_id, &principal.organisation_id, &year_ago],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let capacity = row
+                    .get::<_, Option<i32>>(2)
+                    .unwrap_or(rules.default_capacity);
+                let people: i64 = row.get(5);
+                WorkerLoad {
+                    link_worker_id: row.get(0),
+                    name: row.get(1),
+                    capacity,
+                    open: row.get(3),
+                    referred: row.get(4),
+                    people_this_year: people,
+                    percent_of_capacity: (people as f64 * 1000.0 / f64::from(capacity.max(1)))
+                        .round()
+                        / 10.0,
+                }
+            })
+            .collect())
+    }
+}

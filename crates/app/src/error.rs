@@ -1,0 +1,101 @@
+//! Why a read or an administrative request was not answered.
+
+use eventstore::StoreError;
+
+use crate::access::AccessError;
+use crate::{CommandError, Denied};
+
+/// Why a query, a report or an administrative request was not answered.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The caller may not (403), or may not know (404).
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    /// Nothing by that id for this caller.
+    #[error("{0}")]
+    NotFound(String),
+    /// A parameter outside its bounds, by name (a query parameter over HTTP).
+    #[error("{field}: {message}")]
+    BadInput {
+        field: &'static str,
+        message: String,
+    },
+    /// A command was refused or failed.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// Access management refused or failed.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] tokio_postgres::Error),
+    /// No connection could be had.
+    #[error(transparent)]
+    Pool(#[from] db::deadpool_postgres::PoolError),
+    /// A read model failed.
+    #[error(transparent)]
+    Projection(#[from] projector::ProjectionError),
+    /// A rule file did not load.
+    #[error(transparent)]
+    Rules(#[from] projector::rules::RulesError),
+}
+
+impl AppError {
+    pub(crate) fn bad_input(field: &'static str, message: impl Into<String>) -> AppError {
+        AppError::BadInput {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Rows per page when none is asked for.
+pub const DEFAULT_LIMIT: i64 = 50;
+/// The most rows a page holds.
+pub const MAX_LIMIT: i64 = 500;
+
+/// Where a page starts and how long it is, checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page<C> {
+    /// The `next_cursor` of the page before, if any.
+    pub cursor: Option<C>,
+    /// Rows on the page, 1 to [`MAX_LIMIT`].
+    pub limit: i64,
+}
+
+impl<C> Page<C> {
+    /// A page of `limit` rows (default [`DEFAULT_LIMIT`]) after `cursor`.
+    ///
+    /// # Errors
+    /// [`AppError::BadInput`] naming `limit` outside 1 to [`MAX_LIMIT`].
+    pub fn new(cursor: Option<C>, limit: Option<i64>) -> Result<Page<C>, AppError> {
+        let limit = match limit {
+            None => DEFAULT_LIMIT,
+            Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            Some(_) => {
+                return Err(AppError::bad_input(
+                    "limit",
+                    format!("give a number from 1 to {MAX_LIMIT}"),
+                ));
+            }
+        };
+        Ok(Page { cursor, limit })
+    }
+}
+
+impl Page<i64> {
+    /// A page after a numeric cursor, which is never negative.
+    ///
+    /// # Errors
+    /// As [`Page::new`], and [`AppError::BadInput`] naming a negative `cursor`.
+    pub fn numbered(cursor: Option<i64>, limit: Option<i64>) -> Result<Page<i64>, AppError> {
+        let page = Page::new(cursor, limit)?;
+        if cursor.is_some_and(|c| c < 0) {
+            return Err(AppError::bad_input("cursor", "a cursor is not negative"));
+        }
+        Ok(page)
+    }
+}

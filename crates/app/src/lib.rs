@@ -1,0 +1,30 @@
+//! The application layer between every caller and the log: HTTP, the command line, the demo and
+//! the console all call it, and none of them holds a rule of its own.
+//!
+//! [`CaseService`] carries out a command on a client's record (load the stream, fold it, check
+//! its dates against the [`Clock`], `decide`, check the directory, append under the stream's
+//! version, idempotent by key); [`access`] knows staff, roles and tokens; [`policy`] decides
+//! who may do what to which record; [`journey`], [`reports`], [`directory`] and [`privacy`] are
+//! the reads and the rest of the commands.
+//!
+//! Nothing here knows HTTP; nothing below this crate knows roles.
+
+pub mod access;
+pub mod admin;
+pub mod caseload;
+mod cases;
+pub mod clock;
+pub mod directory;
+mod error;
+mod journey;
+pub mod policy;
+pub mod privacy;
+pub mod records;
+pub mod reports;
+
+pub use cases::{
+    Authorise, CaseService, CommandError, CommandOptions, Denied, LoadedCase, StaffCommand,
+};
+pub use clock::Clock;
+pub use error::{AppError, DEFAULT_LIMIT, MAX_LIMIT, Page};
+pub use journey::{Journey, JourneyEntry, JourneyView};

@@ -1,0 +1,364 @@
+//! Reading one person's record: the record now, their journey as it was at a moment or as it
+//! was known at a moment, a referral's status for its referrer, and who has read the record.
+//!
+//! Every read of a record is written to the read audit (`record_reads`) before it is answered,
+//! whoever the caller is: the audit is part of the read, not of the HTTP handler.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::{
+    AppointmentStatus, CaseEvent, CaseStatus, ClientId, NeedDomain, PersonalDetails, ReferralId,
+    ReferralSource, ReferralStatus,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::access::{Principal, Role};
+use crate::error::{AppError, Page};
+use crate::journey::History;
+use crate::{CaseService, JourneyEntry, JourneyView, policy};
+
+/// The most characters a stated purpose of a read may have.
+pub const MAX_PURPOSE: usize = 500;
+
+/// Why and in which request a record is read: kept with the read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadContext {
+    /// What the reader says the read is for (blank means not said).
+    pub purpose: Option<String>,
+    /// The request the read answers.
+    pub request_id: Uuid,
+}
+
+impl ReadContext {
+    /// A read for `purpose` in request `request_id`.
+    ///
+    /// # Errors
+    /// [`AppError::BadInput`] naming `purpose` over [`MAX_PURPOSE`] characters.
+    pub fn new(purpose: Option<String>, request_id: Uuid) -> Result<ReadContext, AppError> {
+        let purpose = match purpose {
+            Some(p) if p.chars().count() > MAX_PURPOSE => {
+                return Err(AppError::bad_input(
+                    "purpose",
+                    format!("at most {MAX_PURPOSE} characters"),
+                ));
+            }
+            Some(p) if p.trim().is_empty() => None,
+            other => other,
+        };
+        Ok(ReadContext {
+            purpose,
+            request_id,
+        })
+    }
+}
+
+/// Which view of a record was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordView {
+    Record,
+    Journey,
+    ReferralStatus,
+}
+
+impl RecordView {
+    fn code(self) -> &'static str {
+        match self {
+            RecordView::Record => "record",
+            RecordView::Journey => "journey",
+            RecordView::ReferralStatus => "referral_status",
+        }
+    }
+}
+
+/// A referral as the record shows it (corrections applied).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReferralSummary {
+    pub referral_id: Uuid,
+    pub status: ReferralStatus,
+    pub source: ReferralSource,
+    pub reasons: Vec<NeedDomain>,
+    pub received_on: NaiveDate,
+}
+
+/// A client's record now, folded from the log with corrections applied.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ClientRecord {
+    pub client_id: Uuid,
+    /// The version to send as `If-Match`.
+    pub version: i64,
+    pub status: CaseStatus,
+    /// Personal details as registered, with corrections applied; null once erased.
+    pub personal: Option<PersonalDetails>,
+    /// The person's personal data was erased: every personal field of the record reads as erased.
+    pub erased: bool,
+    pub area: Option<String>,
+    pub link_worker_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    pub referrals: Vec<ReferralSummary>,
+    /// Consent scopes in force.
+    pub consents: Vec<String>,
+    /// Appointments booked and not yet settled.
+    pub open_appointments: Vec<Uuid>,
+    pub contacts: usize,
+    pub goals: usize,
+    pub assessments: usize,
+    pub connections: usize,
+}
+
+/// A page of a client's journey.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JourneyPage {
+    pub client_id: Uuid,
+    /// What the selected events add up to.
+    pub status: String,
+    pub link_worker_id: Option<Uuid>,
+    pub entries: Vec<JourneyEntry>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+/// A referral's status, for its referrer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReferralStatusView {
+    pub client_id: Uuid,
+    pub referral_id: Uuid,
+    pub status: ReferralStatus,
+}
+
+/// One read of a client's record.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecordRead {
+    pub read_id: i64,
+    pub staff_id: Uuid,
+    pub role: Role,
+    /// `record`, `journey` or `referral_status`.
+    pub view: String,
+    pub purpose: Option<String>,
+    pub request_id: Uuid,
+    pub read_at: DateTime<Utc>,
+}
+
+/// A page of reads.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecordReadPage {
+    pub items: Vec<RecordRead>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+impl CaseService {
+    /// Writes a read of `client_id` to the read audit, before it is answered.
+    async fn audit_read(
+        &self,
+        principal: &Principal,
+        client_id: Uuid,
+        view: RecordView,
+        read: &ReadContext,
+    ) -> Result<(), AppError> {
+        let client = self.store().pool().get().await?;
+        client
+            .execute(
+                "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, purpose, request_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &principal.organisation_id,
+                    &client_id,
+                    &principal.staff_id.0,
+                    &principal.role.as_str(),
+                    &view.code(),
+                    &read.purpose,
+                    &read.request_id,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A client's record (status, personal details, referrals, consents and counts) for whoever
+    /// may read it, from one read of the stream; the read is audited.
+    ///
+    /// # Errors
+    /// [`AppError::Denied`] by [`policy::may_read_record`]; store failures.
+    pub async fn record(
+        &self,
+        principal: &Principal,
+        client_id: ClientId,
+        read: &ReadContext,
+    ) -> Result<ClientRecord, AppError> {
+        let history = History::read(self.store(), client_id).await?;
+        let loaded = history.loaded();
+        policy::may_read_record(principal, &loaded)?;
+        self.audit_read(principal, client_id.0, RecordView::Record, read)
+            .await?;
+        let mut personal = None;
+        let mut area = None;
+        let mut referrals = Vec::new();
+        for event in history.corrected()? {
+            match event {
+                CaseEvent::ClientRegistered(registered) => {
+                    personal = Some(registered.personal);
+                    area = Some(registered.area);
+                }
+                CaseEvent::ReferralReceived(referral) => referrals.push(ReferralSummary {
+                    referral_id: referral.referral_id.0,
+                    status: loaded
+                        .state
+                        .referrals
+                        .get(&referral.referral_id)
+                        .copied()
+                        .unwrap_or(ReferralStatus::Pending),
+                    source: referral.source,
+                    reasons: referral.reasons,
+                    received_on: referral.received_on,
+                }),
+                _ => {}
+            }
+        }
+        let state = &loaded.state;
+        Ok(ClientRecord {
+            client_id: client_id.0,
+            version: loaded.version,
+            status: state.status,
+            personal: if state.erased { None } else { personal },
+            erased: state.erased,
+            area,
+            link_worker_id: state.link_worker.map(|(w, _)| w.0),
+            team_id: state.link_worker.map(|(_, t)| t.0),
+            referrals,
+            consents: state.consents.keys().map(domain::code).collect(),
+            open_appointments: state
+                .appointments
+                .iter()
+                .filter(|(_, s)| **s == AppointmentStatus::Booked)
+                .map(|(id, _)| id.0)
+                .collect(),
+            contacts: state.contacts.len(),
+            goals: state.goals.len(),
+            assessments: state.assessments.len(),
+            connections: state.connections.len(),
+        })
+    }
+
+    /// A page of a client's journey as `view` selects it (the policy is asked about the record
+    /// now), from one read of the stream; the read is audited.
+    ///
+    /// # Errors
+    /// As [`CaseService::record`].
+    pub async fn journey_page(
+        &self,
+        principal: &Principal,
+        client_id: ClientId,
+        view: JourneyView,
+        page: Page<i64>,
+        read: &ReadContext,
+    ) -> Result<JourneyPage, AppError> {
+        let history = History::read(self.store(), client_id).await?;
+        policy::may_read_record(principal, &history.loaded())?;
+        self.audit_read(principal, client_id.0, RecordView::Journey, read)
+            .await?;
+        let journey = history.journey(client_id, view);
+        let after = page.cursor.unwrap_or(0);
+        let mut entries: Vec<JourneyEntry> = journey
+            .entries
+            .into_iter()
+            .filter(|e| e.stream_version > after)
+            .take(page.limit as usize + 1)
+            .collect();
+        let more = entries.len() as i64 > page.limit;
+        entries.truncate(page.limit as usize);
+        Ok(JourneyPage {
+            client_id: client_id.0,
+            status: journey.status,
+            link_worker_id: journey.link_worker_id,
+            next_cursor: if more {
+                entries.last().map(|e| e.stream_version)
+            } else {
+                None
+            },
+            entries,
+        })
+    }
+
+    /// Where a referral stands: for the referrer who made it (no personal data), and for whoever
+    /// may read the record; the read is audited.
+    ///
+    /// # Errors
+    /// [`AppError::Denied`] by [`policy::may_read_referral`], [`AppError::NotFound`] for a
+    /// referral the record does not have; store failures.
+    pub async fn referral_status(
+        &self,
+        principal: &Principal,
+        client_id: ClientId,
+        referral_id: ReferralId,
+        read: &ReadContext,
+    ) -> Result<ReferralStatusView, AppError> {
+        let loaded = self.load(client_id).await?;
+        policy::may_read_referral(principal, &loaded, referral_id)?;
+        let status = loaded
+            .state
+            .referrals
+            .get(&referral_id)
+            .copied()
+            .ok_or_else(|| AppError::NotFound("no such referral for this client".into()))?;
+        self.audit_read(principal, client_id.0, RecordView::ReferralStatus, read)
+            .await?;
+        Ok(ReferralStatusView {
+            client_id: client_id.0,
+            referral_id: referral_id.0,
+            status,
+        })
+    }
+
+    /// Who read a client's record and when, for auditors.
+    ///
+    /// # Errors
+    /// [`AppError::Denied`] by [`policy::may_read_audit`]; store failures.
+    pub async fn reads(
+        &self,
+        principal: &Principal,
+        client_id: ClientId,
+        page: Page<i64>,
+    ) -> Result<RecordReadPage, AppError> {
+        let loaded = self.load(client_id).await?;
+        policy::may_read_audit(principal, &loaded)?;
+        let client = self.store().pool().get().await?;
+        let rows = client
+            .query(
+                "SELECT read_id, staff_id, role, view, purpose, request_id, read_at FROM record_reads \
+                 WHERE organisation_id = $1 AND client_id = $2 AND read_id > $3 ORDER BY read_id LIMIT $4",
+                &[
+                    &principal.organisation_id,
+                    &client_id.0,
+                    &page.cursor.unwrap_or(0),
+                    &(page.limit + 1),
+                ],
+            )
+            .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let role: String = row.get(2);
+            items.push(RecordRead {
+                read_id: row.get(0),
+                staff_id: row.get(1),
+                role: role.parse().map_err(|e: String| {
+                    AppError::Store(eventstore::StoreError::InvalidPayload(e))
+                })?,
+                view: row.get(3),
+                purpose: row.get(4),
+                request_id: row.get(5),
+                read_at: row.get(6),
+            });
+        }
+        let more = items.len() as i64 > page.limit;
+        items.truncate(page.limit as usize);
+        Ok(RecordReadPage {
+            next_cursor: if more {
+                items.last().map(|r| r.read_id)
+            } else {
+                None
+            },
+            items,
+        })
+    }
+}
