@@ -132,6 +132,38 @@ fn the_application_layer_depends_on_no_web_framework() {
     assert!(tree.lines().any(|line| line.starts_with("eventstore")));
 }
 
+/// The HTTP layer parses, calls the application layer and renders: no role check, no policy
+/// call, no SQL, no date rule of its own.
+#[test]
+fn http_handlers_hold_no_rule_and_no_sql() {
+    let mut sources = Vec::new();
+    files_under(&root().join("crates/api/src/http"), "rs", &mut sources);
+    assert!(sources.len() > 5);
+    for path in &sources {
+        let text = std::fs::read_to_string(path).expect("read source");
+        for forbidden in [
+            "Role::",
+            "policy::",
+            "SELECT ",
+            "INSERT ",
+            "UPDATE ",
+            "DELETE ",
+            ".query(",
+            ".query_one(",
+            ".query_opt(",
+            ".execute(",
+            "check_dates",
+            "Utc::now",
+        ] {
+            assert!(
+                !text.contains(forbidden),
+                "{} contains `{forbidden}`: that belongs in crates/app",
+                path.display()
+            );
+        }
+    }
+}
+
 #[test]
 fn every_library_opens_with_a_doc_paragraph_and_no_debug_leftovers_remain() {
     let mut sources = Vec::new();

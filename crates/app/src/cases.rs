@@ -304,22 +304,30 @@ impl CaseService {
                 actual: loaded.version,
             });
         }
-        let events = domain::decide(&loaded.state, command)?;
-        if let CaseCommand::MakeConnection(connection) = command {
-            // Every onward connection points at the directory: a listed service, and for a
-            // referral one that takes referrals now.
-            let service = match crate::directory::load_service(&self.store, connection.service_id)
-                .await
-            {
-                Ok(loaded) if loaded.version > 0 => Some(loaded.state),
-                Ok(_) | Err(DirectoryCommandError::NotAService(_)) => None,
-                Err(DirectoryCommandError::Corrupt(e)) => return Err(CommandError::Corrupt(e)),
-                Err(DirectoryCommandError::Store(e)) => return Err(CommandError::Store(e)),
-                // Not produced by a load.
-                Err(DirectoryCommandError::Refused(_) | DirectoryCommandError::Conflict) => None,
-            };
-            domain::directory::check_connection(service.as_ref(), connection.kind)?;
-        }
+        // What `decide` needs from outside the record: the directory service a connection
+        // names, from the log (a service listed a moment ago can be used at once).
+        let service = match command {
+            CaseCommand::MakeConnection(connection) => {
+                match crate::directory::load_service(&self.store, connection.service_id).await {
+                    Ok(loaded) => Some(loaded.state),
+                    // Another kind of record: no such service.
+                    Err(DirectoryCommandError::NotAService(_)) => None,
+                    Err(DirectoryCommandError::Corrupt(e)) => return Err(CommandError::Corrupt(e)),
+                    Err(DirectoryCommandError::Store(e)) => return Err(CommandError::Store(e)),
+                    // Not produced by a load.
+                    Err(
+                        DirectoryCommandError::Refused(_)
+                        | DirectoryCommandError::Conflict
+                        | DirectoryCommandError::Denied(_),
+                    ) => None,
+                }
+            }
+            _ => None,
+        };
+        let lookups = domain::Lookups {
+            service: service.as_ref(),
+        };
+        let events = domain::decide(&loaded.state, command, &lookups)?;
         let new_events = events
             .iter()
             .map(|event| NewEvent {

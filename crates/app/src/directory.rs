@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::access::Principal;
+use crate::policy;
 use chrono::{DateTime, SecondsFormat, Utc};
 use domain::directory::{
     Availability, DirectoryCommand, DirectoryError, DirectoryEvent, OrukService, OrukStatus,
@@ -20,6 +22,7 @@ use uuid::Uuid;
 #[derive(Clone)]
 pub struct DirectoryService {
     store: EventStore,
+    clock: crate::Clock,
 }
 
 /// Why a directory command was not carried out.
@@ -36,6 +39,9 @@ pub enum DirectoryCommandError {
     Corrupt(#[from] DecodeError),
     #[error(transparent)]
     Store(StoreError),
+    /// The caller may not change the directory this way.
+    #[error(transparent)]
+    Denied(#[from] crate::Denied),
 }
 
 impl From<StoreError> for DirectoryCommandError {
@@ -122,9 +128,59 @@ pub fn records_of(document: Value) -> Result<Vec<Value>, String> {
 }
 
 impl DirectoryService {
-    /// A directory over `store`.
+    /// A directory over `store`, on the system's clock.
     pub fn new(store: EventStore) -> Self {
-        DirectoryService { store }
+        DirectoryService::with_clock(store, crate::Clock::system())
+    }
+
+    /// A directory over `store` whose commands happen at `clock`'s now.
+    pub fn with_clock(store: EventStore, clock: crate::Clock) -> Self {
+        DirectoryService { store, clock }
+    }
+
+    fn staff_metadata(&self, principal: &Principal, correlation_id: Uuid) -> Metadata {
+        Metadata {
+            actor_id: principal.staff_id.0,
+            actor_role: principal.role.as_str().to_owned(),
+            organisation_id: principal.organisation_id,
+            correlation_id,
+            causation_id: None,
+            occurred_at: self.clock.now(),
+        }
+    }
+
+    /// Carries out a capacity change or a withdrawal for a member of staff
+    /// ([`policy::may_change_directory`]).
+    ///
+    /// # Errors
+    /// [`DirectoryCommandError::Denied`] by the policy; as [`DirectoryService::execute`].
+    pub async fn execute_as(
+        &self,
+        principal: &Principal,
+        id: ServiceId,
+        command: &DirectoryCommand,
+        correlation_id: Uuid,
+    ) -> Result<Option<(AppendResult, Vec<DirectoryEvent>)>, DirectoryCommandError> {
+        policy::may_change_directory(principal, command)?;
+        self.execute(id, command, self.staff_metadata(principal, correlation_id))
+            .await
+    }
+
+    /// Imports ORUK records for an administrator ([`policy::may_change_directory`]).
+    ///
+    /// # Errors
+    /// [`DirectoryCommandError::Denied`] by the policy; as [`DirectoryService::import`].
+    pub async fn import_as(
+        &self,
+        principal: &Principal,
+        records: Vec<Value>,
+        withdraw_missing: bool,
+        correlation_id: Uuid,
+    ) -> Result<ImportReport, DirectoryCommandError> {
+        policy::may_import_directory(principal)?;
+        let metadata = self.staff_metadata(principal, correlation_id);
+        self.import(records, withdraw_missing, &metadata, |_| {})
+            .await
     }
 
     /// Reads and folds a service's stream.

@@ -232,6 +232,48 @@ pub fn may_read_team(
     }
 }
 
+/// May the caller read aggregate reports (never personal data)? Reporting analysts and team
+/// leads.
+///
+/// # Errors
+/// [`Denied::Forbidden`] for any other role.
+pub fn may_read_reports(principal: &Principal) -> Result<(), Denied> {
+    require(
+        principal,
+        &[Role::ReportingAnalyst, Role::TeamLead],
+        "a report",
+    )
+}
+
+/// May the caller import the directory? Administrators.
+///
+/// # Errors
+/// [`Denied::Forbidden`] for any other role.
+pub fn may_import_directory(principal: &Principal) -> Result<(), Denied> {
+    require(principal, &[Role::Administrator], "importing the directory")
+}
+
+/// May the caller carry out `command` on a directory service? Capacity: administrators and
+/// team leads; withdrawal and import: administrators.
+///
+/// # Errors
+/// [`Denied::Forbidden`] for any other role.
+pub fn may_change_directory(
+    principal: &Principal,
+    command: &domain::directory::DirectoryCommand,
+) -> Result<(), Denied> {
+    use domain::directory::DirectoryCommand as D;
+    match command {
+        D::ChangeCapacity(_) => require(
+            principal,
+            &[Role::Administrator, Role::TeamLead],
+            "changing a service's capacity",
+        ),
+        D::Withdraw(_) => require(principal, &[Role::Administrator], "withdrawing a service"),
+        D::Import(_) => may_import_directory(principal),
+    }
+}
+
 /// May the caller manage teams, staff and tokens? Administrators.
 ///
 /// # Errors
@@ -254,5 +296,389 @@ pub fn require(principal: &Principal, roles: &[Role], what: &str) -> Result<(), 
             names.join(" or "),
             principal.role
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every decision as a table: given a role, the caller's relation to the record and an
+    //! action, allow, refuse as absent (404) or refuse as forbidden (403). The HTTP matrix test
+    //! is the system-level net over the same rules.
+
+    use chrono::NaiveDate;
+    use domain::*;
+
+    use super::*;
+
+    const ORG: Uuid = Uuid::from_u128(1);
+    const OTHER_ORG: Uuid = Uuid::from_u128(2);
+    const ME: StaffId = StaffId(Uuid::from_u128(10));
+    const SOMEONE: StaffId = StaffId(Uuid::from_u128(11));
+    const MY_TEAM: TeamId = TeamId(Uuid::from_u128(20));
+    const OTHER_TEAM: TeamId = TeamId(Uuid::from_u128(21));
+    const REFERRAL: ReferralId = ReferralId(Uuid::from_u128(30));
+
+    /// How the caller stands to the record.
+    #[derive(Clone, Copy, Debug)]
+    enum Relation {
+        /// There is no record.
+        NoRecord,
+        /// Another organisation's record.
+        OtherOrganisation,
+        /// Of the organisation, with nobody assigned (at triage).
+        Unassigned,
+        /// Assigned to the caller (a link worker) or in the caller's team (a team lead);
+        /// referred by the caller.
+        Mine,
+        /// Assigned to someone else in another team.
+        NotMine,
+    }
+    use Relation::*;
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Outcome {
+        Allow,
+        Absent,
+        Forbidden,
+    }
+    use Outcome::*;
+
+    fn principal(role: Role) -> Principal {
+        Principal {
+            staff_id: ME,
+            organisation_id: ORG,
+            team_id: role.needs_team().then_some(MY_TEAM),
+            role,
+            token_id: Uuid::nil(),
+        }
+    }
+
+    fn case(relation: Relation) -> LoadedCase {
+        let mut case = LoadedCase::default();
+        let (organisation, worker) = match relation {
+            NoRecord => return case,
+            OtherOrganisation => (OTHER_ORG, Some((SOMEONE, OTHER_TEAM))),
+            Unassigned => (ORG, None),
+            Mine => (ORG, Some((ME, MY_TEAM))),
+            NotMine => (ORG, Some((SOMEONE, OTHER_TEAM))),
+        };
+        case.version = 3;
+        case.organisation_id = Some(organisation);
+        case.state.link_worker = worker;
+        let referrer = if matches!(relation, Mine) {
+            ME
+        } else {
+            SOMEONE
+        };
+        case.referred_by.insert(REFERRAL, referrer.0);
+        case
+    }
+
+    fn intake(new_client: bool) -> CaseCommand {
+        CaseCommand::Intake {
+            client: new_client.then(|| {
+                Box::new(ClientRegistered {
+                    client_id: ClientId(Uuid::from_u128(40)),
+                    personal: PersonalDetails {
+                        given_name: "Ada".into(),
+                        family_name: "Example".into(),
+                        date_of_birth: None,
+                        nhs_number: None,
+                        phone: None,
+                        email: None,
+                        address: None,
+                        postcode: None,
+                    },
+                    area: "Frome".into(),
+                })
+            }),
+            referral: ReferralReceived {
+                referral_id: REFERRAL,
+                source: ReferralSource::Gp,
+                referrer: Referrer {
+                    staff_id: None,
+                    name: None,
+                    organisation: None,
+                },
+                reasons: vec![NeedDomain::LonelinessIsolation],
+                urgency: Urgency::Routine,
+                received_on: NaiveDate::from_ymd_opt(2026, 3, 1).expect("a date"),
+                note: None,
+            },
+        }
+    }
+
+    fn contact() -> CaseCommand {
+        CaseCommand::RecordContact(ContactRecorded {
+            contact_id: ContactId(Uuid::from_u128(50)),
+            mode: ContactMode::Phone,
+            minutes: 10,
+            contacted_at: chrono::DateTime::UNIX_EPOCH,
+            note: None,
+        })
+    }
+
+    fn assign() -> CaseCommand {
+        CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
+            link_worker_id: ME,
+            team_id: MY_TEAM,
+        })
+    }
+
+    fn erase() -> CaseCommand {
+        CaseCommand::EraseClient(ClientErased {
+            reason: "request 1".into(),
+        })
+    }
+
+    fn outcome(result: Result<(), Denied>) -> Outcome {
+        match result {
+            Ok(()) => Allow,
+            Err(Denied::NotFound) => Absent,
+            Err(Denied::Forbidden(_)) => Forbidden,
+        }
+    }
+
+    /// One row: the role, then the outcome for each relation in the order
+    /// [NoRecord, OtherOrganisation, Unassigned, Mine, NotMine].
+    type Row = (Role, [Outcome; 5]);
+    const RELATIONS: [Relation; 5] = [NoRecord, OtherOrganisation, Unassigned, Mine, NotMine];
+
+    #[track_caller]
+    fn table(action: &str, rows: &[Row], decide: impl Fn(&Principal, &LoadedCase) -> Outcome) {
+        for (role, expected) in rows {
+            for (relation, expected) in RELATIONS.iter().zip(expected) {
+                let got = decide(&principal(*role), &case(*relation));
+                assert_eq!(
+                    got, *expected,
+                    "{action}: a {role} on a record {relation:?} should be {expected:?}"
+                );
+            }
+        }
+    }
+
+    use Role::{Administrator, Auditor, LinkWorker, ReportingAnalyst, TeamLead};
+
+    #[test]
+    fn who_may_record_a_contact_on_a_case() {
+        table(
+            "a contact",
+            &[
+                (Role::Referrer, [Forbidden; 5]),
+                (LinkWorker, [Absent, Absent, Forbidden, Allow, Forbidden]),
+                (TeamLead, [Absent, Absent, Allow, Allow, Forbidden]),
+                (Auditor, [Forbidden; 5]),
+                (ReportingAnalyst, [Forbidden; 5]),
+                (Administrator, [Forbidden; 5]),
+            ],
+            |p, c| outcome(may_command(p, c, &contact(), false)),
+        );
+    }
+
+    #[test]
+    fn who_may_assign_a_case() {
+        table(
+            "an assignment",
+            &[
+                (Role::Referrer, [Forbidden; 5]),
+                (LinkWorker, [Forbidden; 5]),
+                (TeamLead, [Absent, Absent, Allow, Allow, Forbidden]),
+                (Auditor, [Forbidden; 5]),
+                (ReportingAnalyst, [Forbidden; 5]),
+                (Administrator, [Forbidden; 5]),
+            ],
+            |p, c| outcome(may_command(p, c, &assign(), false)),
+        );
+    }
+
+    #[test]
+    fn who_may_refer_a_new_person_and_who_may_refer_a_known_one_again() {
+        table(
+            "a referral with the person's details",
+            &[
+                (
+                    Role::Referrer,
+                    [Allow, Absent, Forbidden, Forbidden, Forbidden],
+                ),
+                (LinkWorker, [Allow, Absent, Allow, Allow, Forbidden]),
+                (TeamLead, [Allow, Absent, Allow, Allow, Forbidden]),
+                (Auditor, [Forbidden; 5]),
+                (ReportingAnalyst, [Forbidden; 5]),
+                (Administrator, [Forbidden; 5]),
+            ],
+            |p, c| outcome(may_command(p, c, &intake(true), false)),
+        );
+        table(
+            "a referral of a known person",
+            &[
+                (
+                    Role::Referrer,
+                    [Forbidden, Absent, Forbidden, Forbidden, Forbidden],
+                ),
+                (LinkWorker, [Allow, Absent, Allow, Allow, Forbidden]),
+                (TeamLead, [Allow, Absent, Allow, Allow, Forbidden]),
+            ],
+            |p, c| outcome(may_command(p, c, &intake(false), false)),
+        );
+    }
+
+    #[test]
+    fn only_an_administrator_erases_and_only_a_record_of_their_organisation() {
+        table(
+            "an erasure",
+            &[
+                (Role::Referrer, [Forbidden; 5]),
+                (LinkWorker, [Forbidden; 5]),
+                (TeamLead, [Forbidden; 5]),
+                (Auditor, [Forbidden; 5]),
+                (ReportingAnalyst, [Forbidden; 5]),
+                (Administrator, [Absent, Absent, Allow, Allow, Allow]),
+            ],
+            |p, c| outcome(may_command(p, c, &erase(), false)),
+        );
+    }
+
+    #[test]
+    fn a_repeated_key_answers_whoever_may_see_the_record_at_all() {
+        table(
+            "a repeated contact",
+            &[
+                (LinkWorker, [Absent, Absent, Allow, Allow, Allow]),
+                (Auditor, [Forbidden; 5]),
+            ],
+            |p, c| outcome(may_command(p, c, &contact(), true)),
+        );
+    }
+
+    #[test]
+    fn who_may_read_a_record_its_referrals_and_who_read_it() {
+        table(
+            "the record",
+            &[
+                (Role::Referrer, [Forbidden; 5]),
+                (LinkWorker, [Absent, Absent, Forbidden, Allow, Forbidden]),
+                (TeamLead, [Absent, Absent, Allow, Allow, Forbidden]),
+                (Auditor, [Absent, Absent, Allow, Allow, Allow]),
+                (ReportingAnalyst, [Forbidden; 5]),
+                (Administrator, [Forbidden; 5]),
+            ],
+            |p, c| outcome(may_read_record(p, c)),
+        );
+        table(
+            "a referral's status",
+            &[
+                // A referrer follows only their own referral, and learns nothing of others.
+                (Role::Referrer, [Absent, Absent, Absent, Allow, Absent]),
+                (LinkWorker, [Absent, Absent, Forbidden, Allow, Forbidden]),
+                (Auditor, [Absent, Absent, Allow, Allow, Allow]),
+                (Administrator, [Forbidden; 5]),
+            ],
+            |p, c| outcome(may_read_referral(p, c, REFERRAL)),
+        );
+        table(
+            "the read audit",
+            &[
+                (LinkWorker, [Forbidden; 5]),
+                (TeamLead, [Forbidden; 5]),
+                (Auditor, [Absent, Absent, Allow, Allow, Allow]),
+                (Administrator, [Forbidden; 5]),
+            ],
+            |p, c| outcome(may_read_audit(p, c)),
+        );
+    }
+
+    #[test]
+    fn who_may_read_which_caseload_and_team() {
+        let mine = Some(ME.0);
+        let theirs = Some(SOMEONE.0);
+        for (role, own, anyone) in [
+            (LinkWorker, Allow, Forbidden),
+            (TeamLead, Allow, Allow),
+            (Role::Referrer, Forbidden, Forbidden),
+            (Auditor, Forbidden, Forbidden),
+            (ReportingAnalyst, Forbidden, Forbidden),
+            (Administrator, Forbidden, Forbidden),
+        ] {
+            let p = principal(role);
+            let got = |worker| outcome(may_read_caseload(&p, worker).map(|_| ()));
+            assert_eq!((got(mine), got(theirs)), (own, anyone), "{role}");
+        }
+        assert_eq!(
+            may_read_caseload(&principal(LinkWorker), None),
+            Ok(CaseloadScope::Own(ME.0))
+        );
+        assert_eq!(
+            may_read_caseload(&principal(TeamLead), theirs),
+            Ok(CaseloadScope::Team {
+                team: Some(MY_TEAM.0),
+                link_worker: theirs
+            })
+        );
+        let lead = principal(TeamLead);
+        assert_eq!(
+            outcome(may_read_team(&lead, MY_TEAM.0, None, "caseload")),
+            Allow
+        );
+        assert_eq!(
+            outcome(may_read_team(&lead, OTHER_TEAM.0, Some(true), "caseload")),
+            Forbidden
+        );
+        assert_eq!(
+            outcome(may_read_team(&lead, OTHER_TEAM.0, Some(false), "caseload")),
+            Absent
+        );
+        assert_eq!(
+            outcome(may_read_team(
+                &principal(LinkWorker),
+                MY_TEAM.0,
+                None,
+                "caseload"
+            )),
+            Forbidden
+        );
+    }
+
+    #[test]
+    fn reports_administration_and_the_directory_by_role() {
+        use domain::directory::{
+            Availability, DirectoryCommand, ServiceCapacityChanged, ServiceWithdrawn,
+        };
+        let capacity = DirectoryCommand::ChangeCapacity(ServiceCapacityChanged {
+            availability: Availability::Closed,
+            waiting_weeks: None,
+            note: None,
+        });
+        let withdraw = DirectoryCommand::Withdraw(ServiceWithdrawn {
+            reason: "closed down".into(),
+        });
+        for role in Role::ALL {
+            let p = principal(role);
+            let allowed = |r: Result<(), Denied>| outcome(r) == Allow;
+            assert_eq!(
+                allowed(may_read_reports(&p)),
+                matches!(role, ReportingAnalyst | TeamLead),
+                "reports: {role}"
+            );
+            assert_eq!(
+                allowed(may_administer(&p)),
+                role == Administrator,
+                "administration: {role}"
+            );
+            assert_eq!(
+                allowed(may_import_directory(&p)),
+                role == Administrator,
+                "directory import: {role}"
+            );
+            assert_eq!(
+                allowed(may_change_directory(&p, &capacity)),
+                matches!(role, Administrator | TeamLead),
+                "capacity: {role}"
+            );
+            assert_eq!(
+                allowed(may_change_directory(&p, &withdraw)),
+                role == Administrator,
+                "withdrawal: {role}"
+            );
+        }
     }
 }

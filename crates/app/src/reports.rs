@@ -699,3 +699,137 @@ pub fn suppress_gaps(report: &mut GapReport, rules: &PrivacyRules) {
         cells: s.cells,
     };
 }
+
+/// What a reader asks a report for: a period, and optionally a team, source and reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReportQuery {
+    /// From this day (inclusive).
+    pub from: Option<NaiveDate>,
+    /// To this day (inclusive).
+    pub to: Option<NaiveDate>,
+    pub team_id: Option<Uuid>,
+    pub source: Option<domain::ReferralSource>,
+    pub reason: Option<domain::NeedDomain>,
+}
+
+/// Published reports: the caller's organisation only, suppressed under the personal data rules.
+#[derive(Clone)]
+pub struct Reporting {
+    pool: db::Pool,
+    privacy: std::sync::Arc<PrivacyRules>,
+}
+
+impl Reporting {
+    /// Reports over `pool`, suppressed under the latest personal data rules.
+    pub fn new(pool: db::Pool) -> Reporting {
+        Reporting {
+            pool,
+            privacy: std::sync::Arc::new(PrivacyRules::current()),
+        }
+    }
+
+    /// The filter for `query` under rule version `rules` (the live one when `None`), asked
+    /// for as parameter `field`.
+    async fn filter(
+        &self,
+        principal: &crate::access::Principal,
+        query: &ReportQuery,
+        rules: Option<i32>,
+        field: &'static str,
+    ) -> Result<ReportFilter, crate::AppError> {
+        crate::policy::may_read_reports(principal)?;
+        if let (Some(from), Some(to)) = (query.from, query.to)
+            && from > to
+        {
+            return Err(crate::AppError::bad_input(
+                "to",
+                "the period ends before it starts",
+            ));
+        }
+        let client = self.pool.get().await?;
+        let versions = projector::versions(&client, projector::OUTCOMES).await?;
+        let rules_version = match rules {
+            None => projector::live_version(&client, projector::OUTCOMES).await?,
+            Some(v) if versions.iter().any(|x| x.rules_version == v) => v,
+            Some(v) => {
+                let known: Vec<String> = versions
+                    .iter()
+                    .map(|x| format!("{} ({})", x.rules_version, x.state))
+                    .collect();
+                return Err(crate::AppError::bad_input(
+                    field,
+                    format!(
+                        "there are no figures under rules version {v}; there are: {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        };
+        Ok(ReportFilter {
+            organisation_id: Some(principal.organisation_id),
+            rules_version,
+            from: query.from,
+            to: query.to,
+            team_id: query.team_id,
+            source: query.source.as_ref().map(domain::code),
+            reason: query.reason.as_ref().map(domain::code),
+        })
+    }
+
+    /// Outcome figures for the caller's organisation, suppressed.
+    ///
+    /// # Errors
+    /// [`crate::AppError::Denied`] by [`crate::policy::may_read_reports`]; a period that ends
+    /// before it starts (`to`) or a rule version with no figures (`rules`); store failures.
+    pub async fn outcomes(
+        &self,
+        principal: &crate::access::Principal,
+        query: &ReportQuery,
+        rules: Option<i32>,
+    ) -> Result<OutcomeReport, crate::AppError> {
+        let filter = self.filter(principal, query, rules, "rules").await?;
+        let client = self.pool.get().await?;
+        let mut report = outcome_report(&**client, &filter).await?;
+        suppress_outcomes(&mut report, &self.privacy);
+        Ok(report)
+    }
+
+    /// Service gaps and onward connections for the caller's organisation, suppressed.
+    ///
+    /// # Errors
+    /// As [`Reporting::outcomes`].
+    pub async fn service_gaps(
+        &self,
+        principal: &crate::access::Principal,
+        query: &ReportQuery,
+        rules: Option<i32>,
+    ) -> Result<GapReport, crate::AppError> {
+        let filter = self.filter(principal, query, rules, "rules").await?;
+        let client = self.pool.get().await?;
+        let mut report = gap_report(&**client, &filter).await?;
+        suppress_gaps(&mut report, &self.privacy);
+        Ok(report)
+    }
+
+    /// The outcome figures under rule versions `a` and `b` side by side, both suppressed
+    /// before comparing, so a difference cannot give a small count away.
+    ///
+    /// # Errors
+    /// As [`Reporting::outcomes`], naming `a` or `b` for a version with no figures.
+    pub async fn compare(
+        &self,
+        principal: &crate::access::Principal,
+        query: &ReportQuery,
+        a: i32,
+        b: i32,
+    ) -> Result<Comparison, crate::AppError> {
+        let a = self.filter(principal, query, Some(a), "a").await?;
+        let b = self.filter(principal, query, Some(b), "b").await?;
+        let client = self.pool.get().await?;
+        let mut a = outcome_report(&**client, &a).await?;
+        let mut b = outcome_report(&**client, &b).await?;
+        suppress_outcomes(&mut a, &self.privacy);
+        suppress_outcomes(&mut b, &self.privacy);
+        Ok(compare(a, b))
+    }
+}

@@ -324,7 +324,15 @@ pub fn journey_events_sized(
     let mut state = CaseState::default();
     let mut events = Vec::new();
     for (i, command) in commands.iter().enumerate() {
-        match decide(&state, command) {
+        // The directory the connections name: a listed service of that id.
+        let service = match command {
+            CaseCommand::MakeConnection(c) => Some(listed_service(c.service_id)),
+            _ => None,
+        };
+        let lookups = Lookups {
+            service: service.as_ref(),
+        };
+        match decide(&state, command, &lookups) {
             Ok(decided) => {
                 for (j, event) in decided.into_iter().enumerate() {
                     state = evolve(
@@ -339,4 +347,25 @@ pub fn journey_events_sized(
         }
     }
     events
+}
+
+/// A listed directory service of id `id`, taking referrals.
+fn listed_service(id: ServiceId) -> domain::directory::ServiceState {
+    use domain::directory::{
+        DirectoryEvent, NEED_TAXONOMY, OrukService, ServiceListed, ServiceState, evolve_service,
+    };
+    let record = OrukService::from_value(serde_json::json!({
+        "id": id.0,
+        "name": "Benchmark service",
+        "status": "active",
+        "organization": { "id": Uuid::from_u128(0x5e0f), "name": "Benchmark" },
+        "attributes": [{ "taxonomy_term": {
+            "code": "loneliness_isolation", "taxonomy": NEED_TAXONOMY
+        } }]
+    }))
+    .expect("a valid record");
+    evolve_service(
+        ServiceState::default(),
+        &DirectoryEvent::ServiceListed(ServiceListed { service: record }),
+    )
 }

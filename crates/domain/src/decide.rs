@@ -2,6 +2,7 @@
 
 use crate::codes::*;
 use crate::command::{CaseCommand, TransferCase};
+use crate::directory::{ServiceState, check_connection};
 use crate::event::*;
 use crate::state::{AppointmentStatus, CaseState, CaseStatus, ReferralStatus};
 use crate::{CaseError, Instrument};
@@ -9,11 +10,24 @@ use crate::{CaseError, Instrument};
 /// Longest contact a link worker can record in one go, in minutes.
 const MAX_CONTACT_MINUTES: u32 = 600;
 
-/// Decides what a command means for this record.
+/// What `decide` needs to know from outside the record, looked up by the caller before it
+/// decides (so every rule is here, and `decide` stays free of IO).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lookups<'a> {
+    /// The directory service an onward connection names, folded from its stream; `None` when
+    /// there is no such service.
+    pub service: Option<&'a ServiceState>,
+}
+
+/// Decides what a command means for this record, given what the caller looked up.
 ///
 /// # Errors
 /// A [`CaseError`] naming the rule refused and, where there is one, the field.
-pub fn decide(state: &CaseState, command: &CaseCommand) -> Result<Vec<CaseEvent>, CaseError> {
+pub fn decide(
+    state: &CaseState,
+    command: &CaseCommand,
+    lookups: &Lookups<'_>,
+) -> Result<Vec<CaseEvent>, CaseError> {
     use CaseCommand as C;
     if state.erased {
         return Err(CaseError::Erased);
@@ -166,6 +180,12 @@ pub fn decide(state: &CaseState, command: &CaseCommand) -> Result<Vec<CaseEvent>
                     });
                 }
             }
+            // Every onward connection points at the directory: the service it names, listed,
+            // and for a referral one that takes referrals now.
+            let named = lookups
+                .service
+                .filter(|s| s.service.as_ref().is_some_and(|r| r.id == c.service_id.0));
+            check_connection(named, c.kind)?;
             Ok(vec![CaseEvent::OnwardConnectionMade(c.clone())])
         }
         C::RecordConnectionOutcome(c) => {

@@ -21,7 +21,7 @@ mod state;
 
 pub use codes::*;
 pub use command::{CaseCommand, TransferCase};
-pub use decide::decide;
+pub use decide::{Lookups, decide};
 pub use error::CaseError;
 pub use event::*;
 pub use ids::*;

@@ -166,11 +166,41 @@ enum Expect {
     Refused(&'static str),
 }
 
+/// The directory service [`SERVICE`], listed and taking referrals.
+fn listed_service() -> directory::ServiceState {
+    let record = directory::OrukService::from_value(json!({
+        "id": SERVICE.0,
+        "name": "Frome Talking Café",
+        "status": "active",
+        "organization": { "id": Uuid::from_u128(0x0516), "name": "Frome Community" },
+        "attributes": [{ "taxonomy_term": {
+            "code": "loneliness_isolation", "taxonomy": directory::NEED_TAXONOMY
+        } }]
+    }))
+    .expect("a valid record");
+    directory::evolve_service(
+        directory::ServiceState::default(),
+        &directory::DirectoryEvent::ServiceListed(directory::ServiceListed { service: record }),
+    )
+}
+
+/// `decide` with the directory holding [`listed_service`].
+fn decide_listed(state: &CaseState, command: &CaseCommand) -> Result<Vec<CaseEvent>, CaseError> {
+    let service = listed_service();
+    decide(
+        state,
+        command,
+        &Lookups {
+            service: Some(&service),
+        },
+    )
+}
+
 /// The one place that calls `decide` and `evolve` in the table tests.
 #[track_caller]
 fn check(given: Vec<CaseEvent>, command: CaseCommand, expect: Expect) {
     let state = fold(&given);
-    let outcome = decide(&state, &command);
+    let outcome = decide_listed(&state, &command);
     match (expect, outcome) {
         (Expect::Events(expected), Ok(events)) => assert_eq!(events, expected),
         (Expect::Accepted, Ok(events)) => {
@@ -306,7 +336,7 @@ fn a_referral_is_accepted_or_declined_once() {
     );
     let declined = with(
         referred(),
-        decide(&fold(&referred()), &decline).expect("declined"),
+        decide_listed(&fold(&referred()), &decline).expect("declined"),
     );
     check(
         declined.clone(),
@@ -803,7 +833,7 @@ fn closing_needs_a_reason_and_only_a_closed_case_reopens() {
     check(closed_case(), reopen.clone(), Expect::Accepted);
     let reopened = with(
         closed_case(),
-        decide(&fold(&closed_case()), &reopen).expect("reopens"),
+        decide_listed(&fold(&closed_case()), &reopen).expect("reopens"),
     );
     check(
         reopened,
@@ -1235,7 +1265,7 @@ proptest! {
         let mut state = CaseState::default();
         for pick in picks {
             let command = &pool[pick % pool.len()];
-            if let Ok(events) = decide(&state, command) {
+            if let Ok(events) = decide_listed(&state, command) {
                 prop_assert!(!events.is_empty());
                 for event in events {
                     let decoded = CaseEvent::decode(event.event_type(), event.schema_version(), event.to_payload());
@@ -1256,4 +1286,66 @@ proptest! {
         let state = fold(&events);
         prop_assert_eq!(state.events.len(), events.len());
     }
+}
+
+/// `decide` holds the directory's rule for onward connections: the service looked up must be
+/// the one named, listed, and for a referral taking referrals now.
+#[test]
+fn an_onward_connection_needs_the_named_service_listed_and_for_a_referral_open() {
+    let consented = with(
+        open_case(),
+        [CaseEvent::ConsentRecorded(ConsentRecorded {
+            scope: ConsentScope::ShareWithOnwardServices,
+            services: vec![],
+        })],
+    );
+    let state = fold(&consented);
+    let decide_with = |service: Option<&directory::ServiceState>, kind| {
+        decide(
+            &state,
+            &CaseCommand::MakeConnection(connection(kind)),
+            &Lookups { service },
+        )
+        .map_err(|e| e.rule())
+    };
+    let listed = listed_service();
+    assert!(decide_with(Some(&listed), ConnectionKind::Referred).is_ok());
+    // Nothing looked up, or another service than the one named: no such service.
+    assert_eq!(
+        decide_with(None, ConnectionKind::Signposted),
+        Err("unknown_service")
+    );
+    let mut other = listed.clone();
+    if let Some(record) = other.service.as_mut() {
+        record.id = Uuid::from_u128(6);
+    }
+    assert_eq!(
+        decide_with(Some(&other), ConnectionKind::Signposted),
+        Err("unknown_service")
+    );
+    // Withdrawn: nothing connects to it.
+    let withdrawn = directory::evolve_service(
+        listed.clone(),
+        &directory::DirectoryEvent::ServiceWithdrawn(directory::ServiceWithdrawn {
+            reason: "closed down".into(),
+        }),
+    );
+    assert_eq!(
+        decide_with(Some(&withdrawn), ConnectionKind::Signposted),
+        Err("service_withdrawn")
+    );
+    // Closed to referrals: signposting still works, a referral does not.
+    let closed = directory::evolve_service(
+        listed,
+        &directory::DirectoryEvent::ServiceCapacityChanged(directory::ServiceCapacityChanged {
+            availability: directory::Availability::Closed,
+            waiting_weeks: None,
+            note: None,
+        }),
+    );
+    assert!(decide_with(Some(&closed), ConnectionKind::Signposted).is_ok());
+    assert_eq!(
+        decide_with(Some(&closed), ConnectionKind::Referred),
+        Err("service_not_taking_referrals")
+    );
 }

@@ -42,9 +42,8 @@ pub struct AppState {
     cases: CaseService,
     directory: app::directory::DirectoryService,
     admin: app::admin::Admin,
+    reports: app::reports::Reporting,
     routes: Arc<Vec<(ResourceDef, Vec<Method>)>>,
-    /// The personal data rules reports are suppressed under (the latest version).
-    privacy: Arc<projector::rules::PrivacyRules>,
 }
 
 impl AppState {
@@ -76,12 +75,12 @@ impl AppState {
             })
             .collect();
         AppState {
-            cases: CaseService::with_clock(store.clone(), clock),
+            cases: CaseService::with_clock(store.clone(), clock.clone()),
             admin: app::admin::Admin::new(store.pool().clone()),
-            directory: app::directory::DirectoryService::new(store.clone()),
+            reports: app::reports::Reporting::new(store.pool().clone()),
+            directory: app::directory::DirectoryService::with_clock(store.clone(), clock.clone()),
             store,
             routes: Arc::new(routes),
-            privacy: Arc::new(projector::rules::PrivacyRules::current()),
         }
     }
 

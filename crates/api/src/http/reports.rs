@@ -3,16 +3,14 @@
 
 use actix_web::{get, web};
 use chrono::NaiveDate;
-use domain::{NeedDomain, ReferralSource, code};
+use domain::{NeedDomain, ReferralSource};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::AppState;
 use super::extract::{Caller, Params};
 use super::problem::{ApiError, ReadErrors};
-use app::access::Role;
-use app::policy;
-use app::reports::{self, Comparison, GapReport, OutcomeReport, ReportFilter};
+use app::reports::{Comparison, GapReport, OutcomeReport, ReportQuery};
 
 pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config
@@ -20,8 +18,6 @@ pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceCo
         .service(gap_report)
         .service(compare_outcomes);
 }
-
-const REPORTERS: &[Role] = &[Role::ReportingAnalyst, Role::TeamLead];
 
 /// Which figures.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -42,50 +38,16 @@ struct ReportParams {
     rules: Option<i32>,
 }
 
-/// Checks the filter and fills in the rule version.
-async fn filter(
-    state: &AppState,
-    caller: &Caller,
-    params: &ReportParams,
-    rules: Option<i32>,
-    field: &str,
-) -> Result<ReportFilter, ApiError> {
-    if let (Some(from), Some(to)) = (params.from, params.to)
-        && from > to
-    {
-        return Err(ApiError::field(
-            "query.to",
-            "the period ends before it starts",
-        ));
-    }
-    let client = state.pool().get().await?;
-    let versions = projector::versions(&client, projector::OUTCOMES).await?;
-    let rules_version = match rules {
-        None => projector::live_version(&client, projector::OUTCOMES).await?,
-        Some(v) if versions.iter().any(|x| x.rules_version == v) => v,
-        Some(v) => {
-            let known: Vec<String> = versions
-                .iter()
-                .map(|x| format!("{} ({})", x.rules_version, x.state))
-                .collect();
-            return Err(ApiError::field(
-                format!("query.{field}"),
-                format!(
-                    "there are no figures under rules version {v}; there are: {}",
-                    known.join(", ")
-                ),
-            ));
+impl ReportParams {
+    fn report_query(&self) -> ReportQuery {
+        ReportQuery {
+            from: self.from,
+            to: self.to,
+            team_id: self.team_id,
+            source: self.source,
+            reason: self.reason,
         }
-    };
-    Ok(ReportFilter {
-        organisation_id: Some(caller.0.organisation_id),
-        rules_version,
-        from: params.from,
-        to: params.to,
-        team_id: params.team_id,
-        source: params.source.as_ref().map(code),
-        reason: params.reason.as_ref().map(code),
-    })
+    }
 }
 
 /// Outcome figures: referrals by source and reason, time to first contact, did-not-attend
@@ -103,11 +65,11 @@ async fn outcome_report(
     caller: Caller,
     params: Params<ReportParams>,
 ) -> Result<web::Json<OutcomeReport>, ApiError> {
-    policy::require(&caller.0, REPORTERS, "a report")?;
-    let filter = filter(&state, &caller, &params.0, params.0.rules, "rules").await?;
-    let client = state.pool().get().await?;
-    let mut report = reports::outcome_report(&**client, &filter).await?;
-    reports::suppress_outcomes(&mut report, &state.privacy);
+    let report = state
+        .reports
+        .outcomes(&caller.0, &params.0.report_query(), params.0.rules)
+        .await
+        .map_err(ApiError::query)?;
     Ok(web::Json(report))
 }
 
@@ -125,11 +87,11 @@ async fn gap_report(
     caller: Caller,
     params: Params<ReportParams>,
 ) -> Result<web::Json<GapReport>, ApiError> {
-    policy::require(&caller.0, REPORTERS, "a report")?;
-    let filter = filter(&state, &caller, &params.0, params.0.rules, "rules").await?;
-    let client = state.pool().get().await?;
-    let mut report = reports::gap_report(&**client, &filter).await?;
-    reports::suppress_gaps(&mut report, &state.privacy);
+    let report = state
+        .reports
+        .service_gaps(&caller.0, &params.0.report_query(), params.0.rules)
+        .await
+        .map_err(ApiError::query)?;
     Ok(web::Json(report))
 }
 
@@ -159,14 +121,15 @@ async fn compare_outcomes(
     versions: Params<CompareParams>,
     params: Params<ReportParams>,
 ) -> Result<web::Json<Comparison>, ApiError> {
-    policy::require(&caller.0, REPORTERS, "a report")?;
-    let a = filter(&state, &caller, &params.0, Some(versions.0.a), "a").await?;
-    let b = filter(&state, &caller, &params.0, Some(versions.0.b), "b").await?;
-    let client = state.pool().get().await?;
-    let mut a = reports::outcome_report(&**client, &a).await?;
-    let mut b = reports::outcome_report(&**client, &b).await?;
-    // Both suppressed before comparing, so a difference cannot give a small count away.
-    reports::suppress_outcomes(&mut a, &state.privacy);
-    reports::suppress_outcomes(&mut b, &state.privacy);
-    Ok(web::Json(reports::compare(a, b)))
+    let comparison = state
+        .reports
+        .compare(
+            &caller.0,
+            &params.0.report_query(),
+            versions.0.a,
+            versions.0.b,
+        )
+        .await
+        .map_err(ApiError::query)?;
+    Ok(web::Json(comparison))
 }
