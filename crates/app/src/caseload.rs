@@ -26,7 +26,7 @@ pub enum CaseloadFlag {
     DidNotAttend,
     /// Open with no baseline score.
     BaselineMissing,
-    /// A baseline with no follow-up, taken the rules' days ago or more.
+    /// An instrument's baseline with no follow-up, taken the rules' days ago or more.
     FollowUpDue,
 }
 
@@ -101,13 +101,12 @@ pub fn flags(row: &CaseloadRow, now: DateTime<Utc>, rules: &CaseloadRules) -> Ve
     if open && row.baselines.is_empty() {
         flags.push(CaseloadFlag::BaselineMissing);
     }
-    let follow_up_missing = row.baselines.iter().any(|b| !row.follow_ups.contains(b));
-    if open
-        && follow_up_missing
-        && row
-            .accepted_at
-            .is_some_and(|at| (now - at).num_days() >= rules.follow_up_due_days)
-    {
+    let today = now.date_naive();
+    let follow_up_due = row.baselines.iter().any(|(instrument, taken)| {
+        !row.follow_ups.contains(instrument)
+            && (today - *taken).num_days() >= rules.follow_up_due_days
+    });
+    if open && follow_up_due {
         flags.push(CaseloadFlag::FollowUpDue);
     }
     flags
@@ -129,7 +128,7 @@ fn item(row: CaseloadRow, now: DateTime<Utc>, rules: &CaseloadRules) -> Caseload
         last_contact_at: row.last_contact_at,
         contacts: row.contacts,
         did_not_attend: row.did_not_attend,
-        baselines: row.baselines.into_iter().collect(),
+        baselines: row.baselines.into_keys().collect(),
         follow_ups: row.follow_ups.into_iter().collect(),
         flags,
         stream_version: row.stream_version,
@@ -299,5 +298,92 @@ impl CaseService {
                 }
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+
+    fn rules() -> CaseloadRules {
+        Rules::load(1).expect("rules v1").caseload
+    }
+
+    fn noon(date: NaiveDate) -> DateTime<Utc> {
+        Utc.from_utc_datetime(&date.and_hms_opt(12, 0, 0).expect("noon"))
+    }
+
+    fn day(d: i64) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2030, 1, 1).expect("a date") + Duration::days(d)
+    }
+
+    /// Accepted on day 0, a WEMWBS baseline on day 30, a contact on day 30.
+    fn open_row() -> CaseloadRow {
+        CaseloadRow {
+            status: "open".into(),
+            accepted_at: Some(noon(day(0))),
+            last_contact_at: Some(noon(day(30))),
+            baselines: [("wemwbs".to_owned(), day(30))].into_iter().collect(),
+            ..CaseloadRow::default()
+        }
+    }
+
+    #[test]
+    fn a_follow_up_is_due_the_rules_days_after_the_baseline_not_after_acceptance() {
+        let rules = rules();
+        assert_eq!(rules.follow_up_due_days, 84);
+        let mut row = open_row();
+        // Contacts keep coming, so only the follow-up can be flagged.
+        let at = |d: i64, row: &mut CaseloadRow| {
+            row.last_contact_at = Some(noon(day(d)));
+            flags(row, noon(day(d)), &rules)
+        };
+        assert_eq!(
+            at(84, &mut row),
+            vec![],
+            "84 days after acceptance, 54 after the baseline"
+        );
+        assert_eq!(at(113, &mut row), vec![]);
+        assert_eq!(at(114, &mut row), vec![CaseloadFlag::FollowUpDue]);
+        row.follow_ups.insert("wemwbs".into());
+        assert_eq!(at(114, &mut row), vec![]);
+        // A second instrument's baseline has its own clock.
+        row.baselines.insert("ucla3".into(), day(100));
+        assert_eq!(at(183, &mut row), vec![]);
+        assert_eq!(at(184, &mut row), vec![CaseloadFlag::FollowUpDue]);
+    }
+
+    #[test]
+    fn no_contact_counts_from_the_last_contact_or_acceptance_and_only_for_open_cases() {
+        let rules = rules();
+        let mut row = open_row();
+        row.last_contact_at = None;
+        assert_eq!(flags(&row, noon(day(27)), &rules), vec![]);
+        assert_eq!(
+            flags(&row, noon(day(28)), &rules),
+            vec![CaseloadFlag::NoContact]
+        );
+        row.last_contact_at = Some(noon(day(20)));
+        assert_eq!(flags(&row, noon(day(47)), &rules), vec![]);
+        assert_eq!(
+            flags(&row, noon(day(48)), &rules),
+            vec![CaseloadFlag::NoContact]
+        );
+        row.status = "referred".into();
+        assert_eq!(flags(&row, noon(day(48)), &rules), vec![]);
+    }
+
+    #[test]
+    fn missed_appointments_and_a_missing_baseline_are_flagged() {
+        let rules = rules();
+        let mut row = open_row();
+        row.baselines.clear();
+        row.did_not_attend = rules.did_not_attend_flag;
+        assert_eq!(
+            flags(&row, noon(day(31)), &rules),
+            vec![CaseloadFlag::DidNotAttend, CaseloadFlag::BaselineMissing]
+        );
     }
 }

@@ -32,8 +32,8 @@ pub struct CaseloadRow {
     pub did_not_attend: i32,
     /// Appointments booked and not yet settled.
     pub booked_appointments: BTreeMap<Uuid, DateTime<Utc>>,
-    /// Instruments with a baseline in the current episode.
-    pub baselines: BTreeSet<String>,
+    /// Instruments with a baseline in the current episode, with the day of the first.
+    pub baselines: BTreeMap<String, NaiveDate>,
     /// Instruments with a follow-up in the current episode.
     pub follow_ups: BTreeSet<String>,
     /// The client stream's version this row reflects.
@@ -109,7 +109,7 @@ pub fn apply_case_event(
         CaseEvent::AssessmentRecorded(e) => {
             let instrument = code(&e.instrument);
             if e.timepoint == Timepoint::Baseline {
-                row.baselines.insert(instrument);
+                row.baselines.entry(instrument).or_insert(e.administered_on);
             } else if e.timepoint == Timepoint::FollowUp {
                 row.follow_ups.insert(instrument);
             }
@@ -151,22 +151,22 @@ pub const SHADOW_CASELOAD: &str = "caseload_v1_rebuild";
 
 const SELECT_COLUMNS: &str = "SELECT client_id, organisation_id, status, link_worker_id, team_id, area, referred_on, \
     referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, booked_appointments, \
-    baselines, follow_ups, stream_version FROM caseload";
+    baseline_dates, follow_ups, stream_version FROM caseload";
 
 const ALL_COLUMNS: &str = "client_id, organisation_id, status, link_worker_id, team_id, area, referred_on, \
     referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, booked_appointments, \
-    baselines, follow_ups, stream_version";
+    baseline_dates, follow_ups, stream_version";
 
 /// Every touched row of a batch in one statement: one array per column, unnested. (Row by row,
-/// a rebuild spent a round trip per client per batch.) The instrument sets go as
-/// comma-separated codes (codes hold no commas).
+/// a rebuild spent a round trip per client per batch.) The follow-up instruments go as
+/// comma-separated codes (codes hold no commas), the baselines as a JSON object of dates.
 const UPSERT_ROWS: &str = "INSERT INTO {table} (client_id, organisation_id, status, link_worker_id, team_id, area, \
     referred_on, referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, \
-    booked_appointments, baselines, follow_ups, stream_version) \
-    SELECT c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, string_to_array(bl, ','), string_to_array(fu, ','), v \
+    booked_appointments, baseline_dates, follow_ups, stream_version) \
+    SELECT c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, bl, string_to_array(fu, ','), v \
     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::date[], \
       $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::int[], $13::int[], \
-      $14::jsonb[], $15::text[], $16::text[], $17::bigint[]) \
+      $14::jsonb[], $15::jsonb[], $16::text[], $17::bigint[]) \
       AS u(c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, bl, fu, v) \
     ON CONFLICT (client_id) DO UPDATE SET organisation_id = excluded.organisation_id, \
     status = excluded.status, link_worker_id = excluded.link_worker_id, team_id = excluded.team_id, \
@@ -174,7 +174,7 @@ const UPSERT_ROWS: &str = "INSERT INTO {table} (client_id, organisation_id, stat
     accepted_at = excluded.accepted_at, closed_at = excluded.closed_at, \
     last_contact_at = excluded.last_contact_at, contacts = excluded.contacts, \
     did_not_attend = excluded.did_not_attend, booked_appointments = excluded.booked_appointments, \
-    baselines = excluded.baselines, follow_ups = excluded.follow_ups, \
+    baseline_dates = excluded.baseline_dates, follow_ups = excluded.follow_ups, \
     stream_version = excluded.stream_version";
 
 impl CaseloadProjection {
@@ -237,7 +237,7 @@ pub struct CaseloadFilter {
 
 fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError> {
     let booked: serde_json::Value = row.get(13);
-    let baselines: Vec<String> = row.get(14);
+    let baselines: serde_json::Value = row.get(14);
     let follow_ups: Vec<String> = row.get(15);
     Ok(CaseloadRow {
         client_id: row.get(0),
@@ -255,7 +255,8 @@ fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError>
         did_not_attend: row.get(12),
         booked_appointments: serde_json::from_value(booked)
             .map_err(|e| ProjectionError::Corrupt(format!("caseload.booked_appointments: {e}")))?,
-        baselines: baselines.into_iter().collect(),
+        baselines: serde_json::from_value(baselines)
+            .map_err(|e| ProjectionError::Corrupt(format!("caseload.baseline_dates: {e}")))?,
         follow_ups: follow_ups.into_iter().collect(),
         stream_version: row.get(16),
     })
@@ -397,7 +398,11 @@ async fn apply_into(
         .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
     let codes =
         |set: &BTreeSet<String>| set.iter().map(String::as_str).collect::<Vec<_>>().join(",");
-    let baselines: Vec<String> = rows.iter().map(|r| codes(&r.baselines)).collect();
+    let baselines = rows
+        .iter()
+        .map(|r| serde_json::to_value(&r.baselines))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
     let follow_ups: Vec<String> = rows.iter().map(|r| codes(&r.follow_ups)).collect();
     let versions: Vec<i64> = rows.iter().map(|r| r.stream_version).collect();
     tx.execute(
