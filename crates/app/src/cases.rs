@@ -1,3 +1,4 @@
+use domain::DomainEvent as _;
 use std::collections::BTreeMap;
 
 use domain::{
@@ -94,6 +95,17 @@ pub enum Denied {
     Forbidden(String),
 }
 
+impl From<crate::stream::LoadError> for CommandError {
+    fn from(e: crate::stream::LoadError) -> Self {
+        match e {
+            crate::stream::LoadError::Store(e) => e.into(),
+            crate::stream::LoadError::Corrupt(e) => CommandError::Corrupt(e),
+            // A service's id given as a client's: there is no such client record.
+            crate::stream::LoadError::OtherKind(_) => CommandError::Denied(Denied::NotFound),
+        }
+    }
+}
+
 impl From<StoreError> for CommandError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -170,14 +182,13 @@ impl CaseService {
     /// # Errors
     /// A store failure or an event that cannot be decoded.
     pub async fn load(&self, client_id: ClientId) -> Result<LoadedCase, CommandError> {
-        let recorded = self.store.read_stream(client_id.0, 1, None).await?;
-        let mut loaded = LoadedCase::default();
-        for mut event in recorded {
-            let payload = std::mem::take(&mut event.payload);
-            let case_event = CaseEvent::decode(&event.event_type, event.schema_version, payload)?;
-            loaded.fold(&event, &case_event);
-        }
-        Ok(loaded)
+        Ok(crate::stream::load(
+            &self.store,
+            client_id.0,
+            LoadedCase::default(),
+            |loaded, event, decoded: CaseEvent| loaded.fold(&event, &decoded),
+        )
+        .await?)
     }
 
     /// Decides `command` against the client's record and appends what it produces.

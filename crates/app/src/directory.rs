@@ -1,6 +1,7 @@
 //! The directory of services: commands on service streams (load, fold, decide, append), Open
 //! Referral UK import, and the reads link workers and directory tools use.
 
+use domain::DomainEvent as _;
 use std::collections::BTreeMap;
 
 use crate::access::Principal;
@@ -377,18 +378,21 @@ pub async fn load_service(
     store: &EventStore,
     id: ServiceId,
 ) -> Result<LoadedService, DirectoryCommandError> {
-    let recorded = store.read_stream(id.0, 1, None).await?;
-    let mut loaded = LoadedService::default();
-    for event in recorded {
-        if event.stream_type != SERVICE_STREAM {
-            return Err(DirectoryCommandError::NotAService(id.0));
-        }
-        let decoded =
-            DirectoryEvent::decode(&event.event_type, event.schema_version, event.payload)?;
-        loaded.state = evolve_service(loaded.state, &decoded);
-        loaded.version = event.stream_version;
-    }
-    Ok(loaded)
+    crate::stream::load(
+        store,
+        id.0,
+        LoadedService::default(),
+        |loaded, event, decoded: DirectoryEvent| {
+            loaded.state = evolve_service(std::mem::take(&mut loaded.state), &decoded);
+            loaded.version = event.stream_version;
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        crate::stream::LoadError::Store(e) => e.into(),
+        crate::stream::LoadError::Corrupt(e) => DirectoryCommandError::Corrupt(e),
+        crate::stream::LoadError::OtherKind(id) => DirectoryCommandError::NotAService(id),
+    })
 }
 
 /// A service as link workers search for it.

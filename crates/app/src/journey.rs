@@ -3,7 +3,7 @@
 //! moment (by when things happened) or as it was known at a moment (by when they were recorded).
 
 use chrono::{DateTime, Utc};
-use domain::{CaseEvent, CaseState, ClientId, EventId, evolve};
+use domain::{CaseEvent, CaseState, ClientId, DomainEvent, EventId, evolve};
 use eventstore::{EventStore, RecordedEvent};
 use serde::Serialize;
 use serde_json::Value;
@@ -59,21 +59,22 @@ pub(crate) struct History {
 }
 
 impl History {
-    /// Reads and decodes a client's whole stream.
+    /// Reads and decodes a client's whole stream (another kind of stream reads as no record).
     pub(crate) async fn read(
         store: &EventStore,
         client_id: ClientId,
     ) -> Result<History, CommandError> {
-        let recorded = store.read_stream(client_id.0, 1, None).await?;
-        let mut events = Vec::with_capacity(recorded.len());
-        for event in recorded {
-            let case_event = CaseEvent::decode(
-                &event.event_type,
-                event.schema_version,
-                event.payload.clone(),
-            )?;
-            events.push((event, case_event));
-        }
+        let events = crate::stream::load(
+            store,
+            client_id.0,
+            Vec::new(),
+            |events, mut event, decoded: CaseEvent| {
+                // The payload was moved into the decoded event; the journey shows it as stored.
+                event.payload = decoded.to_payload();
+                events.push((event, decoded));
+            },
+        )
+        .await?;
         Ok(History { events })
     }
 

@@ -21,6 +21,7 @@ pub mod policy;
 pub mod privacy;
 pub mod records;
 pub mod reports;
+mod stream;
 
 pub use cases::{
     Authorise, CaseService, CommandError, CommandOptions, Denied, LoadedCase, StaffCommand,

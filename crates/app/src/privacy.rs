@@ -7,6 +7,7 @@
 //! them, from the log itself (not a read model that may lag).
 
 use chrono::{DateTime, Months, Utc};
+use domain::DomainEvent as _;
 use domain::{CLIENT_STREAM, CaseCommand, CaseEvent, CaseStatus, ClientErased, ClientId, EventId};
 use eventstore::{EventStore, MasterKey, Metadata, Protection};
 use serde::Serialize;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::event::{DecodeError, decode_tagged, payload_of};
+use crate::event::DomainEvent;
 use crate::{CaseError, ConnectionKind, NeedDomain};
 
 /// The stream type of a directory service.
@@ -447,7 +447,10 @@ pub const DIRECTORY_EVENT_TYPES: &[(&str, i32)] = &[
     ("ServiceWithdrawn", 1),
 ];
 
-impl DirectoryEvent {
+impl DomainEvent for DirectoryEvent {
+    const TYPES: &'static [(&'static str, i32)] = DIRECTORY_EVENT_TYPES;
+    const STREAM: &'static str = SERVICE_STREAM;
+
     fn index(&self) -> usize {
         match self {
             DirectoryEvent::ServiceListed(_) => 0,
@@ -455,39 +458,6 @@ impl DirectoryEvent {
             DirectoryEvent::ServiceCapacityChanged(_) => 2,
             DirectoryEvent::ServiceWithdrawn(_) => 3,
         }
-    }
-
-    /// The stable type name.
-    pub fn event_type(&self) -> &'static str {
-        DIRECTORY_EVENT_TYPES[self.index()].0
-    }
-
-    /// The current schema version of this event's payload.
-    pub fn schema_version(&self) -> i32 {
-        DIRECTORY_EVENT_TYPES[self.index()].1
-    }
-
-    /// The payload as stored.
-    pub fn to_payload(&self) -> Value {
-        payload_of(self)
-    }
-
-    /// Rebuilds an event from its stored type, schema version and payload.
-    ///
-    /// # Errors
-    /// [`DecodeError`] for an unknown type or version, or a payload of the wrong shape.
-    pub fn decode(
-        event_type: &str,
-        schema_version: i32,
-        payload: Value,
-    ) -> Result<DirectoryEvent, DecodeError> {
-        decode_tagged(
-            DIRECTORY_EVENT_TYPES,
-            "directory",
-            event_type,
-            schema_version,
-            payload,
-        )
     }
 }
 

@@ -437,35 +437,69 @@ pub struct DecodeError {
     pub reason: String,
 }
 
-impl CaseEvent {
+/// An event enum as the log stores it: every type name with its current schema version, the
+/// kind of stream it lives on, and one encoding for all of them (`{"event_type", "payload"}`
+/// with the payload stored on its own). Client and directory events share it.
+pub trait DomainEvent: Serialize + serde::de::DeserializeOwned + Sized {
+    /// Every event type with its current schema version, in variant order.
+    const TYPES: &'static [(&'static str, i32)];
+    /// The stream type these events live on (`client`, `service`).
+    const STREAM: &'static str;
+
+    /// The variant's place in [`DomainEvent::TYPES`].
+    fn index(&self) -> usize;
+
     /// The stable type name.
-    pub fn event_type(&self) -> &'static str {
-        let index = self.index();
-        EVENT_TYPES[index].0
+    fn event_type(&self) -> &'static str {
+        Self::TYPES[self.index()].0
     }
 
     /// The current schema version of this event's payload.
-    pub fn schema_version(&self) -> i32 {
-        EVENT_TYPES[self.index()].1
+    fn schema_version(&self) -> i32 {
+        Self::TYPES[self.index()].1
     }
 
     /// The payload as stored (without the type name).
-    pub fn to_payload(&self) -> Value {
-        payload_of(self)
+    fn to_payload(&self) -> Value {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(mut envelope)) => envelope.remove("payload").unwrap_or(Value::Null),
+            _ => Value::Null,
+        }
     }
 
-    /// Rebuilds an event from its type, schema version and (upcast) payload.
+    /// Rebuilds an event from its stored type, schema version and (upcast) payload.
     ///
     /// # Errors
-    /// [`DecodeError`] for an unknown type, a version this build does not know, or a payload of
-    /// the wrong shape.
-    pub fn decode(
-        event_type: &str,
-        schema_version: i32,
-        payload: Value,
-    ) -> Result<CaseEvent, DecodeError> {
-        decode_tagged(EVENT_TYPES, "client", event_type, schema_version, payload)
+    /// [`DecodeError`] for a type not of this stream, a version this build does not know, or a
+    /// payload of the wrong shape.
+    fn decode(event_type: &str, schema_version: i32, payload: Value) -> Result<Self, DecodeError> {
+        let error = |reason: String| DecodeError {
+            event_type: event_type.to_owned(),
+            schema_version,
+            reason,
+        };
+        match Self::TYPES.iter().find(|(name, _)| *name == event_type) {
+            None => return Err(error(format!("not a {} event type", Self::STREAM))),
+            Some((_, current)) if *current != schema_version => {
+                return Err(error(format!(
+                    "this build reads v{current}; an upcaster is missing"
+                )));
+            }
+            Some(_) => {}
+        }
+        let mut envelope = Map::new();
+        envelope.insert(
+            "event_type".to_owned(),
+            Value::String(event_type.to_owned()),
+        );
+        envelope.insert("payload".to_owned(), payload);
+        serde_json::from_value(Value::Object(envelope)).map_err(|e| error(e.to_string()))
     }
+}
+
+impl DomainEvent for CaseEvent {
+    const TYPES: &'static [(&'static str, i32)] = EVENT_TYPES;
+    const STREAM: &'static str = CLIENT_STREAM;
 
     fn index(&self) -> usize {
         match self {
@@ -498,44 +532,4 @@ impl CaseEvent {
             CaseEvent::ClientErased(_) => 26,
         }
     }
-}
-
-/// The payload of an event enum serialised as `{"event_type": .., "payload": ..}`.
-pub(crate) fn payload_of<T: Serialize>(event: &T) -> Value {
-    match serde_json::to_value(event) {
-        Ok(Value::Object(mut envelope)) => envelope.remove("payload").unwrap_or(Value::Null),
-        _ => Value::Null,
-    }
-}
-
-/// Rebuilds an event enum from its stored type, schema version and payload, given the enum's
-/// table of type names and current versions (`kind` names the stream kind in errors).
-pub(crate) fn decode_tagged<T: serde::de::DeserializeOwned>(
-    types: &[(&str, i32)],
-    kind: &str,
-    event_type: &str,
-    schema_version: i32,
-    payload: Value,
-) -> Result<T, DecodeError> {
-    let error = |reason: String| DecodeError {
-        event_type: event_type.to_owned(),
-        schema_version,
-        reason,
-    };
-    match types.iter().find(|(name, _)| *name == event_type) {
-        None => return Err(error(format!("not a {kind} event type"))),
-        Some((_, current)) if *current != schema_version => {
-            return Err(error(format!(
-                "this build reads v{current}; an upcaster is missing"
-            )));
-        }
-        Some(_) => {}
-    }
-    let mut envelope = Map::new();
-    envelope.insert(
-        "event_type".to_owned(),
-        Value::String(event_type.to_owned()),
-    );
-    envelope.insert("payload".to_owned(), payload);
-    serde_json::from_value(Value::Object(envelope)).map_err(|e| error(e.to_string()))
 }

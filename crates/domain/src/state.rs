@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::Instrument;
 use crate::codes::ConsentScope;
-use crate::event::CaseEvent;
+use crate::event::{CaseEvent, DomainEvent};
 use crate::ids::*;
 
 /// Where the case stands.

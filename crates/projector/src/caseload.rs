@@ -1,5 +1,6 @@
 //! The caseload read model: one row per client, as link workers and team leads see them.
 
+use domain::DomainEvent as _;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;

@@ -1,6 +1,7 @@
 //! The directory read model: one row per directory service, ranked by full-text search.
 
 use async_trait::async_trait;
+use domain::DomainEvent as _;
 use domain::NeedDomain;
 use domain::directory::{DirectoryEvent, OrukService, SERVICE_STREAM};
 use eventstore::RecordedEvent;

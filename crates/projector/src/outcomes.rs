@@ -5,6 +5,7 @@
 //! Versions live side by side: `outcomes_v1` and `outcomes_v2` are two projections with their
 //! own checkpoints and rows, so a rule change is rebuilt beside the figures in use.
 
+use domain::DomainEvent as _;
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;

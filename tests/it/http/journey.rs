@@ -642,3 +642,45 @@ async fn the_caseload_shows_a_newly_assigned_case_once_the_projector_catches_up(
     assert_eq!(mine.body["items"], json!([]));
     server.stop().await;
 }
+
+/// A directory service's id given as a client's is no client record: 404 for a command and a
+/// read, never a 500, and nothing written.
+#[tokio::test]
+async fn a_service_id_used_as_a_client_id_is_no_record() {
+    let server = TestServer::start().await;
+    let service = server.services[0];
+    let referral = server
+        .post(
+            &server.people.referrer,
+            &client_path(service, "referrals"),
+            intake(Uuid::new_v4(), "gp"),
+        )
+        .await;
+    assert_eq!(referral.status, 404, "{:#}", referral.body);
+    let contact = server
+        .post(
+            &server.people.lead,
+            &client_path(service, "contacts"),
+            json!({ "contact_id": Uuid::new_v4(), "mode": "phone", "minutes": 20,
+                    "contacted_at": Utc::now().to_rfc3339(), "note": null }),
+        )
+        .await;
+    assert_eq!(contact.status, 404, "{:#}", contact.body);
+    let read = server
+        .get(&server.people.auditor, &client_path(service, ""))
+        .await;
+    assert_eq!(read.status, 404, "{:#}", read.body);
+    let written: i64 = server
+        .db
+        .admin_client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM events WHERE stream_id = $1 AND stream_type <> 'service'",
+            &[&service],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(written, 0);
+    server.stop().await;
+}

@@ -1,0 +1,42 @@
+//! The one way a stream is loaded for deciding or reading: read it, check every event is of the
+//! expected stream type, decode each once, and fold. Client records and directory services
+//! both come through here.
+
+use domain::{DecodeError, DomainEvent};
+use eventstore::{EventStore, RecordedEvent, StoreError};
+use uuid::Uuid;
+
+/// Why a stream could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LoadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Corrupt(#[from] DecodeError),
+    /// The id names a stream of another type (a service's id given as a client's).
+    #[error("the id {0} belongs to another kind of record")]
+    OtherKind(Uuid),
+}
+
+/// Reads stream `id` of `E`'s stream type and folds each event, decoded once, into `state`.
+/// A stream with no events leaves `state` as it was.
+///
+/// # Errors
+/// [`LoadError::OtherKind`] when the stream is of another type; a store failure or an event
+/// that cannot be decoded.
+pub(crate) async fn load<E: DomainEvent, S>(
+    store: &EventStore,
+    id: Uuid,
+    mut state: S,
+    mut fold: impl FnMut(&mut S, RecordedEvent, E),
+) -> Result<S, LoadError> {
+    for mut event in store.read_stream(id, 1, None).await? {
+        if event.stream_type != E::STREAM {
+            return Err(LoadError::OtherKind(id));
+        }
+        let payload = std::mem::take(&mut event.payload);
+        let decoded = E::decode(&event.event_type, event.schema_version, payload)?;
+        fold(&mut state, event, decoded);
+    }
+    Ok(state)
+}
