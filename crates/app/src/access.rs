@@ -138,6 +138,9 @@ pub enum AccessError {
     Database(#[from] tokio_postgres::Error),
     #[error("no random numbers: {0}")]
     Random(String),
+    /// A stored row that does not read (a role this build does not know).
+    #[error("unreadable staff row: {0}")]
+    Corrupt(String),
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> AccessError {
@@ -281,18 +284,19 @@ pub async fn add_staff(
 const STAFF_COLUMNS: &str =
     "staff_id, organisation_id, team_id, name, role, capacity, active FROM staff";
 
-fn staff_from_row(row: &tokio_postgres::Row) -> StaffMember {
+fn staff_from_row(row: &tokio_postgres::Row) -> Result<StaffMember, AccessError> {
     let role: String = row.get(4);
-    StaffMember {
+    Ok(StaffMember {
         staff_id: row.get(0),
         organisation_id: row.get(1),
         team_id: row.get(2),
         name: row.get(3),
-        // The column's CHECK keeps it to known roles.
-        role: role.parse().unwrap_or(Role::Referrer),
+        // The column's CHECK keeps it to known roles; anything else is an error, never a
+        // guess.
+        role: role.parse().map_err(AccessError::Corrupt)?,
         capacity: row.get(5),
         active: row.get(6),
-    }
+    })
 }
 
 /// One staff account of an organisation.
@@ -310,7 +314,7 @@ pub async fn staff_member(
             &[&organisation_id, &staff_id],
         )
         .await?;
-    Ok(row.as_ref().map(staff_from_row))
+    row.as_ref().map(staff_from_row).transpose()
 }
 
 /// An organisation's staff in id order, after `after`, at most `limit`.
@@ -332,7 +336,7 @@ pub async fn list_staff(
             &[&organisation_id, &after, &limit],
         )
         .await?;
-    Ok(rows.iter().map(staff_from_row).collect())
+    rows.iter().map(staff_from_row).collect()
 }
 
 fn secret_hash(secret: &str) -> Vec<u8> {

@@ -215,7 +215,7 @@ pub async fn drop_version(store: &EventStore, version: i32) -> anyhow::Result<()
     let versions = projector::versions(&client, projector::OUTCOMES).await?;
     match versions.iter().find(|v| v.rules_version == version) {
         None => anyhow::bail!("there are no figures under rules version {version}"),
-        Some(v) if v.state == "live" => anyhow::bail!(
+        Some(v) if v.state == projector::VersionState::Live => anyhow::bail!(
             "rules version {version} is the one reports use; rebuild and switch to another first"
         ),
         Some(_) => {}
@@ -225,21 +225,7 @@ pub async fn drop_version(store: &EventStore, version: i32) -> anyhow::Result<()
     let tx = client.transaction().await?;
     projection.reset(&tx).await?;
     let name = projector::outcomes_name(version);
-    tx.execute(
-        "DELETE FROM projection_checkpoints WHERE projection = $1",
-        &[&name],
-    )
-    .await?;
-    tx.execute(
-        "DELETE FROM projection_leases WHERE projection = $1",
-        &[&name],
-    )
-    .await?;
-    tx.execute(
-        "DELETE FROM projection_versions WHERE projection = $1 AND rules_version = $2",
-        &[&projector::OUTCOMES, &version],
-    )
-    .await?;
+    projector::bookkeeping::forget(&*tx, &name, Some((projector::OUTCOMES, version))).await?;
     tx.commit().await?;
     Ok(())
 }

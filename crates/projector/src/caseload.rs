@@ -10,6 +10,7 @@ use eventstore::RecordedEvent;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::bookkeeping;
 use crate::{Projection, ProjectionError};
 
 /// A client's line on a caseload.
@@ -147,6 +148,9 @@ pub struct CaseloadProjection;
 /// [`switch_rebuilt_caseload`] moves its rows into `caseload` in one transaction.
 pub struct ShadowCaseload;
 
+/// The live projection's name.
+pub const LIVE_CASELOAD: &str = "caseload_v1";
+
 /// The shadow projection's name.
 pub const SHADOW_CASELOAD: &str = "caseload_v1_rebuild";
 
@@ -266,7 +270,7 @@ fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError>
 #[async_trait]
 impl Projection for CaseloadProjection {
     fn name(&self) -> &str {
-        "caseload_v1"
+        LIVE_CASELOAD
     }
 
     async fn reset(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), ProjectionError> {
@@ -445,12 +449,7 @@ pub async fn switch_rebuilt_caseload(
     holder: Uuid,
 ) -> Result<u64, ProjectionError> {
     let tx = client.transaction().await?;
-    tx.execute(
-        "INSERT INTO projection_leases (projection, holder, expires_at) VALUES ('caseload_v1', $1, now() + interval '1 minute') \
-         ON CONFLICT (projection) DO UPDATE SET holder = $1, expires_at = now() + interval '1 minute'",
-        &[&holder],
-    )
-    .await?;
+    bookkeeping::seize_lease(&tx, LIVE_CASELOAD, holder).await?;
     tx.batch_execute("DELETE FROM caseload").await?;
     let moved = tx
         .execute(
@@ -460,27 +459,11 @@ pub async fn switch_rebuilt_caseload(
             &[],
         )
         .await?;
-    let shadow = tx
-        .query_one(
-            "SELECT log_generation, transaction_id, position, events_applied FROM projection_checkpoints \
-             WHERE projection = $1",
-            &[&SHADOW_CASELOAD],
-        )
-        .await?;
-    let (generation, transaction, position, applied): (i32, i64, i64, i64) =
-        (shadow.get(0), shadow.get(1), shadow.get(2), shadow.get(3));
-    tx.execute(
-        "INSERT INTO projection_checkpoints (projection, log_generation, transaction_id, position, events_applied) \
-         VALUES ('caseload_v1', $1, $2, $3, $4) ON CONFLICT (projection) DO UPDATE SET log_generation = $1, \
-         transaction_id = $2, position = $3, events_applied = $4, updated_at = now()",
-        &[&generation, &transaction, &position, &applied],
-    )
-    .await?;
-    tx.execute(
-        "DELETE FROM projection_leases WHERE projection = 'caseload_v1' AND holder = $1",
-        &[&holder],
-    )
-    .await?;
+    let (at, applied) = bookkeeping::read_checkpoint(&tx, SHADOW_CASELOAD)
+        .await?
+        .ok_or_else(|| ProjectionError::Corrupt("the shadow caseload has no checkpoint".into()))?;
+    bookkeeping::set_checkpoint(&tx, LIVE_CASELOAD, at, applied).await?;
+    bookkeeping::release_lease(&tx, LIVE_CASELOAD, holder).await?;
     tx.commit().await?;
     Ok(moved)
 }

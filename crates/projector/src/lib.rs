@@ -7,6 +7,7 @@
 //! Projections never call out, never read the clock and never make random numbers: a rebuild
 //! replays the log into the same rows.
 
+pub mod bookkeeping;
 mod caseload;
 mod directory;
 mod outcomes;
@@ -14,6 +15,7 @@ mod registry;
 pub mod rules;
 mod runner;
 
+pub use bookkeeping::{live_version, start_version, switch_live, versions};
 pub use caseload::{
     CaseloadFilter, CaseloadProjection, CaseloadRow, SHADOW_CASELOAD, ShadowCaseload,
     apply_case_event, switch_rebuilt_caseload,
@@ -23,8 +25,5 @@ pub use outcomes::{
     ClientOutcomes, OutcomesProjection, ScorePair, apply_outcome_event, outcomes_name,
     pairs_by_measure, score_pairs,
 };
-pub use registry::{
-    Lag, OUTCOMES, ProjectionVersion, all, lag, live_version, spawn_all, start_version,
-    switch_live, versions,
-};
+pub use registry::{Lag, OUTCOMES, ProjectionVersion, VersionState, all, lag, spawn_all};
 pub use runner::{Projection, ProjectionError, Runner, RunnerSettings};

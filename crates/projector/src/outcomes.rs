@@ -479,7 +479,7 @@ impl Projection for OutcomesProjection {
         }
         let mut figures = Figures::default();
         for state in states.values() {
-            figures.add(state, &self.rules);
+            figures.add(state, &self.rules)?;
         }
         figures.write(tx, version).await
     }
@@ -569,13 +569,14 @@ struct GapColumns {
 }
 
 impl Figures {
-    fn add(&mut self, state: &ClientOutcomes, rules: &Rules) {
+    fn add(&mut self, state: &ClientOutcomes, rules: &Rules) -> Result<(), ProjectionError> {
         let client = state.client_id;
         let org = state.organisation_id;
+        // A state that does not serialise fails the batch: it is never stored as null.
+        let stored = serde_json::to_value(state)
+            .map_err(|e| ProjectionError::Corrupt(format!("outcome state of {client}: {e}")))?;
         self.state.0.push(client);
-        self.state
-            .1
-            .push(serde_json::to_value(state).unwrap_or(Value::Null));
+        self.state.1.push(stored);
         let referral = |id: Uuid| state.referrals.iter().find(|r| r.referral_id == id);
         for r in &state.referrals {
             let episode = state
@@ -660,6 +661,7 @@ impl Figures {
             c.reason.push(g.reason.clone());
             c.recorded_on.push(g.recorded_on);
         }
+        Ok(())
     }
 
     async fn write(

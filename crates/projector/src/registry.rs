@@ -26,7 +26,7 @@ pub async fn all(store: &EventStore) -> Result<Vec<Arc<dyn Projection>>, Project
     let mut projections: Vec<Arc<dyn Projection>> =
         vec![Arc::new(CaseloadProjection), Arc::new(DirectoryProjection)];
     let client = store.pool().get().await?;
-    for version in versions(&client, OUTCOMES).await? {
+    for version in crate::bookkeeping::versions(&client, OUTCOMES).await? {
         match Rules::load(version.rules_version) {
             Ok(rules) => projections.push(Arc::new(OutcomesProjection::new(rules))),
             Err(e) => tracing::warn!(error = %e, "not running outcomes under unknown rules"),
@@ -35,95 +35,54 @@ pub async fn all(store: &EventStore) -> Result<Vec<Arc<dyn Projection>>, Project
     Ok(projections)
 }
 
+/// Where a rule version of a versioned projection stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionState {
+    /// Being rebuilt; reports do not use it unless asked.
+    Building,
+    /// The version reports use.
+    Live,
+    /// Used before; still followed, and readable when asked for.
+    Retired,
+}
+
+impl VersionState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionState::Building => "building",
+            VersionState::Live => "live",
+            VersionState::Retired => "retired",
+        }
+    }
+}
+
+impl std::fmt::Display for VersionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for VersionState {
+    type Err = ProjectionError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "building" => Ok(VersionState::Building),
+            "live" => Ok(VersionState::Live),
+            "retired" => Ok(VersionState::Retired),
+            other => Err(ProjectionError::Corrupt(format!(
+                "projection_versions.state: {other:?} is not a version state"
+            ))),
+        }
+    }
+}
+
 /// One rule version of a versioned projection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ProjectionVersion {
     pub rules_version: i32,
-    /// `building`, `live` or `retired`.
-    pub state: String,
-}
-
-/// The rule versions of `projection`, oldest first.
-///
-/// # Errors
-/// A database failure.
-pub async fn versions(
-    client: &tokio_postgres::Client,
-    projection: &str,
-) -> Result<Vec<ProjectionVersion>, ProjectionError> {
-    let rows = client
-        .query(
-            "SELECT rules_version, state FROM projection_versions WHERE projection = $1 ORDER BY rules_version",
-            &[&projection],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|row| ProjectionVersion {
-            rules_version: row.get(0),
-            state: row.get(1),
-        })
-        .collect())
-}
-
-/// The rule version reports use.
-///
-/// # Errors
-/// A database failure.
-pub async fn live_version(
-    client: &tokio_postgres::Client,
-    projection: &str,
-) -> Result<i32, ProjectionError> {
-    let row = client
-        .query_opt(
-            "SELECT rules_version FROM projection_versions WHERE projection = $1 AND state = 'live'",
-            &[&projection],
-        )
-        .await?;
-    Ok(row.map(|r| r.get(0)).unwrap_or(1))
-}
-
-/// Registers a version being rebuilt (no change if it exists).
-///
-/// # Errors
-/// A database failure.
-pub async fn start_version(
-    client: &tokio_postgres::Client,
-    projection: &str,
-    rules_version: i32,
-) -> Result<(), ProjectionError> {
-    client
-        .execute(
-            "INSERT INTO projection_versions (projection, rules_version, state) VALUES ($1, $2, 'building')              ON CONFLICT (projection, rules_version) DO NOTHING",
-            &[&projection, &rules_version],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Makes `rules_version` the one reports use, in one transaction: the previous live version is
-/// retired (kept, still queryable and still followed, until dropped).
-///
-/// # Errors
-/// A database failure.
-pub async fn switch_live(
-    client: &mut tokio_postgres::Client,
-    projection: &str,
-    rules_version: i32,
-) -> Result<(), ProjectionError> {
-    let tx = client.transaction().await?;
-    tx.execute(
-        "UPDATE projection_versions SET state = 'retired' WHERE projection = $1 AND state = 'live'          AND rules_version <> $2",
-        &[&projection, &rules_version],
-    )
-    .await?;
-    tx.execute(
-        "UPDATE projection_versions SET state = 'live', switched_at = now()          WHERE projection = $1 AND rules_version = $2",
-        &[&projection, &rules_version],
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    pub state: VersionState,
 }
 
 /// Starts a runner per projection; each waits as a standby while another process holds it.
@@ -169,24 +128,10 @@ pub async fn lag(store: &EventStore) -> Result<Vec<Lag>, ProjectionError> {
     let client = store.pool().get().await?;
     let mut lags = Vec::new();
     for projection in projections {
-        let row = client
-            .query_opt(
-                "SELECT log_generation, transaction_id, position, events_applied FROM projection_checkpoints \
-                 WHERE projection = $1",
-                &[&projection.name()],
-            )
-            .await?;
-        let (checkpoint, applied) = match row {
-            Some(row) => (
-                GlobalPosition {
-                    generation: row.get(0),
-                    transaction_id: row.get(1),
-                    position: row.get(2),
-                },
-                row.get(3),
-            ),
-            None => (GlobalPosition::START, 0),
-        };
+        let (checkpoint, applied) =
+            crate::bookkeeping::read_checkpoint(&**client, projection.name())
+                .await?
+                .unwrap_or((GlobalPosition::START, 0));
         let (_, behind) = store.lag(checkpoint).await?;
         let seconds_behind: f64 = client
             .query_one(

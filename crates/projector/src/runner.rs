@@ -8,6 +8,8 @@ use eventstore::{EventStore, GlobalPosition, RecordedEvent, StoreError, Subscrip
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::bookkeeping;
+
 /// Why a projection could not apply a batch.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -177,13 +179,7 @@ impl Runner {
     /// A database failure.
     pub async fn release(&self) -> Result<(), ProjectionError> {
         let client = self.store.pool().get().await?;
-        client
-            .execute(
-                "DELETE FROM projection_leases WHERE projection = $1 AND holder = $2",
-                &[&self.name(), &self.holder],
-            )
-            .await?;
-        Ok(())
+        bookkeeping::release_lease(&**client, self.name(), self.holder).await
     }
 
     /// Where this projection has read to, and how many events it has applied.
@@ -191,16 +187,8 @@ impl Runner {
     /// # Errors
     /// A database failure.
     pub async fn position(&self) -> Result<(GlobalPosition, i64), ProjectionError> {
-        let checkpoint = self.checkpoint().await?;
         let client = self.store.pool().get().await?;
-        let applied: i64 = client
-            .query_one(
-                "SELECT events_applied FROM projection_checkpoints WHERE projection = $1",
-                &[&self.name()],
-            )
-            .await?
-            .get(0);
-        Ok((checkpoint, applied))
+        bookkeeping::checkpoint(&**client, self.name()).await
     }
 
     /// Empties the read model and moves its checkpoint back to the start of the log.
@@ -214,12 +202,7 @@ impl Runner {
         let mut client = self.store.pool().get().await?;
         let tx = client.transaction().await?;
         self.projection.reset(&tx).await?;
-        tx.execute(
-            "UPDATE projection_checkpoints SET log_generation = 0, transaction_id = 0, position = 0, \
-             events_applied = 0, updated_at = now() WHERE projection = $1",
-            &[&self.name()],
-        )
-        .await?;
+        bookkeeping::set_checkpoint(&*tx, self.name(), GlobalPosition::START, 0).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -268,39 +251,13 @@ impl Runner {
         };
         let mut client = self.store.pool().get().await?;
         let tx = client.transaction().await?;
-        let renewed = tx
-            .execute(
-                "UPDATE projection_leases SET expires_at = now() + make_interval(secs => $3) \
-                 WHERE projection = $1 AND holder = $2",
-                &[
-                    &self.name(),
-                    &self.holder,
-                    &self.settings.lease_ttl.as_secs_f64(),
-                ],
-            )
-            .await?;
-        if renewed != 1 {
+        let ttl = self.settings.lease_ttl.as_secs_f64();
+        if !bookkeeping::renew_lease(&*tx, self.name(), self.holder, ttl).await? {
             return Err(ProjectionError::LeaseLost(self.name().to_owned()));
         }
         self.projection.apply(&tx, events).await?;
-        let moved = tx
-            .execute(
-                "UPDATE projection_checkpoints SET log_generation = $2, transaction_id = $3, position = $4, \
-                 events_applied = events_applied + $8, updated_at = now() \
-                 WHERE projection = $1 AND log_generation = $5 AND transaction_id = $6 AND position = $7",
-                &[
-                    &self.name(),
-                    &last.global.generation,
-                    &last.global.transaction_id,
-                    &last.global.position,
-                    &from.generation,
-                    &from.transaction_id,
-                    &from.position,
-                    &(events.len() as i64),
-                ],
-            )
-            .await?;
-        if moved != 1 {
+        let applied = events.len() as i64;
+        if !bookkeeping::move_checkpoint(&*tx, self.name(), from, last.global, applied).await? {
             return Err(ProjectionError::CheckpointMoved(self.name().to_owned()));
         }
         tx.commit().await?;
@@ -310,38 +267,12 @@ impl Runner {
     /// Takes the lease if it is free, expired or already ours; renews it if ours.
     async fn acquire_lease(&self) -> Result<bool, ProjectionError> {
         let client = self.store.pool().get().await?;
-        let row = client
-            .query_opt(
-                "INSERT INTO projection_leases (projection, holder, expires_at) \
-                 VALUES ($1, $2, now() + make_interval(secs => $3)) \
-                 ON CONFLICT (projection) DO UPDATE SET holder = $2, expires_at = now() + make_interval(secs => $3) \
-                 WHERE projection_leases.holder = $2 OR projection_leases.expires_at < now() \
-                 RETURNING holder",
-                &[&self.name(), &self.holder, &self.settings.lease_ttl.as_secs_f64()],
-            )
-            .await?;
-        Ok(row.is_some())
+        let ttl = self.settings.lease_ttl.as_secs_f64();
+        bookkeeping::take_lease(&**client, self.name(), self.holder, ttl).await
     }
 
     async fn checkpoint(&self) -> Result<GlobalPosition, ProjectionError> {
         let client = self.store.pool().get().await?;
-        client
-            .execute(
-                "INSERT INTO projection_checkpoints (projection, log_generation, transaction_id, position) \
-                 VALUES ($1, 0, 0, 0) ON CONFLICT (projection) DO NOTHING",
-                &[&self.name()],
-            )
-            .await?;
-        let row = client
-            .query_one(
-                "SELECT log_generation, transaction_id, position FROM projection_checkpoints WHERE projection = $1",
-                &[&self.name()],
-            )
-            .await?;
-        Ok(GlobalPosition {
-            generation: row.get(0),
-            transaction_id: row.get(1),
-            position: row.get(2),
-        })
+        Ok(bookkeeping::checkpoint(&**client, self.name()).await?.0)
     }
 }
