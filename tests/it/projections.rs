@@ -518,3 +518,79 @@ async fn lag_says_how_many_events_and_how_long_a_projection_is_behind() {
         (0, 0.0, 5)
     );
 }
+
+/// Every row of the caseload, in a fixed order.
+async fn caseload_table(client: &tokio_postgres::Client) -> serde_json::Value {
+    client
+        .query_one(
+            "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY client_id), '[]') FROM caseload t",
+            &[],
+        )
+        .await
+        .expect("rows")
+        .get(0)
+}
+
+/// A read model is the same however the log is cut into batches: every batch size from one
+/// event to the whole log, and cuts at pseudo-random places, give the caseload and the outcome
+/// figures of the log in one batch.
+#[tokio::test]
+async fn splitting_the_log_into_batches_anywhere_gives_the_same_read_models() {
+    let (db, store) = store_with_db(4).await;
+    let cases = CaseService::new(store.clone());
+    for (n, steps) in [(1, 9), (2, 3), (3, 7), (4, 9), (5, 1), (6, 8)] {
+        run_journey(&cases, ClientId(Uuid::from_u128(600 + n)), steps).await;
+    }
+    let events = store
+        .read_all(eventstore::GlobalPosition::START, 10_000)
+        .await
+        .expect("the log");
+    assert!(events.len() > 30, "{} events", events.len());
+    let projections: Vec<Arc<dyn projector::Projection>> = vec![
+        Arc::new(CaseloadProjection),
+        Arc::new(OutcomesProjection::new(Rules::load(2).expect("rules v2"))),
+    ];
+    let mut client = db.admin_client().await;
+    // Cuts: the whole log in one batch first (what the others must equal), every other size,
+    // then a seeded scatter of uneven ones.
+    let mut cuttings: Vec<Vec<usize>> = vec![vec![events.len()]];
+    cuttings.extend((1..events.len()).map(|size| vec![size]));
+    let mut seed = 0x5eed_u64;
+    for _ in 0..8 {
+        let mut sizes = Vec::new();
+        let mut left = events.len();
+        while left > 0 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let size = ((seed >> 33) as usize % 9 + 1).min(left);
+            sizes.push(size);
+            left -= size;
+        }
+        cuttings.push(sizes);
+    }
+    let mut whole = None;
+    for sizes in &cuttings {
+        for projection in &projections {
+            let tx = client.transaction().await.expect("tx");
+            projection.reset(&tx).await.expect("reset");
+            tx.commit().await.expect("commit");
+        }
+        let mut at = 0;
+        let mut k = 0;
+        while at < events.len() {
+            let size = sizes[k % sizes.len()].min(events.len() - at);
+            let batch = &events[at..at + size];
+            for projection in &projections {
+                let tx = client.transaction().await.expect("tx");
+                projection.apply(&tx, batch).await.expect("a batch");
+                tx.commit().await.expect("commit");
+            }
+            at += size;
+            k += 1;
+        }
+        let models = (caseload_table(&client).await, outcome_tables(&client).await);
+        match &whole {
+            None => whole = Some(models),
+            Some(whole) => assert_eq!(&models, whole, "batches of {sizes:?}"),
+        }
+    }
+}

@@ -18,6 +18,8 @@ mod ids;
 mod instrument;
 mod personal;
 mod state;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use codes::*;
 pub use command::{CaseCommand, TransferCase};

@@ -1,106 +1,13 @@
 //! Domain tests: given events, when a command, then events or a refusal (all through `check`);
 //! the event encoding pinned by snapshots; properties of `decide` and `evolve`.
 
-use chrono::{NaiveDate, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use crate::testing::*;
 use crate::*;
-
-fn id(n: u128) -> Uuid {
-    Uuid::from_u128(n)
-}
-
-fn day(d: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 3, d).expect("a valid date")
-}
-
-const CLIENT: ClientId = ClientId(Uuid::from_u128(1));
-const REFERRAL: ReferralId = ReferralId(Uuid::from_u128(2));
-const WORKER: StaffId = StaffId(Uuid::from_u128(3));
-const TEAM: TeamId = TeamId(Uuid::from_u128(4));
-const SERVICE: ServiceId = ServiceId(Uuid::from_u128(5));
-const CONNECTION: ConnectionId = ConnectionId(Uuid::from_u128(6));
-const APPOINTMENT: AppointmentId = AppointmentId(Uuid::from_u128(7));
-const GOAL: GoalId = GoalId(Uuid::from_u128(8));
-
-fn personal() -> PersonalDetails {
-    PersonalDetails {
-        given_name: "Ada".to_owned(),
-        family_name: "Example".to_owned(),
-        date_of_birth: NaiveDate::from_ymd_opt(1950, 5, 17),
-        nhs_number: Some(NhsNumber::parse("943 476 5919").expect("valid")),
-        phone: Some("01632 960001".to_owned()),
-        email: None,
-        address: Some("1 Example Street, Frome".to_owned()),
-        postcode: Some("BA11 1AA".to_owned()),
-    }
-}
-
-fn registered() -> ClientRegistered {
-    ClientRegistered {
-        client_id: CLIENT,
-        personal: personal(),
-        area: "Frome".to_owned(),
-    }
-}
-
-fn referral(referral_id: ReferralId) -> ReferralReceived {
-    ReferralReceived {
-        referral_id,
-        source: ReferralSource::Gp,
-        referrer: Referrer {
-            staff_id: None,
-            name: Some("Dr Example".to_owned()),
-            organisation: Some("Frome Medical Practice".to_owned()),
-        },
-        reasons: vec![NeedDomain::LonelinessIsolation, NeedDomain::MentalWellbeing],
-        urgency: Urgency::Routine,
-        received_on: day(1),
-        note: None,
-    }
-}
-
-fn contact(n: u128) -> ContactRecorded {
-    ContactRecorded {
-        contact_id: ContactId(id(100 + n)),
-        mode: ContactMode::Phone,
-        minutes: 30,
-        contacted_at: Utc
-            .with_ymd_and_hms(2026, 3, 3, 10, 0, 0)
-            .single()
-            .expect("time"),
-        note: None,
-    }
-}
-
-fn assessment(
-    n: u128,
-    instrument: Instrument,
-    timepoint: Timepoint,
-    answers: Vec<i32>,
-) -> AssessmentRecorded {
-    AssessmentRecorded {
-        assessment_id: AssessmentId(id(200 + n)),
-        instrument,
-        instrument_version: 1,
-        timepoint,
-        mode: AdministrationMode::SelfCompleted,
-        answers,
-        licensor_score: None,
-        administered_on: day(4),
-    }
-}
-
-fn connection(kind: ConnectionKind) -> OnwardConnectionMade {
-    OnwardConnectionMade {
-        connection_id: CONNECTION,
-        service_id: SERVICE,
-        need: NeedDomain::LonelinessIsolation,
-        kind,
-    }
-}
 
 /// Registered with a referral waiting.
 fn referred() -> Vec<CaseEvent> {
@@ -143,11 +50,6 @@ fn with(mut events: Vec<CaseEvent>, more: impl IntoIterator<Item = CaseEvent>) -
     events
 }
 
-/// The event ids `fold` gives: the n-th event of `given` has id 1000 + n.
-fn event_id(n: u128) -> EventId {
-    EventId(id(1000 + n))
-}
-
 fn fold(events: &[CaseEvent]) -> CaseState {
     events
         .iter()
@@ -164,24 +66,6 @@ enum Expect {
     Accepted,
     /// Refused with this rule code.
     Refused(&'static str),
-}
-
-/// The directory service [`SERVICE`], listed and taking referrals.
-fn listed_service() -> directory::ServiceState {
-    let record = directory::OrukService::from_value(json!({
-        "id": SERVICE.0,
-        "name": "Frome Talking Café",
-        "status": "active",
-        "organization": { "id": Uuid::from_u128(0x0516), "name": "Frome Community" },
-        "attributes": [{ "taxonomy_term": {
-            "code": "loneliness_isolation", "taxonomy": directory::NEED_TAXONOMY
-        } }]
-    }))
-    .expect("a valid record");
-    directory::evolve_service(
-        directory::ServiceState::default(),
-        &directory::DirectoryEvent::ServiceListed(directory::ServiceListed { service: record }),
-    )
 }
 
 /// `decide` with the directory holding [`listed_service`].
@@ -1153,111 +1037,13 @@ fn the_event_type_names_and_versions_are_pinned() {
     );
 }
 
-/// Commands over small pools of ids, so random sequences hit the same entities often.
-fn command_pool() -> Vec<CaseCommand> {
-    let mut pool = vec![
-        CaseCommand::Intake {
-            client: Some(Box::new(registered())),
-            referral: referral(REFERRAL),
-        },
-        CaseCommand::Intake {
-            client: None,
-            referral: referral(ReferralId(id(21))),
-        },
-        CaseCommand::Intake {
-            client: None,
-            referral: referral(ReferralId(id(22))),
-        },
-        CaseCommand::RecordConsent(ConsentRecorded {
-            scope: ConsentScope::ShareWithOnwardServices,
-            services: vec![],
-        }),
-        CaseCommand::WithdrawConsent(ConsentWithdrawn {
-            scope: ConsentScope::ShareWithOnwardServices,
-        }),
-        CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
-            link_worker_id: WORKER,
-            team_id: TEAM,
-        }),
-        CaseCommand::TransferCase(TransferCase {
-            to_link_worker_id: StaffId(id(33)),
-            team_id: TEAM,
-            reason: TransferReason::Capacity,
-        }),
-        CaseCommand::RecordContact(contact(1)),
-        CaseCommand::RecordContact(contact(2)),
-        CaseCommand::RecordAssessment(assessment(
-            1,
-            Instrument::Wemwbs,
-            Timepoint::Baseline,
-            vec![2; 14],
-        )),
-        CaseCommand::RecordAssessment(assessment(
-            2,
-            Instrument::Wemwbs,
-            Timepoint::FollowUp,
-            vec![4; 14],
-        )),
-        CaseCommand::MakeConnection(connection(ConnectionKind::Referred)),
-        CaseCommand::MakeConnection(connection(ConnectionKind::Signposted)),
-        CaseCommand::RecordConnectionOutcome(ConnectionOutcomeRecorded {
-            connection_id: CONNECTION,
-            outcome: ConnectionOutcome::Attended,
-            waiting_weeks: None,
-        }),
-        CaseCommand::BookAppointment(AppointmentBooked {
-            appointment_id: APPOINTMENT,
-            scheduled_for: Utc
-                .with_ymd_and_hms(2026, 3, 9, 14, 0, 0)
-                .single()
-                .expect("time"),
-            mode: ContactMode::Phone,
-        }),
-        CaseCommand::RecordAttendance(AppointmentAttended {
-            appointment_id: APPOINTMENT,
-        }),
-        CaseCommand::RecordDidNotAttend(AppointmentNotAttended {
-            appointment_id: APPOINTMENT,
-        }),
-        CaseCommand::SetGoal(GoalSet {
-            goal_id: GOAL,
-            description: "walk".to_owned(),
-            need: None,
-        }),
-        CaseCommand::ReviewGoal(GoalReviewed {
-            goal_id: GOAL,
-            progress: GoalProgress::Achieved,
-            note: None,
-        }),
-        CaseCommand::CloseCase(CaseClosed {
-            reason: ClosureReason::GoalsMet,
-            note: None,
-        }),
-        CaseCommand::ReopenCase(CaseReopened { note: None }),
-        CaseCommand::CorrectEntry(EntryCorrected {
-            corrects: event_id(1),
-            corrected_fields: Map::from_iter([("urgency".to_owned(), json!("soon"))]),
-            reason: "misread".to_owned(),
-        }),
-    ];
-    for referral_id in [REFERRAL, ReferralId(id(21)), ReferralId(id(22))] {
-        pool.push(CaseCommand::AcceptReferral(ReferralAccepted {
-            referral_id,
-        }));
-        pool.push(CaseCommand::DeclineReferral(ReferralDeclined {
-            referral_id,
-            reason: DeclineReason::ClientDeclined,
-            note: None,
-        }));
-    }
-    pool
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
-    /// `decide` never emits an event that `evolve` cannot fold or the store cannot decode, and
-    /// the state folded from the emitted events is the one `decide` then works on.
+    /// `decide` never emits an event that `evolve` cannot fold or the store cannot decode; and
+    /// over any command sequence, the status and each referral's decision follow a model of the
+    /// case written here from the event list alone (not through `evolve`), so a wrong fold or
+    /// a command accepted in the wrong state breaks it.
     #[test]
     fn decide_only_emits_events_that_fold_and_round_trip(picks in proptest::collection::vec(0usize..64, 0..60)) {
         let pool = command_pool();
@@ -1274,9 +1060,58 @@ proptest! {
                     log.push(event);
                 }
             }
+            let (status, decisions) = model(&log);
+            prop_assert_eq!(state.status, status, "after {:?}", command);
+            for (referral, decided) in decisions {
+                prop_assert_eq!(state.referrals.get(&referral).copied(), Some(decided));
+            }
+            // Only an open case is worked: a contact is accepted exactly when the model says
+            // the case is open and someone holds it.
+            let contact = CaseCommand::RecordContact(contact(99));
+            let open_and_held = status == CaseStatus::Open && state.link_worker.is_some();
+            prop_assert_eq!(decide_listed(&state, &contact).is_ok(), open_and_held);
         }
-        prop_assert_eq!(fold(&log), state);
     }
+}
+
+/// The case's status and each referral's decision, from the event list alone.
+fn model(log: &[CaseEvent]) -> (CaseStatus, Vec<(ReferralId, ReferralStatus)>) {
+    let mut status = CaseStatus::Unregistered;
+    let mut decisions: Vec<(ReferralId, ReferralStatus)> = Vec::new();
+    let decide = |decisions: &mut Vec<(ReferralId, ReferralStatus)>, id, to| {
+        if let Some(entry) = decisions.iter_mut().find(|(r, _)| *r == id) {
+            entry.1 = to;
+        }
+    };
+    for event in log {
+        match event {
+            CaseEvent::ClientRegistered(_) => status = CaseStatus::Idle,
+            CaseEvent::ReferralReceived(r) => {
+                status = CaseStatus::Referred;
+                decisions.push((r.referral_id, ReferralStatus::Pending));
+            }
+            CaseEvent::ReferralAccepted(r) => {
+                status = CaseStatus::Open;
+                decide(&mut decisions, r.referral_id, ReferralStatus::Accepted);
+            }
+            CaseEvent::ReferralDeclined(r) => {
+                status = CaseStatus::Idle;
+                decide(&mut decisions, r.referral_id, ReferralStatus::Declined);
+            }
+            CaseEvent::ReferralRedirected(r) => {
+                status = CaseStatus::Idle;
+                decide(&mut decisions, r.referral_id, ReferralStatus::Redirected);
+            }
+            CaseEvent::CaseClosed(_) => status = CaseStatus::Closed,
+            CaseEvent::CaseReopened(_) => status = CaseStatus::Open,
+            _ => {}
+        }
+    }
+    (status, decisions)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Folding any sequence of events, even one no command would produce, never panics.
     #[test]

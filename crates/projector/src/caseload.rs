@@ -467,3 +467,53 @@ pub async fn switch_rebuilt_caseload(
     tx.commit().await?;
     Ok(moved)
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use domain::testing::{command_pool, event_id, listed_service};
+    use domain::{CaseState, CaseStatus, Lookups, decide, evolve};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// For any command sequence, the caseload row says what the folded case says: its
+        /// status, who holds it and in which team, and the current referral's date and source.
+        #[test]
+        fn the_caseload_row_follows_the_folded_case(picks in proptest::collection::vec(0usize..64, 0..60)) {
+            let pool = command_pool();
+            let service = listed_service();
+            let lookups = Lookups { service: Some(&service) };
+            let at = Utc.with_ymd_and_hms(2026, 3, 5, 9, 0, 0).single().expect("a time");
+            let mut state = CaseState::default();
+            let mut row = CaseloadRow::default();
+            let mut version = 0;
+            let mut referral = None;
+            for pick in picks {
+                let command = &pool[pick % pool.len()];
+                let Ok(events) = decide(&state, command, &lookups) else { continue };
+                for event in events {
+                    version += 1;
+                    if let CaseEvent::ReferralReceived(r) = &event {
+                        referral = Some((r.received_on, code(&r.source)));
+                    }
+                    state = evolve(state, event_id(version as u128), &event);
+                    apply_case_event(&mut row, &event, at, version);
+                }
+                let expected = match state.status {
+                    CaseStatus::Unregistered => "",
+                    status => status.code(),
+                };
+                prop_assert_eq!(row.status.as_str(), expected, "after {:?}", command);
+                prop_assert_eq!(row.link_worker_id, state.link_worker.map(|(w, _)| w.0));
+                prop_assert_eq!(row.team_id, state.link_worker.map(|(_, t)| t.0));
+                prop_assert_eq!(row.referred_on, referral.as_ref().map(|r| r.0));
+                prop_assert_eq!(row.referral_source.as_ref(), referral.as_ref().map(|r| &r.1));
+                prop_assert_eq!(row.stream_version, version);
+            }
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Fixtures for tests of the domain and of what is built on it (read models, properties over
+//! command sequences): fixed ids, a registered client, a referral, and a pool of commands over
+//! a few ids so that random sequences meet the same entities often. Compiled for tests and with
+//! the `testing` feature only.
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use serde_json::{Map, json};
+use uuid::Uuid;
+
+use crate::*;
+
+pub fn id(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+pub fn day(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, d).expect("a valid date")
+}
+
+pub const CLIENT: ClientId = ClientId(Uuid::from_u128(1));
+pub const REFERRAL: ReferralId = ReferralId(Uuid::from_u128(2));
+pub const WORKER: StaffId = StaffId(Uuid::from_u128(3));
+pub const TEAM: TeamId = TeamId(Uuid::from_u128(4));
+pub const SERVICE: ServiceId = ServiceId(Uuid::from_u128(5));
+pub const CONNECTION: ConnectionId = ConnectionId(Uuid::from_u128(6));
+pub const APPOINTMENT: AppointmentId = AppointmentId(Uuid::from_u128(7));
+pub const GOAL: GoalId = GoalId(Uuid::from_u128(8));
+
+pub fn personal() -> PersonalDetails {
+    PersonalDetails {
+        given_name: "Ada".to_owned(),
+        family_name: "Example".to_owned(),
+        date_of_birth: NaiveDate::from_ymd_opt(1950, 5, 17),
+        nhs_number: Some(NhsNumber::parse("943 476 5919").expect("valid")),
+        phone: Some("01632 960001".to_owned()),
+        email: None,
+        address: Some("1 Example Street, Frome".to_owned()),
+        postcode: Some("BA11 1AA".to_owned()),
+    }
+}
+
+pub fn registered() -> ClientRegistered {
+    ClientRegistered {
+        client_id: CLIENT,
+        personal: personal(),
+        area: "Frome".to_owned(),
+    }
+}
+
+pub fn referral(referral_id: ReferralId) -> ReferralReceived {
+    ReferralReceived {
+        referral_id,
+        source: ReferralSource::Gp,
+        referrer: Referrer {
+            staff_id: None,
+            name: Some("Dr Example".to_owned()),
+            organisation: Some("Frome Medical Practice".to_owned()),
+        },
+        reasons: vec![NeedDomain::LonelinessIsolation, NeedDomain::MentalWellbeing],
+        urgency: Urgency::Routine,
+        received_on: day(1),
+        note: None,
+    }
+}
+
+pub fn contact(n: u128) -> ContactRecorded {
+    ContactRecorded {
+        contact_id: ContactId(id(100 + n)),
+        mode: ContactMode::Phone,
+        minutes: 30,
+        contacted_at: Utc
+            .with_ymd_and_hms(2026, 3, 3, 10, 0, 0)
+            .single()
+            .expect("time"),
+        note: None,
+    }
+}
+
+pub fn assessment(
+    n: u128,
+    instrument: Instrument,
+    timepoint: Timepoint,
+    answers: Vec<i32>,
+) -> AssessmentRecorded {
+    AssessmentRecorded {
+        assessment_id: AssessmentId(id(200 + n)),
+        instrument,
+        instrument_version: 1,
+        timepoint,
+        mode: AdministrationMode::SelfCompleted,
+        answers,
+        licensor_score: None,
+        administered_on: day(4),
+    }
+}
+
+pub fn connection(kind: ConnectionKind) -> OnwardConnectionMade {
+    OnwardConnectionMade {
+        connection_id: CONNECTION,
+        service_id: SERVICE,
+        need: NeedDomain::LonelinessIsolation,
+        kind,
+    }
+}
+
+/// The event ids `fold` gives: the n-th event of `given` has id 1000 + n.
+pub fn event_id(n: u128) -> EventId {
+    EventId(id(1000 + n))
+}
+
+/// The directory service [`SERVICE`], listed and taking referrals.
+pub fn listed_service() -> directory::ServiceState {
+    let record = directory::OrukService::from_value(json!({
+        "id": SERVICE.0,
+        "name": "Frome Talking Café",
+        "status": "active",
+        "organization": { "id": Uuid::from_u128(0x0516), "name": "Frome Community" },
+        "attributes": [{ "taxonomy_term": {
+            "code": "loneliness_isolation", "taxonomy": directory::NEED_TAXONOMY
+        } }]
+    }))
+    .expect("a valid record");
+    directory::evolve_service(
+        directory::ServiceState::default(),
+        &directory::DirectoryEvent::ServiceListed(directory::ServiceListed { service: record }),
+    )
+}
+
+/// Commands over small pools of ids, so random sequences hit the same entities often.
+pub fn command_pool() -> Vec<CaseCommand> {
+    let mut pool = vec![
+        CaseCommand::Intake {
+            client: Some(Box::new(registered())),
+            referral: referral(REFERRAL),
+        },
+        CaseCommand::Intake {
+            client: None,
+            referral: referral(ReferralId(id(21))),
+        },
+        CaseCommand::Intake {
+            client: None,
+            referral: referral(ReferralId(id(22))),
+        },
+        CaseCommand::RecordConsent(ConsentRecorded {
+            scope: ConsentScope::ShareWithOnwardServices,
+            services: vec![],
+        }),
+        CaseCommand::WithdrawConsent(ConsentWithdrawn {
+            scope: ConsentScope::ShareWithOnwardServices,
+        }),
+        CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
+            link_worker_id: WORKER,
+            team_id: TEAM,
+        }),
+        CaseCommand::TransferCase(TransferCase {
+            to_link_worker_id: StaffId(id(33)),
+            team_id: TEAM,
+            reason: TransferReason::Capacity,
+        }),
+        CaseCommand::RecordContact(contact(1)),
+        CaseCommand::RecordContact(contact(2)),
+        CaseCommand::RecordAssessment(assessment(
+            1,
+            Instrument::Wemwbs,
+            Timepoint::Baseline,
+            vec![2; 14],
+        )),
+        CaseCommand::RecordAssessment(assessment(
+            2,
+            Instrument::Wemwbs,
+            Timepoint::FollowUp,
+            vec![4; 14],
+        )),
+        CaseCommand::MakeConnection(connection(ConnectionKind::Referred)),
+        CaseCommand::MakeConnection(connection(ConnectionKind::Signposted)),
+        CaseCommand::RecordConnectionOutcome(ConnectionOutcomeRecorded {
+            connection_id: CONNECTION,
+            outcome: ConnectionOutcome::Attended,
+            waiting_weeks: None,
+        }),
+        CaseCommand::BookAppointment(AppointmentBooked {
+            appointment_id: APPOINTMENT,
+            scheduled_for: Utc
+                .with_ymd_and_hms(2026, 3, 9, 14, 0, 0)
+                .single()
+                .expect("time"),
+            mode: ContactMode::Phone,
+        }),
+        CaseCommand::RecordAttendance(AppointmentAttended {
+            appointment_id: APPOINTMENT,
+        }),
+        CaseCommand::RecordDidNotAttend(AppointmentNotAttended {
+            appointment_id: APPOINTMENT,
+        }),
+        CaseCommand::SetGoal(GoalSet {
+            goal_id: GOAL,
+            description: "walk".to_owned(),
+            need: None,
+        }),
+        CaseCommand::ReviewGoal(GoalReviewed {
+            goal_id: GOAL,
+            progress: GoalProgress::Achieved,
+            note: None,
+        }),
+        CaseCommand::CloseCase(CaseClosed {
+            reason: ClosureReason::GoalsMet,
+            note: None,
+        }),
+        CaseCommand::ReopenCase(CaseReopened { note: None }),
+        CaseCommand::CorrectEntry(EntryCorrected {
+            corrects: event_id(1),
+            corrected_fields: Map::from_iter([("urgency".to_owned(), json!("soon"))]),
+            reason: "misread".to_owned(),
+        }),
+    ];
+    for referral_id in [REFERRAL, ReferralId(id(21)), ReferralId(id(22))] {
+        pool.push(CaseCommand::AcceptReferral(ReferralAccepted {
+            referral_id,
+        }));
+        pool.push(CaseCommand::DeclineReferral(ReferralDeclined {
+            referral_id,
+            reason: DeclineReason::ClientDeclined,
+            note: None,
+        }));
+    }
+    pool
+}
