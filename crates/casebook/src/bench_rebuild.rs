@@ -16,6 +16,8 @@ use eventstore::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent,
 use futures_util::StreamExt;
 use uuid::Uuid;
 
+use crate::rebuild::{RebuildOptions, RebuildTarget};
+
 /// Options for the rebuild benchmark.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RebuildBench {
@@ -83,8 +85,15 @@ async fn measure(cluster: &Cluster, options: &RebuildBench) -> anyhow::Result<Ve
         format!("| COPY ... TO (read the log) | {copy_seconds:.1} | {copy_rate:.0} | 1.00 |"),
     ];
     let mut total_seconds = 0.0;
-    for (projection, rules) in [("caseload", None), ("outcomes", Some(1))] {
-        let report = crate::rebuild::rebuild(&store, projection, rules, true, false, false).await?;
+    let from_the_first_event = RebuildOptions {
+        restart: true,
+        ..RebuildOptions::default()
+    };
+    for target in [
+        RebuildTarget::Caseload,
+        RebuildTarget::Outcomes { rules: 1 },
+    ] {
+        let report = crate::rebuild::rebuild(&store, target, &from_the_first_event).await?;
         total_seconds += report.seconds;
         let rate = report.events as f64 / report.seconds;
         lines.push(format!(

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::bench::{percentile, timed};
 use crate::bench_rebuild::{append_journeys, journey_events_sized, peak_rss_mb};
+use crate::rebuild::{RebuildOptions, RebuildTarget};
 
 /// Options for the scale benchmark.
 #[derive(Debug, Clone, clap::Args)]
@@ -86,7 +87,15 @@ async fn measure(cluster: &Cluster, options: &ScaleBench) -> anyhow::Result<Vec<
     let fill_seconds = started.elapsed().as_secs_f64();
     eprintln!("filled the log with {written} events in {fill_seconds:.0} s");
     admin.batch_execute("VACUUM ANALYZE events").await?;
-    let report = crate::rebuild::rebuild(&store, "caseload", None, true, false, false).await?;
+    let report = crate::rebuild::rebuild(
+        &store,
+        RebuildTarget::Caseload,
+        &RebuildOptions {
+            restart: true,
+            ..RebuildOptions::default()
+        },
+    )
+    .await?;
     eprintln!(
         "caseload rebuilt: {} events in {:.0} s",
         report.events, report.seconds

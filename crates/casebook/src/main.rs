@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use casebook::settings::{OrgCommand, StaffCommand, TeamCommand, TokenCommand};
 use casebook::{Application, Cli, Command, Database};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -55,23 +55,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Project => project(&cli.database).await,
-        Command::Rebuild {
-            projection,
-            rules,
-            restart,
-            no_switch,
-        } => {
+        Command::Rebuild(args) => {
+            let target = args
+                .target()
+                .unwrap_or_else(|e| e.format(&mut Cli::command()).exit());
+            let options = args.options(std::io::IsTerminal::is_terminal(&std::io::stderr()));
             let database = Database::open(&cli.database).await?;
             let store = database.event_store()?;
-            let report = casebook::rebuild::rebuild(
-                &store,
-                &projection,
-                rules,
-                restart,
-                no_switch,
-                std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            )
-            .await;
+            let report = casebook::rebuild::rebuild(&store, target, &options).await;
             drop(store);
             database.shutdown().await?;
             let report = report?;
