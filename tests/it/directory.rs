@@ -15,7 +15,7 @@ use crate::http::journey::{client_path, open_case};
 use crate::support::{oruk_service, store_with_db};
 
 fn sample() -> Value {
-    serde_json::from_str(casebook::directory::SAMPLE_DIRECTORY).expect("the sample directory")
+    serde_json::from_str(devtools::demo::SAMPLE_DIRECTORY).expect("the sample directory")
 }
 
 fn sample_records() -> Vec<Value> {

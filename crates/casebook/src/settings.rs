@@ -118,7 +118,7 @@ pub enum Command {
     Verify,
     /// Measure against PostgreSQL's own limit on the same cluster (see BENCHMARKS.md).
     #[command(subcommand)]
-    Bench(Bench),
+    Bench(devtools::Bench),
     /// Replay the log into a projection beside the one in use (resuming an interrupted
     /// rebuild), then switch reports to it. The log is only read.
     Rebuild(RebuildArgs),
@@ -345,21 +345,6 @@ pub enum TokenCommand {
         /// The token's id (the part after `cbk_`, or the id printed when it was issued).
         token: uuid::Uuid,
     },
-}
-
-/// The benchmarks.
-#[derive(Debug, Subcommand)]
-pub enum Bench {
-    /// Appends per second at several client counts, beside pgbench inserting the same rows.
-    Append(crate::bench::AppendBench),
-    /// Rebuilding every read model from a large log, beside reading it with COPY ... TO.
-    Rebuild(crate::bench_rebuild::RebuildBench),
-    /// Referrals through the HTTP API at several client counts, beside pgbench.
-    Http(crate::bench_http::HttpBench),
-    /// Caseload and journey latency at 10M events, beside the raw reads they are built on.
-    Scale(crate::bench_scale::ScaleBench),
-    /// Directory search latency at 10,000 services, beside a primary-key lookup.
-    Search(crate::bench_search::SearchBench),
 }
 
 #[cfg(test)]

@@ -238,7 +238,7 @@ const GOALS: &[(&str, NeedDomain)] = &[
 type DirectoryIndex = BTreeMap<(NeedDomain, String), Vec<(ServiceId, bool)>>;
 
 fn directory_index() -> anyhow::Result<DirectoryIndex> {
-    let page: Value = serde_json::from_str(crate::directory::SAMPLE_DIRECTORY)?;
+    let page: Value = serde_json::from_str(crate::demo::SAMPLE_DIRECTORY)?;
     let mut index = DirectoryIndex::new();
     for record in page["contents"].as_array().into_iter().flatten() {
         let service = OrukService::from_value(record.clone())
@@ -1047,14 +1047,7 @@ pub async fn populate(
     let listed_at = (options.today - Duration::days(366))
         .and_time(NaiveTime::MIN)
         .and_utc();
-    crate::directory::import_text(
-        store,
-        crate::directory::SAMPLE_DIRECTORY,
-        false,
-        false,
-        listed_at,
-    )
-    .await?;
+    crate::demo::import_sample_directory(store, listed_at).await?;
     let clock = app::Clock::fixed(
         options
             .today
