@@ -1,7 +1,7 @@
 //! The demo population: made through the command path, believable, reproducible.
 
-use casebook::population::{PopulationOptions, populate};
 use chrono::NaiveDate;
+use devtools::population::{PopulationOptions, populate};
 use serde_json::Value;
 
 use crate::support::store_with_db;
@@ -70,7 +70,7 @@ async fn log(
 async fn the_demo_population_is_believable_reproducible_and_made_once() {
     let (db, store) = store_with_db(8).await;
     let admin = db.admin_client().await;
-    let access = casebook::demo::ensure_demo_access(&admin)
+    let access = devtools::demo::ensure_demo_access(&admin)
         .await
         .expect("demo access");
     let report = populate(&store, &admin, &access, &options(60), |_| {})
@@ -162,7 +162,7 @@ async fn the_demo_population_is_believable_reproducible_and_made_once() {
     // make).
     let (other_db, other_store) = store_with_db(8).await;
     let other_admin = other_db.admin_client().await;
-    let other_access = casebook::demo::ensure_demo_access(&other_admin)
+    let other_access = devtools::demo::ensure_demo_access(&other_admin)
         .await
         .expect("demo access");
     populate(

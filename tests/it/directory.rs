@@ -15,7 +15,7 @@ use crate::http::journey::{client_path, open_case};
 use crate::support::{oruk_service, store_with_db};
 
 fn sample() -> Value {
-    serde_json::from_str(casebook::directory::SAMPLE_DIRECTORY).expect("the sample directory")
+    serde_json::from_str(devtools::demo::SAMPLE_DIRECTORY).expect("the sample directory")
 }
 
 fn sample_records() -> Vec<Value> {
@@ -359,9 +359,13 @@ async fn search_ranks_by_words_and_filters_by_need_area_and_availability() {
     );
 
     // Rebuilt from the log, the read model is the same (the waiting list included).
-    let rebuilt = casebook::rebuild::rebuild(&store, "directory", None, false, false, false)
-        .await
-        .expect("rebuild");
+    let rebuilt = casebook::rebuild::rebuild(
+        &store,
+        casebook::rebuild::RebuildTarget::Directory,
+        &casebook::rebuild::RebuildOptions::default(),
+    )
+    .await
+    .expect("rebuild");
     assert_eq!(rebuilt.events, sample_records().len() as u64 + 1);
     assert_eq!(search(None, None, None, false).await, everything);
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use app::reports::{ReportFilter, gap_report, outcome_report};
 use app::{CaseService, CommandOptions};
+use casebook::rebuild::{RebuildOptions, RebuildTarget, rebuild};
 use chrono::{NaiveDate, TimeZone, Utc};
 use domain::*;
 use projector::rules::Rules;
@@ -189,9 +190,13 @@ async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_
         .expect("report");
     assert_eq!(wemwbs(&first), (Some(4), Some(1), Some(3), Some(0)));
 
-    let rebuilt = casebook::rebuild::rebuild(&store, "outcomes", Some(2), false, false, false)
-        .await
-        .expect("rebuild");
+    let rebuilt = rebuild(
+        &store,
+        RebuildTarget::Outcomes { rules: 2 },
+        &RebuildOptions::default(),
+    )
+    .await
+    .expect("rebuild");
     assert!(rebuilt.switched);
     assert_eq!(rebuilt.events, before.0 as u64, "every event replayed once");
     assert_eq!(
@@ -328,16 +333,27 @@ async fn an_interrupted_rebuild_resumes_where_it_stopped() {
         7
     );
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let resumed = casebook::rebuild::rebuild(&store, "outcomes", Some(2), false, false, false)
-        .await
-        .expect("resume");
+    let resumed = rebuild(
+        &store,
+        RebuildTarget::Outcomes { rules: 2 },
+        &RebuildOptions::default(),
+    )
+    .await
+    .expect("resume");
     assert_eq!(resumed.events, total - 7, "only what was left");
     let figures = outcome_report(&client, &all_organisations(2))
         .await
         .expect("report");
-    let restarted = casebook::rebuild::rebuild(&store, "outcomes", Some(2), true, false, false)
-        .await
-        .expect("restart");
+    let restarted = rebuild(
+        &store,
+        RebuildTarget::Outcomes { rules: 2 },
+        &RebuildOptions {
+            restart: true,
+            ..RebuildOptions::default()
+        },
+    )
+    .await
+    .expect("restart");
     assert_eq!(restarted.events, total);
     assert_eq!(
         outcome_report(&client, &all_organisations(2))

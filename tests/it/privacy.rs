@@ -302,8 +302,15 @@ async fn personal_data_is_sealed_at_rest_and_erasure_leaves_no_readable_trace() 
     server.catch_up().await;
     // The caseload into its shadow and back; the outcomes into a new rule version from the first
     // event (the journey pairs no scores, so v1 and v2 count alike).
-    for (projection, rules) in [("caseload", None), ("outcomes", Some(2))] {
-        casebook::rebuild::rebuild(&server.store, projection, rules, true, false, false)
+    let restart = casebook::rebuild::RebuildOptions {
+        restart: true,
+        ..casebook::rebuild::RebuildOptions::default()
+    };
+    for target in [
+        casebook::rebuild::RebuildTarget::Caseload,
+        casebook::rebuild::RebuildTarget::Outcomes { rules: 2 },
+    ] {
+        casebook::rebuild::rebuild(&server.store, target, &restart)
             .await
             .expect("rebuild");
     }

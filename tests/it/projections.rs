@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::{CaseService, CommandOptions};
+use casebook::rebuild::{RebuildOptions, RebuildTarget, rebuild};
 use chrono::{NaiveDate, TimeZone, Utc};
 use domain::*;
 use projector::rules::Rules;
@@ -402,9 +403,16 @@ async fn rebuilding_the_caseload_keeps_the_live_one_serving_until_an_atomic_swit
     assert_eq!(before.len(), 6);
 
     // Built beside, not switched: the live rows are untouched, the shadow holds the same.
-    let built = casebook::rebuild::rebuild(&store, "caseload", None, false, true, false)
-        .await
-        .expect("rebuild beside");
+    let built = rebuild(
+        &store,
+        RebuildTarget::Caseload,
+        &RebuildOptions {
+            switch: false,
+            ..RebuildOptions::default()
+        },
+    )
+    .await
+    .expect("rebuild beside");
     assert!(!built.switched);
     assert_eq!(
         CaseloadProjection::rows(&reader, &ids).await.expect("rows"),
@@ -435,7 +443,7 @@ async fn rebuilding_the_caseload_keeps_the_live_one_serving_until_an_atomic_swit
     for n in 6..10u128 {
         run_steps(&cases, ClientId(Uuid::from_u128(300 + n)), 3, 6).await;
     }
-    let switched = casebook::rebuild::rebuild(&store, "caseload", None, false, false, false)
+    let switched = rebuild(&store, RebuildTarget::Caseload, &RebuildOptions::default())
         .await
         .expect("resume and switch");
     assert!(switched.switched);

@@ -191,8 +191,7 @@ pub async fn list_services(
 
 /// The first `n` active services of the sample directory, listed; their ids.
 pub async fn list_sample_services(store: &EventStore, n: usize) -> Vec<Uuid> {
-    let page: Value =
-        serde_json::from_str(casebook::directory::SAMPLE_DIRECTORY).expect("the sample");
+    let page: Value = serde_json::from_str(devtools::demo::SAMPLE_DIRECTORY).expect("the sample");
     let records: Vec<Value> = page["contents"]
         .as_array()
         .expect("contents")

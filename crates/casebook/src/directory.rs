@@ -10,9 +10,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use projector::{DirectoryProjection, ProjectionError, Runner, RunnerSettings};
 use uuid::Uuid;
 
-/// The sample directory (made-up services in Mendip's towns) the demo and the tests use.
-pub const SAMPLE_DIRECTORY: &str = include_str!("../demo/sample-directory.json");
-
 /// Who the command line acts as in the log: the operator at the console, of no organisation,
 /// acting at `at`.
 pub fn operator_metadata(at: chrono::DateTime<chrono::Utc>) -> Metadata {

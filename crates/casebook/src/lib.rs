@@ -4,16 +4,9 @@
 //! Library crates below this one never read the environment; this crate turns flags and
 //! environment variables into typed settings and hands them down.
 
-pub mod bench;
-pub mod bench_http;
-pub mod bench_rebuild;
-pub mod bench_scale;
-pub mod bench_search;
 pub mod database;
-pub mod demo;
 pub mod directory;
 pub mod http;
-pub mod population;
 pub mod rebuild;
 pub mod settings;
 pub mod telemetry;

@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use casebook::rebuild::{RebuildOptions, RebuildTarget};
 use casebook::settings::{OrgCommand, StaffCommand, TeamCommand, TokenCommand};
 use casebook::{Application, Cli, Command, Database};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -34,44 +35,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             concurrency,
         } => demo(&cli.database, clients, seed, concurrency, &clock).await,
-        Command::Bench(casebook::settings::Bench::Append(options)) => {
-            casebook::bench::run(options, cli.database.pg_bin).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Bench(casebook::settings::Bench::Rebuild(options)) => {
-            casebook::bench_rebuild::run(options, cli.database.pg_bin).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Bench(casebook::settings::Bench::Http(options)) => {
-            casebook::bench_http::run(options, cli.database.pg_bin).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Bench(casebook::settings::Bench::Scale(options)) => {
-            casebook::bench_scale::run(options, cli.database.pg_bin).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Bench(casebook::settings::Bench::Search(options)) => {
-            casebook::bench_search::run(options, cli.database.pg_bin).await?;
+        Command::Bench(which) => {
+            devtools::bench(which, cli.database.pg_bin, rebuild_for_bench).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Project => project(&cli.database).await,
-        Command::Rebuild {
-            projection,
-            rules,
-            restart,
-            no_switch,
-        } => {
+        Command::Rebuild(args) => {
+            let target = args
+                .target()
+                .unwrap_or_else(|e| e.format(&mut Cli::command()).exit());
+            let options = args.options(std::io::IsTerminal::is_terminal(&std::io::stderr()));
             let database = Database::open(&cli.database).await?;
             let store = database.event_store()?;
-            let report = casebook::rebuild::rebuild(
-                &store,
-                &projection,
-                rules,
-                restart,
-                no_switch,
-                std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            )
-            .await;
+            let report = casebook::rebuild::rebuild(&store, target, &options).await;
             drop(store);
             database.shutdown().await?;
             let report = report?;
@@ -205,22 +181,15 @@ async fn serve(
     let mut demo_access = None;
     if demo_clients.is_some() {
         let client = db::connect(database.admin_config()).await?;
-        let access = casebook::demo::ensure_demo_access(&client).await?;
-        let path = casebook::demo::write_tokens(&settings.resolved_data_dir(), &access)?;
+        let access = devtools::demo::ensure_demo_access(&client).await?;
+        let path = devtools::demo::write_tokens(&settings.resolved_data_dir(), &access)?;
         tracing::info!(tokens = %path.display(), "demo organisation ready; `source` the tokens file to use them");
         demo_access = Some(access);
     }
     let listener = eventstore::Listener::start(database.app_config().clone());
     let store = database.event_store()?.with_listener(&listener);
     if demo_clients.is_some() {
-        let report = casebook::directory::import_text(
-            &store,
-            casebook::directory::SAMPLE_DIRECTORY,
-            false,
-            false,
-            clock.now(),
-        )
-        .await?;
+        let report = devtools::demo::import_sample_directory(&store, clock.now()).await?;
         tracing::info!(
             added = report.added.len(),
             changed = report.changed.len(),
@@ -237,11 +206,11 @@ async fn serve(
             Some(tokio::spawn(async move {
                 let outcome = async {
                     let admin = db::connect(&admin_config).await?;
-                    casebook::population::populate(
+                    devtools::population::populate(
                         &store,
                         &admin,
                         &access,
-                        &casebook::population::PopulationOptions {
+                        &devtools::population::PopulationOptions {
                             clients,
                             seed: 2026,
                             today,
@@ -299,18 +268,18 @@ async fn demo(
     let admin = db::connect(database.admin_config()).await?;
     let store = database.event_store()?;
     let outcome = async {
-        let access = casebook::demo::ensure_demo_access(&admin).await?;
-        let path = casebook::demo::write_tokens(&settings.resolved_data_dir(), &access)?;
+        let access = devtools::demo::ensure_demo_access(&admin).await?;
+        let path = devtools::demo::write_tokens(&settings.resolved_data_dir(), &access)?;
         let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             indicatif::ProgressBar::new(clients as u64)
         } else {
             indicatif::ProgressBar::hidden()
         };
-        let report = casebook::population::populate(
+        let report = devtools::population::populate(
             &store,
             &admin,
             &access,
-            &casebook::population::PopulationOptions {
+            &devtools::population::PopulationOptions {
                 clients,
                 seed,
                 today: clock.today(),
@@ -339,6 +308,28 @@ async fn demo(
     database.shutdown().await?;
     outcome?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The benchmarks rebuild read models from the first event as `casebook rebuild --restart`
+/// does (they sit below this crate's library, so it is handed to them).
+async fn rebuild_for_bench(
+    store: &eventstore::EventStore,
+    model: devtools::ReadModel,
+) -> anyhow::Result<devtools::Rebuilt> {
+    let target = match model {
+        devtools::ReadModel::Caseload => RebuildTarget::Caseload,
+        devtools::ReadModel::Outcomes { rules } => RebuildTarget::Outcomes { rules },
+    };
+    let options = RebuildOptions {
+        restart: true,
+        ..RebuildOptions::default()
+    };
+    let report = casebook::rebuild::rebuild(store, target, &options).await?;
+    Ok(devtools::Rebuilt {
+        projection: report.projection,
+        events: report.events,
+        seconds: report.seconds,
+    })
 }
 
 /// Runs the projections alone (no HTTP) until Ctrl-C or SIGTERM; a second instance waits as a

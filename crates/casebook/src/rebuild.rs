@@ -14,6 +14,46 @@ use projector::{
 };
 use uuid::Uuid;
 
+/// The read model a rebuild replays the log into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RebuildTarget {
+    /// The caseload, into its shadow table beside the live one.
+    Caseload,
+    /// The outcome figures under a rule version (`projections/outcomes/v{rules}.toml`), into
+    /// their own rows beside the figures in use.
+    Outcomes {
+        /// The rule version.
+        rules: i32,
+    },
+    /// The directory, in place and from the first event: it is small, and needs no other
+    /// process running it.
+    Directory,
+}
+
+/// How a rebuild runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RebuildOptions {
+    /// Start again from the first event instead of resuming from the last committed batch.
+    pub restart: bool,
+    /// Switch reads to the rebuilt model when done (the outcomes version becomes live; the
+    /// shadow caseload's rows replace the live ones). The directory is rebuilt in place, so it
+    /// is always in use.
+    pub switch: bool,
+    /// Show a progress bar on standard error.
+    pub progress: bool,
+}
+
+impl Default for RebuildOptions {
+    /// Resume, switch when done, no progress bar: `casebook rebuild` without flags, quietly.
+    fn default() -> RebuildOptions {
+        RebuildOptions {
+            restart: false,
+            switch: true,
+            progress: false,
+        }
+    }
+}
+
 /// What a rebuild did.
 #[derive(Debug)]
 pub struct RebuildReport {
@@ -24,52 +64,33 @@ pub struct RebuildReport {
     pub switched: bool,
 }
 
-/// Rebuilds `projection` beside the one in use: `outcomes` under `rules` (default the latest
-/// this build knows) into its own rows, or `caseload` into its shadow table; or `directory`
-/// in place, from the first event (it is small, and needs no other process running it). Resumes from the
-/// last batch it committed unless `restart`; stops at the log's head as it was at the start;
-/// then switches to it unless `keep_live` (the outcomes version becomes live; the shadow
-/// caseload's rows replace the live ones in one transaction).
+/// Rebuilds `target` beside the one in use (the directory in place, from the first event).
+/// Resumes from the last batch it committed unless `options.restart`; stops at the log's head
+/// as it was at the start; then switches to it when `options.switch`.
 ///
 /// # Errors
-/// An unknown projection or rule version, a database failure, or another process holding
+/// A rule version this build does not know, a database failure, or another process holding
 /// the projection.
 pub async fn rebuild(
     store: &EventStore,
-    projection: &str,
-    rules: Option<i32>,
-    restart: bool,
-    keep_live: bool,
-    progress: bool,
+    target: RebuildTarget,
+    options: &RebuildOptions,
 ) -> anyhow::Result<RebuildReport> {
-    let (target, versioned): (Arc<dyn Projection>, Option<i32>) = match projection {
-        projector::OUTCOMES => {
-            let version = rules.unwrap_or_else(Rules::latest_version);
-            let rules = Rules::load(version)?;
-            (Arc::new(OutcomesProjection::new(rules)), Some(version))
-        }
-        "caseload" => {
-            anyhow::ensure!(rules.is_none(), "the caseload has no rule versions");
-            (Arc::new(ShadowCaseload), None)
-        }
-        "directory" => {
-            anyhow::ensure!(rules.is_none(), "the directory has no rule versions");
-            (Arc::new(DirectoryProjection), None)
-        }
-        other => anyhow::bail!(
-            "no projection {other:?}; there are `outcomes`, `caseload` and `directory`"
-        ),
+    let projection: Arc<dyn Projection> = match target {
+        RebuildTarget::Outcomes { rules } => Arc::new(OutcomesProjection::new(Rules::load(rules)?)),
+        RebuildTarget::Caseload => Arc::new(ShadowCaseload),
+        RebuildTarget::Directory => Arc::new(DirectoryProjection),
     };
     // The directory is small: rebuilt in place, from the first event, while nothing else runs it.
-    let in_place = projection == "directory";
-    let restart = restart || in_place;
-    if let Some(version) = versioned {
+    let in_place = target == RebuildTarget::Directory;
+    let restart = options.restart || in_place;
+    if let RebuildTarget::Outcomes { rules } = target {
         let client = store.pool().get().await?;
-        projector::start_version(&client, projector::OUTCOMES, version).await?;
+        projector::start_version(&client, projector::OUTCOMES, rules).await?;
     }
     let runner = Runner::new(
         store.clone(),
-        target.clone(),
+        projection.clone(),
         Uuid::new_v4(),
         RunnerSettings {
             batch_size: 2000,
@@ -80,11 +101,11 @@ pub async fn rebuild(
         runner
             .reset()
             .await
-            .with_context(|| format!("{} is being run by another process", target.name()))?;
+            .with_context(|| format!("{} is being run by another process", projection.name()))?;
     }
     let (checkpoint, applied_before) = runner.position().await?;
     let (head, remaining) = store.lag(checkpoint).await?;
-    let bar = if progress {
+    let bar = if options.progress {
         ProgressBar::new(remaining.max(0) as u64)
     } else {
         ProgressBar::hidden()
@@ -98,34 +119,33 @@ pub async fn rebuild(
     );
     bar.set_message(format!(
         "{} (from {} already applied)",
-        target.name(),
+        projection.name(),
         applied_before
     ));
     let started = Instant::now();
     let events = runner.catch_up_to(Some(head), |n| bar.inc(n)).await;
     bar.finish_and_clear();
     runner.release().await?;
-    let events = events.with_context(|| format!("rebuilding {}", target.name()))?;
+    let events = events.with_context(|| format!("rebuilding {}", projection.name()))?;
     let seconds = started.elapsed().as_secs_f64();
-    let mut switched = false;
-    if in_place {
-        switched = true;
-    } else if !keep_live {
-        let mut client = store.pool().get().await?;
-        match versioned {
-            Some(version) => {
-                projector::switch_live(&mut client, projector::OUTCOMES, version).await?;
-            }
-            None => {
-                projector::switch_rebuilt_caseload(&mut client, Uuid::new_v4()).await?;
-                // The next rebuild starts from the first event again.
-                runner.reset().await?;
-            }
+    let switched = match target {
+        RebuildTarget::Directory => true,
+        _ if !options.switch => false,
+        RebuildTarget::Outcomes { rules } => {
+            let mut client = store.pool().get().await?;
+            projector::switch_live(&mut client, projector::OUTCOMES, rules).await?;
+            true
         }
-        switched = true;
-    }
+        RebuildTarget::Caseload => {
+            let mut client = store.pool().get().await?;
+            projector::switch_rebuilt_caseload(&mut client, Uuid::new_v4()).await?;
+            // The next rebuild starts from the first event again.
+            runner.reset().await?;
+            true
+        }
+    };
     Ok(RebuildReport {
-        projection: target.name().to_owned(),
+        projection: projection.name().to_owned(),
         events,
         seconds,
         switched,

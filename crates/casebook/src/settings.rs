@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::rebuild::{RebuildOptions, RebuildTarget};
+
 /// Casebook keeps the case records of social prescribing services as an append-only event log.
 #[derive(Debug, Parser)]
 #[command(name = "casebook", version, about)]
@@ -116,22 +118,10 @@ pub enum Command {
     Verify,
     /// Measure against PostgreSQL's own limit on the same cluster (see BENCHMARKS.md).
     #[command(subcommand)]
-    Bench(Bench),
+    Bench(devtools::Bench),
     /// Replay the log into a projection beside the one in use (resuming an interrupted
     /// rebuild), then switch reports to it. The log is only read.
-    Rebuild {
-        /// `outcomes` or `caseload`.
-        projection: String,
-        /// The outcomes rule version (projections/outcomes/v{N}.toml); default the latest.
-        #[arg(long)]
-        rules: Option<i32>,
-        /// Start again from the first event instead of resuming.
-        #[arg(long)]
-        restart: bool,
-        /// Build it but leave reports on the version they use now.
-        #[arg(long)]
-        no_switch: bool,
-    },
+    Rebuild(RebuildArgs),
     /// Drop the figures of a rule version reports no longer use (the log is untouched).
     Drop {
         /// `outcomes`.
@@ -193,6 +183,67 @@ pub enum Command {
     /// Bearer tokens for staff.
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+/// What `casebook rebuild` rebuilds, and how.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RebuildArgs {
+    /// The read model.
+    pub projection: RebuildProjection,
+    /// The outcomes rule version (projections/outcomes/v{N}.toml); default the latest.
+    #[arg(long)]
+    pub rules: Option<i32>,
+    /// Start again from the first event instead of resuming.
+    #[arg(long)]
+    pub restart: bool,
+    /// Build it but leave reports on the version they use now.
+    #[arg(long)]
+    pub no_switch: bool,
+}
+
+/// The read models `casebook rebuild` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RebuildProjection {
+    /// The outcome figures, under a rule version.
+    Outcomes,
+    /// The caseload.
+    Caseload,
+    /// The directory of services (rebuilt in place).
+    Directory,
+}
+
+impl RebuildArgs {
+    /// The read model to rebuild; the outcomes under the latest rule version this build knows
+    /// when `--rules` is not given.
+    ///
+    /// # Errors
+    /// `--rules` for a read model without rule versions.
+    pub fn target(&self) -> Result<RebuildTarget, clap::Error> {
+        let no_rules = |what: &str| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!("--rules: {what} has no rule versions"),
+            )
+        };
+        match (self.projection, self.rules) {
+            (RebuildProjection::Outcomes, rules) => Ok(RebuildTarget::Outcomes {
+                rules: rules.unwrap_or_else(projector::rules::Rules::latest_version),
+            }),
+            (RebuildProjection::Caseload, None) => Ok(RebuildTarget::Caseload),
+            (RebuildProjection::Directory, None) => Ok(RebuildTarget::Directory),
+            (RebuildProjection::Caseload, Some(_)) => Err(no_rules("the caseload")),
+            (RebuildProjection::Directory, Some(_)) => Err(no_rules("the directory")),
+        }
+    }
+
+    /// How to run it, with a progress bar when `progress`.
+    pub fn options(&self, progress: bool) -> RebuildOptions {
+        RebuildOptions {
+            restart: self.restart,
+            switch: !self.no_switch,
+            progress,
+        }
+    }
 }
 
 /// The directory of services.
@@ -296,17 +347,5 @@ pub enum TokenCommand {
     },
 }
 
-/// The benchmarks.
-#[derive(Debug, Subcommand)]
-pub enum Bench {
-    /// Appends per second at several client counts, beside pgbench inserting the same rows.
-    Append(crate::bench::AppendBench),
-    /// Rebuilding every read model from a large log, beside reading it with COPY ... TO.
-    Rebuild(crate::bench_rebuild::RebuildBench),
-    /// Referrals through the HTTP API at several client counts, beside pgbench.
-    Http(crate::bench_http::HttpBench),
-    /// Caseload and journey latency at 10M events, beside the raw reads they are built on.
-    Scale(crate::bench_scale::ScaleBench),
-    /// Directory search latency at 10,000 services, beside a primary-key lookup.
-    Search(crate::bench_search::SearchBench),
-}
+#[cfg(test)]
+mod tests;

@@ -220,7 +220,7 @@ fn the_directory_commands_import_report_rejections_and_export_what_they_imported
         .join(format!("directory-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&data_dir).expect("data dir");
     let sample: serde_json::Value =
-        serde_json::from_str(casebook::directory::SAMPLE_DIRECTORY).expect("the sample");
+        serde_json::from_str(devtools::demo::SAMPLE_DIRECTORY).expect("the sample");
     let mut records = sample["contents"].as_array().expect("contents")[..5].to_vec();
     records.push(serde_json::json!({ "id": "not-a-uuid", "name": "Broken" }));
     let file = data_dir.join("import.json");

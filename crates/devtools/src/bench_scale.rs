@@ -14,7 +14,9 @@ use projector::{CaseloadFilter, CaseloadProjection};
 use uuid::Uuid;
 
 use crate::bench::{percentile, timed};
-use crate::bench_rebuild::{append_journeys, journey_events_sized, peak_rss_mb};
+use crate::bench_rebuild::{
+    ReadModel, Rebuilt, append_journeys, journey_events_sized, peak_rss_mb,
+};
 
 /// Options for the scale benchmark.
 #[derive(Debug, Clone, clap::Args)]
@@ -39,13 +41,18 @@ pub struct ScaleBench {
     pub dir: Option<PathBuf>,
 }
 
-/// Runs the benchmark and prints a table.
+/// Runs the benchmark and prints a table. `rebuild` is the product's rebuild from the first
+/// event (`casebook rebuild --restart`), which the binary hands in.
 ///
 /// # Errors
 /// When the cluster cannot be started or a step fails.
-pub async fn run(options: ScaleBench, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn run(
+    options: ScaleBench,
+    pg_bin: Option<PathBuf>,
+    rebuild: impl AsyncFn(&EventStore, ReadModel) -> anyhow::Result<Rebuilt>,
+) -> anyhow::Result<()> {
     let lines = crate::bench::in_cluster(options.dir.clone(), pg_bin, async |cluster| {
-        measure(cluster, &options).await
+        measure(cluster, &options, &rebuild).await
     })
     .await?;
     for line in lines {
@@ -60,7 +67,11 @@ const ORGANISATION: Uuid = crate::bench_rebuild::BENCH_ORGANISATION;
 /// them.
 static SHAPE: std::sync::OnceLock<(u128, u128, u128)> = std::sync::OnceLock::new();
 
-async fn measure(cluster: &Cluster, options: &ScaleBench) -> anyhow::Result<Vec<String>> {
+async fn measure(
+    cluster: &Cluster,
+    options: &ScaleBench,
+    rebuild: &impl AsyncFn(&EventStore, ReadModel) -> anyhow::Result<Rebuilt>,
+) -> anyhow::Result<Vec<String>> {
     let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench_scale").await?;
     let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
     // Sealed personal fields, as the service writes them.
@@ -86,7 +97,7 @@ async fn measure(cluster: &Cluster, options: &ScaleBench) -> anyhow::Result<Vec<
     let fill_seconds = started.elapsed().as_secs_f64();
     eprintln!("filled the log with {written} events in {fill_seconds:.0} s");
     admin.batch_execute("VACUUM ANALYZE events").await?;
-    let report = crate::rebuild::rebuild(&store, "caseload", None, true, false, false).await?;
+    let report = rebuild(&store, ReadModel::Caseload).await?;
     eprintln!(
         "caseload rebuilt: {} events in {:.0} s",
         report.events, report.seconds

@@ -6,12 +6,14 @@
 //! name and spread over many areas, imported through the same path as `directory import`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use app::directory::{DirectoryQuery, DirectoryService, OrukQuery};
 use db::{Cluster, PoolSettings};
 use domain::NeedDomain;
 use eventstore::{EventStore, Upcasters};
+use projector::{DirectoryProjection, Runner, RunnerSettings};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -48,7 +50,7 @@ pub async fn run(options: SearchBench, pg_bin: Option<PathBuf>) -> anyhow::Resul
 
 /// `n` services: the sample's, copied with new ids, numbered names and their own areas.
 fn services(n: usize) -> anyhow::Result<Vec<Value>> {
-    let page: Value = serde_json::from_str(crate::directory::SAMPLE_DIRECTORY)?;
+    let page: Value = serde_json::from_str(crate::demo::SAMPLE_DIRECTORY)?;
     let sample = page["contents"]
         .as_array()
         .ok_or_else(|| anyhow::anyhow!("the sample has no contents"))?;
@@ -85,7 +87,7 @@ async fn measure(cluster: &Cluster, options: &SearchBench) -> anyhow::Result<Vec
                 .import(
                     part,
                     false,
-                    &crate::directory::operator_metadata(chrono::Utc::now()),
+                    &crate::operator_metadata(chrono::Utc::now()),
                     |_| {},
                 )
                 .await
@@ -97,7 +99,15 @@ async fn measure(cluster: &Cluster, options: &SearchBench) -> anyhow::Result<Vec
     }
     let import_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    crate::directory::catch_up(&store).await?;
+    // Nothing else runs the directory's projection in the benchmark's own cluster.
+    let runner = Runner::new(
+        store.clone(),
+        Arc::new(DirectoryProjection),
+        Uuid::new_v4(),
+        RunnerSettings::default(),
+    );
+    runner.catch_up().await?;
+    runner.release().await?;
     let project_seconds = started.elapsed().as_secs_f64();
     admin
         .batch_execute("VACUUM ANALYZE directory_services")

@@ -4,7 +4,7 @@ UK (HSDS 3.0) shape, for the demo and the tests. Deterministic: run it again and
 the same. Every service and organisation here is invented for Casebook; the towns and postcode
 districts are real (Mendip, Somerset, one of the seed services) so area search looks real.
 
-    python3 crates/casebook/demo/make_directory.py > crates/casebook/demo/sample-directory.json
+    python3 crates/devtools/demo/make_directory.py > crates/devtools/demo/sample-directory.json
 """
 import json
 import random

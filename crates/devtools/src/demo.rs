@@ -1,13 +1,36 @@
 //! Demo access: an organisation with a team and one staff member in each role, and fresh
 //! tokens for them written to a file the user can `source`, so that a new install can be tried
-//! with curl at once. (The synthetic population of clients comes with `casebook demo`.)
+//! with curl at once; and the sample directory. (The synthetic population of clients comes
+//! with `casebook demo`.)
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use app::access::{self, NewStaff, Role};
+use app::directory::{DirectoryService, ImportReport};
+use eventstore::EventStore;
 use uuid::Uuid;
+
+/// The sample directory (made-up services in Mendip's towns) the demo and the tests use.
+pub const SAMPLE_DIRECTORY: &str = include_str!("../demo/sample-directory.json");
+
+/// Imports the sample directory as the operator at `at`, as `casebook directory import` would.
+///
+/// # Errors
+/// A store failure.
+pub async fn import_sample_directory(
+    store: &EventStore,
+    at: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<ImportReport> {
+    let document: serde_json::Value =
+        serde_json::from_str(SAMPLE_DIRECTORY).context("the sample directory is not JSON")?;
+    let records = app::directory::records_of(document).map_err(anyhow::Error::msg)?;
+    let report = DirectoryService::new(store.clone())
+        .import(records, false, &crate::operator_metadata(at), |_| {})
+        .await?;
+    Ok(report)
+}
 
 /// The demo organisation's name.
 pub const DEMO_ORGANISATION: &str = "Demo Social Prescribing Service";

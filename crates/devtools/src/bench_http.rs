@@ -137,10 +137,17 @@ async fn measure(cluster: &Cluster, options: &HttpBench) -> anyhow::Result<(Vec<
         let key = eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?;
         store = store.with_protection(app::privacy::protection(key));
     }
-    let app = crate::Application::build("127.0.0.1:0", store, app::Clock::system())?;
-    let base = format!("http://{}", app.address());
+    // The service's HTTP application, served as `casebook serve` serves it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding a port")?;
+    let base = format!("http://{}", listener.local_addr()?);
+    api::http::install_metrics();
+    let state = api::http::AppState::with_clock(store, app::Clock::system());
+    let app = actix_web::HttpServer::new(move || api::http::app(state.clone()))
+        .disable_signals()
+        .listen(listener)?
+        .run();
     let handle = app.handle();
-    let server = tokio::spawn(app.run_until_stopped());
+    let server = tokio::spawn(app);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(max_clients)
         .build()?;

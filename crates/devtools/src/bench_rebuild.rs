@@ -27,13 +27,41 @@ pub struct RebuildBench {
     pub dir: Option<PathBuf>,
 }
 
-/// Runs the benchmark and prints a table.
+/// A read model a benchmark rebuilds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadModel {
+    /// The caseload (into its shadow table, then switched).
+    Caseload,
+    /// The outcome figures of a rule version.
+    Outcomes {
+        /// The rule version.
+        rules: i32,
+    },
+}
+
+/// What a rebuild reports to a benchmark.
+#[derive(Clone, Debug)]
+pub struct Rebuilt {
+    /// The projection's versioned name (`caseload_v1`).
+    pub projection: String,
+    /// Events replayed.
+    pub events: u64,
+    /// How long the replay took.
+    pub seconds: f64,
+}
+
+/// Runs the benchmark and prints a table. `rebuild` is the product's rebuild from the first
+/// event (`casebook rebuild --restart`), which the binary hands in.
 ///
 /// # Errors
 /// When the cluster cannot be started or a step fails.
-pub async fn run(options: RebuildBench, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn run(
+    options: RebuildBench,
+    pg_bin: Option<PathBuf>,
+    rebuild: impl AsyncFn(&EventStore, ReadModel) -> anyhow::Result<Rebuilt>,
+) -> anyhow::Result<()> {
     let lines = crate::bench::in_cluster(options.dir.clone(), pg_bin, async |cluster| {
-        measure(cluster, &options).await
+        measure(cluster, &options, &rebuild).await
     })
     .await?;
     for line in lines {
@@ -42,7 +70,11 @@ pub async fn run(options: RebuildBench, pg_bin: Option<PathBuf>) -> anyhow::Resu
     Ok(())
 }
 
-async fn measure(cluster: &Cluster, options: &RebuildBench) -> anyhow::Result<Vec<String>> {
+async fn measure(
+    cluster: &Cluster,
+    options: &RebuildBench,
+    rebuild: &impl AsyncFn(&EventStore, ReadModel) -> anyhow::Result<Rebuilt>,
+) -> anyhow::Result<Vec<String>> {
     let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench").await?;
     let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
     // Sealed personal fields, as the service writes them.
@@ -83,8 +115,8 @@ async fn measure(cluster: &Cluster, options: &RebuildBench) -> anyhow::Result<Ve
         format!("| COPY ... TO (read the log) | {copy_seconds:.1} | {copy_rate:.0} | 1.00 |"),
     ];
     let mut total_seconds = 0.0;
-    for (projection, rules) in [("caseload", None), ("outcomes", Some(1))] {
-        let report = crate::rebuild::rebuild(&store, projection, rules, true, false, false).await?;
+    for model in [ReadModel::Caseload, ReadModel::Outcomes { rules: 1 }] {
+        let report = rebuild(&store, model).await?;
         total_seconds += report.seconds;
         let rate = report.events as f64 / report.seconds;
         lines.push(format!(

@@ -1,0 +1,72 @@
+//! Casebook's developer tools: the benchmarks (`casebook bench …`) and the demo population
+//! (`casebook demo`, and `serve --demo` in the background), with the demo organisation and the
+//! sample directory they use. The `casebook` binary runs them; the product library `casebook`
+//! does not contain them.
+//!
+//! This crate sits below the `casebook` library (whose binary depends on it) and above the
+//! layers it exercises: it works through `app`, `api`, `eventstore` and `projector` as the
+//! service does. What it needs from the `casebook` library itself, the rebuild of a read
+//! model, the binary hands in. It reads no environment: options arrive as arguments.
+
+use std::path::PathBuf;
+
+use eventstore::{EventStore, Metadata};
+use uuid::Uuid;
+
+pub mod bench;
+pub mod bench_http;
+pub mod bench_rebuild;
+pub mod bench_scale;
+pub mod bench_search;
+pub mod demo;
+pub mod population;
+
+pub use bench_rebuild::{ReadModel, Rebuilt};
+
+/// The benchmarks.
+#[derive(Debug, clap::Subcommand)]
+pub enum Bench {
+    /// Appends per second at several client counts, beside pgbench inserting the same rows.
+    Append(bench::AppendBench),
+    /// Rebuilding every read model from a large log, beside reading it with COPY ... TO.
+    Rebuild(bench_rebuild::RebuildBench),
+    /// Referrals through the HTTP API at several client counts, beside pgbench.
+    Http(bench_http::HttpBench),
+    /// Caseload and journey latency at 10M events, beside the raw reads they are built on.
+    Scale(bench_scale::ScaleBench),
+    /// Directory search latency at 10,000 services, beside a primary-key lookup.
+    Search(bench_search::SearchBench),
+}
+
+/// Runs one benchmark in its own cluster (the PostgreSQL binaries in `pg_bin`, or found) and
+/// prints its figures. `rebuild` rebuilds a read model from the first event as
+/// `casebook rebuild --restart` does.
+///
+/// # Errors
+/// When the cluster cannot be started or a step fails.
+pub async fn bench(
+    which: Bench,
+    pg_bin: Option<PathBuf>,
+    rebuild: impl AsyncFn(&EventStore, ReadModel) -> anyhow::Result<Rebuilt>,
+) -> anyhow::Result<()> {
+    match which {
+        Bench::Append(options) => bench::run(options, pg_bin).await,
+        Bench::Rebuild(options) => bench_rebuild::run(options, pg_bin, rebuild).await,
+        Bench::Http(options) => bench_http::run(options, pg_bin).await,
+        Bench::Scale(options) => bench_scale::run(options, pg_bin, rebuild).await,
+        Bench::Search(options) => bench_search::run(options, pg_bin).await,
+    }
+}
+
+/// Who the tools act as in the log: the operator at the console, of no organisation, acting at
+/// `at` (as `casebook directory import` does).
+fn operator_metadata(at: chrono::DateTime<chrono::Utc>) -> Metadata {
+    Metadata {
+        actor_id: Uuid::nil(),
+        actor_role: "operator".to_owned(),
+        organisation_id: Uuid::nil(),
+        correlation_id: Uuid::new_v4(),
+        causation_id: None,
+        occurred_at: at,
+    }
+}
