@@ -27,7 +27,7 @@ async fn import(store: &EventStore, records: Vec<Value>) -> ImportReport {
         .import(
             records,
             false,
-            &casebook::directory::operator_metadata(chrono::Utc::now()),
+            &app::operator_metadata(chrono::Utc::now()),
             |_| {},
         )
         .await
@@ -328,7 +328,7 @@ async fn search_ranks_by_words_and_filters_by_need_area_and_availability() {
                     note: None,
                 },
             ),
-            casebook::directory::operator_metadata(chrono::Utc::now()),
+            app::operator_metadata(chrono::Utc::now()),
         )
         .await
         .expect("capacity change")

@@ -180,7 +180,7 @@ pub async fn list_services(
         .import(
             records,
             false,
-            &casebook::directory::operator_metadata(chrono::Utc::now()),
+            &app::operator_metadata(chrono::Utc::now()),
             |_| {},
         )
         .await

@@ -1,13 +1,10 @@
-use domain::DomainEvent as _;
 use std::collections::BTreeMap;
 
 use domain::{
     CLIENT_STREAM, CaseCommand, CaseError, CaseEvent, CaseState, ClientId, DecodeError, EventId,
     ReferralId, evolve,
 };
-use eventstore::{
-    AppendRequest, AppendResult, EventStore, ExpectedVersion, Metadata, NewEvent, StoreError,
-};
+use eventstore::{AppendRequest, AppendResult, EventStore, ExpectedVersion, Metadata, StoreError};
 use uuid::Uuid;
 
 use crate::access::{self, Principal, Role};
@@ -339,15 +336,7 @@ impl CaseService {
             service: service.as_ref(),
         };
         let events = domain::decide(&loaded.state, command, &lookups)?;
-        let new_events = events
-            .iter()
-            .map(|event| NewEvent {
-                event_id: Uuid::new_v4(),
-                event_type: event.event_type().to_owned(),
-                schema_version: event.schema_version(),
-                payload: event.to_payload(),
-            })
-            .collect();
+        let new_events = crate::stream::new_events(&events);
         // The version the decision was made on: a concurrent writer makes this a conflict.
         let expected = match loaded.version {
             0 => ExpectedVersion::NoStream,

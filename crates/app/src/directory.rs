@@ -1,7 +1,6 @@
 //! The directory of services: commands on service streams (load, fold, decide, append), Open
 //! Referral UK import, and the reads link workers and directory tools use.
 
-use domain::DomainEvent as _;
 use std::collections::BTreeMap;
 
 use crate::access::Principal;
@@ -12,9 +11,7 @@ use domain::directory::{
     SERVICE_STREAM, ServiceState, decide_service, evolve_service,
 };
 use domain::{DecodeError, NeedDomain, ServiceId};
-use eventstore::{
-    AppendRequest, AppendResult, EventStore, ExpectedVersion, Metadata, NewEvent, StoreError,
-};
+use eventstore::{AppendRequest, AppendResult, EventStore, ExpectedVersion, Metadata, StoreError};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -208,15 +205,7 @@ impl DirectoryService {
         if events.is_empty() {
             return Ok(None);
         }
-        let new_events = events
-            .iter()
-            .map(|event| NewEvent {
-                event_id: Uuid::new_v4(),
-                event_type: event.event_type().to_owned(),
-                schema_version: event.schema_version(),
-                payload: event.to_payload(),
-            })
-            .collect();
+        let new_events = crate::stream::new_events(&events);
         let result = self
             .store
             .append(AppendRequest {

@@ -29,3 +29,16 @@ pub use cases::{
 pub use clock::Clock;
 pub use error::{AppError, DEFAULT_LIMIT, MAX_LIMIT, Page};
 pub use journey::{Journey, JourneyEntry, JourneyView};
+
+/// Who the command line and the developer tools act as in the log: the operator at the
+/// console, of no organisation, acting at `at`.
+pub fn operator_metadata(at: chrono::DateTime<chrono::Utc>) -> eventstore::Metadata {
+    eventstore::Metadata {
+        actor_id: uuid::Uuid::nil(),
+        actor_role: "operator".to_owned(),
+        organisation_id: uuid::Uuid::nil(),
+        correlation_id: uuid::Uuid::new_v4(),
+        causation_id: None,
+        occurred_at: at,
+    }
+}

@@ -3,7 +3,7 @@
 //! both come through here.
 
 use domain::{DecodeError, DomainEvent};
-use eventstore::{EventStore, RecordedEvent, StoreError};
+use eventstore::{EventStore, NewEvent, RecordedEvent, StoreError};
 use uuid::Uuid;
 
 /// Why a stream could not be loaded.
@@ -39,4 +39,17 @@ pub(crate) async fn load<E: DomainEvent, S>(
         fold(&mut state, event, decoded);
     }
     Ok(state)
+}
+
+/// Decided events as the store takes them, each with a fresh id.
+pub(crate) fn new_events<E: DomainEvent>(events: &[E]) -> Vec<NewEvent> {
+    events
+        .iter()
+        .map(|event| NewEvent {
+            event_id: Uuid::new_v4(),
+            event_type: event.event_type().to_owned(),
+            schema_version: event.schema_version(),
+            payload: event.to_payload(),
+        })
+        .collect()
 }

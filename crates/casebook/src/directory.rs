@@ -5,23 +5,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use app::directory::{DirectoryService, ImportReport, OrukPage};
-use eventstore::{EventStore, Metadata};
+use eventstore::EventStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use projector::{DirectoryProjection, ProjectionError, Runner, RunnerSettings};
 use uuid::Uuid;
-
-/// Who the command line acts as in the log: the operator at the console, of no organisation,
-/// acting at `at`.
-pub fn operator_metadata(at: chrono::DateTime<chrono::Utc>) -> Metadata {
-    Metadata {
-        actor_id: Uuid::nil(),
-        actor_role: "operator".to_owned(),
-        organisation_id: Uuid::nil(),
-        correlation_id: Uuid::new_v4(),
-        causation_id: None,
-        occurred_at: at,
-    }
-}
 
 /// Imports an ORUK document (text) as the operator at `at`, with a progress bar when
 /// `progress`.
@@ -50,9 +37,12 @@ pub async fn import_text(
         .progress_chars("=> "),
     );
     let report = DirectoryService::new(store.clone())
-        .import(records, withdraw_missing, &operator_metadata(at), |n| {
-            bar.inc(n as u64)
-        })
+        .import(
+            records,
+            withdraw_missing,
+            &app::operator_metadata(at),
+            |n| bar.inc(n as u64),
+        )
         .await;
     bar.finish_and_clear();
     Ok(report?)

@@ -87,7 +87,7 @@ async fn measure(cluster: &Cluster, options: &SearchBench) -> anyhow::Result<Vec
                 .import(
                     part,
                     false,
-                    &crate::operator_metadata(chrono::Utc::now()),
+                    &app::operator_metadata(chrono::Utc::now()),
                     |_| {},
                 )
                 .await

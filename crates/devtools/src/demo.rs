@@ -27,7 +27,7 @@ pub async fn import_sample_directory(
         serde_json::from_str(SAMPLE_DIRECTORY).context("the sample directory is not JSON")?;
     let records = app::directory::records_of(document).map_err(anyhow::Error::msg)?;
     let report = DirectoryService::new(store.clone())
-        .import(records, false, &crate::operator_metadata(at), |_| {})
+        .import(records, false, &app::operator_metadata(at), |_| {})
         .await?;
     Ok(report)
 }

@@ -10,8 +10,7 @@
 
 use std::path::PathBuf;
 
-use eventstore::{EventStore, Metadata};
-use uuid::Uuid;
+use eventstore::EventStore;
 
 pub mod bench;
 pub mod bench_http;
@@ -55,18 +54,5 @@ pub async fn bench(
         Bench::Http(options) => bench_http::run(options, pg_bin).await,
         Bench::Scale(options) => bench_scale::run(options, pg_bin, rebuild).await,
         Bench::Search(options) => bench_search::run(options, pg_bin).await,
-    }
-}
-
-/// Who the tools act as in the log: the operator at the console, of no organisation, acting at
-/// `at` (as `casebook directory import` does).
-fn operator_metadata(at: chrono::DateTime<chrono::Utc>) -> Metadata {
-    Metadata {
-        actor_id: Uuid::nil(),
-        actor_role: "operator".to_owned(),
-        organisation_id: Uuid::nil(),
-        correlation_id: Uuid::new_v4(),
-        causation_id: None,
-        occurred_at: at,
     }
 }
