@@ -1,12 +1,11 @@
 //! Caseloads for link workers and team leads, and a team's workload against capacity: the
-//! caseload read model with its flags computed now, under the live rule version's caseload
-//! rules and the service's clock.
+//! caseload read model with its flags computed now, under the caseload rules
+//! (`projections/caseload/`) and the service's clock.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use projector::rules::{CaseloadRules, Rules};
+use projector::rules::CaseloadRules;
 use projector::{CaseloadFilter, CaseloadProjection, CaseloadRow};
 use serde::Serialize;
 use uuid::Uuid;
@@ -52,8 +51,7 @@ pub struct CaseloadItem {
     pub baselines: Vec<String>,
     /// Instruments with a follow-up this episode.
     pub follow_ups: Vec<String>,
-    /// What wants attention, under the live caseload rules (`projections/outcomes/v{n}.toml`,
-    /// `[caseload]`).
+    /// What wants attention, under the latest caseload rules (`projections/caseload/v{n}.toml`).
     pub flags: Vec<CaseloadFlag>,
     /// The record version this row reflects.
     pub stream_version: i64,
@@ -135,27 +133,17 @@ fn item(row: CaseloadRow, now: DateTime<Utc>, rules: &CaseloadRules) -> Caseload
     }
 }
 
-/// The caseload rules of a rule version, parsed once.
-fn caseload_rules(version: i32) -> Result<Arc<CaseloadRules>, AppError> {
-    static PARSED: OnceLock<Mutex<BTreeMap<i32, Arc<CaseloadRules>>>> = OnceLock::new();
-    let parsed = PARSED.get_or_init(Default::default);
-    let mut parsed = parsed.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(rules) = parsed.get(&version) {
+/// The latest caseload rules this build knows, parsed once.
+fn caseload_rules() -> Result<Arc<CaseloadRules>, AppError> {
+    static PARSED: OnceLock<Arc<CaseloadRules>> = OnceLock::new();
+    if let Some(rules) = PARSED.get() {
         return Ok(rules.clone());
     }
-    let rules = Arc::new(Rules::load(version)?.caseload);
-    parsed.insert(version, rules.clone());
-    Ok(rules)
+    let rules = Arc::new(CaseloadRules::load(CaseloadRules::latest_version())?);
+    Ok(PARSED.get_or_init(|| rules).clone())
 }
 
 impl CaseService {
-    /// The caseload rules of the live outcomes rule version.
-    async fn live_caseload_rules(&self) -> Result<Arc<CaseloadRules>, AppError> {
-        let client = self.store().pool().get().await?;
-        let version = projector::live_version(&client, projector::OUTCOMES).await?;
-        caseload_rules(version)
-    }
-
     async fn caseload_page(&self, mut filter: CaseloadFilter) -> Result<CaseloadPage, AppError> {
         let limit = filter.limit;
         filter.limit = limit + 1;
@@ -171,7 +159,7 @@ impl CaseService {
             None
         };
         let now = self.clock().now();
-        let rules = self.live_caseload_rules().await?;
+        let rules = caseload_rules()?;
         Ok(CaseloadPage {
             items: rows.into_iter().map(|r| item(r, now, &rules)).collect(),
             next_cursor,
@@ -263,7 +251,7 @@ impl CaseService {
         team_id: Uuid,
     ) -> Result<Vec<WorkerLoad>, AppError> {
         self.own_team(principal, team_id, "workload").await?;
-        let rules = self.live_caseload_rules().await?;
+        let rules = caseload_rules()?;
         let year_ago = self.clock().now() - chrono::Duration::days(365);
         let client = self.store().pool().get().await?;
         let rows = client
@@ -308,7 +296,7 @@ mod tests {
     use super::*;
 
     fn rules() -> CaseloadRules {
-        Rules::load(1).expect("rules v1").caseload
+        CaseloadRules::load(1).expect("caseload rules v1")
     }
 
     fn noon(date: NaiveDate) -> DateTime<Utc> {

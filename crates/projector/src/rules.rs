@@ -17,16 +17,21 @@ const RULE_FILES: &[(i32, &str)] = &[
 pub struct Rules {
     pub version: i32,
     pub description: String,
-    pub caseload: CaseloadRules,
     pub pairing: PairingRules,
     pub measures: Vec<Measure>,
     pub swemwbs: SwemwbsTable,
 }
 
-/// Caseload flags and capacity.
+/// Every caseload rule version this build knows, in order (`projections/caseload/`).
+const CASELOAD_FILES: &[(i32, &str)] =
+    &[(1, include_str!("../../../projections/caseload/v1.toml"))];
+
+/// Caseload flags and capacity, read when a caseload is (no stored figure depends on them).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CaseloadRules {
+    pub version: i32,
+    pub description: String,
     pub no_contact_days: i64,
     pub did_not_attend_flag: i32,
     pub follow_up_due_days: i64,
@@ -103,6 +108,8 @@ impl Change {
 pub enum RulesError {
     #[error("no rules version {0}; this build knows {known:?}", known = known_versions())]
     Unknown(i32),
+    #[error("no caseload rules version {0}; this build knows {known:?}", known = CASELOAD_FILES.iter().map(|(v, _)| *v).collect::<Vec<_>>())]
+    UnknownCaseload(i32),
     #[error("no personal data rules version {0}; this build knows {known:?}", known = PRIVACY_FILES.iter().map(|(v, _)| *v).collect::<Vec<_>>())]
     UnknownPrivacy(i32),
     #[error("rules version {version} do not parse: {reason}")]
@@ -281,6 +288,35 @@ fn rule_file(files: &[(i32, &'static str)], version: i32) -> Option<&'static str
         .map(|(_, text)| *text)
 }
 
+impl CaseloadRules {
+    /// The newest version this build knows.
+    pub fn latest_version() -> i32 {
+        CASELOAD_FILES.last().map_or(1, |(v, _)| *v)
+    }
+
+    /// The caseload rules of a version.
+    ///
+    /// # Errors
+    /// An unknown version, or a file that does not parse or does not hold together.
+    pub fn load(version: i32) -> Result<CaseloadRules, RulesError> {
+        let text =
+            rule_file(CASELOAD_FILES, version).ok_or(RulesError::UnknownCaseload(version))?;
+        let invalid = |reason: String| RulesError::Invalid { version, reason };
+        let rules: CaseloadRules = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if rules.version != version {
+            return Err(invalid(format!("the file says version {}", rules.version)));
+        }
+        if rules.no_contact_days < 1
+            || rules.did_not_attend_flag < 1
+            || rules.follow_up_due_days < 1
+            || rules.default_capacity < 1
+        {
+            return Err(invalid("every caseload threshold is at least 1".into()));
+        }
+        Ok(rules)
+    }
+}
+
 /// Every personal data rule version this build knows, in order (`projections/privacy/`).
 const PRIVACY_FILES: &[(i32, &str)] = &[
     (1, include_str!("../../../projections/privacy/v1.toml")),
@@ -375,6 +411,28 @@ impl PrivacyRules {
 #[cfg(test)]
 mod privacy_tests {
     use super::*;
+
+    #[test]
+    fn every_caseload_rule_version_loads_and_unknown_ones_are_refused() {
+        for (version, _) in CASELOAD_FILES {
+            let rules = CaseloadRules::load(*version).expect("loads");
+            assert_eq!(rules.version, *version);
+        }
+        let v1 = CaseloadRules::load(1).expect("v1");
+        assert_eq!(
+            (
+                v1.no_contact_days,
+                v1.did_not_attend_flag,
+                v1.follow_up_due_days,
+                v1.default_capacity
+            ),
+            (28, 2, 84, 225)
+        );
+        assert!(matches!(
+            CaseloadRules::load(99),
+            Err(RulesError::UnknownCaseload(99))
+        ));
+    }
 
     #[test]
     fn every_privacy_rule_version_loads() {
