@@ -122,16 +122,19 @@ impl Admin {
         })
     }
 
-    /// The organisation's staff, a page at a time.
+    /// The organisation's staff, a page of `limit` after `cursor`.
     ///
     /// # Errors
-    /// [`AppError::Denied`] by [`policy::may_administer`]; a database failure.
+    /// [`AppError::Denied`] by [`policy::may_administer`]; then a `limit` out of bounds; a
+    /// database failure.
     pub async fn list_staff(
         &self,
         principal: &Principal,
-        page: Page<Uuid>,
+        cursor: Option<Uuid>,
+        limit: Option<i64>,
     ) -> Result<StaffPage, AppError> {
         policy::may_administer(principal)?;
+        let page = Page::new(cursor, limit)?;
         let client = self.pool.get().await?;
         let mut items = access::list_staff(
             &**client,

@@ -167,17 +167,20 @@ impl CaseService {
     }
 
     /// The caller's caseload: a link worker's own cases, or a team lead's team (optionally one
-    /// link worker of it). Served from the caseload read model.
+    /// link worker of it), a page of `limit` after `cursor`. Served from the caseload read model.
     ///
     /// # Errors
-    /// [`AppError::Denied`] by [`policy::may_read_caseload`]; store failures.
+    /// [`AppError::Denied`] by [`policy::may_read_caseload`]; then a `limit` out of bounds;
+    /// store failures.
     pub async fn caseload(
         &self,
         principal: &Principal,
         link_worker_id: Option<Uuid>,
-        page: Page<Uuid>,
+        cursor: Option<Uuid>,
+        limit: Option<i64>,
     ) -> Result<CaseloadPage, AppError> {
         let scope = policy::may_read_caseload(principal, link_worker_id)?;
+        let page = Page::new(cursor, limit)?;
         let (link_worker_id, team_id) = match scope {
             CaseloadScope::Own(worker) => (Some(worker), None),
             CaseloadScope::Team { team, link_worker } => (link_worker, team),
@@ -227,9 +230,11 @@ impl CaseService {
         &self,
         principal: &Principal,
         team_id: Uuid,
-        page: Page<Uuid>,
+        cursor: Option<Uuid>,
+        limit: Option<i64>,
     ) -> Result<CaseloadPage, AppError> {
         self.own_team(principal, team_id, "caseload").await?;
+        let page = Page::new(cursor, limit)?;
         self.caseload_page(CaseloadFilter {
             organisation_id: principal.organisation_id,
             link_worker_id: None,

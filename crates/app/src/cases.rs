@@ -9,7 +9,6 @@ use uuid::Uuid;
 
 use crate::access::{self, Principal, Role};
 use crate::clock::Clock;
-use crate::directory::DirectoryCommandError;
 use crate::policy;
 
 /// Carries out commands on client records.
@@ -316,18 +315,11 @@ impl CaseService {
         // names, from the log (a service listed a moment ago can be used at once).
         let service = match command {
             CaseCommand::MakeConnection(connection) => {
-                match crate::directory::load_service(&self.store, connection.service_id).await {
-                    Ok(loaded) => Some(loaded.state),
+                match crate::directory::service_state(&self.store, connection.service_id).await {
+                    Ok(state) => Some(state),
                     // Another kind of record: no such service.
-                    Err(DirectoryCommandError::NotAService(_)) => None,
-                    Err(DirectoryCommandError::Corrupt(e)) => return Err(CommandError::Corrupt(e)),
-                    Err(DirectoryCommandError::Store(e)) => return Err(CommandError::Store(e)),
-                    // Not produced by a load.
-                    Err(
-                        DirectoryCommandError::Refused(_)
-                        | DirectoryCommandError::Conflict
-                        | DirectoryCommandError::Denied(_),
-                    ) => None,
+                    Err(crate::stream::LoadError::OtherKind(_)) => None,
+                    Err(e) => return Err(e.into()),
                 }
             }
             _ => None,

@@ -40,6 +40,9 @@ pub enum DirectoryCommandError {
     /// The caller may not change the directory this way.
     #[error(transparent)]
     Denied(#[from] crate::Denied),
+    /// An import document of none of the ORUK shapes (the words name the field).
+    #[error("{0}")]
+    NotAnImport(String),
 }
 
 impl From<StoreError> for DirectoryCommandError {
@@ -164,18 +167,22 @@ impl DirectoryService {
             .await
     }
 
-    /// Imports ORUK records for an administrator ([`policy::may_change_directory`]).
+    /// Imports an ORUK document ([`records_of`]) for an administrator
+    /// ([`policy::may_import_directory`]).
     ///
     /// # Errors
-    /// [`DirectoryCommandError::Denied`] by the policy; as [`DirectoryService::import`].
+    /// [`DirectoryCommandError::Denied`] by the policy; then
+    /// [`DirectoryCommandError::NotAnImport`] for a document of no ORUK shape; as
+    /// [`DirectoryService::import`].
     pub async fn import_as(
         &self,
         principal: &Principal,
-        records: Vec<Value>,
+        document: Value,
         withdraw_missing: bool,
         correlation_id: Uuid,
     ) -> Result<ImportReport, DirectoryCommandError> {
         policy::may_import_directory(principal)?;
+        let records = records_of(document).map_err(DirectoryCommandError::NotAnImport)?;
         let metadata = self.staff_metadata(principal, correlation_id);
         self.import(records, withdraw_missing, &metadata, |_| {})
             .await
@@ -367,6 +374,25 @@ pub async fn load_service(
     store: &EventStore,
     id: ServiceId,
 ) -> Result<LoadedService, DirectoryCommandError> {
+    fold_service(store, id).await.map_err(|e| match e {
+        crate::stream::LoadError::Store(e) => e.into(),
+        crate::stream::LoadError::Corrupt(e) => DirectoryCommandError::Corrupt(e),
+        crate::stream::LoadError::OtherKind(id) => DirectoryCommandError::NotAService(id),
+    })
+}
+
+/// A service's state as `decide` needs it for a connection.
+pub(crate) async fn service_state(
+    store: &EventStore,
+    id: ServiceId,
+) -> Result<ServiceState, crate::stream::LoadError> {
+    Ok(fold_service(store, id).await?.state)
+}
+
+async fn fold_service(
+    store: &EventStore,
+    id: ServiceId,
+) -> Result<LoadedService, crate::stream::LoadError> {
     crate::stream::load(
         store,
         id.0,
@@ -377,11 +403,6 @@ pub async fn load_service(
         },
     )
     .await
-    .map_err(|e| match e {
-        crate::stream::LoadError::Store(e) => e.into(),
-        crate::stream::LoadError::Corrupt(e) => DirectoryCommandError::Corrupt(e),
-        crate::stream::LoadError::OtherKind(id) => DirectoryCommandError::NotAService(id),
-    })
 }
 
 /// A service as link workers search for it.

@@ -8,7 +8,6 @@ use uuid::Uuid;
 use super::AppState;
 use super::extract::{Body, Caller, Params};
 use super::problem::{AdminErrors, ApiError, ReadErrors};
-use app::Page;
 use app::access::{IssuedToken, StaffMember};
 use app::admin::{NewStaffRequest, NewTeamRequest, StaffPage, Team, TokenRequest};
 
@@ -62,8 +61,13 @@ async fn list_staff(
     caller: Caller,
     params: Params<StaffParams>,
 ) -> Result<web::Json<StaffPage>, ApiError> {
-    let page = Page::new(params.0.cursor, params.0.limit).map_err(ApiError::query)?;
-    Ok(web::Json(state.admin.list_staff(&caller.0, page).await?))
+    Ok(web::Json(
+        state
+            .admin
+            .list_staff(&caller.0, params.0.cursor, params.0.limit)
+            .await
+            .map_err(ApiError::query)?,
+    ))
 }
 
 /// Add a staff account to the administrator's organisation.

@@ -296,19 +296,11 @@ async fn import(
     body: Body<Value, IMPORT_LIMIT>,
     req: HttpRequest,
 ) -> Result<web::Json<ImportReport>, ApiError> {
-    let records = dir::records_of(body.value).map_err(|message| {
-        let field = if message.starts_with("contents") {
-            "contents"
-        } else {
-            "body"
-        };
-        ApiError::field(field, message)
-    })?;
     let report = state
         .directory
         .import_as(
             &caller.0,
-            records,
+            body.value,
             params.0.withdraw_missing.unwrap_or(false),
             request_id(&req),
         )
@@ -330,6 +322,14 @@ fn directory_error(error: DirectoryCommandError) -> ApiError {
             ApiError::refused(refusal.to_string(), refusal.rule(), refusal.field())
         }
         DirectoryCommandError::Denied(denied) => denied.into(),
+        DirectoryCommandError::NotAnImport(message) => {
+            let field = if message.starts_with("contents") {
+                "contents"
+            } else {
+                "body"
+            };
+            ApiError::field(field, message)
+        }
         DirectoryCommandError::Conflict => ApiError::Conflict {
             detail: error.to_string(),
             current_version: 0,

@@ -84,12 +84,17 @@ async fn my_caseload(
     params: Params<CaseloadParams>,
 ) -> Result<web::Json<CaseloadPage>, ApiError> {
     let params = params.0;
-    let page = Page::new(params.cursor, params.limit).map_err(ApiError::query)?;
     Ok(web::Json(
         state
             .cases
-            .caseload(&caller.0, params.link_worker_id, page)
-            .await?,
+            .caseload(
+                &caller.0,
+                params.link_worker_id,
+                params.cursor,
+                params.limit,
+            )
+            .await
+            .map_err(ApiError::query)?,
     ))
 }
 
@@ -107,12 +112,17 @@ async fn team_caseload(
     path: web::Path<Uuid>,
     params: Params<PageParams>,
 ) -> Result<web::Json<CaseloadPage>, ApiError> {
-    let page = Page::new(params.0.cursor, params.0.limit).map_err(ApiError::query)?;
     Ok(web::Json(
         state
             .cases
-            .team_caseload(&caller.0, path.into_inner(), page)
-            .await?,
+            .team_caseload(
+                &caller.0,
+                path.into_inner(),
+                params.0.cursor,
+                params.0.limit,
+            )
+            .await
+            .map_err(ApiError::query)?,
     ))
 }
 
