@@ -100,10 +100,19 @@ pub fn flags(row: &CaseloadRow, now: DateTime<Utc>, rules: &CaseloadRules) -> Ve
         flags.push(CaseloadFlag::BaselineMissing);
     }
     let today = now.date_naive();
-    let follow_up_due = row.baselines.iter().any(|(instrument, taken)| {
-        !row.follow_ups.contains(instrument)
-            && (today - *taken).num_days() >= rules.follow_up_due_days
-    });
+    let follow_up_due = row
+        .baselines
+        .iter()
+        .filter(|instrument| !row.follow_ups.contains(*instrument))
+        .any(|instrument| {
+            let days = match row.baseline_dates.get(instrument) {
+                Some(taken) => (today - *taken).num_days(),
+                // A row written before baseline dates were kept (until the caseload is
+                // rebuilt): counted from acceptance, as then.
+                None => row.accepted_at.map_or(0, |at| (now - at).num_days()),
+            };
+            days >= rules.follow_up_due_days
+        });
     if open && follow_up_due {
         flags.push(CaseloadFlag::FollowUpDue);
     }
@@ -126,7 +135,7 @@ fn item(row: CaseloadRow, now: DateTime<Utc>, rules: &CaseloadRules) -> Caseload
         last_contact_at: row.last_contact_at,
         contacts: row.contacts,
         did_not_attend: row.did_not_attend,
-        baselines: row.baselines.into_keys().collect(),
+        baselines: row.baselines.into_iter().collect(),
         follow_ups: row.follow_ups.into_iter().collect(),
         flags,
         stream_version: row.stream_version,
@@ -183,7 +192,7 @@ impl CaseService {
         let page = Page::new(cursor, limit)?;
         let (link_worker_id, team_id) = match scope {
             CaseloadScope::Own(worker) => (Some(worker), None),
-            CaseloadScope::Team { team, link_worker } => (link_worker, team),
+            CaseloadScope::Team { team, link_worker } => (link_worker, Some(team)),
         };
         self.caseload_page(CaseloadFilter {
             organisation_id: principal.organisation_id,
@@ -318,7 +327,8 @@ mod tests {
             status: "open".into(),
             accepted_at: Some(noon(day(0))),
             last_contact_at: Some(noon(day(30))),
-            baselines: [("wemwbs".to_owned(), day(30))].into_iter().collect(),
+            baselines: ["wemwbs".to_owned()].into_iter().collect(),
+            baseline_dates: [("wemwbs".to_owned(), day(30))].into_iter().collect(),
             ..CaseloadRow::default()
         }
     }
@@ -343,9 +353,23 @@ mod tests {
         row.follow_ups.insert("wemwbs".into());
         assert_eq!(at(114, &mut row), vec![]);
         // A second instrument's baseline has its own clock.
-        row.baselines.insert("ucla3".into(), day(100));
+        row.baselines.insert("ucla3".into());
+        row.baseline_dates.insert("ucla3".into(), day(100));
         assert_eq!(at(183, &mut row), vec![]);
         assert_eq!(at(184, &mut row), vec![CaseloadFlag::FollowUpDue]);
+    }
+
+    #[test]
+    fn a_row_written_before_baseline_dates_were_kept_counts_from_acceptance() {
+        let rules = rules();
+        let mut row = open_row();
+        row.baseline_dates.clear();
+        let at = |d: i64, row: &mut CaseloadRow| {
+            row.last_contact_at = Some(noon(day(d)));
+            flags(row, noon(day(d)), &rules)
+        };
+        assert_eq!(at(83, &mut row), vec![]);
+        assert_eq!(at(84, &mut row), vec![CaseloadFlag::FollowUpDue]);
     }
 
     #[test]

@@ -283,17 +283,29 @@ impl CaseService {
         authorise: impl Fn(Authorise<'_>) -> Result<(), Denied>,
     ) -> Result<AppendResult, CommandError> {
         let loaded = self.load(client_id).await?;
-        if let Some(key) = &options.idempotency_key
-            && let Some(result) = self
+        if let Some(key) = &options.idempotency_key {
+            // A key already used: only a caller who may see the record learns of it, whether
+            // they get the first result or hear that the key was used for something else.
+            let stored = self
                 .store
                 .idempotent_result(client_id.0, key, options.fingerprint)
-                .await?
-        {
-            authorise(Authorise {
+                .await;
+            let replay = Authorise {
                 case: &loaded,
                 replay: true,
-            })?;
-            return Ok(result);
+            };
+            match stored {
+                Ok(None) => {}
+                Ok(Some(result)) => {
+                    authorise(replay)?;
+                    return Ok(result);
+                }
+                Err(mismatch @ StoreError::IdempotencyMismatch { .. }) => {
+                    authorise(replay)?;
+                    return Err(mismatch.into());
+                }
+                Err(other) => return Err(other.into()),
+            }
         }
         authorise(Authorise {
             case: &loaded,

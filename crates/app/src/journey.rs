@@ -60,19 +60,16 @@ pub(crate) struct History {
 
 impl History {
     /// Reads and decodes a client's whole stream (another kind of stream reads as no record).
+    /// Each event keeps its payload as stored (upcast and opened), beside the decoded event.
     pub(crate) async fn read(
         store: &EventStore,
         client_id: ClientId,
     ) -> Result<History, CommandError> {
-        let events = crate::stream::load(
+        let events = crate::stream::load_keeping_payloads(
             store,
             client_id.0,
             Vec::new(),
-            |events, mut event, decoded: CaseEvent| {
-                // The payload was moved into the decoded event; the journey shows it as stored.
-                event.payload = decoded.to_payload();
-                events.push((event, decoded));
-            },
+            |events, event, decoded: CaseEvent| events.push((event, decoded)),
         )
         .await?;
         Ok(History { events })
@@ -143,17 +140,25 @@ impl History {
 
     /// Each event with every correction of it applied, decoded again (a correction goes
     /// through the event's own shape).
-    pub(crate) fn corrected(&self) -> Result<Vec<CaseEvent>, CommandError> {
+    pub(crate) fn corrected(&self) -> Vec<CaseEvent> {
         let journey = self.journey(ClientId(uuid::Uuid::nil()), JourneyView::default());
         let mut out = Vec::with_capacity(self.events.len());
         for ((event, case_event), entry) in self.events.iter().zip(&journey.entries) {
             out.push(match &entry.corrected_payload {
                 None => case_event.clone(),
+                // A correction whose fields do not fit the event it corrects (accepted before
+                // corrections were checked) leaves the event as recorded: the journey still
+                // shows it beside the original.
                 Some(payload) => {
-                    CaseEvent::decode(&event.event_type, event.schema_version, payload.clone())?
+                    CaseEvent::decode(&event.event_type, event.schema_version, payload.clone())
+                        .unwrap_or_else(|_| {
+                            // The decoding error may quote a corrected value: not logged.
+                            tracing::warn!(event_id = %event.event_id, event_type = %event.event_type, "a correction does not fit its event; the record shows the event as recorded");
+                            case_event.clone()
+                        })
                 }
             });
         }
-        Ok(out)
+        out
     }
 }

@@ -177,10 +177,9 @@ pub fn may_read_audit(principal: &Principal, case: &LoadedCase) -> Result<(), De
 pub enum CaseloadScope {
     /// A link worker's own cases.
     Own(Uuid),
-    /// A team lead's team (`None`: a lead of no team sees only unassigned work), optionally
-    /// one link worker of it.
+    /// A team lead's team, optionally one link worker of it.
     Team {
-        team: Option<Uuid>,
+        team: Uuid,
         link_worker: Option<Uuid>,
     },
 }
@@ -200,10 +199,14 @@ pub fn may_read_caseload(
             Err(forbidden("a link worker sees their own caseload"))
         }
         Role::LinkWorker => Ok(CaseloadScope::Own(principal.staff_id.0)),
-        _ => Ok(CaseloadScope::Team {
-            team: principal.team_id.map(|t| t.0),
-            link_worker: link_worker_id,
-        }),
+        // A lead of no team has no caseload (never the whole organisation's).
+        _ => match principal.team_id {
+            Some(team) => Ok(CaseloadScope::Team {
+                team: team.0,
+                link_worker: link_worker_id,
+            }),
+            None => Err(forbidden("a team lead of no team has no caseload")),
+        },
     }
 }
 
@@ -332,6 +335,8 @@ mod tests {
         Mine,
         /// Assigned to someone else in another team.
         NotMine,
+        /// Assigned to someone else in the caller's team.
+        MyTeamNotMe,
     }
     use Relation::*;
 
@@ -361,6 +366,7 @@ mod tests {
             Unassigned => (ORG, None),
             Mine => (ORG, Some((ME, MY_TEAM))),
             NotMine => (ORG, Some((SOMEONE, OTHER_TEAM))),
+            MyTeamNotMe => (ORG, Some((SOMEONE, MY_TEAM))),
         };
         case.version = 3;
         case.organisation_id = Some(organisation);
@@ -440,9 +446,16 @@ mod tests {
     }
 
     /// One row: the role, then the outcome for each relation in the order
-    /// [NoRecord, OtherOrganisation, Unassigned, Mine, NotMine].
-    type Row = (Role, [Outcome; 5]);
-    const RELATIONS: [Relation; 5] = [NoRecord, OtherOrganisation, Unassigned, Mine, NotMine];
+    /// [NoRecord, OtherOrganisation, Unassigned, Mine, NotMine, MyTeamNotMe].
+    type Row = (Role, [Outcome; 6]);
+    const RELATIONS: [Relation; 6] = [
+        NoRecord,
+        OtherOrganisation,
+        Unassigned,
+        Mine,
+        NotMine,
+        MyTeamNotMe,
+    ];
 
     #[track_caller]
     fn table(action: &str, rows: &[Row], decide: impl Fn(&Principal, &LoadedCase) -> Outcome) {
@@ -464,12 +477,15 @@ mod tests {
         table(
             "a contact",
             &[
-                (Role::Referrer, [Forbidden; 5]),
-                (LinkWorker, [Absent, Absent, Forbidden, Allow, Forbidden]),
-                (TeamLead, [Absent, Absent, Allow, Allow, Forbidden]),
-                (Auditor, [Forbidden; 5]),
-                (ReportingAnalyst, [Forbidden; 5]),
-                (Administrator, [Forbidden; 5]),
+                (Role::Referrer, [Forbidden; 6]),
+                (
+                    LinkWorker,
+                    [Absent, Absent, Forbidden, Allow, Forbidden, Forbidden],
+                ),
+                (TeamLead, [Absent, Absent, Allow, Allow, Forbidden, Allow]),
+                (Auditor, [Forbidden; 6]),
+                (ReportingAnalyst, [Forbidden; 6]),
+                (Administrator, [Forbidden; 6]),
             ],
             |p, c| outcome(may_command(p, c, &contact(), false)),
         );
@@ -480,12 +496,12 @@ mod tests {
         table(
             "an assignment",
             &[
-                (Role::Referrer, [Forbidden; 5]),
-                (LinkWorker, [Forbidden; 5]),
-                (TeamLead, [Absent, Absent, Allow, Allow, Forbidden]),
-                (Auditor, [Forbidden; 5]),
-                (ReportingAnalyst, [Forbidden; 5]),
-                (Administrator, [Forbidden; 5]),
+                (Role::Referrer, [Forbidden; 6]),
+                (LinkWorker, [Forbidden; 6]),
+                (TeamLead, [Absent, Absent, Allow, Allow, Forbidden, Allow]),
+                (Auditor, [Forbidden; 6]),
+                (ReportingAnalyst, [Forbidden; 6]),
+                (Administrator, [Forbidden; 6]),
             ],
             |p, c| outcome(may_command(p, c, &assign(), false)),
         );
@@ -498,13 +514,16 @@ mod tests {
             &[
                 (
                     Role::Referrer,
-                    [Allow, Absent, Forbidden, Forbidden, Forbidden],
+                    [Allow, Absent, Forbidden, Forbidden, Forbidden, Forbidden],
                 ),
-                (LinkWorker, [Allow, Absent, Allow, Allow, Forbidden]),
-                (TeamLead, [Allow, Absent, Allow, Allow, Forbidden]),
-                (Auditor, [Forbidden; 5]),
-                (ReportingAnalyst, [Forbidden; 5]),
-                (Administrator, [Forbidden; 5]),
+                (
+                    LinkWorker,
+                    [Allow, Absent, Allow, Allow, Forbidden, Forbidden],
+                ),
+                (TeamLead, [Allow, Absent, Allow, Allow, Forbidden, Allow]),
+                (Auditor, [Forbidden; 6]),
+                (ReportingAnalyst, [Forbidden; 6]),
+                (Administrator, [Forbidden; 6]),
             ],
             |p, c| outcome(may_command(p, c, &intake(true), false)),
         );
@@ -513,10 +532,15 @@ mod tests {
             &[
                 (
                     Role::Referrer,
-                    [Forbidden, Absent, Forbidden, Forbidden, Forbidden],
+                    [
+                        Forbidden, Absent, Forbidden, Forbidden, Forbidden, Forbidden,
+                    ],
                 ),
-                (LinkWorker, [Allow, Absent, Allow, Allow, Forbidden]),
-                (TeamLead, [Allow, Absent, Allow, Allow, Forbidden]),
+                (
+                    LinkWorker,
+                    [Allow, Absent, Allow, Allow, Forbidden, Forbidden],
+                ),
+                (TeamLead, [Allow, Absent, Allow, Allow, Forbidden, Allow]),
             ],
             |p, c| outcome(may_command(p, c, &intake(false), false)),
         );
@@ -527,12 +551,12 @@ mod tests {
         table(
             "an erasure",
             &[
-                (Role::Referrer, [Forbidden; 5]),
-                (LinkWorker, [Forbidden; 5]),
-                (TeamLead, [Forbidden; 5]),
-                (Auditor, [Forbidden; 5]),
-                (ReportingAnalyst, [Forbidden; 5]),
-                (Administrator, [Absent, Absent, Allow, Allow, Allow]),
+                (Role::Referrer, [Forbidden; 6]),
+                (LinkWorker, [Forbidden; 6]),
+                (TeamLead, [Forbidden; 6]),
+                (Auditor, [Forbidden; 6]),
+                (ReportingAnalyst, [Forbidden; 6]),
+                (Administrator, [Absent, Absent, Allow, Allow, Allow, Allow]),
             ],
             |p, c| outcome(may_command(p, c, &erase(), false)),
         );
@@ -543,8 +567,8 @@ mod tests {
         table(
             "a repeated contact",
             &[
-                (LinkWorker, [Absent, Absent, Allow, Allow, Allow]),
-                (Auditor, [Forbidden; 5]),
+                (LinkWorker, [Absent, Absent, Allow, Allow, Allow, Allow]),
+                (Auditor, [Forbidden; 6]),
             ],
             |p, c| outcome(may_command(p, c, &contact(), true)),
         );
@@ -555,12 +579,15 @@ mod tests {
         table(
             "the record",
             &[
-                (Role::Referrer, [Forbidden; 5]),
-                (LinkWorker, [Absent, Absent, Forbidden, Allow, Forbidden]),
-                (TeamLead, [Absent, Absent, Allow, Allow, Forbidden]),
-                (Auditor, [Absent, Absent, Allow, Allow, Allow]),
-                (ReportingAnalyst, [Forbidden; 5]),
-                (Administrator, [Forbidden; 5]),
+                (Role::Referrer, [Forbidden; 6]),
+                (
+                    LinkWorker,
+                    [Absent, Absent, Forbidden, Allow, Forbidden, Forbidden],
+                ),
+                (TeamLead, [Absent, Absent, Allow, Allow, Forbidden, Allow]),
+                (Auditor, [Absent, Absent, Allow, Allow, Allow, Allow]),
+                (ReportingAnalyst, [Forbidden; 6]),
+                (Administrator, [Forbidden; 6]),
             ],
             |p, c| outcome(may_read_record(p, c)),
         );
@@ -568,20 +595,26 @@ mod tests {
             "a referral's status",
             &[
                 // A referrer follows only their own referral, and learns nothing of others.
-                (Role::Referrer, [Absent, Absent, Absent, Allow, Absent]),
-                (LinkWorker, [Absent, Absent, Forbidden, Allow, Forbidden]),
-                (Auditor, [Absent, Absent, Allow, Allow, Allow]),
-                (Administrator, [Forbidden; 5]),
+                (
+                    Role::Referrer,
+                    [Absent, Absent, Absent, Allow, Absent, Absent],
+                ),
+                (
+                    LinkWorker,
+                    [Absent, Absent, Forbidden, Allow, Forbidden, Forbidden],
+                ),
+                (Auditor, [Absent, Absent, Allow, Allow, Allow, Allow]),
+                (Administrator, [Forbidden; 6]),
             ],
             |p, c| outcome(may_read_referral(p, c, REFERRAL)),
         );
         table(
             "the read audit",
             &[
-                (LinkWorker, [Forbidden; 5]),
-                (TeamLead, [Forbidden; 5]),
-                (Auditor, [Absent, Absent, Allow, Allow, Allow]),
-                (Administrator, [Forbidden; 5]),
+                (LinkWorker, [Forbidden; 6]),
+                (TeamLead, [Forbidden; 6]),
+                (Auditor, [Absent, Absent, Allow, Allow, Allow, Allow]),
+                (Administrator, [Forbidden; 6]),
             ],
             |p, c| outcome(may_read_audit(p, c)),
         );
@@ -610,7 +643,7 @@ mod tests {
         assert_eq!(
             may_read_caseload(&principal(TeamLead), theirs),
             Ok(CaseloadScope::Team {
-                team: Some(MY_TEAM.0),
+                team: MY_TEAM.0,
                 link_worker: theirs
             })
         );

@@ -194,7 +194,7 @@ impl CaseService {
         let mut personal = None;
         let mut area = None;
         let mut referrals = Vec::new();
-        for event in history.corrected()? {
+        for event in history.corrected() {
             match event {
                 CaseEvent::ClientRegistered(registered) => {
                     personal = Some(registered.personal);
@@ -320,6 +320,8 @@ impl CaseService {
         client_id: ClientId,
         page: Page<i64>,
     ) -> Result<RecordReadPage, AppError> {
+        // The role before the log is touched.
+        policy::require(principal, &[Role::Auditor], "the read audit")?;
         let loaded = self.load(client_id).await?;
         policy::may_read_audit(principal, &loaded)?;
         let client = self.store().pool().get().await?;

@@ -19,7 +19,8 @@ pub(crate) enum LoadError {
 }
 
 /// Reads stream `id` of `E`'s stream type and folds each event, decoded once, into `state`.
-/// A stream with no events leaves `state` as it was.
+/// A stream with no events leaves `state` as it was. The folded events give their payload up
+/// to the decoding (commands need only the decoded events).
 ///
 /// # Errors
 /// [`LoadError::OtherKind`] when the stream is of another type; a store failure or an event
@@ -27,6 +28,30 @@ pub(crate) enum LoadError {
 pub(crate) async fn load<E: DomainEvent, S>(
     store: &EventStore,
     id: Uuid,
+    state: S,
+    fold: impl FnMut(&mut S, RecordedEvent, E),
+) -> Result<S, LoadError> {
+    read(store, id, false, state, fold).await
+}
+
+/// As [`load`], each event keeping its payload as stored (upcast and opened), for readers that
+/// show it.
+///
+/// # Errors
+/// As [`load`].
+pub(crate) async fn load_keeping_payloads<E: DomainEvent, S>(
+    store: &EventStore,
+    id: Uuid,
+    state: S,
+    fold: impl FnMut(&mut S, RecordedEvent, E),
+) -> Result<S, LoadError> {
+    read(store, id, true, state, fold).await
+}
+
+async fn read<E: DomainEvent, S>(
+    store: &EventStore,
+    id: Uuid,
+    keep_payloads: bool,
     mut state: S,
     mut fold: impl FnMut(&mut S, RecordedEvent, E),
 ) -> Result<S, LoadError> {
@@ -34,7 +59,11 @@ pub(crate) async fn load<E: DomainEvent, S>(
         if event.stream_type != E::STREAM {
             return Err(LoadError::OtherKind(id));
         }
-        let payload = std::mem::take(&mut event.payload);
+        let payload = if keep_payloads {
+            event.payload.clone()
+        } else {
+            std::mem::take(&mut event.payload)
+        };
         let decoded = E::decode(&event.event_type, event.schema_version, payload)?;
         fold(&mut state, event, decoded);
     }

@@ -34,8 +34,11 @@ pub struct CaseloadRow {
     pub did_not_attend: i32,
     /// Appointments booked and not yet settled.
     pub booked_appointments: BTreeMap<Uuid, DateTime<Utc>>,
-    /// Instruments with a baseline in the current episode, with the day of the first.
-    pub baselines: BTreeMap<String, NaiveDate>,
+    /// Instruments with a baseline in the current episode.
+    pub baselines: BTreeSet<String>,
+    /// The earliest date of each instrument's baseline in the current episode (empty in rows
+    /// written before migration V9, until the caseload is rebuilt).
+    pub baseline_dates: BTreeMap<String, NaiveDate>,
     /// Instruments with a follow-up in the current episode.
     pub follow_ups: BTreeSet<String>,
     /// The client stream's version this row reflects.
@@ -70,6 +73,7 @@ pub fn apply_case_event(
             row.did_not_attend = 0;
             row.booked_appointments.clear();
             row.baselines.clear();
+            row.baseline_dates.clear();
             row.follow_ups.clear();
         }
         CaseEvent::ReferralAccepted(_) => {
@@ -111,7 +115,11 @@ pub fn apply_case_event(
         CaseEvent::AssessmentRecorded(e) => {
             let instrument = code(&e.instrument);
             if e.timepoint == Timepoint::Baseline {
-                row.baselines.entry(instrument).or_insert(e.administered_on);
+                row.baseline_dates
+                    .entry(instrument.clone())
+                    .and_modify(|day| *day = (*day).min(e.administered_on))
+                    .or_insert(e.administered_on);
+                row.baselines.insert(instrument);
             } else if e.timepoint == Timepoint::FollowUp {
                 row.follow_ups.insert(instrument);
             }
@@ -156,31 +164,31 @@ pub const SHADOW_CASELOAD: &str = "caseload_v1_rebuild";
 
 const SELECT_COLUMNS: &str = "SELECT client_id, organisation_id, status, link_worker_id, team_id, area, referred_on, \
     referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, booked_appointments, \
-    baseline_dates, follow_ups, stream_version FROM caseload";
+    baselines, follow_ups, stream_version, baseline_dates FROM caseload";
 
 const ALL_COLUMNS: &str = "client_id, organisation_id, status, link_worker_id, team_id, area, referred_on, \
     referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, booked_appointments, \
-    baseline_dates, follow_ups, stream_version";
+    baselines, follow_ups, stream_version, baseline_dates";
 
 /// Every touched row of a batch in one statement: one array per column, unnested. (Row by row,
 /// a rebuild spent a round trip per client per batch.) The follow-up instruments go as
-/// comma-separated codes (codes hold no commas), the baselines as a JSON object of dates.
+/// comma-separated codes (codes hold no commas), the baseline dates as a JSON object.
 const UPSERT_ROWS: &str = "INSERT INTO {table} (client_id, organisation_id, status, link_worker_id, team_id, area, \
     referred_on, referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, \
-    booked_appointments, baseline_dates, follow_ups, stream_version) \
-    SELECT c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, bl, string_to_array(fu, ','), v \
+    booked_appointments, baselines, follow_ups, stream_version, baseline_dates) \
+    SELECT c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, string_to_array(bl, ','), string_to_array(fu, ','), v, bd \
     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::date[], \
       $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::int[], $13::int[], \
-      $14::jsonb[], $15::jsonb[], $16::text[], $17::bigint[]) \
-      AS u(c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, bl, fu, v) \
+      $14::jsonb[], $15::text[], $16::text[], $17::bigint[], $18::jsonb[]) \
+      AS u(c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, bl, fu, v, bd) \
     ON CONFLICT (client_id) DO UPDATE SET organisation_id = excluded.organisation_id, \
     status = excluded.status, link_worker_id = excluded.link_worker_id, team_id = excluded.team_id, \
     area = excluded.area, referred_on = excluded.referred_on, referral_source = excluded.referral_source, \
     accepted_at = excluded.accepted_at, closed_at = excluded.closed_at, \
     last_contact_at = excluded.last_contact_at, contacts = excluded.contacts, \
     did_not_attend = excluded.did_not_attend, booked_appointments = excluded.booked_appointments, \
-    baseline_dates = excluded.baseline_dates, follow_ups = excluded.follow_ups, \
-    stream_version = excluded.stream_version";
+    baselines = excluded.baselines, follow_ups = excluded.follow_ups, \
+    stream_version = excluded.stream_version, baseline_dates = excluded.baseline_dates";
 
 impl CaseloadProjection {
     /// Reads rows back (for queries and tests), in client order.
@@ -242,7 +250,8 @@ pub struct CaseloadFilter {
 
 fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError> {
     let booked: serde_json::Value = row.get(13);
-    let baselines: serde_json::Value = row.get(14);
+    let baselines: Vec<String> = row.get(14);
+    let baseline_dates: serde_json::Value = row.get(17);
     let follow_ups: Vec<String> = row.get(15);
     Ok(CaseloadRow {
         client_id: row.get(0),
@@ -260,7 +269,8 @@ fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError>
         did_not_attend: row.get(12),
         booked_appointments: serde_json::from_value(booked)
             .map_err(|e| ProjectionError::Corrupt(format!("caseload.booked_appointments: {e}")))?,
-        baselines: serde_json::from_value(baselines)
+        baselines: baselines.into_iter().collect(),
+        baseline_dates: serde_json::from_value(baseline_dates)
             .map_err(|e| ProjectionError::Corrupt(format!("caseload.baseline_dates: {e}")))?,
         follow_ups: follow_ups.into_iter().collect(),
         stream_version: row.get(16),
@@ -403,9 +413,10 @@ async fn apply_into(
         .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
     let codes =
         |set: &BTreeSet<String>| set.iter().map(String::as_str).collect::<Vec<_>>().join(",");
-    let baselines = rows
+    let baselines: Vec<String> = rows.iter().map(|r| codes(&r.baselines)).collect();
+    let baseline_dates = rows
         .iter()
-        .map(|r| serde_json::to_value(&r.baselines))
+        .map(|r| serde_json::to_value(&r.baseline_dates))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
     let follow_ups: Vec<String> = rows.iter().map(|r| codes(&r.follow_ups)).collect();
@@ -430,6 +441,7 @@ async fn apply_into(
             &baselines,
             &follow_ups,
             &versions,
+            &baseline_dates,
         ],
     )
     .await?;
@@ -492,13 +504,22 @@ mod tests {
             let mut row = CaseloadRow::default();
             let mut version = 0;
             let mut referral = None;
+            let mut dates: BTreeMap<String, NaiveDate> = BTreeMap::new();
             for pick in picks {
                 let command = &pool[pick % pool.len()];
                 let Ok(events) = decide(&state, command, &lookups) else { continue };
                 for event in events {
                     version += 1;
-                    if let CaseEvent::ReferralReceived(r) = &event {
-                        referral = Some((r.received_on, code(&r.source)));
+                    match &event {
+                        CaseEvent::ReferralReceived(r) => {
+                            referral = Some((r.received_on, code(&r.source)));
+                            dates.clear();
+                        }
+                        CaseEvent::AssessmentRecorded(a) if a.timepoint == Timepoint::Baseline => {
+                            let day = dates.entry(code(&a.instrument)).or_insert(a.administered_on);
+                            *day = (*day).min(a.administered_on);
+                        }
+                        _ => {}
                     }
                     state = evolve(state, event_id(version as u128), &event);
                     apply_case_event(&mut row, &event, at, version);
@@ -513,7 +534,38 @@ mod tests {
                 prop_assert_eq!(row.referred_on, referral.as_ref().map(|r| r.0));
                 prop_assert_eq!(row.referral_source.as_ref(), referral.as_ref().map(|r| &r.1));
                 prop_assert_eq!(row.stream_version, version);
+                prop_assert_eq!(&row.baseline_dates, &dates);
+                prop_assert!(row.baselines.iter().eq(dates.keys()));
             }
         }
+    }
+
+    /// A baseline entered late with an earlier date moves the due date back.
+    #[test]
+    fn the_earliest_baseline_of_an_episode_counts() {
+        let at = Utc
+            .with_ymd_and_hms(2026, 3, 5, 9, 0, 0)
+            .single()
+            .expect("a time");
+        let baseline = |n: u128, day: u32| {
+            CaseEvent::AssessmentRecorded(domain::AssessmentRecorded {
+                assessment_id: domain::AssessmentId(Uuid::from_u128(n)),
+                instrument: domain::Instrument::Wemwbs,
+                instrument_version: 1,
+                timepoint: Timepoint::Baseline,
+                mode: domain::AdministrationMode::SelfCompleted,
+                answers: vec![3; 14],
+                licensor_score: None,
+                administered_on: NaiveDate::from_ymd_opt(2026, 3, day).expect("a date"),
+            })
+        };
+        let mut row = CaseloadRow::default();
+        apply_case_event(&mut row, &baseline(1, 10), at, 1);
+        apply_case_event(&mut row, &baseline(2, 4), at, 2);
+        apply_case_event(&mut row, &baseline(3, 20), at, 3);
+        assert_eq!(
+            row.baseline_dates.get("wemwbs"),
+            NaiveDate::from_ymd_opt(2026, 3, 4).as_ref()
+        );
     }
 }

@@ -344,6 +344,14 @@ async fn a_retried_command_returns_the_first_response_and_writes_nothing() {
     assert_eq!(reused.status, 422);
     assert_eq!(reused.body["rule"], "idempotency_key_reused");
     assert_eq!(reused.body["errors"][0]["field"], "header.Idempotency-Key");
+    // From another organisation, the used key tells nothing: the record is not there.
+    let foreign = server.people.foreign_worker.clone();
+    for body in [&body, &other] {
+        let probe = server
+            .call(Some(&foreign), "POST", &path, Some(body), &key)
+            .await;
+        assert_eq!(probe.status, 404, "{:#}", probe.body);
+    }
     assert_eq!(
         server.store.stream_version(client).await.expect("version"),
         version
@@ -682,5 +690,77 @@ async fn a_service_id_used_as_a_client_id_is_no_record() {
         .expect("count")
         .get(0);
     assert_eq!(written, 0);
+    server.stop().await;
+}
+
+/// A correction whose fields do not fit the event it corrects (nothing checks them yet) leaves
+/// the record readable: the record shows the event as recorded, the journey shows the
+/// correction beside it.
+#[tokio::test]
+async fn a_correction_that_does_not_fit_its_event_leaves_the_record_readable() {
+    let server = TestServer::start().await;
+    let client = open_case(&server).await;
+    let registered: Uuid = server
+        .db
+        .admin_client()
+        .await
+        .query_one(
+            "SELECT event_id FROM events WHERE stream_id = $1 AND event_type = 'ClientRegistered'",
+            &[&client],
+        )
+        .await
+        .expect("the registration")
+        .get(0);
+    server
+        .ok(
+            &server.people.worker,
+            &client_path(client, "corrections"),
+            json!({ "corrects": registered, "corrected_fields": { "no_such_field": 1 },
+                    "reason": "a slip" }),
+        )
+        .await;
+    let record = server
+        .get(&server.people.auditor, &client_path(client, ""))
+        .await;
+    assert_eq!(record.status, 200, "{:#}", record.body);
+    assert_eq!(record.body["personal"]["given_name"], "Maggie");
+    assert_eq!(record.body["area"], "Frome");
+    let journey = server
+        .get(&server.people.auditor, &client_path(client, "journey"))
+        .await;
+    assert_eq!(journey.status, 200, "{:#}", journey.body);
+    assert_eq!(
+        journey.body["entries"][0]["corrected_payload"]["no_such_field"],
+        1
+    );
+    server.stop().await;
+}
+
+/// Who may not ask is refused before what they asked is checked: a bad page from a caller
+/// without the right is 403, not 400, and an import from a non-administrator is 403 whatever
+/// the document.
+#[tokio::test]
+async fn a_caller_without_the_right_is_refused_before_their_input_is_checked() {
+    let server = TestServer::start().await;
+    let people = &server.people;
+    for (who, path) in [
+        (&people.analyst, "/api/v1/caseload?limit=0"),
+        (&people.worker, "/api/v1/staff?limit=0"),
+    ] {
+        let reply = server.get(who, path).await;
+        assert_eq!(reply.status, 403, "{path}: {:#}", reply.body);
+    }
+    let import = server
+        .post(
+            &people.lead,
+            "/api/v1/directory/import",
+            json!({ "not": "oruk" }),
+        )
+        .await;
+    assert_eq!(import.status, 403, "{:#}", import.body);
+    // The same input from a caller with the right names the field.
+    let reply = server.get(&people.worker, "/api/v1/caseload?limit=0").await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.body["errors"][0]["field"], "query.limit");
     server.stop().await;
 }
