@@ -142,7 +142,7 @@ async fn a_late_entry_makes_as_of_and_as_known_at_differ_and_corrections_sit_bes
     )
     .await;
     assert_eq!(contacts_in(&as_of), vec![2]);
-    assert_eq!(as_of.status, "open");
+    assert_eq!(as_of.status, CaseStatus::Open);
     // As it was known before the late entry: the 10th is there, the 5th is not.
     let known = journey(
         &cases,

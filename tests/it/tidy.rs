@@ -125,6 +125,8 @@ fn http_handlers_hold_no_rule_and_no_sql() {
             ".query_one(",
             ".query_opt(",
             ".execute(",
+            ".batch_execute(",
+            ".prepare",
             "check_dates",
             "Utc::now",
         ] {

@@ -5,6 +5,7 @@
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, NaiveDate, Utc};
+use domain::CaseStatus;
 use projector::rules::CaseloadRules;
 use projector::{CaseloadFilter, CaseloadProjection, CaseloadRow};
 use serde::Serialize;
@@ -33,8 +34,8 @@ pub enum CaseloadFlag {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CaseloadItem {
     pub client_id: Uuid,
-    /// `referred` or `open`.
-    pub status: String,
+    /// `referred` or `open` (a caseload shows active cases).
+    pub status: CaseStatus,
     pub link_worker_id: Option<Uuid>,
     pub team_id: Option<Uuid>,
     pub area: String,
@@ -119,14 +120,21 @@ pub fn flags(row: &CaseloadRow, now: DateTime<Utc>, rules: &CaseloadRules) -> Ve
     flags
 }
 
-fn item(row: CaseloadRow, now: DateTime<Utc>, rules: &CaseloadRules) -> CaseloadItem {
+fn item(
+    row: CaseloadRow,
+    now: DateTime<Utc>,
+    rules: &CaseloadRules,
+) -> Result<CaseloadItem, AppError> {
     let flags = flags(&row, now, rules);
-    CaseloadItem {
+    let status = CaseStatus::from_code(&row.status).ok_or_else(|| {
+        projector::ProjectionError::Corrupt(format!("caseload.status: {:?}", row.status))
+    })?;
+    Ok(CaseloadItem {
         client_id: row.client_id,
         days_since_referral: row.referred_on.map(|d| (now.date_naive() - d).num_days()),
         days_since_contact: row.last_contact_at.map(|at| (now - at).num_days()),
         next_appointment_at: row.booked_appointments.values().min().copied(),
-        status: row.status,
+        status,
         link_worker_id: row.link_worker_id,
         team_id: row.team_id,
         area: row.area,
@@ -139,7 +147,7 @@ fn item(row: CaseloadRow, now: DateTime<Utc>, rules: &CaseloadRules) -> Caseload
         follow_ups: row.follow_ups.into_iter().collect(),
         flags,
         stream_version: row.stream_version,
-    }
+    })
 }
 
 /// The latest caseload rules this build knows, parsed once.
@@ -170,7 +178,10 @@ impl CaseService {
         let now = self.clock().now();
         let rules = caseload_rules()?;
         Ok(CaseloadPage {
-            items: rows.into_iter().map(|r| item(r, now, &rules)).collect(),
+            items: rows
+                .into_iter()
+                .map(|r| item(r, now, &rules))
+                .collect::<Result<_, _>>()?,
             next_cursor,
         })
     }

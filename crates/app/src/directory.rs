@@ -760,3 +760,153 @@ pub async fn export(
         .await?;
     rows.iter().map(published_row).collect()
 }
+
+/// A directory search as asked for: words, need, area, availability and a page, unchecked.
+#[derive(Clone, Debug, Default)]
+pub struct SearchRequest {
+    pub q: Option<String>,
+    pub need: Option<NeedDomain>,
+    pub area: Option<String>,
+    pub available: Option<bool>,
+    pub cursor: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+/// A page of search results, best first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SearchPage {
+    pub items: Vec<DirectoryEntry>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+/// The ORUK `/services` listing as asked for, unchecked.
+#[derive(Clone, Debug, Default)]
+pub struct OrukRequest {
+    pub search: Option<String>,
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+    pub taxonomy_term_id: Option<String>,
+    pub organization_id: Option<Uuid>,
+    pub modified_after: Option<DateTime<Utc>>,
+    pub minimal: Option<bool>,
+}
+
+/// Text of at most `max` characters.
+fn bounded(
+    field: &'static str,
+    text: Option<String>,
+    max: usize,
+) -> Result<Option<String>, crate::AppError> {
+    match text {
+        Some(t) if t.chars().count() > max => Err(crate::AppError::BadInput {
+            field,
+            message: format!("at most {max} characters"),
+        }),
+        other => Ok(other),
+    }
+}
+
+fn bad(field: &'static str, message: &str) -> crate::AppError {
+    crate::AppError::BadInput {
+        field,
+        message: message.to_owned(),
+    }
+}
+
+impl DirectoryService {
+    /// Searches the directory for a member of staff (every role may): words (at most 200
+    /// characters), need, area (at most 100), availability, and a page of 1 to 100 (20 by
+    /// default) after a cursor.
+    ///
+    /// # Errors
+    /// [`crate::AppError::BadInput`] naming a parameter out of bounds; a store failure.
+    pub async fn search_page(
+        &self,
+        _principal: &Principal,
+        request: SearchRequest,
+    ) -> Result<SearchPage, crate::AppError> {
+        let limit = match request.limit {
+            None => 20,
+            Some(n) if (1..=100).contains(&n) => n,
+            Some(_) => return Err(bad("limit", "give a number from 1 to 100")),
+        };
+        let offset = match request.cursor {
+            None => 0,
+            Some(n) if (0..=1_000_000).contains(&n) => n,
+            Some(_) => return Err(bad("cursor", "not a cursor of this search")),
+        };
+        let query = DirectoryQuery {
+            text: bounded("q", request.q, 200)?,
+            need: request.need,
+            area: bounded("area", request.area, 100)?,
+            available_only: request.available.unwrap_or(false),
+            offset,
+            limit,
+        };
+        let client = self.store.pool().get().await?;
+        let mut items = search(&**client, &query).await?;
+        let next_cursor = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            Some(offset + limit)
+        } else {
+            None
+        };
+        Ok(SearchPage { items, next_cursor })
+    }
+
+    /// One directory service as link workers see it (withdrawn ones too, marked).
+    ///
+    /// # Errors
+    /// [`crate::AppError::NotFound`] for no such service; a store failure.
+    pub async fn entry(
+        &self,
+        _principal: &Principal,
+        id: Uuid,
+    ) -> Result<DirectoryEntry, crate::AppError> {
+        let client = self.store.pool().get().await?;
+        entry_by_id(&**client, id)
+            .await?
+            .ok_or_else(|| crate::AppError::NotFound("no such service in the directory".into()))
+    }
+
+    /// The public ORUK listing (no caller: the directory is public information), a page of 1
+    /// to 500 (50 by default) from page 1.
+    ///
+    /// # Errors
+    /// [`crate::AppError::BadInput`] naming a parameter out of bounds; a store failure.
+    pub async fn oruk_services(&self, request: OrukRequest) -> Result<OrukPage, crate::AppError> {
+        let page = match request.page {
+            None => 1,
+            Some(n) if (1..=1_000_000).contains(&n) => n,
+            Some(_) => return Err(bad("page", "give a page number from 1")),
+        };
+        let per_page = match request.per_page {
+            None => 50,
+            Some(n) if (1..=500).contains(&n) => n,
+            Some(_) => return Err(bad("per_page", "give 1 to 500")),
+        };
+        let query = OrukQuery {
+            search: bounded("search", request.search, 200)?,
+            taxonomy_term_id: bounded("taxonomy_term_id", request.taxonomy_term_id, 200)?,
+            organization_id: request.organization_id,
+            modified_after: request.modified_after,
+            minimal: request.minimal.unwrap_or(false),
+            page,
+            per_page,
+        };
+        let client = self.store.pool().get().await?;
+        Ok(oruk_page(&**client, &query).await?)
+    }
+
+    /// One service in the public ORUK shape (a withdrawn one as `defunct`).
+    ///
+    /// # Errors
+    /// [`crate::AppError::NotFound`] for no such service; a store failure.
+    pub async fn oruk_record(&self, id: Uuid) -> Result<OrukService, crate::AppError> {
+        let client = self.store.pool().get().await?;
+        oruk_service(&**client, id)
+            .await?
+            .ok_or_else(|| crate::AppError::NotFound("no such service in the directory".into()))
+    }
+}

@@ -41,6 +41,9 @@ pub enum AppError {
     /// A rule file did not load.
     #[error(transparent)]
     Rules(#[from] projector::rules::RulesError),
+    /// A read failed in a way only the logs need to know.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
 }
 
 impl AppError {

@@ -3,7 +3,7 @@
 //! moment (by when things happened) or as it was known at a moment (by when they were recorded).
 
 use chrono::{DateTime, Utc};
-use domain::{CaseEvent, CaseState, ClientId, DomainEvent, EventId, evolve};
+use domain::{CaseEvent, CaseState, CaseStatus, ClientId, DomainEvent, EventId, evolve};
 use eventstore::{EventStore, RecordedEvent};
 use serde::Serialize;
 use serde_json::Value;
@@ -45,8 +45,8 @@ pub struct JourneyEntry {
 pub struct Journey {
     pub client_id: Uuid,
     pub entries: Vec<JourneyEntry>,
-    /// The case status the selected events add up to (`idle`, `referred`, `open`, `closed`).
-    pub status: String,
+    /// The case status the selected events add up to.
+    pub status: CaseStatus,
     /// The link worker they add up to.
     pub link_worker_id: Option<Uuid>,
 }
@@ -133,7 +133,7 @@ impl History {
         Journey {
             client_id: client_id.0,
             entries,
-            status: state.status.code().to_owned(),
+            status: state.status,
             link_worker_id: state.link_worker.map(|(worker, _)| worker.0),
         }
     }

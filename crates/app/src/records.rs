@@ -111,7 +111,7 @@ pub struct ClientRecord {
 pub struct JourneyPage {
     pub client_id: Uuid,
     /// What the selected events add up to.
-    pub status: String,
+    pub status: CaseStatus,
     pub link_worker_id: Option<Uuid>,
     pub entries: Vec<JourneyEntry>,
     /// Pass as `cursor` for the next page; absent on the last page.

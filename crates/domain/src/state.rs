@@ -38,6 +38,19 @@ impl CaseStatus {
         }
     }
 
+    /// The status a stable code names.
+    pub fn from_code(code: &str) -> Option<CaseStatus> {
+        [
+            CaseStatus::Unregistered,
+            CaseStatus::Idle,
+            CaseStatus::Referred,
+            CaseStatus::Open,
+            CaseStatus::Closed,
+        ]
+        .into_iter()
+        .find(|status| status.code() == code)
+    }
+
     /// Words for people.
     pub fn label(self) -> &'static str {
         match self {

@@ -23,8 +23,8 @@ use super::commands::AcceptedEvent;
 use super::extract::{Body, Caller, Params, request_id};
 use super::problem::{AdminErrors, ApiError, CommandErrors, PublicErrors, ReadErrors};
 use app::directory::{
-    self as dir, DirectoryCommandError, DirectoryEntry, DirectoryQuery, ImportReport, OrukPage,
-    OrukQuery,
+    DirectoryCommandError, DirectoryEntry, ImportReport, OrukPage, OrukRequest, SearchPage,
+    SearchRequest,
 };
 
 /// The largest directory import accepted over HTTP (larger files: `casebook directory import`).
@@ -96,16 +96,6 @@ struct OrukParams {
     minimal: Option<bool>,
 }
 
-fn bounded_text(field: &str, text: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
-    match text {
-        Some(t) if t.chars().count() > max => Err(ApiError::field(
-            format!("query.{field}"),
-            format!("at most {max} characters"),
-        )),
-        other => Ok(other),
-    }
-}
-
 /// Services, a page at a time, in the Open Referral UK shape.
 #[utoipa::path(tag = "oruk", params(OrukParams), responses((status = 200, body = OrukPage), PublicErrors))]
 #[get("/services")]
@@ -114,30 +104,21 @@ async fn oruk_services(
     params: Params<OrukParams>,
 ) -> Result<web::Json<OrukPage>, ApiError> {
     let params = params.0;
-    let page = match params.page {
-        None => 1,
-        Some(n) if (1..=1_000_000).contains(&n) => n,
-        Some(_) => return Err(ApiError::field("query.page", "give a page number from 1")),
-    };
-    let per_page = match params.per_page {
-        None => 50,
-        Some(n) if (1..=500).contains(&n) => n,
-        Some(_) => return Err(ApiError::field("query.per_page", "give 1 to 500")),
-    };
-    let query = OrukQuery {
-        search: bounded_text("search", params.search, 200)?,
-        taxonomy_term_id: bounded_text("taxonomy_term_id", params.taxonomy_term_id, 200)?,
+    let request = OrukRequest {
+        search: params.search,
+        page: params.page,
+        per_page: params.per_page,
+        taxonomy_term_id: params.taxonomy_term_id,
         organization_id: params.organization_id,
         modified_after: params.modified_after,
-        minimal: params.minimal.unwrap_or(false),
-        page,
-        per_page,
+        minimal: params.minimal,
     };
-    let client = state.pool().get().await?;
     Ok(web::Json(
-        dir::oruk_page(&**client, &query)
+        state
+            .directory
+            .oruk_services(request)
             .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
+            .map_err(ApiError::query)?,
     ))
 }
 
@@ -152,12 +133,9 @@ async fn oruk_service(
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
 ) -> Result<web::Json<domain::directory::OrukService>, ApiError> {
-    let client = state.pool().get().await?;
-    dir::oruk_service(&**client, path.into_inner())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map(web::Json)
-        .ok_or_else(|| ApiError::NotFound("no such service in the directory".to_owned()))
+    Ok(web::Json(
+        state.directory.oruk_record(path.into_inner()).await?,
+    ))
 }
 
 /// Search parameters.
@@ -183,14 +161,6 @@ struct SearchParams {
     limit: Option<i64>,
 }
 
-/// A page of search results, best first.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SearchPage {
-    pub items: Vec<DirectoryEntry>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    pub next_cursor: Option<i64>,
-}
-
 /// Search the directory: by words, need, area and availability. Withdrawn services never
 /// appear; the best match comes first, then services open to referrals before waiting lists.
 #[utoipa::path(
@@ -202,49 +172,25 @@ pub struct SearchPage {
 #[get("/directory/services")]
 async fn search(
     state: web::Data<AppState>,
-    _caller: Caller,
+    caller: Caller,
     params: Params<SearchParams>,
 ) -> Result<web::Json<SearchPage>, ApiError> {
     let params = params.0;
-    let limit = match params.limit {
-        None => 20,
-        Some(n) if (1..=100).contains(&n) => n,
-        Some(_) => {
-            return Err(ApiError::field(
-                "query.limit",
-                "give a number from 1 to 100",
-            ));
-        }
-    };
-    let offset = match params.cursor {
-        None => 0,
-        Some(n) if (0..=1_000_000).contains(&n) => n,
-        Some(_) => {
-            return Err(ApiError::field(
-                "query.cursor",
-                "not a cursor of this search",
-            ));
-        }
-    };
-    let query = DirectoryQuery {
-        text: bounded_text("q", params.q, 200)?,
+    let request = SearchRequest {
+        q: params.q,
         need: params.need,
-        area: bounded_text("area", params.area, 100)?,
-        available_only: params.available.unwrap_or(false),
-        offset,
-        limit,
+        area: params.area,
+        available: params.available,
+        cursor: params.cursor,
+        limit: params.limit,
     };
-    let client = state.pool().get().await?;
-    let mut items = dir::search(&**client, &query)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        Some(offset + limit)
-    } else {
-        None
-    };
-    Ok(web::Json(SearchPage { items, next_cursor }))
+    Ok(web::Json(
+        state
+            .directory
+            .search_page(&caller.0, request)
+            .await
+            .map_err(ApiError::query)?,
+    ))
 }
 
 /// One directory service as link workers see it (withdrawn ones too, marked).
@@ -257,15 +203,12 @@ async fn search(
 #[get("/directory/services/{service_id}")]
 async fn entry(
     state: web::Data<AppState>,
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<web::Json<DirectoryEntry>, ApiError> {
-    let client = state.pool().get().await?;
-    dir::entry_by_id(&**client, path.into_inner())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map(web::Json)
-        .ok_or_else(|| ApiError::NotFound("no such service in the directory".to_owned()))
+    Ok(web::Json(
+        state.directory.entry(&caller.0, path.into_inner()).await?,
+    ))
 }
 
 /// Import parameters.
