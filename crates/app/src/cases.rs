@@ -48,6 +48,13 @@ pub enum CommandError {
     /// A business rule refused it.
     #[error(transparent)]
     Refused(#[from] CaseError),
+    /// A field names something the caller may not name (staff of another team or
+    /// organisation, someone else as the referrer).
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     /// The record changed since the caller looked (or concurrently): nothing was written.
     #[error("the record is at version {actual}, not {expected}")]
     Conflict {
@@ -366,10 +373,10 @@ impl CaseService {
 }
 
 fn invalid(field: &'static str, message: &str) -> CommandError {
-    CommandError::Refused(CaseError::Invalid {
+    CommandError::Invalid {
         field,
         message: message.to_owned(),
-    })
+    }
 }
 
 /// Whom a command may name: a team lead assigns within their own team; an assignment or

@@ -764,3 +764,57 @@ async fn a_caller_without_the_right_is_refused_before_their_input_is_checked() {
     assert_eq!(reply.body["errors"][0]["field"], "query.limit");
     server.stop().await;
 }
+
+/// Whom a command may name: staff of the caller's organisation and, for a team lead, their
+/// own team; a referrer in their own name. Each refusal names the field.
+#[tokio::test]
+async fn a_command_names_only_staff_the_caller_may_name() {
+    let server = TestServer::start().await;
+    let people = &server.people;
+    let client = Uuid::new_v4();
+    let referral = Uuid::new_v4();
+    server
+        .ok(
+            &people.referrer,
+            &client_path(client, "referrals"),
+            intake(referral, "gp"),
+        )
+        .await;
+    server
+        .ok(
+            &people.lead,
+            &client_path(client, "referral-acceptances"),
+            json!({ "referral_id": referral }),
+        )
+        .await;
+    let foreign = &people.foreign_worker;
+    let refused = server
+        .post(
+            &people.lead,
+            &client_path(client, "assignment"),
+            json!({ "link_worker_id": foreign.staff_id, "team_id": people.worker.team_id }),
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{:#}", refused.body);
+    assert_eq!(refused.body["rule"], "invalid_field");
+    assert_eq!(refused.body["errors"][0]["field"], "link_worker_id");
+    assert_eq!(
+        refused.body["errors"][0]["message"],
+        "no such link worker in this organisation"
+    );
+    let mut someone_else = intake(Uuid::new_v4(), "gp");
+    someone_else["referral"]["referrer"]["staff_id"] = json!(people.lead.staff_id);
+    let refused = server
+        .post(
+            &people.referrer,
+            &client_path(Uuid::new_v4(), "referrals"),
+            someone_else,
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{:#}", refused.body);
+    assert_eq!(
+        refused.body["errors"][0]["field"],
+        "referral.referrer.staff_id"
+    );
+    server.stop().await;
+}

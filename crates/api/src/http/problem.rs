@@ -247,6 +247,7 @@ impl From<CommandError> for ApiError {
             CommandError::Corrupt(e) => ApiError::Internal(e.to_string()),
             CommandError::Store(e) => ApiError::Internal(e.to_string()),
             CommandError::Access(e) => e.into(),
+            CommandError::Invalid { field, message } => ApiError::invalid(field, message),
         }
     }
 }
