@@ -333,8 +333,8 @@ pub enum TokenCommand {
     Issue {
         /// The staff member's id.
         staff: uuid::Uuid,
-        /// Days until it expires.
-        #[arg(long, default_value_t = 90)]
+        /// Days until it expires (1 to 400, the API's limit: `app::admin::MAX_TOKEN_DAYS`).
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(i64).range(1..=app::admin::MAX_TOKEN_DAYS))]
         days: i64,
         /// What it is for.
         #[arg(long, default_value = "")]

@@ -51,3 +51,22 @@ fn rules_for_a_read_model_without_versions_are_refused() {
     let refused = args.target().expect_err("the caseload has no versions");
     assert_eq!(refused.kind(), ErrorKind::ArgumentConflict);
 }
+
+/// The command line issues tokens under the same lifetime cap as the API.
+#[test]
+fn a_token_lives_at_most_as_long_as_the_api_allows() {
+    let parse = |days: &str| {
+        Cli::try_parse_from([
+            "casebook".to_owned(),
+            "token".to_owned(),
+            "issue".to_owned(),
+            "00000000-0000-0000-0000-000000000001".to_owned(),
+            format!("--days={days}"),
+        ])
+    };
+    assert!(parse("400").is_ok());
+    for refused in ["401", "100000", "0", "-1"] {
+        let error = parse(refused).expect_err(refused);
+        assert_eq!(error.kind(), ErrorKind::ValueValidation, "{refused}");
+    }
+}
