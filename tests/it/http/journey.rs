@@ -47,6 +47,13 @@ pub fn wemwbs(timepoint: &str, answer: i32, days: i64) -> Value {
 
 /// Refers a new client, accepts and assigns them to the lead's first worker; returns the id.
 pub async fn open_case(server: &TestServer) -> Uuid {
+    let client = accepted_case(server).await;
+    assign(server, client, &server.people.worker).await;
+    client
+}
+
+/// A GP referral, accepted by the team lead, not yet assigned.
+pub async fn accepted_case(server: &TestServer) -> Uuid {
     let client = Uuid::new_v4();
     let referral = Uuid::new_v4();
     let people = &server.people;
@@ -64,7 +71,6 @@ pub async fn open_case(server: &TestServer) -> Uuid {
             json!({ "referral_id": referral }),
         )
         .await;
-    assign(server, client, &people.worker).await;
     client
 }
 
@@ -771,22 +777,7 @@ async fn a_caller_without_the_right_is_refused_before_their_input_is_checked() {
 async fn a_command_names_only_staff_the_caller_may_name() {
     let server = TestServer::start().await;
     let people = &server.people;
-    let client = Uuid::new_v4();
-    let referral = Uuid::new_v4();
-    server
-        .ok(
-            &people.referrer,
-            &client_path(client, "referrals"),
-            intake(referral, "gp"),
-        )
-        .await;
-    server
-        .ok(
-            &people.lead,
-            &client_path(client, "referral-acceptances"),
-            json!({ "referral_id": referral }),
-        )
-        .await;
+    let client = accepted_case(&server).await;
     let foreign = &people.foreign_worker;
     let refused = server
         .post(
