@@ -852,7 +852,11 @@ async fn the_service_role_can_destroy_a_data_key_but_never_replace_one_or_change
                 reason: domain::DeclineReason::Other,
                 note: Some("a personal note".to_owned()),
             }),
-            crate::support::metadata(),
+            // Declined when it was received: only the destroyed key stands in the way.
+            eventstore::Metadata {
+                occurred_at: recorded[1].metadata.occurred_at,
+                ..crate::support::metadata()
+            },
             Default::default(),
         )
         .await;

@@ -101,8 +101,16 @@ async fn run_journey(cases: &CaseService, client: ClientId, steps: usize) {
 /// Runs the journey's commands from step `from` (counted from 0) up to `to`.
 async fn run_steps(cases: &CaseService, client: ClientId, from: usize, to: usize) {
     for command in journey(client, to).into_iter().skip(from) {
+        // The missed appointment is marked on its day; everything else on 2 March.
+        let mut metadata = metadata();
+        if matches!(command, CaseCommand::RecordDidNotAttend(_)) {
+            metadata.occurred_at = Utc
+                .with_ymd_and_hms(2026, 3, 10, 15, 0, 0)
+                .single()
+                .expect("time");
+        }
         cases
-            .execute(client, &command, metadata(), CommandOptions::default())
+            .execute(client, &command, metadata, CommandOptions::default())
             .await
             .unwrap_or_else(|e| panic!("client {client}: {e}"));
     }

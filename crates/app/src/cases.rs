@@ -1,10 +1,12 @@
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use domain::{
-    CLIENT_STREAM, CaseCommand, CaseError, CaseEvent, CaseState, ClientId, DecodeError, EventId,
-    ReferralId, evolve,
+    BackEntryWindow, CLIENT_STREAM, CaseCommand, CaseError, CaseEvent, CaseState, ClientId,
+    DecodeError, EventId, ReferralId, Timing, evolve,
 };
 use eventstore::{AppendRequest, AppendResult, EventStore, ExpectedVersion, Metadata, StoreError};
+use projector::rules::RecordingRules;
 use uuid::Uuid;
 
 use crate::access::{self, Principal, Role};
@@ -16,6 +18,7 @@ use crate::policy;
 pub struct CaseService {
     store: EventStore,
     clock: Clock,
+    recording: RecordingRules,
 }
 
 /// How to carry out one command.
@@ -40,6 +43,18 @@ pub struct StaffCommand {
     pub expected_version: Option<i64>,
     /// Ties the events to the request that caused them (the request id).
     pub correlation_id: Uuid,
+    /// When the fact happened, for a command not dated by a field of its own (default: now).
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// Why a fact older than the back-entry window is entered now (a team lead's).
+    pub late_entry_reason: Option<String>,
+}
+
+/// When a command's fact happened, as its caller says, and the window they are held to.
+#[derive(Clone, Debug, Default)]
+struct Dating {
+    given: Option<DateTime<Utc>>,
+    window: Option<BackEntryWindow>,
+    reason: Option<String>,
 }
 
 /// Why a command was not carried out.
@@ -149,6 +164,7 @@ impl LoadedCase {
             std::mem::take(&mut self.state),
             EventId(event.event_id),
             case_event,
+            event.metadata.occurred_at,
         );
         self.version = event.stream_version;
     }
@@ -167,7 +183,11 @@ impl CaseService {
 
     /// A service appending to `store`, reading the time from `clock`.
     pub fn with_clock(store: EventStore, clock: Clock) -> Self {
-        CaseService { store, clock }
+        CaseService {
+            store,
+            clock,
+            recording: RecordingRules::current(),
+        }
     }
 
     /// The clock every rule of this service reads.
@@ -194,7 +214,9 @@ impl CaseService {
         .await?)
     }
 
-    /// Decides `command` against the client's record and appends what it produces.
+    /// Decides `command` against the client's record and appends what it produces: the
+    /// service's own path (imports, the demo, erasure), not held to the back-entry window.
+    /// The fact happened at `metadata.occurred_at`, or at the command's own date if it has one.
     ///
     /// With an idempotency key already used on this record, returns the first result without
     /// deciding again (a retried "accept referral" must not be refused as already accepted),
@@ -233,14 +255,22 @@ impl CaseService {
         command: &CaseCommand,
         request: StaffCommand,
     ) -> Result<AppendResult, CommandError> {
-        let now = self.clock.now();
         let metadata = Metadata {
             actor_id: principal.staff_id.0,
             actor_role: principal.role.as_str().to_owned(),
             organisation_id: principal.organisation_id,
             correlation_id: request.correlation_id,
             causation_id: None,
-            occurred_at: command.occurred_at().unwrap_or(now),
+            // Set from the command's timing once it is checked.
+            occurred_at: self.clock.now(),
+        };
+        let dating = Dating {
+            given: request.occurred_at,
+            window: Some(BackEntryWindow {
+                days: self.recording.back_entry_days,
+                may_exceed: policy::may_enter_late(principal),
+            }),
+            reason: request.late_entry_reason,
         };
         let options = CommandOptions {
             idempotency_key: request.idempotency_key,
@@ -250,7 +280,7 @@ impl CaseService {
         self.run(
             client_id,
             command,
-            metadata,
+            (metadata, dating),
             options,
             Some(principal),
             |check| policy::may_command(principal, check.case, command, check.replay),
@@ -276,15 +306,26 @@ impl CaseService {
         options: CommandOptions,
         authorise: impl Fn(Authorise<'_>) -> Result<(), Denied>,
     ) -> Result<AppendResult, CommandError> {
-        self.run(client_id, command, metadata, options, None, authorise)
-            .await
+        let dating = Dating {
+            given: command.own_date().is_none().then_some(metadata.occurred_at),
+            ..Dating::default()
+        };
+        self.run(
+            client_id,
+            command,
+            (metadata, dating),
+            options,
+            None,
+            authorise,
+        )
+        .await
     }
 
     async fn run(
         &self,
         client_id: ClientId,
         command: &CaseCommand,
-        metadata: Metadata,
+        (mut metadata, dating): (Metadata, Dating),
         options: CommandOptions,
         staff: Option<&Principal>,
         authorise: impl Fn(Authorise<'_>) -> Result<(), Denied>,
@@ -321,7 +362,11 @@ impl CaseService {
         if let Some(principal) = staff {
             check_staff_named(self.store.pool(), principal, command).await?;
         }
-        command.check_dates(self.clock.now())?;
+        let mut timing = Timing::of(command, dating.given, self.clock.now())?;
+        if let Some(window) = dating.window {
+            timing = timing.within(window, dating.reason);
+        }
+        metadata.occurred_at = timing.occurred_at;
         if let Some(expected) = options.expected_version
             && expected != loaded.version
         {
@@ -345,6 +390,7 @@ impl CaseService {
         };
         let lookups = domain::Lookups {
             service: service.as_ref(),
+            timing: Some(&timing),
         };
         let events = domain::decide(&loaded.state, command, &lookups)?;
         let new_events = crate::stream::new_events(&events);

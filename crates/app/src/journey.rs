@@ -98,7 +98,12 @@ impl History {
             {
                 continue;
             }
-            state = evolve(state, EventId(event.event_id), case_event);
+            state = evolve(
+                state,
+                EventId(event.event_id),
+                case_event,
+                event.metadata.occurred_at,
+            );
             if let CaseEvent::EntryCorrected(correction) = case_event
                 && let Some(target) = entries
                     .iter_mut()

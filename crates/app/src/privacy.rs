@@ -82,7 +82,12 @@ pub async fn past_retention(
             let case_event =
                 CaseEvent::decode(&event.event_type, event.schema_version, event.payload)?;
             let before = state.status;
-            state = domain::evolve(state, EventId(event.event_id), &case_event);
+            state = domain::evolve(
+                state,
+                EventId(event.event_id),
+                &case_event,
+                event.metadata.occurred_at,
+            );
             if state.status != before {
                 concluded_at = matches!(state.status, CaseStatus::Closed | CaseStatus::Idle)
                     .then_some(event.metadata.occurred_at);

@@ -363,6 +363,7 @@ pub fn journey_events_sized(
         };
         let lookups = Lookups {
             service: service.as_ref(),
+            timing: None,
         };
         match decide(&state, command, &lookups) {
             Ok(decided) => {
@@ -371,6 +372,7 @@ pub fn journey_events_sized(
                         state,
                         EventId(Uuid::from_u128((n << 16) + (i as u128) * 8 + j as u128)),
                         &event,
+                        Utc::now(),
                     );
                     events.push(event);
                 }

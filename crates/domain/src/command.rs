@@ -8,6 +8,7 @@ use crate::CaseError;
 use crate::codes::TransferReason;
 use crate::event::*;
 use crate::ids::{StaffId, TeamId};
+use crate::timing::ALLOWED_SKEW_SECONDS;
 
 /// Moving a case to another link worker (the current one is known from the record).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -56,19 +57,25 @@ pub enum CaseCommand {
     EraseClient(ClientErased),
 }
 
-/// Clock skew allowed between a caller's clock and ours before a time counts as future.
-const ALLOWED_SKEW_SECONDS: i64 = 300;
-
 impl CaseCommand {
     /// When the recorded thing happened, when the command says so (a contact's time, an
     /// assessment's or a referral's date): the event's `occurred_at`, which "as it was at" views
-    /// go by. Otherwise it happened when it was recorded.
+    /// go by. Otherwise it happened when the caller says, or when it was recorded.
     pub fn occurred_at(&self) -> Option<DateTime<Utc>> {
+        self.own_date().map(|(at, _)| at)
+    }
+
+    /// The command's own date, with the field that carries it.
+    pub fn own_date(&self) -> Option<(DateTime<Utc>, &'static str)> {
         let midnight = |date: NaiveDate| date.and_time(NaiveTime::MIN).and_utc();
         match self {
-            CaseCommand::Intake { referral, .. } => Some(midnight(referral.received_on)),
-            CaseCommand::RecordContact(contact) => Some(contact.contacted_at),
-            CaseCommand::RecordAssessment(assessment) => Some(midnight(assessment.administered_on)),
+            CaseCommand::Intake { referral, .. } => {
+                Some((midnight(referral.received_on), "referral.received_on"))
+            }
+            CaseCommand::RecordContact(contact) => Some((contact.contacted_at, "contacted_at")),
+            CaseCommand::RecordAssessment(assessment) => {
+                Some((midnight(assessment.administered_on), "administered_on"))
+            }
             _ => None,
         }
     }

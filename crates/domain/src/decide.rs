@@ -5,6 +5,7 @@ use crate::command::{CaseCommand, TransferCase};
 use crate::directory::{ServiceState, check_connection};
 use crate::event::*;
 use crate::state::{AppointmentStatus, CaseState, CaseStatus, ReferralStatus};
+use crate::timing::{Timing, check_timing};
 use crate::{CaseError, Instrument};
 
 /// Longest contact a link worker can record in one go, in minutes.
@@ -17,13 +18,39 @@ pub struct Lookups<'a> {
     /// The directory service an onward connection names, folded from its stream; `None` when
     /// there is no such service.
     pub service: Option<&'a ServiceState>,
+    /// When the fact happened and the time now, checked by [`check_timing`]. `None` decides
+    /// without looking at time (tests of the other rules; the service always gives one).
+    pub timing: Option<&'a Timing>,
 }
 
 /// Decides what a command means for this record, given what the caller looked up.
 ///
+/// With a timing, the command's time is checked too, and a late entry's reason is written as a
+/// `LateEntryExplained` event just before the fact.
+///
 /// # Errors
 /// A [`CaseError`] naming the rule refused and, where there is one, the field.
 pub fn decide(
+    state: &CaseState,
+    command: &CaseCommand,
+    lookups: &Lookups<'_>,
+) -> Result<Vec<CaseEvent>, CaseError> {
+    let events = decide_fact(state, command, lookups)?;
+    let Some(timing) = lookups.timing else {
+        return Ok(events);
+    };
+    check_timing(state, command, timing)?;
+    Ok(match &timing.late_entry_reason {
+        Some(reason) => std::iter::once(CaseEvent::LateEntryExplained(LateEntryExplained {
+            reason: reason.trim().to_owned(),
+        }))
+        .chain(events)
+        .collect(),
+        None => events,
+    })
+}
+
+fn decide_fact(
     state: &CaseState,
     command: &CaseCommand,
     lookups: &Lookups<'_>,

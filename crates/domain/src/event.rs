@@ -319,6 +319,16 @@ pub struct ClientErased {
     pub reason: String,
 }
 
+/// A fact entered later than the back-entry window allows, by someone who may (a team lead),
+/// with why. It is written just before the fact it explains, with the same `occurred_at`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LateEntryExplained {
+    /// Why it is entered late (personal data: it may name the person).
+    pub reason: String,
+}
+
 /// Everything that can happen on a client's stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event_type", content = "payload")]
@@ -350,6 +360,7 @@ pub enum CaseEvent {
     EntryCorrected(EntryCorrected),
     GpMessageSent(GpMessageSent),
     ClientErased(ClientErased),
+    LateEntryExplained(LateEntryExplained),
 }
 
 /// Every event type name with its current schema version. Pinned by a test: renaming a type or
@@ -382,6 +393,7 @@ pub const EVENT_TYPES: &[(&str, i32)] = &[
     ("EntryCorrected", 1),
     ("GpMessageSent", 1),
     ("ClientErased", 1),
+    ("LateEntryExplained", 1),
 ];
 
 /// What `[erased]` text reads as: the value every personal text field shows once its key is gone.
@@ -412,6 +424,7 @@ pub const PERSONAL_FIELDS: &[(&str, &str)] = &[
     ("EntryCorrected", "corrected_fields.description"),
     ("EntryCorrected", "corrected_fields.referrer"),
     ("GpMessageSent", "text"),
+    ("LateEntryExplained", "reason"),
 ];
 
 /// What a personal field reads as once it cannot be read: `[erased]` text, and for personal
@@ -530,6 +543,7 @@ impl DomainEvent for CaseEvent {
             CaseEvent::EntryCorrected(_) => 24,
             CaseEvent::GpMessageSent(_) => 25,
             CaseEvent::ClientErased(_) => 26,
+            CaseEvent::LateEntryExplained(_) => 27,
         }
     }
 }

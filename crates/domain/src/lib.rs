@@ -6,7 +6,7 @@
 //! folds events into [`CaseState`] and holds none.
 //!
 //! This crate does no IO, reads no clock and makes no random numbers: ids and times arrive
-//! inside commands, so every decision can be replayed.
+//! inside commands (and the time now in a [`Timing`]), so every decision can be replayed.
 
 pub mod codes;
 mod command;
@@ -20,6 +20,7 @@ mod personal;
 mod state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod timing;
 
 pub use codes::*;
 pub use command::{CaseCommand, TransferCase};
@@ -30,6 +31,7 @@ pub use ids::*;
 pub use instrument::Instrument;
 pub use personal::{NhsNumber, PersonalDetails};
 pub use state::{AppointmentStatus, CaseState, CaseStatus, ReferralStatus, evolve};
+pub use timing::{ALLOWED_SKEW_SECONDS, BackEntryWindow, Timing, check_timing};
 
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, NaiveDate, Utc};
+
 use crate::Instrument;
 use crate::codes::ConsentScope;
 use crate::event::{CaseEvent, DomainEvent};
@@ -107,10 +109,25 @@ pub struct CaseState {
     pub erased: bool,
     /// Messages sent back to the GP.
     pub gp_messages: BTreeSet<GpMessageId>,
+    /// When each referral was received.
+    pub received: BTreeMap<ReferralId, NaiveDate>,
+    /// The earliest referral's date: nothing on the record happened before it.
+    pub first_received: Option<NaiveDate>,
+    /// When each appointment was booked for.
+    pub appointment_dates: BTreeMap<AppointmentId, DateTime<Utc>>,
+    /// When the case was last opened (accepted or reopened), as the user says.
+    pub opened_at: Option<DateTime<Utc>>,
+    /// When the case was last closed, as the user says.
+    pub closed_at: Option<DateTime<Utc>>,
 }
 
-/// Folds one stored event into the state.
-pub fn evolve(mut state: CaseState, event_id: EventId, event: &CaseEvent) -> CaseState {
+/// Folds one stored event, which happened at `occurred_at`, into the state.
+pub fn evolve(
+    mut state: CaseState,
+    event_id: EventId,
+    event: &CaseEvent,
+    occurred_at: DateTime<Utc>,
+) -> CaseState {
     state.events.insert(event_id, event.event_type());
     match event {
         CaseEvent::ClientRegistered(e) => {
@@ -127,6 +144,12 @@ pub fn evolve(mut state: CaseState, event_id: EventId, event: &CaseEvent) -> Cas
             state
                 .referrals
                 .insert(e.referral_id, ReferralStatus::Pending);
+            state.received.insert(e.referral_id, e.received_on);
+            state.first_received = Some(
+                state
+                    .first_received
+                    .map_or(e.received_on, |first| first.min(e.received_on)),
+            );
             state.status = CaseStatus::Referred;
         }
         CaseEvent::ReferralAccepted(e) => {
@@ -134,6 +157,7 @@ pub fn evolve(mut state: CaseState, event_id: EventId, event: &CaseEvent) -> Cas
                 .referrals
                 .insert(e.referral_id, ReferralStatus::Accepted);
             state.status = CaseStatus::Open;
+            state.opened_at = Some(occurred_at);
         }
         CaseEvent::ReferralDeclined(e) => {
             state
@@ -153,6 +177,9 @@ pub fn evolve(mut state: CaseState, event_id: EventId, event: &CaseEvent) -> Cas
             state
                 .appointments
                 .insert(e.appointment_id, AppointmentStatus::Booked);
+            state
+                .appointment_dates
+                .insert(e.appointment_id, e.scheduled_for);
         }
         CaseEvent::AppointmentAttended(e) => {
             state
@@ -191,13 +218,20 @@ pub fn evolve(mut state: CaseState, event_id: EventId, event: &CaseEvent) -> Cas
             state.gp_messages.insert(e.message_id);
         }
         CaseEvent::ClientErased(_) => state.erased = true,
-        CaseEvent::CaseClosed(_) => state.status = CaseStatus::Closed,
-        CaseEvent::CaseReopened(_) => state.status = CaseStatus::Open,
+        CaseEvent::CaseClosed(_) => {
+            state.status = CaseStatus::Closed;
+            state.closed_at = Some(occurred_at);
+        }
+        CaseEvent::CaseReopened(_) => {
+            state.status = CaseStatus::Open;
+            state.opened_at = Some(occurred_at);
+        }
         CaseEvent::WhatMattersRecorded(_)
         | CaseEvent::NeedIdentified(_)
         | CaseEvent::GoalReviewed(_)
         | CaseEvent::ConnectionOutcomeRecorded(_)
-        | CaseEvent::EntryCorrected(_) => {}
+        | CaseEvent::EntryCorrected(_)
+        | CaseEvent::LateEntryExplained(_) => {}
     }
     state
 }

@@ -17,6 +17,13 @@ pub fn day(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 3, d).expect("a valid date")
 }
 
+/// When the fixtures' facts are folded as having happened (after [`day`] 1, the referral's).
+pub fn moment() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 10, 9, 0, 0)
+        .single()
+        .expect("a valid time")
+}
+
 pub const CLIENT: ClientId = ClientId(Uuid::from_u128(1));
 pub const REFERRAL: ReferralId = ReferralId(Uuid::from_u128(2));
 pub const WORKER: StaffId = StaffId(Uuid::from_u128(3));

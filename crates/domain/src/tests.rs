@@ -55,7 +55,7 @@ fn fold(events: &[CaseEvent]) -> CaseState {
         .iter()
         .enumerate()
         .fold(CaseState::default(), |state, (n, event)| {
-            evolve(state, event_id(n as u128), event)
+            evolve(state, event_id(n as u128), event, moment())
         })
 }
 
@@ -76,6 +76,7 @@ fn decide_listed(state: &CaseState, command: &CaseCommand) -> Result<Vec<CaseEve
         command,
         &Lookups {
             service: Some(&service),
+            timing: None,
         },
     )
 }
@@ -90,7 +91,7 @@ fn check(given: Vec<CaseEvent>, command: CaseCommand, expect: Expect) {
         (Expect::Accepted, Ok(events)) => {
             assert_eq!(events.len(), 1, "{events:?}");
             // The emitted event folds, and round-trips through its stored encoding.
-            let folded = evolve(state, event_id(999), &events[0]);
+            let folded = evolve(state, event_id(999), &events[0], moment());
             assert!(folded.events.contains_key(&event_id(999)));
             let decoded = CaseEvent::decode(
                 events[0].event_type(),
@@ -969,6 +970,9 @@ fn one_of_each() -> Vec<CaseEvent> {
         CaseEvent::ClientErased(ClientErased {
             reason: "retention period ended".to_owned(),
         }),
+        CaseEvent::LateEntryExplained(LateEntryExplained {
+            reason: "paper notes from the outreach clinic, typed up on return".to_owned(),
+        }),
     ]
 }
 
@@ -1033,6 +1037,7 @@ fn the_event_type_names_and_versions_are_pinned() {
     EntryCorrected v1
     GpMessageSent v1
     ClientErased v1
+    LateEntryExplained v1
     "
     );
 }
@@ -1056,7 +1061,7 @@ proptest! {
                 for event in events {
                     let decoded = CaseEvent::decode(event.event_type(), event.schema_version(), event.to_payload());
                     prop_assert_eq!(decoded.as_ref().ok(), Some(&event));
-                    state = evolve(state, event_id(log.len() as u128), &event);
+                    state = evolve(state, event_id(log.len() as u128), &event, moment());
                     log.push(event);
                 }
             }
@@ -1139,7 +1144,10 @@ fn an_onward_connection_needs_the_named_service_listed_and_for_a_referral_open()
         decide(
             &state,
             &CaseCommand::MakeConnection(connection(kind)),
-            &Lookups { service },
+            &Lookups {
+                service,
+                timing: None,
+            },
         )
         .map_err(|e| e.rule())
     };
@@ -1183,4 +1191,185 @@ fn an_onward_connection_needs_the_named_service_listed_and_for_a_referral_open()
         decide_with(Some(&closed), ConnectionKind::Referred),
         Err("service_not_taking_referrals")
     );
+}
+
+/// `decide` at a time: `occurred_at` given (or the command's own date), `now` the clock's.
+fn decide_at(
+    given: &[CaseEvent],
+    command: &CaseCommand,
+    occurred_at: Option<chrono::DateTime<Utc>>,
+    window: Option<(BackEntryWindow, Option<&str>)>,
+) -> Result<Vec<CaseEvent>, CaseError> {
+    let state = fold(given);
+    let now = Utc
+        .with_ymd_and_hms(2026, 9, 1, 12, 0, 0)
+        .single()
+        .expect("a time");
+    let mut timing = Timing::of(command, occurred_at, now)?;
+    if let Some((window, reason)) = window {
+        timing = timing.within(window, reason.map(str::to_owned));
+    }
+    let service = listed_service();
+    decide(
+        &state,
+        command,
+        &Lookups {
+            service: Some(&service),
+            timing: Some(&timing),
+        },
+    )
+}
+
+fn on(month: u32, day: u32) -> Option<chrono::DateTime<Utc>> {
+    Utc.with_ymd_and_hms(2026, month, day, 11, 0, 0).single()
+}
+
+#[track_caller]
+fn refused_on(outcome: Result<Vec<CaseEvent>, CaseError>, field: &str) {
+    match outcome {
+        Err(error) => assert_eq!(error.field(), Some(field), "{error}"),
+        Ok(events) => panic!("expected a refusal naming {field}, got {events:?}"),
+    }
+}
+
+#[test]
+fn every_fact_is_dated_no_later_than_now_and_no_earlier_than_what_it_follows() {
+    let accept = CaseCommand::AcceptReferral(ReferralAccepted {
+        referral_id: REFERRAL,
+    });
+    let close = CaseCommand::CloseCase(CaseClosed {
+        reason: ClosureReason::GoalsMet,
+        note: None,
+    });
+    // A back-dated acceptance happened when the caller says (the fold puts the referral on
+    // 1 March and every earlier fact on 10 March); now is 1 September.
+    assert!(decide_at(&referred(), &accept, on(3, 5), None).is_ok());
+    assert!(decide_at(&referred(), &accept, None, None).is_ok());
+    // Later than now (beyond the allowed skew), or before the referral was received.
+    refused_on(
+        decide_at(&referred(), &accept, on(9, 2), None),
+        "occurred_at",
+    );
+    refused_on(
+        decide_at(&referred(), &accept, on(2, 28), None),
+        "occurred_at",
+    );
+    // A closure before the case was opened (10 March); on the day is fine.
+    refused_on(
+        decide_at(&open_case(), &close, on(3, 9), None),
+        "occurred_at",
+    );
+    assert!(decide_at(&open_case(), &close, on(3, 10), None).is_ok());
+    // A reopening before the closure.
+    let reopen = CaseCommand::ReopenCase(CaseReopened { note: None });
+    refused_on(
+        decide_at(&closed_case(), &reopen, on(3, 9), None),
+        "occurred_at",
+    );
+    assert!(decide_at(&closed_case(), &reopen, on(4, 1), None).is_ok());
+    // An attendance before the day the appointment was booked for.
+    let booked = with(
+        open_case(),
+        [CaseEvent::AppointmentBooked(AppointmentBooked {
+            appointment_id: APPOINTMENT,
+            scheduled_for: on(4, 20).expect("a time"),
+            mode: ContactMode::FaceToFace,
+        })],
+    );
+    let attended = CaseCommand::RecordAttendance(AppointmentAttended {
+        appointment_id: APPOINTMENT,
+    });
+    let missed = CaseCommand::RecordDidNotAttend(AppointmentNotAttended {
+        appointment_id: APPOINTMENT,
+    });
+    refused_on(
+        decide_at(&booked, &attended, on(4, 19), None),
+        "occurred_at",
+    );
+    refused_on(decide_at(&booked, &missed, on(4, 19), None), "occurred_at");
+    assert!(decide_at(&booked, &attended, on(4, 20), None).is_ok());
+    // A command dated by its own field is refused on that field, and takes no second date.
+    let mut early = contact(60);
+    early.contacted_at = on(2, 27).expect("a time");
+    refused_on(
+        decide_at(&open_case(), &CaseCommand::RecordContact(early), None, None),
+        "contacted_at",
+    );
+    refused_on(
+        decide_at(
+            &open_case(),
+            &CaseCommand::RecordContact(contact(61)),
+            on(3, 20),
+            None,
+        ),
+        "occurred_at",
+    );
+}
+
+#[test]
+fn facts_older_than_the_back_entry_window_need_a_team_lead_and_a_reason() {
+    let accept = CaseCommand::AcceptReferral(ReferralAccepted {
+        referral_id: REFERRAL,
+    });
+    let worker = BackEntryWindow {
+        days: 93,
+        may_exceed: false,
+    };
+    let lead = BackEntryWindow {
+        days: 93,
+        may_exceed: true,
+    };
+    // 5 March is 180 days before 1 September; 1 June is inside the window.
+    assert!(decide_at(&referred(), &accept, on(6, 1), Some((worker, None))).is_ok());
+    refused_on(
+        decide_at(&referred(), &accept, on(3, 5), Some((worker, None))),
+        "occurred_at",
+    );
+    refused_on(
+        decide_at(
+            &referred(),
+            &accept,
+            on(3, 5),
+            Some((worker, Some("notes"))),
+        ),
+        "late_entry_reason",
+    );
+    refused_on(
+        decide_at(&referred(), &accept, on(3, 5), Some((lead, None))),
+        "occurred_at",
+    );
+    refused_on(
+        decide_at(&referred(), &accept, on(3, 5), Some((lead, Some("  ")))),
+        "late_entry_reason",
+    );
+    // The reason is kept, in an event just before the fact.
+    let events = decide_at(
+        &referred(),
+        &accept,
+        on(3, 5),
+        Some((lead, Some(" moved from the paper register "))),
+    )
+    .expect("a team lead's late entry with a reason");
+    assert_eq!(
+        events,
+        vec![
+            CaseEvent::LateEntryExplained(LateEntryExplained {
+                reason: "moved from the paper register".to_owned()
+            }),
+            CaseEvent::ReferralAccepted(ReferralAccepted {
+                referral_id: REFERRAL
+            }),
+        ]
+    );
+    // A referral's own date is held to the window too.
+    let intake = CaseCommand::Intake {
+        client: Some(Box::new(registered())),
+        referral: referral(REFERRAL),
+    };
+    refused_on(
+        decide_at(&[], &intake, None, Some((worker, None))),
+        "referral.received_on",
+    );
+    // With no window (an import, the service itself), the history may be entered as it was.
+    assert!(decide_at(&[], &intake, None, None).is_ok());
 }

@@ -136,6 +136,7 @@ pub fn apply_case_event(
         // An erased person leaves every caseload: the row is deleted when the batch is written.
         CaseEvent::ClientErased(_) => row.status = ERASED.to_owned(),
         CaseEvent::ConsentRecorded(_)
+        | CaseEvent::LateEntryExplained(_)
         | CaseEvent::GpMessageSent(_)
         | CaseEvent::ConsentWithdrawn(_)
         | CaseEvent::WhatMattersRecorded(_)
@@ -498,7 +499,7 @@ mod tests {
         fn the_caseload_row_follows_the_folded_case(picks in proptest::collection::vec(0usize..64, 0..60)) {
             let pool = command_pool();
             let service = listed_service();
-            let lookups = Lookups { service: Some(&service) };
+            let lookups = Lookups { service: Some(&service), timing: None };
             let at = Utc.with_ymd_and_hms(2026, 3, 5, 9, 0, 0).single().expect("a time");
             let mut state = CaseState::default();
             let mut row = CaseloadRow::default();
@@ -521,7 +522,7 @@ mod tests {
                         }
                         _ => {}
                     }
-                    state = evolve(state, event_id(version as u128), &event);
+                    state = evolve(state, event_id(version as u128), &event, at);
                     apply_case_event(&mut row, &event, at, version);
                 }
                 let expected = match state.status {

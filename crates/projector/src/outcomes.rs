@@ -306,7 +306,8 @@ pub fn apply_outcome_event(
         | CaseEvent::GoalReviewed(_)
         // Aggregates keep counting an erased person's case: nothing here is personal.
         | CaseEvent::GpMessageSent(_)
-        | CaseEvent::ClientErased(_) => {}
+        | CaseEvent::ClientErased(_)
+        | CaseEvent::LateEntryExplained(_) => {}
     }
 }
 

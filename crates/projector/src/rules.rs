@@ -38,6 +38,20 @@ pub struct CaseloadRules {
     pub default_capacity: i32,
 }
 
+/// Every recording rule version this build knows, in order (`projections/recording/`).
+const RECORDING_FILES: &[(i32, &str)] =
+    &[(1, include_str!("../../../projections/recording/v1.toml"))];
+
+/// How facts are recorded: read when a command is carried out (nothing stored depends on them).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingRules {
+    pub version: i32,
+    pub description: String,
+    /// Facts older than this many days are late entries (a team lead's, with a reason).
+    pub back_entry_days: i64,
+}
+
 /// Which scores pair with a baseline.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -110,6 +124,8 @@ pub enum RulesError {
     Unknown(i32),
     #[error("no caseload rules version {0}; this build knows {known:?}", known = CASELOAD_FILES.iter().map(|(v, _)| *v).collect::<Vec<_>>())]
     UnknownCaseload(i32),
+    #[error("no recording rules version {0}; this build knows {known:?}", known = RECORDING_FILES.iter().map(|(v, _)| *v).collect::<Vec<_>>())]
+    UnknownRecording(i32),
     #[error("no personal data rules version {0}; this build knows {known:?}", known = PRIVACY_FILES.iter().map(|(v, _)| *v).collect::<Vec<_>>())]
     UnknownPrivacy(i32),
     #[error("rules version {version} do not parse: {reason}")]
@@ -317,6 +333,37 @@ impl CaseloadRules {
     }
 }
 
+impl RecordingRules {
+    /// The newest version this build knows: the one commands are held to.
+    pub fn current() -> RecordingRules {
+        let latest = RECORDING_FILES.last().map_or(1, |(v, _)| *v);
+        // Every file is loaded by a test, so the latest one loads.
+        RecordingRules::load(latest).unwrap_or(RecordingRules {
+            version: latest,
+            description: String::new(),
+            back_entry_days: 93,
+        })
+    }
+
+    /// The recording rules of a version.
+    ///
+    /// # Errors
+    /// An unknown version, or a file that does not parse or does not hold together.
+    pub fn load(version: i32) -> Result<RecordingRules, RulesError> {
+        let text =
+            rule_file(RECORDING_FILES, version).ok_or(RulesError::UnknownRecording(version))?;
+        let invalid = |reason: String| RulesError::Invalid { version, reason };
+        let rules: RecordingRules = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if rules.version != version {
+            return Err(invalid(format!("the file says version {}", rules.version)));
+        }
+        if rules.back_entry_days < 1 {
+            return Err(invalid("back_entry_days is at least 1".into()));
+        }
+        Ok(rules)
+    }
+}
+
 /// Every personal data rule version this build knows, in order (`projections/privacy/`).
 const PRIVACY_FILES: &[(i32, &str)] = &[
     (1, include_str!("../../../projections/privacy/v1.toml")),
@@ -431,6 +478,23 @@ mod privacy_tests {
         assert!(matches!(
             CaseloadRules::load(99),
             Err(RulesError::UnknownCaseload(99))
+        ));
+    }
+
+    #[test]
+    fn every_recording_rule_version_loads() {
+        for (version, _) in RECORDING_FILES {
+            let rules = RecordingRules::load(*version).expect("loads");
+            assert_eq!(rules.version, *version);
+        }
+        assert_eq!(RecordingRules::load(1).expect("v1").back_entry_days, 93);
+        assert_eq!(
+            RecordingRules::current(),
+            RecordingRules::load(RECORDING_FILES.len() as i32).expect("latest")
+        );
+        assert!(matches!(
+            RecordingRules::load(99),
+            Err(RulesError::UnknownRecording(99))
         ));
     }
 

@@ -2,6 +2,7 @@
 //! response checked against the OpenAPI document (its status must be documented for the
 //! operation, and its body must match the documented schema).
 
+mod dating;
 pub mod journey;
 mod malformed;
 mod matrix;
@@ -127,6 +128,11 @@ async fn person(
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        TestServer::start_with_clock(app::Clock::system()).await
+    }
+
+    /// A server whose rules read the time from `clock` (a fixed one a test moves on).
+    pub async fn start_with_clock(clock: app::Clock) -> TestServer {
         testkit::init_tracing();
         let db = TestDb::new().await;
         let store = crate::support::protected(EventStore::new(db.app_pool(8), Upcasters::new()));
@@ -179,8 +185,8 @@ impl TestServer {
             foreign_admin: person(&admin, foreign, None, Role::Administrator, "Fred Admin").await,
         };
         let services = crate::support::list_sample_services(&store, 3).await;
-        let app = casebook::Application::build("127.0.0.1:0", store.clone(), app::Clock::system())
-            .expect("binding");
+        let app =
+            casebook::Application::build("127.0.0.1:0", store.clone(), clock).expect("binding");
         let base = format!("http://{}", app.address());
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::AppState;
-use super::extract::{Body, Caller, CommandHeaders, request_id};
+use super::extract::{Caller, CommandBody, CommandHeaders, Dated, request_id};
 use super::problem::{ApiError, CommandErrors};
 use app::StaffCommand;
 
@@ -65,6 +65,9 @@ pub struct CommandAccepted {
     pub client_id: Uuid,
     /// The record's version after the command: send it as `If-Match` next time.
     pub stream_version: i64,
+    /// The log position of the command's last event: give it as `?after=` to a read that must
+    /// see this write.
+    pub position: i64,
     pub events: Vec<AcceptedEvent>,
 }
 
@@ -73,6 +76,7 @@ impl CommandAccepted {
         CommandAccepted {
             client_id: result.stream_id,
             stream_version: result.stream_version,
+            position: result.events.iter().map(|e| e.position).max().unwrap_or(0),
             events: AcceptedEvent::all(result),
         }
     }
@@ -84,7 +88,7 @@ async fn run(
     caller: &Caller,
     client_id: Uuid,
     command: CaseCommand,
-    digest: [u8; 32],
+    (dated, digest): (Dated, [u8; 32]),
     headers: CommandHeaders,
     req: &HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
@@ -97,6 +101,8 @@ async fn run(
         fingerprint: Some(sha2::Digest::finalize(fingerprint).into()),
         expected_version: headers.if_match,
         correlation_id: request_id(req),
+        occurred_at: dated.occurred_at,
+        late_entry_reason: dated.late_entry_reason,
     };
     let result = state
         .cases
@@ -143,14 +149,14 @@ macro_rules! command_route {
             caller: Caller,
             path: web::Path<Uuid>,
             headers: CommandHeaders,
-            body: Body<$body>,
+            body: CommandBody<$body>,
             req: HttpRequest,
         ) -> Result<HttpResponse, ApiError> {
             let client_id = path.into_inner();
-            let Body { value, digest } = body;
+            let CommandBody { value, dated, digest } = body;
             #[allow(clippy::redundant_closure_call)]
             let command = (|$client: Uuid, $value: $body| -> CaseCommand { $command })(client_id, value);
-            run(&state, &caller, client_id, command, digest, headers, &req).await
+            run(&state, &caller, client_id, command, (dated, digest), headers, &req).await
         }
     };
 }
@@ -299,4 +305,63 @@ pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceCo
         .service(correct_entry)
         .service(send_gp_message)
         .service(erase_client);
+}
+
+/// Command bodies dated by a field of their own: they take no `occurred_at`.
+const DATED_BY_THEIR_OWN_FIELD: &[&str] =
+    &["IntakeRequest", "ContactRecorded", "AssessmentRecorded"];
+
+/// Every command body also takes `occurred_at` (unless dated by a field of its own) and
+/// `late_entry_reason` (see [`CommandBody`]): in the contract, each command's body is its own
+/// schema, `<Body>Command`, the event's fields with those beside them.
+pub(super) fn add_dating_to_command_bodies(api: &mut serde_json::Value) {
+    let occurred_at = serde_json::json!({
+        "type": "string", "format": "date-time",
+        "description": "When it happened (RFC 3339), if not now: no later than now, not before \
+                        what it follows on the record; older than the back-entry window \
+                        (projections/recording) only for a team lead with a late_entry_reason"
+    });
+    let reason = serde_json::json!({
+        "type": "string", "minLength": 1, "maxLength": super::extract::LATE_ENTRY_REASON_LIMIT,
+        "pattern": "\\S",
+        "description": "Why a fact older than the back-entry window is entered now (team leads); \
+                        kept in the record beside it"
+    });
+    // (the body's schema as the contract names it, the event's schema it extends)
+    let mut dated: Vec<(String, String)> = Vec::new();
+    if let Some(paths) = api["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            if !path.starts_with("/api/v1/clients/{client_id}/") {
+                continue;
+            }
+            let Some(schema) =
+                item.pointer_mut("/post/requestBody/content/application~1json/schema/$ref")
+            else {
+                continue;
+            };
+            let Some(name) = schema
+                .as_str()
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                .map(str::to_owned)
+            else {
+                continue;
+            };
+            let command = format!("{name}Command");
+            *schema = serde_json::Value::String(format!("#/components/schemas/{command}"));
+            if !dated.iter().any(|(c, _)| *c == command) {
+                dated.push((command, name));
+            }
+        }
+    }
+    let schemas = &mut api["components"]["schemas"];
+    for (command, name) in dated {
+        let mut body = schemas[&name].clone();
+        if let Some(properties) = body["properties"].as_object_mut() {
+            if !DATED_BY_THEIR_OWN_FIELD.contains(&name.as_str()) {
+                properties.insert("occurred_at".to_owned(), occurred_at.clone());
+            }
+            properties.insert("late_entry_reason".to_owned(), reason.clone());
+        }
+        schemas[command] = body;
+    }
 }

@@ -93,61 +93,141 @@ impl<T: DeserializeOwned + 'static, const LIMIT: usize> FromRequest for Body<T, 
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            });
-        let declared_length = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
+        let bytes = json_bytes::<LIMIT>(req, payload);
         Box::pin(async move {
-            match content_type.as_deref() {
-                Some("application/json") => {}
-                Some(other) if other.ends_with("+json") => {}
-                _ => {
-                    return Err(ApiError::UnsupportedMediaType(
-                        "the body must be JSON (Content-Type: application/json)".into(),
-                    ));
-                }
-            }
-            if declared_length.is_some_and(|n| n > LIMIT) {
-                return Err(ApiError::PayloadTooLarge { limit: LIMIT });
-            }
-            let mut bytes = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ApiError::field("body", e.to_string()))?;
-                if bytes.len() + chunk.len() > LIMIT {
-                    return Err(ApiError::PayloadTooLarge { limit: LIMIT });
-                }
-                bytes.extend_from_slice(&chunk);
-            }
-            // Every body is an object (serde would also take an array for a struct).
-            if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-                return Err(ApiError::field("body", "a JSON object is expected"));
-            }
-            // PostgreSQL text cannot hold NUL; refuse it here rather than fail on write.
-            if let Some(field) = nul_field(&bytes) {
-                return Err(ApiError::field(
-                    field,
-                    "text may not contain the NUL character",
-                ));
-            }
+            let bytes = bytes.await?;
             let value = parse_json::<T>(&bytes)?;
             Ok(Body {
                 value,
                 digest: Sha256::digest(&bytes).into(),
             })
         })
+    }
+}
+
+/// When a command's fact happened, as its caller says: the fields every command body may carry
+/// beside its own.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Dated {
+    /// When it happened (RFC 3339), for a command not dated by a field of its own.
+    pub occurred_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Why a fact older than the back-entry window is entered now.
+    pub late_entry_reason: Option<String>,
+}
+
+/// The longest late-entry reason accepted.
+pub const LATE_ENTRY_REASON_LIMIT: usize = 2000;
+
+/// A command's JSON body of type `T`, with the dating fields every command takes
+/// (`occurred_at`, `late_entry_reason`) taken out first, and a digest of the bytes.
+#[derive(Debug)]
+pub struct CommandBody<T> {
+    pub value: T,
+    pub dated: Dated,
+    pub digest: [u8; 32],
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for CommandBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let bytes = json_bytes::<BODY_LIMIT>(req, payload);
+        Box::pin(async move {
+            let bytes = bytes.await?;
+            let mut object = parse_json::<serde_json::Map<String, serde_json::Value>>(&bytes)?;
+            let dated = Dated {
+                occurred_at: match object.remove("occurred_at") {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(value) => Some(serde_json::from_value(value).map_err(|_| {
+                        ApiError::field(
+                            "occurred_at",
+                            "give a date and time with its offset (RFC 3339), such as 2026-03-02T10:00:00Z",
+                        )
+                    })?),
+                },
+                late_entry_reason: match object.remove("late_entry_reason") {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(serde_json::Value::String(reason))
+                        if !reason.trim().is_empty()
+                            && reason.chars().count() <= LATE_ENTRY_REASON_LIMIT =>
+                    {
+                        Some(reason)
+                    }
+                    Some(_) => {
+                        return Err(ApiError::field(
+                            "late_entry_reason",
+                            format!("give the reason as text of 1 to {LATE_ENTRY_REASON_LIMIT} characters"),
+                        ));
+                    }
+                },
+            };
+            let value = serde_path_to_error::deserialize(serde_json::Value::Object(object))
+                .map_err(json_error)?;
+            Ok(CommandBody {
+                value,
+                dated,
+                digest: Sha256::digest(&bytes).into(),
+            })
+        })
+    }
+}
+
+/// Reads a JSON body of at most `LIMIT` bytes: the media type, the size, an object, no NUL.
+fn json_bytes<const LIMIT: usize>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> impl Future<Output = Result<web::BytesMut, ApiError>> + 'static {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let declared_length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut payload = payload.take();
+    async move {
+        match content_type.as_deref() {
+            Some("application/json") => {}
+            Some(other) if other.ends_with("+json") => {}
+            _ => {
+                return Err(ApiError::UnsupportedMediaType(
+                    "the body must be JSON (Content-Type: application/json)".into(),
+                ));
+            }
+        }
+        if declared_length.is_some_and(|n| n > LIMIT) {
+            return Err(ApiError::PayloadTooLarge { limit: LIMIT });
+        }
+        let mut bytes = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| ApiError::field("body", e.to_string()))?;
+            if bytes.len() + chunk.len() > LIMIT {
+                return Err(ApiError::PayloadTooLarge { limit: LIMIT });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        // Every body is an object (serde would also take an array for a struct).
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::field("body", "a JSON object is expected"));
+        }
+        // PostgreSQL text cannot hold NUL; refuse it here rather than fail on write.
+        if let Some(field) = nul_field(&bytes) {
+            return Err(ApiError::field(
+                field,
+                "text may not contain the NUL character",
+            ));
+        }
+        Ok(bytes)
     }
 }
 
@@ -199,35 +279,39 @@ fn nul_field(bytes: &[u8]) -> Option<String> {
 /// A 400 problem.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::field("body", format!("not valid JSON: {inner}"));
-        }
-        let message = inner.to_string();
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_owned();
-        // serde reports an unknown field at its own path, a missing one at its parent's.
-        let field = match unknown_field(&message) {
-            Some(name) if path == "." => name.to_owned(),
-            Some(name) if path == name || path.ends_with(&format!(".{name}")) => path,
-            Some(name) => format!("{path}.{name}"),
-            None if path == "." => "body".to_owned(),
-            None => path,
-        };
-        ApiError::BadRequest {
-            detail: format!("{field}: {message}"),
-            errors: vec![FieldError { field, message }],
-        }
-    })?;
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
     deserializer
         .end()
         .map_err(|e| ApiError::field("body", format!("not valid JSON: {e}")))?;
     Ok(value)
+}
+
+/// A JSON error as a problem naming the field: its path for a wrong type or value, the unknown
+/// field's own name for an unknown field.
+fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        return ApiError::field("body", format!("not valid JSON: {inner}"));
+    }
+    let message = inner.to_string();
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_owned();
+    // serde reports an unknown field at its own path, a missing one at its parent's.
+    let field = match unknown_field(&message) {
+        Some(name) if path == "." => name.to_owned(),
+        Some(name) if path == name || path.ends_with(&format!(".{name}")) => path,
+        Some(name) => format!("{path}.{name}"),
+        None if path == "." => "body".to_owned(),
+        None => path,
+    };
+    ApiError::BadRequest {
+        detail: format!("{field}: {message}"),
+        errors: vec![FieldError { field, message }],
+    }
 }
 
 /// The field an "unknown field" or "missing field" message names (serde reports these at the

@@ -256,5 +256,8 @@ async fn fallback(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 
 /// The OpenAPI document as JSON.
 pub fn openapi_json() -> serde_json::Value {
-    serde_json::to_value(openapi()).unwrap_or_default()
+    let mut json = serde_json::to_value(openapi()).unwrap_or_default();
+    // Command bodies carry their dating fields beside the event's (see `CommandBody`).
+    commands::add_dating_to_command_bodies(&mut json);
+    json
 }

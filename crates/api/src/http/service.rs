@@ -126,5 +126,5 @@ async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
 )]
 #[get("/openapi.json")]
 async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(super::openapi())
+    HttpResponse::Ok().json(super::openapi_json())
 }
