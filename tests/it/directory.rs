@@ -580,7 +580,7 @@ async fn capacity_changes_and_connection_outcomes_show_in_the_gap_report() {
         &server.db.app_client().await,
         &app::reports::ReportFilter {
             organisation_id: Some(people.lead.organisation_id),
-            rules_version: 1,
+            rules_version: 3,
             ..Default::default()
         },
     )

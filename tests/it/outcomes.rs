@@ -143,9 +143,24 @@ fn all_organisations(rules_version: i32) -> ReportFilter {
     }
 }
 
+/// Makes the database an installation from before rules v3, reporting under v1 (a new one
+/// starts on v3).
+async fn reporting_under_v1(db: &testkit::TestDb) {
+    db.admin_client()
+        .await
+        .batch_execute(
+            "DELETE FROM projection_versions WHERE projection = 'outcomes'; \
+             INSERT INTO projection_versions (projection, rules_version, state, switched_at) \
+             VALUES ('outcomes', 1, 'live', now())",
+        )
+        .await
+        .expect("v1 live");
+}
+
 #[tokio::test]
 async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_the_old() {
     let (db, store) = store_with_db(4).await;
+    reporting_under_v1(&db).await;
     list_services(
         &store,
         vec![oruk_service(

@@ -10,7 +10,7 @@ use tokio_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use projector::rules::{DisclosureRules, PrivacyRules};
+use projector::rules::{DisclosureRules, FactDate, PrivacyRules, Rules};
 
 /// What to count.
 #[derive(Clone, Debug, Default)]
@@ -33,20 +33,38 @@ impl ReportFilter {
     /// The WHERE clause over a table with the usual columns, dates on `date_column`, and its
     /// parameters ($1..).
     fn clause(&self, date_column: &str) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
+        self.clause_over(date_column, date_column)
+    }
+
+    /// The WHERE clause for rows that span days from `start` to `end` (null: still going),
+    /// keeping those that overlap the period.
+    fn clause_over(&self, start: &str, end: &str) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
         let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
             vec![Box::new(self.rules_version), Box::new(self.organisation_id)];
         let mut sql =
             "rules_version = $1 AND ($2::uuid IS NULL OR organisation_id = $2)".to_owned();
+        if start != end {
+            sql.push_str(&format!(" AND {start} IS NOT NULL"));
+        }
         // `{p}` in a condition is its parameter's placeholder.
         let mut add = |condition: &str, value: Box<dyn ToSql + Sync + Send>| {
             params.push(value);
             sql.push_str(&condition.replace("{p}", &format!("${}", params.len())));
         };
-        if let Some(from) = self.from {
-            add(&format!(" AND {date_column} >= {{p}}"), Box::new(from));
+        if start == end {
+            if let Some(from) = self.from {
+                add(&format!(" AND {start} >= {{p}}"), Box::new(from));
+            }
+        } else {
+            if let Some(from) = self.from {
+                add(
+                    &format!(" AND ({end} IS NULL OR {end} >= {{p}})"),
+                    Box::new(from),
+                );
+            }
         }
         if let Some(to) = self.to {
-            add(&format!(" AND {date_column} <= {{p}}"), Box::new(to));
+            add(&format!(" AND {start} <= {{p}}"), Box::new(to));
         }
         if let Some(team) = self.team_id {
             add(" AND team_id = {p}", Box::new(team));
@@ -92,7 +110,17 @@ pub struct ReferralFigures {
 /// Episodes of support (a suppressed count is null).
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EpisodeFigures {
+    /// Episodes started (accepted) in the period; the same as `started`.
     pub episodes: Option<i64>,
+    /// Episodes started (accepted) in the period.
+    pub started: Option<i64>,
+    /// Episodes open on any day of the period (accepted by its end, not closed before its start).
+    pub active: Option<i64>,
+    /// Contacts: under rules that date facts, those on a day of the period; otherwise those of
+    /// the episodes started in it.
+    pub contacts: Option<i64>,
+    /// Contacts per episode: under rules that date facts, the period's contacts over its active
+    /// episodes; otherwise the mean over the episodes started in it.
     pub mean_contacts: Option<f64>,
     pub appointments_attended: Option<i64>,
     pub appointments_not_attended: Option<i64>,
@@ -238,20 +266,59 @@ pub async fn outcome_report(
         median_days_to_first_contact: row.get(6),
     };
 
-    // Episodes, by the day they were accepted; closures by the day they closed.
+    // Episodes started, by the day they were accepted; active, by overlapping the period;
+    // closures by the day they closed.
     let (clause, owned) = filter.clause("accepted_on");
     let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
     let row = client
         .query_one(
             &format!(
                 "SELECT count(*), avg(contacts)::float8, coalesce(sum(attended), 0)::int8, \
-                 coalesce(sum(did_not_attend), 0)::int8 FROM report_episodes WHERE {clause}"
+                 coalesce(sum(did_not_attend), 0)::int8, coalesce(sum(contacts), 0)::int8 \
+                 FROM report_episodes WHERE {clause}"
             ),
             &params,
         )
         .await?;
-    let attended: i64 = row.get(2);
-    let not_attended: i64 = row.get(3);
+    let started: i64 = row.get(0);
+    let (mut attended, mut not_attended): (i64, i64) = (row.get(2), row.get(3));
+    let mut contacts: i64 = row.get(4);
+    let mut mean_contacts = row.get::<_, Option<f64>>(1).map(round2);
+    let (clause, owned) = filter.clause_over("accepted_on", "closed_on");
+    let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
+    let active: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM report_episodes WHERE {clause}"),
+            &params,
+        )
+        .await?
+        .get(0);
+    // Which date each figure counts by, under the figures' rule version.
+    let dating = Rules::load(filter.rules_version)
+        .map(|rules| rules.dating)
+        .unwrap_or_default();
+    if dating.dates_facts() {
+        // Appointments and contacts by their own day.
+        let (clause, owned) = filter.clause("on_day");
+        let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FILTER (WHERE kind = 'attended'), \
+                     count(*) FILTER (WHERE kind = 'not_attended'), \
+                     count(*) FILTER (WHERE kind = 'contact') FROM report_activity WHERE {clause}"
+                ),
+                &params,
+            )
+            .await?;
+        if dating.appointments == FactDate::Own {
+            (attended, not_attended) = (row.get(0), row.get(1));
+        }
+        if dating.contacts == FactDate::Own {
+            contacts = row.get(2);
+            mean_contacts = (active > 0).then(|| round2(contacts as f64 / active as f64));
+        }
+    }
     let (clause, owned) = filter.clause("closed_on");
     let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
     let closed: i64 = client
@@ -274,8 +341,11 @@ pub async fn outcome_report(
     )
     .await?;
     let episodes = EpisodeFigures {
-        episodes: row.get(0),
-        mean_contacts: row.get::<_, Option<f64>>(1).map(round2),
+        episodes: Some(started),
+        started: Some(started),
+        active: Some(active),
+        contacts: Some(contacts),
+        mean_contacts,
         appointments_attended: Some(attended),
         appointments_not_attended: Some(not_attended),
         did_not_attend_percent: (attended + not_attended > 0)
@@ -637,7 +707,12 @@ pub fn suppress_outcomes(report: &mut OutcomeReport, rules: &PrivacyRules) {
     // A referral counts once for each of its reasons: those cells do not add up to the total.
     s.shares(&mut r.by_reason);
     let e = &mut report.episodes;
-    if s.count(&mut e.episodes) {
+    let started = s.count(&mut e.started);
+    s.count(&mut e.episodes);
+    let active = s.count(&mut e.active);
+    let contacts = s.count(&mut e.contacts);
+    // The mean is over the episodes it divides by.
+    if contacts || started || active {
         e.mean_contacts = None;
     }
     let attended = s.count(&mut e.appointments_attended);

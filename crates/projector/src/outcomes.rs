@@ -43,6 +43,26 @@ pub struct AssessmentFact {
     pub administered_on: NaiveDate,
 }
 
+/// What happened on a day of an episode, counted by that day under rules that date facts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activity {
+    Attended,
+    NotAttended,
+    Contact,
+}
+
+impl Activity {
+    /// The stored code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Activity::Attended => "attended",
+            Activity::NotAttended => "not_attended",
+            Activity::Contact => "contact",
+        }
+    }
+}
+
 /// An episode: from an accepted referral to closure.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpisodeFact {
@@ -55,6 +75,10 @@ pub struct EpisodeFact {
     pub attended: i32,
     pub did_not_attend: i32,
     pub assessments: Vec<AssessmentFact>,
+    /// Each appointment kept or missed (by the day it was booked for) and each contact (by its
+    /// day), in the order recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub activity: Vec<(Activity, NaiveDate)>,
 }
 
 /// An onward connection.
@@ -93,6 +117,9 @@ pub struct ClientOutcomes {
     pub open: bool,
     pub connections: Vec<ConnectionFact>,
     pub gaps: Vec<GapFact>,
+    /// The day each appointment was booked for (until it is kept, missed or cancelled).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub appointments: BTreeMap<Uuid, NaiveDate>,
 }
 
 impl ClientOutcomes {
@@ -175,19 +202,34 @@ pub fn apply_outcome_event(
                 episode.team_id = Some(e.team_id.0);
             }
         }
-        CaseEvent::AppointmentAttended(_) => {
+        CaseEvent::AppointmentBooked(e) => {
+            state
+                .appointments
+                .insert(e.appointment_id.0, e.scheduled_for.date_naive());
+        }
+        CaseEvent::AppointmentCancelled(e) => {
+            state.appointments.remove(&e.appointment_id.0);
+        }
+        CaseEvent::AppointmentAttended(e) => {
+            let on = state.appointments.remove(&e.appointment_id.0).unwrap_or(day);
             if let Some(episode) = state.current() {
                 episode.attended += 1;
+                episode.activity.push((Activity::Attended, on));
             }
         }
-        CaseEvent::AppointmentNotAttended(_) => {
+        CaseEvent::AppointmentNotAttended(e) => {
+            let on = state.appointments.remove(&e.appointment_id.0).unwrap_or(day);
             if let Some(episode) = state.current() {
                 episode.did_not_attend += 1;
+                episode.activity.push((Activity::NotAttended, on));
             }
         }
         CaseEvent::ContactRecorded(e) => {
             if let Some(episode) = state.current() {
                 episode.contacts += 1;
+                episode
+                    .activity
+                    .push((Activity::Contact, e.contacted_at.date_naive()));
                 let referral_id = episode.referral_id;
                 if let Some(r) = state
                     .referrals
@@ -298,8 +340,6 @@ pub fn apply_outcome_event(
         }
         CaseEvent::ConsentRecorded(_)
         | CaseEvent::ConsentWithdrawn(_)
-        | CaseEvent::AppointmentBooked(_)
-        | CaseEvent::AppointmentCancelled(_)
         | CaseEvent::WhatMattersRecorded(_)
         | CaseEvent::NeedIdentified(_)
         | CaseEvent::GoalSet(_)
@@ -398,6 +438,7 @@ const FIGURE_TABLES: &[&str] = &[
     "report_scores",
     "report_connections",
     "report_gaps",
+    "report_activity",
     "outcome_state",
 ];
 
@@ -495,6 +536,19 @@ struct Figures {
     scores: ScoreColumns,
     connections: ConnectionColumns,
     gaps: GapColumns,
+    activity: ActivityColumns,
+}
+
+#[derive(Default)]
+struct ActivityColumns {
+    client_id: Vec<Uuid>,
+    episode: Vec<i32>,
+    organisation_id: Vec<Uuid>,
+    team_id: Vec<Option<Uuid>>,
+    source: Vec<String>,
+    reasons: Vec<Value>,
+    kind: Vec<&'static str>,
+    on_day: Vec<NaiveDate>,
 }
 
 #[derive(Default)]
@@ -617,6 +671,21 @@ impl Figures {
             c.contacts.push(e.contacts);
             c.attended.push(e.attended);
             c.did_not_attend.push(e.did_not_attend);
+            if rules.dating.dates_facts() {
+                let source = r.map(|r| r.source.clone()).unwrap_or_default();
+                let reasons = serde_json::json!(r.map(|r| r.reasons.clone()).unwrap_or_default());
+                let a = &mut self.activity;
+                for (kind, on) in &e.activity {
+                    a.client_id.push(client);
+                    a.episode.push(index as i32 + 1);
+                    a.organisation_id.push(org);
+                    a.team_id.push(e.team_id);
+                    a.source.push(source.clone());
+                    a.reasons.push(reasons.clone());
+                    a.kind.push(kind.code());
+                    a.on_day.push(*on);
+                }
+            }
         }
         for pair in score_pairs(state, rules) {
             let e = &state.episodes[(pair.episode - 1) as usize];
@@ -783,6 +852,27 @@ impl Figures {
             ],
         )
         .await?;
+        let a = &self.activity;
+        if !a.client_id.is_empty() {
+            tx.execute(
+                "INSERT INTO report_activity (rules_version, client_id, episode, organisation_id, team_id, \
+                 source, reasons, kind, on_day) \
+                 SELECT $1, * FROM unnest($2::uuid[], $3::int[], $4::uuid[], $5::uuid[], $6::text[], \
+                 $7::jsonb[], $8::text[], $9::date[])",
+                &[
+                    &version,
+                    &a.client_id,
+                    &a.episode,
+                    &a.organisation_id,
+                    &a.team_id,
+                    &a.source,
+                    &a.reasons,
+                    &a.kind,
+                    &a.on_day,
+                ],
+            )
+            .await?;
+        }
         Ok(())
     }
 }

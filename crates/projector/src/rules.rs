@@ -9,6 +9,7 @@ use serde::Deserialize;
 const RULE_FILES: &[(i32, &str)] = &[
     (1, include_str!("../../../projections/outcomes/v1.toml")),
     (2, include_str!("../../../projections/outcomes/v2.toml")),
+    (3, include_str!("../../../projections/outcomes/v3.toml")),
 ];
 
 /// A rule set.
@@ -20,6 +21,42 @@ pub struct Rules {
     pub pairing: PairingRules,
     pub measures: Vec<Measure>,
     pub swemwbs: SwemwbsTable,
+    /// Which date each figure counts by (absent in v1 and v2: the defaults are theirs).
+    #[serde(default)]
+    pub dating: Dating,
+}
+
+/// Which date a figure counts by, where versions differ. Every version counts referrals by the
+/// day received, episodes started by the day accepted, closures by the day closed, paired scores
+/// by the follow-up's day, gaps and connections by the day they happened.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Dating {
+    /// Appointments attended and not attended.
+    #[serde(default)]
+    pub appointments: FactDate,
+    /// Contacts.
+    #[serde(default)]
+    pub contacts: FactDate,
+}
+
+impl Dating {
+    /// Whether any fact is counted by its own date (so the projection keeps a row per fact).
+    pub fn dates_facts(&self) -> bool {
+        self.appointments == FactDate::Own || self.contacts == FactDate::Own
+    }
+}
+
+/// The date a fact inside an episode counts by.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FactDate {
+    /// The day its episode was accepted (outcome rules v1 and v2): a period's report counts the
+    /// appointments and contacts of the episodes that started in it, whenever they were.
+    #[default]
+    EpisodeAccepted,
+    /// Its own day: an appointment's booked day, a contact's time.
+    Own,
 }
 
 /// Every caseload rule version this build knows, in order (`projections/caseload/`).

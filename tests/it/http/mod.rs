@@ -2,6 +2,7 @@
 //! response checked against the OpenAPI document (its status must be documented for the
 //! operation, and its body must match the documented schema).
 
+mod cohort;
 mod dating;
 pub mod journey;
 mod malformed;
@@ -292,15 +293,10 @@ impl TestServer {
         reply
     }
 
-    /// Brings the read models (the caseload, the directory, the live outcomes) up to the log.
+    /// Brings the read models (the caseload, the directory, the outcomes under every rule
+    /// version there is) up to the log.
     pub async fn catch_up(&self) {
-        let projections: [Arc<dyn projector::Projection>; 3] = [
-            Arc::new(projector::CaseloadProjection),
-            Arc::new(projector::DirectoryProjection),
-            Arc::new(projector::OutcomesProjection::new(
-                projector::rules::Rules::load(1).expect("rules"),
-            )),
-        ];
+        let projections = projector::all(&self.store).await.expect("the projections");
         for projection in projections {
             let runner = projector::Runner::new(
                 self.store.clone(),
