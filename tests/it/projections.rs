@@ -306,6 +306,7 @@ async fn outcome_tables(client: &tokio_postgres::Client) -> Vec<serde_json::Valu
         "report_scores",
         "report_connections",
         "report_gaps",
+        "report_activity",
     ] {
         let rows: serde_json::Value = client
             .query_one(
@@ -557,6 +558,34 @@ async fn splitting_the_log_into_batches_anywhere_gives_the_same_read_models() {
     for (n, steps) in [(1, 9), (2, 3), (3, 7), (4, 9), (5, 1), (6, 8)] {
         run_journey(&cases, ClientId(Uuid::from_u128(600 + n)), steps).await;
     }
+    // A correction of the first contact's day, which v3 and the caseload refold from the start
+    // of the record, in whichever batch it falls.
+    let corrected = ClientId(Uuid::from_u128(603));
+    let contact = store
+        .read_stream(corrected.0, 1, None)
+        .await
+        .expect("the record")
+        .into_iter()
+        .find(|e| e.event_type == "ContactRecorded")
+        .expect("a contact");
+    let mut fields = serde_json::Map::new();
+    fields.insert(
+        "contacted_at".to_owned(),
+        serde_json::json!("2026-03-04T08:00:00Z"),
+    );
+    cases
+        .execute(
+            corrected,
+            &CaseCommand::CorrectEntry(EntryCorrected {
+                corrects: EventId(contact.event_id),
+                corrected_fields: fields,
+                reason: "the call was the day after".to_owned(),
+            }),
+            metadata(),
+            CommandOptions::default(),
+        )
+        .await
+        .expect("the correction");
     let events = store
         .read_all(eventstore::GlobalPosition::START, 10_000)
         .await
@@ -565,6 +594,7 @@ async fn splitting_the_log_into_batches_anywhere_gives_the_same_read_models() {
     let projections: Vec<Arc<dyn projector::Projection>> = vec![
         Arc::new(CaseloadProjection),
         Arc::new(OutcomesProjection::new(Rules::load(2).expect("rules v2"))),
+        Arc::new(OutcomesProjection::new(Rules::load(3).expect("rules v3"))),
     ];
     let mut client = db.admin_client().await;
     // Cuts: the whole log in one batch first (what the others must equal), every other size,
@@ -597,7 +627,7 @@ async fn splitting_the_log_into_batches_anywhere_gives_the_same_read_models() {
             let batch = &events[at..at + size];
             for projection in &projections {
                 let tx = client.transaction().await.expect("tx");
-                projection.apply(&tx, batch).await.expect("a batch");
+                projection.apply(&tx, batch, &store).await.expect("a batch");
                 tx.commit().await.expect("commit");
             }
             at += size;

@@ -149,9 +149,24 @@ pub struct LoadedCase {
     pub organisation_id: Option<Uuid>,
     /// Who submitted each referral (the actor of its `ReferralReceived`).
     pub referred_by: BTreeMap<ReferralId, Uuid>,
+    /// Every entry as it reads now (corrections applied), for a correction to be checked
+    /// against the entry it names.
+    pub entries: BTreeMap<EventId, CaseEvent>,
 }
 
 impl LoadedCase {
+    /// Folds the next event of the stream and keeps it.
+    pub(crate) fn fold_owned(&mut self, event: &eventstore::RecordedEvent, case_event: CaseEvent) {
+        self.fold(event, &case_event);
+        if let CaseEvent::EntryCorrected(correction) = &case_event
+            && let Some(original) = self.entries.get(&correction.corrects)
+            && let Ok(corrected) = domain::corrected_entry(original, correction)
+        {
+            self.entries.insert(correction.corrects, corrected);
+        }
+        self.entries.insert(EventId(event.event_id), case_event);
+    }
+
     /// Folds the next event of the stream.
     pub(crate) fn fold(&mut self, event: &eventstore::RecordedEvent, case_event: &CaseEvent) {
         if let CaseEvent::ReferralReceived(referral) = case_event {
@@ -209,7 +224,7 @@ impl CaseService {
             &self.store,
             client_id.0,
             LoadedCase::default(),
-            |loaded, event, decoded: CaseEvent| loaded.fold(&event, &decoded),
+            |loaded, event, decoded: CaseEvent| loaded.fold_owned(&event, decoded),
         )
         .await?)
     }
@@ -388,9 +403,14 @@ impl CaseService {
             }
             _ => None,
         };
+        let corrected = match command {
+            CaseCommand::CorrectEntry(correction) => loaded.entries.get(&correction.corrects),
+            _ => None,
+        };
         let lookups = domain::Lookups {
             service: service.as_ref(),
             timing: Some(&timing),
+            corrected,
         };
         let events = domain::decide(&loaded.state, command, &lookups)?;
         let new_events = crate::stream::new_events(&events);

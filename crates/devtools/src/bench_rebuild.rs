@@ -364,6 +364,7 @@ pub fn journey_events_sized(
         let lookups = Lookups {
             service: service.as_ref(),
             timing: None,
+            corrected: None,
         };
         match decide(&state, command, &lookups) {
             Ok(decided) => {

@@ -2,6 +2,7 @@
 
 use crate::codes::*;
 use crate::command::{CaseCommand, TransferCase};
+use crate::correct::{check_correction, corrected_entry};
 use crate::directory::{ServiceState, check_connection};
 use crate::event::*;
 use crate::state::{AppointmentStatus, CaseState, CaseStatus, ReferralStatus};
@@ -21,6 +22,9 @@ pub struct Lookups<'a> {
     /// When the fact happened and the time now, checked by [`check_timing`]. `None` decides
     /// without looking at time (tests of the other rules; the service always gives one).
     pub timing: Option<&'a Timing>,
+    /// For a correction: the entry it names, as it reads now (earlier corrections applied).
+    /// `None` when the caller did not look it up: the correction is then not checked against it.
+    pub corrected: Option<&'a CaseEvent>,
 }
 
 /// Decides what a command means for this record, given what the caller looked up.
@@ -36,6 +40,9 @@ pub fn decide(
     lookups: &Lookups<'_>,
 ) -> Result<Vec<CaseEvent>, CaseError> {
     let events = decide_fact(state, command, lookups)?;
+    for event in &events {
+        check_fact(event)?;
+    }
     let Some(timing) = lookups.timing else {
         return Ok(events);
     };
@@ -84,18 +91,10 @@ fn decide_fact(
         }
         C::DeclineReferral(c) => {
             pending_referral(state, c.referral_id)?;
-            if c.reason == DeclineReason::Other {
-                required_note(&c.note, "note", "say why the referral is declined")?;
-            }
             Ok(vec![CaseEvent::ReferralDeclined(c.clone())])
         }
         C::RedirectReferral(c) => {
             pending_referral(state, c.referral_id)?;
-            required_text(
-                &c.redirected_to,
-                "redirected_to",
-                "say where the referral went",
-            )?;
             Ok(vec![CaseEvent::ReferralRedirected(c.clone())])
         }
         C::AssignLinkWorker(c) => {
@@ -150,17 +149,10 @@ fn decide_fact(
                     what: "the contact",
                 });
             }
-            if c.minutes == 0 || c.minutes > MAX_CONTACT_MINUTES {
-                return Err(CaseError::invalid(
-                    "minutes",
-                    format!("a contact lasts 1 to {MAX_CONTACT_MINUTES} minutes"),
-                ));
-            }
             Ok(vec![CaseEvent::ContactRecorded(c.clone())])
         }
         C::RecordWhatMatters(c) => {
             open(state)?;
-            required_text(&c.text, "text", "write what matters to the person")?;
             Ok(vec![CaseEvent::WhatMattersRecorded(c.clone())])
         }
         C::IdentifyNeed(c) => {
@@ -172,7 +164,6 @@ fn decide_fact(
             if state.goals.contains(&c.goal_id) {
                 return Err(CaseError::DuplicateId { what: "the goal" });
             }
-            required_text(&c.description, "description", "describe the goal")?;
             Ok(vec![CaseEvent::GoalSet(c.clone())])
         }
         C::ReviewGoal(c) => {
@@ -220,21 +211,6 @@ fn decide_fact(
             if !state.connections.contains(&c.connection_id) {
                 return Err(CaseError::UnknownConnection);
             }
-            match (c.outcome, c.waiting_weeks) {
-                (ConnectionOutcome::WaitingList, None) => {
-                    return Err(CaseError::invalid(
-                        "waiting_weeks",
-                        "say how many weeks the waiting list is",
-                    ));
-                }
-                (outcome, Some(_)) if outcome != ConnectionOutcome::WaitingList => {
-                    return Err(CaseError::invalid(
-                        "waiting_weeks",
-                        "only a waiting list has weeks",
-                    ));
-                }
-                _ => {}
-            }
             Ok(vec![CaseEvent::ConnectionOutcomeRecorded(c.clone())])
         }
         C::RecordServiceGap(c) => {
@@ -244,14 +220,10 @@ fn decide_fact(
                     what: "the service gap",
                 });
             }
-            required_text(&c.area, "area", "say which area the gap is in")?;
             Ok(vec![CaseEvent::ServiceGapRecorded(c.clone())])
         }
         C::CloseCase(c) => {
             open(state)?;
-            if c.reason == ClosureReason::Other {
-                required_note(&c.note, "note", "say why the case is closed")?;
-            }
             Ok(vec![CaseEvent::CaseClosed(c.clone())])
         }
         C::ReopenCase(c) => {
@@ -271,13 +243,10 @@ fn decide_fact(
                     what: "the message",
                 });
             }
-            required_text(&c.practice, "practice", "say which practice it goes to")?;
-            required_text(&c.text, "text", "say what the message says")?;
             Ok(vec![CaseEvent::GpMessageSent(c.clone())])
         }
         C::EraseClient(c) => {
             registered(state)?;
-            required_text(&c.reason, "reason", "say why the personal data is erased")?;
             Ok(vec![CaseEvent::ClientErased(c.clone())])
         }
         C::CorrectEntry(c) => {
@@ -292,6 +261,16 @@ fn decide_fact(
                 ));
             }
             required_text(&c.reason, "reason", "say why the entry is corrected")?;
+            if let Some(original) = lookups.corrected {
+                let corrected = corrected_entry(original, c)?;
+                check_correction(
+                    state,
+                    c,
+                    original,
+                    &corrected,
+                    lookups.timing.map(|t| t.now),
+                )?;
+            }
             Ok(vec![CaseEvent::EntryCorrected(c.clone())])
         }
     }
@@ -308,8 +287,6 @@ fn intake(
             if state.status != CaseStatus::Unregistered {
                 return Err(CaseError::AlreadyRegistered);
             }
-            client.personal.validate()?;
-            required_text(&client.area, "area", "say which area the person lives in")?;
             events.push(CaseEvent::ClientRegistered(client.clone()));
         }
         None => match state.status {
@@ -317,18 +294,6 @@ fn intake(
             CaseStatus::Referred | CaseStatus::Open => return Err(CaseError::CaseAlreadyActive),
             CaseStatus::Idle | CaseStatus::Closed => {}
         },
-    }
-    if referral.reasons.is_empty() {
-        return Err(CaseError::invalid(
-            "reasons",
-            "give at least one reason for the referral",
-        ));
-    }
-    let mut reasons = referral.reasons.clone();
-    reasons.sort();
-    reasons.dedup();
-    if reasons.len() != referral.reasons.len() {
-        return Err(CaseError::invalid("reasons", "each reason once"));
     }
     if state.referrals.contains_key(&referral.referral_id) {
         return Err(CaseError::DuplicateId {
@@ -350,18 +315,89 @@ fn record_assessment(
             what: "the assessment",
         });
     }
-    Instrument::validate(
-        c.instrument,
-        c.instrument_version,
-        &c.answers,
-        c.licensor_score,
-    )?;
     if c.timepoint != Timepoint::Baseline && !state.baselines.contains(&c.instrument) {
         return Err(CaseError::NoBaseline {
             instrument: c.instrument,
         });
     }
     Ok(vec![CaseEvent::AssessmentRecorded(c.clone())])
+}
+
+/// The rules a fact is held to whatever else the record holds: the same for an entry as it is
+/// recorded and for a correction of it.
+///
+/// # Errors
+/// [`CaseError::Invalid`] naming the field, or the instrument's refusal of its answers.
+pub(crate) fn check_fact(event: &CaseEvent) -> Result<(), CaseError> {
+    match event {
+        CaseEvent::ClientRegistered(c) => {
+            c.personal.validate()?;
+            required_text(&c.area, "area", "say which area the person lives in")
+        }
+        CaseEvent::ReferralReceived(r) => {
+            if r.reasons.is_empty() {
+                return Err(CaseError::invalid(
+                    "reasons",
+                    "give at least one reason for the referral",
+                ));
+            }
+            let mut reasons = r.reasons.clone();
+            reasons.sort();
+            reasons.dedup();
+            if reasons.len() != r.reasons.len() {
+                return Err(CaseError::invalid("reasons", "each reason once"));
+            }
+            Ok(())
+        }
+        CaseEvent::ReferralDeclined(c) if c.reason == DeclineReason::Other => {
+            required_note(&c.note, "note", "say why the referral is declined")
+        }
+        CaseEvent::ReferralRedirected(c) => required_text(
+            &c.redirected_to,
+            "redirected_to",
+            "say where the referral went",
+        ),
+        CaseEvent::ContactRecorded(c) if c.minutes == 0 || c.minutes > MAX_CONTACT_MINUTES => {
+            Err(CaseError::invalid(
+                "minutes",
+                format!("a contact lasts 1 to {MAX_CONTACT_MINUTES} minutes"),
+            ))
+        }
+        CaseEvent::WhatMattersRecorded(c) => {
+            required_text(&c.text, "text", "write what matters to the person")
+        }
+        CaseEvent::GoalSet(c) => required_text(&c.description, "description", "describe the goal"),
+        CaseEvent::AssessmentRecorded(c) => Instrument::validate(
+            c.instrument,
+            c.instrument_version,
+            &c.answers,
+            c.licensor_score,
+        ),
+        CaseEvent::ConnectionOutcomeRecorded(c) => match (c.outcome, c.waiting_weeks) {
+            (ConnectionOutcome::WaitingList, None) => Err(CaseError::invalid(
+                "waiting_weeks",
+                "say how many weeks the waiting list is",
+            )),
+            (outcome, Some(_)) if outcome != ConnectionOutcome::WaitingList => Err(
+                CaseError::invalid("waiting_weeks", "only a waiting list has weeks"),
+            ),
+            _ => Ok(()),
+        },
+        CaseEvent::ServiceGapRecorded(c) => {
+            required_text(&c.area, "area", "say which area the gap is in")
+        }
+        CaseEvent::CaseClosed(c) if c.reason == ClosureReason::Other => {
+            required_note(&c.note, "note", "say why the case is closed")
+        }
+        CaseEvent::GpMessageSent(c) => {
+            required_text(&c.practice, "practice", "say which practice it goes to")?;
+            required_text(&c.text, "text", "say what the message says")
+        }
+        CaseEvent::ClientErased(c) => {
+            required_text(&c.reason, "reason", "say why the personal data is erased")
+        }
+        _ => Ok(()),
+    }
 }
 
 fn registered(state: &CaseState) -> Result<(), CaseError> {

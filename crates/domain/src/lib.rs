@@ -10,6 +10,7 @@
 
 pub mod codes;
 mod command;
+mod correct;
 mod decide;
 pub mod directory;
 mod error;
@@ -24,6 +25,7 @@ mod timing;
 
 pub use codes::*;
 pub use command::{CaseCommand, TransferCase};
+pub use correct::corrected_entry;
 pub use decide::{Lookups, decide};
 pub use error::CaseError;
 pub use event::*;

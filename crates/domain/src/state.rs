@@ -119,6 +119,8 @@ pub struct CaseState {
     pub opened_at: Option<DateTime<Utc>>,
     /// When the case was last closed, as the user says.
     pub closed_at: Option<DateTime<Utc>>,
+    /// Each assessment's instrument and timepoint, corrections applied.
+    pub assessment_facts: BTreeMap<EventId, (Instrument, crate::codes::Timepoint)>,
 }
 
 /// Folds one stored event, which happened at `occurred_at`, into the state.
@@ -204,8 +206,36 @@ pub fn evolve(
         }
         CaseEvent::AssessmentRecorded(e) => {
             state.assessments.insert(e.assessment_id);
+            state
+                .assessment_facts
+                .insert(event_id, (e.instrument, e.timepoint));
             if e.timepoint == crate::codes::Timepoint::Baseline {
                 state.baselines.insert(e.instrument);
+            }
+        }
+        CaseEvent::EntryCorrected(e) => {
+            // A relabelled assessment moves its baseline (a correction that does not fit is
+            // left as recorded: evolve never fails).
+            if let Some((instrument, timepoint)) = state.assessment_facts.get_mut(&e.corrects) {
+                let fields = &e.corrected_fields;
+                if let Some(new) = fields
+                    .get("instrument")
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                {
+                    *instrument = new;
+                }
+                if let Some(new) = fields
+                    .get("timepoint")
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                {
+                    *timepoint = new;
+                }
+                state.baselines = state
+                    .assessment_facts
+                    .values()
+                    .filter(|(_, t)| *t == crate::codes::Timepoint::Baseline)
+                    .map(|(i, _)| *i)
+                    .collect();
             }
         }
         CaseEvent::OnwardConnectionMade(e) => {
@@ -230,7 +260,6 @@ pub fn evolve(
         | CaseEvent::NeedIdentified(_)
         | CaseEvent::GoalReviewed(_)
         | CaseEvent::ConnectionOutcomeRecorded(_)
-        | CaseEvent::EntryCorrected(_)
         | CaseEvent::LateEntryExplained(_) => {}
     }
     state

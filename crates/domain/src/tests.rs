@@ -77,6 +77,7 @@ fn decide_listed(state: &CaseState, command: &CaseCommand) -> Result<Vec<CaseEve
         &Lookups {
             service: Some(&service),
             timing: None,
+            corrected: None,
         },
     )
 }
@@ -1147,6 +1148,7 @@ fn an_onward_connection_needs_the_named_service_listed_and_for_a_referral_open()
             &Lookups {
                 service,
                 timing: None,
+                corrected: None,
             },
         )
         .map_err(|e| e.rule())
@@ -1216,6 +1218,7 @@ fn decide_at(
         &Lookups {
             service: Some(&service),
             timing: Some(&timing),
+            corrected: None,
         },
     )
 }
@@ -1372,4 +1375,118 @@ fn facts_older_than_the_back_entry_window_need_a_team_lead_and_a_reason() {
     );
     // With no window (an import, the service itself), the history may be entered as it was.
     assert!(decide_at(&[], &intake, None, None).is_ok());
+}
+
+/// `decide` of a correction of the event at `index` of `given`, looked up as the service does.
+fn correct(given: &[CaseEvent], index: usize, fields: Value) -> Result<Vec<CaseEvent>, CaseError> {
+    let state = fold(given);
+    let correction = EntryCorrected {
+        corrects: event_id(index as u128),
+        corrected_fields: fields.as_object().cloned().unwrap_or_default(),
+        reason: "recorded wrongly".to_owned(),
+    };
+    decide(
+        &state,
+        &CaseCommand::CorrectEntry(correction),
+        &Lookups {
+            service: None,
+            timing: None,
+            corrected: Some(&given[index]),
+        },
+    )
+}
+
+#[test]
+fn a_correction_is_held_to_the_rules_of_the_entry_it_corrects() {
+    let baseline = CaseEvent::AssessmentRecorded(assessment(
+        40,
+        Instrument::Wemwbs,
+        Timepoint::Baseline,
+        vec![3; 14],
+    ));
+    let follow_up = CaseEvent::AssessmentRecorded(assessment(
+        41,
+        Instrument::Wemwbs,
+        Timepoint::FollowUp,
+        vec![4; 14],
+    ));
+    let scored = with(open_case(), [baseline, follow_up]);
+    let (b, f) = (scored.len() - 2, scored.len() - 1);
+    // Right the first time: accepted.
+    assert!(correct(&scored, f, json!({ "answers": vec![5; 14] })).is_ok());
+    assert!(correct(&scored, 1, json!({ "reasons": ["housing"] })).is_ok());
+    // An answer out of range, a wrong item count, an unknown field, an id: refused.
+    let refused = |fields: Value, index: usize, field: &str| {
+        let error = correct(&scored, index, fields).expect_err("refused");
+        assert_eq!(error.field(), Some(field), "{error}");
+    };
+    refused(
+        json!({ "answers": vec![9; 14] }),
+        f,
+        "corrected_fields.answers",
+    );
+    refused(
+        json!({ "answers": vec![3; 7] }),
+        f,
+        "corrected_fields.answers",
+    );
+    refused(json!({ "colour": "blue" }), f, "corrected_fields");
+    refused(
+        json!({ "assessment_id": Uuid::from_u128(99) }),
+        f,
+        "corrected_fields.assessment_id",
+    );
+    refused(json!({ "timepoint": "whenever" }), f, "corrected_fields");
+    refused(json!({ "reasons": [] }), 1, "corrected_fields.reasons");
+    // The only baseline cannot be relabelled (as a review, it would be a later score with no
+    // baseline, which could not have been recorded); beside a second baseline it can; and a
+    // follow-up cannot move to an instrument with no baseline.
+    refused(
+        json!({ "timepoint": "review" }),
+        b,
+        "corrected_fields.timepoint",
+    );
+    let two = with(
+        scored.clone(),
+        [CaseEvent::AssessmentRecorded(assessment(
+            42,
+            Instrument::Wemwbs,
+            Timepoint::Baseline,
+            vec![3; 14],
+        ))],
+    );
+    assert!(correct(&two, b, json!({ "timepoint": "review" })).is_ok());
+    refused(
+        json!({ "instrument": "swemwbs", "answers": vec![3; 7] }),
+        f,
+        "corrected_fields.instrument",
+    );
+    // A correction is not corrected: the original is.
+    let corrected = with(
+        scored.clone(),
+        [CaseEvent::EntryCorrected(EntryCorrected {
+            corrects: event_id(f as u128),
+            corrected_fields: json!({ "answers": vec![5; 14] })
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            reason: "typed wrongly".to_owned(),
+        })],
+    );
+    let error =
+        correct(&corrected, corrected.len() - 1, json!({ "reason": "x" })).expect_err("refused");
+    assert_eq!(error.field(), Some("corrects"));
+    // A relabel folds: the baseline moved, so a later score of that instrument is refused.
+    let relabelled = with(
+        scored[..f].to_vec(),
+        [CaseEvent::EntryCorrected(EntryCorrected {
+            corrects: event_id(b as u128),
+            corrected_fields: json!({ "timepoint": "review" })
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            reason: "was a review".to_owned(),
+        })],
+    );
+    assert!(!fold(&relabelled).baselines.contains(&Instrument::Wemwbs));
 }

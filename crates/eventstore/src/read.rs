@@ -62,6 +62,28 @@ impl EventStore {
         rows.iter().map(|row| self.decode(row, key)).collect()
     }
 
+    /// Reads one stream up to and including `through_version`, as projectors see events (personal
+    /// fields in their erased form): for a read model that refolds a record from its start.
+    ///
+    /// # Errors
+    /// A database failure or an event that cannot be upcast.
+    pub async fn read_stream_erased(
+        &self,
+        stream_id: Uuid,
+        through_version: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.pool.get().await?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND stream_version <= $2 \
+             ORDER BY stream_version"
+        );
+        let statement = client.prepare_cached(&sql).await?;
+        let rows = client
+            .query(&statement, &[&stream_id, &through_version])
+            .await?;
+        rows.iter().map(|row| self.decode(row, None)).collect()
+    }
+
     /// Reads up to `limit` events after `after` in global order, never past a transaction that
     /// is still running.
     ///

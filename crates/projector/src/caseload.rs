@@ -1,12 +1,13 @@
 //! The caseload read model: one row per client, as link workers and team leads see them.
 
-use domain::DomainEvent as _;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::{CaseEvent, Timepoint, code};
-use eventstore::RecordedEvent;
+use eventstore::{EventStore, RecordedEvent};
+
+use crate::corrected::client_batches;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -293,8 +294,9 @@ impl Projection for CaseloadProjection {
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         events: &[RecordedEvent],
+        log: &EventStore,
     ) -> Result<(), ProjectionError> {
-        apply_into("caseload", tx, events).await
+        apply_into("caseload", tx, events, log).await
     }
 }
 
@@ -313,16 +315,19 @@ impl Projection for ShadowCaseload {
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         events: &[RecordedEvent],
+        log: &EventStore,
     ) -> Result<(), ProjectionError> {
-        apply_into("caseload_rebuild", tx, events).await
+        apply_into("caseload_rebuild", tx, events, log).await
     }
 }
 
-/// Folds a batch into the rows of `table` (`caseload` or its shadow).
+/// Folds a batch into the rows of `table` (`caseload` or its shadow). A client with a
+/// correction in the batch is refolded from the start of their record, corrections applied.
 async fn apply_into(
     table: &str,
     tx: &tokio_postgres::Transaction<'_>,
     events: &[RecordedEvent],
+    log: &EventStore,
 ) -> Result<(), ProjectionError> {
     let client_ids: Vec<Uuid> = {
         let mut ids: Vec<Uuid> = events
@@ -351,27 +356,18 @@ async fn apply_into(
         let decoded = decode_row(row)?;
         rows.insert(decoded.client_id, decoded);
     }
-    for event in events
-        .iter()
-        .filter(|e| e.stream_type == domain::CLIENT_STREAM)
-    {
-        let case_event = CaseEvent::decode(
-            &event.event_type,
-            event.schema_version,
-            event.payload.clone(),
-        )
-        .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
-        let row = rows.entry(event.stream_id).or_insert_with(|| CaseloadRow {
-            client_id: event.stream_id,
-            organisation_id: event.metadata.organisation_id,
-            ..CaseloadRow::default()
-        });
-        apply_case_event(
-            row,
-            &case_event,
-            event.metadata.occurred_at,
-            event.stream_version,
-        );
+    for batch in client_batches(events, log, true).await? {
+        if batch.refold {
+            rows.remove(&batch.client_id);
+        }
+        for fact in batch.facts {
+            let row = rows.entry(batch.client_id).or_insert_with(|| CaseloadRow {
+                client_id: batch.client_id,
+                organisation_id: fact.organisation_id,
+                ..CaseloadRow::default()
+            });
+            apply_case_event(row, &fact.event, fact.occurred_at, fact.stream_version);
+        }
     }
     let erased: Vec<Uuid> = rows
         .values()
@@ -499,7 +495,7 @@ mod tests {
         fn the_caseload_row_follows_the_folded_case(picks in proptest::collection::vec(0usize..64, 0..60)) {
             let pool = command_pool();
             let service = listed_service();
-            let lookups = Lookups { service: Some(&service), timing: None };
+            let lookups = Lookups { service: Some(&service), timing: None, corrected: None };
             let at = Utc.with_ymd_and_hms(2026, 3, 5, 9, 0, 0).single().expect("a time");
             let mut state = CaseState::default();
             let mut row = CaseloadRow::default();

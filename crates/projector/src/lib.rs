@@ -9,6 +9,7 @@
 
 pub mod bookkeeping;
 mod caseload;
+pub mod corrected;
 mod directory;
 mod outcomes;
 mod registry;

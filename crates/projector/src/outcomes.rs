@@ -5,18 +5,18 @@
 //! Versions live side by side: `outcomes_v1` and `outcomes_v2` are two projections with their
 //! own checkpoints and rows, so a rule change is rebuilt beside the figures in use.
 
-use domain::DomainEvent as _;
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::{CaseEvent, Instrument, Timepoint, code};
-use eventstore::RecordedEvent;
+use eventstore::{EventStore, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::rules::Rules;
+use crate::corrected::client_batches;
+use crate::rules::{Corrections, Rules};
 use crate::{Projection, ProjectionError};
 
 /// A referral as reports count it.
@@ -463,6 +463,7 @@ impl Projection for OutcomesProjection {
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         events: &[RecordedEvent],
+        log: &EventStore,
     ) -> Result<(), ProjectionError> {
         let version = self.rules.version;
         let mut client_ids: Vec<Uuid> = events
@@ -488,29 +489,22 @@ impl Projection for OutcomesProjection {
                 .map_err(|e| ProjectionError::Corrupt(format!("outcome_state: {e}")))?;
             states.insert(row.get(0), state);
         }
-        for event in events
-            .iter()
-            .filter(|e| e.stream_type == domain::CLIENT_STREAM)
-        {
-            let case_event = CaseEvent::decode(
-                &event.event_type,
-                event.schema_version,
-                event.payload.clone(),
-            )
-            .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
-            let state = states
-                .entry(event.stream_id)
-                .or_insert_with(|| ClientOutcomes {
-                    client_id: event.stream_id,
-                    organisation_id: event.metadata.organisation_id,
-                    ..ClientOutcomes::default()
-                });
-            apply_outcome_event(
-                state,
-                &case_event,
-                event.event_id,
-                event.metadata.occurred_at,
-            );
+        let corrections = self.rules.corrections == Corrections::Every;
+        for batch in client_batches(events, log, corrections).await? {
+            if batch.refold {
+                // Refolded from the start of the record, corrections applied.
+                states.remove(&batch.client_id);
+            }
+            for fact in batch.facts {
+                let state = states
+                    .entry(batch.client_id)
+                    .or_insert_with(|| ClientOutcomes {
+                        client_id: batch.client_id,
+                        organisation_id: fact.organisation_id,
+                        ..ClientOutcomes::default()
+                    });
+                apply_outcome_event(state, &fact.event, fact.event_id, fact.occurred_at);
+            }
         }
         for table in FIGURE_TABLES {
             tx.execute(

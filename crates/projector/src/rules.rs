@@ -24,6 +24,21 @@ pub struct Rules {
     /// Which date each figure counts by (absent in v1 and v2: the defaults are theirs).
     #[serde(default)]
     pub dating: Dating,
+    /// Which corrections change the figures (absent in v1 and v2: assessments only).
+    #[serde(default)]
+    pub corrections: Corrections,
+}
+
+/// Which corrections change the figures.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Corrections {
+    /// Corrections of an assessment's answers, timepoint, date or licensor score (v1, v2);
+    /// other corrections leave the figures as first recorded.
+    #[default]
+    Assessments,
+    /// Every correction, as if the fact had been recorded right the first time.
+    Every,
 }
 
 /// Which date a figure counts by, where versions differ. Every version counts referrals by the

@@ -38,11 +38,14 @@ pub enum ProjectionError {
 pub trait Projection: Send + Sync + 'static {
     /// Unique and versioned, e.g. `caseload_v1`: a new version rebuilds beside the old one.
     fn name(&self) -> &str;
-    /// Folds a batch of events (in global order) into the read model, inside `tx`.
+    /// Folds a batch of events (in global order) into the read model, inside `tx`. `log` is
+    /// the store the batch came from, for a projection that must refold a record from its start
+    /// (a correction changes what was recorded before).
     async fn apply(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         events: &[RecordedEvent],
+        log: &EventStore,
     ) -> Result<(), ProjectionError>;
     /// Empties the read model, inside `tx`, before a rebuild from the start of the log.
     async fn reset(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), ProjectionError>;
@@ -255,7 +258,7 @@ impl Runner {
         if !bookkeeping::renew_lease(&*tx, self.name(), self.holder, ttl).await? {
             return Err(ProjectionError::LeaseLost(self.name().to_owned()));
         }
-        self.projection.apply(&tx, events).await?;
+        self.projection.apply(&tx, events, &self.store).await?;
         let applied = events.len() as i64;
         if !bookkeeping::move_checkpoint(&*tx, self.name(), from, last.global, applied).await? {
             return Err(ProjectionError::CheckpointMoved(self.name().to_owned()));

@@ -251,3 +251,92 @@ async fn facts_older_than_the_back_entry_window_take_a_team_lead_and_a_reason() 
         )
         .await;
 }
+
+#[tokio::test]
+async fn a_corrected_referral_reason_moves_the_referral_mix_by_one() {
+    let server = TestServer::start_with_clock(app::Clock::fixed(now())).await;
+    let people = server.people.clone();
+    let mut first = None;
+    for (k, reason) in ["loneliness_isolation"; 6]
+        .into_iter()
+        .chain(["housing"; 5])
+        .enumerate()
+    {
+        let (client, referral) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut body = referral_body(referral, "2026-06-01");
+        body["referral"]["reasons"] = json!([reason]);
+        server
+            .ok(&people.referrer, &client_path(client, "referrals"), body)
+            .await;
+        if k == 0 {
+            first = Some(client);
+        }
+    }
+    let client = first.expect("a referral");
+    let mix = |report: &Value| -> Vec<(String, Value)> {
+        report["referrals"]["by_reason"]
+            .as_array()
+            .expect("by reason")
+            .iter()
+            .map(|s| {
+                (
+                    s["code"].as_str().unwrap_or("").to_owned(),
+                    s["count"].clone(),
+                )
+            })
+            .collect()
+    };
+    server.catch_up().await;
+    let before = server
+        .get(&people.analyst, "/api/v1/reports/outcomes")
+        .await;
+    assert_eq!(
+        mix(&before.body),
+        [
+            ("loneliness_isolation".to_owned(), json!(6)),
+            ("housing".to_owned(), json!(5))
+        ]
+    );
+    let received: Uuid = server
+        .db
+        .admin_client()
+        .await
+        .query_one(
+            "SELECT event_id FROM events WHERE stream_id = $1 AND event_type = 'ReferralReceived'",
+            &[&client],
+        )
+        .await
+        .expect("the referral")
+        .get(0);
+    // Refused as the referral could not have been recorded: no reason at all.
+    let empty = server
+        .post(
+            &people.lead,
+            &client_path(client, "corrections"),
+            json!({ "corrects": received, "corrected_fields": { "reasons": [] },
+                    "reason": "wrong reason" }),
+        )
+        .await;
+    refused(&empty, 422, "corrected_fields.reasons");
+    let corrected = server
+        .ok(
+            &people.lead,
+            &client_path(client, "corrections"),
+            json!({ "corrects": received, "corrected_fields": { "reasons": ["housing"] },
+                    "reason": "the GP's letter was about her housing" }),
+        )
+        .await;
+    assert!(corrected.body["position"].as_i64() > Some(0));
+    server.catch_up().await;
+    let after = server
+        .get(&people.analyst, "/api/v1/reports/outcomes")
+        .await;
+    assert_eq!(
+        mix(&after.body),
+        [
+            ("housing".to_owned(), json!(6)),
+            ("loneliness_isolation".to_owned(), json!(5))
+        ]
+    );
+    assert_eq!(after.body["referrals"]["total"], 11);
+}

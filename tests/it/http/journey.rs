@@ -720,14 +720,33 @@ async fn a_correction_that_does_not_fit_its_event_leaves_the_record_readable() {
         .await
         .expect("the registration")
         .get(0);
-    server
-        .ok(
+    // Refused now: a correction is held to the entry it corrects.
+    let refused = server
+        .post(
             &server.people.worker,
             &client_path(client, "corrections"),
             json!({ "corrects": registered, "corrected_fields": { "no_such_field": 1 },
                     "reason": "a slip" }),
         )
         .await;
+    assert_eq!(refused.status, 422, "{:#}", refused.body);
+    assert_eq!(refused.body["errors"][0]["field"], "corrected_fields");
+    // One accepted before corrections were checked (written here straight to the log).
+    let mut legacy = crate::support::request(
+        client,
+        eventstore::ExpectedVersion::Any,
+        vec![crate::support::event(
+            "EntryCorrected",
+            json!({ "corrects": registered, "corrected_fields": { "no_such_field": 1 },
+                    "reason": "a slip" }),
+        )],
+    );
+    legacy.metadata.organisation_id = server.people.worker.organisation_id;
+    server
+        .store
+        .append(legacy)
+        .await
+        .expect("the legacy correction");
     let record = server
         .get(&server.people.auditor, &client_path(client, ""))
         .await;
