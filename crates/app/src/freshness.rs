@@ -56,7 +56,7 @@ pub struct AsOf {
     /// The log position of the last event the read model applied (of the read models this
     /// answer comes from, the one furthest behind); 0 when it has applied none.
     pub position: i64,
-    /// When that event was recorded; absent when it has applied none.
+    /// When that event was recorded; null when it has applied none.
     pub recorded_at: Option<DateTime<Utc>>,
     /// How many events of the log it has not yet applied.
     pub behind: i64,
