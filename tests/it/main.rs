@@ -4,6 +4,7 @@ mod cases;
 mod demo;
 mod directory;
 mod eventstore;
+mod freshness;
 mod http;
 mod journey;
 mod outcomes;
