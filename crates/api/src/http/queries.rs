@@ -57,7 +57,7 @@ struct CaseloadParams {
     limit: Option<i64>,
     /// Answer only once the caseload has applied the event at this log position (an
     /// `events[].position` a command answered with), so the answer includes that write and every
-    /// one before it. Waits a few seconds at most, then 503 with `Retry-After`.
+    /// write committed before it. Waits a few seconds at most, then 503 with `Retry-After`.
     #[param(minimum = 1)]
     after: Option<i64>,
 }
@@ -73,7 +73,7 @@ struct PageParams {
     limit: Option<i64>,
     /// Answer only once the caseload has applied the event at this log position (an
     /// `events[].position` a command answered with), so the answer includes that write and every
-    /// one before it. Waits a few seconds at most, then 503 with `Retry-After`.
+    /// write committed before it. Waits a few seconds at most, then 503 with `Retry-After`.
     #[param(minimum = 1)]
     after: Option<i64>,
 }
@@ -84,7 +84,7 @@ struct PageParams {
 struct AfterParams {
     /// Answer only once the caseload has applied the event at this log position (an
     /// `events[].position` a command answered with), so the answer includes that write and every
-    /// one before it. Waits a few seconds at most, then 503 with `Retry-After`.
+    /// write committed before it. Waits a few seconds at most, then 503 with `Retry-After`.
     #[param(minimum = 1)]
     after: Option<i64>,
 }

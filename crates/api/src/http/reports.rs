@@ -38,8 +38,8 @@ struct ReportParams {
     rules: Option<i32>,
     /// Answer only once the figures (and, for service gaps, the directory) have applied the
     /// event at this log position (an `events[].position` a command answered with), so they
-    /// count that write and every one before it. Waits a few seconds at most, then 503 with
-    /// `Retry-After`. Every report says in `as_of` how far its figures had got.
+    /// count that write and every write committed before it. Waits a few seconds at most, then
+    /// 503 with `Retry-After`. Every report says in `as_of` how far its figures had got.
     #[param(minimum = 1)]
     after: Option<i64>,
 }
