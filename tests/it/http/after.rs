@@ -19,6 +19,16 @@ fn last_position(reply: &Reply) -> i64 {
         .unwrap_or_else(|| panic!("a command's events with positions: {:#}", reply.body))
 }
 
+/// The rule version reports use.
+async fn live_rules(server: &TestServer) -> i64 {
+    let report = server
+        .get(&server.people.analyst, "/api/v1/reports/outcomes")
+        .await;
+    report.body["rules_version"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("a report's rules version: {:#}", report.body))
+}
+
 /// The problem names `query.after`.
 fn names_after(reply: &Reply) -> bool {
     reply.body["errors"][0]["field"] == "query.after"
@@ -178,6 +188,7 @@ async fn after_that_names_no_event_is_a_problem_naming_query_after() {
         )
         .await;
     let beyond = last_position(&written) + 1000;
+    let live = live_rules(&server).await;
     let journey = format!("{}/journey", client_path(client, ""));
     let record = client_path(client, "");
     let team = people.lead.team_id.expect("a team");
@@ -186,7 +197,7 @@ async fn after_that_names_no_event_is_a_problem_naming_query_after() {
         (&people.analyst, "/api/v1/reports/service-gaps".to_owned()),
         (
             &people.analyst,
-            "/api/v1/reports/outcomes/comparison?a=1&b=1".to_owned(),
+            format!("/api/v1/reports/outcomes/comparison?a={live}&b={live}"),
         ),
         (&people.worker, "/api/v1/caseload".to_owned()),
         (&people.lead, format!("/api/v1/teams/{team}/caseload")),
@@ -239,6 +250,7 @@ async fn a_read_model_that_is_not_running_answers_503_with_retry_after_within_th
     let bound = Duration::from_millis(300);
     let server = TestServer::start_waiting(bound).await;
     let people = server.people.clone();
+    let live = live_rules(&server).await;
     // Level with the log before the write: as_of says so.
     let before = server
         .get(&people.analyst, "/api/v1/reports/outcomes")
@@ -275,7 +287,7 @@ async fn a_read_model_that_is_not_running_answers_503_with_retry_after_within_th
         ),
         (
             &people.analyst,
-            format!("/api/v1/reports/outcomes/comparison?a=1&b=1&after={at}"),
+            format!("/api/v1/reports/outcomes/comparison?a={live}&b={live}&after={at}"),
         ),
         (&people.worker, format!("/api/v1/caseload?after={at}")),
         (
@@ -328,7 +340,7 @@ async fn a_read_model_that_is_not_running_answers_503_with_retry_after_within_th
     let comparison = server
         .get(
             &people.analyst,
-            &format!("/api/v1/reports/outcomes/comparison?a=1&b=1&after={at}"),
+            &format!("/api/v1/reports/outcomes/comparison?a={live}&b={live}&after={at}"),
         )
         .await;
     assert_eq!(comparison.status, 200, "{:#}", comparison.body);

@@ -160,7 +160,7 @@ struct SearchParams {
     #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// Answer only once the directory read model has applied the event at this log position
-    /// (an `events[].position` a directory command answered with). Waits a few seconds at
+    /// (the `position` of an event a directory command wrote). Waits a few seconds at
     /// most, then 503 with `Retry-After`.
     #[param(minimum = 1)]
     after: Option<i64>,
@@ -172,7 +172,7 @@ struct SearchParams {
 #[serde(deny_unknown_fields)]
 struct EntryParams {
     /// Answer only once the directory read model has applied the event at this log position
-    /// (an `events[].position` a directory command answered with). Waits a few seconds at
+    /// (the `position` of an event a directory command wrote). Waits a few seconds at
     /// most, then 503 with `Retry-After`.
     #[param(minimum = 1)]
     after: Option<i64>,

@@ -55,8 +55,8 @@ struct CaseloadParams {
     /// Rows per page (1 to 500, default 50).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
-    /// Answer only once the caseload has applied the event at this log position (an
-    /// `events[].position` a command answered with), so the answer includes that write and every
+    /// Answer only once the caseload has applied the event at this log position (the
+    /// `position` a command answered with), so the answer includes that write and every
     /// write committed before it. Waits a few seconds at most, then 503 with `Retry-After`.
     #[param(minimum = 1)]
     after: Option<i64>,
@@ -71,8 +71,8 @@ struct PageParams {
     /// Rows per page (1 to 500, default 50).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
-    /// Answer only once the caseload has applied the event at this log position (an
-    /// `events[].position` a command answered with), so the answer includes that write and every
+    /// Answer only once the caseload has applied the event at this log position (the
+    /// `position` a command answered with), so the answer includes that write and every
     /// write committed before it. Waits a few seconds at most, then 503 with `Retry-After`.
     #[param(minimum = 1)]
     after: Option<i64>,
@@ -82,8 +82,8 @@ struct PageParams {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct AfterParams {
-    /// Answer only once the caseload has applied the event at this log position (an
-    /// `events[].position` a command answered with), so the answer includes that write and every
+    /// Answer only once the caseload has applied the event at this log position (the
+    /// `position` a command answered with), so the answer includes that write and every
     /// write committed before it. Waits a few seconds at most, then 503 with `Retry-After`.
     #[param(minimum = 1)]
     after: Option<i64>,
@@ -93,7 +93,7 @@ struct AfterParams {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct LogAfterParams {
-    /// A log position (an `events[].position` a command answered with): checked, never waited
+    /// A log position (the `position` a command answered with): checked, never waited
     /// for, since this read comes from the log itself and is always current.
     #[param(minimum = 1)]
     after: Option<i64>,
@@ -190,7 +190,7 @@ struct ReadParams {
     /// Why it is read (kept in the read audit; at most 500 characters).
     #[param(max_length = 500)]
     purpose: Option<String>,
-    /// A log position (an `events[].position` a command answered with): checked, never waited
+    /// A log position (the `position` a command answered with): checked, never waited
     /// for, since this read comes from the log itself and is always current.
     #[param(minimum = 1)]
     after: Option<i64>,
@@ -247,7 +247,7 @@ struct JourneyParams {
     /// Entries per page (1 to 500, default 50).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
-    /// A log position (an `events[].position` a command answered with): checked, never waited
+    /// A log position (the `position` a command answered with): checked, never waited
     /// for, since this read comes from the log itself and is always current.
     #[param(minimum = 1)]
     after: Option<i64>,

@@ -37,7 +37,7 @@ struct ReportParams {
     #[param(minimum = 1)]
     rules: Option<i32>,
     /// Answer only once the figures (and, for service gaps, the directory) have applied the
-    /// event at this log position (an `events[].position` a command answered with), so they
+    /// event at this log position (the `position` a command answered with), so they
     /// count that write and every write committed before it. Waits a few seconds at most, then
     /// 503 with `Retry-After`. Every report says in `as_of` how far its figures had got.
     #[param(minimum = 1)]
