@@ -224,6 +224,16 @@ async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_
         .await
         .expect("report");
     assert_eq!(wemwbs(&second), (Some(4), Some(2), Some(1), Some(1)));
+    // Both versions' figures have applied the whole log, and say so.
+    let head: i64 = client
+        .query_one("SELECT max(position) FROM events", &[])
+        .await
+        .expect("the head")
+        .get(0);
+    for report in [&first, &second] {
+        assert_eq!((report.as_of.position, report.as_of.behind), (head, 0));
+        assert!(report.as_of.recorded_at.is_some());
+    }
     // Version 1 is still there, unchanged.
     let again = outcome_report(&client, &all_organisations(1))
         .await

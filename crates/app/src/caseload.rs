@@ -7,12 +7,13 @@ use std::sync::{Arc, OnceLock};
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::CaseStatus;
 use projector::rules::CaseloadRules;
-use projector::{CaseloadFilter, CaseloadProjection, CaseloadRow};
+use projector::{CaseloadFilter, CaseloadProjection, CaseloadRow, LIVE_CASELOAD};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::access::Principal;
 use crate::error::{AppError, Page};
+use crate::freshness::{AsOf, as_of, snapshot};
 use crate::policy::{self, CaseloadScope};
 use crate::{CaseService, Denied};
 
@@ -64,6 +65,8 @@ pub struct CaseloadPage {
     pub items: Vec<CaseloadItem>,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<Uuid>,
+    /// What the caseload read model had applied when this page was read.
+    pub as_of: AsOf,
 }
 
 /// One link worker's load against their capacity.
@@ -161,12 +164,23 @@ fn caseload_rules() -> Result<Arc<CaseloadRules>, AppError> {
 }
 
 impl CaseService {
-    async fn caseload_page(&self, mut filter: CaseloadFilter) -> Result<CaseloadPage, AppError> {
+    /// A page of the caseload read model once it has applied the event at `after`, and what
+    /// it is as of, read in one snapshot.
+    async fn caseload_page(
+        &self,
+        mut filter: CaseloadFilter,
+        after: Option<i64>,
+    ) -> Result<CaseloadPage, AppError> {
+        self.freshness().wait(&[LIVE_CASELOAD], after).await?;
         let limit = filter.limit;
         filter.limit = limit + 1;
-        let mut rows = {
-            let client = self.store().pool().get().await?;
-            CaseloadProjection::page(&client, &filter).await?
+        let (mut rows, as_of) = {
+            let mut client = self.store().pool().get().await?;
+            let snapshot = snapshot(&mut client).await?;
+            let rows = CaseloadProjection::page(&*snapshot, &filter).await?;
+            let as_of = as_of(&*snapshot, &[LIVE_CASELOAD]).await?;
+            snapshot.commit().await?;
+            (rows, as_of)
         };
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
@@ -183,21 +197,24 @@ impl CaseService {
                 .map(|r| item(r, now, &rules))
                 .collect::<Result<_, _>>()?,
             next_cursor,
+            as_of,
         })
     }
 
     /// The caller's caseload: a link worker's own cases, or a team lead's team (optionally one
-    /// link worker of it), a page of `limit` after `cursor`. Served from the caseload read model.
+    /// link worker of it), a page of `limit` after `cursor`. Served from the caseload read model
+    /// once it has applied the event at log position `after` (see [`crate::freshness`]).
     ///
     /// # Errors
-    /// [`AppError::Denied`] by [`policy::may_read_caseload`]; then a `limit` out of bounds;
-    /// store failures.
+    /// [`AppError::Denied`] by [`policy::may_read_caseload`]; then a `limit` out of bounds or an
+    /// `after` that names no event; [`AppError::NotCaughtUp`]; store failures.
     pub async fn caseload(
         &self,
         principal: &Principal,
         link_worker_id: Option<Uuid>,
         cursor: Option<Uuid>,
         limit: Option<i64>,
+        after: Option<i64>,
     ) -> Result<CaseloadPage, AppError> {
         let scope = policy::may_read_caseload(principal, link_worker_id)?;
         let page = Page::new(cursor, limit)?;
@@ -205,13 +222,16 @@ impl CaseService {
             CaseloadScope::Own(worker) => (Some(worker), None),
             CaseloadScope::Team { team, link_worker } => (link_worker, Some(team)),
         };
-        self.caseload_page(CaseloadFilter {
-            organisation_id: principal.organisation_id,
-            link_worker_id,
-            team_id,
-            after: page.cursor,
-            limit: page.limit,
-        })
+        self.caseload_page(
+            CaseloadFilter {
+                organisation_id: principal.organisation_id,
+                link_worker_id,
+                team_id,
+                after: page.cursor,
+                limit: page.limit,
+            },
+            after,
+        )
         .await
     }
 
@@ -242,31 +262,37 @@ impl CaseService {
         }
     }
 
-    /// A team's caseload, for its team lead.
+    /// A team's caseload, for its team lead, once the caseload has applied the event at
+    /// `after`.
     ///
     /// # Errors
-    /// [`AppError::Denied`] by [`policy::may_read_team`]; store failures.
+    /// [`AppError::Denied`] by [`policy::may_read_team`]; as [`CaseService::caseload`].
     pub async fn team_caseload(
         &self,
         principal: &Principal,
         team_id: Uuid,
         cursor: Option<Uuid>,
         limit: Option<i64>,
+        after: Option<i64>,
     ) -> Result<CaseloadPage, AppError> {
         self.own_team(principal, team_id, "caseload").await?;
         let page = Page::new(cursor, limit)?;
-        self.caseload_page(CaseloadFilter {
-            organisation_id: principal.organisation_id,
-            link_worker_id: None,
-            team_id: Some(team_id),
-            after: page.cursor,
-            limit: page.limit,
-        })
+        self.caseload_page(
+            CaseloadFilter {
+                organisation_id: principal.organisation_id,
+                link_worker_id: None,
+                team_id: Some(team_id),
+                after: page.cursor,
+                limit: page.limit,
+            },
+            after,
+        )
         .await
     }
 
     /// A team's link workers: their open cases and the people they supported this year (the
-    /// 365 days to now by the clock), against capacity. For the team's lead.
+    /// 365 days to now by the clock), against capacity. For the team's lead, once the caseload
+    /// has applied the event at `after`.
     ///
     /// # Errors
     /// As [`CaseService::team_caseload`].
@@ -274,8 +300,10 @@ impl CaseService {
         &self,
         principal: &Principal,
         team_id: Uuid,
+        after: Option<i64>,
     ) -> Result<Vec<WorkerLoad>, AppError> {
         self.own_team(principal, team_id, "workload").await?;
+        self.freshness().wait(&[LIVE_CASELOAD], after).await?;
         let rules = caseload_rules()?;
         let year_ago = self.clock().now() - chrono::Duration::days(365);
         let client = self.store().pool().get().await?;

@@ -19,6 +19,8 @@ pub struct CaseService {
     store: EventStore,
     clock: Clock,
     recording: RecordingRules,
+    /// How its reads of read models (the caseloads) wait for `after`.
+    freshness: crate::Freshness,
 }
 
 /// How to carry out one command.
@@ -199,10 +201,22 @@ impl CaseService {
     /// A service appending to `store`, reading the time from `clock`.
     pub fn with_clock(store: EventStore, clock: Clock) -> Self {
         CaseService {
+            freshness: crate::Freshness::new(store.clone(), crate::ReadWait::default()),
             store,
             clock,
             recording: RecordingRules::current(),
         }
+    }
+
+    /// The same service, its reads of read models waiting for `after` as `wait` says.
+    pub fn with_read_wait(mut self, wait: crate::ReadWait) -> Self {
+        self.freshness = crate::Freshness::new(self.store.clone(), wait);
+        self
+    }
+
+    /// How reads of read models wait for the caller's own writes.
+    pub fn freshness(&self) -> &crate::Freshness {
+        &self.freshness
     }
 
     /// The clock every rule of this service reads.

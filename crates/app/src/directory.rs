@@ -21,6 +21,8 @@ use uuid::Uuid;
 pub struct DirectoryService {
     store: EventStore,
     clock: crate::Clock,
+    /// How its reads of the directory read model wait for `after`.
+    freshness: crate::Freshness,
 }
 
 /// Why a directory command was not carried out.
@@ -136,7 +138,17 @@ impl DirectoryService {
 
     /// A directory over `store` whose commands happen at `clock`'s now.
     pub fn with_clock(store: EventStore, clock: crate::Clock) -> Self {
-        DirectoryService { store, clock }
+        DirectoryService {
+            freshness: crate::Freshness::new(store.clone(), crate::ReadWait::default()),
+            store,
+            clock,
+        }
+    }
+
+    /// The same directory, its searches waiting for `after` as `wait` says.
+    pub fn with_read_wait(mut self, wait: crate::ReadWait) -> Self {
+        self.freshness = crate::Freshness::new(self.store.clone(), wait);
+        self
     }
 
     fn staff_metadata(&self, principal: &Principal, correlation_id: Uuid) -> Metadata {
@@ -770,6 +782,8 @@ pub struct SearchRequest {
     pub available: Option<bool>,
     pub cursor: Option<i64>,
     pub limit: Option<i64>,
+    /// Answer only once the directory read model has applied the event at this log position.
+    pub after: Option<i64>,
 }
 
 /// A page of search results, best first.
@@ -817,10 +831,11 @@ fn bad(field: &'static str, message: &str) -> crate::AppError {
 impl DirectoryService {
     /// Searches the directory for a member of staff (every role may): words (at most 200
     /// characters), need, area (at most 100), availability, and a page of 1 to 100 (20 by
-    /// default) after a cursor.
+    /// default) after a cursor; once the directory read model has applied the event at `after`.
     ///
     /// # Errors
-    /// [`crate::AppError::BadInput`] naming a parameter out of bounds; a store failure.
+    /// [`crate::AppError::BadInput`] naming a parameter out of bounds or an `after` that names
+    /// no event; [`crate::AppError::NotCaughtUp`]; a store failure.
     pub async fn search_page(
         &self,
         _principal: &Principal,
@@ -844,6 +859,9 @@ impl DirectoryService {
             offset,
             limit,
         };
+        self.freshness
+            .wait(&[projector::DIRECTORY], request.after)
+            .await?;
         let client = self.store.pool().get().await?;
         let mut items = search(&**client, &query).await?;
         let next_cursor = if items.len() as i64 > limit {
@@ -855,15 +873,19 @@ impl DirectoryService {
         Ok(SearchPage { items, next_cursor })
     }
 
-    /// One directory service as link workers see it (withdrawn ones too, marked).
+    /// One directory service as link workers see it (withdrawn ones too, marked), once the
+    /// directory read model has applied the event at `after`.
     ///
     /// # Errors
-    /// [`crate::AppError::NotFound`] for no such service; a store failure.
+    /// [`crate::AppError::NotFound`] for no such service; as
+    /// [`DirectoryService::search_page`] for `after`.
     pub async fn entry(
         &self,
         _principal: &Principal,
         id: Uuid,
+        after: Option<i64>,
     ) -> Result<DirectoryEntry, crate::AppError> {
+        self.freshness.wait(&[projector::DIRECTORY], after).await?;
         let client = self.store.pool().get().await?;
         entry_by_id(&**client, id)
             .await?

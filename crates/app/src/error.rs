@@ -20,6 +20,19 @@ pub enum AppError {
         field: &'static str,
         message: String,
     },
+    /// The read models an answer comes from did not apply the event at log position `after`
+    /// within the wait allowed (HTTP 503: try again later).
+    #[error(
+        "the read model has not caught up with log position {after} after waiting {} ms; try again",
+        waited.as_millis()
+    )]
+    NotCaughtUp {
+        after: i64,
+        /// The read models still behind it (versioned names).
+        projections: Vec<String>,
+        /// How long the read waited.
+        waited: std::time::Duration,
+    },
     /// A command was refused or failed.
     #[error(transparent)]
     Command(#[from] CommandError),

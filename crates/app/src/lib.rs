@@ -5,7 +5,8 @@
 //! its dates against the [`Clock`], `decide`, check the directory, append under the stream's
 //! version, idempotent by key); [`access`] knows staff, roles and tokens; [`policy`] decides
 //! who may do what to which record; [`journey`], [`reports`], [`directory`] and [`privacy`] are
-//! the reads and the rest of the commands.
+//! the reads and the rest of the commands; [`freshness`] lets a read wait until its read models
+//! have applied the caller's own writes.
 //!
 //! Nothing here knows HTTP; nothing below this crate knows roles.
 
@@ -16,6 +17,7 @@ mod cases;
 pub mod clock;
 pub mod directory;
 mod error;
+pub mod freshness;
 mod journey;
 pub mod policy;
 pub mod privacy;
@@ -28,6 +30,7 @@ pub use cases::{
 };
 pub use clock::Clock;
 pub use error::{AppError, DEFAULT_LIMIT, MAX_LIMIT, Page};
+pub use freshness::{AsOf, Freshness, ReadWait};
 pub use journey::{Journey, JourneyEntry, JourneyView};
 
 /// Who the command line and the developer tools act as in the log: the operator at the

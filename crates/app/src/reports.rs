@@ -12,6 +12,8 @@ use uuid::Uuid;
 
 use projector::rules::{DisclosureRules, FactDate, PrivacyRules, Rules};
 
+use crate::freshness::{AsOf, Freshness, ReadWait, as_of, snapshot};
+
 /// What to count.
 #[derive(Clone, Debug, Default)]
 pub struct ReportFilter {
@@ -175,6 +177,9 @@ pub struct OutcomeReport {
     pub measures: Vec<MeasureFigures>,
     /// The small-number suppression applied.
     pub suppression: Suppression,
+    /// What the figures are as of: the last event of the log the rule version's figures have
+    /// applied, when it was recorded, and how many events they have still to apply.
+    pub as_of: AsOf,
 }
 
 fn percent(part: i64, whole: i64) -> f64 {
@@ -387,6 +392,7 @@ pub async fn outcome_report(
             }
         })
         .collect();
+    let as_of = as_of(client, &[&projector::outcomes_name(filter.rules_version)]).await?;
     Ok(OutcomeReport {
         rules_version: filter.rules_version,
         from: filter.from,
@@ -398,6 +404,7 @@ pub async fn outcome_report(
         episodes,
         measures,
         suppression: Suppression::default(),
+        as_of,
     })
 }
 
@@ -456,6 +463,8 @@ pub struct GapReport {
     pub capacity: Vec<CapacityCount>,
     /// The small-number suppression applied to gaps and connections.
     pub suppression: Suppression,
+    /// What the report is as of (of the figures and the directory, the one further behind).
+    pub as_of: AsOf,
 }
 
 /// The service-gap report (source and reason filters do not apply to gaps).
@@ -544,6 +553,8 @@ pub async fn gap_report(
             mean_waiting_weeks: row.get::<_, Option<f64>>(6).map(round2),
         })
         .collect();
+    let figures = projector::outcomes_name(filter.rules_version);
+    let as_of = as_of(client, &[&figures, projector::DIRECTORY]).await?;
     Ok(GapReport {
         rules_version: filter.rules_version,
         from: filter.from,
@@ -552,6 +563,7 @@ pub async fn gap_report(
         connections,
         capacity,
         suppression: Suppression::default(),
+        as_of,
     })
 }
 
@@ -570,6 +582,8 @@ pub struct Comparison {
     pub a: OutcomeReport,
     pub b: OutcomeReport,
     pub differences: Vec<Difference>,
+    /// Of `a` and `b`, the one further behind the log.
+    pub as_of: AsOf,
 }
 
 /// Every number of a report by a readable path (lists of named things keyed by their name).
@@ -582,7 +596,7 @@ fn figures(value: &Value, path: &str, out: &mut BTreeMap<String, f64>) {
         }
         Value::Object(fields) => {
             for (key, v) in fields {
-                if key == "rules_version" {
+                if key == "rules_version" || key == "as_of" {
                     continue;
                 }
                 let child = if path.is_empty() {
@@ -632,7 +646,13 @@ pub fn compare(a: OutcomeReport, b: OutcomeReport) -> Comparison {
             })
         })
         .collect();
-    Comparison { a, b, differences }
+    let as_of = a.as_of.older(b.as_of);
+    Comparison {
+        a,
+        b,
+        differences,
+        as_of,
+    }
 }
 
 /// Applies small-number suppression to counts of people.
@@ -785,6 +805,8 @@ pub struct ReportQuery {
     pub team_id: Option<Uuid>,
     pub source: Option<domain::ReferralSource>,
     pub reason: Option<domain::NeedDomain>,
+    /// Answer only once the figures have applied the event at this log position.
+    pub after: Option<i64>,
 }
 
 /// Published reports: the caller's organisation only, suppressed under the personal data rules.
@@ -792,15 +814,24 @@ pub struct ReportQuery {
 pub struct Reporting {
     pool: db::Pool,
     privacy: std::sync::Arc<PrivacyRules>,
+    freshness: Freshness,
 }
 
 impl Reporting {
-    /// Reports over `pool`, suppressed under the latest personal data rules.
-    pub fn new(pool: db::Pool) -> Reporting {
+    /// Reports over `store`'s read models, suppressed under the latest personal data rules.
+    pub fn new(store: eventstore::EventStore) -> Reporting {
         Reporting {
-            pool,
+            pool: store.pool().clone(),
             privacy: std::sync::Arc::new(PrivacyRules::current()),
+            freshness: Freshness::new(store, ReadWait::default()),
         }
+    }
+
+    /// The same reports, waiting for `after` as `wait` says.
+    pub fn with_read_wait(mut self, wait: ReadWait) -> Reporting {
+        let store = self.freshness.store().clone();
+        self.freshness = Freshness::new(store, wait);
+        self
     }
 
     /// The filter for `query` under rule version `rules` (the live one when `None`), asked
@@ -855,7 +886,8 @@ impl Reporting {
     ///
     /// # Errors
     /// [`crate::AppError::Denied`] by [`crate::policy::may_read_reports`]; a period that ends
-    /// before it starts (`to`) or a rule version with no figures (`rules`); store failures.
+    /// before it starts (`to`), a rule version with no figures (`rules`) or an `after` that
+    /// names no event; [`crate::AppError::NotCaughtUp`]; store failures.
     pub async fn outcomes(
         &self,
         principal: &crate::access::Principal,
@@ -863,8 +895,12 @@ impl Reporting {
         rules: Option<i32>,
     ) -> Result<OutcomeReport, crate::AppError> {
         let filter = self.filter(principal, query, rules, "rules").await?;
-        let client = self.pool.get().await?;
-        let mut report = outcome_report(&**client, &filter).await?;
+        let figures = projector::outcomes_name(filter.rules_version);
+        self.freshness.wait(&[&figures], query.after).await?;
+        let mut client = self.pool.get().await?;
+        let snapshot = snapshot(&mut client).await?;
+        let mut report = outcome_report(&*snapshot, &filter).await?;
+        snapshot.commit().await?;
         suppress_outcomes(&mut report, &self.privacy);
         Ok(report)
     }
@@ -880,8 +916,13 @@ impl Reporting {
         rules: Option<i32>,
     ) -> Result<GapReport, crate::AppError> {
         let filter = self.filter(principal, query, rules, "rules").await?;
-        let client = self.pool.get().await?;
-        let mut report = gap_report(&**client, &filter).await?;
+        let figures = projector::outcomes_name(filter.rules_version);
+        let read_models = [figures.as_str(), projector::DIRECTORY];
+        self.freshness.wait(&read_models, query.after).await?;
+        let mut client = self.pool.get().await?;
+        let snapshot = snapshot(&mut client).await?;
+        let mut report = gap_report(&*snapshot, &filter).await?;
+        snapshot.commit().await?;
         suppress_gaps(&mut report, &self.privacy);
         Ok(report)
     }
@@ -900,9 +941,14 @@ impl Reporting {
     ) -> Result<Comparison, crate::AppError> {
         let a = self.filter(principal, query, Some(a), "a").await?;
         let b = self.filter(principal, query, Some(b), "b").await?;
-        let client = self.pool.get().await?;
-        let mut a = outcome_report(&**client, &a).await?;
-        let mut b = outcome_report(&**client, &b).await?;
+        let figures = [a.rules_version, b.rules_version].map(projector::outcomes_name);
+        let read_models = [figures[0].as_str(), figures[1].as_str()];
+        self.freshness.wait(&read_models, query.after).await?;
+        let mut client = self.pool.get().await?;
+        let snapshot = snapshot(&mut client).await?;
+        let mut a = outcome_report(&*snapshot, &a).await?;
+        let mut b = outcome_report(&*snapshot, &b).await?;
+        snapshot.commit().await?;
         suppress_outcomes(&mut a, &self.privacy);
         suppress_outcomes(&mut b, &self.privacy);
         Ok(compare(a, b))

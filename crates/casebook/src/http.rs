@@ -13,20 +13,15 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds `listen` (port 0 picks a free port) and builds the server over `store`, its rules
-    /// reading the time from `clock`.
+    /// Binds `listen` (port 0 picks a free port) and builds the server over `state` (the
+    /// store, the clock its rules read, how long reads wait for `?after=`).
     ///
     /// # Errors
     /// When the address cannot be bound.
-    pub fn build(
-        listen: &str,
-        store: eventstore::EventStore,
-        clock: app::Clock,
-    ) -> anyhow::Result<Application> {
+    pub fn build(listen: &str, state: api::http::AppState) -> anyhow::Result<Application> {
         let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
         let address = listener.local_addr()?;
         api::http::install_metrics();
-        let state = api::http::AppState::with_clock(store, clock);
         let server = HttpServer::new(move || api::http::app(state.clone()))
             .disable_signals()
             .listen(listener)?

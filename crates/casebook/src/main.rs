@@ -29,7 +29,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             demo,
             demo_clients,
-        } => serve(&cli.database, &listen, demo.then_some(demo_clients), &clock).await,
+            read_wait_ms,
+        } => {
+            let read_wait = app::ReadWait::at_most(std::time::Duration::from_millis(read_wait_ms));
+            serve(
+                &cli.database,
+                &listen,
+                demo.then_some(demo_clients),
+                &clock,
+                read_wait,
+            )
+            .await
+        }
         Command::Demo {
             clients,
             seed,
@@ -176,6 +187,7 @@ async fn serve(
     listen: &str,
     demo_clients: Option<usize>,
     clock: &app::Clock,
+    read_wait: app::ReadWait,
 ) -> anyhow::Result<ExitCode> {
     let database = Database::open(settings).await?;
     let mut demo_access = None;
@@ -237,7 +249,8 @@ async fn serve(
     };
     let (stop_projections, projections_stopped) = tokio::sync::watch::channel(false);
     let runners = projector::spawn_all(&store, &projections_stopped).await?;
-    let app = Application::build(listen, store, clock.clone())?;
+    let state = api::http::AppState::with_clock(store, clock.clone()).with_read_wait(read_wait);
+    let app = Application::build(listen, state)?;
     let handle = app.handle();
     tracing::info!(address = %app.address(), "casebook is listening");
     let server = tokio::spawn(app.run_until_stopped());

@@ -95,6 +95,10 @@ pub enum Command {
         /// People in the demo population `--demo` makes.
         #[arg(long, default_value_t = 2000)]
         demo_clients: usize,
+        /// The longest a read with `?after=` waits for its read model to apply that event, in
+        /// milliseconds, before it answers 503 with Retry-After.
+        #[arg(long, env = "CASEBOOK_READ_WAIT_MS", default_value_t = 5000)]
+        read_wait_ms: u64,
     },
     /// Make a believable service for the demo organisation through the real command path:
     /// link workers, the sample directory, and people's journeys over the past year. The same

@@ -129,7 +129,7 @@ async fn measure(
         let sizes = &caseload_sizes;
         async move {
             let rows = CaseloadProjection::page(
-                client,
+                &***client,
                 &CaseloadFilter {
                     organisation_id: ORGANISATION,
                     link_worker_id: Some(worker(i)),

@@ -116,6 +116,30 @@ impl EventStore {
         rows.iter().map(|row| self.decode(row, None)).collect()
     }
 
+    /// Where the event at log `position` sits in the global read order, or `None` when no
+    /// committed event has that position (beyond the head, or a position a rolled-back append
+    /// burned).
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn global_position(
+        &self,
+        position: i64,
+    ) -> Result<Option<GlobalPosition>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT log_generation, transaction_id::text::bigint FROM events WHERE position = $1",
+                &[&position],
+            )
+            .await?;
+        Ok(row.map(|row| GlobalPosition {
+            generation: row.get(0),
+            transaction_id: row.get(1),
+            position,
+        }))
+    }
+
     /// Whether any committed event lies after `after`, readable yet or not (an event whose
     /// transaction committed while an older one is still open is committed but not yet readable).
     ///

@@ -143,6 +143,82 @@ pub async fn read_checkpoint(
     }))
 }
 
+/// Where each of `projections` has read to, in the order given (the start of the log for one
+/// that never ran).
+///
+/// # Errors
+/// A database failure.
+pub async fn read_checkpoints(
+    client: &impl GenericClient,
+    projections: &[&str],
+) -> Result<Vec<GlobalPosition>, ProjectionError> {
+    let rows = client
+        .query(
+            "SELECT coalesce(c.log_generation, 0), coalesce(c.transaction_id, 0), coalesce(c.position, 0) \
+             FROM unnest($1::text[]) WITH ORDINALITY AS n (projection, i) \
+             LEFT JOIN projection_checkpoints c USING (projection) ORDER BY n.i",
+            &[&projections],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| GlobalPosition {
+            generation: row.get(0),
+            transaction_id: row.get(1),
+            position: row.get(2),
+        })
+        .collect())
+}
+
+/// What a read over some read models is as of: the least advanced one's checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadModelsAsOf {
+    /// The checkpoint of the read model furthest behind (the start of the log if one never ran).
+    pub checkpoint: GlobalPosition,
+    /// When its last applied event was recorded (none at the start of the log).
+    pub recorded_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Committed events in the log after that checkpoint (including any not yet readable).
+    pub behind: i64,
+}
+
+/// What a read of `projections` (at least one) in `client`'s snapshot is as of. Read it in the
+/// same transaction as the read models' rows (repeatable read) and it is exact: a batch's rows
+/// and its checkpoint commit together. The count walks the global order index from the
+/// checkpoint only, so it costs what the read models are behind, not the log's length.
+///
+/// # Errors
+/// A database failure (only: it is called from report queries that fail with nothing else).
+pub async fn as_of(
+    client: &impl GenericClient,
+    projections: &[&str],
+) -> Result<ReadModelsAsOf, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "WITH least AS ( \
+                SELECT coalesce(c.log_generation, 0) AS g, coalesce(c.transaction_id, 0) AS t, \
+                coalesce(c.position, 0) AS p \
+                FROM unnest($1::text[]) AS n (projection) \
+                LEFT JOIN projection_checkpoints c USING (projection) \
+                ORDER BY 1, 2, 3 LIMIT 1) \
+             SELECT least.g, least.t, least.p, \
+                (SELECT recorded_at FROM events WHERE position = least.p), \
+                (SELECT count(*) FROM events \
+                 WHERE (log_generation, transaction_id, position) > (least.g, least.t::text::xid8, least.p)) \
+             FROM least",
+            &[&projections],
+        )
+        .await?;
+    Ok(ReadModelsAsOf {
+        checkpoint: GlobalPosition {
+            generation: row.get(0),
+            transaction_id: row.get(1),
+            position: row.get(2),
+        },
+        recorded_at: row.get(3),
+        behind: row.get(4),
+    })
+}
+
 /// Moves the checkpoint from exactly `from` to `to`, counting `applied` more events. False
 /// when it was not at `from` (another writer moved it: the batch must not commit).
 ///

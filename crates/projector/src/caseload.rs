@@ -216,7 +216,7 @@ impl CaseloadProjection {
     /// # Errors
     /// A database failure.
     pub async fn page(
-        client: &tokio_postgres::Client,
+        client: &impl tokio_postgres::GenericClient,
         filter: &CaseloadFilter,
     ) -> Result<Vec<CaseloadRow>, ProjectionError> {
         let rows = client

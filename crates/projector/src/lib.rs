@@ -18,8 +18,8 @@ mod runner;
 
 pub use bookkeeping::{live_version, start_version, switch_live, versions};
 pub use caseload::{
-    CaseloadFilter, CaseloadProjection, CaseloadRow, SHADOW_CASELOAD, ShadowCaseload,
-    apply_case_event, switch_rebuilt_caseload,
+    CaseloadFilter, CaseloadProjection, CaseloadRow, LIVE_CASELOAD, SHADOW_CASELOAD,
+    ShadowCaseload, apply_case_event, switch_rebuilt_caseload,
 };
 pub use directory::{DIRECTORY, DirectoryProjection};
 pub use outcomes::{

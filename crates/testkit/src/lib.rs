@@ -234,10 +234,29 @@ pub fn init_tracing() {
     });
 }
 
-/// Shared insta settings: snapshots next to the test, no expression noise.
+/// Shared insta settings: snapshots next to the test, no expression noise, and the values the
+/// server makes redacted after their shape is checked: what a report is `as_of` (a log position
+/// and the time its event was recorded).
 pub fn insta_settings() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.set_omit_expression(true);
     settings.set_prepend_module_to_snapshot(false);
+    settings.add_dynamic_redaction(".**.as_of.position", |value, path| {
+        assert!(
+            value.as_i64().is_some_and(|p| p >= 0),
+            "{path} is a log position: {value:?}"
+        );
+        "[position]"
+    });
+    settings.add_dynamic_redaction(".**.as_of.recorded_at", |value, path| {
+        assert!(
+            value.is_nil()
+                || value
+                    .as_str()
+                    .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()),
+            "{path} is a time or null: {value:?}"
+        );
+        "[recorded_at]"
+    });
     settings
 }

@@ -2,6 +2,7 @@
 //! response checked against the OpenAPI document (its status must be documented for the
 //! operation, and its body must match the documented schema).
 
+mod after;
 mod cohort;
 mod dating;
 pub mod journey;
@@ -127,13 +128,37 @@ async fn person(
     }
 }
 
+/// Projectors running in the background, as `casebook serve` runs them; stopped when dropped.
+pub struct BackgroundProjectors {
+    stop: tokio::sync::watch::Sender<bool>,
+    _listener: eventstore::Listener,
+}
+
+impl Drop for BackgroundProjectors {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
 impl TestServer {
+    /// A server whose reads wait for `?after=` as long as the service's default allows.
     pub async fn start() -> TestServer {
-        TestServer::start_with_clock(app::Clock::system()).await
+        TestServer::start_with(app::Clock::system(), app::ReadWait::default().max_wait).await
     }
 
     /// A server whose rules read the time from `clock` (a fixed one a test moves on).
     pub async fn start_with_clock(clock: app::Clock) -> TestServer {
+        TestServer::start_with(clock, app::ReadWait::default().max_wait).await
+    }
+
+    /// A server whose reads wait for `?after=` at most `max_wait`.
+    pub async fn start_waiting(max_wait: std::time::Duration) -> TestServer {
+        TestServer::start_with(app::Clock::system(), max_wait).await
+    }
+
+    /// A server whose rules read the time from `clock` and whose reads wait for `?after=` at
+    /// most `max_wait`.
+    pub async fn start_with(clock: app::Clock, max_wait: std::time::Duration) -> TestServer {
         testkit::init_tracing();
         let db = TestDb::new().await;
         let store = crate::support::protected(EventStore::new(db.app_pool(8), Upcasters::new()));
@@ -186,8 +211,9 @@ impl TestServer {
             foreign_admin: person(&admin, foreign, None, Role::Administrator, "Fred Admin").await,
         };
         let services = crate::support::list_sample_services(&store, 3).await;
-        let app =
-            casebook::Application::build("127.0.0.1:0", store.clone(), clock).expect("binding");
+        let state = api::http::AppState::with_clock(store.clone(), clock)
+            .with_read_wait(app::ReadWait::at_most(max_wait));
+        let app = casebook::Application::build("127.0.0.1:0", state).expect("binding");
         let base = format!("http://{}", app.address());
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
@@ -305,6 +331,27 @@ impl TestServer {
                 projector::RunnerSettings::default(),
             );
             runner.catch_up().await.expect("catching up");
+        }
+    }
+
+    /// Starts every projection's runner in the background, as `casebook serve` does (woken by
+    /// appends through a listener), after giving up the leases [`TestServer::catch_up`] holds.
+    pub async fn run_projectors(&self) -> BackgroundProjectors {
+        let client = self.db.app_client().await;
+        for projection in projector::all(&self.store).await.expect("the projections") {
+            projector::bookkeeping::release_lease(&client, projection.name(), self.holder)
+                .await
+                .expect("giving up a lease");
+        }
+        let listener = eventstore::Listener::start(self.db.app_config());
+        let store = self.store.clone().with_listener(&listener);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        projector::spawn_all(&store, &stopped)
+            .await
+            .expect("starting the projectors");
+        BackgroundProjectors {
+            stop,
+            _listener: listener,
         }
     }
 

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::commands::AcceptedEvent;
 use super::extract::{Body, Caller, Params, request_id};
-use super::problem::{AdminErrors, ApiError, CommandErrors, PublicErrors, ReadErrors};
+use super::problem::{AdminErrors, ApiError, CommandErrors, PublicErrors, WaitingReadErrors};
 use app::directory::{
     DirectoryCommandError, DirectoryEntry, ImportReport, OrukPage, OrukRequest, SearchPage,
     SearchRequest,
@@ -159,6 +159,23 @@ struct SearchParams {
     /// Rows per page (1 to 100, default 20).
     #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// Answer only once the directory read model has applied the event at this log position
+    /// (the `position` of an event a directory command wrote). Waits a few seconds at
+    /// most, then 503 with `Retry-After`.
+    #[param(minimum = 1)]
+    after: Option<i64>,
+}
+
+/// A read of the directory after a write.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct EntryParams {
+    /// Answer only once the directory read model has applied the event at this log position
+    /// (the `position` of an event a directory command wrote). Waits a few seconds at
+    /// most, then 503 with `Retry-After`.
+    #[param(minimum = 1)]
+    after: Option<i64>,
 }
 
 /// Search the directory: by words, need, area and availability. Withdrawn services never
@@ -167,7 +184,7 @@ struct SearchParams {
     tag = "directory",
     security(("bearer" = [])),
     params(SearchParams),
-    responses((status = 200, body = SearchPage), ReadErrors)
+    responses((status = 200, body = SearchPage), WaitingReadErrors)
 )]
 #[get("/directory/services")]
 async fn search(
@@ -183,6 +200,7 @@ async fn search(
         available: params.available,
         cursor: params.cursor,
         limit: params.limit,
+        after: params.after,
     };
     Ok(web::Json(
         state
@@ -197,17 +215,22 @@ async fn search(
 #[utoipa::path(
     tag = "directory",
     security(("bearer" = [])),
-    params(("service_id" = Uuid, Path, description = "The service")),
-    responses((status = 200, body = DirectoryEntry), ReadErrors)
+    params(("service_id" = Uuid, Path, description = "The service"), EntryParams),
+    responses((status = 200, body = DirectoryEntry), WaitingReadErrors)
 )]
 #[get("/directory/services/{service_id}")]
 async fn entry(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<Uuid>,
+    params: Params<EntryParams>,
 ) -> Result<web::Json<DirectoryEntry>, ApiError> {
     Ok(web::Json(
-        state.directory.entry(&caller.0, path.into_inner()).await?,
+        state
+            .directory
+            .entry(&caller.0, path.into_inner(), params.0.after)
+            .await
+            .map_err(ApiError::query)?,
     ))
 }
 

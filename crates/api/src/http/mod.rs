@@ -43,6 +43,8 @@ pub struct AppState {
     directory: app::directory::DirectoryService,
     admin: app::admin::Admin,
     reports: app::reports::Reporting,
+    /// Checks `after` on reads straight from the log (always current: nothing to wait for).
+    freshness: app::Freshness,
     routes: Arc<Vec<(ResourceDef, Vec<Method>)>>,
 }
 
@@ -77,11 +79,22 @@ impl AppState {
         AppState {
             cases: CaseService::with_clock(store.clone(), clock.clone()),
             admin: app::admin::Admin::new(store.pool().clone()),
-            reports: app::reports::Reporting::new(store.pool().clone()),
+            reports: app::reports::Reporting::new(store.clone()),
             directory: app::directory::DirectoryService::with_clock(store.clone(), clock.clone()),
+            freshness: app::Freshness::new(store.clone(), app::ReadWait::default()),
             store,
             routes: Arc::new(routes),
         }
+    }
+
+    /// The same state, its reads from read models waiting for `?after=` as `wait` says (at
+    /// most [`app::ReadWait::max_wait`], then 503).
+    pub fn with_read_wait(mut self, wait: app::ReadWait) -> AppState {
+        self.cases = self.cases.with_read_wait(wait);
+        self.reports = self.reports.with_read_wait(wait);
+        self.directory = self.directory.with_read_wait(wait);
+        self.freshness = app::Freshness::new(self.store.clone(), wait);
+        self
     }
 
     pub(crate) fn pool(&self) -> &db::Pool {

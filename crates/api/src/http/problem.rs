@@ -81,6 +81,10 @@ pub enum ApiError {
     MethodNotAllowed { method: String, allow: String },
     #[error("{0}")]
     Unavailable(String),
+    /// The read models an answer comes from have not applied the event asked for (`after`)
+    /// within the wait allowed: 503 with `Retry-After` (whole seconds).
+    #[error("{detail}")]
+    NotCaughtUp { detail: String, retry_after: u64 },
     /// Anything else: logged with the request id, never shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -137,6 +141,9 @@ impl ApiError {
             ApiError::BadRequest { .. } => {
                 ("urn:casebook:problem:invalid-request", self.to_string())
             }
+            ApiError::NotCaughtUp { .. } => {
+                ("urn:casebook:problem:not-caught-up", self.to_string())
+            }
             _ => ("about:blank", self.to_string()),
         };
         let mut problem = Problem {
@@ -176,7 +183,9 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::NotCaughtUp { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -204,6 +213,9 @@ pub fn problem_response(error: &ApiError, request_id: Option<Uuid>) -> HttpRespo
             if let Ok(value) = HeaderValue::from_str(allow) {
                 response.insert_header((header::ALLOW, value));
             }
+        }
+        ApiError::NotCaughtUp { retry_after, .. } => {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
         }
         _ => {}
     }
@@ -283,6 +295,11 @@ impl From<AppError> for ApiError {
             AppError::BadInput { field, message } => ApiError::field(field, message),
             AppError::Command(e) => e.into(),
             AppError::Access(e) => e.into(),
+            AppError::NotCaughtUp { waited, .. } => ApiError::NotCaughtUp {
+                detail: error.to_string(),
+                // Wait as long again, in whole seconds (at least one).
+                retry_after: waited.as_secs_f64().ceil().max(1.0) as u64,
+            },
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -340,6 +357,12 @@ const PROBLEM_RESPONSES: &[(&str, &str, &str)] = &[
         "Unprocessable",
         "A business rule refused it; `rule` is its code and `errors` names the field.",
     ),
+    (
+        "503",
+        "NotCaughtUp",
+        "The read model this answer comes from has not yet applied the event named by `after` \
+         (it waited as long as the service allows); try again after `Retry-After` seconds.",
+    ),
 ];
 
 /// Adds the problem schema and the shared problem responses to the document.
@@ -350,16 +373,27 @@ pub(crate) fn add_components(components: &mut utoipa::openapi::Components) {
     for (name, schema) in schemas {
         components.schemas.insert(name, schema);
     }
-    for (_, name, description) in PROBLEM_RESPONSES {
-        let response = utoipa::openapi::ResponseBuilder::new()
+    for (status, name, description) in PROBLEM_RESPONSES {
+        let mut response = utoipa::openapi::ResponseBuilder::new()
             .description(*description)
             .content(
                 "application/problem+json",
                 utoipa::openapi::ContentBuilder::new()
                     .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
                     .build(),
-            )
-            .build();
+            );
+        if *status == "503" {
+            response = response.header(
+                "Retry-After",
+                utoipa::openapi::header::HeaderBuilder::new()
+                    .schema(Some(utoipa::openapi::Object::with_type(
+                        utoipa::openapi::Type::Integer,
+                    )))
+                    .description(Some("Seconds to wait before asking again."))
+                    .build(),
+            );
+        }
+        let response = response.build();
         components
             .responses
             .insert((*name).to_owned(), response.into());
@@ -408,6 +442,17 @@ impl utoipa::IntoResponses for ReadErrors {
     fn responses()
     -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
         problem_refs(&["400", "401", "403", "404"])
+    }
+}
+
+/// The problems a read from a read model that takes `after` can answer with: a read's, and
+/// 503 (with `Retry-After`) when the read model has not caught up in time.
+pub struct WaitingReadErrors;
+
+impl utoipa::IntoResponses for WaitingReadErrors {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        problem_refs(&["400", "401", "403", "404", "503"])
     }
 }
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::extract::{Caller, Params, request_id};
-use super::problem::{ApiError, ReadErrors};
+use super::problem::{ApiError, ReadErrors, WaitingReadErrors};
 use app::access::StaffMember;
 use app::caseload::{CaseloadPage, WorkerLoad};
 use app::records::{ClientRecord, JourneyPage, ReadContext, RecordReadPage, ReferralStatusView};
@@ -55,6 +55,11 @@ struct CaseloadParams {
     /// Rows per page (1 to 500, default 50).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// Answer only once the caseload has applied the event at this log position (the
+    /// `position` a command answered with), so the answer includes that write and every
+    /// write committed before it. Waits a few seconds at most, then 503 with `Retry-After`.
+    #[param(minimum = 1)]
+    after: Option<i64>,
 }
 
 /// Paging through a team's caseload.
@@ -66,16 +71,42 @@ struct PageParams {
     /// Rows per page (1 to 500, default 50).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// Answer only once the caseload has applied the event at this log position (the
+    /// `position` a command answered with), so the answer includes that write and every
+    /// write committed before it. Waits a few seconds at most, then 503 with `Retry-After`.
+    #[param(minimum = 1)]
+    after: Option<i64>,
+}
+
+/// A read of the caseload read model after a write.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AfterParams {
+    /// Answer only once the caseload has applied the event at this log position (the
+    /// `position` a command answered with), so the answer includes that write and every
+    /// write committed before it. Waits a few seconds at most, then 503 with `Retry-After`.
+    #[param(minimum = 1)]
+    after: Option<i64>,
+}
+
+/// A read from the log after a write.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct LogAfterParams {
+    /// A log position (the `position` a command answered with): checked, never waited
+    /// for, since this read comes from the log itself and is always current.
+    #[param(minimum = 1)]
+    after: Option<i64>,
 }
 
 /// The caller's caseload: a link worker's own cases, or a team lead's team (optionally one
 /// link worker of it). Served from the caseload read model, which follows the log closely but
-/// not instantly.
+/// not instantly: `as_of` says how far it had got, and `after` waits for a write of one's own.
 #[utoipa::path(
     tag = "queries",
     security(("bearer" = [])),
     params(CaseloadParams),
-    responses((status = 200, body = CaseloadPage), ReadErrors)
+    responses((status = 200, body = CaseloadPage), WaitingReadErrors)
 )]
 #[get("/caseload")]
 async fn my_caseload(
@@ -92,18 +123,19 @@ async fn my_caseload(
                 params.link_worker_id,
                 params.cursor,
                 params.limit,
+                params.after,
             )
             .await
             .map_err(ApiError::query)?,
     ))
 }
 
-/// A team's caseload, for its team lead.
+/// A team's caseload, for its team lead (`as_of` and `after` as for the caller's caseload).
 #[utoipa::path(
     tag = "queries",
     security(("bearer" = [])),
     params(("team_id" = Uuid, Path, description = "The team"), PageParams),
-    responses((status = 200, body = CaseloadPage), ReadErrors)
+    responses((status = 200, body = CaseloadPage), WaitingReadErrors)
 )]
 #[get("/teams/{team_id}/caseload")]
 async fn team_caseload(
@@ -120,6 +152,7 @@ async fn team_caseload(
                 path.into_inner(),
                 params.0.cursor,
                 params.0.limit,
+                params.0.after,
             )
             .await
             .map_err(ApiError::query)?,
@@ -127,24 +160,26 @@ async fn team_caseload(
 }
 
 /// A team's link workers: their open cases and the people they supported this year, against
-/// capacity. For the team's lead.
+/// capacity. For the team's lead. From the caseload read model (`after` as for a caseload).
 #[utoipa::path(
     tag = "queries",
     security(("bearer" = [])),
-    params(("team_id" = Uuid, Path, description = "The team")),
-    responses((status = 200, body = Vec<WorkerLoad>), ReadErrors)
+    params(("team_id" = Uuid, Path, description = "The team"), AfterParams),
+    responses((status = 200, body = Vec<WorkerLoad>), WaitingReadErrors)
 )]
 #[get("/teams/{team_id}/workload")]
 async fn team_workload(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<Uuid>,
+    params: Params<AfterParams>,
 ) -> Result<web::Json<Vec<WorkerLoad>>, ApiError> {
     Ok(web::Json(
         state
             .cases
-            .team_workload(&caller.0, path.into_inner())
-            .await?,
+            .team_workload(&caller.0, path.into_inner(), params.0.after)
+            .await
+            .map_err(ApiError::query)?,
     ))
 }
 
@@ -155,6 +190,10 @@ struct ReadParams {
     /// Why it is read (kept in the read audit; at most 500 characters).
     #[param(max_length = 500)]
     purpose: Option<String>,
+    /// A log position (the `position` a command answered with): checked, never waited
+    /// for, since this read comes from the log itself and is always current.
+    #[param(minimum = 1)]
+    after: Option<i64>,
 }
 
 /// A client's record: status, personal details, referrals, consents and counts. Every read is
@@ -176,6 +215,11 @@ async fn client_record(
     params: Params<ReadParams>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    state
+        .freshness
+        .check(params.0.after)
+        .await
+        .map_err(ApiError::query)?;
     let read = ReadContext::new(params.0.purpose, request_id(&req)).map_err(ApiError::query)?;
     let record = state
         .cases
@@ -203,6 +247,10 @@ struct JourneyParams {
     /// Entries per page (1 to 500, default 50).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// A log position (the `position` a command answered with): checked, never waited
+    /// for, since this read comes from the log itself and is always current.
+    #[param(minimum = 1)]
+    after: Option<i64>,
 }
 
 /// A client's whole journey for auditors: every event in order with who did it, in which role,
@@ -225,6 +273,11 @@ async fn client_journey(
     let params = params.0;
     let read = ReadContext::new(params.purpose, request_id(&req)).map_err(ApiError::query)?;
     let page = Page::numbered(params.cursor, params.limit).map_err(ApiError::query)?;
+    state
+        .freshness
+        .check(params.after)
+        .await
+        .map_err(ApiError::query)?;
     let view = JourneyView {
         as_of: params.as_of,
         known_at: params.known_at,
@@ -244,7 +297,8 @@ async fn client_journey(
     security(("bearer" = [])),
     params(
         ("client_id" = Uuid, Path, description = "The client"),
-        ("referral_id" = Uuid, Path, description = "The referral")
+        ("referral_id" = Uuid, Path, description = "The referral"),
+        LogAfterParams
     ),
     responses((status = 200, body = ReferralStatusView), ReadErrors)
 )]
@@ -253,9 +307,15 @@ async fn referral_status(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
+    params: Params<LogAfterParams>,
     req: HttpRequest,
 ) -> Result<web::Json<ReferralStatusView>, ApiError> {
     let (client_id, referral_id) = path.into_inner();
+    state
+        .freshness
+        .check(params.0.after)
+        .await
+        .map_err(ApiError::query)?;
     let read = ReadContext::new(None, request_id(&req)).map_err(ApiError::query)?;
     Ok(web::Json(
         state

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::extract::{Caller, Params};
-use super::problem::{ApiError, ReadErrors};
+use super::problem::{ApiError, WaitingReadErrors};
 use app::reports::{Comparison, GapReport, OutcomeReport, ReportQuery};
 
 pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -36,6 +36,12 @@ struct ReportParams {
     /// The rule version (default: the live one).
     #[param(minimum = 1)]
     rules: Option<i32>,
+    /// Answer only once the figures (and, for service gaps, the directory) have applied the
+    /// event at this log position (the `position` a command answered with), so they
+    /// count that write and every write committed before it. Waits a few seconds at most, then
+    /// 503 with `Retry-After`. Every report says in `as_of` how far its figures had got.
+    #[param(minimum = 1)]
+    after: Option<i64>,
 }
 
 impl ReportParams {
@@ -46,6 +52,7 @@ impl ReportParams {
             team_id: self.team_id,
             source: self.source,
             reason: self.reason,
+            after: self.after,
         }
     }
 }
@@ -57,7 +64,7 @@ impl ReportParams {
     tag = "reports",
     security(("bearer" = [])),
     params(ReportParams),
-    responses((status = 200, body = OutcomeReport), ReadErrors)
+    responses((status = 200, body = OutcomeReport), WaitingReadErrors)
 )]
 #[get("/reports/outcomes")]
 async fn outcome_report(
@@ -79,7 +86,7 @@ async fn outcome_report(
     tag = "reports",
     security(("bearer" = [])),
     params(ReportParams),
-    responses((status = 200, body = GapReport), ReadErrors)
+    responses((status = 200, body = GapReport), WaitingReadErrors)
 )]
 #[get("/reports/service-gaps")]
 async fn gap_report(
@@ -112,7 +119,7 @@ struct CompareParams {
     tag = "reports",
     security(("bearer" = [])),
     params(CompareParams, ReportParams),
-    responses((status = 200, body = Comparison), ReadErrors)
+    responses((status = 200, body = Comparison), WaitingReadErrors)
 )]
 #[get("/reports/outcomes/comparison")]
 async fn compare_outcomes(

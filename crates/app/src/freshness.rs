@@ -1,0 +1,232 @@
+//! Reads that see your own writes: a caller that has just written (and was told the log
+//! position of what it wrote) asks a read model for an answer `after` that position, and gets
+//! one only once every read model the answer comes from has applied that event.
+//!
+//! Projectors read the log in the global order `(log_generation, transaction_id, position)`,
+//! not by position alone: an event with a lower position can commit, and be applied, after one
+//! with a higher position. So "has passed position P" means that the read model's checkpoint is
+//! at or after the event at P in that order. The wait is bounded ([`ReadWait`]); past the bound
+//! the answer is [`AppError::NotCaughtUp`] (HTTP 503 with `Retry-After`), never a silently
+//! stale answer.
+//!
+//! Every answer from a read model also says what it is [`AsOf`]: the last event applied, when
+//! it was recorded, and how many events of the log are still to be applied.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use eventstore::{EventStore, GlobalPosition};
+use serde::Serialize;
+use tokio_postgres::GenericClient;
+
+use crate::AppError;
+
+/// How long a read waits for its read models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadWait {
+    /// The longest a read waits for its read models to pass `after` before it gives up.
+    pub max_wait: Duration,
+    /// The longest pause between two looks at the read models' checkpoints (the first looks
+    /// come sooner).
+    pub poll_interval: Duration,
+}
+
+impl Default for ReadWait {
+    fn default() -> Self {
+        ReadWait {
+            max_wait: Duration::from_secs(5),
+            poll_interval: Duration::from_millis(50),
+        }
+    }
+}
+
+impl ReadWait {
+    /// Waits of at most `max_wait`, looking as often as the default.
+    pub fn at_most(max_wait: Duration) -> ReadWait {
+        ReadWait {
+            max_wait,
+            ..ReadWait::default()
+        }
+    }
+}
+
+/// What an answer from read models is as of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AsOf {
+    /// The log position of the last event the read model applied (of the read models this
+    /// answer comes from, the one furthest behind); 0 when it has applied none.
+    pub position: i64,
+    /// When that event was recorded; null when it has applied none.
+    pub recorded_at: Option<DateTime<Utc>>,
+    /// How many events of the log it has not yet applied.
+    pub behind: i64,
+}
+
+impl AsOf {
+    /// Of two answers read in one snapshot, the one further behind.
+    pub fn older(self, other: AsOf) -> AsOf {
+        if other.behind > self.behind {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// What a read of `projections` (their versioned names, at least one) in `client`'s snapshot
+/// is as of. Inside the repeatable-read transaction that reads the rows, it is exact.
+///
+/// # Errors
+/// A database failure.
+pub async fn as_of(
+    client: &impl GenericClient,
+    projections: &[&str],
+) -> Result<AsOf, tokio_postgres::Error> {
+    let at = projector::bookkeeping::as_of(client, projections).await?;
+    Ok(AsOf {
+        position: at.checkpoint.position,
+        recorded_at: at.recorded_at,
+        behind: at.behind,
+    })
+}
+
+/// A read-only, repeatable-read transaction on `client`: every statement in it sees one
+/// snapshot, so read-model rows and their checkpoints (written together) agree.
+///
+/// # Errors
+/// A database failure.
+pub async fn snapshot(
+    client: &mut db::deadpool_postgres::Client,
+) -> Result<db::deadpool_postgres::Transaction<'_>, tokio_postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+}
+
+/// Waits for read models to pass a log position.
+#[derive(Clone)]
+pub struct Freshness {
+    store: EventStore,
+    wait: ReadWait,
+}
+
+impl Freshness {
+    /// Waits over `store`'s log and read models, as `wait` says.
+    pub fn new(store: EventStore, wait: ReadWait) -> Freshness {
+        Freshness { store, wait }
+    }
+
+    /// How long reads wait.
+    pub fn settings(&self) -> ReadWait {
+        self.wait
+    }
+
+    /// The store whose log and read models it watches.
+    pub fn store(&self) -> &EventStore {
+        &self.store
+    }
+
+    /// Where the event at log position `after` sits in the global order.
+    ///
+    /// # Errors
+    /// [`AppError::BadInput`] naming `after` when it is not a position of an event in the log
+    /// (0 or less, beyond the head, or a position no event took); store failures.
+    pub async fn locate(&self, after: i64) -> Result<GlobalPosition, AppError> {
+        if after < 1 {
+            return Err(AppError::bad_input(
+                "after",
+                "a log position is a whole number from 1: the `position` of an event a command wrote",
+            ));
+        }
+        self.store
+            .global_position(after)
+            .await?
+            .ok_or_else(|| {
+                AppError::bad_input(
+                    "after",
+                    format!(
+                        "no event in the log has position {after}: give the `position` of an event a command wrote"
+                    ),
+                )
+            })
+    }
+
+    /// Checks `after` (when given) names an event in the log, for reads that come straight
+    /// from the log and so are always current: they need not wait.
+    ///
+    /// # Errors
+    /// As [`Freshness::locate`].
+    pub async fn check(&self, after: Option<i64>) -> Result<(), AppError> {
+        if let Some(after) = after {
+            self.locate(after).await?;
+        }
+        Ok(())
+    }
+
+    /// Returns once every one of `projections` (their versioned names, such as `caseload_v1`
+    /// or `outcomes_v2`) has applied the event at log position `after`; at once without
+    /// `after`. Holds no connection while it waits (the projectors may need it).
+    ///
+    /// # Errors
+    /// As [`Freshness::locate`]; [`AppError::NotCaughtUp`] when they have not passed it within
+    /// [`ReadWait::max_wait`]; store failures.
+    pub async fn wait(&self, projections: &[&str], after: Option<i64>) -> Result<(), AppError> {
+        let Some(after) = after else {
+            return Ok(());
+        };
+        let target = self.locate(after).await?;
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.wait.max_wait;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let checkpoints = {
+                let client = self.store.pool().get().await?;
+                projector::bookkeeping::read_checkpoints(&**client, projections).await?
+            };
+            let behind: Vec<String> = projections
+                .iter()
+                .zip(&checkpoints)
+                .filter(|(_, checkpoint)| **checkpoint < target)
+                .map(|(name, _)| (*name).to_owned())
+                .collect();
+            if behind.is_empty() {
+                return Ok(());
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                tracing::info!(
+                    after,
+                    projections = ?behind,
+                    waited_ms = (now - started).as_millis() as u64,
+                    "read models did not pass the position asked for in time"
+                );
+                return Err(AppError::NotCaughtUp {
+                    after,
+                    projections: behind,
+                    waited: self.wait.max_wait,
+                });
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(self.wait.poll_interval.max(Duration::from_millis(1)));
+        }
+    }
+
+    /// Waits as [`Freshness::wait`], then says what `projections` are as of. Read apart from
+    /// their rows, it is a lower bound for a read made after it (checkpoints only move on); a
+    /// read that wants it exact reads [`as_of`] in its own [`snapshot`].
+    ///
+    /// # Errors
+    /// As [`Freshness::wait`].
+    pub async fn read_after(
+        &self,
+        projections: &[&str],
+        after: Option<i64>,
+    ) -> Result<AsOf, AppError> {
+        self.wait(projections, after).await?;
+        let client = self.store.pool().get().await?;
+        Ok(as_of(&**client, projections).await?)
+    }
+}
