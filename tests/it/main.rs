@@ -5,6 +5,7 @@ mod corrections;
 mod demo;
 mod directory;
 mod eventstore;
+mod figures;
 mod freshness;
 mod http;
 mod journey;

@@ -255,6 +255,8 @@ async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_
             "measures.wemwbs.no_change_percent",
             "measures.wemwbs.worse",
             "measures.wemwbs.worse_percent",
+            "people.improved_on_any",
+            "people.improved_on_any_percent",
         ]
     );
     // The live version cannot be dropped; the retired one can, and then it is gone.

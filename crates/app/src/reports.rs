@@ -97,6 +97,8 @@ pub struct Share {
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReferralFigures {
     pub total: Option<i64>,
+    /// Distinct people referred (someone referred twice counts once).
+    pub people: Option<i64>,
     pub accepted: Option<i64>,
     pub declined: Option<i64>,
     pub redirected: Option<i64>,
@@ -118,6 +120,8 @@ pub struct EpisodeFigures {
     pub started: Option<i64>,
     /// Episodes open on any day of the period (accepted by its end, not closed before its start).
     pub active: Option<i64>,
+    /// Distinct people with an episode open on any day of the period.
+    pub people: Option<i64>,
     /// Contacts: under rules that date facts, those on a day of the period; otherwise those of
     /// the episodes started in it.
     pub contacts: Option<i64>,
@@ -137,17 +141,58 @@ pub struct EpisodeFigures {
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MeasureFigures {
     pub measure: String,
-    /// People with a baseline and a follow-up.
+    /// Which way is better: `higher_is_better` or `lower_is_better`.
+    pub direction: String,
+    /// People with a baseline and a follow-up (by the follow-up's day).
     pub paired: Option<i64>,
     pub mean_baseline: Option<f64>,
     pub mean_follow_up: Option<f64>,
+    /// Follow-up minus baseline, as scored.
     pub mean_change: Option<f64>,
+    /// The mean change signed so that positive is better, whichever way the measure runs.
+    pub mean_improvement: Option<f64>,
     pub improved: Option<i64>,
     pub no_change: Option<i64>,
     pub worse: Option<i64>,
     pub improved_percent: Option<f64>,
     pub no_change_percent: Option<f64>,
     pub worse_percent: Option<f64>,
+    /// Baselines taken in the period (by their day), paired or not; null under rules that do
+    /// not keep unpaired baselines (v1, v2).
+    pub baselines: Option<i64>,
+    /// Of those, in episodes that closed with no follow-up: drop-out.
+    pub no_follow_up: Option<i64>,
+    /// Of those, in episodes still open with no follow-up yet.
+    pub awaiting_follow_up: Option<i64>,
+    /// Paired people by the measure's bands (the ONS thresholds, the UCLA groups, each answer
+    /// of the ONS loneliness question), at baseline and at follow-up; empty for a measure with
+    /// no bands.
+    pub bands: Vec<BandFigures>,
+}
+
+/// Paired people in one band of a measure.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct BandFigures {
+    pub code: String,
+    pub baseline: Option<i64>,
+    pub follow_up: Option<i64>,
+    /// Of the paired, at follow-up, 0 to 100.
+    pub follow_up_percent: Option<f64>,
+}
+
+/// People across the measures.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PeopleFigures {
+    /// Distinct people with at least one paired measure (by the follow-up's day).
+    pub paired: Option<i64>,
+    /// Of those, people improved on at least one measure.
+    pub improved_on_any: Option<i64>,
+    pub improved_on_any_percent: Option<f64>,
+    /// Whose scores count, under the rule version: `ignore` (everyone) or `exclude_withdrawn`
+    /// (not those whose consent to evaluation was withdrawn).
+    pub evaluation_consent: String,
+    /// People with an episode in the period whose scores were left out under that rule.
+    pub excluded_without_evaluation_consent: Option<i64>,
 }
 
 /// Which small-number rule a report was published under.
@@ -175,6 +220,7 @@ pub struct OutcomeReport {
     pub referrals: ReferralFigures,
     pub episodes: EpisodeFigures,
     pub measures: Vec<MeasureFigures>,
+    pub people: PeopleFigures,
     /// The small-number suppression applied.
     pub suppression: Suppression,
     /// What the figures are as of: the last event of the log the rule version's figures have
@@ -233,7 +279,8 @@ pub async fn outcome_report(
                 "SELECT count(*), count(*) FILTER (WHERE outcome = 'accepted'), \
                  count(*) FILTER (WHERE outcome = 'declined'), count(*) FILTER (WHERE outcome = 'redirected'), \
                  count(days_to_first_contact), avg(days_to_first_contact)::float8, \
-                 percentile_cont(0.5) WITHIN GROUP (ORDER BY days_to_first_contact)::float8 \
+                 percentile_cont(0.5) WITHIN GROUP (ORDER BY days_to_first_contact)::float8, \
+                 count(DISTINCT client_id) \
                  FROM report_referrals WHERE {clause}"
             ),
             &params,
@@ -261,6 +308,7 @@ pub async fn outcome_report(
     .await?;
     let referrals = ReferralFigures {
         total: Some(total),
+        people: Some(row.get(7)),
         accepted: row.get(1),
         declined: row.get(2),
         redirected: row.get(3),
@@ -291,17 +339,20 @@ pub async fn outcome_report(
     let mut mean_contacts = row.get::<_, Option<f64>>(1).map(round2);
     let (clause, owned) = filter.clause_over("accepted_on", "closed_on");
     let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
-    let active: i64 = client
+    let row = client
         .query_one(
-            &format!("SELECT count(*) FROM report_episodes WHERE {clause}"),
+            &format!(
+                "SELECT count(*), count(DISTINCT client_id), \
+                 count(DISTINCT client_id) FILTER (WHERE evaluation_excluded) \
+                 FROM report_episodes WHERE {clause}"
+            ),
             &params,
         )
-        .await?
-        .get(0);
+        .await?;
+    let (active, people_active, excluded): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
     // Which date each figure counts by, under the figures' rule version.
-    let dating = Rules::load(filter.rules_version)
-        .map(|rules| rules.dating)
-        .unwrap_or_default();
+    let rules = Rules::load(filter.rules_version).ok();
+    let dating = rules.as_ref().map(|r| r.dating).unwrap_or_default();
     if dating.dates_facts() {
         // Appointments and contacts by their own day.
         let (clause, owned) = filter.clause("on_day");
@@ -349,6 +400,7 @@ pub async fn outcome_report(
         episodes: Some(started),
         started: Some(started),
         active: Some(active),
+        people: Some(people_active),
         contacts: Some(contacts),
         mean_contacts,
         appointments_attended: Some(attended),
@@ -362,7 +414,36 @@ pub async fn outcome_report(
     // Paired scores, by the day of the follow-up.
     let (clause, owned) = filter.clause("follow_up_on");
     let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
-    let measures = client
+    let measure_rules = |name: &str| {
+        rules
+            .as_ref()
+            .and_then(|r| r.measures.iter().find(|m| m.name == name))
+    };
+    let mut measures: BTreeMap<String, MeasureFigures> = BTreeMap::new();
+    let blank = |name: &str| MeasureFigures {
+        measure: name.to_owned(),
+        direction: match measure_rules(name).map(|m| m.direction) {
+            Some(projector::rules::Direction::LowerIsBetter) => "lower_is_better",
+            _ => "higher_is_better",
+        }
+        .to_owned(),
+        paired: Some(0),
+        mean_baseline: None,
+        mean_follow_up: None,
+        mean_change: None,
+        mean_improvement: None,
+        improved: Some(0),
+        no_change: Some(0),
+        worse: Some(0),
+        improved_percent: None,
+        no_change_percent: None,
+        worse_percent: None,
+        baselines: None,
+        no_follow_up: None,
+        awaiting_follow_up: None,
+        bands: Vec::new(),
+    };
+    for row in client
         .query(
             &format!(
                 "SELECT measure, count(*), avg(baseline)::float8, avg(follow_up)::float8, \
@@ -373,25 +454,137 @@ pub async fn outcome_report(
             &params,
         )
         .await?
-        .iter()
-        .map(|row| {
-            let paired: i64 = row.get(1);
-            let (improved, no_change, worse): (i64, i64, i64) = (row.get(5), row.get(6), row.get(7));
-            MeasureFigures {
-                measure: row.get(0),
-                paired: Some(paired),
-                mean_baseline: Some(round2(row.get(2))),
-                mean_follow_up: Some(round2(row.get(3))),
-                mean_change: Some(round2(row.get(4))),
-                improved: Some(improved),
-                no_change: Some(no_change),
-                worse: Some(worse),
-                improved_percent: Some(percent(improved, paired)),
-                no_change_percent: Some(percent(no_change, paired)),
-                worse_percent: Some(percent(worse, paired)),
+    {
+        let name: String = row.get(0);
+        let paired: i64 = row.get(1);
+        let (improved, no_change, worse): (i64, i64, i64) = (row.get(5), row.get(6), row.get(7));
+        let change: f64 = row.get(4);
+        let m = measures.entry(name.clone()).or_insert_with(|| blank(&name));
+        m.paired = Some(paired);
+        m.mean_baseline = Some(round2(row.get(2)));
+        m.mean_follow_up = Some(round2(row.get(3)));
+        m.mean_change = Some(round2(change));
+        m.mean_improvement = Some(round2(match measure_rules(&name).map(|r| r.direction) {
+            Some(projector::rules::Direction::LowerIsBetter) => -change,
+            _ => change,
+        }));
+        m.improved = Some(improved);
+        m.no_change = Some(no_change);
+        m.worse = Some(worse);
+        m.improved_percent = Some(percent(improved, paired));
+        m.no_change_percent = Some(percent(no_change, paired));
+        m.worse_percent = Some(percent(worse, paired));
+    }
+    // Paired people by band, at baseline and at follow-up.
+    for row in client
+        .query(
+            &format!(
+                "SELECT measure, baseline_band, count(*), 0::int8 FROM report_scores \
+                 WHERE {clause} AND baseline_band IS NOT NULL GROUP BY measure, baseline_band \
+                 UNION ALL SELECT measure, follow_up_band, 0::int8, count(*) FROM report_scores \
+                 WHERE {clause} AND follow_up_band IS NOT NULL GROUP BY measure, follow_up_band"
+            ),
+            &params,
+        )
+        .await?
+    {
+        let name: String = row.get(0);
+        let code: String = row.get(1);
+        let m = measures.entry(name.clone()).or_insert_with(|| blank(&name));
+        let band = match m.bands.iter_mut().find(|b| b.code == code) {
+            Some(band) => band,
+            None => {
+                m.bands.push(BandFigures {
+                    code,
+                    baseline: Some(0),
+                    follow_up: Some(0),
+                    follow_up_percent: None,
+                });
+                m.bands.last_mut().expect("just pushed")
             }
-        })
-        .collect();
+        };
+        band.baseline = Some(band.baseline.unwrap_or(0) + row.get::<_, i64>(2));
+        band.follow_up = Some(band.follow_up.unwrap_or(0) + row.get::<_, i64>(3));
+    }
+    for m in measures.values_mut() {
+        // In the rule file's order of bands.
+        let order: Vec<String> = measure_rules(&m.measure)
+            .map(|r| r.bands.iter().map(|b| b.code.clone()).collect())
+            .unwrap_or_default();
+        for code in &order {
+            if !m.bands.iter().any(|b| &b.code == code) {
+                m.bands.push(BandFigures {
+                    code: code.clone(),
+                    baseline: Some(0),
+                    follow_up: Some(0),
+                    follow_up_percent: None,
+                });
+            }
+        }
+        m.bands.sort_by_key(|b| {
+            order
+                .iter()
+                .position(|c| *c == b.code)
+                .unwrap_or(usize::MAX)
+        });
+        let paired = m.paired.unwrap_or(0);
+        for band in &mut m.bands {
+            band.follow_up_percent =
+                (paired > 0).then(|| percent(band.follow_up.unwrap_or(0), paired));
+        }
+    }
+    // Baselines, paired or not, by their day (rules that keep them).
+    if rules.as_ref().is_some_and(|r| r.figures.baselines) {
+        let (clause, owned) = filter.clause("baseline_on");
+        let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
+        for m in measures.values_mut() {
+            m.baselines = Some(0);
+            m.no_follow_up = Some(0);
+            m.awaiting_follow_up = Some(0);
+        }
+        for row in client
+            .query(
+                &format!(
+                    "SELECT measure, count(*), count(*) FILTER (WHERE NOT paired AND episode_closed), \
+                     count(*) FILTER (WHERE NOT paired AND NOT episode_closed) \
+                     FROM report_baselines WHERE {clause} GROUP BY measure"
+                ),
+                &params,
+            )
+            .await?
+        {
+            let name: String = row.get(0);
+            let m = measures.entry(name.clone()).or_insert_with(|| blank(&name));
+            m.baselines = Some(row.get(1));
+            m.no_follow_up = Some(row.get(2));
+            m.awaiting_follow_up = Some(row.get(3));
+        }
+    }
+    let measures: Vec<MeasureFigures> = measures.into_values().collect();
+    // People across the measures.
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT count(DISTINCT client_id), \
+                 count(DISTINCT client_id) FILTER (WHERE category = 'improved') \
+                 FROM report_scores WHERE {clause}"
+            ),
+            &params,
+        )
+        .await?;
+    let (paired_people, improved_on_any): (i64, i64) = (row.get(0), row.get(1));
+    let consent = rules
+        .as_ref()
+        .map(|r| r.figures.evaluation_consent)
+        .unwrap_or_default();
+    let people = PeopleFigures {
+        paired: Some(paired_people),
+        improved_on_any: Some(improved_on_any),
+        improved_on_any_percent: (paired_people > 0)
+            .then(|| percent(improved_on_any, paired_people)),
+        evaluation_consent: consent.code().to_owned(),
+        excluded_without_evaluation_consent: Some(excluded),
+    };
     let as_of = as_of(client, &[&projector::outcomes_name(filter.rules_version)]).await?;
     Ok(OutcomeReport {
         rules_version: filter.rules_version,
@@ -403,6 +596,7 @@ pub async fn outcome_report(
         referrals,
         episodes,
         measures,
+        people,
         suppression: Suppression::default(),
         as_of,
     })
@@ -673,6 +867,42 @@ impl Suppressor<'_> {
         }
     }
 
+    /// Counts that add up to a shown total (a measure's categories, its bands), each with its
+    /// percentage: all withheld with their total, else each suppressed on its own, and with
+    /// the complementary rule a lone suppressed cell takes the smallest other shown one.
+    fn cells_of(
+        &mut self,
+        cells: &mut [(&mut Option<i64>, &mut Option<f64>)],
+        withheld: bool,
+        complementary: bool,
+    ) {
+        for (count, percent) in cells.iter_mut() {
+            if withheld {
+                **count = None;
+                **percent = None;
+            } else if self.count(count) {
+                **percent = None;
+            }
+        }
+        if withheld || !complementary {
+            return;
+        }
+        // Suppressed here: counted as null while the others are shown.
+        let suppressed = cells.iter().filter(|(count, _)| count.is_none()).count();
+        if suppressed != 1 {
+            return;
+        }
+        if let Some((count, percent)) = cells
+            .iter_mut()
+            .filter(|(count, _)| count.is_some_and(|n| n > 0))
+            .min_by_key(|(count, _)| **count)
+        {
+            **count = None;
+            **percent = None;
+            self.cells += 1;
+        }
+    }
+
     fn shares(&mut self, shares: &mut [Share]) {
         for share in shares {
             if self.count(&mut share.count) {
@@ -742,6 +972,9 @@ pub fn suppress_outcomes(report: &mut OutcomeReport, rules: &PrivacyRules) {
     }
     s.count(&mut e.closed);
     s.partition(&mut e.closed_by_reason, e.closed);
+    s.count(&mut r.people);
+    s.count(&mut e.people);
+    let complementary = rules.disclosure.complementary && rules.disclosure.complementary_measures;
     for m in &mut report.measures {
         // A suppressed pair count withholds every figure of the measure.
         let withheld = s.count(&mut m.paired);
@@ -749,20 +982,41 @@ pub fn suppress_outcomes(report: &mut OutcomeReport, rules: &PrivacyRules) {
             m.mean_baseline = None;
             m.mean_follow_up = None;
             m.mean_change = None;
+            m.mean_improvement = None;
         }
-        for (count, percent) in [
+        let mut categories = [
             (&mut m.improved, &mut m.improved_percent),
             (&mut m.no_change, &mut m.no_change_percent),
             (&mut m.worse, &mut m.worse_percent),
-        ] {
-            if withheld {
-                *count = None;
-                *percent = None;
-            } else if s.count(count) {
-                *percent = None;
-            }
+        ];
+        s.cells_of(&mut categories, withheld, complementary);
+        // Bands partition the paired people twice: at baseline, and at follow-up.
+        let mut at_baseline: Vec<(&mut Option<i64>, &mut Option<f64>)> = Vec::new();
+        let mut unused: Vec<Option<f64>> = vec![None; m.bands.len()];
+        let mut at_follow_up: Vec<(&mut Option<i64>, &mut Option<f64>)> = Vec::new();
+        for (band, spare) in m.bands.iter_mut().zip(unused.iter_mut()) {
+            at_baseline.push((&mut band.baseline, spare));
+            at_follow_up.push((&mut band.follow_up, &mut band.follow_up_percent));
+        }
+        s.cells_of(&mut at_baseline, withheld, complementary);
+        s.cells_of(&mut at_follow_up, withheld, complementary);
+        // Baselines and what became of them: a suppressed total withholds its parts.
+        if s.count(&mut m.baselines) {
+            m.no_follow_up = None;
+            m.awaiting_follow_up = None;
+        } else {
+            s.count(&mut m.no_follow_up);
+            s.count(&mut m.awaiting_follow_up);
         }
     }
+    let p = &mut report.people;
+    if s.count(&mut p.paired) {
+        p.improved_on_any = None;
+        p.improved_on_any_percent = None;
+    } else if s.count(&mut p.improved_on_any) {
+        p.improved_on_any_percent = None;
+    }
+    s.count(&mut p.excluded_without_evaluation_consent);
     report.suppression = Suppression {
         rules_version: Some(rules.version),
         below: rules.disclosure.suppress_below,

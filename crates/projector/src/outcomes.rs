@@ -16,7 +16,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::corrected::client_batches;
-use crate::rules::{Corrections, Rules};
+use crate::rules::{Corrections, EvaluationConsent, Rules};
 use crate::{Projection, ProjectionError};
 
 /// A referral as reports count it.
@@ -120,6 +120,9 @@ pub struct ClientOutcomes {
     /// The day each appointment was booked for (until it is kept, missed or cancelled).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub appointments: BTreeMap<Uuid, NaiveDate>,
+    /// The person's consent to evaluation was withdrawn (and not given again).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub evaluation_withdrawn: bool,
 }
 
 impl ClientOutcomes {
@@ -338,6 +341,12 @@ pub fn apply_outcome_event(
                 }
             }
         }
+        CaseEvent::ConsentRecorded(e) if e.scope == domain::ConsentScope::Evaluation => {
+            state.evaluation_withdrawn = false;
+        }
+        CaseEvent::ConsentWithdrawn(e) if e.scope == domain::ConsentScope::Evaluation => {
+            state.evaluation_withdrawn = true;
+        }
         CaseEvent::ConsentRecorded(_)
         | CaseEvent::ConsentWithdrawn(_)
         | CaseEvent::WhatMattersRecorded(_)
@@ -375,12 +384,7 @@ pub fn score_pairs(state: &ClientOutcomes, rules: &Rules) -> Vec<ScorePair> {
                     .score(measure, a.instrument, &a.answers, a.licensor_score)
                     .map(|s| (a.administered_on, s))
             };
-            let Some((baseline_on, baseline)) = episode
-                .assessments
-                .iter()
-                .filter(|a| a.timepoint == Timepoint::Baseline)
-                .find_map(scored)
-            else {
+            let Some((baseline_on, baseline)) = baseline_of(state, index, measure, rules) else {
                 continue;
             };
             let later = episode
@@ -404,6 +408,68 @@ pub fn score_pairs(state: &ClientOutcomes, rules: &Rules) -> Vec<ScorePair> {
         }
     }
     pairs
+}
+
+/// An episode's baseline for a measure: its first, or (when the rules carry baselines over) the
+/// last of an earlier episode's.
+fn baseline_of(
+    state: &ClientOutcomes,
+    index: usize,
+    measure: &crate::rules::Measure,
+    rules: &Rules,
+) -> Option<(NaiveDate, f64)> {
+    let first = |episode: &EpisodeFact| {
+        episode
+            .assessments
+            .iter()
+            .filter(|a| a.timepoint == Timepoint::Baseline)
+            .find_map(|a| {
+                rules
+                    .score(measure, a.instrument, &a.answers, a.licensor_score)
+                    .map(|s| (a.administered_on, s))
+            })
+    };
+    first(&state.episodes[index]).or_else(|| {
+        if !rules.pairing.carry_over_baselines {
+            return None;
+        }
+        state.episodes[..index].iter().rev().find_map(first)
+    })
+}
+
+/// A baseline of an episode and measure, paired or not.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BaselineFact {
+    pub episode: i32,
+    pub measure: String,
+    pub baseline_on: NaiveDate,
+    pub paired: bool,
+    pub episode_closed: bool,
+}
+
+/// Every baseline of a client's episodes under `rules`, with whether a later score pairs with
+/// it: the drop-out a report shows beside each measure.
+pub fn baselines(state: &ClientOutcomes, rules: &Rules) -> Vec<BaselineFact> {
+    let pairs = score_pairs(state, rules);
+    let mut out = Vec::new();
+    for (index, episode) in state.episodes.iter().enumerate() {
+        let number = index as i32 + 1;
+        for measure in &rules.measures {
+            let Some((baseline_on, _)) = baseline_of(state, index, measure, rules) else {
+                continue;
+            };
+            out.push(BaselineFact {
+                episode: number,
+                measure: measure.name.clone(),
+                baseline_on,
+                paired: pairs
+                    .iter()
+                    .any(|p| p.episode == number && p.measure == measure.name),
+                episode_closed: episode.closed_on.is_some(),
+            });
+        }
+    }
+    out
 }
 
 /// The outcomes projection under one rule version.
@@ -439,6 +505,7 @@ const FIGURE_TABLES: &[&str] = &[
     "report_connections",
     "report_gaps",
     "report_activity",
+    "report_baselines",
     "outcome_state",
 ];
 
@@ -531,6 +598,21 @@ struct Figures {
     connections: ConnectionColumns,
     gaps: GapColumns,
     activity: ActivityColumns,
+    baselines: BaselineColumns,
+}
+
+#[derive(Default)]
+struct BaselineColumns {
+    client_id: Vec<Uuid>,
+    episode: Vec<i32>,
+    measure: Vec<String>,
+    organisation_id: Vec<Uuid>,
+    team_id: Vec<Option<Uuid>>,
+    source: Vec<String>,
+    reasons: Vec<Value>,
+    baseline_on: Vec<NaiveDate>,
+    paired: Vec<bool>,
+    episode_closed: Vec<bool>,
 }
 
 #[derive(Default)]
@@ -573,6 +655,7 @@ struct EpisodeColumns {
     contacts: Vec<i32>,
     attended: Vec<i32>,
     did_not_attend: Vec<i32>,
+    evaluation_excluded: Vec<bool>,
 }
 
 #[derive(Default)]
@@ -589,6 +672,8 @@ struct ScoreColumns {
     category: Vec<String>,
     baseline_on: Vec<NaiveDate>,
     follow_up_on: Vec<NaiveDate>,
+    baseline_band: Vec<Option<String>>,
+    follow_up_band: Vec<Option<String>>,
 }
 
 #[derive(Default)]
@@ -627,6 +712,9 @@ impl Figures {
         self.state.0.push(client);
         self.state.1.push(stored);
         let referral = |id: Uuid| state.referrals.iter().find(|r| r.referral_id == id);
+        // Whose scores count, under the rules' evaluation consent rule.
+        let excluded = rules.figures.evaluation_consent == EvaluationConsent::ExcludeWithdrawn
+            && state.evaluation_withdrawn;
         for r in &state.referrals {
             let episode = state
                 .episodes
@@ -665,6 +753,7 @@ impl Figures {
             c.contacts.push(e.contacts);
             c.attended.push(e.attended);
             c.did_not_attend.push(e.did_not_attend);
+            c.evaluation_excluded.push(excluded);
             if rules.dating.dates_facts() {
                 let source = r.map(|r| r.source.clone()).unwrap_or_default();
                 let reasons = serde_json::json!(r.map(|r| r.reasons.clone()).unwrap_or_default());
@@ -681,7 +770,16 @@ impl Figures {
                 }
             }
         }
-        for pair in score_pairs(state, rules) {
+        let pairs = if excluded {
+            Vec::new()
+        } else {
+            score_pairs(state, rules)
+        };
+        for pair in pairs {
+            let measure = rules.measures.iter().find(|m| m.name == pair.measure);
+            let band = |score: f64| measure.and_then(|m| m.band(score)).map(str::to_owned);
+            self.scores.baseline_band.push(band(pair.baseline));
+            self.scores.follow_up_band.push(band(pair.follow_up));
             let e = &state.episodes[(pair.episode - 1) as usize];
             let r = referral(e.referral_id);
             let c = &mut self.scores;
@@ -700,6 +798,26 @@ impl Figures {
             c.category.push(pair.category);
             c.baseline_on.push(pair.baseline_on);
             c.follow_up_on.push(pair.follow_up_on);
+        }
+        if rules.figures.baselines && !excluded {
+            for b in baselines(state, rules) {
+                let e = &state.episodes[(b.episode - 1) as usize];
+                let r = referral(e.referral_id);
+                let c = &mut self.baselines;
+                c.client_id.push(client);
+                c.episode.push(b.episode);
+                c.measure.push(b.measure);
+                c.organisation_id.push(org);
+                c.team_id.push(e.team_id);
+                c.source
+                    .push(r.map(|r| r.source.clone()).unwrap_or_default());
+                c.reasons.push(serde_json::json!(
+                    r.map(|r| r.reasons.clone()).unwrap_or_default()
+                ));
+                c.baseline_on.push(b.baseline_on);
+                c.paired.push(b.paired);
+                c.episode_closed.push(b.episode_closed);
+            }
         }
         for x in &state.connections {
             let c = &mut self.connections;
@@ -763,9 +881,9 @@ impl Figures {
         let e = &self.episodes;
         tx.execute(
             "INSERT INTO report_episodes (rules_version, client_id, episode, organisation_id, team_id, source, \
-             reasons, accepted_on, closed_on, closure_reason, contacts, attended, did_not_attend) \
+             reasons, accepted_on, closed_on, closure_reason, contacts, attended, did_not_attend, evaluation_excluded) \
              SELECT $1, * FROM unnest($2::uuid[], $3::int[], $4::uuid[], $5::uuid[], $6::text[], $7::jsonb[], \
-             $8::date[], $9::date[], $10::text[], $11::int[], $12::int[], $13::int[])",
+             $8::date[], $9::date[], $10::text[], $11::int[], $12::int[], $13::int[], $14::bool[])",
             &[
                 &version,
                 &e.client_id,
@@ -780,15 +898,16 @@ impl Figures {
                 &e.contacts,
                 &e.attended,
                 &e.did_not_attend,
+                &e.evaluation_excluded,
             ],
         )
         .await?;
         let s = &self.scores;
         tx.execute(
             "INSERT INTO report_scores (rules_version, client_id, episode, measure, organisation_id, team_id, \
-             source, reasons, baseline, follow_up, category, baseline_on, follow_up_on) \
+             source, reasons, baseline, follow_up, category, baseline_on, follow_up_on, baseline_band, follow_up_band) \
              SELECT $1, * FROM unnest($2::uuid[], $3::int[], $4::text[], $5::uuid[], $6::uuid[], $7::text[], \
-             $8::jsonb[], $9::float8[], $10::float8[], $11::text[], $12::date[], $13::date[])",
+             $8::jsonb[], $9::float8[], $10::float8[], $11::text[], $12::date[], $13::date[], $14::text[], $15::text[])",
             &[
                 &version,
                 &s.client_id,
@@ -803,6 +922,8 @@ impl Figures {
                 &s.category,
                 &s.baseline_on,
                 &s.follow_up_on,
+                &s.baseline_band,
+                &s.follow_up_band,
             ],
         )
         .await?;
@@ -846,6 +967,29 @@ impl Figures {
             ],
         )
         .await?;
+        let b = &self.baselines;
+        if !b.client_id.is_empty() {
+            tx.execute(
+                "INSERT INTO report_baselines (rules_version, client_id, episode, measure, organisation_id, \
+                 team_id, source, reasons, baseline_on, paired, episode_closed) \
+                 SELECT $1, * FROM unnest($2::uuid[], $3::int[], $4::text[], $5::uuid[], $6::uuid[], \
+                 $7::text[], $8::jsonb[], $9::date[], $10::bool[], $11::bool[])",
+                &[
+                    &version,
+                    &b.client_id,
+                    &b.episode,
+                    &b.measure,
+                    &b.organisation_id,
+                    &b.team_id,
+                    &b.source,
+                    &b.reasons,
+                    &b.baseline_on,
+                    &b.paired,
+                    &b.episode_closed,
+                ],
+            )
+            .await?;
+        }
         let a = &self.activity;
         if !a.client_id.is_empty() {
             tx.execute(

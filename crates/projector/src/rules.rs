@@ -27,6 +27,45 @@ pub struct Rules {
     /// Which corrections change the figures (absent in v1 and v2: assessments only).
     #[serde(default)]
     pub corrections: Corrections,
+    /// Which figures beyond v1's are kept, and who counts in outcome measures (absent in v1
+    /// and v2: none, and everyone).
+    #[serde(default)]
+    pub figures: FigureRules,
+}
+
+/// Figures a rule version keeps beyond v1's, and who counts in outcome measures.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FigureRules {
+    /// Keep every baseline, paired or not, so reports can show the baselines with no follow-up
+    /// (drop-out) beside each paired measure.
+    #[serde(default)]
+    pub baselines: bool,
+    /// Who counts in the outcome measures (paired scores, baselines).
+    #[serde(default)]
+    pub evaluation_consent: EvaluationConsent,
+}
+
+/// Whether a person's consent to evaluation decides if their scores count.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EvaluationConsent {
+    /// Everyone's scores count (v1, v2).
+    #[default]
+    Ignore,
+    /// The scores of people whose consent to evaluation is withdrawn (or recorded and then
+    /// withdrawn) do not count; the report says how many were left out.
+    ExcludeWithdrawn,
+}
+
+impl EvaluationConsent {
+    /// The stable code reports state.
+    pub fn code(self) -> &'static str {
+        match self {
+            EvaluationConsent::Ignore => "ignore",
+            EvaluationConsent::ExcludeWithdrawn => "exclude_withdrawn",
+        }
+    }
 }
 
 /// Which corrections change the figures.
@@ -110,6 +149,10 @@ pub struct RecordingRules {
 pub struct PairingRules {
     pub after: Vec<Timepoint>,
     pub min_days_between: i64,
+    /// Whether an episode with no baseline of its own pairs with the last baseline of an
+    /// earlier episode (absent in v1 and v2: false, as they always did).
+    #[serde(default)]
+    pub carry_over_baselines: bool,
 }
 
 /// How a score is made from an instrument's answers.
@@ -119,6 +162,8 @@ pub enum Scoring {
     Sum,
     SwemwbsMetric,
     Item,
+    /// The last answer (MYCaW's wellbeing, after one or two concerns).
+    LastItem,
     Licensor,
 }
 
@@ -141,6 +186,19 @@ pub struct Measure {
     pub item: Option<usize>,
     pub direction: Direction,
     pub threshold: f64,
+    /// Named bands of the score (e.g. the ONS thresholds), each from `from` to `to` inclusive;
+    /// reports count paired people in each band at baseline and at follow-up.
+    #[serde(default)]
+    pub bands: Vec<Band>,
+}
+
+/// A named band of a score, inclusive at both ends.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Band {
+    pub code: String,
+    pub from: f64,
+    pub to: f64,
 }
 
 /// SWEMWBS raw 7..35 to metric.
@@ -247,6 +305,7 @@ impl Rules {
                 .item
                 .and_then(|i| answers.get(i - 1))
                 .map(|a| f64::from(*a)),
+            Scoring::LastItem => answers.last().map(|a| f64::from(*a)),
             Scoring::Licensor => licensor_score,
         }
     }
@@ -258,12 +317,25 @@ impl Rules {
 }
 
 impl Measure {
-    /// Classifies `follow_up - baseline`.
-    pub fn classify(&self, baseline: f64, follow_up: f64) -> Change {
-        let better = match self.direction {
+    /// The band a score falls in, if the measure has bands.
+    pub fn band(&self, score: f64) -> Option<&str> {
+        self.bands
+            .iter()
+            .find(|b| score >= b.from - 1e-9 && score <= b.to + 1e-9)
+            .map(|b| b.code.as_str())
+    }
+
+    /// A change signed so that positive is better, whichever way the measure runs.
+    pub fn improvement(&self, baseline: f64, follow_up: f64) -> f64 {
+        match self.direction {
             Direction::HigherIsBetter => follow_up - baseline,
             Direction::LowerIsBetter => baseline - follow_up,
-        };
+        }
+    }
+
+    /// Classifies `follow_up - baseline`.
+    pub fn classify(&self, baseline: f64, follow_up: f64) -> Change {
+        let better = self.improvement(baseline, follow_up);
         // Scores are sums of small integers or two-decimal table values: compare with a margin
         // so that 3.0 - 0.0000001 still counts as 3.
         if better >= self.threshold - 1e-9 {
@@ -420,6 +492,7 @@ impl RecordingRules {
 const PRIVACY_FILES: &[(i32, &str)] = &[
     (1, include_str!("../../../projections/privacy/v1.toml")),
     (2, include_str!("../../../projections/privacy/v2.toml")),
+    (3, include_str!("../../../projections/privacy/v3.toml")),
 ];
 
 /// Rules for personal data: how long it is kept, and which report cells are too small to show.
@@ -450,6 +523,10 @@ pub struct DisclosureRules {
     /// other shown cell with it (absent in v1: false).
     #[serde(default)]
     pub complementary: bool,
+    /// The complementary rule also covers a measure's improved / no change / worse, which add
+    /// up to its shown paired total (absent before v3: false).
+    #[serde(default)]
+    pub complementary_measures: bool,
 }
 
 impl DisclosureRules {
@@ -479,6 +556,7 @@ impl PrivacyRules {
                 disclosure: DisclosureRules {
                     suppress_below: 5,
                     complementary: true,
+                    complementary_measures: true,
                 },
             }
         })
@@ -564,8 +642,11 @@ mod privacy_tests {
         assert!(!v1.disclosure.complementary);
         let v2 = PrivacyRules::load(2).expect("v2");
         assert!(v2.disclosure.complementary);
+        assert!(!v2.disclosure.complementary_measures);
         assert_eq!(v2.disclosure.suppress_below, 5);
-        assert_eq!(PrivacyRules::current(), v2);
+        let v3 = PrivacyRules::load(3).expect("v3");
+        assert!(v3.disclosure.complementary_measures);
+        assert_eq!(PrivacyRules::current(), v3);
         assert!(PrivacyRules::load(99).is_err());
     }
 }
