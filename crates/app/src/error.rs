@@ -14,6 +14,9 @@ pub enum AppError {
     /// Nothing by that id for this caller.
     #[error("{0}")]
     NotFound(String),
+    /// What was asked for is not ready yet (a snapshot still being built): ask again later.
+    #[error("{0}")]
+    NotReady(String),
     /// A parameter outside its bounds, by name (a query parameter over HTTP).
     #[error("{field}: {message}")]
     BadInput {

@@ -51,7 +51,7 @@ impl ReadWait {
 }
 
 /// What an answer from read models is as of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AsOf {
     /// The log position of the last event the read model applied (of the read models this
     /// answer comes from, the one furthest behind); 0 when it has applied none.

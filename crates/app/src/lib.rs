@@ -23,6 +23,7 @@ pub mod policy;
 pub mod privacy;
 pub mod records;
 pub mod reports;
+pub mod snapshots;
 mod stream;
 
 pub use cases::{

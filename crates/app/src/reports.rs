@@ -29,6 +29,9 @@ pub struct ReportFilter {
     pub source: Option<String>,
     /// A referral reason (need domain) code.
     pub reason: Option<String>,
+    /// A report snapshot's tag: its rows stand where `rules_version`'s would (the rules are
+    /// still `rules_version`'s).
+    pub snapshot_tag: Option<i32>,
 }
 
 impl ReportFilter {
@@ -41,8 +44,10 @@ impl ReportFilter {
     /// The WHERE clause for rows that span days from `start` to `end` (null: still going),
     /// keeping those that overlap the period.
     fn clause_over(&self, start: &str, end: &str) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
-        let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
-            vec![Box::new(self.rules_version), Box::new(self.organisation_id)];
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![
+            Box::new(self.snapshot_tag.unwrap_or(self.rules_version)),
+            Box::new(self.organisation_id),
+        ];
         let mut sql =
             "rules_version = $1 AND ($2::uuid IS NULL OR organisation_id = $2)".to_owned();
         if start != end {
@@ -585,7 +590,11 @@ pub async fn outcome_report(
         evaluation_consent: consent.code().to_owned(),
         excluded_without_evaluation_consent: Some(excluded),
     };
-    let as_of = as_of(client, &[&projector::outcomes_name(filter.rules_version)]).await?;
+    // A snapshot's figures are as of its own moment (see the snapshot), not a read model's.
+    let as_of = match filter.snapshot_tag {
+        Some(_) => AsOf::default(),
+        None => as_of(client, &[&projector::outcomes_name(filter.rules_version)]).await?,
+    };
     Ok(OutcomeReport {
         rules_version: filter.rules_version,
         from: filter.from,
@@ -814,6 +823,18 @@ fn figures(value: &Value, path: &str, out: &mut BTreeMap<String, f64>) {
         }
         _ => {}
     }
+}
+
+/// Every number of a report by a readable path (`episodes.closed`, `measures.wemwbs.paired`,
+/// `referrals.by_source.gp.count`), leaving out what it is as of.
+pub fn numbers(report: &OutcomeReport) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    figures(
+        &serde_json::to_value(report).unwrap_or_default(),
+        "",
+        &mut out,
+    );
+    out
 }
 
 /// Compares two reports figure by figure.
@@ -1133,6 +1154,7 @@ impl Reporting {
             team_id: query.team_id,
             source: query.source.as_ref().map(domain::code),
             reason: query.reason.as_ref().map(domain::code),
+            snapshot_tag: None,
         })
     }
 

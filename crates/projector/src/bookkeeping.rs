@@ -320,6 +320,27 @@ pub async fn live_version(
     Ok(row.map(|r| r.get(0)).unwrap_or(1))
 }
 
+/// The rule version reports used at `at`: the last to become live by then (the earliest known
+/// when `at` is before any switch was recorded).
+///
+/// # Errors
+/// A database failure.
+pub async fn version_live_at(
+    client: &impl GenericClient,
+    projection: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<i32>, ProjectionError> {
+    let row = client
+        .query_opt(
+            "SELECT rules_version FROM projection_version_history WHERE projection = $1 \
+             ORDER BY (live_from <= $2) DESC, \
+             CASE WHEN live_from <= $2 THEN live_from END DESC, live_from ASC LIMIT 1",
+            &[&projection, &at],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
 /// Registers a version being rebuilt (no change if it exists).
 ///
 /// # Errors
@@ -365,6 +386,11 @@ pub async fn switch_live(
         "UPDATE projection_versions SET state = $3, switched_at = now() \
          WHERE projection = $1 AND rules_version = $2",
         &[&projection, &rules_version, &VersionState::Live.as_str()],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO projection_version_history (projection, rules_version) VALUES ($1, $2)",
+        &[&projection, &rules_version],
     )
     .await?;
     tx.commit().await?;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::{CaseEvent, Timepoint, code};
-use eventstore::{EventStore, RecordedEvent};
+use eventstore::RecordedEvent;
 
 use crate::corrected::client_batches;
 use serde::Serialize;
@@ -294,7 +294,7 @@ impl Projection for CaseloadProjection {
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         events: &[RecordedEvent],
-        log: &EventStore,
+        log: &dyn crate::corrected::RecordSource,
     ) -> Result<(), ProjectionError> {
         apply_into("caseload", tx, events, log).await
     }
@@ -315,7 +315,7 @@ impl Projection for ShadowCaseload {
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         events: &[RecordedEvent],
-        log: &EventStore,
+        log: &dyn crate::corrected::RecordSource,
     ) -> Result<(), ProjectionError> {
         apply_into("caseload_rebuild", tx, events, log).await
     }
@@ -327,7 +327,7 @@ async fn apply_into(
     table: &str,
     tx: &tokio_postgres::Transaction<'_>,
     events: &[RecordedEvent],
-    log: &EventStore,
+    log: &dyn crate::corrected::RecordSource,
 ) -> Result<(), ProjectionError> {
     let client_ids: Vec<Uuid> = {
         let mut ids: Vec<Uuid> = events

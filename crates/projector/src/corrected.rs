@@ -99,6 +99,51 @@ pub fn with_corrections(events: &[RecordedEvent]) -> Result<Vec<Fact>, Projectio
     Ok(facts)
 }
 
+/// Where a refold reads a record from: the store, or a view of it (a report as it was known at
+/// a moment sees only the events recorded by then).
+#[async_trait::async_trait]
+pub trait RecordSource: Send + Sync {
+    /// A record's events up to and including `through_version`, personal fields erased.
+    async fn record_through(
+        &self,
+        stream_id: Uuid,
+        through_version: i64,
+    ) -> Result<Vec<RecordedEvent>, ProjectionError>;
+}
+
+#[async_trait::async_trait]
+impl RecordSource for EventStore {
+    async fn record_through(
+        &self,
+        stream_id: Uuid,
+        through_version: i64,
+    ) -> Result<Vec<RecordedEvent>, ProjectionError> {
+        Ok(self.read_stream_erased(stream_id, through_version).await?)
+    }
+}
+
+/// The store as it was known: only the events `keep` keeps.
+pub struct FilteredLog<'a> {
+    pub store: &'a EventStore,
+    pub keep: &'a (dyn Fn(&RecordedEvent) -> bool + Send + Sync),
+}
+
+#[async_trait::async_trait]
+impl RecordSource for FilteredLog<'_> {
+    async fn record_through(
+        &self,
+        stream_id: Uuid,
+        through_version: i64,
+    ) -> Result<Vec<RecordedEvent>, ProjectionError> {
+        let mut events = self
+            .store
+            .read_stream_erased(stream_id, through_version)
+            .await?;
+        events.retain(|e| (self.keep)(e));
+        Ok(events)
+    }
+}
+
 /// A batch's client events by client (in the order each client first appears). With
 /// `corrections`, a client with a correction in the batch is read again from the start of their
 /// record through the batch, corrections applied, to be refolded.
@@ -107,7 +152,7 @@ pub fn with_corrections(events: &[RecordedEvent]) -> Result<Vec<Fact>, Projectio
 /// A store failure or an event that cannot be decoded.
 pub async fn client_batches(
     events: &[RecordedEvent],
-    log: &EventStore,
+    log: &dyn RecordSource,
     corrections: bool,
 ) -> Result<Vec<ClientBatch>, ProjectionError> {
     let mut order: Vec<Uuid> = Vec::new();
@@ -130,7 +175,7 @@ pub async fn client_batches(
         let corrected = corrections && mine.iter().any(|e| e.event_type == "EntryCorrected");
         if corrected {
             let through = mine.iter().map(|e| e.stream_version).max().unwrap_or(0);
-            let record = log.read_stream_erased(client_id, through).await?;
+            let record = log.record_through(client_id, through).await?;
             batches.push(ClientBatch {
                 client_id,
                 refold: true,

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use domain::DomainEvent as _;
 use domain::NeedDomain;
 use domain::directory::{DirectoryEvent, OrukService, SERVICE_STREAM};
-use eventstore::{EventStore, RecordedEvent};
+use eventstore::RecordedEvent;
 
 use crate::runner::{Projection, ProjectionError};
 
@@ -30,7 +30,7 @@ impl Projection for DirectoryProjection {
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         events: &[RecordedEvent],
-        _log: &EventStore,
+        _log: &dyn crate::corrected::RecordSource,
     ) -> Result<(), ProjectionError> {
         for event in events.iter().filter(|e| e.stream_type == SERVICE_STREAM) {
             let decoded = DirectoryEvent::decode(

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::{CaseEvent, Instrument, Timepoint, code};
-use eventstore::{EventStore, RecordedEvent};
+use eventstore::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -476,6 +476,8 @@ pub fn baselines(state: &ClientOutcomes, rules: &Rules) -> Vec<BaselineFact> {
 pub struct OutcomesProjection {
     rules: Rules,
     name: String,
+    /// The `rules_version` its rows are stored under: the rules' version, or a snapshot's tag.
+    tag: i32,
 }
 
 impl OutcomesProjection {
@@ -483,6 +485,17 @@ impl OutcomesProjection {
     pub fn new(rules: Rules) -> OutcomesProjection {
         OutcomesProjection {
             name: outcomes_name(rules.version),
+            tag: rules.version,
+            rules,
+        }
+    }
+
+    /// The projection for a rule set whose rows are stored under `tag` (a report snapshot's,
+    /// negative so it meets no rule version) instead of the rules' version.
+    pub fn tagged(rules: Rules, tag: i32) -> OutcomesProjection {
+        OutcomesProjection {
+            name: format!("outcomes_snapshot_{}", -tag),
+            tag,
             rules,
         }
     }
@@ -519,7 +532,7 @@ impl Projection for OutcomesProjection {
         for table in FIGURE_TABLES {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE rules_version = $1"),
-                &[&self.rules.version],
+                &[&self.tag],
             )
             .await?;
         }
@@ -530,9 +543,9 @@ impl Projection for OutcomesProjection {
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         events: &[RecordedEvent],
-        log: &EventStore,
+        log: &dyn crate::corrected::RecordSource,
     ) -> Result<(), ProjectionError> {
-        let version = self.rules.version;
+        let version = self.tag;
         let mut client_ids: Vec<Uuid> = events
             .iter()
             .filter(|e| e.stream_type == domain::CLIENT_STREAM)

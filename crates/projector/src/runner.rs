@@ -45,7 +45,7 @@ pub trait Projection: Send + Sync + 'static {
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         events: &[RecordedEvent],
-        log: &EventStore,
+        log: &dyn crate::corrected::RecordSource,
     ) -> Result<(), ProjectionError>;
     /// Empties the read model, inside `tx`, before a rebuild from the start of the log.
     async fn reset(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), ProjectionError>;

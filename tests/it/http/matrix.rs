@@ -116,8 +116,18 @@ fn rules() -> BTreeMap<&'static str, Rule> {
     rules.insert("my_caseload", own(ANY_WORKER));
     rules.insert("team_caseload", case(LEAD));
     rules.insert("team_workload", case(LEAD));
-    for report in ["outcome_report", "gap_report", "compare_outcomes"] {
+    for report in [
+        "outcome_report",
+        "gap_report",
+        "compare_outcomes",
+        "start_snapshot",
+        "start_explanation",
+    ] {
         rules.insert(report, own(REPORTERS));
+    }
+    // A snapshot or explanation belongs to the organisation that asked for it.
+    for report in ["get_snapshot", "snapshot_report", "get_explanation"] {
+        rules.insert(report, case(&["lead", "other_lead", "analyst"]));
     }
     rules.insert("list_staff", own(ADMINS));
     rules.insert("add_staff", own(ADMINS));
@@ -194,6 +204,10 @@ pub fn body(
         }
         "assign_link_worker" => {
             json!({ "link_worker_id": people.worker.staff_id, "team_id": people.worker.team_id })
+        }
+        "start_snapshot" => json!({ "known_at": (now - Duration::hours(1)).to_rfc3339() }),
+        "start_explanation" => {
+            json!({ "published_at": (now - Duration::hours(1)).to_rfc3339() })
         }
         "transfer_case" => json!({
             "to_link_worker_id": people.worker.staff_id, "team_id": people.worker.team_id, "reason": "other"
@@ -282,6 +296,26 @@ async fn every_route_refuses_every_caller_it_should() {
     .await
     .expect("a token");
 
+    // A report snapshot and an explanation of the lead's organisation.
+    let snapshot = server
+        .post(
+            &people.lead,
+            "/api/v1/reports/outcomes/snapshots",
+            body("start_snapshot", &people, referral, &server.services).expect("a body"),
+        )
+        .await;
+    assert_eq!(snapshot.status, 202, "{:#}", snapshot.body);
+    let snapshot = snapshot.body["id"].as_str().expect("an id").to_owned();
+    let explanation = server
+        .post(
+            &people.lead,
+            "/api/v1/reports/outcomes/explanations",
+            body("start_explanation", &people, referral, &server.services).expect("a body"),
+        )
+        .await;
+    assert_eq!(explanation.status, 202, "{:#}", explanation.body);
+    let explanation = explanation.body["id"].as_str().expect("an id").to_owned();
+
     let spec = api::http::openapi_json();
     let rules = rules();
     let mut tried = 0;
@@ -301,7 +335,9 @@ async fn every_route_refuses_every_caller_it_should() {
                 .replace("{staff_id}", &people.worker.staff_id.to_string())
                 .replace("{token_id}", &spare_token.token_id.to_string())
                 .replace("{service_id}", &server.services[2].to_string())
-                .replace("{id}", &server.services[2].to_string());
+                .replace("{id}", &server.services[2].to_string())
+                .replace("{snapshot_id}", &snapshot)
+                .replace("{explanation_id}", &explanation);
             // Required query parameters, so that only who is asking decides the answer.
             let path = match id {
                 "compare_outcomes" => format!("{path}?a=1&b=1"),

@@ -8,6 +8,7 @@ mod dating;
 pub mod journey;
 mod malformed;
 mod matrix;
+mod published;
 
 use std::sync::Arc;
 

@@ -43,6 +43,7 @@ pub struct AppState {
     directory: app::directory::DirectoryService,
     admin: app::admin::Admin,
     reports: app::reports::Reporting,
+    snapshots: app::snapshots::Snapshots,
     /// Checks `after` on reads straight from the log (always current: nothing to wait for).
     freshness: app::Freshness,
     routes: Arc<Vec<(ResourceDef, Vec<Method>)>>,
@@ -80,6 +81,7 @@ impl AppState {
             cases: CaseService::with_clock(store.clone(), clock.clone()),
             admin: app::admin::Admin::new(store.pool().clone()),
             reports: app::reports::Reporting::new(store.clone()),
+            snapshots: app::snapshots::Snapshots::new(store.clone()),
             directory: app::directory::DirectoryService::with_clock(store.clone(), clock.clone()),
             freshness: app::Freshness::new(store.clone(), app::ReadWait::default()),
             store,

@@ -81,6 +81,9 @@ pub enum ApiError {
     MethodNotAllowed { method: String, allow: String },
     #[error("{0}")]
     Unavailable(String),
+    /// What was asked for is still being made (a report snapshot): 409, ask again.
+    #[error("{0}")]
+    NotReady(String),
     /// The read models an answer comes from have not applied the event asked for (`after`)
     /// within the wait allowed: 503 with `Retry-After` (whole seconds).
     #[error("{detail}")]
@@ -144,6 +147,7 @@ impl ApiError {
             ApiError::NotCaughtUp { .. } => {
                 ("urn:casebook:problem:not-caught-up", self.to_string())
             }
+            ApiError::NotReady(_) => ("urn:casebook:problem:not-ready", self.to_string()),
             _ => ("about:blank", self.to_string()),
         };
         let mut problem = Problem {
@@ -179,7 +183,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::NotReady(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -292,6 +296,7 @@ impl From<AppError> for ApiError {
         match error {
             AppError::Denied(denied) => denied.into(),
             AppError::NotFound(what) => ApiError::NotFound(what),
+            AppError::NotReady(what) => ApiError::NotReady(what),
             AppError::BadInput { field, message } => ApiError::field(field, message),
             AppError::Command(e) => e.into(),
             AppError::Access(e) => e.into(),
@@ -453,6 +458,17 @@ impl utoipa::IntoResponses for WaitingReadErrors {
     fn responses()
     -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
         problem_refs(&["400", "401", "403", "404", "503"])
+    }
+}
+
+/// The problems a request about a report snapshot can answer with: a read's, 409 while it is
+/// being built, 413/415 for a body.
+pub struct SnapshotErrors;
+
+impl utoipa::IntoResponses for SnapshotErrors {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        problem_refs(&["400", "401", "403", "404", "409", "413", "415"])
     }
 }
 

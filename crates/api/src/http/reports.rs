@@ -1,22 +1,212 @@
 //! Aggregate reports for reporting analysts and team leads: never personal data, always one
 //! organisation, under the live rule version unless another is asked for.
 
-use actix_web::{get, web};
+use actix_web::http::header;
+use actix_web::{HttpResponse, get, post, web};
 use chrono::NaiveDate;
 use domain::{NeedDomain, ReferralSource};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::AppState;
-use super::extract::{Caller, Params};
-use super::problem::{ApiError, WaitingReadErrors};
+use super::extract::{Body, Caller, Params};
+use super::problem::{ApiError, SnapshotErrors, WaitingReadErrors};
 use app::reports::{Comparison, GapReport, OutcomeReport, ReportQuery};
+use app::snapshots::{ExplainedComparison, Explanation, Snapshot, SnapshotReport};
 
 pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config
         .service(outcome_report)
         .service(gap_report)
-        .service(compare_outcomes);
+        .service(compare_outcomes)
+        .service(start_snapshot)
+        .service(get_snapshot)
+        .service(snapshot_report)
+        .service(start_explanation)
+        .service(get_explanation);
+}
+
+/// A report as it was known at a moment.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotRequest {
+    /// Only facts recorded by then count (RFC 3339; not later than now).
+    pub known_at: chrono::DateTime<chrono::Utc>,
+    /// The rule version (default: the one reports used at `known_at`).
+    #[schema(minimum = 1)]
+    pub rules: Option<i32>,
+}
+
+/// How a published report differs from today's.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExplanationRequest {
+    /// When the report was published: it counted the facts recorded by then (RFC 3339).
+    pub published_at: chrono::DateTime<chrono::Utc>,
+    /// The rule version it was published under (default: the one live then).
+    #[schema(minimum = 1)]
+    pub published_rules: Option<i32>,
+    /// The rule version to compare it with (default: the live one).
+    #[schema(minimum = 1)]
+    pub current_rules: Option<i32>,
+}
+
+/// Which figures of a snapshot or explanation.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct SnapshotParams {
+    /// From this day (inclusive).
+    from: Option<NaiveDate>,
+    /// To this day (inclusive).
+    to: Option<NaiveDate>,
+    /// Only this team's cases.
+    team_id: Option<Uuid>,
+    /// Only referrals from this source.
+    source: Option<ReferralSource>,
+    /// Only referrals for this reason.
+    reason: Option<NeedDomain>,
+}
+
+impl SnapshotParams {
+    fn report_query(&self) -> ReportQuery {
+        ReportQuery {
+            from: self.from,
+            to: self.to,
+            team_id: self.team_id,
+            source: self.source,
+            reason: self.reason,
+            after: None,
+        }
+    }
+}
+
+/// Reproduce a report as it was known at a moment (a figure sent to commissioners last
+/// quarter): the log is replayed under the rule version live then, keeping only the facts
+/// recorded by then, in the background. Answers 202 with the snapshot; its figures are kept.
+#[utoipa::path(
+    tag = "reports",
+    security(("bearer" = [])),
+    request_body(content = SnapshotRequest, content_type = "application/json"),
+    responses((status = 202, body = Snapshot,
+               headers(("Location" = String, description = "The snapshot"))), SnapshotErrors)
+)]
+#[post("/reports/outcomes/snapshots")]
+async fn start_snapshot(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Body<SnapshotRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let snapshot = state
+        .snapshots
+        .start(&caller.0, body.value.rules, body.value.known_at)
+        .await?;
+    Ok(HttpResponse::Accepted()
+        .insert_header((
+            header::LOCATION,
+            format!("/api/v1/reports/outcomes/snapshots/{}", snapshot.id),
+        ))
+        .json(snapshot))
+}
+
+/// A report snapshot: how far it has been built.
+#[utoipa::path(
+    tag = "reports",
+    security(("bearer" = [])),
+    params(("snapshot_id" = Uuid, Path, description = "The snapshot")),
+    responses((status = 200, body = Snapshot), SnapshotErrors)
+)]
+#[get("/reports/outcomes/snapshots/{snapshot_id}")]
+async fn get_snapshot(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<web::Json<Snapshot>, ApiError> {
+    Ok(web::Json(
+        state.snapshots.get(&caller.0, path.into_inner()).await?,
+    ))
+}
+
+/// A built snapshot's outcome report, for any period, team, source or reason (409 while it is
+/// being built).
+#[utoipa::path(
+    tag = "reports",
+    security(("bearer" = [])),
+    params(("snapshot_id" = Uuid, Path, description = "The snapshot"), SnapshotParams),
+    responses((status = 200, body = SnapshotReport), SnapshotErrors)
+)]
+#[get("/reports/outcomes/snapshots/{snapshot_id}/report")]
+async fn snapshot_report(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    params: Params<SnapshotParams>,
+) -> Result<web::Json<SnapshotReport>, ApiError> {
+    Ok(web::Json(
+        state
+            .snapshots
+            .report(&caller.0, path.into_inner(), &params.0.report_query())
+            .await
+            .map_err(ApiError::query)?,
+    ))
+}
+
+/// Explain how a published report differs from today's: four snapshots (as published; with the
+/// facts recorded late since; with the corrections since; under today's rules), built in the
+/// background. Answers 202.
+#[utoipa::path(
+    tag = "reports",
+    security(("bearer" = [])),
+    request_body(content = ExplanationRequest, content_type = "application/json"),
+    responses((status = 202, body = Explanation,
+               headers(("Location" = String, description = "The explanation"))), SnapshotErrors)
+)]
+#[post("/reports/outcomes/explanations")]
+async fn start_explanation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Body<ExplanationRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let request = &body.value;
+    let explanation = state
+        .snapshots
+        .explain(
+            &caller.0,
+            request.published_rules,
+            request.published_at,
+            request.current_rules,
+        )
+        .await?;
+    Ok(HttpResponse::Accepted()
+        .insert_header((
+            header::LOCATION,
+            format!("/api/v1/reports/outcomes/explanations/{}", explanation.id),
+        ))
+        .json(explanation))
+}
+
+/// An explained comparison once built: the report as published, the report now, and every
+/// figure that differs split into late entries, corrections and the rule change (409 while
+/// its snapshots are being built).
+#[utoipa::path(
+    tag = "reports",
+    security(("bearer" = [])),
+    params(("explanation_id" = Uuid, Path, description = "The explanation"), SnapshotParams),
+    responses((status = 200, body = ExplainedComparison), SnapshotErrors)
+)]
+#[get("/reports/outcomes/explanations/{explanation_id}")]
+async fn get_explanation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    params: Params<SnapshotParams>,
+) -> Result<web::Json<ExplainedComparison>, ApiError> {
+    Ok(web::Json(
+        state
+            .snapshots
+            .explanation(&caller.0, path.into_inner(), &params.0.report_query())
+            .await
+            .map_err(ApiError::query)?,
+    ))
 }
 
 /// Which figures.

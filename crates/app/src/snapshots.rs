@@ -1,0 +1,511 @@
+//! Reports as they were known, and why today's differ.
+//!
+//! A figure sent to commissioners last quarter must be reproducible today, although facts have
+//! been entered late and corrected since and the counting rules may have changed. A snapshot
+//! replays the log under one rule version keeping only the events recorded by a moment
+//! (`known_at`; corrections by `corrections_known_at`, the same unless an explanation needs
+//! otherwise) into figures rows of its own (its negative `tag` where a rule version would be),
+//! then reports read them as they read a version's. Replays run as jobs with progress; their
+//! figures are kept.
+//!
+//! An explanation compares "as published" (rules A, known at T) with "now" (rules B, known now)
+//! through four snapshots that differ by one cause each: the published one; A with every fact
+//! known now but corrections only as known at T (the late entries); A known now (the
+//! corrections); B known now (the rule change). Each difference splits into the three steps,
+//! which add up to it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use eventstore::{EventStore, GlobalPosition, RecordedEvent};
+use projector::corrected::FilteredLog;
+use projector::rules::{PrivacyRules, Rules};
+use projector::{OutcomesProjection, Projection};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::access::Principal;
+use crate::reports::{OutcomeReport, ReportFilter, ReportQuery, outcome_report, suppress_outcomes};
+use crate::{AppError, policy};
+
+/// Events replayed per transaction.
+const BATCH: i64 = 2_000;
+
+/// A report snapshot: the figures under a rule version as the log was known at a moment.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Snapshot {
+    pub id: Uuid,
+    pub rules_version: i32,
+    /// Only facts recorded by then count.
+    pub known_at: DateTime<Utc>,
+    /// Only corrections recorded by then count.
+    pub corrections_known_at: DateTime<Utc>,
+    /// `running`, `done` or `failed`.
+    pub state: String,
+    /// Events of the log to read, and read so far.
+    pub events_total: i64,
+    pub events_done: i64,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A snapshot's report.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SnapshotReport {
+    pub snapshot: Snapshot,
+    /// The figures, suppressed as published reports are (`as_of` is not used: see `snapshot`).
+    pub report: OutcomeReport,
+}
+
+/// An explanation: the four snapshots it compares.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Explanation {
+    pub id: Uuid,
+    /// As published: rules A, known at T.
+    pub published: Snapshot,
+    /// Rules A, every fact known now, corrections as known at T.
+    pub late_entries: Snapshot,
+    /// Rules A, known now.
+    pub corrections: Snapshot,
+    /// Rules B, known now.
+    pub current: Snapshot,
+}
+
+/// One figure of an explained comparison, split into its causes. A cause is null when a
+/// figure it would be worked out from is suppressed (or absent) in either snapshot.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ExplainedDifference {
+    /// Where in the report, e.g. `episodes.appointments_attended`.
+    pub figure: String,
+    pub published: Option<f64>,
+    pub now: Option<f64>,
+    /// Facts that happened by then and were recorded after.
+    pub late_entries: Option<f64>,
+    /// Corrections recorded after.
+    pub corrections: Option<f64>,
+    /// The change of rule version.
+    pub rule_change: Option<f64>,
+}
+
+/// An explanation's figures for a query, once its snapshots are built.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ExplainedComparison {
+    pub explanation: Explanation,
+    pub published: OutcomeReport,
+    pub now: OutcomeReport,
+    /// Every figure that differs.
+    pub differences: Vec<ExplainedDifference>,
+}
+
+/// Makes and reads snapshots and explanations.
+#[derive(Clone)]
+pub struct Snapshots {
+    store: EventStore,
+    privacy: Arc<PrivacyRules>,
+    /// One replay at a time: the others wait their turn (a replay reads the whole log).
+    builders: Arc<tokio::sync::Semaphore>,
+}
+
+fn snapshot_from(row: &tokio_postgres::Row) -> Snapshot {
+    Snapshot {
+        id: row.get("id"),
+        rules_version: row.get("rules_version"),
+        known_at: row.get("known_at"),
+        corrections_known_at: row.get("corrections_known_at"),
+        state: row.get("state"),
+        events_total: row.get("events_total"),
+        events_done: row.get("events_done"),
+        created_at: row.get("created_at"),
+        finished_at: row.get("finished_at"),
+    }
+}
+
+const SNAPSHOT_COLUMNS: &str = "id, tag, organisation_id, rules_version, known_at, \
+    corrections_known_at, state, events_total, events_done, created_at, finished_at";
+
+impl Snapshots {
+    /// Snapshots over `store`.
+    pub fn new(store: EventStore) -> Snapshots {
+        Snapshots {
+            store,
+            privacy: Arc::new(PrivacyRules::current()),
+            builders: Arc::new(tokio::sync::Semaphore::new(1)),
+        }
+    }
+
+    /// Starts a snapshot: the figures under `rules` (the version reports used at `known_at`
+    /// when none is given) as the log was known at `known_at`. It is built in the background.
+    ///
+    /// # Errors
+    /// [`AppError::Denied`] for a caller who may not read reports; `known_at` in the future or
+    /// an unknown rule version (`BadInput`); store failures.
+    pub async fn start(
+        &self,
+        principal: &Principal,
+        rules: Option<i32>,
+        known_at: DateTime<Utc>,
+    ) -> Result<Snapshot, AppError> {
+        policy::may_read_reports(principal)?;
+        let now = self.log_now().await?;
+        if known_at > now {
+            return Err(AppError::bad_input(
+                "known_at",
+                "a report can be reproduced as it was known up to now, not later",
+            ));
+        }
+        let rules = self.rules_at(rules, known_at, "rules").await?;
+        self.begin(principal, rules, known_at, known_at).await
+    }
+
+    /// Starts an explanation of how the report under `published_rules` (default: the version
+    /// live then) as known at `published_at` differs from the report under `current_rules`
+    /// (default: the live version) known now: four snapshots, built in the background.
+    ///
+    /// # Errors
+    /// As [`Snapshots::start`].
+    pub async fn explain(
+        &self,
+        principal: &Principal,
+        published_rules: Option<i32>,
+        published_at: DateTime<Utc>,
+        current_rules: Option<i32>,
+    ) -> Result<Explanation, AppError> {
+        policy::may_read_reports(principal)?;
+        let now = self.log_now().await?;
+        if published_at > now {
+            return Err(AppError::bad_input(
+                "published_at",
+                "a report can only have been published by now",
+            ));
+        }
+        let a = self
+            .rules_at(published_rules, published_at, "published_rules")
+            .await?;
+        let b = self.rules_at(current_rules, now, "current_rules").await?;
+        let published = self
+            .begin(principal, a.clone(), published_at, published_at)
+            .await?;
+        let late_entries = self.begin(principal, a.clone(), now, published_at).await?;
+        let corrections = self.begin(principal, a, now, now).await?;
+        let current = self.begin(principal, b, now, now).await?;
+        let id = Uuid::new_v4();
+        let client = self.store.pool().get().await?;
+        client
+            .execute(
+                "INSERT INTO report_explanations (id, organisation_id, published, late_entries, corrections, current) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &id,
+                    &principal.organisation_id,
+                    &published.id,
+                    &late_entries.id,
+                    &corrections.id,
+                    &current.id,
+                ],
+            )
+            .await?;
+        Ok(Explanation {
+            id,
+            published,
+            late_entries,
+            corrections,
+            current,
+        })
+    }
+
+    /// A snapshot of the caller's organisation, as it stands.
+    ///
+    /// # Errors
+    /// [`AppError::Denied`] for a caller who may not read reports; [`AppError::NotFound`] for
+    /// another organisation's or no such snapshot.
+    pub async fn get(&self, principal: &Principal, id: Uuid) -> Result<Snapshot, AppError> {
+        policy::may_read_reports(principal)?;
+        Ok(snapshot_from(&self.row(principal, id).await?))
+    }
+
+    /// A built snapshot's report for `query`, suppressed.
+    ///
+    /// # Errors
+    /// As [`Snapshots::get`], and [`AppError::NotReady`] while it is being built.
+    pub async fn report(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        query: &ReportQuery,
+    ) -> Result<SnapshotReport, AppError> {
+        policy::may_read_reports(principal)?;
+        let row = self.row(principal, id).await?;
+        let snapshot = snapshot_from(&row);
+        let report = self.figures(principal, &row, query).await?;
+        Ok(SnapshotReport { snapshot, report })
+    }
+
+    /// An explanation of the caller's organisation, with its figures for `query` once built.
+    ///
+    /// # Errors
+    /// As [`Snapshots::report`].
+    pub async fn explanation(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        query: &ReportQuery,
+    ) -> Result<ExplainedComparison, AppError> {
+        policy::may_read_reports(principal)?;
+        let client = self.store.pool().get().await?;
+        let row = client
+            .query_opt(
+                "SELECT published, late_entries, corrections, current FROM report_explanations \
+                 WHERE id = $1 AND organisation_id = $2",
+                &[&id, &principal.organisation_id],
+            )
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("there is no explanation {id}")))?;
+        drop(client);
+        let mut rows = Vec::new();
+        for k in 0..4 {
+            rows.push(self.row(principal, row.get(k)).await?);
+        }
+        let mut reports = Vec::new();
+        for row in &rows {
+            reports.push(self.figures(principal, row, query).await?);
+        }
+        let steps: Vec<BTreeMap<String, f64>> =
+            reports.iter().map(crate::reports::numbers).collect();
+        let mut names: Vec<&String> = steps.iter().flat_map(|s| s.keys()).collect();
+        names.sort();
+        names.dedup();
+        let step = |from: usize, to: usize, name: &String| -> Option<f64> {
+            Some(steps[to].get(name)? - steps[from].get(name)?)
+        };
+        let differences = names
+            .into_iter()
+            .filter(|name| steps[0].get(*name) != steps[3].get(*name))
+            .map(|name| ExplainedDifference {
+                figure: name.clone(),
+                published: steps[0].get(name).copied(),
+                now: steps[3].get(name).copied(),
+                late_entries: step(0, 1, name),
+                corrections: step(1, 2, name),
+                rule_change: step(2, 3, name),
+            })
+            .collect();
+        let mut reports = reports.into_iter();
+        let published = reports
+            .next()
+            .unwrap_or_else(|| unreachable!("four reports"));
+        let now = reports
+            .last()
+            .unwrap_or_else(|| unreachable!("four reports"));
+        Ok(ExplainedComparison {
+            explanation: Explanation {
+                id,
+                published: snapshot_from(&rows[0]),
+                late_entries: snapshot_from(&rows[1]),
+                corrections: snapshot_from(&rows[2]),
+                current: snapshot_from(&rows[3]),
+            },
+            published,
+            now,
+            differences,
+        })
+    }
+
+    /// The time on the log's clock: `known_at` is compared with when events were recorded,
+    /// which the database stamps (the rules' clock, `Clock`, may be set elsewhere in tests).
+    async fn log_now(&self) -> Result<DateTime<Utc>, AppError> {
+        let client = self.store.pool().get().await?;
+        Ok(client.query_one("SELECT now()", &[]).await?.get(0))
+    }
+
+    /// The rule version asked for (it must be one this build knows), or the one reports used
+    /// at `at`.
+    async fn rules_at(
+        &self,
+        asked: Option<i32>,
+        at: DateTime<Utc>,
+        field: &'static str,
+    ) -> Result<Rules, AppError> {
+        let version = match asked {
+            Some(v) => v,
+            None => {
+                let client = self.store.pool().get().await?;
+                match projector::bookkeeping::version_live_at(&**client, projector::OUTCOMES, at)
+                    .await?
+                {
+                    Some(v) => v,
+                    None => projector::live_version(&client, projector::OUTCOMES).await?,
+                }
+            }
+        };
+        Rules::load(version).map_err(|e| AppError::bad_input(field, e.to_string()))
+    }
+
+    async fn row(&self, principal: &Principal, id: Uuid) -> Result<tokio_postgres::Row, AppError> {
+        let client = self.store.pool().get().await?;
+        client
+            .query_opt(
+                &format!(
+                    "SELECT {SNAPSHOT_COLUMNS} FROM report_snapshots WHERE id = $1 AND organisation_id = $2"
+                ),
+                &[&id, &principal.organisation_id],
+            )
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("there is no report snapshot {id}")))
+    }
+
+    async fn figures(
+        &self,
+        principal: &Principal,
+        row: &tokio_postgres::Row,
+        query: &ReportQuery,
+    ) -> Result<OutcomeReport, AppError> {
+        let state: String = row.get("state");
+        let id: Uuid = row.get("id");
+        match state.as_str() {
+            "done" => {}
+            "running" => {
+                return Err(AppError::NotReady(format!(
+                    "report snapshot {id} is still being built ({} of {} events): ask again soon",
+                    row.get::<_, i64>("events_done"),
+                    row.get::<_, i64>("events_total")
+                )));
+            }
+            _ => {
+                return Err(AppError::NotReady(format!(
+                    "report snapshot {id} failed; start another"
+                )));
+            }
+        }
+        if let (Some(from), Some(to)) = (query.from, query.to)
+            && from > to
+        {
+            return Err(AppError::bad_input(
+                "to",
+                "the period ends before it starts",
+            ));
+        }
+        let filter = ReportFilter {
+            organisation_id: Some(principal.organisation_id),
+            rules_version: row.get("rules_version"),
+            from: query.from,
+            to: query.to,
+            team_id: query.team_id,
+            source: query.source.as_ref().map(domain::code),
+            reason: query.reason.as_ref().map(domain::code),
+            snapshot_tag: Some(row.get("tag")),
+        };
+        let client = self.store.pool().get().await?;
+        let mut report = outcome_report(&**client, &filter).await?;
+        suppress_outcomes(&mut report, &self.privacy);
+        Ok(report)
+    }
+
+    /// Registers a snapshot and builds it in the background.
+    async fn begin(
+        &self,
+        principal: &Principal,
+        rules: Rules,
+        known_at: DateTime<Utc>,
+        corrections_known_at: DateTime<Utc>,
+    ) -> Result<Snapshot, AppError> {
+        let id = Uuid::new_v4();
+        let client = self.store.pool().get().await?;
+        let row = client
+            .query_one(
+                &format!(
+                    "INSERT INTO report_snapshots (id, tag, organisation_id, rules_version, known_at, \
+                     corrections_known_at, state, events_total) \
+                     SELECT $1, nextval('report_snapshot_tags'), $2, $3, $4, $5, 'running', \
+                     (SELECT count(*) FROM events) RETURNING {SNAPSHOT_COLUMNS}"
+                ),
+                &[
+                    &id,
+                    &principal.organisation_id,
+                    &rules.version,
+                    &known_at,
+                    &corrections_known_at,
+                ],
+            )
+            .await?;
+        drop(client);
+        let tag: i32 = row.get("tag");
+        let store = self.store.clone();
+        let builders = self.builders.clone();
+        tokio::spawn(async move {
+            // Closed only when the service stops: then the snapshot stays `running` (a
+            // restart does not resume it; start another).
+            let Ok(_turn) = builders.acquire_owned().await else {
+                return;
+            };
+            let outcome = build(&store, id, tag, rules, known_at, corrections_known_at).await;
+            let (state, error) = match &outcome {
+                Ok(()) => ("done", None),
+                Err(e) => {
+                    tracing::error!(snapshot = %id, error = %e, "a report snapshot failed");
+                    ("failed", Some(e.to_string()))
+                }
+            };
+            if let Ok(client) = store.pool().get().await
+                && let Err(e) = client
+                    .execute(
+                        "UPDATE report_snapshots SET state = $2, error = $3, finished_at = now() WHERE id = $1",
+                        &[&id, &state, &error],
+                    )
+                    .await
+            {
+                tracing::error!(snapshot = %id, error = %e, "could not record a snapshot's end");
+            }
+        });
+        Ok(snapshot_from(&row))
+    }
+}
+
+/// Whether a snapshot known at `known_at` (corrections at `corrections_known_at`) holds `event`.
+fn known(
+    event: &RecordedEvent,
+    known_at: DateTime<Utc>,
+    corrections_known_at: DateTime<Utc>,
+) -> bool {
+    if event.event_type == "EntryCorrected" {
+        event.recorded_at <= corrections_known_at
+    } else {
+        event.recorded_at <= known_at
+    }
+}
+
+/// Replays the log into a snapshot's rows, batch by batch, recording progress.
+///
+/// # Errors
+/// Store and database failures.
+pub async fn build(
+    store: &EventStore,
+    id: Uuid,
+    tag: i32,
+    rules: Rules,
+    known_at: DateTime<Utc>,
+    corrections_known_at: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let projection = OutcomesProjection::tagged(rules, tag);
+    let keep = move |e: &RecordedEvent| known(e, known_at, corrections_known_at);
+    let view = FilteredLog { store, keep: &keep };
+    let mut after = GlobalPosition::START;
+    let mut done: i64 = 0;
+    loop {
+        let batch = store.read_all(after, BATCH).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.global;
+        done += batch.len() as i64;
+        let kept: Vec<RecordedEvent> = batch.into_iter().filter(|e| keep(e)).collect();
+        let mut client = store.pool().get().await?;
+        let tx = client.transaction().await?;
+        projection.apply(&tx, &kept, &view).await?;
+        tx.execute(
+            "UPDATE report_snapshots SET events_done = $2 WHERE id = $1",
+            &[&id, &done],
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
