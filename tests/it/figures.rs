@@ -362,3 +362,113 @@ async fn the_complementary_rule_covers_a_measures_categories() {
     assert_eq!(cells(3), (Some(10), None, None, Some(0)));
     assert_eq!(cells(2), (Some(10), Some(8), None, Some(0)));
 }
+
+#[tokio::test]
+async fn areas_typed_differently_are_one_cell_where_gaps_and_capacity_meet() {
+    let (db, store) = store_with_db(4).await;
+    // Two services: one listing Frome as "FROME", one listing it twice ("Frome" and its
+    // postcode district): each counts once.
+    let mut twice = crate::support::oruk_service(
+        Uuid::from_u128(0x5e2),
+        "Frome swimming club",
+        &["physical_activity"],
+        "Frome",
+    );
+    twice["service_areas"]
+        .as_array_mut()
+        .expect("areas")
+        .push(serde_json::json!({ "id": Uuid::new_v4(), "name": "BA11" }));
+    crate::support::list_services(
+        &store,
+        vec![
+            crate::support::oruk_service(
+                Uuid::from_u128(0x5e1),
+                "Frome walking group",
+                &["physical_activity"],
+                "FROME",
+            ),
+            twice,
+        ],
+    )
+    .await;
+    let cases = CaseService::new(store.clone());
+    let person = Person {
+        scores: vec![],
+        closed: false,
+        withdraws_evaluation_consent: false,
+        second_episode: false,
+    };
+    for (n, typed) in ["Frome", "frome ", "FROME", "BA11 2AB", "Nunney", "nunney"]
+        .into_iter()
+        .enumerate()
+    {
+        let n = 200 + n as u128;
+        journey(&cases, n, &person).await;
+        cases
+            .execute(
+                ClientId(Uuid::from_u128(n)),
+                &CaseCommand::RecordServiceGap(ServiceGapRecorded {
+                    gap_id: GapId(Uuid::from_u128(n * 1000 + 7)),
+                    need: NeedDomain::PhysicalActivity,
+                    area: typed.to_owned(),
+                    reason: GapReason::WaitingListTooLong,
+                    note: None,
+                }),
+                Metadata {
+                    occurred_at: Utc
+                        .with_ymd_and_hms(2026, 6, 3, 9, 0, 0)
+                        .single()
+                        .expect("a time"),
+                    ..metadata()
+                },
+                CommandOptions::default(),
+            )
+            .await
+            .expect("the gap");
+    }
+    report(&store, &db).await;
+    projector::Runner::new(
+        store.clone(),
+        Arc::new(projector::DirectoryProjection),
+        Uuid::new_v4(),
+        projector::RunnerSettings::default(),
+    )
+    .catch_up()
+    .await
+    .expect("the directory");
+    let gaps = app::reports::gap_report(
+        &db.app_client().await,
+        &ReportFilter {
+            rules_version: 3,
+            ..ReportFilter::default()
+        },
+    )
+    .await
+    .expect("the gaps");
+    let cells: Vec<(String, Option<String>, Option<i64>)> = gaps
+        .gaps
+        .iter()
+        .map(|g| (g.area.clone(), g.area_name.clone(), g.count))
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            ("frome".to_owned(), Some("Frome".to_owned()), Some(4)),
+            (
+                "uncoded:nunney".to_owned(),
+                Some("nunney".to_owned()),
+                Some(2)
+            ),
+        ]
+    );
+    // The directory's "FROME" is the same cell.
+    let capacity: Vec<(String, String, i64)> = gaps
+        .capacity
+        .iter()
+        .map(|c| (c.need.clone(), c.area.clone(), c.services))
+        .collect();
+    assert_eq!(
+        capacity,
+        [("physical_activity".to_owned(), "frome".to_owned(), 2)]
+    );
+}

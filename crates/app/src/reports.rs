@@ -615,7 +615,11 @@ pub async fn outcome_report(
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct GapCount {
     pub need: String,
+    /// The area: its code under rules that code areas (`projections/areas/`), as typed
+    /// otherwise.
     pub area: String,
+    /// The area's name, under rules that code areas.
+    pub area_name: Option<String>,
     /// The first day of the month.
     pub month: NaiveDate,
     pub reason: String,
@@ -645,7 +649,9 @@ pub struct ConnectionCount {
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CapacityCount {
     pub need: String,
+    /// The area the service covers, coded as the gaps are.
     pub area: String,
+    pub area_name: Option<String>,
     pub services: i64,
     pub open: i64,
     pub waiting_list: i64,
@@ -683,6 +689,20 @@ pub async fn gap_report(
         reason: None,
         ..filter.clone()
     };
+    let area_rules = Rules::load(filter.rules_version)
+        .ok()
+        .and_then(|rules| rules.area_rules);
+    let area_name = |area: String| -> Option<String> {
+        let areas = area_rules.as_ref()?;
+        Some(match area.strip_prefix("uncoded:") {
+            Some(typed) => typed.to_owned(),
+            None => areas
+                .areas
+                .iter()
+                .find(|a| a.code == area)
+                .map_or(area.clone(), |a| a.name.clone()),
+        })
+    };
     let (clause, owned) = base.clause("recorded_on");
     let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
     let gaps = client
@@ -698,6 +718,7 @@ pub async fn gap_report(
         .iter()
         .map(|row| GapCount {
             need: row.get(0),
+            area_name: area_name(row.get(1)),
             area: row.get(1),
             month: row.get(2),
             reason: row.get(3),
@@ -733,7 +754,7 @@ pub async fn gap_report(
             mean_waiting_weeks: row.get::<_, Option<f64>>(6).map(round2),
         })
         .collect();
-    let capacity = client
+    let capacity: Vec<CapacityCount> = client
         .query(
             "SELECT need, area, count(*), \
              count(*) FILTER (WHERE availability = 'open' AND status = 'active'), \
@@ -748,6 +769,7 @@ pub async fn gap_report(
         .iter()
         .map(|row| CapacityCount {
             need: row.get(0),
+            area_name: None,
             area: row.get(1),
             services: row.get(2),
             open: row.get(3),
@@ -756,6 +778,11 @@ pub async fn gap_report(
             mean_waiting_weeks: row.get::<_, Option<f64>>(6).map(round2),
         })
         .collect();
+    // The directory's areas coded as the gaps are, so that capacity and gaps meet on one key.
+    let capacity = match &area_rules {
+        Some(areas) => coded_capacity(client, areas).await?,
+        None => capacity,
+    };
     let figures = projector::outcomes_name(filter.rules_version);
     let as_of = as_of(client, &[&figures, projector::DIRECTORY]).await?;
     Ok(GapReport {
@@ -768,6 +795,76 @@ pub async fn gap_report(
         suppression: Suppression::default(),
         as_of,
     })
+}
+
+/// The directory's capacity by need and area code: a service counts once in an area however
+/// many of its listed areas mean that place ("Coleford" and "BA3").
+async fn coded_capacity(
+    client: &impl GenericClient,
+    areas: &projector::rules::AreaRules,
+) -> Result<Vec<CapacityCount>, tokio_postgres::Error> {
+    struct Cell {
+        row: CapacityCount,
+        services: std::collections::BTreeSet<Uuid>,
+        waited: f64,
+    }
+    let mut cells: BTreeMap<(String, String), Cell> = BTreeMap::new();
+    for row in client
+        .query(
+            "SELECT DISTINCT service_id, need, area, availability, status, waiting_weeks \
+             FROM directory_services, unnest(needs) AS need, unnest(areas) AS area \
+             WHERE NOT withdrawn",
+            &[],
+        )
+        .await?
+    {
+        let service: Uuid = row.get(0);
+        let need: String = row.get(1);
+        let (code, name) = areas.code(row.get::<_, &str>(2));
+        let availability: String = row.get(3);
+        let status: String = row.get(4);
+        let weeks: Option<i32> = row.get(5);
+        let cell = cells
+            .entry((need.clone(), code.clone()))
+            .or_insert_with(|| Cell {
+                row: CapacityCount {
+                    need,
+                    area: code,
+                    area_name: Some(name),
+                    services: 0,
+                    open: 0,
+                    waiting_list: 0,
+                    not_taking_referrals: 0,
+                    mean_waiting_weeks: None,
+                },
+                services: std::collections::BTreeSet::new(),
+                waited: 0.0,
+            });
+        if !cell.services.insert(service) {
+            continue;
+        }
+        cell.row.services += 1;
+        let active = status == "active";
+        match availability.as_str() {
+            "open" if active => cell.row.open += 1,
+            "waiting_list" if active => {
+                cell.row.waiting_list += 1;
+                cell.waited += f64::from(weeks.unwrap_or(0));
+            }
+            _ => {}
+        }
+        if availability == "closed" || !active {
+            cell.row.not_taking_referrals += 1;
+        }
+    }
+    Ok(cells
+        .into_values()
+        .map(|mut cell| {
+            cell.row.mean_waiting_weeks = (cell.row.waiting_list > 0)
+                .then(|| round2(cell.waited / cell.row.waiting_list as f64));
+            cell.row
+        })
+        .collect())
 }
 
 /// One figure that differs between two rule versions.

@@ -852,7 +852,11 @@ impl Figures {
             c.organisation_id.push(org);
             c.team_id.push(g.team_id);
             c.need.push(g.need.clone());
-            c.area.push(g.area.clone());
+            // By code under rules that code areas, as typed otherwise.
+            c.area.push(match &rules.area_rules {
+                Some(areas) => areas.code(&g.area).0,
+                None => g.area.clone(),
+            });
             c.reason.push(g.reason.clone());
             c.recorded_on.push(g.recorded_on);
         }

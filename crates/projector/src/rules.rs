@@ -31,6 +31,9 @@ pub struct Rules {
     /// and v2: none, and everyone).
     #[serde(default)]
     pub figures: FigureRules,
+    /// The area rules `figures.areas` names, loaded with these.
+    #[serde(skip)]
+    pub area_rules: Option<AreaRules>,
 }
 
 /// Figures a rule version keeps beyond v1's, and who counts in outcome measures.
@@ -44,6 +47,10 @@ pub struct FigureRules {
     /// Who counts in the outcome measures (paired scores, baselines).
     #[serde(default)]
     pub evaluation_consent: EvaluationConsent,
+    /// The area rules version gaps (and the directory's capacity beside them) are counted by,
+    /// as codes (`projections/areas/`); none counts areas as typed (v1, v2).
+    #[serde(default)]
+    pub areas: Option<i32>,
 }
 
 /// Whether a person's consent to evaluation decides if their scores count.
@@ -64,6 +71,119 @@ impl EvaluationConsent {
         match self {
             EvaluationConsent::Ignore => "ignore",
             EvaluationConsent::ExcludeWithdrawn => "exclude_withdrawn",
+        }
+    }
+}
+
+/// Every area rule version this build knows, in order (`projections/areas/`).
+const AREA_FILES: &[(i32, &str)] = &[(1, include_str!("../../../projections/areas/v1.toml"))];
+
+/// The places a service covers, as the codes reports count areas by.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AreaRules {
+    pub version: i32,
+    pub description: String,
+    pub areas: Vec<Area>,
+}
+
+/// One place: its code, its name, and what people type for it.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Area {
+    pub code: String,
+    pub name: String,
+    #[serde(default)]
+    pub spellings: Vec<String>,
+    #[serde(default)]
+    pub postcode_districts: Vec<String>,
+}
+
+/// Lower case, without surrounding spaces or punctuation, single spaces.
+fn tidy(text: &str) -> String {
+    text.split(|c: char| c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_matches(|c: char| c.is_ascii_punctuation())
+        .trim()
+        .to_lowercase()
+}
+
+/// The district of a UK postcode ("BA11 1AA", "ba11"), if the text is one.
+fn postcode_district(text: &str) -> Option<String> {
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let compact = compact.to_uppercase();
+    let is_district = |d: &str| {
+        let letters = d.chars().take_while(char::is_ascii_alphabetic).count();
+        let rest = &d[letters..];
+        (1..=2).contains(&letters)
+            && rest.chars().next().is_some_and(|c| c.is_ascii_digit())
+            && (1..=2).contains(&rest.len())
+            && rest.chars().all(|c| c.is_ascii_alphanumeric())
+    };
+    if is_district(&compact) {
+        return Some(compact);
+    }
+    // A full postcode: the inward code is a digit and two letters.
+    let (outward, inward) = compact.split_at(compact.len().checked_sub(3)?);
+    let inward_ok = inward.chars().next().is_some_and(|c| c.is_ascii_digit())
+        && inward.chars().skip(1).all(|c| c.is_ascii_alphabetic());
+    (inward_ok && is_district(outward)).then(|| outward.to_owned())
+}
+
+impl AreaRules {
+    /// The area rules of a version.
+    ///
+    /// # Errors
+    /// An unknown version, a file that does not parse, or two areas with one code or spelling.
+    pub fn load(version: i32) -> Result<AreaRules, RulesError> {
+        let text = rule_file(AREA_FILES, version).ok_or(RulesError::UnknownAreas(version))?;
+        let invalid = |reason: String| RulesError::Invalid { version, reason };
+        let rules: AreaRules = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if rules.version != version {
+            return Err(invalid(format!("the file says version {}", rules.version)));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for area in &rules.areas {
+            for key in std::iter::once(&area.name)
+                .chain(&area.spellings)
+                .map(|s| tidy(s))
+                .chain(std::iter::once(format!("code:{}", area.code)))
+                .chain(
+                    area.postcode_districts
+                        .iter()
+                        .map(|d| format!("pc:{}", d.to_uppercase())),
+                )
+            {
+                if !seen.insert(key.clone()) {
+                    return Err(invalid(format!("{key} names two areas")));
+                }
+            }
+        }
+        Ok(rules)
+    }
+
+    /// The code and name of the area a typed text means: by name or spelling, then by postcode
+    /// district; otherwise `uncoded:<tidied text>` with the text as typed.
+    pub fn code(&self, typed: &str) -> (String, String) {
+        let tidied = tidy(typed);
+        let by_name = self.areas.iter().find(|a| {
+            tidy(&a.name) == tidied
+                || a.code == tidied
+                || a.spellings.iter().any(|s| tidy(s) == tidied)
+        });
+        let by_postcode = || {
+            let district = postcode_district(&tidied)?;
+            self.areas.iter().find(|a| {
+                a.postcode_districts
+                    .iter()
+                    .any(|d| d.eq_ignore_ascii_case(&district))
+            })
+        };
+        match by_name.or_else(by_postcode) {
+            Some(area) => (area.code.clone(), area.name.clone()),
+            None => (format!("uncoded:{tidied}"), typed.trim().to_owned()),
         }
     }
 }
@@ -236,6 +356,8 @@ pub enum RulesError {
     UnknownCaseload(i32),
     #[error("no recording rules version {0}; this build knows {known:?}", known = RECORDING_FILES.iter().map(|(v, _)| *v).collect::<Vec<_>>())]
     UnknownRecording(i32),
+    #[error("no area rules version {0}; this build knows {known:?}", known = AREA_FILES.iter().map(|(v, _)| *v).collect::<Vec<_>>())]
+    UnknownAreas(i32),
     #[error("no personal data rules version {0}; this build knows {known:?}", known = PRIVACY_FILES.iter().map(|(v, _)| *v).collect::<Vec<_>>())]
     UnknownPrivacy(i32),
     #[error("rules version {version} do not parse: {reason}")]
@@ -255,9 +377,12 @@ impl Rules {
     pub fn load(version: i32) -> Result<Rules, RulesError> {
         let text = rule_file(RULE_FILES, version).ok_or(RulesError::Unknown(version))?;
         let invalid = |reason: String| RulesError::Invalid { version, reason };
-        let rules: Rules = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let mut rules: Rules = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         if rules.version != version {
             return Err(invalid(format!("the file says version {}", rules.version)));
+        }
+        if let Some(areas) = rules.figures.areas {
+            rules.area_rules = Some(AreaRules::load(areas)?);
         }
         if rules.swemwbs.metric.len() != 29 {
             return Err(invalid(
@@ -609,6 +734,28 @@ mod privacy_tests {
             CaseloadRules::load(99),
             Err(RulesError::UnknownCaseload(99))
         ));
+    }
+
+    #[test]
+    fn typed_areas_map_to_one_code() {
+        let areas = AreaRules::load(1).expect("v1");
+        for typed in [
+            "Frome",
+            "frome ",
+            "FROME",
+            " Frome,",
+            "Frome, Somerset",
+            "BA11 1AA",
+            "ba11",
+        ] {
+            assert_eq!(areas.code(typed).0, "frome", "{typed:?}");
+        }
+        assert_eq!(areas.code("Glasto").0, "glastonbury");
+        assert_eq!(areas.code("BA4 5XY").0, "shepton_mallet");
+        assert_eq!(areas.code("Nunney").0, "uncoded:nunney");
+        assert_eq!(areas.code("  NUNNEY ").0, "uncoded:nunney");
+        assert_eq!(areas.code("Street").1, "Street");
+        assert!(AreaRules::load(9).is_err());
     }
 
     #[test]
