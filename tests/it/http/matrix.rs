@@ -205,10 +205,10 @@ pub fn body(
         "assign_link_worker" => {
             json!({ "link_worker_id": people.worker.staff_id, "team_id": people.worker.team_id })
         }
-        "start_snapshot" => json!({ "known_at": (now - Duration::hours(1)).to_rfc3339() }),
-        "start_explanation" => {
-            json!({ "published_at": (now - Duration::hours(1)).to_rfc3339() })
-        }
+        // Compared with when events were recorded, on the database's clock: a moment long past
+        // whatever clock the test runs on.
+        "start_snapshot" => json!({ "known_at": "2020-01-01T00:00:00Z" }),
+        "start_explanation" => json!({ "published_at": "2020-01-01T00:00:00Z" }),
         "transfer_case" => json!({
             "to_link_worker_id": people.worker.staff_id, "team_id": people.worker.team_id, "reason": "other"
         }),

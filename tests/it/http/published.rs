@@ -207,7 +207,7 @@ async fn a_published_quarter_is_reproduced_and_its_difference_from_today_explain
         .post(
             &analyst,
             "/api/v1/reports/outcomes/snapshots",
-            json!({ "known_at": Utc::now() + Duration::days(3) }),
+            json!({ "known_at": log_now(&server).await + Duration::days(3) }),
         )
         .await;
     assert_eq!(future.status, 400, "{:#}", future.body);
