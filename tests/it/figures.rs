@@ -472,3 +472,68 @@ async fn areas_typed_differently_are_one_cell_where_gaps_and_capacity_meet() {
         [("physical_activity".to_owned(), "frome".to_owned(), 2)]
     );
 }
+
+/// Ids are unique within a record, not across the log: two people whose referral, connection
+/// and gap share ids (chosen by callers, perhaps in two organisations) are both counted, and the
+/// figures keep following the log.
+#[tokio::test]
+async fn two_records_may_use_the_same_ids_and_both_count() {
+    let (db, store) = store_with_db(4).await;
+    let service = crate::support::list_sample_services(&store, 1).await[0];
+    let cases = CaseService::new(store.clone());
+    let shared = |k: u128| Uuid::from_u128(0xdead_0000 + k);
+    for n in [301u128, 302] {
+        let client = ClientId(Uuid::from_u128(n));
+        let commands = vec![
+            new_client_intake(
+                client,
+                ReferralId(shared(1)),
+                "Frome",
+                ReferralSource::Gp,
+                vec![NeedDomain::LonelinessIsolation],
+            ),
+            CaseCommand::AcceptReferral(ReferralAccepted {
+                referral_id: ReferralId(shared(1)),
+            }),
+            CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
+                link_worker_id: StaffId(Uuid::from_u128(0x5001)),
+                team_id: TeamId(Uuid::from_u128(0x7ea)),
+            }),
+            CaseCommand::MakeConnection(OnwardConnectionMade {
+                connection_id: ConnectionId(shared(2)),
+                service_id: ServiceId(service),
+                need: NeedDomain::LonelinessIsolation,
+                kind: ConnectionKind::Signposted,
+            }),
+            CaseCommand::RecordServiceGap(ServiceGapRecorded {
+                gap_id: GapId(shared(3)),
+                need: NeedDomain::Housing,
+                area: "Frome".to_owned(),
+                reason: GapReason::NoServiceExists,
+                note: None,
+            }),
+        ];
+        for command in commands {
+            cases
+                .execute(client, &command, metadata(), CommandOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+        }
+    }
+    let report = report(&store, &db).await;
+    assert_eq!(report.referrals.total, Some(2));
+    let gaps = app::reports::gap_report(
+        &db.app_client().await,
+        &ReportFilter {
+            rules_version: 3,
+            ..ReportFilter::default()
+        },
+    )
+    .await
+    .expect("the gaps");
+    assert_eq!(gaps.gaps.iter().filter_map(|g| g.count).sum::<i64>(), 2);
+    assert_eq!(
+        gaps.connections.iter().filter_map(|c| c.made).sum::<i64>(),
+        2
+    );
+}
