@@ -4,6 +4,7 @@
 
 mod after;
 mod cohort;
+mod csv_files;
 mod dating;
 pub mod journey;
 mod malformed;

@@ -2,7 +2,7 @@
 //! organisation, under the live rule version unless another is asked for.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::NaiveDate;
 use domain::{NeedDomain, ReferralSource};
 use serde::Deserialize;
@@ -10,15 +10,19 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::extract::{Body, Caller, Params};
-use super::problem::{ApiError, SnapshotErrors, WaitingReadErrors};
+use super::negotiate::{CsvParams, Format, Offer, csv_response, json_response, negotiate};
+use super::problem::{ApiError, NegotiatedReadErrors, SnapshotErrors};
 use app::reports::{Comparison, GapReport, OutcomeReport, ReportQuery};
 use app::snapshots::{ExplainedComparison, Explanation, Snapshot, SnapshotReport};
 
 pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config
         .service(outcome_report)
+        .service(outcome_report_csv)
         .service(gap_report)
+        .service(gap_report_csv)
         .service(compare_outcomes)
+        .service(compare_outcomes_csv)
         .service(start_snapshot)
         .service(get_snapshot)
         .service(snapshot_report)
@@ -249,47 +253,162 @@ impl ReportParams {
 
 /// Outcome figures: referrals by source and reason, time to first contact, did-not-attend
 /// rate, contacts per episode, closures by reason, and per measure the change from baseline to
-/// follow-up with the share improved, unchanged and worse.
+/// follow-up with the share improved, unchanged and worse. With `Accept: text/csv` (preferred
+/// to JSON), the CSV file of `GET /reports/outcomes.csv`.
 #[utoipa::path(
     tag = "reports",
     security(("bearer" = [])),
-    params(ReportParams),
-    responses((status = 200, body = OutcomeReport), WaitingReadErrors)
+    params(ReportParams, CsvParams),
+    responses(
+        (status = 200, content((OutcomeReport = "application/json"), (String = "text/csv"))),
+        NegotiatedReadErrors
+    )
 )]
 #[get("/reports/outcomes")]
 async fn outcome_report(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     params: Params<ReportParams>,
-) -> Result<web::Json<OutcomeReport>, ApiError> {
-    let report = state
-        .reports
-        .outcomes(&caller.0, &params.0.report_query(), params.0.rules)
-        .await
-        .map_err(ApiError::query)?;
-    Ok(web::Json(report))
+    csv: Params<CsvParams>,
+) -> Result<HttpResponse, ApiError> {
+    let format = negotiate(&req, Offer::JsonOrCsv)?;
+    outcomes(&state, &caller, &params.0, &csv.0, format).await
 }
 
-/// Where services are missing: recorded gaps by need, area, month and reason, and per service
-/// and need the onward connections made, not taken up, on a waiting list or declined.
+/// The outcome report as a CSV file, one row per figure, for a spreadsheet: columns
+/// `section,figure,code,value,suppressed`. `section` is `referrals`, `episodes` or `measures`;
+/// `figure` is the JSON field's name (`total`, `mean_change`, ...), a breakdown's name for its
+/// counts (`by_source`, `by_reason`, `closed_by_reason`) and that name with `_percent` for its
+/// shares; `code` is what a breakdown is by (`gp`) or the measure (`wemwbs`), empty for a
+/// figure of the whole; `value` is a number, empty when suppressed or when there was nothing
+/// to take a mean or share over; `suppressed` is `true` for a figure withheld under the
+/// small-number rule. The file is UTF-8 with a byte order mark (for Excel), CRLF line ends,
+/// RFC 4180 quoting; unless `comments=false` it starts with `# name: value` lines (rule
+/// versions, suppression, period, filters, `as_of`) and an empty line, also given as
+/// `Casebook-*` headers. Text a spreadsheet would take for a formula starts with `'`.
 #[utoipa::path(
     tag = "reports",
     security(("bearer" = [])),
-    params(ReportParams),
-    responses((status = 200, body = GapReport), WaitingReadErrors)
+    params(ReportParams, CsvParams),
+    responses(
+        (status = 200, content_type = "text/csv", body = String),
+        NegotiatedReadErrors
+    )
+)]
+#[get("/reports/outcomes.csv")]
+async fn outcome_report_csv(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    params: Params<ReportParams>,
+    csv: Params<CsvParams>,
+) -> Result<HttpResponse, ApiError> {
+    let format = negotiate(&req, Offer::Csv)?;
+    outcomes(&state, &caller, &params.0, &csv.0, format).await
+}
+
+async fn outcomes(
+    state: &AppState,
+    caller: &Caller,
+    params: &ReportParams,
+    csv: &CsvParams,
+    format: Format,
+) -> Result<HttpResponse, ApiError> {
+    let query = params.report_query();
+    let reports = &state.reports;
+    Ok(match format {
+        Format::Json => json_response(
+            &reports
+                .outcomes(&caller.0, &query, params.rules)
+                .await
+                .map_err(ApiError::query)?,
+        ),
+        Format::Csv => csv_response(
+            reports
+                .outcomes_csv(&caller.0, &query, params.rules, csv.options())
+                .await
+                .map_err(ApiError::query)?,
+        ),
+    })
+}
+
+/// Where services are missing: recorded gaps by need, area, month and reason, and per service
+/// and need the onward connections made, not taken up, on a waiting list or declined. With
+/// `Accept: text/csv` (preferred to JSON), the CSV file of `GET /reports/service-gaps.csv`.
+#[utoipa::path(
+    tag = "reports",
+    security(("bearer" = [])),
+    params(ReportParams, CsvParams),
+    responses(
+        (status = 200, content((GapReport = "application/json"), (String = "text/csv"))),
+        NegotiatedReadErrors
+    )
 )]
 #[get("/reports/service-gaps")]
 async fn gap_report(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     params: Params<ReportParams>,
-) -> Result<web::Json<GapReport>, ApiError> {
-    let report = state
-        .reports
-        .service_gaps(&caller.0, &params.0.report_query(), params.0.rules)
-        .await
-        .map_err(ApiError::query)?;
-    Ok(web::Json(report))
+    csv: Params<CsvParams>,
+) -> Result<HttpResponse, ApiError> {
+    let format = negotiate(&req, Offer::JsonOrCsv)?;
+    gaps(&state, &caller, &params.0, &csv.0, format).await
+}
+
+/// The service-gap report as a CSV file, one row per figure: columns
+/// `section,figure,need,area,month,reason,service_id,service_name,value,suppressed`. `section`
+/// is `gaps` (figure `count`, by need, area, month and reason), `connections` (figures `made`,
+/// `not_taken_up`, `waiting_list`, `declined`, `mean_waiting_weeks`, by service and need) or
+/// `capacity` (figures `services`, `open`, `waiting_list`, `not_taking_referrals`,
+/// `mean_waiting_weeks`, by need and area; the directory now, never suppressed); the columns a
+/// section is not broken down by are empty. `value`, `suppressed`, the notes and the file's
+/// encoding are as for `GET /reports/outcomes.csv`.
+#[utoipa::path(
+    tag = "reports",
+    security(("bearer" = [])),
+    params(ReportParams, CsvParams),
+    responses(
+        (status = 200, content_type = "text/csv", body = String),
+        NegotiatedReadErrors
+    )
+)]
+#[get("/reports/service-gaps.csv")]
+async fn gap_report_csv(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    params: Params<ReportParams>,
+    csv: Params<CsvParams>,
+) -> Result<HttpResponse, ApiError> {
+    let format = negotiate(&req, Offer::Csv)?;
+    gaps(&state, &caller, &params.0, &csv.0, format).await
+}
+
+async fn gaps(
+    state: &AppState,
+    caller: &Caller,
+    params: &ReportParams,
+    csv: &CsvParams,
+    format: Format,
+) -> Result<HttpResponse, ApiError> {
+    let query = params.report_query();
+    let reports = &state.reports;
+    Ok(match format {
+        Format::Json => json_response(
+            &reports
+                .service_gaps(&caller.0, &query, params.rules)
+                .await
+                .map_err(ApiError::query)?,
+        ),
+        Format::Csv => csv_response(
+            reports
+                .service_gaps_csv(&caller.0, &query, params.rules, csv.options())
+                .await
+                .map_err(ApiError::query)?,
+        ),
+    })
 }
 
 /// Two rule versions.
@@ -305,28 +424,81 @@ struct CompareParams {
 }
 
 /// The outcome figures under two rule versions side by side, with every figure that differs.
+/// With `Accept: text/csv` (preferred to JSON), the CSV file of
+/// `GET /reports/outcomes/comparison.csv`.
 #[utoipa::path(
     tag = "reports",
     security(("bearer" = [])),
-    params(CompareParams, ReportParams),
-    responses((status = 200, body = Comparison), WaitingReadErrors)
+    params(CompareParams, ReportParams, CsvParams),
+    responses(
+        (status = 200, content((Comparison = "application/json"), (String = "text/csv"))),
+        NegotiatedReadErrors
+    )
 )]
 #[get("/reports/outcomes/comparison")]
 async fn compare_outcomes(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     versions: Params<CompareParams>,
     params: Params<ReportParams>,
-) -> Result<web::Json<Comparison>, ApiError> {
-    let comparison = state
-        .reports
-        .compare(
-            &caller.0,
-            &params.0.report_query(),
-            versions.0.a,
-            versions.0.b,
-        )
-        .await
-        .map_err(ApiError::query)?;
-    Ok(web::Json(comparison))
+    csv: Params<CsvParams>,
+) -> Result<HttpResponse, ApiError> {
+    let format = negotiate(&req, Offer::JsonOrCsv)?;
+    comparison(&state, &caller, &versions.0, &params.0, &csv.0, format).await
+}
+
+/// The comparison as a CSV file, one row per figure of either version: columns
+/// `section,figure,code,a_value,a_suppressed,b_value,b_suppressed,differs`. The first three
+/// are those of `GET /reports/outcomes.csv`; `a_*` and `b_*` are the figure under rule versions
+/// `a` and `b` (both empty when that version's report has no such figure); `differs` is `true`
+/// when the values differ, as the JSON's `differences` lists them. Notes and encoding as for
+/// `GET /reports/outcomes.csv` (`a_rules_version`, `b_rules_version`, ...).
+#[utoipa::path(
+    tag = "reports",
+    security(("bearer" = [])),
+    params(CompareParams, ReportParams, CsvParams),
+    responses(
+        (status = 200, content_type = "text/csv", body = String),
+        NegotiatedReadErrors
+    )
+)]
+#[get("/reports/outcomes/comparison.csv")]
+async fn compare_outcomes_csv(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    versions: Params<CompareParams>,
+    params: Params<ReportParams>,
+    csv: Params<CsvParams>,
+) -> Result<HttpResponse, ApiError> {
+    let format = negotiate(&req, Offer::Csv)?;
+    comparison(&state, &caller, &versions.0, &params.0, &csv.0, format).await
+}
+
+async fn comparison(
+    state: &AppState,
+    caller: &Caller,
+    versions: &CompareParams,
+    params: &ReportParams,
+    csv: &CsvParams,
+    format: Format,
+) -> Result<HttpResponse, ApiError> {
+    let query = params.report_query();
+    let reports = &state.reports;
+    let (a, b) = (versions.a, versions.b);
+    Ok(match format {
+        Format::Json => json_response(
+            &reports
+                .compare(&caller.0, &query, a, b)
+                .await
+                .map_err(ApiError::query)?,
+        ),
+        Format::Csv => csv_response(
+            reports
+                .compare_csv(&caller.0, &query, a, b, csv.options())
+                .await
+                .map_err(ApiError::query)?,
+        ),
+    })
 }
