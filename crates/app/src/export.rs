@@ -179,6 +179,12 @@ fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
+/// When a file was computed, RFC 3339 in UTC to the second (the clock's nanoseconds would only
+/// clutter the note).
+fn to_the_second(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
 /// A note's value on one line of its own that no CSV reader splits (the values are numbers,
 /// dates, codes and ids; this is a guard, not an escape).
 fn note_value(value: &str) -> String {
@@ -663,7 +669,7 @@ pub fn caseload(
 ) -> Result<CsvFile, AppError> {
     let mut notes = Notes::new("caseload");
     notes.add("caseload_rules_version", Some(file.rules_version));
-    notes.add("computed_at", Some(timestamp(file.computed_at)));
+    notes.add("computed_at", Some(to_the_second(file.computed_at)));
     notes.add("team_id", file.team_id);
     notes.add("link_worker_id", file.link_worker_id);
     notes.add("cases", Some(items.len()));
@@ -737,7 +743,7 @@ pub fn workload(
 ) -> Result<CsvFile, AppError> {
     let mut notes = Notes::new("team workload");
     notes.add("caseload_rules_version", Some(file.rules_version));
-    notes.add("computed_at", Some(timestamp(file.computed_at)));
+    notes.add("computed_at", Some(to_the_second(file.computed_at)));
     notes.add("team_id", Some(file.team_id));
     notes.as_of(&file.as_of);
     let rows: Vec<Vec<Cell>> = loads
