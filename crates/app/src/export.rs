@@ -261,7 +261,7 @@ fn period_name(from: Option<NaiveDate>, to: Option<NaiveDate>) -> String {
 }
 
 /// The columns of the outcome report: one row per figure (and per code of a breakdown).
-pub const OUTCOME_COLUMNS: [&str; 5] = ["section", "figure", "code", "value", "suppressed"];
+pub const OUTCOME_COLUMNS: [&str; 6] = ["section", "figure", "code", "band", "value", "suppressed"];
 
 /// One cell of the outcome report.
 #[derive(Clone, Debug, PartialEq)]
@@ -269,6 +269,7 @@ struct Figure {
     section: &'static str,
     figure: String,
     code: String,
+    band: String,
     value: Cell,
     suppressed: bool,
 }
@@ -279,11 +280,23 @@ struct Figures(Vec<Figure>);
 
 impl Figures {
     fn push(&mut self, section: &'static str, figure: &str, code: &str, cell: (Cell, bool)) {
+        self.push_band(section, figure, code, "", cell);
+    }
+
+    fn push_band(
+        &mut self,
+        section: &'static str,
+        figure: &str,
+        code: &str,
+        band: &str,
+        cell: (Cell, bool),
+    ) {
         let (value, suppressed) = cell;
         self.0.push(Figure {
             section,
             figure: figure.to_owned(),
             code: code.to_owned(),
+            band: band.to_owned(),
             value,
             suppressed,
         });
@@ -308,6 +321,17 @@ fn count(n: Option<i64>) -> (Cell, bool) {
     (Cell::int(n), n.is_none())
 }
 
+/// A count that the rule version may not keep: null because suppressed only where it is
+/// `counted`.
+fn count_if(n: Option<i64>, counted: bool) -> (Cell, bool) {
+    (Cell::int(n), n.is_none() && counted)
+}
+
+/// A word among the figures (which way a measure runs, whose scores count): never suppressed.
+fn word(text: &str) -> (Cell, bool) {
+    (Cell::text(text), false)
+}
+
 /// A mean's or percentage's cell: null when suppressed with one of the counts it comes
 /// `from`, or when there was nothing to take it over (not suppressed).
 fn derived(x: Option<f64>, from: &[Option<i64>]) -> (Cell, bool) {
@@ -322,6 +346,7 @@ fn outcome_figures(report: &OutcomeReport) -> Vec<Figure> {
     let mut out = Figures::default();
     let r = &report.referrals;
     out.push("referrals", "total", "", count(r.total));
+    out.push("referrals", "people", "", count(r.people));
     out.push("referrals", "accepted", "", count(r.accepted));
     out.push("referrals", "declined", "", count(r.declined));
     out.push("referrals", "redirected", "", count(r.redirected));
@@ -337,6 +362,7 @@ fn outcome_figures(report: &OutcomeReport) -> Vec<Figure> {
     out.push("episodes", "episodes", "", count(e.episodes));
     out.push("episodes", "started", "", count(e.started));
     out.push("episodes", "active", "", count(e.active));
+    out.push("episodes", "people", "", count(e.people));
     out.push("episodes", "contacts", "", count(e.contacts));
     let mean = derived(e.mean_contacts, &[e.contacts, e.started, e.active]);
     out.push("episodes", "mean_contacts", "", mean);
@@ -352,13 +378,18 @@ fn outcome_figures(report: &OutcomeReport) -> Vec<Figure> {
     out.push("episodes", "did_not_attend_percent", "", dna);
     out.push("episodes", "closed", "", count(e.closed));
     out.shares("episodes", "closed_by_reason", &e.closed_by_reason);
+    // Rule versions before baselines were kept leave their figures null, not suppressed.
+    let baselines_kept = projector::rules::Rules::load(report.rules_version)
+        .is_ok_and(|rules| rules.figures.baselines);
     for m in &report.measures {
         let code = m.measure.as_str();
+        out.push("measures", "direction", code, word(&m.direction));
         out.push("measures", "paired", code, count(m.paired));
         let means = [
             ("mean_baseline", m.mean_baseline),
             ("mean_follow_up", m.mean_follow_up),
             ("mean_change", m.mean_change),
+            ("mean_improvement", m.mean_improvement),
         ];
         for (figure, mean) in means {
             out.push("measures", figure, code, derived(mean, &[m.paired]));
@@ -375,13 +406,49 @@ fn outcome_figures(report: &OutcomeReport) -> Vec<Figure> {
             let cell = derived(percent, &[m.paired, n]);
             out.push("measures", &format!("{figure}_percent"), code, cell);
         }
+        for (figure, n) in [
+            ("baselines", m.baselines),
+            ("no_follow_up", m.no_follow_up),
+            ("awaiting_follow_up", m.awaiting_follow_up),
+        ] {
+            out.push("measures", figure, code, count_if(n, baselines_kept));
+        }
+        for band in &m.bands {
+            let b = band.code.as_str();
+            out.push_band("measures", "band_baseline", code, b, count(band.baseline));
+            out.push_band("measures", "band_follow_up", code, b, count(band.follow_up));
+            let percent = derived(band.follow_up_percent, &[m.paired, band.follow_up]);
+            out.push_band("measures", "band_follow_up_percent", code, b, percent);
+        }
     }
+    let p = &report.people;
+    out.push("people", "paired", "", count(p.paired));
+    out.push("people", "improved_on_any", "", count(p.improved_on_any));
+    let percent = derived(p.improved_on_any_percent, &[p.paired, p.improved_on_any]);
+    out.push("people", "improved_on_any_percent", "", percent);
+    out.push(
+        "people",
+        "evaluation_consent",
+        "",
+        word(&p.evaluation_consent),
+    );
+    let excluded = count(p.excluded_without_evaluation_consent);
+    out.push(
+        "people",
+        "excluded_without_evaluation_consent",
+        "",
+        excluded,
+    );
     out.0
 }
 
 fn outcome_notes(notes: &mut Notes, report: &OutcomeReport) {
     notes.add("rules_version", Some(report.rules_version));
     notes.suppression(Prefix::None, &report.suppression);
+    notes.add(
+        "evaluation_consent",
+        Some(&report.people.evaluation_consent),
+    );
     notes.period(report.from, report.to);
     notes.add("team_id", report.team_id);
     notes.add("source", report.source.as_ref());
@@ -389,14 +456,18 @@ fn outcome_notes(notes: &mut Notes, report: &OutcomeReport) {
     notes.as_of(&report.as_of);
 }
 
-/// The outcome report as CSV: `section,figure,code,value,suppressed`, one row per figure.
+/// The outcome report as CSV: `section,figure,code,band,value,suppressed`, one row per
+/// figure.
 ///
-/// `section` is `referrals`, `episodes` or `measures`; `figure` is the JSON field's name
-/// (`total`, `by_source`, `mean_change`, ...), with `_percent` after a breakdown's name for its
-/// shares (`by_source_percent`); `code` is what a breakdown is by (a source, a reason, a
-/// closure reason) or the measure (`wemwbs`), and empty for a figure of the whole; `value` is
-/// the number, empty when suppressed or when there was nothing to take a mean or share over;
-/// `suppressed` is `true` for a figure withheld under the small-number rule.
+/// `section` is `referrals`, `episodes`, `measures` or `people`; `figure` is the JSON field's
+/// name (`total`, `by_source`, `mean_change`, ...), with `_percent` after a breakdown's name
+/// for its shares (`by_source_percent`) and `band_` before a measure's band figures
+/// (`band_baseline`, `band_follow_up`, `band_follow_up_percent`); `code` is what a breakdown
+/// is by (a source, a reason, a closure reason) or the measure (`wemwbs`), and empty for a
+/// figure of the whole; `band` is the band's code for a band figure, else empty; `value` is
+/// the number (or, for `direction` and `evaluation_consent`, the word), empty when suppressed,
+/// when there was nothing to take a mean or share over, or when the rule version does not keep
+/// the figure; `suppressed` is `true` for a figure withheld under the small-number rule.
 ///
 /// # Errors
 /// Only if the CSV writer fails, which writing to memory does not.
@@ -410,6 +481,7 @@ pub fn outcome_report(report: &OutcomeReport, options: CsvOptions) -> Result<Csv
                 Cell::text(f.section),
                 Cell::text(f.figure),
                 Cell::text(f.code),
+                Cell::text(f.band),
                 f.value,
                 Cell::Bool(f.suppressed),
             ]
@@ -420,10 +492,11 @@ pub fn outcome_report(report: &OutcomeReport, options: CsvOptions) -> Result<Csv
 }
 
 /// The columns of the outcome comparison: one row per figure of either report.
-pub const COMPARISON_COLUMNS: [&str; 8] = [
+pub const COMPARISON_COLUMNS: [&str; 9] = [
     "section",
     "figure",
     "code",
+    "band",
     "a_value",
     "a_suppressed",
     "b_value",
@@ -432,9 +505,9 @@ pub const COMPARISON_COLUMNS: [&str; 8] = [
 ];
 
 /// The comparison of two rule versions as CSV: the outcome report's cells side by side,
-/// `section,figure,code,a_value,a_suppressed,b_value,b_suppressed,differs`.
+/// `section,figure,code,band,a_value,a_suppressed,b_value,b_suppressed,differs`.
 ///
-/// The first three columns are the outcome report's; `a_*` and `b_*` are the figure under
+/// The first four columns are the outcome report's; `a_*` and `b_*` are the figure under
 /// rule versions `a` and `b` (both empty when the figure is not in that report, such as a
 /// closure reason one version does not count); `differs` is `true` when the two values differ
 /// (as the JSON's `differences` lists them).
@@ -456,8 +529,8 @@ pub fn comparison(comparison: &Comparison, options: CsvOptions) -> Result<CsvFil
     notes.as_of(&comparison.as_of);
     let left = outcome_figures(a);
     let right = outcome_figures(b);
-    type Key = (&'static str, String, String);
-    let key = |f: &Figure| -> Key { (f.section, f.figure.clone(), f.code.clone()) };
+    type Key = (&'static str, String, String, String);
+    let key = |f: &Figure| -> Key { (f.section, f.figure.clone(), f.code.clone(), f.band.clone()) };
     let index = |side: &[Figure]| -> HashMap<Key, Figure> {
         side.iter().map(|f| (key(f), f.clone())).collect()
     };
@@ -478,6 +551,7 @@ pub fn comparison(comparison: &Comparison, options: CsvOptions) -> Result<CsvFil
             Cell::text(f.section),
             Cell::text(f.figure.clone()),
             Cell::text(f.code.clone()),
+            Cell::text(f.band.clone()),
             value(x),
             suppressed(x),
             value(y),

@@ -80,35 +80,71 @@ fn figure(value: &Value) -> Option<f64> {
     }
 }
 
-/// Where a figure is in the outcome report: section, figure, code.
-type Place = (String, String, String);
+/// A figure's value: a number, a word (which way a measure runs, whose scores count), or
+/// nothing.
+#[derive(Clone, Debug, PartialEq)]
+enum Figure {
+    Number(f64),
+    Word(String),
+    Nothing,
+}
+
+impl Figure {
+    fn of_json(value: &Value) -> Figure {
+        match value {
+            Value::Null => Figure::Nothing,
+            Value::String(word) => Figure::Word(word.clone()),
+            other => Figure::Number(
+                other
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("a number: {other}")),
+            ),
+        }
+    }
+
+    fn of_cell(cell: &str) -> Figure {
+        match cell.parse::<f64>() {
+            _ if cell.is_empty() => Figure::Nothing,
+            Ok(n) => Figure::Number(n),
+            Err(_) => Figure::Word(cell.to_owned()),
+        }
+    }
+}
+
+/// Where a figure is in the outcome report: section, figure, code, band.
+type Place = (String, String, String, String);
 
 /// A JSON report's cells by place: the value, and for a share whether the JSON says it is
 /// suppressed. Walked from the JSON alone, not from the CSV writer's code.
-fn outcome_cells(report: &Value) -> BTreeMap<Place, (Option<f64>, Option<bool>)> {
+fn outcome_cells(report: &Value) -> BTreeMap<Place, (Figure, Option<bool>)> {
     let mut cells = BTreeMap::new();
-    for section in ["referrals", "episodes"] {
+    let place = |section: &str, figure: &str, code: &str, band: &str| {
+        (
+            section.to_owned(),
+            figure.to_owned(),
+            code.to_owned(),
+            band.to_owned(),
+        )
+    };
+    for section in ["referrals", "episodes", "people"] {
         for (name, value) in report[section].as_object().expect("a section") {
             match value {
                 Value::Array(shares) => {
                     for share in shares {
-                        let code = share["code"].as_str().expect("a code").to_owned();
+                        let code = share["code"].as_str().expect("a code");
                         let suppressed = share["suppressed"].as_bool();
                         cells.insert(
-                            (section.to_owned(), name.clone(), code.clone()),
-                            (figure(&share["count"]), suppressed),
+                            place(section, name, code, ""),
+                            (Figure::of_json(&share["count"]), suppressed),
                         );
                         cells.insert(
-                            (section.to_owned(), format!("{name}_percent"), code),
-                            (figure(&share["percent"]), suppressed),
+                            place(section, &format!("{name}_percent"), code, ""),
+                            (Figure::of_json(&share["percent"]), suppressed),
                         );
                     }
                 }
                 other => {
-                    cells.insert(
-                        (section.to_owned(), name.clone(), String::new()),
-                        (figure(other), None),
-                    );
+                    cells.insert(place(section, name, "", ""), (Figure::of_json(other), None));
                 }
             }
         }
@@ -116,11 +152,27 @@ fn outcome_cells(report: &Value) -> BTreeMap<Place, (Option<f64>, Option<bool>)>
     for measure in report["measures"].as_array().expect("measures") {
         let code = measure["measure"].as_str().expect("a measure");
         for (name, value) in measure.as_object().expect("a measure") {
-            if name != "measure" {
-                cells.insert(
-                    ("measures".to_owned(), name.clone(), code.to_owned()),
-                    (figure(value), None),
-                );
+            match name.as_str() {
+                "measure" => {}
+                "bands" => {
+                    for band in value.as_array().expect("bands") {
+                        let band_code = band["code"].as_str().expect("a band");
+                        for (key, value) in band.as_object().expect("a band") {
+                            if key != "code" {
+                                cells.insert(
+                                    place("measures", &format!("band_{key}"), code, band_code),
+                                    (Figure::of_json(value), None),
+                                );
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    cells.insert(
+                        place("measures", name, code, ""),
+                        (Figure::of_json(value), None),
+                    );
+                }
             }
         }
     }
@@ -128,23 +180,31 @@ fn outcome_cells(report: &Value) -> BTreeMap<Place, (Option<f64>, Option<bool>)>
 }
 
 /// Checks an outcome report's CSV rows against its JSON, cell for cell: the same cells, the
-/// same numbers, a share's suppression as the JSON says, and no shown number called
+/// same numbers and words, a share's suppression as the JSON says, and nothing shown called
 /// suppressed.
 fn assert_outcomes_match(json: &Value, header: &[String], rows: &[Vec<String>]) {
-    assert_eq!(header, ["section", "figure", "code", "value", "suppressed"]);
+    assert_eq!(
+        header,
+        ["section", "figure", "code", "band", "value", "suppressed"]
+    );
     let expected = outcome_cells(json);
     let mut seen = BTreeMap::new();
     for row in rows {
-        let key = (row[0].clone(), row[1].clone(), row[2].clone());
+        let key = (
+            row[0].clone(),
+            row[1].clone(),
+            row[2].clone(),
+            row[3].clone(),
+        );
         assert!(seen.insert(key.clone(), ()).is_none(), "{key:?} twice");
         let (value, suppressed) = expected
             .get(&key)
             .unwrap_or_else(|| panic!("{key:?} is not in the JSON report"));
-        assert_eq!(number(&row[3]), *value, "{key:?}");
-        let said: bool = row[4].parse().expect("true or false");
+        assert_eq!(&Figure::of_cell(&row[4]), value, "{key:?}");
+        let said: bool = row[5].parse().expect("true or false");
         match suppressed {
             Some(suppressed) => assert_eq!(said, *suppressed, "{key:?}"),
-            None if value.is_some() => assert!(!said, "{key:?} is shown"),
+            None if *value != Figure::Nothing => assert!(!said, "{key:?} is shown"),
             None => {}
         }
     }
@@ -223,11 +283,15 @@ async fn the_outcome_report_as_csv_holds_the_json_figures_cell_for_cell() {
             .unwrap_or_else(|| panic!("a row for {figure} {code}"))
             .clone()
     };
-    assert_eq!(row("by_source", "self_referral")[3..], ["", "true"]);
-    assert_eq!(row("by_source", "gp")[3..], ["", "true"], "its complement");
-    assert_eq!(row("total", "")[3..], ["8", "false"]);
-    assert_eq!(row("paired", "wemwbs")[3..], ["", "true"]);
-    assert_eq!(row("mean_change", "wemwbs")[3..], ["", "true"]);
+    assert_eq!(row("by_source", "self_referral")[4..], ["", "true"]);
+    assert_eq!(row("by_source", "gp")[4..], ["", "true"], "its complement");
+    assert_eq!(row("total", "")[4..], ["8", "false"]);
+    assert_eq!(row("paired", "wemwbs")[4..], ["", "true"]);
+    assert_eq!(row("mean_change", "wemwbs")[4..], ["", "true"]);
+    assert_eq!(
+        row("direction", "wemwbs")[4..],
+        ["higher_is_better", "false"]
+    );
 
     // What the figures are, in the notes and in the headers.
     let notes = notes(&file);
@@ -307,7 +371,7 @@ async fn the_outcome_report_as_csv_holds_the_json_figures_cell_for_cell() {
         )
         .await;
     let text = csv_text(&plain);
-    assert!(text.starts_with("\u{feff}section,figure,code,value,suppressed\r\n"));
+    assert!(text.starts_with("\u{feff}section,figure,code,band,value,suppressed\r\n"));
     assert_eq!(table(&plain), (header, rows));
     assert_eq!(
         plain.header("casebook-as-of-position"),
@@ -526,6 +590,7 @@ async fn the_comparison_as_csv_puts_both_versions_side_by_side() {
             "section",
             "figure",
             "code",
+            "band",
             "a_value",
             "a_suppressed",
             "b_value",
@@ -533,18 +598,18 @@ async fn the_comparison_as_csv_puts_both_versions_side_by_side() {
             "differs"
         ]
     );
-    for (side, columns) in [("a", [0, 1, 2, 3, 4]), ("b", [0, 1, 2, 5, 6])] {
+    for (side, columns) in [("a", [0, 1, 2, 3, 4, 5]), ("b", [0, 1, 2, 3, 6, 7])] {
         let cells: Vec<Vec<String>> = rows
             .iter()
             .map(|r| columns.iter().map(|&i| r[i].clone()).collect())
             .collect();
-        let header: Vec<String> = ["section", "figure", "code", "value", "suppressed"]
+        let header: Vec<String> = ["section", "figure", "code", "band", "value", "suppressed"]
             .map(str::to_owned)
             .into();
         assert_outcomes_match(&json.body[side], &header, &cells);
     }
     assert_eq!(json.body["differences"], json!([]));
-    assert!(rows.iter().all(|r| r[7] == "false"));
+    assert!(rows.iter().all(|r| r[8] == "false"));
     let notes = notes(&file);
     assert_eq!(notes["a_rules_version"], live.to_string());
     assert_eq!(notes["differences"], "0");

@@ -277,12 +277,15 @@ async fn outcome_report(
 }
 
 /// The outcome report as a CSV file, one row per figure, for a spreadsheet: columns
-/// `section,figure,code,value,suppressed`. `section` is `referrals`, `episodes` or `measures`;
-/// `figure` is the JSON field's name (`total`, `mean_change`, ...), a breakdown's name for its
-/// counts (`by_source`, `by_reason`, `closed_by_reason`) and that name with `_percent` for its
-/// shares; `code` is what a breakdown is by (`gp`) or the measure (`wemwbs`), empty for a
-/// figure of the whole; `value` is a number, empty when suppressed or when there was nothing
-/// to take a mean or share over; `suppressed` is `true` for a figure withheld under the
+/// `section,figure,code,band,value,suppressed`. `section` is `referrals`, `episodes`,
+/// `measures` or `people`; `figure` is the JSON field's name (`total`, `mean_change`, ...), a
+/// breakdown's name for its counts (`by_source`, `by_reason`, `closed_by_reason`) and that
+/// name with `_percent` for its shares, `band_baseline`, `band_follow_up` and
+/// `band_follow_up_percent` for a measure's bands; `code` is what a breakdown is by (`gp`) or
+/// the measure (`wemwbs`), empty for a figure of the whole; `band` is the band's code for a
+/// band figure; `value` is a number (a word for `direction` and `evaluation_consent`), empty
+/// when suppressed, when there was nothing to take a mean or share over, or when the rule
+/// version does not keep the figure; `suppressed` is `true` for a figure withheld under the
 /// small-number rule. The file is UTF-8 with a byte order mark (for Excel), CRLF line ends,
 /// RFC 4180 quoting; unless `comments=false` it starts with `# name: value` lines (rule
 /// versions, suppression, period, filters, `as_of`) and an empty line, also given as
@@ -449,8 +452,8 @@ async fn compare_outcomes(
 }
 
 /// The comparison as a CSV file, one row per figure of either version: columns
-/// `section,figure,code,a_value,a_suppressed,b_value,b_suppressed,differs`. The first three
-/// are those of `GET /reports/outcomes.csv`; `a_*` and `b_*` are the figure under rule versions
+/// `section,figure,code,band,a_value,a_suppressed,b_value,b_suppressed,differs`. The first
+/// four are those of `GET /reports/outcomes.csv`; `a_*` and `b_*` are the figure under rule versions
 /// `a` and `b` (both empty when that version's report has no such figure); `differs` is `true`
 /// when the values differ, as the JSON's `differences` lists them. Notes and encoding as for
 /// `GET /reports/outcomes.csv` (`a_rules_version`, `b_rules_version`, ...).

@@ -5,8 +5,8 @@ use uuid::Uuid;
 
 use super::*;
 use crate::reports::{
-    CapacityCount, ConnectionCount, Difference, EpisodeFigures, GapCount, MeasureFigures,
-    ReferralFigures,
+    BandFigures, CapacityCount, ConnectionCount, Difference, EpisodeFigures, GapCount,
+    MeasureFigures, PeopleFigures, ReferralFigures,
 };
 
 fn as_of() -> AsOf {
@@ -27,7 +27,7 @@ fn share(code: &str, count: Option<i64>, percent: Option<f64>) -> Share {
 }
 
 /// Twelve referrals, ten from GPs and two self-referred (suppressed, with the GPs' cell as its
-/// complement); one measure with a negative mean change.
+/// complement); one measure with a negative mean change, and one with bands.
 fn report() -> OutcomeReport {
     OutcomeReport {
         rules_version: 3,
@@ -38,6 +38,7 @@ fn report() -> OutcomeReport {
         reason: None,
         referrals: ReferralFigures {
             total: Some(12),
+            people: Some(11),
             accepted: Some(10),
             declined: None,
             redirected: Some(0),
@@ -51,6 +52,7 @@ fn report() -> OutcomeReport {
             episodes: Some(10),
             started: Some(10),
             active: Some(10),
+            people: Some(10),
             contacts: Some(31),
             mean_contacts: Some(3.1),
             appointments_attended: Some(0),
@@ -59,23 +61,70 @@ fn report() -> OutcomeReport {
             closed: Some(0),
             closed_by_reason: vec![],
         },
-        measures: vec![MeasureFigures {
-            measure: "wemwbs".to_owned(),
-            paired: Some(8),
-            mean_baseline: Some(40.5),
-            mean_follow_up: Some(39.0),
-            mean_change: Some(-1.5),
-            improved: None,
-            no_change: Some(5),
-            worse: None,
-            improved_percent: None,
-            no_change_percent: Some(62.5),
-            worse_percent: None,
-        }],
+        measures: vec![
+            MeasureFigures {
+                measure: "ucla3".to_owned(),
+                direction: "lower_is_better".to_owned(),
+                paired: Some(6),
+                mean_baseline: Some(7.0),
+                mean_follow_up: Some(5.0),
+                mean_change: Some(-2.0),
+                mean_improvement: Some(2.0),
+                improved: Some(6),
+                no_change: Some(0),
+                worse: Some(0),
+                improved_percent: Some(100.0),
+                no_change_percent: Some(0.0),
+                worse_percent: Some(0.0),
+                baselines: Some(9),
+                no_follow_up: None,
+                awaiting_follow_up: None,
+                bands: vec![
+                    BandFigures {
+                        code: "lonely".to_owned(),
+                        baseline: Some(6),
+                        follow_up: Some(0),
+                        follow_up_percent: Some(0.0),
+                    },
+                    BandFigures {
+                        code: "not_lonely".to_owned(),
+                        baseline: Some(0),
+                        follow_up: Some(6),
+                        follow_up_percent: Some(100.0),
+                    },
+                ],
+            },
+            MeasureFigures {
+                measure: "wemwbs".to_owned(),
+                direction: "higher_is_better".to_owned(),
+                paired: Some(8),
+                mean_baseline: Some(40.5),
+                mean_follow_up: Some(39.0),
+                mean_change: Some(-1.5),
+                mean_improvement: Some(-1.5),
+                improved: None,
+                no_change: Some(5),
+                worse: None,
+                improved_percent: None,
+                no_change_percent: Some(62.5),
+                worse_percent: None,
+                baselines: Some(8),
+                no_follow_up: Some(0),
+                awaiting_follow_up: Some(0),
+                bands: vec![],
+            },
+        ],
+        people: PeopleFigures {
+            paired: Some(9),
+            improved_on_any: Some(6),
+            improved_on_any_percent: Some(66.7),
+            evaluation_consent: "exclude_withdrawn".to_owned(),
+            excluded_without_evaluation_consent: Some(0),
+        },
         suppression: Suppression {
             rules_version: Some(2),
             below: 5,
-            cells: 5,
+            cells: 7,
         },
         as_of: as_of(),
     }
@@ -104,46 +153,80 @@ fn the_outcome_report_is_one_row_per_figure_after_its_notes() {
 # rules_version: 3
 # suppression_rules_version: 2
 # suppression_below: 5
-# suppression_cells: 5
+# suppression_cells: 7
+# evaluation_consent: exclude_withdrawn
 # from: 2025-01-01
 # to: 2025-12-31
 # as_of_position: 42
 # as_of_recorded_at: 2026-01-05T09:30:00Z
 # as_of_behind: 0
 
-section,figure,code,value,suppressed
-referrals,total,,12,false
-referrals,accepted,,10,false
-referrals,declined,,,true
-referrals,redirected,,0,false
-referrals,by_source,gp,,true
-referrals,by_source,self_referral,,true
-referrals,by_source_percent,gp,,true
-referrals,by_source_percent,self_referral,,true
-referrals,by_reason,loneliness_isolation,12,false
-referrals,by_reason_percent,loneliness_isolation,100,false
-referrals,contacted,,9,false
-referrals,mean_days_to_first_contact,,4.25,false
-referrals,median_days_to_first_contact,,3,false
-episodes,episodes,,10,false
-episodes,started,,10,false
-episodes,active,,10,false
-episodes,contacts,,31,false
-episodes,mean_contacts,,3.1,false
-episodes,appointments_attended,,0,false
-episodes,appointments_not_attended,,0,false
-episodes,did_not_attend_percent,,,false
-episodes,closed,,0,false
-measures,paired,wemwbs,8,false
-measures,mean_baseline,wemwbs,40.5,false
-measures,mean_follow_up,wemwbs,39,false
-measures,mean_change,wemwbs,-1.5,false
-measures,improved,wemwbs,,true
-measures,no_change,wemwbs,5,false
-measures,worse,wemwbs,,true
-measures,improved_percent,wemwbs,,true
-measures,no_change_percent,wemwbs,62.5,false
-measures,worse_percent,wemwbs,,true
+section,figure,code,band,value,suppressed
+referrals,total,,,12,false
+referrals,people,,,11,false
+referrals,accepted,,,10,false
+referrals,declined,,,,true
+referrals,redirected,,,0,false
+referrals,by_source,gp,,,true
+referrals,by_source,self_referral,,,true
+referrals,by_source_percent,gp,,,true
+referrals,by_source_percent,self_referral,,,true
+referrals,by_reason,loneliness_isolation,,12,false
+referrals,by_reason_percent,loneliness_isolation,,100,false
+referrals,contacted,,,9,false
+referrals,mean_days_to_first_contact,,,4.25,false
+referrals,median_days_to_first_contact,,,3,false
+episodes,episodes,,,10,false
+episodes,started,,,10,false
+episodes,active,,,10,false
+episodes,people,,,10,false
+episodes,contacts,,,31,false
+episodes,mean_contacts,,,3.1,false
+episodes,appointments_attended,,,0,false
+episodes,appointments_not_attended,,,0,false
+episodes,did_not_attend_percent,,,,false
+episodes,closed,,,0,false
+measures,direction,ucla3,,lower_is_better,false
+measures,paired,ucla3,,6,false
+measures,mean_baseline,ucla3,,7,false
+measures,mean_follow_up,ucla3,,5,false
+measures,mean_change,ucla3,,-2,false
+measures,mean_improvement,ucla3,,2,false
+measures,improved,ucla3,,6,false
+measures,no_change,ucla3,,0,false
+measures,worse,ucla3,,0,false
+measures,improved_percent,ucla3,,100,false
+measures,no_change_percent,ucla3,,0,false
+measures,worse_percent,ucla3,,0,false
+measures,baselines,ucla3,,9,false
+measures,no_follow_up,ucla3,,,true
+measures,awaiting_follow_up,ucla3,,,true
+measures,band_baseline,ucla3,lonely,6,false
+measures,band_follow_up,ucla3,lonely,0,false
+measures,band_follow_up_percent,ucla3,lonely,0,false
+measures,band_baseline,ucla3,not_lonely,0,false
+measures,band_follow_up,ucla3,not_lonely,6,false
+measures,band_follow_up_percent,ucla3,not_lonely,100,false
+measures,direction,wemwbs,,higher_is_better,false
+measures,paired,wemwbs,,8,false
+measures,mean_baseline,wemwbs,,40.5,false
+measures,mean_follow_up,wemwbs,,39,false
+measures,mean_change,wemwbs,,-1.5,false
+measures,mean_improvement,wemwbs,,-1.5,false
+measures,improved,wemwbs,,,true
+measures,no_change,wemwbs,,5,false
+measures,worse,wemwbs,,,true
+measures,improved_percent,wemwbs,,,true
+measures,no_change_percent,wemwbs,,62.5,false
+measures,worse_percent,wemwbs,,,true
+measures,baselines,wemwbs,,8,false
+measures,no_follow_up,wemwbs,,0,false
+measures,awaiting_follow_up,wemwbs,,0,false
+people,paired,,,9,false
+people,improved_on_any,,,6,false
+people,improved_on_any_percent,,,66.7,false
+people,evaluation_consent,,,exclude_withdrawn,false
+people,excluded_without_evaluation_consent,,,0,false
 ";
     assert_eq!(text(&file), expected.replace('\n', "\r\n"));
     assert_eq!(
@@ -157,7 +240,7 @@ measures,worse_percent,wemwbs,,true
 fn without_notes_the_file_is_a_plain_table_and_the_notes_are_still_given() {
     let file = outcome_report(&report(), CsvOptions { comments: false }).expect("a file");
     assert!(
-        text(&file).starts_with("\u{feff}section,figure,code,value,suppressed\r\n"),
+        text(&file).starts_with("\u{feff}section,figure,code,band,value,suppressed\r\n"),
         "{}",
         text(&file)
     );
@@ -292,7 +375,7 @@ fn text_a_spreadsheet_would_take_for_a_formula_is_neutralised_and_numbers_are_no
     );
     // A negative mean change is a number, not text.
     let file = outcome_report(&report(), CsvOptions { comments: false }).expect("a file");
-    assert!(text(&file).contains("\r\nmeasures,mean_change,wemwbs,-1.5,false\r\n"));
+    assert!(text(&file).contains("\r\nmeasures,mean_change,wemwbs,,-1.5,false\r\n"));
 }
 
 #[test]
@@ -323,7 +406,7 @@ fn a_comparison_puts_each_figure_of_both_versions_side_by_side() {
     let row = |figure: &str, code: &str| {
         rows.iter()
             .find(|r| r[1] == figure && r[2] == code)
-            .unwrap_or_else(|| panic!("a row for {figure} {code}"))[3..]
+            .unwrap_or_else(|| panic!("a row for {figure} {code}"))[4..]
             .to_vec()
     };
     assert_eq!(row("accepted", ""), ["10", "false", "11", "false", "true"]);
@@ -334,7 +417,7 @@ fn a_comparison_puts_each_figure_of_both_versions_side_by_side() {
         row("closed_by_reason", "goals_met"),
         ["", "", "0", "false", "true"]
     );
-    let differing = rows.iter().filter(|r| r[7] == "true").count();
+    let differing = rows.iter().filter(|r| r[8] == "true").count();
     assert_eq!(
         differing, 3,
         "accepted, and the new closure reason's count and share"
