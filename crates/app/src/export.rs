@@ -26,6 +26,7 @@ use crate::AppError;
 use crate::caseload::{CaseloadItem, WorkerLoad};
 use crate::freshness::AsOf;
 use crate::reports::{Comparison, GapReport, OutcomeReport, Share, Suppression};
+use crate::snapshots::{ExplainedComparison, ExplainedDifference, SnapshotReport};
 
 /// How a CSV file is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -266,6 +267,9 @@ pub const OUTCOME_COLUMNS: [&str; 6] = ["section", "figure", "code", "band", "va
 /// One cell of the outcome report.
 #[derive(Clone, Debug, PartialEq)]
 struct Figure {
+    /// Where the JSON has it, as the comparisons name figures (`referrals.by_source.gp.count`,
+    /// `measures.wemwbs.paired`).
+    path: String,
     section: &'static str,
     figure: String,
     code: String,
@@ -279,12 +283,19 @@ struct Figure {
 struct Figures(Vec<Figure>);
 
 impl Figures {
+    /// A figure of the whole (`code` empty), or of a measure (`code` the measure).
     fn push(&mut self, section: &'static str, figure: &str, code: &str, cell: (Cell, bool)) {
-        self.push_band(section, figure, code, "", cell);
+        let path = if code.is_empty() {
+            format!("{section}.{figure}")
+        } else {
+            format!("{section}.{code}.{figure}")
+        };
+        self.push_at(path, section, figure, code, "", cell);
     }
 
-    fn push_band(
+    fn push_at(
         &mut self,
+        path: String,
         section: &'static str,
         figure: &str,
         code: &str,
@@ -293,6 +304,7 @@ impl Figures {
     ) {
         let (value, suppressed) = cell;
         self.0.push(Figure {
+            path,
             section,
             figure: figure.to_owned(),
             code: code.to_owned(),
@@ -302,16 +314,25 @@ impl Figures {
         });
     }
 
+    /// A measure's band figure: `band_<key>`.
+    fn band(&mut self, measure: &str, band: &str, key: &str, cell: (Cell, bool)) {
+        let path = format!("measures.{measure}.bands.{band}.{key}");
+        let figure = format!("band_{key}");
+        self.push_at(path, "measures", &figure, measure, band, cell);
+    }
+
     /// A breakdown: each code's count, then each code's percentage (`<figure>_percent`).
     fn shares(&mut self, section: &'static str, figure: &str, shares: &[Share]) {
         for share in shares {
             let cell = (Cell::int(share.count), share.suppressed);
-            self.push(section, figure, &share.code, cell);
+            let path = format!("{section}.{figure}.{}.count", share.code);
+            self.push_at(path, section, figure, &share.code, "", cell);
         }
         let percent = format!("{figure}_percent");
         for share in shares {
             let cell = (Cell::float(share.percent), share.suppressed);
-            self.push(section, &percent, &share.code, cell);
+            let path = format!("{section}.{figure}.{}.percent", share.code);
+            self.push_at(path, section, &percent, &share.code, "", cell);
         }
     }
 }
@@ -415,10 +436,10 @@ fn outcome_figures(report: &OutcomeReport) -> Vec<Figure> {
         }
         for band in &m.bands {
             let b = band.code.as_str();
-            out.push_band("measures", "band_baseline", code, b, count(band.baseline));
-            out.push_band("measures", "band_follow_up", code, b, count(band.follow_up));
+            out.band(code, b, "baseline", count(band.baseline));
+            out.band(code, b, "follow_up", count(band.follow_up));
             let percent = derived(band.follow_up_percent, &[m.paired, band.follow_up]);
-            out.push_band("measures", "band_follow_up_percent", code, b, percent);
+            out.band(code, b, "follow_up_percent", percent);
         }
     }
     let p = &report.people;
@@ -456,6 +477,23 @@ fn outcome_notes(notes: &mut Notes, report: &OutcomeReport) {
     notes.as_of(&report.as_of);
 }
 
+/// An outcome report's rows: one per figure.
+fn outcome_rows(report: &OutcomeReport) -> Vec<Vec<Cell>> {
+    outcome_figures(report)
+        .into_iter()
+        .map(|f| {
+            vec![
+                Cell::text(f.section),
+                Cell::text(f.figure),
+                Cell::text(f.code),
+                Cell::text(f.band),
+                f.value,
+                Cell::Bool(f.suppressed),
+            ]
+        })
+        .collect()
+}
+
 /// The outcome report as CSV: `section,figure,code,band,value,suppressed`, one row per
 /// figure.
 ///
@@ -474,19 +512,7 @@ fn outcome_notes(notes: &mut Notes, report: &OutcomeReport) {
 pub fn outcome_report(report: &OutcomeReport, options: CsvOptions) -> Result<CsvFile, AppError> {
     let mut notes = Notes::new("outcome report");
     outcome_notes(&mut notes, report);
-    let rows: Vec<Vec<Cell>> = outcome_figures(report)
-        .into_iter()
-        .map(|f| {
-            vec![
-                Cell::text(f.section),
-                Cell::text(f.figure),
-                Cell::text(f.code),
-                Cell::text(f.band),
-                f.value,
-                Cell::Bool(f.suppressed),
-            ]
-        })
-        .collect();
+    let rows = outcome_rows(report);
     let filename = format!("outcomes-{}.csv", period_name(report.from, report.to));
     write(notes, &OUTCOME_COLUMNS, &rows, filename, options)
 }
@@ -527,27 +553,42 @@ pub fn comparison(comparison: &Comparison, options: CsvOptions) -> Result<CsvFil
     notes.add("reason", a.reason.as_ref());
     notes.add("differences", Some(comparison.differences.len()));
     notes.as_of(&comparison.as_of);
+    let rows = side_by_side(a, b, |_| Vec::new());
+    let filename = format!(
+        "outcomes-comparison-rules-{}-{}-{}.csv",
+        a.rules_version,
+        b.rules_version,
+        period_name(a.from, a.to)
+    );
+    write(notes, &COMPARISON_COLUMNS, &rows, filename, options)
+}
+
+/// Two reports' figures side by side, one row per figure of either (those of `a` in their
+/// order, then those only `b` has): the place, each side's value and suppression (empty where
+/// a report has no such figure), whether they differ, and the cells `more` adds for the
+/// figure's JSON path.
+fn side_by_side(
+    a: &OutcomeReport,
+    b: &OutcomeReport,
+    more: impl Fn(&str) -> Vec<Cell>,
+) -> Vec<Vec<Cell>> {
     let left = outcome_figures(a);
     let right = outcome_figures(b);
-    type Key = (&'static str, String, String, String);
-    let key = |f: &Figure| -> Key { (f.section, f.figure.clone(), f.code.clone(), f.band.clone()) };
-    let index = |side: &[Figure]| -> HashMap<Key, Figure> {
-        side.iter().map(|f| (key(f), f.clone())).collect()
+    let by_path = |side: &[Figure]| -> HashMap<String, Figure> {
+        side.iter().map(|f| (f.path.clone(), f.clone())).collect()
     };
-    let (by_a, by_b) = (index(&left), index(&right));
+    let (by_a, by_b) = (by_path(&left), by_path(&right));
     let mut seen = HashSet::new();
     let mut rows = Vec::new();
-    // Every figure of `a` in its order, then those only `b` has.
     for f in left.iter().chain(&right) {
-        let k = key(f);
-        if !seen.insert(k.clone()) {
+        if !seen.insert(f.path.clone()) {
             continue;
         }
-        let (x, y) = (by_a.get(&k), by_b.get(&k));
+        let (x, y) = (by_a.get(&f.path), by_b.get(&f.path));
         let value = |g: Option<&Figure>| g.map_or(Cell::Empty, |g| g.value.clone());
         let suppressed = |g: Option<&Figure>| g.map_or(Cell::Empty, |g| Cell::Bool(g.suppressed));
         let differs = value(x) != value(y);
-        rows.push(vec![
+        let mut row = vec![
             Cell::text(f.section),
             Cell::text(f.figure.clone()),
             Cell::text(f.code.clone()),
@@ -557,15 +598,118 @@ pub fn comparison(comparison: &Comparison, options: CsvOptions) -> Result<CsvFil
             value(y),
             suppressed(y),
             Cell::Bool(differs),
-        ]);
+        ];
+        row.extend(more(&f.path));
+        rows.push(row);
     }
-    let filename = format!(
-        "outcomes-comparison-rules-{}-{}-{}.csv",
-        a.rules_version,
-        b.rules_version,
-        period_name(a.from, a.to)
+    rows
+}
+
+/// The columns of a snapshot's outcome report: the outcome report's.
+pub const SNAPSHOT_COLUMNS: [&str; 6] = OUTCOME_COLUMNS;
+
+/// A snapshot's outcome report (a report as it was known at a moment) as CSV: the columns of
+/// [`outcome_report`], with the snapshot's rule version and the moments it is known at among
+/// the notes instead of `as_of`.
+///
+/// # Errors
+/// Only if the CSV writer fails, which writing to memory does not.
+pub fn snapshot_report(report: &SnapshotReport, options: CsvOptions) -> Result<CsvFile, AppError> {
+    let (snapshot, figures) = (&report.snapshot, &report.report);
+    let mut notes = Notes::new("outcome report as it was known");
+    notes.add("snapshot_id", Some(snapshot.id));
+    notes.add("rules_version", Some(snapshot.rules_version));
+    notes.add("known_at", Some(timestamp(snapshot.known_at)));
+    notes.add(
+        "corrections_known_at",
+        Some(timestamp(snapshot.corrections_known_at)),
     );
-    write(notes, &COMPARISON_COLUMNS, &rows, filename, options)
+    notes.suppression(Prefix::None, &figures.suppression);
+    notes.add(
+        "evaluation_consent",
+        Some(&figures.people.evaluation_consent),
+    );
+    notes.period(figures.from, figures.to);
+    notes.add("team_id", figures.team_id);
+    notes.add("source", figures.source.as_ref());
+    notes.add("reason", figures.reason.as_ref());
+    let filename = format!(
+        "outcomes-{}-known-at-{}.csv",
+        period_name(figures.from, figures.to),
+        snapshot.known_at.date_naive()
+    );
+    write(
+        notes,
+        &SNAPSHOT_COLUMNS,
+        &outcome_rows(figures),
+        filename,
+        options,
+    )
+}
+
+/// The columns of an explained comparison: the comparison's, as published and now, and the
+/// causes of a difference.
+pub const EXPLANATION_COLUMNS: [&str; 12] = [
+    "section",
+    "figure",
+    "code",
+    "band",
+    "published_value",
+    "published_suppressed",
+    "now_value",
+    "now_suppressed",
+    "differs",
+    "late_entries",
+    "corrections",
+    "rule_change",
+];
+
+/// An explained comparison as CSV: the report as published and the report now side by side
+/// as in [`comparison`], and for a figure that differs the part of the difference due to facts
+/// recorded late, to corrections and to the change of rule version (they add up to `now_value`
+/// minus `published_value`; a part is empty when a figure it is worked out from is
+/// suppressed).
+///
+/// # Errors
+/// Only if the CSV writer fails, which writing to memory does not.
+pub fn explanation(
+    explained: &ExplainedComparison,
+    options: CsvOptions,
+) -> Result<CsvFile, AppError> {
+    let (published, now) = (&explained.published, &explained.now);
+    let e = &explained.explanation;
+    let mut notes = Notes::new("explained comparison");
+    notes.add("explanation_id", Some(e.id));
+    notes.add("published_rules_version", Some(e.published.rules_version));
+    notes.add("published_known_at", Some(timestamp(e.published.known_at)));
+    notes.add("now_rules_version", Some(e.current.rules_version));
+    notes.add("now_known_at", Some(timestamp(e.current.known_at)));
+    notes.suppression(Prefix::A, &published.suppression);
+    notes.suppression(Prefix::B, &now.suppression);
+    notes.period(published.from, published.to);
+    notes.add("team_id", published.team_id);
+    notes.add("source", published.source.as_ref());
+    notes.add("reason", published.reason.as_ref());
+    notes.add("differences", Some(explained.differences.len()));
+    let causes: HashMap<&str, &ExplainedDifference> = explained
+        .differences
+        .iter()
+        .map(|d| (d.figure.as_str(), d))
+        .collect();
+    let rows = side_by_side(published, now, |path| match causes.get(path) {
+        Some(d) => vec![
+            Cell::float(d.late_entries),
+            Cell::float(d.corrections),
+            Cell::float(d.rule_change),
+        ],
+        None => vec![Cell::Empty, Cell::Empty, Cell::Empty],
+    });
+    let filename = format!(
+        "outcomes-explained-{}-{}.csv",
+        e.published.known_at.date_naive(),
+        period_name(published.from, published.to)
+    );
+    write(notes, &EXPLANATION_COLUMNS, &rows, filename, options)
 }
 
 /// The columns of the service-gap report: one row per figure of a gap, connection or capacity

@@ -880,3 +880,164 @@ async fn an_empty_years_outcome_report_as_csv() {
     insta::assert_snapshot!(shown.join("\n"));
     server.stop().await;
 }
+
+/// The JSON path a comparison names a CSV row's figure by (worked out here from the JSON's
+/// shape, not taken from the CSV writer).
+fn json_path(row: &[String]) -> String {
+    let (section, figure, code, band) = (&row[0], &row[1], &row[2], &row[3]);
+    if let Some(key) = figure.strip_prefix("band_") {
+        return format!("measures.{code}.bands.{band}.{key}");
+    }
+    match (section.as_str(), code.is_empty()) {
+        (_, true) => format!("{section}.{figure}"),
+        ("measures", false) => format!("measures.{code}.{figure}"),
+        (_, false) => match figure.strip_suffix("_percent") {
+            Some(base) => format!("{section}.{base}.{code}.percent"),
+            None => format!("{section}.{figure}.{code}.count"),
+        },
+    }
+}
+
+#[tokio::test]
+async fn a_report_as_it_was_known_and_its_explanation_as_csv_hold_the_json_cell_for_cell() {
+    let server = TestServer::start().await;
+    cohort(&server).await;
+    let analyst = &server.people.analyst;
+    let sent = super::published::log_now(&server).await;
+    // Two referrals entered after the report was sent.
+    for _ in 0..2 {
+        server
+            .ok(
+                &server.people.referrer,
+                &client_path(Uuid::new_v4(), "referrals"),
+                intake(Uuid::new_v4(), "gp"),
+            )
+            .await;
+    }
+    server.catch_up().await;
+
+    let started = server
+        .post(
+            analyst,
+            "/api/v1/reports/outcomes/snapshots",
+            json!({ "known_at": sent }),
+        )
+        .await;
+    assert_eq!(started.status, 202, "{:#}", started.body);
+    let id = started.body["id"].as_str().expect("an id").to_owned();
+    let path = format!("/api/v1/reports/outcomes/snapshots/{id}/report");
+    let json = super::published::when_built(&server, &path).await;
+    assert_eq!(json.status, 200, "{:#}", json.body);
+    assert_eq!(json.body["report"]["referrals"]["total"], 8);
+    let file = server.get(analyst, &format!("{path}.csv")).await;
+    let (header, rows) = table(&file);
+    assert_outcomes_match(&json.body["report"], &header, &rows);
+    let snapshot_notes = notes(&file);
+    assert_eq!(snapshot_notes["snapshot_id"], id);
+    let at = |text: &str| chrono::DateTime::parse_from_rfc3339(text).expect("RFC 3339");
+    assert_eq!(
+        at(&snapshot_notes["known_at"]),
+        at(json.body["snapshot"]["known_at"].as_str().expect("a time"))
+    );
+    assert!(
+        !snapshot_notes.contains_key("as_of_position"),
+        "a snapshot is not as of the log now"
+    );
+    assert_eq!(
+        get_as(&server, analyst, &path, "text/csv").await.body,
+        file.body
+    );
+
+    // As sent (the live rules, known then) against now under rules v1.
+    let started = server
+        .post(
+            analyst,
+            "/api/v1/reports/outcomes/explanations",
+            json!({ "published_at": sent, "current_rules": 1 }),
+        )
+        .await;
+    assert_eq!(started.status, 202, "{:#}", started.body);
+    let id = started.body["id"].as_str().expect("an id").to_owned();
+    let path = format!("/api/v1/reports/outcomes/explanations/{id}");
+    let json = super::published::when_built(&server, &path).await;
+    assert_eq!(json.status, 200, "{:#}", json.body);
+    let file = server.get(analyst, &format!("{path}.csv")).await;
+    assert_eq!(
+        get_as(&server, analyst, &path, "text/csv").await.body,
+        file.body
+    );
+    let (header, rows) = table(&file);
+    assert_eq!(
+        header,
+        [
+            "section",
+            "figure",
+            "code",
+            "band",
+            "published_value",
+            "published_suppressed",
+            "now_value",
+            "now_suppressed",
+            "differs",
+            "late_entries",
+            "corrections",
+            "rule_change"
+        ]
+    );
+    let outcome_header: Vec<String> = ["section", "figure", "code", "band", "value", "suppressed"]
+        .map(str::to_owned)
+        .into();
+    for (side, columns) in [
+        ("published", [0, 1, 2, 3, 4, 5]),
+        ("now", [0, 1, 2, 3, 6, 7]),
+    ] {
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .filter(|r| !r[columns[4]].is_empty() || !r[columns[5]].is_empty())
+            .map(|r| columns.iter().map(|&i| r[i].clone()).collect())
+            .collect();
+        assert_outcomes_match(&json.body[side], &outcome_header, &cells);
+    }
+    // Each difference's causes on its figure's row; no causes on a row that does not differ.
+    let differences = json.body["differences"].as_array().expect("differences");
+    let mut explained = 0;
+    for row in &rows {
+        let cause = differences.iter().find(|d| d["figure"] == json_path(row));
+        match cause {
+            Some(d) => {
+                explained += 1;
+                assert_eq!(row[8], "true", "{row:?}");
+                for (i, key) in [
+                    (9, "late_entries"),
+                    (10, "corrections"),
+                    (11, "rule_change"),
+                ] {
+                    assert_eq!(number(&row[i]), figure(&d[key]), "{key} of {row:?}");
+                }
+            }
+            None => assert_eq!(row[9..], ["", "", ""], "{row:?}"),
+        }
+    }
+    let total = rows
+        .iter()
+        .find(|r| r[0] == "referrals" && r[1] == "total")
+        .expect("the total");
+    assert_eq!(
+        total[4..],
+        ["8", "false", "10", "false", "true", "2", "0", "0"]
+    );
+    // Every difference of a figure the report shows is on a row (the suppression rule's own
+    // numbers are notes).
+    let of_figures = differences
+        .iter()
+        .filter(|d| {
+            !d["figure"]
+                .as_str()
+                .is_some_and(|f| f.starts_with("suppression."))
+        })
+        .count();
+    assert_eq!(explained, of_figures, "{differences:#?}");
+    let notes = notes(&file);
+    assert_eq!(notes["now_rules_version"], "1");
+    assert_eq!(notes["explanation_id"], id);
+}

@@ -136,7 +136,13 @@ fn rules() -> BTreeMap<&'static str, Rule> {
         rules.insert(report, own(REPORTERS));
     }
     // A snapshot or explanation belongs to the organisation that asked for it.
-    for report in ["get_snapshot", "snapshot_report", "get_explanation"] {
+    for report in [
+        "get_snapshot",
+        "snapshot_report",
+        "snapshot_report_csv",
+        "get_explanation",
+        "get_explanation_csv",
+    ] {
         rules.insert(report, case(&["lead", "other_lead", "analyst"]));
     }
     rules.insert("list_staff", own(ADMINS));

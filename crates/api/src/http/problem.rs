@@ -493,6 +493,18 @@ impl utoipa::IntoResponses for NegotiatedReadErrors {
     }
 }
 
+/// The problems a read of a report snapshot or explanation that can answer JSON or CSV can
+/// answer with: a read's, 406 for an `Accept` header that allows neither, 409 while it is being
+/// built.
+pub struct NegotiatedSnapshotErrors;
+
+impl utoipa::IntoResponses for NegotiatedSnapshotErrors {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        problem_refs(&["400", "401", "403", "404", "406", "409"])
+    }
+}
+
 /// The problems an administrative write can answer with.
 pub struct AdminErrors;
 

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::extract::{Body, Caller, Params};
 use super::negotiate::{CsvParams, Format, Offer, csv_response, json_response, negotiate};
-use super::problem::{ApiError, NegotiatedReadErrors, SnapshotErrors};
+use super::problem::{ApiError, NegotiatedReadErrors, NegotiatedSnapshotErrors, SnapshotErrors};
 use app::reports::{Comparison, GapReport, OutcomeReport, ReportQuery};
 use app::snapshots::{ExplainedComparison, Explanation, Snapshot, SnapshotReport};
 
@@ -26,7 +26,9 @@ pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceCo
         .service(start_snapshot)
         .service(get_snapshot)
         .service(snapshot_report)
+        .service(snapshot_report_csv)
         .service(start_explanation)
+        .service(get_explanation_csv)
         .service(get_explanation);
 }
 
@@ -131,27 +133,95 @@ async fn get_snapshot(
 }
 
 /// A built snapshot's outcome report, for any period, team, source or reason (409 while it is
-/// being built).
+/// being built). With `Accept: text/csv` (preferred to JSON), the CSV file of
+/// `GET /reports/outcomes/snapshots/{snapshot_id}/report.csv`.
 #[utoipa::path(
     tag = "reports",
     security(("bearer" = [])),
-    params(("snapshot_id" = Uuid, Path, description = "The snapshot"), SnapshotParams),
-    responses((status = 200, body = SnapshotReport), SnapshotErrors)
+    params(("snapshot_id" = Uuid, Path, description = "The snapshot"), SnapshotParams, CsvParams),
+    responses(
+        (status = 200, content((SnapshotReport = "application/json"), (String = "text/csv"))),
+        NegotiatedSnapshotErrors
+    )
 )]
 #[get("/reports/outcomes/snapshots/{snapshot_id}/report")]
 async fn snapshot_report(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     path: web::Path<Uuid>,
     params: Params<SnapshotParams>,
-) -> Result<web::Json<SnapshotReport>, ApiError> {
-    Ok(web::Json(
-        state
-            .snapshots
-            .report(&caller.0, path.into_inner(), &params.0.report_query())
-            .await
-            .map_err(ApiError::query)?,
-    ))
+    csv: Params<CsvParams>,
+) -> Result<HttpResponse, ApiError> {
+    let format = negotiate(&req, Offer::JsonOrCsv)?;
+    snapshot_figures(
+        &state,
+        &caller,
+        path.into_inner(),
+        &params.0,
+        &csv.0,
+        format,
+    )
+    .await
+}
+
+/// A built snapshot's outcome report as a CSV file: the columns of
+/// `GET /reports/outcomes.csv`, with the snapshot's rule version and the moments it is known at
+/// (`known_at`, `corrections_known_at`) among the notes instead of `as_of`.
+#[utoipa::path(
+    tag = "reports",
+    security(("bearer" = [])),
+    params(("snapshot_id" = Uuid, Path, description = "The snapshot"), SnapshotParams, CsvParams),
+    responses(
+        (status = 200, content_type = "text/csv", body = String),
+        NegotiatedSnapshotErrors
+    )
+)]
+#[get("/reports/outcomes/snapshots/{snapshot_id}/report.csv")]
+async fn snapshot_report_csv(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<Uuid>,
+    params: Params<SnapshotParams>,
+    csv: Params<CsvParams>,
+) -> Result<HttpResponse, ApiError> {
+    let format = negotiate(&req, Offer::Csv)?;
+    snapshot_figures(
+        &state,
+        &caller,
+        path.into_inner(),
+        &params.0,
+        &csv.0,
+        format,
+    )
+    .await
+}
+
+async fn snapshot_figures(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    params: &SnapshotParams,
+    csv: &CsvParams,
+    format: Format,
+) -> Result<HttpResponse, ApiError> {
+    let query = params.report_query();
+    let snapshots = &state.snapshots;
+    Ok(match format {
+        Format::Json => json_response(
+            &snapshots
+                .report(&caller.0, id, &query)
+                .await
+                .map_err(ApiError::query)?,
+        ),
+        Format::Csv => csv_response(
+            snapshots
+                .report_csv(&caller.0, id, &query, csv.options())
+                .await
+                .map_err(ApiError::query)?,
+        ),
+    })
 }
 
 /// Explain how a published report differs from today's: four snapshots (as published; with the
@@ -190,27 +260,100 @@ async fn start_explanation(
 
 /// An explained comparison once built: the report as published, the report now, and every
 /// figure that differs split into late entries, corrections and the rule change (409 while
-/// its snapshots are being built).
+/// its snapshots are being built). With `Accept: text/csv` (preferred to JSON), the CSV file of
+/// `GET /reports/outcomes/explanations/{explanation_id}.csv`.
 #[utoipa::path(
     tag = "reports",
     security(("bearer" = [])),
-    params(("explanation_id" = Uuid, Path, description = "The explanation"), SnapshotParams),
-    responses((status = 200, body = ExplainedComparison), SnapshotErrors)
+    params(("explanation_id" = Uuid, Path, description = "The explanation"), SnapshotParams, CsvParams),
+    responses(
+        (status = 200, content((ExplainedComparison = "application/json"), (String = "text/csv"))),
+        NegotiatedSnapshotErrors
+    )
 )]
 #[get("/reports/outcomes/explanations/{explanation_id}")]
 async fn get_explanation(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     path: web::Path<Uuid>,
     params: Params<SnapshotParams>,
-) -> Result<web::Json<ExplainedComparison>, ApiError> {
-    Ok(web::Json(
-        state
-            .snapshots
-            .explanation(&caller.0, path.into_inner(), &params.0.report_query())
-            .await
-            .map_err(ApiError::query)?,
-    ))
+    csv: Params<CsvParams>,
+) -> Result<HttpResponse, ApiError> {
+    let format = negotiate(&req, Offer::JsonOrCsv)?;
+    explained(
+        &state,
+        &caller,
+        path.into_inner(),
+        &params.0,
+        &csv.0,
+        format,
+    )
+    .await
+}
+
+/// An explained comparison as a CSV file, one row per figure of either report: columns
+/// `section,figure,code,band,published_value,published_suppressed,now_value,now_suppressed,
+/// differs,late_entries,corrections,rule_change`. The first four are those of
+/// `GET /reports/outcomes.csv`; then the figure as published and now (empty where that report
+/// has no such figure), whether they differ, and for a figure that differs the part due to
+/// facts recorded late, to corrections and to the change of rule version (they add up to the
+/// difference; a part is empty when a figure it is worked out from is suppressed). Notes and
+/// encoding as for `GET /reports/outcomes.csv`.
+#[utoipa::path(
+    tag = "reports",
+    security(("bearer" = [])),
+    params(("explanation_id" = Uuid, Path, description = "The explanation"), SnapshotParams, CsvParams),
+    responses(
+        (status = 200, content_type = "text/csv", body = String),
+        NegotiatedSnapshotErrors
+    )
+)]
+#[get("/reports/outcomes/explanations/{explanation_id}.csv")]
+async fn get_explanation_csv(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<Uuid>,
+    params: Params<SnapshotParams>,
+    csv: Params<CsvParams>,
+) -> Result<HttpResponse, ApiError> {
+    let format = negotiate(&req, Offer::Csv)?;
+    explained(
+        &state,
+        &caller,
+        path.into_inner(),
+        &params.0,
+        &csv.0,
+        format,
+    )
+    .await
+}
+
+async fn explained(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    params: &SnapshotParams,
+    csv: &CsvParams,
+    format: Format,
+) -> Result<HttpResponse, ApiError> {
+    let query = params.report_query();
+    let snapshots = &state.snapshots;
+    Ok(match format {
+        Format::Json => json_response(
+            &snapshots
+                .explanation(&caller.0, id, &query)
+                .await
+                .map_err(ApiError::query)?,
+        ),
+        Format::Csv => csv_response(
+            snapshots
+                .explanation_csv(&caller.0, id, &query, csv.options())
+                .await
+                .map_err(ApiError::query)?,
+        ),
+    })
 }
 
 /// Which figures.
