@@ -714,11 +714,12 @@ pub fn explanation(
 
 /// The columns of the service-gap report: one row per figure of a gap, connection or capacity
 /// cell.
-pub const GAP_COLUMNS: [&str; 10] = [
+pub const GAP_COLUMNS: [&str; 11] = [
     "section",
     "figure",
     "need",
     "area",
+    "area_name",
     "month",
     "reason",
     "service_id",
@@ -728,9 +729,10 @@ pub const GAP_COLUMNS: [&str; 10] = [
 ];
 
 /// The service-gap report as CSV:
-/// `section,figure,need,area,month,reason,service_id,service_name,value,suppressed`.
+/// `section,figure,need,area,area_name,month,reason,service_id,service_name,value,suppressed`.
 ///
-/// `section` is `gaps` (figure `count`, by need, area, month and reason), `connections`
+/// `area` is the area's code under rules that code areas (as typed otherwise), `area_name` its
+/// name. `section` is `gaps` (figure `count`, by need, area, month and reason), `connections`
 /// (figures `made`, `not_taken_up`, `waiting_list`, `declined`, `mean_waiting_weeks`, by
 /// service and need) or `capacity` (figures `services`, `open`, `waiting_list`,
 /// `not_taking_referrals`, `mean_waiting_weeks`, by need and area: the directory now, never
@@ -757,6 +759,7 @@ pub fn gap_report(
             Cell::text("count"),
             Cell::text(gap.need.clone()),
             Cell::text(gap.area.clone()),
+            Cell::opt(gap.area_name.as_ref()),
             Cell::text(gap.month.to_string()),
             Cell::text(gap.reason.clone()),
             Cell::Empty,
@@ -792,6 +795,7 @@ pub fn gap_report(
                 Cell::Empty,
                 Cell::Empty,
                 Cell::Empty,
+                Cell::Empty,
                 Cell::text(c.service_id.to_string()),
                 Cell::opt(c.service_name.as_ref()),
                 value,
@@ -812,6 +816,7 @@ pub fn gap_report(
                 Cell::text(figure),
                 Cell::text(c.need.clone()),
                 Cell::text(c.area.clone()),
+                Cell::opt(c.area_name.as_ref()),
                 Cell::Empty,
                 Cell::Empty,
                 Cell::Empty,

@@ -420,12 +420,27 @@ async fn every_filter_works_on_the_csv_as_on_the_json() {
 #[tokio::test]
 async fn the_gap_report_as_csv_quotes_free_text_and_never_lets_it_be_a_formula() {
     let server = TestServer::start().await;
-    let worker = &server.people.worker;
+    let (worker, admin) = (&server.people.worker, &server.people.admin);
+    // Free text reaches the gap report as a gap's area (coded by the live rules, which keep a
+    // name's letters, digits, spaces and punctuation inside it) and as a directory service's
+    // name (as imported).
     let formula = "=HYPERLINK(\"http://example.invalid\",\"x\")";
     let awkward = "Frome, \"East\"\nside";
-    // Five gaps in the formula's area (shown), one in the awkward area (suppressed), and one
-    // connection (suppressed).
-    for area in [formula, formula, formula, formula, formula, awkward] {
+    let (formula_service, awkward_service) = (Uuid::new_v4(), Uuid::new_v4());
+    let imported = server
+        .post(
+            admin,
+            "/api/v1/directory/import",
+            json!({ "contents": [
+                crate::support::oruk_service(formula_service, formula, &["housing"], "Frome"),
+                crate::support::oruk_service(awkward_service, awkward, &["housing"], "Frome"),
+            ] }),
+        )
+        .await;
+    assert!(imported.status < 300, "{:#}", imported.body);
+    // Five gaps in one area (shown), one in the awkward area (suppressed), and a connection to
+    // each service (suppressed).
+    for area in ["Frome", "Frome", "Frome", "Frome", "Frome", awkward] {
         let client = open_case(&server).await;
         server
             .ok(
@@ -436,28 +451,47 @@ async fn the_gap_report_as_csv_quotes_free_text_and_never_lets_it_be_a_formula()
             )
             .await;
     }
-    let client = open_case(&server).await;
-    server
-        .ok(
-            worker,
-            &client_path(client, "connections"),
-            json!({ "connection_id": Uuid::new_v4(), "service_id": server.services[0],
-                    "need": "housing", "kind": "signposted" }),
-        )
-        .await;
+    for service in [formula_service, awkward_service] {
+        let client = open_case(&server).await;
+        server
+            .ok(
+                worker,
+                &client_path(client, "connections"),
+                json!({ "connection_id": Uuid::new_v4(), "service_id": service,
+                        "need": "housing", "kind": "signposted" }),
+            )
+            .await;
+    }
     server.catch_up().await;
     let analyst = &server.people.analyst;
-    let json = server.get(analyst, "/api/v1/reports/service-gaps").await;
-    assert_eq!(json.status, 200, "{:#}", json.body);
     let file = server
         .get(analyst, "/api/v1/reports/service-gaps.csv")
         .await;
     let text = csv_text(&file);
     assert!(
         text.contains("\"Frome, \"\"East\"\"\nside\""),
-        "RFC 4180 quoting: {text}"
+        "RFC 4180 quoting of the service's name: {text}"
     );
+    assert!(text.contains(",\"'=HYPERLINK("), "{text}");
     assert!(!text.contains(",=HYPERLINK"), "{text}");
+    assert!(!text.contains(",\"=HYPERLINK"), "{text}");
+    gaps_match(&server, formula, awkward).await;
+    assert_eq!(
+        file.header("content-disposition"),
+        Some("attachment; filename=\"service-gaps-all-time.csv\"")
+    );
+    server.stop().await;
+}
+
+/// Checks the gap report's CSV against its JSON, cell for cell: text a spreadsheet would take
+/// for a formula with a `'` before it, the rest as it is.
+async fn gaps_match(server: &TestServer, formula: &str, awkward: &str) {
+    let analyst = &server.people.analyst;
+    let json = server.get(analyst, "/api/v1/reports/service-gaps").await;
+    assert_eq!(json.status, 200, "{:#}", json.body);
+    let file = server
+        .get(analyst, "/api/v1/reports/service-gaps.csv")
+        .await;
     let (header, rows) = table(&file);
     assert_eq!(
         header,
@@ -466,6 +500,7 @@ async fn the_gap_report_as_csv_quotes_free_text_and_never_lets_it_be_a_formula()
             "figure",
             "need",
             "area",
+            "area_name",
             "month",
             "reason",
             "service_id",
@@ -474,12 +509,11 @@ async fn the_gap_report_as_csv_quotes_free_text_and_never_lets_it_be_a_formula()
             "suppressed"
         ]
     );
-    // The gaps, cell for cell: the formula's area with a `'` before it, the other as typed.
-    let shown = |area: &str| {
-        if area.starts_with('=') {
-            format!("'{area}")
+    let shown = |text: &str| {
+        if text.starts_with(['=', '+', '-', '@']) {
+            format!("'{text}")
         } else {
-            area.to_owned()
+            text.to_owned()
         }
     };
     let gap_rows: Vec<&Vec<String>> = rows.iter().filter(|r| r[0] == "gaps").collect();
@@ -493,21 +527,33 @@ async fn the_gap_report_as_csv_quotes_free_text_and_never_lets_it_be_a_formula()
             .unwrap_or_else(|| panic!("a row for {area:?}: {rows:?}"));
         assert_eq!(row[1], "count");
         assert_eq!(row[2], gap["need"].as_str().expect("a need"));
-        assert_eq!(row[4], gap["month"].as_str().expect("a month"));
-        assert_eq!(row[5], gap["reason"].as_str().expect("a reason"));
-        assert_eq!(number(&row[8]), figure(&gap["count"]));
-        assert_eq!(row[9], gap["count"].is_null().to_string());
+        assert_eq!(row[4], shown(gap["area_name"].as_str().unwrap_or("")));
+        assert_eq!(row[5], gap["month"].as_str().expect("a month"));
+        assert_eq!(row[6], gap["reason"].as_str().expect("a reason"));
+        assert_eq!(number(&row[9]), figure(&gap["count"]));
+        assert_eq!(row[10], gap["count"].is_null().to_string());
     }
+    // Five gaps in one area, shown; one in the awkward area, suppressed.
+    assert!(gap_rows.iter().any(|r| r[9] == "5" && r[10] == "false"));
+    let awkward_name = gaps
+        .iter()
+        .find(|g| g["count"].is_null())
+        .and_then(|g| g["area_name"].as_str())
+        .expect("the awkward area's gap");
+    assert!(awkward_name.contains(", \"east\""), "{awkward_name:?}");
     assert!(
         gap_rows
             .iter()
-            .any(|r| r[3] == shown(awkward) && r[9] == "true")
+            .any(|r| r[4] == awkward_name && r[10] == "true")
     );
-    assert!(
-        gap_rows
-            .iter()
-            .any(|r| r[3] == shown(formula) && r[8] == "5")
-    );
+    // Each service's name, the formula's neutralised.
+    for name in [formula, awkward] {
+        assert!(
+            rows.iter()
+                .any(|r| r[0] == "connections" && r[8] == shown(name)),
+            "{name:?} in {rows:?}"
+        );
+    }
     // The connections and the directory's capacity, cell for cell.
     for (section, items, keys) in [
         (
@@ -546,14 +592,18 @@ async fn the_gap_report_as_csv_quotes_free_text_and_never_lets_it_be_a_formula()
                             && r[2] == item["need"].as_str().expect("a need")
                             && match section {
                                 "connections" => {
-                                    r[6] == item["service_id"].as_str().expect("an id")
-                                        && r[7] == item["service_name"].as_str().unwrap_or("")
+                                    r[7] == item["service_id"].as_str().expect("an id")
+                                        && r[8]
+                                            == shown(item["service_name"].as_str().unwrap_or(""))
                                 }
-                                _ => r[3] == shown(item["area"].as_str().expect("an area")),
+                                _ => {
+                                    r[3] == shown(item["area"].as_str().expect("an area"))
+                                        && r[4] == shown(item["area_name"].as_str().unwrap_or(""))
+                                }
                             }
                     })
                     .unwrap_or_else(|| panic!("a {section} row for {key} of {item}"));
-                assert_eq!(number(&row[8]), figure(&item[key]), "{section} {key}");
+                assert_eq!(number(&row[9]), figure(&item[key]), "{section} {key}");
             }
         }
     }
@@ -561,16 +611,11 @@ async fn the_gap_report_as_csv_quotes_free_text_and_never_lets_it_be_a_formula()
         .iter()
         .find(|r| r[0] == "connections" && r[1] == "made")
         .expect("the connection");
-    assert_eq!(made[8..], ["", "true"], "one connection is too few to show");
+    assert_eq!(made[9..], ["", "true"], "one connection is too few to show");
     assert_eq!(
         notes(&file)["suppression_cells"],
         json.body["suppression"]["cells"].to_string()
     );
-    assert_eq!(
-        file.header("content-disposition"),
-        Some("attachment; filename=\"service-gaps-all-time.csv\"")
-    );
-    server.stop().await;
 }
 
 #[tokio::test]

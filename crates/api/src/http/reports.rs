@@ -504,12 +504,13 @@ async fn gap_report(
 }
 
 /// The service-gap report as a CSV file, one row per figure: columns
-/// `section,figure,need,area,month,reason,service_id,service_name,value,suppressed`. `section`
-/// is `gaps` (figure `count`, by need, area, month and reason), `connections` (figures `made`,
-/// `not_taken_up`, `waiting_list`, `declined`, `mean_waiting_weeks`, by service and need) or
-/// `capacity` (figures `services`, `open`, `waiting_list`, `not_taking_referrals`,
-/// `mean_waiting_weeks`, by need and area; the directory now, never suppressed); the columns a
-/// section is not broken down by are empty. `value`, `suppressed`, the notes and the file's
+/// `section,figure,need,area,area_name,month,reason,service_id,service_name,value,suppressed`
+/// (`area` the area's code, `area_name` its name). `section` is `gaps` (figure `count`, by
+/// need, area, month and reason), `connections` (figures `made`, `not_taken_up`,
+/// `waiting_list`, `declined`, `mean_waiting_weeks`, by service and need) or `capacity`
+/// (figures `services`, `open`, `waiting_list`, `not_taking_referrals`, `mean_waiting_weeks`, by
+/// need and area; the directory now, never suppressed); the columns a section is not broken
+/// down by are empty. `value`, `suppressed`, the notes and the file's
 /// encoding are as for `GET /reports/outcomes.csv`.
 #[utoipa::path(
     tag = "reports",

@@ -259,6 +259,7 @@ fn gaps(area: &str, service_name: &str) -> GapReport {
         gaps: vec![GapCount {
             need: "housing".to_owned(),
             area: area.to_owned(),
+            area_name: None,
             month: NaiveDate::from_ymd_opt(2025, 3, 1).expect("a date"),
             reason: "no_service_exists".to_owned(),
             count: None,
@@ -276,6 +277,7 @@ fn gaps(area: &str, service_name: &str) -> GapReport {
         capacity: vec![CapacityCount {
             need: "housing".to_owned(),
             area: area.to_owned(),
+            area_name: Some("Frome".to_owned()),
             services: 2,
             open: 1,
             waiting_list: 1,
@@ -310,27 +312,28 @@ fn commas_quotes_and_line_breaks_in_free_text_are_quoted_and_read_back_whole() {
     assert_eq!(rows[0], GAP_COLUMNS);
     let gap = &rows[1];
     assert_eq!(
-        gap[..6],
+        gap[..7],
         [
             "gaps",
             "count",
             "housing",
             area,
+            "",
             "2025-03-01",
             "no_service_exists"
         ]
     );
-    assert_eq!(gap[8..], ["", "true"], "a suppressed count is empty");
+    assert_eq!(gap[9..], ["", "true"], "a suppressed count is empty");
     let name = rows
         .iter()
         .find(|r| r[0] == "connections")
-        .map(|r| r[7].clone());
+        .map(|r| r[8].clone());
     assert_eq!(name.as_deref(), Some("Walk, Talk & \"Tea\""));
     // A mean withheld with its suppressed count says so; the directory's is never suppressed.
     let mean = |section: &str| {
         rows.iter()
             .find(|r| r[0] == section && r[1] == "mean_waiting_weeks")
-            .map(|r| r[8..].to_vec())
+            .map(|r| r[9..].to_vec())
     };
     assert_eq!(
         mean("connections"),
@@ -371,7 +374,7 @@ fn text_a_spreadsheet_would_take_for_a_formula_is_neutralised_and_numbers_are_no
     assert!(
         rows.iter()
             .filter(|r| r[0] == "connections")
-            .all(|r| r[7] == "'@evil")
+            .all(|r| r[8] == "'@evil")
     );
     // A negative mean change is a number, not text.
     let file = outcome_report(&report(), CsvOptions { comments: false }).expect("a file");
