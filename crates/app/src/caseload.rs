@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::access::Principal;
 use crate::error::{AppError, Page};
+use crate::export::{self, CaseloadFile, CsvFile, CsvOptions, WorkloadFile};
 use crate::freshness::{AsOf, as_of, snapshot};
 use crate::policy::{self, CaseloadScope};
 use crate::{CaseService, Denied};
@@ -163,14 +164,67 @@ fn caseload_rules() -> Result<Arc<CaseloadRules>, AppError> {
     Ok(PARSED.get_or_init(|| rules).clone())
 }
 
+/// The most cases one caseload file holds; past that, the file says where the next part starts
+/// (`next_cursor`).
+pub const FILE_ROWS: i64 = 100_000;
+
+/// The part of a caseload a file holds: the whole caseload after `cursor` (up to
+/// [`FILE_ROWS`]) unless a `limit` is asked for, and then a page as on screen.
+fn file_page(cursor: Option<Uuid>, limit: Option<i64>) -> Result<Page<Uuid>, AppError> {
+    match limit {
+        None => Ok(Page {
+            cursor,
+            limit: FILE_ROWS,
+        }),
+        Some(_) => Page::new(cursor, limit),
+    }
+}
+
+/// The caseload rows the caller's scope and a page select.
+fn caseload_filter(
+    principal: &Principal,
+    scope: CaseloadScope,
+    page: Page<Uuid>,
+) -> CaseloadFilter {
+    let (link_worker_id, team_id) = match scope {
+        CaseloadScope::Own(worker) => (Some(worker), None),
+        CaseloadScope::Team { team, link_worker } => (link_worker, Some(team)),
+    };
+    CaseloadFilter {
+        organisation_id: principal.organisation_id,
+        link_worker_id,
+        team_id,
+        after: page.cursor,
+        limit: page.limit,
+    }
+}
+
+/// A caseload as a file: what the rows are of, and when they were computed.
+fn caseload_file(
+    filter: &CaseloadFilter,
+    page: CaseloadPage,
+    computed_at: DateTime<Utc>,
+    options: CsvOptions,
+) -> Result<CsvFile, AppError> {
+    let file = CaseloadFile {
+        team_id: filter.team_id,
+        link_worker_id: filter.link_worker_id,
+        rules_version: caseload_rules()?.version,
+        computed_at,
+        next_cursor: page.next_cursor,
+        as_of: page.as_of,
+    };
+    export::caseload(&page.items, &file, options)
+}
+
 impl CaseService {
     /// A page of the caseload read model once it has applied the event at `after`, and what
-    /// it is as of, read in one snapshot.
+    /// it is as of, read in one snapshot; with the time its flags were computed at.
     async fn caseload_page(
         &self,
         mut filter: CaseloadFilter,
         after: Option<i64>,
-    ) -> Result<CaseloadPage, AppError> {
+    ) -> Result<(CaseloadPage, DateTime<Utc>), AppError> {
         self.freshness().wait(&[LIVE_CASELOAD], after).await?;
         let limit = filter.limit;
         filter.limit = limit + 1;
@@ -191,14 +245,15 @@ impl CaseService {
         };
         let now = self.clock().now();
         let rules = caseload_rules()?;
-        Ok(CaseloadPage {
+        let page = CaseloadPage {
             items: rows
                 .into_iter()
                 .map(|r| item(r, now, &rules))
                 .collect::<Result<_, _>>()?,
             next_cursor,
             as_of,
-        })
+        };
+        Ok((page, now))
     }
 
     /// The caller's caseload: a link worker's own cases, or a team lead's team (optionally one
@@ -218,21 +273,29 @@ impl CaseService {
     ) -> Result<CaseloadPage, AppError> {
         let scope = policy::may_read_caseload(principal, link_worker_id)?;
         let page = Page::new(cursor, limit)?;
-        let (link_worker_id, team_id) = match scope {
-            CaseloadScope::Own(worker) => (Some(worker), None),
-            CaseloadScope::Team { team, link_worker } => (link_worker, Some(team)),
-        };
-        self.caseload_page(
-            CaseloadFilter {
-                organisation_id: principal.organisation_id,
-                link_worker_id,
-                team_id,
-                after: page.cursor,
-                limit: page.limit,
-            },
-            after,
-        )
-        .await
+        let filter = caseload_filter(principal, scope, page);
+        Ok(self.caseload_page(filter, after).await?.0)
+    }
+
+    /// The caller's caseload as a CSV file ([`export::caseload`]): every case after `cursor`,
+    /// or a page of `limit` when one is asked for.
+    ///
+    /// # Errors
+    /// As [`CaseService::caseload`].
+    pub async fn caseload_csv(
+        &self,
+        principal: &Principal,
+        link_worker_id: Option<Uuid>,
+        cursor: Option<Uuid>,
+        limit: Option<i64>,
+        after: Option<i64>,
+        options: CsvOptions,
+    ) -> Result<CsvFile, AppError> {
+        let scope = policy::may_read_caseload(principal, link_worker_id)?;
+        let page = file_page(cursor, limit)?;
+        let filter = caseload_filter(principal, scope, page);
+        let (page, computed_at) = self.caseload_page(filter.clone(), after).await?;
+        caseload_file(&filter, page, computed_at, options)
     }
 
     /// Whether `team_id` is the caller's own team to lead ([`policy::may_read_team`]); the
@@ -277,17 +340,28 @@ impl CaseService {
     ) -> Result<CaseloadPage, AppError> {
         self.own_team(principal, team_id, "caseload").await?;
         let page = Page::new(cursor, limit)?;
-        self.caseload_page(
-            CaseloadFilter {
-                organisation_id: principal.organisation_id,
-                link_worker_id: None,
-                team_id: Some(team_id),
-                after: page.cursor,
-                limit: page.limit,
-            },
-            after,
-        )
-        .await
+        let filter = team_filter(principal, team_id, page);
+        Ok(self.caseload_page(filter, after).await?.0)
+    }
+
+    /// A team's caseload as a CSV file, as [`CaseService::caseload_csv`].
+    ///
+    /// # Errors
+    /// As [`CaseService::team_caseload`].
+    pub async fn team_caseload_csv(
+        &self,
+        principal: &Principal,
+        team_id: Uuid,
+        cursor: Option<Uuid>,
+        limit: Option<i64>,
+        after: Option<i64>,
+        options: CsvOptions,
+    ) -> Result<CsvFile, AppError> {
+        self.own_team(principal, team_id, "caseload").await?;
+        let page = file_page(cursor, limit)?;
+        let filter = team_filter(principal, team_id, page);
+        let (page, computed_at) = self.caseload_page(filter.clone(), after).await?;
+        caseload_file(&filter, page, computed_at, options)
     }
 
     /// A team's link workers: their open cases and the people they supported this year (the
@@ -302,12 +376,40 @@ impl CaseService {
         team_id: Uuid,
         after: Option<i64>,
     ) -> Result<Vec<WorkerLoad>, AppError> {
+        Ok(self.workload(principal, team_id, after).await?.0)
+    }
+
+    /// A team's workload as a CSV file ([`export::workload`]).
+    ///
+    /// # Errors
+    /// As [`CaseService::team_caseload`].
+    pub async fn team_workload_csv(
+        &self,
+        principal: &Principal,
+        team_id: Uuid,
+        after: Option<i64>,
+        options: CsvOptions,
+    ) -> Result<CsvFile, AppError> {
+        let (loads, file) = self.workload(principal, team_id, after).await?;
+        export::workload(&loads, &file, options)
+    }
+
+    /// A team's workload, and what it is of: read in one snapshot with what the caseload
+    /// read model is as of.
+    async fn workload(
+        &self,
+        principal: &Principal,
+        team_id: Uuid,
+        after: Option<i64>,
+    ) -> Result<(Vec<WorkerLoad>, WorkloadFile), AppError> {
         self.own_team(principal, team_id, "workload").await?;
         self.freshness().wait(&[LIVE_CASELOAD], after).await?;
         let rules = caseload_rules()?;
-        let year_ago = self.clock().now() - chrono::Duration::days(365);
-        let client = self.store().pool().get().await?;
-        let rows = client
+        let now = self.clock().now();
+        let year_ago = now - chrono::Duration::days(365);
+        let mut client = self.store().pool().get().await?;
+        let snapshot = snapshot(&mut client).await?;
+        let rows = snapshot
             .query(
                 "SELECT s.staff_id, s.name, s.capacity, \
                  count(c.client_id) FILTER (WHERE c.status = 'open'), \
@@ -319,7 +421,9 @@ impl CaseService {
                 &[&team_id, &principal.organisation_id, &year_ago],
             )
             .await?;
-        Ok(rows
+        let as_of = as_of(&*snapshot, &[LIVE_CASELOAD]).await?;
+        snapshot.commit().await?;
+        let loads = rows
             .iter()
             .map(|row| {
                 let capacity = row
@@ -338,7 +442,25 @@ impl CaseService {
                         / 10.0,
                 }
             })
-            .collect())
+            .collect();
+        let file = WorkloadFile {
+            team_id,
+            rules_version: rules.version,
+            computed_at: now,
+            as_of,
+        };
+        Ok((loads, file))
+    }
+}
+
+/// A team's caseload rows on a page.
+fn team_filter(principal: &Principal, team_id: Uuid, page: Page<Uuid>) -> CaseloadFilter {
+    CaseloadFilter {
+        organisation_id: principal.organisation_id,
+        link_worker_id: None,
+        team_id: Some(team_id),
+        after: page.cursor,
+        limit: page.limit,
     }
 }
 

@@ -17,6 +17,7 @@ mod cases;
 pub mod clock;
 pub mod directory;
 mod error;
+pub mod export;
 pub mod freshness;
 mod journey;
 pub mod policy;

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use projector::rules::{DisclosureRules, FactDate, PrivacyRules, Rules};
 
+use crate::export::{CsvFile, CsvOptions};
 use crate::freshness::{AsOf, Freshness, ReadWait, as_of, snapshot};
 
 /// What to count.
@@ -1325,5 +1326,52 @@ impl Reporting {
         suppress_outcomes(&mut a, &self.privacy);
         suppress_outcomes(&mut b, &self.privacy);
         Ok(compare(a, b))
+    }
+
+    /// The outcome figures as a CSV file ([`crate::export::outcome_report`]).
+    ///
+    /// # Errors
+    /// As [`Reporting::outcomes`].
+    pub async fn outcomes_csv(
+        &self,
+        principal: &crate::access::Principal,
+        query: &ReportQuery,
+        rules: Option<i32>,
+        options: CsvOptions,
+    ) -> Result<CsvFile, crate::AppError> {
+        let report = self.outcomes(principal, query, rules).await?;
+        crate::export::outcome_report(&report, options)
+    }
+
+    /// The service-gap report as a CSV file ([`crate::export::gap_report`]).
+    ///
+    /// # Errors
+    /// As [`Reporting::outcomes`].
+    pub async fn service_gaps_csv(
+        &self,
+        principal: &crate::access::Principal,
+        query: &ReportQuery,
+        rules: Option<i32>,
+        options: CsvOptions,
+    ) -> Result<CsvFile, crate::AppError> {
+        let report = self.service_gaps(principal, query, rules).await?;
+        crate::export::gap_report(&report, query.team_id, options)
+    }
+
+    /// The comparison of rule versions `a` and `b` as a CSV file
+    /// ([`crate::export::comparison`]).
+    ///
+    /// # Errors
+    /// As [`Reporting::compare`].
+    pub async fn compare_csv(
+        &self,
+        principal: &crate::access::Principal,
+        query: &ReportQuery,
+        a: i32,
+        b: i32,
+        options: CsvOptions,
+    ) -> Result<CsvFile, crate::AppError> {
+        let comparison = self.compare(principal, query, a, b).await?;
+        crate::export::comparison(&comparison, options)
     }
 }

@@ -241,6 +241,36 @@ impl Snapshots {
         Ok(SnapshotReport { snapshot, report })
     }
 
+    /// A snapshot's report as a CSV file ([`crate::export::snapshot_report`]).
+    ///
+    /// # Errors
+    /// As [`Snapshots::report`].
+    pub async fn report_csv(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        query: &ReportQuery,
+        options: crate::export::CsvOptions,
+    ) -> Result<crate::export::CsvFile, AppError> {
+        let report = self.report(principal, id, query).await?;
+        crate::export::snapshot_report(&report, options)
+    }
+
+    /// An explained comparison as a CSV file ([`crate::export::explanation`]).
+    ///
+    /// # Errors
+    /// As [`Snapshots::explanation`].
+    pub async fn explanation_csv(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        query: &ReportQuery,
+        options: crate::export::CsvOptions,
+    ) -> Result<crate::export::CsvFile, AppError> {
+        let explained = self.explanation(principal, id, query).await?;
+        crate::export::explanation(&explained, options)
+    }
+
     /// An explanation of the caller's organisation, with its figures for `query` once built.
     ///
     /// # Errors

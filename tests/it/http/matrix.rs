@@ -114,19 +114,35 @@ fn rules() -> BTreeMap<&'static str, Rule> {
     rules.insert("record_reads", case(&["auditor"]));
     rules.insert("me", own(EVERYONE));
     rules.insert("my_caseload", own(ANY_WORKER));
-    rules.insert("team_caseload", case(LEAD));
-    rules.insert("team_workload", case(LEAD));
+    rules.insert("my_caseload_csv", own(ANY_WORKER));
+    for route in [
+        "team_caseload",
+        "team_caseload_csv",
+        "team_workload",
+        "team_workload_csv",
+    ] {
+        rules.insert(route, case(LEAD));
+    }
     for report in [
         "outcome_report",
+        "outcome_report_csv",
         "gap_report",
+        "gap_report_csv",
         "compare_outcomes",
+        "compare_outcomes_csv",
         "start_snapshot",
         "start_explanation",
     ] {
         rules.insert(report, own(REPORTERS));
     }
     // A snapshot or explanation belongs to the organisation that asked for it.
-    for report in ["get_snapshot", "snapshot_report", "get_explanation"] {
+    for report in [
+        "get_snapshot",
+        "snapshot_report",
+        "snapshot_report_csv",
+        "get_explanation",
+        "get_explanation_csv",
+    ] {
         rules.insert(report, case(&["lead", "other_lead", "analyst"]));
     }
     rules.insert("list_staff", own(ADMINS));
@@ -340,7 +356,7 @@ async fn every_route_refuses_every_caller_it_should() {
                 .replace("{explanation_id}", &explanation);
             // Required query parameters, so that only who is asking decides the answer.
             let path = match id {
-                "compare_outcomes" => format!("{path}?a=1&b=1"),
+                "compare_outcomes" | "compare_outcomes_csv" => format!("{path}?a=1&b=1"),
                 _ => path,
             };
             let method = method.to_ascii_uppercase();

@@ -4,6 +4,7 @@
 
 mod after;
 mod cohort;
+mod csv_files;
 mod dating;
 pub mod journey;
 mod malformed;
@@ -361,23 +362,39 @@ impl TestServer {
     }
 }
 
-/// The operation of the spec a concrete path and method fall under.
+/// The operation of the spec a concrete path and method fall under: of the templates that fit,
+/// the one with the most literal text (`/explanations/{explanation_id}.csv` before
+/// `/explanations/{explanation_id}` for a path ending in `.csv`).
 fn operation<'a>(spec: &'a Value, method: &str, path: &str) -> Option<(&'a str, &'a Value)> {
     let path = path.split('?').next().unwrap_or(path);
     let paths = spec["paths"].as_object()?;
-    paths.iter().find_map(|(template, item)| {
-        let a: Vec<&str> = template.split('/').collect();
-        let b: Vec<&str> = path.split('/').collect();
-        let fits = a.len() == b.len()
-            && a.iter()
-                .zip(&b)
-                .all(|(t, p)| (t.starts_with('{') && t.ends_with('}') && !p.is_empty()) || t == p);
-        if !fits {
-            return None;
-        }
-        item.get(method.to_ascii_lowercase())
-            .map(|op| (template.as_str(), op))
-    })
+    // A template segment `{name}` or `{name}<suffix>` fits a non-empty segment ending so.
+    let fits_segment = |t: &str, p: &str| match t.strip_prefix('{').and_then(|t| t.split_once('}'))
+    {
+        Some((_, suffix)) => p.len() > suffix.len() && p.ends_with(suffix),
+        None => t == p,
+    };
+    paths
+        .iter()
+        .filter_map(|(template, item)| {
+            let a: Vec<&str> = template.split('/').collect();
+            let b: Vec<&str> = path.split('/').collect();
+            let fits = a.len() == b.len() && a.iter().zip(&b).all(|(t, p)| fits_segment(t, p));
+            if !fits {
+                return None;
+            }
+            item.get(method.to_ascii_lowercase())
+                .map(|op| (template.as_str(), op))
+        })
+        .max_by_key(|(template, _)| {
+            template
+                .split('/')
+                .map(|t| {
+                    t.split_once('}')
+                        .map_or(t.len(), |(_, suffix)| suffix.len())
+                })
+                .sum::<usize>()
+        })
 }
 
 /// Fails unless the reply's status is documented for the operation and its body fits the

@@ -79,7 +79,7 @@ async fn journey(
     client
 }
 
-async fn log_now(server: &TestServer) -> DateTime<Utc> {
+pub(super) async fn log_now(server: &TestServer) -> DateTime<Utc> {
     server
         .db
         .app_client()
@@ -91,7 +91,7 @@ async fn log_now(server: &TestServer) -> DateTime<Utc> {
 }
 
 /// Asks until the answer is not "still being built".
-async fn when_built(server: &TestServer, path: &str) -> Reply {
+pub(super) async fn when_built(server: &TestServer, path: &str) -> Reply {
     for _ in 0..600 {
         let reply = server.get(&server.people.analyst, path).await;
         if reply.status != 409 {

@@ -7,6 +7,7 @@ mod commands;
 mod directory;
 pub mod extract;
 mod metrics;
+mod negotiate;
 pub mod problem;
 mod queries;
 mod reports;
@@ -144,6 +145,7 @@ pub fn openapi() -> OpenApi {
         "bearer",
         SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
     );
+    negotiate::document_csv_headers(&mut api);
     api
 }
 

@@ -77,6 +77,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The `Accept` header welcomes none of the representations the route answers with.
+    #[error("{0}")]
+    NotAcceptable(String),
     #[error("{method} is not allowed here; use {allow}")]
     MethodNotAllowed { method: String, allow: String },
     #[error("{0}")]
@@ -186,6 +189,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } | ApiError::NotReady(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) | ApiError::NotCaughtUp { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -347,6 +351,12 @@ const PROBLEM_RESPONSES: &[(&str, &str, &str)] = &[
         "No such resource (or not in the caller's organisation).",
     ),
     (
+        "406",
+        "NotAcceptable",
+        "The Accept header allows none of what this answers with: application/json or text/csv \
+         (a path ending in `.csv`: text/csv only). The problem itself is application/problem+json.",
+    ),
+    (
         "409",
         "Conflict",
         "The record changed since the version given in If-Match; `current_version` says where it is now.",
@@ -469,6 +479,29 @@ impl utoipa::IntoResponses for SnapshotErrors {
     fn responses()
     -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
         problem_refs(&["400", "401", "403", "404", "409", "413", "415"])
+    }
+}
+
+/// The problems a report or caseload that can answer JSON or CSV can answer with: a waiting
+/// read's, and 406 for an `Accept` header that allows neither.
+pub struct NegotiatedReadErrors;
+
+impl utoipa::IntoResponses for NegotiatedReadErrors {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        problem_refs(&["400", "401", "403", "404", "406", "503"])
+    }
+}
+
+/// The problems a read of a report snapshot or explanation that can answer JSON or CSV can
+/// answer with: a read's, 406 for an `Accept` header that allows neither, 409 while it is being
+/// built.
+pub struct NegotiatedSnapshotErrors;
+
+impl utoipa::IntoResponses for NegotiatedSnapshotErrors {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        problem_refs(&["400", "401", "403", "404", "406", "409"])
     }
 }
 
