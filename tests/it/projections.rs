@@ -586,10 +586,27 @@ async fn splitting_the_log_into_batches_anywhere_gives_the_same_read_models() {
         )
         .await
         .expect("the correction");
-    let events = store
-        .read_all(eventstore::GlobalPosition::START, 10_000)
+    // The whole log, once it is all readable: a transaction still open anywhere on the
+    // (shared) test cluster holds global readers back for a moment.
+    let written: i64 = db
+        .admin_client()
         .await
-        .expect("the log");
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .expect("count")
+        .get(0);
+    let mut events = Vec::new();
+    for _ in 0..600 {
+        events = store
+            .read_all(eventstore::GlobalPosition::START, 10_000)
+            .await
+            .expect("the log");
+        if events.len() as i64 == written {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(events.len() as i64, written, "the whole log is readable");
     assert!(events.len() > 30, "{} events", events.len());
     let projections: Vec<Arc<dyn projector::Projection>> = vec![
         Arc::new(CaseloadProjection),
