@@ -755,15 +755,39 @@ pub async fn gap_report(
             mean_waiting_weeks: row.get::<_, Option<f64>>(6).map(round2),
         })
         .collect();
-    let capacity: Vec<CapacityCount> = client
+    // The directory's capacity; under rules that code areas, coded as the gaps are, so that
+    // capacity and gaps meet on one key.
+    let capacity = match &area_rules {
+        Some(areas) => coded_capacity(client, areas).await?,
+        None => typed_capacity(client).await?,
+    };
+    let figures = projector::outcomes_name(filter.rules_version);
+    let as_of = as_of(client, &[&figures, projector::DIRECTORY]).await?;
+    Ok(GapReport {
+        rules_version: filter.rules_version,
+        from: filter.from,
+        to: filter.to,
+        gaps,
+        connections,
+        capacity,
+        suppression: Suppression::default(),
+        as_of,
+    })
+}
+
+/// The directory's capacity by need and area as the directory lists them.
+async fn typed_capacity(
+    client: &impl GenericClient,
+) -> Result<Vec<CapacityCount>, tokio_postgres::Error> {
+    Ok(client
         .query(
             "SELECT need, area, count(*), \
-             count(*) FILTER (WHERE availability = 'open' AND status = 'active'), \
-             count(*) FILTER (WHERE availability = 'waiting_list' AND status = 'active'), \
-             count(*) FILTER (WHERE availability = 'closed' OR status <> 'active'), \
-             avg(waiting_weeks) FILTER (WHERE availability = 'waiting_list')::float8 \
-             FROM directory_services, unnest(needs) AS need, unnest(areas) AS area \
-             WHERE NOT withdrawn GROUP BY need, area ORDER BY need, area",
+         count(*) FILTER (WHERE availability = 'open' AND status = 'active'), \
+         count(*) FILTER (WHERE availability = 'waiting_list' AND status = 'active'), \
+         count(*) FILTER (WHERE availability = 'closed' OR status <> 'active'), \
+         avg(waiting_weeks) FILTER (WHERE availability = 'waiting_list')::float8 \
+         FROM directory_services, unnest(needs) AS need, unnest(areas) AS area \
+         WHERE NOT withdrawn GROUP BY need, area ORDER BY need, area",
             &[],
         )
         .await?
@@ -778,24 +802,7 @@ pub async fn gap_report(
             not_taking_referrals: row.get(5),
             mean_waiting_weeks: row.get::<_, Option<f64>>(6).map(round2),
         })
-        .collect();
-    // The directory's areas coded as the gaps are, so that capacity and gaps meet on one key.
-    let capacity = match &area_rules {
-        Some(areas) => coded_capacity(client, areas).await?,
-        None => capacity,
-    };
-    let figures = projector::outcomes_name(filter.rules_version);
-    let as_of = as_of(client, &[&figures, projector::DIRECTORY]).await?;
-    Ok(GapReport {
-        rules_version: filter.rules_version,
-        from: filter.from,
-        to: filter.to,
-        gaps,
-        connections,
-        capacity,
-        suppression: Suppression::default(),
-        as_of,
-    })
+        .collect())
 }
 
 /// The directory's capacity by need and area code: a service counts once in an area however
