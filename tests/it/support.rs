@@ -1,7 +1,7 @@
 //! Helpers shared by the system tests.
 
 use chrono::{DateTime, TimeZone, Utc};
-use eventstore::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, Upcasters};
+use eventstore::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent};
 use serde_json::{Value, json};
 use testkit::TestDb;
 use uuid::Uuid;
@@ -13,7 +13,7 @@ pub const ACTOR: Uuid = Uuid::from_u128(0xac);
 pub async fn store_with_db(pool_size: usize) -> (TestDb, EventStore) {
     testkit::init_tracing();
     let db = TestDb::new().await;
-    let store = protected(EventStore::new(db.app_pool(pool_size), Upcasters::new()));
+    let store = protected(EventStore::new(db.app_pool(pool_size), app::upcasters()));
     (db, store)
 }
 

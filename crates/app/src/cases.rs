@@ -406,25 +406,44 @@ impl CaseService {
         }
         // What `decide` needs from outside the record: the directory service a connection
         // names, from the log (a service listed a moment ago can be used at once).
-        let service = match command {
-            CaseCommand::MakeConnection(connection) => {
-                match crate::directory::service_state(&self.store, connection.service_id).await {
+        // A redirection's service is looked up the same way, as is one a correction of a
+        // redirection names.
+        let corrected = match command {
+            CaseCommand::CorrectEntry(correction) => loaded.entries.get(&correction.corrects),
+            _ => None,
+        };
+        let named_service = match command {
+            CaseCommand::MakeConnection(connection) => Some(connection.service_id),
+            CaseCommand::RedirectReferral(domain::ReferralRedirected {
+                destination: domain::Destination::Service { service_id },
+                ..
+            }) => Some(*service_id),
+            CaseCommand::CorrectEntry(correction) => correction
+                .corrected_fields
+                .get("destination")
+                .and_then(|d| d.get("service_id"))
+                .and_then(|id| id.as_str())
+                .and_then(|id| id.parse().ok())
+                .map(domain::ServiceId),
+            _ => None,
+        };
+        let service = match named_service {
+            Some(service_id) => {
+                match crate::directory::service_state(&self.store, service_id).await {
                     Ok(state) => Some(state),
                     // Another kind of record: no such service.
                     Err(crate::stream::LoadError::OtherKind(_)) => None,
                     Err(e) => return Err(e.into()),
                 }
             }
-            _ => None,
+            None => None,
         };
-        let corrected = match command {
-            CaseCommand::CorrectEntry(correction) => loaded.entries.get(&correction.corrects),
-            _ => None,
-        };
+        let destinations = self.recording.destination_codes();
         let lookups = domain::Lookups {
             service: service.as_ref(),
             timing: Some(&timing),
             corrected,
+            destinations: Some(&destinations),
         };
         let events = domain::decide(&loaded.state, command, &lookups)?;
         let new_events = crate::stream::new_events(&events);

@@ -371,6 +371,11 @@ fn outcome_figures(report: &OutcomeReport) -> Vec<Figure> {
     out.push("referrals", "accepted", "", count(r.accepted));
     out.push("referrals", "declined", "", count(r.declined));
     out.push("referrals", "redirected", "", count(r.redirected));
+    match &r.by_destination {
+        Some(by_destination) => out.shares("referrals", "by_destination", by_destination),
+        // Not counted under these rules: one empty cell, as the JSON's null.
+        None => out.push("referrals", "by_destination", "", (Cell::int(None), false)),
+    }
     out.shares("referrals", "by_source", &r.by_source);
     out.shares("referrals", "by_reason", &r.by_reason);
     out.push("referrals", "contacted", "", count(r.contacted));

@@ -31,6 +31,15 @@ pub use cases::{
     Authorise, CaseService, CommandError, CommandOptions, Denied, LoadedCase, StaffCommand,
 };
 pub use clock::Clock;
+
+/// Every upcasting step of the domain's events, for the event store: each store the product
+/// opens reads old rows through these.
+pub fn upcasters() -> eventstore::Upcasters {
+    domain::UPCASTS.iter().fold(
+        eventstore::Upcasters::new(),
+        |upcasters, (event_type, from, step)| upcasters.register(event_type, *from, *step),
+    )
+}
 pub use error::{AppError, DEFAULT_LIMIT, MAX_LIMIT, Page};
 pub use freshness::{AsOf, Freshness, ReadWait};
 pub use journey::{Journey, JourneyEntry, JourneyView};

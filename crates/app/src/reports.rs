@@ -108,6 +108,16 @@ pub struct ReferralFigures {
     pub accepted: Option<i64>,
     pub declined: Option<i64>,
     pub redirected: Option<i64>,
+    /// Redirected referrals by where they went: a destination code (the recording rules'),
+    /// `service:<id>` for a directory service, `uncoded:<words>` for one recorded before
+    /// destinations were coded, `unrecorded` for one counted before the figures kept it (until
+    /// `casebook rebuild outcomes`); percentages are of redirected referrals. Null under
+    /// rules that do not count them (v1, v2).
+    pub by_destination: Option<Vec<Share>>,
+    /// The name of each destination in `by_destination`: the recording rules' name for a
+    /// code, the directory's for a service.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub destination_names: BTreeMap<String, String>,
     pub by_source: Vec<Share>,
     /// A referral with several reasons counts once for each; percentages are of referrals.
     pub by_reason: Vec<Share>,
@@ -268,6 +278,39 @@ async fn shares(
         .collect())
 }
 
+/// The names of the destinations counted: a code's from the latest recording rules, a
+/// service's from the directory.
+async fn destination_names(
+    client: &impl GenericClient,
+    counted: &[Share],
+) -> Result<BTreeMap<String, String>, tokio_postgres::Error> {
+    let recording = projector::rules::RecordingRules::current();
+    let mut names = BTreeMap::new();
+    let mut services = Vec::new();
+    for share in counted {
+        if let Some(id) = share.code.strip_prefix("service:") {
+            if let Ok(id) = id.parse::<Uuid>() {
+                services.push(id);
+            }
+        } else if let Some(name) = recording.destination_name(&share.code) {
+            names.insert(share.code.clone(), name.to_owned());
+        }
+    }
+    if !services.is_empty() {
+        let rows = client
+            .query(
+                "SELECT service_id, name FROM directory_services WHERE service_id = ANY($1)",
+                &[&services],
+            )
+            .await?;
+        for row in rows {
+            let id: Uuid = row.get(0);
+            names.insert(format!("service:{id}"), row.get(1));
+        }
+    }
+    Ok(names)
+}
+
 /// The outcome report under a filter.
 ///
 /// # Errors
@@ -276,6 +319,9 @@ pub async fn outcome_report(
     client: &impl GenericClient,
     filter: &ReportFilter,
 ) -> Result<OutcomeReport, tokio_postgres::Error> {
+    // Which date each figure counts by, and which figures there are, under the figures' rule
+    // version.
+    let rules = Rules::load(filter.rules_version).ok();
     // Referrals, by the day they were received.
     let (clause, owned) = filter.clause("received_on");
     let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
@@ -312,12 +358,33 @@ pub async fn outcome_report(
         total,
     )
     .await?;
+    let redirected: i64 = row.get(3);
+    let (by_destination, destination_names) = if rules
+        .as_ref()
+        .is_some_and(|r| r.figures.redirections)
+    {
+        let by_destination = shares(
+            client,
+            &format!(
+                "SELECT coalesce(destination, 'unrecorded'), count(*) FROM report_referrals                  WHERE {clause} AND outcome = 'redirected' GROUP BY 1 ORDER BY count(*) DESC, 1"
+            ),
+            &params,
+            redirected,
+        )
+        .await?;
+        let names = destination_names(client, &by_destination).await?;
+        (Some(by_destination), names)
+    } else {
+        (None, BTreeMap::new())
+    };
     let referrals = ReferralFigures {
         total: Some(total),
         people: Some(row.get(7)),
         accepted: row.get(1),
         declined: row.get(2),
-        redirected: row.get(3),
+        redirected: Some(redirected),
+        by_destination,
+        destination_names,
         by_source,
         by_reason,
         contacted: row.get(4),
@@ -356,8 +423,6 @@ pub async fn outcome_report(
         )
         .await?;
     let (active, people_active, excluded): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-    // Which date each figure counts by, under the figures' rule version.
-    let rules = Rules::load(filter.rules_version).ok();
     let dating = rules.as_ref().map(|r| r.dating).unwrap_or_default();
     if dating.dates_facts() {
         // Appointments and contacts by their own day.
@@ -1075,6 +1140,9 @@ pub fn suppress_outcomes(report: &mut OutcomeReport, rules: &PrivacyRules) {
     s.count(&mut r.accepted);
     s.count(&mut r.declined);
     s.count(&mut r.redirected);
+    if let Some(by_destination) = &mut r.by_destination {
+        s.partition(by_destination, r.redirected);
+    }
     if s.count(&mut r.contacted) {
         r.mean_days_to_first_contact = None;
         r.median_days_to_first_contact = None;

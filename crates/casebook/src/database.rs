@@ -110,7 +110,7 @@ impl Database {
     /// When the pool cannot be built.
     pub fn event_store(&self) -> anyhow::Result<eventstore::EventStore> {
         Ok(
-            eventstore::EventStore::new(self.app_pool()?, eventstore::Upcasters::new())
+            eventstore::EventStore::new(self.app_pool()?, app::upcasters())
                 .with_protection(app::privacy::protection(self.master_key.clone())),
         )
     }

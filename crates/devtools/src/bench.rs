@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use chrono::Utc;
 use db::{Cluster, ClusterKind, PoolSettings};
-use eventstore::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, Upcasters};
+use eventstore::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -154,7 +154,7 @@ async fn measure(cluster: &Cluster, options: &AppendBench) -> anyhow::Result<Vec
             max_size: max_clients,
         },
     )?;
-    let store = EventStore::new(pool, Upcasters::new());
+    let store = EventStore::new(pool, app::upcasters());
 
     let mut figures = Vec::new();
     for &clients in &options.clients {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use app::access::{self, NewStaff, Role};
 use db::{Cluster, PoolSettings};
-use eventstore::{EventStore, Upcasters};
+use eventstore::EventStore;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -132,7 +132,7 @@ async fn measure(cluster: &Cluster, options: &HttpBench) -> anyhow::Result<(Vec<
             max_size: options.pool_size,
         },
     )?;
-    let mut store = EventStore::new(pool, Upcasters::new());
+    let mut store = EventStore::new(pool, app::upcasters());
     if !options.unsealed {
         let key = eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?;
         store = store.with_protection(app::privacy::protection(key));

@@ -12,7 +12,7 @@ use anyhow::Context;
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use db::{Cluster, PoolSettings};
 use domain::*;
-use eventstore::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, Upcasters};
+use eventstore::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent};
 use futures_util::StreamExt;
 use uuid::Uuid;
 
@@ -78,7 +78,7 @@ async fn measure(
     let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench").await?;
     let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
     // Sealed personal fields, as the service writes them.
-    let store = EventStore::new(pool, Upcasters::new()).with_protection(app::privacy::protection(
+    let store = EventStore::new(pool, app::upcasters()).with_protection(app::privacy::protection(
         eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?,
     ));
 
@@ -371,6 +371,7 @@ pub fn journey_events_sized(
             service: service.as_ref(),
             timing: None,
             corrected: None,
+            destinations: None,
         };
         match decide(&state, command, &lookups) {
             Ok(decided) => {

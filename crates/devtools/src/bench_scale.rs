@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use db::{Cluster, PoolSettings};
 use domain::ClientId;
-use eventstore::{EventStore, Upcasters};
+use eventstore::EventStore;
 use projector::{CaseloadFilter, CaseloadProjection};
 use uuid::Uuid;
 
@@ -75,7 +75,7 @@ async fn measure(
     let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench_scale").await?;
     let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
     // Sealed personal fields, as the service writes them.
-    let store = EventStore::new(pool, Upcasters::new()).with_protection(app::privacy::protection(
+    let store = EventStore::new(pool, app::upcasters()).with_protection(app::privacy::protection(
         eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?,
     ));
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 use app::directory::{DirectoryQuery, DirectoryService, OrukQuery};
 use db::{Cluster, PoolSettings};
 use domain::NeedDomain;
-use eventstore::{EventStore, Upcasters};
+use eventstore::EventStore;
 use projector::{DirectoryProjection, Runner, RunnerSettings};
 use serde_json::Value;
 use uuid::Uuid;
@@ -73,7 +73,7 @@ fn services(n: usize) -> anyhow::Result<Vec<Value>> {
 async fn measure(cluster: &Cluster, options: &SearchBench) -> anyhow::Result<Vec<String>> {
     let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench_search").await?;
     let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
-    let store = EventStore::new(pool, Upcasters::new());
+    let store = EventStore::new(pool, app::upcasters());
 
     // Import in four parts at once (the ids differ, so they never meet).
     let records = services(options.services)?;

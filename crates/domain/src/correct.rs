@@ -32,6 +32,7 @@ fn nested(field: &str) -> &'static str {
         "corrected_fields.administered_on",
         "corrected_fields.contacted_at",
         "corrected_fields.description",
+        "corrected_fields.destination",
         "corrected_fields.instrument",
         "corrected_fields.instrument_version",
         "corrected_fields.kind",
@@ -84,6 +85,16 @@ pub fn corrected_entry(
         return Err(CaseError::invalid("corrects", "this entry has no fields"));
     };
     for (field, value) in &correction.corrected_fields {
+        // A correction recorded when a redirection's destination was words (schema v1) reads
+        // as a correction of the destination, as the entry it corrects now does.
+        let (field, value) = match (original, field.as_str()) {
+            (CaseEvent::ReferralRedirected(_), "redirected_to") => (
+                "destination".to_owned(),
+                serde_json::json!({ "kind": "described", "text": value }),
+            ),
+            _ => (field.clone(), value.clone()),
+        };
+        let (field, value) = (&field, &value);
         if !fields.contains_key(field) {
             return Err(CaseError::invalid(
                 nested(field),
@@ -124,7 +135,7 @@ pub fn check_correction(
 ) -> Result<(), CaseError> {
     let within = |error: CaseError| match error {
         CaseError::Invalid { field, message } => {
-            CaseError::invalid(nested(field.rsplit('.').next().unwrap_or(field)), message)
+            CaseError::invalid(nested(field.split('.').next().unwrap_or(field)), message)
         }
         CaseError::InvalidAnswers { instrument, detail } => CaseError::invalid(
             "corrected_fields.answers",

@@ -25,6 +25,9 @@ pub struct Lookups<'a> {
     /// For a correction: the entry it names, as it reads now (earlier corrections applied).
     /// `None` when the caller did not look it up: the correction is then not checked against it.
     pub corrected: Option<&'a CaseEvent>,
+    /// The destination codes a redirection may name (the recording rules' list). `None` does
+    /// not check codes (tests of the other rules; the service always gives the list).
+    pub destinations: Option<&'a [String]>,
 }
 
 /// Decides what a command means for this record, given what the caller looked up.
@@ -95,6 +98,7 @@ fn decide_fact(
         }
         C::RedirectReferral(c) => {
             pending_referral(state, c.referral_id)?;
+            check_destination(&c.destination, lookups)?;
             Ok(vec![CaseEvent::ReferralRedirected(c.clone())])
         }
         C::AssignLinkWorker(c) => {
@@ -270,9 +274,47 @@ fn decide_fact(
                     &corrected,
                     lookups.timing.map(|t| t.now),
                 )?;
+                if let (CaseEvent::ReferralRedirected(before), CaseEvent::ReferralRedirected(after)) =
+                    (original, &corrected)
+                    && before.destination != after.destination
+                {
+                    check_destination(&after.destination, lookups).map_err(|e| {
+                        let message = match e {
+                            CaseError::Invalid { message, .. } => message,
+                            other => other.to_string(),
+                        };
+                        CaseError::invalid("corrected_fields.destination", message)
+                    })?;
+                }
             }
             Ok(vec![CaseEvent::EntryCorrected(c.clone())])
         }
+    }
+}
+
+/// A redirection names a directory service that takes referrals, or a destination code the
+/// recording rules list; words alone are only how redirections recorded before codes read.
+fn check_destination(destination: &Destination, lookups: &Lookups<'_>) -> Result<(), CaseError> {
+    match destination {
+        Destination::Service { service_id } => {
+            let named = lookups
+                .service
+                .filter(|s| s.service.as_ref().is_some_and(|r| r.id == service_id.0));
+            // The directory's refusal, named at the field the command gives the service in.
+            check_connection(named, ConnectionKind::Referred)
+                .map_err(|e| CaseError::invalid("destination.service_id", e.to_string()))
+        }
+        Destination::Coded { code } => match lookups.destinations {
+            Some(codes) if !codes.iter().any(|known| known == code) => Err(CaseError::invalid(
+                "destination.code",
+                format!("not a destination code: use one of {}", codes.join(", ")),
+            )),
+            _ => Ok(()),
+        },
+        Destination::Described { .. } => Err(CaseError::invalid(
+            "destination.kind",
+            "name a directory service (service) or a destination code (coded)",
+        )),
     }
 }
 
@@ -352,11 +394,15 @@ pub(crate) fn check_fact(event: &CaseEvent) -> Result<(), CaseError> {
         CaseEvent::ReferralDeclined(c) if c.reason == DeclineReason::Other => {
             required_note(&c.note, "note", "say why the referral is declined")
         }
-        CaseEvent::ReferralRedirected(c) => required_text(
-            &c.redirected_to,
-            "redirected_to",
-            "say where the referral went",
-        ),
+        CaseEvent::ReferralRedirected(c) => match &c.destination {
+            Destination::Coded { code } => {
+                required_text(code, "destination.code", "give the destination's code")
+            }
+            Destination::Described { text } => {
+                required_text(text, "destination.text", "say where the referral went")
+            }
+            Destination::Service { .. } => Ok(()),
+        },
         CaseEvent::ContactRecorded(c) if c.minutes == 0 || c.minutes > MAX_CONTACT_MINUTES => {
             Err(CaseError::invalid(
                 "minutes",

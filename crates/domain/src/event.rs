@@ -89,16 +89,78 @@ pub struct ReferralDeclined {
     pub note: Option<String>,
 }
 
-/// The referral was sent to a more suitable service instead.
+/// The referral was sent to a more suitable service instead (schema v2: where it went is a
+/// directory service or a coded destination, so redirections can be counted).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReferralRedirected {
     pub referral_id: ReferralId,
-    /// Where it went, in words (a service or team name).
-    pub redirected_to: String,
+    /// Where it went.
+    pub destination: Destination,
     pub note: Option<String>,
 }
+
+/// Where a redirected referral went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Destination {
+    /// A service listed in the directory that takes referrals.
+    Service { service_id: ServiceId },
+    /// One of the destinations the recording rules list (`projections/recording/`), e.g.
+    /// `gp_practice` or `talking_therapies`.
+    Coded { code: String },
+    /// Where it went, in words: only redirections recorded before destinations were coded
+    /// (schema v1) read like this; a new redirection names a service or a code.
+    Described { text: String },
+}
+
+impl Destination {
+    /// The key reports count by: the code, `service:<id>`, or `uncoded:<the words, lower
+    /// case, spaces tidied>`.
+    pub fn report_code(&self) -> String {
+        match self {
+            Destination::Service { service_id } => format!("service:{}", service_id.0),
+            Destination::Coded { code } => code.clone(),
+            Destination::Described { text } => format!(
+                "uncoded:{}",
+                text.split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .to_lowercase()
+            ),
+        }
+    }
+}
+
+/// Upcasts a `ReferralRedirected` payload from schema v1 (`redirected_to`, free text) to v2
+/// (`destination`): the words become a described destination.
+///
+/// # Errors
+/// A payload that is not a v1 redirection.
+pub fn referral_redirected_v1_to_v2(payload: Value) -> Result<Value, String> {
+    let Value::Object(mut fields) = payload else {
+        return Err("a ReferralRedirected v1 payload is an object".to_owned());
+    };
+    let Some(text) = fields.remove("redirected_to") else {
+        return Err("a ReferralRedirected v1 payload has redirected_to".to_owned());
+    };
+    let mut destination = Map::new();
+    destination.insert("kind".to_owned(), Value::String("described".to_owned()));
+    destination.insert("text".to_owned(), text);
+    fields.insert("destination".to_owned(), Value::Object(destination));
+    Ok(Value::Object(fields))
+}
+
+/// One upcasting step: a payload of one schema version to the next version's shape.
+pub type UpcastStep = fn(Value) -> Result<Value, String>;
+
+/// Every upcasting step this build knows: (event type, from schema version, step), each giving
+/// the next version. Stored events are never rewritten; they are brought to the current shape
+/// as they are read.
+pub const UPCASTS: &[(&str, i32, UpcastStep)] =
+    &[("ReferralRedirected", 1, referral_redirected_v1_to_v2)];
 
 /// A link worker was assigned to the case.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -372,7 +434,7 @@ pub const EVENT_TYPES: &[(&str, i32)] = &[
     ("ReferralReceived", 1),
     ("ReferralAccepted", 1),
     ("ReferralDeclined", 1),
-    ("ReferralRedirected", 1),
+    ("ReferralRedirected", 2),
     ("LinkWorkerAssigned", 1),
     ("CaseTransferred", 1),
     ("AppointmentBooked", 1),

@@ -78,6 +78,7 @@ fn decide_listed(state: &CaseState, command: &CaseCommand) -> Result<Vec<CaseEve
             service: Some(&service),
             timing: None,
             corrected: None,
+            destinations: None,
         },
     )
 }
@@ -233,7 +234,9 @@ fn a_referral_is_accepted_or_declined_once() {
         declined,
         CaseCommand::RedirectReferral(ReferralRedirected {
             referral_id: REFERRAL,
-            redirected_to: "Community mental health team".to_owned(),
+            destination: Destination::Coded {
+                code: "community_mental_health".to_owned(),
+            },
             note: None,
         }),
         Expect::Refused("referral_already_decided"),
@@ -891,7 +894,9 @@ fn one_of_each() -> Vec<CaseEvent> {
         }),
         CaseEvent::ReferralRedirected(ReferralRedirected {
             referral_id: REFERRAL,
-            redirected_to: "Talking Therapies".to_owned(),
+            destination: Destination::Coded {
+                code: "talking_therapies".to_owned(),
+            },
             note: None,
         }),
         CaseEvent::LinkWorkerAssigned(LinkWorkerAssigned {
@@ -1017,7 +1022,7 @@ fn the_event_type_names_and_versions_are_pinned() {
     ReferralReceived v1
     ReferralAccepted v1
     ReferralDeclined v1
-    ReferralRedirected v1
+    ReferralRedirected v2
     LinkWorkerAssigned v1
     CaseTransferred v1
     AppointmentBooked v1
@@ -1149,6 +1154,7 @@ fn an_onward_connection_needs_the_named_service_listed_and_for_a_referral_open()
                 service,
                 timing: None,
                 corrected: None,
+                destinations: None,
             },
         )
         .map_err(|e| e.rule())
@@ -1195,6 +1201,165 @@ fn an_onward_connection_needs_the_named_service_listed_and_for_a_referral_open()
     );
 }
 
+/// A redirection names a directory service that takes referrals or a listed destination code;
+/// words alone are refused (they are only how schema v1 redirections read).
+#[test]
+fn a_redirection_names_a_listed_service_or_a_destination_code() {
+    let state = fold(&referred());
+    let codes = vec!["gp_practice".to_owned(), "talking_therapies".to_owned()];
+    let redirect = |destination: Destination, service: Option<&directory::ServiceState>| {
+        decide(
+            &state,
+            &CaseCommand::RedirectReferral(ReferralRedirected {
+                referral_id: REFERRAL,
+                destination,
+                note: None,
+            }),
+            &Lookups {
+                service,
+                timing: None,
+                corrected: None,
+                destinations: Some(&codes),
+            },
+        )
+        .map_err(|e| (e.rule(), e.field()))
+    };
+    let coded = |code: &str| Destination::Coded {
+        code: code.to_owned(),
+    };
+    assert!(redirect(coded("talking_therapies"), None).is_ok());
+    assert_eq!(
+        redirect(coded("talking therapies"), None),
+        Err(("invalid_field", Some("destination.code")))
+    );
+    assert_eq!(
+        redirect(coded(" "), None),
+        Err(("invalid_field", Some("destination.code")))
+    );
+    assert_eq!(
+        redirect(
+            Destination::Described {
+                text: "the mental health team".to_owned()
+            },
+            None
+        ),
+        Err(("invalid_field", Some("destination.kind")))
+    );
+    let listed = listed_service();
+    let to_service = Destination::Service {
+        service_id: SERVICE,
+    };
+    assert!(redirect(to_service.clone(), Some(&listed)).is_ok());
+    assert_eq!(
+        redirect(to_service.clone(), None),
+        Err(("invalid_field", Some("destination.service_id")))
+    );
+    let closed = directory::evolve_service(
+        listed,
+        &directory::DirectoryEvent::ServiceCapacityChanged(directory::ServiceCapacityChanged {
+            availability: directory::Availability::Closed,
+            waiting_weeks: None,
+            note: None,
+        }),
+    );
+    assert_eq!(
+        redirect(to_service, Some(&closed)),
+        Err(("invalid_field", Some("destination.service_id")))
+    );
+}
+
+/// A redirection stored as schema v1 (where it went, in words) reads as a described
+/// destination; a correction recorded against it then (`redirected_to`) still applies, and a
+/// correction to a code is held to the code list.
+#[test]
+fn a_schema_v1_redirection_is_upcast_and_its_corrections_still_apply() {
+    let stored = json!({
+        "referral_id": REFERRAL.0,
+        "redirected_to": "Mendip  Talking Therapies",
+        "note": null
+    });
+    let (_, _, step) = UPCASTS
+        .iter()
+        .find(|(t, v, _)| *t == "ReferralRedirected" && *v == 1)
+        .expect("an upcaster from v1");
+    let event = CaseEvent::decode("ReferralRedirected", 2, step(stored).expect("upcasts"))
+        .expect("decodes as v2");
+    let CaseEvent::ReferralRedirected(redirected) = &event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(
+        redirected.destination.report_code(),
+        "uncoded:mendip talking therapies"
+    );
+    assert!(step(json!({ "referral_id": REFERRAL.0 })).is_err());
+
+    let mut given = referred();
+    given.push(event.clone());
+    let state = fold(&given);
+    let correct = |fields: Value| {
+        let Value::Object(fields) = fields else {
+            unreachable!()
+        };
+        CaseCommand::CorrectEntry(EntryCorrected {
+            corrects: event_id(given.len() as u128 - 1),
+            corrected_fields: fields,
+            reason: "typed in the wrong box".to_owned(),
+        })
+    };
+    let codes = vec!["talking_therapies".to_owned()];
+    let decide_correction = |command: &CaseCommand| {
+        decide(
+            &state,
+            command,
+            &Lookups {
+                service: None,
+                timing: None,
+                corrected: Some(&event),
+                destinations: Some(&codes),
+            },
+        )
+        .map_err(|e| (e.rule(), e.field()))
+    };
+    // Words stay words: a correction to words alone is refused as a new redirection would be.
+    assert_eq!(
+        decide_correction(&correct(json!({ "redirected_to": "Talking Therapies" }))),
+        Err(("invalid_field", Some("corrected_fields.destination")))
+    );
+    assert!(
+        decide_correction(&correct(
+            json!({ "destination": { "kind": "coded", "code": "talking_therapies" } })
+        ))
+        .is_ok()
+    );
+    assert_eq!(
+        decide_correction(&correct(
+            json!({ "destination": { "kind": "coded", "code": "nowhere" } })
+        )),
+        Err(("invalid_field", Some("corrected_fields.destination")))
+    );
+    // The old field name applies to the upcast entry.
+    let corrected = corrected_entry(
+        &event,
+        &EntryCorrected {
+            corrects: event_id(0),
+            corrected_fields: [("redirected_to".to_owned(), json!("Frome Health Coaching"))]
+                .into_iter()
+                .collect(),
+            reason: "typo".to_owned(),
+        },
+    )
+    .expect("applies");
+    let CaseEvent::ReferralRedirected(corrected) = corrected else {
+        unreachable!()
+    };
+    assert_eq!(
+        corrected.destination,
+        Destination::Described {
+            text: "Frome Health Coaching".to_owned()
+        }
+    );
+}
+
 /// `decide` at a time: `occurred_at` given (or the command's own date), `now` the clock's.
 fn decide_at(
     given: &[CaseEvent],
@@ -1219,6 +1384,7 @@ fn decide_at(
             service: Some(&service),
             timing: Some(&timing),
             corrected: None,
+            destinations: None,
         },
     )
 }
@@ -1392,6 +1558,7 @@ fn correct(given: &[CaseEvent], index: usize, fields: Value) -> Result<Vec<CaseE
             service: None,
             timing: None,
             corrected: Some(&given[index]),
+            destinations: None,
         },
     )
 }

@@ -29,6 +29,10 @@ pub struct ReferralFact {
     /// `accepted`, `declined`, `redirected`, or none yet.
     pub outcome: Option<String>,
     pub decline_reason: Option<String>,
+    /// Where a redirected referral went: a destination code, `service:<id>`, or
+    /// `uncoded:<words>` for one recorded before destinations were coded.
+    #[serde(default)]
+    pub destination: Option<String>,
     pub first_contact_at: Option<DateTime<Utc>>,
 }
 
@@ -193,6 +197,7 @@ pub fn apply_outcome_event(
                 .find(|r| r.referral_id == e.referral_id.0)
             {
                 r.outcome = Some("redirected".into());
+                r.destination = Some(e.destination.report_code());
             }
         }
         CaseEvent::LinkWorkerAssigned(e) => {
@@ -651,6 +656,7 @@ struct ReferralColumns {
     received_on: Vec<NaiveDate>,
     outcome: Vec<Option<String>>,
     decline_reason: Vec<Option<String>>,
+    destination: Vec<Option<String>>,
     days_to_first_contact: Vec<Option<i32>>,
 }
 
@@ -743,6 +749,7 @@ impl Figures {
             c.received_on.push(r.received_on);
             c.outcome.push(r.outcome.clone());
             c.decline_reason.push(r.decline_reason.clone());
+            c.destination.push(r.destination.clone());
             c.days_to_first_contact.push(
                 r.first_contact_at
                     .map(|at| (at.date_naive() - r.received_on).num_days().max(0) as i32),
@@ -877,9 +884,9 @@ impl Figures {
         let r = &self.referrals;
         tx.execute(
             "INSERT INTO report_referrals (rules_version, referral_id, client_id, organisation_id, team_id, \
-             source, reasons, received_on, outcome, decline_reason, days_to_first_contact) \
+             source, reasons, received_on, outcome, decline_reason, days_to_first_contact, destination) \
              SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::jsonb[], \
-             $8::date[], $9::text[], $10::text[], $11::int[])",
+             $8::date[], $9::text[], $10::text[], $11::int[], $12::text[])",
             &[
                 &version,
                 &r.referral_id,
@@ -892,6 +899,7 @@ impl Figures {
                 &r.outcome,
                 &r.decline_reason,
                 &r.days_to_first_contact,
+                &r.destination,
             ],
         )
         .await?;

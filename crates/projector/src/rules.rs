@@ -51,6 +51,10 @@ pub struct FigureRules {
     /// as codes (`projections/areas/`); none counts areas as typed (v1, v2).
     #[serde(default)]
     pub areas: Option<i32>,
+    /// Count redirected referrals by where they went (a destination code or a directory
+    /// service; absent in v1 and v2).
+    #[serde(default)]
+    pub redirections: bool,
 }
 
 /// Whether a person's consent to evaluation decides if their scores count.
@@ -250,8 +254,10 @@ pub struct CaseloadRules {
 }
 
 /// Every recording rule version this build knows, in order (`projections/recording/`).
-const RECORDING_FILES: &[(i32, &str)] =
-    &[(1, include_str!("../../../projections/recording/v1.toml"))];
+const RECORDING_FILES: &[(i32, &str)] = &[
+    (1, include_str!("../../../projections/recording/v1.toml")),
+    (2, include_str!("../../../projections/recording/v2.toml")),
+];
 
 /// How facts are recorded: read when a command is carried out (nothing stored depends on them).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -261,6 +267,17 @@ pub struct RecordingRules {
     pub description: String,
     /// Facts older than this many days are late entries (a team lead's, with a reason).
     pub back_entry_days: i64,
+    /// The codes a redirection may name when it did not go to a listed service (none in v1).
+    #[serde(default)]
+    pub destinations: Vec<DestinationCode>,
+}
+
+/// A place a redirected referral may go, by code.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationCode {
+    pub code: String,
+    pub name: String,
 }
 
 /// Which scores pair with a baseline.
@@ -583,6 +600,19 @@ impl CaseloadRules {
 }
 
 impl RecordingRules {
+    /// The destination codes, for `decide`.
+    pub fn destination_codes(&self) -> Vec<String> {
+        self.destinations.iter().map(|d| d.code.clone()).collect()
+    }
+
+    /// The name of a destination code, if this version lists it.
+    pub fn destination_name(&self, code: &str) -> Option<&str> {
+        self.destinations
+            .iter()
+            .find(|d| d.code == code)
+            .map(|d| d.name.as_str())
+    }
+
     /// The newest version this build knows: the one commands are held to.
     pub fn current() -> RecordingRules {
         let latest = RECORDING_FILES.last().map_or(1, |(v, _)| *v);
@@ -591,6 +621,7 @@ impl RecordingRules {
             version: latest,
             description: String::new(),
             back_entry_days: 93,
+            destinations: Vec::new(),
         })
     }
 
@@ -608,6 +639,22 @@ impl RecordingRules {
         }
         if rules.back_entry_days < 1 {
             return Err(invalid("back_entry_days is at least 1".into()));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for destination in &rules.destinations {
+            let code = destination.code.as_str();
+            if code.is_empty()
+                || !code
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                return Err(invalid(format!(
+                    "destination code {code:?} is lower case letters, digits and _"
+                )));
+            }
+            if !seen.insert(code) {
+                return Err(invalid(format!("destination code {code} twice")));
+            }
         }
         Ok(rules)
     }

@@ -129,6 +129,8 @@ fn outcome_cells(report: &Value) -> BTreeMap<Place, (Figure, Option<bool>)> {
     for section in ["referrals", "episodes", "people"] {
         for (name, value) in report[section].as_object().expect("a section") {
             match value {
+                // The names of the destinations counted: words beside the figures, not cells.
+                _ if name == "destination_names" => {}
                 Value::Array(shares) => {
                     for share in shares {
                         let code = share["code"].as_str().expect("a code");

@@ -216,7 +216,7 @@ pub fn body(
             json!({ "referral_id": referral, "reason": "other", "note": null })
         }
         "redirect_referral" => {
-            json!({ "referral_id": referral, "redirected_to": "talking therapies", "note": null })
+            json!({ "referral_id": referral, "destination": { "kind": "coded", "code": "talking_therapies" }, "note": null })
         }
         "assign_link_worker" => {
             json!({ "link_worker_id": people.worker.staff_id, "team_id": people.worker.team_id })

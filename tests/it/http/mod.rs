@@ -10,12 +10,13 @@ pub mod journey;
 mod malformed;
 mod matrix;
 mod published;
+mod redirections;
 
 use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 use app::access::{self, NewStaff, Role};
-use eventstore::{EventStore, Upcasters};
+use eventstore::EventStore;
 use serde_json::{Value, json};
 use testkit::TestDb;
 use uuid::Uuid;
@@ -163,7 +164,7 @@ impl TestServer {
     pub async fn start_with(clock: app::Clock, max_wait: std::time::Duration) -> TestServer {
         testkit::init_tracing();
         let db = TestDb::new().await;
-        let store = crate::support::protected(EventStore::new(db.app_pool(8), Upcasters::new()));
+        let store = crate::support::protected(EventStore::new(db.app_pool(8), app::upcasters()));
         let admin = db.admin_client().await;
         let org = access::ensure_organisation(&admin, "Mendip Link")
             .await

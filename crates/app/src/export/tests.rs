@@ -42,6 +42,8 @@ fn report() -> OutcomeReport {
             accepted: Some(10),
             declined: None,
             redirected: Some(0),
+            by_destination: None,
+            destination_names: Default::default(),
             by_source: vec![share("gp", None, None), share("self_referral", None, None)],
             by_reason: vec![share("loneliness_isolation", Some(12), Some(100.0))],
             contacted: Some(9),
@@ -167,6 +169,7 @@ referrals,people,,,11,false
 referrals,accepted,,,10,false
 referrals,declined,,,,true
 referrals,redirected,,,0,false
+referrals,by_destination,,,,false
 referrals,by_source,gp,,,true
 referrals,by_source,self_referral,,,true
 referrals,by_source_percent,gp,,,true

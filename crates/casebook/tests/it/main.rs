@@ -350,7 +350,7 @@ async fn retention_and_erase_run_from_the_command_line_under_the_configured_mast
     let socket = cluster.socket_dir().to_string_lossy().replace('/', "%2F");
     let url = format!("postgresql://postgres@{socket}:5432/{}", db.name());
     let key = eventstore::MasterKey::generate().expect("a key");
-    let store = eventstore::EventStore::new(db.app_pool(2), eventstore::Upcasters::new())
+    let store = eventstore::EventStore::new(db.app_pool(2), app::upcasters())
         .with_protection(app::privacy::protection(key.clone()));
     let old = closed_client(&store, 9).await;
     let recent = closed_client(&store, 2).await;
@@ -443,7 +443,7 @@ async fn key_rotate_rewraps_every_data_key_under_the_new_master_key() {
     let old = eventstore::MasterKey::generate().expect("a key");
     let new = eventstore::MasterKey::generate().expect("a key");
     let store_under = |key: &eventstore::MasterKey| {
-        eventstore::EventStore::new(db.app_pool(2), eventstore::Upcasters::new())
+        eventstore::EventStore::new(db.app_pool(2), app::upcasters())
             .with_protection(app::privacy::protection(key.clone()))
     };
     let client = closed_client(&store_under(&old), 1).await;

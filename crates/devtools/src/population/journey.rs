@@ -188,12 +188,14 @@ impl<'a> Journey<'a> {
             })),
             2 => Some(CaseCommand::RedirectReferral(ReferralRedirected {
                 referral_id,
-                redirected_to: (*rng.pick(&[
-                    "NHS Talking Therapies",
-                    "Community mental health team",
-                    "Adult social care",
-                ]))
-                .to_owned(),
+                destination: Destination::Coded {
+                    code: (*rng.pick(&[
+                        "talking_therapies",
+                        "community_mental_health",
+                        "adult_social_care",
+                    ]))
+                    .to_owned(),
+                },
                 note: None,
             })),
             _ => None,

@@ -1,0 +1,304 @@
+//! Where a redirected referral went: a directory service or a coded destination, counted in
+//! the outcome report; redirections stored before destinations were coded (schema v1, words)
+//! still read, and count as `uncoded:<words>`.
+
+use eventstore::{AppendRequest, ExpectedVersion, Metadata, NewEvent};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::journey::{client_path, intake};
+use super::{Reply, TestServer};
+
+#[track_caller]
+fn refused(reply: &Reply, field: &str) {
+    assert_eq!(reply.status, 422, "{:#}", reply.body);
+    assert_eq!(reply.body["errors"][0]["field"], field, "{:#}", reply.body);
+}
+
+/// Refers a new person; returns the client and referral ids.
+async fn referred(server: &TestServer) -> (Uuid, Uuid) {
+    let (client, referral) = (Uuid::new_v4(), Uuid::new_v4());
+    server
+        .ok(
+            &server.people.referrer,
+            &client_path(client, "referrals"),
+            intake(referral, "gp"),
+        )
+        .await;
+    (client, referral)
+}
+
+async fn redirect(server: &TestServer, client: Uuid, referral: Uuid, destination: Value) -> Reply {
+    server
+        .post(
+            &server.people.lead,
+            &client_path(client, "referral-redirections"),
+            json!({ "referral_id": referral, "destination": destination, "note": null }),
+        )
+        .await
+}
+
+/// A redirection as a service recorded it before destinations were coded: schema v1, where it
+/// went in words.
+async fn stored_as_v1(server: &TestServer, client: Uuid, referral: Uuid, words: &str) {
+    server
+        .store
+        .append(AppendRequest {
+            stream_id: client,
+            stream_type: "client".to_owned(),
+            expected: ExpectedVersion::Any,
+            events: vec![NewEvent {
+                event_id: Uuid::new_v4(),
+                event_type: "ReferralRedirected".to_owned(),
+                schema_version: 1,
+                payload: json!({ "referral_id": referral, "redirected_to": words, "note": null }),
+            }],
+            metadata: Metadata {
+                actor_id: server.people.lead.staff_id,
+                actor_role: "team_lead".to_owned(),
+                organisation_id: server.people.lead.organisation_id,
+                correlation_id: Uuid::new_v4(),
+                causation_id: None,
+                occurred_at: chrono::Utc::now(),
+            },
+            idempotency_key: None,
+            fingerprint: None,
+        })
+        .await
+        .expect("a v1 redirection appended");
+}
+
+#[tokio::test]
+async fn redirections_name_a_service_or_a_code_and_reports_count_them_by_destination() {
+    let server = TestServer::start().await;
+    let people = &server.people;
+    let service = server.services[0];
+
+    // Refused, each naming the field: words alone, a code not in the list, a service that is
+    // not in the directory, and the schema v1 field.
+    let (client, referral) = referred(&server).await;
+    refused(
+        &redirect(
+            &server,
+            client,
+            referral,
+            json!({ "kind": "described", "text": "CMHT" }),
+        )
+        .await,
+        "destination.kind",
+    );
+    refused(
+        &redirect(
+            &server,
+            client,
+            referral,
+            json!({ "kind": "coded", "code": "cmht" }),
+        )
+        .await,
+        "destination.code",
+    );
+    refused(
+        &redirect(
+            &server,
+            client,
+            referral,
+            json!({ "kind": "service", "service_id": Uuid::new_v4() }),
+        )
+        .await,
+        "destination.service_id",
+    );
+    let old_shape = server
+        .post(
+            &people.lead,
+            &client_path(client, "referral-redirections"),
+            json!({ "referral_id": referral, "redirected_to": "CMHT", "note": null }),
+        )
+        .await;
+    assert_eq!(old_shape.status, 400, "{:#}", old_shape.body);
+    assert_eq!(old_shape.body["errors"][0]["field"], "redirected_to");
+    // Nothing was written by the refusals: the referral is still waiting for a decision.
+    let record = server.get(&people.lead, &client_path(client, "")).await;
+    assert_eq!(record.status, 200, "{:#}", record.body);
+    assert_eq!(
+        record.body["referrals"][0]["status"], "pending",
+        "{:#}",
+        record.body
+    );
+
+    // Five people each: to NHS Talking Therapies by code, to a listed service, and (recorded
+    // before codes, in words typed three ways) to "Mendip Talking Therapies"; ten more to the
+    // GP by code, five of which are then corrected to NHS Talking Therapies.
+    for n in 0..5 {
+        let (client, referral) = referred(&server).await;
+        let reply = redirect(
+            &server,
+            client,
+            referral,
+            json!({ "kind": "coded", "code": "talking_therapies" }),
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{:#}", reply.body);
+        let (client, referral) = referred(&server).await;
+        let reply = redirect(
+            &server,
+            client,
+            referral,
+            json!({ "kind": "service", "service_id": service }),
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{:#}", reply.body);
+        let (client, referral) = referred(&server).await;
+        let words = [
+            "Mendip Talking Therapies",
+            "mendip talking  therapies ",
+            "MENDIP TALKING THERAPIES",
+        ];
+        stored_as_v1(&server, client, referral, words[n % 3]).await;
+    }
+    let mut to_correct = Vec::new();
+    for n in 0..10 {
+        let (client, referral) = referred(&server).await;
+        let reply = redirect(
+            &server,
+            client,
+            referral,
+            json!({ "kind": "coded", "code": "gp_practice" }),
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{:#}", reply.body);
+        if n < 5 {
+            let event = reply.body["events"][0]["event_id"].clone();
+            to_correct.push((client, event));
+        }
+    }
+    for (n, (client, event)) in to_correct.iter().enumerate() {
+        let reply = server
+            .post(
+                &people.lead,
+                &client_path(*client, "corrections"),
+                json!({ "corrects": event,
+                        "corrected_fields": { "destination": { "kind": "coded", "code": "nowhere" } },
+                        "reason": "chose the wrong destination" }),
+            )
+            .await;
+        refused(&reply, "corrected_fields.destination");
+        let corrected = if n % 2 == 0 {
+            json!({ "destination": { "kind": "coded", "code": "talking_therapies" } })
+        } else {
+            // A correction recorded under schema v1's field name reads as words: refused.
+            let reply = server
+                .post(
+                    &people.lead,
+                    &client_path(*client, "corrections"),
+                    json!({ "corrects": event, "corrected_fields": { "redirected_to": "IAPT" },
+                            "reason": "chose the wrong destination" }),
+                )
+                .await;
+            refused(&reply, "corrected_fields.destination");
+            json!({ "destination": { "kind": "coded", "code": "talking_therapies" } })
+        };
+        server
+            .ok(
+                &people.lead,
+                &client_path(*client, "corrections"),
+                json!({ "corrects": event, "corrected_fields": corrected,
+                        "reason": "chose the wrong destination" }),
+            )
+            .await;
+    }
+
+    // The journey of a v1 redirection shows where it went, as words.
+    let (client, referral) = referred(&server).await;
+    stored_as_v1(&server, client, referral, "Frome Health Coaching").await;
+    let journey = server
+        .get(
+            &people.auditor,
+            &format!("{}?purpose=audit", client_path(client, "journey")),
+        )
+        .await;
+    assert_eq!(journey.status, 200, "{:#}", journey.body);
+    let entry = journey.body["entries"]
+        .as_array()
+        .and_then(|entries| {
+            entries
+                .iter()
+                .find(|e| e["event_type"] == "ReferralRedirected")
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("a redirection in {:#}", journey.body));
+    assert_eq!(
+        entry["payload"]["destination"],
+        json!({ "kind": "described", "text": "Frome Health Coaching" }),
+        "{entry:#}"
+    );
+
+    server.catch_up().await;
+    let report = server
+        .get(&people.analyst, "/api/v1/reports/outcomes")
+        .await;
+    assert_eq!(report.status, 200, "{:#}", report.body);
+    let referrals = &report.body["referrals"];
+    assert_eq!(referrals["redirected"], 26, "{referrals:#}");
+    let counts: Vec<(String, Value)> = referrals["by_destination"]
+        .as_array()
+        .unwrap_or_else(|| panic!("by_destination in {referrals:#}"))
+        .iter()
+        .map(|share| {
+            (
+                share["code"].as_str().unwrap_or_default().to_owned(),
+                share["count"].clone(),
+            )
+        })
+        .collect();
+    let service_code = format!("service:{service}");
+    assert_eq!(
+        counts,
+        vec![
+            ("talking_therapies".to_owned(), json!(10)),
+            // Suppressed beside the lone small cell below (the first of the smallest others),
+            // so that the small one cannot be worked out from the total.
+            ("gp_practice".to_owned(), Value::Null),
+            (service_code.clone(), json!(5)),
+            ("uncoded:mendip talking therapies".to_owned(), json!(5)),
+            // One person: fewer than five, suppressed.
+            ("uncoded:frome health coaching".to_owned(), Value::Null),
+        ],
+        "{referrals:#}"
+    );
+    let names = &referrals["destination_names"];
+    assert_eq!(
+        names["talking_therapies"], "NHS Talking Therapies",
+        "{names:#}"
+    );
+    assert_eq!(names["gp_practice"], "Back to the GP or practice team");
+    assert!(
+        names[&service_code].as_str().is_some_and(|n| !n.is_empty()),
+        "{names:#}"
+    );
+
+    // Under rules v1 the figure is not counted (null), and v1's figures stay as they were.
+    projector::Runner::new(
+        server.store.clone(),
+        std::sync::Arc::new(projector::OutcomesProjection::new(
+            projector::rules::Rules::load(1).expect("v1"),
+        )),
+        Uuid::new_v4(),
+        projector::RunnerSettings::default(),
+    )
+    .catch_up()
+    .await
+    .expect("v1 catches up");
+    let v1 = app::reports::outcome_report(
+        &server.db.app_client().await,
+        &app::reports::ReportFilter {
+            organisation_id: Some(people.lead.organisation_id),
+            rules_version: 1,
+            ..app::reports::ReportFilter::default()
+        },
+    )
+    .await
+    .expect("the v1 figures");
+    assert_eq!(v1.referrals.by_destination, None);
+    assert_eq!(v1.referrals.redirected, Some(26));
+    server.stop().await;
+}
