@@ -70,6 +70,20 @@ pub struct CaseloadPage {
     pub as_of: AsOf,
 }
 
+/// A team's link workers against their capacity, and what the figures are as of.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TeamWorkload {
+    pub team_id: Uuid,
+    /// One per active link worker (and the lead) of the team, by name.
+    pub workers: Vec<WorkerLoad>,
+    /// The caseload rules version the default capacity comes from.
+    pub rules_version: i32,
+    /// When the year of work was counted back from (365 days before this).
+    pub computed_at: chrono::DateTime<chrono::Utc>,
+    /// What the caseload read model had applied when the workload was read.
+    pub as_of: AsOf,
+}
+
 /// One link worker's load against their capacity.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WorkerLoad {
@@ -375,8 +389,15 @@ impl CaseService {
         principal: &Principal,
         team_id: Uuid,
         after: Option<i64>,
-    ) -> Result<Vec<WorkerLoad>, AppError> {
-        Ok(self.workload(principal, team_id, after).await?.0)
+    ) -> Result<TeamWorkload, AppError> {
+        let (workers, file) = self.workload(principal, team_id, after).await?;
+        Ok(TeamWorkload {
+            team_id: file.team_id,
+            workers,
+            rules_version: file.rules_version,
+            computed_at: file.computed_at,
+            as_of: file.as_of,
+        })
     }
 
     /// A team's workload as a CSV file ([`export::workload`]).

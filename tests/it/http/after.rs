@@ -138,7 +138,8 @@ async fn a_report_after_a_burst_of_writes_counts_every_one_of_them() {
         )
         .await;
     assert_eq!(workload.status, 200, "{:#}", workload.body);
-    let worker = workload.body.as_array().and_then(|loads| {
+    assert!(workload.body["as_of"]["position"].as_i64() >= Some(last));
+    let worker = workload.body["workers"].as_array().and_then(|loads| {
         loads
             .iter()
             .find(|load| load["link_worker_id"] == json!(people.worker.staff_id))

@@ -796,7 +796,7 @@ async fn caseloads_and_the_workload_as_csv_hold_the_json_rows_column_for_column(
     let json = server.get(&people.lead, &path).await;
     let file = get_as(&server, &people.lead, &path, "text/csv").await;
     let (header, rows) = table(&file);
-    let loads = json.body.as_array().expect("workers");
+    let loads = json.body["workers"].as_array().expect("workers");
     assert_eq!(rows.len(), loads.len());
     for (load, row) in loads.iter().zip(&rows) {
         for (column, cell) in header.iter().zip(row) {
@@ -808,6 +808,13 @@ async fn caseloads_and_the_workload_as_csv_hold_the_json_rows_column_for_column(
     }
     assert!(rows.iter().any(|r| r[1] == "Wyn Worker" && r[2] == "3"));
     assert_eq!(notes(&file)["team_id"], team.to_string());
+    // The notes say what the JSON says beside its rows.
+    assert_eq!(
+        notes(&file)["as_of_position"],
+        json.body["as_of"]["position"].to_string(),
+        "{:#}",
+        json.body
+    );
     assert!(name(&file).starts_with("team-workload-"));
     server.stop().await;
 }

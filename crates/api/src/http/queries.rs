@@ -15,7 +15,7 @@ use super::extract::{Caller, Params, request_id};
 use super::negotiate::{CsvParams, Format, Offer, csv_response, json_response, negotiate};
 use super::problem::{ApiError, NegotiatedReadErrors, ReadErrors};
 use app::access::StaffMember;
-use app::caseload::{CaseloadPage, WorkerLoad};
+use app::caseload::{CaseloadPage, TeamWorkload};
 use app::records::{ClientRecord, JourneyPage, ReadContext, RecordReadPage, ReferralStatusView};
 use app::{JourneyView, Page};
 
@@ -280,7 +280,8 @@ async fn team_cases(
 }
 
 /// A team's link workers: their open cases and the people they supported this year, against
-/// capacity. For the team's lead. From the caseload read model (`after` as for a caseload).
+/// capacity, with what the figures are as of. For the team's lead. From the caseload read
+/// model (`after` as for a caseload).
 /// With `Accept: text/csv` (preferred to JSON), the CSV file of
 /// `GET /teams/{team_id}/workload.csv`.
 #[utoipa::path(
@@ -288,7 +289,7 @@ async fn team_cases(
     security(("bearer" = [])),
     params(("team_id" = Uuid, Path, description = "The team"), AfterParams, CsvParams),
     responses(
-        (status = 200, content((Vec<WorkerLoad> = "application/json"), (String = "text/csv"))),
+        (status = 200, content((TeamWorkload = "application/json"), (String = "text/csv"))),
         NegotiatedReadErrors
     )
 )]
