@@ -36,6 +36,9 @@ pub struct ScaleBench {
     /// Timed runs of each read.
     #[arg(long, default_value_t = 1000)]
     pub runs: usize,
+    /// Timed runs of each outcome report (each aggregates the whole organisation's figures).
+    #[arg(long, default_value_t = 100)]
+    pub report_runs: usize,
     /// Where to put the benchmark's own cluster (removed afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -189,6 +192,71 @@ async fn measure(
     })
     .await?;
 
+    // The outcome figures under the rules a new installation reports by (v3: every fact on its
+    // own day), rebuilt from the whole log, and the report an analyst reads for all time, for
+    // the journeys' year and for one quarter, beside the largest single aggregate it runs (the
+    // period's dated appointments and contacts, counted from their index).
+    drop(client);
+    let outcomes_rebuild = rebuild(&store, ReadModel::Outcomes { rules: 3 }).await?;
+    eprintln!(
+        "outcomes v3 rebuilt: {} events in {:.0} s",
+        outcomes_rebuild.events, outcomes_rebuild.seconds
+    );
+    admin
+        .batch_execute(
+            "VACUUM ANALYZE report_referrals, report_episodes, report_activity, report_scores, \
+             report_baselines, report_connections, report_gaps",
+        )
+        .await?;
+    let client = store.pool().get().await?;
+    let reporting = app::reports::Reporting::new(store.clone());
+    let analyst = app::access::Principal {
+        role: app::access::Role::ReportingAnalyst,
+        ..auditor.clone()
+    };
+    let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d);
+    let periods = [
+        ("all time", None, None),
+        ("2026", day(2026, 1, 1), day(2026, 12, 31)),
+        ("2026 Q2", day(2026, 4, 1), day(2026, 6, 30)),
+    ];
+    let mut report_rows = Vec::new();
+    for (name, from, to) in periods {
+        let floor = timed(options.report_runs, |_| {
+            let client = &client;
+            async move {
+                client
+                    .query_one(
+                        "SELECT count(*) FROM report_activity WHERE rules_version = 3 \
+                         AND organisation_id = $1 AND on_day >= coalesce($2, '-infinity'::date) \
+                         AND on_day <= coalesce($3, 'infinity'::date)",
+                        &[&ORGANISATION, &from, &to],
+                    )
+                    .await?;
+                Ok(())
+            }
+        })
+        .await?;
+        let query = app::reports::ReportQuery {
+            from,
+            to,
+            team_id: None,
+            source: None,
+            reason: None,
+            after: None,
+        };
+        let reports = timed(options.report_runs, |_| {
+            let (reporting, analyst, query) = (&reporting, &analyst, &query);
+            async move {
+                let report = reporting.outcomes(analyst, query, None).await?;
+                anyhow::ensure!(report.rules_version == 3, "reported under v3");
+                Ok(())
+            }
+        })
+        .await?;
+        report_rows.push((name, floor, reports));
+    }
+
     let row = |name: &str, times: &[f64], floor: &[f64]| {
         format!(
             "| {name} | {:.2} | {:.2} | {:.1} |",
@@ -197,7 +265,7 @@ async fn measure(
             percentile(times, 50.0) / percentile(floor, 50.0).max(1e-9)
         )
     };
-    Ok(vec![
+    let mut lines = vec![
         format!(
             "{written} events for {clients} clients held by {} link workers (filled at {:.0} events/s; caseload rebuilt at {:.0} events/s), {} runs each",
             options.link_workers,
@@ -233,9 +301,29 @@ async fn measure(
             &journey,
             &stream_floor,
         ),
-        format!(
-            "peak RSS of this process (fill, caseload rebuild, reads): {} MB",
-            peak_rss_mb()
-        ),
-    ])
+    ];
+    lines.push(format!(
+        "outcome figures (rules v3) rebuilt at {:.0} events/s; {} runs of each report",
+        outcomes_rebuild.events as f64 / outcomes_rebuild.seconds,
+        options.report_runs
+    ));
+    lines.push("| report | p50 ms | p99 ms | p50 ratio to its raw read |".to_owned());
+    lines.push("|---|---|---|---|".to_owned());
+    for (name, floor, reports) in &report_rows {
+        lines.push(row(
+            &format!("raw: the period's dated activity counted ({name})"),
+            floor,
+            floor,
+        ));
+        lines.push(row(
+            &format!("the outcome report, {name} (`Reporting::outcomes`)"),
+            reports,
+            floor,
+        ));
+    }
+    lines.push(format!(
+        "peak RSS of this process (fill, rebuilds, reads): {} MB",
+        peak_rss_mb()
+    ));
+    Ok(lines)
 }
