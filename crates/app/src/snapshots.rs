@@ -121,6 +121,15 @@ fn snapshot_from(row: &tokio_postgres::Row) -> Snapshot {
     }
 }
 
+/// At most this many snapshots of one organisation are built or waiting at once (an
+/// explanation takes four): each replays the whole log, and a caller may not queue without end.
+pub const MAX_UNFINISHED: i64 = 8;
+
+/// The advisory lock class a snapshot's builder holds (with the snapshot's tag) while it builds,
+/// so that one build runs per snapshot across every instance of the service, and a snapshot
+/// whose builder died (its connection gone, its lock with it) can be found and built again.
+const BUILDING_LOCK: i32 = 0x5ea7;
+
 const SNAPSHOT_COLUMNS: &str = "id, tag, organisation_id, rules_version, known_at, \
     corrections_known_at, state, events_total, events_done, created_at, finished_at";
 
@@ -155,6 +164,7 @@ impl Snapshots {
             ));
         }
         let rules = self.rules_at(rules, known_at, "rules").await?;
+        self.room_for(principal, 1).await?;
         self.begin(principal, rules, known_at, known_at).await
     }
 
@@ -183,6 +193,7 @@ impl Snapshots {
             .rules_at(published_rules, published_at, "published_rules")
             .await?;
         let b = self.rules_at(current_rules, now, "current_rules").await?;
+        self.room_for(principal, 4).await?;
         let published = self
             .begin(principal, a.clone(), published_at, published_at)
             .await?;
@@ -431,6 +442,119 @@ impl Snapshots {
         Ok(report)
     }
 
+    /// Refuses more snapshots for the caller's organisation than [`MAX_UNFINISHED`] unfinished
+    /// at once, counting the `more` asked for.
+    async fn room_for(&self, principal: &Principal, more: i64) -> Result<(), AppError> {
+        let client = self.store.pool().get().await?;
+        let unfinished: i64 = client
+            .query_one(
+                "SELECT count(*) FROM report_snapshots WHERE organisation_id = $1 AND state = 'running'",
+                &[&principal.organisation_id],
+            )
+            .await?
+            .get(0);
+        if unfinished + more > MAX_UNFINISHED {
+            return Err(AppError::NotReady(format!(
+                "{unfinished} report snapshots of your organisation are being built (at most \
+                 {MAX_UNFINISHED} at once, an explanation takes four): ask again when one is done"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Builds again every snapshot left `running` with no builder (the service stopped while
+    /// it was being built, here or in another instance): its partial figures are removed and
+    /// the log replayed from the start. A snapshot another instance is building is left to it.
+    /// Returns how many were found unfinished.
+    ///
+    /// # Errors
+    /// Store and database failures.
+    pub async fn resume(&self) -> Result<usize, AppError> {
+        let client = self.store.pool().get().await?;
+        let rows = client
+            .query(
+                "SELECT id, tag, rules_version, known_at, corrections_known_at FROM report_snapshots \
+                 WHERE state = 'running' ORDER BY created_at",
+                &[],
+            )
+            .await?;
+        drop(client);
+        for row in &rows {
+            let id: Uuid = row.get("id");
+            let rules = match Rules::load(row.get("rules_version")) {
+                Ok(rules) => rules,
+                Err(e) => {
+                    self.finish(id, Err(e.into())).await;
+                    continue;
+                }
+            };
+            self.spawn_build(
+                id,
+                row.get("tag"),
+                rules,
+                row.get("known_at"),
+                row.get("corrections_known_at"),
+            );
+        }
+        Ok(rows.len())
+    }
+
+    /// Records how a build ended.
+    async fn finish(&self, id: Uuid, outcome: Result<(), AppError>) {
+        finish(&self.store, id, outcome).await;
+    }
+
+    /// Builds a snapshot in the background, one build at a time in this process, and only
+    /// while holding the snapshot's lock (so never twice at once anywhere).
+    fn spawn_build(
+        &self,
+        id: Uuid,
+        tag: i32,
+        rules: Rules,
+        known_at: DateTime<Utc>,
+        corrections_known_at: DateTime<Utc>,
+    ) {
+        let store = self.store.clone();
+        let builders = self.builders.clone();
+        tokio::spawn(async move {
+            // Closed only when the service stops: then the snapshot stays `running` until an
+            // instance starts again and resumes it.
+            let Ok(_turn) = builders.acquire_owned().await else {
+                return;
+            };
+            // The lock lives as long as this connection, which is taken out of the pool and
+            // closed when the build ends, however it ends.
+            let lock = async {
+                let client = store.pool().get().await?;
+                let client = db::deadpool_postgres::Object::take(client);
+                let held: bool = client
+                    .query_one(
+                        "SELECT pg_try_advisory_lock($1, $2)",
+                        &[&BUILDING_LOCK, &tag],
+                    )
+                    .await?
+                    .get(0);
+                let state: Option<String> = client
+                    .query_opt("SELECT state FROM report_snapshots WHERE id = $1", &[&id])
+                    .await?
+                    .map(|row| row.get(0));
+                Ok::<_, AppError>((client, held && state.as_deref() == Some("running")))
+            };
+            let (_lock, ours) = match lock.await {
+                Ok(lock) => lock,
+                Err(e) => {
+                    tracing::error!(snapshot = %id, error = %e, "could not lock a snapshot to build it");
+                    return;
+                }
+            };
+            if !ours {
+                return; // another instance builds it, or it has finished meanwhile
+            }
+            let outcome = build(&store, id, tag, rules, known_at, corrections_known_at).await;
+            finish(&store, id, outcome).await;
+        });
+    }
+
     /// Registers a snapshot and builds it in the background.
     async fn begin(
         &self,
@@ -459,35 +583,29 @@ impl Snapshots {
             )
             .await?;
         drop(client);
-        let tag: i32 = row.get("tag");
-        let store = self.store.clone();
-        let builders = self.builders.clone();
-        tokio::spawn(async move {
-            // Closed only when the service stops: then the snapshot stays `running` (a
-            // restart does not resume it; start another).
-            let Ok(_turn) = builders.acquire_owned().await else {
-                return;
-            };
-            let outcome = build(&store, id, tag, rules, known_at, corrections_known_at).await;
-            let (state, error) = match &outcome {
-                Ok(()) => ("done", None),
-                Err(e) => {
-                    tracing::error!(snapshot = %id, error = %e, "a report snapshot failed");
-                    ("failed", Some(e.to_string()))
-                }
-            };
-            if let Ok(client) = store.pool().get().await
-                && let Err(e) = client
-                    .execute(
-                        "UPDATE report_snapshots SET state = $2, error = $3, finished_at = now() WHERE id = $1",
-                        &[&id, &state, &error],
-                    )
-                    .await
-            {
-                tracing::error!(snapshot = %id, error = %e, "could not record a snapshot's end");
-            }
-        });
+        self.spawn_build(id, row.get("tag"), rules, known_at, corrections_known_at);
         Ok(snapshot_from(&row))
+    }
+}
+
+/// Records how a snapshot's build ended: done, or failed with the error.
+async fn finish(store: &EventStore, id: Uuid, outcome: Result<(), AppError>) {
+    let (state, error) = match &outcome {
+        Ok(()) => ("done", None),
+        Err(e) => {
+            tracing::error!(snapshot = %id, error = %e, "a report snapshot failed");
+            ("failed", Some(e.to_string()))
+        }
+    };
+    if let Ok(client) = store.pool().get().await
+        && let Err(e) = client
+            .execute(
+                "UPDATE report_snapshots SET state = $2, error = $3, finished_at = now() WHERE id = $1",
+                &[&id, &state, &error],
+            )
+            .await
+    {
+        tracing::error!(snapshot = %id, error = %e, "could not record a snapshot's end");
     }
 }
 
@@ -519,6 +637,19 @@ pub async fn build(
     let projection = OutcomesProjection::tagged(rules, tag);
     let keep = move |e: &RecordedEvent| known(e, known_at, corrections_known_at);
     let view = FilteredLog { store, keep: &keep };
+    // From the start, over whatever an interrupted build of it left.
+    {
+        let mut client = store.pool().get().await?;
+        let tx = client.transaction().await?;
+        projection.reset(&tx).await?;
+        tx.execute(
+            "UPDATE report_snapshots SET events_done = 0, events_total = (SELECT count(*) FROM events) \
+             WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+        tx.commit().await?;
+    }
     let mut after = GlobalPosition::START;
     let mut done: i64 = 0;
     loop {

@@ -250,6 +250,11 @@ async fn serve(
     let (stop_projections, projections_stopped) = tokio::sync::watch::channel(false);
     let runners = projector::spawn_all(&store, &projections_stopped).await?;
     let state = api::http::AppState::with_clock(store, clock.clone()).with_read_wait(read_wait);
+    // Report snapshots left unfinished when the service last stopped are built again.
+    let unfinished = state.snapshots().resume().await?;
+    if unfinished > 0 {
+        tracing::info!(unfinished, "resuming report snapshots");
+    }
     let app = Application::build(listen, state)?;
     let handle = app.handle();
     tracing::info!(address = %app.address(), "casebook is listening");

@@ -11,6 +11,7 @@ mod malformed;
 mod matrix;
 mod published;
 mod redirections;
+mod snapshot_jobs;
 
 use std::sync::Arc;
 

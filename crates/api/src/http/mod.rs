@@ -100,6 +100,12 @@ impl AppState {
         self
     }
 
+    /// The report snapshots this state builds (one at a time): `casebook serve` resumes the
+    /// unfinished ones through it at start.
+    pub fn snapshots(&self) -> &app::snapshots::Snapshots {
+        &self.snapshots
+    }
+
     pub(crate) fn pool(&self) -> &db::Pool {
         self.store.pool()
     }
