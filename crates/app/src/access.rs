@@ -409,6 +409,25 @@ pub async fn revoke_token(
     Ok(n == 1)
 }
 
+/// The organisation whose staff member holds a token (revoked or not); `None` for no such
+/// token.
+///
+/// # Errors
+/// A database failure.
+pub async fn token_organisation(
+    client: &impl GenericClient,
+    token_id: Uuid,
+) -> Result<Option<Uuid>, AccessError> {
+    Ok(client
+        .query_opt(
+            "SELECT s.organisation_id FROM api_tokens t JOIN staff s USING (staff_id) \
+             WHERE t.token_id = $1",
+            &[&token_id],
+        )
+        .await?
+        .map(|row| row.get(0)))
+}
+
 /// Finds who a bearer token belongs to.
 ///
 /// # Errors

@@ -80,7 +80,7 @@ impl AppState {
             .collect();
         AppState {
             cases: CaseService::with_clock(store.clone(), clock.clone()),
-            admin: app::admin::Admin::new(store.pool().clone()),
+            admin: app::admin::Admin::new(&store),
             reports: app::reports::Reporting::new(store.clone()),
             snapshots: app::snapshots::Snapshots::new(store.clone()),
             directory: app::directory::DirectoryService::with_clock(store.clone(), clock.clone()),
