@@ -43,6 +43,8 @@ pub struct AppState {
     cases: CaseService,
     directory: app::directory::DirectoryService,
     admin: app::admin::Admin,
+    authenticator: app::access::Authenticator,
+    health: app::health::Health,
     reports: app::reports::Reporting,
     snapshots: app::snapshots::Snapshots,
     /// Checks `after` on reads straight from the log (always current: nothing to wait for).
@@ -81,6 +83,8 @@ impl AppState {
         AppState {
             cases: CaseService::with_clock(store.clone(), clock.clone()),
             admin: app::admin::Admin::new(&store),
+            authenticator: app::access::Authenticator::new(&store),
+            health: app::health::Health::new(store.clone()),
             reports: app::reports::Reporting::new(store.clone()),
             snapshots: app::snapshots::Snapshots::new(store.clone()),
             directory: app::directory::DirectoryService::with_clock(store.clone(), clock.clone()),
@@ -98,10 +102,6 @@ impl AppState {
         self.directory = self.directory.with_read_wait(wait);
         self.freshness = app::Freshness::new(self.store.clone(), wait);
         self
-    }
-
-    pub(crate) fn pool(&self) -> &db::Pool {
-        self.store.pool()
     }
 }
 

@@ -593,8 +593,10 @@ async fn the_administration_commands_make_an_organisation_its_staff_and_tokens_a
 
     let (code, token, stderr) = run(&["token", "issue", &staff, "--days", "30"]);
     assert_eq!(code, Some(0), "{stderr}");
-    let client = db.app_client().await;
-    let principal = app::access::authenticate(&client, &token)
+    let store = eventstore::EventStore::new(db.app_pool(2), eventstore::Upcasters::new());
+    let authenticator = app::access::Authenticator::new(&store);
+    let principal = authenticator
+        .authenticate(&token)
         .await
         .expect("the token works");
     assert_eq!(principal.staff_id.0, staff_id);
@@ -604,7 +606,7 @@ async fn the_administration_commands_make_an_organisation_its_staff_and_tokens_a
     let (code, revoked, stderr) = run(&["token", "revoke", &token_id]);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(revoked, format!("revoked {token_id}"));
-    assert!(app::access::authenticate(&client, &token).await.is_err());
+    assert!(authenticator.authenticate(&token).await.is_err());
     let (code, _, stderr) = run(&["token", "revoke", &token_id]);
     assert_eq!(code, Some(1));
     assert_eq!(
