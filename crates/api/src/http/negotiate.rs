@@ -152,38 +152,31 @@ macro_rules! negotiated_get {
         errors = $errors:ident,
         $serve:ident($($arg:ident: $ty:ty),* $(,)?)
     ) => {
-        $(#[doc = $doc])*
+        negotiated_get!(@route
+            [$(#[doc = $doc])*] $name, $path, $tag, [$($params)*],
+            (status = 200, content(($body = "application/json"), (String = "text/csv"))), $errors,
+            $serve($($arg: $ty),*)
+        );
+        negotiated_get!(@route
+            [$(#[doc = $csv_doc])*] $csv_name, $csv_path, $tag, [$($params)*],
+            (status = 200, content_type = "text/csv", body = String), $errors,
+            $serve($($arg: $ty),*)
+        );
+    };
+    (@route
+        [$($doc:tt)*] $name:ident, $path:literal, $tag:literal, [$($params:tt)*],
+        $ok:tt, $errors:ident,
+        $serve:ident($($arg:ident: $ty:ty),*)
+    ) => {
+        $($doc)*
         #[utoipa::path(
             tag = $tag,
             security(("bearer" = [])),
             params($($params)*),
-            responses(
-                (status = 200, content(($body = "application/json"), (String = "text/csv"))),
-                $errors
-            )
+            responses($ok, $errors)
         )]
         #[get($path)]
         async fn $name(
-            state: web::Data<AppState>,
-            caller: Caller,
-            req: HttpRequest,
-            $($arg: $ty),*
-        ) -> Result<HttpResponse, ApiError> {
-            $serve(&state, &caller.0, &req, $($arg),*).await
-        }
-
-        $(#[doc = $csv_doc])*
-        #[utoipa::path(
-            tag = $tag,
-            security(("bearer" = [])),
-            params($($params)*),
-            responses(
-                (status = 200, content_type = "text/csv", body = String),
-                $errors
-            )
-        )]
-        #[get($csv_path)]
-        async fn $csv_name(
             state: web::Data<AppState>,
             caller: Caller,
             req: HttpRequest,
