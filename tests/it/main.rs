@@ -14,3 +14,4 @@ mod privacy;
 mod projections;
 mod support;
 mod tidy;
+mod upgrade;

@@ -259,6 +259,34 @@ async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_
             "people.improved_on_any_percent",
         ]
     );
+    // `casebook compare` shows the figures as published: four people are too few to show,
+    // so every WEMWBS figure is suppressed under both versions and no shown figure differs.
+    let text = casebook::rebuild::compare(&store, 1, 2, None)
+        .await
+        .expect("compare");
+    let row = |version: i32| {
+        text.lines()
+            .find(|line| line.starts_with(&format!("wemwbs (rules v{version})")))
+            .unwrap_or_else(|| panic!("a WEMWBS row for v{version}:\n{text}"))
+            .split_whitespace()
+            .skip(3)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(row(1), ["*", "*%", "*%", "*%", "*"], "{text}");
+    assert_eq!(row(2), row(1), "{text}");
+    assert!(
+        text.ends_with("no figure differs between rules v1 and v2\n"),
+        "{text}"
+    );
+    let missing = casebook::rebuild::compare(&store, 1, 7, None)
+        .await
+        .expect_err("no figures under v7");
+    assert!(
+        missing
+            .to_string()
+            .ends_with("run `casebook rebuild outcomes --rules 7` first"),
+        "{missing}"
+    );
     // The live version cannot be dropped; the retired one can, and then it is gone.
     assert!(casebook::rebuild::drop_version(&store, 2).await.is_err());
     casebook::rebuild::drop_version(&store, 1)

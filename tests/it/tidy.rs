@@ -106,7 +106,8 @@ fn the_application_layer_depends_on_no_web_framework() {
 }
 
 /// The HTTP layer parses, calls the application layer and renders: no role check, no policy
-/// call, no SQL, no date rule of its own.
+/// call, no SQL, no connection of its own (authentication and readiness are the application
+/// layer's), no date rule of its own.
 #[test]
 fn http_handlers_hold_no_rule_and_no_sql() {
     let mut sources = Vec::new();
@@ -127,6 +128,8 @@ fn http_handlers_hold_no_rule_and_no_sql() {
             ".execute(",
             ".batch_execute(",
             ".prepare",
+            ".pool()",
+            "deadpool",
             "check_dates",
             "Utc::now",
         ] {

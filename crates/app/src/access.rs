@@ -409,20 +409,23 @@ pub async fn revoke_token(
     Ok(n == 1)
 }
 
-/// Finds who a bearer token belongs to.
+/// The organisation whose staff member holds a token (revoked or not); `None` for no such
+/// token.
 ///
 /// # Errors
-/// [`AccessError::BadToken`] for anything but a live token of an active staff member.
-pub async fn authenticate(
+/// A database failure.
+pub async fn token_organisation(
     client: &impl GenericClient,
-    token: &str,
-) -> Result<Principal, AccessError> {
-    let (token_id, secret) = parse_token(token)?;
-    let row = client
-        .query_opt(AUTHENTICATE_SQL, &[&token_id])
+    token_id: Uuid,
+) -> Result<Option<Uuid>, AccessError> {
+    Ok(client
+        .query_opt(
+            "SELECT s.organisation_id FROM api_tokens t JOIN staff s USING (staff_id) \
+             WHERE t.token_id = $1",
+            &[&token_id],
+        )
         .await?
-        .ok_or(AccessError::BadToken)?;
-    principal(&row, token_id, secret)
+        .map(|row| row.get(0)))
 }
 
 /// The token's id and secret, from `cbk_<id>_<secret>`.
@@ -439,22 +442,40 @@ const AUTHENTICATE_SQL: &str = "SELECT t.secret_hash, s.staff_id, s.organisation
      FROM api_tokens t JOIN staff s USING (staff_id) \
      WHERE t.token_id = $1 AND t.revoked_at IS NULL AND t.expires_at > now() AND s.active";
 
-/// [`authenticate`] on a pooled connection, with the statement prepared once per connection
-/// (every request comes through here).
-///
-/// # Errors
-/// As [`authenticate`].
-pub async fn authenticate_pooled(
-    client: &db::deadpool_postgres::Client,
-    token: &str,
-) -> Result<Principal, AccessError> {
-    let (token_id, secret) = parse_token(token)?;
-    let statement = client.prepare_cached(AUTHENTICATE_SQL).await?;
-    let row = client
-        .query_opt(&statement, &[&token_id])
-        .await?
-        .ok_or(AccessError::BadToken)?;
-    principal(&row, token_id, secret)
+/// Finds who bearer tokens belong to, on the service's pooled connections, with the statement
+/// prepared once per connection (every request comes through here).
+#[derive(Clone)]
+pub struct Authenticator {
+    pool: db::Pool,
+}
+
+impl Authenticator {
+    /// Authentication over `store`'s database.
+    pub fn new(store: &eventstore::EventStore) -> Authenticator {
+        Authenticator {
+            pool: store.pool().clone(),
+        }
+    }
+
+    /// Finds who a bearer token belongs to.
+    ///
+    /// # Errors
+    /// [`AccessError::BadToken`] (in [`crate::AppError::Access`]) for anything but a live
+    /// token of an active staff member; no connection; a database failure.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, crate::AppError> {
+        let (token_id, secret) = parse_token(token)?;
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(AUTHENTICATE_SQL)
+            .await
+            .map_err(AccessError::from)?;
+        let row = client
+            .query_opt(&statement, &[&token_id])
+            .await
+            .map_err(AccessError::from)?
+            .ok_or(AccessError::BadToken)?;
+        Ok(principal(&row, token_id, secret)?)
+    }
 }
 
 fn principal(

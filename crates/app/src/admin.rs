@@ -1,9 +1,10 @@
 //! Administration within an organisation: teams, staff accounts and their tokens, for
 //! administrators only (none of it reads client records); and each member of staff's own
-//! account.
+//! account; and the operator at the console, under the same rules.
 
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
+use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::access::{self, IssuedToken, NewStaff, Principal, Role, StaffMember};
@@ -79,16 +80,65 @@ fn name(requested: &str) -> Result<String, AppError> {
     Ok(name.to_owned())
 }
 
-/// Administration on the staff tables.
+/// A team of `organisation_id` named `requested` (trimmed), made or found.
+async fn team_in(
+    client: &impl GenericClient,
+    organisation_id: Uuid,
+    requested: &str,
+) -> Result<Team, AppError> {
+    let name = name(requested)?;
+    let team_id = access::ensure_team(client, organisation_id, &name).await?;
+    Ok(Team {
+        team_id: team_id.0,
+        organisation_id,
+        name,
+    })
+}
+
+/// A new staff account of `organisation_id`.
+async fn staff_in(
+    client: &impl GenericClient,
+    organisation_id: Uuid,
+    request: &NewStaffRequest,
+) -> Result<StaffMember, AppError> {
+    let name = name(&request.name)?;
+    Ok(access::add_staff(
+        client,
+        &NewStaff {
+            organisation_id,
+            team_id: request.team_id,
+            name,
+            role: request.role,
+            capacity: request.capacity,
+        },
+    )
+    .await?)
+}
+
+/// A token's lifetime and label, held to the limits.
+fn token_terms(request: &TokenRequest) -> Result<(Duration, String), AppError> {
+    if !(1..=MAX_TOKEN_DAYS).contains(&request.valid_days) {
+        return Err(invalid("valid_days", "give 1 to 400 days"));
+    }
+    let label = request.label.clone().unwrap_or_default();
+    if label.chars().count() > 200 {
+        return Err(invalid("label", "at most 200 characters"));
+    }
+    Ok((Duration::days(request.valid_days), label))
+}
+
+/// Administration on the staff tables, for an organisation's administrators.
 #[derive(Clone)]
 pub struct Admin {
     pool: db::Pool,
 }
 
 impl Admin {
-    /// Administration over `pool`.
-    pub fn new(pool: db::Pool) -> Admin {
-        Admin { pool }
+    /// Administration over `store`'s database.
+    pub fn new(store: &eventstore::EventStore) -> Admin {
+        Admin {
+            pool: store.pool().clone(),
+        }
     }
 
     /// The caller's own account.
@@ -112,14 +162,8 @@ impl Admin {
         request: &NewTeamRequest,
     ) -> Result<Team, AppError> {
         policy::may_administer(principal)?;
-        let name = name(&request.name)?;
         let client = self.pool.get().await?;
-        let team_id = access::ensure_team(&**client, principal.organisation_id, &name).await?;
-        Ok(Team {
-            team_id: team_id.0,
-            organisation_id: principal.organisation_id,
-            name,
-        })
+        team_in(&**client, principal.organisation_id, &request.name).await
     }
 
     /// The organisation's staff, a page of `limit` after `cursor`.
@@ -166,19 +210,8 @@ impl Admin {
         request: &NewStaffRequest,
     ) -> Result<StaffMember, AppError> {
         policy::may_administer(principal)?;
-        let name = name(&request.name)?;
         let client = self.pool.get().await?;
-        Ok(access::add_staff(
-            &**client,
-            &NewStaff {
-                organisation_id: principal.organisation_id,
-                team_id: request.team_id,
-                name,
-                role: request.role,
-                capacity: request.capacity,
-            },
-        )
-        .await?)
+        staff_in(&**client, principal.organisation_id, request).await
     }
 
     /// Issues a bearer token for a staff member of the organisation (shown once).
@@ -194,13 +227,7 @@ impl Admin {
         request: &TokenRequest,
     ) -> Result<IssuedToken, AppError> {
         policy::may_administer(principal)?;
-        if !(1..=MAX_TOKEN_DAYS).contains(&request.valid_days) {
-            return Err(invalid("valid_days", "give 1 to 400 days"));
-        }
-        let label = request.label.clone().unwrap_or_default();
-        if label.chars().count() > 200 {
-            return Err(invalid("label", "at most 200 characters"));
-        }
+        let (valid_for, label) = token_terms(request)?;
         let client = self.pool.get().await?;
         if access::staff_member(&**client, principal.organisation_id, staff_id)
             .await?
@@ -208,13 +235,7 @@ impl Admin {
         {
             return Err(AppError::NotFound("no such staff member".into()));
         }
-        Ok(access::issue_token(
-            &**client,
-            staff_id,
-            Duration::days(request.valid_days),
-            &label,
-        )
-        .await?)
+        Ok(access::issue_token(&**client, staff_id, valid_for, &label).await?)
     }
 
     /// Revokes a token of the organisation's staff; it stops working at once.
@@ -234,5 +255,72 @@ impl Admin {
         } else {
             Err(AppError::NotFound("no such live token".into()))
         }
+    }
+}
+
+/// The operator at the console (`casebook org | team | staff | token`): administration of any
+/// organisation, under the same rules as [`Admin`] but without a caller's policy, on the
+/// database owner's connection (the service's role may not create organisations).
+pub struct Operator<'c, C> {
+    client: &'c C,
+}
+
+impl<'c, C: GenericClient> Operator<'c, C> {
+    /// The operator acting on `client`.
+    pub fn new(client: &'c C) -> Operator<'c, C> {
+        Operator { client }
+    }
+
+    /// Creates an organisation (or finds the one of that name); its id.
+    ///
+    /// # Errors
+    /// A bad name; a database failure.
+    pub async fn add_organisation(&self, requested: &str) -> Result<Uuid, AppError> {
+        let name = name(requested)?;
+        Ok(access::ensure_organisation(self.client, &name).await?)
+    }
+
+    /// Adds a team to an organisation (or returns the one of that name).
+    ///
+    /// # Errors
+    /// A bad name or an unknown organisation; a database failure.
+    pub async fn add_team(&self, organisation_id: Uuid, name: &str) -> Result<Team, AppError> {
+        team_in(self.client, organisation_id, name).await
+    }
+
+    /// Adds a staff account to an organisation.
+    ///
+    /// # Errors
+    /// As [`Admin::add_staff`], without the policy.
+    pub async fn add_staff(
+        &self,
+        organisation_id: Uuid,
+        request: &NewStaffRequest,
+    ) -> Result<StaffMember, AppError> {
+        staff_in(self.client, organisation_id, request).await
+    }
+
+    /// Issues a bearer token for any active staff member (shown once).
+    ///
+    /// # Errors
+    /// As [`Admin::issue_token`], without the policy; an unknown or inactive staff member.
+    pub async fn issue_token(
+        &self,
+        staff_id: Uuid,
+        request: &TokenRequest,
+    ) -> Result<IssuedToken, AppError> {
+        let (valid_for, label) = token_terms(request)?;
+        Ok(access::issue_token(self.client, staff_id, valid_for, &label).await?)
+    }
+
+    /// Revokes a token of any organisation's staff; false when it was already revoked.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for no such token; a database failure.
+    pub async fn revoke_token(&self, token_id: Uuid) -> Result<bool, AppError> {
+        let organisation_id = access::token_organisation(self.client, token_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound("no such token".into()))?;
+        Ok(access::revoke_token(self.client, organisation_id, token_id).await?)
     }
 }

@@ -19,6 +19,7 @@ pub mod directory;
 mod error;
 pub mod export;
 pub mod freshness;
+pub mod health;
 mod journey;
 pub mod policy;
 pub mod privacy;

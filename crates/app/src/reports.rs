@@ -1257,6 +1257,16 @@ pub struct ReportQuery {
     pub after: Option<i64>,
 }
 
+/// Who a published report is for.
+#[derive(Clone, Copy, Debug)]
+pub enum Reader<'a> {
+    /// A member of staff: their organisation's figures, if [`crate::policy::may_read_reports`].
+    Staff(&'a crate::access::Principal),
+    /// The operator at the console (`casebook compare`): one organisation's figures, or every
+    /// organisation's together.
+    Operator { organisation_id: Option<Uuid> },
+}
+
 /// Published reports: the caller's organisation only, suppressed under the personal data rules.
 #[derive(Clone)]
 pub struct Reporting {
@@ -1283,15 +1293,21 @@ impl Reporting {
     }
 
     /// The filter for `query` under rule version `rules` (the live one when `None`), asked
-    /// for as parameter `field`.
+    /// for as parameter `field`, over the figures `reader` may read.
     async fn filter(
         &self,
-        principal: &crate::access::Principal,
+        reader: Reader<'_>,
         query: &ReportQuery,
         rules: Option<i32>,
         field: &'static str,
     ) -> Result<ReportFilter, crate::AppError> {
-        crate::policy::may_read_reports(principal)?;
+        let organisation_id = match reader {
+            Reader::Staff(principal) => {
+                crate::policy::may_read_reports(principal)?;
+                Some(principal.organisation_id)
+            }
+            Reader::Operator { organisation_id } => organisation_id,
+        };
         if let (Some(from), Some(to)) = (query.from, query.to)
             && from > to
         {
@@ -1320,7 +1336,7 @@ impl Reporting {
             }
         };
         Ok(ReportFilter {
-            organisation_id: Some(principal.organisation_id),
+            organisation_id,
             rules_version,
             from: query.from,
             to: query.to,
@@ -1329,6 +1345,22 @@ impl Reporting {
             reason: query.reason.as_ref().map(domain::code),
             snapshot_tag: None,
         })
+    }
+
+    /// Waits until `read_models` have applied the event at `after`, then reads in one
+    /// snapshot, so every figure of an answer is as of the same moment.
+    async fn read<R>(
+        &self,
+        read_models: &[&str],
+        after: Option<i64>,
+        read: impl AsyncFnOnce(&tokio_postgres::Transaction<'_>) -> Result<R, tokio_postgres::Error>,
+    ) -> Result<R, crate::AppError> {
+        self.freshness.wait(read_models, after).await?;
+        let mut client = self.pool.get().await?;
+        let snapshot = snapshot(&mut client).await?;
+        let answer = read(&snapshot).await?;
+        snapshot.commit().await?;
+        Ok(answer)
     }
 
     /// Outcome figures for the caller's organisation, suppressed.
@@ -1343,13 +1375,15 @@ impl Reporting {
         query: &ReportQuery,
         rules: Option<i32>,
     ) -> Result<OutcomeReport, crate::AppError> {
-        let filter = self.filter(principal, query, rules, "rules").await?;
+        let filter = self
+            .filter(Reader::Staff(principal), query, rules, "rules")
+            .await?;
         let figures = projector::outcomes_name(filter.rules_version);
-        self.freshness.wait(&[&figures], query.after).await?;
-        let mut client = self.pool.get().await?;
-        let snapshot = snapshot(&mut client).await?;
-        let mut report = outcome_report(&*snapshot, &filter).await?;
-        snapshot.commit().await?;
+        let mut report = self
+            .read(&[&figures], query.after, async |tx| {
+                outcome_report(tx, &filter).await
+            })
+            .await?;
         suppress_outcomes(&mut report, &self.privacy);
         Ok(report)
     }
@@ -1364,14 +1398,16 @@ impl Reporting {
         query: &ReportQuery,
         rules: Option<i32>,
     ) -> Result<GapReport, crate::AppError> {
-        let filter = self.filter(principal, query, rules, "rules").await?;
+        let filter = self
+            .filter(Reader::Staff(principal), query, rules, "rules")
+            .await?;
         let figures = projector::outcomes_name(filter.rules_version);
         let read_models = [figures.as_str(), projector::DIRECTORY];
-        self.freshness.wait(&read_models, query.after).await?;
-        let mut client = self.pool.get().await?;
-        let snapshot = snapshot(&mut client).await?;
-        let mut report = gap_report(&*snapshot, &filter).await?;
-        snapshot.commit().await?;
+        let mut report = self
+            .read(&read_models, query.after, async |tx| {
+                gap_report(tx, &filter).await
+            })
+            .await?;
         suppress_gaps(&mut report, &self.privacy);
         Ok(report)
     }
@@ -1388,16 +1424,31 @@ impl Reporting {
         a: i32,
         b: i32,
     ) -> Result<Comparison, crate::AppError> {
-        let a = self.filter(principal, query, Some(a), "a").await?;
-        let b = self.filter(principal, query, Some(b), "b").await?;
+        self.compare_for(Reader::Staff(principal), query, a, b)
+            .await
+    }
+
+    /// [`Reporting::compare`] for any reader: the operator's comparison is suppressed the
+    /// same way.
+    ///
+    /// # Errors
+    /// As [`Reporting::compare`] (only a staff reader can be denied).
+    pub async fn compare_for(
+        &self,
+        reader: Reader<'_>,
+        query: &ReportQuery,
+        a: i32,
+        b: i32,
+    ) -> Result<Comparison, crate::AppError> {
+        let a = self.filter(reader, query, Some(a), "a").await?;
+        let b = self.filter(reader, query, Some(b), "b").await?;
         let figures = [a.rules_version, b.rules_version].map(projector::outcomes_name);
         let read_models = [figures[0].as_str(), figures[1].as_str()];
-        self.freshness.wait(&read_models, query.after).await?;
-        let mut client = self.pool.get().await?;
-        let snapshot = snapshot(&mut client).await?;
-        let mut a = outcome_report(&*snapshot, &a).await?;
-        let mut b = outcome_report(&*snapshot, &b).await?;
-        snapshot.commit().await?;
+        let (mut a, mut b) = self
+            .read(&read_models, query.after, async |tx| {
+                Ok((outcome_report(tx, &a).await?, outcome_report(tx, &b).await?))
+            })
+            .await?;
         suppress_outcomes(&mut a, &self.privacy);
         suppress_outcomes(&mut b, &self.privacy);
         Ok(compare(a, b))

@@ -447,51 +447,50 @@ async fn run_admin(
     client: &db::tokio_postgres::Client,
     command: AdminCommand,
 ) -> anyhow::Result<String> {
-    use app::access;
+    use app::admin::{NewStaffRequest, TokenRequest};
+    let operator = app::admin::Operator::new(client);
     Ok(match command {
-        AdminCommand::Org(OrgCommand::Add { name }) => access::ensure_organisation(client, &name)
-            .await?
-            .to_string(),
-        AdminCommand::Team(TeamCommand::Add { organisation, name }) => {
-            access::ensure_team(client, organisation, &name)
-                .await?
-                .to_string()
+        AdminCommand::Org(OrgCommand::Add { name }) => {
+            operator.add_organisation(&name).await?.to_string()
         }
+        AdminCommand::Team(TeamCommand::Add { organisation, name }) => operator
+            .add_team(organisation, &name)
+            .await?
+            .team_id
+            .to_string(),
         AdminCommand::Staff(StaffCommand::Add {
             organisation,
             team,
             role,
             name,
             capacity,
-        }) => access::add_staff(
-            client,
-            &access::NewStaff {
-                organisation_id: organisation,
-                team_id: team,
-                name,
-                role,
-                capacity,
-            },
-        )
-        .await?
-        .staff_id
-        .to_string(),
+        }) => operator
+            .add_staff(
+                organisation,
+                &NewStaffRequest {
+                    name,
+                    role,
+                    team_id: team,
+                    capacity,
+                },
+            )
+            .await?
+            .staff_id
+            .to_string(),
         AdminCommand::Token(TokenCommand::Issue { staff, days, label }) => {
-            access::issue_token(client, staff, chrono::Duration::days(days), &label)
+            operator
+                .issue_token(
+                    staff,
+                    &TokenRequest {
+                        valid_days: days,
+                        label: Some(label),
+                    },
+                )
                 .await?
                 .token
         }
         AdminCommand::Token(TokenCommand::Revoke { token }) => {
-            let organisation: uuid::Uuid = client
-                .query_opt(
-                    "SELECT s.organisation_id FROM api_tokens t JOIN staff s USING (staff_id) \
-                     WHERE t.token_id = $1",
-                    &[&token],
-                )
-                .await?
-                .map(|row| row.get(0))
-                .ok_or_else(|| anyhow::anyhow!("no such token"))?;
-            if access::revoke_token(client, organisation, token).await? {
+            if operator.revoke_token(token).await? {
                 format!("revoked {token}")
             } else {
                 anyhow::bail!("token {token} was already revoked")

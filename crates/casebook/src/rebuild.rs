@@ -162,30 +162,23 @@ pub async fn compare(
     b: i32,
     organisation_id: Option<Uuid>,
 ) -> anyhow::Result<String> {
-    let client = store.pool().get().await?;
-    let versions = projector::versions(&client, projector::OUTCOMES).await?;
-    for v in [a, b] {
-        anyhow::ensure!(
-            versions.iter().any(|x| x.rules_version == v),
-            "no figures under rules version {v}; run `casebook rebuild outcomes --rules {v}` first"
-        );
-    }
-    let filter = |rules_version| app::reports::ReportFilter {
-        organisation_id,
-        rules_version,
-        ..Default::default()
-    };
-    let mut left = app::reports::outcome_report(&**client, &filter(a)).await?;
-    let mut right = app::reports::outcome_report(&**client, &filter(b)).await?;
     // Published figures: small counts suppressed, as in the API's reports.
-    let privacy = projector::rules::PrivacyRules::current();
-    app::reports::suppress_outcomes(&mut left, &privacy);
-    app::reports::suppress_outcomes(&mut right, &privacy);
+    let reader = app::reports::Reader::Operator { organisation_id };
+    let comparison = app::reports::Reporting::new(store.clone())
+        .compare_for(reader, &app::reports::ReportQuery::default(), a, b)
+        .await
+        .map_err(|e| match e {
+            app::AppError::BadInput { field, message } => {
+                let v = if field == "b" { b } else { a };
+                anyhow::anyhow!("{message}; run `casebook rebuild outcomes --rules {v}` first")
+            }
+            other => other.into(),
+        })?;
+    let (left, right) = (&comparison.a, &comparison.b);
     // A suppressed figure shows as `*`.
     fn cell<T: std::fmt::Display>(x: Option<T>) -> String {
         x.map_or_else(|| "*".to_owned(), |x| x.to_string())
     }
-    let comparison = app::reports::compare(left.clone(), right.clone());
     let mut out = String::new();
     use std::fmt::Write;
     let _ = writeln!(
@@ -193,7 +186,7 @@ pub async fn compare(
         "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "measure", "paired", "improved", "no change", "worse", "mean chg"
     );
-    for (version, report) in [(a, &left), (b, &right)] {
+    for (version, report) in [(a, left), (b, right)] {
         for m in &report.measures {
             let _ = writeln!(
                 out,

@@ -11,7 +11,9 @@ mod pool;
 
 pub use cluster::{Cluster, ClusterKind, default_data_dir, find_bin_dir};
 pub use error::DbError;
-pub use migrate::{MigrationReport, migrate, migrations_fingerprint, schema_is_current};
+pub use migrate::{
+    MigrationReport, migrate, migrate_to, migrations_fingerprint, schema_is_current,
+};
 pub use pool::{APP_ROLE, Pool, PoolSettings, app_config, connect, pool};
 
 /// Re-exported so callers name one set of connection types.

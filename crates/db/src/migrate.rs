@@ -29,10 +29,24 @@ pub struct MigrationReport {
 /// # Errors
 /// [`DbError::Migration`] when a migration fails (it is rolled back) or an applied one was edited.
 pub async fn migrate(client: &mut Client) -> Result<MigrationReport, DbError> {
+    run(client, refinery::Target::Latest).await
+}
+
+/// Applies the pending migrations up to and including `version` only, as [`migrate`] does:
+/// for a test of an upgrade from an older schema.
+///
+/// # Errors
+/// As [`migrate`].
+pub async fn migrate_to(client: &mut Client, version: i32) -> Result<MigrationReport, DbError> {
+    run(client, refinery::Target::Version(version)).await
+}
+
+async fn run(client: &mut Client, target: refinery::Target) -> Result<MigrationReport, DbError> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
     let outcome = embedded::migrations::runner()
+        .set_target(target)
         .set_abort_divergent(true)
         .set_abort_missing(true)
         .run_async(client)
@@ -46,10 +60,11 @@ pub async fn migrate(client: &mut Client) -> Result<MigrationReport, DbError> {
         .iter()
         .map(|m| format!("V{}__{}", m.version(), m.name()))
         .collect();
-    Ok(MigrationReport {
-        applied,
-        version: latest_version(),
-    })
+    let version = match target {
+        refinery::Target::Version(version) => version,
+        _ => latest_version(),
+    };
+    Ok(MigrationReport { applied, version })
 }
 
 /// Whether the database holds every embedded migration.

@@ -12,6 +12,14 @@ use uuid::Uuid;
 use crate::registry::{ProjectionVersion, VersionState};
 use crate::runner::ProjectionError;
 
+/// Takes a lease for `holder` ($2) for $3 seconds, when $4 says so whoever holds it, otherwise
+/// only when it is free, expired or already `holder`'s (renewing it then); a row when taken.
+const TAKE_LEASE: &str = "INSERT INTO projection_leases (projection, holder, expires_at) \
+     VALUES ($1, $2, now() + make_interval(secs => $3)) \
+     ON CONFLICT (projection) DO UPDATE SET holder = $2, expires_at = now() + make_interval(secs => $3) \
+     WHERE $4 OR projection_leases.holder = $2 OR projection_leases.expires_at < now() \
+     RETURNING holder";
+
 /// Takes `projection`'s lease for `seconds` if it is free, expired or already `holder`'s
 /// (renewing it then). False when another holder has it.
 ///
@@ -24,14 +32,7 @@ pub async fn take_lease(
     seconds: f64,
 ) -> Result<bool, ProjectionError> {
     let row = client
-        .query_opt(
-            "INSERT INTO projection_leases (projection, holder, expires_at) \
-             VALUES ($1, $2, now() + make_interval(secs => $3)) \
-             ON CONFLICT (projection) DO UPDATE SET holder = $2, expires_at = now() + make_interval(secs => $3) \
-             WHERE projection_leases.holder = $2 OR projection_leases.expires_at < now() \
-             RETURNING holder",
-            &[&projection, &holder, &seconds],
-        )
+        .query_opt(TAKE_LEASE, &[&projection, &holder, &seconds, &false])
         .await?;
     Ok(row.is_some())
 }
@@ -68,11 +69,7 @@ pub async fn seize_lease(
     holder: Uuid,
 ) -> Result<(), ProjectionError> {
     client
-        .execute(
-            "INSERT INTO projection_leases (projection, holder, expires_at) VALUES ($1, $2, now() + interval '1 minute') \
-             ON CONFLICT (projection) DO UPDATE SET holder = $2, expires_at = now() + interval '1 minute'",
-            &[&projection, &holder],
-        )
+        .query_opt(TAKE_LEASE, &[&projection, &holder, &60.0_f64, &true])
         .await?;
     Ok(())
 }

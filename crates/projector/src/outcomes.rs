@@ -619,15 +619,42 @@ struct Figures {
     baselines: BaselineColumns,
 }
 
+/// The columns every row of an episode's figures starts with: whose, which episode, the
+/// organisation and team, and the referral's source and reasons (what reports filter by).
 #[derive(Default)]
-struct BaselineColumns {
+struct EpisodeKeys {
     client_id: Vec<Uuid>,
     episode: Vec<i32>,
-    measure: Vec<String>,
     organisation_id: Vec<Uuid>,
     team_id: Vec<Option<Uuid>>,
     source: Vec<String>,
     reasons: Vec<Value>,
+}
+
+impl EpisodeKeys {
+    /// The keys of a row of episode `episode` (from 1) of `state`, in team `team_id`.
+    fn push(&mut self, state: &ClientOutcomes, episode: i32, team_id: Option<Uuid>) {
+        let e = &state.episodes[(episode - 1) as usize];
+        let r = state
+            .referrals
+            .iter()
+            .find(|r| r.referral_id == e.referral_id);
+        self.client_id.push(state.client_id);
+        self.episode.push(episode);
+        self.organisation_id.push(state.organisation_id);
+        self.team_id.push(team_id);
+        self.source
+            .push(r.map(|r| r.source.clone()).unwrap_or_default());
+        self.reasons.push(serde_json::json!(
+            r.map(|r| r.reasons.clone()).unwrap_or_default()
+        ));
+    }
+}
+
+#[derive(Default)]
+struct BaselineColumns {
+    keys: EpisodeKeys,
+    measure: Vec<String>,
     baseline_on: Vec<NaiveDate>,
     paired: Vec<bool>,
     episode_closed: Vec<bool>,
@@ -635,12 +662,7 @@ struct BaselineColumns {
 
 #[derive(Default)]
 struct ActivityColumns {
-    client_id: Vec<Uuid>,
-    episode: Vec<i32>,
-    organisation_id: Vec<Uuid>,
-    team_id: Vec<Option<Uuid>>,
-    source: Vec<String>,
-    reasons: Vec<Value>,
+    keys: EpisodeKeys,
     kind: Vec<&'static str>,
     on_day: Vec<NaiveDate>,
 }
@@ -662,12 +684,7 @@ struct ReferralColumns {
 
 #[derive(Default)]
 struct EpisodeColumns {
-    client_id: Vec<Uuid>,
-    episode: Vec<i32>,
-    organisation_id: Vec<Uuid>,
-    team_id: Vec<Option<Uuid>>,
-    source: Vec<String>,
-    reasons: Vec<Value>,
+    keys: EpisodeKeys,
     accepted_on: Vec<Option<NaiveDate>>,
     closed_on: Vec<Option<NaiveDate>>,
     closure_reason: Vec<Option<String>>,
@@ -679,13 +696,8 @@ struct EpisodeColumns {
 
 #[derive(Default)]
 struct ScoreColumns {
-    client_id: Vec<Uuid>,
-    episode: Vec<i32>,
+    keys: EpisodeKeys,
     measure: Vec<String>,
-    organisation_id: Vec<Uuid>,
-    team_id: Vec<Option<Uuid>>,
-    source: Vec<String>,
-    reasons: Vec<Value>,
     baseline: Vec<f64>,
     follow_up: Vec<f64>,
     category: Vec<String>,
@@ -730,7 +742,6 @@ impl Figures {
             .map_err(|e| ProjectionError::Corrupt(format!("outcome state of {client}: {e}")))?;
         self.state.0.push(client);
         self.state.1.push(stored);
-        let referral = |id: Uuid| state.referrals.iter().find(|r| r.referral_id == id);
         // Whose scores count, under the rules' evaluation consent rule.
         let excluded = rules.figures.evaluation_consent == EvaluationConsent::ExcludeWithdrawn
             && state.evaluation_withdrawn;
@@ -756,17 +767,9 @@ impl Figures {
             );
         }
         for (index, e) in state.episodes.iter().enumerate() {
-            let r = referral(e.referral_id);
+            let episode = index as i32 + 1;
             let c = &mut self.episodes;
-            c.client_id.push(client);
-            c.episode.push(index as i32 + 1);
-            c.organisation_id.push(org);
-            c.team_id.push(e.team_id);
-            c.source
-                .push(r.map(|r| r.source.clone()).unwrap_or_default());
-            c.reasons.push(serde_json::json!(
-                r.map(|r| r.reasons.clone()).unwrap_or_default()
-            ));
+            c.keys.push(state, episode, e.team_id);
             c.accepted_on.push(e.accepted_on);
             c.closed_on.push(e.closed_on);
             c.closure_reason.push(e.closure_reason.clone());
@@ -775,16 +778,9 @@ impl Figures {
             c.did_not_attend.push(e.did_not_attend);
             c.evaluation_excluded.push(excluded);
             if rules.dating.dates_facts() {
-                let source = r.map(|r| r.source.clone()).unwrap_or_default();
-                let reasons = serde_json::json!(r.map(|r| r.reasons.clone()).unwrap_or_default());
                 let a = &mut self.activity;
                 for (kind, on) in &e.activity {
-                    a.client_id.push(client);
-                    a.episode.push(index as i32 + 1);
-                    a.organisation_id.push(org);
-                    a.team_id.push(e.team_id);
-                    a.source.push(source.clone());
-                    a.reasons.push(reasons.clone());
+                    a.keys.push(state, episode, e.team_id);
                     a.kind.push(kind.code());
                     a.on_day.push(*on);
                 }
@@ -800,19 +796,10 @@ impl Figures {
             let band = |score: f64| measure.and_then(|m| m.band(score)).map(str::to_owned);
             self.scores.baseline_band.push(band(pair.baseline));
             self.scores.follow_up_band.push(band(pair.follow_up));
-            let e = &state.episodes[(pair.episode - 1) as usize];
-            let r = referral(e.referral_id);
+            let team_id = state.episodes[(pair.episode - 1) as usize].team_id;
             let c = &mut self.scores;
-            c.client_id.push(client);
-            c.episode.push(pair.episode);
+            c.keys.push(state, pair.episode, team_id);
             c.measure.push(pair.measure);
-            c.organisation_id.push(org);
-            c.team_id.push(e.team_id);
-            c.source
-                .push(r.map(|r| r.source.clone()).unwrap_or_default());
-            c.reasons.push(serde_json::json!(
-                r.map(|r| r.reasons.clone()).unwrap_or_default()
-            ));
             c.baseline.push(pair.baseline);
             c.follow_up.push(pair.follow_up);
             c.category.push(pair.category);
@@ -821,19 +808,10 @@ impl Figures {
         }
         if rules.figures.baselines && !excluded {
             for b in baselines(state, rules) {
-                let e = &state.episodes[(b.episode - 1) as usize];
-                let r = referral(e.referral_id);
+                let team_id = state.episodes[(b.episode - 1) as usize].team_id;
                 let c = &mut self.baselines;
-                c.client_id.push(client);
-                c.episode.push(b.episode);
+                c.keys.push(state, b.episode, team_id);
                 c.measure.push(b.measure);
-                c.organisation_id.push(org);
-                c.team_id.push(e.team_id);
-                c.source
-                    .push(r.map(|r| r.source.clone()).unwrap_or_default());
-                c.reasons.push(serde_json::json!(
-                    r.map(|r| r.reasons.clone()).unwrap_or_default()
-                ));
                 c.baseline_on.push(b.baseline_on);
                 c.paired.push(b.paired);
                 c.episode_closed.push(b.episode_closed);
@@ -911,12 +889,12 @@ impl Figures {
              $8::date[], $9::date[], $10::text[], $11::int[], $12::int[], $13::int[], $14::bool[])",
             &[
                 &version,
-                &e.client_id,
-                &e.episode,
-                &e.organisation_id,
-                &e.team_id,
-                &e.source,
-                &e.reasons,
+                &e.keys.client_id,
+                &e.keys.episode,
+                &e.keys.organisation_id,
+                &e.keys.team_id,
+                &e.keys.source,
+                &e.keys.reasons,
                 &e.accepted_on,
                 &e.closed_on,
                 &e.closure_reason,
@@ -935,13 +913,13 @@ impl Figures {
              $8::jsonb[], $9::float8[], $10::float8[], $11::text[], $12::date[], $13::date[], $14::text[], $15::text[])",
             &[
                 &version,
-                &s.client_id,
-                &s.episode,
+                &s.keys.client_id,
+                &s.keys.episode,
                 &s.measure,
-                &s.organisation_id,
-                &s.team_id,
-                &s.source,
-                &s.reasons,
+                &s.keys.organisation_id,
+                &s.keys.team_id,
+                &s.keys.source,
+                &s.keys.reasons,
                 &s.baseline,
                 &s.follow_up,
                 &s.category,
@@ -993,7 +971,7 @@ impl Figures {
         )
         .await?;
         let b = &self.baselines;
-        if !b.client_id.is_empty() {
+        if !b.keys.client_id.is_empty() {
             tx.execute(
                 "INSERT INTO report_baselines (rules_version, client_id, episode, measure, organisation_id, \
                  team_id, source, reasons, baseline_on, paired, episode_closed) \
@@ -1001,13 +979,13 @@ impl Figures {
                  $7::text[], $8::jsonb[], $9::date[], $10::bool[], $11::bool[])",
                 &[
                     &version,
-                    &b.client_id,
-                    &b.episode,
+                    &b.keys.client_id,
+                    &b.keys.episode,
                     &b.measure,
-                    &b.organisation_id,
-                    &b.team_id,
-                    &b.source,
-                    &b.reasons,
+                    &b.keys.organisation_id,
+                    &b.keys.team_id,
+                    &b.keys.source,
+                    &b.keys.reasons,
                     &b.baseline_on,
                     &b.paired,
                     &b.episode_closed,
@@ -1016,7 +994,7 @@ impl Figures {
             .await?;
         }
         let a = &self.activity;
-        if !a.client_id.is_empty() {
+        if !a.keys.client_id.is_empty() {
             tx.execute(
                 "INSERT INTO report_activity (rules_version, client_id, episode, organisation_id, team_id, \
                  source, reasons, kind, on_day) \
@@ -1024,12 +1002,12 @@ impl Figures {
                  $7::jsonb[], $8::text[], $9::date[])",
                 &[
                     &version,
-                    &a.client_id,
-                    &a.episode,
-                    &a.organisation_id,
-                    &a.team_id,
-                    &a.source,
-                    &a.reasons,
+                    &a.keys.client_id,
+                    &a.keys.episode,
+                    &a.keys.organisation_id,
+                    &a.keys.team_id,
+                    &a.keys.source,
+                    &a.keys.reasons,
                     &a.kind,
                     &a.on_day,
                 ],

@@ -90,14 +90,24 @@ pub struct TestDb {
 impl TestDb {
     /// Creates a fresh database from the migrated template.
     pub async fn new() -> TestDb {
+        let template = ensure_template(server()).await;
+        TestDb::create(&format!("TEMPLATE {template}")).await
+    }
+
+    /// Creates a fresh database with no migration applied (for a test of an upgrade: migrate it
+    /// with `db::migrate_to`).
+    pub async fn empty() -> TestDb {
+        TestDb::create("").await
+    }
+
+    async fn create(options: &str) -> TestDb {
         let server = server();
-        let template = ensure_template(server).await;
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
         let client = db::connect(&server.admin)
             .await
             .expect("connect to the test server");
         client
-            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+            .batch_execute(&format!("CREATE DATABASE {name} {options}"))
             .await
             .expect("create the test database");
         let mut admin = server.admin.clone();

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::problem::{ApiError, FieldError};
-use app::access::{self, Principal};
+use app::access::Principal;
 
 /// The largest JSON body accepted (a referral with a long note fits many times over).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -77,8 +77,7 @@ pub async fn authenticate(
             ));
         }
     };
-    let client = state.pool().get().await?;
-    Ok(access::authenticate_pooled(&client, token).await?)
+    Ok(state.authenticator.authenticate(token).await?)
 }
 
 /// A JSON body of type `T`, with a digest of its bytes (what makes a retry "the same request").

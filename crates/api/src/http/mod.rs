@@ -43,6 +43,8 @@ pub struct AppState {
     cases: CaseService,
     directory: app::directory::DirectoryService,
     admin: app::admin::Admin,
+    authenticator: app::access::Authenticator,
+    health: app::health::Health,
     reports: app::reports::Reporting,
     snapshots: app::snapshots::Snapshots,
     /// Checks `after` on reads straight from the log (always current: nothing to wait for).
@@ -80,7 +82,9 @@ impl AppState {
             .collect();
         AppState {
             cases: CaseService::with_clock(store.clone(), clock.clone()),
-            admin: app::admin::Admin::new(store.pool().clone()),
+            admin: app::admin::Admin::new(&store),
+            authenticator: app::access::Authenticator::new(&store),
+            health: app::health::Health::new(store.clone()),
             reports: app::reports::Reporting::new(store.clone()),
             snapshots: app::snapshots::Snapshots::new(store.clone()),
             directory: app::directory::DirectoryService::with_clock(store.clone(), clock.clone()),
@@ -104,10 +108,6 @@ impl AppState {
     /// unfinished ones through it at start.
     pub fn snapshots(&self) -> &app::snapshots::Snapshots {
         &self.snapshots
-    }
-
-    pub(crate) fn pool(&self) -> &db::Pool {
-        self.store.pool()
     }
 }
 

@@ -8,6 +8,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::problem::ApiError;
+use app::AppError;
 use app::export::{CsvFile, CsvOptions};
 
 /// The media type of every CSV answer.
@@ -99,11 +100,17 @@ fn choose(accept: Option<&str>, offer: Offer) -> Result<Format, ApiError> {
     }
 }
 
-/// The format a request is answered in.
+/// The format a request is answered in: a path ending in `.csv` offers CSV only, any other
+/// JSON or CSV.
 ///
 /// # Errors
 /// 406 when its `Accept` header welcomes nothing the route offers.
-pub fn negotiate(req: &HttpRequest, offer: Offer) -> Result<Format, ApiError> {
+pub fn negotiate(req: &HttpRequest) -> Result<Format, ApiError> {
+    let offer = if req.path().ends_with(".csv") {
+        Offer::Csv
+    } else {
+        Offer::JsonOrCsv
+    };
     let values: Vec<&str> = req
         .headers()
         .get_all(header::ACCEPT)
@@ -112,6 +119,74 @@ pub fn negotiate(req: &HttpRequest, offer: Offer) -> Result<Format, ApiError> {
     let accept = (!values.is_empty()).then(|| values.join(","));
     choose(accept.as_deref(), offer)
 }
+
+/// The answer in the format [`negotiate`] chooses: the JSON of `json` or the file of `csv`,
+/// whichever is awaited (the other is never started).
+///
+/// # Errors
+/// 406 as [`negotiate`] says; the application layer's refusal of the read.
+pub async fn answer<T: Serialize>(
+    req: &HttpRequest,
+    json: impl Future<Output = Result<T, AppError>>,
+    csv: impl Future<Output = Result<CsvFile, AppError>>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(match negotiate(req)? {
+        Format::Json => json_response(&json.await.map_err(ApiError::query)?),
+        Format::Csv => csv_response(csv.await.map_err(ApiError::query)?),
+    })
+}
+
+/// Declares a read that answers JSON or CSV: the route (its documentation, name, path and JSON
+/// body type) and its `.csv` twin (documentation, name, path), which answers CSV only; the
+/// tag, parameters and problem responses both document; and the function that serves both,
+/// given the state, the caller, the request and the routes' other extractors (named, with their
+/// types), which answers through [`answer`].
+macro_rules! negotiated_get {
+    (
+        tag = $tag:literal,
+        $(#[doc = $doc:literal])*
+        $name:ident, $path:literal, $body:ty,
+        $(#[doc = $csv_doc:literal])*
+        $csv_name:ident, $csv_path:literal,
+        params($($params:tt)*),
+        errors = $errors:ident,
+        $serve:ident($($arg:ident: $ty:ty),* $(,)?)
+    ) => {
+        negotiated_get!(@route
+            [$(#[doc = $doc])*] $name, $path, $tag, [$($params)*],
+            (status = 200, content(($body = "application/json"), (String = "text/csv"))), $errors,
+            $serve($($arg: $ty),*)
+        );
+        negotiated_get!(@route
+            [$(#[doc = $csv_doc])*] $csv_name, $csv_path, $tag, [$($params)*],
+            (status = 200, content_type = "text/csv", body = String), $errors,
+            $serve($($arg: $ty),*)
+        );
+    };
+    (@route
+        [$($doc:tt)*] $name:ident, $path:literal, $tag:literal, [$($params:tt)*],
+        $ok:tt, $errors:ident,
+        $serve:ident($($arg:ident: $ty:ty),*)
+    ) => {
+        $($doc)*
+        #[utoipa::path(
+            tag = $tag,
+            security(("bearer" = [])),
+            params($($params)*),
+            responses($ok, $errors)
+        )]
+        #[get($path)]
+        async fn $name(
+            state: web::Data<AppState>,
+            caller: Caller,
+            req: HttpRequest,
+            $($arg: $ty),*
+        ) -> Result<HttpResponse, ApiError> {
+            $serve(&state, &caller.0, &req, $($arg),*).await
+        }
+    };
+}
+pub(super) use negotiated_get;
 
 /// How a CSV answer is written.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -320,12 +320,6 @@ impl From<tokio_postgres::Error> for ApiError {
     }
 }
 
-impl From<db::deadpool_postgres::PoolError> for ApiError {
-    fn from(error: db::deadpool_postgres::PoolError) -> Self {
-        ApiError::Internal(error.to_string())
-    }
-}
-
 impl From<projector::ProjectionError> for ApiError {
     fn from(error: projector::ProjectionError) -> Self {
         ApiError::Internal(error.to_string())

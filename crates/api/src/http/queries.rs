@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::extract::{Caller, Params, request_id};
-use super::negotiate::{CsvParams, Format, Offer, csv_response, json_response, negotiate};
+use super::negotiate::{CsvParams, answer, negotiated_get};
 use super::problem::{ApiError, NegotiatedReadErrors, ReadErrors};
-use app::access::StaffMember;
+use app::access::{Principal, StaffMember};
 use app::caseload::{CaseloadPage, TeamWorkload};
 use app::records::{ClientRecord, JourneyPage, ReadContext, RecordReadPage, ReferralStatusView};
 use app::{JourneyView, Page};
@@ -103,274 +103,121 @@ struct LogAfterParams {
     after: Option<i64>,
 }
 
-/// The caller's caseload: a link worker's own cases, or a team lead's team (optionally one
-/// link worker of it). Served from the caseload read model, which follows the log closely but
-/// not instantly: `as_of` says how far it had got, and `after` waits for a write of one's own.
-/// With `Accept: text/csv` (preferred to JSON), the CSV file of `GET /caseload.csv`.
-#[utoipa::path(
+negotiated_get!(
     tag = "queries",
-    security(("bearer" = [])),
+    /// The caller's caseload: a link worker's own cases, or a team lead's team (optionally one
+    /// link worker of it). Served from the caseload read model, which follows the log closely but
+    /// not instantly: `as_of` says how far it had got, and `after` waits for a write of one's own.
+    /// With `Accept: text/csv` (preferred to JSON), the CSV file of `GET /caseload.csv`.
+    my_caseload, "/caseload", CaseloadPage,
+    /// The caller's caseload as a CSV file, one row per case, with the columns of the JSON items
+    /// (`client_id,status,link_worker_id,team_id,area,referred_on,referral_source,
+    /// days_since_referral,last_contact_at,days_since_contact,next_appointment_at,contacts,
+    /// did_not_attend,baselines,follow_ups,flags,stream_version`): times RFC 3339 in UTC, lists
+    /// (`baselines`, `follow_ups`, `flags`) as codes with `;` between them. The file holds every
+    /// case after `cursor`, or a page of `limit` when one is asked for (then `next_cursor` says
+    /// where the next starts). Unless `comments=false` it starts with `# name: value` lines (the
+    /// caseload rules version, when the flags were computed, the team or worker, `as_of`) and an
+    /// empty line, also given as `Casebook-*` headers; UTF-8 with a byte order mark, CRLF line
+    /// ends, RFC 4180 quoting; text a spreadsheet would take for a formula starts with `'`.
+    my_caseload_csv, "/caseload.csv",
     params(CaseloadParams, CsvParams),
-    responses(
-        (status = 200, content((CaseloadPage = "application/json"), (String = "text/csv"))),
-        NegotiatedReadErrors
-    )
-)]
-#[get("/caseload")]
-async fn my_caseload(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    params: Params<CaseloadParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let format = negotiate(&req, Offer::JsonOrCsv)?;
-    caseload(&state, &caller, &params.0, &csv.0, format).await
-}
-
-/// The caller's caseload as a CSV file, one row per case, with the columns of the JSON items
-/// (`client_id,status,link_worker_id,team_id,area,referred_on,referral_source,
-/// days_since_referral,last_contact_at,days_since_contact,next_appointment_at,contacts,
-/// did_not_attend,baselines,follow_ups,flags,stream_version`): times RFC 3339 in UTC, lists
-/// (`baselines`, `follow_ups`, `flags`) as codes with `;` between them. The file holds every
-/// case after `cursor`, or a page of `limit` when one is asked for (then `next_cursor` says
-/// where the next starts). Unless `comments=false` it starts with `# name: value` lines (the
-/// caseload rules version, when the flags were computed, the team or worker, `as_of`) and an
-/// empty line, also given as `Casebook-*` headers; UTF-8 with a byte order mark, CRLF line
-/// ends, RFC 4180 quoting; text a spreadsheet would take for a formula starts with `'`.
-#[utoipa::path(
-    tag = "queries",
-    security(("bearer" = [])),
-    params(CaseloadParams, CsvParams),
-    responses(
-        (status = 200, content_type = "text/csv", body = String),
-        NegotiatedReadErrors
-    )
-)]
-#[get("/caseload.csv")]
-async fn my_caseload_csv(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    params: Params<CaseloadParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let format = negotiate(&req, Offer::Csv)?;
-    caseload(&state, &caller, &params.0, &csv.0, format).await
-}
+    errors = NegotiatedReadErrors,
+    caseload(params: Params<CaseloadParams>, csv: Params<CsvParams>)
+);
 
 async fn caseload(
     state: &AppState,
-    caller: &Caller,
-    params: &CaseloadParams,
-    csv: &CsvParams,
-    format: Format,
+    caller: &Principal,
+    req: &HttpRequest,
+    params: Params<CaseloadParams>,
+    csv: Params<CsvParams>,
 ) -> Result<HttpResponse, ApiError> {
+    let CaseloadParams {
+        link_worker_id: worker,
+        cursor,
+        limit,
+        after,
+    } = params.0;
     let cases = &state.cases;
-    let (worker, cursor, limit, after) = (
-        params.link_worker_id,
-        params.cursor,
-        params.limit,
-        params.after,
-    );
-    Ok(match format {
-        Format::Json => json_response(
-            &cases
-                .caseload(&caller.0, worker, cursor, limit, after)
-                .await
-                .map_err(ApiError::query)?,
-        ),
-        Format::Csv => csv_response(
-            cases
-                .caseload_csv(&caller.0, worker, cursor, limit, after, csv.options())
-                .await
-                .map_err(ApiError::query)?,
-        ),
-    })
-}
-
-/// A team's caseload, for its team lead (`as_of` and `after` as for the caller's caseload).
-/// With `Accept: text/csv` (preferred to JSON), the CSV file of
-/// `GET /teams/{team_id}/caseload.csv`.
-#[utoipa::path(
-    tag = "queries",
-    security(("bearer" = [])),
-    params(("team_id" = Uuid, Path, description = "The team"), PageParams, CsvParams),
-    responses(
-        (status = 200, content((CaseloadPage = "application/json"), (String = "text/csv"))),
-        NegotiatedReadErrors
-    )
-)]
-#[get("/teams/{team_id}/caseload")]
-async fn team_caseload(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    path: web::Path<Uuid>,
-    params: Params<PageParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let format = negotiate(&req, Offer::JsonOrCsv)?;
-    team_cases(
-        &state,
-        &caller,
-        path.into_inner(),
-        &params.0,
-        &csv.0,
-        format,
+    answer(
+        req,
+        cases.caseload(caller, worker, cursor, limit, after),
+        cases.caseload_csv(caller, worker, cursor, limit, after, csv.0.options()),
     )
     .await
 }
 
-/// A team's caseload as a CSV file, for its team lead: as `GET /caseload.csv`.
-#[utoipa::path(
+negotiated_get!(
     tag = "queries",
-    security(("bearer" = [])),
+    /// A team's caseload, for its team lead (`as_of` and `after` as for the caller's caseload).
+    /// With `Accept: text/csv` (preferred to JSON), the CSV file of
+    /// `GET /teams/{team_id}/caseload.csv`.
+    team_caseload, "/teams/{team_id}/caseload", CaseloadPage,
+    /// A team's caseload as a CSV file, for its team lead: as `GET /caseload.csv`.
+    team_caseload_csv, "/teams/{team_id}/caseload.csv",
     params(("team_id" = Uuid, Path, description = "The team"), PageParams, CsvParams),
-    responses(
-        (status = 200, content_type = "text/csv", body = String),
-        NegotiatedReadErrors
-    )
-)]
-#[get("/teams/{team_id}/caseload.csv")]
-async fn team_caseload_csv(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    path: web::Path<Uuid>,
-    params: Params<PageParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let format = negotiate(&req, Offer::Csv)?;
-    team_cases(
-        &state,
-        &caller,
-        path.into_inner(),
-        &params.0,
-        &csv.0,
-        format,
-    )
-    .await
-}
+    errors = NegotiatedReadErrors,
+    team_cases(path: web::Path<Uuid>, params: Params<PageParams>, csv: Params<CsvParams>)
+);
 
 async fn team_cases(
     state: &AppState,
-    caller: &Caller,
-    team_id: Uuid,
-    params: &PageParams,
-    csv: &CsvParams,
-    format: Format,
+    caller: &Principal,
+    req: &HttpRequest,
+    path: web::Path<Uuid>,
+    params: Params<PageParams>,
+    csv: Params<CsvParams>,
 ) -> Result<HttpResponse, ApiError> {
+    let team_id = path.into_inner();
+    let PageParams {
+        cursor,
+        limit,
+        after,
+    } = params.0;
     let cases = &state.cases;
-    let (cursor, limit, after) = (params.cursor, params.limit, params.after);
-    Ok(match format {
-        Format::Json => json_response(
-            &cases
-                .team_caseload(&caller.0, team_id, cursor, limit, after)
-                .await
-                .map_err(ApiError::query)?,
-        ),
-        Format::Csv => csv_response(
-            cases
-                .team_caseload_csv(&caller.0, team_id, cursor, limit, after, csv.options())
-                .await
-                .map_err(ApiError::query)?,
-        ),
-    })
-}
-
-/// A team's link workers: their open cases and the people they supported this year, against
-/// capacity, with what the figures are as of. For the team's lead. From the caseload read
-/// model (`after` as for a caseload).
-/// With `Accept: text/csv` (preferred to JSON), the CSV file of
-/// `GET /teams/{team_id}/workload.csv`.
-#[utoipa::path(
-    tag = "queries",
-    security(("bearer" = [])),
-    params(("team_id" = Uuid, Path, description = "The team"), AfterParams, CsvParams),
-    responses(
-        (status = 200, content((TeamWorkload = "application/json"), (String = "text/csv"))),
-        NegotiatedReadErrors
-    )
-)]
-#[get("/teams/{team_id}/workload")]
-async fn team_workload(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    path: web::Path<Uuid>,
-    params: Params<AfterParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let format = negotiate(&req, Offer::JsonOrCsv)?;
-    workload(
-        &state,
-        &caller,
-        path.into_inner(),
-        &params.0,
-        &csv.0,
-        format,
+    answer(
+        req,
+        cases.team_caseload(caller, team_id, cursor, limit, after),
+        cases.team_caseload_csv(caller, team_id, cursor, limit, after, csv.0.options()),
     )
     .await
 }
 
-/// A team's workload as a CSV file, one row per link worker, with the columns of the JSON
-/// items (`link_worker_id,name,open,referred,people_this_year,capacity,percent_of_capacity`).
-/// Notes (the caseload rules version, when the year was counted back from, `as_of`) and
-/// encoding as for `GET /caseload.csv`.
-#[utoipa::path(
+negotiated_get!(
     tag = "queries",
-    security(("bearer" = [])),
+    /// A team's link workers: their open cases and the people they supported this year, against
+    /// capacity, with what the figures are as of. For the team's lead. From the caseload read
+    /// model (`after` as for a caseload).
+    /// With `Accept: text/csv` (preferred to JSON), the CSV file of
+    /// `GET /teams/{team_id}/workload.csv`.
+    team_workload, "/teams/{team_id}/workload", TeamWorkload,
+    /// A team's workload as a CSV file, one row per link worker, with the columns of the JSON
+    /// items (`link_worker_id,name,open,referred,people_this_year,capacity,percent_of_capacity`).
+    /// Notes (the caseload rules version, when the year was counted back from, `as_of`) and
+    /// encoding as for `GET /caseload.csv`.
+    team_workload_csv, "/teams/{team_id}/workload.csv",
     params(("team_id" = Uuid, Path, description = "The team"), AfterParams, CsvParams),
-    responses(
-        (status = 200, content_type = "text/csv", body = String),
-        NegotiatedReadErrors
-    )
-)]
-#[get("/teams/{team_id}/workload.csv")]
-async fn team_workload_csv(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    path: web::Path<Uuid>,
-    params: Params<AfterParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let format = negotiate(&req, Offer::Csv)?;
-    workload(
-        &state,
-        &caller,
-        path.into_inner(),
-        &params.0,
-        &csv.0,
-        format,
-    )
-    .await
-}
+    errors = NegotiatedReadErrors,
+    workload(path: web::Path<Uuid>, params: Params<AfterParams>, csv: Params<CsvParams>)
+);
 
 async fn workload(
     state: &AppState,
-    caller: &Caller,
-    team_id: Uuid,
-    params: &AfterParams,
-    csv: &CsvParams,
-    format: Format,
+    caller: &Principal,
+    req: &HttpRequest,
+    path: web::Path<Uuid>,
+    params: Params<AfterParams>,
+    csv: Params<CsvParams>,
 ) -> Result<HttpResponse, ApiError> {
+    let (team_id, after) = (path.into_inner(), params.0.after);
     let cases = &state.cases;
-    Ok(match format {
-        Format::Json => json_response(
-            &cases
-                .team_workload(&caller.0, team_id, params.after)
-                .await
-                .map_err(ApiError::query)?,
-        ),
-        Format::Csv => csv_response(
-            cases
-                .team_workload_csv(&caller.0, team_id, params.after, csv.options())
-                .await
-                .map_err(ApiError::query)?,
-        ),
-    })
+    answer(
+        req,
+        cases.team_workload(caller, team_id, after),
+        cases.team_workload_csv(caller, team_id, after, csv.0.options()),
+    )
+    .await
 }
 
 /// Why the record is read (kept with the read).

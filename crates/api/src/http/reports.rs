@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::extract::{Body, Caller, Params};
-use super::negotiate::{CsvParams, Format, Offer, csv_response, json_response, negotiate};
+use super::negotiate::{CsvParams, answer, negotiated_get};
 use super::problem::{ApiError, NegotiatedReadErrors, NegotiatedSnapshotErrors, SnapshotErrors};
+use app::access::Principal;
 use app::reports::{Comparison, GapReport, OutcomeReport, ReportQuery};
 use app::snapshots::{ExplainedComparison, Explanation, Snapshot, SnapshotReport};
 
@@ -132,96 +133,37 @@ async fn get_snapshot(
     ))
 }
 
-/// A built snapshot's outcome report, for any period, team, source or reason (409 while it is
-/// being built). With `Accept: text/csv` (preferred to JSON), the CSV file of
-/// `GET /reports/outcomes/snapshots/{snapshot_id}/report.csv`.
-#[utoipa::path(
+negotiated_get!(
     tag = "reports",
-    security(("bearer" = [])),
+    /// A built snapshot's outcome report, for any period, team, source or reason (409 while it is
+    /// being built). With `Accept: text/csv` (preferred to JSON), the CSV file of
+    /// `GET /reports/outcomes/snapshots/{snapshot_id}/report.csv`.
+    snapshot_report, "/reports/outcomes/snapshots/{snapshot_id}/report", SnapshotReport,
+    /// A built snapshot's outcome report as a CSV file: the columns of
+    /// `GET /reports/outcomes.csv`, with the snapshot's rule version and the moments it is known at
+    /// (`known_at`, `corrections_known_at`) among the notes instead of `as_of`.
+    snapshot_report_csv, "/reports/outcomes/snapshots/{snapshot_id}/report.csv",
     params(("snapshot_id" = Uuid, Path, description = "The snapshot"), SnapshotParams, CsvParams),
-    responses(
-        (status = 200, content((SnapshotReport = "application/json"), (String = "text/csv"))),
-        NegotiatedSnapshotErrors
-    )
-)]
-#[get("/reports/outcomes/snapshots/{snapshot_id}/report")]
-async fn snapshot_report(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    path: web::Path<Uuid>,
-    params: Params<SnapshotParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let format = negotiate(&req, Offer::JsonOrCsv)?;
-    snapshot_figures(
-        &state,
-        &caller,
-        path.into_inner(),
-        &params.0,
-        &csv.0,
-        format,
-    )
-    .await
-}
-
-/// A built snapshot's outcome report as a CSV file: the columns of
-/// `GET /reports/outcomes.csv`, with the snapshot's rule version and the moments it is known at
-/// (`known_at`, `corrections_known_at`) among the notes instead of `as_of`.
-#[utoipa::path(
-    tag = "reports",
-    security(("bearer" = [])),
-    params(("snapshot_id" = Uuid, Path, description = "The snapshot"), SnapshotParams, CsvParams),
-    responses(
-        (status = 200, content_type = "text/csv", body = String),
-        NegotiatedSnapshotErrors
-    )
-)]
-#[get("/reports/outcomes/snapshots/{snapshot_id}/report.csv")]
-async fn snapshot_report_csv(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    path: web::Path<Uuid>,
-    params: Params<SnapshotParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let format = negotiate(&req, Offer::Csv)?;
-    snapshot_figures(
-        &state,
-        &caller,
-        path.into_inner(),
-        &params.0,
-        &csv.0,
-        format,
-    )
-    .await
-}
+    errors = NegotiatedSnapshotErrors,
+    snapshot_figures(path: web::Path<Uuid>, params: Params<SnapshotParams>, csv: Params<CsvParams>)
+);
 
 async fn snapshot_figures(
     state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    params: &SnapshotParams,
-    csv: &CsvParams,
-    format: Format,
+    caller: &Principal,
+    req: &HttpRequest,
+    path: web::Path<Uuid>,
+    params: Params<SnapshotParams>,
+    csv: Params<CsvParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = params.report_query();
+    let (id, query) = (path.into_inner(), params.0.report_query());
     let snapshots = &state.snapshots;
-    Ok(match format {
-        Format::Json => json_response(
-            &snapshots
-                .report(&caller.0, id, &query)
-                .await
-                .map_err(ApiError::query)?,
-        ),
-        Format::Csv => csv_response(
-            snapshots
-                .report_csv(&caller.0, id, &query, csv.options())
-                .await
-                .map_err(ApiError::query)?,
-        ),
-    })
+    answer(
+        req,
+        snapshots.report(caller, id, &query),
+        snapshots.report_csv(caller, id, &query, csv.0.options()),
+    )
+    .await
 }
 
 /// Explain how a published report differs from today's: four snapshots (as published; with the
@@ -258,102 +200,43 @@ async fn start_explanation(
         .json(explanation))
 }
 
-/// An explained comparison once built: the report as published, the report now, and every
-/// figure that differs split into late entries, corrections and the rule change (409 while
-/// its snapshots are being built). With `Accept: text/csv` (preferred to JSON), the CSV file of
-/// `GET /reports/outcomes/explanations/{explanation_id}.csv`.
-#[utoipa::path(
+negotiated_get!(
     tag = "reports",
-    security(("bearer" = [])),
+    /// An explained comparison once built: the report as published, the report now, and every
+    /// figure that differs split into late entries, corrections and the rule change (409 while
+    /// its snapshots are being built). With `Accept: text/csv` (preferred to JSON), the CSV file of
+    /// `GET /reports/outcomes/explanations/{explanation_id}.csv`.
+    get_explanation, "/reports/outcomes/explanations/{explanation_id}", ExplainedComparison,
+    /// An explained comparison as a CSV file, one row per figure of either report: columns
+    /// `section,figure,code,band,published_value,published_suppressed,now_value,now_suppressed,
+    /// differs,late_entries,corrections,rule_change`. The first four are those of
+    /// `GET /reports/outcomes.csv`; then the figure as published and now (empty where that report
+    /// has no such figure), whether they differ, and for a figure that differs the part due to
+    /// facts recorded late, to corrections and to the change of rule version (they add up to the
+    /// difference; a part is empty when a figure it is worked out from is suppressed). Notes and
+    /// encoding as for `GET /reports/outcomes.csv`.
+    get_explanation_csv, "/reports/outcomes/explanations/{explanation_id}.csv",
     params(("explanation_id" = Uuid, Path, description = "The explanation"), SnapshotParams, CsvParams),
-    responses(
-        (status = 200, content((ExplainedComparison = "application/json"), (String = "text/csv"))),
-        NegotiatedSnapshotErrors
-    )
-)]
-#[get("/reports/outcomes/explanations/{explanation_id}")]
-async fn get_explanation(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    path: web::Path<Uuid>,
-    params: Params<SnapshotParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let format = negotiate(&req, Offer::JsonOrCsv)?;
-    explained(
-        &state,
-        &caller,
-        path.into_inner(),
-        &params.0,
-        &csv.0,
-        format,
-    )
-    .await
-}
-
-/// An explained comparison as a CSV file, one row per figure of either report: columns
-/// `section,figure,code,band,published_value,published_suppressed,now_value,now_suppressed,
-/// differs,late_entries,corrections,rule_change`. The first four are those of
-/// `GET /reports/outcomes.csv`; then the figure as published and now (empty where that report
-/// has no such figure), whether they differ, and for a figure that differs the part due to
-/// facts recorded late, to corrections and to the change of rule version (they add up to the
-/// difference; a part is empty when a figure it is worked out from is suppressed). Notes and
-/// encoding as for `GET /reports/outcomes.csv`.
-#[utoipa::path(
-    tag = "reports",
-    security(("bearer" = [])),
-    params(("explanation_id" = Uuid, Path, description = "The explanation"), SnapshotParams, CsvParams),
-    responses(
-        (status = 200, content_type = "text/csv", body = String),
-        NegotiatedSnapshotErrors
-    )
-)]
-#[get("/reports/outcomes/explanations/{explanation_id}.csv")]
-async fn get_explanation_csv(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    path: web::Path<Uuid>,
-    params: Params<SnapshotParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let format = negotiate(&req, Offer::Csv)?;
-    explained(
-        &state,
-        &caller,
-        path.into_inner(),
-        &params.0,
-        &csv.0,
-        format,
-    )
-    .await
-}
+    errors = NegotiatedSnapshotErrors,
+    explained(path: web::Path<Uuid>, params: Params<SnapshotParams>, csv: Params<CsvParams>)
+);
 
 async fn explained(
     state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    params: &SnapshotParams,
-    csv: &CsvParams,
-    format: Format,
+    caller: &Principal,
+    req: &HttpRequest,
+    path: web::Path<Uuid>,
+    params: Params<SnapshotParams>,
+    csv: Params<CsvParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = params.report_query();
+    let (id, query) = (path.into_inner(), params.0.report_query());
     let snapshots = &state.snapshots;
-    Ok(match format {
-        Format::Json => json_response(
-            &snapshots
-                .explanation(&caller.0, id, &query)
-                .await
-                .map_err(ApiError::query)?,
-        ),
-        Format::Csv => csv_response(
-            snapshots
-                .explanation_csv(&caller.0, id, &query, csv.options())
-                .await
-                .map_err(ApiError::query)?,
-        ),
-    })
+    answer(
+        req,
+        snapshots.explanation(caller, id, &query),
+        snapshots.explanation_csv(caller, id, &query, csv.0.options()),
+    )
+    .await
 }
 
 /// Which figures.
@@ -394,168 +277,86 @@ impl ReportParams {
     }
 }
 
-/// Outcome figures: referrals by source and reason, time to first contact, did-not-attend
-/// rate, contacts per episode, closures by reason, and per measure the change from baseline to
-/// follow-up with the share improved, unchanged and worse. With `Accept: text/csv` (preferred
-/// to JSON), the CSV file of `GET /reports/outcomes.csv`.
-#[utoipa::path(
+negotiated_get!(
     tag = "reports",
-    security(("bearer" = [])),
+    /// Outcome figures: referrals by source and reason, time to first contact, did-not-attend
+    /// rate, contacts per episode, closures by reason, and per measure the change from baseline to
+    /// follow-up with the share improved, unchanged and worse. With `Accept: text/csv` (preferred
+    /// to JSON), the CSV file of `GET /reports/outcomes.csv`.
+    outcome_report, "/reports/outcomes", OutcomeReport,
+    /// The outcome report as a CSV file, one row per figure, for a spreadsheet: columns
+    /// `section,figure,code,band,value,suppressed`. `section` is `referrals`, `episodes`,
+    /// `measures` or `people`; `figure` is the JSON field's name (`total`, `mean_change`, ...), a
+    /// breakdown's name for its counts (`by_source`, `by_reason`, `closed_by_reason`) and that
+    /// name with `_percent` for its shares, `band_baseline`, `band_follow_up` and
+    /// `band_follow_up_percent` for a measure's bands; `code` is what a breakdown is by (`gp`) or
+    /// the measure (`wemwbs`), empty for a figure of the whole; `band` is the band's code for a
+    /// band figure; `value` is a number (a word for `direction` and `evaluation_consent`), empty
+    /// when suppressed, when there was nothing to take a mean or share over, or when the rule
+    /// version does not keep the figure; `suppressed` is `true` for a figure withheld under the
+    /// small-number rule. The file is UTF-8 with a byte order mark (for Excel), CRLF line ends,
+    /// RFC 4180 quoting; unless `comments=false` it starts with `# name: value` lines (rule
+    /// versions, suppression, period, filters, `as_of`) and an empty line, also given as
+    /// `Casebook-*` headers. Text a spreadsheet would take for a formula starts with `'`.
+    outcome_report_csv, "/reports/outcomes.csv",
     params(ReportParams, CsvParams),
-    responses(
-        (status = 200, content((OutcomeReport = "application/json"), (String = "text/csv"))),
-        NegotiatedReadErrors
-    )
-)]
-#[get("/reports/outcomes")]
-async fn outcome_report(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    params: Params<ReportParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let format = negotiate(&req, Offer::JsonOrCsv)?;
-    outcomes(&state, &caller, &params.0, &csv.0, format).await
-}
-
-/// The outcome report as a CSV file, one row per figure, for a spreadsheet: columns
-/// `section,figure,code,band,value,suppressed`. `section` is `referrals`, `episodes`,
-/// `measures` or `people`; `figure` is the JSON field's name (`total`, `mean_change`, ...), a
-/// breakdown's name for its counts (`by_source`, `by_reason`, `closed_by_reason`) and that
-/// name with `_percent` for its shares, `band_baseline`, `band_follow_up` and
-/// `band_follow_up_percent` for a measure's bands; `code` is what a breakdown is by (`gp`) or
-/// the measure (`wemwbs`), empty for a figure of the whole; `band` is the band's code for a
-/// band figure; `value` is a number (a word for `direction` and `evaluation_consent`), empty
-/// when suppressed, when there was nothing to take a mean or share over, or when the rule
-/// version does not keep the figure; `suppressed` is `true` for a figure withheld under the
-/// small-number rule. The file is UTF-8 with a byte order mark (for Excel), CRLF line ends,
-/// RFC 4180 quoting; unless `comments=false` it starts with `# name: value` lines (rule
-/// versions, suppression, period, filters, `as_of`) and an empty line, also given as
-/// `Casebook-*` headers. Text a spreadsheet would take for a formula starts with `'`.
-#[utoipa::path(
-    tag = "reports",
-    security(("bearer" = [])),
-    params(ReportParams, CsvParams),
-    responses(
-        (status = 200, content_type = "text/csv", body = String),
-        NegotiatedReadErrors
-    )
-)]
-#[get("/reports/outcomes.csv")]
-async fn outcome_report_csv(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    params: Params<ReportParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let format = negotiate(&req, Offer::Csv)?;
-    outcomes(&state, &caller, &params.0, &csv.0, format).await
-}
+    errors = NegotiatedReadErrors,
+    outcomes(params: Params<ReportParams>, csv: Params<CsvParams>)
+);
 
 async fn outcomes(
     state: &AppState,
-    caller: &Caller,
-    params: &ReportParams,
-    csv: &CsvParams,
-    format: Format,
+    caller: &Principal,
+    req: &HttpRequest,
+    params: Params<ReportParams>,
+    csv: Params<CsvParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = params.report_query();
+    let (query, rules) = (params.0.report_query(), params.0.rules);
     let reports = &state.reports;
-    Ok(match format {
-        Format::Json => json_response(
-            &reports
-                .outcomes(&caller.0, &query, params.rules)
-                .await
-                .map_err(ApiError::query)?,
-        ),
-        Format::Csv => csv_response(
-            reports
-                .outcomes_csv(&caller.0, &query, params.rules, csv.options())
-                .await
-                .map_err(ApiError::query)?,
-        ),
-    })
+    answer(
+        req,
+        reports.outcomes(caller, &query, rules),
+        reports.outcomes_csv(caller, &query, rules, csv.0.options()),
+    )
+    .await
 }
 
-/// Where services are missing: recorded gaps by need, area, month and reason, and per service
-/// and need the onward connections made, not taken up, on a waiting list or declined. With
-/// `Accept: text/csv` (preferred to JSON), the CSV file of `GET /reports/service-gaps.csv`.
-#[utoipa::path(
+negotiated_get!(
     tag = "reports",
-    security(("bearer" = [])),
+    /// Where services are missing: recorded gaps by need, area, month and reason, and per service
+    /// and need the onward connections made, not taken up, on a waiting list or declined. With
+    /// `Accept: text/csv` (preferred to JSON), the CSV file of `GET /reports/service-gaps.csv`.
+    gap_report, "/reports/service-gaps", GapReport,
+    /// The service-gap report as a CSV file, one row per figure: columns
+    /// `section,figure,need,area,area_name,month,reason,service_id,service_name,value,suppressed`
+    /// (`area` the area's code, `area_name` its name). `section` is `gaps` (figure `count`, by
+    /// need, area, month and reason), `connections` (figures `made`, `not_taken_up`,
+    /// `waiting_list`, `declined`, `mean_waiting_weeks`, by service and need) or `capacity`
+    /// (figures `services`, `open`, `waiting_list`, `not_taking_referrals`, `mean_waiting_weeks`, by
+    /// need and area; the directory now, never suppressed); the columns a section is not broken
+    /// down by are empty. `value`, `suppressed`, the notes and the file's
+    /// encoding are as for `GET /reports/outcomes.csv`.
+    gap_report_csv, "/reports/service-gaps.csv",
     params(ReportParams, CsvParams),
-    responses(
-        (status = 200, content((GapReport = "application/json"), (String = "text/csv"))),
-        NegotiatedReadErrors
-    )
-)]
-#[get("/reports/service-gaps")]
-async fn gap_report(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    params: Params<ReportParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let format = negotiate(&req, Offer::JsonOrCsv)?;
-    gaps(&state, &caller, &params.0, &csv.0, format).await
-}
-
-/// The service-gap report as a CSV file, one row per figure: columns
-/// `section,figure,need,area,area_name,month,reason,service_id,service_name,value,suppressed`
-/// (`area` the area's code, `area_name` its name). `section` is `gaps` (figure `count`, by
-/// need, area, month and reason), `connections` (figures `made`, `not_taken_up`,
-/// `waiting_list`, `declined`, `mean_waiting_weeks`, by service and need) or `capacity`
-/// (figures `services`, `open`, `waiting_list`, `not_taking_referrals`, `mean_waiting_weeks`, by
-/// need and area; the directory now, never suppressed); the columns a section is not broken
-/// down by are empty. `value`, `suppressed`, the notes and the file's
-/// encoding are as for `GET /reports/outcomes.csv`.
-#[utoipa::path(
-    tag = "reports",
-    security(("bearer" = [])),
-    params(ReportParams, CsvParams),
-    responses(
-        (status = 200, content_type = "text/csv", body = String),
-        NegotiatedReadErrors
-    )
-)]
-#[get("/reports/service-gaps.csv")]
-async fn gap_report_csv(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    params: Params<ReportParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let format = negotiate(&req, Offer::Csv)?;
-    gaps(&state, &caller, &params.0, &csv.0, format).await
-}
+    errors = NegotiatedReadErrors,
+    gaps(params: Params<ReportParams>, csv: Params<CsvParams>)
+);
 
 async fn gaps(
     state: &AppState,
-    caller: &Caller,
-    params: &ReportParams,
-    csv: &CsvParams,
-    format: Format,
+    caller: &Principal,
+    req: &HttpRequest,
+    params: Params<ReportParams>,
+    csv: Params<CsvParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = params.report_query();
+    let (query, rules) = (params.0.report_query(), params.0.rules);
     let reports = &state.reports;
-    Ok(match format {
-        Format::Json => json_response(
-            &reports
-                .service_gaps(&caller.0, &query, params.rules)
-                .await
-                .map_err(ApiError::query)?,
-        ),
-        Format::Csv => csv_response(
-            reports
-                .service_gaps_csv(&caller.0, &query, params.rules, csv.options())
-                .await
-                .map_err(ApiError::query)?,
-        ),
-    })
+    answer(
+        req,
+        reports.service_gaps(caller, &query, rules),
+        reports.service_gaps_csv(caller, &query, rules, csv.0.options()),
+    )
+    .await
 }
 
 /// Two rule versions.
@@ -570,82 +371,38 @@ struct CompareParams {
     b: i32,
 }
 
-/// The outcome figures under two rule versions side by side, with every figure that differs.
-/// With `Accept: text/csv` (preferred to JSON), the CSV file of
-/// `GET /reports/outcomes/comparison.csv`.
-#[utoipa::path(
+negotiated_get!(
     tag = "reports",
-    security(("bearer" = [])),
+    /// The outcome figures under two rule versions side by side, with every figure that differs.
+    /// With `Accept: text/csv` (preferred to JSON), the CSV file of
+    /// `GET /reports/outcomes/comparison.csv`.
+    compare_outcomes, "/reports/outcomes/comparison", Comparison,
+    /// The comparison as a CSV file, one row per figure of either version: columns
+    /// `section,figure,code,band,a_value,a_suppressed,b_value,b_suppressed,differs`. The first
+    /// four are those of `GET /reports/outcomes.csv`; `a_*` and `b_*` are the figure under rule versions
+    /// `a` and `b` (both empty when that version's report has no such figure); `differs` is `true`
+    /// when the values differ, as the JSON's `differences` lists them. Notes and encoding as for
+    /// `GET /reports/outcomes.csv` (`a_rules_version`, `b_rules_version`, ...).
+    compare_outcomes_csv, "/reports/outcomes/comparison.csv",
     params(CompareParams, ReportParams, CsvParams),
-    responses(
-        (status = 200, content((Comparison = "application/json"), (String = "text/csv"))),
-        NegotiatedReadErrors
-    )
-)]
-#[get("/reports/outcomes/comparison")]
-async fn compare_outcomes(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    versions: Params<CompareParams>,
-    params: Params<ReportParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let format = negotiate(&req, Offer::JsonOrCsv)?;
-    comparison(&state, &caller, &versions.0, &params.0, &csv.0, format).await
-}
-
-/// The comparison as a CSV file, one row per figure of either version: columns
-/// `section,figure,code,band,a_value,a_suppressed,b_value,b_suppressed,differs`. The first
-/// four are those of `GET /reports/outcomes.csv`; `a_*` and `b_*` are the figure under rule versions
-/// `a` and `b` (both empty when that version's report has no such figure); `differs` is `true`
-/// when the values differ, as the JSON's `differences` lists them. Notes and encoding as for
-/// `GET /reports/outcomes.csv` (`a_rules_version`, `b_rules_version`, ...).
-#[utoipa::path(
-    tag = "reports",
-    security(("bearer" = [])),
-    params(CompareParams, ReportParams, CsvParams),
-    responses(
-        (status = 200, content_type = "text/csv", body = String),
-        NegotiatedReadErrors
-    )
-)]
-#[get("/reports/outcomes/comparison.csv")]
-async fn compare_outcomes_csv(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    versions: Params<CompareParams>,
-    params: Params<ReportParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let format = negotiate(&req, Offer::Csv)?;
-    comparison(&state, &caller, &versions.0, &params.0, &csv.0, format).await
-}
+    errors = NegotiatedReadErrors,
+    comparison(versions: Params<CompareParams>, params: Params<ReportParams>, csv: Params<CsvParams>)
+);
 
 async fn comparison(
     state: &AppState,
-    caller: &Caller,
-    versions: &CompareParams,
-    params: &ReportParams,
-    csv: &CsvParams,
-    format: Format,
+    caller: &Principal,
+    req: &HttpRequest,
+    versions: Params<CompareParams>,
+    params: Params<ReportParams>,
+    csv: Params<CsvParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = params.report_query();
+    let (query, a, b) = (params.0.report_query(), versions.0.a, versions.0.b);
     let reports = &state.reports;
-    let (a, b) = (versions.a, versions.b);
-    Ok(match format {
-        Format::Json => json_response(
-            &reports
-                .compare(&caller.0, &query, a, b)
-                .await
-                .map_err(ApiError::query)?,
-        ),
-        Format::Csv => csv_response(
-            reports
-                .compare_csv(&caller.0, &query, a, b, csv.options())
-                .await
-                .map_err(ApiError::query)?,
-        ),
-    })
+    answer(
+        req,
+        reports.compare(caller, &query, a, b),
+        reports.compare_csv(caller, &query, a, b, csv.0.options()),
+    )
+    .await
 }

@@ -65,24 +65,11 @@ pub struct Readiness {
 )]
 #[get("/ready")]
 async fn ready(state: web::Data<AppState>) -> Result<web::Json<Readiness>, ApiError> {
-    let client = state.pool().get().await.map_err(|e| {
-        tracing::warn!(error = %e, "readiness: no database connection");
-        ApiError::Unavailable("the database is unreachable".into())
-    })?;
-    let current = db::schema_is_current(&client).await.map_err(|e| {
-        tracing::warn!(error = %e, "readiness: cannot read the schema version");
-        ApiError::Unavailable("the database is unreachable".into())
-    })?;
-    drop(client);
-    if !current {
-        return Err(ApiError::Unavailable(
-            "migrations are not all applied".into(),
-        ));
-    }
-    let lags = projector::lag(&state.store).await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "could not read projection lag");
-        Vec::new()
-    });
+    let lags = state
+        .health
+        .readiness()
+        .await
+        .map_err(|unready| ApiError::Unavailable(unready.to_string()))?;
     super::metrics::record_lag(&lags);
     Ok(web::Json(Readiness {
         status: "ready".to_owned(),
@@ -109,7 +96,7 @@ async fn ready(state: web::Data<AppState>) -> Result<web::Json<Readiness>, ApiEr
 )]
 #[get("/metrics")]
 async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
-    match projector::lag(&state.store).await {
+    match state.health.lag().await {
         Ok(lags) => super::metrics::record_lag(&lags),
         Err(e) => tracing::warn!(error = %e, "could not read projection lag"),
     }

@@ -137,6 +137,13 @@ fn casebook(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::proces
     command.output().expect("run casebook")
 }
 
+/// The URL of a test database, as `CASEBOOK_DATABASE_URL` takes it.
+fn database_url(db: &testkit::TestDb) -> String {
+    let cluster = testkit::cluster().expect("the private test cluster");
+    let socket = cluster.socket_dir().to_string_lossy().replace('/', "%2F");
+    format!("postgresql://postgres@{socket}:5432/{}", db.name())
+}
+
 #[test]
 fn verify_on_the_private_cluster_reports_ok_and_stops_the_cluster_again() {
     let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -180,9 +187,7 @@ fn without_postgresql_binaries_the_error_says_what_to_install() {
 #[tokio::test]
 async fn with_a_database_url_the_binary_uses_that_server() {
     let db = testkit::TestDb::new().await;
-    let cluster = testkit::cluster().expect("the private test cluster");
-    let socket = cluster.socket_dir().to_string_lossy().replace('/', "%2F");
-    let url = format!("postgresql://postgres@{socket}:5432/{}", db.name());
+    let url = database_url(&db);
     let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("unused-{}", uuid::Uuid::new_v4().simple()));
     // A server of our own needs the master key that protects the personal data in it.
@@ -346,9 +351,7 @@ async fn closed_client(store: &eventstore::EventStore, years: i64) -> uuid::Uuid
 #[tokio::test]
 async fn retention_and_erase_run_from_the_command_line_under_the_configured_master_key() {
     let db = testkit::TestDb::new().await;
-    let cluster = testkit::cluster().expect("the private test cluster");
-    let socket = cluster.socket_dir().to_string_lossy().replace('/', "%2F");
-    let url = format!("postgresql://postgres@{socket}:5432/{}", db.name());
+    let url = database_url(&db);
     let key = eventstore::MasterKey::generate().expect("a key");
     let store = eventstore::EventStore::new(db.app_pool(2), app::upcasters())
         .with_protection(app::privacy::protection(key.clone()));
@@ -437,9 +440,7 @@ async fn retention_and_erase_run_from_the_command_line_under_the_configured_mast
 #[tokio::test]
 async fn key_rotate_rewraps_every_data_key_under_the_new_master_key() {
     let db = testkit::TestDb::new().await;
-    let cluster = testkit::cluster().expect("the private test cluster");
-    let socket = cluster.socket_dir().to_string_lossy().replace('/', "%2F");
-    let url = format!("postgresql://postgres@{socket}:5432/{}", db.name());
+    let url = database_url(&db);
     let old = eventstore::MasterKey::generate().expect("a key");
     let new = eventstore::MasterKey::generate().expect("a key");
     let store_under = |key: &eventstore::MasterKey| {
@@ -526,4 +527,96 @@ async fn key_rotate_rewraps_every_data_key_under_the_new_master_key() {
         .await
         .expect("read");
     assert_eq!(read[0].payload["personal"]["family_name"], "[erased]");
+}
+
+/// The administration commands print what they made, under the same rules as the API's
+/// administration, and a revoked token stops working at once.
+#[tokio::test]
+async fn the_administration_commands_make_an_organisation_its_staff_and_tokens_and_revoke_one() {
+    let db = testkit::TestDb::new().await;
+    let url = database_url(&db);
+    let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("admin-{}", uuid::Uuid::new_v4().simple()));
+    let key = "cd".repeat(32);
+    let env = [
+        ("CASEBOOK_DATABASE_URL", url.as_str()),
+        ("CASEBOOK_MASTER_KEY", key.as_str()),
+    ];
+    let run = |args: &[&str]| {
+        let out = casebook(&data_dir, args, &env);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            // The last line: the error, after the log lines.
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    };
+    let id = |printed: &str| uuid::Uuid::parse_str(printed).expect("an id is printed");
+
+    let (code, organisation, stderr) = run(&["org", "add", "Mendip Link"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (_, again, _) = run(&["org", "add", "Mendip Link"]);
+    assert_eq!(id(&again), id(&organisation), "the one of that name");
+    let (code, team, stderr) = run(&["team", "add", "--organisation", &organisation, "Frome"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    id(&team);
+    let (code, staff, stderr) = run(&[
+        "staff",
+        "add",
+        "--organisation",
+        &organisation,
+        "--team",
+        &team,
+        "--role",
+        "link_worker",
+        "--name",
+        "Sam Okafor",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let staff_id = id(&staff);
+    let (code, _, stderr) = run(&[
+        "staff",
+        "add",
+        "--organisation",
+        &organisation,
+        "--role",
+        "link_worker",
+        "--name",
+        "Ana Teamless",
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr, "error: team_id: a link_worker belongs to a team");
+
+    let (code, token, stderr) = run(&["token", "issue", &staff, "--days", "30"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let store = eventstore::EventStore::new(db.app_pool(2), eventstore::Upcasters::new());
+    let authenticator = app::access::Authenticator::new(&store);
+    let principal = authenticator
+        .authenticate(&token)
+        .await
+        .expect("the token works");
+    assert_eq!(principal.staff_id.0, staff_id);
+    assert_eq!(principal.organisation_id, id(&organisation));
+
+    let token_id = principal.token_id.to_string();
+    let (code, revoked, stderr) = run(&["token", "revoke", &token_id]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(revoked, format!("revoked {token_id}"));
+    assert!(authenticator.authenticate(&token).await.is_err());
+    let (code, _, stderr) = run(&["token", "revoke", &token_id]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr,
+        format!("error: token {token_id} was already revoked")
+    );
+    let (code, _, stderr) = run(&["token", "revoke", &uuid::Uuid::new_v4().to_string()]);
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr, "error: no such token");
+    if data_dir.exists() {
+        std::fs::remove_dir_all(&data_dir).expect("clean up");
+    }
 }

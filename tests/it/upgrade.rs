@@ -1,0 +1,147 @@
+//! Upgrades of a database written under an older schema: what was stored before a migration
+//! still reads after it, as the migration says.
+
+use app::access::{Principal, Role};
+use app::caseload::CaseloadFlag;
+use casebook::rebuild::{RebuildOptions, RebuildTarget, rebuild};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use domain::*;
+use eventstore::{EventStore, Upcasters};
+use testkit::TestDb;
+use uuid::Uuid;
+
+use crate::support::{ORG, at, metadata, new_client_intake, protected};
+
+fn noon(year: i32, month: u32, day: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(year, month, day, 12, 0, 0)
+        .single()
+        .expect("a valid time")
+}
+
+/// V9 added `baseline_dates` to the caseload additively: a row written before it holds none,
+/// and its follow-up falls due counted from acceptance, until `casebook rebuild caseload`
+/// replays the log and the follow-up counts from the baseline (the caseload rules: 84 days).
+#[tokio::test]
+async fn a_caseload_row_written_before_v9_reads_after_it_and_counts_follow_up_from_the_baseline_once_rebuilt()
+ {
+    testkit::init_tracing();
+    let db = TestDb::empty().await;
+    let mut owner = db.admin_client().await;
+    let report = db::migrate_to(&mut owner, 8).await.expect("migrate to V8");
+    assert_eq!(report.version, 8);
+    assert_eq!(report.applied.len(), 8, "{:?}", report.applied);
+
+    // Under V8, the service records a case: referred on 1 March, accepted on 2 March, assigned,
+    // and a WEMWBS baseline taken on 1 May.
+    let store = protected(EventStore::new(db.app_pool(2), Upcasters::new()));
+    let worker = StaffId(Uuid::from_u128(0x5001));
+    let team = TeamId(Uuid::from_u128(0x7ea));
+    let client = ClientId(Uuid::new_v4());
+    let referral_id = ReferralId(Uuid::new_v4());
+    let baseline_on = NaiveDate::from_ymd_opt(2026, 5, 1).expect("a date");
+    let clock = app::Clock::fixed(noon(2026, 6, 1));
+    let cases = app::CaseService::with_clock(store.clone(), clock.clone());
+    let commands = [
+        new_client_intake(
+            client,
+            referral_id,
+            "Frome",
+            ReferralSource::Gp,
+            vec![NeedDomain::LonelinessIsolation],
+        ),
+        CaseCommand::AcceptReferral(ReferralAccepted { referral_id }),
+        CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
+            link_worker_id: worker,
+            team_id: team,
+        }),
+        CaseCommand::RecordAssessment(AssessmentRecorded {
+            assessment_id: AssessmentId(Uuid::new_v4()),
+            instrument: Instrument::Wemwbs,
+            instrument_version: 1,
+            timepoint: Timepoint::Baseline,
+            mode: AdministrationMode::SelfCompleted,
+            answers: vec![3; 14],
+            licensor_score: None,
+            administered_on: baseline_on,
+        }),
+    ];
+    let mut version = 0;
+    for command in &commands {
+        version = cases
+            .execute(client, command, metadata(), Default::default())
+            .await
+            .expect("a command under V8")
+            .stream_version;
+    }
+    // ... and the caseload projection of then writes its row, with no baseline dates.
+    owner
+        .execute(
+            "INSERT INTO caseload (client_id, organisation_id, status, link_worker_id, team_id, area, \
+             referred_on, referral_source, accepted_at, baselines, stream_version) \
+             VALUES ($1, $2, 'open', $3, $4, 'Frome', $5, 'gp', $6, ARRAY['wemwbs'], $7)",
+            &[
+                &client.0,
+                &ORG,
+                &worker.0,
+                &team.0,
+                &NaiveDate::from_ymd_opt(2026, 3, 1).expect("a date"),
+                &at(2),
+                &version,
+            ],
+        )
+        .await
+        .expect("the row as V8 wrote it");
+
+    let report = db::migrate(&mut owner)
+        .await
+        .expect("migrate to the latest");
+    assert_eq!(
+        report.applied.first().map(String::as_str),
+        Some("V9__caseload_baseline_dates")
+    );
+
+    let principal = Principal {
+        staff_id: worker,
+        organisation_id: ORG,
+        team_id: Some(team),
+        role: Role::LinkWorker,
+        token_id: Uuid::nil(),
+    };
+    let flags = || async {
+        let page = cases
+            .caseload(&principal, None, None, None, None)
+            .await
+            .expect("the caseload reads");
+        assert_eq!(page.items.len(), 1);
+        let item = &page.items[0];
+        assert_eq!(
+            (item.client_id, item.status, item.baselines.clone()),
+            (client.0, CaseStatus::Open, vec!["wemwbs".to_owned()])
+        );
+        item.flags.clone()
+    };
+
+    // The old row reads; 91 days after acceptance (and 31 after the baseline) its follow-up is
+    // due, counted from acceptance as before.
+    assert!(flags().await.contains(&CaseloadFlag::FollowUpDue));
+
+    // Rebuilt from the log, the row keeps the baseline's date: 31 days on, nothing is due...
+    rebuild(&store, RebuildTarget::Caseload, &RebuildOptions::default())
+        .await
+        .expect("rebuild the caseload");
+    let dates: serde_json::Value = owner
+        .query_one(
+            "SELECT baseline_dates FROM caseload WHERE client_id = $1",
+            &[&client.0],
+        )
+        .await
+        .expect("the rebuilt row")
+        .get(0);
+    assert_eq!(dates, serde_json::json!({ "wemwbs": "2026-05-01" }));
+    assert!(!flags().await.contains(&CaseloadFlag::FollowUpDue));
+    // ... until 84 days after the baseline.
+    clock.set(noon(2026, 7, 23));
+    assert!(!flags().await.contains(&CaseloadFlag::FollowUpDue));
+    clock.set(noon(2026, 7, 24));
+    assert!(flags().await.contains(&CaseloadFlag::FollowUpDue));
+}
