@@ -12,6 +12,7 @@ mod matrix;
 mod published;
 mod redirections;
 mod snapshot_jobs;
+mod unreachable;
 
 use std::sync::Arc;
 
@@ -163,9 +164,19 @@ impl TestServer {
     /// A server whose rules read the time from `clock` and whose reads wait for `?after=` at
     /// most `max_wait`.
     pub async fn start_with(clock: app::Clock, max_wait: std::time::Duration) -> TestServer {
+        TestServer::start_over(clock, max_wait, |db| db.app_pool(8)).await
+    }
+
+    /// A server whose store's connections come from `pool` (made for the test database), e.g.
+    /// through a proxy a test can cut.
+    pub async fn start_over(
+        clock: app::Clock,
+        max_wait: std::time::Duration,
+        pool: impl FnOnce(&TestDb) -> db::Pool,
+    ) -> TestServer {
         testkit::init_tracing();
         let db = TestDb::new().await;
-        let store = crate::support::protected(EventStore::new(db.app_pool(8), app::upcasters()));
+        let store = crate::support::protected(EventStore::new(pool(&db), app::upcasters()));
         let admin = db.admin_client().await;
         let org = access::ensure_organisation(&admin, "Mendip Link")
             .await

@@ -217,6 +217,7 @@ pub fn app(
                     HeaderValue::from_str(&request_id.to_string())
                         .unwrap_or(HeaderValue::from_static("invalid")),
                 );
+                protect_response(response.headers_mut());
                 let route = response
                     .request()
                     .match_pattern()
@@ -229,6 +230,29 @@ pub fn app(
             }
             .instrument(span)
         })
+}
+
+/// Headers every response carries, unless its handler set its own: answers hold health data,
+/// so no cache (browser, proxy) keeps them; a browser takes each as the type it says and runs
+/// nothing from it, and no page may frame it.
+const RESPONSE_HEADERS: &[(&str, &str)] = &[
+    ("cache-control", "no-store"),
+    ("x-content-type-options", "nosniff"),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    ),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+];
+
+fn protect_response(headers: &mut actix_web::http::header::HeaderMap) {
+    for (name, value) in RESPONSE_HEADERS {
+        let name = HeaderName::from_static(name);
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
 }
 
 /// Authenticates every request under `/api/v1/` and keeps the principal in the request.

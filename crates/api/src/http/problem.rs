@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use app::access::AccessError;
 use app::{AppError, CommandError, Denied};
+use eventstore::StoreError;
 
 /// One bad field of a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -82,8 +83,13 @@ pub enum ApiError {
     NotAcceptable(String),
     #[error("{method} is not allowed here; use {allow}")]
     MethodNotAllowed { method: String, allow: String },
+    /// The service cannot serve (readiness): 503, saying why.
     #[error("{0}")]
     Unavailable(String),
+    /// The database could not be reached while answering: 503 with `Retry-After`; the cause
+    /// goes to the log, not to the caller.
+    #[error("the database cannot be reached: {0}")]
+    DatabaseUnreachable(String),
     /// What was asked for is still being made (a report snapshot): 409, ask again.
     #[error("{0}")]
     NotReady(String),
@@ -151,6 +157,12 @@ impl ApiError {
                 ("urn:casebook:problem:not-caught-up", self.to_string())
             }
             ApiError::NotReady(_) => ("urn:casebook:problem:not-ready", self.to_string()),
+            ApiError::DatabaseUnreachable(_) => (
+                "urn:casebook:problem:unavailable",
+                "the service cannot reach its database just now; nothing was written: try again \
+                 after Retry-After seconds"
+                    .to_owned(),
+            ),
             _ => ("about:blank", self.to_string()),
         };
         let mut problem = Problem {
@@ -191,9 +203,9 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable(_) | ApiError::NotCaughtUp { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable(_)
+            | ApiError::DatabaseUnreachable(_)
+            | ApiError::NotCaughtUp { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -202,6 +214,48 @@ impl ResponseError for ApiError {
     /// rendered without one (used only if the middleware is not in place).
     fn error_response(&self) -> HttpResponse {
         problem_response(self, None)
+    }
+}
+
+/// How long a caller is asked to wait while the database cannot be reached.
+const UNAVAILABLE_RETRY_SECONDS: u64 = 5;
+
+/// Whether a database error means the database cannot be reached (the connection was lost or
+/// refused, or the server is shutting down or starting), rather than a fault of the request or
+/// the code: those answer 503 with `Retry-After`, the rest 500.
+fn unreachable(error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    if error.is_closed() {
+        return true;
+    }
+    match error.as_db_error() {
+        Some(db) => [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+        ]
+        .contains(db.code()),
+        None => std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>()),
+    }
+}
+
+/// A store failure: 503 when the database cannot be reached, else 500.
+fn store_failure(error: StoreError) -> ApiError {
+    match &error {
+        StoreError::Unavailable(_) => ApiError::DatabaseUnreachable(error.to_string()),
+        StoreError::Unexpected(e) if unreachable(e) => {
+            ApiError::DatabaseUnreachable(error.to_string())
+        }
+        _ => ApiError::Internal(error.to_string()),
+    }
+}
+
+/// A database failure: 503 when the database cannot be reached, else 500.
+fn database_failure(error: &tokio_postgres::Error) -> ApiError {
+    if unreachable(error) {
+        ApiError::DatabaseUnreachable(error.to_string())
+    } else {
+        ApiError::Internal(error.to_string())
     }
 }
 
@@ -224,6 +278,12 @@ pub fn problem_response(error: &ApiError, request_id: Option<Uuid>) -> HttpRespo
         }
         ApiError::NotCaughtUp { retry_after, .. } => {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
+        }
+        ApiError::Unavailable(_) | ApiError::DatabaseUnreachable(_) => {
+            response.insert_header((
+                header::RETRY_AFTER,
+                HeaderValue::from(UNAVAILABLE_RETRY_SECONDS),
+            ));
         }
         _ => {}
     }
@@ -265,7 +325,7 @@ impl From<CommandError> for ApiError {
             },
             CommandError::Denied(denied) => denied.into(),
             CommandError::Corrupt(e) => ApiError::Internal(e.to_string()),
-            CommandError::Store(e) => ApiError::Internal(e.to_string()),
+            CommandError::Store(e) => store_failure(e),
             CommandError::Access(e) => e.into(),
             CommandError::Invalid { field, message } => ApiError::invalid(field, message),
         }
@@ -277,6 +337,7 @@ impl From<AccessError> for ApiError {
         match error {
             AccessError::Invalid { field, message } => ApiError::invalid(field, message),
             AccessError::BadToken => ApiError::Unauthenticated(error.to_string()),
+            AccessError::Database(e) => database_failure(&e),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -309,6 +370,9 @@ impl From<AppError> for ApiError {
                 // Wait as long again, in whole seconds (at least one).
                 retry_after: waited.as_secs_f64().ceil().max(1.0) as u64,
             },
+            AppError::Store(e) => store_failure(e),
+            AppError::Database(e) => database_failure(&e),
+            AppError::Pool(e) => ApiError::DatabaseUnreachable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -316,7 +380,7 @@ impl From<AppError> for ApiError {
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(error: tokio_postgres::Error) -> Self {
-        ApiError::Internal(error.to_string())
+        database_failure(&error)
     }
 }
 
@@ -368,9 +432,11 @@ const PROBLEM_RESPONSES: &[(&str, &str, &str)] = &[
     ),
     (
         "503",
-        "NotCaughtUp",
-        "The read model this answer comes from has not yet applied the event named by `after` \
-         (it waited as long as the service allows); try again after `Retry-After` seconds.",
+        "Unavailable",
+        "The service cannot answer now: the database cannot be reached (nothing was written), or \
+         the read model this answer comes from has not yet applied the event named by `after` (it \
+         waited as long as the service allows). Try again after `Retry-After` seconds; a command \
+         retried with the same Idempotency-Key is carried out once.",
     ),
 ];
 
@@ -430,7 +496,9 @@ pub struct CommandErrors;
 impl utoipa::IntoResponses for CommandErrors {
     fn responses()
     -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&["400", "401", "403", "404", "409", "413", "415", "422"])
+        problem_refs(&[
+            "400", "401", "403", "404", "409", "413", "415", "422", "503",
+        ])
     }
 }
 
@@ -440,7 +508,7 @@ pub struct PublicErrors;
 impl utoipa::IntoResponses for PublicErrors {
     fn responses()
     -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&["400", "404"])
+        problem_refs(&["400", "404", "503"])
     }
 }
 
@@ -450,7 +518,7 @@ pub struct ReadErrors;
 impl utoipa::IntoResponses for ReadErrors {
     fn responses()
     -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&["400", "401", "403", "404"])
+        problem_refs(&["400", "401", "403", "404", "503"])
     }
 }
 
@@ -472,7 +540,7 @@ pub struct SnapshotErrors;
 impl utoipa::IntoResponses for SnapshotErrors {
     fn responses()
     -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&["400", "401", "403", "404", "409", "413", "415"])
+        problem_refs(&["400", "401", "403", "404", "409", "413", "415", "503"])
     }
 }
 
@@ -495,7 +563,7 @@ pub struct NegotiatedSnapshotErrors;
 impl utoipa::IntoResponses for NegotiatedSnapshotErrors {
     fn responses()
     -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&["400", "401", "403", "404", "406", "409"])
+        problem_refs(&["400", "401", "403", "404", "406", "409", "503"])
     }
 }
 
@@ -505,6 +573,6 @@ pub struct AdminErrors;
 impl utoipa::IntoResponses for AdminErrors {
     fn responses()
     -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&["400", "401", "403", "404", "413", "415", "422"])
+        problem_refs(&["400", "401", "403", "404", "413", "415", "422", "503"])
     }
 }
