@@ -102,6 +102,15 @@ impl CaseCommand {
                 future_date("referral.received_on", referral.received_on)?;
                 if let Some(born) = client.as_ref().and_then(|c| c.personal.date_of_birth) {
                     future_date("client.personal.date_of_birth", born)?;
+                    if crate::timing::too_early(born) {
+                        return Err(CaseError::invalid(
+                            "client.personal.date_of_birth",
+                            format!(
+                                "{born} is before {}: give the real date",
+                                crate::timing::EARLIEST_YEAR
+                            ),
+                        ));
+                    }
                 }
                 Ok(())
             }

@@ -164,6 +164,26 @@ pub fn check_correction(
             _ => {}
         }
     }
+    // No corrected date before the first year any fact may have.
+    let early = match corrected {
+        CaseEvent::ReferralReceived(r) => Some(("received_on", r.received_on)),
+        CaseEvent::ContactRecorded(c) => Some(("contacted_at", c.contacted_at.date_naive())),
+        CaseEvent::AssessmentRecorded(a) => Some(("administered_on", a.administered_on)),
+        CaseEvent::AppointmentBooked(a) => Some(("scheduled_for", a.scheduled_for.date_naive())),
+        CaseEvent::ClientRegistered(c) => c.personal.date_of_birth.map(|d| ("personal", d)),
+        _ => None,
+    };
+    if let Some((field, day)) = early
+        && crate::timing::too_early(day)
+    {
+        return Err(CaseError::invalid(
+            nested(field),
+            format!(
+                "{day} is before {}: give the real date",
+                crate::timing::EARLIEST_YEAR
+            ),
+        ));
+    }
     if let (CaseEvent::AssessmentRecorded(before), CaseEvent::AssessmentRecorded(after)) =
         (original, corrected)
     {

@@ -1657,3 +1657,82 @@ fn a_correction_is_held_to_the_rules_of_the_entry_it_corrects() {
     );
     assert!(!fold(&relabelled).baselines.contains(&Instrument::Wemwbs));
 }
+
+/// No fact is dated before 1900 (a date in year 0 is a slip), whichever field dates it: a
+/// referral's receipt, a birth, an `occurred_at`, a contact, or a corrected date.
+#[test]
+fn no_fact_is_dated_before_1900() {
+    let mut early = referral(REFERRAL);
+    early.received_on = chrono::NaiveDate::from_ymd_opt(0, 1, 1).expect("year 0");
+    let intake = |referral: ReferralReceived, client: Option<Box<ClientRegistered>>| {
+        CaseCommand::Intake { client, referral }
+    };
+    refused_on(
+        decide_at(
+            &[],
+            &intake(early, Some(Box::new(registered()))),
+            None,
+            None,
+        ),
+        "referral.received_on",
+    );
+    let mut ancient = registered();
+    ancient.personal.date_of_birth = chrono::NaiveDate::from_ymd_opt(1899, 12, 31);
+    refused_on(
+        decide_at(
+            &[],
+            &intake(referral(REFERRAL), Some(Box::new(ancient.clone()))),
+            None,
+            None,
+        ),
+        "client.personal.date_of_birth",
+    );
+    let mut oldest = ancient;
+    oldest.personal.date_of_birth = chrono::NaiveDate::from_ymd_opt(1900, 1, 1);
+    assert!(
+        decide_at(
+            &[],
+            &intake(referral(REFERRAL), Some(Box::new(oldest))),
+            None,
+            None
+        )
+        .is_ok()
+    );
+    let accept = CaseCommand::AcceptReferral(ReferralAccepted {
+        referral_id: REFERRAL,
+    });
+    refused_on(
+        decide_at(
+            &referred(),
+            &accept,
+            Utc.with_ymd_and_hms(1899, 6, 1, 0, 0, 0).single(),
+            None,
+        ),
+        "occurred_at",
+    );
+    // A correction to a date before 1900 is refused as the fact would have been.
+    let given = open_case();
+    let state = fold(&given);
+    let received = given
+        .iter()
+        .position(|e| matches!(e, CaseEvent::ReferralReceived(_)))
+        .expect("a referral");
+    let corrected = CaseCommand::CorrectEntry(EntryCorrected {
+        corrects: event_id(received as u128),
+        corrected_fields: [("received_on".to_owned(), json!("1066-10-14"))]
+            .into_iter()
+            .collect(),
+        reason: "typed the wrong year".to_owned(),
+    });
+    let outcome = decide(
+        &state,
+        &corrected,
+        &Lookups {
+            service: None,
+            timing: None,
+            corrected: Some(&given[received]),
+            destinations: None,
+        },
+    );
+    refused_on(outcome, "corrected_fields.received_on");
+}

@@ -40,6 +40,15 @@ pub struct Timing {
     pub late_entry_reason: Option<String>,
 }
 
+/// The first year a fact may be dated in: nothing a social prescribing service records
+/// happened before it (a date in year 0 is a slip of the keyboard, not history).
+pub const EARLIEST_YEAR: i32 = 1900;
+
+/// Whether `day` is before [`EARLIEST_YEAR`].
+pub fn too_early(day: NaiveDate) -> bool {
+    day < NaiveDate::from_ymd_opt(EARLIEST_YEAR, 1, 1).unwrap_or(NaiveDate::MIN)
+}
+
 /// Clock skew allowed between a caller's clock and ours before a time counts as future.
 pub const ALLOWED_SKEW_SECONDS: i64 = 300;
 
@@ -104,6 +113,12 @@ pub fn check_timing(
     command.check_dates(timing.now)?;
     if timing.occurred_at > timing.now + timing.skew {
         return Err(timing.refuse(format!("{} is in the future", timing.occurred_at)));
+    }
+    if too_early(timing.day()) {
+        return Err(timing.refuse(format!(
+            "{} is before {EARLIEST_YEAR}: give the real date",
+            timing.day()
+        )));
     }
     if let Some(reason) = &timing.late_entry_reason
         && reason.trim().is_empty()
