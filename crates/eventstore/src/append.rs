@@ -127,7 +127,7 @@ impl EventStore {
             ExpectedVersion::Any => ANY_VERSION_ATTEMPTS,
             _ => 2,
         };
-        for _ in 0..attempts {
+        for attempt in 0..attempts {
             match self
                 .try_append(&request, &metadata, &fingerprint, shred)
                 .await?
@@ -135,6 +135,12 @@ impl EventStore {
                 Attempt::Done(result) => return Ok(result),
                 Attempt::KeyRaced => continue,
                 Attempt::Raced => {
+                    // A keyed request that lost to a writer which has now committed: if that
+                    // was its own twin (a retry sent before the first answer came), the next
+                    // attempt finds the key and answers with the first result.
+                    if request.idempotency_key.is_some() && attempt == 0 {
+                        continue;
+                    }
                     if request.expected != ExpectedVersion::Any {
                         let actual = self.stream_version(request.stream_id).await?;
                         return Err(StoreError::Conflict {

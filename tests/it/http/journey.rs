@@ -831,3 +831,37 @@ async fn a_command_names_only_staff_the_caller_may_name() {
     );
     server.stop().await;
 }
+
+/// A client that times out and retries before the first answer comes can send the same keyed
+/// request many times at once: every copy gets the one stored answer, none a 409, and the
+/// fact is recorded once.
+#[tokio::test]
+async fn concurrent_retries_with_one_idempotency_key_all_get_the_first_answer() {
+    let server = TestServer::start().await;
+    let worker = server.people.worker.clone();
+    for round in 0..3 {
+        let client = open_case(&server).await;
+        let before = server.store.stream_version(client).await.expect("version");
+        let path = client_path(client, "contacts");
+        let body = json!({ "contact_id": Uuid::new_v4(), "mode": "phone", "minutes": 20,
+                           "contacted_at": Utc::now().to_rfc3339(), "note": null });
+        let key = format!("retry-storm-{round}");
+        let headers = [("Idempotency-Key", key.as_str())];
+        let replies = futures_util::future::join_all(
+            (0..20).map(|_| server.call(Some(&worker), "POST", &path, Some(&body), &headers)),
+        )
+        .await;
+        let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+        assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+        assert!(
+            replies.iter().all(|r| r.body == replies[0].body),
+            "one answer for all"
+        );
+        assert_eq!(
+            server.store.stream_version(client).await.expect("version"),
+            before + 1,
+            "recorded once"
+        );
+    }
+    server.stop().await;
+}
