@@ -461,13 +461,30 @@ impl CaseService {
             idempotency_key: options.idempotency_key,
             fingerprint: options.fingerprint,
         };
-        let result = if matches!(command, CaseCommand::EraseClient(_)) {
+        let appended = if matches!(command, CaseCommand::EraseClient(_)) {
             // The erasure event and the destruction of the data key, in one statement.
-            self.store.append_and_shred(request).await?
+            self.store.append_and_shred(request).await
         } else {
-            self.store.append(request).await?
+            self.store.append(request).await
         };
-        Ok(result)
+        match appended {
+            Ok(result) => Ok(result),
+            // Another writer got there first. Whoever it was, the caller hears of the record's
+            // version only if they may still see the record as it is now: a referral racing
+            // another organisation's to a new id is answered as any id of theirs would be.
+            Err(conflict @ StoreError::Conflict { .. }) => {
+                let now = self.load(client_id).await?;
+                let seen = authorise(Authorise {
+                    case: &now,
+                    replay: false,
+                });
+                match seen {
+                    Err(Denied::NotFound) => Err(Denied::NotFound.into()),
+                    _ => Err(conflict.into()),
+                }
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 }
 

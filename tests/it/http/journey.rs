@@ -865,3 +865,33 @@ async fn concurrent_retries_with_one_idempotency_key_all_get_the_first_answer() 
     }
     server.stop().await;
 }
+
+/// Two organisations referring to one new id at the same moment: one gets the record, the
+/// other hears what it would hear of any id it may not use (404), never a 409 naming the
+/// other's version.
+#[tokio::test]
+async fn a_referral_racing_another_organisations_to_a_new_id_learns_nothing_of_it() {
+    let server = TestServer::start().await;
+    let people = &server.people;
+    for _ in 0..30 {
+        let client = Uuid::new_v4();
+        let path = client_path(client, "referrals");
+        let ours = intake(Uuid::new_v4(), "gp");
+        let theirs = intake(Uuid::new_v4(), "self_referral");
+        let (a, b) = tokio::join!(
+            server.post(&people.lead, &path, ours),
+            server.post(&people.foreign_lead, &path, theirs)
+        );
+        let mut statuses = [a.status, b.status];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [201, 404], "{:#} {:#}", a.body, b.body);
+        for reply in [&a, &b] {
+            assert!(
+                reply.body.get("current_version").is_none(),
+                "{:#}",
+                reply.body
+            );
+        }
+    }
+    server.stop().await;
+}
