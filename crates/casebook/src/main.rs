@@ -30,14 +30,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             demo,
             demo_clients,
             read_wait_ms,
+            metrics_token_file,
         } => {
             let read_wait = app::ReadWait::at_most(std::time::Duration::from_millis(read_wait_ms));
+            let metrics_token = match metrics_token_file {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading the metrics token {}", path.display()))?
+                        .trim()
+                        .to_owned(),
+                ),
+                None => None,
+            };
             serve(
                 &cli.database,
                 &listen,
                 demo.then_some(demo_clients),
                 &clock,
-                read_wait,
+                (read_wait, metrics_token),
             )
             .await
         }
@@ -187,7 +197,7 @@ async fn serve(
     listen: &str,
     demo_clients: Option<usize>,
     clock: &app::Clock,
-    read_wait: app::ReadWait,
+    (read_wait, metrics_token): (app::ReadWait, Option<String>),
 ) -> anyhow::Result<ExitCode> {
     let database = Database::open(settings).await?;
     let mut demo_access = None;
@@ -249,7 +259,9 @@ async fn serve(
     };
     let (stop_projections, projections_stopped) = tokio::sync::watch::channel(false);
     let runners = projector::spawn_all(&store, &projections_stopped).await?;
-    let state = api::http::AppState::with_clock(store, clock.clone()).with_read_wait(read_wait);
+    let state = api::http::AppState::with_clock(store, clock.clone())
+        .with_read_wait(read_wait)
+        .with_metrics_token(metrics_token);
     // Report snapshots left unfinished when the service last stopped are built again.
     let unfinished = state.snapshots().resume().await?;
     if unfinished > 0 {

@@ -99,6 +99,10 @@ pub enum Command {
         /// milliseconds, before it answers 503 with Retry-After.
         #[arg(long, env = "CASEBOOK_READ_WAIT_MS", default_value_t = 5000)]
         read_wait_ms: u64,
+        /// A file holding the bearer token that opens /metrics to a scraper on another
+        /// machine; without it, /metrics answers only the loopback address.
+        #[arg(long, env = "CASEBOOK_METRICS_TOKEN_FILE")]
+        metrics_token_file: Option<std::path::PathBuf>,
     },
     /// Make a believable service for the demo organisation through the real command path:
     /// link workers, the sample directory, and people's journeys over the past year. The same

@@ -9,6 +9,7 @@ mod dating;
 pub mod journey;
 mod malformed;
 mod matrix;
+mod metrics_access;
 mod published;
 mod redirections;
 mod snapshot_jobs;

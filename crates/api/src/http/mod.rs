@@ -50,6 +50,9 @@ pub struct AppState {
     /// Checks `after` on reads straight from the log (always current: nothing to wait for).
     freshness: app::Freshness,
     routes: Arc<Vec<(ResourceDef, Vec<Method>)>>,
+    /// The bearer token that opens `/metrics` to a scraper on another machine (from the
+    /// loopback address it is open); none: loopback only.
+    metrics_token: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -91,7 +94,15 @@ impl AppState {
             freshness: app::Freshness::new(store.clone(), app::ReadWait::default()),
             store,
             routes: Arc::new(routes),
+            metrics_token: None,
         }
+    }
+
+    /// The same state, `/metrics` also open to callers from other addresses who send
+    /// `Authorization: Bearer <token>`.
+    pub fn with_metrics_token(mut self, token: Option<String>) -> AppState {
+        self.metrics_token = token.filter(|t| !t.is_empty()).map(Arc::from);
+        self
     }
 
     /// The same state, its reads from read models waiting for `?after=` as `wait` says (at

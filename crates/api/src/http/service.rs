@@ -88,21 +88,49 @@ async fn ready(state: web::Data<AppState>) -> Result<web::Json<Readiness>, ApiEr
 }
 
 /// Metrics in the Prometheus text format: requests by route and status, latencies, events
-/// appended, projection lag.
+/// appended, projection lag. Open from the loopback address; from anywhere else only with the
+/// metrics token the service was given (`serve --metrics-token-file`), as a bearer token.
 #[utoipa::path(
     tag = "service",
     security(()),
-    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"))
+    responses(
+        (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"),
+        (status = 403, description = "Not from the loopback address, and no valid metrics token",
+         body = super::problem::Problem, content_type = "application/problem+json")
+    )
 )]
 #[get("/metrics")]
-async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
+async fn metrics_text(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let local = req.peer_addr().is_some_and(|peer| peer.ip().is_loopback());
+    let bearer = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let token_ok = match (&state.metrics_token, bearer) {
+        (Some(expected), Some(given)) => constant_time_eq(expected.as_bytes(), given.as_bytes()),
+        _ => false,
+    };
+    if !(local || token_ok) {
+        return Err(ApiError::Forbidden(
+            "metrics are served to the loopback address, or with the metrics token".to_owned(),
+        ));
+    }
     match state.health.lag().await {
         Ok(lags) => super::metrics::record_lag(&lags),
         Err(e) => tracing::warn!(error = %e, "could not read projection lag"),
     }
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(super::metrics::render())
+        .body(super::metrics::render()))
+}
+
+/// Compares two secrets in time that does not depend on where they first differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// This API's OpenAPI 3.1 document.
