@@ -31,6 +31,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             demo_clients,
             read_wait_ms,
             metrics_token_file,
+            auth_failures_per_minute,
         } => {
             let read_wait = app::ReadWait::at_most(std::time::Duration::from_millis(read_wait_ms));
             let metrics_token = match metrics_token_file {
@@ -47,7 +48,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &listen,
                 demo.then_some(demo_clients),
                 &clock,
-                (read_wait, metrics_token),
+                (read_wait, metrics_token, auth_failures_per_minute),
             )
             .await
         }
@@ -197,7 +198,7 @@ async fn serve(
     listen: &str,
     demo_clients: Option<usize>,
     clock: &app::Clock,
-    (read_wait, metrics_token): (app::ReadWait, Option<String>),
+    (read_wait, metrics_token, auth_failures): (app::ReadWait, Option<String>, u32),
 ) -> anyhow::Result<ExitCode> {
     let database = Database::open(settings).await?;
     let mut demo_access = None;
@@ -261,7 +262,8 @@ async fn serve(
     let runners = projector::spawn_all(&store, &projections_stopped).await?;
     let state = api::http::AppState::with_clock(store, clock.clone())
         .with_read_wait(read_wait)
-        .with_metrics_token(metrics_token);
+        .with_metrics_token(metrics_token)
+        .with_auth_failure_limit(auth_failures);
     // Report snapshots left unfinished when the service last stopped are built again.
     let unfinished = state.snapshots().resume().await?;
     if unfinished > 0 {

@@ -103,6 +103,10 @@ pub enum Command {
         /// machine; without it, /metrics answers only the loopback address.
         #[arg(long, env = "CASEBOOK_METRICS_TOKEN_FILE")]
         metrics_token_file: Option<std::path::PathBuf>,
+        /// Bad bearer tokens one address may present in a minute before it is turned away
+        /// (429 with Retry-After) until the minute ends.
+        #[arg(long, env = "CASEBOOK_AUTH_FAILURES_PER_MINUTE", default_value_t = 30)]
+        auth_failures_per_minute: u32,
     },
     /// Make a believable service for the demo organisation through the real command path:
     /// link workers, the sample directory, and people's journeys over the past year. The same

@@ -57,3 +57,63 @@ async fn metrics_answer_the_loopback_address_and_elsewhere_only_with_the_token()
     handle.stop(true).await;
     server.stop().await;
 }
+
+/// A source presenting bad bearer tokens is turned away after 30 in a minute (429 with
+/// `Retry-After`, for any token, without looking it up), and the refusals are counted.
+#[tokio::test]
+async fn a_source_guessing_tokens_is_turned_away_and_counted() {
+    let server = TestServer::start().await;
+    // The service as `serve` makes it: the default limit.
+    let state = api::http::AppState::with_clock(server.store.clone(), app::Clock::system());
+    let app = casebook::Application::build("127.0.0.1:0", state).expect("binding");
+    let base = format!("http://{}", app.address());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+    let caseload = |token: String| {
+        let request = http.get(format!("{base}/api/v1/caseload"));
+        async move {
+            let reply = request.bearer_auth(token).send().await.expect("an answer");
+            let status = reply.status().as_u16();
+            let retry = reply
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            (status, retry)
+        }
+    };
+    for n in 0..30 {
+        let guess = format!("cbk_{}_{n:064}", uuid::Uuid::new_v4().simple());
+        assert_eq!(caseload(guess).await.0, 401, "attempt {n}");
+    }
+    let (status, wait) =
+        caseload(format!("cbk_{}_{:064}", uuid::Uuid::new_v4().simple(), 31)).await;
+    assert_eq!(status, 429);
+    let wait = wait.expect("a Retry-After");
+    assert!((1..=60).contains(&wait), "{wait}");
+    // From the same address, even a good token waits (it is not looked up).
+    assert_eq!(caseload(server.people.worker.token.clone()).await.0, 429);
+    // A request without a token is no guess: still 401.
+    let bare = http
+        .get(format!("{base}/api/v1/caseload"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(bare.status().as_u16(), 401);
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let failures = text
+        .lines()
+        .find(|l| l.starts_with("casebook_auth_failures_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("the counter in {text}"));
+    assert!(failures >= 30.0, "{failures}");
+    handle.stop(true).await;
+    server.stop().await;
+}

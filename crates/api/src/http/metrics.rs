@@ -63,3 +63,8 @@ pub(crate) fn render() -> String {
         .map(|handle| handle.render())
         .unwrap_or_default()
 }
+
+/// Counts a request turned away for a bad bearer token.
+pub fn record_auth_failure() {
+    ::metrics::counter!("casebook_auth_failures_total").increment(1);
+}

@@ -12,6 +12,7 @@ pub mod problem;
 mod queries;
 mod reports;
 mod service;
+mod throttle;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,6 +54,8 @@ pub struct AppState {
     /// The bearer token that opens `/metrics` to a scraper on another machine (from the
     /// loopback address it is open); none: loopback only.
     metrics_token: Option<Arc<str>>,
+    /// Bad bearer tokens by source address.
+    throttle: Arc<throttle::AuthThrottle>,
 }
 
 impl AppState {
@@ -95,7 +98,15 @@ impl AppState {
             store,
             routes: Arc::new(routes),
             metrics_token: None,
+            throttle: Arc::default(),
         }
+    }
+
+    /// The same state, turning a source away after `max_failures` bad bearer tokens in a
+    /// minute (default [`throttle::MAX_FAILURES`]).
+    pub fn with_auth_failure_limit(mut self, max_failures: u32) -> AppState {
+        self.throttle = Arc::new(throttle::AuthThrottle::new(max_failures));
+        self
     }
 
     /// The same state, `/metrics` also open to callers from other addresses who send
@@ -279,11 +290,31 @@ async fn require_token<B: actix_web::body::MessageBody + 'static>(
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
             .cloned();
+        // A source that keeps presenting bad tokens waits out its window, unheard.
+        let source = req.peer_addr().map(|a| a.ip()).filter(|_| header.is_some());
+        if let Some(wait) = source.and_then(|ip| state.throttle.blocked(ip, Instant::now())) {
+            return Ok(req.error_response(ApiError::TooManyRequests {
+                retry_after: wait.as_secs().max(1),
+            }));
+        }
         match extract::authenticate(&state, header.as_ref()).await {
             Ok(principal) => {
                 req.extensions_mut().insert(principal);
             }
-            Err(e) => return Ok(req.error_response(e)),
+            Err(e) => {
+                if let (Some(ip), ApiError::Unauthenticated(_)) = (source, &e) {
+                    metrics::record_auth_failure();
+                    if state.throttle.failed(ip, Instant::now()) {
+                        tracing::warn!(
+                            source = %ip,
+                            failures = state.throttle.max_failures(),
+                            window_seconds = throttle::WINDOW.as_secs(),
+                            "bad bearer tokens: this source is turned away until its window ends"
+                        );
+                    }
+                }
+                return Ok(req.error_response(e));
+            }
         }
     }
     Ok(next.call(req).await?.map_into_boxed_body())

@@ -83,6 +83,10 @@ pub enum ApiError {
     NotAcceptable(String),
     #[error("{method} is not allowed here; use {allow}")]
     MethodNotAllowed { method: String, allow: String },
+    /// The caller's address presented too many bad bearer tokens: 429, wait `retry_after`
+    /// seconds.
+    #[error("too many requests with bad bearer tokens from this address; wait {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
     /// The service cannot serve (readiness): 503, saying why.
     #[error("{0}")]
     Unavailable(String),
@@ -157,6 +161,9 @@ impl ApiError {
                 ("urn:casebook:problem:not-caught-up", self.to_string())
             }
             ApiError::NotReady(_) => ("urn:casebook:problem:not-ready", self.to_string()),
+            ApiError::TooManyRequests { .. } => {
+                ("urn:casebook:problem:too-many-requests", self.to_string())
+            }
             ApiError::DatabaseUnreachable(_) => (
                 "urn:casebook:problem:unavailable",
                 "the service cannot reach its database just now; nothing was written: try again \
@@ -203,6 +210,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_)
             | ApiError::DatabaseUnreachable(_)
             | ApiError::NotCaughtUp { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -277,6 +285,9 @@ pub fn problem_response(error: &ApiError, request_id: Option<Uuid>) -> HttpRespo
             }
         }
         ApiError::NotCaughtUp { retry_after, .. } => {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
+        }
+        ApiError::TooManyRequests { retry_after } => {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
         }
         ApiError::Unavailable(_) | ApiError::DatabaseUnreachable(_) => {
@@ -431,6 +442,11 @@ const PROBLEM_RESPONSES: &[(&str, &str, &str)] = &[
         "A business rule refused it; `rule` is its code and `errors` names the field.",
     ),
     (
+        "429",
+        "TooManyRequests",
+        "This address presented too many bad bearer tokens; try again after `Retry-After` seconds.",
+    ),
+    (
         "503",
         "Unavailable",
         "The service cannot answer now: the database cannot be reached (nothing was written), or \
@@ -457,7 +473,7 @@ pub(crate) fn add_components(components: &mut utoipa::openapi::Components) {
                     .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
                     .build(),
             );
-        if *status == "503" {
+        if *status == "503" || *status == "429" {
             response = response.header(
                 "Retry-After",
                 utoipa::openapi::header::HeaderBuilder::new()
@@ -497,7 +513,7 @@ impl utoipa::IntoResponses for CommandErrors {
     fn responses()
     -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
         problem_refs(&[
-            "400", "401", "403", "404", "409", "413", "415", "422", "503",
+            "400", "401", "403", "404", "409", "413", "415", "422", "429", "503",
         ])
     }
 }
@@ -518,7 +534,7 @@ pub struct ReadErrors;
 impl utoipa::IntoResponses for ReadErrors {
     fn responses()
     -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&["400", "401", "403", "404", "503"])
+        problem_refs(&["400", "401", "403", "404", "429", "503"])
     }
 }
 
@@ -529,7 +545,7 @@ pub struct WaitingReadErrors;
 impl utoipa::IntoResponses for WaitingReadErrors {
     fn responses()
     -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&["400", "401", "403", "404", "503"])
+        problem_refs(&["400", "401", "403", "404", "429", "503"])
     }
 }
 
@@ -540,7 +556,9 @@ pub struct SnapshotErrors;
 impl utoipa::IntoResponses for SnapshotErrors {
     fn responses()
     -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&["400", "401", "403", "404", "409", "413", "415", "503"])
+        problem_refs(&[
+            "400", "401", "403", "404", "409", "413", "415", "429", "503",
+        ])
     }
 }
 
@@ -551,7 +569,7 @@ pub struct NegotiatedReadErrors;
 impl utoipa::IntoResponses for NegotiatedReadErrors {
     fn responses()
     -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&["400", "401", "403", "404", "406", "503"])
+        problem_refs(&["400", "401", "403", "404", "406", "429", "503"])
     }
 }
 
@@ -563,7 +581,7 @@ pub struct NegotiatedSnapshotErrors;
 impl utoipa::IntoResponses for NegotiatedSnapshotErrors {
     fn responses()
     -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&["400", "401", "403", "404", "406", "409", "503"])
+        problem_refs(&["400", "401", "403", "404", "406", "409", "429", "503"])
     }
 }
 
@@ -573,6 +591,8 @@ pub struct AdminErrors;
 impl utoipa::IntoResponses for AdminErrors {
     fn responses()
     -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&["400", "401", "403", "404", "413", "415", "422", "503"])
+        problem_refs(&[
+            "400", "401", "403", "404", "413", "415", "422", "429", "503",
+        ])
     }
 }
