@@ -324,3 +324,44 @@ async fn unknown_paths_are_404_and_wrong_methods_405() {
     );
     server.stop().await;
 }
+
+/// A body that stalls half way is cut off after the bounded wait with a problem naming the
+/// body, and nothing is written: a slow sender cannot hold a connection open for long.
+#[tokio::test]
+async fn a_body_that_stalls_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    let client = uuid::Uuid::new_v4();
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("a connection");
+    let head = format!(
+        "POST /api/v1/clients/{client}/referrals HTTP/1.1\r\nHost: {address}\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n\
+         {{\"client\": ",
+        server.people.referrer.token
+    );
+    stream.write_all(head.as_bytes()).await.expect("the head");
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    let waited = started.elapsed();
+    assert!(read.is_ok(), "the server held the connection for 30 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("\"field\":\"body\""), "{answer}");
+    assert!(
+        waited >= api::http::extract::BODY_READ_TIMEOUT - std::time::Duration::from_secs(1),
+        "{waited:?}"
+    );
+    assert_eq!(
+        server.store.stream_version(client).await.expect("version"),
+        0
+    );
+    server.stop().await;
+}

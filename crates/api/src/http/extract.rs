@@ -17,6 +17,9 @@ use super::AppState;
 use super::problem::{ApiError, FieldError};
 use app::access::Principal;
 
+/// How long a request body may take to arrive once its headers have.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The largest JSON body accepted (a referral with a long note fits many times over).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
@@ -207,14 +210,29 @@ fn json_bytes<const LIMIT: usize>(
         if declared_length.is_some_and(|n| n > LIMIT) {
             return Err(ApiError::PayloadTooLarge { limit: LIMIT });
         }
-        let mut bytes = web::BytesMut::new();
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|e| ApiError::field("body", e.to_string()))?;
-            if bytes.len() + chunk.len() > LIMIT {
-                return Err(ApiError::PayloadTooLarge { limit: LIMIT });
+        // A body that stalls is cut off: a slow sender holds a connection no longer than this.
+        let read = async {
+            let mut bytes = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| ApiError::field("body", e.to_string()))?;
+                if bytes.len() + chunk.len() > LIMIT {
+                    return Err(ApiError::PayloadTooLarge { limit: LIMIT });
+                }
+                bytes.extend_from_slice(&chunk);
             }
-            bytes.extend_from_slice(&chunk);
-        }
+            Ok(bytes)
+        };
+        let bytes = tokio::time::timeout(BODY_READ_TIMEOUT, read)
+            .await
+            .map_err(|_| {
+                ApiError::field(
+                    "body",
+                    format!(
+                        "the body did not arrive within {} s",
+                        BODY_READ_TIMEOUT.as_secs()
+                    ),
+                )
+            })??;
         // Every body is an object (serde would also take an array for a struct).
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(ApiError::field("body", "a JSON object is expected"));
