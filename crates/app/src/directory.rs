@@ -410,7 +410,11 @@ async fn fold_service(
         id.0,
         LoadedService::default(),
         |loaded, event, decoded: DirectoryEvent| {
-            loaded.state = evolve_service(std::mem::take(&mut loaded.state), &decoded);
+            loaded.state = evolve_service(
+                std::mem::take(&mut loaded.state),
+                &decoded,
+                event.metadata.organisation_id,
+            );
             loaded.version = event.stream_version;
         },
     )
