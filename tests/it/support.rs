@@ -170,27 +170,46 @@ pub fn oruk_service(id: Uuid, name: &str, needs: &[&str], area: &str) -> Value {
     })
 }
 
-/// Lists services in the directory (through the import, as an administrator would) and
-/// checks none was refused.
+/// Lists services in the directory (through the import, as the operator would) and checks
+/// none was refused or skipped.
 pub async fn list_services(
     store: &EventStore,
     records: Vec<Value>,
 ) -> app::directory::ImportReport {
+    list_services_for(store, records, Uuid::nil()).await
+}
+
+/// Lists services in the directory for `organisation` (their owner; the nil id is the
+/// operator), and checks none was refused or skipped.
+pub async fn list_services_for(
+    store: &EventStore,
+    records: Vec<Value>,
+    organisation: Uuid,
+) -> app::directory::ImportReport {
+    let metadata = eventstore::Metadata {
+        organisation_id: organisation,
+        ..app::operator_metadata(chrono::Utc::now())
+    };
     let report = app::directory::DirectoryService::new(store.clone())
-        .import(
-            records,
-            false,
-            &app::operator_metadata(chrono::Utc::now()),
-            |_| {},
-        )
+        .import(records, false, &metadata, |_| {})
         .await
         .expect("import");
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
     report
 }
 
-/// The first `n` active services of the sample directory, listed; their ids.
+/// The first `n` active services of the sample directory, listed by the operator; their ids.
 pub async fn list_sample_services(store: &EventStore, n: usize) -> Vec<Uuid> {
+    list_sample_services_for(store, n, Uuid::nil()).await
+}
+
+/// The first `n` active services of the sample directory, listed for `organisation`; their ids.
+pub async fn list_sample_services_for(
+    store: &EventStore,
+    n: usize,
+    organisation: Uuid,
+) -> Vec<Uuid> {
     let page: Value = serde_json::from_str(devtools::demo::SAMPLE_DIRECTORY).expect("the sample");
     let records: Vec<Value> = page["contents"]
         .as_array()
@@ -204,6 +223,6 @@ pub async fn list_sample_services(store: &EventStore, n: usize) -> Vec<Uuid> {
         .iter()
         .map(|r| serde_json::from_value(r["id"].clone()).expect("an id"))
         .collect();
-    list_services(store, records).await;
+    list_services_for(store, records, organisation).await;
     ids
 }

@@ -84,15 +84,38 @@ pub struct Rejection {
     pub reasons: Vec<String>,
 }
 
-/// What an import did.
+/// A well-formed record an import left alone: the service it names is not the importer's
+/// (another organisation, or the operator, listed it), so only its owner imports over it.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Skipped {
+    /// Its place in the file, from 0.
+    pub index: usize,
+    pub id: Uuid,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// What an import did. Every record of the file is counted once: added, changed, withdrawn,
+/// unchanged, skipped (another owner's service) or rejected (malformed).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     pub records: usize,
     pub added: Vec<Uuid>,
     pub changed: Vec<Uuid>,
+    /// Withdrawn: defunct at source, or (with `withdraw_missing`) the importer's own services
+    /// the file does not name.
     pub withdrawn: Vec<Uuid>,
     pub unchanged: usize,
+    /// Services of other owners the file names: left as they are.
+    pub skipped: Vec<Skipped>,
     pub rejected: Vec<Rejection>,
+}
+
+/// What importing one record came to.
+enum RecordOutcome {
+    Done(Uuid, ImportOutcome),
+    Skipped(Uuid, String),
+    Rejected(Vec<String>),
 }
 
 /// The records of an ORUK dump: a `/services` page (`contents`), a list of pages, or a list of
@@ -162,8 +185,9 @@ impl DirectoryService {
         }
     }
 
-    /// Carries out a capacity change or a withdrawal for a member of staff
-    /// ([`policy::may_change_directory`]).
+    /// Carries out a capacity change or a withdrawal for a member of staff: their role
+    /// ([`policy::may_change_directory`]), then, as for every caller, their organisation must
+    /// own the service ([`DirectoryService::execute`]).
     ///
     /// # Errors
     /// [`DirectoryCommandError::Denied`] by the policy; as [`DirectoryService::execute`].
@@ -180,7 +204,8 @@ impl DirectoryService {
     }
 
     /// Imports an ORUK document ([`records_of`]) for an administrator
-    /// ([`policy::may_import_directory`]).
+    /// ([`policy::may_import_directory`]), as their organisation: it lists new services as its
+    /// own and touches only its own ([`DirectoryService::import`]).
     ///
     /// # Errors
     /// [`DirectoryCommandError::Denied`] by the policy; then
@@ -209,10 +234,12 @@ impl DirectoryService {
     }
 
     /// Decides `command` against the service and appends what it produces: `None` when it
-    /// produces nothing (an import of the same record).
+    /// produces nothing (an import of the same record). The organisation of `metadata` must own
+    /// the service ([`policy::may_change_service`]), whoever the caller is.
     ///
     /// # Errors
-    /// A refusal, a concurrent change ([`DirectoryCommandError::Conflict`]), a store failure.
+    /// [`DirectoryCommandError::Denied`] for another owner's service; a refusal, a concurrent
+    /// change ([`DirectoryCommandError::Conflict`]), a store failure.
     pub async fn execute(
         &self,
         id: ServiceId,
@@ -220,6 +247,7 @@ impl DirectoryService {
         metadata: Metadata,
     ) -> Result<Option<(AppendResult, Vec<DirectoryEvent>)>, DirectoryCommandError> {
         let loaded = self.load(id).await?;
+        policy::may_change_service(metadata.organisation_id, &loaded.state)?;
         let events = decide_service(&loaded.state, command)?;
         if events.is_empty() {
             return Ok(None);
@@ -243,10 +271,13 @@ impl DirectoryService {
         Ok(Some((result, events)))
     }
 
-    /// Imports ORUK service records: each is listed, updated, withdrawn (defunct at source) or
-    /// left as it is, and a malformed one is rejected with its reasons while the rest go on.
-    /// With `withdraw_missing`, services this directory holds that the file does not name are
-    /// withdrawn (for a full dump of the source). `progress` is told of each record done.
+    /// Imports ORUK service records as the organisation of `metadata` (the nil one for the
+    /// operator): each is listed (as that organisation's), updated, withdrawn (defunct at
+    /// source) or left as it is; a record naming a service another owner listed is skipped and
+    /// reported, never written over; a malformed one is rejected with its reasons while the rest
+    /// go on. With `withdraw_missing`, the importer's own listed services that the file does not
+    /// name are withdrawn (for a full dump of the source); nobody else's. `progress` is told of
+    /// each record done.
     ///
     /// # Errors
     /// A store failure (the records before it are imported; importing again goes on from there).
@@ -265,22 +296,25 @@ impl DirectoryService {
         for (index, value) in records.into_iter().enumerate() {
             let id_text = value.get("id").and_then(Value::as_str).map(str::to_owned);
             let outcome = match OrukService::from_value(value) {
-                Err(reasons) => Err(reasons),
+                Err(reasons) => RecordOutcome::Rejected(reasons),
                 Ok(service) => match seen.insert(service.id, index) {
-                    Some(first) => Err(vec![format!(
+                    Some(first) => RecordOutcome::Rejected(vec![format!(
                         "id: the file already has this service (record {first})"
                     )]),
                     None => self.import_one(service, metadata).await,
                 },
             };
             match outcome {
-                Ok((id, kind)) => match kind {
+                RecordOutcome::Done(id, kind) => match kind {
                     ImportOutcome::Added => report.added.push(id),
                     ImportOutcome::Changed => report.changed.push(id),
                     ImportOutcome::Withdrawn => report.withdrawn.push(id),
                     ImportOutcome::Unchanged => report.unchanged += 1,
                 },
-                Err(reasons) => report.rejected.push(Rejection {
+                RecordOutcome::Skipped(id, reason) => {
+                    report.skipped.push(Skipped { index, id, reason })
+                }
+                RecordOutcome::Rejected(reasons) => report.rejected.push(Rejection {
                     index,
                     id: id_text,
                     reasons,
@@ -289,7 +323,7 @@ impl DirectoryService {
             progress(1);
         }
         if withdraw_missing {
-            for id in self.listed_ids().await? {
+            for id in self.listed_ids_of(metadata.organisation_id).await? {
                 if seen.contains_key(&id) {
                     continue;
                 }
@@ -309,11 +343,7 @@ impl DirectoryService {
         Ok(report)
     }
 
-    async fn import_one(
-        &self,
-        service: OrukService,
-        metadata: &Metadata,
-    ) -> Result<(Uuid, ImportOutcome), Vec<String>> {
+    async fn import_one(&self, service: OrukService, metadata: &Metadata) -> RecordOutcome {
         let id = service.id;
         let command = DirectoryCommand::Import(Box::new(service));
         // A concurrent writer on the same service: decide again on what it wrote.
@@ -324,7 +354,7 @@ impl DirectoryService {
                 .execute(ServiceId(id), &command, metadata.clone())
                 .await
             {
-                Ok(None) => return Ok((id, ImportOutcome::Unchanged)),
+                Ok(None) => return RecordOutcome::Done(id, ImportOutcome::Unchanged),
                 Ok(Some((_, events))) => {
                     let outcome = if events
                         .iter()
@@ -339,21 +369,26 @@ impl DirectoryService {
                     } else {
                         ImportOutcome::Changed
                     };
-                    return Ok((id, outcome));
+                    return RecordOutcome::Done(id, outcome);
                 }
                 Err(DirectoryCommandError::Conflict) if attempts < 3 => continue,
+                Err(DirectoryCommandError::Denied(denied)) => {
+                    return RecordOutcome::Skipped(id, denied.to_string());
+                }
                 Err(DirectoryCommandError::NotAService(_)) => {
-                    return Err(vec![
+                    return RecordOutcome::Rejected(vec![
                         "id: already used by another kind of record in Casebook".to_owned(),
                     ]);
                 }
-                Err(e) => return Err(vec![format!("not imported: {e}")]),
+                Err(e) => return RecordOutcome::Rejected(vec![format!("not imported: {e}")]),
             }
         }
     }
 
-    /// The ids of services listed now, from the log.
-    async fn listed_ids(&self) -> Result<Vec<Uuid>, DirectoryCommandError> {
+    /// The ids of services `organisation` owns and lists now, from the log. A service stream
+    /// starts with its listing, so its first event's organisation is its owner; the fold says
+    /// whether it is still listed (and `execute` asks the owner again).
+    async fn listed_ids_of(&self, organisation: Uuid) -> Result<Vec<Uuid>, DirectoryCommandError> {
         let client = self
             .store
             .pool()
@@ -362,15 +397,17 @@ impl DirectoryService {
             .map_err(|e| DirectoryCommandError::Store(StoreError::from(e)))?;
         let rows = client
             .query(
-                "SELECT DISTINCT stream_id FROM events WHERE stream_type = $1",
-                &[&SERVICE_STREAM],
+                "SELECT stream_id FROM events \
+                 WHERE stream_type = $1 AND stream_version = 1 AND organisation_id = $2",
+                &[&SERVICE_STREAM, &organisation],
             )
             .await
             .map_err(|e| DirectoryCommandError::Store(StoreError::from(e)))?;
         let mut listed = Vec::new();
         for row in rows {
             let id: Uuid = row.get(0);
-            if self.load(ServiceId(id)).await?.state.listed() {
+            let state = self.load(ServiceId(id)).await?.state;
+            if state.listed() && state.owner == Some(organisation) {
                 listed.push(id);
             }
         }
@@ -410,7 +447,11 @@ async fn fold_service(
         id.0,
         LoadedService::default(),
         |loaded, event, decoded: DirectoryEvent| {
-            loaded.state = evolve_service(std::mem::take(&mut loaded.state), &decoded);
+            loaded.state = evolve_service(
+                std::mem::take(&mut loaded.state),
+                &decoded,
+                event.metadata.organisation_id,
+            );
             loaded.version = event.stream_version;
         },
     )

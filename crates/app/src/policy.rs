@@ -262,8 +262,9 @@ pub fn may_import_directory(principal: &Principal) -> Result<(), Denied> {
     require(principal, &[Role::Administrator], "importing the directory")
 }
 
-/// May the caller carry out `command` on a directory service? Capacity: administrators and
-/// team leads; withdrawal and import: administrators.
+/// May the caller's role carry out `command` on a directory service? Capacity: administrators
+/// and team leads; withdrawal and import: administrators. Asked before the service is read;
+/// whose service it is, [`may_change_service`], is asked of every caller once it is read.
 ///
 /// # Errors
 /// [`Denied::Forbidden`] for any other role.
@@ -280,6 +281,36 @@ pub fn may_change_directory(
         ),
         D::Withdraw(_) => require(principal, &[Role::Administrator], "withdrawing a service"),
         D::Import(_) => may_import_directory(principal),
+    }
+}
+
+/// May `organisation` change this directory service at all (import over it, change its
+/// capacity, withdraw it)? Only its owner, the organisation that first listed it; a service
+/// never listed is anyone's to list (and then theirs). Every caller is held to it: staff (their
+/// organisation), the operator (the nil organisation, which owns what it imported) and the
+/// demo. Connections and redirections to a service do not ask: any listed service takes them,
+/// whoever owns it.
+///
+/// The refusal is 403, not 404: the directory is public (`/oruk/services` lists the service),
+/// so answering as if it were absent would hide nothing and mislead.
+///
+/// # Errors
+/// [`Denied::Forbidden`] saying whose it is.
+pub fn may_change_service(
+    organisation: Uuid,
+    service: &domain::directory::ServiceState,
+) -> Result<(), Denied> {
+    match service.owner {
+        None => Ok(()),
+        Some(owner) if owner == organisation => Ok(()),
+        Some(owner) if owner.is_nil() => Err(forbidden(
+            "this directory service was listed by the operator for every organisation: only \
+             the operator changes it (anyone may still connect people to it)",
+        )),
+        Some(_) => Err(forbidden(
+            "this directory service is another organisation's: only the organisation that \
+             listed it changes it (anyone may still connect people to it)",
+        )),
     }
 }
 
@@ -674,6 +705,121 @@ mod tests {
                 "caseload"
             )),
             Forbidden
+        );
+    }
+
+    /// How the caller's organisation stands to a directory service.
+    #[derive(Clone, Copy, Debug)]
+    enum Listing {
+        /// Never listed: whoever lists it owns it.
+        NotListed,
+        /// Listed by the caller's organisation.
+        Ours,
+        /// Listed by another organisation.
+        Theirs,
+        /// Listed by the operator (the command line), for every organisation.
+        Operators,
+    }
+
+    fn service(listing: Listing) -> domain::directory::ServiceState {
+        domain::directory::ServiceState {
+            owner: match listing {
+                Listing::NotListed => None,
+                Listing::Ours => Some(ORG),
+                Listing::Theirs => Some(OTHER_ORG),
+                Listing::Operators => Some(Uuid::nil()),
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_the_owner_changes_a_directory_service_and_only_in_the_roles_that_may() {
+        use domain::directory::{
+            Availability, DirectoryCommand, OrukService, ServiceCapacityChanged, ServiceWithdrawn,
+        };
+        let record: OrukService = serde_json::from_value(serde_json::json!({
+            "id": Uuid::from_u128(60), "name": "Walking group", "status": "active"
+        }))
+        .expect("a record");
+        let import = DirectoryCommand::Import(Box::new(record));
+        let capacity = DirectoryCommand::ChangeCapacity(ServiceCapacityChanged {
+            availability: Availability::Closed,
+            waiting_weeks: None,
+            note: None,
+        });
+        let withdraw = DirectoryCommand::Withdraw(ServiceWithdrawn {
+            reason: "closed down".into(),
+        });
+        const LISTINGS: [Listing; 4] = [
+            Listing::NotListed,
+            Listing::Ours,
+            Listing::Theirs,
+            Listing::Operators,
+        ];
+        // As the application asks: the role before reading the service, then its owner.
+        let decide = |p: &Principal, command: &DirectoryCommand, listing: Listing| {
+            outcome(
+                may_change_directory(p, command)
+                    .and_then(|()| may_change_service(p.organisation_id, &service(listing))),
+            )
+        };
+        // Per role, the outcome for [NotListed, Ours, Theirs, Operators].
+        let owner_only = [Allow, Allow, Forbidden, Forbidden];
+        for (command, name, rows) in [
+            (
+                &import,
+                "an import over it",
+                [
+                    (Administrator, owner_only),
+                    (TeamLead, [Forbidden; 4]),
+                    (LinkWorker, [Forbidden; 4]),
+                ],
+            ),
+            (
+                &capacity,
+                "a capacity change",
+                [
+                    (Administrator, owner_only),
+                    (TeamLead, owner_only),
+                    (LinkWorker, [Forbidden; 4]),
+                ],
+            ),
+            (
+                &withdraw,
+                "a withdrawal",
+                [
+                    (Administrator, owner_only),
+                    (TeamLead, [Forbidden; 4]),
+                    (LinkWorker, [Forbidden; 4]),
+                ],
+            ),
+        ] {
+            for (role, expected) in rows {
+                for (listing, expected) in LISTINGS.iter().zip(expected) {
+                    assert_eq!(
+                        decide(&principal(role), command, *listing),
+                        expected,
+                        "{name}: a {role} on a service {listing:?}"
+                    );
+                }
+            }
+            for role in [Role::Referrer, Auditor, ReportingAnalyst] {
+                for listing in LISTINGS {
+                    assert_eq!(
+                        decide(&principal(role), command, listing),
+                        Forbidden,
+                        "{name}: a {role} on a service {listing:?}"
+                    );
+                }
+            }
+        }
+        // The operator (the nil organisation, no role) is held to the same owner rule.
+        let owned = |listing| outcome(may_change_service(Uuid::nil(), &service(listing)));
+        assert_eq!(
+            LISTINGS.map(owned),
+            [Allow, Forbidden, Forbidden, Allow],
+            "the operator"
         );
     }
 

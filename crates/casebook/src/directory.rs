@@ -11,7 +11,8 @@ use projector::{DirectoryProjection, ProjectionError, Runner, RunnerSettings};
 use uuid::Uuid;
 
 /// Imports an ORUK document (text) as the operator at `at`, with a progress bar when
-/// `progress`.
+/// `progress`. The operator owns what it lists and touches nothing an organisation listed
+/// (those records are reported as skipped; `withdraw_missing` withdraws only the operator's).
 ///
 /// # Errors
 /// A document that is not an ORUK page or list, or a store failure.
@@ -67,14 +68,21 @@ pub async fn import_file(
 /// A report in lines for people.
 pub fn describe(report: &ImportReport) -> String {
     let mut text = format!(
-        "{} records: {} added, {} changed, {} withdrawn, {} unchanged, {} rejected\n",
+        "{} records: {} added, {} changed, {} withdrawn, {} unchanged, {} skipped, {} rejected\n",
         report.records,
         report.added.len(),
         report.changed.len(),
         report.withdrawn.len(),
         report.unchanged,
+        report.skipped.len(),
         report.rejected.len()
     );
+    for skipped in &report.skipped {
+        text.push_str(&format!(
+            "  skipped record {} ({}): {}\n",
+            skipped.index, skipped.id, skipped.reason
+        ));
+    }
     for rejection in &report.rejected {
         text.push_str(&format!(
             "  rejected record {} ({}): {}\n",

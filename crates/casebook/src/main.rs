@@ -211,8 +211,10 @@ async fn serve(
     }
     let listener = eventstore::Listener::start(database.app_config().clone());
     let store = database.event_store()?.with_listener(&listener);
-    if demo_clients.is_some() {
-        let report = devtools::demo::import_sample_directory(&store, clock.now()).await?;
+    if let Some(access) = &demo_access {
+        let report =
+            devtools::demo::import_sample_directory(&store, access.organisation_id, clock.now())
+                .await?;
         tracing::info!(
             added = report.added.len(),
             changed = report.changed.len(),

@@ -409,5 +409,6 @@ fn listed_service(id: ServiceId) -> domain::directory::ServiceState {
     evolve_service(
         ServiceState::default(),
         &DirectoryEvent::ServiceListed(ServiceListed { service: record }),
+        Uuid::nil(),
     )
 }

@@ -15,19 +15,26 @@ use uuid::Uuid;
 /// The sample directory (made-up services in Mendip's towns) the demo and the tests use.
 pub const SAMPLE_DIRECTORY: &str = include_str!("../demo/sample-directory.json");
 
-/// Imports the sample directory as the operator at `at`, as `casebook directory import` would.
+/// Imports the sample directory at `at` for `organisation` (the demo organisation), which so
+/// owns the services it lists: its administrator and team lead may change them, and other
+/// organisations may only connect people to them.
 ///
 /// # Errors
 /// A store failure.
 pub async fn import_sample_directory(
     store: &EventStore,
+    organisation: Uuid,
     at: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<ImportReport> {
     let document: serde_json::Value =
         serde_json::from_str(SAMPLE_DIRECTORY).context("the sample directory is not JSON")?;
     let records = app::directory::records_of(document).map_err(anyhow::Error::msg)?;
+    let metadata = eventstore::Metadata {
+        organisation_id: organisation,
+        ..app::operator_metadata(at)
+    };
     let report = DirectoryService::new(store.clone())
-        .import(records, false, &app::operator_metadata(at), |_| {})
+        .import(records, false, &metadata, |_| {})
         .await?;
     Ok(report)
 }

@@ -470,7 +470,7 @@ pub async fn populate(
     let listed_at = (options.today - Duration::days(366))
         .and_time(NaiveTime::MIN)
         .and_utc();
-    crate::demo::import_sample_directory(store, listed_at).await?;
+    crate::demo::import_sample_directory(store, demo.organisation_id, listed_at).await?;
     let clock = app::Clock::fixed(
         options
             .today

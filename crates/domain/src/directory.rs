@@ -464,6 +464,11 @@ impl DomainEvent for DirectoryEvent {
 /// A directory service folded from its stream.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ServiceState {
+    /// The organisation that first listed it (imported it): the organisation its first
+    /// `ServiceListed` event was recorded for. Only its owner changes, withdraws or imports over
+    /// it (`app::policy::may_change_service`); anyone connects to it. `Uuid::nil()` is the
+    /// operator (`casebook directory import`, no organisation). `None` before any listing.
+    pub owner: Option<Uuid>,
     /// The current record (kept after a withdrawal, for the record).
     pub service: Option<OrukService>,
     pub withdrawn: bool,
@@ -488,10 +493,18 @@ impl ServiceState {
     }
 }
 
-/// Folds one directory event into a service's state.
-pub fn evolve_service(mut state: ServiceState, event: &DirectoryEvent) -> ServiceState {
+/// Folds one directory event into a service's state. `organisation` is the organisation the
+/// event was recorded for (the `organisation_id` every stored event carries in its metadata):
+/// the first listing's is the service's owner, for good (a withdrawal and a listing again keep
+/// it).
+pub fn evolve_service(
+    mut state: ServiceState,
+    event: &DirectoryEvent,
+    organisation: Uuid,
+) -> ServiceState {
     match event {
         DirectoryEvent::ServiceListed(e) => {
+            state.owner.get_or_insert(organisation);
             state.service = Some(e.service.clone());
             state.withdrawn = false;
             state.availability.get_or_insert(Availability::Open);
@@ -709,8 +722,13 @@ mod tests {
         .expect("a valid record")
     }
 
+    const OWNER: Uuid = Uuid::from_u128(0x0a);
+    const OTHER: Uuid = Uuid::from_u128(0x0b);
+
     fn fold(events: &[DirectoryEvent]) -> ServiceState {
-        events.iter().fold(ServiceState::default(), evolve_service)
+        events
+            .iter()
+            .fold(ServiceState::default(), |s, e| evolve_service(s, e, OWNER))
     }
 
     fn import(state: &ServiceState, service: OrukService) -> Vec<DirectoryEvent> {
@@ -777,6 +795,53 @@ mod tests {
     }
 
     #[test]
+    fn the_owner_is_the_organisation_that_first_listed_it_and_stays_through_a_withdrawal() {
+        let listed = ServiceListed {
+            service: record("active"),
+        };
+        let withdrawn = ServiceWithdrawn {
+            reason: "gone".to_owned(),
+        };
+        // (event, the organisation it was recorded for, the owner after it)
+        let steps = [
+            (DirectoryEvent::ServiceListed(listed.clone()), OWNER, OWNER),
+            (
+                DirectoryEvent::ServiceUpdated(ServiceUpdated {
+                    service: record("inactive"),
+                }),
+                OTHER,
+                OWNER,
+            ),
+            (
+                DirectoryEvent::ServiceCapacityChanged(ServiceCapacityChanged {
+                    availability: Availability::Closed,
+                    waiting_weeks: None,
+                    note: None,
+                }),
+                OTHER,
+                OWNER,
+            ),
+            (DirectoryEvent::ServiceWithdrawn(withdrawn), OTHER, OWNER),
+            (DirectoryEvent::ServiceListed(listed), OTHER, OWNER),
+        ];
+        let mut state = ServiceState::default();
+        assert_eq!(state.owner, None);
+        for (event, organisation, owner) in steps {
+            state = evolve_service(state, &event, organisation);
+            assert_eq!(state.owner, Some(owner), "after {}", event.event_type());
+        }
+        // Listed by the operator (no organisation): the nil id owns it.
+        let by_operator = evolve_service(
+            ServiceState::default(),
+            &DirectoryEvent::ServiceListed(ServiceListed {
+                service: record("active"),
+            }),
+            Uuid::nil(),
+        );
+        assert_eq!(by_operator.owner, Some(Uuid::nil()));
+    }
+
+    #[test]
     fn capacity_changes_need_weeks_for_a_waiting_list_only_and_change_something() {
         let state = fold(&import(&ServiceState::default(), record("active")));
         let change = |availability, waiting_weeks| {
@@ -830,6 +895,7 @@ mod tests {
                 waiting_weeks: None,
                 note: None,
             }),
+            OWNER,
         );
         assert_eq!(check_connection(Some(&closed), Signposted), Ok(()));
         assert_eq!(
@@ -848,6 +914,7 @@ mod tests {
             &DirectoryEvent::ServiceWithdrawn(ServiceWithdrawn {
                 reason: "closed".to_owned(),
             }),
+            OWNER,
         );
         assert_eq!(
             check_connection(Some(&withdrawn), Signposted),

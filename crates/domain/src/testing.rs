@@ -115,7 +115,10 @@ pub fn event_id(n: u128) -> EventId {
     EventId(id(1000 + n))
 }
 
-/// The directory service [`SERVICE`], listed and taking referrals.
+/// The organisation that listed [`listed_service`].
+pub const SERVICE_OWNER: Uuid = Uuid::from_u128(0x0516_0001);
+
+/// The directory service [`SERVICE`], listed and taking referrals (by [`SERVICE_OWNER`]).
 pub fn listed_service() -> directory::ServiceState {
     let record = directory::OrukService::from_value(json!({
         "id": SERVICE.0,
@@ -130,6 +133,7 @@ pub fn listed_service() -> directory::ServiceState {
     directory::evolve_service(
         directory::ServiceState::default(),
         &directory::DirectoryEvent::ServiceListed(directory::ServiceListed { service: record }),
+        SERVICE_OWNER,
     )
 }
 

@@ -1180,6 +1180,7 @@ fn an_onward_connection_needs_the_named_service_listed_and_for_a_referral_open()
         &directory::DirectoryEvent::ServiceWithdrawn(directory::ServiceWithdrawn {
             reason: "closed down".into(),
         }),
+        SERVICE_OWNER,
     );
     assert_eq!(
         decide_with(Some(&withdrawn), ConnectionKind::Signposted),
@@ -1193,6 +1194,7 @@ fn an_onward_connection_needs_the_named_service_listed_and_for_a_referral_open()
             waiting_weeks: None,
             note: None,
         }),
+        SERVICE_OWNER,
     );
     assert!(decide_with(Some(&closed), ConnectionKind::Signposted).is_ok());
     assert_eq!(
@@ -1261,6 +1263,7 @@ fn a_redirection_names_a_listed_service_or_a_destination_code() {
             waiting_weeks: None,
             note: None,
         }),
+        SERVICE_OWNER,
     );
     assert_eq!(
         redirect(to_service, Some(&closed)),

@@ -150,22 +150,17 @@ fn rules() -> BTreeMap<&'static str, Rule> {
     rules.insert("add_team", own(ADMINS));
     rules.insert("issue_token", case(&["admin"]));
     rules.insert("revoke_token", case(&["admin"]));
-    // The directory is shared by every organisation: anyone signed in searches it, any
-    // administrator imports and withdraws, any administrator or team lead changes capacity.
+    // The directory is shared by every organisation for finding and connecting: anyone signed
+    // in searches it. A service belongs to the organisation that listed it (the fixture's are
+    // the first organisation's): only its administrators withdraw it, its team leads and
+    // administrators change its capacity, and another organisation's get 403 (the directory is
+    // public, so not 404). Any administrator imports: another organisation's records in the
+    // file are skipped (`directory_owner.rs`).
     rules.insert("search", own(EVERYONE));
     rules.insert("entry", own(EVERYONE));
     rules.insert("import", own(ADMINS));
-    rules.insert("withdraw", own(ADMINS));
-    rules.insert(
-        "change_capacity",
-        own(&[
-            "lead",
-            "other_lead",
-            "foreign_lead",
-            "admin",
-            "foreign_admin",
-        ]),
-    );
+    rules.insert("withdraw", own(&["admin"]));
+    rules.insert("change_capacity", own(&["lead", "other_lead", "admin"]));
     for route in ["oruk_root", "oruk_services", "oruk_service"] {
         rules.insert(route, public.clone_rule());
     }

@@ -6,6 +6,7 @@ mod after;
 mod cohort;
 mod csv_files;
 mod dating;
+mod directory_owner;
 pub mod journey;
 mod malformed;
 mod matrix;
@@ -81,7 +82,8 @@ pub struct TestServer {
     pub store: EventStore,
     pub base: String,
     pub people: People,
-    /// Services listed in the directory (from the sample), for connections.
+    /// Services listed in the directory (from the sample) by the organisation of `lead`, for
+    /// connections.
     pub services: Vec<Uuid>,
     handle: ServerHandle,
     /// Holds the caseload projection's lease across catch-ups.
@@ -226,7 +228,9 @@ impl TestServer {
             foreign_auditor: person(&admin, foreign, None, Role::Auditor, "Flo Auditor").await,
             foreign_admin: person(&admin, foreign, None, Role::Administrator, "Fred Admin").await,
         };
-        let services = crate::support::list_sample_services(&store, 3).await;
+        // Listed by the first organisation: its administrator and team leads may change them,
+        // the other's staff may only connect people to them.
+        let services = crate::support::list_sample_services_for(&store, 3, org).await;
         // The tests probe every route with bad tokens from one address: the guessing limit is
         // tested on a server of its own (`metrics_access`).
         let state = api::http::AppState::with_clock(store.clone(), clock)

@@ -239,13 +239,16 @@ async fn entry(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ImportParams {
-    /// Withdraw listed services the file does not name (the file is the whole source).
+    /// Withdraw the importer's own listed services the file does not name (the file is the
+    /// whole of their source); other organisations' services are never touched.
     withdraw_missing: Option<bool>,
 }
 
-/// Import an Open Referral UK `/services` page (its `contents`): each service is added,
-/// changed, withdrawn (defunct at source) or left as it is; a malformed record is rejected
-/// with its reasons while the rest import. Importing the same file again changes nothing.
+/// Import an Open Referral UK `/services` page (its `contents`) as the caller's organisation:
+/// each service is added (and becomes the organisation's), changed, withdrawn (defunct at
+/// source) or left as it is; a record naming another organisation's service is skipped and
+/// listed under `skipped` (only its owner imports over it); a malformed record is rejected with
+/// its reasons while the rest import. Importing the same file again changes nothing.
 #[utoipa::path(
     tag = "directory",
     security(("bearer" = [])),
@@ -339,7 +342,8 @@ async fn run(
 
 /// Record that a service opened, started a waiting list (with about how many weeks), or
 /// closed to referrals. A closed service takes no referrals (signposting still works), and
-/// the service-gap report counts services by availability.
+/// the service-gap report counts services by availability. Only the team leads and
+/// administrators of the organisation that listed the service may (403 for another's).
 #[utoipa::path(
     tag = "directory",
     security(("bearer" = [])),
@@ -367,6 +371,7 @@ async fn change_capacity(
 
 /// Withdraw a service from the directory: connections to it are refused from then on, and
 /// it leaves search and the ORUK listing (a sync by `modified_after` sees it as `defunct`).
+/// Only the administrators of the organisation that listed the service may (403 for another's).
 #[utoipa::path(
     tag = "directory",
     security(("bearer" = [])),

@@ -412,7 +412,7 @@ const PROBLEM_RESPONSES: &[(&str, &str, &str)] = &[
     (
         "403",
         "Forbidden",
-        "The caller's role or assignment does not allow this.",
+        "The caller's role or assignment does not allow this (or the directory service is another organisation's).",
     ),
     (
         "404",

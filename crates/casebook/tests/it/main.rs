@@ -241,7 +241,9 @@ fn the_directory_commands_import_report_rejections_and_export_what_they_imported
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{stdout}");
     assert!(
-        stdout.starts_with("6 records: 5 added, 0 changed, 0 withdrawn, 0 unchanged, 1 rejected"),
+        stdout.starts_with(
+            "6 records: 5 added, 0 changed, 0 withdrawn, 0 unchanged, 0 skipped, 1 rejected"
+        ),
         "{stdout}"
     );
     assert!(
@@ -278,8 +280,9 @@ fn the_directory_commands_import_report_rejections_and_export_what_they_imported
     );
     assert!(out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .starts_with("5 records: 0 added, 0 changed, 0 withdrawn, 5 unchanged, 0 rejected"),
+        String::from_utf8_lossy(&out.stdout).starts_with(
+            "5 records: 0 added, 0 changed, 0 withdrawn, 5 unchanged, 0 skipped, 0 rejected"
+        ),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );

@@ -1,0 +1,252 @@
+//! Directory ownership from a second organisation (issue #19): a directory service belongs to
+//! the organisation that listed it. Only its administrators import over it or withdraw it, only
+//! its team leads and administrators change its capacity; `withdraw_missing` withdraws only the
+//! importer's own services; anyone connects people to any listed service.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::journey::{client_path, intake};
+use super::{Reply, TestServer};
+use crate::support::oruk_service;
+
+fn ids(reply: &Reply, list: &str) -> Vec<Uuid> {
+    serde_json::from_value(reply.body[list].clone()).expect("a list of ids")
+}
+
+/// Whether the service is listed now, and its name, from the log.
+async fn listed(server: &TestServer, id: Uuid) -> (bool, String) {
+    let loaded = app::directory::load_service(&server.store, domain::ServiceId(id))
+        .await
+        .expect("the service");
+    let name = loaded
+        .state
+        .service
+        .as_ref()
+        .map(|s| s.name.clone())
+        .unwrap_or_default();
+    (loaded.state.listed(), name)
+}
+
+#[track_caller]
+fn refused_as_not_theirs(reply: &Reply, what: &str) {
+    assert_eq!(reply.status, 403, "{what}: {:#}", reply.body);
+    let detail = reply.body["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("another organisation's"),
+        "{what}: the reason is named: {:#}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn another_organisation_cannot_change_or_wipe_a_service_it_did_not_list() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let ours = server.services.clone();
+    let mut names = Vec::new();
+    for id in &ours {
+        let (is_listed, name) = listed(&server, *id).await;
+        assert!(is_listed);
+        names.push(name);
+    }
+
+    // The foreign administrator imports one new service of their own and a record naming one
+    // of ours, with `withdraw_missing`: theirs is added, ours skipped and named in the report,
+    // and nothing of ours is withdrawn.
+    let theirs = Uuid::from_u128(0xf0_01);
+    let import = server
+        .post(
+            &people.foreign_admin,
+            "/api/v1/directory/import?withdraw_missing=true",
+            json!({ "contents": [
+                oruk_service(theirs, "Leeds Walking Group", &["physical_activity"], "Leeds"),
+                oruk_service(ours[0], "Taken over", &["housing"], "Leeds"),
+            ]}),
+        )
+        .await;
+    assert_eq!(import.status, 200, "{:#}", import.body);
+    assert_eq!(ids(&import, "added"), [theirs]);
+    assert_eq!(ids(&import, "withdrawn"), Vec::<Uuid>::new());
+    assert_eq!(ids(&import, "changed"), Vec::<Uuid>::new());
+    let skipped = import.body["skipped"].as_array().expect("skipped");
+    assert_eq!(skipped.len(), 1, "{:#}", import.body);
+    assert_eq!(skipped[0]["index"], 1);
+    assert_eq!(skipped[0]["id"], json!(ours[0]));
+    assert!(
+        skipped[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("another organisation's")),
+        "{:#}",
+        skipped[0]
+    );
+    assert_eq!(import.body["rejected"], json!([]));
+    for (id, name) in ours.iter().zip(&names) {
+        assert_eq!(listed(&server, *id).await, (true, name.clone()));
+    }
+
+    // A second full dump of theirs without it: `withdraw_missing` withdraws their own service,
+    // still none of ours.
+    let second = Uuid::from_u128(0xf0_02);
+    let import = server
+        .post(
+            &people.foreign_admin,
+            "/api/v1/directory/import?withdraw_missing=true",
+            json!({ "contents": [
+                oruk_service(second, "Leeds Debt Advice", &["money_benefits_debt"], "Leeds"),
+            ]}),
+        )
+        .await;
+    assert_eq!(import.status, 200, "{:#}", import.body);
+    assert_eq!(ids(&import, "added"), [second]);
+    assert_eq!(ids(&import, "withdrawn"), [theirs]);
+    for id in &ours {
+        assert!(listed(&server, *id).await.0);
+    }
+
+    // Their administrator cannot withdraw ours, nor change its capacity; their team lead
+    // cannot change its capacity: 403 naming why (the service is public, so not 404).
+    let capacity = |id: Uuid| format!("/api/v1/directory/services/{id}/capacity");
+    let withdraw = |id: Uuid| format!("/api/v1/directory/services/{id}/withdraw");
+    let closed = json!({ "availability": "closed", "waiting_weeks": null, "note": null });
+    let reply = server
+        .post(
+            &people.foreign_admin,
+            &withdraw(ours[1]),
+            json!({ "reason": "not ours to keep" }),
+        )
+        .await;
+    refused_as_not_theirs(&reply, "a foreign withdrawal");
+    let reply = server
+        .post(&people.foreign_lead, &capacity(ours[1]), closed.clone())
+        .await;
+    refused_as_not_theirs(&reply, "a foreign lead's capacity change");
+    let reply = server
+        .post(&people.foreign_admin, &capacity(ours[1]), closed.clone())
+        .await;
+    refused_as_not_theirs(&reply, "a foreign administrator's capacity change");
+    // Ours is as it was.
+    assert!(listed(&server, ours[1]).await.0);
+    let state = app::directory::load_service(&server.store, domain::ServiceId(ours[1]))
+        .await
+        .expect("the service")
+        .state;
+    assert_eq!(
+        state.availability,
+        Some(domain::directory::Availability::Open)
+    );
+
+    // And we cannot touch theirs either.
+    let reply = server
+        .post(&people.lead, &capacity(second), closed.clone())
+        .await;
+    refused_as_not_theirs(&reply, "our lead on their service");
+    let reply = server
+        .post(&people.admin, &withdraw(second), json!({ "reason": "x" }))
+        .await;
+    refused_as_not_theirs(&reply, "our administrator on their service");
+
+    // Our own team lead and administrator can.
+    server
+        .ok(
+            &people.lead,
+            &capacity(ours[1]),
+            json!({ "availability": "waiting_list", "waiting_weeks": 4, "note": null }),
+        )
+        .await;
+    server
+        .ok(
+            &people.admin,
+            &withdraw(ours[2]),
+            json!({ "reason": "The group has closed." }),
+        )
+        .await;
+    // The foreign team lead still cannot, on a withdrawn one of ours either.
+    let reply = server
+        .post(&people.foreign_lead, &capacity(ours[2]), closed.clone())
+        .await;
+    refused_as_not_theirs(&reply, "a foreign lead on a withdrawn service");
+
+    // A foreign link worker connects their own client to our service, whoever owns it.
+    let client = Uuid::new_v4();
+    let referral = Uuid::new_v4();
+    server
+        .ok(
+            &people.foreign_worker,
+            &client_path(client, "referrals"),
+            intake(referral, "self_referral"),
+        )
+        .await;
+    server
+        .ok(
+            &people.foreign_lead,
+            &client_path(client, "referral-acceptances"),
+            json!({ "referral_id": referral }),
+        )
+        .await;
+    server
+        .ok(
+            &people.foreign_lead,
+            &client_path(client, "assignment"),
+            json!({ "link_worker_id": people.foreign_worker.staff_id, "team_id": people.foreign_worker.team_id }),
+        )
+        .await;
+    server
+        .ok(
+            &people.foreign_worker,
+            &client_path(client, "consents"),
+            json!({ "scope": "share_with_onward_services", "services": [] }),
+        )
+        .await;
+    for (service, kind) in [(ours[0], "signposted"), (ours[1], "referred")] {
+        server
+            .ok(
+                &people.foreign_worker,
+                &client_path(client, "connections"),
+                json!({ "connection_id": Uuid::new_v4(), "service_id": service, "need": "housing", "kind": kind }),
+            )
+            .await;
+    }
+
+    // Our own full dump with `withdraw_missing`: ours it does not name are withdrawn, theirs
+    // (named or not) are left alone, the one it names is skipped.
+    let import = server
+        .post(
+            &people.admin,
+            "/api/v1/directory/import?withdraw_missing=true",
+            json!({ "contents": [
+                oruk_service(second, "Ours now", &["housing"], "Frome"),
+            ]}),
+        )
+        .await;
+    assert_eq!(import.status, 200, "{:#}", import.body);
+    assert_eq!(ids(&import, "added"), Vec::<Uuid>::new());
+    let mut withdrawn = ids(&import, "withdrawn");
+    withdrawn.sort();
+    let mut expected = vec![ours[0], ours[1]];
+    expected.sort();
+    assert_eq!(withdrawn, expected, "ours, not theirs");
+    assert_eq!(import.body["skipped"][0]["id"], json!(second));
+    assert_eq!(
+        listed(&server, second).await,
+        (true, "Leeds Debt Advice".to_owned())
+    );
+    let search = {
+        server.catch_up().await;
+        server
+            .get(
+                &people.foreign_worker,
+                "/api/v1/directory/services?limit=100",
+            )
+            .await
+    };
+    assert_eq!(search.status, 200, "{:#}", search.body);
+    let found: Vec<&Value> = search.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["service_id"] == json!(second))
+        .collect();
+    assert_eq!(found.len(), 1, "their service is still in the directory");
+    server.stop().await;
+}
