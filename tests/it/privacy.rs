@@ -922,6 +922,7 @@ async fn racing_first_appends_to_a_new_record_leave_one_winner_and_one_data_key(
                     "date_of_birth": null, "nhs_number": null, "phone": null, "email": null,
                     "address": null, "postcode": null }
             }),
+            personal_paths: Vec::new(),
         }],
         metadata: crate::support::metadata(),
         idempotency_key: None,
