@@ -2,7 +2,7 @@
 //! when an entry is recorded late.
 
 use app::access::{Principal, Role};
-use app::records::{JourneyPage, ReadContext};
+use app::records::{JourneyPage, ReadContext, ReadPurpose};
 use app::{CaseService, CommandOptions, JourneyView, Page};
 use chrono::{DateTime, TimeZone, Utc};
 use domain::*;
@@ -36,7 +36,7 @@ async fn journey(cases: &CaseService, client: ClientId, view: JourneyView) -> Jo
         role: Role::Auditor,
         token_id: Uuid::nil(),
     };
-    let read = ReadContext::new(Some("spot check".into()), Uuid::new_v4()).expect("a purpose");
+    let read = ReadContext::new(Some(ReadPurpose::Audit), Uuid::new_v4());
     let page = Page::numbered(None, Some(app::MAX_LIMIT)).expect("a page");
     cases
         .journey_page(&auditor, client, view, page, &read)
@@ -203,7 +203,7 @@ async fn a_late_entry_makes_as_of_and_as_known_at_differ_and_corrections_sit_bes
     let reads: i64 = admin
         .query_one(
             "SELECT count(*) FROM record_reads WHERE client_id = $1 AND view = 'journey' \
-             AND purpose = 'spot check' AND role = 'auditor'",
+             AND purpose_code = 'audit' AND purpose IS NULL AND role = 'auditor'",
             &[&client.0],
         )
         .await

@@ -10,6 +10,7 @@ mod freshness;
 mod http;
 mod journey;
 mod outcomes;
+mod personal_scan;
 mod privacy;
 mod projections;
 mod support;

@@ -138,7 +138,7 @@ async fn journey_with_personal_data(server: &TestServer) -> Uuid {
 }
 
 /// Every row of every table, as text, with the table's name.
-async fn every_table(server: &TestServer) -> Vec<(String, String)> {
+pub(crate) async fn every_table(server: &TestServer) -> Vec<(String, String)> {
     let admin = server.db.admin_client().await;
     let tables: Vec<String> = admin
         .query(
@@ -749,7 +749,7 @@ async fn retention_lists_exactly_the_records_concluded_more_than_eight_years_ago
 
 /// Everything written to the logs, for scanning.
 #[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+pub(crate) struct Captured(pub(crate) std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl std::io::Write for Captured {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -922,6 +922,7 @@ async fn racing_first_appends_to_a_new_record_leave_one_winner_and_one_data_key(
                     "date_of_birth": null, "nhs_number": null, "phone": null, "email": null,
                     "address": null, "postcode": null }
             }),
+            personal_paths: Vec::new(),
         }],
         metadata: crate::support::metadata(),
         idempotency_key: None,

@@ -50,6 +50,7 @@ pub fn event(event_type: &str, payload: Value) -> NewEvent {
         event_type: event_type.to_owned(),
         schema_version: 1,
         payload,
+        personal_paths: Vec::new(),
     }
 }
 

@@ -145,3 +145,99 @@ async fn a_caseload_row_written_before_v9_reads_after_it_and_counts_follow_up_fr
     clock.set(noon(2026, 7, 24));
     assert!(flags().await.contains(&CaseloadFlag::FollowUpDue));
 }
+
+/// V16 made the purpose of a read a code: a read recorded before it keeps the words it was
+/// recorded with (the read audit is never rewritten) and shows them as `purpose_text`; every
+/// read from then on has a code, and the database refuses words in a new row.
+#[tokio::test]
+async fn a_read_recorded_before_v16_keeps_its_words_and_no_read_after_it_may_write_any() {
+    testkit::init_tracing();
+    let db = TestDb::empty().await;
+    let mut owner = db.admin_client().await;
+    db::migrate_to(&mut owner, 14)
+        .await
+        .expect("migrate to V14");
+    let store = protected(EventStore::new(db.app_pool(2), Upcasters::new()));
+    let cases = app::CaseService::new(store.clone());
+    let client = ClientId(Uuid::new_v4());
+    cases
+        .execute(
+            client,
+            &new_client_intake(
+                client,
+                ReferralId(Uuid::new_v4()),
+                "Frome",
+                ReferralSource::Gp,
+                vec![NeedDomain::LonelinessIsolation],
+            ),
+            metadata(),
+            Default::default(),
+        )
+        .await
+        .expect("an intake under V14");
+    let auditor = Principal {
+        staff_id: StaffId(Uuid::from_u128(0xA0D1)),
+        organisation_id: ORG,
+        team_id: None,
+        role: Role::Auditor,
+        token_id: Uuid::nil(),
+    };
+    // Under V14, a read with its purpose in words.
+    owner
+        .execute(
+            "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, purpose, request_id) \
+             VALUES ($1, $2, $3, 'auditor', 'journey', 'home visit', $4)",
+            &[&ORG, &client.0, &auditor.staff_id.0, &Uuid::new_v4()],
+        )
+        .await
+        .expect("a read under V14");
+
+    db::migrate(&mut owner)
+        .await
+        .expect("migrate to the latest");
+    let read = app::records::ReadContext::new(
+        Some(app::records::ReadPurpose::Supervision),
+        Uuid::new_v4(),
+    );
+    cases
+        .record(&auditor, client, &read)
+        .await
+        .expect("a read now");
+    let page = app::Page::numbered(None, None).expect("a page");
+    let reads = cases
+        .reads(&auditor, client, page)
+        .await
+        .expect("the reads");
+    let seen: Vec<_> = reads
+        .items
+        .iter()
+        .map(|r| (r.purpose, r.purpose_text.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (None, Some("home visit")),
+            (Some(app::records::ReadPurpose::Supervision), None)
+        ]
+    );
+    let app_client = db.app_client().await;
+    let worded = app_client
+        .execute(
+            "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, purpose, request_id) \
+             VALUES ($1, $2, $3, 'auditor', 'journey', 'home visit', $4)",
+            &[&ORG, &client.0, &auditor.staff_id.0, &Uuid::new_v4()],
+        )
+        .await;
+    assert!(worded.is_err(), "words as a purpose are refused");
+    let unknown = app_client
+        .execute(
+            "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, purpose_code, request_id) \
+             VALUES ($1, $2, $3, 'auditor', 'journey', 'home visit', $4)",
+            &[&ORG, &client.0, &auditor.staff_id.0, &Uuid::new_v4()],
+        )
+        .await;
+    assert!(
+        unknown.is_err(),
+        "a purpose code not in the list is refused"
+    );
+}

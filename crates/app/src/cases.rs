@@ -446,7 +446,10 @@ impl CaseService {
             destinations: Some(&destinations),
         };
         let events = domain::decide(&loaded.state, command, &lookups)?;
-        let new_events = crate::stream::new_events(&events);
+        let mut new_events = crate::stream::new_events(&events);
+        for (new_event, event) in new_events.iter_mut().zip(&events) {
+            new_event.personal_paths = crate::privacy::personal_paths(event, &loaded.entries);
+        }
         // The version the decision was made on: a concurrent writer makes this a conflict.
         let expected = match loaded.version {
             0 => ExpectedVersion::NoStream,

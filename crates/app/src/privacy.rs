@@ -6,6 +6,8 @@
 //! Retention finds the records that concluded longer ago than the personal data rules keep
 //! them, from the log itself (not a read model that may lag).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Months, Utc};
 use domain::DomainEvent as _;
 use domain::{CLIENT_STREAM, CaseCommand, CaseEvent, CaseStatus, ClientErased, ClientId, EventId};
@@ -15,14 +17,42 @@ use uuid::Uuid;
 
 use crate::{CaseService, CommandError, CommandOptions};
 
-/// The protection of every personal field of client events under `master`.
+/// The protection of every personal field of client events under `master`: the fields of
+/// [`domain::PERSONAL_FIELDS`], and inside a correction's corrected fields those each
+/// correction names ([`personal_paths`]).
 pub fn protection(master: MasterKey) -> Protection {
+    let (correction, corrected_fields) = domain::CORRECTED_FIELDS;
     Protection::new(
         master,
         domain::PERSONAL_FIELDS.iter().map(|(event_type, path)| {
             (CLIENT_STREAM, *event_type, *path, domain::erased_form(path))
         }),
     )
+    .sealed_within(
+        CLIENT_STREAM,
+        correction,
+        corrected_fields,
+        domain::erased_form,
+    )
+}
+
+/// The paths of `event` that are personal because of another entry of the record (in
+/// `entries`, by id), beyond those its type always has: for a correction, its corrected fields
+/// that are personal in the entry it corrects (every corrected field when that entry is not
+/// known).
+pub(crate) fn personal_paths(
+    event: &CaseEvent,
+    entries: &BTreeMap<EventId, CaseEvent>,
+) -> Vec<String> {
+    match event {
+        CaseEvent::EntryCorrected(correction) => domain::corrected_personal_paths(
+            entries
+                .get(&correction.corrects)
+                .map(|entry| entry.event_type()),
+            &correction.corrected_fields,
+        ),
+        _ => Vec::new(),
+    }
 }
 
 /// A record whose personal data is past its retention period.

@@ -9,7 +9,7 @@ use domain::{
     AppointmentStatus, CaseEvent, CaseStatus, ClientId, NeedDomain, PersonalDetails, ReferralId,
     ReferralSource, ReferralStatus,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::access::{Principal, Role};
@@ -17,38 +17,86 @@ use crate::error::{AppError, Page};
 use crate::journey::History;
 use crate::{CaseService, JourneyEntry, JourneyView, policy};
 
-/// The most characters a stated purpose of a read may have.
-pub const MAX_PURPOSE: usize = 500;
+/// Why a record is read: a code from a fixed list, never free text. The read audit is
+/// append-only and unencrypted, so words typed there (a name, a diagnosis) would be kept in
+/// every copy of the database for ever; a code cannot carry them. The list is also the
+/// database's (`V16__read_purpose_codes.sql`): a code added here needs a migration there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadPurpose {
+    /// Caring for the person: the link worker's own work with them.
+    DirectCare,
+    /// A team lead's or supervisor's review of the case.
+    Supervision,
+    /// An audit of records or of who read them.
+    Audit,
+    /// A safeguarding concern.
+    Safeguarding,
+    /// The person asked for their own record.
+    SubjectAccessRequest,
+    /// A complaint about the service.
+    Complaint,
+    /// Checking or putting right what was recorded.
+    DataQuality,
+    /// None of the above.
+    Other,
+}
+
+impl ReadPurpose {
+    /// Every purpose, in the order above.
+    pub const ALL: [ReadPurpose; 8] = [
+        ReadPurpose::DirectCare,
+        ReadPurpose::Supervision,
+        ReadPurpose::Audit,
+        ReadPurpose::Safeguarding,
+        ReadPurpose::SubjectAccessRequest,
+        ReadPurpose::Complaint,
+        ReadPurpose::DataQuality,
+        ReadPurpose::Other,
+    ];
+
+    /// The code, as the API and the read audit write it.
+    pub fn code(self) -> &'static str {
+        match self {
+            ReadPurpose::DirectCare => "direct_care",
+            ReadPurpose::Supervision => "supervision",
+            ReadPurpose::Audit => "audit",
+            ReadPurpose::Safeguarding => "safeguarding",
+            ReadPurpose::SubjectAccessRequest => "subject_access_request",
+            ReadPurpose::Complaint => "complaint",
+            ReadPurpose::DataQuality => "data_quality",
+            ReadPurpose::Other => "other",
+        }
+    }
+}
+
+impl std::str::FromStr for ReadPurpose {
+    type Err = String;
+
+    fn from_str(code: &str) -> Result<ReadPurpose, String> {
+        ReadPurpose::ALL
+            .into_iter()
+            .find(|p| p.code() == code)
+            .ok_or_else(|| format!("not a purpose of a read: {code}"))
+    }
+}
 
 /// Why and in which request a record is read: kept with the read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReadContext {
-    /// What the reader says the read is for (blank means not said).
-    pub purpose: Option<String>,
+    /// What the reader says the read is for (none: not said).
+    pub purpose: Option<ReadPurpose>,
     /// The request the read answers.
     pub request_id: Uuid,
 }
 
 impl ReadContext {
     /// A read for `purpose` in request `request_id`.
-    ///
-    /// # Errors
-    /// [`AppError::BadInput`] naming `purpose` over [`MAX_PURPOSE`] characters.
-    pub fn new(purpose: Option<String>, request_id: Uuid) -> Result<ReadContext, AppError> {
-        let purpose = match purpose {
-            Some(p) if p.chars().count() > MAX_PURPOSE => {
-                return Err(AppError::bad_input(
-                    "purpose",
-                    format!("at most {MAX_PURPOSE} characters"),
-                ));
-            }
-            Some(p) if p.trim().is_empty() => None,
-            other => other,
-        };
-        Ok(ReadContext {
+    pub fn new(purpose: Option<ReadPurpose>, request_id: Uuid) -> ReadContext {
+        ReadContext {
             purpose,
             request_id,
-        })
+        }
     }
 }
 
@@ -134,7 +182,11 @@ pub struct RecordRead {
     pub role: Role,
     /// `record`, `journey` or `referral_status`.
     pub view: String,
-    pub purpose: Option<String>,
+    /// Why it was read, as the reader said.
+    pub purpose: Option<ReadPurpose>,
+    /// Why it was read in the reader's own words: only reads recorded before purposes were
+    /// coded have it.
+    pub purpose_text: Option<String>,
     pub request_id: Uuid,
     pub read_at: DateTime<Utc>,
 }
@@ -159,7 +211,7 @@ impl CaseService {
         let client = self.store().pool().get().await?;
         client
             .execute(
-                "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, purpose, request_id) \
+                "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, purpose_code, request_id) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 &[
                     &principal.organisation_id,
@@ -167,7 +219,7 @@ impl CaseService {
                     &principal.staff_id.0,
                     &principal.role.as_str(),
                     &view.code(),
-                    &read.purpose,
+                    &read.purpose.map(ReadPurpose::code),
                     &read.request_id,
                 ],
             )
@@ -327,7 +379,8 @@ impl CaseService {
         let client = self.store().pool().get().await?;
         let rows = client
             .query(
-                "SELECT read_id, staff_id, role, view, purpose, request_id, read_at FROM record_reads \
+                "SELECT read_id, staff_id, role, view, purpose_code, purpose, request_id, read_at \
+                 FROM record_reads \
                  WHERE organisation_id = $1 AND client_id = $2 AND read_id > $3 ORDER BY read_id LIMIT $4",
                 &[
                     &principal.organisation_id,
@@ -338,18 +391,19 @@ impl CaseService {
             )
             .await?;
         let mut items = Vec::with_capacity(rows.len());
+        let unreadable = |e: String| AppError::Store(eventstore::StoreError::InvalidPayload(e));
         for row in &rows {
             let role: String = row.get(2);
+            let purpose: Option<String> = row.get(4);
             items.push(RecordRead {
                 read_id: row.get(0),
                 staff_id: row.get(1),
-                role: role.parse().map_err(|e: String| {
-                    AppError::Store(eventstore::StoreError::InvalidPayload(e))
-                })?,
+                role: role.parse().map_err(unreadable)?,
                 view: row.get(3),
-                purpose: row.get(4),
-                request_id: row.get(5),
-                read_at: row.get(6),
+                purpose: purpose.map(|p| p.parse()).transpose().map_err(unreadable)?,
+                purpose_text: row.get(5),
+                request_id: row.get(6),
+                read_at: row.get(7),
             });
         }
         let more = items.len() as i64 > page.limit;

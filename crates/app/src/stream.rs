@@ -79,6 +79,7 @@ pub(crate) fn new_events<E: DomainEvent>(events: &[E]) -> Vec<NewEvent> {
             event_type: event.event_type().to_owned(),
             schema_version: event.schema_version(),
             payload: event.to_payload(),
+            personal_paths: Vec::new(),
         })
         .collect()
 }

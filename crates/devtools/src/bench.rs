@@ -282,6 +282,7 @@ fn one_event() -> AppendRequest {
             event_type: "ContactRecorded".to_owned(),
             schema_version: 1,
             payload: json!({ "mode": "phone", "minutes": 20, "n": 1 }),
+            personal_paths: Vec::new(),
         }],
         metadata: Metadata {
             actor_id: Uuid::new_v4(),

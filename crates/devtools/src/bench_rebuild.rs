@@ -202,6 +202,7 @@ pub(crate) async fn append_journeys(
                                 event_type: e.event_type().to_owned(),
                                 schema_version: e.schema_version(),
                                 payload: e.to_payload(),
+                                personal_paths: Vec::new(),
                             })
                             .collect(),
                         metadata: Metadata {

@@ -175,7 +175,7 @@ async fn measure(
         let auditor = &auditor;
         let entries = &entries;
         async move {
-            let read = app::records::ReadContext::new(None, uuid::Uuid::new_v4())?;
+            let read = app::records::ReadContext::new(None, uuid::Uuid::new_v4());
             let page = app::Page::numbered(None, Some(app::MAX_LIMIT))?;
             let replay = cases
                 .journey_page(

@@ -463,7 +463,9 @@ pub const ERASED: &str = "[erased]";
 
 /// Where personal data sits in client events: (event type, dotted path into the payload).
 /// Each is sealed under the client's own data key when stored, and shows as erased once the key
-/// is destroyed (see [`erased_form`]). Corrections of those fields are personal too.
+/// is destroyed (see [`erased_form`]). A correction's corrected fields are personal where the
+/// same fields of the entry it corrects are (see [`corrected_personal_paths`]): this one table
+/// decides both.
 pub const PERSONAL_FIELDS: &[(&str, &str)] = &[
     ("ClientRegistered", "personal"),
     ("ReferralReceived", "referrer.name"),
@@ -480,14 +482,42 @@ pub const PERSONAL_FIELDS: &[(&str, &str)] = &[
     ("CaseClosed", "note"),
     ("CaseReopened", "note"),
     ("EntryCorrected", "reason"),
-    ("EntryCorrected", "corrected_fields.personal"),
-    ("EntryCorrected", "corrected_fields.note"),
-    ("EntryCorrected", "corrected_fields.text"),
-    ("EntryCorrected", "corrected_fields.description"),
-    ("EntryCorrected", "corrected_fields.referrer"),
     ("GpMessageSent", "text"),
     ("LateEntryExplained", "reason"),
 ];
+
+/// Where a correction keeps the fields it corrects: an object whose fields are the corrected
+/// entry's own, personal where that entry's are. (Event type, payload path.)
+pub const CORRECTED_FIELDS: (&str, &str) = ("EntryCorrected", "corrected_fields");
+
+/// The paths of an `EntryCorrected` payload that hold personal data, for a correction of an
+/// entry of type `corrected_type` that corrects `corrected_fields`: every path the corrected
+/// entry's type has in [`PERSONAL_FIELDS`] whose field the correction gives, under
+/// `corrected_fields.` (a correction of `personal`, any `note`, a referral's `referrer.name`).
+/// When the corrected entry's type is not known, every corrected field is taken as personal.
+pub fn corrected_personal_paths(
+    corrected_type: Option<&str>,
+    corrected_fields: &Map<String, Value>,
+) -> Vec<String> {
+    let prefix = CORRECTED_FIELDS.1;
+    let Some(corrected_type) = corrected_type else {
+        return corrected_fields
+            .keys()
+            .map(|field| format!("{prefix}.{field}"))
+            .collect();
+    };
+    PERSONAL_FIELDS
+        .iter()
+        .filter(|(event_type, path)| {
+            *event_type == corrected_type
+                && path
+                    .split('.')
+                    .next()
+                    .is_some_and(|field| corrected_fields.contains_key(field))
+        })
+        .map(|(_, path)| format!("{prefix}.{path}"))
+        .collect()
+}
 
 /// What a personal field reads as once it cannot be read: `[erased]` text, and for personal
 /// details a record whose names are `[erased]` and whose other fields are empty. Every event

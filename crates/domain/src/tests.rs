@@ -640,16 +640,51 @@ fn an_erased_record_takes_nothing_more() {
 #[test]
 fn every_personal_field_is_where_its_event_keeps_it_and_its_erased_form_decodes() {
     let mut events = one_of_each();
-    // Corrections of personal fields, so every path has a value to find.
-    let mut fields = Map::new();
-    for key in ["personal", "note", "text", "description", "referrer"] {
-        fields.insert(key.to_owned(), json!("something personal"));
+    // Each entry's personal paths; a correction's are those of the entry it corrects.
+    let mut paths: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            PERSONAL_FIELDS
+                .iter()
+                .filter(|(t, _)| *t == e.event_type())
+                .map(|(_, path)| (*path).to_owned())
+                .collect()
+        })
+        .collect();
+    // A correction of every entry with personal fields, giving each such field again, so every
+    // corrected personal path has a value to find.
+    let mut corrections = Vec::new();
+    for event in &events {
+        let payload = event.to_payload();
+        let mut fields = Map::new();
+        for (_, path) in PERSONAL_FIELDS
+            .iter()
+            .filter(|(t, _)| *t == event.event_type())
+        {
+            let field = path.split('.').next().unwrap_or(path);
+            if let Some(value) = payload.get(field) {
+                fields.insert(field.to_owned(), value.clone());
+            }
+        }
+        if fields.is_empty() || matches!(event, CaseEvent::EntryCorrected(_)) {
+            continue;
+        }
+        let mut personal = vec!["reason".to_owned()];
+        personal.extend(corrected_personal_paths(Some(event.event_type()), &fields));
+        corrections.push((
+            CaseEvent::EntryCorrected(EntryCorrected {
+                corrects: event_id(1),
+                corrected_fields: fields,
+                reason: "wrong person's notes".to_owned(),
+            }),
+            personal,
+        ));
     }
-    events.push(CaseEvent::EntryCorrected(EntryCorrected {
-        corrects: event_id(1),
-        corrected_fields: fields,
-        reason: "wrong person's notes".to_owned(),
-    }));
+    assert!(corrections.len() > 10, "{}", corrections.len());
+    for (correction, personal) in corrections {
+        events.push(correction);
+        paths.push(personal);
+    }
     for (event_type, path) in PERSONAL_FIELDS {
         assert!(
             EVENT_TYPES.iter().any(|(name, _)| name == event_type),
@@ -666,12 +701,9 @@ fn every_personal_field_is_where_its_event_keeps_it_and_its_erased_form_decodes(
             });
         assert!(found, "{event_type}.{path} is in the payload");
     }
-    for event in &events {
+    for (event, personal) in events.iter().zip(&paths) {
         let mut payload = event.to_payload();
-        for (_, path) in PERSONAL_FIELDS
-            .iter()
-            .filter(|(t, _)| *t == event.event_type())
-        {
+        for path in personal {
             let keys: Vec<&str> = path.split('.').collect();
             let target = keys.iter().try_fold(&mut payload, |v, key| v.get_mut(*key));
             if let Some(value) = target
@@ -696,6 +728,39 @@ fn every_personal_field_is_where_its_event_keeps_it_and_its_erased_form_decodes(
             assert!(!text.contains(secret), "{secret} left in {text}");
         }
     }
+}
+
+#[test]
+fn a_corrected_field_is_personal_exactly_where_the_corrected_entry_s_is() {
+    let fields = |value: Value| value.as_object().cloned().unwrap_or_default();
+    let referrer = fields(json!({
+        "referrer": { "staff_id": null, "name": "Dr Who", "organisation": "Frome MP" },
+        "source": "gp", "note": "typo"
+    }));
+    assert_eq!(
+        corrected_personal_paths(Some("ReferralReceived"), &referrer),
+        ["corrected_fields.referrer.name", "corrected_fields.note"]
+    );
+    let registration = fields(json!({ "personal": { "given_name": "Maggie" }, "area": "Frome" }));
+    assert_eq!(
+        corrected_personal_paths(Some("ClientRegistered"), &registration),
+        ["corrected_fields.personal"]
+    );
+    let gp = fields(json!({ "text": "joined the choir", "practice": "Frome MP" }));
+    assert_eq!(
+        corrected_personal_paths(Some("GpMessageSent"), &gp),
+        ["corrected_fields.text"]
+    );
+    // A field named like a personal one is not personal where the entry's is not.
+    let answers = fields(json!({ "answers": [1, 2], "timepoint": "baseline" }));
+    assert!(corrected_personal_paths(Some("AssessmentRecorded"), &answers).is_empty());
+    let reason = fields(json!({ "reason": "moved_away" }));
+    assert!(corrected_personal_paths(Some("CaseClosed"), &reason).is_empty());
+    // Not knowing the entry, every corrected field is taken as personal.
+    assert_eq!(
+        corrected_personal_paths(None, &answers),
+        ["corrected_fields.answers", "corrected_fields.timepoint"]
+    );
 }
 
 #[test]

@@ -192,10 +192,13 @@ impl EventStore {
         let protection = self.protection.as_deref().filter(|p| {
             p.needs_key(
                 &request.stream_type,
-                request
-                    .events
-                    .iter()
-                    .map(|e| (e.event_type.as_str(), &e.payload)),
+                request.events.iter().map(|e| {
+                    (
+                        e.event_type.as_str(),
+                        &e.payload,
+                        e.personal_paths.as_slice(),
+                    )
+                }),
             )
         });
         // The stream's data key is read in the same round trip (the statements are pipelined). A
@@ -283,8 +286,7 @@ impl EventStore {
                     data_key,
                     request.stream_id,
                     &request.stream_type,
-                    &event.event_type,
-                    event.event_id,
+                    event,
                     &mut payload,
                 )?;
             }

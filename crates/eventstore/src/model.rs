@@ -54,6 +54,11 @@ pub struct NewEvent {
     pub schema_version: i32,
     /// The event's data.
     pub payload: Value,
+    /// Paths of this payload that hold personal data beyond those its type always has (see
+    /// [`crate::Protection`]): a correction's corrected personal fields, personal because the
+    /// entry it corrects has them there. Each must lie inside a part of the payload the
+    /// protection opens wherever a field is sealed ([`crate::Protection::sealed_within`]).
+    pub personal_paths: Vec<String>,
 }
 
 /// One atomic append to one stream.

@@ -10,6 +10,11 @@
 //! chain intact while making every copy of the fields unreadable: the log, WAL, replicas and
 //! backups alike.
 //!
+//! Some fields are personal because of another event: a correction's corrected fields are
+//! personal where the entry it corrects has personal fields. The caller names those per event
+//! ([`crate::NewEvent::personal_paths`]), inside a part of the payload the protection opens
+//! wherever a field is sealed ([`Protection::sealed_within`]), so reading needs no list.
+//!
 //! Reads of one stream ([`crate::EventStore::read_stream`]) open sealed fields when the key
 //! exists and show the field's erased form when it does not. Reads of the global log
 //! ([`crate::EventStore::read_all`], what projectors use) never open them: projectors only ever
@@ -27,7 +32,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::StoreError;
+use crate::{NewEvent, StoreError};
 
 /// The key under which a sealed field is stored.
 pub const SEALED: &str = "$sealed";
@@ -235,12 +240,24 @@ struct Field {
     erased: Value,
 }
 
+/// A part of an event's payload in which the caller names the personal paths per event, and
+/// which is opened wherever a field is sealed.
+#[derive(Clone, Debug)]
+struct Within {
+    path: Vec<String>,
+    dotted: String,
+    /// The erased form of a sealed field at a dotted path inside it.
+    erased: fn(&str) -> Value,
+}
+
 /// Which fields of which events are personal data, and the master key that protects them.
 #[derive(Clone, Debug)]
 pub struct Protection {
     master: MasterKey,
     /// Stream type, then event type: looked up by `&str` on every event read.
     fields: HashMap<String, HashMap<String, Vec<Field>>>,
+    /// Stream type, then event type: where an event's own personal paths may lie.
+    within: HashMap<String, HashMap<String, Vec<Within>>>,
 }
 
 /// What a stream's key row says.
@@ -275,7 +292,32 @@ impl Protection {
         Protection {
             master,
             fields: map,
+            within: HashMap::new(),
         }
+    }
+
+    /// Also protects, in events of `event_type` on `stream_type` streams, the paths inside
+    /// `path` that each appended event names as personal ([`crate::NewEvent::personal_paths`]).
+    /// Every sealed value found inside it opens on read, bound to its own path; without the key
+    /// it shows as `erased(dotted path)`.
+    pub fn sealed_within(
+        mut self,
+        stream_type: &str,
+        event_type: &str,
+        path: &str,
+        erased: fn(&str) -> Value,
+    ) -> Protection {
+        self.within
+            .entry(stream_type.to_owned())
+            .or_default()
+            .entry(event_type.to_owned())
+            .or_default()
+            .push(Within {
+                path: path.split('.').map(str::to_owned).collect(),
+                dotted: path.to_owned(),
+                erased,
+            });
+        self
     }
 
     /// The master key's public id.
@@ -290,16 +332,41 @@ impl Protection {
             .map_or(&[], Vec::as_slice)
     }
 
-    /// Whether any of these payloads has a personal field with a value to seal.
+    fn within_of(&self, stream_type: &str, event_type: &str) -> &[Within] {
+        self.within
+            .get(stream_type)
+            .and_then(|types| types.get(event_type))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Every path to seal in an event: its type's personal fields and the event's own paths.
+    fn paths_to_seal<'a>(
+        &'a self,
+        stream_type: &str,
+        event_type: &str,
+        own: &'a [String],
+    ) -> impl Iterator<Item = (Vec<String>, &'a str)> {
+        self.fields_of(stream_type, event_type)
+            .iter()
+            .map(|field| (field.path.clone(), field.dotted.as_str()))
+            .chain(own.iter().map(|dotted| {
+                (
+                    dotted.split('.').map(str::to_owned).collect(),
+                    dotted.as_str(),
+                )
+            }))
+    }
+
+    /// Whether any of these payloads (with their own personal paths) has a personal field with
+    /// a value to seal.
     pub(crate) fn needs_key<'a>(
         &self,
         stream_type: &str,
-        events: impl IntoIterator<Item = (&'a str, &'a Value)>,
+        events: impl IntoIterator<Item = (&'a str, &'a Value, &'a [String])>,
     ) -> bool {
-        events.into_iter().any(|(event_type, payload)| {
-            self.fields_of(stream_type, event_type)
-                .iter()
-                .any(|field| get(payload, &field.path).is_some_and(|v| !v.is_null()))
+        events.into_iter().any(|(event_type, payload, own)| {
+            self.paths_to_seal(stream_type, event_type, own)
+                .any(|(path, _)| get(payload, &path).is_some_and(|v| !v.is_null()))
         })
     }
 
@@ -336,30 +403,45 @@ impl Protection {
         Ok(KeyState::Live(self.master.unwrap(subject, &wrapped)?))
     }
 
-    /// Replaces every personal field with a value by its sealed form.
+    /// Replaces every personal field of `event` with a value (in `payload`, the event's payload
+    /// as it will be stored) by its sealed form: the type's fields and the event's own personal
+    /// paths.
+    ///
+    /// # Errors
+    /// [`StoreError::Protection`] for an own path outside every part of the payload that is
+    /// opened wherever a field is sealed (it could never be read again).
     pub(crate) fn seal(
         &self,
         key: &DataKey,
         subject: Uuid,
         stream_type: &str,
-        event_type: &str,
-        event_id: Uuid,
+        event: &NewEvent,
         payload: &mut Value,
     ) -> Result<(), StoreError> {
+        let (event_type, event_id) = (event.event_type.as_str(), event.event_id);
+        let own = event.personal_paths.as_slice();
+        let within = self.within_of(stream_type, event_type);
+        if let Some(outside) = own.iter().find(|path| {
+            !within.iter().any(|w| {
+                path.strip_prefix(w.dotted.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+            })
+        }) {
+            return Err(StoreError::Protection(format!(
+                "{event_type}.{outside} is not where a {event_type} may hold personal fields of \
+                 its own"
+            )));
+        }
         let cipher = key.cipher();
-        for field in self.fields_of(stream_type, event_type) {
-            let Some(value) = get_mut(payload, &field.path) else {
+        for (path, dotted) in self.paths_to_seal(stream_type, event_type, own) {
+            let Some(value) = get_mut(payload, &path) else {
                 continue;
             };
             if value.is_null() || is_sealed(value) {
                 continue;
             }
             let plain = Zeroizing::new(value.to_string().into_bytes());
-            let sealed = seal_bytes(
-                &cipher,
-                &plain,
-                &field_aad(subject, event_id, &field.dotted),
-            )?;
+            let sealed = seal_bytes(&cipher, &plain, &field_aad(subject, event_id, dotted))?;
             let mut object = Map::new();
             object.insert(SEALED.to_owned(), Value::String(STANDARD.encode(sealed)));
             *value = Value::Object(object);
@@ -396,6 +478,53 @@ impl Protection {
                 serde_json::from_slice::<Value>(&plain).ok()
             });
             *value = opened.unwrap_or_else(|| field.erased.clone());
+        }
+        for within in self.within_of(stream_type, event_type) {
+            if let Some(value) = get_mut(payload, &within.path) {
+                open_inside(
+                    cipher.as_ref(),
+                    subject,
+                    event_id,
+                    within,
+                    within.dotted.clone(),
+                    value,
+                );
+            }
+        }
+    }
+}
+
+/// Opens every sealed value at or inside `value` (at dotted path `dotted`), bound to its own
+/// path, or puts its erased form in its place.
+fn open_inside(
+    cipher: Option<&XChaCha20Poly1305>,
+    subject: Uuid,
+    event_id: Uuid,
+    within: &Within,
+    dotted: String,
+    value: &mut Value,
+) {
+    if let Some(sealed) = sealed_text(value) {
+        let opened = cipher.and_then(|cipher| {
+            let bytes = STANDARD.decode(sealed).ok()?;
+            let plain = Zeroizing::new(open_bytes(
+                cipher,
+                &bytes,
+                &field_aad(subject, event_id, &dotted),
+            )?);
+            serde_json::from_slice::<Value>(&plain).ok()
+        });
+        *value = opened.unwrap_or_else(|| (within.erased)(&dotted));
+    } else if let Value::Object(fields) = value {
+        for (name, inner) in fields.iter_mut() {
+            open_inside(
+                cipher,
+                subject,
+                event_id,
+                within,
+                format!("{dotted}.{name}"),
+                inner,
+            );
         }
     }
 }
@@ -450,8 +579,14 @@ mod tests {
         let original = json!({"referrer": {"name": "Dr Patel", "organisation": "Frome MP"},
                               "note": "lives alone", "reasons": ["x"]});
         let mut payload = original.clone();
-        p.seal(&key, subject, "client", "Referred", event, &mut payload)
-            .unwrap();
+        p.seal(
+            &key,
+            subject,
+            "client",
+            &new_event("Referred", event, &[]),
+            &mut payload,
+        )
+        .unwrap();
         let text = payload.to_string();
         assert!(!text.contains("Patel") && !text.contains("alone"), "{text}");
         assert_eq!(payload["referrer"]["organisation"], "Frome MP");
@@ -491,6 +626,88 @@ mod tests {
         p.open(None, subject, "client", "Referred", event, &mut shredded);
         assert_eq!(shredded["referrer"]["name"], "[erased]");
         assert_eq!(shredded["note"], "[erased]");
+    }
+
+    fn new_event(event_type: &str, event_id: Uuid, own: &[&str]) -> NewEvent {
+        NewEvent {
+            event_id,
+            event_type: event_type.to_owned(),
+            schema_version: 1,
+            payload: Value::Null,
+            personal_paths: own.iter().map(|p| (*p).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn an_event_s_own_personal_paths_are_sealed_and_open_without_being_named_again() {
+        fn erased(path: &str) -> Value {
+            json!(format!("[erased {path}]"))
+        }
+        let p = protection().sealed_within("client", "Corrected", "fields", erased);
+        let subject = Uuid::new_v4();
+        let event = Uuid::new_v4();
+        let (key, _) = p.new_key(subject).unwrap();
+        let original = json!({"fields": {"referrer": {"name": "Dr Patel", "organisation": "Frome MP"},
+                                          "note": "lives alone", "answers": [1, 2]},
+                              "reason": "typo"});
+        let own = new_event("Corrected", event, &["fields.referrer.name", "fields.note"]);
+        assert!(p.needs_key(
+            "client",
+            [("Corrected", &original, own.personal_paths.as_slice())]
+        ));
+        assert!(!p.needs_key("client", [("Corrected", &original, [].as_slice())]));
+        let mut payload = original.clone();
+        p.seal(&key, subject, "client", &own, &mut payload).unwrap();
+        let text = payload.to_string();
+        assert!(!text.contains("Patel") && !text.contains("alone"), "{text}");
+        assert_eq!(payload["fields"]["answers"], json!([1, 2]));
+        assert_eq!(payload["fields"]["referrer"]["organisation"], "Frome MP");
+
+        // Read back without naming the paths: each opens, bound to its own path.
+        let mut opened = payload.clone();
+        p.open(
+            Some(&key),
+            subject,
+            "client",
+            "Corrected",
+            event,
+            &mut opened,
+        );
+        assert_eq!(opened, original);
+        // Without the key, each shows its erased form.
+        let mut shredded = payload.clone();
+        p.open(None, subject, "client", "Corrected", event, &mut shredded);
+        assert_eq!(
+            shredded["fields"]["referrer"]["name"],
+            "[erased fields.referrer.name]"
+        );
+        assert_eq!(shredded["fields"]["note"], "[erased fields.note]");
+        assert_eq!(shredded["fields"]["answers"], json!([1, 2]));
+        // Moved to another path inside, a sealed value does not open.
+        let mut moved = payload.clone();
+        moved["fields"]["text"] = moved["fields"]["note"].take();
+        p.open(
+            Some(&key),
+            subject,
+            "client",
+            "Corrected",
+            event,
+            &mut moved,
+        );
+        assert_eq!(moved["fields"]["text"], "[erased fields.text]");
+
+        // A path outside every part opened on read is refused: it could never be read again.
+        let outside = new_event("Corrected", event, &["reason"]);
+        let mut payload = original.clone();
+        assert!(
+            p.seal(&key, subject, "client", &outside, &mut payload)
+                .is_err()
+        );
+        let elsewhere = new_event("Corrected", event, &["fieldsnote"]);
+        assert!(
+            p.seal(&key, subject, "client", &elsewhere, &mut payload)
+                .is_err()
+        );
     }
 
     #[test]

@@ -49,7 +49,7 @@ async fn journey(server: &TestServer, client: Uuid, query: &str) -> Value {
         .get(
             &server.people.auditor,
             &format!(
-                "{}?limit=500&purpose=dating%20check{query}",
+                "{}?limit=500&purpose=data_quality{query}",
                 client_path(client, "journey")
             ),
         )

@@ -193,7 +193,7 @@ async fn a_whole_journey_through_the_api() {
     let journey = server
         .get(
             auditor,
-            &format!("{}?limit=500&purpose=case%20review", path("journey")),
+            &format!("{}?limit=500&purpose=audit", path("journey")),
         )
         .await;
     assert_eq!(journey.status, 200, "{:#}", journey.body);
@@ -466,7 +466,7 @@ async fn every_read_of_a_record_is_audited_and_auditors_see_who_read() {
     let record = server
         .get(
             &people.worker,
-            &format!("{}?purpose=home%20visit", client_path(client, "")),
+            &format!("{}?purpose=direct_care", client_path(client, "")),
         )
         .await;
     assert_eq!(record.status, 200);
@@ -502,7 +502,7 @@ async fn every_read_of_a_record_is_audited_and_auditors_see_who_read() {
             (
                 json!(people.worker.staff_id),
                 json!("record"),
-                json!("home visit"),
+                json!("direct_care"),
                 json!(record.header("x-request-id"))
             ),
             (

@@ -248,7 +248,12 @@ impl TestServer {
             services,
             handle,
             holder: Uuid::new_v4(),
-            http: reqwest::Client::new(),
+            // Idle connections are dropped before the server's keep-alive (5 s) closes them, so
+            // a request after a pause never goes out on a connection the server is closing.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(3))
+                .build()
+                .expect("an HTTP client"),
             spec: Arc::new(api::http::openapi_json()),
         };
         server.catch_up().await;

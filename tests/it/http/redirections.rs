@@ -52,6 +52,7 @@ async fn stored_as_v1(server: &TestServer, client: Uuid, referral: Uuid, words: 
                 event_type: "ReferralRedirected".to_owned(),
                 schema_version: 1,
                 payload: json!({ "referral_id": referral, "redirected_to": words, "note": null }),
+                personal_paths: Vec::new(),
             }],
             metadata: Metadata {
                 actor_id: server.people.lead.staff_id,

@@ -16,7 +16,9 @@ use super::negotiate::{CsvParams, answer, negotiated_get};
 use super::problem::{ApiError, NegotiatedReadErrors, ReadErrors};
 use app::access::{Principal, StaffMember};
 use app::caseload::{CaseloadPage, TeamWorkload};
-use app::records::{ClientRecord, JourneyPage, ReadContext, RecordReadPage, ReferralStatusView};
+use app::records::{
+    ClientRecord, JourneyPage, ReadContext, ReadPurpose, RecordReadPage, ReferralStatusView,
+};
 use app::{JourneyView, Page};
 
 pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -224,9 +226,9 @@ async fn workload(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ReadParams {
-    /// Why it is read (kept in the read audit; at most 500 characters).
-    #[param(max_length = 500)]
-    purpose: Option<String>,
+    /// Why it is read, a code kept in the read audit (never free text: the audit is kept for
+    /// ever, and words could name the person).
+    purpose: Option<ReadPurpose>,
     /// A log position (the `position` a command answered with): checked, never waited
     /// for, since this read comes from the log itself and is always current.
     #[param(minimum = 1)]
@@ -257,7 +259,7 @@ async fn client_record(
         .check(params.0.after)
         .await
         .map_err(ApiError::query)?;
-    let read = ReadContext::new(params.0.purpose, request_id(&req)).map_err(ApiError::query)?;
+    let read = ReadContext::new(params.0.purpose, request_id(&req));
     let record = state
         .cases
         .record(&caller.0, ClientId(path.into_inner()), &read)
@@ -275,9 +277,9 @@ struct JourneyParams {
     as_of: Option<DateTime<Utc>>,
     /// Only what had been recorded by then (RFC 3339): the record as it was known.
     known_at: Option<DateTime<Utc>>,
-    /// Why it is read (kept in the read audit; at most 500 characters).
-    #[param(max_length = 500)]
-    purpose: Option<String>,
+    /// Why it is read, a code kept in the read audit (never free text: the audit is kept for
+    /// ever, and words could name the person).
+    purpose: Option<ReadPurpose>,
     /// `next_cursor` of the previous page (a record version).
     #[param(minimum = 0)]
     cursor: Option<i64>,
@@ -308,7 +310,7 @@ async fn client_journey(
     req: HttpRequest,
 ) -> Result<web::Json<JourneyPage>, ApiError> {
     let params = params.0;
-    let read = ReadContext::new(params.purpose, request_id(&req)).map_err(ApiError::query)?;
+    let read = ReadContext::new(params.purpose, request_id(&req));
     let page = Page::numbered(params.cursor, params.limit).map_err(ApiError::query)?;
     state
         .freshness
@@ -353,7 +355,7 @@ async fn referral_status(
         .check(params.0.after)
         .await
         .map_err(ApiError::query)?;
-    let read = ReadContext::new(None, request_id(&req)).map_err(ApiError::query)?;
+    let read = ReadContext::new(None, request_id(&req));
     Ok(web::Json(
         state
             .cases
