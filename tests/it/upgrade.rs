@@ -146,11 +146,11 @@ async fn a_caseload_row_written_before_v9_reads_after_it_and_counts_follow_up_fr
     assert!(flags().await.contains(&CaseloadFlag::FollowUpDue));
 }
 
-/// V16 made the purpose of a read a code: a read recorded before it keeps the words it was
+/// V15 made the purpose of a read a code: a read recorded before it keeps the words it was
 /// recorded with (the read audit is never rewritten) and shows them as `purpose_text`; every
 /// read from then on has a code, and the database refuses words in a new row.
 #[tokio::test]
-async fn a_read_recorded_before_v16_keeps_its_words_and_no_read_after_it_may_write_any() {
+async fn a_read_recorded_before_v15_keeps_its_words_and_no_read_after_it_may_write_any() {
     testkit::init_tracing();
     let db = TestDb::empty().await;
     let mut owner = db.admin_client().await;

@@ -20,7 +20,7 @@ use crate::{CaseService, JourneyEntry, JourneyView, policy};
 /// Why a record is read: a code from a fixed list, never free text. The read audit is
 /// append-only and unencrypted, so words typed there (a name, a diagnosis) would be kept in
 /// every copy of the database for ever; a code cannot carry them. The list is also the
-/// database's (`V16__read_purpose_codes.sql`): a code added here needs a migration there.
+/// database's (`V15__read_purpose_codes.sql`): a code added here needs a migration there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadPurpose {

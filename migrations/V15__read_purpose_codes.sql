@@ -12,6 +12,6 @@ ALTER TABLE record_reads
 ALTER TABLE record_reads
     ADD CONSTRAINT record_reads_no_free_text_purpose CHECK (purpose IS NULL) NOT VALID;
 COMMENT ON COLUMN record_reads.purpose IS
-    'Free text stated as the purpose of reads recorded before V16; never written since.';
+    'Free text stated as the purpose of reads recorded before V15; never written since.';
 COMMENT ON COLUMN record_reads.purpose_code IS
     'Why the record was read: a code of app::records::ReadPurpose.';
