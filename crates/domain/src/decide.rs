@@ -186,9 +186,12 @@ fn decide_fact(
                     what: "the connection",
                 });
             }
+            // Whoever goes with the person, or hears of them, learns who they are.
             if matches!(
                 c.kind,
-                ConnectionKind::Referred | ConnectionKind::WarmHandover
+                ConnectionKind::Referred
+                    | ConnectionKind::WarmHandover
+                    | ConnectionKind::Accompanied
             ) {
                 let covered = state
                     .consents

@@ -461,14 +461,18 @@ fn a_connection_outcome_names_an_existing_connection() {
 }
 
 #[test]
-fn a_referral_or_warm_handover_needs_consent_to_share() {
+fn a_referral_warm_handover_or_accompanied_visit_needs_consent_to_share() {
     let consent = |services: Vec<ServiceId>| {
         CaseEvent::ConsentRecorded(ConsentRecorded {
             scope: ConsentScope::ShareWithOnwardServices,
             services,
         })
     };
-    for kind in [ConnectionKind::Referred, ConnectionKind::WarmHandover] {
+    for kind in [
+        ConnectionKind::Referred,
+        ConnectionKind::WarmHandover,
+        ConnectionKind::Accompanied,
+    ] {
         let command = CaseCommand::MakeConnection(connection(kind));
         check(
             open_case(),
