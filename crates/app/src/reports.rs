@@ -109,7 +109,7 @@ pub struct ReferralFigures {
     pub declined: Option<i64>,
     pub redirected: Option<i64>,
     /// Redirected referrals by where they went: a destination code (the recording rules'),
-    /// `service:<id>` for a directory service, `uncoded:<words>` for one recorded before
+    /// `service:<id>` for a directory service, `uncoded` for one recorded in words before
     /// destinations were coded, `unrecorded` for one counted before the figures kept it (until
     /// `casebook rebuild outcomes`); percentages are of redirected referrals. Null under
     /// rules that do not count them (v1, v2).

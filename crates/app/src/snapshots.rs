@@ -543,7 +543,9 @@ impl Snapshots {
             let (_lock, ours) = match lock.await {
                 Ok(lock) => lock,
                 Err(e) => {
+                    // Not left `running` for a restart to find: said so, and asked for again.
                     tracing::error!(snapshot = %id, error = %e, "could not lock a snapshot to build it");
+                    finish(&store, id, Err(e)).await;
                     return;
                 }
             };

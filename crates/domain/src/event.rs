@@ -117,19 +117,15 @@ pub enum Destination {
 }
 
 impl Destination {
-    /// The key reports count by: the code, `service:<id>`, or `uncoded:<the words, lower
-    /// case, spaces tidied>`.
+    /// The key reports count by: the code, `service:<id>`, or `uncoded` for every
+    /// redirection recorded in words before destinations were coded.
     pub fn report_code(&self) -> String {
         match self {
             Destination::Service { service_id } => format!("service:{}", service_id.0),
             Destination::Coded { code } => code.clone(),
-            Destination::Described { text } => format!(
-                "uncoded:{}",
-                text.split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-                    .to_lowercase()
-            ),
+            // The words stay in the record: typed freely, they may name a person, and figures
+            // (kept by analysts, copied into read models, outliving erasure) hold codes only.
+            Destination::Described { .. } => "uncoded".to_owned(),
         }
     }
 }

@@ -1359,10 +1359,8 @@ fn a_schema_v1_redirection_is_upcast_and_its_corrections_still_apply() {
     let CaseEvent::ReferralRedirected(redirected) = &event else {
         panic!("{event:?}")
     };
-    assert_eq!(
-        redirected.destination.report_code(),
-        "uncoded:mendip talking therapies"
-    );
+    // Counted without its words: they may name a person.
+    assert_eq!(redirected.destination.report_code(), "uncoded");
     assert!(step(json!({ "referral_id": REFERRAL.0 })).is_err());
 
     let mut given = referred();

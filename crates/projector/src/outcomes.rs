@@ -30,7 +30,8 @@ pub struct ReferralFact {
     pub outcome: Option<String>,
     pub decline_reason: Option<String>,
     /// Where a redirected referral went: a destination code, `service:<id>`, or
-    /// `uncoded:<words>` for one recorded before destinations were coded.
+    /// `uncoded` for one recorded in words before destinations were coded (the words are not
+    /// copied: they may name a person).
     #[serde(default)]
     pub destination: Option<String>,
     pub first_contact_at: Option<DateTime<Utc>>,

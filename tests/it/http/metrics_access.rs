@@ -34,7 +34,13 @@ async fn metrics_answer_the_loopback_address_and_elsewhere_only_with_the_token()
     };
     let outward = outward_address().to_string();
 
+    // With a token configured, even this machine sends it (a reverse proxy here would make
+    // every caller local).
     let local = get("127.0.0.1".to_owned(), None).await.expect("an answer");
+    assert_eq!(local.status().as_u16(), 403);
+    let local = get("127.0.0.1".to_owned(), Some("s3cret-scraper-token"))
+        .await
+        .expect("an answer");
     assert_eq!(local.status().as_u16(), 200);
     assert!(local.text().await.expect("text").contains("# TYPE"));
 
@@ -50,10 +56,23 @@ async fn metrics_answer_the_loopback_address_and_elsewhere_only_with_the_token()
         .await
         .expect("an answer");
     assert_eq!(wrong.status().as_u16(), 403);
-    let scraper = get(outward, Some("s3cret-scraper-token"))
+    let scraper = get(outward.clone(), Some("s3cret-scraper-token"))
         .await
         .expect("an answer");
     assert_eq!(scraper.status().as_u16(), 200);
+    handle.stop(true).await;
+
+    // Without a token: this machine only.
+    let state = api::http::AppState::with_clock(server.store.clone(), app::Clock::system());
+    let app = casebook::Application::build("0.0.0.0:0", state).expect("binding");
+    let port = app.address().port();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let at = |host: &str| format!("http://{host}:{port}/metrics");
+    let local = http.get(at("127.0.0.1")).send().await.expect("an answer");
+    assert_eq!(local.status().as_u16(), 200);
+    let away = http.get(at(&outward)).send().await.expect("an answer");
+    assert_eq!(away.status().as_u16(), 403);
     handle.stop(true).await;
     server.stop().await;
 }
@@ -63,10 +82,13 @@ async fn metrics_answer_the_loopback_address_and_elsewhere_only_with_the_token()
 #[tokio::test]
 async fn a_source_guessing_tokens_is_turned_away_and_counted() {
     let server = TestServer::start().await;
-    // The service as `serve` makes it: the default limit.
+    // The service as `serve` makes it: the default limit. Reached from another address of this
+    // machine: failures from the loopback address are not counted (a reverse proxy in front
+    // would make every caller one source).
     let state = api::http::AppState::with_clock(server.store.clone(), app::Clock::system());
-    let app = casebook::Application::build("127.0.0.1:0", state).expect("binding");
-    let base = format!("http://{}", app.address());
+    let app = casebook::Application::build("0.0.0.0:0", state).expect("binding");
+    let base = format!("http://{}:{}", outward_address(), app.address().port());
+    let local_base = format!("http://127.0.0.1:{}", app.address().port());
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::new();
@@ -101,7 +123,15 @@ async fn a_source_guessing_tokens_is_turned_away_and_counted() {
         .await
         .expect("an answer");
     assert_eq!(bare.status().as_u16(), 401);
-    let text = reqwest::get(format!("{base}/metrics"))
+    // The loopback address is not turned away, nor counted.
+    let local = http
+        .get(format!("{local_base}/api/v1/caseload"))
+        .bearer_auth(server.people.worker.token.clone())
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(local.status().as_u16(), 200);
+    let text = reqwest::get(format!("{local_base}/metrics"))
         .await
         .expect("metrics")
         .text()

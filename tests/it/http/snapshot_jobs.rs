@@ -125,7 +125,23 @@ async fn an_interrupted_snapshot_is_built_again_at_start_unless_another_instance
     assert_eq!(state(held).await, "running");
     // That instance dies (its connection and lock with it): the next start builds it.
     drop(other_instance);
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The server lets the lock go once it notices the connection is gone.
+    let watcher = server.db.admin_client().await;
+    for _ in 0..300 {
+        let held: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = x'5ea7'::int::oid \
+                 AND objid = $1::int::oid",
+                &[&held_tag],
+            )
+            .await
+            .expect("the locks")
+            .get(0);
+        if held == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(snapshots.resume().await.expect("resumed"), 1);
     let built = when_built(
         &server,

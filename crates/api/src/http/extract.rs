@@ -17,7 +17,7 @@ use super::AppState;
 use super::problem::{ApiError, FieldError};
 use app::access::Principal;
 
-/// How long a request body may take to arrive once its headers have.
+/// How long a request body may stop arriving (no byte at all) before it is cut off.
 pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The largest JSON body accepted (a referral with a long note fits many times over).
@@ -210,29 +210,37 @@ fn json_bytes<const LIMIT: usize>(
         if declared_length.is_some_and(|n| n > LIMIT) {
             return Err(ApiError::PayloadTooLarge { limit: LIMIT });
         }
-        // A body that stalls is cut off: a slow sender holds a connection no longer than this.
-        let read = async {
-            let mut bytes = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ApiError::field("body", e.to_string()))?;
-                if bytes.len() + chunk.len() > LIMIT {
-                    return Err(ApiError::PayloadTooLarge { limit: LIMIT });
-                }
-                bytes.extend_from_slice(&chunk);
-            }
-            Ok(bytes)
+        // A body that stalls is cut off: a sender that sends nothing for this long loses the
+        // connection's attention (a large import that keeps arriving is not hurried).
+        let stalled = || {
+            ApiError::field(
+                "body",
+                format!(
+                    "the body stopped arriving for {} s, or came too slowly",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+            )
         };
-        let bytes = tokio::time::timeout(BODY_READ_TIMEOUT, read)
-            .await
-            .map_err(|_| {
-                ApiError::field(
-                    "body",
-                    format!(
-                        "the body did not arrive within {} s",
-                        BODY_READ_TIMEOUT.as_secs()
-                    ),
-                )
-            })??;
+        // And the whole body comes at no less than 64 KiB a second after the first wait, so a
+        // sender trickling a byte at a time is cut off too.
+        let deadline = tokio::time::Instant::now()
+            + BODY_READ_TIMEOUT
+            + std::time::Duration::from_secs((LIMIT / 65_536) as u64);
+        let mut bytes = web::BytesMut::new();
+        loop {
+            let wait = (tokio::time::Instant::now() + BODY_READ_TIMEOUT).min(deadline);
+            let Some(chunk) = tokio::time::timeout_at(wait, payload.next())
+                .await
+                .map_err(|_| stalled())?
+            else {
+                break;
+            };
+            let chunk = chunk.map_err(|e| ApiError::field("body", e.to_string()))?;
+            if bytes.len() + chunk.len() > LIMIT {
+                return Err(ApiError::PayloadTooLarge { limit: LIMIT });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         // Every body is an object (serde would also take an array for a struct).
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(ApiError::field("body", "a JSON object is expected"));

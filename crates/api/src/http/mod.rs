@@ -291,7 +291,10 @@ async fn require_token<B: actix_web::body::MessageBody + 'static>(
             .get(actix_web::http::header::AUTHORIZATION)
             .cloned();
         // A source that keeps presenting bad tokens waits out its window, unheard.
-        let source = req.peer_addr().map(|a| a.ip()).filter(|_| header.is_some());
+        let source = req
+            .peer_addr()
+            .map(|a| a.ip())
+            .filter(|ip| header.is_some() && throttle::counted(*ip));
         if let Some(wait) = source.and_then(|ip| state.throttle.blocked(ip, Instant::now())) {
             return Ok(req.error_response(ApiError::TooManyRequests {
                 retry_after: wait.as_secs().max(1),

@@ -166,8 +166,9 @@ impl ApiError {
             }
             ApiError::DatabaseUnreachable(_) => (
                 "urn:casebook:problem:unavailable",
-                "the service cannot reach its database just now; nothing was written: try again \
-                 after Retry-After seconds"
+                "the service cannot reach its database just now: try again after Retry-After \
+                 seconds (a command may or may not have been recorded; send it again with the same \
+                 Idempotency-Key and it is recorded once)"
                     .to_owned(),
             ),
             _ => ("about:blank", self.to_string()),
@@ -247,10 +248,24 @@ fn unreachable(error: &tokio_postgres::Error) -> bool {
     }
 }
 
+/// No connection could be had: 503 when the database is away (a timeout, a refused or lost
+/// connection, a server shutting down), 500 when it answered with a fault that will not heal
+/// by waiting (a wrong password, a missing database).
+fn pool_failure(error: &db::deadpool_postgres::PoolError) -> ApiError {
+    use db::deadpool_postgres::PoolError;
+    match error {
+        PoolError::Backend(e) if !unreachable(e) => ApiError::Internal(error.to_string()),
+        _ => ApiError::DatabaseUnreachable(error.to_string()),
+    }
+}
+
 /// A store failure: 503 when the database cannot be reached, else 500.
 fn store_failure(error: StoreError) -> ApiError {
     match &error {
-        StoreError::Unavailable(_) => ApiError::DatabaseUnreachable(error.to_string()),
+        StoreError::Unavailable(pool) => match pool_failure(pool) {
+            ApiError::Internal(_) => ApiError::Internal(error.to_string()),
+            _ => ApiError::DatabaseUnreachable(error.to_string()),
+        },
         StoreError::Unexpected(e) if unreachable(e) => {
             ApiError::DatabaseUnreachable(error.to_string())
         }
@@ -383,7 +398,7 @@ impl From<AppError> for ApiError {
             },
             AppError::Store(e) => store_failure(e),
             AppError::Database(e) => database_failure(&e),
-            AppError::Pool(e) => ApiError::DatabaseUnreachable(e.to_string()),
+            AppError::Pool(e) => pool_failure(&e),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -449,10 +464,10 @@ const PROBLEM_RESPONSES: &[(&str, &str, &str)] = &[
     (
         "503",
         "Unavailable",
-        "The service cannot answer now: the database cannot be reached (nothing was written), or \
-         the read model this answer comes from has not yet applied the event named by `after` (it \
-         waited as long as the service allows). Try again after `Retry-After` seconds; a command \
-         retried with the same Idempotency-Key is carried out once.",
+        "The service cannot answer now: the database cannot be reached (a command may or may not \
+         have been recorded), or the read model this answer comes from has not yet applied the \
+         event named by `after` (it waited as long as the service allows). Try again after \
+         `Retry-After` seconds; a command retried with the same Idempotency-Key is recorded once.",
     ),
 ];
 

@@ -88,8 +88,8 @@ async fn ready(state: web::Data<AppState>) -> Result<web::Json<Readiness>, ApiEr
 }
 
 /// Metrics in the Prometheus text format: requests by route and status, latencies, events
-/// appended, projection lag. Open from the loopback address; from anywhere else only with the
-/// metrics token the service was given (`serve --metrics-token-file`), as a bearer token.
+/// appended, projection lag. With a metrics token (`serve --metrics-token-file`), answered to
+/// whoever sends it as a bearer token; without one, to the loopback address only.
 #[utoipa::path(
     tag = "service",
     security(()),
@@ -104,7 +104,10 @@ async fn metrics_text(
     req: actix_web::HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let local = req.peer_addr().is_some_and(|peer| peer.ip().is_loopback());
+    // With a token configured, everyone sends it (a reverse proxy on this machine makes every
+    // caller look local); without one, only this machine is answered.
+    let local = state.metrics_token.is_none()
+        && req.peer_addr().is_some_and(|peer| peer.ip().is_loopback());
     let bearer = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)

@@ -43,6 +43,7 @@ impl AuthThrottle {
 
     /// How long `source` must wait, if it is turned away now.
     pub fn blocked(&self, source: IpAddr, now: Instant) -> Option<Duration> {
+        let source = bucket(source);
         let sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
         match sources.get(&source) {
             Some((start, failures)) if *failures >= self.max_failures => {
@@ -55,6 +56,7 @@ impl AuthThrottle {
 
     /// Counts a bad token from `source`; true when this one reaches the limit.
     pub fn failed(&self, source: IpAddr, now: Instant) -> bool {
+        let source = bucket(source);
         let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
         if sources.len() >= MAX_SOURCES && !sources.contains_key(&source) {
             sources.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
@@ -74,6 +76,24 @@ impl AuthThrottle {
         entry.1 += 1;
         entry.1 == self.max_failures
     }
+}
+
+/// The address failures count against: an IPv6 address by its /64 (one site's network, which a
+/// guesser could otherwise walk), an IPv4 address as it is.
+fn bucket(source: IpAddr) -> IpAddr {
+    match source {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
+        }
+        v4 => v4,
+    }
+}
+
+/// Whether failures from `source` are counted: not from this machine, where a reverse proxy
+/// in front of the service would make every caller one source (limit there instead).
+pub fn counted(source: IpAddr) -> bool {
+    !source.is_loopback()
 }
 
 #[cfg(test)]
@@ -97,5 +117,15 @@ mod tests {
         let after = start + WINDOW;
         assert_eq!(throttle.blocked(a, after), None, "the window ended");
         assert!(!throttle.failed(a, after), "counting starts again");
+        // One IPv6 network is one source.
+        let (x, y): (IpAddr, IpAddr) = (
+            "2001:db8:1:2::10".parse().unwrap(),
+            "2001:db8:1:2:ffff::99".parse().unwrap(),
+        );
+        for _ in 0..MAX_FAILURES {
+            throttle.failed(x, start);
+        }
+        assert!(throttle.blocked(y, start).is_some());
+        assert!(!counted("127.0.0.1".parse().unwrap()) && counted(a));
     }
 }
