@@ -94,6 +94,12 @@ fn journey(
             licensor_score: None,
             administered_on: date(4, 20),
         }),
+        // Consent to share, so that a connection corrected to an accompanied visit is one it
+        // could have been recorded as.
+        CaseCommand::RecordConsent(ConsentRecorded {
+            scope: ConsentScope::ShareWithOnwardServices,
+            services: vec![],
+        }),
         CaseCommand::MakeConnection(OnwardConnectionMade {
             connection_id: connection,
             service_id: ServiceId(service),
@@ -310,7 +316,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "connection need",
-            step: 8,
+            step: 9,
             event: 0,
             field: "need",
             wrong: json!("loneliness_isolation"),
@@ -318,7 +324,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "connection kind",
-            step: 8,
+            step: 9,
             event: 0,
             field: "kind",
             wrong: json!("signposted"),
@@ -326,7 +332,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "connection waiting weeks",
-            step: 9,
+            step: 10,
             event: 0,
             field: "waiting_weeks",
             wrong: json!(6),
@@ -334,7 +340,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "gap need",
-            step: 10,
+            step: 11,
             event: 0,
             field: "need",
             wrong: json!("physical_activity"),
@@ -342,7 +348,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "gap area",
-            step: 10,
+            step: 11,
             event: 0,
             field: "area",
             wrong: json!("Frome"),
@@ -350,7 +356,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "gap reason",
-            step: 10,
+            step: 11,
             event: 0,
             field: "reason",
             wrong: json!("no_service_exists"),
@@ -358,7 +364,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "closure reason",
-            step: 11,
+            step: 12,
             event: 0,
             field: "reason",
             wrong: json!("goals_met"),

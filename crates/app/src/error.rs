@@ -118,3 +118,32 @@ impl Page<i64> {
         Ok(page)
     }
 }
+
+/// Whether a database error means the database cannot be reached (the connection was lost or
+/// refused, or the server is shutting down or starting), rather than a fault of the request or
+/// the code: a caller may try again later.
+pub fn database_unreachable(error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    if error.is_closed() {
+        return true;
+    }
+    match error.as_db_error() {
+        Some(db) => [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+        ]
+        .contains(db.code()),
+        None => std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>()),
+    }
+}
+
+/// Whether no connection could be had because the database is away (a timeout, a refused or
+/// lost connection, a server shutting down), not because it answered with a fault that waiting
+/// will not heal (a wrong password, a missing database).
+pub fn pool_unreachable(error: &db::deadpool_postgres::PoolError) -> bool {
+    match error {
+        db::deadpool_postgres::PoolError::Backend(e) => database_unreachable(e),
+        _ => true,
+    }
+}

@@ -41,7 +41,7 @@ pub fn upcasters() -> eventstore::Upcasters {
         |upcasters, (event_type, from, step)| upcasters.register(event_type, *from, *step),
     )
 }
-pub use error::{AppError, DEFAULT_LIMIT, MAX_LIMIT, Page};
+pub use error::{AppError, DEFAULT_LIMIT, MAX_LIMIT, Page, database_unreachable, pool_unreachable};
 pub use freshness::{AsOf, Freshness, ReadWait};
 pub use journey::{Journey, JourneyEntry, JourneyView};
 

@@ -229,44 +229,13 @@ impl ResponseError for ApiError {
 /// How long a caller is asked to wait while the database cannot be reached.
 const UNAVAILABLE_RETRY_SECONDS: u64 = 5;
 
-/// Whether a database error means the database cannot be reached (the connection was lost or
-/// refused, or the server is shutting down or starting), rather than a fault of the request or
-/// the code: those answer 503 with `Retry-After`, the rest 500.
-fn unreachable(error: &tokio_postgres::Error) -> bool {
-    use tokio_postgres::error::SqlState;
-    if error.is_closed() {
-        return true;
-    }
-    match error.as_db_error() {
-        Some(db) => [
-            SqlState::ADMIN_SHUTDOWN,
-            SqlState::CRASH_SHUTDOWN,
-            SqlState::CANNOT_CONNECT_NOW,
-        ]
-        .contains(db.code()),
-        None => std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>()),
-    }
-}
-
-/// No connection could be had: 503 when the database is away (a timeout, a refused or lost
-/// connection, a server shutting down), 500 when it answered with a fault that will not heal
-/// by waiting (a wrong password, a missing database).
-fn pool_failure(error: &db::deadpool_postgres::PoolError) -> ApiError {
-    use db::deadpool_postgres::PoolError;
-    match error {
-        PoolError::Backend(e) if !unreachable(e) => ApiError::Internal(error.to_string()),
-        _ => ApiError::DatabaseUnreachable(error.to_string()),
-    }
-}
-
 /// A store failure: 503 when the database cannot be reached, else 500.
 fn store_failure(error: StoreError) -> ApiError {
     match &error {
-        StoreError::Unavailable(pool) => match pool_failure(pool) {
-            ApiError::Internal(_) => ApiError::Internal(error.to_string()),
-            _ => ApiError::DatabaseUnreachable(error.to_string()),
-        },
-        StoreError::Unexpected(e) if unreachable(e) => {
+        StoreError::Unavailable(pool) if app::pool_unreachable(pool) => {
+            ApiError::DatabaseUnreachable(error.to_string())
+        }
+        StoreError::Unexpected(e) if app::database_unreachable(e) => {
             ApiError::DatabaseUnreachable(error.to_string())
         }
         _ => ApiError::Internal(error.to_string()),
@@ -275,7 +244,7 @@ fn store_failure(error: StoreError) -> ApiError {
 
 /// A database failure: 503 when the database cannot be reached, else 500.
 fn database_failure(error: &tokio_postgres::Error) -> ApiError {
-    if unreachable(error) {
+    if app::database_unreachable(error) {
         ApiError::DatabaseUnreachable(error.to_string())
     } else {
         ApiError::Internal(error.to_string())
@@ -398,7 +367,9 @@ impl From<AppError> for ApiError {
             },
             AppError::Store(e) => store_failure(e),
             AppError::Database(e) => database_failure(&e),
-            AppError::Pool(e) => pool_failure(&e),
+            AppError::Pool(e) if app::pool_unreachable(&e) => {
+                ApiError::DatabaseUnreachable(e.to_string())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
