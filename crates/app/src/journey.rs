@@ -114,11 +114,11 @@ impl History {
                     .corrected_payload
                     .take()
                     .unwrap_or_else(|| target.payload.clone());
-                if let Value::Object(fields) = &mut corrected {
-                    for (field, value) in &correction.corrected_fields {
-                        fields.insert(field.clone(), value.clone());
-                    }
-                }
+                domain::apply_corrected_fields(
+                    &target.event_type,
+                    &mut corrected,
+                    &correction.corrected_fields,
+                );
                 target.corrected_payload = Some(corrected);
             }
             entries.push(JourneyEntry {

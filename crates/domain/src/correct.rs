@@ -60,6 +60,36 @@ fn nested(field: &str) -> &'static str {
         .unwrap_or("corrected_fields")
 }
 
+/// Writes a correction's fields over the payload of the entry it corrects (an event of
+/// `event_type`, as read now). A correction recorded when a redirection's destination was words
+/// (`redirected_to`, schema v1) corrects the destination of the upcast entry. Every reader that
+/// applies corrections (deciding, the projectors' refold, the journey) comes through here.
+pub fn apply_corrected_fields(
+    event_type: &str,
+    payload: &mut Value,
+    corrected_fields: &serde_json::Map<String, Value>,
+) {
+    let Value::Object(fields) = payload else {
+        return;
+    };
+    for (field, value) in corrected_fields {
+        let (field, value) = current_field(event_type, field, value);
+        fields.insert(field, value);
+    }
+}
+
+/// A corrected field as the entry's current schema names it: `redirected_to` (a redirection's
+/// words, schema v1) is a described destination now.
+fn current_field(event_type: &str, field: &str, value: &Value) -> (String, Value) {
+    match (event_type, field) {
+        ("ReferralRedirected", "redirected_to") => (
+            "destination".to_owned(),
+            serde_json::json!({ "kind": "described", "text": value }),
+        ),
+        _ => (field.to_owned(), value.clone()),
+    }
+}
+
 /// The entry a correction names, as it will read once corrected.
 ///
 /// # Errors
@@ -87,13 +117,7 @@ pub fn corrected_entry(
     for (field, value) in &correction.corrected_fields {
         // A correction recorded when a redirection's destination was words (schema v1) reads
         // as a correction of the destination, as the entry it corrects now does.
-        let (field, value) = match (original, field.as_str()) {
-            (CaseEvent::ReferralRedirected(_), "redirected_to") => (
-                "destination".to_owned(),
-                serde_json::json!({ "kind": "described", "text": value }),
-            ),
-            _ => (field.clone(), value.clone()),
-        };
+        let (field, value) = current_field(original.event_type(), field, value);
         let (field, value) = (&field, &value);
         if !fields.contains_key(field) {
             return Err(CaseError::invalid(

@@ -25,7 +25,7 @@ mod timing;
 
 pub use codes::*;
 pub use command::{CaseCommand, TransferCase};
-pub use correct::corrected_entry;
+pub use correct::{apply_corrected_fields, corrected_entry};
 pub use decide::{Lookups, decide};
 pub use error::CaseError;
 pub use event::*;

@@ -1407,7 +1407,26 @@ fn a_schema_v1_redirection_is_upcast_and_its_corrections_still_apply() {
         )),
         Err(("invalid_field", Some("corrected_fields.destination")))
     );
-    // The old field name applies to the upcast entry.
+    // The old field name applies to the upcast entry, for every reader that applies
+    // corrections (the projectors' refold and the journey as well as deciding).
+    let mut payload = event.to_payload();
+    apply_corrected_fields(
+        "ReferralRedirected",
+        &mut payload,
+        &[("redirected_to".to_owned(), json!("Frome Health Coaching"))]
+            .into_iter()
+            .collect(),
+    );
+    let refolded = CaseEvent::decode("ReferralRedirected", 2, payload).expect("still decodes");
+    let CaseEvent::ReferralRedirected(refolded) = refolded else {
+        unreachable!()
+    };
+    assert_eq!(
+        refolded.destination,
+        Destination::Described {
+            text: "Frome Health Coaching".to_owned()
+        }
+    );
     let corrected = corrected_entry(
         &event,
         &EntryCorrected {

@@ -72,11 +72,11 @@ pub fn with_corrections(events: &[RecordedEvent]) -> Result<Vec<Fact>, Projectio
             let payload = payloads
                 .entry(target)
                 .or_insert_with(|| original.payload.clone());
-            if let Value::Object(fields) = payload {
-                for (field, value) in correction.corrected_fields {
-                    fields.insert(field, value);
-                }
-            }
+            domain::apply_corrected_fields(
+                &original.event_type,
+                payload,
+                &correction.corrected_fields,
+            );
         }
     }
     let mut facts = Vec::with_capacity(events.len());
