@@ -205,7 +205,7 @@ async fn a_read_recorded_before_v15_keeps_its_words_and_no_read_after_it_may_wri
         .expect("a read now");
     let page = app::Page::numbered(None, None).expect("a page");
     let reads = cases
-        .reads(&auditor, client, page)
+        .reads(&auditor, client, page, &read)
         .await
         .expect("the reads");
     let seen: Vec<_> = reads
@@ -217,6 +217,8 @@ async fn a_read_recorded_before_v15_keeps_its_words_and_no_read_after_it_may_wri
         seen,
         [
             (None, Some("home visit")),
+            (Some(app::records::ReadPurpose::Supervision), None),
+            // This listing, audited as a read too.
             (Some(app::records::ReadPurpose::Supervision), None)
         ]
     );

@@ -281,8 +281,7 @@ pub async fn add_staff(
     })
 }
 
-const STAFF_COLUMNS: &str =
-    "staff_id, organisation_id, team_id, name, role, capacity, active FROM staff";
+const STAFF_COLUMNS: &str = "staff_id, organisation_id, team_id, name, role, capacity, active";
 
 fn staff_from_row(row: &tokio_postgres::Row) -> Result<StaffMember, AccessError> {
     let role: String = row.get(4);
@@ -310,7 +309,9 @@ pub async fn staff_member(
 ) -> Result<Option<StaffMember>, AccessError> {
     let row = client
         .query_opt(
-            &format!("SELECT {STAFF_COLUMNS} WHERE organisation_id = $1 AND staff_id = $2"),
+            &format!(
+                "SELECT {STAFF_COLUMNS} FROM staff WHERE organisation_id = $1 AND staff_id = $2"
+            ),
             &[&organisation_id, &staff_id],
         )
         .await?;
@@ -330,7 +331,7 @@ pub async fn list_staff(
     let rows = client
         .query(
             &format!(
-                "SELECT {STAFF_COLUMNS} WHERE organisation_id = $1 AND ($2::uuid IS NULL OR staff_id > $2) \
+                "SELECT {STAFF_COLUMNS} FROM staff WHERE organisation_id = $1 AND ($2::uuid IS NULL OR staff_id > $2) \
                  ORDER BY staff_id LIMIT $3"
             ),
             &[&organisation_id, &after, &limit],
@@ -343,7 +344,59 @@ fn secret_hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
-/// Issues a token for an active staff member, valid for `valid_for`.
+/// Who issued a token. A token is always issued to its own holder: nobody else can mint one
+/// that acts as them (an administrator makes a one-time enrolment the holder redeems).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenIssuer {
+    /// The operator at the console, who holds the database itself (how an organisation's first
+    /// administrator starts).
+    Operator,
+    /// Casebook itself (the demo's tokens).
+    System,
+    /// The holder, with a token of their own.
+    Holder,
+    /// The holder, redeeming an enrolment made by `issued_by` (`None`: the operator).
+    Enrolment {
+        enrolment_id: Uuid,
+        issued_by: Option<Uuid>,
+    },
+}
+
+impl TokenIssuer {
+    /// The stored `issued_via`, `issued_by` and `enrolment_id` for a token of `staff_id`.
+    fn columns(self, staff_id: Uuid) -> (&'static str, Option<Uuid>, Option<Uuid>) {
+        match self {
+            TokenIssuer::Operator => ("operator", None, None),
+            TokenIssuer::System => ("system", None, None),
+            TokenIssuer::Holder => ("self", Some(staff_id), None),
+            TokenIssuer::Enrolment {
+                enrolment_id,
+                issued_by,
+            } => ("enrolment", issued_by, Some(enrolment_id)),
+        }
+    }
+}
+
+/// 256 random bits as hex.
+fn random_secret() -> Result<String, AccessError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| AccessError::Random(e.to_string()))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Refuses an unknown or inactive staff member.
+async fn require_active(client: &impl GenericClient, staff_id: Uuid) -> Result<(), AccessError> {
+    let active = client
+        .query_opt("SELECT active FROM staff WHERE staff_id = $1", &[&staff_id])
+        .await?;
+    match active {
+        Some(row) if row.get::<_, bool>(0) => Ok(()),
+        Some(_) => Err(invalid("staff_id", "this staff member is not active")),
+        None => Err(invalid("staff_id", "no such staff member")),
+    }
+}
+
+/// Issues a token for an active staff member, valid for `valid_for`, recording who issued it.
 ///
 /// # Errors
 /// [`AccessError::Invalid`] for an unknown or inactive staff member; a database failure.
@@ -352,32 +405,30 @@ pub async fn issue_token(
     staff_id: Uuid,
     valid_for: Duration,
     label: &str,
+    issuer: TokenIssuer,
 ) -> Result<IssuedToken, AccessError> {
     if valid_for <= Duration::zero() {
         return Err(invalid("valid_days", "a token must be valid for some time"));
     }
-    let active = client
-        .query_opt("SELECT active FROM staff WHERE staff_id = $1", &[&staff_id])
-        .await?;
-    match active {
-        Some(row) if row.get::<_, bool>(0) => {}
-        Some(_) => return Err(invalid("staff_id", "this staff member is not active")),
-        None => return Err(invalid("staff_id", "no such staff member")),
-    }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| AccessError::Random(e.to_string()))?;
-    let secret = hex::encode(bytes);
+    require_active(client, staff_id).await?;
+    let secret = random_secret()?;
     let token_id = Uuid::now_v7();
+    let (issued_via, issued_by, enrolment_id) = issuer.columns(staff_id);
     let row = client
         .query_one(
-            "INSERT INTO api_tokens (token_id, staff_id, secret_hash, label, expires_at) \
-             VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) RETURNING expires_at",
+            "INSERT INTO api_tokens (token_id, staff_id, secret_hash, label, expires_at, \
+             issued_via, issued_by, enrolment_id) \
+             VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5), $6, $7, $8) \
+             RETURNING expires_at",
             &[
                 &token_id,
                 &staff_id,
                 &secret_hash(&secret),
                 &label,
                 &(valid_for.num_seconds() as f64),
+                &issued_via,
+                &issued_by,
+                &enrolment_id,
             ],
         )
         .await?;
@@ -387,6 +438,280 @@ pub async fn issue_token(
         token: format!("{TOKEN_PREFIX}{}_{secret}", token_id.simple()),
         expires_at: row.get(0),
     })
+}
+
+const ENROLMENT_PREFIX: &str = "cbe_";
+
+/// A one-time enrolment as made: the code is shown once, to be given to the holder only.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct IssuedEnrolment {
+    pub enrolment_id: Uuid,
+    pub staff_id: Uuid,
+    /// Give this to the holder, and no one else: they redeem it once, before `expires_at`, at
+    /// `POST /api/v1/enrolments/redemption`, for a token only they see.
+    pub code: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Makes a one-time enrolment for an active staff member, valid for `valid_for`; `issued_by`
+/// is the administrator who made it (`None`: the operator).
+///
+/// # Errors
+/// [`AccessError::Invalid`] for an unknown or inactive staff member; a database failure.
+pub async fn create_enrolment(
+    client: &impl GenericClient,
+    staff_id: Uuid,
+    valid_for: Duration,
+    issued_by: Option<Uuid>,
+) -> Result<IssuedEnrolment, AccessError> {
+    require_active(client, staff_id).await?;
+    let secret = random_secret()?;
+    let enrolment_id = Uuid::now_v7();
+    let row = client
+        .query_one(
+            "INSERT INTO enrolments (enrolment_id, staff_id, secret_hash, issued_by, expires_at) \
+             VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) RETURNING expires_at",
+            &[
+                &enrolment_id,
+                &staff_id,
+                &secret_hash(&secret),
+                &issued_by,
+                &(valid_for.num_seconds() as f64),
+            ],
+        )
+        .await?;
+    Ok(IssuedEnrolment {
+        enrolment_id,
+        staff_id,
+        code: format!("{ENROLMENT_PREFIX}{}_{secret}", enrolment_id.simple()),
+        expires_at: row.get(0),
+    })
+}
+
+/// Redeems a one-time enrolment code for a token of its holder, in one transaction: a code
+/// redeems once, however many try at the same moment.
+///
+/// # Errors
+/// [`AccessError::BadToken`] for a code that is malformed, unknown, used, revoked, expired, or
+/// whose holder is no longer active (deliberately not saying which); a database failure.
+pub async fn redeem_enrolment(
+    client: &mut tokio_postgres::Client,
+    code: &str,
+    valid_for: Duration,
+    label: &str,
+) -> Result<IssuedToken, AccessError> {
+    let (enrolment_id, secret) = parse_credential(ENROLMENT_PREFIX, code)?;
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_opt(
+            "SELECT e.secret_hash, e.staff_id, e.issued_by FROM enrolments e \
+             JOIN staff s USING (staff_id) \
+             WHERE e.enrolment_id = $1 AND e.redeemed_at IS NULL AND e.revoked_at IS NULL \
+             AND e.expires_at > now() AND s.active FOR UPDATE OF e",
+            &[&enrolment_id],
+        )
+        .await?
+        .ok_or(AccessError::BadToken)?;
+    let stored: Vec<u8> = row.get(0);
+    if stored != secret_hash(secret) {
+        return Err(AccessError::BadToken);
+    }
+    let staff_id: Uuid = row.get(1);
+    let issuer = TokenIssuer::Enrolment {
+        enrolment_id,
+        issued_by: row.get(2),
+    };
+    let token = issue_token(&tx, staff_id, valid_for, label, issuer).await?;
+    tx.execute(
+        "UPDATE enrolments SET redeemed_at = now(), token_id = $2 WHERE enrolment_id = $1",
+        &[&enrolment_id, &token.token_id],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(token)
+}
+
+/// A token as an administrator or its holder sees it: never the secret.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenSummary {
+    pub token_id: Uuid,
+    pub label: String,
+    /// How it was issued: `self`, `enrolment`, `operator`, `system`, or `unrecorded` (before
+    /// Casebook kept it).
+    pub issued_via: String,
+    /// Who issued it: the holder (`self`), the administrator who made the enrolment, or absent
+    /// (the operator, the system).
+    pub issued_by: Option<Uuid>,
+    pub enrolment_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Whether it works now (not revoked, not expired, its holder active).
+    pub live: bool,
+}
+
+/// An enrolment as an administrator sees it: never the code.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct EnrolmentSummary {
+    pub enrolment_id: Uuid,
+    pub issued_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub redeemed_at: Option<DateTime<Utc>>,
+    /// The token it was redeemed for.
+    pub token_id: Option<Uuid>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Every token and enrolment of a staff member, newest first.
+///
+/// # Errors
+/// A database failure.
+pub async fn credentials(
+    client: &impl GenericClient,
+    staff_id: Uuid,
+) -> Result<(Vec<TokenSummary>, Vec<EnrolmentSummary>), AccessError> {
+    let tokens = client
+        .query(
+            "SELECT t.token_id, t.label, t.issued_via, t.issued_by, t.enrolment_id, t.created_at, \
+             t.expires_at, t.revoked_at, \
+             (t.revoked_at IS NULL AND t.expires_at > now() AND s.active) \
+             FROM api_tokens t JOIN staff s USING (staff_id) \
+             WHERE t.staff_id = $1 ORDER BY t.created_at DESC, t.token_id DESC",
+            &[&staff_id],
+        )
+        .await?
+        .iter()
+        .map(|row| TokenSummary {
+            token_id: row.get(0),
+            label: row.get(1),
+            issued_via: row.get(2),
+            issued_by: row.get(3),
+            enrolment_id: row.get(4),
+            created_at: row.get(5),
+            expires_at: row.get(6),
+            revoked_at: row.get(7),
+            live: row.get(8),
+        })
+        .collect();
+    let enrolments = client
+        .query(
+            "SELECT enrolment_id, issued_by, created_at, expires_at, redeemed_at, token_id, \
+             revoked_at FROM enrolments WHERE staff_id = $1 \
+             ORDER BY created_at DESC, enrolment_id DESC",
+            &[&staff_id],
+        )
+        .await?
+        .iter()
+        .map(|row| EnrolmentSummary {
+            enrolment_id: row.get(0),
+            issued_by: row.get(1),
+            created_at: row.get(2),
+            expires_at: row.get(3),
+            redeemed_at: row.get(4),
+            token_id: row.get(5),
+            revoked_at: row.get(6),
+        })
+        .collect();
+    Ok((tokens, enrolments))
+}
+
+/// What revoking everything of a staff member revoked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Revoked {
+    pub tokens: u64,
+    pub enrolments: u64,
+}
+
+/// Revokes every live token and unredeemed enrolment of a staff member; they stop at once.
+///
+/// # Errors
+/// A database failure.
+pub async fn revoke_all(
+    client: &impl GenericClient,
+    staff_id: Uuid,
+) -> Result<Revoked, AccessError> {
+    let tokens = client
+        .execute(
+            "UPDATE api_tokens SET revoked_at = now() WHERE staff_id = $1 AND revoked_at IS NULL",
+            &[&staff_id],
+        )
+        .await?;
+    let enrolments = client
+        .execute(
+            "UPDATE enrolments SET revoked_at = now() \
+             WHERE staff_id = $1 AND revoked_at IS NULL AND redeemed_at IS NULL",
+            &[&staff_id],
+        )
+        .await?;
+    Ok(Revoked { tokens, enrolments })
+}
+
+/// Deactivates (`active` false, by `by`: `None` for the operator) or reactivates a staff
+/// member of the organisation (`None`: any). Deactivating revokes every token and enrolment in
+/// the same statement, so they stop at once and reactivating brings none back: the holder
+/// enrols again.
+///
+/// # Errors
+/// A database failure. `Ok(None)`: no such staff member in the organisation.
+pub async fn set_active(
+    client: &impl GenericClient,
+    organisation_id: Option<Uuid>,
+    staff_id: Uuid,
+    active: bool,
+    by: Option<Uuid>,
+) -> Result<Option<(StaffMember, Revoked)>, AccessError> {
+    let row = client
+        .query_opt(
+            &format!(
+                "WITH member AS ( \
+                   UPDATE staff SET active = $3, \
+                   deactivated_at = CASE WHEN $3 THEN NULL ELSE coalesce(deactivated_at, now()) END, \
+                   deactivated_by = CASE WHEN $3 THEN NULL ELSE coalesce(deactivated_by, $4) END \
+                   WHERE staff_id = $1 AND ($2::uuid IS NULL OR organisation_id = $2) \
+                   RETURNING {STAFF_COLUMNS}), \
+                 tokens AS ( \
+                   UPDATE api_tokens SET revoked_at = now() \
+                   WHERE NOT $3 AND revoked_at IS NULL AND staff_id IN (SELECT staff_id FROM member) \
+                   RETURNING 1), \
+                 enrolled AS ( \
+                   UPDATE enrolments SET revoked_at = now() \
+                   WHERE NOT $3 AND revoked_at IS NULL AND redeemed_at IS NULL \
+                   AND staff_id IN (SELECT staff_id FROM member) RETURNING 1) \
+                 SELECT member.*, (SELECT count(*) FROM tokens), (SELECT count(*) FROM enrolled) \
+                 FROM member"
+            ),
+            &[&staff_id, &organisation_id, &active, &by],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let member = staff_from_row(&row)?;
+    let revoked = Revoked {
+        tokens: row.get::<_, i64>(7) as u64,
+        enrolments: row.get::<_, i64>(8) as u64,
+    };
+    Ok(Some((member, revoked)))
+}
+
+/// The staff member holding a token (revoked or not) and their organisation; `None` for no
+/// such token.
+///
+/// # Errors
+/// A database failure.
+pub async fn token_holder(
+    client: &impl GenericClient,
+    token_id: Uuid,
+) -> Result<Option<(Uuid, Uuid)>, AccessError> {
+    Ok(client
+        .query_opt(
+            "SELECT t.staff_id, s.organisation_id FROM api_tokens t JOIN staff s USING (staff_id) \
+             WHERE t.token_id = $1",
+            &[&token_id],
+        )
+        .await?
+        .map(|row| (row.get(0), row.get(1))))
 }
 
 /// Revokes a token of an organisation's staff; false when there is no such live token.
@@ -409,29 +734,15 @@ pub async fn revoke_token(
     Ok(n == 1)
 }
 
-/// The organisation whose staff member holds a token (revoked or not); `None` for no such
-/// token.
-///
-/// # Errors
-/// A database failure.
-pub async fn token_organisation(
-    client: &impl GenericClient,
-    token_id: Uuid,
-) -> Result<Option<Uuid>, AccessError> {
-    Ok(client
-        .query_opt(
-            "SELECT s.organisation_id FROM api_tokens t JOIN staff s USING (staff_id) \
-             WHERE t.token_id = $1",
-            &[&token_id],
-        )
-        .await?
-        .map(|row| row.get(0)))
-}
-
 /// The token's id and secret, from `cbk_<id>_<secret>`.
 fn parse_token(token: &str) -> Result<(Uuid, &str), AccessError> {
+    parse_credential(TOKEN_PREFIX, token)
+}
+
+/// The id and secret of `<prefix><id>_<secret>`.
+fn parse_credential<'a>(prefix: &str, token: &'a str) -> Result<(Uuid, &'a str), AccessError> {
     let (id, secret) = token
-        .strip_prefix(TOKEN_PREFIX)
+        .strip_prefix(prefix)
         .and_then(|rest| rest.split_once('_'))
         .ok_or(AccessError::BadToken)?;
     let token_id = Uuid::try_parse(id).map_err(|_| AccessError::BadToken)?;

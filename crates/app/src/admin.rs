@@ -7,11 +7,14 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::access::{self, IssuedToken, NewStaff, Principal, Role, StaffMember};
+use crate::access::{
+    self, EnrolmentSummary, IssuedEnrolment, IssuedToken, NewStaff, Principal, Revoked, Role,
+    StaffMember, TokenIssuer, TokenSummary,
+};
 use crate::error::{AppError, Page};
-use crate::policy;
+use crate::policy::{self, Account, CredentialAction};
 
-/// The longest a token issued by an administrator lives.
+/// The longest a token lives.
 pub const MAX_TOKEN_DAYS: i64 = 400;
 
 /// A new team.
@@ -62,6 +65,54 @@ pub struct TokenRequest {
     /// What it is for (a device, an integration).
     #[schema(max_length = 200)]
     pub label: Option<String>,
+}
+
+/// A one-time enrolment to make.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolmentRequest {
+    /// Hours until the code expires unredeemed (1 to 168, default 72).
+    #[schema(minimum = 1, maximum = 168)]
+    pub valid_hours: Option<i64>,
+}
+
+/// The longest an enrolment code waits to be redeemed.
+pub const MAX_ENROLMENT_HOURS: i64 = 168;
+
+/// An enrolment code to redeem for a token.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedemptionRequest {
+    /// The code an administrator gave you (`cbe_...`); it works once.
+    #[schema(max_length = 200)]
+    pub code: String,
+    /// Days until the token expires (1 to 400).
+    #[schema(minimum = 1, maximum = 400)]
+    pub valid_days: i64,
+    /// What it is for (a device, an integration).
+    #[schema(max_length = 200)]
+    pub label: Option<String>,
+}
+
+/// A staff member's tokens and enrolments (never their secrets).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Credentials {
+    pub staff_id: Uuid,
+    /// Whether the account is active: a deactivated account's tokens do not work.
+    pub active: bool,
+    /// Newest first.
+    pub tokens: Vec<TokenSummary>,
+    /// Newest first.
+    pub enrolments: Vec<EnrolmentSummary>,
+}
+
+/// An enrolment's lifetime, held to the limits.
+fn enrolment_terms(request: &EnrolmentRequest) -> Result<Duration, AppError> {
+    let hours = request.valid_hours.unwrap_or(72);
+    if !(1..=MAX_ENROLMENT_HOURS).contains(&hours) {
+        return Err(invalid("valid_hours", "give 1 to 168 hours"));
+    }
+    Ok(Duration::hours(hours))
 }
 
 fn invalid(field: &'static str, message: &str) -> AppError {
@@ -214,48 +265,205 @@ impl Admin {
         staff_in(&**client, principal.organisation_id, request).await
     }
 
-    /// Issues a bearer token for a staff member of the organisation (shown once).
+    /// Issues a bearer token to the caller themselves (shown once): a second device, or a
+    /// token to replace one about to expire. Nobody issues a token for anyone else.
     ///
     /// # Errors
-    /// [`AppError::Denied`] by [`policy::may_administer`]; a lifetime outside 1 to
-    /// [`MAX_TOKEN_DAYS`] or a label over 200 characters; [`AppError::NotFound`] for staff not
-    /// of the organisation; a database failure.
-    pub async fn issue_token(
+    /// A lifetime outside 1 to [`MAX_TOKEN_DAYS`] or a label over 200 characters; a
+    /// database failure.
+    pub async fn issue_own_token(
         &self,
         principal: &Principal,
-        staff_id: Uuid,
         request: &TokenRequest,
     ) -> Result<IssuedToken, AppError> {
-        policy::may_administer(principal)?;
+        policy::may_manage_credentials(principal, Account::Own, CredentialAction::IssueToken)?;
         let (valid_for, label) = token_terms(request)?;
         let client = self.pool.get().await?;
-        if access::staff_member(&**client, principal.organisation_id, staff_id)
+        Ok(access::issue_token(
+            &**client,
+            principal.staff_id.0,
+            valid_for,
+            &label,
+            TokenIssuer::Holder,
+        )
+        .await?)
+    }
+
+    /// Checks the policy for `action` on `staff_id`'s account: the role first, then that the
+    /// account is of the caller's organisation (404 when not).
+    async fn check_account(
+        &self,
+        client: &impl GenericClient,
+        principal: &Principal,
+        staff_id: Uuid,
+        action: CredentialAction,
+    ) -> Result<(), AppError> {
+        if staff_id == principal.staff_id.0 {
+            return Ok(policy::may_manage_credentials(
+                principal,
+                Account::Own,
+                action,
+            )?);
+        }
+        policy::may_manage_credentials(principal, Account::Colleague, action)?;
+        if access::staff_member(client, principal.organisation_id, staff_id)
             .await?
             .is_none()
         {
+            policy::may_manage_credentials(principal, Account::Elsewhere, action)?;
             return Err(AppError::NotFound("no such staff member".into()));
         }
-        Ok(access::issue_token(&**client, staff_id, valid_for, &label).await?)
+        Ok(())
     }
 
-    /// Revokes a token of the organisation's staff; it stops working at once.
+    /// Makes a one-time enrolment code for a staff member of the organisation (shown once),
+    /// for them to redeem for a token only they see; it records who made it.
     ///
     /// # Errors
-    /// [`AppError::Denied`] by [`policy::may_administer`]; [`AppError::NotFound`] for no live
-    /// token of the organisation; a database failure.
+    /// [`AppError::Denied`] by [`policy::may_manage_credentials`]; hours outside 1 to
+    /// [`MAX_ENROLMENT_HOURS`]; an inactive staff member; a database failure.
+    pub async fn enrol(
+        &self,
+        principal: &Principal,
+        staff_id: Uuid,
+        request: &EnrolmentRequest,
+    ) -> Result<IssuedEnrolment, AppError> {
+        let client = self.pool.get().await?;
+        self.check_account(&**client, principal, staff_id, CredentialAction::Enrol)
+            .await?;
+        let valid_for = enrolment_terms(request)?;
+        Ok(
+            access::create_enrolment(&**client, staff_id, valid_for, Some(principal.staff_id.0))
+                .await?,
+        )
+    }
+
+    /// Redeems a one-time enrolment code for a token of its holder. No caller: the code is
+    /// the credential.
+    ///
+    /// # Errors
+    /// [`access::AccessError::BadToken`] for a code that is not live; a lifetime outside 1 to
+    /// [`MAX_TOKEN_DAYS`] or a label over 200 characters; a database failure.
+    pub async fn redeem(&self, request: &RedemptionRequest) -> Result<IssuedToken, AppError> {
+        let (valid_for, label) = token_terms(&TokenRequest {
+            valid_days: request.valid_days,
+            label: request.label.clone(),
+        })?;
+        let mut client = self.pool.get().await?;
+        Ok(access::redeem_enrolment(&mut client, &request.code, valid_for, &label).await?)
+    }
+
+    /// A staff member's tokens and enrolments (never their secrets), for them or an
+    /// administrator of their organisation.
+    ///
+    /// # Errors
+    /// [`AppError::Denied`] by [`policy::may_manage_credentials`]; a database failure.
+    pub async fn credentials(
+        &self,
+        principal: &Principal,
+        staff_id: Uuid,
+    ) -> Result<Credentials, AppError> {
+        let client = self.pool.get().await?;
+        self.check_account(&**client, principal, staff_id, CredentialAction::List)
+            .await?;
+        credentials_of(&**client, staff_id).await
+    }
+
+    /// Revokes every live token and unredeemed enrolment of a staff member: they stop at once.
+    ///
+    /// # Errors
+    /// [`AppError::Denied`] by [`policy::may_manage_credentials`]; a database failure.
+    pub async fn revoke_all(
+        &self,
+        principal: &Principal,
+        staff_id: Uuid,
+    ) -> Result<Revoked, AppError> {
+        let client = self.pool.get().await?;
+        self.check_account(&**client, principal, staff_id, CredentialAction::Revoke)
+            .await?;
+        Ok(access::revoke_all(&**client, staff_id).await?)
+    }
+
+    /// Deactivates a staff member of the organisation (every token and enrolment is revoked
+    /// with it, at once) or reactivates them (they enrol again to get a token).
+    ///
+    /// # Errors
+    /// [`AppError::Denied`] by [`policy::may_manage_credentials`]; a database failure.
+    pub async fn set_active(
+        &self,
+        principal: &Principal,
+        staff_id: Uuid,
+        active: bool,
+    ) -> Result<StaffMember, AppError> {
+        let client = self.pool.get().await?;
+        self.check_account(&**client, principal, staff_id, CredentialAction::SetActive)
+            .await?;
+        let (member, _) = access::set_active(
+            &**client,
+            Some(principal.organisation_id),
+            staff_id,
+            active,
+            Some(principal.staff_id.0),
+        )
+        .await?
+        .ok_or_else(|| AppError::NotFound("no such staff member".into()))?;
+        Ok(member)
+    }
+
+    /// Revokes a token: the holder's own, or any of the organisation's staff's for an
+    /// administrator. It stops working at once.
+    ///
+    /// # Errors
+    /// [`AppError::Denied`] by [`policy::may_manage_credentials`]; [`AppError::NotFound`] for
+    /// no live token of the organisation; a database failure.
     pub async fn revoke_token(
         &self,
         principal: &Principal,
         token_id: Uuid,
     ) -> Result<(), AppError> {
-        policy::may_administer(principal)?;
         let client = self.pool.get().await?;
+        let account = match access::token_holder(&**client, token_id).await? {
+            Some((holder, _)) if holder == principal.staff_id.0 => Account::Own,
+            Some((_, organisation)) if organisation == principal.organisation_id => {
+                Account::Colleague
+            }
+            _ => Account::Elsewhere,
+        };
+        if account == Account::Elsewhere {
+            // The role first: a refusal that says nothing about the token.
+            policy::may_manage_credentials(
+                principal,
+                Account::Colleague,
+                CredentialAction::Revoke,
+            )?;
+        }
+        policy::may_manage_credentials(principal, account, CredentialAction::Revoke)?;
         if access::revoke_token(&**client, principal.organisation_id, token_id).await? {
             Ok(())
         } else {
             Err(AppError::NotFound("no such live token".into()))
         }
     }
+}
+
+/// A staff member's tokens and enrolments, and whether the account is active.
+async fn credentials_of(
+    client: &impl GenericClient,
+    staff_id: Uuid,
+) -> Result<Credentials, AppError> {
+    let active = client
+        .query_opt("SELECT active FROM staff WHERE staff_id = $1", &[&staff_id])
+        .await
+        .map_err(access::AccessError::from)?
+        .ok_or_else(|| AppError::NotFound("no such staff member".into()))?
+        .get(0);
+    let (tokens, enrolments) = access::credentials(client, staff_id).await?;
+    Ok(Credentials {
+        staff_id,
+        active,
+        tokens,
+        enrolments,
+    })
 }
 
 /// The operator at the console (`casebook org | team | staff | token`): administration of any
@@ -300,17 +508,62 @@ impl<'c, C: GenericClient> Operator<'c, C> {
         staff_in(self.client, organisation_id, request).await
     }
 
-    /// Issues a bearer token for any active staff member (shown once).
+    /// Issues a bearer token for any active staff member (shown once), recorded as the
+    /// operator's: how an organisation's first administrator starts.
     ///
     /// # Errors
-    /// As [`Admin::issue_token`], without the policy; an unknown or inactive staff member.
+    /// A lifetime outside 1 to [`MAX_TOKEN_DAYS`] or a label over 200 characters (the API's
+    /// limits); an unknown or inactive staff member; a database failure.
     pub async fn issue_token(
         &self,
         staff_id: Uuid,
         request: &TokenRequest,
     ) -> Result<IssuedToken, AppError> {
         let (valid_for, label) = token_terms(request)?;
-        Ok(access::issue_token(self.client, staff_id, valid_for, &label).await?)
+        Ok(access::issue_token(
+            self.client,
+            staff_id,
+            valid_for,
+            &label,
+            TokenIssuer::Operator,
+        )
+        .await?)
+    }
+
+    /// Makes a one-time enrolment code for any active staff member (shown once).
+    ///
+    /// # Errors
+    /// Hours outside 1 to [`MAX_ENROLMENT_HOURS`]; an unknown or inactive staff member; a
+    /// database failure.
+    pub async fn enrol(
+        &self,
+        staff_id: Uuid,
+        request: &EnrolmentRequest,
+    ) -> Result<IssuedEnrolment, AppError> {
+        let valid_for = enrolment_terms(request)?;
+        Ok(access::create_enrolment(self.client, staff_id, valid_for, None).await?)
+    }
+
+    /// Any staff member's tokens and enrolments.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for no such staff member; a database failure.
+    pub async fn credentials(&self, staff_id: Uuid) -> Result<Credentials, AppError> {
+        credentials_of(self.client, staff_id).await
+    }
+
+    /// Deactivates (revoking every token and enrolment) or reactivates any staff member.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for no such staff member; a database failure.
+    pub async fn set_active(
+        &self,
+        staff_id: Uuid,
+        active: bool,
+    ) -> Result<(StaffMember, Revoked), AppError> {
+        access::set_active(self.client, None, staff_id, active, None)
+            .await?
+            .ok_or_else(|| AppError::NotFound("no such staff member".into()))
     }
 
     /// Revokes a token of any organisation's staff; false when it was already revoked.
@@ -318,7 +571,7 @@ impl<'c, C: GenericClient> Operator<'c, C> {
     /// # Errors
     /// [`AppError::NotFound`] for no such token; a database failure.
     pub async fn revoke_token(&self, token_id: Uuid) -> Result<bool, AppError> {
-        let organisation_id = access::token_organisation(self.client, token_id)
+        let (_, organisation_id) = access::token_holder(self.client, token_id)
             .await?
             .ok_or_else(|| AppError::NotFound("no such token".into()))?;
         Ok(access::revoke_token(self.client, organisation_id, token_id).await?)

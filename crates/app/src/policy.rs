@@ -322,6 +322,74 @@ pub fn may_administer(principal: &Principal) -> Result<(), Denied> {
     require(principal, &[Role::Administrator], "administration")
 }
 
+/// Whose account a credential action is about, as the caller sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Account {
+    /// The caller's own.
+    Own,
+    /// Someone else's in the caller's organisation.
+    Colleague,
+    /// Another organisation's, or none at all (answered alike).
+    Elsewhere,
+}
+
+/// What is done to an account's credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialAction {
+    /// Issue a bearer token. Only ever to its own holder: nobody mints a token that acts as
+    /// someone else (an administrator makes an enrolment the holder redeems instead).
+    IssueToken,
+    /// Make a one-time enrolment code for the holder to redeem.
+    Enrol,
+    /// See the account's tokens and enrolments (never their secrets).
+    List,
+    /// Revoke one token, or every token and enrolment.
+    Revoke,
+    /// Deactivate the account (every token stops) or reactivate it.
+    SetActive,
+}
+
+/// May the caller do `action` to `account`'s credentials?
+///
+/// Anyone issues, lists and revokes their own tokens. An administrator enrols, lists, revokes,
+/// deactivates and reactivates the organisation's accounts, but issues no token for anyone
+/// else, and does not deactivate their own account (another administrator or the operator
+/// does). Another organisation's account is absent.
+///
+/// # Errors
+/// [`Denied::NotFound`] for another organisation's account; [`Denied::Forbidden`] saying why.
+pub fn may_manage_credentials(
+    principal: &Principal,
+    account: Account,
+    action: CredentialAction,
+) -> Result<(), Denied> {
+    use CredentialAction::{Enrol, IssueToken, List, Revoke, SetActive};
+    let administrator = principal.role == Role::Administrator;
+    match (account, action) {
+        (Account::Elsewhere, _) => {
+            if administrator || action == IssueToken {
+                Err(Denied::NotFound)
+            } else {
+                Err(forbidden(
+                    "managing other people's access is for administrators",
+                ))
+            }
+        }
+        (Account::Own, IssueToken | List | Revoke) => Ok(()),
+        (Account::Own, Enrol) | (Account::Colleague, Enrol | List | Revoke) => {
+            may_administer(principal)
+        }
+        (Account::Own, SetActive) => Err(forbidden(
+            "no one deactivates or reactivates their own account: another administrator or the \
+             operator does",
+        )),
+        (Account::Colleague, SetActive) => may_administer(principal),
+        (Account::Colleague, IssueToken) => Err(forbidden(
+            "a token is issued only to its holder: make an enrolment for them to redeem",
+        )),
+    }
+}
+
 /// Requires one of `roles`.
 ///
 /// # Errors
@@ -821,6 +889,53 @@ mod tests {
             [Allow, Forbidden, Forbidden, Allow],
             "the operator"
         );
+    }
+
+    #[test]
+    fn who_may_manage_whose_tokens_enrolments_and_account() {
+        use CredentialAction::{Enrol, IssueToken, List, Revoke, SetActive};
+        // For each action: a non-administrator's outcome, then an administrator's, on
+        // [their own account, a colleague's, one elsewhere].
+        let rows: [(CredentialAction, [Outcome; 3], [Outcome; 3]); 5] = [
+            (
+                IssueToken,
+                [Allow, Forbidden, Absent],
+                [Allow, Forbidden, Absent],
+            ),
+            (
+                Enrol,
+                [Forbidden, Forbidden, Forbidden],
+                [Allow, Allow, Absent],
+            ),
+            (List, [Allow, Forbidden, Forbidden], [Allow, Allow, Absent]),
+            (
+                Revoke,
+                [Allow, Forbidden, Forbidden],
+                [Allow, Allow, Absent],
+            ),
+            (
+                SetActive,
+                [Forbidden, Forbidden, Forbidden],
+                [Forbidden, Allow, Absent],
+            ),
+        ];
+        let accounts = [Account::Own, Account::Colleague, Account::Elsewhere];
+        for (action, others, administrator) in rows {
+            for role in Role::ALL {
+                let expected = if role == Administrator {
+                    administrator
+                } else {
+                    others
+                };
+                for (account, expected) in accounts.iter().zip(expected) {
+                    assert_eq!(
+                        outcome(may_manage_credentials(&principal(role), *account, action)),
+                        expected,
+                        "{action:?} by a {role} on {account:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -107,6 +107,8 @@ pub enum RecordView {
     Record,
     Journey,
     ReferralStatus,
+    /// The read audit itself: who read the record (reading it is audited too).
+    Reads,
 }
 
 impl RecordView {
@@ -115,6 +117,7 @@ impl RecordView {
             RecordView::Record => "record",
             RecordView::Journey => "journey",
             RecordView::ReferralStatus => "referral_status",
+            RecordView::Reads => "reads",
         }
     }
 }
@@ -362,7 +365,8 @@ impl CaseService {
         })
     }
 
-    /// Who read a client's record and when, for auditors.
+    /// Who read a client's record and when, for auditors. Reading the read audit is itself a
+    /// read of the record, audited (as `reads`) before it is answered, so the page shows it.
     ///
     /// # Errors
     /// [`AppError::Denied`] by [`policy::may_read_audit`]; store failures.
@@ -371,11 +375,14 @@ impl CaseService {
         principal: &Principal,
         client_id: ClientId,
         page: Page<i64>,
+        read: &ReadContext,
     ) -> Result<RecordReadPage, AppError> {
         // The role before the log is touched.
         policy::require(principal, &[Role::Auditor], "the read audit")?;
         let loaded = self.load(client_id).await?;
         policy::may_read_audit(principal, &loaded)?;
+        self.audit_read(principal, client_id.0, RecordView::Reads, read)
+            .await?;
         let client = self.store().pool().get().await?;
         let rows = client
             .query(

@@ -505,6 +505,34 @@ async fn run_admin(
                 .await?
                 .token
         }
+        AdminCommand::Staff(StaffCommand::Enrol { staff, hours }) => {
+            let enrolment = operator
+                .enrol(
+                    staff,
+                    &app::admin::EnrolmentRequest {
+                        valid_hours: Some(hours),
+                    },
+                )
+                .await?;
+            format!(
+                "{}\n(one-time enrolment code for staff {staff}, until {}: give it to them only)",
+                enrolment.code, enrolment.expires_at
+            )
+        }
+        AdminCommand::Staff(StaffCommand::Deactivate { staff }) => {
+            let (_, revoked) = operator.set_active(staff, false).await?;
+            format!(
+                "deactivated {staff}: {} tokens and {} enrolments revoked",
+                revoked.tokens, revoked.enrolments
+            )
+        }
+        AdminCommand::Staff(StaffCommand::Activate { staff }) => {
+            operator.set_active(staff, true).await?;
+            format!("reactivated {staff}: enrol them for a new token")
+        }
+        AdminCommand::Token(TokenCommand::List { staff }) => {
+            serde_json::to_string_pretty(&operator.credentials(staff).await?)?
+        }
         AdminCommand::Token(TokenCommand::Revoke { token }) => {
             if operator.revoke_token(token).await? {
                 format!("revoked {token}")

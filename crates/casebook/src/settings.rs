@@ -336,12 +336,32 @@ pub enum StaffCommand {
         #[arg(long)]
         capacity: Option<i32>,
     },
+    /// Make a one-time enrolment code for a staff member; prints it once. Give it to them only:
+    /// they redeem it (`POST /api/v1/enrolments/redemption`) for a token only they see.
+    Enrol {
+        /// The staff member's id.
+        staff: uuid::Uuid,
+        /// Hours until the code expires unredeemed (1 to 168).
+        #[arg(long, default_value_t = 72, value_parser = clap::value_parser!(i64).range(1..=app::admin::MAX_ENROLMENT_HOURS))]
+        hours: i64,
+    },
+    /// Deactivate a staff account: every token and enrolment of it stops at once.
+    Deactivate {
+        /// The staff member's id.
+        staff: uuid::Uuid,
+    },
+    /// Reactivate a staff account (its old tokens stay revoked: enrol them again).
+    Activate {
+        /// The staff member's id.
+        staff: uuid::Uuid,
+    },
 }
 
 /// Token administration.
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Issue a token for a staff member; prints it (it is not stored and cannot be shown again).
+    /// Issue a token for a staff member as the operator (how an organisation's first administrator
+    /// starts); prints it (it is not stored and cannot be shown again).
     Issue {
         /// The staff member's id.
         staff: uuid::Uuid,
@@ -351,6 +371,11 @@ pub enum TokenCommand {
         /// What it is for.
         #[arg(long, default_value = "")]
         label: String,
+    },
+    /// List a staff member's tokens and enrolments (never their secrets), as JSON.
+    List {
+        /// The staff member's id.
+        staff: uuid::Uuid,
     },
     /// Revoke a token at once.
     Revoke {

@@ -121,6 +121,7 @@ async fn measure(cluster: &Cluster, options: &HttpBench) -> anyhow::Result<(Vec<
         referrer.staff_id,
         chrono::Duration::days(1),
         "bench",
+        access::TokenIssuer::System,
     )
     .await?
     .token;

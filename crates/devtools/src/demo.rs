@@ -108,8 +108,14 @@ pub async fn ensure_demo_access(client: &tokio_postgres::Client) -> anyhow::Resu
                 .staff_id
             }
         };
-        let token =
-            access::issue_token(client, staff_id, chrono::Duration::days(30), TOKEN_LABEL).await?;
+        let token = access::issue_token(
+            client,
+            staff_id,
+            chrono::Duration::days(30),
+            TOKEN_LABEL,
+            access::TokenIssuer::System,
+        )
+        .await?;
         staff.push((role, staff_id, token.token));
     }
     Ok(DemoAccess {

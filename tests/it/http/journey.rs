@@ -481,7 +481,10 @@ async fn every_read_of_a_record_is_audited_and_auditors_see_who_read() {
     assert_eq!(refused.status, 403);
 
     let reads = server
-        .get(&people.auditor, &client_path(client, "reads"))
+        .get(
+            &people.auditor,
+            &format!("{}?purpose=audit", client_path(client, "reads")),
+        )
         .await;
     assert_eq!(reads.status, 200, "{:#}", reads.body);
     let items = reads.body["items"].as_array().expect("items");
@@ -511,13 +514,29 @@ async fn every_read_of_a_record_is_audited_and_auditors_see_who_read() {
                 Value::Null,
                 json!(journey.header("x-request-id"))
             ),
+            // Reading who read the record is a read too, audited before it is answered.
+            (
+                json!(people.auditor.staff_id),
+                json!("reads"),
+                json!("audit"),
+                json!(reads.header("x-request-id"))
+            ),
         ]
     );
-    // Only auditors list reads.
-    let denied = server
+    // Only auditors list reads, and a refused listing is not a read.
+    let refused = server
         .get(&people.lead, &client_path(client, "reads"))
         .await;
-    assert_eq!(denied.status, 403);
+    assert_eq!(refused.status, 403);
+    let again = server
+        .get(&people.auditor, &client_path(client, "reads"))
+        .await;
+    assert_eq!(
+        again.body["items"].as_array().expect("items").len(),
+        4,
+        "the first listing and this one are both in the audit; the refused one is not: {:#}",
+        again.body
+    );
     server.stop().await;
 }
 

@@ -17,6 +17,8 @@ enum Expect {
     Allowed,
     Forbidden,
     NotFound,
+    /// 401: the credential is in the body, and the matrix's is not live.
+    Unauthenticated,
 }
 use Expect::*;
 
@@ -26,6 +28,8 @@ struct Rule {
     allowed: &'static [&'static str],
     foreign: Expect,
     public: bool,
+    /// What everyone gets, whoever they are, when the answer does not depend on the caller.
+    everyone: Option<Expect>,
 }
 
 const CASEWORKERS: &[&str] = &["lead", "worker"];
@@ -63,16 +67,19 @@ fn rules() -> BTreeMap<&'static str, Rule> {
         allowed,
         foreign: NotFound,
         public: false,
+        everyone: None,
     };
     let own = |allowed| Rule {
         allowed,
         foreign: Forbidden,
         public: false,
+        everyone: None,
     };
     let public = Rule {
         allowed: EVERYONE,
         foreign: Allowed,
         public: true,
+        everyone: None,
     };
     let mut rules = BTreeMap::new();
     for command in [
@@ -148,8 +155,31 @@ fn rules() -> BTreeMap<&'static str, Rule> {
     rules.insert("list_staff", own(ADMINS));
     rules.insert("add_staff", own(ADMINS));
     rules.insert("add_team", own(ADMINS));
-    rules.insert("issue_token", case(&["admin"]));
-    rules.insert("revoke_token", case(&["admin"]));
+    // Tokens are issued only to their holder: everyone issues their own, and nobody issues
+    // one for anyone else (there is no route for it). An administrator enrols, lists, revokes,
+    // deactivates and reactivates the organisation's accounts (here a spare account nobody in
+    // the matrix uses; a holder's own are in `tokens.rs`).
+    rules.insert("issue_own_token", own(EVERYONE));
+    for route in [
+        "enrol",
+        "list_credentials",
+        "revoke_all",
+        "deactivate",
+        "activate",
+        "revoke_token",
+    ] {
+        rules.insert(route, case(&["admin"]));
+    }
+    // The enrolment code in the body is the credential: a bearer token changes nothing.
+    rules.insert(
+        "redeem_enrolment",
+        Rule {
+            allowed: &[],
+            foreign: Unauthenticated,
+            public: false,
+            everyone: Some(Unauthenticated),
+        },
+    );
     // The directory is shared by every organisation for finding and connecting: anyone signed
     // in searches it. A service belongs to the organisation that listed it (the fixture's are
     // the first organisation's): only its administrators withdraw it, its team leads and
@@ -176,6 +206,7 @@ impl Rule {
             allowed: self.allowed,
             foreign: self.foreign,
             public: self.public,
+            everyone: self.everyone,
         }
     }
 
@@ -183,6 +214,7 @@ impl Rule {
         // Another organisation's staff get the role refusal when their role could never do
         // it here either, and `foreign` when it is only the organisation that differs.
         match name.strip_prefix("foreign_") {
+            _ if self.everyone.is_some() => self.everyone.unwrap_or(Allowed),
             _ if self.allowed.contains(&name) => Allowed,
             Some(domestic) if self.allowed.contains(&domestic) => self.foreign,
             _ => Forbidden,
@@ -266,7 +298,11 @@ pub fn body(
             json!({ "name": "New Referrer", "role": "referrer", "team_id": null, "capacity": null })
         }
         "add_team" => json!({ "name": "Glastonbury" }),
-        "issue_token" => json!({ "valid_days": 1, "label": "matrix" }),
+        "issue_own_token" => json!({ "valid_days": 1, "label": "matrix" }),
+        "enrol" => json!({ "valid_hours": 1 }),
+        "redeem_enrolment" => json!({
+            "code": "cbe_00000000000000000000000000000000_00", "valid_days": 1
+        }),
         "import" => json!({
             "contents": [crate::support::oruk_service(services[1], "Matrix walking group", &["physical_activity"], "Frome")]
         }),
@@ -298,11 +334,34 @@ async fn every_route_refuses_every_caller_it_should() {
         .expect("the referral");
     let referral: Uuid = serde_json::from_value(referral).expect("a uuid");
     let admin_client = server.db.admin_client().await;
+    // An account nobody in the matrix signs in with, for the routes that revoke, deactivate
+    // or enrol: trying them must not lock out the people trying the rest.
+    // The one whose single token is revoked is another, as the account routes revoke every
+    // token of the first.
+    let spare_account = |name: &'static str| {
+        let admin_client = &admin_client;
+        async move {
+            app::access::add_staff(
+                admin_client,
+                &app::access::NewStaff {
+                    organisation_id: people.admin.organisation_id,
+                    team_id: None,
+                    name: name.to_owned(),
+                    role: app::access::Role::Referrer,
+                    capacity: None,
+                },
+            )
+            .await
+            .expect("a spare account")
+        }
+    };
+    let spare = spare_account("Spare Account").await;
     let spare_token = app::access::issue_token(
         &admin_client,
-        people.analyst.staff_id,
+        spare_account("Spare Device").await.staff_id,
         chrono::Duration::days(1),
         "spare",
+        app::access::TokenIssuer::Operator,
     )
     .await
     .expect("a token");
@@ -343,7 +402,7 @@ async fn every_route_refuses_every_caller_it_should() {
                     "{team_id}",
                     &people.lead.team_id.expect("a team").to_string(),
                 )
-                .replace("{staff_id}", &people.worker.staff_id.to_string())
+                .replace("{staff_id}", &spare.staff_id.to_string())
                 .replace("{token_id}", &spare_token.token_id.to_string())
                 .replace("{service_id}", &server.services[2].to_string())
                 .replace("{id}", &server.services[2].to_string())
@@ -368,6 +427,9 @@ async fn every_route_refuses_every_caller_it_should() {
                 .await;
             if rule.public {
                 assert!(anonymous.status < 300, "{method} {path} is public");
+            } else if rule.everyone == Some(Unauthenticated) {
+                assert_eq!(anonymous.status, 401, "{method} {path} without a code");
+                assert_eq!(bad_token.status, 401, "{method} {path} with a bad code");
             } else {
                 assert_eq!(anonymous.status, 401, "{method} {path} without a token");
                 assert_eq!(bad_token.status, 401, "{method} {path} with a bad token");
@@ -383,6 +445,7 @@ async fn every_route_refuses_every_caller_it_should() {
                     Allowed => !matches!(reply.status, 401 | 403 | 404) && reply.status < 500,
                     Forbidden => reply.status == 403,
                     NotFound => reply.status == 404,
+                    Unauthenticated => reply.status == 401,
                 };
                 assert!(
                     ok,

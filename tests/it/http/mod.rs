@@ -14,6 +14,7 @@ mod metrics_access;
 mod published;
 mod redirections;
 mod snapshot_jobs;
+mod tokens;
 mod unreachable;
 
 use std::sync::Arc;
@@ -125,9 +126,15 @@ async fn person(
     )
     .await
     .expect("adding staff");
-    let token = access::issue_token(admin, member.staff_id, chrono::Duration::days(1), "test")
-        .await
-        .expect("issuing a token");
+    let token = access::issue_token(
+        admin,
+        member.staff_id,
+        chrono::Duration::days(1),
+        "test",
+        access::TokenIssuer::Operator,
+    )
+    .await
+    .expect("issuing a token");
     Person {
         staff_id: member.staff_id,
         organisation_id,

@@ -1,5 +1,6 @@
-//! Administration within an organisation: teams, staff accounts and their tokens. For
-//! administrators only (the application layer says so); none of it reads client records.
+//! Administration within an organisation: teams, staff accounts, enrolments and tokens. For
+//! administrators, and each member of staff for their own tokens (the application layer says
+//! so); none of it reads client records.
 
 use actix_web::{HttpResponse, get, post, web};
 use serde::Deserialize;
@@ -7,16 +8,25 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::extract::{Body, Caller, Params};
-use super::problem::{AdminErrors, ApiError, ReadErrors};
-use app::access::{IssuedToken, StaffMember};
-use app::admin::{NewStaffRequest, NewTeamRequest, StaffPage, Team, TokenRequest};
+use super::problem::{AdminErrors, ApiError, ReadErrors, RedemptionErrors};
+use app::access::{IssuedEnrolment, IssuedToken, Revoked, StaffMember};
+use app::admin::{
+    Credentials, EnrolmentRequest, NewStaffRequest, NewTeamRequest, RedemptionRequest, StaffPage,
+    Team, TokenRequest,
+};
 
 pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config
         .service(add_team)
         .service(list_staff)
         .service(add_staff)
-        .service(issue_token)
+        .service(issue_own_token)
+        .service(enrol)
+        .service(redeem_enrolment)
+        .service(list_credentials)
+        .service(revoke_all)
+        .service(deactivate)
+        .service(activate)
         .service(revoke_token);
 }
 
@@ -87,29 +97,154 @@ async fn add_staff(
     Ok(HttpResponse::Created().json(member))
 }
 
-/// Issue a bearer token for a staff member of the organisation. The token is shown once.
+/// Issue a bearer token to yourself (a second device, or to replace one about to expire). The
+/// token is shown once. Nobody issues a token for anyone else: an administrator makes an
+/// enrolment that its holder redeems.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body(content = TokenRequest, content_type = "application/json"),
+    responses((status = 201, body = IssuedToken), AdminErrors)
+)]
+#[post("/me/tokens")]
+async fn issue_own_token(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Body<TokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let token = state.admin.issue_own_token(&caller.0, &body.value).await?;
+    Ok(HttpResponse::Created().json(token))
+}
+
+/// Make a one-time enrolment code for a staff member of the organisation (administrators). The
+/// code is shown once: give it to them only. They redeem it for a token only they see; the
+/// token records that it came from this enrolment and who made it.
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
     params(("staff_id" = Uuid, Path, description = "The staff member")),
-    request_body(content = TokenRequest, content_type = "application/json"),
-    responses((status = 201, body = IssuedToken), AdminErrors)
+    request_body(content = EnrolmentRequest, content_type = "application/json"),
+    responses((status = 201, body = IssuedEnrolment), AdminErrors)
 )]
-#[post("/staff/{staff_id}/tokens")]
-async fn issue_token(
+#[post("/staff/{staff_id}/enrolments")]
+async fn enrol(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<Uuid>,
-    body: Body<TokenRequest>,
+    body: Body<EnrolmentRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = state
+    let enrolment = state
         .admin
-        .issue_token(&caller.0, path.into_inner(), &body.value)
+        .enrol(&caller.0, path.into_inner(), &body.value)
         .await?;
+    Ok(HttpResponse::Created().json(enrolment))
+}
+
+/// Redeem a one-time enrolment code for your own bearer token (no bearer token needed: the
+/// code is the credential, and works once). A code that is unknown, used, revoked or expired
+/// is 401, counted against the caller's address as a bad token is.
+#[utoipa::path(
+    tag = "admin",
+    security(()),
+    request_body(content = RedemptionRequest, content_type = "application/json"),
+    responses((status = 201, body = IssuedToken), RedemptionErrors)
+)]
+#[post("/enrolments/redemption")]
+async fn redeem_enrolment(
+    state: web::Data<AppState>,
+    body: Body<RedemptionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let token = state.admin.redeem(&body.value).await?;
     Ok(HttpResponse::Created().json(token))
 }
 
-/// Revoke a token of the organisation's staff; it stops working at once.
+/// A staff member's tokens and enrolments, never their secrets: your own, or any of the
+/// organisation's for an administrator.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("staff_id" = Uuid, Path, description = "The staff member")),
+    responses((status = 200, body = Credentials), ReadErrors)
+)]
+#[get("/staff/{staff_id}/tokens")]
+async fn list_credentials(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<web::Json<Credentials>, ApiError> {
+    Ok(web::Json(
+        state
+            .admin
+            .credentials(&caller.0, path.into_inner())
+            .await?,
+    ))
+}
+
+/// Revoke every live token and unredeemed enrolment of a staff member (yours, or any of the
+/// organisation's for an administrator): they stop at once.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("staff_id" = Uuid, Path, description = "The staff member")),
+    responses((status = 200, body = Revoked), AdminErrors)
+)]
+#[post("/staff/{staff_id}/tokens/revocation")]
+async fn revoke_all(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<web::Json<Revoked>, ApiError> {
+    Ok(web::Json(
+        state.admin.revoke_all(&caller.0, path.into_inner()).await?,
+    ))
+}
+
+/// Deactivate a staff account of the organisation (administrators; not your own): every token
+/// and enrolment of it is revoked at once, and it can hold no new one.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("staff_id" = Uuid, Path, description = "The staff member")),
+    responses((status = 200, body = StaffMember), AdminErrors)
+)]
+#[post("/staff/{staff_id}/deactivation")]
+async fn deactivate(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<web::Json<StaffMember>, ApiError> {
+    Ok(web::Json(
+        state
+            .admin
+            .set_active(&caller.0, path.into_inner(), false)
+            .await?,
+    ))
+}
+
+/// Reactivate a staff account of the organisation (administrators). Its old tokens stay
+/// revoked: make an enrolment for a new one.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("staff_id" = Uuid, Path, description = "The staff member")),
+    responses((status = 200, body = StaffMember), AdminErrors)
+)]
+#[post("/staff/{staff_id}/activation")]
+async fn activate(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<web::Json<StaffMember>, ApiError> {
+    Ok(web::Json(
+        state
+            .admin
+            .set_active(&caller.0, path.into_inner(), true)
+            .await?,
+    ))
+}
+
+/// Revoke a token (your own, or any of the organisation's staff's for an administrator); it
+/// stops working at once.
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),

@@ -14,13 +14,14 @@ mod reports;
 mod service;
 mod throttle;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::BoxBody;
 use actix_web::dev::{ResourceDef, Service, ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, web};
 use eventstore::EventStore;
 use tracing::Instrument;
@@ -277,11 +278,47 @@ fn protect_response(headers: &mut actix_web::http::header::HeaderMap) {
     }
 }
 
+/// The one path under `/api/v1/` that takes no bearer token: the enrolment code in its body is
+/// the credential. A code that is not live counts against its source as a bad token does.
+const REDEMPTION_PATH: &str = "/api/v1/enrolments/redemption";
+
+/// Counts a bad credential from `source`, and says so once when it turns the source away.
+fn count_failure(state: &AppState, source: IpAddr) {
+    metrics::record_auth_failure();
+    if state.throttle.failed(source, Instant::now()) {
+        tracing::warn!(
+            source = %source,
+            failures = state.throttle.max_failures(),
+            window_seconds = throttle::WINDOW.as_secs(),
+            "bad bearer tokens: this source is turned away until its window ends"
+        );
+    }
+}
+
 /// Authenticates every request under `/api/v1/` and keeps the principal in the request.
 async fn require_token<B: actix_web::body::MessageBody + 'static>(
     req: ServiceRequest,
     next: actix_web::middleware::Next<B>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if req.path() == REDEMPTION_PATH {
+        let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+            return Ok(req.error_response(ApiError::Internal("no application state".into())));
+        };
+        let source = req
+            .peer_addr()
+            .map(|a| a.ip())
+            .filter(|ip| throttle::counted(*ip));
+        if let Some(wait) = source.and_then(|ip| state.throttle.blocked(ip, Instant::now())) {
+            return Ok(req.error_response(ApiError::TooManyRequests {
+                retry_after: wait.as_secs().max(1),
+            }));
+        }
+        let response = next.call(req).await?.map_into_boxed_body();
+        if let (Some(ip), StatusCode::UNAUTHORIZED) = (source, response.status()) {
+            count_failure(&state, ip);
+        }
+        return Ok(response);
+    }
     if req.path().starts_with("/api/v1/") {
         let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
             return Ok(req.error_response(ApiError::Internal("no application state".into())));
@@ -306,15 +343,7 @@ async fn require_token<B: actix_web::body::MessageBody + 'static>(
             }
             Err(e) => {
                 if let (Some(ip), ApiError::Unauthenticated(_)) = (source, &e) {
-                    metrics::record_auth_failure();
-                    if state.throttle.failed(ip, Instant::now()) {
-                        tracing::warn!(
-                            source = %ip,
-                            failures = state.throttle.max_failures(),
-                            window_seconds = throttle::WINDOW.as_secs(),
-                            "bad bearer tokens: this source is turned away until its window ends"
-                        );
-                    }
+                    count_failure(&state, ip);
                 }
                 return Ok(req.error_response(e));
             }

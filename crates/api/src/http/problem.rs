@@ -571,6 +571,16 @@ impl utoipa::IntoResponses for NegotiatedSnapshotErrors {
     }
 }
 
+/// The problems redeeming an enrolment code can answer with (401: the code is not live).
+pub struct RedemptionErrors;
+
+impl utoipa::IntoResponses for RedemptionErrors {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        problem_refs(&["400", "401", "413", "415", "422", "429", "503"])
+    }
+}
+
 /// The problems an administrative write can answer with.
 pub struct AdminErrors;
 

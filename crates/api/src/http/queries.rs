@@ -379,9 +379,12 @@ struct ReadsParams {
     /// Rows per page (1 to 500, default 50).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// Why the read audit is read (a code); the read is itself audited.
+    purpose: Option<ReadPurpose>,
 }
 
-/// Who read a client's record and when, for auditors.
+/// Who read a client's record and when, for auditors. Reading it is audited too (view
+/// `reads`), before the page is answered, so the page shows this read.
 #[utoipa::path(
     tag = "queries",
     security(("bearer" = [])),
@@ -394,12 +397,14 @@ async fn record_reads(
     caller: Caller,
     path: web::Path<Uuid>,
     params: Params<ReadsParams>,
+    req: HttpRequest,
 ) -> Result<web::Json<RecordReadPage>, ApiError> {
     let page = Page::numbered(params.0.cursor, params.0.limit).map_err(ApiError::query)?;
+    let read = ReadContext::new(params.0.purpose, request_id(&req));
     Ok(web::Json(
         state
             .cases
-            .reads(&caller.0, ClientId(path.into_inner()), page)
+            .reads(&caller.0, ClientId(path.into_inner()), page, &read)
             .await?,
     ))
 }

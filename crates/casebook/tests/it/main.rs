@@ -619,6 +619,53 @@ async fn the_administration_commands_make_an_organisation_its_staff_and_tokens_a
     let (code, _, stderr) = run(&["token", "revoke", &uuid::Uuid::new_v4().to_string()]);
     assert_eq!(code, Some(1));
     assert_eq!(stderr, "error: no such token");
+
+    // The console holds to the API's lifetime cap.
+    let (code, _, _) = run(&["token", "issue", &staff, "--days", "100000"]);
+    assert_eq!(code, Some(2), "clap refuses a lifetime over 400 days");
+    // An enrolment code, redeemed by its holder, and the listing that says so.
+    let (code, printed, stderr) = run(&["staff", "enrol", &staff, "--hours", "2"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let enrolment_code = printed.lines().next().expect("the code").to_owned();
+    assert!(enrolment_code.starts_with("cbe_"), "{printed}");
+    let mut client = db.app_client().await;
+    let redeemed = app::access::redeem_enrolment(
+        &mut client,
+        &enrolment_code,
+        chrono::Duration::days(1),
+        "laptop",
+    )
+    .await
+    .expect("the holder redeems it");
+    let (code, listed, stderr) = run(&["token", "list", &staff]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect("JSON");
+    let via: Vec<&str> = listed["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .map(|t| t["issued_via"].as_str().expect("issued_via"))
+        .collect();
+    assert_eq!(via, ["enrolment", "operator"], "newest first");
+    assert_eq!(
+        listed["enrolments"][0]["issued_by"],
+        serde_json::Value::Null
+    );
+    // Deactivated: the redeemed token stops at once.
+    assert!(authenticator.authenticate(&redeemed.token).await.is_ok());
+    let (code, printed, stderr) = run(&["staff", "deactivate", &staff]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        printed,
+        format!("deactivated {staff_id}: 1 tokens and 0 enrolments revoked")
+    );
+    assert!(authenticator.authenticate(&redeemed.token).await.is_err());
+    let (code, _, stderr) = run(&["token", "issue", &staff, "--days", "30"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr, "error: staff_id: this staff member is not active");
+    let (code, _, stderr) = run(&["staff", "activate", &staff]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(authenticator.authenticate(&redeemed.token).await.is_err());
     if data_dir.exists() {
         std::fs::remove_dir_all(&data_dir).expect("clean up");
     }
