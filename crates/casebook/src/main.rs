@@ -32,6 +32,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             read_wait_ms,
             metrics_token_file,
             auth_failures_per_minute,
+            trusted_proxies,
         } => {
             let read_wait = app::ReadWait::at_most(std::time::Duration::from_millis(read_wait_ms));
             let metrics_token = match metrics_token_file {
@@ -48,7 +49,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &listen,
                 demo.then_some(demo_clients),
                 &clock,
-                (read_wait, metrics_token, auth_failures_per_minute),
+                Guards {
+                    read_wait,
+                    metrics_token,
+                    auth_failures: auth_failures_per_minute,
+                    trusted_proxies,
+                },
             )
             .await
         }
@@ -193,13 +199,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// How `serve` answers callers: the read wait, `/metrics`' token, the bad-token limit and the
+/// reverse proxies believed for who is calling.
+struct Guards {
+    read_wait: app::ReadWait,
+    metrics_token: Option<String>,
+    auth_failures: u32,
+    trusted_proxies: Vec<std::net::IpAddr>,
+}
+
 async fn serve(
     settings: &casebook::DatabaseSettings,
     listen: &str,
     demo_clients: Option<usize>,
     clock: &app::Clock,
-    (read_wait, metrics_token, auth_failures): (app::ReadWait, Option<String>, u32),
+    guards: Guards,
 ) -> anyhow::Result<ExitCode> {
+    let Guards {
+        read_wait,
+        metrics_token,
+        auth_failures,
+        trusted_proxies,
+    } = guards;
     let database = Database::open(settings).await?;
     let mut demo_access = None;
     if demo_clients.is_some() {
@@ -265,7 +286,8 @@ async fn serve(
     let state = api::http::AppState::with_clock(store, clock.clone())
         .with_read_wait(read_wait)
         .with_metrics_token(metrics_token)
-        .with_auth_failure_limit(auth_failures);
+        .with_auth_failure_limit(auth_failures)
+        .with_trusted_proxies(trusted_proxies);
     // Report snapshots left unfinished when the service last stopped are built again.
     let unfinished = state.snapshots().resume().await?;
     if unfinished > 0 {

@@ -107,6 +107,16 @@ pub enum Command {
         /// (429 with Retry-After) until the minute ends.
         #[arg(long, env = "CASEBOOK_AUTH_FAILURES_PER_MINUTE", default_value_t = 30)]
         auth_failures_per_minute: u32,
+        /// The address of a reverse proxy in front of the service whose `X-Forwarded-For` is
+        /// believed for who is calling (repeat for more; comma-separated in the environment).
+        /// Without one, the header is ignored and callers through a proxy on this machine are
+        /// one loopback source, which the bad-token limit does not count.
+        #[arg(
+            long = "trusted-proxy",
+            env = "CASEBOOK_TRUSTED_PROXIES",
+            value_delimiter = ','
+        )]
+        trusted_proxies: Vec<std::net::IpAddr>,
     },
     /// Make a believable service for the demo organisation through the real command path:
     /// link workers, the sample directory, and people's journeys over the past year. The same

@@ -147,3 +147,70 @@ async fn a_source_guessing_tokens_is_turned_away_and_counted() {
     handle.stop(true).await;
     server.stop().await;
 }
+
+/// Behind a reverse proxy named with `--trusted-proxy`, the caller is the address the proxy
+/// forwards: guessers are turned away one by one, not the proxy, and `/metrics` is not opened
+/// to the world by the proxy being local. A caller's own `X-Forwarded-For` changes nothing.
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_caller_is_counted_and_kept_from_metrics() {
+    let server = TestServer::start().await;
+    let proxy: std::net::IpAddr = "127.0.0.1".parse().expect("an address");
+    let state = api::http::AppState::with_clock(server.store.clone(), app::Clock::system())
+        .with_trusted_proxies(vec![proxy]);
+    let app = casebook::Application::build("127.0.0.1:0", state).expect("binding");
+    let base = format!("http://127.0.0.1:{}", app.address().port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+    let caseload = |token: String, forwarded: Option<&'static str>| {
+        let mut request = http
+            .get(format!("{base}/api/v1/caseload"))
+            .bearer_auth(token);
+        if let Some(forwarded) = forwarded {
+            request = request.header("x-forwarded-for", forwarded);
+        }
+        async move { request.send().await.expect("an answer").status().as_u16() }
+    };
+    let guess = |n: usize| format!("cbk_{}_{n:064}", uuid::Uuid::new_v4().simple());
+    // A forged entry on the left is not who the proxy saw.
+    let guesser = Some("198.51.100.50, 203.0.113.7");
+    for n in 0..30 {
+        assert_eq!(caseload(guess(n), guesser).await, 401, "attempt {n}");
+    }
+    assert_eq!(caseload(guess(31), guesser).await, 429);
+    let worker = server.people.worker.token.clone();
+    assert_eq!(caseload(worker.clone(), Some("203.0.113.7")).await, 429);
+    // Another caller through the same proxy, and the proxy's own requests, are not.
+    assert_eq!(caseload(worker.clone(), Some("203.0.113.8")).await, 200);
+    assert_eq!(caseload(worker.clone(), None).await, 200);
+    assert_eq!(caseload(worker, Some("198.51.100.50")).await, 200);
+
+    // /metrics: a remote caller through the local proxy is remote.
+    let metrics = |forwarded: Option<&'static str>| {
+        let mut request = http.get(format!("{base}/metrics"));
+        if let Some(forwarded) = forwarded {
+            request = request.header("x-forwarded-for", forwarded);
+        }
+        async move { request.send().await.expect("an answer").status().as_u16() }
+    };
+    assert_eq!(metrics(Some("203.0.113.9")).await, 403);
+    assert_eq!(metrics(None).await, 200, "the machine itself");
+    handle.stop(true).await;
+
+    // Without a trusted proxy, a caller's X-Forwarded-For is ignored: it cannot make itself
+    // local, nor push the throttle onto someone else's address.
+    let state = api::http::AppState::with_clock(server.store.clone(), app::Clock::system());
+    let app = casebook::Application::build("0.0.0.0:0", state).expect("binding");
+    let outward = format!("http://{}:{}", outward_address(), app.address().port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let spoofed = http
+        .get(format!("{outward}/metrics"))
+        .header("x-forwarded-for", "127.0.0.1")
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(spoofed.status().as_u16(), 403);
+    handle.stop(true).await;
+    server.stop().await;
+}

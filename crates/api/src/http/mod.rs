@@ -57,6 +57,7 @@ pub struct AppState {
     metrics_token: Option<Arc<str>>,
     /// Bad bearer tokens by source address.
     throttle: Arc<throttle::AuthThrottle>,
+    trusted_proxies: Arc<[IpAddr]>,
 }
 
 impl AppState {
@@ -100,6 +101,7 @@ impl AppState {
             routes: Arc::new(routes),
             metrics_token: None,
             throttle: Arc::default(),
+            trusted_proxies: Arc::from(Vec::new()),
         }
     }
 
@@ -108,6 +110,29 @@ impl AppState {
     pub fn with_auth_failure_limit(mut self, max_failures: u32) -> AppState {
         self.throttle = Arc::new(throttle::AuthThrottle::new(max_failures));
         self
+    }
+
+    /// The same state, believing `X-Forwarded-For` from these reverse proxies (and only
+    /// them) for who is calling: the bad-token throttle and `/metrics`' loopback rule then
+    /// count the caller the proxy forwarded, not the proxy.
+    pub fn with_trusted_proxies(mut self, proxies: Vec<IpAddr>) -> AppState {
+        self.trusted_proxies = Arc::from(proxies);
+        self
+    }
+
+    /// Who is calling (see [`AppState::with_trusted_proxies`]); `None` without a peer address.
+    pub(crate) fn client_address(&self, req: &HttpRequest) -> Option<IpAddr> {
+        let peer = req.peer_addr()?.ip();
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>();
+        Some(throttle::client_address(
+            peer,
+            forwarded.into_iter(),
+            &self.trusted_proxies,
+        ))
     }
 
     /// The same state, `/metrics` also open to callers from other addresses who send
@@ -304,9 +329,8 @@ async fn require_token<B: actix_web::body::MessageBody + 'static>(
         let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
             return Ok(req.error_response(ApiError::Internal("no application state".into())));
         };
-        let source = req
-            .peer_addr()
-            .map(|a| a.ip())
+        let source = state
+            .client_address(req.request())
             .filter(|ip| throttle::counted(*ip));
         if let Some(wait) = source.and_then(|ip| state.throttle.blocked(ip, Instant::now())) {
             return Ok(req.error_response(ApiError::TooManyRequests {
@@ -328,9 +352,8 @@ async fn require_token<B: actix_web::body::MessageBody + 'static>(
             .get(actix_web::http::header::AUTHORIZATION)
             .cloned();
         // A source that keeps presenting bad tokens waits out its window, unheard.
-        let source = req
-            .peer_addr()
-            .map(|a| a.ip())
+        let source = state
+            .client_address(req.request())
             .filter(|ip| header.is_some() && throttle::counted(*ip));
         if let Some(wait) = source.and_then(|ip| state.throttle.blocked(ip, Instant::now())) {
             return Ok(req.error_response(ApiError::TooManyRequests {

@@ -104,10 +104,12 @@ async fn metrics_text(
     req: actix_web::HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    // With a token configured, everyone sends it (a reverse proxy on this machine makes every
-    // caller look local); without one, only this machine is answered.
+    // With a token configured, everyone sends it (a reverse proxy on this machine not named as
+    // trusted makes every caller look local); without one, only this machine is answered.
     let local = state.metrics_token.is_none()
-        && req.peer_addr().is_some_and(|peer| peer.ip().is_loopback());
+        && state
+            .client_address(&req)
+            .is_some_and(|caller| caller.is_loopback());
     let bearer = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)

@@ -59,14 +59,20 @@ impl AuthThrottle {
         let source = bucket(source);
         let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
         if sources.len() >= MAX_SOURCES && !sources.contains_key(&source) {
-            sources.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
-            if sources.len() >= MAX_SOURCES
-                && let Some(oldest) = sources
-                    .iter()
-                    .min_by_key(|(_, (s, _))| *s)
-                    .map(|(ip, _)| *ip)
-            {
-                sources.remove(&oldest);
+            // Full: forget every window that has ended and every source not turned away, in
+            // one pass, so the next thousands of new sources find room without another (a
+            // pass per new source would be O(n) under the lock for each).
+            let max = self.max_failures;
+            sources.retain(|_, (start, failures)| {
+                now.duration_since(*start) < WINDOW && *failures >= max
+            });
+            if sources.len() >= MAX_SOURCES / 2 {
+                // Still half full of sources being turned away: keep the newest half.
+                let mut starts: Vec<Instant> = sources.values().map(|(s, _)| *s).collect();
+                let middle = starts.len() / 2;
+                let (_, cut, _) = starts.select_nth_unstable(middle);
+                let cut = *cut;
+                sources.retain(|_, (start, _)| *start > cut);
             }
         }
         let entry = sources.entry(source).or_insert((now, 0));
@@ -91,9 +97,38 @@ fn bucket(source: IpAddr) -> IpAddr {
 }
 
 /// Whether failures from `source` are counted: not from this machine, where a reverse proxy
-/// in front of the service would make every caller one source (limit there instead).
+/// in front of the service would make every caller one source (name the proxy with
+/// `--trusted-proxy`, and its callers are counted by the address it forwards).
 pub fn counted(source: IpAddr) -> bool {
     !source.is_loopback()
+}
+
+/// Who is calling: the peer, or, when the peer is a trusted reverse proxy, the address it
+/// forwarded. `X-Forwarded-For` lists addresses left to right, each proxy appending the one it
+/// saw; only the trusted proxies' entries can be believed, so the caller is the rightmost entry
+/// that is not itself a trusted proxy. A caller's own `X-Forwarded-For`, sent straight to the
+/// service or through an untrusted hop, changes nothing. An entry that does not parse, where
+/// the walk needs it, leaves the peer as the caller.
+pub fn client_address<'h>(
+    peer: IpAddr,
+    forwarded_for: impl DoubleEndedIterator<Item = &'h str>,
+    trusted: &[IpAddr],
+) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let mut caller = peer;
+    for entry in forwarded_for.rev().flat_map(|h| h.rsplit(',')) {
+        let entry = entry.trim();
+        let Ok(address) = entry.parse::<IpAddr>() else {
+            return peer;
+        };
+        caller = address;
+        if !trusted.contains(&address) {
+            break;
+        }
+    }
+    caller
 }
 
 #[cfg(test)]
@@ -127,5 +162,57 @@ mod tests {
         }
         assert!(throttle.blocked(y, start).is_some());
         assert!(!counted("127.0.0.1".parse().unwrap()) && counted(a));
+    }
+
+    #[test]
+    fn a_full_table_forgets_the_sources_not_turned_away_and_keeps_those_that_are() {
+        let throttle = AuthThrottle::new(3);
+        let start = Instant::now();
+        let guesser: IpAddr = "198.51.100.1".parse().unwrap();
+        for _ in 0..3 {
+            throttle.failed(guesser, start);
+        }
+        for n in 0..(MAX_SOURCES as u32 + 10) {
+            let source = IpAddr::V4((0x0a00_0000 + n).into());
+            throttle.failed(source, start + Duration::from_millis(1));
+        }
+        let kept = throttle.sources.lock().expect("the lock").len();
+        assert!(kept < MAX_SOURCES / 2, "room again after one pass: {kept}");
+        assert!(
+            throttle.blocked(guesser, start).is_some(),
+            "a source being turned away is not forgotten by flooding the table"
+        );
+    }
+
+    #[test]
+    fn the_caller_behind_a_trusted_proxy_is_the_address_it_forwarded() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let proxy = ip("127.0.0.1");
+        let inner = ip("10.0.0.5");
+        let trusted = [proxy, inner];
+        let caller = |peer: &str, headers: &[&'static str]| {
+            client_address(ip(peer), headers.iter().copied(), &trusted)
+        };
+        // No proxy trusted for this peer: its own X-Forwarded-For is ignored.
+        assert_eq!(caller("203.0.113.9", &["192.0.2.1"]), ip("203.0.113.9"));
+        // Through the proxy: the address it saw.
+        assert_eq!(caller("127.0.0.1", &["203.0.113.9"]), ip("203.0.113.9"));
+        // A caller's forged entry is to the left of what the proxy appended.
+        assert_eq!(
+            caller("127.0.0.1", &["192.0.2.1, 203.0.113.9"]),
+            ip("203.0.113.9")
+        );
+        // Two trusted proxies, and the header split over two lines.
+        assert_eq!(
+            caller("127.0.0.1", &["192.0.2.1, 203.0.113.9", "10.0.0.5"]),
+            ip("203.0.113.9")
+        );
+        // Nothing forwarded, or something that is no address: the peer.
+        assert_eq!(caller("127.0.0.1", &[]), proxy);
+        assert_eq!(caller("127.0.0.1", &["unknown"]), proxy);
+        // Only trusted proxies in the chain: the leftmost of them.
+        assert_eq!(caller("127.0.0.1", &["10.0.0.5"]), inner);
+        // IPv6.
+        assert_eq!(caller("127.0.0.1", &["2001:db8::7"]), ip("2001:db8::7"));
     }
 }
