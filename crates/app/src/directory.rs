@@ -271,6 +271,71 @@ impl DirectoryService {
         Ok(Some((result, events)))
     }
 
+    /// The operator at the console acting at `at`, for `organisation` (whose services it
+    /// then lists and changes, as that organisation's administrators would) or, with `None`,
+    /// for itself (the nil organisation: services every organisation connects to and only the
+    /// operator changes).
+    ///
+    /// # Errors
+    /// [`DirectoryCommandError::NotAnImport`] naming `organisation` when there is no such
+    /// organisation; a store failure.
+    pub async fn operator_for(
+        &self,
+        organisation: Option<Uuid>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Metadata, DirectoryCommandError> {
+        let mut metadata = crate::operator_metadata(at);
+        if let Some(organisation) = organisation {
+            let client = self.store.pool().get().await.map_err(StoreError::from)?;
+            let exists = client
+                .query_opt(
+                    "SELECT 1 FROM organisations WHERE organisation_id = $1",
+                    &[&organisation],
+                )
+                .await
+                .map_err(StoreError::from)?;
+            if exists.is_none() {
+                return Err(DirectoryCommandError::NotAnImport(format!(
+                    "organisation: no organisation {organisation}"
+                )));
+            }
+            metadata.organisation_id = organisation;
+        }
+        Ok(metadata)
+    }
+
+    /// Passes a service to another organisation (or, with the nil id, to the operator): the
+    /// operator's override, by agreement between them, whoever owns it now. The new owner's
+    /// administrators and team leads change it from then on; connections are untouched.
+    ///
+    /// # Errors
+    /// A refusal by [`decide_service`] (not listed, no reason, already theirs); no such
+    /// organisation; a store failure.
+    pub async fn change_owner_as_operator(
+        &self,
+        id: ServiceId,
+        change: domain::directory::ServiceOwnerChanged,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<AppendResult, DirectoryCommandError> {
+        if !change.organisation_id.is_nil() {
+            self.operator_for(Some(change.organisation_id), at).await?;
+        }
+        let loaded = self.load(id).await?;
+        let events = decide_service(&loaded.state, &DirectoryCommand::ChangeOwner(change))?;
+        Ok(self
+            .store
+            .append(AppendRequest {
+                stream_id: id.0,
+                stream_type: SERVICE_STREAM.to_owned(),
+                expected: ExpectedVersion::Exact(loaded.version),
+                events: crate::stream::new_events(&events),
+                metadata: crate::operator_metadata(at),
+                idempotency_key: None,
+                fingerprint: None,
+            })
+            .await?)
+    }
+
     /// Imports ORUK service records as the organisation of `metadata` (the nil one for the
     /// operator): each is listed (as that organisation's), updated, withdrawn (defunct at
     /// source) or left as it is; a record naming a service another owner listed is skipped and

@@ -281,6 +281,10 @@ pub fn may_change_directory(
         ),
         D::Withdraw(_) => require(principal, &[Role::Administrator], "withdrawing a service"),
         D::Import(_) => may_import_directory(principal),
+        D::ChangeOwner(_) => Err(forbidden(
+            "a service changes hands only at the operator's console, by agreement between \
+             the organisations",
+        )),
     }
 }
 

@@ -10,19 +10,22 @@ use indicatif::{ProgressBar, ProgressStyle};
 use projector::{DirectoryProjection, ProjectionError, Runner, RunnerSettings};
 use uuid::Uuid;
 
-/// Imports an ORUK document (text) as the operator at `at`, with a progress bar when
-/// `progress`. The operator owns what it lists and touches nothing an organisation listed
-/// (those records are reported as skipped; `withdraw_missing` withdraws only the operator's).
+/// Imports an ORUK document (text) as the operator at `at`, for itself or for the
+/// organisation in `options`, with a progress bar when `progress`. The importer owns what it
+/// lists and touches nothing another owner listed (those records are reported as skipped;
+/// `withdraw_missing` withdraws only the importer's).
 ///
 /// # Errors
 /// A document that is not an ORUK page or list, or a store failure.
 pub async fn import_text(
     store: &EventStore,
     text: &str,
-    withdraw_missing: bool,
+    options: ImportOptions,
     progress: bool,
     at: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<ImportReport> {
+    let directory = DirectoryService::new(store.clone());
+    let metadata = directory.operator_for(options.organisation, at).await?;
     let document: serde_json::Value = serde_json::from_str(text).context("the file is not JSON")?;
     let records = app::directory::records_of(document).map_err(anyhow::Error::msg)?;
     let bar = if progress {
@@ -37,16 +40,23 @@ pub async fn import_text(
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    let report = DirectoryService::new(store.clone())
-        .import(
-            records,
-            withdraw_missing,
-            &app::operator_metadata(at),
-            |n| bar.inc(n as u64),
-        )
+    let report = directory
+        .import(records, options.withdraw_missing, &metadata, |n| {
+            bar.inc(n as u64)
+        })
         .await;
     bar.finish_and_clear();
     Ok(report?)
+}
+
+/// How an import is done.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ImportOptions {
+    /// Withdraw the importer's listed services the file does not name.
+    pub withdraw_missing: bool,
+    /// Import as this organisation's (its services, which its administrators and team leads
+    /// change); `None`: the operator's own.
+    pub organisation: Option<Uuid>,
 }
 
 /// Imports an ORUK file.
@@ -56,13 +66,13 @@ pub async fn import_text(
 pub async fn import_file(
     store: &EventStore,
     path: &Path,
-    withdraw_missing: bool,
+    options: ImportOptions,
     progress: bool,
     at: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<ImportReport> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    import_text(store, &text, withdraw_missing, progress, at).await
+    import_text(store, &text, options, progress, at).await
 }
 
 /// A report in lines for people.

@@ -419,10 +419,14 @@ async fn directory(
         D::Import {
             file,
             withdraw_missing,
+            organisation,
         } => casebook::directory::import_file(
             &store,
             &file,
-            withdraw_missing,
+            casebook::directory::ImportOptions {
+                withdraw_missing,
+                organisation,
+            },
             std::io::IsTerminal::is_terminal(&std::io::stderr()),
             clock.now(),
         )
@@ -435,6 +439,25 @@ async fn directory(
                 ExitCode::from(2)
             }
         }),
+        D::Transfer {
+            service,
+            to,
+            reason,
+        } => app::directory::DirectoryService::new(store.clone())
+            .change_owner_as_operator(
+                domain::ServiceId(service),
+                domain::directory::ServiceOwnerChanged {
+                    organisation_id: to,
+                    reason,
+                },
+                clock.now(),
+            )
+            .await
+            .map(|_| {
+                println!("service {service} now belongs to {to}");
+                ExitCode::SUCCESS
+            })
+            .map_err(anyhow::Error::from),
         D::Export { out } => match casebook::directory::export(&store).await {
             Ok(page) => {
                 let text = serde_json::to_string_pretty(&page)?;

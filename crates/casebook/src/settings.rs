@@ -279,6 +279,23 @@ pub enum DirectoryCommand {
         /// Withdraw listed services the file does not name (the file is the whole source).
         #[arg(long)]
         withdraw_missing: bool,
+        /// Import as this organisation's services (its administrators and team leads change
+        /// them); without it, the operator's own, which only the operator changes.
+        #[arg(long)]
+        organisation: Option<uuid::Uuid>,
+    },
+    /// Pass a listed service to another organisation, by agreement (the operator's override,
+    /// whoever owns it now); `--to 00000000-0000-0000-0000-000000000000` gives it to the
+    /// operator.
+    Transfer {
+        /// The service's id.
+        service: uuid::Uuid,
+        /// The organisation that changes it from now on.
+        #[arg(long)]
+        to: uuid::Uuid,
+        /// Why (kept in the service's history).
+        #[arg(long)]
+        reason: String,
     },
     /// Write every listed service as one ORUK page.
     Export {

@@ -429,6 +429,15 @@ pub struct ServiceWithdrawn {
     pub reason: String,
 }
 
+/// The service passed to another organisation, which changes it from then on (the operator's
+/// decision, by agreement between them; the nil organisation is the operator itself).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceOwnerChanged {
+    pub organisation_id: Uuid,
+    pub reason: String,
+}
+
 /// Everything that can happen on a directory service's stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event_type", content = "payload")]
@@ -437,6 +446,7 @@ pub enum DirectoryEvent {
     ServiceUpdated(ServiceUpdated),
     ServiceCapacityChanged(ServiceCapacityChanged),
     ServiceWithdrawn(ServiceWithdrawn),
+    ServiceOwnerChanged(ServiceOwnerChanged),
 }
 
 /// Every directory event type with its current schema version.
@@ -445,6 +455,7 @@ pub const DIRECTORY_EVENT_TYPES: &[(&str, i32)] = &[
     ("ServiceUpdated", 1),
     ("ServiceCapacityChanged", 1),
     ("ServiceWithdrawn", 1),
+    ("ServiceOwnerChanged", 1),
 ];
 
 impl DomainEvent for DirectoryEvent {
@@ -457,6 +468,7 @@ impl DomainEvent for DirectoryEvent {
             DirectoryEvent::ServiceUpdated(_) => 1,
             DirectoryEvent::ServiceCapacityChanged(_) => 2,
             DirectoryEvent::ServiceWithdrawn(_) => 3,
+            DirectoryEvent::ServiceOwnerChanged(_) => 4,
         }
     }
 }
@@ -515,6 +527,7 @@ pub fn evolve_service(
             state.waiting_weeks = e.waiting_weeks;
         }
         DirectoryEvent::ServiceWithdrawn(_) => state.withdrawn = true,
+        DirectoryEvent::ServiceOwnerChanged(e) => state.owner = Some(e.organisation_id),
     }
     state
 }
@@ -526,6 +539,8 @@ pub enum DirectoryCommand {
     Import(Box<OrukService>),
     ChangeCapacity(ServiceCapacityChanged),
     Withdraw(ServiceWithdrawn),
+    /// Pass the service to another organisation (the operator only).
+    ChangeOwner(ServiceOwnerChanged),
 }
 
 /// Why a directory command was refused.
@@ -624,6 +639,25 @@ pub fn decide_service(
                 });
             }
             Ok(vec![DirectoryEvent::ServiceWithdrawn(w.clone())])
+        }
+        DirectoryCommand::ChangeOwner(change) => {
+            if state.service.is_none() {
+                return Err(DirectoryError::NotListed);
+            }
+            if change.reason.trim().is_empty() || change.reason.chars().count() > 2000 {
+                return Err(DirectoryError::Invalid {
+                    field: "reason",
+                    message: "say why the service changes hands (at most 2000 characters)"
+                        .to_owned(),
+                });
+            }
+            if state.owner == Some(change.organisation_id) {
+                return Err(DirectoryError::Invalid {
+                    field: "organisation_id",
+                    message: "the service already belongs to that organisation".to_owned(),
+                });
+            }
+            Ok(vec![DirectoryEvent::ServiceOwnerChanged(change.clone())])
         }
     }
 }
@@ -839,6 +873,54 @@ mod tests {
             Uuid::nil(),
         );
         assert_eq!(by_operator.owner, Some(Uuid::nil()));
+    }
+
+    #[test]
+    fn a_service_changes_hands_with_a_reason_to_an_organisation_that_does_not_hold_it() {
+        let to_other = |reason: &str| {
+            DirectoryCommand::ChangeOwner(ServiceOwnerChanged {
+                organisation_id: OTHER,
+                reason: reason.to_owned(),
+            })
+        };
+        assert_eq!(
+            decide_service(&ServiceState::default(), &to_other("merger")),
+            Err(DirectoryError::NotListed)
+        );
+        let state = evolve_service(
+            ServiceState::default(),
+            &DirectoryEvent::ServiceListed(ServiceListed {
+                service: record("active"),
+            }),
+            OWNER,
+        );
+        assert_eq!(
+            decide_service(&state, &to_other("  ")).unwrap_err().field(),
+            Some("reason")
+        );
+        let events = decide_service(&state, &to_other("merger")).expect("passed on");
+        assert!(matches!(
+            events[..],
+            [DirectoryEvent::ServiceOwnerChanged(_)]
+        ));
+        // Whoever the event was recorded for (the operator), the owner is the one it names,
+        // and a later listing by anyone does not take it back.
+        let passed = evolve_service(state, &events[0], Uuid::nil());
+        assert_eq!(passed.owner, Some(OTHER));
+        let relisted = evolve_service(
+            passed.clone(),
+            &DirectoryEvent::ServiceListed(ServiceListed {
+                service: record("active"),
+            }),
+            OWNER,
+        );
+        assert_eq!(relisted.owner, Some(OTHER));
+        assert_eq!(
+            decide_service(&passed, &to_other("again"))
+                .unwrap_err()
+                .field(),
+            Some("organisation_id")
+        );
     }
 
     #[test]

@@ -66,6 +66,15 @@ async fn apply_event(
             .await?;
             Ok(())
         }
+        // The read model keeps no owner (the stream decides who may change a service).
+        DirectoryEvent::ServiceOwnerChanged(_) => {
+            tx.execute(
+                "UPDATE directory_services SET modified_at = $2, version = $3 WHERE service_id = $1",
+                &[&id, &at, &version],
+            )
+            .await?;
+            Ok(())
+        }
         DirectoryEvent::ServiceWithdrawn(_) => {
             tx.execute(
                 "UPDATE directory_services SET withdrawn = true, modified_at = $2, version = $3 \

@@ -250,3 +250,129 @@ async fn another_organisation_cannot_change_or_wipe_a_service_it_did_not_list() 
     assert_eq!(found.len(), 1, "their service is still in the directory");
     server.stop().await;
 }
+
+/// The operator imports for an organisation (its services, changed by its leads) or for
+/// itself (changed by no organisation), and passes a service from one owner to another by
+/// agreement: the new owner's lead changes it from then on, the old one's no longer.
+#[tokio::test]
+async fn the_operator_imports_for_an_organisation_and_passes_a_service_to_another() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let directory = app::directory::DirectoryService::new(server.store.clone());
+    let at = chrono::Utc::now();
+    let for_them = Uuid::from_u128(0xf0_10);
+    let operators = Uuid::from_u128(0xf0_11);
+    let as_foreign = directory
+        .operator_for(Some(people.foreign_lead.organisation_id), at)
+        .await
+        .expect("the foreign organisation exists");
+    let report = directory
+        .import(
+            vec![oruk_service(
+                for_them,
+                "Their allotments",
+                &["physical_activity"],
+                "Frome",
+            )],
+            false,
+            &as_foreign,
+            |_| {},
+        )
+        .await
+        .expect("imported");
+    assert_eq!(report.added, [for_them]);
+    let as_operator = directory
+        .operator_for(None, at)
+        .await
+        .expect("the operator");
+    let report = directory
+        .import(
+            vec![oruk_service(
+                operators,
+                "County advice line",
+                &["housing"],
+                "Frome",
+            )],
+            false,
+            &as_operator,
+            |_| {},
+        )
+        .await
+        .expect("imported");
+    assert_eq!(report.added, [operators], "{report:?}");
+    let unknown = directory.operator_for(Some(Uuid::new_v4()), at).await;
+    assert!(unknown.is_err(), "no such organisation");
+
+    let capacity = |id: Uuid| format!("/api/v1/directory/services/{id}/capacity");
+    let waiting = |weeks: u32| json!({ "availability": "waiting_list", "waiting_weeks": weeks, "note": null });
+    assert_eq!(
+        server
+            .post(&people.foreign_lead, &capacity(for_them), waiting(2))
+            .await
+            .status,
+        201
+    );
+    refused_as_not_theirs(
+        &server
+            .post(&people.lead, &capacity(for_them), waiting(3))
+            .await,
+        "our lead on their import",
+    );
+    // The operator's own: nobody's lead changes it.
+    for lead in [&people.lead, &people.foreign_lead] {
+        assert_eq!(
+            server
+                .post(lead, &capacity(operators), waiting(4))
+                .await
+                .status,
+            403
+        );
+    }
+
+    // Passed on, with a reason kept in the service's history.
+    let pass = |id: Uuid, to: Uuid| {
+        directory.change_owner_as_operator(
+            domain::ServiceId(id),
+            domain::directory::ServiceOwnerChanged {
+                organisation_id: to,
+                reason: "agreed at the partnership board".to_owned(),
+            },
+            at,
+        )
+    };
+    pass(for_them, people.lead.organisation_id)
+        .await
+        .expect("passed to us");
+    pass(operators, people.lead.organisation_id)
+        .await
+        .expect("the operator's, passed to us");
+    for id in [for_them, operators] {
+        assert_eq!(
+            server
+                .post(&people.lead, &capacity(id), waiting(5))
+                .await
+                .status,
+            201,
+            "our lead changes {id} now"
+        );
+        refused_as_not_theirs(
+            &server
+                .post(&people.foreign_lead, &capacity(id), waiting(6))
+                .await,
+            "their lead, no longer the owner",
+        );
+    }
+    assert!(
+        pass(for_them, people.lead.organisation_id).await.is_err(),
+        "already ours"
+    );
+    assert!(
+        pass(for_them, Uuid::new_v4()).await.is_err(),
+        "no such organisation"
+    );
+    let loaded = app::directory::load_service(&server.store, domain::ServiceId(for_them))
+        .await
+        .expect("the service");
+    assert_eq!(loaded.state.owner, Some(people.lead.organisation_id));
+    server.stop().await;
+}

@@ -286,6 +286,49 @@ fn the_directory_commands_import_report_rejections_and_export_what_they_imported
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+
+    // The operator passes one to an organisation, once; an import for no organisation fails.
+    let out = casebook(&data_dir, &["org", "add", "Frome Link"], &[]);
+    let organisation = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let service = records[0]["id"].as_str().expect("an id");
+    let transfer = [
+        "directory",
+        "transfer",
+        service,
+        "--to",
+        &organisation,
+        "--reason",
+        "agreed",
+    ];
+    let out = casebook(&data_dir, &transfer, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("service {service} now belongs to {organisation}")
+    );
+    let out = casebook(&data_dir, &transfer, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already belongs to that organisation"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let nobody = uuid::Uuid::new_v4().to_string();
+    let out = casebook(
+        &data_dir,
+        &["directory", "import", path, "--organisation", &nobody],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no organisation"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_dir_all(&data_dir).expect("clean up");
 }
 
