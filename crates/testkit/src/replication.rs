@@ -19,6 +19,20 @@ pub struct ReplicatedCluster {
     dir: PathBuf,
     primary: Arc<Cluster>,
     standby: Arc<Cluster>,
+    running: StopOnDrop,
+}
+
+/// Servers stopped when this is dropped: a test that fails half-way through setting the pair
+/// up leaves no server running.
+struct StopOnDrop(Vec<Arc<Cluster>>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        // Immediate: a stopped or promoted server only needs to be gone.
+        for cluster in self.0.drain(..).rev() {
+            let _ = cluster.stop_immediately();
+        }
+    }
 }
 
 impl ReplicatedCluster {
@@ -49,6 +63,7 @@ impl ReplicatedCluster {
             .expect("the primary starts")
         };
         let primary = Arc::new(primary);
+        let mut running = StopOnDrop(vec![Arc::clone(&primary)]);
         let postgres = db::connect(&primary.admin_config("postgres"))
             .await
             .expect("connect to the primary");
@@ -70,19 +85,24 @@ impl ReplicatedCluster {
                 .expect("making the standby")
                 .expect("the standby starts")
         };
+        let standby = Arc::new(standby);
+        running.0.push(Arc::clone(&standby));
         wait_for(
             &postgres,
             "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
         )
         .await;
-        postgres
-            .batch_execute(
-                "ALTER SYSTEM SET synchronous_standby_names = '*'; \
-                 ALTER SYSTEM SET synchronous_commit = 'on'; \
-                 SELECT pg_reload_conf()",
-            )
-            .await
-            .expect("make the standby synchronous");
+        // One statement at a time: ALTER SYSTEM refuses a transaction block.
+        for statement in [
+            "ALTER SYSTEM SET synchronous_standby_names = '*'",
+            "ALTER SYSTEM SET synchronous_commit = 'on'",
+            "SELECT pg_reload_conf()",
+        ] {
+            postgres
+                .batch_execute(statement)
+                .await
+                .expect("make the standby synchronous");
+        }
         wait_for(
             &postgres,
             "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'",
@@ -91,7 +111,8 @@ impl ReplicatedCluster {
         ReplicatedCluster {
             dir,
             primary,
-            standby: Arc::new(standby),
+            standby,
+            running,
         }
     }
 
@@ -230,9 +251,7 @@ async fn wait_for(client: &tokio_postgres::Client, count_sql: &str) {
 
 impl Drop for ReplicatedCluster {
     fn drop(&mut self) {
-        // Immediate: a stopped or promoted server only needs to be gone.
-        let _ = self.standby.stop_immediately();
-        let _ = self.primary.stop_immediately();
+        drop(StopOnDrop(std::mem::take(&mut self.running.0)));
         if std::thread::panicking() {
             eprintln!(
                 "replicated clusters kept for debugging: {}",
