@@ -177,13 +177,13 @@ impl Freshness {
             found = primary.global_position(after).await?;
         }
         found.ok_or_else(|| {
-                AppError::bad_input(
-                    "after",
-                    format!(
-                        "no event in the log has position {after}: give the `position` of an event a command wrote"
-                    ),
-                )
-            })
+            AppError::bad_input(
+                "after",
+                format!(
+                    "no event in the log has position {after}: give the `position` of an event a command wrote"
+                ),
+            )
+        })
     }
 
     /// Checks `after` (when given) names an event in the log, for reads that come straight
