@@ -226,8 +226,9 @@ async fn reads_from_the_replica_wait_for_the_replica_to_have_the_write() {
     let admin = db::connect(&pair.primary_admin()).await.expect("connect");
     let staff = staff(&admin).await;
     let projectors = run_projectors(&pair.primary_app(), Uuid::new_v4()).await;
-    // The wait is short: while the replica's replay is paused no wait could succeed, and once
-    // it has replayed the read models the first look succeeds.
+    // The wait is short: while the replica's replay is paused no wait could succeed, and each
+    // read that should answer comes after the replica has replayed the primary's read models
+    // past the write, so its first look succeeds.
     let service = serve(
         &pair.primary_app(),
         Some(&pair.standby_app()),
@@ -239,6 +240,8 @@ async fn reads_from_the_replica_wait_for_the_replica_to_have_the_write() {
     // The replica serves the caseload once it has the write.
     let first = Uuid::new_v4();
     let at = open_case(&http, base, &staff, first).await;
+    primary_passed(&pair.primary_app(), at).await;
+    pair.wait_replayed().await;
     let (status, page) = call(
         &http,
         base,
