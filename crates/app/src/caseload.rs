@@ -243,7 +243,7 @@ impl CaseService {
         let limit = filter.limit;
         filter.limit = limit + 1;
         let (mut rows, as_of) = {
-            let mut client = self.store().pool().get().await?;
+            let mut client = self.read_store().pool().get().await?;
             let snapshot = snapshot(&mut client).await?;
             let rows = CaseloadProjection::page(&*snapshot, &filter).await?;
             let as_of = as_of(&*snapshot, &[LIVE_CASELOAD]).await?;
@@ -322,7 +322,7 @@ impl CaseService {
     ) -> Result<(), AppError> {
         match policy::may_read_team(principal, team_id, None, what) {
             Err(Denied::NotFound) => {
-                let client = self.store().pool().get().await?;
+                let client = self.read_store().pool().get().await?;
                 let known = client
                     .query_opt(
                         "SELECT 1 FROM teams WHERE team_id = $1 AND organisation_id = $2",
@@ -428,7 +428,7 @@ impl CaseService {
         let rules = caseload_rules()?;
         let now = self.clock().now();
         let year_ago = now - chrono::Duration::days(365);
-        let mut client = self.store().pool().get().await?;
+        let mut client = self.read_store().pool().get().await?;
         let snapshot = snapshot(&mut client).await?;
         let rows = snapshot
             .query(

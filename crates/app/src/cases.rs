@@ -19,6 +19,8 @@ pub struct CaseService {
     store: EventStore,
     clock: Clock,
     recording: RecordingRules,
+    /// Where the caseloads are read: `store`, or a read replica of its database.
+    reads: EventStore,
     /// How its reads of read models (the caseloads) wait for `after`.
     freshness: crate::Freshness,
 }
@@ -202,6 +204,7 @@ impl CaseService {
     pub fn with_clock(store: EventStore, clock: Clock) -> Self {
         CaseService {
             freshness: crate::Freshness::new(store.clone(), crate::ReadWait::default()),
+            reads: store.clone(),
             store,
             clock,
             recording: RecordingRules::current(),
@@ -210,8 +213,26 @@ impl CaseService {
 
     /// The same service, its reads of read models waiting for `after` as `wait` says.
     pub fn with_read_wait(mut self, wait: crate::ReadWait) -> Self {
-        self.freshness = crate::Freshness::new(self.store.clone(), wait);
+        self.freshness = self.freshness.with_wait(wait);
         self
+    }
+
+    /// The same service, its caseloads read from `replica` (a streaming replica of the
+    /// store's database, as the service's role), waiting on the replica's own checkpoints.
+    /// Commands and the reads of a record (which write the read audit) stay on the store.
+    pub fn with_replica(mut self, replica: EventStore) -> Self {
+        self.freshness = crate::Freshness::on_replica(
+            replica.clone(),
+            self.store.clone(),
+            self.freshness.settings(),
+        );
+        self.reads = replica;
+        self
+    }
+
+    /// Where the caseloads are read from: the store, or its read replica.
+    pub fn read_store(&self) -> &EventStore {
+        &self.reads
     }
 
     /// How reads of read models wait for the caller's own writes.

@@ -170,7 +170,19 @@ impl DirectoryService {
 
     /// The same directory, its searches waiting for `after` as `wait` says.
     pub fn with_read_wait(mut self, wait: crate::ReadWait) -> Self {
-        self.freshness = crate::Freshness::new(self.store.clone(), wait);
+        self.freshness = self.freshness.with_wait(wait);
+        self
+    }
+
+    /// The same directory, its searches and entries read from `replica` (a streaming replica
+    /// of the store's database, as the service's role), waiting on the replica's own
+    /// checkpoints for `after`. Commands, imports and the public ORUK answers stay on the store.
+    pub fn with_replica(mut self, replica: EventStore) -> Self {
+        self.freshness = crate::Freshness::on_replica(
+            replica.clone(),
+            self.store.clone(),
+            self.freshness.settings(),
+        );
         self
     }
 
@@ -968,7 +980,7 @@ impl DirectoryService {
         self.freshness
             .wait(&[projector::DIRECTORY], request.after)
             .await?;
-        let client = self.store.pool().get().await?;
+        let client = self.freshness.store().pool().get().await?;
         let mut items = search(&**client, &query).await?;
         let next_cursor = if items.len() as i64 > limit {
             items.truncate(limit as usize);
@@ -992,7 +1004,7 @@ impl DirectoryService {
         after: Option<i64>,
     ) -> Result<DirectoryEntry, crate::AppError> {
         self.freshness.wait(&[projector::DIRECTORY], after).await?;
-        let client = self.store.pool().get().await?;
+        let client = self.freshness.store().pool().get().await?;
         entry_by_id(&**client, id)
             .await?
             .ok_or_else(|| crate::AppError::NotFound("no such service in the directory".into()))

@@ -110,13 +110,40 @@ pub async fn snapshot(
 #[derive(Clone)]
 pub struct Freshness {
     store: EventStore,
+    /// When `store` is a read replica: the primary, where a position the replica has not yet
+    /// replayed is looked up (only the primary can tell a position that is coming from one
+    /// that no event took).
+    primary: Option<EventStore>,
     wait: ReadWait,
 }
 
 impl Freshness {
     /// Waits over `store`'s log and read models, as `wait` says.
     pub fn new(store: EventStore, wait: ReadWait) -> Freshness {
-        Freshness { store, wait }
+        Freshness {
+            store,
+            primary: None,
+            wait,
+        }
+    }
+
+    /// Waits over the read models of a streaming replica (`replica`: their rows and their
+    /// checkpoints as the replica has replayed them), as `wait` says. A position the replica
+    /// does not have yet is looked up on `primary`; the wait then lasts until the replica's
+    /// own checkpoints pass it, so an answer never misses the write even though the replica
+    /// lags the primary.
+    pub fn on_replica(replica: EventStore, primary: EventStore, wait: ReadWait) -> Freshness {
+        Freshness {
+            store: replica,
+            primary: Some(primary),
+            wait,
+        }
+    }
+
+    /// The same log and read models, waiting as `wait` says.
+    pub fn with_wait(mut self, wait: ReadWait) -> Freshness {
+        self.wait = wait;
+        self
     }
 
     /// How long reads wait.
@@ -129,7 +156,9 @@ impl Freshness {
         &self.store
     }
 
-    /// Where the event at log position `after` sits in the global order.
+    /// Where the event at log position `after` sits in the global order: on the watched
+    /// store, or (a replica that has not replayed it yet) on the primary. A physical replica's
+    /// rows are the primary's, byte for byte, so both give the same place.
     ///
     /// # Errors
     /// [`AppError::BadInput`] naming `after` when it is not a position of an event in the log
@@ -141,17 +170,20 @@ impl Freshness {
                 "a log position is a whole number from 1: the `position` of an event a command wrote",
             ));
         }
-        self.store
-            .global_position(after)
-            .await?
-            .ok_or_else(|| {
-                AppError::bad_input(
-                    "after",
-                    format!(
-                        "no event in the log has position {after}: give the `position` of an event a command wrote"
-                    ),
-                )
-            })
+        let mut found = self.store.global_position(after).await?;
+        if found.is_none()
+            && let Some(primary) = &self.primary
+        {
+            found = primary.global_position(after).await?;
+        }
+        found.ok_or_else(|| {
+            AppError::bad_input(
+                "after",
+                format!(
+                    "no event in the log has position {after}: give the `position` of an event a command wrote"
+                ),
+            )
+        })
     }
 
     /// Checks `after` (when given) names an event in the log, for reads that come straight

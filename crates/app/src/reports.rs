@@ -1287,8 +1287,19 @@ impl Reporting {
 
     /// The same reports, waiting for `after` as `wait` says.
     pub fn with_read_wait(mut self, wait: ReadWait) -> Reporting {
-        let store = self.freshness.store().clone();
-        self.freshness = Freshness::new(store, wait);
+        self.freshness = self.freshness.with_wait(wait);
+        self
+    }
+
+    /// The same reports, read from `replica` (a streaming replica of `primary`'s database, as
+    /// the service's role), waiting on the replica's own checkpoints for `after`.
+    pub fn with_replica(
+        mut self,
+        replica: eventstore::EventStore,
+        primary: eventstore::EventStore,
+    ) -> Reporting {
+        self.pool = replica.pool().clone();
+        self.freshness = Freshness::on_replica(replica, primary, self.freshness.settings());
         self
     }
 

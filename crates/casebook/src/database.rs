@@ -11,6 +11,8 @@ pub struct Database {
     cluster: Option<Cluster>,
     admin: tokio_postgres::Config,
     app: tokio_postgres::Config,
+    /// A streaming read replica, as the service's role.
+    replica: Option<tokio_postgres::Config>,
     pool_size: usize,
     master_key: eventstore::MasterKey,
 }
@@ -57,11 +59,23 @@ impl Database {
             Some(url) => url.parse().context("parsing CASEBOOK_APP_DATABASE_URL")?,
             None => db::app_config(&admin),
         };
+        let replica = match &settings.replica_url {
+            Some(url) => {
+                let mut config: tokio_postgres::Config =
+                    url.parse().context("parsing CASEBOOK_REPLICA_URL")?;
+                if config.get_user().is_none() {
+                    config.user(db::APP_ROLE);
+                }
+                Some(config)
+            }
+            None => None,
+        };
         let master_key = master_key(settings)?;
         let database = Database {
             cluster,
             admin,
             app,
+            replica,
             pool_size: settings.pool_size,
             master_key,
         };
@@ -113,6 +127,27 @@ impl Database {
             eventstore::EventStore::new(self.app_pool()?, app::upcasters())
                 .with_protection(app::privacy::protection(self.master_key.clone())),
         )
+    }
+
+    /// The read side of a streaming replica (`--replica-url`), when one is configured: a pool
+    /// of its own, as the service's role.
+    ///
+    /// # Errors
+    /// When the pool cannot be built.
+    pub fn replica_store(&self) -> anyhow::Result<Option<eventstore::EventStore>> {
+        let Some(config) = &self.replica else {
+            return Ok(None);
+        };
+        let pool = db::pool(
+            config.clone(),
+            PoolSettings {
+                max_size: self.pool_size,
+            },
+        )?;
+        Ok(Some(
+            eventstore::EventStore::new(pool, app::upcasters())
+                .with_protection(app::privacy::protection(self.master_key.clone())),
+        ))
     }
 
     /// Refuses to start when the database's data keys were wrapped by another master key: every

@@ -283,11 +283,15 @@ async fn serve(
     };
     let (stop_projections, projections_stopped) = tokio::sync::watch::channel(false);
     let runners = projector::spawn_all(&store, &projections_stopped).await?;
-    let state = api::http::AppState::with_clock(store, clock.clone())
+    let mut state = api::http::AppState::with_clock(store, clock.clone())
         .with_read_wait(read_wait)
         .with_metrics_token(metrics_token)
         .with_auth_failure_limit(auth_failures)
         .with_trusted_proxies(trusted_proxies);
+    if let Some(replica) = database.replica_store()? {
+        tracing::info!("caseloads, reports and directory searches read from the replica");
+        state = state.with_replica(replica);
+    }
     // Report snapshots left unfinished when the service last stopped are built again.
     let unfinished = state.snapshots().resume().await?;
     if unfinished > 0 {

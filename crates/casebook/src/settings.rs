@@ -45,6 +45,17 @@ pub struct DatabaseSettings {
         hide_env_values = true
     )]
     pub app_database_url: Option<String>,
+    /// URL of a streaming read replica of the database (a hot standby), which caseloads,
+    /// outcome and gap reports and directory searches are read from; commands, the reads of a
+    /// record (they write the read audit) and the projectors stay on the primary. Without a
+    /// user in it, the user is `casebook_app`.
+    #[arg(
+        long,
+        env = "CASEBOOK_REPLICA_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub replica_url: Option<String>,
     /// Home of the private cluster (default: the user's data dir; /var/lib/casebook as root).
     #[arg(long, env = "CASEBOOK_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,

@@ -12,6 +12,8 @@ use std::process::Command;
 
 use crate::DbError;
 
+mod standby;
+
 /// The port number only names the socket file; the cluster listens on no TCP address.
 const SOCKET_PORT: u16 = 5432;
 /// The superuser that `initdb` creates in our clusters.

@@ -12,6 +12,10 @@ use std::sync::OnceLock;
 use db::{Cluster, ClusterKind, PoolSettings};
 use tokio_postgres::Config;
 
+mod replication;
+
+pub use replication::{DATABASE as REPLICATED_DATABASE, ReplicatedCluster};
+
 /// Where the shared test server lives and how to reach it as superuser.
 struct Server {
     admin: Config,

@@ -13,6 +13,7 @@ mod matrix;
 mod metrics_access;
 mod published;
 mod redirections;
+mod replica;
 mod snapshot_jobs;
 mod tokens;
 mod unreachable;

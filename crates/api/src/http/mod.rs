@@ -152,6 +152,19 @@ impl AppState {
         self
     }
 
+    /// The same state, its caseloads, reports and directory searches read from `replica`: a
+    /// streaming replica of the store's database (as the service's role), whose own
+    /// checkpoints a read with `?after=` waits on. Commands, the reads of a record (they write
+    /// the read audit), report snapshots, administration and the projectors stay on the store.
+    pub fn with_replica(mut self, replica: EventStore) -> AppState {
+        self.cases = self.cases.with_replica(replica.clone());
+        self.reports = self
+            .reports
+            .with_replica(replica.clone(), self.store.clone());
+        self.directory = self.directory.with_replica(replica);
+        self
+    }
+
     /// The report snapshots this state builds (one at a time): `casebook serve` resumes the
     /// unfinished ones through it at start.
     pub fn snapshots(&self) -> &app::snapshots::Snapshots {

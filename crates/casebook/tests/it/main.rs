@@ -713,3 +713,165 @@ async fn the_administration_commands_make_an_organisation_its_staff_and_tokens_a
         std::fs::remove_dir_all(&data_dir).expect("clean up");
     }
 }
+
+/// The URL of a database in one of our clusters, as `CASEBOOK_*_URL` takes it (no user: the
+/// one the setting defaults to).
+fn cluster_url(cluster: &db::Cluster, user: Option<&str>, dbname: &str) -> String {
+    let socket = cluster.socket_dir().to_string_lossy().replace('/', "%2F");
+    let user = user.map(|u| format!("{u}@")).unwrap_or_default();
+    format!("postgresql://{user}{socket}:5432/{dbname}")
+}
+
+/// `serve --replica-url` reads caseloads and directory searches from the replica: with the
+/// replica's replay paused, a read with `?after=` a new write cannot be answered (the
+/// primary's read models have it, the replica's do not), and once it replays, it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_a_replica_url_reads_from_the_replica() {
+    let pair = testkit::ReplicatedCluster::start().await;
+    let primary = cluster_url(
+        pair.primary(),
+        Some("postgres"),
+        testkit::REPLICATED_DATABASE,
+    );
+    let replica = cluster_url(pair.standby(), None, testkit::REPLICATED_DATABASE);
+    let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("replica-{}", uuid::Uuid::new_v4().simple()));
+    let key = "ef".repeat(32);
+    let env = [
+        ("CASEBOOK_DATABASE_URL", primary.as_str()),
+        ("CASEBOOK_MASTER_KEY", key.as_str()),
+    ];
+    let run = |args: &[&str]| {
+        let out = casebook(&data_dir, args, &env);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let organisation = run(&["org", "add", "Mendip Link"]);
+    let team = run(&["team", "add", "--organisation", &organisation, "Frome"]);
+    let worker = run(&[
+        "staff",
+        "add",
+        "--organisation",
+        &organisation,
+        "--team",
+        &team,
+        "--role",
+        "link_worker",
+        "--name",
+        "Sam Okafor",
+    ]);
+    let token = run(&["token", "issue", &worker, "--days", "1"]);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_casebook"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("CASEBOOK_DATA_DIR", &data_dir)
+        .env("CASEBOOK_DATABASE_URL", &primary)
+        .env("CASEBOOK_REPLICA_URL", &replica)
+        .env("CASEBOOK_MASTER_KEY", &key)
+        .env("CASEBOOK_READ_WAIT_MS", "1000")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start casebook serve");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("read from the replica") {
+                let _ = sender.send(None);
+            }
+            if let Some(rest) = line.split("address=").nth(1) {
+                let address = rest.split_whitespace().next().unwrap_or_default();
+                let _ = sender.send(Some(address.to_owned()));
+            }
+        }
+    });
+    let said_replica = receiver
+        .recv_timeout(Duration::from_secs(120))
+        .expect("casebook serve starts");
+    assert_eq!(
+        said_replica, None,
+        "it says it reads from the replica first"
+    );
+    let address = receiver
+        .recv_timeout(Duration::from_secs(120))
+        .expect("casebook serve reports its address")
+        .expect("an address");
+    let running = Running {
+        child,
+        base: format!("http://{address}"),
+    };
+    let http = reqwest::Client::new();
+    let get = async |path: String| {
+        http.get(format!("{}{path}", running.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("a read")
+            .status()
+            .as_u16()
+    };
+
+    pair.pause_replay().await;
+    let client = uuid::Uuid::new_v4();
+    let referral = http
+        .post(format!(
+            "{}/api/v1/clients/{client}/referrals",
+            running.base
+        ))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "client": {
+                "personal": {
+                    "given_name": "Maggie", "family_name": "Thornbury",
+                    "date_of_birth": "1948-05-02", "nhs_number": "943 476 5919",
+                    "phone": "01373 000000", "email": null, "address": "3 Vicarage St", "postcode": "BA11 1PX"
+                },
+                "area": "Frome"
+            },
+            "referral": {
+                "referral_id": uuid::Uuid::new_v4(), "source": "self_referral",
+                "referrer": { "staff_id": null, "name": null, "organisation": null },
+                "reasons": ["loneliness_isolation"], "urgency": "routine",
+                "received_on": chrono::Utc::now().date_naive().to_string(), "note": "Lives alone."
+            }
+        }))
+        .send()
+        .await
+        .expect("a referral");
+    assert_eq!(referral.status(), 201);
+    let reply: serde_json::Value = referral.json().await.expect("a reply");
+    let at = reply["position"].as_i64().expect("a position");
+    // The primary's own read models pass the write (the replica's cannot, paused).
+    let primary_store = eventstore::EventStore::new(
+        db::pool(pair.primary_app(), db::PoolSettings { max_size: 2 }).expect("a pool"),
+        eventstore::Upcasters::new(),
+    );
+    app::Freshness::new(
+        primary_store,
+        app::ReadWait::at_most(Duration::from_secs(60)),
+    )
+    .wait(&["caseload_v1", "directory_v1"], Some(at))
+    .await
+    .expect("the primary's read models pass the write");
+    assert_eq!(get(format!("/api/v1/caseload?after={at}")).await, 503);
+    assert_eq!(
+        get(format!("/api/v1/directory/services?after={at}")).await,
+        503
+    );
+    pair.resume_replay().await;
+    assert_eq!(get(format!("/api/v1/caseload?after={at}")).await, 200);
+    assert_eq!(
+        get(format!("/api/v1/directory/services?after={at}")).await,
+        200
+    );
+    stop(running);
+    if data_dir.exists() {
+        std::fs::remove_dir_all(&data_dir).expect("clean up");
+    }
+}

@@ -1,0 +1,264 @@
+//! A primary and its streaming replica, each a private cluster of its own (never the shared
+//! test cluster: a failover test stops its primary), replicating synchronously.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use db::{Cluster, ClusterKind};
+use tokio_postgres::Config;
+
+/// The database the pair holds, migrated.
+pub const DATABASE: &str = "casebook";
+
+/// A primary and a hot standby streaming from it with `synchronous_commit = on` and the
+/// standby named in `synchronous_standby_names`: a commit is acknowledged only once the
+/// standby has flushed it. Both are stopped (and their directory removed, unless the test
+/// failed) when dropped.
+pub struct ReplicatedCluster {
+    dir: PathBuf,
+    primary: Arc<Cluster>,
+    standby: Arc<Cluster>,
+    running: StopOnDrop,
+}
+
+/// Servers stopped when this is dropped: a test that fails half-way through setting the pair
+/// up leaves no server running.
+struct StopOnDrop(Vec<Arc<Cluster>>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        // Immediate: a stopped or promoted server only needs to be gone.
+        for cluster in self.0.drain(..).rev() {
+            let _ = cluster.stop_immediately();
+        }
+    }
+}
+
+impl ReplicatedCluster {
+    /// Initialises a primary (its server on the machine's real clock, as every cluster of
+    /// ours), creates and migrates [`DATABASE`], makes a replica of it with `pg_basebackup -R`
+    /// as the `postgres` user, starts the replica on its own socket directory, waits until it
+    /// streams, then makes it the synchronous standby.
+    pub async fn start() -> ReplicatedCluster {
+        crate::init_tracing();
+        let bin_dir = db::find_bin_dir(
+            std::env::var_os("CASEBOOK_PG_BIN").map(PathBuf::from),
+            std::env::var_os("PATH"),
+        )
+        .expect("PostgreSQL server binaries are needed for the tests");
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let dir = PathBuf::from(format!(
+            "{}-r{}",
+            crate::test_cluster_dir().display(),
+            &id[..8]
+        ));
+        let primary = {
+            let dir = dir.join("primary");
+            tokio::task::spawn_blocking(move || {
+                Cluster::ensure_running(&dir, &bin_dir, ClusterKind::Throwaway)
+            })
+            .await
+            .expect("starting the primary")
+            .expect("the primary starts")
+        };
+        let primary = Arc::new(primary);
+        let mut running = StopOnDrop(vec![Arc::clone(&primary)]);
+        let postgres = db::connect(&primary.admin_config("postgres"))
+            .await
+            .expect("connect to the primary");
+        postgres
+            .batch_execute(&format!("CREATE DATABASE {DATABASE}"))
+            .await
+            .expect("create the database");
+        {
+            let mut client = db::connect(&primary.admin_config(DATABASE))
+                .await
+                .expect("connect to the database");
+            db::migrate(&mut client).await.expect("migrate");
+        }
+        let standby = {
+            let primary = Arc::clone(&primary);
+            let dir = dir.join("standby");
+            tokio::task::spawn_blocking(move || primary.start_standby(&dir))
+                .await
+                .expect("making the standby")
+                .expect("the standby starts")
+        };
+        let standby = Arc::new(standby);
+        running.0.push(Arc::clone(&standby));
+        wait_for(
+            &postgres,
+            "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
+        )
+        .await;
+        // One statement at a time: ALTER SYSTEM refuses a transaction block.
+        for statement in [
+            "ALTER SYSTEM SET synchronous_standby_names = '*'",
+            "ALTER SYSTEM SET synchronous_commit = 'on'",
+            "SELECT pg_reload_conf()",
+        ] {
+            postgres
+                .batch_execute(statement)
+                .await
+                .expect("make the standby synchronous");
+        }
+        wait_for(
+            &postgres,
+            "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'",
+        )
+        .await;
+        ReplicatedCluster {
+            dir,
+            primary,
+            standby,
+            running,
+        }
+    }
+
+    /// The primary (to reach its socket directory, say).
+    pub fn primary(&self) -> &Cluster {
+        &self.primary
+    }
+
+    /// The standby.
+    pub fn standby(&self) -> &Cluster {
+        &self.standby
+    }
+
+    /// The primary, as superuser, on [`DATABASE`].
+    pub fn primary_admin(&self) -> Config {
+        self.primary.admin_config(DATABASE)
+    }
+
+    /// The standby, as superuser, on [`DATABASE`].
+    pub fn standby_admin(&self) -> Config {
+        self.standby.admin_config(DATABASE)
+    }
+
+    /// The primary, as the service's role.
+    pub fn primary_app(&self) -> Config {
+        db::app_config(&self.primary_admin())
+    }
+
+    /// The standby, as the service's role.
+    pub fn standby_app(&self) -> Config {
+        db::app_config(&self.standby_admin())
+    }
+
+    /// Waits until the standby has replayed everything the primary has written so far.
+    pub async fn wait_replayed(&self) {
+        let primary = db::connect(&self.primary_admin())
+            .await
+            .expect("connect to the primary");
+        let standby = db::connect(&self.standby_admin())
+            .await
+            .expect("connect to the standby");
+        let target: String = primary
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .await
+            .expect("the primary's WAL position")
+            .get(0);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let replayed: bool = standby
+                .query_one(
+                    "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
+                    &[&target],
+                )
+                .await
+                .expect("the standby's replay position")
+                .get(0);
+            if replayed {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the standby replays within a minute"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Pauses the standby's replay of the WAL it receives (it still receives and flushes it,
+    /// so synchronous commits on the primary go on), and waits until it has paused.
+    pub async fn pause_replay(&self) {
+        let standby = db::connect(&self.standby_admin())
+            .await
+            .expect("connect to the standby");
+        standby
+            .batch_execute("SELECT pg_wal_replay_pause()")
+            .await
+            .expect("pause replay");
+        wait_for(
+            &standby,
+            "SELECT count(*) FROM (SELECT pg_get_wal_replay_pause_state() AS s) p WHERE s = 'paused'",
+        )
+        .await;
+    }
+
+    /// Resumes the standby's replay and waits until it has replayed everything the primary has
+    /// written so far.
+    pub async fn resume_replay(&self) {
+        let standby = db::connect(&self.standby_admin())
+            .await
+            .expect("connect to the standby");
+        standby
+            .batch_execute("SELECT pg_wal_replay_resume()")
+            .await
+            .expect("resume replay");
+        self.wait_replayed().await;
+    }
+
+    /// Stops the primary as a crash would (`pg_ctl stop -m immediate`).
+    pub async fn crash_primary(&self) {
+        let primary = Arc::clone(&self.primary);
+        tokio::task::spawn_blocking(move || primary.stop_immediately())
+            .await
+            .expect("stopping the primary")
+            .expect("the primary stops");
+    }
+
+    /// Promotes the standby (`pg_ctl promote`) and waits until it takes writes.
+    pub async fn promote_standby(&self) {
+        let standby = Arc::clone(&self.standby);
+        tokio::task::spawn_blocking(move || standby.promote())
+            .await
+            .expect("promoting the standby")
+            .expect("the standby is promoted");
+    }
+}
+
+/// Polls `count_sql` on `client` until it counts at least one row, for at most a minute.
+async fn wait_for(client: &tokio_postgres::Client, count_sql: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let n: i64 = client
+            .query_one(count_sql, &[])
+            .await
+            .expect("ask the server")
+            .get(0);
+        if n > 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not there within a minute: {count_sql}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl Drop for ReplicatedCluster {
+    fn drop(&mut self) {
+        drop(StopOnDrop(std::mem::take(&mut self.running.0)));
+        if std::thread::panicking() {
+            eprintln!(
+                "replicated clusters kept for debugging: {}",
+                self.dir.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
