@@ -127,9 +127,13 @@ impl Sealed3 {
     /// `casebook verify --anchor FILE`, as a list of lines; with its verdict.
     async fn verify(&self) -> casebook::sealer::Verification {
         let admin = self.db.admin_client().await;
-        casebook::sealer::verify(&admin, Some(&key()), &[self.anchor_file.clone()])
-            .await
-            .expect("verify")
+        casebook::sealer::verify(
+            &admin,
+            Some(&key()),
+            std::slice::from_ref(&self.anchor_file),
+        )
+        .await
+        .expect("verify")
     }
 
     /// Asserts that verify fails and one of its lines contains `needle`.
@@ -501,9 +505,10 @@ async fn sealing_while_appends_continue_covers_every_event_exactly_once() {
     assert_eq!(last.event_head, head);
     // Every checkpoint's head is the recomputed head at its count: each sealed every event
     // before it once, in the log's order, and none twice.
-    let verification = casebook::sealer::verify(&admin, Some(&key()), &[anchor_file.clone()])
-        .await
-        .expect("verify");
+    let verification =
+        casebook::sealer::verify(&admin, Some(&key()), std::slice::from_ref(&anchor_file))
+            .await
+            .expect("verify");
     assert!(verification.ok, "{:?}", verification.lines);
     let anchors = casebook::sealer::read_anchors(&anchor_file).expect("anchors");
     assert!(

@@ -105,18 +105,26 @@ pub fn spawn_sealer(
             .min(Duration::from_secs(5));
         let mut last_seal = Instant::now();
         let mut first = true;
+        // One connection, kept between turns and made again after a failure.
+        let mut connection: Option<tokio_postgres::Client> = None;
         loop {
             let stopping = *stop.borrow();
             let outcome = async {
-                let client = db::connect(&config).await?;
+                if connection
+                    .as_ref()
+                    .is_none_or(tokio_postgres::Client::is_closed)
+                {
+                    connection = Some(db::connect(&config).await?);
+                }
+                let client = connection.as_ref().expect("connected above");
                 let due = first
                     || stopping
                     || every.is_some_and(|every| last_seal.elapsed() >= every)
                     || (settings.seal_every_events > 0
-                        && eventstore::anchor::unsealed_events(&client).await?
+                        && eventstore::anchor::unsealed_events(client).await?
                             >= settings.seal_every_events);
                 if due {
-                    seal_and_anchor(&client, &key, anchor_file.as_deref()).await?;
+                    seal_and_anchor(client, &key, anchor_file.as_deref()).await?;
                 }
                 anyhow::Ok(due)
             }
@@ -127,7 +135,10 @@ pub fn spawn_sealer(
                     first = false;
                 }
                 Ok(false) => {}
-                Err(e) => tracing::error!(error = %format!("{e:#}"), "sealing the log failed"),
+                Err(e) => {
+                    connection = None;
+                    tracing::error!(error = %format!("{e:#}"), "sealing the log failed");
+                }
             }
             if stopping {
                 return;
