@@ -521,3 +521,64 @@ async fn sealing_while_appends_continue_covers_every_event_exactly_once() {
     );
     let _ = std::fs::remove_file(&anchor_file);
 }
+
+/// The service's background sealer seals what is appended and writes it to the anchor file,
+/// and seals once more on the way out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_sealer_anchors_new_events_and_seals_on_the_way_out() {
+    let (db, store) = store_with_db(2).await;
+    let anchor_file = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("anchors-{}.jsonl", Uuid::new_v4().simple()));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sealer = casebook::sealer::spawn_sealer(
+        db.app_config(),
+        key(),
+        Some(anchor_file.clone()),
+        casebook::settings::SealSettings {
+            seal_every_seconds: 3600,
+            seal_every_events: 3,
+        },
+        stopped,
+    );
+    let stream = Uuid::new_v4();
+    store
+        .append(request(
+            stream,
+            ExpectedVersion::NoStream,
+            (1..=3).map(contact).collect(),
+        ))
+        .await
+        .expect("append");
+    // Three events waiting make it seal (it looks every few seconds).
+    let sealed_three = async {
+        loop {
+            if let Ok(anchors) = casebook::sealer::read_anchors(&anchor_file)
+                && anchors.last().is_some_and(|last| last.events == 3)
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), sealed_three)
+        .await
+        .expect("the sealer anchors three events");
+    // One more is not enough to seal before the hour is up; stopping seals it.
+    store
+        .append(request(stream, ExpectedVersion::Exact(3), vec![contact(4)]))
+        .await
+        .expect("append");
+    let app = db.app_client().await;
+    wait_settled(&app).await;
+    let _ = stop.send(true);
+    sealer.await.expect("the sealer stops");
+    let anchors = casebook::sealer::read_anchors(&anchor_file).expect("anchors");
+    assert_eq!(anchors.last().map(|last| last.events), Some(4));
+    let admin = db.admin_client().await;
+    let verification =
+        casebook::sealer::verify(&admin, Some(&key()), std::slice::from_ref(&anchor_file))
+            .await
+            .expect("verify");
+    assert!(verification.ok, "{:?}", verification.lines);
+    let _ = std::fs::remove_file(&anchor_file);
+}
