@@ -1,5 +1,6 @@
 //! The system test suite: real PostgreSQL (a private cluster per target dir), no mocks.
 
+mod anchor;
 mod cases;
 mod corrections;
 mod demo;

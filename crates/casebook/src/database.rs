@@ -15,6 +15,8 @@ pub struct Database {
     replica: Option<tokio_postgres::Config>,
     pool_size: usize,
     master_key: eventstore::MasterKey,
+    anchor_key: Option<eventstore::anchor::AnchorKey>,
+    anchor_file: Option<std::path::PathBuf>,
 }
 
 /// Name of the database inside a private cluster.
@@ -71,6 +73,13 @@ impl Database {
             None => None,
         };
         let master_key = master_key(settings)?;
+        let anchor_key = anchor_key(settings)?;
+        let anchor_file = settings.anchor_file.clone().or_else(|| {
+            settings
+                .database_url
+                .is_none()
+                .then(|| settings.resolved_data_dir().join("anchors.jsonl"))
+        });
         let database = Database {
             cluster,
             admin,
@@ -78,6 +87,8 @@ impl Database {
             replica,
             pool_size: settings.pool_size,
             master_key,
+            anchor_key,
+            anchor_file,
         };
         database.migrate().await?;
         database.check_master_key().await?;
@@ -180,6 +191,17 @@ impl Database {
         &self.master_key
     }
 
+    /// The key that signs the log's checkpoints, when one is configured (always, for a private
+    /// cluster).
+    pub fn anchor_key(&self) -> Option<&eventstore::anchor::AnchorKey> {
+        self.anchor_key.as_ref()
+    }
+
+    /// The anchor file checkpoints are appended to, when there is one.
+    pub fn anchor_file(&self) -> Option<&std::path::Path> {
+        self.anchor_file.as_deref()
+    }
+
     /// Connection settings as the service's own role.
     pub fn app_config(&self) -> &tokio_postgres::Config {
         &self.app
@@ -263,6 +285,49 @@ fn master_key(settings: &DatabaseSettings) -> anyhow::Result<eventstore::MasterK
         "made a local master key for the private cluster; without it the personal data is unreadable"
     );
     Ok(key)
+}
+
+/// The configured anchor key: given, in its file, or (for a private cluster only) the one in
+/// `<data dir>/anchor.key`, made on first start. A separate key from the master key, so that
+/// rotating the master key leaves every checkpoint verifiable. With a database URL and none,
+/// nothing is sealed.
+fn anchor_key(
+    settings: &DatabaseSettings,
+) -> anyhow::Result<Option<eventstore::anchor::AnchorKey>> {
+    use eventstore::anchor::AnchorKey;
+    let parse = |text: &str, from: &str| {
+        AnchorKey::parse(text).map_err(|e| anyhow::anyhow!("{e} (the anchor key from {from})"))
+    };
+    if let Some(key) = &settings.anchor_key {
+        return parse(key, "CASEBOOK_ANCHOR_KEY").map(Some);
+    }
+    if let Some(path) = &settings.anchor_key_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the anchor key file {}", path.display()))?;
+        return parse(&text, &path.display().to_string()).map(Some);
+    }
+    if settings.database_url.is_some() {
+        return Ok(None);
+    }
+    let path = settings.resolved_data_dir().join("anchor.key");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the anchor key file {}", path.display()))?;
+        return parse(&text, &path.display().to_string()).map(Some);
+    }
+    let key = AnchorKey::generate().map_err(anyhow::Error::msg)?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    write_private(&path, &key.to_base64())
+        .with_context(|| format!("writing the anchor key to {}", path.display()))?;
+    tracing::warn!(
+        path = %path.display(),
+        key_id = key.id(),
+        "made a local anchor key for the private cluster; copy it away from the database's superuser"
+    );
+    Ok(Some(key))
 }
 
 /// Writes a file only its owner can read.

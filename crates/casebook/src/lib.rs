@@ -8,6 +8,7 @@ pub mod database;
 pub mod directory;
 pub mod http;
 pub mod rebuild;
+pub mod sealer;
 pub mod settings;
 pub mod telemetry;
 

@@ -33,6 +33,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             metrics_token_file,
             auth_failures_per_minute,
             trusted_proxies,
+            sealing,
         } => {
             let read_wait = app::ReadWait::at_most(std::time::Duration::from_millis(read_wait_ms));
             let metrics_token = match metrics_token_file {
@@ -55,6 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     auth_failures: auth_failures_per_minute,
                     trusted_proxies,
                 },
+                sealing,
             )
             .await
         }
@@ -67,7 +69,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             devtools::bench(which, cli.database.pg_bin, rebuild_for_bench).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Project => project(&cli.database).await,
+        Command::Project { sealing } => project(&cli.database, sealing).await,
         Command::Rebuild(args) => {
             let target = args
                 .target()
@@ -135,9 +137,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Key(casebook::settings::KeyCommand::Generate) => {
             let key = eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?;
             println!("{}", key.to_base64());
+            let anchor_id = eventstore::anchor::AnchorKey::parse(&key.to_base64())
+                .map_err(anyhow::Error::msg)?;
             eprintln!(
-                "master key id {}: keep the key apart from the database's backups",
-                key.id()
+                "as a master key its id is {} (keep it apart from the database's backups); as an \
+                 anchor key {} (keep it apart from the database and its superuser)",
+                key.id(),
+                anchor_id.id()
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -175,26 +181,44 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             database.shutdown().await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify => {
+        Command::Verify { anchor } => {
             let database = Database::open(&cli.database).await?;
             let client = db::connect(database.admin_config()).await?;
-            let report = eventstore::verify(&client).await?;
+            let outcome = casebook::sealer::verify(&client, database.anchor_key(), &anchor).await;
             drop(client);
             database.shutdown().await?;
-            match report {
-                eventstore::VerifyReport::Ok { events, streams } => {
-                    println!("ok: {events} events in {streams} streams, every hash chain intact");
-                    Ok(ExitCode::SUCCESS)
+            let outcome = outcome?;
+            for line in &outcome.lines {
+                println!("{line}");
+            }
+            Ok(if outcome.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Anchor { out } => {
+            let database = Database::open(&cli.database).await?;
+            let outcome = async {
+                let key = database.anchor_key().context(
+                    "sealing needs the anchor key (CASEBOOK_ANCHOR_KEY or CASEBOOK_ANCHOR_KEY_FILE)",
+                )?;
+                let file = out.as_deref().or(database.anchor_file());
+                let client = db::connect(database.app_config()).await?;
+                casebook::sealer::seal_and_anchor(&client, key, file).await
+            }
+            .await;
+            database.shutdown().await?;
+            match outcome? {
+                eventstore::anchor::Sealed::New(checkpoint)
+                | eventstore::anchor::Sealed::Unchanged(Some(checkpoint)) => {
+                    println!("{}", checkpoint.to_line());
                 }
-                eventstore::VerifyReport::Broken {
-                    stream_id,
-                    stream_version,
-                    reason,
-                } => {
-                    println!("broken: stream {stream_id} at version {stream_version}: {reason}");
-                    Ok(ExitCode::FAILURE)
+                eventstore::anchor::Sealed::Unchanged(None) => {
+                    eprintln!("nothing to seal: the log and the read audit are empty");
                 }
             }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -208,12 +232,41 @@ struct Guards {
     trusted_proxies: Vec<std::net::IpAddr>,
 }
 
+/// Starts the sealer when an anchor key is configured (and says so when not).
+fn start_sealer(
+    database: &Database,
+    settings: casebook::settings::SealSettings,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let Some(key) = database.anchor_key() else {
+        tracing::warn!(
+            "no anchor key configured (CASEBOOK_ANCHOR_KEY): the log is not sealed, and only the \
+             per-stream hash chains give tampering away"
+        );
+        return None;
+    };
+    if database.anchor_file().is_none() {
+        tracing::warn!(
+            "no anchor file configured (CASEBOOK_ANCHOR_FILE): checkpoints are kept only in the \
+             database, where its superuser can delete them"
+        );
+    }
+    Some(casebook::sealer::spawn_sealer(
+        database.app_config().clone(),
+        key.clone(),
+        database.anchor_file().map(Into::into),
+        settings,
+        stop.clone(),
+    ))
+}
+
 async fn serve(
     settings: &casebook::DatabaseSettings,
     listen: &str,
     demo_clients: Option<usize>,
     clock: &app::Clock,
     guards: Guards,
+    sealing: casebook::settings::SealSettings,
 ) -> anyhow::Result<ExitCode> {
     let Guards {
         read_wait,
@@ -283,6 +336,7 @@ async fn serve(
     };
     let (stop_projections, projections_stopped) = tokio::sync::watch::channel(false);
     let runners = projector::spawn_all(&store, &projections_stopped).await?;
+    let sealer = start_sealer(&database, sealing, &projections_stopped);
     let mut state = api::http::AppState::with_clock(store, clock.clone())
         .with_read_wait(read_wait)
         .with_metrics_token(metrics_token)
@@ -309,7 +363,7 @@ async fn serve(
     handle.stop(true).await;
     server.await.context("joining the server")??;
     let _ = stop_projections.send(true);
-    for runner in runners {
+    for runner in runners.into_iter().chain(sealer) {
         let _ = runner.await;
     }
     drop(listener);
@@ -394,16 +448,20 @@ async fn rebuild_for_bench(
 
 /// Runs the projections alone (no HTTP) until Ctrl-C or SIGTERM; a second instance waits as a
 /// standby and takes over when the first stops renewing its leases.
-async fn project(settings: &casebook::DatabaseSettings) -> anyhow::Result<ExitCode> {
+async fn project(
+    settings: &casebook::DatabaseSettings,
+    sealing: casebook::settings::SealSettings,
+) -> anyhow::Result<ExitCode> {
     let database = Database::open(settings).await?;
     let listener = eventstore::Listener::start(database.app_config().clone());
     let store = database.event_store()?.with_listener(&listener);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let runners = projector::spawn_all(&store, &stopped).await?;
+    let sealer = start_sealer(&database, sealing, &stopped);
     tracing::info!(projections = runners.len(), "projecting");
     shutdown_signal().await?;
     let _ = stop.send(true);
-    for runner in runners {
+    for runner in runners.into_iter().chain(sealer) {
         let _ = runner.await;
     }
     drop(listener);

@@ -76,6 +76,26 @@ pub struct DatabaseSettings {
     /// A file holding the master key.
     #[arg(long, env = "CASEBOOK_MASTER_KEY_FILE", global = true)]
     pub master_key_file: Option<PathBuf>,
+    /// The key that signs the log's checkpoints and anchors (64 hex digits or base64 of 32
+    /// bytes; `casebook key generate` makes one). Keep it away from the database and its
+    /// superuser. A private cluster without one uses <data dir>/anchor.key, made on first start;
+    /// with --database-url and none, nothing is sealed and `verify` checks the hash chains only.
+    #[arg(
+        long,
+        env = "CASEBOOK_ANCHOR_KEY",
+        global = true,
+        hide_env_values = true,
+        conflicts_with = "anchor_key_file"
+    )]
+    pub anchor_key: Option<String>,
+    /// A file holding the anchor key.
+    #[arg(long, env = "CASEBOOK_ANCHOR_KEY_FILE", global = true)]
+    pub anchor_key_file: Option<PathBuf>,
+    /// The anchor file: every checkpoint is appended to it as a line of JSON. Keep it where the
+    /// database's superuser cannot write (another machine's mount, a log shipper's input).
+    /// Default for a private cluster: <data dir>/anchors.jsonl; with --database-url, none.
+    #[arg(long, env = "CASEBOOK_ANCHOR_FILE", global = true)]
+    pub anchor_file: Option<PathBuf>,
     /// Most connections in the service's pool.
     #[arg(long, env = "CASEBOOK_POOL_SIZE", default_value_t = 16, global = true)]
     pub pool_size: usize,
@@ -128,6 +148,8 @@ pub enum Command {
             value_delimiter = ','
         )]
         trusted_proxies: Vec<std::net::IpAddr>,
+        #[command(flatten)]
+        sealing: SealSettings,
     },
     /// Make a believable service for the demo organisation through the real command path:
     /// link workers, the sample directory, and people's journeys over the past year. The same
@@ -143,12 +165,28 @@ pub enum Command {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
-    /// Run the projections on their own (no HTTP) until stopped.
-    Project,
+    /// Run the projections (and the sealer) on their own (no HTTP) until stopped.
+    Project {
+        #[command(flatten)]
+        sealing: SealSettings,
+    },
     /// Apply pending migrations and exit.
     Migrate,
-    /// Walk the event log's hash chains; exit 1 at the first broken link.
-    Verify,
+    /// Walk the event log's hash chains, recompute the log-wide chains of the log and the read
+    /// audit, and hold them against every checkpoint (and anchor); exit 1 when anything broke.
+    Verify {
+        /// An anchor file (JSON lines, as `serve` and `casebook anchor` write them); may be given
+        /// more than once.
+        #[arg(long)]
+        anchor: Vec<PathBuf>,
+    },
+    /// Seal the log and the read audit now: write a checkpoint and append it to the anchor
+    /// file (--out, or the configured one), and print it.
+    Anchor {
+        /// The anchor file to append the checkpoint to (default: the configured anchor file).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Measure against PostgreSQL's own limit on the same cluster (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(devtools::Bench),
@@ -216,6 +254,17 @@ pub enum Command {
     /// Bearer tokens for staff.
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+/// How often the sealer writes a checkpoint.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct SealSettings {
+    /// Seal at least this often, in seconds, when anything new was recorded (0: never).
+    #[arg(long, env = "CASEBOOK_SEAL_EVERY_SECONDS", default_value_t = 300)]
+    pub seal_every_seconds: u64,
+    /// Seal as soon as this many events are waiting (checked every few seconds; 0: never).
+    #[arg(long, env = "CASEBOOK_SEAL_EVERY_EVENTS", default_value_t = 10_000)]
+    pub seal_every_events: i64,
 }
 
 /// What `casebook rebuild` rebuilds, and how.
@@ -319,7 +368,8 @@ pub enum DirectoryCommand {
 /// Master key administration.
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
-    /// Print a fresh random master key (base64) for CASEBOOK_MASTER_KEY or its file.
+    /// Print a fresh random key (base64) for CASEBOOK_MASTER_KEY or CASEBOOK_ANCHOR_KEY, or
+    /// their files.
     Generate,
     /// Rewrap every person's data key under a new master key (the current one is the configured
     /// key). Stop the service first, and start it again with the new key.

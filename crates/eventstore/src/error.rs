@@ -47,6 +47,9 @@ pub enum StoreError {
     /// Personal data could not be sealed or its key unwrapped (a wrong master key, say).
     #[error("personal data protection failed: {0}")]
     Protection(String),
+    /// A checkpoint of the log does not verify under the anchor key (see `anchor`).
+    #[error("{0}")]
+    Checkpoint(String),
     /// The database could not be reached.
     #[error("the database is unavailable: {0}")]
     Unavailable(#[from] deadpool_postgres::PoolError),

@@ -4,13 +4,15 @@
 //! version and an optional idempotency key; [`EventStore::read_stream`] reads a stream (whole,
 //! from a version, or as recorded up to a moment); [`EventStore::read_all`] and
 //! [`Subscription`] follow the global log in an order that never skips a committed event;
-//! [`verify`] walks the hash chains. Stored events are read through [`Upcasters`], so old rows
+//! [`verify`] walks the hash chains; [`anchor`] seals the whole log and the read audit under a
+//! key kept outside the database. Stored events are read through [`Upcasters`], so old rows
 //! are never rewritten.
 //!
 //! With a [`Protection`], personal fields are sealed per stream (see `protect`).
 //!
 //! This crate knows the envelope, not the events' meaning: it depends on no domain type.
 
+pub mod anchor;
 mod append;
 mod error;
 mod hash;
@@ -32,6 +34,8 @@ pub use model::{
 pub use protect::{MasterKey, Protection, SEALED, rotate_master_key};
 pub use subscribe::{Listener, Subscription, SubscriptionSettings};
 pub use upcast::{UpcastFn, Upcasters};
+#[cfg(feature = "testing")]
+pub use verify::testing;
 pub use verify::{VerifyReport, verify};
 
 /// The channel that `NOTIFY` wakes subscribers on.

@@ -106,3 +106,73 @@ pub async fn verify(client: &tokio_postgres::Client) -> Result<VerifyReport, Sto
     }
     Ok(VerifyReport::Ok { events, streams })
 }
+
+/// What an attacker with the database superuser can do to the per-stream chains, for the tests
+/// of the log-wide chain: the per-stream hash is plain SHA-256, so anyone who can write the
+/// table can make it agree again.
+#[cfg(feature = "testing")]
+pub mod testing {
+    use crate::StoreError;
+
+    /// Recomputes and rewrites every hash of one stream from its stored rows, after switching
+    /// this session's triggers off (as a superuser can): [`super::verify`] then passes again.
+    ///
+    /// # Errors
+    /// A database failure (for a role that may not switch triggers off, say).
+    pub async fn forge_stream_hashes(
+        client: &tokio_postgres::Client,
+        stream_id: uuid::Uuid,
+    ) -> Result<(), StoreError> {
+        client
+            .batch_execute("SET session_replication_role = replica")
+            .await?;
+        let rows = client
+            .query(
+                "SELECT stream_type, stream_version, event_id, event_type, schema_version, payload, \
+                 actor_id, actor_role, organisation_id, correlation_id, causation_id, \
+                 idempotency_key, occurred_at, recorded_at FROM events WHERE stream_id = $1 \
+                 ORDER BY stream_version",
+                &[&stream_id],
+            )
+            .await?;
+        let mut prev = super::GENESIS.to_vec();
+        for row in rows {
+            let metadata = crate::Metadata {
+                actor_id: row.get(6),
+                actor_role: row.get(7),
+                organisation_id: row.get(8),
+                correlation_id: row.get(9),
+                causation_id: row.get(10),
+                occurred_at: row.get(12),
+            };
+            let stream_type: String = row.get(0);
+            let event_type: String = row.get(3);
+            let payload: serde_json::Value = row.get(5);
+            let idempotency_key: Option<String> = row.get(11);
+            let event_id: uuid::Uuid = row.get(2);
+            let hash = super::hash::event_hash(
+                &prev,
+                &super::HashInput {
+                    event_id,
+                    stream_id,
+                    stream_type: &stream_type,
+                    stream_version: row.get(1),
+                    event_type: &event_type,
+                    schema_version: row.get(4),
+                    payload: &payload,
+                    metadata: &metadata,
+                    idempotency_key: idempotency_key.as_deref(),
+                    recorded_at: row.get(13),
+                },
+            );
+            client
+                .execute(
+                    "UPDATE events SET hash = $1 WHERE event_id = $2",
+                    &[&hash.as_slice(), &event_id],
+                )
+                .await?;
+            prev = hash.to_vec();
+        }
+        Ok(())
+    }
+}

@@ -111,6 +111,10 @@ async fn serve_with_no_configuration_becomes_ready_and_stops_its_cluster() {
         !postmaster_pid.exists(),
         "the private cluster was stopped on shutdown"
     );
+    assert!(
+        data_dir.join("anchor.key").exists(),
+        "a private cluster gets an anchor key of its own, as it does a master key"
+    );
 
     // The data survives: a second start finds the initialised cluster and is ready again.
     let running = start(&data_dir);
@@ -154,9 +158,11 @@ fn verify_on_the_private_cluster_reports_ok_and_stops_the_cluster_again() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "ok: 0 events in 0 streams, every hash chain intact"
+        stdout.lines().next(),
+        Some("ok: 0 events in 0 streams, every hash chain intact"),
+        "{stdout}"
     );
     assert!(
         !data_dir.join("postgres/data/postmaster.pid").exists(),
@@ -212,10 +218,14 @@ async fn with_a_database_url_the_binary_uses_that_server() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "ok: 0 events in 0 streams, every hash chain intact"
+        stdout.lines().next(),
+        Some("ok: 0 events in 0 streams, every hash chain intact"),
+        "{stdout}"
     );
+    // Without an anchor key there are no checkpoints to check, and verify says so.
+    assert!(stdout.contains("no anchor key configured"), "{stdout}");
     assert!(!data_dir.exists(), "no private cluster was made");
 }
 
@@ -874,4 +884,72 @@ async fn serve_with_a_replica_url_reads_from_the_replica() {
     if data_dir.exists() {
         std::fs::remove_dir_all(&data_dir).expect("clean up");
     }
+}
+
+/// `casebook anchor` seals the log into an anchor file; `verify --anchor` holds the log against
+/// it and exits 1, naming what broke, once a superuser has deleted an event.
+#[tokio::test]
+async fn anchor_then_verify_with_the_anchor_file_catches_a_deleted_event() {
+    let db = testkit::TestDb::new().await;
+    let url = database_url(&db);
+    let master = eventstore::MasterKey::generate().expect("a key");
+    let store = eventstore::EventStore::new(db.app_pool(2), app::upcasters())
+        .with_protection(app::privacy::protection(master.clone()));
+    let first = closed_client(&store, 1).await;
+    closed_client(&store, 1).await;
+    let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("anchor-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    let anchor_file = data_dir.join("anchors.jsonl");
+    let anchor_path = anchor_file.to_string_lossy().into_owned();
+    let master_text = master.to_base64();
+    let anchor_key = "cd".repeat(32);
+    let env = [
+        ("CASEBOOK_DATABASE_URL", url.as_str()),
+        ("CASEBOOK_MASTER_KEY", master_text.as_str()),
+        ("CASEBOOK_ANCHOR_KEY", anchor_key.as_str()),
+    ];
+    let run = |args: &[&str]| {
+        let out = casebook(&data_dir, args, &env);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // A transaction running elsewhere on the test cluster may hold the newest events back from
+    // a seal for a moment: seal until the checkpoint takes all eight.
+    let mut sealed = 0;
+    for _ in 0..200 {
+        let (code, stdout, stderr) = run(&["anchor", "--out", &anchor_path]);
+        assert_eq!(code, Some(0), "{stderr}");
+        let checkpoint = eventstore::anchor::Checkpoint::from_line(stdout.trim()).expect("a line");
+        sealed = checkpoint.events;
+        if sealed == 10 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(sealed, 10);
+    let (code, stdout, stderr) = run(&["verify", "--anchor", &anchor_path]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("10 events sealed"), "{stdout}");
+
+    let admin = db.admin_client().await;
+    admin
+        .batch_execute(&format!(
+            "SET session_replication_role = replica; \
+             DELETE FROM events WHERE stream_id = '{first}' AND stream_version = 5"
+        ))
+        .await
+        .expect("tamper");
+    let (code, stdout, _) = run(&["verify", "--anchor", &anchor_path]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.starts_with("ok: 9 events"), "{stdout}");
+    assert!(
+        stdout.contains("sealed 10 events, but the log holds only 9: events were deleted"),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&data_dir).expect("clean up");
 }

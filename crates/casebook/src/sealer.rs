@@ -1,0 +1,231 @@
+//! The sealer and the anchor file: checkpoints of the whole log and the read audit, signed with
+//! the anchor key (`eventstore::anchor`), written to the database and appended to a file the
+//! organisation keeps; and `casebook verify`, which holds the log against both.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use eventstore::anchor::{AnchorKey, Checkpoint, Sealed};
+
+use crate::settings::SealSettings;
+
+/// Seals now and appends the checkpoint to `anchor_file`: a new one always, the last one when
+/// nothing was new and the file does not end with it already.
+///
+/// # Errors
+/// A database failure, a checkpoint that does not verify, or a file that cannot be written.
+pub async fn seal_and_anchor(
+    client: &tokio_postgres::Client,
+    key: &AnchorKey,
+    anchor_file: Option<&Path>,
+) -> anyhow::Result<Sealed> {
+    let sealed = eventstore::anchor::seal(client, key).await?;
+    if let Some(path) = anchor_file {
+        match &sealed {
+            Sealed::New(checkpoint) => append_anchor(path, checkpoint)?,
+            Sealed::Unchanged(Some(checkpoint)) => {
+                if last_anchor(path)?.as_ref() != Some(checkpoint) {
+                    append_anchor(path, checkpoint)?;
+                }
+            }
+            Sealed::Unchanged(None) => {}
+        }
+    }
+    Ok(sealed)
+}
+
+/// Appends one checkpoint as a line of JSON and flushes it to disk.
+///
+/// # Errors
+/// When the file cannot be opened or written.
+pub fn append_anchor(path: &Path, checkpoint: &Checkpoint) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening the anchor file {}", path.display()))?;
+    writeln!(file, "{}", checkpoint.to_line())
+        .and_then(|()| file.sync_data())
+        .with_context(|| format!("writing the anchor file {}", path.display()))
+}
+
+/// Every checkpoint of an anchor file, in its order.
+///
+/// # Errors
+/// When the file cannot be read or a line is not a checkpoint (naming the line).
+pub fn read_anchors(path: &Path) -> anyhow::Result<Vec<Checkpoint>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the anchor file {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            Checkpoint::from_line(line).map_err(|e| {
+                anyhow::anyhow!(
+                    "line {} of the anchor file {} is not a checkpoint: {e}",
+                    i + 1,
+                    path.display()
+                )
+            })
+        })
+        .collect()
+}
+
+fn last_anchor(path: &Path) -> anyhow::Result<Option<Checkpoint>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(read_anchors(path)?.pop())
+}
+
+/// Seals in the background until `stop` turns true: whenever `every_events` settled events wait
+/// (looked at every few seconds) or `every_seconds` passed with anything new, and once more on
+/// the way out. Failures are logged and tried again at the next turn; a checkpoint that does not
+/// verify stops sealing (it is logged as an error at every turn).
+pub fn spawn_sealer(
+    config: tokio_postgres::Config,
+    key: AnchorKey,
+    anchor_file: Option<PathBuf>,
+    settings: SealSettings,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = (settings.seal_every_seconds > 0)
+            .then(|| Duration::from_secs(settings.seal_every_seconds));
+        let look = every
+            .unwrap_or(Duration::from_secs(5))
+            .min(Duration::from_secs(5));
+        let mut last_seal = Instant::now();
+        let mut first = true;
+        // One connection, kept between turns and made again after a failure.
+        let mut connection: Option<tokio_postgres::Client> = None;
+        loop {
+            let stopping = *stop.borrow();
+            let outcome = async {
+                if connection
+                    .as_ref()
+                    .is_none_or(tokio_postgres::Client::is_closed)
+                {
+                    connection = Some(db::connect(&config).await?);
+                }
+                let client = connection.as_ref().expect("connected above");
+                let due = first
+                    || stopping
+                    || every.is_some_and(|every| last_seal.elapsed() >= every)
+                    || (settings.seal_every_events > 0
+                        && eventstore::anchor::unsealed_events(client).await?
+                            >= settings.seal_every_events);
+                if due {
+                    seal_and_anchor(client, &key, anchor_file.as_deref()).await?;
+                }
+                anyhow::Ok(due)
+            }
+            .await;
+            match outcome {
+                Ok(true) => {
+                    last_seal = Instant::now();
+                    first = false;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    connection = None;
+                    tracing::error!(error = %format!("{e:#}"), "sealing the log failed");
+                }
+            }
+            if stopping {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(look) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    })
+}
+
+/// What `casebook verify` found, as lines to print.
+#[derive(Debug)]
+pub struct Verification {
+    /// Whether everything held.
+    pub ok: bool,
+    /// What was checked and what broke, one sentence a line.
+    pub lines: Vec<String>,
+}
+
+/// Walks every stream's hash chain, and with an anchor key recomputes the log-wide chains and
+/// holds them against every checkpoint row and every line of the anchor files given.
+///
+/// # Errors
+/// A database failure, or an anchor file that cannot be read or parsed (or given without a key).
+pub async fn verify(
+    owner: &tokio_postgres::Client,
+    key: Option<&AnchorKey>,
+    anchor_files: &[PathBuf],
+) -> anyhow::Result<Verification> {
+    let mut ok = true;
+    let mut lines = Vec::new();
+    match eventstore::verify(owner).await? {
+        eventstore::VerifyReport::Ok { events, streams } => {
+            lines.push(format!(
+                "ok: {events} events in {streams} streams, every hash chain intact"
+            ));
+        }
+        eventstore::VerifyReport::Broken {
+            stream_id,
+            stream_version,
+            reason,
+        } => {
+            ok = false;
+            lines.push(format!(
+                "broken: stream {stream_id} at version {stream_version}: {reason}"
+            ));
+        }
+    }
+    let Some(key) = key else {
+        anyhow::ensure!(
+            anchor_files.is_empty(),
+            "--anchor needs the anchor key (CASEBOOK_ANCHOR_KEY or CASEBOOK_ANCHOR_KEY_FILE)"
+        );
+        lines.push(
+            "no anchor key configured: checkpoints were not checked, and deleted or re-hashed \
+             events would go unnoticed"
+                .to_owned(),
+        );
+        return Ok(Verification { ok, lines });
+    };
+    let mut anchors = Vec::new();
+    for path in anchor_files {
+        anchors.extend(read_anchors(path)?);
+    }
+    let report = eventstore::anchor::verify_anchors(owner, key, &anchors).await?;
+    if report.is_ok() {
+        lines.push(format!(
+            "ok: {} events and {} reads, {} checkpoints and {} anchors under anchor key {} agree; \
+             {} events sealed ({} after the last checkpoint rest on the hash chains alone)",
+            report.events,
+            report.reads,
+            report.checkpoints,
+            report.anchors,
+            key.id(),
+            report.sealed_events,
+            report.events.saturating_sub(report.sealed_events)
+        ));
+    } else {
+        ok = false;
+        lines.extend(
+            report
+                .problems
+                .iter()
+                .map(|problem| format!("broken: {problem}")),
+        );
+    }
+    Ok(Verification { ok, lines })
+}
