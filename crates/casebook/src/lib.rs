@@ -9,6 +9,7 @@ pub mod directory;
 pub mod http;
 pub mod rebuild;
 pub mod settings;
+pub mod supervisor;
 pub mod telemetry;
 
 pub use database::Database;

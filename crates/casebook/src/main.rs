@@ -32,6 +32,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             read_wait_ms,
             metrics_token_file,
             auth_failures_per_minute,
+            cluster_restart_attempts,
         } => {
             let read_wait = app::ReadWait::at_most(std::time::Duration::from_millis(read_wait_ms));
             let metrics_token = match metrics_token_file {
@@ -49,6 +50,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 demo.then_some(demo_clients),
                 &clock,
                 (read_wait, metrics_token, auth_failures_per_minute),
+                casebook::supervisor::SupervisorSettings::with_attempts(cluster_restart_attempts),
             )
             .await
         }
@@ -199,8 +201,11 @@ async fn serve(
     demo_clients: Option<usize>,
     clock: &app::Clock,
     (read_wait, metrics_token, auth_failures): (app::ReadWait, Option<String>, u32),
+    supervision: casebook::supervisor::SupervisorSettings,
 ) -> anyhow::Result<ExitCode> {
     let database = Database::open(settings).await?;
+    // A private cluster that dies while the service runs is started again.
+    let supervisor = database.supervise(supervision);
     let mut demo_access = None;
     if demo_clients.is_some() {
         let client = db::connect(database.admin_config()).await?;
@@ -277,6 +282,9 @@ async fn serve(
     let server = tokio::spawn(app.run_until_stopped());
     shutdown_signal().await?;
     tracing::info!("shutting down");
+    if let Some(supervisor) = supervisor {
+        supervisor.stop().await;
+    }
     if let Some(population) = population {
         population.abort();
     }
