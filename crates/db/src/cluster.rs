@@ -211,13 +211,20 @@ impl Cluster {
             return Ok(false);
         }
         let started = self.start().map_err(|e| match e {
-            DbError::Tool { tool, detail } => DbError::Tool {
-                detail: match self.last_fatal_log_line() {
-                    Some(line) => format!("{detail} ({line})"),
-                    None => detail,
-                },
-                tool,
-            },
+            DbError::Tool { tool, detail } => {
+                // One line, for the log: pg_ctl's lines, then the server's reason.
+                let mut lines: Vec<String> = detail
+                    .lines()
+                    .map(str::trim)
+                    .filter(|line| !line.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                lines.extend(self.last_fatal_log_line());
+                DbError::Tool {
+                    detail: lines.join("; "),
+                    tool,
+                }
+            }
             other => other,
         });
         drop(lock);

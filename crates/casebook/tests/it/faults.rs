@@ -164,14 +164,12 @@ impl Target {
     }
 }
 
+/// A client sending referrals: what it sent, each with what was accepted.
+type Client = tokio::task::JoinHandle<Vec<(Referral, Value)>>;
+
 /// `CLIENTS` clients, each sending `EACH` referrals one after another, every one until it is
 /// accepted; each client's referrals with what was accepted, and a count of accepted ones.
-fn load(
-    target: &Arc<Target>,
-) -> (
-    Vec<tokio::task::JoinHandle<Vec<(Referral, Value)>>>,
-    Arc<AtomicUsize>,
-) {
+fn load(target: &Arc<Target>) -> (Vec<Client>, Arc<AtomicUsize>) {
     let accepted = Arc::new(AtomicUsize::new(0));
     let clients = (0..CLIENTS)
         .map(|_| {
@@ -202,9 +200,7 @@ async fn wait_until(what: &str, mut holds: impl FnMut() -> bool) {
     }
 }
 
-async fn join(
-    clients: Vec<tokio::task::JoinHandle<Vec<(Referral, Value)>>>,
-) -> Vec<(Referral, Value)> {
+async fn join(clients: Vec<Client>) -> Vec<(Referral, Value)> {
     let mut sent = Vec::new();
     for client in clients {
         sent.extend(client.await.expect("a client finished"));
@@ -485,4 +481,78 @@ async fn serve_restarts_its_private_cluster_when_the_postmaster_is_killed() {
         "{metrics}"
     );
     check_after_the_fault(data_dir, running, &sent).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_gives_up_after_its_restart_attempts_and_heals_when_the_cluster_is_started_by_hand() {
+    let data_dir = DataDir::new("give-up");
+    let running = tokio::task::block_in_place(|| {
+        crate::process::start_with(&data_dir.path, &["--cluster-restart-attempts", "2"])
+    });
+
+    // The server killed, and its configuration broken before anything may start it again.
+    let lock = data_dir.hold_start_lock();
+    let postmaster = data_dir.postmaster_pid().expect("a running cluster");
+    kill_9(postmaster);
+    let conf = data_dir.path.join("postgres/data/postgresql.conf");
+    let good = std::fs::read_to_string(&conf).expect("the configuration");
+    std::fs::write(&conf, format!("{good}\nthis is not a setting\n")).expect("break it");
+    drop(lock);
+
+    wait_until("the supervisor to give up", || {
+        running
+            .log()
+            .contains("gave up restarting the private PostgreSQL cluster")
+    })
+    .await;
+    let log = running.log();
+    assert_eq!(
+        log.matches("restarting the private PostgreSQL cluster failed")
+            .count(),
+        2,
+        "{log}"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", running.base))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("the metrics");
+    assert!(
+        metrics.contains("casebook_cluster_restarts_total{outcome=\"failed\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("casebook_cluster_up 0"), "{metrics}");
+    let ready = reqwest::get(format!("{}/ready", running.base))
+        .await
+        .expect("GET /ready");
+    assert_eq!(ready.status(), 503);
+
+    // Mended and started by hand, the service answers again without being restarted.
+    std::fs::write(&conf, good).expect("mend it");
+    // (`pg_ctl` takes a dead server that is not yet reaped for a running one.)
+    wait_until("the killed server to be reaped", || {
+        !std::path::Path::new(&format!("/proc/{postmaster}")).exists()
+    })
+    .await;
+    tokio::task::block_in_place(|| data_dir.cluster());
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let ready = reqwest::get(format!("{}/ready", running.base))
+            .await
+            .expect("GET /ready");
+        if ready.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_until("the supervisor to see it running", || {
+        running
+            .log()
+            .contains("the private PostgreSQL cluster is running again")
+    })
+    .await;
+    stop(running);
+    data_dir.remove();
 }
