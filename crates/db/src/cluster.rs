@@ -245,10 +245,18 @@ impl Cluster {
         Ok(lock)
     }
 
-    /// The server log's last FATAL line: why a start failed, in the server's words.
+    /// The server log's last FATAL line (in its last 64 KiB): why a start failed, in the
+    /// server's words.
     fn last_fatal_log_line(&self) -> Option<String> {
-        let log = fs::read_to_string(self.dir.join("postgres.log")).ok()?;
-        log.lines()
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = File::open(self.dir.join("postgres.log")).ok()?;
+        let len = file.metadata().ok()?.len();
+        file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)))
+            .ok()?;
+        let mut tail = Vec::new();
+        file.read_to_end(&mut tail).ok()?;
+        String::from_utf8_lossy(&tail)
+            .lines()
             .rev()
             .take(50)
             .find(|line| line.contains("FATAL"))

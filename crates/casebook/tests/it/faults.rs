@@ -73,7 +73,8 @@ struct Target {
     base: Mutex<String>,
     token: String,
     http: reqwest::Client,
-    /// Attempts by outcome ("201", "503", "no answer", ...), for the test's output.
+    /// Attempts by outcome ("201", "201 replayed", "503", "no answer", ...), for the test's
+    /// output.
     outcomes: Mutex<std::collections::BTreeMap<String, usize>>,
 }
 
@@ -127,7 +128,13 @@ impl Target {
             }
         };
         let status = reply.status();
-        self.count(status.as_u16().to_string());
+        // A replayed answer: an earlier attempt was recorded but its answer was lost.
+        let replayed = reply.headers().contains_key("idempotent-replayed");
+        self.count(format!(
+            "{}{}",
+            status.as_u16(),
+            if replayed { " replayed" } else { "" }
+        ));
         let retry_after = reply
             .headers()
             .get("retry-after")
