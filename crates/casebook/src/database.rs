@@ -1,10 +1,14 @@
 //! The database the service runs on: a configured server, or a private cluster that this
 //! process starts (and stops again on shutdown if it started it).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use anyhow::Context;
 use db::{Cluster, ClusterKind, PoolSettings};
 
 use crate::settings::DatabaseSettings;
+use crate::supervisor::{ClusterSupervisor, SupervisorSettings};
 
 /// The database Casebook runs on: where it is and how to connect, migrated and ready.
 pub struct Database {
@@ -17,6 +21,8 @@ pub struct Database {
     master_key: eventstore::MasterKey,
     anchor_key: Option<eventstore::anchor::AnchorKey>,
     anchor_file: Option<std::path::PathBuf>,
+    /// Set once the supervisor has restarted the private cluster: the service then owns it.
+    restarted: Arc<AtomicBool>,
 }
 
 /// Name of the database inside a private cluster.
@@ -89,6 +95,7 @@ impl Database {
             master_key,
             anchor_key,
             anchor_file,
+            restarted: Arc::new(AtomicBool::new(false)),
         };
         database.migrate().await?;
         database.check_master_key().await?;
@@ -217,13 +224,28 @@ impl Database {
         self.cluster.as_ref()
     }
 
-    /// Stops the private cluster if this process started it.
+    /// Starts restarting the private cluster when it dies, as `settings` say; `None` for a
+    /// server given by URL (never ours to start) or when `settings` allow no attempt. Stop the
+    /// supervisor before [`Database::shutdown`].
+    pub fn supervise(&self, settings: SupervisorSettings) -> Option<ClusterSupervisor> {
+        let cluster = self.cluster.as_ref()?;
+        if settings.attempts == 0 {
+            return None;
+        }
+        Some(ClusterSupervisor::spawn(
+            cluster.clone(),
+            settings,
+            self.restarted.clone(),
+        ))
+    }
+
+    /// Stops the private cluster if this process started it (at start, or by restarting it).
     ///
     /// # Errors
     /// When `pg_ctl stop` fails.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         if let Some(cluster) = self.cluster
-            && cluster.started_here()
+            && (cluster.started_here() || self.restarted.load(Ordering::SeqCst))
         {
             tracing::info!("stopping the private PostgreSQL cluster");
             tokio::task::spawn_blocking(move || cluster.stop()).await??;

@@ -10,6 +10,7 @@ pub mod http;
 pub mod rebuild;
 pub mod sealer;
 pub mod settings;
+pub mod supervisor;
 pub mod telemetry;
 
 pub use database::Database;

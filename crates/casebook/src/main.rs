@@ -34,6 +34,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             auth_failures_per_minute,
             trusted_proxies,
             sealing,
+            cluster_restart_attempts,
         } => {
             let read_wait = app::ReadWait::at_most(std::time::Duration::from_millis(read_wait_ms));
             let metrics_token = match metrics_token_file {
@@ -57,6 +58,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     trusted_proxies,
                 },
                 sealing,
+                casebook::supervisor::SupervisorSettings::with_attempts(cluster_restart_attempts),
             )
             .await
         }
@@ -267,6 +269,7 @@ async fn serve(
     clock: &app::Clock,
     guards: Guards,
     sealing: casebook::settings::SealSettings,
+    supervision: casebook::supervisor::SupervisorSettings,
 ) -> anyhow::Result<ExitCode> {
     let Guards {
         read_wait,
@@ -275,6 +278,8 @@ async fn serve(
         trusted_proxies,
     } = guards;
     let database = Database::open(settings).await?;
+    // A private cluster that dies while the service runs is started again.
+    let supervisor = database.supervise(supervision);
     let mut demo_access = None;
     if demo_clients.is_some() {
         let client = db::connect(database.admin_config()).await?;
@@ -357,6 +362,9 @@ async fn serve(
     let server = tokio::spawn(app.run_until_stopped());
     shutdown_signal().await?;
     tracing::info!("shutting down");
+    if let Some(supervisor) = supervisor {
+        supervisor.stop().await;
+    }
     if let Some(population) = population {
         population.abort();
     }

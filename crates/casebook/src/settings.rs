@@ -150,6 +150,11 @@ pub enum Command {
         trusted_proxies: Vec<std::net::IpAddr>,
         #[command(flatten)]
         sealing: SealSettings,
+        /// Attempts to start the private PostgreSQL cluster again when it stops while the
+        /// service runs (checked every second; the pause between attempts doubles from half a
+        /// second to 30 s); 0 never restarts it. A server given by URL is never restarted.
+        #[arg(long, env = "CASEBOOK_CLUSTER_RESTART_ATTEMPTS", default_value_t = 10)]
+        cluster_restart_attempts: u32,
     },
     /// Make a believable service for the demo organisation through the real command path:
     /// link workers, the sample directory, and people's journeys over the past year. The same

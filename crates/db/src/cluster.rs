@@ -29,7 +29,7 @@ pub enum ClusterKind {
 }
 
 /// A private cluster that is running (started by us or found running).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Cluster {
     dir: PathBuf,
     bin_dir: PathBuf,
@@ -133,22 +133,13 @@ impl Cluster {
                 dir.display()
             )));
         }
-        let lock_path = dir.join("casebook.lock");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| DbError::io(format!("opening {}", lock_path.display()), e))?;
-        lock.lock()
-            .map_err(|e| DbError::io(format!("locking {}", lock_path.display()), e))?;
-
         let mut cluster = Cluster {
             dir,
             bin_dir: bin_dir.to_path_buf(),
             run_as,
             started_here: false,
         };
+        let lock = cluster.lock()?;
         if let Some((uid, gid)) = run_as {
             check_reachable(&cluster.dir, uid)?;
             for sub in [cluster.dir.clone(), cluster.dir.join("run")] {
@@ -174,6 +165,104 @@ impl Cluster {
         }
         drop(lock);
         Ok(cluster)
+    }
+
+    /// Whether the server is alive: its `postmaster.pid` names a live `postgres` process.
+    ///
+    /// A server that was killed leaves its pid file behind, and its process may linger
+    /// unreaped for a moment as a zombie (`pg_ctl status` counts that as running): both are
+    /// dead here. Reads two small files and starts no process, so it can be asked often.
+    pub fn is_alive(&self) -> bool {
+        let Ok(text) = fs::read_to_string(self.data_dir().join("postmaster.pid")) else {
+            return false;
+        };
+        let Some(pid) = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<u32>().ok())
+        else {
+            return false;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // `pid (comm) state ...`: a pid reused by another program is not our server.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let postgres = head.ends_with("(postgres");
+        let state = rest.trim_start().chars().next();
+        postgres && !matches!(state, Some('Z' | 'X'))
+    }
+
+    /// Starts the server again when it is not alive (killed, crashed, or stopped behind our
+    /// back), under the same lock as [`Cluster::ensure_running`]; returns whether it started it.
+    /// A server found alive under the lock is left alone.
+    ///
+    /// After the server's main process was killed its old backends may hold the shared memory
+    /// for a moment and PostgreSQL refuses to start ("pre-existing shared memory block is still
+    /// in use"); the error says so and the caller tries again later. After an immediate stop or
+    /// a crash the server replays its WAL before it accepts connections.
+    ///
+    /// # Errors
+    /// [`DbError::Tool`] when `pg_ctl start` fails, with the last fatal line of the server's
+    /// log; [`DbError::Io`] when the lock cannot be taken.
+    pub fn restart_if_stopped(&self) -> Result<bool, DbError> {
+        let lock = self.lock()?;
+        if self.is_alive() {
+            return Ok(false);
+        }
+        let started = self.start().map_err(|e| match e {
+            DbError::Tool { tool, detail } => {
+                // One line, for the log: pg_ctl's lines, then the server's reason.
+                let mut lines: Vec<String> = detail
+                    .lines()
+                    .map(str::trim)
+                    .filter(|line| !line.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                lines.extend(self.last_fatal_log_line());
+                DbError::Tool {
+                    detail: lines.join("; "),
+                    tool,
+                }
+            }
+            other => other,
+        });
+        drop(lock);
+        started.map(|()| true)
+    }
+
+    /// Takes the file lock that serialises starting this cluster between processes.
+    fn lock(&self) -> Result<File, DbError> {
+        let lock_path = self.dir.join("casebook.lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| DbError::io(format!("opening {}", lock_path.display()), e))?;
+        lock.lock()
+            .map_err(|e| DbError::io(format!("locking {}", lock_path.display()), e))?;
+        Ok(lock)
+    }
+
+    /// The server log's last FATAL line (in its last 64 KiB): why a start failed, in the
+    /// server's words.
+    fn last_fatal_log_line(&self) -> Option<String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = File::open(self.dir.join("postgres.log")).ok()?;
+        let len = file.metadata().ok()?.len();
+        file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)))
+            .ok()?;
+        let mut tail = Vec::new();
+        file.read_to_end(&mut tail).ok()?;
+        String::from_utf8_lossy(&tail)
+            .lines()
+            .rev()
+            .take(50)
+            .find(|line| line.contains("FATAL"))
+            .map(|line| line.trim().to_owned())
     }
 
     /// The cluster's home directory.

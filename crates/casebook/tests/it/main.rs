@@ -2,71 +2,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-struct Running {
-    child: Child,
-    base: String,
-}
+use process::{casebook, start, stop};
 
-/// Starts `casebook serve` on a free port with only a data dir set, and waits for its address.
-fn start(data_dir: &Path) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_casebook"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env_remove("CASEBOOK_DATABASE_URL")
-        .env_remove("CASEBOOK_APP_DATABASE_URL")
-        .env("CASEBOOK_DATA_DIR", data_dir)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start casebook serve");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("address=").nth(1) {
-                let address = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                let _ = sender.send(address);
-            }
-        }
-    });
-    let address = receiver
-        .recv_timeout(Duration::from_secs(120))
-        .expect("casebook serve reports its address");
-    Running {
-        child,
-        base: format!("http://{address}"),
-    }
-}
-
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("send SIGTERM");
-    assert!(status.success());
-    child.wait().expect("wait for casebook")
-}
-
-fn stop(mut running: Running) {
-    let exit = terminate(&mut running.child);
-    assert!(exit.success(), "casebook exits cleanly on SIGTERM: {exit}");
-}
-
-impl Drop for Running {
-    /// A failing test still stops the server, which stops its cluster.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            terminate(&mut self.child);
-        }
-    }
-}
+mod faults;
+mod process;
 
 #[tokio::test]
 async fn serve_with_no_configuration_becomes_ready_and_stops_its_cluster() {
@@ -126,19 +68,6 @@ async fn serve_with_no_configuration_becomes_ready_and_stops_its_cluster() {
     assert_eq!(ready.status(), 200);
     stop(running);
     std::fs::remove_dir_all(&data_dir).expect("clean up");
-}
-
-/// Runs a one-shot `casebook` command with only a data dir (and `env`) configured.
-fn casebook(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_casebook"));
-    command
-        .args(args)
-        .env_remove("CASEBOOK_DATABASE_URL")
-        .env("CASEBOOK_DATA_DIR", data_dir);
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command.output().expect("run casebook")
 }
 
 /// The URL of a test database, as `CASEBOOK_DATABASE_URL` takes it.
@@ -812,10 +741,7 @@ async fn serve_with_a_replica_url_reads_from_the_replica() {
         .recv_timeout(Duration::from_secs(120))
         .expect("casebook serve reports its address")
         .expect("an address");
-    let running = Running {
-        child,
-        base: format!("http://{address}"),
-    };
+    let running = process::Running::adopt(child, format!("http://{address}"));
     let http = reqwest::Client::new();
     let get = async |path: String| {
         http.get(format!("{}{path}", running.base))
