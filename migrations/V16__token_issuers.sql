@@ -6,16 +6,22 @@
 --                database itself: the way the first administrator of an organisation starts;
 --   'system'     by Casebook itself (the demo's tokens).
 -- Tokens issued before this migration say 'unrecorded': who issued them was not kept.
+-- A token issued by its holder names the token it was issued with (parent_token_id): it never
+-- outlives it, and revoking a token revokes every token issued with it, so provenance leads back
+-- to the enrolment or the operator's token the chain started from.
 ALTER TABLE api_tokens
     ADD COLUMN issued_via text,
     ADD COLUMN issued_by uuid REFERENCES staff,
-    ADD COLUMN enrolment_id uuid;
+    ADD COLUMN enrolment_id uuid,
+    ADD COLUMN parent_token_id uuid REFERENCES api_tokens;
 UPDATE api_tokens SET issued_via = 'unrecorded';
 ALTER TABLE api_tokens
     ALTER COLUMN issued_via SET NOT NULL,
     ADD CONSTRAINT api_tokens_issued_via CHECK (
         issued_via IN ('unrecorded', 'operator', 'system', 'self', 'enrolment')),
-    ADD CONSTRAINT api_tokens_self_issued CHECK (issued_via <> 'self' OR issued_by = staff_id),
+    ADD CONSTRAINT api_tokens_self_issued CHECK (
+        (issued_via = 'self') = (parent_token_id IS NOT NULL)
+        AND (issued_via <> 'self' OR issued_by = staff_id)),
     ADD CONSTRAINT api_tokens_enrolled CHECK ((issued_via = 'enrolment') = (enrolment_id IS NOT NULL));
 
 -- One-time enrolment codes: `cbe_<enrolment id>_<secret>`, only SHA-256 of the secret kept.
@@ -34,6 +40,7 @@ CREATE TABLE enrolments (
     CHECK ((redeemed_at IS NULL) = (token_id IS NULL))
 );
 CREATE INDEX enrolments_staff ON enrolments (staff_id);
+CREATE INDEX api_tokens_parent ON api_tokens (parent_token_id);
 ALTER TABLE api_tokens
     ADD CONSTRAINT api_tokens_enrolment FOREIGN KEY (enrolment_id) REFERENCES enrolments;
 

@@ -353,8 +353,9 @@ pub enum TokenIssuer {
     Operator,
     /// Casebook itself (the demo's tokens).
     System,
-    /// The holder, with a token of their own.
-    Holder,
+    /// The holder, with a token of their own (`parent`): the new one never outlives it and is
+    /// revoked with it.
+    Holder { parent: Uuid },
     /// The holder, redeeming an enrolment made by `issued_by` (`None`: the operator).
     Enrolment {
         enrolment_id: Uuid,
@@ -363,16 +364,17 @@ pub enum TokenIssuer {
 }
 
 impl TokenIssuer {
-    /// The stored `issued_via`, `issued_by` and `enrolment_id` for a token of `staff_id`.
-    fn columns(self, staff_id: Uuid) -> (&'static str, Option<Uuid>, Option<Uuid>) {
+    /// The stored `issued_via`, `issued_by`, `enrolment_id` and `parent_token_id` for a token
+    /// of `staff_id`.
+    fn columns(self, staff_id: Uuid) -> (&'static str, Option<Uuid>, Option<Uuid>, Option<Uuid>) {
         match self {
-            TokenIssuer::Operator => ("operator", None, None),
-            TokenIssuer::System => ("system", None, None),
-            TokenIssuer::Holder => ("self", Some(staff_id), None),
+            TokenIssuer::Operator => ("operator", None, None, None),
+            TokenIssuer::System => ("system", None, None, None),
+            TokenIssuer::Holder { parent } => ("self", Some(staff_id), None, Some(parent)),
             TokenIssuer::Enrolment {
                 enrolment_id,
                 issued_by,
-            } => ("enrolment", issued_by, Some(enrolment_id)),
+            } => ("enrolment", issued_by, Some(enrolment_id), None),
         }
     }
 }
@@ -398,8 +400,14 @@ async fn require_active(client: &impl GenericClient, staff_id: Uuid) -> Result<(
 
 /// Issues a token for an active staff member, valid for `valid_for`, recording who issued it.
 ///
+/// One statement that reads the staff row (and a parent token's row) `FOR SHARE`: a
+/// deactivation or a revocation of the parent, which update those rows, waits for it to commit
+/// and then revokes what it made, or it waits for them and finds the account inactive or the
+/// parent revoked. A token issued with a parent never outlives it.
+///
 /// # Errors
-/// [`AccessError::Invalid`] for an unknown or inactive staff member; a database failure.
+/// [`AccessError::Invalid`] for an unknown or inactive staff member, or a parent token that is
+/// not live; a database failure.
 pub async fn issue_token(
     client: &impl GenericClient,
     staff_id: Uuid,
@@ -410,16 +418,31 @@ pub async fn issue_token(
     if valid_for <= Duration::zero() {
         return Err(invalid("valid_days", "a token must be valid for some time"));
     }
-    require_active(client, staff_id).await?;
     let secret = random_secret()?;
     let token_id = Uuid::now_v7();
-    let (issued_via, issued_by, enrolment_id) = issuer.columns(staff_id);
+    let (issued_via, issued_by, enrolment_id, parent) = issuer.columns(staff_id);
+    // The parent's row is locked too: its revocation waits for this token and then revokes
+    // it, or this waits for the revocation and issues nothing.
+    let sql = if parent.is_some() {
+        "INSERT INTO api_tokens (token_id, staff_id, secret_hash, label, expires_at, \
+         issued_via, issued_by, enrolment_id, parent_token_id) \
+         SELECT $1, s.staff_id, $3, $4, least(now() + make_interval(secs => $5), p.expires_at), \
+           $6, $7, $8, p.token_id \
+         FROM staff s JOIN api_tokens p ON p.token_id = $9 AND p.staff_id = s.staff_id \
+         WHERE s.staff_id = $2 AND s.active AND p.revoked_at IS NULL AND p.expires_at > now() \
+         FOR SHARE OF s, p \
+         RETURNING expires_at"
+    } else {
+        "INSERT INTO api_tokens (token_id, staff_id, secret_hash, label, expires_at, \
+         issued_via, issued_by, enrolment_id, parent_token_id) \
+         SELECT $1, s.staff_id, $3, $4, now() + make_interval(secs => $5), $6, $7, $8, $9 \
+         FROM staff s WHERE s.staff_id = $2 AND s.active \
+         FOR SHARE OF s \
+         RETURNING expires_at"
+    };
     let row = client
-        .query_one(
-            "INSERT INTO api_tokens (token_id, staff_id, secret_hash, label, expires_at, \
-             issued_via, issued_by, enrolment_id) \
-             VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5), $6, $7, $8) \
-             RETURNING expires_at",
+        .query_opt(
+            sql,
             &[
                 &token_id,
                 &staff_id,
@@ -429,9 +452,17 @@ pub async fn issue_token(
                 &issued_via,
                 &issued_by,
                 &enrolment_id,
+                &parent,
             ],
         )
         .await?;
+    let Some(row) = row else {
+        if parent.is_some() {
+            return Err(AccessError::BadToken);
+        }
+        require_active(client, staff_id).await?;
+        return Err(invalid("staff_id", "this staff member is not active"));
+    };
     Ok(IssuedToken {
         token_id,
         staff_id,
@@ -543,6 +574,8 @@ pub struct TokenSummary {
     /// (the operator, the system).
     pub issued_by: Option<Uuid>,
     pub enrolment_id: Option<Uuid>,
+    /// For a token its holder issued: the token they issued it with.
+    pub parent_token_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -574,7 +607,7 @@ pub async fn credentials(
     let tokens = client
         .query(
             "SELECT t.token_id, t.label, t.issued_via, t.issued_by, t.enrolment_id, t.created_at, \
-             t.expires_at, t.revoked_at, \
+             t.expires_at, t.revoked_at, t.parent_token_id, \
              (t.revoked_at IS NULL AND t.expires_at > now() AND s.active) \
              FROM api_tokens t JOIN staff s USING (staff_id) \
              WHERE t.staff_id = $1 ORDER BY t.created_at DESC, t.token_id DESC",
@@ -591,7 +624,8 @@ pub async fn credentials(
             created_at: row.get(5),
             expires_at: row.get(6),
             revoked_at: row.get(7),
-            live: row.get(8),
+            parent_token_id: row.get(8),
+            live: row.get(9),
         })
         .collect();
     let enrolments = client
@@ -625,32 +659,55 @@ pub struct Revoked {
 
 /// Revokes every live token and unredeemed enrolment of a staff member; they stop at once.
 ///
+/// In one transaction that first locks the staff row, so a token being issued (which reads the
+/// row `FOR SHARE`) is either committed before and revoked here, or waits and is issued after:
+/// none slips between.
+///
 /// # Errors
 /// A database failure.
 pub async fn revoke_all(
-    client: &impl GenericClient,
+    client: &mut tokio_postgres::Client,
     staff_id: Uuid,
 ) -> Result<Revoked, AccessError> {
-    let tokens = client
-        .execute(
-            "UPDATE api_tokens SET revoked_at = now() WHERE staff_id = $1 AND revoked_at IS NULL",
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT 1 FROM staff WHERE staff_id = $1 FOR UPDATE",
+        &[&staff_id],
+    )
+    .await?;
+    let revoked = revoke_every(&tx, staff_id).await?;
+    tx.commit().await?;
+    Ok(revoked)
+}
+
+/// Revokes every live token and unredeemed enrolment of a staff member, in one statement.
+async fn revoke_every(client: &impl GenericClient, staff_id: Uuid) -> Result<Revoked, AccessError> {
+    let row = client
+        .query_one(
+            "WITH tokens AS ( \
+               UPDATE api_tokens SET revoked_at = now() \
+               WHERE staff_id = $1 AND revoked_at IS NULL RETURNING 1), \
+             enrolled AS ( \
+               UPDATE enrolments SET revoked_at = now() \
+               WHERE staff_id = $1 AND revoked_at IS NULL AND redeemed_at IS NULL RETURNING 1) \
+             SELECT (SELECT count(*) FROM tokens), (SELECT count(*) FROM enrolled)",
             &[&staff_id],
         )
         .await?;
-    let enrolments = client
-        .execute(
-            "UPDATE enrolments SET revoked_at = now() \
-             WHERE staff_id = $1 AND revoked_at IS NULL AND redeemed_at IS NULL",
-            &[&staff_id],
-        )
-        .await?;
-    Ok(Revoked { tokens, enrolments })
+    Ok(Revoked {
+        tokens: row.get::<_, i64>(0) as u64,
+        enrolments: row.get::<_, i64>(1) as u64,
+    })
 }
 
 /// Deactivates (`active` false, by `by`: `None` for the operator) or reactivates a staff
-/// member of the organisation (`None`: any). Deactivating revokes every token and enrolment in
-/// the same statement, so they stop at once and reactivating brings none back: the holder
-/// enrols again.
+/// member of the organisation (`None`: any). Deactivating revokes every token and enrolment, so
+/// reactivating brings none back: the holder enrols again.
+///
+/// Two statements. The first updates the staff row, which waits for any token being issued
+/// (issuing reads the row `FOR SHARE`); once it commits, authentication refuses every token of
+/// the account and no new one can be issued. The second, on a fresh snapshot, revokes every
+/// token and enrolment there is, including any issued just before.
 ///
 /// # Errors
 /// A database failure. `Ok(None)`: no such staff member in the organisation.
@@ -664,22 +721,11 @@ pub async fn set_active(
     let row = client
         .query_opt(
             &format!(
-                "WITH member AS ( \
-                   UPDATE staff SET active = $3, \
-                   deactivated_at = CASE WHEN $3 THEN NULL ELSE coalesce(deactivated_at, now()) END, \
-                   deactivated_by = CASE WHEN $3 THEN NULL ELSE coalesce(deactivated_by, $4) END \
-                   WHERE staff_id = $1 AND ($2::uuid IS NULL OR organisation_id = $2) \
-                   RETURNING {STAFF_COLUMNS}), \
-                 tokens AS ( \
-                   UPDATE api_tokens SET revoked_at = now() \
-                   WHERE NOT $3 AND revoked_at IS NULL AND staff_id IN (SELECT staff_id FROM member) \
-                   RETURNING 1), \
-                 enrolled AS ( \
-                   UPDATE enrolments SET revoked_at = now() \
-                   WHERE NOT $3 AND revoked_at IS NULL AND redeemed_at IS NULL \
-                   AND staff_id IN (SELECT staff_id FROM member) RETURNING 1) \
-                 SELECT member.*, (SELECT count(*) FROM tokens), (SELECT count(*) FROM enrolled) \
-                 FROM member"
+                "UPDATE staff SET active = $3, \
+                 deactivated_at = CASE WHEN $3 THEN NULL ELSE coalesce(deactivated_at, now()) END, \
+                 deactivated_by = CASE WHEN $3 THEN NULL ELSE coalesce(deactivated_by, $4) END \
+                 WHERE staff_id = $1 AND ($2::uuid IS NULL OR organisation_id = $2) \
+                 RETURNING {STAFF_COLUMNS}"
             ),
             &[&staff_id, &organisation_id, &active, &by],
         )
@@ -688,9 +734,13 @@ pub async fn set_active(
         return Ok(None);
     };
     let member = staff_from_row(&row)?;
-    let revoked = Revoked {
-        tokens: row.get::<_, i64>(7) as u64,
-        enrolments: row.get::<_, i64>(8) as u64,
+    let revoked = if active {
+        Revoked {
+            tokens: 0,
+            enrolments: 0,
+        }
+    } else {
+        revoke_every(client, staff_id).await?
     };
     Ok(Some((member, revoked)))
 }
@@ -714,7 +764,8 @@ pub async fn token_holder(
         .map(|row| (row.get(0), row.get(1))))
 }
 
-/// Revokes a token of an organisation's staff; false when there is no such live token.
+/// Revokes a token of an organisation's staff, and every token issued with it; false when
+/// there is no such live token.
 ///
 /// # Errors
 /// A database failure.
@@ -731,6 +782,21 @@ pub async fn revoke_token(
             &[&token_id, &organisation_id],
         )
         .await?;
+    if n == 1 {
+        // Then, on a fresh snapshot, every token issued with it, and with those: a token
+        // being issued with it held its row and is committed by now, and no new one can be.
+        client
+            .execute(
+                "WITH RECURSIVE issued_with(token_id) AS ( \
+                   SELECT token_id FROM api_tokens WHERE parent_token_id = $1 \
+                   UNION SELECT t.token_id FROM api_tokens t \
+                   JOIN issued_with w ON t.parent_token_id = w.token_id) \
+                 UPDATE api_tokens SET revoked_at = now() \
+                 WHERE token_id IN (SELECT token_id FROM issued_with) AND revoked_at IS NULL",
+                &[&token_id],
+            )
+            .await?;
+    }
     Ok(n == 1)
 }
 

@@ -284,7 +284,9 @@ impl Admin {
             principal.staff_id.0,
             valid_for,
             &label,
-            TokenIssuer::Holder,
+            TokenIssuer::Holder {
+                parent: principal.token_id,
+            },
         )
         .await?)
     }
@@ -381,7 +383,8 @@ impl Admin {
         let client = self.pool.get().await?;
         self.check_account(&**client, principal, staff_id, CredentialAction::Revoke)
             .await?;
-        Ok(access::revoke_all(&**client, staff_id).await?)
+        let mut client = client;
+        Ok(access::revoke_all(&mut client, staff_id).await?)
     }
 
     /// Deactivates a staff member of the organisation (every token and enrolment is revoked

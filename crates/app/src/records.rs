@@ -183,7 +183,7 @@ pub struct RecordRead {
     pub read_id: i64,
     pub staff_id: Uuid,
     pub role: Role,
-    /// `record`, `journey` or `referral_status`.
+    /// `record`, `journey`, `referral_status` or `reads` (this list).
     pub view: String,
     /// Why it was read, as the reader said.
     pub purpose: Option<ReadPurpose>,

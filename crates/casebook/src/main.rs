@@ -186,6 +186,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify { anchor } => {
             let database = Database::open(&cli.database).await?;
             let client = db::connect(database.admin_config()).await?;
+            // Without --anchor, the configured anchor file (the one `serve` writes) when there
+            // is one: a plain `verify` then catches the newest events deleted with their
+            // checkpoints.
+            let anchor = match (anchor.is_empty(), database.anchor_file()) {
+                (true, Some(configured)) if configured.exists() => vec![configured.to_owned()],
+                _ => anchor,
+            };
             let outcome = casebook::sealer::verify(&client, database.anchor_key(), &anchor).await;
             drop(client);
             database.shutdown().await?;

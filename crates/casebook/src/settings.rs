@@ -181,7 +181,7 @@ pub enum Command {
     /// audit, and hold them against every checkpoint (and anchor); exit 1 when anything broke.
     Verify {
         /// An anchor file (JSON lines, as `serve` and `casebook anchor` write them); may be given
-        /// more than once.
+        /// more than once. Without it, the configured anchor file, when it exists.
         #[arg(long)]
         anchor: Vec<PathBuf>,
     },

@@ -425,3 +425,92 @@ async fn tokens_are_listed_and_revoked_by_their_holder_or_an_administrator() {
     assert_eq!(listed["active"], true);
     server.stop().await;
 }
+
+/// A token its holder issues names the token it was issued with, never outlives it, and goes
+/// with it; issuing while every token is being revoked leaves none alive.
+#[tokio::test]
+async fn a_self_issued_token_goes_with_the_token_it_was_issued_with() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let worker = people.worker.clone();
+    let child = server
+        .ok(&worker, "/api/v1/me/tokens", json!({ "valid_days": 400 }))
+        .await;
+    let child_person = as_person(&worker, &child.body);
+    let grandchild = server
+        .ok(
+            &child_person,
+            "/api/v1/me/tokens",
+            json!({ "valid_days": 400 }),
+        )
+        .await;
+    let grandchild_person = as_person(&worker, &grandchild.body);
+    let listed = tokens_of(&server, &worker, worker.staff_id).await;
+    let find = |id: &Value| {
+        listed["tokens"]
+            .as_array()
+            .expect("tokens")
+            .iter()
+            .find(|t| t["token_id"] == *id)
+            .cloned()
+            .expect("listed")
+    };
+    let me = server.get(&worker, "/api/v1/me").await;
+    assert_eq!(me.status, 200);
+    let fixture = listed["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .find(|t| t["issued_via"] == "operator")
+        .cloned()
+        .expect("the fixture's token");
+    let child_summary = find(&child.body["token_id"]);
+    assert_eq!(child_summary["parent_token_id"], fixture["token_id"]);
+    assert_eq!(
+        find(&grandchild.body["token_id"])["parent_token_id"],
+        child.body["token_id"]
+    );
+    // The fixture's token lives a day: so do the ones issued with it, whatever was asked.
+    assert_eq!(child.body["expires_at"], fixture["expires_at"]);
+    assert_eq!(grandchild.body["expires_at"], fixture["expires_at"]);
+
+    // Revoking the child revokes the grandchild; the fixture's token lives on.
+    let revoked = server
+        .post(
+            &worker,
+            &format!(
+                "/api/v1/tokens/{}/revocation",
+                child.body["token_id"].as_str().expect("an id")
+            ),
+            json!(null),
+        )
+        .await;
+    assert_eq!(revoked.status, 204);
+    assert_eq!(server.get(&child_person, "/api/v1/me").await.status, 401);
+    assert_eq!(
+        server.get(&grandchild_person, "/api/v1/me").await.status,
+        401
+    );
+    assert_eq!(server.get(&worker, "/api/v1/me").await.status, 200);
+
+    // Twenty issued at once while the administrator revokes everything: none is left alive,
+    // whichever way each one fell.
+    let body = json!({ "valid_days": 5 });
+    let issuing = futures_util::future::join_all(
+        (0..20).map(|_| server.call(Some(&worker), "POST", "/api/v1/me/tokens", Some(&body), &[])),
+    );
+    let revoke_path = format!("/api/v1/staff/{}/tokens/revocation", worker.staff_id);
+    let revoking = server.post(&people.admin, &revoke_path, json!(null));
+    let (issued, revoke_all) = tokio::join!(issuing, revoking);
+    assert_eq!(revoke_all.status, 200);
+    assert!(issued.iter().all(|r| matches!(r.status, 201 | 401)));
+    let listed = tokens_of(&server, &people.admin, worker.staff_id).await;
+    let alive: Vec<&Value> = listed["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .filter(|t| t["live"] == true)
+        .collect();
+    assert!(alive.is_empty(), "alive after revoking all: {alive:#?}");
+    server.stop().await;
+}

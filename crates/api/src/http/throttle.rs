@@ -120,7 +120,7 @@ pub fn client_address<'h>(
     let mut caller = peer;
     for entry in forwarded_for.rev().flat_map(|h| h.rsplit(',')) {
         let entry = entry.trim();
-        let Ok(address) = entry.parse::<IpAddr>() else {
+        let Ok(address) = entry.parse::<IpAddr>().map(|a| a.to_canonical()) else {
             return peer;
         };
         caller = address;

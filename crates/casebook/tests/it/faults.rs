@@ -468,15 +468,17 @@ async fn serve_restarts_its_private_cluster_when_the_postmaster_is_killed() {
         sent.push((referral, accepted));
     }
     assert!(running.is_running(), "the same service throughout");
+    // The server answers as soon as PostgreSQL accepts connections, a moment before the
+    // supervisor hears `pg_ctl start` return and says so: wait for its word (bounded).
+    let said = |log: &str| {
+        log.contains("the private PostgreSQL cluster stopped unexpectedly")
+            && log.contains("restarted the private PostgreSQL cluster")
+    };
+    while !said(&running.log()) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let log = running.log();
-    assert!(
-        log.contains("the private PostgreSQL cluster stopped unexpectedly"),
-        "{log}"
-    );
-    assert!(
-        log.contains("restarted the private PostgreSQL cluster"),
-        "{log}"
-    );
+    assert!(said(&log), "{log}");
     let metrics = reqwest::get(format!("{}/metrics", running.base))
         .await
         .expect("GET /metrics")
