@@ -582,3 +582,47 @@ async fn the_background_sealer_anchors_new_events_and_seals_on_the_way_out() {
     assert!(verification.ok, "{:?}", verification.lines);
     let _ = std::fs::remove_file(&anchor_file);
 }
+
+/// A write to the anchor file cut short (a full disk, a crash) leaves an unfinished line: it is
+/// left out when the file is read, cut off before the next checkpoint is appended, and the
+/// file verifies as before.
+#[tokio::test]
+async fn an_unfinished_last_line_of_the_anchor_file_does_not_break_sealing_or_verifying() {
+    let log = sealed_log().await;
+    let whole = std::fs::read_to_string(&log.anchor_file).expect("the anchor file");
+    let torn = &whole[..whole.len() / 2];
+    std::fs::write(&log.anchor_file, format!("{whole}{torn}")).expect("a torn write");
+    assert_eq!(
+        casebook::sealer::read_anchors(&log.anchor_file)
+            .expect("the finished lines read")
+            .len(),
+        1
+    );
+    let verification = log.verify().await;
+    assert!(verification.ok, "{:?}", verification.lines);
+
+    log.store
+        .append(request(
+            log.short,
+            ExpectedVersion::Exact(3),
+            vec![contact(4)],
+        ))
+        .await
+        .expect("append");
+    let app = log.db.app_client().await;
+    wait_settled(&app).await;
+    let sealed = casebook::sealer::seal_and_anchor(&app, &key(), Some(&log.anchor_file))
+        .await
+        .expect("seal after a torn line");
+    assert!(matches!(sealed, Sealed::New(ref c) if c.seq == 2));
+    let text = std::fs::read_to_string(&log.anchor_file).expect("the anchor file");
+    assert_eq!(text.lines().count(), 2, "the fragment was cut off: {text}");
+    assert_eq!(
+        casebook::sealer::read_anchors(&log.anchor_file)
+            .expect("anchors")
+            .len(),
+        2
+    );
+    let verification = log.verify().await;
+    assert!(verification.ok, "{:?}", verification.lines);
+}

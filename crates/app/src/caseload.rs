@@ -248,7 +248,7 @@ impl CaseService {
             let rows = CaseloadProjection::page(&*snapshot, &filter).await?;
             let as_of = as_of(&*snapshot, &[LIVE_CASELOAD]).await?;
             snapshot.commit().await?;
-            (rows, as_of)
+            (rows, self.freshness().recount(as_of).await?)
         };
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
@@ -444,6 +444,7 @@ impl CaseService {
             .await?;
         let as_of = as_of(&*snapshot, &[LIVE_CASELOAD]).await?;
         snapshot.commit().await?;
+        let as_of = self.freshness().recount(as_of).await?;
         let loads = rows
             .iter()
             .map(|row| {

@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use eventstore::{EventStore, GlobalPosition};
+use eventstore::{EventStore, GlobalPosition, StoreError};
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
@@ -138,6 +138,32 @@ impl Freshness {
             primary: Some(primary),
             wait,
         }
+    }
+
+    /// `as_of` as the primary sees it. On a replica, `behind` counts only what the replica
+    /// has replayed, and a replica minutes behind would say 0; the primary counts every event
+    /// committed after the same checkpoint. Off a replica, `as_of` as it is.
+    ///
+    /// # Errors
+    /// No connection to the primary; a database failure.
+    pub async fn recount(&self, as_of: AsOf) -> Result<AsOf, AppError> {
+        let Some(primary) = &self.primary else {
+            return Ok(as_of);
+        };
+        let client = primary.pool().get().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM events WHERE $1::bigint = 0 OR (log_generation, transaction_id, position) > \
+                 (SELECT log_generation, transaction_id, position FROM events WHERE position = $1)",
+                &[&as_of.position],
+            )
+            .await
+            .map_err(StoreError::from)?;
+        let behind: i64 = row.get(0);
+        Ok(AsOf {
+            behind: behind.max(as_of.behind),
+            ..as_of
+        })
     }
 
     /// The same log and read models, waiting as `wait` says.

@@ -1396,6 +1396,7 @@ impl Reporting {
             })
             .await?;
         suppress_outcomes(&mut report, &self.privacy);
+        report.as_of = self.freshness.recount(report.as_of).await?;
         Ok(report)
     }
 
@@ -1420,6 +1421,7 @@ impl Reporting {
             })
             .await?;
         suppress_gaps(&mut report, &self.privacy);
+        report.as_of = self.freshness.recount(report.as_of).await?;
         Ok(report)
     }
 
@@ -1462,7 +1464,9 @@ impl Reporting {
             .await?;
         suppress_outcomes(&mut a, &self.privacy);
         suppress_outcomes(&mut b, &self.privacy);
-        Ok(compare(a, b))
+        let mut comparison = compare(a, b);
+        comparison.as_of = self.freshness.recount(comparison.as_of).await?;
+        Ok(comparison)
     }
 
     /// The outcome figures as a CSV file ([`crate::export::outcome_report`]).

@@ -47,6 +47,7 @@ pub fn append_anchor(path: &Path, checkpoint: &Checkpoint) -> anyhow::Result<()>
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
+    cut_torn_line(path)?;
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -57,14 +58,43 @@ pub fn append_anchor(path: &Path, checkpoint: &Checkpoint) -> anyhow::Result<()>
         .with_context(|| format!("writing the anchor file {}", path.display()))
 }
 
-/// Every checkpoint of an anchor file, in its order.
+/// Cuts an unfinished last line (a write cut short by a full disk or a crash) off the anchor
+/// file, so the next checkpoint starts a line of its own. It holds nothing that could verify.
+fn cut_torn_line(path: &Path) -> anyhow::Result<()> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Ok(());
+    };
+    if bytes.is_empty() || bytes.ends_with(b"\n") {
+        return Ok(());
+    }
+    let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    tracing::warn!(
+        anchor_file = %path.display(),
+        bytes = bytes.len() - keep,
+        "the anchor file ends in an unfinished line (a write cut short): cutting it off"
+    );
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|file| file.set_len(keep as u64))
+        .with_context(|| format!("cutting the unfinished line off {}", path.display()))
+}
+
+/// Every checkpoint of an anchor file, in its order. An unfinished last line (no line end: a
+/// write cut short) is left out; any other line that is not a checkpoint is an error.
 ///
 /// # Errors
 /// When the file cannot be read or a line is not a checkpoint (naming the line).
 pub fn read_anchors(path: &Path) -> anyhow::Result<Vec<Checkpoint>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the anchor file {}", path.display()))?;
-    text.lines()
+    let finished = match text.rfind('\n') {
+        _ if text.ends_with('\n') => text.as_str(),
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    finished
+        .lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(i, line)| {

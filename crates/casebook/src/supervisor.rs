@@ -86,6 +86,10 @@ async fn pause(pause: Duration, stopped: &mut watch::Receiver<bool>) -> bool {
     }
 }
 
+/// A file in the cluster's directory that tells the supervisor the cluster was stopped on
+/// purpose (maintenance, a cold copy): it is not restarted while the file is there.
+pub const MAINTENANCE_FILE: &str = "casebook.maintenance";
+
 async fn supervise(
     cluster: Cluster,
     settings: SupervisorSettings,
@@ -93,15 +97,31 @@ async fn supervise(
     mut stopped: watch::Receiver<bool>,
 ) {
     let dir = cluster.dir().display().to_string();
+    let maintenance = cluster.dir().join(MAINTENANCE_FILE);
+    let mut held = false;
     ::metrics::gauge!("casebook_cluster_up").set(1.0);
     loop {
         if !pause(settings.check_every, &mut stopped).await {
             return;
         }
         if alive(&cluster).await {
+            held = false;
             continue;
         }
         ::metrics::gauge!("casebook_cluster_up").set(0.0);
+        // An operator who stops the cluster on purpose says so with the marker file: it is
+        // left stopped (requests answer 503) until the file goes.
+        if maintenance.exists() {
+            if !held {
+                tracing::warn!(
+                    dir = %dir,
+                    marker = %maintenance.display(),
+                    "the private PostgreSQL cluster is stopped for maintenance; not restarting it while the marker file is there"
+                );
+                held = true;
+            }
+            continue;
+        }
         tracing::warn!(
             dir = %dir,
             attempts = settings.attempts,

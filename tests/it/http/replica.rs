@@ -283,6 +283,22 @@ async fn reads_from_the_replica_wait_for_the_replica_to_have_the_write() {
         caseload_has(&page, first) && !caseload_has(&page, second),
         "{page:#}"
     );
+    // And it says it is behind: counted on the primary, not on the replica, which has not
+    // replayed the new events and would count none.
+    assert!(
+        page["as_of"]["behind"].as_i64() >= Some(1),
+        "a replica behind the primary says so: {page:#}"
+    );
+    let (status, report) = call(
+        &http,
+        base,
+        &staff.analyst,
+        "/api/v1/reports/outcomes",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{report:#}");
+    assert!(report["as_of"]["behind"].as_i64() >= Some(1), "{report:#}");
     // A position no event has is still refused, after asking the primary.
     let (status, body) = call(
         &http,

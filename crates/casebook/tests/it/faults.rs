@@ -565,3 +565,44 @@ async fn serve_gives_up_after_its_restart_attempts_and_heals_when_the_cluster_is
     stop(running);
     data_dir.remove();
 }
+
+/// A cluster stopped on purpose, with the maintenance marker in its directory, is left
+/// stopped; once the marker goes, the supervisor starts it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_stopped_for_maintenance_is_left_stopped_until_the_marker_goes() {
+    let data_dir = DataDir::new("maintenance");
+    let running = tokio::task::block_in_place(|| crate::process::start(&data_dir.path));
+    let marker = data_dir
+        .path
+        .join("postgres")
+        .join(::casebook::supervisor::MAINTENANCE_FILE);
+    std::fs::write(&marker, "backing up\n").expect("the marker");
+    let postmaster = data_dir.postmaster_pid().expect("a running cluster");
+    kill_9(postmaster);
+    wait_until("the supervisor to hold off", || {
+        running
+            .log()
+            .contains("stopped for maintenance; not restarting it")
+    })
+    .await;
+    let ready = reqwest::get(format!("{}/ready", running.base))
+        .await
+        .expect("GET /ready");
+    assert_eq!(ready.status(), 503, "left stopped");
+    assert!(
+        !running
+            .log()
+            .contains("restarted the private PostgreSQL cluster"),
+        "{}",
+        running.log()
+    );
+    std::fs::remove_file(&marker).expect("the marker goes");
+    wait_until("the supervisor to start it again", || {
+        running
+            .log()
+            .contains("restarted the private PostgreSQL cluster")
+    })
+    .await;
+    stop(running);
+    data_dir.remove();
+}
