@@ -12,8 +12,7 @@ mod process;
 
 #[tokio::test]
 async fn serve_with_no_configuration_becomes_ready_and_stops_its_cluster() {
-    let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("serve-{}", uuid::Uuid::new_v4().simple()));
+    let data_dir = process::scratch("serve");
     let http = reqwest::Client::new();
 
     let running = start(&data_dir);
@@ -79,8 +78,7 @@ fn database_url(db: &testkit::TestDb) -> String {
 
 #[test]
 fn verify_on_the_private_cluster_reports_ok_and_stops_the_cluster_again() {
-    let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("verify-{}", uuid::Uuid::new_v4().simple()));
+    let data_dir = process::scratch("verify");
     let out = casebook(&data_dir, &["verify"], &[]);
     assert!(
         out.status.success(),
@@ -123,8 +121,7 @@ fn without_postgresql_binaries_the_error_says_what_to_install() {
 async fn with_a_database_url_the_binary_uses_that_server() {
     let db = testkit::TestDb::new().await;
     let url = database_url(&db);
-    let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("unused-{}", uuid::Uuid::new_v4().simple()));
+    let data_dir = process::scratch("unused");
     // A server of our own needs the master key that protects the personal data in it.
     let out = casebook(&data_dir, &["verify"], &[("CASEBOOK_DATABASE_URL", &url)]);
     assert!(!out.status.success());
@@ -160,8 +157,7 @@ async fn with_a_database_url_the_binary_uses_that_server() {
 
 #[test]
 fn the_directory_commands_import_report_rejections_and_export_what_they_imported() {
-    let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("directory-{}", uuid::Uuid::new_v4().simple()));
+    let data_dir = process::scratch("directory");
     std::fs::create_dir_all(&data_dir).expect("data dir");
     let sample: serde_json::Value =
         serde_json::from_str(devtools::demo::SAMPLE_DIRECTORY).expect("the sample");
@@ -342,8 +338,7 @@ async fn retention_and_erase_run_from_the_command_line_under_the_configured_mast
         .with_protection(app::privacy::protection(key.clone()));
     let old = closed_client(&store, 9).await;
     let recent = closed_client(&store, 2).await;
-    let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("retention-{}", uuid::Uuid::new_v4().simple()));
+    let data_dir = process::scratch("retention");
     let encoded = key.to_base64();
     let env = [
         ("CASEBOOK_DATABASE_URL", url.as_str()),
@@ -434,8 +429,7 @@ async fn key_rotate_rewraps_every_data_key_under_the_new_master_key() {
     };
     let client = closed_client(&store_under(&old), 1).await;
     let erased = closed_client(&store_under(&old), 1).await;
-    let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("rotate-{}", uuid::Uuid::new_v4().simple()));
+    let data_dir = process::scratch("rotate");
     std::fs::create_dir_all(&data_dir).expect("data dir");
     let old_text = old.to_base64();
     let new_file = data_dir.join("new.key");
@@ -520,8 +514,7 @@ async fn key_rotate_rewraps_every_data_key_under_the_new_master_key() {
 async fn the_administration_commands_make_an_organisation_its_staff_and_tokens_and_revoke_one() {
     let db = testkit::TestDb::new().await;
     let url = database_url(&db);
-    let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("admin-{}", uuid::Uuid::new_v4().simple()));
+    let data_dir = process::scratch("admin");
     let key = "cd".repeat(32);
     let env = [
         ("CASEBOOK_DATABASE_URL", url.as_str()),
@@ -673,8 +666,7 @@ async fn serve_with_a_replica_url_reads_from_the_replica() {
         testkit::REPLICATED_DATABASE,
     );
     let replica = cluster_url(pair.standby(), None, testkit::REPLICATED_DATABASE);
-    let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("replica-{}", uuid::Uuid::new_v4().simple()));
+    let data_dir = process::scratch("replica");
     let key = "ef".repeat(32);
     let env = [
         ("CASEBOOK_DATABASE_URL", primary.as_str()),
@@ -823,8 +815,7 @@ async fn anchor_then_verify_with_the_anchor_file_catches_a_deleted_event() {
         .with_protection(app::privacy::protection(master.clone()));
     let first = closed_client(&store, 1).await;
     closed_client(&store, 1).await;
-    let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("anchor-{}", uuid::Uuid::new_v4().simple()));
+    let data_dir = process::scratch("anchor");
     std::fs::create_dir_all(&data_dir).expect("data dir");
     let anchor_file = data_dir.join("anchors.jsonl");
     let anchor_path = anchor_file.to_string_lossy().into_owned();

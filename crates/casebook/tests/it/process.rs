@@ -151,6 +151,14 @@ pub fn casebook_ok(data_dir: &Path, args: &[&str]) -> String {
 /// A fresh data dir under the target's temporary directory. When dropped (the test passed or
 /// failed) the private cluster in it is stopped if it still runs; the files are removed only by
 /// [`DataDir::remove`], so a failed test leaves them to look at.
+/// A fresh directory name under the target's scratch space, short enough that the private
+/// cluster's unix socket path fits however deep the checkout is (the id is 12 hex digits, not
+/// a whole UUID: CI checks out under a longer path than a developer does).
+pub fn scratch(what: &str) -> PathBuf {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{what}-{}", &id[..12]))
+}
+
 pub struct DataDir {
     pub path: PathBuf,
 }
@@ -158,8 +166,7 @@ pub struct DataDir {
 impl DataDir {
     pub fn new(what: &str) -> DataDir {
         DataDir {
-            path: Path::new(env!("CARGO_TARGET_TMPDIR"))
-                .join(format!("{what}-{}", uuid::Uuid::new_v4().simple())),
+            path: scratch(what),
         }
     }
 
