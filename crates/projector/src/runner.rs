@@ -103,11 +103,31 @@ impl Runner {
     }
 
     /// Follows the log until `shutdown` turns true: waits as a standby while another runner
-    /// holds the lease, then applies batch after batch.
+    /// holds the lease, then applies batch after batch. At shutdown the lease is given up, so a
+    /// standby (or `casebook rebuild`) can take the projection at once rather than after the
+    /// lease expires.
     ///
     /// # Errors
     /// Only for data that cannot be projected; database failures are retried.
-    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), ProjectionError> {
+    pub async fn run(&self, shutdown: watch::Receiver<bool>) -> Result<(), ProjectionError> {
+        let outcome = self.run_until(shutdown).await;
+        // Bounded: a database that is away must not hold the shutdown up.
+        match tokio::time::timeout(Duration::from_secs(2), self.release()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(projection = self.name(), error = %e, "the lease could not be given up; it expires on its own");
+            }
+            Err(_) => {
+                tracing::warn!(
+                    projection = self.name(),
+                    "giving the lease up took too long; it expires on its own"
+                );
+            }
+        }
+        outcome
+    }
+
+    async fn run_until(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), ProjectionError> {
         while !*shutdown.borrow() {
             match self.follow(&mut shutdown).await {
                 Ok(()) => return Ok(()),

@@ -1,7 +1,7 @@
 //! Faults under load, against the real binary and its private cluster: the service killed, the
 //! database's postmaster killed, the database stopped at once. Clients send keyed referrals and
 //! send every one again, with the same key and body, until it is accepted; afterwards every
-//! accepted write is in the log exactly once, the read models equal a clean rebuild and the
+//! accepted write is in the log exactly once, every read model equals a clean rebuild and the
 //! hash chains verify.
 //!
 //! What is asserted never depends on timing: waits are bounded only as a safety net.
@@ -316,43 +316,74 @@ async fn check_recorded_once(data_dir: &DataDir, sent: &[(Referral, Value)]) {
     assert_eq!(referrals, sent.len() as i64, "no referral twice, none lost");
 }
 
-/// The caseload as rows of JSON, in client order.
-async fn caseload(data_dir: &DataDir) -> Vec<String> {
-    data_dir
-        .connect()
-        .await
-        .query(
-            "SELECT to_jsonb(c)::text FROM caseload c ORDER BY client_id",
-            &[],
-        )
-        .await
-        .expect("the caseload")
-        .iter()
-        .map(|row| row.get(0))
-        .collect()
+/// Every read model `serve` keeps, table by table, as sorted rows of JSON: the caseload, the
+/// directory and every outcome figure table (all rule versions).
+const READ_MODELS: &[&str] = &[
+    "caseload",
+    "directory_services",
+    "report_referrals",
+    "report_episodes",
+    "report_scores",
+    "report_connections",
+    "report_gaps",
+    "report_activity",
+    "report_baselines",
+    "outcome_state",
+];
+
+async fn read_models(data_dir: &DataDir) -> std::collections::BTreeMap<&'static str, Vec<String>> {
+    let db = data_dir.connect().await;
+    let mut models = std::collections::BTreeMap::new();
+    for table in READ_MODELS {
+        let rows = db
+            .query(
+                &format!("SELECT to_jsonb(t)::text FROM {table} t ORDER BY 1"),
+                &[],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("reading {table}: {e}"))
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        models.insert(*table, rows);
+    }
+    models
 }
 
 /// After a fault: the projections catch up, every accepted referral is recorded once, and, the
-/// service stopped, the caseload equals one rebuilt from the log and `verify` finds every hash
-/// chain intact.
+/// service stopped, every read model equals one rebuilt from the log and `verify` finds every
+/// hash chain intact. The rebuilds run straight after `serve` stops: it gives its projection
+/// leases up as it stops, so `rebuild --restart` need not wait for them to expire.
 async fn check_after_the_fault(data_dir: DataDir, running: Running, sent: &[(Referral, Value)]) {
     wait_until_projected(&running).await;
     check_recorded_once(&data_dir, sent).await;
     stop(running);
 
-    let live = caseload(&data_dir).await;
+    let live = read_models(&data_dir).await;
     assert_eq!(
-        live.len(),
+        live["caseload"].len(),
         sent.len(),
         "one caseload row per referred client"
     );
-    let out = casebook_ok(&data_dir.path, &["rebuild", "caseload"]);
-    assert!(out.contains("reports now use it"), "{out}");
-    assert_eq!(
-        caseload(&data_dir).await,
-        live,
-        "the caseload equals a clean rebuild"
+    assert!(
+        !live["report_referrals"].is_empty(),
+        "the referrals are counted"
     );
+    for args in [
+        &["rebuild", "caseload"][..],
+        &["rebuild", "outcomes", "--restart"],
+        &["rebuild", "directory"],
+    ] {
+        let out = casebook_ok(&data_dir.path, args);
+        assert!(out.contains("reports now use it"), "{args:?}: {out}");
+    }
+    let rebuilt = read_models(&data_dir).await;
+    for table in READ_MODELS {
+        assert_eq!(
+            rebuilt[table], live[table],
+            "{table} equals a clean rebuild"
+        );
+    }
     let out = casebook_ok(&data_dir.path, &["verify"]);
     assert!(out.starts_with("ok: "), "{out}");
     data_dir.remove();
