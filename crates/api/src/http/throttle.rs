@@ -13,12 +13,18 @@ pub const MAX_FAILURES: u32 = 30;
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// Sources remembered at most (the oldest windows are forgotten first when full).
 const MAX_SOURCES: usize = 10_000;
+/// An IPv6 site (/48) holds 65,536 /64 networks: walking them would multiply the limit, so the
+/// site as a whole is turned away after this many times one source's limit.
+const SITE_FACTOR: u32 = 8;
+
+/// A counted range of addresses: an address and its prefix length.
+type Source = (IpAddr, u8);
 
 /// Failed authentications by source address.
 #[derive(Debug)]
 pub struct AuthThrottle {
     max_failures: u32,
-    sources: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    sources: Mutex<HashMap<Source, (Instant, u32)>>,
 }
 
 impl Default for AuthThrottle {
@@ -41,58 +47,73 @@ impl AuthThrottle {
         self.max_failures
     }
 
-    /// How long `source` must wait, if it is turned away now.
+    /// How long `source` must wait, if it is turned away now (it, or its IPv6 site).
     pub fn blocked(&self, source: IpAddr, now: Instant) -> Option<Duration> {
-        let source = bucket(source);
         let sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
-        match sources.get(&source) {
-            Some((start, failures)) if *failures >= self.max_failures => {
-                let ends = *start + WINDOW;
-                (ends > now).then(|| ends - now)
-            }
-            _ => None,
-        }
+        buckets(source)
+            .into_iter()
+            .flatten()
+            .filter_map(|(range, factor)| match sources.get(&range) {
+                Some((start, failures)) if *failures >= self.max_failures * factor => {
+                    let ends = *start + WINDOW;
+                    (ends > now).then(|| ends - now)
+                }
+                _ => None,
+            })
+            .max()
     }
 
-    /// Counts a bad token from `source`; true when this one reaches the limit.
+    /// Counts a bad token from `source` (and its IPv6 site); true when this one reaches a
+    /// limit.
     pub fn failed(&self, source: IpAddr, now: Instant) -> bool {
-        let source = bucket(source);
         let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
-        if sources.len() >= MAX_SOURCES && !sources.contains_key(&source) {
-            // Full: forget every window that has ended and every source not turned away, in
-            // one pass, so the next thousands of new sources find room without another (a
-            // pass per new source would be O(n) under the lock for each).
-            let max = self.max_failures;
-            sources.retain(|_, (start, failures)| {
-                now.duration_since(*start) < WINDOW && *failures >= max
-            });
-            if sources.len() >= MAX_SOURCES / 2 {
-                // Still half full of sources being turned away: keep the newest half.
-                let mut starts: Vec<Instant> = sources.values().map(|(s, _)| *s).collect();
-                let middle = starts.len() / 2;
-                let (_, cut, _) = starts.select_nth_unstable(middle);
-                let cut = *cut;
-                sources.retain(|_, (start, _)| *start > cut);
+        let mut reached = false;
+        for (range, factor) in buckets(source).into_iter().flatten() {
+            if sources.len() >= MAX_SOURCES && !sources.contains_key(&range) {
+                self.make_room(&mut sources, now);
             }
+            let entry = sources.entry(range).or_insert((now, 0));
+            if now.duration_since(entry.0) >= WINDOW {
+                *entry = (now, 0);
+            }
+            entry.1 += 1;
+            reached |= entry.1 == self.max_failures * factor;
         }
-        let entry = sources.entry(source).or_insert((now, 0));
-        if now.duration_since(entry.0) >= WINDOW {
-            *entry = (now, 0);
+        reached
+    }
+
+    /// Full: forget every window that has ended and every source not turned away, in one pass,
+    /// so the next thousands of new sources find room without another (a pass per new source
+    /// would be O(n) under the lock for each).
+    fn make_room(&self, sources: &mut HashMap<Source, (Instant, u32)>, now: Instant) {
+        let max = self.max_failures;
+        sources
+            .retain(|_, (start, failures)| now.duration_since(*start) < WINDOW && *failures >= max);
+        if sources.len() >= MAX_SOURCES / 2 {
+            // Still half full of sources being turned away: keep the newest half.
+            let mut starts: Vec<Instant> = sources.values().map(|(s, _)| *s).collect();
+            let middle = starts.len() / 2;
+            let (_, cut, _) = starts.select_nth_unstable(middle);
+            let cut = *cut;
+            sources.retain(|_, (start, _)| *start > cut);
         }
-        entry.1 += 1;
-        entry.1 == self.max_failures
     }
 }
 
-/// The address failures count against: an IPv6 address by its /64 (one site's network, which a
-/// guesser could otherwise walk), an IPv4 address as it is.
-fn bucket(source: IpAddr) -> IpAddr {
+/// The ranges failures count against, each with its limit as a multiple of one source's: an
+/// IPv4 address as it is; an IPv6 address by its /64 (one site's network, which a guesser could
+/// otherwise walk) and by its /48 (the site, whose 65,536 /64s a guesser could walk instead),
+/// at [`SITE_FACTOR`] times the limit.
+fn buckets(source: IpAddr) -> [Option<(Source, u32)>; 2] {
     match source {
         IpAddr::V6(v6) => {
-            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(prefix.into())
+            let prefix = |bits: u32| {
+                let kept = u128::from(v6) & !((1u128 << (128 - bits)) - 1);
+                (IpAddr::V6(kept.into()), bits as u8)
+            };
+            [Some((prefix(64), 1)), Some((prefix(48), SITE_FACTOR))]
         }
-        v4 => v4,
+        v4 => [Some(((v4, 32), 1)), None],
     }
 }
 
@@ -162,6 +183,33 @@ mod tests {
         }
         assert!(throttle.blocked(y, start).is_some());
         assert!(!counted("127.0.0.1".parse().unwrap()) && counted(a));
+    }
+
+    #[test]
+    fn walking_the_networks_of_one_ipv6_site_turns_the_site_away() {
+        let throttle = AuthThrottle::new(3);
+        let start = Instant::now();
+        let network = |n: u16| -> IpAddr { format!("2001:db8:7:{n:x}::1").parse().unwrap() };
+        // Each /64 stays under its own limit (2 of 3), but the site reaches 8 x 3.
+        let mut reached = false;
+        for n in 0..12 {
+            for _ in 0..2 {
+                reached |= throttle.failed(network(n), start);
+            }
+        }
+        assert!(reached, "the site's limit is reported once reached");
+        assert_eq!(
+            throttle.blocked(network(500), start),
+            Some(WINDOW),
+            "a fresh /64 in the same /48 is turned away"
+        );
+        let elsewhere: IpAddr = "2001:db8:8::1".parse().unwrap();
+        assert_eq!(
+            throttle.blocked(elsewhere, start),
+            None,
+            "another site is not"
+        );
+        assert_eq!(throttle.blocked(network(500), start + WINDOW), None);
     }
 
     #[test]
