@@ -21,6 +21,7 @@ pub struct Database {
     master_key: eventstore::MasterKey,
     anchor_key: Option<eventstore::anchor::AnchorKey>,
     anchor_file: Option<std::path::PathBuf>,
+    anchor_command: Option<String>,
     /// Set once the supervisor has restarted the private cluster: the service then owns it.
     restarted: Arc<AtomicBool>,
 }
@@ -95,6 +96,7 @@ impl Database {
             master_key,
             anchor_key,
             anchor_file,
+            anchor_command: settings.anchor_command.clone(),
             restarted: Arc::new(AtomicBool::new(false)),
         };
         database.migrate().await?;
@@ -207,6 +209,11 @@ impl Database {
     /// The anchor file checkpoints are appended to, when there is one.
     pub fn anchor_file(&self) -> Option<&std::path::Path> {
         self.anchor_file.as_deref()
+    }
+
+    /// The command that sends each new checkpoint elsewhere, when one is configured.
+    pub fn anchor_command(&self) -> Option<&str> {
+        self.anchor_command.as_deref()
     }
 
     /// Connection settings as the service's own role.

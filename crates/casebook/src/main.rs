@@ -214,7 +214,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )?;
                 let file = out.as_deref().or(database.anchor_file());
                 let client = db::connect(database.app_config()).await?;
-                casebook::sealer::seal_and_anchor(&client, key, file).await
+                let sealed = casebook::sealer::seal_and_anchor(&client, key, file).await?;
+                if let (Some(command), eventstore::anchor::Sealed::New(checkpoint) | eventstore::anchor::Sealed::Unchanged(Some(checkpoint))) =
+                    (database.anchor_command(), &sealed)
+                {
+                    casebook::sealer::send_outbound(command, checkpoint).await?;
+                }
+                anyhow::Ok(sealed)
             }
             .await;
             database.shutdown().await?;
@@ -254,6 +260,15 @@ fn start_sealer(
         );
         return None;
     };
+    if database.cluster().is_some_and(db::Cluster::shares_our_user) {
+        tracing::warn!(
+            "the private cluster runs as this same user, so its superuser can read the anchor key \
+             and rewrite the anchor file (pg_read_file, COPY ... PROGRAM): checkpoints then show \
+             tampering only by someone without database superuser access. Run casebook as root \
+             (the cluster then runs as postgres), or keep the anchor key and file where the \
+             cluster's user cannot reach"
+        );
+    }
     if database.anchor_file().is_none() {
         tracing::warn!(
             "no anchor file configured (CASEBOOK_ANCHOR_FILE): checkpoints are kept only in the \
@@ -264,6 +279,7 @@ fn start_sealer(
         database.app_config().clone(),
         key.clone(),
         database.anchor_file().map(Into::into),
+        database.anchor_command().map(Into::into),
         settings,
         stop.clone(),
     ))

@@ -36,6 +36,52 @@ pub async fn seal_and_anchor(
     Ok(sealed)
 }
 
+/// How long the outbound copy's command may take.
+const OUTBOUND_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Sends one checkpoint elsewhere: runs `command` with `sh -c`, its line of JSON on standard
+/// input, and wants exit status 0 within 30 s (it is killed after that).
+///
+/// # Errors
+/// When the command cannot be started, fails, or takes too long; with what it printed on
+/// standard error.
+pub async fn send_outbound(command: &str, checkpoint: &Checkpoint) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the anchor command")?;
+    let line = format!("{}\n", checkpoint.to_line());
+    let mut stdin = child.stdin.take().context("the anchor command's input")?;
+    let run = async {
+        // A command that does not read its input sees it closed; its exit status decides.
+        let _ = stdin.write_all(line.as_bytes()).await;
+        drop(stdin);
+        child.wait_with_output().await
+    };
+    let output = tokio::time::timeout(OUTBOUND_PATIENCE, run)
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the anchor command took more than {} s",
+                OUTBOUND_PATIENCE.as_secs()
+            )
+        })?
+        .context("running the anchor command")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the anchor command failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(())
+}
+
 /// Appends one checkpoint as a line of JSON and flushes it to disk.
 ///
 /// # Errors
@@ -124,6 +170,7 @@ pub fn spawn_sealer(
     config: tokio_postgres::Config,
     key: AnchorKey,
     anchor_file: Option<PathBuf>,
+    anchor_command: Option<String>,
     settings: SealSettings,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -137,6 +184,9 @@ pub fn spawn_sealer(
         let mut first = true;
         // One connection, kept between turns and made again after a failure.
         let mut connection: Option<tokio_postgres::Client> = None;
+        // The newest checkpoint the outbound copy has not taken yet (the newest is enough:
+        // every anchor is held against the database's checkpoints on its own).
+        let mut unsent: Option<Checkpoint> = None;
         loop {
             let stopping = *stop.borrow();
             let outcome = async {
@@ -153,8 +203,11 @@ pub fn spawn_sealer(
                     || (settings.seal_every_events > 0
                         && eventstore::anchor::unsealed_events(client).await?
                             >= settings.seal_every_events);
-                if due {
-                    seal_and_anchor(client, &key, anchor_file.as_deref()).await?;
+                if due
+                    && let Sealed::New(checkpoint) =
+                        seal_and_anchor(client, &key, anchor_file.as_deref()).await?
+                {
+                    unsent = Some(checkpoint);
                 }
                 anyhow::Ok(due)
             }
@@ -168,6 +221,16 @@ pub fn spawn_sealer(
                 Err(e) => {
                     connection = None;
                     tracing::error!(error = %format!("{e:#}"), "sealing the log failed");
+                }
+            }
+            if let (Some(command), Some(checkpoint)) = (&anchor_command, &unsent) {
+                match send_outbound(command, checkpoint).await {
+                    Ok(()) => unsent = None,
+                    Err(e) => tracing::error!(
+                        error = %format!("{e:#}"),
+                        checkpoint = checkpoint.seq,
+                        "the outbound copy of an anchor failed; tried again at the next turn"
+                    ),
                 }
             }
             if stopping {

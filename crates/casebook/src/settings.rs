@@ -96,6 +96,12 @@ pub struct DatabaseSettings {
     /// Default for a private cluster: <data dir>/anchors.jsonl; with --database-url, none.
     #[arg(long, env = "CASEBOOK_ANCHOR_FILE", global = true)]
     pub anchor_file: Option<PathBuf>,
+    /// The outbound copy of the anchors: a command run (`sh -c`) for each new checkpoint, with
+    /// its line of JSON on standard input, that must exit 0 within 30 s (e.g. one that sends it
+    /// to another machine). `serve` and `project` try a failed copy again at their next turn;
+    /// `casebook anchor` fails.
+    #[arg(long, env = "CASEBOOK_ANCHOR_COMMAND", global = true)]
+    pub anchor_command: Option<String>,
     /// Most connections in the service's pool.
     #[arg(long, env = "CASEBOOK_POOL_SIZE", default_value_t = 16, global = true)]
     pub pool_size: usize,

@@ -285,6 +285,13 @@ impl Cluster {
         self.started_here
     }
 
+    /// Whether the server runs as this process's own operating-system user (it does unless
+    /// this process is root, when it runs as `postgres`). Then the database's superuser can
+    /// read whatever this process can (`pg_read_file`, `COPY ... FROM PROGRAM`): the keys too.
+    pub fn shares_our_user(&self) -> bool {
+        self.run_as.is_none()
+    }
+
     /// Connection settings for the superuser on database `dbname`.
     pub fn admin_config(&self, dbname: &str) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();

@@ -870,3 +870,57 @@ async fn anchor_then_verify_with_the_anchor_file_catches_a_deleted_event() {
     );
     std::fs::remove_dir_all(&data_dir).expect("clean up");
 }
+
+/// The outbound copy of the anchors: `serve` hands every new checkpoint to the configured
+/// command, whose copy then verifies the log on its own; `casebook anchor` fails when the
+/// command does.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_new_anchor_is_sent_through_the_outbound_command() {
+    let data_dir = process::scratch("outbound");
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    let copy = data_dir.join("elsewhere.jsonl");
+    let command = format!("cat >> '{}'", copy.display());
+    let running = tokio::task::block_in_place(|| {
+        process::start_with(
+            &data_dir,
+            &[
+                "--demo",
+                "--demo-clients",
+                "0",
+                "--anchor-command",
+                &command,
+            ],
+        )
+    });
+    stop(running);
+
+    let anchors = std::fs::read_to_string(data_dir.join("anchors.jsonl")).expect("the anchors");
+    let sent = std::fs::read_to_string(&copy).expect("the outbound copy");
+    let last = |text: &str| text.lines().last().map(str::to_owned);
+    assert!(last(&sent).is_some(), "something was sent");
+    assert_eq!(
+        last(&sent),
+        last(&anchors),
+        "the newest anchor went out as it was written"
+    );
+    let out = casebook(
+        &data_dir,
+        &["verify", "--anchor", &copy.to_string_lossy()],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+
+    let refused = casebook(
+        &data_dir,
+        &["anchor"],
+        &[(
+            "CASEBOOK_ANCHOR_COMMAND",
+            "echo the far side said no >&2; exit 3",
+        )],
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the far side said no"), "{stderr}");
+    std::fs::remove_dir_all(&data_dir).expect("clean up");
+}
