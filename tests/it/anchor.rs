@@ -534,6 +534,7 @@ async fn the_background_sealer_anchors_new_events_and_seals_on_the_way_out() {
         db.app_config(),
         key(),
         Some(anchor_file.clone()),
+        None,
         casebook::settings::SealSettings {
             seal_every_seconds: 3600,
             seal_every_events: 3,
