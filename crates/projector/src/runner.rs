@@ -111,8 +111,21 @@ impl Runner {
     /// Only for data that cannot be projected; database failures are retried.
     pub async fn run(&self, shutdown: watch::Receiver<bool>) -> Result<(), ProjectionError> {
         let outcome = self.run_until(shutdown).await;
-        // Bounded: a database that is away must not hold the shutdown up.
-        match tokio::time::timeout(Duration::from_secs(2), self.release()).await {
+        // A pooled connection may be closed although the database is up (its driver task ran on
+        // an HTTP worker's runtime, which `serve` has stopped by now): the pool drops it when it
+        // comes back, so a second or third try gets a live one. Bounded: a database that is
+        // away must not hold the shutdown up.
+        let give_up = async {
+            let mut outcome = self.release().await;
+            for _ in 0..3 {
+                if outcome.is_ok() {
+                    break;
+                }
+                outcome = self.release().await;
+            }
+            outcome
+        };
+        match tokio::time::timeout(Duration::from_secs(2), give_up).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::warn!(projection = self.name(), error = %e, "the lease could not be given up; it expires on its own");

@@ -357,7 +357,7 @@ async fn read_models(data_dir: &DataDir) -> std::collections::BTreeMap<&'static 
 async fn check_after_the_fault(data_dir: DataDir, running: Running, sent: &[(Referral, Value)]) {
     wait_until_projected(&running).await;
     check_recorded_once(&data_dir, sent).await;
-    stop(running);
+    let log = crate::process::stop_and_log(running);
 
     let live = read_models(&data_dir).await;
     assert_eq!(
@@ -374,8 +374,15 @@ async fn check_after_the_fault(data_dir: DataDir, running: Running, sent: &[(Ref
         &["rebuild", "outcomes", "--restart"],
         &["rebuild", "directory"],
     ] {
-        let out = casebook_ok(&data_dir.path, args);
-        assert!(out.contains("reports now use it"), "{args:?}: {out}");
+        let out = crate::process::casebook(&data_dir.path, args, &[]);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success() && stdout.contains("reports now use it"),
+            "{args:?}: {stdout}{stderr}\nserve's log, to its end:\n{log}"
+        );
     }
     let rebuilt = read_models(&data_dir).await;
     for table in READ_MODELS {

@@ -106,13 +106,28 @@ pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
 }
 
 /// Stops the server with SIGTERM, as an operator does, and checks it exits cleanly.
-pub fn stop(mut running: Running) {
+pub fn stop(running: Running) {
+    stop_and_log(running);
+}
+
+/// As [`stop`], returning everything the server logged, to its last line.
+pub fn stop_and_log(mut running: Running) -> String {
     let exit = terminate(&mut running.child);
+    // The reader thread has the rest of the output once the pipe closes.
+    let mut log = running.log();
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(10));
+        let now = running.log();
+        if now == log && now.contains("shutting down") {
+            break;
+        }
+        log = now;
+    }
     assert!(
         exit.success(),
-        "casebook exits cleanly on SIGTERM: {exit}\n{}",
-        running.log()
+        "casebook exits cleanly on SIGTERM: {exit}\n{log}"
     );
+    log
 }
 
 impl Drop for Running {
