@@ -12,7 +12,7 @@ use projector::rules::Rules;
 use projector::{CaseloadProjection, OutcomesProjection, Runner, RunnerSettings};
 use uuid::Uuid;
 
-use crate::support::{metadata, new_client_intake, store_with_db};
+use crate::support::{OUTCOME_TABLES, metadata, new_client_intake, store_with_db, table_rows};
 
 const TEAM: TeamId = TeamId(Uuid::from_u128(0x7ea));
 
@@ -298,29 +298,7 @@ async fn a_runner_killed_at_random_points_leaves_what_a_clean_rebuild_makes() {
 
 /// Every outcome table's rows, in a fixed order.
 async fn outcome_tables(client: &tokio_postgres::Client) -> Vec<serde_json::Value> {
-    let mut tables = Vec::new();
-    for table in [
-        "outcome_state",
-        "report_referrals",
-        "report_episodes",
-        "report_scores",
-        "report_connections",
-        "report_gaps",
-        "report_activity",
-    ] {
-        let rows: serde_json::Value = client
-            .query_one(
-                &format!(
-                    "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text), '[]') FROM {table} t"
-                ),
-                &[],
-            )
-            .await
-            .expect("rows")
-            .get(0);
-        tables.push(rows);
-    }
-    tables
+    table_rows(client, &OUTCOME_TABLES).await
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Upgrades of a database written under an older schema: what was stored before a migration
 //! still reads after it, as the migration says.
 
-use app::access::{Principal, Role};
+use app::access::Role;
 use app::caseload::CaseloadFlag;
 use casebook::rebuild::{RebuildOptions, RebuildTarget, rebuild};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
@@ -10,7 +10,9 @@ use eventstore::{EventStore, Upcasters};
 use testkit::TestDb;
 use uuid::Uuid;
 
-use crate::support::{ORG, at, metadata, new_client_intake, protected};
+use crate::support::{
+    ORG, at, auditor, metadata, new_client_intake, opened_case, principal, protected, wemwbs,
+};
 
 fn noon(year: i32, month: u32, day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(year, month, day, 12, 0, 0)
@@ -41,30 +43,14 @@ async fn a_caseload_row_written_before_v9_reads_after_it_and_counts_follow_up_fr
     let baseline_on = NaiveDate::from_ymd_opt(2026, 5, 1).expect("a date");
     let clock = app::Clock::fixed(noon(2026, 6, 1));
     let cases = app::CaseService::with_clock(store.clone(), clock.clone());
-    let commands = [
-        new_client_intake(
-            client,
-            referral_id,
-            "Frome",
-            ReferralSource::Gp,
-            vec![NeedDomain::LonelinessIsolation],
-        ),
-        CaseCommand::AcceptReferral(ReferralAccepted { referral_id }),
-        CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
-            link_worker_id: worker,
-            team_id: team,
-        }),
-        CaseCommand::RecordAssessment(AssessmentRecorded {
-            assessment_id: AssessmentId(Uuid::new_v4()),
-            instrument: Instrument::Wemwbs,
-            instrument_version: 1,
-            timepoint: Timepoint::Baseline,
-            mode: AdministrationMode::SelfCompleted,
-            answers: vec![3; 14],
-            licensor_score: None,
-            administered_on: baseline_on,
-        }),
-    ];
+    let mut commands = opened_case(
+        client,
+        referral_id,
+        ReferralSource::Gp,
+        vec![NeedDomain::LonelinessIsolation],
+        (worker, team),
+    );
+    commands.push(wemwbs(Timepoint::Baseline, vec![3; 14], baseline_on));
     let mut version = 0;
     for command in &commands {
         version = cases
@@ -100,13 +86,7 @@ async fn a_caseload_row_written_before_v9_reads_after_it_and_counts_follow_up_fr
         Some("V9__caseload_baseline_dates")
     );
 
-    let principal = Principal {
-        staff_id: worker,
-        organisation_id: ORG,
-        team_id: Some(team),
-        role: Role::LinkWorker,
-        token_id: Uuid::nil(),
-    };
+    let principal = principal(worker, Role::LinkWorker, Some(team));
     let flags = || async {
         let page = cases
             .caseload(&principal, None, None, None, None)
@@ -175,13 +155,7 @@ async fn a_read_recorded_before_v15_keeps_its_words_and_no_read_after_it_may_wri
         )
         .await
         .expect("an intake under V14");
-    let auditor = Principal {
-        staff_id: StaffId(Uuid::from_u128(0xA0D1)),
-        organisation_id: ORG,
-        team_id: None,
-        role: Role::Auditor,
-        token_id: Uuid::nil(),
-    };
+    let auditor = auditor();
     // Under V14, a read with its purpose in words.
     owner
         .execute(

@@ -268,9 +268,8 @@ async fn the_outcome_report_as_csv_holds_the_json_figures_cell_for_cell() {
     let analyst = &server.people.analyst;
     let query = "from=2000-01-01&to=2099-12-31";
     let json = server
-        .get(analyst, &format!("/api/v1/reports/outcomes?{query}"))
+        .read(analyst, &format!("/api/v1/reports/outcomes?{query}"))
         .await;
-    assert_eq!(json.status, 200, "{:#}", json.body);
     assert_eq!(json.header("vary"), Some("Accept"));
     let file = server
         .get(analyst, &format!("/api/v1/reports/outcomes.csv?{query}"))
@@ -489,8 +488,7 @@ async fn the_gap_report_as_csv_quotes_free_text_and_never_lets_it_be_a_formula()
 /// for a formula with a `'` before it, the rest as it is.
 async fn gaps_match(server: &TestServer, formula: &str, awkward: &str) {
     let analyst = &server.people.analyst;
-    let json = server.get(analyst, "/api/v1/reports/service-gaps").await;
-    assert_eq!(json.status, 200, "{:#}", json.body);
+    let json = server.read(analyst, "/api/v1/reports/service-gaps").await;
     let file = server
         .get(analyst, "/api/v1/reports/service-gaps.csv")
         .await;
@@ -627,8 +625,7 @@ async fn the_comparison_as_csv_puts_both_versions_side_by_side() {
     let analyst = &server.people.analyst;
     let live = server.get(analyst, "/api/v1/reports/outcomes").await.body["rules_version"].clone();
     let path = format!("/api/v1/reports/outcomes/comparison?a={live}&b={live}");
-    let json = server.get(analyst, &path).await;
-    assert_eq!(json.status, 200, "{:#}", json.body);
+    let json = server.read(analyst, &path).await;
     let file = get_as(&server, analyst, &path, "text/csv").await;
     let (header, rows) = table(&file);
     assert_eq!(
@@ -723,16 +720,14 @@ async fn caseloads_and_the_workload_as_csv_hold_the_json_rows_column_for_column(
         let referral = Uuid::new_v4();
         let mut body = intake(referral, "gp");
         body["client"]["area"] = json!(area);
-        server
-            .ok(&people.referrer, &client_path(client, "referrals"), body)
-            .await;
-        server
-            .ok(
-                &people.lead,
-                &client_path(client, "referral-acceptances"),
-                json!({ "referral_id": referral }),
-            )
-            .await;
+        super::journey::refer_and_accept(
+            &server,
+            (&people.referrer, &people.lead),
+            client,
+            referral,
+            body,
+        )
+        .await;
         super::journey::assign(&server, client, &people.worker).await;
         server
             .ok(
@@ -748,8 +743,7 @@ async fn caseloads_and_the_workload_as_csv_hold_the_json_rows_column_for_column(
         (&people.worker, "/api/v1/caseload".to_owned()),
         (&people.lead, format!("/api/v1/teams/{team}/caseload")),
     ] {
-        let json = server.get(who, &path).await;
-        assert_eq!(json.status, 200, "{:#}", json.body);
+        let json = server.read(who, &path).await;
         let file = server.get(who, &format!("{path}.csv")).await;
         let (header, rows) = table(&file);
         assert_caseload_matches(&json.body, &header, &rows);

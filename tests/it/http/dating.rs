@@ -46,7 +46,7 @@ fn refused(reply: &Reply, status: u16, field: &str) {
 
 async fn journey(server: &TestServer, client: Uuid, query: &str) -> Value {
     let reply = server
-        .get(
+        .read(
             &server.people.auditor,
             &format!(
                 "{}?limit=500&purpose=data_quality{query}",
@@ -54,7 +54,6 @@ async fn journey(server: &TestServer, client: Uuid, query: &str) -> Value {
             ),
         )
         .await;
-    assert_eq!(reply.status, 200, "{:#}", reply.body);
     reply.body
 }
 

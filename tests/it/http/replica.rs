@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::Person;
 use super::journey::{client_path, intake};
+use crate::support::{OUTCOME_TABLES, table_rows};
 
 /// The staff the tests act as, in one organisation and team.
 struct Staff {
@@ -412,30 +413,8 @@ async fn refer(
 
 /// Every row of the caseload and of every outcome table, in a fixed order.
 async fn read_models(client: &tokio_postgres::Client) -> Vec<Value> {
-    let mut tables = Vec::new();
-    for table in [
-        "caseload",
-        "outcome_state",
-        "report_referrals",
-        "report_episodes",
-        "report_scores",
-        "report_connections",
-        "report_gaps",
-        "report_activity",
-    ] {
-        let rows: Value = client
-            .query_one(
-                &format!(
-                    "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text), '[]') FROM {table} t"
-                ),
-                &[],
-            )
-            .await
-            .expect("rows")
-            .get(0);
-        tables.push(rows);
-    }
-    tables
+    let tables: Vec<&str> = std::iter::once("caseload").chain(OUTCOME_TABLES).collect();
+    table_rows(client, &tables).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
