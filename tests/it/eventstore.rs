@@ -6,7 +6,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::support::{
-    append, append_new, collect, contact, event, request, store_with_db, stream_len,
+    append, append_new, collect, contact, event, request, run_ok, store_with_db, stream_len,
 };
 
 #[tokio::test]
@@ -577,14 +577,12 @@ async fn an_event_stored_under_an_old_schema_version_is_read_in_the_new_shape() 
     );
 
     let admin = db.admin_client().await;
-    let stored: serde_json::Value = admin
-        .query_one(
-            "SELECT payload FROM events WHERE stream_id = $1",
-            &[&stream],
-        )
-        .await
-        .expect("raw row")
-        .get(0);
+    let stored: serde_json::Value = testkit::query_value(
+        &admin,
+        "SELECT payload FROM events WHERE stream_id = $1",
+        &[&stream],
+    )
+    .await;
     assert_eq!(
         stored,
         json!({ "text": "walk twice a week" }),
@@ -602,11 +600,8 @@ async fn reading_a_stream_as_recorded_up_to_a_moment_leaves_out_later_entries() 
     let stream = Uuid::new_v4();
     append(&store, stream, ExpectedVersion::NoStream, vec![contact(1)]).await;
     let admin = db.admin_client().await;
-    let between: chrono::DateTime<chrono::Utc> = admin
-        .query_one("SELECT clock_timestamp()", &[])
-        .await
-        .expect("clock")
-        .get(0);
+    let between: chrono::DateTime<chrono::Utc> =
+        testkit::query_value(&admin, "SELECT clock_timestamp()", &[]).await;
     append(&store, stream, ExpectedVersion::Exact(1), vec![contact(2)]).await;
     let known_then = store
         .read_stream(stream, 1, Some(between))
@@ -620,18 +615,6 @@ async fn reading_a_stream_as_recorded_up_to_a_moment_leaves_out_later_entries() 
         vec![1]
     );
     assert_eq!(stream_len(&store, stream).await, 2);
-}
-
-/// Runs `command`, which must succeed (`what` it is names it in the failure).
-fn run_ok(command: &mut std::process::Command, what: &str) {
-    let output = command
-        .output()
-        .unwrap_or_else(|err| panic!("run {what}: {err}"));
-    assert!(
-        output.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// Appends one contact to a new stream for each of `ns`; returns the events' ids in order.

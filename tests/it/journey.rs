@@ -67,11 +67,8 @@ async fn a_late_entry_makes_as_of_and_as_known_at_differ_and_corrections_sit_bes
             .expect("step");
     }
     let admin = db.admin_client().await;
-    let before_late_entry: DateTime<Utc> = admin
-        .query_one("SELECT clock_timestamp()", &[])
-        .await
-        .expect("clock")
-        .get(0);
+    let before_late_entry: DateTime<Utc> =
+        testkit::query_value(&admin, "SELECT clock_timestamp()", &[]).await;
     // A contact on the 5th, written up only now: after the contact on the 10th.
     cases
         .execute(
@@ -181,14 +178,12 @@ async fn a_late_entry_makes_as_of_and_as_known_at_differ_and_corrections_sit_bes
             .all(|e| e.actor_role == "link_worker" && e.recorded_at >= e.occurred_at)
     );
     // Every read above went through the read audit, with its purpose.
-    let reads: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM record_reads WHERE client_id = $1 AND view = 'journey' \
+    let reads: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(*) FROM record_reads WHERE client_id = $1 AND view = 'journey' \
              AND purpose_code = 'audit' AND purpose IS NULL AND role = 'auditor'",
-            &[&client.0],
-        )
-        .await
-        .expect("reads")
-        .get(0);
+        &[&client.0],
+    )
+    .await;
     assert_eq!(reads, 5);
 }

@@ -140,6 +140,18 @@ async fn reporting_under_v1(db: &testkit::TestDb) {
         .expect("v1 live");
 }
 
+/// Rebuilds the outcome figures under rule version 2 with `options`, which must succeed (`what`
+/// names it in the failure).
+async fn rebuild_v2(
+    store: &eventstore::EventStore,
+    options: &RebuildOptions,
+    what: &str,
+) -> casebook::rebuild::RebuildReport {
+    rebuild(store, RebuildTarget::Outcomes { rules: 2 }, options)
+        .await
+        .unwrap_or_else(|err| panic!("{what}: {err:#}"))
+}
+
 /// Lists the lunch club the clients are connected to.
 async fn list_lunch_club(store: &eventstore::EventStore) {
     list_services(
@@ -193,13 +205,7 @@ async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_
         .expect("report");
     assert_eq!(wemwbs(&first), (Some(4), Some(1), Some(3), Some(0)));
 
-    let rebuilt = rebuild(
-        &store,
-        RebuildTarget::Outcomes { rules: 2 },
-        &RebuildOptions::default(),
-    )
-    .await
-    .expect("rebuild");
+    let rebuilt = rebuild_v2(&store, &RebuildOptions::default(), "rebuild").await;
     assert!(rebuilt.switched);
     assert_eq!(rebuilt.events, before.0 as u64, "every event replayed once");
     assert_eq!(
@@ -213,11 +219,7 @@ async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_
         .expect("report");
     assert_eq!(wemwbs(&second), (Some(4), Some(2), Some(1), Some(1)));
     // Both versions' figures have applied the whole log, and say so.
-    let head: i64 = client
-        .query_one("SELECT max(position) FROM events", &[])
-        .await
-        .expect("the head")
-        .get(0);
+    let head: i64 = testkit::query_value(&client, "SELECT max(position) FROM events", &[]).await;
     for report in [&first, &second] {
         assert_eq!((report.as_of.position, report.as_of.behind), (head, 0));
         assert!(report.as_of.recorded_at.is_some());
@@ -284,14 +286,12 @@ async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_
         .await
         .expect("versions");
     assert_eq!(versions.len(), 1);
-    let gone: i64 = client
-        .query_one(
-            "SELECT count(*) FROM report_scores WHERE rules_version = 1",
-            &[],
-        )
-        .await
-        .expect("count")
-        .get(0);
+    let gone: i64 = testkit::query_value(
+        &client,
+        "SELECT count(*) FROM report_scores WHERE rules_version = 1",
+        &[],
+    )
+    .await;
     assert_eq!(gone, 0);
     // The log is byte for byte what it was, and its chains verify.
     assert_eq!(log_digest(&db).await, before);
@@ -367,27 +367,20 @@ async fn an_interrupted_rebuild_resumes_where_it_stopped() {
         7
     );
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let resumed = rebuild(
-        &store,
-        RebuildTarget::Outcomes { rules: 2 },
-        &RebuildOptions::default(),
-    )
-    .await
-    .expect("resume");
+    let resumed = rebuild_v2(&store, &RebuildOptions::default(), "resume").await;
     assert_eq!(resumed.events, total - 7, "only what was left");
     let figures = outcome_report(&client, &all_organisations(2))
         .await
         .expect("report");
-    let restarted = rebuild(
+    let restarted = rebuild_v2(
         &store,
-        RebuildTarget::Outcomes { rules: 2 },
         &RebuildOptions {
             restart: true,
             ..RebuildOptions::default()
         },
+        "restart",
     )
-    .await
-    .expect("restart");
+    .await;
     assert_eq!(restarted.events, total);
     assert_eq!(
         outcome_report(&client, &all_organisations(2))

@@ -299,17 +299,10 @@ async fn a_distinctive_string_in_every_personal_field_is_nowhere_in_the_clear() 
     let admin = server.db.admin_client().await;
     admin.batch_execute("CHECKPOINT").await.expect("checkpoint");
     if let Some(cluster) = testkit::cluster() {
-        let dump = cluster
-            .tool("pg_dump")
-            .args(["--dbname", server.db.name()])
-            .output()
-            .expect("pg_dump runs");
-        assert!(
-            dump.status.success(),
-            "{}",
-            String::from_utf8_lossy(&dump.stderr)
+        let dump = crate::support::run_ok(
+            cluster.tool("pg_dump").args(["--dbname", server.db.name()]),
+            "pg_dump",
         );
-        let dump = String::from_utf8_lossy(&dump.stdout);
         assert!(
             dump.contains("COPY public.events"),
             "the dump holds the log"

@@ -148,14 +148,12 @@ pub(crate) async fn every_table(server: &TestServer) -> Vec<(String, String)> {
     assert!(tables.len() > 10, "{tables:?}");
     let mut out = Vec::new();
     for table in tables {
-        let text: Option<String> = admin
-            .query_one(
-                &format!("SELECT string_agg(t::text, E'\\n') FROM \"{table}\" t"),
-                &[],
-            )
-            .await
-            .expect("read a table")
-            .get(0);
+        let text: Option<String> = testkit::query_value(
+            &admin,
+            &format!("SELECT string_agg(t::text, E'\\n') FROM \"{table}\" t"),
+            &[],
+        )
+        .await;
         out.push((table, text.unwrap_or_default()));
     }
     out
@@ -194,14 +192,12 @@ async fn personal_data_is_sealed_at_rest_and_erasure_leaves_no_readable_trace() 
         assert_no_secret(&format!("table {table}"), &text);
     }
     let admin = server.db.admin_client().await;
-    let sealed: Value = admin
-        .query_one(
-            "SELECT payload FROM events WHERE stream_id = $1 AND event_type = 'ClientRegistered'",
-            &[&client],
-        )
-        .await
-        .expect("the registration")
-        .get(0);
+    let sealed: Value = testkit::query_value(
+        &admin,
+        "SELECT payload FROM events WHERE stream_id = $1 AND event_type = 'ClientRegistered'",
+        &[&client],
+    )
+    .await;
     assert!(
         sealed["personal"][eventstore::SEALED].is_string(),
         "{sealed:#}"
@@ -245,14 +241,12 @@ async fn personal_data_is_sealed_at_rest_and_erasure_leaves_no_readable_trace() 
     server
         .ok(&people.admin, &client_path(client, "erasure"), why.clone())
         .await;
-    let key: Option<Vec<u8>> = admin
-        .query_one(
-            "SELECT wrapped_key FROM subject_keys WHERE subject_id = $1",
-            &[&client],
-        )
-        .await
-        .expect("the key's tombstone")
-        .get(0);
+    let key: Option<Vec<u8>> = testkit::query_value(
+        &admin,
+        "SELECT wrapped_key FROM subject_keys WHERE subject_id = $1",
+        &[&client],
+    )
+    .await;
     assert!(key.is_none(), "the data key is destroyed");
 
     // Every read now shows the fields erased; the journey says who erased it and why.
@@ -303,11 +297,8 @@ async fn personal_data_is_sealed_at_rest_and_erasure_leaves_no_readable_trace() 
     .await
     .expect("rebuild");
     server.catch_up().await;
-    let now: chrono::DateTime<chrono::Utc> = admin
-        .query_one("SELECT now()", &[])
-        .await
-        .expect("now")
-        .get(0);
+    let now: chrono::DateTime<chrono::Utc> =
+        testkit::query_value(&admin, "SELECT now()", &[]).await;
     let snapshot = server
         .post(
             &people.analyst,
@@ -332,14 +323,12 @@ async fn personal_data_is_sealed_at_rest_and_erasure_leaves_no_readable_trace() 
     for (table, text) in every_table(&server).await {
         assert_no_secret(&format!("table {table} after erasure and rebuild"), &text);
     }
-    let caseload_rows: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM caseload WHERE client_id = $1",
-            &[&client],
-        )
-        .await
-        .expect("caseload")
-        .get(0);
+    let caseload_rows: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(*) FROM caseload WHERE client_id = $1",
+        &[&client],
+    )
+    .await;
     assert_eq!(caseload_rows, 0, "an erased person leaves the caseload");
     let after = outcome_figures(&server).await;
     assert!(
@@ -490,13 +479,7 @@ async fn report_cells_of_fewer_than_five_people_are_suppressed() {
     // Two self-referrals more: 10 in all, 8 from GPs, 2 self-referred. The 2 is suppressed, and
     // so is the 8, or 10 - 8 would give the 2 away.
     for _ in 0..2 {
-        server
-            .ok(
-                &people.referrer,
-                &client_path(Uuid::new_v4(), "referrals"),
-                crate::http::journey::intake(Uuid::new_v4(), "self_referral"),
-            )
-            .await;
+        crate::http::journey::refer_new(&server, &people.referrer).await;
     }
     server.catch_up().await;
     let outcomes = server
@@ -939,14 +922,12 @@ async fn racing_first_appends_to_a_new_record_leave_one_winner_and_one_data_key(
         "{results:?}"
     );
     let admin = db.admin_client().await;
-    let keys: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM subject_keys WHERE subject_id = $1",
-            &[&client],
-        )
-        .await
-        .expect("keys")
-        .get(0);
+    let keys: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(*) FROM subject_keys WHERE subject_id = $1",
+        &[&client],
+    )
+    .await;
     assert_eq!(keys, 1);
     let read = store.read_stream(client, 1, None).await.expect("read");
     assert!(

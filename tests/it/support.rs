@@ -125,6 +125,20 @@ pub async fn collect(subscription: &mut eventstore::Subscription, count: usize) 
     seen
 }
 
+/// Runs `command`, which must succeed (`what` it is names it in the failure); its standard
+/// output.
+pub fn run_ok(command: &mut std::process::Command, what: &str) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|err| panic!("run {what}: {err}"));
+    assert!(
+        output.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// The outcome read model's tables.
 pub const OUTCOME_TABLES: [&str; 7] = [
     "outcome_state",

@@ -109,14 +109,12 @@ async fn a_caseload_row_written_before_v9_reads_after_it_and_counts_follow_up_fr
     rebuild(&store, RebuildTarget::Caseload, &RebuildOptions::default())
         .await
         .expect("rebuild the caseload");
-    let dates: serde_json::Value = owner
-        .query_one(
-            "SELECT baseline_dates FROM caseload WHERE client_id = $1",
-            &[&client.0],
-        )
-        .await
-        .expect("the rebuilt row")
-        .get(0);
+    let dates: serde_json::Value = testkit::query_value(
+        &owner,
+        "SELECT baseline_dates FROM caseload WHERE client_id = $1",
+        &[&client.0],
+    )
+    .await;
     assert_eq!(dates, serde_json::json!({ "wemwbs": "2026-05-01" }));
     assert!(!flags().await.contains(&CaseloadFlag::FollowUpDue));
     // ... until 84 days after the baseline.
@@ -197,23 +195,20 @@ async fn a_read_recorded_before_v15_keeps_its_words_and_no_read_after_it_may_wri
         ]
     );
     let app_client = db.app_client().await;
-    let worded = app_client
-        .execute(
-            "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, purpose, request_id) \
-             VALUES ($1, $2, $3, 'auditor', 'journey', 'home visit', $4)",
-            &[&ORG, &client.0, &auditor.staff_id.0, &Uuid::new_v4()],
-        )
-        .await;
-    assert!(worded.is_err(), "words as a purpose are refused");
-    let unknown = app_client
-        .execute(
-            "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, purpose_code, request_id) \
-             VALUES ($1, $2, $3, 'auditor', 'journey', 'home visit', $4)",
-            &[&ORG, &client.0, &auditor.staff_id.0, &Uuid::new_v4()],
-        )
-        .await;
-    assert!(
-        unknown.is_err(),
-        "a purpose code not in the list is refused"
-    );
+    // "home visit" in words, and as a code that is not in the list: both refused.
+    for (column, refusal) in [
+        ("purpose", "words as a purpose are refused"),
+        ("purpose_code", "a purpose code not in the list is refused"),
+    ] {
+        let written = app_client
+            .execute(
+                &format!(
+                    "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, {column}, request_id) \
+                     VALUES ($1, $2, $3, 'auditor', 'journey', 'home visit', $4)"
+                ),
+                &[&ORG, &client.0, &auditor.staff_id.0, &Uuid::new_v4()],
+            )
+            .await;
+        assert!(written.is_err(), "{refusal}");
+    }
 }

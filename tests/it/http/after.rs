@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::journey::{assign, client_path, intake, refer_and_accept};
+use super::journey::{assign, client_path, intake, refer_and_accept, refer_new};
 use super::{Reply, TestServer};
 
 /// The log position of the last event a command wrote.
@@ -35,17 +35,12 @@ fn names_after(reply: &Reply) -> bool {
 }
 
 async fn recorded_at(server: &TestServer, position: i64) -> chrono::DateTime<chrono::Utc> {
-    server
-        .db
-        .app_client()
-        .await
-        .query_one(
-            "SELECT recorded_at FROM events WHERE position = $1",
-            &[&position],
-        )
-        .await
-        .expect("the event")
-        .get(0)
+    testkit::query_value(
+        &server.db.app_client().await,
+        "SELECT recorded_at FROM events WHERE position = $1",
+        &[&position],
+    )
+    .await
 }
 
 /// The `as_of.recorded_at` of a reply, parsed.
@@ -163,14 +158,7 @@ async fn a_report_after_a_burst_of_writes_counts_every_one_of_them() {
 async fn after_that_names_no_event_is_a_problem_naming_query_after() {
     let server = TestServer::start().await;
     let people = server.people.clone();
-    let client = Uuid::new_v4();
-    let written = server
-        .ok(
-            &people.worker,
-            &client_path(client, "referrals"),
-            intake(Uuid::new_v4(), "self_referral"),
-        )
-        .await;
+    let (client, written) = refer_new(&server, &people.worker).await;
     let beyond = last_position(&written) + 1000;
     let live = live_rules(&server).await;
     let journey = format!("{}/journey", client_path(client, ""));
@@ -247,14 +235,7 @@ async fn a_read_model_that_is_not_running_answers_503_with_retry_after_within_th
         recorded_at(&server, level).await
     );
 
-    let client = Uuid::new_v4();
-    let written = server
-        .ok(
-            &people.worker,
-            &client_path(client, "referrals"),
-            intake(Uuid::new_v4(), "self_referral"),
-        )
-        .await;
+    let (_, written) = refer_new(&server, &people.worker).await;
     let at = last_position(&written);
     // The test server runs no projector in the background: nothing applies the write.
     for (who, path) in [

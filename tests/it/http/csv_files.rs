@@ -250,13 +250,7 @@ async fn cohort(server: &TestServer) {
         }
     }
     for _ in 0..2 {
-        server
-            .ok(
-                &people.referrer,
-                &client_path(Uuid::new_v4(), "referrals"),
-                intake(Uuid::new_v4(), "self_referral"),
-            )
-            .await;
+        super::journey::refer_new(server, &people.referrer).await;
     }
     server.catch_up().await;
 }
@@ -297,51 +291,32 @@ async fn the_outcome_report_as_csv_holds_the_json_figures_cell_for_cell() {
     // What the figures are, in the notes and in the headers.
     let notes = notes(&file);
     let body = &json.body;
-    for (note, header, value) in [
-        (
-            "rules_version",
-            "casebook-rules-version",
-            &body["rules_version"],
-        ),
+    // Each note's header is `Casebook-` and the note's name, words joined by `-`.
+    for (note, value) in [
+        ("rules_version", &body["rules_version"]),
         (
             "suppression_rules_version",
-            "casebook-suppression-rules-version",
             &body["suppression"]["rules_version"],
         ),
-        (
-            "suppression_below",
-            "casebook-suppression-below",
-            &body["suppression"]["below"],
-        ),
-        (
-            "suppression_cells",
-            "casebook-suppression-cells",
-            &body["suppression"]["cells"],
-        ),
-        ("from", "casebook-from", &body["from"]),
-        ("to", "casebook-to", &body["to"]),
-        (
-            "as_of_position",
-            "casebook-as-of-position",
-            &body["as_of"]["position"],
-        ),
-        (
-            "as_of_recorded_at",
-            "casebook-as-of-recorded-at",
-            &body["as_of"]["recorded_at"],
-        ),
-        (
-            "as_of_behind",
-            "casebook-as-of-behind",
-            &body["as_of"]["behind"],
-        ),
+        ("suppression_below", &body["suppression"]["below"]),
+        ("suppression_cells", &body["suppression"]["cells"]),
+        ("from", &body["from"]),
+        ("to", &body["to"]),
+        ("as_of_position", &body["as_of"]["position"]),
+        ("as_of_recorded_at", &body["as_of"]["recorded_at"]),
+        ("as_of_behind", &body["as_of"]["behind"]),
     ] {
+        let header = format!("casebook-{}", note.replace('_', "-"));
         let value = value
             .as_str()
             .map(str::to_owned)
             .unwrap_or_else(|| value.to_string());
         assert_eq!(notes.get(note), Some(&value), "note {note}");
-        assert_eq!(file.header(header), Some(value.as_str()), "header {header}");
+        assert_eq!(
+            file.header(&header),
+            Some(value.as_str()),
+            "header {header}"
+        );
     }
     // Times read back as the same instant as the JSON's.
     let at = |text: &str| chrono::DateTime::parse_from_rfc3339(text).expect("RFC 3339");

@@ -296,17 +296,12 @@ async fn a_corrected_referral_reason_moves_the_referral_mix_by_one() {
             ("housing".to_owned(), json!(5))
         ]
     );
-    let received: Uuid = server
-        .db
-        .admin_client()
-        .await
-        .query_one(
-            "SELECT event_id FROM events WHERE stream_id = $1 AND event_type = 'ReferralReceived'",
-            &[&client],
-        )
-        .await
-        .expect("the referral")
-        .get(0);
+    let received: Uuid = testkit::query_value(
+        &server.db.admin_client().await,
+        "SELECT event_id FROM events WHERE stream_id = $1 AND event_type = 'ReferralReceived'",
+        &[&client],
+    )
+    .await;
     // Refused as the referral could not have been recorded: no reason at all.
     let empty = server
         .post(

@@ -68,6 +68,19 @@ pub async fn accepted_case(server: &TestServer) -> Uuid {
     client
 }
 
+/// `who` refers a new client (a self-referral); the client's id and the reply.
+pub async fn refer_new(server: &TestServer, who: &Person) -> (Uuid, Reply) {
+    let client = Uuid::new_v4();
+    let reply = server
+        .ok(
+            who,
+            &client_path(client, "referrals"),
+            intake(Uuid::new_v4(), "self_referral"),
+        )
+        .await;
+    (client, reply)
+}
+
 /// Refers `client` with `body` as the first of `by` and has the second (a lead) accept
 /// `referral`; returns the referral's reply.
 pub async fn refer_and_accept(
@@ -706,17 +719,12 @@ async fn a_service_id_used_as_a_client_id_is_no_record() {
         .get(&server.people.auditor, &client_path(service, ""))
         .await;
     assert_eq!(read.status, 404, "{:#}", read.body);
-    let written: i64 = server
-        .db
-        .admin_client()
-        .await
-        .query_one(
-            "SELECT count(*) FROM events WHERE stream_id = $1 AND stream_type <> 'service'",
-            &[&service],
-        )
-        .await
-        .expect("count")
-        .get(0);
+    let written: i64 = testkit::query_value(
+        &server.db.admin_client().await,
+        "SELECT count(*) FROM events WHERE stream_id = $1 AND stream_type <> 'service'",
+        &[&service],
+    )
+    .await;
     assert_eq!(written, 0);
     server.stop().await;
 }
@@ -728,17 +736,12 @@ async fn a_service_id_used_as_a_client_id_is_no_record() {
 async fn a_correction_that_does_not_fit_its_event_leaves_the_record_readable() {
     let server = TestServer::start().await;
     let client = open_case(&server).await;
-    let registered: Uuid = server
-        .db
-        .admin_client()
-        .await
-        .query_one(
-            "SELECT event_id FROM events WHERE stream_id = $1 AND event_type = 'ClientRegistered'",
-            &[&client],
-        )
-        .await
-        .expect("the registration")
-        .get(0);
+    let registered: Uuid = testkit::query_value(
+        &server.db.admin_client().await,
+        "SELECT event_id FROM events WHERE stream_id = $1 AND event_type = 'ClientRegistered'",
+        &[&client],
+    )
+    .await;
     // Refused now: a correction is held to the entry it corrects.
     let refused = server
         .post(

@@ -80,14 +80,7 @@ async fn journey(
 }
 
 pub(super) async fn log_now(server: &TestServer) -> DateTime<Utc> {
-    server
-        .db
-        .app_client()
-        .await
-        .query_one("SELECT now()", &[])
-        .await
-        .expect("now")
-        .get(0)
+    testkit::query_value(&server.db.app_client().await, "SELECT now()", &[]).await
 }
 
 /// Asks until the answer is not "still being built".
@@ -145,17 +138,12 @@ async fn a_published_quarter_is_reproduced_and_its_difference_from_today_explain
     }
     clock.set(noon(2026, 4, 20));
     for client in &january {
-        let referral: Uuid = server
-            .db
-            .admin_client()
-            .await
-            .query_one(
-                "SELECT event_id FROM events WHERE stream_id = $1 AND event_type = 'ReferralReceived'",
-                &[client],
-            )
-            .await
-            .expect("the referral")
-            .get(0);
+        let referral: Uuid = testkit::query_value(
+            &server.db.admin_client().await,
+            "SELECT event_id FROM events WHERE stream_id = $1 AND event_type = 'ReferralReceived'",
+            &[client],
+        )
+        .await;
         server
             .ok(
                 &server.people.lead,

@@ -263,14 +263,8 @@ async fn redirections_name_a_service_or_a_code_and_reports_count_them_by_destina
     // The words typed then are nowhere in the figures or the report.
     let admin = server.db.admin_client().await;
     for table in ["report_referrals", "outcome_state"] {
-        let copied: i64 = admin
-            .query_one(
-                &format!("SELECT count(*) FROM {table} t WHERE t::text ILIKE '%talking therap%' OR t::text ILIKE '%health coaching%'"),
-                &[],
-            )
-            .await
-            .expect("a count")
-            .get(0);
+        let copied: i64 = testkit::query_value(&admin, &format!("SELECT count(*) FROM {table} t WHERE t::text ILIKE '%talking therap%' OR t::text ILIKE '%health coaching%'"),
+                &[]).await;
         assert_eq!(copied, 0, "{table}");
     }
     let text = report.body.to_string().to_lowercase();

@@ -291,14 +291,12 @@ async fn a_deactivated_account_stops_at_once_and_comes_back_only_through_a_new_e
         .await;
     assert_eq!(refused.status, 422, "no enrolment for an inactive account");
     let admin_client = server.db.admin_client().await;
-    let by: Option<Uuid> = admin_client
-        .query_one(
-            "SELECT deactivated_by FROM staff WHERE staff_id = $1",
-            &[&leaver.staff_id],
-        )
-        .await
-        .expect("the account")
-        .get(0);
+    let by: Option<Uuid> = testkit::query_value(
+        &admin_client,
+        "SELECT deactivated_by FROM staff WHERE staff_id = $1",
+        &[&leaver.staff_id],
+    )
+    .await;
     assert_eq!(by, Some(people.admin.staff_id));
 
     // Back again: the old tokens stay dead; a new enrolment gives a new one.
