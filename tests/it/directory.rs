@@ -382,13 +382,13 @@ async fn connections_must_name_a_listed_service_that_takes_referrals() {
         assert_eq!(reply.body["errors"][0]["field"], "service_id");
     };
     let path = client_path(client, "connections");
-    server
-        .ok(
-            &people.worker,
-            &client_path(client, "consents"),
-            json!({ "scope": "share_with_onward_services", "services": [] }),
-        )
-        .await;
+    crate::http::journey::consent(
+        &server,
+        &people.worker,
+        client,
+        "share_with_onward_services",
+    )
+    .await;
 
     // Not in the directory at all (or another kind of record).
     let reply = server

@@ -88,13 +88,7 @@ async fn a_distinctive_string_in_every_personal_field_is_nowhere_in_the_clear() 
     let (registration, received) = (id_of(&registered, 1), id_of(&registered, 2));
     accept(&server, lead, client, referral).await;
     assign(&server, client, worker).await;
-    server
-        .ok(
-            worker,
-            &client_path(client, "consents"),
-            json!({ "scope": "share_with_gp", "services": [] }),
-        )
-        .await;
+    crate::http::journey::consent(&server, worker, client, "share_with_gp").await;
     let appointment = Uuid::new_v4();
     server
         .ok(

@@ -385,13 +385,7 @@ async fn a_message_to_the_gp_needs_consent_and_a_withdrawal_is_honoured_and_show
     let refused = server.post(&people.worker, &gp, message()).await;
     assert_eq!(refused.status, 422, "{:#}", refused.body);
     assert_eq!(refused.body["rule"], "no_consent_to_share");
-    server
-        .ok(
-            &people.worker,
-            &client_path(client, "consents"),
-            json!({ "scope": "share_with_gp", "services": [] }),
-        )
-        .await;
+    crate::http::journey::consent(&server, &people.worker, client, "share_with_gp").await;
     server.ok(&people.worker, &gp, message()).await;
     server
         .ok(

@@ -185,13 +185,13 @@ async fn another_organisation_cannot_change_or_wipe_a_service_it_did_not_list() 
         &people.foreign_worker,
     )
     .await;
-    server
-        .ok(
-            &people.foreign_worker,
-            &client_path(client, "consents"),
-            json!({ "scope": "share_with_onward_services", "services": [] }),
-        )
-        .await;
+    super::journey::consent(
+        &server,
+        &people.foreign_worker,
+        client,
+        "share_with_onward_services",
+    )
+    .await;
     for (service, kind) in [(ours[0], "signposted"), (ours[1], "referred")] {
         server
             .ok(

@@ -98,6 +98,17 @@ pub async fn refer_and_accept(
     referred
 }
 
+/// `who` records the client's consent to `scope` (naming no services).
+pub async fn consent(server: &TestServer, who: &Person, client: Uuid, scope: &str) {
+    server
+        .ok(
+            who,
+            &client_path(client, "consents"),
+            json!({ "scope": scope, "services": [] }),
+        )
+        .await;
+}
+
 /// `lead` accepts `referral` for `client`.
 pub async fn accept(server: &TestServer, lead: &Person, client: Uuid, referral: Uuid) {
     server
@@ -146,13 +157,7 @@ async fn a_whole_journey_through_the_api() {
     assert_eq!(first.header("etag"), Some("\"2\""));
     accept(&server, lead, client, referral).await;
     assign(&server, client, worker).await;
-    server
-        .ok(
-            worker,
-            &path("consents"),
-            json!({ "scope": "share_with_onward_services", "services": [] }),
-        )
-        .await;
+    consent(&server, worker, client, "share_with_onward_services").await;
     for days in [25, 10] {
         server
             .ok(
