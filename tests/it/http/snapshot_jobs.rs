@@ -76,7 +76,6 @@ async fn an_interrupted_snapshot_is_built_again_at_start_unless_another_instance
         &format!("/api/v1/reports/outcomes/snapshots/{left}/report"),
     )
     .await;
-    assert_eq!(rebuilt.status, 200, "{:#}", rebuilt.body);
     assert_eq!(rebuilt.body["snapshot"]["state"], "done");
     // Built from the start: the stray row is gone, and the figures are those of a snapshot
     // started now for the same moment.
@@ -135,12 +134,11 @@ async fn an_interrupted_snapshot_is_built_again_at_start_unless_another_instance
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(snapshots.resume().await.expect("resumed"), 1);
-    let built = when_built(
+    when_built(
         &server,
         &format!("/api/v1/reports/outcomes/snapshots/{held}/report"),
     )
     .await;
-    assert_eq!(built.status, 200, "{:#}", built.body);
     assert_eq!(state(held).await, "done");
     assert_eq!(snapshots.resume().await.expect("resumed"), 0);
     server.stop().await;
@@ -220,11 +218,10 @@ async fn an_organisation_may_have_at_most_eight_snapshots_building() {
     let explanation = explain().await;
     assert_eq!(explanation.status, 202, "{:#}", explanation.body);
     let id = explanation.body["id"].as_str().expect("an id").to_owned();
-    let built = when_built(
+    when_built(
         &server,
         &format!("/api/v1/reports/outcomes/explanations/{id}"),
     )
     .await;
-    assert_eq!(built.status, 200, "{:#}", built.body);
     server.stop().await;
 }
