@@ -10,7 +10,7 @@ use eventstore::{EventStore, ExpectedVersion, VerifyReport};
 use testkit::TestDb;
 use uuid::Uuid;
 
-use crate::support::{ORG, contact, request, store_with_db};
+use crate::support::{ORG, append, contact, store_with_db, stream_len};
 
 /// The organisation's anchor key in these tests.
 fn key() -> AnchorKey {
@@ -43,6 +43,29 @@ async fn wait_settled(client: &tokio_postgres::Client) {
         .expect("the log settles");
 }
 
+/// A file name for an anchor file of a test's own.
+fn new_anchor_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("anchors-{}.jsonl", Uuid::new_v4().simple()))
+}
+
+/// Seals what there is and anchors it in `anchor_file`.
+async fn seal(app: &tokio_postgres::Client, anchor_file: &std::path::Path) -> Sealed {
+    casebook::sealer::seal_and_anchor(app, &key(), Some(anchor_file))
+        .await
+        .expect("seal")
+}
+
+/// `casebook verify --anchor FILE` as the superuser.
+async fn verify_against(
+    admin: &tokio_postgres::Client,
+    anchor_file: &std::path::Path,
+) -> casebook::sealer::Verification {
+    casebook::sealer::verify(admin, Some(&key()), &[anchor_file.to_path_buf()])
+        .await
+        .expect("verify")
+}
+
 /// A log with three streams (12, 3 and 2 events, interleaved) and three audited reads, sealed
 /// once and anchored in a file of its own.
 struct Sealed3 {
@@ -59,19 +82,11 @@ async fn sealed_log() -> Sealed3 {
     let short = Uuid::new_v4();
     let other = Uuid::new_v4();
     for (stream, n) in [(long, 6), (short, 3), (other, 2), (long, 6)] {
-        let expected = match store
-            .read_stream(stream, 1, None)
-            .await
-            .expect("read")
-            .len()
-        {
+        let expected = match stream_len(&store, stream).await {
             0 => ExpectedVersion::NoStream,
             v => ExpectedVersion::Exact(v as i64),
         };
-        store
-            .append(request(stream, expected, (1..=n).map(contact).collect()))
-            .await
-            .expect("append");
+        append(&store, stream, expected, (1..=n).map(contact).collect()).await;
     }
     let app = db.app_client().await;
     for view in ["record", "journey", "record"] {
@@ -83,13 +98,9 @@ async fn sealed_log() -> Sealed3 {
         .await
         .expect("a read");
     }
-    let anchor_file = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("anchors-{}.jsonl", Uuid::new_v4().simple()));
+    let anchor_file = new_anchor_file();
     wait_settled(&app).await;
-    match casebook::sealer::seal_and_anchor(&app, &key(), Some(&anchor_file))
-        .await
-        .expect("seal")
-    {
+    match seal(&app, &anchor_file).await {
         Sealed::New(checkpoint) => {
             assert_eq!(
                 (checkpoint.seq, checkpoint.events, checkpoint.reads),
@@ -126,14 +137,7 @@ impl Sealed3 {
 
     /// `casebook verify --anchor FILE`, as a list of lines; with its verdict.
     async fn verify(&self) -> casebook::sealer::Verification {
-        let admin = self.db.admin_client().await;
-        casebook::sealer::verify(
-            &admin,
-            Some(&key()),
-            std::slice::from_ref(&self.anchor_file),
-        )
-        .await
-        .expect("verify")
+        verify_against(&self.db.admin_client().await, &self.anchor_file).await
     }
 
     /// Asserts that verify fails and one of its lines contains `needle`.
@@ -142,6 +146,25 @@ impl Sealed3 {
         let text = verification.lines.join("\n");
         assert!(!verification.ok, "tampering went unnoticed:\n{text}");
         assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
+    }
+
+    /// Tampers with `sql`, then asserts that the per-stream chains alone do not notice it and
+    /// that verify against the anchors catches it with a line containing `needle`.
+    async fn assert_only_the_anchors_catch(&self, sql: &str, needle: &str) {
+        self.tamper(sql).await;
+        self.assert_old_verify_passes().await;
+        self.assert_caught(needle).await;
+    }
+
+    /// Appends `contact(n)` to the short stream as its `n`th event.
+    async fn append_to_short(&self, n: i64) {
+        append(
+            &self.store,
+            self.short,
+            ExpectedVersion::Exact(n - 1),
+            vec![contact(n)],
+        )
+        .await;
     }
 
     async fn assert_old_verify_passes(&self) {
@@ -162,36 +185,18 @@ impl Drop for Sealed3 {
 async fn an_untampered_log_and_read_audit_verify_clean_against_their_anchors() {
     let log = sealed_log().await;
     // More events and reads, and a second checkpoint: both anchors hold at their own counts.
-    log.store
-        .append(request(
-            log.short,
-            ExpectedVersion::Exact(3),
-            vec![contact(4)],
-        ))
-        .await
-        .expect("append");
+    log.append_to_short(4).await;
     let app = log.db.app_client().await;
     wait_settled(&app).await;
-    let sealed = casebook::sealer::seal_and_anchor(&app, &key(), Some(&log.anchor_file))
-        .await
-        .expect("seal");
+    let sealed = seal(&app, &log.anchor_file).await;
     assert!(matches!(sealed, Sealed::New(ref c) if c.seq == 2 && c.events == 18));
     // Nothing new: no checkpoint, and the file is not written twice.
-    let again = casebook::sealer::seal_and_anchor(&app, &key(), Some(&log.anchor_file))
-        .await
-        .expect("seal");
+    let again = seal(&app, &log.anchor_file).await;
     assert!(matches!(again, Sealed::Unchanged(Some(ref c)) if c.seq == 2));
     let anchors = casebook::sealer::read_anchors(&log.anchor_file).expect("anchors");
     assert_eq!(anchors.len(), 2);
     // One more event after the last checkpoint rests on the per-stream chain alone.
-    log.store
-        .append(request(
-            log.short,
-            ExpectedVersion::Exact(4),
-            vec![contact(5)],
-        ))
-        .await
-        .expect("append");
+    log.append_to_short(5).await;
 
     let verification = log.verify().await;
     assert!(verification.ok, "{:?}", verification.lines);
@@ -208,40 +213,37 @@ async fn an_untampered_log_and_read_audit_verify_clean_against_their_anchors() {
 #[tokio::test]
 async fn deleting_a_streams_last_event_is_caught() {
     let log = sealed_log().await;
-    log.tamper(&format!(
-        "DELETE FROM events WHERE stream_id = '{}' AND stream_version = 12",
-        log.long
-    ))
+    log.assert_only_the_anchors_catch(
+        &format!(
+            "DELETE FROM events WHERE stream_id = '{}' AND stream_version = 12",
+            log.long
+        ),
+        "sealed 17 events, but the log holds only 16: events were deleted",
+    )
     .await;
-    log.assert_old_verify_passes().await;
-    log.assert_caught("sealed 17 events, but the log holds only 16: events were deleted")
-        .await;
 }
 
 #[tokio::test]
 async fn deleting_a_streams_last_ten_events_is_caught() {
     let log = sealed_log().await;
-    log.tamper(&format!(
-        "DELETE FROM events WHERE stream_id = '{}' AND stream_version > 2",
-        log.long
-    ))
+    log.assert_only_the_anchors_catch(
+        &format!(
+            "DELETE FROM events WHERE stream_id = '{}' AND stream_version > 2",
+            log.long
+        ),
+        "sealed 17 events, but the log holds only 7: events were deleted",
+    )
     .await;
-    log.assert_old_verify_passes().await;
-    log.assert_caught("sealed 17 events, but the log holds only 7: events were deleted")
-        .await;
 }
 
 #[tokio::test]
 async fn deleting_a_whole_stream_is_caught() {
     let log = sealed_log().await;
-    log.tamper(&format!(
-        "DELETE FROM events WHERE stream_id = '{}'",
-        log.short
-    ))
+    log.assert_only_the_anchors_catch(
+        &format!("DELETE FROM events WHERE stream_id = '{}'", log.short),
+        "sealed 17 events, but the log holds only 14: events were deleted",
+    )
     .await;
-    log.assert_old_verify_passes().await;
-    log.assert_caught("sealed 17 events, but the log holds only 14: events were deleted")
-        .await;
 }
 
 #[tokio::test]
@@ -308,45 +310,45 @@ async fn renumbering_positions_after_a_deletion_is_caught() {
 #[tokio::test]
 async fn changing_an_events_transaction_id_is_caught() {
     let log = sealed_log().await;
-    log.tamper(&format!(
-        "UPDATE events SET transaction_id = (transaction_id::text::bigint - 1)::text::xid8 \
-         WHERE stream_id = '{}' AND stream_version = 1",
-        log.short
-    ))
+    log.assert_only_the_anchors_catch(
+        &format!(
+            "UPDATE events SET transaction_id = (transaction_id::text::bigint - 1)::text::xid8 \
+             WHERE stream_id = '{}' AND stream_version = 1",
+            log.short
+        ),
+        "the event log differs from the database's checkpoint 1",
+    )
     .await;
-    log.assert_old_verify_passes().await;
-    log.assert_caught("the event log differs from the database's checkpoint 1")
-        .await;
 }
 
 #[tokio::test]
 async fn changing_an_events_log_generation_is_caught() {
     let log = sealed_log().await;
-    log.tamper(&format!(
-        "UPDATE events SET log_generation = 0 WHERE stream_id = '{}' AND stream_version = 12",
-        log.long
-    ))
+    log.assert_only_the_anchors_catch(
+        &format!(
+            "UPDATE events SET log_generation = 0 WHERE stream_id = '{}' AND stream_version = 12",
+            log.long
+        ),
+        "the event log differs from the database's checkpoint 1",
+    )
     .await;
-    log.assert_old_verify_passes().await;
-    log.assert_caught("the event log differs from the database's checkpoint 1")
-        .await;
 }
 
 #[tokio::test]
 async fn deleting_or_editing_read_audit_rows_is_caught() {
     let log = sealed_log().await;
-    log.tamper("DELETE FROM record_reads WHERE read_id = (SELECT max(read_id) FROM record_reads)")
-        .await;
-    log.assert_old_verify_passes().await;
-    log.assert_caught("sealed 3 reads, but the read audit holds only 2: reads were deleted")
-        .await;
+    log.assert_only_the_anchors_catch(
+        "DELETE FROM record_reads WHERE read_id = (SELECT max(read_id) FROM record_reads)",
+        "sealed 3 reads, but the read audit holds only 2: reads were deleted",
+    )
+    .await;
 
     let log = sealed_log().await;
-    log.tamper("UPDATE record_reads SET role = 'link_worker' WHERE view = 'journey'")
-        .await;
-    log.assert_old_verify_passes().await;
-    log.assert_caught("the read audit differs from the database's checkpoint 1")
-        .await;
+    log.assert_only_the_anchors_catch(
+        "UPDATE record_reads SET role = 'link_worker' WHERE view = 'journey'",
+        "the read audit differs from the database's checkpoint 1",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -437,8 +439,7 @@ async fn sealing_while_appends_continue_covers_every_event_exactly_once() {
     const WRITERS: usize = 6;
     const APPENDS: i64 = 25;
     let (db, store) = store_with_db(WRITERS + 2).await;
-    let anchor_file = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("anchors-{}.jsonl", Uuid::new_v4().simple()));
+    let anchor_file = new_anchor_file();
     let mut writers = Vec::new();
     for _ in 0..WRITERS {
         let store = store.clone();
@@ -450,20 +451,14 @@ async fn sealing_while_appends_continue_covers_every_event_exactly_once() {
                 } else {
                     ExpectedVersion::Exact(n)
                 };
-                store
-                    .append(request(stream, expected, vec![contact(n)]))
-                    .await
-                    .expect("append");
+                append(&store, stream, expected, vec![contact(n)]).await;
             }
         }));
     }
     let app = db.app_client().await;
     let mut new_checkpoints = 0;
     while writers.iter().any(|writer| !writer.is_finished()) {
-        if let Sealed::New(_) = casebook::sealer::seal_and_anchor(&app, &key(), Some(&anchor_file))
-            .await
-            .expect("seal")
-        {
+        if let Sealed::New(_) = seal(&app, &anchor_file).await {
             new_checkpoints += 1;
         }
         tokio::task::yield_now().await;
@@ -472,10 +467,7 @@ async fn sealing_while_appends_continue_covers_every_event_exactly_once() {
         writer.await.expect("writer");
     }
     wait_settled(&app).await;
-    let last = match casebook::sealer::seal_and_anchor(&app, &key(), Some(&anchor_file))
-        .await
-        .expect("seal")
-    {
+    let last = match seal(&app, &anchor_file).await {
         Sealed::New(checkpoint) | Sealed::Unchanged(Some(checkpoint)) => checkpoint,
         Sealed::Unchanged(None) => panic!("nothing sealed"),
     };
@@ -505,10 +497,7 @@ async fn sealing_while_appends_continue_covers_every_event_exactly_once() {
     assert_eq!(last.event_head, head);
     // Every checkpoint's head is the recomputed head at its count: each sealed every event
     // before it once, in the log's order, and none twice.
-    let verification =
-        casebook::sealer::verify(&admin, Some(&key()), std::slice::from_ref(&anchor_file))
-            .await
-            .expect("verify");
+    let verification = verify_against(&admin, &anchor_file).await;
     assert!(verification.ok, "{:?}", verification.lines);
     let anchors = casebook::sealer::read_anchors(&anchor_file).expect("anchors");
     assert!(
@@ -527,8 +516,7 @@ async fn sealing_while_appends_continue_covers_every_event_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_background_sealer_anchors_new_events_and_seals_on_the_way_out() {
     let (db, store) = store_with_db(2).await;
-    let anchor_file = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("anchors-{}.jsonl", Uuid::new_v4().simple()));
+    let anchor_file = new_anchor_file();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let sealer = casebook::sealer::spawn_sealer(
         db.app_config(),
@@ -542,14 +530,13 @@ async fn the_background_sealer_anchors_new_events_and_seals_on_the_way_out() {
         stopped,
     );
     let stream = Uuid::new_v4();
-    store
-        .append(request(
-            stream,
-            ExpectedVersion::NoStream,
-            (1..=3).map(contact).collect(),
-        ))
-        .await
-        .expect("append");
+    append(
+        &store,
+        stream,
+        ExpectedVersion::NoStream,
+        (1..=3).map(contact).collect(),
+    )
+    .await;
     // Three events waiting make it seal (it looks every few seconds).
     let sealed_three = async {
         loop {
@@ -565,10 +552,7 @@ async fn the_background_sealer_anchors_new_events_and_seals_on_the_way_out() {
         .await
         .expect("the sealer anchors three events");
     // One more is not enough to seal before the hour is up; stopping seals it.
-    store
-        .append(request(stream, ExpectedVersion::Exact(3), vec![contact(4)]))
-        .await
-        .expect("append");
+    append(&store, stream, ExpectedVersion::Exact(3), vec![contact(4)]).await;
     let app = db.app_client().await;
     wait_settled(&app).await;
     let _ = stop.send(true);
@@ -576,10 +560,7 @@ async fn the_background_sealer_anchors_new_events_and_seals_on_the_way_out() {
     let anchors = casebook::sealer::read_anchors(&anchor_file).expect("anchors");
     assert_eq!(anchors.last().map(|last| last.events), Some(4));
     let admin = db.admin_client().await;
-    let verification =
-        casebook::sealer::verify(&admin, Some(&key()), std::slice::from_ref(&anchor_file))
-            .await
-            .expect("verify");
+    let verification = verify_against(&admin, &anchor_file).await;
     assert!(verification.ok, "{:?}", verification.lines);
     let _ = std::fs::remove_file(&anchor_file);
 }
@@ -602,19 +583,10 @@ async fn an_unfinished_last_line_of_the_anchor_file_does_not_break_sealing_or_ve
     let verification = log.verify().await;
     assert!(verification.ok, "{:?}", verification.lines);
 
-    log.store
-        .append(request(
-            log.short,
-            ExpectedVersion::Exact(3),
-            vec![contact(4)],
-        ))
-        .await
-        .expect("append");
+    log.append_to_short(4).await;
     let app = log.db.app_client().await;
     wait_settled(&app).await;
-    let sealed = casebook::sealer::seal_and_anchor(&app, &key(), Some(&log.anchor_file))
-        .await
-        .expect("seal after a torn line");
+    let sealed = seal(&app, &log.anchor_file).await;
     assert!(matches!(sealed, Sealed::New(ref c) if c.seq == 2));
     let text = std::fs::read_to_string(&log.anchor_file).expect("the anchor file");
     assert_eq!(text.lines().count(), 2, "the fragment was cut off: {text}");

@@ -6,7 +6,10 @@ use domain::*;
 use eventstore::VerifyReport;
 use uuid::Uuid;
 
-use crate::support::{list_sample_services, metadata, new_client_intake, store_with_db};
+use crate::support::{
+    list_sample_services, metadata, new_client_intake, opened_case, store_with_db, stream_len,
+    wemwbs,
+};
 
 fn day(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 3, d).expect("a valid date")
@@ -28,31 +31,15 @@ async fn a_whole_journey_is_decided_appended_and_replayed() {
     let worker = StaffId(Uuid::new_v4());
     let service = ServiceId(list_sample_services(&store, 1).await[0]);
     let connection_id = ConnectionId(Uuid::new_v4());
-    let assessment = |timepoint, answers: Vec<i32>| {
-        CaseCommand::RecordAssessment(AssessmentRecorded {
-            assessment_id: AssessmentId(Uuid::new_v4()),
-            instrument: Instrument::Wemwbs,
-            instrument_version: 1,
-            timepoint,
-            mode: AdministrationMode::SelfCompleted,
-            answers,
-            licensor_score: None,
-            administered_on: day(5),
-        })
-    };
-    let journey = vec![
-        new_client_intake(
-            client,
-            referral_id,
-            "Frome",
-            ReferralSource::SelfReferral,
-            vec![NeedDomain::LonelinessIsolation],
-        ),
-        CaseCommand::AcceptReferral(ReferralAccepted { referral_id }),
-        CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
-            link_worker_id: worker,
-            team_id: TeamId(Uuid::new_v4()),
-        }),
+    let assessment = |timepoint, answers: Vec<i32>| wemwbs(timepoint, answers, day(5));
+    let mut journey = opened_case(
+        client,
+        referral_id,
+        ReferralSource::SelfReferral,
+        vec![NeedDomain::LonelinessIsolation],
+        (worker, TeamId(Uuid::new_v4())),
+    );
+    journey.extend([
         CaseCommand::RecordConsent(ConsentRecorded {
             scope: ConsentScope::ShareWithOnwardServices,
             services: vec![],
@@ -74,7 +61,7 @@ async fn a_whole_journey_is_decided_appended_and_replayed() {
             reason: ClosureReason::ConnectedOnward,
             note: None,
         }),
-    ];
+    ]);
     let mut version = 0;
     for (n, command) in journey.iter().enumerate() {
         let result = cases
@@ -167,14 +154,7 @@ async fn the_command_path_refuses_dates_after_its_clock() {
         }
         other => panic!("a referral received tomorrow is refused, not {other:?}"),
     }
-    assert_eq!(
-        store
-            .read_stream(client.0, 1, None)
-            .await
-            .expect("read")
-            .len(),
-        0
-    );
+    assert_eq!(stream_len(&store, client.0).await, 0);
     clock.set(day(11).and_hms_opt(9, 0, 0).expect("9am").and_utc());
     cases
         .execute(client, &intake, metadata(), CommandOptions::default())

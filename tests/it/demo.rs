@@ -127,14 +127,12 @@ async fn the_demo_population_is_believable_reproducible_and_made_once() {
     let end_of_today = (options(60).today + chrono::Duration::days(1))
         .and_time(chrono::NaiveTime::MIN)
         .and_utc();
-    let after_today: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM events WHERE occurred_at >= $1",
-            &[&end_of_today],
-        )
-        .await
-        .expect("a count")
-        .get(0);
+    let after_today: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(*) FROM events WHERE occurred_at >= $1",
+        &[&end_of_today],
+    )
+    .await;
     assert_eq!(after_today, 0);
     assert_eq!(
         count(

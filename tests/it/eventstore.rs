@@ -5,7 +5,9 @@ use eventstore::{ExpectedVersion, StoreError, VerifyReport};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::support::{append_new, collect, contact, event, request, store_with_db};
+use crate::support::{
+    append, append_new, collect, contact, event, request, run_ok, store_with_db, stream_len,
+};
 
 #[tokio::test]
 async fn a_batch_appends_atomically_and_reads_back_in_order() {
@@ -61,10 +63,7 @@ async fn a_batch_appends_atomically_and_reads_back_in_order() {
 async fn a_stale_expectation_is_a_conflict_and_writes_nothing() {
     let (_db, store) = store_with_db(4).await;
     let stream = Uuid::new_v4();
-    store
-        .append(request(stream, ExpectedVersion::NoStream, vec![contact(1)]))
-        .await
-        .expect("append");
+    append(&store, stream, ExpectedVersion::NoStream, vec![contact(1)]).await;
 
     let err = store
         .append(request(stream, ExpectedVersion::NoStream, vec![contact(2)]))
@@ -101,14 +100,7 @@ async fn a_stale_expectation_is_a_conflict_and_writes_nothing() {
         ),
         "{err:?}"
     );
-    assert_eq!(
-        store
-            .read_stream(stream, 1, None)
-            .await
-            .expect("read")
-            .len(),
-        1
-    );
+    assert_eq!(stream_len(&store, stream).await, 1);
 
     store
         .append(request(stream, ExpectedVersion::Exact(1), vec![contact(2)]))
@@ -137,14 +129,7 @@ async fn an_idempotent_retry_returns_the_first_result_and_a_reused_key_is_refuse
     assert!(replayed.replayed);
     assert_eq!(replayed.events, original.events);
     assert_eq!(replayed.stream_version, 1);
-    assert_eq!(
-        store
-            .read_stream(stream, 1, None)
-            .await
-            .expect("read")
-            .len(),
-        1
-    );
+    assert_eq!(stream_len(&store, stream).await, 1);
 
     let mut other = request(stream, ExpectedVersion::Any, vec![contact(99)]);
     other.idempotency_key = Some("intake-42".to_owned());
@@ -153,14 +138,7 @@ async fn an_idempotent_retry_returns_the_first_result_and_a_reused_key_is_refuse
         matches!(err, StoreError::IdempotencyMismatch { ref key, .. } if key == "intake-42"),
         "{err:?}"
     );
-    assert_eq!(
-        store
-            .read_stream(stream, 1, None)
-            .await
-            .expect("read")
-            .len(),
-        1
-    );
+    assert_eq!(stream_len(&store, stream).await, 1);
 }
 
 #[tokio::test]
@@ -182,10 +160,7 @@ async fn malformed_appends_are_refused_without_writing() {
 
     let first = contact(1);
     let again = first.clone();
-    store
-        .append(request(stream, ExpectedVersion::Any, vec![first]))
-        .await
-        .expect("append");
+    append(&store, stream, ExpectedVersion::Any, vec![first]).await;
     let err = store
         .append(request(Uuid::new_v4(), ExpectedVersion::Any, vec![again]))
         .await
@@ -207,18 +182,14 @@ async fn verify_passes_on_an_untouched_log() {
     let (db, store) = store_with_db(4).await;
     for _ in 0..3 {
         let stream = Uuid::new_v4();
-        store
-            .append(request(
-                stream,
-                ExpectedVersion::NoStream,
-                vec![contact(1), contact(2)],
-            ))
-            .await
-            .expect("append");
-        store
-            .append(request(stream, ExpectedVersion::Exact(2), vec![contact(3)]))
-            .await
-            .expect("append");
+        append(
+            &store,
+            stream,
+            ExpectedVersion::NoStream,
+            vec![contact(1), contact(2)],
+        )
+        .await;
+        append(&store, stream, ExpectedVersion::Exact(2), vec![contact(3)]).await;
     }
     let client = db.admin_client().await;
     let report = eventstore::verify(&client).await.expect("verify");
@@ -400,14 +371,13 @@ async fn a_reader_waits_for_a_slow_transaction_and_then_receives_it_in_order() {
     let (db, store) = store_with_db(4).await;
     let listener = eventstore::Listener::start(db.app_config());
     let store = store.with_listener(&listener);
-    let before = store
-        .append(request(
-            Uuid::new_v4(),
-            ExpectedVersion::NoStream,
-            vec![contact(0)],
-        ))
-        .await
-        .expect("append");
+    let before = append(
+        &store,
+        Uuid::new_v4(),
+        ExpectedVersion::NoStream,
+        vec![contact(0)],
+    )
+    .await;
 
     let mut slow_client = db.app_client().await;
     let slow_tx = slow_client.transaction().await.expect("begin");
@@ -415,14 +385,13 @@ async fn a_reader_waits_for_a_slow_transaction_and_then_receives_it_in_order() {
 
     let mut later = Vec::new();
     for n in 1..=5 {
-        let result = store
-            .append(request(
-                Uuid::new_v4(),
-                ExpectedVersion::NoStream,
-                vec![contact(n)],
-            ))
-            .await
-            .expect("append");
+        let result = append(
+            &store,
+            Uuid::new_v4(),
+            ExpectedVersion::NoStream,
+            vec![contact(n)],
+        )
+        .await;
         later.push(result.events[0].event_id);
     }
     // The later events have higher positions than the slow one but committed first. A reader
@@ -473,10 +442,7 @@ async fn a_reader_waits_for_a_slow_transaction_and_then_receives_it_in_order() {
 async fn the_log_rejects_update_delete_and_truncate_for_every_role() {
     let (db, store) = store_with_db(2).await;
     let stream = Uuid::new_v4();
-    store
-        .append(request(stream, ExpectedVersion::NoStream, vec![contact(1)]))
-        .await
-        .expect("append");
+    append(&store, stream, ExpectedVersion::NoStream, vec![contact(1)]).await;
     let app = db.app_client().await;
     let admin = db.admin_client().await;
     for client in [&app, &admin] {
@@ -518,14 +484,13 @@ async fn the_log_rejects_update_delete_and_truncate_for_every_role() {
 async fn verify_reports_the_first_tampered_event_and_a_deleted_one() {
     let (db, store) = store_with_db(2).await;
     let stream = Uuid::new_v4();
-    store
-        .append(request(
-            stream,
-            ExpectedVersion::NoStream,
-            vec![contact(1), contact(2), contact(3)],
-        ))
-        .await
-        .expect("append");
+    append(
+        &store,
+        stream,
+        ExpectedVersion::NoStream,
+        vec![contact(1), contact(2), contact(3)],
+    )
+    .await;
     let admin = db.admin_client().await;
     // A superuser can switch the triggers off; the hash chain still gives the change away.
     admin
@@ -545,14 +510,13 @@ async fn verify_reports_the_first_tampered_event_and_a_deleted_one() {
     }
 
     let other = Uuid::from_u128(u128::MAX); // sorts after `stream` in the walk
-    store
-        .append(request(
-            other,
-            ExpectedVersion::NoStream,
-            vec![contact(1), contact(2)],
-        ))
-        .await
-        .expect("append");
+    append(
+        &store,
+        other,
+        ExpectedVersion::NoStream,
+        vec![contact(1), contact(2)],
+    )
+    .await;
     admin
         .batch_execute(&format!(
             "SET session_replication_role = replica; \
@@ -613,14 +577,12 @@ async fn an_event_stored_under_an_old_schema_version_is_read_in_the_new_shape() 
     );
 
     let admin = db.admin_client().await;
-    let stored: serde_json::Value = admin
-        .query_one(
-            "SELECT payload FROM events WHERE stream_id = $1",
-            &[&stream],
-        )
-        .await
-        .expect("raw row")
-        .get(0);
+    let stored: serde_json::Value = testkit::query_value(
+        &admin,
+        "SELECT payload FROM events WHERE stream_id = $1",
+        &[&stream],
+    )
+    .await;
     assert_eq!(
         stored,
         json!({ "text": "walk twice a week" }),
@@ -636,20 +598,11 @@ async fn an_event_stored_under_an_old_schema_version_is_read_in_the_new_shape() 
 async fn reading_a_stream_as_recorded_up_to_a_moment_leaves_out_later_entries() {
     let (db, store) = store_with_db(2).await;
     let stream = Uuid::new_v4();
-    store
-        .append(request(stream, ExpectedVersion::NoStream, vec![contact(1)]))
-        .await
-        .expect("append");
+    append(&store, stream, ExpectedVersion::NoStream, vec![contact(1)]).await;
     let admin = db.admin_client().await;
-    let between: chrono::DateTime<chrono::Utc> = admin
-        .query_one("SELECT clock_timestamp()", &[])
-        .await
-        .expect("clock")
-        .get(0);
-    store
-        .append(request(stream, ExpectedVersion::Exact(1), vec![contact(2)]))
-        .await
-        .expect("append");
+    let between: chrono::DateTime<chrono::Utc> =
+        testkit::query_value(&admin, "SELECT clock_timestamp()", &[]).await;
+    append(&store, stream, ExpectedVersion::Exact(1), vec![contact(2)]).await;
     let known_then = store
         .read_stream(stream, 1, Some(between))
         .await
@@ -661,14 +614,16 @@ async fn reading_a_stream_as_recorded_up_to_a_moment_leaves_out_later_entries() 
             .collect::<Vec<_>>(),
         vec![1]
     );
-    assert_eq!(
-        store
-            .read_stream(stream, 1, None)
-            .await
-            .expect("read")
-            .len(),
-        2
-    );
+    assert_eq!(stream_len(&store, stream).await, 2);
+}
+
+/// Appends one contact to a new stream for each of `ns`; returns the events' ids in order.
+async fn append_each_new(store: &eventstore::EventStore, ns: std::ops::Range<i64>) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    for n in ns {
+        ids.push(append_new(store, n).await);
+    }
+    ids
 }
 
 /// A dump of the log restored into a new cluster keeps working: the new cluster's transaction
@@ -687,20 +642,14 @@ async fn a_dump_restored_into_a_new_cluster_keeps_the_global_order() {
         .await
         .expect("burn transaction ids");
 
-    let mut first = Vec::new();
-    for n in 0..3 {
-        first.push(append_new(&store, n).await);
-    }
+    let first = append_each_new(&store, 0..3).await;
     let mut subscription = store.subscribe(
         eventstore::GlobalPosition::START,
         eventstore::SubscriptionSettings::default(),
     );
     assert_eq!(collect(&mut subscription, 3).await, first);
     let checkpoint = subscription.checkpoint();
-    let mut second = Vec::new();
-    for n in 3..6 {
-        second.push(append_new(&store, n).await);
-    }
+    let second = append_each_new(&store, 3..6).await;
 
     // Dump, then restore into a brand-new cluster.
     let restore_dir = cluster.dir().with_file_name(format!(
@@ -711,21 +660,16 @@ async fn a_dump_restored_into_a_new_cluster_keeps_the_global_order() {
         db::Cluster::ensure_running(&restore_dir, cluster.bin_dir(), db::ClusterKind::Throwaway)
             .expect("second cluster");
     let dump_file = restored.dir().join("dump.sql");
-    let dump = cluster
-        .tool("pg_dump")
-        .args(["--no-owner", "-f"])
-        .arg(&dump_file)
-        .arg(db.name())
-        .output()
-        .expect("run pg_dump");
-    assert!(
-        dump.status.success(),
-        "pg_dump: {}",
-        String::from_utf8_lossy(&dump.stderr)
+    run_ok(
+        cluster
+            .tool("pg_dump")
+            .args(["--no-owner", "-f"])
+            .arg(&dump_file)
+            .arg(db.name()),
+        "pg_dump",
     );
-    let setup = restored
-        .tool("psql")
-        .args([
+    run_ok(
+        restored.tool("psql").args([
             "-v",
             "ON_ERROR_STOP=1",
             "-d",
@@ -734,24 +678,15 @@ async fn a_dump_restored_into_a_new_cluster_keeps_the_global_order() {
             "CREATE ROLE casebook_app LOGIN",
             "-c",
             "CREATE DATABASE casebook",
-        ])
-        .output()
-        .expect("run psql");
-    assert!(
-        setup.status.success(),
-        "{}",
-        String::from_utf8_lossy(&setup.stderr)
+        ]),
+        "psql",
     );
-    let load = restored
-        .tool("psql")
-        .args(["-q", "-v", "ON_ERROR_STOP=1", "-d", "casebook", "-f"])
-        .arg(&dump_file)
-        .output()
-        .expect("run psql");
-    assert!(
-        load.status.success(),
-        "restore: {}",
-        String::from_utf8_lossy(&load.stderr)
+    run_ok(
+        restored
+            .tool("psql")
+            .args(["-q", "-v", "ON_ERROR_STOP=1", "-d", "casebook", "-f"])
+            .arg(&dump_file),
+        "restore",
     );
 
     let mut admin = db::connect(&restored.admin_config("casebook"))
@@ -781,10 +716,7 @@ async fn a_dump_restored_into_a_new_cluster_keeps_the_global_order() {
         .expect("pool"),
         eventstore::Upcasters::new(),
     );
-    let mut third = Vec::new();
-    for n in 6..8 {
-        third.push(append_new(&new_store, n).await);
-    }
+    let third = append_each_new(&new_store, 6..8).await;
 
     // The old checkpoint carries on: the rest of the restored events, then the new ones, once.
     let mut resumed = new_store.subscribe(checkpoint, eventstore::SubscriptionSettings::default());
@@ -822,14 +754,13 @@ async fn awkward_numbers_and_key_orders_survive_the_round_trip_through_jsonb() {
         "zeta": 1, "alpha": { "licensor_score": 58.1, "tiny": 1e-7, "huge": 1e300, "negative": -0.5 },
         "whole_float": 2.0, "big_int": 9_007_199_254_740_993_i64, "text": "é \" \\ \u{1F600}"
     });
-    store
-        .append(request(
-            Uuid::new_v4(),
-            ExpectedVersion::NoStream,
-            vec![event("AssessmentRecorded", payload.clone())],
-        ))
-        .await
-        .expect("append");
+    append(
+        &store,
+        Uuid::new_v4(),
+        ExpectedVersion::NoStream,
+        vec![event("AssessmentRecorded", payload.clone())],
+    )
+    .await;
     let admin = db.admin_client().await;
     assert_eq!(
         eventstore::verify(&admin).await.expect("verify"),

@@ -13,29 +13,13 @@ use eventstore::Metadata;
 use projector::rules::{PrivacyRules, Rules};
 use uuid::Uuid;
 
-use crate::support::{metadata, new_client_intake, store_with_db};
+use crate::support::{
+    assessment, execute_all, metadata, new_client_intake, opened_case, store_with_db,
+    wemwbs_answers,
+};
 
 fn on(month: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, month, day).expect("a date")
-}
-
-fn score(
-    id: Uuid,
-    instrument: Instrument,
-    timepoint: Timepoint,
-    answers: Vec<i32>,
-    day: NaiveDate,
-) -> CaseCommand {
-    CaseCommand::RecordAssessment(AssessmentRecorded {
-        assessment_id: AssessmentId(id),
-        instrument,
-        instrument_version: 1,
-        timepoint,
-        mode: AdministrationMode::SelfCompleted,
-        answers,
-        licensor_score: None,
-        administered_on: day,
-    })
 }
 
 /// What one person's journey holds.
@@ -52,22 +36,16 @@ struct Person {
 async fn journey(cases: &CaseService, n: u128, person: &Person) {
     let client = ClientId(Uuid::from_u128(n));
     let id = |k: u128| Uuid::from_u128(n * 1000 + k);
-    let mut commands = vec![
-        new_client_intake(
-            client,
-            ReferralId(id(1)),
-            "Frome",
-            ReferralSource::Gp,
-            vec![NeedDomain::LonelinessIsolation],
+    let mut commands = opened_case(
+        client,
+        ReferralId(id(1)),
+        ReferralSource::Gp,
+        vec![NeedDomain::LonelinessIsolation],
+        (
+            StaffId(Uuid::from_u128(0x5001)),
+            TeamId(Uuid::from_u128(0x7ea)),
         ),
-        CaseCommand::AcceptReferral(ReferralAccepted {
-            referral_id: ReferralId(id(1)),
-        }),
-        CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
-            link_worker_id: StaffId(Uuid::from_u128(0x5001)),
-            team_id: TeamId(Uuid::from_u128(0x7ea)),
-        }),
-    ];
+    );
     if person.withdraws_evaluation_consent {
         commands.push(CaseCommand::RecordConsent(ConsentRecorded {
             scope: ConsentScope::Evaluation,
@@ -79,7 +57,7 @@ async fn journey(cases: &CaseService, n: u128, person: &Person) {
     }
     for (k, (instrument, baseline, follow_up)) in person.scores.iter().enumerate() {
         let k = k as u128 * 10;
-        commands.push(score(
+        commands.push(assessment(
             id(100 + k),
             *instrument,
             Timepoint::Baseline,
@@ -87,7 +65,7 @@ async fn journey(cases: &CaseService, n: u128, person: &Person) {
             on(3, 5),
         ));
         if let Some(later) = follow_up {
-            commands.push(score(
+            commands.push(assessment(
                 id(101 + k),
                 *instrument,
                 Timepoint::FollowUp,
@@ -120,7 +98,7 @@ async fn journey(cases: &CaseService, n: u128, person: &Person) {
         }));
         // The record still holds the first episode's baseline, so a follow-up may be recorded;
         // v3 does not carry that baseline over, so it pairs with nothing.
-        commands.push(score(
+        commands.push(assessment(
             id(900),
             Instrument::Wemwbs,
             Timepoint::FollowUp,
@@ -189,16 +167,7 @@ fn measure<'a>(report: &'a OutcomeReport, name: &str) -> &'a app::reports::Measu
 async fn the_figures_people_ask_for() {
     let (db, store) = store_with_db(4).await;
     let cases = CaseService::new(store.clone());
-    let wemwbs = |total: i32| {
-        let mut answers = vec![1; 14];
-        let mut left = total - 14;
-        for a in &mut answers {
-            let add = left.min(4);
-            *a += add;
-            left -= add;
-        }
-        answers
-    };
+    let wemwbs = wemwbs_answers;
     let people = [
         // 1: better on WEMWBS (40 to 52), ONS4 (life satisfaction 3 to 8; anxiety 7 to 2), UCLA
         // (8 to 4), lonely often (1) to hardly ever (4), MYCaW concern 5 to 2 and wellbeing 4 to 3.
@@ -484,21 +453,17 @@ async fn two_records_may_use_the_same_ids_and_both_count() {
     let shared = |k: u128| Uuid::from_u128(0xdead_0000 + k);
     for n in [301u128, 302] {
         let client = ClientId(Uuid::from_u128(n));
-        let commands = vec![
-            new_client_intake(
-                client,
-                ReferralId(shared(1)),
-                "Frome",
-                ReferralSource::Gp,
-                vec![NeedDomain::LonelinessIsolation],
+        let mut commands = opened_case(
+            client,
+            ReferralId(shared(1)),
+            ReferralSource::Gp,
+            vec![NeedDomain::LonelinessIsolation],
+            (
+                StaffId(Uuid::from_u128(0x5001)),
+                TeamId(Uuid::from_u128(0x7ea)),
             ),
-            CaseCommand::AcceptReferral(ReferralAccepted {
-                referral_id: ReferralId(shared(1)),
-            }),
-            CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
-                link_worker_id: StaffId(Uuid::from_u128(0x5001)),
-                team_id: TeamId(Uuid::from_u128(0x7ea)),
-            }),
+        );
+        commands.extend([
             CaseCommand::MakeConnection(OnwardConnectionMade {
                 connection_id: ConnectionId(shared(2)),
                 service_id: ServiceId(service),
@@ -512,13 +477,8 @@ async fn two_records_may_use_the_same_ids_and_both_count() {
                 reason: GapReason::NoServiceExists,
                 note: None,
             }),
-        ];
-        for command in commands {
-            cases
-                .execute(client, &command, metadata(), CommandOptions::default())
-                .await
-                .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-        }
+        ]);
+        execute_all(&cases, client, commands).await;
     }
     let report = report(&store, &db).await;
     assert_eq!(report.referrals.total, Some(2));

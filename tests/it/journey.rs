@@ -1,7 +1,6 @@
 //! The auditor's journey: corrections beside what they correct; as-of and as-known-at differ
 //! when an entry is recorded late.
 
-use app::access::{Principal, Role};
 use app::records::{JourneyPage, ReadContext, ReadPurpose};
 use app::{CaseService, CommandOptions, JourneyView, Page};
 use chrono::{DateTime, TimeZone, Utc};
@@ -9,7 +8,7 @@ use domain::*;
 use serde_json::{Map, json};
 use uuid::Uuid;
 
-use crate::support::{ORG, metadata, new_client_intake, store_with_db};
+use crate::support::{auditor, metadata, opened_case, store_with_db};
 
 fn on(day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, day, 10, 0, 0)
@@ -29,13 +28,7 @@ fn contact(n: u128, day: u32) -> CaseCommand {
 
 /// An auditor of the organisation reads the journey through the application layer (audited).
 async fn journey(cases: &CaseService, client: ClientId, view: JourneyView) -> JourneyPage {
-    let auditor = Principal {
-        staff_id: StaffId(Uuid::from_u128(0xA0D1)),
-        organisation_id: ORG,
-        team_id: None,
-        role: Role::Auditor,
-        token_id: Uuid::nil(),
-    };
+    let auditor = auditor();
     let read = ReadContext::new(Some(ReadPurpose::Audit), Uuid::new_v4());
     let page = Page::numbered(None, Some(app::MAX_LIMIT)).expect("a page");
     cases
@@ -55,30 +48,18 @@ async fn a_late_entry_makes_as_of_and_as_known_at_differ_and_corrections_sit_bes
         m.occurred_at = on(day);
         m
     };
-    let steps: Vec<(u32, CaseCommand)> = vec![
-        (
-            1,
-            new_client_intake(
-                client,
-                referral_id,
-                "Frome",
-                ReferralSource::Gp,
-                vec![NeedDomain::Bereavement],
-            ),
-        ),
-        (
-            2,
-            CaseCommand::AcceptReferral(ReferralAccepted { referral_id }),
-        ),
-        (
-            2,
-            CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
-                link_worker_id: StaffId(Uuid::from_u128(5)),
-                team_id: TeamId(Uuid::from_u128(6)),
-            }),
-        ),
-        (10, contact(1, 10)),
-    ];
+    let opened = opened_case(
+        client,
+        referral_id,
+        ReferralSource::Gp,
+        vec![NeedDomain::Bereavement],
+        (StaffId(Uuid::from_u128(5)), TeamId(Uuid::from_u128(6))),
+    );
+    let steps: Vec<(u32, CaseCommand)> = [1, 2, 2]
+        .into_iter()
+        .zip(opened)
+        .chain([(10, contact(1, 10))])
+        .collect();
     for (day, command) in &steps {
         cases
             .execute(client, command, happened(*day), CommandOptions::default())
@@ -86,11 +67,8 @@ async fn a_late_entry_makes_as_of_and_as_known_at_differ_and_corrections_sit_bes
             .expect("step");
     }
     let admin = db.admin_client().await;
-    let before_late_entry: DateTime<Utc> = admin
-        .query_one("SELECT clock_timestamp()", &[])
-        .await
-        .expect("clock")
-        .get(0);
+    let before_late_entry: DateTime<Utc> =
+        testkit::query_value(&admin, "SELECT clock_timestamp()", &[]).await;
     // A contact on the 5th, written up only now: after the contact on the 10th.
     cases
         .execute(
@@ -200,14 +178,12 @@ async fn a_late_entry_makes_as_of_and_as_known_at_differ_and_corrections_sit_bes
             .all(|e| e.actor_role == "link_worker" && e.recorded_at >= e.occurred_at)
     );
     // Every read above went through the read audit, with its purpose.
-    let reads: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM record_reads WHERE client_id = $1 AND view = 'journey' \
+    let reads: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(*) FROM record_reads WHERE client_id = $1 AND view = 'journey' \
              AND purpose_code = 'audit' AND purpose IS NULL AND role = 'auditor'",
-            &[&client.0],
-        )
-        .await
-        .expect("reads")
-        .get(0);
+        &[&client.0],
+    )
+    .await;
     assert_eq!(reads, 5);
 }

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use app::CaseService;
 use app::reports::{ReportFilter, gap_report, outcome_report};
-use app::{CaseService, CommandOptions};
 use casebook::rebuild::{RebuildOptions, RebuildTarget, rebuild};
 use chrono::{NaiveDate, TimeZone, Utc};
 use domain::*;
@@ -12,7 +12,10 @@ use projector::rules::Rules;
 use projector::{OutcomesProjection, Runner, RunnerSettings};
 use uuid::Uuid;
 
-use crate::support::{list_services, metadata, new_client_intake, oruk_service, store_with_db};
+use crate::support::{
+    assessment, execute_all, list_services, new_client_intake, oruk_service, store_with_db,
+    wemwbs_answers,
+};
 
 const TEAM: TeamId = TeamId(Uuid::from_u128(0x7ea));
 
@@ -20,29 +23,14 @@ fn day(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 3, d).expect("a date")
 }
 
-/// WEMWBS answers (14 items, 1 to 5) summing to `total`.
-fn answers(total: i32) -> Vec<i32> {
-    let mut answers = vec![1; 14];
-    let mut left = total - 14;
-    for a in &mut answers {
-        let add = left.min(4);
-        *a += add;
-        left -= add;
-    }
-    answers
-}
-
 fn wemwbs(id: u128, timepoint: Timepoint, total: i32, on: NaiveDate) -> CaseCommand {
-    CaseCommand::RecordAssessment(AssessmentRecorded {
-        assessment_id: AssessmentId(Uuid::from_u128(id)),
-        instrument: Instrument::Wemwbs,
-        instrument_version: 1,
+    assessment(
+        Uuid::from_u128(id),
+        Instrument::Wemwbs,
         timepoint,
-        mode: AdministrationMode::SelfCompleted,
-        answers: answers(total),
-        licensor_score: None,
-        administered_on: on,
-    })
+        wemwbs_answers(total),
+        on,
+    )
 }
 
 /// A client whose WEMWBS goes from 40 to 40 + `change`, with contacts, a connection, a gap and a
@@ -115,12 +103,7 @@ async fn client(service: &CaseService, n: u128, change: i32, source: ReferralSou
         reason: ClosureReason::GoalsMet,
         note: None,
     }));
-    for command in commands {
-        service
-            .execute(client, &command, metadata(), CommandOptions::default())
-            .await
-            .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    }
+    execute_all(service, client, commands).await;
 }
 
 async fn log_digest(db: &testkit::TestDb) -> (i64, String) {
@@ -157,12 +140,22 @@ async fn reporting_under_v1(db: &testkit::TestDb) {
         .expect("v1 live");
 }
 
-#[tokio::test]
-async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_the_old() {
-    let (db, store) = store_with_db(4).await;
-    reporting_under_v1(&db).await;
+/// Rebuilds the outcome figures under rule version 2 with `options`, which must succeed (`what`
+/// names it in the failure).
+async fn rebuild_v2(
+    store: &eventstore::EventStore,
+    options: &RebuildOptions,
+    what: &str,
+) -> casebook::rebuild::RebuildReport {
+    rebuild(store, RebuildTarget::Outcomes { rules: 2 }, options)
+        .await
+        .unwrap_or_else(|err| panic!("{what}: {err:#}"))
+}
+
+/// Lists the lunch club the clients are connected to.
+async fn list_lunch_club(store: &eventstore::EventStore) {
     list_services(
-        &store,
+        store,
         vec![oruk_service(
             Uuid::from_u128(0x5e1),
             "Lunch club",
@@ -171,6 +164,13 @@ async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_
         )],
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_the_old() {
+    let (db, store) = store_with_db(4).await;
+    reporting_under_v1(&db).await;
+    list_lunch_club(&store).await;
     let service = CaseService::new(store.clone());
     // WEMWBS changes: +10 improves under both rule versions; +5 only under v2 (threshold 3,
     // v1 needs 9); -4 is worse only under v2; +1 is no change under both.
@@ -205,13 +205,7 @@ async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_
         .expect("report");
     assert_eq!(wemwbs(&first), (Some(4), Some(1), Some(3), Some(0)));
 
-    let rebuilt = rebuild(
-        &store,
-        RebuildTarget::Outcomes { rules: 2 },
-        &RebuildOptions::default(),
-    )
-    .await
-    .expect("rebuild");
+    let rebuilt = rebuild_v2(&store, &RebuildOptions::default(), "rebuild").await;
     assert!(rebuilt.switched);
     assert_eq!(rebuilt.events, before.0 as u64, "every event replayed once");
     assert_eq!(
@@ -225,11 +219,7 @@ async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_
         .expect("report");
     assert_eq!(wemwbs(&second), (Some(4), Some(2), Some(1), Some(1)));
     // Both versions' figures have applied the whole log, and say so.
-    let head: i64 = client
-        .query_one("SELECT max(position) FROM events", &[])
-        .await
-        .expect("the head")
-        .get(0);
+    let head: i64 = testkit::query_value(&client, "SELECT max(position) FROM events", &[]).await;
     for report in [&first, &second] {
         assert_eq!((report.as_of.position, report.as_of.behind), (head, 0));
         assert!(report.as_of.recorded_at.is_some());
@@ -296,14 +286,12 @@ async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_
         .await
         .expect("versions");
     assert_eq!(versions.len(), 1);
-    let gone: i64 = client
-        .query_one(
-            "SELECT count(*) FROM report_scores WHERE rules_version = 1",
-            &[],
-        )
-        .await
-        .expect("count")
-        .get(0);
+    let gone: i64 = testkit::query_value(
+        &client,
+        "SELECT count(*) FROM report_scores WHERE rules_version = 1",
+        &[],
+    )
+    .await;
     assert_eq!(gone, 0);
     // The log is byte for byte what it was, and its chains verify.
     assert_eq!(log_digest(&db).await, before);
@@ -343,16 +331,7 @@ async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_
 #[tokio::test]
 async fn an_interrupted_rebuild_resumes_where_it_stopped() {
     let (db, store) = store_with_db(4).await;
-    list_services(
-        &store,
-        vec![oruk_service(
-            Uuid::from_u128(0x5e1),
-            "Lunch club",
-            &["loneliness_isolation"],
-            "Frome",
-        )],
-    )
-    .await;
+    list_lunch_club(&store).await;
     let service = CaseService::new(store.clone());
     for n in 1..=6 {
         client(&service, n, 5, ReferralSource::Gp).await;
@@ -388,27 +367,20 @@ async fn an_interrupted_rebuild_resumes_where_it_stopped() {
         7
     );
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let resumed = rebuild(
-        &store,
-        RebuildTarget::Outcomes { rules: 2 },
-        &RebuildOptions::default(),
-    )
-    .await
-    .expect("resume");
+    let resumed = rebuild_v2(&store, &RebuildOptions::default(), "resume").await;
     assert_eq!(resumed.events, total - 7, "only what was left");
     let figures = outcome_report(&client, &all_organisations(2))
         .await
         .expect("report");
-    let restarted = rebuild(
+    let restarted = rebuild_v2(
         &store,
-        RebuildTarget::Outcomes { rules: 2 },
         &RebuildOptions {
             restart: true,
             ..RebuildOptions::default()
         },
+        "restart",
     )
-    .await
-    .expect("restart");
+    .await;
     assert_eq!(restarted.events, total);
     assert_eq!(
         outcome_report(&client, &all_organisations(2))

@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::http::journey::{assign, client_path, days_ago};
+use crate::http::journey::{accept, assign, client_path, days_ago};
 use crate::http::{Reply, TestServer};
 use crate::privacy::{Captured, every_table};
 
@@ -48,15 +48,7 @@ fn files_holding(mark: &str, dir: &std::path::Path) -> (Vec<String>, usize) {
 async fn a_distinctive_string_in_every_personal_field_is_nowhere_in_the_clear() {
     // The service's log at its most verbose, the database driver's statements and parameters
     // included.
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .try_init()
-        .expect("this test's process has no subscriber yet");
+    let captured = Captured::install();
     let server = TestServer::start().await;
     let people = server.people.clone();
     let (lead, worker) = (&people.lead, &people.worker);
@@ -94,21 +86,9 @@ async fn a_distinctive_string_in_every_personal_field_is_nowhere_in_the_clear() 
     let events = registered.body["events"].as_array().expect("events");
     assert_eq!(events.len(), 3, "{:#}", registered.body);
     let (registration, received) = (id_of(&registered, 1), id_of(&registered, 2));
-    server
-        .ok(
-            lead,
-            &client_path(client, "referral-acceptances"),
-            json!({ "referral_id": referral }),
-        )
-        .await;
+    accept(&server, lead, client, referral).await;
     assign(&server, client, worker).await;
-    server
-        .ok(
-            worker,
-            &client_path(client, "consents"),
-            json!({ "scope": "share_with_gp", "services": [] }),
-        )
-        .await;
+    crate::http::journey::consent(&server, worker, client, "share_with_gp").await;
     let appointment = Uuid::new_v4();
     server
         .ok(
@@ -282,12 +262,11 @@ async fn a_distinctive_string_in_every_personal_field_is_nowhere_in_the_clear() 
     assert_eq!(worded.status, 400, "{:#}", worded.body);
     assert_eq!(worded.body["errors"][0]["field"], "query.purpose");
     let journey = server
-        .get(
+        .read(
             &people.auditor,
             &format!("{}?purpose=audit&limit=500", client_path(client, "journey")),
         )
         .await;
-    assert_eq!(journey.status, 200, "{:#}", journey.body);
     // Those who may read it see it all: the string was entered, and is there to find.
     let shown = journey.body.to_string();
     for field in [
@@ -314,17 +293,10 @@ async fn a_distinctive_string_in_every_personal_field_is_nowhere_in_the_clear() 
     let admin = server.db.admin_client().await;
     admin.batch_execute("CHECKPOINT").await.expect("checkpoint");
     if let Some(cluster) = testkit::cluster() {
-        let dump = cluster
-            .tool("pg_dump")
-            .args(["--dbname", server.db.name()])
-            .output()
-            .expect("pg_dump runs");
-        assert!(
-            dump.status.success(),
-            "{}",
-            String::from_utf8_lossy(&dump.stderr)
+        let dump = crate::support::run_ok(
+            cluster.tool("pg_dump").args(["--dbname", server.db.name()]),
+            "pg_dump",
         );
-        let dump = String::from_utf8_lossy(&dump.stdout);
         assert!(
             dump.contains("COPY public.events"),
             "the dump holds the log"

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::http::TestServer;
-use crate::http::journey::{assign, client_path, days_ago, open_case};
+use crate::http::journey::{assign, client_path, days_ago, open_case, refer_and_accept};
 
 /// Every personal value the journey below records, in the form a reader would see it.
 const SECRETS: &[&str] = &[
@@ -58,21 +58,15 @@ async fn journey_with_personal_data(server: &TestServer) -> Uuid {
     let people = &server.people;
     let client = Uuid::new_v4();
     let referral = Uuid::new_v4();
-    let registered = server
-        .ok(
-            &people.referrer,
-            &client_path(client, "referrals"),
-            intake_body(referral),
-        )
-        .await;
+    let registered = refer_and_accept(
+        server,
+        (&people.referrer, &people.lead),
+        client,
+        referral,
+        intake_body(referral),
+    )
+    .await;
     let registration = registered.body["events"][0]["event_id"].clone();
-    server
-        .ok(
-            &people.lead,
-            &client_path(client, "referral-acceptances"),
-            json!({ "referral_id": referral }),
-        )
-        .await;
     assign(server, client, &people.worker).await;
     let worker = &people.worker;
     let goal = Uuid::new_v4();
@@ -154,14 +148,12 @@ pub(crate) async fn every_table(server: &TestServer) -> Vec<(String, String)> {
     assert!(tables.len() > 10, "{tables:?}");
     let mut out = Vec::new();
     for table in tables {
-        let text: Option<String> = admin
-            .query_one(
-                &format!("SELECT string_agg(t::text, E'\\n') FROM \"{table}\" t"),
-                &[],
-            )
-            .await
-            .expect("read a table")
-            .get(0);
+        let text: Option<String> = testkit::query_value(
+            &admin,
+            &format!("SELECT string_agg(t::text, E'\\n') FROM \"{table}\" t"),
+            &[],
+        )
+        .await;
         out.push((table, text.unwrap_or_default()));
     }
     out
@@ -179,10 +171,8 @@ fn assert_no_secret(what: &str, text: &str) {
 
 async fn outcome_figures(server: &TestServer) -> (Value, Value) {
     let analyst = &server.people.analyst;
-    let outcomes = server.get(analyst, "/api/v1/reports/outcomes").await;
-    assert_eq!(outcomes.status, 200, "{:#}", outcomes.body);
-    let gaps = server.get(analyst, "/api/v1/reports/service-gaps").await;
-    assert_eq!(gaps.status, 200, "{:#}", gaps.body);
+    let outcomes = server.read(analyst, "/api/v1/reports/outcomes").await;
+    let gaps = server.read(analyst, "/api/v1/reports/service-gaps").await;
     (outcomes.body, gaps.body)
 }
 
@@ -202,14 +192,12 @@ async fn personal_data_is_sealed_at_rest_and_erasure_leaves_no_readable_trace() 
         assert_no_secret(&format!("table {table}"), &text);
     }
     let admin = server.db.admin_client().await;
-    let sealed: Value = admin
-        .query_one(
-            "SELECT payload FROM events WHERE stream_id = $1 AND event_type = 'ClientRegistered'",
-            &[&client],
-        )
-        .await
-        .expect("the registration")
-        .get(0);
+    let sealed: Value = testkit::query_value(
+        &admin,
+        "SELECT payload FROM events WHERE stream_id = $1 AND event_type = 'ClientRegistered'",
+        &[&client],
+    )
+    .await;
     assert!(
         sealed["personal"][eventstore::SEALED].is_string(),
         "{sealed:#}"
@@ -220,8 +208,7 @@ async fn personal_data_is_sealed_at_rest_and_erasure_leaves_no_readable_trace() 
     );
 
     // Those who may read the record see it all, corrections applied.
-    let record = server.get(&people.worker, &client_path(client, "")).await;
-    assert_eq!(record.status, 200, "{:#}", record.body);
+    let record = server.read(&people.worker, &client_path(client, "")).await;
     assert_eq!(record.body["personal"]["family_name"], "Quennell-Ashby");
     assert_eq!(record.body["erased"], false);
     let journey = server
@@ -254,25 +241,21 @@ async fn personal_data_is_sealed_at_rest_and_erasure_leaves_no_readable_trace() 
     server
         .ok(&people.admin, &client_path(client, "erasure"), why.clone())
         .await;
-    let key: Option<Vec<u8>> = admin
-        .query_one(
-            "SELECT wrapped_key FROM subject_keys WHERE subject_id = $1",
-            &[&client],
-        )
-        .await
-        .expect("the key's tombstone")
-        .get(0);
+    let key: Option<Vec<u8>> = testkit::query_value(
+        &admin,
+        "SELECT wrapped_key FROM subject_keys WHERE subject_id = $1",
+        &[&client],
+    )
+    .await;
     assert!(key.is_none(), "the data key is destroyed");
 
     // Every read now shows the fields erased; the journey says who erased it and why.
-    let record = server.get(&people.auditor, &client_path(client, "")).await;
-    assert_eq!(record.status, 200, "{:#}", record.body);
+    let record = server.read(&people.auditor, &client_path(client, "")).await;
     assert_eq!(record.body["erased"], true);
     assert!(record.body["personal"].is_null());
     let journey = server
-        .get(&people.auditor, &client_path(client, "journey?limit=500"))
+        .read(&people.auditor, &client_path(client, "journey?limit=500"))
         .await;
-    assert_eq!(journey.status, 200, "{:#}", journey.body);
     assert_no_secret("the journey", &journey.body.to_string());
     let entries = journey.body["entries"].as_array().expect("entries");
     let last = entries.last().expect("an entry");
@@ -314,11 +297,8 @@ async fn personal_data_is_sealed_at_rest_and_erasure_leaves_no_readable_trace() 
     .await
     .expect("rebuild");
     server.catch_up().await;
-    let now: chrono::DateTime<chrono::Utc> = admin
-        .query_one("SELECT now()", &[])
-        .await
-        .expect("now")
-        .get(0);
+    let now: chrono::DateTime<chrono::Utc> =
+        testkit::query_value(&admin, "SELECT now()", &[]).await;
     let snapshot = server
         .post(
             &people.analyst,
@@ -343,14 +323,12 @@ async fn personal_data_is_sealed_at_rest_and_erasure_leaves_no_readable_trace() 
     for (table, text) in every_table(&server).await {
         assert_no_secret(&format!("table {table} after erasure and rebuild"), &text);
     }
-    let caseload_rows: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM caseload WHERE client_id = $1",
-            &[&client],
-        )
-        .await
-        .expect("caseload")
-        .get(0);
+    let caseload_rows: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(*) FROM caseload WHERE client_id = $1",
+        &[&client],
+    )
+    .await;
     assert_eq!(caseload_rows, 0, "an erased person leaves the caseload");
     let after = outcome_figures(&server).await;
     assert!(
@@ -407,13 +385,7 @@ async fn a_message_to_the_gp_needs_consent_and_a_withdrawal_is_honoured_and_show
     let refused = server.post(&people.worker, &gp, message()).await;
     assert_eq!(refused.status, 422, "{:#}", refused.body);
     assert_eq!(refused.body["rule"], "no_consent_to_share");
-    server
-        .ok(
-            &people.worker,
-            &client_path(client, "consents"),
-            json!({ "scope": "share_with_gp", "services": [] }),
-        )
-        .await;
+    crate::http::journey::consent(&server, &people.worker, client, "share_with_gp").await;
     server.ok(&people.worker, &gp, message()).await;
     server
         .ok(
@@ -464,9 +436,8 @@ async fn report_cells_of_fewer_than_five_people_are_suppressed() {
     }
     server.catch_up().await;
     let report = server
-        .get(&people.analyst, "/api/v1/reports/service-gaps")
+        .read(&people.analyst, "/api/v1/reports/service-gaps")
         .await;
-    assert_eq!(report.status, 200, "{:#}", report.body);
     let gaps = report.body["gaps"].as_array().expect("gaps");
     let cell = |need: &str| {
         gaps.iter()
@@ -490,9 +461,8 @@ async fn report_cells_of_fewer_than_five_people_are_suppressed() {
 
     // In the outcome report, the eight referrals show.
     let outcomes = server
-        .get(&people.analyst, "/api/v1/reports/outcomes")
+        .read(&people.analyst, "/api/v1/reports/outcomes")
         .await;
-    assert_eq!(outcomes.status, 200, "{:#}", outcomes.body);
     assert_eq!(
         outcomes.body["referrals"]["total"], 8,
         "{:#}",
@@ -503,13 +473,7 @@ async fn report_cells_of_fewer_than_five_people_are_suppressed() {
     // Two self-referrals more: 10 in all, 8 from GPs, 2 self-referred. The 2 is suppressed, and
     // so is the 8, or 10 - 8 would give the 2 away.
     for _ in 0..2 {
-        server
-            .ok(
-                &people.referrer,
-                &client_path(Uuid::new_v4(), "referrals"),
-                crate::http::journey::intake(Uuid::new_v4(), "self_referral"),
-            )
-            .await;
+        crate::http::journey::refer_new(&server, &people.referrer).await;
     }
     server.catch_up().await;
     let outcomes = server
@@ -751,6 +715,23 @@ async fn retention_lists_exactly_the_records_concluded_more_than_eight_years_ago
 #[derive(Clone, Default)]
 pub(crate) struct Captured(pub(crate) std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
+impl Captured {
+    /// Installs this test process's subscriber at the most verbose level, spans included,
+    /// writing everything to the returned buffer.
+    pub(crate) fn install() -> Captured {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .try_init()
+            .expect("this test's process has no subscriber yet");
+        captured
+    }
+}
+
 impl std::io::Write for Captured {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         if let Ok(mut buffer) = self.0.lock() {
@@ -766,23 +747,14 @@ impl std::io::Write for Captured {
 #[tokio::test]
 async fn the_logs_of_a_whole_journey_hold_ids_never_personal_data_tokens_or_keys() {
     // Everything at the most verbose level, spans and the database driver's own log included.
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .try_init()
-        .expect("this test's process has no subscriber yet");
+    let captured = Captured::install();
     let server = TestServer::start().await;
     let people = server.people.clone();
     let people = &people;
     let client = journey_with_personal_data(&server).await;
     server.catch_up().await;
     for reader in [&people.worker, &people.auditor] {
-        let read = server.get(reader, &client_path(client, "journey")).await;
-        assert_eq!(read.status, 200);
+        server.read(reader, &client_path(client, "journey")).await;
     }
     // A refused request that carries personal data.
     let mut bad = intake_body(Uuid::new_v4());
@@ -944,14 +916,12 @@ async fn racing_first_appends_to_a_new_record_leave_one_winner_and_one_data_key(
         "{results:?}"
     );
     let admin = db.admin_client().await;
-    let keys: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM subject_keys WHERE subject_id = $1",
-            &[&client],
-        )
-        .await
-        .expect("keys")
-        .get(0);
+    let keys: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(*) FROM subject_keys WHERE subject_id = $1",
+        &[&client],
+    )
+    .await;
     assert_eq!(keys, 1);
     let read = store.read_stream(client, 1, None).await.expect("read");
     assert!(

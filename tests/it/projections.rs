@@ -12,7 +12,7 @@ use projector::rules::Rules;
 use projector::{CaseloadProjection, OutcomesProjection, Runner, RunnerSettings};
 use uuid::Uuid;
 
-use crate::support::{metadata, new_client_intake, store_with_db};
+use crate::support::{OUTCOME_TABLES, metadata, new_client_intake, store_with_db, table_rows};
 
 const TEAM: TeamId = TeamId(Uuid::from_u128(0x7ea));
 
@@ -249,22 +249,15 @@ async fn a_runner_killed_at_random_points_leaves_what_a_clean_rebuild_makes() {
         .catch_up()
         .await
         .expect("outcomes finish after the kills");
-    let total: i64 = db
-        .app_client()
-        .await
-        .query_one("SELECT count(*) FROM events", &[])
-        .await
-        .expect("count")
-        .get(0);
+    let total: i64 =
+        testkit::query_value(&db.app_client().await, "SELECT count(*) FROM events", &[]).await;
     let reader = db.app_client().await;
-    let counted: i64 = reader
-        .query_one(
-            "SELECT events_applied FROM projection_checkpoints WHERE projection = 'caseload_v1'",
-            &[],
-        )
-        .await
-        .expect("checkpoint")
-        .get(0);
+    let counted: i64 = testkit::query_value(
+        &reader,
+        "SELECT events_applied FROM projection_checkpoints WHERE projection = 'caseload_v1'",
+        &[],
+    )
+    .await;
     assert_eq!(
         counted, total,
         "every event applied exactly once ({applied_before} in the final catch-up)"
@@ -298,29 +291,7 @@ async fn a_runner_killed_at_random_points_leaves_what_a_clean_rebuild_makes() {
 
 /// Every outcome table's rows, in a fixed order.
 async fn outcome_tables(client: &tokio_postgres::Client) -> Vec<serde_json::Value> {
-    let mut tables = Vec::new();
-    for table in [
-        "outcome_state",
-        "report_referrals",
-        "report_episodes",
-        "report_scores",
-        "report_connections",
-        "report_gaps",
-        "report_activity",
-    ] {
-        let rows: serde_json::Value = client
-            .query_one(
-                &format!(
-                    "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text), '[]') FROM {table} t"
-                ),
-                &[],
-            )
-            .await
-            .expect("rows")
-            .get(0);
-        tables.push(rows);
-    }
-    tables
+    table_rows(client, &OUTCOME_TABLES).await
 }
 
 #[tokio::test]
@@ -427,11 +398,8 @@ async fn rebuilding_the_caseload_keeps_the_live_one_serving_until_an_atomic_swit
         CaseloadProjection::rows(&reader, &ids).await.expect("rows"),
         before
     );
-    let shadow: i64 = reader
-        .query_one("SELECT count(*) FROM caseload_rebuild", &[])
-        .await
-        .expect("count")
-        .get(0);
+    let shadow: i64 =
+        testkit::query_value(&reader, "SELECT count(*) FROM caseload_rebuild", &[]).await;
     assert_eq!(shadow, 6);
 
     // More happens while the live runner follows the log, then while it is stopped; the
@@ -467,19 +435,13 @@ async fn rebuilding_the_caseload_keeps_the_live_one_serving_until_an_atomic_swit
     assert_eq!(after_switch.len(), 11);
     // Every event counted once across the switch: what the shadow applied, then the live runner
     // from where the shadow stopped.
-    let total: i64 = reader
-        .query_one("SELECT count(*) FROM events", &[])
-        .await
-        .expect("count")
-        .get(0);
-    let applied: i64 = reader
-        .query_one(
-            "SELECT events_applied FROM projection_checkpoints WHERE projection = 'caseload_v1'",
-            &[],
-        )
-        .await
-        .expect("checkpoint")
-        .get(0);
+    let total: i64 = testkit::query_value(&reader, "SELECT count(*) FROM events", &[]).await;
+    let applied: i64 = testkit::query_value(
+        &reader,
+        "SELECT events_applied FROM projection_checkpoints WHERE projection = 'caseload_v1'",
+        &[],
+    )
+    .await;
     assert_eq!(applied, total);
 
     // The same as a clean rebuild from the first event.
@@ -538,14 +500,12 @@ async fn lag_says_how_many_events_and_how_long_a_projection_is_behind() {
 
 /// Every row of the caseload, in a fixed order.
 async fn caseload_table(client: &tokio_postgres::Client) -> serde_json::Value {
-    client
-        .query_one(
-            "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY client_id), '[]') FROM caseload t",
-            &[],
-        )
-        .await
-        .expect("rows")
-        .get(0)
+    testkit::query_value(
+        client,
+        "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY client_id), '[]') FROM caseload t",
+        &[],
+    )
+    .await
 }
 
 /// A read model is the same however the log is cut into batches: every batch size from one
@@ -588,13 +548,8 @@ async fn splitting_the_log_into_batches_anywhere_gives_the_same_read_models() {
         .expect("the correction");
     // The whole log, once it is all readable: a transaction still open anywhere on the
     // (shared) test cluster holds global readers back for a moment.
-    let written: i64 = db
-        .admin_client()
-        .await
-        .query_one("SELECT count(*) FROM events", &[])
-        .await
-        .expect("count")
-        .get(0);
+    let written: i64 =
+        testkit::query_value(&db.admin_client().await, "SELECT count(*) FROM events", &[]).await;
     let mut events = Vec::new();
     for _ in 0..600 {
         events = store

@@ -73,6 +73,28 @@ pub fn contact(n: i64) -> NewEvent {
     )
 }
 
+/// Appends `events` to `stream_id` at `expected`, which must succeed.
+pub async fn append(
+    store: &EventStore,
+    stream_id: Uuid,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+) -> eventstore::AppendResult {
+    store
+        .append(request(stream_id, expected, events))
+        .await
+        .expect("append")
+}
+
+/// How many events `stream_id` holds.
+pub async fn stream_len(store: &EventStore, stream_id: Uuid) -> usize {
+    store
+        .read_stream(stream_id, 1, None)
+        .await
+        .expect("read")
+        .len()
+}
+
 /// Appends one contact to a new stream and returns the event's id.
 pub async fn append_new(store: &EventStore, n: i64) -> Uuid {
     store
@@ -101,6 +123,158 @@ pub async fn collect(subscription: &mut eventstore::Subscription, count: usize) 
         seen.extend(batch.into_iter().map(|e| e.event_id));
     }
     seen
+}
+
+/// Runs `command`, which must succeed (`what` it is names it in the failure); its standard
+/// output.
+pub fn run_ok(command: &mut std::process::Command, what: &str) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|err| panic!("run {what}: {err}"));
+    assert!(
+        output.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The outcome read model's tables.
+pub const OUTCOME_TABLES: [&str; 7] = [
+    "outcome_state",
+    "report_referrals",
+    "report_episodes",
+    "report_scores",
+    "report_connections",
+    "report_gaps",
+    "report_activity",
+];
+
+/// Every row of each of `tables` as a JSON array, in a fixed order.
+pub async fn table_rows(client: &tokio_postgres::Client, tables: &[&str]) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for table in tables {
+        rows.push(
+            client
+                .query_one(
+                    &format!(
+                        "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text), '[]') FROM {table} t"
+                    ),
+                    &[],
+                )
+                .await
+                .expect("rows")
+                .get(0),
+        );
+    }
+    rows
+}
+
+/// A member of staff of [`ORG`] as the application layer sees them (no token).
+pub fn principal(
+    staff_id: domain::StaffId,
+    role: app::access::Role,
+    team_id: Option<domain::TeamId>,
+) -> app::access::Principal {
+    app::access::Principal {
+        staff_id,
+        organisation_id: ORG,
+        team_id,
+        role,
+        token_id: Uuid::nil(),
+    }
+}
+
+/// The auditor of [`ORG`] in these tests.
+pub fn auditor() -> app::access::Principal {
+    principal(
+        domain::StaffId(Uuid::from_u128(0xA0D1)),
+        app::access::Role::Auditor,
+        None,
+    )
+}
+
+/// A new client's intake (as [`new_client_intake`], in Frome), the referral accepted and the
+/// case assigned to `worker` of `team`.
+pub fn opened_case(
+    client: domain::ClientId,
+    referral_id: domain::ReferralId,
+    source: domain::ReferralSource,
+    reasons: Vec<domain::NeedDomain>,
+    (worker, team): (domain::StaffId, domain::TeamId),
+) -> Vec<domain::CaseCommand> {
+    use domain::*;
+    vec![
+        new_client_intake(client, referral_id, "Frome", source, reasons),
+        CaseCommand::AcceptReferral(ReferralAccepted { referral_id }),
+        CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
+            link_worker_id: worker,
+            team_id: team,
+        }),
+    ]
+}
+
+/// Runs each of `commands` on `client` (as [`metadata`] says), which must succeed.
+pub async fn execute_all(
+    cases: &app::CaseService,
+    client: domain::ClientId,
+    commands: Vec<domain::CaseCommand>,
+) {
+    for command in commands {
+        cases
+            .execute(client, &command, metadata(), app::CommandOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    }
+}
+
+/// A self-completed assessment (version 1 of `instrument`) with `answers`, taken on
+/// `administered_on`.
+pub fn assessment(
+    assessment_id: Uuid,
+    instrument: domain::Instrument,
+    timepoint: domain::Timepoint,
+    answers: Vec<i32>,
+    administered_on: chrono::NaiveDate,
+) -> domain::CaseCommand {
+    use domain::*;
+    CaseCommand::RecordAssessment(AssessmentRecorded {
+        assessment_id: AssessmentId(assessment_id),
+        instrument,
+        instrument_version: 1,
+        timepoint,
+        mode: AdministrationMode::SelfCompleted,
+        answers,
+        licensor_score: None,
+        administered_on,
+    })
+}
+
+/// A self-completed WEMWBS (version 1) with `answers`, taken on `administered_on`.
+pub fn wemwbs(
+    timepoint: domain::Timepoint,
+    answers: Vec<i32>,
+    administered_on: chrono::NaiveDate,
+) -> domain::CaseCommand {
+    assessment(
+        Uuid::new_v4(),
+        domain::Instrument::Wemwbs,
+        timepoint,
+        answers,
+        administered_on,
+    )
+}
+
+/// WEMWBS answers (14 items, 1 to 5) summing to `total`.
+pub fn wemwbs_answers(total: i32) -> Vec<i32> {
+    let mut answers = vec![1; 14];
+    let mut left = total - 14;
+    for a in &mut answers {
+        let add = left.min(4);
+        *a += add;
+        left -= add;
+    }
+    answers
 }
 
 /// Intake of a new client (Ada Example, with an NHS number) with one referral.

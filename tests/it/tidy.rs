@@ -78,17 +78,10 @@ fn dependency_tree(package: &str, all_features: bool) -> String {
         args.push("--all-features");
     }
     args.extend(["--prefix", "none", "--format", "{p}"]);
-    let tree = Command::new(env!("CARGO"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run cargo tree");
-    assert!(
-        tree.status.success(),
-        "{}",
-        String::from_utf8_lossy(&tree.stderr)
-    );
-    String::from_utf8_lossy(&tree.stdout).into_owned()
+    crate::support::run_ok(
+        Command::new(env!("CARGO")).args(args).current_dir(root()),
+        "cargo tree",
+    )
 }
 
 /// Every rule lives in the application layer, which HTTP, the command line and the console

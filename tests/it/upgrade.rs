@@ -1,7 +1,7 @@
 //! Upgrades of a database written under an older schema: what was stored before a migration
 //! still reads after it, as the migration says.
 
-use app::access::{Principal, Role};
+use app::access::Role;
 use app::caseload::CaseloadFlag;
 use casebook::rebuild::{RebuildOptions, RebuildTarget, rebuild};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
@@ -10,7 +10,9 @@ use eventstore::{EventStore, Upcasters};
 use testkit::TestDb;
 use uuid::Uuid;
 
-use crate::support::{ORG, at, metadata, new_client_intake, protected};
+use crate::support::{
+    ORG, at, auditor, metadata, new_client_intake, opened_case, principal, protected, wemwbs,
+};
 
 fn noon(year: i32, month: u32, day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(year, month, day, 12, 0, 0)
@@ -41,30 +43,14 @@ async fn a_caseload_row_written_before_v9_reads_after_it_and_counts_follow_up_fr
     let baseline_on = NaiveDate::from_ymd_opt(2026, 5, 1).expect("a date");
     let clock = app::Clock::fixed(noon(2026, 6, 1));
     let cases = app::CaseService::with_clock(store.clone(), clock.clone());
-    let commands = [
-        new_client_intake(
-            client,
-            referral_id,
-            "Frome",
-            ReferralSource::Gp,
-            vec![NeedDomain::LonelinessIsolation],
-        ),
-        CaseCommand::AcceptReferral(ReferralAccepted { referral_id }),
-        CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
-            link_worker_id: worker,
-            team_id: team,
-        }),
-        CaseCommand::RecordAssessment(AssessmentRecorded {
-            assessment_id: AssessmentId(Uuid::new_v4()),
-            instrument: Instrument::Wemwbs,
-            instrument_version: 1,
-            timepoint: Timepoint::Baseline,
-            mode: AdministrationMode::SelfCompleted,
-            answers: vec![3; 14],
-            licensor_score: None,
-            administered_on: baseline_on,
-        }),
-    ];
+    let mut commands = opened_case(
+        client,
+        referral_id,
+        ReferralSource::Gp,
+        vec![NeedDomain::LonelinessIsolation],
+        (worker, team),
+    );
+    commands.push(wemwbs(Timepoint::Baseline, vec![3; 14], baseline_on));
     let mut version = 0;
     for command in &commands {
         version = cases
@@ -100,13 +86,7 @@ async fn a_caseload_row_written_before_v9_reads_after_it_and_counts_follow_up_fr
         Some("V9__caseload_baseline_dates")
     );
 
-    let principal = Principal {
-        staff_id: worker,
-        organisation_id: ORG,
-        team_id: Some(team),
-        role: Role::LinkWorker,
-        token_id: Uuid::nil(),
-    };
+    let principal = principal(worker, Role::LinkWorker, Some(team));
     let flags = || async {
         let page = cases
             .caseload(&principal, None, None, None, None)
@@ -129,14 +109,12 @@ async fn a_caseload_row_written_before_v9_reads_after_it_and_counts_follow_up_fr
     rebuild(&store, RebuildTarget::Caseload, &RebuildOptions::default())
         .await
         .expect("rebuild the caseload");
-    let dates: serde_json::Value = owner
-        .query_one(
-            "SELECT baseline_dates FROM caseload WHERE client_id = $1",
-            &[&client.0],
-        )
-        .await
-        .expect("the rebuilt row")
-        .get(0);
+    let dates: serde_json::Value = testkit::query_value(
+        &owner,
+        "SELECT baseline_dates FROM caseload WHERE client_id = $1",
+        &[&client.0],
+    )
+    .await;
     assert_eq!(dates, serde_json::json!({ "wemwbs": "2026-05-01" }));
     assert!(!flags().await.contains(&CaseloadFlag::FollowUpDue));
     // ... until 84 days after the baseline.
@@ -175,13 +153,7 @@ async fn a_read_recorded_before_v15_keeps_its_words_and_no_read_after_it_may_wri
         )
         .await
         .expect("an intake under V14");
-    let auditor = Principal {
-        staff_id: StaffId(Uuid::from_u128(0xA0D1)),
-        organisation_id: ORG,
-        team_id: None,
-        role: Role::Auditor,
-        token_id: Uuid::nil(),
-    };
+    let auditor = auditor();
     // Under V14, a read with its purpose in words.
     owner
         .execute(
@@ -223,23 +195,20 @@ async fn a_read_recorded_before_v15_keeps_its_words_and_no_read_after_it_may_wri
         ]
     );
     let app_client = db.app_client().await;
-    let worded = app_client
-        .execute(
-            "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, purpose, request_id) \
-             VALUES ($1, $2, $3, 'auditor', 'journey', 'home visit', $4)",
-            &[&ORG, &client.0, &auditor.staff_id.0, &Uuid::new_v4()],
-        )
-        .await;
-    assert!(worded.is_err(), "words as a purpose are refused");
-    let unknown = app_client
-        .execute(
-            "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, purpose_code, request_id) \
-             VALUES ($1, $2, $3, 'auditor', 'journey', 'home visit', $4)",
-            &[&ORG, &client.0, &auditor.staff_id.0, &Uuid::new_v4()],
-        )
-        .await;
-    assert!(
-        unknown.is_err(),
-        "a purpose code not in the list is refused"
-    );
+    // "home visit" in words, and as a code that is not in the list: both refused.
+    for (column, refusal) in [
+        ("purpose", "words as a purpose are refused"),
+        ("purpose_code", "a purpose code not in the list is refused"),
+    ] {
+        let written = app_client
+            .execute(
+                &format!(
+                    "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, {column}, request_id) \
+                     VALUES ($1, $2, $3, 'auditor', 'journey', 'home visit', $4)"
+                ),
+                &[&ORG, &client.0, &auditor.staff_id.0, &Uuid::new_v4()],
+            )
+            .await;
+        assert!(written.is_err(), "{refusal}");
+    }
 }

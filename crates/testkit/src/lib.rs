@@ -235,6 +235,19 @@ async fn ensure_template(server: &Server) -> String {
     template
 }
 
+/// The first column of the one row `sql` answers, which must be there.
+pub async fn query_value<T: tokio_postgres::types::FromSqlOwned>(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> T {
+    client
+        .query_one(sql, params)
+        .await
+        .unwrap_or_else(|err| panic!("{sql}: {err}"))
+        .get(0)
+}
+
 /// Installs a tracing subscriber once; it prints only with `TEST_LOG=1`.
 pub fn init_tracing() {
     static ONCE: OnceLock<()> = OnceLock::new();

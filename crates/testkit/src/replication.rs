@@ -154,21 +154,16 @@ impl ReplicatedCluster {
         let standby = db::connect(&self.standby_admin())
             .await
             .expect("connect to the standby");
-        let target: String = primary
-            .query_one("SELECT pg_current_wal_lsn()::text", &[])
-            .await
-            .expect("the primary's WAL position")
-            .get(0);
+        let target: String =
+            crate::query_value(&primary, "SELECT pg_current_wal_lsn()::text", &[]).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let replayed: bool = standby
-                .query_one(
-                    "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
-                    &[&target],
-                )
-                .await
-                .expect("the standby's replay position")
-                .get(0);
+            let replayed: bool = crate::query_value(
+                &standby,
+                "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
+                &[&target],
+            )
+            .await;
             if replayed {
                 return;
             }
@@ -233,11 +228,7 @@ impl ReplicatedCluster {
 async fn wait_for(client: &tokio_postgres::Client, count_sql: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let n: i64 = client
-            .query_one(count_sql, &[])
-            .await
-            .expect("ask the server")
-            .get(0);
+        let n: i64 = crate::query_value(client, count_sql, &[]).await;
         if n > 0 {
             return;
         }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::journey::{client_path, intake};
+use super::journey::{assign, client_path, intake, refer_and_accept, refer_new};
 use super::{Reply, TestServer};
 
 /// The log position of the last event a command wrote.
@@ -35,17 +35,12 @@ fn names_after(reply: &Reply) -> bool {
 }
 
 async fn recorded_at(server: &TestServer, position: i64) -> chrono::DateTime<chrono::Utc> {
-    server
-        .db
-        .app_client()
-        .await
-        .query_one(
-            "SELECT recorded_at FROM events WHERE position = $1",
-            &[&position],
-        )
-        .await
-        .expect("the event")
-        .get(0)
+    testkit::query_value(
+        &server.db.app_client().await,
+        "SELECT recorded_at FROM events WHERE position = $1",
+        &[&position],
+    )
+    .await
 }
 
 /// The `as_of.recorded_at` of a reply, parsed.
@@ -69,27 +64,15 @@ async fn a_report_after_a_burst_of_writes_counts_every_one_of_them() {
     for _ in 0..burst {
         let client = Uuid::new_v4();
         let referral = Uuid::new_v4();
-        server
-            .ok(
-                &people.referrer,
-                &client_path(client, "referrals"),
-                intake(referral, "gp"),
-            )
-            .await;
-        server
-            .ok(
-                &people.lead,
-                &client_path(client, "referral-acceptances"),
-                json!({ "referral_id": referral }),
-            )
-            .await;
-        let assigned = server
-            .ok(
-                &people.lead,
-                &client_path(client, "assignment"),
-                json!({ "link_worker_id": people.worker.staff_id, "team_id": people.worker.team_id }),
-            )
-            .await;
+        refer_and_accept(
+            &server,
+            (&people.referrer, &people.lead),
+            client,
+            referral,
+            intake(referral, "gp"),
+        )
+        .await;
+        let assigned = assign(&server, client, &people.worker).await;
         last = last_position(&assigned);
     }
     let closed = server
@@ -104,12 +87,11 @@ async fn a_report_after_a_burst_of_writes_counts_every_one_of_them() {
 
     // At once, no sleep: every write is counted.
     let report = server
-        .get(
+        .read(
             &people.analyst,
             &format!("/api/v1/reports/outcomes?after={last}"),
         )
         .await;
-    assert_eq!(report.status, 200, "{:#}", report.body);
     assert_eq!(
         report.body["referrals"]["total"], burst,
         "{:#}",
@@ -120,9 +102,8 @@ async fn a_report_after_a_burst_of_writes_counts_every_one_of_them() {
     assert!(as_of["position"].as_i64() >= Some(last), "{as_of:#}");
 
     let caseload = server
-        .get(&people.worker, &format!("/api/v1/caseload?after={last}"))
+        .read(&people.worker, &format!("/api/v1/caseload?after={last}"))
         .await;
-    assert_eq!(caseload.status, 200, "{:#}", caseload.body);
     assert_eq!(
         caseload.body["items"].as_array().map(Vec::len),
         Some(burst),
@@ -132,12 +113,11 @@ async fn a_report_after_a_burst_of_writes_counts_every_one_of_them() {
     assert!(caseload.body["as_of"]["position"].as_i64() >= Some(last));
     let team = people.lead.team_id.expect("a team");
     let workload = server
-        .get(
+        .read(
             &people.lead,
             &format!("/api/v1/teams/{team}/workload?after={last}"),
         )
         .await;
-    assert_eq!(workload.status, 200, "{:#}", workload.body);
     assert!(workload.body["as_of"]["position"].as_i64() >= Some(last));
     let worker = workload.body["workers"].as_array().and_then(|loads| {
         loads
@@ -148,7 +128,7 @@ async fn a_report_after_a_burst_of_writes_counts_every_one_of_them() {
 
     // The directory's own write, seen by a search and the entry right after it.
     let entry = server
-        .get(
+        .read(
             &people.worker,
             &format!(
                 "/api/v1/directory/services/{}?after={directory_last}",
@@ -156,15 +136,13 @@ async fn a_report_after_a_burst_of_writes_counts_every_one_of_them() {
             ),
         )
         .await;
-    assert_eq!(entry.status, 200, "{:#}", entry.body);
     assert_eq!(entry.body["availability"], "closed", "{:#}", entry.body);
     let gaps = server
-        .get(
+        .read(
             &people.lead,
             &format!("/api/v1/reports/service-gaps?after={directory_last}"),
         )
         .await;
-    assert_eq!(gaps.status, 200, "{:#}", gaps.body);
     assert!(gaps.body["as_of"]["position"].as_i64() >= Some(directory_last));
     let not_taking: i64 = gaps.body["capacity"]
         .as_array()
@@ -180,14 +158,7 @@ async fn a_report_after_a_burst_of_writes_counts_every_one_of_them() {
 async fn after_that_names_no_event_is_a_problem_naming_query_after() {
     let server = TestServer::start().await;
     let people = server.people.clone();
-    let client = Uuid::new_v4();
-    let written = server
-        .ok(
-            &people.worker,
-            &client_path(client, "referrals"),
-            intake(Uuid::new_v4(), "self_referral"),
-        )
-        .await;
+    let (client, written) = refer_new(&server, &people.worker).await;
     let beyond = last_position(&written) + 1000;
     let live = live_rules(&server).await;
     let journey = format!("{}/journey", client_path(client, ""));
@@ -235,14 +206,12 @@ async fn after_that_names_no_event_is_a_problem_naming_query_after() {
     // Reads straight from the log are current: a real position is answered at once, with no
     // projector running.
     let at = last_position(&written);
-    let reply = server
-        .get(&people.auditor, &format!("{record}?after={at}"))
+    server
+        .read(&people.auditor, &format!("{record}?after={at}"))
         .await;
-    assert_eq!(reply.status, 200, "{:#}", reply.body);
-    let reply = server
-        .get(&people.auditor, &format!("{journey}?after={at}"))
+    server
+        .read(&people.auditor, &format!("{journey}?after={at}"))
         .await;
-    assert_eq!(reply.status, 200, "{:#}", reply.body);
     server.stop().await;
 }
 
@@ -254,9 +223,8 @@ async fn a_read_model_that_is_not_running_answers_503_with_retry_after_within_th
     let live = live_rules(&server).await;
     // Level with the log before the write: as_of says so.
     let before = server
-        .get(&people.analyst, "/api/v1/reports/outcomes")
+        .read(&people.analyst, "/api/v1/reports/outcomes")
         .await;
-    assert_eq!(before.status, 200, "{:#}", before.body);
     assert_eq!(before.body["as_of"]["behind"], 0, "{:#}", before.body);
     let level = before.body["as_of"]["position"]
         .as_i64()
@@ -267,14 +235,7 @@ async fn a_read_model_that_is_not_running_answers_503_with_retry_after_within_th
         recorded_at(&server, level).await
     );
 
-    let client = Uuid::new_v4();
-    let written = server
-        .ok(
-            &people.worker,
-            &client_path(client, "referrals"),
-            intake(Uuid::new_v4(), "self_referral"),
-        )
-        .await;
+    let (_, written) = refer_new(&server, &people.worker).await;
     let at = last_position(&written);
     // The test server runs no projector in the background: nothing applies the write.
     for (who, path) in [
@@ -314,9 +275,8 @@ async fn a_read_model_that_is_not_running_answers_503_with_retry_after_within_th
     }
     // Without `after`, the answer comes at once and says how far behind it is.
     let stale = server
-        .get(&people.analyst, "/api/v1/reports/outcomes")
+        .read(&people.analyst, "/api/v1/reports/outcomes")
         .await;
-    assert_eq!(stale.status, 200);
     assert_eq!(stale.body["as_of"]["position"], level);
     assert_eq!(
         stale.body["as_of"]["behind"], 2,
@@ -328,23 +288,21 @@ async fn a_read_model_that_is_not_running_answers_503_with_retry_after_within_th
     // Once the projectors have run, the same read is answered, as of the write.
     server.catch_up().await;
     let report = server
-        .get(
+        .read(
             &people.analyst,
             &format!("/api/v1/reports/outcomes?after={at}"),
         )
         .await;
-    assert_eq!(report.status, 200, "{:#}", report.body);
     let as_of = &report.body["as_of"];
     assert_eq!(as_of["position"], at, "{as_of:#}");
     assert_eq!(as_of["behind"], 0);
     assert_eq!(as_of_recorded_at(as_of), recorded_at(&server, at).await);
     let comparison = server
-        .get(
+        .read(
             &people.analyst,
             &format!("/api/v1/reports/outcomes/comparison?a={live}&b={live}&after={at}"),
         )
         .await;
-    assert_eq!(comparison.status, 200, "{:#}", comparison.body);
     assert_eq!(comparison.body["as_of"], *as_of);
     assert_eq!(comparison.body["a"]["as_of"], *as_of);
     assert_eq!(comparison.body["differences"], json!([]));
@@ -356,9 +314,8 @@ async fn a_read_model_that_is_not_running_answers_503_with_retry_after_within_th
         .await;
     assert_eq!(gaps.body["as_of"], *as_of, "{:#}", gaps.body);
     let caseload = server
-        .get(&people.worker, &format!("/api/v1/caseload?after={at}"))
+        .read(&people.worker, &format!("/api/v1/caseload?after={at}"))
         .await;
-    assert_eq!(caseload.status, 200, "{:#}", caseload.body);
     assert_eq!(caseload.body["as_of"], *as_of);
     server.stop().await;
 }

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::journey::{client_path, intake};
+use super::journey::{assign_by, client_path, intake, refer_and_accept};
 use super::{Reply, TestServer};
 use crate::support::oruk_service;
 
@@ -170,34 +170,28 @@ async fn another_organisation_cannot_change_or_wipe_a_service_it_did_not_list() 
     // A foreign link worker connects their own client to our service, whoever owns it.
     let client = Uuid::new_v4();
     let referral = Uuid::new_v4();
-    server
-        .ok(
-            &people.foreign_worker,
-            &client_path(client, "referrals"),
-            intake(referral, "self_referral"),
-        )
-        .await;
-    server
-        .ok(
-            &people.foreign_lead,
-            &client_path(client, "referral-acceptances"),
-            json!({ "referral_id": referral }),
-        )
-        .await;
-    server
-        .ok(
-            &people.foreign_lead,
-            &client_path(client, "assignment"),
-            json!({ "link_worker_id": people.foreign_worker.staff_id, "team_id": people.foreign_worker.team_id }),
-        )
-        .await;
-    server
-        .ok(
-            &people.foreign_worker,
-            &client_path(client, "consents"),
-            json!({ "scope": "share_with_onward_services", "services": [] }),
-        )
-        .await;
+    refer_and_accept(
+        &server,
+        (&people.foreign_worker, &people.foreign_lead),
+        client,
+        referral,
+        intake(referral, "self_referral"),
+    )
+    .await;
+    assign_by(
+        &server,
+        &people.foreign_lead,
+        client,
+        &people.foreign_worker,
+    )
+    .await;
+    super::journey::consent(
+        &server,
+        &people.foreign_worker,
+        client,
+        "share_with_onward_services",
+    )
+    .await;
     for (service, kind) in [(ours[0], "signposted"), (ours[1], "referred")] {
         server
             .ok(

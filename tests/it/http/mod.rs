@@ -348,6 +348,13 @@ impl TestServer {
         self.call(Some(who), "POST", path, Some(&body), &[]).await
     }
 
+    /// Gets and insists on 200.
+    pub async fn read(&self, who: &Person, path: &str) -> Reply {
+        let reply = self.get(who, path).await;
+        assert_eq!(reply.status, 200, "GET {path}: {:#}", reply.body);
+        reply
+    }
+
     /// Posts and insists on 201.
     pub async fn ok(&self, who: &Person, path: &str, body: Value) -> Reply {
         let reply = self.post(who, path, body).await;

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::Person;
 use super::journey::{client_path, intake};
+use crate::support::{OUTCOME_TABLES, table_rows};
 
 /// The staff the tests act as, in one organisation and team.
 struct Staff {
@@ -236,21 +237,29 @@ async fn reads_from_the_replica_wait_for_the_replica_to_have_the_write() {
     );
     let http = http();
     let base = service.base.as_str();
+    // A read by whoever may make it: the analyst for reports, else the worker.
+    let read_as_allowed = async |path: &str| {
+        let who = if path.contains("reports") {
+            &staff.analyst
+        } else {
+            &staff.worker
+        };
+        call(&http, base, who, path, None).await
+    };
+    // The worker's caseload once the read models have passed `at`, which must answer.
+    let caseload_after = async |at: i64| {
+        let path = format!("/api/v1/caseload?after={at}");
+        let (status, page) = call(&http, base, &staff.worker, &path, None).await;
+        assert_eq!(status, 200, "{page:#}");
+        page
+    };
 
     // The replica serves the caseload once it has the write.
     let first = Uuid::new_v4();
     let at = open_case(&http, base, &staff, first).await;
     primary_passed(&pair.primary_app(), at).await;
     pair.wait_replayed().await;
-    let (status, page) = call(
-        &http,
-        base,
-        &staff.worker,
-        &format!("/api/v1/caseload?after={at}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{page:#}");
+    let page = caseload_after(at).await;
     assert!(caseload_has(&page, first), "{page:#}");
 
     // Replay paused: the replica receives (and, synchronously, flushes) the WAL but shows
@@ -265,12 +274,7 @@ async fn reads_from_the_replica_wait_for_the_replica_to_have_the_write() {
         format!("/api/v1/reports/service-gaps?after={at}"),
         format!("/api/v1/directory/services?after={at}"),
     ] {
-        let who = if path.contains("reports") {
-            &staff.analyst
-        } else {
-            &staff.worker
-        };
-        let (status, body) = call(&http, base, who, &path, None).await;
+        let (status, body) = read_as_allowed(&path).await;
         assert_eq!(
             status, 503,
             "{path}: the replica's read models have not passed the write: {body:#}"
@@ -313,15 +317,7 @@ async fn reads_from_the_replica_wait_for_the_replica_to_have_the_write() {
 
     // Replay resumed: once the replica has the projectors' commit, the same reads answer.
     pair.resume_replay().await;
-    let (status, page) = call(
-        &http,
-        base,
-        &staff.worker,
-        &format!("/api/v1/caseload?after={at}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{page:#}");
+    let page = caseload_after(at).await;
     assert!(caseload_has(&page, second), "{page:#}");
     assert!(
         page["as_of"]["position"].as_i64() >= Some(at),
@@ -332,12 +328,7 @@ async fn reads_from_the_replica_wait_for_the_replica_to_have_the_write() {
         format!("/api/v1/reports/service-gaps?after={at}"),
         format!("/api/v1/directory/services?after={at}"),
     ] {
-        let who = if path.contains("reports") {
-            &staff.analyst
-        } else {
-            &staff.worker
-        };
-        let (status, body) = call(&http, base, who, &path, None).await;
+        let (status, body) = read_as_allowed(&path).await;
         assert_eq!(status, 200, "{path}: {body:#}");
     }
 
@@ -412,30 +403,8 @@ async fn refer(
 
 /// Every row of the caseload and of every outcome table, in a fixed order.
 async fn read_models(client: &tokio_postgres::Client) -> Vec<Value> {
-    let mut tables = Vec::new();
-    for table in [
-        "caseload",
-        "outcome_state",
-        "report_referrals",
-        "report_episodes",
-        "report_scores",
-        "report_connections",
-        "report_gaps",
-        "report_activity",
-    ] {
-        let rows: Value = client
-            .query_one(
-                &format!(
-                    "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text), '[]') FROM {table} t"
-                ),
-                &[],
-            )
-            .await
-            .expect("rows")
-            .get(0);
-        tables.push(rows);
-    }
-    tables
+    let tables: Vec<&str> = std::iter::once("caseload").chain(OUTCOME_TABLES).collect();
+    table_rows(client, &tables).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -565,11 +534,7 @@ async fn a_failover_under_load_loses_no_acknowledged_referral_and_no_projector_s
             }
         }
     }
-    let total: i64 = new_primary
-        .query_one("SELECT count(*) FROM events", &[])
-        .await
-        .expect("count")
-        .get(0);
+    let total: i64 = testkit::query_value(&new_primary, "SELECT count(*) FROM events", &[]).await;
     for runner in &runners {
         let (_, applied) = runner.position().await.expect("a checkpoint");
         assert_eq!(applied, total, "{} applied every event once", runner.name());

@@ -14,17 +14,15 @@ use super::published::{log_now, when_built};
 async fn interrupted(server: &TestServer, organisation: Uuid, stray: bool) -> (Uuid, i32) {
     let admin = server.db.admin_client().await;
     let id = Uuid::new_v4();
-    let tag: i32 = admin
-        .query_one(
-            "INSERT INTO report_snapshots (id, tag, organisation_id, rules_version, known_at, \
+    let tag: i32 = testkit::query_value(
+        &admin,
+        "INSERT INTO report_snapshots (id, tag, organisation_id, rules_version, known_at, \
              corrections_known_at, state, events_total, events_done) \
              SELECT $1, nextval('report_snapshot_tags'), $2, 3, now(), now(), 'running', 100, 40 \
              RETURNING tag",
-            &[&id, &organisation],
-        )
-        .await
-        .expect("a snapshot row")
-        .get(0);
+        &[&id, &organisation],
+    )
+    .await;
     if stray {
         admin
             .execute(
@@ -78,7 +76,6 @@ async fn an_interrupted_snapshot_is_built_again_at_start_unless_another_instance
         &format!("/api/v1/reports/outcomes/snapshots/{left}/report"),
     )
     .await;
-    assert_eq!(rebuilt.status, 200, "{:#}", rebuilt.body);
     assert_eq!(rebuilt.body["snapshot"]["state"], "done");
     // Built from the start: the stray row is gone, and the figures are those of a snapshot
     // started now for the same moment.
@@ -128,27 +125,20 @@ async fn an_interrupted_snapshot_is_built_again_at_start_unless_another_instance
     // The server lets the lock go once it notices the connection is gone.
     let watcher = server.db.admin_client().await;
     for _ in 0..300 {
-        let held: i64 = watcher
-            .query_one(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = x'5ea7'::int::oid \
+        let held: i64 = testkit::query_value(&watcher, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = x'5ea7'::int::oid \
                  AND objid = $1::int::oid",
-                &[&held_tag],
-            )
-            .await
-            .expect("the locks")
-            .get(0);
+                &[&held_tag]).await;
         if held == 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(snapshots.resume().await.expect("resumed"), 1);
-    let built = when_built(
+    when_built(
         &server,
         &format!("/api/v1/reports/outcomes/snapshots/{held}/report"),
     )
     .await;
-    assert_eq!(built.status, 200, "{:#}", built.body);
     assert_eq!(state(held).await, "done");
     assert_eq!(snapshots.resume().await.expect("resumed"), 0);
     server.stop().await;
@@ -186,14 +176,12 @@ async fn an_organisation_may_have_at_most_eight_snapshots_building() {
         )
     };
     let registered = || async {
-        let count: i64 = admin
-            .query_one(
-                "SELECT count(*) FROM report_snapshots WHERE organisation_id = $1",
-                &[&organisation],
-            )
-            .await
-            .expect("a count")
-            .get(0);
+        let count: i64 = testkit::query_value(
+            &admin,
+            "SELECT count(*) FROM report_snapshots WHERE organisation_id = $1",
+            &[&organisation],
+        )
+        .await;
         count
     };
     // An explanation takes four: refused, saying why, and nothing registered.
@@ -230,11 +218,10 @@ async fn an_organisation_may_have_at_most_eight_snapshots_building() {
     let explanation = explain().await;
     assert_eq!(explanation.status, 202, "{:#}", explanation.body);
     let id = explanation.body["id"].as_str().expect("an id").to_owned();
-    let built = when_built(
+    when_built(
         &server,
         &format!("/api/v1/reports/outcomes/explanations/{id}"),
     )
     .await;
-    assert_eq!(built.status, 200, "{:#}", built.body);
     server.stop().await;
 }

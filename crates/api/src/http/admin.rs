@@ -30,22 +30,68 @@ pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceCo
         .service(revoke_token);
 }
 
-/// Add a team to the administrator's organisation (or return the one of that name).
-#[utoipa::path(
-    tag = "admin",
-    security(("bearer" = [])),
-    request_body(content = NewTeamRequest, content_type = "application/json"),
-    responses((status = 201, body = Team), AdminErrors)
-)]
-#[post("/teams")]
-async fn add_team(
-    state: web::Data<AppState>,
-    caller: Caller,
-    body: Body<NewTeamRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let team = state.admin.add_team(&caller.0, &body.value).await?;
-    Ok(HttpResponse::Created().json(team))
+/// Declares a route that creates something for the caller from a JSON body: the handler's
+/// documentation, name and path, the body and created types, and the call of the application
+/// layer's admin service (given the service, the caller and the body) that answers 201 with it.
+macro_rules! created_route {
+    (
+        $(#[doc = $doc:literal])*
+        $name:ident, $path:literal, $request:ty => $created:ty,
+        |$admin:ident, $caller:ident, $value:ident| $call:expr
+    ) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(
+            tag = "admin",
+            security(("bearer" = [])),
+            request_body(content = $request, content_type = "application/json"),
+            responses((status = 201, body = $created), AdminErrors)
+        )]
+        #[post($path)]
+        async fn $name(
+            state: web::Data<AppState>,
+            caller: Caller,
+            body: Body<$request>,
+        ) -> Result<HttpResponse, ApiError> {
+            let ($admin, $caller, $value) = (&state.admin, &caller.0, &body.value);
+            Ok(HttpResponse::Created().json($call.await?))
+        }
+    };
 }
+
+/// Declares a route about one staff member (`staff_id` in the path) that answers 200 with
+/// JSON: the handler's documentation, name, method and path, the answer's type, the problem
+/// responses, and the call of the application layer's admin service (given the service, the
+/// caller and the staff id) that answers it.
+macro_rules! staff_route {
+    (
+        $(#[doc = $doc:literal])*
+        $name:ident, $method:ident $path:literal, $answer:ty, $errors:ident,
+        |$admin:ident, $caller:ident, $staff_id:ident| $call:expr
+    ) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(
+            tag = "admin",
+            security(("bearer" = [])),
+            params(("staff_id" = Uuid, Path, description = "The staff member")),
+            responses((status = 200, body = $answer), $errors)
+        )]
+        #[$method($path)]
+        async fn $name(
+            state: web::Data<AppState>,
+            caller: Caller,
+            path: web::Path<Uuid>,
+        ) -> Result<web::Json<$answer>, ApiError> {
+            let ($admin, $caller, $staff_id) = (&state.admin, &caller.0, path.into_inner());
+            Ok(web::Json($call.await?))
+        }
+    };
+}
+
+created_route!(
+    /// Add a team to the administrator's organisation (or return the one of that name).
+    add_team, "/teams", NewTeamRequest => Team,
+    |admin, caller, body| admin.add_team(caller, body)
+);
 
 /// Paging through staff.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -80,41 +126,19 @@ async fn list_staff(
     ))
 }
 
-/// Add a staff account to the administrator's organisation.
-#[utoipa::path(
-    tag = "admin",
-    security(("bearer" = [])),
-    request_body(content = NewStaffRequest, content_type = "application/json"),
-    responses((status = 201, body = StaffMember), AdminErrors)
-)]
-#[post("/staff")]
-async fn add_staff(
-    state: web::Data<AppState>,
-    caller: Caller,
-    body: Body<NewStaffRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let member = state.admin.add_staff(&caller.0, &body.value).await?;
-    Ok(HttpResponse::Created().json(member))
-}
+created_route!(
+    /// Add a staff account to the administrator's organisation.
+    add_staff, "/staff", NewStaffRequest => StaffMember,
+    |admin, caller, body| admin.add_staff(caller, body)
+);
 
-/// Issue a bearer token to yourself (a second device, or to replace one about to expire). The
-/// token is shown once. Nobody issues a token for anyone else: an administrator makes an
-/// enrolment that its holder redeems.
-#[utoipa::path(
-    tag = "admin",
-    security(("bearer" = [])),
-    request_body(content = TokenRequest, content_type = "application/json"),
-    responses((status = 201, body = IssuedToken), AdminErrors)
-)]
-#[post("/me/tokens")]
-async fn issue_own_token(
-    state: web::Data<AppState>,
-    caller: Caller,
-    body: Body<TokenRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let token = state.admin.issue_own_token(&caller.0, &body.value).await?;
-    Ok(HttpResponse::Created().json(token))
-}
+created_route!(
+    /// Issue a bearer token to yourself (a second device, or to replace one about to expire). The
+    /// token is shown once. Nobody issues a token for anyone else: an administrator makes an
+    /// enrolment that its holder redeems.
+    issue_own_token, "/me/tokens", TokenRequest => IssuedToken,
+    |admin, caller, body| admin.issue_own_token(caller, body)
+);
 
 /// Make a one-time enrolment code for a staff member of the organisation (administrators). The
 /// code is shown once: give it to them only. They redeem it for a token only they see; the
@@ -158,90 +182,33 @@ async fn redeem_enrolment(
     Ok(HttpResponse::Created().json(token))
 }
 
-/// A staff member's tokens and enrolments, never their secrets: your own, or any of the
-/// organisation's for an administrator.
-#[utoipa::path(
-    tag = "admin",
-    security(("bearer" = [])),
-    params(("staff_id" = Uuid, Path, description = "The staff member")),
-    responses((status = 200, body = Credentials), ReadErrors)
-)]
-#[get("/staff/{staff_id}/tokens")]
-async fn list_credentials(
-    state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<Uuid>,
-) -> Result<web::Json<Credentials>, ApiError> {
-    Ok(web::Json(
-        state
-            .admin
-            .credentials(&caller.0, path.into_inner())
-            .await?,
-    ))
-}
+staff_route!(
+    /// A staff member's tokens and enrolments, never their secrets: your own, or any of the
+    /// organisation's for an administrator.
+    list_credentials, get "/staff/{staff_id}/tokens", Credentials, ReadErrors,
+    |admin, caller, staff_id| admin.credentials(caller, staff_id)
+);
 
-/// Revoke every live token and unredeemed enrolment of a staff member (yours, or any of the
-/// organisation's for an administrator): they stop at once.
-#[utoipa::path(
-    tag = "admin",
-    security(("bearer" = [])),
-    params(("staff_id" = Uuid, Path, description = "The staff member")),
-    responses((status = 200, body = Revoked), AdminErrors)
-)]
-#[post("/staff/{staff_id}/tokens/revocation")]
-async fn revoke_all(
-    state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<Uuid>,
-) -> Result<web::Json<Revoked>, ApiError> {
-    Ok(web::Json(
-        state.admin.revoke_all(&caller.0, path.into_inner()).await?,
-    ))
-}
+staff_route!(
+    /// Revoke every live token and unredeemed enrolment of a staff member (yours, or any of the
+    /// organisation's for an administrator): they stop at once.
+    revoke_all, post "/staff/{staff_id}/tokens/revocation", Revoked, AdminErrors,
+    |admin, caller, staff_id| admin.revoke_all(caller, staff_id)
+);
 
-/// Deactivate a staff account of the organisation (administrators; not your own): every token
-/// and enrolment of it is revoked at once, and it can hold no new one.
-#[utoipa::path(
-    tag = "admin",
-    security(("bearer" = [])),
-    params(("staff_id" = Uuid, Path, description = "The staff member")),
-    responses((status = 200, body = StaffMember), AdminErrors)
-)]
-#[post("/staff/{staff_id}/deactivation")]
-async fn deactivate(
-    state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<Uuid>,
-) -> Result<web::Json<StaffMember>, ApiError> {
-    Ok(web::Json(
-        state
-            .admin
-            .set_active(&caller.0, path.into_inner(), false)
-            .await?,
-    ))
-}
+staff_route!(
+    /// Deactivate a staff account of the organisation (administrators; not your own): every token
+    /// and enrolment of it is revoked at once, and it can hold no new one.
+    deactivate, post "/staff/{staff_id}/deactivation", StaffMember, AdminErrors,
+    |admin, caller, staff_id| admin.set_active(caller, staff_id, false)
+);
 
-/// Reactivate a staff account of the organisation (administrators). Its old tokens stay
-/// revoked: make an enrolment for a new one.
-#[utoipa::path(
-    tag = "admin",
-    security(("bearer" = [])),
-    params(("staff_id" = Uuid, Path, description = "The staff member")),
-    responses((status = 200, body = StaffMember), AdminErrors)
-)]
-#[post("/staff/{staff_id}/activation")]
-async fn activate(
-    state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<Uuid>,
-) -> Result<web::Json<StaffMember>, ApiError> {
-    Ok(web::Json(
-        state
-            .admin
-            .set_active(&caller.0, path.into_inner(), true)
-            .await?,
-    ))
-}
+staff_route!(
+    /// Reactivate a staff account of the organisation (administrators). Its old tokens stay
+    /// revoked: make an enrolment for a new one.
+    activate, post "/staff/{staff_id}/activation", StaffMember, AdminErrors,
+    |admin, caller, staff_id| admin.set_active(caller, staff_id, true)
+);
 
 /// Revoke a token (your own, or any of the organisation's staff's for an administrator); it
 /// stops working at once.

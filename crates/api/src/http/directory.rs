@@ -340,59 +340,45 @@ async fn run(
         }))
 }
 
-/// Record that a service opened, started a waiting list (with about how many weeks), or
-/// closed to referrals. A closed service takes no referrals (signposting still works), and
-/// the service-gap report counts services by availability. Only the team leads and
-/// administrators of the organisation that listed the service may (403 for another's).
-#[utoipa::path(
-    tag = "directory",
-    security(("bearer" = [])),
-    params(("service_id" = Uuid, Path, description = "The service")),
-    request_body(content = ServiceCapacityChanged, content_type = "application/json"),
-    responses((status = 201, body = ServiceCommandAccepted), CommandErrors)
-)]
-#[post("/directory/services/{service_id}/capacity")]
-async fn change_capacity(
-    state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<Uuid>,
-    body: Body<ServiceCapacityChanged>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    run(
-        &state,
-        &caller,
-        &req,
-        path.into_inner(),
-        DirectoryCommand::ChangeCapacity(body.value),
-    )
-    .await
+/// Declares a directory command route about one service (`service_id` in the path): the
+/// handler's documentation, name and path, the body type, and the command it becomes.
+macro_rules! service_command_route {
+    ($(#[doc = $doc:literal])* $name:ident, $path:literal, $body:ty => $command:path) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(
+            tag = "directory",
+            security(("bearer" = [])),
+            params(("service_id" = Uuid, Path, description = "The service")),
+            request_body(content = $body, content_type = "application/json"),
+            responses((status = 201, body = ServiceCommandAccepted), CommandErrors)
+        )]
+        #[post($path)]
+        async fn $name(
+            state: web::Data<AppState>,
+            caller: Caller,
+            path: web::Path<Uuid>,
+            body: Body<$body>,
+            req: HttpRequest,
+        ) -> Result<HttpResponse, ApiError> {
+            let command = $command(body.value);
+            run(&state, &caller, &req, path.into_inner(), command).await
+        }
+    };
 }
 
-/// Withdraw a service from the directory: connections to it are refused from then on, and
-/// it leaves search and the ORUK listing (a sync by `modified_after` sees it as `defunct`).
-/// Only the administrators of the organisation that listed the service may (403 for another's).
-#[utoipa::path(
-    tag = "directory",
-    security(("bearer" = [])),
-    params(("service_id" = Uuid, Path, description = "The service")),
-    request_body(content = ServiceWithdrawn, content_type = "application/json"),
-    responses((status = 201, body = ServiceCommandAccepted), CommandErrors)
-)]
-#[post("/directory/services/{service_id}/withdraw")]
-async fn withdraw(
-    state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<Uuid>,
-    body: Body<ServiceWithdrawn>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    run(
-        &state,
-        &caller,
-        &req,
-        path.into_inner(),
-        DirectoryCommand::Withdraw(body.value),
-    )
-    .await
-}
+service_command_route!(
+    /// Record that a service opened, started a waiting list (with about how many weeks), or
+    /// closed to referrals. A closed service takes no referrals (signposting still works), and
+    /// the service-gap report counts services by availability. Only the team leads and
+    /// administrators of the organisation that listed the service may (403 for another's).
+    change_capacity, "/directory/services/{service_id}/capacity",
+    ServiceCapacityChanged => DirectoryCommand::ChangeCapacity
+);
+
+service_command_route!(
+    /// Withdraw a service from the directory: connections to it are refused from then on, and
+    /// it leaves search and the ORUK listing (a sync by `modified_after` sees it as `defunct`).
+    /// Only the administrators of the organisation that listed the service may (403 for another's).
+    withdraw, "/directory/services/{service_id}/withdraw",
+    ServiceWithdrawn => DirectoryCommand::Withdraw
+);

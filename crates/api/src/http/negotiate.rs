@@ -138,9 +138,10 @@ pub async fn answer<T: Serialize>(
 
 /// Declares a read that answers JSON or CSV: the route (its documentation, name, path and JSON
 /// body type) and its `.csv` twin (documentation, name, path), which answers CSV only; the
-/// tag, parameters and problem responses both document; and the function that serves both,
-/// given the state, the caller, the request and the routes' other extractors (named, with their
-/// types), which answers through [`answer`].
+/// tag, parameters and problem responses both document; and how both are served: given the
+/// state, the caller and the routes' other extractors (named, with their types), some `let`s,
+/// then the application layer's calls for the JSON and the CSV file, answered through
+/// [`answer`].
 macro_rules! negotiated_get {
     (
         tag = $tag:literal,
@@ -150,23 +151,28 @@ macro_rules! negotiated_get {
         $csv_name:ident, $csv_path:literal,
         params($($params:tt)*),
         errors = $errors:ident,
-        $serve:ident($($arg:ident: $ty:ty),* $(,)?)
+        $serve:tt
     ) => {
         negotiated_get!(@route
             [$(#[doc = $doc])*] $name, $path, $tag, [$($params)*],
             (status = 200, content(($body = "application/json"), (String = "text/csv"))), $errors,
-            $serve($($arg: $ty),*)
+            $serve
         );
         negotiated_get!(@route
             [$(#[doc = $csv_doc])*] $csv_name, $csv_path, $tag, [$($params)*],
             (status = 200, content_type = "text/csv", body = String), $errors,
-            $serve($($arg: $ty),*)
+            $serve
         );
     };
     (@route
         [$($doc:tt)*] $name:ident, $path:literal, $tag:literal, [$($params:tt)*],
         $ok:tt, $errors:ident,
-        $serve:ident($($arg:ident: $ty:ty),*)
+        {
+            serve($state:ident, $caller:ident, $($arg:ident: $ty:ty),* $(,)?);
+            $(let $pat:pat = $init:expr;)*
+            json: $json:expr,
+            csv: $csv:expr $(,)?
+        }
     ) => {
         $($doc)*
         #[utoipa::path(
@@ -182,7 +188,10 @@ macro_rules! negotiated_get {
             req: HttpRequest,
             $($arg: $ty),*
         ) -> Result<HttpResponse, ApiError> {
-            $serve(&state, &caller.0, &req, $($arg),*).await
+            let $state: &AppState = &state;
+            let $caller: &Principal = &caller.0;
+            $(let $pat = $init;)*
+            answer(&req, $json, $csv).await
         }
     };
 }

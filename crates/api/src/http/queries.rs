@@ -125,30 +125,13 @@ negotiated_get!(
     my_caseload_csv, "/caseload.csv",
     params(CaseloadParams, CsvParams),
     errors = NegotiatedReadErrors,
-    caseload(params: Params<CaseloadParams>, csv: Params<CsvParams>)
+    {
+        serve(state, caller, params: Params<CaseloadParams>, csv: Params<CsvParams>);
+        let CaseloadParams { link_worker_id: worker, cursor, limit, after } = params.0;
+        json: state.cases.caseload(caller, worker, cursor, limit, after),
+        csv: state.cases.caseload_csv(caller, worker, cursor, limit, after, csv.0.options()),
+    }
 );
-
-async fn caseload(
-    state: &AppState,
-    caller: &Principal,
-    req: &HttpRequest,
-    params: Params<CaseloadParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let CaseloadParams {
-        link_worker_id: worker,
-        cursor,
-        limit,
-        after,
-    } = params.0;
-    let cases = &state.cases;
-    answer(
-        req,
-        cases.caseload(caller, worker, cursor, limit, after),
-        cases.caseload_csv(caller, worker, cursor, limit, after, csv.0.options()),
-    )
-    .await
-}
 
 negotiated_get!(
     tag = "queries",
@@ -160,31 +143,13 @@ negotiated_get!(
     team_caseload_csv, "/teams/{team_id}/caseload.csv",
     params(("team_id" = Uuid, Path, description = "The team"), PageParams, CsvParams),
     errors = NegotiatedReadErrors,
-    team_cases(path: web::Path<Uuid>, params: Params<PageParams>, csv: Params<CsvParams>)
+    {
+        serve(state, caller, path: web::Path<Uuid>, params: Params<PageParams>, csv: Params<CsvParams>);
+        let (team_id, PageParams { cursor, limit, after }) = (path.into_inner(), params.0);
+        json: state.cases.team_caseload(caller, team_id, cursor, limit, after),
+        csv: state.cases.team_caseload_csv(caller, team_id, cursor, limit, after, csv.0.options()),
+    }
 );
-
-async fn team_cases(
-    state: &AppState,
-    caller: &Principal,
-    req: &HttpRequest,
-    path: web::Path<Uuid>,
-    params: Params<PageParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let team_id = path.into_inner();
-    let PageParams {
-        cursor,
-        limit,
-        after,
-    } = params.0;
-    let cases = &state.cases;
-    answer(
-        req,
-        cases.team_caseload(caller, team_id, cursor, limit, after),
-        cases.team_caseload_csv(caller, team_id, cursor, limit, after, csv.0.options()),
-    )
-    .await
-}
 
 negotiated_get!(
     tag = "queries",
@@ -201,26 +166,13 @@ negotiated_get!(
     team_workload_csv, "/teams/{team_id}/workload.csv",
     params(("team_id" = Uuid, Path, description = "The team"), AfterParams, CsvParams),
     errors = NegotiatedReadErrors,
-    workload(path: web::Path<Uuid>, params: Params<AfterParams>, csv: Params<CsvParams>)
+    {
+        serve(state, caller, path: web::Path<Uuid>, params: Params<AfterParams>, csv: Params<CsvParams>);
+        let (team_id, after) = (path.into_inner(), params.0.after);
+        json: state.cases.team_workload(caller, team_id, after),
+        csv: state.cases.team_workload_csv(caller, team_id, after, csv.0.options()),
+    }
 );
-
-async fn workload(
-    state: &AppState,
-    caller: &Principal,
-    req: &HttpRequest,
-    path: web::Path<Uuid>,
-    params: Params<AfterParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let (team_id, after) = (path.into_inner(), params.0.after);
-    let cases = &state.cases;
-    answer(
-        req,
-        cases.team_workload(caller, team_id, after),
-        cases.team_workload_csv(caller, team_id, after, csv.0.options()),
-    )
-    .await
-}
 
 /// Why the record is read (kept with the read).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

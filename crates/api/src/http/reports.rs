@@ -145,26 +145,13 @@ negotiated_get!(
     snapshot_report_csv, "/reports/outcomes/snapshots/{snapshot_id}/report.csv",
     params(("snapshot_id" = Uuid, Path, description = "The snapshot"), SnapshotParams, CsvParams),
     errors = NegotiatedSnapshotErrors,
-    snapshot_figures(path: web::Path<Uuid>, params: Params<SnapshotParams>, csv: Params<CsvParams>)
+    {
+        serve(state, caller, path: web::Path<Uuid>, params: Params<SnapshotParams>, csv: Params<CsvParams>);
+        let (id, query) = (path.into_inner(), params.0.report_query());
+        json: state.snapshots.report(caller, id, &query),
+        csv: state.snapshots.report_csv(caller, id, &query, csv.0.options()),
+    }
 );
-
-async fn snapshot_figures(
-    state: &AppState,
-    caller: &Principal,
-    req: &HttpRequest,
-    path: web::Path<Uuid>,
-    params: Params<SnapshotParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let (id, query) = (path.into_inner(), params.0.report_query());
-    let snapshots = &state.snapshots;
-    answer(
-        req,
-        snapshots.report(caller, id, &query),
-        snapshots.report_csv(caller, id, &query, csv.0.options()),
-    )
-    .await
-}
 
 /// Explain how a published report differs from today's: four snapshots (as published; with the
 /// facts recorded late since; with the corrections since; under today's rules), built in the
@@ -218,26 +205,13 @@ negotiated_get!(
     get_explanation_csv, "/reports/outcomes/explanations/{explanation_id}.csv",
     params(("explanation_id" = Uuid, Path, description = "The explanation"), SnapshotParams, CsvParams),
     errors = NegotiatedSnapshotErrors,
-    explained(path: web::Path<Uuid>, params: Params<SnapshotParams>, csv: Params<CsvParams>)
+    {
+        serve(state, caller, path: web::Path<Uuid>, params: Params<SnapshotParams>, csv: Params<CsvParams>);
+        let (id, query) = (path.into_inner(), params.0.report_query());
+        json: state.snapshots.explanation(caller, id, &query),
+        csv: state.snapshots.explanation_csv(caller, id, &query, csv.0.options()),
+    }
 );
-
-async fn explained(
-    state: &AppState,
-    caller: &Principal,
-    req: &HttpRequest,
-    path: web::Path<Uuid>,
-    params: Params<SnapshotParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let (id, query) = (path.into_inner(), params.0.report_query());
-    let snapshots = &state.snapshots;
-    answer(
-        req,
-        snapshots.explanation(caller, id, &query),
-        snapshots.explanation_csv(caller, id, &query, csv.0.options()),
-    )
-    .await
-}
 
 /// Which figures.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -301,25 +275,13 @@ negotiated_get!(
     outcome_report_csv, "/reports/outcomes.csv",
     params(ReportParams, CsvParams),
     errors = NegotiatedReadErrors,
-    outcomes(params: Params<ReportParams>, csv: Params<CsvParams>)
+    {
+        serve(state, caller, params: Params<ReportParams>, csv: Params<CsvParams>);
+        let (query, rules) = (params.0.report_query(), params.0.rules);
+        json: state.reports.outcomes(caller, &query, rules),
+        csv: state.reports.outcomes_csv(caller, &query, rules, csv.0.options()),
+    }
 );
-
-async fn outcomes(
-    state: &AppState,
-    caller: &Principal,
-    req: &HttpRequest,
-    params: Params<ReportParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let (query, rules) = (params.0.report_query(), params.0.rules);
-    let reports = &state.reports;
-    answer(
-        req,
-        reports.outcomes(caller, &query, rules),
-        reports.outcomes_csv(caller, &query, rules, csv.0.options()),
-    )
-    .await
-}
 
 negotiated_get!(
     tag = "reports",
@@ -339,25 +301,13 @@ negotiated_get!(
     gap_report_csv, "/reports/service-gaps.csv",
     params(ReportParams, CsvParams),
     errors = NegotiatedReadErrors,
-    gaps(params: Params<ReportParams>, csv: Params<CsvParams>)
+    {
+        serve(state, caller, params: Params<ReportParams>, csv: Params<CsvParams>);
+        let (query, rules) = (params.0.report_query(), params.0.rules);
+        json: state.reports.service_gaps(caller, &query, rules),
+        csv: state.reports.service_gaps_csv(caller, &query, rules, csv.0.options()),
+    }
 );
-
-async fn gaps(
-    state: &AppState,
-    caller: &Principal,
-    req: &HttpRequest,
-    params: Params<ReportParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let (query, rules) = (params.0.report_query(), params.0.rules);
-    let reports = &state.reports;
-    answer(
-        req,
-        reports.service_gaps(caller, &query, rules),
-        reports.service_gaps_csv(caller, &query, rules, csv.0.options()),
-    )
-    .await
-}
 
 /// Two rule versions.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -386,23 +336,10 @@ negotiated_get!(
     compare_outcomes_csv, "/reports/outcomes/comparison.csv",
     params(CompareParams, ReportParams, CsvParams),
     errors = NegotiatedReadErrors,
-    comparison(versions: Params<CompareParams>, params: Params<ReportParams>, csv: Params<CsvParams>)
+    {
+        serve(state, caller, versions: Params<CompareParams>, params: Params<ReportParams>, csv: Params<CsvParams>);
+        let (query, a, b) = (params.0.report_query(), versions.0.a, versions.0.b);
+        json: state.reports.compare(caller, &query, a, b),
+        csv: state.reports.compare_csv(caller, &query, a, b, csv.0.options()),
+    }
 );
-
-async fn comparison(
-    state: &AppState,
-    caller: &Principal,
-    req: &HttpRequest,
-    versions: Params<CompareParams>,
-    params: Params<ReportParams>,
-    csv: Params<CsvParams>,
-) -> Result<HttpResponse, ApiError> {
-    let (query, a, b) = (params.0.report_query(), versions.0.a, versions.0.b);
-    let reports = &state.reports;
-    answer(
-        req,
-        reports.compare(caller, &query, a, b),
-        reports.compare_csv(caller, &query, a, b, csv.0.options()),
-    )
-    .await
-}

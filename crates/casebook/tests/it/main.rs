@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use process::{casebook, start, stop};
+use process::{casebook, casebook_env_ok, start, stop, succeeded};
 
 mod faults;
 mod process;
@@ -16,17 +16,9 @@ async fn serve_with_no_configuration_becomes_ready_and_stops_its_cluster() {
     let http = reqwest::Client::new();
 
     let running = start(&data_dir);
-    let health = http
-        .get(format!("{}/health", running.base))
-        .send()
-        .await
-        .expect("GET /health");
+    let health = get(&http, &running, "/health").await;
     assert_eq!(health.status(), 200);
-    let ready = http
-        .get(format!("{}/ready", running.base))
-        .send()
-        .await
-        .expect("GET /ready");
+    let ready = get(&http, &running, "/ready").await;
     assert_eq!(ready.status(), 200);
     let body: serde_json::Value = ready.json().await.expect("JSON body");
     assert_eq!(body["migrations"], "current");
@@ -35,11 +27,7 @@ async fn serve_with_no_configuration_becomes_ready_and_stops_its_cluster() {
         "{body}"
     );
     assert_eq!(body["projections"][0]["events_behind"], 0, "{body}");
-    let missing = http
-        .get(format!("{}/no/such/route", running.base))
-        .send()
-        .await
-        .expect("GET unknown");
+    let missing = get(&http, &running, "/no/such/route").await;
     assert_eq!(missing.status(), 404);
     assert_eq!(
         missing.headers()["content-type"],
@@ -59,14 +47,18 @@ async fn serve_with_no_configuration_becomes_ready_and_stops_its_cluster() {
 
     // The data survives: a second start finds the initialised cluster and is ready again.
     let running = start(&data_dir);
-    let ready = http
-        .get(format!("{}/ready", running.base))
-        .send()
-        .await
-        .expect("GET /ready");
+    let ready = get(&http, &running, "/ready").await;
     assert_eq!(ready.status(), 200);
     stop(running);
     std::fs::remove_dir_all(&data_dir).expect("clean up");
+}
+
+/// `GET {path}` of the running binary.
+async fn get(http: &reqwest::Client, running: &process::Running, path: &str) -> reqwest::Response {
+    http.get(format!("{}{path}", running.base))
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("GET {path}: {err}"))
 }
 
 /// The URL of a test database, as `CASEBOOK_DATABASE_URL` takes it.
@@ -80,12 +72,7 @@ fn database_url(db: &testkit::TestDb) -> String {
 fn verify_on_the_private_cluster_reports_ok_and_stops_the_cluster_again() {
     let data_dir = process::scratch("verify");
     let out = casebook(&data_dir, &["verify"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = succeeded(&out);
     assert_eq!(
         stdout.lines().next(),
         Some("ok: 0 events in 0 streams, every hash chain intact"),
@@ -139,12 +126,7 @@ async fn with_a_database_url_the_binary_uses_that_server() {
             ("CASEBOOK_MASTER_KEY", &key),
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = succeeded(&out);
     assert_eq!(
         stdout.lines().next(),
         Some("ok: 0 events in 0 streams, every hash chain intact"),
@@ -198,11 +180,7 @@ fn the_directory_commands_import_report_rejections_and_export_what_they_imported
         ],
         &[],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let page: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&exported).expect("the export"))
             .expect("JSON");
@@ -236,13 +214,8 @@ fn the_directory_commands_import_report_rejections_and_export_what_they_imported
         "agreed",
     ];
     let out = casebook(&data_dir, &transfer, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        succeeded(&out).trim(),
         format!("service {service} now belongs to {organisation}")
     );
     let out = casebook(&data_dir, &transfer, &[]);
@@ -449,11 +422,7 @@ async fn key_rotate_rewraps_every_data_key_under_the_new_master_key() {
         &["erase", &erased.to_string(), "--reason", "request ref 3"],
         &old_text,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
 
     let out = run(
         &[
@@ -464,12 +433,7 @@ async fn key_rotate_rewraps_every_data_key_under_the_new_master_key() {
         ],
         &old_text,
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     assert!(
         stdout.starts_with(&format!(
             "rewrapped 1 data keys from master key {} to {}",
@@ -495,11 +459,7 @@ async fn key_rotate_rewraps_every_data_key_under_the_new_master_key() {
     let out = run(&["verify"], &old_text);
     assert!(!out.status.success());
     let out = run(&["verify"], &new.to_base64());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     // The erased person stays erased.
     let read = store_under(&new)
         .read_stream(erased, 1, None)
@@ -672,15 +632,7 @@ async fn serve_with_a_replica_url_reads_from_the_replica() {
         ("CASEBOOK_DATABASE_URL", primary.as_str()),
         ("CASEBOOK_MASTER_KEY", key.as_str()),
     ];
-    let run = |args: &[&str]| {
-        let out = casebook(&data_dir, args, &env);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let run = |args: &[&str]| casebook_env_ok(&data_dir, args, &env);
     let organisation = run(&["org", "add", "Mendip Link"]);
     let team = run(&["team", "add", "--organisation", &organisation, "Frome"]);
     let worker = run(&[

@@ -154,13 +154,29 @@ pub fn casebook(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::pr
 
 /// As [`casebook`] with no more environment, checking it succeeds; its standard output.
 pub fn casebook_ok(data_dir: &Path, args: &[&str]) -> String {
-    let out = casebook(data_dir, args, &[]);
+    casebook_env_ok(data_dir, args, &[])
+}
+
+/// As [`casebook`], checking it succeeds; its standard output, trimmed.
+pub fn casebook_env_ok(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = casebook(data_dir, args, env);
     assert!(
         out.status.success(),
         "casebook {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Checks that a one-shot command succeeded (showing its standard error if not); its standard
+/// output.
+pub fn succeeded(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A fresh data dir under the target's temporary directory. When dropped (the test passed or
