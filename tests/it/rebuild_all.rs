@@ -212,7 +212,13 @@ async fn rebuilding_every_read_model_together_makes_the_rows_live_projection_mak
         .expect("together");
     assert_eq!(report.events, total as u64);
     assert!(report.switched);
-    for name in ["caseload_v1_rebuild", "directory_v1", "outcomes_v1", "outcomes_v2", "outcomes_v3"] {
+    for name in [
+        "caseload_v1_rebuild",
+        "directory_v1",
+        "outcomes_v1",
+        "outcomes_v2",
+        "outcomes_v3",
+    ] {
         assert!(report.projection.contains(name), "{}", report.projection);
     }
     assert_eq!(read_models(&client, "caseload").await, expected, "together");
@@ -254,7 +260,11 @@ async fn rebuilding_every_read_model_together_makes_the_rows_live_projection_mak
         .expect("the rest");
     assert_eq!(half + rest, total as u64);
     together.release().await.expect("release");
-    assert_eq!(read_models(&client, "caseload").await, expected, "batches of 7");
+    assert_eq!(
+        read_models(&client, "caseload").await,
+        expected,
+        "batches of 7"
+    );
 
     // Live catch-up goes on from where they stand: nothing applied twice.
     for projection in &live {

@@ -405,7 +405,10 @@ async fn apply_into(
         .collect();
     if !erased.is_empty() {
         let delete = batch
-            .prepare(tx, &format!("DELETE FROM {table} WHERE client_id = ANY($1)"))
+            .prepare(
+                tx,
+                &format!("DELETE FROM {table} WHERE client_id = ANY($1)"),
+            )
             .await?;
         tx.execute(&delete, &[&erased]).await?;
     }

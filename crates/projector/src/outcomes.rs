@@ -877,8 +877,13 @@ impl Figures {
         version: i32,
     ) -> Result<(), ProjectionError> {
         tx.execute(
-            &batch.prepare(tx, "INSERT INTO outcome_state (rules_version, client_id, state) \
-             SELECT $1, * FROM unnest($2::uuid[], $3::jsonb[])").await?,
+            &batch
+                .prepare(
+                    tx,
+                    "INSERT INTO outcome_state (rules_version, client_id, state) \
+             SELECT $1, * FROM unnest($2::uuid[], $3::jsonb[])",
+                )
+                .await?,
             &[&version, &self.state.0, &self.state.1],
         )
         .await?;

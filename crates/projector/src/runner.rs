@@ -404,8 +404,7 @@ impl Together {
         let tx = client.transaction().await?;
         for projection in &self.projections {
             projection.reset(&tx).await?;
-            bookkeeping::set_checkpoint(&*tx, projection.name(), GlobalPosition::START, 0)
-                .await?;
+            bookkeeping::set_checkpoint(&*tx, projection.name(), GlobalPosition::START, 0).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -538,7 +537,9 @@ impl Together {
         let count = events.len() as i64;
         for projection in projections {
             if !bookkeeping::move_checkpoint(&*tx, projection.name(), from, last, count).await? {
-                return Err(ProjectionError::CheckpointMoved(projection.name().to_owned()));
+                return Err(ProjectionError::CheckpointMoved(
+                    projection.name().to_owned(),
+                ));
             }
         }
         tx.commit().await?;
