@@ -88,7 +88,7 @@ async fn rebuilding_every_read_model_together_makes_the_rows_live_projection_mak
         .map(|r| r.get(0))
         .collect();
     assert!(clients.len() >= 30, "{} clients", clients.len());
-    // One correction more, of a contact's day (the caseload and v3 refold it).
+    // One correction more, of a contact's time (the caseload and v3 refold it).
     let contact: (Uuid, Uuid) = admin
         .query_one(
             "SELECT stream_id, event_id FROM events WHERE event_type = 'ContactRecorded' \
@@ -98,10 +98,20 @@ async fn rebuilding_every_read_model_together_makes_the_rows_live_projection_mak
         .await
         .map(|r| (r.get(0), r.get(1)))
         .expect("a contact");
+    let recorded = store
+        .read_stream(contact.0, 1, None)
+        .await
+        .expect("the record")
+        .into_iter()
+        .find(|e| e.event_id == contact.1)
+        .expect("the contact");
+    let contacted_at: chrono::DateTime<Utc> =
+        serde_json::from_value(recorded.payload["contacted_at"].clone()).expect("a time");
+    let contacted_at = contacted_at + chrono::Duration::minutes(1);
     let mut fields = serde_json::Map::new();
     fields.insert(
         "contacted_at".to_owned(),
-        serde_json::json!("2026-01-05T08:00:00Z"),
+        serde_json::json!(contacted_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
     );
     let holder = |client: Uuid| {
         let cases = cases.clone();
@@ -127,7 +137,7 @@ async fn rebuilding_every_read_model_together_makes_the_rows_live_projection_mak
             &CaseCommand::CorrectEntry(EntryCorrected {
                 corrects: EventId(contact.1),
                 corrected_fields: fields,
-                reason: "the call was in January".to_owned(),
+                reason: "the call was a minute later".to_owned(),
             }),
             eventstore::Metadata {
                 actor_id: staff,
