@@ -140,8 +140,10 @@ pub async fn rebuild(
         RebuildTarget::Caseload => {
             let mut client = store.pool().get().await?;
             projector::switch_rebuilt_caseload(&mut client, Uuid::new_v4()).await?;
-            // The next rebuild starts from the first event again.
+            // The next rebuild starts from the first event again (the reset takes the lease
+            // again: give it back).
             runner.reset().await?;
+            runner.release().await?;
             true
         }
     };
