@@ -14,6 +14,7 @@ mod outcomes;
 mod personal_scan;
 mod privacy;
 mod projections;
+mod rebuild_all;
 mod support;
 mod tidy;
 mod upgrade;

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use projector::rules::Rules;
 use projector::{
     DirectoryProjection, OutcomesProjection, Projection, Runner, RunnerSettings, ShadowCaseload,
+    Together,
 };
 use uuid::Uuid;
 
@@ -28,6 +29,15 @@ pub enum RebuildTarget {
     /// The directory, in place and from the first event: it is small, and needs no other
     /// process running it.
     Directory,
+    /// Every read model from one read of the log: the caseload into its shadow, the directory
+    /// in place, and the outcome figures under every rule version kept and under `rules`. Each
+    /// batch is read and decoded once and written to all of them in one transaction; they
+    /// resume together when their checkpoints agree, and start again from the first event
+    /// otherwise.
+    All {
+        /// The rule version to build (if it is not kept yet) and, with `switch`, make live.
+        rules: i32,
+    },
 }
 
 /// How a rebuild runs.
@@ -80,6 +90,7 @@ pub async fn rebuild(
         RebuildTarget::Outcomes { rules } => Arc::new(OutcomesProjection::new(Rules::load(rules)?)),
         RebuildTarget::Caseload => Arc::new(ShadowCaseload),
         RebuildTarget::Directory => Arc::new(DirectoryProjection),
+        RebuildTarget::All { rules } => return rebuild_all(store, rules, options).await,
     };
     // The directory is small: rebuilt in place, from the first event, while nothing else runs it.
     let in_place = target == RebuildTarget::Directory;
@@ -105,18 +116,7 @@ pub async fn rebuild(
     }
     let (checkpoint, applied_before) = runner.position().await?;
     let (head, remaining) = store.lag(checkpoint).await?;
-    let bar = if options.progress {
-        ProgressBar::new(remaining.max(0) as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:40}] {human_pos}/{human_len} events, {per_sec}, {eta} left",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
+    let bar = progress_bar(options.progress, remaining);
     bar.set_message(format!(
         "{} (from {} already applied)",
         projection.name(),
@@ -130,6 +130,7 @@ pub async fn rebuild(
     let seconds = started.elapsed().as_secs_f64();
     let switched = match target {
         RebuildTarget::Directory => true,
+        RebuildTarget::All { .. } => unreachable!("rebuilt by rebuild_all"),
         _ if !options.switch => false,
         RebuildTarget::Outcomes { rules } => {
             let mut client = store.pool().get().await?;
@@ -139,8 +140,10 @@ pub async fn rebuild(
         RebuildTarget::Caseload => {
             let mut client = store.pool().get().await?;
             projector::switch_rebuilt_caseload(&mut client, Uuid::new_v4()).await?;
-            // The next rebuild starts from the first event again.
+            // The next rebuild starts from the first event again (the reset takes the lease
+            // again: give it back).
             runner.reset().await?;
+            runner.release().await?;
             true
         }
     };
@@ -150,6 +153,97 @@ pub async fn rebuild(
         seconds,
         switched,
     })
+}
+
+/// Rebuilds every read model from one read of the log (see [`RebuildTarget::All`]).
+async fn rebuild_all(
+    store: &EventStore,
+    rules: i32,
+    options: &RebuildOptions,
+) -> anyhow::Result<RebuildReport> {
+    let latest = Rules::load(rules)?;
+    let mut projections: Vec<Arc<dyn Projection>> =
+        vec![Arc::new(ShadowCaseload), Arc::new(DirectoryProjection)];
+    {
+        let client = store.pool().get().await?;
+        projector::start_version(&client, projector::OUTCOMES, rules).await?;
+        for version in projector::versions(&client, projector::OUTCOMES).await? {
+            if version.rules_version == rules {
+                continue;
+            }
+            projections.push(Arc::new(OutcomesProjection::new(Rules::load(
+                version.rules_version,
+            )?)));
+        }
+    }
+    projections.push(Arc::new(OutcomesProjection::new(latest)));
+    let together = Together::new(
+        store.clone(),
+        projections,
+        Uuid::new_v4(),
+        RunnerSettings {
+            batch_size: 10_000,
+            ..RunnerSettings::default()
+        },
+    );
+    let names = together.names().join(", ");
+    let resumable = !options.restart && together.position().await?.is_some();
+    if !resumable {
+        together
+            .reset()
+            .await
+            .with_context(|| format!("one of {names} is being run by another process"))?;
+    }
+    let (checkpoint, applied_before) = together
+        .position()
+        .await?
+        .context("the read models' checkpoints moved under this rebuild")?;
+    let (head, remaining) = store.lag(checkpoint).await?;
+    let bar = progress_bar(options.progress, remaining);
+    bar.set_message(format!("{names} (from {applied_before} already applied)"));
+    let started = Instant::now();
+    let events = together.catch_up_to(Some(head), |n| bar.inc(n)).await;
+    bar.finish_and_clear();
+    together.release().await?;
+    let events = events.with_context(|| format!("rebuilding {names}"))?;
+    let seconds = started.elapsed().as_secs_f64();
+    if options.switch {
+        let mut client = store.pool().get().await?;
+        projector::switch_live(&mut client, projector::OUTCOMES, rules).await?;
+        projector::switch_rebuilt_caseload(&mut client, Uuid::new_v4()).await?;
+        // The next rebuild of the caseload starts from the first event again.
+        let shadow = Runner::new(
+            store.clone(),
+            Arc::new(ShadowCaseload),
+            Uuid::new_v4(),
+            RunnerSettings::default(),
+        );
+        shadow.reset().await?;
+        shadow.release().await?;
+    }
+    Ok(RebuildReport {
+        projection: names,
+        events,
+        seconds,
+        switched: options.switch,
+    })
+}
+
+/// A progress bar for `remaining` events on standard error, or a hidden one.
+fn progress_bar(shown: bool, remaining: i64) -> ProgressBar {
+    let bar = if shown {
+        ProgressBar::new(remaining.max(0) as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:40}] {human_pos}/{human_len} events, {per_sec}, {eta} left",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
 }
 
 /// The outcome figures of two rule versions side by side, as text.

@@ -303,6 +303,9 @@ pub enum RebuildProjection {
     Caseload,
     /// The directory of services (rebuilt in place).
     Directory,
+    /// Every read model from one read of the log: the caseload, the directory, and the outcome
+    /// figures under every rule version kept and under `--rules` (default the latest).
+    All,
 }
 
 impl RebuildArgs {
@@ -324,6 +327,9 @@ impl RebuildArgs {
             }),
             (RebuildProjection::Caseload, None) => Ok(RebuildTarget::Caseload),
             (RebuildProjection::Directory, None) => Ok(RebuildTarget::Directory),
+            (RebuildProjection::All, rules) => Ok(RebuildTarget::All {
+                rules: rules.unwrap_or_else(projector::rules::Rules::latest_version),
+            }),
             (RebuildProjection::Caseload, Some(_)) => Err(no_rules("the caseload")),
             (RebuildProjection::Directory, Some(_)) => Err(no_rules("the directory")),
         }

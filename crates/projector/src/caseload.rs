@@ -7,12 +7,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use domain::{CaseEvent, Timepoint, code};
 use eventstore::RecordedEvent;
 
-use crate::corrected::client_batches;
+use crate::corrected::Decoded;
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::bookkeeping;
-use crate::{Projection, ProjectionError};
+use crate::{Batch, Projection, ProjectionError};
 
 /// A client's line on a caseload.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -290,13 +290,32 @@ impl Projection for CaseloadProjection {
         Ok(())
     }
 
+    fn refolds(&self) -> bool {
+        true
+    }
+
     async fn apply(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         events: &[RecordedEvent],
         log: &dyn crate::corrected::RecordSource,
     ) -> Result<(), ProjectionError> {
-        apply_into("caseload", tx, events, log).await
+        let decoded = Decoded::decode(events, log, true).await?;
+        let batch = Batch {
+            events,
+            decoded: &decoded,
+            log,
+            statements: None,
+        };
+        apply_into("caseload", tx, &batch).await
+    }
+
+    async fn apply_decoded(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
+    ) -> Result<(), ProjectionError> {
+        apply_into("caseload", tx, batch).await
     }
 }
 
@@ -311,13 +330,32 @@ impl Projection for ShadowCaseload {
         Ok(())
     }
 
+    fn refolds(&self) -> bool {
+        true
+    }
+
     async fn apply(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         events: &[RecordedEvent],
         log: &dyn crate::corrected::RecordSource,
     ) -> Result<(), ProjectionError> {
-        apply_into("caseload_rebuild", tx, events, log).await
+        let decoded = Decoded::decode(events, log, true).await?;
+        let batch = Batch {
+            events,
+            decoded: &decoded,
+            log,
+            statements: None,
+        };
+        apply_into("caseload_rebuild", tx, &batch).await
+    }
+
+    async fn apply_decoded(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
+    ) -> Result<(), ProjectionError> {
+        apply_into("caseload_rebuild", tx, batch).await
     }
 }
 
@@ -326,43 +364,34 @@ impl Projection for ShadowCaseload {
 async fn apply_into(
     table: &str,
     tx: &tokio_postgres::Transaction<'_>,
-    events: &[RecordedEvent],
-    log: &dyn crate::corrected::RecordSource,
+    batch: &Batch<'_>,
 ) -> Result<(), ProjectionError> {
-    let client_ids: Vec<Uuid> = {
-        let mut ids: Vec<Uuid> = events
-            .iter()
-            .filter(|e| e.stream_type == domain::CLIENT_STREAM)
-            .map(|e| e.stream_id)
-            .collect();
-        ids.sort();
-        ids.dedup();
-        ids
-    };
-    if client_ids.is_empty() {
+    if batch.decoded.is_empty() {
         return Ok(());
     }
-    let existing = tx
-        .query(
+    let client_ids = batch.decoded.client_ids();
+    let select = batch
+        .prepare(
+            tx,
             &format!(
                 "{} WHERE client_id = ANY($1)",
                 SELECT_COLUMNS.replace("FROM caseload", &format!("FROM {table}"))
             ),
-            &[&client_ids],
         )
         .await?;
+    let existing = tx.query(&select, &[&client_ids]).await?;
     let mut rows: HashMap<Uuid, CaseloadRow> = HashMap::new();
     for row in &existing {
         let decoded = decode_row(row)?;
         rows.insert(decoded.client_id, decoded);
     }
-    for batch in client_batches(events, log, true).await? {
-        if batch.refold {
-            rows.remove(&batch.client_id);
+    for client in batch.decoded.clients(true)? {
+        if client.refold {
+            rows.remove(&client.client_id);
         }
-        for fact in batch.facts {
-            let row = rows.entry(batch.client_id).or_insert_with(|| CaseloadRow {
-                client_id: batch.client_id,
+        for fact in client.facts {
+            let row = rows.entry(client.client_id).or_insert_with(|| CaseloadRow {
+                client_id: client.client_id,
                 organisation_id: fact.organisation_id,
                 ..CaseloadRow::default()
             });
@@ -375,11 +404,13 @@ async fn apply_into(
         .map(|r| r.client_id)
         .collect();
     if !erased.is_empty() {
-        tx.execute(
-            &format!("DELETE FROM {table} WHERE client_id = ANY($1)"),
-            &[&erased],
-        )
-        .await?;
+        let delete = batch
+            .prepare(
+                tx,
+                &format!("DELETE FROM {table} WHERE client_id = ANY($1)"),
+            )
+            .await?;
+        tx.execute(&delete, &[&erased]).await?;
     }
     let rows: Vec<&CaseloadRow> = rows.values().filter(|r| r.status != ERASED).collect();
     if rows.is_empty() {
@@ -418,8 +449,11 @@ async fn apply_into(
         .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
     let follow_ups: Vec<String> = rows.iter().map(|r| codes(&r.follow_ups)).collect();
     let versions: Vec<i64> = rows.iter().map(|r| r.stream_version).collect();
+    let upsert = batch
+        .prepare(tx, &UPSERT_ROWS.replace("{table}", table))
+        .await?;
     tx.execute(
-        &UPSERT_ROWS.replace("{table}", table),
+        &upsert,
         &[
             &client_ids,
             &organisation_ids,

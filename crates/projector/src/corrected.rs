@@ -27,15 +27,6 @@ pub struct Fact {
     pub event: CaseEvent,
 }
 
-/// A client's events in a batch: either just the batch's, to fold onto the stored state, or
-/// (`refold`) the whole record through the batch, corrections applied, to fold from nothing.
-#[derive(Debug)]
-pub struct ClientBatch {
-    pub client_id: Uuid,
-    pub refold: bool,
-    pub facts: Vec<Fact>,
-}
-
 fn decode(event: &RecordedEvent) -> Result<CaseEvent, ProjectionError> {
     CaseEvent::decode(
         &event.event_type,
@@ -144,54 +135,119 @@ impl RecordSource for FilteredLog<'_> {
     }
 }
 
-/// A batch's client events by client (in the order each client first appears). With
-/// `corrections`, a client with a correction in the batch is read again from the start of their
-/// record through the batch, corrections applied, to be refolded.
-///
-/// # Errors
-/// A store failure or an event that cannot be decoded.
-pub async fn client_batches(
-    events: &[RecordedEvent],
-    log: &dyn RecordSource,
-    corrections: bool,
-) -> Result<Vec<ClientBatch>, ProjectionError> {
-    let mut order: Vec<Uuid> = Vec::new();
-    let mut by_client: HashMap<Uuid, Vec<&RecordedEvent>> = HashMap::new();
-    for event in events
-        .iter()
-        .filter(|e| e.stream_type == domain::CLIENT_STREAM)
-    {
-        by_client
-            .entry(event.stream_id)
-            .or_insert_with(|| {
-                order.push(event.stream_id);
-                Vec::new()
-            })
-            .push(event);
-    }
-    let mut batches = Vec::with_capacity(order.len());
-    for client_id in order {
-        let mine = by_client.remove(&client_id).unwrap_or_default();
-        let corrected = corrections && mine.iter().any(|e| e.event_type == "EntryCorrected");
-        if corrected {
-            let through = mine.iter().map(|e| e.stream_version).max().unwrap_or(0);
-            let record = log.record_through(client_id, through).await?;
-            batches.push(ClientBatch {
-                client_id,
-                refold: true,
-                facts: with_corrections(&record)?,
+/// A batch's client events decoded once, by client (in the order each client first appears),
+/// for every projection fed from the batch: the runner decodes a batch once, and a rebuild of
+/// several read models together decodes each payload once for all of them. With `refolds`, a
+/// client with a correction in the batch is also read again from the start of their record
+/// through the batch, corrections applied, for the projections that refold.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    clients: Vec<DecodedClient>,
+    refolds: bool,
+}
+
+#[derive(Debug)]
+struct DecodedClient {
+    client_id: Uuid,
+    facts: Vec<Fact>,
+    corrected: bool,
+    refolded: Option<Vec<Fact>>,
+}
+
+impl Decoded {
+    /// Decodes the client events of `events`, and (with `refolds`) reads again the record of
+    /// each client with a correction among them.
+    ///
+    /// # Errors
+    /// A store failure or an event that cannot be decoded.
+    pub async fn decode(
+        events: &[RecordedEvent],
+        log: &dyn RecordSource,
+        refolds: bool,
+    ) -> Result<Decoded, ProjectionError> {
+        let mut index: HashMap<Uuid, usize> = HashMap::new();
+        let mut clients: Vec<DecodedClient> = Vec::new();
+        for event in events
+            .iter()
+            .filter(|e| e.stream_type == domain::CLIENT_STREAM)
+        {
+            let at = *index.entry(event.stream_id).or_insert_with(|| {
+                clients.push(DecodedClient {
+                    client_id: event.stream_id,
+                    facts: Vec::new(),
+                    corrected: false,
+                    refolded: None,
+                });
+                clients.len() - 1
             });
-        } else {
-            let facts = mine
-                .into_iter()
-                .map(|event| Ok(fact(event, decode(event)?)))
-                .collect::<Result<Vec<_>, ProjectionError>>()?;
-            batches.push(ClientBatch {
-                client_id,
-                refold: false,
-                facts,
-            });
+            let client = &mut clients[at];
+            client.corrected |= event.event_type == "EntryCorrected";
+            client.facts.push(fact(event, decode(event)?));
         }
+        if refolds {
+            for client in clients.iter_mut().filter(|c| c.corrected) {
+                let through = client
+                    .facts
+                    .iter()
+                    .map(|f| f.stream_version)
+                    .max()
+                    .unwrap_or(0);
+                let record = log.record_through(client.client_id, through).await?;
+                client.refolded = Some(with_corrections(&record)?);
+            }
+        }
+        Ok(Decoded { clients, refolds })
     }
-    Ok(batches)
+
+    /// The clients the batch touches, sorted.
+    pub fn client_ids(&self) -> Vec<Uuid> {
+        let mut ids: Vec<Uuid> = self.clients.iter().map(|c| c.client_id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Whether the batch holds no client event.
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+
+    /// Each client's events: just the batch's, to fold onto the stored state, or (with
+    /// `corrections`, for a client with a correction in the batch) the whole record through
+    /// the batch, corrections applied, to fold from nothing (`refold`).
+    ///
+    /// # Errors
+    /// `corrections` asked of a batch decoded without its refolds.
+    pub fn clients(&self, corrections: bool) -> Result<Vec<ClientFacts<'_>>, ProjectionError> {
+        if corrections && !self.refolds && self.clients.iter().any(|c| c.corrected) {
+            return Err(ProjectionError::Corrupt(
+                "a batch with corrections was decoded without its refolds".to_owned(),
+            ));
+        }
+        Ok(self
+            .clients
+            .iter()
+            .map(|c| match (&c.refolded, corrections) {
+                (Some(record), true) => ClientFacts {
+                    client_id: c.client_id,
+                    refold: true,
+                    facts: record,
+                },
+                _ => ClientFacts {
+                    client_id: c.client_id,
+                    refold: false,
+                    facts: &c.facts,
+                },
+            })
+            .collect())
+    }
+}
+
+/// One client's events of a decoded batch: either just the batch's, to fold onto the stored
+/// state, or (`refold`) the whole record through the batch, corrections applied, to fold from
+/// nothing.
+#[derive(Debug)]
+pub struct ClientFacts<'a> {
+    pub client_id: Uuid,
+    pub refold: bool,
+    pub facts: &'a [Fact],
 }

@@ -27,4 +27,4 @@ pub use outcomes::{
     pairs_by_measure, score_pairs,
 };
 pub use registry::{Lag, OUTCOMES, ProjectionVersion, VersionState, all, lag, spawn_all};
-pub use runner::{Projection, ProjectionError, Runner, RunnerSettings};
+pub use runner::{Batch, Projection, ProjectionError, Runner, RunnerSettings, Together};

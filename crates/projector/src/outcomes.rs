@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::corrected::client_batches;
+use crate::corrected::Decoded;
 use crate::rules::{Corrections, EvaluationConsent, Rules};
-use crate::{Projection, ProjectionError};
+use crate::{Batch, Projection, ProjectionError};
 
 /// A referral as reports count it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -545,65 +545,86 @@ impl Projection for OutcomesProjection {
         Ok(())
     }
 
+    fn refolds(&self) -> bool {
+        self.rules.corrections == Corrections::Every
+    }
+
     async fn apply(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         events: &[RecordedEvent],
         log: &dyn crate::corrected::RecordSource,
     ) -> Result<(), ProjectionError> {
+        let decoded = Decoded::decode(events, log, self.refolds()).await?;
+        let batch = Batch {
+            events,
+            decoded: &decoded,
+            log,
+            statements: None,
+        };
+        self.apply_decoded(tx, &batch).await
+    }
+
+    async fn apply_decoded(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
+    ) -> Result<(), ProjectionError> {
         let version = self.tag;
-        let mut client_ids: Vec<Uuid> = events
-            .iter()
-            .filter(|e| e.stream_type == domain::CLIENT_STREAM)
-            .map(|e| e.stream_id)
-            .collect();
-        client_ids.sort();
-        client_ids.dedup();
-        if client_ids.is_empty() {
+        if batch.decoded.is_empty() {
             return Ok(());
         }
+        let client_ids = batch.decoded.client_ids();
         let mut states: HashMap<Uuid, ClientOutcomes> = HashMap::new();
-        for row in tx
-            .query(
+        let select = batch
+            .prepare(
+                tx,
                 "SELECT client_id, state FROM outcome_state WHERE rules_version = $1 AND client_id = ANY($2)",
-                &[&version, &client_ids],
             )
-            .await?
-        {
+            .await?;
+        for row in tx.query(&select, &[&version, &client_ids]).await? {
             let state: Value = row.get(1);
             let state: ClientOutcomes = serde_json::from_value(state)
                 .map_err(|e| ProjectionError::Corrupt(format!("outcome_state: {e}")))?;
             states.insert(row.get(0), state);
         }
-        let corrections = self.rules.corrections == Corrections::Every;
-        for batch in client_batches(events, log, corrections).await? {
-            if batch.refold {
+        // Only a client with a stored state has figure rows to replace: every client's state
+        // is written with their figures, in the same transaction.
+        let stored: Vec<Uuid> = states.keys().copied().collect();
+        for client in batch.decoded.clients(self.refolds())? {
+            if client.refold {
                 // Refolded from the start of the record, corrections applied.
-                states.remove(&batch.client_id);
+                states.remove(&client.client_id);
             }
-            for fact in batch.facts {
+            for fact in client.facts {
                 let state = states
-                    .entry(batch.client_id)
+                    .entry(client.client_id)
                     .or_insert_with(|| ClientOutcomes {
-                        client_id: batch.client_id,
+                        client_id: client.client_id,
                         organisation_id: fact.organisation_id,
                         ..ClientOutcomes::default()
                     });
                 apply_outcome_event(state, &fact.event, fact.event_id, fact.occurred_at);
             }
         }
-        for table in FIGURE_TABLES {
-            tx.execute(
-                &format!("DELETE FROM {table} WHERE rules_version = $1 AND client_id = ANY($2)"),
-                &[&version, &client_ids],
-            )
-            .await?;
+        if !stored.is_empty() {
+            for table in FIGURE_TABLES {
+                let delete = batch
+                    .prepare(
+                        tx,
+                        &format!(
+                            "DELETE FROM {table} WHERE rules_version = $1 AND client_id = ANY($2)"
+                        ),
+                    )
+                    .await?;
+                tx.execute(&delete, &[&version, &stored]).await?;
+            }
         }
         let mut figures = Figures::default();
         for state in states.values() {
             figures.add(state, &self.rules)?;
         }
-        figures.write(tx, version).await
+        figures.write(tx, batch, version).await
     }
 }
 
@@ -852,20 +873,26 @@ impl Figures {
     async fn write(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
         version: i32,
     ) -> Result<(), ProjectionError> {
         tx.execute(
-            "INSERT INTO outcome_state (rules_version, client_id, state) \
+            &batch
+                .prepare(
+                    tx,
+                    "INSERT INTO outcome_state (rules_version, client_id, state) \
              SELECT $1, * FROM unnest($2::uuid[], $3::jsonb[])",
+                )
+                .await?,
             &[&version, &self.state.0, &self.state.1],
         )
         .await?;
         let r = &self.referrals;
         tx.execute(
-            "INSERT INTO report_referrals (rules_version, referral_id, client_id, organisation_id, team_id, \
+            &batch.prepare(tx, "INSERT INTO report_referrals (rules_version, referral_id, client_id, organisation_id, team_id, \
              source, reasons, received_on, outcome, decline_reason, days_to_first_contact, destination) \
              SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::jsonb[], \
-             $8::date[], $9::text[], $10::text[], $11::int[], $12::text[])",
+             $8::date[], $9::text[], $10::text[], $11::int[], $12::text[])").await?,
             &[
                 &version,
                 &r.referral_id,
@@ -884,10 +911,10 @@ impl Figures {
         .await?;
         let e = &self.episodes;
         tx.execute(
-            "INSERT INTO report_episodes (rules_version, client_id, episode, organisation_id, team_id, source, \
+            &batch.prepare(tx, "INSERT INTO report_episodes (rules_version, client_id, episode, organisation_id, team_id, source, \
              reasons, accepted_on, closed_on, closure_reason, contacts, attended, did_not_attend, evaluation_excluded) \
              SELECT $1, * FROM unnest($2::uuid[], $3::int[], $4::uuid[], $5::uuid[], $6::text[], $7::jsonb[], \
-             $8::date[], $9::date[], $10::text[], $11::int[], $12::int[], $13::int[], $14::bool[])",
+             $8::date[], $9::date[], $10::text[], $11::int[], $12::int[], $13::int[], $14::bool[])").await?,
             &[
                 &version,
                 &e.keys.client_id,
@@ -908,10 +935,10 @@ impl Figures {
         .await?;
         let s = &self.scores;
         tx.execute(
-            "INSERT INTO report_scores (rules_version, client_id, episode, measure, organisation_id, team_id, \
+            &batch.prepare(tx, "INSERT INTO report_scores (rules_version, client_id, episode, measure, organisation_id, team_id, \
              source, reasons, baseline, follow_up, category, baseline_on, follow_up_on, baseline_band, follow_up_band) \
              SELECT $1, * FROM unnest($2::uuid[], $3::int[], $4::text[], $5::uuid[], $6::uuid[], $7::text[], \
-             $8::jsonb[], $9::float8[], $10::float8[], $11::text[], $12::date[], $13::date[], $14::text[], $15::text[])",
+             $8::jsonb[], $9::float8[], $10::float8[], $11::text[], $12::date[], $13::date[], $14::text[], $15::text[])").await?,
             &[
                 &version,
                 &s.keys.client_id,
@@ -933,10 +960,10 @@ impl Figures {
         .await?;
         let c = &self.connections;
         tx.execute(
-            "INSERT INTO report_connections (rules_version, connection_id, client_id, organisation_id, team_id, \
+            &batch.prepare(tx, "INSERT INTO report_connections (rules_version, connection_id, client_id, organisation_id, team_id, \
              service_id, need, kind, made_on, outcome, waiting_weeks) \
              SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::text[], \
-             $8::text[], $9::date[], $10::text[], $11::int[])",
+             $8::text[], $9::date[], $10::text[], $11::int[])").await?,
             &[
                 &version,
                 &c.connection_id,
@@ -954,10 +981,10 @@ impl Figures {
         .await?;
         let g = &self.gaps;
         tx.execute(
-            "INSERT INTO report_gaps (rules_version, gap_id, client_id, organisation_id, team_id, need, area, \
+            &batch.prepare(tx, "INSERT INTO report_gaps (rules_version, gap_id, client_id, organisation_id, team_id, need, area, \
              reason, recorded_on) \
              SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], \
-             $8::text[], $9::date[])",
+             $8::text[], $9::date[])").await?,
             &[
                 &version,
                 &g.gap_id,
@@ -974,10 +1001,10 @@ impl Figures {
         let b = &self.baselines;
         if !b.keys.client_id.is_empty() {
             tx.execute(
-                "INSERT INTO report_baselines (rules_version, client_id, episode, measure, organisation_id, \
+                &batch.prepare(tx, "INSERT INTO report_baselines (rules_version, client_id, episode, measure, organisation_id, \
                  team_id, source, reasons, baseline_on, paired, episode_closed) \
                  SELECT $1, * FROM unnest($2::uuid[], $3::int[], $4::text[], $5::uuid[], $6::uuid[], \
-                 $7::text[], $8::jsonb[], $9::date[], $10::bool[], $11::bool[])",
+                 $7::text[], $8::jsonb[], $9::date[], $10::bool[], $11::bool[])").await?,
                 &[
                     &version,
                     &b.keys.client_id,
@@ -997,10 +1024,10 @@ impl Figures {
         let a = &self.activity;
         if !a.keys.client_id.is_empty() {
             tx.execute(
-                "INSERT INTO report_activity (rules_version, client_id, episode, organisation_id, team_id, \
+                &batch.prepare(tx, "INSERT INTO report_activity (rules_version, client_id, episode, organisation_id, team_id, \
                  source, reasons, kind, on_day) \
                  SELECT $1, * FROM unnest($2::uuid[], $3::int[], $4::uuid[], $5::uuid[], $6::text[], \
-                 $7::jsonb[], $8::text[], $9::date[])",
+                 $7::jsonb[], $8::text[], $9::date[])").await?,
                 &[
                     &version,
                     &a.keys.client_id,

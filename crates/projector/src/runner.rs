@@ -9,6 +9,9 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::bookkeeping;
+use crate::corrected::{Decoded, RecordSource};
+use db::deadpool_postgres::StatementCache;
+use tokio_postgres::Statement;
 
 /// Why a projection could not apply a batch.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +52,49 @@ pub trait Projection: Send + Sync + 'static {
     ) -> Result<(), ProjectionError>;
     /// Empties the read model, inside `tx`, before a rebuild from the start of the log.
     async fn reset(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), ProjectionError>;
+    /// Whether its fold needs the records of clients with a correction in a batch read again,
+    /// corrections applied (see [`Decoded`]).
+    fn refolds(&self) -> bool {
+        false
+    }
+    /// Folds a batch whose client events are already decoded (once, for every projection fed
+    /// from it), inside `tx`, with the statements prepared on `tx`'s connection when the caller
+    /// keeps them. By default, [`Projection::apply`] on the events.
+    async fn apply_decoded(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
+    ) -> Result<(), ProjectionError> {
+        self.apply(tx, batch.events, batch.log).await
+    }
+}
+
+/// A batch as runners hand it to projections: its events, their client events decoded once,
+/// where to read a record again, and the statements prepared on the transaction's connection.
+pub struct Batch<'a> {
+    pub events: &'a [RecordedEvent],
+    pub decoded: &'a Decoded,
+    pub log: &'a dyn RecordSource,
+    /// The connection's statement cache; without it a statement is prepared for each use.
+    pub statements: Option<&'a StatementCache>,
+}
+
+impl Batch<'_> {
+    /// `sql` prepared on `tx`'s connection: once per connection when the batch carries the
+    /// connection's statement cache.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn prepare(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        sql: &str,
+    ) -> Result<Statement, tokio_postgres::Error> {
+        match self.statements {
+            Some(cache) => cache.prepare(tx.client(), sql).await,
+            None => tx.prepare(sql).await,
+        }
+    }
 }
 
 /// How a runner behaves.
@@ -285,13 +331,22 @@ impl Runner {
         let Some(last) = events.last() else {
             return Ok(());
         };
+        // Decoded (and any corrected record read again) before the transaction opens.
+        let decoded = Decoded::decode(events, &self.store, self.projection.refolds()).await?;
         let mut client = self.store.pool().get().await?;
+        let statements = client.statement_cache.clone();
         let tx = client.transaction().await?;
         let ttl = self.settings.lease_ttl.as_secs_f64();
         if !bookkeeping::renew_lease(&*tx, self.name(), self.holder, ttl).await? {
             return Err(ProjectionError::LeaseLost(self.name().to_owned()));
         }
-        self.projection.apply(&tx, events, &self.store).await?;
+        let batch = Batch {
+            events,
+            decoded: &decoded,
+            log: &self.store,
+            statements: Some(&statements),
+        };
+        self.projection.apply_decoded(&tx, &batch).await?;
         let applied = events.len() as i64;
         if !bookkeeping::move_checkpoint(&*tx, self.name(), from, last.global, applied).await? {
             return Err(ProjectionError::CheckpointMoved(self.name().to_owned()));
@@ -310,5 +365,265 @@ impl Runner {
     async fn checkpoint(&self) -> Result<GlobalPosition, ProjectionError> {
         let client = self.store.pool().get().await?;
         Ok(bookkeeping::checkpoint(&**client, self.name()).await?.0)
+    }
+}
+
+/// Several projections fed from one read of the log (a rebuild of every read model): each batch
+/// is read and decoded once, a batch ahead of the one being written, and applied to every
+/// projection, side by side on a connection each (or fewer, sharing, in a small pool), each
+/// connection's projections in one transaction that renews their leases and moves their
+/// checkpoints, so each read model sees each event exactly once, as with a [`Runner`] each.
+/// A failure can leave them at different checkpoints: [`Together::position`] then says so, and
+/// a rebuild starts again from the first event.
+pub struct Together {
+    store: EventStore,
+    projections: Vec<Arc<dyn Projection>>,
+    holder: Uuid,
+    settings: RunnerSettings,
+}
+
+/// Aborts a spawned task when dropped (the batch reader of a [`Together`] that stopped early).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A read batch, decoded, on its way from the reader to the writer.
+type ReadBatch = Result<(Vec<RecordedEvent>, Decoded), ProjectionError>;
+
+impl Together {
+    /// Projections to run together, identified by `holder` (one per process).
+    pub fn new(
+        store: EventStore,
+        projections: Vec<Arc<dyn Projection>>,
+        holder: Uuid,
+        settings: RunnerSettings,
+    ) -> Self {
+        Together {
+            store,
+            projections,
+            holder,
+            settings,
+        }
+    }
+
+    /// Their names, in order.
+    pub fn names(&self) -> Vec<&str> {
+        self.projections.iter().map(|p| p.name()).collect()
+    }
+
+    async fn acquire_leases(&self) -> Result<(), ProjectionError> {
+        let client = self.store.pool().get().await?;
+        let ttl = self.settings.lease_ttl.as_secs_f64();
+        for projection in &self.projections {
+            if !bookkeeping::take_lease(&**client, projection.name(), self.holder, ttl).await? {
+                return Err(ProjectionError::LeaseLost(projection.name().to_owned()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Empties every read model and moves every checkpoint back to the start of the log, in one
+    /// transaction.
+    ///
+    /// # Errors
+    /// [`ProjectionError::LeaseLost`] when another runner holds one of them.
+    pub async fn reset(&self) -> Result<(), ProjectionError> {
+        self.acquire_leases().await?;
+        let mut client = self.store.pool().get().await?;
+        let tx = client.transaction().await?;
+        for projection in &self.projections {
+            projection.reset(&tx).await?;
+            bookkeeping::set_checkpoint(&*tx, projection.name(), GlobalPosition::START, 0).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Where they have read to and how many events they have applied, when they all stand at
+    /// the same place (as a run of them together leaves them); `None` when they differ.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn position(&self) -> Result<Option<(GlobalPosition, i64)>, ProjectionError> {
+        let client = self.store.pool().get().await?;
+        let mut common = None;
+        for projection in &self.projections {
+            let at = bookkeeping::checkpoint(&**client, projection.name()).await?;
+            match common {
+                None => common = Some(at),
+                Some(seen) if seen.0 == at.0 => {}
+                Some(_) => return Ok(None),
+            }
+        }
+        Ok(common)
+    }
+
+    /// Gives up every lease.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn release(&self) -> Result<(), ProjectionError> {
+        let client = self.store.pool().get().await?;
+        for projection in &self.projections {
+            bookkeeping::release_lease(&**client, projection.name(), self.holder).await?;
+        }
+        Ok(())
+    }
+
+    /// As [`Runner::catch_up_to`], for all of them from their common checkpoint: applies every
+    /// committed event, stopping once past `stop_at`, and reports each batch's size.
+    ///
+    /// # Errors
+    /// [`ProjectionError::LeaseLost`] when another runner holds one of them,
+    /// [`ProjectionError::CheckpointMoved`] when they do not stand at the same place.
+    pub async fn catch_up_to(
+        &self,
+        stop_at: Option<GlobalPosition>,
+        mut on_batch: impl FnMut(u64),
+    ) -> Result<u64, ProjectionError> {
+        self.acquire_leases().await?;
+        let Some((mut checkpoint, _)) = self.position().await? else {
+            return Err(ProjectionError::CheckpointMoved(self.names().join(", ")));
+        };
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<ReadBatch>(2);
+        let _reader = AbortOnDrop(tokio::spawn(read_ahead(
+            self.store.clone(),
+            checkpoint,
+            stop_at,
+            self.settings,
+            self.projections.iter().any(|p| p.refolds()),
+            sender,
+        )));
+        // The projections are written side by side, each group on its own connection (and
+        // its statements prepared there once), leaving two of the pool's connections for the
+        // reader and the records read again for a refold.
+        let pool = self.store.pool();
+        let lanes = self
+            .projections
+            .len()
+            .min(pool.status().max_size.saturating_sub(2))
+            .max(1);
+        let mut groups: Vec<(db::deadpool_postgres::Object, Vec<Arc<dyn Projection>>)> =
+            Vec::with_capacity(lanes);
+        for _ in 0..lanes {
+            groups.push((pool.get().await?, Vec::new()));
+        }
+        for (n, projection) in self.projections.iter().enumerate() {
+            groups[n % lanes].1.push(projection.clone());
+        }
+        let mut applied = 0;
+        while let Some(read) = receiver.recv().await {
+            let (events, decoded) = read?;
+            let Some(last) = events.last().map(|e| e.global) else {
+                continue;
+            };
+            let count = events.len() as i64;
+            let writes = groups.iter_mut().map(|(client, projections)| {
+                let (events, decoded) = (&events, &decoded);
+                async move {
+                    self.write_batch(client, projections, events, decoded, checkpoint, last)
+                        .await
+                }
+            });
+            for written in futures_util::future::join_all(writes).await {
+                written?;
+            }
+            checkpoint = last;
+            applied += count as u64;
+            on_batch(count as u64);
+        }
+        Ok(applied)
+    }
+
+    /// One transaction on `client`: renew the leases of `projections` (fencing), fold the
+    /// batch into each, move each one's checkpoint from exactly `from` to `last`.
+    async fn write_batch(
+        &self,
+        client: &mut db::deadpool_postgres::Object,
+        projections: &[Arc<dyn Projection>],
+        events: &[RecordedEvent],
+        decoded: &Decoded,
+        from: GlobalPosition,
+        last: GlobalPosition,
+    ) -> Result<(), ProjectionError> {
+        let statements = client.statement_cache.clone();
+        let tx = client.transaction().await?;
+        let ttl = self.settings.lease_ttl.as_secs_f64();
+        for projection in projections {
+            if !bookkeeping::renew_lease(&*tx, projection.name(), self.holder, ttl).await? {
+                return Err(ProjectionError::LeaseLost(projection.name().to_owned()));
+            }
+        }
+        let batch = Batch {
+            events,
+            decoded,
+            log: &self.store,
+            statements: Some(&statements),
+        };
+        for projection in projections {
+            projection.apply_decoded(&tx, &batch).await?;
+        }
+        let count = events.len() as i64;
+        for projection in projections {
+            if !bookkeeping::move_checkpoint(&*tx, projection.name(), from, last, count).await? {
+                return Err(ProjectionError::CheckpointMoved(
+                    projection.name().to_owned(),
+                ));
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Reads the log from `from` batch after batch, decodes each once, and sends it on, until past
+/// `stop_at` or (without it) no committed event is left; waits, as [`Runner::catch_up_to`]
+/// does, for events committed behind a transaction still open.
+async fn read_ahead(
+    store: EventStore,
+    from: GlobalPosition,
+    stop_at: Option<GlobalPosition>,
+    settings: RunnerSettings,
+    refolds: bool,
+    sender: tokio::sync::mpsc::Sender<ReadBatch>,
+) {
+    let mut at = from;
+    loop {
+        if stop_at.is_some_and(|stop| at >= stop) {
+            return;
+        }
+        let read: Result<Option<Vec<RecordedEvent>>, ProjectionError> =
+            match store.read_all(at, settings.batch_size).await {
+                Ok(events) if events.is_empty() => match store.has_committed_after(at).await {
+                    Ok(false) => return,
+                    Ok(true) => Ok(None),
+                    Err(e) => Err(e.into()),
+                },
+                Ok(events) => Ok(Some(events)),
+                Err(e) => Err(e.into()),
+            };
+        let events = match read {
+            Ok(Some(events)) => events,
+            Ok(None) => {
+                tokio::time::sleep(settings.poll_interval).await;
+                continue;
+            }
+            Err(e) => {
+                let _ = sender.send(Err(e)).await;
+                return;
+            }
+        };
+        if let Some(last) = events.last() {
+            at = last.global;
+        }
+        let decoded = Decoded::decode(&events, &store, refolds).await;
+        let failed = decoded.is_err();
+        if sender.send(decoded.map(|d| (events, d))).await.is_err() || failed {
+            return;
+        }
     }
 }

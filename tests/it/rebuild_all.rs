@@ -1,0 +1,284 @@
+//! Rebuilding every read model together, from one read of the log, makes the rows that live
+//! projection makes and that rebuilding each read model alone makes.
+
+use std::sync::Arc;
+
+use casebook::rebuild::{RebuildOptions, RebuildTarget, rebuild};
+use chrono::{NaiveDate, TimeZone, Utc};
+use devtools::population::{PopulationOptions, populate};
+use domain::*;
+use projector::rules::Rules;
+use projector::{
+    CaseloadProjection, DirectoryProjection, OutcomesProjection, Projection, Runner,
+    RunnerSettings, Together,
+};
+use uuid::Uuid;
+
+use crate::support::store_with_db;
+
+/// Every read model's rows, each table in a fixed order.
+async fn read_models(client: &tokio_postgres::Client, caseload: &str) -> Vec<serde_json::Value> {
+    let mut tables = Vec::new();
+    for table in [
+        caseload,
+        "directory_services",
+        "outcome_state",
+        "report_referrals",
+        "report_episodes",
+        "report_scores",
+        "report_connections",
+        "report_gaps",
+        "report_activity",
+        "report_baselines",
+    ] {
+        let rows: serde_json::Value = client
+            .query_one(
+                &format!(
+                    "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text), '[]') FROM {table} t"
+                ),
+                &[],
+            )
+            .await
+            .expect("rows")
+            .get(0);
+        tables.push(rows);
+    }
+    tables
+}
+
+fn quick() -> RunnerSettings {
+    RunnerSettings {
+        batch_size: 7,
+        poll_interval: std::time::Duration::from_millis(20),
+        ..RunnerSettings::default()
+    }
+}
+
+/// A population made through the command path (journeys interleaved in the log, corrections
+/// among them, the sample directory), two people erased and one correction more: live
+/// projection, each read model rebuilt alone, and all of them rebuilt together (the command,
+/// and the library in batches of 7) make the same rows.
+#[tokio::test]
+async fn rebuilding_every_read_model_together_makes_the_rows_live_projection_makes() {
+    let (db, store) = store_with_db(8).await;
+    let admin = db.admin_client().await;
+    let access = devtools::demo::ensure_demo_access(&admin)
+        .await
+        .expect("demo access");
+    let today = NaiveDate::from_ymd_opt(2026, 11, 23).expect("a date");
+    let options = PopulationOptions {
+        clients: 40,
+        seed: 11,
+        today,
+        concurrency: 4,
+    };
+    populate(&store, &admin, &access, &options, |_| {})
+        .await
+        .expect("the population");
+    let clock = app::Clock::fixed(Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap());
+    let cases = app::CaseService::with_clock(store.clone(), clock.clone());
+    let clients: Vec<Uuid> = admin
+        .query(
+            "SELECT DISTINCT stream_id FROM events WHERE stream_type = 'client' ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("clients")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(clients.len() >= 30, "{} clients", clients.len());
+    // One correction more, of a contact's time (the caseload and v3 refold it).
+    let contact: (Uuid, Uuid) = admin
+        .query_one(
+            "SELECT stream_id, event_id FROM events WHERE event_type = 'ContactRecorded' \
+             ORDER BY stream_id, stream_version LIMIT 1",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .expect("a contact");
+    let recorded = store
+        .read_stream(contact.0, 1, None)
+        .await
+        .expect("the record")
+        .into_iter()
+        .find(|e| e.event_id == contact.1)
+        .expect("the contact");
+    let contacted_at: chrono::DateTime<Utc> =
+        serde_json::from_value(recorded.payload["contacted_at"].clone()).expect("a time");
+    let contacted_at = contacted_at + chrono::Duration::minutes(1);
+    let mut fields = serde_json::Map::new();
+    fields.insert(
+        "contacted_at".to_owned(),
+        serde_json::json!(contacted_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+    );
+    let holder = |client: Uuid| {
+        let cases = cases.clone();
+        async move {
+            cases
+                .load(ClientId(client))
+                .await
+                .expect("a record")
+                .organisation_id
+                .expect("held")
+        }
+    };
+    let organisation = holder(contact.0).await;
+    let staff = access
+        .staff
+        .iter()
+        .find(|(role, _, _)| *role == app::access::Role::Administrator)
+        .map(|(_, id, _)| *id)
+        .expect("an administrator");
+    cases
+        .execute_authorised(
+            ClientId(contact.0),
+            &CaseCommand::CorrectEntry(EntryCorrected {
+                corrects: EventId(contact.1),
+                corrected_fields: fields,
+                reason: "the call was a minute later".to_owned(),
+            }),
+            eventstore::Metadata {
+                actor_id: staff,
+                actor_role: app::access::Role::Administrator.as_str().to_owned(),
+                organisation_id: organisation,
+                correlation_id: Uuid::new_v4(),
+                causation_id: None,
+                occurred_at: clock.now(),
+            },
+            app::CommandOptions::default(),
+            |_| Ok(()),
+        )
+        .await
+        .expect("the correction");
+    for &erased in &clients[3..5] {
+        let organisation = holder(erased).await;
+        app::privacy::erase_as_system(&cases, erased, organisation, "retention", clock.now())
+            .await
+            .expect("erased");
+    }
+    let corrections: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM events WHERE event_type = 'EntryCorrected'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert!(corrections >= 1);
+    let total: i64 = admin
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .expect("count")
+        .get(0);
+
+    // Live: a runner per read model, in small batches, as `serve` runs them.
+    let client = db.admin_client().await;
+    for version in [1, 2, 3] {
+        projector::start_version(&client, projector::OUTCOMES, version)
+            .await
+            .expect("a version");
+    }
+    let live: Vec<Arc<dyn Projection>> = vec![
+        Arc::new(CaseloadProjection),
+        Arc::new(DirectoryProjection),
+        Arc::new(OutcomesProjection::new(Rules::load(1).expect("v1"))),
+        Arc::new(OutcomesProjection::new(Rules::load(2).expect("v2"))),
+        Arc::new(OutcomesProjection::new(Rules::load(3).expect("v3"))),
+    ];
+    for projection in &live {
+        let runner = Runner::new(store.clone(), projection.clone(), Uuid::new_v4(), quick());
+        assert_eq!(runner.catch_up().await.expect("live"), total as u64);
+        runner.release().await.expect("release");
+    }
+    let expected = read_models(&client, "caseload").await;
+    assert!(expected[0].as_array().is_some_and(|rows| rows.len() >= 20));
+    assert!(
+        expected[1].as_array().is_some_and(|rows| rows.len() > 100),
+        "the directory"
+    );
+
+    // Each alone, as `casebook rebuild <model> --restart` does.
+    let restart = RebuildOptions {
+        restart: true,
+        ..RebuildOptions::default()
+    };
+    for target in [
+        RebuildTarget::Caseload,
+        RebuildTarget::Directory,
+        RebuildTarget::Outcomes { rules: 1 },
+        RebuildTarget::Outcomes { rules: 2 },
+        RebuildTarget::Outcomes { rules: 3 },
+    ] {
+        let report = rebuild(&store, target, &restart).await.expect("alone");
+        assert_eq!(report.events, total as u64, "{}", report.projection);
+    }
+    assert_eq!(read_models(&client, "caseload").await, expected, "alone");
+
+    // All together, as `casebook rebuild all --restart` does.
+    let report = rebuild(&store, RebuildTarget::All { rules: 3 }, &restart)
+        .await
+        .expect("together");
+    assert_eq!(report.events, total as u64);
+    assert!(report.switched);
+    for name in [
+        "caseload_v1_rebuild",
+        "directory_v1",
+        "outcomes_v1",
+        "outcomes_v2",
+        "outcomes_v3",
+    ] {
+        assert!(report.projection.contains(name), "{}", report.projection);
+    }
+    assert_eq!(read_models(&client, "caseload").await, expected, "together");
+    let live_version = projector::live_version(&client, projector::OUTCOMES)
+        .await
+        .expect("the live version");
+    assert_eq!(live_version, 3);
+
+    // Together in batches of 7 (a client's events, and a correction's record, cut anywhere),
+    // into the live caseload, then resumed after a stop part-way: the same rows.
+    let together = Together::new(store.clone(), live.clone(), Uuid::new_v4(), quick());
+    together.reset().await.expect("reset");
+    let head = store
+        .lag(eventstore::GlobalPosition::START)
+        .await
+        .expect("the head")
+        .0;
+    let first = store
+        .read_all(eventstore::GlobalPosition::START, total / 2)
+        .await
+        .expect("half the log")
+        .last()
+        .expect("events")
+        .global;
+    let half = together
+        .catch_up_to(Some(first), |_| {})
+        .await
+        .expect("half");
+    assert!(half > 0 && half < total as u64, "{half} of {total}");
+    let (at, applied) = together
+        .position()
+        .await
+        .expect("position")
+        .expect("they stand together");
+    assert!(at >= first && applied == half as i64);
+    let rest = together
+        .catch_up_to(Some(head), |_| {})
+        .await
+        .expect("the rest");
+    assert_eq!(half + rest, total as u64);
+    together.release().await.expect("release");
+    assert_eq!(
+        read_models(&client, "caseload").await,
+        expected,
+        "batches of 7"
+    );
+
+    // Live catch-up goes on from where they stand: nothing applied twice.
+    for projection in &live {
+        let runner = Runner::new(store.clone(), projection.clone(), Uuid::new_v4(), quick());
+        assert_eq!(runner.catch_up().await.expect("level"), 0);
+    }
+}
