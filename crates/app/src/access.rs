@@ -318,6 +318,27 @@ pub async fn staff_member(
     row.as_ref().map(staff_from_row).transpose()
 }
 
+/// One staff account of an organisation, on a pooled connection, with the statement prepared
+/// once per connection (an assignment or transfer looks up the link worker it names).
+///
+/// # Errors
+/// A database failure.
+pub async fn staff_member_cached(
+    client: &db::deadpool_postgres::Client,
+    organisation_id: Uuid,
+    staff_id: Uuid,
+) -> Result<Option<StaffMember>, AccessError> {
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {STAFF_COLUMNS} FROM staff WHERE organisation_id = $1 AND staff_id = $2"
+        ))
+        .await?;
+    let row = client
+        .query_opt(&statement, &[&organisation_id, &staff_id])
+        .await?;
+    row.as_ref().map(staff_from_row).transpose()
+}
+
 /// An organisation's staff in id order, after `after`, at most `limit`.
 ///
 /// # Errors
@@ -815,22 +836,85 @@ fn parse_credential<'a>(prefix: &str, token: &'a str) -> Result<(Uuid, &'a str),
     Ok((token_id, secret))
 }
 
-const AUTHENTICATE_SQL: &str = "SELECT t.secret_hash, s.staff_id, s.organisation_id, s.team_id, s.role \
+const AUTHENTICATE_SQL: &str = "SELECT t.secret_hash, s.staff_id, s.organisation_id, s.team_id, s.role, \
+     t.expires_at \
      FROM api_tokens t JOIN staff s USING (staff_id) \
      WHERE t.token_id = $1 AND t.revoked_at IS NULL AND t.expires_at > now() AND s.active";
 
+/// How long a verified token is trusted from memory at most. Revocation does not wait for
+/// this: a change to the access tables anywhere drops every remembered token at once.
+pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The most tokens remembered at once; beyond it, the memory starts again empty.
+const TOKEN_CACHE_CAPACITY: usize = 10_000;
+
 /// Finds who bearer tokens belong to, on the service's pooled connections, with the statement
 /// prepared once per connection (every request comes through here).
+///
+/// With a store that has a listener, a verified token is remembered for at most
+/// [`TOKEN_CACHE_TTL`], and only while the listener is connected and has heard no change to the
+/// access tables since the token was looked up: a token revoked, or an account deactivated or
+/// changed, through any process or at the console is announced by the database when that
+/// commits (`V18__access_notify.sql`), and every process then forgets every token it
+/// remembered. A change made through this process's [`crate::admin::Admin`] is counted at once
+/// ([`eventstore::AccessChanges::changed_here`]), before it answers.
 #[derive(Clone)]
 pub struct Authenticator {
     pool: db::Pool,
+    cache: Option<std::sync::Arc<TokenCache>>,
+}
+
+struct TokenCache {
+    changes: eventstore::AccessChanges,
+    entries: std::sync::Mutex<std::collections::HashMap<Uuid, Verified>>,
+}
+
+/// A token as verified against the database.
+struct Verified {
+    secret_hash: Vec<u8>,
+    principal: Principal,
+    expires_at: DateTime<Utc>,
+    /// The change counter when the token was looked up.
+    heard: u64,
+    at: std::time::Instant,
+}
+
+impl TokenCache {
+    fn get(&self, token_id: Uuid, secret: &str, heard: u64) -> Option<Principal> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let verified = entries.get(&token_id)?;
+        let fresh = verified.heard == heard
+            && verified.at.elapsed() < TOKEN_CACHE_TTL
+            && verified.expires_at > Utc::now();
+        // Both sides are digests of secrets, so comparing them leaks nothing useful by its timing.
+        (fresh && verified.secret_hash == secret_hash(secret)).then(|| verified.principal.clone())
+    }
+
+    fn put(&self, verified: Verified) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let heard = verified.heard;
+        if entries.len() >= TOKEN_CACHE_CAPACITY {
+            entries.retain(|_, v| v.heard == heard && v.at.elapsed() < TOKEN_CACHE_TTL);
+            if entries.len() >= TOKEN_CACHE_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(verified.principal.token_id, verified);
+    }
 }
 
 impl Authenticator {
-    /// Authentication over `store`'s database.
+    /// Authentication over `store`'s database; remembering verified tokens when `store` has a
+    /// listener.
     pub fn new(store: &eventstore::EventStore) -> Authenticator {
         Authenticator {
             pool: store.pool().clone(),
+            cache: store.access_changes().map(|changes| {
+                std::sync::Arc::new(TokenCache {
+                    changes,
+                    entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+                })
+            }),
         }
     }
 
@@ -841,6 +925,16 @@ impl Authenticator {
     /// token of an active staff member; no connection; a database failure.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, crate::AppError> {
         let (token_id, secret) = parse_token(token)?;
+        // What had been heard before the lookup: a change heard after it makes the answer old.
+        let heard = self
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.changes.current());
+        if let (Some(cache), Some(heard)) = (&self.cache, heard)
+            && let Some(principal) = cache.get(token_id, secret, heard)
+        {
+            return Ok(principal);
+        }
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(AUTHENTICATE_SQL)
@@ -851,7 +945,17 @@ impl Authenticator {
             .await
             .map_err(AccessError::from)?
             .ok_or(AccessError::BadToken)?;
-        Ok(principal(&row, token_id, secret)?)
+        let principal = principal(&row, token_id, secret)?;
+        if let (Some(cache), Some(heard)) = (&self.cache, heard) {
+            cache.put(Verified {
+                secret_hash: row.get(0),
+                principal: principal.clone(),
+                expires_at: row.get(5),
+                heard,
+                at: std::time::Instant::now(),
+            });
+        }
+        Ok(principal)
     }
 }
 

@@ -182,6 +182,9 @@ fn token_terms(request: &TokenRequest) -> Result<(Duration, String), AppError> {
 #[derive(Clone)]
 pub struct Admin {
     pool: db::Pool,
+    /// Told of every change to tokens and accounts made here, so that this process forgets the
+    /// tokens it remembers at once (other processes hear of it from the database).
+    access: Option<eventstore::AccessChanges>,
 }
 
 impl Admin {
@@ -189,6 +192,15 @@ impl Admin {
     pub fn new(store: &eventstore::EventStore) -> Admin {
         Admin {
             pool: store.pool().clone(),
+            access: store.access_changes(),
+        }
+    }
+
+    /// Counts a change to tokens or accounts made here (done or not: forgetting too much only
+    /// costs a lookup).
+    fn access_changed(&self) {
+        if let Some(access) = &self.access {
+            access.changed_here();
         }
     }
 
@@ -384,7 +396,9 @@ impl Admin {
         self.check_account(&**client, principal, staff_id, CredentialAction::Revoke)
             .await?;
         let mut client = client;
-        Ok(access::revoke_all(&mut client, staff_id).await?)
+        let revoked = access::revoke_all(&mut client, staff_id).await;
+        self.access_changed();
+        Ok(revoked?)
     }
 
     /// Deactivates a staff member of the organisation (every token and enrolment is revoked
@@ -401,15 +415,17 @@ impl Admin {
         let client = self.pool.get().await?;
         self.check_account(&**client, principal, staff_id, CredentialAction::SetActive)
             .await?;
-        let (member, _) = access::set_active(
+        let changed = access::set_active(
             &**client,
             Some(principal.organisation_id),
             staff_id,
             active,
             Some(principal.staff_id.0),
         )
-        .await?
-        .ok_or_else(|| AppError::NotFound("no such staff member".into()))?;
+        .await;
+        self.access_changed();
+        let (member, _) =
+            changed?.ok_or_else(|| AppError::NotFound("no such staff member".into()))?;
         Ok(member)
     }
 
@@ -441,7 +457,9 @@ impl Admin {
             )?;
         }
         policy::may_manage_credentials(principal, account, CredentialAction::Revoke)?;
-        if access::revoke_token(&**client, principal.organisation_id, token_id).await? {
+        let revoked = access::revoke_token(&**client, principal.organisation_id, token_id).await;
+        self.access_changed();
+        if revoked? {
             Ok(())
         } else {
             Err(AppError::NotFound("no such live token".into()))

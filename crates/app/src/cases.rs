@@ -380,14 +380,28 @@ impl CaseService {
         staff: Option<&Principal>,
         authorise: impl Fn(Authorise<'_>) -> Result<(), Denied>,
     ) -> Result<AppendResult, CommandError> {
-        let loaded = self.load(client_id).await?;
-        if let Some(key) = &options.idempotency_key {
+        // The record, the stream's head for the append and any result stored under the key
+        // in one round trip; the staff a command names (an assignment's or transfer's link
+        // worker) looked up at the same time, on another connection.
+        let load = crate::stream::load_for_command(
+            &self.store,
+            client_id.0,
+            options.idempotency_key.as_deref(),
+            LoadedCase::default(),
+            |loaded: &mut LoadedCase, event, decoded: CaseEvent| loaded.fold_owned(&event, decoded),
+        );
+        let named = async {
+            match staff {
+                Some(principal) => check_staff_named(self.store.pool(), principal, command).await,
+                None => Ok(()),
+            }
+        };
+        let (loaded, named) = tokio::join!(load, named);
+        let (loaded, head) = loaded?;
+        if options.idempotency_key.is_some() {
             // A key already used: only a caller who may see the record learns of it, whether
             // they get the first result or hear that the key was used for something else.
-            let stored = self
-                .store
-                .idempotent_result(client_id.0, key, options.fingerprint)
-                .await;
+            let stored = head.stored_result(options.fingerprint);
             let replay = Authorise {
                 case: &loaded,
                 replay: true,
@@ -409,9 +423,7 @@ impl CaseService {
             case: &loaded,
             replay: false,
         })?;
-        if let Some(principal) = staff {
-            check_staff_named(self.store.pool(), principal, command).await?;
-        }
+        named?;
         let mut timing = Timing::of(command, dating.given, self.clock.now())?;
         if let Some(window) = dating.window {
             timing = timing.within(window, dating.reason);
@@ -489,7 +501,8 @@ impl CaseService {
             // The erasure event and the destruction of the data key, in one statement.
             self.store.append_and_shred(request).await
         } else {
-            self.store.append(request).await
+            // After the head the load read: one round trip, the insert.
+            self.store.append_after(request, head).await
         };
         match appended {
             Ok(result) => Ok(result),
@@ -562,7 +575,7 @@ async fn check_staff_named(
         _ => return Ok(()),
     };
     let client = pool.get().await.map_err(StoreError::from)?;
-    let member = access::staff_member(&**client, principal.organisation_id, worker.0).await?;
+    let member = access::staff_member_cached(&client, principal.organisation_id, worker.0).await?;
     match member {
         Some(m) if m.active && matches!(m.role, Role::LinkWorker | Role::TeamLead) => {
             if m.team_id != Some(team.0) {

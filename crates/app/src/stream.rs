@@ -3,7 +3,7 @@
 //! both come through here.
 
 use domain::{DecodeError, DomainEvent};
-use eventstore::{EventStore, NewEvent, RecordedEvent, StoreError};
+use eventstore::{EventStore, NewEvent, RecordedEvent, StoreError, StreamHead};
 use uuid::Uuid;
 
 /// Why a stream could not be loaded.
@@ -32,6 +32,31 @@ pub(crate) async fn load<E: DomainEvent, S>(
     fold: impl FnMut(&mut S, RecordedEvent, E),
 ) -> Result<S, LoadError> {
     read(store, id, false, state, fold).await
+}
+
+/// As [`load`], for a command: also the stream's head as read ([`StreamHead`]), for the
+/// append to go after it without reading it again, and any result stored under
+/// `idempotency_key`.
+///
+/// # Errors
+/// As [`load`].
+pub(crate) async fn load_for_command<E: DomainEvent, S>(
+    store: &EventStore,
+    id: Uuid,
+    idempotency_key: Option<&str>,
+    mut state: S,
+    mut fold: impl FnMut(&mut S, RecordedEvent, E),
+) -> Result<(S, StreamHead), LoadError> {
+    let (events, head) = store.read_stream_for_append(id, idempotency_key).await?;
+    for mut event in events {
+        if event.stream_type != E::STREAM {
+            return Err(LoadError::OtherKind(id));
+        }
+        let payload = std::mem::take(&mut event.payload);
+        let decoded = E::decode(&event.event_type, event.schema_version, payload)?;
+        fold(&mut state, event, decoded);
+    }
+    Ok((state, head))
 }
 
 /// As [`load`], each event keeping its payload as stored (upcast and opened), for readers that

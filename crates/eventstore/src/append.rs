@@ -7,7 +7,10 @@ use uuid::Uuid;
 
 use crate::hash::{self, GENESIS, HashInput};
 use crate::protect::KeyState;
-use crate::{AppendRequest, AppendResult, AppendedEvent, EventStore, ExpectedVersion, StoreError};
+use crate::{
+    AppendRequest, AppendResult, AppendedEvent, EventStore, ExpectedVersion, Protection,
+    StoreError, StreamHead,
+};
 
 /// Appends racing on the same stream under `ExpectedVersion::Any` retry this many times.
 const ANY_VERSION_ATTEMPTS: usize = 8;
@@ -80,7 +83,34 @@ impl EventStore {
     /// [`StoreError::Unavailable`] or [`StoreError::Unexpected`] for database failures.
     #[tracing::instrument(skip_all, fields(stream_id = %request.stream_id, n_events = request.events.len()))]
     pub async fn append(&self, request: AppendRequest) -> Result<AppendResult, StoreError> {
-        self.append_inner(request, false).await
+        self.append_inner(request, false, None).await
+    }
+
+    /// Appends like [`EventStore::append`] after `head`, the stream's head as the command's
+    /// load read it ([`EventStore::read_stream_for_append`]): the first attempt reads nothing
+    /// and makes one round trip, the insert. The expected version must be the head's (a
+    /// request that does not match it, or names another stream or key, is appended as by
+    /// [`EventStore::append`]). A writer that appended since the load makes the insert violate
+    /// `(stream_id, stream_version)`, and the append then goes on as [`EventStore::append`]
+    /// does after a race (a conflict for an exact expectation).
+    ///
+    /// # Errors
+    /// As [`EventStore::append`].
+    #[tracing::instrument(skip_all, fields(stream_id = %request.stream_id, n_events = request.events.len()))]
+    pub async fn append_after(
+        &self,
+        request: AppendRequest,
+        head: StreamHead,
+    ) -> Result<AppendResult, StoreError> {
+        let matches = head.stream_id == request.stream_id
+            && head.idempotency_key == request.idempotency_key
+            && match request.expected {
+                ExpectedVersion::NoStream => head.version == 0,
+                ExpectedVersion::Exact(v) => head.version == v,
+                ExpectedVersion::Any => false,
+            };
+        self.append_inner(request, false, matches.then_some(head))
+            .await
     }
 
     /// Appends like [`EventStore::append`] and, in the same statement, destroys the stream's
@@ -95,13 +125,14 @@ impl EventStore {
         &self,
         request: AppendRequest,
     ) -> Result<AppendResult, StoreError> {
-        self.append_inner(request, true).await
+        self.append_inner(request, true, None).await
     }
 
     async fn append_inner(
         &self,
         request: AppendRequest,
         shred: bool,
+        mut head: Option<StreamHead>,
     ) -> Result<AppendResult, StoreError> {
         if request.events.is_empty() {
             return Err(StoreError::EmptyAppend);
@@ -129,7 +160,7 @@ impl EventStore {
         };
         for attempt in 0..attempts {
             match self
-                .try_append(&request, &metadata, &fingerprint, shred)
+                .try_append(&request, &metadata, &fingerprint, shred, head.take())
                 .await?
             {
                 Attempt::Done(result) => return Ok(result),
@@ -181,13 +212,10 @@ impl EventStore {
         metadata: &crate::Metadata,
         fingerprint: &[u8],
         shred: bool,
+        given: Option<StreamHead>,
     ) -> Result<Attempt, StoreError> {
         let client = self.pool.get().await?;
         let key = request.idempotency_key.as_deref();
-        let head_statement = client.prepare_cached(HEAD_SQL).await?;
-        let head_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
-            [&request.stream_id, &key];
-        let head_query = client.query_one(&head_statement, &head_params);
         // Only a stream with personal fields to seal needs its data key.
         let protection = self.protection.as_deref().filter(|p| {
             p.needs_key(
@@ -201,38 +229,56 @@ impl EventStore {
                 }),
             )
         });
-        // The stream's data key is read in the same round trip (the statements are pipelined). A
-        // stream without one gets a fresh key, stored by the insert statement itself: one commit.
+        let head = match given {
+            Some(given) => Head {
+                now: given.read_at,
+                last_version: (given.version > 0).then_some(given.version),
+                last_hash: given.hash,
+                existing_type: given.stream_type,
+                stored: given.stored,
+                key: given.key,
+            },
+            None => read_head(&client, request, protection).await?,
+        };
+        // A stream without a data key gets a fresh one, stored by the insert statement itself:
+        // one commit.
         let mut new_key: Option<Vec<u8>> = None;
-        let (head, data_key) = match protection {
-            None => (head_query.await?, None),
-            Some(protection) => {
-                let key_statement = client.prepare_cached(crate::read::KEY_SQL).await?;
-                let key_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] =
-                    [&request.stream_id];
-                let (head, row) =
-                    tokio::try_join!(head_query, client.query_opt(&key_statement, &key_params))?;
-                let state = protection
-                    .key_state(request.stream_id, row.map(|row| (row.get(0), row.get(1))))?;
+        let data_key = match (protection, head.key) {
+            (None, _) => None,
+            (Some(protection), state) => {
+                let state = match state {
+                    Some(state) => state,
+                    // A head read by a store that seals nothing: read the key now.
+                    None => {
+                        let key_statement = client.prepare_cached(crate::read::KEY_SQL).await?;
+                        let row = client
+                            .query_opt(&key_statement, &[&request.stream_id])
+                            .await?;
+                        protection
+                            .key_state(request.stream_id, row.map(|row| (row.get(0), row.get(1))))?
+                    }
+                };
                 match state {
-                    KeyState::Live(data_key) => (head, Some(data_key)),
+                    KeyState::Live(data_key) => Some(data_key),
                     KeyState::Destroyed => {
                         return Err(StoreError::SubjectErased(request.stream_id));
                     }
                     KeyState::Absent => {
                         let (data_key, wrapped) = protection.new_key(request.stream_id)?;
                         new_key = Some(wrapped);
-                        (head, Some(data_key))
+                        Some(data_key)
                     }
                 }
             }
         };
-        let now: DateTime<Utc> = head.get(0);
-        let last_version: Option<i64> = head.get(1);
-        let last_hash: Option<Vec<u8>> = head.get(2);
-        let existing_type: Option<String> = head.get(3);
-        let stored_fingerprint: Option<Vec<u8>> = head.get(4);
-        let stored_result: Option<Value> = head.get(5);
+        let now = head.now;
+        let last_version = head.last_version;
+        let last_hash = head.last_hash;
+        let existing_type = head.existing_type;
+        let (stored_fingerprint, stored_result) = match head.stored {
+            Some((fingerprint, result)) => (Some(fingerprint), Some(result)),
+            None => (None, None),
+        };
 
         if let (Some(stored), Some(result), Some(key)) = (stored_fingerprint, stored_result, key) {
             if stored.as_slice() != fingerprint {
@@ -379,6 +425,53 @@ impl EventStore {
             replayed: false,
         }))
     }
+}
+
+/// The stream's head before an append.
+struct Head {
+    now: DateTime<Utc>,
+    last_version: Option<i64>,
+    last_hash: Option<Vec<u8>>,
+    existing_type: Option<String>,
+    /// The fingerprint and result stored under the request's idempotency key.
+    stored: Option<(Vec<u8>, Value)>,
+    /// The stream's data key, when it was read with the head.
+    key: Option<KeyState>,
+}
+
+/// Reads the head (and, with a protection, the data key, pipelined in the same round trip).
+async fn read_head(
+    client: &deadpool_postgres::Client,
+    request: &AppendRequest,
+    protection: Option<&Protection>,
+) -> Result<Head, StoreError> {
+    let key = request.idempotency_key.as_deref();
+    let head_statement = client.prepare_cached(HEAD_SQL).await?;
+    let head_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&request.stream_id, &key];
+    let head_query = client.query_one(&head_statement, &head_params);
+    let (row, key) = match protection {
+        Some(protection) => {
+            let key_statement = client.prepare_cached(crate::read::KEY_SQL).await?;
+            let key_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&request.stream_id];
+            let (row, key_row) =
+                tokio::try_join!(head_query, client.query_opt(&key_statement, &key_params))?;
+            let state = protection.key_state(
+                request.stream_id,
+                key_row.map(|row| (row.get(0), row.get(1))),
+            )?;
+            (row, Some(state))
+        }
+        None => (head_query.await?, None),
+    };
+    let stored_fingerprint: Option<Vec<u8>> = row.get(4);
+    Ok(Head {
+        now: row.get(0),
+        last_version: row.get(1),
+        last_hash: row.get(2),
+        existing_type: row.get(3),
+        stored: stored_fingerprint.map(|fingerprint| (fingerprint, row.get(5))),
+        key,
+    })
 }
 
 /// A unique violation on (stream, version) means another writer won the race: `Ok(())`.

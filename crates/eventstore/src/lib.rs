@@ -32,7 +32,8 @@ pub use model::{
     NewEvent, RecordedEvent,
 };
 pub use protect::{MasterKey, Protection, SEALED, rotate_master_key};
-pub use subscribe::{Listener, Subscription, SubscriptionSettings};
+pub use read::StreamHead;
+pub use subscribe::{ACCESS_CHANNEL, AccessChanges, Listener, Subscription, SubscriptionSettings};
 pub use upcast::{UpcastFn, Upcasters};
 #[cfg(feature = "testing")]
 pub use verify::testing;
@@ -47,6 +48,7 @@ pub struct EventStore {
     pool: db::Pool,
     upcasters: Arc<Upcasters>,
     wake: Option<tokio::sync::watch::Receiver<u64>>,
+    access: Option<AccessChanges>,
     notifier: Arc<notify::Notifier>,
     protection: Option<Arc<Protection>>,
 }
@@ -59,6 +61,7 @@ impl EventStore {
             pool,
             upcasters: Arc::new(upcasters),
             wake: None,
+            access: None,
             protection: None,
         }
     }
@@ -74,7 +77,14 @@ impl EventStore {
     /// commits, instead of waiting for the next poll.
     pub fn with_listener(mut self, listener: &Listener) -> Self {
         self.wake = Some(listener.receiver());
+        self.access = Some(listener.access_changes());
         self
+    }
+
+    /// Changes to the access tables as this store's listener hears them; `None` without a
+    /// listener (then nothing about access may be kept in memory).
+    pub fn access_changes(&self) -> Option<AccessChanges> {
+        self.access.clone()
     }
 
     /// The pool this store reads and writes through.

@@ -4,7 +4,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::protect::{DataKey, KeyState};
-use crate::{EventStore, GlobalPosition, Metadata, RecordedEvent, StoreError};
+use crate::{AppendResult, EventStore, GlobalPosition, Metadata, RecordedEvent, StoreError};
 
 pub(crate) const COLUMNS: &str = "log_generation, transaction_id::text::bigint, position, event_id, \
     stream_id, stream_type, stream_version, event_type, schema_version, payload, actor_id, \
@@ -13,6 +13,76 @@ pub(crate) const COLUMNS: &str = "log_generation, transaction_id::text::bigint, 
 /// A stream's data key row.
 pub(crate) const KEY_SQL: &str =
     "SELECT wrapped_key, master_key_id FROM subject_keys WHERE subject_id = $1";
+
+/// What a command's load reads beside the stream: the database's clock (the append's
+/// `recorded_at`), the stream's data key row, and any result stored under the idempotency key.
+const HEAD_OF_LOAD_SQL: &str = "\
+SELECT now(), k.subject_id IS NOT NULL, k.wrapped_key, k.master_key_id, ik.fingerprint, ik.result
+FROM (SELECT 1) AS one
+LEFT JOIN subject_keys AS k ON k.subject_id = $1
+LEFT JOIN idempotency_keys AS ik ON ik.stream_id = $1 AND ik.idempotency_key = $2";
+
+/// A stream's head as a command's load read it ([`EventStore::read_stream_for_append`]):
+/// handed to [`EventStore::append_after`], which then appends in one round trip (the insert)
+/// under the version the command was decided on. Holds the stream's data key, unwrapped: keep
+/// it no longer than the command.
+pub struct StreamHead {
+    pub(crate) stream_id: Uuid,
+    pub(crate) version: i64,
+    pub(crate) hash: Option<Vec<u8>>,
+    pub(crate) stream_type: Option<String>,
+    pub(crate) read_at: DateTime<Utc>,
+    /// `None` when the store seals nothing.
+    pub(crate) key: Option<KeyState>,
+    pub(crate) idempotency_key: Option<String>,
+    /// The fingerprint and result stored under `idempotency_key`.
+    pub(crate) stored: Option<(Vec<u8>, Value)>,
+}
+
+impl std::fmt::Debug for StreamHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamHead")
+            .field("stream_id", &self.stream_id)
+            .field("version", &self.version)
+            .field("read_at", &self.read_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamHead {
+    /// The stream's version as read (0: no events).
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// The result stored under the idempotency key the head was read with, if any (`replayed`
+    /// set), as [`EventStore::idempotent_result`] answers it, without another round trip.
+    ///
+    /// # Errors
+    /// [`StoreError::IdempotencyMismatch`] when the key was used for a request with another
+    /// fingerprint; [`StoreError::InvalidPayload`] for an unreadable stored result.
+    pub fn stored_result(
+        &self,
+        fingerprint: Option<[u8; 32]>,
+    ) -> Result<Option<AppendResult>, StoreError> {
+        let (Some((stored, result)), Some(key)) = (&self.stored, &self.idempotency_key) else {
+            return Ok(None);
+        };
+        if let Some(fingerprint) = fingerprint
+            && stored.as_slice() != fingerprint.as_slice()
+        {
+            return Err(StoreError::IdempotencyMismatch {
+                stream_id: self.stream_id,
+                key: key.clone(),
+            });
+        }
+        let mut result: AppendResult = serde_json::from_value(result.clone()).map_err(|e| {
+            StoreError::InvalidPayload(format!("stored idempotent result is unreadable: {e}"))
+        })?;
+        result.replayed = true;
+        Ok(Some(result))
+    }
+}
 
 /// Rows visible to a global reader: older generations entirely, and in the current generation
 /// only transactions below the oldest one still running, so nothing can commit behind us.
@@ -60,6 +130,64 @@ impl EventStore {
             KeyState::Absent | KeyState::Destroyed => None,
         };
         rows.iter().map(|row| self.decode(row, key)).collect()
+    }
+
+    /// Reads one stream whole, as [`EventStore::read_stream`] does, for a command about to
+    /// append to it: with the stream's head as read ([`StreamHead`]: its version, last hash and
+    /// type, the database's clock, the stream's data key, and any result stored under
+    /// `idempotency_key`), fetched in the same round trip (the statements are pipelined), so
+    /// that [`EventStore::append_after`] reads nothing again.
+    ///
+    /// # Errors
+    /// A database failure or an event that cannot be upcast.
+    #[tracing::instrument(skip_all, fields(stream_id = %stream_id))]
+    pub async fn read_stream_for_append(
+        &self,
+        stream_id: Uuid,
+        idempotency_key: Option<&str>,
+    ) -> Result<(Vec<RecordedEvent>, StreamHead), StoreError> {
+        let client = self.pool.get().await?;
+        let sql = format!(
+            "SELECT {COLUMNS}, hash FROM events WHERE stream_id = $1 ORDER BY stream_version"
+        );
+        let statement = client.prepare_cached(&sql).await?;
+        let head_statement = client.prepare_cached(HEAD_OF_LOAD_SQL).await?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&stream_id];
+        let head_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+            [&stream_id, &idempotency_key];
+        let (rows, head_row) = tokio::try_join!(
+            client.query(&statement, &params),
+            client.query_one(&head_statement, &head_params)
+        )?;
+        let key = match &self.protection {
+            None => None,
+            Some(protection) => {
+                let present: bool = head_row.get(1);
+                let row = present.then(|| (head_row.get(2), head_row.get(3)));
+                Some(protection.key_state(stream_id, row)?)
+            }
+        };
+        let opened = match &key {
+            Some(KeyState::Live(key)) => Some(key),
+            _ => None,
+        };
+        let events = rows
+            .iter()
+            .map(|row| self.decode(row, opened))
+            .collect::<Result<Vec<_>, _>>()?;
+        let last = rows.last();
+        let stored: Option<Vec<u8>> = head_row.get(4);
+        let head = StreamHead {
+            stream_id,
+            version: last.map_or(0, |row| row.get(6)),
+            hash: last.map(|row| row.get(18)),
+            stream_type: last.map(|row| row.get(5)),
+            read_at: head_row.get(0),
+            key,
+            idempotency_key: idempotency_key.map(str::to_owned),
+            stored: stored.map(|fingerprint| (fingerprint, head_row.get(5))),
+        };
+        Ok((events, head))
     }
 
     /// Reads one stream up to and including `through_version`, as projectors see events (personal

@@ -11,33 +11,105 @@ use crate::{EventStore, GlobalPosition, NOTIFY_CHANNEL, RecordedEvent, StoreErro
 /// Holds one dedicated connection that LISTENs for appends (a pooled connection would drop
 /// notifications) and wakes every subscription made through it. It reconnects by itself, and
 /// wakes subscribers after each reconnect so they catch up on anything sent while it was away.
+///
+/// It also follows [`ACCESS_CHANNEL`], on which the database announces every change to the
+/// access tables (tokens and staff, by a trigger: `V18__access_notify.sql`), so that a process
+/// may keep verified tokens in memory and drop them the moment one is revoked anywhere
+/// ([`AccessChanges`]).
 pub struct Listener {
     receiver: watch::Receiver<u64>,
+    access: watch::Receiver<AccessEpoch>,
+    here: std::sync::Arc<std::sync::atomic::AtomicU64>,
     task: JoinHandle<()>,
+}
+
+/// The channel on which a change to the access tables (tokens, staff) is announced, by a
+/// statement trigger, in the changing transaction: it reaches listeners when that commits.
+pub const ACCESS_CHANNEL: &str = "casebook_access";
+
+/// What the listener knows of changes to the access tables.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct AccessEpoch {
+    /// Bumped on every change announced, every (re)connect, and every loss of the connection.
+    changes: u64,
+    /// Whether the listener is connected and listening now (so no change can go unheard).
+    listening: bool,
+}
+
+/// Changes to the access tables as a process hears them: a counter that moves on every change
+/// announced on [`ACCESS_CHANNEL`] and whenever the listener connects or loses its connection.
+/// Something verified while the counter read `n` is still as verified while it reads `n`.
+#[derive(Clone)]
+pub struct AccessChanges {
+    receiver: watch::Receiver<AccessEpoch>,
+    /// Changes made through this process, counted as soon as they are made (the listener
+    /// hears of them a moment later).
+    here: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl AccessChanges {
+    /// Counts a change to the access tables made through this process, once it is committed:
+    /// the counter moves at once, without waiting for the database's announcement.
+    pub fn changed_here(&self) {
+        self.here.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The counter now, or `None` when the listener is not listening (not connected yet,
+    /// reconnecting, or stopped): then a change could go unheard, and nothing may be trusted
+    /// from memory.
+    pub fn current(&self) -> Option<u64> {
+        // A stopped listener's last value would say it is still listening.
+        if self.receiver.has_changed().is_err() {
+            return None;
+        }
+        let here = self.here.load(std::sync::atomic::Ordering::SeqCst);
+        let epoch = *self.receiver.borrow();
+        epoch.listening.then_some(epoch.changes.wrapping_add(here))
+    }
 }
 
 impl Listener {
     /// Starts listening on the database `config` points at.
     pub fn start(config: tokio_postgres::Config) -> Listener {
         let (sender, receiver) = watch::channel(0u64);
+        let (access_sender, access) = watch::channel(AccessEpoch::default());
+        let access_sender = std::sync::Arc::new(access_sender);
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    outcome = listen_once(&config, &sender) => {
+                    outcome = listen_once(&config, &sender, &access_sender) => {
                         if let Err(e) = outcome {
                             tracing::warn!(error = %e, "event listener lost its connection; reconnecting");
                         }
                     }
                     () = sender.closed() => return,
                 }
+                // Changes made while we are away go unheard: nothing is trusted from memory
+                // until we listen again.
+                access_sender.send_modify(|epoch| {
+                    epoch.changes = epoch.changes.wrapping_add(1);
+                    epoch.listening = false;
+                });
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         });
-        Listener { receiver, task }
+        Listener {
+            receiver,
+            access,
+            here: std::sync::Arc::default(),
+            task,
+        }
     }
 
     pub(crate) fn receiver(&self) -> watch::Receiver<u64> {
         self.receiver.clone()
+    }
+
+    pub(crate) fn access_changes(&self) -> AccessChanges {
+        AccessChanges {
+            receiver: self.access.clone(),
+            here: self.here.clone(),
+        }
     }
 }
 
@@ -50,13 +122,21 @@ impl Drop for Listener {
 async fn listen_once(
     config: &tokio_postgres::Config,
     sender: &watch::Sender<u64>,
+    access: &std::sync::Arc<watch::Sender<AccessEpoch>>,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let (notified, mut notifications) = mpsc::unbounded_channel();
+    let access_changed = access.clone();
     let driver = tokio::spawn(async move {
         let mut messages = poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
+                // Counted here, as soon as it arrives, not after a hop to another task.
+                Ok(AsyncMessage::Notification(n)) if n.channel() == ACCESS_CHANNEL => {
+                    access_changed.send_modify(|epoch| {
+                        epoch.changes = epoch.changes.wrapping_add(1);
+                    });
+                }
                 Ok(AsyncMessage::Notification(_)) => {
                     if notified.send(()).is_err() {
                         return Ok(());
@@ -69,10 +149,15 @@ async fn listen_once(
         Ok(())
     });
     client
-        .batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}"))
+        .batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}; LISTEN {ACCESS_CHANNEL}"))
         .await?;
     // Anything appended while we were not listening is found by the woken readers.
     sender.send_modify(|n| *n = n.wrapping_add(1));
+    // Whatever was verified before is verified again.
+    access.send_modify(|epoch| {
+        epoch.changes = epoch.changes.wrapping_add(1);
+        epoch.listening = true;
+    });
     while notifications.recv().await.is_some() {
         sender.send_modify(|n| *n = n.wrapping_add(1));
     }

@@ -15,6 +15,7 @@ mod published;
 mod redirections;
 mod replica;
 mod snapshot_jobs;
+mod token_memory;
 mod tokens;
 mod unreachable;
 
