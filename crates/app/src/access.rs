@@ -837,12 +837,13 @@ fn parse_credential<'a>(prefix: &str, token: &'a str) -> Result<(Uuid, &'a str),
 }
 
 const AUTHENTICATE_SQL: &str = "SELECT t.secret_hash, s.staff_id, s.organisation_id, s.team_id, s.role, \
-     t.expires_at \
+     extract(epoch FROM t.expires_at - now())::float8 \
      FROM api_tokens t JOIN staff s USING (staff_id) \
      WHERE t.token_id = $1 AND t.revoked_at IS NULL AND t.expires_at > now() AND s.active";
 
 /// How long a verified token is trusted from memory at most. Revocation does not wait for
-/// this: a change to the access tables anywhere drops every remembered token at once.
+/// this: a change to the access tables anywhere drops every remembered token as soon as the
+/// process hears of it.
 pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The most tokens remembered at once; beyond it, the memory starts again empty.
@@ -873,7 +874,9 @@ struct TokenCache {
 struct Verified {
     secret_hash: Vec<u8>,
     principal: Principal,
-    expires_at: DateTime<Utc>,
+    /// When it expires, by the database's clock (its time left when looked up, from then on
+    /// this process's monotonic clock: no wall clock is compared with the database's).
+    expires: std::time::Instant,
     /// The change counter when the token was looked up.
     heard: u64,
     at: std::time::Instant,
@@ -885,7 +888,7 @@ impl TokenCache {
         let verified = entries.get(&token_id)?;
         let fresh = verified.heard == heard
             && verified.at.elapsed() < TOKEN_CACHE_TTL
-            && verified.expires_at > Utc::now();
+            && verified.expires > std::time::Instant::now();
         // Both sides are digests of secrets, so comparing them leaks nothing useful by its timing.
         (fresh && verified.secret_hash == secret_hash(secret)).then(|| verified.principal.clone())
     }
@@ -950,7 +953,9 @@ impl Authenticator {
             cache.put(Verified {
                 secret_hash: row.get(0),
                 principal: principal.clone(),
-                expires_at: row.get(5),
+                expires: std::time::Instant::now()
+                    + std::time::Duration::try_from_secs_f64(row.get::<_, f64>(5))
+                        .unwrap_or_default(),
                 heard,
                 at: std::time::Instant::now(),
             });

@@ -39,45 +39,68 @@ pub async fn seal_and_anchor(
 /// How long the outbound copy's command may take.
 const OUTBOUND_PATIENCE: Duration = Duration::from_secs(30);
 
-/// Sends one checkpoint elsewhere: runs `command` with `sh -c`, its line of JSON on standard
-/// input, and wants exit status 0 within 30 s (it is killed after that).
+/// Sends one checkpoint elsewhere: runs `command` with `sh -c` in a process group of its own,
+/// its line of JSON on standard input, and wants exit status 0 within 30 s. After that the
+/// whole group is killed (a hung `ssh` under the shell too). The exit status decides, not the
+/// end of its output: a helper left running in the background (an ssh connection kept open)
+/// does not make a copy that arrived look failed.
 ///
 /// # Errors
-/// When the command cannot be started, fails, or takes too long; with what it printed on
-/// standard error.
+/// When the command cannot be started, fails, or takes too long; with the start of what it
+/// printed on standard error.
 pub async fn send_outbound(command: &str, checkpoint: &Checkpoint) -> anyhow::Result<()> {
-    use tokio::io::AsyncWriteExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(command)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .context("starting the anchor command")?;
+    let group = child.id();
     let line = format!("{}\n", checkpoint.to_line());
     let mut stdin = child.stdin.take().context("the anchor command's input")?;
+    let stderr = child.stderr.take().context("the anchor command's errors")?;
+    let mut errors = tokio::spawn(async move {
+        let mut text = Vec::new();
+        let _ = stderr.take(4096).read_to_end(&mut text).await;
+        text
+    });
     let run = async {
         // A command that does not read its input sees it closed; its exit status decides.
         let _ = stdin.write_all(line.as_bytes()).await;
         drop(stdin);
-        child.wait_with_output().await
+        child.wait().await
     };
-    let output = tokio::time::timeout(OUTBOUND_PATIENCE, run)
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!(
+    let status = tokio::time::timeout(OUTBOUND_PATIENCE, run).await;
+    let status = match status {
+        Ok(status) => status.context("running the anchor command")?,
+        Err(_) => {
+            if let Some(group) = group {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{group}")])
+                    .status();
+            }
+            errors.abort();
+            anyhow::bail!(
                 "the anchor command took more than {} s",
                 OUTBOUND_PATIENCE.as_secs()
-            )
-        })?
-        .context("running the anchor command")?;
+            );
+        }
+    };
+    let text = tokio::time::timeout(Duration::from_secs(1), &mut errors)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    errors.abort();
     anyhow::ensure!(
-        output.status.success(),
-        "the anchor command failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr).trim()
+        status.success(),
+        "the anchor command failed ({status}): {}",
+        String::from_utf8_lossy(&text).trim()
     );
     Ok(())
 }
@@ -203,11 +226,16 @@ pub fn spawn_sealer(
                     || (settings.seal_every_events > 0
                         && eventstore::anchor::unsealed_events(client).await?
                             >= settings.seal_every_events);
-                if due
-                    && let Sealed::New(checkpoint) =
-                        seal_and_anchor(client, &key, anchor_file.as_deref()).await?
-                {
-                    unsent = Some(checkpoint);
+                if due {
+                    match seal_and_anchor(client, &key, anchor_file.as_deref()).await? {
+                        Sealed::New(checkpoint) => unsent = Some(checkpoint),
+                        // At start the newest checkpoint goes out again: a copy that failed
+                        // before a restart is not left unsent while nothing new is recorded.
+                        Sealed::Unchanged(Some(checkpoint)) if first => {
+                            unsent = Some(checkpoint);
+                        }
+                        Sealed::Unchanged(_) => {}
+                    }
                 }
                 anyhow::Ok(due)
             }

@@ -70,7 +70,16 @@ impl AccessChanges {
 
 impl Listener {
     /// Starts listening on the database `config` points at.
-    pub fn start(config: tokio_postgres::Config) -> Listener {
+    pub fn start(mut config: tokio_postgres::Config) -> Listener {
+        // The listener only listens, so a connection that died without a word (a half-open TCP
+        // connection after a partition or a failover) would go unnoticed for hours by default:
+        // TCP keepalives find it in about 11 s. Until then a remembered token is still bounded
+        // by its 10 s (`app::access::TOKEN_CACHE_TTL`), and subscribers still poll.
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(5))
+            .keepalives_interval(Duration::from_secs(2))
+            .keepalives_retries(3);
         let (sender, receiver) = watch::channel(0u64);
         let (access_sender, access) = watch::channel(AccessEpoch::default());
         let access_sender = std::sync::Arc::new(access_sender);

@@ -420,6 +420,11 @@ impl Together {
         let ttl = self.settings.lease_ttl.as_secs_f64();
         for projection in &self.projections {
             if !bookkeeping::take_lease(&**client, projection.name(), self.holder, ttl).await? {
+                // Give back the ones already taken, so a rebuild tried next is not kept waiting
+                // for them to expire.
+                for taken in &self.projections {
+                    bookkeeping::release_lease(&**client, taken.name(), self.holder).await?;
+                }
                 return Err(ProjectionError::LeaseLost(projection.name().to_owned()));
             }
         }

@@ -67,11 +67,19 @@ impl AuthThrottle {
     /// limit.
     pub fn failed(&self, source: IpAddr, now: Instant) -> bool {
         let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        let ranges = buckets(source);
+        // Room is made once, before counting, so that it cannot forget a range this call has
+        // just counted.
+        if sources.len() + 2 > MAX_SOURCES
+            && ranges
+                .iter()
+                .flatten()
+                .any(|(range, _)| !sources.contains_key(range))
+        {
+            self.make_room(&mut sources, now);
+        }
         let mut reached = false;
-        for (range, factor) in buckets(source).into_iter().flatten() {
-            if sources.len() >= MAX_SOURCES && !sources.contains_key(&range) {
-                self.make_room(&mut sources, now);
-            }
+        for (range, factor) in ranges.into_iter().flatten() {
             let entry = sources.entry(range).or_insert((now, 0));
             if now.duration_since(entry.0) >= WINDOW {
                 *entry = (now, 0);

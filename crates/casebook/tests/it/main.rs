@@ -863,6 +863,27 @@ async fn every_new_anchor_is_sent_through_the_outbound_command() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
 
+    // A command that leaves a helper running in the background, holding its error output open
+    // (as an ssh connection kept for reuse does), succeeded when it exited: its exit decides,
+    // not the end of its output (waiting for that would time out after 30 s and fail).
+    let lingering = format!("sleep 45 >&2 & cat >> '{}'", copy.display());
+    let out = casebook(
+        &data_dir,
+        &["anchor"],
+        &[("CASEBOOK_ANCHOR_COMMAND", lingering.as_str())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent_again = std::fs::read_to_string(&copy).expect("the outbound copy");
+    assert_eq!(
+        last(&sent_again),
+        last(&anchors),
+        "casebook anchor sends the newest checkpoint"
+    );
+
     let refused = casebook(
         &data_dir,
         &["anchor"],

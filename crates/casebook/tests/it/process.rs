@@ -179,9 +179,6 @@ pub fn succeeded(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A fresh data dir under the target's temporary directory. When dropped (the test passed or
-/// failed) the private cluster in it is stopped if it still runs; the files are removed only by
-/// [`DataDir::remove`], so a failed test leaves them to look at.
 /// A fresh directory name under the target's scratch space, short enough that the private
 /// cluster's unix socket path fits however deep the checkout is (the id is 12 hex digits, not
 /// a whole UUID: CI checks out under a longer path than a developer does).
@@ -190,6 +187,9 @@ pub fn scratch(what: &str) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{what}-{}", &id[..12]))
 }
 
+/// A fresh data dir under the target's temporary directory. When dropped (the test passed or
+/// failed) the private cluster in it is stopped if it still runs; the files are removed only by
+/// [`DataDir::remove`], so a failed test leaves them to look at.
 pub struct DataDir {
     pub path: PathBuf,
 }
