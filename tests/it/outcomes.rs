@@ -352,13 +352,22 @@ async fn an_interrupted_rebuild_resumes_where_it_stopped() {
     projector::start_version(&client, projector::OUTCOMES, 2)
         .await
         .expect("start");
-    let stop = store
-        .read_all(eventstore::GlobalPosition::START, 7)
-        .await
-        .expect("read")
-        .last()
-        .expect("an event")
-        .global;
+    // The seventh event, once it can be read: a transaction another test keeps open on the
+    // shared cluster holds back every later one for a moment (the gapless horizon), and
+    // `read_all` then answers with fewer events or none; bounded by a minute.
+    let mut stop = None;
+    for _ in 0..3000 {
+        let events = store
+            .read_all(eventstore::GlobalPosition::START, 7)
+            .await
+            .expect("read");
+        if events.len() == 7 {
+            stop = events.last().map(|e| e.global);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let stop = stop.expect("the first seven events settle");
     assert_eq!(
         partial
             .catch_up_to(Some(stop), |_| {})
