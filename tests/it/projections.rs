@@ -291,7 +291,7 @@ async fn a_runner_killed_at_random_points_leaves_what_a_clean_rebuild_makes() {
 
 /// Every outcome table's rows, in a fixed order.
 async fn outcome_tables(client: &tokio_postgres::Client) -> Vec<serde_json::Value> {
-    table_rows(client, &OUTCOME_TABLES).await
+    table_rows(client, OUTCOME_TABLES).await
 }
 
 #[tokio::test]

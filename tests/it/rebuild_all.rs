@@ -18,32 +18,11 @@ use crate::support::store_with_db;
 
 /// Every read model's rows, each table in a fixed order.
 async fn read_models(client: &tokio_postgres::Client, caseload: &str) -> Vec<serde_json::Value> {
-    let mut tables = Vec::new();
-    for table in [
-        caseload,
-        "directory_services",
-        "outcome_state",
-        "report_referrals",
-        "report_episodes",
-        "report_scores",
-        "report_connections",
-        "report_gaps",
-        "report_activity",
-        "report_baselines",
-    ] {
-        let rows: serde_json::Value = client
-            .query_one(
-                &format!(
-                    "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text), '[]') FROM {table} t"
-                ),
-                &[],
-            )
-            .await
-            .expect("rows")
-            .get(0);
-        tables.push(rows);
-    }
-    tables
+    let tables: Vec<&str> = [caseload, "directory_services"]
+        .into_iter()
+        .chain(projector::FIGURE_TABLES.iter().copied())
+        .collect();
+    crate::support::table_rows(client, &tables).await
 }
 
 fn quick() -> RunnerSettings {

@@ -139,16 +139,8 @@ pub fn run_ok(command: &mut std::process::Command, what: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// The outcome read model's tables.
-pub const OUTCOME_TABLES: [&str; 7] = [
-    "outcome_state",
-    "report_referrals",
-    "report_episodes",
-    "report_scores",
-    "report_connections",
-    "report_gaps",
-    "report_activity",
-];
+/// The outcome read model's tables: the projection's own list, so none is left out.
+pub const OUTCOME_TABLES: &[&str] = projector::FIGURE_TABLES;
 
 /// Every row of each of `tables` as a JSON array, in a fixed order.
 pub async fn table_rows(client: &tokio_postgres::Client, tables: &[&str]) -> Vec<Value> {

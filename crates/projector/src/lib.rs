@@ -23,8 +23,8 @@ pub use caseload::{
 };
 pub use directory::{DIRECTORY, DirectoryProjection};
 pub use outcomes::{
-    ClientOutcomes, OutcomesProjection, ScorePair, apply_outcome_event, outcomes_name,
-    pairs_by_measure, score_pairs,
+    ClientOutcomes, FIGURE_TABLES, OutcomesProjection, ScorePair, apply_outcome_event,
+    outcomes_name, pairs_by_measure, score_pairs,
 };
 pub use registry::{Lag, OUTCOMES, ProjectionVersion, VersionState, all, lag, spawn_all};
 pub use runner::{Batch, Projection, ProjectionError, Runner, RunnerSettings, Together};

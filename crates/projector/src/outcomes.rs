@@ -517,7 +517,9 @@ pub fn outcomes_name(version: i32) -> String {
     format!("outcomes_v{version}")
 }
 
-const FIGURE_TABLES: &[&str] = &[
+/// Every table of the outcome read model, each holding rows per rule version (reset and
+/// replaced per client by this projection; tests and checks compare them all).
+pub const FIGURE_TABLES: &[&str] = &[
     "report_referrals",
     "report_episodes",
     "report_scores",

@@ -403,7 +403,9 @@ async fn refer(
 
 /// Every row of the caseload and of every outcome table, in a fixed order.
 async fn read_models(client: &tokio_postgres::Client) -> Vec<Value> {
-    let tables: Vec<&str> = std::iter::once("caseload").chain(OUTCOME_TABLES).collect();
+    let tables: Vec<&str> = std::iter::once("caseload")
+        .chain(OUTCOME_TABLES.iter().copied())
+        .collect();
     table_rows(client, &tables).await
 }
 

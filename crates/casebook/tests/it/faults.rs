@@ -318,23 +318,17 @@ async fn check_recorded_once(data_dir: &DataDir, sent: &[(Referral, Value)]) {
 
 /// Every read model `serve` keeps, table by table, as sorted rows of JSON: the caseload, the
 /// directory and every outcome figure table (all rule versions).
-const READ_MODELS: &[&str] = &[
-    "caseload",
-    "directory_services",
-    "report_referrals",
-    "report_episodes",
-    "report_scores",
-    "report_connections",
-    "report_gaps",
-    "report_activity",
-    "report_baselines",
-    "outcome_state",
-];
+fn read_model_tables() -> Vec<&'static str> {
+    ["caseload", "directory_services"]
+        .into_iter()
+        .chain(projector::FIGURE_TABLES.iter().copied())
+        .collect()
+}
 
 async fn read_models(data_dir: &DataDir) -> std::collections::BTreeMap<&'static str, Vec<String>> {
     let db = data_dir.connect().await;
     let mut models = std::collections::BTreeMap::new();
-    for table in READ_MODELS {
+    for table in read_model_tables() {
         let rows = db
             .query(
                 &format!("SELECT to_jsonb(t)::text FROM {table} t ORDER BY 1"),
@@ -345,7 +339,7 @@ async fn read_models(data_dir: &DataDir) -> std::collections::BTreeMap<&'static 
             .iter()
             .map(|row| row.get(0))
             .collect();
-        models.insert(*table, rows);
+        models.insert(table, rows);
     }
     models
 }
@@ -385,7 +379,7 @@ async fn check_after_the_fault(data_dir: DataDir, running: Running, sent: &[(Ref
         );
     }
     let rebuilt = read_models(&data_dir).await;
-    for table in READ_MODELS {
+    for table in read_model_tables() {
         assert_eq!(
             rebuilt[table], live[table],
             "{table} equals a clean rebuild"
