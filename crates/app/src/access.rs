@@ -361,7 +361,7 @@ pub async fn list_staff(
     rows.iter().map(staff_from_row).collect()
 }
 
-fn secret_hash(secret: &str) -> Vec<u8> {
+pub(crate) fn secret_hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
@@ -401,14 +401,17 @@ impl TokenIssuer {
 }
 
 /// 256 random bits as hex.
-fn random_secret() -> Result<String, AccessError> {
+pub(crate) fn random_secret() -> Result<String, AccessError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| AccessError::Random(e.to_string()))?;
     Ok(hex::encode(bytes))
 }
 
 /// Refuses an unknown or inactive staff member.
-async fn require_active(client: &impl GenericClient, staff_id: Uuid) -> Result<(), AccessError> {
+pub(crate) async fn require_active(
+    client: &impl GenericClient,
+    staff_id: Uuid,
+) -> Result<(), AccessError> {
     let active = client
         .query_opt("SELECT active FROM staff WHERE staff_id = $1", &[&staff_id])
         .await?;
@@ -701,8 +704,10 @@ pub async fn revoke_all(
     Ok(revoked)
 }
 
-/// Revokes every live token and unredeemed enrolment of a staff member, in one statement.
+/// Revokes every live token and unredeemed enrolment of a staff member, in one statement, and
+/// ends their console sessions and unused sign-in links ([`crate::sessions`]).
 async fn revoke_every(client: &impl GenericClient, staff_id: Uuid) -> Result<Revoked, AccessError> {
+    crate::sessions::revoke_sessions(client, staff_id).await?;
     let row = client
         .query_one(
             "WITH tokens AS ( \
@@ -827,7 +832,10 @@ fn parse_token(token: &str) -> Result<(Uuid, &str), AccessError> {
 }
 
 /// The id and secret of `<prefix><id>_<secret>`.
-fn parse_credential<'a>(prefix: &str, token: &'a str) -> Result<(Uuid, &'a str), AccessError> {
+pub(crate) fn parse_credential<'a>(
+    prefix: &str,
+    token: &'a str,
+) -> Result<(Uuid, &'a str), AccessError> {
     let (id, secret) = token
         .strip_prefix(prefix)
         .and_then(|rest| rest.split_once('_'))

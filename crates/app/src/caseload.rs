@@ -15,7 +15,8 @@ use crate::access::Principal;
 use crate::error::{AppError, Page};
 use crate::export::{self, CaseloadFile, CsvFile, CsvOptions, WorkloadFile};
 use crate::freshness::{AsOf, as_of, snapshot};
-use crate::policy::{self, CaseloadScope};
+use crate::policy;
+pub use crate::policy::CaseloadScope;
 use crate::{CaseService, Denied};
 
 /// Why a case on a caseload wants attention.

@@ -25,6 +25,7 @@ pub mod policy;
 pub mod privacy;
 pub mod records;
 pub mod reports;
+pub mod sessions;
 pub mod snapshots;
 mod stream;
 

@@ -81,6 +81,11 @@ impl std::str::FromStr for ReadPurpose {
     }
 }
 
+/// The id of the request being served (the HTTP layer sets it on every request, from
+/// `X-Request-Id` or fresh), kept with what the request writes and reads.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestId(pub Uuid);
+
 /// Why and in which request a record is read: kept with the read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReadContext {

@@ -1,4 +1,4 @@
-//! The HTTP server around the API of the `api` crate.
+//! The HTTP server: the API of the `api` crate and the web console of the `console` crate.
 
 use std::net::{SocketAddr, TcpListener};
 
@@ -22,10 +22,13 @@ impl Application {
         let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
         let address = listener.local_addr()?;
         api::http::install_metrics();
-        let server = HttpServer::new(move || api::http::app(state.clone()))
-            .disable_signals()
-            .listen(listener)?
-            .run();
+        let console = console::Console::new(state.cases().clone());
+        let server = HttpServer::new(move || {
+            api::http::app(state.clone()).configure(console::configure(console.clone()))
+        })
+        .disable_signals()
+        .listen(listener)?
+        .run();
         Ok(Application { server, address })
     }
 

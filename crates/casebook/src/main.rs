@@ -325,6 +325,7 @@ async fn serve(
         );
     }
     // The demo population is made while the service already answers.
+    let demo_links = demo_access.clone();
     let population = match (demo_clients, demo_access) {
         (Some(clients), Some(access)) => {
             let store = store.clone();
@@ -382,6 +383,23 @@ async fn serve(
     let app = Application::build(listen, state)?;
     let handle = app.handle();
     tracing::info!(address = %app.address(), "casebook is listening");
+    if let Some(access) = &demo_links {
+        let client = db::connect(database.admin_config()).await?;
+        for (role, staff_id, _) in &access.staff {
+            let link = app::sessions::create_sign_in_link(
+                &client,
+                *staff_id,
+                chrono::Duration::hours(24),
+                None,
+            )
+            .await?;
+            tracing::info!(
+                role = role.as_str(),
+                link = %format!("http://{}/console/sign-in?code={}", app.address(), link.code),
+                "web console: one-time sign-in link (24 hours)"
+            );
+        }
+    }
     let server = tokio::spawn(app.run_until_stopped());
     shutdown_signal().await?;
     tracing::info!("shutting down");
@@ -656,6 +674,20 @@ async fn run_admin(
             format!(
                 "{}\n(one-time enrolment code for staff {staff}, until {}: give it to them only)",
                 enrolment.code, enrolment.expires_at
+            )
+        }
+        AdminCommand::Staff(StaffCommand::SignInLink { staff, hours }) => {
+            let link = app::sessions::create_sign_in_link(
+                client,
+                staff,
+                chrono::Duration::hours(hours),
+                None,
+            )
+            .await?;
+            format!(
+                "{}\n(one-time sign-in code for staff {staff}, until {}: open \
+                 <service address>/console/sign-in?code=<code>; give it to them only)",
+                link.code, link.expires_at
             )
         }
         AdminCommand::Staff(StaffCommand::Deactivate { staff }) => {

@@ -450,6 +450,15 @@ pub enum StaffCommand {
         #[arg(long, default_value_t = 72, value_parser = clap::value_parser!(i64).range(1..=app::admin::MAX_ENROLMENT_HOURS))]
         hours: i64,
     },
+    /// Make a one-time sign-in link to the web console for a staff member; prints its code
+    /// once (the link is `<service address>/console/sign-in?code=<code>`). Give it to them only.
+    SignInLink {
+        /// The staff member's id.
+        staff: uuid::Uuid,
+        /// Hours until the link expires unused (1 to 168).
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(i64).range(1..=app::admin::MAX_ENROLMENT_HOURS))]
+        hours: i64,
+    },
     /// Deactivate a staff account: every token and enrolment of it stops at once.
     Deactivate {
         /// The staff member's id.

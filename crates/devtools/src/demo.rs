@@ -45,7 +45,7 @@ const DEMO_TEAM: &str = "Town Centre";
 const TOKEN_LABEL: &str = "demo";
 
 /// The demo organisation and its staff, with tokens.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct DemoAccess {
     pub organisation_id: Uuid,
     pub team_id: Uuid,

@@ -4,6 +4,7 @@
 
 mod after;
 mod cohort;
+mod console;
 mod csv_files;
 mod dating;
 mod directory_owner;

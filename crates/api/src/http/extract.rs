@@ -23,9 +23,7 @@ pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 /// The largest JSON body accepted (a referral with a long note fits many times over).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// The id of the request being served (set by the request-id middleware).
-#[derive(Clone, Copy, Debug)]
-pub struct RequestId(pub Uuid);
+pub use app::records::RequestId;
 
 /// The request's id, or a fresh one outside the middleware.
 pub fn request_id(req: &HttpRequest) -> Uuid {

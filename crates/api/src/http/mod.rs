@@ -166,6 +166,12 @@ impl AppState {
         self
     }
 
+    /// The case service every request goes through (for the web console, which serves pages
+    /// over the same service, store, clock and replica).
+    pub fn cases(&self) -> &CaseService {
+        &self.cases
+    }
+
     /// The report snapshots this state builds (one at a time): `casebook serve` resumes the
     /// unfinished ones through it at start.
     pub fn snapshots(&self) -> &app::snapshots::Snapshots {

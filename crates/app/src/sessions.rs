@@ -1,0 +1,437 @@
+//! The web console's sign-in: one-time sign-in links and server-side sessions.
+//!
+//! A session is a row in `console_sessions` (`V19__console_sessions.sql`); the browser holds
+//! only `cbs_<session id>_<secret>` in an `HttpOnly` cookie, and the database only SHA-256 of
+//! the secret. A session ends when its holder signs out, when it is unused for its idle timeout,
+//! at its absolute lifetime, when its holder's access is revoked, or when the account is
+//! deactivated; every session event (and every refused sign-in) is written to the append-only
+//! `session_events`. Times are the database's, as for tokens.
+//!
+//! Every form the console serves carries a token derived from the session's secret
+//! ([`ConsoleSession::csrf_token`]): a page of another site cannot read it, so it cannot make
+//! the browser send a form that passes [`ConsoleSession::csrf_matches`].
+
+use chrono::{DateTime, Duration, Utc};
+use domain::{StaffId, TeamId};
+use sha2::{Digest, Sha256};
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+use crate::access::{
+    AccessError, Principal, Role, parse_credential, random_secret, require_active, secret_hash,
+};
+
+const LINK_PREFIX: &str = "cbl_";
+const SESSION_PREFIX: &str = "cbs_";
+
+/// How long a session lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionRules {
+    /// Ends when unused this long.
+    pub idle_timeout: Duration,
+    /// Ends this long after sign-in, however much it is used.
+    pub lifetime: Duration,
+}
+
+impl Default for SessionRules {
+    /// 30 minutes idle, 12 hours in all (a working day with its breaks, signed in once).
+    fn default() -> Self {
+        SessionRules {
+            idle_timeout: Duration::minutes(30),
+            lifetime: Duration::hours(12),
+        }
+    }
+}
+
+/// A one-time sign-in link as made: the code is shown once, to its holder only.
+#[derive(Clone, Debug)]
+pub struct IssuedLink {
+    pub link_id: Uuid,
+    pub staff_id: Uuid,
+    /// Goes in the link: `/console/sign-in?code=<code>`.
+    pub code: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Makes a one-time sign-in link for an active staff member, valid for `valid_for`; `issued_by`
+/// is the administrator who made it (`None`: the operator or the demo).
+///
+/// # Errors
+/// [`AccessError::Invalid`] for an unknown or inactive staff member or a period that is not
+/// positive; a database failure.
+pub async fn create_sign_in_link(
+    client: &impl GenericClient,
+    staff_id: Uuid,
+    valid_for: Duration,
+    issued_by: Option<Uuid>,
+) -> Result<IssuedLink, AccessError> {
+    if valid_for <= Duration::zero() {
+        return Err(AccessError::Invalid {
+            field: "valid_for",
+            message: "a sign-in link must be valid for some time".into(),
+        });
+    }
+    require_active(client, staff_id).await?;
+    let secret = random_secret()?;
+    let link_id = Uuid::now_v7();
+    let row = client
+        .query_one(
+            "INSERT INTO sign_in_links (link_id, staff_id, secret_hash, issued_by, expires_at) \
+             VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) RETURNING expires_at",
+            &[
+                &link_id,
+                &staff_id,
+                &secret_hash(&secret),
+                &issued_by,
+                &(valid_for.num_seconds() as f64),
+            ],
+        )
+        .await?;
+    Ok(IssuedLink {
+        link_id,
+        staff_id,
+        code: format!("{LINK_PREFIX}{}_{secret}", link_id.simple()),
+        expires_at: row.get(0),
+    })
+}
+
+/// A session just made: give the browser `cookie`.
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    pub session_id: Uuid,
+    /// The cookie's value (the session's credential).
+    pub cookie: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A live session, as found from its cookie.
+#[derive(Clone, Debug)]
+pub struct ConsoleSession {
+    /// Who is signed in (`token_id` is the session's id).
+    pub principal: Principal,
+    /// Their name, for the page header.
+    pub name: String,
+    csrf: String,
+}
+
+impl ConsoleSession {
+    /// The session's id.
+    pub fn session_id(&self) -> Uuid {
+        self.principal.token_id
+    }
+
+    /// Whose caseload the console shows this session by default (a link worker's own, a team
+    /// lead's team), or none: the policy's answer, for choosing pages.
+    pub fn caseload(&self) -> Option<crate::policy::CaseloadScope> {
+        crate::policy::may_read_caseload(&self.principal, None).ok()
+    }
+
+    /// The role's name in words ("link worker").
+    pub fn role_name(&self) -> &'static str {
+        match self.principal.role {
+            Role::Referrer => "referrer",
+            Role::LinkWorker => "link worker",
+            Role::TeamLead => "team lead",
+            Role::Auditor => "auditor",
+            Role::ReportingAnalyst => "reporting analyst",
+            Role::Administrator => "administrator",
+        }
+    }
+
+    /// The token every form of this session carries.
+    pub fn csrf_token(&self) -> &str {
+        &self.csrf
+    }
+
+    /// Whether a form's token is this session's (compared in constant time).
+    pub fn csrf_matches(&self, given: &str) -> bool {
+        let (a, b) = (self.csrf.as_bytes(), given.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+fn csrf_for(secret: &str) -> String {
+    hex::encode(Sha256::digest(
+        format!("casebook console csrf\0{secret}").as_bytes(),
+    ))
+}
+
+/// One session event, as an administrator or auditor sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionEvent {
+    pub event_id: i64,
+    pub session_id: Option<Uuid>,
+    pub staff_id: Option<Uuid>,
+    pub kind: String,
+    pub source: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Sessions over the service's pool.
+#[derive(Clone)]
+pub struct Sessions {
+    pool: db::Pool,
+    rules: SessionRules,
+}
+
+impl Sessions {
+    /// Sessions in `store`'s database, under the default [`SessionRules`].
+    pub fn new(store: &eventstore::EventStore) -> Sessions {
+        Sessions {
+            pool: store.pool().clone(),
+            rules: SessionRules::default(),
+        }
+    }
+
+    /// The same, under `rules`.
+    pub fn with_rules(mut self, rules: SessionRules) -> Sessions {
+        self.rules = rules;
+        self
+    }
+
+    /// Redeems a one-time sign-in link for a new session, in one transaction: a link works
+    /// once, however many try at the same moment. A refused link is written to the session
+    /// audit (with its holder when the link's id is known).
+    ///
+    /// # Errors
+    /// [`AccessError::BadToken`] for a code that is malformed, unknown, used, expired, or whose
+    /// holder is no longer active (deliberately not saying which); a database failure.
+    pub async fn sign_in_with_link(
+        &self,
+        code: &str,
+        source: Option<&str>,
+    ) -> Result<SignedIn, crate::AppError> {
+        let mut pooled = self.pool.get().await?;
+        let client: &mut tokio_postgres::Client = &mut pooled;
+        let Ok((link_id, secret)) = parse_credential(LINK_PREFIX, code) else {
+            record(&*client, None, None, "sign_in_refused", source).await?;
+            return Err(AccessError::BadToken.into());
+        };
+        let tx = client.transaction().await.map_err(AccessError::from)?;
+        let row = tx
+            .query_opt(
+                "SELECT l.secret_hash, l.staff_id FROM sign_in_links l \
+                 JOIN staff s USING (staff_id) \
+                 WHERE l.link_id = $1 AND l.used_at IS NULL AND l.expires_at > now() \
+                 AND s.active FOR UPDATE OF l",
+                &[&link_id],
+            )
+            .await
+            .map_err(AccessError::from)?;
+        let staff_id = match row {
+            Some(row) if row.get::<_, Vec<u8>>(0) == secret_hash(secret) => row.get::<_, Uuid>(1),
+            _ => {
+                drop(tx);
+                let staff: Option<Uuid> = client
+                    .query_opt(
+                        "SELECT staff_id FROM sign_in_links WHERE link_id = $1",
+                        &[&link_id],
+                    )
+                    .await
+                    .map_err(AccessError::from)?
+                    .map(|r| r.get(0));
+                record(&*client, None, staff, "sign_in_refused", source).await?;
+                return Err(AccessError::BadToken.into());
+            }
+        };
+        let secret = random_secret()?;
+        let session_id = Uuid::now_v7();
+        let row = tx
+            .query_one(
+                "INSERT INTO console_sessions (session_id, staff_id, secret_hash, signed_in_via, \
+                 link_id, idle_timeout, expires_at) \
+                 VALUES ($1, $2, $3, 'link', $4, make_interval(secs => $5), \
+                 now() + make_interval(secs => $6)) RETURNING expires_at",
+                &[
+                    &session_id,
+                    &staff_id,
+                    &secret_hash(&secret),
+                    &link_id,
+                    &(self.rules.idle_timeout.num_seconds() as f64),
+                    &(self.rules.lifetime.num_seconds() as f64),
+                ],
+            )
+            .await
+            .map_err(AccessError::from)?;
+        tx.execute(
+            "UPDATE sign_in_links SET used_at = now() WHERE link_id = $1",
+            &[&link_id],
+        )
+        .await
+        .map_err(AccessError::from)?;
+        record(&tx, Some(session_id), Some(staff_id), "signed_in", source).await?;
+        tx.commit().await.map_err(AccessError::from)?;
+        Ok(SignedIn {
+            session_id,
+            cookie: format!("{SESSION_PREFIX}{}_{secret}", session_id.simple()),
+            expires_at: row.get(0),
+        })
+    }
+
+    /// The live session a cookie holds, its use counted (the idle timeout starts again). A
+    /// session found idle or past its lifetime is ended here, and that is audited.
+    ///
+    /// # Errors
+    /// [`AccessError::BadToken`] for anything but a live session of an active staff member; a
+    /// database failure.
+    pub async fn session(&self, cookie: &str) -> Result<ConsoleSession, crate::AppError> {
+        let (session_id, secret) = parse_credential(SESSION_PREFIX, cookie)?;
+        let hash = secret_hash(secret);
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "UPDATE console_sessions c SET last_seen_at = now() FROM staff s \
+                 WHERE c.session_id = $1 AND c.secret_hash = $2 AND s.staff_id = c.staff_id \
+                 AND c.ended_at IS NULL AND s.active AND c.expires_at > now() \
+                 AND c.last_seen_at + c.idle_timeout > now() \
+                 RETURNING s.staff_id, s.organisation_id, s.team_id, s.role, s.name",
+                &[&session_id, &hash],
+            )
+            .await
+            .map_err(AccessError::from)?;
+        let Some(row) = row else {
+            // Ended by time, found now: say so once, in the audit.
+            client
+                .execute(
+                    "WITH ended AS ( \
+                       UPDATE console_sessions SET ended_at = now(), ended_why = \
+                         CASE WHEN expires_at <= now() THEN 'expired' ELSE 'idle' END \
+                       WHERE session_id = $1 AND secret_hash = $2 AND ended_at IS NULL \
+                       AND (expires_at <= now() OR last_seen_at + idle_timeout <= now()) \
+                       RETURNING session_id, staff_id, ended_why) \
+                     INSERT INTO session_events (session_id, staff_id, organisation_id, kind) \
+                     SELECT e.session_id, e.staff_id, s.organisation_id, e.ended_why \
+                     FROM ended e JOIN staff s USING (staff_id)",
+                    &[&session_id, &hash],
+                )
+                .await
+                .map_err(AccessError::from)?;
+            return Err(AccessError::BadToken.into());
+        };
+        let role: String = row.get(3);
+        Ok(ConsoleSession {
+            principal: Principal {
+                staff_id: StaffId(row.get(0)),
+                organisation_id: row.get(1),
+                team_id: row.get::<_, Option<Uuid>>(2).map(TeamId),
+                role: role
+                    .parse::<Role>()
+                    .map_err(|e| AccessError::Corrupt(format!("staff role: {e}")))?,
+                token_id: session_id,
+            },
+            name: row.get(4),
+            csrf: csrf_for(secret),
+        })
+    }
+
+    /// Ends a session at its holder's request.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn sign_out(
+        &self,
+        session: &ConsoleSession,
+        source: Option<&str>,
+    ) -> Result<(), crate::AppError> {
+        let mut pooled = self.pool.get().await?;
+        let client: &mut tokio_postgres::Client = &mut pooled;
+        let tx = client.transaction().await.map_err(AccessError::from)?;
+        let ended = tx
+            .execute(
+                "UPDATE console_sessions SET ended_at = now(), ended_why = 'signed_out' \
+                 WHERE session_id = $1 AND ended_at IS NULL",
+                &[&session.session_id()],
+            )
+            .await
+            .map_err(AccessError::from)?;
+        if ended > 0 {
+            record(
+                &tx,
+                Some(session.session_id()),
+                Some(session.principal.staff_id.0),
+                "signed_out",
+                source,
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(AccessError::from)?;
+        Ok(())
+    }
+
+    /// The session audit of one staff member, newest first (at most `limit`).
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn events(
+        &self,
+        staff_id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<SessionEvent>, crate::AppError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT event_id, session_id, staff_id, kind, source, at FROM session_events \
+                 WHERE staff_id = $1 ORDER BY event_id DESC LIMIT $2",
+                &[&staff_id, &limit],
+            )
+            .await
+            .map_err(AccessError::from)?;
+        Ok(rows
+            .iter()
+            .map(|r| SessionEvent {
+                event_id: r.get(0),
+                session_id: r.get(1),
+                staff_id: r.get(2),
+                kind: r.get(3),
+                source: r.get(4),
+                at: r.get(5),
+            })
+            .collect())
+    }
+}
+
+/// Ends every live session of `staff_id` (their access revoked, or the account deactivated),
+/// in the caller's transaction, and audits each; returns how many ended.
+///
+/// # Errors
+/// A database failure.
+pub async fn revoke_sessions(
+    client: &impl GenericClient,
+    staff_id: Uuid,
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE sign_in_links SET expires_at = least(expires_at, now()) \
+             WHERE staff_id = $1 AND used_at IS NULL",
+            &[&staff_id],
+        )
+        .await?;
+    client
+        .execute(
+            "WITH ended AS ( \
+               UPDATE console_sessions SET ended_at = now(), ended_why = 'revoked' \
+               WHERE staff_id = $1 AND ended_at IS NULL RETURNING session_id, staff_id) \
+             INSERT INTO session_events (session_id, staff_id, organisation_id, kind) \
+             SELECT e.session_id, e.staff_id, s.organisation_id, 'revoked' \
+             FROM ended e JOIN staff s USING (staff_id)",
+            &[&staff_id],
+        )
+        .await
+}
+
+async fn record(
+    client: &impl GenericClient,
+    session_id: Option<Uuid>,
+    staff_id: Option<Uuid>,
+    kind: &str,
+    source: Option<&str>,
+) -> Result<(), AccessError> {
+    client
+        .execute(
+            "INSERT INTO session_events (session_id, staff_id, organisation_id, kind, source) \
+             SELECT $1, $2, (SELECT organisation_id FROM staff WHERE staff_id = $2), $3, $4",
+            &[&session_id, &staff_id, &kind, &source],
+        )
+        .await?;
+    Ok(())
+}

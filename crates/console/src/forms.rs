@@ -1,0 +1,219 @@
+//! What the console's forms send, read into the domain's commands. Only the shape of the input
+//! is checked here (a number is a number, a date a date); every rule is the application's.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use domain::{CaseCommand, ContactId, ContactMode, ContactRecorded};
+use uuid::Uuid;
+
+/// A field the person must put right, by its form name (the id of its input).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A form's fields as sent (the last of a repeated name).
+pub fn fields(body: &[u8]) -> HashMap<String, String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
+/// The contact form, as shown and as sent back.
+#[derive(Clone, Debug, Default)]
+pub struct ContactForm {
+    /// Chosen when the form is shown: a second send of the same form records nothing new.
+    pub contact_id: Uuid,
+    pub mode: Option<String>,
+    pub minutes: String,
+    pub contacted_on: String,
+    pub contacted_time: String,
+    pub note: String,
+}
+
+/// The longest note the form takes (characters).
+pub const NOTE_LIMIT: usize = 10_000;
+
+impl ContactForm {
+    /// An empty form, dated `now`.
+    pub fn blank(now: DateTime<Utc>) -> ContactForm {
+        ContactForm {
+            contact_id: Uuid::new_v4(),
+            mode: None,
+            minutes: String::new(),
+            contacted_on: now.format("%Y-%m-%d").to_string(),
+            contacted_time: now.format("%H:%M").to_string(),
+            note: String::new(),
+        }
+    }
+
+    /// The form as sent.
+    pub fn from_fields(fields: &HashMap<String, String>) -> ContactForm {
+        let text = |name: &str| {
+            fields
+                .get(name)
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_default()
+        };
+        ContactForm {
+            contact_id: fields
+                .get("contact_id")
+                .and_then(|v| Uuid::try_parse(v).ok())
+                .unwrap_or_else(Uuid::new_v4),
+            mode: fields.get("mode").cloned().filter(|m| !m.is_empty()),
+            minutes: text("minutes"),
+            contacted_on: text("contacted_on"),
+            contacted_time: text("contacted_time"),
+            note: fields.get("note").cloned().unwrap_or_default(),
+        }
+    }
+
+    /// The command the form asks for, or what to put right.
+    ///
+    /// # Errors
+    /// One [`FieldError`] per field that does not read.
+    pub fn command(&self) -> Result<CaseCommand, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mode = self
+            .mode
+            .as_deref()
+            .and_then(|m| ContactMode::ALL.iter().find(|c| domain::code(*c) == m))
+            .copied();
+        if mode.is_none() {
+            errors.push(FieldError::new("mode", "Select how the contact took place"));
+        }
+        let minutes = match self.minutes.parse::<u32>() {
+            Ok(m) if (1..=1440).contains(&m) => Some(m),
+            Ok(_) => {
+                errors.push(FieldError::new(
+                    "minutes",
+                    "Minutes must be between 1 and 1440",
+                ));
+                None
+            }
+            Err(_) => {
+                errors.push(FieldError::new(
+                    "minutes",
+                    "Enter the minutes as a whole number, like 30",
+                ));
+                None
+            }
+        };
+        let date = NaiveDate::parse_from_str(&self.contacted_on, "%Y-%m-%d").ok();
+        if date.is_none() {
+            errors.push(FieldError::new(
+                "contacted_on",
+                "Enter the date of the contact as a real date",
+            ));
+        }
+        let time = NaiveTime::parse_from_str(&self.contacted_time, "%H:%M").ok();
+        if time.is_none() {
+            errors.push(FieldError::new(
+                "contacted_time",
+                "Enter the time of the contact, like 14:30",
+            ));
+        }
+        if self.note.chars().count() > NOTE_LIMIT {
+            errors.push(FieldError::new(
+                "note",
+                format!("The note must be {NOTE_LIMIT} characters or fewer"),
+            ));
+        }
+        match (mode, minutes, date, time) {
+            (Some(mode), Some(minutes), Some(date), Some(time)) if errors.is_empty() => {
+                Ok(CaseCommand::RecordContact(ContactRecorded {
+                    contact_id: ContactId(self.contact_id),
+                    mode,
+                    minutes,
+                    contacted_at: date.and_time(time).and_utc(),
+                    note: Some(self.note.trim().to_owned()).filter(|n| !n.is_empty()),
+                }))
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Where on the form a refusal of the application belongs: the command's field names are the
+/// form's, but for the date, which the form splits in two.
+pub fn form_field(field: &str) -> &str {
+    match field {
+        "contacted_at" | "occurred_at" => "contacted_on",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> ContactForm {
+        ContactForm::from_fields(
+            &pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_complete_form_is_a_contact_at_its_date_and_time() {
+        let id = Uuid::new_v4();
+        let command = form(&[
+            ("contact_id", &id.to_string()),
+            ("mode", "phone"),
+            ("minutes", " 25 "),
+            ("contacted_on", "2026-11-27"),
+            ("contacted_time", "09:05"),
+            ("note", "  "),
+        ])
+        .command()
+        .expect("reads");
+        let CaseCommand::RecordContact(contact) = command else {
+            panic!("not a contact: {command:?}");
+        };
+        assert_eq!(contact.contact_id, ContactId(id));
+        assert_eq!(contact.mode, ContactMode::Phone);
+        assert_eq!(contact.minutes, 25);
+        assert_eq!(
+            contact.contacted_at.to_rfc3339(),
+            "2026-11-27T09:05:00+00:00"
+        );
+        assert_eq!(contact.note, None, "a blank note is no note");
+    }
+
+    #[test]
+    fn every_field_that_does_not_read_is_named() {
+        let errors = form(&[
+            ("mode", "carrier pigeon"),
+            ("minutes", "half an hour"),
+            ("contacted_on", "2026-02-30"),
+            ("contacted_time", "25:00"),
+        ])
+        .command()
+        .expect_err("refused");
+        let named: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(named, ["mode", "minutes", "contacted_on", "contacted_time"]);
+        let zero = form(&[
+            ("mode", "phone"),
+            ("minutes", "0"),
+            ("contacted_on", "2026-02-03"),
+            ("contacted_time", "10:00"),
+        ])
+        .command()
+        .expect_err("no minutes");
+        assert_eq!(zero[0].field, "minutes");
+    }
+}

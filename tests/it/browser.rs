@@ -1,0 +1,260 @@
+//! A real browser for the console's tests: Debian's Chromium, headless, driven over WebDriver by
+//! its ChromeDriver (`apt-get install chromium chromium-driver`; `scripts/test` installs them),
+//! and axe-core (vendored in `tests/vendor/`) to check each page against WCAG 2.2 A and AA.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const AXE: &str = include_str!("../vendor/axe-core-4.14.1/axe.min.js");
+
+/// A headless Chromium session; the driver is killed when dropped.
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    profile: std::path::PathBuf,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl Browser {
+    /// Starts ChromeDriver and a headless Chromium with a fresh profile.
+    pub async fn start() -> Browser {
+        assert!(
+            std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
+            "the console's browser tests need Chromium and ChromeDriver: \
+             `apt-get install chromium chromium-driver` (scripts/test does it)"
+        );
+        let port = free_port();
+        // The browser keeps the real clock when the tests run a year ahead (`.ci/a-year-ahead`).
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .env_remove("LD_PRELOAD")
+            .env_remove("FAKETIME")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting chromedriver");
+        let profile =
+            std::env::temp_dir().join(format!("casebook-chromium-{}", uuid::Uuid::new_v4()));
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        let started = Instant::now();
+        let client = loop {
+            let attempt =
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                    .capabilities(capabilities.clone())
+                    .connect(&format!("http://127.0.0.1:{port}"))
+                    .await;
+            match attempt {
+                Ok(client) => break client,
+                Err(e) if started.elapsed() < Duration::from_secs(30) => {
+                    tracing::debug!(error = %e, "chromedriver not ready");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("no WebDriver session after 30 s: {e}"),
+            }
+        };
+        Browser {
+            client,
+            driver,
+            profile,
+        }
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.client.goto(url).await.expect("navigating");
+    }
+
+    /// The page's path (and query).
+    pub async fn path(&self) -> String {
+        let url = self.client.current_url().await.expect("the url");
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+
+    /// The visible text of the first element matching `css`.
+    pub async fn text(&self, css: &str) -> String {
+        let path = self.path().await;
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on {path}: {e}"))
+            .text()
+            .await
+            .expect("its text")
+    }
+
+    /// Every element matching `css`, as their text.
+    pub async fn texts(&self, css: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for element in self
+            .client
+            .find_all(Locator::Css(css))
+            .await
+            .expect("finding")
+        {
+            out.push(element.text().await.expect("its text"));
+        }
+        out
+    }
+
+    /// Runs axe-core on the page and fails with every violation of WCAG 2.2 A and AA.
+    pub async fn assert_accessible(&self, what: &str) {
+        let loaded = self
+            .client
+            .execute(&format!("{AXE}\n;return typeof axe;"), vec![])
+            .await
+            .expect("injecting axe-core");
+        assert_eq!(loaded, json!("object"), "axe-core did not load on {what}");
+        let result = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];\
+                 axe.run(document, {runOnly: {type: 'tag', values: \
+                   ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22a', 'wcag22aa']}})\
+                   .then(r => done({violations: r.violations.map(v => ({id: v.id, impact: v.impact, \
+                     help: v.help, nodes: v.nodes.map(n => n.html)})), passes: r.passes.length}))\
+                   .catch(e => done({error: String(e)}));",
+                vec![],
+            )
+            .await
+            .expect("running axe-core");
+        assert_eq!(result.get("error"), None, "axe-core failed on {what}");
+        assert!(
+            result["passes"].as_u64().unwrap_or(0) > 5,
+            "axe-core checked almost nothing on {what}: {result}"
+        );
+        assert_eq!(
+            result["violations"],
+            Value::Array(vec![]),
+            "accessibility violations on {what}"
+        );
+    }
+
+    /// The id of the focused element.
+    pub async fn focused(&self) -> String {
+        self.client
+            .execute(
+                "return document.activeElement && document.activeElement.id;",
+                vec![],
+            )
+            .await
+            .expect("asking for focus")
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Presses `key` on whatever has the focus.
+    pub async fn press(&self, key: &str) {
+        self.client
+            .active_element()
+            .await
+            .expect("a focused element")
+            .send_keys(key)
+            .await
+            .expect("pressing a key");
+    }
+
+    /// Presses `key` on whatever has the focus, and waits until the page it leads to has
+    /// loaded (a form sent, a link followed): at most 20 s.
+    pub async fn press_and_wait(&self, key: &str) {
+        self.client
+            .execute("window.casebookOldPage = true;", vec![])
+            .await
+            .expect("marking the page");
+        self.press(key).await;
+        let started = Instant::now();
+        loop {
+            let loaded = self
+                .client
+                .execute(
+                    "return window.casebookOldPage === undefined && document.readyState === 'complete';",
+                    vec![],
+                )
+                .await
+                .unwrap_or(Value::Bool(false));
+            if loaded == Value::Bool(true) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no new page after a key on {}",
+                self.path().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Presses Tab until the element with id `id` has the focus (at most 80 times).
+    pub async fn tab_to(&self, id: &str) {
+        for _ in 0..80 {
+            if self.focused().await == id {
+                return;
+            }
+            self.press(&Key::Tab.to_string()).await;
+        }
+        panic!("Tab never reached #{id} on {}", self.path().await);
+    }
+
+    /// Presses Tab until a link whose text contains `text` has the focus (at most 80 times).
+    pub async fn tab_to_link(&self, text: &str) {
+        for _ in 0..80 {
+            let focused = self
+                .client
+                .execute(
+                    "const e = document.activeElement; return e && e.tagName === 'A' ? e.textContent : '';",
+                    vec![],
+                )
+                .await
+                .expect("asking for focus");
+            if focused.as_str().is_some_and(|t| t.contains(text)) {
+                return;
+            }
+            self.press(&Key::Tab.to_string()).await;
+        }
+        panic!("Tab never reached a link {text:?} on {}", self.path().await);
+    }
+
+    /// The session cookie's value, as the browser holds it.
+    pub async fn cookie(&self, name: &str) -> Option<String> {
+        self.client
+            .get_named_cookie(name)
+            .await
+            .ok()
+            .map(|c| c.value().to_owned())
+    }
+}

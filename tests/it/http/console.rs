@@ -1,0 +1,499 @@
+//! The web console: a link worker's journey in a real browser, by keyboard alone, every page
+//! checked with axe-core; and, over plain HTTP, what an attacker would try against its sign-in,
+//! sessions and forms.
+
+use std::time::Duration;
+
+use fantoccini::key::Key;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::journey::open_case;
+use super::{Person, TestServer};
+use crate::browser::Browser;
+
+/// A one-time sign-in code for `who`, valid an hour.
+async fn sign_in_code(server: &TestServer, who: &Person) -> String {
+    let admin = server.db.admin_client().await;
+    app::sessions::create_sign_in_link(&admin, who.staff_id, chrono::Duration::hours(1), None)
+        .await
+        .expect("a sign-in link")
+        .code
+}
+
+/// The kinds of `who`'s session events, oldest first.
+async fn session_events(server: &TestServer, who: &Person) -> Vec<String> {
+    let admin = server.db.admin_client().await;
+    admin
+        .query(
+            "SELECT kind FROM session_events WHERE staff_id = $1 ORDER BY event_id",
+            &[&who.staff_id],
+        )
+        .await
+        .expect("session events")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Reads of `client`'s record by `who` for direct care, in the read audit.
+async fn direct_care_reads(server: &TestServer, who: &Person, client: Uuid) -> i64 {
+    let admin = server.db.admin_client().await;
+    admin
+        .query_one(
+            "SELECT count(*) FROM record_reads WHERE staff_id = $1 AND client_id = $2 \
+             AND purpose_code = 'direct_care'",
+            &[&who.staff_id, &client],
+        )
+        .await
+        .expect("reads")
+        .get(0)
+}
+
+/// The events of `client`'s journey as the auditor reads them over the API.
+async fn journey(server: &TestServer, client: Uuid) -> Vec<Value> {
+    let reply = server
+        .read(
+            &server.people.auditor,
+            &format!("/api/v1/clients/{client}/journey?limit=500"),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body["entries"].as_array().expect("entries").clone()
+}
+
+fn contacts(entries: &[Value]) -> Vec<&Value> {
+    entries
+        .iter()
+        .filter(|e| e["event_type"] == "ContactRecorded")
+        .collect()
+}
+
+#[tokio::test]
+async fn a_link_worker_signs_in_reads_their_caseload_and_records_a_contact_by_keyboard() {
+    let server = TestServer::start().await;
+    let worker = server.people.worker.clone();
+    let client = open_case(&server).await;
+    server.catch_up().await;
+    let code = sign_in_code(&server, &worker).await;
+    let browser = Browser::start().await;
+    let enter = Key::Enter.to_string();
+
+    // The link opens a page with one button; the link alone signs no one in.
+    browser
+        .goto(&format!("{}/console/sign-in?code={code}", server.base))
+        .await;
+    assert_eq!(browser.text("h1").await, "Sign in to Casebook");
+    browser.assert_accessible("the sign-in page").await;
+    assert_eq!(session_events(&server, &worker).await, Vec::<String>::new());
+    browser.tab_to("sign-in").await;
+    browser.press_and_wait(&enter).await;
+
+    // Signed in: their caseload, with the case the lead assigned them.
+    assert_eq!(browser.path().await, "/console/caseload");
+    assert_eq!(browser.text("h1").await, "My caseload");
+    let rows = browser.texts("tbody tr").await;
+    assert_eq!(rows.len(), 1, "one case on the caseload: {rows:?}");
+    assert!(
+        rows[0].contains("Frome") && rows[0].contains("Open"),
+        "{rows:?}"
+    );
+    browser.assert_accessible("the caseload").await;
+
+    // The person's page, reached by keyboard; reading it is audited as direct care.
+    let reads_before = direct_care_reads(&server, &worker, client).await;
+    browser.tab_to_link("Person ").await;
+    browser.press_and_wait(&enter).await;
+    assert_eq!(browser.path().await, format!("/console/people/{client}"));
+    assert_eq!(
+        browser.text("h1").await,
+        "Maggie Thornbury",
+        "the intake's name"
+    );
+    assert!(
+        direct_care_reads(&server, &worker, client).await >= reads_before + 2,
+        "the record and the journey were read, and each read is in the audit"
+    );
+    browser.assert_accessible("a person's page").await;
+
+    // A form sent wrong is shown again with each problem named and linked to its field.
+    browser.tab_to("minutes").await;
+    browser.press("half an hour").await;
+    browser.tab_to("record-contact").await;
+    browser.press_and_wait(&enter).await;
+    let problems = browser.texts(".nhsuk-error-summary__list a").await;
+    assert_eq!(
+        problems,
+        [
+            "Select how the contact took place",
+            "Enter the minutes as a whole number, like 30"
+        ]
+    );
+    assert_eq!(contacts(&journey(&server, client).await).len(), 0);
+    browser.assert_accessible("a form with errors").await;
+
+    // Put right by keyboard: the radios with Space and the arrow keys.
+    browser.tab_to("mode").await;
+    browser.press(" ").await;
+    browser.press(&Key::Down.to_string()).await;
+    browser.tab_to("minutes").await;
+    browser.press(&Key::Backspace.to_string().repeat(20)).await;
+    browser.press("25").await;
+    browser.tab_to("note").await;
+    browser.press("Talked about the walking group").await;
+    browser.tab_to("record-contact").await;
+    browser.press_and_wait(&enter).await;
+
+    assert_eq!(
+        browser.path().await,
+        format!("/console/people/{client}?recorded=contact")
+    );
+    assert_eq!(
+        browser.text(".nhsuk-notification-banner__heading").await,
+        "Contact recorded"
+    );
+    let newest = browser.text("#journey + ol li").await;
+    assert!(
+        newest.starts_with("Contact recorded")
+            && newest.contains("mode: phone")
+            && newest.contains("minutes: 25"),
+        "the newest journey entry is the contact: {newest}"
+    );
+    browser.assert_accessible("the page after recording").await;
+
+    // The log has the contact, by the worker, as the form said.
+    let entries = journey(&server, client).await;
+    let recorded = contacts(&entries);
+    assert_eq!(recorded.len(), 1, "one contact recorded");
+    assert_eq!(recorded[0]["actor_id"], worker.staff_id.to_string());
+    assert_eq!(recorded[0]["payload"]["mode"], "phone");
+    assert_eq!(recorded[0]["payload"]["minutes"], 25);
+    assert_eq!(
+        recorded[0]["payload"]["note"],
+        "Talked about the walking group"
+    );
+
+    // Signing out ends the session; the browser's cookie goes with it.
+    let cookie = browser
+        .cookie(console::SESSION_COOKIE)
+        .await
+        .expect("a session cookie");
+    browser.tab_to("sign-out").await;
+    browser.press_and_wait(&enter).await;
+    assert_eq!(browser.text("h1").await, "Sign in to Casebook");
+    assert_eq!(browser.cookie(console::SESSION_COOKIE).await, None);
+    browser.assert_accessible("the signed-out page").await;
+    let replayed = plain_http()
+        .get(format!("{}/console/caseload", server.base))
+        .header("cookie", format!("{}={cookie}", console::SESSION_COOKIE))
+        .send()
+        .await
+        .expect("a request");
+    assert_eq!(
+        replayed.status(),
+        401,
+        "a signed-out session's cookie opens nothing"
+    );
+    assert_eq!(
+        session_events(&server, &worker).await,
+        ["signed_in", "signed_out"]
+    );
+    server.stop().await;
+}
+
+fn plain_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
+}
+
+/// Signs `who` in over HTTP; the session cookie's value.
+async fn sign_in(server: &TestServer, who: &Person) -> String {
+    let code = sign_in_code(server, who).await;
+    let response = plain_http()
+        .post(format!("{}/console/sign-in", server.base))
+        .form(&[("code", code.as_str())])
+        .send()
+        .await
+        .expect("signing in");
+    assert_eq!(response.status(), 303);
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a cookie")
+        .to_owned();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(cookie.contains(flag), "{flag} missing from {cookie}");
+    }
+    cookie
+        .split(';')
+        .next()
+        .and_then(|c| c.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .expect("a value")
+}
+
+/// GETs `path` with the session; status and body.
+async fn get(server: &TestServer, session: &str, path: &str) -> (u16, String) {
+    let response = plain_http()
+        .get(format!("{}{path}", server.base))
+        .header("cookie", format!("{}={session}", console::SESSION_COOKIE))
+        .send()
+        .await
+        .expect("a request");
+    (
+        response.status().as_u16(),
+        response.text().await.expect("a body"),
+    )
+}
+
+/// POSTs a form to `path` with the session, as from `origin` (none: no Origin header).
+async fn post(
+    server: &TestServer,
+    session: &str,
+    path: &str,
+    origin: Option<&str>,
+    form: &[(&str, &str)],
+) -> u16 {
+    let mut request = plain_http()
+        .post(format!("{}{path}", server.base))
+        .header("cookie", format!("{}={session}", console::SESSION_COOKIE))
+        .form(form);
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    request.send().await.expect("a request").status().as_u16()
+}
+
+/// The value of the input `name` in a page (its first `value` after the name).
+fn hidden(page: &str, name: &str) -> String {
+    let at = page.find(&format!("name=\"{name}\"")).expect("the field");
+    let marker = "value=\"";
+    let start = at + page[at..].find(marker).expect("a value") + marker.len();
+    page[start..].split('"').next().expect("a value").to_owned()
+}
+
+#[tokio::test]
+async fn console_forms_refuse_spent_links_other_sites_stale_tokens_and_other_organisations() {
+    let server = TestServer::start().await;
+    let worker = server.people.worker.clone();
+    let client = open_case(&server).await;
+    server.catch_up().await;
+
+    // A link works once.
+    let code = sign_in_code(&server, &worker).await;
+    let first = plain_http()
+        .post(format!("{}/console/sign-in", server.base))
+        .form(&[("code", code.as_str())])
+        .send()
+        .await
+        .expect("signing in");
+    assert_eq!(first.status(), 303);
+    let again = plain_http()
+        .post(format!("{}/console/sign-in", server.base))
+        .form(&[("code", code.as_str())])
+        .send()
+        .await
+        .expect("signing in again");
+    assert_eq!(again.status(), 401);
+    assert!(again.headers().get("set-cookie").is_none());
+    assert_eq!(
+        session_events(&server, &worker).await,
+        ["signed_in", "sign_in_refused"]
+    );
+
+    let session = sign_in(&server, &worker).await;
+    let person = format!("/console/people/{client}");
+    let (status, page) = get(&server, &session, &person).await;
+    assert_eq!(status, 200);
+    let csrf = hidden(&page, "csrf");
+    let contact_id = hidden(&page, "contact_id");
+    let (day, time) = (
+        hidden(&page, "contacted_on"),
+        hidden(&page, "contacted_time"),
+    );
+    let action = format!("{person}/contacts");
+    let send = |origin: Option<String>, token: String| {
+        let (server, session, action, contact_id) = (&server, &session, &action, &contact_id);
+        let (day, time) = (&day, &time);
+        async move {
+            let fields = [
+                ("csrf", token.as_str()),
+                ("contact_id", contact_id.as_str()),
+                ("mode", "video"),
+                ("minutes", "15"),
+                ("contacted_on", day.as_str()),
+                ("contacted_time", time.as_str()),
+            ];
+            post(server, session, action, origin.as_deref(), &fields).await
+        }
+    };
+
+    // Another site's form, even with a good token, and a form without this session's token.
+    assert_eq!(
+        send(Some("http://evil.example".into()), csrf.clone()).await,
+        403
+    );
+    assert_eq!(send(None, "0".repeat(64)).await, 403);
+    assert_eq!(send(None, String::new()).await, 403);
+    assert_eq!(contacts(&journey(&server, client).await).len(), 0);
+
+    // The real form, sent twice (a double click, a resend): one contact.
+    assert_eq!(send(Some(server.base.clone()), csrf.clone()).await, 303);
+    assert_eq!(send(None, csrf.clone()).await, 303);
+    let entries = journey(&server, client).await;
+    assert_eq!(
+        contacts(&entries).len(),
+        1,
+        "the same form records one contact"
+    );
+
+    // Another organisation's link worker is told there is no such person, and reads nothing.
+    let foreign = server.people.foreign_worker.clone();
+    let foreign_session = sign_in(&server, &foreign).await;
+    let (status, _) = get(&server, &foreign_session, &person).await;
+    assert_eq!(status, 404);
+    assert_eq!(direct_care_reads(&server, &foreign, client).await, 0);
+    let foreign_page = get(&server, &foreign_session, "/console/caseload").await.1;
+    let foreign_csrf = hidden(&foreign_page, "csrf");
+    let refused = post(
+        &server,
+        &foreign_session,
+        &action,
+        None,
+        &[
+            ("csrf", foreign_csrf.as_str()),
+            ("contact_id", &Uuid::new_v4().to_string()),
+            ("mode", "phone"),
+            ("minutes", "5"),
+            ("contacted_on", day.as_str()),
+            ("contacted_time", time.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(refused, 404);
+    assert_eq!(contacts(&journey(&server, client).await).len(), 1);
+
+    // Pages carry their own policy; a caseload page and its stylesheet stay under 300 KB.
+    let response = plain_http()
+        .get(format!("{}/console/caseload", server.base))
+        .header("cookie", format!("{}={session}", console::SESSION_COOKIE))
+        .send()
+        .await
+        .expect("a request");
+    let csp = response
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        csp.contains("form-action 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(
+        response
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let html = response.bytes().await.expect("a body").len();
+    let css = plain_http()
+        .get(format!(
+            "{}/console/assets/{}/nhsuk-frontend.min.css",
+            server.base,
+            console::FRONTEND_VERSION
+        ))
+        .send()
+        .await
+        .expect("the stylesheet")
+        .bytes()
+        .await
+        .expect("its body")
+        .len();
+    assert!(
+        css > 100_000,
+        "the NHS.UK stylesheet is served ({css} bytes)"
+    );
+    assert!(
+        html + css < 300 * 1024,
+        "caseload page {html} + stylesheet {css} bytes"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_end_when_idle_at_their_lifetime_and_when_access_is_revoked() {
+    let server = TestServer::start().await;
+    let worker = server.people.worker.clone();
+    let admin = server.db.admin_client().await;
+    let caseload = |session: String| {
+        let server = &server;
+        async move { get(server, &session, "/console/caseload").await.0 }
+    };
+
+    let idle = sign_in(&server, &worker).await;
+    assert_eq!(caseload(idle.clone()).await, 200);
+    admin
+        .execute(
+            "UPDATE console_sessions SET last_seen_at = now() - interval '31 minutes' \
+             WHERE staff_id = $1 AND ended_at IS NULL",
+            &[&worker.staff_id],
+        )
+        .await
+        .expect("ageing the session");
+    assert_eq!(caseload(idle.clone()).await, 401);
+    assert_eq!(caseload(idle).await, 401, "and it stays ended");
+
+    let old = sign_in(&server, &worker).await;
+    admin
+        .execute(
+            "UPDATE console_sessions SET expires_at = now() - interval '1 second' \
+             WHERE staff_id = $1 AND ended_at IS NULL",
+            &[&worker.staff_id],
+        )
+        .await
+        .expect("ageing the session");
+    assert_eq!(caseload(old).await, 401);
+
+    // An administrator revokes all the worker's access: their console session ends with it.
+    let revoked = sign_in(&server, &worker).await;
+    assert_eq!(caseload(revoked.clone()).await, 200);
+    let reply = server
+        .post(
+            &server.people.admin,
+            &format!("/api/v1/staff/{}/tokens/revocation", worker.staff_id),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(caseload(revoked).await, 401);
+    // A made-up or malformed cookie is refused the same way, and no session is touched.
+    assert_eq!(
+        caseload(format!(
+            "cbs_{}_{}",
+            Uuid::new_v4().simple(),
+            "0".repeat(64)
+        ))
+        .await,
+        401
+    );
+    assert_eq!(caseload("nonsense".to_owned()).await, 401);
+
+    assert_eq!(
+        session_events(&server, &worker).await,
+        [
+            "signed_in",
+            "idle",
+            "signed_in",
+            "expired",
+            "signed_in",
+            "revoked"
+        ]
+    );
+    server.stop().await;
+}
