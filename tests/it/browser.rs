@@ -131,6 +131,47 @@ impl Browser {
         out
     }
 
+    /// Clicks the first element matching `css` and waits for the page it leads to.
+    pub async fn click_and_wait(&self, css: &str) {
+        let path = self.path().await;
+        self.client
+            .execute("window.casebookOldPage = true;", vec![])
+            .await
+            .expect("marking the page");
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on {path}: {e}"))
+            .click()
+            .await
+            .expect("clicking");
+        self.wait_for_new_page().await;
+    }
+
+    /// Clicks the first element matching `css` (a radio's label, say): no new page.
+    pub async fn click(&self, css: &str) {
+        let path = self.path().await;
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on {path}: {e}"))
+            .click()
+            .await
+            .expect("clicking");
+    }
+
+    /// Chooses the option of value `value` in the select `css`.
+    pub async fn select(&self, css: &str, value: &str) {
+        let path = self.path().await;
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on {path}: {e}"))
+            .select_by_value(value)
+            .await
+            .expect("choosing an option");
+    }
+
     /// Runs axe-core on the page and fails with every violation of WCAG 2.2 A and AA.
     pub async fn assert_accessible(&self, what: &str) {
         let loaded = self
@@ -197,6 +238,11 @@ impl Browser {
             .await
             .expect("marking the page");
         self.press(key).await;
+        self.wait_for_new_page().await;
+    }
+
+    /// Waits until the page marked `casebookOldPage` is gone and its successor has loaded.
+    async fn wait_for_new_page(&self) {
         let started = Instant::now();
         loop {
             let loaded = self

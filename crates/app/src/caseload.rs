@@ -211,6 +211,7 @@ fn caseload_filter(
         team_id,
         after: page.cursor,
         limit: page.limit,
+        awaiting_decision: false,
     }
 }
 
@@ -289,6 +290,32 @@ impl CaseService {
         let scope = policy::may_read_caseload(principal, link_worker_id)?;
         let page = Page::new(cursor, limit)?;
         let filter = caseload_filter(principal, scope, page);
+        Ok(self.caseload_page(filter, after).await?.0)
+    }
+
+    /// A team lead's triage queue: referrals waiting for a decision, of their team or of no
+    /// team yet, a page of `limit` after `cursor` (flags as on a caseload).
+    ///
+    /// # Errors
+    /// [`AppError::Denied`] by [`policy::may_triage`]; then a `limit` out of bounds;
+    /// [`AppError::NotCaughtUp`]; store failures.
+    pub async fn triage_queue(
+        &self,
+        principal: &Principal,
+        cursor: Option<Uuid>,
+        limit: Option<i64>,
+        after: Option<i64>,
+    ) -> Result<CaseloadPage, AppError> {
+        let team = policy::may_triage(principal)?;
+        let page = Page::new(cursor, limit)?;
+        let filter = CaseloadFilter {
+            organisation_id: principal.organisation_id,
+            link_worker_id: None,
+            team_id: Some(team),
+            after: page.cursor,
+            limit: page.limit,
+            awaiting_decision: true,
+        };
         Ok(self.caseload_page(filter, after).await?.0)
     }
 
@@ -484,6 +511,7 @@ fn team_filter(principal: &Principal, team_id: Uuid, page: Page<Uuid>) -> Caselo
         team_id: Some(team_id),
         after: page.cursor,
         limit: page.limit,
+        awaiting_decision: false,
     }
 }
 

@@ -216,6 +216,19 @@ pub fn may_read_caseload(
     }
 }
 
+/// May the caller triage referrals (accept, decline, redirect those waiting, of their team or
+/// of no team yet)? A team lead of a team; returns the team.
+///
+/// # Errors
+/// [`Denied::Forbidden`] for any other role, or a lead of no team.
+pub fn may_triage(principal: &Principal) -> Result<Uuid, Denied> {
+    require(principal, &[Role::TeamLead], "the triage queue")?;
+    principal
+        .team_id
+        .map(|t| t.0)
+        .ok_or_else(|| forbidden("a team lead of no team has no triage queue"))
+}
+
 /// May the caller see team `team_id`'s `what` (caseload, workload)? Its own team lead only.
 /// `team_in_organisation` says whether the team is one of the caller's organisation, when
 /// that has been looked up: another team of it is 403, anything else 404.
@@ -598,6 +611,24 @@ mod tests {
             ],
             |p, c| outcome(may_command(p, c, &contact(), false)),
         );
+    }
+
+    #[test]
+    fn only_a_team_lead_of_a_team_has_a_triage_queue_and_it_is_their_team() {
+        for role in Role::ALL {
+            let expected = if role == TeamLead { Allow } else { Forbidden };
+            assert_eq!(
+                outcome(may_triage(&principal(role)).map(|_| ())),
+                expected,
+                "{role}"
+            );
+        }
+        assert_eq!(may_triage(&principal(TeamLead)), Ok(MY_TEAM.0));
+        let teamless = Principal {
+            team_id: None,
+            ..principal(TeamLead)
+        };
+        assert_eq!(outcome(may_triage(&teamless).map(|_| ())), Forbidden);
     }
 
     #[test]

@@ -126,6 +126,12 @@ impl ConsoleSession {
         crate::policy::may_read_caseload(&self.principal, None).ok()
     }
 
+    /// The team whose referrals this session may triage (a team lead's), or none: the
+    /// policy's answer, for choosing pages.
+    pub fn triage_team(&self) -> Option<Uuid> {
+        crate::policy::may_triage(&self.principal).ok()
+    }
+
     /// The role's name in words ("link worker").
     pub fn role_name(&self) -> &'static str {
         match self.principal.role {

@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use domain::{CaseCommand, ContactId, ContactMode, ContactRecorded};
+use domain::{
+    CaseCommand, ContactId, ContactMode, ContactRecorded, DeclineReason, LinkWorkerAssigned,
+    ReferralAccepted, ReferralDeclined, ReferralId, StaffId, TeamId, TransferCase, TransferReason,
+};
 use uuid::Uuid;
 
 /// A field the person must put right, by its form name (the id of its input).
@@ -146,11 +149,144 @@ impl ContactForm {
     }
 }
 
+/// A team lead's decision on a referral: accept it, or decline it with a reason.
+#[derive(Clone, Debug, Default)]
+pub struct DecisionForm {
+    pub referral_id: String,
+    pub decision: Option<String>,
+    pub reason: Option<String>,
+    pub note: String,
+}
+
+impl DecisionForm {
+    /// The form as sent.
+    pub fn from_fields(fields: &HashMap<String, String>) -> DecisionForm {
+        let chosen = |name: &str| fields.get(name).cloned().filter(|v| !v.is_empty());
+        DecisionForm {
+            referral_id: fields.get("referral_id").cloned().unwrap_or_default(),
+            decision: chosen("decision"),
+            reason: chosen("reason"),
+            note: fields.get("note").cloned().unwrap_or_default(),
+        }
+    }
+
+    /// The command the form asks for, or what to put right.
+    ///
+    /// # Errors
+    /// One [`FieldError`] per field that does not read.
+    pub fn command(&self) -> Result<CaseCommand, Vec<FieldError>> {
+        let Ok(referral_id) = Uuid::try_parse(&self.referral_id).map(ReferralId) else {
+            return Err(vec![FieldError::new(
+                "decision",
+                "This referral is not on the record: reload the page",
+            )]);
+        };
+        let note = Some(self.note.trim().to_owned()).filter(|n| !n.is_empty());
+        if note
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > NOTE_LIMIT)
+        {
+            return Err(vec![FieldError::new(
+                "decline-note",
+                format!("The note must be {NOTE_LIMIT} characters or fewer"),
+            )]);
+        }
+        match self.decision.as_deref() {
+            Some("accept") => Ok(CaseCommand::AcceptReferral(ReferralAccepted {
+                referral_id,
+            })),
+            Some("decline") => {
+                let reason = self
+                    .reason
+                    .as_deref()
+                    .and_then(|r| DeclineReason::ALL.iter().find(|c| domain::code(*c) == r))
+                    .copied();
+                match reason {
+                    Some(reason) => Ok(CaseCommand::DeclineReferral(ReferralDeclined {
+                        referral_id,
+                        reason,
+                        note,
+                    })),
+                    None => Err(vec![FieldError::new(
+                        "reason",
+                        "Select why the referral is declined",
+                    )]),
+                }
+            }
+            _ => Err(vec![FieldError::new(
+                "decision",
+                "Choose to accept or decline the referral",
+            )]),
+        }
+    }
+}
+
+/// A team lead's assignment of a case to a link worker of their team (a transfer, with its
+/// reason, when someone else has it).
+#[derive(Clone, Debug, Default)]
+pub struct AssignmentForm {
+    pub link_worker_id: Option<String>,
+    pub transfer_reason: Option<String>,
+}
+
+impl AssignmentForm {
+    /// The form as sent.
+    pub fn from_fields(fields: &HashMap<String, String>) -> AssignmentForm {
+        let chosen = |name: &str| fields.get(name).cloned().filter(|v| !v.is_empty());
+        AssignmentForm {
+            link_worker_id: chosen("link_worker_id"),
+            transfer_reason: chosen("transfer_reason"),
+        }
+    }
+
+    /// The command: an assignment to `team`, or a transfer when the case has a link worker.
+    ///
+    /// # Errors
+    /// One [`FieldError`] per field that does not read.
+    pub fn command(&self, team: TeamId, transfer: bool) -> Result<CaseCommand, Vec<FieldError>> {
+        let Some(worker) = self
+            .link_worker_id
+            .as_deref()
+            .and_then(|w| Uuid::try_parse(w).ok())
+            .map(StaffId)
+        else {
+            return Err(vec![FieldError::new(
+                "link_worker_id",
+                "Select a link worker",
+            )]);
+        };
+        if !transfer {
+            return Ok(CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
+                link_worker_id: worker,
+                team_id: team,
+            }));
+        }
+        let reason = self
+            .transfer_reason
+            .as_deref()
+            .and_then(|r| TransferReason::ALL.iter().find(|c| domain::code(*c) == r))
+            .copied();
+        match reason {
+            Some(reason) => Ok(CaseCommand::TransferCase(TransferCase {
+                to_link_worker_id: worker,
+                team_id: team,
+                reason,
+            })),
+            None => Err(vec![FieldError::new(
+                "transfer_reason",
+                "Select why the case moves",
+            )]),
+        }
+    }
+}
+
 /// Where on the form a refusal of the application belongs: the command's field names are the
 /// form's, but for the date, which the form splits in two.
 pub fn form_field(field: &str) -> &str {
     match field {
         "contacted_at" | "occurred_at" => "contacted_on",
+        "referral_id" => "decision",
+        "to_link_worker_id" => "link_worker_id",
         other => other,
     }
 }

@@ -68,6 +68,15 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::post().to(record_contact),
             )
             .route(
+                "/console/people/{client_id}/decision",
+                web::post().to(decide),
+            )
+            .route(
+                "/console/people/{client_id}/assignment",
+                web::post().to(assign),
+            )
+            .route("/console/triage", web::get().to(triage))
+            .route(
                 "/console/assets/10.6.1/nhsuk-frontend.min.css",
                 web::get().to(assets::stylesheet),
             )
@@ -359,15 +368,15 @@ async fn caseload(
 
 #[derive(serde::Deserialize)]
 struct PersonQuery {
-    recorded: Option<String>,
+    done: Option<String>,
 }
 
 fn client_id(path: &str) -> Option<ClientId> {
     Uuid::try_parse(path).ok().map(ClientId)
 }
 
-/// Reads a person's page (record and journey, both audited as direct care) and renders it with
-/// `form` and `errors`.
+/// Reads a person's page (record and journey, both audited as direct care; a team lead's
+/// team workload, to assign to) and renders it with `form`, `errors` and `banner`.
 async fn person_page(
     req: &HttpRequest,
     console: &Console,
@@ -375,7 +384,7 @@ async fn person_page(
     client: ClientId,
     form: &ContactForm,
     errors: &[FieldError],
-    recorded: bool,
+    banner: Option<&str>,
 ) -> HttpResponse {
     let read = ReadContext::new(Some(ReadPurpose::DirectCare), request_id(req));
     let record = match console
@@ -399,15 +408,44 @@ async fn person_page(
         Ok(j) => j,
         Err(e) => return failure(Some(session), &e),
     };
+    let triage = session.triage_team();
+    let workers = match triage {
+        Some(team) => match console
+            .cases
+            .team_workload(&session.principal, team, None)
+            .await
+        {
+            Ok(load) => load.workers,
+            Err(e) => return failure(Some(session), &e),
+        },
+        None => Vec::new(),
+    };
     let status = if errors.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    page(
-        status,
-        pages::person(session, &record, &journey, form, errors, recorded),
-    )
+    let view = pages::PersonView {
+        record: &record,
+        journey: &journey,
+        contact: form,
+        errors,
+        banner,
+        triage: triage.is_some(),
+        workers: &workers,
+    };
+    page(status, pages::person(session, &view))
+}
+
+/// What a form just did, for the banner of the page it leads back to.
+fn banner(done: Option<&str>) -> Option<&'static str> {
+    match done? {
+        "contact" => Some("Contact recorded"),
+        "accepted" => Some("Referral accepted"),
+        "declined" => Some("Referral declined"),
+        "assigned" => Some("Link worker assigned"),
+        _ => None,
+    }
 }
 
 async fn person(
@@ -424,8 +462,16 @@ async fn person(
         return failure(Some(&session), &AppError::NotFound("no such person".into()));
     };
     let form = ContactForm::blank(console.cases.clock().now());
-    let recorded = query.recorded.as_deref() == Some("contact");
-    person_page(&req, &console, &session, client, &form, &[], recorded).await
+    person_page(
+        &req,
+        &console,
+        &session,
+        client,
+        &form,
+        &[],
+        banner(query.done.as_deref()),
+    )
+    .await
 }
 
 async fn record_contact(
@@ -446,36 +492,153 @@ async fn record_contact(
     let command = match form.command() {
         Ok(c) => c,
         Err(errors) => {
-            return person_page(&req, &console, &session, client, &form, &errors, false).await;
+            return person_page(&req, &console, &session, client, &form, &errors, None).await;
         }
     };
+    // The form's own contact id: sending the same form twice records one contact.
+    let key = format!("console-contact-{}", form.contact_id);
+    run(
+        &req,
+        &console,
+        &session,
+        client,
+        &command,
+        Some(key),
+        "contact",
+    )
+    .await
+}
+
+/// Carries out a form's command for the session and leads back to the person's page (with a
+/// banner saying `done`), or shows the page again with the application's refusal at its field.
+async fn run(
+    req: &HttpRequest,
+    console: &Console,
+    session: &ConsoleSession,
+    client: ClientId,
+    command: &domain::CaseCommand,
+    idempotency_key: Option<String>,
+    done: &str,
+) -> HttpResponse {
     let request = StaffCommand {
-        // The form's own contact id: sending the same form twice records one contact.
-        idempotency_key: Some(format!("console-contact-{}", form.contact_id)),
+        idempotency_key,
         fingerprint: None,
         expected_version: None,
-        correlation_id: request_id(&req),
+        correlation_id: request_id(req),
         occurred_at: None,
         late_entry_reason: None,
     };
+    let blank = ContactForm::blank(console.cases.clock().now());
+    let refused =
+        |field: &str, message: String| [FieldError::new(forms::form_field(field), message)];
     match console
         .cases
-        .execute_as(&session.principal, client, &command, request)
+        .execute_as(&session.principal, client, command, request)
         .await
     {
-        Ok(_) => see_other(&format!(
-            "/console/people/{}?recorded=contact#journey",
-            client.0
-        )),
+        Ok(_) => see_other(&format!("/console/people/{}?done={done}", client.0)),
         Err(CommandError::Refused(refusal)) => {
-            let field = refusal.field().map(forms::form_field).unwrap_or("mode");
-            let errors = [FieldError::new(field, refusal.to_string())];
-            person_page(&req, &console, &session, client, &form, &errors, false).await
+            let errors = refused(refusal.field().unwrap_or("decision"), refusal.to_string());
+            person_page(req, console, session, client, &blank, &errors, None).await
         }
         Err(CommandError::Invalid { field, message }) => {
-            let errors = [FieldError::new(forms::form_field(field), message)];
-            person_page(&req, &console, &session, client, &form, &errors, false).await
+            let errors = refused(field, message);
+            person_page(req, console, session, client, &blank, &errors, None).await
         }
-        Err(e) => failure(Some(&session), &AppError::from(e)),
+        Err(e) => failure(Some(session), &AppError::from(e)),
+    }
+}
+
+async fn decide(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    console: web::Data<Console>,
+) -> HttpResponse {
+    let fields = forms::fields(&body);
+    let session = match form_session(&req, &console, &fields).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let Some(client) = client_id(&path) else {
+        return failure(Some(&session), &AppError::NotFound("no such person".into()));
+    };
+    let form = forms::DecisionForm::from_fields(&fields);
+    match form.command() {
+        Ok(command) => {
+            let done = match command {
+                domain::CaseCommand::AcceptReferral(_) => "accepted",
+                _ => "declined",
+            };
+            run(&req, &console, &session, client, &command, None, done).await
+        }
+        Err(errors) => {
+            let blank = ContactForm::blank(console.cases.clock().now());
+            person_page(&req, &console, &session, client, &blank, &errors, None).await
+        }
+    }
+}
+
+async fn assign(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    console: web::Data<Console>,
+) -> HttpResponse {
+    let fields = forms::fields(&body);
+    let session = match form_session(&req, &console, &fields).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let Some(client) = client_id(&path) else {
+        return failure(Some(&session), &AppError::NotFound("no such person".into()));
+    };
+    let Some(team) = session.triage_team() else {
+        return failure(
+            Some(&session),
+            &AppError::Denied(Denied::Forbidden("only a team lead assigns cases".into())),
+        );
+    };
+    // Whether it is a transfer: the record as the application reads it (audited, as the page).
+    let read = ReadContext::new(Some(ReadPurpose::DirectCare), request_id(&req));
+    let record = match console
+        .cases
+        .record(&session.principal, client, &read)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return failure(Some(&session), &e),
+    };
+    let form = forms::AssignmentForm::from_fields(&fields);
+    match form.command(domain::TeamId(team), record.link_worker_id.is_some()) {
+        Ok(command) => run(&req, &console, &session, client, &command, None, "assigned").await,
+        Err(errors) => {
+            let blank = ContactForm::blank(console.cases.clock().now());
+            person_page(&req, &console, &session, client, &blank, &errors, None).await
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TriageQuery {
+    cursor: Option<Uuid>,
+}
+
+async fn triage(
+    req: HttpRequest,
+    query: web::Query<TriageQuery>,
+    console: web::Data<Console>,
+) -> HttpResponse {
+    let session = match session(&req, &console).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    match console
+        .cases
+        .triage_queue(&session.principal, query.cursor, None, None)
+        .await
+    {
+        Ok(queue) => page(StatusCode::OK, pages::triage(&session, &queue)),
+        Err(e) => failure(Some(&session), &e),
     }
 }

@@ -2,11 +2,11 @@
 //! header with who is signed in, main, footer), forms that work without JavaScript, errors as
 //! an error summary linked to each field.
 
-use app::caseload::{CaseloadFlag, CaseloadItem, CaseloadPage, CaseloadScope};
-use app::records::{ClientRecord, JourneyPage};
+use app::caseload::{CaseloadFlag, CaseloadItem, CaseloadPage, CaseloadScope, WorkerLoad};
+use app::records::{ClientRecord, JourneyPage, ReferralSummary};
 use app::sessions::ConsoleSession;
 use chrono::{DateTime, NaiveDate, Utc};
-use domain::{CaseStatus, ContactMode};
+use domain::{CaseStatus, ContactMode, DeclineReason, ReferralStatus, TransferReason};
 use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;
 use uuid::Uuid;
@@ -53,6 +53,11 @@ pub fn layout(title: &str, who: Option<&ConsoleSession>, main: Markup) -> Markup
                         nav class="nhsuk-header__navigation" aria-label="Menu" {
                             div class="nhsuk-header__navigation-container nhsuk-width-container" {
                                 ul class="nhsuk-header__navigation-list" {
+                                    @if session.triage_team().is_some() {
+                                        li class="nhsuk-header__navigation-item" {
+                                            a class="nhsuk-header__navigation-link" href="/console/triage" { "Referrals to triage" }
+                                        }
+                                    }
                                     @if let Some(scope) = session.caseload() {
                                         li class="nhsuk-header__navigation-item" {
                                             a class="nhsuk-header__navigation-link" href="/console/caseload" { (caseload_title(&scope)) }
@@ -275,15 +280,32 @@ fn facts(payload: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A person's page: their record, a form to record a contact, and their journey.
-pub fn person(
-    who: &ConsoleSession,
-    record: &ClientRecord,
-    journey: &JourneyPage,
-    form: &ContactForm,
-    errors: &[FieldError],
-    recorded: bool,
-) -> Markup {
+/// What a person's page shows.
+pub struct PersonView<'a> {
+    pub record: &'a ClientRecord,
+    pub journey: &'a JourneyPage,
+    pub contact: &'a ContactForm,
+    pub errors: &'a [FieldError],
+    /// What was just done ("Contact recorded"), after a form was sent.
+    pub banner: Option<&'a str>,
+    /// Whether the viewer triages referrals (a team lead).
+    pub triage: bool,
+    /// A team lead's team of link workers, to assign or transfer the case to.
+    pub workers: &'a [WorkerLoad],
+}
+
+/// A person's page: their record, what the viewer can do (decide a referral, assign the case,
+/// record a contact), and their journey.
+pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
+    let PersonView {
+        record,
+        journey,
+        contact: form,
+        errors,
+        banner,
+        triage,
+        workers,
+    } = *view;
     let name = match &record.personal {
         Some(p) => format!("{} {}", p.given_name, p.family_name),
         None if record.erased => "Personal details erased".to_owned(),
@@ -294,13 +316,13 @@ pub fn person(
         Some(who),
         html! {
             @if !errors.is_empty() { (error_summary(errors)) }
-            @if recorded {
+            @if let Some(banner) = banner {
                 div class="nhsuk-notification-banner nhsuk-notification-banner--success" role="alert" aria-labelledby="recorded-title" {
                     div class="nhsuk-notification-banner__header" {
                         h2 class="nhsuk-notification-banner__title" id="recorded-title" { "Success" }
                     }
                     div class="nhsuk-notification-banner__content" {
-                        p class="nhsuk-notification-banner__heading" { "Contact recorded" }
+                        p class="nhsuk-notification-banner__heading" { (banner) }
                     }
                 }
             }
@@ -313,9 +335,18 @@ pub fn person(
                     @if let Some(nhs) = &p.nhs_number { (summary_row("NHS number", &domain::code(nhs))) }
                     @if let Some(phone) = &p.phone { (summary_row("Telephone", phone)) }
                 }
+                (summary_row("Link worker", &worker_name(record.link_worker_id, workers)))
                 (summary_row("Contacts", &record.contacts.to_string()))
                 (summary_row("Assessments", &record.assessments.to_string()))
                 (summary_row("Onward connections", &record.connections.to_string()))
+            }
+            @if triage {
+                @for referral in record.referrals.iter().filter(|r| r.status == ReferralStatus::Pending) {
+                    (decision_form(who, record, referral, errors))
+                }
+                @if matches!(record.status, CaseStatus::Open | CaseStatus::Referred) && !workers.is_empty() {
+                    (assignment_form(who, record, workers, errors))
+                }
             }
             @if record.status == CaseStatus::Open {
                 (contact_form(who, record, form, errors))
@@ -346,6 +377,183 @@ pub fn person(
             }
             @if journey.next_cursor.is_some() {
                 p class="nhsuk-body-s" { "Older entries are not shown." }
+            }
+        },
+    )
+}
+
+fn worker_name(id: Option<Uuid>, workers: &[WorkerLoad]) -> String {
+    match id {
+        None => "Not assigned".to_owned(),
+        Some(id) => workers
+            .iter()
+            .find(|w| w.link_worker_id == id)
+            .map(|w| w.name.clone())
+            .unwrap_or_else(|| "Assigned".to_owned()),
+    }
+}
+
+fn decision_form(
+    who: &ConsoleSession,
+    record: &ClientRecord,
+    referral: &ReferralSummary,
+    errors: &[FieldError],
+) -> Markup {
+    let decision_error = error_for(errors, "decision");
+    let reason_error = error_for(errors, "reason");
+    html! {
+        h2 class="nhsuk-heading-m" { "Decide the referral" }
+        p class="nhsuk-body" {
+            "Received " (day(referral.received_on)) " from " (domain::code(&referral.source).replace('_', " "))
+            @if !referral.reasons.is_empty() {
+                ", for: "
+                @for (i, reason) in referral.reasons.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    (domain::code(reason).replace('_', " "))
+                }
+            }
+            "."
+        }
+        form method="post" action={"/console/people/" (record.client_id) "/decision"} novalidate {
+            (csrf_field(who))
+            input type="hidden" name="referral_id" value=(referral.referral_id);
+            div class=(group_class(decision_error.or(reason_error))) {
+                fieldset class="nhsuk-fieldset" {
+                    legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "Decision" }
+                    (error_message(decision_error))
+                    (error_message(reason_error))
+                    div class="nhsuk-radios" {
+                        div class="nhsuk-radios__item" {
+                            input class="nhsuk-radios__input" id="decision" name="decision" type="radio" value="accept";
+                            label class="nhsuk-label nhsuk-radios__label" for="decision" { "Accept" }
+                        }
+                        div class="nhsuk-radios__item" {
+                            input class="nhsuk-radios__input" id="decision-decline" name="decision" type="radio" value="decline";
+                            label class="nhsuk-label nhsuk-radios__label" for="decision-decline" { "Decline" }
+                        }
+                    }
+                }
+            }
+            div class="nhsuk-form-group" {
+                fieldset class="nhsuk-fieldset" {
+                    legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "If you decline it, why?" }
+                    div class="nhsuk-radios" {
+                        @for (i, reason) in DeclineReason::ALL.iter().enumerate() {
+                            @let code = domain::code(reason);
+                            @let id = if i == 0 { "reason".to_owned() } else { format!("reason-{code}") };
+                            div class="nhsuk-radios__item" {
+                                input class="nhsuk-radios__input" id=(id) name="reason" type="radio" value=(code);
+                                label class="nhsuk-label nhsuk-radios__label" for=(id) { (capitalise(reason.label())) }
+                            }
+                        }
+                    }
+                }
+            }
+            div class="nhsuk-form-group" {
+                label class="nhsuk-label" for="decline-note" { "Note (optional)" }
+                textarea class="nhsuk-textarea" id="decline-note" name="note" rows="2" {}
+            }
+            button class="nhsuk-button" id="decide" type="submit" { "Save decision" }
+        }
+    }
+}
+
+fn assignment_form(
+    who: &ConsoleSession,
+    record: &ClientRecord,
+    workers: &[WorkerLoad],
+    errors: &[FieldError],
+) -> Markup {
+    let transfer = record.link_worker_id.is_some();
+    let worker_error = error_for(errors, "link_worker_id");
+    let reason_error = error_for(errors, "transfer_reason");
+    html! {
+        h2 class="nhsuk-heading-m" { @if transfer { "Transfer the case" } @else { "Assign a link worker" } }
+        form method="post" action={"/console/people/" (record.client_id) "/assignment"} novalidate {
+            (csrf_field(who))
+            div class=(group_class(worker_error)) {
+                label class="nhsuk-label" for="link_worker_id" { "Link worker" }
+                div class="nhsuk-hint" id="link_worker_id-hint" { "With the people each supported this year, against their capacity" }
+                (error_message(worker_error))
+                select class="nhsuk-select" id="link_worker_id" name="link_worker_id"
+                    aria-describedby={"link_worker_id-hint" @if worker_error.is_some() { " link_worker_id-error" }} {
+                    option value="" { "Choose a link worker" }
+                    @for w in workers.iter().filter(|w| Some(w.link_worker_id) != record.link_worker_id) {
+                        option value=(w.link_worker_id) {
+                            (w.name) " – " (w.open) " open, " (w.people_this_year) " of " (w.capacity) " this year"
+                        }
+                    }
+                }
+            }
+            @if transfer {
+                div class=(group_class(reason_error)) {
+                    fieldset class="nhsuk-fieldset" aria-describedby=[reason_error.map(|_| "transfer_reason-error")] {
+                        legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "Why does the case move?" }
+                        (error_message(reason_error))
+                        div class="nhsuk-radios" {
+                            @for (i, reason) in TransferReason::ALL.iter().enumerate() {
+                                @let code = domain::code(reason);
+                                @let id = if i == 0 { "transfer_reason".to_owned() } else { format!("transfer_reason-{code}") };
+                                div class="nhsuk-radios__item" {
+                                    input class="nhsuk-radios__input" id=(id) name="transfer_reason" type="radio" value=(code);
+                                    label class="nhsuk-label nhsuk-radios__label" for=(id) { (capitalise(reason.label())) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            button class="nhsuk-button" id="assign" type="submit" { @if transfer { "Transfer" } @else { "Assign" } }
+        }
+    }
+}
+
+/// A team lead's triage queue: referrals waiting for a decision.
+pub fn triage(who: &ConsoleSession, page: &CaseloadPage) -> Markup {
+    layout(
+        "Referrals to triage",
+        Some(who),
+        html! {
+            h1 class="nhsuk-heading-l" { "Referrals to triage" }
+            @if page.items.is_empty() {
+                p class="nhsuk-body" { "No referral is waiting for a decision." }
+            } @else {
+                table class="nhsuk-table" {
+                    caption class="nhsuk-table__caption" {
+                        (page.items.len()) " waiting, oldest first by person, as of log position " (page.as_of.position)
+                    }
+                    thead class="nhsuk-table__head" {
+                        tr class="nhsuk-table__row" {
+                            th class="nhsuk-table__header" scope="col" { "Person" }
+                            th class="nhsuk-table__header" scope="col" { "Area" }
+                            th class="nhsuk-table__header" scope="col" { "Referred" }
+                            th class="nhsuk-table__header" scope="col" { "From" }
+                            th class="nhsuk-table__header" scope="col" { "Days waiting" }
+                        }
+                    }
+                    tbody class="nhsuk-table__body" {
+                        @for item in &page.items {
+                            tr class="nhsuk-table__row" {
+                                td class="nhsuk-table__cell" {
+                                    a href={"/console/people/" (item.client_id)} { "Person " (short(item.client_id)) }
+                                }
+                                td class="nhsuk-table__cell" { (item.area) }
+                                td class="nhsuk-table__cell" {
+                                    @match item.referred_on { Some(d) => (day(d)), None => "Not recorded" }
+                                }
+                                td class="nhsuk-table__cell" {
+                                    (item.referral_source.as_deref().unwrap_or("Not recorded").replace('_', " "))
+                                }
+                                td class="nhsuk-table__cell" {
+                                    @match item.days_since_referral { Some(d) => (d), None => "" }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if let Some(next) = page.next_cursor {
+                    p class="nhsuk-body" { a href={"/console/triage?cursor=" (next)} { "Next page" } }
+                }
             }
         },
     )

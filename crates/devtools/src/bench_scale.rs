@@ -139,6 +139,7 @@ async fn measure(
                     team_id: None,
                     after: None,
                     limit: 51,
+                    awaiting_decision: false,
                 },
             )
             .await?;

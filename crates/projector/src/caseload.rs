@@ -223,7 +223,9 @@ impl CaseloadProjection {
             .query(
                 &format!(
                     "{SELECT_COLUMNS} WHERE organisation_id = $1 AND status IN ('referred', 'open') \
-                     AND ($2::uuid IS NULL OR link_worker_id = $2) AND ($3::uuid IS NULL OR team_id = $3) \
+                     AND ($2::uuid IS NULL OR link_worker_id = $2) \
+                     AND (CASE WHEN $6 THEN status = 'referred' AND (team_id IS NULL OR team_id = $3) \
+                          ELSE ($3::uuid IS NULL OR team_id = $3) END) \
                      AND ($4::uuid IS NULL OR client_id > $4) ORDER BY client_id LIMIT $5"
                 ),
                 &[
@@ -232,6 +234,7 @@ impl CaseloadProjection {
                     &filter.team_id,
                     &filter.after,
                     &filter.limit,
+                    &filter.awaiting_decision,
                 ],
             )
             .await?;
@@ -248,6 +251,8 @@ pub struct CaseloadFilter {
     /// The last client id of the previous page.
     pub after: Option<Uuid>,
     pub limit: i64,
+    /// Only referrals waiting for a decision, of `team_id` or of no team yet (a triage queue).
+    pub awaiting_decision: bool,
 }
 
 fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError> {

@@ -8,7 +8,7 @@ use fantoccini::key::Key;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::journey::open_case;
+use super::journey::{open_case, refer_new};
 use super::{Person, TestServer};
 use crate::browser::Browser;
 
@@ -146,7 +146,7 @@ async fn a_link_worker_signs_in_reads_their_caseload_and_records_a_contact_by_ke
 
     assert_eq!(
         browser.path().await,
-        format!("/console/people/{client}?recorded=contact")
+        format!("/console/people/{client}?done=contact")
     );
     assert_eq!(
         browser.text(".nhsuk-notification-banner__heading").await,
@@ -494,6 +494,106 @@ async fn sessions_end_when_idle_at_their_lifetime_and_when_access_is_revoked() {
             "signed_in",
             "revoked"
         ]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_team_lead_triages_a_referral_and_assigns_it_to_a_link_worker() {
+    let server = TestServer::start().await;
+    let (lead, worker) = (server.people.lead.clone(), server.people.worker.clone());
+    let (client, _) = refer_new(&server, &server.people.referrer).await;
+    server.catch_up().await;
+    let browser = Browser::start().await;
+    let code = sign_in_code(&server, &lead).await;
+    browser
+        .goto(&format!("{}/console/sign-in?code={code}", server.base))
+        .await;
+    browser.click_and_wait("#sign-in").await;
+
+    // The queue: the referral waiting, reached from the menu.
+    browser.click_and_wait("a[href='/console/triage']").await;
+    assert_eq!(browser.text("h1").await, "Referrals to triage");
+    let rows = browser.texts("tbody tr").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    browser.assert_accessible("the triage queue").await;
+    browser.click_and_wait("tbody a").await;
+    assert_eq!(browser.path().await, format!("/console/people/{client}"));
+    browser.assert_accessible("a referral to decide").await;
+
+    // Declining needs a reason: the application's form says so, and nothing is written.
+    browser.click("label[for='decision-decline']").await;
+    browser.click_and_wait("#decide").await;
+    assert_eq!(
+        browser.texts(".nhsuk-error-summary__list a").await,
+        ["Select why the referral is declined"]
+    );
+    browser.assert_accessible("a decision with an error").await;
+    assert!(
+        journey(&server, client)
+            .await
+            .iter()
+            .all(|e| e["event_type"] != "ReferralDeclined")
+    );
+
+    // Accepted, then assigned to a worker of the lead's team, chosen by their load.
+    browser.click("label[for='decision']").await;
+    browser.click_and_wait("#decide").await;
+    assert_eq!(
+        browser.text(".nhsuk-notification-banner__heading").await,
+        "Referral accepted"
+    );
+    let options = browser.texts("#link_worker_id option").await;
+    assert!(
+        options.iter().any(|o| o.starts_with("Wyn Worker"))
+            && options.iter().any(|o| o.starts_with("Wren Worker")),
+        "the lead's team's link workers: {options:?}"
+    );
+    assert!(
+        !options.iter().any(|o| o.starts_with("Ola Worker")),
+        "not another team's: {options:?}"
+    );
+    browser
+        .select("#link_worker_id", &worker.staff_id.to_string())
+        .await;
+    browser.click_and_wait("#assign").await;
+    assert_eq!(
+        browser.text(".nhsuk-notification-banner__heading").await,
+        "Link worker assigned"
+    );
+    let summary = browser.text(".nhsuk-summary-list").await;
+    assert!(
+        summary.contains("Open") && summary.contains("Wyn Worker"),
+        "{summary}"
+    );
+    browser.assert_accessible("an assigned case").await;
+
+    // The log has it, by the lead; the queue is empty and the worker has the case.
+    let types: Vec<String> = journey(&server, client)
+        .await
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        types.ends_with(&[
+            "ReferralAccepted".to_owned(),
+            "LinkWorkerAssigned".to_owned()
+        ]),
+        "{types:?}"
+    );
+    server.catch_up().await;
+    browser
+        .goto(&format!("{}/console/triage", server.base))
+        .await;
+    assert_eq!(browser.texts("tbody tr").await.len(), 0);
+    let caseload = server.read(&worker, "/api/v1/caseload").await;
+    assert_eq!(caseload.body["items"][0]["client_id"], client.to_string());
+
+    // A link worker has no triage queue.
+    let worker_session = sign_in(&server, &worker).await;
+    assert_eq!(
+        get(&server, &worker_session, "/console/triage").await.0,
+        403
     );
     server.stop().await;
 }
