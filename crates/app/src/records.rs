@@ -370,6 +370,21 @@ impl CaseService {
         })
     }
 
+    /// The names of the staff of the caller's organisation (at most 10,000), for pages that
+    /// show who did or read what.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn colleague_names(
+        &self,
+        principal: &Principal,
+    ) -> Result<std::collections::HashMap<Uuid, String>, AppError> {
+        let client = self.store().pool().get().await?;
+        let staff =
+            crate::access::list_staff(&**client, principal.organisation_id, None, 10_000).await?;
+        Ok(staff.into_iter().map(|s| (s.staff_id, s.name)).collect())
+    }
+
     /// Who read a client's record and when, for auditors. Reading the read audit is itself a
     /// read of the record, audited (as `reads`) before it is answered, so the page shows it.
     ///

@@ -132,6 +132,12 @@ impl ConsoleSession {
         crate::policy::may_triage(&self.principal).ok()
     }
 
+    /// Whether this session audits records (reads any journey of the organisation and who
+    /// read it): the policy's answer, for choosing pages.
+    pub fn audits(&self) -> bool {
+        crate::policy::require(&self.principal, &[Role::Auditor], "the read audit").is_ok()
+    }
+
     /// The role's name in words ("link worker").
     pub fn role_name(&self) -> &'static str {
         match self.principal.role {

@@ -76,6 +76,7 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::post().to(assign),
             )
             .route("/console/triage", web::get().to(triage))
+            .route("/console/audit", web::get().to(audit))
             .route(
                 "/console/assets/10.6.1/nhsuk-frontend.min.css",
                 web::get().to(assets::stylesheet),
@@ -262,6 +263,7 @@ async fn home(req: HttpRequest, console: web::Data<Console>) -> HttpResponse {
     }
     match session(&req, &console).await {
         Ok(s) if s.caseload().is_some() => see_other("/console/caseload"),
+        Ok(s) if s.audits() => see_other("/console/audit"),
         Ok(s) => page(
             StatusCode::OK,
             pages::message(
@@ -616,6 +618,112 @@ async fn assign(
             let blank = ContactForm::blank(console.cases.clock().now());
             person_page(&req, &console, &session, client, &blank, &errors, None).await
         }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct AuditParams {
+    client_id: Option<String>,
+    as_of: Option<String>,
+    known_at: Option<String>,
+}
+
+/// The end of a day typed as `YYYY-MM-DD` (UTC), none for an empty field.
+fn end_of_day(
+    field: &str,
+    value: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    if value.is_empty() {
+        return None;
+    }
+    match chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        Ok(day) => day.and_hms_opt(23, 59, 59).map(|t| t.and_utc()),
+        Err(_) => {
+            errors.push(FieldError::new(field, "Enter a real date"));
+            None
+        }
+    }
+}
+
+async fn audit(
+    req: HttpRequest,
+    params: web::Query<AuditParams>,
+    console: web::Data<Console>,
+) -> HttpResponse {
+    let session = match session(&req, &console).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let query = pages::AuditQuery {
+        client_id: params
+            .client_id
+            .clone()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        as_of: params.as_of.clone().unwrap_or_default(),
+        known_at: params.known_at.clone().unwrap_or_default(),
+    };
+    let names = match console.cases.colleague_names(&session.principal).await {
+        Ok(n) => n,
+        Err(e) => return failure(Some(&session), &e),
+    };
+    let render = |errors: &[FieldError], found| {
+        page(
+            if errors.is_empty() {
+                StatusCode::OK
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            },
+            pages::audit(&session, &query, errors, found, &names),
+        )
+    };
+    if params.client_id.is_none() {
+        return render(&[], None);
+    }
+    let mut errors = Vec::new();
+    let client = client_id(&query.client_id);
+    if client.is_none() {
+        errors.push(FieldError::new(
+            "client_id",
+            "Enter the record id, like 0192c4f0-3b1a-7cde-8f00-1234567890ab",
+        ));
+    }
+    let view = JourneyView {
+        as_of: end_of_day("as_of", &query.as_of, &mut errors),
+        known_at: end_of_day("known_at", &query.known_at, &mut errors),
+    };
+    let Some(client) = client.filter(|_| errors.is_empty()) else {
+        return render(&errors, None);
+    };
+    let read = ReadContext::new(Some(ReadPurpose::Audit), request_id(&req));
+    let pages_of = |limit| Page::numbered(None, Some(limit));
+    let journey = match pages_of(app::MAX_LIMIT) {
+        Ok(p) => {
+            console
+                .cases
+                .journey_page(&session.principal, client, view, p, &read)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    let journey = match journey {
+        Ok(j) => j,
+        Err(e) => return failure(Some(&session), &e),
+    };
+    let reads = match pages_of(app::MAX_LIMIT) {
+        Ok(p) => {
+            console
+                .cases
+                .reads(&session.principal, client, p, &read)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match reads {
+        Ok(reads) => render(&[], Some((&journey, &reads))),
+        Err(e) => failure(Some(&session), &e),
     }
 }
 

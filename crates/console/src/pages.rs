@@ -3,7 +3,7 @@
 //! an error summary linked to each field.
 
 use app::caseload::{CaseloadFlag, CaseloadItem, CaseloadPage, CaseloadScope, WorkerLoad};
-use app::records::{ClientRecord, JourneyPage, ReferralSummary};
+use app::records::{ClientRecord, JourneyPage, RecordReadPage, ReferralSummary};
 use app::sessions::ConsoleSession;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::{CaseStatus, ContactMode, DeclineReason, ReferralStatus, TransferReason};
@@ -53,6 +53,11 @@ pub fn layout(title: &str, who: Option<&ConsoleSession>, main: Markup) -> Markup
                         nav class="nhsuk-header__navigation" aria-label="Menu" {
                             div class="nhsuk-header__navigation-container nhsuk-width-container" {
                                 ul class="nhsuk-header__navigation-list" {
+                                    @if session.audits() {
+                                        li class="nhsuk-header__navigation-item" {
+                                            a class="nhsuk-header__navigation-link" href="/console/audit" { "Audit a record" }
+                                        }
+                                    }
                                     @if session.triage_team().is_some() {
                                         li class="nhsuk-header__navigation-item" {
                                             a class="nhsuk-header__navigation-link" href="/console/triage" { "Referrals to triage" }
@@ -553,6 +558,150 @@ pub fn triage(who: &ConsoleSession, page: &CaseloadPage) -> Markup {
                 }
                 @if let Some(next) = page.next_cursor {
                     p class="nhsuk-body" { a href={"/console/triage?cursor=" (next)} { "Next page" } }
+                }
+            }
+        },
+    )
+}
+
+/// What the auditor's page asked for, as typed.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    pub client_id: String,
+    pub as_of: String,
+    pub known_at: String,
+}
+
+/// The auditor's page: a form to choose a person and a moment, and when chosen, the journey
+/// as selected (who did what, when it happened and when it was recorded, corrections beside
+/// what they correct) and who read the record.
+pub fn audit(
+    who: &ConsoleSession,
+    query: &AuditQuery,
+    errors: &[FieldError],
+    found: Option<(&JourneyPage, &RecordReadPage)>,
+    names: &std::collections::HashMap<Uuid, String>,
+) -> Markup {
+    let name = |id: Uuid| {
+        names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("Staff {}", short(id)))
+    };
+    let client_error = error_for(errors, "client_id");
+    let as_of_error = error_for(errors, "as_of");
+    let known_error = error_for(errors, "known_at");
+    layout(
+        "Audit a record",
+        Some(who),
+        html! {
+            @if !errors.is_empty() { (error_summary(errors)) }
+            h1 class="nhsuk-heading-l" { "Audit a record" }
+            form method="get" action="/console/audit" novalidate {
+                div class=(group_class(client_error)) {
+                    label class="nhsuk-label" for="client_id" { "The person's record id" }
+                    (error_message(client_error))
+                    input class="nhsuk-input nhsuk-input--width-30" id="client_id" name="client_id" type="text"
+                        spellcheck="false" value=(query.client_id) aria-describedby=[client_error.map(|_| "client_id-error")];
+                }
+                div class=(group_class(as_of_error)) {
+                    label class="nhsuk-label" for="as_of" { "As it happened up to (optional)" }
+                    div class="nhsuk-hint" id="as_of-hint" { "Only what had happened by the end of this day (UTC)" }
+                    (error_message(as_of_error))
+                    input class="nhsuk-input nhsuk-input--width-10" id="as_of" name="as_of" type="date" value=(query.as_of)
+                        aria-describedby={"as_of-hint" @if as_of_error.is_some() { " as_of-error" }};
+                }
+                div class=(group_class(known_error)) {
+                    label class="nhsuk-label" for="known_at" { "As it was known on (optional)" }
+                    div class="nhsuk-hint" id="known_at-hint" { "Only what had been recorded by the end of this day (UTC)" }
+                    (error_message(known_error))
+                    input class="nhsuk-input nhsuk-input--width-10" id="known_at" name="known_at" type="date" value=(query.known_at)
+                        aria-describedby={"known_at-hint" @if known_error.is_some() { " known_at-error" }};
+                }
+                button class="nhsuk-button" id="show" type="submit" { "Show the journey" }
+            }
+            @if let Some((journey, reads)) = found {
+                h2 class="nhsuk-heading-m" id="journey" { "Journey of person " (short(journey.client_id)) }
+                p class="nhsuk-body" {
+                    (journey.entries.len()) " entries; status " (status_name(journey.status).to_lowercase()) "."
+                }
+                table class="nhsuk-table" {
+                    caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Every entry, oldest first" }
+                    thead class="nhsuk-table__head" {
+                        tr class="nhsuk-table__row" {
+                            th class="nhsuk-table__header" scope="col" { "Entry" }
+                            th class="nhsuk-table__header" scope="col" { "What" }
+                            th class="nhsuk-table__header" scope="col" { "Happened" }
+                            th class="nhsuk-table__header" scope="col" { "Recorded" }
+                            th class="nhsuk-table__header" scope="col" { "By" }
+                        }
+                    }
+                    tbody class="nhsuk-table__body" {
+                        @for entry in &journey.entries {
+                            tr class="nhsuk-table__row" {
+                                td class="nhsuk-table__cell" { (entry.stream_version) }
+                                td class="nhsuk-table__cell" {
+                                    (event_name(&entry.event_type))
+                                    @let recorded = facts(&entry.payload);
+                                    @if !recorded.is_empty() {
+                                        ul class="nhsuk-list nhsuk-body-s" {
+                                            @for (k, v) in &recorded { li { (k) ": " (v) } }
+                                        }
+                                    }
+                                    @if let Some(corrected) = &entry.corrected_payload {
+                                        p class="nhsuk-body-s" {
+                                            strong class="nhsuk-tag nhsuk-tag--grey" { "Corrected" }
+                                            " now reads: "
+                                            @for (i, (k, v)) in facts(corrected).iter().enumerate() {
+                                                @if i > 0 { "; " }
+                                                (k) ": " (v)
+                                            }
+                                        }
+                                    }
+                                }
+                                td class="nhsuk-table__cell" { (moment(entry.occurred_at)) }
+                                td class="nhsuk-table__cell" { (moment(entry.recorded_at)) }
+                                td class="nhsuk-table__cell" {
+                                    @if entry.actor_role == "operator" || entry.actor_role == "system" {
+                                        "Casebook (" (entry.actor_role) ")"
+                                    } @else {
+                                        (name(entry.actor_id)) " (" (entry.actor_role.replace('_', " ")) ")"
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                h2 class="nhsuk-heading-m" id="reads" { "Who read this record" }
+                table class="nhsuk-table" {
+                    caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Every read, oldest first" }
+                    thead class="nhsuk-table__head" {
+                        tr class="nhsuk-table__row" {
+                            th class="nhsuk-table__header" scope="col" { "When" }
+                            th class="nhsuk-table__header" scope="col" { "Who" }
+                            th class="nhsuk-table__header" scope="col" { "What" }
+                            th class="nhsuk-table__header" scope="col" { "Why" }
+                        }
+                    }
+                    tbody class="nhsuk-table__body" {
+                        @for read in &reads.items {
+                            tr class="nhsuk-table__row" {
+                                td class="nhsuk-table__cell" { (moment(read.read_at)) }
+                                td class="nhsuk-table__cell" { (name(read.staff_id)) }
+                                td class="nhsuk-table__cell" { (read.view.replace('_', " ")) }
+                                td class="nhsuk-table__cell" {
+                                    @match (&read.purpose, &read.purpose_text) {
+                                        (Some(p), _) => (domain::code(p).replace('_', " ")),
+                                        (None, Some(t)) => (t),
+                                        (None, None) => "Not said",
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if reads.next_cursor.is_some() {
+                    p class="nhsuk-body-s" { "Later reads are not shown." }
                 }
             }
         },

@@ -597,3 +597,97 @@ async fn a_team_lead_triages_a_referral_and_assigns_it_to_a_link_worker() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_auditor_replays_a_journey_as_known_at_a_moment_and_sees_who_read_it() {
+    let server = TestServer::start().await;
+    let worker = server.people.worker.clone();
+    let client = open_case(&server).await;
+    server
+        .ok(
+            &worker,
+            &super::journey::client_path(client, "contacts"),
+            serde_json::json!({
+                "contact_id": Uuid::new_v4(), "mode": "phone", "minutes": 20,
+                "contacted_at": chrono::Utc::now() - chrono::Duration::hours(1), "note": null
+            }),
+        )
+        .await;
+    let read = server
+        .read(&worker, &format!("/api/v1/clients/{client}"))
+        .await;
+    assert_eq!(read.status, 200);
+    let entries = journey(&server, client).await.len();
+
+    let browser = Browser::start().await;
+    let code = sign_in_code(&server, &server.people.auditor).await;
+    browser
+        .goto(&format!("{}/console/sign-in?code={code}", server.base))
+        .await;
+    browser.click_and_wait("#sign-in").await;
+    assert_eq!(browser.path().await, "/console/audit");
+    browser.assert_accessible("the audit form").await;
+
+    // A record id that is not one is named as the problem.
+    browser.tab_to("client_id").await;
+    browser.press("not-an-id").await;
+    browser.click_and_wait("#show").await;
+    assert_eq!(
+        browser.texts(".nhsuk-error-summary__list a").await,
+        ["Enter the record id, like 0192c4f0-3b1a-7cde-8f00-1234567890ab"]
+    );
+    browser
+        .assert_accessible("the audit form with an error")
+        .await;
+
+    // The whole journey, with who did each thing, and who read the record (this read too).
+    browser
+        .goto(&format!("{}/console/audit?client_id={client}", server.base))
+        .await;
+    let rows = browser.texts("#journey + p + table tbody tr").await;
+    assert_eq!(rows.len(), entries, "every entry of the journey: {rows:?}");
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("Contact recorded") && r.contains("Wyn Worker (link worker)")),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter().any(|r| r.contains("Lena Lead (team lead)")),
+        "{rows:?}"
+    );
+    let reads = browser.texts("#reads + table tbody tr").await;
+    assert!(
+        reads
+            .iter()
+            .any(|r| r.contains("Wyn Worker") && r.contains("record")),
+        "{reads:?}"
+    );
+    assert!(
+        reads
+            .iter()
+            .any(|r| r.contains("Audrey Auditor") && r.contains("reads") && r.contains("audit")),
+        "{reads:?}"
+    );
+    browser.assert_accessible("a journey under audit").await;
+
+    // As it was known long ago: nothing had been recorded.
+    browser
+        .goto(&format!(
+            "{}/console/audit?client_id={client}&known_at=2000-01-01",
+            server.base
+        ))
+        .await;
+    assert_eq!(browser.texts("#journey + p + table tbody tr").await.len(), 0);
+    assert!(browser.text("#journey + p").await.starts_with("0 entries"));
+
+    // Another organisation's auditor is told there is no such record.
+    let foreign = sign_in(&server, &server.people.foreign_auditor).await;
+    let (status, _) = get(
+        &server,
+        &foreign,
+        &format!("/console/audit?client_id={client}"),
+    )
+    .await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}
