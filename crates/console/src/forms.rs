@@ -5,8 +5,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use domain::{
-    CaseCommand, ContactId, ContactMode, ContactRecorded, DeclineReason, LinkWorkerAssigned,
-    ReferralAccepted, ReferralDeclined, ReferralId, StaffId, TeamId, TransferCase, TransferReason,
+    AppointmentAttended, AppointmentBooked, AppointmentId, AppointmentNotAttended, CaseCommand,
+    ContactId, ContactMode, ContactRecorded, DeclineReason, LinkWorkerAssigned, ReferralAccepted,
+    ReferralDeclined, ReferralId, StaffId, TeamId, TransferCase, TransferReason,
 };
 use uuid::Uuid;
 
@@ -149,6 +150,124 @@ impl ContactForm {
     }
 }
 
+/// Booking an appointment with the person.
+#[derive(Clone, Debug, Default)]
+pub struct AppointmentForm {
+    /// Chosen when the form is shown: a second send books nothing new.
+    pub appointment_id: Uuid,
+    pub mode: Option<String>,
+    pub on: String,
+    pub at: String,
+}
+
+impl AppointmentForm {
+    /// An empty form, for a day from `now`.
+    pub fn blank(now: DateTime<Utc>) -> AppointmentForm {
+        AppointmentForm {
+            appointment_id: Uuid::new_v4(),
+            mode: None,
+            on: (now + chrono::Duration::days(7))
+                .format("%Y-%m-%d")
+                .to_string(),
+            at: "10:00".to_owned(),
+        }
+    }
+
+    /// The form as sent.
+    pub fn from_fields(fields: &HashMap<String, String>) -> AppointmentForm {
+        let text = |name: &str| {
+            fields
+                .get(name)
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_default()
+        };
+        AppointmentForm {
+            appointment_id: fields
+                .get("appointment_id")
+                .and_then(|v| Uuid::try_parse(v).ok())
+                .unwrap_or_else(Uuid::new_v4),
+            mode: fields
+                .get("appointment_mode")
+                .cloned()
+                .filter(|m| !m.is_empty()),
+            on: text("appointment_on"),
+            at: text("appointment_at"),
+        }
+    }
+
+    /// The booking the form asks for, or what to put right.
+    ///
+    /// # Errors
+    /// One [`FieldError`] per field that does not read.
+    pub fn command(&self) -> Result<CaseCommand, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mode = self
+            .mode
+            .as_deref()
+            .and_then(|m| ContactMode::ALL.iter().find(|c| domain::code(*c) == m))
+            .copied();
+        if mode.is_none() {
+            errors.push(FieldError::new(
+                "appointment_mode",
+                "Select how the appointment will take place",
+            ));
+        }
+        let day = NaiveDate::parse_from_str(&self.on, "%Y-%m-%d").ok();
+        if day.is_none() {
+            errors.push(FieldError::new(
+                "appointment_on",
+                "Enter the date of the appointment as a real date",
+            ));
+        }
+        let time = NaiveTime::parse_from_str(&self.at, "%H:%M").ok();
+        if time.is_none() {
+            errors.push(FieldError::new(
+                "appointment_at",
+                "Enter the time of the appointment, like 14:30",
+            ));
+        }
+        match (mode, day, time) {
+            (Some(mode), Some(day), Some(time)) => {
+                Ok(CaseCommand::BookAppointment(AppointmentBooked {
+                    appointment_id: AppointmentId(self.appointment_id),
+                    scheduled_for: day.and_time(time).and_utc(),
+                    mode,
+                }))
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// What became of a booked appointment: `attended` or `did_not_attend`.
+///
+/// # Errors
+/// A [`FieldError`] when the form names no appointment or no outcome.
+pub fn appointment_outcome(
+    fields: &HashMap<String, String>,
+) -> Result<CaseCommand, Vec<FieldError>> {
+    let id = fields
+        .get("appointment_id")
+        .and_then(|v| Uuid::try_parse(v).ok())
+        .map(AppointmentId);
+    match (id, fields.get("outcome").map(String::as_str)) {
+        (Some(appointment_id), Some("attended")) => {
+            Ok(CaseCommand::RecordAttendance(AppointmentAttended {
+                appointment_id,
+            }))
+        }
+        (Some(appointment_id), Some("did_not_attend")) => {
+            Ok(CaseCommand::RecordDidNotAttend(AppointmentNotAttended {
+                appointment_id,
+            }))
+        }
+        _ => Err(vec![FieldError::new(
+            "appointments",
+            "Choose what became of an appointment",
+        )]),
+    }
+}
+
 /// A team lead's decision on a referral: accept it, or decline it with a reason.
 #[derive(Clone, Debug, Default)]
 pub struct DecisionForm {
@@ -287,6 +406,8 @@ pub fn form_field(field: &str) -> &str {
         "contacted_at" | "occurred_at" => "contacted_on",
         "referral_id" => "decision",
         "to_link_worker_id" => "link_worker_id",
+        "scheduled_for" => "appointment_on",
+        "appointment_id" => "appointments",
         other => other,
     }
 }

@@ -75,6 +75,14 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
                 "/console/people/{client_id}/assignment",
                 web::post().to(assign),
             )
+            .route(
+                "/console/people/{client_id}/appointments",
+                web::post().to(book_appointment),
+            )
+            .route(
+                "/console/people/{client_id}/appointments/outcome",
+                web::post().to(appointment_outcome),
+            )
             .route("/console/triage", web::get().to(triage))
             .route("/console/audit", web::get().to(audit))
             .route(
@@ -384,7 +392,7 @@ async fn person_page(
     console: &Console,
     session: &ConsoleSession,
     client: ClientId,
-    form: &ContactForm,
+    entered: &Entered,
     errors: &[FieldError],
     banner: Option<&str>,
 ) -> HttpResponse {
@@ -430,13 +438,30 @@ async fn person_page(
     let view = pages::PersonView {
         record: &record,
         journey: &journey,
-        contact: form,
+        contact: &entered.contact,
+        appointment: &entered.appointment,
         errors,
         banner,
         triage: triage.is_some(),
         workers: &workers,
     };
     page(status, pages::person(session, &view))
+}
+
+/// The forms of a person's page as the person filled them in (blank but for the one sent).
+struct Entered {
+    contact: ContactForm,
+    appointment: forms::AppointmentForm,
+}
+
+impl Entered {
+    fn blank(console: &Console) -> Entered {
+        let now = console.cases.clock().now();
+        Entered {
+            contact: ContactForm::blank(now),
+            appointment: forms::AppointmentForm::blank(now),
+        }
+    }
 }
 
 /// What a form just did, for the banner of the page it leads back to.
@@ -446,6 +471,9 @@ fn banner(done: Option<&str>) -> Option<&'static str> {
         "accepted" => Some("Referral accepted"),
         "declined" => Some("Referral declined"),
         "assigned" => Some("Link worker assigned"),
+        "booked" => Some("Appointment booked"),
+        "attended" => Some("Attendance recorded"),
+        "did_not_attend" => Some("Missed appointment recorded"),
         _ => None,
     }
 }
@@ -463,13 +491,12 @@ async fn person(
     let Some(client) = client_id(&path) else {
         return failure(Some(&session), &AppError::NotFound("no such person".into()));
     };
-    let form = ContactForm::blank(console.cases.clock().now());
     person_page(
         &req,
         &console,
         &session,
         client,
-        &form,
+        &Entered::blank(&console),
         &[],
         banner(query.done.as_deref()),
     )
@@ -494,7 +521,11 @@ async fn record_contact(
     let command = match form.command() {
         Ok(c) => c,
         Err(errors) => {
-            return person_page(&req, &console, &session, client, &form, &errors, None).await;
+            let entered = Entered {
+                contact: form,
+                ..Entered::blank(&console)
+            };
+            return person_page(&req, &console, &session, client, &entered, &errors, None).await;
         }
     };
     // The form's own contact id: sending the same form twice records one contact.
@@ -530,7 +561,7 @@ async fn run(
         occurred_at: None,
         late_entry_reason: None,
     };
-    let blank = ContactForm::blank(console.cases.clock().now());
+    let blank = Entered::blank(console);
     let refused =
         |field: &str, message: String| [FieldError::new(forms::form_field(field), message)];
     match console
@@ -540,7 +571,15 @@ async fn run(
     {
         Ok(_) => see_other(&format!("/console/people/{}?done={done}", client.0)),
         Err(CommandError::Refused(refusal)) => {
-            let errors = refused(refusal.field().unwrap_or("decision"), refusal.to_string());
+            let field = refusal.field().unwrap_or("decision");
+            // The domain's message names its field first ("occurred_at: ..."): the page shows
+            // the message at the form's field instead.
+            let text = refusal.to_string();
+            let message = text
+                .strip_prefix(&format!("{field}: "))
+                .map(str::to_owned)
+                .unwrap_or(text);
+            let errors = refused(field, message);
             person_page(req, console, session, client, &blank, &errors, None).await
         }
         Err(CommandError::Invalid { field, message }) => {
@@ -575,7 +614,7 @@ async fn decide(
             run(&req, &console, &session, client, &command, None, done).await
         }
         Err(errors) => {
-            let blank = ContactForm::blank(console.cases.clock().now());
+            let blank = Entered::blank(&console);
             person_page(&req, &console, &session, client, &blank, &errors, None).await
         }
     }
@@ -615,7 +654,76 @@ async fn assign(
     match form.command(domain::TeamId(team), record.link_worker_id.is_some()) {
         Ok(command) => run(&req, &console, &session, client, &command, None, "assigned").await,
         Err(errors) => {
-            let blank = ContactForm::blank(console.cases.clock().now());
+            let blank = Entered::blank(&console);
+            person_page(&req, &console, &session, client, &blank, &errors, None).await
+        }
+    }
+}
+
+async fn book_appointment(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    console: web::Data<Console>,
+) -> HttpResponse {
+    let fields = forms::fields(&body);
+    let session = match form_session(&req, &console, &fields).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let Some(client) = client_id(&path) else {
+        return failure(Some(&session), &AppError::NotFound("no such person".into()));
+    };
+    let form = forms::AppointmentForm::from_fields(&fields);
+    match form.command() {
+        Ok(command) => {
+            // The form's own appointment id: sending it twice books one appointment.
+            let key = format!("console-appointment-{}", form.appointment_id);
+            run(
+                &req,
+                &console,
+                &session,
+                client,
+                &command,
+                Some(key),
+                "booked",
+            )
+            .await
+        }
+        Err(errors) => {
+            let entered = Entered {
+                appointment: form,
+                ..Entered::blank(&console)
+            };
+            person_page(&req, &console, &session, client, &entered, &errors, None).await
+        }
+    }
+}
+
+async fn appointment_outcome(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    console: web::Data<Console>,
+) -> HttpResponse {
+    let fields = forms::fields(&body);
+    let session = match form_session(&req, &console, &fields).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let Some(client) = client_id(&path) else {
+        return failure(Some(&session), &AppError::NotFound("no such person".into()));
+    };
+    match forms::appointment_outcome(&fields) {
+        Ok(command) => {
+            let done = match command {
+                domain::CaseCommand::RecordAttendance(_) => "attended",
+                _ => "did_not_attend",
+            };
+            run(&req, &console, &session, client, &command, None, done).await
+        }
+        Err(errors) => {
+            let blank = Entered::blank(&console);
             person_page(&req, &console, &session, client, &blank, &errors, None).await
         }
     }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::assets::STYLESHEET;
-use crate::forms::{ContactForm, FieldError};
+use crate::forms::{AppointmentForm, ContactForm, FieldError};
 
 /// A whole page: `title` names it (and the browser tab), `who` is the signed-in session.
 pub fn layout(title: &str, who: Option<&ConsoleSession>, main: Markup) -> Markup {
@@ -290,6 +290,7 @@ pub struct PersonView<'a> {
     pub record: &'a ClientRecord,
     pub journey: &'a JourneyPage,
     pub contact: &'a ContactForm,
+    pub appointment: &'a AppointmentForm,
     pub errors: &'a [FieldError],
     /// What was just done ("Contact recorded"), after a form was sent.
     pub banner: Option<&'a str>,
@@ -306,6 +307,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
         record,
         journey,
         contact: form,
+        appointment,
         errors,
         banner,
         triage,
@@ -354,6 +356,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
                 }
             }
             @if record.status == CaseStatus::Open {
+                (appointments(who, record, journey, appointment, errors))
                 (contact_form(who, record, form, errors))
             }
             h2 class="nhsuk-heading-m" id="journey" { "Journey" }
@@ -751,6 +754,105 @@ fn group_class(error: Option<&FieldError>) -> &'static str {
         "nhsuk-form-group nhsuk-form-group--error"
     } else {
         "nhsuk-form-group"
+    }
+}
+
+/// When each open appointment is, from its booking in the journey.
+fn booked(journey: &JourneyPage, id: Uuid) -> Option<(DateTime<Utc>, String)> {
+    journey.entries.iter().rev().find_map(|e| {
+        let payload = e.corrected_payload.as_ref().unwrap_or(&e.payload);
+        (e.event_type == "AppointmentBooked" && payload["appointment_id"] == id.to_string())
+            .then(|| {
+                let at = payload["scheduled_for"].as_str()?.parse().ok()?;
+                Some((
+                    at,
+                    payload["mode"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .replace('_', " "),
+                ))
+            })
+            .flatten()
+    })
+}
+
+fn appointments(
+    who: &ConsoleSession,
+    record: &ClientRecord,
+    journey: &JourneyPage,
+    form: &AppointmentForm,
+    errors: &[FieldError],
+) -> Markup {
+    let outcome_error = error_for(errors, "appointments");
+    let mode_error = error_for(errors, "appointment_mode");
+    let day_error = error_for(errors, "appointment_on");
+    let time_error = error_for(errors, "appointment_at");
+    let mut open: Vec<(Uuid, Option<(DateTime<Utc>, String)>)> = record
+        .open_appointments
+        .iter()
+        .map(|id| (*id, booked(journey, *id)))
+        .collect();
+    open.sort_by_key(|(_, when)| when.as_ref().map(|(at, _)| *at));
+    html! {
+        h2 class="nhsuk-heading-m" id="appointments" { "Appointments" }
+        (error_message(outcome_error))
+        @if open.is_empty() {
+            p class="nhsuk-body" { "No appointment is booked." }
+        }
+        @for (id, when) in &open {
+            div class="nhsuk-card" {
+                div class="nhsuk-card__content" {
+                    h3 class="nhsuk-card__heading nhsuk-heading-s" {
+                        @match when {
+                            Some((at, mode)) => { (moment(*at)) ", " (mode) }
+                            None => "Booked",
+                        }
+                    }
+                    form method="post" action={"/console/people/" (record.client_id) "/appointments/outcome"} {
+                        (csrf_field(who))
+                        input type="hidden" name="appointment_id" value=(id);
+                        button class="nhsuk-button nhsuk-button--secondary" type="submit" name="outcome" value="attended" { "They came" }
+                        " "
+                        button class="nhsuk-button nhsuk-button--secondary" type="submit" name="outcome" value="did_not_attend" { "They did not come" }
+                    }
+                }
+            }
+        }
+        h3 class="nhsuk-heading-s" { "Book an appointment" }
+        form method="post" action={"/console/people/" (record.client_id) "/appointments"} novalidate {
+            (csrf_field(who))
+            input type="hidden" name="appointment_id" value=(form.appointment_id);
+            div class=(group_class(mode_error)) {
+                fieldset class="nhsuk-fieldset" aria-describedby=[mode_error.map(|_| "appointment_mode-error")] {
+                    legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "How will it take place?" }
+                    (error_message(mode_error))
+                    div class="nhsuk-radios nhsuk-radios--inline" {
+                        @for (i, mode) in ContactMode::ALL.iter().enumerate() {
+                            @let code = domain::code(mode);
+                            @let id = if i == 0 { "appointment_mode".to_owned() } else { format!("appointment_mode-{code}") };
+                            div class="nhsuk-radios__item" {
+                                input class="nhsuk-radios__input" id=(id) name="appointment_mode" type="radio" value=(code)
+                                    checked[form.mode.as_deref() == Some(code.as_str())];
+                                label class="nhsuk-label nhsuk-radios__label" for=(id) { (capitalise(mode.label())) }
+                            }
+                        }
+                    }
+                }
+            }
+            div class=(group_class(day_error)) {
+                label class="nhsuk-label" for="appointment_on" { "Date" }
+                (error_message(day_error))
+                input class="nhsuk-input nhsuk-input--width-10" id="appointment_on" name="appointment_on" type="date"
+                    value=(form.on) aria-describedby=[day_error.map(|_| "appointment_on-error")];
+            }
+            div class=(group_class(time_error)) {
+                label class="nhsuk-label" for="appointment_at" { "Time (UTC)" }
+                (error_message(time_error))
+                input class="nhsuk-input nhsuk-input--width-5" id="appointment_at" name="appointment_at" type="time"
+                    value=(form.at) aria-describedby=[time_error.map(|_| "appointment_at-error")];
+            }
+            button class="nhsuk-button" id="book" type="submit" { "Book appointment" }
+        }
     }
 }
 

@@ -677,7 +677,10 @@ async fn an_auditor_replays_a_journey_as_known_at_a_moment_and_sees_who_read_it(
             server.base
         ))
         .await;
-    assert_eq!(browser.texts("#journey + p + table tbody tr").await.len(), 0);
+    assert_eq!(
+        browser.texts("#journey + p + table tbody tr").await.len(),
+        0
+    );
     assert!(browser.text("#journey + p").await.starts_with("0 entries"));
 
     // Another organisation's auditor is told there is no such record.
@@ -689,5 +692,106 @@ async fn an_auditor_replays_a_journey_as_known_at_a_moment_and_sees_who_read_it(
     )
     .await;
     assert_eq!(status, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_link_worker_books_an_appointment_and_records_that_the_person_did_not_come() {
+    let server = TestServer::start().await;
+    let worker = server.people.worker.clone();
+    let client = open_case(&server).await;
+    server.catch_up().await;
+    let browser = Browser::start().await;
+    let code = sign_in_code(&server, &worker).await;
+    browser
+        .goto(&format!("{}/console/sign-in?code={code}", server.base))
+        .await;
+    browser.click_and_wait("#sign-in").await;
+    browser
+        .goto(&format!("{}/console/people/{client}", server.base))
+        .await;
+    assert_eq!(
+        browser.text("#appointments + p").await,
+        "No appointment is booked."
+    );
+
+    // A booking without its mode is refused by the form; then booked by phone.
+    browser.click_and_wait("#book").await;
+    assert_eq!(
+        browser.texts(".nhsuk-error-summary__list a").await,
+        ["Select how the appointment will take place"]
+    );
+    browser.click("label[for='appointment_mode-phone']").await;
+    browser.click_and_wait("#book").await;
+    assert_eq!(
+        browser.text(".nhsuk-notification-banner__heading").await,
+        "Appointment booked"
+    );
+    let booked = browser.text("#appointments ~ .nhsuk-card h3").await;
+    assert!(booked.ends_with("at 10:00, phone"), "{booked}");
+    browser.assert_accessible("a booked appointment").await;
+
+    // Whether they came cannot be said of an appointment still to come.
+    browser
+        .click_and_wait("button[name='outcome'][value='did_not_attend']")
+        .await;
+    let problems = browser.texts(".nhsuk-error-summary__list a").await;
+    let today = chrono::Utc::now().date_naive();
+    assert_eq!(
+        problems,
+        [format!(
+            "{today} is before the appointment was booked for ({})",
+            today + chrono::Duration::days(7)
+        )]
+    );
+    browser
+        .assert_accessible("an appointment outcome refused")
+        .await;
+
+    // One booked for yesterday (by the service's clock): they did not come, the appointment
+    // is settled, and the caseload counts it.
+    browser
+        .goto(&format!("{}/console/people/{client}", server.base))
+        .await;
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%d");
+    browser
+        .client
+        .execute(
+            &format!("document.getElementById('appointment_on').value = '{yesterday}';"),
+            vec![],
+        )
+        .await
+        .expect("setting the date");
+    browser.click("label[for='appointment_mode']").await;
+    browser.click_and_wait("#book").await;
+    let cards = browser.texts("#appointments ~ .nhsuk-card h3").await;
+    assert_eq!(cards.len(), 2, "{cards:?}");
+    browser
+        .click_and_wait("button[name='outcome'][value='did_not_attend']")
+        .await;
+    assert_eq!(
+        browser.text(".nhsuk-notification-banner__heading").await,
+        "Missed appointment recorded"
+    );
+    assert_eq!(
+        browser.texts("#appointments ~ .nhsuk-card h3").await.len(),
+        1,
+        "the one still to come is left"
+    );
+    let types: Vec<String> = journey(&server, client)
+        .await
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        types.ends_with(&[
+            "AppointmentBooked".to_owned(),
+            "AppointmentNotAttended".to_owned()
+        ]),
+        "{types:?}"
+    );
+    server.catch_up().await;
+    let caseload = server.read(&worker, "/api/v1/caseload").await;
+    assert_eq!(caseload.body["items"][0]["did_not_attend"], 1);
     server.stop().await;
 }
