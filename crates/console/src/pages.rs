@@ -757,8 +757,11 @@ fn group_class(error: Option<&FieldError>) -> &'static str {
     }
 }
 
+/// When an appointment is, and how it takes place.
+type Booking = (DateTime<Utc>, String);
+
 /// When each open appointment is, from its booking in the journey.
-fn booked(journey: &JourneyPage, id: Uuid) -> Option<(DateTime<Utc>, String)> {
+fn booked(journey: &JourneyPage, id: Uuid) -> Option<Booking> {
     journey.entries.iter().rev().find_map(|e| {
         let payload = e.corrected_payload.as_ref().unwrap_or(&e.payload);
         (e.event_type == "AppointmentBooked" && payload["appointment_id"] == id.to_string())
@@ -787,7 +790,7 @@ fn appointments(
     let mode_error = error_for(errors, "appointment_mode");
     let day_error = error_for(errors, "appointment_on");
     let time_error = error_for(errors, "appointment_at");
-    let mut open: Vec<(Uuid, Option<(DateTime<Utc>, String)>)> = record
+    let mut open: Vec<(Uuid, Option<Booking>)> = record
         .open_appointments
         .iter()
         .map(|id| (*id, booked(journey, *id)))
