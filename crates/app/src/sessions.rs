@@ -138,6 +138,12 @@ impl ConsoleSession {
         crate::policy::require(&self.principal, &[Role::Auditor], "the read audit").is_ok()
     }
 
+    /// Whether this session reads the published reports: the policy's answer, for choosing
+    /// pages.
+    pub fn reads_reports(&self) -> bool {
+        crate::policy::may_read_reports(&self.principal).is_ok()
+    }
+
     /// The role's name in words ("link worker").
     pub fn role_name(&self) -> &'static str {
         match self.principal.role {

@@ -22,7 +22,7 @@ impl Application {
         let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
         let address = listener.local_addr()?;
         api::http::install_metrics();
-        let console = console::Console::new(state.cases().clone());
+        let console = console::Console::new(state.cases().clone(), state.reports().clone());
         let server = HttpServer::new(move || {
             api::http::app(state.clone()).configure(console::configure(console.clone()))
         })

@@ -795,3 +795,81 @@ async fn a_link_worker_books_an_appointment_and_records_that_the_person_did_not_
     assert_eq!(caseload.body["items"][0]["did_not_attend"], 1);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_analyst_reads_the_outcome_report_with_its_chart_and_downloads_the_figures() {
+    let server = TestServer::start().await;
+    for _ in 0..6 {
+        refer_new(&server, &server.people.referrer).await;
+    }
+    server.catch_up().await;
+    let analyst = server.people.analyst.clone();
+    let browser = Browser::start().await;
+    let code = sign_in_code(&server, &analyst).await;
+    browser
+        .goto(&format!("{}/console/sign-in?code={code}", server.base))
+        .await;
+    browser.click_and_wait("#sign-in").await;
+    assert_eq!(browser.path().await, "/console/reports");
+    assert_eq!(browser.text("h1").await, "Outcome report");
+    let referrals = browser.text("#referrals + dl").await;
+    assert!(referrals.starts_with("Referrals 6\n"), "{referrals}");
+    assert_eq!(
+        browser.texts("#by-source-table tbody tr").await,
+        ["self referral 6 100.0"]
+    );
+    assert_eq!(
+        browser
+            .client
+            .find_all(fantoccini::Locator::Css("svg.casebook-chart rect"))
+            .await
+            .expect("bars")
+            .len(),
+        1,
+        "one bar, for the one source"
+    );
+    browser.assert_accessible("the outcome report").await;
+
+    // A period that does not read, and one that ends before it starts, are named.
+    browser
+        .goto(&format!("{}/console/reports?from=2026-02-30", server.base))
+        .await;
+    assert_eq!(
+        browser.texts(".nhsuk-error-summary__list a").await,
+        ["Enter a real date"]
+    );
+    browser
+        .goto(&format!(
+            "{}/console/reports?from=2026-03-02&to=2026-03-01",
+            server.base
+        ))
+        .await;
+    assert_eq!(browser.texts(".nhsuk-error-summary__list a").await.len(), 1);
+    browser.assert_accessible("a report period refused").await;
+
+    // The same figures as a file.
+    let session = sign_in(&server, &analyst).await;
+    let response = plain_http()
+        .get(format!("{}/console/reports/outcomes.csv", server.base))
+        .header("cookie", format!("{}={session}", console::SESSION_COOKIE))
+        .send()
+        .await
+        .expect("the file");
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .headers()
+            .get("content-disposition")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("attachment; filename=")),
+        "{:?}",
+        response.headers()
+    );
+    let body = response.text().await.expect("a body");
+    assert!(body.contains("self_referral"), "{body}");
+
+    // A link worker has no report.
+    let worker = sign_in(&server, &server.people.worker).await;
+    assert_eq!(get(&server, &worker, "/console/reports").await.0, 403);
+    server.stop().await;
+}

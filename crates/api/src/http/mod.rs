@@ -172,6 +172,11 @@ impl AppState {
         &self.cases
     }
 
+    /// The published reports every request goes through (for the web console).
+    pub fn reports(&self) -> &app::reports::Reporting {
+        &self.reports
+    }
+
     /// The report snapshots this state builds (one at a time): `casebook serve` resumes the
     /// unfinished ones through it at start.
     pub fn snapshots(&self) -> &app::snapshots::Snapshots {
