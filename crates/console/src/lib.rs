@@ -744,13 +744,13 @@ struct ReportParams {
     rules: Option<String>,
 }
 
+/// A report's period and rule version, as asked.
+type ReportAsked = (app::reports::ReportQuery, Option<i32>);
+
 /// The report the page's form asks for, or what to put right.
 fn report_query(
     params: &ReportParams,
-) -> (
-    pages::ReportForm,
-    Result<(app::reports::ReportQuery, Option<i32>), Vec<FieldError>>,
-) {
+) -> (pages::ReportForm, Result<ReportAsked, Vec<FieldError>>) {
     let form = pages::ReportForm {
         from: params.from.clone().unwrap_or_default(),
         to: params.to.clone().unwrap_or_default(),
