@@ -138,6 +138,12 @@ impl ConsoleSession {
         crate::policy::require(&self.principal, &[Role::Auditor], "the read audit").is_ok()
     }
 
+    /// Whether this session administers the organisation (staff, tokens, sessions): the
+    /// policy's answer, for choosing pages.
+    pub fn administers(&self) -> bool {
+        crate::policy::may_administer(&self.principal).is_ok()
+    }
+
     /// Whether this session reads the published reports: the policy's answer, for choosing
     /// pages.
     pub fn reads_reports(&self) -> bool {
@@ -394,17 +400,107 @@ impl Sessions {
             )
             .await
             .map_err(AccessError::from)?;
+        Ok(rows.iter().map(session_event).collect())
+    }
+}
+
+/// A live console session, as an administrator sees it (never its secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveSession {
+    pub session_id: Uuid,
+    pub staff_id: Uuid,
+    pub name: String,
+    pub signed_in_via: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Sessions {
+    /// The live sessions of the administrator's organisation, newest first (at most 500).
+    ///
+    /// # Errors
+    /// [`crate::AppError::Denied`] by [`crate::policy::may_administer`]; a database failure.
+    pub async fn live_sessions(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<LiveSession>, crate::AppError> {
+        crate::policy::may_administer(principal)?;
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT c.session_id, c.staff_id, s.name, c.signed_in_via, c.created_at,                  c.last_seen_at, c.expires_at FROM console_sessions c JOIN staff s USING (staff_id)                  WHERE s.organisation_id = $1 AND c.ended_at IS NULL AND c.expires_at > now()                  AND c.last_seen_at + c.idle_timeout > now()                  ORDER BY c.created_at DESC LIMIT 500",
+                &[&principal.organisation_id],
+            )
+            .await
+            .map_err(AccessError::from)?;
         Ok(rows
             .iter()
-            .map(|r| SessionEvent {
-                event_id: r.get(0),
-                session_id: r.get(1),
-                staff_id: r.get(2),
-                kind: r.get(3),
-                source: r.get(4),
-                at: r.get(5),
+            .map(|r| LiveSession {
+                session_id: r.get(0),
+                staff_id: r.get(1),
+                name: r.get(2),
+                signed_in_via: r.get(3),
+                created_at: r.get(4),
+                last_seen_at: r.get(5),
+                expires_at: r.get(6),
             })
             .collect())
+    }
+
+    /// Ends a live session of the administrator's organisation (a lost laptop, a leaver), and
+    /// audits it with the administrator's source; false when there is no such live session.
+    ///
+    /// # Errors
+    /// [`crate::AppError::Denied`] by [`crate::policy::may_administer`]; a database failure.
+    pub async fn end_session(
+        &self,
+        principal: &Principal,
+        session_id: Uuid,
+        source: Option<&str>,
+    ) -> Result<bool, crate::AppError> {
+        crate::policy::may_administer(principal)?;
+        let client = self.pool.get().await?;
+        let ended = client
+            .execute(
+                "WITH ended AS (                    UPDATE console_sessions c SET ended_at = now(), ended_why = 'revoked'                    FROM staff s WHERE c.session_id = $1 AND s.staff_id = c.staff_id                    AND s.organisation_id = $2 AND c.ended_at IS NULL                    RETURNING c.session_id, c.staff_id)                  INSERT INTO session_events (session_id, staff_id, organisation_id, kind, source)                  SELECT e.session_id, e.staff_id, $2, 'revoked', $3 FROM ended e",
+                &[&session_id, &principal.organisation_id, &source],
+            )
+            .await
+            .map_err(AccessError::from)?;
+        Ok(ended > 0)
+    }
+
+    /// The session audit of the administrator's organisation, newest first (at most `limit`).
+    ///
+    /// # Errors
+    /// [`crate::AppError::Denied`] by [`crate::policy::may_administer`]; a database failure.
+    pub async fn organisation_events(
+        &self,
+        principal: &Principal,
+        limit: i64,
+    ) -> Result<Vec<SessionEvent>, crate::AppError> {
+        crate::policy::may_administer(principal)?;
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT event_id, session_id, staff_id, kind, source, at FROM session_events                  WHERE organisation_id = $1 ORDER BY event_id DESC LIMIT $2",
+                &[&principal.organisation_id, &limit],
+            )
+            .await
+            .map_err(AccessError::from)?;
+        Ok(rows.iter().map(session_event).collect())
+    }
+}
+
+fn session_event(r: &tokio_postgres::Row) -> SessionEvent {
+    SessionEvent {
+        event_id: r.get(0),
+        session_id: r.get(1),
+        staff_id: r.get(2),
+        kind: r.get(3),
+        source: r.get(4),
+        at: r.get(5),
     }
 }
 

@@ -38,6 +38,7 @@ const FORM_LIMIT: usize = 64 * 1024;
 pub struct Console {
     cases: CaseService,
     reports: app::reports::Reporting,
+    admin: app::admin::Admin,
     sessions: Sessions,
 }
 
@@ -46,9 +47,11 @@ impl Console {
     /// replica).
     pub fn new(cases: CaseService, reports: app::reports::Reporting) -> Console {
         let sessions = Sessions::new(cases.store());
+        let admin = app::admin::Admin::new(cases.store());
         Console {
             cases,
             reports,
+            admin,
             sessions,
         }
     }
@@ -90,6 +93,8 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .route("/console/triage", web::get().to(triage))
             .route("/console/audit", web::get().to(audit))
+            .route("/console/admin", web::get().to(admin))
+            .route("/console/admin/sessions/end", web::post().to(end_session))
             .route("/console/reports", web::get().to(reports))
             .route("/console/reports/outcomes.csv", web::get().to(reports_csv))
             .route(
@@ -280,6 +285,7 @@ async fn home(req: HttpRequest, console: web::Data<Console>) -> HttpResponse {
         Ok(s) if s.caseload().is_some() => see_other("/console/caseload"),
         Ok(s) if s.audits() => see_other("/console/audit"),
         Ok(s) if s.reads_reports() => see_other("/console/reports"),
+        Ok(s) if s.administers() => see_other("/console/admin"),
         Ok(s) => page(
             StatusCode::OK,
             pages::message(
@@ -734,6 +740,77 @@ async fn appointment_outcome(
             let blank = Entered::blank(&console);
             person_page(&req, &console, &session, client, &blank, &errors, None).await
         }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct AdminParams {
+    done: Option<String>,
+}
+
+async fn admin(
+    req: HttpRequest,
+    params: web::Query<AdminParams>,
+    console: web::Data<Console>,
+) -> HttpResponse {
+    let session = match session(&req, &console).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let principal = &session.principal;
+    let staff = match console
+        .admin
+        .list_staff(principal, None, Some(app::MAX_LIMIT))
+        .await
+    {
+        Ok(page) => page.items,
+        Err(e) => return failure(Some(&session), &e),
+    };
+    let live = match console.sessions.live_sessions(principal).await {
+        Ok(l) => l,
+        Err(e) => return failure(Some(&session), &e),
+    };
+    let events = match console.sessions.organisation_events(principal, 50).await {
+        Ok(e) => e,
+        Err(e) => return failure(Some(&session), &e),
+    };
+    let banner = (params.done.as_deref() == Some("ended")).then_some("Session ended");
+    page(
+        StatusCode::OK,
+        pages::admin(&session, &staff, &live, &events, banner),
+    )
+}
+
+async fn end_session(
+    req: HttpRequest,
+    body: web::Bytes,
+    console: web::Data<Console>,
+) -> HttpResponse {
+    let fields = forms::fields(&body);
+    let session = match form_session(&req, &console, &fields).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let Some(target) = fields
+        .get("session_id")
+        .and_then(|v| Uuid::try_parse(v).ok())
+    else {
+        return failure(
+            Some(&session),
+            &AppError::NotFound("no such session".into()),
+        );
+    };
+    match console
+        .sessions
+        .end_session(&session.principal, target, source(&req).as_deref())
+        .await
+    {
+        Ok(true) => see_other("/console/admin?done=ended"),
+        Ok(false) => failure(
+            Some(&session),
+            &AppError::NotFound("no such live session".into()),
+        ),
+        Err(e) => failure(Some(&session), &e),
     }
 }
 

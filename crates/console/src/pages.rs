@@ -53,6 +53,11 @@ pub fn layout(title: &str, who: Option<&ConsoleSession>, main: Markup) -> Markup
                         nav class="nhsuk-header__navigation" aria-label="Menu" {
                             div class="nhsuk-header__navigation-container nhsuk-width-container" {
                                 ul class="nhsuk-header__navigation-list" {
+                                    @if session.administers() {
+                                        li class="nhsuk-header__navigation-item" {
+                                            a class="nhsuk-header__navigation-link" href="/console/admin" { "Administration" }
+                                        }
+                                    }
                                     @if session.reads_reports() {
                                         li class="nhsuk-header__navigation-item" {
                                             a class="nhsuk-header__navigation-link" href="/console/reports" { "Outcome report" }
@@ -710,6 +715,120 @@ pub fn audit(
                 }
                 @if reads.next_cursor.is_some() {
                     p class="nhsuk-body-s" { "Later reads are not shown." }
+                }
+            }
+        },
+    )
+}
+
+/// The administrator's page: the organisation's staff, the console sessions live now (each
+/// can be ended), and the latest session events.
+pub fn admin(
+    who: &ConsoleSession,
+    staff: &[app::access::StaffMember],
+    live: &[app::sessions::LiveSession],
+    events: &[app::sessions::SessionEvent],
+    banner: Option<&str>,
+) -> Markup {
+    let name = |id: Option<Uuid>| {
+        id.and_then(|id| staff.iter().find(|s| s.staff_id == id))
+            .map_or_else(|| "Unknown".to_owned(), |s| s.name.clone())
+    };
+    layout(
+        "Administration",
+        Some(who),
+        html! {
+            @if let Some(banner) = banner {
+                div class="nhsuk-notification-banner nhsuk-notification-banner--success" role="alert" aria-labelledby="done-title" {
+                    div class="nhsuk-notification-banner__header" {
+                        h2 class="nhsuk-notification-banner__title" id="done-title" { "Success" }
+                    }
+                    div class="nhsuk-notification-banner__content" {
+                        p class="nhsuk-notification-banner__heading" { (banner) }
+                    }
+                }
+            }
+            h1 class="nhsuk-heading-l" { "Administration" }
+            h2 class="nhsuk-heading-m" id="sessions" { "Signed in now" }
+            @if live.is_empty() {
+                p class="nhsuk-body" { "No one is signed in to the console." }
+            } @else {
+                table class="nhsuk-table" id="sessions-table" {
+                    caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Live console sessions" }
+                    thead class="nhsuk-table__head" {
+                        tr class="nhsuk-table__row" {
+                            th class="nhsuk-table__header" scope="col" { "Who" }
+                            th class="nhsuk-table__header" scope="col" { "Signed in" }
+                            th class="nhsuk-table__header" scope="col" { "Last seen" }
+                            th class="nhsuk-table__header" scope="col" { "How" }
+                            th class="nhsuk-table__header" scope="col" { span class="nhsuk-u-visually-hidden" { "Action" } }
+                        }
+                    }
+                    tbody class="nhsuk-table__body" {
+                        @for s in live {
+                            tr class="nhsuk-table__row" {
+                                td class="nhsuk-table__cell" { (s.name) }
+                                td class="nhsuk-table__cell" { (moment(s.created_at)) }
+                                td class="nhsuk-table__cell" { (moment(s.last_seen_at)) }
+                                td class="nhsuk-table__cell" { @if s.signed_in_via == "link" { "Sign-in link" } @else { "Single sign-on" } }
+                                td class="nhsuk-table__cell" {
+                                    @if s.session_id != who.session_id() {
+                                        form method="post" action="/console/admin/sessions/end" {
+                                            (csrf_field(who))
+                                            input type="hidden" name="session_id" value=(s.session_id);
+                                            button class="nhsuk-button nhsuk-button--warning nhsuk-u-margin-bottom-0" type="submit" {
+                                                "End session" span class="nhsuk-u-visually-hidden" { " of " (s.name) }
+                                            }
+                                        }
+                                    } @else {
+                                        "This session"
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 class="nhsuk-heading-m" id="events" { "Recent sign-ins and sign-outs" }
+            table class="nhsuk-table" id="events-table" {
+                caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Session events, newest first" }
+                thead class="nhsuk-table__head" {
+                    tr class="nhsuk-table__row" {
+                        th class="nhsuk-table__header" scope="col" { "When" }
+                        th class="nhsuk-table__header" scope="col" { "Who" }
+                        th class="nhsuk-table__header" scope="col" { "What" }
+                        th class="nhsuk-table__header" scope="col" { "From" }
+                    }
+                }
+                tbody class="nhsuk-table__body" {
+                    @for e in events {
+                        tr class="nhsuk-table__row" {
+                            td class="nhsuk-table__cell" { (moment(e.at)) }
+                            td class="nhsuk-table__cell" { (name(e.staff_id)) }
+                            td class="nhsuk-table__cell" { (e.kind.replace('_', " ")) }
+                            td class="nhsuk-table__cell" { (e.source.as_deref().unwrap_or("–")) }
+                        }
+                    }
+                }
+            }
+            h2 class="nhsuk-heading-m" id="staff" { "Staff" }
+            table class="nhsuk-table" id="staff-table" {
+                caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "The organisation's staff" }
+                thead class="nhsuk-table__head" {
+                    tr class="nhsuk-table__row" {
+                        th class="nhsuk-table__header" scope="col" { "Name" }
+                        th class="nhsuk-table__header" scope="col" { "Role" }
+                        th class="nhsuk-table__header" scope="col" { "Active" }
+                    }
+                }
+                tbody class="nhsuk-table__body" {
+                    @for member in staff {
+                        tr class="nhsuk-table__row" {
+                            td class="nhsuk-table__cell" { (member.name) }
+                            td class="nhsuk-table__cell" { (member.role.as_str().replace('_', " ")) }
+                            td class="nhsuk-table__cell" { @if member.active { "Yes" } @else { "No" } }
+                        }
+                    }
                 }
             }
         },

@@ -873,3 +873,89 @@ async fn an_analyst_reads_the_outcome_report_with_its_chart_and_downloads_the_fi
     assert_eq!(get(&server, &worker, "/console/reports").await.0, 403);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_administrator_sees_who_is_signed_in_and_ends_a_session() {
+    let server = TestServer::start().await;
+    let (admin, worker) = (server.people.admin.clone(), server.people.worker.clone());
+    let worker_session = sign_in(&server, &worker).await;
+    let foreign = sign_in(&server, &server.people.foreign_admin).await;
+    let browser = Browser::start().await;
+    let code = sign_in_code(&server, &admin).await;
+    browser
+        .goto(&format!("{}/console/sign-in?code={code}", server.base))
+        .await;
+    browser.click_and_wait("#sign-in").await;
+    assert_eq!(browser.path().await, "/console/admin");
+    let live = browser.texts("#sessions-table tbody tr").await;
+    assert_eq!(
+        live.len(),
+        2,
+        "the worker's and the administrator's own, not another organisation's: {live:?}"
+    );
+    assert!(
+        live.iter()
+            .any(|r| r.contains("Wyn Worker") && r.contains("End session")),
+        "{live:?}"
+    );
+    assert!(
+        live.iter()
+            .any(|r| r.contains("Adam Admin") && r.contains("This session")),
+        "{live:?}"
+    );
+    browser.assert_accessible("the administration page").await;
+
+    // Another organisation's administrator cannot end it.
+    let foreign_page = get(&server, &foreign, "/console/admin").await.1;
+    let target = {
+        let admin_client = server.db.admin_client().await;
+        let row = admin_client
+            .query_one(
+                "SELECT session_id FROM console_sessions WHERE staff_id = $1",
+                &[&worker.staff_id],
+            )
+            .await
+            .expect("the worker's session");
+        row.get::<_, Uuid>(0).to_string()
+    };
+    let refused = post(
+        &server,
+        &foreign,
+        "/console/admin/sessions/end",
+        None,
+        &[
+            ("csrf", hidden(&foreign_page, "csrf").as_str()),
+            ("session_id", target.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(refused, 404);
+    assert_eq!(
+        get(&server, &worker_session, "/console/caseload").await.0,
+        200
+    );
+
+    // Ours can: the worker is signed out at their next request, and the audit says who did it.
+    browser.click_and_wait("#sessions-table button").await;
+    assert_eq!(
+        browser.text(".nhsuk-notification-banner__heading").await,
+        "Session ended"
+    );
+    assert_eq!(browser.texts("#sessions-table tbody tr").await.len(), 1);
+    assert_eq!(
+        get(&server, &worker_session, "/console/caseload").await.0,
+        401
+    );
+    let events = browser.texts("#events-table tbody tr").await;
+    assert!(
+        events[0].contains("Wyn Worker")
+            && events[0].contains("revoked")
+            && events[0].contains("127.0.0.1"),
+        "{events:?}"
+    );
+
+    // No one else administers.
+    let worker_again = sign_in(&server, &worker).await;
+    assert_eq!(get(&server, &worker_again, "/console/admin").await.0, 403);
+    server.stop().await;
+}
