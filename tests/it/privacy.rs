@@ -134,17 +134,13 @@ async fn journey_with_personal_data(server: &TestServer) -> Uuid {
 /// Every row of every table, as text, with the table's name.
 pub(crate) async fn every_table(server: &TestServer) -> Vec<(String, String)> {
     let admin = server.db.admin_client().await;
-    let tables: Vec<String> = admin
-        .query(
-            "SELECT table_name::text FROM information_schema.tables \
-             WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
-            &[],
-        )
-        .await
-        .expect("tables")
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let tables: Vec<String> = testkit::query_column(
+        &admin,
+        "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
+        &[],
+    )
+    .await;
     assert!(tables.len() > 10, "{tables:?}");
     let mut out = Vec::new();
     for table in tables {
@@ -299,17 +295,10 @@ async fn personal_data_is_sealed_at_rest_and_erasure_leaves_no_readable_trace() 
     server.catch_up().await;
     let now: chrono::DateTime<chrono::Utc> =
         testkit::query_value(&admin, "SELECT now()", &[]).await;
-    let snapshot = server
-        .post(
-            &people.analyst,
-            "/api/v1/reports/outcomes/snapshots",
-            json!({ "known_at": now }),
-        )
-        .await;
-    assert_eq!(snapshot.status, 202, "{:#}", snapshot.body);
+    let snapshot = server.start_snapshot(&people.analyst, json!(now)).await;
     let path = format!(
         "/api/v1/reports/outcomes/snapshots/{}/report",
-        snapshot.body["id"].as_str().expect("an id")
+        snapshot["id"].as_str().expect("an id")
     );
     let mut replayed = server.get(&people.analyst, &path).await;
     for _ in 0..600 {
@@ -400,12 +389,7 @@ async fn a_message_to_the_gp_needs_consent_and_a_withdrawal_is_honoured_and_show
     let journey = server
         .get(&people.auditor, &client_path(client, "journey"))
         .await;
-    let types: Vec<&str> = journey.body["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .filter_map(|e| e["event_type"].as_str())
-        .collect();
+    let types = crate::support::texts(&journey.body, "entries", "event_type");
     let tail = &types[types.len() - 3..];
     assert_eq!(
         tail,
@@ -824,11 +808,7 @@ async fn the_service_role_can_destroy_a_data_key_but_never_replace_one_or_change
         ("DELETE FROM subject_keys", "owner"),
     ] {
         let connection = if who == "app" { &app } else { &admin };
-        let error = connection.batch_execute(sql).await.expect_err(sql);
-        let message = error
-            .as_db_error()
-            .map(|e| e.message().to_owned())
-            .unwrap_or_default();
+        let message = testkit::refusal(connection, sql).await;
         assert!(
             message.contains("permission denied")
                 || message.contains("must be owner")

@@ -349,6 +349,30 @@ impl TestServer {
         self.call(Some(who), "POST", path, Some(&body), &[]).await
     }
 
+    /// The id of the one event of `event_type` on `client`'s record.
+    pub async fn event_id(&self, client: &Uuid, event_type: &str) -> Uuid {
+        testkit::query_value(
+            &self.db.admin_client().await,
+            "SELECT event_id FROM events WHERE stream_id = $1 AND event_type = $2",
+            &[client, &event_type],
+        )
+        .await
+    }
+
+    /// Starts a snapshot of the outcome report as known at `known_at` (an RFC 3339 time) and
+    /// insists on 202; the snapshot.
+    pub async fn start_snapshot(&self, who: &Person, known_at: Value) -> Value {
+        let started = self
+            .post(
+                who,
+                "/api/v1/reports/outcomes/snapshots",
+                json!({ "known_at": known_at }),
+            )
+            .await;
+        assert_eq!(started.status, 202, "{:#}", started.body);
+        started.body
+    }
+
     /// Gets and insists on 200.
     pub async fn read(&self, who: &Person, path: &str) -> Reply {
         let reply = self.get(who, path).await;
