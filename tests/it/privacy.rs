@@ -459,11 +459,8 @@ async fn report_cells_of_fewer_than_five_people_are_suppressed() {
     for _ in 0..2 {
         crate::http::journey::refer_new(&server, &people.referrer).await;
     }
-    server.catch_up().await;
-    let outcomes = server
-        .get(&people.analyst, "/api/v1/reports/outcomes")
-        .await;
-    let referrals = &outcomes.body["referrals"];
+    let outcomes = server.caught_up_outcomes().await;
+    let referrals = &outcomes["referrals"];
     assert_eq!(referrals["total"], 10, "{referrals:#}");
     let sources = referrals["by_source"].as_array().expect("sources");
     assert_eq!(sources.len(), 2, "{referrals:#}");
@@ -471,7 +468,7 @@ async fn report_cells_of_fewer_than_five_people_are_suppressed() {
         assert_eq!(share["count"], Value::Null, "{referrals:#}");
         assert_eq!(share["suppressed"], true);
     }
-    assert_eq!(outcomes.body["suppression"]["rules_version"], 3);
+    assert_eq!(outcomes["suppression"]["rules_version"], 3);
     // Referrals received in one day only: none (zero discloses nobody).
     let today = server
         .get(

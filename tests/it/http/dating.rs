@@ -260,15 +260,8 @@ async fn a_corrected_referral_reason_moves_the_referral_mix_by_one() {
             })
             .collect()
     };
-    let report = async || {
-        server.catch_up().await;
-        server
-            .get(&people.analyst, "/api/v1/reports/outcomes")
-            .await
-            .body
-    };
     assert_eq!(
-        mix(&report().await),
+        mix(&server.caught_up_outcomes().await),
         [
             ("loneliness_isolation".to_owned(), json!(6)),
             ("housing".to_owned(), json!(5))
@@ -294,7 +287,7 @@ async fn a_corrected_referral_reason_moves_the_referral_mix_by_one() {
         )
         .await;
     assert!(corrected.body["position"].as_i64() > Some(0));
-    let after = report().await;
+    let after = server.caught_up_outcomes().await;
     assert_eq!(
         mix(&after),
         [

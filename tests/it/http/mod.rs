@@ -359,6 +359,14 @@ impl TestServer {
         .await
     }
 
+    /// The outcome report the reporting analyst reads once every projection has caught up.
+    pub async fn caught_up_outcomes(&self) -> Value {
+        self.catch_up().await;
+        self.read(&self.people.analyst, "/api/v1/reports/outcomes")
+            .await
+            .body
+    }
+
     /// Starts a snapshot of the outcome report as known at `known_at` (an RFC 3339 time) and
     /// insists on 202; the snapshot.
     pub async fn start_snapshot(&self, who: &Person, known_at: Value) -> Value {

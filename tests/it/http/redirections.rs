@@ -210,11 +210,8 @@ async fn redirections_name_a_service_or_a_code_and_reports_count_them_by_destina
         "{entry:#}"
     );
 
-    server.catch_up().await;
-    let report = server
-        .read(&people.analyst, "/api/v1/reports/outcomes")
-        .await;
-    let referrals = &report.body["referrals"];
+    let report = server.caught_up_outcomes().await;
+    let referrals = &report["referrals"];
     assert_eq!(referrals["redirected"], 26, "{referrals:#}");
     let counts: Vec<(String, Value)> = referrals["by_destination"]
         .as_array()
@@ -246,7 +243,7 @@ async fn redirections_name_a_service_or_a_code_and_reports_count_them_by_destina
                 &[]).await;
         assert_eq!(copied, 0, "{table}");
     }
-    let text = report.body.to_string().to_lowercase();
+    let text = report.to_string().to_lowercase();
     assert!(
         !text.contains("mendip") && !text.contains("coaching"),
         "{text}"
