@@ -455,22 +455,14 @@ async fn connections_must_name_a_listed_service_that_takes_referrals() {
         .await;
     refused(&reply, "service_withdrawn");
     server.catch_up().await;
-    let listing = server
-        .call(None, "GET", "/oruk/services?per_page=500", None, &[])
-        .await;
+    let listing = server.get_public("/oruk/services?per_page=500").await;
     assert_eq!(listing.status, 200);
     let ids = crate::support::texts(&listing.body, "contents", "id");
     assert!(!ids.contains(&other.to_string().as_str()));
     assert!(ids.contains(&service.to_string().as_str()));
     // A sync by modification time learns it is gone; by id it reads as defunct.
     let sync = server
-        .call(
-            None,
-            "GET",
-            "/oruk/services?modified_after=2000-01-01T00:00:00Z&per_page=500",
-            None,
-            &[],
-        )
+        .get_public("/oruk/services?modified_after=2000-01-01T00:00:00Z&per_page=500")
         .await;
     let gone = sync.body["contents"]
         .as_array()
@@ -480,18 +472,12 @@ async fn connections_must_name_a_listed_service_that_takes_referrals() {
         .expect("in the sync");
     assert_eq!(gone["status"], "defunct");
     let one = server
-        .call(None, "GET", &format!("/oruk/services/{service}"), None, &[])
+        .get_public(&format!("/oruk/services/{service}"))
         .await;
     assert_eq!(one.status, 200);
     assert_eq!(one.body["alert"], "Closed to new referrals.");
     let missing = server
-        .call(
-            None,
-            "GET",
-            &format!("/oruk/services/{}", Uuid::new_v4()),
-            None,
-            &[],
-        )
+        .get_public(&format!("/oruk/services/{}", Uuid::new_v4()))
         .await;
     assert_eq!(missing.status, 404);
 }

@@ -345,6 +345,11 @@ impl TestServer {
         self.call(Some(who), "GET", path, None, &[]).await
     }
 
+    /// Gets with no credentials, as the public does.
+    pub async fn get_public(&self, path: &str) -> Reply {
+        self.call(None, "GET", path, None, &[]).await
+    }
+
     pub async fn post(&self, who: &Person, path: &str, body: Value) -> Reply {
         self.call(Some(who), "POST", path, Some(&body), &[]).await
     }
