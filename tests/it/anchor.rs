@@ -290,13 +290,8 @@ async fn renumbering_positions_after_a_deletion_is_caught() {
     ))
     .await;
     let admin = log.db.admin_client().await;
-    let positions: Vec<i64> = admin
-        .query("SELECT position FROM events ORDER BY position", &[])
-        .await
-        .expect("positions")
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let positions: Vec<i64> =
+        testkit::query_column(&admin, "SELECT position FROM events ORDER BY position", &[]).await;
     assert_eq!(
         positions,
         (positions[0]..positions[0] + 16).collect::<Vec<_>>(),

@@ -11,7 +11,9 @@ use eventstore::Metadata;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::support::{list_sample_services, metadata, new_client_intake, store_with_db};
+use crate::support::{
+    assessment, list_sample_services, metadata, new_client_intake, record_contact, store_with_db,
+};
 
 fn at(month: u32, day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, month, day, 10, 0, 0)
@@ -67,33 +69,21 @@ fn journey(
         CaseCommand::RecordAttendance(AppointmentAttended {
             appointment_id: appointment,
         }),
-        CaseCommand::RecordContact(ContactRecorded {
-            contact_id: ContactId(n(4)),
-            mode: ContactMode::Phone,
-            minutes: 20,
-            contacted_at: at(3, 5),
-            note: None,
-        }),
-        CaseCommand::RecordAssessment(AssessmentRecorded {
-            assessment_id: AssessmentId(n(5)),
-            instrument: Instrument::Swemwbs,
-            instrument_version: 1,
-            timepoint: Timepoint::Baseline,
-            mode: AdministrationMode::SelfCompleted,
-            answers: vec![2; 7],
-            licensor_score: None,
-            administered_on: date(3, 5),
-        }),
-        CaseCommand::RecordAssessment(AssessmentRecorded {
-            assessment_id: AssessmentId(n(6)),
-            instrument: Instrument::Swemwbs,
-            instrument_version: 1,
-            timepoint: Timepoint::FollowUp,
-            mode: AdministrationMode::SelfCompleted,
-            answers: vec![4; 7],
-            licensor_score: None,
-            administered_on: date(4, 20),
-        }),
+        record_contact(n(4), ContactMode::Phone, 20, at(3, 5)),
+        assessment(
+            n(5),
+            Instrument::Swemwbs,
+            Timepoint::Baseline,
+            vec![2; 7],
+            date(3, 5),
+        ),
+        assessment(
+            n(6),
+            Instrument::Swemwbs,
+            Timepoint::FollowUp,
+            vec![4; 7],
+            date(4, 20),
+        ),
         // Consent to share, so that a connection corrected to an accompanied visit is one it
         // could have been recorded as.
         CaseCommand::RecordConsent(ConsentRecorded {
@@ -129,6 +119,20 @@ fn journey(
     commands
 }
 
+/// `command`, one of the commands `Name(payload)` whose event is `Event(payload)`, with its
+/// event passed through `set`.
+macro_rules! reencoded {
+    ($command:expr, $set:expr, $($name:ident => $event:ident),+ $(,)?) => {
+        match $command {
+            $(CaseCommand::$name(c) => match $set(CaseEvent::$event(c.clone())) {
+                CaseEvent::$event(c) => CaseCommand::$name(c),
+                _ => unreachable!(),
+            },)+
+            other => panic!("no patch for {other:?}"),
+        }
+    };
+}
+
 /// A command with one field of its event changed (through the event's own encoding).
 fn patched(command: &CaseCommand, field: &str, value: &Value) -> CaseCommand {
     let set = |event: CaseEvent| -> CaseEvent {
@@ -159,37 +163,17 @@ fn patched(command: &CaseCommand, field: &str, value: &Value) -> CaseCommand {
                 referral: r,
             }
         }
-        CaseCommand::BookAppointment(c) => match set(CaseEvent::AppointmentBooked(c.clone())) {
-            CaseEvent::AppointmentBooked(c) => CaseCommand::BookAppointment(c),
-            _ => unreachable!(),
-        },
-        CaseCommand::RecordContact(c) => match set(CaseEvent::ContactRecorded(c.clone())) {
-            CaseEvent::ContactRecorded(c) => CaseCommand::RecordContact(c),
-            _ => unreachable!(),
-        },
-        CaseCommand::RecordAssessment(c) => match set(CaseEvent::AssessmentRecorded(c.clone())) {
-            CaseEvent::AssessmentRecorded(c) => CaseCommand::RecordAssessment(c),
-            _ => unreachable!(),
-        },
-        CaseCommand::MakeConnection(c) => match set(CaseEvent::OnwardConnectionMade(c.clone())) {
-            CaseEvent::OnwardConnectionMade(c) => CaseCommand::MakeConnection(c),
-            _ => unreachable!(),
-        },
-        CaseCommand::RecordConnectionOutcome(c) => {
-            match set(CaseEvent::ConnectionOutcomeRecorded(c.clone())) {
-                CaseEvent::ConnectionOutcomeRecorded(c) => CaseCommand::RecordConnectionOutcome(c),
-                _ => unreachable!(),
-            }
-        }
-        CaseCommand::RecordServiceGap(c) => match set(CaseEvent::ServiceGapRecorded(c.clone())) {
-            CaseEvent::ServiceGapRecorded(c) => CaseCommand::RecordServiceGap(c),
-            _ => unreachable!(),
-        },
-        CaseCommand::CloseCase(c) => match set(CaseEvent::CaseClosed(c.clone())) {
-            CaseEvent::CaseClosed(c) => CaseCommand::CloseCase(c),
-            _ => unreachable!(),
-        },
-        other => panic!("no patch for {other:?}"),
+        other => reencoded!(
+            other,
+            set,
+            BookAppointment => AppointmentBooked,
+            RecordContact => ContactRecorded,
+            RecordAssessment => AssessmentRecorded,
+            MakeConnection => OnwardConnectionMade,
+            RecordConnectionOutcome => ConnectionOutcomeRecorded,
+            RecordServiceGap => ServiceGapRecorded,
+            CloseCase => CaseClosed,
+        ),
     }
 }
 

@@ -4,7 +4,7 @@ use chrono::NaiveDate;
 use devtools::population::{PopulationOptions, populate};
 use serde_json::Value;
 
-use crate::support::store_with_db;
+use crate::support::demo_store;
 
 fn options(clients: usize) -> PopulationOptions {
     PopulationOptions {
@@ -39,16 +39,12 @@ async fn log(
     }
     // Read through the store: stored personal fields are sealed with random nonces, so only
     // their opened values can be compared.
-    let streams: Vec<uuid::Uuid> = client
-        .query(
-            "SELECT DISTINCT stream_id FROM events WHERE stream_type = 'client' ORDER BY 1",
-            &[],
-        )
-        .await
-        .expect("the streams")
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let streams: Vec<uuid::Uuid> = testkit::query_column(
+        client,
+        "SELECT DISTINCT stream_id FROM events WHERE stream_type = 'client' ORDER BY 1",
+        &[],
+    )
+    .await;
     let mut out = Vec::new();
     for stream in streams {
         for event in store.read_stream(stream, 1, None).await.expect("a stream") {
@@ -68,11 +64,7 @@ async fn log(
 
 #[tokio::test]
 async fn the_demo_population_is_believable_reproducible_and_made_once() {
-    let (db, store) = store_with_db(8).await;
-    let admin = db.admin_client().await;
-    let access = devtools::demo::ensure_demo_access(&admin)
-        .await
-        .expect("demo access");
+    let (_db, store, admin, access) = demo_store().await;
     let report = populate(&store, &admin, &access, &options(60), |_| {})
         .await
         .expect("the population");
@@ -158,11 +150,7 @@ async fn the_demo_population_is_believable_reproducible_and_made_once() {
 
     // The same seed in another database makes the same log (bar the ids the access tables
     // make).
-    let (other_db, other_store) = store_with_db(8).await;
-    let other_admin = other_db.admin_client().await;
-    let other_access = devtools::demo::ensure_demo_access(&other_admin)
-        .await
-        .expect("demo access");
+    let (_other_db, other_store, other_admin, other_access) = demo_store().await;
     populate(
         &other_store,
         &other_admin,

@@ -223,6 +223,17 @@ async fn a_malformed_record_is_rejected_with_its_reasons_while_the_rest_import()
     assert_eq!(event_count(&store).await, 3);
 }
 
+/// Asserts a search found something, and that everything it found `holds`.
+#[track_caller]
+fn assert_all(
+    found: &[app::directory::DirectoryEntry],
+    holds: impl Fn(&app::directory::DirectoryEntry) -> bool,
+) {
+    assert!(!found.is_empty());
+    let names: Vec<&str> = found.iter().take(20).map(|e| e.name.as_str()).collect();
+    assert!(found.iter().all(holds), "{names:?}");
+}
+
 #[tokio::test]
 async fn search_ranks_by_words_and_filters_by_need_area_and_availability() {
     let (_db, store) = store_with_db(4).await;
@@ -265,23 +276,11 @@ async fn search_ranks_by_words_and_filters_by_need_area_and_availability() {
         names(&found, 6)
     );
     let found = search(Some("grief"), None, None, false).await;
-    assert!(!found.is_empty());
-    assert!(
-        found
-            .iter()
-            .all(|e| e.needs.contains(&NeedDomain::Bereavement)),
-        "{:?}",
-        names(&found, 20)
-    );
+    assert_all(&found, |e| e.needs.contains(&NeedDomain::Bereavement));
     let found = search(Some("\"lunch club\" -frome"), None, None, false).await;
-    assert!(!found.is_empty());
-    assert!(
-        found
-            .iter()
-            .all(|e| e.name.contains("Lunch Club") && !e.name.contains("Frome")),
-        "{:?}",
-        names(&found, 20)
-    );
+    assert_all(&found, |e| {
+        e.name.contains("Lunch Club") && !e.name.contains("Frome")
+    });
     assert!(
         search(Some("xylophone"), None, None, false)
             .await
@@ -296,11 +295,9 @@ async fn search_ranks_by_words_and_filters_by_need_area_and_availability() {
         false,
     )
     .await;
-    assert!(!found.is_empty());
-    assert!(
-        found.iter().all(|e| e.areas.contains(&"ba5".to_owned())
-            && e.needs.contains(&NeedDomain::MoneyBenefitsDebt))
-    );
+    assert_all(&found, |e| {
+        e.areas.contains(&"ba5".to_owned()) && e.needs.contains(&NeedDomain::MoneyBenefitsDebt)
+    });
     assert_eq!(
         found,
         search(
@@ -458,27 +455,14 @@ async fn connections_must_name_a_listed_service_that_takes_referrals() {
         .await;
     refused(&reply, "service_withdrawn");
     server.catch_up().await;
-    let listing = server
-        .call(None, "GET", "/oruk/services?per_page=500", None, &[])
-        .await;
+    let listing = server.get_public("/oruk/services?per_page=500").await;
     assert_eq!(listing.status, 200);
-    let ids: Vec<&str> = listing.body["contents"]
-        .as_array()
-        .expect("contents")
-        .iter()
-        .filter_map(|s| s["id"].as_str())
-        .collect();
+    let ids = crate::support::texts(&listing.body, "contents", "id");
     assert!(!ids.contains(&other.to_string().as_str()));
     assert!(ids.contains(&service.to_string().as_str()));
     // A sync by modification time learns it is gone; by id it reads as defunct.
     let sync = server
-        .call(
-            None,
-            "GET",
-            "/oruk/services?modified_after=2000-01-01T00:00:00Z&per_page=500",
-            None,
-            &[],
-        )
+        .get_public("/oruk/services?modified_after=2000-01-01T00:00:00Z&per_page=500")
         .await;
     let gone = sync.body["contents"]
         .as_array()
@@ -488,18 +472,12 @@ async fn connections_must_name_a_listed_service_that_takes_referrals() {
         .expect("in the sync");
     assert_eq!(gone["status"], "defunct");
     let one = server
-        .call(None, "GET", &format!("/oruk/services/{service}"), None, &[])
+        .get_public(&format!("/oruk/services/{service}"))
         .await;
     assert_eq!(one.status, 200);
     assert_eq!(one.body["alert"], "Closed to new referrals.");
     let missing = server
-        .call(
-            None,
-            "GET",
-            &format!("/oruk/services/{}", Uuid::new_v4()),
-            None,
-            &[],
-        )
+        .get_public(&format!("/oruk/services/{}", Uuid::new_v4()))
         .await;
     assert_eq!(missing.status, 404);
 }
@@ -575,16 +553,10 @@ async fn capacity_changes_and_connection_outcomes_show_in_the_gap_report() {
     // One person's connection: its counts, and the wait that would give them away, are suppressed.
     assert_eq!(row["waiting_list"], Value::Null);
     assert_eq!(row["mean_waiting_weeks"], Value::Null);
-    let figures = app::reports::gap_report(
-        &server.db.app_client().await,
-        &app::reports::ReportFilter {
-            organisation_id: Some(people.lead.organisation_id),
-            rules_version: 3,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("the figures");
+    let of_the_organisation = crate::support::under_v3(Some(people.lead.organisation_id));
+    let figures = app::reports::gap_report(&server.db.app_client().await, &of_the_organisation)
+        .await
+        .expect("the figures");
     let row = figures
         .connections
         .iter()

@@ -3,19 +3,17 @@
 //! the ONS and UCLA bands, MYCaW, the evaluation consent rule, baselines that do not carry over
 //! to a second episode, and the complementary rule over a measure's categories.
 
-use std::sync::Arc;
-
-use app::reports::{OutcomeReport, ReportFilter, outcome_report, suppress_outcomes};
+use app::reports::{OutcomeReport, outcome_report, suppress_outcomes};
 use app::{CaseService, CommandOptions};
 use chrono::{NaiveDate, TimeZone, Utc};
 use domain::*;
 use eventstore::Metadata;
-use projector::rules::{PrivacyRules, Rules};
+use projector::rules::PrivacyRules;
 use uuid::Uuid;
 
 use crate::support::{
-    assessment, execute_all, metadata, new_client_intake, opened_case, store_with_db,
-    wemwbs_answers,
+    assessment, catch_up, execute_all, metadata, new_client_intake, opened_case, outcomes_under,
+    store_with_db, under_v3, wemwbs_answers,
 };
 
 fn on(month: u32, day: u32) -> NaiveDate {
@@ -36,16 +34,7 @@ struct Person {
 async fn journey(cases: &CaseService, n: u128, person: &Person) {
     let client = ClientId(Uuid::from_u128(n));
     let id = |k: u128| Uuid::from_u128(n * 1000 + k);
-    let mut commands = opened_case(
-        client,
-        ReferralId(id(1)),
-        ReferralSource::Gp,
-        vec![NeedDomain::LonelinessIsolation],
-        (
-            StaffId(Uuid::from_u128(0x5001)),
-            TeamId(Uuid::from_u128(0x7ea)),
-        ),
-    );
+    let mut commands = gp_case(client, ReferralId(id(1)));
     if person.withdraws_evaluation_consent {
         commands.push(CaseCommand::RecordConsent(ConsentRecorded {
             scope: ConsentScope::Evaluation,
@@ -132,27 +121,32 @@ async fn journey(cases: &CaseService, n: u128, person: &Person) {
     }
 }
 
+/// The service-gap figures under rules v3, as they stand.
+async fn gap_figures(db: &testkit::TestDb) -> app::reports::GapReport {
+    app::reports::gap_report(&db.app_client().await, &under_v3(None))
+        .await
+        .expect("the gaps")
+}
+
+/// A GP's referral for loneliness of `client`, accepted and assigned to the same link worker.
+fn gp_case(client: ClientId, referral: ReferralId) -> Vec<CaseCommand> {
+    opened_case(
+        client,
+        referral,
+        ReferralSource::Gp,
+        vec![NeedDomain::LonelinessIsolation],
+        (
+            StaffId(Uuid::from_u128(0x5001)),
+            TeamId(Uuid::from_u128(0x7ea)),
+        ),
+    )
+}
+
 async fn report(store: &eventstore::EventStore, db: &testkit::TestDb) -> OutcomeReport {
-    projector::Runner::new(
-        store.clone(),
-        Arc::new(projector::OutcomesProjection::new(
-            Rules::load(3).expect("v3"),
-        )),
-        Uuid::new_v4(),
-        projector::RunnerSettings::default(),
-    )
-    .catch_up()
-    .await
-    .expect("catch up");
-    outcome_report(
-        &db.app_client().await,
-        &ReportFilter {
-            rules_version: 3,
-            ..ReportFilter::default()
-        },
-    )
-    .await
-    .expect("the report")
+    catch_up(store, outcomes_under(3)).await;
+    outcome_report(&db.app_client().await, &under_v3(None))
+        .await
+        .expect("the report")
 }
 
 fn measure<'a>(report: &'a OutcomeReport, name: &str) -> &'a app::reports::MeasureFigures {
@@ -250,38 +244,25 @@ async fn the_figures_people_ask_for() {
         (anxiety.mean_change, anxiety.mean_improvement),
         (Some(-5.0), Some(5.0))
     );
-    let bands = |name: &str| -> Vec<(String, Option<i64>, Option<i64>)> {
+    // Each band of a measure as `code baseline/follow-up` (`-` for no count).
+    let bands = |name: &str| {
+        let count = |n: Option<i64>| n.map_or("-".to_owned(), |n| n.to_string());
         measure(&report, name)
             .bands
             .iter()
-            .map(|b| (b.code.clone(), b.baseline, b.follow_up))
-            .collect()
-    };
-    let band = |code: &str, baseline: i64, follow_up: i64| {
-        (code.to_owned(), Some(baseline), Some(follow_up))
+            .map(|b| format!("{} {}/{}", b.code, count(b.baseline), count(b.follow_up)))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     assert_eq!(
         bands("ons4_life_satisfaction"),
-        [
-            band("low", 1, 0),
-            band("medium", 0, 0),
-            band("high", 0, 1),
-            band("very_high", 0, 0)
-        ]
+        "low 1/0, medium 0/0, high 0/1, very_high 0/0"
     );
     assert_eq!(
         bands("ons4_anxiety"),
-        [
-            band("very_low", 0, 0),
-            band("low", 0, 1),
-            band("medium", 0, 0),
-            band("high", 1, 0)
-        ]
+        "very_low 0/0, low 0/1, medium 0/0, high 1/0"
     );
-    assert_eq!(
-        bands("ucla3"),
-        [band("not_lonely", 0, 1), band("lonely", 2, 1)]
-    );
+    assert_eq!(bands("ucla3"), "not_lonely 0/1, lonely 2/1");
     let lonely = measure(&report, "ons_loneliness");
     assert_eq!(lonely.bands[0].code, "often_always");
     assert_eq!(
@@ -396,24 +377,8 @@ async fn areas_typed_differently_are_one_cell_where_gaps_and_capacity_meet() {
             .expect("the gap");
     }
     report(&store, &db).await;
-    projector::Runner::new(
-        store.clone(),
-        Arc::new(projector::DirectoryProjection),
-        Uuid::new_v4(),
-        projector::RunnerSettings::default(),
-    )
-    .catch_up()
-    .await
-    .expect("the directory");
-    let gaps = app::reports::gap_report(
-        &db.app_client().await,
-        &ReportFilter {
-            rules_version: 3,
-            ..ReportFilter::default()
-        },
-    )
-    .await
-    .expect("the gaps");
+    catch_up(&store, projector::DirectoryProjection).await;
+    let gaps = gap_figures(&db).await;
     let cells: Vec<(String, Option<String>, Option<i64>)> = gaps
         .gaps
         .iter()
@@ -453,16 +418,7 @@ async fn two_records_may_use_the_same_ids_and_both_count() {
     let shared = |k: u128| Uuid::from_u128(0xdead_0000 + k);
     for n in [301u128, 302] {
         let client = ClientId(Uuid::from_u128(n));
-        let mut commands = opened_case(
-            client,
-            ReferralId(shared(1)),
-            ReferralSource::Gp,
-            vec![NeedDomain::LonelinessIsolation],
-            (
-                StaffId(Uuid::from_u128(0x5001)),
-                TeamId(Uuid::from_u128(0x7ea)),
-            ),
-        );
+        let mut commands = gp_case(client, ReferralId(shared(1)));
         commands.extend([
             CaseCommand::MakeConnection(OnwardConnectionMade {
                 connection_id: ConnectionId(shared(2)),
@@ -482,15 +438,7 @@ async fn two_records_may_use_the_same_ids_and_both_count() {
     }
     let report = report(&store, &db).await;
     assert_eq!(report.referrals.total, Some(2));
-    let gaps = app::reports::gap_report(
-        &db.app_client().await,
-        &ReportFilter {
-            rules_version: 3,
-            ..ReportFilter::default()
-        },
-    )
-    .await
-    .expect("the gaps");
+    let gaps = gap_figures(&db).await;
     assert_eq!(gaps.gaps.iter().filter_map(|g| g.count).sum::<i64>(), 2);
     assert_eq!(
         gaps.connections.iter().filter_map(|c| c.made).sum::<i64>(),

@@ -134,17 +134,13 @@ async fn journey_with_personal_data(server: &TestServer) -> Uuid {
 /// Every row of every table, as text, with the table's name.
 pub(crate) async fn every_table(server: &TestServer) -> Vec<(String, String)> {
     let admin = server.db.admin_client().await;
-    let tables: Vec<String> = admin
-        .query(
-            "SELECT table_name::text FROM information_schema.tables \
-             WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
-            &[],
-        )
-        .await
-        .expect("tables")
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let tables: Vec<String> = testkit::query_column(
+        &admin,
+        "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
+        &[],
+    )
+    .await;
     assert!(tables.len() > 10, "{tables:?}");
     let mut out = Vec::new();
     for table in tables {
@@ -299,17 +295,10 @@ async fn personal_data_is_sealed_at_rest_and_erasure_leaves_no_readable_trace() 
     server.catch_up().await;
     let now: chrono::DateTime<chrono::Utc> =
         testkit::query_value(&admin, "SELECT now()", &[]).await;
-    let snapshot = server
-        .post(
-            &people.analyst,
-            "/api/v1/reports/outcomes/snapshots",
-            json!({ "known_at": now }),
-        )
-        .await;
-    assert_eq!(snapshot.status, 202, "{:#}", snapshot.body);
+    let snapshot = server.start_snapshot(&people.analyst, json!(now)).await;
     let path = format!(
         "/api/v1/reports/outcomes/snapshots/{}/report",
-        snapshot.body["id"].as_str().expect("an id")
+        snapshot["id"].as_str().expect("an id")
     );
     let mut replayed = server.get(&people.analyst, &path).await;
     for _ in 0..600 {
@@ -400,12 +389,7 @@ async fn a_message_to_the_gp_needs_consent_and_a_withdrawal_is_honoured_and_show
     let journey = server
         .get(&people.auditor, &client_path(client, "journey"))
         .await;
-    let types: Vec<&str> = journey.body["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .filter_map(|e| e["event_type"].as_str())
-        .collect();
+    let types = crate::support::texts(&journey.body, "entries", "event_type");
     let tail = &types[types.len() - 3..];
     assert_eq!(
         tail,
@@ -475,11 +459,8 @@ async fn report_cells_of_fewer_than_five_people_are_suppressed() {
     for _ in 0..2 {
         crate::http::journey::refer_new(&server, &people.referrer).await;
     }
-    server.catch_up().await;
-    let outcomes = server
-        .get(&people.analyst, "/api/v1/reports/outcomes")
-        .await;
-    let referrals = &outcomes.body["referrals"];
+    let outcomes = server.caught_up_outcomes().await;
+    let referrals = &outcomes["referrals"];
     assert_eq!(referrals["total"], 10, "{referrals:#}");
     let sources = referrals["by_source"].as_array().expect("sources");
     assert_eq!(sources.len(), 2, "{referrals:#}");
@@ -487,7 +468,7 @@ async fn report_cells_of_fewer_than_five_people_are_suppressed() {
         assert_eq!(share["count"], Value::Null, "{referrals:#}");
         assert_eq!(share["suppressed"], true);
     }
-    assert_eq!(outcomes.body["suppression"]["rules_version"], 3);
+    assert_eq!(outcomes["suppression"]["rules_version"], 3);
     // Referrals received in one day only: none (zero discloses nobody).
     let today = server
         .get(
@@ -824,11 +805,7 @@ async fn the_service_role_can_destroy_a_data_key_but_never_replace_one_or_change
         ("DELETE FROM subject_keys", "owner"),
     ] {
         let connection = if who == "app" { &app } else { &admin };
-        let error = connection.batch_execute(sql).await.expect_err(sql);
-        let message = error
-            .as_db_error()
-            .map(|e| e.message().to_owned())
-            .unwrap_or_default();
+        let message = testkit::refusal(connection, sql).await;
         assert!(
             message.contains("permission denied")
                 || message.contains("must be owner")

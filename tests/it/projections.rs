@@ -12,12 +12,22 @@ use projector::rules::Rules;
 use projector::{CaseloadProjection, OutcomesProjection, Runner, RunnerSettings};
 use uuid::Uuid;
 
-use crate::support::{OUTCOME_TABLES, metadata, new_client_intake, store_with_db, table_rows};
+use crate::support::{
+    OUTCOME_TABLES, assessment, metadata, new_client_intake, record_contact, store_with_db,
+    table_rows,
+};
 
 const TEAM: TeamId = TeamId(Uuid::from_u128(0x7ea));
 
 fn worker(n: u128) -> StaffId {
     StaffId(Uuid::from_u128(0x5000 + n))
+}
+
+/// A moment of March 2026 (UTC).
+fn march(day: u32, hour: u32) -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, day, hour, 0, 0)
+        .single()
+        .expect("time")
 }
 
 /// The commands of one client's journey so far; `steps` says how far it goes.
@@ -47,45 +57,21 @@ fn journey(client: ClientId, steps: usize) -> Vec<CaseCommand> {
             link_worker_id: worker(n % 2),
             team_id: TEAM,
         }),
-        CaseCommand::RecordContact(ContactRecorded {
-            contact_id: ContactId(sub(3)),
-            mode: ContactMode::Phone,
-            minutes: 20,
-            contacted_at: Utc
-                .with_ymd_and_hms(2026, 3, 3, 9, 0, 0)
-                .single()
-                .expect("time"),
-            note: None,
-        }),
+        record_contact(sub(3), ContactMode::Phone, 20, march(3, 9)),
         CaseCommand::BookAppointment(AppointmentBooked {
             appointment_id,
-            scheduled_for: Utc
-                .with_ymd_and_hms(2026, 3, 10, 14, 0, 0)
-                .single()
-                .expect("time"),
+            scheduled_for: march(10, 14),
             mode: ContactMode::FaceToFace,
         }),
         CaseCommand::RecordDidNotAttend(AppointmentNotAttended { appointment_id }),
-        CaseCommand::RecordAssessment(AssessmentRecorded {
-            assessment_id: AssessmentId(sub(4)),
-            instrument: Instrument::Swemwbs,
-            instrument_version: 1,
-            timepoint: Timepoint::Baseline,
-            mode: AdministrationMode::SelfCompleted,
-            answers: vec![3; 7],
-            licensor_score: None,
-            administered_on: NaiveDate::from_ymd_opt(2026, 3, 3).expect("date"),
-        }),
-        CaseCommand::RecordContact(ContactRecorded {
-            contact_id: ContactId(sub(5)),
-            mode: ContactMode::HomeVisit,
-            minutes: 60,
-            contacted_at: Utc
-                .with_ymd_and_hms(2026, 3, 12, 11, 0, 0)
-                .single()
-                .expect("time"),
-            note: None,
-        }),
+        assessment(
+            sub(4),
+            Instrument::Swemwbs,
+            Timepoint::Baseline,
+            vec![3; 7],
+            NaiveDate::from_ymd_opt(2026, 3, 3).expect("date"),
+        ),
+        record_contact(sub(5), ContactMode::HomeVisit, 60, march(12, 11)),
         CaseCommand::CloseCase(CaseClosed {
             reason: ClosureReason::GoalsMet,
             note: None,
@@ -116,6 +102,16 @@ async fn run_steps(cases: &CaseService, client: ClientId, from: usize, to: usize
     }
 }
 
+/// A runner of the live caseload, with a holder of its own.
+fn caseload_runner(store: &eventstore::EventStore) -> Runner {
+    Runner::new(
+        store.clone(),
+        Arc::new(CaseloadProjection),
+        Uuid::new_v4(),
+        settings(),
+    )
+}
+
 fn settings() -> RunnerSettings {
     RunnerSettings {
         batch_size: 7,
@@ -132,12 +128,7 @@ async fn the_caseload_shows_each_client_as_their_journey_left_them() {
     for (client, steps) in clients.iter().zip([1, 3, 7, 9]) {
         run_journey(&cases, *client, steps).await;
     }
-    let runner = Runner::new(
-        store,
-        Arc::new(CaseloadProjection),
-        Uuid::new_v4(),
-        settings(),
-    );
+    let runner = caseload_runner(&store);
     assert_eq!(runner.catch_up().await.expect("catch up"), 2 + 4 + 8 + 10);
     let client = db.app_client().await;
     let ids: Vec<Uuid> = clients.iter().map(|c| c.0).collect();
@@ -156,12 +147,7 @@ async fn a_newly_assigned_case_shows_once_the_running_projector_catches_up() {
     let client = ClientId(Uuid::from_u128(42));
     run_journey(&cases, client, 2).await;
 
-    let runner = Runner::new(
-        store,
-        Arc::new(CaseloadProjection),
-        Uuid::new_v4(),
-        settings(),
-    );
+    let runner = caseload_runner(&store);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let running = tokio::spawn({
         let runner = runner.clone();
@@ -299,18 +285,8 @@ async fn a_second_runner_waits_while_the_first_holds_the_lease() {
     let (_db, store) = store_with_db(4).await;
     let cases = CaseService::new(store.clone());
     run_journey(&cases, ClientId(Uuid::from_u128(9)), 3).await;
-    let first = Runner::new(
-        store.clone(),
-        Arc::new(CaseloadProjection),
-        Uuid::new_v4(),
-        settings(),
-    );
-    let second = Runner::new(
-        store,
-        Arc::new(CaseloadProjection),
-        Uuid::new_v4(),
-        settings(),
-    );
+    let first = caseload_runner(&store);
+    let second = caseload_runner(&store);
     assert_eq!(first.catch_up().await.expect("first"), 4);
     let refused = second.catch_up().await.expect_err("the lease is taken");
     assert!(
@@ -337,12 +313,7 @@ async fn catch_up_waits_for_events_committed_behind_an_open_transaction() {
     .expect("insert without committing");
     run_journey(&cases, ClientId(Uuid::from_u128(31)), 3).await;
 
-    let runner = Runner::new(
-        store,
-        Arc::new(CaseloadProjection),
-        Uuid::new_v4(),
-        settings(),
-    );
+    let runner = caseload_runner(&store);
     let catching_up = tokio::spawn(async move { runner.catch_up().await });
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(
@@ -369,12 +340,7 @@ async fn rebuilding_the_caseload_keeps_the_live_one_serving_until_an_atomic_swit
     for n in 0..6u128 {
         run_journey(&cases, ClientId(Uuid::from_u128(300 + n)), 3 + n as usize).await;
     }
-    let live = Runner::new(
-        store.clone(),
-        Arc::new(CaseloadProjection),
-        Uuid::new_v4(),
-        settings(),
-    );
+    let live = caseload_runner(&store);
     live.catch_up().await.expect("live catches up");
     live.release().await.expect("release");
     let reader = db.app_client().await;
@@ -480,12 +446,7 @@ async fn lag_says_how_many_events_and_how_long_a_projection_is_behind() {
     );
     assert!(behind.seconds_behind > 0.0, "{behind:?}");
     holding.rollback().await.expect("end the older transaction");
-    let runner = Runner::new(
-        store.clone(),
-        Arc::new(CaseloadProjection),
-        Uuid::new_v4(),
-        settings(),
-    );
+    let runner = caseload_runner(&store);
     runner.catch_up().await.expect("catch up");
     let level = caseload(&projector::lag(&store).await.expect("lag"));
     assert_eq!(

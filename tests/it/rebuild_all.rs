@@ -14,7 +14,7 @@ use projector::{
 };
 use uuid::Uuid;
 
-use crate::support::store_with_db;
+use crate::support::demo_store;
 
 /// Every read model's rows, each table in a fixed order.
 async fn read_models(client: &tokio_postgres::Client, caseload: &str) -> Vec<serde_json::Value> {
@@ -39,11 +39,7 @@ fn quick() -> RunnerSettings {
 /// and the library in batches of 7) make the same rows.
 #[tokio::test]
 async fn rebuilding_every_read_model_together_makes_the_rows_live_projection_makes() {
-    let (db, store) = store_with_db(8).await;
-    let admin = db.admin_client().await;
-    let access = devtools::demo::ensure_demo_access(&admin)
-        .await
-        .expect("demo access");
+    let (db, store, admin, access) = demo_store().await;
     let today = NaiveDate::from_ymd_opt(2026, 11, 23).expect("a date");
     let options = PopulationOptions {
         clients: 40,
@@ -56,16 +52,12 @@ async fn rebuilding_every_read_model_together_makes_the_rows_live_projection_mak
         .expect("the population");
     let clock = app::Clock::fixed(Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap());
     let cases = app::CaseService::with_clock(store.clone(), clock.clone());
-    let clients: Vec<Uuid> = admin
-        .query(
-            "SELECT DISTINCT stream_id FROM events WHERE stream_type = 'client' ORDER BY 1",
-            &[],
-        )
-        .await
-        .expect("clients")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let clients: Vec<Uuid> = testkit::query_column(
+        &admin,
+        "SELECT DISTINCT stream_id FROM events WHERE stream_type = 'client' ORDER BY 1",
+        &[],
+    )
+    .await;
     assert!(clients.len() >= 30, "{} clients", clients.len());
     // One correction more, of a contact's time (the caseload and v3 refold it).
     let contact: (Uuid, Uuid) = admin

@@ -17,6 +17,69 @@ pub async fn store_with_db(pool_size: usize) -> (TestDb, EventStore) {
     (db, store)
 }
 
+/// Brings `projection` up to the end of `store`'s log once, with a runner of its own.
+pub async fn catch_up(store: &EventStore, projection: impl projector::Projection) {
+    projector::Runner::new(
+        store.clone(),
+        std::sync::Arc::new(projection),
+        Uuid::new_v4(),
+        projector::RunnerSettings::default(),
+    )
+    .catch_up()
+    .await
+    .expect("catching up");
+}
+
+/// The outcome figures under rule version `version`.
+pub fn outcomes_under(version: i32) -> projector::OutcomesProjection {
+    projector::OutcomesProjection::new(projector::rules::Rules::load(version).expect("the rules"))
+}
+
+/// The text `field` of each item of the JSON array `list` (named in a failure) that has one.
+#[track_caller]
+pub fn texts<'a>(value: &'a Value, list: &str, field: &str) -> Vec<&'a str> {
+    value[list]
+        .as_array()
+        .expect(list)
+        .iter()
+        .filter_map(|item| item[field].as_str())
+        .collect()
+}
+
+/// A store as [`store_with_db`] makes it, its owner's connection, and the demo's organisation
+/// and staff in it.
+pub async fn demo_store() -> (
+    TestDb,
+    EventStore,
+    tokio_postgres::Client,
+    devtools::demo::DemoAccess,
+) {
+    let (db, store) = store_with_db(8).await;
+    let admin = db.admin_client().await;
+    let access = devtools::demo::ensure_demo_access(&admin)
+        .await
+        .expect("demo access");
+    (db, store, admin, access)
+}
+
+/// Checks every stream's hash chain in `db` holds, over `events` events in `streams` streams.
+pub async fn assert_chains_hold(db: &TestDb, events: u64, streams: u64) {
+    let admin = db.admin_client().await;
+    assert_eq!(
+        eventstore::verify(&admin).await.expect("verify"),
+        eventstore::VerifyReport::Ok { events, streams }
+    );
+}
+
+/// The figures under rules v3, for all time, of one organisation (`None`: of every one).
+pub fn under_v3(organisation_id: Option<Uuid>) -> app::reports::ReportFilter {
+    app::reports::ReportFilter {
+        organisation_id,
+        rules_version: 3,
+        ..Default::default()
+    }
+}
+
 /// The master key of the test stores.
 pub fn test_master_key() -> eventstore::MasterKey {
     eventstore::MasterKey::from_bytes([0x5e; 32])
@@ -218,6 +281,22 @@ pub async fn execute_all(
             .await
             .unwrap_or_else(|e| panic!("{command:?}: {e}"));
     }
+}
+
+/// A contact of `minutes` by `mode` at `contacted_at`, with no note.
+pub fn record_contact(
+    contact_id: Uuid,
+    mode: domain::ContactMode,
+    minutes: u32,
+    contacted_at: DateTime<Utc>,
+) -> domain::CaseCommand {
+    domain::CaseCommand::RecordContact(domain::ContactRecorded {
+        contact_id: domain::ContactId(contact_id),
+        mode,
+        minutes,
+        contacted_at,
+        note: None,
+    })
 }
 
 /// A self-completed assessment (version 1 of `instrument`) with `answers`, taken on

@@ -110,7 +110,7 @@ fn http_handlers_hold_no_rule_and_no_sql() {
     assert!(sources.len() > 8);
     for path in &sources {
         let text = std::fs::read_to_string(path).expect("read source");
-        for forbidden in [
+        let forbidden = [
             "Role::",
             "policy::",
             "SELECT ",
@@ -127,13 +127,8 @@ fn http_handlers_hold_no_rule_and_no_sql() {
             "deadpool",
             "check_dates",
             "Utc::now",
-        ] {
-            assert!(
-                !text.contains(forbidden),
-                "{} contains `{forbidden}`: that belongs in crates/app",
-                path.display()
-            );
-        }
+        ];
+        assert_free_of(path, &text, &forbidden, ": that belongs in crates/app");
     }
 }
 
@@ -155,19 +150,26 @@ fn every_library_opens_with_a_doc_paragraph_and_no_debug_leftovers_remain() {
         if path.ends_with("tests/it/tidy.rs") {
             continue;
         }
-        for leftover in [
+        let leftovers = [
             "dbg!(",
             "todo!(",
             "unimplemented!(",
             "#[ignore]",
             "#[should_panic]",
-        ] {
-            assert!(
-                !text.contains(leftover),
-                "{} contains {leftover}",
-                path.display()
-            );
-        }
+        ];
+        assert_free_of(path, &text, &leftovers, "");
+    }
+}
+
+/// Fails naming the first of `words` that `text`, the source at `path`, holds, and `why`.
+#[track_caller]
+fn assert_free_of(path: &Path, text: &str, words: &[&str], why: &str) {
+    for word in words {
+        assert!(
+            !text.contains(word),
+            "{} contains `{word}`{why}",
+            path.display()
+        );
     }
 }
 

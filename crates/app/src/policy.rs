@@ -507,16 +507,7 @@ mod tests {
             client: new_client.then(|| {
                 Box::new(ClientRegistered {
                     client_id: ClientId(Uuid::from_u128(40)),
-                    personal: PersonalDetails {
-                        given_name: "Ada".into(),
-                        family_name: "Example".into(),
-                        date_of_birth: None,
-                        nhs_number: None,
-                        phone: None,
-                        email: None,
-                        address: None,
-                        postcode: None,
-                    },
+                    personal: PersonalDetails::named("Ada", "Example"),
                     area: "Frome".into(),
                 })
             }),

@@ -284,8 +284,7 @@ fn master_key(settings: &DatabaseSettings) -> anyhow::Result<eventstore::MasterK
         return parse(key, "CASEBOOK_MASTER_KEY");
     }
     if let Some(path) = &settings.master_key_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the master key file {}", path.display()))?;
+        let text = read_key(path, "master key")?;
         return parse(&text, &path.display().to_string());
     }
     if settings.database_url.is_some() {
@@ -297,22 +296,17 @@ fn master_key(settings: &DatabaseSettings) -> anyhow::Result<eventstore::MasterK
     }
     let path = settings.resolved_data_dir().join("master.key");
     if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading the master key file {}", path.display()))?;
+        let text = read_key(&path, "master key")?;
         return parse(&text, &path.display().to_string());
     }
     let key = eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    write_private(&path, &key.to_base64())
-        .with_context(|| format!("writing the master key to {}", path.display()))?;
-    tracing::warn!(
-        path = %path.display(),
-        key_id = key.id(),
-        "made a local master key for the private cluster; without it the personal data is unreadable"
-    );
+    save_made_key(
+        &path,
+        "master key",
+        &key.to_base64(),
+        key.id(),
+        "without it the personal data is unreadable",
+    )?;
     Ok(key)
 }
 
@@ -331,8 +325,7 @@ fn anchor_key(
         return parse(key, "CASEBOOK_ANCHOR_KEY").map(Some);
     }
     if let Some(path) = &settings.anchor_key_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the anchor key file {}", path.display()))?;
+        let text = read_key(path, "anchor key")?;
         return parse(&text, &path.display().to_string()).map(Some);
     }
     if settings.database_url.is_some() {
@@ -340,23 +333,47 @@ fn anchor_key(
     }
     let path = settings.resolved_data_dir().join("anchor.key");
     if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading the anchor key file {}", path.display()))?;
+        let text = read_key(&path, "anchor key")?;
         return parse(&text, &path.display().to_string()).map(Some);
     }
     let key = AnchorKey::generate().map_err(anyhow::Error::msg)?;
+    save_made_key(
+        &path,
+        "anchor key",
+        &key.to_base64(),
+        key.id(),
+        "copy it away from the database's superuser",
+    )?;
+    Ok(Some(key))
+}
+
+/// The text of the file of a key (`what`, named in an error).
+fn read_key(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("reading the {what} file {}", path.display()))
+}
+
+/// Keeps a key made for the private cluster at `path` (`what` names it), readable by its owner
+/// only, and warns that it was made, with `advice` on keeping it.
+fn save_made_key(
+    path: &std::path::Path,
+    what: &str,
+    text: &str,
+    key_id: &str,
+    advice: &str,
+) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    write_private(&path, &key.to_base64())
-        .with_context(|| format!("writing the anchor key to {}", path.display()))?;
+    write_private(path, text)
+        .with_context(|| format!("writing the {what} to {}", path.display()))?;
     tracing::warn!(
         path = %path.display(),
-        key_id = key.id(),
-        "made a local anchor key for the private cluster; copy it away from the database's superuser"
+        key_id,
+        "made a local {what} for the private cluster; {advice}"
     );
-    Ok(Some(key))
+    Ok(())
 }
 
 /// Writes a file only its owner can read.

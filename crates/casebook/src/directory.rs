@@ -6,7 +6,6 @@ use std::time::Duration;
 use anyhow::Context;
 use app::directory::{DirectoryService, ImportReport, OrukPage};
 use eventstore::EventStore;
-use indicatif::{ProgressBar, ProgressStyle};
 use projector::{DirectoryProjection, ProjectionError, Runner, RunnerSettings};
 use uuid::Uuid;
 
@@ -28,17 +27,10 @@ pub async fn import_text(
     let metadata = directory.operator_for(options.organisation, at).await?;
     let document: serde_json::Value = serde_json::from_str(text).context("the file is not JSON")?;
     let records = app::directory::records_of(document).map_err(anyhow::Error::msg)?;
-    let bar = if progress {
-        ProgressBar::new(records.len() as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "importing [{bar:40}] {human_pos}/{human_len} services, {eta} left",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+    let bar = crate::rebuild::progress_bar(
+        progress,
+        records.len() as u64,
+        "importing [{bar:40}] {human_pos}/{human_len} services, {eta} left",
     );
     let report = directory
         .import(records, options.withdraw_missing, &metadata, |n| {

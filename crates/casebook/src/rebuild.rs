@@ -117,7 +117,7 @@ pub async fn rebuild(
     }
     let (checkpoint, applied_before) = runner.position().await?;
     let (head, remaining) = store.lag(checkpoint).await?;
-    let bar = progress_bar(options.progress, remaining);
+    let bar = progress_bar(options.progress, remaining.max(0) as u64, EVENTS_BAR);
     bar.set_message(format!(
         "{} (from {} already applied)",
         projection.name(),
@@ -200,7 +200,7 @@ async fn rebuild_all(
         .await?
         .context("the read models' checkpoints moved under this rebuild")?;
     let (head, remaining) = store.lag(checkpoint).await?;
-    let bar = progress_bar(options.progress, remaining);
+    let bar = progress_bar(options.progress, remaining.max(0) as u64, EVENTS_BAR);
     bar.set_message(format!("{names} (from {applied_before} already applied)"));
     let started = Instant::now();
     let events = together.catch_up_to(Some(head), |n| bar.inc(n)).await;
@@ -233,19 +233,20 @@ async fn rebuild_all(
     })
 }
 
-/// A progress bar for `remaining` events on standard error, or a hidden one.
-fn progress_bar(shown: bool, remaining: i64) -> ProgressBar {
+/// How a rebuild shows its progress.
+const EVENTS_BAR: &str = "{msg} [{bar:40}] {human_pos}/{human_len} events, {per_sec}, {eta} left";
+
+/// A progress bar for `len` steps on standard error, drawn with `template`, or a hidden one.
+pub(crate) fn progress_bar(shown: bool, len: u64, template: &str) -> ProgressBar {
     let bar = if shown {
-        ProgressBar::new(remaining.max(0) as u64)
+        ProgressBar::new(len)
     } else {
         ProgressBar::hidden()
     };
     bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:40}] {human_pos}/{human_len} events, {per_sec}, {eta} left",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     bar
 }

@@ -292,16 +292,7 @@ pub fn journey_events_sized(
         CaseCommand::Intake {
             client: Some(Box::new(ClientRegistered {
                 client_id: client,
-                personal: PersonalDetails {
-                    given_name: "Bench".to_owned(),
-                    family_name: format!("Client {n}"),
-                    date_of_birth: None,
-                    nhs_number: None,
-                    phone: None,
-                    email: None,
-                    address: None,
-                    postcode: None,
-                },
+                personal: PersonalDetails::named("Bench", format!("Client {n}")),
                 area: ["Frome", "Shepton Mallet", "Wells", "Street"][(n % 4) as usize].to_owned(),
             })),
             referral: ReferralReceived {

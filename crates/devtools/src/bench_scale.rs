@@ -70,6 +70,24 @@ const ORGANISATION: Uuid = crate::bench_rebuild::BENCH_ORGANISATION;
 /// them.
 static SHAPE: std::sync::OnceLock<(u128, u128, u128)> = std::sync::OnceLock::new();
 
+/// Times `runs` reads of `sql` for one client's id each (`id` of the run): the floor under an
+/// answer from the read model or the log.
+async fn read_floor(
+    client: &tokio_postgres::Client,
+    runs: usize,
+    sql: &str,
+    id: impl Fn(usize) -> Uuid,
+) -> anyhow::Result<Vec<f64>> {
+    timed(runs, |i| {
+        let id = id(i);
+        async move {
+            client.query(sql, &[&id]).await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
 async fn measure(
     cluster: &Cluster,
     options: &ScaleBench,
@@ -113,19 +131,8 @@ async fn measure(
         |i: usize| Uuid::from_u128(0x5000 + (i as u128 * 7919) % u128::from(options.link_workers));
     let client_id = |i: usize| Uuid::from_u128(1 + (i as u128 * 104_729) % u128::from(clients));
 
-    let row_floor = timed(options.runs, |i| {
-        let client = &client;
-        async move {
-            client
-                .query_opt(
-                    "SELECT * FROM caseload WHERE client_id = $1",
-                    &[&client_id(i)],
-                )
-                .await?;
-            Ok(())
-        }
-    })
-    .await?;
+    let floor = async |sql| read_floor(&client, options.runs, sql, client_id).await;
+    let row_floor = floor("SELECT * FROM caseload WHERE client_id = $1").await?;
     let caseload_sizes = std::cell::Cell::new(0usize);
     let caseload = timed(options.runs, |i| {
         let client = &client;
@@ -148,19 +155,8 @@ async fn measure(
         }
     })
     .await?;
-    let stream_floor = timed(options.runs, |i| {
-        let client = &client;
-        async move {
-            client
-                .query(
-                    "SELECT * FROM events WHERE stream_id = $1 ORDER BY stream_version",
-                    &[&client_id(i)],
-                )
-                .await?;
-            Ok(())
-        }
-    })
-    .await?;
+    let stream_floor =
+        floor("SELECT * FROM events WHERE stream_id = $1 ORDER BY stream_version").await?;
     // The journey as an auditor reads it: policy, read audit, one read of the stream.
     let entries = std::cell::Cell::new(0usize);
     let cases = app::CaseService::new(store.clone());

@@ -30,6 +30,20 @@ pub struct PersonalDetails {
 }
 
 impl PersonalDetails {
+    /// The details of someone known only by name.
+    pub fn named(given_name: impl Into<String>, family_name: impl Into<String>) -> Self {
+        PersonalDetails {
+            given_name: given_name.into(),
+            family_name: family_name.into(),
+            date_of_birth: None,
+            nhs_number: None,
+            phone: None,
+            email: None,
+            address: None,
+            postcode: None,
+        }
+    }
+
     /// Checks what can be checked without IO: names present.
     ///
     /// # Errors

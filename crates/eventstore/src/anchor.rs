@@ -17,19 +17,16 @@
 //! before it has finished writing. The encodings below are permanent.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::pin::pin;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
+use crate::secret::{KeyKind, SecretKey};
 use crate::{GlobalPosition, StoreError};
 
 type HmacSha256 = hmac::Hmac<sha2_hmac::Sha256>;
@@ -38,75 +35,20 @@ type HmacSha256 = hmac::Hmac<sha2_hmac::Sha256>;
 pub const GENESIS_HEAD: [u8; 32] = [0; 32];
 
 /// The key checkpoints are signed with. It comes from configuration and is never stored in the
-/// database; its [`AnchorKey::id`] is, in each checkpoint it signed.
-#[derive(Clone)]
-pub struct AnchorKey {
-    key: Zeroizing<[u8; 32]>,
-    id: String,
-}
+/// database; its [`SecretKey::id`] is, in each checkpoint it signed.
+pub type AnchorKey = SecretKey<Anchor>;
 
-impl fmt::Debug for AnchorKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AnchorKey({})", self.id)
-    }
+/// The anchor key's kind.
+pub enum Anchor {}
+
+impl KeyKind for Anchor {
+    const NAME: &'static str = "anchor key";
+    const ID_LABEL: &'static [u8] = b"casebook-anchor-key-id";
 }
 
 impl AnchorKey {
-    /// An anchor key from its 32 bytes.
-    pub fn from_bytes(bytes: [u8; 32]) -> AnchorKey {
-        let digest = Sha256::digest([b"casebook-anchor-key-id".as_slice(), &bytes].concat());
-        AnchorKey {
-            id: hex::encode(&digest[..8]),
-            key: Zeroizing::new(bytes),
-        }
-    }
-
-    /// A fresh random anchor key.
-    ///
-    /// # Errors
-    /// When the operating system has no randomness to give.
-    pub fn generate() -> Result<AnchorKey, String> {
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        getrandom::fill(bytes.as_mut_slice()).map_err(|e| e.to_string())?;
-        Ok(AnchorKey::from_bytes(*bytes))
-    }
-
-    /// Parses a key written as 64 hexadecimal digits or as standard base64 of 32 bytes
-    /// (surrounding whitespace ignored).
-    ///
-    /// # Errors
-    /// A sentence saying what is wrong (never the key itself).
-    pub fn parse(text: &str) -> Result<AnchorKey, String> {
-        let text = text.trim();
-        let bytes = Zeroizing::new(
-            if text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()) {
-                hex::decode(text)
-                    .map_err(|_| "the anchor key is not valid hexadecimal".to_owned())?
-            } else {
-                STANDARD
-                    .decode(text)
-                    .map_err(|_| "the anchor key is neither 64 hex digits nor base64".to_owned())?
-            },
-        );
-        let array: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| format!("the anchor key must be 32 bytes, not {}", bytes.len()))?;
-        Ok(AnchorKey::from_bytes(array))
-    }
-
-    /// The key as base64, for writing a generated key to its file.
-    pub fn to_base64(&self) -> String {
-        STANDARD.encode(self.key.as_slice())
-    }
-
-    /// A short public identifier of the key (not secret).
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
     fn mac(&self) -> HmacSha256 {
-        <HmacSha256 as KeyInit>::new_from_slice(self.key.as_slice())
+        <HmacSha256 as KeyInit>::new_from_slice(self.bytes())
             .expect("HMAC takes a key of any length")
     }
 }
@@ -307,6 +249,118 @@ const CHECKPOINT_COLUMNS: &str = "seq, events, last_generation, \
     last_transaction_id::text::bigint, last_position, event_head, reads, last_read_generation, \
     last_read_transaction_id::text::bigint, last_read_id, read_head, prev_mac, sealed_at, key_id, mac";
 
+/// The place in the first three columns of a row.
+fn place_of(row: &tokio_postgres::Row) -> GlobalPosition {
+    GlobalPosition {
+        generation: row.get(0),
+        transaction_id: row.get(1),
+        position: row.get(2),
+    }
+}
+
+/// One of the two chains a checkpoint seals: the event log's, or the read audit's.
+struct Chain {
+    /// Its rows' columns, the column that places a row within its transaction, and the
+    /// chain's order.
+    sql: [&'static str; 3],
+    /// What it is called in a problem found (`the event log differs ...`), what holds its rows
+    /// and what they are (`the log holds only 9 events`).
+    names: [&'static str; 3],
+    /// The chain's head after one more row, and that row's place.
+    link: fn(&[u8; 32], &tokio_postgres::Row) -> ([u8; 32], GlobalPosition),
+}
+
+const EVENT_CHAIN: Chain = Chain {
+    sql: [EVENT_SQL, "position", EVENT_ORDER],
+    names: ["event log", "the log", "events"],
+    link: |head, row| {
+        let place = place_of(row);
+        let hash: Vec<u8> = row.get(5);
+        (
+            event_link(head, place, row.get(3), row.get(4), &hash),
+            place,
+        )
+    },
+};
+
+const READ_CHAIN: Chain = Chain {
+    sql: [READ_SQL, "read_id", READ_ORDER],
+    names: ["read audit", "the read audit", "reads"],
+    link: |head, row| {
+        let read = read_row(row);
+        (read_link(head, &read), read.place)
+    },
+};
+
+impl Chain {
+    /// Follows the chain from `head` in one ordered read: over the settled rows after `after`,
+    /// or every row from the start when `None`. `each` sees the head after each row, and the
+    /// row's place; the last head is returned.
+    async fn fold(
+        &self,
+        client: &tokio_postgres::Client,
+        after: Option<GlobalPosition>,
+        mut head: [u8; 32],
+        mut each: impl FnMut(&[u8; 32], GlobalPosition),
+    ) -> Result<[u8; 32], StoreError> {
+        let [select, id, order] = self.sql;
+        let after = after.as_ref().map(place_params);
+        let (sql, params): (String, Vec<&(dyn tokio_postgres::types::ToSql + Sync)>) = match &after
+        {
+            Some((generation, transaction, position)) => (
+                format!(
+                    "{select} WHERE {} AND {SETTLED} {order}",
+                    AFTER.replace("{id}", id)
+                ),
+                vec![generation, transaction, position],
+            ),
+            None => (format!("{select} {order}"), Vec::new()),
+        };
+        let rows = client.query_raw(&sql, params).await?;
+        let mut rows = pin!(rows);
+        while let Some(row) = rows.try_next().await? {
+            let (next, place) = (self.link)(&head, &row);
+            head = next;
+            each(&head, place);
+        }
+        Ok(head)
+    }
+
+    /// Recomputes the chain from its start and holds it against `targets`, adding to
+    /// `problems`; how many rows it holds.
+    async fn verify(
+        &self,
+        client: &tokio_postgres::Client,
+        targets: &BTreeMap<i64, Vec<Expectation>>,
+        problems: &mut Vec<String>,
+    ) -> Result<u64, StoreError> {
+        let [what, holder, rows] = self.names;
+        let mut count = 0i64;
+        let mut broken = false;
+        self.fold(client, None, GENESIS_HEAD, |head, last| {
+            count += 1;
+            let fold = Fold {
+                count,
+                head,
+                last,
+                what,
+            };
+            check(fold, targets, &mut broken, problems);
+        })
+        .await?;
+        if !broken
+            && let Some((&sealed, expectations)) = targets.last_key_value()
+            && sealed > count
+        {
+            problems.push(format!(
+                "{} sealed {sealed} {rows}, but {holder} holds only {count}: {rows} were deleted",
+                expectations[0].source
+            ));
+        }
+        Ok(count as u64)
+    }
+}
+
 fn place_params(place: &GlobalPosition) -> (i32, String, i64) {
     (
         place.generation,
@@ -402,56 +456,23 @@ pub async fn seal(client: &tokio_postgres::Client, key: &AnchorKey) -> Result<Se
     let base = last.clone().unwrap_or_else(Checkpoint::genesis);
     let mut next = base.clone();
 
-    let (generation, transaction, position) = place_params(&base.last_event);
-    let sql = format!(
-        "{EVENT_SQL} WHERE {} AND {SETTLED} {EVENT_ORDER}",
-        AFTER.replace("{id}", "position")
-    );
-    let rows = client
-        .query_raw(
-            &sql,
-            [
-                &generation as &(dyn tokio_postgres::types::ToSql + Sync),
-                &transaction,
-                &position,
-            ],
+    next.event_head = EVENT_CHAIN
+        .fold(
+            client,
+            Some(base.last_event),
+            base.event_head,
+            |_, place| {
+                next.last_event = place;
+                next.events += 1;
+            },
         )
         .await?;
-    let mut rows = pin!(rows);
-    while let Some(row) = rows.try_next().await? {
-        let place = GlobalPosition {
-            generation: row.get(0),
-            transaction_id: row.get(1),
-            position: row.get(2),
-        };
-        let hash: Vec<u8> = row.get(5);
-        next.event_head = event_link(&next.event_head, place, row.get(3), row.get(4), &hash);
-        next.last_event = place;
-        next.events += 1;
-    }
-
-    let (generation, transaction, read_id) = place_params(&base.last_read);
-    let sql = format!(
-        "{READ_SQL} WHERE {} AND {SETTLED} {READ_ORDER}",
-        AFTER.replace("{id}", "read_id")
-    );
-    let rows = client
-        .query_raw(
-            &sql,
-            [
-                &generation as &(dyn tokio_postgres::types::ToSql + Sync),
-                &transaction,
-                &read_id,
-            ],
-        )
+    next.read_head = READ_CHAIN
+        .fold(client, Some(base.last_read), base.read_head, |_, place| {
+            next.last_read = place;
+            next.reads += 1;
+        })
         .await?;
-    let mut rows = pin!(rows);
-    while let Some(row) = rows.try_next().await? {
-        let read = read_row(&row);
-        next.read_head = read_link(&next.read_head, &read);
-        next.last_read = read.place;
-        next.reads += 1;
-    }
 
     if next.events == base.events && next.reads == base.reads {
         return Ok(Sealed::Unchanged(last));
@@ -523,11 +544,7 @@ pub async fn unsealed_events(client: &tokio_postgres::Client) -> Result<i64, Sto
             &[],
         )
         .await?
-        .map(|row| GlobalPosition {
-            generation: row.get(0),
-            transaction_id: row.get(1),
-            position: row.get(2),
-        })
+        .map(|row| place_of(&row))
         .unwrap_or(GlobalPosition::START);
     let (generation, transaction, position) = place_params(&last);
     let row = client
@@ -544,11 +561,7 @@ pub async fn unsealed_events(client: &tokio_postgres::Client) -> Result<i64, Sto
 
 fn read_row(row: &tokio_postgres::Row) -> ReadRow {
     ReadRow {
-        place: GlobalPosition {
-            generation: row.get(0),
-            transaction_id: row.get(1),
-            position: row.get(2),
-        },
+        place: place_of(row),
         organisation_id: row.get(3),
         client_id: row.get(4),
         staff_id: row.get(5),
@@ -734,75 +747,11 @@ pub async fn verify_anchors(
         add(anchor, format!("anchor {line} (checkpoint {})", anchor.seq));
     }
 
-    let sql = format!("{EVENT_SQL} {EVENT_ORDER}");
-    let rows = client.query_raw(&sql, std::iter::empty::<&str>()).await?;
-    let mut rows = pin!(rows);
-    let mut head = GENESIS_HEAD;
-    let mut count = 0i64;
-    let mut broken_events = false;
-    while let Some(row) = rows.try_next().await? {
-        let place = GlobalPosition {
-            generation: row.get(0),
-            transaction_id: row.get(1),
-            position: row.get(2),
-        };
-        let hash: Vec<u8> = row.get(5);
-        head = event_link(&head, place, row.get(3), row.get(4), &hash);
-        count += 1;
-        check(
-            Fold {
-                count,
-                head: &head,
-                last: place,
-                what: "event log",
-            },
-            &event_targets,
-            &mut broken_events,
-            &mut report.problems,
-        );
-    }
-    report.events = count as u64;
-    if !broken_events
-        && let Some((&sealed, expectations)) = event_targets.last_key_value()
-        && sealed > count
-    {
-        report.problems.push(format!(
-            "{} sealed {sealed} events, but the log holds only {count}: events were deleted",
-            expectations[0].source
-        ));
-    }
-
-    let sql = format!("{READ_SQL} {READ_ORDER}");
-    let rows = client.query_raw(&sql, std::iter::empty::<&str>()).await?;
-    let mut rows = pin!(rows);
-    let mut head = GENESIS_HEAD;
-    let mut count = 0i64;
-    let mut broken_reads = false;
-    while let Some(row) = rows.try_next().await? {
-        let read = read_row(&row);
-        head = read_link(&head, &read);
-        count += 1;
-        check(
-            Fold {
-                count,
-                head: &head,
-                last: read.place,
-                what: "read audit",
-            },
-            &read_targets,
-            &mut broken_reads,
-            &mut report.problems,
-        );
-    }
-    report.reads = count as u64;
-    if !broken_reads
-        && let Some((&sealed, expectations)) = read_targets.last_key_value()
-        && sealed > count
-    {
-        report.problems.push(format!(
-            "{} sealed {sealed} reads, but the read audit holds only {count}: reads were deleted",
-            expectations[0].source
-        ));
-    }
+    report.events = EVENT_CHAIN
+        .verify(client, &event_targets, &mut report.problems)
+        .await?;
+    report.reads = READ_CHAIN
+        .verify(client, &read_targets, &mut report.problems)
+        .await?;
     Ok(report)
 }

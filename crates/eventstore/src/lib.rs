@@ -20,6 +20,7 @@ mod model;
 mod notify;
 mod protect;
 mod read;
+mod secret;
 mod subscribe;
 mod upcast;
 mod verify;
@@ -31,8 +32,9 @@ pub use model::{
     AppendRequest, AppendResult, AppendedEvent, ExpectedVersion, GlobalPosition, Metadata,
     NewEvent, RecordedEvent,
 };
-pub use protect::{MasterKey, Protection, SEALED, rotate_master_key};
+pub use protect::{Master, MasterKey, Protection, SEALED, rotate_master_key};
 pub use read::StreamHead;
+pub use secret::{KeyKind, SecretKey};
 pub use subscribe::{ACCESS_CHANNEL, AccessChanges, Listener, Subscription, SubscriptionSettings};
 pub use upcast::{UpcastFn, Upcasters};
 #[cfg(feature = "testing")]

@@ -21,17 +21,16 @@
 //! see the erased form, so no read model can copy personal data.
 
 use std::collections::HashMap;
-use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use crate::secret::{KeyKind, SecretKey};
 use crate::{NewEvent, StoreError};
 
 /// The key under which a sealed field is stored.
@@ -42,74 +41,21 @@ const DEK_AAD: &[u8] = b"casebook-data-key-v1";
 const FIELD_AAD: &[u8] = b"casebook-field-v1";
 
 /// The key that wraps every data key. It comes from configuration and is never stored in the
-/// database; its [`MasterKey::id`] is, beside each data key it wrapped.
-#[derive(Clone)]
-pub struct MasterKey {
-    key: Zeroizing<[u8; 32]>,
-    id: String,
-}
+/// database; its [`SecretKey::id`] is, beside each data key it wrapped.
+pub type MasterKey = SecretKey<Master>;
 
-impl fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MasterKey({})", self.id)
-    }
+/// The master key's kind.
+pub enum Master {}
+
+impl KeyKind for Master {
+    const NAME: &'static str = "master key";
+    const HINT: &'static str = " (make one with `casebook key generate`)";
+    const ID_LABEL: &'static [u8] = b"casebook-master-key-id";
 }
 
 impl MasterKey {
-    /// A master key from its 32 bytes.
-    pub fn from_bytes(bytes: [u8; 32]) -> MasterKey {
-        let digest = Sha256::digest([b"casebook-master-key-id".as_slice(), &bytes].concat());
-        MasterKey {
-            id: hex::encode(&digest[..8]),
-            key: Zeroizing::new(bytes),
-        }
-    }
-
-    /// A fresh random master key.
-    ///
-    /// # Errors
-    /// When the operating system has no randomness to give.
-    pub fn generate() -> Result<MasterKey, String> {
-        let bytes = random::<32>().map_err(|e| e.to_string())?;
-        Ok(MasterKey::from_bytes(*bytes))
-    }
-
-    /// Parses a key written as 64 hexadecimal digits or as standard base64 of 32 bytes
-    /// (surrounding whitespace ignored).
-    ///
-    /// # Errors
-    /// A sentence saying what is wrong (never the key itself).
-    pub fn parse(text: &str) -> Result<MasterKey, String> {
-        let text = text.trim();
-        let bytes = if text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()) {
-            hex::decode(text).map_err(|_| "the master key is not valid hexadecimal".to_owned())?
-        } else {
-            STANDARD
-                .decode(text)
-                .map_err(|_| "the master key is neither 64 hex digits nor base64".to_owned())?
-        };
-        let bytes = Zeroizing::new(bytes);
-        let array: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-            format!(
-                "the master key must be 32 bytes, not {} (make one with `casebook key generate`)",
-                bytes.len()
-            )
-        })?;
-        Ok(MasterKey::from_bytes(array))
-    }
-
-    /// The key as base64, for writing a generated key to its file.
-    pub fn to_base64(&self) -> String {
-        STANDARD.encode(self.key.as_slice())
-    }
-
-    /// A short public identifier of the key (not secret): which key wrapped a data key.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
     fn cipher(&self) -> XChaCha20Poly1305 {
-        XChaCha20Poly1305::new(&(*self.key).into())
+        XChaCha20Poly1305::new(&(*self.bytes()).into())
     }
 
     /// `subject`'s data key wrapped by this master key, bound to the subject.
@@ -126,7 +72,7 @@ impl MasterKey {
             open_bytes(&self.cipher(), wrapped, &dek_aad(subject)).ok_or_else(|| {
                 StoreError::Protection(format!(
                     "the data key of {subject} does not unwrap with master key {}",
-                    self.id
+                    self.id()
                 ))
             })?,
         );
@@ -279,15 +225,12 @@ impl Protection {
     ) -> Protection {
         let mut map: HashMap<String, HashMap<String, Vec<Field>>> = HashMap::new();
         for (stream_type, event_type, path, erased) in fields {
-            map.entry(stream_type.to_owned())
-                .or_default()
-                .entry(event_type.to_owned())
-                .or_default()
-                .push(Field {
-                    path: path.split('.').map(str::to_owned).collect(),
-                    dotted: path.to_owned(),
-                    erased,
-                });
+            let field = Field {
+                path: path.split('.').map(str::to_owned).collect(),
+                dotted: path.to_owned(),
+                erased,
+            };
+            add_for(&mut map, stream_type, event_type, field);
         }
         Protection {
             master,
@@ -307,16 +250,12 @@ impl Protection {
         path: &str,
         erased: fn(&str) -> Value,
     ) -> Protection {
-        self.within
-            .entry(stream_type.to_owned())
-            .or_default()
-            .entry(event_type.to_owned())
-            .or_default()
-            .push(Within {
-                path: path.split('.').map(str::to_owned).collect(),
-                dotted: path.to_owned(),
-                erased,
-            });
+        let within = Within {
+            path: path.split('.').map(str::to_owned).collect(),
+            dotted: path.to_owned(),
+            erased,
+        };
+        add_for(&mut self.within, stream_type, event_type, within);
         self
     }
 
@@ -540,6 +479,20 @@ fn sealed_text(value: &Value) -> Option<&str> {
     }
 }
 
+/// Adds `item` to what `map` keeps for events of `event_type` on `stream_type` streams.
+fn add_for<T>(
+    map: &mut HashMap<String, HashMap<String, Vec<T>>>,
+    stream_type: &str,
+    event_type: &str,
+    item: T,
+) {
+    map.entry(stream_type.to_owned())
+        .or_default()
+        .entry(event_type.to_owned())
+        .or_default()
+        .push(item);
+}
+
 fn get<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
     path.iter().try_fold(value, |v, key| v.get(key))
 }
@@ -598,34 +551,33 @@ mod tests {
         };
         assert!(p.key_state(Uuid::new_v4(), row).is_err());
 
-        let mut opened = payload.clone();
-        p.open(
-            Some(&unwrapped),
-            subject,
-            "client",
-            "Referred",
-            event,
-            &mut opened,
-        );
-        assert_eq!(opened, original);
+        let read =
+            |key, event, payload: &Value| opened(&p, key, subject, "Referred", event, payload);
+        assert_eq!(read(Some(&unwrapped), event, &payload), original);
 
         // Moved to another event, the sealed value does not open.
-        let mut moved = payload.clone();
-        p.open(
-            Some(&unwrapped),
-            subject,
-            "client",
-            "Referred",
-            Uuid::new_v4(),
-            &mut moved,
-        );
+        let moved = read(Some(&unwrapped), Uuid::new_v4(), &payload);
         assert_eq!(moved["note"], "[erased]");
 
         // Without the key: the erased form.
-        let mut shredded = payload;
-        p.open(None, subject, "client", "Referred", event, &mut shredded);
+        let shredded = read(None, event, &payload);
         assert_eq!(shredded["referrer"]["name"], "[erased]");
         assert_eq!(shredded["note"], "[erased]");
+    }
+
+    /// `payload` as read back from event `event` of `event_type` on a client stream: opened
+    /// with `key`, or without one.
+    fn opened(
+        p: &Protection,
+        key: Option<&DataKey>,
+        subject: Uuid,
+        event_type: &str,
+        event: Uuid,
+        payload: &Value,
+    ) -> Value {
+        let mut opened = payload.clone();
+        p.open(key, subject, "client", event_type, event, &mut opened);
+        opened
     }
 
     fn new_event(event_type: &str, event_id: Uuid, own: &[&str]) -> NewEvent {
@@ -664,19 +616,10 @@ mod tests {
         assert_eq!(payload["fields"]["referrer"]["organisation"], "Frome MP");
 
         // Read back without naming the paths: each opens, bound to its own path.
-        let mut opened = payload.clone();
-        p.open(
-            Some(&key),
-            subject,
-            "client",
-            "Corrected",
-            event,
-            &mut opened,
-        );
-        assert_eq!(opened, original);
+        let read = |key, payload: &Value| opened(&p, key, subject, "Corrected", event, payload);
+        assert_eq!(read(Some(&key), &payload), original);
         // Without the key, each shows its erased form.
-        let mut shredded = payload.clone();
-        p.open(None, subject, "client", "Corrected", event, &mut shredded);
+        let shredded = read(None, &payload);
         assert_eq!(
             shredded["fields"]["referrer"]["name"],
             "[erased fields.referrer.name]"
@@ -686,14 +629,7 @@ mod tests {
         // Moved to another path inside, a sealed value does not open.
         let mut moved = payload.clone();
         moved["fields"]["text"] = moved["fields"]["note"].take();
-        p.open(
-            Some(&key),
-            subject,
-            "client",
-            "Corrected",
-            event,
-            &mut moved,
-        );
+        let moved = read(Some(&key), &moved);
         assert_eq!(moved["fields"]["text"], "[erased fields.text]");
 
         // A path outside every part opened on read is refused: it could never be read again.

@@ -284,54 +284,31 @@ fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError>
     })
 }
 
-#[async_trait]
-impl Projection for CaseloadProjection {
-    fn name(&self) -> &str {
-        LIVE_CASELOAD
-    }
+/// What tells the live caseload and its shadow apart: the projection's name and its table.
+trait CaseloadTable: Send + Sync + 'static {
+    const NAME: &'static str;
+    const TABLE: &'static str;
+}
 
-    async fn reset(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), ProjectionError> {
-        tx.batch_execute("DELETE FROM caseload").await?;
-        Ok(())
-    }
+impl CaseloadTable for CaseloadProjection {
+    const NAME: &'static str = LIVE_CASELOAD;
+    const TABLE: &'static str = "caseload";
+}
 
-    fn refolds(&self) -> bool {
-        true
-    }
-
-    async fn apply(
-        &self,
-        tx: &tokio_postgres::Transaction<'_>,
-        events: &[RecordedEvent],
-        log: &dyn crate::corrected::RecordSource,
-    ) -> Result<(), ProjectionError> {
-        let decoded = Decoded::decode(events, log, true).await?;
-        let batch = Batch {
-            events,
-            decoded: &decoded,
-            log,
-            statements: None,
-        };
-        apply_into("caseload", tx, &batch).await
-    }
-
-    async fn apply_decoded(
-        &self,
-        tx: &tokio_postgres::Transaction<'_>,
-        batch: &Batch<'_>,
-    ) -> Result<(), ProjectionError> {
-        apply_into("caseload", tx, batch).await
-    }
+impl CaseloadTable for ShadowCaseload {
+    const NAME: &'static str = SHADOW_CASELOAD;
+    const TABLE: &'static str = "caseload_rebuild";
 }
 
 #[async_trait]
-impl Projection for ShadowCaseload {
+impl<T: CaseloadTable> Projection for T {
     fn name(&self) -> &str {
-        SHADOW_CASELOAD
+        T::NAME
     }
 
     async fn reset(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), ProjectionError> {
-        tx.batch_execute("DELETE FROM caseload_rebuild").await?;
+        tx.batch_execute(&format!("DELETE FROM {}", T::TABLE))
+            .await?;
         Ok(())
     }
 
@@ -352,7 +329,7 @@ impl Projection for ShadowCaseload {
             log,
             statements: None,
         };
-        apply_into("caseload_rebuild", tx, &batch).await
+        apply_into(T::TABLE, tx, &batch).await
     }
 
     async fn apply_decoded(
@@ -360,7 +337,7 @@ impl Projection for ShadowCaseload {
         tx: &tokio_postgres::Transaction<'_>,
         batch: &Batch<'_>,
     ) -> Result<(), ProjectionError> {
-        apply_into("caseload_rebuild", tx, batch).await
+        apply_into(T::TABLE, tx, batch).await
     }
 }
 

@@ -110,12 +110,7 @@ impl TestDb {
         let client = db::connect(&server.admin)
             .await
             .expect("connect to the test server");
-        client
-            .batch_execute(&format!("CREATE DATABASE {name} {options}"))
-            .await
-            .expect("create the test database");
-        let mut admin = server.admin.clone();
-        admin.dbname(&name);
+        let admin = server.create_database(&client, &name, options).await;
         TestDb { name, admin }
     }
 
@@ -180,6 +175,25 @@ impl Drop for TestDb {
     }
 }
 
+impl Server {
+    /// Creates database `name` (`CREATE DATABASE name options`) as the admin `client`, and
+    /// returns the admin's connection settings for it.
+    async fn create_database(
+        &self,
+        client: &tokio_postgres::Client,
+        name: &str,
+        options: &str,
+    ) -> Config {
+        client
+            .batch_execute(&format!("CREATE DATABASE {name} {options}"))
+            .await
+            .unwrap_or_else(|e| panic!("create the database {name}: {e}"));
+        let mut config = self.admin.clone();
+        config.dbname(name);
+        config
+    }
+}
+
 /// Creates `casebook_tpl_<migrations fingerprint>` once (under a file lock across processes)
 /// and returns its name.
 async fn ensure_template(server: &Server) -> String {
@@ -210,12 +224,7 @@ async fn ensure_template(server: &Server) -> String {
                 .await
                 .expect("drop a half-made template");
         }
-        client
-            .batch_execute(&format!("CREATE DATABASE {template}"))
-            .await
-            .expect("create the template");
-        let mut config = server.admin.clone();
-        config.dbname(&template);
+        let config = server.create_database(&client, &template, "").await;
         {
             let mut migrating = db::connect(&config).await.expect("connect to the template");
             db::migrate(&mut migrating)
@@ -246,6 +255,31 @@ pub async fn query_value<T: tokio_postgres::types::FromSqlOwned>(
         .await
         .unwrap_or_else(|err| panic!("{sql}: {err}"))
         .get(0)
+}
+
+/// Runs `sql`, which must fail; the database's message (empty when the error is not the
+/// database's).
+pub async fn refusal(client: &tokio_postgres::Client, sql: &str) -> String {
+    let error = client.batch_execute(sql).await.expect_err(sql);
+    error
+        .as_db_error()
+        .map(|e| e.message().to_owned())
+        .unwrap_or_default()
+}
+
+/// The first column of every row `sql` returns (panics naming the SQL on an error).
+pub async fn query_column<T: tokio_postgres::types::FromSqlOwned>(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Vec<T> {
+    client
+        .query(sql, params)
+        .await
+        .unwrap_or_else(|err| panic!("{sql}: {err}"))
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
 }
 
 /// Installs a tracing subscriber once; it prints only with `TEST_LOG=1`.

@@ -146,14 +146,29 @@ impl ReplicatedCluster {
         db::app_config(&self.standby_admin())
     }
 
+    /// A connection to the standby, as its superuser.
+    async fn standby_client(&self) -> tokio_postgres::Client {
+        db::connect(&self.standby_admin())
+            .await
+            .expect("connect to the standby")
+    }
+
+    /// Runs `sql` on the standby, as its superuser; the connection it ran on.
+    async fn on_standby(&self, sql: &str) -> tokio_postgres::Client {
+        let standby = self.standby_client().await;
+        standby
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        standby
+    }
+
     /// Waits until the standby has replayed everything the primary has written so far.
     pub async fn wait_replayed(&self) {
         let primary = db::connect(&self.primary_admin())
             .await
             .expect("connect to the primary");
-        let standby = db::connect(&self.standby_admin())
-            .await
-            .expect("connect to the standby");
+        let standby = self.standby_client().await;
         let target: String =
             crate::query_value(&primary, "SELECT pg_current_wal_lsn()::text", &[]).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -178,13 +193,7 @@ impl ReplicatedCluster {
     /// Pauses the standby's replay of the WAL it receives (it still receives and flushes it,
     /// so synchronous commits on the primary go on), and waits until it has paused.
     pub async fn pause_replay(&self) {
-        let standby = db::connect(&self.standby_admin())
-            .await
-            .expect("connect to the standby");
-        standby
-            .batch_execute("SELECT pg_wal_replay_pause()")
-            .await
-            .expect("pause replay");
+        let standby = self.on_standby("SELECT pg_wal_replay_pause()").await;
         wait_for(
             &standby,
             "SELECT count(*) FROM (SELECT pg_get_wal_replay_pause_state() AS s) p WHERE s = 'paused'",
@@ -195,33 +204,37 @@ impl ReplicatedCluster {
     /// Resumes the standby's replay and waits until it has replayed everything the primary has
     /// written so far.
     pub async fn resume_replay(&self) {
-        let standby = db::connect(&self.standby_admin())
-            .await
-            .expect("connect to the standby");
-        standby
-            .batch_execute("SELECT pg_wal_replay_resume()")
-            .await
-            .expect("resume replay");
+        self.on_standby("SELECT pg_wal_replay_resume()").await;
         self.wait_replayed().await;
     }
 
     /// Stops the primary as a crash would (`pg_ctl stop -m immediate`).
     pub async fn crash_primary(&self) {
-        let primary = Arc::clone(&self.primary);
-        tokio::task::spawn_blocking(move || primary.stop_immediately())
-            .await
-            .expect("stopping the primary")
-            .expect("the primary stops");
+        off_the_runtime(
+            &self.primary,
+            Cluster::stop_immediately,
+            "the primary stops",
+        )
+        .await;
     }
 
     /// Promotes the standby (`pg_ctl promote`) and waits until it takes writes.
     pub async fn promote_standby(&self) {
-        let standby = Arc::clone(&self.standby);
-        tokio::task::spawn_blocking(move || standby.promote())
-            .await
-            .expect("promoting the standby")
-            .expect("the standby is promoted");
+        off_the_runtime(&self.standby, Cluster::promote, "the standby is promoted").await;
     }
+}
+
+/// Runs `act` on `cluster` on a blocking thread; it must succeed (`what` says what it does).
+async fn off_the_runtime(
+    cluster: &Arc<Cluster>,
+    act: fn(&Cluster) -> Result<(), db::DbError>,
+    what: &str,
+) {
+    let cluster = Arc::clone(cluster);
+    tokio::task::spawn_blocking(move || act(&cluster))
+        .await
+        .expect("the blocking task")
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
 }
 
 /// Polls `count_sql` on `client` until it counts at least one row, for at most a minute.

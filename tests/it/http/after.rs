@@ -5,10 +5,24 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use uuid::Uuid;
 
-use super::journey::{assign, client_path, intake, refer_and_accept, refer_new};
+use super::journey::{accepted_case, assign, client_path, refer_new};
 use super::{Reply, TestServer};
+
+/// What `who` reads at `path` with `?after=` position `after`, checked to be as of that
+/// position or later.
+async fn read_after(server: &TestServer, who: &super::Person, path: &str, after: i64) -> Value {
+    let body = server
+        .read(who, &format!("{path}?after={after}"))
+        .await
+        .body;
+    let as_of = &body["as_of"];
+    assert!(
+        as_of["position"].as_i64() >= Some(after),
+        "{path}: {as_of:#}"
+    );
+    body
+}
 
 /// The log position of the last event a command wrote.
 fn last_position(reply: &Reply) -> i64 {
@@ -62,16 +76,7 @@ async fn a_report_after_a_burst_of_writes_counts_every_one_of_them() {
     let burst = 12;
     let mut last = 0;
     for _ in 0..burst {
-        let client = Uuid::new_v4();
-        let referral = Uuid::new_v4();
-        refer_and_accept(
-            &server,
-            (&people.referrer, &people.lead),
-            client,
-            referral,
-            intake(referral, "gp"),
-        )
-        .await;
+        let client = accepted_case(&server).await;
         let assigned = assign(&server, client, &people.worker).await;
         last = last_position(&assigned);
     }
@@ -86,40 +91,25 @@ async fn a_report_after_a_burst_of_writes_counts_every_one_of_them() {
     assert!(directory_last > last);
 
     // At once, no sleep: every write is counted.
-    let report = server
-        .read(
-            &people.analyst,
-            &format!("/api/v1/reports/outcomes?after={last}"),
-        )
-        .await;
-    assert_eq!(
-        report.body["referrals"]["total"], burst,
-        "{:#}",
-        report.body
-    );
-    assert_eq!(report.body["referrals"]["accepted"], burst);
-    let as_of = &report.body["as_of"];
-    assert!(as_of["position"].as_i64() >= Some(last), "{as_of:#}");
+    let report = read_after(&server, &people.analyst, "/api/v1/reports/outcomes", last).await;
+    assert_eq!(report["referrals"]["total"], burst, "{report:#}");
+    assert_eq!(report["referrals"]["accepted"], burst);
 
-    let caseload = server
-        .read(&people.worker, &format!("/api/v1/caseload?after={last}"))
-        .await;
+    let caseload = read_after(&server, &people.worker, "/api/v1/caseload", last).await;
     assert_eq!(
-        caseload.body["items"].as_array().map(Vec::len),
+        caseload["items"].as_array().map(Vec::len),
         Some(burst),
-        "{:#}",
-        caseload.body
+        "{caseload:#}"
     );
-    assert!(caseload.body["as_of"]["position"].as_i64() >= Some(last));
     let team = people.lead.team_id.expect("a team");
-    let workload = server
-        .read(
-            &people.lead,
-            &format!("/api/v1/teams/{team}/workload?after={last}"),
-        )
-        .await;
-    assert!(workload.body["as_of"]["position"].as_i64() >= Some(last));
-    let worker = workload.body["workers"].as_array().and_then(|loads| {
+    let workload = read_after(
+        &server,
+        &people.lead,
+        &format!("/api/v1/teams/{team}/workload"),
+        last,
+    )
+    .await;
+    let worker = workload["workers"].as_array().and_then(|loads| {
         loads
             .iter()
             .find(|load| load["link_worker_id"] == json!(people.worker.staff_id))
@@ -137,20 +127,20 @@ async fn a_report_after_a_burst_of_writes_counts_every_one_of_them() {
         )
         .await;
     assert_eq!(entry.body["availability"], "closed", "{:#}", entry.body);
-    let gaps = server
-        .read(
-            &people.lead,
-            &format!("/api/v1/reports/service-gaps?after={directory_last}"),
-        )
-        .await;
-    assert!(gaps.body["as_of"]["position"].as_i64() >= Some(directory_last));
-    let not_taking: i64 = gaps.body["capacity"]
+    let gaps = read_after(
+        &server,
+        &people.lead,
+        "/api/v1/reports/service-gaps",
+        directory_last,
+    )
+    .await;
+    let not_taking: i64 = gaps["capacity"]
         .as_array()
         .expect("capacity")
         .iter()
         .filter_map(|c| c["not_taking_referrals"].as_i64())
         .sum();
-    assert!(not_taking >= 1, "{:#}", gaps.body["capacity"]);
+    assert!(not_taking >= 1, "{:#}", gaps["capacity"]);
     server.stop().await;
 }
 

@@ -2,8 +2,6 @@
 //! the order things happened), and the reports for the year, each quarter and all time checked
 //! against counts made from the cohort's own dates.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -77,23 +75,16 @@ fn journey(dice: &mut Dice, truth: &mut Truth, service: Uuid) -> Vec<Step> {
     let referral = Uuid::new_v4();
     let received = day(2024, 11, 1) + Duration::days(dice.below(415));
     truth.received.push(received);
+    let source = if dice.below(3) == 0 {
+        "self_referral"
+    } else {
+        "gp"
+    };
+    let name = ("Cohort", "Member");
+    let referred = super::journey::named_referral(name, "Frome", referral, source, json!(received));
     let mut facts: Vec<(&'static str, Value, bool, DateTime<Utc>)> = vec![(
         "referrals",
-        json!({
-            "client": {
-                "personal": {
-                    "given_name": "Cohort", "family_name": "Member", "date_of_birth": null,
-                    "nhs_number": null, "phone": null, "email": null, "address": null, "postcode": null
-                },
-                "area": "Frome"
-            },
-            "referral": {
-                "referral_id": referral, "source": if dice.below(3) == 0 { "self_referral" } else { "gp" },
-                "referrer": { "staff_id": null, "name": null, "organisation": null },
-                "reasons": ["loneliness_isolation"], "urgency": "routine",
-                "received_on": received, "note": null
-            }
-        }),
+        referred,
         true,
         noon(received) - Duration::hours(12),
     )];
@@ -183,29 +174,30 @@ fn journey(dice: &mut Dice, truth: &mut Truth, service: Uuid) -> Vec<Step> {
         ));
         latest = latest.max(follow_up);
     }
-    if dice.below(4) == 0 {
-        let on = decided + Duration::days(dice.below(30));
-        truth.gaps.push(on);
-        middle.push((
+    // One in four has a gap recorded, one in three a connection, in the month after.
+    for (one_in, path, dates, mut body) in [
+        (
+            4,
             "service-gaps",
+            &mut truth.gaps,
             json!({ "gap_id": Uuid::new_v4(), "need": "physical_activity", "area": "Frome",
-                    "reason": "no_service_exists", "note": null, "occurred_at": noon(on) }),
-            false,
-            noon(on),
-        ));
-        latest = latest.max(on);
-    }
-    if dice.below(3) == 0 {
-        let on = decided + Duration::days(dice.below(30));
-        truth.connections.push(on);
-        middle.push((
+                    "reason": "no_service_exists", "note": null }),
+        ),
+        (
+            3,
             "connections",
-            json!({ "connection_id": Uuid::new_v4(), "service_id": service, "need": "loneliness_isolation",
-                    "kind": "signposted", "occurred_at": noon(on) }),
-            false,
-            noon(on),
-        ));
-        latest = latest.max(on);
+            &mut truth.connections,
+            json!({ "connection_id": Uuid::new_v4(), "service_id": service,
+                    "need": "loneliness_isolation", "kind": "signposted" }),
+        ),
+    ] {
+        if dice.below(one_in) == 0 {
+            let on = decided + Duration::days(dice.below(30));
+            dates.push(on);
+            body["occurred_at"] = json!(noon(on));
+            middle.push((path, body, false, noon(on)));
+            latest = latest.max(on);
+        }
     }
     middle.sort_by_key(|(_, _, _, at)| *at);
     facts.extend(middle);
@@ -430,15 +422,7 @@ async fn every_figure_for_a_year_its_quarters_and_all_time_counts_each_fact_on_i
 
     // The same log under rules v1 counts a year's appointments by when their episodes were
     // accepted: wrong for 2025 (which this test would catch), and kept reproducible.
-    let v1 = projector::Runner::new(
-        server.store.clone(),
-        Arc::new(projector::OutcomesProjection::new(
-            projector::rules::Rules::load(1).expect("v1"),
-        )),
-        Uuid::new_v4(),
-        projector::RunnerSettings::default(),
-    );
-    v1.catch_up().await.expect("v1 catches up");
+    crate::support::catch_up(&server.store, crate::support::outcomes_under(1)).await;
     let old = figures(&server, 1, Some(year)).await;
     assert_ne!(old["attended"], year_figures["attended"], "{old:#}");
     assert_eq!(old["referrals"], year_figures["referrals"]);

@@ -21,21 +21,8 @@ fn now() -> DateTime<Utc> {
 }
 
 fn referral_body(referral_id: Uuid, received_on: &str) -> Value {
-    json!({
-        "client": {
-            "personal": {
-                "given_name": "Iris", "family_name": "Pennock", "date_of_birth": null,
-                "nhs_number": null, "phone": null, "email": null, "address": null, "postcode": null
-            },
-            "area": "Wells"
-        },
-        "referral": {
-            "referral_id": referral_id, "source": "gp",
-            "referrer": { "staff_id": null, "name": null, "organisation": null },
-            "reasons": ["loneliness_isolation"], "urgency": "routine",
-            "received_on": received_on, "note": null
-        }
-    })
+    let name = ("Iris", "Pennock");
+    super::journey::named_referral(name, "Wells", referral_id, "gp", json!(received_on))
 }
 
 #[track_caller]
@@ -88,26 +75,19 @@ async fn a_fact_is_recorded_when_it_happened_and_the_journey_shows_both_times() 
 
     // Not later than now (beyond a few minutes' skew), not before the referral was received,
     // and a date and time it can read.
-    let future = server
-        .post(&people.lead, &path, accept(json!("2026-06-15T12:30:00Z")))
-        .await;
-    refused(&future, 422, "occurred_at");
-    let early = server
-        .post(&people.lead, &path, accept(json!("2026-04-30T16:00:00Z")))
-        .await;
-    refused(&early, 422, "occurred_at");
-    let garbled = server
-        .post(&people.lead, &path, accept(json!("last Tuesday")))
-        .await;
-    refused(&garbled, 400, "occurred_at");
-    let bad_reason = server
-        .post(
-            &people.lead,
-            &path,
+    for (body, status, field) in [
+        (accept(json!("2026-06-15T12:30:00Z")), 422, "occurred_at"),
+        (accept(json!("2026-04-30T16:00:00Z")), 422, "occurred_at"),
+        (accept(json!("last Tuesday")), 400, "occurred_at"),
+        (
             json!({ "referral_id": referral, "late_entry_reason": 7 }),
-        )
-        .await;
-    refused(&bad_reason, 400, "late_entry_reason");
+            400,
+            "late_entry_reason",
+        ),
+    ] {
+        let reply = server.post(&people.lead, &path, body).await;
+        refused(&reply, status, field);
+    }
 
     // Accepted on 4 May, entered on 15 June.
     let accepted = server
@@ -222,12 +202,7 @@ async fn facts_older_than_the_back_entry_window_take_a_team_lead_and_a_reason() 
     let entered = server.ok(&people.lead, &path, with_reason).await;
     assert_eq!(entered.body["events"].as_array().map(Vec::len), Some(3));
     let known = journey(&server, client, "").await;
-    let types: Vec<&str> = known["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .filter_map(|e| e["event_type"].as_str())
-        .collect();
+    let types = crate::support::texts(&known, "entries", "event_type");
     assert_eq!(
         types,
         ["LateEntryExplained", "ClientRegistered", "ReferralReceived"]
@@ -285,23 +260,14 @@ async fn a_corrected_referral_reason_moves_the_referral_mix_by_one() {
             })
             .collect()
     };
-    server.catch_up().await;
-    let before = server
-        .get(&people.analyst, "/api/v1/reports/outcomes")
-        .await;
     assert_eq!(
-        mix(&before.body),
+        mix(&server.caught_up_outcomes().await),
         [
             ("loneliness_isolation".to_owned(), json!(6)),
             ("housing".to_owned(), json!(5))
         ]
     );
-    let received: Uuid = testkit::query_value(
-        &server.db.admin_client().await,
-        "SELECT event_id FROM events WHERE stream_id = $1 AND event_type = 'ReferralReceived'",
-        &[&client],
-    )
-    .await;
+    let received = server.event_id(&client, "ReferralReceived").await;
     // Refused as the referral could not have been recorded: no reason at all.
     let empty = server
         .post(
@@ -321,16 +287,13 @@ async fn a_corrected_referral_reason_moves_the_referral_mix_by_one() {
         )
         .await;
     assert!(corrected.body["position"].as_i64() > Some(0));
-    server.catch_up().await;
-    let after = server
-        .get(&people.analyst, "/api/v1/reports/outcomes")
-        .await;
+    let after = server.caught_up_outcomes().await;
     assert_eq!(
-        mix(&after.body),
+        mix(&after),
         [
             ("housing".to_owned(), json!(6)),
             ("loneliness_isolation".to_owned(), json!(5))
         ]
     );
-    assert_eq!(after.body["referrals"]["total"], 11);
+    assert_eq!(after["referrals"]["total"], 11);
 }

@@ -6,12 +6,25 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::journey::{assign_by, client_path, intake, refer_and_accept};
+use super::journey::{accepted_case_by, assign_by, client_path};
 use super::{Reply, TestServer};
 use crate::support::oruk_service;
 
 fn ids(reply: &Reply, list: &str) -> Vec<Uuid> {
     serde_json::from_value(reply.body[list].clone()).expect("a list of ids")
+}
+
+/// `who` imports `document` as a full dump (`withdraw_missing`), which must be taken.
+async fn full_dump(server: &TestServer, who: &super::Person, document: Value) -> Reply {
+    let import = server
+        .post(
+            who,
+            "/api/v1/directory/import?withdraw_missing=true",
+            document,
+        )
+        .await;
+    assert_eq!(import.status, 200, "{:#}", import.body);
+    import
 }
 
 /// Whether the service is listed now, and its name, from the log.
@@ -55,17 +68,11 @@ async fn another_organisation_cannot_change_or_wipe_a_service_it_did_not_list() 
     // of ours, with `withdraw_missing`: theirs is added, ours skipped and named in the report,
     // and nothing of ours is withdrawn.
     let theirs = Uuid::from_u128(0xf0_01);
-    let import = server
-        .post(
-            &people.foreign_admin,
-            "/api/v1/directory/import?withdraw_missing=true",
-            json!({ "contents": [
-                oruk_service(theirs, "Leeds Walking Group", &["physical_activity"], "Leeds"),
-                oruk_service(ours[0], "Taken over", &["housing"], "Leeds"),
-            ]}),
-        )
-        .await;
-    assert_eq!(import.status, 200, "{:#}", import.body);
+    let dump = json!({ "contents": [
+        oruk_service(theirs, "Leeds Walking Group", &["physical_activity"], "Leeds"),
+        oruk_service(ours[0], "Taken over", &["housing"], "Leeds"),
+    ]});
+    let import = full_dump(&server, &people.foreign_admin, dump).await;
     assert_eq!(ids(&import, "added"), [theirs]);
     assert_eq!(ids(&import, "withdrawn"), Vec::<Uuid>::new());
     assert_eq!(ids(&import, "changed"), Vec::<Uuid>::new());
@@ -88,16 +95,10 @@ async fn another_organisation_cannot_change_or_wipe_a_service_it_did_not_list() 
     // A second full dump of theirs without it: `withdraw_missing` withdraws their own service,
     // still none of ours.
     let second = Uuid::from_u128(0xf0_02);
-    let import = server
-        .post(
-            &people.foreign_admin,
-            "/api/v1/directory/import?withdraw_missing=true",
-            json!({ "contents": [
-                oruk_service(second, "Leeds Debt Advice", &["money_benefits_debt"], "Leeds"),
-            ]}),
-        )
-        .await;
-    assert_eq!(import.status, 200, "{:#}", import.body);
+    let dump = json!({ "contents": [
+        oruk_service(second, "Leeds Debt Advice", &["money_benefits_debt"], "Leeds"),
+    ]});
+    let import = full_dump(&server, &people.foreign_admin, dump).await;
     assert_eq!(ids(&import, "added"), [second]);
     assert_eq!(ids(&import, "withdrawn"), [theirs]);
     for id in &ours {
@@ -168,16 +169,8 @@ async fn another_organisation_cannot_change_or_wipe_a_service_it_did_not_list() 
     refused_as_not_theirs(&reply, "a foreign lead on a withdrawn service");
 
     // A foreign link worker connects their own client to our service, whoever owns it.
-    let client = Uuid::new_v4();
-    let referral = Uuid::new_v4();
-    refer_and_accept(
-        &server,
-        (&people.foreign_worker, &people.foreign_lead),
-        client,
-        referral,
-        intake(referral, "self_referral"),
-    )
-    .await;
+    let foreign = (&people.foreign_worker, &people.foreign_lead);
+    let client = accepted_case_by(&server, foreign, "self_referral").await;
     assign_by(
         &server,
         &people.foreign_lead,
@@ -204,16 +197,10 @@ async fn another_organisation_cannot_change_or_wipe_a_service_it_did_not_list() 
 
     // Our own full dump with `withdraw_missing`: ours it does not name are withdrawn, theirs
     // (named or not) are left alone, the one it names is skipped.
-    let import = server
-        .post(
-            &people.admin,
-            "/api/v1/directory/import?withdraw_missing=true",
-            json!({ "contents": [
-                oruk_service(second, "Ours now", &["housing"], "Frome"),
-            ]}),
-        )
-        .await;
-    assert_eq!(import.status, 200, "{:#}", import.body);
+    let dump = json!({ "contents": [
+        oruk_service(second, "Ours now", &["housing"], "Frome"),
+    ]});
+    let import = full_dump(&server, &people.admin, dump).await;
     assert_eq!(ids(&import, "added"), Vec::<Uuid>::new());
     let mut withdrawn = ids(&import, "withdrawn");
     withdrawn.sort();

@@ -37,6 +37,32 @@ pub fn intake(referral_id: Uuid, source: &str) -> Value {
     })
 }
 
+/// A referral for loneliness of someone new known only by `name` (given, family), living in
+/// `area`, from `source`, received on `received_on`, with no note.
+pub fn named_referral(
+    name: (&str, &str),
+    area: &str,
+    referral_id: Uuid,
+    source: &str,
+    received_on: Value,
+) -> Value {
+    json!({
+        "client": {
+            "personal": {
+                "given_name": name.0, "family_name": name.1, "date_of_birth": null,
+                "nhs_number": null, "phone": null, "email": null, "address": null, "postcode": null
+            },
+            "area": area
+        },
+        "referral": {
+            "referral_id": referral_id, "source": source,
+            "referrer": { "staff_id": null, "name": null, "organisation": null },
+            "reasons": ["loneliness_isolation"], "urgency": "routine",
+            "received_on": received_on, "note": null
+        }
+    })
+}
+
 pub fn wemwbs(timepoint: &str, answer: i32, days: i64) -> Value {
     json!({
         "assessment_id": Uuid::new_v4(), "instrument": "wemwbs", "instrument_version": 1,
@@ -54,17 +80,16 @@ pub async fn open_case(server: &TestServer) -> Uuid {
 
 /// A GP referral, accepted by the team lead, not yet assigned.
 pub async fn accepted_case(server: &TestServer) -> Uuid {
+    let people = &server.people;
+    accepted_case_by(server, (&people.referrer, &people.lead), "gp").await
+}
+
+/// A new client referred from `source` by the first of `by` and accepted by the second (a
+/// lead), not yet assigned.
+pub async fn accepted_case_by(server: &TestServer, by: (&Person, &Person), source: &str) -> Uuid {
     let client = Uuid::new_v4();
     let referral = Uuid::new_v4();
-    let people = &server.people;
-    refer_and_accept(
-        server,
-        (&people.referrer, &people.lead),
-        client,
-        referral,
-        intake(referral, "gp"),
-    )
-    .await;
+    refer_and_accept(server, by, client, referral, intake(referral, source)).await;
     client
 }
 
@@ -293,40 +318,28 @@ async fn a_whole_journey_through_the_api() {
     assert_eq!(record.header("etag"), Some("\"17\""));
 
     // The reporting analyst sees the figures, and nothing personal.
-    server.catch_up().await;
-    let report = server
-        .read(&people.analyst, "/api/v1/reports/outcomes")
-        .await;
-    assert_eq!(
-        report.body["rules_version"], 3,
-        "a new installation's rules"
-    );
+    let report = server.caught_up_outcomes().await;
+    assert_eq!(report["rules_version"], 3, "a new installation's rules");
     // One person is too few to publish: every count of them is suppressed, the codes stay.
-    assert_eq!(report.body["referrals"]["total"], Value::Null);
+    assert_eq!(report["referrals"]["total"], Value::Null);
     assert_eq!(
-        report.body["referrals"]["by_source"][0],
+        report["referrals"]["by_source"][0],
         json!({ "code": "self_referral", "count": null, "percent": null, "suppressed": true })
     );
     assert_eq!(
-        report.body["episodes"]["closed_by_reason"][0]["code"],
+        report["episodes"]["closed_by_reason"][0]["code"],
         "goals_met"
     );
-    let wemwbs = &report.body["measures"][0];
+    let wemwbs = &report["measures"][0];
     assert_eq!(wemwbs["measure"], "wemwbs");
     assert_eq!(wemwbs["paired"], Value::Null);
     assert_eq!(wemwbs["mean_change"], Value::Null, "{wemwbs:#}");
-    assert_eq!(report.body["suppression"]["below"], 5);
+    assert_eq!(report["suppression"]["below"], 5);
     // Unpublished, the figures are there: 28 to 56 is an improvement.
-    let figures = app::reports::outcome_report(
-        &server.db.app_client().await,
-        &app::reports::ReportFilter {
-            organisation_id: Some(people.analyst.organisation_id),
-            rules_version: 3,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("the figures");
+    let of_the_organisation = crate::support::under_v3(Some(people.analyst.organisation_id));
+    let figures = app::reports::outcome_report(&server.db.app_client().await, &of_the_organisation)
+        .await
+        .expect("the figures");
     assert_eq!(figures.referrals.total, Some(1));
     let wemwbs = &figures.measures[0];
     assert_eq!(
@@ -334,7 +347,7 @@ async fn a_whole_journey_through_the_api() {
         ("wemwbs", Some(1), Some(1)),
         "28 to 56 is an improvement"
     );
-    assert!(!report.body.to_string().contains("Thornbury"));
+    assert!(!report.to_string().contains("Thornbury"));
     let gaps = server
         .get(&people.analyst, "/api/v1/reports/service-gaps")
         .await;
@@ -741,12 +754,7 @@ async fn a_service_id_used_as_a_client_id_is_no_record() {
 async fn a_correction_that_does_not_fit_its_event_leaves_the_record_readable() {
     let server = TestServer::start().await;
     let client = open_case(&server).await;
-    let registered: Uuid = testkit::query_value(
-        &server.db.admin_client().await,
-        "SELECT event_id FROM events WHERE stream_id = $1 AND event_type = 'ClientRegistered'",
-        &[&client],
-    )
-    .await;
+    let registered = server.event_id(&client, "ClientRegistered").await;
     // Refused now: a correction is held to the entry it corrects.
     let refused = server
         .post(

@@ -346,8 +346,45 @@ impl TestServer {
         self.call(Some(who), "GET", path, None, &[]).await
     }
 
+    /// Gets with no credentials, as the public does.
+    pub async fn get_public(&self, path: &str) -> Reply {
+        self.call(None, "GET", path, None, &[]).await
+    }
+
     pub async fn post(&self, who: &Person, path: &str, body: Value) -> Reply {
         self.call(Some(who), "POST", path, Some(&body), &[]).await
+    }
+
+    /// The id of the one event of `event_type` on `client`'s record.
+    pub async fn event_id(&self, client: &Uuid, event_type: &str) -> Uuid {
+        testkit::query_value(
+            &self.db.admin_client().await,
+            "SELECT event_id FROM events WHERE stream_id = $1 AND event_type = $2",
+            &[client, &event_type],
+        )
+        .await
+    }
+
+    /// The outcome report the reporting analyst reads once every projection has caught up.
+    pub async fn caught_up_outcomes(&self) -> Value {
+        self.catch_up().await;
+        self.read(&self.people.analyst, "/api/v1/reports/outcomes")
+            .await
+            .body
+    }
+
+    /// Starts a snapshot of the outcome report as known at `known_at` (an RFC 3339 time) and
+    /// insists on 202; the snapshot.
+    pub async fn start_snapshot(&self, who: &Person, known_at: Value) -> Value {
+        let started = self
+            .post(
+                who,
+                "/api/v1/reports/outcomes/snapshots",
+                json!({ "known_at": known_at }),
+            )
+            .await;
+        assert_eq!(started.status, 202, "{:#}", started.body);
+        started.body
     }
 
     /// Gets and insists on 200.

@@ -96,6 +96,19 @@ pub(super) async fn when_built(server: &TestServer, path: &str) -> Reply {
     panic!("{path} was never built");
 }
 
+/// Snapshot `id`'s report once built, with `query` (`?...`, or empty).
+pub(super) async fn snapshot_report(
+    server: &TestServer,
+    id: impl std::fmt::Display,
+    query: &str,
+) -> Reply {
+    when_built(
+        server,
+        &format!("/api/v1/reports/outcomes/snapshots/{id}/report{query}"),
+    )
+    .await
+}
+
 /// A report's figures, without what it is as of.
 fn figures(mut report: Value) -> Value {
     if let Some(object) = report.as_object_mut() {
@@ -139,12 +152,7 @@ async fn a_published_quarter_is_reproduced_and_its_difference_from_today_explain
     }
     clock.set(noon(2026, 4, 20));
     for client in &january {
-        let referral: Uuid = testkit::query_value(
-            &server.db.admin_client().await,
-            "SELECT event_id FROM events WHERE stream_id = $1 AND event_type = 'ReferralReceived'",
-            &[client],
-        )
-        .await;
+        let referral = server.event_id(client, "ReferralReceived").await;
         server
             .ok(
                 &server.people.lead,
@@ -162,21 +170,10 @@ async fn a_published_quarter_is_reproduced_and_its_difference_from_today_explain
     assert_ne!(figures(today.body.clone()), figures(published.body.clone()));
 
     // Known at the moment it was sent, under the rules live then: the same report.
-    let started = server
-        .post(
-            &analyst,
-            "/api/v1/reports/outcomes/snapshots",
-            json!({ "known_at": sent }),
-        )
-        .await;
-    assert_eq!(started.status, 202, "{:#}", started.body);
-    assert_eq!(started.body["rules_version"], 3);
-    let id = started.body["id"].as_str().expect("an id").to_owned();
-    let again = when_built(
-        &server,
-        &format!("/api/v1/reports/outcomes/snapshots/{id}/report?{quarter}"),
-    )
-    .await;
+    let started = server.start_snapshot(&analyst, json!(sent)).await;
+    assert_eq!(started["rules_version"], 3);
+    let id = started["id"].as_str().expect("an id").to_owned();
+    let again = snapshot_report(&server, &id, &format!("?{quarter}")).await;
     assert_eq!(again.body["snapshot"]["state"], "done");
     assert_eq!(
         figures(again.body["report"].clone()),

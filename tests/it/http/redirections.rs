@@ -38,6 +38,15 @@ async fn redirect(server: &TestServer, client: Uuid, referral: Uuid, destination
         .await
 }
 
+/// Refers a new person and redirects them to `destination`, which must be taken; the client,
+/// and the redirection's reply.
+async fn redirected(server: &TestServer, destination: Value) -> (Uuid, Reply) {
+    let (client, referral) = referred(server).await;
+    let reply = redirect(server, client, referral, destination).await;
+    assert_eq!(reply.status, 201, "{:#}", reply.body);
+    (client, reply)
+}
+
 /// A redirection as a service recorded it before destinations were coded: schema v1, where it
 /// went in words.
 async fn stored_as_v1(server: &TestServer, client: Uuid, referral: Uuid, words: &str) {
@@ -78,36 +87,25 @@ async fn redirections_name_a_service_or_a_code_and_reports_count_them_by_destina
     // Refused, each naming the field: words alone, a code not in the list, a service that is
     // not in the directory, and the schema v1 field.
     let (client, referral) = referred(&server).await;
-    refused(
-        &redirect(
-            &server,
-            client,
-            referral,
+    for (destination, field) in [
+        (
             json!({ "kind": "described", "text": "CMHT" }),
-        )
-        .await,
-        "destination.kind",
-    );
-    refused(
-        &redirect(
-            &server,
-            client,
-            referral,
+            "destination.kind",
+        ),
+        (
             json!({ "kind": "coded", "code": "cmht" }),
-        )
-        .await,
-        "destination.code",
-    );
-    refused(
-        &redirect(
-            &server,
-            client,
-            referral,
+            "destination.code",
+        ),
+        (
             json!({ "kind": "service", "service_id": Uuid::new_v4() }),
-        )
-        .await,
-        "destination.service_id",
-    );
+            "destination.service_id",
+        ),
+    ] {
+        refused(
+            &redirect(&server, client, referral, destination).await,
+            field,
+        );
+    }
     let old_shape = server
         .post(
             &people.lead,
@@ -129,24 +127,12 @@ async fn redirections_name_a_service_or_a_code_and_reports_count_them_by_destina
     // before codes, in words typed three ways) to "Mendip Talking Therapies"; ten more to the
     // GP by code, five of which are then corrected to NHS Talking Therapies.
     for n in 0..5 {
-        let (client, referral) = referred(&server).await;
-        let reply = redirect(
+        redirected(
             &server,
-            client,
-            referral,
             json!({ "kind": "coded", "code": "talking_therapies" }),
         )
         .await;
-        assert_eq!(reply.status, 201, "{:#}", reply.body);
-        let (client, referral) = referred(&server).await;
-        let reply = redirect(
-            &server,
-            client,
-            referral,
-            json!({ "kind": "service", "service_id": service }),
-        )
-        .await;
-        assert_eq!(reply.status, 201, "{:#}", reply.body);
+        redirected(&server, json!({ "kind": "service", "service_id": service })).await;
         let (client, referral) = referred(&server).await;
         let words = [
             "Mendip Talking Therapies",
@@ -157,15 +143,8 @@ async fn redirections_name_a_service_or_a_code_and_reports_count_them_by_destina
     }
     let mut to_correct = Vec::new();
     for n in 0..10 {
-        let (client, referral) = referred(&server).await;
-        let reply = redirect(
-            &server,
-            client,
-            referral,
-            json!({ "kind": "coded", "code": "gp_practice" }),
-        )
-        .await;
-        assert_eq!(reply.status, 201, "{:#}", reply.body);
+        let (client, reply) =
+            redirected(&server, json!({ "kind": "coded", "code": "gp_practice" })).await;
         if n < 5 {
             let event = reply.body["events"][0]["event_id"].clone();
             to_correct.push((client, event));
@@ -231,11 +210,8 @@ async fn redirections_name_a_service_or_a_code_and_reports_count_them_by_destina
         "{entry:#}"
     );
 
-    server.catch_up().await;
-    let report = server
-        .read(&people.analyst, "/api/v1/reports/outcomes")
-        .await;
-    let referrals = &report.body["referrals"];
+    let report = server.caught_up_outcomes().await;
+    let referrals = &report["referrals"];
     assert_eq!(referrals["redirected"], 26, "{referrals:#}");
     let counts: Vec<(String, Value)> = referrals["by_destination"]
         .as_array()
@@ -267,7 +243,7 @@ async fn redirections_name_a_service_or_a_code_and_reports_count_them_by_destina
                 &[]).await;
         assert_eq!(copied, 0, "{table}");
     }
-    let text = report.body.to_string().to_lowercase();
+    let text = report.to_string().to_lowercase();
     assert!(
         !text.contains("mendip") && !text.contains("coaching"),
         "{text}"
@@ -284,17 +260,7 @@ async fn redirections_name_a_service_or_a_code_and_reports_count_them_by_destina
     );
 
     // Under rules v1 the figure is not counted (null), and v1's figures stay as they were.
-    projector::Runner::new(
-        server.store.clone(),
-        std::sync::Arc::new(projector::OutcomesProjection::new(
-            projector::rules::Rules::load(1).expect("v1"),
-        )),
-        Uuid::new_v4(),
-        projector::RunnerSettings::default(),
-    )
-    .catch_up()
-    .await
-    .expect("v1 catches up");
+    crate::support::catch_up(&server.store, crate::support::outcomes_under(1)).await;
     let v1 = app::reports::outcome_report(
         &server.db.app_client().await,
         &app::reports::ReportFilter {

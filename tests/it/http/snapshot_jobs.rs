@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::TestServer;
 use super::journey::{client_path, intake};
-use super::published::{log_now, when_built};
+use super::published::{log_now, snapshot_report, when_built};
 
 /// Registers a snapshot as a build that was interrupted: `running`, with a stray figures row
 /// under its tag (as a half-done build leaves). Returns its id and tag.
@@ -71,11 +71,7 @@ async fn an_interrupted_snapshot_is_built_again_at_start_unless_another_instance
     // The service starts again.
     let snapshots = app::snapshots::Snapshots::new(server.store.clone());
     assert_eq!(snapshots.resume().await.expect("resumed"), 2);
-    let rebuilt = when_built(
-        &server,
-        &format!("/api/v1/reports/outcomes/snapshots/{left}/report"),
-    )
-    .await;
+    let rebuilt = snapshot_report(&server, left, "").await;
     assert_eq!(rebuilt.body["snapshot"]["state"], "done");
     // Built from the start: the stray row is gone, and the figures are those of a snapshot
     // started now for the same moment.
@@ -85,20 +81,9 @@ async fn an_interrupted_snapshot_is_built_again_at_start_unless_another_instance
         rebuilt.body
     );
     let known_at = rebuilt.body["snapshot"]["known_at"].clone();
-    let fresh = server
-        .post(
-            &people.analyst,
-            "/api/v1/reports/outcomes/snapshots",
-            json!({ "known_at": known_at }),
-        )
-        .await;
-    assert_eq!(fresh.status, 202, "{:#}", fresh.body);
-    let fresh_id = fresh.body["id"].as_str().expect("an id").to_owned();
-    let fresh = when_built(
-        &server,
-        &format!("/api/v1/reports/outcomes/snapshots/{fresh_id}/report"),
-    )
-    .await;
+    let fresh = server.start_snapshot(&people.analyst, known_at).await;
+    let fresh_id = fresh["id"].as_str().expect("an id").to_owned();
+    let fresh = snapshot_report(&server, &fresh_id, "").await;
     assert_eq!(
         without_snapshot_ids(rebuilt.body.clone()),
         without_snapshot_ids(fresh.body.clone())
@@ -134,11 +119,7 @@ async fn an_interrupted_snapshot_is_built_again_at_start_unless_another_instance
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(snapshots.resume().await.expect("resumed"), 1);
-    when_built(
-        &server,
-        &format!("/api/v1/reports/outcomes/snapshots/{held}/report"),
-    )
-    .await;
+    snapshot_report(&server, held, "").await;
     assert_eq!(state(held).await, "done");
     assert_eq!(snapshots.resume().await.expect("resumed"), 0);
     server.stop().await;

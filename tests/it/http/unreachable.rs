@@ -174,7 +174,7 @@ async fn while_the_database_is_unreachable_every_request_is_503_and_nothing_is_h
         assert!(!detail.contains("os error"), "{detail}");
         assert_eq!(reply.header("cache-control"), Some("no-store"));
     }
-    let ready = server.call(None, "GET", "/ready", None, &[]).await;
+    let ready = server.get_public("/ready").await;
     assert_eq!(ready.status, 503, "{:#}", ready.body);
 
     // Back: the same request, retried with its key, is carried out once.

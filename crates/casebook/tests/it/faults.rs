@@ -244,6 +244,24 @@ fn kill_9(pid: u32) {
     assert!(status.success(), "kill -KILL {pid}");
 }
 
+/// What `/ready` answers now.
+async fn ready(running: &Running) -> reqwest::StatusCode {
+    reqwest::get(format!("{}/ready", running.base))
+        .await
+        .expect("GET /ready")
+        .status()
+}
+
+/// The service's metrics, as Prometheus text.
+async fn metrics(running: &Running) -> String {
+    reqwest::get(format!("{}/metrics", running.base))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("the metrics")
+}
+
 /// Waits until every projection has applied the whole log, as `/ready` reports it.
 async fn wait_until_projected(running: &Running) {
     let http = reqwest::Client::new();
@@ -481,13 +499,7 @@ async fn serve_restarts_its_private_cluster_when_the_postmaster_is_killed() {
         }
     }
     // Readiness says so too, once no connection of the pool reaches a live backend.
-    loop {
-        let ready = reqwest::get(format!("{}/ready", running.base))
-            .await
-            .expect("GET /ready");
-        if ready.status() == 503 {
-            break;
-        }
+    while ready(&running).await != 503 {
         assert!(Instant::now() < deadline, "/ready never said 503");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -511,12 +523,7 @@ async fn serve_restarts_its_private_cluster_when_the_postmaster_is_killed() {
     }
     let log = running.log();
     assert!(said(&log), "{log}");
-    let metrics = reqwest::get(format!("{}/metrics", running.base))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("the metrics");
+    let metrics = metrics(&running).await;
     assert!(
         metrics.contains("casebook_cluster_restarts_total{outcome=\"restarted\"} 1"),
         "{metrics}"
@@ -553,21 +560,13 @@ async fn serve_gives_up_after_its_restart_attempts_and_heals_when_the_cluster_is
         2,
         "{log}"
     );
-    let metrics = reqwest::get(format!("{}/metrics", running.base))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("the metrics");
+    let metrics = metrics(&running).await;
     assert!(
         metrics.contains("casebook_cluster_restarts_total{outcome=\"failed\"} 2"),
         "{metrics}"
     );
     assert!(metrics.contains("casebook_cluster_up 0"), "{metrics}");
-    let ready = reqwest::get(format!("{}/ready", running.base))
-        .await
-        .expect("GET /ready");
-    assert_eq!(ready.status(), 503);
+    assert_eq!(ready(&running).await, 503);
 
     // Mended and started by hand, the service answers again without being restarted.
     std::fs::write(&conf, good).expect("mend it");
@@ -578,13 +577,7 @@ async fn serve_gives_up_after_its_restart_attempts_and_heals_when_the_cluster_is
     .await;
     tokio::task::block_in_place(|| data_dir.cluster());
     let deadline = Instant::now() + PATIENCE;
-    loop {
-        let ready = reqwest::get(format!("{}/ready", running.base))
-            .await
-            .expect("GET /ready");
-        if ready.status() == 200 {
-            break;
-        }
+    while ready(&running).await != 200 {
         assert!(Instant::now() < deadline, "never ready again");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -617,10 +610,7 @@ async fn a_cluster_stopped_for_maintenance_is_left_stopped_until_the_marker_goes
             .contains("stopped for maintenance; not restarting it")
     })
     .await;
-    let ready = reqwest::get(format!("{}/ready", running.base))
-        .await
-        .expect("GET /ready");
-    assert_eq!(ready.status(), 503, "left stopped");
+    assert_eq!(ready(&running).await, 503, "left stopped");
     assert!(
         !running
             .log()

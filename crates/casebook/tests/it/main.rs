@@ -2,10 +2,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use process::{casebook, casebook_env_ok, start, stop, succeeded};
+use process::{casebook, casebook_env_ok, casebook_out, start, stop, succeeded};
 
 mod faults;
 mod process;
@@ -241,22 +240,47 @@ fn the_directory_commands_import_report_rejections_and_export_what_they_imported
 }
 
 /// A client referred, accepted and closed `years` ago, written as the service writes.
+/// A new database, a new master key, and a store over the database sealing personal fields
+/// under the key.
+async fn sealed_store() -> (
+    testkit::TestDb,
+    eventstore::MasterKey,
+    eventstore::EventStore,
+) {
+    let db = testkit::TestDb::new().await;
+    let key = eventstore::MasterKey::generate().expect("a key");
+    let store = eventstore::EventStore::new(db.app_pool(2), app::upcasters())
+        .with_protection(app::privacy::protection(key.clone()));
+    (db, key, store)
+}
+
+/// The arguments of `casebook staff add` for Sam Okafor, a link worker of `team`.
+fn add_link_worker<'a>(organisation: &'a str, team: &'a str) -> [&'a str; 10] {
+    [
+        "staff",
+        "add",
+        "--organisation",
+        organisation,
+        "--team",
+        team,
+        "--role",
+        "link_worker",
+        "--name",
+        "Sam Okafor",
+    ]
+}
+
 async fn closed_client(store: &eventstore::EventStore, years: i64) -> uuid::Uuid {
     use domain::*;
     let cases = app::CaseService::new(store.clone());
     let client = uuid::Uuid::new_v4();
     let at = chrono::Utc::now() - chrono::Duration::days(years * 366);
     let referral = ReferralId(uuid::Uuid::new_v4());
-    let personal: PersonalDetails = serde_json::from_value(serde_json::json!({
-        "given_name": "Hester", "family_name": "Fairbrother", "date_of_birth": null,
-        "nhs_number": null, "phone": null, "email": null, "address": null, "postcode": null
-    }))
-    .expect("personal details");
     let commands = [
         CaseCommand::Intake {
             client: Some(Box::new(ClientRegistered {
                 client_id: ClientId(client),
-                personal,
+                personal: PersonalDetails::named("Hester", "Fairbrother"),
                 area: "Frome".to_owned(),
             })),
             referral: ReferralReceived {
@@ -304,11 +328,8 @@ async fn closed_client(store: &eventstore::EventStore, years: i64) -> uuid::Uuid
 
 #[tokio::test]
 async fn retention_and_erase_run_from_the_command_line_under_the_configured_master_key() {
-    let db = testkit::TestDb::new().await;
+    let (db, key, store) = sealed_store().await;
     let url = database_url(&db);
-    let key = eventstore::MasterKey::generate().expect("a key");
-    let store = eventstore::EventStore::new(db.app_pool(2), app::upcasters())
-        .with_protection(app::privacy::protection(key.clone()));
     let old = closed_client(&store, 9).await;
     let recent = closed_client(&store, 2).await;
     let data_dir = process::scratch("retention");
@@ -317,14 +338,7 @@ async fn retention_and_erase_run_from_the_command_line_under_the_configured_mast
         ("CASEBOOK_DATABASE_URL", url.as_str()),
         ("CASEBOOK_MASTER_KEY", encoded.as_str()),
     ];
-    let run = |args: &[&str]| {
-        let out = casebook(&data_dir, args, &env);
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| casebook_out(&data_dir, args, &env);
 
     // The dry run lists only the record concluded more than 8 years ago, and erases nothing.
     let (code, stdout, stderr) = run(&["retention"]);
@@ -502,18 +516,7 @@ async fn the_administration_commands_make_an_organisation_its_staff_and_tokens_a
     let (code, team, stderr) = run(&["team", "add", "--organisation", &organisation, "Frome"]);
     assert_eq!(code, Some(0), "{stderr}");
     id(&team);
-    let (code, staff, stderr) = run(&[
-        "staff",
-        "add",
-        "--organisation",
-        &organisation,
-        "--team",
-        &team,
-        "--role",
-        "link_worker",
-        "--name",
-        "Sam Okafor",
-    ]);
+    let (code, staff, stderr) = run(&add_link_worker(&organisation, &team));
     assert_eq!(code, Some(0), "{stderr}");
     let staff_id = id(&staff);
     let (code, _, stderr) = run(&[
@@ -635,30 +638,14 @@ async fn serve_with_a_replica_url_reads_from_the_replica() {
     let run = |args: &[&str]| casebook_env_ok(&data_dir, args, &env);
     let organisation = run(&["org", "add", "Mendip Link"]);
     let team = run(&["team", "add", "--organisation", &organisation, "Frome"]);
-    let worker = run(&[
-        "staff",
-        "add",
-        "--organisation",
-        &organisation,
-        "--team",
-        &team,
-        "--role",
-        "link_worker",
-        "--name",
-        "Sam Okafor",
-    ]);
+    let worker = run(&add_link_worker(&organisation, &team));
     let token = run(&["token", "issue", &worker, "--days", "1"]);
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_casebook"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("CASEBOOK_DATA_DIR", &data_dir)
+    let mut child = process::serve_command(&data_dir, &[])
         .env("CASEBOOK_DATABASE_URL", &primary)
         .env("CASEBOOK_REPLICA_URL", &replica)
         .env("CASEBOOK_MASTER_KEY", &key)
         .env("CASEBOOK_READ_WAIT_MS", "1000")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("start casebook serve");
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -760,11 +747,8 @@ async fn serve_with_a_replica_url_reads_from_the_replica() {
 /// it and exits 1, naming what broke, once a superuser has deleted an event.
 #[tokio::test]
 async fn anchor_then_verify_with_the_anchor_file_catches_a_deleted_event() {
-    let db = testkit::TestDb::new().await;
+    let (db, master, store) = sealed_store().await;
     let url = database_url(&db);
-    let master = eventstore::MasterKey::generate().expect("a key");
-    let store = eventstore::EventStore::new(db.app_pool(2), app::upcasters())
-        .with_protection(app::privacy::protection(master.clone()));
     let first = closed_client(&store, 1).await;
     closed_client(&store, 1).await;
     let data_dir = process::scratch("anchor");
@@ -778,14 +762,7 @@ async fn anchor_then_verify_with_the_anchor_file_catches_a_deleted_event() {
         ("CASEBOOK_MASTER_KEY", master_text.as_str()),
         ("CASEBOOK_ANCHOR_KEY", anchor_key.as_str()),
     ];
-    let run = |args: &[&str]| {
-        let out = casebook(&data_dir, args, &env);
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| casebook_out(&data_dir, args, &env);
 
     // A transaction running elsewhere on the test cluster may hold the newest events back from
     // a seal for a moment: seal until the checkpoint takes all eight.

@@ -14,14 +14,11 @@ pub struct Running {
     log: Arc<Mutex<Vec<String>>>,
 }
 
-/// Starts `casebook serve` on a free port with only a data dir set, and waits for its address.
-pub fn start(data_dir: &Path) -> Running {
-    start_with(data_dir, &[])
-}
-
-/// As [`start`], with more arguments for `serve`.
-pub fn start_with(data_dir: &Path, args: &[&str]) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_casebook"))
+/// `casebook serve` on a free port with `args` and only a data dir set (the caller may set
+/// more), its log piped to stderr.
+pub fn serve_command(data_dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_casebook"));
+    command
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
         .env_remove("CASEBOOK_DATABASE_URL")
@@ -29,7 +26,18 @@ pub fn start_with(data_dir: &Path, args: &[&str]) -> Running {
         .env("CASEBOOK_DATA_DIR", data_dir)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Starts `casebook serve` on a free port with only a data dir set, and waits for its address.
+pub fn start(data_dir: &Path) -> Running {
+    start_with(data_dir, &[])
+}
+
+/// As [`start`], with more arguments for `serve`.
+pub fn start_with(data_dir: &Path, args: &[&str]) -> Running {
+    let mut child = serve_command(data_dir, args)
         .spawn()
         .expect("start casebook serve");
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -150,6 +158,20 @@ pub fn casebook(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::pr
         command.env(name, value);
     }
     command.output().expect("run casebook")
+}
+
+/// As [`casebook`]: its exit code, standard output and standard error.
+pub fn casebook_out(
+    data_dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, String) {
+    let out = casebook(data_dir, args, env);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// As [`casebook`] with no more environment, checking it succeeds; its standard output.

@@ -70,13 +70,7 @@ impl Cluster {
     /// # Errors
     /// [`DbError::Tool`] when `pg_ctl promote` fails.
     pub fn promote(&self) -> Result<(), DbError> {
-        run(
-            self.server_tool("pg_ctl")
-                .arg("-D")
-                .arg(self.data_dir())
-                .args(["-w", "-t", "120", "promote"]),
-            "pg_ctl promote",
-        )
+        self.pg_ctl(&["-w", "-t", "120", "promote"], "pg_ctl promote")
     }
 
     /// Stops the server at once, as a crash would (immediate shutdown: no checkpoint, sessions
@@ -85,12 +79,17 @@ impl Cluster {
     /// # Errors
     /// [`DbError::Tool`] when `pg_ctl stop` fails.
     pub fn stop_immediately(&self) -> Result<(), DbError> {
+        self.pg_ctl(&["-m", "immediate", "-w", "stop"], "pg_ctl stop")
+    }
+
+    /// Runs `pg_ctl` on the standby's data directory with `args` (`what` names it in an error).
+    fn pg_ctl(&self, args: &[&str], what: &str) -> Result<(), DbError> {
         run(
             self.server_tool("pg_ctl")
                 .arg("-D")
                 .arg(self.data_dir())
-                .args(["-m", "immediate", "-w", "stop"]),
-            "pg_ctl stop",
+                .args(args),
+            what,
         )
     }
 }
