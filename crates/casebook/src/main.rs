@@ -380,6 +380,7 @@ async fn serve(
     if unfinished > 0 {
         tracing::info!(unfinished, "resuming report snapshots");
     }
+    let stop_signal = shutdown_signal()?;
     let app = Application::build(listen, state)?;
     let handle = app.handle();
     tracing::info!(address = %app.address(), "casebook is listening");
@@ -401,7 +402,7 @@ async fn serve(
         }
     }
     let server = tokio::spawn(app.run_until_stopped());
-    shutdown_signal().await?;
+    stop_signal.await;
     tracing::info!("shutting down");
     if let Some(supervisor) = supervisor {
         supervisor.stop().await;
@@ -506,10 +507,11 @@ async fn project(
     let listener = eventstore::Listener::start(database.app_config().clone());
     let store = database.event_store()?.with_listener(&listener);
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop_signal = shutdown_signal()?;
     let runners = projector::spawn_all(&store, &stopped).await?;
     let sealer = start_sealer(&database, sealing, &stopped);
     tracing::info!(projections = runners.len(), "projecting");
-    shutdown_signal().await?;
+    stop_signal.await;
     let _ = stop.send(true);
     for runner in runners.into_iter().chain(sealer) {
         let _ = runner.await;
@@ -821,11 +823,17 @@ async fn vacuum_keys(database: &Database) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() -> anyhow::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result?,
-        _ = terminate.recv() => {}
-    }
-    Ok(())
+/// Listens for Ctrl-C and SIGTERM from the moment it is called, so that a signal sent as soon
+/// as the service says it is listening (while it still prints its demo sign-in links, say) is
+/// not lost or left to kill the process: the future ends at the first of them.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

@@ -277,6 +277,32 @@ fn failure(who: Option<&ConsoleSession>, error: &AppError) -> HttpResponse {
     }
 }
 
+/// The signed-in session, or the page that says to sign in (returned from the handler).
+macro_rules! signed_in {
+    ($req:expr, $console:expr) => {
+        match session(&$req, &$console).await {
+            Ok(s) => s,
+            Err(response) => return response,
+        }
+    };
+}
+
+/// A form posted about one person: its fields, its session (same origin, CSRF token checked)
+/// and the person; or the refusal (returned from the handler).
+macro_rules! person_form {
+    ($req:expr, $console:expr, $path:expr, $body:expr) => {{
+        let fields = forms::fields(&$body);
+        let session = match form_session(&$req, &$console, &fields).await {
+            Ok(s) => s,
+            Err(response) => return response,
+        };
+        let Some(client) = client_id(&$path) else {
+            return failure(Some(&session), &AppError::NotFound("no such person".into()));
+        };
+        (fields, session, client)
+    }};
+}
+
 async fn home(req: HttpRequest, console: web::Data<Console>) -> HttpResponse {
     if req.cookie(SESSION_COOKIE).is_none() {
         return page(StatusCode::OK, pages::signed_out(None));
@@ -376,10 +402,7 @@ async fn caseload(
     query: web::Query<CaseloadQuery>,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let session = match session(&req, &console).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+    let session = signed_in!(req, console);
     let result: Result<CaseloadPage, AppError> = console
         .cases
         .caseload(&session.principal, None, query.cursor, None, None)
@@ -478,6 +501,26 @@ impl Entered {
     }
 }
 
+/// The person's page again, with what to put right in a form that did not read.
+async fn again(
+    req: &HttpRequest,
+    console: &Console,
+    session: &ConsoleSession,
+    client: ClientId,
+    errors: &[FieldError],
+) -> HttpResponse {
+    person_page(
+        req,
+        console,
+        session,
+        client,
+        &Entered::blank(console),
+        errors,
+        None,
+    )
+    .await
+}
+
 /// What a form just did, for the banner of the page it leads back to.
 fn banner(done: Option<&str>) -> Option<&'static str> {
     match done? {
@@ -498,10 +541,7 @@ async fn person(
     query: web::Query<PersonQuery>,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let session = match session(&req, &console).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+    let session = signed_in!(req, console);
     let Some(client) = client_id(&path) else {
         return failure(Some(&session), &AppError::NotFound("no such person".into()));
     };
@@ -523,14 +563,7 @@ async fn record_contact(
     body: web::Bytes,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let fields = forms::fields(&body);
-    let session = match form_session(&req, &console, &fields).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
-    let Some(client) = client_id(&path) else {
-        return failure(Some(&session), &AppError::NotFound("no such person".into()));
-    };
+    let (fields, session, client) = person_form!(req, console, path, body);
     let form = ContactForm::from_fields(&fields);
     let command = match form.command() {
         Ok(c) => c,
@@ -610,14 +643,7 @@ async fn decide(
     body: web::Bytes,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let fields = forms::fields(&body);
-    let session = match form_session(&req, &console, &fields).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
-    let Some(client) = client_id(&path) else {
-        return failure(Some(&session), &AppError::NotFound("no such person".into()));
-    };
+    let (fields, session, client) = person_form!(req, console, path, body);
     let form = forms::DecisionForm::from_fields(&fields);
     match form.command() {
         Ok(command) => {
@@ -627,10 +653,7 @@ async fn decide(
             };
             run(&req, &console, &session, client, &command, None, done).await
         }
-        Err(errors) => {
-            let blank = Entered::blank(&console);
-            person_page(&req, &console, &session, client, &blank, &errors, None).await
-        }
+        Err(errors) => again(&req, &console, &session, client, &errors).await,
     }
 }
 
@@ -640,14 +663,7 @@ async fn assign(
     body: web::Bytes,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let fields = forms::fields(&body);
-    let session = match form_session(&req, &console, &fields).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
-    let Some(client) = client_id(&path) else {
-        return failure(Some(&session), &AppError::NotFound("no such person".into()));
-    };
+    let (fields, session, client) = person_form!(req, console, path, body);
     let Some(team) = session.triage_team() else {
         return failure(
             Some(&session),
@@ -667,10 +683,7 @@ async fn assign(
     let form = forms::AssignmentForm::from_fields(&fields);
     match form.command(domain::TeamId(team), record.link_worker_id.is_some()) {
         Ok(command) => run(&req, &console, &session, client, &command, None, "assigned").await,
-        Err(errors) => {
-            let blank = Entered::blank(&console);
-            person_page(&req, &console, &session, client, &blank, &errors, None).await
-        }
+        Err(errors) => again(&req, &console, &session, client, &errors).await,
     }
 }
 
@@ -680,14 +693,7 @@ async fn book_appointment(
     body: web::Bytes,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let fields = forms::fields(&body);
-    let session = match form_session(&req, &console, &fields).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
-    let Some(client) = client_id(&path) else {
-        return failure(Some(&session), &AppError::NotFound("no such person".into()));
-    };
+    let (fields, session, client) = person_form!(req, console, path, body);
     let form = forms::AppointmentForm::from_fields(&fields);
     match form.command() {
         Ok(command) => {
@@ -720,14 +726,7 @@ async fn appointment_outcome(
     body: web::Bytes,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let fields = forms::fields(&body);
-    let session = match form_session(&req, &console, &fields).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
-    let Some(client) = client_id(&path) else {
-        return failure(Some(&session), &AppError::NotFound("no such person".into()));
-    };
+    let (fields, session, client) = person_form!(req, console, path, body);
     match forms::appointment_outcome(&fields) {
         Ok(command) => {
             let done = match command {
@@ -736,10 +735,7 @@ async fn appointment_outcome(
             };
             run(&req, &console, &session, client, &command, None, done).await
         }
-        Err(errors) => {
-            let blank = Entered::blank(&console);
-            person_page(&req, &console, &session, client, &blank, &errors, None).await
-        }
+        Err(errors) => again(&req, &console, &session, client, &errors).await,
     }
 }
 
@@ -753,10 +749,7 @@ async fn admin(
     params: web::Query<AdminParams>,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let session = match session(&req, &console).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+    let session = signed_in!(req, console);
     let principal = &session.principal;
     let staff = match console
         .admin
@@ -876,10 +869,7 @@ async fn reports(
     params: web::Query<ReportParams>,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let session = match session(&req, &console).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+    let session = signed_in!(req, console);
     let (form, query) = report_query(&params);
     let (query, rules) = match query {
         Ok(q) => q,
@@ -915,10 +905,7 @@ async fn reports_csv(
     params: web::Query<ReportParams>,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let session = match session(&req, &console).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+    let session = signed_in!(req, console);
     let Ok((query, rules)) = report_query(&params).1 else {
         return failure(
             Some(&session),
@@ -981,10 +968,7 @@ async fn audit(
     params: web::Query<AuditParams>,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let session = match session(&req, &console).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+    let session = signed_in!(req, console);
     let query = pages::AuditQuery {
         client_id: params
             .client_id
@@ -1067,10 +1051,7 @@ async fn triage(
     query: web::Query<TriageQuery>,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let session = match session(&req, &console).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+    let session = signed_in!(req, console);
     match console
         .cases
         .triage_queue(&session.principal, query.cursor, None, None)

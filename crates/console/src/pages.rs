@@ -238,16 +238,7 @@ pub fn caseload(who: &ConsoleSession, page: &CaseloadPage) -> Markup {
                     caption class="nhsuk-table__caption" {
                         (page.items.len()) " people, as of log position " (page.as_of.position)
                     }
-                    thead class="nhsuk-table__head" {
-                        tr class="nhsuk-table__row" {
-                            th class="nhsuk-table__header" scope="col" { "Person" }
-                            th class="nhsuk-table__header" scope="col" { "Area" }
-                            th class="nhsuk-table__header" scope="col" { "Status" }
-                            th class="nhsuk-table__header" scope="col" { "Last contact" }
-                            th class="nhsuk-table__header" scope="col" { "Next appointment" }
-                            th class="nhsuk-table__header" scope="col" { "Needs attention" }
-                        }
-                    }
+                    (head(&["Person", "Area", "Status", "Last contact", "Next appointment", "Needs attention"]))
                     tbody class="nhsuk-table__body" {
                         @for item in &page.items { (caseload_row(item)) }
                     }
@@ -334,14 +325,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
         html! {
             @if !errors.is_empty() { (error_summary(errors)) }
             @if let Some(banner) = banner {
-                div class="nhsuk-notification-banner nhsuk-notification-banner--success" role="alert" aria-labelledby="recorded-title" {
-                    div class="nhsuk-notification-banner__header" {
-                        h2 class="nhsuk-notification-banner__title" id="recorded-title" { "Success" }
-                    }
-                    div class="nhsuk-notification-banner__content" {
-                        p class="nhsuk-notification-banner__heading" { (banner) }
-                    }
-                }
+                (success(banner))
             }
             h1 class="nhsuk-heading-l" { (name) }
             dl class="nhsuk-summary-list" {
@@ -455,16 +439,7 @@ fn decision_form(
             div class="nhsuk-form-group" {
                 fieldset class="nhsuk-fieldset" {
                     legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "If you decline it, why?" }
-                    div class="nhsuk-radios" {
-                        @for (i, reason) in DeclineReason::ALL.iter().enumerate() {
-                            @let code = domain::code(reason);
-                            @let id = if i == 0 { "reason".to_owned() } else { format!("reason-{code}") };
-                            div class="nhsuk-radios__item" {
-                                input class="nhsuk-radios__input" id=(id) name="reason" type="radio" value=(code);
-                                label class="nhsuk-label nhsuk-radios__label" for=(id) { (capitalise(reason.label())) }
-                            }
-                        }
-                    }
+                    (radios("reason", DeclineReason::ALL, |c| c.label(), None, false))
                 }
             }
             div class="nhsuk-form-group" {
@@ -508,16 +483,7 @@ fn assignment_form(
                     fieldset class="nhsuk-fieldset" aria-describedby=[reason_error.map(|_| "transfer_reason-error")] {
                         legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "Why does the case move?" }
                         (error_message(reason_error))
-                        div class="nhsuk-radios" {
-                            @for (i, reason) in TransferReason::ALL.iter().enumerate() {
-                                @let code = domain::code(reason);
-                                @let id = if i == 0 { "transfer_reason".to_owned() } else { format!("transfer_reason-{code}") };
-                                div class="nhsuk-radios__item" {
-                                    input class="nhsuk-radios__input" id=(id) name="transfer_reason" type="radio" value=(code);
-                                    label class="nhsuk-label nhsuk-radios__label" for=(id) { (capitalise(reason.label())) }
-                                }
-                            }
-                        }
+                        (radios("transfer_reason", TransferReason::ALL, |c| c.label(), None, false))
                     }
                 }
             }
@@ -540,15 +506,7 @@ pub fn triage(who: &ConsoleSession, page: &CaseloadPage) -> Markup {
                     caption class="nhsuk-table__caption" {
                         (page.items.len()) " waiting, oldest first by person, as of log position " (page.as_of.position)
                     }
-                    thead class="nhsuk-table__head" {
-                        tr class="nhsuk-table__row" {
-                            th class="nhsuk-table__header" scope="col" { "Person" }
-                            th class="nhsuk-table__header" scope="col" { "Area" }
-                            th class="nhsuk-table__header" scope="col" { "Referred" }
-                            th class="nhsuk-table__header" scope="col" { "From" }
-                            th class="nhsuk-table__header" scope="col" { "Days waiting" }
-                        }
-                    }
+                    (head(&["Person", "Area", "Referred", "From", "Days waiting"]))
                     tbody class="nhsuk-table__body" {
                         @for item in &page.items {
                             tr class="nhsuk-table__row" {
@@ -640,15 +598,7 @@ pub fn audit(
                 }
                 table class="nhsuk-table" {
                     caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Every entry, oldest first" }
-                    thead class="nhsuk-table__head" {
-                        tr class="nhsuk-table__row" {
-                            th class="nhsuk-table__header" scope="col" { "Entry" }
-                            th class="nhsuk-table__header" scope="col" { "What" }
-                            th class="nhsuk-table__header" scope="col" { "Happened" }
-                            th class="nhsuk-table__header" scope="col" { "Recorded" }
-                            th class="nhsuk-table__header" scope="col" { "By" }
-                        }
-                    }
+                    (head(&["Entry", "What", "Happened", "Recorded", "By"]))
                     tbody class="nhsuk-table__body" {
                         @for entry in &journey.entries {
                             tr class="nhsuk-table__row" {
@@ -688,14 +638,7 @@ pub fn audit(
                 h2 class="nhsuk-heading-m" id="reads" { "Who read this record" }
                 table class="nhsuk-table" {
                     caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Every read, oldest first" }
-                    thead class="nhsuk-table__head" {
-                        tr class="nhsuk-table__row" {
-                            th class="nhsuk-table__header" scope="col" { "When" }
-                            th class="nhsuk-table__header" scope="col" { "Who" }
-                            th class="nhsuk-table__header" scope="col" { "What" }
-                            th class="nhsuk-table__header" scope="col" { "Why" }
-                        }
-                    }
+                    (head(&["When", "Who", "What", "Why"]))
                     tbody class="nhsuk-table__body" {
                         @for read in &reads.items {
                             tr class="nhsuk-table__row" {
@@ -739,14 +682,7 @@ pub fn admin(
         Some(who),
         html! {
             @if let Some(banner) = banner {
-                div class="nhsuk-notification-banner nhsuk-notification-banner--success" role="alert" aria-labelledby="done-title" {
-                    div class="nhsuk-notification-banner__header" {
-                        h2 class="nhsuk-notification-banner__title" id="done-title" { "Success" }
-                    }
-                    div class="nhsuk-notification-banner__content" {
-                        p class="nhsuk-notification-banner__heading" { (banner) }
-                    }
-                }
+                (success(banner))
             }
             h1 class="nhsuk-heading-l" { "Administration" }
             h2 class="nhsuk-heading-m" id="sessions" { "Signed in now" }
@@ -792,14 +728,7 @@ pub fn admin(
             h2 class="nhsuk-heading-m" id="events" { "Recent sign-ins and sign-outs" }
             table class="nhsuk-table" id="events-table" {
                 caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Session events, newest first" }
-                thead class="nhsuk-table__head" {
-                    tr class="nhsuk-table__row" {
-                        th class="nhsuk-table__header" scope="col" { "When" }
-                        th class="nhsuk-table__header" scope="col" { "Who" }
-                        th class="nhsuk-table__header" scope="col" { "What" }
-                        th class="nhsuk-table__header" scope="col" { "From" }
-                    }
-                }
+                (head(&["When", "Who", "What", "From"]))
                 tbody class="nhsuk-table__body" {
                     @for e in events {
                         tr class="nhsuk-table__row" {
@@ -814,13 +743,7 @@ pub fn admin(
             h2 class="nhsuk-heading-m" id="staff" { "Staff" }
             table class="nhsuk-table" id="staff-table" {
                 caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "The organisation's staff" }
-                thead class="nhsuk-table__head" {
-                    tr class="nhsuk-table__row" {
-                        th class="nhsuk-table__header" scope="col" { "Name" }
-                        th class="nhsuk-table__header" scope="col" { "Role" }
-                        th class="nhsuk-table__header" scope="col" { "Active" }
-                    }
-                }
+                (head(&["Name", "Role", "Active"]))
                 tbody class="nhsuk-table__body" {
                     @for member in staff {
                         tr class="nhsuk-table__row" {
@@ -945,13 +868,7 @@ pub fn reports(
                 (bar_chart("by-source-chart", "Referrals by source (the table below has the same figures)", &bars))
                 table class="nhsuk-table" id="by-source-table" {
                     caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Referrals by source" }
-                    thead class="nhsuk-table__head" {
-                        tr class="nhsuk-table__row" {
-                            th class="nhsuk-table__header" scope="col" { "Source" }
-                            th class="nhsuk-table__header nhsuk-table__header--numeric" scope="col" { "Referrals" }
-                            th class="nhsuk-table__header nhsuk-table__header--numeric" scope="col" { "Per cent" }
-                        }
-                    }
+                    (head(&["Source", "#Referrals", "#Per cent"]))
                     tbody class="nhsuk-table__body" {
                         @for share in &report.referrals.by_source {
                             tr class="nhsuk-table__row" {
@@ -965,15 +882,7 @@ pub fn reports(
                 h2 class="nhsuk-heading-m" id="measures" { "Wellbeing, baseline to follow-up" }
                 table class="nhsuk-table" id="measures-table" {
                     caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Change by measure" }
-                    thead class="nhsuk-table__head" {
-                        tr class="nhsuk-table__row" {
-                            th class="nhsuk-table__header" scope="col" { "Measure" }
-                            th class="nhsuk-table__header nhsuk-table__header--numeric" scope="col" { "People paired" }
-                            th class="nhsuk-table__header nhsuk-table__header--numeric" scope="col" { "Mean baseline" }
-                            th class="nhsuk-table__header nhsuk-table__header--numeric" scope="col" { "Mean follow-up" }
-                            th class="nhsuk-table__header nhsuk-table__header--numeric" scope="col" { "Improved %" }
-                        }
-                    }
+                    (head(&["Measure", "#People paired", "#Mean baseline", "#Mean follow-up", "#Improved %"]))
                     tbody class="nhsuk-table__body" {
                         @for m in &report.measures {
                             tr class="nhsuk-table__row" {
@@ -989,6 +898,60 @@ pub fn reports(
             }
         },
     )
+}
+
+/// Radios for a coded value: one per code of `all`, the first with the id `name` (where an
+/// error links to), each labelled by `label`, `chosen` checked.
+fn radios<T: serde::Serialize + Copy>(
+    name: &str,
+    all: &[T],
+    label: impl Fn(T) -> &'static str,
+    chosen: Option<&str>,
+    inline: bool,
+) -> Markup {
+    html! {
+        div class={"nhsuk-radios" @if inline { " nhsuk-radios--inline" }} {
+            @for (i, value) in all.iter().enumerate() {
+                @let code = domain::code(value);
+                @let id = if i == 0 { name.to_owned() } else { format!("{name}-{code}") };
+                div class="nhsuk-radios__item" {
+                    input class="nhsuk-radios__input" id=(id) name=(name) type="radio" value=(code)
+                        checked[chosen == Some(code.as_str())];
+                    label class="nhsuk-label nhsuk-radios__label" for=(id) { (capitalise(label(*value))) }
+                }
+            }
+        }
+    }
+}
+
+/// A table's head: one column header each (a name starting `#` is a numeric column).
+fn head(columns: &[&str]) -> Markup {
+    html! {
+        thead class="nhsuk-table__head" {
+            tr class="nhsuk-table__row" {
+                @for column in columns {
+                    @match column.strip_prefix('#') {
+                        Some(name) => th class="nhsuk-table__header nhsuk-table__header--numeric" scope="col" { (name) },
+                        None => th class="nhsuk-table__header" scope="col" { (column) },
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The banner that says what a form just did.
+fn success(text: &str) -> Markup {
+    html! {
+        div class="nhsuk-notification-banner nhsuk-notification-banner--success" role="alert" aria-labelledby="success-title" {
+            div class="nhsuk-notification-banner__header" {
+                h2 class="nhsuk-notification-banner__title" id="success-title" { "Success" }
+            }
+            div class="nhsuk-notification-banner__content" {
+                p class="nhsuk-notification-banner__heading" { (text) }
+            }
+        }
+    }
 }
 
 fn summary_row(key: &str, value: &str) -> Markup {
@@ -1109,17 +1072,7 @@ fn appointments(
                 fieldset class="nhsuk-fieldset" aria-describedby=[mode_error.map(|_| "appointment_mode-error")] {
                     legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "How will it take place?" }
                     (error_message(mode_error))
-                    div class="nhsuk-radios nhsuk-radios--inline" {
-                        @for (i, mode) in ContactMode::ALL.iter().enumerate() {
-                            @let code = domain::code(mode);
-                            @let id = if i == 0 { "appointment_mode".to_owned() } else { format!("appointment_mode-{code}") };
-                            div class="nhsuk-radios__item" {
-                                input class="nhsuk-radios__input" id=(id) name="appointment_mode" type="radio" value=(code)
-                                    checked[form.mode.as_deref() == Some(code.as_str())];
-                                label class="nhsuk-label nhsuk-radios__label" for=(id) { (capitalise(mode.label())) }
-                            }
-                        }
-                    }
+                    (radios("appointment_mode", ContactMode::ALL, |c| c.label(), form.mode.as_deref(), true))
                 }
             }
             div class=(group_class(day_error)) {
@@ -1159,17 +1112,7 @@ fn contact_form(
                 fieldset class="nhsuk-fieldset" aria-describedby=[mode_error.map(|_| "mode-error")] {
                     legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "How did the contact take place?" }
                     (error_message(mode_error))
-                    div class="nhsuk-radios" {
-                        @for (i, mode) in ContactMode::ALL.iter().enumerate() {
-                            @let code = domain::code(mode);
-                            @let id = if i == 0 { "mode".to_owned() } else { format!("mode-{code}") };
-                            div class="nhsuk-radios__item" {
-                                input class="nhsuk-radios__input" id=(id) name="mode" type="radio" value=(code)
-                                    checked[form.mode.as_deref() == Some(code.as_str())];
-                                label class="nhsuk-label nhsuk-radios__label" for=(id) { (capitalise(mode.label())) }
-                            }
-                        }
-                    }
+                    (radios("mode", ContactMode::ALL, |c| c.label(), form.mode.as_deref(), false))
                 }
             }
             div class=(group_class(minutes_error)) {

@@ -21,6 +21,17 @@ async fn sign_in_code(server: &TestServer, who: &Person) -> String {
         .code
 }
 
+/// A browser signed in as `who` through a sign-in link.
+async fn signed_in_browser(server: &TestServer, who: &Person) -> Browser {
+    let browser = Browser::start().await;
+    let code = sign_in_code(server, who).await;
+    browser
+        .goto(&format!("{}/console/sign-in?code={code}", server.base))
+        .await;
+    browser.click_and_wait("#sign-in").await;
+    browser
+}
+
 /// The kinds of `who`'s session events, oldest first.
 async fn session_events(server: &TestServer, who: &Person) -> Vec<String> {
     let admin = server.db.admin_client().await;
@@ -504,12 +515,7 @@ async fn a_team_lead_triages_a_referral_and_assigns_it_to_a_link_worker() {
     let (lead, worker) = (server.people.lead.clone(), server.people.worker.clone());
     let (client, _) = refer_new(&server, &server.people.referrer).await;
     server.catch_up().await;
-    let browser = Browser::start().await;
-    let code = sign_in_code(&server, &lead).await;
-    browser
-        .goto(&format!("{}/console/sign-in?code={code}", server.base))
-        .await;
-    browser.click_and_wait("#sign-in").await;
+    let browser = signed_in_browser(&server, &lead).await;
 
     // The queue: the referral waiting, reached from the menu.
     browser.click_and_wait("a[href='/console/triage']").await;
@@ -619,12 +625,7 @@ async fn an_auditor_replays_a_journey_as_known_at_a_moment_and_sees_who_read_it(
     assert_eq!(read.status, 200);
     let entries = journey(&server, client).await.len();
 
-    let browser = Browser::start().await;
-    let code = sign_in_code(&server, &server.people.auditor).await;
-    browser
-        .goto(&format!("{}/console/sign-in?code={code}", server.base))
-        .await;
-    browser.click_and_wait("#sign-in").await;
+    let browser = signed_in_browser(&server, &server.people.auditor).await;
     assert_eq!(browser.path().await, "/console/audit");
     browser.assert_accessible("the audit form").await;
 
@@ -701,12 +702,7 @@ async fn a_link_worker_books_an_appointment_and_records_that_the_person_did_not_
     let worker = server.people.worker.clone();
     let client = open_case(&server).await;
     server.catch_up().await;
-    let browser = Browser::start().await;
-    let code = sign_in_code(&server, &worker).await;
-    browser
-        .goto(&format!("{}/console/sign-in?code={code}", server.base))
-        .await;
-    browser.click_and_wait("#sign-in").await;
+    let browser = signed_in_browser(&server, &worker).await;
     browser
         .goto(&format!("{}/console/people/{client}", server.base))
         .await;
@@ -804,12 +800,7 @@ async fn an_analyst_reads_the_outcome_report_with_its_chart_and_downloads_the_fi
     }
     server.catch_up().await;
     let analyst = server.people.analyst.clone();
-    let browser = Browser::start().await;
-    let code = sign_in_code(&server, &analyst).await;
-    browser
-        .goto(&format!("{}/console/sign-in?code={code}", server.base))
-        .await;
-    browser.click_and_wait("#sign-in").await;
+    let browser = signed_in_browser(&server, &analyst).await;
     assert_eq!(browser.path().await, "/console/reports");
     assert_eq!(browser.text("h1").await, "Outcome report");
     let referrals = browser.text("#referrals + dl").await;
@@ -880,12 +871,7 @@ async fn an_administrator_sees_who_is_signed_in_and_ends_a_session() {
     let (admin, worker) = (server.people.admin.clone(), server.people.worker.clone());
     let worker_session = sign_in(&server, &worker).await;
     let foreign = sign_in(&server, &server.people.foreign_admin).await;
-    let browser = Browser::start().await;
-    let code = sign_in_code(&server, &admin).await;
-    browser
-        .goto(&format!("{}/console/sign-in?code={code}", server.base))
-        .await;
-    browser.click_and_wait("#sign-in").await;
+    let browser = signed_in_browser(&server, &admin).await;
     assert_eq!(browser.path().await, "/console/admin");
     let live = browser.texts("#sessions-table tbody tr").await;
     assert_eq!(
