@@ -2,6 +2,7 @@
 
 mod anchor;
 mod cases;
+mod commit_durability;
 mod corrections;
 mod demo;
 mod directory;
