@@ -77,7 +77,17 @@ fn settings() -> RunnerSettings {
 async fn projector_transactions_commit_without_waiting_for_the_flush_and_nothing_else_does() {
     // Three connections (`Together` writes on one while it reads on another), each looked at
     // afterwards: whatever a projector's transaction set would be there for its next user.
-    let (_db, store) = store_with_db(3).await;
+    let (db, store) = store_with_db(3).await;
+    // Test clusters run with `synchronous_commit = off`; this database waits for the flush, as
+    // the service's does (set before the pool opens its first connection).
+    db.admin_client()
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET synchronous_commit = on",
+            db.name()
+        ))
+        .await
+        .expect("the database's setting");
     let cases = CaseService::new(store.clone());
     for n in 1..=4_u128 {
         let client = ClientId(Uuid::from_u128(0xd0_0000 + n));
@@ -114,7 +124,10 @@ async fn projector_transactions_commit_without_waiting_for_the_flush_and_nothing
         settings(),
     );
     together.reset().await.expect("reset");
-    assert_eq!(together.catch_up_to(None, |_| {}).await.expect("together"), 8);
+    assert_eq!(
+        together.catch_up_to(None, |_| {}).await.expect("together"),
+        8
+    );
     for seen in [seen_first, seen_second] {
         assert_eq!(*seen.lock().expect("the probe"), vec!["off"; 4]);
     }
