@@ -13,6 +13,7 @@ mod http;
 mod journey;
 mod outcomes;
 mod personal_scan;
+mod pool;
 mod privacy;
 mod projections;
 mod rebuild_all;

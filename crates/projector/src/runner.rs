@@ -157,10 +157,10 @@ impl Runner {
     /// Only for data that cannot be projected; database failures are retried.
     pub async fn run(&self, shutdown: watch::Receiver<bool>) -> Result<(), ProjectionError> {
         let outcome = self.run_until(shutdown).await;
-        // A pooled connection may be closed although the database is up (its driver task ran on
-        // an HTTP worker's runtime, which `serve` has stopped by now): the pool drops it when it
-        // comes back, so a second or third try gets a live one. Bounded: a database that is
-        // away must not hold the shutdown up.
+        // A pooled connection may be closed although the database is up (the server restarted
+        // under it; pooled connections no longer die with an HTTP worker's runtime, see
+        // `db::pool`): the pool drops it when it comes back, so a second or third try gets a
+        // live one. Bounded: a database that is away must not hold the shutdown up.
         let give_up = async {
             let mut outcome = self.release().await;
             for _ in 0..3 {
