@@ -3,6 +3,7 @@
 mod anchor;
 mod browser;
 mod cases;
+mod commit_durability;
 mod corrections;
 mod demo;
 mod directory;
@@ -13,6 +14,7 @@ mod http;
 mod journey;
 mod outcomes;
 mod personal_scan;
+mod pool;
 mod privacy;
 mod projections;
 mod rebuild_all;

@@ -12,6 +12,25 @@ use uuid::Uuid;
 use crate::registry::{ProjectionVersion, VersionState};
 use crate::runner::ProjectionError;
 
+/// What makes a projector's transaction commit without waiting for its WAL to be flushed (nor
+/// for a synchronous standby). Only for transactions that write read-model rows together with
+/// the checkpoint (and lease) that covers them: a crash, or a failover, can then lose the last
+/// batches committed, rows and checkpoint alike, and the runner projects them again from the
+/// checkpoint that survived. Never for the log, the read audit, tokens or any command.
+pub const COMMIT_WITHOUT_FLUSH: &str = "SET LOCAL synchronous_commit = off";
+
+/// Marks `tx` (a projector's transaction) to commit without waiting for the WAL flush: see
+/// [`COMMIT_WITHOUT_FLUSH`].
+///
+/// # Errors
+/// A database failure.
+pub async fn commit_without_flush(
+    tx: &tokio_postgres::Transaction<'_>,
+) -> Result<(), ProjectionError> {
+    tx.batch_execute(COMMIT_WITHOUT_FLUSH).await?;
+    Ok(())
+}
+
 /// Takes a lease for `holder` ($2) for $3 seconds, when $4 says so whoever holds it, otherwise
 /// only when it is free, expired or already `holder`'s (renewing it then); a row when taken.
 const TAKE_LEASE: &str = "INSERT INTO projection_leases (projection, holder, expires_at) \

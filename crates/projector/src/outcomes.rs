@@ -557,6 +557,11 @@ impl Projection for OutcomesProjection {
         events: &[RecordedEvent],
         log: &dyn crate::corrected::RecordSource,
     ) -> Result<(), ProjectionError> {
+        // The runners fold through `apply_decoded` and mark their own transactions; this is
+        // the path of a report snapshot's build (`app::snapshots::build`), whose rows are
+        // replayed from the start when it is interrupted (and whose end, committed with a
+        // flush, flushes them too): it need not wait for the WAL flush either.
+        crate::bookkeeping::commit_without_flush(tx).await?;
         let decoded = Decoded::decode(events, log, self.refolds()).await?;
         let batch = Batch {
             events,

@@ -157,10 +157,10 @@ impl Runner {
     /// Only for data that cannot be projected; database failures are retried.
     pub async fn run(&self, shutdown: watch::Receiver<bool>) -> Result<(), ProjectionError> {
         let outcome = self.run_until(shutdown).await;
-        // A pooled connection may be closed although the database is up (its driver task ran on
-        // an HTTP worker's runtime, which `serve` has stopped by now): the pool drops it when it
-        // comes back, so a second or third try gets a live one. Bounded: a database that is
-        // away must not hold the shutdown up.
+        // A pooled connection may be closed although the database is up (the server restarted
+        // under it; pooled connections no longer die with an HTTP worker's runtime, see
+        // `db::pool`): the pool drops it when it comes back, so a second or third try gets a
+        // live one. Bounded: a database that is away must not hold the shutdown up.
         let give_up = async {
             let mut outcome = self.release().await;
             for _ in 0..3 {
@@ -283,6 +283,8 @@ impl Runner {
         }
         let mut client = self.store.pool().get().await?;
         let tx = client.transaction().await?;
+        // Lost in a crash, the old rows stay with the old checkpoint.
+        bookkeeping::commit_without_flush(&tx).await?;
         self.projection.reset(&tx).await?;
         bookkeeping::set_checkpoint(&*tx, self.name(), GlobalPosition::START, 0).await?;
         tx.commit().await?;
@@ -337,7 +339,14 @@ impl Runner {
         let statements = client.statement_cache.clone();
         let tx = client.transaction().await?;
         let ttl = self.settings.lease_ttl.as_secs_f64();
-        if !bookkeeping::renew_lease(&*tx, self.name(), self.holder, ttl).await? {
+        // Sent together (one round trip): the batch's rows and checkpoint are made again from
+        // the log if a crash loses them, so the commit does not wait for the WAL flush.
+        let ((), renewed) = futures_util::future::try_join(
+            bookkeeping::commit_without_flush(&tx),
+            bookkeeping::renew_lease(&*tx, self.name(), self.holder, ttl),
+        )
+        .await?;
+        if !renewed {
             return Err(ProjectionError::LeaseLost(self.name().to_owned()));
         }
         let batch = Batch {
@@ -440,6 +449,8 @@ impl Together {
         self.acquire_leases().await?;
         let mut client = self.store.pool().get().await?;
         let tx = client.transaction().await?;
+        // Lost in a crash, the old rows stay with their old checkpoints.
+        bookkeeping::commit_without_flush(&tx).await?;
         for projection in &self.projections {
             projection.reset(&tx).await?;
             bookkeeping::set_checkpoint(&*tx, projection.name(), GlobalPosition::START, 0).await?;
@@ -557,11 +568,19 @@ impl Together {
     ) -> Result<(), ProjectionError> {
         let statements = client.statement_cache.clone();
         let tx = client.transaction().await?;
+        // As in [`Runner`], sent together: rows and checkpoints are made again from the log if a
+        // crash loses them, so the commit does not wait for the WAL flush.
         let ttl = self.settings.lease_ttl.as_secs_f64();
-        for projection in projections {
-            if !bookkeeping::renew_lease(&*tx, projection.name(), self.holder, ttl).await? {
-                return Err(ProjectionError::LeaseLost(projection.name().to_owned()));
-            }
+        let renewals = projections
+            .iter()
+            .map(|p| bookkeeping::renew_lease(&*tx, p.name(), self.holder, ttl));
+        let ((), renewed) = futures_util::future::try_join(
+            bookkeeping::commit_without_flush(&tx),
+            futures_util::future::try_join_all(renewals),
+        )
+        .await?;
+        if let Some(lost) = projections.iter().zip(renewed).find(|(_, r)| !r) {
+            return Err(ProjectionError::LeaseLost(lost.0.name().to_owned()));
         }
         let batch = Batch {
             events,
