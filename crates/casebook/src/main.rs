@@ -387,6 +387,7 @@ async fn serve(
     }
     let app = Application::build_with_oidc(listen, state, oidc)?;
     let handle = app.handle();
+    let shutdown = shutdown_signal()?;
     tracing::info!(address = %app.address(), "casebook is listening");
     if let Some(oidc) = app.oidc() {
         // Discovery now, so a wrong issuer shows at start; when it fails the first sign-in
@@ -419,7 +420,7 @@ async fn serve(
         }
     }
     let server = tokio::spawn(app.run_until_stopped());
-    shutdown_signal().await?;
+    shutdown.await?;
     tracing::info!("shutting down");
     if let Some(supervisor) = supervisor {
         supervisor.stop().await;
@@ -526,8 +527,9 @@ async fn project(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let runners = projector::spawn_all(&store, &stopped).await?;
     let sealer = start_sealer(&database, sealing, &stopped);
+    let shutdown = shutdown_signal()?;
     tracing::info!(projections = runners.len(), "projecting");
-    shutdown_signal().await?;
+    shutdown.await?;
     let _ = stop.send(true);
     for runner in runners.into_iter().chain(sealer) {
         let _ = runner.await;
@@ -859,11 +861,16 @@ async fn vacuum_keys(database: &Database) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() -> anyhow::Result<()> {
+/// Waits for Ctrl-C or SIGTERM. SIGTERM is listened for from the call, not from the first
+/// poll: one that arrives while start-up finishes (after "casebook is listening") is kept,
+/// instead of killing the process before it can stop cleanly.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result?,
-        _ = terminate.recv() => {}
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result?,
+            _ = terminate.recv() => {}
+        }
+        Ok(())
+    })
 }
