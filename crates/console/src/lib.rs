@@ -3,7 +3,8 @@
 //! services, policy, read audit and rules the API calls), and holds no rule of its own: a form
 //! is read into a command, the application decides, the page shows what it said.
 //!
-//! Sign-in is a one-time link (`serve --demo` prints one per demo role) redeemed for a
+//! Sign-in is a one-time link (`serve --demo` prints one per demo role), or an OpenID Connect
+//! provider when one is configured ([`oidc`], [`app::oidc`]), redeemed for a
 //! server-side session ([`app::sessions`]); its cookie is `HttpOnly`, `SameSite=Strict`,
 //! `Secure` over TLS, and scoped to `/console`. Every form carries the session's CSRF token,
 //! and a form posted from another origin is refused.
