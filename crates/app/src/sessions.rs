@@ -194,8 +194,8 @@ pub struct SessionEvent {
 /// Sessions over the service's pool.
 #[derive(Clone)]
 pub struct Sessions {
-    pool: db::Pool,
-    rules: SessionRules,
+    pub(crate) pool: db::Pool,
+    pub(crate) rules: SessionRules,
 }
 
 impl Sessions {
@@ -258,38 +258,15 @@ impl Sessions {
                 return Err(AccessError::BadToken.into());
             }
         };
-        let secret = random_secret()?;
-        let session_id = Uuid::now_v7();
-        let row = tx
-            .query_one(
-                "INSERT INTO console_sessions (session_id, staff_id, secret_hash, signed_in_via, \
-                 link_id, idle_timeout, expires_at) \
-                 VALUES ($1, $2, $3, 'link', $4, make_interval(secs => $5), \
-                 now() + make_interval(secs => $6)) RETURNING expires_at",
-                &[
-                    &session_id,
-                    &staff_id,
-                    &secret_hash(&secret),
-                    &link_id,
-                    &(self.rules.idle_timeout.num_seconds() as f64),
-                    &(self.rules.lifetime.num_seconds() as f64),
-                ],
-            )
-            .await
-            .map_err(AccessError::from)?;
+        let signed_in = open_session(&tx, &self.rules, staff_id, Some(link_id), source).await?;
         tx.execute(
             "UPDATE sign_in_links SET used_at = now() WHERE link_id = $1",
             &[&link_id],
         )
         .await
         .map_err(AccessError::from)?;
-        record(&tx, Some(session_id), Some(staff_id), "signed_in", source).await?;
         tx.commit().await.map_err(AccessError::from)?;
-        Ok(SignedIn {
-            session_id,
-            cookie: format!("{SESSION_PREFIX}{}_{secret}", session_id.simple()),
-            expires_at: row.get(0),
-        })
+        Ok(signed_in)
     }
 
     /// The live session a cookie holds, its use counted (the idle timeout starts again). A
@@ -502,6 +479,49 @@ fn session_event(r: &tokio_postgres::Row) -> SessionEvent {
         source: r.get(4),
         at: r.get(5),
     }
+}
+
+/// Opens a session for `staff_id` in the caller's transaction and audits it: by a one-time link
+/// (`link_id`), or, without one, by OpenID Connect. The caller has checked who it is for.
+pub(crate) async fn open_session(
+    tx: &impl GenericClient,
+    rules: &SessionRules,
+    staff_id: Uuid,
+    link_id: Option<Uuid>,
+    source: Option<&str>,
+) -> Result<SignedIn, AccessError> {
+    let secret = random_secret()?;
+    let session_id = Uuid::now_v7();
+    let via = if link_id.is_some() { "link" } else { "oidc" };
+    let row = tx
+        .query_one(
+            "INSERT INTO console_sessions (session_id, staff_id, secret_hash, signed_in_via, \
+             link_id, idle_timeout, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, make_interval(secs => $6), \
+             now() + make_interval(secs => $7)) RETURNING expires_at",
+            &[
+                &session_id,
+                &staff_id,
+                &secret_hash(&secret),
+                &via,
+                &link_id,
+                &(rules.idle_timeout.num_seconds() as f64),
+                &(rules.lifetime.num_seconds() as f64),
+            ],
+        )
+        .await?;
+    tx.execute(
+        "INSERT INTO session_events (session_id, staff_id, organisation_id, kind, source, via) \
+         SELECT $1, $2, (SELECT organisation_id FROM staff WHERE staff_id = $2), 'signed_in', \
+         $3, $4",
+        &[&session_id, &staff_id, &source, &via],
+    )
+    .await?;
+    Ok(SignedIn {
+        session_id,
+        cookie: format!("{SESSION_PREFIX}{}_{secret}", session_id.simple()),
+        expires_at: row.get(0),
+    })
 }
 
 /// Ends every live session of `staff_id` (their access revoked, or the account deactivated),

@@ -10,6 +10,20 @@ use anyhow::Context;
 pub struct Application {
     server: Server,
     address: SocketAddr,
+    oidc: Option<app::oidc::Oidc>,
+}
+
+/// The web console's sign-in with an OpenID provider.
+#[derive(Clone, Debug)]
+pub struct ConsoleOidc {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    /// The issuer's name on the sign-in button.
+    pub display_name: String,
+    /// The console's address as browsers reach it (the redirect URI is
+    /// `<public url>/console/oidc/callback`); `http://<bound address>` when none.
+    pub public_url: Option<String>,
 }
 
 impl Application {
@@ -19,22 +33,61 @@ impl Application {
     /// # Errors
     /// When the address cannot be bound.
     pub fn build(listen: &str, state: api::http::AppState) -> anyhow::Result<Application> {
+        Application::build_with_oidc(listen, state, None)
+    }
+
+    /// The same, with the console's sign-in by OpenID Connect when `oidc` is given (nothing is
+    /// fetched from the issuer yet: see [`Application::oidc`]).
+    ///
+    /// # Errors
+    /// When the address cannot be bound, or the HTTP client for the issuer cannot be made.
+    pub fn build_with_oidc(
+        listen: &str,
+        state: api::http::AppState,
+        oidc: Option<ConsoleOidc>,
+    ) -> anyhow::Result<Application> {
         let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
         let address = listener.local_addr()?;
         api::http::install_metrics();
-        let console = console::Console::new(state.cases().clone(), state.reports().clone());
+        let mut console = console::Console::new(state.cases().clone(), state.reports().clone());
+        if let Some(oidc) = oidc {
+            let public = oidc
+                .public_url
+                .unwrap_or_else(|| format!("http://{address}"));
+            let settings = app::oidc::OidcSettings {
+                issuer: oidc.issuer,
+                client_id: oidc.client_id,
+                client_secret: oidc.client_secret,
+                redirect_url: format!("{}/console/oidc/callback", public.trim_end_matches('/')),
+                display_name: oidc.display_name,
+            };
+            let transport = console::oidc::transport()
+                .map_err(|e| anyhow::anyhow!("the OpenID provider's HTTP client: {e}"))?;
+            console = console.with_oidc(settings, transport);
+        }
+        let oidc = console.oidc().cloned();
         let server = HttpServer::new(move || {
             api::http::app(state.clone()).configure(console::configure(console.clone()))
         })
         .disable_signals()
         .listen(listener)?
         .run();
-        Ok(Application { server, address })
+        Ok(Application {
+            server,
+            address,
+            oidc,
+        })
     }
 
     /// The address the server listens on.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The console's OpenID relying party, when one is configured (`serve` fetches the
+    /// issuer's metadata with it at start).
+    pub fn oidc(&self) -> Option<&app::oidc::Oidc> {
+        self.oidc.as_ref()
     }
 
     /// A handle to stop the server gracefully.

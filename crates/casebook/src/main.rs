@@ -35,7 +35,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             trusted_proxies,
             sealing,
             cluster_restart_attempts,
+            oidc,
         } => {
+            let oidc = oidc.console()?;
             let read_wait = app::ReadWait::at_most(std::time::Duration::from_millis(read_wait_ms));
             let metrics_token = match metrics_token_file {
                 Some(path) => Some(
@@ -56,6 +58,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     metrics_token,
                     auth_failures: auth_failures_per_minute,
                     trusted_proxies,
+                    oidc,
                 },
                 sealing,
                 casebook::supervisor::SupervisorSettings::with_attempts(cluster_restart_attempts),
@@ -245,6 +248,7 @@ struct Guards {
     metrics_token: Option<String>,
     auth_failures: u32,
     trusted_proxies: Vec<std::net::IpAddr>,
+    oidc: Option<casebook::http::ConsoleOidc>,
 }
 
 /// Starts the sealer when an anchor key is configured (and says so when not).
@@ -299,6 +303,7 @@ async fn serve(
         metrics_token,
         auth_failures,
         trusted_proxies,
+        oidc,
     } = guards;
     let database = Database::open(settings).await?;
     // A private cluster that dies while the service runs is started again.
@@ -380,10 +385,23 @@ async fn serve(
     if unfinished > 0 {
         tracing::info!(unfinished, "resuming report snapshots");
     }
-    let stop_signal = shutdown_signal()?;
-    let app = Application::build(listen, state)?;
+    let app = Application::build_with_oidc(listen, state, oidc)?;
     let handle = app.handle();
+    let shutdown = shutdown_signal()?;
     tracing::info!(address = %app.address(), "casebook is listening");
+    if let Some(oidc) = app.oidc() {
+        // Discovery now, so a wrong issuer shows at start; when it fails the first sign-in
+        // tries again.
+        match oidc.discover().await {
+            Ok(()) => tracing::info!(
+                issuer = oidc.issuer(),
+                "web console: sign-in with OpenID Connect"
+            ),
+            Err(e) => {
+                tracing::warn!(issuer = oidc.issuer(), error = %e, "web console: the OpenID provider cannot be reached yet")
+            }
+        }
+    }
     if let Some(access) = &demo_links {
         let client = db::connect(database.admin_config()).await?;
         for (role, staff_id, _) in &access.staff {
@@ -402,7 +420,7 @@ async fn serve(
         }
     }
     let server = tokio::spawn(app.run_until_stopped());
-    stop_signal.await;
+    shutdown.await?;
     tracing::info!("shutting down");
     if let Some(supervisor) = supervisor {
         supervisor.stop().await;
@@ -507,11 +525,11 @@ async fn project(
     let listener = eventstore::Listener::start(database.app_config().clone());
     let store = database.event_store()?.with_listener(&listener);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let stop_signal = shutdown_signal()?;
     let runners = projector::spawn_all(&store, &stopped).await?;
     let sealer = start_sealer(&database, sealing, &stopped);
+    let shutdown = shutdown_signal()?;
     tracing::info!(projections = runners.len(), "projecting");
-    stop_signal.await;
+    shutdown.await?;
     let _ = stop.send(true);
     for runner in runners.into_iter().chain(sealer) {
         let _ = runner.await;
@@ -692,6 +710,26 @@ async fn run_admin(
                 link.code, link.expires_at
             )
         }
+        AdminCommand::Staff(StaffCommand::LinkIdentity {
+            staff,
+            issuer,
+            subject,
+        }) => {
+            app::oidc::link_identity(client, staff, &issuer, &subject).await?;
+            format!(
+                "linked {issuer} {subject} to staff {staff}: it signs in to the web console as them"
+            )
+        }
+        AdminCommand::Staff(StaffCommand::UnlinkIdentity { issuer, subject }) => {
+            if app::oidc::unlink_identity(client, &issuer, &subject).await? {
+                format!("unlinked {issuer} {subject}")
+            } else {
+                anyhow::bail!("{issuer} {subject} was not linked to anyone")
+            }
+        }
+        AdminCommand::Staff(StaffCommand::Identities { staff }) => {
+            serde_json::to_string_pretty(&app::oidc::identities(client, staff).await?)?
+        }
         AdminCommand::Staff(StaffCommand::Deactivate { staff }) => {
             let (_, revoked) = operator.set_active(staff, false).await?;
             format!(
@@ -823,17 +861,16 @@ async fn vacuum_keys(database: &Database) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Listens for Ctrl-C and SIGTERM from the moment it is called, so that a signal sent as soon
-/// as the service says it is listening (while it still prints its demo sign-in links, say) is
-/// not lost or left to kill the process: the future ends at the first of them.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
+/// Waits for Ctrl-C or SIGTERM. SIGTERM is listened for from the call, not from the first
+/// poll: one that arrives while start-up finishes (after "casebook is listening") is kept,
+/// instead of killing the process before it can stop cleanly.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     Ok(async move {
         tokio::select! {
-            _ = interrupt.recv() => {}
+            result = tokio::signal::ctrl_c() => result?,
             _ = terminate.recv() => {}
         }
+        Ok(())
     })
 }

@@ -161,6 +161,8 @@ pub enum Command {
         /// second to 30 s); 0 never restarts it. A server given by URL is never restarted.
         #[arg(long, env = "CASEBOOK_CLUSTER_RESTART_ATTEMPTS", default_value_t = 10)]
         cluster_restart_attempts: u32,
+        #[command(flatten)]
+        oidc: OidcArgs,
     },
     /// Make a believable service for the demo organisation through the real command path:
     /// link workers, the sample directory, and people's journeys over the past year. The same
@@ -382,6 +384,80 @@ pub enum DirectoryCommand {
     },
 }
 
+/// The web console's sign-in with an OpenID Connect provider (NHS CIS2, Entra ID, ...).
+#[derive(Debug, Clone, clap::Args)]
+pub struct OidcArgs {
+    /// The OpenID provider's issuer URL, exactly as its ID tokens' `iss` (its metadata is at
+    /// <issuer>/.well-known/openid-configuration). The sign-in page then offers it; staff sign
+    /// in once the operator has linked their identity (`casebook staff link-identity`).
+    #[arg(long, env = "CASEBOOK_OIDC_ISSUER", requires = "oidc_client_id")]
+    pub oidc_issuer: Option<String>,
+    /// The client id the provider registered Casebook under.
+    #[arg(long, env = "CASEBOOK_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// A file holding the client secret (never on the command line); none for a public client.
+    #[arg(long, env = "CASEBOOK_OIDC_CLIENT_SECRET_FILE")]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// The provider's name on the sign-in button ("Sign in with <name>"); default the issuer's
+    /// host.
+    #[arg(long, env = "CASEBOOK_OIDC_NAME")]
+    pub oidc_name: Option<String>,
+    /// The console's address as browsers reach it (behind a proxy, its https address); the
+    /// provider sends them back to <public url>/console/oidc/callback, which must be registered
+    /// with it. Default: http://<listen address>.
+    #[arg(long, env = "CASEBOOK_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+impl OidcArgs {
+    /// The console's OpenID settings, the secret read from its file; none without an issuer.
+    ///
+    /// # Errors
+    /// When the secret file cannot be read or is empty, or the issuer or public URL is not an
+    /// http(s) URL.
+    pub fn console(&self) -> anyhow::Result<Option<crate::http::ConsoleOidc>> {
+        use anyhow::Context;
+        let Some(issuer) = self.oidc_issuer.clone() else {
+            return Ok(None);
+        };
+        let host = |url: &str, what: &str| -> anyhow::Result<String> {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"))
+                .with_context(|| format!("{what} must be an http(s) URL: {url}"))?;
+            Ok(rest
+                .split(['/', '?', '#'])
+                .next()
+                .unwrap_or(rest)
+                .to_owned())
+        };
+        let issuer_host = host(&issuer, "--oidc-issuer")?;
+        if let Some(public) = &self.public_url {
+            host(public, "--public-url")?;
+        }
+        let client_secret = match &self.oidc_client_secret_file {
+            Some(path) => {
+                let secret = std::fs::read_to_string(path)
+                    .with_context(|| {
+                        format!("reading the OpenID client secret {}", path.display())
+                    })?
+                    .trim()
+                    .to_owned();
+                anyhow::ensure!(!secret.is_empty(), "{} is empty", path.display());
+                Some(secret)
+            }
+            None => None,
+        };
+        Ok(Some(crate::http::ConsoleOidc {
+            issuer,
+            client_id: self.oidc_client_id.clone().unwrap_or_default(),
+            client_secret,
+            display_name: self.oidc_name.clone().unwrap_or(issuer_host),
+            public_url: self.public_url.clone(),
+        }))
+    }
+}
+
 /// Master key administration.
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
@@ -458,6 +534,33 @@ pub enum StaffCommand {
         /// Hours until the link expires unused (1 to 168).
         #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(i64).range(1..=app::admin::MAX_ENROLMENT_HOURS))]
         hours: i64,
+    },
+    /// Link an identity at the web console's OpenID provider (its issuer and the subject it
+    /// gives this person, the ID token's `iss` and `sub`) to a staff member: that identity then
+    /// signs in as them. A refused sign-in's issuer and subject are in `session_events`.
+    LinkIdentity {
+        /// The staff member's id.
+        staff: uuid::Uuid,
+        /// The issuer, exactly as in its ID tokens (`iss`).
+        #[arg(long)]
+        issuer: String,
+        /// The subject (`sub`) the issuer gives this person.
+        #[arg(long)]
+        subject: String,
+    },
+    /// Remove an identity's link: it signs in as nobody from then on.
+    UnlinkIdentity {
+        /// The issuer.
+        #[arg(long)]
+        issuer: String,
+        /// The subject.
+        #[arg(long)]
+        subject: String,
+    },
+    /// List the identities linked to a staff member (or to anyone), as JSON.
+    Identities {
+        /// The staff member's id (default: everyone's).
+        staff: Option<uuid::Uuid>,
     },
     /// Deactivate a staff account: every token and enrolment of it stops at once.
     Deactivate {

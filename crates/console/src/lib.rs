@@ -3,13 +3,15 @@
 //! services, policy, read audit and rules the API calls), and holds no rule of its own: a form
 //! is read into a command, the application decides, the page shows what it said.
 //!
-//! Sign-in is a one-time link (`serve --demo` prints one per demo role) redeemed for a
+//! Sign-in is a one-time link (`serve --demo` prints one per demo role), or an OpenID Connect
+//! provider when one is configured ([`oidc`], [`app::oidc`]), redeemed for a
 //! server-side session ([`app::sessions`]); its cookie is `HttpOnly`, `SameSite=Strict`,
 //! `Secure` over TLS, and scoped to `/console`. Every form carries the session's CSRF token,
 //! and a form posted from another origin is refused.
 
 mod assets;
 pub mod forms;
+pub mod oidc;
 mod pages;
 
 use actix_web::cookie::{Cookie, SameSite};
@@ -40,6 +42,7 @@ pub struct Console {
     reports: app::reports::Reporting,
     admin: app::admin::Admin,
     sessions: Sessions,
+    oidc: Option<app::oidc::Oidc>,
 }
 
 impl Console {
@@ -53,7 +56,32 @@ impl Console {
             reports,
             admin,
             sessions,
+            oidc: None,
         }
+    }
+
+    /// The same, with sign-in by OpenID Connect (`oidc::transport()` is its HTTP client).
+    pub fn with_oidc(
+        mut self,
+        settings: app::oidc::OidcSettings,
+        transport: app::oidc::Transport,
+    ) -> Console {
+        self.oidc = Some(app::oidc::Oidc::new(
+            settings,
+            transport,
+            self.sessions.clone(),
+        ));
+        self
+    }
+
+    /// The OpenID relying party, when one is configured.
+    pub fn oidc(&self) -> Option<&app::oidc::Oidc> {
+        self.oidc.as_ref()
+    }
+
+    /// The OpenID provider's name for the sign-in button, when one is configured.
+    fn oidc_name(&self) -> Option<&str> {
+        self.oidc.as_ref().map(|o| o.display_name())
     }
 }
 
@@ -69,6 +97,8 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/console/sign-in", web::get().to(sign_in_page))
             .route("/console/sign-in", web::post().to(sign_in))
             .route("/console/sign-out", web::post().to(sign_out))
+            .route("/console/oidc/start", web::get().to(oidc::start))
+            .route("/console/oidc/callback", web::get().to(oidc::callback))
             .route("/console/caseload", web::get().to(caseload))
             .route("/console/people/{client_id}", web::get().to(person))
             .route(
@@ -168,10 +198,13 @@ async fn session(req: &HttpRequest, console: &Console) -> Result<ConsoleSession,
         Err(AppError::Access(_)) => {
             let mut response = page(
                 StatusCode::UNAUTHORIZED,
-                pages::signed_out(Some(
-                    "Your session has ended: you signed out, it was unused for 30 minutes, \
-                     it reached its 12 hours, or your access changed.",
-                )),
+                pages::signed_out_with(
+                    Some(
+                        "Your session has ended: you signed out, it was unused for 30 minutes, \
+                         it reached its 12 hours, or your access changed.",
+                    ),
+                    console.oidc_name(),
+                ),
             );
             let mut gone = session_cookie(req, String::new());
             gone.make_removal();
@@ -305,7 +338,10 @@ macro_rules! person_form {
 
 async fn home(req: HttpRequest, console: web::Data<Console>) -> HttpResponse {
     if req.cookie(SESSION_COOKIE).is_none() {
-        return page(StatusCode::OK, pages::signed_out(None));
+        return page(
+            StatusCode::OK,
+            pages::signed_out_with(None, console.oidc_name()),
+        );
     }
     match session(&req, &console).await {
         Ok(s) if s.caseload().is_some() => see_other("/console/caseload"),
@@ -329,10 +365,13 @@ struct CodeQuery {
     code: Option<String>,
 }
 
-async fn sign_in_page(query: web::Query<CodeQuery>) -> HttpResponse {
+async fn sign_in_page(query: web::Query<CodeQuery>, console: web::Data<Console>) -> HttpResponse {
     match query.code.as_deref().filter(|c| !c.is_empty()) {
         Some(code) => page(StatusCode::OK, pages::confirm_sign_in(code)),
-        None => page(StatusCode::OK, pages::signed_out(None)),
+        None => page(
+            StatusCode::OK,
+            pages::signed_out_with(None, console.oidc_name()),
+        ),
     }
 }
 

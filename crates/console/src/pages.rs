@@ -141,6 +141,13 @@ pub fn message(title: &str, who: Option<&ConsoleSession>, text: &str) -> Markup 
 
 /// Where someone lands without a session.
 pub fn signed_out(note: Option<&str>) -> Markup {
+    signed_out_with(note, None)
+}
+
+/// The sign-in page, with a button to sign in with the OpenID provider named `oidc` when one is
+/// configured (a link, not a form: the provider is another site, which the page's
+/// `form-action` does not allow).
+pub fn signed_out_with(note: Option<&str>, oidc: Option<&str>) -> Markup {
     layout(
         "Sign in",
         None,
@@ -149,11 +156,49 @@ pub fn signed_out(note: Option<&str>) -> Markup {
             @if let Some(note) = note {
                 div class="nhsuk-inset-text" { p { (note) } }
             }
-            p class="nhsuk-body" {
-                "Open the one-time sign-in link you were given. Ask your administrator for a new one if it has been used or has expired."
+            @if let Some(name) = oidc {
+                p class="nhsuk-body" {
+                    a class="nhsuk-button" id="oidc-sign-in" href="/console/oidc/start" role="button" draggable="false" {
+                        "Sign in with " (name)
+                    }
+                }
+                p class="nhsuk-body" {
+                    "Or open the one-time sign-in link you were given."
+                }
+            } @else {
+                p class="nhsuk-body" {
+                    "Open the one-time sign-in link you were given. Ask your administrator for a new one if it has been used or has expired."
+                }
             }
         },
     )
+}
+
+/// The page the OpenID provider's callback answers with once a session is made: it moves on
+/// to the console at once. The browser arrived here from another site, and a `SameSite=Strict`
+/// cookie is not sent on a redirect that site started; this page's own move is same-site, so
+/// the session cookie goes with it.
+pub fn signed_in_moving_on() -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en-GB" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content="0; url=/console";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Signed in – Casebook" }
+                link rel="stylesheet" href=(STYLESHEET);
+            }
+            body {
+                div class="nhsuk-width-container" {
+                    main class="nhsuk-main-wrapper" id="maincontent" {
+                        h1 class="nhsuk-heading-l" { "Signed in" }
+                        p class="nhsuk-body" { a href="/console" { "Continue to Casebook" } }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The sign-in link's page: a button that uses it (a link alone signs no one in, so a mail

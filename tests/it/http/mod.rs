@@ -5,6 +5,7 @@
 mod after;
 mod cohort;
 mod console;
+mod console_oidc;
 mod csv_files;
 mod dating;
 mod directory_owner;
@@ -187,6 +188,26 @@ impl TestServer {
         max_wait: std::time::Duration,
         pool: impl FnOnce(&TestDb) -> db::Pool,
     ) -> TestServer {
+        TestServer::start_full(clock, max_wait, pool, None).await
+    }
+
+    /// A server whose web console signs in with the OpenID provider `oidc`.
+    pub async fn start_with_oidc(oidc: casebook::http::ConsoleOidc) -> TestServer {
+        TestServer::start_full(
+            app::Clock::system(),
+            app::ReadWait::default().max_wait,
+            |db| db.app_pool(8),
+            Some(oidc),
+        )
+        .await
+    }
+
+    async fn start_full(
+        clock: app::Clock,
+        max_wait: std::time::Duration,
+        pool: impl FnOnce(&TestDb) -> db::Pool,
+        oidc: Option<casebook::http::ConsoleOidc>,
+    ) -> TestServer {
         testkit::init_tracing();
         let db = TestDb::new().await;
         let store = crate::support::protected(EventStore::new(pool(&db), app::upcasters()));
@@ -246,7 +267,8 @@ impl TestServer {
         let state = api::http::AppState::with_clock(store.clone(), clock)
             .with_read_wait(app::ReadWait::at_most(max_wait))
             .with_auth_failure_limit(100_000);
-        let app = casebook::Application::build("127.0.0.1:0", state).expect("binding");
+        let app =
+            casebook::Application::build_with_oidc("127.0.0.1:0", state, oidc).expect("binding");
         let base = format!("http://{}", app.address());
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());

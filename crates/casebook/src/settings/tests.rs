@@ -70,3 +70,56 @@ fn a_token_lives_at_most_as_long_as_the_api_allows() {
         assert_eq!(error.kind(), ErrorKind::ValueValidation, "{refused}");
     }
 }
+
+fn serve_oidc(args: &[&str]) -> Result<crate::settings::OidcArgs, clap::Error> {
+    let cli = Cli::try_parse_from([&["casebook", "serve"], args].concat())?;
+    match cli.command {
+        Command::Serve { oidc, .. } => Ok(oidc),
+        other => panic!("parsed as {other:?}"),
+    }
+}
+
+/// The console's OpenID provider: an issuer needs a client id; the secret comes from a file
+/// only; the button's name defaults to the issuer's host.
+#[test]
+fn an_openid_provider_is_configured_with_its_secret_from_a_file() {
+    assert!(
+        serve_oidc(&[])
+            .expect("no provider")
+            .console()
+            .expect("fine")
+            .is_none()
+    );
+    let refused = serve_oidc(&["--oidc-issuer", "https://idp.example/realm"])
+        .expect_err("an issuer without a client id");
+    assert_eq!(refused.kind(), ErrorKind::MissingRequiredArgument);
+    assert!(
+        serve_oidc(&["--oidc-client-secret", "s3cret"]).is_err(),
+        "no flag takes the secret itself"
+    );
+    let secret = std::env::temp_dir().join(format!("casebook-oidc-{}", std::process::id()));
+    std::fs::write(&secret, "s3cret\n").expect("writing the secret");
+    let args = serve_oidc(&[
+        "--oidc-issuer",
+        "https://idp.example/realm",
+        "--oidc-client-id",
+        "casebook",
+        "--oidc-client-secret-file",
+        secret.to_str().expect("a path"),
+        "--public-url",
+        "https://casebook.example",
+    ])
+    .expect("a provider");
+    let console = args.console().expect("read").expect("configured");
+    std::fs::remove_file(&secret).expect("removing the secret");
+    assert_eq!(console.client_secret.as_deref(), Some("s3cret"));
+    assert_eq!(console.display_name, "idp.example");
+    assert_eq!(
+        console.public_url.as_deref(),
+        Some("https://casebook.example")
+    );
+    let not_a_url = serve_oidc(&["--oidc-issuer", "idp.example", "--oidc-client-id", "c"])
+        .expect("parsed")
+        .console();
+    assert!(not_a_url.is_err());
+}
