@@ -3,6 +3,7 @@
 //! and axe-core (vendored in `tests/vendor/`) to check each page against WCAG 2.2 A and AA.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,11 @@ pub struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // The driver and the browser it started share a process group of their own: kill it
+        // whole, or every test leaves a headless Chromium running.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
@@ -47,6 +53,7 @@ impl Browser {
         let port = free_port();
         // The browser keeps the real clock when the tests run a year ahead (`.ci/a-year-ahead`).
         let driver = Command::new(CHROMEDRIVER)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .env_remove("LD_PRELOAD")
             .env_remove("FAKETIME")

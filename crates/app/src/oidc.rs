@@ -290,7 +290,8 @@ impl Oidc {
             .map_err(AppError::from)?;
         pooled
             .execute(
-                "INSERT INTO oidc_sign_ins (attempt_id, secret_hash, issuer, expires_at) \
+                "WITH gone AS (DELETE FROM oidc_sign_ins WHERE expires_at < now() - interval '1 hour') \
+                 INSERT INTO oidc_sign_ins (attempt_id, secret_hash, issuer, expires_at) \
                  VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
                 &[
                     &attempt_id,
@@ -332,8 +333,14 @@ impl Oidc {
         callback: Callback<'_>,
         source: Option<&str>,
     ) -> Result<SignedIn, OidcError> {
+        // A callback from a browser that started no sign-in names no attempt and no one: it
+        // is refused unwritten (anyone may send one, and the audit is append-only).
+        let started = callback.cookie.is_some();
         match self.verified_identity(callback).await {
             Ok((issuer, subject)) => self.open(&issuer, &subject, source).await,
+            Err(OidcError::Refused(Refusal::State)) if !started => {
+                Err(OidcError::Refused(Refusal::State))
+            }
             Err(OidcError::Refused(refusal)) => {
                 self.refuse(refusal, None, None, None, source).await
             }
@@ -447,8 +454,11 @@ impl Oidc {
         let staff_id = match row {
             Some(row) if row.get::<_, bool>(1) => row.get::<_, Uuid>(0),
             Some(row) => {
-                drop(tx);
                 let staff = row.get::<_, Uuid>(0);
+                // The connection goes back before the refusal takes one to write itself:
+                // holding it, enough refusals at once would wait on each other for ever.
+                drop(tx);
+                drop(pooled);
                 return self
                     .refuse(
                         Refusal::Inactive,
@@ -461,6 +471,7 @@ impl Oidc {
             }
             None => {
                 drop(tx);
+                drop(pooled);
                 return self
                     .refuse(
                         Refusal::UnknownIdentity,

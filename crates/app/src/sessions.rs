@@ -227,8 +227,9 @@ impl Sessions {
     ) -> Result<SignedIn, crate::AppError> {
         let mut pooled = self.pool.get().await?;
         let client: &mut tokio_postgres::Client = &mut pooled;
+        // A code that does not parse names no link and no one: it is refused unwritten (anyone
+        // may send one, and the audit is append-only).
         let Ok((link_id, secret)) = parse_credential(LINK_PREFIX, code) else {
-            record(&*client, None, None, "sign_in_refused", source).await?;
             return Err(AccessError::BadToken.into());
         };
         let tx = client.transaction().await.map_err(AccessError::from)?;
@@ -237,7 +238,7 @@ impl Sessions {
                 "SELECT l.secret_hash, l.staff_id FROM sign_in_links l \
                  JOIN staff s USING (staff_id) \
                  WHERE l.link_id = $1 AND l.used_at IS NULL AND l.expires_at > now() \
-                 AND s.active FOR UPDATE OF l",
+                 AND s.active FOR UPDATE OF l FOR SHARE OF s",
                 &[&link_id],
             )
             .await
@@ -246,6 +247,8 @@ impl Sessions {
             Some(row) if row.get::<_, Vec<u8>>(0) == secret_hash(secret) => row.get::<_, Uuid>(1),
             _ => {
                 drop(tx);
+                // Audited only for a link that was issued (spent, expired, or its holder
+                // gone): made-up ids are refused unwritten.
                 let staff: Option<Uuid> = client
                     .query_opt(
                         "SELECT staff_id FROM sign_in_links WHERE link_id = $1",
@@ -254,7 +257,9 @@ impl Sessions {
                     .await
                     .map_err(AccessError::from)?
                     .map(|r| r.get(0));
-                record(&*client, None, staff, "sign_in_refused", source).await?;
+                if staff.is_some() {
+                    record(&*client, None, staff, "sign_in_refused", source).await?;
+                }
                 return Err(AccessError::BadToken.into());
             }
         };

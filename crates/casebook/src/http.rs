@@ -49,7 +49,11 @@ impl Application {
         let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
         let address = listener.local_addr()?;
         api::http::install_metrics();
-        let mut console = console::Console::new(state.cases().clone(), state.reports().clone());
+        let addresses = state.clone();
+        let mut console = console::Console::new(state.cases().clone(), state.reports().clone())
+            .with_client_address(std::sync::Arc::new(move |req| {
+                addresses.client_address(req)
+            }));
         if let Some(oidc) = oidc {
             let public = oidc
                 .public_url

@@ -43,7 +43,12 @@ pub struct Console {
     admin: app::admin::Admin,
     sessions: Sessions,
     oidc: Option<app::oidc::Oidc>,
+    client_address: Option<ClientAddress>,
 }
+
+/// How the service tells who is calling (the API's rule, trusted proxies and all).
+pub type ClientAddress =
+    std::sync::Arc<dyn Fn(&HttpRequest) -> Option<std::net::IpAddr> + Send + Sync>;
 
 impl Console {
     /// The console over the same case service the API uses (its store, clock, read wait and
@@ -57,7 +62,14 @@ impl Console {
             admin,
             sessions,
             oidc: None,
+            client_address: None,
         }
+    }
+
+    /// The same, telling who is calling (for the session audit) as `find` does.
+    pub fn with_client_address(mut self, find: ClientAddress) -> Console {
+        self.client_address = Some(find);
+        self
     }
 
     /// The same, with sign-in by OpenID Connect (`oidc::transport()` is its HTTP client).
@@ -174,9 +186,14 @@ fn request_id(req: &HttpRequest) -> Uuid {
         .unwrap_or_else(Uuid::new_v4)
 }
 
-/// Who asked, for the session audit: the connection's peer.
-fn source(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_canonical().to_string())
+/// Who asked, for the session audit: the caller as the API counts them (behind a trusted
+/// reverse proxy, the address it forwarded), else the connection's peer.
+pub(crate) fn source(console: &Console, req: &HttpRequest) -> Option<String> {
+    let address = match &console.client_address {
+        Some(find) => find(req),
+        None => req.peer_addr().map(|a| a.ip().to_canonical()),
+    };
+    address.map(|ip| ip.to_string())
 }
 
 fn session_cookie(req: &HttpRequest, value: String) -> Cookie<'static> {
@@ -390,7 +407,7 @@ async fn sign_in(req: HttpRequest, body: web::Bytes, console: web::Data<Console>
     let code = fields.get("code").map(String::as_str).unwrap_or_default();
     match console
         .sessions
-        .sign_in_with_link(code, source(&req).as_deref())
+        .sign_in_with_link(code, source(&console, &req).as_deref())
         .await
     {
         Ok(signed_in) => {
@@ -416,7 +433,7 @@ async fn sign_out(req: HttpRequest, body: web::Bytes, console: web::Data<Console
     };
     if let Err(e) = console
         .sessions
-        .sign_out(&session, source(&req).as_deref())
+        .sign_out(&session, source(&console, &req).as_deref())
         .await
     {
         return failure(Some(&session), &e);
@@ -834,7 +851,11 @@ async fn end_session(
     };
     match console
         .sessions
-        .end_session(&session.principal, target, source(&req).as_deref())
+        .end_session(
+            &session.principal,
+            target,
+            source(&console, &req).as_deref(),
+        )
         .await
     {
         Ok(true) => see_other("/console/admin?done=ended"),

@@ -157,7 +157,10 @@ pub(crate) async fn callback(
         code: query.code.as_deref(),
         error: query.error.as_deref(),
     };
-    let mut response = match oidc.finish(callback, source(&req).as_deref()).await {
+    let mut response = match oidc
+        .finish(callback, source(&console, &req).as_deref())
+        .await
+    {
         Ok(signed_in) => {
             let mut response = page(StatusCode::OK, pages::signed_in_moving_on());
             let _ = response.add_cookie(&session_cookie(&req, signed_in.cookie));

@@ -440,7 +440,7 @@ async fn openid_callbacks_are_refused_without_the_attempt_its_state_or_once_spen
     assert_eq!(
         oidc_events(&server).await,
         [
-            refused("state", None, None),
+            // Not the first callback, without the browser's attempt: refused unwritten.
             refused("state", None, None),
             refused("state", None, None),
             refused("state", None, None),

@@ -121,7 +121,7 @@ impl AppState {
     }
 
     /// Who is calling (see [`AppState::with_trusted_proxies`]); `None` without a peer address.
-    pub(crate) fn client_address(&self, req: &HttpRequest) -> Option<IpAddr> {
+    pub fn client_address(&self, req: &HttpRequest) -> Option<IpAddr> {
         // A dual-stack listener shows an IPv4 peer as `::ffff:a.b.c.d`: compare it as IPv4.
         let peer = req.peer_addr()?.ip().to_canonical();
         let forwarded = req
