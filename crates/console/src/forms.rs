@@ -35,6 +35,27 @@ pub fn fields(body: &[u8]) -> HashMap<String, String> {
         .collect()
 }
 
+/// The code of `all` a form sent as `value`, if it is one.
+fn coded<T: serde::Serialize + Copy>(all: &[T], value: &str) -> Option<T> {
+    all.iter().find(|c| domain::code(*c) == value).copied()
+}
+
+/// A field as sent, trimmed (empty when absent).
+fn text(fields: &HashMap<String, String>, name: &str) -> String {
+    fields
+        .get(name)
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The id a form was drawn with (a fresh one when it sent none that reads).
+fn form_id(fields: &HashMap<String, String>, name: &str) -> Uuid {
+    fields
+        .get(name)
+        .and_then(|v| Uuid::try_parse(v).ok())
+        .unwrap_or_else(Uuid::new_v4)
+}
+
 /// The contact form, as shown and as sent back.
 #[derive(Clone, Debug, Default)]
 pub struct ContactForm {
@@ -65,21 +86,12 @@ impl ContactForm {
 
     /// The form as sent.
     pub fn from_fields(fields: &HashMap<String, String>) -> ContactForm {
-        let text = |name: &str| {
-            fields
-                .get(name)
-                .map(|v| v.trim().to_owned())
-                .unwrap_or_default()
-        };
         ContactForm {
-            contact_id: fields
-                .get("contact_id")
-                .and_then(|v| Uuid::try_parse(v).ok())
-                .unwrap_or_else(Uuid::new_v4),
+            contact_id: form_id(fields, "contact_id"),
             mode: fields.get("mode").cloned().filter(|m| !m.is_empty()),
-            minutes: text("minutes"),
-            contacted_on: text("contacted_on"),
-            contacted_time: text("contacted_time"),
+            minutes: text(fields, "minutes"),
+            contacted_on: text(fields, "contacted_on"),
+            contacted_time: text(fields, "contacted_time"),
             note: fields.get("note").cloned().unwrap_or_default(),
         }
     }
@@ -93,8 +105,7 @@ impl ContactForm {
         let mode = self
             .mode
             .as_deref()
-            .and_then(|m| ContactMode::ALL.iter().find(|c| domain::code(*c) == m))
-            .copied();
+            .and_then(|m| coded(ContactMode::ALL, m));
         if mode.is_none() {
             errors.push(FieldError::new("mode", "Select how the contact took place"));
         }
@@ -175,23 +186,14 @@ impl AppointmentForm {
 
     /// The form as sent.
     pub fn from_fields(fields: &HashMap<String, String>) -> AppointmentForm {
-        let text = |name: &str| {
-            fields
-                .get(name)
-                .map(|v| v.trim().to_owned())
-                .unwrap_or_default()
-        };
         AppointmentForm {
-            appointment_id: fields
-                .get("appointment_id")
-                .and_then(|v| Uuid::try_parse(v).ok())
-                .unwrap_or_else(Uuid::new_v4),
+            appointment_id: form_id(fields, "appointment_id"),
             mode: fields
                 .get("appointment_mode")
                 .cloned()
                 .filter(|m| !m.is_empty()),
-            on: text("appointment_on"),
-            at: text("appointment_at"),
+            on: text(fields, "appointment_on"),
+            at: text(fields, "appointment_at"),
         }
     }
 
@@ -204,8 +206,7 @@ impl AppointmentForm {
         let mode = self
             .mode
             .as_deref()
-            .and_then(|m| ContactMode::ALL.iter().find(|c| domain::code(*c) == m))
-            .copied();
+            .and_then(|m| coded(ContactMode::ALL, m));
         if mode.is_none() {
             errors.push(FieldError::new(
                 "appointment_mode",
@@ -318,8 +319,7 @@ impl DecisionForm {
                 let reason = self
                     .reason
                     .as_deref()
-                    .and_then(|r| DeclineReason::ALL.iter().find(|c| domain::code(*c) == r))
-                    .copied();
+                    .and_then(|r| coded(DeclineReason::ALL, r));
                 match reason {
                     Some(reason) => Ok(CaseCommand::DeclineReferral(ReferralDeclined {
                         referral_id,
@@ -383,8 +383,7 @@ impl AssignmentForm {
         let reason = self
             .transfer_reason
             .as_deref()
-            .and_then(|r| TransferReason::ALL.iter().find(|c| domain::code(*c) == r))
-            .copied();
+            .and_then(|r| coded(TransferReason::ALL, r));
         match reason {
             Some(reason) => Ok(CaseCommand::TransferCase(TransferCase {
                 to_link_worker_id: worker,

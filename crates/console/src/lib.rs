@@ -112,26 +112,14 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/console/oidc/start", web::get().to(oidc::start))
             .route("/console/oidc/callback", web::get().to(oidc::callback))
             .route("/console/caseload", web::get().to(caseload))
-            .route("/console/people/{client_id}", web::get().to(person))
-            .route(
-                "/console/people/{client_id}/contacts",
-                web::post().to(record_contact),
-            )
-            .route(
-                "/console/people/{client_id}/decision",
-                web::post().to(decide),
-            )
-            .route(
-                "/console/people/{client_id}/assignment",
-                web::post().to(assign),
-            )
-            .route(
-                "/console/people/{client_id}/appointments",
-                web::post().to(book_appointment),
-            )
-            .route(
-                "/console/people/{client_id}/appointments/outcome",
-                web::post().to(appointment_outcome),
+            .service(
+                web::scope("/console/people/{client_id}")
+                    .route("", web::get().to(person))
+                    .route("/contacts", web::post().to(record_contact))
+                    .route("/decision", web::post().to(decide))
+                    .route("/assignment", web::post().to(assign))
+                    .route("/appointments", web::post().to(book_appointment))
+                    .route("/appointments/outcome", web::post().to(appointment_outcome)),
             )
             .route("/console/triage", web::get().to(triage))
             .route("/console/audit", web::get().to(audit))
