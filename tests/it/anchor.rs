@@ -435,12 +435,20 @@ async fn sealing_while_appends_continue_covers_every_event_exactly_once() {
     const APPENDS: i64 = 25;
     let (db, store) = store_with_db(WRITERS + 2).await;
     let anchor_file = new_anchor_file();
+    // Each writer appends half its events, then waits until a seal has made a new checkpoint,
+    // so at least one seal always runs while appends are still to come (on a fast machine the
+    // writers could otherwise finish before the first seal).
+    let (sealed_once, sealed) = tokio::sync::watch::channel(false);
     let mut writers = Vec::new();
     for _ in 0..WRITERS {
         let store = store.clone();
+        let mut sealed = sealed.clone();
         writers.push(tokio::spawn(async move {
             let stream = Uuid::new_v4();
             for n in 0..APPENDS {
+                if n == APPENDS / 2 {
+                    sealed.wait_for(|sealed| *sealed).await.expect("sealer");
+                }
                 let expected = if n == 0 {
                     ExpectedVersion::NoStream
                 } else {
@@ -452,9 +460,12 @@ async fn sealing_while_appends_continue_covers_every_event_exactly_once() {
     }
     let app = db.app_client().await;
     let mut new_checkpoints = 0;
+    let mut first_sealed = None;
     while writers.iter().any(|writer| !writer.is_finished()) {
-        if let Sealed::New(_) = seal(&app, &anchor_file).await {
+        if let Sealed::New(checkpoint) = seal(&app, &anchor_file).await {
             new_checkpoints += 1;
+            first_sealed.get_or_insert(checkpoint.events);
+            sealed_once.send_replace(true);
         }
         tokio::task::yield_now().await;
     }
@@ -469,6 +480,11 @@ async fn sealing_while_appends_continue_covers_every_event_exactly_once() {
     let total = WRITERS as i64 * APPENDS;
     assert_eq!(last.events, total, "the last checkpoint seals every event");
     assert!(new_checkpoints >= 1);
+    let first_sealed = first_sealed.expect("a seal during the appends");
+    assert!(
+        first_sealed < total,
+        "the first checkpoint ({first_sealed} events) was sealed while appends continued"
+    );
     // Its head is the chain over every event of the log once, in the log's order.
     let admin = db.admin_client().await;
     let mut head = eventstore::anchor::GENESIS_HEAD;
