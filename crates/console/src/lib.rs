@@ -131,7 +131,9 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
                 "/console/assets/10.6.1/nhsuk-frontend.min.css",
                 web::get().to(assets::stylesheet),
             )
-            .route("/assets/images/{name}", web::get().to(assets::image));
+            .route("/assets/images/{name}", web::get().to(assets::image))
+            // Where browsers look for an icon when a page names none (a redirect, a download).
+            .route("/favicon.ico", web::get().to(assets::favicon));
     }
 }
 

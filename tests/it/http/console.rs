@@ -945,3 +945,48 @@ async fn an_administrator_sees_who_is_signed_in_and_ends_a_session() {
     assert_eq!(get(&server, &worker_again, "/console/admin").await.0, 403);
     server.stop().await;
 }
+
+/// The browser tests' own net: an error in the browser's console (a failed request, a script
+/// error) fails the test that reaches it, a page's own 4xx does not, and every page checked is
+/// photographed under `target/console-screenshots/`.
+#[tokio::test]
+async fn the_browser_tests_fail_on_console_errors_and_keep_a_screenshot_of_each_page() {
+    use futures_util::FutureExt;
+    let server = TestServer::start().await;
+    let browser = signed_in_browser(&server, &server.people.worker).await;
+    // A page that is not there answers 404: the page's own status, not an error in it.
+    browser
+        .goto(&format!("{}/console/people/not-a-person", server.base))
+        .await;
+    browser.assert_accessible("a page not found").await;
+    let shot = std::env::current_exe()
+        .expect("the test binary")
+        .ancestors()
+        .nth(3)
+        .expect("the target directory")
+        .join("console-screenshots")
+        .join("the_browser_tests_fail_on_console_errors_and_keep_a_screenshot_of_each_page--a_page_not_found.png");
+    let png = std::fs::read(&shot).expect("the screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG: {}", shot.display());
+
+    for (what, script) in [
+        ("a script error", "console.error('something broke');"),
+        (
+            "a failed request",
+            "fetch('/console/assets/missing.css').catch(() => {});",
+        ),
+    ] {
+        browser
+            .client
+            .execute(script, vec![])
+            .await
+            .expect("running the script");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let caught = std::panic::AssertUnwindSafe(browser.assert_no_console_errors())
+            .catch_unwind()
+            .await;
+        assert!(caught.is_err(), "{what} in the console was not caught");
+    }
+    browser.assert_no_console_errors().await;
+    server.stop().await;
+}
