@@ -150,7 +150,18 @@ impl Browser {
 
     /// Writes a screenshot of the page to `target/console-screenshots/<test>--<what>.png`.
     pub async fn screenshot(&self, what: &str) {
+        // The whole page: the window made as tall as the page for the picture.
+        let height = self
+            .client
+            .execute("return document.documentElement.scrollHeight;", vec![])
+            .await
+            .ok()
+            .and_then(|h| h.as_u64())
+            .unwrap_or(900)
+            .clamp(900, 8000) as u32;
+        let _ = self.client.set_window_size(1280, height).await;
         let png = self.client.screenshot().await.expect("a screenshot");
+        let _ = self.client.set_window_size(1280, 900).await;
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).expect("the screenshot directory");
         let test = std::thread::current()

@@ -125,8 +125,7 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/console/audit", web::get().to(audit))
             .route("/console/admin", web::get().to(admin))
             .route("/console/admin/sessions/end", web::post().to(end_session))
-            .route("/console/reports", web::get().to(reports))
-            .route("/console/reports/outcomes.csv", web::get().to(reports_csv))
+            .configure(reports::configure)
             .route(
                 "/console/assets/10.6.1/nhsuk-frontend.min.css",
                 web::get().to(assets::stylesheet),
@@ -342,6 +341,8 @@ macro_rules! person_form {
         (fields, session, client)
     }};
 }
+
+mod reports;
 
 async fn home(req: HttpRequest, console: web::Data<Console>) -> HttpResponse {
     if req.cookie(SESSION_COOKIE).is_none() {
@@ -853,137 +854,6 @@ async fn end_session(
             Some(&session),
             &AppError::NotFound("no such live session".into()),
         ),
-        Err(e) => failure(Some(&session), &e),
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct ReportParams {
-    from: Option<String>,
-    to: Option<String>,
-    rules: Option<String>,
-}
-
-/// A report's period and rule version, as asked.
-type ReportAsked = (app::reports::ReportQuery, Option<i32>);
-
-/// The report the page's form asks for, or what to put right.
-fn report_query(
-    params: &ReportParams,
-) -> (pages::ReportForm, Result<ReportAsked, Vec<FieldError>>) {
-    let form = pages::ReportForm {
-        from: params.from.clone().unwrap_or_default(),
-        to: params.to.clone().unwrap_or_default(),
-        rules: params.rules.clone().unwrap_or_default(),
-    };
-    let mut errors = Vec::new();
-    let mut day = |field: &str, value: &str| {
-        if value.is_empty() {
-            return None;
-        }
-        let parsed = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").ok();
-        if parsed.is_none() {
-            errors.push(FieldError::new(field, "Enter a real date"));
-        }
-        parsed
-    };
-    let (from, to) = (day("from", &form.from), day("to", &form.to));
-    let rules = match form.rules.as_str() {
-        "" => None,
-        text => match text.parse::<i32>() {
-            Ok(n) => Some(n),
-            Err(_) => {
-                errors.push(FieldError::new(
-                    "rules",
-                    "Enter a rule version as a number, like 3",
-                ));
-                None
-            }
-        },
-    };
-    let query = app::reports::ReportQuery {
-        from,
-        to,
-        ..Default::default()
-    };
-    let result = if errors.is_empty() {
-        Ok((query, rules))
-    } else {
-        Err(errors)
-    };
-    (form, result)
-}
-
-async fn reports(
-    req: HttpRequest,
-    params: web::Query<ReportParams>,
-    console: web::Data<Console>,
-) -> HttpResponse {
-    let session = signed_in!(req, console);
-    let (form, query) = report_query(&params);
-    let (query, rules) = match query {
-        Ok(q) => q,
-        Err(errors) => {
-            return page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                pages::reports(&session, &form, &errors, None),
-            );
-        }
-    };
-    match console
-        .reports
-        .outcomes(&session.principal, &query, rules)
-        .await
-    {
-        Ok(report) => page(
-            StatusCode::OK,
-            pages::reports(&session, &form, &[], Some(&report)),
-        ),
-        Err(AppError::BadInput { field, message }) => {
-            let errors = [FieldError::new(field, message)];
-            page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                pages::reports(&session, &form, &errors, None),
-            )
-        }
-        Err(e) => failure(Some(&session), &e),
-    }
-}
-
-async fn reports_csv(
-    req: HttpRequest,
-    params: web::Query<ReportParams>,
-    console: web::Data<Console>,
-) -> HttpResponse {
-    let session = signed_in!(req, console);
-    let Ok((query, rules)) = report_query(&params).1 else {
-        return failure(
-            Some(&session),
-            &AppError::BadInput {
-                field: "from",
-                message: "the period's dates do not read: go back to the report".into(),
-            },
-        );
-    };
-    match console
-        .reports
-        .outcomes_csv(
-            &session.principal,
-            &query,
-            rules,
-            app::export::CsvOptions::default(),
-        )
-        .await
-    {
-        Ok(file) => HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header((
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}\"", file.filename),
-            ))
-            .insert_header(("cache-control", "no-store"))
-            .insert_header(("x-content-type-options", "nosniff"))
-            .body(file.bytes),
         Err(e) => failure(Some(&session), &e),
     }
 }
