@@ -122,6 +122,7 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route("/appointments/outcome", web::post().to(appointment_outcome)),
             )
             .route("/console/triage", web::get().to(triage))
+            .route("/console/workload", web::get().to(team::workload))
             .route("/console/audit", web::get().to(audit))
             .route("/console/admin", web::get().to(admin))
             .route("/console/admin/sessions/end", web::post().to(end_session))
@@ -343,6 +344,7 @@ macro_rules! person_form {
 }
 
 mod reports;
+mod team;
 
 async fn home(req: HttpRequest, console: web::Data<Console>) -> HttpResponse {
     if req.cookie(SESSION_COOKIE).is_none() {

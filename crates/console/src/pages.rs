@@ -72,6 +72,9 @@ pub fn layout(title: &str, who: Option<&ConsoleSession>, main: Markup) -> Markup
                                         li class="nhsuk-header__navigation-item" {
                                             a class="nhsuk-header__navigation-link" href="/console/triage" { "Referrals to triage" }
                                         }
+                                        li class="nhsuk-header__navigation-item" {
+                                            a class="nhsuk-header__navigation-link" href="/console/workload" { "Team workload" }
+                                        }
                                     }
                                     @if let Some(scope) = session.caseload() {
                                         li class="nhsuk-header__navigation-item" {
@@ -814,6 +817,17 @@ pub(crate) fn decimal(value: Option<f64>) -> String {
 /// A horizontal bar chart of `bars` (label, value; a suppressed value draws no bar), drawn on
 /// the server. It is a picture of the table printed beside it, which screen readers read.
 pub(crate) fn bar_chart(title_id: &str, title: &str, bars: &[(String, Option<i64>)]) -> Markup {
+    bar_chart_to(title_id, title, bars, 1)
+}
+
+/// [`bar_chart`] on a scale to at least `scale` (100 for percentages), so that small values
+/// look small.
+pub(crate) fn bar_chart_to(
+    title_id: &str,
+    title: &str,
+    bars: &[(String, Option<i64>)],
+    scale: i64,
+) -> Markup {
     const WIDTH: i64 = 640;
     const LABEL: i64 = 220;
     const ROW: i64 = 28;
@@ -822,6 +836,7 @@ pub(crate) fn bar_chart(title_id: &str, title: &str, bars: &[(String, Option<i64
         .filter_map(|(_, v)| *v)
         .max()
         .unwrap_or(0)
+        .max(scale)
         .max(1);
     let height = ROW * bars.len() as i64 + 8;
     html! {

@@ -1152,3 +1152,38 @@ async fn an_analyst_reads_the_service_gaps_and_two_rule_versions_side_by_side() 
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_team_lead_reads_the_teams_workload_against_capacity() {
+    let server = TestServer::start().await;
+    for _ in 0..2 {
+        open_case(&server).await;
+    }
+    server.catch_up().await;
+    let browser = signed_in_browser(&server, &server.people.lead).await;
+    browser
+        .click_and_wait("a.nhsuk-header__navigation-link[href='/console/workload']")
+        .await;
+    assert_eq!(browser.text("h1").await, "Team workload");
+    let rows = browser.texts("#workload-table tbody tr").await;
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {rows:?}"))
+            .clone()
+    };
+    // Two open cases, two people this year, against the rules' default capacity.
+    let wyn = row("Wyn Worker");
+    assert!(wyn.starts_with("Wyn Worker 2 0 2 "), "{wyn}");
+    assert!(row("Wren Worker").starts_with("Wren Worker 0 0 0 "));
+    assert!(
+        !rows.iter().any(|r| r.starts_with("Ola Worker")),
+        "another team's worker: {rows:?}"
+    );
+    browser.assert_accessible("the team's workload").await;
+
+    // No one else reads it.
+    let worker = sign_in(&server, &server.people.worker).await;
+    assert_eq!(get(&server, &worker, "/console/workload").await.0, 403);
+    server.stop().await;
+}
