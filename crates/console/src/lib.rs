@@ -44,6 +44,17 @@ pub struct Console {
     sessions: Sessions,
     oidc: Option<app::oidc::Oidc>,
     client_address: Option<ClientAddress>,
+    throttle: Option<std::sync::Arc<dyn Throttle>>,
+}
+
+/// How the service turns away a caller that keeps presenting credentials that open nothing:
+/// the API's count of bad tokens, shared, so that a guesser has one allowance however they
+/// guess.
+pub trait Throttle: Send + Sync {
+    /// How long the caller must wait, if they are turned away now.
+    fn wait(&self, req: &HttpRequest) -> Option<std::time::Duration>;
+    /// Counts a credential of the caller's that opened nothing.
+    fn failed(&self, req: &HttpRequest);
 }
 
 /// How the service tells who is calling (the API's rule, trusted proxies and all).
@@ -63,10 +74,18 @@ impl Console {
             sessions,
             oidc: None,
             client_address: None,
+            throttle: None,
         }
     }
 
     /// The same, telling who is calling (for the session audit) as `find` does.
+    /// The same console, counting sign-in links that open nothing with `throttle` and turning
+    /// away the callers it says to.
+    pub fn with_throttle(mut self, throttle: std::sync::Arc<dyn Throttle>) -> Console {
+        self.throttle = Some(throttle);
+        self
+    }
+
     pub fn with_client_address(mut self, find: ClientAddress) -> Console {
         self.client_address = Some(find);
         self
@@ -397,6 +416,19 @@ async fn sign_in(req: HttpRequest, body: web::Bytes, console: web::Data<Console>
             ),
         );
     }
+    // A caller that keeps presenting links that open nothing waits out its window, unheard.
+    if let Some(wait) = console.throttle.as_ref().and_then(|t| t.wait(&req)) {
+        let mut response = page(
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::signed_out(Some(
+                "Too many sign-in links from here did not work. Wait a minute, then try your link again.",
+            )),
+        );
+        if let Ok(value) = header::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     let code = fields.get("code").map(String::as_str).unwrap_or_default();
     match console
         .sessions
@@ -408,12 +440,17 @@ async fn sign_in(req: HttpRequest, body: web::Bytes, console: web::Data<Console>
             let _ = response.add_cookie(&session_cookie(&req, signed_in.cookie));
             response
         }
-        Err(AppError::Access(_)) => page(
-            StatusCode::UNAUTHORIZED,
-            pages::signed_out(Some(
-                "That sign-in link does not work: it has been used, has expired, or was never issued.",
-            )),
-        ),
+        Err(AppError::Access(_)) => {
+            if let Some(throttle) = &console.throttle {
+                throttle.failed(&req);
+            }
+            page(
+                StatusCode::UNAUTHORIZED,
+                pages::signed_out(Some(
+                    "That sign-in link does not work: it has been used, has expired, or was never issued.",
+                )),
+            )
+        }
         Err(e) => failure(None, &e),
     }
 }
