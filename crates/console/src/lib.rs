@@ -146,6 +146,7 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/console/admin", web::get().to(admin))
             .route("/console/admin/sessions/end", web::post().to(end_session))
             .configure(reports::configure)
+            .configure(staff::configure)
             .route(
                 "/console/assets/10.6.1/nhsuk-frontend.min.css",
                 web::get().to(assets::stylesheet),
@@ -363,6 +364,7 @@ macro_rules! person_form {
 }
 
 mod reports;
+mod staff;
 mod team;
 
 async fn home(req: HttpRequest, console: web::Data<Console>) -> HttpResponse {

@@ -105,7 +105,7 @@ pub fn layout(title: &str, who: Option<&ConsoleSession>, main: Markup) -> Markup
     }
 }
 
-fn csrf_field(session: &ConsoleSession) -> Markup {
+pub(crate) fn csrf_field(session: &ConsoleSession) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf_token()); }
 }
 
@@ -795,7 +795,7 @@ pub fn admin(
                 tbody class="nhsuk-table__body" {
                     @for member in staff {
                         tr class="nhsuk-table__row" {
-                            td class="nhsuk-table__cell" { (member.name) }
+                            td class="nhsuk-table__cell" { a href={"/console/admin/staff/" (member.staff_id)} { (member.name) } }
                             td class="nhsuk-table__cell" { (member.role.as_str().replace('_', " ")) }
                             td class="nhsuk-table__cell" { @if member.active { "Yes" } @else { "No" } }
                         }
@@ -899,7 +899,7 @@ pub(crate) fn head(columns: &[&str]) -> Markup {
 }
 
 /// The banner that says what a form just did.
-fn success(text: &str) -> Markup {
+pub(crate) fn success(text: &str) -> Markup {
     html! {
         div class="nhsuk-notification-banner nhsuk-notification-banner--success" role="alert" aria-labelledby="success-title" {
             div class="nhsuk-notification-banner__header" {

@@ -1187,3 +1187,83 @@ async fn a_team_lead_reads_the_teams_workload_against_capacity() {
     assert_eq!(get(&server, &worker, "/console/workload").await.0, 403);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_administrator_revokes_a_token_and_deactivates_an_account() {
+    let server = TestServer::start().await;
+    let worker = server.people.worker.clone();
+    let worker_session = sign_in(&server, &worker).await;
+    let browser = signed_in_browser(&server, &server.people.admin).await;
+    browser
+        .click_and_wait(&format!(
+            "#staff-table a[href='/console/admin/staff/{}']",
+            worker.staff_id
+        ))
+        .await;
+    assert_eq!(browser.text("h1").await, "Wyn Worker");
+    let tokens = browser.texts("#tokens-table tbody tr").await;
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert!(tokens[0].contains("Live"), "{tokens:?}");
+    browser
+        .assert_accessible("a staff member's credentials")
+        .await;
+    assert_eq!(
+        server
+            .call(Some(&worker), "GET", "/api/v1/caseload", None, &[])
+            .await
+            .status,
+        200
+    );
+
+    browser.click_and_wait("#tokens-table button").await;
+    assert_eq!(
+        browser.text(".nhsuk-notification-banner__heading").await,
+        "Token revoked"
+    );
+    assert!(
+        browser.texts("#tokens-table tbody tr").await[0].contains("Revoked"),
+        "the token's row says so"
+    );
+    assert_eq!(
+        server
+            .call(Some(&worker), "GET", "/api/v1/caseload", None, &[])
+            .await
+            .status,
+        401
+    );
+
+    // Deactivated, the worker's console session ends at their next request.
+    assert_eq!(
+        get(&server, &worker_session, "/console/caseload").await.0,
+        200
+    );
+    browser.click_and_wait("#deactivate").await;
+    assert_eq!(
+        browser.text(".nhsuk-notification-banner__heading").await,
+        "Account deactivated"
+    );
+    assert_eq!(
+        get(&server, &worker_session, "/console/caseload").await.0,
+        401
+    );
+    browser.assert_accessible("a deactivated account").await;
+
+    // Another organisation's administrator cannot see them, nor can a link worker.
+    let foreign = sign_in(&server, &server.people.foreign_admin).await;
+    let page = format!("/console/admin/staff/{}", worker.staff_id);
+    assert_eq!(get(&server, &foreign, &page).await.0, 404);
+    let colleague = sign_in(&server, &server.people.worker2).await;
+    assert_eq!(get(&server, &colleague, &page).await.0, 403);
+    // Nor change them: a revoke-all from the other organisation is refused, with its token.
+    let foreign_page = get(&server, &foreign, "/console/admin").await.1;
+    let refused = post(
+        &server,
+        &foreign,
+        &format!("{page}/revoke-all"),
+        None,
+        &[("csrf", hidden(&foreign_page, "csrf").as_str())],
+    )
+    .await;
+    assert_eq!(refused, 404);
+    server.stop().await;
+}
