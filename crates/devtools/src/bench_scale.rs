@@ -155,6 +155,7 @@ async fn measure(
         }
     })
     .await?;
+    let page = console_caseload(&admin, &store, options.runs, &worker).await?;
     let stream_floor =
         floor("SELECT * FROM events WHERE stream_id = $1 ORDER BY stream_version").await?;
     // The journey as an auditor reads it: policy, read audit, one read of the stream.
@@ -286,6 +287,14 @@ async fn measure(
             &row_floor,
         ),
         row(
+            &format!(
+                "the console's caseload page over HTTP (session, read model, HTML; largest {:.1} KB)",
+                page.largest_bytes as f64 / 1024.0
+            ),
+            &page.times,
+            &row_floor,
+        ),
+        row(
             "raw: one client's events in version order",
             &stream_floor,
             &stream_floor,
@@ -323,4 +332,104 @@ async fn measure(
         peak_rss_mb()
     ));
     Ok(lines)
+}
+
+/// The console's caseload page as link workers' browsers ask for it: milliseconds per request
+/// (sorted) and the largest page.
+struct PageTimes {
+    times: Vec<f64>,
+    largest_bytes: usize,
+}
+
+/// Link workers signed in to the console for the page timings (each run asks as the next).
+const SIGNED_IN: usize = 20;
+
+/// Serves the API and the console as `casebook serve` does (on this runtime, over loopback),
+/// signs `SIGNED_IN` of the journeys' link workers in with one-time links, and times `runs`
+/// requests for `/console/caseload`, each as one of them: the session lookup and its
+/// last-seen write, the caseload read, and the page's HTML.
+async fn console_caseload(
+    admin: &tokio_postgres::Client,
+    store: &EventStore,
+    runs: usize,
+    worker: &impl Fn(usize) -> Uuid,
+) -> anyhow::Result<PageTimes> {
+    let team = Uuid::from_u128(0x7EA3);
+    admin
+        .execute(
+            "INSERT INTO organisations (organisation_id, name) VALUES ($1, 'Bench organisation') \
+             ON CONFLICT DO NOTHING",
+            &[&ORGANISATION],
+        )
+        .await?;
+    admin
+        .execute(
+            "INSERT INTO teams (team_id, organisation_id, name) VALUES ($1, $2, 'Bench team') \
+             ON CONFLICT DO NOTHING",
+            &[&team, &ORGANISATION],
+        )
+        .await?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let state = api::http::AppState::with_clock(store.clone(), app::Clock::system());
+    let pages = console::Console::new(state.cases().clone(), state.reports().clone());
+    let server = actix_web::HttpServer::new(move || {
+        api::http::app(state.clone()).configure(console::configure(pages.clone()))
+    })
+    .disable_signals()
+    .workers(2)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let mut cookies = Vec::new();
+    for k in 0..SIGNED_IN {
+        let staff = worker(k);
+        admin
+            .execute(
+                "INSERT INTO staff (staff_id, organisation_id, team_id, name, role) \
+                 VALUES ($1, $2, $3, $4, 'link_worker') ON CONFLICT DO NOTHING",
+                &[&staff, &ORGANISATION, &team, &format!("Bench worker {k}")],
+            )
+            .await?;
+        let link =
+            app::sessions::create_sign_in_link(admin, staff, chrono::Duration::hours(1), None)
+                .await?;
+        let signed_in = http
+            .post(format!("{base}/console/sign-in"))
+            .form(&[("code", link.code.as_str())])
+            .send()
+            .await?;
+        let cookie = signed_in
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .ok_or_else(|| anyhow::anyhow!("no session cookie ({})", signed_in.status()))?
+            .to_owned();
+        cookies.push(cookie);
+    }
+    let largest = std::cell::Cell::new(0usize);
+    let times = timed(runs, |i| {
+        let request = http
+            .get(format!("{base}/console/caseload"))
+            .header("cookie", &cookies[i % SIGNED_IN]);
+        let largest = &largest;
+        async move {
+            let response = request.send().await?;
+            anyhow::ensure!(response.status().is_success(), "{}", response.status());
+            let body = response.bytes().await?;
+            largest.set(largest.get().max(body.len()));
+            Ok(())
+        }
+    })
+    .await?;
+    handle.stop(true).await;
+    Ok(PageTimes {
+        times,
+        largest_bytes: largest.get(),
+    })
 }
