@@ -542,10 +542,7 @@ async fn client_concluded(cases: &app::CaseService, steps: &[(&str, DateTime<Utc
                     note: None,
                 })]
             }
-            "closed" => vec![CaseCommand::CloseCase(domain::CaseClosed {
-                reason: domain::ClosureReason::GoalsMet,
-                note: None,
-            })],
+            "closed" => vec![CaseCommand::CloseCase(domain::testing::goals_met())],
             "reopened" => vec![CaseCommand::ReopenCase(domain::CaseReopened { note: None })],
             "erased" => vec![CaseCommand::EraseClient(domain::ClientErased {
                 reason: "erasure request".to_owned(),
