@@ -9,6 +9,15 @@ use uuid::Uuid;
 pub const ORG: Uuid = Uuid::from_u128(0x0a);
 pub const ACTOR: Uuid = Uuid::from_u128(0xac);
 
+/// A projector runner's settings for tests: batches of `batch_size`, polling every 20 ms.
+pub fn quick_runner(batch_size: i64) -> projector::RunnerSettings {
+    projector::RunnerSettings {
+        batch_size,
+        poll_interval: std::time::Duration::from_millis(20),
+        ..projector::RunnerSettings::default()
+    }
+}
+
 /// A test database and an event store over it, as the service's own role.
 pub async fn store_with_db(pool_size: usize) -> (TestDb, EventStore) {
     testkit::init_tracing();
