@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use db::{Cluster, PoolSettings};
+use db::Cluster;
 use domain::ClientId;
 use eventstore::EventStore;
 use projector::{CaseloadFilter, CaseloadProjection};
@@ -44,26 +44,6 @@ pub struct ScaleBench {
     pub dir: Option<PathBuf>,
 }
 
-/// Runs the benchmark and prints a table. `rebuild` is the product's rebuild from the first
-/// event (`casebook rebuild --restart`), which the binary hands in.
-///
-/// # Errors
-/// When the cluster cannot be started or a step fails.
-pub async fn run(
-    options: ScaleBench,
-    pg_bin: Option<PathBuf>,
-    rebuild: impl AsyncFn(&EventStore, ReadModel) -> anyhow::Result<Rebuilt>,
-) -> anyhow::Result<()> {
-    let lines = crate::bench::in_cluster(options.dir.clone(), pg_bin, async |cluster| {
-        measure(cluster, &options, &rebuild).await
-    })
-    .await?;
-    for line in lines {
-        println!("{line}");
-    }
-    Ok(())
-}
-
 const ORGANISATION: Uuid = crate::bench_rebuild::BENCH_ORGANISATION;
 
 /// The journeys' appointments, contacts and link workers, for the plain function that makes
@@ -88,17 +68,18 @@ async fn read_floor(
     .await
 }
 
-async fn measure(
+/// Runs the benchmark in `cluster`; the lines of its table. `rebuild` is the product's
+/// rebuild from the first event (`casebook rebuild --restart`), which the binary hands in.
+///
+/// # Errors
+/// When a step fails.
+pub(crate) async fn measure(
     cluster: &Cluster,
     options: &ScaleBench,
     rebuild: &impl AsyncFn(&EventStore, ReadModel) -> anyhow::Result<Rebuilt>,
 ) -> anyhow::Result<Vec<String>> {
-    let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench_scale").await?;
-    let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
     // Sealed personal fields, as the service writes them.
-    let store = EventStore::new(pool, app::upcasters()).with_protection(app::privacy::protection(
-        eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?,
-    ));
+    let (admin, store) = crate::bench::sealed_store(cluster, "bench_scale").await?;
 
     // The journey's shape comes from the options; `append_journeys` takes a plain function.
     SHAPE.get_or_init(|| {
