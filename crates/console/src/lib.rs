@@ -119,7 +119,9 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route("/decision", web::post().to(decide))
                     .route("/assignment", web::post().to(assign))
                     .route("/appointments", web::post().to(book_appointment))
-                    .route("/appointments/outcome", web::post().to(appointment_outcome)),
+                    .route("/appointments/outcome", web::post().to(appointment_outcome))
+                    .configure(plan::routes)
+                    .configure(assessment::routes),
             )
             .route("/console/triage", web::get().to(triage))
             .route("/console/audit", web::get().to(audit))
@@ -340,6 +342,10 @@ macro_rules! person_form {
         (fields, session, client)
     }};
 }
+
+// After the macros above, which their handlers use.
+mod assessment;
+mod plan;
 
 async fn home(req: HttpRequest, console: web::Data<Console>) -> HttpResponse {
     if req.cookie(SESSION_COOKIE).is_none() {
@@ -575,6 +581,13 @@ fn banner(done: Option<&str>) -> Option<&'static str> {
         "booked" => Some("Appointment booked"),
         "attended" => Some("Attendance recorded"),
         "did_not_attend" => Some("Missed appointment recorded"),
+        "what_matters" => Some("What matters recorded"),
+        "need" => Some("Need identified"),
+        "goal" => Some("Goal set"),
+        "goal_reviewed" => Some("Goal reviewed"),
+        "assessment" => Some("Assessment recorded"),
+        "consent" => Some("Consent recorded"),
+        "consent_withdrawn" => Some("Consent withdrawn"),
         _ => None,
     }
 }

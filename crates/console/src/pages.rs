@@ -102,7 +102,7 @@ pub fn layout(title: &str, who: Option<&ConsoleSession>, main: Markup) -> Markup
     }
 }
 
-fn csrf_field(session: &ConsoleSession) -> Markup {
+pub(crate) fn csrf_field(session: &ConsoleSession) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf_token()); }
 }
 
@@ -123,7 +123,7 @@ pub fn moment(at: DateTime<Utc>) -> String {
     at.format("%-d %B %Y at %H:%M").to_string()
 }
 
-fn short(id: Uuid) -> String {
+pub(crate) fn short(id: Uuid) -> String {
     id.simple().to_string()[..8].to_owned()
 }
 
@@ -398,6 +398,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
                 (appointments(who, record, journey, appointment, errors))
                 (contact_form(who, record, form, errors))
             }
+            (crate::plan::summary(record))
             h2 class="nhsuk-heading-m" id="journey" { "Journey" }
             ol class="nhsuk-list" {
                 @for entry in journey.entries.iter().rev() {
@@ -947,7 +948,7 @@ pub fn reports(
 
 /// Radios for a coded value: one per code of `all`, the first with the id `name` (where an
 /// error links to), each labelled by `label`, `chosen` checked.
-fn radios<T: serde::Serialize + Copy>(
+pub(crate) fn radios<T: serde::Serialize + Copy>(
     name: &str,
     all: &[T],
     label: impl Fn(T) -> &'static str,
@@ -999,7 +1000,7 @@ fn success(text: &str) -> Markup {
     }
 }
 
-fn summary_row(key: &str, value: &str) -> Markup {
+pub(crate) fn summary_row(key: &str, value: &str) -> Markup {
     html! {
         div class="nhsuk-summary-list__row" {
             dt class="nhsuk-summary-list__key" { (key) }
@@ -1008,7 +1009,7 @@ fn summary_row(key: &str, value: &str) -> Markup {
     }
 }
 
-fn error_summary(errors: &[FieldError]) -> Markup {
+pub(crate) fn error_summary(errors: &[FieldError]) -> Markup {
     html! {
         div class="nhsuk-error-summary" aria-labelledby="error-summary-title" role="alert" tabindex="-1" {
             h2 class="nhsuk-error-summary__title" id="error-summary-title" { "There is a problem" }
@@ -1023,11 +1024,11 @@ fn error_summary(errors: &[FieldError]) -> Markup {
     }
 }
 
-fn error_for<'a>(errors: &'a [FieldError], field: &str) -> Option<&'a FieldError> {
+pub(crate) fn error_for<'a>(errors: &'a [FieldError], field: &str) -> Option<&'a FieldError> {
     errors.iter().find(|e| e.field == field)
 }
 
-fn error_message(error: Option<&FieldError>) -> Markup {
+pub(crate) fn error_message(error: Option<&FieldError>) -> Markup {
     html! {
         @if let Some(e) = error {
             span class="nhsuk-error-message" id={(e.field) "-error"} {
@@ -1037,7 +1038,7 @@ fn error_message(error: Option<&FieldError>) -> Markup {
     }
 }
 
-fn group_class(error: Option<&FieldError>) -> &'static str {
+pub(crate) fn group_class(error: Option<&FieldError>) -> &'static str {
     if error.is_some() {
         "nhsuk-form-group nhsuk-form-group--error"
     } else {
@@ -1193,7 +1194,7 @@ fn contact_form(
     }
 }
 
-fn capitalise(text: &str) -> String {
+pub(crate) fn capitalise(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
