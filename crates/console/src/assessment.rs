@@ -22,10 +22,8 @@ use maud::{Markup, html};
 use uuid::Uuid;
 
 use crate::forms::{self, FieldError, coded, form_id, text};
-use crate::pages::{
-    self, capitalise, csrf_field, error_for, error_message, error_summary, group_class, radios,
-};
-use crate::plan::{execute, person_name, person_subpage, radio_group};
+use crate::pages::{capitalise, csrf_field, error_for, error_message, group_class, radios};
+use crate::plan::{execute, person_subpage, radio_group, subpage_layout};
 use crate::{Console, client_id, failure, form_session, session};
 
 /// The version of each instrument these wordings are.
@@ -453,15 +451,13 @@ fn assessment_page(
     step: Step<'_>,
     errors: &[FieldError],
 ) -> Markup {
-    let name = person_name(record);
     let base = format!("/console/people/{}", record.client_id);
-    pages::layout(
-        &format!("Record an assessment – {name}"),
-        Some(who),
+    subpage_layout(
+        who,
+        record,
+        "Record an assessment",
+        errors,
         html! {
-            a class="nhsuk-back-link" href=(base) { "Back to " (name) }
-            @if !errors.is_empty() { (error_summary(errors)) }
-            h1 class="nhsuk-heading-l" { span class="nhsuk-caption-l" { (name) } "Record an assessment" }
             @match step {
                 Step::Choose => (choose(&base, errors)),
                 Step::Answer(form) => (answer(who, &base, form, errors)),

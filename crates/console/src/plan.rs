@@ -353,6 +353,53 @@ pub(crate) fn radio_group(
     }
 }
 
+/// A text area for `field`, labelled `label`, with its hint, the error at it and what was typed.
+fn text_area(
+    field: &str,
+    label: &str,
+    hint: Option<&str>,
+    errors: &[FieldError],
+    typed: &str,
+) -> Markup {
+    let error = error_for(errors, field);
+    let described: Vec<String> = [hint.map(|_| "hint"), error.map(|_| "error")]
+        .into_iter()
+        .flatten()
+        .map(|kind| format!("{field}-{kind}"))
+        .collect();
+    html! {
+        div class=(group_class(error)) {
+            label class="nhsuk-label" for=(field) { (label) }
+            @if let Some(hint) = hint { div class="nhsuk-hint" id={(field) "-hint"} { (hint) } }
+            (error_message(error))
+            textarea class={"nhsuk-textarea" @if error.is_some() { " nhsuk-textarea--error" }} id=(field) name=(field) rows="3"
+                aria-describedby=[(!described.is_empty()).then(|| described.join(" "))] { (typed) }
+        }
+    }
+}
+
+/// A page of the person's own: a way back to their page, what to put right, and its heading
+/// under their name.
+pub(crate) fn subpage_layout(
+    who: &ConsoleSession,
+    record: &ClientRecord,
+    heading: &str,
+    errors: &[FieldError],
+    main: Markup,
+) -> Markup {
+    let name = person_name(record);
+    pages::layout(
+        &format!("{heading} – {name}"),
+        Some(who),
+        html! {
+            a class="nhsuk-back-link" href={"/console/people/" (record.client_id)} { "Back to " (name) }
+            @if !errors.is_empty() { (error_summary(errors)) }
+            h1 class="nhsuk-heading-l" { span class="nhsuk-caption-l" { (name) } (heading) }
+            (main)
+        },
+    )
+}
+
 /// One of the person's own pages: their record read (audited as direct care) and shown by
 /// `markup`, with `errors` to put right (then as 422).
 pub(crate) async fn person_subpage(
@@ -605,17 +652,15 @@ fn plan_page(
     forms: &PlanForms,
     errors: &[FieldError],
 ) -> Markup {
-    let name = person_name(record);
     let base = format!("/console/people/{}", record.client_id);
     let plan = &record.plan;
     let open = record.status == domain::CaseStatus::Open;
-    pages::layout(
-        &format!("Plan – {name}"),
-        Some(who),
+    subpage_layout(
+        who,
+        record,
+        "Plan and consent",
+        errors,
         html! {
-            a class="nhsuk-back-link" href=(base) { "Back to " (name) }
-            @if !errors.is_empty() { (error_summary(errors)) }
-            h1 class="nhsuk-heading-l" { span class="nhsuk-caption-l" { (name) } "Plan and consent" }
             @if open {
                 (what_matters_section(who, &base, plan, &forms.what_matters, errors))
                 (needs_section(who, &base, plan, &forms.need, errors))
@@ -635,7 +680,6 @@ fn what_matters_section(
     form: &WhatMattersForm,
     errors: &[FieldError],
 ) -> Markup {
-    let error = error_for(errors, "what_matters");
     let typed = if form.text.is_empty() {
         plan.what_matters.clone().unwrap_or_default()
     } else {
@@ -646,13 +690,9 @@ fn what_matters_section(
         form method="post" action={(base) "/what-matters"} novalidate {
             (csrf_field(who))
             input type="hidden" name="form_id" value=(form.form_id);
-            div class=(group_class(error)) {
-                label class="nhsuk-label" for="what_matters" { "In their words" }
-                div class="nhsuk-hint" id="what_matters-hint" { "What is recorded here replaces what was recorded before; the journey keeps both." }
-                (error_message(error))
-                textarea class={"nhsuk-textarea" @if error.is_some() { " nhsuk-textarea--error" }} id="what_matters" name="what_matters" rows="3"
-                    aria-describedby={"what_matters-hint" @if error.is_some() { " what_matters-error" }} { (typed) }
-            }
+            (text_area("what_matters", "In their words",
+                Some("What is recorded here replaces what was recorded before; the journey keeps both."),
+                errors, &typed))
             button class="nhsuk-button" id="record-what-matters" type="submit" { "Save what matters" }
         }
     }
@@ -665,7 +705,6 @@ fn needs_section(
     form: &NeedForm,
     errors: &[FieldError],
 ) -> Markup {
-    let note_error = error_for(errors, "need_note");
     html! {
         h2 class="nhsuk-heading-m" id="needs" { "Needs" }
         @if plan.needs.is_empty() {
@@ -682,12 +721,7 @@ fn needs_section(
             input type="hidden" name="form_id" value=(form.form_id);
             (radio_group("need", "Identify a need", errors,
                 radios("need", NeedDomain::ALL, |c| c.label(), Some(form.need.as_str()), false)))
-            div class=(group_class(note_error)) {
-                label class="nhsuk-label" for="need_note" { "Note (optional)" }
-                (error_message(note_error))
-                textarea class="nhsuk-textarea" id="need_note" name="need_note" rows="2"
-                    aria-describedby=[note_error.map(|_| "need_note-error")] { (form.note) }
-            }
+            (text_area("need_note", "Note (optional)", None, errors, &form.note))
             button class="nhsuk-button" id="identify-need" type="submit" { "Save need" }
         }
     }
@@ -701,10 +735,8 @@ fn goals_section(
     errors: &[FieldError],
 ) -> Markup {
     let (goal, review) = (&forms.goal, &forms.review);
-    let description_error = error_for(errors, "goal_description");
     let need_error = error_for(errors, "goal_need");
     let goal_error = error_for(errors, "review_goal");
-    let review_note_error = error_for(errors, "review_note");
     html! {
         h2 class="nhsuk-heading-m" id="goals" { "Goals" }
         @if plan.goals.is_empty() {
@@ -737,12 +769,7 @@ fn goals_section(
         form method="post" action={(base) "/goals"} novalidate {
             (csrf_field(who))
             input type="hidden" name="goal_id" value=(goal.goal_id);
-            div class=(group_class(description_error)) {
-                label class="nhsuk-label" for="goal_description" { "The goal" }
-                (error_message(description_error))
-                textarea class={"nhsuk-textarea" @if description_error.is_some() { " nhsuk-textarea--error" }} id="goal_description" name="goal_description" rows="2"
-                    aria-describedby=[description_error.map(|_| "goal_description-error")] { (goal.description) }
-            }
+            (text_area("goal_description", "The goal", None, errors, &goal.description))
             div class=(group_class(need_error)) {
                 label class="nhsuk-label" for="goal_need" { "The need it meets (optional)" }
                 (error_message(need_error))
@@ -774,12 +801,7 @@ fn goals_section(
                 }
                 (radio_group("progress", "How far has it come?", errors,
                     radios("progress", GoalProgress::ALL, |c| c.label(), Some(review.progress.as_str()), false)))
-                div class=(group_class(review_note_error)) {
-                    label class="nhsuk-label" for="review_note" { "Note (optional)" }
-                    (error_message(review_note_error))
-                    textarea class="nhsuk-textarea" id="review_note" name="review_note" rows="2"
-                        aria-describedby=[review_note_error.map(|_| "review_note-error")] { (review.note) }
-                }
+                (text_area("review_note", "Note (optional)", None, errors, &review.note))
                 button class="nhsuk-button" id="review-goal" type="submit" { "Save review" }
             }
         }
