@@ -6,8 +6,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::{
-    AppointmentStatus, CaseEvent, CaseStatus, ClientId, NeedDomain, PersonalDetails, ReferralId,
-    ReferralSource, ReferralStatus,
+    AppointmentStatus, CaseEvent, CaseStatus, ClientId, ConsentScope, GoalId, GoalProgress,
+    Instrument, NeedDomain, PersonalDetails, ReferralId, ReferralSource, ReferralStatus, ServiceId,
+    Timepoint,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -160,6 +161,49 @@ pub struct ClientRecord {
     pub goals: usize,
     pub assessments: usize,
     pub connections: usize,
+    /// What matters to the person, their needs, goals, consents in force and assessments, for
+    /// the console's pages. Not in the API's record, whose shape is the published contract: an
+    /// API client reads them from the journey.
+    #[serde(skip)]
+    pub plan: Plan,
+}
+
+/// A person's plan as the record holds it now (corrections applied), oldest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// What matters to the person, as last recorded.
+    pub what_matters: Option<String>,
+    pub needs: Vec<PlannedNeed>,
+    pub goals: Vec<PlannedGoal>,
+    /// Each consent in force, with the onward services it names (none: any service).
+    pub consents: Vec<(ConsentScope, Vec<ServiceId>)>,
+    pub assessments: Vec<TakenAssessment>,
+}
+
+/// A need identified.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedNeed {
+    pub need: NeedDomain,
+    pub note: Option<String>,
+}
+
+/// A goal agreed, with its latest review.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedGoal {
+    pub goal_id: GoalId,
+    pub description: String,
+    pub need: Option<NeedDomain>,
+    /// The latest review's progress; none before the first review.
+    pub progress: Option<GoalProgress>,
+    pub review_note: Option<String>,
+}
+
+/// An assessment taken.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TakenAssessment {
+    pub instrument: Instrument,
+    pub timepoint: Timepoint,
+    pub administered_on: NaiveDate,
 }
 
 /// A page of a client's journey.
@@ -254,6 +298,7 @@ impl CaseService {
         let mut personal = None;
         let mut area = None;
         let mut referrals = Vec::new();
+        let mut plan = Plan::default();
         for event in history.corrected() {
             match event {
                 CaseEvent::ClientRegistered(registered) => {
@@ -272,10 +317,38 @@ impl CaseService {
                     reasons: referral.reasons,
                     received_on: referral.received_on,
                 }),
+                CaseEvent::WhatMattersRecorded(c) => plan.what_matters = Some(c.text),
+                CaseEvent::NeedIdentified(c) => plan.needs.push(PlannedNeed {
+                    need: c.need,
+                    note: c.note,
+                }),
+                CaseEvent::GoalSet(c) => plan.goals.push(PlannedGoal {
+                    goal_id: c.goal_id,
+                    description: c.description,
+                    need: c.need,
+                    progress: None,
+                    review_note: None,
+                }),
+                CaseEvent::GoalReviewed(c) => {
+                    if let Some(goal) = plan.goals.iter_mut().find(|g| g.goal_id == c.goal_id) {
+                        goal.progress = Some(c.progress);
+                        goal.review_note = c.note;
+                    }
+                }
+                CaseEvent::AssessmentRecorded(c) => plan.assessments.push(TakenAssessment {
+                    instrument: c.instrument,
+                    timepoint: c.timepoint,
+                    administered_on: c.administered_on,
+                }),
                 _ => {}
             }
         }
         let state = &loaded.state;
+        plan.consents = state
+            .consents
+            .iter()
+            .map(|(scope, services)| (*scope, services.clone()))
+            .collect();
         Ok(ClientRecord {
             client_id: client_id.0,
             version: loaded.version,
@@ -297,6 +370,7 @@ impl CaseService {
             goals: state.goals.len(),
             assessments: state.assessments.len(),
             connections: state.connections.len(),
+            plan,
         })
     }
 

@@ -138,7 +138,9 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route("/decision", web::post().to(decide))
                     .route("/assignment", web::post().to(assign))
                     .route("/appointments", web::post().to(book_appointment))
-                    .route("/appointments/outcome", web::post().to(appointment_outcome)),
+                    .route("/appointments/outcome", web::post().to(appointment_outcome))
+                    .configure(plan::routes)
+                    .configure(assessment::routes),
             )
             .route("/console/triage", web::get().to(triage))
             .route("/console/workload", web::get().to(team::workload))
@@ -363,6 +365,9 @@ macro_rules! person_form {
     }};
 }
 
+// After the macros above, which their handlers use.
+mod assessment;
+mod plan;
 mod reports;
 mod staff;
 mod team;
@@ -619,6 +624,13 @@ fn banner(done: Option<&str>) -> Option<&'static str> {
         "booked" => Some("Appointment booked"),
         "attended" => Some("Attendance recorded"),
         "did_not_attend" => Some("Missed appointment recorded"),
+        "what_matters" => Some("What matters recorded"),
+        "need" => Some("Need identified"),
+        "goal" => Some("Goal set"),
+        "goal_reviewed" => Some("Goal reviewed"),
+        "assessment" => Some("Assessment recorded"),
+        "consent" => Some("Consent recorded"),
+        "consent_withdrawn" => Some("Consent withdrawn"),
         _ => None,
     }
 }

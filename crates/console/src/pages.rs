@@ -126,7 +126,7 @@ pub fn moment(at: DateTime<Utc>) -> String {
     at.format("%-d %B %Y at %H:%M").to_string()
 }
 
-fn short(id: Uuid) -> String {
+pub(crate) fn short(id: Uuid) -> String {
     id.simple().to_string()[..8].to_owned()
 }
 
@@ -401,6 +401,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
                 (appointments(who, record, journey, appointment, errors))
                 (contact_form(who, record, form, errors))
             }
+            (crate::plan::summary(record))
             h2 class="nhsuk-heading-m" id="journey" { "Journey" }
             ol class="nhsuk-list" {
                 @for entry in journey.entries.iter().rev() {
@@ -860,7 +861,7 @@ pub(crate) fn bar_chart_to(
 
 /// Radios for a coded value: one per code of `all`, the first with the id `name` (where an
 /// error links to), each labelled by `label`, `chosen` checked.
-fn radios<T: serde::Serialize + Copy>(
+pub(crate) fn radios<T: serde::Serialize + Copy>(
     name: &str,
     all: &[T],
     label: impl Fn(T) -> &'static str,
@@ -1106,7 +1107,7 @@ fn contact_form(
     }
 }
 
-fn capitalise(text: &str) -> String {
+pub(crate) fn capitalise(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
