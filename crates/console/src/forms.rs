@@ -36,12 +36,12 @@ pub fn fields(body: &[u8]) -> HashMap<String, String> {
 }
 
 /// The code of `all` a form sent as `value`, if it is one.
-fn coded<T: serde::Serialize + Copy>(all: &[T], value: &str) -> Option<T> {
+pub(crate) fn coded<T: serde::Serialize + Copy>(all: &[T], value: &str) -> Option<T> {
     all.iter().find(|c| domain::code(*c) == value).copied()
 }
 
 /// A field as sent, trimmed (empty when absent).
-fn text(fields: &HashMap<String, String>, name: &str) -> String {
+pub(crate) fn text(fields: &HashMap<String, String>, name: &str) -> String {
     fields
         .get(name)
         .map(|v| v.trim().to_owned())
@@ -49,7 +49,7 @@ fn text(fields: &HashMap<String, String>, name: &str) -> String {
 }
 
 /// The id a form was drawn with (a fresh one when it sent none that reads).
-fn form_id(fields: &HashMap<String, String>, name: &str) -> Uuid {
+pub(crate) fn form_id(fields: &HashMap<String, String>, name: &str) -> Uuid {
     fields
         .get(name)
         .and_then(|v| Uuid::try_parse(v).ok())

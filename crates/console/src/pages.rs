@@ -102,7 +102,7 @@ pub fn layout(title: &str, who: Option<&ConsoleSession>, main: Markup) -> Markup
     }
 }
 
-fn csrf_field(session: &ConsoleSession) -> Markup {
+pub(crate) fn csrf_field(session: &ConsoleSession) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf_token()); }
 }
 
@@ -123,7 +123,7 @@ pub fn moment(at: DateTime<Utc>) -> String {
     at.format("%-d %B %Y at %H:%M").to_string()
 }
 
-fn short(id: Uuid) -> String {
+pub(crate) fn short(id: Uuid) -> String {
     id.simple().to_string()[..8].to_owned()
 }
 
@@ -359,11 +359,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
         triage,
         workers,
     } = *view;
-    let name = match &record.personal {
-        Some(p) => format!("{} {}", p.given_name, p.family_name),
-        None if record.erased => "Personal details erased".to_owned(),
-        None => format!("Person {}", short(record.client_id)),
-    };
+    let name = person_name(record);
     layout(
         &name,
         Some(who),
@@ -389,6 +385,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
             @if triage {
                 @for referral in record.referrals.iter().filter(|r| r.status == ReferralStatus::Pending) {
                     (decision_form(who, record, referral, errors))
+                    (crate::closure::redirect_link(record))
                 }
                 @if matches!(record.status, CaseStatus::Open | CaseStatus::Referred) && !workers.is_empty() {
                     (assignment_form(who, record, workers, errors))
@@ -398,6 +395,8 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
                 (appointments(who, record, journey, appointment, errors))
                 (contact_form(who, record, form, errors))
             }
+            (crate::connect::section(who, record))
+            (crate::closure::close_link(record))
             h2 class="nhsuk-heading-m" id="journey" { "Journey" }
             ol class="nhsuk-list" {
                 @for entry in journey.entries.iter().rev() {
@@ -427,6 +426,15 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
             }
         },
     )
+}
+
+/// What a person's pages call them: their name, or who they are without one.
+pub(crate) fn person_name(record: &ClientRecord) -> String {
+    match &record.personal {
+        Some(p) => format!("{} {}", p.given_name, p.family_name),
+        None if record.erased => "Personal details erased".to_owned(),
+        None => format!("Person {}", short(record.client_id)),
+    }
 }
 
 fn worker_name(id: Option<Uuid>, workers: &[WorkerLoad]) -> String {
@@ -954,11 +962,23 @@ fn radios<T: serde::Serialize + Copy>(
     chosen: Option<&str>,
     inline: bool,
 ) -> Markup {
+    radios_at(name, name, all, label, chosen, inline)
+}
+
+/// The same, their ids starting `id` (for a page with the same form more than once).
+pub(crate) fn radios_at<T: serde::Serialize + Copy>(
+    id: &str,
+    name: &str,
+    all: &[T],
+    label: impl Fn(T) -> &'static str,
+    chosen: Option<&str>,
+    inline: bool,
+) -> Markup {
     html! {
         div class={"nhsuk-radios" @if inline { " nhsuk-radios--inline" }} {
             @for (i, value) in all.iter().enumerate() {
                 @let code = domain::code(value);
-                @let id = if i == 0 { name.to_owned() } else { format!("{name}-{code}") };
+                @let id = if i == 0 { id.to_owned() } else { format!("{id}-{code}") };
                 div class="nhsuk-radios__item" {
                     input class="nhsuk-radios__input" id=(id) name=(name) type="radio" value=(code)
                         checked[chosen == Some(code.as_str())];
@@ -970,7 +990,7 @@ fn radios<T: serde::Serialize + Copy>(
 }
 
 /// A table's head: one column header each (a name starting `#` is a numeric column).
-fn head(columns: &[&str]) -> Markup {
+pub(crate) fn head(columns: &[&str]) -> Markup {
     html! {
         thead class="nhsuk-table__head" {
             tr class="nhsuk-table__row" {
@@ -986,7 +1006,7 @@ fn head(columns: &[&str]) -> Markup {
 }
 
 /// The banner that says what a form just did.
-fn success(text: &str) -> Markup {
+pub(crate) fn success(text: &str) -> Markup {
     html! {
         div class="nhsuk-notification-banner nhsuk-notification-banner--success" role="alert" aria-labelledby="success-title" {
             div class="nhsuk-notification-banner__header" {
@@ -999,7 +1019,7 @@ fn success(text: &str) -> Markup {
     }
 }
 
-fn summary_row(key: &str, value: &str) -> Markup {
+pub(crate) fn summary_row(key: &str, value: &str) -> Markup {
     html! {
         div class="nhsuk-summary-list__row" {
             dt class="nhsuk-summary-list__key" { (key) }
@@ -1008,7 +1028,7 @@ fn summary_row(key: &str, value: &str) -> Markup {
     }
 }
 
-fn error_summary(errors: &[FieldError]) -> Markup {
+pub(crate) fn error_summary(errors: &[FieldError]) -> Markup {
     html! {
         div class="nhsuk-error-summary" aria-labelledby="error-summary-title" role="alert" tabindex="-1" {
             h2 class="nhsuk-error-summary__title" id="error-summary-title" { "There is a problem" }
@@ -1023,11 +1043,11 @@ fn error_summary(errors: &[FieldError]) -> Markup {
     }
 }
 
-fn error_for<'a>(errors: &'a [FieldError], field: &str) -> Option<&'a FieldError> {
+pub(crate) fn error_for<'a>(errors: &'a [FieldError], field: &str) -> Option<&'a FieldError> {
     errors.iter().find(|e| e.field == field)
 }
 
-fn error_message(error: Option<&FieldError>) -> Markup {
+pub(crate) fn error_message(error: Option<&FieldError>) -> Markup {
     html! {
         @if let Some(e) = error {
             span class="nhsuk-error-message" id={(e.field) "-error"} {
@@ -1037,7 +1057,7 @@ fn error_message(error: Option<&FieldError>) -> Markup {
     }
 }
 
-fn group_class(error: Option<&FieldError>) -> &'static str {
+pub(crate) fn group_class(error: Option<&FieldError>) -> &'static str {
     if error.is_some() {
         "nhsuk-form-group nhsuk-form-group--error"
     } else {
@@ -1193,7 +1213,7 @@ fn contact_form(
     }
 }
 
-fn capitalise(text: &str) -> String {
+pub(crate) fn capitalise(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
