@@ -199,6 +199,28 @@ async fn a_team_lead_redirects_a_referral_to_a_service_in_the_directory() {
     let lead = server.people.lead.clone();
     let (client, _) = refer_new(&server, &server.people.referrer).await;
     server.catch_up().await;
+
+    // Over HTTP: no destination chosen is refused (422) at the field, the note as typed.
+    let http = Session::of(&server, &lead).await;
+    let redirect = format!("/console/people/{client}/redirect");
+    let (status, page) = http.get(&redirect).await;
+    assert_eq!(status, 200);
+    let (csrf, referral) = (value_of(&page, "csrf"), value_of(&page, "referral_id"));
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("redirect_id", &Uuid::new_v4().to_string()),
+        ("referral_id", referral.as_str()),
+        ("note", "Wants a group nearby"),
+    ];
+    let page = http.refused(&redirect, &form, "destination").await;
+    assert!(page.contains("Select where the referral goes"));
+    assert!(page.contains(">Wants a group nearby</textarea>"));
+    assert!(
+        payloads(&server, client, "ReferralRedirected")
+            .await
+            .is_empty()
+    );
+
     let browser = browser_as(&server, &lead).await;
     browser
         .goto(&format!("{}/console/people/{client}", server.base))
