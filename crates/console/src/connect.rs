@@ -222,6 +222,26 @@ pub(crate) fn refused_at(
     }
 }
 
+/// A text field with its label, hint and error, kept as typed (`width`: its width class).
+fn text_field(
+    (id, label): (&str, &str),
+    hint: &str,
+    (value, width): (&str, &str),
+    errors: &[FieldError],
+) -> Markup {
+    let error = error_for(errors, id);
+    html! {
+        div class=(group_class(error)) {
+            label class="nhsuk-label" for=(id) { (label) }
+            div class="nhsuk-hint" id={(id) "-hint"} { (hint) }
+            (error_message(error))
+            input class={"nhsuk-input " (width) @if error.is_some() { " nhsuk-input--error" }}
+                id=(id) name=(id) type="text" value=(value)
+                aria-describedby={(id) "-hint" @if error.is_some() { " " (id) "-error" }};
+        }
+    }
+}
+
 /// A text area for an optional note, kept as typed.
 pub(crate) fn note_area(id: &str, label: &str, value: &str, errors: &[FieldError]) -> Markup {
     let error = error_for(errors, id);
@@ -453,8 +473,6 @@ fn connect_markup(
     sent: Option<&ConnectForm>,
     errors: &[FieldError],
 ) -> Markup {
-    let words_error = error_for(errors, "q");
-    let area_error = error_for(errors, "area");
     let area = match &search.area {
         Some(a) => a.clone(),
         None => record.area.clone().unwrap_or_default(),
@@ -472,24 +490,12 @@ fn connect_markup(
         errors,
         html! {
             form method="get" action={"/console/people/" (record.client_id) "/connect"} novalidate {
-                div class=(group_class(words_error)) {
-                    label class="nhsuk-label" for="q" { "What are you looking for? (optional)" }
-                    div class="nhsuk-hint" id="q-hint" { "Words, like lunch club or debt advice" }
-                    (error_message(words_error))
-                    input class="nhsuk-input" id="q" name="q" type="text" value=(search.q)
-                        aria-describedby={"q-hint" @if words_error.is_some() { " q-error" }};
-                }
+                (text_field(("q", "What are you looking for? (optional)"), "Words, like lunch club or debt advice", (&search.q, ""), errors))
                 div class="nhsuk-form-group" {
                     label class="nhsuk-label" for="need" { "Need (optional)" }
                     (need_select("need", &search.need, "Any need", &[]))
                 }
-                div class=(group_class(area_error)) {
-                    label class="nhsuk-label" for="area" { "Area (optional)" }
-                    div class="nhsuk-hint" id="area-hint" { "A town, service area or postcode district" }
-                    (error_message(area_error))
-                    input class="nhsuk-input nhsuk-input--width-20" id="area" name="area" type="text" value=(area)
-                        aria-describedby={"area-hint" @if area_error.is_some() { " area-error" }};
-                }
+                (text_field(("area", "Area (optional)"), "A town, service area or postcode district", (&area, "nhsuk-input--width-20"), errors))
                 button class="nhsuk-button" id="search" type="submit" { "Search the directory" }
             }
             @if let Some(found) = found {
@@ -849,7 +855,6 @@ impl PersonForm for GapForm {
             session, record, ..
         } = *on;
         let need_error = error_for(errors, "need");
-        let area_error = error_for(errors, "area");
         // A gap is where the person looked: their own area unless the search said otherwise.
         let area = match self.area.trim() {
             "" => record.area.clone().unwrap_or_default(),
@@ -865,14 +870,7 @@ impl PersonForm for GapForm {
                     (error_message(need_error))
                     (need_select("need", &self.need, "Choose a need", errors))
                 }
-                div class=(group_class(area_error)) {
-                    label class="nhsuk-label" for="area" { "Area" }
-                    div class="nhsuk-hint" id="area-hint" { "Where the person looked: a town, service area or postcode district" }
-                    (error_message(area_error))
-                    input class={"nhsuk-input nhsuk-input--width-20" @if area_error.is_some() { " nhsuk-input--error" }}
-                        id="area" name="area" type="text" value=(area)
-                        aria-describedby={"area-hint" @if area_error.is_some() { " area-error" }};
-                }
+                (text_field(("area", "Area"), "Where the person looked: a town, service area or postcode district", (&area, "nhsuk-input--width-20"), errors))
                 (choice(("reason", "reason"), "Why does no service meet it?",
                     (GapReason::ALL, GapReason::label), &self.reason, errors))
                 (note_area("note", "What was sought (optional)", &self.note, errors))
