@@ -1,6 +1,10 @@
 //! A real browser for the console's tests: Debian's Chromium, headless, driven over WebDriver by
 //! its ChromeDriver (`apt-get install chromium chromium-driver`; `scripts/test` installs them),
 //! and axe-core (vendored in `tests/vendor/`) to check each page against WCAG 2.2 A and AA.
+//!
+//! Every page a test reaches is checked for errors in the browser's console (a failed request,
+//! a refused stylesheet, a script error): any fails the test. Every page checked for
+//! accessibility is also photographed, under `target/console-screenshots/`, for review.
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -8,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::key::Key;
+use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
@@ -20,6 +25,8 @@ pub struct Browser {
     pub client: Client,
     driver: Child,
     profile: std::path::PathBuf,
+    /// The origin of the first page visited: the service under test, whose console errors count.
+    home: std::sync::OnceLock<String>,
 }
 
 impl Drop for Browser {
@@ -76,6 +83,8 @@ impl Browser {
                 ],
             }),
         );
+        // The browser's console, read after every page (`se/log`, ChromeDriver's own command).
+        capabilities.insert("goog:loggingPrefs".to_owned(), json!({"browser": "ALL"}));
         let started = Instant::now();
         let client = loop {
             let attempt =
@@ -96,11 +105,83 @@ impl Browser {
             client,
             driver,
             profile,
+            home: std::sync::OnceLock::new(),
         }
     }
 
     pub async fn goto(&self, url: &str) {
         self.client.goto(url).await.expect("navigating");
+        if let Ok(parsed) = url::Url::parse(url) {
+            let _ = self.home.set(parsed.origin().ascii_serialization());
+        }
+        self.assert_no_console_errors().await;
+    }
+
+    /// Fails on anything the browser's console reported as an error since the last look: a
+    /// request that failed or answered 5xx, a stylesheet or image refused by the page's CSP, a
+    /// script error. A page's own 4xx status (a refused form shown again, a page not found) is
+    /// what the tests ask for, and the tests check those pages' contents themselves. Only the
+    /// service's own pages and resources count: another site's (an OpenID provider's sign-in
+    /// page) are not ours to mend.
+    pub async fn assert_no_console_errors(&self) {
+        let home = self.home.get().map(String::as_str).unwrap_or_default();
+        let page = self.client.current_url().await.expect("the url");
+        let entries = self
+            .client
+            .issue_cmd(ConsoleLog)
+            .await
+            .expect("reading the browser's console");
+        let errors: Vec<String> = entries
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry["level"] == "SEVERE")
+            .filter_map(|entry| entry["message"].as_str())
+            .filter(|message| message.starts_with(home) || !message.starts_with("http"))
+            .filter(|message| !is_own_client_error(message, page.as_str()))
+            .map(str::to_owned)
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "the browser's console reported errors on {}: {errors:#?}",
+            page.path()
+        );
+    }
+
+    /// Writes a screenshot of the page to `target/console-screenshots/<test>--<what>.png`.
+    pub async fn screenshot(&self, what: &str) {
+        // The whole page: the window made as tall as the page for the picture.
+        let height = self
+            .client
+            .execute("return document.documentElement.scrollHeight;", vec![])
+            .await
+            .ok()
+            .and_then(|h| h.as_u64())
+            .unwrap_or(900)
+            .clamp(900, 8000) as u32;
+        let _ = self.client.set_window_size(1280, height).await;
+        let png = self.client.screenshot().await.expect("a screenshot");
+        let _ = self.client.set_window_size(1280, 900).await;
+        let dir = screenshot_dir();
+        std::fs::create_dir_all(&dir).expect("the screenshot directory");
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("test")
+            .rsplit("::")
+            .next()
+            .unwrap_or("test")
+            .to_owned();
+        let name: String = format!("{test}--{what}")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("writing the screenshot");
     }
 
     /// The page's path (and query).
@@ -179,8 +260,11 @@ impl Browser {
             .expect("choosing an option");
     }
 
-    /// Runs axe-core on the page and fails with every violation of WCAG 2.2 A and AA.
+    /// Runs axe-core on the page and fails with every violation of WCAG 2.2 A and AA; checks
+    /// the browser's console and takes the page's screenshot.
     pub async fn assert_accessible(&self, what: &str) {
+        self.assert_no_console_errors().await;
+        self.screenshot(what).await;
         let loaded = self
             .client
             .execute(&format!("{AXE}\n;return typeof axe;"), vec![])
@@ -261,6 +345,7 @@ impl Browser {
                 .await
                 .unwrap_or(Value::Bool(false));
             if loaded == Value::Bool(true) {
+                self.assert_no_console_errors().await;
                 return;
             }
             assert!(
@@ -310,4 +395,51 @@ impl Browser {
             .ok()
             .map(|c| c.value().to_owned())
     }
+}
+
+/// ChromeDriver's command for the browser console's entries since it was last asked.
+#[derive(Debug)]
+struct ConsoleLog;
+
+impl WebDriverCompatibleCommand for ConsoleLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({"type": "browser"}).to_string()),
+        )
+    }
+}
+
+/// Whether a console error is the page's own 4xx status (Chrome logs "Failed to load
+/// resource: the server responded with a status of 422" for the document itself).
+fn is_own_client_error(message: &str, page: &str) -> bool {
+    let Some(status) = message
+        .split("status of ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|code| code.parse::<u16>().ok())
+    else {
+        return false;
+    };
+    (400..500).contains(&status) && message.starts_with(&format!("{page} "))
+}
+
+/// `target/console-screenshots`, beside the test binary's `debug` directory.
+fn screenshot_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary");
+    exe.ancestors()
+        .nth(3)
+        .map(|target| target.join("console-screenshots"))
+        .unwrap_or_else(|| std::env::temp_dir().join("console-screenshots"))
 }

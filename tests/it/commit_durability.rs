@@ -9,12 +9,10 @@ use async_trait::async_trait;
 use domain::*;
 use eventstore::RecordedEvent;
 use projector::rules::Rules;
-use projector::{
-    OutcomesProjection, Projection, ProjectionError, Runner, RunnerSettings, Together,
-};
+use projector::{OutcomesProjection, Projection, ProjectionError, Runner, Together};
 use uuid::Uuid;
 
-use crate::support::{metadata, new_client_intake, store_with_db};
+use crate::support::{metadata, new_client_intake, quick_runner, store_with_db};
 
 /// A read model that writes nothing and notes the transaction's `synchronous_commit`.
 struct Probe {
@@ -65,14 +63,6 @@ impl Projection for Probe {
     }
 }
 
-fn settings() -> RunnerSettings {
-    RunnerSettings {
-        batch_size: 3,
-        poll_interval: std::time::Duration::from_millis(20),
-        ..RunnerSettings::default()
-    }
-}
-
 #[tokio::test]
 async fn projector_transactions_commit_without_waiting_for_the_flush_and_nothing_else_does() {
     // Three connections (`Together` writes on one while it reads on another), each looked at
@@ -107,7 +97,7 @@ async fn projector_transactions_commit_without_waiting_for_the_flush_and_nothing
 
     // A runner: its reset and every batch.
     let (probe, seen) = Probe::new("probe_runner");
-    let runner = Runner::new(store.clone(), probe, Uuid::new_v4(), settings());
+    let runner = Runner::new(store.clone(), probe, Uuid::new_v4(), quick_runner(3));
     runner.reset().await.expect("reset");
     assert_eq!(runner.catch_up().await.expect("catch up"), 8);
     let seen_by_runner = seen.lock().expect("the probe").clone();
@@ -121,7 +111,7 @@ async fn projector_transactions_commit_without_waiting_for_the_flush_and_nothing
         store.clone(),
         vec![first as Arc<dyn Projection>, second],
         Uuid::new_v4(),
-        settings(),
+        quick_runner(3),
     );
     together.reset().await.expect("reset");
     assert_eq!(

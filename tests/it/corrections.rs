@@ -101,17 +101,11 @@ fn journey(
             outcome: ConnectionOutcome::WaitingList,
             waiting_weeks: Some(6),
         }),
-        CaseCommand::RecordServiceGap(ServiceGapRecorded {
-            gap_id: GapId(n(7)),
-            need: NeedDomain::PhysicalActivity,
-            area: "Frome".to_owned(),
-            reason: GapReason::NoServiceExists,
-            note: None,
-        }),
-        CaseCommand::CloseCase(CaseClosed {
-            reason: ClosureReason::GoalsMet,
-            note: None,
-        }),
+        CaseCommand::RecordServiceGap(domain::testing::gap(
+            GapId(n(7)),
+            NeedDomain::PhysicalActivity,
+        )),
+        CaseCommand::CloseCase(domain::testing::goals_met()),
     ];
     if let Some((step, field, value)) = patch {
         commands[step] = patched(&commands[step], field, value);

@@ -64,10 +64,7 @@ async fn journey(cases: &CaseService, n: u128, person: &Person) {
         }
     }
     if person.closed || person.second_episode {
-        commands.push(CaseCommand::CloseCase(CaseClosed {
-            reason: ClosureReason::GoalsMet,
-            note: None,
-        }));
+        commands.push(CaseCommand::CloseCase(domain::testing::goals_met()));
     }
     if person.second_episode {
         let mut again = new_client_intake(
@@ -426,13 +423,10 @@ async fn two_records_may_use_the_same_ids_and_both_count() {
                 need: NeedDomain::LonelinessIsolation,
                 kind: ConnectionKind::Signposted,
             }),
-            CaseCommand::RecordServiceGap(ServiceGapRecorded {
-                gap_id: GapId(shared(3)),
-                need: NeedDomain::Housing,
-                area: "Frome".to_owned(),
-                reason: GapReason::NoServiceExists,
-                note: None,
-            }),
+            CaseCommand::RecordServiceGap(domain::testing::gap(
+                GapId(shared(3)),
+                NeedDomain::Housing,
+            )),
         ]);
         execute_all(&cases, client, commands).await;
     }

@@ -85,13 +85,10 @@ async fn client(service: &CaseService, n: u128, change: i32, source: ReferralSou
             },
             waiting_weeks: n.is_multiple_of(2).then_some(6),
         }),
-        CaseCommand::RecordServiceGap(ServiceGapRecorded {
-            gap_id: GapId(sub(5)),
-            need: NeedDomain::PhysicalActivity,
-            area: "Frome".to_owned(),
-            reason: GapReason::NoServiceExists,
-            note: None,
-        }),
+        CaseCommand::RecordServiceGap(domain::testing::gap(
+            GapId(sub(5)),
+            NeedDomain::PhysicalActivity,
+        )),
     ];
     commands.push(wemwbs(
         n * 100 + 6,
@@ -99,10 +96,7 @@ async fn client(service: &CaseService, n: u128, change: i32, source: ReferralSou
         40 + change,
         NaiveDate::from_ymd_opt(2026, 4, 10).expect("a date"),
     ));
-    commands.push(CaseCommand::CloseCase(CaseClosed {
-        reason: ClosureReason::GoalsMet,
-        note: None,
-    }));
+    commands.push(CaseCommand::CloseCase(domain::testing::goals_met()));
     execute_all(service, client, commands).await;
 }
 

@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::http::journey::{accept, assign, client_path, days_ago};
+use crate::http::journey::{accept, assign, client_path, days_ago, whole_journey};
 use crate::http::{Reply, TestServer};
 use crate::privacy::{Captured, every_table};
 
@@ -233,15 +233,7 @@ async fn a_distinctive_string_in_every_personal_field_is_nowhere_in_the_clear() 
                     "note": text("redirect") }),
         ),
     ] {
-        let other = Uuid::new_v4();
-        let other_referral = Uuid::new_v4();
-        server
-            .ok(
-                &people.referrer,
-                &client_path(other, "referrals"),
-                crate::http::journey::intake(other_referral, "gp"),
-            )
-            .await;
+        let (other, other_referral) = crate::http::journey::referred(&server).await;
         let mut body = body;
         body["referral_id"] = json!(other_referral);
         server.ok(lead, &client_path(other, what), body).await;
@@ -261,12 +253,7 @@ async fn a_distinctive_string_in_every_personal_field_is_nowhere_in_the_clear() 
         .await;
     assert_eq!(worded.status, 400, "{:#}", worded.body);
     assert_eq!(worded.body["errors"][0]["field"], "query.purpose");
-    let journey = server
-        .read(
-            &people.auditor,
-            &format!("{}?purpose=audit&limit=500", client_path(client, "journey")),
-        )
-        .await;
+    let journey = whole_journey(&server, client, "&purpose=audit").await;
     // Those who may read it see it all: the string was entered, and is there to find.
     let shown = journey.body.to_string();
     for field in [
@@ -348,12 +335,7 @@ async fn a_distinctive_string_in_every_personal_field_is_nowhere_in_the_clear() 
             assert!(!body.contains(&mark), "{view} after erasure: {body}");
         }
     }
-    let journey = server
-        .get(
-            &people.auditor,
-            &format!("{}?limit=500", client_path(client, "journey")),
-        )
-        .await;
+    let journey = whole_journey(&server, client, "").await;
     let entries = journey.body["entries"].as_array().expect("entries");
     let corrected = |event_id: &Value| {
         entries

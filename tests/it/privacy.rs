@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::http::TestServer;
-use crate::http::journey::{assign, client_path, days_ago, open_case, refer_and_accept};
+use crate::http::journey::{
+    assign, client_path, days_ago, open_case, refer_and_accept, whole_journey,
+};
 
 /// Every personal value the journey below records, in the form a reader would see it.
 const SECRETS: &[&str] = &[
@@ -207,9 +209,7 @@ async fn personal_data_is_sealed_at_rest_and_erasure_leaves_no_readable_trace() 
     let record = server.read(&people.worker, &client_path(client, "")).await;
     assert_eq!(record.body["personal"]["family_name"], "Quennell-Ashby");
     assert_eq!(record.body["erased"], false);
-    let journey = server
-        .get(&people.auditor, &client_path(client, "journey?limit=500"))
-        .await;
+    let journey = whole_journey(&server, client, "").await;
     let text = journey.body.to_string();
     for secret in [
         "Okonkwo-Baptiste",
@@ -249,9 +249,7 @@ async fn personal_data_is_sealed_at_rest_and_erasure_leaves_no_readable_trace() 
     let record = server.read(&people.auditor, &client_path(client, "")).await;
     assert_eq!(record.body["erased"], true);
     assert!(record.body["personal"].is_null());
-    let journey = server
-        .read(&people.auditor, &client_path(client, "journey?limit=500"))
-        .await;
+    let journey = whole_journey(&server, client, "").await;
     assert_no_secret("the journey", &journey.body.to_string());
     let entries = journey.body["entries"].as_array().expect("entries");
     let last = entries.last().expect("an entry");
@@ -542,10 +540,7 @@ async fn client_concluded(cases: &app::CaseService, steps: &[(&str, DateTime<Utc
                     note: None,
                 })]
             }
-            "closed" => vec![CaseCommand::CloseCase(domain::CaseClosed {
-                reason: domain::ClosureReason::GoalsMet,
-                note: None,
-            })],
+            "closed" => vec![CaseCommand::CloseCase(domain::testing::goals_met())],
             "reopened" => vec![CaseCommand::ReopenCase(domain::CaseReopened { note: None })],
             "erased" => vec![CaseCommand::EraseClient(domain::ClientErased {
                 reason: "erasure request".to_owned(),
@@ -572,90 +567,69 @@ async fn retention_lists_exactly_the_records_concluded_more_than_eight_years_ago
     let cases = app::CaseService::new(store.clone());
     let now = Utc::now();
     let years = |y: f64| now - Duration::days((y * 365.25) as i64);
-    let closed_nine = client_concluded(
-        &cases,
-        &[
-            ("referred", years(9.5)),
-            ("opened", years(9.4)),
-            ("closed", years(9.0)),
-        ],
-    )
-    .await;
-    let declined_nine = client_concluded(
-        &cases,
-        &[("referred", years(9.2)), ("declined", years(9.1))],
-    )
-    .await;
-    let _closed_seven = client_concluded(
-        &cases,
-        &[
-            ("referred", years(7.5)),
-            ("opened", years(7.4)),
-            ("closed", years(7.0)),
-        ],
-    )
-    .await;
-    let _still_open = client_concluded(
-        &cases,
-        &[("referred", years(10.0)), ("opened", years(10.0))],
-    )
-    .await;
-    let _reopened = client_concluded(
-        &cases,
-        &[
-            ("referred", years(12.0)),
-            ("opened", years(12.0)),
-            ("closed", years(11.0)),
-            ("reopened", years(10.0)),
-            ("closed", years(1.0)),
-        ],
-    )
-    .await;
-    let _referred_again = client_concluded(
-        &cases,
-        &[
-            ("referred", years(11.0)),
-            ("declined", years(11.0)),
-            ("re-referred", years(2.0)),
-        ],
-    )
-    .await;
-    let _erased = client_concluded(
-        &cases,
-        &[
-            ("referred", years(10.0)),
-            ("opened", years(10.0)),
-            ("closed", years(9.5)),
-            ("erased", years(0.5)),
-        ],
-    )
-    .await;
+    // Each history (steps and how many years ago), and whether retention lists it: with the
+    // status it is listed in.
+    type Steps = &'static [(&'static str, f64)];
+    let histories: [(Option<&str>, Steps); 7] = [
+        (
+            Some("closed"),
+            &[("referred", 9.5), ("opened", 9.4), ("closed", 9.0)],
+        ),
+        (Some("idle"), &[("referred", 9.2), ("declined", 9.1)]),
+        (None, &[("referred", 7.5), ("opened", 7.4), ("closed", 7.0)]),
+        (None, &[("referred", 10.0), ("opened", 10.0)]),
+        (
+            None,
+            &[
+                ("referred", 12.0),
+                ("opened", 12.0),
+                ("closed", 11.0),
+                ("reopened", 10.0),
+                ("closed", 1.0),
+            ],
+        ),
+        (
+            None,
+            &[("referred", 11.0), ("declined", 11.0), ("re-referred", 2.0)],
+        ),
+        (
+            None,
+            &[
+                ("referred", 10.0),
+                ("opened", 10.0),
+                ("closed", 9.5),
+                ("erased", 0.5),
+            ],
+        ),
+    ];
+    let mut expected = Vec::new();
+    for (listed_as, steps) in histories {
+        let steps: Vec<_> = steps.iter().map(|&(step, y)| (step, years(y))).collect();
+        let client = client_concluded(&cases, &steps).await;
+        if let Some(status) = listed_as {
+            expected.push((client, status));
+        }
+    }
     let rules = projector::rules::PrivacyRules::load(1).expect("rules");
     let cutoff = app::privacy::retention_cutoff(now, rules.retention.years_after_conclusion);
     let expired = app::privacy::past_retention(&store, cutoff)
         .await
         .expect("dry run");
-    let mut expected = vec![closed_nine, declined_nine];
     expected.sort();
-    let listed: Vec<Uuid> = expired.iter().map(|e| e.client_id).collect();
+    let listed: Vec<(Uuid, &str)> = expired
+        .iter()
+        .map(|e| (e.client_id, e.status.as_str()))
+        .collect();
     assert_eq!(listed, expected);
     let closed = expired
         .iter()
-        .find(|e| e.client_id == closed_nine)
+        .find(|e| e.status == "closed")
         .expect("listed");
-    assert_eq!(closed.status, "closed");
+    let closed_nine = closed.client_id;
     assert_eq!(
         closed.concluded_at.timestamp(),
         years(9.0).timestamp(),
         "concluded when the case closed"
-    );
-    assert_eq!(
-        expired
-            .iter()
-            .find(|e| e.client_id == declined_nine)
-            .expect("listed")
-            .status,
-        "idle"
     );
     // A dry run erases nothing: the same list again.
     assert_eq!(
@@ -740,13 +714,7 @@ async fn the_logs_of_a_whole_journey_hold_ids_never_personal_data_tokens_or_keys
     // A refused request that carries personal data.
     let mut bad = intake_body(Uuid::new_v4());
     bad["client"]["personal"]["nhs_number"] = json!("943 476 5918");
-    let refused = server
-        .post(
-            &people.referrer,
-            &client_path(Uuid::new_v4(), "referrals"),
-            bad,
-        )
-        .await;
+    let refused = crate::http::journey::refer(&server, &people.referrer, bad).await;
     assert_eq!(refused.status, 400, "{:#}", refused.body);
     server
         .ok(
@@ -857,25 +825,21 @@ async fn the_service_role_can_destroy_a_data_key_but_never_replace_one_or_change
 async fn racing_first_appends_to_a_new_record_leave_one_winner_and_one_data_key() {
     let (db, store) = crate::support::store_with_db(8).await;
     let client = Uuid::new_v4();
-    let registration = |n: usize| eventstore::AppendRequest {
-        stream_id: client,
-        stream_type: domain::CLIENT_STREAM.to_owned(),
-        expected: eventstore::ExpectedVersion::NoStream,
-        events: vec![eventstore::NewEvent {
-            event_id: Uuid::new_v4(),
-            event_type: "ClientRegistered".to_owned(),
-            schema_version: 1,
-            payload: json!({
+    let registration = |n: usize| {
+        let registered = crate::support::event(
+            "ClientRegistered",
+            json!({
                 "client_id": client, "area": "Frome",
                 "personal": { "given_name": format!("Racer {n}"), "family_name": "Quennell-Ashdown",
                     "date_of_birth": null, "nhs_number": null, "phone": null, "email": null,
                     "address": null, "postcode": null }
             }),
-            personal_paths: Vec::new(),
-        }],
-        metadata: crate::support::metadata(),
-        idempotency_key: None,
-        fingerprint: None,
+        );
+        crate::support::request(
+            client,
+            eventstore::ExpectedVersion::NoStream,
+            vec![registered],
+        )
     };
     let results = futures_util::future::join_all((0..8).map(|n| {
         let store = store.clone();

@@ -72,10 +72,7 @@ fn journey(client: ClientId, steps: usize) -> Vec<CaseCommand> {
             NaiveDate::from_ymd_opt(2026, 3, 3).expect("date"),
         ),
         record_contact(sub(5), ContactMode::HomeVisit, 60, march(12, 11)),
-        CaseCommand::CloseCase(CaseClosed {
-            reason: ClosureReason::GoalsMet,
-            note: None,
-        }),
+        CaseCommand::CloseCase(domain::testing::goals_met()),
     ];
     commands.into_iter().take(steps).collect()
 }

@@ -9,12 +9,11 @@ use devtools::population::{PopulationOptions, populate};
 use domain::*;
 use projector::rules::Rules;
 use projector::{
-    CaseloadProjection, DirectoryProjection, OutcomesProjection, Projection, Runner,
-    RunnerSettings, Together,
+    CaseloadProjection, DirectoryProjection, OutcomesProjection, Projection, Runner, Together,
 };
 use uuid::Uuid;
 
-use crate::support::demo_store;
+use crate::support::{demo_store, quick_runner};
 
 /// Every read model's rows, each table in a fixed order.
 async fn read_models(client: &tokio_postgres::Client, caseload: &str) -> Vec<serde_json::Value> {
@@ -25,12 +24,24 @@ async fn read_models(client: &tokio_postgres::Client, caseload: &str) -> Vec<ser
     crate::support::table_rows(client, &tables).await
 }
 
-fn quick() -> RunnerSettings {
-    RunnerSettings {
-        batch_size: 7,
-        poll_interval: std::time::Duration::from_millis(20),
-        ..RunnerSettings::default()
+/// Catches each of `projections` up with a runner of its own (released afterwards); how many
+/// events each applied.
+async fn catch_up_each(
+    store: &eventstore::EventStore,
+    projections: &[Arc<dyn Projection>],
+) -> Vec<u64> {
+    let mut applied = Vec::new();
+    for projection in projections {
+        let runner = Runner::new(
+            store.clone(),
+            projection.clone(),
+            Uuid::new_v4(),
+            quick_runner(7),
+        );
+        applied.push(runner.catch_up().await.expect("catching up"));
+        runner.release().await.expect("release");
     }
+    applied
 }
 
 /// A population made through the command path (journeys interleaved in the log, corrections
@@ -158,11 +169,10 @@ async fn rebuilding_every_read_model_together_makes_the_rows_live_projection_mak
         Arc::new(OutcomesProjection::new(Rules::load(2).expect("v2"))),
         Arc::new(OutcomesProjection::new(Rules::load(3).expect("v3"))),
     ];
-    for projection in &live {
-        let runner = Runner::new(store.clone(), projection.clone(), Uuid::new_v4(), quick());
-        assert_eq!(runner.catch_up().await.expect("live"), total as u64);
-        runner.release().await.expect("release");
-    }
+    assert_eq!(
+        catch_up_each(&store, &live).await,
+        vec![total as u64; live.len()]
+    );
     let expected = read_models(&client, "caseload").await;
     assert!(expected[0].as_array().is_some_and(|rows| rows.len() >= 20));
     assert!(
@@ -210,7 +220,7 @@ async fn rebuilding_every_read_model_together_makes_the_rows_live_projection_mak
 
     // Together in batches of 7 (a client's events, and a correction's record, cut anywhere),
     // into the live caseload, then resumed after a stop part-way: the same rows.
-    let together = Together::new(store.clone(), live.clone(), Uuid::new_v4(), quick());
+    let together = Together::new(store.clone(), live.clone(), Uuid::new_v4(), quick_runner(7));
     together.reset().await.expect("reset");
     let head = store
         .lag(eventstore::GlobalPosition::START)
@@ -248,8 +258,5 @@ async fn rebuilding_every_read_model_together_makes_the_rows_live_projection_mak
     );
 
     // Live catch-up goes on from where they stand: nothing applied twice.
-    for projection in &live {
-        let runner = Runner::new(store.clone(), projection.clone(), Uuid::new_v4(), quick());
-        assert_eq!(runner.catch_up().await.expect("level"), 0);
-    }
+    assert_eq!(catch_up_each(&store, &live).await, vec![0; live.len()]);
 }

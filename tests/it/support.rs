@@ -9,6 +9,15 @@ use uuid::Uuid;
 pub const ORG: Uuid = Uuid::from_u128(0x0a);
 pub const ACTOR: Uuid = Uuid::from_u128(0xac);
 
+/// A projector runner's settings for tests: batches of `batch_size`, polling every 20 ms.
+pub fn quick_runner(batch_size: i64) -> projector::RunnerSettings {
+    projector::RunnerSettings {
+        batch_size,
+        poll_interval: std::time::Duration::from_millis(20),
+        ..projector::RunnerSettings::default()
+    }
+}
+
 /// A test database and an event store over it, as the service's own role.
 pub async fn store_with_db(pool_size: usize) -> (TestDb, EventStore) {
     testkit::init_tracing();
@@ -308,17 +317,13 @@ pub fn assessment(
     answers: Vec<i32>,
     administered_on: chrono::NaiveDate,
 ) -> domain::CaseCommand {
-    use domain::*;
-    CaseCommand::RecordAssessment(AssessmentRecorded {
-        assessment_id: AssessmentId(assessment_id),
+    domain::CaseCommand::RecordAssessment(domain::testing::self_completed(
+        domain::AssessmentId(assessment_id),
         instrument,
-        instrument_version: 1,
         timepoint,
-        mode: AdministrationMode::SelfCompleted,
         answers,
-        licensor_score: None,
         administered_on,
-    })
+    ))
 }
 
 /// A self-completed WEMWBS (version 1) with `answers`, taken on `administered_on`.
@@ -372,19 +377,12 @@ pub fn new_client_intake(
             },
             area: area.to_owned(),
         })),
-        referral: ReferralReceived {
+        referral: testing::unnamed_referral(
             referral_id,
             source,
-            referrer: Referrer {
-                staff_id: None,
-                name: None,
-                organisation: None,
-            },
             reasons,
-            urgency: Urgency::Routine,
-            received_on: chrono::NaiveDate::from_ymd_opt(2026, 3, 1).expect("a valid date"),
-            note: None,
-        },
+            chrono::NaiveDate::from_ymd_opt(2026, 3, 1).expect("a valid date"),
+        ),
     }
 }
 

@@ -46,6 +46,7 @@ pub fn upcasters() -> eventstore::Upcasters {
 pub use error::{AppError, DEFAULT_LIMIT, MAX_LIMIT, Page, database_unreachable, pool_unreachable};
 pub use freshness::{AsOf, Freshness, ReadWait};
 pub use journey::{Journey, JourneyEntry, JourneyView};
+pub use stream::new_events;
 
 /// Who the command line and the developer tools act as in the log: the operator at the
 /// console, of no organisation, acting at `at`.

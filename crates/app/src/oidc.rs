@@ -246,6 +246,17 @@ impl Oidc {
         Ok(metadata)
     }
 
+    /// A connection from the sessions' pool.
+    async fn connection(&self) -> Result<db::deadpool_postgres::Client, OidcError> {
+        Ok(self
+            .inner
+            .sessions
+            .pool
+            .get()
+            .await
+            .map_err(AppError::from)?)
+    }
+
     fn client(
         &self,
         metadata: CoreProviderMetadata,
@@ -281,13 +292,7 @@ impl Oidc {
         let client = self.client(metadata)?;
         let secret = random_secret()?;
         let attempt_id = Uuid::now_v7();
-        let pooled = self
-            .inner
-            .sessions
-            .pool
-            .get()
-            .await
-            .map_err(AppError::from)?;
+        let pooled = self.connection().await?;
         pooled
             .execute(
                 "WITH gone AS (DELETE FROM oidc_sign_ins WHERE expires_at < now() - interval '1 hour') \
@@ -364,12 +369,8 @@ impl Oidc {
         }
         // Spent before anything else is tried: a callback is good once, whatever follows.
         let spent = self
-            .inner
-            .sessions
-            .pool
-            .get()
-            .await
-            .map_err(AppError::from)?
+            .connection()
+            .await?
             .execute(
                 "UPDATE oidc_sign_ins SET used_at = now() \
                  WHERE attempt_id = $1 AND secret_hash = $2 AND issuer = $3 \
@@ -433,13 +434,7 @@ impl Oidc {
         subject: &str,
         source: Option<&str>,
     ) -> Result<SignedIn, OidcError> {
-        let mut pooled = self
-            .inner
-            .sessions
-            .pool
-            .get()
-            .await
-            .map_err(AppError::from)?;
+        let mut pooled = self.connection().await?;
         let client: &mut tokio_postgres::Client = &mut pooled;
         let tx = client.transaction().await?;
         // The staff row is locked as issuing a token locks it: a deactivation waits for this
@@ -498,12 +493,8 @@ impl Oidc {
         subject: Option<&str>,
         source: Option<&str>,
     ) -> Result<SignedIn, OidcError> {
-        self.inner
-            .sessions
-            .pool
-            .get()
-            .await
-            .map_err(AppError::from)?
+        self.connection()
+            .await?
             .execute(
                 "INSERT INTO session_events (staff_id, organisation_id, kind, source, via, reason, \
                  issuer, subject) \

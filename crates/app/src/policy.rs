@@ -511,19 +511,12 @@ mod tests {
                     area: "Frome".into(),
                 })
             }),
-            referral: ReferralReceived {
-                referral_id: REFERRAL,
-                source: ReferralSource::Gp,
-                referrer: Referrer {
-                    staff_id: None,
-                    name: None,
-                    organisation: None,
-                },
-                reasons: vec![NeedDomain::LonelinessIsolation],
-                urgency: Urgency::Routine,
-                received_on: NaiveDate::from_ymd_opt(2026, 3, 1).expect("a date"),
-                note: None,
-            },
+            referral: domain::testing::unnamed_referral(
+                REFERRAL,
+                ReferralSource::Gp,
+                vec![NeedDomain::LonelinessIsolation],
+                NaiveDate::from_ymd_opt(2026, 3, 1).expect("a date"),
+            ),
         }
     }
 

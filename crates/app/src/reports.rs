@@ -1400,6 +1400,20 @@ impl Reporting {
         Ok(report)
     }
 
+    /// The outcome rule versions with figures, oldest first, and each one's state (which one
+    /// reports use, which are being built or were used before).
+    ///
+    /// # Errors
+    /// [`crate::AppError::Denied`] by [`crate::policy::may_read_reports`]; store failures.
+    pub async fn rule_versions(
+        &self,
+        principal: &crate::access::Principal,
+    ) -> Result<Vec<projector::ProjectionVersion>, crate::AppError> {
+        crate::policy::may_read_reports(principal)?;
+        let client = self.pool.get().await?;
+        Ok(projector::versions(&client, projector::OUTCOMES).await?)
+    }
+
     /// Service gaps and onward connections for the caller's organisation, suppressed.
     ///
     /// # Errors

@@ -44,19 +44,11 @@ pub(crate) async fn load_for_command<E: DomainEvent, S>(
     store: &EventStore,
     id: Uuid,
     idempotency_key: Option<&str>,
-    mut state: S,
-    mut fold: impl FnMut(&mut S, RecordedEvent, E),
+    state: S,
+    fold: impl FnMut(&mut S, RecordedEvent, E),
 ) -> Result<(S, StreamHead), LoadError> {
     let (events, head) = store.read_stream_for_append(id, idempotency_key).await?;
-    for mut event in events {
-        if event.stream_type != E::STREAM {
-            return Err(LoadError::OtherKind(id));
-        }
-        let payload = std::mem::take(&mut event.payload);
-        let decoded = E::decode(&event.event_type, event.schema_version, payload)?;
-        fold(&mut state, event, decoded);
-    }
-    Ok((state, head))
+    Ok((fold_all(id, events, false, state, fold)?, head))
 }
 
 /// As [`load`], each event keeping its payload as stored (upcast and opened), for readers that
@@ -77,10 +69,23 @@ async fn read<E: DomainEvent, S>(
     store: &EventStore,
     id: Uuid,
     keep_payloads: bool,
+    state: S,
+    fold: impl FnMut(&mut S, RecordedEvent, E),
+) -> Result<S, LoadError> {
+    let events = store.read_stream(id, 1, None).await?;
+    fold_all(id, events, keep_payloads, state, fold)
+}
+
+/// Folds `events`, read from stream `id`, into `state`, each checked to be of `E`'s stream
+/// type and decoded once (from a copy of its payload when `keep_payloads`).
+fn fold_all<E: DomainEvent, S>(
+    id: Uuid,
+    events: Vec<RecordedEvent>,
+    keep_payloads: bool,
     mut state: S,
     mut fold: impl FnMut(&mut S, RecordedEvent, E),
 ) -> Result<S, LoadError> {
-    for mut event in store.read_stream(id, 1, None).await? {
+    for mut event in events {
         if event.stream_type != E::STREAM {
             return Err(LoadError::OtherKind(id));
         }
@@ -96,7 +101,7 @@ async fn read<E: DomainEvent, S>(
 }
 
 /// Decided events as the store takes them, each with a fresh id.
-pub(crate) fn new_events<E: DomainEvent>(events: &[E]) -> Vec<NewEvent> {
+pub fn new_events<E: DomainEvent>(events: &[E]) -> Vec<NewEvent> {
     events
         .iter()
         .map(|event| NewEvent {

@@ -53,7 +53,8 @@ impl Application {
         let mut console = console::Console::new(state.cases().clone(), state.reports().clone())
             .with_client_address(std::sync::Arc::new(move |req| {
                 addresses.client_address(req)
-            }));
+            }))
+            .with_throttle(std::sync::Arc::new(SharedThrottle(state.clone())));
         if let Some(oidc) = oidc {
             let public = oidc
                 .public_url
@@ -105,5 +106,18 @@ impl Application {
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// The API's bad-token count, shared with the console's sign-in.
+struct SharedThrottle(api::http::AppState);
+
+impl console::Throttle for SharedThrottle {
+    fn wait(&self, req: &actix_web::HttpRequest) -> Option<std::time::Duration> {
+        self.0.credential_wait(req)
+    }
+
+    fn failed(&self, req: &actix_web::HttpRequest) {
+        self.0.credential_failed(req);
     }
 }

@@ -430,13 +430,7 @@ async fn serve(
     }
     handle.stop(true).await;
     server.await.context("joining the server")??;
-    let _ = stop_projections.send(true);
-    for runner in runners.into_iter().chain(sealer) {
-        let _ = runner.await;
-    }
-    drop(listener);
-    database.shutdown().await?;
-    Ok(ExitCode::SUCCESS)
+    wind_down(&stop_projections, runners, sealer, listener, database).await
 }
 
 async fn demo(
@@ -530,6 +524,21 @@ async fn project(
     let shutdown = shutdown_signal()?;
     tracing::info!(projections = runners.len(), "projecting");
     shutdown.await?;
+    wind_down(&stop, runners, sealer, listener, database).await
+}
+
+/// Tells the projectors and the sealer to stop and waits for them, then lets go of the
+/// listener and shuts the database down: how `serve` and `project` end.
+///
+/// # Errors
+/// When the database does not shut down.
+async fn wind_down(
+    stop: &tokio::sync::watch::Sender<bool>,
+    runners: Vec<tokio::task::JoinHandle<()>>,
+    sealer: Option<tokio::task::JoinHandle<()>>,
+    listener: eventstore::Listener,
+    database: Database,
+) -> anyhow::Result<ExitCode> {
     let _ = stop.send(true);
     for runner in runners.into_iter().chain(sealer) {
         let _ = runner.await;

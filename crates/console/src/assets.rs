@@ -70,3 +70,7 @@ pub(crate) async fn image(name: web::Path<String>) -> HttpResponse {
         None => HttpResponse::NotFound().finish(),
     }
 }
+
+pub(crate) async fn favicon() -> HttpResponse {
+    image(web::Path::from("favicon.ico".to_owned())).await
+}

@@ -44,6 +44,17 @@ pub struct Console {
     sessions: Sessions,
     oidc: Option<app::oidc::Oidc>,
     client_address: Option<ClientAddress>,
+    throttle: Option<std::sync::Arc<dyn Throttle>>,
+}
+
+/// How the service turns away a caller that keeps presenting credentials that open nothing:
+/// the API's count of bad tokens, shared, so that a guesser has one allowance however they
+/// guess.
+pub trait Throttle: Send + Sync {
+    /// How long the caller must wait, if they are turned away now.
+    fn wait(&self, req: &HttpRequest) -> Option<std::time::Duration>;
+    /// Counts a credential of the caller's that opened nothing.
+    fn failed(&self, req: &HttpRequest);
 }
 
 /// How the service tells who is calling (the API's rule, trusted proxies and all).
@@ -63,10 +74,18 @@ impl Console {
             sessions,
             oidc: None,
             client_address: None,
+            throttle: None,
         }
     }
 
     /// The same, telling who is calling (for the session audit) as `find` does.
+    /// The same console, counting sign-in links that open nothing with `throttle` and turning
+    /// away the callers it says to.
+    pub fn with_throttle(mut self, throttle: std::sync::Arc<dyn Throttle>) -> Console {
+        self.throttle = Some(throttle);
+        self
+    }
+
     pub fn with_client_address(mut self, find: ClientAddress) -> Console {
         self.client_address = Some(find);
         self
@@ -143,16 +162,19 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
                     ),
             )
             .route("/console/triage", web::get().to(triage))
+            .route("/console/workload", web::get().to(team::workload))
             .route("/console/audit", web::get().to(audit))
             .route("/console/admin", web::get().to(admin))
             .route("/console/admin/sessions/end", web::post().to(end_session))
-            .route("/console/reports", web::get().to(reports))
-            .route("/console/reports/outcomes.csv", web::get().to(reports_csv))
+            .configure(reports::configure)
+            .configure(staff::configure)
             .route(
                 "/console/assets/10.6.1/nhsuk-frontend.min.css",
                 web::get().to(assets::stylesheet),
             )
-            .route("/assets/images/{name}", web::get().to(assets::image));
+            .route("/assets/images/{name}", web::get().to(assets::image))
+            // Where browsers look for an icon when a page names none (a redirect, a download).
+            .route("/favicon.ico", web::get().to(assets::favicon));
     }
 }
 
@@ -364,6 +386,9 @@ macro_rules! person_form {
 
 mod closure;
 mod connect;
+mod reports;
+mod staff;
+mod team;
 
 async fn home(req: HttpRequest, console: web::Data<Console>) -> HttpResponse {
     if req.cookie(SESSION_COOKIE).is_none() {
@@ -416,6 +441,19 @@ async fn sign_in(req: HttpRequest, body: web::Bytes, console: web::Data<Console>
             ),
         );
     }
+    // A caller that keeps presenting links that open nothing waits out its window, unheard.
+    if let Some(wait) = console.throttle.as_ref().and_then(|t| t.wait(&req)) {
+        let mut response = page(
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::signed_out(Some(
+                "Too many sign-in links from here did not work. Wait a minute, then try your link again.",
+            )),
+        );
+        if let Ok(value) = header::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     let code = fields.get("code").map(String::as_str).unwrap_or_default();
     match console
         .sessions
@@ -427,12 +465,17 @@ async fn sign_in(req: HttpRequest, body: web::Bytes, console: web::Data<Console>
             let _ = response.add_cookie(&session_cookie(&req, signed_in.cookie));
             response
         }
-        Err(AppError::Access(_)) => page(
-            StatusCode::UNAUTHORIZED,
-            pages::signed_out(Some(
-                "That sign-in link does not work: it has been used, has expired, or was never issued.",
-            )),
-        ),
+        Err(AppError::Access(_)) => {
+            if let Some(throttle) = &console.throttle {
+                throttle.failed(&req);
+            }
+            page(
+                StatusCode::UNAUTHORIZED,
+                pages::signed_out(Some(
+                    "That sign-in link does not work: it has been used, has expired, or was never issued.",
+                )),
+            )
+        }
         Err(e) => failure(None, &e),
     }
 }
@@ -910,137 +953,6 @@ async fn end_session(
             Some(&session),
             &AppError::NotFound("no such live session".into()),
         ),
-        Err(e) => failure(Some(&session), &e),
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct ReportParams {
-    from: Option<String>,
-    to: Option<String>,
-    rules: Option<String>,
-}
-
-/// A report's period and rule version, as asked.
-type ReportAsked = (app::reports::ReportQuery, Option<i32>);
-
-/// The report the page's form asks for, or what to put right.
-fn report_query(
-    params: &ReportParams,
-) -> (pages::ReportForm, Result<ReportAsked, Vec<FieldError>>) {
-    let form = pages::ReportForm {
-        from: params.from.clone().unwrap_or_default(),
-        to: params.to.clone().unwrap_or_default(),
-        rules: params.rules.clone().unwrap_or_default(),
-    };
-    let mut errors = Vec::new();
-    let mut day = |field: &str, value: &str| {
-        if value.is_empty() {
-            return None;
-        }
-        let parsed = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").ok();
-        if parsed.is_none() {
-            errors.push(FieldError::new(field, "Enter a real date"));
-        }
-        parsed
-    };
-    let (from, to) = (day("from", &form.from), day("to", &form.to));
-    let rules = match form.rules.as_str() {
-        "" => None,
-        text => match text.parse::<i32>() {
-            Ok(n) => Some(n),
-            Err(_) => {
-                errors.push(FieldError::new(
-                    "rules",
-                    "Enter a rule version as a number, like 3",
-                ));
-                None
-            }
-        },
-    };
-    let query = app::reports::ReportQuery {
-        from,
-        to,
-        ..Default::default()
-    };
-    let result = if errors.is_empty() {
-        Ok((query, rules))
-    } else {
-        Err(errors)
-    };
-    (form, result)
-}
-
-async fn reports(
-    req: HttpRequest,
-    params: web::Query<ReportParams>,
-    console: web::Data<Console>,
-) -> HttpResponse {
-    let session = signed_in!(req, console);
-    let (form, query) = report_query(&params);
-    let (query, rules) = match query {
-        Ok(q) => q,
-        Err(errors) => {
-            return page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                pages::reports(&session, &form, &errors, None),
-            );
-        }
-    };
-    match console
-        .reports
-        .outcomes(&session.principal, &query, rules)
-        .await
-    {
-        Ok(report) => page(
-            StatusCode::OK,
-            pages::reports(&session, &form, &[], Some(&report)),
-        ),
-        Err(AppError::BadInput { field, message }) => {
-            let errors = [FieldError::new(field, message)];
-            page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                pages::reports(&session, &form, &errors, None),
-            )
-        }
-        Err(e) => failure(Some(&session), &e),
-    }
-}
-
-async fn reports_csv(
-    req: HttpRequest,
-    params: web::Query<ReportParams>,
-    console: web::Data<Console>,
-) -> HttpResponse {
-    let session = signed_in!(req, console);
-    let Ok((query, rules)) = report_query(&params).1 else {
-        return failure(
-            Some(&session),
-            &AppError::BadInput {
-                field: "from",
-                message: "the period's dates do not read: go back to the report".into(),
-            },
-        );
-    };
-    match console
-        .reports
-        .outcomes_csv(
-            &session.principal,
-            &query,
-            rules,
-            app::export::CsvOptions::default(),
-        )
-        .await
-    {
-        Ok(file) => HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header((
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}\"", file.filename),
-            ))
-            .insert_header(("cache-control", "no-store"))
-            .insert_header(("x-content-type-options", "nosniff"))
-            .body(file.bytes),
         Err(e) => failure(Some(&session), &e),
     }
 }

@@ -60,7 +60,7 @@ pub fn layout(title: &str, who: Option<&ConsoleSession>, main: Markup) -> Markup
                                     }
                                     @if session.reads_reports() {
                                         li class="nhsuk-header__navigation-item" {
-                                            a class="nhsuk-header__navigation-link" href="/console/reports" { "Outcome report" }
+                                            a class="nhsuk-header__navigation-link" href="/console/reports" { "Reports" }
                                         }
                                     }
                                     @if session.audits() {
@@ -71,6 +71,9 @@ pub fn layout(title: &str, who: Option<&ConsoleSession>, main: Markup) -> Markup
                                     @if session.triage_team().is_some() {
                                         li class="nhsuk-header__navigation-item" {
                                             a class="nhsuk-header__navigation-link" href="/console/triage" { "Referrals to triage" }
+                                        }
+                                        li class="nhsuk-header__navigation-item" {
+                                            a class="nhsuk-header__navigation-link" href="/console/workload" { "Team workload" }
                                         }
                                     }
                                     @if let Some(scope) = session.caseload() {
@@ -800,7 +803,7 @@ pub fn admin(
                 tbody class="nhsuk-table__body" {
                     @for member in staff {
                         tr class="nhsuk-table__row" {
-                            td class="nhsuk-table__cell" { (member.name) }
+                            td class="nhsuk-table__cell" { a href={"/console/admin/staff/" (member.staff_id)} { (member.name) } }
                             td class="nhsuk-table__cell" { (member.role.as_str().replace('_', " ")) }
                             td class="nhsuk-table__cell" { @if member.active { "Yes" } @else { "No" } }
                         }
@@ -811,25 +814,28 @@ pub fn admin(
     )
 }
 
-/// The report form as typed.
-#[derive(Clone, Debug, Default)]
-pub struct ReportForm {
-    pub from: String,
-    pub to: String,
-    pub rules: String,
-}
-
-fn figure(value: Option<i64>) -> String {
+pub(crate) fn figure(value: Option<i64>) -> String {
     value.map_or_else(|| "Suppressed".to_owned(), |v| v.to_string())
 }
 
-fn decimal(value: Option<f64>) -> String {
+pub(crate) fn decimal(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_owned(), |v| format!("{v:.1}"))
 }
 
 /// A horizontal bar chart of `bars` (label, value; a suppressed value draws no bar), drawn on
 /// the server. It is a picture of the table printed beside it, which screen readers read.
-fn bar_chart(title_id: &str, title: &str, bars: &[(String, Option<i64>)]) -> Markup {
+pub(crate) fn bar_chart(title_id: &str, title: &str, bars: &[(String, Option<i64>)]) -> Markup {
+    bar_chart_to(title_id, title, bars, 1)
+}
+
+/// [`bar_chart`] on a scale to at least `scale` (100 for percentages), so that small values
+/// look small.
+pub(crate) fn bar_chart_to(
+    title_id: &str,
+    title: &str,
+    bars: &[(String, Option<i64>)],
+    scale: i64,
+) -> Markup {
     const WIDTH: i64 = 640;
     const LABEL: i64 = 220;
     const ROW: i64 = 28;
@@ -838,6 +844,7 @@ fn bar_chart(title_id: &str, title: &str, bars: &[(String, Option<i64>)]) -> Mar
         .filter_map(|(_, v)| *v)
         .max()
         .unwrap_or(0)
+        .max(scale)
         .max(1);
     let height = ROW * bars.len() as i64 + 8;
     html! {
@@ -857,100 +864,6 @@ fn bar_chart(title_id: &str, title: &str, bars: &[(String, Option<i64>)]) -> Mar
             }
         }
     }
-}
-
-/// The reporting analyst's outcome report for a period: a form, then the figures as tables
-/// with a chart beside the referral sources, and a CSV download of the same figures.
-pub fn reports(
-    who: &ConsoleSession,
-    form: &ReportForm,
-    errors: &[FieldError],
-    report: Option<&app::reports::OutcomeReport>,
-) -> Markup {
-    let from_error = error_for(errors, "from");
-    let to_error = error_for(errors, "to");
-    let rules_error = error_for(errors, "rules");
-    let query = format!("from={}&to={}&rules={}", form.from, form.to, form.rules);
-    layout(
-        "Outcome report",
-        Some(who),
-        html! {
-            @if !errors.is_empty() { (error_summary(errors)) }
-            h1 class="nhsuk-heading-l" { "Outcome report" }
-            form method="get" action="/console/reports" novalidate {
-                div class=(group_class(from_error)) {
-                    label class="nhsuk-label" for="from" { "From (optional)" }
-                    (error_message(from_error))
-                    input class="nhsuk-input nhsuk-input--width-10" id="from" name="from" type="date" value=(form.from)
-                        aria-describedby=[from_error.map(|_| "from-error")];
-                }
-                div class=(group_class(to_error)) {
-                    label class="nhsuk-label" for="to" { "To (optional)" }
-                    (error_message(to_error))
-                    input class="nhsuk-input nhsuk-input--width-10" id="to" name="to" type="date" value=(form.to)
-                        aria-describedby=[to_error.map(|_| "to-error")];
-                }
-                div class=(group_class(rules_error)) {
-                    label class="nhsuk-label" for="rules" { "Rule version (optional: the one in use)" }
-                    (error_message(rules_error))
-                    input class="nhsuk-input nhsuk-input--width-4" id="rules" name="rules" type="text" inputmode="numeric"
-                        value=(form.rules) aria-describedby=[rules_error.map(|_| "rules-error")];
-                }
-                button class="nhsuk-button" id="show-report" type="submit" { "Show the report" }
-            }
-            @if let Some(report) = report {
-                p class="nhsuk-body" {
-                    "Counted under outcome rules version " (report.rules_version) ". "
-                    @if report.suppression.below > 1 {
-                        "Counts from 1 to " (report.suppression.below - 1) " are suppressed ("
-                        (report.suppression.cells) " cells). "
-                    }
-                    a href={"/console/reports/outcomes.csv?" (query)} download { "Download these figures (CSV)" }
-                }
-                h2 class="nhsuk-heading-m" id="referrals" { "Referrals" }
-                dl class="nhsuk-summary-list" {
-                    (summary_row("Referrals", &figure(report.referrals.total)))
-                    (summary_row("People referred", &figure(report.referrals.people)))
-                    (summary_row("Accepted", &figure(report.referrals.accepted)))
-                    (summary_row("Declined", &figure(report.referrals.declined)))
-                    (summary_row("Redirected", &figure(report.referrals.redirected)))
-                }
-                h3 class="nhsuk-heading-s" id="by-source" { "Referrals by source" }
-                @let bars: Vec<(String, Option<i64>)> = report.referrals.by_source.iter()
-                    .map(|s| (s.code.replace('_', " "), s.count)).collect();
-                (bar_chart("by-source-chart", "Referrals by source (the table below has the same figures)", &bars))
-                table class="nhsuk-table" id="by-source-table" {
-                    caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Referrals by source" }
-                    (head(&["Source", "#Referrals", "#Per cent"]))
-                    tbody class="nhsuk-table__body" {
-                        @for share in &report.referrals.by_source {
-                            tr class="nhsuk-table__row" {
-                                td class="nhsuk-table__cell" { (share.code.replace('_', " ")) }
-                                td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (figure(share.count)) }
-                                td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (decimal(share.percent)) }
-                            }
-                        }
-                    }
-                }
-                h2 class="nhsuk-heading-m" id="measures" { "Wellbeing, baseline to follow-up" }
-                table class="nhsuk-table" id="measures-table" {
-                    caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Change by measure" }
-                    (head(&["Measure", "#People paired", "#Mean baseline", "#Mean follow-up", "#Improved %"]))
-                    tbody class="nhsuk-table__body" {
-                        @for m in &report.measures {
-                            tr class="nhsuk-table__row" {
-                                td class="nhsuk-table__cell" { (m.measure.replace('_', " ")) }
-                                td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (figure(m.paired)) }
-                                td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (decimal(m.mean_baseline)) }
-                                td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (decimal(m.mean_follow_up)) }
-                                td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (decimal(m.improved_percent)) }
-                            }
-                        }
-                    }
-                }
-            }
-        },
-    )
 }
 
 /// Radios for a coded value: one per code of `all`, the first with the id `name` (where an

@@ -38,44 +38,15 @@ VALUES (gen_random_uuid(), gen_random_uuid(), 'client', 1, 'ContactRecorded', 1,
 gen_random_uuid(), now(), now(), sha256('x'::bytea));
 ";
 
-/// One measurement.
-struct Figure {
-    clients: usize,
-    pgbench_tps: f64,
-    store_eps: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-/// Runs the benchmark and prints a table.
-///
-/// # Errors
-/// When the cluster cannot be started or a tool fails.
-pub async fn run(options: AppendBench, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
-    let figures = in_cluster(options.dir.clone(), pg_bin, async |cluster| {
-        measure(cluster, &options).await
-    })
-    .await?;
-    println!(
-        "append rate, one event per transaction, fsync on, {}s per figure",
-        options.seconds
-    );
-    println!(
-        "| clients | pgbench inserts/s | store appends/s | ratio | store p50 ms | store p99 ms |"
-    );
-    println!("|---|---|---|---|---|---|");
-    for f in figures {
-        println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |",
-            f.clients,
-            f.pgbench_tps,
-            f.store_eps,
-            f.store_eps / f.pgbench_tps,
-            f.p50.as_secs_f64() * 1000.0,
-            f.p99.as_secs_f64() * 1000.0
-        );
-    }
-    Ok(())
+/// One measurement at a client count: pgbench's rate beside ours, our latencies, and how many
+/// of our requests failed (`None` where a failure stops the run instead).
+pub(crate) struct Figure {
+    pub(crate) clients: usize,
+    pub(crate) pgbench_tps: f64,
+    pub(crate) rate: f64,
+    pub(crate) p50: Duration,
+    pub(crate) p99: Duration,
+    pub(crate) errors: Option<usize>,
 }
 
 /// Runs `measure` on a benchmark's own durable cluster in `dir` (default: a new temporary
@@ -95,6 +66,21 @@ pub(crate) async fn in_cluster<T>(
     outcome
 }
 
+/// Runs `measure` as [`in_cluster`] does and prints the lines of its table.
+///
+/// # Errors
+/// As [`in_cluster`].
+pub(crate) async fn print_lines(
+    dir: Option<PathBuf>,
+    pg_bin: Option<PathBuf>,
+    measure: impl AsyncFnOnce(&Cluster) -> anyhow::Result<Vec<String>>,
+) -> anyhow::Result<()> {
+    for line in in_cluster(dir, pg_bin, measure).await? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
 async fn start_cluster(dir: Option<PathBuf>, pg_bin: Option<PathBuf>) -> anyhow::Result<Cluster> {
     let bin_dir = db::find_bin_dir(pg_bin, std::env::var_os("PATH"))?;
     let dir = dir.unwrap_or_else(|| {
@@ -104,6 +90,47 @@ async fn start_cluster(dir: Option<PathBuf>, pg_bin: Option<PathBuf>) -> anyhow:
         Cluster::ensure_running(&dir, &bin_dir, ClusterKind::Durable)
     })
     .await??)
+}
+
+/// A new database `name` as [`fresh_database`] makes it, with `bench_rows`, a copy of the
+/// events table without its triggers for pgbench to insert into, and pgbench's `script`
+/// written to the cluster's directory as `file`; the owner's connection and configuration, and
+/// the script.
+///
+/// # Errors
+/// A database or file failure.
+pub(crate) async fn baseline_database(
+    cluster: &Cluster,
+    name: &str,
+    file: &str,
+    script: &str,
+) -> anyhow::Result<(tokio_postgres::Client, tokio_postgres::Config, PathBuf)> {
+    let (admin, admin_config) = fresh_database(cluster, name).await?;
+    admin
+        .batch_execute("CREATE TABLE bench_rows (LIKE events INCLUDING ALL)")
+        .await
+        .context("creating the baseline table")?;
+    let path = cluster.dir().join(file);
+    std::fs::write(&path, script)?;
+    Ok((admin, admin_config, path))
+}
+
+/// A new database `name` as [`fresh_database`] makes it, and an event store over it as the
+/// service's role (a pool of 8) that seals personal fields as the service does; with the
+/// owner's connection.
+///
+/// # Errors
+/// A database failure, or no randomness for the key.
+pub(crate) async fn sealed_store(
+    cluster: &Cluster,
+    name: &str,
+) -> anyhow::Result<(tokio_postgres::Client, EventStore)> {
+    let (admin, admin_config) = fresh_database(cluster, name).await?;
+    let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
+    let store = EventStore::new(pool, app::upcasters()).with_protection(app::privacy::protection(
+        eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?,
+    ));
+    Ok((admin, store))
 }
 
 /// A new database `name` on the benchmark's cluster (dropped first if a run left one),
@@ -139,14 +166,16 @@ async fn stop_cluster(cluster: Cluster) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn measure(cluster: &Cluster, options: &AppendBench) -> anyhow::Result<Vec<Figure>> {
-    let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench").await?;
-    admin
-        .batch_execute("CREATE TABLE bench_rows (LIKE events INCLUDING ALL)")
-        .await
-        .context("creating the baseline table")?;
-    let script = cluster.dir().join("append.sql");
-    std::fs::write(&script, PGBENCH_SCRIPT)?;
+/// Runs the benchmark in `cluster`; the lines of its table.
+///
+/// # Errors
+/// When a tool or a step fails.
+pub(crate) async fn measure(
+    cluster: &Cluster,
+    options: &AppendBench,
+) -> anyhow::Result<Vec<String>> {
+    let (_admin, admin_config, script) =
+        baseline_database(cluster, "bench", "append.sql", PGBENCH_SCRIPT).await?;
     let max_clients = options.clients.iter().copied().max().unwrap_or(1);
     let pool = db::pool(
         db::app_config(&admin_config),
@@ -165,12 +194,51 @@ async fn measure(cluster: &Cluster, options: &AppendBench) -> anyhow::Result<Vec
         figures.push(Figure {
             clients,
             pgbench_tps,
-            store_eps,
+            rate: store_eps,
             p50,
             p99,
+            errors: None,
         });
     }
-    Ok(figures)
+    Ok(rate_table(
+        format!(
+            "append rate, one event per transaction, fsync on, {}s per figure",
+            options.seconds
+        ),
+        ["pgbench inserts/s", "store appends/s", "store"],
+        &figures,
+    ))
+}
+
+/// The lines of a table of `figures` under `heading`; `columns` names pgbench's rate, ours,
+/// and whose latencies they are. An errors column follows where the figures count errors.
+pub(crate) fn rate_table(heading: String, columns: [&str; 3], figures: &[Figure]) -> Vec<String> {
+    let [baseline, ours, latency] = columns;
+    let counts_errors = figures.iter().any(|f| f.errors.is_some());
+    let mut header =
+        format!("| clients | {baseline} | {ours} | ratio | {latency} p50 ms | {latency} p99 ms |");
+    let mut rule = "|---".repeat(6) + "|";
+    if counts_errors {
+        header += " errors |";
+        rule += "---|";
+    }
+    let mut lines = vec![heading, header, rule];
+    for f in figures {
+        let mut row = format!(
+            "| {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            f.clients,
+            f.pgbench_tps,
+            f.rate,
+            f.rate / f.pgbench_tps,
+            f.p50.as_secs_f64() * 1000.0,
+            f.p99.as_secs_f64() * 1000.0
+        );
+        if let Some(errors) = f.errors {
+            row += &format!(" {errors} |");
+        }
+        lines.push(row);
+    }
+    lines
 }
 
 /// Runs `pgbench` with `script` on `database` for `seconds` at `clients`; its transactions
@@ -261,6 +329,12 @@ async fn store_rate(
     for task in tasks {
         latencies.extend(task.await??);
     }
+    Ok(rate(latencies, start))
+}
+
+/// The rate of the requests that took `latencies` since `start`, per second, and their median
+/// and 99th percentile latency.
+pub(crate) fn rate(mut latencies: Vec<Duration>, start: Instant) -> (f64, Duration, Duration) {
     let elapsed = start.elapsed().as_secs_f64();
     latencies.sort();
     let pick = |q: f64| {
@@ -269,7 +343,7 @@ async fn store_rate(
             .copied()
             .unwrap_or_default()
     };
-    Ok((latencies.len() as f64 / elapsed, pick(0.5), pick(0.99)))
+    (latencies.len() as f64 / elapsed, pick(0.5), pick(0.99))
 }
 
 fn one_event() -> AppendRequest {

@@ -16,6 +16,8 @@ use eventstore::EventStore;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::bench::Figure;
+
 /// Options for the HTTP benchmark.
 #[derive(Debug, Clone, clap::Args)]
 pub struct HttpBench {
@@ -52,57 +54,14 @@ gen_random_uuid(), now(), now(), sha256('x'::bytea));
 COMMIT;
 ";
 
-/// One measurement.
-struct Figure {
-    clients: usize,
-    pgbench_tps: f64,
-    http_rps: f64,
-    p50: Duration,
-    p99: Duration,
-    errors: usize,
-}
-
-/// Runs the benchmark and prints a table.
+/// Runs the benchmark in `cluster`; the lines of its table.
 ///
 /// # Errors
-/// When the cluster cannot be started or a step fails.
-pub async fn run(options: HttpBench, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
-    let (figures, rss) = crate::bench::in_cluster(options.dir.clone(), pg_bin, async |cluster| {
-        measure(cluster, &options).await
-    })
-    .await?;
-    println!(
-        "referrals through the HTTP API (2 events each, one transaction), fsync on, {}s per figure",
-        options.seconds
-    );
-    println!(
-        "| clients | pgbench 2-row tx/s | HTTP referrals/s | ratio | HTTP p50 ms | HTTP p99 ms | errors |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    for f in figures {
-        println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
-            f.clients,
-            f.pgbench_tps,
-            f.http_rps,
-            f.http_rps / f.pgbench_tps,
-            f.p50.as_secs_f64() * 1000.0,
-            f.p99.as_secs_f64() * 1000.0,
-            f.errors
-        );
-    }
-    println!("peak RSS of this process (server and load together): {rss} MB");
-    Ok(())
-}
-
-async fn measure(cluster: &Cluster, options: &HttpBench) -> anyhow::Result<(Vec<Figure>, u64)> {
-    let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench_http").await?;
-    admin
-        .batch_execute("CREATE TABLE bench_rows (LIKE events INCLUDING ALL)")
-        .await
-        .context("creating the baseline table")?;
-    let script = cluster.dir().join("referral.sql");
-    std::fs::write(&script, PGBENCH_TWO_ROWS)?;
+/// When a tool or a step fails.
+pub(crate) async fn measure(cluster: &Cluster, options: &HttpBench) -> anyhow::Result<Vec<String>> {
+    let (admin, admin_config, script) =
+        crate::bench::baseline_database(cluster, "bench_http", "referral.sql", PGBENCH_TWO_ROWS)
+            .await?;
 
     let organisation = access::ensure_organisation(&admin, "Bench Service").await?;
     let referrer = access::add_staff(
@@ -169,15 +128,27 @@ async fn measure(cluster: &Cluster, options: &HttpBench) -> anyhow::Result<(Vec<
         figures.push(Figure {
             clients,
             pgbench_tps,
-            http_rps,
+            rate: http_rps,
             p50,
             p99,
-            errors,
+            errors: Some(errors),
         });
     }
     handle.stop(true).await;
     let _ = server.await;
-    Ok((figures, crate::bench_rebuild::peak_rss_mb()))
+    let mut lines = crate::bench::rate_table(
+        format!(
+            "referrals through the HTTP API (2 events each, one transaction), fsync on, {}s per figure",
+            options.seconds
+        ),
+        ["pgbench 2-row tx/s", "HTTP referrals/s", "HTTP"],
+        &figures,
+    );
+    lines.push(format!(
+        "peak RSS of this process (server and load together): {} MB",
+        crate::bench_rebuild::peak_rss_mb()
+    ));
+    Ok(lines)
 }
 
 async fn http_rate(
@@ -241,18 +212,6 @@ async fn http_rate(
         latencies.extend(l);
         errors += e;
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    latencies.sort();
-    let pick = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * q) as usize)
-            .copied()
-            .unwrap_or_default()
-    };
-    Ok((
-        latencies.len() as f64 / elapsed,
-        pick(0.5),
-        pick(0.99),
-        errors,
-    ))
+    let (rate, p50, p99) = crate::bench::rate(latencies, start);
+    Ok((rate, p50, p99, errors))
 }

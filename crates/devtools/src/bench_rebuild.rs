@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
-use db::{Cluster, PoolSettings};
+use db::Cluster;
 use domain::*;
-use eventstore::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent};
+use eventstore::{AppendRequest, EventStore, ExpectedVersion, Metadata};
 use futures_util::StreamExt;
 use uuid::Uuid;
 
@@ -60,37 +60,18 @@ pub struct Rebuilt {
     pub seconds: f64,
 }
 
-/// Runs the benchmark and prints a table. `rebuild` is the product's rebuild from the first
-/// event (`casebook rebuild --restart`), which the binary hands in.
+/// Runs the benchmark in `cluster`; the lines of its table. `rebuild` is the product's
+/// rebuild from the first event (`casebook rebuild --restart`), which the binary hands in.
 ///
 /// # Errors
-/// When the cluster cannot be started or a step fails.
-pub async fn run(
-    options: RebuildBench,
-    pg_bin: Option<PathBuf>,
-    rebuild: impl AsyncFn(&EventStore, ReadModel) -> anyhow::Result<Rebuilt>,
-) -> anyhow::Result<()> {
-    let lines = crate::bench::in_cluster(options.dir.clone(), pg_bin, async |cluster| {
-        measure(cluster, &options, &rebuild).await
-    })
-    .await?;
-    for line in lines {
-        println!("{line}");
-    }
-    Ok(())
-}
-
-async fn measure(
+/// When a step fails.
+pub(crate) async fn measure(
     cluster: &Cluster,
     options: &RebuildBench,
     rebuild: &impl AsyncFn(&EventStore, ReadModel) -> anyhow::Result<Rebuilt>,
 ) -> anyhow::Result<Vec<String>> {
-    let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench").await?;
-    let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
     // Sealed personal fields, as the service writes them.
-    let store = EventStore::new(pool, app::upcasters()).with_protection(app::privacy::protection(
-        eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?,
-    ));
+    let (admin, store) = crate::bench::sealed_store(cluster, "bench").await?;
 
     let started = Instant::now();
     let written = fill(&store, options.events).await?;
@@ -225,16 +206,7 @@ pub(crate) async fn append_journeys(
                         stream_id: Uuid::from_u128(id),
                         stream_type: CLIENT_STREAM.to_owned(),
                         expected: ExpectedVersion::NoStream,
-                        events: decided
-                            .iter()
-                            .map(|e| NewEvent {
-                                event_id: Uuid::new_v4(),
-                                event_type: e.event_type().to_owned(),
-                                schema_version: e.schema_version(),
-                                payload: e.to_payload(),
-                                personal_paths: Vec::new(),
-                            })
-                            .collect(),
+                        events: app::new_events(&decided),
                         metadata: Metadata {
                             actor_id: actor,
                             actor_role: "link_worker".to_owned(),

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use db::{Cluster, PoolSettings};
+use db::Cluster;
 use domain::ClientId;
 use eventstore::EventStore;
 use projector::{CaseloadFilter, CaseloadProjection};
@@ -44,26 +44,6 @@ pub struct ScaleBench {
     pub dir: Option<PathBuf>,
 }
 
-/// Runs the benchmark and prints a table. `rebuild` is the product's rebuild from the first
-/// event (`casebook rebuild --restart`), which the binary hands in.
-///
-/// # Errors
-/// When the cluster cannot be started or a step fails.
-pub async fn run(
-    options: ScaleBench,
-    pg_bin: Option<PathBuf>,
-    rebuild: impl AsyncFn(&EventStore, ReadModel) -> anyhow::Result<Rebuilt>,
-) -> anyhow::Result<()> {
-    let lines = crate::bench::in_cluster(options.dir.clone(), pg_bin, async |cluster| {
-        measure(cluster, &options, &rebuild).await
-    })
-    .await?;
-    for line in lines {
-        println!("{line}");
-    }
-    Ok(())
-}
-
 const ORGANISATION: Uuid = crate::bench_rebuild::BENCH_ORGANISATION;
 
 /// The journeys' appointments, contacts and link workers, for the plain function that makes
@@ -88,17 +68,18 @@ async fn read_floor(
     .await
 }
 
-async fn measure(
+/// Runs the benchmark in `cluster`; the lines of its table. `rebuild` is the product's
+/// rebuild from the first event (`casebook rebuild --restart`), which the binary hands in.
+///
+/// # Errors
+/// When a step fails.
+pub(crate) async fn measure(
     cluster: &Cluster,
     options: &ScaleBench,
     rebuild: &impl AsyncFn(&EventStore, ReadModel) -> anyhow::Result<Rebuilt>,
 ) -> anyhow::Result<Vec<String>> {
-    let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench_scale").await?;
-    let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
     // Sealed personal fields, as the service writes them.
-    let store = EventStore::new(pool, app::upcasters()).with_protection(app::privacy::protection(
-        eventstore::MasterKey::generate().map_err(anyhow::Error::msg)?,
-    ));
+    let (admin, store) = crate::bench::sealed_store(cluster, "bench_scale").await?;
 
     // The journey's shape comes from the options; `append_journeys` takes a plain function.
     SHAPE.get_or_init(|| {
@@ -155,6 +136,7 @@ async fn measure(
         }
     })
     .await?;
+    let page = console_caseload(&admin, &store, options.runs, &worker).await?;
     let stream_floor =
         floor("SELECT * FROM events WHERE stream_id = $1 ORDER BY stream_version").await?;
     // The journey as an auditor reads it: policy, read audit, one read of the stream.
@@ -286,6 +268,14 @@ async fn measure(
             &row_floor,
         ),
         row(
+            &format!(
+                "the console's caseload page over HTTP (session, read model, HTML; largest {:.1} KB)",
+                page.largest_bytes as f64 / 1024.0
+            ),
+            &page.times,
+            &row_floor,
+        ),
+        row(
             "raw: one client's events in version order",
             &stream_floor,
             &stream_floor,
@@ -323,4 +313,104 @@ async fn measure(
         peak_rss_mb()
     ));
     Ok(lines)
+}
+
+/// The console's caseload page as link workers' browsers ask for it: milliseconds per request
+/// (sorted) and the largest page.
+struct PageTimes {
+    times: Vec<f64>,
+    largest_bytes: usize,
+}
+
+/// Link workers signed in to the console for the page timings (each run asks as the next).
+const SIGNED_IN: usize = 20;
+
+/// Serves the API and the console as `casebook serve` does (on this runtime, over loopback),
+/// signs `SIGNED_IN` of the journeys' link workers in with one-time links, and times `runs`
+/// requests for `/console/caseload`, each as one of them: the session lookup and its
+/// last-seen write, the caseload read, and the page's HTML.
+async fn console_caseload(
+    admin: &tokio_postgres::Client,
+    store: &EventStore,
+    runs: usize,
+    worker: &impl Fn(usize) -> Uuid,
+) -> anyhow::Result<PageTimes> {
+    let team = Uuid::from_u128(0x7EA3);
+    admin
+        .execute(
+            "INSERT INTO organisations (organisation_id, name) VALUES ($1, 'Bench organisation') \
+             ON CONFLICT DO NOTHING",
+            &[&ORGANISATION],
+        )
+        .await?;
+    admin
+        .execute(
+            "INSERT INTO teams (team_id, organisation_id, name) VALUES ($1, $2, 'Bench team') \
+             ON CONFLICT DO NOTHING",
+            &[&team, &ORGANISATION],
+        )
+        .await?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let state = api::http::AppState::with_clock(store.clone(), app::Clock::system());
+    let pages = console::Console::new(state.cases().clone(), state.reports().clone());
+    let server = actix_web::HttpServer::new(move || {
+        api::http::app(state.clone()).configure(console::configure(pages.clone()))
+    })
+    .disable_signals()
+    .workers(2)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let mut cookies = Vec::new();
+    for k in 0..SIGNED_IN {
+        let staff = worker(k);
+        admin
+            .execute(
+                "INSERT INTO staff (staff_id, organisation_id, team_id, name, role) \
+                 VALUES ($1, $2, $3, $4, 'link_worker') ON CONFLICT DO NOTHING",
+                &[&staff, &ORGANISATION, &team, &format!("Bench worker {k}")],
+            )
+            .await?;
+        let link =
+            app::sessions::create_sign_in_link(admin, staff, chrono::Duration::hours(1), None)
+                .await?;
+        let signed_in = http
+            .post(format!("{base}/console/sign-in"))
+            .form(&[("code", link.code.as_str())])
+            .send()
+            .await?;
+        let cookie = signed_in
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .ok_or_else(|| anyhow::anyhow!("no session cookie ({})", signed_in.status()))?
+            .to_owned();
+        cookies.push(cookie);
+    }
+    let largest = std::cell::Cell::new(0usize);
+    let times = timed(runs, |i| {
+        let request = http
+            .get(format!("{base}/console/caseload"))
+            .header("cookie", &cookies[i % SIGNED_IN]);
+        let largest = &largest;
+        async move {
+            let response = request.send().await?;
+            anyhow::ensure!(response.status().is_success(), "{}", response.status());
+            let body = response.bytes().await?;
+            largest.set(largest.get().max(body.len()));
+            Ok(())
+        }
+    })
+    .await?;
+    handle.stop(true).await;
+    Ok(PageTimes {
+        times,
+        largest_bytes: largest.get(),
+    })
 }

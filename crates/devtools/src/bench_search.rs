@@ -33,21 +33,6 @@ pub struct SearchBench {
     pub dir: Option<PathBuf>,
 }
 
-/// Runs the benchmark and prints a table.
-///
-/// # Errors
-/// When the cluster cannot be started or a step fails.
-pub async fn run(options: SearchBench, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
-    let lines = crate::bench::in_cluster(options.dir.clone(), pg_bin, async |cluster| {
-        measure(cluster, &options).await
-    })
-    .await?;
-    for line in lines {
-        println!("{line}");
-    }
-    Ok(())
-}
-
 /// `n` services: the sample's, copied with new ids, numbered names and their own areas.
 fn services(n: usize) -> anyhow::Result<Vec<Value>> {
     let page: Value = serde_json::from_str(crate::demo::SAMPLE_DIRECTORY)?;
@@ -70,7 +55,14 @@ fn services(n: usize) -> anyhow::Result<Vec<Value>> {
     Ok(out)
 }
 
-async fn measure(cluster: &Cluster, options: &SearchBench) -> anyhow::Result<Vec<String>> {
+/// Runs the benchmark in `cluster`; the lines of its table.
+///
+/// # Errors
+/// When a step fails.
+pub(crate) async fn measure(
+    cluster: &Cluster,
+    options: &SearchBench,
+) -> anyhow::Result<Vec<String>> {
     let (admin, admin_config) = crate::bench::fresh_database(cluster, "bench_search").await?;
     let pool = db::pool(db::app_config(&admin_config), PoolSettings { max_size: 8 })?;
     let store = EventStore::new(pool, app::upcasters());

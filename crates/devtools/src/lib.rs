@@ -37,6 +37,19 @@ pub enum Bench {
     Search(bench_search::SearchBench),
 }
 
+impl Bench {
+    /// Where the benchmark's own cluster goes (a new temporary directory when `None`).
+    fn dir(&self) -> Option<PathBuf> {
+        match self {
+            Bench::Append(options) => options.dir.clone(),
+            Bench::Rebuild(options) => options.dir.clone(),
+            Bench::Http(options) => options.dir.clone(),
+            Bench::Scale(options) => options.dir.clone(),
+            Bench::Search(options) => options.dir.clone(),
+        }
+    }
+}
+
 /// Runs one benchmark in its own cluster (the PostgreSQL binaries in `pg_bin`, or found) and
 /// prints its figures. `rebuild` rebuilds a read model from the first event as
 /// `casebook rebuild --restart` does.
@@ -48,11 +61,13 @@ pub async fn bench(
     pg_bin: Option<PathBuf>,
     rebuild: impl AsyncFn(&EventStore, ReadModel) -> anyhow::Result<Rebuilt>,
 ) -> anyhow::Result<()> {
-    match which {
-        Bench::Append(options) => bench::run(options, pg_bin).await,
-        Bench::Rebuild(options) => bench_rebuild::run(options, pg_bin, rebuild).await,
-        Bench::Http(options) => bench_http::run(options, pg_bin).await,
-        Bench::Scale(options) => bench_scale::run(options, pg_bin, rebuild).await,
-        Bench::Search(options) => bench_search::run(options, pg_bin).await,
-    }
+    let dir = which.dir();
+    bench::print_lines(dir, pg_bin, async |cluster| match &which {
+        Bench::Append(options) => bench::measure(cluster, options).await,
+        Bench::Rebuild(options) => bench_rebuild::measure(cluster, options, &rebuild).await,
+        Bench::Http(options) => bench_http::measure(cluster, options).await,
+        Bench::Scale(options) => bench_scale::measure(cluster, options, &rebuild).await,
+        Bench::Search(options) => bench_search::measure(cluster, options).await,
+    })
+    .await
 }

@@ -70,6 +70,28 @@ pub fn referral(referral_id: ReferralId) -> ReferralReceived {
     }
 }
 
+/// A routine referral from `source` that names no referrer, with no note.
+pub fn unnamed_referral(
+    referral_id: ReferralId,
+    source: ReferralSource,
+    reasons: Vec<NeedDomain>,
+    received_on: NaiveDate,
+) -> ReferralReceived {
+    ReferralReceived {
+        referral_id,
+        source,
+        referrer: Referrer {
+            staff_id: None,
+            name: None,
+            organisation: None,
+        },
+        reasons,
+        urgency: Urgency::Routine,
+        received_on,
+        note: None,
+    }
+}
+
 pub fn contact(n: u128) -> ContactRecorded {
     ContactRecorded {
         contact_id: ContactId(id(100 + n)),
@@ -89,15 +111,64 @@ pub fn assessment(
     timepoint: Timepoint,
     answers: Vec<i32>,
 ) -> AssessmentRecorded {
+    self_completed(
+        AssessmentId(id(200 + n)),
+        instrument,
+        timepoint,
+        answers,
+        day(4),
+    )
+}
+
+/// A self-completed assessment (version 1 of `instrument`) with `answers`, taken on
+/// `administered_on`, with no licensor's score.
+pub fn self_completed(
+    assessment_id: AssessmentId,
+    instrument: Instrument,
+    timepoint: Timepoint,
+    answers: Vec<i32>,
+    administered_on: NaiveDate,
+) -> AssessmentRecorded {
     AssessmentRecorded {
-        assessment_id: AssessmentId(id(200 + n)),
+        assessment_id,
         instrument,
         instrument_version: 1,
         timepoint,
         mode: AdministrationMode::SelfCompleted,
         answers,
         licensor_score: None,
-        administered_on: day(4),
+        administered_on,
+    }
+}
+
+/// [`APPOINTMENT`], booked by `mode` for 9 March 2026 at 14:00 UTC.
+pub fn booked(mode: ContactMode) -> AppointmentBooked {
+    AppointmentBooked {
+        appointment_id: APPOINTMENT,
+        scheduled_for: Utc
+            .with_ymd_and_hms(2026, 3, 9, 14, 0, 0)
+            .single()
+            .expect("time"),
+        mode,
+    }
+}
+
+/// A gap in Frome where no service for `need` exists, with no note.
+pub fn gap(gap_id: GapId, need: NeedDomain) -> ServiceGapRecorded {
+    ServiceGapRecorded {
+        gap_id,
+        need,
+        area: "Frome".to_owned(),
+        reason: GapReason::NoServiceExists,
+        note: None,
+    }
+}
+
+/// A case closed because its goals were met, with no note.
+pub fn goals_met() -> CaseClosed {
+    CaseClosed {
+        reason: ClosureReason::GoalsMet,
+        note: None,
     }
 }
 
@@ -189,14 +260,7 @@ pub fn command_pool() -> Vec<CaseCommand> {
             outcome: ConnectionOutcome::Attended,
             waiting_weeks: None,
         }),
-        CaseCommand::BookAppointment(AppointmentBooked {
-            appointment_id: APPOINTMENT,
-            scheduled_for: Utc
-                .with_ymd_and_hms(2026, 3, 9, 14, 0, 0)
-                .single()
-                .expect("time"),
-            mode: ContactMode::Phone,
-        }),
+        CaseCommand::BookAppointment(booked(ContactMode::Phone)),
         CaseCommand::RecordAttendance(AppointmentAttended {
             appointment_id: APPOINTMENT,
         }),
@@ -213,10 +277,7 @@ pub fn command_pool() -> Vec<CaseCommand> {
             progress: GoalProgress::Achieved,
             note: None,
         }),
-        CaseCommand::CloseCase(CaseClosed {
-            reason: ClosureReason::GoalsMet,
-            note: None,
-        }),
+        CaseCommand::CloseCase(goals_met()),
         CaseCommand::ReopenCase(CaseReopened { note: None }),
         CaseCommand::CorrectEntry(EntryCorrected {
             corrects: event_id(1),

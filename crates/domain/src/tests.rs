@@ -38,10 +38,7 @@ fn open_case() -> Vec<CaseEvent> {
 
 fn closed_case() -> Vec<CaseEvent> {
     let mut events = open_case();
-    events.push(CaseEvent::CaseClosed(CaseClosed {
-        reason: ClosureReason::GoalsMet,
-        note: None,
-    }));
+    events.push(CaseEvent::CaseClosed(goals_met()));
     events
 }
 
@@ -270,25 +267,9 @@ fn nothing_is_recorded_on_a_case_that_is_not_open() {
             need: NeedDomain::Housing,
             note: None,
         }),
-        CaseCommand::BookAppointment(AppointmentBooked {
-            appointment_id: APPOINTMENT,
-            scheduled_for: Utc
-                .with_ymd_and_hms(2026, 3, 9, 14, 0, 0)
-                .single()
-                .expect("time"),
-            mode: ContactMode::FaceToFace,
-        }),
-        CaseCommand::RecordServiceGap(ServiceGapRecorded {
-            gap_id: GapId(id(30)),
-            need: NeedDomain::Housing,
-            area: "Frome".to_owned(),
-            reason: GapReason::NoServiceExists,
-            note: None,
-        }),
-        CaseCommand::CloseCase(CaseClosed {
-            reason: ClosureReason::GoalsMet,
-            note: None,
-        }),
+        CaseCommand::BookAppointment(booked(ContactMode::FaceToFace)),
+        CaseCommand::RecordServiceGap(gap(GapId(id(30)), NeedDomain::Housing)),
+        CaseCommand::CloseCase(goals_met()),
     ];
     for command in commands {
         check(vec![], command.clone(), Expect::Refused("not_registered"));
@@ -839,14 +820,9 @@ fn a_correction_names_an_existing_event_of_this_client() {
 fn appointments_are_settled_once_and_transfers_change_the_worker() {
     let booked = with(
         open_case(),
-        [CaseEvent::AppointmentBooked(AppointmentBooked {
-            appointment_id: APPOINTMENT,
-            scheduled_for: Utc
-                .with_ymd_and_hms(2026, 3, 9, 14, 0, 0)
-                .single()
-                .expect("time"),
-            mode: ContactMode::FaceToFace,
-        })],
+        [CaseEvent::AppointmentBooked(booked(
+            ContactMode::FaceToFace,
+        ))],
     );
     let missed = CaseCommand::RecordDidNotAttend(AppointmentNotAttended {
         appointment_id: APPOINTMENT,
@@ -978,14 +954,7 @@ fn one_of_each() -> Vec<CaseEvent> {
             team_id: TEAM,
             reason: TransferReason::StaffLeft,
         }),
-        CaseEvent::AppointmentBooked(AppointmentBooked {
-            appointment_id: APPOINTMENT,
-            scheduled_for: Utc
-                .with_ymd_and_hms(2026, 3, 9, 14, 0, 0)
-                .single()
-                .expect("time"),
-            mode: ContactMode::HomeVisit,
-        }),
+        CaseEvent::AppointmentBooked(booked(ContactMode::HomeVisit)),
         CaseEvent::AppointmentAttended(AppointmentAttended {
             appointment_id: APPOINTMENT,
         }),
@@ -1495,10 +1464,7 @@ fn every_fact_is_dated_no_later_than_now_and_no_earlier_than_what_it_follows() {
     let accept = CaseCommand::AcceptReferral(ReferralAccepted {
         referral_id: REFERRAL,
     });
-    let close = CaseCommand::CloseCase(CaseClosed {
-        reason: ClosureReason::GoalsMet,
-        note: None,
-    });
+    let close = CaseCommand::CloseCase(goals_met());
     // A back-dated acceptance happened when the caller says (the fold puts the referral on
     // 1 March and every earlier fact on 10 March); now is 1 September.
     assert!(decide_at(&referred(), &accept, on(3, 5), None).is_ok());

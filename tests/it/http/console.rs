@@ -945,3 +945,325 @@ async fn an_administrator_sees_who_is_signed_in_and_ends_a_session() {
     assert_eq!(get(&server, &worker_again, "/console/admin").await.0, 403);
     server.stop().await;
 }
+
+/// The browser tests' own net: an error in the browser's console (a failed request, a script
+/// error) fails the test that reaches it, a page's own 4xx does not, and every page checked is
+/// photographed under `target/console-screenshots/`.
+#[tokio::test]
+async fn the_browser_tests_fail_on_console_errors_and_keep_a_screenshot_of_each_page() {
+    use futures_util::FutureExt;
+    let server = TestServer::start().await;
+    let browser = signed_in_browser(&server, &server.people.worker).await;
+    // A page that is not there answers 404: the page's own status, not an error in it.
+    browser
+        .goto(&format!("{}/console/people/not-a-person", server.base))
+        .await;
+    browser.assert_accessible("a page not found").await;
+    let shot = std::env::current_exe()
+        .expect("the test binary")
+        .ancestors()
+        .nth(3)
+        .expect("the target directory")
+        .join("console-screenshots")
+        .join("the_browser_tests_fail_on_console_errors_and_keep_a_screenshot_of_each_page--a_page_not_found.png");
+    let png = std::fs::read(&shot).expect("the screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG: {}", shot.display());
+
+    for (what, script) in [
+        ("a script error", "console.error('something broke');"),
+        (
+            "a failed request",
+            "fetch('/console/assets/missing.css').catch(() => {});",
+        ),
+    ] {
+        browser
+            .client
+            .execute(script, vec![])
+            .await
+            .expect("running the script");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let caught = std::panic::AssertUnwindSafe(browser.assert_no_console_errors())
+            .catch_unwind()
+            .await;
+        assert!(caught.is_err(), "{what} in the console was not caught");
+    }
+    browser.assert_no_console_errors().await;
+    server.stop().await;
+}
+
+/// A WEMWBS assessment of `client` answered `answers`, `days` ago.
+async fn assess(server: &TestServer, client: Uuid, timepoint: &str, answers: &[i32], days: i64) {
+    server
+        .ok(
+            &server.people.worker,
+            &super::journey::client_path(client, "assessments"),
+            serde_json::json!({
+                "assessment_id": Uuid::new_v4(), "instrument": "wemwbs", "instrument_version": 1,
+                "timepoint": timepoint, "mode": "self_completed", "answers": answers,
+                "licensor_score": null, "administered_on": super::journey::days_ago(days)
+            }),
+        )
+        .await;
+}
+
+/// A service gap for `client`'s `need` in Frome.
+async fn gap(server: &TestServer, client: Uuid, need: &str) {
+    server
+        .ok(
+            &server.people.worker,
+            &super::journey::client_path(client, "service-gaps"),
+            serde_json::json!({ "gap_id": Uuid::new_v4(), "need": need, "area": "Frome",
+                                "reason": "no_service_exists", "note": null }),
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn an_analyst_reads_the_service_gaps_and_two_rule_versions_side_by_side() {
+    let server = TestServer::start().await;
+    // Five people whose WEMWBS rose 5 points (no change under version 1's threshold of 9, an
+    // improvement under version 2's 3), each with a gap in physical activity; one gap in
+    // housing, too few to show.
+    let mut higher = vec![2; 14];
+    higher[..5].fill(3);
+    for _ in 0..5 {
+        let client = open_case(&server).await;
+        assess(&server, client, "baseline", &[2; 14], 29).await;
+        assess(&server, client, "follow_up", &higher, 0).await;
+        gap(&server, client, "physical_activity").await;
+    }
+    gap(&server, open_case(&server).await, "housing").await;
+    server.catch_up().await;
+    casebook::rebuild::rebuild(
+        &server.store,
+        casebook::rebuild::RebuildTarget::Outcomes { rules: 2 },
+        &casebook::rebuild::RebuildOptions {
+            switch: false,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("version 2 built beside version 1");
+
+    let analyst = server.people.analyst.clone();
+    let browser = signed_in_browser(&server, &analyst).await;
+    browser
+        .click_and_wait("nav[aria-label='Reports'] a[href^='/console/reports/gaps']")
+        .await;
+    assert_eq!(browser.text("h1").await, "Service gaps");
+    assert_eq!(
+        browser.texts("#gaps-by-need-table tbody tr").await,
+        ["physical activity 5", "housing Suppressed"]
+    );
+    let bars = browser
+        .client
+        .find_all(fantoccini::Locator::Css("svg.casebook-chart rect"))
+        .await
+        .expect("bars");
+    assert_eq!(
+        bars.len(),
+        1,
+        "a bar for physical activity, none for the suppressed"
+    );
+    let detail = browser.texts("#gaps-table tbody tr").await;
+    assert_eq!(detail.len(), 2, "{detail:?}");
+    assert!(
+        detail
+            .iter()
+            .any(|row| row.starts_with("physical activity Frome ") && row.ends_with(" 5")),
+        "{detail:?}"
+    );
+    browser.assert_accessible("the service-gap report").await;
+
+    // The file holds the figures the page shows.
+    let link = browser
+        .client
+        .find(fantoccini::Locator::Css("a[download]"))
+        .await
+        .expect("the CSV link")
+        .attr("href")
+        .await
+        .expect("its address")
+        .expect("an href");
+    let session = sign_in(&server, &analyst).await;
+    let (status, csv) = get(&server, &session, &link).await;
+    assert_eq!(status, 200, "{link}");
+    assert!(
+        csv.lines()
+            .any(|l| l.contains("physical_activity") && l.contains(",5,")),
+        "{csv}"
+    );
+
+    // Both versions side by side: by default the newest two, 2 (just built) and 3 (in use,
+    // with version 1's threshold of 9).
+    browser
+        .click_and_wait("nav[aria-label='Reports'] a[href^='/console/reports/compare']")
+        .await;
+    assert_eq!(browser.text("h1").await, "Rule versions side by side");
+    assert_eq!(
+        browser.texts("#differences-table th").await,
+        ["Figure", "Version 2", "Version 3"]
+    );
+    let differences = browser.texts("#differences-table tbody tr").await;
+    for expected in [
+        "measures.wemwbs.improved 5 0",
+        "measures.wemwbs.no_change 0 5",
+        "people.improved_on_any 5 0",
+    ] {
+        assert!(
+            differences.iter().any(|row| row == expected),
+            "{expected:?} not in {differences:?}"
+        );
+    }
+    assert!(
+        !differences.iter().any(|row| row.starts_with("referrals.")),
+        "the same referrals under both: {differences:?}"
+    );
+    browser
+        .assert_accessible("two rule versions side by side")
+        .await;
+
+    // A version with no figures is named at its field; what was typed is kept.
+    browser
+        .goto(&format!("{}/console/reports/compare?a=99&b=2", server.base))
+        .await;
+    let errors = browser.texts(".nhsuk-error-summary__list a").await;
+    assert!(
+        errors.len() == 1 && errors[0].starts_with("There are no figures under rules version 99"),
+        "{errors:?}"
+    );
+    assert_eq!(
+        browser
+            .client
+            .find(fantoccini::Locator::Css("#a"))
+            .await
+            .expect("field a")
+            .prop("value")
+            .await
+            .expect("its value"),
+        Some("99".to_owned())
+    );
+    browser.assert_accessible("a rule version refused").await;
+
+    // A link worker reads neither.
+    let worker = sign_in(&server, &server.people.worker).await;
+    for page in ["/console/reports/gaps", "/console/reports/compare"] {
+        assert_eq!(get(&server, &worker, page).await.0, 403, "{page}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_team_lead_reads_the_teams_workload_against_capacity() {
+    let server = TestServer::start().await;
+    for _ in 0..2 {
+        open_case(&server).await;
+    }
+    server.catch_up().await;
+    let browser = signed_in_browser(&server, &server.people.lead).await;
+    browser
+        .click_and_wait("a.nhsuk-header__navigation-link[href='/console/workload']")
+        .await;
+    assert_eq!(browser.text("h1").await, "Team workload");
+    let rows = browser.texts("#workload-table tbody tr").await;
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {rows:?}"))
+            .clone()
+    };
+    // Two open cases, two people this year, against the rules' default capacity.
+    let wyn = row("Wyn Worker");
+    assert!(wyn.starts_with("Wyn Worker 2 0 2 "), "{wyn}");
+    assert!(row("Wren Worker").starts_with("Wren Worker 0 0 0 "));
+    assert!(
+        !rows.iter().any(|r| r.starts_with("Ola Worker")),
+        "another team's worker: {rows:?}"
+    );
+    browser.assert_accessible("the team's workload").await;
+
+    // No one else reads it.
+    let worker = sign_in(&server, &server.people.worker).await;
+    assert_eq!(get(&server, &worker, "/console/workload").await.0, 403);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_administrator_revokes_a_token_and_deactivates_an_account() {
+    let server = TestServer::start().await;
+    let worker = server.people.worker.clone();
+    let worker_session = sign_in(&server, &worker).await;
+    let browser = signed_in_browser(&server, &server.people.admin).await;
+    browser
+        .click_and_wait(&format!(
+            "#staff-table a[href='/console/admin/staff/{}']",
+            worker.staff_id
+        ))
+        .await;
+    assert_eq!(browser.text("h1").await, "Wyn Worker");
+    let tokens = browser.texts("#tokens-table tbody tr").await;
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert!(tokens[0].contains("Live"), "{tokens:?}");
+    browser
+        .assert_accessible("a staff member's credentials")
+        .await;
+    assert_eq!(
+        server
+            .call(Some(&worker), "GET", "/api/v1/caseload", None, &[])
+            .await
+            .status,
+        200
+    );
+
+    browser.click_and_wait("#tokens-table button").await;
+    assert_eq!(
+        browser.text(".nhsuk-notification-banner__heading").await,
+        "Token revoked"
+    );
+    assert!(
+        browser.texts("#tokens-table tbody tr").await[0].contains("Revoked"),
+        "the token's row says so"
+    );
+    assert_eq!(
+        server
+            .call(Some(&worker), "GET", "/api/v1/caseload", None, &[])
+            .await
+            .status,
+        401
+    );
+
+    // Deactivated, the worker's console session ends at their next request.
+    assert_eq!(
+        get(&server, &worker_session, "/console/caseload").await.0,
+        200
+    );
+    browser.click_and_wait("#deactivate").await;
+    assert_eq!(
+        browser.text(".nhsuk-notification-banner__heading").await,
+        "Account deactivated"
+    );
+    assert_eq!(
+        get(&server, &worker_session, "/console/caseload").await.0,
+        401
+    );
+    browser.assert_accessible("a deactivated account").await;
+
+    // Another organisation's administrator cannot see them, nor can a link worker.
+    let foreign = sign_in(&server, &server.people.foreign_admin).await;
+    let page = format!("/console/admin/staff/{}", worker.staff_id);
+    assert_eq!(get(&server, &foreign, &page).await.0, 404);
+    let colleague = sign_in(&server, &server.people.worker2).await;
+    assert_eq!(get(&server, &colleague, &page).await.0, 403);
+    // Nor change them: a revoke-all from the other organisation is refused, with its token.
+    let foreign_page = get(&server, &foreign, "/console/admin").await.1;
+    let refused = post(
+        &server,
+        &foreign,
+        &format!("{page}/revoke-all"),
+        None,
+        &[("csrf", hidden(&foreign_page, "csrf").as_str())],
+    )
+    .await;
+    assert_eq!(refused, 404);
+    server.stop().await;
+}

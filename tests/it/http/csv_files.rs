@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::journey::{client_path, intake, open_case, wemwbs};
+use super::journey::{client_path, intake, open_case, referred, wemwbs};
 use super::{Person, Reply, TestServer};
 
 /// A file's table, read back as a spreadsheet importer would: the notes skipped, the header
@@ -910,13 +910,7 @@ async fn a_report_as_it_was_known_and_its_explanation_as_csv_hold_the_json_cell_
     let sent = super::published::log_now(&server).await;
     // Two referrals entered after the report was sent.
     for _ in 0..2 {
-        server
-            .ok(
-                &server.people.referrer,
-                &client_path(Uuid::new_v4(), "referrals"),
-                intake(Uuid::new_v4(), "gp"),
-            )
-            .await;
+        referred(&server).await;
     }
     server.catch_up().await;
 

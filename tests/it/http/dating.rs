@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::journey::{assign, client_path};
+use super::journey::{assign, client_path, whole_journey};
 use super::{Person, Reply, TestServer};
 
 fn at(month: u32, day: u32, hour: u32) -> DateTime<Utc> {
@@ -32,16 +32,9 @@ fn refused(reply: &Reply, status: u16, field: &str) {
 }
 
 async fn journey(server: &TestServer, client: Uuid, query: &str) -> Value {
-    let reply = server
-        .read(
-            &server.people.auditor,
-            &format!(
-                "{}?limit=500&purpose=data_quality{query}",
-                client_path(client, "journey")
-            ),
-        )
-        .await;
-    reply.body
+    whole_journey(server, client, &format!("&purpose=data_quality{query}"))
+        .await
+        .body
 }
 
 fn entry<'a>(journey: &'a Value, event_type: &str) -> &'a Value {

@@ -106,6 +106,33 @@ pub async fn refer_new(server: &TestServer, who: &Person) -> (Uuid, Reply) {
     (client, reply)
 }
 
+/// The auditor's read of `client`'s whole journey (500 entries at most), with `query` (`&`
+/// and more parameters) added; insists on 200.
+pub async fn whole_journey(server: &TestServer, client: Uuid, query: &str) -> Reply {
+    let path = format!("{}?limit=500{query}", client_path(client, "journey"));
+    server.read(&server.people.auditor, &path).await
+}
+
+/// The referrer refers a new person from a GP; the client and referral ids.
+pub async fn referred(server: &TestServer) -> (Uuid, Uuid) {
+    let (client, referral) = (Uuid::new_v4(), Uuid::new_v4());
+    server
+        .ok(
+            &server.people.referrer,
+            &client_path(client, "referrals"),
+            intake(referral, "gp"),
+        )
+        .await;
+    (client, referral)
+}
+
+/// `who` refers a new client with `body`; the reply, whatever its status.
+pub async fn refer(server: &TestServer, who: &Person, body: Value) -> Reply {
+    server
+        .post(who, &client_path(Uuid::new_v4(), "referrals"), body)
+        .await
+}
+
 /// Refers `client` with `body` as the first of `by` and has the second (a lead) accept
 /// `referral`; returns the referral's reply.
 pub async fn refer_and_accept(
@@ -474,13 +501,7 @@ async fn dates_that_cannot_be_in_the_future_are_refused() {
     assert_eq!(contact.body["errors"][0]["field"], "contacted_at");
     let mut referral = intake(Uuid::new_v4(), "gp");
     referral["referral"]["received_on"] = json!(days_ago(-3));
-    let refused = server
-        .post(
-            &server.people.referrer,
-            &client_path(Uuid::new_v4(), "referrals"),
-            referral,
-        )
-        .await;
+    let refused = refer(&server, &server.people.referrer, referral).await;
     assert_eq!(refused.status, 422);
     assert_eq!(refused.body["errors"][0]["field"], "referral.received_on");
     // An appointment may be booked ahead.
@@ -578,15 +599,7 @@ async fn every_read_of_a_record_is_audited_and_auditors_see_who_read() {
 async fn a_referrer_follows_their_own_referral_and_no_one_elses() {
     let server = TestServer::start().await;
     let people = server.people.clone();
-    let client = Uuid::new_v4();
-    let referral = Uuid::new_v4();
-    server
-        .ok(
-            &people.referrer,
-            &client_path(client, "referrals"),
-            intake(referral, "gp"),
-        )
-        .await;
+    let (client, referral) = referred(&server).await;
     let status_path = format!("{}/{referral}", client_path(client, "referrals"));
     let pending = server.read(&people.referrer, &status_path).await;
     assert_eq!(pending.body["status"], "pending");
@@ -850,13 +863,7 @@ async fn a_command_names_only_staff_the_caller_may_name() {
     );
     let mut someone_else = intake(Uuid::new_v4(), "gp");
     someone_else["referral"]["referrer"]["staff_id"] = json!(people.lead.staff_id);
-    let refused = server
-        .post(
-            &people.referrer,
-            &client_path(Uuid::new_v4(), "referrals"),
-            someone_else,
-        )
-        .await;
+    let refused = refer(&server, &people.referrer, someone_else).await;
     assert_eq!(refused.status, 422, "{:#}", refused.body);
     assert_eq!(
         refused.body["errors"][0]["field"],

@@ -211,24 +211,12 @@ async fn every_route_names_the_bad_field_and_writes_nothing() {
     // Nested fields are named by their path.
     let mut referral = super::journey::intake(Uuid::new_v4(), "gp");
     referral["referral"]["reasons"] = json!(["mental_wellbeing", "boredom"]);
-    let reply = server
-        .post(
-            &people.referrer,
-            &client_path(Uuid::new_v4(), "referrals"),
-            referral,
-        )
-        .await;
+    let reply = super::journey::refer(&server, &people.referrer, referral).await;
     assert_eq!(reply.status, 400);
     assert_eq!(field(&reply), "referral.reasons[1]", "{:#}", reply.body);
     let mut nhs = super::journey::intake(Uuid::new_v4(), "gp");
     nhs["client"]["personal"]["nhs_number"] = json!("943 476 5918");
-    let reply = server
-        .post(
-            &people.referrer,
-            &client_path(Uuid::new_v4(), "referrals"),
-            nhs,
-        )
-        .await;
+    let reply = super::journey::refer(&server, &people.referrer, nhs).await;
     assert_eq!(reply.status, 400);
     assert_eq!(
         field(&reply),

@@ -214,3 +214,69 @@ async fn behind_a_trusted_proxy_the_forwarded_caller_is_counted_and_kept_from_me
     handle.stop(true).await;
     server.stop().await;
 }
+
+/// The console's sign-in links share the API's allowance: a caller whose links keep opening
+/// nothing is turned away (429 with `Retry-After`), even with a good link, and then with a
+/// bearer token too; the loopback address is not counted.
+#[tokio::test]
+async fn a_source_guessing_sign_in_links_is_turned_away_as_a_token_guesser_is() {
+    let server = TestServer::start().await;
+    let state = api::http::AppState::with_clock(server.store.clone(), app::Clock::system());
+    let app = casebook::Application::build("0.0.0.0:0", state).expect("binding");
+    let port = app.address().port();
+    let (base, local_base) = (
+        format!("http://{}:{port}", outward_address()),
+        format!("http://127.0.0.1:{port}"),
+    );
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let sign_in = |base: &str, code: String| {
+        let request = http
+            .post(format!("{base}/console/sign-in"))
+            .form(&[("code", code)]);
+        async move {
+            let reply = request.send().await.expect("an answer");
+            let retry = reply
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            (reply.status().as_u16(), retry)
+        }
+    };
+    let guess = |n: usize| format!("cbl_{}_{n:064}", uuid::Uuid::new_v4().simple());
+    for n in 0..30 {
+        assert_eq!(sign_in(&base, guess(n)).await.0, 401, "attempt {n}");
+    }
+    let (status, wait) = sign_in(&base, guess(31)).await;
+    assert_eq!(status, 429);
+    assert!(wait.is_some_and(|w| (1..=60).contains(&w)), "{wait:?}");
+    // A good link from there waits too, unspent; so does a good bearer token.
+    let admin = server.db.admin_client().await;
+    let worker = server.people.worker.clone();
+    let good = app::sessions::create_sign_in_link(
+        &admin,
+        worker.staff_id,
+        chrono::Duration::hours(1),
+        None,
+    )
+    .await
+    .expect("a link")
+    .code;
+    assert_eq!(sign_in(&base, good.clone()).await.0, 429);
+    let api = http
+        .get(format!("{base}/api/v1/caseload"))
+        .bearer_auth(&worker.token)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(api.status().as_u16(), 429, "one allowance for both");
+    // From this machine the link still works: it was not spent by the refusal.
+    assert_eq!(sign_in(&local_base, good).await.0, 303);
+    handle.stop(true).await;
+    server.stop().await;
+}

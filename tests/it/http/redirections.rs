@@ -2,30 +2,18 @@
 //! the outcome report; redirections stored before destinations were coded (schema v1, words)
 //! still read, and count as `uncoded`, without their words.
 
-use eventstore::{AppendRequest, ExpectedVersion, Metadata, NewEvent};
+use eventstore::{AppendRequest, ExpectedVersion, Metadata};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::journey::{client_path, intake};
+use super::journey::{client_path, referred};
 use super::{Reply, TestServer};
+use crate::support::{event, metadata, request};
 
 #[track_caller]
 fn refused(reply: &Reply, field: &str) {
     assert_eq!(reply.status, 422, "{:#}", reply.body);
     assert_eq!(reply.body["errors"][0]["field"], field, "{:#}", reply.body);
-}
-
-/// Refers a new person; returns the client and referral ids.
-async fn referred(server: &TestServer) -> (Uuid, Uuid) {
-    let (client, referral) = (Uuid::new_v4(), Uuid::new_v4());
-    server
-        .ok(
-            &server.people.referrer,
-            &client_path(client, "referrals"),
-            intake(referral, "gp"),
-        )
-        .await;
-    (client, referral)
 }
 
 async fn redirect(server: &TestServer, client: Uuid, referral: Uuid, destination: Value) -> Reply {
@@ -53,26 +41,21 @@ async fn stored_as_v1(server: &TestServer, client: Uuid, referral: Uuid, words: 
     server
         .store
         .append(AppendRequest {
-            stream_id: client,
-            stream_type: "client".to_owned(),
-            expected: ExpectedVersion::Any,
-            events: vec![NewEvent {
-                event_id: Uuid::new_v4(),
-                event_type: "ReferralRedirected".to_owned(),
-                schema_version: 1,
-                payload: json!({ "referral_id": referral, "redirected_to": words, "note": null }),
-                personal_paths: Vec::new(),
-            }],
             metadata: Metadata {
                 actor_id: server.people.lead.staff_id,
                 actor_role: "team_lead".to_owned(),
                 organisation_id: server.people.lead.organisation_id,
-                correlation_id: Uuid::new_v4(),
-                causation_id: None,
                 occurred_at: chrono::Utc::now(),
+                ..metadata()
             },
-            idempotency_key: None,
-            fingerprint: None,
+            ..request(
+                client,
+                ExpectedVersion::Any,
+                vec![event(
+                    "ReferralRedirected",
+                    json!({ "referral_id": referral, "redirected_to": words, "note": null }),
+                )],
+            )
         })
         .await
         .expect("a v1 redirection appended");

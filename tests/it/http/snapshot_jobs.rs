@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::TestServer;
-use super::journey::{client_path, intake};
+use super::journey::referred;
 use super::published::{log_now, snapshot_report, when_built};
 
 /// Registers a snapshot as a build that was interrupted: `running`, with a stray figures row
@@ -50,13 +50,7 @@ async fn an_interrupted_snapshot_is_built_again_at_start_unless_another_instance
     let people = &server.people;
     let organisation = people.lead.organisation_id;
     for _ in 0..6 {
-        server
-            .ok(
-                &people.referrer,
-                &client_path(Uuid::new_v4(), "referrals"),
-                intake(Uuid::new_v4(), "gp"),
-            )
-            .await;
+        referred(&server).await;
     }
     server.catch_up().await;
     let (left, _) = interrupted(&server, organisation, true).await;

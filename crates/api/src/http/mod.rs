@@ -136,6 +136,24 @@ impl AppState {
         ))
     }
 
+    /// How long the caller of `req` must wait before another credential is looked at, if it
+    /// is turned away now: the bad-token count, which the console's sign-in shares, so a
+    /// guesser has one allowance however they guess.
+    pub fn credential_wait(&self, req: &HttpRequest) -> Option<std::time::Duration> {
+        let source = self
+            .client_address(req)
+            .filter(|ip| throttle::counted(*ip))?;
+        self.throttle.blocked(source, Instant::now())
+    }
+
+    /// Counts a credential from the caller of `req` that opened nothing (a console sign-in
+    /// link that is spent, expired or was never issued), as a bad token is counted.
+    pub fn credential_failed(&self, req: &HttpRequest) {
+        if let Some(source) = self.client_address(req).filter(|ip| throttle::counted(*ip)) {
+            count_failure(self, source);
+        }
+    }
+
     /// The same state, `/metrics` also open to callers from other addresses who send
     /// `Authorization: Bearer <token>`.
     pub fn with_metrics_token(mut self, token: Option<String>) -> AppState {

@@ -283,19 +283,12 @@ async fn closed_client(store: &eventstore::EventStore, years: i64) -> uuid::Uuid
                 personal: PersonalDetails::named("Hester", "Fairbrother"),
                 area: "Frome".to_owned(),
             })),
-            referral: ReferralReceived {
-                referral_id: referral,
-                source: ReferralSource::Gp,
-                referrer: Referrer {
-                    staff_id: None,
-                    name: None,
-                    organisation: None,
-                },
-                reasons: vec![NeedDomain::LonelinessIsolation],
-                urgency: Urgency::Routine,
-                received_on: at.date_naive(),
-                note: None,
-            },
+            referral: testing::unnamed_referral(
+                referral,
+                ReferralSource::Gp,
+                vec![NeedDomain::LonelinessIsolation],
+                at.date_naive(),
+            ),
         },
         CaseCommand::AcceptReferral(ReferralAccepted {
             referral_id: referral,
@@ -304,10 +297,7 @@ async fn closed_client(store: &eventstore::EventStore, years: i64) -> uuid::Uuid
             link_worker_id: StaffId(uuid::Uuid::new_v4()),
             team_id: TeamId(uuid::Uuid::new_v4()),
         }),
-        CaseCommand::CloseCase(CaseClosed {
-            reason: ClosureReason::GoalsMet,
-            note: None,
-        }),
+        CaseCommand::CloseCase(testing::goals_met()),
     ];
     for command in commands {
         let metadata = eventstore::Metadata {
