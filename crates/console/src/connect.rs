@@ -175,7 +175,7 @@ pub(crate) fn choice<T: serde::Serialize + Copy>(
             fieldset class="nhsuk-fieldset" aria-describedby=[error.map(|_| format!("{id}-error"))] {
                 legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { (legend) }
                 (error_message(error))
-                (radios_at(id, name, all, label, Some(chosen), false))
+                (radios_at((id, name), (all, label), Some(chosen), false))
             }
         }
     }

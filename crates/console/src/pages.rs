@@ -875,15 +875,13 @@ fn radios<T: serde::Serialize + Copy>(
     chosen: Option<&str>,
     inline: bool,
 ) -> Markup {
-    radios_at(name, name, all, label, chosen, inline)
+    radios_at((name, name), (all, label), chosen, inline)
 }
 
 /// The same, their ids starting `id` (for a page with the same form more than once).
 pub(crate) fn radios_at<T: serde::Serialize + Copy>(
-    id: &str,
-    name: &str,
-    all: &[T],
-    label: impl Fn(T) -> &'static str,
+    (id, name): (&str, &str),
+    (all, label): (&[T], impl Fn(T) -> &'static str),
     chosen: Option<&str>,
     inline: bool,
 ) -> Markup {
