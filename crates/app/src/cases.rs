@@ -245,6 +245,12 @@ impl CaseService {
         &self.clock
     }
 
+    /// Where a redirected referral may be said to have gone, when not to a listed service: the
+    /// destination codes of the recording rules commands are held to, with their names.
+    pub fn redirect_destinations(&self) -> &[projector::rules::DestinationCode] {
+        &self.recording.destinations
+    }
+
     /// The event store.
     pub fn store(&self) -> &EventStore {
         &self.store

@@ -168,6 +168,16 @@ impl DirectoryService {
         }
     }
 
+    /// The directory as `cases` reads and writes: its store and clock, its searches waiting
+    /// for `after` and read from where the case service reads (its read wait, its replica).
+    pub fn beside(cases: &crate::CaseService) -> Self {
+        DirectoryService {
+            store: cases.store().clone(),
+            clock: cases.clock().clone(),
+            freshness: cases.freshness().clone(),
+        }
+    }
+
     /// The same directory, its searches waiting for `after` as `wait` says.
     pub fn with_read_wait(mut self, wait: crate::ReadWait) -> Self {
         self.freshness = self.freshness.with_wait(wait);

@@ -6,9 +6,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::{
-    AppointmentStatus, CaseEvent, CaseStatus, ClientId, ConsentScope, GoalId, GoalProgress,
-    Instrument, NeedDomain, PersonalDetails, ReferralId, ReferralSource, ReferralStatus, ServiceId,
-    Timepoint,
+    AppointmentStatus, CaseEvent, CaseStatus, ClientId, ConnectionKind, ConnectionOutcome,
+    ConsentScope, GoalId, GoalProgress, Instrument, NeedDomain, PersonalDetails, ReferralId,
+    ReferralSource, ReferralStatus, ServiceId, Timepoint,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -166,6 +166,10 @@ pub struct ClientRecord {
     /// API client reads them from the journey.
     #[serde(skip)]
     pub plan: Plan,
+    /// Each onward connection, oldest first, with what came of it (for the web console; not
+    /// part of the API's answer).
+    #[serde(skip)]
+    pub onward: Vec<OnwardConnection>,
 }
 
 /// A person's plan as the record holds it now (corrections applied), oldest first.
@@ -204,6 +208,28 @@ pub struct TakenAssessment {
     pub instrument: Instrument,
     pub timepoint: Timepoint,
     pub administered_on: NaiveDate,
+}
+
+/// An onward connection as the record shows it (corrections applied).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OnwardConnection {
+    pub connection_id: Uuid,
+    pub service_id: Uuid,
+    /// The service's name in the directory, when it is listed there.
+    pub service_name: Option<String>,
+    pub need: NeedDomain,
+    pub kind: ConnectionKind,
+    /// What came of it, as last recorded.
+    pub outcome: Option<ConnectionOutcome>,
+    /// For a waiting list: how many weeks.
+    pub waiting_weeks: Option<u32>,
+}
+
+impl OnwardConnection {
+    /// Whether its outcome is still to come: none recorded yet, or a waiting list.
+    pub fn open(&self) -> bool {
+        matches!(self.outcome, None | Some(ConnectionOutcome::WaitingList))
+    }
 }
 
 /// A page of a client's journey.
@@ -299,6 +325,7 @@ impl CaseService {
         let mut area = None;
         let mut referrals = Vec::new();
         let mut plan = Plan::default();
+        let mut onward: Vec<OnwardConnection> = Vec::new();
         for event in history.corrected() {
             match event {
                 CaseEvent::ClientRegistered(registered) => {
@@ -340,9 +367,28 @@ impl CaseService {
                     timepoint: c.timepoint,
                     administered_on: c.administered_on,
                 }),
+                CaseEvent::OnwardConnectionMade(made) => onward.push(OnwardConnection {
+                    connection_id: made.connection_id.0,
+                    service_id: made.service_id.0,
+                    service_name: None,
+                    need: made.need,
+                    kind: made.kind,
+                    outcome: None,
+                    waiting_weeks: None,
+                }),
+                CaseEvent::ConnectionOutcomeRecorded(outcome) => {
+                    if let Some(c) = onward
+                        .iter_mut()
+                        .find(|c| c.connection_id == outcome.connection_id.0)
+                    {
+                        c.outcome = Some(outcome.outcome);
+                        c.waiting_weeks = outcome.waiting_weeks;
+                    }
+                }
                 _ => {}
             }
         }
+        self.name_services(&mut onward).await?;
         let state = &loaded.state;
         plan.consents = state
             .consents
@@ -371,7 +417,31 @@ impl CaseService {
             assessments: state.assessments.len(),
             connections: state.connections.len(),
             plan,
+            onward,
         })
+    }
+
+    /// Names each connection's service as the directory lists it now.
+    async fn name_services(&self, onward: &mut [OnwardConnection]) -> Result<(), AppError> {
+        if onward.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = onward.iter().map(|c| c.service_id).collect();
+        let client = self.store().pool().get().await?;
+        let rows = client
+            .query(
+                "SELECT service_id, name FROM directory_services WHERE service_id = ANY($1)",
+                &[&ids],
+            )
+            .await?;
+        for row in &rows {
+            let id: Uuid = row.get(0);
+            let name: String = row.get(1);
+            for c in onward.iter_mut().filter(|c| c.service_id == id) {
+                c.service_name = Some(name.clone());
+            }
+        }
+        Ok(())
     }
 
     /// A page of a client's journey as `view` selects it (the policy is asked about the record

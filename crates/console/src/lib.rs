@@ -140,7 +140,28 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route("/appointments", web::post().to(book_appointment))
                     .route("/appointments/outcome", web::post().to(appointment_outcome))
                     .configure(plan::routes)
-                    .configure(assessment::routes),
+                    .configure(assessment::routes)
+                    .route("/connect", web::get().to(connect::search))
+                    .route(
+                        "/connections",
+                        web::post().to(connect::post::<connect::ConnectForm>),
+                    )
+                    .route(
+                        "/connections/outcome",
+                        web::post().to(connect::post::<connect::OutcomeForm>),
+                    )
+                    .route("/gap", web::get().to(connect::gap_page))
+                    .route("/gaps", web::post().to(connect::post::<connect::GapForm>))
+                    .route("/close", web::get().to(closure::close_page))
+                    .route(
+                        "/close",
+                        web::post().to(connect::post::<closure::CloseForm>),
+                    )
+                    .route("/redirect", web::get().to(closure::redirect_page))
+                    .route(
+                        "/redirect",
+                        web::post().to(connect::post::<closure::RedirectForm>),
+                    ),
             )
             .route("/console/triage", web::get().to(triage))
             .route("/console/workload", web::get().to(team::workload))
@@ -367,6 +388,8 @@ macro_rules! person_form {
 
 // After the macros above, which their handlers use.
 mod assessment;
+mod closure;
+mod connect;
 mod plan;
 mod reports;
 mod staff;
@@ -631,6 +654,11 @@ fn banner(done: Option<&str>) -> Option<&'static str> {
         "assessment" => Some("Assessment recorded"),
         "consent" => Some("Consent recorded"),
         "consent_withdrawn" => Some("Consent withdrawn"),
+        "connected" => Some("Onward connection recorded"),
+        "outcome" => Some("Connection outcome recorded"),
+        "gap" => Some("Service gap recorded"),
+        "closed" => Some("Case closed"),
+        "redirected" => Some("Referral redirected"),
         _ => None,
     }
 }
@@ -700,6 +728,40 @@ async fn run(
     idempotency_key: Option<String>,
     done: &str,
 ) -> HttpResponse {
+    let blank = Entered::blank(console);
+    match send(req, console, session, client, command, idempotency_key).await {
+        Sent::Done => see_other(&format!("/console/people/{}?done={done}", client.0)),
+        Sent::Refused { field, message } => {
+            let field = forms::form_field(field.unwrap_or("decision"));
+            let errors = [FieldError::new(field, message)];
+            person_page(req, console, session, client, &blank, &errors, None).await
+        }
+        Sent::Failed(response) => response,
+    }
+}
+
+/// What became of a form's command.
+pub(crate) enum Sent {
+    Done,
+    /// Refused by the application: the command's field it names (if any), and why, in words
+    /// without the field's name.
+    Refused {
+        field: Option<&'static str>,
+        message: String,
+    },
+    /// Not carried out for another reason: the page that says so.
+    Failed(HttpResponse),
+}
+
+/// Carries out a form's command for the session (once for its `idempotency_key`).
+pub(crate) async fn send(
+    req: &HttpRequest,
+    console: &Console,
+    session: &ConsoleSession,
+    client: ClientId,
+    command: &domain::CaseCommand,
+    idempotency_key: Option<String>,
+) -> Sent {
     let request = StaffCommand {
         idempotency_key,
         fingerprint: None,
@@ -708,32 +770,28 @@ async fn run(
         occurred_at: None,
         late_entry_reason: None,
     };
-    let blank = Entered::blank(console);
-    let refused =
-        |field: &str, message: String| [FieldError::new(forms::form_field(field), message)];
     match console
         .cases
         .execute_as(&session.principal, client, command, request)
         .await
     {
-        Ok(_) => see_other(&format!("/console/people/{}?done={done}", client.0)),
+        Ok(_) => Sent::Done,
         Err(CommandError::Refused(refusal)) => {
-            let field = refusal.field().unwrap_or("decision");
+            let field = refusal.field();
             // The domain's message names its field first ("occurred_at: ..."): the page shows
             // the message at the form's field instead.
             let text = refusal.to_string();
-            let message = text
-                .strip_prefix(&format!("{field}: "))
-                .map(str::to_owned)
-                .unwrap_or(text);
-            let errors = refused(field, message);
-            person_page(req, console, session, client, &blank, &errors, None).await
+            let message = match field.and_then(|f| text.strip_prefix(&format!("{f}: "))) {
+                Some(rest) => rest.to_owned(),
+                None => text,
+            };
+            Sent::Refused { field, message }
         }
-        Err(CommandError::Invalid { field, message }) => {
-            let errors = refused(field, message);
-            person_page(req, console, session, client, &blank, &errors, None).await
-        }
-        Err(e) => failure(Some(session), &AppError::from(e)),
+        Err(CommandError::Invalid { field, message }) => Sent::Refused {
+            field: Some(field),
+            message,
+        },
+        Err(e) => Sent::Failed(failure(Some(session), &AppError::from(e))),
     }
 }
 

@@ -362,11 +362,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
         triage,
         workers,
     } = *view;
-    let name = match &record.personal {
-        Some(p) => format!("{} {}", p.given_name, p.family_name),
-        None if record.erased => "Personal details erased".to_owned(),
-        None => format!("Person {}", short(record.client_id)),
-    };
+    let name = person_name(record);
     layout(
         &name,
         Some(who),
@@ -392,6 +388,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
             @if triage {
                 @for referral in record.referrals.iter().filter(|r| r.status == ReferralStatus::Pending) {
                     (decision_form(who, record, referral, errors))
+                    (crate::closure::redirect_link(record))
                 }
                 @if matches!(record.status, CaseStatus::Open | CaseStatus::Referred) && !workers.is_empty() {
                     (assignment_form(who, record, workers, errors))
@@ -402,6 +399,8 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
                 (contact_form(who, record, form, errors))
             }
             (crate::plan::summary(record))
+            (crate::connect::section(who, record))
+            (crate::closure::close_link(record))
             h2 class="nhsuk-heading-m" id="journey" { "Journey" }
             ol class="nhsuk-list" {
                 @for entry in journey.entries.iter().rev() {
@@ -431,6 +430,15 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
             }
         },
     )
+}
+
+/// What a person's pages call them: their name, or who they are without one.
+pub(crate) fn person_name(record: &ClientRecord) -> String {
+    match &record.personal {
+        Some(p) => format!("{} {}", p.given_name, p.family_name),
+        None if record.erased => "Personal details erased".to_owned(),
+        None => format!("Person {}", short(record.client_id)),
+    }
 }
 
 fn worker_name(id: Option<Uuid>, workers: &[WorkerLoad]) -> String {
@@ -868,11 +876,21 @@ pub(crate) fn radios<T: serde::Serialize + Copy>(
     chosen: Option<&str>,
     inline: bool,
 ) -> Markup {
+    radios_at((name, name), (all, label), chosen, inline)
+}
+
+/// The same, their ids starting `id` (for a page with the same form more than once).
+pub(crate) fn radios_at<T: serde::Serialize + Copy>(
+    (id, name): (&str, &str),
+    (all, label): (&[T], impl Fn(T) -> &'static str),
+    chosen: Option<&str>,
+    inline: bool,
+) -> Markup {
     html! {
         div class={"nhsuk-radios" @if inline { " nhsuk-radios--inline" }} {
             @for (i, value) in all.iter().enumerate() {
                 @let code = domain::code(value);
-                @let id = if i == 0 { name.to_owned() } else { format!("{name}-{code}") };
+                @let id = if i == 0 { id.to_owned() } else { format!("{id}-{code}") };
                 div class="nhsuk-radios__item" {
                     input class="nhsuk-radios__input" id=(id) name=(name) type="radio" value=(code)
                         checked[chosen == Some(code.as_str())];

@@ -5,6 +5,7 @@
 mod after;
 mod cohort;
 mod console;
+mod console_connect;
 mod console_oidc;
 mod console_plan;
 mod csv_files;

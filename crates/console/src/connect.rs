@@ -1,0 +1,933 @@
+//! Onward connections: a search of the directory with a form to connect the person to each
+//! service found, what came of each connection (on the person's page), and a service gap when
+//! no service fits. The application decides; these pages read the forms and show its answer.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use app::AppError;
+use app::directory::{DirectoryEntry, DirectoryService, SearchRequest};
+use app::records::{ClientRecord, OnwardConnection, ReadContext, ReadPurpose};
+use app::sessions::ConsoleSession;
+use domain::directory::Availability;
+use domain::{
+    CaseCommand, CaseStatus, ClientId, ConnectionId, ConnectionKind, ConnectionOutcome,
+    ConnectionOutcomeRecorded, GapId, GapReason, NeedDomain, OnwardConnectionMade,
+    ServiceGapRecorded, ServiceId,
+};
+use maud::{Markup, html};
+use uuid::Uuid;
+
+use crate::forms::{self, FieldError, NOTE_LIMIT, coded, form_id, text};
+use crate::pages::{
+    capitalise, csrf_field, error_for, error_message, error_summary, group_class, layout,
+    person_name, radios_at,
+};
+use crate::{
+    Console, Sent, client_id, failure, form_session, page, request_id, see_other, send, session,
+};
+
+/// The person's record, read for direct care (audited, and refused to whoever may not read
+/// it), or the page that says why not.
+pub(crate) async fn record(
+    req: &HttpRequest,
+    console: &Console,
+    session: &ConsoleSession,
+    client: ClientId,
+) -> Result<ClientRecord, HttpResponse> {
+    let read = ReadContext::new(Some(ReadPurpose::DirectCare), request_id(req));
+    console
+        .cases
+        .record(&session.principal, client, &read)
+        .await
+        .map_err(|e| failure(Some(session), &e))
+}
+
+/// 422 when there is something to put right.
+pub(crate) fn status(errors: &[FieldError]) -> StatusCode {
+    if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    }
+}
+
+/// The signed-in session and the record of the person a page is about (read for direct care,
+/// audited), or the page to show instead.
+pub(crate) async fn viewer(
+    req: &HttpRequest,
+    console: &Console,
+    path: &str,
+) -> Result<(ConsoleSession, ClientRecord), HttpResponse> {
+    let session = session(req, console).await?;
+    let Some(client) = client_id(path) else {
+        return Err(failure(
+            Some(&session),
+            &AppError::NotFound("no such person".into()),
+        ));
+    };
+    let record = record(req, console, &session, client).await?;
+    Ok((session, record))
+}
+
+/// A form about one person, on a page of its own (or shown again there when refused).
+pub(crate) trait PersonForm: Sized {
+    /// What it did, for the banner of the person's page (`done=`).
+    const DONE: &'static str;
+
+    /// The form as sent.
+    fn from_fields(fields: &HashMap<String, String>) -> Self;
+
+    /// The command it asks for, or what to put right.
+    fn command(&self) -> Result<CaseCommand, Vec<FieldError>>;
+
+    /// Its idempotency key, from the id it was drawn with: sent twice, it is done once.
+    fn key(&self) -> String;
+
+    /// The form's field for the application's refusal of the command's `field`.
+    fn refused_at(&self, field: Option<&str>) -> String;
+
+    /// The page again, with the form as typed and `errors`.
+    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse;
+}
+
+/// Where a person's form is shown: the console, who is signed in, and the person's record as
+/// they may read it.
+#[derive(Clone, Copy)]
+pub(crate) struct Shown<'a> {
+    pub console: &'a Console,
+    pub session: &'a ConsoleSession,
+    pub record: &'a ClientRecord,
+}
+
+/// A person's form on its own page, as `form` has it.
+pub(crate) async fn show<F: PersonForm>(
+    req: &HttpRequest,
+    console: &Console,
+    path: &str,
+    form: &F,
+) -> HttpResponse {
+    match viewer(req, console, path).await {
+        Ok((session, record)) => {
+            let on = Shown {
+                console,
+                session: &session,
+                record: &record,
+            };
+            form.again(&on, &[]).await
+        }
+        Err(response) => response,
+    }
+}
+
+/// Carries out a person's form `F`: back to their page with a banner, or the form again with
+/// what to put right (422).
+pub(crate) async fn post<F: PersonForm>(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    console: web::Data<Console>,
+) -> HttpResponse {
+    let (fields, session, client) = person_form!(req, console, path, body);
+    let form = F::from_fields(&fields);
+    let errors = match form.command() {
+        Ok(command) => {
+            match send(&req, &console, &session, client, &command, Some(form.key())).await {
+                Sent::Done => {
+                    return see_other(&format!("/console/people/{}?done={}", client.0, F::DONE));
+                }
+                Sent::Refused { field, message } => {
+                    vec![FieldError::new(
+                        form.refused_at(field),
+                        capitalise(&message),
+                    )]
+                }
+                Sent::Failed(response) => return response,
+            }
+        }
+        Err(errors) => errors,
+    };
+    match record(&req, &console, &session, client).await {
+        Ok(record) => {
+            let on = Shown {
+                console: &console,
+                session: &session,
+                record: &record,
+            };
+            form.again(&on, &errors).await
+        }
+        Err(response) => response,
+    }
+}
+
+/// Radios for a coded value in a fieldset headed `legend`, with its error (ids from `id`).
+pub(crate) fn choice<T: serde::Serialize + Copy>(
+    (id, name): (&str, &str),
+    legend: &str,
+    (all, label): (&[T], fn(T) -> &'static str),
+    chosen: &str,
+    errors: &[FieldError],
+) -> Markup {
+    let error = error_for(errors, id);
+    html! {
+        div class=(group_class(error)) {
+            fieldset class="nhsuk-fieldset" aria-describedby=[error.map(|_| format!("{id}-error"))] {
+                legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { (legend) }
+                (error_message(error))
+                (radios_at((id, name), (all, label), Some(chosen), false))
+            }
+        }
+    }
+}
+
+/// A page of its own for one of a person's forms: a link back to their page, what to put
+/// right, and the heading with their name above it.
+pub(crate) fn form_page(
+    who: &ConsoleSession,
+    record: &ClientRecord,
+    title: &str,
+    errors: &[FieldError],
+    body: Markup,
+) -> Markup {
+    let name = person_name(record);
+    layout(
+        &format!("{title}: {name}"),
+        Some(who),
+        html! {
+            a class="nhsuk-back-link" href={"/console/people/" (record.client_id)} { "Back to " (name) }
+            @if !errors.is_empty() { (error_summary(errors)) }
+            span class="nhsuk-caption-l" { (name) }
+            h1 class="nhsuk-heading-l" { (title) }
+            (body)
+        },
+    )
+}
+
+/// The field of a refusal on a form whose fields are the command's own (`renamed` gives the
+/// exceptions), `otherwise` when the refusal names none the form has.
+pub(crate) fn refused_at(
+    field: Option<&str>,
+    renamed: &[(&str, &str)],
+    known: &[&str],
+    otherwise: &str,
+) -> String {
+    let Some(field) = field else {
+        return otherwise.to_owned();
+    };
+    match renamed.iter().find(|(from, _)| *from == field) {
+        Some((_, to)) => (*to).to_owned(),
+        None if known.contains(&field) => field.to_owned(),
+        None => otherwise.to_owned(),
+    }
+}
+
+/// A text field with its label, hint and error, kept as typed (`width`: its width class).
+fn text_field(
+    (id, label): (&str, &str),
+    hint: &str,
+    (value, width): (&str, &str),
+    errors: &[FieldError],
+) -> Markup {
+    let error = error_for(errors, id);
+    html! {
+        div class=(group_class(error)) {
+            label class="nhsuk-label" for=(id) { (label) }
+            div class="nhsuk-hint" id={(id) "-hint"} { (hint) }
+            (error_message(error))
+            input class={"nhsuk-input " (width) @if error.is_some() { " nhsuk-input--error" }}
+                id=(id) name=(id) type="text" value=(value)
+                aria-describedby={(id) "-hint" @if error.is_some() { " " (id) "-error" }};
+        }
+    }
+}
+
+/// A text area for an optional note, kept as typed.
+pub(crate) fn note_area(id: &str, label: &str, value: &str, errors: &[FieldError]) -> Markup {
+    let error = error_for(errors, id);
+    html! {
+        div class=(group_class(error)) {
+            label class="nhsuk-label" for=(id) { (label) }
+            (error_message(error))
+            textarea class={"nhsuk-textarea" @if error.is_some() { " nhsuk-textarea--error" }}
+                id=(id) name="note" rows="3" aria-describedby=[error.map(|_| format!("{id}-error"))] { (value) }
+        }
+    }
+}
+
+/// A note as typed: none when blank; an error at `id` when too long.
+pub(crate) fn typed_note(value: &str, id: &str, errors: &mut Vec<FieldError>) -> Option<String> {
+    if value.chars().count() > NOTE_LIMIT {
+        errors.push(FieldError::new(
+            id,
+            format!("The note must be {NOTE_LIMIT} characters or fewer"),
+        ));
+    }
+    Some(value.trim().to_owned()).filter(|n| !n.is_empty())
+}
+
+/// A choice of need (`any` names the empty choice, when there is one).
+fn need_select(id: &str, chosen: &str, any: &str, errors: &[FieldError]) -> Markup {
+    let error = error_for(errors, id);
+    html! {
+        select class={"nhsuk-select" @if error.is_some() { " nhsuk-select--error" }} id=(id) name="need"
+            aria-describedby=[error.map(|_| format!("{id}-error"))] {
+            option value="" { (any) }
+            @for need in NeedDomain::ALL {
+                @let code = domain::code(need);
+                option value=(code) selected[chosen == code] { (capitalise(need.label())) }
+            }
+        }
+    }
+}
+
+/// What the directory search asked for, as typed.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub(crate) struct SearchForm {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    need: String,
+    #[serde(default)]
+    area: Option<String>,
+}
+
+impl SearchForm {
+    /// The search a connect form was sent from (its hidden fields).
+    fn sent_with(fields: &HashMap<String, String>) -> SearchForm {
+        SearchForm {
+            q: text(fields, "search_q"),
+            need: text(fields, "search_need"),
+            area: Some(text(fields, "search_area")),
+        }
+    }
+
+    fn need(&self) -> Option<NeedDomain> {
+        coded(NeedDomain::ALL, &self.need)
+    }
+
+    fn area(&self) -> &str {
+        self.area.as_deref().unwrap_or_default().trim()
+    }
+
+    /// Whether anything was searched for (a page opened from the person's page has not).
+    fn asked(&self) -> bool {
+        self.area.is_some()
+    }
+
+    fn hidden(&self) -> Markup {
+        html! {
+            input type="hidden" name="search_q" value=(self.q);
+            input type="hidden" name="search_need" value=(self.need);
+            input type="hidden" name="search_area" value=(self.area());
+        }
+    }
+}
+
+/// A connect form as sent: for which service, with what, from which search.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ConnectForm {
+    connection_id: Uuid,
+    service_id: Uuid,
+    need: String,
+    kind: String,
+    search: SearchForm,
+}
+
+impl ConnectForm {
+    fn need_id(&self) -> String {
+        format!("need-{}", self.service_id)
+    }
+
+    fn kind_id(&self) -> String {
+        format!("kind-{}", self.service_id)
+    }
+}
+
+impl PersonForm for ConnectForm {
+    const DONE: &'static str = "connected";
+
+    fn from_fields(fields: &HashMap<String, String>) -> ConnectForm {
+        ConnectForm {
+            connection_id: form_id(fields, "connection_id"),
+            service_id: Uuid::try_parse(&text(fields, "service_id")).unwrap_or_default(),
+            need: text(fields, "need"),
+            kind: text(fields, "kind"),
+            search: SearchForm::sent_with(fields),
+        }
+    }
+
+    fn command(&self) -> Result<CaseCommand, Vec<FieldError>> {
+        let need = coded(NeedDomain::ALL, &self.need);
+        let kind = coded(ConnectionKind::ALL, &self.kind);
+        let mut errors = Vec::new();
+        if need.is_none() {
+            errors.push(FieldError::new(
+                self.need_id(),
+                "Select the need this connection meets",
+            ));
+        }
+        if kind.is_none() {
+            errors.push(FieldError::new(
+                self.kind_id(),
+                "Select how the person is connected",
+            ));
+        }
+        match (need, kind) {
+            (Some(need), Some(kind)) => Ok(CaseCommand::MakeConnection(OnwardConnectionMade {
+                connection_id: ConnectionId(self.connection_id),
+                service_id: ServiceId(self.service_id),
+                need,
+                kind,
+            })),
+            _ => Err(errors),
+        }
+    }
+
+    fn key(&self) -> String {
+        format!("console-connection-{}", self.connection_id)
+    }
+
+    fn refused_at(&self, field: Option<&str>) -> String {
+        match field {
+            Some("need") => self.need_id(),
+            _ => self.kind_id(),
+        }
+    }
+
+    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse {
+        search_page(on, &self.search, Some(self), errors).await
+    }
+}
+
+/// Shows the directory search for a person: the form, and when searched, the services found.
+pub(crate) async fn search(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<SearchForm>,
+    console: web::Data<Console>,
+) -> HttpResponse {
+    match viewer(&req, &console, &path).await {
+        Ok((session, record)) => {
+            let on = Shown {
+                console: &console,
+                session: &session,
+                record: &record,
+            };
+            search_page(&on, &query, None, &[]).await
+        }
+        Err(response) => response,
+    }
+}
+
+/// The search page, with the connect form that was sent (`sent`) as typed, and `errors`.
+async fn search_page(
+    on: &Shown<'_>,
+    search: &SearchForm,
+    sent: Option<&ConnectForm>,
+    errors: &[FieldError],
+) -> HttpResponse {
+    let Shown {
+        console,
+        session,
+        record,
+        ..
+    } = *on;
+    let mut errors = errors.to_vec();
+    let found = if search.asked() {
+        let request = SearchRequest {
+            q: Some(search.q.clone()).filter(|q| !q.trim().is_empty()),
+            need: search.need(),
+            area: Some(search.area().to_owned()).filter(|a| !a.is_empty()),
+            limit: Some(20),
+            ..SearchRequest::default()
+        };
+        match DirectoryService::beside(&console.cases)
+            .search_page(&session.principal, request)
+            .await
+        {
+            Ok(found) => Some(found.items),
+            Err(AppError::BadInput { field, message }) => {
+                errors.push(FieldError::new(
+                    field,
+                    format!("The search is too long: {message}"),
+                ));
+                None
+            }
+            Err(e) => return failure(Some(session), &e),
+        }
+    } else {
+        None
+    };
+    page(
+        status(&errors),
+        connect_markup(session, record, search, found.as_deref(), sent, &errors),
+    )
+}
+
+fn connect_markup(
+    who: &ConsoleSession,
+    record: &ClientRecord,
+    search: &SearchForm,
+    found: Option<&[DirectoryEntry]>,
+    sent: Option<&ConnectForm>,
+    errors: &[FieldError],
+) -> Markup {
+    let area = match &search.area {
+        Some(a) => a.clone(),
+        None => record.area.clone().unwrap_or_default(),
+    };
+    let gap = format!(
+        "/console/people/{}/gap?need={}&area={}",
+        record.client_id,
+        search.need,
+        encode(search.area())
+    );
+    form_page(
+        who,
+        record,
+        "Connect to a service",
+        errors,
+        html! {
+            form method="get" action={"/console/people/" (record.client_id) "/connect"} novalidate {
+                (text_field(("q", "What are you looking for? (optional)"), "Words, like lunch club or debt advice", (&search.q, ""), errors))
+                div class="nhsuk-form-group" {
+                    label class="nhsuk-label" for="need" { "Need (optional)" }
+                    (need_select("need", &search.need, "Any need", &[]))
+                }
+                (text_field(("area", "Area (optional)"), "A town, service area or postcode district", (&area, "nhsuk-input--width-20"), errors))
+                button class="nhsuk-button" id="search" type="submit" { "Search the directory" }
+            }
+            @if let Some(found) = found {
+                h2 class="nhsuk-heading-m" id="results" {
+                    @match found.len() {
+                        0 => "No service found",
+                        1 => "1 service found",
+                        n => { (n) " services found" }
+                    }
+                }
+                @for entry in found {
+                    (service_card(who, record, search, entry, sent, errors))
+                }
+            }
+            h2 class="nhsuk-heading-m" id="no-service" { "No service fits?" }
+            p class="nhsuk-body" {
+                a id="gap-for-need" href=(gap) { "Record a service gap for this need" }
+            }
+        },
+    )
+}
+
+/// `text` for a URL's query.
+fn encode(text: &str) -> String {
+    serde_urlencoded::to_string([("", text)])
+        .map(|s| s.trim_start_matches('=').to_owned())
+        .unwrap_or_default()
+}
+
+fn availability(entry: &DirectoryEntry) -> String {
+    match (
+        entry.takes_referrals,
+        entry.availability,
+        entry.waiting_weeks,
+    ) {
+        (true, _, _) => "Taking referrals".to_owned(),
+        (false, Availability::WaitingList, Some(weeks)) => {
+            format!("Waiting list, about {weeks} weeks")
+        }
+        (false, Availability::WaitingList, None) => "Waiting list".to_owned(),
+        _ => "Not taking referrals now".to_owned(),
+    }
+}
+
+fn service_card(
+    who: &ConsoleSession,
+    record: &ClientRecord,
+    search: &SearchForm,
+    entry: &DirectoryEntry,
+    sent: Option<&ConnectForm>,
+    errors: &[FieldError],
+) -> Markup {
+    let blank = ConnectForm {
+        connection_id: Uuid::new_v4(),
+        service_id: entry.service_id,
+        need: search.need.clone(),
+        ..ConnectForm::default()
+    };
+    let form = sent
+        .filter(|s| s.service_id == entry.service_id)
+        .unwrap_or(&blank);
+    let need_id = form.need_id();
+    let need_error = error_for(errors, &need_id);
+    html! {
+        div class="nhsuk-card" {
+            div class="nhsuk-card__content" {
+                h3 class="nhsuk-card__heading nhsuk-heading-m" { (entry.name) }
+                p class="nhsuk-body-s" { "By " (entry.organisation) ". " (availability(entry)) "." }
+                @if let Some(description) = &entry.description {
+                    p class="nhsuk-body" { (description) }
+                }
+                @if !entry.areas.is_empty() {
+                    p class="nhsuk-body-s" { "Where: " (capitalise(&entry.areas.join(", "))) }
+                }
+                form method="post" action={"/console/people/" (record.client_id) "/connections"} novalidate {
+                    (csrf_field(who))
+                    input type="hidden" name="connection_id" value=(form.connection_id);
+                    input type="hidden" name="service_id" value=(entry.service_id);
+                    (search.hidden())
+                    div class=(group_class(need_error)) {
+                        label class="nhsuk-label" for=(need_id) { "The need it meets" }
+                        (error_message(need_error))
+                        (need_select(&need_id, &form.need, "Choose a need", errors))
+                    }
+                    (choice((&form.kind_id(), "kind"), "How is the person connected?",
+                        (ConnectionKind::ALL, ConnectionKind::label), &form.kind, errors))
+                    button class="nhsuk-button nhsuk-u-margin-bottom-0" id={"connect-" (entry.service_id)} type="submit" {
+                        "Connect" span class="nhsuk-u-visually-hidden" { " to " (entry.name) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The person's onward connections, each still open with a form for what came of it; links to
+/// connect them and to record a service gap.
+pub(crate) fn section(who: &ConsoleSession, record: &ClientRecord) -> Markup {
+    let open = record.status == CaseStatus::Open;
+    html! {
+        h2 class="nhsuk-heading-m" id="connections" { "Onward connections" }
+        @if record.onward.is_empty() {
+            p class="nhsuk-body" { "No onward connection yet." }
+        }
+        @for connection in &record.onward {
+            div class="nhsuk-card" {
+                div class="nhsuk-card__content" {
+                    h3 class="nhsuk-card__heading nhsuk-heading-s" { (service_name(connection)) }
+                    p class="nhsuk-body-s" { (connection_facts(connection)) }
+                    @if open && connection.open() {
+                        (outcome_form(who, record, connection, &OutcomeForm::blank(connection), &[]))
+                    }
+                }
+            }
+        }
+        @if open {
+            p class="nhsuk-body" {
+                a id="connect" href={"/console/people/" (record.client_id) "/connect"} { "Find a service and connect the person" }
+            }
+            p class="nhsuk-body" {
+                a id="gap" href={"/console/people/" (record.client_id) "/gap"} { "Record a service gap" }
+            }
+        }
+    }
+}
+
+fn service_name(connection: &OnwardConnection) -> String {
+    connection
+        .service_name
+        .clone()
+        .unwrap_or_else(|| "A service no longer in the directory".to_owned())
+}
+
+fn connection_facts(connection: &OnwardConnection) -> String {
+    let outcome = match (connection.outcome, connection.waiting_weeks) {
+        (None, _) => "No outcome yet".to_owned(),
+        (Some(ConnectionOutcome::WaitingList), Some(weeks)) => {
+            format!("On a waiting list of {weeks} weeks")
+        }
+        (Some(outcome), _) => capitalise(outcome.label()),
+    };
+    format!(
+        "For {}; {}. {outcome}.",
+        connection.need.label(),
+        connection.kind.label()
+    )
+}
+
+/// What came of a connection, as typed.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct OutcomeForm {
+    connection_id: Uuid,
+    /// Chosen when the form is shown: sending it twice records one outcome.
+    outcome_key: Uuid,
+    outcome: String,
+    waiting_weeks: String,
+}
+
+impl OutcomeForm {
+    fn blank(connection: &OnwardConnection) -> OutcomeForm {
+        OutcomeForm {
+            connection_id: connection.connection_id,
+            outcome_key: Uuid::new_v4(),
+            ..OutcomeForm::default()
+        }
+    }
+
+    fn outcome_id(&self) -> String {
+        format!("outcome-{}", self.connection_id)
+    }
+
+    fn weeks_id(&self) -> String {
+        format!("waiting_weeks-{}", self.connection_id)
+    }
+}
+
+impl PersonForm for OutcomeForm {
+    const DONE: &'static str = "outcome";
+
+    fn from_fields(fields: &HashMap<String, String>) -> OutcomeForm {
+        OutcomeForm {
+            connection_id: Uuid::try_parse(&text(fields, "connection_id")).unwrap_or_default(),
+            outcome_key: form_id(fields, "outcome_key"),
+            outcome: text(fields, "outcome"),
+            waiting_weeks: text(fields, "waiting_weeks"),
+        }
+    }
+
+    fn command(&self) -> Result<CaseCommand, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let outcome = coded(ConnectionOutcome::ALL, &self.outcome);
+        if outcome.is_none() {
+            errors.push(FieldError::new(
+                self.outcome_id(),
+                "Select what came of the connection",
+            ));
+        }
+        let waiting_weeks = match self.waiting_weeks.as_str() {
+            "" => None,
+            weeks => match weeks.parse::<u32>() {
+                Ok(n) if n <= 520 => Some(n),
+                _ => {
+                    errors.push(FieldError::new(
+                        self.weeks_id(),
+                        "Enter the weeks as a whole number, like 6",
+                    ));
+                    None
+                }
+            },
+        };
+        match outcome {
+            Some(outcome) if errors.is_empty() => Ok(CaseCommand::RecordConnectionOutcome(
+                ConnectionOutcomeRecorded {
+                    connection_id: ConnectionId(self.connection_id),
+                    outcome,
+                    waiting_weeks,
+                },
+            )),
+            _ => Err(errors),
+        }
+    }
+
+    fn key(&self) -> String {
+        format!("console-outcome-{}", self.outcome_key)
+    }
+
+    fn refused_at(&self, field: Option<&str>) -> String {
+        match field {
+            Some("waiting_weeks") => self.weeks_id(),
+            _ => self.outcome_id(),
+        }
+    }
+
+    /// A page of its own for the one connection.
+    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse {
+        let Shown {
+            session, record, ..
+        } = *on;
+        let Some(connection) = record
+            .onward
+            .iter()
+            .find(|c| c.connection_id == self.connection_id)
+        else {
+            return failure(
+                Some(session),
+                &AppError::NotFound("no such onward connection for this person".into()),
+            );
+        };
+        let body = html! {
+            p class="nhsuk-body" { (service_name(connection)) ": " (connection_facts(connection)) }
+            (outcome_form(session, record, connection, self, errors))
+        };
+        page(
+            status(errors),
+            form_page(session, record, "What came of the connection", errors, body),
+        )
+    }
+}
+
+fn outcome_form(
+    who: &ConsoleSession,
+    record: &ClientRecord,
+    connection: &OnwardConnection,
+    form: &OutcomeForm,
+    errors: &[FieldError],
+) -> Markup {
+    let weeks_id = form.weeks_id();
+    let weeks_error = error_for(errors, &weeks_id);
+    let service = service_name(connection);
+    html! {
+        form method="post" action={"/console/people/" (record.client_id) "/connections/outcome"} novalidate {
+            (csrf_field(who))
+            input type="hidden" name="connection_id" value=(connection.connection_id);
+            input type="hidden" name="outcome_key" value=(form.outcome_key);
+            (choice((&form.outcome_id(), "outcome"), &format!("What came of the connection to {service}?"),
+                (ConnectionOutcome::ALL, ConnectionOutcome::label), &form.outcome, errors))
+            div class=(group_class(weeks_error)) {
+                label class="nhsuk-label" for=(weeks_id) {
+                    "For a waiting list, how many weeks?"
+                    span class="nhsuk-u-visually-hidden" { " (" (service) ")" }
+                }
+                (error_message(weeks_error))
+                input class={"nhsuk-input nhsuk-input--width-3" @if weeks_error.is_some() { " nhsuk-input--error" }}
+                    id=(weeks_id) name="waiting_weeks" type="text" inputmode="numeric" value=(form.waiting_weeks)
+                    aria-describedby=[weeks_error.map(|_| format!("{weeks_id}-error"))];
+            }
+            button class="nhsuk-button nhsuk-button--secondary nhsuk-u-margin-bottom-0" id={"record-outcome-" (connection.connection_id)} type="submit" {
+                "Record outcome" span class="nhsuk-u-visually-hidden" { " for " (service) }
+            }
+        }
+    }
+}
+
+/// A service gap, as typed (as asked for in a link from a search, or as sent).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub(crate) struct GapForm {
+    #[serde(default = "Uuid::new_v4")]
+    gap_id: Uuid,
+    #[serde(default)]
+    need: String,
+    #[serde(default)]
+    area: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    note: String,
+}
+
+impl PersonForm for GapForm {
+    const DONE: &'static str = "gap";
+
+    fn from_fields(fields: &HashMap<String, String>) -> GapForm {
+        GapForm {
+            gap_id: form_id(fields, "gap_id"),
+            need: text(fields, "need"),
+            area: text(fields, "area"),
+            reason: text(fields, "reason"),
+            note: fields.get("note").cloned().unwrap_or_default(),
+        }
+    }
+
+    fn command(&self) -> Result<CaseCommand, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let need = coded(NeedDomain::ALL, &self.need);
+        if need.is_none() {
+            errors.push(FieldError::new("need", "Select the need no service meets"));
+        }
+        let reason = coded(GapReason::ALL, &self.reason);
+        if reason.is_none() {
+            errors.push(FieldError::new("reason", "Select why no service meets it"));
+        }
+        let note = typed_note(&self.note, "note", &mut errors);
+        match (need, reason) {
+            (Some(need), Some(reason)) if errors.is_empty() => {
+                Ok(CaseCommand::RecordServiceGap(ServiceGapRecorded {
+                    gap_id: GapId(self.gap_id),
+                    need,
+                    area: self.area.clone(),
+                    reason,
+                    note,
+                }))
+            }
+            _ => Err(errors),
+        }
+    }
+
+    fn key(&self) -> String {
+        format!("console-gap-{}", self.gap_id)
+    }
+
+    fn refused_at(&self, field: Option<&str>) -> String {
+        refused_at(field, &[], &["need", "area", "reason", "note"], "need")
+    }
+
+    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse {
+        let Shown {
+            session, record, ..
+        } = *on;
+        let need_error = error_for(errors, "need");
+        // A gap is where the person looked: their own area unless the search said otherwise.
+        let area = match self.area.trim() {
+            "" => record.area.clone().unwrap_or_default(),
+            area => area.to_owned(),
+        };
+        let body = html! {
+            p class="nhsuk-body" { "A need no service in the directory could meet: gaps are counted by need, area and reason." }
+            form method="post" action={"/console/people/" (record.client_id) "/gaps"} novalidate {
+                (csrf_field(session))
+                input type="hidden" name="gap_id" value=(self.gap_id);
+                div class=(group_class(need_error)) {
+                    label class="nhsuk-label" for="need" { "The need" }
+                    (error_message(need_error))
+                    (need_select("need", &self.need, "Choose a need", errors))
+                }
+                (text_field(("area", "Area"), "Where the person looked: a town, service area or postcode district", (&area, "nhsuk-input--width-20"), errors))
+                (choice(("reason", "reason"), "Why does no service meet it?",
+                    (GapReason::ALL, GapReason::label), &self.reason, errors))
+                (note_area("note", "What was sought (optional)", &self.note, errors))
+                button class="nhsuk-button" id="record-gap" type="submit" { "Record the gap" }
+            }
+        };
+        page(
+            status(errors),
+            form_page(session, record, "Record a service gap", errors, body),
+        )
+    }
+}
+
+/// The service gap form, its need and area from the search that found nothing.
+pub(crate) async fn gap_page(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<GapForm>,
+    console: web::Data<Console>,
+) -> HttpResponse {
+    show(&req, &console, &path, &*query).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn an_outcome_reads_its_weeks_and_names_what_does_not_read() {
+        let id = Uuid::new_v4();
+        let form = OutcomeForm::from_fields(&fields(&[
+            ("connection_id", &id.to_string()),
+            ("outcome", "waiting_list"),
+            ("waiting_weeks", "6"),
+        ]));
+        let CaseCommand::RecordConnectionOutcome(outcome) = form.command().expect("reads") else {
+            panic!("not an outcome");
+        };
+        assert_eq!(outcome.outcome, ConnectionOutcome::WaitingList);
+        assert_eq!(outcome.waiting_weeks, Some(6));
+        let refused = OutcomeForm::from_fields(&fields(&[
+            ("connection_id", &id.to_string()),
+            ("waiting_weeks", "six"),
+        ]))
+        .command()
+        .expect_err("refused");
+        let named: Vec<String> = refused.into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            named,
+            [format!("outcome-{id}"), format!("waiting_weeks-{id}")]
+        );
+    }
+}

@@ -1,0 +1,524 @@
+//! The web console's onward connections: a link worker searches the directory, connects the
+//! person, records what came of it, records a service gap and closes the case, in a browser with
+//! every page checked by axe-core; a team lead redirects a referral; and over plain HTTP, the
+//! forms refused (bad input shown again as typed, another organisation, no CSRF token).
+
+use std::time::Duration;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::journey::{open_case, refer_new};
+use super::{Person, TestServer};
+use crate::browser::Browser;
+
+/// A browser signed in as `who` with a one-time link.
+async fn browser_as(server: &TestServer, who: &Person) -> Browser {
+    let admin = server.db.admin_client().await;
+    let link =
+        app::sessions::create_sign_in_link(&admin, who.staff_id, chrono::Duration::hours(1), None)
+            .await
+            .expect("a sign-in link");
+    let browser = Browser::start().await;
+    let url = format!("{}/console/sign-in?code={}", server.base, link.code);
+    browser.goto(&url).await;
+    browser.click_and_wait("#sign-in").await;
+    browser
+}
+
+/// Every entry of `client`'s journey of `event_type`, its payload, as the auditor reads it.
+async fn payloads(server: &TestServer, client: Uuid, event_type: &str) -> Vec<Value> {
+    let path = format!("/api/v1/clients/{client}/journey?limit=500");
+    let reply = server.read(&server.people.auditor, &path).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let entries = reply.body["entries"].as_array().expect("entries").clone();
+    entries
+        .into_iter()
+        .filter(|e| e["event_type"] == event_type)
+        .map(|e| e["payload"].clone())
+        .collect()
+}
+
+/// The banner a form's success leads to.
+async fn banner(browser: &Browser) -> String {
+    browser.text(".nhsuk-notification-banner__heading").await
+}
+
+/// Sets the field of id `id` to `value`, as if typed over what was there.
+async fn fill(browser: &Browser, id: &str, value: &str) {
+    let script = "document.getElementById(arguments[0]).value = arguments[1];";
+    browser
+        .client
+        .execute(script, vec![id.into(), value.into()])
+        .await
+        .expect("filling a field");
+}
+
+#[tokio::test]
+async fn a_link_worker_connects_the_person_records_the_outcome_and_a_gap_and_closes_the_case() {
+    let server = TestServer::start().await;
+    let worker = server.people.worker.clone();
+    let client = open_case(&server).await;
+    server.catch_up().await;
+    let clinic = server.services[0];
+    let browser = browser_as(&server, &worker).await;
+    let person = format!("{}/console/people/{client}", server.base);
+    browser.goto(&person).await;
+    assert_eq!(
+        browser.text("#connections + p").await,
+        "No onward connection yet."
+    );
+
+    // The search, on the connect page: words and a need, the person's area cleared.
+    browser.click_and_wait("#connect").await;
+    assert_eq!(browser.text("h1").await, "Connect to a service");
+    assert_eq!(
+        browser.path().await,
+        format!("/console/people/{client}/connect")
+    );
+    browser.assert_accessible("the directory search").await;
+    fill(&browser, "q", "benefits").await;
+    fill(&browser, "area", "").await;
+    browser.select("#need", "money_benefits_debt").await;
+    browser.click_and_wait("#search").await;
+    let found = browser.texts(".nhsuk-card h3").await;
+    assert!(
+        found.iter().any(|n| n == "Coleford Benefits Check Clinic"),
+        "{found:?}"
+    );
+    browser.assert_accessible("the services found").await;
+
+    // Connecting without saying how is refused, the need chosen kept.
+    browser.click_and_wait(&format!("#connect-{clinic}")).await;
+    assert_eq!(
+        browser.texts(".nhsuk-error-summary__list a").await,
+        ["Select how the person is connected"]
+    );
+    let kept = browser
+        .client
+        .execute(
+            "return document.getElementById(arguments[0]).value;",
+            vec![format!("need-{clinic}").into()],
+        )
+        .await
+        .expect("reading the need");
+    assert_eq!(kept, "money_benefits_debt");
+    browser.assert_accessible("a connection refused").await;
+    assert!(
+        payloads(&server, client, "OnwardConnectionMade")
+            .await
+            .is_empty()
+    );
+
+    // Signposted: the person's page lists the connection by the service's name.
+    browser.click(&format!("label[for='kind-{clinic}']")).await;
+    browser.click_and_wait(&format!("#connect-{clinic}")).await;
+    assert_eq!(banner(&browser).await, "Onward connection recorded");
+    assert_eq!(
+        browser.text("#connections ~ .nhsuk-card h3").await,
+        "Coleford Benefits Check Clinic"
+    );
+    browser
+        .assert_accessible("a person with a connection")
+        .await;
+    let made = payloads(&server, client, "OnwardConnectionMade").await;
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(made[0]["service_id"], clinic.to_string());
+    assert_eq!(made[0]["need"], "money_benefits_debt");
+    assert_eq!(made[0]["kind"], "signposted");
+    let connection = made[0]["connection_id"].as_str().expect("an id").to_owned();
+
+    // On a waiting list of six weeks: recorded, and the connection is still open.
+    browser
+        .click(&format!("label[for='outcome-{connection}-waiting_list']"))
+        .await;
+    fill(&browser, &format!("waiting_weeks-{connection}"), "6").await;
+    browser
+        .click_and_wait(&format!("#record-outcome-{connection}"))
+        .await;
+    assert_eq!(banner(&browser).await, "Connection outcome recorded");
+    let facts = browser.text("#connections ~ .nhsuk-card p").await;
+    assert!(facts.ends_with("On a waiting list of 6 weeks."), "{facts}");
+    let outcomes = payloads(&server, client, "ConnectionOutcomeRecorded").await;
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes[0]["connection_id"], connection);
+    assert_eq!(outcomes[0]["outcome"], "waiting_list");
+    assert_eq!(outcomes[0]["waiting_weeks"], 6);
+
+    // Nothing for hoarding support in the directory: a gap for that need, from the search.
+    browser.click_and_wait("#connect").await;
+    fill(&browser, "q", "hoarding").await;
+    browser.select("#need", "housing").await;
+    browser.click_and_wait("#search").await;
+    assert_eq!(browser.text("#results").await, "No service found");
+    browser.click_and_wait("#gap-for-need").await;
+    assert_eq!(browser.text("h1").await, "Record a service gap");
+    browser.assert_accessible("the service gap form").await;
+    browser.click("label[for='reason-cost']").await;
+    fill(&browser, "note", "A hoarding support group").await;
+    browser.click_and_wait("#record-gap").await;
+    assert_eq!(banner(&browser).await, "Service gap recorded");
+    let gaps = payloads(&server, client, "ServiceGapRecorded").await;
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(gaps[0]["need"], "housing");
+    assert_eq!(
+        gaps[0]["area"], "Frome",
+        "the person's area, as the search had it"
+    );
+    assert_eq!(gaps[0]["reason"], "cost");
+    assert_eq!(gaps[0]["note"], "A hoarding support group");
+
+    // Closed, connected onward: the page says so and offers no more forms.
+    browser.click_and_wait("#close").await;
+    assert_eq!(browser.text("h1").await, "Close the case");
+    browser.assert_accessible("the closure form").await;
+    browser.click_and_wait("#close-case").await;
+    assert_eq!(
+        browser.texts(".nhsuk-error-summary__list a").await,
+        ["Select why the case is closed"]
+    );
+    browser.assert_accessible("a closure refused").await;
+    browser.click("label[for='reason-connected_onward']").await;
+    browser.click_and_wait("#close-case").await;
+    assert_eq!(banner(&browser).await, "Case closed");
+    let status = browser.text(".nhsuk-summary-list__row").await;
+    assert!(status.contains("Closed"), "{status}");
+    assert!(browser.texts("#close").await.is_empty());
+    assert!(browser.texts("#connect").await.is_empty());
+    browser.assert_accessible("a closed case").await;
+    let closed = payloads(&server, client, "CaseClosed").await;
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert_eq!(closed[0]["reason"], "connected_onward");
+    assert_eq!(closed[0]["note"], Value::Null);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_team_lead_redirects_a_referral_to_a_service_in_the_directory() {
+    let server = TestServer::start().await;
+    let lead = server.people.lead.clone();
+    let (client, _) = refer_new(&server, &server.people.referrer).await;
+    server.catch_up().await;
+
+    // Over HTTP: no destination chosen is refused (422) at the field, the note as typed.
+    let http = Session::of(&server, &lead).await;
+    let redirect = format!("/console/people/{client}/redirect");
+    let (status, page) = http.get(&redirect).await;
+    assert_eq!(status, 200);
+    let (csrf, referral) = (value_of(&page, "csrf"), value_of(&page, "referral_id"));
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("redirect_id", &Uuid::new_v4().to_string()),
+        ("referral_id", referral.as_str()),
+        ("note", "Wants a group nearby"),
+    ];
+    let page = http.refused(&redirect, &form, "destination").await;
+    assert!(page.contains("Select where the referral goes"));
+    assert!(page.contains(">Wants a group nearby</textarea>"));
+    assert!(
+        payloads(&server, client, "ReferralRedirected")
+            .await
+            .is_empty()
+    );
+
+    let browser = browser_as(&server, &lead).await;
+    browser
+        .goto(&format!("{}/console/people/{client}", server.base))
+        .await;
+    browser.click_and_wait("#redirect").await;
+    assert_eq!(browser.text("h1").await, "Redirect the referral");
+    browser.assert_accessible("the redirect form").await;
+
+    // A service chosen as the destination but none named: refused, the note kept.
+    browser.click("label[for='destination-service']").await;
+    fill(&browser, "note", "Asked for something nearer home").await;
+    browser.click_and_wait("#redirect-referral").await;
+    assert_eq!(
+        browser.texts(".nhsuk-error-summary__list a").await,
+        ["Choose the service in the directory"]
+    );
+    assert_eq!(
+        browser.text("#note").await,
+        "Asked for something nearer home"
+    );
+    browser.assert_accessible("a redirection refused").await;
+
+    let options = browser
+        .client
+        .execute(
+            "return Array.from(document.querySelectorAll('#service_id option')).map(o => o.value).filter(v => v);",
+            vec![],
+        )
+        .await
+        .expect("the services");
+    let service = options[0]
+        .as_str()
+        .expect("a service taking referrals")
+        .to_owned();
+    browser.select("#service_id", &service).await;
+    browser.click_and_wait("#redirect-referral").await;
+    assert_eq!(banner(&browser).await, "Referral redirected");
+    assert!(
+        browser.texts("#redirect").await.is_empty(),
+        "nothing waits now"
+    );
+    browser.assert_accessible("a redirected referral").await;
+    let redirected = payloads(&server, client, "ReferralRedirected").await;
+    assert_eq!(redirected.len(), 1, "{redirected:?}");
+    assert_eq!(redirected[0]["destination"]["kind"], "service");
+    assert_eq!(redirected[0]["destination"]["service_id"], service);
+    assert_eq!(redirected[0]["note"], "Asked for something nearer home");
+    server.stop().await;
+}
+
+/// A console session over plain HTTP (no redirects followed).
+struct Session<'a> {
+    server: &'a TestServer,
+    cookie: String,
+    http: reqwest::Client,
+}
+
+impl<'a> Session<'a> {
+    async fn of(server: &'a TestServer, who: &Person) -> Session<'a> {
+        let admin = server.db.admin_client().await;
+        let link = app::sessions::create_sign_in_link(
+            &admin,
+            who.staff_id,
+            chrono::Duration::hours(1),
+            None,
+        )
+        .await
+        .expect("a sign-in link");
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("an HTTP client");
+        let signed_in = http
+            .post(format!("{}/console/sign-in", server.base))
+            .form(&[("code", link.code.as_str())])
+            .send()
+            .await
+            .expect("signing in");
+        let cookie = signed_in
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .expect("a session cookie")
+            .to_owned();
+        Session {
+            server,
+            cookie,
+            http,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let request = self.http.get(format!("{}{path}", self.server.base));
+        Session::answer(request.header("cookie", &self.cookie)).await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let request = self.http.post(format!("{}{path}", self.server.base));
+        Session::answer(request.header("cookie", &self.cookie).form(form)).await
+    }
+
+    /// Sends a form that is refused: 422, with an error linked to `field`; the page.
+    async fn refused(&self, path: &str, form: &[(&str, &str)], field: &str) -> String {
+        let (status, page) = self.post(path, form).await;
+        assert_eq!(status, 422, "{page}");
+        assert!(
+            page.contains(&format!("href=\"#{field}\"")),
+            "{field}: {page}"
+        );
+        page
+    }
+
+    async fn answer(request: reqwest::RequestBuilder) -> (u16, String) {
+        let response = request.send().await.expect("a request");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("a body"))
+    }
+}
+
+/// The value of the first field named `name` in `page`.
+fn value_of(page: &str, name: &str) -> String {
+    let field = &page[page.find(&format!("name=\"{name}\"")).expect("the field")..];
+    let value = &field[field.find("value=\"").expect("a value") + 7..];
+    value[..value.find('"').expect("its end")].to_owned()
+}
+
+#[tokio::test]
+async fn console_connection_forms_refuse_bad_input_other_organisations_and_forms_without_a_token() {
+    let server = TestServer::start().await;
+    let client = open_case(&server).await;
+    server.catch_up().await;
+    let clinic = server.services[0].to_string();
+    let worker = Session::of(&server, &server.people.worker).await;
+    let person = format!("/console/people/{client}");
+    let (status, page) = worker
+        .get(&format!("{person}/connect?q=benefits&area="))
+        .await;
+    assert_eq!(status, 200);
+    let csrf = value_of(&page, "csrf");
+    let connection_id = value_of(&page, "connection_id");
+    let connect = |csrf: &str, kind: &str| {
+        vec![
+            ("csrf".to_owned(), csrf.to_owned()),
+            ("connection_id".to_owned(), connection_id.clone()),
+            ("service_id".to_owned(), clinic.clone()),
+            ("search_q".to_owned(), "benefits".to_owned()),
+            ("search_need".to_owned(), String::new()),
+            ("search_area".to_owned(), String::new()),
+            ("need".to_owned(), "money_benefits_debt".to_owned()),
+            ("kind".to_owned(), kind.to_owned()),
+        ]
+    };
+    let send = |form: Vec<(String, String)>| {
+        let worker = &worker;
+        let action = format!("{person}/connections");
+        async move {
+            let form: Vec<(&str, &str)> =
+                form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            worker.post(&action, &form).await
+        }
+    };
+
+    // No way of connecting chosen: 422, the field named and linked, the need kept.
+    let (status, page) = send(connect(&csrf, "")).await;
+    assert_eq!(status, 422);
+    assert!(page.contains(&format!("href=\"#kind-{clinic}\"")), "{page}");
+    assert!(page.contains("Select how the person is connected"));
+    assert!(
+        page.contains("<option value=\"money_benefits_debt\" selected>"),
+        "the need as chosen"
+    );
+    // A referral needs the person's consent to share: the application's refusal, at the field.
+    let (status, page) = send(connect(&csrf, "referred")).await;
+    assert_eq!(status, 422);
+    assert!(page.contains(&format!("href=\"#kind-{clinic}\"")));
+    assert!(
+        page.contains("consent to share with onward services"),
+        "{page}"
+    );
+
+    // Without the session's token, nothing is done.
+    let (status, _) = send(connect("", "signposted")).await;
+    assert_eq!(status, 403);
+    assert!(
+        payloads(&server, client, "OnwardConnectionMade")
+            .await
+            .is_empty()
+    );
+
+    // Sent twice, the same form connects once.
+    assert_eq!(send(connect(&csrf, "signposted")).await.0, 303);
+    assert_eq!(send(connect(&csrf, "signposted")).await.0, 303);
+    assert_eq!(
+        payloads(&server, client, "OnwardConnectionMade")
+            .await
+            .len(),
+        1
+    );
+
+    // Another organisation's link worker: no such person, to read or to connect.
+    let foreign = Session::of(&server, &server.people.foreign_worker).await;
+    let (status, _) = foreign.get(&format!("{person}/connect?q=benefits")).await;
+    assert_eq!(status, 404);
+    let (_, own) = foreign.get("/console/caseload").await;
+    let foreign_csrf = value_of(&own, "csrf");
+    let mut theirs = connect(&foreign_csrf, "signposted");
+    theirs[1].1 = Uuid::new_v4().to_string();
+    let form: Vec<(&str, &str)> = theirs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (status, _) = foreign.post(&format!("{person}/connections"), &form).await;
+    assert_eq!(status, 404);
+    for path in ["gap", "close", "redirect"] {
+        let (status, _) = foreign.get(&format!("{person}/{path}")).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    assert_eq!(
+        payloads(&server, client, "OnwardConnectionMade")
+            .await
+            .len(),
+        1
+    );
+
+    // A gap without its reason: 422 at the reason, the note as typed.
+    let (_, page) = worker.get(&format!("{person}/gap?need=housing")).await;
+    let gap_id = value_of(&page, "gap_id");
+    let gap = [
+        ("csrf", csrf.as_str()),
+        ("gap_id", gap_id.as_str()),
+        ("need", "housing"),
+        ("area", "Frome"),
+        ("note", "Somewhere to store things"),
+    ];
+    let page = worker
+        .refused(&format!("{person}/gaps"), &gap, "reason")
+        .await;
+    assert!(page.contains(">Somewhere to store things</textarea>"));
+    assert!(
+        payloads(&server, client, "ServiceGapRecorded")
+            .await
+            .is_empty()
+    );
+
+    // An outcome of a waiting list without its weeks: the application's refusal, the choice
+    // kept.
+    let connection = payloads(&server, client, "OnwardConnectionMade").await[0]["connection_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let outcome = [
+        ("csrf", csrf.as_str()),
+        ("connection_id", connection.as_str()),
+        ("outcome_key", &Uuid::new_v4().to_string()),
+        ("outcome", "waiting_list"),
+        ("waiting_weeks", ""),
+    ];
+    let weeks = format!("waiting_weeks-{connection}");
+    let page = worker
+        .refused(&format!("{person}/connections/outcome"), &outcome, &weeks)
+        .await;
+    assert!(page.contains("Say how many weeks the waiting list is"));
+    assert!(page.contains("value=\"waiting_list\" checked"));
+
+    // Closed for another reason, unsaid: the application asks for the note.
+    let (_, page) = worker.get(&format!("{person}/close")).await;
+    let closure_id = value_of(&page, "closure_id");
+    let close = [
+        ("csrf", csrf.as_str()),
+        ("closure_id", closure_id.as_str()),
+        ("reason", "other"),
+        ("note", " "),
+    ];
+    let page = worker
+        .refused(&format!("{person}/close"), &close, "note")
+        .await;
+    assert!(page.contains("Say why the case is closed"));
+    assert!(page.contains("value=\"other\" checked"));
+    assert!(payloads(&server, client, "CaseClosed").await.is_empty());
+
+    // A link worker may not redirect a referral: only a team lead triages.
+    let (waiting, _) = refer_new(&server, &server.people.referrer).await;
+    let redirect = [
+        ("csrf", csrf.as_str()),
+        ("redirect_id", &Uuid::new_v4().to_string()),
+        ("referral_id", &Uuid::new_v4().to_string()),
+        ("destination", "gp_practice"),
+    ];
+    let (status, _) = worker
+        .post(&format!("/console/people/{waiting}/redirect"), &redirect)
+        .await;
+    assert!([403, 404].contains(&status), "{status}");
+    assert!(
+        payloads(&server, waiting, "ReferralRedirected")
+            .await
+            .is_empty()
+    );
+    server.stop().await;
+}
