@@ -13,7 +13,7 @@ use super::{Person, TestServer};
 use crate::browser::Browser;
 
 /// A one-time sign-in code for `who`, valid an hour.
-async fn sign_in_code(server: &TestServer, who: &Person) -> String {
+pub(super) async fn sign_in_code(server: &TestServer, who: &Person) -> String {
     let admin = server.db.admin_client().await;
     app::sessions::create_sign_in_link(&admin, who.staff_id, chrono::Duration::hours(1), None)
         .await
@@ -22,7 +22,7 @@ async fn sign_in_code(server: &TestServer, who: &Person) -> String {
 }
 
 /// A browser signed in as `who` through a sign-in link.
-async fn signed_in_browser(server: &TestServer, who: &Person) -> Browser {
+pub(super) async fn signed_in_browser(server: &TestServer, who: &Person) -> Browser {
     let browser = Browser::start().await;
     let code = sign_in_code(server, who).await;
     browser
@@ -212,7 +212,7 @@ async fn a_link_worker_signs_in_reads_their_caseload_and_records_a_contact_by_ke
     server.stop().await;
 }
 
-fn plain_http() -> reqwest::Client {
+pub(super) fn plain_http() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
@@ -221,7 +221,7 @@ fn plain_http() -> reqwest::Client {
 }
 
 /// Signs `who` in over HTTP; the session cookie's value.
-async fn sign_in(server: &TestServer, who: &Person) -> String {
+pub(super) async fn sign_in(server: &TestServer, who: &Person) -> String {
     let code = sign_in_code(server, who).await;
     let response = plain_http()
         .post(format!("{}/console/sign-in", server.base))
@@ -248,7 +248,7 @@ async fn sign_in(server: &TestServer, who: &Person) -> String {
 }
 
 /// GETs `path` with the session; status and body.
-async fn get(server: &TestServer, session: &str, path: &str) -> (u16, String) {
+pub(super) async fn get(server: &TestServer, session: &str, path: &str) -> (u16, String) {
     let response = plain_http()
         .get(format!("{}{path}", server.base))
         .header("cookie", format!("{}={session}", console::SESSION_COOKIE))
@@ -261,14 +261,26 @@ async fn get(server: &TestServer, session: &str, path: &str) -> (u16, String) {
     )
 }
 
-/// POSTs a form to `path` with the session, as from `origin` (none: no Origin header).
-async fn post(
+/// POSTs a form to `path` with the session, as from `origin` (none: no Origin header); the
+/// status.
+pub(super) async fn post(
     server: &TestServer,
     session: &str,
     path: &str,
     origin: Option<&str>,
     form: &[(&str, &str)],
 ) -> u16 {
+    post_page(server, session, path, origin, form).await.0
+}
+
+/// [`post`], with the page answered.
+pub(super) async fn post_page(
+    server: &TestServer,
+    session: &str,
+    path: &str,
+    origin: Option<&str>,
+    form: &[(&str, &str)],
+) -> (u16, String) {
     let mut request = plain_http()
         .post(format!("{}{path}", server.base))
         .header("cookie", format!("{}={session}", console::SESSION_COOKIE))
@@ -276,11 +288,18 @@ async fn post(
     if let Some(origin) = origin {
         request = request.header("origin", origin);
     }
-    request.send().await.expect("a request").status().as_u16()
+    let response = request.send().await.expect("a request");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("a body"))
+}
+
+/// The banner a form's success leads to.
+pub(super) async fn banner(browser: &Browser) -> String {
+    browser.text(".nhsuk-notification-banner__heading").await
 }
 
 /// The value of the input `name` in a page (its first `value` after the name).
-fn hidden(page: &str, name: &str) -> String {
+pub(super) fn hidden(page: &str, name: &str) -> String {
     let at = page.find(&format!("name=\"{name}\"")).expect("the field");
     let marker = "value=\"";
     let start = at + page[at..].find(marker).expect("a value") + marker.len();

@@ -3,28 +3,13 @@
 //! every page checked by axe-core; a team lead redirects a referral; and over plain HTTP, the
 //! forms refused (bad input shown again as typed, another organisation, no CSRF token).
 
-use std::time::Duration;
-
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::console::{banner, get, hidden, post_page, sign_in, signed_in_browser};
 use super::journey::{open_case, refer_new};
 use super::{Person, TestServer};
 use crate::browser::Browser;
-
-/// A browser signed in as `who` with a one-time link.
-async fn browser_as(server: &TestServer, who: &Person) -> Browser {
-    let admin = server.db.admin_client().await;
-    let link =
-        app::sessions::create_sign_in_link(&admin, who.staff_id, chrono::Duration::hours(1), None)
-            .await
-            .expect("a sign-in link");
-    let browser = Browser::start().await;
-    let url = format!("{}/console/sign-in?code={}", server.base, link.code);
-    browser.goto(&url).await;
-    browser.click_and_wait("#sign-in").await;
-    browser
-}
 
 /// Every entry of `client`'s journey of `event_type`, its payload, as the auditor reads it.
 async fn payloads(server: &TestServer, client: Uuid, event_type: &str) -> Vec<Value> {
@@ -37,11 +22,6 @@ async fn payloads(server: &TestServer, client: Uuid, event_type: &str) -> Vec<Va
         .filter(|e| e["event_type"] == event_type)
         .map(|e| e["payload"].clone())
         .collect()
-}
-
-/// The banner a form's success leads to.
-async fn banner(browser: &Browser) -> String {
-    browser.text(".nhsuk-notification-banner__heading").await
 }
 
 /// Sets the field of id `id` to `value`, as if typed over what was there.
@@ -61,7 +41,7 @@ async fn a_link_worker_connects_the_person_records_the_outcome_and_a_gap_and_clo
     let client = open_case(&server).await;
     server.catch_up().await;
     let clinic = server.services[0];
-    let browser = browser_as(&server, &worker).await;
+    let browser = signed_in_browser(&server, &worker).await;
     let person = format!("{}/console/people/{client}", server.base);
     browser.goto(&person).await;
     assert_eq!(
@@ -205,7 +185,7 @@ async fn a_team_lead_redirects_a_referral_to_a_service_in_the_directory() {
     let redirect = format!("/console/people/{client}/redirect");
     let (status, page) = http.get(&redirect).await;
     assert_eq!(status, 200);
-    let (csrf, referral) = (value_of(&page, "csrf"), value_of(&page, "referral_id"));
+    let (csrf, referral) = (hidden(&page, "csrf"), hidden(&page, "referral_id"));
     let form = [
         ("csrf", csrf.as_str()),
         ("redirect_id", &Uuid::new_v4().to_string()),
@@ -221,7 +201,7 @@ async fn a_team_lead_redirects_a_referral_to_a_service_in_the_directory() {
             .is_empty()
     );
 
-    let browser = browser_as(&server, &lead).await;
+    let browser = signed_in_browser(&server, &lead).await;
     browser
         .goto(&format!("{}/console/people/{client}", server.base))
         .await;
@@ -274,54 +254,23 @@ async fn a_team_lead_redirects_a_referral_to_a_service_in_the_directory() {
 /// A console session over plain HTTP (no redirects followed).
 struct Session<'a> {
     server: &'a TestServer,
-    cookie: String,
-    http: reqwest::Client,
+    session: String,
 }
 
 impl<'a> Session<'a> {
     async fn of(server: &'a TestServer, who: &Person) -> Session<'a> {
-        let admin = server.db.admin_client().await;
-        let link = app::sessions::create_sign_in_link(
-            &admin,
-            who.staff_id,
-            chrono::Duration::hours(1),
-            None,
-        )
-        .await
-        .expect("a sign-in link");
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("an HTTP client");
-        let signed_in = http
-            .post(format!("{}/console/sign-in", server.base))
-            .form(&[("code", link.code.as_str())])
-            .send()
-            .await
-            .expect("signing in");
-        let cookie = signed_in
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|c| c.split(';').next())
-            .expect("a session cookie")
-            .to_owned();
         Session {
             server,
-            cookie,
-            http,
+            session: sign_in(server, who).await,
         }
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
-        let request = self.http.get(format!("{}{path}", self.server.base));
-        Session::answer(request.header("cookie", &self.cookie)).await
+        get(self.server, &self.session, path).await
     }
 
     async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
-        let request = self.http.post(format!("{}{path}", self.server.base));
-        Session::answer(request.header("cookie", &self.cookie).form(form)).await
+        post_page(self.server, &self.session, path, None, form).await
     }
 
     /// Sends a form that is refused: 422, with an error linked to `field`; the page.
@@ -334,19 +283,6 @@ impl<'a> Session<'a> {
         );
         page
     }
-
-    async fn answer(request: reqwest::RequestBuilder) -> (u16, String) {
-        let response = request.send().await.expect("a request");
-        let status = response.status().as_u16();
-        (status, response.text().await.expect("a body"))
-    }
-}
-
-/// The value of the first field named `name` in `page`.
-fn value_of(page: &str, name: &str) -> String {
-    let field = &page[page.find(&format!("name=\"{name}\"")).expect("the field")..];
-    let value = &field[field.find("value=\"").expect("a value") + 7..];
-    value[..value.find('"').expect("its end")].to_owned()
 }
 
 #[tokio::test]
@@ -361,8 +297,8 @@ async fn console_connection_forms_refuse_bad_input_other_organisations_and_forms
         .get(&format!("{person}/connect?q=benefits&area="))
         .await;
     assert_eq!(status, 200);
-    let csrf = value_of(&page, "csrf");
-    let connection_id = value_of(&page, "connection_id");
+    let csrf = hidden(&page, "csrf");
+    let connection_id = hidden(&page, "connection_id");
     let connect = |csrf: &str, kind: &str| {
         vec![
             ("csrf".to_owned(), csrf.to_owned()),
@@ -427,7 +363,7 @@ async fn console_connection_forms_refuse_bad_input_other_organisations_and_forms
     let (status, _) = foreign.get(&format!("{person}/connect?q=benefits")).await;
     assert_eq!(status, 404);
     let (_, own) = foreign.get("/console/caseload").await;
-    let foreign_csrf = value_of(&own, "csrf");
+    let foreign_csrf = hidden(&own, "csrf");
     let mut theirs = connect(&foreign_csrf, "signposted");
     theirs[1].1 = Uuid::new_v4().to_string();
     let form: Vec<(&str, &str)> = theirs
@@ -449,7 +385,7 @@ async fn console_connection_forms_refuse_bad_input_other_organisations_and_forms
 
     // A gap without its reason: 422 at the reason, the note as typed.
     let (_, page) = worker.get(&format!("{person}/gap?need=housing")).await;
-    let gap_id = value_of(&page, "gap_id");
+    let gap_id = hidden(&page, "gap_id");
     let gap = [
         ("csrf", csrf.as_str()),
         ("gap_id", gap_id.as_str()),
@@ -489,7 +425,7 @@ async fn console_connection_forms_refuse_bad_input_other_organisations_and_forms
 
     // Closed for another reason, unsaid: the application asks for the note.
     let (_, page) = worker.get(&format!("{person}/close")).await;
-    let closure_id = value_of(&page, "closure_id");
+    let closure_id = hidden(&page, "closure_id");
     let close = [
         ("csrf", csrf.as_str()),
         ("closure_id", closure_id.as_str()),

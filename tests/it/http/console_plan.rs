@@ -4,86 +4,13 @@
 //! HTTP, an assessment with an item left out, forms from another organisation's worker and
 //! forms without the session's token are refused.
 
-use std::time::Duration;
-
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::TestServer;
+use super::console::{banner, get, hidden, post_page, sign_in, sign_in_code};
 use super::journey::open_case;
-use super::{Person, TestServer};
 use crate::browser::Browser;
-
-fn plain_http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("an HTTP client")
-}
-
-async fn sign_in_code(server: &TestServer, who: &Person) -> String {
-    let admin = server.db.admin_client().await;
-    app::sessions::create_sign_in_link(&admin, who.staff_id, chrono::Duration::hours(1), None)
-        .await
-        .expect("a sign-in link")
-        .code
-}
-
-/// `who` signed in over HTTP: the session cookie, as a `cookie` header's value.
-async fn session_cookie(server: &TestServer, who: &Person) -> String {
-    let code = sign_in_code(server, who).await;
-    let response = plain_http()
-        .post(format!("{}/console/sign-in", server.base))
-        .form(&[("code", code.as_str())])
-        .send()
-        .await
-        .expect("signing in");
-    assert_eq!(response.status(), 303);
-    let set = response.headers()["set-cookie"].to_str().expect("a cookie");
-    set.split(';').next().expect("its value").to_owned()
-}
-
-/// A page read with the session: status and body.
-async fn page(server: &TestServer, cookie: &str, path: &str) -> (u16, String) {
-    let response = plain_http()
-        .get(format!("{}{path}", server.base))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("a request");
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("a body"))
-}
-
-/// A form sent with the session (with an `Origin` when given): status and body.
-async fn send(
-    server: &TestServer,
-    cookie: &str,
-    path: &str,
-    origin: Option<&str>,
-    form: &[(&str, &str)],
-) -> (u16, String) {
-    let mut request = plain_http()
-        .post(format!("{}{path}", server.base))
-        .header("cookie", cookie)
-        .form(form);
-    if let Some(origin) = origin {
-        request = request.header("origin", origin);
-    }
-    let response = request.send().await.expect("a request");
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("a body"))
-}
-
-/// The value of the first input named `name` in a page.
-fn value_of(page: &str, name: &str) -> String {
-    let at = page
-        .find(&format!("name=\"{name}\""))
-        .unwrap_or_else(|| panic!("no {name} in the page"));
-    let rest = &page[at..];
-    let start = rest.find("value=\"").expect("a value") + "value=\"".len();
-    rest[start..].split('"').next().expect("a value").to_owned()
-}
 
 /// The events of `client`'s journey of type `event_type`, as the auditor reads them.
 async fn events(server: &TestServer, client: Uuid, event_type: &str) -> Vec<Value> {
@@ -118,10 +45,6 @@ async fn plan_events(server: &TestServer, client: Uuid) -> usize {
         n += events(server, client, event_type).await.len();
     }
     n
-}
-
-async fn banner(browser: &Browser) -> String {
-    browser.text(".nhsuk-notification-banner__heading").await
 }
 
 #[tokio::test]
@@ -335,14 +258,14 @@ async fn a_link_worker_records_what_matters_a_need_a_goal_an_assessment_and_cons
 /// The fields of a UCLA-3 form drawn from `page`, answered as `answers` (none: left out).
 fn ucla3(page: &str, timepoint: &str, answers: [Option<&str>; 3]) -> Vec<(String, String)> {
     let mut fields = vec![
-        ("csrf".to_owned(), value_of(page, "csrf")),
-        ("assessment_id".to_owned(), value_of(page, "assessment_id")),
+        ("csrf".to_owned(), hidden(page, "csrf")),
+        ("assessment_id".to_owned(), hidden(page, "assessment_id")),
         ("instrument".to_owned(), "ucla3".to_owned()),
         ("timepoint".to_owned(), timepoint.to_owned()),
         ("mode".to_owned(), "self_completed".to_owned()),
         (
             "administered_on".to_owned(),
-            value_of(page, "administered_on"),
+            hidden(page, "administered_on"),
         ),
     ];
     for (n, answer) in answers.iter().enumerate() {
@@ -365,9 +288,9 @@ async fn console_assessment_with_an_item_left_out_is_refused_naming_it_with_the_
     let server = TestServer::start().await;
     let client = open_case(&server).await;
     server.catch_up().await;
-    let cookie = session_cookie(&server, &server.people.worker).await;
+    let cookie = sign_in(&server, &server.people.worker).await;
     let path = format!("/console/people/{client}/assessment");
-    let (status, form) = page(&server, &cookie, &format!("{path}?instrument=ucla3")).await;
+    let (status, form) = get(&server, &cookie, &format!("{path}?instrument=ucla3")).await;
     assert_eq!(status, 200);
     let legends = [
         "How often do you feel that you lack companionship?",
@@ -380,7 +303,7 @@ async fn console_assessment_with_an_item_left_out_is_refused_naming_it_with_the_
 
     // Item 2 left out: named in the summary, linked to its radios; the other answers kept.
     let fields = ucla3(&form, "baseline", [Some("2"), None, Some("3")]);
-    let (status, body) = send(&server, &cookie, &path, None, &pairs(&fields)).await;
+    let (status, body) = post_page(&server, &cookie, &path, None, &pairs(&fields)).await;
     assert_eq!(status, 422);
     assert!(
         body.contains(
@@ -392,14 +315,14 @@ async fn console_assessment_with_an_item_left_out_is_refused_naming_it_with_the_
     assert!(body.contains("id=\"item-3-3\" name=\"item-3\" type=\"radio\" value=\"3\" checked"));
     assert!(!body.contains("name=\"item-2\" type=\"radio\" value=\"1\" checked"));
     assert_eq!(
-        value_of(&body, "assessment_id"),
-        value_of(&form, "assessment_id")
+        hidden(&body, "assessment_id"),
+        hidden(&form, "assessment_id")
     );
     assert_eq!(events(&server, client, "AssessmentRecorded").await.len(), 0);
 
     // A follow-up before any baseline: the domain's refusal, at the timepoint.
     let fields = ucla3(&form, "follow_up", [Some("2"), Some("1"), Some("3")]);
-    let (status, body) = send(&server, &cookie, &path, None, &pairs(&fields)).await;
+    let (status, body) = post_page(&server, &cookie, &path, None, &pairs(&fields)).await;
     assert_eq!(status, 422);
     assert!(
         body.contains("<a href=\"#timepoint\">Record a baseline UCLA 3-item loneliness scale"),
@@ -412,7 +335,7 @@ async fn console_assessment_with_an_item_left_out_is_refused_naming_it_with_the_
     // Whole, sent twice: one assessment.
     let fields = ucla3(&form, "baseline", [Some("2"), Some("1"), Some("3")]);
     for _ in 0..2 {
-        let (status, _) = send(&server, &cookie, &path, None, &pairs(&fields)).await;
+        let (status, _) = post_page(&server, &cookie, &path, None, &pairs(&fields)).await;
         assert_eq!(status, 303);
     }
     let recorded = events(&server, client, "AssessmentRecorded").await;
@@ -423,14 +346,14 @@ async fn console_assessment_with_an_item_left_out_is_refused_naming_it_with_the_
     );
 
     // Withdrawing a consent never given: the domain's refusal, beside the consents.
-    let (_, plan) = page(&server, &cookie, &format!("/console/people/{client}/plan")).await;
-    let csrf = value_of(&plan, "csrf");
-    let (status, body) = send(
+    let (_, plan) = get(&server, &cookie, &format!("/console/people/{client}/plan")).await;
+    let csrf = hidden(&plan, "csrf");
+    let (status, body) = post_page(
         &server,
         &cookie,
         &format!("/console/people/{client}/consent/withdrawal"),
         None,
-        &[("csrf", &csrf), ("withdraw_scope", "evaluation")],
+        &[("csrf", csrf.as_str()), ("withdraw_scope", "evaluation")],
     )
     .await;
     assert_eq!(status, 422);
@@ -486,41 +409,41 @@ async fn console_plan_forms_refuse_another_organisations_worker_and_a_missing_to
     server.catch_up().await;
 
     // Another organisation's worker: no such person, on every page and form.
-    let foreign = session_cookie(&server, &server.people.foreign_worker).await;
+    let foreign = sign_in(&server, &server.people.foreign_worker).await;
     let person = format!("/console/people/{client}");
     for path in [
         format!("{person}/plan"),
         format!("{person}/assessment"),
         format!("{person}/assessment?instrument=wemwbs"),
     ] {
-        assert_eq!(page(&server, &foreign, &path).await.0, 404, "{path}");
+        assert_eq!(get(&server, &foreign, &path).await.0, 404, "{path}");
     }
-    let (_, caseload) = page(&server, &foreign, "/console/caseload").await;
-    let foreign_csrf = value_of(&caseload, "csrf");
+    let (_, caseload) = get(&server, &foreign, "/console/caseload").await;
+    let foreign_csrf = hidden(&caseload, "csrf");
     for (path, fields) in plan_forms(client) {
         let mut form: Vec<(&str, &str)> = vec![("csrf", foreign_csrf.as_str())];
         form.extend(fields.iter().map(|(k, v)| (*k, v.as_str())));
         assert_eq!(
-            send(&server, &foreign, &path, None, &form).await.0,
+            post_page(&server, &foreign, &path, None, &form).await.0,
             404,
             "{path}"
         );
     }
 
     // The case's own worker, without the session's token or from another site: refused.
-    let cookie = session_cookie(&server, &server.people.worker).await;
-    let (_, plan) = page(&server, &cookie, &format!("{person}/plan")).await;
-    let csrf = value_of(&plan, "csrf");
+    let cookie = sign_in(&server, &server.people.worker).await;
+    let (_, plan) = get(&server, &cookie, &format!("{person}/plan")).await;
+    let csrf = hidden(&plan, "csrf");
     for (path, fields) in plan_forms(client) {
         let without: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         assert_eq!(
-            send(&server, &cookie, &path, None, &without).await.0,
+            post_page(&server, &cookie, &path, None, &without).await.0,
             403,
             "{path}"
         );
         let mut other_site = without.clone();
         other_site.push(("csrf", csrf.as_str()));
-        let (status, _) = send(
+        let (status, _) = post_page(
             &server,
             &cookie,
             &path,
@@ -540,7 +463,7 @@ async fn console_plan_forms_refuse_another_organisations_worker_and_a_missing_to
     for (path, fields) in plan_forms(client) {
         let mut form: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
         form.extend(fields.iter().map(|(k, v)| (*k, v.as_str())));
-        let (status, body) = send(&server, &cookie, &path, None, &form).await;
+        let (status, body) = post_page(&server, &cookie, &path, None, &form).await;
         assert_eq!(status, 303, "{path}: {body}");
     }
     assert_eq!(plan_events(&server, client).await, 5);
