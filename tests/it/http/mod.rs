@@ -6,6 +6,7 @@ mod after;
 mod cohort;
 mod console;
 mod console_connect;
+mod console_journey;
 mod console_oidc;
 mod console_plan;
 mod csv_files;
