@@ -2,8 +2,9 @@
 //! its ChromeDriver (`apt-get install chromium chromium-driver`; `scripts/test` installs them),
 //! and axe-core (vendored in `tests/vendor/`) to check each page against WCAG 2.2 A and AA.
 //!
-//! Every page a test reaches is checked for errors in the browser's console (a failed request,
-//! a refused stylesheet, a script error): any fails the test. Every page checked for
+//! Every page a test navigates to (`goto`, `click_and_wait`, `press_and_wait`) or checks for
+//! accessibility is checked for errors in the browser's console (a failed request, a refused
+//! stylesheet, a script error): any fails the test. Every page checked for
 //! accessibility is also photographed, under `target/console-screenshots/`, for review.
 
 use std::net::TcpListener;
@@ -133,8 +134,8 @@ impl Browser {
             .expect("reading the browser's console");
         let errors: Vec<String> = entries
             .as_array()
-            .into_iter()
-            .flatten()
+            .unwrap_or_else(|| panic!("the browser's console log is not a list: {entries}"))
+            .iter()
             .filter(|entry| entry["level"] == "SEVERE")
             .filter_map(|entry| entry["message"].as_str())
             .filter(|message| message.starts_with(home) || !message.starts_with("http"))

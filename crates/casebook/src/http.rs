@@ -109,15 +109,15 @@ impl Application {
     }
 }
 
-/// The API's bad-token count, shared with the console's sign-in.
+/// The console's sign-in links counted by the API's throttle, in a count of their own.
 struct SharedThrottle(api::http::AppState);
 
 impl console::Throttle for SharedThrottle {
     fn wait(&self, req: &actix_web::HttpRequest) -> Option<std::time::Duration> {
-        self.0.credential_wait(req)
+        self.0.sign_in_wait(req)
     }
 
     fn failed(&self, req: &actix_web::HttpRequest) {
-        self.0.credential_failed(req);
+        self.0.sign_in_failed(req);
     }
 }

@@ -480,7 +480,7 @@ fn connect_markup(
     let gap = format!(
         "/console/people/{}/gap?need={}&area={}",
         record.client_id,
-        search.need,
+        encode(&search.need),
         encode(search.area())
     );
     form_page(
@@ -792,7 +792,9 @@ fn outcome_form(
 /// A service gap, as typed (as asked for in a link from a search, or as sent).
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 pub(crate) struct GapForm {
-    #[serde(default = "Uuid::new_v4")]
+    /// Drawn afresh whenever the page is shown: a link cannot fix it (and with it the form's
+    /// idempotency key), so no one can be handed a form whose sending is silently a replay.
+    #[serde(skip, default = "Uuid::new_v4")]
     gap_id: Uuid,
     #[serde(default)]
     need: String,

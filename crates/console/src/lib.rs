@@ -47,8 +47,11 @@ pub struct Console {
     throttle: Option<std::sync::Arc<dyn Throttle>>,
 }
 
-/// How the service turns away a caller that keeps presenting credentials that open nothing:
-/// the API's count of bad tokens, shared, so that a guesser has one allowance however they
+/// How the service turns away a caller that keeps presenting sign-in links that open nothing,
+/// by address as the API counts bad tokens (in a count of its own, so that an integration
+/// retrying a dead token does not keep staff on the same network from signing in). Behind a
+/// reverse proxy, name it with `--trusted-proxy`, or every caller is the proxy and none is
+/// counted. Session cookies that open nothing are not counted: an expired session is not a
 /// guess.
 pub trait Throttle: Send + Sync {
     /// How long the caller must wait, if they are turned away now.
@@ -78,7 +81,6 @@ impl Console {
         }
     }
 
-    /// The same, telling who is calling (for the session audit) as `find` does.
     /// The same console, counting sign-in links that open nothing with `throttle` and turning
     /// away the callers it says to.
     pub fn with_throttle(mut self, throttle: std::sync::Arc<dyn Throttle>) -> Console {
@@ -86,6 +88,7 @@ impl Console {
         self
     }
 
+    /// The same, telling who is calling (for the session audit) as `find` does.
     pub fn with_client_address(mut self, find: ClientAddress) -> Console {
         self.client_address = Some(find);
         self
@@ -470,7 +473,7 @@ async fn sign_in(req: HttpRequest, body: web::Bytes, console: web::Data<Console>
             let _ = response.add_cookie(&session_cookie(&req, signed_in.cookie));
             response
         }
-        Err(AppError::Access(_)) => {
+        Err(AppError::Access(app::access::AccessError::BadToken)) => {
             if let Some(throttle) = &console.throttle {
                 throttle.failed(&req);
             }
@@ -790,6 +793,13 @@ pub(crate) async fn send(
         Err(CommandError::Invalid { field, message }) => Sent::Refused {
             field: Some(field),
             message,
+        },
+        // A colleague wrote to the record between its load and this append: the form comes
+        // back with what was typed, to be checked and sent again.
+        Err(CommandError::Conflict { .. }) => Sent::Refused {
+            field: None,
+            message: "someone else changed this record just now: check it and send the form again"
+                .into(),
         },
         Err(e) => Sent::Failed(failure(Some(session), &AppError::from(e))),
     }

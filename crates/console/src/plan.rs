@@ -8,9 +8,9 @@ use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use app::AppError;
 use app::records::{ClientRecord, Plan, ReadContext, ReadPurpose};
 use app::sessions::ConsoleSession;
-use app::{AppError, CommandError, StaffCommand};
 use domain::{
     CaseCommand, ClientId, ConsentRecorded, ConsentScope, ConsentWithdrawn, GoalId, GoalProgress,
     GoalReviewed, GoalSet, NeedDomain, NeedIdentified, WhatMattersRecorded,
@@ -301,35 +301,22 @@ pub(crate) async fn execute(
     idempotency_key: String,
     done: &str,
 ) -> Result<HttpResponse, (Option<&'static str>, String)> {
-    let request = StaffCommand {
-        idempotency_key: Some(idempotency_key),
-        fingerprint: None,
-        expected_version: None,
-        correlation_id: request_id(req),
-        occurred_at: None,
-        late_entry_reason: None,
-    };
-    match console
-        .cases
-        .execute_as(&session.principal, client, command, request)
-        .await
+    match crate::send(
+        req,
+        console,
+        session,
+        client,
+        command,
+        Some(idempotency_key),
+    )
+    .await
     {
-        Ok(_) => Ok(see_other(&format!(
+        crate::Sent::Done => Ok(see_other(&format!(
             "/console/people/{}?done={done}",
             client.0
         ))),
-        Err(CommandError::Refused(refusal)) => {
-            let field = refusal.field();
-            // The domain's message names its field first: the page shows it at the form's.
-            let text = refusal.to_string();
-            let message = match field.and_then(|f| text.strip_prefix(&format!("{f}: "))) {
-                Some(rest) => rest.to_owned(),
-                None => text,
-            };
-            Err((field, capitalise(&message)))
-        }
-        Err(CommandError::Invalid { field, message }) => Err((Some(field), capitalise(&message))),
-        Err(e) => Ok(failure(Some(session), &AppError::from(e))),
+        crate::Sent::Refused { field, message } => Err((field, capitalise(&message))),
+        crate::Sent::Failed(response) => Ok(response),
     }
 }
 

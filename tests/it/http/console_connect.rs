@@ -458,3 +458,29 @@ async fn console_connection_forms_refuse_bad_input_other_organisations_and_forms
     );
     server.stop().await;
 }
+
+/// A link cannot choose the gap form's id (and with it the form's idempotency key): a form
+/// whose sending would silently replay someone else's is never drawn.
+#[tokio::test]
+async fn a_link_to_the_gap_form_cannot_fix_its_id() {
+    let server = TestServer::start().await;
+    let client = open_case(&server).await;
+    server.catch_up().await;
+    let worker = Session::of(&server, &server.people.worker).await;
+    let fixed = Uuid::from_u128(7);
+    let (status, page) = worker
+        .get(&format!(
+            "/console/people/{client}/gap?gap_id={fixed}&need=housing"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let drawn = hidden(&page, "gap_id");
+    assert_ne!(drawn, fixed.to_string());
+    assert!(Uuid::try_parse(&drawn).is_ok(), "{drawn}");
+    assert!(
+        page.contains("<option value=\"housing\" selected>")
+            || page.contains("value=\"housing\" checked"),
+        "the need the link names is kept"
+    );
+    server.stop().await;
+}

@@ -57,6 +57,8 @@ pub struct AppState {
     metrics_token: Option<Arc<str>>,
     /// Bad bearer tokens by source address.
     throttle: Arc<throttle::AuthThrottle>,
+    /// The console's sign-in links that opened nothing, by source (the same limits).
+    link_throttle: Arc<throttle::AuthThrottle>,
     trusted_proxies: Arc<[IpAddr]>,
 }
 
@@ -101,14 +103,17 @@ impl AppState {
             routes: Arc::new(routes),
             metrics_token: None,
             throttle: Arc::default(),
+            link_throttle: Arc::default(),
             trusted_proxies: Arc::from(Vec::new()),
         }
     }
 
     /// The same state, turning a source away after `max_failures` bad bearer tokens in a
-    /// minute (default [`throttle::MAX_FAILURES`]).
+    /// minute (default [`throttle::MAX_FAILURES`]), or as many console sign-in links that
+    /// opened nothing (counted apart).
     pub fn with_auth_failure_limit(mut self, max_failures: u32) -> AppState {
         self.throttle = Arc::new(throttle::AuthThrottle::new(max_failures));
+        self.link_throttle = Arc::new(throttle::AuthThrottle::new(max_failures));
         self
     }
 
@@ -136,21 +141,22 @@ impl AppState {
         ))
     }
 
-    /// How long the caller of `req` must wait before another credential is looked at, if it
-    /// is turned away now: the bad-token count, which the console's sign-in shares, so a
-    /// guesser has one allowance however they guess.
-    pub fn credential_wait(&self, req: &HttpRequest) -> Option<std::time::Duration> {
+    /// How long the caller of `req` must wait before another console sign-in link is looked
+    /// at, if it is turned away now. Links are counted by address as bad tokens are, in a count
+    /// of their own: an integration retrying a dead token on a shared network must not keep
+    /// the staff behind the same address from signing in.
+    pub fn sign_in_wait(&self, req: &HttpRequest) -> Option<std::time::Duration> {
         let source = self
             .client_address(req)
             .filter(|ip| throttle::counted(*ip))?;
-        self.throttle.blocked(source, Instant::now())
+        self.link_throttle.blocked(source, Instant::now())
     }
 
-    /// Counts a credential from the caller of `req` that opened nothing (a console sign-in
-    /// link that is spent, expired or was never issued), as a bad token is counted.
-    pub fn credential_failed(&self, req: &HttpRequest) {
+    /// Counts a console sign-in link from the caller of `req` that opened nothing (spent,
+    /// expired or never issued).
+    pub fn sign_in_failed(&self, req: &HttpRequest) {
         if let Some(source) = self.client_address(req).filter(|ip| throttle::counted(*ip)) {
-            count_failure(self, source);
+            count_failure(&self.link_throttle, source, "console sign-in links");
         }
     }
 
@@ -350,15 +356,16 @@ fn protect_response(headers: &mut actix_web::http::header::HeaderMap) {
 /// the credential. A code that is not live counts against its source as a bad token does.
 const REDEMPTION_PATH: &str = "/api/v1/enrolments/redemption";
 
-/// Counts a bad credential from `source`, and says so once when it turns the source away.
-fn count_failure(state: &AppState, source: IpAddr) {
+/// Counts a bad credential (`what`: which kind) from `source` in `throttle`, and says so once
+/// when it turns the source away.
+fn count_failure(throttle: &throttle::AuthThrottle, source: IpAddr, what: &str) {
     metrics::record_auth_failure();
-    if state.throttle.failed(source, Instant::now()) {
+    if throttle.failed(source, Instant::now()) {
         tracing::warn!(
             source = %source,
-            failures = state.throttle.max_failures(),
+            failures = throttle.max_failures(),
             window_seconds = throttle::WINDOW.as_secs(),
-            "bad bearer tokens: this source is turned away until its window ends"
+            "bad {what}: this source is turned away until its window ends"
         );
     }
 }
@@ -382,7 +389,7 @@ async fn require_token<B: actix_web::body::MessageBody + 'static>(
         }
         let response = next.call(req).await?.map_into_boxed_body();
         if let (Some(ip), StatusCode::UNAUTHORIZED) = (source, response.status()) {
-            count_failure(&state, ip);
+            count_failure(&state.throttle, ip, "bearer tokens");
         }
         return Ok(response);
     }
@@ -409,7 +416,7 @@ async fn require_token<B: actix_web::body::MessageBody + 'static>(
             }
             Err(e) => {
                 if let (Some(ip), ApiError::Unauthenticated(_)) = (source, &e) {
-                    count_failure(&state, ip);
+                    count_failure(&state.throttle, ip, "bearer tokens");
                 }
                 return Ok(req.error_response(e));
             }
