@@ -899,13 +899,7 @@ pub(crate) async fn gap_page(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::forms::filled as fields;
 
     #[test]
     fn an_outcome_reads_its_weeks_and_names_what_does_not_read() {

@@ -35,6 +35,15 @@ pub fn fields(body: &[u8]) -> HashMap<String, String> {
         .collect()
 }
 
+/// A form's fields from name and value pairs, for the forms' unit tests.
+#[cfg(test)]
+pub(crate) fn filled(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 /// The code of `all` a form sent as `value`, if it is one.
 pub(crate) fn coded<T: serde::Serialize + Copy>(all: &[T], value: &str) -> Option<T> {
     all.iter().find(|c| domain::code(*c) == value).copied()

@@ -850,13 +850,7 @@ fn consent_section(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::forms::filled as fields;
 
     #[test]
     fn a_goal_names_a_need_only_from_the_domains_list() {
