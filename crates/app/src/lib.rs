@@ -21,6 +21,7 @@ pub mod export;
 pub mod freshness;
 pub mod health;
 mod journey;
+pub mod names;
 pub mod oidc;
 pub mod policy;
 pub mod privacy;

@@ -147,6 +147,30 @@ pub fn may_read_record(principal: &Principal, case: &LoadedCase) -> Result<(), D
     }
 }
 
+/// May the caller see a person's name on a list of people (a caseload, the triage queue)?
+/// Whoever works the case: its link worker, a team lead of its team, or of any team while it is
+/// unassigned; never another organisation's (absent). Auditors read whole records, not lists.
+///
+/// # Errors
+/// [`Denied::Forbidden`] for any other role or someone else's case; [`Denied::NotFound`] for no
+/// record or another organisation's.
+pub fn may_name_on_list(principal: &Principal, case: &LoadedCase) -> Result<(), Denied> {
+    require(
+        principal,
+        &[Role::LinkWorker, Role::TeamLead],
+        "a list of names",
+    )?;
+    if !case.exists() {
+        return Err(Denied::NotFound);
+    }
+    same_organisation(principal, case)?;
+    if works_case(principal, case) {
+        Ok(())
+    } else {
+        Err(not_your_case(principal))
+    }
+}
+
 /// May the caller see the status of one referral? Its referrer, and whoever may read the record.
 ///
 /// # Errors
@@ -594,6 +618,25 @@ mod tests {
                 (Administrator, [Forbidden; 6]),
             ],
             |p, c| outcome(may_command(p, c, &contact(), false)),
+        );
+    }
+
+    #[test]
+    fn who_may_see_a_persons_name_on_a_list() {
+        table(
+            "a name on a caseload",
+            &[
+                (Role::Referrer, [Forbidden; 6]),
+                (
+                    LinkWorker,
+                    [Absent, Absent, Forbidden, Allow, Forbidden, Forbidden],
+                ),
+                (TeamLead, [Absent, Absent, Allow, Allow, Forbidden, Allow]),
+                (Auditor, [Forbidden; 6]),
+                (ReportingAnalyst, [Forbidden; 6]),
+                (Administrator, [Forbidden; 6]),
+            ],
+            |p, c| outcome(may_name_on_list(p, c)),
         );
     }
 

@@ -115,6 +115,8 @@ pub enum RecordView {
     ReferralStatus,
     /// The read audit itself: who read the record (reading it is audited too).
     Reads,
+    /// The person's name on a caseload or triage queue ([`crate::names`]).
+    Caseload,
 }
 
 impl RecordView {
@@ -124,6 +126,7 @@ impl RecordView {
             RecordView::Journey => "journey",
             RecordView::ReferralStatus => "referral_status",
             RecordView::Reads => "reads",
+            RecordView::Caseload => "caseload",
         }
     }
 }
@@ -258,7 +261,8 @@ pub struct RecordRead {
     pub read_id: i64,
     pub staff_id: Uuid,
     pub role: Role,
-    /// `record`, `journey`, `referral_status` or `reads` (this list).
+    /// `record`, `journey`, `referral_status`, `reads` (this list) or `caseload` (the name on a
+    /// caseload or triage queue).
     pub view: String,
     /// Why it was read, as the reader said.
     pub purpose: Option<ReadPurpose>,

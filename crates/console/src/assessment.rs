@@ -371,7 +371,7 @@ async fn show(
     };
     match query.instrument.as_deref().and_then(offered) {
         Some(instrument) => {
-            let today = console.cases.clock().now().date_naive();
+            let today = crate::local::today(console.cases.clock().now());
             let form = AssessmentForm::blank(instrument, today);
             render(&req, &console, &session, client, Step::Answer(&form), &[]).await
         }

@@ -87,8 +87,8 @@ impl ContactForm {
             contact_id: Uuid::new_v4(),
             mode: None,
             minutes: String::new(),
-            contacted_on: now.format("%Y-%m-%d").to_string(),
-            contacted_time: now.format("%H:%M").to_string(),
+            contacted_on: crate::local::local(now).format("%Y-%m-%d").to_string(),
+            contacted_time: crate::local::local(now).format("%H:%M").to_string(),
             note: String::new(),
         }
     }
@@ -155,13 +155,23 @@ impl ContactForm {
                 format!("The note must be {NOTE_LIMIT} characters or fewer"),
             ));
         }
-        match (mode, minutes, date, time) {
-            (Some(mode), Some(minutes), Some(date), Some(time)) if errors.is_empty() => {
+        let at = date.zip(time).and_then(|(date, time)| {
+            let at = crate::local::instant(date, time);
+            if at.is_none() {
+                errors.push(FieldError::new(
+                    "contacted_time",
+                    "That time did not happen: the clocks went forward an hour",
+                ));
+            }
+            at
+        });
+        match (mode, minutes, at) {
+            (Some(mode), Some(minutes), Some(at)) if errors.is_empty() => {
                 Ok(CaseCommand::RecordContact(ContactRecorded {
                     contact_id: ContactId(self.contact_id),
                     mode,
                     minutes,
-                    contacted_at: date.and_time(time).and_utc(),
+                    contacted_at: at,
                     note: Some(self.note.trim().to_owned()).filter(|n| !n.is_empty()),
                 }))
             }
@@ -186,7 +196,7 @@ impl AppointmentForm {
         AppointmentForm {
             appointment_id: Uuid::new_v4(),
             mode: None,
-            on: (now + chrono::Duration::days(7))
+            on: (crate::local::today(now) + chrono::Duration::days(7))
                 .format("%Y-%m-%d")
                 .to_string(),
             at: "10:00".to_owned(),
@@ -236,11 +246,21 @@ impl AppointmentForm {
                 "Enter the time of the appointment, like 14:30",
             ));
         }
-        match (mode, day, time) {
-            (Some(mode), Some(day), Some(time)) => {
+        let at = day.zip(time).and_then(|(day, time)| {
+            let at = crate::local::instant(day, time);
+            if at.is_none() {
+                errors.push(FieldError::new(
+                    "appointment_at",
+                    "That time will not happen: the clocks go forward an hour",
+                ));
+            }
+            at
+        });
+        match (mode, at) {
+            (Some(mode), Some(at)) if errors.is_empty() => {
                 Ok(CaseCommand::BookAppointment(AppointmentBooked {
                     appointment_id: AppointmentId(self.appointment_id),
-                    scheduled_for: day.and_time(time).and_utc(),
+                    scheduled_for: at,
                     mode,
                 }))
             }
@@ -457,6 +477,36 @@ mod tests {
             "2026-11-27T09:05:00+00:00"
         );
         assert_eq!(contact.note, None, "a blank note is no note");
+    }
+
+    #[test]
+    fn times_are_typed_on_a_uk_wall_clock() {
+        let contact = |day: &str, time: &str| {
+            form(&[
+                ("mode", "phone"),
+                ("minutes", "10"),
+                ("contacted_on", day),
+                ("contacted_time", time),
+            ])
+            .command()
+        };
+        let Ok(CaseCommand::RecordContact(summer)) = contact("2026-07-01", "09:05") else {
+            panic!("a summer contact reads");
+        };
+        assert_eq!(
+            summer.contacted_at.to_rfc3339(),
+            "2026-07-01T08:05:00+00:00"
+        );
+        // The hour the clocks skip is no time at all, and the field says so.
+        let skipped = contact("2026-03-29", "01:30").expect_err("01:30 did not happen");
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].field, "contacted_time");
+        // The form's defaults are the wall clock's too.
+        let blank = ContactForm::blank("2026-06-30T23:30:00Z".parse().expect("instant"));
+        assert_eq!(
+            (blank.contacted_on.as_str(), blank.contacted_time.as_str()),
+            ("2026-07-01", "00:30")
+        );
     }
 
     #[test]

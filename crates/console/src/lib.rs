@@ -11,6 +11,7 @@
 
 mod assets;
 pub mod forms;
+pub mod local;
 pub mod oidc;
 mod pages;
 
@@ -526,10 +527,29 @@ async fn caseload(
         .cases
         .caseload(&session.principal, None, query.cursor, None, None)
         .await;
-    match result {
-        Ok(caseload) => page(StatusCode::OK, pages::caseload(&session, &caseload)),
+    let named = match result {
+        Ok(caseload) => named(&req, &console, &session, caseload).await,
+        Err(e) => Err(e),
+    };
+    match named {
+        Ok((caseload, names)) => page(StatusCode::OK, pages::caseload(&session, &caseload, &names)),
         Err(e) => failure(Some(&session), &e),
     }
+}
+
+/// A page of people with their names (each name shown is audited as read for direct care).
+async fn named(
+    req: &HttpRequest,
+    console: &Console,
+    session: &ConsoleSession,
+    page: CaseloadPage,
+) -> Result<(CaseloadPage, pages::Names), AppError> {
+    let read = ReadContext::new(Some(ReadPurpose::DirectCare), request_id(req));
+    let names = console
+        .cases
+        .names(&session.principal, &page, &read)
+        .await?;
+    Ok((page, names))
 }
 
 #[derive(serde::Deserialize)]
@@ -986,7 +1006,7 @@ struct AuditParams {
     known_at: Option<String>,
 }
 
-/// The end of a day typed as `YYYY-MM-DD` (UTC), none for an empty field.
+/// The end of a UK day typed as `YYYY-MM-DD`, none for an empty field.
 fn end_of_day(
     field: &str,
     value: &str,
@@ -996,7 +1016,7 @@ fn end_of_day(
         return None;
     }
     match chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        Ok(day) => day.and_hms_opt(23, 59, 59).map(|t| t.and_utc()),
+        Ok(day) => chrono::NaiveTime::from_hms_opt(23, 59, 59).and_then(|t| local::instant(day, t)),
         Err(_) => {
             errors.push(FieldError::new(field, "Enter a real date"));
             None
@@ -1093,12 +1113,16 @@ async fn triage(
     console: web::Data<Console>,
 ) -> HttpResponse {
     let session = signed_in!(req, console);
-    match console
+    let queue = console
         .cases
         .triage_queue(&session.principal, query.cursor, None, None)
-        .await
-    {
-        Ok(queue) => page(StatusCode::OK, pages::triage(&session, &queue)),
+        .await;
+    let named = match queue {
+        Ok(queue) => named(&req, &console, &session, queue).await,
+        Err(e) => Err(e),
+    };
+    match named {
+        Ok((queue, names)) => page(StatusCode::OK, pages::triage(&session, &queue, &names)),
         Err(e) => failure(Some(&session), &e),
     }
 }

@@ -3,6 +3,7 @@
 //! an error summary linked to each field.
 
 use app::caseload::{CaseloadFlag, CaseloadItem, CaseloadPage, CaseloadScope, WorkerLoad};
+use app::names::PersonName;
 use app::records::{ClientRecord, JourneyPage, RecordReadPage, ReferralSummary};
 use app::sessions::ConsoleSession;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -121,9 +122,16 @@ pub fn day(date: NaiveDate) -> String {
     date.format("%-d %B %Y").to_string()
 }
 
-/// 29 November 2026 at 14:05 (UTC).
+/// 29 November 2026 at 14:05, on a UK wall clock.
 pub fn moment(at: DateTime<Utc>) -> String {
-    at.format("%-d %B %Y at %H:%M").to_string()
+    crate::local::local(at)
+        .format("%-d %B %Y at %H:%M")
+        .to_string()
+}
+
+/// The UK date of an instant: 29 November 2026.
+pub fn day_of(at: DateTime<Utc>) -> String {
+    day(crate::local::today(at))
 }
 
 pub(crate) fn short(id: Uuid) -> String {
@@ -241,20 +249,31 @@ fn status_name(status: CaseStatus) -> &'static str {
     }
 }
 
-fn caseload_row(item: &CaseloadItem) -> Markup {
+/// The names on a list of people, by client id ([`app::names`]).
+pub type Names = std::collections::HashMap<Uuid, PersonName>;
+
+/// A person on a list, linked to their page: their name, or what is known without it.
+fn person_link(client_id: Uuid, names: &Names) -> Markup {
+    html! {
+        a href={"/console/people/" (client_id)} {
+            @match names.get(&client_id) {
+                Some(PersonName::Known(name)) => { (name) }
+                Some(PersonName::Erased) => { "Name erased (" (short(client_id)) ")" }
+                None => { "Person " (short(client_id)) }
+            }
+        }
+    }
+}
+
+fn caseload_row(item: &CaseloadItem, names: &Names) -> Markup {
     html! {
         tr class="nhsuk-table__row" {
-            td class="nhsuk-table__cell" {
-                a href={"/console/people/" (item.client_id)} {
-                    "Person " (short(item.client_id))
-                    span class="nhsuk-u-visually-hidden" { ", " (item.area) }
-                }
-            }
+            td class="nhsuk-table__cell" { (person_link(item.client_id, names)) }
             td class="nhsuk-table__cell" { (item.area) }
             td class="nhsuk-table__cell" { (status_name(item.status)) }
             td class="nhsuk-table__cell" {
                 @match item.last_contact_at {
-                    Some(at) => (day(at.date_naive())),
+                    Some(at) => (day_of(at)),
                     None => "None yet",
                 }
             }
@@ -272,7 +291,7 @@ fn caseload_row(item: &CaseloadItem) -> Markup {
 }
 
 /// A caseload, one row a person.
-pub fn caseload(who: &ConsoleSession, page: &CaseloadPage) -> Markup {
+pub fn caseload(who: &ConsoleSession, page: &CaseloadPage, names: &Names) -> Markup {
     let title = who.caseload().as_ref().map_or("Caseload", caseload_title);
     layout(
         title,
@@ -288,7 +307,7 @@ pub fn caseload(who: &ConsoleSession, page: &CaseloadPage) -> Markup {
                     }
                     (head(&["Person", "Area", "Status", "Last contact", "Next appointment", "Needs attention"]))
                     tbody class="nhsuk-table__body" {
-                        @for item in &page.items { (caseload_row(item)) }
+                        @for item in &page.items { (caseload_row(item, names)) }
                     }
                 }
                 @if let Some(next) = page.next_cursor {
@@ -550,7 +569,7 @@ fn assignment_form(
 }
 
 /// A team lead's triage queue: referrals waiting for a decision.
-pub fn triage(who: &ConsoleSession, page: &CaseloadPage) -> Markup {
+pub fn triage(who: &ConsoleSession, page: &CaseloadPage, names: &Names) -> Markup {
     layout(
         "Referrals to triage",
         Some(who),
@@ -567,9 +586,7 @@ pub fn triage(who: &ConsoleSession, page: &CaseloadPage) -> Markup {
                     tbody class="nhsuk-table__body" {
                         @for item in &page.items {
                             tr class="nhsuk-table__row" {
-                                td class="nhsuk-table__cell" {
-                                    a href={"/console/people/" (item.client_id)} { "Person " (short(item.client_id)) }
-                                }
+                                td class="nhsuk-table__cell" { (person_link(item.client_id, names)) }
                                 td class="nhsuk-table__cell" { (item.area) }
                                 td class="nhsuk-table__cell" {
                                     @match item.referred_on { Some(d) => (day(d)), None => "Not recorded" }

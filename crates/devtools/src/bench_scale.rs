@@ -137,6 +137,12 @@ pub(crate) async fn measure(
     })
     .await?;
     let page = console_caseload(&admin, &store, options.runs, &worker).await?;
+    eprintln!(
+        "console caseload page: p50 {:.2} ms, p99 {:.2} ms, largest {:.1} KB",
+        percentile(&page.times, 50.0),
+        percentile(&page.times, 99.0),
+        page.largest_bytes as f64 / 1024.0
+    );
     let stream_floor =
         floor("SELECT * FROM events WHERE stream_id = $1 ORDER BY stream_version").await?;
     // The journey as an auditor reads it: policy, read audit, one read of the stream.

@@ -106,14 +106,16 @@ async fn a_link_worker_signs_in_reads_their_caseload_and_records_a_contact_by_ke
     let rows = browser.texts("tbody tr").await;
     assert_eq!(rows.len(), 1, "one case on the caseload: {rows:?}");
     assert!(
-        rows[0].contains("Frome") && rows[0].contains("Open"),
-        "{rows:?}"
+        rows[0].contains("Maggie Thornbury")
+            && rows[0].contains("Frome")
+            && rows[0].contains("Open"),
+        "the person by name, their area and status: {rows:?}"
     );
     browser.assert_accessible("the caseload").await;
 
     // The person's page, reached by keyboard; reading it is audited as direct care.
     let reads_before = direct_care_reads(&server, &worker, client).await;
-    browser.tab_to_link("Person ").await;
+    browser.tab_to_link("Maggie Thornbury").await;
     browser.press_and_wait(&enter).await;
     assert_eq!(browser.path().await, format!("/console/people/{client}"));
     assert_eq!(

@@ -7,6 +7,7 @@ mod cohort;
 mod console;
 mod console_connect;
 mod console_journey;
+mod console_names;
 mod console_oidc;
 mod console_plan;
 mod csv_files;

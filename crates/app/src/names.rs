@@ -1,0 +1,142 @@
+//! The names on a list of people: a caseload, a team's caseload, the triage queue.
+//!
+//! A caseload's rows come from a read model, which holds no personal data (a projection could
+//! not forget a name when the person is erased). The names come from the log: the person's
+//! registration, any correction of it and any erasure, read for the page's people at once
+//! (`EventStore::read_streams_of_types`, over a partial index of those three event types), and
+//! opened with each person's data key. Showing a name is a read of the person's record: each
+//! is written to the read audit (as `caseload`) before the page is answered.
+
+use std::collections::HashMap;
+
+use domain::{CaseEvent, DomainEvent, EventId, StaffId, TeamId};
+use eventstore::RecordedEvent;
+use uuid::Uuid;
+
+use crate::access::Principal;
+use crate::caseload::CaseloadPage;
+use crate::records::{ReadContext, ReadPurpose};
+use crate::{AppError, CaseService, LoadedCase, policy};
+
+/// What a list shows for a person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PersonName {
+    /// Their name as registered, corrections applied.
+    Known(String),
+    /// Their personal data was erased.
+    Erased,
+}
+
+/// The events a person's name is folded from.
+const NAME_EVENTS: &[&str] = &["ClientRegistered", "EntryCorrected", "ClientErased"];
+
+/// The name one person's events give, and the organisation their record belongs to.
+fn fold_name(events: &[&RecordedEvent]) -> Option<(Uuid, PersonName)> {
+    let mut registered: Option<(EventId, CaseEvent)> = None;
+    let mut organisation = None;
+    for event in events {
+        let Ok(decoded) = CaseEvent::decode(
+            &event.event_type,
+            event.schema_version,
+            event.payload.clone(),
+        ) else {
+            continue;
+        };
+        match &decoded {
+            CaseEvent::ClientErased(_) => {
+                return organisation.map(|org| (org, PersonName::Erased));
+            }
+            CaseEvent::ClientRegistered(_) => {
+                organisation = Some(event.metadata.organisation_id);
+                registered = Some((EventId(event.event_id), decoded));
+            }
+            CaseEvent::EntryCorrected(correction) => {
+                if let Some((id, entry)) = &mut registered
+                    && correction.corrects == *id
+                    && let Ok(corrected) = domain::corrected_entry(entry, correction)
+                {
+                    *entry = corrected;
+                }
+            }
+            _ => {}
+        }
+    }
+    match (organisation, registered) {
+        (Some(org), Some((_, CaseEvent::ClientRegistered(registered)))) => {
+            let personal = &registered.personal;
+            Some((
+                org,
+                PersonName::Known(format!("{} {}", personal.given_name, personal.family_name)),
+            ))
+        }
+        _ => None,
+    }
+}
+
+impl CaseService {
+    /// The names of the people on `page`, a caseload or triage queue the caller was shown,
+    /// for each person the caller works ([`policy::may_name_on_list`]); each name shown is
+    /// written to the read audit first (view `caseload`, for direct care).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn names(
+        &self,
+        principal: &Principal,
+        page: &CaseloadPage,
+        read: &ReadContext,
+    ) -> Result<HashMap<Uuid, PersonName>, AppError> {
+        let ids: Vec<Uuid> = page.items.iter().map(|item| item.client_id).collect();
+        let events = self
+            .store()
+            .read_streams_of_types(&ids, NAME_EVENTS)
+            .await?;
+        let mut by_person: HashMap<Uuid, Vec<&RecordedEvent>> = HashMap::new();
+        for event in &events {
+            by_person.entry(event.stream_id).or_default().push(event);
+        }
+        let mut names = HashMap::with_capacity(ids.len());
+        for item in &page.items {
+            let Some((organisation, name)) = by_person
+                .get(&item.client_id)
+                .and_then(|events| fold_name(events))
+            else {
+                continue;
+            };
+            let mut case = LoadedCase {
+                version: 1,
+                organisation_id: Some(organisation),
+                ..LoadedCase::default()
+            };
+            case.state.link_worker = item
+                .link_worker_id
+                .zip(item.team_id)
+                .map(|(worker, team)| (StaffId(worker), TeamId(team)));
+            if policy::may_name_on_list(principal, &case).is_ok() {
+                names.insert(item.client_id, name);
+            }
+        }
+        let shown: Vec<Uuid> = ids
+            .into_iter()
+            .filter(|id| matches!(names.get(id), Some(PersonName::Known(_))))
+            .collect();
+        if !shown.is_empty() {
+            let client = self.store().pool().get().await?;
+            client
+                .execute(
+                    "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, purpose_code, request_id) \
+                     SELECT $1, client_id, $3, $4, 'caseload', $5, $6 FROM unnest($2::uuid[]) AS shown(client_id)",
+                    &[
+                        &principal.organisation_id,
+                        &shown,
+                        &principal.staff_id.0,
+                        &principal.role.as_str(),
+                        &read.purpose.or(Some(ReadPurpose::DirectCare)).map(ReadPurpose::code),
+                        &read.request_id,
+                    ],
+                )
+                .await?;
+        }
+        Ok(names)
+    }
+}
