@@ -33,6 +33,26 @@ pub struct Team {
     pub name: String,
 }
 
+/// A team as its administrator sees it: who is in it, and how many people a year its link
+/// workers can support between them.
+#[derive(Debug, Serialize)]
+pub struct TeamSummary {
+    pub team_id: Uuid,
+    pub name: String,
+    /// Active staff of the team (any role).
+    pub members: i64,
+    /// Active link workers of the team.
+    pub link_workers: i64,
+    /// The sum of the active link workers' capacities (people a year), those with one set.
+    pub capacity: i64,
+}
+
+/// The roles a staff account may hold, in the order a form offers them.
+#[must_use]
+pub fn roles() -> &'static [Role] {
+    &Role::ALL
+}
+
 /// A page of staff.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StaffPage {
@@ -227,6 +247,53 @@ impl Admin {
         policy::may_administer(principal)?;
         let client = self.pool.get().await?;
         team_in(&**client, principal.organisation_id, &request.name).await
+    }
+
+    /// The organisation's teams by name, each with its active members and capacity.
+    ///
+    /// # Errors
+    /// [`AppError::Denied`] by [`policy::may_administer`]; a database failure.
+    pub async fn teams(&self, principal: &Principal) -> Result<Vec<TeamSummary>, AppError> {
+        policy::may_administer(principal)?;
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT t.team_id, t.name, \
+                        count(s.staff_id) FILTER (WHERE s.active), \
+                        count(s.staff_id) FILTER (WHERE s.active AND s.role = 'link_worker'), \
+                        coalesce(sum(s.capacity) FILTER (WHERE s.active AND s.role = 'link_worker'), 0) \
+                 FROM teams t LEFT JOIN staff s ON s.team_id = t.team_id \
+                 WHERE t.organisation_id = $1 GROUP BY t.team_id, t.name ORDER BY t.name",
+                &[&principal.organisation_id],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| TeamSummary {
+                team_id: row.get(0),
+                name: row.get(1),
+                members: row.get(2),
+                link_workers: row.get(3),
+                capacity: row.get(4),
+            })
+            .collect())
+    }
+
+    /// One member of the organisation's staff.
+    ///
+    /// # Errors
+    /// [`AppError::Denied`] by [`policy::may_administer`]; [`AppError::NotFound`] for no such
+    /// member of the organisation; a database failure.
+    pub async fn staff_member(
+        &self,
+        principal: &Principal,
+        staff_id: Uuid,
+    ) -> Result<StaffMember, AppError> {
+        policy::may_administer(principal)?;
+        let client = self.pool.get().await?;
+        access::staff_member(&**client, principal.organisation_id, staff_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound("no such staff member".into()))
     }
 
     /// The organisation's staff, a page of `limit` after `cursor`.

@@ -174,6 +174,7 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/console/admin/sessions/end", web::post().to(end_session))
             .configure(reports::configure)
             .configure(staff::configure)
+            .configure(teams::configure)
             .route(
                 "/console/assets/10.6.1/nhsuk-frontend.min.css",
                 web::get().to(assets::stylesheet),
@@ -398,6 +399,7 @@ mod plan;
 mod reports;
 mod staff;
 mod team;
+mod teams;
 
 async fn home(req: HttpRequest, console: web::Data<Console>) -> HttpResponse {
     if req.cookie(SESSION_COOKIE).is_none() {

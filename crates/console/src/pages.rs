@@ -405,7 +405,9 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
                 (summary_row("Onward connections", &record.connections.to_string()))
             }
             @if triage {
-                @for referral in record.referrals.iter().filter(|r| r.status == ReferralStatus::Pending) {
+                // At most one referral waits at a time: the domain refuses a new referral while
+                // one is pending or the case is open (`CaseAlreadyActive`).
+                @if let Some(referral) = record.referrals.iter().find(|r| r.status == ReferralStatus::Pending) {
                     (decision_form(who, record, referral, errors))
                     (crate::closure::redirect_link(record))
                 }
@@ -815,6 +817,7 @@ pub fn admin(
                 }
             }
             h2 class="nhsuk-heading-m" id="staff" { "Staff" }
+            p class="nhsuk-body" { a href="/console/admin/teams" { "Teams, and adding a team or a member of staff" } }
             table class="nhsuk-table" id="staff-table" {
                 caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "The organisation's staff" }
                 (head(&["Name", "Role", "Active"]))

@@ -44,19 +44,13 @@ async fn staff_page(
     let shown = async {
         let id = staff_id(&path)?;
         let credentials = console.admin.credentials(&session.principal, id).await?;
-        let member = console
-            .admin
-            .list_staff(&session.principal, None, Some(app::MAX_LIMIT))
-            .await?
-            .items
-            .into_iter()
-            .find(|m| m.staff_id == id)
-            .ok_or_else(|| AppError::NotFound("no such staff member".into()))?;
+        let member = console.admin.staff_member(&session.principal, id).await?;
         Ok::<_, AppError>((member, credentials))
     };
     match shown.await {
         Ok((member, credentials)) => {
             let banner = match done.done.as_deref() {
+                Some("added") => Some("Member of staff added"),
                 Some("revoked") => Some("Token revoked"),
                 Some("revoked_all") => Some("Every token and enrolment revoked"),
                 Some("deactivated") => Some("Account deactivated"),

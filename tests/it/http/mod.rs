@@ -5,6 +5,7 @@
 mod after;
 mod cohort;
 mod console;
+mod console_admin;
 mod console_connect;
 mod console_journey;
 mod console_names;
