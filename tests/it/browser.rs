@@ -261,11 +261,41 @@ impl Browser {
             .expect("choosing an option");
     }
 
+    /// Fails when the page weighs more than 300 KB as sent (issue #17): its HTML and every
+    /// resource it loaded, by their encoded sizes (a resource served from the browser's cache
+    /// still counts, as it would on a first visit).
+    pub async fn assert_page_weight(&self, what: &str) {
+        self.assert_page_weight_under(what, 300 * 1024).await;
+    }
+
+    /// Fails when the page weighs more than `limit` bytes as sent.
+    pub async fn assert_page_weight_under(&self, what: &str, limit: u64) {
+        let sizes = self
+            .client
+            .execute(
+                "return performance.getEntriesByType('navigation')                   .concat(performance.getEntriesByType('resource'))                   .map(e => [e.name, e.encodedBodySize]);",
+                vec![],
+            )
+            .await
+            .expect("reading the page's resources");
+        let sizes: Vec<(String, u64)> = serde_json::from_value(sizes).expect("names and sizes");
+        let total: u64 = sizes.iter().map(|(_, size)| size).sum();
+        assert!(
+            sizes.first().is_some_and(|(_, html)| *html > 0),
+            "the page's own size is measured on {what}: {sizes:?}"
+        );
+        assert!(
+            total <= limit,
+            "{what} weighs {total} bytes as sent, over {limit}: {sizes:?}"
+        );
+    }
+
     /// Runs axe-core on the page and fails with every violation of WCAG 2.2 A and AA; checks
     /// the browser's console and takes the page's screenshot.
     pub async fn assert_accessible(&self, what: &str) {
         self.assert_no_console_errors().await;
         self.screenshot(what).await;
+        self.assert_page_weight(what).await;
         let loaded = self
             .client
             .execute(&format!("{AXE}\n;return typeof axe;"), vec![])

@@ -1009,6 +1009,38 @@ async fn the_browser_tests_fail_on_console_errors_and_keep_a_screenshot_of_each_
         assert!(caught.is_err(), "{what} in the console was not caught");
     }
     browser.assert_no_console_errors().await;
+
+    // The stylesheet goes compressed: its 271 KB arrive as about 29 KB.
+    browser
+        .goto(&format!("{}/console/caseload", server.base))
+        .await;
+    let css: Vec<(u64, u64)> = serde_json::from_value(
+        browser
+            .client
+            .execute(
+                "return performance.getEntriesByType('resource')\
+                   .filter(e => e.name.endsWith('.css'))\
+                   .map(e => [e.encodedBodySize, e.decodedBodySize]);",
+                vec![],
+            )
+            .await
+            .expect("the stylesheet's sizes"),
+    )
+    .expect("sizes");
+    assert_eq!(css.len(), 1, "{css:?}");
+    let (sent, whole) = css[0];
+    assert!(
+        sent > 0 && sent * 5 < whole,
+        "sent {sent} bytes of a {whole}-byte stylesheet"
+    );
+    browser.assert_page_weight("a caseload").await;
+    // The check counts the stylesheet: under a 20 KB limit the same page fails it.
+    let caught = std::panic::AssertUnwindSafe(
+        browser.assert_page_weight_under("a caseload under 20 KB", 20 * 1024),
+    )
+    .catch_unwind()
+    .await;
+    assert!(caught.is_err(), "a page over the limit was not caught");
     server.stop().await;
 }
 
