@@ -24,6 +24,9 @@ use crate::access::{
 const LINK_PREFIX: &str = "cbl_";
 const SESSION_PREFIX: &str = "cbs_";
 
+/// How stale a session's last use may be before a page writes it again.
+pub const SEEN_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How long a session lasts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionRules {
@@ -277,6 +280,10 @@ impl Sessions {
     /// The live session a cookie holds, its use counted (the idle timeout starts again). A
     /// session found idle or past its lifetime is ended here, and that is audited.
     ///
+    /// Its use is written only when the last one written is more than [`SEEN_EVERY`] old, so a
+    /// page read in the same half-minute writes nothing (and waits for no flush of the
+    /// database's journal); the idle timeout is counted to within that.
+    ///
     /// # Errors
     /// [`AccessError::BadToken`] for anything but a live session of an active staff member; a
     /// database failure.
@@ -286,12 +293,19 @@ impl Sessions {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
-                "UPDATE console_sessions c SET last_seen_at = now() FROM staff s \
-                 WHERE c.session_id = $1 AND c.secret_hash = $2 AND s.staff_id = c.staff_id \
-                 AND c.ended_at IS NULL AND s.active AND c.expires_at > now() \
-                 AND c.last_seen_at + c.idle_timeout > now() \
-                 RETURNING s.staff_id, s.organisation_id, s.team_id, s.role, s.name",
-                &[&session_id, &hash],
+                "WITH live AS ( \
+                   SELECT c.session_id, c.last_seen_at, s.staff_id, s.organisation_id, s.team_id, \
+                          s.role, s.name \
+                   FROM console_sessions c JOIN staff s ON s.staff_id = c.staff_id \
+                   WHERE c.session_id = $1 AND c.secret_hash = $2 \
+                   AND c.ended_at IS NULL AND s.active AND c.expires_at > now() \
+                   AND c.last_seen_at + c.idle_timeout > now()), \
+                 seen AS ( \
+                   UPDATE console_sessions c SET last_seen_at = now() FROM live \
+                   WHERE c.session_id = live.session_id \
+                   AND live.last_seen_at <= now() - make_interval(secs => $3)) \
+                 SELECT staff_id, organisation_id, team_id, role, name FROM live",
+                &[&session_id, &hash, &SEEN_EVERY.as_secs_f64()],
             )
             .await
             .map_err(AccessError::from)?;

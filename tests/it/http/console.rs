@@ -481,6 +481,54 @@ async fn sessions_end_when_idle_at_their_lifetime_and_when_access_is_revoked() {
     assert_eq!(caseload(idle.clone()).await, 401);
     assert_eq!(caseload(idle).await, 401, "and it stays ended");
 
+    // A page's use of the session is written at most every half-minute: the row is not
+    // written again (its version, `xmin`, stays) for pages read within it, and is once it is
+    // older; the idle timeout then starts again from then.
+    let used = sign_in(&server, &worker).await;
+    let seen = || async {
+        let row = admin
+            .query_one(
+                "SELECT xmin::text, now() - last_seen_at < interval '5 seconds' \
+                 FROM console_sessions WHERE staff_id = $1 AND ended_at IS NULL",
+                &[&worker.staff_id],
+            )
+            .await
+            .expect("the session");
+        (row.get::<_, String>(0), row.get::<_, bool>(1))
+    };
+    assert_eq!(caseload(used.clone()).await, 200);
+    let (version, _) = seen().await;
+    assert_eq!(caseload(used.clone()).await, 200);
+    assert_eq!(caseload(used.clone()).await, 200);
+    assert_eq!(
+        seen().await.0,
+        version,
+        "pages within the half-minute write nothing"
+    );
+    admin
+        .execute(
+            "UPDATE console_sessions SET last_seen_at = now() - interval '29 minutes' \
+             WHERE staff_id = $1 AND ended_at IS NULL",
+            &[&worker.staff_id],
+        )
+        .await
+        .expect("ageing the session");
+    assert_eq!(caseload(used.clone()).await, 200);
+    assert!(seen().await.1, "a use after the half-minute is written");
+    admin
+        .execute(
+            "UPDATE console_sessions SET last_seen_at = last_seen_at - interval '10 minutes' \
+             WHERE staff_id = $1 AND ended_at IS NULL",
+            &[&worker.staff_id],
+        )
+        .await
+        .expect("ageing the session");
+    assert_eq!(
+        caseload(used).await,
+        200,
+        "the idle timeout started again at the written use"
+    );
+
     let old = sign_in(&server, &worker).await;
     admin
         .execute(
@@ -521,9 +569,11 @@ async fn sessions_end_when_idle_at_their_lifetime_and_when_access_is_revoked() {
         [
             "signed_in",
             "idle",
+            "signed_in", // the half-minute's session, revoked with the last
             "signed_in",
             "expired",
             "signed_in",
+            "revoked",
             "revoked"
         ]
     );
