@@ -280,6 +280,13 @@ impl Browser {
             .expect("reading the page's resources");
         let sizes: Vec<(String, u64)> = serde_json::from_value(sizes).expect("names and sizes");
         let total: u64 = sizes.iter().map(|(_, size)| size).sum();
+        // The stylesheet went compressed (271 KB as vendored, 29 KB as sent).
+        for (name, size) in sizes.iter().filter(|(name, _)| name.ends_with(".css")) {
+            assert!(
+                *size < 64 * 1024,
+                "{name} was sent whole ({size} bytes) on {what}"
+            );
+        }
         assert!(
             sizes.first().is_some_and(|(_, html)| *html > 0),
             "the page's own size is measured on {what}: {sizes:?}"

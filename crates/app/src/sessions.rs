@@ -302,8 +302,8 @@ impl Sessions {
                    AND c.last_seen_at + c.idle_timeout > now()), \
                  seen AS ( \
                    UPDATE console_sessions c SET last_seen_at = now() FROM live \
-                   WHERE c.session_id = live.session_id \
-                   AND live.last_seen_at <= now() - make_interval(secs => $3)) \
+                   WHERE c.session_id = live.session_id AND c.ended_at IS NULL \
+                   AND live.last_seen_at <= now() - least(make_interval(secs => $3), c.idle_timeout / 2)) \
                  SELECT staff_id, organisation_id, team_id, role, name FROM live",
                 &[&session_id, &hash, &SEEN_EVERY.as_secs_f64()],
             )

@@ -371,7 +371,9 @@ async fn show(
     };
     match query.instrument.as_deref().and_then(offered) {
         Some(instrument) => {
-            let today = crate::local::today(console.cases.clock().now());
+            // The domain dates a day-only fact on the UTC calendar (in the first hour of a
+            // summer day the UK's is a day ahead, and that day would read as the future).
+            let today = console.cases.clock().now().date_naive();
             let form = AssessmentForm::blank(instrument, today);
             render(&req, &console, &session, client, Step::Answer(&form), &[]).await
         }

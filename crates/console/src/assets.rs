@@ -63,22 +63,34 @@ fn immutable(content_type: &str, body: &'static [u8]) -> HttpResponse {
         .body(body)
 }
 
-/// Whether the request's `Accept-Encoding` takes gzip (not refused with `q=0`).
+/// Whether the request's `Accept-Encoding` takes gzip: its own entry's weight, or else `*`'s,
+/// above zero (RFC 9110 §12.5.3; a weight that does not read counts as zero).
 fn accepts_gzip(req: &HttpRequest) -> bool {
-    req.headers()
+    let mut gzip = None;
+    let mut any = None;
+    for coding in req
+        .headers()
         .get_all(header::ACCEPT_ENCODING)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|coding| {
-            let mut parts = coding.split(';').map(str::trim);
-            let name = parts.next().unwrap_or_default();
-            let refused = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-        })
+    {
+        let mut parts = coding.split(';').map(str::trim);
+        let name = parts.next().unwrap_or_default();
+        let weight = parts
+            .find_map(|p| {
+                let (key, value) = p.split_once('=')?;
+                key.trim()
+                    .eq_ignore_ascii_case("q")
+                    .then(|| value.trim().parse::<f32>().ok().filter(|q| q.is_finite()))
+            })
+            .map_or(1.0, |q| q.unwrap_or(0.0));
+        if name.eq_ignore_ascii_case("gzip") {
+            gzip = Some(weight);
+        } else if name == "*" {
+            any = Some(weight);
+        }
+    }
+    gzip.or(any).is_some_and(|q| q > 0.0)
 }
 
 /// The stylesheet, compressed for a browser that takes gzip.
@@ -155,6 +167,10 @@ mod tests {
         assert!(asks("*"));
         assert!(!asks("br"));
         assert!(!asks("gzip;q=0"));
+        assert!(!asks("gzip;Q=0"));
+        assert!(!asks("gzip;q=0, *"), "gzip's own refusal wins over *");
+        assert!(!asks("gzip;q=nan"));
+        assert!(asks("gzip;q=0.001, br"));
         assert!(!asks("identity"));
         assert!(!accepts_gzip(&TestRequest::default().to_http_request()));
     }

@@ -32,7 +32,9 @@ fn summer(at: DateTime<Utc>) -> bool {
 #[must_use]
 pub fn local(at: DateTime<Utc>) -> NaiveDateTime {
     let offset = if summer(at) { 1 } else { 0 };
-    at.naive_utc() + Duration::hours(offset)
+    let utc = at.naive_utc();
+    utc.checked_add_signed(Duration::hours(offset))
+        .unwrap_or(utc)
 }
 
 /// Today's date on a UK wall calendar at `now`.
@@ -48,7 +50,7 @@ pub fn today(now: DateTime<Utc>) -> NaiveDate {
 pub fn instant(day: NaiveDate, time: NaiveTime) -> Option<DateTime<Utc>> {
     let wall = day.and_time(time);
     [1, 0].into_iter().find_map(|offset| {
-        let at = (wall - Duration::hours(offset)).and_utc();
+        let at = wall.checked_sub_signed(Duration::hours(offset))?.and_utc();
         (summer(at) == (offset == 1)).then_some(at)
     })
 }
@@ -104,6 +106,15 @@ mod tests {
         // The hour that does not exist when the clocks go forward.
         let (d, t) = wall("2026-03-29", "01:30");
         assert_eq!(instant(d, t), None);
+        // The first representable moments read without a panic (nothing before them).
+        assert_eq!(
+            instant(NaiveDate::MIN, NaiveTime::MIN),
+            Some(NaiveDate::MIN.and_time(NaiveTime::MIN).and_utc())
+        );
+        assert_eq!(
+            local(DateTime::<Utc>::MIN_UTC),
+            DateTime::<Utc>::MIN_UTC.naive_utc()
+        );
         // The hour that happens twice when they go back: the first, in summer time.
         let (d, t) = wall("2026-10-25", "01:30");
         assert_eq!(instant(d, t), Some(utc("2026-10-25T00:30:00Z")));

@@ -342,6 +342,10 @@ fn facts(payload: &Value) -> Vec<(String, String)> {
         .filter(|(k, _)| !k.ends_with("_id") && !k.ends_with("_ids"))
         .filter_map(|(k, v)| {
             let text = match v {
+                // An instant (`contacted_at`) as the wall clock showed it, like the card's own.
+                Value::String(s) if let Ok(at) = DateTime::parse_from_rfc3339(s) => {
+                    moment(at.with_timezone(&Utc))
+                }
                 Value::String(s) => s.replace('_', " "),
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => if *b { "yes" } else { "no" }.to_owned(),

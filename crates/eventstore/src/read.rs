@@ -145,7 +145,7 @@ impl EventStore {
         stream_ids: &[Uuid],
         event_types: &[&str],
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        if stream_ids.is_empty() {
+        if stream_ids.is_empty() || event_types.is_empty() {
             return Ok(Vec::new());
         }
         // The types are written into the statement, not bound, so that the planner can use a
