@@ -483,6 +483,7 @@ impl CaseService {
             timing: Some(&timing),
             corrected,
             destinations: Some(&destinations),
+            concern_categories: None,
         };
         let events = domain::decide(&loaded.state, command, &lookups)?;
         let mut new_events = crate::stream::new_events(&events);

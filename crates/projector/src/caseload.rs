@@ -511,7 +511,7 @@ mod tests {
         fn the_caseload_row_follows_the_folded_case(picks in proptest::collection::vec(0usize..64, 0..60)) {
             let pool = command_pool();
             let service = listed_service();
-            let lookups = Lookups { service: Some(&service), timing: None, corrected: None, destinations: None };
+            let lookups = Lookups { service: Some(&service), timing: None, corrected: None, destinations: None, concern_categories: None };
             let at = Utc.with_ymd_and_hms(2026, 3, 5, 9, 0, 0).single().expect("a time");
             let mut state = CaseState::default();
             let mut row = CaseloadRow::default();
