@@ -227,6 +227,7 @@ fn flag_tag(flag: CaseloadFlag) -> Markup {
         CaseloadFlag::DidNotAttend => ("Missed appointments", "nhsuk-tag--orange"),
         CaseloadFlag::BaselineMissing => ("No baseline score", "nhsuk-tag--yellow"),
         CaseloadFlag::FollowUpDue => ("Follow-up score due", "nhsuk-tag--blue"),
+        CaseloadFlag::Safeguarding => ("Safeguarding concern open", "nhsuk-tag--red"),
     };
     html! { strong class={"nhsuk-tag " (colour)} { (text) } }
 }
