@@ -164,7 +164,8 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route(
                         "/redirect",
                         web::post().to(connect::post::<closure::RedirectForm>),
-                    ),
+                    )
+                    .configure(safeguarding::routes),
             )
             .route("/console/triage", web::get().to(triage))
             .route("/console/workload", web::get().to(team::workload))
@@ -395,6 +396,7 @@ mod closure;
 mod connect;
 mod plan;
 mod reports;
+mod safeguarding;
 mod staff;
 mod team;
 
@@ -662,7 +664,7 @@ fn banner(done: Option<&str>) -> Option<&'static str> {
         "gap" => Some("Service gap recorded"),
         "closed" => Some("Case closed"),
         "redirected" => Some("Referral redirected"),
-        _ => None,
+        other => safeguarding::banner(other),
     }
 }
 

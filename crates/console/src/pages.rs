@@ -373,6 +373,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
                 (success(banner))
             }
             h1 class="nhsuk-heading-l" { (name) }
+            (crate::safeguarding::risk_flag(record))
             dl class="nhsuk-summary-list" {
                 (summary_row("Status", status_name(record.status)))
                 (summary_row("Area", record.area.as_deref().unwrap_or("Not recorded")))
@@ -402,6 +403,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
             (crate::plan::summary(record))
             (crate::connect::section(who, record))
             (crate::closure::close_link(record))
+            (crate::safeguarding::section(who, record))
             h2 class="nhsuk-heading-m" id="journey" { "Journey" }
             ol class="nhsuk-list" {
                 @for entry in journey.entries.iter().rev() {

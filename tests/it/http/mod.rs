@@ -19,6 +19,7 @@ mod metrics_access;
 mod published;
 mod redirections;
 mod replica;
+mod safeguarding;
 mod snapshot_jobs;
 mod token_memory;
 mod tokens;
