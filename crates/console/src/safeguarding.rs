@@ -21,8 +21,8 @@ use uuid::Uuid;
 use crate::Console;
 use crate::connect::{PersonForm, Shown, form_page, refused_at, show, status};
 use crate::forms::{FieldError, form_id, text};
-use crate::pages::{csrf_field, error_for, error_message, group_class, moment};
 use crate::page;
+use crate::pages::{csrf_field, error_for, error_message, group_class, moment};
 
 /// The routes of these forms, under `/console/people/{client_id}`.
 pub(crate) fn routes(config: &mut web::ServiceConfig) {
@@ -36,7 +36,10 @@ pub(crate) fn routes(config: &mut web::ServiceConfig) {
         .route("/safeguarding/update", web::get().to(update_page))
         .route("/safeguarding/update", web::post().to(post::<UpdateForm>))
         .route("/safeguarding/close", web::get().to(close_page))
-        .route("/safeguarding/close", web::post().to(post::<CloseConcernForm>));
+        .route(
+            "/safeguarding/close",
+            web::post().to(post::<CloseConcernForm>),
+        );
 }
 
 /// What the banner of the person's page says after one of these forms.
@@ -301,7 +304,10 @@ impl PersonForm for NoteForm {
                 button class="nhsuk-button" id="save-note" type="submit" { "Save the note" }
             }
         };
-        page(status(errors), form_page(session, record, "Write a note", errors, body))
+        page(
+            status(errors),
+            form_page(session, record, "Write a note", errors, body),
+        )
     }
 }
 
@@ -365,7 +371,10 @@ impl PersonForm for PinForm {
         let body = html! {
             p class="nhsuk-body" { a href={"/console/people/" (record.client_id) "#notes"} { "Back to the notes" } }
         };
-        page(status(errors), form_page(session, record, "Pin a note", errors, body))
+        page(
+            status(errors),
+            form_page(session, record, "Pin a note", errors, body),
+        )
     }
 }
 
@@ -454,7 +463,10 @@ impl PersonForm for ConcernForm {
         let error = error_for(errors, "category");
         let (date, time) = if self.told_date.is_empty() && self.told_time.is_empty() {
             let now = console.cases.clock().now();
-            (now.format("%Y-%m-%d").to_string(), now.format("%H:%M").to_string())
+            (
+                now.format("%Y-%m-%d").to_string(),
+                now.format("%H:%M").to_string(),
+            )
         } else {
             (self.told_date.clone(), self.told_time.clone())
         };
@@ -487,7 +499,13 @@ impl PersonForm for ConcernForm {
         };
         page(
             status(errors),
-            form_page(session, record, "Raise a safeguarding concern", errors, body),
+            form_page(
+                session,
+                record,
+                "Raise a safeguarding concern",
+                errors,
+                body,
+            ),
         )
     }
 }
@@ -591,7 +609,13 @@ impl PersonForm for UpdateForm {
         };
         page(
             status(errors),
-            form_page(session, record, "Add to a safeguarding concern", errors, body),
+            form_page(
+                session,
+                record,
+                "Add to a safeguarding concern",
+                errors,
+                body,
+            ),
         )
     }
 }
@@ -637,7 +661,12 @@ impl PersonForm for CloseConcernForm {
                 "This concern is not on the record: go back to the person's page",
             )]);
         };
-        let reason = typed(&self.reason, "reason", domain::CONCERN_TEXT_LIMIT, &mut errors);
+        let reason = typed(
+            &self.reason,
+            "reason",
+            domain::CONCERN_TEXT_LIMIT,
+            &mut errors,
+        );
         match reason {
             Some(reason) if errors.is_empty() => {
                 Ok(CaseCommand::CloseConcern(SafeguardingConcernClosed {
@@ -676,7 +705,13 @@ impl PersonForm for CloseConcernForm {
         };
         page(
             status(errors),
-            form_page(session, record, "Close a safeguarding concern", errors, body),
+            form_page(
+                session,
+                record,
+                "Close a safeguarding concern",
+                errors,
+                body,
+            ),
         )
     }
 }

@@ -141,7 +141,7 @@ pub(crate) fn raise_concern(
         });
     }
     if let Some(codes) = categories
-        && !codes.iter().any(|known| *known == c.category)
+        && !codes.contains(&c.category)
     {
         return Err(CaseError::invalid(
             "category",

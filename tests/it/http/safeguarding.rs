@@ -33,32 +33,59 @@ async fn notes_are_sealed_shown_important_first_and_gone_after_erasure() {
     let client = open_case(&server).await;
     let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
     server
-        .ok(&people.worker, &client_path(client, "notes"), note(first, NOTE_TEXT, false))
+        .ok(
+            &people.worker,
+            &client_path(client, "notes"),
+            note(first, NOTE_TEXT, false),
+        )
         .await;
     server
-        .ok(&people.lead, &client_path(client, "notes"), note(second, PINNED_TEXT, false))
+        .ok(
+            &people.lead,
+            &client_path(client, "notes"),
+            note(second, PINNED_TEXT, false),
+        )
         .await;
     // Pinning the older note puts it first; pinning it again is refused by name.
     server
-        .ok(&people.worker, &client_path(client, "note-pins"), json!({ "note_id": first }))
+        .ok(
+            &people.worker,
+            &client_path(client, "note-pins"),
+            json!({ "note_id": first }),
+        )
         .await;
     let again = server
-        .post(&people.worker, &client_path(client, "note-pins"), json!({ "note_id": first }))
+        .post(
+            &people.worker,
+            &client_path(client, "note-pins"),
+            json!({ "note_id": first }),
+        )
         .await;
     assert_eq!(again.status, 422, "{:#}", again.body);
     assert_eq!(again.body["rule"], "note_already_pinned");
     assert_eq!(again.body["errors"][0]["field"], "note_id");
     let unknown = server
-        .post(&people.worker, &client_path(client, "note-unpins"), json!({ "note_id": Uuid::new_v4() }))
+        .post(
+            &people.worker,
+            &client_path(client, "note-unpins"),
+            json!({ "note_id": Uuid::new_v4() }),
+        )
         .await;
     assert_eq!(unknown.body["rule"], "unknown_note", "{:#}", unknown.body);
     let blank = server
-        .post(&people.worker, &client_path(client, "notes"), note(Uuid::new_v4(), "  ", false))
+        .post(
+            &people.worker,
+            &client_path(client, "notes"),
+            note(Uuid::new_v4(), "  ", false),
+        )
         .await;
     assert_eq!(blank.status, 422);
     assert_eq!(blank.body["errors"][0]["field"], "text");
 
-    let record = server.read(&people.worker, &client_path(client, "")).await.body;
+    let record = server
+        .read(&people.worker, &client_path(client, ""))
+        .await
+        .body;
     let notes = record["notes"].as_array().expect("notes");
     assert_eq!(notes.len(), 2);
     assert_eq!(notes[0]["note_id"], json!(first));
@@ -89,7 +116,10 @@ async fn notes_are_sealed_shown_important_first_and_gone_after_erasure() {
             json!({ "reason": "erasure request ref 12" }),
         )
         .await;
-    let erased = server.read(&people.auditor, &client_path(client, "")).await.body;
+    let erased = server
+        .read(&people.auditor, &client_path(client, ""))
+        .await
+        .body;
     assert_eq!(erased["erased"], true);
     let notes = erased["notes"].as_array().expect("notes");
     assert_eq!(notes.len(), 2, "the notes stay, unreadable");
@@ -97,12 +127,22 @@ async fn notes_are_sealed_shown_important_first_and_gone_after_erasure() {
         assert_eq!(n["text"], domain::ERASED);
     }
     let journey = server
-        .read(&people.auditor, &format!("{}?limit=500", client_path(client, "journey")))
+        .read(
+            &people.auditor,
+            &format!("{}?limit=500", client_path(client, "journey")),
+        )
         .await;
-    assert!(!marker(&journey.body.to_string()), "a note is in the journey");
+    assert!(
+        !marker(&journey.body.to_string()),
+        "a note is in the journey"
+    );
     // Nothing more is written on an erased record.
     let late = server
-        .post(&people.worker, &client_path(client, "notes"), note(Uuid::new_v4(), "more", false))
+        .post(
+            &people.worker,
+            &client_path(client, "notes"),
+            note(Uuid::new_v4(), "more", false),
+        )
         .await;
     assert_eq!(late.body["rule"], "erased", "{:#}", late.body);
     server.stop().await;
@@ -117,20 +157,32 @@ async fn a_concern_flags_the_record_and_caseload_is_never_corrected_and_closes_w
     let mut unlisted = concern(Uuid::new_v4());
     unlisted["category"] = json!("burglary");
     let refused = server
-        .post(&people.worker, &client_path(client, "safeguarding-concerns"), unlisted)
+        .post(
+            &people.worker,
+            &client_path(client, "safeguarding-concerns"),
+            unlisted,
+        )
         .await;
     assert_eq!(refused.status, 422);
     assert_eq!(refused.body["errors"][0]["field"], "category");
     let mut future = concern(Uuid::new_v4());
     future["told_at"] = json!((Utc::now() + chrono::Duration::days(2)).to_rfc3339());
     let refused = server
-        .post(&people.worker, &client_path(client, "safeguarding-concerns"), future)
+        .post(
+            &people.worker,
+            &client_path(client, "safeguarding-concerns"),
+            future,
+        )
         .await;
     assert_eq!(refused.status, 422);
     assert_eq!(refused.body["errors"][0]["field"], "told_at");
 
     server
-        .ok(&people.worker, &client_path(client, "safeguarding-concerns"), concern(concern_id))
+        .ok(
+            &people.worker,
+            &client_path(client, "safeguarding-concerns"),
+            concern(concern_id),
+        )
         .await;
     server
         .ok(
@@ -144,7 +196,9 @@ async fn a_concern_flags_the_record_and_caseload_is_never_corrected_and_closes_w
     for who in [&people.worker, &people.lead, &people.auditor] {
         let record = server.read(who, &client_path(client, "")).await.body;
         assert_eq!(record["at_risk"], true);
-        let concerns = record["safeguarding_concerns"].as_array().expect("concerns");
+        let concerns = record["safeguarding_concerns"]
+            .as_array()
+            .expect("concerns");
         assert_eq!(concerns.len(), 1);
         assert_eq!(concerns[0]["details"], CONCERN_DETAILS);
         assert_eq!(concerns[0]["category_name"], "Self-neglect");
@@ -155,7 +209,13 @@ async fn a_concern_flags_the_record_and_caseload_is_never_corrected_and_closes_w
         let reply = server.get(who, &client_path(client, "")).await;
         assert_eq!(reply.status, 404);
     }
-    assert_eq!(server.get(&people.worker2, &client_path(client, "")).await.status, 403);
+    assert_eq!(
+        server
+            .get(&people.worker2, &client_path(client, ""))
+            .await
+            .status,
+        403
+    );
 
     // The caseload flags it.
     server.catch_up().await;
@@ -169,13 +229,23 @@ async fn a_concern_flags_the_record_and_caseload_is_never_corrected_and_closes_w
             .expect("the case is on the caseload")
     };
     let mine = server.read(&people.worker, "/api/v1/caseload").await.body;
-    assert!(flags(&mine).as_array().expect("flags").contains(&json!("safeguarding")));
+    assert!(
+        flags(&mine)
+            .as_array()
+            .expect("flags")
+            .contains(&json!("safeguarding"))
+    );
     let team = format!(
         "/api/v1/teams/{}/caseload",
         people.lead.team_id.expect("a team")
     );
     let theirs = server.read(&people.lead, &team).await.body;
-    assert!(flags(&theirs).as_array().expect("flags").contains(&json!("safeguarding")));
+    assert!(
+        flags(&theirs)
+            .as_array()
+            .expect("flags")
+            .contains(&json!("safeguarding"))
+    );
 
     // A correction cannot erase it, whatever it names.
     let raised = server.event_id(&client, "SafeguardingConcernRaised").await;
@@ -193,11 +263,19 @@ async fn a_concern_flags_the_record_and_caseload_is_never_corrected_and_closes_w
     // Only a team lead closes it, and only with a reason.
     let close = |reason: &str| json!({ "concern_id": concern_id, "reason": reason });
     let by_worker = server
-        .post(&people.worker, &client_path(client, "safeguarding-concern-closures"), close("done"))
+        .post(
+            &people.worker,
+            &client_path(client, "safeguarding-concern-closures"),
+            close("done"),
+        )
         .await;
     assert_eq!(by_worker.status, 403);
     let no_reason = server
-        .post(&people.lead, &client_path(client, "safeguarding-concern-closures"), close(" "))
+        .post(
+            &people.lead,
+            &client_path(client, "safeguarding-concern-closures"),
+            close(" "),
+        )
         .await;
     assert_eq!(no_reason.status, 422);
     assert_eq!(no_reason.body["errors"][0]["field"], "reason");
@@ -209,22 +287,40 @@ async fn a_concern_flags_the_record_and_caseload_is_never_corrected_and_closes_w
         )
         .await;
     let twice = server
-        .post(&people.lead, &client_path(client, "safeguarding-concern-closures"), close("again"))
+        .post(
+            &people.lead,
+            &client_path(client, "safeguarding-concern-closures"),
+            close("again"),
+        )
         .await;
     assert_eq!(twice.body["rule"], "concern_closed", "{:#}", twice.body);
-    let record = server.read(&people.worker, &client_path(client, "")).await.body;
+    let record = server
+        .read(&people.worker, &client_path(client, ""))
+        .await
+        .body;
     assert_eq!(record["at_risk"], false);
     let closed = &record["safeguarding_concerns"][0];
     assert_eq!(closed["open"], false);
-    assert_eq!(closed["closure_reason"], "Heating mended; care package in place");
+    assert_eq!(
+        closed["closure_reason"],
+        "Heating mended; care package in place"
+    );
     assert_eq!(closed["closed_by"], json!(people.lead.staff_id));
     server.catch_up().await;
     let mine = server.read(&people.worker, "/api/v1/caseload").await.body;
-    assert!(!flags(&mine).as_array().expect("flags").contains(&json!("safeguarding")));
+    assert!(
+        !flags(&mine)
+            .as_array()
+            .expect("flags")
+            .contains(&json!("safeguarding"))
+    );
 
     // Who read it is in the read audit: the worker's, the lead's and the auditor's reads.
     let reads = server
-        .read(&people.auditor, &format!("{}?limit=200", client_path(client, "reads")))
+        .read(
+            &people.auditor,
+            &format!("{}?limit=200", client_path(client, "reads")),
+        )
         .await
         .body;
     let readers: Vec<&Value> = reads["items"]
@@ -271,26 +367,56 @@ async fn the_console_raises_a_concern_shows_the_risk_flag_and_keeps_notes() {
     };
     let refused = fields("");
     let refused: Vec<(&str, &str)> = refused.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (status, body) = post_page(&server, &worker, &format!("{person}/safeguarding"), None, &refused).await;
+    let (status, body) = post_page(
+        &server,
+        &worker,
+        &format!("{person}/safeguarding"),
+        None,
+        &refused,
+    )
+    .await;
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("Select the category"), "{body}");
     assert!(body.contains(CONCERN_DETAILS), "what was typed is kept");
     let sent = fields("self_neglect");
     let sent: Vec<(&str, &str)> = sent.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (status, body) = post_page(&server, &worker, &format!("{person}/safeguarding"), None, &sent).await;
+    let (status, body) = post_page(
+        &server,
+        &worker,
+        &format!("{person}/safeguarding"),
+        None,
+        &sent,
+    )
+    .await;
     assert_eq!(status, 303, "{body}");
     // Sent twice (the same drawn id), it is raised once.
-    let (status, _) = post_page(&server, &worker, &format!("{person}/safeguarding"), None, &sent).await;
+    let (status, _) = post_page(
+        &server,
+        &worker,
+        &format!("{person}/safeguarding"),
+        None,
+        &sent,
+    )
+    .await;
     assert_eq!(status, 303);
-    let record = server.read(&people.auditor, &client_path(client, "")).await.body;
-    assert_eq!(record["safeguarding_concerns"].as_array().map(Vec::len), Some(1));
+    let record = server
+        .read(&people.auditor, &client_path(client, ""))
+        .await
+        .body;
+    assert_eq!(
+        record["safeguarding_concerns"].as_array().map(Vec::len),
+        Some(1)
+    );
 
     let (_, page) = get(&server, &worker, &format!("{person}?done=concern")).await;
     assert!(page.contains("Safeguarding concern raised"));
     assert!(page.contains("id=\"risk-flag\""));
     assert!(page.contains(CONCERN_DETAILS));
     assert!(page.contains("Add to this concern"));
-    assert!(!page.contains("Close this concern"), "a link worker does not close it");
+    assert!(
+        !page.contains("Close this concern"),
+        "a link worker does not close it"
+    );
     let lead = sign_in(&server, &people.lead).await;
     let (_, page) = get(&server, &lead, &person).await;
     assert!(page.contains("Close this concern"));
@@ -308,7 +434,14 @@ async fn the_console_raises_a_concern_shows_the_risk_flag_and_keeps_notes() {
         ("text", NOTE_TEXT),
         ("important", "yes"),
     ];
-    let (status, body) = post_page(&server, &worker, &format!("{person}/notes"), None, &note_form).await;
+    let (status, body) = post_page(
+        &server,
+        &worker,
+        &format!("{person}/notes"),
+        None,
+        &note_form,
+    )
+    .await;
     assert_eq!(status, 303, "{body}");
     let (_, page) = get(&server, &worker, &person).await;
     assert!(page.contains(NOTE_TEXT));
@@ -316,7 +449,10 @@ async fn the_console_raises_a_concern_shows_the_risk_flag_and_keeps_notes() {
 
     // Another organisation's worker finds no such person.
     let foreign = sign_in(&server, &people.foreign_worker).await;
-    for path in [format!("{person}/safeguarding/new"), format!("{person}/notes/new")] {
+    for path in [
+        format!("{person}/safeguarding/new"),
+        format!("{person}/notes/new"),
+    ] {
         assert_eq!(get(&server, &foreign, &path).await.0, 404, "{path}");
     }
     server.stop().await;
