@@ -43,9 +43,11 @@ fn principal(role: Role) -> Principal {
 }
 
 fn case((organisation, worker): (Uuid, (StaffId, TeamId))) -> LoadedCase {
-    let mut case = LoadedCase::default();
-    case.version = 3;
-    case.organisation_id = Some(organisation);
+    let mut case = LoadedCase {
+        version: 3,
+        organisation_id: Some(organisation),
+        ..LoadedCase::default()
+    };
     case.state.link_worker = Some(worker);
     case
 }
