@@ -98,6 +98,7 @@ async fn a_distinctive_string_in_every_personal_field_is_nowhere_in_the_clear() 
         )
         .await;
     let goal = Uuid::new_v4();
+    let concern = Uuid::new_v4();
     let mut ids = std::collections::BTreeMap::new();
     let steps: Vec<(&str, &str, Value)> = vec![
         (
@@ -143,6 +144,24 @@ async fn a_distinctive_string_in_every_personal_field_is_nowhere_in_the_clear() 
             json!({ "message_id": Uuid::new_v4(), "practice": "Frome Medical Practice",
                     "text": text("gp message") }),
         ),
+        (
+            "note",
+            "notes",
+            json!({ "note_id": Uuid::new_v4(), "text": text("note"), "important": true }),
+        ),
+        (
+            "concern",
+            "safeguarding-concerns",
+            json!({ "concern_id": concern, "category": "self_neglect", "details": text("concern"),
+                    "told": text("told"), "told_at": format!("{}T11:00:00Z", days_ago(1)),
+                    "outcome": text("outcome") }),
+        ),
+        (
+            "concern update",
+            "safeguarding-concern-updates",
+            json!({ "concern_id": concern, "told": text("also told"),
+                    "told_at": format!("{}T12:00:00Z", days_ago(1)), "outcome": text("later outcome") }),
+        ),
     ];
     for (name, what, body) in steps {
         let reply = server.ok(worker, &client_path(client, what), body).await;
@@ -176,6 +195,10 @@ async fn a_distinctive_string_in_every_personal_field_is_nowhere_in_the_clear() 
         (
             ids["gp message"].clone(),
             json!({ "text": text("corrected gp message") }),
+        ),
+        (
+            ids["note"].clone(),
+            json!({ "text": text("corrected note") }),
         ),
     ];
     for (corrects, fields) in corrections {

@@ -31,6 +31,8 @@ pub enum CaseloadFlag {
     BaselineMissing,
     /// An instrument's baseline with no follow-up, taken the rules' days ago or more.
     FollowUpDue,
+    /// A safeguarding concern is open on the case: the risk flag, shown to everyone working it.
+    Safeguarding,
 }
 
 /// One case on a caseload.
@@ -135,6 +137,9 @@ pub fn flags(row: &CaseloadRow, now: DateTime<Utc>, rules: &CaseloadRules) -> Ve
         });
     if open && follow_up_due {
         flags.push(CaseloadFlag::FollowUpDue);
+    }
+    if !row.open_concerns.is_empty() {
+        flags.push(CaseloadFlag::Safeguarding);
     }
     flags
 }

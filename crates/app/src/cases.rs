@@ -478,11 +478,13 @@ impl CaseService {
             None => None,
         };
         let destinations = self.recording.destination_codes();
+        let concern_categories = crate::safeguarding::rules().category_codes();
         let lookups = domain::Lookups {
             service: service.as_ref(),
             timing: Some(&timing),
             corrected,
             destinations: Some(&destinations),
+            concern_categories: Some(&concern_categories),
         };
         let events = domain::decide(&loaded.state, command, &lookups)?;
         let mut new_events = crate::stream::new_events(&events);

@@ -27,6 +27,7 @@ pub mod policy;
 pub mod privacy;
 pub mod records;
 pub mod reports;
+pub mod safeguarding;
 pub mod sessions;
 pub mod snapshots;
 mod stream;

@@ -91,6 +91,9 @@ pub fn may_command(
         }
         _ => {}
     }
+    if matches!(command, CaseCommand::CloseConcern(_)) {
+        may_close_concern(principal)?;
+    }
     same_organisation(principal, case)?;
     if !case.exists() && !intake {
         return Err(Denied::NotFound);
@@ -119,6 +122,21 @@ pub fn may_command(
         _ if works_case(principal, case) => Ok(()),
         _ => Err(not_your_case(principal)),
     }
+}
+
+/// May the caller close a safeguarding concern (with its reason)? A team lead, answering for
+/// their team's cases: a concern ends as a supervised decision, never by its raiser alone. Who
+/// works the case is asked after, as for every command. Anyone working the case raises a concern
+/// and adds to it; nobody corrects one away (the domain's `safeguarding_not_correctable`).
+///
+/// # Errors
+/// [`Denied::Forbidden`] for any other role.
+pub fn may_close_concern(principal: &Principal) -> Result<(), Denied> {
+    require(
+        principal,
+        &[Role::TeamLead],
+        "closing a safeguarding concern",
+    )
 }
 
 /// May the caller read this client's record or journey? Caseworkers of the case and auditors.
@@ -447,6 +465,9 @@ pub fn require(principal: &Principal, roles: &[Role], what: &str) -> Result<(), 
         )))
     }
 }
+
+#[cfg(test)]
+mod safeguarding_tests;
 
 #[cfg(test)]
 mod tests {

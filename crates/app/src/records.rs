@@ -164,6 +164,13 @@ pub struct ClientRecord {
     pub goals: usize,
     pub assessments: usize,
     pub connections: usize,
+    /// Case notes, the important (pinned) ones first, then the newest first; `[erased]` once
+    /// the person's personal data is erased.
+    pub notes: Vec<crate::safeguarding::CaseNote>,
+    /// Safeguarding concerns, the open ones first, then the newest first.
+    pub safeguarding_concerns: Vec<crate::safeguarding::SafeguardingConcern>,
+    /// The risk flag: a safeguarding concern is open on the case.
+    pub at_risk: bool,
     /// What matters to the person, their needs, goals, consents in force and assessments, for
     /// the console's pages. Not in the API's record, whose shape is the published contract: an
     /// API client reads them from the journey.
@@ -393,6 +400,7 @@ impl CaseService {
             }
         }
         self.name_services(&mut onward).await?;
+        let safeguarding = crate::safeguarding::notes_and_concerns(&history);
         let state = &loaded.state;
         plan.consents = state
             .consents
@@ -420,6 +428,9 @@ impl CaseService {
             goals: state.goals.len(),
             assessments: state.assessments.len(),
             connections: state.connections.len(),
+            at_risk: safeguarding.concerns.iter().any(|c| c.open),
+            notes: safeguarding.notes,
+            safeguarding_concerns: safeguarding.concerns,
             plan,
             onward,
         })

@@ -141,6 +141,12 @@ impl ConsoleSession {
         crate::policy::require(&self.principal, &[Role::Auditor], "the read audit").is_ok()
     }
 
+    /// Whether this session may close safeguarding concerns (a team lead): the policy's
+    /// answer, for choosing what to show.
+    pub fn closes_concerns(&self) -> bool {
+        crate::policy::may_close_concern(&self.principal).is_ok()
+    }
+
     /// Whether this session administers the organisation (staff, tokens, sessions): the
     /// policy's answer, for choosing pages.
     pub fn administers(&self) -> bool {

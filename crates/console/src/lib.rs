@@ -165,7 +165,8 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route(
                         "/redirect",
                         web::post().to(connect::post::<closure::RedirectForm>),
-                    ),
+                    )
+                    .configure(safeguarding::routes),
             )
             .route("/console/triage", web::get().to(triage))
             .route("/console/workload", web::get().to(team::workload))
@@ -397,6 +398,7 @@ mod closure;
 mod connect;
 mod plan;
 mod reports;
+mod safeguarding;
 mod staff;
 mod team;
 mod teams;
@@ -684,7 +686,7 @@ fn banner(done: Option<&str>) -> Option<&'static str> {
         "gap" => Some("Service gap recorded"),
         "closed" => Some("Case closed"),
         "redirected" => Some("Referral redirected"),
-        _ => None,
+        other => safeguarding::banner(other),
     }
 }
 

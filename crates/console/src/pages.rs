@@ -235,6 +235,7 @@ fn flag_tag(flag: CaseloadFlag) -> Markup {
         CaseloadFlag::DidNotAttend => ("Missed appointments", "nhsuk-tag--orange"),
         CaseloadFlag::BaselineMissing => ("No baseline score", "nhsuk-tag--yellow"),
         CaseloadFlag::FollowUpDue => ("Follow-up score due", "nhsuk-tag--blue"),
+        CaseloadFlag::Safeguarding => ("Safeguarding concern open", "nhsuk-tag--red"),
     };
     html! { strong class={"nhsuk-tag " (colour)} { (text) } }
 }
@@ -395,6 +396,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
                 (success(banner))
             }
             h1 class="nhsuk-heading-l" { (name) }
+            (crate::safeguarding::risk_flag(record))
             dl class="nhsuk-summary-list" {
                 (summary_row("Status", status_name(record.status)))
                 (summary_row("Area", record.area.as_deref().unwrap_or("Not recorded")))
@@ -426,6 +428,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
             (crate::plan::summary(record))
             (crate::connect::section(who, record))
             (crate::closure::close_link(record))
+            (crate::safeguarding::section(who, record))
             h2 class="nhsuk-heading-m" id="journey" { "Journey" }
             ol class="nhsuk-list" {
                 @for entry in journey.entries.iter().rev() {

@@ -366,6 +366,7 @@ pub fn journey_events_sized(
             timing: None,
             corrected: None,
             destinations: None,
+            concern_categories: None,
         };
         match decide(&state, command, &lookups) {
             Ok(decided) => {

@@ -8,6 +8,7 @@ use crate::CaseError;
 use crate::codes::TransferReason;
 use crate::event::*;
 use crate::ids::{StaffId, TeamId};
+use crate::safeguarding::*;
 use crate::timing::ALLOWED_SKEW_SECONDS;
 
 /// Moving a case to another link worker (the current one is known from the record).
@@ -55,6 +56,12 @@ pub enum CaseCommand {
     SendGpMessage(GpMessageSent),
     /// Crypto-shredding: an administrator's, for the end of retention or a lawful erasure.
     EraseClient(ClientErased),
+    AddNote(NoteAdded),
+    PinNote(NotePinned),
+    UnpinNote(NoteUnpinned),
+    RaiseConcern(SafeguardingConcernRaised),
+    UpdateConcern(SafeguardingConcernUpdated),
+    CloseConcern(SafeguardingConcernClosed),
 }
 
 impl CaseCommand {
@@ -86,6 +93,14 @@ impl CaseCommand {
     /// # Errors
     /// [`CaseError::Invalid`] naming the field.
     pub fn check_dates(&self, now: DateTime<Utc>) -> Result<(), CaseError> {
+        if let Some(told_at) = crate::safeguarding::told_at(self)
+            && told_at > now + Duration::seconds(ALLOWED_SKEW_SECONDS)
+        {
+            return Err(CaseError::invalid(
+                "told_at",
+                format!("{told_at} is in the future"),
+            ));
+        }
         let today = now.date_naive();
         let future_date = |field: &'static str, date: NaiveDate| {
             if date > today {

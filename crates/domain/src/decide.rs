@@ -28,6 +28,9 @@ pub struct Lookups<'a> {
     /// The destination codes a redirection may name (the recording rules' list). `None` does
     /// not check codes (tests of the other rules; the service always gives the list).
     pub destinations: Option<&'a [String]>,
+    /// The safeguarding concern categories a concern may name (the safeguarding rules' list).
+    /// `None` does not check categories.
+    pub concern_categories: Option<&'a [String]>,
 }
 
 /// Decides what a command means for this record, given what the caller looked up.
@@ -256,11 +259,20 @@ fn decide_fact(
             registered(state)?;
             Ok(vec![CaseEvent::ClientErased(c.clone())])
         }
+        C::AddNote(c) => crate::safeguarding::add_note(state, c),
+        C::PinNote(c) => crate::safeguarding::pin_note(state, c),
+        C::UnpinNote(c) => crate::safeguarding::unpin_note(state, c),
+        C::RaiseConcern(c) => {
+            crate::safeguarding::raise_concern(state, c, lookups.concern_categories)
+        }
+        C::UpdateConcern(c) => crate::safeguarding::update_concern(state, c),
+        C::CloseConcern(c) => crate::safeguarding::close_concern(state, c),
         C::CorrectEntry(c) => {
             registered(state)?;
             if !state.events.contains_key(&c.corrects) {
                 return Err(CaseError::UnknownEvent);
             }
+            crate::safeguarding::check_correctable(state, c.corrects)?;
             if c.corrected_fields.is_empty() {
                 return Err(CaseError::invalid(
                     "corrected_fields",
@@ -374,6 +386,7 @@ fn record_assessment(
 /// # Errors
 /// [`CaseError::Invalid`] naming the field, or the instrument's refusal of its answers.
 pub(crate) fn check_fact(event: &CaseEvent) -> Result<(), CaseError> {
+    crate::safeguarding::check_fact(event)?;
     match event {
         CaseEvent::ClientRegistered(c) => {
             c.personal.validate()?;

@@ -79,6 +79,23 @@ pub enum CaseError {
     /// An id that this record already uses for something else.
     #[error("the id given for {what} is already used in this record")]
     DuplicateId { what: &'static str },
+    /// The note is not one of this client's.
+    #[error("there is no such note for this person")]
+    UnknownNote,
+    /// Pinning a pinned note, or unpinning one that is not.
+    #[error("{}", if *pinned { "this note is already pinned" } else { "this note is not pinned" })]
+    NotePinState { pinned: bool },
+    /// The concern is not one of this client's.
+    #[error("there is no such safeguarding concern for this person")]
+    UnknownConcern,
+    /// A closed concern takes nothing more.
+    #[error("this safeguarding concern is closed")]
+    ConcernClosed,
+    /// A concern's entries are never corrected: record an update, or close it with a reason.
+    #[error(
+        "a safeguarding concern cannot be corrected: record an update, or close it with a reason"
+    )]
+    ConcernNotCorrectable,
     /// A field's value is not acceptable.
     #[error("{field}: {message}")]
     Invalid {
@@ -124,6 +141,12 @@ impl CaseError {
             CaseError::UnknownEvent => "unknown_event",
             CaseError::DuplicateId { .. } => "duplicate_id",
             CaseError::Invalid { .. } => "invalid_field",
+            CaseError::UnknownNote => "unknown_note",
+            CaseError::NotePinState { pinned: true } => "note_already_pinned",
+            CaseError::NotePinState { pinned: false } => "note_not_pinned",
+            CaseError::UnknownConcern => "unknown_concern",
+            CaseError::ConcernClosed => "concern_closed",
+            CaseError::ConcernNotCorrectable => "safeguarding_not_correctable",
         }
     }
 
@@ -149,6 +172,9 @@ impl CaseError {
             CaseError::ConsentNotGiven { .. } => Some("scope"),
             CaseError::UnknownEvent => Some("corrects"),
             CaseError::Invalid { field, .. } => Some(field),
+            CaseError::UnknownNote | CaseError::NotePinState { .. } => Some("note_id"),
+            CaseError::UnknownConcern | CaseError::ConcernClosed => Some("concern_id"),
+            CaseError::ConcernNotCorrectable => Some("corrects"),
             _ => None,
         }
     }

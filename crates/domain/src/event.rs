@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::codes::*;
 use crate::ids::*;
+use crate::safeguarding::*;
 use crate::{Instrument, PersonalDetails};
 
 /// The stream type of a client's journey.
@@ -419,6 +420,12 @@ pub enum CaseEvent {
     GpMessageSent(GpMessageSent),
     ClientErased(ClientErased),
     LateEntryExplained(LateEntryExplained),
+    NoteAdded(NoteAdded),
+    NotePinned(NotePinned),
+    NoteUnpinned(NoteUnpinned),
+    SafeguardingConcernRaised(SafeguardingConcernRaised),
+    SafeguardingConcernUpdated(SafeguardingConcernUpdated),
+    SafeguardingConcernClosed(SafeguardingConcernClosed),
 }
 
 /// Every event type name with its current schema version. Pinned by a test: renaming a type or
@@ -452,6 +459,12 @@ pub const EVENT_TYPES: &[(&str, i32)] = &[
     ("GpMessageSent", 1),
     ("ClientErased", 1),
     ("LateEntryExplained", 1),
+    ("NoteAdded", 1),
+    ("NotePinned", 1),
+    ("NoteUnpinned", 1),
+    ("SafeguardingConcernRaised", 1),
+    ("SafeguardingConcernUpdated", 1),
+    ("SafeguardingConcernClosed", 1),
 ];
 
 /// What `[erased]` text reads as: the value every personal text field shows once its key is gone.
@@ -480,6 +493,13 @@ pub const PERSONAL_FIELDS: &[(&str, &str)] = &[
     ("EntryCorrected", "reason"),
     ("GpMessageSent", "text"),
     ("LateEntryExplained", "reason"),
+    ("NoteAdded", "text"),
+    ("SafeguardingConcernRaised", "details"),
+    ("SafeguardingConcernRaised", "told"),
+    ("SafeguardingConcernRaised", "outcome"),
+    ("SafeguardingConcernUpdated", "told"),
+    ("SafeguardingConcernUpdated", "outcome"),
+    ("SafeguardingConcernClosed", "reason"),
 ];
 
 /// Where a correction keeps the fields it corrects: an object whose fields are the corrected
@@ -632,6 +652,12 @@ impl DomainEvent for CaseEvent {
             CaseEvent::GpMessageSent(_) => 25,
             CaseEvent::ClientErased(_) => 26,
             CaseEvent::LateEntryExplained(_) => 27,
+            CaseEvent::NoteAdded(_) => 28,
+            CaseEvent::NotePinned(_) => 29,
+            CaseEvent::NoteUnpinned(_) => 30,
+            CaseEvent::SafeguardingConcernRaised(_) => 31,
+            CaseEvent::SafeguardingConcernUpdated(_) => 32,
+            CaseEvent::SafeguardingConcernClosed(_) => 33,
         }
     }
 }

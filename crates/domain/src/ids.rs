@@ -73,3 +73,11 @@ id!(
     /// A stored event (the envelope's id).
     EventId
 );
+id!(
+    /// One case note.
+    NoteId
+);
+id!(
+    /// One safeguarding concern.
+    ConcernId
+);

@@ -18,6 +18,7 @@ mod event;
 mod ids;
 mod instrument;
 mod personal;
+mod safeguarding;
 mod state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -32,6 +33,10 @@ pub use event::*;
 pub use ids::*;
 pub use instrument::Instrument;
 pub use personal::{NhsNumber, PersonalDetails};
+pub use safeguarding::{
+    CONCERN_EVENT_TYPES, CONCERN_TEXT_LIMIT, NOTE_TEXT_LIMIT, NoteAdded, NotePinned, NoteUnpinned,
+    SafeguardingConcernClosed, SafeguardingConcernRaised, SafeguardingConcernUpdated,
+};
 pub use state::{AppointmentStatus, CaseState, CaseStatus, ReferralStatus, evolve};
 pub use timing::{ALLOWED_SKEW_SECONDS, BackEntryWindow, Timing, check_timing};
 

@@ -121,6 +121,10 @@ pub struct CaseState {
     pub closed_at: Option<DateTime<Utc>>,
     /// Each assessment's instrument and timepoint, corrections applied.
     pub assessment_facts: BTreeMap<EventId, (Instrument, crate::codes::Timepoint)>,
+    /// Each case note, and whether it is pinned as important.
+    pub notes: BTreeMap<NoteId, bool>,
+    /// Each safeguarding concern, and whether it is open.
+    pub concerns: BTreeMap<ConcernId, bool>,
 }
 
 /// Folds one stored event, which happened at `occurred_at`, into the state.
@@ -256,6 +260,22 @@ pub fn evolve(
             state.status = CaseStatus::Open;
             state.opened_at = Some(occurred_at);
         }
+        CaseEvent::NoteAdded(e) => {
+            state.notes.insert(e.note_id, e.important);
+        }
+        CaseEvent::NotePinned(e) => {
+            state.notes.insert(e.note_id, true);
+        }
+        CaseEvent::NoteUnpinned(e) => {
+            state.notes.insert(e.note_id, false);
+        }
+        CaseEvent::SafeguardingConcernRaised(e) => {
+            state.concerns.insert(e.concern_id, true);
+        }
+        CaseEvent::SafeguardingConcernClosed(e) => {
+            state.concerns.insert(e.concern_id, false);
+        }
+        CaseEvent::SafeguardingConcernUpdated(_) => {}
         CaseEvent::WhatMattersRecorded(_)
         | CaseEvent::NeedIdentified(_)
         | CaseEvent::GoalReviewed(_)

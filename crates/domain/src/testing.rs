@@ -285,6 +285,24 @@ pub fn command_pool() -> Vec<CaseCommand> {
             reason: "misread".to_owned(),
         }),
     ];
+    // Safeguarding and notes: a concern raised and closed, a note (none of them counted).
+    pool.push(CaseCommand::RaiseConcern(SafeguardingConcernRaised {
+        concern_id: ConcernId(id(61)),
+        category: "self_neglect".to_owned(),
+        details: "no heating".to_owned(),
+        told: "safeguarding lead".to_owned(),
+        told_at: moment(),
+        outcome: None,
+    }));
+    pool.push(CaseCommand::CloseConcern(SafeguardingConcernClosed {
+        concern_id: ConcernId(id(61)),
+        reason: "heating mended".to_owned(),
+    }));
+    pool.push(CaseCommand::AddNote(NoteAdded {
+        note_id: NoteId(id(60)),
+        text: "prefers calls after 2pm".to_owned(),
+        important: true,
+    }));
     for referral_id in [REFERRAL, ReferralId(id(21)), ReferralId(id(22))] {
         pool.push(CaseCommand::AcceptReferral(ReferralAccepted {
             referral_id,

@@ -76,6 +76,7 @@ fn decide_listed(state: &CaseState, command: &CaseCommand) -> Result<Vec<CaseEve
             timing: None,
             corrected: None,
             destinations: None,
+            concern_categories: None,
         },
     )
 }
@@ -1017,6 +1018,35 @@ fn one_of_each() -> Vec<CaseEvent> {
         CaseEvent::LateEntryExplained(LateEntryExplained {
             reason: "paper notes from the outreach clinic, typed up on return".to_owned(),
         }),
+        CaseEvent::NoteAdded(NoteAdded {
+            note_id: NoteId(id(60)),
+            text: "something personal about the dog".to_owned(),
+            important: true,
+        }),
+        CaseEvent::NotePinned(NotePinned {
+            note_id: NoteId(id(60)),
+        }),
+        CaseEvent::NoteUnpinned(NoteUnpinned {
+            note_id: NoteId(id(60)),
+        }),
+        CaseEvent::SafeguardingConcernRaised(SafeguardingConcernRaised {
+            concern_id: ConcernId(id(61)),
+            category: "self_neglect".to_owned(),
+            details: "something personal: no heating".to_owned(),
+            told: "something personal: the duty team".to_owned(),
+            told_at: moment(),
+            outcome: None,
+        }),
+        CaseEvent::SafeguardingConcernUpdated(SafeguardingConcernUpdated {
+            concern_id: ConcernId(id(61)),
+            told: None,
+            told_at: None,
+            outcome: Some("something personal: a visit booked".to_owned()),
+        }),
+        CaseEvent::SafeguardingConcernClosed(SafeguardingConcernClosed {
+            concern_id: ConcernId(id(61)),
+            reason: "something personal: heating mended".to_owned(),
+        }),
     ]
 }
 
@@ -1082,6 +1112,12 @@ fn the_event_type_names_and_versions_are_pinned() {
     GpMessageSent v1
     ClientErased v1
     LateEntryExplained v1
+    NoteAdded v1
+    NotePinned v1
+    NoteUnpinned v1
+    SafeguardingConcernRaised v1
+    SafeguardingConcernUpdated v1
+    SafeguardingConcernClosed v1
     "
     );
 }
@@ -1193,6 +1229,7 @@ fn an_onward_connection_needs_the_named_service_listed_and_for_a_referral_open()
                 timing: None,
                 corrected: None,
                 destinations: None,
+                concern_categories: None,
             },
         )
         .map_err(|e| e.rule())
@@ -1260,6 +1297,7 @@ fn a_redirection_names_a_listed_service_or_a_destination_code() {
                 timing: None,
                 corrected: None,
                 destinations: Some(&codes),
+                concern_categories: None,
             },
         )
         .map_err(|e| (e.rule(), e.field()))
@@ -1355,6 +1393,7 @@ fn a_schema_v1_redirection_is_upcast_and_its_corrections_still_apply() {
                 timing: None,
                 corrected: Some(&event),
                 destinations: Some(&codes),
+                concern_categories: None,
             },
         )
         .map_err(|e| (e.rule(), e.field()))
@@ -1443,6 +1482,7 @@ fn decide_at(
             timing: Some(&timing),
             corrected: None,
             destinations: None,
+            concern_categories: None,
         },
     )
 }
@@ -1614,6 +1654,7 @@ fn correct(given: &[CaseEvent], index: usize, fields: Value) -> Result<Vec<CaseE
             timing: None,
             corrected: Some(&given[index]),
             destinations: None,
+            concern_categories: None,
         },
     )
 }
@@ -1787,6 +1828,7 @@ fn no_fact_is_dated_before_1900() {
             timing: None,
             corrected: Some(&given[received]),
             destinations: None,
+            concern_categories: None,
         },
     );
     refused_on(outcome, "corrected_fields.received_on");

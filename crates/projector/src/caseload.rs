@@ -44,6 +44,8 @@ pub struct CaseloadRow {
     pub follow_ups: BTreeSet<String>,
     /// The client stream's version this row reflects.
     pub stream_version: i64,
+    /// Safeguarding concerns raised and not yet closed: the record's risk flag while any is open.
+    pub open_concerns: BTreeSet<Uuid>,
 }
 
 /// The status of a row whose person was erased: such rows are removed, not written.
@@ -134,6 +136,12 @@ pub fn apply_case_event(
             row.status = "open".to_owned();
             row.closed_at = None;
         }
+        CaseEvent::SafeguardingConcernRaised(e) => {
+            row.open_concerns.insert(e.concern_id.0);
+        }
+        CaseEvent::SafeguardingConcernClosed(e) => {
+            row.open_concerns.remove(&e.concern_id.0);
+        }
         // An erased person leaves every caseload: the row is deleted when the batch is written.
         CaseEvent::ClientErased(_) => row.status = ERASED.to_owned(),
         CaseEvent::ConsentRecorded(_)
@@ -147,7 +155,11 @@ pub fn apply_case_event(
         | CaseEvent::OnwardConnectionMade(_)
         | CaseEvent::ConnectionOutcomeRecorded(_)
         | CaseEvent::ServiceGapRecorded(_)
-        | CaseEvent::EntryCorrected(_) => {}
+        | CaseEvent::EntryCorrected(_)
+        | CaseEvent::NoteAdded(_)
+        | CaseEvent::NotePinned(_)
+        | CaseEvent::NoteUnpinned(_)
+        | CaseEvent::SafeguardingConcernUpdated(_) => {}
     }
 }
 
@@ -166,23 +178,24 @@ pub const SHADOW_CASELOAD: &str = "caseload_v1_rebuild";
 
 const SELECT_COLUMNS: &str = "SELECT client_id, organisation_id, status, link_worker_id, team_id, area, referred_on, \
     referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, booked_appointments, \
-    baselines, follow_ups, stream_version, baseline_dates FROM caseload";
+    baselines, follow_ups, stream_version, baseline_dates, open_concerns FROM caseload";
 
 const ALL_COLUMNS: &str = "client_id, organisation_id, status, link_worker_id, team_id, area, referred_on, \
     referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, booked_appointments, \
-    baselines, follow_ups, stream_version, baseline_dates";
+    baselines, follow_ups, stream_version, baseline_dates, open_concerns";
 
 /// Every touched row of a batch in one statement: one array per column, unnested. (Row by row,
 /// a rebuild spent a round trip per client per batch.) The follow-up instruments go as
 /// comma-separated codes (codes hold no commas), the baseline dates as a JSON object.
 const UPSERT_ROWS: &str = "INSERT INTO {table} (client_id, organisation_id, status, link_worker_id, team_id, area, \
     referred_on, referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, \
-    booked_appointments, baselines, follow_ups, stream_version, baseline_dates) \
-    SELECT c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, string_to_array(bl, ','), string_to_array(fu, ','), v, bd \
+    booked_appointments, baselines, follow_ups, stream_version, baseline_dates, open_concerns) \
+    SELECT c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, string_to_array(bl, ','), string_to_array(fu, ','), v, bd, \
+      string_to_array(oc, ',')::uuid[] \
     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::date[], \
       $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::int[], $13::int[], \
-      $14::jsonb[], $15::text[], $16::text[], $17::bigint[], $18::jsonb[]) \
-      AS u(c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, bl, fu, v, bd) \
+      $14::jsonb[], $15::text[], $16::text[], $17::bigint[], $18::jsonb[], $19::text[]) \
+      AS u(c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, bl, fu, v, bd, oc) \
     ON CONFLICT (client_id) DO UPDATE SET organisation_id = excluded.organisation_id, \
     status = excluded.status, link_worker_id = excluded.link_worker_id, team_id = excluded.team_id, \
     area = excluded.area, referred_on = excluded.referred_on, referral_source = excluded.referral_source, \
@@ -190,7 +203,8 @@ const UPSERT_ROWS: &str = "INSERT INTO {table} (client_id, organisation_id, stat
     last_contact_at = excluded.last_contact_at, contacts = excluded.contacts, \
     did_not_attend = excluded.did_not_attend, booked_appointments = excluded.booked_appointments, \
     baselines = excluded.baselines, follow_ups = excluded.follow_ups, \
-    stream_version = excluded.stream_version, baseline_dates = excluded.baseline_dates";
+    stream_version = excluded.stream_version, baseline_dates = excluded.baseline_dates, \
+    open_concerns = excluded.open_concerns";
 
 impl CaseloadProjection {
     /// Reads rows back (for queries and tests), in client order.
@@ -260,6 +274,7 @@ fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError>
     let baselines: Vec<String> = row.get(14);
     let baseline_dates: serde_json::Value = row.get(17);
     let follow_ups: Vec<String> = row.get(15);
+    let open_concerns: Vec<Uuid> = row.get(18);
     Ok(CaseloadRow {
         client_id: row.get(0),
         organisation_id: row.get(1),
@@ -281,6 +296,7 @@ fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError>
             .map_err(|e| ProjectionError::Corrupt(format!("caseload.baseline_dates: {e}")))?,
         follow_ups: follow_ups.into_iter().collect(),
         stream_version: row.get(16),
+        open_concerns: open_concerns.into_iter().collect(),
     })
 }
 
@@ -431,6 +447,17 @@ async fn apply_into(
         .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
     let follow_ups: Vec<String> = rows.iter().map(|r| codes(&r.follow_ups)).collect();
     let versions: Vec<i64> = rows.iter().map(|r| r.stream_version).collect();
+    // Uuids hold no commas: one text per row, split back into an array by the statement.
+    let open_concerns: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            r.open_concerns
+                .iter()
+                .map(Uuid::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
     let upsert = batch
         .prepare(tx, &UPSERT_ROWS.replace("{table}", table))
         .await?;
@@ -455,6 +482,7 @@ async fn apply_into(
             &follow_ups,
             &versions,
             &baseline_dates,
+            &open_concerns,
         ],
     )
     .await?;
@@ -511,7 +539,7 @@ mod tests {
         fn the_caseload_row_follows_the_folded_case(picks in proptest::collection::vec(0usize..64, 0..60)) {
             let pool = command_pool();
             let service = listed_service();
-            let lookups = Lookups { service: Some(&service), timing: None, corrected: None, destinations: None };
+            let lookups = Lookups { service: Some(&service), timing: None, corrected: None, destinations: None, concern_categories: None };
             let at = Utc.with_ymd_and_hms(2026, 3, 5, 9, 0, 0).single().expect("a time");
             let mut state = CaseState::default();
             let mut row = CaseloadRow::default();
@@ -549,6 +577,8 @@ mod tests {
                 prop_assert_eq!(row.stream_version, version);
                 prop_assert_eq!(&row.baseline_dates, &dates);
                 prop_assert!(row.baselines.iter().eq(dates.keys()));
+                let open: BTreeSet<Uuid> = state.concerns.iter().filter(|(_, open)| **open).map(|(id, _)| id.0).collect();
+                prop_assert_eq!(&row.open_concerns, &open);
             }
         }
     }

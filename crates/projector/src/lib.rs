@@ -15,6 +15,7 @@ mod outcomes;
 mod registry;
 pub mod rules;
 mod runner;
+pub mod safeguarding_rules;
 
 pub use bookkeeping::{live_version, start_version, switch_live, versions};
 pub use caseload::{

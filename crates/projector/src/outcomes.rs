@@ -362,7 +362,13 @@ pub fn apply_outcome_event(
         // Aggregates keep counting an erased person's case: nothing here is personal.
         | CaseEvent::GpMessageSent(_)
         | CaseEvent::ClientErased(_)
-        | CaseEvent::LateEntryExplained(_) => {}
+        | CaseEvent::LateEntryExplained(_)
+        | CaseEvent::NoteAdded(_)
+        | CaseEvent::NotePinned(_)
+        | CaseEvent::NoteUnpinned(_)
+        | CaseEvent::SafeguardingConcernRaised(_)
+        | CaseEvent::SafeguardingConcernUpdated(_)
+        | CaseEvent::SafeguardingConcernClosed(_) => {}
     }
 }
 

@@ -106,9 +106,16 @@ fn rules() -> BTreeMap<&'static str, Rule> {
         "reopen_case",
         "correct_entry",
         "send_gp_message",
+        "add_note",
+        "pin_note",
+        "unpin_note",
+        "raise_concern",
+        "update_concern",
     ] {
         rules.insert(command, case(CASEWORKERS));
     }
+    // A safeguarding concern ends as a team lead's decision.
+    rules.insert("close_concern", case(LEAD));
     rules.insert("erase_client", case(&["admin"]));
     rules.insert("assign_link_worker", case(LEAD));
     rules.insert("transfer_case", case(LEAD));
@@ -310,6 +317,18 @@ pub fn body(
             json!({ "availability": "waiting_list", "waiting_weeks": 6, "note": null })
         }
         "withdraw" => json!({ "reason": "closed down" }),
+        "add_note" => {
+            json!({ "note_id": Uuid::new_v4(), "text": "Prefers calls after 2pm", "important": false })
+        }
+        "pin_note" | "unpin_note" => json!({ "note_id": Uuid::new_v4() }),
+        "raise_concern" => json!({
+            "concern_id": Uuid::new_v4(), "category": "self_neglect", "details": "No heating",
+            "told": "Safeguarding lead", "told_at": now.to_rfc3339(), "outcome": null
+        }),
+        "update_concern" => json!({
+            "concern_id": Uuid::new_v4(), "told": null, "told_at": null, "outcome": "Visit booked"
+        }),
+        "close_concern" => json!({ "concern_id": Uuid::new_v4(), "reason": "Resolved" }),
         _ => return None,
     })
 }

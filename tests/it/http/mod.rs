@@ -21,6 +21,7 @@ mod metrics_access;
 mod published;
 mod redirections;
 mod replica;
+mod safeguarding;
 mod snapshot_jobs;
 mod token_memory;
 mod tokens;

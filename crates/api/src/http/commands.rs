@@ -277,6 +277,34 @@ command_route!(
     erase_client, "/clients/{client_id}/erasure", ClientErased, |_, c| CaseCommand::EraseClient(c)
 );
 
+command_route!(
+    /// Write a case note (personal data: sealed, and erased with the person); `important` pins
+    /// it to the top of the record.
+    add_note, "/clients/{client_id}/notes", NoteAdded, |_, c| CaseCommand::AddNote(c)
+);
+command_route!(
+    /// Pin a note as important: shown first on the record.
+    pin_note, "/clients/{client_id}/note-pins", NotePinned, |_, c| CaseCommand::PinNote(c)
+);
+command_route!(
+    /// Take a note's "important" pin off.
+    unpin_note, "/clients/{client_id}/note-unpins", NoteUnpinned, |_, c| CaseCommand::UnpinNote(c)
+);
+command_route!(
+    /// Raise a safeguarding concern on the case (a category of the safeguarding rules, who was
+    /// told and when): the record and the caseload carry a risk flag while it is open. A concern
+    /// is never corrected: add to it, or have a team lead close it with a reason.
+    raise_concern, "/clients/{client_id}/safeguarding-concerns", SafeguardingConcernRaised, |_, c| CaseCommand::RaiseConcern(c)
+);
+command_route!(
+    /// Add to an open safeguarding concern: someone else told (and when), or what came of it.
+    update_concern, "/clients/{client_id}/safeguarding-concern-updates", SafeguardingConcernUpdated, |_, c| CaseCommand::UpdateConcern(c)
+);
+command_route!(
+    /// Close a safeguarding concern with the reason (team leads).
+    close_concern, "/clients/{client_id}/safeguarding-concern-closures", SafeguardingConcernClosed, |_, c| CaseCommand::CloseConcern(c)
+);
+
 pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config
         .service(refer)
@@ -304,7 +332,13 @@ pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceCo
         .service(reopen_case)
         .service(correct_entry)
         .service(send_gp_message)
-        .service(erase_client);
+        .service(erase_client)
+        .service(add_note)
+        .service(pin_note)
+        .service(unpin_note)
+        .service(raise_concern)
+        .service(update_concern)
+        .service(close_concern);
 }
 
 /// Command bodies dated by a field of their own: they take no `occurred_at`.
