@@ -19,6 +19,7 @@ mod ids;
 mod instrument;
 mod personal;
 mod state;
+pub mod task;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod timing;
