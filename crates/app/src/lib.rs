@@ -29,6 +29,7 @@ pub mod reports;
 pub mod sessions;
 pub mod snapshots;
 mod stream;
+pub mod tasks;
 
 pub use cases::{
     Authorise, CaseService, CommandError, CommandOptions, Denied, LoadedCase, StaffCommand,

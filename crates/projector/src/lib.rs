@@ -15,6 +15,7 @@ mod outcomes;
 mod registry;
 pub mod rules;
 mod runner;
+mod tasks;
 
 pub use bookkeeping::{live_version, start_version, switch_live, versions};
 pub use caseload::{
@@ -28,3 +29,4 @@ pub use outcomes::{
 };
 pub use registry::{Lag, OUTCOMES, ProjectionVersion, VersionState, all, lag, spawn_all};
 pub use runner::{Batch, Projection, ProjectionError, Runner, RunnerSettings, Together};
+pub use tasks::{TASKS, TasksProjection};
