@@ -29,6 +29,7 @@ pub mod reports;
 pub mod sessions;
 pub mod snapshots;
 mod stream;
+pub mod task_maker;
 pub mod tasks;
 
 pub use cases::{

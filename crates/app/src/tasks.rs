@@ -56,6 +56,8 @@ pub struct TaskRequest {
     pub fingerprint: Option<[u8; 32]>,
     /// Ties the events to the request that caused them.
     pub correlation_id: Uuid,
+    /// The task version the caller last saw (HTTP If-Match); stale means a conflict.
+    pub expected_version: Option<i64>,
 }
 
 /// Why a task command was not carried out.
@@ -177,13 +179,7 @@ impl TaskService {
     /// # Errors
     /// A store failure, or an event that cannot be decoded.
     pub async fn load(&self, id: TaskId) -> Result<LoadedTask, TaskCommandError> {
-        Ok(crate::stream::load(
-            self.cases.store(),
-            id.0,
-            LoadedTask::default(),
-            fold,
-        )
-        .await?)
+        Ok(crate::stream::load(self.cases.store(), id.0, LoadedTask::default(), fold).await?)
     }
 
     fn metadata(&self, principal: &Principal, correlation_id: Uuid) -> Metadata {
@@ -232,8 +228,7 @@ impl TaskService {
             role: principal.role,
             active: true,
         };
-        if let Err(Err(denied)) = policy::tasks::may_raise_task(principal, case.as_ref(), &caller)
-        {
+        if let Err(Err(denied)) = policy::tasks::may_raise_task(principal, case.as_ref(), &caller) {
             return Err(denied.into());
         }
         let assignee_id = raise.assignee_id.unwrap_or(principal.staff_id);
@@ -350,6 +345,14 @@ impl TaskService {
             return Ok(replayed);
         }
         policy::tasks::may_close_task(principal, &loaded)?;
+        if let Some(expected) = request.expected_version
+            && expected != loaded.version
+        {
+            return Err(TaskCommandError::Command(CommandError::Conflict {
+                expected: ExpectedVersion::Exact(expected),
+                actual: loaded.version,
+            }));
+        }
         self.append(
             id,
             &loaded,
@@ -522,8 +525,8 @@ impl TaskService {
 
 fn item(row: &tokio_postgres::Row, today: NaiveDate) -> Result<TaskItem, AppError> {
     let corrupt = |what: &str| AppError::Unexpected(anyhow::anyhow!("tasks.{what} unreadable"));
-    let kind: TaskKind =
-        serde_json::from_value(serde_json::Value::String(row.get("kind"))).map_err(|_| corrupt("kind"))?;
+    let kind: TaskKind = serde_json::from_value(serde_json::Value::String(row.get("kind")))
+        .map_err(|_| corrupt("kind"))?;
     let status: TaskStatus = serde_json::from_value(serde_json::Value::String(row.get("status")))
         .map_err(|_| corrupt("status"))?;
     let due_on: NaiveDate = row.get("due_on");

@@ -15,6 +15,7 @@ mod outcomes;
 mod registry;
 pub mod rules;
 mod runner;
+mod task_rules;
 mod tasks;
 
 pub use bookkeeping::{live_version, start_version, switch_live, versions};
@@ -29,4 +30,5 @@ pub use outcomes::{
 };
 pub use registry::{Lag, OUTCOMES, ProjectionVersion, VersionState, all, lag, spawn_all};
 pub use runner::{Batch, Projection, ProjectionError, Runner, RunnerSettings, Together};
+pub use task_rules::TaskRules;
 pub use tasks::{TASKS, TasksProjection};

@@ -23,8 +23,7 @@ pub const OUTCOMES: &str = "outcomes";
 /// # Errors
 /// A database failure.
 pub async fn all(store: &EventStore) -> Result<Vec<Arc<dyn Projection>>, ProjectionError> {
-    let mut projections: Vec<Arc<dyn Projection>> =
-        vec![
+    let mut projections: Vec<Arc<dyn Projection>> = vec![
         Arc::new(CaseloadProjection),
         Arc::new(DirectoryProjection),
         Arc::new(crate::TasksProjection),

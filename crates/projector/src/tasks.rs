@@ -33,9 +33,12 @@ impl Projection for TasksProjection {
         _log: &dyn crate::corrected::RecordSource,
     ) -> Result<(), ProjectionError> {
         for event in events.iter().filter(|e| e.stream_type == TASK_STREAM) {
-            let decoded =
-                TaskEvent::decode(&event.event_type, event.schema_version, event.payload.clone())
-                    .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
+            let decoded = TaskEvent::decode(
+                &event.event_type,
+                event.schema_version,
+                event.payload.clone(),
+            )
+            .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
             apply_event(tx, event, &decoded).await?;
         }
         Ok(())
@@ -104,7 +107,12 @@ async fn close(
 ) -> Result<(), ProjectionError> {
     tx.execute(
         "UPDATE tasks SET status = $2, closed_on = $3, stream_version = $4 WHERE task_id = $1",
-        &[&event.stream_id, &status.as_str(), &on, &event.stream_version],
+        &[
+            &event.stream_id,
+            &status.as_str(),
+            &on,
+            &event.stream_version,
+        ],
     )
     .await?;
     Ok(())

@@ -20,6 +20,7 @@ mod published;
 mod redirections;
 mod replica;
 mod snapshot_jobs;
+mod tasks;
 mod token_memory;
 mod tokens;
 mod unreachable;

@@ -53,7 +53,12 @@ pub fn may_raise_task(
     case: Option<&LoadedCase>,
     assignee: &Assignee,
 ) -> Result<TeamId, Result<AssigneeProblem, Denied>> {
-    require(principal, &[Role::LinkWorker, Role::TeamLead], "raising a task").map_err(Err)?;
+    require(
+        principal,
+        &[Role::LinkWorker, Role::TeamLead],
+        "raising a task",
+    )
+    .map_err(Err)?;
     if let Some(case) = case {
         if !case.exists() {
             return Err(Err(Denied::NotFound));
@@ -115,7 +120,11 @@ pub fn may_close_task(principal: &Principal, task: &LoadedTask) -> Result<(), De
 /// # Errors
 /// [`Denied::Forbidden`] for any other role.
 pub fn may_read_own_tasks(principal: &Principal) -> Result<(), Denied> {
-    require(principal, &[Role::LinkWorker, Role::TeamLead], "a task list")
+    require(
+        principal,
+        &[Role::LinkWorker, Role::TeamLead],
+        "a task list",
+    )
 }
 
 #[cfg(test)]
@@ -160,16 +169,52 @@ mod tests {
         type Check = fn(&Result<(), Denied>) -> bool;
         // (caller, task, expected)
         let table: &[(Principal, LoadedTask, Check)] = &[
-            (principal(LinkWorker, 7, Some(3)), task(100, Some(7), 3), allowed),
-            (principal(LinkWorker, 8, Some(3)), task(100, Some(7), 3), forbidden),
-            (principal(TeamLead, 9, Some(3)), task(100, Some(7), 3), allowed),
+            (
+                principal(LinkWorker, 7, Some(3)),
+                task(100, Some(7), 3),
+                allowed,
+            ),
+            (
+                principal(LinkWorker, 8, Some(3)),
+                task(100, Some(7), 3),
+                forbidden,
+            ),
+            (
+                principal(TeamLead, 9, Some(3)),
+                task(100, Some(7), 3),
+                allowed,
+            ),
             (principal(TeamLead, 9, Some(3)), task(100, None, 3), allowed),
-            (principal(TeamLead, 9, Some(4)), task(100, Some(7), 3), forbidden),
-            (principal(LinkWorker, 7, Some(3)), task(200, Some(7), 3), absent),
-            (principal(TeamLead, 9, Some(3)), task(200, Some(7), 3), absent),
-            (principal(Auditor, 7, None), task(100, Some(7), 3), forbidden),
-            (principal(Administrator, 7, None), task(100, Some(7), 3), forbidden),
-            (principal(LinkWorker, 7, Some(3)), LoadedTask::default(), absent),
+            (
+                principal(TeamLead, 9, Some(4)),
+                task(100, Some(7), 3),
+                forbidden,
+            ),
+            (
+                principal(LinkWorker, 7, Some(3)),
+                task(200, Some(7), 3),
+                absent,
+            ),
+            (
+                principal(TeamLead, 9, Some(3)),
+                task(200, Some(7), 3),
+                absent,
+            ),
+            (
+                principal(Auditor, 7, None),
+                task(100, Some(7), 3),
+                forbidden,
+            ),
+            (
+                principal(Administrator, 7, None),
+                task(100, Some(7), 3),
+                forbidden,
+            ),
+            (
+                principal(LinkWorker, 7, Some(3)),
+                LoadedTask::default(),
+                absent,
+            ),
         ];
         for (caller, task, expected) in table {
             let got = may_close_task(caller, task);
@@ -189,12 +234,18 @@ mod tests {
         let worker = principal(LinkWorker, 7, Some(3));
         let lead = principal(TeamLead, 9, Some(3));
         let team = Ok(TeamId(Uuid::from_u128(3)));
-        assert_eq!(may_raise_task(&worker, None, &member(7, Some(3), LinkWorker)), team);
+        assert_eq!(
+            may_raise_task(&worker, None, &member(7, Some(3), LinkWorker)),
+            team
+        );
         assert_eq!(
             may_raise_task(&worker, None, &member(8, Some(3), LinkWorker)),
             Err(Ok(AssigneeProblem::NotInTeam))
         );
-        assert_eq!(may_raise_task(&lead, None, &member(8, Some(3), LinkWorker)), team);
+        assert_eq!(
+            may_raise_task(&lead, None, &member(8, Some(3), LinkWorker)),
+            team
+        );
         assert_eq!(
             may_raise_task(&lead, None, &member(8, Some(4), LinkWorker)),
             Err(Ok(AssigneeProblem::NotInTeam))
@@ -210,12 +261,20 @@ mod tests {
             Err(Ok(AssigneeProblem::CannotHoldTasks))
         );
         assert!(matches!(
-            may_raise_task(&principal(Auditor, 7, None), None, &member(7, Some(3), LinkWorker)),
+            may_raise_task(
+                &principal(Auditor, 7, None),
+                None,
+                &member(7, Some(3), LinkWorker)
+            ),
             Err(Err(Denied::Forbidden(_)))
         ));
         // A case that does not exist, or is another organisation's, is absent.
         assert_eq!(
-            may_raise_task(&worker, Some(&LoadedCase::default()), &member(7, Some(3), LinkWorker)),
+            may_raise_task(
+                &worker,
+                Some(&LoadedCase::default()),
+                &member(7, Some(3), LinkWorker)
+            ),
             Err(Err(Denied::NotFound))
         );
         let foreign = LoadedCase {
