@@ -164,14 +164,14 @@ fn markup(who: &ConsoleSession, mine: &TaskPage, team: Option<&TaskPage>, shown:
             @if mine.items.is_empty() {
                 p class="nhsuk-body" id="no-tasks" { "You have no open tasks." }
             } @else {
-                (table("my-tasks", "Your open tasks", who, &mine.items, &shown.errors))
+                (table(("my-tasks", ""), "Your open tasks", who, &mine.items, &shown.errors))
             }
             @if let Some(team) = team {
                 h2 class="nhsuk-heading-m" id="team-overdue" { "Overdue in your team" }
                 @if team.items.is_empty() {
                     p class="nhsuk-body" id="no-overdue" { "Nothing in your team is overdue." }
                 } @else {
-                    (table("team-overdue-tasks", "Your team's overdue tasks", who, &team.items, &shown.errors))
+                    (table(("team-overdue-tasks", "team-"), "Your team's overdue tasks", who, &team.items, &shown.errors))
                 }
             }
             h2 class="nhsuk-heading-m" id="new-task" { "Add a task for yourself" }
@@ -180,8 +180,9 @@ fn markup(who: &ConsoleSession, mine: &TaskPage, team: Option<&TaskPage>, shown:
     )
 }
 
+/// A table of tasks; `at` starts its rows' and forms' ids (a task can be in both tables).
 fn table(
-    id: &str,
+    (id, at): (&str, &str),
     caption: &str,
     who: &ConsoleSession,
     items: &[TaskItem],
@@ -193,7 +194,7 @@ fn table(
             (head(&["Task", "Person", "Due", "Done or cancel"]))
             tbody class="nhsuk-table__body" {
                 @for item in items {
-                    tr class="nhsuk-table__row" id={"task-" (item.task_id)} {
+                    tr class="nhsuk-table__row" id={(at) "task-" (item.task_id)} {
                         td class="nhsuk-table__cell" {
                             (crate::pages::capitalise(&item.label))
                             @if item.rule.is_some() { br; span class="nhsuk-body-s" { "(made by a rule)" } }
@@ -207,7 +208,7 @@ fn table(
                             (day(item.due_on))
                             @if item.overdue { " " strong class="nhsuk-tag nhsuk-tag--red" { "Overdue" } }
                         }
-                        td class="nhsuk-table__cell" { (close_forms(who, item, errors)) }
+                        td class="nhsuk-table__cell" { (close_forms(who, item, at, errors)) }
                     }
                 }
             }
@@ -215,20 +216,22 @@ fn table(
     }
 }
 
-fn close_forms(who: &ConsoleSession, item: &TaskItem, errors: &[FieldError]) -> Markup {
-    let field = format!("reason-{}", item.task_id);
+fn close_forms(who: &ConsoleSession, item: &TaskItem, at: &str, errors: &[FieldError]) -> Markup {
+    let field = format!("{at}reason-{}", item.task_id);
     let error = error_for(errors, &field);
     html! {
         form method="post" action={"/console/tasks/" (item.task_id) "/done"} novalidate {
             (csrf_field(who))
             input type="hidden" name="form_id" value=(Uuid::new_v4());
             input type="hidden" name="version" value=(item.stream_version);
-            button class="nhsuk-button nhsuk-button--secondary nhsuk-u-margin-bottom-2" id={"done-" (item.task_id)} type="submit" { "Mark done" }
+            input type="hidden" name="at" value=(at);
+            button class="nhsuk-button nhsuk-button--secondary nhsuk-u-margin-bottom-2" id={(at) "done-" (item.task_id)} type="submit" { "Mark done" }
         }
         form method="post" action={"/console/tasks/" (item.task_id) "/cancel"} novalidate {
             (csrf_field(who))
             input type="hidden" name="form_id" value=(Uuid::new_v4());
             input type="hidden" name="version" value=(item.stream_version);
+            input type="hidden" name="at" value=(at);
             div class=(group_class(error)) {
                 label class="nhsuk-label" for=(field) { "Why cancel it?" }
                 (error_message(error))
@@ -239,7 +242,7 @@ fn close_forms(who: &ConsoleSession, item: &TaskItem, errors: &[FieldError]) -> 
                     }
                 }
             }
-            button class="nhsuk-button nhsuk-button--warning" id={"cancel-" (item.task_id)} type="submit" { "Cancel task" }
+            button class="nhsuk-button nhsuk-button--warning" id={(at) "cancel-" (item.task_id)} type="submit" { "Cancel task" }
         }
     }
 }
@@ -251,7 +254,7 @@ fn raise_form(who: &ConsoleSession, form: &RaiseForm, errors: &[FieldError]) -> 
         form method="post" action="/console/tasks" novalidate {
             (csrf_field(who))
             input type="hidden" name="task_id" value=(form.task_id);
-            div class=(group_class(kind_error)) id="kind" {
+            div class=(group_class(kind_error)) {
                 fieldset class="nhsuk-fieldset" {
                     legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "What is to be done?" }
                     (error_message(kind_error))
@@ -405,7 +408,13 @@ async fn close(
     let Ok(task) = Uuid::try_parse(&path) else {
         return failure(Some(&session), &AppError::NotFound("no such task".into()));
     };
-    let reason_field = format!("reason-{task}");
+    // Where the refusal shows: the table the form was sent from (a task can be in both).
+    let at = if text(&fields, "at") == "team-" {
+        "team-"
+    } else {
+        ""
+    };
+    let reason_field = format!("{at}reason-{task}");
     let form = form_id(&fields, "form_id");
     let request = TaskRequest {
         idempotency_key: Some(format!("console-task-close-{form}")),

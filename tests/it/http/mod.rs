@@ -9,6 +9,7 @@ mod console_connect;
 mod console_journey;
 mod console_oidc;
 mod console_plan;
+mod console_tasks;
 mod csv_files;
 mod dating;
 mod directory_owner;
