@@ -187,6 +187,7 @@ pub enum Assignee {
 struct MyTaskParams {
     /// Whose tasks: `me` (the default, and the only one for now).
     #[allow(dead_code)]
+    #[param(inline)]
     assignee: Option<Assignee>,
     /// `next_cursor` of the previous page.
     #[param(max_length = 100)]
