@@ -31,6 +31,8 @@ pub mod safeguarding;
 pub mod sessions;
 pub mod snapshots;
 mod stream;
+pub mod task_maker;
+pub mod tasks;
 
 pub use cases::{
     Authorise, CaseService, CommandError, CommandOptions, Denied, LoadedCase, StaffCommand,

@@ -9,6 +9,8 @@ use uuid::Uuid;
 use crate::access::{Principal, Role};
 use crate::cases::{Denied, LoadedCase};
 
+pub mod tasks;
+
 fn forbidden(why: impl Into<String>) -> Denied {
     Denied::Forbidden(why.into())
 }

@@ -11,6 +11,7 @@ pub mod rebuild;
 pub mod sealer;
 pub mod settings;
 pub mod supervisor;
+pub mod task_maker;
 pub mod telemetry;
 
 pub use database::Database;

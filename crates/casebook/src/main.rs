@@ -36,6 +36,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sealing,
             cluster_restart_attempts,
             oidc,
+            task_maker_every_seconds,
         } => {
             let oidc = oidc.console()?;
             let read_wait = app::ReadWait::at_most(std::time::Duration::from_millis(read_wait_ms));
@@ -59,6 +60,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     auth_failures: auth_failures_per_minute,
                     trusted_proxies,
                     oidc,
+                    task_maker_every: std::time::Duration::from_secs(task_maker_every_seconds),
                 },
                 sealing,
                 casebook::supervisor::SupervisorSettings::with_attempts(cluster_restart_attempts),
@@ -175,6 +177,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Team(command) => admin(&cli.database, AdminCommand::Team(command)).await,
         Command::Staff(command) => admin(&cli.database, AdminCommand::Staff(command)).await,
         Command::Token(command) => admin(&cli.database, AdminCommand::Token(command)).await,
+        Command::Tasks(casebook::settings::TasksCommand::Make) => {
+            let database = Database::open(&cli.database).await?;
+            let cases = app::CaseService::with_clock(database.event_store()?, clock.clone());
+            let outcome = app::task_maker::TaskMaker::beside(&cases)?.run_once().await;
+            database.shutdown().await?;
+            let report = outcome?;
+            println!(
+                "{} cases looked at: {} tasks raised, {} raised before",
+                report.cases, report.raised, report.already
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate => {
             let database = Database::open(&cli.database).await?;
             let report = database.migrate().await?;
@@ -249,6 +263,8 @@ struct Guards {
     auth_failures: u32,
     trusted_proxies: Vec<std::net::IpAddr>,
     oidc: Option<casebook::http::ConsoleOidc>,
+    /// How often the task maker runs (zero: never).
+    task_maker_every: std::time::Duration,
 }
 
 /// Starts the sealer when an anchor key is configured (and says so when not).
@@ -304,6 +320,7 @@ async fn serve(
         auth_failures,
         trusted_proxies,
         oidc,
+        task_maker_every,
     } = guards;
     let database = Database::open(settings).await?;
     // A private cluster that dies while the service runs is started again.
@@ -380,6 +397,15 @@ async fn serve(
         tracing::info!("caseloads, reports and directory searches read from the replica");
         state = state.with_replica(replica);
     }
+    let task_maker = if task_maker_every.is_zero() {
+        None
+    } else {
+        Some(casebook::task_maker::spawn(
+            state.cases(),
+            task_maker_every,
+            projections_stopped.clone(),
+        )?)
+    };
     // Report snapshots left unfinished when the service last stopped are built again.
     let unfinished = state.snapshots().resume().await?;
     if unfinished > 0 {
@@ -427,6 +453,9 @@ async fn serve(
     }
     if let Some(population) = population {
         population.abort();
+    }
+    if let Some(task_maker) = task_maker {
+        task_maker.abort();
     }
     handle.stop(true).await;
     server.await.context("joining the server")??;

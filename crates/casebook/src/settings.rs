@@ -163,6 +163,10 @@ pub enum Command {
         cluster_restart_attempts: u32,
         #[command(flatten)]
         oidc: OidcArgs,
+        /// How often the task maker raises the tasks the task rules call for
+        /// (projections/tasks/), in seconds; 0 never (run `casebook tasks make` instead).
+        #[arg(long, env = "CASEBOOK_TASK_MAKER_EVERY_SECONDS", default_value_t = 300)]
+        task_maker_every_seconds: u64,
     },
     /// Make a believable service for the demo organisation through the real command path:
     /// link workers, the sample directory, and people's journeys over the past year. The same
@@ -267,6 +271,17 @@ pub enum Command {
     /// Bearer tokens for staff.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Tasks: raise the tasks the task rules call for (projections/tasks/).
+    #[command(subcommand)]
+    Tasks(TasksCommand),
+}
+
+/// `casebook tasks ...`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum TasksCommand {
+    /// Raise, once, every task the task rules call for now and that was not raised before
+    /// (as `serve` does on a schedule); prints how many.
+    Make,
 }
 
 /// How often the sealer writes a checkpoint.

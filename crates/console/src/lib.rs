@@ -170,6 +170,13 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .route("/console/triage", web::get().to(triage))
             .route("/console/workload", web::get().to(team::workload))
+            .route("/console/tasks", web::get().to(tasks::tasks_page))
+            .route("/console/tasks", web::post().to(tasks::raise))
+            .route("/console/tasks/{task_id}/done", web::post().to(tasks::done))
+            .route(
+                "/console/tasks/{task_id}/cancel",
+                web::post().to(tasks::cancel),
+            )
             .route("/console/audit", web::get().to(audit))
             .route("/console/admin", web::get().to(admin))
             .route("/console/admin/sessions/end", web::post().to(end_session))
@@ -400,6 +407,7 @@ mod plan;
 mod reports;
 mod safeguarding;
 mod staff;
+mod tasks;
 mod team;
 mod teams;
 

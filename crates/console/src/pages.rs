@@ -82,6 +82,11 @@ pub fn layout(title: &str, who: Option<&ConsoleSession>, main: Markup) -> Markup
                                             a class="nhsuk-header__navigation-link" href="/console/caseload" { (caseload_title(&scope)) }
                                         }
                                     }
+                                    @if session.caseload().is_some() {
+                                        li class="nhsuk-header__navigation-item" {
+                                            a class="nhsuk-header__navigation-link" id="nav-tasks" href="/console/tasks" { "My tasks" }
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -299,6 +304,7 @@ pub fn caseload(who: &ConsoleSession, page: &CaseloadPage, names: &Names) -> Mar
         Some(who),
         html! {
             h1 class="nhsuk-heading-l" { (title) }
+            p class="nhsuk-body" { a id="my-tasks" href="/console/tasks" { "My tasks" } }
             @if page.items.is_empty() {
                 p class="nhsuk-body" { "No one is on this caseload." }
             } @else {

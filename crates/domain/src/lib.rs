@@ -20,6 +20,7 @@ mod instrument;
 mod personal;
 mod safeguarding;
 mod state;
+pub mod task;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod timing;

@@ -16,6 +16,8 @@ mod registry;
 pub mod rules;
 mod runner;
 pub mod safeguarding_rules;
+mod task_rules;
+mod tasks;
 
 pub use bookkeeping::{live_version, start_version, switch_live, versions};
 pub use caseload::{
@@ -29,3 +31,5 @@ pub use outcomes::{
 };
 pub use registry::{Lag, OUTCOMES, ProjectionVersion, VersionState, all, lag, spawn_all};
 pub use runner::{Batch, Projection, ProjectionError, Runner, RunnerSettings, Together};
+pub use task_rules::TaskRules;
+pub use tasks::{TASKS, TasksProjection};

@@ -23,8 +23,11 @@ pub const OUTCOMES: &str = "outcomes";
 /// # Errors
 /// A database failure.
 pub async fn all(store: &EventStore) -> Result<Vec<Arc<dyn Projection>>, ProjectionError> {
-    let mut projections: Vec<Arc<dyn Projection>> =
-        vec![Arc::new(CaseloadProjection), Arc::new(DirectoryProjection)];
+    let mut projections: Vec<Arc<dyn Projection>> = vec![
+        Arc::new(CaseloadProjection),
+        Arc::new(DirectoryProjection),
+        Arc::new(crate::TasksProjection),
+    ];
     let client = store.pool().get().await?;
     for version in crate::bookkeeping::versions(&client, OUTCOMES).await? {
         match Rules::load(version.rules_version) {

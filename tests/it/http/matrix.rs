@@ -204,6 +204,14 @@ fn rules() -> BTreeMap<&'static str, Rule> {
     for route in ["health", "ready", "metrics_text", "openapi_json"] {
         rules.insert(route, public.clone_rule());
     }
+    // Tasks: anyone who works cases raises their own (the matrix's is a team task); the task
+    // of the fixture is `worker`'s, in `lead`'s team: its assignee or its lead closes it (the
+    // second to try gets 422, already closed); another organisation's is absent.
+    rules.insert("my_tasks", own(ANY_WORKER));
+    rules.insert("raise_task", own(ANY_WORKER));
+    rules.insert("task_done", case(CASEWORKERS));
+    rules.insert("cancel_task", case(CASEWORKERS));
+    rules.insert("team_overdue_tasks", case(LEAD));
     rules
 }
 
@@ -329,6 +337,11 @@ pub fn body(
             "concern_id": Uuid::new_v4(), "told": null, "told_at": null, "outcome": "Visit booked"
         }),
         "close_concern" => json!({ "concern_id": Uuid::new_v4(), "reason": "Resolved" }),
+        "raise_task" => json!({
+            "task_id": Uuid::new_v4(), "kind": "review_plan", "due_on": (now + Duration::days(3)).date_naive()
+        }),
+        "task_done" => json!({}),
+        "cancel_task" => json!({ "reason": "no_longer_needed" }),
         _ => return None,
     })
 }
@@ -405,6 +418,18 @@ async fn every_route_refuses_every_caller_it_should() {
     assert_eq!(explanation.status, 202, "{:#}", explanation.body);
     let explanation = explanation.body["id"].as_str().expect("an id").to_owned();
 
+    // A task of `worker`'s on the fixture's case.
+    let task = Uuid::new_v4();
+    let raised = server
+        .post(
+            &people.worker,
+            "/api/v1/tasks",
+            json!({ "task_id": task, "kind": "call_back", "client_id": client,
+                    "due_on": Utc::now().date_naive() }),
+        )
+        .await;
+    assert_eq!(raised.status, 201, "{:#}", raised.body);
+
     let spec = api::http::openapi_json();
     let rules = rules();
     let mut tried = 0;
@@ -426,7 +451,8 @@ async fn every_route_refuses_every_caller_it_should() {
                 .replace("{service_id}", &server.services[2].to_string())
                 .replace("{id}", &server.services[2].to_string())
                 .replace("{snapshot_id}", &snapshot)
-                .replace("{explanation_id}", &explanation);
+                .replace("{explanation_id}", &explanation)
+                .replace("{task_id}", &task.to_string());
             // Required query parameters, so that only who is asking decides the answer.
             let path = match id {
                 "compare_outcomes" | "compare_outcomes_csv" => format!("{path}?a=1&b=1"),

@@ -12,6 +12,7 @@ pub mod problem;
 mod queries;
 mod reports;
 mod service;
+mod tasks;
 mod throttle;
 
 use std::net::IpAddr;
@@ -218,7 +219,8 @@ fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(queries::configure)
             .configure(reports::configure)
             .configure(directory::configure)
-            .configure(admin::configure),
+            .configure(admin::configure)
+            .configure(tasks::configure),
     );
 }
 

@@ -1,0 +1,434 @@
+//! Tasks over HTTP on a fixed clock: raised by hand under the task policy, closed once by their
+//! assignee or their team's lead, and read back as "my tasks" and "my team's overdue tasks"
+//! in due order, "overdue" judged by the service's clock.
+
+use chrono::{Duration, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::journey::open_case;
+use super::{Person, TestServer};
+
+fn ids(page: &Value) -> Vec<Value> {
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|t| t["task_id"].clone())
+        .collect()
+}
+
+async fn raise(server: &TestServer, who: &Person, body: Value) -> super::Reply {
+    server.post(who, "/api/v1/tasks", body).await
+}
+
+#[tokio::test]
+async fn tasks_are_raised_closed_once_and_listed_by_due_day_with_overdue_by_the_clock() {
+    let clock = app::Clock::fixed(Utc::now());
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let people = server.people.clone();
+    let client = open_case(&server).await;
+    // The read models follow the log as under `serve`; reads name the write they must show.
+    let _projectors = server.run_projectors().await;
+    let today = clock.now().date_naive();
+    let day = |n: i64| (today + Duration::days(n)).to_string();
+
+    // The worker raises a call-back on their case and a team task; the lead one for worker2.
+    let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let body_a =
+        json!({ "task_id": a, "kind": "call_back", "client_id": client, "due_on": day(2) });
+    let first = server
+        .call(
+            Some(&people.worker),
+            "POST",
+            "/api/v1/tasks",
+            Some(&body_a),
+            &[("Idempotency-Key", "task-a")],
+        )
+        .await;
+    assert_eq!(first.status, 201, "{:#}", first.body);
+    assert_eq!(first.body["events"].as_array().map(Vec::len), Some(1));
+    // The same request again is the first answer, and writes nothing.
+    let again = server
+        .call(
+            Some(&people.worker),
+            "POST",
+            "/api/v1/tasks",
+            Some(&body_a),
+            &[("Idempotency-Key", "task-a")],
+        )
+        .await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body["position"], first.body["position"]);
+    // The same id without the key is a second raise: refused.
+    let twice = raise(&server, &people.worker, body_a.clone()).await;
+    assert_eq!(twice.status, 422, "{:#}", twice.body);
+    assert_eq!(twice.body["rule"], "task_already_raised");
+
+    let team_task = json!({ "task_id": b, "kind": "review_plan", "due_on": day(5) });
+    server.ok(&people.worker, "/api/v1/tasks", team_task).await;
+    let for_worker2 = json!({
+        "task_id": c, "kind": "chase_connection_outcome", "client_id": client,
+        "assignee_id": people.worker2.staff_id, "due_on": day(1)
+    });
+    let last = server.ok(&people.lead, "/api/v1/tasks", for_worker2).await;
+
+    // Refusals, each naming why.
+    let not_theirs = json!({
+        "task_id": Uuid::new_v4(), "kind": "call_back", "assignee_id": people.worker2.staff_id, "due_on": day(1)
+    });
+    let reply = raise(&server, &people.worker, not_theirs).await;
+    assert_eq!(reply.status, 422, "{:#}", reply.body);
+    assert_eq!(reply.body["errors"][0]["field"], "assignee_id");
+    let other_team = json!({
+        "task_id": Uuid::new_v4(), "kind": "call_back", "assignee_id": people.other_worker.staff_id, "due_on": day(1)
+    });
+    let reply = raise(&server, &people.lead, other_team).await;
+    assert_eq!(reply.status, 422, "{:#}", reply.body);
+    let on_their_case = |due: String| json!({ "task_id": Uuid::new_v4(), "kind": "call_back", "client_id": client, "due_on": due });
+    assert_eq!(
+        raise(&server, &people.worker2, on_their_case(day(1)))
+            .await
+            .status,
+        403,
+        "not worker2's case"
+    );
+    assert_eq!(
+        raise(&server, &people.foreign_worker, on_their_case(day(1)))
+            .await
+            .status,
+        404,
+        "another organisation's person"
+    );
+    assert_eq!(
+        raise(&server, &people.auditor, on_their_case(day(1)))
+            .await
+            .status,
+        403
+    );
+    let early = raise(&server, &people.worker, on_their_case(day(-1))).await;
+    assert_eq!(early.status, 422, "{:#}", early.body);
+    assert_eq!(early.body["rule"], "task_due_before_raised");
+    assert_eq!(early.body["errors"][0]["field"], "due_on");
+    let mut bad_kind = on_their_case(day(1));
+    bad_kind["kind"] = json!("tidy_the_desk");
+    let reply = raise(&server, &people.worker, bad_kind).await;
+    assert_eq!(reply.status, 400, "{:#}", reply.body);
+    assert!(
+        reply.body["errors"][0]["field"]
+            .as_str()
+            .unwrap_or("")
+            .contains("kind")
+    );
+
+    // My tasks, soonest due first, once the read model has the last write.
+    let after = last.body["position"].as_i64().expect("a position");
+    let mine = server
+        .read(
+            &people.worker,
+            &format!("/api/v1/tasks?assignee=me&after={after}"),
+        )
+        .await;
+    assert_eq!(ids(&mine.body), vec![json!(a), json!(b)]);
+    assert_eq!(mine.body["items"][0]["overdue"], false);
+    assert_eq!(mine.body["items"][0]["client_id"], json!(client));
+    assert_eq!(mine.body["items"][0]["label"], "call the person back");
+    let theirs = server.read(&people.worker2, "/api/v1/tasks").await;
+    assert_eq!(ids(&theirs.body), vec![json!(c)]);
+    // A page at a time.
+    let one = server.read(&people.worker, "/api/v1/tasks?limit=1").await;
+    assert_eq!(ids(&one.body), vec![json!(a)]);
+    let cursor = one.body["next_cursor"].as_str().expect("a cursor");
+    let two = server
+        .read(
+            &people.worker,
+            &format!("/api/v1/tasks?limit=1&cursor={cursor}"),
+        )
+        .await;
+    assert_eq!(ids(&two.body), vec![json!(b)]);
+    assert!(two.body["next_cursor"].is_null());
+    for bad in ["assignee=someone", "limit=0", "cursor=nonsense"] {
+        let reply = server
+            .get(&people.worker, &format!("/api/v1/tasks?{bad}"))
+            .await;
+        assert_eq!(reply.status, 400, "{bad}: {:#}", reply.body);
+        let field = bad.split('=').next().unwrap_or_default();
+        assert_eq!(reply.body["errors"][0]["field"], format!("query.{field}"));
+    }
+    assert_eq!(server.get(&people.admin, "/api/v1/tasks").await.status, 403);
+
+    // Nothing is overdue today; three days on, two are.
+    let team = people.lead.team_id.expect("a team");
+    let overdue_path = format!("/api/v1/teams/{team}/tasks/overdue");
+    let overdue = server.read(&people.lead, &overdue_path).await;
+    assert_eq!(ids(&overdue.body), Vec::<Value>::new());
+    clock.set(clock.now() + Duration::days(3));
+    let overdue = server.read(&people.lead, &overdue_path).await;
+    assert_eq!(ids(&overdue.body), vec![json!(c), json!(a)]);
+    assert!(
+        overdue.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|t| t["overdue"] == true)
+    );
+    assert_eq!(
+        server.get(&people.other_lead, &overdue_path).await.status,
+        403
+    );
+    assert_eq!(
+        server.get(&people.foreign_lead, &overdue_path).await.status,
+        404
+    );
+    assert_eq!(server.get(&people.worker, &overdue_path).await.status, 403);
+
+    // Closing: the assignee marks theirs done, once; someone else's is not theirs to close;
+    // the lead cancels a team task; another organisation's is absent; a stale If-Match is 409.
+    let done = server
+        .ok(
+            &people.worker,
+            &format!("/api/v1/tasks/{a}/done"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(done.body["stream_version"], 2);
+    let again = server
+        .post(
+            &people.worker,
+            &format!("/api/v1/tasks/{a}/done"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(again.status, 422, "{:#}", again.body);
+    assert_eq!(again.body["rule"], "task_closed");
+    let cancel = json!({ "reason": "no_longer_needed" });
+    let reply = server
+        .post(
+            &people.worker2,
+            &format!("/api/v1/tasks/{b}/cancel"),
+            cancel.clone(),
+        )
+        .await;
+    assert_eq!(reply.status, 403, "{:#}", reply.body);
+    server
+        .ok(
+            &people.lead,
+            &format!("/api/v1/tasks/{b}/cancel"),
+            cancel.clone(),
+        )
+        .await;
+    let reply = server
+        .post(
+            &people.foreign_lead,
+            &format!("/api/v1/tasks/{c}/done"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, 404, "{:#}", reply.body);
+    let stale = server
+        .call(
+            Some(&people.worker2),
+            "POST",
+            &format!("/api/v1/tasks/{c}/done"),
+            Some(&json!({})),
+            &[("If-Match", "\"7\"")],
+        )
+        .await;
+    assert_eq!(stale.status, 409, "{:#}", stale.body);
+    let unknown = server
+        .post(
+            &people.lead,
+            &format!("/api/v1/tasks/{}/done", Uuid::new_v4()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+    // A client's id is no task.
+    let reply = server
+        .post(
+            &people.lead,
+            &format!("/api/v1/tasks/{client}/done"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, 404, "{:#}", reply.body);
+    let closed = server
+        .ok(
+            &people.worker2,
+            &format!("/api/v1/tasks/{c}/done"),
+            json!({}),
+        )
+        .await;
+
+    let after = closed.body["position"].as_i64().expect("a position");
+    let mine = server
+        .read(&people.worker, &format!("/api/v1/tasks?after={after}"))
+        .await;
+    assert_eq!(ids(&mine.body), Vec::<Value>::new());
+    let overdue = server.read(&people.lead, &overdue_path).await;
+    assert_eq!(ids(&overdue.body), Vec::<Value>::new());
+
+    // Who did what is in the log, as always.
+    let admin = server.db.admin_client().await;
+    let rows = admin
+        .query(
+            "SELECT event_type, actor_id FROM events WHERE stream_type = 'task' \
+             AND stream_id = ANY($1) ORDER BY position",
+            &[&vec![a, b, c]],
+        )
+        .await
+        .expect("the task events");
+    let log: Vec<(String, Uuid)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        log,
+        vec![
+            ("TaskRaised".to_owned(), people.worker.staff_id),
+            ("TaskRaised".to_owned(), people.worker.staff_id),
+            ("TaskRaised".to_owned(), people.lead.staff_id),
+            ("TaskDone".to_owned(), people.worker.staff_id),
+            ("TaskCancelled".to_owned(), people.lead.staff_id),
+            ("TaskDone".to_owned(), people.worker2.staff_id),
+        ]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_task_maker_raises_what_the_rules_call_for_once_even_from_four_processes_at_once() {
+    let clock = app::Clock::fixed(Utc::now());
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let people = server.people.clone();
+    let client = open_case(&server).await;
+    server.catch_up().await;
+    let makers: Vec<app::task_maker::TaskMaker> = (0..4)
+        .map(|_| {
+            // Each as a process of its own would have it: its own case service on the store.
+            let cases = app::CaseService::with_clock(server.store.clone(), clock.clone());
+            app::task_maker::TaskMaker::beside(&cases).expect("the task rules")
+        })
+        .collect();
+
+    // Just accepted: nothing to do.
+    let report = makers[0].run_once().await.expect("a run");
+    assert_eq!((report.raised, report.already), (0, 0));
+    assert!(report.cases >= 1);
+
+    // 28 days on with no contact (caseload rules v1): one task to make contact, raised once
+    // by four makers running at the same moment.
+    clock.set(clock.now() + Duration::days(28));
+    let runs = futures_util::future::join_all(makers.iter().map(|m| m.run_once())).await;
+    let reports: Vec<_> = runs.into_iter().map(|r| r.expect("a run")).collect();
+    assert_eq!(
+        reports.iter().map(|r| r.raised).sum::<u64>(),
+        1,
+        "{reports:?}"
+    );
+    assert_eq!(
+        reports.iter().map(|r| r.already).sum::<u64>(),
+        3,
+        "{reports:?}"
+    );
+    let admin = server.db.admin_client().await;
+    let raised: Vec<tokio_postgres::Row> = admin
+        .query(
+            "SELECT stream_id, payload, actor_role FROM events WHERE event_type = 'TaskRaised'",
+            &[],
+        )
+        .await
+        .expect("the raised tasks");
+    assert_eq!(raised.len(), 1);
+    let payload: Value = raised[0].get(1);
+    assert_eq!(raised[0].get::<_, String>(2), "task_maker");
+    assert_eq!(payload["kind"], "make_contact");
+    assert_eq!(payload["client_id"], json!(client));
+    assert_eq!(payload["assignee_id"], json!(people.worker.staff_id));
+    assert_eq!(
+        payload["rule"],
+        json!({ "rule": "no_contact", "version": 1 })
+    );
+    let task: Uuid = raised[0].get(0);
+
+    // Again, after the read model has it: known, not tried.
+    server.catch_up().await;
+    let report = makers[1].run_once().await.expect("a run");
+    assert_eq!((report.raised, report.already), (0, 1));
+
+    // It is the worker's to do, and done, it is not raised again for the same silence.
+    let mine = server.read(&people.worker, "/api/v1/tasks").await;
+    assert_eq!(ids(&mine.body), vec![json!(task)]);
+    assert_eq!(mine.body["items"][0]["rule"], "no_contact");
+    server
+        .ok(
+            &people.worker,
+            &format!("/api/v1/tasks/{task}/done"),
+            json!({}),
+        )
+        .await;
+    server.catch_up().await;
+    let report = makers[2].run_once().await.expect("a run");
+    assert_eq!((report.raised, report.already), (0, 1));
+    server.stop().await;
+}
+
+/// Measures the two task lists over a large tasks table: a million tasks (nine in ten closed)
+/// across 20 organisations, 200 teams and 2,000 staff, as after years of use. Run by hand:
+/// `cargo nextest run -E 'test(/task_lists_at_scale/)' --run-ignored only --no-capture`.
+#[tokio::test]
+#[ignore = "a measurement, run by hand"]
+async fn task_lists_at_scale_are_index_scans() {
+    let db = testkit::TestDb::new().await;
+    let admin = db.admin_client().await;
+    admin
+        .batch_execute(
+            "INSERT INTO tasks (task_id, organisation_id, team_id, assignee_id, client_id, kind, \
+               status, raised_on, due_on, raised_by, stream_version) \
+             SELECT gen_random_uuid(), \
+               ('00000000-0000-0000-0000-0000000000' || lpad((i % 20)::text, 2, '0'))::uuid, \
+               ('00000000-0000-0000-0001-000000000' || lpad((i % 200)::text, 3, '0'))::uuid, \
+               ('00000000-0000-0000-0002-00000000' || lpad((i % 2000)::text, 4, '0'))::uuid, \
+               gen_random_uuid(), 'call_back', \
+               CASE WHEN (i / 2000) % 10 = 0 THEN 'open' ELSE 'done' END, \
+               date '2024-01-01' + (i % 1000), date '2024-01-08' + (i % 1000), \
+               gen_random_uuid(), 1 \
+             FROM generate_series(1, 1000000) AS i; ANALYZE tasks;",
+        )
+        .await
+        .expect("a million tasks");
+    let staff = "00000000-0000-0000-0002-000000000007";
+    let team = "00000000-0000-0000-0001-000000000007";
+    let organisation = "00000000-0000-0000-0000-000000000007";
+    for (what, sql) in [
+        (
+            "my open tasks",
+            format!(
+                "SELECT * FROM tasks WHERE organisation_id = '{organisation}' AND assignee_id = '{staff}' \
+                 AND status = 'open' ORDER BY due_on, task_id LIMIT 51"
+            ),
+        ),
+        (
+            "a team's overdue tasks",
+            format!(
+                "SELECT * FROM tasks WHERE organisation_id = '{organisation}' AND team_id = '{team}' \
+                 AND status = 'open' AND due_on < date '2026-11-30' ORDER BY due_on, task_id LIMIT 51"
+            ),
+        ),
+    ] {
+        let plan: Vec<String> = admin
+            .query(&format!("EXPLAIN (ANALYZE, BUFFERS) {sql}"), &[])
+            .await
+            .expect("a plan")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        println!("{what}:\n{}", plan.join("\n"));
+        assert!(
+            plan.iter().any(|l| l.contains("Index Scan")),
+            "{what}: {plan:#?}"
+        );
+        assert!(
+            !plan.iter().any(|l| l.contains("Seq Scan")),
+            "{what}: {plan:#?}"
+        );
+    }
+}
