@@ -115,6 +115,10 @@ pub enum RecordView {
     ReferralStatus,
     /// The read audit itself: who read the record (reading it is audited too).
     Reads,
+    /// A referral received over FHIR, read back by the practice system that sent it.
+    FhirServiceRequest,
+    /// The Task of a referral received over FHIR: where it stands.
+    FhirTask,
 }
 
 impl RecordView {
@@ -124,6 +128,8 @@ impl RecordView {
             RecordView::Journey => "journey",
             RecordView::ReferralStatus => "referral_status",
             RecordView::Reads => "reads",
+            RecordView::FhirServiceRequest => "fhir_service_request",
+            RecordView::FhirTask => "fhir_task",
         }
     }
 }
@@ -279,7 +285,7 @@ pub struct RecordReadPage {
 
 impl CaseService {
     /// Writes a read of `client_id` to the read audit, before it is answered.
-    async fn audit_read(
+    pub(crate) async fn audit_read(
         &self,
         principal: &Principal,
         client_id: Uuid,

@@ -60,6 +60,7 @@ const EVERYONE: &[&str] = &[
     "foreign_worker",
     "foreign_auditor",
     "foreign_admin",
+    "practice",
 ];
 
 fn rules() -> BTreeMap<&'static str, Rule> {
@@ -197,6 +198,13 @@ fn rules() -> BTreeMap<&'static str, Rule> {
     for route in ["health", "ready", "metrics_text", "openapi_json"] {
         rules.insert(route, public.clone_rule());
     }
+    // FHIR referrals in: only a practice's system sends them and follows its own (another
+    // organisation's staff are refused by role before any record is looked at).
+    rules.insert("fhir_metadata", public.clone_rule());
+    rules.insert("fhir_create_service_request", own(&["practice"]));
+    rules.insert("fhir_transaction", own(&["practice"]));
+    rules.insert("fhir_read_service_request", case(&["practice"]));
+    rules.insert("fhir_read_task", case(&["practice"]));
     rules
 }
 
@@ -310,6 +318,8 @@ pub fn body(
             json!({ "availability": "waiting_list", "waiting_weeks": 6, "note": null })
         }
         "withdraw" => json!({ "reason": "closed down" }),
+        "fhir_create_service_request" => super::fhir::service_request("matrix-1"),
+        "fhir_transaction" => super::fhir::transaction("matrix-2"),
         _ => return None,
     })
 }
@@ -386,6 +396,9 @@ async fn every_route_refuses_every_caller_it_should() {
     assert_eq!(explanation.status, 202, "{:#}", explanation.body);
     let explanation = explanation.body["id"].as_str().expect("an id").to_owned();
 
+    // A referral the practice sent over FHIR, to follow.
+    let fhir_referral = super::fhir::refer(&server, &people.practice, "matrix-0").await;
+
     let spec = api::http::openapi_json();
     let rules = rules();
     let mut tried = 0;
@@ -407,7 +420,9 @@ async fn every_route_refuses_every_caller_it_should() {
                 .replace("{service_id}", &server.services[2].to_string())
                 .replace("{id}", &server.services[2].to_string())
                 .replace("{snapshot_id}", &snapshot)
-                .replace("{explanation_id}", &explanation);
+                .replace("{explanation_id}", &explanation)
+                .replace("{service_request_id}", &fhir_referral.to_string())
+                .replace("{task_id}", &fhir_referral.to_string());
             // Required query parameters, so that only who is asking decides the answer.
             let path = match id {
                 "compare_outcomes" | "compare_outcomes_csv" => format!("{path}?a=1&b=1"),
