@@ -54,8 +54,8 @@ pub struct OutcomeIssue {
     /// What is wrong, in words.
     pub diagnostics: String,
     /// The element at fault, as FHIRPath (`ServiceRequest.reasonCode[0]`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub expression: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression: Option<Vec<String>>,
 }
 
 /// A FHIR OperationOutcome: why a request failed, element by element.
@@ -110,7 +110,7 @@ pub fn outcome_response(error: &ApiError, request_id: Option<Uuid>) -> HttpRespo
             severity: "error".to_owned(),
             code: issue_code(status).to_owned(),
             diagnostics: e.message.clone(),
-            expression: vec![e.field.clone()],
+            expression: Some(vec![e.field.clone()]),
         })
         .collect();
     if issues.is_empty() {
@@ -118,7 +118,7 @@ pub fn outcome_response(error: &ApiError, request_id: Option<Uuid>) -> HttpRespo
             severity: "error".to_owned(),
             code: issue_code(status).to_owned(),
             diagnostics: problem.detail.clone(),
-            expression: Vec::new(),
+            expression: None,
         });
     }
     let body = serde_json::to_vec(&OperationOutcome::of(issues, request_id)).unwrap_or_default();
@@ -152,7 +152,7 @@ fn fhir_error(error: FhirError, request_id: Uuid) -> HttpResponse {
                               content: send the same request again, or give the new one an \
                               identifier of its own"
                     .to_owned(),
-                expression: vec![expression],
+                expression: Some(vec![expression]),
             }],
         ),
         FhirError::Denied(denied) => return outcome_response(&denied.into(), Some(request_id)),
@@ -183,7 +183,7 @@ fn issue(issue: Issue) -> OutcomeIssue {
         severity: "error".to_owned(),
         code: issue.code.to_owned(),
         diagnostics: issue.diagnostics,
-        expression: vec![issue.expression],
+        expression: Some(vec![issue.expression]),
     }
 }
 

@@ -785,7 +785,13 @@ pub fn postcode_district(postcode: &str) -> Option<String> {
     if !(5..=7).contains(&compact.len()) || !compact.chars().all(|c| c.is_ascii_alphanumeric()) {
         return None;
     }
-    Some(compact[..compact.len() - 3].to_owned())
+    let (outward, inward) = compact.split_at(compact.len() - 3);
+    let inward: Vec<char> = inward.chars().collect();
+    let looks_like_one = outward.starts_with(|c: char| c.is_ascii_alphabetic())
+        && outward.chars().any(|c| c.is_ascii_digit())
+        && inward[0].is_ascii_digit()
+        && inward[1..].iter().all(char::is_ascii_alphabetic);
+    looks_like_one.then(|| outward.to_owned())
 }
 
 /// Each answered question as a line of words.
