@@ -188,8 +188,7 @@ fn issue(issue: Issue) -> OutcomeIssue {
 }
 
 /// The body of a FHIR POST: JSON, sent as `application/fhir+json` (or `application/json`).
-fn body_json(req: &HttpRequest, body: &[u8], what: &str) -> Result<Value, HttpResponse> {
-    let id = request_id(req);
+fn body_json(req: &HttpRequest, body: &[u8], what: &str) -> Result<Value, ApiError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -201,17 +200,12 @@ fn body_json(req: &HttpRequest, body: &[u8], what: &str) -> Result<Value, HttpRe
         .trim()
         .to_ascii_lowercase();
     if !matches!(content_type.as_str(), FHIR_JSON | "application/json") {
-        return Err(outcome_response(
-            &ApiError::UnsupportedMediaType(format!(
-                "send the {what} as {FHIR_JSON}, not {content_type:?}"
-            )),
-            Some(id),
-        ));
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "send the {what} as {FHIR_JSON}, not {content_type:?}"
+        )));
     }
-    serde_json::from_slice::<Value>(body).map_err(|e| {
-        let problem = ApiError::field(what, format!("this is not JSON: {e}"));
-        outcome_response(&problem, Some(id))
-    })
+    serde_json::from_slice::<Value>(body)
+        .map_err(|e| ApiError::field(what, format!("this is not JSON: {e}")))
 }
 
 /// What this server does with FHIR: a CapabilityStatement.
@@ -292,7 +286,7 @@ async fn fhir_transaction(
 ) -> HttpResponse {
     let bundle = match body_json(&req, &body, "Bundle") {
         Ok(v) => v,
-        Err(response) => return response,
+        Err(e) => return outcome_response(&e, Some(request_id(&req))),
     };
     let id = request_id(&req);
     let submitted = match state
@@ -381,7 +375,7 @@ async fn fhir_create_service_request(
 ) -> HttpResponse {
     let resource = match body_json(&req, &body, "ServiceRequest") {
         Ok(v) => v,
-        Err(response) => return response,
+        Err(e) => return outcome_response(&e, Some(request_id(&req))),
     };
     let id = request_id(&req);
     match state

@@ -139,10 +139,13 @@ fn a_referral_to_social_prescribing_maps_the_patient_reasons_requester_and_occur
     );
 }
 
+/// A change to a resource, for a table of bad resources.
+type Change = Box<dyn Fn(&mut Value)>;
+
 #[test]
 fn each_bad_element_is_named_by_its_path() {
     let rules = FhirRules::latest();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+    let cases: Vec<(&str, Change, &str)> = vec![
         (
             "a wrong check digit",
             Box::new(|r| r["contained"][0]["identifier"][0]["value"] = json!("9912003889")),
