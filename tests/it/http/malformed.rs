@@ -42,6 +42,12 @@ async fn every_route_names_the_bad_field_and_writes_nothing() {
                 _ if id == "record_reads" => &people.auditor,
                 _ => &people.lead,
             };
+            // FHIR's routes answer bad input as OperationOutcomes naming the element, take any
+            // id (an unknown one is 404), and ignore elements they do not read, as FHIR servers
+            // do: `http::fhir` tests them.
+            if id.starts_with("fhir_") {
+                continue;
+            }
             let method = method.to_ascii_uppercase();
             let path = template
                 .replace("{client_id}", &client.to_string())
