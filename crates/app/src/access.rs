@@ -28,17 +28,21 @@ pub enum Role {
     ReportingAnalyst,
     /// Manages staff and tokens; reads no client records.
     Administrator,
+    /// A GP practice's system: submits referrals over FHIR and follows its own (a client
+    /// credential, not a person).
+    PracticeSystem,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::Referrer,
         Role::LinkWorker,
         Role::TeamLead,
         Role::Auditor,
         Role::ReportingAnalyst,
         Role::Administrator,
+        Role::PracticeSystem,
     ];
 
     /// The stored and serialised name.
@@ -50,6 +54,7 @@ impl Role {
             Role::Auditor => "auditor",
             Role::ReportingAnalyst => "reporting_analyst",
             Role::Administrator => "administrator",
+            Role::PracticeSystem => "practice_system",
         }
     }
 

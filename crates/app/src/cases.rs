@@ -567,7 +567,7 @@ async fn check_staff_named(
             "to_link_worker_id",
         ),
         CaseCommand::Intake { referral, .. } => {
-            if principal.role == Role::Referrer
+            if matches!(principal.role, Role::Referrer | Role::PracticeSystem)
                 && referral
                     .referrer
                     .staff_id

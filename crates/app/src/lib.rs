@@ -18,6 +18,7 @@ pub mod clock;
 pub mod directory;
 mod error;
 pub mod export;
+pub mod fhir;
 pub mod freshness;
 pub mod health;
 mod journey;

@@ -88,6 +88,9 @@ pub fn may_command(
         Role::Referrer if !intake => {
             return Err(forbidden("a referrer can only submit referrals"));
         }
+        Role::PracticeSystem if !intake => {
+            return Err(forbidden("a practice system can only submit referrals"));
+        }
         Role::LinkWorker if triage => {
             return Err(forbidden("only a team lead assigns or transfers cases"));
         }
@@ -105,9 +108,11 @@ pub fn may_command(
     }
     match command {
         CaseCommand::Intake { client, .. } => match principal.role {
-            Role::Referrer if case.exists() || client.is_none() => Err(forbidden(
-                "a referrer refers people new to the service; the service links repeat referrals",
-            )),
+            Role::Referrer | Role::PracticeSystem if case.exists() || client.is_none() => {
+                Err(forbidden(
+                    "a referrer refers people new to the service; the service links repeat referrals",
+                ))
+            }
             // Link workers take self-referrals; a known client's new referral goes to whoever
             // works their case.
             Role::LinkWorker | Role::TeamLead
@@ -465,6 +470,45 @@ pub fn require(principal: &Principal, roles: &[Role], what: &str) -> Result<(), 
             names.join(" or "),
             principal.role
         )))
+    }
+}
+
+/// May the caller submit a referral over FHIR? A practice's system (a person refers through
+/// the API or the console).
+///
+/// # Errors
+/// [`Denied::Forbidden`] for any other role.
+pub fn may_submit_fhir_referral(principal: &Principal) -> Result<(), Denied> {
+    require(
+        principal,
+        &[Role::PracticeSystem],
+        "submitting a FHIR ServiceRequest",
+    )
+}
+
+/// May the caller follow a referral it sent over FHIR (the ServiceRequest and its Task)? The
+/// practice system that submitted it, and no one else: any other referral, of its organisation
+/// or another, is answered as absent.
+///
+/// # Errors
+/// [`Denied::Forbidden`] for any other role; [`Denied::NotFound`] for a referral not its own.
+pub fn may_follow_fhir_referral(
+    principal: &Principal,
+    case: &LoadedCase,
+    referral_id: domain::ReferralId,
+) -> Result<(), Denied> {
+    require(
+        principal,
+        &[Role::PracticeSystem],
+        "a FHIR referral's status",
+    )?;
+    if !case.exists() {
+        return Err(Denied::NotFound);
+    }
+    same_organisation(principal, case)?;
+    match case.referred_by.get(&referral_id) {
+        Some(submitter) if *submitter == principal.staff_id.0 => Ok(()),
+        _ => Err(Denied::NotFound),
     }
 }
 
@@ -1065,5 +1109,69 @@ mod tests {
                 "withdrawal: {role}"
             );
         }
+    }
+
+    #[test]
+    fn only_a_practice_system_sends_fhir_referrals_and_follows_only_its_own() {
+        for role in Role::ALL {
+            let expected = if role == Role::PracticeSystem {
+                Allow
+            } else {
+                Forbidden
+            };
+            assert_eq!(
+                outcome(may_submit_fhir_referral(&principal(role))),
+                expected,
+                "{role}"
+            );
+        }
+        let practice = principal(Role::PracticeSystem);
+        for (relation, expected) in [
+            (Mine, Allow),
+            (NoRecord, Absent),
+            (OtherOrganisation, Absent),
+            (Unassigned, Absent),
+            (NotMine, Absent),
+        ] {
+            assert_eq!(
+                outcome(may_follow_fhir_referral(
+                    &practice,
+                    &case(relation),
+                    REFERRAL
+                )),
+                expected,
+                "{relation:?}"
+            );
+        }
+        for role in [Role::Referrer, LinkWorker, TeamLead, Auditor, Administrator] {
+            assert_eq!(
+                outcome(may_follow_fhir_referral(
+                    &principal(role),
+                    &case(Mine),
+                    REFERRAL
+                )),
+                Forbidden,
+                "{role}"
+            );
+        }
+        // Over the JSON API a practice system refers someone new and nothing else.
+        assert_eq!(
+            outcome(may_command(
+                &practice,
+                &case(NoRecord),
+                &intake(true),
+                false
+            )),
+            Allow
+        );
+        assert_eq!(
+            outcome(may_command(&practice, &case(Mine), &intake(false), false)),
+            Forbidden
+        );
+        assert_eq!(
+            outcome(may_read_referral(&practice, &case(Mine), REFERRAL)),
+            Forbidden
+        );
+        assert_eq!(outcome(may_read_record(&practice, &case(Mine))), Forbidden);
     }
 }

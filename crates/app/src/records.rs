@@ -117,6 +117,10 @@ pub enum RecordView {
     Reads,
     /// The person's name on a caseload or triage queue ([`crate::names`]).
     Caseload,
+    /// A referral received over FHIR, read back by the practice system that sent it.
+    FhirServiceRequest,
+    /// The Task of a referral received over FHIR: where it stands.
+    FhirTask,
 }
 
 impl RecordView {
@@ -127,6 +131,8 @@ impl RecordView {
             RecordView::ReferralStatus => "referral_status",
             RecordView::Reads => "reads",
             RecordView::Caseload => "caseload",
+            RecordView::FhirServiceRequest => "fhir_service_request",
+            RecordView::FhirTask => "fhir_task",
         }
     }
 }
@@ -290,7 +296,7 @@ pub struct RecordReadPage {
 
 impl CaseService {
     /// Writes a read of `client_id` to the read audit, before it is answered.
-    async fn audit_read(
+    pub(crate) async fn audit_read(
         &self,
         principal: &Principal,
         client_id: Uuid,

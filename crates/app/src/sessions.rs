@@ -168,6 +168,7 @@ impl ConsoleSession {
             Role::Auditor => "auditor",
             Role::ReportingAnalyst => "reporting analyst",
             Role::Administrator => "administrator",
+            Role::PracticeSystem => "practice system",
         }
     }
 

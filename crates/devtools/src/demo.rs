@@ -61,6 +61,7 @@ fn demo_name(role: Role) -> &'static str {
         Role::Auditor => "Alex Byrne (auditor)",
         Role::ReportingAnalyst => "Kim Lowe (reporting analyst)",
         Role::Administrator => "Pat Quinn (administrator)",
+        Role::PracticeSystem => "Frome Medical Practice (practice system)",
     }
 }
 

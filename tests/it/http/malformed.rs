@@ -42,6 +42,12 @@ async fn every_route_names_the_bad_field_and_writes_nothing() {
                 _ if id == "record_reads" => &people.auditor,
                 _ => &people.lead,
             };
+            // FHIR's routes answer bad input as OperationOutcomes naming the element, take any
+            // id (an unknown one is 404), and ignore elements they do not read, as FHIR servers
+            // do: `http::fhir` tests them.
+            if id.starts_with("fhir_") {
+                continue;
+            }
             let method = method.to_ascii_uppercase();
             let path = template
                 .replace("{client_id}", &client.to_string())
@@ -53,7 +59,8 @@ async fn every_route_names_the_bad_field_and_writes_nothing() {
                 .replace("{staff_id}", &people.worker.staff_id.to_string())
                 .replace("{token_id}", &Uuid::new_v4().to_string())
                 .replace("{service_id}", &server.services[0].to_string())
-                .replace("{id}", &server.services[0].to_string());
+                .replace("{id}", &server.services[0].to_string())
+                .replace("{task_id}", &Uuid::new_v4().to_string());
 
             // A path id that is not a UUID.
             if template.contains('{') {

@@ -60,6 +60,7 @@ const EVERYONE: &[&str] = &[
     "foreign_worker",
     "foreign_auditor",
     "foreign_admin",
+    "practice",
 ];
 
 fn rules() -> BTreeMap<&'static str, Rule> {
@@ -212,6 +213,13 @@ fn rules() -> BTreeMap<&'static str, Rule> {
     rules.insert("task_done", case(CASEWORKERS));
     rules.insert("cancel_task", case(CASEWORKERS));
     rules.insert("team_overdue_tasks", case(LEAD));
+    // FHIR referrals in: only a practice's system sends them and follows its own (another
+    // organisation's staff are refused by role before any record is looked at).
+    rules.insert("fhir_metadata", public.clone_rule());
+    rules.insert("fhir_create_service_request", own(&["practice"]));
+    rules.insert("fhir_transaction", own(&["practice"]));
+    rules.insert("fhir_read_service_request", case(&["practice"]));
+    rules.insert("fhir_read_task", case(&["practice"]));
     rules
 }
 
@@ -342,6 +350,8 @@ pub fn body(
         }),
         "task_done" => json!({}),
         "cancel_task" => json!({ "reason": "no_longer_needed" }),
+        "fhir_create_service_request" => super::fhir::service_request("matrix-1"),
+        "fhir_transaction" => super::fhir::transaction("matrix-2"),
         _ => return None,
     })
 }
@@ -429,6 +439,8 @@ async fn every_route_refuses_every_caller_it_should() {
         )
         .await;
     assert_eq!(raised.status, 201, "{:#}", raised.body);
+    // A referral the practice sent over FHIR, to follow.
+    let fhir_referral = super::fhir::refer(&server, &people.practice, "matrix-0").await;
 
     let spec = api::http::openapi_json();
     let rules = rules();
@@ -452,7 +464,17 @@ async fn every_route_refuses_every_caller_it_should() {
                 .replace("{id}", &server.services[2].to_string())
                 .replace("{snapshot_id}", &snapshot)
                 .replace("{explanation_id}", &explanation)
-                .replace("{task_id}", &task.to_string());
+                .replace("{service_request_id}", &fhir_referral.to_string())
+                // A FHIR Task is the referral's; the API's tasks are tasks.
+                .replace(
+                    "{task_id}",
+                    &if template.starts_with("/fhir/") {
+                        fhir_referral
+                    } else {
+                        task
+                    }
+                    .to_string(),
+                );
             // Required query parameters, so that only who is asking decides the answer.
             let path = match id {
                 "compare_outcomes" | "compare_outcomes_csv" => format!("{path}?a=1&b=1"),

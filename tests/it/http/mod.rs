@@ -15,6 +15,7 @@ mod console_tasks;
 mod csv_files;
 mod dating;
 mod directory_owner;
+mod fhir;
 pub mod journey;
 mod malformed;
 mod matrix;
@@ -66,6 +67,8 @@ pub struct People {
     pub foreign_worker: Person,
     pub foreign_auditor: Person,
     pub foreign_admin: Person,
+    /// A GP practice's system (a client credential) of the first organisation.
+    pub practice: Person,
 }
 
 impl People {
@@ -85,6 +88,7 @@ impl People {
             ("foreign_worker", &self.foreign_worker),
             ("foreign_auditor", &self.foreign_auditor),
             ("foreign_admin", &self.foreign_admin),
+            ("practice", &self.practice),
         ]
     }
 }
@@ -266,6 +270,14 @@ impl TestServer {
             .await,
             foreign_auditor: person(&admin, foreign, None, Role::Auditor, "Flo Auditor").await,
             foreign_admin: person(&admin, foreign, None, Role::Administrator, "Fred Admin").await,
+            practice: person(
+                &admin,
+                org,
+                None,
+                Role::PracticeSystem,
+                "Frome Medical Practice system",
+            )
+            .await,
         };
         // Listed by the first organisation: its administrator and team leads may change them,
         // the other's staff may only connect people to them.

@@ -6,6 +6,7 @@ mod admin;
 mod commands;
 mod directory;
 pub mod extract;
+mod fhir;
 mod metrics;
 mod negotiate;
 pub mod problem;
@@ -50,6 +51,8 @@ pub struct AppState {
     health: app::health::Health,
     reports: app::reports::Reporting,
     snapshots: app::snapshots::Snapshots,
+    /// Referrals in over FHIR.
+    fhir: app::fhir::FhirReferrals,
     /// Checks `after` on reads straight from the log (always current: nothing to wait for).
     freshness: app::Freshness,
     routes: Arc<Vec<(ResourceDef, Vec<Method>)>>,
@@ -91,8 +94,10 @@ impl AppState {
                 (ResourceDef::new(path.as_str()), methods)
             })
             .collect();
+        let cases = CaseService::with_clock(store.clone(), clock.clone());
         AppState {
-            cases: CaseService::with_clock(store.clone(), clock.clone()),
+            fhir: app::fhir::FhirReferrals::new(cases.clone()),
+            cases,
             admin: app::admin::Admin::new(&store),
             authenticator: app::access::Authenticator::new(&store),
             health: app::health::Health::new(store.clone()),
@@ -172,6 +177,7 @@ impl AppState {
     /// most [`app::ReadWait::max_wait`], then 503).
     pub fn with_read_wait(mut self, wait: app::ReadWait) -> AppState {
         self.cases = self.cases.with_read_wait(wait);
+        self.fhir = app::fhir::FhirReferrals::new(self.cases.clone());
         self.reports = self.reports.with_read_wait(wait);
         self.directory = self.directory.with_read_wait(wait);
         self.freshness = app::Freshness::new(self.store.clone(), wait);
@@ -184,6 +190,7 @@ impl AppState {
     /// the read audit), report snapshots, administration and the projectors stay on the store.
     pub fn with_replica(mut self, replica: EventStore) -> AppState {
         self.cases = self.cases.with_replica(replica.clone());
+        self.fhir = app::fhir::FhirReferrals::new(self.cases.clone());
         self.reports = self
             .reports
             .with_replica(replica.clone(), self.store.clone());
@@ -222,6 +229,7 @@ fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(admin::configure)
             .configure(tasks::configure),
     );
+    fhir::configure(config);
 }
 
 /// The OpenAPI document, generated from the routes.
@@ -234,7 +242,9 @@ pub fn openapi() -> OpenApi {
                 .description(Some(
                     "Case records for social prescribing services. Every change is a command on a \
                      client's record that appends events; reads come from read models or the log. \
-                     Errors are RFC 9457 problem details naming each bad field.",
+                     Errors are RFC 9457 problem details naming each bad field. FHIR R4 referrals \
+                     from GP practices' systems are under /fhir (tag fhir), described by the FHIR \
+                     CapabilityStatement at /fhir/metadata; their errors are OperationOutcome.",
                 ))
                 .build(),
         )
@@ -285,6 +295,7 @@ pub fn app(
             req.extensions_mut().insert(RequestId(request_id));
             let method = req.method().to_string();
             let path = req.path().to_owned();
+            let fhir_path = path == "/fhir" || path.starts_with("/fhir/");
             let span = tracing::info_span!("request", %request_id, %method, %path);
             let started = Instant::now();
             let response = service.call(req);
@@ -292,10 +303,20 @@ pub fn app(
                 let mut response = response.await?.map_into_boxed_body();
                 let error = response.response().error().map(|e| {
                     e.as_error::<ApiError>()
-                        .map(|api| problem_response(api, Some(request_id)))
+                        .map(|api| {
+                            if fhir_path {
+                                fhir::outcome_response(api, Some(request_id))
+                            } else {
+                                problem_response(api, Some(request_id))
+                            }
+                        })
                         .unwrap_or_else(|| {
                             let api = ApiError::Internal(e.to_string());
-                            let mut r = problem_response(&api, Some(request_id));
+                            let mut r = if fhir_path {
+                                fhir::outcome_response(&api, Some(request_id))
+                            } else {
+                                problem_response(&api, Some(request_id))
+                            };
                             // An actix error of its own (a client mistake it caught): keep its status.
                             *r.status_mut() = e.as_response_error().status_code();
                             r
@@ -395,7 +416,7 @@ async fn require_token<B: actix_web::body::MessageBody + 'static>(
         }
         return Ok(response);
     }
-    if req.path().starts_with("/api/v1/") {
+    if req.path().starts_with("/api/v1/") || fhir::needs_token(req.path()) {
         let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
             return Ok(req.error_response(ApiError::Internal("no application state".into())));
         };

@@ -1,0 +1,472 @@
+//! FHIR R4 referrals in (`/fhir`): a practice's system posts a UK Core ServiceRequest (or a
+//! transaction Bundle of Patient, ServiceRequest and QuestionnaireResponse) and follows it as
+//! the ServiceRequest and its Task. Bodies are `application/fhir+json`; every error is an
+//! `OperationOutcome` whose issues name the element (`ServiceRequest.subject`). The mapping and
+//! every rule are `app::fhir`'s; this module parses, calls and renders.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, get, post, web};
+use serde::Serialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::AppState;
+use super::extract::{Caller, request_id};
+use super::problem::{ApiError, problem_response};
+use app::fhir::{FhirError, Issue, Submission};
+use app::records::ReadContext;
+
+/// The FHIR JSON media type.
+pub const FHIR_JSON: &str = "application/fhir+json";
+
+pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    config.service(
+        utoipa_actix_web::scope("/fhir")
+            .service(fhir_metadata)
+            .service(fhir_transaction)
+            .service(fhir_create_service_request)
+            .service(fhir_read_service_request)
+            .service(fhir_read_task),
+    );
+}
+
+/// Whether a path is one of the FHIR routes that need a bearer token (all but the
+/// CapabilityStatement).
+pub(super) fn needs_token(path: &str) -> bool {
+    path == "/fhir" || (path.starts_with("/fhir/") && path != "/fhir/metadata")
+}
+
+/// A FHIR R4 resource in JSON (`resourceType` names which); its elements are FHIR's.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FhirResource {
+    #[serde(rename = "resourceType")]
+    pub resource_type: String,
+}
+
+/// One issue of an OperationOutcome.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct OutcomeIssue {
+    /// `error` (or `information`).
+    pub severity: String,
+    /// The FHIR issue type (`required`, `value`, `code-invalid`, `not-found`, `forbidden`...).
+    pub code: String,
+    /// What is wrong, in words.
+    pub diagnostics: String,
+    /// The element at fault, as FHIRPath (`ServiceRequest.reasonCode[0]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression: Option<Vec<String>>,
+}
+
+/// A FHIR OperationOutcome: why a request failed, element by element.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct OperationOutcome {
+    /// Always `OperationOutcome`.
+    #[serde(rename = "resourceType")]
+    pub resource_type: String,
+    /// The request, to quote when asking for help.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub issue: Vec<OutcomeIssue>,
+}
+
+impl OperationOutcome {
+    fn of(issues: Vec<OutcomeIssue>, request_id: Option<Uuid>) -> OperationOutcome {
+        OperationOutcome {
+            resource_type: "OperationOutcome".to_owned(),
+            id: request_id.map(|id| id.to_string()),
+            issue: issues,
+        }
+    }
+}
+
+/// The FHIR issue type for an HTTP status.
+fn issue_code(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "structure",
+        401 => "login",
+        403 => "forbidden",
+        404 => "not-found",
+        405 | 406 | 415 => "not-supported",
+        409 => "duplicate",
+        413 => "too-long",
+        422 => "business-rule",
+        429 => "throttled",
+        503 => "transient",
+        _ => "exception",
+    }
+}
+
+/// Renders any API error as an OperationOutcome, with the headers its problem would carry
+/// (`WWW-Authenticate`, `Retry-After`, `Allow`): for every answer under `/fhir` that a handler
+/// did not render itself (no token, no route, a method not allowed).
+pub fn outcome_response(error: &ApiError, request_id: Option<Uuid>) -> HttpResponse {
+    let problem = error.problem(request_id);
+    let status = error.status_code();
+    let mut issues: Vec<OutcomeIssue> = problem
+        .errors
+        .iter()
+        .map(|e| OutcomeIssue {
+            severity: "error".to_owned(),
+            code: issue_code(status).to_owned(),
+            diagnostics: e.message.clone(),
+            expression: Some(vec![e.field.clone()]),
+        })
+        .collect();
+    if issues.is_empty() {
+        issues.push(OutcomeIssue {
+            severity: "error".to_owned(),
+            code: issue_code(status).to_owned(),
+            diagnostics: problem.detail.clone(),
+            expression: None,
+        });
+    }
+    let body = serde_json::to_vec(&OperationOutcome::of(issues, request_id)).unwrap_or_default();
+    let mut response = problem_response(error, request_id);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+    response.set_body(actix_web::body::BoxBody::new(body))
+}
+
+/// A FHIR answer: the resource as `application/fhir+json`.
+fn fhir_json(status: StatusCode, resource: &Value) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, FHIR_JSON))
+        .body(serde_json::to_vec(resource).unwrap_or_default())
+}
+
+/// An error of the FHIR service as an OperationOutcome.
+fn fhir_error(error: FhirError, request_id: Uuid) -> HttpResponse {
+    let (status, issues) = match error {
+        FhirError::Invalid(issues) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            issues.into_iter().map(issue).collect(),
+        ),
+        FhirError::Duplicate { expression } => (
+            StatusCode::CONFLICT,
+            vec![OutcomeIssue {
+                severity: "error".to_owned(),
+                code: "duplicate".to_owned(),
+                diagnostics: "this identifier was already used for a ServiceRequest with other \
+                              content: send the same request again, or give the new one an \
+                              identifier of its own"
+                    .to_owned(),
+                expression: Some(vec![expression]),
+            }],
+        ),
+        FhirError::Denied(denied) => return outcome_response(&denied.into(), Some(request_id)),
+        FhirError::Command(e) => {
+            let api: ApiError = e.into();
+            log_failure(&api);
+            return outcome_response(&api, Some(request_id));
+        }
+        FhirError::App(e) => {
+            let api: ApiError = e.into();
+            log_failure(&api);
+            return outcome_response(&api, Some(request_id));
+        }
+    };
+    let outcome = OperationOutcome::of(issues, Some(request_id));
+    fhir_json(status, &serde_json::to_value(outcome).unwrap_or_default())
+}
+
+/// A server-side failure goes to the log (the caller sees only the request id).
+fn log_failure(error: &ApiError) {
+    if error.status_code().is_server_error() {
+        tracing::error!(error = %error, "FHIR request failed");
+    }
+}
+
+fn issue(issue: Issue) -> OutcomeIssue {
+    OutcomeIssue {
+        severity: "error".to_owned(),
+        code: issue.code.to_owned(),
+        diagnostics: issue.diagnostics,
+        expression: Some(vec![issue.expression]),
+    }
+}
+
+/// The body of a FHIR POST: JSON, sent as `application/fhir+json` (or `application/json`).
+fn body_json(req: &HttpRequest, body: &[u8], what: &str) -> Result<Value, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !matches!(content_type.as_str(), FHIR_JSON | "application/json") {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "send the {what} as {FHIR_JSON}, not {content_type:?}"
+        )));
+    }
+    serde_json::from_slice::<Value>(body)
+        .map_err(|e| ApiError::field(what, format!("this is not JSON: {e}")))
+}
+
+/// What this server does with FHIR: a CapabilityStatement.
+fn capability_statement() -> Value {
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-30",
+        "kind": "instance",
+        "fhirVersion": "4.0.1",
+        "format": [FHIR_JSON],
+        "software": { "name": "Casebook", "version": env!("CARGO_PKG_VERSION") },
+        "implementation": { "description": "Casebook: referrals to social prescribing from GP practices' systems" },
+        "rest": [{
+            "mode": "server",
+            "documentation": "A GP practice's system (a client credential: a Casebook account with \
+                the role practice_system and its bearer token) sends a referral as a UK Core \
+                ServiceRequest with its Patient contained, or as a transaction Bundle of Patient, \
+                ServiceRequest and an optional QuestionnaireResponse. ServiceRequest.code is SNOMED CT \
+                871731000000106; reasonCode (SNOMED CT) maps to the service's needs by a versioned \
+                file; the NHS number's check digit is checked. The same identifier (system and value) \
+                sent again is the same referral. The referral's progress is the Task of the same id \
+                (businessStatus received, accepted, declined, redirected or completed). Every read is \
+                audited. Errors are OperationOutcome naming the element.",
+            "security": { "description": "Authorization: Bearer <token>; a token of a practice_system account" },
+            "resource": [
+                {
+                    "type": "ServiceRequest",
+                    "profile": "https://fhir.hl7.org.uk/StructureDefinition/UKCore-ServiceRequest",
+                    "interaction": [{ "code": "create" }, { "code": "read" }],
+                    "conditionalCreate": false
+                },
+                {
+                    "type": "Task",
+                    "interaction": [{ "code": "read" }]
+                }
+            ],
+            "interaction": [{ "code": "transaction" }]
+        }]
+    })
+}
+
+/// The CapabilityStatement: what this FHIR endpoint takes and answers (public).
+#[utoipa::path(
+    tag = "fhir",
+    security(()),
+    responses((status = 200, description = "The CapabilityStatement", body = FhirResource, content_type = "application/fhir+json"))
+)]
+#[get("/metadata")]
+async fn fhir_metadata() -> HttpResponse {
+    fhir_json(StatusCode::OK, &capability_statement())
+}
+
+/// Refer someone: a transaction Bundle of a Patient, a ServiceRequest and optionally a
+/// QuestionnaireResponse (each a POST, referring to each other by `fullUrl`). Answers a
+/// transaction-response Bundle; the same ServiceRequest identifier again is the same referral.
+#[utoipa::path(
+    tag = "fhir",
+    security(("bearer" = [])),
+    request_body(content = FhirResource, content_type = "application/fhir+json"),
+    responses(
+        (status = 200, description = "The transaction-response Bundle", body = FhirResource, content_type = "application/fhir+json"),
+        (status = 400, description = "Not JSON", body = OperationOutcome, content_type = "application/fhir+json"),
+        (status = 401, description = "No valid bearer token", body = OperationOutcome, content_type = "application/fhir+json"),
+        (status = 403, description = "Not a practice's system", body = OperationOutcome, content_type = "application/fhir+json"),
+        (status = 409, description = "The identifier was used for other content", body = OperationOutcome, content_type = "application/fhir+json"),
+        (status = 415, description = "Not FHIR JSON", body = OperationOutcome, content_type = "application/fhir+json"),
+        (status = 422, description = "Not a referral Casebook can take; each issue names its element", body = OperationOutcome, content_type = "application/fhir+json"),
+        (status = 503, description = "The database cannot be reached: send it again", body = OperationOutcome, content_type = "application/fhir+json")
+    )
+)]
+#[post("")]
+async fn fhir_transaction(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Bytes,
+    req: HttpRequest,
+) -> HttpResponse {
+    let bundle = match body_json(&req, &body, "Bundle") {
+        Ok(v) => v,
+        Err(e) => return outcome_response(&e, Some(request_id(&req))),
+    };
+    let id = request_id(&req);
+    let submitted = match state
+        .fhir
+        .submit(&caller.0, Submission::Transaction, &bundle, id)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => return fhir_error(e, id),
+    };
+    let status = if submitted.created {
+        "201 Created"
+    } else {
+        "200 OK"
+    };
+    let entries: Vec<Value> = bundle["entry"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|entry| {
+            if entry["resource"]["resourceType"] == "ServiceRequest" {
+                json!({
+                    "fullUrl": format!("ServiceRequest/{}", submitted.id),
+                    "resource": submitted.service_request,
+                    "response": {
+                        "status": status,
+                        "location": format!("ServiceRequest/{}", submitted.id),
+                    }
+                })
+            } else {
+                json!({
+                    "response": {
+                        "status": status,
+                        "outcome": {
+                            "resourceType": "OperationOutcome",
+                            "issue": [{
+                                "severity": "information",
+                                "code": "informational",
+                                "diagnostics": format!(
+                                    "recorded with the referral ServiceRequest/{}; not kept as a \
+                                     resource of its own", submitted.id),
+                            }]
+                        }
+                    }
+                })
+            }
+        })
+        .collect();
+    fhir_json(
+        StatusCode::OK,
+        &json!({
+            "resourceType": "Bundle",
+            "type": "transaction-response",
+            "entry": entries,
+        }),
+    )
+}
+
+/// Refer someone: a ServiceRequest with its Patient contained (`subject` `#id`). 201 with the
+/// ServiceRequest as Casebook holds it; the same identifier again answers 200 with the same
+/// resource and records nothing.
+#[utoipa::path(
+    tag = "fhir",
+    security(("bearer" = [])),
+    request_body(content = FhirResource, content_type = "application/fhir+json"),
+    responses(
+        (status = 201, description = "Received", body = FhirResource, content_type = "application/fhir+json",
+         headers(("Location" = String, description = "The ServiceRequest"))),
+        (status = 200, description = "Received before: the same referral", body = FhirResource, content_type = "application/fhir+json"),
+        (status = 400, description = "Not JSON", body = OperationOutcome, content_type = "application/fhir+json"),
+        (status = 401, description = "No valid bearer token", body = OperationOutcome, content_type = "application/fhir+json"),
+        (status = 403, description = "Not a practice's system", body = OperationOutcome, content_type = "application/fhir+json"),
+        (status = 409, description = "The identifier was used for other content", body = OperationOutcome, content_type = "application/fhir+json"),
+        (status = 415, description = "Not FHIR JSON", body = OperationOutcome, content_type = "application/fhir+json"),
+        (status = 422, description = "Not a referral Casebook can take; each issue names its element", body = OperationOutcome, content_type = "application/fhir+json"),
+        (status = 503, description = "The database cannot be reached: send it again", body = OperationOutcome, content_type = "application/fhir+json")
+    )
+)]
+#[post("/ServiceRequest")]
+async fn fhir_create_service_request(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Bytes,
+    req: HttpRequest,
+) -> HttpResponse {
+    let resource = match body_json(&req, &body, "ServiceRequest") {
+        Ok(v) => v,
+        Err(e) => return outcome_response(&e, Some(request_id(&req))),
+    };
+    let id = request_id(&req);
+    match state
+        .fhir
+        .submit(&caller.0, Submission::ServiceRequest, &resource, id)
+        .await
+    {
+        Ok(submitted) => {
+            let status = if submitted.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            let mut response = fhir_json(status, &submitted.service_request);
+            if let Ok(location) =
+                HeaderValue::from_str(&format!("/fhir/ServiceRequest/{}", submitted.id))
+            {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            response
+        }
+        Err(e) => fhir_error(e, id),
+    }
+}
+
+/// A referral the caller sent, as Casebook holds it (nothing personal). The read is audited.
+#[utoipa::path(
+    tag = "fhir",
+    security(("bearer" = [])),
+    params(("service_request_id" = String, Path, description = "The ServiceRequest's id, as answered when it was sent")),
+    responses(
+        (status = 200, description = "The ServiceRequest", body = FhirResource, content_type = "application/fhir+json"),
+        (status = 401, description = "No valid bearer token", body = OperationOutcome, content_type = "application/fhir+json"),
+        (status = 403, description = "Not a practice's system", body = OperationOutcome, content_type = "application/fhir+json"),
+        (status = 404, description = "No such referral from this caller", body = OperationOutcome, content_type = "application/fhir+json")
+    )
+)]
+#[get("/ServiceRequest/{service_request_id}")]
+async fn fhir_read_service_request(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> HttpResponse {
+    let request = request_id(&req);
+    let Ok(id) = Uuid::try_parse(&path) else {
+        return not_found(request);
+    };
+    let read = ReadContext::new(None, request);
+    match state.fhir.service_request(&caller.0, id, &read).await {
+        Ok(resource) => fhir_json(StatusCode::OK, &resource),
+        Err(e) => fhir_error(e, request),
+    }
+}
+
+/// Where a referral the caller sent stands: a Task based on the ServiceRequest, whose
+/// `businessStatus` is received, accepted, declined, redirected or completed. Poll it (at most
+/// every 15 minutes). The read is audited.
+#[utoipa::path(
+    tag = "fhir",
+    security(("bearer" = [])),
+    params(("task_id" = String, Path, description = "The ServiceRequest's id (a referral's Task has the same)")),
+    responses(
+        (status = 200, description = "The Task", body = FhirResource, content_type = "application/fhir+json"),
+        (status = 401, description = "No valid bearer token", body = OperationOutcome, content_type = "application/fhir+json"),
+        (status = 403, description = "Not a practice's system", body = OperationOutcome, content_type = "application/fhir+json"),
+        (status = 404, description = "No such referral from this caller", body = OperationOutcome, content_type = "application/fhir+json")
+    )
+)]
+#[get("/Task/{task_id}")]
+async fn fhir_read_task(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> HttpResponse {
+    let request = request_id(&req);
+    let Ok(id) = Uuid::try_parse(&path) else {
+        return not_found(request);
+    };
+    let read = ReadContext::new(None, request);
+    match state.fhir.task(&caller.0, id, &read).await {
+        Ok(resource) => fhir_json(StatusCode::OK, &resource),
+        Err(e) => fhir_error(e, request),
+    }
+}
+
+/// No resource of this caller's: any id Casebook could not have made (not a UUID) too.
+fn not_found(request: Uuid) -> HttpResponse {
+    outcome_response(
+        &ApiError::NotFound("no such resource".to_owned()),
+        Some(request),
+    )
+}

@@ -1,0 +1,411 @@
+//! FHIR R4 referrals in: a practice's system refers over `/fhir` with real UK Core examples
+//! (`tests/fixtures/fhir/`, see its SOURCE.md), once per identifier, and follows the referral's
+//! Task through the service's decision and closure; every error is an OperationOutcome naming
+//! the element, and every read is audited.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::journey::client_path;
+use super::{Person, TestServer};
+
+const PATIENT: &str = include_str!("../../fixtures/fhir/UKCore-Patient-RichardSmith-Example.json");
+const COLONOSCOPY: &str =
+    include_str!("../../fixtures/fhir/UKCore-ServiceRequest-ColonoscopyRequest-Example.json");
+const QUESTIONNAIRE: &str =
+    include_str!("../../fixtures/fhir/UKCore-QuestionnaireResponse-FitnessForWork-Example.json");
+const SNOMED: &str = "http://snomed.info/sct";
+const IDENTIFIER_SYSTEM: &str = "https://example.org/frome-medical-practice/referrals";
+
+/// The UK Core colonoscopy referral as it is, with the UK Core patient contained in it.
+pub fn colonoscopy() -> Value {
+    let mut request: Value = serde_json::from_str(COLONOSCOPY).expect("JSON");
+    let mut patient: Value = serde_json::from_str(PATIENT).expect("JSON");
+    patient["id"] = json!("patient");
+    request["contained"] = json!([patient]);
+    request["subject"] = json!({ "reference": "#patient" });
+    request
+}
+
+/// The same made a referral to social prescribing (code, a social reason, an identifier).
+pub fn service_request(identifier: &str) -> Value {
+    let mut request = colonoscopy();
+    request["code"] = json!({ "coding": [{ "system": SNOMED, "code": "871731000000106" }] });
+    request["reasonCode"] = json!([{ "coding": [{ "system": SNOMED, "code": "422650009", "display": "Social isolation" }] }]);
+    request["identifier"] = json!([{ "system": IDENTIFIER_SYSTEM, "value": identifier }]);
+    request
+}
+
+/// A transaction of the UK Core patient, the referral and the UK Core questionnaire.
+pub fn transaction(identifier: &str) -> Value {
+    let mut request = service_request(identifier);
+    request.as_object_mut().map(|o| o.remove("contained"));
+    request["subject"] = json!({ "reference": "urn:uuid:0d1b3c6a-1f5e-4c1e-9d55-000000000001" });
+    request["supportingInfo"] =
+        json!([{ "reference": "urn:uuid:0d1b3c6a-1f5e-4c1e-9d55-000000000003" }]);
+    let patient: Value = serde_json::from_str(PATIENT).expect("JSON");
+    let questionnaire: Value = serde_json::from_str(QUESTIONNAIRE).expect("JSON");
+    json!({
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            { "fullUrl": "urn:uuid:0d1b3c6a-1f5e-4c1e-9d55-000000000001", "resource": patient,
+              "request": { "method": "POST", "url": "Patient" } },
+            { "fullUrl": "urn:uuid:0d1b3c6a-1f5e-4c1e-9d55-000000000002", "resource": request,
+              "request": { "method": "POST", "url": "ServiceRequest" } },
+            { "fullUrl": "urn:uuid:0d1b3c6a-1f5e-4c1e-9d55-000000000003", "resource": questionnaire,
+              "request": { "method": "POST", "url": "QuestionnaireResponse" } },
+        ]
+    })
+}
+
+/// The practice refers someone with this identifier; the ServiceRequest's id.
+pub async fn refer(server: &TestServer, practice: &Person, identifier: &str) -> Uuid {
+    let reply = server
+        .post(
+            practice,
+            "/fhir/ServiceRequest",
+            service_request(identifier),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{:#}", reply.body);
+    reply.body["id"]
+        .as_str()
+        .and_then(|id| Uuid::try_parse(id).ok())
+        .expect("an id")
+}
+
+fn expressions(outcome: &Value) -> Vec<String> {
+    assert_eq!(outcome["resourceType"], "OperationOutcome", "{outcome:#}");
+    outcome["issue"]
+        .as_array()
+        .expect("issues")
+        .iter()
+        .flat_map(|i| i["expression"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| e.as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn task_status(server: &TestServer, practice: &Person, id: Uuid) -> (String, String) {
+    let task = server.read(practice, &format!("/fhir/Task/{id}")).await;
+    assert_eq!(task.header("content-type"), Some("application/fhir+json"));
+    assert_eq!(
+        task.body["basedOn"][0]["reference"],
+        format!("ServiceRequest/{id}")
+    );
+    (
+        task.body["status"].as_str().unwrap_or("").to_owned(),
+        task.body["businessStatus"]["coding"][0]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_practice_refers_once_per_identifier_and_follows_the_decision_to_completion() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let practice = &people.practice;
+
+    let first = server
+        .post(practice, "/fhir/ServiceRequest", service_request("R-100"))
+        .await;
+    assert_eq!(first.status, 201, "{:#}", first.body);
+    assert_eq!(first.header("content-type"), Some("application/fhir+json"));
+    let id = first.body["id"].as_str().expect("an id").to_owned();
+    assert_eq!(
+        first.header("location"),
+        Some(format!("/fhir/ServiceRequest/{id}").as_str())
+    );
+    assert_eq!(first.body["identifier"][0]["value"], "R-100");
+    assert_eq!(first.body["status"], "active");
+    assert_eq!(
+        first.body["reasonCode"][0]["coding"][0]["code"],
+        "loneliness_isolation"
+    );
+    let id = Uuid::try_parse(&id).expect("a uuid");
+
+    // The same ServiceRequest again: the same resource, and still one referral.
+    let again = server
+        .post(practice, "/fhir/ServiceRequest", service_request("R-100"))
+        .await;
+    assert_eq!(again.status, 200, "{:#}", again.body);
+    assert_eq!(again.body, first.body);
+    let journey = server
+        .read(&people.auditor, &format!("/api/v1/clients/{id}/journey"))
+        .await;
+    let types: Vec<&str> = journey.body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["event_type"].as_str())
+        .collect();
+    assert_eq!(types, ["ClientRegistered", "ReferralReceived"]);
+    let referral = &journey.body["entries"][1];
+    assert_eq!(referral["actor_id"], json!(practice.staff_id));
+    assert_eq!(
+        referral["payload"]["referrer"]["staff_id"],
+        json!(practice.staff_id)
+    );
+    assert_eq!(referral["payload"]["source"], "gp");
+    let record = server
+        .read(&people.auditor, &format!("/api/v1/clients/{id}"))
+        .await;
+    assert_eq!(record.body["personal"]["nhs_number"], "9912003888");
+    assert_eq!(record.body["personal"]["family_name"], "SMITH");
+    assert_eq!(record.body["area"], "LS17");
+
+    // The same identifier with other content is refused, and changes nothing.
+    let mut changed = service_request("R-100");
+    changed["priority"] = json!("urgent");
+    let conflict = server.post(practice, "/fhir/ServiceRequest", changed).await;
+    assert_eq!(conflict.status, 409, "{:#}", conflict.body);
+    assert_eq!(expressions(&conflict.body), ["ServiceRequest.identifier"]);
+
+    assert_eq!(
+        task_status(&server, practice, id).await,
+        ("received".to_owned(), "received".to_owned())
+    );
+    server
+        .ok(
+            &people.lead,
+            &client_path(id, "referral-acceptances"),
+            json!({ "referral_id": id }),
+        )
+        .await;
+    assert_eq!(
+        task_status(&server, practice, id).await,
+        ("accepted".to_owned(), "accepted".to_owned())
+    );
+    server
+        .ok(
+            &people.lead,
+            &client_path(id, "closure"),
+            json!({ "reason": "goals_met", "note": null }),
+        )
+        .await;
+    assert_eq!(
+        task_status(&server, practice, id).await,
+        ("completed".to_owned(), "completed".to_owned())
+    );
+    let request = server
+        .read(practice, &format!("/fhir/ServiceRequest/{id}"))
+        .await;
+    assert_eq!(request.body["status"], "completed");
+    assert_eq!(request.body["identifier"][0]["system"], IDENTIFIER_SYSTEM);
+    // What a practice reads back names no one.
+    let text = request.body.to_string();
+    assert!(
+        !text.contains("SMITH") && !text.contains("9912003888"),
+        "{text}"
+    );
+
+    // A declined referral's Task says so.
+    let declined = refer(&server, practice, "R-101").await;
+    server
+        .ok(
+            &people.lead,
+            &client_path(declined, "referral-declines"),
+            json!({ "referral_id": declined, "reason": "not_eligible", "note": "out of area" }),
+        )
+        .await;
+    assert_eq!(
+        task_status(&server, practice, declined).await,
+        ("rejected".to_owned(), "declined".to_owned())
+    );
+
+    // Every read the practice made is in the read audit, as the practice system.
+    let reads = server
+        .read(&people.auditor, &format!("/api/v1/clients/{id}/reads"))
+        .await;
+    let views: Vec<(&str, &str)> = reads.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|r| r["staff_id"] == json!(practice.staff_id))
+        .map(|r| {
+            (
+                r["view"].as_str().unwrap_or(""),
+                r["role"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        views,
+        [
+            ("fhir_task", "practice_system"),
+            ("fhir_task", "practice_system"),
+            ("fhir_task", "practice_system"),
+            ("fhir_service_request", "practice_system"),
+        ]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_transaction_bundle_refers_with_its_questionnaire_once() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let practice = &people.practice;
+    let reply = server.post(practice, "/fhir", transaction("R-200")).await;
+    assert_eq!(reply.status, 200, "{:#}", reply.body);
+    assert_eq!(reply.body["type"], "transaction-response");
+    let entries = reply.body["entry"].as_array().expect("entries");
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[1]["response"]["status"], "201 Created");
+    let location = entries[1]["response"]["location"]
+        .as_str()
+        .expect("a location");
+    let id = location
+        .strip_prefix("ServiceRequest/")
+        .expect("a ServiceRequest");
+    let again = server.post(practice, "/fhir", transaction("R-200")).await;
+    assert_eq!(again.body["entry"][1]["response"]["status"], "200 OK");
+    assert_eq!(again.body["entry"][1]["response"]["location"], location);
+    // The same identifier on its own, without the questionnaire, is other content: refused.
+    let alone = server
+        .post(practice, "/fhir/ServiceRequest", service_request("R-200"))
+        .await;
+    assert_eq!(alone.status, 409, "not the same content: {:#}", alone.body);
+    let journey = server
+        .read(&people.auditor, &format!("/api/v1/clients/{id}/journey"))
+        .await;
+    let note = journey.body["entries"][1]["payload"]["note"]
+        .as_str()
+        .expect("a note");
+    assert!(
+        note.contains("I find you: Fit for work with restrictions"),
+        "{note}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn fhir_errors_are_operation_outcomes_naming_the_element() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let practice = &people.practice;
+
+    // A real UK Core GP referral for a colonoscopy is no referral to social prescribing.
+    let colonoscopy = server
+        .post(practice, "/fhir/ServiceRequest", colonoscopy())
+        .await;
+    assert_eq!(colonoscopy.status, 422, "{:#}", colonoscopy.body);
+    assert_eq!(
+        colonoscopy.header("content-type"),
+        Some("application/fhir+json")
+    );
+    assert_eq!(
+        expressions(&colonoscopy.body),
+        ["ServiceRequest.identifier", "ServiceRequest.code"]
+    );
+    let mut bad_number = service_request("R-300");
+    bad_number["contained"][0]["identifier"][0]["value"] = json!("9912003880");
+    let bad_number = server
+        .post(practice, "/fhir/ServiceRequest", bad_number)
+        .await;
+    assert_eq!(bad_number.status, 422);
+    assert_eq!(
+        expressions(&bad_number.body),
+        ["ServiceRequest.contained[0].identifier[0].value"]
+    );
+    let not_json = server
+        .call_raw(
+            practice,
+            "POST",
+            "/fhir/ServiceRequest",
+            b"{".to_vec(),
+            "application/fhir+json",
+        )
+        .await;
+    assert_eq!(not_json.status, 400);
+    assert_eq!(expressions(&not_json.body), ["ServiceRequest"]);
+    let xml = server
+        .call_raw(
+            practice,
+            "POST",
+            "/fhir/ServiceRequest",
+            b"<ServiceRequest/>".to_vec(),
+            "application/fhir+xml",
+        )
+        .await;
+    assert_eq!(xml.status, 415);
+    assert_eq!(xml.body["resourceType"], "OperationOutcome");
+    // Nothing was recorded by any of them.
+    let events: i64 = testkit::query_value(
+        &server.db.admin_client().await,
+        "SELECT count(*) FROM events WHERE actor_id = $1",
+        &[&practice.staff_id],
+    )
+    .await;
+    assert_eq!(events, 0);
+
+    // Who may: no token, someone who is not a practice system, another practice's referral.
+    let anonymous = server
+        .call(
+            None,
+            "POST",
+            "/fhir/ServiceRequest",
+            Some(&service_request("R-301")),
+            &[],
+        )
+        .await;
+    assert_eq!(anonymous.status, 401);
+    assert!(anonymous.header("www-authenticate").is_some());
+    assert_eq!(anonymous.body["issue"][0]["code"], "login");
+    let worker = server
+        .post(
+            &people.worker,
+            "/fhir/ServiceRequest",
+            service_request("R-302"),
+        )
+        .await;
+    assert_eq!(worker.status, 403);
+    assert_eq!(worker.body["issue"][0]["code"], "forbidden");
+    let id = refer(&server, practice, "R-303").await;
+    let admin = server.db.admin_client().await;
+    let foreign = super::person(
+        &admin,
+        people.foreign_admin.organisation_id,
+        None,
+        app::access::Role::PracticeSystem,
+        "Leeds practice system",
+    )
+    .await;
+    let colleague = super::person(
+        &admin,
+        practice.organisation_id,
+        None,
+        app::access::Role::PracticeSystem,
+        "Shepton practice system",
+    )
+    .await;
+    for (who, path) in [
+        (&foreign, format!("/fhir/Task/{id}")),
+        (&foreign, format!("/fhir/ServiceRequest/{id}")),
+        (&colleague, format!("/fhir/Task/{id}")),
+        (practice, format!("/fhir/Task/{}", Uuid::new_v4())),
+        (practice, "/fhir/Task/not-one-of-ours".to_owned()),
+    ] {
+        let reply = server.get(who, &path).await;
+        assert_eq!(reply.status, 404, "{path}: {:#}", reply.body);
+        assert_eq!(reply.body["issue"][0]["code"], "not-found");
+    }
+    // Another organisation's practice sending the same identifier makes its own referral.
+    let theirs = refer(&server, &foreign, "R-303").await;
+    assert_ne!(theirs, id);
+
+    // The CapabilityStatement is public, and the API document points to it.
+    let metadata = server.get_public("/fhir/metadata").await;
+    assert_eq!(metadata.status, 200);
+    assert_eq!(metadata.body["resourceType"], "CapabilityStatement");
+    assert_eq!(metadata.body["fhirVersion"], "4.0.1");
+    let spec = api::http::openapi_json();
+    assert!(
+        spec["info"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("/fhir/metadata"))
+    );
+    server.stop().await;
+}
