@@ -223,7 +223,17 @@ fn typed_moment(
     let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok();
     let time = NaiveTime::parse_from_str(time, "%H:%M").ok();
     match (date, time) {
-        (Some(d), Some(t)) => Some(d.and_time(t).and_utc()),
+        // Typed on a UK wall clock, as every console time is.
+        (Some(d), Some(t)) => {
+            let at = crate::local::instant(d, t);
+            if at.is_none() {
+                errors.push(FieldError::new(
+                    field,
+                    "That time did not happen: the clocks went forward an hour",
+                ));
+            }
+            at
+        }
         _ => {
             errors.push(FieldError::new(
                 field,

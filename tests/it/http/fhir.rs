@@ -332,6 +332,13 @@ async fn fhir_errors_are_operation_outcomes_naming_the_element() {
         .await;
     assert_eq!(xml.status, 415);
     assert_eq!(xml.body["resourceType"], "OperationOutcome");
+    // A NUL character (PostgreSQL's text cannot hold one) is refused before anything is
+    // recorded, wherever it is: here in the identifier the referral would be followed by.
+    let mut nul = service_request("R-301");
+    nul["identifier"][0]["value"] = json!("R-\u{0}301");
+    let nul = server.post(practice, "/fhir/ServiceRequest", nul).await;
+    assert_eq!(nul.status, 400, "{:#}", nul.body);
+    assert_eq!(nul.body["resourceType"], "OperationOutcome");
     // Nothing was recorded by any of them.
     let events: i64 = testkit::query_value(
         &server.db.admin_client().await,

@@ -255,7 +255,7 @@ fn json_bytes<const LIMIT: usize>(
 }
 
 /// The path of the first string (or key) holding a NUL character (`\u0000`), if any.
-fn nul_field(bytes: &[u8]) -> Option<String> {
+pub(crate) fn nul_field(bytes: &[u8]) -> Option<String> {
     let escaped = bytes
         .windows(6)
         .any(|w| w[0] == b'\\' && w[1] == b'u' && w[2..].iter().all(|b| *b == b'0'));

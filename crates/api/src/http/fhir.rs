@@ -204,8 +204,17 @@ fn body_json(req: &HttpRequest, body: &[u8], what: &str) -> Result<Value, ApiErr
             "send the {what} as {FHIR_JSON}, not {content_type:?}"
         )));
     }
-    serde_json::from_slice::<Value>(body)
-        .map_err(|e| ApiError::field(what, format!("this is not JSON: {e}")))
+    let value = serde_json::from_slice::<Value>(body)
+        .map_err(|e| ApiError::field(what, format!("this is not JSON: {e}")))?;
+    // PostgreSQL's text cannot hold NUL: refused here, as every JSON body is, before anything
+    // is recorded.
+    if let Some(field) = super::extract::nul_field(body) {
+        return Err(ApiError::field(
+            &format!("{what}.{field}"),
+            "text may not contain the NUL character",
+        ));
+    }
+    Ok(value)
 }
 
 /// What this server does with FHIR: a CapabilityStatement.

@@ -253,13 +253,24 @@ impl DataDir {
     }
 
     /// Stops the cluster at once, as a crash would (`pg_ctl stop -m immediate`: no checkpoint,
-    /// WAL replayed at the next start).
+    /// WAL replayed at the next start), and waits until that postmaster is gone. Not with
+    /// `pg_ctl -w`: it waits for the pid file to go, and a `serve` that restarts its cluster
+    /// at once writes a new one, so `pg_ctl` would wait for a server that is already another.
     pub fn stop_cluster_immediately(&self, cluster: &db::Cluster) {
+        let data = self.cluster_dir().join("data");
+        let pid = std::fs::read_to_string(data.join("postmaster.pid"))
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .next()
+                    .and_then(|l| l.trim().parse::<u32>().ok())
+            })
+            .expect("a running cluster's pid");
         let out = cluster
             .tool("pg_ctl")
             .arg("-D")
-            .arg(self.cluster_dir().join("data"))
-            .args(["-m", "immediate", "-w", "stop"])
+            .arg(&data)
+            .args(["-m", "immediate", "-W", "stop"])
             .output()
             .expect("run pg_ctl stop");
         assert!(
@@ -267,6 +278,21 @@ impl DataDir {
             "pg_ctl stop -m immediate: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let gone = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+                stat.rsplit(')')
+                    .next()
+                    .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+            })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !gone() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "postmaster {pid} still running a minute after an immediate stop"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// A connection to the service's database as the superuser (the cluster must run).
