@@ -210,7 +210,7 @@ fn body_json(req: &HttpRequest, body: &[u8], what: &str) -> Result<Value, ApiErr
     // is recorded.
     if let Some(field) = super::extract::nul_field(body) {
         return Err(ApiError::field(
-            &format!("{what}.{field}"),
+            format!("{what}.{field}"),
             "text may not contain the NUL character",
         ));
     }
