@@ -121,7 +121,7 @@ pub fn flags(row: &CaseloadRow, now: DateTime<Utc>, rules: &CaseloadRules) -> Ve
     if open && row.baselines.is_empty() {
         flags.push(CaseloadFlag::BaselineMissing);
     }
-    let today = now.date_naive();
+    let today = domain::calendar::today(now);
     let follow_up_due = row
         .baselines
         .iter()
@@ -155,7 +155,9 @@ fn item(
     })?;
     Ok(CaseloadItem {
         client_id: row.client_id,
-        days_since_referral: row.referred_on.map(|d| (now.date_naive() - d).num_days()),
+        days_since_referral: row
+            .referred_on
+            .map(|d| (domain::calendar::today(now) - d).num_days()),
         days_since_contact: row.last_contact_at.map(|at| (now - at).num_days()),
         next_appointment_at: row.booked_appointments.values().min().copied(),
         status,

@@ -50,9 +50,9 @@ impl Clock {
         }
     }
 
-    /// Today's date (UTC).
+    /// Today's date on the UK calendar (a day ahead of UTC's from midnight to 01:00 in summer).
     pub fn today(&self) -> NaiveDate {
-        self.now().date_naive()
+        domain::calendar::today(self.now())
     }
 }
 

@@ -186,11 +186,18 @@ impl FhirReferrals {
             Err(CommandError::IdempotencyMismatch(_)) => {
                 return Err(FhirError::Duplicate { expression: at });
             }
-            // Someone else's record under this id (another system of the organisation sent
-            // this identifier first): the identifier is taken.
-            Err(CommandError::Refused(domain::CaseError::AlreadyRegistered))
-            | Err(CommandError::Denied(Denied::Forbidden(_))) => {
+            Err(CommandError::Refused(domain::CaseError::AlreadyRegistered)) => {
                 return Err(FhirError::Duplicate { expression: at });
+            }
+            // Someone else's record under this id (another system of the organisation sent
+            // this identifier first): the identifier is taken. Any other refusal is itself.
+            Err(CommandError::Denied(Denied::Forbidden(reason))) => {
+                let there = self.cases.load(ClientId(id)).await?.version > 0;
+                return Err(if there {
+                    FhirError::Duplicate { expression: at }
+                } else {
+                    FhirError::Denied(Denied::Forbidden(reason))
+                });
             }
             Err(e) => return Err(e.into()),
         };
@@ -215,6 +222,13 @@ impl FhirReferrals {
                 ],
             )
             .await?;
+        if result.replayed {
+            // A repeated submission answers where the referral stands now: a read of the record.
+            let read = ReadContext::new(None, request_id);
+            self.cases
+                .audit_read(principal, id, RecordView::FhirServiceRequest, &read)
+                .await?;
+        }
         let loaded = self.cases.load(ClientId(id)).await?;
         let view = ReferralView::of(&loaded, id, (system, value))
             .ok_or_else(|| AppError::NotFound("no such referral".into()))?;

@@ -59,7 +59,7 @@ pub fn due_tasks(
     rules: &TaskRules,
     caseload: &CaseloadRules,
 ) -> Vec<Due> {
-    let today = now.date_naive();
+    let today = domain::calendar::today(now);
     let mut due = Vec::new();
     if case.team_id.is_none() {
         // A task belongs to a team: a referral no team has yet is the triage queue's.
@@ -248,7 +248,7 @@ impl TaskMaker {
             client_id: Some(ClientId(case.client_id)),
             team_id: TeamId(team),
             assignee_id: due.assignee.map(StaffId),
-            raised_on: now.date_naive(),
+            raised_on: domain::calendar::today(now),
             due_on: due.due_on,
             rule: Some(TaskRule {
                 rule: due.rule.to_owned(),

@@ -554,8 +554,9 @@ pub(crate) fn fold(loaded: &mut LoadedTask, event: eventstore::RecordedEvent, de
     loaded.version = event.stream_version;
 }
 
-/// The first result of a repeated idempotency key, for a caller who may see the task (the
-/// first request was allowed; only whether this caller may know of the task matters).
+/// The first result of a repeated idempotency key, for a caller who may know of the task: its
+/// assignee or its team's lead, as for closing it ([`policy::tasks::may_close_task`]). The first
+/// request was allowed; a colleague who reuses its key learns nothing.
 fn replayed(
     head: &eventstore::StreamHead,
     request: &TaskRequest,
@@ -565,10 +566,8 @@ fn replayed(
     if request.idempotency_key.is_none() {
         return Ok(None);
     }
-    let visible = || match loaded.organisation_id {
-        Some(organisation) if organisation == principal.organisation_id => Ok(()),
-        _ => Err(TaskCommandError::from(Denied::NotFound)),
-    };
+    let visible =
+        || policy::tasks::may_close_task(principal, loaded).map_err(TaskCommandError::from);
     match head.stored_result(request.fingerprint) {
         Ok(None) => Ok(None),
         Ok(Some(result)) => {

@@ -371,9 +371,8 @@ async fn show(
     };
     match query.instrument.as_deref().and_then(offered) {
         Some(instrument) => {
-            // The domain dates a day-only fact on the UTC calendar (in the first hour of a
-            // summer day the UK's is a day ahead, and that day would read as the future).
-            let today = console.cases.clock().now().date_naive();
+            // Today on the UK calendar, which is the one the domain judges a day-only fact by.
+            let today = console.cases.clock().today();
             let form = AssessmentForm::blank(instrument, today);
             render(&req, &console, &session, client, Step::Answer(&form), &[]).await
         }

@@ -72,6 +72,16 @@ impl CaseCommand {
         self.own_date().map(|(at, _)| at)
     }
 
+    /// The day of a command dated by a day alone (a referral's, an assessment's): its own date
+    /// is that day's UTC midnight, and whether it is to come is judged by the UK calendar.
+    pub fn own_day(&self) -> Option<NaiveDate> {
+        match self {
+            CaseCommand::Intake { referral, .. } => Some(referral.received_on),
+            CaseCommand::RecordAssessment(assessment) => Some(assessment.administered_on),
+            _ => None,
+        }
+    }
+
     /// The command's own date, with the field that carries it.
     pub fn own_date(&self) -> Option<(DateTime<Utc>, &'static str)> {
         let midnight = |date: NaiveDate| date.and_time(NaiveTime::MIN).and_utc();
@@ -88,7 +98,8 @@ impl CaseCommand {
     }
 
     /// Refuses dates that cannot be in the future (a referral received tomorrow, a contact next
-    /// week, a date of birth to come), given the time now. Appointments may be booked ahead.
+    /// week, a date of birth to come), given the time now. Appointments may be booked ahead. A
+    /// day is to come when it is after today on the UK calendar.
     ///
     /// # Errors
     /// [`CaseError::Invalid`] naming the field.
@@ -101,7 +112,7 @@ impl CaseCommand {
                 format!("{told_at} is in the future"),
             ));
         }
-        let today = now.date_naive();
+        let today = crate::calendar::today(now);
         let future_date = |field: &'static str, date: NaiveDate| {
             if date > today {
                 Err(CaseError::invalid(

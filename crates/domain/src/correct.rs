@@ -179,11 +179,14 @@ pub fn check_correction(
         let skew = chrono::Duration::seconds(crate::timing::ALLOWED_SKEW_SECONDS);
         match corrected {
             CaseEvent::ReferralReceived(r) => {
-                future("received_on", r.received_on > now.date_naive())?
+                future("received_on", r.received_on > crate::calendar::today(now))?
             }
             CaseEvent::ContactRecorded(c) => future("contacted_at", c.contacted_at > now + skew)?,
             CaseEvent::AssessmentRecorded(a) => {
-                future("administered_on", a.administered_on > now.date_naive())?;
+                future(
+                    "administered_on",
+                    a.administered_on > crate::calendar::today(now),
+                )?;
             }
             _ => {}
         }

@@ -8,6 +8,7 @@
 //! This crate does no IO, reads no clock and makes no random numbers: ids and times arrive
 //! inside commands (and the time now in a [`Timing`]), so every decision can be replayed.
 
+pub mod calendar;
 pub mod codes;
 mod command;
 mod correct;

@@ -1756,6 +1756,69 @@ fn a_correction_is_held_to_the_rules_of_the_entry_it_corrects() {
 
 /// No fact is dated before 1900 (a date in year 0 is a slip), whichever field dates it: a
 /// referral's receipt, a birth, an `occurred_at`, a contact, or a corrected date.
+/// `decide` at `now` with the command's own date (no back-entry window).
+fn decide_now(
+    given: &[CaseEvent],
+    command: &CaseCommand,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<CaseEvent>, CaseError> {
+    let timing = Timing::of(command, None, now)?;
+    let service = listed_service();
+    decide(
+        &fold(given),
+        command,
+        &Lookups {
+            service: Some(&service),
+            timing: Some(&timing),
+            corrected: None,
+            destinations: None,
+            concern_categories: None,
+        },
+    )
+}
+
+#[test]
+fn a_day_is_to_come_by_the_uk_calendar() {
+    let at = |text: &str| text.parse::<chrono::DateTime<Utc>>().expect("an instant");
+    let day = |text: &str| text.parse::<chrono::NaiveDate>().expect("a day");
+    let mut assessed = assessment(1, Instrument::Swemwbs, Timepoint::Baseline, vec![3; 7]);
+    let mut assess_on = |on: &str| {
+        assessed.administered_on = day(on);
+        CaseCommand::RecordAssessment(assessed.clone())
+    };
+    let mut received = referral(REFERRAL);
+    let mut refer_on = |on: &str| {
+        received.received_on = day(on);
+        CaseCommand::Intake {
+            client: Some(Box::new(registered())),
+            referral: received.clone(),
+        }
+    };
+    // 00:30 on 1 July in England (summer time) is 23:30 UTC on 30 June: the 1st is today.
+    let summer_night = at("2026-06-30T23:30:00Z");
+    assert!(decide_now(&open_case(), &assess_on("2026-07-01"), summer_night).is_ok());
+    assert!(decide_now(&[], &refer_on("2026-07-01"), summer_night).is_ok());
+    refused_on(
+        decide_now(&open_case(), &assess_on("2026-07-02"), summer_night),
+        "administered_on",
+    );
+    refused_on(
+        decide_now(&[], &refer_on("2026-07-02"), summer_night),
+        "referral.received_on",
+    );
+    // 23:30 on 15 December (winter, the UK keeps UTC): the 16th is still to come.
+    let winter_night = at("2026-12-15T23:30:00Z");
+    assert!(decide_now(&open_case(), &assess_on("2026-12-15"), winter_night).is_ok());
+    refused_on(
+        decide_now(&open_case(), &assess_on("2026-12-16"), winter_night),
+        "administered_on",
+    );
+    refused_on(
+        decide_now(&[], &refer_on("2026-12-16"), winter_night),
+        "referral.received_on",
+    );
+}
+
 #[test]
 fn no_fact_is_dated_before_1900() {
     let mut early = referral(REFERRAL);

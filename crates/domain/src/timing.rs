@@ -38,6 +38,8 @@ pub struct Timing {
     pub window: Option<BackEntryWindow>,
     /// Why a fact is entered late (kept in the log, in a `LateEntryExplained` event).
     pub late_entry_reason: Option<String>,
+    /// The day, when the fact is dated by a day alone (`occurred_at` is its UTC midnight).
+    pub own_day: Option<NaiveDate>,
 }
 
 /// The first year a fact may be dated in: nothing a social prescribing service records
@@ -81,6 +83,7 @@ impl Timing {
             skew: Duration::seconds(ALLOWED_SKEW_SECONDS),
             window: None,
             late_entry_reason: None,
+            own_day: command.own_day(),
         })
     }
 
@@ -111,7 +114,11 @@ pub fn check_timing(
 ) -> Result<(), CaseError> {
     use CaseCommand as C;
     command.check_dates(timing.now)?;
-    if timing.occurred_at > timing.now + timing.skew {
+    let to_come = match timing.own_day {
+        Some(day) => day > crate::calendar::today(timing.now),
+        None => timing.occurred_at > timing.now + timing.skew,
+    };
+    if to_come {
         return Err(timing.refuse(format!("{} is in the future", timing.occurred_at)));
     }
     if too_early(timing.day()) {
@@ -129,7 +136,7 @@ pub fn check_timing(
         ));
     }
     if let Some(window) = timing.window {
-        let earliest = (timing.now - Duration::days(window.days)).date_naive();
+        let earliest = crate::calendar::today(timing.now) - Duration::days(window.days);
         if timing.day() < earliest {
             match (&timing.late_entry_reason, window.may_exceed) {
                 (Some(_), true) => {}

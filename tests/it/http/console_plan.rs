@@ -249,7 +249,7 @@ async fn a_link_worker_records_what_matters_a_need_a_goal_an_assessment_and_cons
     assert_eq!(assessment["answers"], serde_json::json!(answers));
     assert_eq!(
         assessment["administered_on"],
-        chrono::Utc::now().date_naive().to_string()
+        domain::calendar::today(chrono::Utc::now()).to_string()
     );
     assert_eq!(assessments[0]["actor_id"], worker.staff_id.to_string());
     server.stop().await;
@@ -370,7 +370,7 @@ async fn console_assessment_with_an_item_left_out_is_refused_naming_it_with_the_
 fn plan_forms(client: Uuid) -> Vec<(String, Vec<(&'static str, String)>)> {
     let at = |path: &str| format!("/console/people/{client}/{path}");
     let id = || Uuid::new_v4().to_string();
-    let today = chrono::Utc::now().date_naive().to_string();
+    let today = domain::calendar::today(chrono::Utc::now()).to_string();
     vec![
         (
             at("what-matters"),

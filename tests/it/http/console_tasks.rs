@@ -84,7 +84,7 @@ async fn a_link_worker_adds_a_task_and_marks_it_done_and_a_lead_cancels_an_overd
             &people.worker,
             "/api/v1/tasks",
             json!({ "task_id": overdue, "kind": "chase_missed_appointment", "client_id": client,
-                    "due_on": clock.now().date_naive() }),
+                    "due_on": clock.today() }),
         )
         .await;
     clock.set(clock.now() + Duration::days(3));
@@ -138,7 +138,7 @@ async fn task_forms_refuse_other_sites_stale_versions_and_other_organisations() 
         .ok(
             &people.worker,
             "/api/v1/tasks",
-            json!({ "task_id": task, "kind": "review_plan", "due_on": Utc::now().date_naive() }),
+            json!({ "task_id": task, "kind": "review_plan", "due_on": domain::calendar::today(Utc::now()) }),
         )
         .await;
     let session = sign_in(&server, &people.worker).await;

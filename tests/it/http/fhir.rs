@@ -234,6 +234,8 @@ async fn a_practice_refers_once_per_identifier_and_follows_the_decision_to_compl
     assert_eq!(
         views,
         [
+            // The same ServiceRequest sent again was answered with where it stood.
+            ("fhir_service_request", "practice_system"),
             ("fhir_task", "practice_system"),
             ("fhir_task", "practice_system"),
             ("fhir_task", "practice_system"),

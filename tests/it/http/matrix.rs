@@ -435,7 +435,7 @@ async fn every_route_refuses_every_caller_it_should() {
             &people.worker,
             "/api/v1/tasks",
             json!({ "task_id": task, "kind": "call_back", "client_id": client,
-                    "due_on": Utc::now().date_naive() }),
+                    "due_on": domain::calendar::today(Utc::now()) }),
         )
         .await;
     assert_eq!(raised.status, 201, "{:#}", raised.body);

@@ -30,7 +30,7 @@ async fn tasks_are_raised_closed_once_and_listed_by_due_day_with_overdue_by_the_
     let client = open_case(&server).await;
     // The read models follow the log as under `serve`; reads name the write they must show.
     let _projectors = server.run_projectors().await;
-    let today = clock.now().date_naive();
+    let today = clock.today();
     let day = |n: i64| (today + Duration::days(n)).to_string();
 
     // The worker raises a call-back on their case and a team task; the lead one for worker2.
@@ -61,6 +61,18 @@ async fn tasks_are_raised_closed_once_and_listed_by_due_day_with_overdue_by_the_
     assert_eq!(again.status, 201);
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(again.body["position"], first.body["position"]);
+    // The key again from a colleague who may not close the task learns nothing of it.
+    let colleague = server
+        .call(
+            Some(&people.worker2),
+            "POST",
+            "/api/v1/tasks",
+            Some(&body_a),
+            &[("Idempotency-Key", "task-a")],
+        )
+        .await;
+    assert_eq!(colleague.status, 403, "{:#}", colleague.body);
+    assert_eq!(colleague.header("idempotent-replayed"), None);
     // The same id without the key is a second raise: refused.
     let twice = raise(&server, &people.worker, body_a.clone()).await;
     assert_eq!(twice.status, 422, "{:#}", twice.body);
