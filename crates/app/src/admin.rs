@@ -496,6 +496,34 @@ impl Admin {
         Ok(member)
     }
 
+    /// [`Admin::revoke_token`] for a token of one member of staff (`staff_id`): a token of
+    /// anyone else is no such token (a staff page revokes only what it lists).
+    ///
+    /// # Errors
+    /// As [`Admin::revoke_token`].
+    pub async fn revoke_token_of(
+        &self,
+        principal: &Principal,
+        staff_id: Uuid,
+        token_id: Uuid,
+    ) -> Result<(), AppError> {
+        let holder = {
+            let client = self.pool.get().await?;
+            access::token_holder(&**client, token_id).await?
+        };
+        match holder {
+            Some((holder, _)) if holder == staff_id => self.revoke_token(principal, token_id).await,
+            _ => {
+                policy::may_manage_credentials(
+                    principal,
+                    Account::Colleague,
+                    CredentialAction::Revoke,
+                )?;
+                Err(AppError::NotFound("no such live token".into()))
+            }
+        }
+    }
+
     /// Revokes a token: the holder's own, or any of the organisation's staff's for an
     /// administrator. It stops working at once.
     ///

@@ -113,7 +113,10 @@ async fn revoke_token(
         .get("token_id")
         .and_then(|v| Uuid::try_parse(v).ok())
         .unwrap_or_default();
-    let result = console.admin.revoke_token(&session.principal, token).await;
+    let result = console
+        .admin
+        .revoke_token_of(&session.principal, id, token)
+        .await;
     back(&session, id, "revoked", result)
 }
 

@@ -1318,6 +1318,34 @@ async fn an_administrator_revokes_a_token_and_deactivates_an_account() {
         200
     );
 
+    // The token posted from another member's page is no token of theirs: nothing revoked.
+    let admin = sign_in(&server, &server.people.admin).await;
+    let worker_page = format!("/console/admin/staff/{}", worker.staff_id);
+    let html = get(&server, &admin, &worker_page).await.1;
+    let wrong_page = format!(
+        "/console/admin/staff/{}/tokens/revoke",
+        server.people.worker2.staff_id
+    );
+    let crossed = post(
+        &server,
+        &admin,
+        &wrong_page,
+        None,
+        &[
+            ("csrf", hidden(&html, "csrf").as_str()),
+            ("token_id", hidden(&html, "token_id").as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(crossed, 404);
+    assert_eq!(
+        server
+            .call(Some(&worker), "GET", "/api/v1/caseload", None, &[])
+            .await
+            .status,
+        200
+    );
+
     browser.click_and_wait("#tokens-table button").await;
     assert_eq!(
         browser.text(".nhsuk-notification-banner__heading").await,
