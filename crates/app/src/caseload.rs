@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::CaseStatus;
+use projector::TaskRules;
 use projector::rules::CaseloadRules;
 use projector::{CaseloadFilter, CaseloadProjection, CaseloadRow, LIVE_CASELOAD};
 use serde::Serialize;
@@ -33,6 +34,10 @@ pub enum CaseloadFlag {
     FollowUpDue,
     /// A safeguarding concern is open on the case: the risk flag, shown to everyone working it.
     Safeguarding,
+    /// A referral still waiting for a decision the task rules' `untriaged_referral` working
+    /// days after it arrived. A referral no team holds yet is every lead's, so no task is
+    /// raised for it: this flag on the triage queue is how it shows.
+    TriageOverdue,
 }
 
 /// One case on a caseload.
@@ -144,12 +149,36 @@ pub fn flags(row: &CaseloadRow, now: DateTime<Utc>, rules: &CaseloadRules) -> Ve
     flags
 }
 
+/// Whether a referral has waited for a decision past the task rules' `untriaged_referral`
+/// working days (on the UK calendar, with its bank holidays). Pure.
+pub fn triage_overdue(row: &CaseloadRow, now: DateTime<Utc>, rules: &TaskRules) -> bool {
+    row.status == "referred"
+        && rules.untriaged_referral.enabled
+        && row.referred_on.is_some_and(|on| {
+            rules.add_working_days(on, rules.untriaged_referral.working_days)
+                <= domain::calendar::today(now)
+        })
+}
+
+/// The latest task rules this build knows, parsed once.
+fn task_rules() -> Result<Arc<TaskRules>, AppError> {
+    static PARSED: OnceLock<Arc<TaskRules>> = OnceLock::new();
+    if let Some(rules) = PARSED.get() {
+        return Ok(rules.clone());
+    }
+    let rules = Arc::new(TaskRules::load(TaskRules::latest_version())?);
+    Ok(PARSED.get_or_init(|| rules).clone())
+}
+
 fn item(
     row: CaseloadRow,
     now: DateTime<Utc>,
     rules: &CaseloadRules,
 ) -> Result<CaseloadItem, AppError> {
-    let flags = flags(&row, now, rules);
+    let mut flags = flags(&row, now, rules);
+    if triage_overdue(&row, now, &*task_rules()?) {
+        flags.push(CaseloadFlag::TriageOverdue);
+    }
     let status = CaseStatus::from_code(&row.status).ok_or_else(|| {
         projector::ProjectionError::Corrupt(format!("caseload.status: {:?}", row.status))
     })?;
@@ -550,6 +579,28 @@ mod tests {
             baseline_dates: [("wemwbs".to_owned(), day(30))].into_iter().collect(),
             ..CaseloadRow::default()
         }
+    }
+
+    #[test]
+    fn a_referral_waits_for_triage_five_working_days_then_is_flagged_with_or_without_a_team() {
+        let rules = TaskRules::load(1).expect("task rules v1");
+        let at = |text: &str| text.parse::<DateTime<Utc>>().expect("an instant");
+        let mut row = CaseloadRow {
+            status: "referred".into(),
+            // Thursday 24 December 2026. Christmas, the Boxing Day holiday (the 28th), New
+            // Year's Day and the weekends do not count: the five working days after are 29,
+            // 30 and 31 December, 4 and 5 January.
+            referred_on: Some("2026-12-24".parse().expect("a day")),
+            ..CaseloadRow::default()
+        };
+        assert!(!triage_overdue(&row, at("2027-01-04T12:00:00Z"), &rules));
+        assert!(triage_overdue(&row, at("2027-01-05T09:00:00Z"), &rules));
+        // 00:30 on the 5th in winter is still the 5th; 23:30 UTC on the 4th is the 4th.
+        assert!(!triage_overdue(&row, at("2027-01-04T23:30:00Z"), &rules));
+        row.team_id = Some(Uuid::from_u128(1));
+        assert!(triage_overdue(&row, at("2027-01-05T09:00:00Z"), &rules));
+        row.status = "open".into();
+        assert!(!triage_overdue(&row, at("2027-01-05T09:00:00Z"), &rules));
     }
 
     #[test]

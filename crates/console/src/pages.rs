@@ -241,6 +241,7 @@ fn flag_tag(flag: CaseloadFlag) -> Markup {
         CaseloadFlag::BaselineMissing => ("No baseline score", "nhsuk-tag--yellow"),
         CaseloadFlag::FollowUpDue => ("Follow-up score due", "nhsuk-tag--blue"),
         CaseloadFlag::Safeguarding => ("Safeguarding concern open", "nhsuk-tag--red"),
+        CaseloadFlag::TriageOverdue => ("Waiting too long", "nhsuk-tag--red"),
     };
     html! { strong class={"nhsuk-tag " (colour)} { (text) } }
 }
@@ -597,7 +598,7 @@ pub fn triage(who: &ConsoleSession, page: &CaseloadPage, names: &Names) -> Marku
                     caption class="nhsuk-table__caption" {
                         (page.items.len()) " waiting, oldest first by person, as of log position " (page.as_of.position)
                     }
-                    (head(&["Person", "Area", "Referred", "From", "Days waiting"]))
+                    (head(&["Person", "Area", "Referred", "From", "Days waiting", "Flags"]))
                     tbody class="nhsuk-table__body" {
                         @for item in &page.items {
                             tr class="nhsuk-table__row" {
@@ -611,6 +612,9 @@ pub fn triage(who: &ConsoleSession, page: &CaseloadPage, names: &Names) -> Marku
                                 }
                                 td class="nhsuk-table__cell" {
                                     @match item.days_since_referral { Some(d) => (d), None => "" }
+                                }
+                                td class="nhsuk-table__cell" {
+                                    @for flag in &item.flags { (flag_tag(*flag)) " " }
                                 }
                             }
                         }

@@ -224,3 +224,40 @@ async fn task_forms_refuse_other_sites_stale_versions_and_other_organisations() 
     assert_eq!(status, 403);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_referral_no_team_holds_is_flagged_on_the_triage_queue_after_five_working_days() {
+    let clock = app::Clock::fixed(Utc::now());
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let people = server.people.clone();
+    let client = Uuid::new_v4();
+    let mut intake = super::journey::intake(Uuid::new_v4(), "gp");
+    intake["referral"]["received_on"] = json!(clock.today());
+    server
+        .ok(
+            &people.referrer,
+            &super::journey::client_path(client, "referrals"),
+            intake,
+        )
+        .await;
+    let _projectors = server.run_projectors().await;
+    let browser = signed_in_browser(&server, &people.lead).await;
+    let triage = format!("{}/console/triage", server.base);
+    let row = format!("tbody tr:has(a[href='/console/people/{client}'])");
+
+    browser.goto(&triage).await;
+    let fresh = browser.text(&row).await;
+    assert!(!fresh.contains("Waiting too long"), "{fresh}");
+    // Five working days are at most eleven days (a weekend and the holidays of Christmas).
+    clock.set(clock.now() + Duration::days(12));
+    browser.goto(&triage).await;
+    assert!(
+        browser.text(&row).await.contains("Waiting too long"),
+        "{}",
+        browser.text(&row).await
+    );
+    browser
+        .assert_accessible("a referral waiting too long")
+        .await;
+    server.stop().await;
+}
