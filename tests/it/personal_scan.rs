@@ -167,6 +167,14 @@ async fn a_distinctive_string_in_every_personal_field_is_nowhere_in_the_clear() 
         let reply = server.ok(worker, &client_path(client, what), body).await;
         ids.insert(name, id_of(&reply, 0));
     }
+    // The concern closed by the lead, with its reason.
+    server
+        .ok(
+            lead,
+            &client_path(client, "safeguarding-concern-closures"),
+            json!({ "concern_id": concern, "reason": text("concern closed") }),
+        )
+        .await;
 
     // Corrections: of the personal details, of a note, of the referrer (with a field that is not
     // personal beside it), of a goal and of a GP message; each with its reason.
@@ -263,6 +271,32 @@ async fn a_distinctive_string_in_every_personal_field_is_nowhere_in_the_clear() 
         others.push(other);
     }
 
+    // A GP practice's system refers someone over FHIR: their name, address, phone, and the
+    // referral's notes and requester.
+    let mut request = crate::http::fhir::service_request("PS-1");
+    request["contained"][0]["name"] = json!([{ "use": "official", "family": text("fhir family"), "given": [text("fhir given")] }]);
+    request["contained"][0]["address"][0]["line"] = json!([text("fhir address")]);
+    request["contained"][0]["telecom"] =
+        json!([{ "system": "phone", "value": text("fhir phone") }]);
+    request["note"] = json!([{ "text": text("fhir note") }]);
+    request["requester"] = json!({ "display": text("fhir requester") });
+    let fhir = server
+        .post(&people.practice, "/fhir/ServiceRequest", request)
+        .await;
+    assert_eq!(fhir.status, 201, "{:#}", fhir.body);
+    let referred_by_practice = fhir.body["id"]
+        .as_str()
+        .and_then(|id| Uuid::try_parse(id).ok())
+        .expect("an id");
+    let practice_journey = whole_journey(&server, referred_by_practice, "").await;
+    for field in ["fhir family", "fhir address", "fhir note", "fhir requester"] {
+        assert!(
+            practice_journey.body.to_string().contains(&text(field)),
+            "{field} in the journey of the practice's referral"
+        );
+    }
+    others.push(referred_by_practice);
+
     // Reads: the purpose is a code; words are refused before anything is stored.
     let worded = server
         .get(
@@ -289,6 +323,7 @@ async fn a_distinctive_string_in_every_personal_field_is_nowhere_in_the_clear() 
         "corrected gp message",
         "why corrected",
         "reopening",
+        "concern closed",
     ] {
         assert!(shown.contains(&text(field)), "{field} in the journey");
     }

@@ -15,7 +15,7 @@ mod console_tasks;
 mod csv_files;
 mod dating;
 mod directory_owner;
-mod fhir;
+pub mod fhir;
 pub mod journey;
 mod malformed;
 mod matrix;
