@@ -43,7 +43,8 @@ pub struct TeamSummary {
     pub members: i64,
     /// Active link workers of the team.
     pub link_workers: i64,
-    /// The sum of the active link workers' capacities (people a year), those with one set.
+    /// The sum of the active link workers' capacities (people a year): their own, or the
+    /// caseload rules' default for one with none set (as their workload counts them).
     pub capacity: i64,
 }
 
@@ -255,16 +256,18 @@ impl Admin {
     /// [`AppError::Denied`] by [`policy::may_administer`]; a database failure.
     pub async fn teams(&self, principal: &Principal) -> Result<Vec<TeamSummary>, AppError> {
         policy::may_administer(principal)?;
+        let default_capacity = crate::caseload::caseload_rules()?.default_capacity;
         let client = self.pool.get().await?;
         let rows = client
             .query(
                 "SELECT t.team_id, t.name, \
                         count(s.staff_id) FILTER (WHERE s.active), \
                         count(s.staff_id) FILTER (WHERE s.active AND s.role = 'link_worker'), \
-                        coalesce(sum(s.capacity) FILTER (WHERE s.active AND s.role = 'link_worker'), 0) \
+                        coalesce(sum(coalesce(s.capacity, $2)) \
+                            FILTER (WHERE s.active AND s.role = 'link_worker'), 0) \
                  FROM teams t LEFT JOIN staff s ON s.team_id = t.team_id \
                  WHERE t.organisation_id = $1 GROUP BY t.team_id, t.name ORDER BY t.name",
-                &[&principal.organisation_id],
+                &[&principal.organisation_id, &default_capacity],
             )
             .await?;
         Ok(rows

@@ -206,7 +206,7 @@ fn item(
 }
 
 /// The latest caseload rules this build knows, parsed once.
-fn caseload_rules() -> Result<Arc<CaseloadRules>, AppError> {
+pub(crate) fn caseload_rules() -> Result<Arc<CaseloadRules>, AppError> {
     static PARSED: OnceLock<Arc<CaseloadRules>> = OnceLock::new();
     if let Some(rules) = PARSED.get() {
         return Ok(rules.clone());

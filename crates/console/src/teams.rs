@@ -116,6 +116,7 @@ async fn teams_page(
     let session = signed_in!(req, console);
     let banner = match done.done.as_deref() {
         Some("team") => Some("Team added"),
+        Some("team_exists") => Some("That team already exists"),
         _ => None,
     };
     show(&console, &session, &Entered::default(), &[], banner).await
@@ -152,7 +153,13 @@ async fn add_team(req: HttpRequest, body: web::Bytes, console: web::Data<Console
     let request = NewTeamRequest {
         name: entered.team_name.clone(),
     };
+    // A name already taken is that team (a form sent twice, or a colleague first): said so.
+    let known = match console.admin.teams(&session.principal).await {
+        Ok(teams) => teams.iter().any(|t| t.name == request.name.trim()),
+        Err(e) => return failure(Some(&session), &e),
+    };
     match console.admin.add_team(&session.principal, &request).await {
+        Ok(_) if known => see_other("/console/admin/teams?done=team_exists"),
         Ok(_) => see_other("/console/admin/teams?done=team"),
         Err(e) => match refused(e, |_| "team_name") {
             Ok(error) => show(&console, &session, &entered, &[error], None).await,

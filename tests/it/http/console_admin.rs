@@ -134,6 +134,40 @@ async fn an_administrator_sees_the_teams_and_adds_a_team_and_a_member_of_staff()
         "{rows:?}"
     );
 
+    // A link worker with no capacity of their own counts at the caseload rules' default (225).
+    browser.click("#name").await;
+    browser.press("Oli Worker").await;
+    browser.click("#role-link_worker").await;
+    browser.select("#team_id", &team.to_string()).await;
+    browser.click_and_wait("#add-staff").await;
+    assert_eq!(
+        browser.text(".nhsuk-notification-banner__heading").await,
+        "Member of staff added"
+    );
+    browser
+        .goto(&format!("{}/console/admin/teams", server.base))
+        .await;
+    let rows = browser.texts("#teams-table tbody tr").await;
+    assert!(
+        rows.iter().any(
+            |r| r.split_whitespace().collect::<Vec<_>>() == ["Mendip", "East", "2", "2", "445"]
+        ),
+        "{rows:?}"
+    );
+
+    // The same team again is the one there is: said so, and no second row.
+    browser.click("#team_name").await;
+    browser.press("Mendip East").await;
+    browser.click_and_wait("#add-team").await;
+    assert_eq!(
+        browser.text(".nhsuk-notification-banner__heading").await,
+        "That team already exists"
+    );
+    assert_eq!(
+        browser.texts("#teams-table tbody tr").await.len(),
+        rows.len()
+    );
+
     // Nobody but an administrator has the page; another organisation's sees only its own.
     let worker = sign_in(&server, &people.worker).await;
     assert_eq!(get(&server, &worker, "/console/admin/teams").await.0, 403);
