@@ -1473,13 +1473,22 @@ fn decide_at(
     if let Some((window, reason)) = window {
         timing = timing.within(window, reason.map(str::to_owned));
     }
+    decide_timed(&state, command, &timing)
+}
+
+/// `decide` with a timing and the listed service, nothing else looked up.
+fn decide_timed(
+    state: &CaseState,
+    command: &CaseCommand,
+    timing: &Timing,
+) -> Result<Vec<CaseEvent>, CaseError> {
     let service = listed_service();
     decide(
-        &state,
+        state,
         command,
         &Lookups {
             service: Some(&service),
-            timing: Some(&timing),
+            timing: Some(timing),
             corrected: None,
             destinations: None,
             concern_categories: None,
@@ -1762,19 +1771,7 @@ fn decide_now(
     command: &CaseCommand,
     now: chrono::DateTime<Utc>,
 ) -> Result<Vec<CaseEvent>, CaseError> {
-    let timing = Timing::of(command, None, now)?;
-    let service = listed_service();
-    decide(
-        &fold(given),
-        command,
-        &Lookups {
-            service: Some(&service),
-            timing: Some(&timing),
-            corrected: None,
-            destinations: None,
-            concern_categories: None,
-        },
-    )
+    decide_timed(&fold(given), command, &Timing::of(command, None, now)?)
 }
 
 #[test]

@@ -1291,6 +1291,14 @@ async fn a_team_lead_reads_the_teams_workload_against_capacity() {
     server.stop().await;
 }
 
+/// The status of `who`'s caseload read through the API with their token.
+async fn api_caseload(server: &TestServer, who: &Person) -> u16 {
+    server
+        .call(Some(who), "GET", "/api/v1/caseload", None, &[])
+        .await
+        .status
+}
+
 #[tokio::test]
 async fn an_administrator_revokes_a_token_and_deactivates_an_account() {
     let server = TestServer::start().await;
@@ -1310,13 +1318,7 @@ async fn an_administrator_revokes_a_token_and_deactivates_an_account() {
     browser
         .assert_accessible("a staff member's credentials")
         .await;
-    assert_eq!(
-        server
-            .call(Some(&worker), "GET", "/api/v1/caseload", None, &[])
-            .await
-            .status,
-        200
-    );
+    assert_eq!(api_caseload(&server, &worker).await, 200);
 
     // The token posted from another member's page is no token of theirs: nothing revoked.
     let admin = sign_in(&server, &server.people.admin).await;
@@ -1338,13 +1340,7 @@ async fn an_administrator_revokes_a_token_and_deactivates_an_account() {
     )
     .await;
     assert_eq!(crossed, 404);
-    assert_eq!(
-        server
-            .call(Some(&worker), "GET", "/api/v1/caseload", None, &[])
-            .await
-            .status,
-        200
-    );
+    assert_eq!(api_caseload(&server, &worker).await, 200);
 
     browser.click_and_wait("#tokens-table button").await;
     assert_eq!(
@@ -1355,13 +1351,7 @@ async fn an_administrator_revokes_a_token_and_deactivates_an_account() {
         browser.texts("#tokens-table tbody tr").await[0].contains("Revoked"),
         "the token's row says so"
     );
-    assert_eq!(
-        server
-            .call(Some(&worker), "GET", "/api/v1/caseload", None, &[])
-            .await
-            .status,
-        401
-    );
+    assert_eq!(api_caseload(&server, &worker).await, 401);
 
     // Deactivated, the worker's console session ends at their next request.
     assert_eq!(

@@ -18,6 +18,19 @@ fn ids(page: &Value) -> Vec<Value> {
         .collect()
 }
 
+/// [`raise`] under an idempotency key.
+async fn raise_keyed(server: &TestServer, who: &Person, body: &Value, key: &str) -> super::Reply {
+    server
+        .call(
+            Some(who),
+            "POST",
+            "/api/v1/tasks",
+            Some(body),
+            &[("Idempotency-Key", key)],
+        )
+        .await
+}
+
 async fn raise(server: &TestServer, who: &Person, body: Value) -> super::Reply {
     server.post(who, "/api/v1/tasks", body).await
 }
@@ -37,40 +50,16 @@ async fn tasks_are_raised_closed_once_and_listed_by_due_day_with_overdue_by_the_
     let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     let body_a =
         json!({ "task_id": a, "kind": "call_back", "client_id": client, "due_on": day(2) });
-    let first = server
-        .call(
-            Some(&people.worker),
-            "POST",
-            "/api/v1/tasks",
-            Some(&body_a),
-            &[("Idempotency-Key", "task-a")],
-        )
-        .await;
+    let first = raise_keyed(&server, &people.worker, &body_a, "task-a").await;
     assert_eq!(first.status, 201, "{:#}", first.body);
     assert_eq!(first.body["events"].as_array().map(Vec::len), Some(1));
     // The same request again is the first answer, and writes nothing.
-    let again = server
-        .call(
-            Some(&people.worker),
-            "POST",
-            "/api/v1/tasks",
-            Some(&body_a),
-            &[("Idempotency-Key", "task-a")],
-        )
-        .await;
+    let again = raise_keyed(&server, &people.worker, &body_a, "task-a").await;
     assert_eq!(again.status, 201);
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(again.body["position"], first.body["position"]);
     // The key again from a colleague who may not close the task learns nothing of it.
-    let colleague = server
-        .call(
-            Some(&people.worker2),
-            "POST",
-            "/api/v1/tasks",
-            Some(&body_a),
-            &[("Idempotency-Key", "task-a")],
-        )
-        .await;
+    let colleague = raise_keyed(&server, &people.worker2, &body_a, "task-a").await;
     assert_eq!(colleague.status, 403, "{:#}", colleague.body);
     assert_eq!(colleague.header("idempotent-replayed"), None);
     // The same id without the key is a second raise: refused.
