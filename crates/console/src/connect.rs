@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use app::AppError;
-use app::directory::{DirectoryEntry, DirectoryService, SearchRequest};
+use app::directory::{DirectoryEntry, DirectoryService, SearchPage, SearchRequest};
 use app::records::{ClientRecord, OnwardConnection, ReadContext, ReadPurpose};
 use app::sessions::ConsoleSession;
 use domain::directory::Availability;
@@ -281,6 +281,9 @@ fn need_select(id: &str, chosen: &str, any: &str, errors: &[FieldError]) -> Mark
     }
 }
 
+/// Services on one page of a directory search.
+const PAGE: i64 = 20;
+
 /// What the directory search asked for, as typed.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 pub(crate) struct SearchForm {
@@ -290,6 +293,9 @@ pub(crate) struct SearchForm {
     need: String,
     #[serde(default)]
     area: Option<String>,
+    /// Where the page of results starts (the search's `next_cursor`); empty: the first.
+    #[serde(default)]
+    cursor: String,
 }
 
 impl SearchForm {
@@ -299,7 +305,27 @@ impl SearchForm {
             q: text(fields, "search_q"),
             need: text(fields, "search_need"),
             area: Some(text(fields, "search_area")),
+            cursor: text(fields, "search_cursor"),
         }
+    }
+
+    /// The first result of the page asked for (0: the first page).
+    fn cursor(&self) -> Option<i64> {
+        self.cursor.trim().parse().ok()
+    }
+
+    /// The same search, from `cursor` (the first page for none).
+    fn href(&self, client: Uuid, cursor: Option<i64>) -> String {
+        let mut href = format!(
+            "/console/people/{client}/connect?q={}&need={}&area={}",
+            encode(&self.q),
+            encode(&self.need),
+            encode(self.area())
+        );
+        if let Some(from) = cursor {
+            href.push_str(&format!("&cursor={from}"));
+        }
+        href
     }
 
     fn need(&self) -> Option<NeedDomain> {
@@ -320,6 +346,7 @@ impl SearchForm {
             input type="hidden" name="search_q" value=(self.q);
             input type="hidden" name="search_need" value=(self.need);
             input type="hidden" name="search_area" value=(self.area());
+            input type="hidden" name="search_cursor" value=(self.cursor);
         }
     }
 }
@@ -439,18 +466,23 @@ async fn search_page(
             q: Some(search.q.clone()).filter(|q| !q.trim().is_empty()),
             need: search.need(),
             area: Some(search.area().to_owned()).filter(|a| !a.is_empty()),
-            limit: Some(20),
+            limit: Some(PAGE),
+            cursor: search.cursor(),
             ..SearchRequest::default()
         };
         match DirectoryService::beside(&console.cases)
             .search_page(&session.principal, request)
             .await
         {
-            Ok(found) => Some(found.items),
+            Ok(found) => Some(found),
             Err(AppError::BadInput { field, message }) => {
                 errors.push(FieldError::new(
                     field,
-                    format!("The search is too long: {message}"),
+                    if field == "cursor" {
+                        "That page of results is not there: search again".to_owned()
+                    } else {
+                        format!("The search is too long: {message}")
+                    },
                 ));
                 None
             }
@@ -461,7 +493,7 @@ async fn search_page(
     };
     page(
         status(&errors),
-        connect_markup(session, record, search, found.as_deref(), sent, &errors),
+        connect_markup(session, record, search, found.as_ref(), sent, &errors),
     )
 }
 
@@ -469,7 +501,7 @@ fn connect_markup(
     who: &ConsoleSession,
     record: &ClientRecord,
     search: &SearchForm,
-    found: Option<&[DirectoryEntry]>,
+    found: Option<&SearchPage>,
     sent: Option<&ConnectForm>,
     errors: &[FieldError],
 ) -> Markup {
@@ -499,15 +531,40 @@ fn connect_markup(
                 button class="nhsuk-button" id="search" type="submit" { "Search the directory" }
             }
             @if let Some(found) = found {
+                @let from = search.cursor().unwrap_or(0);
+                @let paged = from > 0 || found.next_cursor.is_some();
                 h2 class="nhsuk-heading-m" id="results" {
-                    @match found.len() {
-                        0 => "No service found",
-                        1 => "1 service found",
-                        n => { (n) " services found" }
+                    @match (found.items.len(), paged) {
+                        (0, _) => "No service found",
+                        (1, false) => "1 service found",
+                        (n, false) => { (n) " services found" }
+                        (n, true) => { "Services " (from + 1) " to " (from + n as i64) }
                     }
                 }
-                @for entry in found {
+                @for entry in &found.items {
                     (service_card(who, record, search, entry, sent, errors))
+                }
+                @if paged {
+                    nav class="nhsuk-pagination" role="navigation" aria-label="Pages of services found" {
+                        ul class="nhsuk-list nhsuk-pagination__list" {
+                            @if from > 0 {
+                                li class="nhsuk-pagination-item--previous" {
+                                    a class="nhsuk-pagination__link nhsuk-pagination__link--prev" id="first-results"
+                                        href=(search.href(record.client_id, None)) {
+                                        span class="nhsuk-pagination__title" { "First services found" }
+                                    }
+                                }
+                            }
+                            @if let Some(next) = found.next_cursor {
+                                li class="nhsuk-pagination-item--next" {
+                                    a class="nhsuk-pagination__link nhsuk-pagination__link--next" id="more-results"
+                                        href=(search.href(record.client_id, Some(next))) {
+                                        span class="nhsuk-pagination__title" { "More services" }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
             h2 class="nhsuk-heading-m" id="no-service" { "No service fits?" }

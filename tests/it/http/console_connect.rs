@@ -484,3 +484,57 @@ async fn a_link_to_the_gap_form_cannot_fix_its_id() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_directory_search_of_many_services_comes_a_page_at_a_time() {
+    let server = TestServer::start().await;
+    let worker = server.people.worker.clone();
+    let client = open_case(&server).await;
+    // Twenty-five more walking groups, from a sample service under new ids and names.
+    let sample: Value = serde_json::from_str(devtools::demo::SAMPLE_DIRECTORY).expect("JSON");
+    let template = sample["contents"]
+        .as_array()
+        .expect("contents")
+        .iter()
+        .find(|s| s["status"] == "active")
+        .expect("an active service")
+        .clone();
+    let records = (1..=25)
+        .map(|n| {
+            let mut record = template.clone();
+            record["id"] = Value::from(Uuid::new_v4().to_string());
+            record["name"] = Value::from(format!("Quillfeather walking group {n:02}"));
+            record
+        })
+        .collect();
+    crate::support::list_services_for(&server.store, records, worker.organisation_id).await;
+    server.catch_up().await;
+
+    let browser = signed_in_browser(&server, &worker).await;
+    browser
+        .goto(&format!(
+            "{}/console/people/{client}/connect?q=Quillfeather&area=",
+            server.base
+        ))
+        .await;
+    assert_eq!(browser.text("#results").await, "Services 1 to 20");
+    let first = browser.texts(".nhsuk-card h3").await;
+    assert_eq!(first.len(), 20, "{first:?}");
+    browser.assert_accessible("a first page of services").await;
+    browser.click_and_wait("#more-results").await;
+    assert_eq!(browser.text("#results").await, "Services 21 to 25");
+    let second = browser.texts(".nhsuk-card h3").await;
+    assert_eq!(second.len(), 5, "{second:?}");
+    assert!(
+        second.iter().all(|name| !first.contains(name)),
+        "no service twice: {first:?} {second:?}"
+    );
+    assert!(
+        browser.texts("#more-results").await.is_empty(),
+        "the last page"
+    );
+    browser.assert_accessible("a last page of services").await;
+    browser.click_and_wait("#first-results").await;
+    assert_eq!(browser.texts(".nhsuk-card h3").await, first);
+    server.stop().await;
+}
