@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, IssuerUrl,
-    Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, TokenResponse,
+    AuthenticationContextClass, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
+    CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    RequestTokenError, TokenResponse,
 };
 use sha2::{Digest, Sha256};
 use tokio_postgres::GenericClient;
@@ -75,6 +76,10 @@ pub struct OidcSettings {
     pub redirect_url: String,
     /// The issuer's name on the sign-in button ("Sign in with NHS CIS2").
     pub display_name: String,
+    /// The authentication assurance levels accepted (`acr` values, such as NHS CIS2's
+    /// `AAL3_ANY` for a smartcard or its equivalents): asked for as `acr_values`, and an ID
+    /// token whose `acr` is none of them is refused. Empty: any.
+    pub acr_values: Vec<String>,
 }
 
 /// Why a sign-in was refused: the `reason` in the session audit.
@@ -96,6 +101,8 @@ pub enum Refusal {
     UnknownIdentity,
     /// The identity's staff member is deactivated.
     Inactive,
+    /// The ID token's `acr` is not an assurance level this service accepts.
+    Assurance,
 }
 
 impl Refusal {
@@ -110,6 +117,7 @@ impl Refusal {
             Refusal::Nonce => "nonce",
             Refusal::UnknownIdentity => "unknown_identity",
             Refusal::Inactive => "inactive",
+            Refusal::Assurance => "assurance",
         }
     }
 }
@@ -174,6 +182,15 @@ impl Derived {
             verifier: hex::encode(derive("pkce verifier")),
         }
     }
+}
+
+/// An ID token's issuer, subject and assurance level (`acr`).
+fn identity(claims: &openidconnect::core::CoreIdTokenClaims) -> (String, String, Option<String>) {
+    (
+        claims.issuer().to_string(),
+        claims.subject().to_string(),
+        claims.auth_context_ref().map(|acr| acr.as_str().to_owned()),
+    )
 }
 
 fn same(a: &str, b: &str) -> bool {
@@ -313,14 +330,17 @@ impl Oidc {
         } = Derived::of(&secret);
         let challenge =
             PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(verifier));
-        let (url, _, _) = client
+        let mut request = client
             .authorize_url(
                 CoreAuthenticationFlow::AuthorizationCode,
                 move || CsrfToken::new(state),
                 move || Nonce::new(nonce),
             )
-            .set_pkce_challenge(challenge)
-            .url();
+            .set_pkce_challenge(challenge);
+        for acr in &self.inner.settings.acr_values {
+            request = request.add_auth_context_value(AuthenticationContextClass::new(acr.clone()));
+        }
+        let (url, _, _) = request.url();
         Ok(Started {
             authorization_url: url.to_string(),
             cookie: format!("{ATTEMPT_PREFIX}{}_{secret}", attempt_id.simple()),
@@ -414,17 +434,22 @@ impl Oidc {
                 let client = self.client(self.metadata(true).await?)?;
                 id_token
                     .claims(&client.id_token_verifier(), &nonce)
-                    .map(|c| (c.issuer().to_string(), c.subject().to_string()))
+                    .map(identity)
             }
-            other => other.map(|c| (c.issuer().to_string(), c.subject().to_string())),
+            other => other.map(identity),
         };
-        verified.map_err(|e| match e {
+        let (issuer, subject, acr) = verified.map_err(|e| match e {
             ClaimsVerificationError::InvalidNonce(_) => refused(Refusal::Nonce),
             other => {
                 tracing::warn!(error = %other, "an ID token did not verify");
                 refused(Refusal::Token)
             }
-        })
+        })?;
+        let accepted = &self.inner.settings.acr_values;
+        if !accepted.is_empty() && !acr.is_some_and(|acr| accepted.contains(&acr)) {
+            return Err(refused(Refusal::Assurance));
+        }
+        Ok((issuer, subject))
     }
 
     /// Opens a session for the active staff member `(issuer, subject)` is linked to.

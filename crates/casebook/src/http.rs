@@ -24,6 +24,8 @@ pub struct ConsoleOidc {
     /// The console's address as browsers reach it (the redirect URI is
     /// `<public url>/console/oidc/callback`); `http://<bound address>` when none.
     pub public_url: Option<String>,
+    /// The assurance levels (`acr`) accepted; empty: any.
+    pub acr_values: Vec<String>,
 }
 
 impl Application {
@@ -65,6 +67,7 @@ impl Application {
                 client_secret: oidc.client_secret,
                 redirect_url: format!("{}/console/oidc/callback", public.trim_end_matches('/')),
                 display_name: oidc.display_name,
+                acr_values: oidc.acr_values,
             };
             let transport = console::oidc::transport()
                 .map_err(|e| anyhow::anyhow!("the OpenID provider's HTTP client: {e}"))?;

@@ -422,6 +422,11 @@ pub struct OidcArgs {
     /// with it. Default: http://<listen address>.
     #[arg(long, env = "CASEBOOK_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// An authentication assurance level (`acr`) sign-ins must have, asked for as `acr_values`
+    /// (for NHS CIS2, `AAL3_ANY`: a smartcard or its equivalents); repeat, or separate with
+    /// commas, to accept several. Default: any the provider gives.
+    #[arg(long, env = "CASEBOOK_OIDC_ACR", value_delimiter = ',')]
+    pub oidc_acr: Vec<String>,
 }
 
 impl OidcArgs {
@@ -469,6 +474,12 @@ impl OidcArgs {
             client_secret,
             display_name: self.oidc_name.clone().unwrap_or(issuer_host),
             public_url: self.public_url.clone(),
+            acr_values: self
+                .oidc_acr
+                .iter()
+                .map(|acr| acr.trim().to_owned())
+                .filter(|acr| !acr.is_empty())
+                .collect(),
         }))
     }
 }

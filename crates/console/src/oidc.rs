@@ -135,6 +135,9 @@ fn refusal_text(refusal: Refusal, name: &str) -> String {
         Refusal::State | Refusal::Spent => {
             "That sign-in had already been used, took too long, or was not started in this browser. Try again.".to_owned()
         }
+        Refusal::Assurance => format!(
+            "Signing in with {name} this way is not secure enough for Casebook. Sign in again with your smartcard or another strong method."
+        ),
         Refusal::Exchange | Refusal::Token | Refusal::Nonce => {
             format!("Casebook could not confirm who you are with {name}. Try again.")
         }

@@ -90,6 +90,7 @@ impl Provider {
             client_secret: Some("a client secret".into()),
             display_name: "Test CIS2".into(),
             public_url: None,
+            acr_values: Vec::new(),
         }
     }
 }
@@ -607,5 +608,67 @@ async fn an_identity_links_to_one_active_staff_member() {
         .await
         .expect("a request");
     assert_eq!(response.status(), 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_sign_in_below_the_assurance_level_asked_for_is_refused() {
+    let provider = Provider::start().await;
+    let mut settings = provider.console();
+    settings.acr_values = vec!["AAL3_ANY".into()];
+    let server = TestServer::start_with_oidc(settings).await;
+    let worker = server.people.worker.clone();
+    let subject = "wyn.worker@nhs.example";
+    link(&server, &provider, &worker, subject).await;
+    // The provider's answer for this person: their `acr`, or none.
+    let assured = |acr: Option<&str>| {
+        let mut claims = serde_json::json!({ "email": subject });
+        if let Some(acr) = acr {
+            claims["acr"] = acr.into();
+        }
+        plain_http()
+            .put(format!("{}/users/{subject}", provider.issuer))
+            .json(&claims)
+            .send()
+    };
+
+    let (attempt, url) = start(&server).await;
+    assert_eq!(
+        query_value(&url, "acr_values").as_deref(),
+        Some("AAL3_ANY"),
+        "asked for: {url}"
+    );
+    for acr in [Some("AAL1_USERPASS"), None] {
+        assert!(
+            assured(acr)
+                .await
+                .expect("the provider")
+                .status()
+                .is_success()
+        );
+        let (attempt, url) = start(&server).await;
+        let back = authorize(&url, subject).await;
+        let (status, session, page) = callback(&server, &back, Some(&attempt)).await;
+        assert_eq!((status, session), (401, None), "{acr:?}");
+        assert!(page.contains("not secure enough"), "{page}");
+    }
+    assert!(
+        assured(Some("AAL3_ANY"))
+            .await
+            .expect("the provider")
+            .status()
+            .is_success()
+    );
+    let back = authorize(&url, subject).await;
+    let (status, session, _) = callback(&server, &back, Some(&attempt)).await;
+    assert_eq!((status, session.is_some()), (200, true));
+    assert_eq!(
+        oidc_events(&server).await,
+        [
+            refused("assurance", None, None),
+            refused("assurance", None, None),
+            signed_in(worker.staff_id),
+        ]
+    );
     server.stop().await;
 }
