@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::access::{Principal, Role};
 use crate::cases::{Denied, LoadedCase};
 
+pub mod provider;
 pub mod tasks;
 
 fn forbidden(why: impl Into<String>) -> Denied {

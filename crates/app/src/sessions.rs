@@ -169,6 +169,7 @@ impl ConsoleSession {
             Role::ReportingAnalyst => "reporting analyst",
             Role::Administrator => "administrator",
             Role::PracticeSystem => "practice system",
+            Role::ServiceProvider => "provider staff",
         }
     }
 
