@@ -386,7 +386,13 @@ impl ProviderConnections {
             }
         };
         policy::provider::may_tie_provider(principal, staff.as_ref(), owner)?;
-        Ok(())
+        match staff {
+            Some(staff) if staff.role == access::Role::ServiceProvider => Ok(()),
+            _ => Err(AppError::bad_input(
+                "staff_id",
+                "only provider staff (role service_provider) are tied to services",
+            )),
+        }
     }
 }
 

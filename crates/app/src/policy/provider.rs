@@ -50,14 +50,14 @@ pub fn may_answer_connection(
 }
 
 /// May the caller tie `staff` to (or untie them from) a directory service owned by `owner`?
-/// An administrator, for a provider staff account of their own organisation (looked up there:
-/// `None` is absent) and a service their organisation owns. A directory service is public, so
-/// another organisation's is 403, not 404.
+/// An administrator, for a staff account of their own organisation (looked up there: `None` is
+/// absent) and a service their organisation owns. A directory service is public, so another
+/// organisation's is 403, not 404. (That the account is provider staff is a check of the
+/// request, the application's: 422 at `staff_id`.)
 ///
 /// # Errors
-/// [`Denied::Forbidden`] for another role, a staff account that is not provider staff, or a
-/// service of another owner; [`Denied::NotFound`] for no such staff member of the
-/// organisation, or no such service (`owner` is `None`).
+/// [`Denied::Forbidden`] for another role or a service of another owner; [`Denied::NotFound`]
+/// for no such staff member of the organisation, or no such service (`owner` is `None`).
 pub fn may_tie_provider(
     principal: &Principal,
     staff: Option<&StaffMember>,
@@ -68,13 +68,8 @@ pub fn may_tie_provider(
         &[Role::Administrator],
         "tying provider staff to a service",
     )?;
-    let Some(staff) = staff else {
+    if staff.is_none() {
         return Err(Denied::NotFound);
-    };
-    if staff.role != Role::ServiceProvider {
-        return Err(forbidden(
-            "only provider staff (role service_provider) are tied to services",
-        ));
     }
     let Some(owner) = owner else {
         return Err(Denied::NotFound);
@@ -245,7 +240,6 @@ mod tests {
             active: true,
         };
         let provider = member(Role::ServiceProvider);
-        let worker = member(Role::LinkWorker);
         let admin = principal(Role::Administrator, PROVIDER_ORGANISATION);
         assert_eq!(
             may_tie_provider(&admin, Some(&provider), Some(PROVIDER_ORGANISATION)),
@@ -262,7 +256,6 @@ mod tests {
             "no such service"
         );
         for (name, staff, owner) in [
-            ("not provider staff", &worker, Some(PROVIDER_ORGANISATION)),
             (
                 "another organisation's service",
                 &provider,
