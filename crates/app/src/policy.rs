@@ -92,6 +92,11 @@ pub fn may_command(
         Role::PracticeSystem if !intake => {
             return Err(forbidden("a practice system can only submit referrals"));
         }
+        Role::ServiceProvider => {
+            return Err(forbidden(
+                "provider staff answer the connections made to their services, nothing else",
+            ));
+        }
         Role::LinkWorker if triage => {
             return Err(forbidden("only a team lead assigns or transfers cases"));
         }

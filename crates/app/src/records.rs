@@ -396,12 +396,16 @@ impl CaseService {
                     waiting_weeks: None,
                     provider_answer: None,
                 }),
-                CaseEvent::ConnectionAcceptedByProvider(answer) => {
-                    set_answer(&mut onward, answer.connection_id, domain::ProviderAnswer::Accepted)
-                }
-                CaseEvent::ConnectionDeclinedByProvider(answer) => {
-                    set_answer(&mut onward, answer.connection_id, domain::ProviderAnswer::Declined)
-                }
+                CaseEvent::ConnectionAcceptedByProvider(answer) => set_answer(
+                    &mut onward,
+                    answer.connection_id,
+                    domain::ProviderAnswer::Accepted,
+                ),
+                CaseEvent::ConnectionDeclinedByProvider(answer) => set_answer(
+                    &mut onward,
+                    answer.connection_id,
+                    domain::ProviderAnswer::Declined,
+                ),
                 CaseEvent::ConnectionStartRecorded(answer) => set_answer(
                     &mut onward,
                     answer.connection_id,

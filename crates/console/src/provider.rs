@@ -271,10 +271,7 @@ pub(crate) async fn answer(
         }
     };
     let request = StaffCommand {
-        idempotency_key: Some(format!(
-            "console-provider-{}",
-            form_id(&fields, "form_id")
-        )),
+        idempotency_key: Some(format!("console-provider-{}", form_id(&fields, "form_id"))),
         correlation_id: request_id(&req),
         ..StaffCommand::default()
     };
@@ -293,7 +290,10 @@ pub(crate) async fn answer(
                 &console,
                 &session,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                again(vec![FieldError::new(field, capitalise(&refusal.to_string()))]),
+                again(vec![FieldError::new(
+                    field,
+                    capitalise(&refusal.to_string()),
+                )]),
             )
             .await
         }

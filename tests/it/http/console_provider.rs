@@ -43,7 +43,10 @@ async fn provider_staff_accept_a_connection_and_record_the_start_and_the_link_wo
     let browser = signed_in_browser(&server, &people.provider).await;
     browser.goto(&format!("{}/console", server.base)).await;
     assert_eq!(browser.path().await, "/console/provider");
-    assert_eq!(browser.text(&format!("#connection-{CONNECTION} h2")).await, "Maggie T.");
+    assert_eq!(
+        browser.text(&format!("#connection-{CONNECTION} h2")).await,
+        "Maggie T."
+    );
     assert_eq!(
         browser.text(&format!("#answer-{CONNECTION}")).await,
         "Not answered yet."
@@ -51,22 +54,35 @@ async fn provider_staff_accept_a_connection_and_record_the_start_and_the_link_wo
     browser.assert_accessible("connections to a service").await;
 
     // Declining needs a reason, shown at the field.
-    browser.click_and_wait(&format!("#decline-{CONNECTION}")).await;
+    browser
+        .click_and_wait(&format!("#decline-{CONNECTION}"))
+        .await;
     assert_eq!(
         browser.texts(".nhsuk-error-summary__list a").await,
         ["Select why the connection is declined"]
     );
-    browser.assert_accessible("a decline without a reason").await;
+    browser
+        .assert_accessible("a decline without a reason")
+        .await;
 
-    browser.click_and_wait(&format!("#accept-{CONNECTION}")).await;
+    browser
+        .click_and_wait(&format!("#accept-{CONNECTION}"))
+        .await;
     assert_eq!(banner(&browser).await, "Connection accepted");
     assert_eq!(
         browser.text(&format!("#answer-{CONNECTION}")).await,
         "Your answer: accepted by the service"
     );
-    browser.click(&format!("label[for='started-yes-{CONNECTION}']")).await;
-    browser.click_and_wait(&format!("#start-{CONNECTION}")).await;
-    assert_eq!(banner(&browser).await, "Recorded whether the person started");
+    browser
+        .click(&format!("label[for='started-yes-{CONNECTION}']"))
+        .await;
+    browser
+        .click_and_wait(&format!("#start-{CONNECTION}"))
+        .await;
+    assert_eq!(
+        banner(&browser).await,
+        "Recorded whether the person started"
+    );
     assert_eq!(
         browser.text(&format!("#answer-{CONNECTION}")).await,
         "Your answer: the person started"

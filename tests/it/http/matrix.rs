@@ -234,10 +234,7 @@ fn rules() -> BTreeMap<&'static str, Rule> {
     // role, the record's own team too: answering is the service's. An administrator ties only
     // their own organisation's staff (the matrix's spare account is not provider staff: 400;
     // another organisation's administrator does not find it: 404).
-    rules.insert(
-        "provider_connections",
-        own(&["provider", "other_provider"]),
-    );
+    rules.insert("provider_connections", own(&["provider", "other_provider"]));
     for route in [
         "accept_connection",
         "decline_connection",
@@ -610,15 +607,17 @@ async fn every_route_refuses_every_caller_it_should() {
     for entry in journey.body["entries"].as_array().expect("entries") {
         assert_eq!(entry["organisation_id"], json!(people.lead.organisation_id));
         assert!(
-            ["lead", "worker", "referrer", "admin", "provider"].iter().any(|n| {
-                let p = people
-                    .all()
-                    .into_iter()
-                    .find(|(name, _)| name == n)
-                    .expect("a person")
-                    .1;
-                entry["actor_id"] == json!(p.staff_id)
-            }),
+            ["lead", "worker", "referrer", "admin", "provider"]
+                .iter()
+                .any(|n| {
+                    let p = people
+                        .all()
+                        .into_iter()
+                        .find(|(name, _)| name == n)
+                        .expect("a person")
+                        .1;
+                    entry["actor_id"] == json!(p.staff_id)
+                }),
             "an event by someone not allowed: {entry:#}"
         );
     }

@@ -293,8 +293,14 @@ impl TestServer {
                 "Frome Medical Practice system",
             )
             .await,
-            provider: person(&admin, provider_org, None, Role::ServiceProvider, "Pia Provider")
-                .await,
+            provider: person(
+                &admin,
+                provider_org,
+                None,
+                Role::ServiceProvider,
+                "Pia Provider",
+            )
+            .await,
             other_provider: person(
                 &admin,
                 provider_org,

@@ -75,7 +75,11 @@ async fn a_provider_sees_only_the_connections_made_to_its_services_and_only_the_
         .get(&people.provider, "/api/v1/provider/connections")
         .await;
     assert_eq!(mine.status, 200, "{:#}", mine.body);
-    assert_eq!(ids(&mine.body), vec![json!(REFERRED)], "no signposting, no other service");
+    assert_eq!(
+        ids(&mine.body),
+        vec![json!(REFERRED)],
+        "no signposting, no other service"
+    );
     let item = &mine.body["items"][0];
     assert_eq!(item["client_id"], json!(client));
     assert_eq!(item["service_id"], json!(server.provider_services[0]));
@@ -124,12 +128,9 @@ async fn a_provider_sees_only_the_connections_made_to_its_services_and_only_the_
         .filter(|r| r["view"] == "provider_connections")
         .collect();
     assert_eq!(provider_reads.len(), 2, "{:#}", reads.body);
-    assert!(
-        provider_reads
-            .iter()
-            .any(|r| r["staff_id"] == json!(people.provider.staff_id)
-                && r["role"] == "service_provider")
-    );
+    assert!(provider_reads.iter().any(
+        |r| r["staff_id"] == json!(people.provider.staff_id) && r["role"] == "service_provider"
+    ));
     server.stop().await;
 }
 
@@ -262,7 +263,10 @@ async fn a_provider_accepts_once_then_says_whether_the_person_started_and_nobody
     assert_eq!(answers.len(), 2, "{:#}", journey.body);
     for answer in answers {
         assert_eq!(answer["actor_id"], json!(people.provider.staff_id));
-        assert_eq!(answer["organisation_id"], json!(people.worker.organisation_id));
+        assert_eq!(
+            answer["organisation_id"],
+            json!(people.worker.organisation_id)
+        );
     }
     server.stop().await;
 }
@@ -304,7 +308,10 @@ async fn an_administrator_ties_only_their_own_provider_staff_to_their_own_servic
     let foreign = server
         .post(
             &people.admin,
-            &format!("/api/v1/staff/{}/provider-services", people.provider.staff_id),
+            &format!(
+                "/api/v1/staff/{}/provider-services",
+                people.provider.staff_id
+            ),
             tie(server.services[0]),
         )
         .await;

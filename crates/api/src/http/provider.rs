@@ -6,8 +6,8 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use domain::{
-    ClientId, ConnectionAcceptedByProvider, ConnectionDeclinedByProvider,
-    ConnectionStartRecorded, ProviderCommand, ServiceId,
+    ClientId, ConnectionAcceptedByProvider, ConnectionDeclinedByProvider, ConnectionStartRecorded,
+    ProviderCommand, ServiceId,
 };
 use serde::Deserialize;
 use uuid::Uuid;
