@@ -126,18 +126,22 @@ mod tests {
         }
     }
 
+    /// A row of the table: its name, the caller's role, the record, the connection, the
+    /// services the caller is tied to, and whether they may answer (`Err` is absent).
+    type Row<'a> = (
+        &'static str,
+        Role,
+        &'a LoadedCase,
+        ConnectionId,
+        &'a [ServiceId],
+        Result<(), bool>,
+    );
+
     #[test]
     fn only_provider_staff_of_the_service_answer_its_connections() {
         let case = connected_case();
         let absent = LoadedCase::default();
-        let table: Vec<(
-            &str,
-            Role,
-            &LoadedCase,
-            ConnectionId,
-            &[ServiceId],
-            Result<(), bool>,
-        )> = vec![
+        let table: Vec<Row<'_>> = vec![
             (
                 "provider of the service",
                 Role::ServiceProvider,

@@ -96,6 +96,14 @@ fn check(given: &[CaseEvent], command: ProviderCommand, expect: Result<(), &str>
     }
 }
 
+/// One row of a table: its name, the record, the answer, and the outcome.
+type Row = (
+    &'static str,
+    Vec<CaseEvent>,
+    ProviderCommand,
+    Result<(), &'static str>,
+);
+
 fn field_of(rule: &str) -> Option<&'static str> {
     match rule {
         "not_registered" | "erased" => None,
@@ -113,7 +121,7 @@ fn a_service_accepts_or_declines_a_connection_once() {
         referred(),
         [CaseEvent::ConnectionDeclinedByProvider(decline())],
     );
-    let table: Vec<(&str, Vec<CaseEvent>, ProviderCommand, Result<(), &str>)> = vec![
+    let table: Vec<Row> = vec![
         (
             "accept a referral",
             referred(),
@@ -212,7 +220,7 @@ fn whether_the_person_started_follows_an_acceptance_once() {
         accepted.clone(),
         [CaseEvent::ConnectionStartRecorded(start(true))],
     );
-    let table: Vec<(&str, Vec<CaseEvent>, ProviderCommand, Result<(), &str>)> = vec![
+    let table: Vec<Row> = vec![
         (
             "started after accepting",
             accepted.clone(),
