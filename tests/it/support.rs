@@ -449,6 +449,31 @@ pub async fn list_sample_services(store: &EventStore, n: usize) -> Vec<Uuid> {
 }
 
 /// The first `n` active services of the sample directory, listed for `organisation`; their ids.
+/// Lists `n` active services of the sample after the first `skip` for `organisation`.
+pub async fn list_more_sample_services_for(
+    store: &EventStore,
+    skip: usize,
+    n: usize,
+    organisation: Uuid,
+) -> Vec<Uuid> {
+    let page: Value = serde_json::from_str(devtools::demo::SAMPLE_DIRECTORY).expect("the sample");
+    let records: Vec<Value> = page["contents"]
+        .as_array()
+        .expect("contents")
+        .iter()
+        .filter(|s| s["status"] == "active")
+        .skip(skip)
+        .take(n)
+        .cloned()
+        .collect();
+    let ids = records
+        .iter()
+        .map(|r| serde_json::from_value(r["id"].clone()).expect("an id"))
+        .collect();
+    list_services_for(store, records, organisation).await;
+    ids
+}
+
 pub async fn list_sample_services_for(
     store: &EventStore,
     n: usize,

@@ -31,11 +31,15 @@ pub enum Role {
     /// A GP practice's system: submits referrals over FHIR and follows its own (a client
     /// credential, not a person).
     PracticeSystem,
+    /// A directory service's own staff (provider staff): sees the connections made to the
+    /// services they are tied to, answers them, and says whether the person started; nothing
+    /// else of any record.
+    ServiceProvider,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::Referrer,
         Role::LinkWorker,
         Role::TeamLead,
@@ -43,6 +47,7 @@ impl Role {
         Role::ReportingAnalyst,
         Role::Administrator,
         Role::PracticeSystem,
+        Role::ServiceProvider,
     ];
 
     /// The stored and serialised name.
@@ -55,6 +60,7 @@ impl Role {
             Role::ReportingAnalyst => "reporting_analyst",
             Role::Administrator => "administrator",
             Role::PracticeSystem => "practice_system",
+            Role::ServiceProvider => "service_provider",
         }
     }
 

@@ -26,6 +26,7 @@ pub mod names;
 pub mod oidc;
 pub mod policy;
 pub mod privacy;
+pub mod provider;
 pub mod records;
 pub mod reports;
 pub mod safeguarding;

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::access::{Principal, Role};
 use crate::cases::{Denied, LoadedCase};
 
+pub mod provider;
 pub mod tasks;
 
 fn forbidden(why: impl Into<String>) -> Denied {
@@ -90,6 +91,11 @@ pub fn may_command(
         }
         Role::PracticeSystem if !intake => {
             return Err(forbidden("a practice system can only submit referrals"));
+        }
+        Role::ServiceProvider => {
+            return Err(forbidden(
+                "provider staff answer the connections made to their services, nothing else",
+            ));
         }
         Role::LinkWorker if triage => {
             return Err(forbidden("only a team lead assigns or transfers cases"));

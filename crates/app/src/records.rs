@@ -239,6 +239,8 @@ pub struct OnwardConnection {
     pub outcome: Option<ConnectionOutcome>,
     /// For a waiting list: how many weeks.
     pub waiting_weeks: Option<u32>,
+    /// The service's own answer (accepted, declined, started or not), when it has given one.
+    pub provider_answer: Option<domain::ProviderAnswer>,
 }
 
 impl OnwardConnection {
@@ -392,7 +394,27 @@ impl CaseService {
                     kind: made.kind,
                     outcome: None,
                     waiting_weeks: None,
+                    provider_answer: None,
                 }),
+                CaseEvent::ConnectionAcceptedByProvider(answer) => set_answer(
+                    &mut onward,
+                    answer.connection_id,
+                    domain::ProviderAnswer::Accepted,
+                ),
+                CaseEvent::ConnectionDeclinedByProvider(answer) => set_answer(
+                    &mut onward,
+                    answer.connection_id,
+                    domain::ProviderAnswer::Declined,
+                ),
+                CaseEvent::ConnectionStartRecorded(answer) => set_answer(
+                    &mut onward,
+                    answer.connection_id,
+                    if answer.started {
+                        domain::ProviderAnswer::Started
+                    } else {
+                        domain::ProviderAnswer::NotStarted
+                    },
+                ),
                 CaseEvent::ConnectionOutcomeRecorded(outcome) => {
                     if let Some(c) = onward
                         .iter_mut()
@@ -608,5 +630,19 @@ impl CaseService {
             },
             items,
         })
+    }
+}
+
+/// Puts a service's answer on the connection it answers.
+fn set_answer(
+    onward: &mut [OnwardConnection],
+    connection_id: domain::ConnectionId,
+    answer: domain::ProviderAnswer,
+) {
+    if let Some(c) = onward
+        .iter_mut()
+        .find(|c| c.connection_id == connection_id.0)
+    {
+        c.provider_answer = Some(answer);
     }
 }

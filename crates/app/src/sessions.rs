@@ -141,6 +141,12 @@ impl ConsoleSession {
         crate::policy::require(&self.principal, &[Role::Auditor], "the read audit").is_ok()
     }
 
+    /// Whether this session answers for directory services (provider staff): the policy's
+    /// answer, for choosing pages.
+    pub fn provides_services(&self) -> bool {
+        crate::policy::provider::may_read_provider_connections(&self.principal).is_ok()
+    }
+
     /// Whether this session may close safeguarding concerns (a team lead): the policy's
     /// answer, for choosing what to show.
     pub fn closes_concerns(&self) -> bool {
@@ -169,6 +175,7 @@ impl ConsoleSession {
             Role::ReportingAnalyst => "reporting analyst",
             Role::Administrator => "administrator",
             Role::PracticeSystem => "practice system",
+            Role::ServiceProvider => "provider staff",
         }
     }
 

@@ -662,6 +662,11 @@ pub(crate) fn section(who: &ConsoleSession, record: &ClientRecord) -> Markup {
                 div class="nhsuk-card__content" {
                     h3 class="nhsuk-card__heading nhsuk-heading-s" { (service_name(connection)) }
                     p class="nhsuk-body-s" { (connection_facts(connection)) }
+                    @if let Some(answer) = connection.provider_answer {
+                        p class="nhsuk-body-s" id={"provider-answer-" (connection.connection_id)} {
+                            "The service's answer: " strong { (answer.label()) }
+                        }
+                    }
                     @if open && connection.open() {
                         (outcome_form(who, record, connection, &OutcomeForm::blank(connection), &[]))
                     }

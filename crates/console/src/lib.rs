@@ -177,6 +177,11 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
                 "/console/tasks/{task_id}/cancel",
                 web::post().to(tasks::cancel),
             )
+            .route("/console/provider", web::get().to(provider::provider_page))
+            .route(
+                "/console/provider/{client_id}/{connection_id}/{action}",
+                web::post().to(provider::answer),
+            )
             .route("/console/audit", web::get().to(audit))
             .route("/console/admin", web::get().to(admin))
             .route("/console/admin/sessions/end", web::post().to(end_session))
@@ -404,6 +409,7 @@ mod assessment;
 mod closure;
 mod connect;
 mod plan;
+mod provider;
 mod reports;
 mod safeguarding;
 mod staff;
@@ -423,6 +429,7 @@ async fn home(req: HttpRequest, console: web::Data<Console>) -> HttpResponse {
         Ok(s) if s.audits() => see_other("/console/audit"),
         Ok(s) if s.reads_reports() => see_other("/console/reports"),
         Ok(s) if s.administers() => see_other("/console/admin"),
+        Ok(s) if s.provides_services() => see_other("/console/provider"),
         Ok(s) => page(
             StatusCode::OK,
             pages::message(

@@ -87,6 +87,11 @@ pub fn layout(title: &str, who: Option<&ConsoleSession>, main: Markup) -> Markup
                                             a class="nhsuk-header__navigation-link" id="nav-tasks" href="/console/tasks" { "My tasks" }
                                         }
                                     }
+                                    @if session.provides_services() {
+                                        li class="nhsuk-header__navigation-item" {
+                                            a class="nhsuk-header__navigation-link" id="nav-provider" href="/console/provider" { "Connections to your services" }
+                                        }
+                                    }
                                 }
                             }
                         }

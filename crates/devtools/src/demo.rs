@@ -62,6 +62,7 @@ fn demo_name(role: Role) -> &'static str {
         Role::ReportingAnalyst => "Kim Lowe (reporting analyst)",
         Role::Administrator => "Pat Quinn (administrator)",
         Role::PracticeSystem => "Frome Medical Practice (practice system)",
+        Role::ServiceProvider => "Chris Dunn (provider staff)",
     }
 }
 

@@ -62,6 +62,8 @@ pub enum CaseCommand {
     RaiseConcern(SafeguardingConcernRaised),
     UpdateConcern(SafeguardingConcernUpdated),
     CloseConcern(SafeguardingConcernClosed),
+    /// A directory service's answer to a connection made to it (its provider staff's).
+    AnswerConnection(crate::provider::ProviderCommand),
 }
 
 impl CaseCommand {

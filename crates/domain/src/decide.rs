@@ -267,6 +267,10 @@ fn decide_fact(
         }
         C::UpdateConcern(c) => crate::safeguarding::update_concern(state, c),
         C::CloseConcern(c) => crate::safeguarding::close_concern(state, c),
+        C::AnswerConnection(c) => {
+            registered(state)?;
+            crate::provider::answer(state, c)
+        }
         C::CorrectEntry(c) => {
             registered(state)?;
             if !state.events.contains_key(&c.corrects) {

@@ -102,6 +102,16 @@ pub enum CaseError {
         field: &'static str,
         message: String,
     },
+    /// A service answers a connection once (accepted or declined), and says once whether the
+    /// person started.
+    #[error("this connection was already answered: {answer}")]
+    ConnectionAlreadyAnswered { answer: &'static str },
+    /// Whether the person started is said only after the service accepted them.
+    #[error("the service has not accepted this connection, so the person cannot have started")]
+    ConnectionNotAccepted,
+    /// A signposted person was not made known to the service: it has nothing to answer.
+    #[error("the person was only signposted to this service, so it has nothing to answer")]
+    ConnectionNotShared,
 }
 
 impl CaseError {
@@ -147,6 +157,9 @@ impl CaseError {
             CaseError::UnknownConcern => "unknown_concern",
             CaseError::ConcernClosed => "concern_closed",
             CaseError::ConcernNotCorrectable => "safeguarding_not_correctable",
+            CaseError::ConnectionAlreadyAnswered { .. } => "connection_already_answered",
+            CaseError::ConnectionNotAccepted => "connection_not_accepted",
+            CaseError::ConnectionNotShared => "connection_not_shared",
         }
     }
 
@@ -175,6 +188,9 @@ impl CaseError {
             CaseError::UnknownNote | CaseError::NotePinState { .. } => Some("note_id"),
             CaseError::UnknownConcern | CaseError::ConcernClosed => Some("concern_id"),
             CaseError::ConcernNotCorrectable => Some("corrects"),
+            CaseError::ConnectionAlreadyAnswered { .. }
+            | CaseError::ConnectionNotAccepted
+            | CaseError::ConnectionNotShared => Some("connection_id"),
             _ => None,
         }
     }

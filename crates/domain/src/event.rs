@@ -8,6 +8,9 @@ use serde_json::{Map, Value};
 
 use crate::codes::*;
 use crate::ids::*;
+use crate::provider::{
+    ConnectionAcceptedByProvider, ConnectionDeclinedByProvider, ConnectionStartRecorded,
+};
 use crate::safeguarding::*;
 use crate::{Instrument, PersonalDetails};
 
@@ -426,6 +429,9 @@ pub enum CaseEvent {
     SafeguardingConcernRaised(SafeguardingConcernRaised),
     SafeguardingConcernUpdated(SafeguardingConcernUpdated),
     SafeguardingConcernClosed(SafeguardingConcernClosed),
+    ConnectionAcceptedByProvider(ConnectionAcceptedByProvider),
+    ConnectionDeclinedByProvider(ConnectionDeclinedByProvider),
+    ConnectionStartRecorded(ConnectionStartRecorded),
 }
 
 /// Every event type name with its current schema version. Pinned by a test: renaming a type or
@@ -465,6 +471,9 @@ pub const EVENT_TYPES: &[(&str, i32)] = &[
     ("SafeguardingConcernRaised", 1),
     ("SafeguardingConcernUpdated", 1),
     ("SafeguardingConcernClosed", 1),
+    ("ConnectionAcceptedByProvider", 1),
+    ("ConnectionDeclinedByProvider", 1),
+    ("ConnectionStartRecorded", 1),
 ];
 
 /// What `[erased]` text reads as: the value every personal text field shows once its key is gone.
@@ -658,6 +667,9 @@ impl DomainEvent for CaseEvent {
             CaseEvent::SafeguardingConcernRaised(_) => 31,
             CaseEvent::SafeguardingConcernUpdated(_) => 32,
             CaseEvent::SafeguardingConcernClosed(_) => 33,
+            CaseEvent::ConnectionAcceptedByProvider(_) => 34,
+            CaseEvent::ConnectionDeclinedByProvider(_) => 35,
+            CaseEvent::ConnectionStartRecorded(_) => 36,
         }
     }
 }

@@ -19,6 +19,7 @@ mod event;
 mod ids;
 mod instrument;
 mod personal;
+pub mod provider;
 mod safeguarding;
 mod state;
 pub mod task;
@@ -35,6 +36,10 @@ pub use event::*;
 pub use ids::*;
 pub use instrument::Instrument;
 pub use personal::{NhsNumber, PersonalDetails};
+pub use provider::{
+    ConnectionAcceptedByProvider, ConnectionDeclinedByProvider, ConnectionStartRecorded,
+    ProviderAnswer, ProviderCommand, ProviderDeclineReason,
+};
 pub use safeguarding::{
     CONCERN_EVENT_TYPES, CONCERN_TEXT_LIMIT, NOTE_TEXT_LIMIT, NoteAdded, NotePinned, NoteUnpinned,
     SafeguardingConcernClosed, SafeguardingConcernRaised, SafeguardingConcernUpdated,

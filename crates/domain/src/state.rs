@@ -125,6 +125,10 @@ pub struct CaseState {
     pub notes: BTreeMap<NoteId, bool>,
     /// Each safeguarding concern, and whether it is open.
     pub concerns: BTreeMap<ConcernId, bool>,
+    /// Each onward connection's service and kind.
+    pub connection_services: BTreeMap<ConnectionId, (ServiceId, crate::codes::ConnectionKind)>,
+    /// Each connection's answer from the service it was made to, where it has answered.
+    pub provider_answers: BTreeMap<ConnectionId, crate::provider::ProviderAnswer>,
 }
 
 /// Folds one stored event, which happened at `occurred_at`, into the state.
@@ -244,6 +248,27 @@ pub fn evolve(
         }
         CaseEvent::OnwardConnectionMade(e) => {
             state.connections.insert(e.connection_id);
+            state
+                .connection_services
+                .insert(e.connection_id, (e.service_id, e.kind));
+        }
+        CaseEvent::ConnectionAcceptedByProvider(e) => {
+            state
+                .provider_answers
+                .insert(e.connection_id, crate::provider::ProviderAnswer::Accepted);
+        }
+        CaseEvent::ConnectionDeclinedByProvider(e) => {
+            state
+                .provider_answers
+                .insert(e.connection_id, crate::provider::ProviderAnswer::Declined);
+        }
+        CaseEvent::ConnectionStartRecorded(e) => {
+            let answer = if e.started {
+                crate::provider::ProviderAnswer::Started
+            } else {
+                crate::provider::ProviderAnswer::NotStarted
+            };
+            state.provider_answers.insert(e.connection_id, answer);
         }
         CaseEvent::ServiceGapRecorded(e) => {
             state.gaps.insert(e.gap_id);

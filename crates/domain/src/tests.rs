@@ -1047,6 +1047,17 @@ fn one_of_each() -> Vec<CaseEvent> {
             concern_id: ConcernId(id(61)),
             reason: "something personal: heating mended".to_owned(),
         }),
+        CaseEvent::ConnectionAcceptedByProvider(ConnectionAcceptedByProvider {
+            connection_id: CONNECTION,
+        }),
+        CaseEvent::ConnectionDeclinedByProvider(ConnectionDeclinedByProvider {
+            connection_id: CONNECTION,
+            reason: ProviderDeclineReason::OutsideArea,
+        }),
+        CaseEvent::ConnectionStartRecorded(ConnectionStartRecorded {
+            connection_id: CONNECTION,
+            started: true,
+        }),
     ]
 }
 
@@ -1118,6 +1129,9 @@ fn the_event_type_names_and_versions_are_pinned() {
     SafeguardingConcernRaised v1
     SafeguardingConcernUpdated v1
     SafeguardingConcernClosed v1
+    ConnectionAcceptedByProvider v1
+    ConnectionDeclinedByProvider v1
+    ConnectionStartRecorded v1
     "
     );
 }

@@ -159,7 +159,10 @@ pub fn apply_case_event(
         | CaseEvent::NoteAdded(_)
         | CaseEvent::NotePinned(_)
         | CaseEvent::NoteUnpinned(_)
-        | CaseEvent::SafeguardingConcernUpdated(_) => {}
+        | CaseEvent::SafeguardingConcernUpdated(_)
+        | CaseEvent::ConnectionAcceptedByProvider(_)
+        | CaseEvent::ConnectionDeclinedByProvider(_)
+        | CaseEvent::ConnectionStartRecorded(_) => {}
     }
 }
 

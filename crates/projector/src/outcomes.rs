@@ -368,7 +368,11 @@ pub fn apply_outcome_event(
         | CaseEvent::NoteUnpinned(_)
         | CaseEvent::SafeguardingConcernRaised(_)
         | CaseEvent::SafeguardingConcernUpdated(_)
-        | CaseEvent::SafeguardingConcernClosed(_) => {}
+        | CaseEvent::SafeguardingConcernClosed(_)
+        // The service's answers are counted by the service-gap report, not by these figures.
+        | CaseEvent::ConnectionAcceptedByProvider(_)
+        | CaseEvent::ConnectionDeclinedByProvider(_)
+        | CaseEvent::ConnectionStartRecorded(_) => {}
     }
 }
 

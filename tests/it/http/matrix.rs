@@ -30,6 +30,8 @@ struct Rule {
     public: bool,
     /// What everyone gets, whoever they are, when the answer does not depend on the caller.
     everyone: Option<Expect>,
+    /// Who gets 404 though their role may (a provider of another service).
+    absent: &'static [&'static str],
 }
 
 const CASEWORKERS: &[&str] = &["lead", "worker"];
@@ -61,6 +63,8 @@ const EVERYONE: &[&str] = &[
     "foreign_auditor",
     "foreign_admin",
     "practice",
+    "provider",
+    "other_provider",
 ];
 
 fn rules() -> BTreeMap<&'static str, Rule> {
@@ -69,18 +73,21 @@ fn rules() -> BTreeMap<&'static str, Rule> {
         foreign: NotFound,
         public: false,
         everyone: None,
+        absent: &[],
     };
     let own = |allowed| Rule {
         allowed,
         foreign: Forbidden,
         public: false,
         everyone: None,
+        absent: &[],
     };
     let public = Rule {
         allowed: EVERYONE,
         foreign: Allowed,
         public: true,
         everyone: None,
+        absent: &[],
     };
     let mut rules = BTreeMap::new();
     for command in [
@@ -186,6 +193,7 @@ fn rules() -> BTreeMap<&'static str, Rule> {
             foreign: Unauthenticated,
             public: false,
             everyone: Some(Unauthenticated),
+            absent: &[],
         },
     );
     // The directory is shared by every organisation for finding and connecting: anyone signed
@@ -220,8 +228,33 @@ fn rules() -> BTreeMap<&'static str, Rule> {
     rules.insert("fhir_transaction", own(&["practice"]));
     rules.insert("fhir_read_service_request", case(&["practice"]));
     rules.insert("fhir_read_task", case(&["practice"]));
+    // Closed-loop connections: provider staff list the connections made to their services;
+    // the fixture's connection is to `provider`'s service, so only they answer it, and a
+    // provider of another service finds no such connection (404). Everyone else is refused by
+    // role, the record's own team too: answering is the service's. An administrator ties only
+    // their own organisation's staff (the matrix's spare account is not provider staff: 400;
+    // another organisation's administrator does not find it: 404).
+    rules.insert("provider_connections", own(&["provider", "other_provider"]));
+    for route in [
+        "accept_connection",
+        "decline_connection",
+        "record_connection_start",
+    ] {
+        rules.insert(
+            route,
+            Rule {
+                absent: &["other_provider"],
+                ..case(&["provider"])
+            },
+        );
+    }
+    rules.insert("tie_provider_service", case(&["admin"]));
+    rules.insert("untie_provider_service", case(&["admin"]));
     rules
 }
+
+/// The fixture's connection to `provider`'s service.
+const PROVIDER_CONNECTION: Uuid = Uuid::from_u128(0xc0_ffee);
 
 impl Rule {
     fn clone_rule(&self) -> Rule {
@@ -230,6 +263,7 @@ impl Rule {
             foreign: self.foreign,
             public: self.public,
             everyone: self.everyone,
+            absent: self.absent,
         }
     }
 
@@ -238,6 +272,7 @@ impl Rule {
         // it here either, and `foreign` when it is only the organisation that differs.
         match name.strip_prefix("foreign_") {
             _ if self.everyone.is_some() => self.everyone.unwrap_or(Allowed),
+            _ if self.absent.contains(&name) => NotFound,
             _ if self.allowed.contains(&name) => Allowed,
             Some(domestic) if self.allowed.contains(&domestic) => self.foreign,
             _ => Forbidden,
@@ -352,6 +387,16 @@ pub fn body(
         "cancel_task" => json!({ "reason": "no_longer_needed" }),
         "fhir_create_service_request" => super::fhir::service_request("matrix-1"),
         "fhir_transaction" => super::fhir::transaction("matrix-2"),
+        "accept_connection" => json!({ "connection_id": PROVIDER_CONNECTION }),
+        "decline_connection" => {
+            json!({ "connection_id": PROVIDER_CONNECTION, "reason": "no_capacity" })
+        }
+        "record_connection_start" => {
+            json!({ "connection_id": PROVIDER_CONNECTION, "started": true })
+        }
+        "tie_provider_service" | "untie_provider_service" => {
+            json!({ "service_id": services[0] })
+        }
         _ => return None,
     })
 }
@@ -441,6 +486,27 @@ async fn every_route_refuses_every_caller_it_should() {
     assert_eq!(raised.status, 201, "{:#}", raised.body);
     // A referral the practice sent over FHIR, to follow.
     let fhir_referral = super::fhir::refer(&server, &people.practice, "matrix-0").await;
+    // A referral of the fixture's person to `provider`'s service, with their consent.
+    for (path, body) in [
+        (
+            "consents",
+            json!({ "scope": "share_with_onward_services", "services": [] }),
+        ),
+        (
+            "connections",
+            json!({ "connection_id": PROVIDER_CONNECTION, "service_id": server.provider_services[0],
+                    "need": "loneliness_isolation", "kind": "referred" }),
+        ),
+    ] {
+        let made = server
+            .post(
+                &people.worker,
+                &format!("/api/v1/clients/{client}/{path}"),
+                body,
+            )
+            .await;
+        assert_eq!(made.status, 201, "{:#}", made.body);
+    }
 
     let spec = api::http::openapi_json();
     let rules = rules();
@@ -541,15 +607,17 @@ async fn every_route_refuses_every_caller_it_should() {
     for entry in journey.body["entries"].as_array().expect("entries") {
         assert_eq!(entry["organisation_id"], json!(people.lead.organisation_id));
         assert!(
-            ["lead", "worker", "referrer", "admin"].iter().any(|n| {
-                let p = people
-                    .all()
-                    .into_iter()
-                    .find(|(name, _)| name == n)
-                    .expect("a person")
-                    .1;
-                entry["actor_id"] == json!(p.staff_id)
-            }),
+            ["lead", "worker", "referrer", "admin", "provider"]
+                .iter()
+                .any(|n| {
+                    let p = people
+                        .all()
+                        .into_iter()
+                        .find(|(name, _)| name == n)
+                        .expect("a person")
+                        .1;
+                    entry["actor_id"] == json!(p.staff_id)
+                }),
             "an event by someone not allowed: {entry:#}"
         );
     }

@@ -11,6 +11,7 @@ mod console_journey;
 mod console_names;
 mod console_oidc;
 mod console_plan;
+mod console_provider;
 mod console_tasks;
 mod csv_files;
 mod dating;
@@ -20,6 +21,7 @@ pub mod journey;
 mod malformed;
 mod matrix;
 mod metrics_access;
+mod provider;
 mod published;
 mod redirections;
 mod replica;
@@ -69,6 +71,11 @@ pub struct People {
     pub foreign_admin: Person,
     /// A GP practice's system (a client credential) of the first organisation.
     pub practice: Person,
+    /// Provider staff of a third organisation (a voluntary organisation), tied to the first of
+    /// its services (`TestServer::provider_services`).
+    pub provider: Person,
+    /// Provider staff of the same organisation, tied to its second service only.
+    pub other_provider: Person,
 }
 
 impl People {
@@ -89,6 +96,8 @@ impl People {
             ("foreign_auditor", &self.foreign_auditor),
             ("foreign_admin", &self.foreign_admin),
             ("practice", &self.practice),
+            ("provider", &self.provider),
+            ("other_provider", &self.other_provider),
         ]
     }
 }
@@ -102,6 +111,9 @@ pub struct TestServer {
     /// Services listed in the directory (from the sample) by the organisation of `lead`, for
     /// connections.
     pub services: Vec<Uuid>,
+    /// Services listed by the provider organisation: `provider` answers for the first,
+    /// `other_provider` for the second.
+    pub provider_services: Vec<Uuid>,
     handle: ServerHandle,
     /// Holds the caseload projection's lease across catch-ups.
     holder: Uuid,
@@ -238,6 +250,9 @@ impl TestServer {
             .await
             .expect("team")
             .0;
+        let provider_org = access::ensure_organisation(&admin, "Frome Community Hub")
+            .await
+            .expect("organisation");
         let foreign_team = access::ensure_team(&admin, foreign, "Leeds")
             .await
             .expect("team")
@@ -278,10 +293,43 @@ impl TestServer {
                 "Frome Medical Practice system",
             )
             .await,
+            provider: person(
+                &admin,
+                provider_org,
+                None,
+                Role::ServiceProvider,
+                "Pia Provider",
+            )
+            .await,
+            other_provider: person(
+                &admin,
+                provider_org,
+                None,
+                Role::ServiceProvider,
+                "Otto Provider",
+            )
+            .await,
         };
         // Listed by the first organisation: its administrator and team leads may change them,
         // the other's staff may only connect people to them.
         let services = crate::support::list_sample_services_for(&store, 3, org).await;
+        // The provider organisation's own services (the next two of the sample), each tied to
+        // one of its provider staff.
+        let provider_services =
+            crate::support::list_more_sample_services_for(&store, 3, 2, provider_org).await;
+        for (person, service) in [&people.provider, &people.other_provider]
+            .into_iter()
+            .zip(&provider_services)
+        {
+            admin
+                .execute(
+                    "INSERT INTO provider_services (staff_id, service_id, organisation_id) \
+                     VALUES ($1, $2, $3)",
+                    &[&person.staff_id, service, &provider_org],
+                )
+                .await
+                .expect("a provider tied to its service");
+        }
         // The tests probe every route with bad tokens from one address: the guessing limit is
         // tested on a server of its own (`metrics_access`).
         let state = api::http::AppState::with_clock(store.clone(), clock)
@@ -298,6 +346,7 @@ impl TestServer {
             base,
             people,
             services,
+            provider_services,
             handle,
             holder: Uuid::new_v4(),
             // Idle connections are dropped before the server's keep-alive (5 s) closes them, so

@@ -72,7 +72,7 @@ pub struct CommandAccepted {
 }
 
 impl CommandAccepted {
-    fn from_result(result: &AppendResult) -> CommandAccepted {
+    pub(super) fn from_result(result: &AppendResult) -> CommandAccepted {
         CommandAccepted {
             client_id: result.stream_id,
             stream_version: result.stream_version,

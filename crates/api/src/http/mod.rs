@@ -10,6 +10,7 @@ mod fhir;
 mod metrics;
 mod negotiate;
 pub mod problem;
+mod provider;
 mod queries;
 mod reports;
 mod service;
@@ -227,7 +228,8 @@ fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(reports::configure)
             .configure(directory::configure)
             .configure(admin::configure)
-            .configure(tasks::configure),
+            .configure(tasks::configure)
+            .configure(provider::configure),
     );
     fhir::configure(config);
 }

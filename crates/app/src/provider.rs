@@ -1,0 +1,427 @@
+//! Closed-loop connections (issue #21, part 4): a directory service's own staff (provider
+//! staff, `Role::ServiceProvider`) see the onward connections made to the services they are
+//! tied to, accept or decline them (with a coded reason), and say whether the person started.
+//!
+//! Provider staff belong to their own organisation (a voluntary organisation, usually outside
+//! the NHS service that made the connection); its administrator ties them to services the
+//! organisation owns in the directory (`provider_services`, V27). A provider sees connections
+//! made to its services from any organisation, and of each only what it needs: the need, the
+//! kind of connection, when it was made, its own answer, and the person's given name and
+//! family initial while the person's consent to share with onward services covers the service
+//! (never their journey, scores or notes). Every page is written to the read audit first, one
+//! row per person, under the record's own organisation (so the record's auditors see it), as
+//! view `provider_connections`.
+//!
+//! Answers are client events (`domain::provider`), appended through
+//! [`CaseService::execute_authorised`] under the record's organisation with the provider's
+//! staff id and role as the actor, idempotent by key.
+
+use chrono::{DateTime, Utc};
+use domain::{
+    CaseEvent, ClientId, ConnectionKind, ConsentScope, DomainEvent, NeedDomain, ProviderAnswer,
+    ProviderCommand, ServiceId,
+};
+use eventstore::{AppendResult, Metadata, StoreError};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::access::{self, Principal};
+use crate::error::{AppError, Page};
+use crate::policy;
+use crate::records::ReadContext;
+use crate::{CaseService, CommandError, CommandOptions, Denied, LoadedCase, StaffCommand};
+
+/// The read audit's name for a provider's list of connections.
+pub const PROVIDER_VIEW: &str = "provider_connections";
+
+/// What a provider may know of the person: their given name and family initial.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct SharedPerson {
+    pub given_name: String,
+    pub family_initial: String,
+}
+
+/// A connection made to one of the caller's services.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ProviderConnection {
+    pub client_id: Uuid,
+    pub connection_id: Uuid,
+    pub service_id: Uuid,
+    /// The service's name in the directory, when the directory lists it.
+    pub service_name: Option<String>,
+    pub need: NeedDomain,
+    pub kind: ConnectionKind,
+    /// When the link worker made the connection.
+    pub made_at: DateTime<Utc>,
+    /// The service's answer so far; none before it answers.
+    pub answer: Option<ProviderAnswer>,
+    /// The person, while their consent to share with onward services covers this service;
+    /// null otherwise (and once erased).
+    pub person: Option<SharedPerson>,
+    /// The person's personal data was erased: the connection can no longer be answered.
+    pub erased: bool,
+}
+
+/// A page of connections, newest first.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct ProviderConnectionPage {
+    pub items: Vec<ProviderConnection>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+/// A provider staff member's tie to a directory service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ProviderTie {
+    pub staff_id: Uuid,
+    pub service_id: Uuid,
+    /// False when the tie was already there (nothing changed).
+    pub created: bool,
+}
+
+/// The provider's side of onward connections, beside the [`CaseService`] (the same store and
+/// clock).
+#[derive(Clone)]
+pub struct ProviderConnections {
+    cases: CaseService,
+}
+
+/// What one person's record gives the list.
+struct Person {
+    organisation: Uuid,
+    loaded: LoadedCase,
+}
+
+impl ProviderConnections {
+    /// Provider connections over the same store and clock as `cases`.
+    pub fn beside(cases: &CaseService) -> ProviderConnections {
+        ProviderConnections {
+            cases: cases.clone(),
+        }
+    }
+
+    /// The services `principal` is tied to.
+    async fn tied(&self, principal: &Principal) -> Result<Vec<ServiceId>, StoreError> {
+        let client = self.cases.store().pool().get().await?;
+        let rows = client
+            .query(
+                "SELECT service_id FROM provider_services WHERE staff_id = $1 ORDER BY service_id",
+                &[&principal.staff_id.0],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| ServiceId(row.get(0))).collect())
+    }
+
+    /// Answers a connection made to one of the caller's services: accept it, decline it with a
+    /// reason, or say whether the person started. Idempotent by key; `If-Match` is the record's
+    /// version.
+    ///
+    /// # Errors
+    /// [`CommandError::Denied`] by [`policy::provider::may_answer_connection`] (403 for another
+    /// role, 404 for a record or connection not theirs); the domain's refusals; conflicts and
+    /// store failures.
+    #[tracing::instrument(skip_all, fields(client_id = %client_id.0))]
+    pub async fn answer_as(
+        &self,
+        principal: &Principal,
+        client_id: ClientId,
+        command: &ProviderCommand,
+        request: StaffCommand,
+    ) -> Result<AppendResult, CommandError> {
+        policy::require(
+            principal,
+            &[access::Role::ServiceProvider],
+            "answering a connection made to a service",
+        )?;
+        let tied = self.tied(principal).await.map_err(CommandError::Store)?;
+        let connection_id = command.connection_id();
+        // The record's organisation goes on the answer's metadata: the log's organisation names
+        // whose record an event belongs to; the actor (and their role) say it was the provider.
+        let loaded = self.cases.load(client_id).await?;
+        policy::provider::may_answer_connection(principal, &loaded, connection_id, &tied)?;
+        let Some(organisation_id) = loaded.organisation_id else {
+            return Err(Denied::NotFound.into());
+        };
+        let metadata = Metadata {
+            actor_id: principal.staff_id.0,
+            actor_role: principal.role.as_str().to_owned(),
+            organisation_id,
+            correlation_id: request.correlation_id,
+            causation_id: None,
+            occurred_at: self.cases.clock().now(),
+        };
+        let options = CommandOptions {
+            idempotency_key: request.idempotency_key,
+            fingerprint: request.fingerprint,
+            expected_version: request.expected_version,
+        };
+        self.cases
+            .execute_authorised(
+                client_id,
+                &domain::CaseCommand::AnswerConnection(command.clone()),
+                metadata,
+                options,
+                |check| {
+                    policy::provider::may_answer_connection(
+                        principal,
+                        check.case,
+                        connection_id,
+                        &tied,
+                    )
+                },
+            )
+            .await
+    }
+
+    /// The connections made to the caller's services, newest first, a page of `limit` after
+    /// `cursor` (a log position). Signposting is left out: the service was not told of the
+    /// person. Each person on the page is written to the read audit before it is answered.
+    ///
+    /// # Errors
+    /// [`AppError::Denied`] by [`policy::provider::may_read_provider_connections`]; a `limit`
+    /// or `cursor` out of bounds; store failures.
+    #[tracing::instrument(skip_all)]
+    pub async fn connections(
+        &self,
+        principal: &Principal,
+        cursor: Option<i64>,
+        limit: Option<i64>,
+        read: &ReadContext,
+    ) -> Result<ProviderConnectionPage, AppError> {
+        policy::provider::may_read_provider_connections(principal)?;
+        let page = Page::numbered(cursor, limit)?;
+        let tied = self.tied(principal).await?;
+        if tied.is_empty() {
+            return Ok(ProviderConnectionPage {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        let services: Vec<String> = tied.iter().map(|s| s.0.to_string()).collect();
+        let client = self.cases.store().pool().get().await?;
+        let rows = client
+            .query(
+                "SELECT e.position, e.stream_id, e.event_type, e.schema_version, e.payload, \
+                        e.occurred_at, d.name \
+                 FROM events e \
+                 LEFT JOIN directory_services d \
+                   ON d.service_id = (e.payload->>'service_id')::uuid \
+                 WHERE e.event_type = 'OnwardConnectionMade' \
+                   AND e.payload->>'service_id' = ANY($1::text[]) \
+                   AND e.payload->>'kind' <> 'signposted' \
+                   AND ($2::bigint IS NULL OR e.position < $2) \
+                 ORDER BY e.position DESC LIMIT $3",
+                &[&services, &page.cursor, &(page.limit + 1)],
+            )
+            .await?;
+        drop(client);
+        let more = rows.len() as i64 > page.limit;
+        let rows = &rows[..rows.len().min(page.limit as usize)];
+        let mut people: std::collections::HashMap<Uuid, Person> = Default::default();
+        for row in rows {
+            let client_id: Uuid = row.get(1);
+            if people.contains_key(&client_id) {
+                continue;
+            }
+            let loaded = self.cases.load(ClientId(client_id)).await?;
+            if let Some(organisation) = loaded.organisation_id {
+                people.insert(
+                    client_id,
+                    Person {
+                        organisation,
+                        loaded,
+                    },
+                );
+            }
+        }
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            let client_id: Uuid = row.get(1);
+            let event = CaseEvent::decode(row.get(2), row.get(3), row.get(4))
+                .map_err(|e| AppError::Unexpected(e.into()))?;
+            let CaseEvent::OnwardConnectionMade(connection) = event else {
+                continue;
+            };
+            let Some(person) = people.get(&client_id) else {
+                continue;
+            };
+            let state = &person.loaded.state;
+            items.push(ProviderConnection {
+                client_id,
+                connection_id: connection.connection_id.0,
+                service_id: connection.service_id.0,
+                service_name: row.get(6),
+                need: connection.need,
+                kind: state
+                    .connection_services
+                    .get(&connection.connection_id)
+                    .map_or(connection.kind, |(_, kind)| *kind),
+                made_at: row.get(5),
+                answer: state
+                    .provider_answers
+                    .get(&connection.connection_id)
+                    .copied(),
+                person: shared_person(&person.loaded, connection.service_id),
+                erased: state.erased,
+            });
+        }
+        self.audit(principal, &people, read).await?;
+        Ok(ProviderConnectionPage {
+            next_cursor: if more {
+                rows.last().map(|row| row.get(0))
+            } else {
+                None
+            },
+            items,
+        })
+    }
+
+    /// Writes one read per person on the page to the read audit, under the record's own
+    /// organisation, in one statement.
+    async fn audit(
+        &self,
+        principal: &Principal,
+        people: &std::collections::HashMap<Uuid, Person>,
+        read: &ReadContext,
+    ) -> Result<(), AppError> {
+        if people.is_empty() {
+            return Ok(());
+        }
+        let clients: Vec<Uuid> = people.keys().copied().collect();
+        let organisations: Vec<Uuid> = clients.iter().map(|c| people[c].organisation).collect();
+        let client = self.cases.store().pool().get().await?;
+        client
+            .execute(
+                "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, purpose_code, request_id) \
+                 SELECT o, c, $3, $4, $5, $6, $7 FROM unnest($1::uuid[], $2::uuid[]) AS u(o, c)",
+                &[
+                    &organisations,
+                    &clients,
+                    &principal.staff_id.0,
+                    &principal.role.as_str(),
+                    &PROVIDER_VIEW,
+                    &read.purpose.map(crate::records::ReadPurpose::code),
+                    &read.request_id,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Ties a provider staff member of the administrator's organisation to a directory service
+    /// the organisation owns (nothing changes when they are tied already).
+    ///
+    /// # Errors
+    /// [`AppError::Denied`] by [`policy::provider::may_tie_provider`]; store failures.
+    pub async fn tie(
+        &self,
+        principal: &Principal,
+        staff_id: Uuid,
+        service_id: ServiceId,
+    ) -> Result<ProviderTie, AppError> {
+        self.may_tie(principal, staff_id, service_id).await?;
+        let client = self.cases.store().pool().get().await?;
+        let created = client
+            .execute(
+                "INSERT INTO provider_services (staff_id, service_id, organisation_id, tied_by) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[
+                    &staff_id,
+                    &service_id.0,
+                    &principal.organisation_id,
+                    &principal.staff_id.0,
+                ],
+            )
+            .await?;
+        Ok(ProviderTie {
+            staff_id,
+            service_id: service_id.0,
+            created: created == 1,
+        })
+    }
+
+    /// Unties a provider staff member from a service: they no longer see or answer its
+    /// connections. Returns whether there was a tie.
+    ///
+    /// # Errors
+    /// As [`ProviderConnections::tie`].
+    pub async fn untie(
+        &self,
+        principal: &Principal,
+        staff_id: Uuid,
+        service_id: ServiceId,
+    ) -> Result<bool, AppError> {
+        self.may_tie(principal, staff_id, service_id).await?;
+        let client = self.cases.store().pool().get().await?;
+        let removed = client
+            .execute(
+                "DELETE FROM provider_services WHERE staff_id = $1 AND service_id = $2",
+                &[&staff_id, &service_id.0],
+            )
+            .await?;
+        Ok(removed == 1)
+    }
+
+    async fn may_tie(
+        &self,
+        principal: &Principal,
+        staff_id: Uuid,
+        service_id: ServiceId,
+    ) -> Result<(), AppError> {
+        policy::require(
+            principal,
+            &[access::Role::Administrator],
+            "tying provider staff to a service",
+        )?;
+        let staff = {
+            let client = self.cases.store().pool().get().await?;
+            access::staff_member(&**client, principal.organisation_id, staff_id).await?
+        };
+        let owner = match crate::directory::service_state(self.cases.store(), service_id).await {
+            Ok(state) => state.owner,
+            Err(crate::stream::LoadError::OtherKind(_)) => None,
+            Err(crate::stream::LoadError::Store(e)) => return Err(e.into()),
+            Err(crate::stream::LoadError::Corrupt(e)) => {
+                return Err(AppError::Unexpected(e.into()));
+            }
+        };
+        policy::provider::may_tie_provider(principal, staff.as_ref(), owner)?;
+        match staff {
+            Some(staff) if staff.role == access::Role::ServiceProvider => Ok(()),
+            _ => Err(AppError::bad_input(
+                "staff_id",
+                "only provider staff (role service_provider) are tied to services",
+            )),
+        }
+    }
+}
+
+/// The person as the service may know them: given name and family initial, while their consent
+/// to share with onward services is in force and covers `service` (any service, or it by name),
+/// and they are not erased.
+fn shared_person(loaded: &LoadedCase, service: ServiceId) -> Option<SharedPerson> {
+    let state = &loaded.state;
+    if state.erased {
+        return None;
+    }
+    let covered = state
+        .consents
+        .get(&ConsentScope::ShareWithOnwardServices)
+        .is_some_and(|services| services.is_empty() || services.contains(&service));
+    if !covered {
+        return None;
+    }
+    loaded.entries.values().find_map(|entry| match entry {
+        CaseEvent::ClientRegistered(registered) => Some(SharedPerson {
+            given_name: registered.personal.given_name.clone(),
+            family_initial: registered
+                .personal
+                .family_name
+                .chars()
+                .next()
+                .map(String::from)
+                .unwrap_or_default(),
+        }),
+        _ => None,
+    })
+}

@@ -1,0 +1,346 @@
+//! Closed-loop connections over HTTP (#21 part 4): a service's provider staff see only the
+//! connections made to their services (and of the person only their given name and initial,
+//! under consent), each read audited under the record's organisation; they accept or decline
+//! once, then say whether the person started; nobody else answers; administrators tie only
+//! their own provider staff to their own services.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::TestServer;
+use super::journey::open_case;
+
+const REFERRED: Uuid = Uuid::from_u128(0xc1);
+const SIGNPOSTED: Uuid = Uuid::from_u128(0xc2);
+const TO_OTHER_SERVICE: Uuid = Uuid::from_u128(0xc3);
+
+/// The fixture's person with consent to share with the provider's first service only, and
+/// three connections: a referral and a signposting to that service, a referral to the second.
+async fn connected(server: &TestServer) -> Uuid {
+    let people = &server.people;
+    let client = open_case(server).await;
+    let (first, second) = (server.provider_services[0], server.provider_services[1]);
+    for (path, body) in [
+        (
+            "consents",
+            json!({ "scope": "share_with_onward_services", "services": [first, second] }),
+        ),
+        (
+            "connections",
+            json!({ "connection_id": REFERRED, "service_id": first, "need": "loneliness_isolation", "kind": "referred" }),
+        ),
+        (
+            "connections",
+            json!({ "connection_id": SIGNPOSTED, "service_id": first, "need": "housing", "kind": "signposted" }),
+        ),
+        (
+            "connections",
+            json!({ "connection_id": TO_OTHER_SERVICE, "service_id": second, "need": "physical_activity", "kind": "warm_handover" }),
+        ),
+        // Consent narrowed to the first service: the second's provider no longer learns the
+        // person's name.
+        (
+            "consents",
+            json!({ "scope": "share_with_onward_services", "services": [first] }),
+        ),
+    ] {
+        let made = server
+            .post(
+                &people.worker,
+                &format!("/api/v1/clients/{client}/{path}"),
+                body,
+            )
+            .await;
+        assert_eq!(made.status, 201, "{path}: {:#}", made.body);
+    }
+    client
+}
+
+fn ids(page: &Value) -> Vec<Value> {
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item["connection_id"].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_provider_sees_only_the_connections_made_to_its_services_and_only_the_name_shared() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let client = connected(&server).await;
+
+    let mine = server
+        .get(&people.provider, "/api/v1/provider/connections")
+        .await;
+    assert_eq!(mine.status, 200, "{:#}", mine.body);
+    assert_eq!(
+        ids(&mine.body),
+        vec![json!(REFERRED)],
+        "no signposting, no other service"
+    );
+    let item = &mine.body["items"][0];
+    assert_eq!(item["client_id"], json!(client));
+    assert_eq!(item["service_id"], json!(server.provider_services[0]));
+    assert_eq!(item["need"], "loneliness_isolation");
+    assert_eq!(item["kind"], "referred");
+    assert_eq!(item["answer"], Value::Null);
+    assert_eq!(
+        item["person"],
+        json!({ "given_name": "Maggie", "family_initial": "T" })
+    );
+    assert!(
+        !mine.body.to_string().contains("Thornbury"),
+        "never the family name"
+    );
+
+    let theirs = server
+        .get(&people.other_provider, "/api/v1/provider/connections")
+        .await;
+    assert_eq!(ids(&theirs.body), vec![json!(TO_OTHER_SERVICE)]);
+    assert_eq!(
+        theirs.body["items"][0]["person"],
+        Value::Null,
+        "consent no longer covers the second service"
+    );
+
+    // Nobody else lists them; a page out of bounds names its parameter.
+    let worker = server
+        .get(&people.worker, "/api/v1/provider/connections")
+        .await;
+    assert_eq!(worker.status, 403);
+    let bad = server
+        .get(&people.provider, "/api/v1/provider/connections?limit=0")
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.body["errors"][0]["field"], "query.limit");
+
+    // Each list was a read of the person's record, audited where the record's auditors look.
+    let reads = server
+        .get(&people.auditor, &format!("/api/v1/clients/{client}/reads"))
+        .await;
+    assert_eq!(reads.status, 200, "{:#}", reads.body);
+    let provider_reads: Vec<&Value> = reads.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|r| r["view"] == "provider_connections")
+        .collect();
+    assert_eq!(provider_reads.len(), 2, "{:#}", reads.body);
+    assert!(provider_reads.iter().any(
+        |r| r["staff_id"] == json!(people.provider.staff_id) && r["role"] == "service_provider"
+    ));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_provider_accepts_once_then_says_whether_the_person_started_and_nobody_else_answers() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let client = connected(&server).await;
+    let path = |what: &str| format!("/api/v1/provider/clients/{client}/{what}");
+
+    // Started before accepting: refused, at the connection.
+    let early = server
+        .post(
+            &people.provider,
+            &path("connection-starts"),
+            json!({ "connection_id": REFERRED, "started": true }),
+        )
+        .await;
+    assert_eq!(early.status, 422, "{:#}", early.body);
+    assert_eq!(early.body["rule"], "connection_not_accepted");
+
+    // Another service's provider, the record's own worker, another organisation: none answer.
+    let accept = json!({ "connection_id": REFERRED });
+    for (who, status) in [
+        (&people.other_provider, 404),
+        (&people.worker, 403),
+        (&people.foreign_worker, 403),
+    ] {
+        let refused = server
+            .post(who, &path("connection-acceptances"), accept.clone())
+            .await;
+        assert_eq!(refused.status, status, "{:#}", refused.body);
+    }
+    // Nor does the provider answer a connection to a service not theirs, or a signposting.
+    let not_theirs = server
+        .post(
+            &people.provider,
+            &path("connection-acceptances"),
+            json!({ "connection_id": TO_OTHER_SERVICE }),
+        )
+        .await;
+    assert_eq!(not_theirs.status, 404);
+    let signposted = server
+        .post(
+            &people.provider,
+            &path("connection-declines"),
+            json!({ "connection_id": SIGNPOSTED, "reason": "no_capacity" }),
+        )
+        .await;
+    assert_eq!(signposted.status, 422);
+    assert_eq!(signposted.body["rule"], "connection_not_shared");
+    // A reason not in the list names the field.
+    let bad_reason = server
+        .post(
+            &people.provider,
+            &path("connection-declines"),
+            json!({ "connection_id": REFERRED, "reason": "busy" }),
+        )
+        .await;
+    assert_eq!(bad_reason.status, 400, "{:#}", bad_reason.body);
+    assert!(
+        bad_reason.body.to_string().contains("reason"),
+        "{:#}",
+        bad_reason.body
+    );
+
+    // Accepted once; the same request again with its key is the first answer.
+    let key = [("Idempotency-Key", "provider-accept-1")];
+    let accepted = server
+        .call(
+            Some(&people.provider),
+            "POST",
+            &path("connection-acceptances"),
+            Some(&accept),
+            &key,
+        )
+        .await;
+    assert_eq!(accepted.status, 201, "{:#}", accepted.body);
+    let again = server
+        .call(
+            Some(&people.provider),
+            "POST",
+            &path("connection-acceptances"),
+            Some(&accept),
+            &key,
+        )
+        .await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body["position"], accepted.body["position"]);
+    let twice = server
+        .post(
+            &people.provider,
+            &path("connection-declines"),
+            json!({ "connection_id": REFERRED, "reason": "no_capacity" }),
+        )
+        .await;
+    assert_eq!(twice.status, 422);
+    assert_eq!(twice.body["rule"], "connection_already_answered");
+
+    let started = server
+        .post(
+            &people.provider,
+            &path("connection-starts"),
+            json!({ "connection_id": REFERRED, "started": true }),
+        )
+        .await;
+    assert_eq!(started.status, 201, "{:#}", started.body);
+    let mine = server
+        .get(&people.provider, "/api/v1/provider/connections")
+        .await;
+    assert_eq!(mine.body["items"][0]["answer"], "started");
+
+    // The link worker's record has the answers, as the provider's, on the record's organisation.
+    let journey = server
+        .get(
+            &people.worker,
+            &format!("/api/v1/clients/{client}/journey?limit=500"),
+        )
+        .await;
+    let answers: Vec<&Value> = journey.body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| {
+            e["event_type"] == "ConnectionAcceptedByProvider"
+                || e["event_type"] == "ConnectionStartRecorded"
+        })
+        .collect();
+    assert_eq!(answers.len(), 2, "{:#}", journey.body);
+    for answer in answers {
+        assert_eq!(answer["actor_id"], json!(people.provider.staff_id));
+        assert_eq!(
+            answer["organisation_id"],
+            json!(people.worker.organisation_id)
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_administrator_ties_only_their_own_provider_staff_to_their_own_services() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let added = server
+        .post(
+            &people.admin,
+            "/api/v1/staff",
+            json!({ "name": "Sid Service", "role": "service_provider", "team_id": null, "capacity": null }),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{:#}", added.body);
+    let staff = added.body["staff_id"].as_str().expect("an id").to_owned();
+    let tie = |service: Uuid| json!({ "service_id": service });
+    let ties = format!("/api/v1/staff/{staff}/provider-services");
+
+    let tied = server
+        .post(&people.admin, &ties, tie(server.services[0]))
+        .await;
+    assert_eq!(tied.status, 201, "{:#}", tied.body);
+    assert_eq!(tied.body["created"], true);
+    let again = server
+        .post(&people.admin, &ties, tie(server.services[0]))
+        .await;
+    assert_eq!(again.body["created"], false);
+    // Another organisation's service (the provider organisation's): refused, as the directory
+    // is public; a service nobody listed: absent.
+    let theirs = server
+        .post(&people.admin, &ties, tie(server.provider_services[0]))
+        .await;
+    assert_eq!(theirs.status, 403, "{:#}", theirs.body);
+    let nothing = server.post(&people.admin, &ties, tie(Uuid::new_v4())).await;
+    assert_eq!(nothing.status, 404, "{:#}", nothing.body);
+    // Another organisation's staff are not found; a link worker is not provider staff.
+    let foreign = server
+        .post(
+            &people.admin,
+            &format!(
+                "/api/v1/staff/{}/provider-services",
+                people.provider.staff_id
+            ),
+            tie(server.services[0]),
+        )
+        .await;
+    assert_eq!(foreign.status, 404);
+    let worker = server
+        .post(
+            &people.admin,
+            &format!("/api/v1/staff/{}/provider-services", people.worker.staff_id),
+            tie(server.services[0]),
+        )
+        .await;
+    assert_eq!(worker.status, 400);
+    assert_eq!(worker.body["errors"][0]["field"], "staff_id");
+
+    let removed = server
+        .post(
+            &people.admin,
+            &format!("/api/v1/staff/{staff}/provider-service-removals"),
+            tie(server.services[0]),
+        )
+        .await;
+    assert_eq!(removed.status, 200, "{:#}", removed.body);
+    assert_eq!(removed.body["removed"], true);
+    let count: i64 = testkit::query_value(
+        &server.db.admin_client().await,
+        "SELECT count(*) FROM provider_services WHERE staff_id = $1::text::uuid",
+        &[&staff],
+    )
+    .await;
+    assert_eq!(count, 0);
+    server.stop().await;
+}
