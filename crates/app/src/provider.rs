@@ -4,7 +4,7 @@
 //!
 //! Provider staff belong to their own organisation (a voluntary organisation, usually outside
 //! the NHS service that made the connection); its administrator ties them to services the
-//! organisation owns in the directory (`provider_services`, V27). A provider sees connections
+//! organisation owns in the directory (`provider_services`, V26). A provider sees connections
 //! made to its services from any organisation, and of each only what it needs: the need, the
 //! kind of connection, when it was made, its own answer, and the person's given name and
 //! family initial while the person's consent to share with onward services covers the service
