@@ -62,6 +62,8 @@ pub enum CaseCommand {
     RaiseConcern(SafeguardingConcernRaised),
     UpdateConcern(SafeguardingConcernUpdated),
     CloseConcern(SafeguardingConcernClosed),
+    /// Demographics for equity reporting, with what reports count by (derived by the caller).
+    RecordDemographics(crate::demographics::DemographicsRecorded),
 }
 
 impl CaseCommand {

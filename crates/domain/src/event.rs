@@ -426,6 +426,7 @@ pub enum CaseEvent {
     SafeguardingConcernRaised(SafeguardingConcernRaised),
     SafeguardingConcernUpdated(SafeguardingConcernUpdated),
     SafeguardingConcernClosed(SafeguardingConcernClosed),
+    DemographicsRecorded(crate::demographics::DemographicsRecorded),
 }
 
 /// Every event type name with its current schema version. Pinned by a test: renaming a type or
@@ -465,6 +466,7 @@ pub const EVENT_TYPES: &[(&str, i32)] = &[
     ("SafeguardingConcernRaised", 1),
     ("SafeguardingConcernUpdated", 1),
     ("SafeguardingConcernClosed", 1),
+    ("DemographicsRecorded", 1),
 ];
 
 /// What `[erased]` text reads as: the value every personal text field shows once its key is gone.
@@ -500,6 +502,8 @@ pub const PERSONAL_FIELDS: &[(&str, &str)] = &[
     ("SafeguardingConcernUpdated", "told"),
     ("SafeguardingConcernUpdated", "outcome"),
     ("SafeguardingConcernClosed", "reason"),
+    ("DemographicsRecorded", "demographics"),
+    ("DemographicsRecorded", "reportable"),
 ];
 
 /// Where a correction keeps the fields it corrects: an object whose fields are the corrected
@@ -544,6 +548,9 @@ pub fn erased_form(path: &str) -> Value {
             "given_name": ERASED, "family_name": ERASED, "date_of_birth": null,
             "nhs_number": null, "phone": null, "email": null, "address": null, "postcode": null
         })
+    } else if path.ends_with("demographics") || path.ends_with("reportable") {
+        // Every field of a demographics entry is optional: erased, none is known.
+        serde_json::json!({})
     } else {
         Value::String(ERASED.to_owned())
     }
@@ -658,6 +665,7 @@ impl DomainEvent for CaseEvent {
             CaseEvent::SafeguardingConcernRaised(_) => 31,
             CaseEvent::SafeguardingConcernUpdated(_) => 32,
             CaseEvent::SafeguardingConcernClosed(_) => 33,
+            CaseEvent::DemographicsRecorded(_) => 34,
         }
     }
 }
