@@ -368,7 +368,9 @@ pub fn apply_outcome_event(
         | CaseEvent::NoteUnpinned(_)
         | CaseEvent::SafeguardingConcernRaised(_)
         | CaseEvent::SafeguardingConcernUpdated(_)
-        | CaseEvent::SafeguardingConcernClosed(_) => {}
+        | CaseEvent::SafeguardingConcernClosed(_)
+        // Sealed: reports read what it counts by from `equity_demographics` (app::equity).
+        | CaseEvent::DemographicsRecorded(_) => {}
     }
 }
 

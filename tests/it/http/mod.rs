@@ -15,6 +15,7 @@ mod console_tasks;
 mod csv_files;
 mod dating;
 mod directory_owner;
+mod equity;
 mod fhir;
 pub mod journey;
 mod malformed;

@@ -5,6 +5,7 @@
 mod admin;
 mod commands;
 mod directory;
+mod equity;
 pub mod extract;
 mod fhir;
 mod metrics;
@@ -227,7 +228,8 @@ fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(reports::configure)
             .configure(directory::configure)
             .configure(admin::configure)
-            .configure(tasks::configure),
+            .configure(tasks::configure)
+            .configure(equity::configure),
     );
     fhir::configure(config);
 }
