@@ -220,6 +220,10 @@ fn rules() -> BTreeMap<&'static str, Rule> {
     rules.insert("fhir_transaction", own(&["practice"]));
     rules.insert("fhir_read_service_request", case(&["practice"]));
     rules.insert("fhir_read_task", case(&["practice"]));
+    // Equity reporting: demographics are recorded by whoever works the case; the breakdown is
+    // a report.
+    rules.insert("record_demographics", case(CASEWORKERS));
+    rules.insert("outcome_breakdown", own(REPORTERS));
     rules
 }
 
@@ -352,6 +356,9 @@ pub fn body(
         "cancel_task" => json!({ "reason": "no_longer_needed" }),
         "fhir_create_service_request" => super::fhir::service_request("matrix-1"),
         "fhir_transaction" => super::fhir::transaction("matrix-2"),
+        "record_demographics" => json!({
+            "demographics": { "sex": "female", "ethnic_category": "Z", "gp_practice": "L85016" }
+        }),
         _ => return None,
     })
 }
@@ -478,6 +485,7 @@ async fn every_route_refuses_every_caller_it_should() {
             // Required query parameters, so that only who is asking decides the answer.
             let path = match id {
                 "compare_outcomes" | "compare_outcomes_csv" => format!("{path}?a=1&b=1"),
+                "outcome_breakdown" => format!("{path}?by=sex"),
                 _ => path,
             };
             let method = method.to_ascii_uppercase();
