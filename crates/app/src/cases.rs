@@ -444,9 +444,13 @@ impl CaseService {
             });
         }
         // Demographics: what reports count by is derived here (app::equity), not by the caller.
-        let completed =
-            crate::equity::complete(self.store.pool(), command, &loaded, timing.occurred_at.date_naive())
-                .await?;
+        let completed = crate::equity::complete(
+            self.store.pool(),
+            command,
+            &loaded,
+            timing.occurred_at.date_naive(),
+        )
+        .await?;
         let command = completed.as_ref().unwrap_or(command);
         // What `decide` needs from outside the record: the directory service a connection
         // names, from the log (a service listed a moment ago can be used at once).

@@ -53,12 +53,18 @@ impl EquityRules {
             .ok_or_else(|| format!("there are no equity rules version {version}"))?;
         let rules: EquityRules = toml::from_str(text).map_err(|e| e.to_string())?;
         if rules.version != version {
-            return Err(format!("equity rules v{version} say they are v{}", rules.version));
+            return Err(format!(
+                "equity rules v{version} say they are v{}",
+                rules.version
+            ));
         }
         let mut next = 0;
         for (index, band) in rules.age_bands.iter().enumerate() {
             if band.from != next {
-                return Err(format!("age band {} starts at {}, not {next}", band.code, band.from));
+                return Err(format!(
+                    "age band {} starts at {}, not {next}",
+                    band.code, band.from
+                ));
             }
             match band.to {
                 Some(to) if to >= band.from => next = to + 1,
@@ -188,10 +194,12 @@ pub(crate) async fn complete(
         on,
         imd,
     );
-    Ok(Some(CaseCommand::RecordDemographics(DemographicsRecorded {
-        demographics: recorded.demographics.clone(),
-        reportable,
-    })))
+    Ok(Some(CaseCommand::RecordDemographics(
+        DemographicsRecorded {
+            demographics: recorded.demographics.clone(),
+            reportable,
+        },
+    )))
 }
 
 /// Keeps what reports count by after an append: the latest recording's row, or an erased row
@@ -215,9 +223,7 @@ pub(crate) async fn keep(
         return Ok(());
     }
     let client = pool.get().await.map_err(eventstore::StoreError::from)?;
-    let failed = |e: tokio_postgres::Error| {
-        CommandError::from(eventstore::StoreError::from(e))
-    };
+    let failed = |e: tokio_postgres::Error| CommandError::from(eventstore::StoreError::from(e));
     for (event, position) in appended {
         match event {
             CaseEvent::DemographicsRecorded(recorded) => {
@@ -322,7 +328,12 @@ pub fn parse_imd_file(text: &str) -> Result<Vec<LsoaDecile>, String> {
     let headers = reader.headers().map_err(|e| e.to_string())?.clone();
     let at = columns(
         &headers,
-        &[&[IMD_LSOA_CODE], &[IMD_LSOA_NAME], &[IMD_RANK], &[IMD_DECILE]],
+        &[
+            &[IMD_LSOA_CODE],
+            &[IMD_LSOA_NAME],
+            &[IMD_RANK],
+            &[IMD_DECILE],
+        ],
     )?;
     let mut rows = Vec::new();
     for (index, record) in reader.records().enumerate() {
@@ -360,10 +371,7 @@ pub fn parse_imd_file(text: &str) -> Result<Vec<LsoaDecile>, String> {
 pub fn parse_postcode_file(text: &str) -> Result<Vec<PostcodeLsoa>, String> {
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let headers = reader.headers().map_err(|e| e.to_string())?.clone();
-    let at = columns(
-        &headers,
-        &[&["pcds", "postcode"], &["lsoa11", "lsoa_code"]],
-    )?;
+    let at = columns(&headers, &[&["pcds", "postcode"], &["lsoa11", "lsoa_code"]])?;
     let mut rows = Vec::new();
     for (index, record) in reader.records().enumerate() {
         let line = index + 2;
@@ -384,15 +392,14 @@ pub fn parse_postcode_file(text: &str) -> Result<Vec<PostcodeLsoa>, String> {
 }
 
 /// Loads LSOA deciles into `imd_lsoa_deciles` (as the database's owner), replacing rows of the
-/// same LSOA, in one transaction; how many rows.
+/// same LSOA, a chunk a statement (loading again is harmless); how many rows.
 ///
 /// # Errors
 /// A database failure.
 pub async fn load_lsoa_deciles(
-    client: &mut tokio_postgres::Client,
+    tx: &impl GenericClient,
     rows: &[LsoaDecile],
 ) -> Result<u64, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
     let mut loaded = 0;
     for chunk in rows.chunks(5000) {
         let codes: Vec<&str> = chunk.iter().map(|r| r.lsoa_code.as_str()).collect();
@@ -409,7 +416,6 @@ pub async fn load_lsoa_deciles(
             )
             .await?;
     }
-    tx.commit().await?;
     Ok(loaded)
 }
 
@@ -418,10 +424,9 @@ pub async fn load_lsoa_deciles(
 /// # Errors
 /// A database failure.
 pub async fn load_postcodes(
-    client: &mut tokio_postgres::Client,
+    tx: &impl GenericClient,
     rows: &[PostcodeLsoa],
 ) -> Result<u64, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
     let mut loaded = 0;
     for chunk in rows.chunks(10000) {
         let postcodes: Vec<&str> = chunk.iter().map(|r| r.postcode.as_str()).collect();
@@ -435,17 +440,33 @@ pub async fn load_postcodes(
             )
             .await?;
     }
-    tx.commit().await?;
     Ok(loaded)
 }
 
 /// The extract shipped with Casebook (`data/imd/`): the published File 1 rows of Mendip's
 /// LSOAs, real values, for the demo area.
-pub const MENDIP_EXTRACT: &str = include_str!("../../../data/imd/File_1_IMD2019_Mendip_extract.csv");
+pub const MENDIP_EXTRACT: &str =
+    include_str!("../../../data/imd/File_1_IMD2019_Mendip_extract.csv");
 
 /// The demo's postcode lookup (`data/imd/`): ILLUSTRATIVE, not from the ONS postcode
 /// directory (the demo's postcodes are invented).
 pub const DEMO_POSTCODES: &str = include_str!("../../../data/imd/demo_postcodes_ILLUSTRATIVE.csv");
+
+/// Loads the shipped extract and the demo's postcodes (as the owner): `casebook imd load
+/// --demo`, and the demo.
+///
+/// # Errors
+/// A database failure (the shipped files are tested to parse).
+pub async fn load_demo_imd(
+    client: &impl GenericClient,
+) -> Result<(u64, u64), tokio_postgres::Error> {
+    let deciles = parse_imd_file(MENDIP_EXTRACT).unwrap_or_default();
+    let postcodes = parse_postcode_file(DEMO_POSTCODES).unwrap_or_default();
+    Ok((
+        load_lsoa_deciles(client, &deciles).await?,
+        load_postcodes(client, &postcodes).await?,
+    ))
+}
 
 #[cfg(test)]
 mod tests {
@@ -524,12 +545,27 @@ mod tests {
             preferred_language: Some("Urdu".to_owned()),
             ..Demographics::default()
         };
-        let derived = derive(&rules, &given, Some(day(1950, 1, 1)), day(2026, 3, 1), Some(3));
+        let derived = derive(
+            &rules,
+            &given,
+            Some(day(1950, 1, 1)),
+            day(2026, 3, 1),
+            Some(3),
+        );
         assert_eq!(derived.age_band.as_deref(), Some("75_84"));
-        assert_eq!(derived.ethnic_group, Some(domain::EthnicGroup::AsianOrAsianBritish));
+        assert_eq!(
+            derived.ethnic_group,
+            Some(domain::EthnicGroup::AsianOrAsianBritish)
+        );
         assert_eq!(derived.imd_decile, Some(3));
         assert_eq!(derived.rules_version, 1);
-        let unknown = derive(&rules, &Demographics::default(), None, day(2026, 3, 1), None);
+        let unknown = derive(
+            &rules,
+            &Demographics::default(),
+            None,
+            day(2026, 3, 1),
+            None,
+        );
         assert_eq!(unknown.age_band, None);
         assert_eq!(unknown.ethnic_group, None);
     }

@@ -923,7 +923,9 @@ async fn imd(
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
     };
     let (deciles, postcodes) = match &command {
-        I::Load { file: Some(file), .. } => (
+        I::Load {
+            file: Some(file), ..
+        } => (
             app::equity::parse_imd_file(&read(file)?).map_err(anyhow::Error::msg)?,
             Vec::new(),
         ),
@@ -939,12 +941,14 @@ async fn imd(
     };
     let database = Database::open(settings).await?;
     let mut owner = db::connect(database.admin_config()).await?;
-    let lsoas = app::equity::load_lsoa_deciles(&mut owner, &deciles)
+    let tx = owner.transaction().await?;
+    let lsoas = app::equity::load_lsoa_deciles(&tx, &deciles)
         .await
         .context("loading LSOA deciles")?;
-    let codes = app::equity::load_postcodes(&mut owner, &postcodes)
+    let codes = app::equity::load_postcodes(&tx, &postcodes)
         .await
         .context("loading postcodes")?;
+    tx.commit().await?;
     println!("loaded {lsoas} LSOA deciles and {codes} postcodes");
     drop(owner);
     database.shutdown().await?;

@@ -267,10 +267,7 @@ impl Demographics {
     /// [`CaseError::Invalid`] naming the field.
     pub fn validate(&self) -> Result<(), CaseError> {
         for (field, text) in [
-            (
-                "demographics.preferred_language",
-                &self.preferred_language,
-            ),
+            ("demographics.preferred_language", &self.preferred_language),
             (
                 "demographics.communication_needs",
                 &self.communication_needs,

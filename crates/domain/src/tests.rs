@@ -1880,7 +1880,10 @@ fn demographics_are_recorded_for_a_registered_person_and_checked() {
             ..Demographics::default()
         }),
     );
-    assert!(matches!(ok.as_deref(), Ok([CaseEvent::DemographicsRecorded(_)])));
+    assert!(matches!(
+        ok.as_deref(),
+        Ok([CaseEvent::DemographicsRecorded(_)])
+    ));
     let refused = |demographics: Demographics| {
         decide_listed(&state, &recorded(demographics))
             .map_err(|e| (e.rule(), e.field()))
@@ -1918,10 +1921,7 @@ fn demographics_are_recorded_for_a_registered_person_and_checked() {
 #[test]
 fn the_nhs_ethnic_categories_serialise_as_their_codes_and_fall_in_their_groups() {
     let codes: Vec<String> = EthnicCategory::ALL.iter().map(code).collect();
-    assert_eq!(
-        codes.join(" "),
-        "A B C D E F G H J K L M N P R S Z 99"
-    );
+    assert_eq!(codes.join(" "), "A B C D E F G H J K L M N P R S Z 99");
     let groups: Vec<String> = EthnicCategory::ALL
         .iter()
         .map(|c| code(&c.group()))

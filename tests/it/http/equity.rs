@@ -16,7 +16,14 @@ async fn person_born(server: &TestServer, born: &str) -> Uuid {
     let (client, referral) = (Uuid::new_v4(), Uuid::new_v4());
     let mut body = intake(referral, "gp");
     body["client"]["personal"]["date_of_birth"] = json!(born);
-    refer_and_accept(server, (&people.referrer, &people.lead), client, referral, body).await;
+    refer_and_accept(
+        server,
+        (&people.referrer, &people.lead),
+        client,
+        referral,
+        body,
+    )
+    .await;
     assign(server, client, &people.worker).await;
     client
 }
@@ -152,7 +159,10 @@ async fn the_outcome_report_breaks_down_by_demographics_under_the_small_number_r
         "the complement is suppressed too: {by_age:#}"
     );
     assert_eq!(group(&by_age, "0_17")["report"]["referrals"]["total"], 0);
-    assert_eq!(group(&by_age, "not_recorded")["report"]["referrals"]["total"], 0);
+    assert_eq!(
+        group(&by_age, "not_recorded")["report"]["referrals"]["total"],
+        0
+    );
     assert!(by_age["suppression"]["cells"].as_u64().expect("cells") > 0);
     assert_eq!(by_age["suppression"]["below"], 5);
 
@@ -161,7 +171,10 @@ async fn the_outcome_report_breaks_down_by_demographics_under_the_small_number_r
     assert_eq!(group(&by_sex, "female")["report"]["referrals"]["total"], 9);
     assert_eq!(group(&by_sex, "male")["report"]["referrals"]["total"], 6);
     assert_eq!(group(&by_sex, "male")["report"]["referrals"]["people"], 6);
-    assert_eq!(group(&by_sex, "not_recorded")["report"]["referrals"]["total"], 0);
+    assert_eq!(
+        group(&by_sex, "not_recorded")["report"]["referrals"]["total"],
+        0
+    );
 
     // By deprivation decile: thirteen in decile 2; the two with no postcode are not recorded,
     // suppressed, and decile 2 with them.
@@ -170,7 +183,10 @@ async fn the_outcome_report_breaks_down_by_demographics_under_the_small_number_r
         group(&by_imd, "not_recorded")["report"]["referrals"]["total"],
         Value::Null
     );
-    assert_eq!(group(&by_imd, "2")["report"]["referrals"]["total"], Value::Null);
+    assert_eq!(
+        group(&by_imd, "2")["report"]["referrals"]["total"],
+        Value::Null
+    );
     assert_eq!(group(&by_imd, "1")["report"]["referrals"]["total"], 0);
 
     // Erasure takes the person out of every group: they count as not recorded.

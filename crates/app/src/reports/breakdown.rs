@@ -89,9 +89,10 @@ impl Breakdown {
                 .map(|b| b.code)
                 .collect(),
             Breakdown::Sex => domain::Sex::ALL.iter().map(domain::code).collect(),
-            Breakdown::GenderIdentity => {
-                domain::GenderIdentity::ALL.iter().map(domain::code).collect()
-            }
+            Breakdown::GenderIdentity => domain::GenderIdentity::ALL
+                .iter()
+                .map(domain::code)
+                .collect(),
             Breakdown::EthnicGroup => domain::EthnicGroup::ALL.iter().map(domain::code).collect(),
             Breakdown::ImdDecile => (1..=10).map(|d: i32| d.to_string()).collect(),
             Breakdown::InterpreterNeeded => codes(&["true".to_owned(), "false".to_owned()]),
@@ -334,7 +335,9 @@ impl Reporting {
                 breakdown_report(tx, &filter, by).await
             })
             .await?;
-        Ok(self.publish(groups.as_mut_slice(), filter.rules_version, by).await?)
+        Ok(self
+            .publish(groups.as_mut_slice(), filter.rules_version, by)
+            .await?)
     }
 
     async fn publish(
