@@ -183,7 +183,7 @@ pub(crate) async fn complete(
             let client = pool.get().await.map_err(eventstore::StoreError::from)?;
             imd_decile(&**client, postcode)
                 .await
-                .map_err(|e| eventstore::StoreError::from(e))?
+                .map_err(eventstore::StoreError::from)?
         }
         None => None,
     };

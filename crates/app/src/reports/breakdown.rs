@@ -335,9 +335,8 @@ impl Reporting {
                 breakdown_report(tx, &filter, by).await
             })
             .await?;
-        Ok(self
-            .publish(groups.as_mut_slice(), filter.rules_version, by)
-            .await?)
+        self.publish(groups.as_mut_slice(), filter.rules_version, by)
+            .await
     }
 
     async fn publish(
