@@ -313,3 +313,53 @@ async fn demographics_are_refused_by_field_and_never_corrected() {
         .await;
     assert_eq!(worker_reads.status, 403, "{:#}", worker_reads.body);
 }
+
+#[tokio::test]
+async fn the_analyst_chooses_a_breakdown_in_the_console_without_script() {
+    let server = TestServer::start().await;
+    let people = &server.people;
+    // Five women, five men, and one each of two answers too few to show: two cells are
+    // suppressed, so neither needs a complement and the fives are shown.
+    let mut position = 0;
+    for sex in std::iter::repeat_n("female", 5)
+        .chain(std::iter::repeat_n("male", 5))
+        .chain(["not_known", "indeterminate"])
+    {
+        let client = person_born(&server, "1948-05-02").await;
+        position = record(&server, &people.worker, client, json!({ "sex": sex })).await;
+    }
+    server.catch_up().await;
+    assert!(position > 0);
+
+    let browser = super::console::signed_in_browser(&server, &people.analyst).await;
+    browser
+        .goto(&format!("{}/console/reports/breakdown", server.base))
+        .await;
+    assert_eq!(browser.text("h1").await, "Outcomes by group");
+    browser.assert_accessible("the breakdown page").await;
+    browser.select("#by", "sex").await;
+    browser.click_and_wait("#show-breakdown").await;
+    let rows = browser.texts("#breakdown tbody tr").await;
+    for shown in [
+        "female 5 5 5",
+        "male 5 5 5",
+        "not known suppressed suppressed",
+    ] {
+        assert!(
+            rows.iter().any(|r| r.starts_with(shown)),
+            "{shown}: {rows:?}"
+        );
+    }
+    browser.assert_accessible("the breakdown by sex").await;
+
+    // Anything else is refused at the field; a link worker has no report.
+    let analyst = super::console::sign_in(&server, &people.analyst).await;
+    let (status, _) =
+        super::console::get(&server, &analyst, "/console/reports/breakdown?by=shoe_size").await;
+    assert_eq!(status, 422);
+    let worker = super::console::sign_in(&server, &people.worker).await;
+    let (status, _) =
+        super::console::get(&server, &worker, "/console/reports/breakdown?by=sex").await;
+    assert_eq!(status, 403);
+    server.stop().await;
+}
