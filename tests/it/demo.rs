@@ -103,6 +103,7 @@ async fn the_demo_population_is_believable_reproducible_and_made_once() {
         ("OnwardConnectionMade", 30),
         ("ConnectionOutcomeRecorded", 20),
         ("CaseClosed", 20),
+        ("DemographicsRecorded", 40),
     ] {
         let n = admin
             .query_one(
@@ -114,6 +115,15 @@ async fn the_demo_population_is_believable_reproducible_and_made_once() {
             .get::<_, i64>(0);
         assert!(n >= at_least, "{n} {event_type}");
     }
+    // Most people's demographics are kept for the equity breakdowns, with their area's
+    // deprivation decile from the shipped extract.
+    let with_decile: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(*) FROM equity_demographics WHERE imd_decile IS NOT NULL AND age_band IS NOT NULL",
+        &[],
+    )
+    .await;
+    assert!(with_decile >= 40, "{with_decile}");
     // Nothing happens after the "today" the population was made for (services included), and
     // every connection names a listed directory service.
     let end_of_today = (options(60).today + chrono::Duration::days(1))

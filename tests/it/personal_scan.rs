@@ -162,6 +162,13 @@ async fn a_distinctive_string_in_every_personal_field_is_nowhere_in_the_clear() 
             json!({ "concern_id": concern, "told": text("also told"),
                     "told_at": format!("{}T12:00:00Z", days_ago(1)), "outcome": text("later outcome") }),
         ),
+        (
+            "demographics",
+            "demographics",
+            json!({ "demographics": { "preferred_language": text("language"),
+                    "communication_needs": text("communication needs"), "sex": "female",
+                    "ethnic_category": "N", "gp_practice": "L85016" } }),
+        ),
     ];
     for (name, what, body) in steps {
         let reply = server.ok(worker, &client_path(client, what), body).await;

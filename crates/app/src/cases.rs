@@ -443,6 +443,15 @@ impl CaseService {
                 actual: loaded.version,
             });
         }
+        // Demographics: what reports count by is derived here (app::equity), not by the caller.
+        let completed = crate::equity::complete(
+            self.store.pool(),
+            command,
+            &loaded,
+            timing.occurred_at.date_naive(),
+        )
+        .await?;
+        let command = completed.as_ref().unwrap_or(command);
         // What `decide` needs from outside the record: the directory service a connection
         // names, from the log (a service listed a moment ago can be used at once).
         // A redirection's service is looked up the same way, as is one a correction of a
@@ -513,7 +522,17 @@ impl CaseService {
             self.store.append_after(request, head).await
         };
         match appended {
-            Ok(result) => Ok(result),
+            Ok(result) => {
+                if let Some(organisation_id) = loaded.organisation_id {
+                    let kept: Vec<(CaseEvent, i64)> = events
+                        .into_iter()
+                        .zip(result.events.iter().map(|e| e.position))
+                        .collect();
+                    crate::equity::keep(self.store.pool(), client_id, organisation_id, &kept)
+                        .await?;
+                }
+                Ok(result)
+            }
             // Another writer got there first. Whoever it was, the caller hears of the record's
             // version only if they may still see the record as it is now: a referral racing
             // another organisation's to a new id is answered as any id of theirs would be.

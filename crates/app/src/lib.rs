@@ -16,6 +16,7 @@ pub mod caseload;
 mod cases;
 pub mod clock;
 pub mod directory;
+pub mod equity;
 mod error;
 pub mod export;
 pub mod fhir;

@@ -12,8 +12,12 @@ use uuid::Uuid;
 
 use projector::rules::{DisclosureRules, FactDate, PrivacyRules, Rules};
 
+pub use breakdown::{Breakdown, BreakdownReport, ClientGroup, GroupReport};
+
 use crate::export::{CsvFile, CsvOptions};
 use crate::freshness::{AsOf, Freshness, ReadWait, as_of, snapshot};
+
+mod breakdown;
 
 /// What to count.
 #[derive(Clone, Debug, Default)]
@@ -33,6 +37,8 @@ pub struct ReportFilter {
     /// A report snapshot's tag: its rows stand where `rules_version`'s would (the rules are
     /// still `rules_version`'s).
     pub snapshot_tag: Option<i32>,
+    /// Only the people of one demographic group (equity reporting, `breakdown`).
+    pub group: Option<ClientGroup>,
 }
 
 impl ReportFilter {
@@ -82,6 +88,10 @@ impl ReportFilter {
         }
         if let Some(reason) = &self.reason {
             add(" AND reasons ? {p}", Box::new(reason.clone()));
+        }
+        if let Some(group) = &self.group {
+            let (condition, value) = group.condition();
+            add(&condition, value);
         }
         (sql, params)
     }
@@ -1355,6 +1365,7 @@ impl Reporting {
             source: query.source.as_ref().map(domain::code),
             reason: query.reason.as_ref().map(domain::code),
             snapshot_tag: None,
+            group: None,
         })
     }
 

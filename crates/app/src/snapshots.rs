@@ -435,6 +435,7 @@ impl Snapshots {
             source: query.source.as_ref().map(domain::code),
             reason: query.reason.as_ref().map(domain::code),
             snapshot_tag: Some(row.get("tag")),
+            group: None,
         };
         let client = self.store.pool().get().await?;
         let mut report = outcome_report(&**client, &filter).await?;

@@ -189,6 +189,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Imd(command) => imd(&cli.database, command).await,
         Command::Migrate => {
             let database = Database::open(&cli.database).await?;
             let report = database.migrate().await?;
@@ -911,4 +912,45 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = anyhow:
         }
         Ok(())
     })
+}
+
+async fn imd(
+    settings: &casebook::DatabaseSettings,
+    command: casebook::settings::ImdCommand,
+) -> anyhow::Result<ExitCode> {
+    use casebook::settings::ImdCommand as I;
+    let read = |file: &std::path::Path| {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
+    };
+    let (deciles, postcodes) = match &command {
+        I::Load {
+            file: Some(file), ..
+        } => (
+            app::equity::parse_imd_file(&read(file)?).map_err(anyhow::Error::msg)?,
+            Vec::new(),
+        ),
+        I::Load { file: None, .. } => (
+            app::equity::parse_imd_file(app::equity::MENDIP_EXTRACT).map_err(anyhow::Error::msg)?,
+            app::equity::parse_postcode_file(app::equity::DEMO_POSTCODES)
+                .map_err(anyhow::Error::msg)?,
+        ),
+        I::Postcodes { file } => (
+            Vec::new(),
+            app::equity::parse_postcode_file(&read(file)?).map_err(anyhow::Error::msg)?,
+        ),
+    };
+    let database = Database::open(settings).await?;
+    let mut owner = db::connect(database.admin_config()).await?;
+    let tx = owner.transaction().await?;
+    let lsoas = app::equity::load_lsoa_deciles(&tx, &deciles)
+        .await
+        .context("loading LSOA deciles")?;
+    let codes = app::equity::load_postcodes(&tx, &postcodes)
+        .await
+        .context("loading postcodes")?;
+    tx.commit().await?;
+    println!("loaded {lsoas} LSOA deciles and {codes} postcodes");
+    drop(owner);
+    database.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -274,6 +274,32 @@ pub enum Command {
     /// Tasks: raise the tasks the task rules call for (projections/tasks/).
     #[command(subcommand)]
     Tasks(TasksCommand),
+    /// The English Indices of Deprivation 2019, for equity reports' deprivation deciles.
+    #[command(subcommand)]
+    Imd(ImdCommand),
+}
+
+/// `casebook imd ...`: reference data, loaded as the database's owner; no download.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ImdCommand {
+    /// Load File 1 of the English Indices of Deprivation 2019 (MHCLG, Open Government Licence
+    /// v3.0), saved as CSV with its published column names ("LSOA code (2011)", "LSOA name
+    /// (2011)", "Index of Multiple Deprivation (IMD) Rank", "Index of Multiple Deprivation (IMD)
+    /// Decile"); `--demo` loads the shipped extract (Mendip's LSOAs) and the demo's illustrative
+    /// postcodes instead.
+    Load {
+        /// The CSV file (not with `--demo`).
+        #[arg(required_unless_present = "demo")]
+        file: Option<std::path::PathBuf>,
+        #[arg(long, conflicts_with = "file")]
+        demo: bool,
+    },
+    /// Load a postcode to LSOA lookup: a CSV with the ONS postcode directories' `pcds` and
+    /// `lsoa11` columns (the National Statistics Postcode Lookup, Open Government Licence).
+    Postcodes {
+        /// The CSV file.
+        file: std::path::PathBuf,
+    },
 }
 
 /// `casebook tasks ...`.

@@ -186,6 +186,7 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/console/admin", web::get().to(admin))
             .route("/console/admin/sessions/end", web::post().to(end_session))
             .configure(reports::configure)
+            .configure(equity::configure)
             .configure(staff::configure)
             .configure(teams::configure)
             .route(
@@ -408,6 +409,7 @@ macro_rules! person_form {
 mod assessment;
 mod closure;
 mod connect;
+mod equity;
 mod plan;
 mod provider;
 mod reports;

@@ -120,6 +120,9 @@ pub async fn ensure_demo_access(client: &tokio_postgres::Client) -> anyhow::Resu
         .await?;
         staff.push((role, staff_id, token.token));
     }
+    // The deprivation deciles of the demo's area (a real extract) and its invented postcodes
+    // (an illustrative lookup), for the equity breakdowns.
+    app::equity::load_demo_imd(client).await?;
     Ok(DemoAccess {
         organisation_id,
         team_id,

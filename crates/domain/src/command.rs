@@ -64,6 +64,8 @@ pub enum CaseCommand {
     CloseConcern(SafeguardingConcernClosed),
     /// A directory service's answer to a connection made to it (its provider staff's).
     AnswerConnection(crate::provider::ProviderCommand),
+    /// Demographics for equity reporting, with what reports count by (derived by the caller).
+    RecordDemographics(crate::demographics::DemographicsRecorded),
 }
 
 impl CaseCommand {

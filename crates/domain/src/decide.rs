@@ -271,12 +271,14 @@ fn decide_fact(
             registered(state)?;
             crate::provider::answer(state, c)
         }
+        C::RecordDemographics(c) => crate::demographics::record(state, c),
         C::CorrectEntry(c) => {
             registered(state)?;
             if !state.events.contains_key(&c.corrects) {
                 return Err(CaseError::UnknownEvent);
             }
             crate::safeguarding::check_correctable(state, c.corrects)?;
+            crate::demographics::check_correctable(state, c.corrects)?;
             if c.corrected_fields.is_empty() {
                 return Err(CaseError::invalid(
                     "corrected_fields",

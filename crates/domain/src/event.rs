@@ -432,6 +432,7 @@ pub enum CaseEvent {
     ConnectionAcceptedByProvider(ConnectionAcceptedByProvider),
     ConnectionDeclinedByProvider(ConnectionDeclinedByProvider),
     ConnectionStartRecorded(ConnectionStartRecorded),
+    DemographicsRecorded(crate::demographics::DemographicsRecorded),
 }
 
 /// Every event type name with its current schema version. Pinned by a test: renaming a type or
@@ -474,6 +475,7 @@ pub const EVENT_TYPES: &[(&str, i32)] = &[
     ("ConnectionAcceptedByProvider", 1),
     ("ConnectionDeclinedByProvider", 1),
     ("ConnectionStartRecorded", 1),
+    ("DemographicsRecorded", 1),
 ];
 
 /// What `[erased]` text reads as: the value every personal text field shows once its key is gone.
@@ -509,6 +511,8 @@ pub const PERSONAL_FIELDS: &[(&str, &str)] = &[
     ("SafeguardingConcernUpdated", "told"),
     ("SafeguardingConcernUpdated", "outcome"),
     ("SafeguardingConcernClosed", "reason"),
+    ("DemographicsRecorded", "demographics"),
+    ("DemographicsRecorded", "reportable"),
 ];
 
 /// Where a correction keeps the fields it corrects: an object whose fields are the corrected
@@ -553,6 +557,9 @@ pub fn erased_form(path: &str) -> Value {
             "given_name": ERASED, "family_name": ERASED, "date_of_birth": null,
             "nhs_number": null, "phone": null, "email": null, "address": null, "postcode": null
         })
+    } else if path.ends_with("demographics") || path.ends_with("reportable") {
+        // Every field of a demographics entry is optional: erased, none is known.
+        serde_json::json!({})
     } else {
         Value::String(ERASED.to_owned())
     }
@@ -670,6 +677,7 @@ impl DomainEvent for CaseEvent {
             CaseEvent::ConnectionAcceptedByProvider(_) => 34,
             CaseEvent::ConnectionDeclinedByProvider(_) => 35,
             CaseEvent::ConnectionStartRecorded(_) => 36,
+            CaseEvent::DemographicsRecorded(_) => 37,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod codes;
 mod command;
 mod correct;
 mod decide;
+mod demographics;
 pub mod directory;
 mod error;
 mod event;
@@ -31,6 +32,11 @@ pub use codes::*;
 pub use command::{CaseCommand, TransferCase};
 pub use correct::{apply_corrected_fields, corrected_entry};
 pub use decide::{Lookups, decide};
+pub use demographics::{
+    DEMOGRAPHICS_EVENT_TYPE, DEMOGRAPHICS_TEXT_LIMIT, Demographics, DemographicsRecorded,
+    EthnicCategory, EthnicGroup, GenderIdentity, ReportableDemographics, Sex, is_practice_code,
+    normalise_postcode,
+};
 pub use error::CaseError;
 pub use event::*;
 pub use ids::*;

@@ -301,6 +301,7 @@ pub fn evolve(
             state.concerns.insert(e.concern_id, false);
         }
         CaseEvent::SafeguardingConcernUpdated(_) => {}
+        CaseEvent::DemographicsRecorded(_) => {}
         CaseEvent::WhatMattersRecorded(_)
         | CaseEvent::NeedIdentified(_)
         | CaseEvent::GoalReviewed(_)

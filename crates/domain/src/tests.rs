@@ -1058,6 +1058,28 @@ fn one_of_each() -> Vec<CaseEvent> {
             connection_id: CONNECTION,
             started: true,
         }),
+        CaseEvent::DemographicsRecorded(DemographicsRecorded {
+            demographics: Demographics {
+                sex: Some(Sex::Female),
+                gender_identity: Some(GenderIdentity::Female),
+                ethnic_category: Some(EthnicCategory::AnyOtherWhiteBackground),
+                preferred_language: Some("something personal: Polish".to_owned()),
+                interpreter_needed: Some(true),
+                communication_needs: Some("something personal: large print".to_owned()),
+                gp_practice: Some("L85016".to_owned()),
+                postcode: Some("BA11 1AA".to_owned()),
+            },
+            reportable: ReportableDemographics {
+                rules_version: 1,
+                age_band: Some("65_74".to_owned()),
+                sex: Some(Sex::Female),
+                gender_identity: Some(GenderIdentity::Female),
+                ethnic_group: Some(EthnicGroup::White),
+                interpreter_needed: Some(true),
+                gp_practice: Some("L85016".to_owned()),
+                imd_decile: Some(6),
+            },
+        }),
     ]
 }
 
@@ -1132,6 +1154,7 @@ fn the_event_type_names_and_versions_are_pinned() {
     ConnectionAcceptedByProvider v1
     ConnectionDeclinedByProvider v1
     ConnectionStartRecorded v1
+    DemographicsRecorded v1
     "
     );
 }
@@ -1906,4 +1929,83 @@ fn no_fact_is_dated_before_1900() {
         },
     );
     refused_on(outcome, "corrected_fields.received_on");
+}
+
+#[test]
+fn demographics_are_recorded_for_a_registered_person_and_checked() {
+    let registered = vec![CaseEvent::ClientRegistered(ClientRegistered {
+        client_id: ClientId(id(1)),
+        personal: PersonalDetails::named("Ada", "Lovelace"),
+        area: "Frome".to_owned(),
+    })];
+    let recorded = |demographics: Demographics| {
+        CaseCommand::RecordDemographics(DemographicsRecorded {
+            demographics,
+            reportable: ReportableDemographics::default(),
+        })
+    };
+    let state = fold(&registered);
+    let ok = decide_listed(
+        &state,
+        &recorded(Demographics {
+            ethnic_category: Some(EthnicCategory::Indian),
+            gp_practice: Some("L85016".to_owned()),
+            postcode: Some("ba11 1aa".to_owned()),
+            ..Demographics::default()
+        }),
+    );
+    assert!(matches!(
+        ok.as_deref(),
+        Ok([CaseEvent::DemographicsRecorded(_)])
+    ));
+    let refused = |demographics: Demographics| {
+        decide_listed(&state, &recorded(demographics))
+            .map_err(|e| (e.rule(), e.field()))
+            .err()
+    };
+    assert_eq!(
+        refused(Demographics {
+            gp_practice: Some("not a code".to_owned()),
+            ..Demographics::default()
+        }),
+        Some(("invalid_field", Some("demographics.gp_practice")))
+    );
+    assert_eq!(
+        refused(Demographics {
+            postcode: Some("12345".to_owned()),
+            ..Demographics::default()
+        }),
+        Some(("invalid_field", Some("demographics.postcode")))
+    );
+    assert_eq!(
+        refused(Demographics {
+            preferred_language: Some("  ".to_owned()),
+            ..Demographics::default()
+        }),
+        Some(("invalid_field", Some("demographics.preferred_language")))
+    );
+    assert_eq!(
+        decide_listed(&CaseState::default(), &recorded(Demographics::default()))
+            .map_err(|e| e.rule())
+            .err(),
+        Some("not_registered")
+    );
+}
+
+#[test]
+fn the_nhs_ethnic_categories_serialise_as_their_codes_and_fall_in_their_groups() {
+    let codes: Vec<String> = EthnicCategory::ALL.iter().map(code).collect();
+    assert_eq!(codes.join(" "), "A B C D E F G H J K L M N P R S Z 99");
+    let groups: Vec<String> = EthnicCategory::ALL
+        .iter()
+        .map(|c| code(&c.group()))
+        .collect();
+    assert_eq!(groups[0], "white");
+    assert_eq!(groups[6], "mixed");
+    assert_eq!(groups[10], "asian_or_asian_british");
+    assert_eq!(groups[13], "black_or_black_british");
+    assert_eq!(groups[14], "other_ethnic_group");
+    assert_eq!(groups[16], "not_stated");
+    assert_eq!(normalise_postcode("ba111aa").as_deref(), Some("BA11 1AA"));
+    assert_eq!(normalise_postcode("BA11"), None);
 }

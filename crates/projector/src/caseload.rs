@@ -145,6 +145,7 @@ pub fn apply_case_event(
         // An erased person leaves every caseload: the row is deleted when the batch is written.
         CaseEvent::ClientErased(_) => row.status = ERASED.to_owned(),
         CaseEvent::ConsentRecorded(_)
+        | CaseEvent::DemographicsRecorded(_)
         | CaseEvent::LateEntryExplained(_)
         | CaseEvent::GpMessageSent(_)
         | CaseEvent::ConsentWithdrawn(_)

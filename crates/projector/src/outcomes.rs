@@ -372,7 +372,9 @@ pub fn apply_outcome_event(
         // The service's answers are counted by the service-gap report, not by these figures.
         | CaseEvent::ConnectionAcceptedByProvider(_)
         | CaseEvent::ConnectionDeclinedByProvider(_)
-        | CaseEvent::ConnectionStartRecorded(_) => {}
+        | CaseEvent::ConnectionStartRecorded(_)
+        // Sealed: reports read what it counts by from `equity_demographics` (app::equity).
+        | CaseEvent::DemographicsRecorded(_) => {}
     }
 }
 

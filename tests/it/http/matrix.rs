@@ -250,6 +250,10 @@ fn rules() -> BTreeMap<&'static str, Rule> {
     }
     rules.insert("tie_provider_service", case(&["admin"]));
     rules.insert("untie_provider_service", case(&["admin"]));
+    // Equity reporting: demographics are recorded by whoever works the case; the breakdown is
+    // a report.
+    rules.insert("record_demographics", case(CASEWORKERS));
+    rules.insert("outcome_breakdown", own(REPORTERS));
     rules
 }
 
@@ -397,6 +401,9 @@ pub fn body(
         "tie_provider_service" | "untie_provider_service" => {
             json!({ "service_id": services[0] })
         }
+        "record_demographics" => json!({
+            "demographics": { "sex": "female", "ethnic_category": "Z", "gp_practice": "L85016" }
+        }),
         _ => return None,
     })
 }
@@ -544,6 +551,7 @@ async fn every_route_refuses_every_caller_it_should() {
             // Required query parameters, so that only who is asking decides the answer.
             let path = match id {
                 "compare_outcomes" | "compare_outcomes_csv" => format!("{path}?a=1&b=1"),
+                "outcome_breakdown" => format!("{path}?by=sex"),
                 _ => path,
             };
             let method = method.to_ascii_uppercase();

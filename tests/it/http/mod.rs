@@ -16,6 +16,7 @@ mod console_tasks;
 mod csv_files;
 mod dating;
 mod directory_owner;
+mod equity;
 pub mod fhir;
 pub mod journey;
 mod malformed;

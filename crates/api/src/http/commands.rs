@@ -305,6 +305,26 @@ command_route!(
     close_concern, "/clients/{client_id}/safeguarding-concern-closures", SafeguardingConcernClosed, |_, c| CaseCommand::CloseConcern(c)
 );
 
+/// A person's demographics for equity reporting (every answer optional; recording again
+/// replaces them). What reports count by (age band, ethnic group, deprivation decile...) is
+/// derived by the service, not given.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DemographicsRequest {
+    pub demographics: Demographics,
+}
+
+command_route!(
+    /// Record the person's demographics for equity reporting: sex, gender identity, NHS ethnic
+    /// category, preferred language, interpreter and communication needs, registered GP practice
+    /// and postcode (all personal data, sealed). Recording them again replaces them; they are
+    /// never corrected with `/corrections`.
+    record_demographics, "/clients/{client_id}/demographics", DemographicsRequest, |_, c| CaseCommand::RecordDemographics(DemographicsRecorded {
+        demographics: c.demographics,
+        reportable: ReportableDemographics::default(),
+    })
+);
+
 pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config
         .service(refer)
@@ -338,7 +358,8 @@ pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceCo
         .service(unpin_note)
         .service(raise_concern)
         .service(update_concern)
-        .service(close_concern);
+        .service(close_concern)
+        .service(record_demographics);
 }
 
 /// Command bodies dated by a field of their own: they take no `occurred_at`.

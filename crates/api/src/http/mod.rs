@@ -5,6 +5,7 @@
 mod admin;
 mod commands;
 mod directory;
+mod equity;
 pub mod extract;
 mod fhir;
 mod metrics;
@@ -229,7 +230,8 @@ fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(directory::configure)
             .configure(admin::configure)
             .configure(tasks::configure)
-            .configure(provider::configure),
+            .configure(provider::configure)
+            .configure(equity::configure),
     );
     fhir::configure(config);
 }

@@ -133,6 +133,7 @@ impl<'a> Journey<'a> {
         let referral_id = ReferralId(rng.uuid());
         let family = *rng.pick(FAMILY);
         let (town, district) = (self.town, self.district);
+        let postcode = format!("{district} {}XY", rng.range(1, 9));
         let intake = CaseCommand::Intake {
             client: Some(Box::new(ClientRegistered {
                 client_id: self.client,
@@ -144,7 +145,7 @@ impl<'a> Journey<'a> {
                     phone: Some(format!("07700 900{:03}", rng.range(0, 999))),
                     email: None,
                     address: Some(format!("{} Church Street, {town}", rng.range(1, 120))),
-                    postcode: Some(format!("{district} {}XY", rng.range(1, 9))),
+                    postcode: Some(postcode.clone()),
                 },
                 area: town.to_owned(),
             })),
@@ -167,6 +168,22 @@ impl<'a> Journey<'a> {
             },
         };
         self.push(intake_actor, intake_role, noon(self.received), intake);
+        // Most people's demographics are recorded at the referral (equity reporting); some
+        // decline or are never asked. Drawn from a generator of their own, so that the rest of
+        // the demo population is what it was before demographics were recorded.
+        let mut own = Rng::new(self.client.0.as_u128() as u64, 29);
+        if own.range(0, 100) < 85 {
+            let demographics = demographics(&mut own, postcode);
+            self.push(
+                intake_actor,
+                intake_role,
+                noon(self.received) + Duration::minutes(5),
+                CaseCommand::RecordDemographics(DemographicsRecorded {
+                    demographics,
+                    reportable: ReportableDemographics::default(),
+                }),
+            );
+        }
         referral_id
     }
 
@@ -653,4 +670,40 @@ fn source_and_reasons(rng: &mut Rng) -> (ReferralSource, Vec<NeedDomain>) {
         }
     }
     (source, reasons)
+}
+
+/// What a demo person says about themselves: Mendip's mix (mostly White British, roughly as the
+/// 2021 census has it [U: not checked]), a few who need an interpreter, a registered practice
+/// (the codes are shaped like Somerset's practices' ODS codes; illustrative, not checked).
+fn demographics(rng: &mut Rng, postcode: String) -> Demographics {
+    use domain::{EthnicCategory as E, GenderIdentity as G, Sex as S};
+    let female = rng.range(0, 100) < 58;
+    let ethnic = rng.weighted(&[
+        (E::WhiteBritish, 86.0),
+        (E::AnyOtherWhiteBackground, 5.0),
+        (E::WhiteIrish, 1.0),
+        (E::AnyOtherMixedBackground, 1.5),
+        (E::Indian, 1.0),
+        (E::Bangladeshi, 0.5),
+        (E::African, 1.0),
+        (E::Chinese, 0.5),
+        (E::NotStated, 3.5),
+    ]);
+    let interpreter = ethnic == E::AnyOtherWhiteBackground && rng.range(0, 100) < 40;
+    Demographics {
+        sex: Some(if female { S::Female } else { S::Male }),
+        gender_identity: Some(rng.weighted(&[
+            (if female { G::Female } else { G::Male }, 96.0),
+            (G::NonBinary, 1.0),
+            (G::NotStated, 3.0),
+        ])),
+        ethnic_category: Some(ethnic),
+        preferred_language: Some(if interpreter { "Polish" } else { "English" }.to_owned()),
+        interpreter_needed: Some(interpreter),
+        communication_needs: None,
+        gp_practice: Some(
+            (*rng.pick(&["L85016", "L85020", "L85025", "L85033", "L85061"])).to_owned(),
+        ),
+        postcode: Some(postcode),
+    }
 }
