@@ -11,6 +11,7 @@ pub mod bookkeeping;
 mod caseload;
 pub mod corrected;
 mod directory;
+pub mod gp_messages;
 mod outcomes;
 mod registry;
 pub mod rules;
@@ -33,3 +34,4 @@ pub use registry::{Lag, OUTCOMES, ProjectionVersion, VersionState, all, lag, spa
 pub use runner::{Batch, Projection, ProjectionError, Runner, RunnerSettings, Together};
 pub use task_rules::TaskRules;
 pub use tasks::{TASKS, TasksProjection};
+pub use gp_messages::{GP_OUTBOX, GpOutboxProjection};
