@@ -15,7 +15,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
-use crate::support::{catch_up, metadata, new_client_intake, store_with_db};
+use crate::support::{metadata, new_client_intake, store_with_db};
+
+/// The outbox projection's runner for a test: one holder, caught up as often as asked.
+fn outbox_runner(store: &eventstore::EventStore) -> projector::Runner {
+    projector::Runner::new(
+        store.clone(),
+        Arc::new(projector::GpOutboxProjection::new().expect("the message rules")),
+        Uuid::new_v4(),
+        projector::RunnerSettings::default(),
+    )
+}
 
 /// What the receiver does with the next request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -327,6 +337,7 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
         token_id: Uuid::nil(),
     };
     let cases = CaseService::new(store.clone());
+    let runner = outbox_runner(&store);
     let outbox = GpOutboxAdmin::new(store.clone(), app::Clock::system());
     let client = db.app_client().await;
 
@@ -364,7 +375,7 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
         CaseCommand::DeclineReferral(ReferralDeclined { referral_id: re, reason: DeclineReason::NotEligible, note: None }),
     ])
     .await;
-    catch_up(&store, projector::GpOutboxProjection::new().expect("rules")).await;
+    runner.catch_up().await.expect("the outbox catches up");
 
     let (a1, status, content, _) = message_of(&client, a, 1).await;
     assert_eq!((status.as_str(), content.as_deref()), ("pending", Some("coded")));
@@ -384,7 +395,7 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
         .get(0);
     assert_eq!(for_e, 0, "not eligible is not the person's decline");
     // The projection caught up again writes nothing twice.
-    catch_up(&store, projector::GpOutboxProjection::new().expect("rules")).await;
+    runner.catch_up().await.expect("the outbox catches up");
     let total: i64 = client
         .query_one("SELECT count(*) FROM gp_outbox", &[])
         .await
@@ -439,7 +450,7 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
         CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rf }),
     ])
     .await;
-    catch_up(&store, projector::GpOutboxProjection::new().expect("rules")).await;
+    runner.catch_up().await.expect("the outbox catches up");
     let (f1, _, _, _) = message_of(&client, f, 1).await;
     let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
     practice.received.lock().expect("receiver").arrived = Some(arrived);
@@ -552,6 +563,7 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
     }
     let (admin, stranger) = (&principals[0], &principals[1]);
     let cases = CaseService::new(store.clone());
+    let runner = outbox_runner(&store);
     let outbox = GpOutboxAdmin::new(store.clone(), app::Clock::system());
     let client = db.app_client().await;
     // A practice with no endpoint yet: two messages for one person.
@@ -565,7 +577,7 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
         CaseCommand::AcceptReferral(ReferralAccepted { referral_id: ra2 }),
     ])
     .await;
-    catch_up(&store, projector::GpOutboxProjection::new().expect("rules")).await;
+    runner.catch_up().await.expect("the outbox catches up");
     let (a1, _, _, _) = message_of(&client, a, 1).await;
     let (a2, _, _, _) = message_of(&client, a, 2).await;
 
@@ -650,9 +662,14 @@ fn a_communication_is_coded_and_carries_the_summary_only_with_full_content() {
             Some("The referral to the social prescribing service was accepted; a link worker will contact the person."),
         ),
         "9434765919",
+        crate::support::at(3),
     );
     testkit::insta_settings().bind(|| insta::assert_json_snapshot!("gp_communication_full", full));
-    let coded = app::gp_outbox::communication(&message("coded", None), "9434765919");
+    let coded = app::gp_outbox::communication(
+        &message("coded", None),
+        "9434765919",
+        crate::support::at(3),
+    );
     let mut without = full.clone();
     without.as_object_mut().expect("an object").remove("payload");
     assert_eq!(coded, without, "codes only: the same resource without the summary");

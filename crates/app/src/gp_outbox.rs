@@ -114,19 +114,19 @@ pub struct DispatchReport {
     pub withheld: u32,
 }
 
-/// The message as FHIR R4: a `Communication` about the person (by NHS number) to the practice
-/// (by ODS code), its reason the SNOMED CT code, and with full content the summary as its
-/// payload. Nothing else of the record goes.
-pub fn communication(message: &OutboxMessage, nhs_number: &str) -> Value {
+/// The message as FHIR R4: a `Communication` (a notification) about the person (by NHS number)
+/// to the practice (by ODS code), sent at `sent`, its reason the SNOMED CT code, and with full
+/// content the summary as its payload. Nothing else of the record goes.
+pub fn communication(message: &OutboxMessage, nhs_number: &str, sent: DateTime<Utc>) -> Value {
     let mut resource = json!({
         "resourceType": "Communication",
         "id": message.message_id,
         "identifier": [{ "system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{}", message.message_id) }],
         "status": "completed",
-        "category": [{ "coding": [{ "system": SNOMED, "code": message.code, "display": message.display }] }],
+        "category": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/communication-category", "code": "notification", "display": "Notification" }] }],
         "subject": { "identifier": { "system": NHS_NUMBER, "value": nhs_number } },
         "recipient": [{ "identifier": { "system": ODS_CODE, "value": message.practice_ods } }],
-        "sent": message.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "sent": sent.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "reasonCode": [{ "coding": [{ "system": SNOMED, "code": message.code, "display": message.display }] }],
     });
     if let (Some("full"), Some(summary)) = (message.content.as_deref(), &message.summary) {
@@ -299,7 +299,7 @@ impl Dispatcher {
                 message.practice_ods.as_deref().unwrap_or("(none)")
             )),
             Some(url) => {
-                let body = serde_json::to_vec(&communication(message, &nhs_number))
+                let body = serde_json::to_vec(&communication(message, &nhs_number, self.clock.now()))
                     .map_err(|e| AppError::Unexpected(e.into()))?;
                 let headers = vec![
                     ("content-type", "application/fhir+json".to_owned()),
@@ -350,7 +350,7 @@ impl Dispatcher {
         let updated = tx
             .execute(
                 "UPDATE gp_outbox SET status = $3, attempts = $4, delivered_at = \
-                 CASE WHEN $3 = 'delivered' THEN $5 END, withheld_reason = coalesce($6, withheld_reason), \
+                 CASE WHEN $3 = 'delivered' THEN $5::timestamptz END, withheld_reason = coalesce($6, withheld_reason), \
                  leased_until = NULL, lease_holder = NULL, last_error = NULL \
                  WHERE message_id = $1 AND lease_holder = $2 AND status = 'pending'",
                 &[

@@ -183,6 +183,7 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(reports::configure)
             .configure(staff::configure)
             .configure(teams::configure)
+            .configure(gp_messages::configure)
             .route(
                 "/console/assets/10.6.1/nhsuk-frontend.min.css",
                 web::get().to(assets::stylesheet),
@@ -410,6 +411,7 @@ mod staff;
 mod tasks;
 mod team;
 mod teams;
+mod gp_messages;
 
 async fn home(req: HttpRequest, console: web::Data<Console>) -> HttpResponse {
     if req.cookie(SESSION_COOKIE).is_none() {

@@ -16,6 +16,7 @@ mod csv_files;
 mod dating;
 mod directory_owner;
 mod fhir;
+mod gp_messages;
 pub mod journey;
 mod malformed;
 mod matrix;
