@@ -171,7 +171,9 @@ async fn answer(mut socket: tokio::net::TcpStream, received: Arc<Mutex<Received>
         .and_then(|k| Uuid::parse_str(k).ok())
     else {
         let _ = socket
-            .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .write_all(
+                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            )
             .await;
         return;
     };
@@ -283,7 +285,12 @@ fn again(referral_id: ReferralId, ods: &str) -> CaseCommand {
     }
 }
 
-async fn run(cases: &CaseService, organisation: Uuid, client: ClientId, commands: Vec<CaseCommand>) {
+async fn run(
+    cases: &CaseService,
+    organisation: Uuid,
+    client: ClientId,
+    commands: Vec<CaseCommand>,
+) {
     for command in commands {
         let meta = eventstore::Metadata {
             organisation_id: organisation,
@@ -296,7 +303,11 @@ async fn run(cases: &CaseService, organisation: Uuid, client: ClientId, commands
     }
 }
 
-async fn message_of(client: &tokio_postgres::Client, person: ClientId, seq: i32) -> (Uuid, String, Option<String>, Option<String>) {
+async fn message_of(
+    client: &tokio_postgres::Client,
+    person: ClientId,
+    seq: i32,
+) -> (Uuid, String, Option<String>, Option<String>) {
     let row = client
         .query_one(
             "SELECT message_id, status, content, withheld_reason FROM gp_outbox \
@@ -346,39 +357,81 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
     // practice; D declines; E is not eligible (not the person's choice: no message).
     let [a, b, c, d, e] = [(); 5].map(|()| ClientId(Uuid::new_v4()));
     let [ra, ra2, rb, rc, rd, re] = [(); 6].map(|()| ReferralId(Uuid::new_v4()));
-    run(&cases, organisation, a, vec![
-        intake(a, ra, Some("A81001")),
-        CaseCommand::AcceptReferral(ReferralAccepted { referral_id: ra }),
-        CaseCommand::CloseCase(CaseClosed { reason: ClosureReason::GoalsMet, note: None }),
-        again(ra2, "A81001"),
-        CaseCommand::AcceptReferral(ReferralAccepted { referral_id: ra2 }),
-    ])
+    run(
+        &cases,
+        organisation,
+        a,
+        vec![
+            intake(a, ra, Some("A81001")),
+            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: ra }),
+            CaseCommand::CloseCase(CaseClosed {
+                reason: ClosureReason::GoalsMet,
+                note: None,
+            }),
+            again(ra2, "A81001"),
+            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: ra2 }),
+        ],
+    )
     .await;
-    run(&cases, organisation, b, vec![
-        intake(b, rb, Some("A81001")),
-        CaseCommand::RecordConsent(ConsentRecorded { scope: ConsentScope::ShareWithGp, services: vec![] }),
-        CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rb }),
-    ])
+    run(
+        &cases,
+        organisation,
+        b,
+        vec![
+            intake(b, rb, Some("A81001")),
+            CaseCommand::RecordConsent(ConsentRecorded {
+                scope: ConsentScope::ShareWithGp,
+                services: vec![],
+            }),
+            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rb }),
+        ],
+    )
     .await;
-    run(&cases, organisation, c, vec![
-        intake(c, rc, None),
-        CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rc }),
-    ])
+    run(
+        &cases,
+        organisation,
+        c,
+        vec![
+            intake(c, rc, None),
+            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rc }),
+        ],
+    )
     .await;
-    run(&cases, organisation, d, vec![
-        intake(d, rd, Some("A81001")),
-        CaseCommand::DeclineReferral(ReferralDeclined { referral_id: rd, reason: DeclineReason::ClientDeclined, note: None }),
-    ])
+    run(
+        &cases,
+        organisation,
+        d,
+        vec![
+            intake(d, rd, Some("A81001")),
+            CaseCommand::DeclineReferral(ReferralDeclined {
+                referral_id: rd,
+                reason: DeclineReason::ClientDeclined,
+                note: None,
+            }),
+        ],
+    )
     .await;
-    run(&cases, organisation, e, vec![
-        intake(e, re, Some("A81001")),
-        CaseCommand::DeclineReferral(ReferralDeclined { referral_id: re, reason: DeclineReason::NotEligible, note: None }),
-    ])
+    run(
+        &cases,
+        organisation,
+        e,
+        vec![
+            intake(e, re, Some("A81001")),
+            CaseCommand::DeclineReferral(ReferralDeclined {
+                referral_id: re,
+                reason: DeclineReason::NotEligible,
+                note: None,
+            }),
+        ],
+    )
     .await;
     runner.catch_up().await.expect("the outbox catches up");
 
     let (a1, status, content, _) = message_of(&client, a, 1).await;
-    assert_eq!((status.as_str(), content.as_deref()), ("pending", Some("coded")));
+    assert_eq!(
+        (status.as_str(), content.as_deref()),
+        ("pending", Some("coded"))
+    );
     let (a2, _, _, _) = message_of(&client, a, 2).await;
     let (b1, _, content, _) = message_of(&client, b, 1).await;
     assert_eq!(content.as_deref(), Some("full"));
@@ -389,7 +442,10 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
     );
     let (d1, _, _, _) = message_of(&client, d, 1).await;
     let for_e: i64 = client
-        .query_one("SELECT count(*) FROM gp_outbox WHERE client_id = $1", &[&e.0])
+        .query_one(
+            "SELECT count(*) FROM gp_outbox WHERE client_id = $1",
+            &[&e.0],
+        )
         .await
         .expect("e")
         .get(0);
@@ -410,11 +466,15 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
         ..admin.clone()
     };
     assert!(matches!(
-        outbox.set_endpoint(&worker, "A81001", &practice.url()).await,
+        outbox
+            .set_endpoint(&worker, "A81001", &practice.url())
+            .await,
         Err(AppError::Denied(_))
     ));
     assert!(matches!(
-        outbox.set_endpoint(&admin, "A81001", "file:///etc/passwd").await,
+        outbox
+            .set_endpoint(&admin, "A81001", "file:///etc/passwd")
+            .await,
         Err(AppError::BadInput { field: "url", .. })
     ));
     outbox
@@ -445,10 +505,15 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
     // again, and the practice keeps it once.
     let f = ClientId(Uuid::new_v4());
     let rf = ReferralId(Uuid::new_v4());
-    run(&cases, organisation, f, vec![
-        intake(f, rf, Some("A81001")),
-        CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rf }),
-    ])
+    run(
+        &cases,
+        organisation,
+        f,
+        vec![
+            intake(f, rf, Some("A81001")),
+            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rf }),
+        ],
+    )
     .await;
     runner.catch_up().await.expect("the outbox catches up");
     let (f1, _, _, _) = message_of(&client, f, 1).await;
@@ -465,7 +530,10 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
     killed.abort();
     let _ = killed.await;
     let (_, status, _, _) = message_of(&client, f, 1).await;
-    assert_eq!(status, "pending", "the killed dispatcher's message is not lost");
+    assert_eq!(
+        status, "pending",
+        "the killed dispatcher's message is not lost"
+    );
     let second = dispatcher(&store, quick(50));
     tokio::time::sleep(Duration::from_millis(1600)).await;
     drain(&second, &client).await;
@@ -481,7 +549,11 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
     assert_eq!(unique, expected);
     let position = |id: Uuid| kept.iter().position(|k| *k == id).expect("kept");
     assert!(position(a1) < position(a2), "A's messages in order");
-    assert!(practice.requests().len() > kept.len(), "retries happened: {:?}", practice.requests());
+    assert!(
+        practice.requests().len() > kept.len(),
+        "retries happened: {:?}",
+        practice.requests()
+    );
     assert_eq!(
         practice.requests().iter().filter(|id| **id == f1).count(),
         2,
@@ -520,12 +592,21 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
     // with consent.
     let a_body = practice.body(a1);
     assert_eq!(a_body["resourceType"], "Communication");
-    assert_eq!(a_body["reasonCode"][0]["coding"][0]["code"], "871731000000106");
+    assert_eq!(
+        a_body["reasonCode"][0]["coding"][0]["code"],
+        "871731000000106"
+    );
     assert_eq!(a_body["subject"]["identifier"]["value"], "9434765919");
     assert_eq!(a_body["recipient"][0]["identifier"]["value"], "A81001");
-    assert!(a_body.get("payload").is_none(), "codes only without consent");
+    assert!(
+        a_body.get("payload").is_none(),
+        "codes only without consent"
+    );
     let b_body = practice.body(b1);
-    assert!(b_body["payload"][0]["contentString"].is_string(), "{b_body}");
+    assert!(
+        b_body["payload"][0]["contentString"].is_string(),
+        "{b_body}"
+    );
     assert_eq!(
         practice.body(d1)["reasonCode"][0]["coding"][0]["code"],
         "871711000000103"
@@ -533,12 +614,19 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
 }
 
 #[tokio::test]
-async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_next_and_is_replayed() {
+async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_next_and_is_replayed()
+ {
     let (db, store) = store_with_db(6).await;
     let admin_client = db.admin_client().await;
     let operator = app::admin::Operator::new(&admin_client);
-    let organisation = operator.add_organisation("Dead letters").await.expect("org");
-    let other = operator.add_organisation("Another service").await.expect("org");
+    let organisation = operator
+        .add_organisation("Dead letters")
+        .await
+        .expect("org");
+    let other = operator
+        .add_organisation("Another service")
+        .await
+        .expect("org");
     let mut principals = Vec::new();
     for org in [organisation, other] {
         let staff = operator
@@ -569,13 +657,21 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
     // A practice with no endpoint yet: two messages for one person.
     let a = ClientId(Uuid::new_v4());
     let (ra, ra2) = (ReferralId(Uuid::new_v4()), ReferralId(Uuid::new_v4()));
-    run(&cases, organisation, a, vec![
-        intake(a, ra, Some("B82002")),
-        CaseCommand::AcceptReferral(ReferralAccepted { referral_id: ra }),
-        CaseCommand::CloseCase(CaseClosed { reason: ClosureReason::GoalsMet, note: None }),
-        again(ra2, "B82002"),
-        CaseCommand::AcceptReferral(ReferralAccepted { referral_id: ra2 }),
-    ])
+    run(
+        &cases,
+        organisation,
+        a,
+        vec![
+            intake(a, ra, Some("B82002")),
+            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: ra }),
+            CaseCommand::CloseCase(CaseClosed {
+                reason: ClosureReason::GoalsMet,
+                note: None,
+            }),
+            again(ra2, "B82002"),
+            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: ra2 }),
+        ],
+    )
     .await;
     runner.catch_up().await.expect("the outbox catches up");
     let (a1, _, _, _) = message_of(&client, a, 1).await;
@@ -589,7 +685,10 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
     let (_, status, _, _) = message_of(&client, a, 1).await;
     assert_eq!(status, "dead");
     let (_, status, _, _) = message_of(&client, a, 2).await;
-    assert_eq!(status, "pending", "the person's next message waits behind the dead letter");
+    assert_eq!(
+        status, "pending",
+        "the person's next message waits behind the dead letter"
+    );
     let attempts: i64 = client
         .query_one(
             "SELECT count(*) FROM gp_outbox_attempts WHERE message_id = $1",
@@ -600,20 +699,35 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
         .get(0);
     assert_eq!(attempts, 0, "message 2 was never sent before message 1");
 
-    let dead = outbox.messages(admin, "dead", 50).await.expect("dead letters");
+    let dead = outbox
+        .messages(admin, "dead", 50)
+        .await
+        .expect("dead letters");
     assert_eq!(dead.iter().map(|m| m.message_id).collect::<Vec<_>>(), [a1]);
     assert!(
-        dead[0].last_error.as_deref().is_some_and(|e| e.contains("no endpoint")),
+        dead[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("no endpoint")),
         "{dead:?}"
     );
-    assert!(outbox.messages(stranger, "dead", 50).await.expect("theirs").is_empty());
+    assert!(
+        outbox
+            .messages(stranger, "dead", 50)
+            .await
+            .expect("theirs")
+            .is_empty()
+    );
     assert!(matches!(
         outbox.replay(stranger, a1).await,
         Err(AppError::NotFound(_))
     ));
     assert!(matches!(
         outbox.messages(admin, "lost", 50).await,
-        Err(AppError::BadInput { field: "status", .. })
+        Err(AppError::BadInput {
+            field: "status",
+            ..
+        })
     ));
 
     let mut practice = Practice::new().await;
@@ -623,10 +737,10 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
         .await
         .expect("the endpoint");
     outbox.replay(admin, a1).await.expect("replayed");
-    assert!(matches!(
-        outbox.replay(admin, a1).await,
-        Err(AppError::NotFound(_))
-    ), "only a dead letter is replayed");
+    assert!(
+        matches!(outbox.replay(admin, a1).await, Err(AppError::NotFound(_))),
+        "only a dead letter is replayed"
+    );
     drain(&dispatcher, &client).await;
     assert_eq!(practice.kept_ids(), [a1, a2]);
     let replayed_by: Uuid = client
@@ -659,18 +773,23 @@ fn a_communication_is_coded_and_carries_the_summary_only_with_full_content() {
     let full = app::gp_outbox::communication(
         &message(
             "full",
-            Some("The referral to the social prescribing service was accepted; a link worker will contact the person."),
+            Some(
+                "The referral to the social prescribing service was accepted; a link worker will contact the person.",
+            ),
         ),
         "9434765919",
         crate::support::at(3),
     );
     testkit::insta_settings().bind(|| insta::assert_json_snapshot!("gp_communication_full", full));
-    let coded = app::gp_outbox::communication(
-        &message("coded", None),
-        "9434765919",
-        crate::support::at(3),
-    );
+    let coded =
+        app::gp_outbox::communication(&message("coded", None), "9434765919", crate::support::at(3));
     let mut without = full.clone();
-    without.as_object_mut().expect("an object").remove("payload");
-    assert_eq!(coded, without, "codes only: the same resource without the summary");
+    without
+        .as_object_mut()
+        .expect("an object")
+        .remove("payload");
+    assert_eq!(
+        coded, without,
+        "codes only: the same resource without the summary"
+    );
 }

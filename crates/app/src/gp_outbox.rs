@@ -299,8 +299,9 @@ impl Dispatcher {
                 message.practice_ods.as_deref().unwrap_or("(none)")
             )),
             Some(url) => {
-                let body = serde_json::to_vec(&communication(message, &nhs_number, self.clock.now()))
-                    .map_err(|e| AppError::Unexpected(e.into()))?;
+                let body =
+                    serde_json::to_vec(&communication(message, &nhs_number, self.clock.now()))
+                        .map_err(|e| AppError::Unexpected(e.into()))?;
                 let headers = vec![
                     ("content-type", "application/fhir+json".to_owned()),
                     ("idempotency-key", message.message_id.to_string()),
@@ -364,8 +365,15 @@ impl Dispatcher {
             )
             .await?;
         if updated == 1 {
-            self.audit(&tx, message, attempt, outcome, status.map(i32::from), reason)
-                .await?;
+            self.audit(
+                &tx,
+                message,
+                attempt,
+                outcome,
+                status.map(i32::from),
+                reason,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -652,7 +660,9 @@ mod tests {
             backoff_cap: Duration::from_secs(60),
             ..DispatchSettings::default()
         };
-        let waits: Vec<u64> = (1..=6).map(|n| settings.backoff_after(n).as_secs()).collect();
+        let waits: Vec<u64> = (1..=6)
+            .map(|n| settings.backoff_after(n).as_secs())
+            .collect();
         assert_eq!(waits, [5, 10, 20, 40, 60, 60]);
         assert_eq!(settings.backoff_after(1000).as_secs(), 60);
     }
@@ -673,7 +683,10 @@ mod tests {
             "",
         ] {
             assert!(
-                matches!(check_endpoint_url(bad), Err(AppError::BadInput { field: "url", .. })),
+                matches!(
+                    check_endpoint_url(bad),
+                    Err(AppError::BadInput { field: "url", .. })
+                ),
                 "{bad}"
             );
         }

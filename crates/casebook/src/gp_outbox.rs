@@ -47,8 +47,12 @@ impl Transport for HttpTransport {
             }
             match request.send().await {
                 Ok(response) => Ok(response.status().as_u16()),
-                Err(e) if e.is_timeout() => Err("the practice's endpoint did not answer in time".to_owned()),
-                Err(e) if e.is_connect() => Err("the practice's endpoint could not be reached".to_owned()),
+                Err(e) if e.is_timeout() => {
+                    Err("the practice's endpoint did not answer in time".to_owned())
+                }
+                Err(e) if e.is_connect() => {
+                    Err("the practice's endpoint could not be reached".to_owned())
+                }
                 Err(e) => Err(format!("sending failed: {e}")),
             }
         })
@@ -78,5 +82,7 @@ pub fn spawn(
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let dispatcher = dispatcher(cases)?;
-    Ok(tokio::spawn(async move { dispatcher.run(every, stopped).await }))
+    Ok(tokio::spawn(
+        async move { dispatcher.run(every, stopped).await },
+    ))
 }

@@ -18,17 +18,11 @@ use crate::{Console, failure, form_session, forms, page, see_other, session};
 pub(crate) fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/console/admin/gp-messages", web::get().to(dead_letters))
-        .route(
-            "/console/admin/gp-messages/replay",
-            web::post().to(replay),
-        );
+        .route("/console/admin/gp-messages/replay", web::post().to(replay));
 }
 
 fn outbox(console: &Console) -> GpOutboxAdmin {
-    GpOutboxAdmin::new(
-        console.cases.store().clone(),
-        console.cases.clock().clone(),
-    )
+    GpOutboxAdmin::new(console.cases.store().clone(), console.cases.clock().clone())
 }
 
 #[derive(serde::Deserialize)]

@@ -404,6 +404,7 @@ macro_rules! person_form {
 mod assessment;
 mod closure;
 mod connect;
+mod gp_messages;
 mod plan;
 mod reports;
 mod safeguarding;
@@ -411,7 +412,6 @@ mod staff;
 mod tasks;
 mod team;
 mod teams;
-mod gp_messages;
 
 async fn home(req: HttpRequest, console: web::Data<Console>) -> HttpResponse {
     if req.cookie(SESSION_COOKIE).is_none() {

@@ -22,10 +22,8 @@ use crate::rules::RulesError;
 use crate::runner::{Batch, Projection, ProjectionError};
 
 /// Every message rule version this build knows, in order.
-const GP_MESSAGE_FILES: &[(u32, &str)] = &[(
-    1,
-    include_str!("../../../projections/gp_messages/v1.toml"),
-)];
+const GP_MESSAGE_FILES: &[(u32, &str)] =
+    &[(1, include_str!("../../../projections/gp_messages/v1.toml"))];
 
 /// Its name (and checkpoint key).
 pub const GP_OUTBOX: &str = "gp_outbox_v1";
@@ -271,14 +269,11 @@ pub fn decide_gp_messages(
         }
         CaseEvent::ReferralDeclined(e) => {
             let reason = domain::code(&e.reason);
-            rules.declined.reasons.contains(&reason).then(|| {
-                coded(
-                    state,
-                    "referral_declined",
-                    &rules.declined,
-                    e.referral_id.0,
-                )
-            })
+            rules
+                .declined
+                .reasons
+                .contains(&reason)
+                .then(|| coded(state, "referral_declined", &rules.declined, e.referral_id.0))
         }
         CaseEvent::CaseClosed(_) => {
             state.accepted_in_episode = false;
@@ -442,9 +437,7 @@ mod tests {
     }
 
     fn referred(n: u128, organisation: Option<&str>) -> CaseEvent {
-        let mut received = domain::testing::referral(domain::ReferralId(
-            Uuid::from_u128(n),
-        ));
+        let mut received = domain::testing::referral(domain::ReferralId(Uuid::from_u128(n)));
         received.referrer.organisation = organisation.map(str::to_owned);
         CaseEvent::ReferralReceived(received)
     }
@@ -476,16 +469,23 @@ mod tests {
         }
     }
 
+    /// A message as the table shows it: kind, code, content, why withheld, sequence.
+    type Seen = (
+        &'static str,
+        String,
+        Option<&'static str>,
+        Option<&'static str>,
+        i32,
+    );
+
     /// Folds `events` and gives each message as (kind, code, content, withheld, seq).
-    fn run(events: Vec<CaseEvent>) -> Vec<(&'static str, String, Option<&'static str>, Option<&'static str>, i32)> {
+    fn run(events: Vec<CaseEvent>) -> Vec<Seen> {
         let rules = rules();
         let mut state = GpMessageState::default();
         events
             .into_iter()
             .enumerate()
-            .filter_map(|(i, e)| {
-                decide_gp_messages(&mut state, &fact(1000 + i as u128, e), &rules)
-            })
+            .filter_map(|(i, e)| decide_gp_messages(&mut state, &fact(1000 + i as u128, e), &rules))
             .map(|m| {
                 (
                     m.kind,
@@ -502,7 +502,7 @@ mod tests {
     fn messages_by_consent_practice_and_reason() {
         let accept = "871731000000106".to_owned();
         let decline = "871711000000103".to_owned();
-        let table: Vec<(&str, Vec<CaseEvent>, Vec<(&str, String, Option<&str>, Option<&str>, i32)>)> = vec![
+        let table: Vec<(&str, Vec<CaseEvent>, Vec<Seen>)> = vec![
             (
                 "accepted, no consent recorded: the code alone",
                 vec![referred(1, Some("ODS A81001")), accepted(1)],
@@ -515,22 +515,45 @@ mod tests {
             ),
             (
                 "consent withdrawn: the person objected, withheld",
-                vec![consent(true), consent(false), referred(1, Some("ODS A81001")), accepted(1)],
-                vec![("referral_accepted", accept.clone(), None, Some("objected"), 1)],
+                vec![
+                    consent(true),
+                    consent(false),
+                    referred(1, Some("ODS A81001")),
+                    accepted(1),
+                ],
+                vec![(
+                    "referral_accepted",
+                    accept.clone(),
+                    None,
+                    Some("objected"),
+                    1,
+                )],
             ),
             (
                 "no practice named by ODS code: withheld, said so",
                 vec![referred(1, Some("Frome Medical Practice")), accepted(1)],
-                vec![("referral_accepted", accept.clone(), None, Some("no_practice"), 1)],
+                vec![(
+                    "referral_accepted",
+                    accept.clone(),
+                    None,
+                    Some("no_practice"),
+                    1,
+                )],
             ),
             (
                 "the person declined: the declined code",
-                vec![referred(1, Some("ODS A81001")), declined(1, DeclineReason::ClientDeclined)],
+                vec![
+                    referred(1, Some("ODS A81001")),
+                    declined(1, DeclineReason::ClientDeclined),
+                ],
                 vec![("referral_declined", decline.clone(), Some("coded"), None, 1)],
             ),
             (
                 "declined as not eligible: not the person's choice, no message",
-                vec![referred(1, Some("ODS A81001")), declined(1, DeclineReason::NotEligible)],
+                vec![
+                    referred(1, Some("ODS A81001")),
+                    declined(1, DeclineReason::NotEligible),
+                ],
                 vec![],
             ),
             (
@@ -570,7 +593,10 @@ mod tests {
     #[test]
     fn practice_codes_are_read_only_as_the_rule_says() {
         let rules = rules();
-        assert_eq!(rules.practice_of(Some("ODS A81001")).as_deref(), Some("A81001"));
+        assert_eq!(
+            rules.practice_of(Some("ODS A81001")).as_deref(),
+            Some("A81001")
+        );
         assert_eq!(rules.practice_of(Some("ODS a81001")), None);
         assert_eq!(rules.practice_of(Some("A81001")), None);
         assert_eq!(rules.practice_of(Some("ODS A8/../x")), None);

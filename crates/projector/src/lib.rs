@@ -26,6 +26,7 @@ pub use caseload::{
     ShadowCaseload, apply_case_event, switch_rebuilt_caseload,
 };
 pub use directory::{DIRECTORY, DirectoryProjection};
+pub use gp_messages::{GP_OUTBOX, GpOutboxProjection};
 pub use outcomes::{
     ClientOutcomes, FIGURE_TABLES, OutcomesProjection, ScorePair, apply_outcome_event,
     outcomes_name, pairs_by_measure, score_pairs,
@@ -34,4 +35,3 @@ pub use registry::{Lag, OUTCOMES, ProjectionVersion, VersionState, all, lag, spa
 pub use runner::{Batch, Projection, ProjectionError, Runner, RunnerSettings, Together};
 pub use task_rules::TaskRules;
 pub use tasks::{TASKS, TasksProjection};
-pub use gp_messages::{GP_OUTBOX, GpOutboxProjection};

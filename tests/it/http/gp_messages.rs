@@ -44,18 +44,33 @@ async fn an_administrator_sets_endpoints_sees_dead_letters_and_replays_one() {
 
     // Endpoints: only http(s), no credentials; a real ODS code; administrators only.
     for (body, field) in [
-        (json!({ "ods_code": "A81001", "url": "file:///etc/passwd" }), "url"),
-        (json!({ "ods_code": "A81001", "url": "https://me:secret@gp.example/in" }), "url"),
-        (json!({ "ods_code": "a81001", "url": "https://gp.example/in" }), "ods_code"),
+        (
+            json!({ "ods_code": "A81001", "url": "file:///etc/passwd" }),
+            "url",
+        ),
+        (
+            json!({ "ods_code": "A81001", "url": "https://me:secret@gp.example/in" }),
+            "url",
+        ),
+        (
+            json!({ "ods_code": "a81001", "url": "https://gp.example/in" }),
+            "ods_code",
+        ),
     ] {
-        let reply = server.post(&people.admin, "/api/v1/gp-endpoints", body).await;
+        let reply = server
+            .post(&people.admin, "/api/v1/gp-endpoints", body)
+            .await;
         assert_eq!(reply.status, 400, "{:#}", reply.body);
         assert_eq!(reply.body["errors"][0]["field"], field, "{:#}", reply.body);
     }
     let good = json!({ "ods_code": "A81001", "url": "https://gp.example/fhir/Communication" });
-    let reply = server.post(&people.worker, "/api/v1/gp-endpoints", good.clone()).await;
+    let reply = server
+        .post(&people.worker, "/api/v1/gp-endpoints", good.clone())
+        .await;
     assert_eq!(reply.status, 403);
-    let reply = server.post(&people.admin, "/api/v1/gp-endpoints", good).await;
+    let reply = server
+        .post(&people.admin, "/api/v1/gp-endpoints", good)
+        .await;
     assert_eq!(reply.status, 200, "{:#}", reply.body);
     assert_eq!(reply.body["ods_code"], "A81001");
 
@@ -64,24 +79,42 @@ async fn an_administrator_sets_endpoints_sees_dead_letters_and_replays_one() {
     let theirs = dead_letter(&server, people.foreign_admin.organisation_id).await;
     let listed = server.get(&people.admin, "/api/v1/gp-messages").await;
     assert_eq!(listed.status, 200, "{:#}", listed.body);
-    let ids: Vec<&str> = listed.body.as_array().expect("a list").iter().filter_map(|m| m["message_id"].as_str()).collect();
+    let ids: Vec<&str> = listed
+        .body
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|m| m["message_id"].as_str())
+        .collect();
     assert_eq!(ids, [ours.to_string()]);
     assert_eq!(listed.body[0]["code"], "871731000000106");
-    let reply = server.get(&people.admin, "/api/v1/gp-messages?status=lost").await;
+    let reply = server
+        .get(&people.admin, "/api/v1/gp-messages?status=lost")
+        .await;
     assert_eq!(reply.status, 400);
-    assert_eq!(reply.body["errors"][0]["field"], "query.status", "{:#}", reply.body);
+    assert_eq!(
+        reply.body["errors"][0]["field"], "query.status",
+        "{:#}",
+        reply.body
+    );
     let reply = server.get(&people.lead, "/api/v1/gp-messages").await;
     assert_eq!(reply.status, 403);
 
     // A replay: not of another organisation's, once.
     let replay = |id: Uuid| format!("/api/v1/gp-messages/{id}/replay");
-    let reply = server.call(Some(&people.admin), "POST", &replay(theirs), None, &[]).await;
+    let reply = server
+        .call(Some(&people.admin), "POST", &replay(theirs), None, &[])
+        .await;
     assert_eq!(reply.status, 404);
-    let reply = server.call(Some(&people.admin), "POST", &replay(ours), None, &[]).await;
+    let reply = server
+        .call(Some(&people.admin), "POST", &replay(ours), None, &[])
+        .await;
     assert_eq!(reply.status, 204, "{:#}", reply.body);
     assert_eq!(status_of(&server, ours).await, "pending");
     assert_eq!(status_of(&server, theirs).await, "dead");
-    let reply = server.call(Some(&people.admin), "POST", &replay(ours), None, &[]).await;
+    let reply = server
+        .call(Some(&people.admin), "POST", &replay(ours), None, &[])
+        .await;
     assert_eq!(reply.status, 404, "only a dead letter is replayed");
 
     // The console: the administrator's page lists it with a button that replays it; nobody
@@ -90,10 +123,16 @@ async fn an_administrator_sets_endpoints_sees_dead_letters_and_replays_one() {
     let session = sign_in(&server, &people.admin).await;
     let (status, page) = get(&server, &session, "/console/admin").await;
     assert_eq!(status, 200);
-    assert!(page.contains("/console/admin/gp-messages"), "linked from administration");
+    assert!(
+        page.contains("/console/admin/gp-messages"),
+        "linked from administration"
+    );
     let (status, page) = get(&server, &session, "/console/admin/gp-messages").await;
     assert_eq!(status, 200, "{page}");
-    assert!(page.contains(&again.to_string()) && page.contains("the endpoint answered 503"), "{page}");
+    assert!(
+        page.contains(&again.to_string()) && page.contains("the endpoint answered 503"),
+        "{page}"
+    );
     assert!(!page.contains(&theirs.to_string()));
     let csrf = hidden(&page, "csrf");
     let id = again.to_string();
@@ -117,7 +156,12 @@ async fn an_administrator_sets_endpoints_sees_dead_letters_and_replays_one() {
     .await;
     assert_eq!(status, 303);
     assert_eq!(status_of(&server, again).await, "pending");
-    let (_, page) = get(&server, &session, "/console/admin/gp-messages?done=replayed").await;
+    let (_, page) = get(
+        &server,
+        &session,
+        "/console/admin/gp-messages?done=replayed",
+    )
+    .await;
     assert!(page.contains("The message will be sent again"), "{page}");
     let worker = sign_in(&server, &people.worker).await;
     let (status, _) = get(&server, &worker, "/console/admin/gp-messages").await;

@@ -107,9 +107,6 @@ async fn replay_gp_message(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .gp_outbox
-        .replay(&caller.0, path.into_inner())
-        .await?;
+    state.gp_outbox.replay(&caller.0, path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
