@@ -10,6 +10,7 @@ mod directory;
 mod eventstore;
 mod figures;
 mod freshness;
+mod gp_outbox;
 mod http;
 mod journey;
 mod outcomes;

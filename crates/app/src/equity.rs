@@ -5,7 +5,7 @@
 //! ([`complete`]: the age band at the referral from the registered date of birth, under
 //! `projections/equity/`, the ethnic group of the category, the deprivation decile of the
 //! postcode's LSOA from the loaded IMD lookup), and every appended demographics or erasure event
-//! after the append ([`keep`]), which writes the person's row of `equity_demographics` (V29),
+//! after the append ([`keep`]), which writes the person's row of `equity_demographics` (V28),
 //! the one place reports read it from: in the log it is sealed with the rest of their personal
 //! data, out of the projectors' reach, and erased with them (see ARCHITECTURE "Personal data").
 

@@ -21,6 +21,7 @@ mod error;
 pub mod export;
 pub mod fhir;
 pub mod freshness;
+pub mod gp_outbox;
 pub mod health;
 mod journey;
 pub mod names;

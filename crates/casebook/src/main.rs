@@ -37,6 +37,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cluster_restart_attempts,
             oidc,
             task_maker_every_seconds,
+            gp_outbox_every_seconds,
         } => {
             let oidc = oidc.console()?;
             let read_wait = app::ReadWait::at_most(std::time::Duration::from_millis(read_wait_ms));
@@ -61,6 +62,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     trusted_proxies,
                     oidc,
                     task_maker_every: std::time::Duration::from_secs(task_maker_every_seconds),
+                    gp_outbox_every: std::time::Duration::from_secs(gp_outbox_every_seconds),
                 },
                 sealing,
                 casebook::supervisor::SupervisorSettings::with_attempts(cluster_restart_attempts),
@@ -190,6 +192,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Imd(command) => imd(&cli.database, command).await,
+        Command::Outbox(casebook::settings::OutboxCommand::Dispatch) => {
+            let database = Database::open(&cli.database).await?;
+            let cases = app::CaseService::with_clock(database.event_store()?, clock.clone());
+            let outcome = casebook::gp_outbox::dispatcher(&cases)?.run_once().await;
+            database.shutdown().await?;
+            let report = outcome?;
+            println!(
+                "GP messages: {} delivered, {} to try again, {} dead-lettered, {} withheld",
+                report.delivered, report.failed, report.dead_lettered, report.withheld
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate => {
             let database = Database::open(&cli.database).await?;
             let report = database.migrate().await?;
@@ -266,6 +280,8 @@ struct Guards {
     oidc: Option<casebook::http::ConsoleOidc>,
     /// How often the task maker runs (zero: never).
     task_maker_every: std::time::Duration,
+    /// How often the GP message dispatcher runs (zero: never).
+    gp_outbox_every: std::time::Duration,
 }
 
 /// Starts the sealer when an anchor key is configured (and says so when not).
@@ -322,6 +338,7 @@ async fn serve(
         trusted_proxies,
         oidc,
         task_maker_every,
+        gp_outbox_every,
     } = guards;
     let database = Database::open(settings).await?;
     // A private cluster that dies while the service runs is started again.
@@ -407,6 +424,15 @@ async fn serve(
             projections_stopped.clone(),
         )?)
     };
+    let gp_outbox = if gp_outbox_every.is_zero() {
+        None
+    } else {
+        Some(casebook::gp_outbox::spawn(
+            state.cases(),
+            gp_outbox_every,
+            projections_stopped.clone(),
+        )?)
+    };
     // Report snapshots left unfinished when the service last stopped are built again.
     let unfinished = state.snapshots().resume().await?;
     if unfinished > 0 {
@@ -457,6 +483,9 @@ async fn serve(
     }
     if let Some(task_maker) = task_maker {
         task_maker.abort();
+    }
+    if let Some(gp_outbox) = gp_outbox {
+        gp_outbox.abort();
     }
     handle.stop(true).await;
     server.await.context("joining the server")??;

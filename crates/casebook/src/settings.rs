@@ -167,6 +167,10 @@ pub enum Command {
         /// (projections/tasks/), in seconds; 0 never (run `casebook tasks make` instead).
         #[arg(long, env = "CASEBOOK_TASK_MAKER_EVERY_SECONDS", default_value_t = 300)]
         task_maker_every_seconds: u64,
+        /// How often the GP message dispatcher looks for messages due (the outbox), in
+        /// seconds; 0 never (run `casebook outbox dispatch` instead).
+        #[arg(long, env = "CASEBOOK_GP_OUTBOX_EVERY_SECONDS", default_value_t = 5)]
+        gp_outbox_every_seconds: u64,
     },
     /// Make a believable service for the demo organisation through the real command path:
     /// link workers, the sample directory, and people's journeys over the past year. The same
@@ -277,6 +281,9 @@ pub enum Command {
     /// The English Indices of Deprivation 2019, for equity reports' deprivation deciles.
     #[command(subcommand)]
     Imd(ImdCommand),
+    /// Messages back to GP practices (projections/gp_messages/).
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
 }
 
 /// `casebook imd ...`: reference data, loaded as the database's owner; no download.
@@ -300,6 +307,14 @@ pub enum ImdCommand {
         /// The CSV file.
         file: std::path::PathBuf,
     },
+}
+
+/// `casebook outbox ...`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum OutboxCommand {
+    /// Send, once, every GP message due now (as `serve` does every few seconds); prints what
+    /// came of them.
+    Dispatch,
 }
 
 /// `casebook tasks ...`.

@@ -189,6 +189,7 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(equity::configure)
             .configure(staff::configure)
             .configure(teams::configure)
+            .configure(gp_messages::configure)
             .route(
                 "/console/assets/10.6.1/nhsuk-frontend.min.css",
                 web::get().to(assets::stylesheet),
@@ -410,6 +411,7 @@ mod assessment;
 mod closure;
 mod connect;
 mod equity;
+mod gp_messages;
 mod plan;
 mod provider;
 mod reports;

@@ -11,6 +11,7 @@ pub mod bookkeeping;
 mod caseload;
 pub mod corrected;
 mod directory;
+pub mod gp_messages;
 mod outcomes;
 mod registry;
 pub mod rules;
@@ -25,6 +26,7 @@ pub use caseload::{
     ShadowCaseload, apply_case_event, switch_rebuilt_caseload,
 };
 pub use directory::{DIRECTORY, DirectoryProjection};
+pub use gp_messages::{GP_OUTBOX, GpOutboxProjection};
 pub use outcomes::{
     ClientOutcomes, FIGURE_TABLES, OutcomesProjection, ScorePair, apply_outcome_event,
     outcomes_name, pairs_by_measure, score_pairs,

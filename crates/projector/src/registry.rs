@@ -28,6 +28,10 @@ pub async fn all(store: &EventStore) -> Result<Vec<Arc<dyn Projection>>, Project
         Arc::new(DirectoryProjection),
         Arc::new(crate::TasksProjection),
     ];
+    match crate::GpOutboxProjection::new() {
+        Ok(outbox) => projections.push(Arc::new(outbox)),
+        Err(e) => tracing::warn!(error = %e, "not writing GP messages under unknown rules"),
+    }
     let client = store.pool().get().await?;
     for version in crate::bookkeeping::versions(&client, OUTCOMES).await? {
         match Rules::load(version.rules_version) {

@@ -254,6 +254,12 @@ fn rules() -> BTreeMap<&'static str, Rule> {
     // a report.
     rules.insert("record_demographics", case(CASEWORKERS));
     rules.insert("outcome_breakdown", own(REPORTERS));
+    // Messages back to GP practices: an organisation's administrators set its practices'
+    // endpoints and see its messages; a dead letter (the fixture's, the first organisation's)
+    // is replayed by its administrator, and is absent for another organisation's.
+    rules.insert("set_gp_endpoint", own(ADMINS));
+    rules.insert("list_gp_messages", own(ADMINS));
+    rules.insert("replay_gp_message", case(&["admin"]));
     rules
 }
 
@@ -404,6 +410,9 @@ pub fn body(
         "record_demographics" => json!({
             "demographics": { "sex": "female", "ethnic_category": "Z", "gp_practice": "L85016" }
         }),
+        "set_gp_endpoint" => {
+            json!({ "ods_code": "A81001", "url": "http://127.0.0.1:9/fhir/Communication" })
+        }
         _ => return None,
     })
 }
@@ -515,6 +524,20 @@ async fn every_route_refuses_every_caller_it_should() {
         assert_eq!(made.status, 201, "{:#}", made.body);
     }
 
+    // A dead-lettered message back to the GP, of the first organisation.
+    let dead_letter = Uuid::new_v4();
+    admin_client
+        .execute(
+            "INSERT INTO gp_outbox (message_id, organisation_id, client_id, seq, kind, code, \
+             display, content, practice_ods, rules_version, occurred_at, status, attempts, \
+             next_attempt_at, last_error) VALUES ($1, $2, $3, 1, 'referral_accepted', \
+             '871731000000106', 'Referral to social prescribing service (procedure)', 'coded', \
+             'A81001', 1, now(), 'dead', 12, now(), 'the endpoint answered 500')",
+            &[&dead_letter, &people.admin.organisation_id, &Uuid::new_v4()],
+        )
+        .await
+        .expect("a dead letter");
+
     let spec = api::http::openapi_json();
     let rules = rules();
     let mut tried = 0;
@@ -538,6 +561,7 @@ async fn every_route_refuses_every_caller_it_should() {
                 .replace("{snapshot_id}", &snapshot)
                 .replace("{explanation_id}", &explanation)
                 .replace("{service_request_id}", &fhir_referral.to_string())
+                .replace("{message_id}", &dead_letter.to_string())
                 // A FHIR Task is the referral's; the API's tasks are tasks.
                 .replace(
                     "{task_id}",

@@ -18,6 +18,7 @@ mod dating;
 mod directory_owner;
 mod equity;
 pub mod fhir;
+mod gp_messages;
 pub mod journey;
 mod malformed;
 mod matrix;

@@ -8,6 +8,7 @@ mod directory;
 mod equity;
 pub mod extract;
 mod fhir;
+mod gp_outbox;
 mod metrics;
 mod negotiate;
 pub mod problem;
@@ -55,6 +56,8 @@ pub struct AppState {
     snapshots: app::snapshots::Snapshots,
     /// Referrals in over FHIR.
     fhir: app::fhir::FhirReferrals,
+    /// Messages back to GP practices: endpoints, dead letters, replay.
+    gp_outbox: app::gp_outbox::GpOutboxAdmin,
     /// Checks `after` on reads straight from the log (always current: nothing to wait for).
     freshness: app::Freshness,
     routes: Arc<Vec<(ResourceDef, Vec<Method>)>>,
@@ -99,6 +102,7 @@ impl AppState {
         let cases = CaseService::with_clock(store.clone(), clock.clone());
         AppState {
             fhir: app::fhir::FhirReferrals::new(cases.clone()),
+            gp_outbox: app::gp_outbox::GpOutboxAdmin::new(store.clone(), clock.clone()),
             cases,
             admin: app::admin::Admin::new(&store),
             authenticator: app::access::Authenticator::new(&store),
@@ -231,7 +235,8 @@ fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(admin::configure)
             .configure(tasks::configure)
             .configure(provider::configure)
-            .configure(equity::configure),
+            .configure(equity::configure)
+            .configure(gp_outbox::configure),
     );
     fhir::configure(config);
 }

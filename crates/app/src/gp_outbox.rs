@@ -1,0 +1,697 @@
+//! Messages back to the GP practice: delivering the transactional outbox (issue #20, part 2).
+//!
+//! The outbox projection (`projector::gp_messages`) writes each message in the same
+//! transaction as its checkpoint; this module sends them. The [`Dispatcher`] leases due
+//! messages with `FOR UPDATE SKIP LOCKED` (a lease, not a held transaction, so that a killed
+//! dispatcher's messages are sent again once the lease runs out), only the earliest message of
+//! a person not yet delivered (in order per person: message n+1 waits for n, and a
+//! dead-lettered n holds the person's later messages until an administrator replays it), posts
+//! each as a FHIR R4 `Communication` to the practice's endpoint (configured by an administrator)
+//! with its id as `Idempotency-Key`, so that a receiver sees each message once however often it
+//! is sent, and writes every attempt to `gp_outbox_attempts`. A failure waits an exponential
+//! backoff with a cap; after the last attempt the message is dead-lettered.
+//!
+//! `app` holds no HTTP client: the caller hands the dispatcher a [`Transport`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use domain::CaseEvent;
+use eventstore::EventStore;
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::access::Principal;
+use crate::{AppError, Clock, policy};
+
+/// The SNOMED CT system.
+pub const SNOMED: &str = "http://snomed.info/sct";
+/// The NHS number's identifier system.
+pub const NHS_NUMBER: &str = "https://fhir.nhs.uk/Id/nhs-number";
+/// The ODS organisation code's identifier system.
+pub const ODS_CODE: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
+
+/// What a receiver answered: its HTTP status, or why there was no answer.
+pub type Delivery = Result<u16, String>;
+
+/// A post in flight.
+pub type PostFuture<'a> = BoxFuture<'a, Delivery>;
+
+/// Posts a message: `url`, headers, body. Implemented over an HTTP client by the binary.
+pub trait Transport: Send + Sync {
+    fn post<'a>(
+        &'a self,
+        url: &'a str,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    ) -> PostFuture<'a>;
+}
+
+/// How the dispatcher paces itself.
+#[derive(Clone, Copy, Debug)]
+pub struct DispatchSettings {
+    /// How long a leased message is the dispatcher's: longer than the transport's timeout.
+    pub lease: Duration,
+    /// The first wait after a failure; each further failure doubles it...
+    pub backoff: Duration,
+    /// ...up to this.
+    pub backoff_cap: Duration,
+    /// Attempts before a message is dead-lettered.
+    pub max_attempts: i32,
+    /// Messages leased at a time.
+    pub batch: i64,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        DispatchSettings {
+            lease: Duration::from_secs(60),
+            backoff: Duration::from_secs(5),
+            backoff_cap: Duration::from_secs(3600),
+            max_attempts: 12,
+            batch: 50,
+        }
+    }
+}
+
+impl DispatchSettings {
+    /// The wait after the `attempts`-th failure: `backoff * 2^(attempts-1)`, at most the cap.
+    pub fn backoff_after(&self, attempts: i32) -> Duration {
+        let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+        self.backoff
+            .checked_mul(1u32 << doublings)
+            .unwrap_or(self.backoff_cap)
+            .min(self.backoff_cap)
+    }
+}
+
+/// A leased message.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OutboxMessage {
+    pub message_id: Uuid,
+    pub organisation_id: Uuid,
+    pub client_id: Uuid,
+    pub seq: i32,
+    pub kind: String,
+    pub code: String,
+    pub display: String,
+    pub content: Option<String>,
+    pub summary: Option<String>,
+    pub practice_ods: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub attempts: i32,
+}
+
+/// What one dispatch pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DispatchReport {
+    pub delivered: u32,
+    pub failed: u32,
+    pub dead_lettered: u32,
+    pub withheld: u32,
+}
+
+/// The message as FHIR R4: a `Communication` (a notification) about the person (by NHS number)
+/// to the practice (by ODS code), sent at `sent`, its reason the SNOMED CT code, and with full
+/// content the summary as its payload. Nothing else of the record goes.
+pub fn communication(message: &OutboxMessage, nhs_number: &str, sent: DateTime<Utc>) -> Value {
+    let mut resource = json!({
+        "resourceType": "Communication",
+        "id": message.message_id,
+        "identifier": [{ "system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{}", message.message_id) }],
+        "status": "completed",
+        "category": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/communication-category", "code": "notification", "display": "Notification" }] }],
+        "subject": { "identifier": { "system": NHS_NUMBER, "value": nhs_number } },
+        "recipient": [{ "identifier": { "system": ODS_CODE, "value": message.practice_ods } }],
+        "sent": sent.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "reasonCode": [{ "coding": [{ "system": SNOMED, "code": message.code, "display": message.display }] }],
+    });
+    if let (Some("full"), Some(summary)) = (message.content.as_deref(), &message.summary) {
+        resource["payload"] = json!([{ "contentString": summary }]);
+    }
+    resource
+}
+
+/// Sends the outbox.
+#[derive(Clone)]
+pub struct Dispatcher {
+    store: EventStore,
+    clock: Clock,
+    transport: Arc<dyn Transport>,
+    settings: DispatchSettings,
+    holder: Uuid,
+}
+
+/// Why a message was not addressed once its person was read.
+enum Addressed {
+    To(String),
+    Withheld(&'static str),
+}
+
+impl Dispatcher {
+    /// A dispatcher over `store`, timed by `clock`, sending through `transport`.
+    pub fn new(
+        store: EventStore,
+        clock: Clock,
+        transport: Arc<dyn Transport>,
+        settings: DispatchSettings,
+    ) -> Dispatcher {
+        Dispatcher {
+            store,
+            clock,
+            transport,
+            settings,
+            holder: Uuid::new_v4(),
+        }
+    }
+
+    /// Sends every message due now, batch by batch, until none is due.
+    ///
+    /// # Errors
+    /// Database failures (a message whose delivery failed is not an error: it waits its turn).
+    pub async fn run_once(&self) -> Result<DispatchReport, AppError> {
+        let mut report = DispatchReport::default();
+        loop {
+            let leased = self.lease().await?;
+            // A batch not full leaves nothing else due; a full one may (and a pass whose
+            // deliveries keep failing still ends: failed messages wait their backoff).
+            let more = i64::try_from(leased.len()).unwrap_or(i64::MAX) >= self.settings.batch;
+            for (message, url) in leased {
+                self.deliver(&message, url.as_deref(), &mut report).await?;
+            }
+            if !more {
+                return Ok(report);
+            }
+        }
+    }
+
+    /// Runs [`Dispatcher::run_once`] every `every` until `stopped` says so; a failed pass is
+    /// logged and the next one tries again.
+    pub async fn run(&self, every: Duration, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if *stopped.borrow() {
+                return;
+            }
+            if let Err(e) = self.run_once().await {
+                tracing::warn!(error = %e, "the GP message dispatcher failed; it runs again at its next turn");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                _ = stopped.changed() => {}
+            }
+        }
+    }
+
+    async fn lease(&self) -> Result<Vec<(OutboxMessage, Option<String>)>, AppError> {
+        let now = self.clock.now();
+        let until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
+        let client = self.store.pool().get().await?;
+        let rows = client
+            .query(
+                "WITH due AS ( \
+                   SELECT o.message_id FROM gp_outbox o \
+                   WHERE o.status = 'pending' AND o.next_attempt_at <= $1 \
+                     AND (o.leased_until IS NULL OR o.leased_until <= $1) \
+                     AND NOT EXISTS (SELECT 1 FROM gp_outbox p WHERE p.client_id = o.client_id \
+                                     AND p.seq < o.seq AND p.status IN ('pending', 'dead')) \
+                   ORDER BY o.next_attempt_at, o.client_id, o.seq LIMIT $2 \
+                   FOR UPDATE SKIP LOCKED) \
+                 UPDATE gp_outbox o SET leased_until = $3, lease_holder = $4 FROM due \
+                 WHERE o.message_id = due.message_id \
+                 RETURNING o.message_id, o.organisation_id, o.client_id, o.seq, o.kind, o.code, \
+                   o.display, o.content, o.summary, o.practice_ods, o.occurred_at, o.attempts, \
+                   (SELECT e.url FROM gp_practice_endpoints e \
+                    WHERE e.organisation_id = o.organisation_id AND e.ods_code = o.practice_ods)",
+                &[&now, &self.settings.batch, &until, &self.holder],
+            )
+            .await?;
+        let mut leased: Vec<(OutboxMessage, Option<String>)> = rows
+            .iter()
+            .map(|row| {
+                (
+                    OutboxMessage {
+                        message_id: row.get(0),
+                        organisation_id: row.get(1),
+                        client_id: row.get(2),
+                        seq: row.get(3),
+                        kind: row.get(4),
+                        code: row.get(5),
+                        display: row.get(6),
+                        content: row.get(7),
+                        summary: row.get(8),
+                        practice_ods: row.get(9),
+                        occurred_at: row.get(10),
+                        attempts: row.get(11),
+                    },
+                    row.get(12),
+                )
+            })
+            .collect();
+        leased.sort_by_key(|(m, _)| (m.client_id, m.seq));
+        Ok(leased)
+    }
+
+    /// The person's NHS number, read from their record (sealed in the log), corrections applied.
+    async fn address(&self, client_id: Uuid) -> Result<Addressed, AppError> {
+        let events = self
+            .store
+            .read_streams_of_types(
+                &[client_id],
+                &["ClientRegistered", "EntryCorrected", "ClientErased"],
+            )
+            .await?;
+        let facts = projector::corrected::with_corrections(&events)?;
+        let mut nhs_number = None;
+        for fact in facts {
+            match fact.event {
+                CaseEvent::ClientErased(_) => return Ok(Addressed::Withheld("erased")),
+                CaseEvent::ClientRegistered(registered) => {
+                    nhs_number = registered.personal.nhs_number.map(String::from);
+                }
+                _ => {}
+            }
+        }
+        Ok(nhs_number.map_or(Addressed::Withheld("no_nhs_number"), Addressed::To))
+    }
+
+    async fn deliver(
+        &self,
+        message: &OutboxMessage,
+        url: Option<&str>,
+        report: &mut DispatchReport,
+    ) -> Result<(), AppError> {
+        let attempt = message.attempts + 1;
+        let nhs_number = match self.address(message.client_id).await? {
+            Addressed::To(number) => number,
+            Addressed::Withheld(reason) => {
+                self.finish(message, attempt, "withheld", None, Some(reason))
+                    .await?;
+                report.withheld += 1;
+                return Ok(());
+            }
+        };
+        let outcome = match url {
+            None => Err(format!(
+                "no endpoint is configured for practice {}",
+                message.practice_ods.as_deref().unwrap_or("(none)")
+            )),
+            Some(url) => {
+                let body =
+                    serde_json::to_vec(&communication(message, &nhs_number, self.clock.now()))
+                        .map_err(|e| AppError::Unexpected(e.into()))?;
+                let headers = vec![
+                    ("content-type", "application/fhir+json".to_owned()),
+                    ("idempotency-key", message.message_id.to_string()),
+                    ("x-casebook-sequence", message.seq.to_string()),
+                ];
+                match self.transport.post(url, headers, body).await {
+                    Ok(status) if (200..300).contains(&status) => Ok(status),
+                    Ok(status) => Err(format!("the practice's endpoint answered {status}")),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match outcome {
+            Ok(status) => {
+                self.finish(message, attempt, "delivered", Some(status), None)
+                    .await?;
+                report.delivered += 1;
+            }
+            Err(error) => {
+                let status = error
+                    .strip_prefix("the practice's endpoint answered ")
+                    .and_then(|s| s.parse::<i32>().ok());
+                if attempt >= self.settings.max_attempts {
+                    self.fail(message, attempt, true, status, &error).await?;
+                    report.dead_lettered += 1;
+                } else {
+                    self.fail(message, attempt, false, status, &error).await?;
+                    report.failed += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivered or withheld: the message is done.
+    async fn finish(
+        &self,
+        message: &OutboxMessage,
+        attempt: i32,
+        outcome: &'static str,
+        status: Option<u16>,
+        reason: Option<&'static str>,
+    ) -> Result<(), AppError> {
+        let now = self.clock.now();
+        let mut client = self.store.pool().get().await?;
+        let tx = client.transaction().await?;
+        let updated = tx
+            .execute(
+                "UPDATE gp_outbox SET status = $3, attempts = $4, delivered_at = \
+                 CASE WHEN $3 = 'delivered' THEN $5::timestamptz END, withheld_reason = coalesce($6, withheld_reason), \
+                 leased_until = NULL, lease_holder = NULL, last_error = NULL \
+                 WHERE message_id = $1 AND lease_holder = $2 AND status = 'pending'",
+                &[
+                    &message.message_id,
+                    &self.holder,
+                    &outcome,
+                    &attempt,
+                    &now,
+                    &reason,
+                ],
+            )
+            .await?;
+        if updated == 1 {
+            self.audit(
+                &tx,
+                message,
+                attempt,
+                outcome,
+                status.map(i32::from),
+                reason,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        message: &OutboxMessage,
+        attempt: i32,
+        dead: bool,
+        status: Option<i32>,
+        error: &str,
+    ) -> Result<(), AppError> {
+        let now = self.clock.now();
+        let next = now
+            + chrono::Duration::from_std(self.settings.backoff_after(attempt)).unwrap_or_default();
+        let outcome = if dead { "dead" } else { "failed" };
+        let mut client = self.store.pool().get().await?;
+        let tx = client.transaction().await?;
+        let updated = tx
+            .execute(
+                "UPDATE gp_outbox SET status = CASE WHEN $3 THEN 'dead' ELSE 'pending' END, \
+                 attempts = $4, next_attempt_at = $5, last_error = $6, \
+                 leased_until = NULL, lease_holder = NULL \
+                 WHERE message_id = $1 AND lease_holder = $2 AND status = 'pending'",
+                &[
+                    &message.message_id,
+                    &self.holder,
+                    &dead,
+                    &attempt,
+                    &next,
+                    &error,
+                ],
+            )
+            .await?;
+        if updated == 1 {
+            self.audit(&tx, message, attempt, outcome, status, Some(error))
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        message: &OutboxMessage,
+        attempt: i32,
+        outcome: &str,
+        status: Option<i32>,
+        detail: Option<&str>,
+    ) -> Result<(), AppError> {
+        tx.execute(
+            "INSERT INTO gp_outbox_attempts (message_id, attempt, at, outcome, http_status, detail, dispatcher) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &message.message_id,
+                &attempt,
+                &self.clock.now(),
+                &outcome,
+                &status,
+                &detail,
+                &self.holder,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// A message as an administrator sees it (no personal data: the person is a client id).
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct OutboxEntry {
+    pub message_id: Uuid,
+    pub client_id: Uuid,
+    pub seq: i32,
+    pub kind: String,
+    /// SNOMED CT code.
+    pub code: String,
+    pub practice_ods: Option<String>,
+    /// `coded` or `full`; none when withheld.
+    pub content: Option<String>,
+    /// `pending`, `delivered`, `dead` or `withheld`.
+    pub status: String,
+    pub withheld_reason: Option<String>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// A practice's endpoint as configured.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PracticeEndpoint {
+    pub ods_code: String,
+    pub url: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Checks an ODS code: 3 to 10 capital letters and digits.
+///
+/// # Errors
+/// [`AppError::BadInput`] naming `ods_code`.
+pub fn check_ods_code(code: &str) -> Result<(), AppError> {
+    let ok = (3..=10).contains(&code.len())
+        && code
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::BadInput {
+            field: "ods_code",
+            message: "an ODS code is 3 to 10 capital letters and digits".to_owned(),
+        })
+    }
+}
+
+/// Checks an endpoint URL: `http` or `https`, a host, no credentials, no fragment, no spaces.
+///
+/// # Errors
+/// [`AppError::BadInput`] naming `url`.
+pub fn check_endpoint_url(url: &str) -> Result<(), AppError> {
+    let bad = |message: &str| AppError::BadInput {
+        field: "url",
+        message: message.to_owned(),
+    };
+    if url.len() > 2048 {
+        return Err(bad("a URL of at most 2048 characters"));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("a URL holds no spaces or control characters"));
+    }
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| bad("only http and https endpoints are allowed"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err(bad("the URL names no host"));
+    }
+    if authority.contains('@') {
+        return Err(bad("the URL may not carry credentials"));
+    }
+    if url.contains('#') {
+        return Err(bad("the URL may not carry a fragment"));
+    }
+    Ok(())
+}
+
+/// An administrator's view of the outbox.
+#[derive(Clone)]
+pub struct GpOutboxAdmin {
+    store: EventStore,
+    clock: Clock,
+}
+
+impl GpOutboxAdmin {
+    /// Over `store`, timed by `clock`.
+    pub fn new(store: EventStore, clock: Clock) -> GpOutboxAdmin {
+        GpOutboxAdmin { store, clock }
+    }
+
+    /// Sets where a practice's messages go, for the caller's organisation (administrators).
+    ///
+    /// # Errors
+    /// [`AppError::Denied`]; [`AppError::BadInput`] naming the field.
+    pub async fn set_endpoint(
+        &self,
+        principal: &Principal,
+        ods_code: &str,
+        url: &str,
+    ) -> Result<PracticeEndpoint, AppError> {
+        policy::may_administer(principal)?;
+        check_ods_code(ods_code)?;
+        check_endpoint_url(url)?;
+        let now = self.clock.now();
+        let client = self.store.pool().get().await?;
+        client
+            .execute(
+                "INSERT INTO gp_practice_endpoints (organisation_id, ods_code, url, updated_by, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (organisation_id, ods_code) \
+                 DO UPDATE SET url = excluded.url, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+                &[&principal.organisation_id, &ods_code, &url, &principal.staff_id.0, &now],
+            )
+            .await?;
+        Ok(PracticeEndpoint {
+            ods_code: ods_code.to_owned(),
+            url: url.to_owned(),
+            updated_at: now,
+        })
+    }
+
+    /// The caller's organisation's messages of a status (`dead` for the dead letters), oldest
+    /// first (administrators).
+    ///
+    /// # Errors
+    /// [`AppError::Denied`]; [`AppError::BadInput`] naming `status`.
+    pub async fn messages(
+        &self,
+        principal: &Principal,
+        status: &str,
+        limit: i64,
+    ) -> Result<Vec<OutboxEntry>, AppError> {
+        policy::may_administer(principal)?;
+        if !["pending", "delivered", "dead", "withheld"].contains(&status) {
+            return Err(AppError::BadInput {
+                field: "status",
+                message: "one of pending, delivered, dead, withheld".to_owned(),
+            });
+        }
+        let client = self.store.pool().get().await?;
+        let rows = client
+            .query(
+                "SELECT message_id, client_id, seq, kind, code, practice_ods, content, status, \
+                 withheld_reason, attempts, last_error, occurred_at, delivered_at \
+                 FROM gp_outbox WHERE organisation_id = $1 AND status = $2 \
+                 ORDER BY occurred_at, client_id, seq LIMIT $3",
+                &[&principal.organisation_id, &status, &limit.clamp(1, 500)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| OutboxEntry {
+                message_id: row.get(0),
+                client_id: row.get(1),
+                seq: row.get(2),
+                kind: row.get(3),
+                code: row.get(4),
+                practice_ods: row.get(5),
+                content: row.get(6),
+                status: row.get(7),
+                withheld_reason: row.get(8),
+                attempts: row.get(9),
+                last_error: row.get(10),
+                occurred_at: row.get(11),
+                delivered_at: row.get(12),
+            })
+            .collect())
+    }
+
+    /// Sends a dead letter again from its first attempt (administrators; recorded with who).
+    ///
+    /// # Errors
+    /// [`AppError::Denied`]; [`AppError::NotFound`] for no dead letter of that id in the
+    /// caller's organisation.
+    pub async fn replay(&self, principal: &Principal, message_id: Uuid) -> Result<(), AppError> {
+        policy::may_administer(principal)?;
+        let now = self.clock.now();
+        let mut client = self.store.pool().get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                "UPDATE gp_outbox SET status = 'pending', attempts = 0, next_attempt_at = $3, \
+                 leased_until = NULL, lease_holder = NULL \
+                 WHERE message_id = $1 AND organisation_id = $2 AND status = 'dead' RETURNING attempts",
+                &[&message_id, &principal.organisation_id, &now],
+            )
+            .await?;
+        if row.is_none() {
+            return Err(AppError::NotFound(format!(
+                "no dead-lettered message {message_id}"
+            )));
+        }
+        tx.execute(
+            "INSERT INTO gp_outbox_attempts (message_id, attempt, at, outcome, staff_id) \
+             VALUES ($1, 0, $2, 'replayed', $3)",
+            &[&message_id, &now, &principal.staff_id.0],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let settings = DispatchSettings {
+            backoff: Duration::from_secs(5),
+            backoff_cap: Duration::from_secs(60),
+            ..DispatchSettings::default()
+        };
+        let waits: Vec<u64> = (1..=6)
+            .map(|n| settings.backoff_after(n).as_secs())
+            .collect();
+        assert_eq!(waits, [5, 10, 20, 40, 60, 60]);
+        assert_eq!(settings.backoff_after(1000).as_secs(), 60);
+    }
+
+    #[test]
+    fn endpoint_urls_are_http_or_https_without_credentials() {
+        for good in ["https://gp.example/fhir", "http://127.0.0.1:8080/in"] {
+            assert!(check_endpoint_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "file:///etc/passwd",
+            "ftp://gp.example/",
+            "gopher://x",
+            "https://user:pw@gp.example/",
+            "https:///nohost",
+            "https://gp.example/a b",
+            "https://gp.example/#x",
+            "",
+        ] {
+            assert!(
+                matches!(
+                    check_endpoint_url(bad),
+                    Err(AppError::BadInput { field: "url", .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(check_ods_code("A81001").is_ok());
+        assert!(check_ods_code("a81001").is_err());
+        assert!(check_ods_code("A8").is_err());
+    }
+}

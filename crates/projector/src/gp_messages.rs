@@ -1,0 +1,605 @@
+//! Messages back to the GP practice (issue #20, part 2): the transactional outbox's writer.
+//!
+//! `GpOutboxProjection` (`gp_outbox_v1`) folds each client's events with the pure
+//! [`decide_gp_messages`] under a rule version of `projections/gp_messages/`, and writes each
+//! message it decides as a row of `gp_outbox` in the same transaction as its checkpoint. The
+//! log is gapless and read in its global order, and the runner moves the checkpoint with a
+//! compare-and-set, so every event is looked at exactly once: a message is written once, with
+//! the events it comes from already committed, and never for an event rolled back. A message's
+//! id is its event's id, and rows are inserted with `ON CONFLICT DO NOTHING`, so a rebuild from
+//! the start of the log decides the same messages and writes (and sends) none again.
+//! Delivery is the dispatcher's (`app::gp_outbox`).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::{CaseEvent, ConsentScope};
+use eventstore::RecordedEvent;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::corrected::{Decoded, Fact, RecordSource};
+use crate::rules::RulesError;
+use crate::runner::{Batch, Projection, ProjectionError};
+
+/// Every message rule version this build knows, in order.
+const GP_MESSAGE_FILES: &[(u32, &str)] =
+    &[(1, include_str!("../../../projections/gp_messages/v1.toml"))];
+
+/// Its name (and checkpoint key).
+pub const GP_OUTBOX: &str = "gp_outbox_v1";
+
+/// Where a referral names its practice.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PracticeRule {
+    /// The referrer organisation's prefix before an ODS code (`"ODS "`).
+    pub prefix: String,
+}
+
+/// The consent that lets the full content go.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentRule {
+    pub scope: ConsentScope,
+}
+
+/// One coded message.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CodedMessage {
+    /// SNOMED CT concept id.
+    pub code: String,
+    /// Its term.
+    pub display: String,
+    /// What the full content adds, in words (no personal data).
+    pub summary: String,
+    /// For a decline, the decline reasons (codes) that are the person's choice.
+    #[serde(default)]
+    pub reasons: Vec<String>,
+}
+
+/// One version of the message rules.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GpMessageRules {
+    pub version: u32,
+    pub description: String,
+    pub practice: PracticeRule,
+    pub consent: ConsentRule,
+    pub accepted: CodedMessage,
+    pub declined: CodedMessage,
+}
+
+impl GpMessageRules {
+    /// The rules of `version`.
+    ///
+    /// # Errors
+    /// An unknown version or a file that does not parse.
+    pub fn load(version: u32) -> Result<GpMessageRules, RulesError> {
+        let (_, text) = GP_MESSAGE_FILES
+            .iter()
+            .find(|(v, _)| *v == version)
+            .ok_or_else(|| RulesError::Invalid {
+                version: i32::try_from(version).unwrap_or(i32::MAX),
+                reason: "no GP message rules of this version in this build".to_owned(),
+            })?;
+        let rules: GpMessageRules = toml::from_str(text).map_err(|e| RulesError::Invalid {
+            version: i32::try_from(version).unwrap_or(i32::MAX),
+            reason: e.to_string(),
+        })?;
+        Ok(rules)
+    }
+
+    /// The newest version.
+    ///
+    /// # Errors
+    /// A file that does not parse.
+    pub fn latest() -> Result<GpMessageRules, RulesError> {
+        GpMessageRules::load(GP_MESSAGE_FILES.last().map_or(1, |(v, _)| *v))
+    }
+
+    /// The ODS code a referrer organisation names, if it names one as the rule says.
+    pub fn practice_of(&self, organisation: Option<&str>) -> Option<String> {
+        let code = organisation?.strip_prefix(&self.practice.prefix)?.trim();
+        let valid = (3..=10).contains(&code.len())
+            && code
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        valid.then(|| code.to_owned())
+    }
+}
+
+/// What the person said about sharing with their GP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpConsent {
+    /// Nothing recorded: the codes alone go.
+    #[default]
+    NotRecorded,
+    /// Consent to share: the coded entries and the summary go.
+    Given,
+    /// Consent withdrawn: the person objects, nothing goes.
+    Objected,
+}
+
+/// What the outbox knows of one person, folded from their events.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpMessageState {
+    /// The practice of each referral, by referral id (none: it named no practice).
+    pub referrals: Vec<(Uuid, Option<String>)>,
+    pub consent: GpConsent,
+    /// The acceptance code went out (or was decided) in the episode now open.
+    pub accepted_in_episode: bool,
+    pub erased: bool,
+    /// The last message's sequence number (0: none yet).
+    pub seq: i32,
+}
+
+impl GpMessageState {
+    fn practice(&self, referral: Uuid) -> Option<String> {
+        self.referrals
+            .iter()
+            .find(|(id, _)| *id == referral)
+            .and_then(|(_, practice)| practice.clone())
+    }
+}
+
+/// How much of a message goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Content {
+    /// The SNOMED code only.
+    Coded,
+    /// The code and the summary.
+    Full,
+}
+
+impl Content {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Content::Coded => "coded",
+            Content::Full => "full",
+        }
+    }
+}
+
+/// Why a decided message is not sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Withheld {
+    /// The referral named no GP practice (by ODS code).
+    NoPractice,
+    /// The person withdrew consent to share with the GP.
+    Objected,
+}
+
+impl Withheld {
+    /// The stored reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Withheld::NoPractice => "no_practice",
+            Withheld::Objected => "objected",
+        }
+    }
+}
+
+/// A message an event calls for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GpMessage {
+    /// The event it comes from (and so its id).
+    pub message_id: Uuid,
+    /// The person's order.
+    pub seq: i32,
+    /// `referral_accepted` or `referral_declined`.
+    pub kind: &'static str,
+    pub code: String,
+    pub display: String,
+    pub practice_ods: Option<String>,
+    /// How much goes; none when withheld.
+    pub content: Option<Content>,
+    pub summary: Option<String>,
+    pub withheld: Option<Withheld>,
+    pub rules_version: u32,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// Folds one event of a person's record: the new state, and the message it calls for, if any.
+/// Pure: the same events under the same rules always decide the same messages.
+pub fn decide_gp_messages(
+    state: &mut GpMessageState,
+    fact: &Fact,
+    rules: &GpMessageRules,
+) -> Option<GpMessage> {
+    let coded = |state: &mut GpMessageState,
+                 kind: &'static str,
+                 message: &CodedMessage,
+                 referral: Uuid|
+     -> GpMessage {
+        state.seq += 1;
+        let practice = state.practice(referral);
+        let (content, withheld) = match (&practice, state.consent) {
+            (None, _) => (None, Some(Withheld::NoPractice)),
+            (Some(_), GpConsent::Objected) => (None, Some(Withheld::Objected)),
+            (Some(_), GpConsent::NotRecorded) => (Some(Content::Coded), None),
+            (Some(_), GpConsent::Given) => (Some(Content::Full), None),
+        };
+        GpMessage {
+            message_id: fact.event_id,
+            seq: state.seq,
+            kind,
+            code: message.code.clone(),
+            display: message.display.clone(),
+            practice_ods: practice,
+            content,
+            summary: (content == Some(Content::Full)).then(|| message.summary.clone()),
+            withheld,
+            rules_version: rules.version,
+            occurred_at: fact.occurred_at,
+        }
+    };
+    if state.erased {
+        return None;
+    }
+    match &fact.event {
+        CaseEvent::ReferralReceived(e) => {
+            let practice = rules.practice_of(e.referrer.organisation.as_deref());
+            state.referrals.push((e.referral_id.0, practice));
+            None
+        }
+        CaseEvent::ConsentRecorded(e) if e.scope == rules.consent.scope => {
+            state.consent = GpConsent::Given;
+            None
+        }
+        CaseEvent::ConsentWithdrawn(e) if e.scope == rules.consent.scope => {
+            state.consent = GpConsent::Objected;
+            None
+        }
+        CaseEvent::ReferralAccepted(e) => {
+            if state.accepted_in_episode {
+                return None;
+            }
+            state.accepted_in_episode = true;
+            Some(coded(
+                state,
+                "referral_accepted",
+                &rules.accepted,
+                e.referral_id.0,
+            ))
+        }
+        CaseEvent::ReferralDeclined(e) => {
+            let reason = domain::code(&e.reason);
+            rules
+                .declined
+                .reasons
+                .contains(&reason)
+                .then(|| coded(state, "referral_declined", &rules.declined, e.referral_id.0))
+        }
+        CaseEvent::CaseClosed(_) => {
+            state.accepted_in_episode = false;
+            None
+        }
+        CaseEvent::ClientErased(_) => {
+            state.erased = true;
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Writes the messages of the log into `gp_outbox`.
+#[derive(Clone, Debug)]
+pub struct GpOutboxProjection {
+    rules: GpMessageRules,
+}
+
+impl GpOutboxProjection {
+    /// The projection under the newest message rules.
+    ///
+    /// # Errors
+    /// A rule file that does not parse.
+    pub fn new() -> Result<GpOutboxProjection, RulesError> {
+        Ok(GpOutboxProjection {
+            rules: GpMessageRules::latest()?,
+        })
+    }
+}
+
+#[async_trait]
+impl Projection for GpOutboxProjection {
+    fn name(&self) -> &str {
+        GP_OUTBOX
+    }
+
+    /// Forgets the fold's state only: the messages stay (they may have been sent), and a
+    /// rebuild decides the same ones again under the same ids, which are not written twice.
+    async fn reset(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), ProjectionError> {
+        tx.batch_execute("DELETE FROM gp_outbox_state").await?;
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        events: &[RecordedEvent],
+        log: &dyn RecordSource,
+    ) -> Result<(), ProjectionError> {
+        let decoded = Decoded::decode(events, log, false).await?;
+        self.write(tx, &decoded).await
+    }
+
+    async fn apply_decoded(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
+    ) -> Result<(), ProjectionError> {
+        self.write(tx, batch.decoded).await
+    }
+}
+
+impl GpOutboxProjection {
+    async fn write(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        decoded: &Decoded,
+    ) -> Result<(), ProjectionError> {
+        for client in decoded.clients(false)? {
+            let stored = tx
+                .query_opt(
+                    "SELECT state FROM gp_outbox_state WHERE client_id = $1",
+                    &[&client.client_id],
+                )
+                .await?;
+            let mut state: GpMessageState = match stored {
+                Some(row) => serde_json::from_value(row.get(0))
+                    .map_err(|e| ProjectionError::Corrupt(format!("gp_outbox_state: {e}")))?,
+                None => GpMessageState::default(),
+            };
+            let before = state.clone();
+            for fact in client.facts {
+                if let Some(message) = decide_gp_messages(&mut state, fact, &self.rules) {
+                    insert(tx, client.client_id, fact.organisation_id, &message).await?;
+                }
+            }
+            if state != before {
+                let json = serde_json::to_value(&state)
+                    .map_err(|e| ProjectionError::Corrupt(format!("gp_outbox_state: {e}")))?;
+                tx.execute(
+                    "INSERT INTO gp_outbox_state (client_id, state) VALUES ($1, $2) \
+                     ON CONFLICT (client_id) DO UPDATE SET state = excluded.state",
+                    &[&client.client_id, &json],
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn insert(
+    tx: &tokio_postgres::Transaction<'_>,
+    client_id: Uuid,
+    organisation_id: Uuid,
+    message: &GpMessage,
+) -> Result<(), ProjectionError> {
+    let status = if message.withheld.is_some() {
+        "withheld"
+    } else {
+        "pending"
+    };
+    let rules_version = i32::try_from(message.rules_version).unwrap_or(i32::MAX);
+    tx.execute(
+        "INSERT INTO gp_outbox (message_id, organisation_id, client_id, seq, kind, code, display, \
+         content, summary, practice_ods, rules_version, occurred_at, status, withheld_reason, \
+         next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $12) \
+         ON CONFLICT DO NOTHING",
+        &[
+            &message.message_id,
+            &organisation_id,
+            &client_id,
+            &message.seq,
+            &message.kind,
+            &message.code,
+            &message.display,
+            &message.content.map(Content::as_str),
+            &message.summary,
+            &message.practice_ods,
+            &rules_version,
+            &message.occurred_at,
+            &status,
+            &message.withheld.map(Withheld::as_str),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{
+        ConsentRecorded, ConsentWithdrawn, DeclineReason, ReferralAccepted, ReferralDeclined,
+    };
+
+    fn rules() -> GpMessageRules {
+        GpMessageRules::load(1).expect("rules v1")
+    }
+
+    fn fact(n: u128, event: CaseEvent) -> Fact {
+        Fact {
+            event_id: Uuid::from_u128(n),
+            stream_version: i64::try_from(n).unwrap_or(0),
+            organisation_id: Uuid::nil(),
+            occurred_at: DateTime::<Utc>::from_timestamp(1_700_000_000, 0).expect("time"),
+            event,
+        }
+    }
+
+    fn referred(n: u128, organisation: Option<&str>) -> CaseEvent {
+        let mut received = domain::testing::referral(domain::ReferralId(Uuid::from_u128(n)));
+        received.referrer.organisation = organisation.map(str::to_owned);
+        CaseEvent::ReferralReceived(received)
+    }
+
+    fn accepted(n: u128) -> CaseEvent {
+        CaseEvent::ReferralAccepted(ReferralAccepted {
+            referral_id: domain::ReferralId(Uuid::from_u128(n)),
+        })
+    }
+
+    fn declined(n: u128, reason: DeclineReason) -> CaseEvent {
+        CaseEvent::ReferralDeclined(ReferralDeclined {
+            referral_id: domain::ReferralId(Uuid::from_u128(n)),
+            reason,
+            note: None,
+        })
+    }
+
+    fn consent(given: bool) -> CaseEvent {
+        if given {
+            CaseEvent::ConsentRecorded(ConsentRecorded {
+                scope: ConsentScope::ShareWithGp,
+                services: vec![],
+            })
+        } else {
+            CaseEvent::ConsentWithdrawn(ConsentWithdrawn {
+                scope: ConsentScope::ShareWithGp,
+            })
+        }
+    }
+
+    /// A message as the table shows it: kind, code, content, why withheld, sequence.
+    type Seen = (
+        &'static str,
+        String,
+        Option<&'static str>,
+        Option<&'static str>,
+        i32,
+    );
+
+    /// Folds `events` and gives each message as (kind, code, content, withheld, seq).
+    fn run(events: Vec<CaseEvent>) -> Vec<Seen> {
+        let rules = rules();
+        let mut state = GpMessageState::default();
+        events
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, e)| decide_gp_messages(&mut state, &fact(1000 + i as u128, e), &rules))
+            .map(|m| {
+                (
+                    m.kind,
+                    m.code,
+                    m.content.map(Content::as_str),
+                    m.withheld.map(Withheld::as_str),
+                    m.seq,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn messages_by_consent_practice_and_reason() {
+        let accept = "871731000000106".to_owned();
+        let decline = "871711000000103".to_owned();
+        let table: Vec<(&str, Vec<CaseEvent>, Vec<Seen>)> = vec![
+            (
+                "accepted, no consent recorded: the code alone",
+                vec![referred(1, Some("ODS A81001")), accepted(1)],
+                vec![("referral_accepted", accept.clone(), Some("coded"), None, 1)],
+            ),
+            (
+                "accepted with consent to share: code and summary",
+                vec![consent(true), referred(1, Some("ODS A81001")), accepted(1)],
+                vec![("referral_accepted", accept.clone(), Some("full"), None, 1)],
+            ),
+            (
+                "consent withdrawn: the person objected, withheld",
+                vec![
+                    consent(true),
+                    consent(false),
+                    referred(1, Some("ODS A81001")),
+                    accepted(1),
+                ],
+                vec![(
+                    "referral_accepted",
+                    accept.clone(),
+                    None,
+                    Some("objected"),
+                    1,
+                )],
+            ),
+            (
+                "no practice named by ODS code: withheld, said so",
+                vec![referred(1, Some("Frome Medical Practice")), accepted(1)],
+                vec![(
+                    "referral_accepted",
+                    accept.clone(),
+                    None,
+                    Some("no_practice"),
+                    1,
+                )],
+            ),
+            (
+                "the person declined: the declined code",
+                vec![
+                    referred(1, Some("ODS A81001")),
+                    declined(1, DeclineReason::ClientDeclined),
+                ],
+                vec![("referral_declined", decline.clone(), Some("coded"), None, 1)],
+            ),
+            (
+                "declined as not eligible: not the person's choice, no message",
+                vec![
+                    referred(1, Some("ODS A81001")),
+                    declined(1, DeclineReason::NotEligible),
+                ],
+                vec![],
+            ),
+            (
+                "a second episode after closure is coded again, in order",
+                vec![
+                    referred(1, Some("ODS A81001")),
+                    accepted(1),
+                    CaseEvent::CaseClosed(domain::CaseClosed {
+                        reason: domain::ClosureReason::GoalsMet,
+                        note: None,
+                    }),
+                    referred(2, Some("ODS B82002")),
+                    accepted(2),
+                ],
+                vec![
+                    ("referral_accepted", accept.clone(), Some("coded"), None, 1),
+                    ("referral_accepted", accept.clone(), Some("coded"), None, 2),
+                ],
+            ),
+            (
+                "erased: nothing more",
+                vec![
+                    referred(1, Some("ODS A81001")),
+                    CaseEvent::ClientErased(domain::ClientErased {
+                        reason: "request".to_owned(),
+                    }),
+                    accepted(1),
+                ],
+                vec![],
+            ),
+        ];
+        for (name, events, expected) in table {
+            assert_eq!(run(events), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn practice_codes_are_read_only_as_the_rule_says() {
+        let rules = rules();
+        assert_eq!(
+            rules.practice_of(Some("ODS A81001")).as_deref(),
+            Some("A81001")
+        );
+        assert_eq!(rules.practice_of(Some("ODS a81001")), None);
+        assert_eq!(rules.practice_of(Some("A81001")), None);
+        assert_eq!(rules.practice_of(Some("ODS A8/../x")), None);
+        assert_eq!(rules.practice_of(None), None);
+    }
+}

@@ -1,0 +1,795 @@
+//! Messages back to the GP through the transactional outbox (issue #20, part 2), delivered to a
+//! real HTTP receiver started here that is down, answers 500, hangs past the timeout, drops the
+//! connection and comes back: every message arrives once (the receiver dedupes on
+//! `Idempotency-Key`), in order per person, and a dispatcher killed mid-delivery loses nothing.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use app::gp_outbox::{DispatchSettings, Dispatcher, GpOutboxAdmin, OutboxMessage};
+use app::{AppError, CaseService, CommandOptions};
+use domain::*;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+use crate::support::{metadata, new_client_intake, store_with_db};
+
+/// The outbox projection's runner for a test: one holder, caught up as often as asked.
+fn outbox_runner(store: &eventstore::EventStore) -> projector::Runner {
+    projector::Runner::new(
+        store.clone(),
+        Arc::new(projector::GpOutboxProjection::new().expect("the message rules")),
+        Uuid::new_v4(),
+        projector::RunnerSettings::default(),
+    )
+}
+
+/// What the receiver does with the next request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    /// 500, nothing kept.
+    Fail,
+    /// Keeps the message, then answers only after the sender's timeout.
+    Hang,
+    /// Keeps the message, then closes the connection without an answer.
+    Drop,
+    /// Keeps the message (once per key) and answers 200.
+    Ok,
+}
+
+#[derive(Default)]
+struct Received {
+    /// Answers to give, in order; then `Ok`.
+    script: VecDeque<Answer>,
+    /// Every request, by key.
+    requests: Vec<Uuid>,
+    /// Each message kept, once per key, in the order first kept, with its body and sequence.
+    kept: Vec<(Uuid, String, Value)>,
+    /// Signalled when a request arrives.
+    arrived: Option<tokio::sync::mpsc::UnboundedSender<Uuid>>,
+}
+
+/// A practice's system: a bare HTTP/1.1 server on a port of its own, stopped and started again
+/// at will on the same port.
+struct Practice {
+    port: u16,
+    received: Arc<Mutex<Received>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Practice {
+    async fn new() -> Practice {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let port = listener.local_addr().expect("its address").port();
+        drop(listener);
+        Practice {
+            port,
+            received: Arc::default(),
+            server: None,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/fhir/Communication", self.port)
+    }
+
+    fn script(&self, answers: &[Answer]) {
+        self.received
+            .lock()
+            .expect("receiver")
+            .script
+            .extend(answers.iter().copied());
+    }
+
+    fn kept_ids(&self) -> Vec<Uuid> {
+        let received = self.received.lock().expect("receiver");
+        received.kept.iter().map(|(id, _, _)| *id).collect()
+    }
+
+    fn requests(&self) -> Vec<Uuid> {
+        self.received.lock().expect("receiver").requests.clone()
+    }
+
+    fn body(&self, id: Uuid) -> Value {
+        let received = self.received.lock().expect("receiver");
+        received
+            .kept
+            .iter()
+            .find(|(kept, _, _)| *kept == id)
+            .map(|(_, _, body)| body.clone())
+            .expect("the message was kept")
+    }
+
+    async fn start(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("the practice's port again");
+        let received = self.received.clone();
+        self.server = Some(tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(answer(socket, received.clone()));
+            }
+        }));
+    }
+
+    fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+impl Drop for Practice {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn answer(mut socket: tokio::net::TcpStream, received: Arc<Mutex<Received>>) {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let (head, mut body) = loop {
+        let Ok(n) = socket.read(&mut chunk).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).to_string();
+            break (head, buffer[end + 4..].to_vec());
+        }
+    };
+    let headers: HashMap<String, String> = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    while body.len() < length {
+        let Ok(n) = socket.read(&mut chunk).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    let Some(key) = headers
+        .get("idempotency-key")
+        .and_then(|k| Uuid::parse_str(k).ok())
+    else {
+        let _ = socket
+            .write_all(
+                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            )
+            .await;
+        return;
+    };
+    let action = {
+        let mut received = received.lock().expect("receiver");
+        received.requests.push(key);
+        if let Some(arrived) = &received.arrived {
+            let _ = arrived.send(key);
+        }
+        let action = received.script.pop_front().unwrap_or(Answer::Ok);
+        if action != Answer::Fail && !received.kept.iter().any(|(id, _, _)| *id == key) {
+            let sequence = headers
+                .get("x-casebook-sequence")
+                .cloned()
+                .unwrap_or_default();
+            let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            received.kept.push((key, sequence, json));
+        }
+        action
+    };
+    match action {
+        Answer::Fail => {
+            let _ = socket
+                .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await;
+        }
+        Answer::Hang => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await;
+        }
+        Answer::Drop => {}
+        Answer::Ok => {
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await;
+        }
+    }
+}
+
+fn quick(max_attempts: i32) -> DispatchSettings {
+    DispatchSettings {
+        lease: Duration::from_millis(1500),
+        backoff: Duration::from_millis(50),
+        backoff_cap: Duration::from_millis(200),
+        max_attempts,
+        batch: 10,
+    }
+}
+
+fn dispatcher(store: &eventstore::EventStore, settings: DispatchSettings) -> Dispatcher {
+    Dispatcher::new(
+        store.clone(),
+        app::Clock::system(),
+        Arc::new(
+            casebook::gp_outbox::HttpTransport::new(Duration::from_millis(500))
+                .expect("an HTTP client"),
+        ),
+        settings,
+    )
+}
+
+/// Runs dispatch passes until nothing is pending (or 30 s).
+async fn drain(dispatcher: &Dispatcher, client: &tokio_postgres::Client) {
+    for _ in 0..300 {
+        dispatcher.run_once().await.expect("a dispatch pass");
+        let pending: i64 = client
+            .query_one(
+                "SELECT count(*) FROM gp_outbox WHERE status = 'pending'",
+                &[],
+            )
+            .await
+            .expect("pending")
+            .get(0);
+        if pending == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("messages still pending after 30 s");
+}
+
+/// An intake from practice `ods` (or none), for client `client`.
+fn intake(client: ClientId, referral: ReferralId, ods: Option<&str>) -> CaseCommand {
+    let mut command = new_client_intake(
+        client,
+        referral,
+        "Frome",
+        ReferralSource::Gp,
+        vec![NeedDomain::LonelinessIsolation],
+    );
+    if let CaseCommand::Intake { referral, .. } = &mut command {
+        referral.referrer.organisation = ods.map(|code| format!("ODS {code}"));
+    }
+    command
+}
+
+fn again(referral_id: ReferralId, ods: &str) -> CaseCommand {
+    let CaseCommand::Intake { mut referral, .. } =
+        intake(ClientId(Uuid::nil()), referral_id, Some(ods))
+    else {
+        unreachable!("an intake")
+    };
+    referral.received_on = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).expect("a day");
+    CaseCommand::Intake {
+        client: None,
+        referral,
+    }
+}
+
+async fn run(
+    cases: &CaseService,
+    organisation: Uuid,
+    client: ClientId,
+    commands: Vec<CaseCommand>,
+) {
+    for command in commands {
+        let meta = eventstore::Metadata {
+            organisation_id: organisation,
+            ..metadata()
+        };
+        cases
+            .execute(client, &command, meta, CommandOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    }
+}
+
+async fn message_of(
+    client: &tokio_postgres::Client,
+    person: ClientId,
+    seq: i32,
+) -> (Uuid, String, Option<String>, Option<String>) {
+    let row = client
+        .query_one(
+            "SELECT message_id, status, content, withheld_reason FROM gp_outbox \
+             WHERE client_id = $1 AND seq = $2",
+            &[&person.0, &seq],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("message {seq} of {person:?}: {e}"));
+    (row.get(0), row.get(1), row.get(2), row.get(3))
+}
+
+#[tokio::test]
+async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed_dispatcher() {
+    let (db, store) = store_with_db(8).await;
+    let admin_client = db.admin_client().await;
+    let operator = app::admin::Operator::new(&admin_client);
+    let organisation = operator
+        .add_organisation("GP outbox service")
+        .await
+        .expect("an organisation");
+    let administrator = operator
+        .add_staff(
+            organisation,
+            &app::admin::NewStaffRequest {
+                name: "Ada Admin".to_owned(),
+                role: app::access::Role::Administrator,
+                team_id: None,
+                capacity: None,
+            },
+        )
+        .await
+        .expect("an administrator");
+    let admin = app::access::Principal {
+        staff_id: StaffId(administrator.staff_id),
+        organisation_id: organisation,
+        team_id: None,
+        role: app::access::Role::Administrator,
+        token_id: Uuid::nil(),
+    };
+    let cases = CaseService::new(store.clone());
+    let runner = outbox_runner(&store);
+    let outbox = GpOutboxAdmin::new(store.clone(), app::Clock::system());
+    let client = db.app_client().await;
+
+    // Five people: A accepted, closed, referred again and accepted again (two messages, in
+    // order); B consents to sharing with the GP, then is accepted; C's referral names no
+    // practice; D declines; E is not eligible (not the person's choice: no message).
+    let [a, b, c, d, e] = [(); 5].map(|()| ClientId(Uuid::new_v4()));
+    let [ra, ra2, rb, rc, rd, re] = [(); 6].map(|()| ReferralId(Uuid::new_v4()));
+    run(
+        &cases,
+        organisation,
+        a,
+        vec![
+            intake(a, ra, Some("A81001")),
+            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: ra }),
+            CaseCommand::CloseCase(CaseClosed {
+                reason: ClosureReason::GoalsMet,
+                note: None,
+            }),
+            again(ra2, "A81001"),
+            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: ra2 }),
+        ],
+    )
+    .await;
+    run(
+        &cases,
+        organisation,
+        b,
+        vec![
+            intake(b, rb, Some("A81001")),
+            CaseCommand::RecordConsent(ConsentRecorded {
+                scope: ConsentScope::ShareWithGp,
+                services: vec![],
+            }),
+            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rb }),
+        ],
+    )
+    .await;
+    run(
+        &cases,
+        organisation,
+        c,
+        vec![
+            intake(c, rc, None),
+            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rc }),
+        ],
+    )
+    .await;
+    run(
+        &cases,
+        organisation,
+        d,
+        vec![
+            intake(d, rd, Some("A81001")),
+            CaseCommand::DeclineReferral(ReferralDeclined {
+                referral_id: rd,
+                reason: DeclineReason::ClientDeclined,
+                note: None,
+            }),
+        ],
+    )
+    .await;
+    run(
+        &cases,
+        organisation,
+        e,
+        vec![
+            intake(e, re, Some("A81001")),
+            CaseCommand::DeclineReferral(ReferralDeclined {
+                referral_id: re,
+                reason: DeclineReason::NotEligible,
+                note: None,
+            }),
+        ],
+    )
+    .await;
+    runner.catch_up().await.expect("the outbox catches up");
+
+    let (a1, status, content, _) = message_of(&client, a, 1).await;
+    assert_eq!(
+        (status.as_str(), content.as_deref()),
+        ("pending", Some("coded"))
+    );
+    let (a2, _, _, _) = message_of(&client, a, 2).await;
+    let (b1, _, content, _) = message_of(&client, b, 1).await;
+    assert_eq!(content.as_deref(), Some("full"));
+    let (_, status, content, why) = message_of(&client, c, 1).await;
+    assert_eq!(
+        (status.as_str(), content, why.as_deref()),
+        ("withheld", None, Some("no_practice"))
+    );
+    let (d1, _, _, _) = message_of(&client, d, 1).await;
+    let for_e: i64 = client
+        .query_one(
+            "SELECT count(*) FROM gp_outbox WHERE client_id = $1",
+            &[&e.0],
+        )
+        .await
+        .expect("e")
+        .get(0);
+    assert_eq!(for_e, 0, "not eligible is not the person's decline");
+    // The projection caught up again writes nothing twice.
+    runner.catch_up().await.expect("the outbox catches up");
+    let total: i64 = client
+        .query_one("SELECT count(*) FROM gp_outbox", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(total, 5);
+
+    // Only an administrator sets an endpoint, and only to an http(s) URL.
+    let mut practice = Practice::new().await;
+    let worker = app::access::Principal {
+        role: app::access::Role::LinkWorker,
+        ..admin.clone()
+    };
+    assert!(matches!(
+        outbox
+            .set_endpoint(&worker, "A81001", &practice.url())
+            .await,
+        Err(AppError::Denied(_))
+    ));
+    assert!(matches!(
+        outbox
+            .set_endpoint(&admin, "A81001", "file:///etc/passwd")
+            .await,
+        Err(AppError::BadInput { field: "url", .. })
+    ));
+    outbox
+        .set_endpoint(&admin, "A81001", &practice.url())
+        .await
+        .expect("the endpoint");
+
+    // The practice's system is down: every attempt fails, nothing is lost.
+    let first = dispatcher(&store, quick(50));
+    let report = first.run_once().await.expect("a pass");
+    assert_eq!(report.delivered, 0);
+    assert!(report.failed >= 3, "{report:?}");
+    assert!(practice.requests().is_empty());
+
+    // It comes back, answering 500 twice, hanging past the timeout, dropping a connection,
+    // then going away and coming back once more.
+    practice.script(&[Answer::Fail, Answer::Fail, Answer::Hang, Answer::Drop]);
+    practice.start().await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    first.run_once().await.expect("a pass");
+    practice.stop();
+    first.run_once().await.expect("a pass while it is away");
+    practice.start().await;
+    drain(&first, &client).await;
+
+    // A dispatcher killed mid-delivery: F's message reaches the practice, and the dispatcher
+    // is dropped before it hears the answer. Its lease runs out, another dispatcher sends it
+    // again, and the practice keeps it once.
+    let f = ClientId(Uuid::new_v4());
+    let rf = ReferralId(Uuid::new_v4());
+    run(
+        &cases,
+        organisation,
+        f,
+        vec![
+            intake(f, rf, Some("A81001")),
+            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rf }),
+        ],
+    )
+    .await;
+    runner.catch_up().await.expect("the outbox catches up");
+    let (f1, _, _, _) = message_of(&client, f, 1).await;
+    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    practice.received.lock().expect("receiver").arrived = Some(arrived);
+    practice.script(&[Answer::Hang]);
+    let doomed = dispatcher(&store, quick(50));
+    let killed = tokio::spawn(async move { doomed.run_once().await });
+    let got = tokio::time::timeout(Duration::from_secs(10), arrivals.recv())
+        .await
+        .expect("the message arrives")
+        .expect("a key");
+    assert_eq!(got, f1);
+    killed.abort();
+    let _ = killed.await;
+    let (_, status, _, _) = message_of(&client, f, 1).await;
+    assert_eq!(
+        status, "pending",
+        "the killed dispatcher's message is not lost"
+    );
+    let second = dispatcher(&store, quick(50));
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    drain(&second, &client).await;
+
+    // Every message arrived once, A's in order; the practice saw retries of them.
+    let kept = practice.kept_ids();
+    let mut unique = kept.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), kept.len(), "each message kept once: {kept:?}");
+    let mut expected = vec![a1, a2, b1, d1, f1];
+    expected.sort_unstable();
+    assert_eq!(unique, expected);
+    let position = |id: Uuid| kept.iter().position(|k| *k == id).expect("kept");
+    assert!(position(a1) < position(a2), "A's messages in order");
+    assert!(
+        practice.requests().len() > kept.len(),
+        "retries happened: {:?}",
+        practice.requests()
+    );
+    assert_eq!(
+        practice.requests().iter().filter(|id| **id == f1).count(),
+        2,
+        "F's message was sent again after the kill"
+    );
+    // Every message is delivered or withheld, and every delivery is audited.
+    let undelivered: i64 = client
+        .query_one(
+            "SELECT count(*) FROM gp_outbox WHERE status NOT IN ('delivered', 'withheld')",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(undelivered, 0);
+    let audited: i64 = client
+        .query_one(
+            "SELECT count(DISTINCT message_id) FROM gp_outbox_attempts WHERE outcome = 'delivered'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(audited, 5);
+    let failures: i64 = client
+        .query_one(
+            "SELECT count(*) FROM gp_outbox_attempts WHERE outcome = 'failed'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert!(failures >= 5, "failed attempts are audited: {failures}");
+
+    // What went: coded, to the practice, about the person by NHS number; the summary only
+    // with consent.
+    let a_body = practice.body(a1);
+    assert_eq!(a_body["resourceType"], "Communication");
+    assert_eq!(
+        a_body["reasonCode"][0]["coding"][0]["code"],
+        "871731000000106"
+    );
+    assert_eq!(a_body["subject"]["identifier"]["value"], "9434765919");
+    assert_eq!(a_body["recipient"][0]["identifier"]["value"], "A81001");
+    assert!(
+        a_body.get("payload").is_none(),
+        "codes only without consent"
+    );
+    let b_body = practice.body(b1);
+    assert!(
+        b_body["payload"][0]["contentString"].is_string(),
+        "{b_body}"
+    );
+    assert_eq!(
+        practice.body(d1)["reasonCode"][0]["coding"][0]["code"],
+        "871711000000103"
+    );
+}
+
+#[tokio::test]
+async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_next_and_is_replayed()
+ {
+    let (db, store) = store_with_db(6).await;
+    let admin_client = db.admin_client().await;
+    let operator = app::admin::Operator::new(&admin_client);
+    let organisation = operator
+        .add_organisation("Dead letters")
+        .await
+        .expect("org");
+    let other = operator
+        .add_organisation("Another service")
+        .await
+        .expect("org");
+    let mut principals = Vec::new();
+    for org in [organisation, other] {
+        let staff = operator
+            .add_staff(
+                org,
+                &app::admin::NewStaffRequest {
+                    name: "Ada Admin".to_owned(),
+                    role: app::access::Role::Administrator,
+                    team_id: None,
+                    capacity: None,
+                },
+            )
+            .await
+            .expect("an administrator");
+        principals.push(app::access::Principal {
+            staff_id: StaffId(staff.staff_id),
+            organisation_id: org,
+            team_id: None,
+            role: app::access::Role::Administrator,
+            token_id: Uuid::nil(),
+        });
+    }
+    let (admin, stranger) = (&principals[0], &principals[1]);
+    let cases = CaseService::new(store.clone());
+    let runner = outbox_runner(&store);
+    let outbox = GpOutboxAdmin::new(store.clone(), app::Clock::system());
+    let client = db.app_client().await;
+    // A practice with no endpoint yet: two messages for one person.
+    let a = ClientId(Uuid::new_v4());
+    let (ra, ra2) = (ReferralId(Uuid::new_v4()), ReferralId(Uuid::new_v4()));
+    run(
+        &cases,
+        organisation,
+        a,
+        vec![
+            intake(a, ra, Some("B82002")),
+            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: ra }),
+            CaseCommand::CloseCase(CaseClosed {
+                reason: ClosureReason::GoalsMet,
+                note: None,
+            }),
+            again(ra2, "B82002"),
+            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: ra2 }),
+        ],
+    )
+    .await;
+    runner.catch_up().await.expect("the outbox catches up");
+    let (a1, _, _, _) = message_of(&client, a, 1).await;
+    let (a2, _, _, _) = message_of(&client, a, 2).await;
+
+    let dispatcher = dispatcher(&store, quick(2));
+    for _ in 0..3 {
+        dispatcher.run_once().await.expect("a pass");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, status, _, _) = message_of(&client, a, 1).await;
+    assert_eq!(status, "dead");
+    let (_, status, _, _) = message_of(&client, a, 2).await;
+    assert_eq!(
+        status, "pending",
+        "the person's next message waits behind the dead letter"
+    );
+    let attempts: i64 = client
+        .query_one(
+            "SELECT count(*) FROM gp_outbox_attempts WHERE message_id = $1",
+            &[&a2],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(attempts, 0, "message 2 was never sent before message 1");
+
+    let dead = outbox
+        .messages(admin, "dead", 50)
+        .await
+        .expect("dead letters");
+    assert_eq!(dead.iter().map(|m| m.message_id).collect::<Vec<_>>(), [a1]);
+    assert!(
+        dead[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("no endpoint")),
+        "{dead:?}"
+    );
+    assert!(
+        outbox
+            .messages(stranger, "dead", 50)
+            .await
+            .expect("theirs")
+            .is_empty()
+    );
+    assert!(matches!(
+        outbox.replay(stranger, a1).await,
+        Err(AppError::NotFound(_))
+    ));
+    assert!(matches!(
+        outbox.messages(admin, "lost", 50).await,
+        Err(AppError::BadInput {
+            field: "status",
+            ..
+        })
+    ));
+
+    let mut practice = Practice::new().await;
+    practice.start().await;
+    outbox
+        .set_endpoint(admin, "B82002", &practice.url())
+        .await
+        .expect("the endpoint");
+    outbox.replay(admin, a1).await.expect("replayed");
+    assert!(
+        matches!(outbox.replay(admin, a1).await, Err(AppError::NotFound(_))),
+        "only a dead letter is replayed"
+    );
+    drain(&dispatcher, &client).await;
+    assert_eq!(practice.kept_ids(), [a1, a2]);
+    let replayed_by: Uuid = client
+        .query_one(
+            "SELECT staff_id FROM gp_outbox_attempts WHERE message_id = $1 AND outcome = 'replayed'",
+            &[&a1],
+        )
+        .await
+        .expect("the replay is audited")
+        .get(0);
+    assert_eq!(replayed_by, admin.staff_id.0);
+}
+
+#[test]
+fn a_communication_is_coded_and_carries_the_summary_only_with_full_content() {
+    let message = |content: &str, summary: Option<&str>| OutboxMessage {
+        message_id: Uuid::from_u128(0x5eed),
+        organisation_id: Uuid::from_u128(0x0a),
+        client_id: Uuid::from_u128(0xc1),
+        seq: 1,
+        kind: "referral_accepted".to_owned(),
+        code: "871731000000106".to_owned(),
+        display: "Referral to social prescribing service (procedure)".to_owned(),
+        content: Some(content.to_owned()),
+        summary: summary.map(str::to_owned),
+        practice_ods: Some("A81001".to_owned()),
+        occurred_at: crate::support::at(2),
+        attempts: 0,
+    };
+    let full = app::gp_outbox::communication(
+        &message(
+            "full",
+            Some(
+                "The referral to the social prescribing service was accepted; a link worker will contact the person.",
+            ),
+        ),
+        "9434765919",
+        crate::support::at(3),
+    );
+    testkit::insta_settings().bind(|| insta::assert_json_snapshot!("gp_communication_full", full));
+    let coded =
+        app::gp_outbox::communication(&message("coded", None), "9434765919", crate::support::at(3));
+    let mut without = full.clone();
+    without
+        .as_object_mut()
+        .expect("an object")
+        .remove("payload");
+    assert_eq!(
+        coded, without,
+        "codes only: the same resource without the summary"
+    );
+}
