@@ -230,8 +230,11 @@ fn dispatcher(store: &eventstore::EventStore, settings: DispatchSettings) -> Dis
         store.clone(),
         app::Clock::system(),
         Arc::new(
-            casebook::gp_outbox::HttpTransport::new(Duration::from_millis(500))
-                .expect("an HTTP client"),
+            casebook::gp_outbox::HttpTransport::new(
+                Duration::from_millis(500),
+                casebook::gp_outbox::Reach::Any,
+            )
+            .expect("an HTTP client"),
         ),
         settings,
     )
@@ -752,6 +755,46 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
         .expect("the replay is audited")
         .get(0);
     assert_eq!(replayed_by, admin.staff_id.0);
+
+    // A message decided with the person's consent, who objects before it goes: it never goes.
+    let c = ClientId(Uuid::new_v4());
+    let rc = ReferralId(Uuid::new_v4());
+    run(
+        &cases,
+        organisation,
+        c,
+        vec![
+            intake(c, rc, Some("B82002")),
+            CaseCommand::RecordConsent(ConsentRecorded {
+                scope: ConsentScope::ShareWithGp,
+                services: vec![],
+            }),
+            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rc }),
+        ],
+    )
+    .await;
+    runner.catch_up().await.expect("the outbox catches up");
+    let (c1, status, content, _) = message_of(&client, c, 1).await;
+    assert_eq!(
+        (status.as_str(), content.as_deref()),
+        ("pending", Some("full"))
+    );
+    run(
+        &cases,
+        organisation,
+        c,
+        vec![CaseCommand::WithdrawConsent(ConsentWithdrawn {
+            scope: ConsentScope::ShareWithGp,
+        })],
+    )
+    .await;
+    drain(&dispatcher, &client).await;
+    let (_, status, _, reason) = message_of(&client, c, 1).await;
+    assert_eq!(
+        (status.as_str(), reason.as_deref()),
+        ("withheld", Some("objected"))
+    );
+    assert!(!practice.requests().contains(&c1), "nothing was sent");
 }
 
 #[test]

@@ -448,7 +448,7 @@ impl CaseService {
             self.store.pool(),
             command,
             &loaded,
-            timing.occurred_at.date_naive(),
+            domain::calendar::today(timing.occurred_at),
         )
         .await?;
         let command = completed.as_ref().unwrap_or(command);
@@ -515,6 +515,11 @@ impl CaseService {
             fingerprint: options.fingerprint,
         };
         let appended = if matches!(command, CaseCommand::EraseClient(_)) {
+            // What reports count the person by goes first: an erasure that then fails leaves
+            // them uncounted (until it is retried), never counted after it succeeded.
+            if let Some(organisation_id) = loaded.organisation_id {
+                crate::equity::forget(self.store.pool(), client_id, organisation_id).await?;
+            }
             // The erasure event and the destruction of the data key, in one statement.
             self.store.append_and_shred(request).await
         } else {

@@ -278,6 +278,31 @@ pub(crate) async fn keep(
     Ok(())
 }
 
+/// Clears what reports count `client_id` by and marks the row erased, before their erasure is
+/// appended (so that no failure between the two leaves it standing).
+///
+/// # Errors
+/// A database failure.
+pub(crate) async fn forget(
+    pool: &db::Pool,
+    client_id: ClientId,
+    organisation_id: Uuid,
+) -> Result<(), CommandError> {
+    let client = pool.get().await.map_err(eventstore::StoreError::from)?;
+    client
+        .execute(
+            "INSERT INTO equity_demographics (client_id, organisation_id, rules_version, \
+             recorded_position, erased) VALUES ($1, $2, 0, 0, true) \
+             ON CONFLICT (client_id) DO UPDATE SET erased = true, age_band = NULL, \
+             sex = NULL, gender_identity = NULL, ethnic_group = NULL, \
+             interpreter_needed = NULL, gp_practice = NULL, imd_decile = NULL",
+            &[&client_id.0, &organisation_id],
+        )
+        .await
+        .map_err(|e| CommandError::from(eventstore::StoreError::from(e)))?;
+    Ok(())
+}
+
 /// File 1 of the English Indices of Deprivation 2019 (MHCLG): its published column names.
 pub const IMD_LSOA_CODE: &str = "LSOA code (2011)";
 /// The LSOA's name column of File 1.

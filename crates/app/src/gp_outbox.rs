@@ -72,7 +72,9 @@ impl Default for DispatchSettings {
             backoff: Duration::from_secs(5),
             backoff_cap: Duration::from_secs(3600),
             max_attempts: 12,
-            batch: 50,
+            // A batch is sent in turn, each up to the transport's 10 s: five of them end well
+            // inside the lease, so no other dispatcher takes one while it is being sent.
+            batch: 5,
         }
     }
 }
@@ -254,25 +256,42 @@ impl Dispatcher {
         Ok(leased)
     }
 
-    /// The person's NHS number, read from their record (sealed in the log), corrections applied.
+    /// The person's NHS number, read from their record (sealed in the log), corrections applied;
+    /// or why nothing goes: erased, no NHS number, or they object now to sharing with their GP
+    /// (a withdrawal of that consent after the message was decided still stops it).
     async fn address(&self, client_id: Uuid) -> Result<Addressed, AppError> {
+        let scope = projector::gp_messages::GpMessageRules::latest()?
+            .consent
+            .scope;
         let events = self
             .store
             .read_streams_of_types(
                 &[client_id],
-                &["ClientRegistered", "EntryCorrected", "ClientErased"],
+                &[
+                    "ClientRegistered",
+                    "EntryCorrected",
+                    "ClientErased",
+                    "ConsentRecorded",
+                    "ConsentWithdrawn",
+                ],
             )
             .await?;
         let facts = projector::corrected::with_corrections(&events)?;
         let mut nhs_number = None;
+        let mut objected = false;
         for fact in facts {
             match fact.event {
                 CaseEvent::ClientErased(_) => return Ok(Addressed::Withheld("erased")),
                 CaseEvent::ClientRegistered(registered) => {
                     nhs_number = registered.personal.nhs_number.map(String::from);
                 }
+                CaseEvent::ConsentRecorded(c) if c.scope == scope => objected = false,
+                CaseEvent::ConsentWithdrawn(c) if c.scope == scope => objected = true,
                 _ => {}
             }
+        }
+        if objected {
+            return Ok(Addressed::Withheld("objected"));
         }
         Ok(nhs_number.map_or(Addressed::Withheld("no_nhs_number"), Addressed::To))
     }

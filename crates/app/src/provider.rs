@@ -100,16 +100,32 @@ impl ProviderConnections {
         }
     }
 
-    /// The services `principal` is tied to.
+    /// The services `principal` is tied to and their organisation still owns: a tie made while
+    /// it owned a service gives nothing once the service has passed to another owner.
     async fn tied(&self, principal: &Principal) -> Result<Vec<ServiceId>, StoreError> {
-        let client = self.cases.store().pool().get().await?;
-        let rows = client
-            .query(
-                "SELECT service_id FROM provider_services WHERE staff_id = $1 ORDER BY service_id",
-                &[&principal.staff_id.0],
-            )
-            .await?;
-        Ok(rows.iter().map(|row| ServiceId(row.get(0))).collect())
+        let rows = {
+            let client = self.cases.store().pool().get().await?;
+            client
+                .query(
+                    "SELECT service_id FROM provider_services WHERE staff_id = $1 \
+                     ORDER BY service_id",
+                    &[&principal.staff_id.0],
+                )
+                .await?
+        };
+        let mut owned = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let service = ServiceId(row.get(0));
+            match crate::directory::service_state(self.cases.store(), service).await {
+                Ok(state) if state.owner == Some(principal.organisation_id) => owned.push(service),
+                Ok(_) | Err(crate::stream::LoadError::OtherKind(_)) => {}
+                Err(crate::stream::LoadError::Store(e)) => return Err(e),
+                Err(crate::stream::LoadError::Corrupt(e)) => {
+                    return Err(StoreError::InvalidPayload(e.to_string()));
+                }
+            }
+        }
+        Ok(owned)
     }
 
     /// Answers a connection made to one of the caller's services: accept it, decline it with a

@@ -12,24 +12,117 @@ use tokio::task::JoinHandle;
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Posts over reqwest: no redirects followed (an endpoint is exactly what an administrator
-/// configured), a timeout on the whole exchange.
+/// configured), a timeout on the whole exchange. Unless built [`Reach::Any`], it reaches only
+/// public addresses: an organisation's administrator sets its practices' endpoints, and must not
+/// be able to make the service call its own host, its network or a cloud metadata address (the
+/// names are checked as they resolve, every time, so a name cannot be pointed inward later).
 #[derive(Clone, Debug)]
 pub struct HttpTransport {
     client: reqwest::Client,
+    reach: Reach,
+}
+
+/// Which addresses a transport may reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// Public addresses only (the default for `serve`).
+    Public,
+    /// Any address, loopback and private networks included (tests, and a service whose practices'
+    /// endpoints sit on a private network: `--gp-endpoints-private`).
+    Any,
+}
+
+/// Whether `ip` is an address a practice's endpoint may have when only public ones are allowed.
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0)
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+        }
+    }
+}
+
+/// Resolves names as the system does, keeping public addresses only.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|addr| is_public(addr.ip()))
+                .collect();
+            if found.is_empty() {
+                return Err(format!("{host} has no public address").into());
+            }
+            Ok(Box::new(found.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 impl HttpTransport {
-    /// A transport giving up after `timeout`.
+    /// A transport giving up after `timeout`, reaching what `reach` allows.
     ///
     /// # Errors
     /// The HTTP client could not be built.
-    pub fn new(timeout: Duration) -> anyhow::Result<HttpTransport> {
-        let client = reqwest::Client::builder()
+    pub fn new(timeout: Duration, reach: Reach) -> anyhow::Result<HttpTransport> {
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout)
-            .build()?;
-        Ok(HttpTransport { client })
+            .no_proxy();
+        if reach == Reach::Public {
+            builder = builder.dns_resolver(Arc::new(PublicOnly));
+        }
+        Ok(HttpTransport {
+            client: builder.build()?,
+            reach,
+        })
+    }
+
+    /// Why `url` may not be reached, when its host is an address outside the reach (a name is
+    /// checked as it resolves).
+    fn refused(&self, url: &str) -> Option<String> {
+        if self.reach == Reach::Any {
+            return None;
+        }
+        let url = reqwest::Url::parse(url).ok()?;
+        if url.scheme() != "https" {
+            // An NHS number does not cross a network unencrypted.
+            return Some("the practice's endpoint must be https".to_owned());
+        }
+        let host = url.host_str()?;
+        let ip: std::net::IpAddr = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()?;
+        (!is_public(ip)).then(|| "the practice's endpoint is not a public address".to_owned())
     }
 }
 
@@ -41,6 +134,9 @@ impl Transport for HttpTransport {
         body: Vec<u8>,
     ) -> PostFuture<'a> {
         Box::pin(async move {
+            if let Some(refusal) = self.refused(url) {
+                return Err(refusal);
+            }
             let mut request = self.client.post(url).body(body);
             for (name, value) in headers {
                 request = request.header(name, value);
@@ -50,7 +146,9 @@ impl Transport for HttpTransport {
                 Err(e) if e.is_timeout() => {
                     Err("the practice's endpoint did not answer in time".to_owned())
                 }
-                Err(e) if e.is_connect() => {
+                // Whatever the cause (refused, no route, no public address), the same words:
+                // the dead-letter page must not tell an administrator what lies inside.
+                Err(e) if e.is_connect() || e.is_request() => {
                     Err("the practice's endpoint could not be reached".to_owned())
                 }
                 Err(e) => Err(format!("sending failed: {e}")),
@@ -63,11 +161,11 @@ impl Transport for HttpTransport {
 ///
 /// # Errors
 /// The HTTP client could not be built.
-pub fn dispatcher(cases: &app::CaseService) -> anyhow::Result<Dispatcher> {
+pub fn dispatcher(cases: &app::CaseService, reach: Reach) -> anyhow::Result<Dispatcher> {
     Ok(Dispatcher::new(
         cases.store().clone(),
         cases.clock().clone(),
-        Arc::new(HttpTransport::new(TIMEOUT)?),
+        Arc::new(HttpTransport::new(TIMEOUT, reach)?),
         DispatchSettings::default(),
     ))
 }
@@ -79,10 +177,87 @@ pub fn dispatcher(cases: &app::CaseService) -> anyhow::Result<Dispatcher> {
 pub fn spawn(
     cases: &app::CaseService,
     every: Duration,
+    reach: Reach,
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<()>> {
-    let dispatcher = dispatcher(cases)?;
+    let dispatcher = dispatcher(cases, reach)?;
     Ok(tokio::spawn(
         async move { dispatcher.run(every, stopped).await },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+        ] {
+            assert!(
+                !is_public(private.parse().expect("an address")),
+                "{private}"
+            );
+        }
+        for public in ["51.140.1.1", "8.8.8.8", "2a00:1450::1", "::ffff:51.140.1.1"] {
+            assert!(is_public(public.parse().expect("an address")), "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_public_only_transport_reaches_nothing_inside_and_says_nothing_of_it() {
+        // Something listening on loopback, that accepts and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let port = listener.local_addr().expect("its address").port();
+        let public = HttpTransport::new(Duration::from_secs(2), Reach::Public).expect("a client");
+        for url in [
+            format!("https://127.0.0.1:{port}/fhir"),
+            format!("https://localhost:{port}/fhir"),
+            format!("https://[::ffff:127.0.0.1]:{port}/fhir"),
+        ] {
+            let refused = public.post(&url, Vec::new(), Vec::new()).await;
+            let message = refused.expect_err(&url);
+            assert!(
+                message == "the practice's endpoint is not a public address"
+                    || message == "the practice's endpoint could not be reached",
+                "{url}: {message}"
+            );
+        }
+        assert_eq!(
+            public
+                .post("http://gp.example.nhs.uk/fhir", Vec::new(), Vec::new())
+                .await,
+            Err("the practice's endpoint must be https".to_owned())
+        );
+        // Let reach anything, the same endpoint is reached (and does not answer in time).
+        let any = HttpTransport::new(Duration::from_secs(1), Reach::Any).expect("a client");
+        let reached = any
+            .post(
+                &format!("http://127.0.0.1:{port}/fhir"),
+                Vec::new(),
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(
+            reached,
+            Err("the practice's endpoint did not answer in time".to_owned())
+        );
+        drop(listener);
+    }
 }

@@ -38,6 +38,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             oidc,
             task_maker_every_seconds,
             gp_outbox_every_seconds,
+            gp_endpoints_private,
         } => {
             let oidc = oidc.console()?;
             let read_wait = app::ReadWait::at_most(std::time::Duration::from_millis(read_wait_ms));
@@ -63,6 +64,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     oidc,
                     task_maker_every: std::time::Duration::from_secs(task_maker_every_seconds),
                     gp_outbox_every: std::time::Duration::from_secs(gp_outbox_every_seconds),
+                    gp_reach: reach(gp_endpoints_private),
                 },
                 sealing,
                 casebook::supervisor::SupervisorSettings::with_attempts(cluster_restart_attempts),
@@ -192,10 +194,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Imd(command) => imd(&cli.database, command).await,
-        Command::Outbox(casebook::settings::OutboxCommand::Dispatch) => {
+        Command::Outbox(casebook::settings::OutboxCommand::Dispatch {
+            gp_endpoints_private,
+        }) => {
             let database = Database::open(&cli.database).await?;
             let cases = app::CaseService::with_clock(database.event_store()?, clock.clone());
-            let outcome = casebook::gp_outbox::dispatcher(&cases)?.run_once().await;
+            let outcome = casebook::gp_outbox::dispatcher(&cases, reach(gp_endpoints_private))?
+                .run_once()
+                .await;
             database.shutdown().await?;
             let report = outcome?;
             println!(
@@ -282,6 +288,17 @@ struct Guards {
     task_maker_every: std::time::Duration,
     /// How often the GP message dispatcher runs (zero: never).
     gp_outbox_every: std::time::Duration,
+    /// Which addresses the GP message dispatcher may reach.
+    gp_reach: casebook::gp_outbox::Reach,
+}
+
+/// The reach of the GP message dispatcher: public addresses only, unless private ones are let.
+fn reach(private: bool) -> casebook::gp_outbox::Reach {
+    if private {
+        casebook::gp_outbox::Reach::Any
+    } else {
+        casebook::gp_outbox::Reach::Public
+    }
 }
 
 /// Starts the sealer when an anchor key is configured (and says so when not).
@@ -339,6 +356,7 @@ async fn serve(
         oidc,
         task_maker_every,
         gp_outbox_every,
+        gp_reach,
     } = guards;
     let database = Database::open(settings).await?;
     // A private cluster that dies while the service runs is started again.
@@ -430,6 +448,7 @@ async fn serve(
         Some(casebook::gp_outbox::spawn(
             state.cases(),
             gp_outbox_every,
+            gp_reach,
             projections_stopped.clone(),
         )?)
     };

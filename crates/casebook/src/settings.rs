@@ -171,6 +171,11 @@ pub enum Command {
         /// seconds; 0 never (run `casebook outbox dispatch` instead).
         #[arg(long, env = "CASEBOOK_GP_OUTBOX_EVERY_SECONDS", default_value_t = 5)]
         gp_outbox_every_seconds: u64,
+        /// Let GP practices' endpoints be on loopback or private networks (an HSCN gateway on
+        /// the service's own network); without it only public addresses are reached, so that an
+        /// organisation's administrator cannot point the service at its own host.
+        #[arg(long, env = "CASEBOOK_GP_ENDPOINTS_PRIVATE")]
+        gp_endpoints_private: bool,
     },
     /// Make a believable service for the demo organisation through the real command path:
     /// link workers, the sample directory, and people's journeys over the past year. The same
@@ -314,7 +319,11 @@ pub enum ImdCommand {
 pub enum OutboxCommand {
     /// Send, once, every GP message due now (as `serve` does every few seconds); prints what
     /// came of them.
-    Dispatch,
+    Dispatch {
+        /// As `serve --gp-endpoints-private`: endpoints on loopback or private networks too.
+        #[arg(long, env = "CASEBOOK_GP_ENDPOINTS_PRIVATE")]
+        gp_endpoints_private: bool,
+    },
 }
 
 /// `casebook tasks ...`.

@@ -279,6 +279,7 @@ fn decide_fact(
             }
             crate::safeguarding::check_correctable(state, c.corrects)?;
             crate::demographics::check_correctable(state, c.corrects)?;
+            crate::provider::check_correctable(state, c.corrects)?;
             if c.corrected_fields.is_empty() {
                 return Err(CaseError::invalid(
                     "corrected_fields",

@@ -157,3 +157,25 @@ pub(crate) fn answer(
 
 #[cfg(test)]
 mod tests;
+
+/// The event types of a service's answer: the service's own word, never corrected by the
+/// service that made the connection.
+pub const ANSWER_EVENT_TYPES: &[&str] = &[
+    "ConnectionAcceptedByProvider",
+    "ConnectionDeclinedByProvider",
+    "ConnectionStartRecorded",
+];
+
+/// Refuses a correction of a service's answer.
+pub(crate) fn check_correctable(
+    state: &CaseState,
+    corrects: crate::EventId,
+) -> Result<(), CaseError> {
+    match state.events.get(&corrects) {
+        Some(event_type) if ANSWER_EVENT_TYPES.contains(event_type) => Err(CaseError::invalid(
+            "corrects",
+            "a service's answer is its own: it is not corrected here",
+        )),
+        _ => Ok(()),
+    }
+}

@@ -1840,6 +1840,20 @@ fn a_day_is_to_come_by_the_uk_calendar() {
         decide_now(&[], &refer_on("2026-07-02"), summer_night),
         "referral.received_on",
     );
+    // And what follows it that night is on the same UK day, not before it.
+    let referred_tonight =
+        decide_now(&[], &refer_on("2026-07-01"), summer_night).expect("referred");
+    let accept = CaseCommand::AcceptReferral(ReferralAccepted {
+        referral_id: REFERRAL,
+    });
+    assert!(
+        decide_now(
+            &referred_tonight,
+            &accept,
+            summer_night + chrono::Duration::minutes(10)
+        )
+        .is_ok()
+    );
     // 23:30 on 15 December (winter, the UK keeps UTC): the 16th is still to come.
     let winter_night = at("2026-12-15T23:30:00Z");
     assert!(decide_now(&open_case(), &assess_on("2026-12-15"), winter_night).is_ok());

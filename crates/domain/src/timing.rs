@@ -94,8 +94,11 @@ impl Timing {
         self
     }
 
+    /// The fact's day on the UK calendar: its own day, or the UK date of its instant (in the
+    /// first hour of a summer day, a day ahead of UTC's), as the days it is held to are.
     fn day(&self) -> NaiveDate {
-        self.occurred_at.date_naive()
+        self.own_day
+            .unwrap_or_else(|| crate::calendar::today(self.occurred_at))
     }
 
     fn refuse(&self, message: String) -> CaseError {
@@ -190,10 +193,10 @@ pub fn check_timing(
             not_before(on, "the appointment was booked for")
         }),
         C::CloseCase(_) => state.opened_at.map_or(Ok(()), |at| {
-            not_before(at.date_naive(), "the case was opened")
+            not_before(crate::calendar::today(at), "the case was opened")
         }),
         C::ReopenCase(_) => state.closed_at.map_or(Ok(()), |at| {
-            not_before(at.date_naive(), "the case was closed")
+            not_before(crate::calendar::today(at), "the case was closed")
         }),
         _ => Ok(()),
     }
@@ -207,5 +210,5 @@ fn scheduled(state: &CaseState, appointment: crate::AppointmentId) -> Option<Nai
     state
         .appointment_dates
         .get(&appointment)
-        .map(DateTime::date_naive)
+        .map(|at| crate::calendar::today(*at))
 }

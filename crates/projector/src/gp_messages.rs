@@ -6,7 +6,7 @@
 //! log is gapless and read in its global order, and the runner moves the checkpoint with a
 //! compare-and-set, so every event is looked at exactly once: a message is written once, with
 //! the events it comes from already committed, and never for an event rolled back. A message's
-//! id is its event's id, and rows are inserted with `ON CONFLICT DO NOTHING`, so a rebuild from
+//! id is its event's id, and rows are inserted with `ON CONFLICT (message_id) DO NOTHING` (a clash on a person's sequence number fails loudly), so a rebuild from
 //! the start of the log decides the same messages and writes (and sends) none again.
 //! Delivery is the dispatcher's (`app::gp_outbox`).
 
@@ -100,11 +100,13 @@ impl GpMessageRules {
 
     /// The ODS code a referrer organisation names, if it names one as the rule says.
     pub fn practice_of(&self, organisation: Option<&str>) -> Option<String> {
+        // A GP practice's ODS code is a letter and five digits (A81001); a trust's, a
+        // pharmacy's or a council's is shaped otherwise, and is no GP to write to.
         let code = organisation?.strip_prefix(&self.practice.prefix)?.trim();
-        let valid = (3..=10).contains(&code.len())
-            && code
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        let bytes = code.as_bytes();
+        let valid = bytes.len() == 6
+            && bytes[0].is_ascii_uppercase()
+            && bytes[1..].iter().all(u8::is_ascii_digit);
         valid.then(|| code.to_owned())
     }
 }
@@ -393,7 +395,7 @@ async fn insert(
          content, summary, practice_ods, rules_version, occurred_at, status, withheld_reason, \
          next_attempt_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $12) \
-         ON CONFLICT DO NOTHING",
+         ON CONFLICT (message_id) DO NOTHING",
         &[
             &message.message_id,
             &organisation_id,
@@ -600,6 +602,10 @@ mod tests {
         assert_eq!(rules.practice_of(Some("ODS a81001")), None);
         assert_eq!(rules.practice_of(Some("A81001")), None);
         assert_eq!(rules.practice_of(Some("ODS A8/../x")), None);
+        // A trust (RBA), a pharmacy (FA123) or a PCN (U12345) is not a practice.
+        assert_eq!(rules.practice_of(Some("ODS RBA")), None);
+        assert_eq!(rules.practice_of(Some("ODS FA123")), None);
+        assert_eq!(rules.practice_of(Some("ODS A810011")), None);
         assert_eq!(rules.practice_of(None), None);
     }
 }

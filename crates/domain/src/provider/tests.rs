@@ -282,3 +282,30 @@ fn the_answer_folds_into_the_record() {
         Some(&(SERVICE, ConnectionKind::Referred))
     );
 }
+
+#[test]
+fn a_services_answer_is_not_corrected_by_the_service_that_connected() {
+    // The acceptance is the record's sixth event (ids count from 1).
+    let state = fold(&with(
+        referred(),
+        [CaseEvent::ConnectionAcceptedByProvider(accept())],
+    ));
+    let correct = |n: u128| {
+        let mut fields = serde_json::Map::new();
+        fields.insert("note".to_owned(), serde_json::json!("typed wrong"));
+        CaseCommand::CorrectEntry(EntryCorrected {
+            corrects: event_id(n),
+            corrected_fields: fields,
+            reason: "typo".to_owned(),
+        })
+    };
+    let refused = decide(&state, &correct(6), &Lookups::default()).expect_err("refused");
+    assert_eq!(
+        (refused.rule(), refused.field()),
+        ("invalid_field", Some("corrects"))
+    );
+    assert!(
+        refused.to_string().contains("a service's answer"),
+        "{refused}"
+    );
+}
