@@ -322,13 +322,13 @@ async fn message_of(
     (row.get(0), row.get(1), row.get(2), row.get(3))
 }
 
-#[tokio::test]
-async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed_dispatcher() {
-    let (db, store) = store_with_db(8).await;
-    let admin_client = db.admin_client().await;
-    let operator = app::admin::Operator::new(&admin_client);
+/// A new organisation with an administrator, as the principal the administrator acts as.
+async fn organisation_with_admin(
+    operator: &app::admin::Operator<'_, tokio_postgres::Client>,
+    name: &str,
+) -> (Uuid, app::access::Principal) {
     let organisation = operator
-        .add_organisation("GP outbox service")
+        .add_organisation(name)
         .await
         .expect("an organisation");
     let administrator = operator
@@ -350,6 +350,15 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
         role: app::access::Role::Administrator,
         token_id: Uuid::nil(),
     };
+    (organisation, admin)
+}
+
+#[tokio::test]
+async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed_dispatcher() {
+    let (db, store) = store_with_db(8).await;
+    let admin_client = db.admin_client().await;
+    let operator = app::admin::Operator::new(&admin_client);
+    let (organisation, admin) = organisation_with_admin(&operator, "GP outbox service").await;
     let cases = CaseService::new(store.clone());
     let runner = outbox_runner(&store);
     let outbox = GpOutboxAdmin::new(store.clone(), app::Clock::system());
@@ -622,37 +631,9 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
     let (db, store) = store_with_db(6).await;
     let admin_client = db.admin_client().await;
     let operator = app::admin::Operator::new(&admin_client);
-    let organisation = operator
-        .add_organisation("Dead letters")
-        .await
-        .expect("org");
-    let other = operator
-        .add_organisation("Another service")
-        .await
-        .expect("org");
-    let mut principals = Vec::new();
-    for org in [organisation, other] {
-        let staff = operator
-            .add_staff(
-                org,
-                &app::admin::NewStaffRequest {
-                    name: "Ada Admin".to_owned(),
-                    role: app::access::Role::Administrator,
-                    team_id: None,
-                    capacity: None,
-                },
-            )
-            .await
-            .expect("an administrator");
-        principals.push(app::access::Principal {
-            staff_id: StaffId(staff.staff_id),
-            organisation_id: org,
-            team_id: None,
-            role: app::access::Role::Administrator,
-            token_id: Uuid::nil(),
-        });
-    }
-    let (admin, stranger) = (&principals[0], &principals[1]);
+    let (organisation, admin) = organisation_with_admin(&operator, "Dead letters").await;
+    let (_, stranger) = organisation_with_admin(&operator, "Another service").await;
+    let (admin, stranger) = (&admin, &stranger);
     let cases = CaseService::new(store.clone());
     let runner = outbox_runner(&store);
     let outbox = GpOutboxAdmin::new(store.clone(), app::Clock::system());
@@ -702,11 +683,24 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
         .get(0);
     assert_eq!(attempts, 0, "message 2 was never sent before message 1");
 
+    let read = app::records::ReadContext::new(None, Uuid::new_v4());
     let dead = outbox
-        .messages(admin, "dead", 50)
+        .messages(admin, "dead", 50, &read)
         .await
         .expect("dead letters");
     assert_eq!(dead.iter().map(|m| m.message_id).collect::<Vec<_>>(), [a1]);
+    // The administrator read what was said of the person to their GP: audited, once.
+    let audited: Vec<(Uuid, String)> = client
+        .query(
+            "SELECT client_id, view FROM record_reads WHERE request_id = $1",
+            &[&read.request_id],
+        )
+        .await
+        .expect("reads")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(audited, [(a.0, "gp_messages".to_owned())]);
     assert!(
         dead[0]
             .last_error
@@ -716,7 +710,7 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
     );
     assert!(
         outbox
-            .messages(stranger, "dead", 50)
+            .messages(stranger, "dead", 50, &read)
             .await
             .expect("theirs")
             .is_empty()
@@ -726,7 +720,7 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
         Err(AppError::NotFound(_))
     ));
     assert!(matches!(
-        outbox.messages(admin, "lost", 50).await,
+        outbox.messages(admin, "lost", 50, &read).await,
         Err(AppError::BadInput {
             field: "status",
             ..
@@ -812,6 +806,9 @@ fn a_communication_is_coded_and_carries_the_summary_only_with_full_content() {
         practice_ods: Some("A81001".to_owned()),
         occurred_at: crate::support::at(2),
         attempts: 0,
+        code_system: None,
+        observations: Vec::new(),
+        rules_version: 1,
     };
     let full = app::gp_outbox::communication(
         &message(
@@ -822,10 +819,15 @@ fn a_communication_is_coded_and_carries_the_summary_only_with_full_content() {
         ),
         "9434765919",
         crate::support::at(3),
+        &[],
     );
     testkit::insta_settings().bind(|| insta::assert_json_snapshot!("gp_communication_full", full));
-    let coded =
-        app::gp_outbox::communication(&message("coded", None), "9434765919", crate::support::at(3));
+    let coded = app::gp_outbox::communication(
+        &message("coded", None),
+        "9434765919",
+        crate::support::at(3),
+        &[],
+    );
     let mut without = full.clone();
     without
         .as_object_mut()
@@ -834,5 +836,319 @@ fn a_communication_is_coded_and_carries_the_summary_only_with_full_content() {
     assert_eq!(
         coded, without,
         "codes only: the same resource without the summary"
+    );
+
+    // The end of an episode: a local code, the summary, and each score a contained
+    // Observation referenced from the payload.
+    let ended = OutboxMessage {
+        kind: "episode_ended".to_owned(),
+        code_system: Some("https://casebook.example/fhir/CodeSystem/gp-message".to_owned()),
+        code: "social-prescribing-episode-ended".to_owned(),
+        display: "Social prescribing support ended".to_owned(),
+        observations: vec![Uuid::from_u128(0xa1), Uuid::from_u128(0xa2)],
+        rules_version: 2,
+        ..message(
+            "full",
+            Some(
+                "The person's episode of social prescribing support has ended. Reason for ending: goals met.",
+            ),
+        )
+    };
+    let scores = [
+        app::gp_outbox::Score {
+            assessment_id: Uuid::from_u128(0xa1),
+            code: "718466001".to_owned(),
+            display: "Short Warwick-Edinburgh Mental Well-being Scale score".to_owned(),
+            value: 17.43,
+            on: chrono::NaiveDate::from_ymd_opt(2026, 1, 5).expect("a day"),
+            timepoint: "baseline",
+        },
+        app::gp_outbox::Score {
+            assessment_id: Uuid::from_u128(0xa2),
+            code: "718466001".to_owned(),
+            display: "Short Warwick-Edinburgh Mental Well-being Scale score".to_owned(),
+            value: 21.54,
+            on: chrono::NaiveDate::from_ymd_opt(2026, 3, 9).expect("a day"),
+            timepoint: "follow-up",
+        },
+    ];
+    let with_scores =
+        app::gp_outbox::communication(&ended, "9434765919", crate::support::at(3), &scores);
+    testkit::insta_settings()
+        .bind(|| insta::assert_json_snapshot!("gp_communication_episode_ended", with_scores));
+}
+
+/// Two dispatchers (two `serve` processes) draining the same outbox at once: their leases keep
+/// them apart, so each message is sent once, not merely kept once by a receiver that dedupes.
+#[tokio::test]
+async fn two_dispatchers_at_once_send_each_message_once() {
+    let (db, store) = store_with_db(6).await;
+    let admin_client = db.admin_client().await;
+    let operator = app::admin::Operator::new(&admin_client);
+    let (organisation, admin) = organisation_with_admin(&operator, "Two dispatchers").await;
+    let cases = CaseService::new(store.clone());
+    let client = db.app_client().await;
+    let people: Vec<ClientId> = (0..12).map(|_| ClientId(Uuid::new_v4())).collect();
+    for person in &people {
+        let referral = ReferralId(Uuid::new_v4());
+        run(
+            &cases,
+            organisation,
+            *person,
+            vec![
+                intake(*person, referral, Some("C83003")),
+                CaseCommand::AcceptReferral(ReferralAccepted {
+                    referral_id: referral,
+                }),
+            ],
+        )
+        .await;
+    }
+    outbox_runner(&store)
+        .catch_up()
+        .await
+        .expect("the outbox catches up");
+    let mut practice = Practice::new().await;
+    practice.start().await;
+    GpOutboxAdmin::new(store.clone(), app::Clock::system())
+        .set_endpoint(&admin, "C83003", &practice.url())
+        .await
+        .expect("an endpoint");
+    let settings = DispatchSettings {
+        batch: 2,
+        ..quick(5)
+    };
+    let (first, second) = (dispatcher(&store, settings), dispatcher(&store, settings));
+    tokio::join!(drain(&first, &client), drain(&second, &client));
+
+    let requests = practice.requests();
+    assert_eq!(
+        requests.len(),
+        people.len(),
+        "one request per message: {requests:?}"
+    );
+    let mut distinct = requests.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), people.len(), "no message sent twice");
+    let delivered: i64 = client
+        .query_one(
+            "SELECT count(*) FROM gp_outbox_attempts WHERE outcome = 'delivered'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(delivered, 12, "each delivery audited once");
+}
+
+/// The end of an episode goes to the GP with its wellbeing scores, as Observations scored from
+/// the log as the message is sent, and only for someone who consented to share with their GP;
+/// withheld once they object.
+#[tokio::test]
+async fn the_end_of_an_episode_goes_to_the_gp_with_its_scores_only_with_consent() {
+    use crate::support::assessment;
+    let (db, store) = store_with_db(6).await;
+    let admin_client = db.admin_client().await;
+    let operator = app::admin::Operator::new(&admin_client);
+    let (organisation, admin) = organisation_with_admin(&operator, "Episodes end").await;
+    let cases = CaseService::new(store.clone());
+    let client = db.app_client().await;
+    let day = |m: u32, d: u32| chrono::NaiveDate::from_ymd_opt(2026, m, d).expect("a day");
+    let closed = CaseCommand::CloseCase(CaseClosed {
+        reason: ClosureReason::GoalsMet,
+        note: None,
+    });
+    let consent = CaseCommand::RecordConsent(ConsentRecorded {
+        scope: ConsentScope::ShareWithGp,
+        services: vec![],
+    });
+    let assign = CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
+        link_worker_id: StaffId(Uuid::new_v4()),
+        team_id: TeamId(Uuid::new_v4()),
+    });
+    // P consents; SWEMWBS at baseline (raw 14) and follow-up (raw 21), and a UCLA score the
+    // rules do not send; then the episode ends.
+    let [p, q, r] = [(); 3].map(|()| ClientId(Uuid::new_v4()));
+    let [rp, rq, rr] = [(); 3].map(|()| ReferralId(Uuid::new_v4()));
+    let (baseline, follow_up) = (Uuid::new_v4(), Uuid::new_v4());
+    run(
+        &cases,
+        organisation,
+        p,
+        vec![
+            intake(p, rp, Some("A81001")),
+            consent.clone(),
+            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rp }),
+            assign.clone(),
+            assessment(
+                baseline,
+                Instrument::Swemwbs,
+                Timepoint::Baseline,
+                vec![2; 7],
+                day(3, 5),
+            ),
+            assessment(
+                Uuid::new_v4(),
+                Instrument::Ucla3,
+                Timepoint::Baseline,
+                vec![2; 3],
+                day(3, 5),
+            ),
+            assessment(
+                Uuid::new_v4(),
+                Instrument::Swemwbs,
+                Timepoint::Review,
+                vec![5; 7],
+                day(4, 1),
+            ),
+            assessment(
+                follow_up,
+                Instrument::Swemwbs,
+                Timepoint::FollowUp,
+                vec![3; 7],
+                day(5, 11),
+            ),
+            closed.clone(),
+        ],
+    )
+    .await;
+    // Q never consented: the acceptance's code goes, and nothing at the end.
+    run(
+        &cases,
+        organisation,
+        q,
+        vec![
+            intake(q, rq, Some("A81001")),
+            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rq }),
+            assign.clone(),
+            assessment(
+                Uuid::new_v4(),
+                Instrument::Swemwbs,
+                Timepoint::Baseline,
+                vec![2; 7],
+                day(3, 5),
+            ),
+            closed.clone(),
+        ],
+    )
+    .await;
+    // R consented, then withdrew it before the end.
+    run(
+        &cases,
+        organisation,
+        r,
+        vec![
+            intake(r, rr, Some("A81001")),
+            consent.clone(),
+            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rr }),
+            CaseCommand::WithdrawConsent(ConsentWithdrawn {
+                scope: ConsentScope::ShareWithGp,
+            }),
+            closed.clone(),
+        ],
+    )
+    .await;
+    outbox_runner(&store)
+        .catch_up()
+        .await
+        .expect("the outbox catches up");
+    let count = |person: ClientId| {
+        let client = &client;
+        async move {
+            client
+                .query_one(
+                    "SELECT count(*) FROM gp_outbox WHERE client_id = $1",
+                    &[&person.0],
+                )
+                .await
+                .expect("count")
+                .get::<_, i64>(0)
+        }
+    };
+    assert_eq!(count(q).await, 1, "no consent: no message at the end");
+    let (_, status, _, why) = message_of(&client, r, 2).await;
+    assert_eq!(
+        (status.as_str(), why.as_deref()),
+        ("withheld", Some("objected"))
+    );
+    let (ended, status, content, _) = message_of(&client, p, 2).await;
+    assert_eq!(
+        (status.as_str(), content.as_deref()),
+        ("pending", Some("full"))
+    );
+    let kept: Vec<Uuid> = client
+        .query_one(
+            "SELECT observations FROM gp_outbox WHERE message_id = $1",
+            &[&ended],
+        )
+        .await
+        .expect("the row")
+        .get(0);
+    assert_eq!(
+        kept,
+        [baseline, follow_up],
+        "the first baseline and the last follow-up"
+    );
+
+    let mut practice = Practice::new().await;
+    practice.start().await;
+    GpOutboxAdmin::new(store.clone(), app::Clock::system())
+        .set_endpoint(&admin, "A81001", &practice.url())
+        .await
+        .expect("an endpoint");
+    drain(&dispatcher(&store, quick(3)), &client).await;
+    let body = practice.body(ended);
+    assert_eq!(
+        body["reasonCode"][0]["coding"][0]["code"],
+        "social-prescribing-episode-ended"
+    );
+    assert!(
+        body["payload"][0]["contentString"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("Reason for ending: goals met.")),
+        "{body:#}"
+    );
+    let observations: Vec<(String, f64, String, String)> = body["contained"]
+        .as_array()
+        .expect("contained Observations")
+        .iter()
+        .map(|o| {
+            (
+                o["code"]["coding"][0]["code"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                o["valueQuantity"]["value"].as_f64().unwrap_or(f64::NAN),
+                o["effectiveDateTime"].as_str().unwrap_or("").to_owned(),
+                o["note"][0]["text"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    // The SWEMWBS metric scores of raw 14 and 21 (the published conversion table).
+    assert_eq!(
+        observations,
+        [
+            (
+                "718466001".to_owned(),
+                15.32,
+                "2026-03-05".to_owned(),
+                "baseline".to_owned()
+            ),
+            (
+                "718466001".to_owned(),
+                19.25,
+                "2026-05-11".to_owned(),
+                "follow-up".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(
+        body["payload"][1]["contentReference"]["reference"],
+        "#score-1"
+    );
+    assert_eq!(
+        body["payload"][2]["contentReference"]["reference"],
+        "#score-2"
     );
 }

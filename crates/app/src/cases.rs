@@ -416,6 +416,20 @@ impl CaseService {
                 Ok(None) => {}
                 Ok(Some(result)) => {
                     authorise(replay)?;
+                    // What reports count by is written after the append: a first attempt
+                    // stopped between the two is completed by its retry (idempotent).
+                    if let Some(organisation_id) = loaded.organisation_id {
+                        let kept: Vec<(CaseEvent, i64)> = result
+                            .events
+                            .iter()
+                            .filter_map(|e| {
+                                let event = loaded.entries.get(&EventId(e.event_id))?;
+                                Some((event.clone(), e.position))
+                            })
+                            .collect();
+                        crate::equity::keep(self.store.pool(), client_id, organisation_id, &kept)
+                            .await?;
+                    }
                     return Ok(result);
                 }
                 Err(mismatch @ StoreError::IdempotencyMismatch { .. }) => {

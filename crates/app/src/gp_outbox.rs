@@ -105,6 +105,26 @@ pub struct OutboxMessage {
     pub practice_ods: Option<String>,
     pub occurred_at: DateTime<Utc>,
     pub attempts: i32,
+    /// The code's system when it is not SNOMED CT.
+    pub code_system: Option<String>,
+    /// The assessments (their ids) whose scores go with it.
+    pub observations: Vec<Uuid>,
+    /// The message rule version it was decided under.
+    pub rules_version: i32,
+}
+
+/// A score sent with a message, as an `Observation`: scored from the log as it is sent.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Score {
+    /// The assessment.
+    pub assessment_id: Uuid,
+    /// The SNOMED CT observable entity.
+    pub code: String,
+    pub display: String,
+    pub value: f64,
+    pub on: chrono::NaiveDate,
+    /// `baseline`, `follow-up`...
+    pub timepoint: &'static str,
 }
 
 /// What one dispatch pass did.
@@ -117,9 +137,16 @@ pub struct DispatchReport {
 }
 
 /// The message as FHIR R4: a `Communication` (a notification) about the person (by NHS number)
-/// to the practice (by ODS code), sent at `sent`, its reason the SNOMED CT code, and with full
-/// content the summary as its payload. Nothing else of the record goes.
-pub fn communication(message: &OutboxMessage, nhs_number: &str, sent: DateTime<Utc>) -> Value {
+/// to the practice (by ODS code), sent at `sent`, its reason the code (SNOMED CT unless the
+/// message names another system), and with full content the summary as its payload and each
+/// score as a contained `Observation` (SNOMED CT observable, its day, its value) referenced from
+/// the payload. Nothing else of the record goes.
+pub fn communication(
+    message: &OutboxMessage,
+    nhs_number: &str,
+    sent: DateTime<Utc>,
+    scores: &[Score],
+) -> Value {
     let mut resource = json!({
         "resourceType": "Communication",
         "id": message.message_id,
@@ -129,12 +156,87 @@ pub fn communication(message: &OutboxMessage, nhs_number: &str, sent: DateTime<U
         "subject": { "identifier": { "system": NHS_NUMBER, "value": nhs_number } },
         "recipient": [{ "identifier": { "system": ODS_CODE, "value": message.practice_ods } }],
         "sent": sent.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "reasonCode": [{ "coding": [{ "system": SNOMED, "code": message.code, "display": message.display }] }],
+        "reasonCode": [{ "coding": [{ "system": message.code_system.as_deref().unwrap_or(SNOMED), "code": message.code, "display": message.display }] }],
     });
     if let (Some("full"), Some(summary)) = (message.content.as_deref(), &message.summary) {
-        resource["payload"] = json!([{ "contentString": summary }]);
+        let mut payload = vec![json!({ "contentString": summary })];
+        let mut contained = Vec::new();
+        for (n, score) in scores.iter().enumerate() {
+            let id = format!("score-{}", n + 1);
+            contained.push(json!({
+                "resourceType": "Observation",
+                "id": id,
+                "identifier": [{ "system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{}", score.assessment_id) }],
+                "status": "final",
+                "category": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "survey", "display": "Survey" }] }],
+                "code": { "coding": [{ "system": SNOMED, "code": score.code, "display": score.display }] },
+                "subject": { "identifier": { "system": NHS_NUMBER, "value": nhs_number } },
+                "effectiveDateTime": score.on.to_string(),
+                "valueQuantity": { "value": score.value, "unit": "score", "system": "http://unitsofmeasure.org", "code": "{score}" },
+                "note": [{ "text": score.timepoint }],
+            }));
+            payload.push(json!({ "contentReference": { "reference": format!("#{id}") } }));
+        }
+        if !contained.is_empty() {
+            resource["contained"] = Value::Array(contained);
+        }
+        resource["payload"] = Value::Array(payload);
     }
     resource
+}
+
+/// The scores of a message's assessments, in the order the message lists them, each by the
+/// measure its rule version names for the instrument (an assessment no longer there, or whose
+/// answers no longer score, is left out).
+///
+/// # Errors
+/// The message's rule version, or the outcome rules it names, do not load.
+fn scores(
+    message: &OutboxMessage,
+    assessments: &[domain::AssessmentRecorded],
+) -> Result<Vec<Score>, AppError> {
+    if message.observations.is_empty() {
+        return Ok(Vec::new());
+    }
+    let version = u32::try_from(message.rules_version).unwrap_or(0);
+    let rules = projector::gp_messages::GpMessageRules::load(version)?;
+    let Some(ended) = rules.ended else {
+        return Ok(Vec::new());
+    };
+    let outcomes = projector::rules::Rules::load(ended.outcome_rules)?;
+    let mut scores = Vec::new();
+    for id in &message.observations {
+        let Some(assessment) = assessments.iter().find(|a| a.assessment_id.0 == *id) else {
+            continue;
+        };
+        let Some(rule) = ended
+            .scores
+            .iter()
+            .find(|s| s.instrument == Some(assessment.instrument))
+        else {
+            continue;
+        };
+        let Some(measure) = outcomes.measures.iter().find(|m| m.name == rule.measure) else {
+            continue;
+        };
+        let Some(value) = outcomes.score(
+            measure,
+            assessment.instrument,
+            &assessment.answers,
+            assessment.licensor_score,
+        ) else {
+            continue;
+        };
+        scores.push(Score {
+            assessment_id: *id,
+            code: rule.code.clone(),
+            display: rule.display.clone(),
+            value,
+            on: assessment.administered_on,
+            timepoint: assessment.timepoint.label(),
+        });
+    }
+    Ok(scores)
 }
 
 /// Sends the outbox.
@@ -149,7 +251,8 @@ pub struct Dispatcher {
 
 /// Why a message was not addressed once its person was read.
 enum Addressed {
-    To(String),
+    /// Their NHS number, and the message's scores.
+    To(String, Vec<Score>),
     Withheld(&'static str),
 }
 
@@ -226,7 +329,8 @@ impl Dispatcher {
                  RETURNING o.message_id, o.organisation_id, o.client_id, o.seq, o.kind, o.code, \
                    o.display, o.content, o.summary, o.practice_ods, o.occurred_at, o.attempts, \
                    (SELECT e.url FROM gp_practice_endpoints e \
-                    WHERE e.organisation_id = o.organisation_id AND e.ods_code = o.practice_ods)",
+                    WHERE e.organisation_id = o.organisation_id AND e.ods_code = o.practice_ods), \
+                   o.code_system, o.observations, o.rules_version",
                 &[&now, &self.settings.batch, &until, &self.holder],
             )
             .await?;
@@ -247,6 +351,9 @@ impl Dispatcher {
                         practice_ods: row.get(9),
                         occurred_at: row.get(10),
                         attempts: row.get(11),
+                        code_system: row.get(13),
+                        observations: row.get(14),
+                        rules_version: row.get(15),
                     },
                     row.get(12),
                 )
@@ -256,29 +363,32 @@ impl Dispatcher {
         Ok(leased)
     }
 
-    /// The person's NHS number, read from their record (sealed in the log), corrections applied;
-    /// or why nothing goes: erased, no NHS number, or they object now to sharing with their GP
-    /// (a withdrawal of that consent after the message was decided still stops it).
-    async fn address(&self, client_id: Uuid) -> Result<Addressed, AppError> {
+    /// The person's NHS number, read from their record (sealed in the log), corrections applied,
+    /// and the message's scores, scored from their assessments as they read now; or why nothing
+    /// goes: erased, no NHS number, or they object now to sharing with their GP (a withdrawal of
+    /// that consent after the message was decided still stops it).
+    async fn address(&self, message: &OutboxMessage) -> Result<Addressed, AppError> {
         let scope = projector::gp_messages::GpMessageRules::latest()?
             .consent
             .scope;
+        let mut types = vec![
+            "ClientRegistered",
+            "EntryCorrected",
+            "ClientErased",
+            "ConsentRecorded",
+            "ConsentWithdrawn",
+        ];
+        if !message.observations.is_empty() {
+            types.push("AssessmentRecorded");
+        }
         let events = self
             .store
-            .read_streams_of_types(
-                &[client_id],
-                &[
-                    "ClientRegistered",
-                    "EntryCorrected",
-                    "ClientErased",
-                    "ConsentRecorded",
-                    "ConsentWithdrawn",
-                ],
-            )
+            .read_streams_of_types(&[message.client_id], &types)
             .await?;
         let facts = projector::corrected::with_corrections(&events)?;
         let mut nhs_number = None;
         let mut objected = false;
+        let mut assessments = Vec::new();
         for fact in facts {
             match fact.event {
                 CaseEvent::ClientErased(_) => return Ok(Addressed::Withheld("erased")),
@@ -287,13 +397,21 @@ impl Dispatcher {
                 }
                 CaseEvent::ConsentRecorded(c) if c.scope == scope => objected = false,
                 CaseEvent::ConsentWithdrawn(c) if c.scope == scope => objected = true,
+                CaseEvent::AssessmentRecorded(a)
+                    if message.observations.contains(&a.assessment_id.0) =>
+                {
+                    assessments.push(a);
+                }
                 _ => {}
             }
         }
         if objected {
             return Ok(Addressed::Withheld("objected"));
         }
-        Ok(nhs_number.map_or(Addressed::Withheld("no_nhs_number"), Addressed::To))
+        let Some(nhs_number) = nhs_number else {
+            return Ok(Addressed::Withheld("no_nhs_number"));
+        };
+        Ok(Addressed::To(nhs_number, scores(message, &assessments)?))
     }
 
     async fn deliver(
@@ -303,8 +421,8 @@ impl Dispatcher {
         report: &mut DispatchReport,
     ) -> Result<(), AppError> {
         let attempt = message.attempts + 1;
-        let nhs_number = match self.address(message.client_id).await? {
-            Addressed::To(number) => number,
+        let (nhs_number, scores) = match self.address(message).await? {
+            Addressed::To(number, scores) => (number, scores),
             Addressed::Withheld(reason) => {
                 self.finish(message, attempt, "withheld", None, Some(reason))
                     .await?;
@@ -318,9 +436,13 @@ impl Dispatcher {
                 message.practice_ods.as_deref().unwrap_or("(none)")
             )),
             Some(url) => {
-                let body =
-                    serde_json::to_vec(&communication(message, &nhs_number, self.clock.now()))
-                        .map_err(|e| AppError::Unexpected(e.into()))?;
+                let body = serde_json::to_vec(&communication(
+                    message,
+                    &nhs_number,
+                    self.clock.now(),
+                    &scores,
+                ))
+                .map_err(|e| AppError::Unexpected(e.into()))?;
                 let headers = vec![
                     ("content-type", "application/fhir+json".to_owned()),
                     ("idempotency-key", message.message_id.to_string()),
@@ -596,6 +718,7 @@ impl GpOutboxAdmin {
         principal: &Principal,
         status: &str,
         limit: i64,
+        read: &crate::records::ReadContext,
     ) -> Result<Vec<OutboxEntry>, AppError> {
         policy::may_administer(principal)?;
         if !["pending", "delivered", "dead", "withheld"].contains(&status) {
@@ -614,6 +737,28 @@ impl GpOutboxAdmin {
                 &[&principal.organisation_id, &status, &limit.clamp(1, 500)],
             )
             .await?;
+        // Each person whose messages are listed (what was said of them to their GP) is
+        // written to the read audit before the list is answered.
+        let mut people: Vec<Uuid> = rows.iter().map(|row| row.get(1)).collect();
+        people.sort_unstable();
+        people.dedup();
+        if !people.is_empty() {
+            client
+                .execute(
+                    "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, purpose_code, request_id) \
+                     SELECT $1, client_id, $3, $4, $5, $6, $7 FROM unnest($2::uuid[]) AS shown(client_id)",
+                    &[
+                        &principal.organisation_id,
+                        &people,
+                        &principal.staff_id.0,
+                        &principal.role.as_str(),
+                        &crate::records::RecordView::GpMessages.code(),
+                        &read.purpose.map(crate::records::ReadPurpose::code),
+                        &read.request_id,
+                    ],
+                )
+                .await?;
+        }
         Ok(rows
             .iter()
             .map(|row| OutboxEntry {

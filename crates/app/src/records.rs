@@ -121,10 +121,13 @@ pub enum RecordView {
     FhirServiceRequest,
     /// The Task of a referral received over FHIR: where it stands.
     FhirTask,
+    /// The person's messages to their GP practice, listed for an administrator
+    /// ([`crate::gp_outbox::GpOutboxAdmin::messages`]).
+    GpMessages,
 }
 
 impl RecordView {
-    fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         match self {
             RecordView::Record => "record",
             RecordView::Journey => "journey",
@@ -133,6 +136,7 @@ impl RecordView {
             RecordView::Caseload => "caseload",
             RecordView::FhirServiceRequest => "fhir_service_request",
             RecordView::FhirTask => "fhir_task",
+            RecordView::GpMessages => "gp_messages",
         }
     }
 }

@@ -37,7 +37,12 @@ async fn dead_letters(
 ) -> HttpResponse {
     let session = signed_in!(req, console);
     match outbox(&console)
-        .messages(&session.principal, "dead", app::MAX_LIMIT)
+        .messages(
+            &session.principal,
+            "dead",
+            app::MAX_LIMIT,
+            &app::records::ReadContext::new(None, crate::request_id(&req)),
+        )
         .await
     {
         Ok(messages) => {

@@ -12,7 +12,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::{CaseEvent, ConsentScope};
+use domain::{CaseEvent, ConsentScope, Instrument, Timepoint};
 use eventstore::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -22,8 +22,10 @@ use crate::rules::RulesError;
 use crate::runner::{Batch, Projection, ProjectionError};
 
 /// Every message rule version this build knows, in order.
-const GP_MESSAGE_FILES: &[(u32, &str)] =
-    &[(1, include_str!("../../../projections/gp_messages/v1.toml"))];
+const GP_MESSAGE_FILES: &[(u32, &str)] = &[
+    (1, include_str!("../../../projections/gp_messages/v1.toml")),
+    (2, include_str!("../../../projections/gp_messages/v2.toml")),
+];
 
 /// Its name (and checkpoint key).
 pub const GP_OUTBOX: &str = "gp_outbox_v1";
@@ -58,6 +60,37 @@ pub struct CodedMessage {
     pub reasons: Vec<String>,
 }
 
+/// One score sent at the end of an episode.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreRule {
+    /// The outcome rules' measure that scores it.
+    pub measure: String,
+    /// Its SNOMED CT observable entity.
+    pub code: String,
+    pub display: String,
+    /// The measure's instrument (from the outcome rules, when loaded).
+    #[serde(skip)]
+    pub instrument: Option<Instrument>,
+}
+
+/// The message at the end of an episode (v2 on).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EndedRule {
+    /// The code system of `code` (a local one: no national code is published).
+    pub system: String,
+    pub code: String,
+    pub display: String,
+    pub summary: String,
+    /// The outcome rule version whose measures score the assessments.
+    pub outcome_rules: i32,
+    pub scores: Vec<ScoreRule>,
+    /// The timepoints that count as a follow-up (the outcome rules' pairing, when loaded).
+    #[serde(skip)]
+    pub follow_up: Vec<Timepoint>,
+}
+
 /// One version of the message rules.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -68,6 +101,9 @@ pub struct GpMessageRules {
     pub consent: ConsentRule,
     pub accepted: CodedMessage,
     pub declined: CodedMessage,
+    /// The end of an episode, with its scores (absent in v1: no message).
+    #[serde(default)]
+    pub ended: Option<EndedRule>,
 }
 
 impl GpMessageRules {
@@ -83,10 +119,34 @@ impl GpMessageRules {
                 version: i32::try_from(version).unwrap_or(i32::MAX),
                 reason: "no GP message rules of this version in this build".to_owned(),
             })?;
-        let rules: GpMessageRules = toml::from_str(text).map_err(|e| RulesError::Invalid {
+        let invalid = |reason: String| RulesError::Invalid {
             version: i32::try_from(version).unwrap_or(i32::MAX),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let mut rules: GpMessageRules = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if rules.version != version {
+            return Err(invalid(format!("the file says version {}", rules.version)));
+        }
+        if let Some(ended) = &mut rules.ended {
+            let outcomes = crate::rules::Rules::load(ended.outcome_rules)?;
+            for score in &mut ended.scores {
+                let measure = outcomes
+                    .measures
+                    .iter()
+                    .find(|m| m.name == score.measure)
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "no measure {} in outcome rules v{}",
+                            score.measure, ended.outcome_rules
+                        ))
+                    })?;
+                score.instrument = Some(measure.instrument);
+            }
+            ended.follow_up = [Timepoint::Review, Timepoint::FollowUp, Timepoint::Discharge]
+                .into_iter()
+                .filter(|t| outcomes.pairs_after(*t))
+                .collect();
+        }
         Ok(rules)
     }
 
@@ -135,6 +195,15 @@ pub struct GpMessageState {
     pub erased: bool,
     /// The last message's sequence number (0: none yet).
     pub seq: i32,
+    /// The referral accepted at the start of the episode now open (v2 on).
+    #[serde(default)]
+    pub episode_referral: Option<Uuid>,
+    /// The episode's first baseline of each instrument scored at its end: its assessment id.
+    #[serde(default)]
+    pub baselines: Vec<(Instrument, Uuid)>,
+    /// The episode's last follow-up of each instrument scored at its end.
+    #[serde(default)]
+    pub follow_ups: Vec<(Instrument, Uuid)>,
 }
 
 impl GpMessageState {
@@ -193,8 +262,10 @@ pub struct GpMessage {
     pub message_id: Uuid,
     /// The person's order.
     pub seq: i32,
-    /// `referral_accepted` or `referral_declined`.
+    /// `referral_accepted`, `referral_declined` or `episode_ended`.
     pub kind: &'static str,
+    /// The code's system when it is not SNOMED CT.
+    pub code_system: Option<String>,
     pub code: String,
     pub display: String,
     pub practice_ods: Option<String>,
@@ -204,6 +275,8 @@ pub struct GpMessage {
     pub withheld: Option<Withheld>,
     pub rules_version: u32,
     pub occurred_at: DateTime<Utc>,
+    /// The assessments (their ids) whose scores go with it, scored when it is sent.
+    pub observations: Vec<Uuid>,
 }
 
 /// Folds one event of a person's record: the new state, and the message it calls for, if any.
@@ -230,6 +303,7 @@ pub fn decide_gp_messages(
             message_id: fact.event_id,
             seq: state.seq,
             kind,
+            code_system: None,
             code: message.code.clone(),
             display: message.display.clone(),
             practice_ods: practice,
@@ -238,6 +312,7 @@ pub fn decide_gp_messages(
             withheld,
             rules_version: rules.version,
             occurred_at: fact.occurred_at,
+            observations: Vec::new(),
         }
     };
     if state.erased {
@@ -262,6 +337,9 @@ pub fn decide_gp_messages(
                 return None;
             }
             state.accepted_in_episode = true;
+            state.episode_referral = Some(e.referral_id.0);
+            state.baselines.clear();
+            state.follow_ups.clear();
             Some(coded(
                 state,
                 "referral_accepted",
@@ -277,16 +355,95 @@ pub fn decide_gp_messages(
                 .contains(&reason)
                 .then(|| coded(state, "referral_declined", &rules.declined, e.referral_id.0))
         }
-        CaseEvent::CaseClosed(_) => {
-            state.accepted_in_episode = false;
+        CaseEvent::AssessmentRecorded(e) => {
+            let ended = rules.ended.as_ref()?;
+            let scored = ended
+                .scores
+                .iter()
+                .any(|s| s.instrument == Some(e.instrument));
+            if !state.accepted_in_episode || !scored {
+                return None;
+            }
+            if e.timepoint == Timepoint::Baseline {
+                if !state.baselines.iter().any(|(i, _)| *i == e.instrument) {
+                    state.baselines.push((e.instrument, e.assessment_id.0));
+                }
+            } else if ended.follow_up.contains(&e.timepoint) {
+                state.follow_ups.retain(|(i, _)| *i != e.instrument);
+                state.follow_ups.push((e.instrument, e.assessment_id.0));
+            }
             None
         }
+        CaseEvent::CaseClosed(e) => {
+            let message = match (&rules.ended, state.accepted_in_episode) {
+                (Some(ended), true) => ended_message(state, fact, rules, ended, e),
+                _ => None,
+            };
+            state.accepted_in_episode = false;
+            state.episode_referral = None;
+            state.baselines.clear();
+            state.follow_ups.clear();
+            message
+        }
         CaseEvent::ClientErased(_) => {
-            state.erased = true;
+            // Nothing more goes, and nothing of the person is kept beyond their messages'
+            // count: their practices and consent go with them.
+            *state = GpMessageState {
+                erased: true,
+                seq: state.seq,
+                ..GpMessageState::default()
+            };
             None
         }
         _ => None,
     }
+}
+
+/// The end of an episode: only for someone who consented to share with their GP (its content
+/// is their scores and words; there is no national code to send alone), withheld if they have
+/// objected since or the episode's referral named no practice.
+fn ended_message(
+    state: &mut GpMessageState,
+    fact: &Fact,
+    rules: &GpMessageRules,
+    ended: &EndedRule,
+    closed: &domain::CaseClosed,
+) -> Option<GpMessage> {
+    let practice = state.episode_referral.and_then(|r| state.practice(r));
+    let (content, withheld) = match (&practice, state.consent) {
+        (_, GpConsent::NotRecorded) => return None,
+        (None, _) => (None, Some(Withheld::NoPractice)),
+        (Some(_), GpConsent::Objected) => (None, Some(Withheld::Objected)),
+        (Some(_), GpConsent::Given) => (Some(Content::Full), None),
+    };
+    state.seq += 1;
+    let observations = state
+        .baselines
+        .iter()
+        .chain(&state.follow_ups)
+        .map(|(_, id)| *id)
+        .collect();
+    Some(GpMessage {
+        message_id: fact.event_id,
+        seq: state.seq,
+        kind: "episode_ended",
+        code_system: Some(ended.system.clone()),
+        code: ended.code.clone(),
+        display: ended.display.clone(),
+        practice_ods: practice,
+        content,
+        summary: (content == Some(Content::Full)).then(|| {
+            format!(
+                "{} Reason for ending: {}.",
+                ended.summary,
+                closed.reason.label()
+            )
+        }),
+        withheld,
+        rules_version: rules.version,
+        occurred_at: fact.occurred_at,
+        observations,
+    })
 }
 
 /// Writes the messages of the log into `gp_outbox`.
@@ -393,8 +550,8 @@ async fn insert(
     tx.execute(
         "INSERT INTO gp_outbox (message_id, organisation_id, client_id, seq, kind, code, display, \
          content, summary, practice_ods, rules_version, occurred_at, status, withheld_reason, \
-         next_attempt_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $12) \
+         next_attempt_at, code_system, observations) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $12, $15, $16) \
          ON CONFLICT (message_id) DO NOTHING",
         &[
             &message.message_id,
@@ -411,6 +568,8 @@ async fn insert(
             &message.occurred_at,
             &status,
             &message.withheld.map(Withheld::as_str),
+            &message.code_system,
+            &message.observations,
         ],
     )
     .await?;
@@ -590,6 +749,104 @@ mod tests {
         for (name, events, expected) in table {
             assert_eq!(run(events), expected, "{name}");
         }
+    }
+
+    #[test]
+    fn the_end_of_an_episode_carries_its_first_baseline_and_last_follow_up_with_consent() {
+        let rules = GpMessageRules::load(2).expect("rules v2");
+        let scored = |n: u128, instrument: Instrument, timepoint: Timepoint| {
+            CaseEvent::AssessmentRecorded(domain::testing::self_completed(
+                domain::AssessmentId(Uuid::from_u128(n)),
+                instrument,
+                timepoint,
+                vec![2; 7],
+                chrono::NaiveDate::from_ymd_opt(2026, 3, 5).expect("a day"),
+            ))
+        };
+        let closed = || {
+            CaseEvent::CaseClosed(domain::CaseClosed {
+                reason: domain::ClosureReason::GoalsMet,
+                note: None,
+            })
+        };
+        let consent = CaseEvent::ConsentRecorded(ConsentRecorded {
+            scope: ConsentScope::ShareWithGp,
+            services: vec![],
+        });
+        let decide = |events: Vec<CaseEvent>| {
+            let mut state = GpMessageState::default();
+            events
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, e)| {
+                    decide_gp_messages(&mut state, &fact(3000 + i as u128, e), &rules)
+                })
+                .collect::<Vec<_>>()
+        };
+        let messages = decide(vec![
+            referred(1, Some("ODS A81001")),
+            consent.clone(),
+            scored(10, Instrument::Swemwbs, Timepoint::Baseline),
+            accepted(1),
+            scored(11, Instrument::Swemwbs, Timepoint::Baseline),
+            scored(12, Instrument::Swemwbs, Timepoint::Baseline),
+            scored(13, Instrument::Ons4, Timepoint::Baseline),
+            scored(14, Instrument::Swemwbs, Timepoint::FollowUp),
+            scored(15, Instrument::Swemwbs, Timepoint::Review),
+            scored(16, Instrument::Swemwbs, Timepoint::Discharge),
+            closed(),
+        ]);
+        let ended = messages.last().expect("a message at the end");
+        assert_eq!(ended.kind, "episode_ended");
+        assert_eq!(ended.seq, 2);
+        assert_eq!(ended.content, Some(Content::Full));
+        assert_eq!(ended.practice_ods.as_deref(), Some("A81001"));
+        // Before the episode's acceptance: not its baseline; a second baseline: not the first;
+        // ONS4 is not sent; a review is not a follow-up; the discharge is the last follow-up.
+        assert_eq!(
+            ended.observations,
+            [Uuid::from_u128(11), Uuid::from_u128(16)]
+        );
+        // No consent: nothing at the end. Under v1: nothing at the end either.
+        let without = decide(vec![referred(1, Some("ODS A81001")), accepted(1), closed()]);
+        assert_eq!(without.len(), 1);
+        let mut state = GpMessageState::default();
+        let v1 = GpMessageRules::load(1).expect("v1");
+        let under_v1: Vec<_> = [
+            referred(1, Some("ODS A81001")),
+            consent,
+            accepted(1),
+            closed(),
+        ]
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, e)| decide_gp_messages(&mut state, &fact(4000 + i as u128, e), &v1))
+        .collect();
+        assert_eq!(under_v1.len(), 1);
+    }
+
+    #[test]
+    fn an_erased_person_s_state_keeps_only_their_message_count() {
+        let rules = rules();
+        let mut state = GpMessageState::default();
+        let events = [
+            referred(1, Some("ODS A81001")),
+            accepted(1),
+            CaseEvent::ClientErased(domain::ClientErased {
+                reason: "request".to_owned(),
+            }),
+        ];
+        for (i, event) in events.into_iter().enumerate() {
+            decide_gp_messages(&mut state, &fact(2000 + i as u128, event), &rules);
+        }
+        assert_eq!(
+            state,
+            GpMessageState {
+                erased: true,
+                seq: 1,
+                ..GpMessageState::default()
+            }
+        );
     }
 
     #[test]

@@ -49,6 +49,90 @@ fn group<'a>(report: &'a Value, code: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no group {code} in {report:#}"))
 }
 
+/// Every count of a group's report by its path (`referrals.by_source.gp`): percentages, means
+/// and bookkeeping left out; a withheld count is null.
+fn counts(report: &Value) -> std::collections::BTreeMap<String, Value> {
+    fn walk(path: &str, value: &Value, out: &mut std::collections::BTreeMap<String, Value>) {
+        match value {
+            Value::Object(fields) => {
+                for (name, field) in fields {
+                    let skip = name.ends_with("_percent")
+                        || name.starts_with("mean_")
+                        || name.starts_with("median_")
+                        || ["suppression", "as_of", "rules_version", "destination_names"]
+                            .contains(&name.as_str());
+                    if !skip {
+                        walk(&format!("{path}.{name}"), field, out);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for item in items {
+                    let code = item["code"]
+                        .as_str()
+                        .or_else(|| item["measure"].as_str())
+                        .unwrap_or("?");
+                    walk(&format!("{path}.{code}"), item, out);
+                }
+            }
+            Value::Number(n) if n.is_i64() => {
+                out.insert(path.to_owned(), value.clone());
+            }
+            Value::Null => {
+                out.insert(path.to_owned(), Value::Null);
+            }
+            _ => {}
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk("", report, &mut out);
+    out
+}
+
+/// An attacker's one subtraction over what was published: a count of every group adds up to
+/// the whole report's, and a group's referrals and closures add up to their parts, so none of
+/// those sums may have exactly one withheld cell.
+fn assert_no_cell_worked_out(report: &Value) {
+    let groups: Vec<_> = report["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| counts(&g["report"]))
+        .collect();
+    let paths: std::collections::BTreeSet<&String> = groups.iter().flat_map(|g| g.keys()).collect();
+    for path in paths {
+        let nulls = groups
+            .iter()
+            .filter(|g| g.get(path) == Some(&Value::Null))
+            .count();
+        let numbers = groups
+            .iter()
+            .filter(|g| g.get(path).is_some_and(Value::is_i64))
+            .count();
+        assert!(
+            !(nulls == 1 && numbers > 0),
+            "{path} of one group is the whole's less the others': {report:#}"
+        );
+    }
+    for group in &groups {
+        for (total, parts) in [
+            (".referrals.total", ".referrals.by_source."),
+            (".episodes.closed", ".episodes.closed_by_reason."),
+        ] {
+            let hidden = std::iter::once(group.get(total))
+                .chain(
+                    group
+                        .iter()
+                        .filter(|(k, _)| k.starts_with(parts) && k.ends_with(".count"))
+                        .map(|(_, v)| Some(v)),
+                )
+                .filter(|v| *v == Some(&Value::Null))
+                .count();
+            assert_ne!(hidden, 1, "{total} and its parts: {report:#}");
+        }
+    }
+}
+
 async fn breakdown(server: &TestServer, by: &str, after: i64) -> Value {
     server.catch_up().await;
     server
@@ -144,6 +228,7 @@ async fn the_outcome_report_breaks_down_by_demographics_under_the_small_number_r
     // By age band: the two youngest are suppressed; alone, they could be worked out from the
     // whole report, so the next smallest group (six) goes with them; the seven are shown.
     let by_age = breakdown(&server, "age_band", position).await;
+    assert_no_cell_worked_out(&by_age);
     let whole = server.caught_up_outcomes().await;
     assert_eq!(whole["referrals"]["total"], 15, "{whole:#}");
     assert_eq!(group(&by_age, "75_84")["report"]["referrals"]["total"], 7);
@@ -168,6 +253,7 @@ async fn the_outcome_report_breaks_down_by_demographics_under_the_small_number_r
 
     // By sex: nine and six, both shown, and they add up to the whole.
     let by_sex = breakdown(&server, "sex", position).await;
+    assert_no_cell_worked_out(&by_sex);
     assert_eq!(group(&by_sex, "female")["report"]["referrals"]["total"], 9);
     assert_eq!(group(&by_sex, "male")["report"]["referrals"]["total"], 6);
     assert_eq!(group(&by_sex, "male")["report"]["referrals"]["people"], 6);
@@ -179,6 +265,7 @@ async fn the_outcome_report_breaks_down_by_demographics_under_the_small_number_r
     // By deprivation decile: thirteen in decile 2; the two with no postcode are not recorded,
     // suppressed, and decile 2 with them.
     let by_imd = breakdown(&server, "imd_decile", position).await;
+    assert_no_cell_worked_out(&by_imd);
     assert_eq!(
         group(&by_imd, "not_recorded")["report"]["referrals"]["total"],
         Value::Null
@@ -214,6 +301,7 @@ async fn the_outcome_report_breaks_down_by_demographics_under_the_small_number_r
         erased.body["position"].as_i64().expect("a position"),
     )
     .await;
+    assert_no_cell_worked_out(&after_erasure);
     assert_eq!(
         group(&after_erasure, "white")["report"]["referrals"]["total"],
         13
@@ -227,6 +315,73 @@ async fn the_outcome_report_breaks_down_by_demographics_under_the_small_number_r
         group(&after_erasure, "not_recorded")["report"]["referrals"]["total"],
         Value::Null
     );
+}
+
+/// What reports count by is written just after the append. A service stopped between the two
+/// leaves no row; the caller's retry under the same key (answered with the first result) writes
+/// it, and a retry of an older recording never overwrites a newer one.
+#[tokio::test]
+async fn a_retried_recording_writes_what_a_stopped_first_attempt_left_unwritten() {
+    let server = TestServer::start().await;
+    let people = &server.people;
+    let admin = server.db.admin_client().await;
+    let client = person_born(&server, "1950-06-01").await;
+    let path = client_path(client, "demographics");
+    let first = json!({ "demographics": { "sex": "female", "ethnic_category": "A" } });
+    let key = [("Idempotency-Key", "demographics-1")];
+    let recorded = server
+        .call(Some(&people.worker), "POST", &path, Some(&first), &key)
+        .await;
+    assert_eq!(recorded.status, 201, "{:#}", recorded.body);
+    // As if the service had stopped after the append: the row was never written.
+    let removed = admin
+        .execute(
+            "DELETE FROM equity_demographics WHERE client_id = $1",
+            &[&client],
+        )
+        .await
+        .expect("delete");
+    assert_eq!(removed, 1);
+    let retried = server
+        .call(Some(&people.worker), "POST", &path, Some(&first), &key)
+        .await;
+    assert_eq!(retried.status, 201, "{:#}", retried.body);
+    assert_eq!(
+        retried.body["position"], recorded.body["position"],
+        "the first result"
+    );
+    let sex = |row: tokio_postgres::Row| row.get::<_, Option<String>>(0);
+    let row = admin
+        .query_one(
+            "SELECT sex, ethnic_group FROM equity_demographics WHERE client_id = $1",
+            &[&client],
+        )
+        .await
+        .expect("the row is back");
+    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("white"));
+    assert_eq!(sex(row).as_deref(), Some("female"));
+
+    // A newer recording, then the first one's retry again: the newer stays.
+    let newer = json!({ "demographics": { "sex": "male" } });
+    record(
+        &server,
+        &people.worker,
+        client,
+        newer["demographics"].clone(),
+    )
+    .await;
+    let again = server
+        .call(Some(&people.worker), "POST", &path, Some(&first), &key)
+        .await;
+    assert_eq!(again.status, 201, "{:#}", again.body);
+    let row = admin
+        .query_one(
+            "SELECT sex FROM equity_demographics WHERE client_id = $1",
+            &[&client],
+        )
+        .await
+        .expect("the row");
+    assert_eq!(sex(row).as_deref(), Some("male"));
 }
 
 #[tokio::test]

@@ -2,12 +2,12 @@
 //! the outbox's messages by status (the dead letters), and replaying a dead letter. Each
 //! handler parses, calls `app::gp_outbox`, and renders.
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::AppState;
-use super::extract::{Body, Caller, Params};
+use super::extract::{Body, Caller, Params, request_id};
 use super::problem::{AdminErrors, ApiError, ReadErrors};
 use app::gp_outbox::{OutboxEntry, PracticeEndpoint};
 
@@ -74,6 +74,7 @@ struct MessageParams {
 )]
 #[get("/gp-messages")]
 async fn list_gp_messages(
+    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
     params: Params<MessageParams>,
@@ -87,7 +88,12 @@ async fn list_gp_messages(
     Ok(web::Json(
         state
             .gp_outbox
-            .messages(&caller.0, status, limit)
+            .messages(
+                &caller.0,
+                status,
+                limit,
+                &app::records::ReadContext::new(None, request_id(&req)),
+            )
             .await
             .map_err(ApiError::query)?,
     ))
