@@ -955,6 +955,9 @@ async fn the_end_of_an_episode_goes_to_the_gp_with_its_scores_only_with_consent(
     let cases = CaseService::new(store.clone());
     let client = db.app_client().await;
     let day = |m: u32, d: u32| chrono::NaiveDate::from_ymd_opt(2026, m, d).expect("a day");
+    let swemwbs = |id: Uuid, timepoint: Timepoint, answer: i32, on| {
+        assessment(id, Instrument::Swemwbs, timepoint, vec![answer; 7], on)
+    };
     let closed = CaseCommand::CloseCase(CaseClosed {
         reason: ClosureReason::GoalsMet,
         note: None,
@@ -981,13 +984,7 @@ async fn the_end_of_an_episode_goes_to_the_gp_with_its_scores_only_with_consent(
             consent.clone(),
             CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rp }),
             assign.clone(),
-            assessment(
-                baseline,
-                Instrument::Swemwbs,
-                Timepoint::Baseline,
-                vec![2; 7],
-                day(3, 5),
-            ),
+            swemwbs(baseline, Timepoint::Baseline, 2, day(3, 5)),
             assessment(
                 Uuid::new_v4(),
                 Instrument::Ucla3,
@@ -995,20 +992,8 @@ async fn the_end_of_an_episode_goes_to_the_gp_with_its_scores_only_with_consent(
                 vec![2; 3],
                 day(3, 5),
             ),
-            assessment(
-                Uuid::new_v4(),
-                Instrument::Swemwbs,
-                Timepoint::Review,
-                vec![5; 7],
-                day(4, 1),
-            ),
-            assessment(
-                follow_up,
-                Instrument::Swemwbs,
-                Timepoint::FollowUp,
-                vec![3; 7],
-                day(5, 11),
-            ),
+            swemwbs(Uuid::new_v4(), Timepoint::Review, 5, day(4, 1)),
+            swemwbs(follow_up, Timepoint::FollowUp, 3, day(5, 11)),
             closed.clone(),
         ],
     )
@@ -1022,13 +1007,7 @@ async fn the_end_of_an_episode_goes_to_the_gp_with_its_scores_only_with_consent(
             intake(q, rq, Some("A81001")),
             CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rq }),
             assign.clone(),
-            assessment(
-                Uuid::new_v4(),
-                Instrument::Swemwbs,
-                Timepoint::Baseline,
-                vec![2; 7],
-                day(3, 5),
-            ),
+            swemwbs(Uuid::new_v4(), Timepoint::Baseline, 2, day(3, 5)),
             closed.clone(),
         ],
     )

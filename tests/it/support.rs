@@ -448,16 +448,10 @@ pub async fn list_sample_services(store: &EventStore, n: usize) -> Vec<Uuid> {
     list_sample_services_for(store, n, Uuid::nil()).await
 }
 
-/// The first `n` active services of the sample directory, listed for `organisation`; their ids.
-/// Lists `n` active services of the sample after the first `skip` for `organisation`.
-pub async fn list_more_sample_services_for(
-    store: &EventStore,
-    skip: usize,
-    n: usize,
-    organisation: Uuid,
-) -> Vec<Uuid> {
+/// `n` active services of the sample directory (Open Referral UK records) after the first `skip`.
+pub fn sample_records(skip: usize, n: usize) -> Vec<Value> {
     let page: Value = serde_json::from_str(devtools::demo::SAMPLE_DIRECTORY).expect("the sample");
-    let records: Vec<Value> = page["contents"]
+    page["contents"]
         .as_array()
         .expect("contents")
         .iter()
@@ -465,7 +459,18 @@ pub async fn list_more_sample_services_for(
         .skip(skip)
         .take(n)
         .cloned()
-        .collect();
+        .collect()
+}
+
+/// Lists `n` active services of the sample directory after the first `skip` for `organisation`;
+/// their ids.
+pub async fn list_more_sample_services_for(
+    store: &EventStore,
+    skip: usize,
+    n: usize,
+    organisation: Uuid,
+) -> Vec<Uuid> {
+    let records = sample_records(skip, n);
     let ids = records
         .iter()
         .map(|r| serde_json::from_value(r["id"].clone()).expect("an id"))
@@ -474,24 +479,11 @@ pub async fn list_more_sample_services_for(
     ids
 }
 
+/// The first `n` active services of the sample directory, listed for `organisation`; their ids.
 pub async fn list_sample_services_for(
     store: &EventStore,
     n: usize,
     organisation: Uuid,
 ) -> Vec<Uuid> {
-    let page: Value = serde_json::from_str(devtools::demo::SAMPLE_DIRECTORY).expect("the sample");
-    let records: Vec<Value> = page["contents"]
-        .as_array()
-        .expect("contents")
-        .iter()
-        .filter(|s| s["status"] == "active")
-        .take(n)
-        .cloned()
-        .collect();
-    let ids = records
-        .iter()
-        .map(|r| serde_json::from_value(r["id"].clone()).expect("an id"))
-        .collect();
-    list_services_for(store, records, organisation).await;
-    ids
+    list_more_sample_services_for(store, 0, n, organisation).await
 }

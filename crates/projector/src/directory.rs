@@ -1,12 +1,11 @@
 //! The directory read model: one row per directory service, ranked by full-text search.
 
-use async_trait::async_trait;
-use domain::DomainEvent as _;
 use domain::NeedDomain;
-use domain::directory::{DirectoryEvent, OrukService, SERVICE_STREAM};
+use domain::directory::{DirectoryEvent, OrukService};
 use eventstore::RecordedEvent;
 
-use crate::runner::{Projection, ProjectionError};
+use crate::runner::ProjectionError;
+use crate::stream_table::stream_table;
 
 /// Folds directory service streams into `directory_services`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -15,74 +14,54 @@ pub struct DirectoryProjection;
 /// Its name (and checkpoint key).
 pub const DIRECTORY: &str = "directory_v1";
 
-#[async_trait]
-impl Projection for DirectoryProjection {
-    fn name(&self) -> &str {
-        DIRECTORY
-    }
+stream_table!(
+    DirectoryProjection,
+    DIRECTORY,
+    "directory_services",
+    DirectoryEvent
+);
 
-    async fn reset(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), ProjectionError> {
-        tx.batch_execute("DELETE FROM directory_services").await?;
-        Ok(())
-    }
-
-    async fn apply(
+impl DirectoryProjection {
+    async fn apply_event(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
-        events: &[RecordedEvent],
-        _log: &dyn crate::corrected::RecordSource,
+        event: &RecordedEvent,
+        decoded: &DirectoryEvent,
     ) -> Result<(), ProjectionError> {
-        for event in events.iter().filter(|e| e.stream_type == SERVICE_STREAM) {
-            let decoded = DirectoryEvent::decode(
-                &event.event_type,
-                event.schema_version,
-                event.payload.clone(),
-            )
-            .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
-            apply_event(tx, event, &decoded).await?;
-        }
-        Ok(())
-    }
-}
-
-async fn apply_event(
-    tx: &tokio_postgres::Transaction<'_>,
-    event: &RecordedEvent,
-    decoded: &DirectoryEvent,
-) -> Result<(), ProjectionError> {
-    let id = event.stream_id;
-    let at = event.recorded_at;
-    let version = event.stream_version;
-    match decoded {
-        DirectoryEvent::ServiceListed(e) => upsert(tx, event, &e.service, true).await,
-        DirectoryEvent::ServiceUpdated(e) => upsert(tx, event, &e.service, false).await,
-        DirectoryEvent::ServiceCapacityChanged(e) => {
-            let weeks = e.waiting_weeks.and_then(|w| i32::try_from(w).ok());
-            tx.execute(
-                "UPDATE directory_services SET availability = $2, waiting_weeks = $3, \
-                 modified_at = $4, version = $5 WHERE service_id = $1",
-                &[&id, &domain::code(&e.availability), &weeks, &at, &version],
-            )
-            .await?;
-            Ok(())
-        }
-        // The read model keeps no owner (the stream decides who may change a service).
-        DirectoryEvent::ServiceOwnerChanged(_) => {
-            tx.execute(
-                "UPDATE directory_services SET modified_at = $2, version = $3 WHERE service_id = $1",
-                &[&id, &at, &version],
-            )
-            .await?;
-            Ok(())
-        }
-        DirectoryEvent::ServiceWithdrawn(_) => {
-            tx.execute(
-                "UPDATE directory_services SET withdrawn = true, modified_at = $2, version = $3 \
-                 WHERE service_id = $1",
-                &[&id, &at, &version],
-            )
-            .await?;
-            Ok(())
+        let id = event.stream_id;
+        let at = event.recorded_at;
+        let version = event.stream_version;
+        match decoded {
+            DirectoryEvent::ServiceListed(e) => upsert(tx, event, &e.service, true).await,
+            DirectoryEvent::ServiceUpdated(e) => upsert(tx, event, &e.service, false).await,
+            DirectoryEvent::ServiceCapacityChanged(e) => {
+                let weeks = e.waiting_weeks.and_then(|w| i32::try_from(w).ok());
+                tx.execute(
+                    "UPDATE directory_services SET availability = $2, waiting_weeks = $3, \
+                     modified_at = $4, version = $5 WHERE service_id = $1",
+                    &[&id, &domain::code(&e.availability), &weeks, &at, &version],
+                )
+                .await?;
+                Ok(())
+            }
+            // The read model keeps no owner (the stream decides who may change a service).
+            DirectoryEvent::ServiceOwnerChanged(_) => {
+                tx.execute(
+                    "UPDATE directory_services SET modified_at = $2, version = $3 WHERE service_id = $1",
+                    &[&id, &at, &version],
+                )
+                .await?;
+                Ok(())
+            }
+            DirectoryEvent::ServiceWithdrawn(_) => {
+                tx.execute(
+                    "UPDATE directory_services SET withdrawn = true, modified_at = $2, version = $3 \
+                     WHERE service_id = $1",
+                    &[&id, &at, &version],
+                )
+                .await?;
+                Ok(())
+            }
         }
     }
 }

@@ -204,6 +204,18 @@ pub struct GpMessageState {
     /// The episode's last follow-up of each instrument scored at its end.
     #[serde(default)]
     pub follow_ups: Vec<(Instrument, Uuid)>,
+    /// The episode's onward connections: need, kind, and what came of each so far.
+    #[serde(default)]
+    pub connections: Vec<EpisodeConnection>,
+}
+
+/// An onward connection of the episode, as the message at its end says it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpisodeConnection {
+    pub connection_id: Uuid,
+    pub need: domain::NeedDomain,
+    pub kind: domain::ConnectionKind,
+    pub outcome: Option<domain::ConnectionOutcome>,
 }
 
 impl GpMessageState {
@@ -340,6 +352,7 @@ pub fn decide_gp_messages(
             state.episode_referral = Some(e.referral_id.0);
             state.baselines.clear();
             state.follow_ups.clear();
+            state.connections.clear();
             Some(coded(
                 state,
                 "referral_accepted",
@@ -354,6 +367,27 @@ pub fn decide_gp_messages(
                 .reasons
                 .contains(&reason)
                 .then(|| coded(state, "referral_declined", &rules.declined, e.referral_id.0))
+        }
+        CaseEvent::OnwardConnectionMade(e) => {
+            if rules.ended.is_some() && state.accepted_in_episode {
+                state.connections.push(EpisodeConnection {
+                    connection_id: e.connection_id.0,
+                    need: e.need,
+                    kind: e.kind,
+                    outcome: None,
+                });
+            }
+            None
+        }
+        CaseEvent::ConnectionOutcomeRecorded(e) => {
+            if let Some(connection) = state
+                .connections
+                .iter_mut()
+                .find(|c| c.connection_id == e.connection_id.0)
+            {
+                connection.outcome = Some(e.outcome);
+            }
+            None
         }
         CaseEvent::AssessmentRecorded(e) => {
             let ended = rules.ended.as_ref()?;
@@ -383,6 +417,7 @@ pub fn decide_gp_messages(
             state.episode_referral = None;
             state.baselines.clear();
             state.follow_ups.clear();
+            state.connections.clear();
             message
         }
         CaseEvent::ClientErased(_) => {
@@ -432,18 +467,35 @@ fn ended_message(
         display: ended.display.clone(),
         practice_ods: practice,
         content,
-        summary: (content == Some(Content::Full)).then(|| {
-            format!(
-                "{} Reason for ending: {}.",
-                ended.summary,
-                closed.reason.label()
-            )
-        }),
+        summary: (content == Some(Content::Full)).then(|| ended_summary(state, ended, closed)),
         withheld,
         rules_version: rules.version,
         occurred_at: fact.occurred_at,
         observations,
     })
+}
+
+/// The words of the message at the end of an episode: the rule's summary, the reason for
+/// ending, and each onward connection by need, kind and what came of it (no service names, no
+/// notes: only codes' words).
+fn ended_summary(state: &GpMessageState, ended: &EndedRule, closed: &domain::CaseClosed) -> String {
+    let mut summary = format!(
+        "{} Reason for ending: {}.",
+        ended.summary,
+        closed.reason.label()
+    );
+    if !state.connections.is_empty() {
+        let connections: Vec<String> = state
+            .connections
+            .iter()
+            .map(|c| {
+                let outcome = c.outcome.map_or("no outcome recorded", |o| o.label());
+                format!("{} ({}): {outcome}", c.need.label(), c.kind.label())
+            })
+            .collect();
+        summary.push_str(&format!(" Onward connections: {}.", connections.join("; ")));
+    }
+    summary
 }
 
 /// Writes the messages of the log into `gp_outbox`.
@@ -794,6 +846,23 @@ mod tests {
             scored(14, Instrument::Swemwbs, Timepoint::FollowUp),
             scored(15, Instrument::Swemwbs, Timepoint::Review),
             scored(16, Instrument::Swemwbs, Timepoint::Discharge),
+            CaseEvent::OnwardConnectionMade(domain::OnwardConnectionMade {
+                connection_id: domain::ConnectionId(Uuid::from_u128(20)),
+                service_id: domain::ServiceId(Uuid::from_u128(21)),
+                need: domain::NeedDomain::PhysicalActivity,
+                kind: domain::ConnectionKind::Referred,
+            }),
+            CaseEvent::OnwardConnectionMade(domain::OnwardConnectionMade {
+                connection_id: domain::ConnectionId(Uuid::from_u128(22)),
+                service_id: domain::ServiceId(Uuid::from_u128(23)),
+                need: domain::NeedDomain::LonelinessIsolation,
+                kind: domain::ConnectionKind::Signposted,
+            }),
+            CaseEvent::ConnectionOutcomeRecorded(domain::ConnectionOutcomeRecorded {
+                connection_id: domain::ConnectionId(Uuid::from_u128(20)),
+                outcome: domain::ConnectionOutcome::Attended,
+                waiting_weeks: None,
+            }),
             closed(),
         ]);
         let ended = messages.last().expect("a message at the end");
@@ -806,6 +875,14 @@ mod tests {
         assert_eq!(
             ended.observations,
             [Uuid::from_u128(11), Uuid::from_u128(16)]
+        );
+        assert_eq!(
+            ended.summary.as_deref(),
+            Some(
+                "The person's episode of social prescribing support has ended. Reason for \
+                 ending: goals met. Onward connections: physical activity (referred): attended; \
+                 loneliness or isolation (signposted): no outcome recorded."
+            )
         );
         // No consent: nothing at the end. Under v1: nothing at the end either.
         let without = decide(vec![referred(1, Some("ODS A81001")), accepted(1), closed()]);

@@ -17,6 +17,7 @@ mod registry;
 pub mod rules;
 mod runner;
 pub mod safeguarding_rules;
+mod stream_table;
 mod task_rules;
 mod tasks;
 

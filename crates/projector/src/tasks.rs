@@ -1,12 +1,11 @@
 //! The tasks read model: one row per task stream, for "my open tasks" and "a team's overdue
 //! tasks" (see `migrations/V24__tasks.sql` for the indexes that serve them).
 
-use async_trait::async_trait;
-use domain::DomainEvent as _;
-use domain::task::{TASK_STREAM, TaskEvent, TaskStatus};
+use domain::task::{TaskEvent, TaskStatus};
 use eventstore::RecordedEvent;
 
-use crate::runner::{Projection, ProjectionError};
+use crate::runner::ProjectionError;
+use crate::stream_table::stream_table;
 
 /// Folds task streams into `tasks`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -15,88 +14,63 @@ pub struct TasksProjection;
 /// Its name (and checkpoint key).
 pub const TASKS: &str = "tasks_v1";
 
-#[async_trait]
-impl Projection for TasksProjection {
-    fn name(&self) -> &str {
-        TASKS
-    }
+stream_table!(TasksProjection, TASKS, "tasks", TaskEvent);
 
-    async fn reset(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), ProjectionError> {
-        tx.batch_execute("DELETE FROM tasks").await?;
-        Ok(())
-    }
-
-    async fn apply(
+impl TasksProjection {
+    async fn apply_event(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
-        events: &[RecordedEvent],
-        _log: &dyn crate::corrected::RecordSource,
+        event: &RecordedEvent,
+        decoded: &TaskEvent,
     ) -> Result<(), ProjectionError> {
-        for event in events.iter().filter(|e| e.stream_type == TASK_STREAM) {
-            let decoded = TaskEvent::decode(
-                &event.event_type,
-                event.schema_version,
-                event.payload.clone(),
-            )
-            .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
-            apply_event(tx, event, &decoded).await?;
+        let id = event.stream_id;
+        let version = event.stream_version;
+        match decoded {
+            TaskEvent::TaskRaised(e) => {
+                let rules_version = e
+                    .rule
+                    .as_ref()
+                    .map(|r| i32::try_from(r.version).unwrap_or(i32::MAX));
+                tx.execute(
+                    "INSERT INTO tasks (task_id, organisation_id, team_id, assignee_id, client_id, \
+                     kind, status, raised_on, due_on, rule, rules_version, raised_by, stream_version) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $10, $11, $12) \
+                     ON CONFLICT (task_id) DO NOTHING",
+                    &[
+                        &id,
+                        &event.metadata.organisation_id,
+                        &e.team_id.0,
+                        &e.assignee_id.map(|s| s.0),
+                        &e.client_id.map(|c| c.0),
+                        &domain::code(&e.kind),
+                        &e.raised_on,
+                        &e.due_on,
+                        &e.rule.as_ref().map(|r| r.rule.clone()),
+                        &rules_version,
+                        &event.metadata.actor_id,
+                        &version,
+                    ],
+                )
+                .await?;
+            }
+            TaskEvent::TaskReassigned(e) => {
+                tx.execute(
+                    "UPDATE tasks SET assignee_id = $2, team_id = $3, stream_version = $4 \
+                     WHERE task_id = $1",
+                    &[&id, &e.assignee_id.0, &e.team_id.0, &version],
+                )
+                .await?;
+            }
+            TaskEvent::TaskDone(e) => {
+                close(tx, event, TaskStatus::Done, e.done_on).await?;
+            }
+            TaskEvent::TaskCancelled(_) => {
+                let on = event.metadata.occurred_at.date_naive();
+                close(tx, event, TaskStatus::Cancelled, on).await?;
+            }
         }
         Ok(())
     }
-}
-
-async fn apply_event(
-    tx: &tokio_postgres::Transaction<'_>,
-    event: &RecordedEvent,
-    decoded: &TaskEvent,
-) -> Result<(), ProjectionError> {
-    let id = event.stream_id;
-    let version = event.stream_version;
-    match decoded {
-        TaskEvent::TaskRaised(e) => {
-            let rules_version = e
-                .rule
-                .as_ref()
-                .map(|r| i32::try_from(r.version).unwrap_or(i32::MAX));
-            tx.execute(
-                "INSERT INTO tasks (task_id, organisation_id, team_id, assignee_id, client_id, \
-                 kind, status, raised_on, due_on, rule, rules_version, raised_by, stream_version) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $10, $11, $12) \
-                 ON CONFLICT (task_id) DO NOTHING",
-                &[
-                    &id,
-                    &event.metadata.organisation_id,
-                    &e.team_id.0,
-                    &e.assignee_id.map(|s| s.0),
-                    &e.client_id.map(|c| c.0),
-                    &domain::code(&e.kind),
-                    &e.raised_on,
-                    &e.due_on,
-                    &e.rule.as_ref().map(|r| r.rule.clone()),
-                    &rules_version,
-                    &event.metadata.actor_id,
-                    &version,
-                ],
-            )
-            .await?;
-        }
-        TaskEvent::TaskReassigned(e) => {
-            tx.execute(
-                "UPDATE tasks SET assignee_id = $2, team_id = $3, stream_version = $4 \
-                 WHERE task_id = $1",
-                &[&id, &e.assignee_id.0, &e.team_id.0, &version],
-            )
-            .await?;
-        }
-        TaskEvent::TaskDone(e) => {
-            close(tx, event, TaskStatus::Done, e.done_on).await?;
-        }
-        TaskEvent::TaskCancelled(_) => {
-            let on = event.metadata.occurred_at.date_naive();
-            close(tx, event, TaskStatus::Cancelled, on).await?;
-        }
-    }
-    Ok(())
 }
 
 async fn close(

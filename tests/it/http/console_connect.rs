@@ -491,14 +491,7 @@ async fn a_directory_search_of_many_services_comes_a_page_at_a_time() {
     let worker = server.people.worker.clone();
     let client = open_case(&server).await;
     // Twenty-five more walking groups, from a sample service under new ids and names.
-    let sample: Value = serde_json::from_str(devtools::demo::SAMPLE_DIRECTORY).expect("JSON");
-    let template = sample["contents"]
-        .as_array()
-        .expect("contents")
-        .iter()
-        .find(|s| s["status"] == "active")
-        .expect("an active service")
-        .clone();
+    let template = crate::support::sample_records(0, 1).remove(0);
     let records = (1..=25)
         .map(|n| {
             let mut record = template.clone();

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::AppState;
-use super::extract::{Caller, CommandBody, CommandHeaders, Dated, request_id};
+use super::extract::{Caller, CommandBody, CommandHeaders, Dated};
 use super::problem::{ApiError, CommandErrors};
 use app::StaffCommand;
 
@@ -92,33 +92,36 @@ async fn run(
     headers: CommandHeaders,
     req: &HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    // The same key on another route is another request: the route is part of the fingerprint.
-    let mut fingerprint = <sha2::Sha256 as sha2::Digest>::new();
-    sha2::Digest::update(&mut fingerprint, req.path().as_bytes());
-    sha2::Digest::update(&mut fingerprint, digest);
     let request = StaffCommand {
-        idempotency_key: headers.idempotency_key,
-        fingerprint: Some(sha2::Digest::finalize(fingerprint).into()),
-        expected_version: headers.if_match,
-        correlation_id: request_id(req),
         occurred_at: dated.occurred_at,
         late_entry_reason: dated.late_entry_reason,
+        ..headers.staff_command(req, digest)
     };
     let result = state
         .cases
         .execute_as(&caller.0, ClientId(client_id), &command, request)
         .await?;
+    Ok(created(
+        &result,
+        Some(format!("/api/v1/clients/{client_id}")),
+    ))
+}
+
+/// 201 for a command on a record: its new version as the ETag, a replay said so, the events
+/// written counted.
+pub(super) fn created(result: &AppendResult, location: Option<String>) -> HttpResponse {
     if !result.replayed {
         super::metrics::record_appended(result.events.len());
     }
     let mut response = HttpResponse::Created();
-    response
-        .insert_header((header::ETAG, format!("\"{}\"", result.stream_version)))
-        .insert_header((header::LOCATION, format!("/api/v1/clients/{client_id}")));
+    response.insert_header((header::ETAG, format!("\"{}\"", result.stream_version)));
+    if let Some(location) = location {
+        response.insert_header((header::LOCATION, location));
+    }
     if result.replayed {
         response.insert_header(("Idempotent-Replayed", "true"));
     }
-    Ok(response.json(CommandAccepted::from_result(&result)))
+    response.json(CommandAccepted::from_result(result))
 }
 
 /// Declares a command route: handler name, path under the client, body type, and how the body

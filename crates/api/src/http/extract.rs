@@ -355,6 +355,40 @@ pub struct CommandHeaders {
     pub if_match: Option<i64>,
 }
 
+impl CommandHeaders {
+    /// What makes a request "the same" under its key: its route and its body's digest (the
+    /// same key on another route is another request).
+    pub fn fingerprint(req: &HttpRequest, digest: [u8; 32]) -> [u8; 32] {
+        let mut fingerprint = Sha256::new();
+        fingerprint.update(req.path().as_bytes());
+        fingerprint.update(digest);
+        fingerprint.finalize().into()
+    }
+
+    /// A command on a person's record as the application takes it: its key, fingerprint and
+    /// expected version, tied to the request (dated now unless the caller says otherwise).
+    pub fn staff_command(self, req: &HttpRequest, digest: [u8; 32]) -> app::StaffCommand {
+        app::StaffCommand {
+            idempotency_key: self.idempotency_key,
+            fingerprint: Some(CommandHeaders::fingerprint(req, digest)),
+            expected_version: self.if_match,
+            correlation_id: request_id(req),
+            occurred_at: None,
+            late_entry_reason: None,
+        }
+    }
+
+    /// A command on a task as the application takes it.
+    pub fn task_request(self, req: &HttpRequest, digest: [u8; 32]) -> app::tasks::TaskRequest {
+        app::tasks::TaskRequest {
+            idempotency_key: self.idempotency_key,
+            fingerprint: Some(CommandHeaders::fingerprint(req, digest)),
+            correlation_id: request_id(req),
+            expected_version: self.if_match,
+        }
+    }
+}
+
 impl FromRequest for CommandHeaders {
     type Error = ApiError;
     type Future = std::future::Ready<Result<Self, Self::Error>>;

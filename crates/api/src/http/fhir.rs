@@ -429,15 +429,10 @@ async fn fhir_read_service_request(
     path: web::Path<String>,
     req: HttpRequest,
 ) -> HttpResponse {
-    let request = request_id(&req);
-    let Ok(id) = Uuid::try_parse(&path) else {
-        return not_found(request);
-    };
-    let read = ReadContext::new(None, request);
-    match state.fhir.service_request(&caller.0, id, &read).await {
-        Ok(resource) => fhir_json(StatusCode::OK, &resource),
-        Err(e) => fhir_error(e, request),
-    }
+    read_by_id(&req, &path, async |id, read| {
+        state.fhir.service_request(&caller.0, id, &read).await
+    })
+    .await
 }
 
 /// Where a referral the caller sent stands: a Task based on the ServiceRequest, whose
@@ -461,12 +456,24 @@ async fn fhir_read_task(
     path: web::Path<String>,
     req: HttpRequest,
 ) -> HttpResponse {
-    let request = request_id(&req);
-    let Ok(id) = Uuid::try_parse(&path) else {
+    read_by_id(&req, &path, async |id, read| {
+        state.fhir.task(&caller.0, id, &read).await
+    })
+    .await
+}
+
+/// A read of one resource by id: parse, read (audited by the application), render; an id
+/// Casebook could not have made (not a UUID) is no resource of this caller's.
+async fn read_by_id(
+    req: &HttpRequest,
+    path: &str,
+    read: impl AsyncFnOnce(Uuid, ReadContext) -> Result<Value, FhirError>,
+) -> HttpResponse {
+    let request = request_id(req);
+    let Ok(id) = Uuid::try_parse(path) else {
         return not_found(request);
     };
-    let read = ReadContext::new(None, request);
-    match state.fhir.task(&caller.0, id, &read).await {
+    match read(id, ReadContext::new(None, request)).await {
         Ok(resource) => fhir_json(StatusCode::OK, &resource),
         Err(e) => fhir_error(e, request),
     }

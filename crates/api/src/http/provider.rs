@@ -3,7 +3,6 @@
 //! whether the person started); an administrator ties provider staff to the services their
 //! organisation owns. Each handler parses, calls `app::provider`, and renders.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use domain::{
     ClientId, ConnectionAcceptedByProvider, ConnectionDeclinedByProvider, ConnectionStartRecorded,
@@ -16,7 +15,6 @@ use super::AppState;
 use super::commands::CommandAccepted;
 use super::extract::{Body, Caller, CommandHeaders, Params, request_id};
 use super::problem::{AdminErrors, ApiError, CommandErrors, ReadErrors};
-use app::StaffCommand;
 use app::provider::{ProviderConnectionPage, ProviderConnections, ProviderTie};
 use app::records::{ReadContext, ReadPurpose};
 
@@ -78,30 +76,11 @@ async fn answer(
     (headers, digest): (CommandHeaders, [u8; 32]),
     req: &HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    // The same key on another route is another request: the route is part of the fingerprint.
-    let mut fingerprint = <sha2::Sha256 as sha2::Digest>::new();
-    sha2::Digest::update(&mut fingerprint, req.path().as_bytes());
-    sha2::Digest::update(&mut fingerprint, digest);
-    let request = StaffCommand {
-        idempotency_key: headers.idempotency_key,
-        fingerprint: Some(sha2::Digest::finalize(fingerprint).into()),
-        expected_version: headers.if_match,
-        correlation_id: request_id(req),
-        occurred_at: None,
-        late_entry_reason: None,
-    };
+    let request = headers.staff_command(req, digest);
     let result = ProviderConnections::beside(&state.cases)
         .answer_as(&caller.0, ClientId(client_id), &command, request)
         .await?;
-    if !result.replayed {
-        super::metrics::record_appended(result.events.len());
-    }
-    let mut response = HttpResponse::Created();
-    response.insert_header((header::ETAG, format!("\"{}\"", result.stream_version)));
-    if result.replayed {
-        response.insert_header(("Idempotent-Replayed", "true"));
-    }
-    Ok(response.json(CommandAccepted::from_result(&result)))
+    Ok(super::commands::created(&result, None))
 }
 
 /// Declares a provider's answer route: handler name, path, body type, and how the body becomes

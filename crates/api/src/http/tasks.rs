@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::commands::AcceptedEvent;
-use super::extract::{Body, Caller, CommandHeaders, Params, request_id};
+use super::extract::{Body, Caller, CommandHeaders, Params};
 use super::problem::{ApiError, CommandErrors, WaitingReadErrors};
 use app::tasks::{CancelTask, RaiseTask, TaskCommandError, TaskPage, TaskRequest, TaskService};
 use app::{CommandError, Denied};
@@ -67,16 +67,7 @@ fn accepted(result: &eventstore::AppendResult) -> HttpResponse {
 }
 
 fn request(req: &HttpRequest, headers: CommandHeaders, digest: [u8; 32]) -> TaskRequest {
-    // The same key on another route is another request: the route is part of the fingerprint.
-    let mut fingerprint = <sha2::Sha256 as sha2::Digest>::new();
-    sha2::Digest::update(&mut fingerprint, req.path().as_bytes());
-    sha2::Digest::update(&mut fingerprint, digest);
-    TaskRequest {
-        idempotency_key: headers.idempotency_key,
-        fingerprint: Some(sha2::Digest::finalize(fingerprint).into()),
-        correlation_id: request_id(req),
-        expected_version: headers.if_match,
-    }
+    headers.task_request(req, digest)
 }
 
 /// Raise a task: what to do (a code), on whose case (or none: a team task), for whom (a link
