@@ -29,6 +29,9 @@ pub enum RebuildTarget {
     /// The directory, in place and from the first event: it is small, and needs no other
     /// process running it.
     Directory,
+    /// The tasks, in place and from the first event, as the directory (a task is its own small
+    /// stream; nothing else runs it meanwhile).
+    Tasks,
     /// Every read model from one read of the log: the caseload into its shadow, the directory
     /// in place, and the outcome figures under every rule version kept and under `rules`. Each
     /// batch is read and decoded once and written to all of them (one transaction per
@@ -91,10 +94,12 @@ pub async fn rebuild(
         RebuildTarget::Outcomes { rules } => Arc::new(OutcomesProjection::new(Rules::load(rules)?)),
         RebuildTarget::Caseload => Arc::new(ShadowCaseload),
         RebuildTarget::Directory => Arc::new(DirectoryProjection),
+        RebuildTarget::Tasks => Arc::new(projector::TasksProjection),
         RebuildTarget::All { rules } => return rebuild_all(store, rules, options).await,
     };
-    // The directory is small: rebuilt in place, from the first event, while nothing else runs it.
-    let in_place = target == RebuildTarget::Directory;
+    // The directory and the tasks are small: rebuilt in place, from the first event, while
+    // nothing else runs them.
+    let in_place = matches!(target, RebuildTarget::Directory | RebuildTarget::Tasks);
     let restart = options.restart || in_place;
     if let RebuildTarget::Outcomes { rules } = target {
         let client = store.pool().get().await?;
@@ -130,7 +135,7 @@ pub async fn rebuild(
     let events = events.with_context(|| format!("rebuilding {}", projection.name()))?;
     let seconds = started.elapsed().as_secs_f64();
     let switched = match target {
-        RebuildTarget::Directory => true,
+        RebuildTarget::Directory | RebuildTarget::Tasks => true,
         RebuildTarget::All { .. } => unreachable!("rebuilt by rebuild_all"),
         _ if !options.switch => false,
         RebuildTarget::Outcomes { rules } => {

@@ -370,6 +370,8 @@ pub enum RebuildProjection {
     Caseload,
     /// The directory of services (rebuilt in place).
     Directory,
+    /// The tasks (rebuilt in place).
+    Tasks,
     /// Every read model from one read of the log: the caseload, the directory, and the outcome
     /// figures under every rule version kept and under `--rules` (default the latest).
     All,
@@ -394,11 +396,13 @@ impl RebuildArgs {
             }),
             (RebuildProjection::Caseload, None) => Ok(RebuildTarget::Caseload),
             (RebuildProjection::Directory, None) => Ok(RebuildTarget::Directory),
+            (RebuildProjection::Tasks, None) => Ok(RebuildTarget::Tasks),
             (RebuildProjection::All, rules) => Ok(RebuildTarget::All {
                 rules: rules.unwrap_or_else(projector::rules::Rules::latest_version),
             }),
             (RebuildProjection::Caseload, Some(_)) => Err(no_rules("the caseload")),
             (RebuildProjection::Directory, Some(_)) => Err(no_rules("the directory")),
+            (RebuildProjection::Tasks, Some(_)) => Err(no_rules("the tasks")),
         }
     }
 

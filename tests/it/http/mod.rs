@@ -118,7 +118,7 @@ pub struct TestServer {
     pub provider_services: Vec<Uuid>,
     handle: ServerHandle,
     /// Holds the caseload projection's lease across catch-ups.
-    holder: Uuid,
+    pub holder: Uuid,
     http: reqwest::Client,
     spec: Arc<Value>,
 }

@@ -43,6 +43,14 @@ fn rebuild_flags_become_a_target_and_options() {
     assert!(!args.options(true).switch);
     let args = rebuild_args(&["directory"]).expect("parsed");
     assert_eq!(args.target().expect("a target"), RebuildTarget::Directory);
+    let args = rebuild_args(&["tasks"]).expect("parsed");
+    assert_eq!(args.target().expect("a target"), RebuildTarget::Tasks);
+    assert!(
+        rebuild_args(&["tasks", "--rules", "1"])
+            .expect("parsed")
+            .target()
+            .is_err()
+    );
 }
 
 #[test]
