@@ -385,6 +385,7 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
             CaseCommand::RecordConsent(ConsentRecorded {
                 scope: ConsentScope::ShareWithGp,
                 services: vec![],
+                channel: None,
             }),
             CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rb }),
         ],
@@ -768,6 +769,7 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
             CaseCommand::RecordConsent(ConsentRecorded {
                 scope: ConsentScope::ShareWithGp,
                 services: vec![],
+                channel: None,
             }),
             CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rc }),
         ],

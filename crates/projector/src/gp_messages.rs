@@ -463,6 +463,7 @@ mod tests {
             CaseEvent::ConsentRecorded(ConsentRecorded {
                 scope: ConsentScope::ShareWithGp,
                 services: vec![],
+                channel: None,
             })
         } else {
             CaseEvent::ConsentWithdrawn(ConsentWithdrawn {
