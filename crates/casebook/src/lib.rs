@@ -7,6 +7,7 @@
 pub mod database;
 pub mod directory;
 pub mod gp_outbox;
+pub mod reminders;
 pub mod http;
 pub mod rebuild;
 pub mod sealer;
