@@ -448,6 +448,7 @@ fn a_referral_warm_handover_or_accompanied_visit_needs_consent_to_share() {
         CaseEvent::ConsentRecorded(ConsentRecorded {
             scope: ConsentScope::ShareWithOnwardServices,
             services,
+            channel: None,
         })
     };
     for kind in [
