@@ -142,20 +142,20 @@ pub fn address(
             .filter(|v| !v.is_empty() && v != domain::ERASED)
     };
     match channel {
-        ContactChannel::Sms => usable(phone).map_or(Addressed::Withheld("no_phone"), |address| {
-            Addressed::To {
+        ContactChannel::Sms => {
+            usable(phone).map_or(Addressed::Withheld("no_phone"), |address| Addressed::To {
                 channel,
                 address,
                 mode,
-            }
-        }),
-        ContactChannel::Email => usable(email).map_or(Addressed::Withheld("no_email"), |address| {
-            Addressed::To {
+            })
+        }
+        ContactChannel::Email => {
+            usable(email).map_or(Addressed::Withheld("no_email"), |address| Addressed::To {
                 channel,
                 address,
                 mode,
-            }
-        }),
+            })
+        }
     }
 }
 
@@ -522,8 +522,15 @@ impl ReminderDispatcher {
             )
             .await?;
         if updated == 1 {
-            self.audit(&tx, reminder.message_id, attempt, outcome, status, Some(error))
-                .await?;
+            self.audit(
+                &tx,
+                reminder.message_id,
+                attempt,
+                outcome,
+                status,
+                Some(error),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())

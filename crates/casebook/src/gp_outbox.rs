@@ -101,7 +101,11 @@ impl HttpTransport {
     ///
     /// # Errors
     /// The HTTP client could not be built.
-    pub fn to(what: &'static str, timeout: Duration, reach: Reach) -> anyhow::Result<HttpTransport> {
+    pub fn to(
+        what: &'static str,
+        timeout: Duration,
+        reach: Reach,
+    ) -> anyhow::Result<HttpTransport> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)

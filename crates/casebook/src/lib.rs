@@ -7,9 +7,9 @@
 pub mod database;
 pub mod directory;
 pub mod gp_outbox;
-pub mod reminders;
 pub mod http;
 pub mod rebuild;
+pub mod reminders;
 pub mod sealer;
 pub mod settings;
 pub mod supervisor;

@@ -225,10 +225,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("no notification service: set --notify-url and CASEBOOK_NOTIFY_API_KEY")?;
             let database = Database::open(&cli.database).await?;
             let cases = app::CaseService::with_clock(database.event_store()?, clock.clone());
-            let outcome =
-                casebook::reminders::dispatcher(&cases, Some(endpoint), reach(notify.notify_private))?
-                    .run_once()
-                    .await;
+            let outcome = casebook::reminders::dispatcher(
+                &cases,
+                Some(endpoint),
+                reach(notify.notify_private),
+            )?
+            .run_once()
+            .await;
             database.shutdown().await?;
             let report = outcome?;
             println!(

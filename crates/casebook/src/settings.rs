@@ -162,7 +162,7 @@ pub enum Command {
         #[arg(long, env = "CASEBOOK_CLUSTER_RESTART_ATTEMPTS", default_value_t = 10)]
         cluster_restart_attempts: u32,
         #[command(flatten)]
-        oidc: OidcArgs,
+        oidc: Box<OidcArgs>,
         /// How often the task maker raises the tasks the task rules call for
         /// (projections/tasks/), in seconds; 0 never (run `casebook tasks make` instead).
         #[arg(long, env = "CASEBOOK_TASK_MAKER_EVERY_SECONDS", default_value_t = 300)]
@@ -177,7 +177,7 @@ pub enum Command {
         #[arg(long, env = "CASEBOOK_GP_ENDPOINTS_PRIVATE")]
         gp_endpoints_private: bool,
         #[command(flatten)]
-        notify: NotifyArgs,
+        notify: Box<NotifyArgs>,
     },
     /// Make a believable service for the demo organisation through the real command path:
     /// link workers, the sample directory, and people's journeys over the past year. The same
@@ -372,7 +372,11 @@ impl NotifyKey {
 
 impl std::fmt::Debug for NotifyKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "[redacted]" } else { "None" })
+        f.write_str(if self.0.is_some() {
+            "[redacted]"
+        } else {
+            "None"
+        })
     }
 }
 

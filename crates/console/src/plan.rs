@@ -12,8 +12,8 @@ use app::AppError;
 use app::records::{ClientRecord, Plan, ReadContext, ReadPurpose};
 use app::sessions::ConsoleSession;
 use domain::{
-    CaseCommand, ClientId, ConsentRecorded, ConsentScope, ContactChannel, ConsentWithdrawn, GoalId, GoalProgress,
-    GoalReviewed, GoalSet, NeedDomain, NeedIdentified, WhatMattersRecorded,
+    CaseCommand, ClientId, ConsentRecorded, ConsentScope, ConsentWithdrawn, ContactChannel, GoalId,
+    GoalProgress, GoalReviewed, GoalSet, NeedDomain, NeedIdentified, WhatMattersRecorded,
 };
 use maud::{Markup, html};
 use uuid::Uuid;

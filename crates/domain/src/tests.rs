@@ -530,7 +530,11 @@ fn consent_to_be_contacted_for_reminders_names_its_channel_and_no_other_consent_
             channel: Some(ContactChannel::Sms),
         })]),
     );
-    check(open_case(), reminders(None), Expect::Refused("invalid_field"));
+    check(
+        open_case(),
+        reminders(None),
+        Expect::Refused("invalid_field"),
+    );
     check(
         open_case(),
         CaseCommand::RecordConsent(ConsentRecorded {

@@ -32,8 +32,8 @@ pub use outcomes::{
     ClientOutcomes, FIGURE_TABLES, OutcomesProjection, ScorePair, apply_outcome_event,
     outcomes_name, pairs_by_measure, score_pairs,
 };
-pub use reminders::{REMINDER_OUTBOX, ReminderOutboxProjection};
 pub use registry::{Lag, OUTCOMES, ProjectionVersion, VersionState, all, lag, spawn_all};
+pub use reminders::{REMINDER_OUTBOX, ReminderOutboxProjection};
 pub use runner::{Batch, Projection, ProjectionError, Runner, RunnerSettings, Together};
 pub use task_rules::TaskRules;
 pub use tasks::{TASKS, TasksProjection};

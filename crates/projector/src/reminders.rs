@@ -173,7 +173,11 @@ pub enum ReminderChange {
 
 /// Folds one event of `client_id`'s record under `rules`. Pure: the same events under the same
 /// rules always decide the same reminders.
-pub fn decide_reminder(client_id: Uuid, fact: &Fact, rules: &ReminderRules) -> Option<ReminderChange> {
+pub fn decide_reminder(
+    client_id: Uuid,
+    fact: &Fact,
+    rules: &ReminderRules,
+) -> Option<ReminderChange> {
     let withhold = |appointment: domain::AppointmentId, reason| ReminderChange::Withhold {
         message_id: reminder_id(client_id, appointment.0),
         reason,
@@ -333,7 +337,9 @@ impl ReminderOutboxProjection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::{AppointmentBooked, AppointmentCancelled, AppointmentId, CancelledBy, ContactMode};
+    use domain::{
+        AppointmentBooked, AppointmentCancelled, AppointmentId, CancelledBy, ContactMode,
+    };
 
     fn rules() -> ReminderRules {
         ReminderRules::load(1).expect("reminder rules v1")

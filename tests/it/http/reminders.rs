@@ -161,7 +161,11 @@ async fn answer(mut socket: tokio::net::TcpStream, received: Arc<Mutex<Received>
         received.requests.push(request.clone());
         let action = received.script.pop_front().unwrap_or(Answer::Ok);
         let reference = request.body["reference"].clone();
-        if action != Answer::Fail && !received.kept.iter().any(|r| r.body["reference"] == reference)
+        if action != Answer::Fail
+            && !received
+                .kept
+                .iter()
+                .any(|r| r.body["reference"] == reference)
         {
             received.kept.push(request);
         }
@@ -262,7 +266,10 @@ async fn book(server: &TestServer, client: Uuid, when: &str) -> Uuid {
 }
 
 /// Each reminder's (status, withheld reason, channel, attempts), by client.
-async fn outbox_of(server: &TestServer, client: Uuid) -> Vec<(String, Option<String>, Option<String>, i32)> {
+async fn outbox_of(
+    server: &TestServer,
+    client: Uuid,
+) -> Vec<(String, Option<String>, Option<String>, i32)> {
     let rows = server
         .db
         .admin_client()
@@ -292,17 +299,27 @@ async fn reminders_go_once_when_due_with_consent_by_the_chosen_channel_and_never
     let notify = Notify::start().await;
     let worker = &people.worker;
     let reminders = |scope_channel: Option<&str>| match scope_channel {
-        Some(channel) => json!({ "scope": "contact_for_reminders", "services": [], "channel": channel }),
+        Some(channel) => {
+            json!({ "scope": "contact_for_reminders", "services": [], "channel": channel })
+        }
         None => json!({ "scope": "contact_for_reminders", "services": [] }),
     };
 
     // Consent to be reminded names its channel; no other consent does.
     let sms = person(&server, Some("07700 900001"), None).await;
     let reply = server
-        .post(worker, &format!("/api/v1/clients/{sms}/consents"), reminders(None))
+        .post(
+            worker,
+            &format!("/api/v1/clients/{sms}/consents"),
+            reminders(None),
+        )
         .await;
     assert_eq!(reply.status, 422, "{:#}", reply.body);
-    assert_eq!(reply.body["errors"][0]["field"], "channel", "{:#}", reply.body);
+    assert_eq!(
+        reply.body["errors"][0]["field"], "channel",
+        "{:#}",
+        reply.body
+    );
     let reply = server
         .post(
             worker,
@@ -328,13 +345,34 @@ async fn reminders_go_once_when_due_with_consent_by_the_chosen_channel_and_never
     record(&server, worker, email, "consents", reminders(Some("email"))).await;
     let none = person(&server, Some("07700 900003"), None).await;
     let cancelled = person(&server, Some("07700 900004"), None).await;
-    record(&server, worker, cancelled, "consents", reminders(Some("sms"))).await;
+    record(
+        &server,
+        worker,
+        cancelled,
+        "consents",
+        reminders(Some("sms")),
+    )
+    .await;
     let withdrawn = person(&server, Some("07700 900005"), None).await;
-    record(&server, worker, withdrawn, "consents", reminders(Some("sms"))).await;
+    record(
+        &server,
+        worker,
+        withdrawn,
+        "consents",
+        reminders(Some("sms")),
+    )
+    .await;
     let erased = person(&server, Some("07700 900006"), None).await;
     record(&server, worker, erased, "consents", reminders(Some("sms"))).await;
     let no_phone = person(&server, None, Some("someone@example.org")).await;
-    record(&server, worker, no_phone, "consents", reminders(Some("sms"))).await;
+    record(
+        &server,
+        worker,
+        no_phone,
+        "consents",
+        reminders(Some("sms")),
+    )
+    .await;
 
     // Each has an appointment tomorrow at 14:00; `sms` another on Friday.
     let tomorrow = "2026-03-03T14:00:00Z";
@@ -370,8 +408,14 @@ async fn reminders_go_once_when_due_with_consent_by_the_chosen_channel_and_never
 
     // Written by the projection: pending, due 24 hours before; the cancelled one withheld
     // already, and the erased person's too. No phone number or email address in the outbox.
-    assert_eq!(outbox_of(&server, cancelled).await, [("withheld".to_owned(), Some("cancelled".to_owned()), None, 0)]);
-    assert_eq!(outbox_of(&server, erased).await, [("withheld".to_owned(), Some("erased".to_owned()), None, 0)]);
+    assert_eq!(
+        outbox_of(&server, cancelled).await,
+        [("withheld".to_owned(), Some("cancelled".to_owned()), None, 0)]
+    );
+    assert_eq!(
+        outbox_of(&server, erased).await,
+        [("withheld".to_owned(), Some("erased".to_owned()), None, 0)]
+    );
     let admin_client = server.db.admin_client().await;
     let due: DateTime<Utc> = testkit::query_value(
         &admin_client,
@@ -425,7 +469,10 @@ async fn reminders_go_once_when_due_with_consent_by_the_chosen_channel_and_never
     };
     let texted = of(&reminder_id(sms, appointments[0].1));
     assert_eq!(texted.path, "/v2/notifications/sms");
-    assert_eq!(texted.authorization.as_deref(), Some(format!("Bearer {API_KEY}").as_str()));
+    assert_eq!(
+        texted.authorization.as_deref(),
+        Some(format!("Bearer {API_KEY}").as_str())
+    );
     assert_eq!(texted.body["phone_number"], "07700 900001");
     assert_eq!(
         texted.body["personalisation"],
@@ -451,7 +498,10 @@ async fn reminders_go_once_when_due_with_consent_by_the_chosen_channel_and_never
 
     let withheld = |reason: &str| ("withheld".to_owned(), Some(reason.to_owned()), None, 1);
     assert_eq!(outbox_of(&server, none).await, [withheld("no_consent")]);
-    assert_eq!(outbox_of(&server, withdrawn).await, [withheld("no_consent")]);
+    assert_eq!(
+        outbox_of(&server, withdrawn).await,
+        [withheld("no_consent")]
+    );
     assert_eq!(outbox_of(&server, no_phone).await, [withheld("no_phone")]);
     assert_eq!(
         outbox_of(&server, sms).await,
@@ -526,7 +576,9 @@ async fn dead_letters_are_listed_and_replayed_by_their_organisation_s_administra
             let mut chunk = [0u8; 4096];
             let _ = socket.read(&mut chunk).await;
             let _ = socket
-                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .write_all(
+                    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                )
                 .await;
         }
     });
@@ -545,20 +597,38 @@ async fn dead_letters_are_listed_and_replayed_by_their_organisation_s_administra
     // Listed for the administrator of the organisation, with the error; nobody else.
     let listed = server.get(&people.admin, "/api/v1/reminders").await;
     assert_eq!(listed.status, 200, "{:#}", listed.body);
-    assert_eq!(listed.body.as_array().map(Vec::len), Some(1), "{:#}", listed.body);
+    assert_eq!(
+        listed.body.as_array().map(Vec::len),
+        Some(1),
+        "{:#}",
+        listed.body
+    );
     assert_eq!(listed.body[0]["message_id"], id.to_string());
-    assert_eq!(listed.body[0]["last_error"], "the notification service answered 400");
+    assert_eq!(
+        listed.body[0]["last_error"],
+        "the notification service answered 400"
+    );
     let text = listed.body.to_string();
-    assert!(!text.contains("07700"), "no phone number in the list: {text}");
+    assert!(
+        !text.contains("07700"),
+        "no phone number in the list: {text}"
+    );
     let theirs = server.get(&people.foreign_admin, "/api/v1/reminders").await;
     assert_eq!(theirs.status, 200);
     assert_eq!(theirs.body, json!([]));
-    assert_eq!(server.get(&people.lead, "/api/v1/reminders").await.status, 403);
+    assert_eq!(
+        server.get(&people.lead, "/api/v1/reminders").await.status,
+        403
+    );
     let reply = server
         .get(&people.admin, "/api/v1/reminders?status=lost")
         .await;
     assert_eq!(reply.status, 400);
-    assert_eq!(reply.body["errors"][0]["field"], "query.status", "{:#}", reply.body);
+    assert_eq!(
+        reply.body["errors"][0]["field"], "query.status",
+        "{:#}",
+        reply.body
+    );
 
     // Replayed: not by another organisation's administrator; once; then delivered.
     let replay = format!("/api/v1/reminders/{id}/replay");
@@ -566,9 +636,13 @@ async fn dead_letters_are_listed_and_replayed_by_their_organisation_s_administra
         .call(Some(&people.foreign_admin), "POST", &replay, None, &[])
         .await;
     assert_eq!(reply.status, 404);
-    let reply = server.call(Some(&people.admin), "POST", &replay, None, &[]).await;
+    let reply = server
+        .call(Some(&people.admin), "POST", &replay, None, &[])
+        .await;
     assert_eq!(reply.status, 204, "{:#}", reply.body);
-    let reply = server.call(Some(&people.admin), "POST", &replay, None, &[]).await;
+    let reply = server
+        .call(Some(&people.admin), "POST", &replay, None, &[])
+        .await;
     assert_eq!(reply.status, 404, "only a dead letter is replayed");
     let report = dispatcher(&server, &clock, Some(notify.endpoint()))
         .run_once()
@@ -595,7 +669,10 @@ async fn dead_letters_are_listed_and_replayed_by_their_organisation_s_administra
     let session = super::console::sign_in(&server, &people.admin).await;
     let (status, page) = super::console::get(&server, &session, "/console/admin").await;
     assert_eq!(status, 200);
-    assert!(page.contains("/console/admin/reminders"), "linked from administration");
+    assert!(
+        page.contains("/console/admin/reminders"),
+        "linked from administration"
+    );
     let (status, page) = super::console::get(&server, &session, "/console/admin/reminders").await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("no-dead-letters"), "{page}");

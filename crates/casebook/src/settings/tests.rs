@@ -74,7 +74,7 @@ fn a_token_lives_at_most_as_long_as_the_api_allows() {
 fn serve_oidc(args: &[&str]) -> Result<crate::settings::OidcArgs, clap::Error> {
     let cli = Cli::try_parse_from([&["casebook", "serve"], args].concat())?;
     match cli.command {
-        Command::Serve { oidc, .. } => Ok(oidc),
+        Command::Serve { oidc, .. } => Ok(*oidc),
         other => panic!("parsed as {other:?}"),
     }
 }
