@@ -680,3 +680,82 @@ async fn dead_letters_are_listed_and_replayed_by_their_organisation_s_administra
     let (status, _) = super::console::get(&server, &session, "/console/admin/reminders").await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn a_corrected_time_moves_the_reminder_and_an_erasure_not_yet_projected_still_stops_it() {
+    let clock = app::Clock::fixed(at("2026-03-02T09:00:00Z"));
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let people = server.people.clone();
+    let worker = &people.worker;
+    let notify = Notify::start().await;
+    let consent = json!({ "scope": "contact_for_reminders", "services": [], "channel": "sms" });
+    let moved = person(&server, Some("07700 900011"), None).await;
+    record(&server, worker, moved, "consents", consent.clone()).await;
+    let moved_appointment = book(&server, moved, "2026-03-03T14:00:00Z").await;
+    let erased = person(&server, Some("07700 900012"), None).await;
+    record(&server, worker, erased, "consents", consent).await;
+    book(&server, erased, "2026-03-03T14:00:00Z").await;
+    server.catch_up().await;
+
+    // The appointment was booked for the wrong day: corrected to Thursday 11:00, its reminder
+    // is due Wednesday 11:00.
+    let booked = server.event_id(&moved, "AppointmentBooked").await;
+    server
+        .ok(
+            &people.lead,
+            &format!("/api/v1/clients/{moved}/corrections"),
+            json!({ "corrects": booked, "corrected_fields": { "scheduled_for": "2026-03-05T11:00:00Z" },
+                    "reason": "booked on the wrong day" }),
+        )
+        .await;
+    // The person is erased, and the dispatcher runs before the projection has seen it: the
+    // reminder is still written as pending, but what the log says now stops it.
+    server
+        .ok(
+            &people.admin,
+            &format!("/api/v1/clients/{erased}/erasure"),
+            json!({ "reason": "the person asked" }),
+        )
+        .await;
+    let admin_client = server.db.admin_client().await;
+    let due = |appointment: Uuid| {
+        let admin_client = &admin_client;
+        async move {
+            testkit::query_value::<DateTime<Utc>>(
+                admin_client,
+                "SELECT next_attempt_at FROM reminder_outbox WHERE appointment_id = $1",
+                &[&appointment],
+            )
+            .await
+        }
+    };
+    assert_eq!(due(moved_appointment).await, at("2026-03-02T14:00:00Z"));
+
+    clock.set(at("2026-03-02T14:00:00Z"));
+    let dispatch = dispatcher(&server, &clock, Some(notify.endpoint()));
+    let report = dispatch.run_once().await.expect("a pass");
+    // The moved one waits (found moved when read at send time); the erased one is withheld.
+    assert_eq!(report.withheld, 1, "{report:?}");
+    assert_eq!(report.delivered, 0, "{report:?}");
+    assert!(notify.requests().is_empty(), "nothing was sent");
+    assert_eq!(
+        outbox_of(&server, erased).await,
+        [("withheld".to_owned(), Some("erased".to_owned()), None, 1)]
+    );
+    assert_eq!(due(moved_appointment).await, at("2026-03-04T11:00:00Z"));
+
+    // The projection then sees the correction too: the same due time, no second reminder.
+    server.catch_up().await;
+    assert_eq!(due(moved_appointment).await, at("2026-03-04T11:00:00Z"));
+    assert_eq!(outbox_of(&server, moved).await.len(), 1);
+
+    // Due on Wednesday at 11:00, it goes then, saying Thursday.
+    clock.set(at("2026-03-04T11:00:00Z"));
+    let report = dispatch.run_once().await.expect("a pass");
+    assert_eq!(report.delivered, 1, "{report:?}");
+    let kept = notify.kept();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].body["personalisation"]["date"], "Thursday 5 March");
+    assert_eq!(kept[0].body["personalisation"]["time"], "11:00am");
+    assert_eq!(kept[0].body["phone_number"], "07700 900011");
+}

@@ -142,11 +142,8 @@ fn the_notification_service_needs_its_key_from_the_environment_and_never_shows_i
         serve_notify(&["--notify-api-key", "k"]).is_err(),
         "no argument takes the key"
     );
-    let mut notify = serve_notify(&[
-        "--notify-url",
-        "https://api.notifications.service.gov.uk",
-    ])
-    .expect("parses");
+    let mut notify = serve_notify(&["--notify-url", "https://api.notifications.service.gov.uk"])
+        .expect("parses");
     notify.notify_api_key = crate::settings::NotifyKey(None);
     assert!(notify.endpoint().is_err(), "a URL without a key");
     notify.notify_api_key = crate::settings::NotifyKey(Some("secret-key-123".to_owned()));
