@@ -759,3 +759,76 @@ async fn a_corrected_time_moves_the_reminder_and_an_erasure_not_yet_projected_st
     assert_eq!(kept[0].body["personalisation"]["time"], "11:00am");
     assert_eq!(kept[0].body["phone_number"], "07700 900011");
 }
+
+#[tokio::test]
+async fn the_console_records_consent_to_be_reminded_only_with_a_channel() {
+    let clock = app::Clock::fixed(at("2026-03-02T09:00:00Z"));
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let client = person(&server, Some("07700 900021"), None).await;
+    let session = super::console::sign_in(&server, &server.people.worker).await;
+    let (status, plan) =
+        super::console::get(&server, &session, &format!("/console/people/{client}/plan")).await;
+    assert_eq!(status, 200, "{plan}");
+    assert!(
+        plan.contains("id=\"contact_channel-email\""),
+        "the channel is asked for"
+    );
+    let csrf = super::console::hidden(&plan, "csrf");
+    let path = format!("/console/people/{client}/consent");
+    let consents = || async {
+        server
+            .db
+            .admin_client()
+            .await
+            .query(
+                "SELECT count(*) FROM events WHERE stream_id = $1 AND event_type = 'ConsentRecorded'",
+                &[&client],
+            )
+            .await
+            .expect("events")[0]
+            .get::<_, i64>(0)
+    };
+    // Without a channel: refused at the channel's question, nothing recorded.
+    let form_id = Uuid::new_v4().to_string();
+    let (status, page) = super::console::post_page(
+        &server,
+        &session,
+        &path,
+        None,
+        &[
+            ("csrf", &csrf),
+            ("form_id", &form_id),
+            ("consent_scope", "contact_for_reminders"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("contact_channel-error"), "{page}");
+    assert_eq!(consents().await, 0);
+    // By email: recorded with its channel.
+    let form_id = Uuid::new_v4().to_string();
+    let (status, page) = super::console::post_page(
+        &server,
+        &session,
+        &path,
+        None,
+        &[
+            ("csrf", &csrf),
+            ("form_id", &form_id),
+            ("consent_scope", "contact_for_reminders"),
+            ("contact_channel", "email"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303, "{page}");
+    let payload: Value = testkit::query_value(
+        &server.db.admin_client().await,
+        "SELECT payload FROM events WHERE stream_id = $1 AND event_type = 'ConsentRecorded'",
+        &[&client],
+    )
+    .await;
+    assert_eq!(
+        payload,
+        json!({ "scope": "contact_for_reminders", "services": [], "channel": "email" })
+    );
+}
