@@ -69,14 +69,20 @@ pub struct LeasedReminder {
 /// Where a reminder goes, once its person's record is read; or why it does not.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Addressed {
-    /// To this phone number or email address by this channel, about an appointment of this mode.
+    /// To this phone number or email address by this channel, about an appointment of this mode
+    /// at this time (as the record says now).
     To {
         channel: ContactChannel,
         address: String,
         mode: ContactMode,
+        scheduled_for: DateTime<Utc>,
     },
-    /// The booked time was corrected: the reminder is due at another time.
-    Moved { scheduled_for: DateTime<Utc> },
+    /// Not yet: the booked time was corrected (the reminder is due at another time), or it is
+    /// quiet hours now and the appointment is after they end.
+    Waits {
+        until: DateTime<Utc>,
+        scheduled_for: DateTime<Utc>,
+    },
     /// Not sent, with why.
     Withheld(&'static str),
 }
@@ -126,7 +132,8 @@ pub fn address(
         return Addressed::Withheld(reason);
     }
     if booked_for != scheduled_for && rules.due_at(booked_for) > now {
-        return Addressed::Moved {
+        return Addressed::Waits {
+            until: rules.due_at(booked_for),
             scheduled_for: booked_for,
         };
     }
@@ -141,21 +148,30 @@ pub fn address(
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty() && v != domain::ERASED)
     };
-    match channel {
-        ContactChannel::Sms => {
-            usable(phone).map_or(Addressed::Withheld("no_phone"), |address| Addressed::To {
-                channel,
-                address,
-                mode,
-            })
+    let address = match channel {
+        ContactChannel::Sms => usable(phone).ok_or("no_phone"),
+        ContactChannel::Email => usable(email).ok_or("no_email"),
+    };
+    match address {
+        Err(reason) => Addressed::Withheld(reason),
+        // Due in quiet hours (booked late, or retried): it waits for the morning, unless the
+        // appointment comes first.
+        Ok(_)
+            if rules
+                .quiet_until(now)
+                .is_some_and(|until| until < booked_for) =>
+        {
+            Addressed::Waits {
+                until: rules.quiet_until(now).unwrap_or(now),
+                scheduled_for: booked_for,
+            }
         }
-        ContactChannel::Email => {
-            usable(email).map_or(Addressed::Withheld("no_email"), |address| Addressed::To {
-                channel,
-                address,
-                mode,
-            })
-        }
+        Ok(address) => Addressed::To {
+            channel,
+            address,
+            mode,
+            scheduled_for: booked_for,
+        },
     }
 }
 
@@ -334,7 +350,7 @@ impl ReminderDispatcher {
         let attempt = reminder.attempts + 1;
         let now = self.clock.now();
         let record = self.read_record(reminder.client_id).await?;
-        let (channel, address, mode) = match address(
+        let (channel, address, mode, scheduled_for) = match address(
             &record,
             reminder.appointment_id,
             reminder.scheduled_for,
@@ -345,10 +361,13 @@ impl ReminderDispatcher {
                 channel,
                 address,
                 mode,
-            } => (channel, address, mode),
-            Addressed::Moved { scheduled_for } => {
-                self.moved(reminder, scheduled_for, rules.due_at(scheduled_for))
-                    .await?;
+                scheduled_for,
+            } => (channel, address, mode, scheduled_for),
+            Addressed::Waits {
+                until,
+                scheduled_for,
+            } => {
+                self.waits(reminder, scheduled_for, until).await?;
                 return Ok(());
             }
             Addressed::Withheld(reason) => {
@@ -369,7 +388,7 @@ impl ReminderDispatcher {
                     reminder.message_id,
                     channel,
                     &address,
-                    reminder.scheduled_for,
+                    scheduled_for,
                     mode,
                     rules,
                 ))
@@ -424,9 +443,9 @@ impl ReminderDispatcher {
         Ok(())
     }
 
-    /// The appointment's time was corrected since the reminder was written: it waits for its
-    /// new due time (no attempt counted).
-    async fn moved(
+    /// Not yet (the appointment's time was corrected since the reminder was written, or it is
+    /// quiet hours): it waits (no attempt counted).
+    async fn waits(
         &self,
         reminder: &LeasedReminder,
         scheduled_for: DateTime<Utc>,
@@ -728,6 +747,7 @@ mod tests {
             channel: ContactChannel::Sms,
             address: "07700 900123".to_owned(),
             mode: ContactMode::FaceToFace,
+            scheduled_for: at,
         };
         let base = || vec![registered(), booked("2026-03-03T14:00:00Z")];
         assert_eq!(check(base()), Addressed::Withheld("no_consent"));
@@ -783,10 +803,36 @@ mod tests {
         ];
         assert_eq!(
             check(later),
-            Addressed::Moved {
+            Addressed::Waits {
+                until: utc("2026-03-04T14:00:00Z"),
                 scheduled_for: utc("2026-03-05T14:00:00Z")
             }
         );
+        // Due (or retried) in quiet hours: it waits for 08:00, unless the appointment is first.
+        let facts = with(vec![consent(ContactChannel::Sms)]);
+        let late = utc("2026-03-02T22:30:00Z");
+        assert_eq!(
+            address(&facts, APPOINTMENT, at, late, &rules),
+            Addressed::Waits {
+                until: utc("2026-03-03T08:00:00Z"),
+                scheduled_for: at
+            }
+        );
+        let early = vec![
+            registered(),
+            booked("2026-03-03T07:30:00Z"),
+            consent(ContactChannel::Sms),
+        ];
+        assert!(matches!(
+            address(
+                &early,
+                APPOINTMENT,
+                utc("2026-03-03T07:30:00Z"),
+                late,
+                &rules
+            ),
+            Addressed::To { .. }
+        ));
         let facts = with(vec![consent(ContactChannel::Sms)]);
         assert_eq!(
             address(&facts, APPOINTMENT, at, at, &rules),

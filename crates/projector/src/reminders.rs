@@ -132,6 +132,29 @@ impl ReminderRules {
     }
 }
 
+impl ReminderRules {
+    /// When quiet hours that hold at `now` end (`send_from` that morning or the next), or none
+    /// when it is not quiet now.
+    pub fn quiet_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = domain::calendar::local(now);
+        let QuietHours {
+            send_from,
+            send_until,
+        } = self.quiet_hours;
+        let morning = |day: chrono::NaiveDate| {
+            NaiveTime::from_hms_opt(send_from, 0, 0)
+                .and_then(|time| domain::calendar::instant(day, time))
+        };
+        if local.hour() < send_from {
+            morning(local.date())
+        } else if local.time() > NaiveTime::from_hms_opt(send_until, 0, 0)? {
+            morning(local.date().succ_opt()?)
+        } else {
+            None
+        }
+    }
+}
+
 /// The id of the reminder of `appointment_id` on `client_id`'s record: the same however often
 /// the log is replayed, and distinct per client even if two records used one appointment id.
 pub fn reminder_id(client_id: Uuid, appointment_id: Uuid) -> Uuid {
@@ -386,6 +409,27 @@ mod tests {
             rules.due_at(utc("2026-07-08T06:30:00Z")),
             utc("2026-07-06T19:00:00Z")
         );
+    }
+
+    #[test]
+    fn quiet_hours_end_at_eight_on_the_uk_wall_clock() {
+        let rules = rules();
+        assert_eq!(rules.quiet_until(utc("2026-03-02T12:00:00Z")), None);
+        assert_eq!(rules.quiet_until(utc("2026-03-02T20:00:00Z")), None);
+        assert_eq!(
+            rules.quiet_until(utc("2026-03-02T20:01:00Z")),
+            Some(utc("2026-03-03T08:00:00Z"))
+        );
+        assert_eq!(
+            rules.quiet_until(utc("2026-03-03T06:00:00Z")),
+            Some(utc("2026-03-03T08:00:00Z"))
+        );
+        // In summer 08:00 BST is 07:00 UTC; 07:30 UTC is 08:30 BST, not quiet.
+        assert_eq!(
+            rules.quiet_until(utc("2026-07-08T06:00:00Z")),
+            Some(utc("2026-07-08T07:00:00Z"))
+        );
+        assert_eq!(rules.quiet_until(utc("2026-07-08T07:30:00Z")), None);
     }
 
     #[test]
