@@ -42,6 +42,7 @@ async fn a_whole_journey_is_decided_appended_and_replayed() {
         CaseCommand::RecordConsent(ConsentRecorded {
             scope: ConsentScope::ShareWithOnwardServices,
             services: vec![],
+            channel: None,
         }),
         assessment(Timepoint::Baseline, vec![2; 14]),
         CaseCommand::MakeConnection(OnwardConnectionMade {

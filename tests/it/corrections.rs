@@ -89,6 +89,7 @@ fn journey(
         CaseCommand::RecordConsent(ConsentRecorded {
             scope: ConsentScope::ShareWithOnwardServices,
             services: vec![],
+            channel: None,
         }),
         CaseCommand::MakeConnection(OnwardConnectionMade {
             connection_id: connection,

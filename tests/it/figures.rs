@@ -39,6 +39,7 @@ async fn journey(cases: &CaseService, n: u128, person: &Person) {
         commands.push(CaseCommand::RecordConsent(ConsentRecorded {
             scope: ConsentScope::Evaluation,
             services: vec![],
+            channel: None,
         }));
         commands.push(CaseCommand::WithdrawConsent(ConsentWithdrawn {
             scope: ConsentScope::Evaluation,

@@ -394,6 +394,7 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
             CaseCommand::RecordConsent(ConsentRecorded {
                 scope: ConsentScope::ShareWithGp,
                 services: vec![],
+                channel: None,
             }),
             CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rb }),
         ],
@@ -762,6 +763,7 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
             CaseCommand::RecordConsent(ConsentRecorded {
                 scope: ConsentScope::ShareWithGp,
                 services: vec![],
+                channel: None,
             }),
             CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rc }),
         ],
@@ -965,6 +967,7 @@ async fn the_end_of_an_episode_goes_to_the_gp_with_its_scores_only_with_consent(
     let consent = CaseCommand::RecordConsent(ConsentRecorded {
         scope: ConsentScope::ShareWithGp,
         services: vec![],
+        channel: None,
     });
     let assign = CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
         link_worker_id: StaffId(Uuid::new_v4()),

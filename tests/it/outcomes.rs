@@ -69,6 +69,7 @@ async fn client(service: &CaseService, n: u128, change: i32, source: ReferralSou
         CaseCommand::RecordConsent(ConsentRecorded {
             scope: ConsentScope::ShareWithOnwardServices,
             services: vec![],
+            channel: None,
         }),
         CaseCommand::MakeConnection(OnwardConnectionMade {
             connection_id,

@@ -30,6 +30,7 @@ pub mod policy;
 pub mod privacy;
 pub mod provider;
 pub mod records;
+pub mod reminders;
 pub mod reports;
 pub mod safeguarding;
 pub mod sessions;

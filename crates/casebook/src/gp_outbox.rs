@@ -20,6 +20,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 pub struct HttpTransport {
     client: reqwest::Client,
     reach: Reach,
+    /// What its errors call the far end ("the practice's endpoint").
+    what: &'static str,
 }
 
 /// Which addresses a transport may reach.
@@ -91,6 +93,19 @@ impl HttpTransport {
     /// # Errors
     /// The HTTP client could not be built.
     pub fn new(timeout: Duration, reach: Reach) -> anyhow::Result<HttpTransport> {
+        HttpTransport::to("the practice's endpoint", timeout, reach)
+    }
+
+    /// A transport to `what` (its errors' words for the far end: "the notification
+    /// service"), giving up after `timeout`, reaching what `reach` allows.
+    ///
+    /// # Errors
+    /// The HTTP client could not be built.
+    pub fn to(
+        what: &'static str,
+        timeout: Duration,
+        reach: Reach,
+    ) -> anyhow::Result<HttpTransport> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
@@ -102,6 +117,7 @@ impl HttpTransport {
         Ok(HttpTransport {
             client: builder.build()?,
             reach,
+            what,
         })
     }
 
@@ -113,8 +129,9 @@ impl HttpTransport {
         }
         let url = reqwest::Url::parse(url).ok()?;
         if url.scheme() != "https" {
-            // An NHS number does not cross a network unencrypted.
-            return Some("the practice's endpoint must be https".to_owned());
+            // An NHS number (a phone number, an email address) does not cross a network
+            // unencrypted.
+            return Some(format!("{} must be https", self.what));
         }
         let host = url.host_str()?;
         let ip: std::net::IpAddr = host
@@ -122,7 +139,7 @@ impl HttpTransport {
             .trim_end_matches(']')
             .parse()
             .ok()?;
-        (!is_public(ip)).then(|| "the practice's endpoint is not a public address".to_owned())
+        (!is_public(ip)).then(|| format!("{} is not a public address", self.what))
     }
 }
 
@@ -143,13 +160,11 @@ impl Transport for HttpTransport {
             }
             match request.send().await {
                 Ok(response) => Ok(response.status().as_u16()),
-                Err(e) if e.is_timeout() => {
-                    Err("the practice's endpoint did not answer in time".to_owned())
-                }
+                Err(e) if e.is_timeout() => Err(format!("{} did not answer in time", self.what)),
                 // Whatever the cause (refused, no route, no public address), the same words:
                 // the dead-letter page must not tell an administrator what lies inside.
                 Err(e) if e.is_connect() || e.is_request() => {
-                    Err("the practice's endpoint could not be reached".to_owned())
+                    Err(format!("{} could not be reached", self.what))
                 }
                 Err(e) => Err(format!("sending failed: {e}")),
             }

@@ -9,6 +9,7 @@ pub mod directory;
 pub mod gp_outbox;
 pub mod http;
 pub mod rebuild;
+pub mod reminders;
 pub mod sealer;
 pub mod settings;
 pub mod supervisor;

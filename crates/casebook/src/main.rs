@@ -39,7 +39,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             task_maker_every_seconds,
             gp_outbox_every_seconds,
             gp_endpoints_private,
+            notify,
         } => {
+            let notify_endpoint = notify.endpoint()?;
             let oidc = oidc.console()?;
             let read_wait = app::ReadWait::at_most(std::time::Duration::from_millis(read_wait_ms));
             let metrics_token = match metrics_token_file {
@@ -65,6 +67,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     task_maker_every: std::time::Duration::from_secs(task_maker_every_seconds),
                     gp_outbox_every: std::time::Duration::from_secs(gp_outbox_every_seconds),
                     gp_reach: reach(gp_endpoints_private),
+                    reminders: notify_endpoint.map(|endpoint| {
+                        (
+                            endpoint,
+                            std::time::Duration::from_secs(notify.reminders_every_seconds),
+                            reach(notify.notify_private),
+                        )
+                    }),
                 },
                 sealing,
                 casebook::supervisor::SupervisorSettings::with_attempts(cluster_restart_attempts),
@@ -210,6 +219,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Outbox(casebook::settings::OutboxCommand::Reminders { notify }) => {
+            let endpoint = notify
+                .endpoint()?
+                .context("no notification service: set --notify-url and CASEBOOK_NOTIFY_API_KEY")?;
+            let database = Database::open(&cli.database).await?;
+            let cases = app::CaseService::with_clock(database.event_store()?, clock.clone());
+            let outcome = casebook::reminders::dispatcher(
+                &cases,
+                Some(endpoint),
+                reach(notify.notify_private),
+            )?
+            .run_once()
+            .await;
+            database.shutdown().await?;
+            let report = outcome?;
+            println!(
+                "Reminders: {} delivered, {} to try again, {} dead-lettered, {} withheld",
+                report.delivered, report.failed, report.dead_lettered, report.withheld
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate => {
             let database = Database::open(&cli.database).await?;
             let report = database.migrate().await?;
@@ -290,6 +320,13 @@ struct Guards {
     gp_outbox_every: std::time::Duration,
     /// Which addresses the GP message dispatcher may reach.
     gp_reach: casebook::gp_outbox::Reach,
+    /// Where appointment reminders go, how often the dispatcher looks, and what it may reach
+    /// (none: no notification service is configured, and reminders wait in the outbox).
+    reminders: Option<(
+        app::reminders::NotifyEndpoint,
+        std::time::Duration,
+        casebook::gp_outbox::Reach,
+    )>,
 }
 
 /// The reach of the GP message dispatcher: public addresses only, unless private ones are let.
@@ -357,6 +394,7 @@ async fn serve(
         task_maker_every,
         gp_outbox_every,
         gp_reach,
+        reminders,
     } = guards;
     let database = Database::open(settings).await?;
     // A private cluster that dies while the service runs is started again.
@@ -452,6 +490,16 @@ async fn serve(
             projections_stopped.clone(),
         )?)
     };
+    let reminders = match reminders {
+        Some((endpoint, every, reach)) if !every.is_zero() => Some(casebook::reminders::spawn(
+            state.cases(),
+            endpoint,
+            every,
+            reach,
+            projections_stopped.clone(),
+        )?),
+        _ => None,
+    };
     // Report snapshots left unfinished when the service last stopped are built again.
     let unfinished = state.snapshots().resume().await?;
     if unfinished > 0 {
@@ -505,6 +553,9 @@ async fn serve(
     }
     if let Some(gp_outbox) = gp_outbox {
         gp_outbox.abort();
+    }
+    if let Some(reminders) = reminders {
+        reminders.abort();
     }
     handle.stop(true).await;
     server.await.context("joining the server")??;

@@ -162,7 +162,7 @@ pub enum Command {
         #[arg(long, env = "CASEBOOK_CLUSTER_RESTART_ATTEMPTS", default_value_t = 10)]
         cluster_restart_attempts: u32,
         #[command(flatten)]
-        oidc: OidcArgs,
+        oidc: Box<OidcArgs>,
         /// How often the task maker raises the tasks the task rules call for
         /// (projections/tasks/), in seconds; 0 never (run `casebook tasks make` instead).
         #[arg(long, env = "CASEBOOK_TASK_MAKER_EVERY_SECONDS", default_value_t = 300)]
@@ -176,6 +176,8 @@ pub enum Command {
         /// organisation's administrator cannot point the service at its own host.
         #[arg(long, env = "CASEBOOK_GP_ENDPOINTS_PRIVATE")]
         gp_endpoints_private: bool,
+        #[command(flatten)]
+        notify: Box<NotifyArgs>,
     },
     /// Make a believable service for the demo organisation through the real command path:
     /// link workers, the sample directory, and people's journeys over the past year. The same
@@ -324,6 +326,81 @@ pub enum OutboxCommand {
         #[arg(long, env = "CASEBOOK_GP_ENDPOINTS_PRIVATE")]
         gp_endpoints_private: bool,
     },
+    /// Send, once, every appointment reminder due now (as `serve` does when a notification
+    /// service is configured); prints what came of them.
+    Reminders {
+        #[command(flatten)]
+        notify: NotifyArgs,
+    },
+}
+
+/// The notification service appointment reminders are posted to (GOV.UK Notify's API shape).
+#[derive(Debug, Clone, clap::Args)]
+pub struct NotifyArgs {
+    /// Its base URL (`https://api.notifications.service.gov.uk`); without it no reminder is
+    /// sent (they wait in the outbox).
+    #[arg(long = "notify-url", env = "CASEBOOK_NOTIFY_URL")]
+    pub notify_url: Option<String>,
+    /// Its API key, sent as a bearer token: from the environment only (never an argument,
+    /// which other users of the machine can read), and never logged.
+    #[arg(skip = NotifyKey::from_env())]
+    pub notify_api_key: NotifyKey,
+    /// How often the reminder dispatcher looks for reminders due, in seconds; 0 never.
+    #[arg(long, env = "CASEBOOK_REMINDERS_EVERY_SECONDS", default_value_t = 30)]
+    pub reminders_every_seconds: u64,
+    /// Let the notification service be on loopback or a private network (a local stand-in);
+    /// without it only public https addresses are reached.
+    #[arg(long, env = "CASEBOOK_NOTIFY_PRIVATE")]
+    pub notify_private: bool,
+}
+
+/// The notification service's API key (`CASEBOOK_NOTIFY_API_KEY`), shown as redacted.
+#[derive(Clone, Default)]
+pub struct NotifyKey(Option<String>);
+
+impl NotifyKey {
+    /// Read from `CASEBOOK_NOTIFY_API_KEY` (none when unset or empty).
+    pub fn from_env() -> NotifyKey {
+        NotifyKey(
+            std::env::var("CASEBOOK_NOTIFY_API_KEY")
+                .ok()
+                .map(|key| key.trim().to_owned())
+                .filter(|key| !key.is_empty()),
+        )
+    }
+}
+
+impl std::fmt::Debug for NotifyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "[redacted]"
+        } else {
+            "None"
+        })
+    }
+}
+
+impl NotifyArgs {
+    /// The endpoint, when both its URL and its key are set.
+    ///
+    /// # Errors
+    /// A URL without a key, or one that is not http(s).
+    pub fn endpoint(&self) -> anyhow::Result<Option<app::reminders::NotifyEndpoint>> {
+        match (&self.notify_url, &self.notify_api_key.0) {
+            (None, _) => Ok(None),
+            (Some(_), None) => anyhow::bail!(
+                "--notify-url is set without CASEBOOK_NOTIFY_API_KEY in the environment"
+            ),
+            (Some(url), Some(key)) => {
+                app::gp_outbox::check_endpoint_url(url)
+                    .map_err(|e| anyhow::anyhow!("--notify-url: {e}"))?;
+                Ok(Some(app::reminders::NotifyEndpoint {
+                    base_url: url.clone(),
+                    api_key: key.clone(),
+                }))
+            }
+        }
+    }
 }
 
 /// `casebook tasks ...`.

@@ -190,6 +190,7 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(staff::configure)
             .configure(teams::configure)
             .configure(gp_messages::configure)
+            .configure(reminders::configure)
             .route(
                 "/console/assets/10.6.1/nhsuk-frontend.min.css",
                 web::get().to(assets::stylesheet),
@@ -414,6 +415,7 @@ mod equity;
 mod gp_messages;
 mod plan;
 mod provider;
+mod reminders;
 mod reports;
 mod safeguarding;
 mod staff;

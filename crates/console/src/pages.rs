@@ -841,6 +841,7 @@ pub fn admin(
             h2 class="nhsuk-heading-m" id="staff" { "Staff" }
             p class="nhsuk-body" { a href="/console/admin/teams" { "Teams, and adding a team or a member of staff" } }
             p class="nhsuk-body" { a href="/console/admin/gp-messages" { "Messages to GP practices not delivered" } }
+            p class="nhsuk-body" { a href="/console/admin/reminders" { "Appointment reminders not delivered" } }
             table class="nhsuk-table" id="staff-table" {
                 caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "The organisation's staff" }
                 (head(&["Name", "Role", "Active"]))

@@ -12,8 +12,8 @@ use app::AppError;
 use app::records::{ClientRecord, Plan, ReadContext, ReadPurpose};
 use app::sessions::ConsoleSession;
 use domain::{
-    CaseCommand, ClientId, ConsentRecorded, ConsentScope, ConsentWithdrawn, GoalId, GoalProgress,
-    GoalReviewed, GoalSet, NeedDomain, NeedIdentified, WhatMattersRecorded,
+    CaseCommand, ClientId, ConsentRecorded, ConsentScope, ConsentWithdrawn, ContactChannel, GoalId,
+    GoalProgress, GoalReviewed, GoalSet, NeedDomain, NeedIdentified, WhatMattersRecorded,
 };
 use maud::{Markup, html};
 use uuid::Uuid;
@@ -241,6 +241,8 @@ impl ReviewForm {
 pub(crate) struct ConsentForm {
     form_id: Uuid,
     scope: String,
+    /// For consent to be contacted for reminders: by text message or email.
+    channel: String,
 }
 
 impl ConsentForm {
@@ -248,6 +250,7 @@ impl ConsentForm {
         ConsentForm {
             form_id: form_id(fields, "form_id"),
             scope: text(fields, "consent_scope"),
+            channel: text(fields, "contact_channel"),
         }
     }
 
@@ -256,6 +259,10 @@ impl ConsentForm {
             Some(scope) => Ok(CaseCommand::RecordConsent(ConsentRecorded {
                 scope,
                 services: Vec::new(),
+                // Only consent to be contacted for reminders names a channel.
+                channel: (scope == ConsentScope::ContactForReminders)
+                    .then(|| coded(ContactChannel::ALL, &self.channel))
+                    .flatten(),
             })),
             None => Err(vec![FieldError::new(
                 "consent_scope",
@@ -285,6 +292,7 @@ fn plan_field<'a>(field: Option<&str>, fallback: &'a str) -> &'a str {
         Some("description") => "goal_description",
         Some("goal_id") => "review_goal",
         Some("scope") if fallback == "consent_scope" => "consent_scope",
+        Some("channel") if fallback == "consent_scope" => "contact_channel",
         _ => fallback,
     }
 }
@@ -804,6 +812,7 @@ fn consent_section(
 ) -> Markup {
     let withdraw_error = error_for(errors, "consents");
     let scope_error = error_for(errors, "consent_scope");
+    let channel_error = error_for(errors, "contact_channel");
     html! {
         h2 class="nhsuk-heading-m" id="consents" { "Consent" }
         (error_message(withdraw_error))
@@ -840,6 +849,14 @@ fn consent_section(
                     div class="nhsuk-hint" id="consent_scope-hint" { "Consent to share with onward services covers any service." }
                     (error_message(scope_error))
                     (radios("consent_scope", ConsentScope::ALL, |c| c.label(), Some(form.scope.as_str()), false))
+                }
+            }
+            div class=(group_class(channel_error)) {
+                fieldset class="nhsuk-fieldset" aria-describedby={"contact_channel-hint" @if channel_error.is_some() { " contact_channel-error" }} {
+                    legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "How would they like reminders?" }
+                    div class="nhsuk-hint" id="contact_channel-hint" { "Only for consent to be contacted for reminders." }
+                    (error_message(channel_error))
+                    (radios("contact_channel", ContactChannel::ALL, |c| c.label(), Some(form.channel.as_str()), false))
                 }
             }
             button class="nhsuk-button" id="record-consent" type="submit" { "Save consent" }

@@ -289,6 +289,7 @@ pub fn journey_events_sized(
         CaseCommand::RecordConsent(ConsentRecorded {
             scope: ConsentScope::ShareWithOnwardServices,
             services: vec![],
+            channel: None,
         }),
         CaseCommand::RecordAssessment(AssessmentRecorded {
             assessment_id: AssessmentId(sub(2)),

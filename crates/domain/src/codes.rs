@@ -169,6 +169,16 @@ coded!(
         ShareWithGp => "share with the GP",
         ShareWithOnwardServices => "share with onward services",
         Evaluation => "use for evaluation",
+        /// To be sent reminders of appointments, by the channel the consent names.
+        ContactForReminders => "contact for reminders",
+    }
+);
+
+coded!(
+    /// How the person prefers to be contacted with reminders.
+    ContactChannel {
+        Sms => "text message",
+        Email => "email",
     }
 );
 

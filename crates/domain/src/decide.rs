@@ -82,6 +82,21 @@ fn decide_fact(
                     "only consent to share with onward services names services",
                 ));
             }
+            match (c.scope, c.channel) {
+                (ConsentScope::ContactForReminders, None) => {
+                    return Err(CaseError::invalid(
+                        "channel",
+                        "consent to be contacted for reminders names the channel: sms or email",
+                    ));
+                }
+                (ConsentScope::ContactForReminders, Some(_)) | (_, None) => {}
+                (_, Some(_)) => {
+                    return Err(CaseError::invalid(
+                        "channel",
+                        "only consent to be contacted for reminders names a channel",
+                    ));
+                }
+            }
             Ok(vec![CaseEvent::ConsentRecorded(c.clone())])
         }
         C::WithdrawConsent(c) => {

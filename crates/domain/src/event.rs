@@ -36,6 +36,11 @@ pub struct ConsentRecorded {
     pub scope: ConsentScope,
     /// For onward sharing: the services covered; empty means any service.
     pub services: Vec<ServiceId>,
+    /// For consent to be contacted for reminders: the person's preferred channel (needed with
+    /// that scope, refused with any other). Absent from every event recorded before it existed
+    /// (and from every other scope's), so old events decode unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<ContactChannel>,
 }
 
 /// Consent for a scope was withdrawn; honoured from now on.

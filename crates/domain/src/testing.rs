@@ -226,6 +226,7 @@ pub fn command_pool() -> Vec<CaseCommand> {
         CaseCommand::RecordConsent(ConsentRecorded {
             scope: ConsentScope::ShareWithOnwardServices,
             services: vec![],
+            channel: None,
         }),
         CaseCommand::WithdrawConsent(ConsentWithdrawn {
             scope: ConsentScope::ShareWithOnwardServices,

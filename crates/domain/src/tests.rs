@@ -448,6 +448,7 @@ fn a_referral_warm_handover_or_accompanied_visit_needs_consent_to_share() {
         CaseEvent::ConsentRecorded(ConsentRecorded {
             scope: ConsentScope::ShareWithOnwardServices,
             services,
+            channel: None,
         })
     };
     for kind in [
@@ -505,9 +506,57 @@ fn a_referral_warm_handover_or_accompanied_visit_needs_consent_to_share() {
         CaseCommand::RecordConsent(ConsentRecorded {
             scope: ConsentScope::ShareWithGp,
             services: vec![SERVICE],
+            channel: None,
         }),
         Expect::Refused("invalid_field"),
     );
+}
+
+#[test]
+fn consent_to_be_contacted_for_reminders_names_its_channel_and_no_other_consent_does() {
+    let reminders = |channel| {
+        CaseCommand::RecordConsent(ConsentRecorded {
+            scope: ConsentScope::ContactForReminders,
+            services: vec![],
+            channel,
+        })
+    };
+    check(
+        open_case(),
+        reminders(Some(ContactChannel::Sms)),
+        Expect::Events(vec![CaseEvent::ConsentRecorded(ConsentRecorded {
+            scope: ConsentScope::ContactForReminders,
+            services: vec![],
+            channel: Some(ContactChannel::Sms),
+        })]),
+    );
+    check(
+        open_case(),
+        reminders(None),
+        Expect::Refused("invalid_field"),
+    );
+    check(
+        open_case(),
+        CaseCommand::RecordConsent(ConsentRecorded {
+            scope: ConsentScope::ShareWithGp,
+            services: vec![],
+            channel: Some(ContactChannel::Email),
+        }),
+        Expect::Refused("invalid_field"),
+    );
+    // A consent recorded before the channel existed decodes as it was, with no channel, and
+    // encodes again without one.
+    let old = json!({ "scope": "share_with_gp", "services": [] });
+    let decoded = CaseEvent::decode("ConsentRecorded", 1, old.clone()).expect("decodes");
+    assert_eq!(
+        decoded,
+        CaseEvent::ConsentRecorded(ConsentRecorded {
+            scope: ConsentScope::ShareWithGp,
+            services: vec![],
+            channel: None,
+        })
+    );
+    assert_eq!(decoded.to_payload(), old);
 }
 
 fn gp_message(n: u128) -> GpMessageSent {
@@ -523,6 +572,7 @@ fn a_message_to_the_gp_needs_consent_to_share_with_the_gp_until_it_is_withdrawn(
     let gp_consent = CaseEvent::ConsentRecorded(ConsentRecorded {
         scope: ConsentScope::ShareWithGp,
         services: vec![],
+        channel: None,
     });
     let command = CaseCommand::SendGpMessage(gp_message(40));
     check(
@@ -537,6 +587,7 @@ fn a_message_to_the_gp_needs_consent_to_share_with_the_gp_until_it_is_withdrawn(
             [CaseEvent::ConsentRecorded(ConsentRecorded {
                 scope: ConsentScope::ShareWithOnwardServices,
                 services: vec![],
+                channel: None,
             })],
         ),
         command.clone(),
@@ -617,6 +668,7 @@ fn an_erased_record_takes_nothing_more() {
         CaseCommand::RecordConsent(ConsentRecorded {
             scope: ConsentScope::ShareWithGp,
             services: vec![],
+            channel: None,
         }),
     ] {
         check(erased.clone(), command, Expect::Refused("erased"));
@@ -925,6 +977,12 @@ fn one_of_each() -> Vec<CaseEvent> {
         CaseEvent::ConsentRecorded(ConsentRecorded {
             scope: ConsentScope::ShareWithOnwardServices,
             services: vec![SERVICE],
+            channel: None,
+        }),
+        CaseEvent::ConsentRecorded(ConsentRecorded {
+            scope: ConsentScope::ContactForReminders,
+            services: vec![],
+            channel: Some(ContactChannel::Email),
         }),
         CaseEvent::ConsentWithdrawn(ConsentWithdrawn {
             scope: ConsentScope::Evaluation,
@@ -1254,6 +1312,7 @@ fn an_onward_connection_needs_the_named_service_listed_and_for_a_referral_open()
         [CaseEvent::ConsentRecorded(ConsentRecorded {
             scope: ConsentScope::ShareWithOnwardServices,
             services: vec![],
+            channel: None,
         })],
     );
     let state = fold(&consented);

@@ -674,6 +674,7 @@ mod tests {
             CaseEvent::ConsentRecorded(ConsentRecorded {
                 scope: ConsentScope::ShareWithGp,
                 services: vec![],
+                channel: None,
             })
         } else {
             CaseEvent::ConsentWithdrawn(ConsentWithdrawn {
@@ -824,6 +825,7 @@ mod tests {
         let consent = CaseEvent::ConsentRecorded(ConsentRecorded {
             scope: ConsentScope::ShareWithGp,
             services: vec![],
+            channel: None,
         });
         let decide = |events: Vec<CaseEvent>| {
             let mut state = GpMessageState::default();

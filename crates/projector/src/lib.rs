@@ -14,6 +14,7 @@ mod directory;
 pub mod gp_messages;
 mod outcomes;
 mod registry;
+pub mod reminders;
 pub mod rules;
 mod runner;
 pub mod safeguarding_rules;
@@ -33,6 +34,7 @@ pub use outcomes::{
     outcomes_name, pairs_by_measure, score_pairs,
 };
 pub use registry::{Lag, OUTCOMES, ProjectionVersion, VersionState, all, lag, spawn_all};
+pub use reminders::{REMINDER_OUTBOX, ReminderOutboxProjection};
 pub use runner::{Batch, Projection, ProjectionError, Runner, RunnerSettings, Together};
 pub use task_rules::TaskRules;
 pub use tasks::{TASKS, TasksProjection};

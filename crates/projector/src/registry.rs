@@ -32,6 +32,10 @@ pub async fn all(store: &EventStore) -> Result<Vec<Arc<dyn Projection>>, Project
         Ok(outbox) => projections.push(Arc::new(outbox)),
         Err(e) => tracing::warn!(error = %e, "not writing GP messages under unknown rules"),
     }
+    match crate::ReminderOutboxProjection::new() {
+        Ok(reminders) => projections.push(Arc::new(reminders)),
+        Err(e) => tracing::warn!(error = %e, "not writing reminders under unknown rules"),
+    }
     let client = store.pool().get().await?;
     for version in crate::bookkeeping::versions(&client, OUTCOMES).await? {
         match Rules::load(version.rules_version) {

@@ -260,6 +260,11 @@ fn rules() -> BTreeMap<&'static str, Rule> {
     rules.insert("set_gp_endpoint", own(ADMINS));
     rules.insert("list_gp_messages", own(ADMINS));
     rules.insert("replay_gp_message", case(&["admin"]));
+    // Appointment reminders: an organisation's administrators see its reminders; a dead letter
+    // (the fixture's, the first organisation's) is replayed by its administrator, and is absent
+    // for another organisation's.
+    rules.insert("list_reminders", own(ADMINS));
+    rules.insert("replay_reminder", case(&["admin"]));
     rules
 }
 
@@ -538,6 +543,25 @@ async fn every_route_refuses_every_caller_it_should() {
         .await
         .expect("a dead letter");
 
+    // A dead-lettered appointment reminder, of the first organisation.
+    let dead_reminder = Uuid::new_v4();
+    admin_client
+        .execute(
+            "INSERT INTO reminder_outbox (message_id, organisation_id, client_id, appointment_id, \
+             booked_event_id, scheduled_for, rules_version, status, attempts, next_attempt_at, \
+             last_error) VALUES ($1, $2, $3, $4, $5, now(), 1, 'dead', 12, now(), \
+             'the notification service answered 500')",
+            &[
+                &dead_reminder,
+                &people.admin.organisation_id,
+                &Uuid::new_v4(),
+                &Uuid::new_v4(),
+                &Uuid::new_v4(),
+            ],
+        )
+        .await
+        .expect("a dead reminder");
+
     let spec = api::http::openapi_json();
     let rules = rules();
     let mut tried = 0;
@@ -562,6 +586,7 @@ async fn every_route_refuses_every_caller_it_should() {
                 .replace("{explanation_id}", &explanation)
                 .replace("{service_request_id}", &fhir_referral.to_string())
                 .replace("{message_id}", &dead_letter.to_string())
+                .replace("{reminder_id}", &dead_reminder.to_string())
                 // A FHIR Task is the referral's; the API's tasks are tasks.
                 .replace(
                     "{task_id}",

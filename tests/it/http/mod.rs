@@ -26,6 +26,7 @@ mod metrics_access;
 mod provider;
 mod published;
 mod redirections;
+mod reminders;
 mod replica;
 mod safeguarding;
 mod snapshot_jobs;
@@ -507,6 +508,25 @@ impl TestServer {
             );
             runner.catch_up().await.expect("catching up");
         }
+    }
+
+    /// Moves the projection `name` back to the start of the log (its `reset`), under the lease
+    /// [`TestServer::catch_up`] holds; the next catch-up replays the whole log into it.
+    pub async fn reset_projection(&self, name: &str) {
+        let projections = projector::all(&self.store).await.expect("the projections");
+        let projection = projections
+            .into_iter()
+            .find(|p| p.name() == name)
+            .unwrap_or_else(|| panic!("no projection {name}"));
+        projector::Runner::new(
+            self.store.clone(),
+            projection,
+            self.holder,
+            projector::RunnerSettings::default(),
+        )
+        .reset()
+        .await
+        .expect("resetting");
     }
 
     /// Starts every projection's runner in the background, as `casebook serve` does (woken by

@@ -14,6 +14,7 @@ mod negotiate;
 pub mod problem;
 mod provider;
 mod queries;
+mod reminders;
 mod reports;
 mod service;
 mod tasks;
@@ -58,6 +59,8 @@ pub struct AppState {
     fhir: app::fhir::FhirReferrals,
     /// Messages back to GP practices: endpoints, dead letters, replay.
     gp_outbox: app::gp_outbox::GpOutboxAdmin,
+    /// Appointment reminders: dead letters, replay.
+    reminders: app::reminders::ReminderAdmin,
     /// Checks `after` on reads straight from the log (always current: nothing to wait for).
     freshness: app::Freshness,
     routes: Arc<Vec<(ResourceDef, Vec<Method>)>>,
@@ -103,6 +106,7 @@ impl AppState {
         AppState {
             fhir: app::fhir::FhirReferrals::new(cases.clone()),
             gp_outbox: app::gp_outbox::GpOutboxAdmin::new(store.clone(), clock.clone()),
+            reminders: app::reminders::ReminderAdmin::new(store.clone(), clock.clone()),
             cases,
             admin: app::admin::Admin::new(&store),
             authenticator: app::access::Authenticator::new(&store),
@@ -236,7 +240,8 @@ fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(tasks::configure)
             .configure(provider::configure)
             .configure(equity::configure)
-            .configure(gp_outbox::configure),
+            .configure(gp_outbox::configure)
+            .configure(reminders::configure),
     );
     fhir::configure(config);
 }

@@ -82,7 +82,7 @@ fn a_token_lives_at_most_as_long_as_the_api_allows() {
 fn serve_oidc(args: &[&str]) -> Result<crate::settings::OidcArgs, clap::Error> {
     let cli = Cli::try_parse_from([&["casebook", "serve"], args].concat())?;
     match cli.command {
-        Command::Serve { oidc, .. } => Ok(oidc),
+        Command::Serve { oidc, .. } => Ok(*oidc),
         other => panic!("parsed as {other:?}"),
     }
 }
@@ -130,4 +130,35 @@ fn an_openid_provider_is_configured_with_its_secret_from_a_file() {
         .expect("parsed")
         .console();
     assert!(not_a_url.is_err());
+}
+
+fn serve_notify(args: &[&str]) -> Result<crate::settings::NotifyArgs, clap::Error> {
+    let cli = Cli::try_parse_from([&["casebook", "serve"], args].concat())?;
+    match cli.command {
+        Command::Serve { notify, .. } => Ok(*notify),
+        other => panic!("parsed as {other:?}"),
+    }
+}
+
+/// The notification service for reminders: a URL needs the key, which comes from the
+/// environment only (no argument takes it) and never shows in the settings' debug form.
+#[test]
+fn the_notification_service_needs_its_key_from_the_environment_and_never_shows_it() {
+    let none = serve_notify(&[]).expect("parses");
+    assert!(none.endpoint().expect("no service").is_none());
+    assert!(
+        serve_notify(&["--notify-api-key", "k"]).is_err(),
+        "no argument takes the key"
+    );
+    let mut notify = serve_notify(&["--notify-url", "https://api.notifications.service.gov.uk"])
+        .expect("parses");
+    notify.notify_api_key = crate::settings::NotifyKey(None);
+    assert!(notify.endpoint().is_err(), "a URL without a key");
+    notify.notify_api_key = crate::settings::NotifyKey(Some("secret-key-123".to_owned()));
+    let endpoint = notify.endpoint().expect("valid").expect("configured");
+    assert_eq!(endpoint.api_key, "secret-key-123");
+    assert!(!format!("{notify:?}").contains("secret-key-123"));
+    assert!(!format!("{endpoint:?}").contains("secret-key-123"));
+    notify.notify_url = Some("file:///etc/passwd".to_owned());
+    assert!(notify.endpoint().is_err(), "only http(s)");
 }

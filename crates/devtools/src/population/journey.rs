@@ -251,6 +251,7 @@ impl<'a> Journey<'a> {
                 let consent = CaseCommand::RecordConsent(ConsentRecorded {
                     scope,
                     services: vec![],
+                    channel: None,
                 });
                 self.push(worker, Role::LinkWorker, at, consent);
             }

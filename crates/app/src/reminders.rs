@@ -1,0 +1,874 @@
+//! Appointment reminders to the person (issue #21, part 1): delivering the notification outbox.
+//!
+//! The reminder projection (`projector::reminders`) writes a reminder per booking in the same
+//! transaction as its checkpoint, due some hours before the appointment; this module sends them
+//! to a notification service shaped as GOV.UK Notify's API (`POST /v2/notifications/sms` or
+//! `/email` with a bearer key, the reminder's id as `reference` so the service can dedupe).
+//! The [`ReminderDispatcher`] leases due reminders as the GP dispatcher does (leases, not held
+//! transactions; backoff with a cap; dead letters after the last attempt, replayed by an
+//! administrator; the same [`Transport`] and [`DispatchSettings`]), and when it sends one it
+//! reads the person's record from the log (sealed): a reminder goes only if the appointment is
+//! still booked and to come, the person has consent to be contacted for reminders in force, and
+//! their record holds the phone number or email address of the channel that consent names.
+//! Otherwise it is withheld, with why. Nothing personal is copied into the outbox: after an
+//! erasure (the key shredded) there is nothing to send a reminder to.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use domain::{CaseEvent, ContactChannel, ContactMode};
+use eventstore::EventStore;
+use projector::reminders::ReminderRules;
+use serde::Serialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::access::Principal;
+use crate::gp_outbox::{DispatchReport, DispatchSettings, Transport};
+use crate::{AppError, Clock, policy};
+
+/// Where reminders are posted: a Notify-shaped service's base URL and its API key.
+#[derive(Clone)]
+pub struct NotifyEndpoint {
+    /// `https://api.notifications.service.gov.uk` or a local stand-in; no trailing slash needed.
+    pub base_url: String,
+    /// Sent as `Authorization: Bearer <key>`; never logged, never shown.
+    pub api_key: String,
+}
+
+impl std::fmt::Debug for NotifyEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifyEndpoint")
+            .field("base_url", &self.base_url)
+            .field("api_key", &"[redacted]")
+            .finish()
+    }
+}
+
+impl NotifyEndpoint {
+    /// The URL of a channel's notifications.
+    pub fn url(&self, channel: ContactChannel) -> String {
+        let base = self.base_url.trim_end_matches('/');
+        match channel {
+            ContactChannel::Sms => format!("{base}/v2/notifications/sms"),
+            ContactChannel::Email => format!("{base}/v2/notifications/email"),
+        }
+    }
+}
+
+/// A leased reminder (no personal data).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LeasedReminder {
+    pub message_id: Uuid,
+    pub client_id: Uuid,
+    pub appointment_id: Uuid,
+    pub scheduled_for: DateTime<Utc>,
+    pub attempts: i32,
+}
+
+/// Where a reminder goes, once its person's record is read; or why it does not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Addressed {
+    /// To this phone number or email address by this channel, about an appointment of this mode
+    /// at this time (as the record says now).
+    To {
+        channel: ContactChannel,
+        address: String,
+        mode: ContactMode,
+        scheduled_for: DateTime<Utc>,
+    },
+    /// Not yet: the booked time was corrected (the reminder is due at another time), or it is
+    /// quiet hours now and the appointment is after they end.
+    Waits {
+        until: DateTime<Utc>,
+        scheduled_for: DateTime<Utc>,
+    },
+    /// Not sent, with why.
+    Withheld(&'static str),
+}
+
+/// What a reminder's person's record says now (events read from the log, corrections applied),
+/// for the reminder of `appointment_id` booked for `scheduled_for`, at `now`. Pure.
+pub fn address(
+    facts: &[CaseEvent],
+    appointment_id: Uuid,
+    scheduled_for: DateTime<Utc>,
+    now: DateTime<Utc>,
+    rules: &ReminderRules,
+) -> Addressed {
+    let mut channel = None;
+    let mut phone = None;
+    let mut email = None;
+    let mut booked = None;
+    let mut settled = None;
+    for event in facts {
+        match event {
+            CaseEvent::ClientErased(_) => return Addressed::Withheld("erased"),
+            CaseEvent::ClientRegistered(registered) => {
+                phone.clone_from(&registered.personal.phone);
+                email.clone_from(&registered.personal.email);
+            }
+            CaseEvent::ConsentRecorded(c) if c.scope == rules.consent.scope => channel = c.channel,
+            CaseEvent::ConsentWithdrawn(c) if c.scope == rules.consent.scope => channel = None,
+            CaseEvent::AppointmentBooked(a) if a.appointment_id.0 == appointment_id => {
+                booked = Some((a.scheduled_for, a.mode));
+            }
+            CaseEvent::AppointmentCancelled(a) if a.appointment_id.0 == appointment_id => {
+                settled = Some("cancelled");
+            }
+            CaseEvent::AppointmentAttended(a) if a.appointment_id.0 == appointment_id => {
+                settled = Some("attended");
+            }
+            CaseEvent::AppointmentNotAttended(a) if a.appointment_id.0 == appointment_id => {
+                settled = Some("not_attended");
+            }
+            _ => {}
+        }
+    }
+    let Some((booked_for, mode)) = booked else {
+        return Addressed::Withheld("no_appointment");
+    };
+    if let Some(reason) = settled {
+        return Addressed::Withheld(reason);
+    }
+    if booked_for != scheduled_for && rules.due_at(booked_for) > now {
+        return Addressed::Waits {
+            until: rules.due_at(booked_for),
+            scheduled_for: booked_for,
+        };
+    }
+    if booked_for <= now {
+        return Addressed::Withheld("appointment_passed");
+    }
+    let Some(channel) = channel else {
+        return Addressed::Withheld("no_consent");
+    };
+    let usable = |value: Option<String>| {
+        value
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty() && v != domain::ERASED)
+    };
+    let address = match channel {
+        ContactChannel::Sms => usable(phone).ok_or("no_phone"),
+        ContactChannel::Email => usable(email).ok_or("no_email"),
+    };
+    match address {
+        Err(reason) => Addressed::Withheld(reason),
+        // Due in quiet hours (booked late, or retried): it waits for the morning, unless the
+        // appointment comes first.
+        Ok(_)
+            if rules
+                .quiet_until(now)
+                .is_some_and(|until| until < booked_for) =>
+        {
+            Addressed::Waits {
+                until: rules.quiet_until(now).unwrap_or(now),
+                scheduled_for: booked_for,
+            }
+        }
+        Ok(address) => Addressed::To {
+            channel,
+            address,
+            mode,
+            scheduled_for: booked_for,
+        },
+    }
+}
+
+/// The notification as Notify's API takes it: the address, the template of the channel, the
+/// appointment's day, time (UK wall clock) and kind, and the reminder's id as `reference`.
+pub fn notification(
+    message_id: Uuid,
+    channel: ContactChannel,
+    address: &str,
+    scheduled_for: DateTime<Utc>,
+    mode: ContactMode,
+    rules: &ReminderRules,
+) -> Value {
+    let local = domain::calendar::local(scheduled_for);
+    let personalisation = json!({
+        "date": local.format("%A %-d %B").to_string(),
+        "time": local.format("%-I:%M%P").to_string(),
+        "how": mode.label(),
+    });
+    match channel {
+        ContactChannel::Sms => json!({
+            "phone_number": address,
+            "template_id": rules.sms.template_id,
+            "personalisation": personalisation,
+            "reference": message_id.to_string(),
+        }),
+        ContactChannel::Email => json!({
+            "email_address": address,
+            "template_id": rules.email.template_id,
+            "personalisation": personalisation,
+            "reference": message_id.to_string(),
+        }),
+    }
+}
+
+/// Sends the reminder outbox.
+#[derive(Clone)]
+pub struct ReminderDispatcher {
+    store: EventStore,
+    clock: Clock,
+    transport: Arc<dyn Transport>,
+    settings: DispatchSettings,
+    notify: Option<NotifyEndpoint>,
+    holder: Uuid,
+}
+
+/// How a send ended, when it did not succeed.
+struct Failure {
+    status: Option<i32>,
+    error: String,
+    /// The service said the request itself is wrong (a bad number, a bad key): trying again
+    /// the same way cannot succeed, so it is dead-lettered at once.
+    permanent: bool,
+}
+
+impl ReminderDispatcher {
+    /// A dispatcher over `store`, timed by `clock`, sending through `transport` to `notify`
+    /// (none: every due reminder fails, and is dead-lettered in the end).
+    pub fn new(
+        store: EventStore,
+        clock: Clock,
+        transport: Arc<dyn Transport>,
+        settings: DispatchSettings,
+        notify: Option<NotifyEndpoint>,
+    ) -> ReminderDispatcher {
+        ReminderDispatcher {
+            store,
+            clock,
+            transport,
+            settings,
+            notify,
+            holder: Uuid::new_v4(),
+        }
+    }
+
+    /// Sends every reminder due now, batch by batch, until none is due.
+    ///
+    /// # Errors
+    /// Database failures (a reminder whose delivery failed is not an error: it waits its turn).
+    pub async fn run_once(&self) -> Result<DispatchReport, AppError> {
+        let rules = ReminderRules::latest()?;
+        let mut report = DispatchReport::default();
+        loop {
+            let leased = self.lease().await?;
+            let more = i64::try_from(leased.len()).unwrap_or(i64::MAX) >= self.settings.batch;
+            for reminder in leased {
+                self.deliver(&reminder, &rules, &mut report).await?;
+            }
+            if !more {
+                return Ok(report);
+            }
+        }
+    }
+
+    /// Runs [`ReminderDispatcher::run_once`] every `every` until `stopped` says so; a failed
+    /// pass is logged and the next one tries again.
+    pub async fn run(
+        &self,
+        every: std::time::Duration,
+        mut stopped: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            if *stopped.borrow() {
+                return;
+            }
+            if let Err(e) = self.run_once().await {
+                tracing::warn!(error = %e, "the reminder dispatcher failed; it runs again at its next turn");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                _ = stopped.changed() => {}
+            }
+        }
+    }
+
+    async fn lease(&self) -> Result<Vec<LeasedReminder>, AppError> {
+        let now = self.clock.now();
+        let until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
+        let client = self.store.pool().get().await?;
+        let rows = client
+            .query(
+                "WITH due AS ( \
+                   SELECT message_id FROM reminder_outbox \
+                   WHERE status = 'pending' AND next_attempt_at <= $1 \
+                     AND (leased_until IS NULL OR leased_until <= $1) \
+                   ORDER BY next_attempt_at, message_id LIMIT $2 \
+                   FOR UPDATE SKIP LOCKED) \
+                 UPDATE reminder_outbox o SET leased_until = $3, lease_holder = $4 FROM due \
+                 WHERE o.message_id = due.message_id \
+                 RETURNING o.message_id, o.client_id, o.appointment_id, o.scheduled_for, o.attempts",
+                &[&now, &self.settings.batch, &until, &self.holder],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| LeasedReminder {
+                message_id: row.get(0),
+                client_id: row.get(1),
+                appointment_id: row.get(2),
+                scheduled_for: row.get(3),
+                attempts: row.get(4),
+            })
+            .collect())
+    }
+
+    async fn read_record(&self, client_id: Uuid) -> Result<Vec<CaseEvent>, AppError> {
+        let events = self
+            .store
+            .read_streams_of_types(
+                &[client_id],
+                &[
+                    "ClientRegistered",
+                    "EntryCorrected",
+                    "ClientErased",
+                    "ConsentRecorded",
+                    "ConsentWithdrawn",
+                    "AppointmentBooked",
+                    "AppointmentCancelled",
+                    "AppointmentAttended",
+                    "AppointmentNotAttended",
+                ],
+            )
+            .await?;
+        Ok(projector::corrected::with_corrections(&events)?
+            .into_iter()
+            .map(|fact| fact.event)
+            .collect())
+    }
+
+    async fn deliver(
+        &self,
+        reminder: &LeasedReminder,
+        rules: &ReminderRules,
+        report: &mut DispatchReport,
+    ) -> Result<(), AppError> {
+        let attempt = reminder.attempts + 1;
+        let now = self.clock.now();
+        let record = self.read_record(reminder.client_id).await?;
+        let (channel, address, mode, scheduled_for) = match address(
+            &record,
+            reminder.appointment_id,
+            reminder.scheduled_for,
+            now,
+            rules,
+        ) {
+            Addressed::To {
+                channel,
+                address,
+                mode,
+                scheduled_for,
+            } => (channel, address, mode, scheduled_for),
+            Addressed::Waits {
+                until,
+                scheduled_for,
+            } => {
+                self.waits(reminder, scheduled_for, until).await?;
+                return Ok(());
+            }
+            Addressed::Withheld(reason) => {
+                self.finish(reminder, attempt, "withheld", None, None, Some(reason))
+                    .await?;
+                report.withheld += 1;
+                return Ok(());
+            }
+        };
+        let outcome = match &self.notify {
+            None => Err(Failure {
+                status: None,
+                error: "no notification service is configured".to_owned(),
+                permanent: false,
+            }),
+            Some(notify) => {
+                let body = serde_json::to_vec(&notification(
+                    reminder.message_id,
+                    channel,
+                    &address,
+                    scheduled_for,
+                    mode,
+                    rules,
+                ))
+                .map_err(|e| AppError::Unexpected(e.into()))?;
+                let headers = vec![
+                    ("content-type", "application/json".to_owned()),
+                    ("authorization", format!("Bearer {}", notify.api_key)),
+                ];
+                match self
+                    .transport
+                    .post(&notify.url(channel), headers, body)
+                    .await
+                {
+                    Ok(status) if (200..300).contains(&status) => Ok(status),
+                    Ok(status) => Err(Failure {
+                        status: Some(i32::from(status)),
+                        error: format!("the notification service answered {status}"),
+                        permanent: (400..500).contains(&status) && status != 408 && status != 429,
+                    }),
+                    Err(error) => Err(Failure {
+                        status: None,
+                        error,
+                        permanent: false,
+                    }),
+                }
+            }
+        };
+        match outcome {
+            Ok(status) => {
+                self.finish(
+                    reminder,
+                    attempt,
+                    "delivered",
+                    Some(channel),
+                    Some(status),
+                    None,
+                )
+                .await?;
+                report.delivered += 1;
+            }
+            Err(failure) => {
+                let dead = failure.permanent || attempt >= self.settings.max_attempts;
+                self.fail(reminder, attempt, dead, failure.status, &failure.error)
+                    .await?;
+                if dead {
+                    report.dead_lettered += 1;
+                } else {
+                    report.failed += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Not yet (the appointment's time was corrected since the reminder was written, or it is
+    /// quiet hours): it waits (no attempt counted).
+    async fn waits(
+        &self,
+        reminder: &LeasedReminder,
+        scheduled_for: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let client = self.store.pool().get().await?;
+        client
+            .execute(
+                "UPDATE reminder_outbox SET scheduled_for = $3, next_attempt_at = $4, \
+                 leased_until = NULL, lease_holder = NULL \
+                 WHERE message_id = $1 AND lease_holder = $2 AND status = 'pending'",
+                &[&reminder.message_id, &self.holder, &scheduled_for, &due_at],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Delivered or withheld: the reminder is done.
+    async fn finish(
+        &self,
+        reminder: &LeasedReminder,
+        attempt: i32,
+        outcome: &'static str,
+        channel: Option<ContactChannel>,
+        status: Option<u16>,
+        reason: Option<&'static str>,
+    ) -> Result<(), AppError> {
+        let now = self.clock.now();
+        let channel = channel.map(|c| domain::code(&c));
+        let mut client = self.store.pool().get().await?;
+        let tx = client.transaction().await?;
+        let updated = tx
+            .execute(
+                "UPDATE reminder_outbox SET status = $3, attempts = $4, delivered_at = \
+                 CASE WHEN $3 = 'delivered' THEN $5::timestamptz END, \
+                 withheld_reason = coalesce($6, withheld_reason), channel = $7, \
+                 leased_until = NULL, lease_holder = NULL, last_error = NULL \
+                 WHERE message_id = $1 AND lease_holder = $2 AND status = 'pending'",
+                &[
+                    &reminder.message_id,
+                    &self.holder,
+                    &outcome,
+                    &attempt,
+                    &now,
+                    &reason,
+                    &channel,
+                ],
+            )
+            .await?;
+        if updated == 1 {
+            self.audit(
+                &tx,
+                reminder.message_id,
+                attempt,
+                outcome,
+                status.map(i32::from),
+                reason,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        reminder: &LeasedReminder,
+        attempt: i32,
+        dead: bool,
+        status: Option<i32>,
+        error: &str,
+    ) -> Result<(), AppError> {
+        let now = self.clock.now();
+        let next = now
+            + chrono::Duration::from_std(self.settings.backoff_after(attempt)).unwrap_or_default();
+        let outcome = if dead { "dead" } else { "failed" };
+        let mut client = self.store.pool().get().await?;
+        let tx = client.transaction().await?;
+        let updated = tx
+            .execute(
+                "UPDATE reminder_outbox SET status = CASE WHEN $3 THEN 'dead' ELSE 'pending' END, \
+                 attempts = $4, next_attempt_at = $5, last_error = $6, \
+                 leased_until = NULL, lease_holder = NULL \
+                 WHERE message_id = $1 AND lease_holder = $2 AND status = 'pending'",
+                &[
+                    &reminder.message_id,
+                    &self.holder,
+                    &dead,
+                    &attempt,
+                    &next,
+                    &error,
+                ],
+            )
+            .await?;
+        if updated == 1 {
+            self.audit(
+                &tx,
+                reminder.message_id,
+                attempt,
+                outcome,
+                status,
+                Some(error),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        message_id: Uuid,
+        attempt: i32,
+        outcome: &str,
+        status: Option<i32>,
+        detail: Option<&str>,
+    ) -> Result<(), AppError> {
+        tx.execute(
+            "INSERT INTO reminder_outbox_attempts (message_id, attempt, at, outcome, http_status, detail, dispatcher) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &message_id,
+                &attempt,
+                &self.clock.now(),
+                &outcome,
+                &status,
+                &detail,
+                &self.holder,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// A reminder as an administrator sees it (no personal data: the person is a client id).
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ReminderEntry {
+    pub message_id: Uuid,
+    pub client_id: Uuid,
+    pub appointment_id: Uuid,
+    pub scheduled_for: DateTime<Utc>,
+    /// `sms` or `email`, once sent.
+    pub channel: Option<String>,
+    /// `pending`, `delivered`, `dead` or `withheld`.
+    pub status: String,
+    pub withheld_reason: Option<String>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    /// When it is (or was last) due.
+    pub next_attempt_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// An administrator's view of the reminder outbox.
+#[derive(Clone)]
+pub struct ReminderAdmin {
+    store: EventStore,
+    clock: Clock,
+}
+
+impl ReminderAdmin {
+    /// Over `store`, timed by `clock`.
+    pub fn new(store: EventStore, clock: Clock) -> ReminderAdmin {
+        ReminderAdmin { store, clock }
+    }
+
+    /// The caller's organisation's reminders of a status (`dead` for the dead letters), by
+    /// appointment time (administrators).
+    ///
+    /// # Errors
+    /// [`AppError::Denied`]; [`AppError::BadInput`] naming `status`.
+    pub async fn reminders(
+        &self,
+        principal: &Principal,
+        status: &str,
+        limit: i64,
+    ) -> Result<Vec<ReminderEntry>, AppError> {
+        policy::may_administer(principal)?;
+        if !["pending", "delivered", "dead", "withheld"].contains(&status) {
+            return Err(AppError::BadInput {
+                field: "status",
+                message: "one of pending, delivered, dead, withheld".to_owned(),
+            });
+        }
+        let client = self.store.pool().get().await?;
+        let rows = client
+            .query(
+                "SELECT message_id, client_id, appointment_id, scheduled_for, channel, status, \
+                 withheld_reason, attempts, last_error, next_attempt_at, delivered_at \
+                 FROM reminder_outbox WHERE organisation_id = $1 AND status = $2 \
+                 ORDER BY scheduled_for, message_id LIMIT $3",
+                &[&principal.organisation_id, &status, &limit.clamp(1, 500)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| ReminderEntry {
+                message_id: row.get(0),
+                client_id: row.get(1),
+                appointment_id: row.get(2),
+                scheduled_for: row.get(3),
+                channel: row.get(4),
+                status: row.get(5),
+                withheld_reason: row.get(6),
+                attempts: row.get(7),
+                last_error: row.get(8),
+                next_attempt_at: row.get(9),
+                delivered_at: row.get(10),
+            })
+            .collect())
+    }
+
+    /// Sends a dead-lettered reminder again from its first attempt (administrators; recorded
+    /// with who). Whether it goes is decided again when it is sent (consent, erasure, the
+    /// appointment still to come).
+    ///
+    /// # Errors
+    /// [`AppError::Denied`]; [`AppError::NotFound`] for no dead letter of that id in the
+    /// caller's organisation.
+    pub async fn replay(&self, principal: &Principal, message_id: Uuid) -> Result<(), AppError> {
+        policy::may_administer(principal)?;
+        let now = self.clock.now();
+        let mut client = self.store.pool().get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                "UPDATE reminder_outbox SET status = 'pending', attempts = 0, next_attempt_at = $3, \
+                 leased_until = NULL, lease_holder = NULL \
+                 WHERE message_id = $1 AND organisation_id = $2 AND status = 'dead' RETURNING attempts",
+                &[&message_id, &principal.organisation_id, &now],
+            )
+            .await?;
+        if row.is_none() {
+            return Err(AppError::NotFound(format!(
+                "no dead-lettered reminder {message_id}"
+            )));
+        }
+        tx.execute(
+            "INSERT INTO reminder_outbox_attempts (message_id, attempt, at, outcome, staff_id) \
+             VALUES ($1, 0, $2, 'replayed', $3)",
+            &[&message_id, &now, &principal.staff_id.0],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{
+        AppointmentBooked, AppointmentCancelled, AppointmentId, CancelledBy, ClientErased,
+        ClientId, ClientRegistered, ConsentRecorded, ConsentScope, ConsentWithdrawn,
+        PersonalDetails,
+    };
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        text.parse().expect("a UTC instant")
+    }
+
+    const APPOINTMENT: Uuid = Uuid::from_u128(5);
+
+    fn registered() -> CaseEvent {
+        let mut personal = PersonalDetails::named("Maggie", "Jones");
+        personal.phone = Some("07700 900123".to_owned());
+        CaseEvent::ClientRegistered(ClientRegistered {
+            client_id: ClientId(Uuid::from_u128(1)),
+            personal,
+            area: "Frome".to_owned(),
+        })
+    }
+
+    fn consent(channel: ContactChannel) -> CaseEvent {
+        CaseEvent::ConsentRecorded(ConsentRecorded {
+            scope: ConsentScope::ContactForReminders,
+            services: vec![],
+            channel: Some(channel),
+        })
+    }
+
+    fn booked(at: &str) -> CaseEvent {
+        CaseEvent::AppointmentBooked(AppointmentBooked {
+            appointment_id: AppointmentId(APPOINTMENT),
+            scheduled_for: utc(at),
+            mode: ContactMode::FaceToFace,
+        })
+    }
+
+    #[test]
+    fn a_reminder_goes_only_with_consent_by_its_channel_to_an_appointment_to_come() {
+        let rules = ReminderRules::latest().expect("rules");
+        let at = utc("2026-03-03T14:00:00Z");
+        let now = utc("2026-03-02T14:00:00Z");
+        let check = |facts: Vec<CaseEvent>| address(&facts, APPOINTMENT, at, now, &rules);
+        let sms = Addressed::To {
+            channel: ContactChannel::Sms,
+            address: "07700 900123".to_owned(),
+            mode: ContactMode::FaceToFace,
+            scheduled_for: at,
+        };
+        let base = || vec![registered(), booked("2026-03-03T14:00:00Z")];
+        assert_eq!(check(base()), Addressed::Withheld("no_consent"));
+        let with = |more: Vec<CaseEvent>| base().into_iter().chain(more).collect::<Vec<_>>();
+        assert_eq!(check(with(vec![consent(ContactChannel::Sms)])), sms);
+        assert_eq!(
+            check(with(vec![consent(ContactChannel::Email)])),
+            Addressed::Withheld("no_email")
+        );
+        assert_eq!(
+            check(with(vec![
+                consent(ContactChannel::Sms),
+                CaseEvent::ConsentWithdrawn(ConsentWithdrawn {
+                    scope: ConsentScope::ContactForReminders,
+                }),
+            ])),
+            Addressed::Withheld("no_consent")
+        );
+        assert_eq!(
+            check(with(vec![
+                consent(ContactChannel::Sms),
+                CaseEvent::AppointmentCancelled(AppointmentCancelled {
+                    appointment_id: AppointmentId(APPOINTMENT),
+                    cancelled_by: CancelledBy::Client,
+                    note: None,
+                }),
+            ])),
+            Addressed::Withheld("cancelled")
+        );
+        assert_eq!(
+            check(with(vec![
+                consent(ContactChannel::Sms),
+                CaseEvent::ClientErased(ClientErased {
+                    reason: "request".to_owned(),
+                }),
+            ])),
+            Addressed::Withheld("erased")
+        );
+        // Consent to share with the GP is not consent to be reminded.
+        assert_eq!(
+            check(with(vec![CaseEvent::ConsentRecorded(ConsentRecorded {
+                scope: ConsentScope::ShareWithGp,
+                services: vec![],
+                channel: None,
+            })])),
+            Addressed::Withheld("no_consent")
+        );
+        // Booked again later (a corrected time): it waits; one that has begun is not reminded.
+        let later = vec![
+            registered(),
+            booked("2026-03-05T14:00:00Z"),
+            consent(ContactChannel::Sms),
+        ];
+        assert_eq!(
+            check(later),
+            Addressed::Waits {
+                until: utc("2026-03-04T14:00:00Z"),
+                scheduled_for: utc("2026-03-05T14:00:00Z")
+            }
+        );
+        // Due (or retried) in quiet hours: it waits for 08:00, unless the appointment is first.
+        let facts = with(vec![consent(ContactChannel::Sms)]);
+        let late = utc("2026-03-02T22:30:00Z");
+        assert_eq!(
+            address(&facts, APPOINTMENT, at, late, &rules),
+            Addressed::Waits {
+                until: utc("2026-03-03T08:00:00Z"),
+                scheduled_for: at
+            }
+        );
+        let early = vec![
+            registered(),
+            booked("2026-03-03T07:30:00Z"),
+            consent(ContactChannel::Sms),
+        ];
+        assert!(matches!(
+            address(
+                &early,
+                APPOINTMENT,
+                utc("2026-03-03T07:30:00Z"),
+                late,
+                &rules
+            ),
+            Addressed::To { .. }
+        ));
+        let facts = with(vec![consent(ContactChannel::Sms)]);
+        assert_eq!(
+            address(&facts, APPOINTMENT, at, at, &rules),
+            Addressed::Withheld("appointment_passed")
+        );
+    }
+
+    #[test]
+    fn the_notification_is_notify_shaped_with_the_reminder_as_reference() {
+        let rules = ReminderRules::latest().expect("rules");
+        let id = Uuid::from_u128(77);
+        let body = notification(
+            id,
+            ContactChannel::Sms,
+            "07700 900123",
+            utc("2026-07-08T13:30:00Z"),
+            ContactMode::Phone,
+            &rules,
+        );
+        assert_eq!(
+            body,
+            json!({
+                "phone_number": "07700 900123",
+                "template_id": rules.sms.template_id,
+                "personalisation": { "date": "Wednesday 8 July", "time": "2:30pm", "how": "phone" },
+                "reference": id.to_string(),
+            })
+        );
+        let endpoint = NotifyEndpoint {
+            base_url: "https://notify.example/".to_owned(),
+            api_key: "secret-key".to_owned(),
+        };
+        assert_eq!(
+            endpoint.url(ContactChannel::Email),
+            "https://notify.example/v2/notifications/email"
+        );
+        assert!(!format!("{endpoint:?}").contains("secret-key"));
+    }
+}

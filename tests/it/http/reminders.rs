@@ -1,0 +1,834 @@
+//! Appointment reminders (issue #21, part 1) through the notification outbox, delivered to a
+//! real Notify-shaped HTTP receiver started here that fails, drops the connection and answers
+//! again: a reminder goes once, when due by the app clock (never the wall clock), only with
+//! consent to be contacted for reminders, by the channel that consent names, never after a
+//! cancellation, a withdrawal or an erasure, and never again on a rebuild. Administrators see
+//! their organisation's dead letters and replay one.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use app::gp_outbox::DispatchSettings;
+use app::reminders::{NotifyEndpoint, ReminderDispatcher};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+use super::journey::{accept, assign};
+use super::{Person, TestServer};
+
+/// The notification service's API key in these tests.
+const API_KEY: &str = "casebook_test-11111111-2222-3333-4444-555555555555";
+
+/// What the receiver does with the next request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    /// 500, nothing kept.
+    Fail,
+    /// Keeps the notification, then closes the connection without an answer.
+    Drop,
+    /// Keeps the notification (once per reference) and answers 201.
+    Ok,
+}
+
+/// One request as the receiver saw it.
+#[derive(Clone, Debug)]
+struct Request {
+    path: String,
+    authorization: Option<String>,
+    body: Value,
+}
+
+#[derive(Default)]
+struct Received {
+    script: VecDeque<Answer>,
+    requests: Vec<Request>,
+    /// Each notification kept, once per `reference`.
+    kept: Vec<Request>,
+}
+
+/// A notification service shaped as GOV.UK Notify's API: a bare HTTP/1.1 server on a port of its
+/// own, deduplicating on `reference`.
+struct Notify {
+    port: u16,
+    received: Arc<Mutex<Received>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Notify {
+    async fn start() -> Notify {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let port = listener.local_addr().expect("its address").port();
+        let received: Arc<Mutex<Received>> = Arc::default();
+        let shared = received.clone();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(answer(socket, shared.clone()));
+            }
+        });
+        Notify {
+            port,
+            received,
+            server,
+        }
+    }
+
+    fn endpoint(&self) -> NotifyEndpoint {
+        NotifyEndpoint {
+            base_url: format!("http://127.0.0.1:{}", self.port),
+            api_key: API_KEY.to_owned(),
+        }
+    }
+
+    fn script(&self, answers: &[Answer]) {
+        self.received
+            .lock()
+            .expect("receiver")
+            .script
+            .extend(answers.iter().copied());
+    }
+
+    fn kept(&self) -> Vec<Request> {
+        self.received.lock().expect("receiver").kept.clone()
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        self.received.lock().expect("receiver").requests.clone()
+    }
+}
+
+impl Drop for Notify {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn answer(mut socket: tokio::net::TcpStream, received: Arc<Mutex<Received>>) {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let (head, mut body) = loop {
+        let Ok(n) = socket.read(&mut chunk).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).to_string();
+            break (head, buffer[end + 4..].to_vec());
+        }
+    };
+    let path = head
+        .lines()
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .unwrap_or_default()
+        .to_owned();
+    let header = |name: &str| {
+        head.lines().skip(1).find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    };
+    let length: usize = header("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    while body.len() < length {
+        let Ok(n) = socket.read(&mut chunk).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    let request = Request {
+        path,
+        authorization: header("authorization"),
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    };
+    let action = {
+        let mut received = received.lock().expect("receiver");
+        received.requests.push(request.clone());
+        let action = received.script.pop_front().unwrap_or(Answer::Ok);
+        let reference = request.body["reference"].clone();
+        if action != Answer::Fail
+            && !received
+                .kept
+                .iter()
+                .any(|r| r.body["reference"] == reference)
+        {
+            received.kept.push(request);
+        }
+        action
+    };
+    let reply: &[u8] = match action {
+        Answer::Fail => {
+            b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        }
+        Answer::Drop => return,
+        Answer::Ok => {
+            b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
+        }
+    };
+    let _ = socket.write_all(reply).await;
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().expect("a UTC instant")
+}
+
+/// A dispatcher as `serve` runs it, timed by the server's clock, to `notify`.
+fn dispatcher(
+    server: &TestServer,
+    clock: &app::Clock,
+    notify: Option<NotifyEndpoint>,
+) -> ReminderDispatcher {
+    ReminderDispatcher::new(
+        server.store.clone(),
+        clock.clone(),
+        Arc::new(
+            casebook::gp_outbox::HttpTransport::to(
+                "the notification service",
+                Duration::from_millis(800),
+                casebook::gp_outbox::Reach::Any,
+            )
+            .expect("an HTTP client"),
+        ),
+        DispatchSettings {
+            lease: Duration::from_secs(30),
+            backoff: Duration::from_secs(60),
+            backoff_cap: Duration::from_secs(60),
+            max_attempts: 3,
+            batch: 10,
+        },
+        notify,
+    )
+}
+
+/// A new person, referred on `received_on` with `phone` and `email`, accepted and assigned.
+async fn person(server: &TestServer, phone: Option<&str>, email: Option<&str>) -> Uuid {
+    let people = &server.people;
+    let (client, referral) = (Uuid::new_v4(), Uuid::new_v4());
+    let body = json!({
+        "client": {
+            "personal": {
+                "given_name": "Maggie", "family_name": "Thornbury", "date_of_birth": "1948-05-02",
+                "nhs_number": null, "phone": phone, "email": email, "address": null, "postcode": null
+            },
+            "area": "Frome"
+        },
+        "referral": {
+            "referral_id": referral, "source": "gp",
+            "referrer": { "staff_id": null, "name": null, "organisation": null },
+            "reasons": ["loneliness_isolation"], "urgency": "routine",
+            "received_on": "2026-02-20", "note": null
+        }
+    });
+    server
+        .ok(
+            &people.referrer,
+            &format!("/api/v1/clients/{client}/referrals"),
+            body,
+        )
+        .await;
+    accept(server, &people.lead, client, referral).await;
+    assign(server, client, &people.worker).await;
+    client
+}
+
+async fn record(server: &TestServer, who: &Person, client: Uuid, what: &str, body: Value) {
+    server
+        .ok(who, &format!("/api/v1/clients/{client}/{what}"), body)
+        .await;
+}
+
+async fn book(server: &TestServer, client: Uuid, when: &str) -> Uuid {
+    let appointment = Uuid::new_v4();
+    record(
+        server,
+        &server.people.worker,
+        client,
+        "appointments",
+        json!({ "appointment_id": appointment, "scheduled_for": when, "mode": "face_to_face" }),
+    )
+    .await;
+    appointment
+}
+
+/// Each reminder's (status, withheld reason, channel, attempts), by client.
+async fn outbox_of(
+    server: &TestServer,
+    client: Uuid,
+) -> Vec<(String, Option<String>, Option<String>, i32)> {
+    let rows = server
+        .db
+        .admin_client()
+        .await
+        .query(
+            "SELECT status, withheld_reason, channel, attempts FROM reminder_outbox \
+             WHERE client_id = $1 ORDER BY scheduled_for",
+            &[&client],
+        )
+        .await
+        .expect("the outbox");
+    rows.iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
+}
+
+fn reminder_id(client: Uuid, appointment: Uuid) -> String {
+    projector::reminders::reminder_id(client, appointment).to_string()
+}
+
+#[tokio::test]
+async fn reminders_go_once_when_due_with_consent_by_the_chosen_channel_and_never_otherwise() {
+    // Monday 2 March 2026, 09:00 (GMT): the app clock, moved by the test.
+    let clock = app::Clock::fixed(at("2026-03-02T09:00:00Z"));
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let people = server.people.clone();
+    let notify = Notify::start().await;
+    let worker = &people.worker;
+    let reminders = |scope_channel: Option<&str>| match scope_channel {
+        Some(channel) => {
+            json!({ "scope": "contact_for_reminders", "services": [], "channel": channel })
+        }
+        None => json!({ "scope": "contact_for_reminders", "services": [] }),
+    };
+
+    // Consent to be reminded names its channel; no other consent does.
+    let sms = person(&server, Some("07700 900001"), None).await;
+    let reply = server
+        .post(
+            worker,
+            &format!("/api/v1/clients/{sms}/consents"),
+            reminders(None),
+        )
+        .await;
+    assert_eq!(reply.status, 422, "{:#}", reply.body);
+    assert_eq!(
+        reply.body["errors"][0]["field"], "channel",
+        "{:#}",
+        reply.body
+    );
+    let reply = server
+        .post(
+            worker,
+            &format!("/api/v1/clients/{sms}/consents"),
+            json!({ "scope": "share_with_gp", "services": [], "channel": "sms" }),
+        )
+        .await;
+    assert_eq!(reply.status, 422, "{:#}", reply.body);
+    let reply = server
+        .post(
+            worker,
+            &format!("/api/v1/clients/{sms}/consents"),
+            reminders(Some("pigeon")),
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{:#}", reply.body);
+
+    // sms: consents by text; email: by email; none: never consented; cancelled: consents,
+    // then the appointment is cancelled; withdrawn: consents, then withdraws; erased: consents,
+    // then is erased; no_phone: consents to texts with no phone number on record.
+    record(&server, worker, sms, "consents", reminders(Some("sms"))).await;
+    let email = person(&server, Some("07700 900002"), Some("maggie@example.org")).await;
+    record(&server, worker, email, "consents", reminders(Some("email"))).await;
+    let none = person(&server, Some("07700 900003"), None).await;
+    let cancelled = person(&server, Some("07700 900004"), None).await;
+    record(
+        &server,
+        worker,
+        cancelled,
+        "consents",
+        reminders(Some("sms")),
+    )
+    .await;
+    let withdrawn = person(&server, Some("07700 900005"), None).await;
+    record(
+        &server,
+        worker,
+        withdrawn,
+        "consents",
+        reminders(Some("sms")),
+    )
+    .await;
+    let erased = person(&server, Some("07700 900006"), None).await;
+    record(&server, worker, erased, "consents", reminders(Some("sms"))).await;
+    let no_phone = person(&server, None, Some("someone@example.org")).await;
+    record(
+        &server,
+        worker,
+        no_phone,
+        "consents",
+        reminders(Some("sms")),
+    )
+    .await;
+
+    // Each has an appointment tomorrow at 14:00; `sms` another on Friday.
+    let tomorrow = "2026-03-03T14:00:00Z";
+    let mut appointments = Vec::new();
+    for client in [sms, email, none, cancelled, withdrawn, erased, no_phone] {
+        appointments.push((client, book(&server, client, tomorrow).await));
+    }
+    let friday = book(&server, sms, "2026-03-06T10:00:00Z").await;
+    record(
+        &server,
+        worker,
+        cancelled,
+        "appointment-cancellations",
+        json!({ "appointment_id": appointments[3].1, "cancelled_by": "client", "note": null }),
+    )
+    .await;
+    record(
+        &server,
+        worker,
+        withdrawn,
+        "consent-withdrawals",
+        json!({ "scope": "contact_for_reminders" }),
+    )
+    .await;
+    server
+        .ok(
+            &people.admin,
+            &format!("/api/v1/clients/{erased}/erasure"),
+            json!({ "reason": "the person asked" }),
+        )
+        .await;
+    server.catch_up().await;
+
+    // Written by the projection: pending, due 24 hours before; the cancelled one withheld
+    // already, and the erased person's too. No phone number or email address in the outbox.
+    assert_eq!(
+        outbox_of(&server, cancelled).await,
+        [("withheld".to_owned(), Some("cancelled".to_owned()), None, 0)]
+    );
+    assert_eq!(
+        outbox_of(&server, erased).await,
+        [("withheld".to_owned(), Some("erased".to_owned()), None, 0)]
+    );
+    let admin_client = server.db.admin_client().await;
+    let due: DateTime<Utc> = testkit::query_value(
+        &admin_client,
+        "SELECT next_attempt_at FROM reminder_outbox WHERE appointment_id = $1",
+        &[&appointments[0].1],
+    )
+    .await;
+    assert_eq!(due, at("2026-03-02T14:00:00Z"));
+    let outbox_text: String = testkit::query_value(
+        &admin_client,
+        "SELECT coalesce(string_agg(r::text, ' '), '') FROM reminder_outbox r",
+        &[],
+    )
+    .await;
+    for personal in ["07700", "example.org", "Maggie", "Thornbury"] {
+        assert!(!outbox_text.contains(personal), "{personal} in the outbox");
+    }
+
+    // Not due yet at 09:00: nothing goes.
+    let dispatch = dispatcher(&server, &clock, Some(notify.endpoint()));
+    let report = dispatch.run_once().await.expect("a pass");
+    assert_eq!(report, app::gp_outbox::DispatchReport::default());
+    assert!(notify.requests().is_empty());
+
+    // 14:05: due. The service fails the first request, and drops the connection on the next
+    // after keeping it: each is tried again after its backoff (by the app clock).
+    notify.script(&[Answer::Fail, Answer::Drop]);
+    clock.set(at("2026-03-02T14:05:00Z"));
+    let first = dispatch.run_once().await.expect("a pass");
+    assert_eq!(first.failed, 2, "{first:?}");
+    assert_eq!(first.delivered, 0, "{first:?}");
+    // none, withdrawn: no consent; no_phone: nothing to text.
+    assert_eq!(first.withheld, 3, "{first:?}");
+    // Nothing more before the backoff has passed.
+    let early = dispatch.run_once().await.expect("a pass");
+    assert_eq!(early, app::gp_outbox::DispatchReport::default());
+    clock.set(at("2026-03-02T14:07:00Z"));
+    let second = dispatch.run_once().await.expect("a pass");
+    assert_eq!(second.delivered, 2, "{second:?}");
+    let third = dispatch.run_once().await.expect("a pass");
+    assert_eq!(third, app::gp_outbox::DispatchReport::default());
+
+    // Each arrived once, with its reference, to its channel's endpoint, with the key.
+    let kept = notify.kept();
+    assert_eq!(kept.len(), 2, "{kept:#?}");
+    let of = |reference: &str| {
+        kept.iter()
+            .find(|r| r.body["reference"] == reference)
+            .unwrap_or_else(|| panic!("{reference} was not kept"))
+            .clone()
+    };
+    let texted = of(&reminder_id(sms, appointments[0].1));
+    assert_eq!(texted.path, "/v2/notifications/sms");
+    assert_eq!(
+        texted.authorization.as_deref(),
+        Some(format!("Bearer {API_KEY}").as_str())
+    );
+    assert_eq!(texted.body["phone_number"], "07700 900001");
+    assert_eq!(
+        texted.body["personalisation"],
+        json!({ "date": "Tuesday 3 March", "time": "2:00pm", "how": "face to face" })
+    );
+    let rules = projector::reminders::ReminderRules::latest().expect("the rules");
+    assert_eq!(texted.body["template_id"], rules.sms.template_id);
+    let emailed = of(&reminder_id(email, appointments[1].1));
+    assert_eq!(emailed.path, "/v2/notifications/email");
+    assert_eq!(emailed.body["email_address"], "maggie@example.org");
+    assert!(emailed.body.get("phone_number").is_none());
+    // Sent again after a dropped connection, it carried the same reference: the service
+    // kept it once.
+    let requests = notify.requests();
+    assert_eq!(requests.len(), 4, "{requests:#?}");
+    let mut references: Vec<String> = requests
+        .iter()
+        .map(|r| r.body["reference"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    references.sort();
+    references.dedup();
+    assert_eq!(references.len(), 2);
+
+    let withheld = |reason: &str| ("withheld".to_owned(), Some(reason.to_owned()), None, 1);
+    assert_eq!(outbox_of(&server, none).await, [withheld("no_consent")]);
+    assert_eq!(
+        outbox_of(&server, withdrawn).await,
+        [withheld("no_consent")]
+    );
+    assert_eq!(outbox_of(&server, no_phone).await, [withheld("no_phone")]);
+    assert_eq!(
+        outbox_of(&server, sms).await,
+        [
+            ("delivered".to_owned(), None, Some("sms".to_owned()), 2),
+            ("pending".to_owned(), None, None, 0),
+        ]
+    );
+
+    // A rebuild of the projection from the start of the log writes no reminder again, and
+    // nothing more is sent.
+    let rows_before: i64 =
+        testkit::query_value(&admin_client, "SELECT count(*) FROM reminder_outbox", &[]).await;
+    server.reset_projection(projector::REMINDER_OUTBOX).await;
+    server.catch_up().await;
+    let rows_after: i64 =
+        testkit::query_value(&admin_client, "SELECT count(*) FROM reminder_outbox", &[]).await;
+    assert_eq!(rows_after, rows_before);
+    dispatch.run_once().await.expect("a pass");
+    assert_eq!(notify.kept().len(), 2);
+    assert_eq!(notify.requests().len(), 4);
+
+    // Friday's reminder: the person withdraws consent after it was written; at its due time
+    // (Thursday 10:00) it is withheld, not sent.
+    record(
+        &server,
+        worker,
+        sms,
+        "consent-withdrawals",
+        json!({ "scope": "contact_for_reminders" }),
+    )
+    .await;
+    clock.set(at("2026-03-05T10:00:00Z"));
+    let report = dispatch.run_once().await.expect("a pass");
+    assert_eq!(report.withheld, 1, "{report:?}");
+    assert_eq!(notify.requests().len(), 4);
+    let status: String = testkit::query_value(
+        &admin_client,
+        "SELECT withheld_reason FROM reminder_outbox WHERE appointment_id = $1",
+        &[&friday],
+    )
+    .await;
+    assert_eq!(status, "no_consent");
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_and_replayed_by_their_organisation_s_administrator_only() {
+    let clock = app::Clock::fixed(at("2026-03-02T09:00:00Z"));
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let people = server.people.clone();
+    let worker = &people.worker;
+    let client = person(&server, Some("07700 900001"), None).await;
+    record(
+        &server,
+        worker,
+        client,
+        "consents",
+        json!({ "scope": "contact_for_reminders", "services": [], "channel": "sms" }),
+    )
+    .await;
+    let appointment = book(&server, client, "2026-03-03T14:00:00Z").await;
+    server.catch_up().await;
+    let id = projector::reminders::reminder_id(client, appointment);
+
+    // The notification service refuses the request (a 400 is not worth retrying): it is
+    // dead-lettered at once.
+    let notify = Notify::start().await;
+    let refuser = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let refuser_port = refuser.local_addr().expect("its address").port();
+    let refuser_task = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = refuser.accept().await {
+            let mut chunk = [0u8; 4096];
+            let _ = socket.read(&mut chunk).await;
+            let _ = socket
+                .write_all(
+                    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                )
+                .await;
+        }
+    });
+    clock.set(at("2026-03-02T14:00:00Z"));
+    let bad = NotifyEndpoint {
+        base_url: format!("http://127.0.0.1:{refuser_port}"),
+        api_key: API_KEY.to_owned(),
+    };
+    let report = dispatcher(&server, &clock, Some(bad))
+        .run_once()
+        .await
+        .expect("a pass");
+    assert_eq!(report.dead_lettered, 1, "{report:?}");
+    refuser_task.abort();
+
+    // Listed for the administrator of the organisation, with the error; nobody else.
+    let listed = server.get(&people.admin, "/api/v1/reminders").await;
+    assert_eq!(listed.status, 200, "{:#}", listed.body);
+    assert_eq!(
+        listed.body.as_array().map(Vec::len),
+        Some(1),
+        "{:#}",
+        listed.body
+    );
+    assert_eq!(listed.body[0]["message_id"], id.to_string());
+    assert_eq!(
+        listed.body[0]["last_error"],
+        "the notification service answered 400"
+    );
+    let text = listed.body.to_string();
+    assert!(
+        !text.contains("07700"),
+        "no phone number in the list: {text}"
+    );
+    let theirs = server.get(&people.foreign_admin, "/api/v1/reminders").await;
+    assert_eq!(theirs.status, 200);
+    assert_eq!(theirs.body, json!([]));
+    assert_eq!(
+        server.get(&people.lead, "/api/v1/reminders").await.status,
+        403
+    );
+    let reply = server
+        .get(&people.admin, "/api/v1/reminders?status=lost")
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.body["errors"][0]["field"], "query.status",
+        "{:#}",
+        reply.body
+    );
+
+    // Replayed: not by another organisation's administrator; once; then delivered.
+    let replay = format!("/api/v1/reminders/{id}/replay");
+    let reply = server
+        .call(Some(&people.foreign_admin), "POST", &replay, None, &[])
+        .await;
+    assert_eq!(reply.status, 404);
+    let reply = server
+        .call(Some(&people.admin), "POST", &replay, None, &[])
+        .await;
+    assert_eq!(reply.status, 204, "{:#}", reply.body);
+    let reply = server
+        .call(Some(&people.admin), "POST", &replay, None, &[])
+        .await;
+    assert_eq!(reply.status, 404, "only a dead letter is replayed");
+    let report = dispatcher(&server, &clock, Some(notify.endpoint()))
+        .run_once()
+        .await
+        .expect("a pass");
+    assert_eq!(report.delivered, 1, "{report:?}");
+    assert_eq!(notify.kept().len(), 1);
+    let audit: Vec<String> = server
+        .db
+        .admin_client()
+        .await
+        .query(
+            "SELECT outcome FROM reminder_outbox_attempts WHERE message_id = $1 ORDER BY attempt_id",
+            &[&id],
+        )
+        .await
+        .expect("the attempts")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(audit, ["dead", "replayed", "delivered"]);
+
+    // The console page, linked from administration, lists what is dead (nothing now).
+    let session = super::console::sign_in(&server, &people.admin).await;
+    let (status, page) = super::console::get(&server, &session, "/console/admin").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("/console/admin/reminders"),
+        "linked from administration"
+    );
+    let (status, page) = super::console::get(&server, &session, "/console/admin/reminders").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("no-dead-letters"), "{page}");
+    let session = super::console::sign_in(&server, &people.lead).await;
+    let (status, _) = super::console::get(&server, &session, "/console/admin/reminders").await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn a_corrected_time_moves_the_reminder_and_an_erasure_not_yet_projected_still_stops_it() {
+    let clock = app::Clock::fixed(at("2026-03-02T09:00:00Z"));
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let people = server.people.clone();
+    let worker = &people.worker;
+    let notify = Notify::start().await;
+    let consent = json!({ "scope": "contact_for_reminders", "services": [], "channel": "sms" });
+    let moved = person(&server, Some("07700 900011"), None).await;
+    record(&server, worker, moved, "consents", consent.clone()).await;
+    let moved_appointment = book(&server, moved, "2026-03-03T14:00:00Z").await;
+    let erased = person(&server, Some("07700 900012"), None).await;
+    record(&server, worker, erased, "consents", consent).await;
+    book(&server, erased, "2026-03-03T14:00:00Z").await;
+    server.catch_up().await;
+
+    // The appointment was booked for the wrong day: corrected to Thursday 11:00, its reminder
+    // is due Wednesday 11:00.
+    let booked = server.event_id(&moved, "AppointmentBooked").await;
+    server
+        .ok(
+            &people.lead,
+            &format!("/api/v1/clients/{moved}/corrections"),
+            json!({ "corrects": booked, "corrected_fields": { "scheduled_for": "2026-03-05T11:00:00Z" },
+                    "reason": "booked on the wrong day" }),
+        )
+        .await;
+    // The person is erased, and the dispatcher runs before the projection has seen it: the
+    // reminder is still written as pending, but what the log says now stops it.
+    server
+        .ok(
+            &people.admin,
+            &format!("/api/v1/clients/{erased}/erasure"),
+            json!({ "reason": "the person asked" }),
+        )
+        .await;
+    let admin_client = server.db.admin_client().await;
+    let due = |appointment: Uuid| {
+        let admin_client = &admin_client;
+        async move {
+            testkit::query_value::<DateTime<Utc>>(
+                admin_client,
+                "SELECT next_attempt_at FROM reminder_outbox WHERE appointment_id = $1",
+                &[&appointment],
+            )
+            .await
+        }
+    };
+    assert_eq!(due(moved_appointment).await, at("2026-03-02T14:00:00Z"));
+
+    clock.set(at("2026-03-02T14:00:00Z"));
+    let dispatch = dispatcher(&server, &clock, Some(notify.endpoint()));
+    let report = dispatch.run_once().await.expect("a pass");
+    // The moved one waits (found moved when read at send time); the erased one is withheld.
+    assert_eq!(report.withheld, 1, "{report:?}");
+    assert_eq!(report.delivered, 0, "{report:?}");
+    assert!(notify.requests().is_empty(), "nothing was sent");
+    assert_eq!(
+        outbox_of(&server, erased).await,
+        [("withheld".to_owned(), Some("erased".to_owned()), None, 1)]
+    );
+    assert_eq!(due(moved_appointment).await, at("2026-03-04T11:00:00Z"));
+
+    // The projection then sees the correction too: the same due time, no second reminder.
+    server.catch_up().await;
+    assert_eq!(due(moved_appointment).await, at("2026-03-04T11:00:00Z"));
+    assert_eq!(outbox_of(&server, moved).await.len(), 1);
+
+    // Due on Wednesday at 11:00, it goes then, saying Thursday.
+    clock.set(at("2026-03-04T11:00:00Z"));
+    let report = dispatch.run_once().await.expect("a pass");
+    assert_eq!(report.delivered, 1, "{report:?}");
+    let kept = notify.kept();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].body["personalisation"]["date"], "Thursday 5 March");
+    assert_eq!(kept[0].body["personalisation"]["time"], "11:00am");
+    assert_eq!(kept[0].body["phone_number"], "07700 900011");
+}
+
+#[tokio::test]
+async fn the_console_records_consent_to_be_reminded_only_with_a_channel() {
+    let clock = app::Clock::fixed(at("2026-03-02T09:00:00Z"));
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let client = person(&server, Some("07700 900021"), None).await;
+    let session = super::console::sign_in(&server, &server.people.worker).await;
+    let (status, plan) =
+        super::console::get(&server, &session, &format!("/console/people/{client}/plan")).await;
+    assert_eq!(status, 200, "{plan}");
+    assert!(
+        plan.contains("id=\"contact_channel-email\""),
+        "the channel is asked for"
+    );
+    let csrf = super::console::hidden(&plan, "csrf");
+    let path = format!("/console/people/{client}/consent");
+    let consents = || async {
+        server
+            .db
+            .admin_client()
+            .await
+            .query(
+                "SELECT count(*) FROM events WHERE stream_id = $1 AND event_type = 'ConsentRecorded'",
+                &[&client],
+            )
+            .await
+            .expect("events")[0]
+            .get::<_, i64>(0)
+    };
+    // Without a channel: refused at the channel's question, nothing recorded.
+    let form_id = Uuid::new_v4().to_string();
+    let (status, page) = super::console::post_page(
+        &server,
+        &session,
+        &path,
+        None,
+        &[
+            ("csrf", &csrf),
+            ("form_id", &form_id),
+            ("consent_scope", "contact_for_reminders"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("contact_channel-error"), "{page}");
+    assert_eq!(consents().await, 0);
+    // By email: recorded with its channel.
+    let form_id = Uuid::new_v4().to_string();
+    let (status, page) = super::console::post_page(
+        &server,
+        &session,
+        &path,
+        None,
+        &[
+            ("csrf", &csrf),
+            ("form_id", &form_id),
+            ("consent_scope", "contact_for_reminders"),
+            ("contact_channel", "email"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303, "{page}");
+    let payload: Value = testkit::query_value(
+        &server.db.admin_client().await,
+        "SELECT payload FROM events WHERE stream_id = $1 AND event_type = 'ConsentRecorded'",
+        &[&client],
+    )
+    .await;
+    assert_eq!(
+        payload,
+        json!({ "scope": "contact_for_reminders", "services": [], "channel": "email" })
+    );
+}
