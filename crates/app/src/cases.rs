@@ -488,12 +488,14 @@ impl CaseService {
         };
         let destinations = self.recording.destination_codes();
         let concern_categories = crate::safeguarding::rules().category_codes();
+        let tags = crate::tags::rules().codes();
         let lookups = domain::Lookups {
             service: service.as_ref(),
             timing: Some(&timing),
             corrected,
             destinations: Some(&destinations),
             concern_categories: Some(&concern_categories),
+            tags: Some(&tags),
         };
         let events = domain::decide(&loaded.state, command, &lookups)?;
         let mut new_events = crate::stream::new_events(&events);

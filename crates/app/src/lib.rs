@@ -35,6 +35,7 @@ pub mod safeguarding;
 pub mod sessions;
 pub mod snapshots;
 mod stream;
+pub mod tags;
 pub mod task_maker;
 pub mod tasks;
 

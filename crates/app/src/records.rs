@@ -177,6 +177,8 @@ pub struct ClientRecord {
     pub safeguarding_concerns: Vec<crate::safeguarding::SafeguardingConcern>,
     /// The risk flag: a safeguarding concern is open on the case.
     pub at_risk: bool,
+    /// The tags the case carries (`projections/tags/`), in code order.
+    pub tags: Vec<crate::tags::CaseTag>,
     /// What matters to the person, their needs, goals, consents in force and assessments, for
     /// the console's pages. Not in the API's record, whose shape is the published contract: an
     /// API client reads them from the journey.
@@ -457,6 +459,7 @@ impl CaseService {
             assessments: state.assessments.len(),
             connections: state.connections.len(),
             at_risk: safeguarding.concerns.iter().any(|c| c.open),
+            tags: crate::tags::labelled(&state.tags),
             notes: safeguarding.notes,
             safeguarding_concerns: safeguarding.concerns,
             plan,

@@ -66,6 +66,10 @@ pub enum CaseCommand {
     AnswerConnection(crate::provider::ProviderCommand),
     /// Demographics for equity reporting, with what reports count by (derived by the caller).
     RecordDemographics(crate::demographics::DemographicsRecorded),
+    /// Put a tag of the service's list on the case.
+    TagCase(crate::tags::CaseTagged),
+    /// Take a tag off the case.
+    UntagCase(crate::tags::CaseUntagged),
 }
 
 impl CaseCommand {

@@ -433,6 +433,8 @@ pub enum CaseEvent {
     ConnectionDeclinedByProvider(ConnectionDeclinedByProvider),
     ConnectionStartRecorded(ConnectionStartRecorded),
     DemographicsRecorded(crate::demographics::DemographicsRecorded),
+    CaseTagged(crate::tags::CaseTagged),
+    CaseUntagged(crate::tags::CaseUntagged),
 }
 
 /// Every event type name with its current schema version. Pinned by a test: renaming a type or
@@ -476,6 +478,8 @@ pub const EVENT_TYPES: &[(&str, i32)] = &[
     ("ConnectionDeclinedByProvider", 1),
     ("ConnectionStartRecorded", 1),
     ("DemographicsRecorded", 1),
+    ("CaseTagged", 1),
+    ("CaseUntagged", 1),
 ];
 
 /// What `[erased]` text reads as: the value every personal text field shows once its key is gone.
@@ -678,6 +682,8 @@ impl DomainEvent for CaseEvent {
             CaseEvent::ConnectionDeclinedByProvider(_) => 35,
             CaseEvent::ConnectionStartRecorded(_) => 36,
             CaseEvent::DemographicsRecorded(_) => 37,
+            CaseEvent::CaseTagged(_) => 38,
+            CaseEvent::CaseUntagged(_) => 39,
         }
     }
 }

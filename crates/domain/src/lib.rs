@@ -23,6 +23,7 @@ mod personal;
 pub mod provider;
 mod safeguarding;
 mod state;
+mod tags;
 pub mod task;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -51,6 +52,7 @@ pub use safeguarding::{
     SafeguardingConcernClosed, SafeguardingConcernRaised, SafeguardingConcernUpdated,
 };
 pub use state::{AppointmentStatus, CaseState, CaseStatus, ReferralStatus, evolve};
+pub use tags::{CaseTagged, CaseUntagged, TAG_EVENT_TYPES};
 pub use timing::{ALLOWED_SKEW_SECONDS, BackEntryWindow, Timing, check_timing};
 
 #[cfg(test)]

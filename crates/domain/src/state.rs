@@ -129,6 +129,8 @@ pub struct CaseState {
     pub connection_services: BTreeMap<ConnectionId, (ServiceId, crate::codes::ConnectionKind)>,
     /// Each connection's answer from the service it was made to, where it has answered.
     pub provider_answers: BTreeMap<ConnectionId, crate::provider::ProviderAnswer>,
+    /// The tags the case carries (codes of the tag rules).
+    pub tags: BTreeSet<String>,
 }
 
 /// Folds one stored event, which happened at `occurred_at`, into the state.
@@ -302,6 +304,12 @@ pub fn evolve(
         }
         CaseEvent::SafeguardingConcernUpdated(_) => {}
         CaseEvent::DemographicsRecorded(_) => {}
+        CaseEvent::CaseTagged(e) => {
+            state.tags.insert(e.tag.clone());
+        }
+        CaseEvent::CaseUntagged(e) => {
+            state.tags.remove(&e.tag);
+        }
         CaseEvent::WhatMattersRecorded(_)
         | CaseEvent::NeedIdentified(_)
         | CaseEvent::GoalReviewed(_)

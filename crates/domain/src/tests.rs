@@ -77,6 +77,7 @@ fn decide_listed(state: &CaseState, command: &CaseCommand) -> Result<Vec<CaseEve
             corrected: None,
             destinations: None,
             concern_categories: None,
+            tags: None,
         },
     )
 }
@@ -1080,6 +1081,12 @@ fn one_of_each() -> Vec<CaseEvent> {
                 imd_decile: Some(6),
             },
         }),
+        CaseEvent::CaseTagged(CaseTagged {
+            tag: "housing-priority".to_owned(),
+        }),
+        CaseEvent::CaseUntagged(CaseUntagged {
+            tag: "housing-priority".to_owned(),
+        }),
     ]
 }
 
@@ -1155,6 +1162,8 @@ fn the_event_type_names_and_versions_are_pinned() {
     ConnectionDeclinedByProvider v1
     ConnectionStartRecorded v1
     DemographicsRecorded v1
+    CaseTagged v1
+    CaseUntagged v1
     "
     );
 }
@@ -1267,6 +1276,7 @@ fn an_onward_connection_needs_the_named_service_listed_and_for_a_referral_open()
                 corrected: None,
                 destinations: None,
                 concern_categories: None,
+                tags: None,
             },
         )
         .map_err(|e| e.rule())
@@ -1335,6 +1345,7 @@ fn a_redirection_names_a_listed_service_or_a_destination_code() {
                 corrected: None,
                 destinations: Some(&codes),
                 concern_categories: None,
+                tags: None,
             },
         )
         .map_err(|e| (e.rule(), e.field()))
@@ -1431,6 +1442,7 @@ fn a_schema_v1_redirection_is_upcast_and_its_corrections_still_apply() {
                 corrected: Some(&event),
                 destinations: Some(&codes),
                 concern_categories: None,
+                tags: None,
             },
         )
         .map_err(|e| (e.rule(), e.field()))
@@ -1529,6 +1541,7 @@ fn decide_timed(
             corrected: None,
             destinations: None,
             concern_categories: None,
+            tags: None,
         },
     )
 }
@@ -1701,6 +1714,7 @@ fn correct(given: &[CaseEvent], index: usize, fields: Value) -> Result<Vec<CaseE
             corrected: Some(&given[index]),
             destinations: None,
             concern_categories: None,
+            tags: None,
         },
     )
 }
@@ -1940,6 +1954,7 @@ fn no_fact_is_dated_before_1900() {
             corrected: Some(&given[received]),
             destinations: None,
             concern_categories: None,
+            tags: None,
         },
     );
     refused_on(outcome, "corrected_fields.received_on");

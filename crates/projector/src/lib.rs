@@ -17,6 +17,7 @@ mod registry;
 pub mod rules;
 mod runner;
 pub mod safeguarding_rules;
+pub mod tag_rules;
 mod task_rules;
 mod tasks;
 

@@ -119,6 +119,8 @@ fn rules() -> BTreeMap<&'static str, Rule> {
         "unpin_note",
         "raise_concern",
         "update_concern",
+        "tag_case",
+        "untag_case",
     ] {
         rules.insert(command, case(CASEWORKERS));
     }
@@ -382,6 +384,7 @@ pub fn body(
             json!({ "note_id": Uuid::new_v4(), "text": "Prefers calls after 2pm", "important": false })
         }
         "pin_note" | "unpin_note" => json!({ "note_id": Uuid::new_v4() }),
+        "tag_case" | "untag_case" => json!({ "tag": "carer" }),
         "raise_concern" => json!({
             "concern_id": Uuid::new_v4(), "category": "self_neglect", "details": "No heating",
             "told": "Safeguarding lead", "told_at": now.to_rfc3339(), "outcome": null

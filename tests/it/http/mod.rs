@@ -29,6 +29,7 @@ mod redirections;
 mod replica;
 mod safeguarding;
 mod snapshot_jobs;
+mod tags;
 mod tasks;
 mod token_memory;
 mod tokens;

@@ -305,6 +305,17 @@ command_route!(
     close_concern, "/clients/{client_id}/safeguarding-concern-closures", SafeguardingConcernClosed, |_, c| CaseCommand::CloseConcern(c)
 );
 
+command_route!(
+    /// Put a tag of the service's list (`projections/tags/`) on the case, for caseloads to be
+    /// filtered by (`GET /caseload?tag=`). A tag not on the list, or one the case already
+    /// carries, is refused naming `tag`.
+    tag_case, "/clients/{client_id}/tags", CaseTagged, |_, c| CaseCommand::TagCase(c)
+);
+command_route!(
+    /// Take a tag off the case (refused naming `tag` when the case does not carry it).
+    untag_case, "/clients/{client_id}/tag-removals", CaseUntagged, |_, c| CaseCommand::UntagCase(c)
+);
+
 /// A person's demographics for equity reporting (every answer optional; recording again
 /// replaces them). What reports count by (age band, ethnic group, deprivation decile...) is
 /// derived by the service, not given.
@@ -359,7 +370,9 @@ pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceCo
         .service(raise_concern)
         .service(update_concern)
         .service(close_concern)
-        .service(record_demographics);
+        .service(record_demographics)
+        .service(tag_case)
+        .service(untag_case);
 }
 
 /// Command bodies dated by a field of their own: they take no `occurred_at`.
