@@ -38,6 +38,9 @@ pub enum CaseloadFlag {
     /// days after it arrived. A referral no team holds yet is every lead's, so no task is
     /// raised for it: this flag on the triage queue is how it shows.
     TriageOverdue,
+    /// A home visit's lone-working plan said the link worker would check in by a time now past,
+    /// and no check-in is recorded: someone should ring them (the buddy, then the team lead).
+    MissedCheckIn,
 }
 
 /// One case on a caseload.
@@ -185,6 +188,9 @@ pub fn flags(row: &CaseloadRow, now: DateTime<Utc>, rules: &CaseloadRules) -> Ve
     }
     if !row.open_concerns.is_empty() {
         flags.push(CaseloadFlag::Safeguarding);
+    }
+    if row.check_ins_due.values().any(|by| *by < now) {
+        flags.push(CaseloadFlag::MissedCheckIn);
     }
     flags
 }

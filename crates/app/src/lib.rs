@@ -24,6 +24,7 @@ pub mod freshness;
 pub mod gp_outbox;
 pub mod health;
 mod journey;
+pub mod lone_working;
 pub mod names;
 pub mod oidc;
 pub mod policy;

@@ -179,6 +179,8 @@ pub struct ClientRecord {
     pub at_risk: bool,
     /// The tags the case carries (`projections/tags/`), in code order.
     pub tags: Vec<crate::tags::CaseTag>,
+    /// Lone-working plans for home visits, newest first, with their check-ins.
+    pub lone_working: Vec<crate::lone_working::LoneWorkingPlan>,
     /// What matters to the person, their needs, goals, consents in force and assessments, for
     /// the console's pages. Not in the API's record, whose shape is the published contract: an
     /// API client reads them from the journey.
@@ -460,6 +462,7 @@ impl CaseService {
             connections: state.connections.len(),
             at_risk: safeguarding.concerns.iter().any(|c| c.open),
             tags: crate::tags::labelled(&state.tags),
+            lone_working: crate::lone_working::plans(&history, self.clock().now()),
             notes: safeguarding.notes,
             safeguarding_concerns: safeguarding.concerns,
             plan,

@@ -247,6 +247,7 @@ fn flag_tag(flag: CaseloadFlag) -> Markup {
         CaseloadFlag::FollowUpDue => ("Follow-up score due", "nhsuk-tag--blue"),
         CaseloadFlag::Safeguarding => ("Safeguarding concern open", "nhsuk-tag--red"),
         CaseloadFlag::TriageOverdue => ("Waiting too long", "nhsuk-tag--red"),
+        CaseloadFlag::MissedCheckIn => ("Missed lone-working check-in", "nhsuk-tag--red"),
     };
     html! { strong class={"nhsuk-tag " (colour)} { (text) } }
 }

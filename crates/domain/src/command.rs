@@ -70,6 +70,10 @@ pub enum CaseCommand {
     TagCase(crate::tags::CaseTagged),
     /// Take a tag off the case.
     UntagCase(crate::tags::CaseUntagged),
+    /// A lone-working plan for a booked home visit.
+    RecordLoneWorkingPlan(crate::lone_working::LoneWorkingPlanRecorded),
+    /// The link worker checked in after a home visit with a plan.
+    CheckInLoneWorking(crate::lone_working::LoneWorkingCheckedIn),
 }
 
 impl CaseCommand {

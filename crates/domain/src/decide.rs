@@ -277,6 +277,8 @@ fn decide_fact(
         C::RecordDemographics(c) => crate::demographics::record(state, c),
         C::TagCase(c) => crate::tags::tag(state, c, lookups.tags),
         C::UntagCase(c) => crate::tags::untag(state, c),
+        C::RecordLoneWorkingPlan(c) => crate::lone_working::record_plan(state, c),
+        C::CheckInLoneWorking(c) => crate::lone_working::check_in(state, c),
         C::CorrectEntry(c) => {
             registered(state)?;
             if !state.events.contains_key(&c.corrects) {
@@ -286,6 +288,7 @@ fn decide_fact(
             crate::demographics::check_correctable(state, c.corrects)?;
             crate::provider::check_correctable(state, c.corrects)?;
             crate::tags::check_correctable(state, c.corrects)?;
+            crate::lone_working::check_correctable(state, c.corrects)?;
             if c.corrected_fields.is_empty() {
                 return Err(CaseError::invalid(
                     "corrected_fields",
@@ -400,6 +403,7 @@ fn record_assessment(
 /// [`CaseError::Invalid`] naming the field, or the instrument's refusal of its answers.
 pub(crate) fn check_fact(event: &CaseEvent) -> Result<(), CaseError> {
     crate::safeguarding::check_fact(event)?;
+    crate::lone_working::check_fact(event)?;
     match event {
         CaseEvent::ClientRegistered(c) => {
             c.personal.validate()?;

@@ -435,6 +435,8 @@ pub enum CaseEvent {
     DemographicsRecorded(crate::demographics::DemographicsRecorded),
     CaseTagged(crate::tags::CaseTagged),
     CaseUntagged(crate::tags::CaseUntagged),
+    LoneWorkingPlanRecorded(crate::lone_working::LoneWorkingPlanRecorded),
+    LoneWorkingCheckedIn(crate::lone_working::LoneWorkingCheckedIn),
 }
 
 /// Every event type name with its current schema version. Pinned by a test: renaming a type or
@@ -480,6 +482,8 @@ pub const EVENT_TYPES: &[(&str, i32)] = &[
     ("DemographicsRecorded", 1),
     ("CaseTagged", 1),
     ("CaseUntagged", 1),
+    ("LoneWorkingPlanRecorded", 1),
+    ("LoneWorkingCheckedIn", 1),
 ];
 
 /// What `[erased]` text reads as: the value every personal text field shows once its key is gone.
@@ -517,6 +521,8 @@ pub const PERSONAL_FIELDS: &[(&str, &str)] = &[
     ("SafeguardingConcernClosed", "reason"),
     ("DemographicsRecorded", "demographics"),
     ("DemographicsRecorded", "reportable"),
+    ("LoneWorkingPlanRecorded", "address_note"),
+    ("LoneWorkingPlanRecorded", "known_risks"),
 ];
 
 /// Where a correction keeps the fields it corrects: an object whose fields are the corrected
@@ -684,6 +690,8 @@ impl DomainEvent for CaseEvent {
             CaseEvent::DemographicsRecorded(_) => 37,
             CaseEvent::CaseTagged(_) => 38,
             CaseEvent::CaseUntagged(_) => 39,
+            CaseEvent::LoneWorkingPlanRecorded(_) => 40,
+            CaseEvent::LoneWorkingCheckedIn(_) => 41,
         }
     }
 }

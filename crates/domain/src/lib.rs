@@ -19,6 +19,7 @@ mod error;
 mod event;
 mod ids;
 mod instrument;
+mod lone_working;
 mod personal;
 pub mod provider;
 mod safeguarding;
@@ -42,6 +43,7 @@ pub use error::CaseError;
 pub use event::*;
 pub use ids::*;
 pub use instrument::Instrument;
+pub use lone_working::{LONE_WORKING_TEXT_LIMIT, LoneWorkingCheckedIn, LoneWorkingPlanRecorded};
 pub use personal::{NhsNumber, PersonalDetails};
 pub use provider::{
     ConnectionAcceptedByProvider, ConnectionDeclinedByProvider, ConnectionStartRecorded,

@@ -1087,6 +1087,16 @@ fn one_of_each() -> Vec<CaseEvent> {
         CaseEvent::CaseUntagged(CaseUntagged {
             tag: "housing-priority".to_owned(),
         }),
+        CaseEvent::LoneWorkingPlanRecorded(LoneWorkingPlanRecorded {
+            appointment_id: AppointmentId(id(20)),
+            address_note: "something personal: flat 2, side door".to_owned(),
+            check_in_by: moment(),
+            buddy_staff_id: StaffId(id(3)),
+            known_risks: Some("something personal: a large dog".to_owned()),
+        }),
+        CaseEvent::LoneWorkingCheckedIn(LoneWorkingCheckedIn {
+            appointment_id: AppointmentId(id(20)),
+        }),
     ]
 }
 
@@ -1164,6 +1174,8 @@ fn the_event_type_names_and_versions_are_pinned() {
     DemographicsRecorded v1
     CaseTagged v1
     CaseUntagged v1
+    LoneWorkingPlanRecorded v1
+    LoneWorkingCheckedIn v1
     "
     );
 }

@@ -48,6 +48,9 @@ pub struct CaseloadRow {
     pub open_concerns: BTreeSet<Uuid>,
     /// The tags the case carries (codes of `projections/tags/`), for filtering caseloads.
     pub tags: BTreeSet<String>,
+    /// Home visits with a lone-working plan and no check-in yet: appointment id to the time
+    /// the link worker said they would check in by.
+    pub check_ins_due: BTreeMap<Uuid, DateTime<Utc>>,
 }
 
 /// The status of a row whose person was erased: such rows are removed, not written.
@@ -105,6 +108,8 @@ pub fn apply_case_event(
         }
         CaseEvent::AppointmentCancelled(e) => {
             row.booked_appointments.remove(&e.appointment_id.0);
+            // No visit, so no one to check in.
+            row.check_ins_due.remove(&e.appointment_id.0);
         }
         CaseEvent::AppointmentNotAttended(e) => {
             row.booked_appointments.remove(&e.appointment_id.0);
@@ -150,6 +155,12 @@ pub fn apply_case_event(
         CaseEvent::CaseUntagged(e) => {
             row.tags.remove(&e.tag);
         }
+        CaseEvent::LoneWorkingPlanRecorded(e) => {
+            row.check_ins_due.insert(e.appointment_id.0, e.check_in_by);
+        }
+        CaseEvent::LoneWorkingCheckedIn(e) => {
+            row.check_ins_due.remove(&e.appointment_id.0);
+        }
         // An erased person leaves every caseload: the row is deleted when the batch is written.
         CaseEvent::ClientErased(_) => row.status = ERASED.to_owned(),
         CaseEvent::ConsentRecorded(_)
@@ -190,24 +201,24 @@ pub const SHADOW_CASELOAD: &str = "caseload_v1_rebuild";
 
 const SELECT_COLUMNS: &str = "SELECT client_id, organisation_id, status, link_worker_id, team_id, area, referred_on, \
     referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, booked_appointments, \
-    baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags FROM caseload";
+    baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags, check_ins_due FROM caseload";
 
 const ALL_COLUMNS: &str = "client_id, organisation_id, status, link_worker_id, team_id, area, referred_on, \
     referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, booked_appointments, \
-    baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags";
+    baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags, check_ins_due";
 
 /// Every touched row of a batch in one statement: one array per column, unnested. (Row by row,
 /// a rebuild spent a round trip per client per batch.) The follow-up instruments go as
 /// comma-separated codes (codes hold no commas), the baseline dates as a JSON object.
 const UPSERT_ROWS: &str = "INSERT INTO {table} (client_id, organisation_id, status, link_worker_id, team_id, area, \
     referred_on, referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, \
-    booked_appointments, baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags) \
+    booked_appointments, baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags, check_ins_due) \
     SELECT c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, string_to_array(bl, ','), string_to_array(fu, ','), v, bd, \
-      string_to_array(oc, ',')::uuid[], string_to_array(tg, ',') \
+      string_to_array(oc, ',')::uuid[], string_to_array(tg, ','), ci \
     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::date[], \
       $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::int[], $13::int[], \
-      $14::jsonb[], $15::text[], $16::text[], $17::bigint[], $18::jsonb[], $19::text[], $20::text[]) \
-      AS u(c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, bl, fu, v, bd, oc, tg) \
+      $14::jsonb[], $15::text[], $16::text[], $17::bigint[], $18::jsonb[], $19::text[], $20::text[], $21::jsonb[]) \
+      AS u(c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, bl, fu, v, bd, oc, tg, ci) \
     ON CONFLICT (client_id) DO UPDATE SET organisation_id = excluded.organisation_id, \
     status = excluded.status, link_worker_id = excluded.link_worker_id, team_id = excluded.team_id, \
     area = excluded.area, referred_on = excluded.referred_on, referral_source = excluded.referral_source, \
@@ -216,7 +227,8 @@ const UPSERT_ROWS: &str = "INSERT INTO {table} (client_id, organisation_id, stat
     did_not_attend = excluded.did_not_attend, booked_appointments = excluded.booked_appointments, \
     baselines = excluded.baselines, follow_ups = excluded.follow_ups, \
     stream_version = excluded.stream_version, baseline_dates = excluded.baseline_dates, \
-    open_concerns = excluded.open_concerns, tags = excluded.tags";
+    open_concerns = excluded.open_concerns, tags = excluded.tags, \
+    check_ins_due = excluded.check_ins_due";
 
 impl CaseloadProjection {
     /// Reads rows back (for queries and tests), in client order.
@@ -292,6 +304,7 @@ fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError>
     let follow_ups: Vec<String> = row.get(15);
     let open_concerns: Vec<Uuid> = row.get(18);
     let tags: Vec<String> = row.get(19);
+    let check_ins_due: serde_json::Value = row.get(20);
     Ok(CaseloadRow {
         client_id: row.get(0),
         organisation_id: row.get(1),
@@ -315,6 +328,8 @@ fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError>
         stream_version: row.get(16),
         open_concerns: open_concerns.into_iter().collect(),
         tags: tags.into_iter().collect(),
+        check_ins_due: serde_json::from_value(check_ins_due)
+            .map_err(|e| ProjectionError::Corrupt(format!("caseload.check_ins_due: {e}")))?,
     })
 }
 
@@ -466,6 +481,11 @@ async fn apply_into(
     let follow_ups: Vec<String> = rows.iter().map(|r| codes(&r.follow_ups)).collect();
     // Tag codes hold no commas (the tag rules refuse them).
     let tags: Vec<String> = rows.iter().map(|r| codes(&r.tags)).collect();
+    let check_ins_due = rows
+        .iter()
+        .map(|r| serde_json::to_value(&r.check_ins_due))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
     let versions: Vec<i64> = rows.iter().map(|r| r.stream_version).collect();
     // Uuids hold no commas: one text per row, split back into an array by the statement.
     let open_concerns: Vec<String> = rows
@@ -504,6 +524,7 @@ async fn apply_into(
             &baseline_dates,
             &open_concerns,
             &tags,
+            &check_ins_due,
         ],
     )
     .await?;

@@ -376,7 +376,9 @@ pub fn apply_outcome_event(
         // Sealed: reports read what it counts by from `equity_demographics` (app::equity).
         | CaseEvent::DemographicsRecorded(_)
         | CaseEvent::CaseTagged(_)
-        | CaseEvent::CaseUntagged(_) => {}
+        | CaseEvent::CaseUntagged(_)
+        | CaseEvent::LoneWorkingPlanRecorded(_)
+        | CaseEvent::LoneWorkingCheckedIn(_) => {}
     }
 }
 

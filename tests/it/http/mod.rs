@@ -20,6 +20,7 @@ mod equity;
 pub mod fhir;
 mod gp_messages;
 pub mod journey;
+mod lone_working;
 mod malformed;
 mod matrix;
 mod metrics_access;

@@ -316,6 +316,20 @@ command_route!(
     untag_case, "/clients/{client_id}/tag-removals", CaseUntagged, |_, c| CaseCommand::UntagCase(c)
 );
 
+command_route!(
+    /// Record a lone-working plan for a booked home visit (an appointment booked with mode
+    /// `home_visit`): where the visit is and how to get in, by when the link worker will check
+    /// in (no earlier than the visit), their buddy (an active colleague, not themselves) and any
+    /// risk known. The address note and the risks are personal data: sealed, and erased with
+    /// the person. Until the check-in is recorded, a check-in time past by the service's clock
+    /// flags the case `missed_check_in` on every caseload holding it.
+    record_lone_working_plan, "/clients/{client_id}/lone-working-plans", LoneWorkingPlanRecorded, |_, c| CaseCommand::RecordLoneWorkingPlan(c)
+);
+command_route!(
+    /// Record the check-in after a home visit with a lone-working plan (once).
+    check_in_lone_working, "/clients/{client_id}/lone-working-check-ins", LoneWorkingCheckedIn, |_, c| CaseCommand::CheckInLoneWorking(c)
+);
+
 /// A person's demographics for equity reporting (every answer optional; recording again
 /// replaces them). What reports count by (age band, ethnic group, deprivation decile...) is
 /// derived by the service, not given.
@@ -372,7 +386,9 @@ pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceCo
         .service(close_concern)
         .service(record_demographics)
         .service(tag_case)
-        .service(untag_case);
+        .service(untag_case)
+        .service(record_lone_working_plan)
+        .service(check_in_lone_working);
 }
 
 /// Command bodies dated by a field of their own: they take no `occurred_at`.
