@@ -2,6 +2,7 @@
 //! caseload read model with its flags computed now, under the caseload rules
 //! (`projections/caseload/`) and the service's clock.
 
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -41,6 +42,10 @@ pub enum CaseloadFlag {
     /// A home visit's lone-working plan said the link worker would check in by a time now past,
     /// and no check-in is recorded: someone should ring them (the buddy, then the team lead).
     MissedCheckIn,
+    /// A connection made to a directory service with provider staff has had no answer
+    /// (accepted or declined) from the service for the caseload rules'
+    /// `provider_no_answer_days`: time to chase the service.
+    NoAnswerFromService,
 }
 
 /// One case on a caseload.
@@ -195,6 +200,23 @@ pub fn flags(row: &CaseloadRow, now: DateTime<Utc>, rules: &CaseloadRules) -> Ve
     flags
 }
 
+/// The services a case's connections have waited on past the caseload rules'
+/// `provider_no_answer_days` (none under rules without it). Pure.
+pub fn unanswered_services(
+    row: &CaseloadRow,
+    now: DateTime<Utc>,
+    rules: &CaseloadRules,
+) -> Vec<Uuid> {
+    let Some(days) = rules.provider_no_answer_days else {
+        return Vec::new();
+    };
+    row.awaited_answers
+        .values()
+        .filter(|awaited| (now - awaited.made_at).num_days() >= days)
+        .map(|awaited| awaited.service_id)
+        .collect()
+}
+
 /// Whether a referral has waited for a decision past the task rules' `untriaged_referral`
 /// working days (on the UK calendar, with its bank holidays). Pure.
 pub fn triage_overdue(row: &CaseloadRow, now: DateTime<Utc>, rules: &TaskRules) -> bool {
@@ -220,8 +242,15 @@ fn item(
     row: CaseloadRow,
     now: DateTime<Utc>,
     rules: &CaseloadRules,
+    answering: &HashSet<Uuid>,
 ) -> Result<CaseloadItem, AppError> {
     let mut flags = flags(&row, now, rules);
+    if unanswered_services(&row, now, rules)
+        .iter()
+        .any(|service| answering.contains(service))
+    {
+        flags.push(CaseloadFlag::NoAnswerFromService);
+    }
     if triage_overdue(&row, now, &*task_rules()?) {
         flags.push(CaseloadFlag::TriageOverdue);
     }
@@ -346,10 +375,29 @@ impl CaseService {
         };
         let now = self.clock().now();
         let rules = caseload_rules()?;
+        // Which of the services waited on past the rules' days have provider staff to answer.
+        let waited: Vec<Uuid> = rows
+            .iter()
+            .flat_map(|r| unanswered_services(r, now, &rules))
+            .collect();
+        let answering: HashSet<Uuid> = if waited.is_empty() {
+            HashSet::new()
+        } else {
+            let client = self.read_store().pool().get().await?;
+            client
+                .query(
+                    "SELECT DISTINCT service_id FROM provider_services WHERE service_id = ANY($1)",
+                    &[&waited],
+                )
+                .await?
+                .iter()
+                .map(|row| row.get(0))
+                .collect()
+        };
         let page = CaseloadPage {
             items: rows
                 .into_iter()
-                .map(|r| item(r, now, &rules))
+                .map(|r| item(r, now, &rules, &answering))
                 .collect::<Result<_, _>>()?,
             next_cursor,
             as_of,

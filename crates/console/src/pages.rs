@@ -248,6 +248,7 @@ fn flag_tag(flag: CaseloadFlag) -> Markup {
         CaseloadFlag::Safeguarding => ("Safeguarding concern open", "nhsuk-tag--red"),
         CaseloadFlag::TriageOverdue => ("Waiting too long", "nhsuk-tag--red"),
         CaseloadFlag::MissedCheckIn => ("Missed lone-working check-in", "nhsuk-tag--red"),
+        CaseloadFlag::NoAnswerFromService => ("No answer from service", "nhsuk-tag--orange"),
     };
     html! { strong class={"nhsuk-tag " (colour)} { (text) } }
 }

@@ -51,6 +51,17 @@ pub struct CaseloadRow {
     /// Home visits with a lone-working plan and no check-in yet: appointment id to the time
     /// the link worker said they would check in by.
     pub check_ins_due: BTreeMap<Uuid, DateTime<Utc>>,
+    /// Connections the service they were made to can answer (not signposting) and has not yet
+    /// accepted or declined, by connection id.
+    pub awaited_answers: BTreeMap<Uuid, AwaitedAnswer>,
+}
+
+/// A connection waiting for its service's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AwaitedAnswer {
+    pub service_id: Uuid,
+    /// When the connection was made.
+    pub made_at: DateTime<Utc>,
 }
 
 /// The status of a row whose person was erased: such rows are removed, not written.
@@ -161,6 +172,22 @@ pub fn apply_case_event(
         CaseEvent::LoneWorkingCheckedIn(e) => {
             row.check_ins_due.remove(&e.appointment_id.0);
         }
+        // A signposted person was not made known to the service: it has nothing to answer.
+        CaseEvent::OnwardConnectionMade(e) if e.kind != domain::ConnectionKind::Signposted => {
+            row.awaited_answers.insert(
+                e.connection_id.0,
+                AwaitedAnswer {
+                    service_id: e.service_id.0,
+                    made_at: occurred_at,
+                },
+            );
+        }
+        CaseEvent::ConnectionAcceptedByProvider(e) => {
+            row.awaited_answers.remove(&e.connection_id.0);
+        }
+        CaseEvent::ConnectionDeclinedByProvider(e) => {
+            row.awaited_answers.remove(&e.connection_id.0);
+        }
         // An erased person leaves every caseload: the row is deleted when the batch is written.
         CaseEvent::ClientErased(_) => row.status = ERASED.to_owned(),
         CaseEvent::ConsentRecorded(_)
@@ -180,8 +207,6 @@ pub fn apply_case_event(
         | CaseEvent::NotePinned(_)
         | CaseEvent::NoteUnpinned(_)
         | CaseEvent::SafeguardingConcernUpdated(_)
-        | CaseEvent::ConnectionAcceptedByProvider(_)
-        | CaseEvent::ConnectionDeclinedByProvider(_)
         | CaseEvent::ConnectionStartRecorded(_) => {}
     }
 }
@@ -201,24 +226,24 @@ pub const SHADOW_CASELOAD: &str = "caseload_v1_rebuild";
 
 const SELECT_COLUMNS: &str = "SELECT client_id, organisation_id, status, link_worker_id, team_id, area, referred_on, \
     referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, booked_appointments, \
-    baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags, check_ins_due FROM caseload";
+    baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags, check_ins_due, awaited_answers FROM caseload";
 
 const ALL_COLUMNS: &str = "client_id, organisation_id, status, link_worker_id, team_id, area, referred_on, \
     referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, booked_appointments, \
-    baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags, check_ins_due";
+    baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags, check_ins_due, awaited_answers";
 
 /// Every touched row of a batch in one statement: one array per column, unnested. (Row by row,
 /// a rebuild spent a round trip per client per batch.) The follow-up instruments go as
 /// comma-separated codes (codes hold no commas), the baseline dates as a JSON object.
 const UPSERT_ROWS: &str = "INSERT INTO {table} (client_id, organisation_id, status, link_worker_id, team_id, area, \
     referred_on, referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, \
-    booked_appointments, baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags, check_ins_due) \
+    booked_appointments, baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags, check_ins_due, awaited_answers) \
     SELECT c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, string_to_array(bl, ','), string_to_array(fu, ','), v, bd, \
-      string_to_array(oc, ',')::uuid[], string_to_array(tg, ','), ci \
+      string_to_array(oc, ',')::uuid[], string_to_array(tg, ','), ci, aa \
     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::date[], \
       $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::int[], $13::int[], \
-      $14::jsonb[], $15::text[], $16::text[], $17::bigint[], $18::jsonb[], $19::text[], $20::text[], $21::jsonb[]) \
-      AS u(c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, bl, fu, v, bd, oc, tg, ci) \
+      $14::jsonb[], $15::text[], $16::text[], $17::bigint[], $18::jsonb[], $19::text[], $20::text[], $21::jsonb[], $22::jsonb[]) \
+      AS u(c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, bl, fu, v, bd, oc, tg, ci, aa) \
     ON CONFLICT (client_id) DO UPDATE SET organisation_id = excluded.organisation_id, \
     status = excluded.status, link_worker_id = excluded.link_worker_id, team_id = excluded.team_id, \
     area = excluded.area, referred_on = excluded.referred_on, referral_source = excluded.referral_source, \
@@ -228,7 +253,7 @@ const UPSERT_ROWS: &str = "INSERT INTO {table} (client_id, organisation_id, stat
     baselines = excluded.baselines, follow_ups = excluded.follow_ups, \
     stream_version = excluded.stream_version, baseline_dates = excluded.baseline_dates, \
     open_concerns = excluded.open_concerns, tags = excluded.tags, \
-    check_ins_due = excluded.check_ins_due";
+    check_ins_due = excluded.check_ins_due, awaited_answers = excluded.awaited_answers";
 
 impl CaseloadProjection {
     /// Reads rows back (for queries and tests), in client order.
@@ -305,6 +330,7 @@ fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError>
     let open_concerns: Vec<Uuid> = row.get(18);
     let tags: Vec<String> = row.get(19);
     let check_ins_due: serde_json::Value = row.get(20);
+    let awaited_answers: serde_json::Value = row.get(21);
     Ok(CaseloadRow {
         client_id: row.get(0),
         organisation_id: row.get(1),
@@ -330,6 +356,8 @@ fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError>
         tags: tags.into_iter().collect(),
         check_ins_due: serde_json::from_value(check_ins_due)
             .map_err(|e| ProjectionError::Corrupt(format!("caseload.check_ins_due: {e}")))?,
+        awaited_answers: serde_json::from_value(awaited_answers)
+            .map_err(|e| ProjectionError::Corrupt(format!("caseload.awaited_answers: {e}")))?,
     })
 }
 
@@ -486,6 +514,11 @@ async fn apply_into(
         .map(|r| serde_json::to_value(&r.check_ins_due))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
+    let awaited_answers = rows
+        .iter()
+        .map(|r| serde_json::to_value(&r.awaited_answers))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
     let versions: Vec<i64> = rows.iter().map(|r| r.stream_version).collect();
     // Uuids hold no commas: one text per row, split back into an array by the statement.
     let open_concerns: Vec<String> = rows
@@ -525,6 +558,7 @@ async fn apply_into(
             &open_concerns,
             &tags,
             &check_ins_due,
+            &awaited_answers,
         ],
     )
     .await?;

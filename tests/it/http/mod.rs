@@ -24,6 +24,7 @@ mod lone_working;
 mod malformed;
 mod matrix;
 mod metrics_access;
+mod no_answer;
 mod provider;
 mod published;
 mod redirections;
