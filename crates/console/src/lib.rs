@@ -413,6 +413,7 @@ mod closure;
 mod connect;
 mod equity;
 mod gp_messages;
+mod lone_working;
 mod plan;
 mod provider;
 mod reports;

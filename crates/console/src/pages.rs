@@ -455,6 +455,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
             (crate::plan::summary(record))
             (crate::connect::section(who, record))
             (crate::closure::close_link(record))
+            (crate::lone_working::section(record))
             (crate::tags::section(who, record, errors))
             (crate::safeguarding::section(who, record))
             h2 class="nhsuk-heading-m" id="journey" { "Journey" }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::TestServer;
+use super::console::{get, sign_in};
 use super::journey::{client_path, open_case};
 
 const ADDRESS: &str = "Flat 2, side door; buzzer broken zq5lw";
@@ -161,6 +162,12 @@ async fn a_missed_check_in_is_flagged_until_it_comes_and_the_plan_goes_with_eras
         .await
         .body;
     assert_eq!(record["lone_working"][0]["check_in_missed"], true);
+    // The person's page in the console says so.
+    let session = sign_in(&server, &people.lead).await;
+    let (status, page) = get(&server, &session, &format!("/console/people/{client}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Check-in missed"), "{page}");
+    assert!(page.contains("zq5lw"), "the address note on the page");
 
     // The check-in, once: the flag goes.
     let check_ins = client_path(client, "lone-working-check-ins");
