@@ -211,10 +211,18 @@ async fn rows(client: &tokio_postgres::Client, client_id: Uuid) -> Value {
         } else {
             " AND rules_version = 3".to_owned()
         };
+        // The connections a caseload row awaits an answer for are keyed by connection id:
+        // compared by what they hold.
+        let awaited = if table == "caseload" {
+            " || jsonb_build_object('awaited_answers', (SELECT coalesce(jsonb_agg(v ORDER BY v::text), '[]') \
+             FROM jsonb_each(t.awaited_answers) AS e(k, v)))"
+        } else {
+            ""
+        };
         let value: Value = client
             .query_one(
                 &format!(
-                    "SELECT coalesce(jsonb_agg(to_jsonb(t) - {drop}::text[] ORDER BY to_jsonb(t)::text), '[]') \
+                    "SELECT coalesce(jsonb_agg((to_jsonb(t) - {drop}::text[]){awaited} ORDER BY to_jsonb(t)::text), '[]') \
                      FROM {table} t WHERE client_id = $1{version}"
                 ),
                 &[&client_id],

@@ -97,6 +97,14 @@ async fn a_distinctive_string_in_every_personal_field_is_nowhere_in_the_clear() 
             json!({ "appointment_id": appointment, "scheduled_for": format!("{}T10:00:00Z", days_ago(3)), "mode": "phone" }),
         )
         .await;
+    let visit = Uuid::new_v4();
+    server
+        .ok(
+            worker,
+            &client_path(client, "appointments"),
+            json!({ "appointment_id": visit, "scheduled_for": format!("{}T10:00:00Z", days_ago(-1)), "mode": "home_visit" }),
+        )
+        .await;
     let goal = Uuid::new_v4();
     let concern = Uuid::new_v4();
     let mut ids = std::collections::BTreeMap::new();
@@ -161,6 +169,13 @@ async fn a_distinctive_string_in_every_personal_field_is_nowhere_in_the_clear() 
             "safeguarding-concern-updates",
             json!({ "concern_id": concern, "told": text("also told"),
                     "told_at": format!("{}T12:00:00Z", days_ago(1)), "outcome": text("later outcome") }),
+        ),
+        (
+            "lone-working plan",
+            "lone-working-plans",
+            json!({ "appointment_id": visit, "address_note": text("address note"),
+                    "check_in_by": format!("{}T12:00:00Z", days_ago(-1)),
+                    "buddy_staff_id": lead.staff_id, "known_risks": text("known risks") }),
         ),
         (
             "demographics",

@@ -89,7 +89,7 @@ async fn a_caseload_row_written_before_v9_reads_after_it_and_counts_follow_up_fr
     let principal = principal(worker, Role::LinkWorker, Some(team));
     let flags = || async {
         let page = cases
-            .caseload(&principal, None, None, None, None)
+            .caseload(&principal, None, &app::caseload::CaseloadQuery::default())
             .await
             .expect("the caseload reads");
         assert_eq!(page.items.len(), 1);

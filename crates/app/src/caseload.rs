@@ -2,6 +2,7 @@
 //! caseload read model with its flags computed now, under the caseload rules
 //! (`projections/caseload/`) and the service's clock.
 
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -38,6 +39,13 @@ pub enum CaseloadFlag {
     /// days after it arrived. A referral no team holds yet is every lead's, so no task is
     /// raised for it: this flag on the triage queue is how it shows.
     TriageOverdue,
+    /// A home visit's lone-working plan said the link worker would check in by a time now past,
+    /// and no check-in is recorded: someone should ring them (the buddy, then the team lead).
+    MissedCheckIn,
+    /// A connection made to a directory service with provider staff has had no answer
+    /// (accepted or declined) from the service for the caseload rules'
+    /// `provider_no_answer_days`: time to chase the service.
+    NoAnswerFromService,
 }
 
 /// One case on a caseload.
@@ -66,6 +74,46 @@ pub struct CaseloadItem {
     pub flags: Vec<CaseloadFlag>,
     /// The record version this row reflects.
     pub stream_version: i64,
+    /// The tags the case carries (codes of `projections/tags/`).
+    pub tags: Vec<String>,
+}
+
+/// Which part of a caseload to read: a page after `cursor`, once the read model has applied
+/// the event at `after`, only of cases carrying `tag` when one is given.
+#[derive(Clone, Debug, Default)]
+pub struct CaseloadQuery {
+    /// The `next_cursor` of the page before.
+    pub cursor: Option<Uuid>,
+    /// Rows on the page.
+    pub limit: Option<i64>,
+    /// A log position the read must include.
+    pub after: Option<i64>,
+    /// Only cases carrying this tag (a code of the latest tag rules).
+    pub tag: Option<String>,
+}
+
+/// The tag a caseload is filtered by, checked against the latest tag rules.
+///
+/// # Errors
+/// [`AppError::BadInput`] naming `tag` for a code the rules do not list.
+fn checked_tag(tag: Option<&str>) -> Result<Option<String>, AppError> {
+    match tag {
+        None => Ok(None),
+        Some(tag) => {
+            let codes = crate::tags::rules().codes();
+            if codes.iter().any(|code| code == tag) {
+                Ok(Some(tag.to_owned()))
+            } else {
+                Err(AppError::bad_input(
+                    "tag",
+                    format!(
+                        "not one of this service's tags: use one of {}",
+                        codes.join(", ")
+                    ),
+                ))
+            }
+        }
+    }
 }
 
 /// A page of a caseload.
@@ -146,7 +194,27 @@ pub fn flags(row: &CaseloadRow, now: DateTime<Utc>, rules: &CaseloadRules) -> Ve
     if !row.open_concerns.is_empty() {
         flags.push(CaseloadFlag::Safeguarding);
     }
+    if row.check_ins_due.values().any(|by| *by < now) {
+        flags.push(CaseloadFlag::MissedCheckIn);
+    }
     flags
+}
+
+/// The services a case's connections have waited on past the caseload rules'
+/// `provider_no_answer_days` (none under rules without it). Pure.
+pub fn unanswered_services(
+    row: &CaseloadRow,
+    now: DateTime<Utc>,
+    rules: &CaseloadRules,
+) -> Vec<Uuid> {
+    let Some(days) = rules.provider_no_answer_days else {
+        return Vec::new();
+    };
+    row.awaited_answers
+        .values()
+        .filter(|awaited| (now - awaited.made_at).num_days() >= days)
+        .map(|awaited| awaited.service_id)
+        .collect()
 }
 
 /// Whether a referral has waited for a decision past the task rules' `untriaged_referral`
@@ -174,8 +242,15 @@ fn item(
     row: CaseloadRow,
     now: DateTime<Utc>,
     rules: &CaseloadRules,
+    answering: &HashSet<Uuid>,
 ) -> Result<CaseloadItem, AppError> {
     let mut flags = flags(&row, now, rules);
+    if unanswered_services(&row, now, rules)
+        .iter()
+        .any(|service| answering.contains(service))
+    {
+        flags.push(CaseloadFlag::NoAnswerFromService);
+    }
     if triage_overdue(&row, now, &*task_rules()?) {
         flags.push(CaseloadFlag::TriageOverdue);
     }
@@ -202,6 +277,7 @@ fn item(
         follow_ups: row.follow_ups.into_iter().collect(),
         flags,
         stream_version: row.stream_version,
+        tags: row.tags.into_iter().collect(),
     })
 }
 
@@ -236,6 +312,7 @@ fn caseload_filter(
     principal: &Principal,
     scope: CaseloadScope,
     page: Page<Uuid>,
+    tag: Option<String>,
 ) -> CaseloadFilter {
     let (link_worker_id, team_id) = match scope {
         CaseloadScope::Own(worker) => (Some(worker), None),
@@ -248,6 +325,7 @@ fn caseload_filter(
         after: page.cursor,
         limit: page.limit,
         awaiting_decision: false,
+        tag,
     }
 }
 
@@ -297,10 +375,29 @@ impl CaseService {
         };
         let now = self.clock().now();
         let rules = caseload_rules()?;
+        // Which of the services waited on past the rules' days have provider staff to answer.
+        let waited: Vec<Uuid> = rows
+            .iter()
+            .flat_map(|r| unanswered_services(r, now, &rules))
+            .collect();
+        let answering: HashSet<Uuid> = if waited.is_empty() {
+            HashSet::new()
+        } else {
+            let client = self.read_store().pool().get().await?;
+            client
+                .query(
+                    "SELECT DISTINCT service_id FROM provider_services WHERE service_id = ANY($1)",
+                    &[&waited],
+                )
+                .await?
+                .iter()
+                .map(|row| row.get(0))
+                .collect()
+        };
         let page = CaseloadPage {
             items: rows
                 .into_iter()
-                .map(|r| item(r, now, &rules))
+                .map(|r| item(r, now, &rules, &answering))
                 .collect::<Result<_, _>>()?,
             next_cursor,
             as_of,
@@ -309,24 +406,25 @@ impl CaseService {
     }
 
     /// The caller's caseload: a link worker's own cases, or a team lead's team (optionally one
-    /// link worker of it), a page of `limit` after `cursor`. Served from the caseload read model
-    /// once it has applied the event at log position `after` (see [`crate::freshness`]).
+    /// link worker of it), a page of `limit` after `cursor`, only of cases carrying `tag` when
+    /// one is given. Served from the caseload read model once it has applied the event at log
+    /// position `after` (see [`crate::freshness`]).
     ///
     /// # Errors
-    /// [`AppError::Denied`] by [`policy::may_read_caseload`]; then a `limit` out of bounds or an
-    /// `after` that names no event; [`AppError::NotCaughtUp`]; store failures.
+    /// [`AppError::Denied`] by [`policy::may_read_caseload`]; then a `limit` out of bounds, a
+    /// tag the tag rules do not list, or an `after` that names no event;
+    /// [`AppError::NotCaughtUp`]; store failures.
     pub async fn caseload(
         &self,
         principal: &Principal,
         link_worker_id: Option<Uuid>,
-        cursor: Option<Uuid>,
-        limit: Option<i64>,
-        after: Option<i64>,
+        query: &CaseloadQuery,
     ) -> Result<CaseloadPage, AppError> {
         let scope = policy::may_read_caseload(principal, link_worker_id)?;
-        let page = Page::new(cursor, limit)?;
-        let filter = caseload_filter(principal, scope, page);
-        Ok(self.caseload_page(filter, after).await?.0)
+        let page = Page::new(query.cursor, query.limit)?;
+        let tag = checked_tag(query.tag.as_deref())?;
+        let filter = caseload_filter(principal, scope, page, tag);
+        Ok(self.caseload_page(filter, query.after).await?.0)
     }
 
     /// A team lead's triage queue: referrals waiting for a decision, of their team or of no
@@ -351,6 +449,7 @@ impl CaseService {
             after: page.cursor,
             limit: page.limit,
             awaiting_decision: true,
+            tag: None,
         };
         Ok(self.caseload_page(filter, after).await?.0)
     }
@@ -364,15 +463,14 @@ impl CaseService {
         &self,
         principal: &Principal,
         link_worker_id: Option<Uuid>,
-        cursor: Option<Uuid>,
-        limit: Option<i64>,
-        after: Option<i64>,
+        query: &CaseloadQuery,
         options: CsvOptions,
     ) -> Result<CsvFile, AppError> {
         let scope = policy::may_read_caseload(principal, link_worker_id)?;
-        let page = file_page(cursor, limit)?;
-        let filter = caseload_filter(principal, scope, page);
-        let (page, computed_at) = self.caseload_page(filter.clone(), after).await?;
+        let page = file_page(query.cursor, query.limit)?;
+        let tag = checked_tag(query.tag.as_deref())?;
+        let filter = caseload_filter(principal, scope, page, tag);
+        let (page, computed_at) = self.caseload_page(filter.clone(), query.after).await?;
         caseload_file(&filter, page, computed_at, options)
     }
 
@@ -412,14 +510,13 @@ impl CaseService {
         &self,
         principal: &Principal,
         team_id: Uuid,
-        cursor: Option<Uuid>,
-        limit: Option<i64>,
-        after: Option<i64>,
+        query: &CaseloadQuery,
     ) -> Result<CaseloadPage, AppError> {
         self.own_team(principal, team_id, "caseload").await?;
-        let page = Page::new(cursor, limit)?;
-        let filter = team_filter(principal, team_id, page);
-        Ok(self.caseload_page(filter, after).await?.0)
+        let page = Page::new(query.cursor, query.limit)?;
+        let mut filter = team_filter(principal, team_id, page);
+        filter.tag = checked_tag(query.tag.as_deref())?;
+        Ok(self.caseload_page(filter, query.after).await?.0)
     }
 
     /// A team's caseload as a CSV file, as [`CaseService::caseload_csv`].
@@ -430,15 +527,14 @@ impl CaseService {
         &self,
         principal: &Principal,
         team_id: Uuid,
-        cursor: Option<Uuid>,
-        limit: Option<i64>,
-        after: Option<i64>,
+        query: &CaseloadQuery,
         options: CsvOptions,
     ) -> Result<CsvFile, AppError> {
         self.own_team(principal, team_id, "caseload").await?;
-        let page = file_page(cursor, limit)?;
-        let filter = team_filter(principal, team_id, page);
-        let (page, computed_at) = self.caseload_page(filter.clone(), after).await?;
+        let page = file_page(query.cursor, query.limit)?;
+        let mut filter = team_filter(principal, team_id, page);
+        filter.tag = checked_tag(query.tag.as_deref())?;
+        let (page, computed_at) = self.caseload_page(filter.clone(), query.after).await?;
         caseload_file(&filter, page, computed_at, options)
     }
 
@@ -548,6 +644,7 @@ fn team_filter(principal: &Principal, team_id: Uuid, page: Page<Uuid>) -> Caselo
         after: page.cursor,
         limit: page.limit,
         awaiting_decision: false,
+        tag: None,
     }
 }
 

@@ -502,12 +502,14 @@ impl CaseService {
         };
         let destinations = self.recording.destination_codes();
         let concern_categories = crate::safeguarding::rules().category_codes();
+        let tags = crate::tags::rules().codes();
         let lookups = domain::Lookups {
             service: service.as_ref(),
             timing: Some(&timing),
             corrected,
             destinations: Some(&destinations),
             concern_categories: Some(&concern_categories),
+            tags: Some(&tags),
         };
         let events = domain::decide(&loaded.state, command, &lookups)?;
         let mut new_events = crate::stream::new_events(&events);
@@ -604,6 +606,30 @@ async fn check_staff_named(
             transfer.team_id,
             "to_link_worker_id",
         ),
+        // A lone worker's buddy is an active colleague of the organisation, in any role.
+        CaseCommand::RecordLoneWorkingPlan(plan) => {
+            if plan.buddy_staff_id == principal.staff_id {
+                return Err(invalid(
+                    "buddy_staff_id",
+                    "a buddy is someone else, who acts if the check-in does not come",
+                ));
+            }
+            let client = pool.get().await.map_err(StoreError::from)?;
+            let buddy = access::staff_member_cached(
+                &client,
+                principal.organisation_id,
+                plan.buddy_staff_id.0,
+            )
+            .await?;
+            return match buddy {
+                Some(m) if m.active => Ok(()),
+                Some(_) => Err(invalid("buddy_staff_id", "that staff member is not active")),
+                None => Err(invalid(
+                    "buddy_staff_id",
+                    "no such staff member in this organisation",
+                )),
+            };
+        }
         CaseCommand::Intake { referral, .. } => {
             if matches!(principal.role, Role::Referrer | Role::PracticeSystem)
                 && referral

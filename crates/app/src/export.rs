@@ -836,7 +836,7 @@ pub fn gap_report(
 }
 
 /// The columns of a caseload: the JSON item's fields, one row per case.
-pub const CASELOAD_COLUMNS: [&str; 17] = [
+pub const CASELOAD_COLUMNS: [&str; 18] = [
     "client_id",
     "status",
     "link_worker_id",
@@ -854,6 +854,7 @@ pub const CASELOAD_COLUMNS: [&str; 17] = [
     "follow_ups",
     "flags",
     "stream_version",
+    "tags",
 ];
 
 /// What a caseload file is of.
@@ -925,6 +926,7 @@ pub fn caseload(
                 joined(&item.follow_ups),
                 joined(&flags),
                 Cell::Int(item.stream_version),
+                joined(&item.tags),
             ]
         })
         .collect();

@@ -24,6 +24,7 @@ pub mod freshness;
 pub mod gp_outbox;
 pub mod health;
 mod journey;
+pub mod lone_working;
 pub mod names;
 pub mod oidc;
 pub mod policy;
@@ -36,6 +37,7 @@ pub mod safeguarding;
 pub mod sessions;
 pub mod snapshots;
 mod stream;
+pub mod tags;
 pub mod task_maker;
 pub mod tasks;
 

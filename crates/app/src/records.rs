@@ -181,6 +181,10 @@ pub struct ClientRecord {
     pub safeguarding_concerns: Vec<crate::safeguarding::SafeguardingConcern>,
     /// The risk flag: a safeguarding concern is open on the case.
     pub at_risk: bool,
+    /// The tags the case carries (`projections/tags/`), in code order.
+    pub tags: Vec<crate::tags::CaseTag>,
+    /// Lone-working plans for home visits, newest first, with their check-ins.
+    pub lone_working: Vec<crate::lone_working::LoneWorkingPlan>,
     /// What matters to the person, their needs, goals, consents in force and assessments, for
     /// the console's pages. Not in the API's record, whose shape is the published contract: an
     /// API client reads them from the journey.
@@ -461,6 +465,8 @@ impl CaseService {
             assessments: state.assessments.len(),
             connections: state.connections.len(),
             at_risk: safeguarding.concerns.iter().any(|c| c.open),
+            tags: crate::tags::labelled(&state.tags),
+            lone_working: crate::lone_working::plans(&history, self.clock().now()),
             notes: safeguarding.notes,
             safeguarding_concerns: safeguarding.concerns,
             plan,

@@ -166,7 +166,8 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
                         "/redirect",
                         web::post().to(connect::post::<closure::RedirectForm>),
                     )
-                    .configure(safeguarding::routes),
+                    .configure(safeguarding::routes)
+                    .configure(tags::routes),
             )
             .route("/console/triage", web::get().to(triage))
             .route("/console/workload", web::get().to(team::workload))
@@ -413,12 +414,14 @@ mod closure;
 mod connect;
 mod equity;
 mod gp_messages;
+mod lone_working;
 mod plan;
 mod provider;
 mod reminders;
 mod reports;
 mod safeguarding;
 mod staff;
+mod tags;
 mod tasks;
 mod team;
 mod teams;
@@ -540,6 +543,8 @@ async fn sign_out(req: HttpRequest, body: web::Bytes, console: web::Data<Console
 #[derive(serde::Deserialize)]
 struct CaseloadQuery {
     cursor: Option<Uuid>,
+    /// Only people carrying this tag (empty: everyone).
+    tag: Option<String>,
 }
 
 async fn caseload(
@@ -548,16 +553,23 @@ async fn caseload(
     console: web::Data<Console>,
 ) -> HttpResponse {
     let session = signed_in!(req, console);
-    let result: Result<CaseloadPage, AppError> = console
-        .cases
-        .caseload(&session.principal, None, query.cursor, None, None)
-        .await;
+    let tag = query.tag.clone().filter(|t| !t.is_empty());
+    let ask = app::caseload::CaseloadQuery {
+        cursor: query.cursor,
+        tag: tag.clone(),
+        ..app::caseload::CaseloadQuery::default()
+    };
+    let result: Result<CaseloadPage, AppError> =
+        console.cases.caseload(&session.principal, None, &ask).await;
     let named = match result {
         Ok(caseload) => named(&req, &console, &session, caseload).await,
         Err(e) => Err(e),
     };
     match named {
-        Ok((caseload, names)) => page(StatusCode::OK, pages::caseload(&session, &caseload, &names)),
+        Ok((caseload, names)) => page(
+            StatusCode::OK,
+            pages::caseload(&session, &caseload, &names, tag.as_deref()),
+        ),
         Err(e) => failure(Some(&session), &e),
     }
 }
@@ -707,7 +719,7 @@ fn banner(done: Option<&str>) -> Option<&'static str> {
         "gap" => Some("Service gap recorded"),
         "closed" => Some("Case closed"),
         "redirected" => Some("Referral redirected"),
-        other => safeguarding::banner(other),
+        other => safeguarding::banner(other).or_else(|| tags::banner(other)),
     }
 }
 

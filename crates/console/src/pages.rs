@@ -247,6 +247,8 @@ fn flag_tag(flag: CaseloadFlag) -> Markup {
         CaseloadFlag::FollowUpDue => ("Follow-up score due", "nhsuk-tag--blue"),
         CaseloadFlag::Safeguarding => ("Safeguarding concern open", "nhsuk-tag--red"),
         CaseloadFlag::TriageOverdue => ("Waiting too long", "nhsuk-tag--red"),
+        CaseloadFlag::MissedCheckIn => ("Missed lone-working check-in", "nhsuk-tag--red"),
+        CaseloadFlag::NoAnswerFromService => ("No answer from service", "nhsuk-tag--orange"),
     };
     html! { strong class={"nhsuk-tag " (colour)} { (text) } }
 }
@@ -298,12 +300,18 @@ fn caseload_row(item: &CaseloadItem, names: &Names) -> Markup {
             td class="nhsuk-table__cell" {
                 @for flag in &item.flags { (flag_tag(*flag)) " " }
             }
+            td class="nhsuk-table__cell" { (crate::tags::row_tags(item)) }
         }
     }
 }
 
 /// A caseload, one row a person.
-pub fn caseload(who: &ConsoleSession, page: &CaseloadPage, names: &Names) -> Markup {
+pub fn caseload(
+    who: &ConsoleSession,
+    page: &CaseloadPage,
+    names: &Names,
+    tag: Option<&str>,
+) -> Markup {
     let title = who.caseload().as_ref().map_or("Caseload", caseload_title);
     layout(
         title,
@@ -311,20 +319,27 @@ pub fn caseload(who: &ConsoleSession, page: &CaseloadPage, names: &Names) -> Mar
         html! {
             h1 class="nhsuk-heading-l" { (title) }
             p class="nhsuk-body" { a id="my-tasks" href="/console/tasks" { "My tasks" } }
+            (crate::tags::filter(tag))
             @if page.items.is_empty() {
-                p class="nhsuk-body" { "No one is on this caseload." }
+                @if tag.is_some() {
+                    p class="nhsuk-body" { "No one on this caseload carries this tag." }
+                } @else {
+                    p class="nhsuk-body" { "No one is on this caseload." }
+                }
             } @else {
                 table class="nhsuk-table" {
                     caption class="nhsuk-table__caption" {
                         (page.items.len()) " people, as of log position " (page.as_of.position)
                     }
-                    (head(&["Person", "Area", "Status", "Last contact", "Next appointment", "Needs attention"]))
+                    (head(&["Person", "Area", "Status", "Last contact", "Next appointment", "Needs attention", "Tags"]))
                     tbody class="nhsuk-table__body" {
                         @for item in &page.items { (caseload_row(item, names)) }
                     }
                 }
                 @if let Some(next) = page.next_cursor {
-                    p class="nhsuk-body" { a href={"/console/caseload?cursor=" (next)} { "Next page" } }
+                    p class="nhsuk-body" {
+                        a href={"/console/caseload?cursor=" (next) @if let Some(tag) = tag { "&tag=" (tag) }} { "Next page" }
+                    }
                 }
             }
         },
@@ -440,6 +455,8 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
             (crate::plan::summary(record))
             (crate::connect::section(who, record))
             (crate::closure::close_link(record))
+            (crate::lone_working::section(record))
+            (crate::tags::section(who, record, errors))
             (crate::safeguarding::section(who, record))
             h2 class="nhsuk-heading-m" id="journey" { "Journey" }
             ol class="nhsuk-list" {

@@ -368,6 +368,7 @@ pub fn journey_events_sized(
             corrected: None,
             destinations: None,
             concern_categories: None,
+            tags: None,
         };
         match decide(&state, command, &lookups) {
             Ok(decided) => {

@@ -128,6 +128,7 @@ pub(crate) async fn measure(
                     after: None,
                     limit: 51,
                     awaiting_decision: false,
+                    tag: None,
                 },
             )
             .await?;

@@ -66,6 +66,14 @@ pub enum CaseCommand {
     AnswerConnection(crate::provider::ProviderCommand),
     /// Demographics for equity reporting, with what reports count by (derived by the caller).
     RecordDemographics(crate::demographics::DemographicsRecorded),
+    /// Put a tag of the service's list on the case.
+    TagCase(crate::tags::CaseTagged),
+    /// Take a tag off the case.
+    UntagCase(crate::tags::CaseUntagged),
+    /// A lone-working plan for a booked home visit.
+    RecordLoneWorkingPlan(crate::lone_working::LoneWorkingPlanRecorded),
+    /// The link worker checked in after a home visit with a plan.
+    CheckInLoneWorking(crate::lone_working::LoneWorkingCheckedIn),
 }
 
 impl CaseCommand {

@@ -31,6 +31,9 @@ pub struct Lookups<'a> {
     /// The safeguarding concern categories a concern may name (the safeguarding rules' list).
     /// `None` does not check categories.
     pub concern_categories: Option<&'a [String]>,
+    /// The tag codes a case may be tagged with (the tag rules' list). `None` does not check
+    /// codes.
+    pub tags: Option<&'a [String]>,
 }
 
 /// Decides what a command means for this record, given what the caller looked up.
@@ -287,6 +290,10 @@ fn decide_fact(
             crate::provider::answer(state, c)
         }
         C::RecordDemographics(c) => crate::demographics::record(state, c),
+        C::TagCase(c) => crate::tags::tag(state, c, lookups.tags),
+        C::UntagCase(c) => crate::tags::untag(state, c),
+        C::RecordLoneWorkingPlan(c) => crate::lone_working::record_plan(state, c),
+        C::CheckInLoneWorking(c) => crate::lone_working::check_in(state, c),
         C::CorrectEntry(c) => {
             registered(state)?;
             if !state.events.contains_key(&c.corrects) {
@@ -295,6 +302,8 @@ fn decide_fact(
             crate::safeguarding::check_correctable(state, c.corrects)?;
             crate::demographics::check_correctable(state, c.corrects)?;
             crate::provider::check_correctable(state, c.corrects)?;
+            crate::tags::check_correctable(state, c.corrects)?;
+            crate::lone_working::check_correctable(state, c.corrects)?;
             if c.corrected_fields.is_empty() {
                 return Err(CaseError::invalid(
                     "corrected_fields",
@@ -409,6 +418,7 @@ fn record_assessment(
 /// [`CaseError::Invalid`] naming the field, or the instrument's refusal of its answers.
 pub(crate) fn check_fact(event: &CaseEvent) -> Result<(), CaseError> {
     crate::safeguarding::check_fact(event)?;
+    crate::lone_working::check_fact(event)?;
     match event {
         CaseEvent::ClientRegistered(c) => {
             c.personal.validate()?;
@@ -484,7 +494,7 @@ pub(crate) fn check_fact(event: &CaseEvent) -> Result<(), CaseError> {
     }
 }
 
-fn registered(state: &CaseState) -> Result<(), CaseError> {
+pub(crate) fn registered(state: &CaseState) -> Result<(), CaseError> {
     if state.status == CaseStatus::Unregistered {
         Err(CaseError::NotRegistered)
     } else {

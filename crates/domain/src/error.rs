@@ -112,6 +112,9 @@ pub enum CaseError {
     /// A signposted person was not made known to the service: it has nothing to answer.
     #[error("the person was only signposted to this service, so it has nothing to answer")]
     ConnectionNotShared,
+    /// Tagging a case with a tag it carries, or untagging one it does not.
+    #[error("{}", if *on { "this case already carries this tag" } else { "this case does not carry this tag" })]
+    TagState { on: bool },
 }
 
 impl CaseError {
@@ -160,6 +163,8 @@ impl CaseError {
             CaseError::ConnectionAlreadyAnswered { .. } => "connection_already_answered",
             CaseError::ConnectionNotAccepted => "connection_not_accepted",
             CaseError::ConnectionNotShared => "connection_not_shared",
+            CaseError::TagState { on: true } => "tag_already_on",
+            CaseError::TagState { on: false } => "tag_not_on",
         }
     }
 
@@ -188,6 +193,7 @@ impl CaseError {
             CaseError::UnknownNote | CaseError::NotePinState { .. } => Some("note_id"),
             CaseError::UnknownConcern | CaseError::ConcernClosed => Some("concern_id"),
             CaseError::ConcernNotCorrectable => Some("corrects"),
+            CaseError::TagState { .. } => Some("tag"),
             CaseError::ConnectionAlreadyAnswered { .. }
             | CaseError::ConnectionNotAccepted
             | CaseError::ConnectionNotShared => Some("connection_id"),

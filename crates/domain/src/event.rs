@@ -438,6 +438,10 @@ pub enum CaseEvent {
     ConnectionDeclinedByProvider(ConnectionDeclinedByProvider),
     ConnectionStartRecorded(ConnectionStartRecorded),
     DemographicsRecorded(crate::demographics::DemographicsRecorded),
+    CaseTagged(crate::tags::CaseTagged),
+    CaseUntagged(crate::tags::CaseUntagged),
+    LoneWorkingPlanRecorded(crate::lone_working::LoneWorkingPlanRecorded),
+    LoneWorkingCheckedIn(crate::lone_working::LoneWorkingCheckedIn),
 }
 
 /// Every event type name with its current schema version. Pinned by a test: renaming a type or
@@ -481,6 +485,10 @@ pub const EVENT_TYPES: &[(&str, i32)] = &[
     ("ConnectionDeclinedByProvider", 1),
     ("ConnectionStartRecorded", 1),
     ("DemographicsRecorded", 1),
+    ("CaseTagged", 1),
+    ("CaseUntagged", 1),
+    ("LoneWorkingPlanRecorded", 1),
+    ("LoneWorkingCheckedIn", 1),
 ];
 
 /// What `[erased]` text reads as: the value every personal text field shows once its key is gone.
@@ -518,6 +526,8 @@ pub const PERSONAL_FIELDS: &[(&str, &str)] = &[
     ("SafeguardingConcernClosed", "reason"),
     ("DemographicsRecorded", "demographics"),
     ("DemographicsRecorded", "reportable"),
+    ("LoneWorkingPlanRecorded", "address_note"),
+    ("LoneWorkingPlanRecorded", "known_risks"),
 ];
 
 /// Where a correction keeps the fields it corrects: an object whose fields are the corrected
@@ -683,6 +693,10 @@ impl DomainEvent for CaseEvent {
             CaseEvent::ConnectionDeclinedByProvider(_) => 35,
             CaseEvent::ConnectionStartRecorded(_) => 36,
             CaseEvent::DemographicsRecorded(_) => 37,
+            CaseEvent::CaseTagged(_) => 38,
+            CaseEvent::CaseUntagged(_) => 39,
+            CaseEvent::LoneWorkingPlanRecorded(_) => 40,
+            CaseEvent::LoneWorkingCheckedIn(_) => 41,
         }
     }
 }

@@ -19,10 +19,12 @@ mod error;
 mod event;
 mod ids;
 mod instrument;
+mod lone_working;
 mod personal;
 pub mod provider;
 mod safeguarding;
 mod state;
+mod tags;
 pub mod task;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -41,6 +43,7 @@ pub use error::CaseError;
 pub use event::*;
 pub use ids::*;
 pub use instrument::Instrument;
+pub use lone_working::{LONE_WORKING_TEXT_LIMIT, LoneWorkingCheckedIn, LoneWorkingPlanRecorded};
 pub use personal::{NhsNumber, PersonalDetails};
 pub use provider::{
     ConnectionAcceptedByProvider, ConnectionDeclinedByProvider, ConnectionStartRecorded,
@@ -51,6 +54,7 @@ pub use safeguarding::{
     SafeguardingConcernClosed, SafeguardingConcernRaised, SafeguardingConcernUpdated,
 };
 pub use state::{AppointmentStatus, CaseState, CaseStatus, ReferralStatus, evolve};
+pub use tags::{CaseTagged, CaseUntagged, TAG_EVENT_TYPES};
 pub use timing::{ALLOWED_SKEW_SECONDS, BackEntryWindow, Timing, check_timing};
 
 #[cfg(test)]

@@ -129,6 +129,12 @@ pub struct CaseState {
     pub connection_services: BTreeMap<ConnectionId, (ServiceId, crate::codes::ConnectionKind)>,
     /// Each connection's answer from the service it was made to, where it has answered.
     pub provider_answers: BTreeMap<ConnectionId, crate::provider::ProviderAnswer>,
+    /// The tags the case carries (codes of the tag rules).
+    pub tags: BTreeSet<String>,
+    /// How each appointment was booked to happen (a home visit, a phone call...).
+    pub appointment_modes: BTreeMap<AppointmentId, crate::codes::ContactMode>,
+    /// Each home visit with a lone-working plan, and whether its check-in is recorded.
+    pub lone_working: BTreeMap<AppointmentId, bool>,
 }
 
 /// Folds one stored event, which happened at `occurred_at`, into the state.
@@ -190,6 +196,7 @@ pub fn evolve(
             state
                 .appointment_dates
                 .insert(e.appointment_id, e.scheduled_for);
+            state.appointment_modes.insert(e.appointment_id, e.mode);
         }
         CaseEvent::AppointmentAttended(e) => {
             state
@@ -302,6 +309,18 @@ pub fn evolve(
         }
         CaseEvent::SafeguardingConcernUpdated(_) => {}
         CaseEvent::DemographicsRecorded(_) => {}
+        CaseEvent::CaseTagged(e) => {
+            state.tags.insert(e.tag.clone());
+        }
+        CaseEvent::CaseUntagged(e) => {
+            state.tags.remove(&e.tag);
+        }
+        CaseEvent::LoneWorkingPlanRecorded(e) => {
+            state.lone_working.insert(e.appointment_id, false);
+        }
+        CaseEvent::LoneWorkingCheckedIn(e) => {
+            state.lone_working.insert(e.appointment_id, true);
+        }
         CaseEvent::WhatMattersRecorded(_)
         | CaseEvent::NeedIdentified(_)
         | CaseEvent::GoalReviewed(_)

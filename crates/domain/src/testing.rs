@@ -299,6 +299,13 @@ pub fn command_pool() -> Vec<CaseCommand> {
         concern_id: ConcernId(id(61)),
         reason: "heating mended".to_owned(),
     }));
+    // Tags: on and off again (not counted; the caseload keeps them).
+    pool.push(CaseCommand::TagCase(CaseTagged {
+        tag: "carer".to_owned(),
+    }));
+    pool.push(CaseCommand::UntagCase(CaseUntagged {
+        tag: "carer".to_owned(),
+    }));
     pool.push(CaseCommand::AddNote(NoteAdded {
         note_id: NoteId(id(60)),
         text: "prefers calls after 2pm".to_owned(),

@@ -77,6 +77,7 @@ fn decide_listed(state: &CaseState, command: &CaseCommand) -> Result<Vec<CaseEve
             corrected: None,
             destinations: None,
             concern_categories: None,
+            tags: None,
         },
     )
 }
@@ -1138,6 +1139,22 @@ fn one_of_each() -> Vec<CaseEvent> {
                 imd_decile: Some(6),
             },
         }),
+        CaseEvent::CaseTagged(CaseTagged {
+            tag: "housing-priority".to_owned(),
+        }),
+        CaseEvent::CaseUntagged(CaseUntagged {
+            tag: "housing-priority".to_owned(),
+        }),
+        CaseEvent::LoneWorkingPlanRecorded(LoneWorkingPlanRecorded {
+            appointment_id: AppointmentId(id(20)),
+            address_note: "something personal: flat 2, side door".to_owned(),
+            check_in_by: moment(),
+            buddy_staff_id: StaffId(id(3)),
+            known_risks: Some("something personal: a large dog".to_owned()),
+        }),
+        CaseEvent::LoneWorkingCheckedIn(LoneWorkingCheckedIn {
+            appointment_id: AppointmentId(id(20)),
+        }),
     ]
 }
 
@@ -1213,6 +1230,10 @@ fn the_event_type_names_and_versions_are_pinned() {
     ConnectionDeclinedByProvider v1
     ConnectionStartRecorded v1
     DemographicsRecorded v1
+    CaseTagged v1
+    CaseUntagged v1
+    LoneWorkingPlanRecorded v1
+    LoneWorkingCheckedIn v1
     "
     );
 }
@@ -1326,6 +1347,7 @@ fn an_onward_connection_needs_the_named_service_listed_and_for_a_referral_open()
                 corrected: None,
                 destinations: None,
                 concern_categories: None,
+                tags: None,
             },
         )
         .map_err(|e| e.rule())
@@ -1394,6 +1416,7 @@ fn a_redirection_names_a_listed_service_or_a_destination_code() {
                 corrected: None,
                 destinations: Some(&codes),
                 concern_categories: None,
+                tags: None,
             },
         )
         .map_err(|e| (e.rule(), e.field()))
@@ -1490,6 +1513,7 @@ fn a_schema_v1_redirection_is_upcast_and_its_corrections_still_apply() {
                 corrected: Some(&event),
                 destinations: Some(&codes),
                 concern_categories: None,
+                tags: None,
             },
         )
         .map_err(|e| (e.rule(), e.field()))
@@ -1588,6 +1612,7 @@ fn decide_timed(
             corrected: None,
             destinations: None,
             concern_categories: None,
+            tags: None,
         },
     )
 }
@@ -1760,6 +1785,7 @@ fn correct(given: &[CaseEvent], index: usize, fields: Value) -> Result<Vec<CaseE
             corrected: Some(&given[index]),
             destinations: None,
             concern_categories: None,
+            tags: None,
         },
     )
 }
@@ -1999,6 +2025,7 @@ fn no_fact_is_dated_before_1900() {
             corrected: Some(&given[received]),
             destinations: None,
             concern_categories: None,
+            tags: None,
         },
     );
     refused_on(outcome, "corrected_fields.received_on");

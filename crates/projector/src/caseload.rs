@@ -46,6 +46,22 @@ pub struct CaseloadRow {
     pub stream_version: i64,
     /// Safeguarding concerns raised and not yet closed: the record's risk flag while any is open.
     pub open_concerns: BTreeSet<Uuid>,
+    /// The tags the case carries (codes of `projections/tags/`), for filtering caseloads.
+    pub tags: BTreeSet<String>,
+    /// Home visits with a lone-working plan and no check-in yet: appointment id to the time
+    /// the link worker said they would check in by.
+    pub check_ins_due: BTreeMap<Uuid, DateTime<Utc>>,
+    /// Connections the service they were made to can answer (not signposting) and has not yet
+    /// accepted or declined, by connection id.
+    pub awaited_answers: BTreeMap<Uuid, AwaitedAnswer>,
+}
+
+/// A connection waiting for its service's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AwaitedAnswer {
+    pub service_id: Uuid,
+    /// When the connection was made.
+    pub made_at: DateTime<Utc>,
 }
 
 /// The status of a row whose person was erased: such rows are removed, not written.
@@ -103,6 +119,8 @@ pub fn apply_case_event(
         }
         CaseEvent::AppointmentCancelled(e) => {
             row.booked_appointments.remove(&e.appointment_id.0);
+            // No visit, so no one to check in.
+            row.check_ins_due.remove(&e.appointment_id.0);
         }
         CaseEvent::AppointmentNotAttended(e) => {
             row.booked_appointments.remove(&e.appointment_id.0);
@@ -142,6 +160,34 @@ pub fn apply_case_event(
         CaseEvent::SafeguardingConcernClosed(e) => {
             row.open_concerns.remove(&e.concern_id.0);
         }
+        CaseEvent::CaseTagged(e) => {
+            row.tags.insert(e.tag.clone());
+        }
+        CaseEvent::CaseUntagged(e) => {
+            row.tags.remove(&e.tag);
+        }
+        CaseEvent::LoneWorkingPlanRecorded(e) => {
+            row.check_ins_due.insert(e.appointment_id.0, e.check_in_by);
+        }
+        CaseEvent::LoneWorkingCheckedIn(e) => {
+            row.check_ins_due.remove(&e.appointment_id.0);
+        }
+        // A signposted person was not made known to the service: it has nothing to answer.
+        CaseEvent::OnwardConnectionMade(e) if e.kind != domain::ConnectionKind::Signposted => {
+            row.awaited_answers.insert(
+                e.connection_id.0,
+                AwaitedAnswer {
+                    service_id: e.service_id.0,
+                    made_at: occurred_at,
+                },
+            );
+        }
+        CaseEvent::ConnectionAcceptedByProvider(e) => {
+            row.awaited_answers.remove(&e.connection_id.0);
+        }
+        CaseEvent::ConnectionDeclinedByProvider(e) => {
+            row.awaited_answers.remove(&e.connection_id.0);
+        }
         // An erased person leaves every caseload: the row is deleted when the batch is written.
         CaseEvent::ClientErased(_) => row.status = ERASED.to_owned(),
         CaseEvent::ConsentRecorded(_)
@@ -161,8 +207,6 @@ pub fn apply_case_event(
         | CaseEvent::NotePinned(_)
         | CaseEvent::NoteUnpinned(_)
         | CaseEvent::SafeguardingConcernUpdated(_)
-        | CaseEvent::ConnectionAcceptedByProvider(_)
-        | CaseEvent::ConnectionDeclinedByProvider(_)
         | CaseEvent::ConnectionStartRecorded(_) => {}
     }
 }
@@ -182,24 +226,24 @@ pub const SHADOW_CASELOAD: &str = "caseload_v1_rebuild";
 
 const SELECT_COLUMNS: &str = "SELECT client_id, organisation_id, status, link_worker_id, team_id, area, referred_on, \
     referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, booked_appointments, \
-    baselines, follow_ups, stream_version, baseline_dates, open_concerns FROM caseload";
+    baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags, check_ins_due, awaited_answers FROM caseload";
 
 const ALL_COLUMNS: &str = "client_id, organisation_id, status, link_worker_id, team_id, area, referred_on, \
     referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, booked_appointments, \
-    baselines, follow_ups, stream_version, baseline_dates, open_concerns";
+    baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags, check_ins_due, awaited_answers";
 
 /// Every touched row of a batch in one statement: one array per column, unnested. (Row by row,
 /// a rebuild spent a round trip per client per batch.) The follow-up instruments go as
 /// comma-separated codes (codes hold no commas), the baseline dates as a JSON object.
 const UPSERT_ROWS: &str = "INSERT INTO {table} (client_id, organisation_id, status, link_worker_id, team_id, area, \
     referred_on, referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, \
-    booked_appointments, baselines, follow_ups, stream_version, baseline_dates, open_concerns) \
+    booked_appointments, baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags, check_ins_due, awaited_answers) \
     SELECT c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, string_to_array(bl, ','), string_to_array(fu, ','), v, bd, \
-      string_to_array(oc, ',')::uuid[] \
+      string_to_array(oc, ',')::uuid[], string_to_array(tg, ','), ci, aa \
     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::date[], \
       $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::int[], $13::int[], \
-      $14::jsonb[], $15::text[], $16::text[], $17::bigint[], $18::jsonb[], $19::text[]) \
-      AS u(c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, bl, fu, v, bd, oc) \
+      $14::jsonb[], $15::text[], $16::text[], $17::bigint[], $18::jsonb[], $19::text[], $20::text[], $21::jsonb[], $22::jsonb[]) \
+      AS u(c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, bl, fu, v, bd, oc, tg, ci, aa) \
     ON CONFLICT (client_id) DO UPDATE SET organisation_id = excluded.organisation_id, \
     status = excluded.status, link_worker_id = excluded.link_worker_id, team_id = excluded.team_id, \
     area = excluded.area, referred_on = excluded.referred_on, referral_source = excluded.referral_source, \
@@ -208,7 +252,8 @@ const UPSERT_ROWS: &str = "INSERT INTO {table} (client_id, organisation_id, stat
     did_not_attend = excluded.did_not_attend, booked_appointments = excluded.booked_appointments, \
     baselines = excluded.baselines, follow_ups = excluded.follow_ups, \
     stream_version = excluded.stream_version, baseline_dates = excluded.baseline_dates, \
-    open_concerns = excluded.open_concerns";
+    open_concerns = excluded.open_concerns, tags = excluded.tags, \
+    check_ins_due = excluded.check_ins_due, awaited_answers = excluded.awaited_answers";
 
 impl CaseloadProjection {
     /// Reads rows back (for queries and tests), in client order.
@@ -244,7 +289,8 @@ impl CaseloadProjection {
                      AND ($2::uuid IS NULL OR link_worker_id = $2) \
                      AND (CASE WHEN $6 THEN status = 'referred' AND (team_id IS NULL OR team_id = $3) \
                           ELSE ($3::uuid IS NULL OR team_id = $3) END) \
-                     AND ($4::uuid IS NULL OR client_id > $4) ORDER BY client_id LIMIT $5"
+                     AND ($4::uuid IS NULL OR client_id > $4) \
+                     AND ($7::text IS NULL OR tags @> ARRAY[$7::text]) ORDER BY client_id LIMIT $5"
                 ),
                 &[
                     &filter.organisation_id,
@@ -253,6 +299,7 @@ impl CaseloadProjection {
                     &filter.after,
                     &filter.limit,
                     &filter.awaiting_decision,
+                    &filter.tag,
                 ],
             )
             .await?;
@@ -271,6 +318,8 @@ pub struct CaseloadFilter {
     pub limit: i64,
     /// Only referrals waiting for a decision, of `team_id` or of no team yet (a triage queue).
     pub awaiting_decision: bool,
+    /// Only cases carrying this tag.
+    pub tag: Option<String>,
 }
 
 fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError> {
@@ -279,6 +328,9 @@ fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError>
     let baseline_dates: serde_json::Value = row.get(17);
     let follow_ups: Vec<String> = row.get(15);
     let open_concerns: Vec<Uuid> = row.get(18);
+    let tags: Vec<String> = row.get(19);
+    let check_ins_due: serde_json::Value = row.get(20);
+    let awaited_answers: serde_json::Value = row.get(21);
     Ok(CaseloadRow {
         client_id: row.get(0),
         organisation_id: row.get(1),
@@ -301,6 +353,11 @@ fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError>
         follow_ups: follow_ups.into_iter().collect(),
         stream_version: row.get(16),
         open_concerns: open_concerns.into_iter().collect(),
+        tags: tags.into_iter().collect(),
+        check_ins_due: serde_json::from_value(check_ins_due)
+            .map_err(|e| ProjectionError::Corrupt(format!("caseload.check_ins_due: {e}")))?,
+        awaited_answers: serde_json::from_value(awaited_answers)
+            .map_err(|e| ProjectionError::Corrupt(format!("caseload.awaited_answers: {e}")))?,
     })
 }
 
@@ -450,6 +507,18 @@ async fn apply_into(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
     let follow_ups: Vec<String> = rows.iter().map(|r| codes(&r.follow_ups)).collect();
+    // Tag codes hold no commas (the tag rules refuse them).
+    let tags: Vec<String> = rows.iter().map(|r| codes(&r.tags)).collect();
+    let check_ins_due = rows
+        .iter()
+        .map(|r| serde_json::to_value(&r.check_ins_due))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
+    let awaited_answers = rows
+        .iter()
+        .map(|r| serde_json::to_value(&r.awaited_answers))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
     let versions: Vec<i64> = rows.iter().map(|r| r.stream_version).collect();
     // Uuids hold no commas: one text per row, split back into an array by the statement.
     let open_concerns: Vec<String> = rows
@@ -487,6 +556,9 @@ async fn apply_into(
             &versions,
             &baseline_dates,
             &open_concerns,
+            &tags,
+            &check_ins_due,
+            &awaited_answers,
         ],
     )
     .await?;
@@ -543,7 +615,7 @@ mod tests {
         fn the_caseload_row_follows_the_folded_case(picks in proptest::collection::vec(0usize..64, 0..60)) {
             let pool = command_pool();
             let service = listed_service();
-            let lookups = Lookups { service: Some(&service), timing: None, corrected: None, destinations: None, concern_categories: None };
+            let lookups = Lookups { service: Some(&service), timing: None, corrected: None, destinations: None, concern_categories: None, tags: None };
             let at = Utc.with_ymd_and_hms(2026, 3, 5, 9, 0, 0).single().expect("a time");
             let mut state = CaseState::default();
             let mut row = CaseloadRow::default();
@@ -583,6 +655,7 @@ mod tests {
                 prop_assert!(row.baselines.iter().eq(dates.keys()));
                 let open: BTreeSet<Uuid> = state.concerns.iter().filter(|(_, open)| **open).map(|(id, _)| id.0).collect();
                 prop_assert_eq!(&row.open_concerns, &open);
+                prop_assert_eq!(&row.tags, &state.tags);
             }
         }
     }

@@ -19,6 +19,7 @@ pub mod rules;
 mod runner;
 pub mod safeguarding_rules;
 mod stream_table;
+pub mod tag_rules;
 mod task_rules;
 mod tasks;
 

@@ -374,7 +374,11 @@ pub fn apply_outcome_event(
         | CaseEvent::ConnectionDeclinedByProvider(_)
         | CaseEvent::ConnectionStartRecorded(_)
         // Sealed: reports read what it counts by from `equity_demographics` (app::equity).
-        | CaseEvent::DemographicsRecorded(_) => {}
+        | CaseEvent::DemographicsRecorded(_)
+        | CaseEvent::CaseTagged(_)
+        | CaseEvent::CaseUntagged(_)
+        | CaseEvent::LoneWorkingPlanRecorded(_)
+        | CaseEvent::LoneWorkingCheckedIn(_) => {}
     }
 }
 

@@ -238,8 +238,10 @@ pub enum FactDate {
 }
 
 /// Every caseload rule version this build knows, in order (`projections/caseload/`).
-const CASELOAD_FILES: &[(i32, &str)] =
-    &[(1, include_str!("../../../projections/caseload/v1.toml"))];
+const CASELOAD_FILES: &[(i32, &str)] = &[
+    (1, include_str!("../../../projections/caseload/v1.toml")),
+    (2, include_str!("../../../projections/caseload/v2.toml")),
+];
 
 /// Caseload flags and capacity, read when a caseload is (no stored figure depends on them).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -251,6 +253,10 @@ pub struct CaseloadRules {
     pub did_not_attend_flag: i32,
     pub follow_up_due_days: i64,
     pub default_capacity: i32,
+    /// Days a connection may wait for its service's answer before the case is flagged
+    /// `no_answer_from_service` (from version 2; none: never flagged).
+    #[serde(default)]
+    pub provider_no_answer_days: Option<i64>,
 }
 
 /// Every recording rule version this build knows, in order (`projections/recording/`).
@@ -592,6 +598,7 @@ impl CaseloadRules {
             || rules.did_not_attend_flag < 1
             || rules.follow_up_due_days < 1
             || rules.default_capacity < 1
+            || rules.provider_no_answer_days.is_some_and(|days| days < 1)
         {
             return Err(invalid("every caseload threshold is at least 1".into()));
         }

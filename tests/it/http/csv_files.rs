@@ -711,7 +711,7 @@ async fn caseloads_and_the_workload_as_csv_hold_the_json_rows_column_for_column(
         );
         let notes = notes(&file);
         assert_eq!(notes["cases"], "3");
-        assert_eq!(notes["caseload_rules_version"], "1");
+        assert_eq!(notes["caseload_rules_version"], "2");
         assert_eq!(
             notes["as_of_position"],
             json.body["as_of"]["position"].to_string()

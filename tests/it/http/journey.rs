@@ -673,7 +673,7 @@ async fn the_caseload_shows_a_newly_assigned_case_once_the_projector_catches_up(
             ),
         )
         .await;
-    assert_eq!(workload.body["rules_version"], 1, "{:#}", workload.body);
+    assert_eq!(workload.body["rules_version"], 2, "{:#}", workload.body);
     let loads: Vec<(Value, Value, Value)> = workload.body["workers"]
         .as_array()
         .expect("workers")

@@ -119,6 +119,10 @@ fn rules() -> BTreeMap<&'static str, Rule> {
         "unpin_note",
         "raise_concern",
         "update_concern",
+        "tag_case",
+        "untag_case",
+        "record_lone_working_plan",
+        "check_in_lone_working",
     ] {
         rules.insert(command, case(CASEWORKERS));
     }
@@ -387,6 +391,13 @@ pub fn body(
             json!({ "note_id": Uuid::new_v4(), "text": "Prefers calls after 2pm", "important": false })
         }
         "pin_note" | "unpin_note" => json!({ "note_id": Uuid::new_v4() }),
+        "tag_case" | "untag_case" => json!({ "tag": "carer" }),
+        "record_lone_working_plan" => json!({
+            "appointment_id": Uuid::new_v4(), "address_note": "Flat 2, side door",
+            "check_in_by": (now + Duration::hours(2)).to_rfc3339(),
+            "buddy_staff_id": Uuid::new_v4(), "known_risks": null
+        }),
+        "check_in_lone_working" => json!({ "appointment_id": Uuid::new_v4() }),
         "raise_concern" => json!({
             "concern_id": Uuid::new_v4(), "category": "self_neglect", "details": "No heating",
             "told": "Safeguarding lead", "told_at": now.to_rfc3339(), "outcome": null

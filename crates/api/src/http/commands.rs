@@ -308,6 +308,31 @@ command_route!(
     close_concern, "/clients/{client_id}/safeguarding-concern-closures", SafeguardingConcernClosed, |_, c| CaseCommand::CloseConcern(c)
 );
 
+command_route!(
+    /// Put a tag of the service's list (`projections/tags/`) on the case, for caseloads to be
+    /// filtered by (`GET /caseload?tag=`). A tag not on the list, or one the case already
+    /// carries, is refused naming `tag`.
+    tag_case, "/clients/{client_id}/tags", CaseTagged, |_, c| CaseCommand::TagCase(c)
+);
+command_route!(
+    /// Take a tag off the case (refused naming `tag` when the case does not carry it).
+    untag_case, "/clients/{client_id}/tag-removals", CaseUntagged, |_, c| CaseCommand::UntagCase(c)
+);
+
+command_route!(
+    /// Record a lone-working plan for a booked home visit (an appointment booked with mode
+    /// `home_visit`): where the visit is and how to get in, by when the link worker will check
+    /// in (no earlier than the visit), their buddy (an active colleague, not themselves) and any
+    /// risk known. The address note and the risks are personal data: sealed, and erased with
+    /// the person. Until the check-in is recorded, a check-in time past by the service's clock
+    /// flags the case `missed_check_in` on every caseload holding it.
+    record_lone_working_plan, "/clients/{client_id}/lone-working-plans", LoneWorkingPlanRecorded, |_, c| CaseCommand::RecordLoneWorkingPlan(c)
+);
+command_route!(
+    /// Record the check-in after a home visit with a lone-working plan (once).
+    check_in_lone_working, "/clients/{client_id}/lone-working-check-ins", LoneWorkingCheckedIn, |_, c| CaseCommand::CheckInLoneWorking(c)
+);
+
 /// A person's demographics for equity reporting (every answer optional; recording again
 /// replaces them). What reports count by (age band, ethnic group, deprivation decile...) is
 /// derived by the service, not given.
@@ -362,7 +387,11 @@ pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceCo
         .service(raise_concern)
         .service(update_concern)
         .service(close_concern)
-        .service(record_demographics);
+        .service(record_demographics)
+        .service(tag_case)
+        .service(untag_case)
+        .service(record_lone_working_plan)
+        .service(check_in_lone_working);
 }
 
 /// Command bodies dated by a field of their own: they take no `occurred_at`.

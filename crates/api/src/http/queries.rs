@@ -15,7 +15,7 @@ use super::extract::{Caller, Params, request_id};
 use super::negotiate::{CsvParams, answer, negotiated_get};
 use super::problem::{ApiError, NegotiatedReadErrors, ReadErrors};
 use app::access::{Principal, StaffMember};
-use app::caseload::{CaseloadPage, TeamWorkload};
+use app::caseload::{CaseloadPage, CaseloadQuery, TeamWorkload};
 use app::records::{
     ClientRecord, JourneyPage, ReadContext, ReadPurpose, RecordReadPage, ReferralStatusView,
 };
@@ -66,6 +66,9 @@ struct CaseloadParams {
     /// write committed before it. Waits a few seconds at most, then 503 with `Retry-After`.
     #[param(minimum = 1)]
     after: Option<i64>,
+    /// Only cases carrying this tag (a code of the service's tag list, `projections/tags/`).
+    #[param(min_length = 1, max_length = 40, pattern = r"^[a-z0-9-]+$")]
+    tag: Option<String>,
 }
 
 /// Paging through a team's caseload.
@@ -82,6 +85,9 @@ struct PageParams {
     /// write committed before it. Waits a few seconds at most, then 503 with `Retry-After`.
     #[param(minimum = 1)]
     after: Option<i64>,
+    /// Only cases carrying this tag (a code of the service's tag list, `projections/tags/`).
+    #[param(min_length = 1, max_length = 40, pattern = r"^[a-z0-9-]+$")]
+    tag: Option<String>,
 }
 
 /// A read of the caseload read model after a write.
@@ -115,8 +121,8 @@ negotiated_get!(
     /// The caller's caseload as a CSV file, one row per case, with the columns of the JSON items
     /// (`client_id,status,link_worker_id,team_id,area,referred_on,referral_source,
     /// days_since_referral,last_contact_at,days_since_contact,next_appointment_at,contacts,
-    /// did_not_attend,baselines,follow_ups,flags,stream_version`): times RFC 3339 in UTC, lists
-    /// (`baselines`, `follow_ups`, `flags`) as codes with `;` between them. The file holds every
+    /// did_not_attend,baselines,follow_ups,flags,stream_version,tags`): times RFC 3339 in UTC,
+    /// lists (`baselines`, `follow_ups`, `flags`, `tags`) as codes with `;` between them. The file holds every
     /// case after `cursor`, or a page of `limit` when one is asked for (then `next_cursor` says
     /// where the next starts). Unless `comments=false` it starts with `# name: value` lines (the
     /// caseload rules version, when the flags were computed, the team or worker, `as_of`) and an
@@ -127,9 +133,10 @@ negotiated_get!(
     errors = NegotiatedReadErrors,
     {
         serve(state, caller, params: Params<CaseloadParams>, csv: Params<CsvParams>);
-        let CaseloadParams { link_worker_id: worker, cursor, limit, after } = params.0;
-        json: state.cases.caseload(caller, worker, cursor, limit, after),
-        csv: state.cases.caseload_csv(caller, worker, cursor, limit, after, csv.0.options()),
+        let CaseloadParams { link_worker_id: worker, cursor, limit, after, tag } = params.0;
+        let query = CaseloadQuery { cursor, limit, after, tag };
+        json: state.cases.caseload(caller, worker, &query),
+        csv: state.cases.caseload_csv(caller, worker, &query, csv.0.options()),
     }
 );
 
@@ -145,9 +152,10 @@ negotiated_get!(
     errors = NegotiatedReadErrors,
     {
         serve(state, caller, path: web::Path<Uuid>, params: Params<PageParams>, csv: Params<CsvParams>);
-        let (team_id, PageParams { cursor, limit, after }) = (path.into_inner(), params.0);
-        json: state.cases.team_caseload(caller, team_id, cursor, limit, after),
-        csv: state.cases.team_caseload_csv(caller, team_id, cursor, limit, after, csv.0.options()),
+        let (team_id, PageParams { cursor, limit, after, tag }) = (path.into_inner(), params.0);
+        let query = CaseloadQuery { cursor, limit, after, tag };
+        json: state.cases.team_caseload(caller, team_id, &query),
+        csv: state.cases.team_caseload_csv(caller, team_id, &query, csv.0.options()),
     }
 );
 

@@ -454,6 +454,7 @@ fn a_caseload_is_one_row_per_case_with_its_lists_joined() {
             crate::caseload::CaseloadFlag::FollowUpDue,
         ],
         stream_version: 9,
+        tags: vec!["carer".to_owned(), "housing-priority".to_owned()],
     };
     let file = CaseloadFile {
         team_id: None,
@@ -469,9 +470,9 @@ fn a_caseload_is_one_row_per_case_with_its_lists_joined() {
         text(&file),
         "\u{feff}client_id,status,link_worker_id,team_id,area,referred_on,referral_source,\
          days_since_referral,last_contact_at,days_since_contact,next_appointment_at,contacts,\
-         did_not_attend,baselines,follow_ups,flags,stream_version\r\n\
+         did_not_attend,baselines,follow_ups,flags,stream_version,tags\r\n\
          00000000-0000-0000-0000-000000000001,open,00000000-0000-0000-0000-000000000002,,'-Frome,\
-         2025-12-01,gp,35,2025-12-20T14:00:00Z,16,,2,0,ucla3;wemwbs,,no_contact;follow_up_due,9\r\n"
+         2025-12-01,gp,35,2025-12-20T14:00:00Z,16,,2,0,ucla3;wemwbs,,no_contact;follow_up_due,9,carer;housing-priority\r\n"
     );
     assert!(
         file.metadata

@@ -1,0 +1,170 @@
+//! The rules of lone-working plans and check-ins, as tables through one `check`.
+
+use chrono::Duration;
+use serde_json::{Map, json};
+
+use crate::testing::*;
+use crate::*;
+
+const BUDDY: StaffId = StaffId(uuid::Uuid::from_u128(90));
+
+/// An open case, assigned, with [`APPOINTMENT`] booked by `mode`.
+fn visit_booked(mode: ContactMode) -> Vec<CaseEvent> {
+    vec![
+        CaseEvent::ClientRegistered(registered()),
+        CaseEvent::ReferralReceived(referral(REFERRAL)),
+        CaseEvent::ReferralAccepted(ReferralAccepted {
+            referral_id: REFERRAL,
+        }),
+        CaseEvent::LinkWorkerAssigned(LinkWorkerAssigned {
+            link_worker_id: WORKER,
+            team_id: TEAM,
+        }),
+        CaseEvent::AppointmentBooked(booked(mode)),
+    ]
+}
+
+fn plan() -> LoneWorkingPlanRecorded {
+    LoneWorkingPlanRecorded {
+        appointment_id: APPOINTMENT,
+        address_note: "Flat 2, side door; buzzer broken".to_owned(),
+        check_in_by: booked(ContactMode::HomeVisit).scheduled_for + Duration::hours(2),
+        buddy_staff_id: BUDDY,
+        known_risks: Some("Large dog".to_owned()),
+    }
+}
+
+fn checked_in() -> LoneWorkingCheckedIn {
+    LoneWorkingCheckedIn {
+        appointment_id: APPOINTMENT,
+    }
+}
+
+fn fold(events: &[CaseEvent]) -> CaseState {
+    events
+        .iter()
+        .enumerate()
+        .fold(CaseState::default(), |state, (n, event)| {
+            evolve(state, event_id(n as u128 + 1), event, moment())
+        })
+}
+
+fn with(mut events: Vec<CaseEvent>, more: impl IntoIterator<Item = CaseEvent>) -> Vec<CaseEvent> {
+    events.extend(more);
+    events
+}
+
+/// Decides `command` on `given`; `Ok(())` is one event written, `Err((rule, field))` a
+/// refusal. The only place this module calls `decide`.
+#[track_caller]
+fn check(given: &[CaseEvent], command: CaseCommand, expect: Result<(), (&str, Option<&str>)>) {
+    let outcome = decide(&fold(given), &command, &Lookups::default());
+    match (expect, outcome) {
+        (Ok(()), Ok(events)) => {
+            assert_eq!(events.len(), 1, "{events:?}");
+            let back = CaseEvent::decode(
+                events[0].event_type(),
+                events[0].schema_version(),
+                events[0].to_payload(),
+            )
+            .expect("decodes");
+            assert_eq!(back, events[0]);
+        }
+        (Err((rule, field)), Err(error)) => {
+            assert_eq!((error.rule(), error.field()), (rule, field), "{error}")
+        }
+        (Ok(()), Err(error)) => panic!("refused: {error} ({})", error.rule()),
+        (Err((rule, _)), Ok(events)) => panic!("expected {rule}, got {events:?}"),
+    }
+}
+
+#[test]
+fn a_plan_is_for_a_booked_home_visit_once() {
+    let home = visit_booked(ContactMode::HomeVisit);
+    let record = || CaseCommand::RecordLoneWorkingPlan(plan());
+    check(&home, record(), Ok(()));
+    check(
+        &visit_booked(ContactMode::Phone),
+        record(),
+        Err(("invalid_field", Some("appointment_id"))),
+    );
+    let mut other = plan();
+    other.appointment_id = AppointmentId(uuid::Uuid::from_u128(99));
+    check(
+        &home,
+        CaseCommand::RecordLoneWorkingPlan(other),
+        Err(("unknown_appointment", Some("appointment_id"))),
+    );
+    check(
+        &with(home.clone(), [CaseEvent::LoneWorkingPlanRecorded(plan())]),
+        record(),
+        Err(("invalid_field", Some("appointment_id"))),
+    );
+    check(
+        &with(
+            home.clone(),
+            [CaseEvent::AppointmentCancelled(AppointmentCancelled {
+                appointment_id: APPOINTMENT,
+                cancelled_by: CancelledBy::Client,
+                note: None,
+            })],
+        ),
+        record(),
+        Err(("invalid_field", Some("appointment_id"))),
+    );
+    let mut early = plan();
+    early.check_in_by = booked(ContactMode::HomeVisit).scheduled_for - Duration::minutes(1);
+    check(
+        &home,
+        CaseCommand::RecordLoneWorkingPlan(early),
+        Err(("invalid_field", Some("check_in_by"))),
+    );
+    let mut blank = plan();
+    blank.address_note = "  ".to_owned();
+    check(
+        &home,
+        CaseCommand::RecordLoneWorkingPlan(blank),
+        Err(("invalid_field", Some("address_note"))),
+    );
+    let mut no_risks = plan();
+    no_risks.known_risks = Some(String::new());
+    check(
+        &home,
+        CaseCommand::RecordLoneWorkingPlan(no_risks),
+        Err(("invalid_field", Some("known_risks"))),
+    );
+}
+
+#[test]
+fn a_check_in_is_for_a_planned_visit_once_and_neither_is_corrected() {
+    let home = visit_booked(ContactMode::HomeVisit);
+    let check_in = || CaseCommand::CheckInLoneWorking(checked_in());
+    check(
+        &home,
+        check_in(),
+        Err(("invalid_field", Some("appointment_id"))),
+    );
+    let planned = with(home, [CaseEvent::LoneWorkingPlanRecorded(plan())]);
+    check(&planned, check_in(), Ok(()));
+    let done = with(
+        planned.clone(),
+        [CaseEvent::LoneWorkingCheckedIn(checked_in())],
+    );
+    check(
+        &done,
+        check_in(),
+        Err(("invalid_field", Some("appointment_id"))),
+    );
+    // The plan is the sixth event.
+    let mut fields = Map::new();
+    fields.insert("address_note".to_owned(), json!("elsewhere"));
+    check(
+        &planned,
+        CaseCommand::CorrectEntry(EntryCorrected {
+            corrects: event_id(6),
+            corrected_fields: fields,
+            reason: "wrong flat".to_owned(),
+        }),
+        Err(("invalid_field", Some("corrects"))),
+    );
+}

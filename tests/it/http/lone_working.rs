@@ -1,0 +1,278 @@
+//! Lone working on home visits over HTTP, against the real database and the service's clock: a
+//! plan for a booked home visit (sealed at rest), its check-in, the team lead's `missed_check_in`
+//! flag once the check-in time has passed by the clock with no check-in (and gone with the
+//! check-in), the plan's refusals by field, another organisation kept out, and the address note
+//! unreadable after the person's erasure.
+
+use chrono::{Duration, DurationRound, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::TestServer;
+use super::console::{get, sign_in};
+use super::journey::{client_path, open_case};
+
+const ADDRESS: &str = "Flat 2, side door; buzzer broken zq5lw";
+const RISKS: &str = "Large dog, usually shut in the kitchen zq6lw";
+
+/// The flags of `client` on a caseload page.
+fn flags(page: &Value, client: Uuid) -> Vec<Value> {
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["client_id"] == json!(client))
+        .and_then(|i| i["flags"].as_array().cloned())
+        .expect("the case is on the caseload")
+}
+
+#[tokio::test]
+async fn a_missed_check_in_is_flagged_until_it_comes_and_the_plan_goes_with_erasure() {
+    let start = Utc::now()
+        .duration_trunc(Duration::minutes(1))
+        .expect("a minute");
+    let clock = app::Clock::fixed(start);
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let people = &server.people;
+    let client = open_case(&server).await;
+    let (visit, call) = (Uuid::new_v4(), Uuid::new_v4());
+    let at = start + Duration::hours(3);
+    for (id, mode) in [(visit, "home_visit"), (call, "phone")] {
+        server
+            .ok(
+                &people.worker,
+                &client_path(client, "appointments"),
+                json!({ "appointment_id": id, "scheduled_for": at.to_rfc3339(), "mode": mode }),
+            )
+            .await;
+    }
+    let check_in_by = at + Duration::hours(1);
+    let plan = |appointment: Uuid, buddy: Uuid| {
+        json!({
+            "appointment_id": appointment, "address_note": ADDRESS,
+            "check_in_by": check_in_by.to_rfc3339(), "buddy_staff_id": buddy,
+            "known_risks": RISKS
+        })
+    };
+    let lead = people.lead.staff_id;
+    let path = client_path(client, "lone-working-plans");
+
+    // Refused by field: not a home visit, oneself as buddy, a buddy of another organisation,
+    // a check-in before the visit.
+    let refused = |reply: &super::Reply, field: &str| {
+        assert_eq!(reply.status, 422, "{:#}", reply.body);
+        assert_eq!(reply.body["errors"][0]["field"], field, "{:#}", reply.body);
+    };
+    refused(
+        &server.post(&people.worker, &path, plan(call, lead)).await,
+        "appointment_id",
+    );
+    refused(
+        &server
+            .post(&people.worker, &path, plan(visit, people.worker.staff_id))
+            .await,
+        "buddy_staff_id",
+    );
+    refused(
+        &server
+            .post(
+                &people.worker,
+                &path,
+                plan(visit, people.foreign_worker.staff_id),
+            )
+            .await,
+        "buddy_staff_id",
+    );
+    let mut early = plan(visit, lead);
+    early["check_in_by"] = json!((at - Duration::minutes(5)).to_rfc3339());
+    refused(
+        &server.post(&people.worker, &path, early).await,
+        "check_in_by",
+    );
+    // Another organisation hears of no such record.
+    let foreign = server
+        .post(
+            &people.foreign_worker,
+            &path,
+            plan(visit, people.foreign_lead.staff_id),
+        )
+        .await;
+    assert_eq!(foreign.status, 404, "{:#}", foreign.body);
+
+    server.ok(&people.worker, &path, plan(visit, lead)).await;
+    let again = server.post(&people.worker, &path, plan(visit, lead)).await;
+    refused(&again, "appointment_id");
+
+    // Sealed at rest.
+    let stored: Value = testkit::query_value(
+        &server.db.admin_client().await,
+        "SELECT payload FROM events WHERE stream_id = $1 AND event_type = 'LoneWorkingPlanRecorded'",
+        &[&client],
+    )
+    .await;
+    assert!(
+        stored["address_note"][eventstore::SEALED].is_string(),
+        "{stored:#}"
+    );
+    assert!(
+        stored["known_risks"][eventstore::SEALED].is_string(),
+        "{stored:#}"
+    );
+    for (table, text) in crate::privacy::every_table(&server).await {
+        assert!(
+            !text.contains("zq5lw") && !text.contains("zq6lw"),
+            "readable in {table}"
+        );
+    }
+
+    // Before the check-in time: no flag. The record shows the plan.
+    server.catch_up().await;
+    let team = format!(
+        "/api/v1/teams/{}/caseload",
+        people.lead.team_id.expect("a team")
+    );
+    let theirs = server.read(&people.lead, &team).await.body;
+    assert!(!flags(&theirs, client).contains(&json!("missed_check_in")));
+    let record = server
+        .read(&people.worker, &client_path(client, ""))
+        .await
+        .body;
+    let plans = record["lone_working"].as_array().expect("plans");
+    assert_eq!(plans.len(), 1);
+    assert_eq!(plans[0]["address_note"], ADDRESS);
+    assert_eq!(plans[0]["known_risks"], RISKS);
+    assert_eq!(plans[0]["buddy_staff_id"], json!(lead));
+    assert_eq!(plans[0]["check_in_missed"], false);
+
+    // At the check-in time exactly it is not yet missed; a minute after, it is, on the team
+    // lead's caseload and the worker's.
+    clock.set(check_in_by);
+    let theirs = server.read(&people.lead, &team).await.body;
+    assert!(!flags(&theirs, client).contains(&json!("missed_check_in")));
+    clock.set(check_in_by + Duration::minutes(1));
+    let theirs = server.read(&people.lead, &team).await.body;
+    assert!(
+        flags(&theirs, client).contains(&json!("missed_check_in")),
+        "{theirs:#}"
+    );
+    let mine = server.read(&people.worker, "/api/v1/caseload").await.body;
+    assert!(flags(&mine, client).contains(&json!("missed_check_in")));
+    let record = server
+        .read(&people.lead, &client_path(client, ""))
+        .await
+        .body;
+    assert_eq!(record["lone_working"][0]["check_in_missed"], true);
+    // The person's page in the console says so.
+    let session = sign_in(&server, &people.lead).await;
+    let (status, page) = get(&server, &session, &format!("/console/people/{client}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Check-in missed"), "{page}");
+    assert!(page.contains("zq5lw"), "the address note on the page");
+
+    // The check-in, once: the flag goes.
+    let check_ins = client_path(client, "lone-working-check-ins");
+    let unplanned = server
+        .post(
+            &people.worker,
+            &check_ins,
+            json!({ "appointment_id": call }),
+        )
+        .await;
+    refused(&unplanned, "appointment_id");
+    server
+        .ok(
+            &people.worker,
+            &check_ins,
+            json!({ "appointment_id": visit }),
+        )
+        .await;
+    let twice = server
+        .post(
+            &people.worker,
+            &check_ins,
+            json!({ "appointment_id": visit }),
+        )
+        .await;
+    refused(&twice, "appointment_id");
+    server.catch_up().await;
+    let theirs = server.read(&people.lead, &team).await.body;
+    assert!(!flags(&theirs, client).contains(&json!("missed_check_in")));
+    let record = server
+        .read(&people.worker, &client_path(client, ""))
+        .await
+        .body;
+    assert_eq!(record["lone_working"][0]["check_in_missed"], false);
+    assert!(record["lone_working"][0]["checked_in_at"].is_string());
+
+    // Erased with the person: the plan stays, unreadable.
+    server
+        .ok(
+            &people.admin,
+            &client_path(client, "erasure"),
+            json!({ "reason": "erasure request ref 31" }),
+        )
+        .await;
+    let erased = server
+        .read(&people.auditor, &client_path(client, ""))
+        .await
+        .body;
+    assert_eq!(erased["lone_working"][0]["address_note"], domain::ERASED);
+    assert_eq!(erased["lone_working"][0]["known_risks"], domain::ERASED);
+    let journey = server
+        .read(
+            &people.auditor,
+            &format!("{}?limit=500", client_path(client, "journey")),
+        )
+        .await;
+    let text = journey.body.to_string();
+    assert!(
+        !text.contains("zq5lw") && !text.contains("zq6lw"),
+        "in the journey"
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_visit_leaves_no_check_in_to_miss() {
+    let start = Utc::now()
+        .duration_trunc(Duration::minutes(1))
+        .expect("a minute");
+    let clock = app::Clock::fixed(start);
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let people = &server.people;
+    let client = open_case(&server).await;
+    let visit = Uuid::new_v4();
+    let at = start + Duration::hours(1);
+    server
+        .ok(
+            &people.worker,
+            &client_path(client, "appointments"),
+            json!({ "appointment_id": visit, "scheduled_for": at.to_rfc3339(), "mode": "home_visit" }),
+        )
+        .await;
+    server
+        .ok(
+            &people.worker,
+            &client_path(client, "lone-working-plans"),
+            json!({
+                "appointment_id": visit, "address_note": ADDRESS,
+                "check_in_by": (at + Duration::hours(1)).to_rfc3339(),
+                "buddy_staff_id": people.lead.staff_id, "known_risks": null
+            }),
+        )
+        .await;
+    server
+        .ok(
+            &people.worker,
+            &client_path(client, "appointment-cancellations"),
+            json!({ "appointment_id": visit, "cancelled_by": "client", "note": null }),
+        )
+        .await;
+    server.catch_up().await;
+    clock.set(at + Duration::days(1));
+    let team = format!(
+        "/api/v1/teams/{}/caseload",
+        people.lead.team_id.expect("a team")
+    );
+    let theirs = server.read(&people.lead, &team).await.body;
+    assert!(!flags(&theirs, client).contains(&json!("missed_check_in")));
+}
