@@ -295,8 +295,10 @@ async fn run(
     commands: Vec<CaseCommand>,
 ) {
     for command in commands {
+        // Recorded as it happens: a fact recorded long after it happened is withheld as late.
         let meta = eventstore::Metadata {
             organisation_id: organisation,
+            occurred_at: app::Clock::system().now(),
             ..metadata()
         };
         cases

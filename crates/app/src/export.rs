@@ -738,8 +738,8 @@ pub const GAP_COLUMNS: [&str; 11] = [
 ///
 /// `area` is the area's code under rules that code areas (as typed otherwise), `area_name` its
 /// name. `section` is `gaps` (figure `count`, by need, area, month and reason), `connections`
-/// (figures `made`, `not_taken_up`, `waiting_list`, `declined`, `mean_waiting_weeks`, by
-/// service and need) or `capacity` (figures `services`, `open`, `waiting_list`,
+/// (figures `made`, `not_taken_up`, `waiting_list`, `declined`, `mean_waiting_weeks`,
+/// `accepted_by_service`, `declined_by_service`, `started_with_service`, by service and need) or `capacity` (figures `services`, `open`, `waiting_list`,
 /// `not_taking_referrals`, `mean_waiting_weeks`, by need and area: the directory now, never
 /// suppressed); the columns a section is not broken down by are empty. `value` and `suppressed`
 /// are as in the outcome report. `team_id` is the team the report was asked for, if one.
@@ -791,6 +791,21 @@ pub fn gap_report(
                 "mean_waiting_weeks",
                 Cell::float(c.mean_waiting_weeks),
                 c.mean_waiting_weeks.is_none() && c.waiting_list.is_none(),
+            ),
+            (
+                "accepted_by_service",
+                Cell::int(c.accepted_by_service),
+                c.accepted_by_service.is_none(),
+            ),
+            (
+                "declined_by_service",
+                Cell::int(c.declined_by_service),
+                c.declined_by_service.is_none(),
+            ),
+            (
+                "started_with_service",
+                Cell::int(c.started_with_service),
+                c.started_with_service.is_none(),
             ),
         ] {
             rows.push(vec![

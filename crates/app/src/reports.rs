@@ -717,6 +717,11 @@ pub struct ConnectionCount {
     pub waiting_list: Option<i64>,
     pub declined: Option<i64>,
     pub mean_waiting_weeks: Option<f64>,
+    /// What the service itself answered (its staff, on Casebook): accepted, declined, and of
+    /// those accepted, the people who started with it.
+    pub accepted_by_service: Option<i64>,
+    pub declined_by_service: Option<i64>,
+    pub started_with_service: Option<i64>,
 }
 
 /// The directory's capacity now for one need in one area: how many listed services meet it,
@@ -810,7 +815,10 @@ pub async fn gap_report(
                  count(*) FILTER (WHERE outcome = 'not_taken_up'), \
                  count(*) FILTER (WHERE outcome = 'waiting_list'), \
                  count(*) FILTER (WHERE outcome IN ('declined', 'not_eligible', 'service_full')), \
-                 avg(c.waiting_weeks)::float8, min(d.name) \
+                 avg(c.waiting_weeks)::float8, min(d.name), \
+                 count(*) FILTER (WHERE c.service_answer = 'accepted'), \
+                 count(*) FILTER (WHERE c.service_answer = 'declined'), \
+                 count(*) FILTER (WHERE c.started) \
                  FROM (SELECT * FROM report_connections WHERE {clause}) c \
                  LEFT JOIN directory_services d ON d.service_id = c.service_id \
                  GROUP BY c.service_id, c.need ORDER BY c.service_id, c.need"
@@ -828,6 +836,9 @@ pub async fn gap_report(
             waiting_list: Some(row.get(4)),
             declined: Some(row.get(5)),
             mean_waiting_weeks: row.get::<_, Option<f64>>(6).map(round2),
+            accepted_by_service: Some(row.get(8)),
+            declined_by_service: Some(row.get(9)),
+            started_with_service: Some(row.get(10)),
         })
         .collect();
     // The directory's capacity; under rules that code areas, coded as the gaps are, so that
@@ -1245,6 +1256,9 @@ pub fn suppress_gaps(report: &mut GapReport, rules: &PrivacyRules) {
             c.mean_waiting_weeks = None;
         }
         s.count(&mut c.declined);
+        s.count(&mut c.accepted_by_service);
+        s.count(&mut c.declined_by_service);
+        s.count(&mut c.started_with_service);
     }
     report.suppression = Suppression {
         rules_version: Some(rules.version),

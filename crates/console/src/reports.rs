@@ -543,7 +543,7 @@ fn gaps(report: &GapReport, query: &str) -> Markup {
         @if report.connections.is_empty() {
             p class="nhsuk-body" id="no-connections" { "No onward connections were made in this period." }
         } @else {
-        (table("connections-table", "Onward connections by service and need", &["Service", "Need", "#Made", "#Not taken up", "#Waiting list", "#Declined", "#Mean wait (weeks)"], html! {
+        (table("connections-table", "Onward connections by service and need", &["Service", "Need", "#Made", "#Not taken up", "#Waiting list", "#Declined", "#Mean wait (weeks)", "#Accepted by the service", "#Declined by the service", "#Started with the service"], html! {
             @for c in &report.connections {
                 tr class="nhsuk-table__row" {
                     (cell(c.service_name.as_deref().unwrap_or("(no longer listed)")))
@@ -553,6 +553,9 @@ fn gaps(report: &GapReport, query: &str) -> Markup {
                     (numeric(&figure(c.waiting_list)))
                     (numeric(&figure(c.declined)))
                     (numeric(&decimal(c.mean_waiting_weeks)))
+                    (numeric(&figure(c.accepted_by_service)))
+                    (numeric(&figure(c.declined_by_service)))
+                    (numeric(&figure(c.started_with_service)))
                 }
             }
         }))

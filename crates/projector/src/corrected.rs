@@ -24,6 +24,8 @@ pub struct Fact {
     pub stream_version: i64,
     pub organisation_id: Uuid,
     pub occurred_at: DateTime<Utc>,
+    /// When the log took it (an import's or a back-entry's is long after it happened).
+    pub recorded_at: DateTime<Utc>,
     pub event: CaseEvent,
 }
 
@@ -42,6 +44,7 @@ fn fact(event: &RecordedEvent, decoded: CaseEvent) -> Fact {
         stream_version: event.stream_version,
         organisation_id: event.metadata.organisation_id,
         occurred_at: event.metadata.occurred_at,
+        recorded_at: event.recorded_at,
         event: decoded,
     }
 }

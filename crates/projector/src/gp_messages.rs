@@ -104,6 +104,28 @@ pub struct GpMessageRules {
     /// The end of an episode, with its scores (absent in v1: no message).
     #[serde(default)]
     pub ended: Option<EndedRule>,
+    /// How late a fact may be recorded and still be news to the practice (absent in v1: any).
+    #[serde(default)]
+    pub timeliness: Option<TimelinessRule>,
+}
+
+/// A fact recorded long after it happened (a previous system's history imported, an old
+/// back-entry) is withheld (`late`): the practice would hear of it months or years on.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TimelinessRule {
+    /// Days between when a fact happened and when it was recorded, at most.
+    pub late_after_days: u32,
+}
+
+impl GpMessageRules {
+    /// Whether `fact` was recorded too long after it happened to be sent.
+    fn late(&self, fact: &Fact) -> bool {
+        self.timeliness.as_ref().is_some_and(|t| {
+            fact.recorded_at - fact.occurred_at
+                > chrono::Duration::days(i64::from(t.late_after_days))
+        })
+    }
 }
 
 impl GpMessageRules {
@@ -255,6 +277,8 @@ pub enum Withheld {
     NoPractice,
     /// The person withdrew consent to share with the GP.
     Objected,
+    /// Recorded too long after it happened (see [`TimelinessRule`]).
+    Late,
 }
 
 impl Withheld {
@@ -263,6 +287,7 @@ impl Withheld {
         match self {
             Withheld::NoPractice => "no_practice",
             Withheld::Objected => "objected",
+            Withheld::Late => "late",
         }
     }
 }
@@ -308,6 +333,7 @@ pub fn decide_gp_messages(
         let (content, withheld) = match (&practice, state.consent) {
             (None, _) => (None, Some(Withheld::NoPractice)),
             (Some(_), GpConsent::Objected) => (None, Some(Withheld::Objected)),
+            (Some(_), _) if rules.late(fact) => (None, Some(Withheld::Late)),
             (Some(_), GpConsent::NotRecorded) => (Some(Content::Coded), None),
             (Some(_), GpConsent::Given) => (Some(Content::Full), None),
         };
@@ -449,6 +475,7 @@ fn ended_message(
         (_, GpConsent::NotRecorded) => return None,
         (None, _) => (None, Some(Withheld::NoPractice)),
         (Some(_), GpConsent::Objected) => (None, Some(Withheld::Objected)),
+        (Some(_), GpConsent::Given) if rules.late(fact) => (None, Some(Withheld::Late)),
         (Some(_), GpConsent::Given) => (Some(Content::Full), None),
     };
     state.seq += 1;
@@ -645,6 +672,7 @@ mod tests {
             stream_version: i64::try_from(n).unwrap_or(0),
             organisation_id: Uuid::nil(),
             occurred_at: DateTime::<Utc>::from_timestamp(1_700_000_000, 0).expect("time"),
+            recorded_at: DateTime::<Utc>::from_timestamp(1_700_000_000, 0).expect("time"),
             event,
         }
     }
@@ -902,6 +930,33 @@ mod tests {
         .filter_map(|(i, e)| decide_gp_messages(&mut state, &fact(4000 + i as u128, e), &v1))
         .collect();
         assert_eq!(under_v1.len(), 1);
+    }
+
+    #[test]
+    fn a_fact_recorded_long_after_it_happened_is_withheld_as_late() {
+        let rules = GpMessageRules::load(2).expect("rules v2");
+        let mut state = GpMessageState::default();
+        let mut late = |n: u128, event: CaseEvent, days_late: i64| {
+            let mut fact = fact(n, event);
+            fact.recorded_at = fact.occurred_at + chrono::Duration::days(days_late);
+            decide_gp_messages(&mut state, &fact, &rules)
+        };
+        assert_eq!(late(1, referred(1, Some("ODS A81001")), 400), None);
+        // A history import: accepted two years ago, recorded today.
+        let imported = late(2, accepted(1), 730).expect("a message decided");
+        assert_eq!(imported.withheld, Some(Withheld::Late));
+        assert_eq!(imported.content, None);
+        // Entered a few days late is still news.
+        let mut state = GpMessageState::default();
+        let mut fresh = |n: u128, event: CaseEvent| {
+            let mut fact = fact(n, event);
+            fact.recorded_at = fact.occurred_at + chrono::Duration::days(5);
+            decide_gp_messages(&mut state, &fact, &rules)
+        };
+        fresh(3, referred(2, Some("ODS A81001")));
+        let sent = fresh(4, accepted(2)).expect("a message");
+        assert_eq!(sent.withheld, None);
+        assert_eq!(sent.content, Some(Content::Coded));
     }
 
     #[test]

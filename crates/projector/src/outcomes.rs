@@ -97,6 +97,12 @@ pub struct ConnectionFact {
     pub outcome: Option<String>,
     pub waiting_weeks: Option<i32>,
     pub team_id: Option<Uuid>,
+    /// The service's answer (`accepted`, `declined`), by its own staff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_answer: Option<String>,
+    /// Whether the person started with the service, as the service says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<bool>,
 }
 
 /// A need no service could meet.
@@ -131,6 +137,12 @@ pub struct ClientOutcomes {
 }
 
 impl ClientOutcomes {
+    fn connection(&mut self, connection_id: Uuid) -> Option<&mut ConnectionFact> {
+        self.connections
+            .iter_mut()
+            .find(|c| c.connection_id == connection_id)
+    }
+
     fn current(&mut self) -> Option<&mut EpisodeFact> {
         if self.open {
             self.episodes.last_mut()
@@ -275,7 +287,24 @@ pub fn apply_outcome_event(
                 outcome: None,
                 waiting_weeks: None,
                 team_id,
+                service_answer: None,
+                started: None,
             });
+        }
+        CaseEvent::ConnectionAcceptedByProvider(e) => {
+            if let Some(c) = state.connection(e.connection_id.0) {
+                c.service_answer = Some("accepted".to_owned());
+            }
+        }
+        CaseEvent::ConnectionDeclinedByProvider(e) => {
+            if let Some(c) = state.connection(e.connection_id.0) {
+                c.service_answer = Some("declined".to_owned());
+            }
+        }
+        CaseEvent::ConnectionStartRecorded(e) => {
+            if let Some(c) = state.connection(e.connection_id.0) {
+                c.started = Some(e.started);
+            }
         }
         CaseEvent::ConnectionOutcomeRecorded(e) => {
             if let Some(c) = state
@@ -369,10 +398,6 @@ pub fn apply_outcome_event(
         | CaseEvent::SafeguardingConcernRaised(_)
         | CaseEvent::SafeguardingConcernUpdated(_)
         | CaseEvent::SafeguardingConcernClosed(_)
-        // The service's answers are counted by the service-gap report, not by these figures.
-        | CaseEvent::ConnectionAcceptedByProvider(_)
-        | CaseEvent::ConnectionDeclinedByProvider(_)
-        | CaseEvent::ConnectionStartRecorded(_)
         // Sealed: reports read what it counts by from `equity_demographics` (app::equity).
         | CaseEvent::DemographicsRecorded(_)
         | CaseEvent::CaseTagged(_)
@@ -764,6 +789,8 @@ struct ConnectionColumns {
     made_on: Vec<NaiveDate>,
     outcome: Vec<Option<String>>,
     waiting_weeks: Vec<Option<i32>>,
+    service_answer: Vec<Option<String>>,
+    started: Vec<Option<bool>>,
 }
 
 #[derive(Default)]
@@ -874,6 +901,8 @@ impl Figures {
             c.made_on.push(x.made_on);
             c.outcome.push(x.outcome.clone());
             c.waiting_weeks.push(x.waiting_weeks);
+            c.service_answer.push(x.service_answer.clone());
+            c.started.push(x.started);
         }
         for g in &state.gaps {
             let c = &mut self.gaps;
@@ -984,9 +1013,9 @@ impl Figures {
         let c = &self.connections;
         tx.execute(
             &batch.prepare(tx, "INSERT INTO report_connections (rules_version, connection_id, client_id, organisation_id, team_id, \
-             service_id, need, kind, made_on, outcome, waiting_weeks) \
+             service_id, need, kind, made_on, outcome, waiting_weeks, service_answer, started) \
              SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::text[], \
-             $8::text[], $9::date[], $10::text[], $11::int[])").await?,
+             $8::text[], $9::date[], $10::text[], $11::int[], $12::text[], $13::bool[])").await?,
             &[
                 &version,
                 &c.connection_id,
@@ -999,6 +1028,8 @@ impl Figures {
                 &c.made_on,
                 &c.outcome,
                 &c.waiting_weeks,
+                &c.service_answer,
+                &c.started,
             ],
         )
         .await?;

@@ -378,6 +378,7 @@ mod tests {
             stream_version: 3,
             organisation_id: Uuid::nil(),
             occurred_at: utc("2026-03-01T10:00:00Z"),
+            recorded_at: utc("2026-03-01T10:00:00Z"),
             event,
         }
     }

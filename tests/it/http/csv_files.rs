@@ -527,24 +527,27 @@ async fn gaps_match(server: &TestServer, formula: &str, awkward: &str) {
         (
             "connections",
             &json.body["connections"],
-            [
+            &[
                 "made",
                 "not_taken_up",
                 "waiting_list",
                 "declined",
                 "mean_waiting_weeks",
-            ],
+                "accepted_by_service",
+                "declined_by_service",
+                "started_with_service",
+            ][..],
         ),
         (
             "capacity",
             &json.body["capacity"],
-            [
+            &[
                 "services",
                 "open",
                 "waiting_list",
                 "not_taking_referrals",
                 "mean_waiting_weeks",
-            ],
+            ][..],
         ),
     ] {
         let items = items.as_array().expect("a list");
@@ -556,7 +559,7 @@ async fn gaps_match(server: &TestServer, formula: &str, awkward: &str) {
                 let row = section_rows
                     .iter()
                     .find(|r| {
-                        r[1] == key
+                        r[1] == *key
                             && r[2] == item["need"].as_str().expect("a need")
                             && match section {
                                 "connections" => {

@@ -344,3 +344,89 @@ async fn an_administrator_ties_only_their_own_provider_staff_to_their_own_servic
     assert_eq!(count, 0);
     server.stop().await;
 }
+
+/// The gap report counts, per service and need, what the service itself answered: accepted,
+/// declined, and the people who started, each under the small-number rule.
+#[tokio::test]
+async fn the_gap_report_counts_what_each_service_answered() {
+    let server = TestServer::start().await;
+    let people = &server.people;
+    let service = server.provider_services[0];
+    let mut connections = Vec::new();
+    for _ in 0..7 {
+        let client = open_case(&server).await;
+        let connection = Uuid::new_v4();
+        server
+            .ok(
+                &people.worker,
+                &format!("/api/v1/clients/{client}/consents"),
+                json!({ "scope": "share_with_onward_services", "services": [service] }),
+            )
+            .await;
+        server
+            .ok(
+                &people.worker,
+                &format!("/api/v1/clients/{client}/connections"),
+                json!({ "connection_id": connection, "service_id": service, "need": "loneliness_isolation", "kind": "referred" }),
+            )
+            .await;
+        connections.push((client, connection));
+    }
+    // Six accepted, five of whom started; one declined; none of it typed by the link worker.
+    let mut last = 0;
+    for (n, (client, connection)) in connections.iter().enumerate() {
+        let path = |what: &str| format!("/api/v1/provider/clients/{client}/{what}");
+        if n == 6 {
+            let declined = server
+                .ok(
+                    &people.provider,
+                    &path("connection-declines"),
+                    json!({ "connection_id": connection, "reason": "no_capacity" }),
+                )
+                .await;
+            last = declined.body["position"].as_i64().expect("a position");
+            continue;
+        }
+        server
+            .ok(
+                &people.provider,
+                &path("connection-acceptances"),
+                json!({ "connection_id": connection }),
+            )
+            .await;
+        if n < 5 {
+            let started = server
+                .ok(
+                    &people.provider,
+                    &path("connection-starts"),
+                    json!({ "connection_id": connection, "started": true }),
+                )
+                .await;
+            last = started.body["position"].as_i64().expect("a position");
+        }
+    }
+    server.catch_up().await;
+    let report = server
+        .read(
+            &people.analyst,
+            &format!("/api/v1/reports/service-gaps?after={last}"),
+        )
+        .await
+        .body;
+    let row = report["connections"]
+        .as_array()
+        .expect("connections")
+        .iter()
+        .find(|c| c["service_id"] == json!(service))
+        .unwrap_or_else(|| panic!("the service's row: {report:#}"));
+    assert_eq!(row["made"], 7, "{row:#}");
+    assert_eq!(row["accepted_by_service"], 6, "{row:#}");
+    assert_eq!(row["started_with_service"], 5, "{row:#}");
+    assert_eq!(
+        row["declined_by_service"],
+        Value::Null,
+        "one: suppressed {row:#}"
+    );
+    // What the link worker recorded of the outcome is apart: nothing here.
+    assert_eq!(row["not_taken_up"], 0);
+}

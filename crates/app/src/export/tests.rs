@@ -276,6 +276,9 @@ fn gaps(area: &str, service_name: &str) -> GapReport {
             waiting_list: None,
             declined: Some(0),
             mean_waiting_weeks: None,
+            accepted_by_service: Some(6),
+            declined_by_service: Some(0),
+            started_with_service: None,
         }],
         capacity: vec![CapacityCount {
             need: "housing".to_owned(),
