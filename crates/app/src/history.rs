@@ -80,6 +80,7 @@ pub struct HistoryRow {
     pub minutes: Option<String>,
     pub scheduled_for: Option<String>,
     pub outcome: Option<String>,
+    pub waiting_weeks: Option<String>,
     pub instrument: Option<String>,
     pub timepoint: Option<String>,
     pub answers: Option<String>,
@@ -106,7 +107,7 @@ pub struct Refusal {
     pub record_id: String,
     /// The column or field refused, when the rule names one.
     pub field: Option<String>,
-    /// The rule's stable code (`not_open`, `invalid`, `unreadable`, ...).
+    /// The rule's stable code (`case_not_open`, `invalid_field`, `unreadable`, ...).
     pub rule: String,
     /// The reason, as the domain states it.
     pub reason: String,
@@ -125,7 +126,9 @@ pub fn read_rows(reader: impl Read, format: Format) -> (Vec<SourceRow>, Vec<Refu
     };
     match format {
         Format::Csv => {
-            let mut csv = csv::ReaderBuilder::new().flexible(false).from_reader(reader);
+            let mut csv = csv::ReaderBuilder::new()
+                .flexible(false)
+                .from_reader(reader);
             let headers = match csv.headers() {
                 Ok(headers) => headers.clone(),
                 Err(e) => {
@@ -278,7 +281,11 @@ impl HistoryImport {
         if options.system.trim().is_empty() {
             return Err(ImportError::Invalid("name the previous system".to_owned()));
         }
-        let client = store.pool().get().await.map_err(eventstore::StoreError::from)?;
+        let client = store
+            .pool()
+            .get()
+            .await
+            .map_err(eventstore::StoreError::from)?;
         let (staff, team) = options.assign_to;
         let member =
             crate::access::staff_member_cached(&client, options.organisation_id, staff.0).await?;
@@ -334,7 +341,12 @@ impl HistoryImport {
         for (_, (person_id, rows)) in people {
             if person_id.trim().is_empty() {
                 plan.refused.extend(rows.iter().map(|r| {
-                    refusal(r, Some("person_id"), "invalid", "give the person's id".to_owned())
+                    refusal(
+                        r,
+                        Some("person_id"),
+                        "invalid_field",
+                        "give the person's id".to_owned(),
+                    )
                 }));
                 continue;
             }
@@ -445,8 +457,7 @@ impl HistoryImport {
         let mut events: Vec<(CaseEvent, DateTime<Utc>, Uuid)> = Vec::new();
         let mut refused = Vec::new();
         for source in rows {
-            let commands = match self.commands(client_id, person_id, source, &mut pending, &state)
-            {
+            let commands = match self.commands(client_id, person_id, source, &mut pending, &state) {
                 Ok(Some(commands)) => commands,
                 Ok(None) => continue,
                 Err(refusal) => {
@@ -498,17 +509,18 @@ impl HistoryImport {
                 }
             }
             match failed {
-                Some(e) => refused.push(refusal(
-                    source,
-                    e.field(),
-                    e.rule(),
-                    e.to_string(),
-                )),
+                Some(e) => refused.push(refusal(source, e.field(), e.rule(), e.to_string())),
                 None => {
                     state = trial;
                     events.extend(decided);
                     if commands.iter().any(|(command, _)| {
-                        matches!(command, CaseCommand::Intake { client: Some(_), .. })
+                        matches!(
+                            command,
+                            CaseCommand::Intake {
+                                client: Some(_),
+                                ..
+                            }
+                        )
                     }) {
                         pending = None;
                     }
@@ -573,7 +585,8 @@ impl HistoryImport {
         state: &CaseState,
     ) -> Result<Option<Commands>, Refusal> {
         let row = &source.row;
-        let invalid = |field: &str, reason: String| refusal(source, Some(field), "invalid", reason);
+        let invalid =
+            |field: &str, reason: String| refusal(source, Some(field), "invalid_field", reason);
         if row.record_id.trim().is_empty() {
             return Err(invalid("record_id", "give the row's record id".to_owned()));
         }
@@ -756,7 +769,10 @@ impl HistoryImport {
                     .map(|a| a.trim().parse::<i32>())
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|_| {
-                        invalid("answers", "give whole-number answers separated by ;".to_owned())
+                        invalid(
+                            "answers",
+                            "give whole-number answers separated by ;".to_owned(),
+                        )
                     })?;
                 single(
                     CaseCommand::RecordAssessment(AssessmentRecorded {
@@ -784,9 +800,9 @@ impl HistoryImport {
                 )
             }
             "connection" => {
-                let service_id = code("service_id", &row.service_id)?
-                    .parse()
-                    .map_err(|_| invalid("service_id", "give the directory service's id".to_owned()))?;
+                let service_id = code("service_id", &row.service_id)?.parse().map_err(|_| {
+                    invalid("service_id", "give the directory service's id".to_owned())
+                })?;
                 single(
                     CaseCommand::MakeConnection(OnwardConnectionMade {
                         connection_id: ConnectionId(id("connection")?),
@@ -805,7 +821,12 @@ impl HistoryImport {
                 CaseCommand::RecordConnectionOutcome(ConnectionOutcomeRecorded {
                     connection_id: ConnectionId(id("connection")?),
                     outcome: parse_code("outcome", &code("outcome", &row.outcome)?, &invalid)?,
-                    waiting_weeks: None,
+                    waiting_weeks: match text(&row.waiting_weeks) {
+                        Some(weeks) => Some(weeks.parse().map_err(|_| {
+                            invalid("waiting_weeks", "give whole weeks".to_owned())
+                        })?),
+                        None => None,
+                    },
                 }),
                 false,
             ),
@@ -872,8 +893,12 @@ fn parse_code<T: serde::de::DeserializeOwned>(
     value: &str,
     invalid: &impl Fn(&str, String) -> Refusal,
 ) -> Result<T, Refusal> {
-    serde_json::from_value(serde_json::Value::String(value.trim().to_owned()))
-        .map_err(|_| invalid(field, format!("{:?} is not a known {field} code", value.trim())))
+    serde_json::from_value(serde_json::Value::String(value.trim().to_owned())).map_err(|_| {
+        invalid(
+            field,
+            format!("{:?} is not a known {field} code", value.trim()),
+        )
+    })
 }
 
 fn parse_day(text: &str) -> Result<NaiveDate, String> {

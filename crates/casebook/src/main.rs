@@ -980,8 +980,8 @@ async fn history(
         refused,
         batch_people,
     } = command;
-    let reader = std::fs::File::open(&file)
-        .with_context(|| format!("reading {}", file.display()))?;
+    let reader =
+        std::fs::File::open(&file).with_context(|| format!("reading {}", file.display()))?;
     let (rows, unreadable) =
         app::history::read_rows(std::io::BufReader::new(reader), Format::of_path(&file));
     let database = Database::open(settings).await?;

@@ -40,7 +40,10 @@ idempotency_key, occurred_at, recorded_at, hash";
 ///
 /// # Errors
 /// When a step fails.
-pub(crate) async fn measure(cluster: &Cluster, options: &ImportBench) -> anyhow::Result<Vec<String>> {
+pub(crate) async fn measure(
+    cluster: &Cluster,
+    options: &ImportBench,
+) -> anyhow::Result<Vec<String>> {
     let (admin, store) = sealed_store(cluster, "bench_import").await?;
     let access = crate::demo::ensure_demo_access(&admin).await?;
     let clock = app::Clock::system();
@@ -108,7 +111,10 @@ pub(crate) async fn measure(cluster: &Cluster, options: &ImportBench) -> anyhow:
     }
     let copied = sink.as_mut().finish().await?;
     let copy_seconds = started.elapsed().as_secs_f64();
-    anyhow::ensure!(copied as usize == written, "COPY took {copied} rows of {written}");
+    anyhow::ensure!(
+        copied as usize == written,
+        "COPY took {copied} rows of {written}"
+    );
 
     let rate = |events: usize, seconds: f64| events as f64 / seconds.max(1e-9);
     let copy_rate = rate(written, copy_seconds);
@@ -123,7 +129,9 @@ pub(crate) async fn measure(cluster: &Cluster, options: &ImportBench) -> anyhow:
         ),
         "| what | seconds | events/s | ratio to COPY |".to_owned(),
         "|---|---|---|---|".to_owned(),
-        format!("| COPY ... FROM STDIN (the same rows, no rules, no sealing) | {copy_seconds:.2} | {copy_rate:.0} | 1.00 |"),
+        format!(
+            "| COPY ... FROM STDIN (the same rows, no rules, no sealing) | {copy_seconds:.2} | {copy_rate:.0} | 1.00 |"
+        ),
         format!(
             "| bulk append (sealed, hash-chained) | {append_seconds:.2} | {:.0} | {:.2} |",
             rate(written, append_seconds),

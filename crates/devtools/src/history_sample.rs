@@ -12,7 +12,7 @@ use uuid::Uuid;
 /// The seed of the committed sample.
 pub const SAMPLE_SEED: u64 = 20;
 /// People in the committed sample.
-pub const SAMPLE_PEOPLE: usize = 2500;
+pub const SAMPLE_PEOPLE: usize = 2000;
 
 /// The columns, in order (docs/history-import.md).
 pub const COLUMNS: &[&str] = &[
@@ -36,6 +36,7 @@ pub const COLUMNS: &[&str] = &[
     "minutes",
     "scheduled_for",
     "outcome",
+    "waiting_weeks",
     "instrument",
     "timepoint",
     "answers",
@@ -50,9 +51,30 @@ const GIVEN: &[&str] = &[
     "Milo", "Nia", "Owen", "Pia", "Rhys", "Sana", "Tom", "Uma", "Vic", "Wren", "Yara", "Zac",
 ];
 const FAMILY: &[&str] = &[
-    "Abbot", "Brook", "Carver", "Dale", "Ellery", "Fairweather", "Gale", "Hollis", "Ivers",
-    "Jessop", "Kettle", "Lark", "Moss", "Nettle", "Orchard", "Penn", "Quill", "Rook", "Sallow",
-    "Thorne", "Underhill", "Vane", "Wick", "Yew",
+    "Abbot",
+    "Brook",
+    "Carver",
+    "Dale",
+    "Ellery",
+    "Fairweather",
+    "Gale",
+    "Hollis",
+    "Ivers",
+    "Jessop",
+    "Kettle",
+    "Lark",
+    "Moss",
+    "Nettle",
+    "Orchard",
+    "Penn",
+    "Quill",
+    "Rook",
+    "Sallow",
+    "Thorne",
+    "Underhill",
+    "Vane",
+    "Wick",
+    "Yew",
 ];
 const AREAS: &[(&str, &str)] = &[
     ("Frome", "BA11"),
@@ -258,7 +280,11 @@ pub fn sample(seed: u64, people: usize) -> String {
             .with("source", source)
             .with(
                 "referrer_organisation",
-                if source == "gp" { "Frome Medical Practice" } else { "" },
+                if source == "gp" {
+                    "Frome Medical Practice"
+                } else {
+                    ""
+                },
             )
             .with("reasons", reasons.join(";"))
             .with("urgency", if rng.chance(0.1) { "soon" } else { "routine" })
@@ -354,6 +380,11 @@ pub fn sample(seed: u64, people: usize) -> String {
                 .write(&mut out);
             if rng.chance(0.7) {
                 let outcome = *rng.pick(&["attended", "engaged", "not_taken_up", "waiting_list"]);
+                let weeks = if outcome == "waiting_list" {
+                    (2 + rng.below(11)).to_string()
+                } else {
+                    String::new()
+                };
                 Row::new(
                     &mut record,
                     &person,
@@ -362,6 +393,7 @@ pub fn sample(seed: u64, people: usize) -> String {
                 )
                 .with("item_id", "1")
                 .with("outcome", outcome)
+                .with("waiting_weeks", weeks)
                 .write(&mut out);
             }
         }
@@ -403,11 +435,11 @@ pub fn sample(seed: u64, people: usize) -> String {
 /// acceptance of a referral the person never had, answers out of range, a row with too few
 /// columns); every record id starts with `BAD-`.
 const BAD_ROWS: &str = "\
-BAD-1,P00001,phone_call,2024-03-01,,,,,,,,,,,,,,,,,,,,,,,
-BAD-2,P99001,person,2099-01-01,Future,Person,1980-01-01,,,Frome,,,,,,,,,,,,,,,,,
-BAD-3,P99001,referral,2099-01-01,,,,,,,1,gp,,loneliness_isolation,routine,,,,,,,,,,,,
-BAD-4,P00002,contact,31/02/2025,,,,,,,,,,,,,phone,30,,,,,,,,,
-BAD-5,P00003,referral_accepted,2025-01-01,,,,,,,77,,,,,,,,,,,,,,,,
-BAD-6,P00004,assessment,2025-01-01,,,,,,,99,,,,,,,,,,wemwbs,baseline,9;9;9,,,,
+BAD-1,P00001,phone_call,2024-03-01,,,,,,,,,,,,,,,,,,,,,,,,
+BAD-2,P99001,person,2099-01-01,Future,Person,1980-01-01,,,Frome,,,,,,,,,,,,,,,,,,
+BAD-3,P99001,referral,2099-01-01,,,,,,,1,gp,,loneliness_isolation,routine,,,,,,,,,,,,,
+BAD-4,P00002,contact,31/02/2025,,,,,,,,,,,,,phone,30,,,,,,,,,,
+BAD-5,P00003,referral_accepted,2025-01-01,,,,,,,77,,,,,,,,,,,,,,,,,
+BAD-6,P00004,assessment,2025-01-01,,,,,,,99,,,,,,,,,,,wemwbs,baseline,9;9;9,,,,
 BAD-7,P00005
 ";
