@@ -434,3 +434,41 @@ async fn json_lines_import_and_the_assignee_must_be_a_link_worker_of_the_team() 
         report.refused
     );
 }
+
+/// Two imports of the same file at once (two operators, or a retry while the first still runs)
+/// write each person once: the loser of a race on a stream tries its batch again and finds it
+/// written.
+#[tokio::test]
+async fn two_imports_of_the_same_file_at_once_write_each_person_once() {
+    let (db, store, _admin, access) = demo_store().await;
+    devtools::demo::import_sample_directory(
+        &store,
+        access.organisation_id,
+        Utc.with_ymd_and_hms(2023, 6, 1, 9, 0, 0)
+            .single()
+            .expect("a time"),
+    )
+    .await
+    .expect("the sample directory");
+    let lead = access
+        .staff
+        .iter()
+        .find(|(role, ..)| *role == Role::TeamLead)
+        .map(|(_, id, _)| *id)
+        .expect("the demo lead");
+    let file = sample(SAMPLE_SEED, 300);
+    let (rows, _) = read_rows(file.as_bytes(), Format::Csv);
+    let one = importer(&store, access.organisation_id, lead, access.team_id).await;
+    let other = importer(&store, access.organisation_id, lead, access.team_id).await;
+    let plan = one.plan(rows.clone()).await.expect("the plan");
+    let (a, b) = tokio::join!(one.run(rows.clone(), |_| {}), other.run(rows, |_| {}));
+    let (a, b) = (a.expect("one import"), b.expect("the other"));
+    assert_eq!(a.people_written + b.people_written, plan.streams.len());
+    assert_eq!(a.events_written + b.events_written, plan.events());
+    let imported = count(
+        &db,
+        "SELECT count(*) FROM events WHERE actor_role = 'history_import'",
+    )
+    .await;
+    assert_eq!(imported as usize, plan.events());
+}
