@@ -256,8 +256,8 @@ impl EventStore {
     }
 }
 
-/// A stream of the batch was created by another writer since the batch looked (its version
-/// or its first data key taken).
+/// A stream of the batch was created by another writer since the batch looked (its version,
+/// an event id, derived from the same source, or its first data key taken).
 fn is_stream_race(e: &StoreError) -> bool {
     let StoreError::Unexpected(e) = e else {
         return false;
@@ -265,7 +265,7 @@ fn is_stream_race(e: &StoreError) -> bool {
     e.as_db_error().is_some_and(|db| {
         matches!(
             db.constraint(),
-            Some("events_stream_version_key" | "subject_keys_pkey")
+            Some("events_stream_version_key" | "events_event_id_key" | "subject_keys_pkey")
         )
     })
 }
