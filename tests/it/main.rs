@@ -11,6 +11,7 @@ mod eventstore;
 mod figures;
 mod freshness;
 mod gp_outbox;
+mod history;
 mod http;
 mod journey;
 mod outcomes;

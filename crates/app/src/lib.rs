@@ -23,6 +23,7 @@ pub mod fhir;
 pub mod freshness;
 pub mod gp_outbox;
 pub mod health;
+pub mod history;
 mod journey;
 pub mod lone_working;
 pub mod names;

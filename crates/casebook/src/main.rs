@@ -203,6 +203,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Imd(command) => imd(&cli.database, command).await,
+        Command::History(command) => history(&cli.database, command, &clock).await,
         Command::Outbox(casebook::settings::OutboxCommand::Dispatch {
             gp_endpoints_private,
         }) => {
@@ -1011,6 +1012,85 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = anyhow:
         }
         Ok(())
     })
+}
+
+/// `casebook history import`: plan every row, append in bulk with a progress bar, report the
+/// refused rows, and seal the log when the anchor key is at hand.
+async fn history(
+    settings: &casebook::DatabaseSettings,
+    command: casebook::settings::HistoryCommand,
+    clock: &app::Clock,
+) -> anyhow::Result<ExitCode> {
+    use app::history::{Format, HistoryImport, ImportOptions};
+    let casebook::settings::HistoryCommand::Import {
+        file,
+        system,
+        organisation,
+        assign_to,
+        team,
+        refused,
+        batch_people,
+    } = command;
+    let reader =
+        std::fs::File::open(&file).with_context(|| format!("reading {}", file.display()))?;
+    let (rows, unreadable) =
+        app::history::read_rows(std::io::BufReader::new(reader), Format::of_path(&file));
+    let database = Database::open(settings).await?;
+    let store = database.event_store()?;
+    let outcome = async {
+        let import = HistoryImport::new(
+            store.clone(),
+            clock.clone(),
+            ImportOptions {
+                system,
+                organisation_id: organisation,
+                assign_to: (domain::StaffId(assign_to), domain::TeamId(team)),
+                batch_people,
+            },
+        )
+        .await?;
+        let started = std::time::Instant::now();
+        let mut plan = import.plan(rows).await?;
+        plan.refused.extend(unreadable);
+        plan.refused.sort_by_key(|r| r.line);
+        let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            indicatif::ProgressBar::new(plan.events() as u64)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let report = import.append(&plan, |done| bar.set_position(done as u64)).await;
+        bar.finish_and_clear();
+        let report = report?;
+        let seconds = started.elapsed().as_secs_f64();
+        let refusals = app::history::refusals_csv(&report.refused);
+        match &refused {
+            Some(path) => std::fs::write(path, &refusals)
+                .with_context(|| format!("writing {}", path.display()))?,
+            None if !report.refused.is_empty() => print!("{refusals}"),
+            None => {}
+        }
+        if let Some(key) = database.anchor_key() {
+            let client = db::connect(database.app_config()).await?;
+            casebook::sealer::seal_and_anchor(&client, key, database.anchor_file()).await?;
+        }
+        eprintln!(
+            "{} rows, {} people: {} people and {} events imported in {:.1} s ({:.0} events/s); {} people imported before; {} rows refused",
+            report.rows,
+            report.people,
+            report.people_written,
+            report.events_written,
+            seconds,
+            report.events_written as f64 / seconds.max(1e-9),
+            report.already_imported,
+            report.refused.len()
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    drop(store);
+    database.shutdown().await?;
+    outcome?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn imd(

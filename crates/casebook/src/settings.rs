@@ -291,6 +291,40 @@ pub enum Command {
     /// Messages back to GP practices (projections/gp_messages/).
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// A previous system's records (docs/history-import.md).
+    #[command(subcommand)]
+    History(HistoryCommand),
+}
+
+/// `casebook history ...`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum HistoryCommand {
+    /// Import a previous system's export (CSV, or JSON lines for `.jsonl`): every row through
+    /// the same rules as a command, dated when it happened; refused rows are reported with
+    /// their line and reason, the rest imported. Importing the same file again adds nothing.
+    Import {
+        /// The export.
+        file: std::path::PathBuf,
+        /// The previous system's name (part of every id derived from the file's own ids).
+        #[arg(long)]
+        system: String,
+        /// The organisation the records belong to.
+        #[arg(long)]
+        organisation: uuid::Uuid,
+        /// The link worker or team lead each accepted case is assigned to.
+        #[arg(long)]
+        assign_to: uuid::Uuid,
+        /// Their team.
+        #[arg(long)]
+        team: uuid::Uuid,
+        /// Where the refused rows go, as CSV (line, record_id, field, rule, reason); default
+        /// standard output.
+        #[arg(long)]
+        refused: Option<std::path::PathBuf>,
+        /// People per bulk append.
+        #[arg(long, default_value_t = 250)]
+        batch_people: usize,
+    },
 }
 
 /// `casebook imd ...`: reference data, loaded as the database's owner; no download.

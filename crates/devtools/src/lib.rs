@@ -14,10 +14,12 @@ use eventstore::EventStore;
 
 pub mod bench;
 pub mod bench_http;
+pub mod bench_import;
 pub mod bench_rebuild;
 pub mod bench_scale;
 pub mod bench_search;
 pub mod demo;
+pub mod history_sample;
 pub mod population;
 
 pub use bench_rebuild::{ReadModel, Rebuilt};
@@ -35,6 +37,8 @@ pub enum Bench {
     Scale(bench_scale::ScaleBench),
     /// Directory search latency at 10,000 services, beside a primary-key lookup.
     Search(bench_search::SearchBench),
+    /// The history import into the log, beside COPY of the same rows.
+    Import(bench_import::ImportBench),
 }
 
 impl Bench {
@@ -46,6 +50,7 @@ impl Bench {
             Bench::Http(options) => options.dir.clone(),
             Bench::Scale(options) => options.dir.clone(),
             Bench::Search(options) => options.dir.clone(),
+            Bench::Import(options) => options.dir.clone(),
         }
     }
 }
@@ -68,6 +73,7 @@ pub async fn bench(
         Bench::Http(options) => bench_http::measure(cluster, options).await,
         Bench::Scale(options) => bench_scale::measure(cluster, options, &rebuild).await,
         Bench::Search(options) => bench_search::measure(cluster, options).await,
+        Bench::Import(options) => bench_import::measure(cluster, options).await,
     })
     .await
 }

@@ -14,6 +14,7 @@
 
 pub mod anchor;
 mod append;
+mod bulk;
 mod error;
 mod hash;
 mod model;
@@ -27,6 +28,7 @@ mod verify;
 
 use std::sync::Arc;
 
+pub use bulk::{BulkAppended, NewStream};
 pub use error::StoreError;
 pub use model::{
     AppendRequest, AppendResult, AppendedEvent, ExpectedVersion, GlobalPosition, Metadata,

@@ -17,6 +17,9 @@ use uuid::Uuid;
 
 use crate::ProjectionError;
 
+/// The actor role of every event a history import appends (`app::history`).
+pub const IMPORT_ROLE: &str = "history_import";
+
 /// One decoded event of a client's record, with what projections need of its envelope.
 #[derive(Clone, Debug)]
 pub struct Fact {
@@ -26,6 +29,8 @@ pub struct Fact {
     pub occurred_at: DateTime<Utc>,
     /// When the log took it (an import's or a back-entry's is long after it happened).
     pub recorded_at: DateTime<Utc>,
+    /// Appended by a history import: a previous system's record, not something done here.
+    pub imported: bool,
     pub event: CaseEvent,
 }
 
@@ -45,6 +50,7 @@ fn fact(event: &RecordedEvent, decoded: CaseEvent) -> Fact {
         organisation_id: event.metadata.organisation_id,
         occurred_at: event.metadata.occurred_at,
         recorded_at: event.recorded_at,
+        imported: event.metadata.actor_role == IMPORT_ROLE,
         event: decoded,
     }
 }

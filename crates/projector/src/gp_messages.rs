@@ -119,11 +119,13 @@ pub struct TimelinessRule {
 }
 
 impl GpMessageRules {
-    /// Whether `fact` was recorded too long after it happened to be sent.
+    /// Whether `fact` was recorded too long after it happened to be sent, or is a previous
+    /// system's record imported (that system told the practice, or it is history).
     fn late(&self, fact: &Fact) -> bool {
         self.timeliness.as_ref().is_some_and(|t| {
-            fact.recorded_at - fact.occurred_at
-                > chrono::Duration::days(i64::from(t.late_after_days))
+            fact.imported
+                || fact.recorded_at - fact.occurred_at
+                    > chrono::Duration::days(i64::from(t.late_after_days))
         })
     }
 }
@@ -673,6 +675,7 @@ mod tests {
             organisation_id: Uuid::nil(),
             occurred_at: DateTime::<Utc>::from_timestamp(1_700_000_000, 0).expect("time"),
             recorded_at: DateTime::<Utc>::from_timestamp(1_700_000_000, 0).expect("time"),
+            imported: false,
             event,
         }
     }
@@ -957,6 +960,16 @@ mod tests {
         let sent = fresh(4, accepted(2)).expect("a message");
         assert_eq!(sent.withheld, None);
         assert_eq!(sent.content, Some(Content::Coded));
+        // Imported yesterday's acceptance: the previous system's, withheld whatever its age.
+        let mut state = GpMessageState::default();
+        let mut imported = |n: u128, event: CaseEvent| {
+            let mut fact = fact(n, event);
+            fact.imported = true;
+            decide_gp_messages(&mut state, &fact, &rules)
+        };
+        imported(5, referred(3, Some("ODS A81001")));
+        let history = imported(6, accepted(3)).expect("a message decided");
+        assert_eq!(history.withheld, Some(Withheld::Late));
     }
 
     #[test]
