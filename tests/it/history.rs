@@ -407,6 +407,10 @@ async fn json_lines_import_and_the_assignee_must_be_a_link_worker_of_the_team() 
         r#"{"record_id":"J4","person_id":"X1","kind":"contact","date":"2025-03-02T10:00:00Z","mode":"phone","minutes":"20"}"#,
         r#"{"record_id":"J3","person_id":"X1","kind":"referral_accepted","date":"2025-03-04","item_id":"1"}"#,
         r#"{"record_id":"J5","person_id":"X1","kind":"contact","date":"2025-03-05T10:00:00Z","mode":"phone","minutes":"20"}"#,
+        // The same record id again for this person: refused by its line, nothing else stopped.
+        r#"{"record_id":"J5","person_id":"X1","kind":"contact","date":"2025-03-06T09:00:00Z","mode":"phone","minutes":"10"}"#,
+        // Ids with stray spaces are the same person's.
+        r#"{"record_id":" J9","person_id":" X1","kind":"contact","date":"2025-03-06T10:00:00Z","mode":"phone","minutes":"20"}"#,
         r#"{"record_id":"J6","person_id":"X1","kind":"closure","date":"2025-03-01","reason":"goals_met"}"#,
         r#"{"record_id":"J7","person_id":"X1","kind":"closure","date":"2025-04-01","reason":"goals_met","colour":"blue"}"#,
         r#"{"record_id":"J8","person_id":"X1","kind":"closure","date":"2025-04-01","reason":"goals_met"}"#,
@@ -415,11 +419,11 @@ async fn json_lines_import_and_the_assignee_must_be_a_link_worker_of_the_team() 
     let (rows, unreadable) = read_rows(lines.as_bytes(), Format::JsonLines);
     assert_eq!(
         unreadable.iter().map(|r| r.line).collect::<Vec<_>>(),
-        vec![7]
+        vec![9]
     );
     let report = import.run(rows, |_| {}).await.expect("the import");
-    // Registration and referral, acceptance and assignment, one contact, the closure.
-    assert_eq!(report.events_written, 1 + 2 + 2 + 1 + 1);
+    // Registration and referral, acceptance and assignment, two contacts, the closure.
+    assert_eq!(report.events_written, 1 + 2 + 2 + 2 + 1);
     let refused: Vec<(u64, &str)> = report
         .refused
         .iter()
@@ -429,7 +433,11 @@ async fn json_lines_import_and_the_assignee_must_be_a_link_worker_of_the_team() 
     // before the case was opened.
     assert_eq!(
         refused,
-        vec![(3, "case_not_open"), (6, "invalid_field")],
+        vec![
+            (3, "case_not_open"),
+            (6, "duplicate_record_id"),
+            (8, "invalid_field")
+        ],
         "{:#?}",
         report.refused
     );

@@ -739,26 +739,15 @@ impl GpOutboxAdmin {
             .await?;
         // Each person whose messages are listed (what was said of them to their GP) is
         // written to the read audit before the list is answered.
-        let mut people: Vec<Uuid> = rows.iter().map(|row| row.get(1)).collect();
-        people.sort_unstable();
-        people.dedup();
-        if !people.is_empty() {
-            client
-                .execute(
-                    "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, purpose_code, request_id) \
-                     SELECT $1, client_id, $3, $4, $5, $6, $7 FROM unnest($2::uuid[]) AS shown(client_id)",
-                    &[
-                        &principal.organisation_id,
-                        &people,
-                        &principal.staff_id.0,
-                        &principal.role.as_str(),
-                        &crate::records::RecordView::GpMessages.code(),
-                        &read.purpose.map(crate::records::ReadPurpose::code),
-                        &read.request_id,
-                    ],
-                )
-                .await?;
-        }
+        let people = rows.iter().map(|row| row.get(1)).collect();
+        crate::outbox::audit_listed(
+            &**client,
+            principal,
+            people,
+            crate::records::RecordView::GpMessages,
+            read,
+        )
+        .await?;
         Ok(rows
             .iter()
             .map(|row| OutboxEntry {
@@ -785,31 +774,14 @@ impl GpOutboxAdmin {
     /// [`AppError::Denied`]; [`AppError::NotFound`] for no dead letter of that id in the
     /// caller's organisation.
     pub async fn replay(&self, principal: &Principal, message_id: Uuid) -> Result<(), AppError> {
-        policy::may_administer(principal)?;
-        let now = self.clock.now();
-        let mut client = self.store.pool().get().await?;
-        let tx = client.transaction().await?;
-        let row = tx
-            .query_opt(
-                "UPDATE gp_outbox SET status = 'pending', attempts = 0, next_attempt_at = $3, \
-                 leased_until = NULL, lease_holder = NULL \
-                 WHERE message_id = $1 AND organisation_id = $2 AND status = 'dead' RETURNING attempts",
-                &[&message_id, &principal.organisation_id, &now],
-            )
-            .await?;
-        if row.is_none() {
-            return Err(AppError::NotFound(format!(
-                "no dead-lettered message {message_id}"
-            )));
-        }
-        tx.execute(
-            "INSERT INTO gp_outbox_attempts (message_id, attempt, at, outcome, staff_id) \
-             VALUES ($1, 0, $2, 'replayed', $3)",
-            &[&message_id, &now, &principal.staff_id.0],
+        crate::outbox::replay(
+            &self.store,
+            &self.clock,
+            crate::outbox::GP_MESSAGES,
+            principal,
+            message_id,
         )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        .await
     }
 }
 

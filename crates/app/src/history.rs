@@ -328,7 +328,10 @@ impl HistoryImport {
         };
         let mut people: BTreeMap<usize, (String, Vec<SourceRow>)> = BTreeMap::new();
         let mut order: HashMap<String, usize> = HashMap::new();
-        for row in rows {
+        for mut row in rows {
+            // " 12" and "12" are one person, one record.
+            row.row.person_id = row.row.person_id.trim().to_owned();
+            row.row.record_id = row.row.record_id.trim().to_owned();
             let n = order.len();
             let at = *order.entry(row.row.person_id.clone()).or_insert(n);
             people
@@ -456,7 +459,19 @@ impl HistoryImport {
         let mut pending: Option<(&SourceRow, ClientRegistered)> = None;
         let mut events: Vec<(CaseEvent, DateTime<Utc>, Uuid)> = Vec::new();
         let mut refused = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for source in rows {
+            // Ids are derived from the record id: a second row under one would clash with the
+            // first's events.
+            if !source.row.record_id.is_empty() && !seen.insert(source.row.record_id.as_str()) {
+                refused.push(refusal(
+                    source,
+                    Some("record_id"),
+                    "duplicate_record_id",
+                    "another row of this person has this record id".to_owned(),
+                ));
+                continue;
+            }
             let commands = match self.commands(client_id, person_id, source, &mut pending, &state) {
                 Ok(Some(commands)) => commands,
                 Ok(None) => continue,

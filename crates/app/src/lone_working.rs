@@ -33,6 +33,8 @@ pub struct LoneWorkingPlan {
     pub checked_in_at: Option<DateTime<Utc>>,
     /// The check-in time has passed (by the service's clock) with no check-in.
     pub check_in_missed: bool,
+    /// The visit was cancelled: no check-in is awaited.
+    pub visit_cancelled: bool,
 }
 
 /// Every plan of the record, newest first, as of `now`.
@@ -51,7 +53,17 @@ pub(crate) fn plans(history: &History, now: DateTime<Utc>) -> Vec<LoneWorkingPla
                 recorded_at: at,
                 checked_in_at: None,
                 check_in_missed: false,
+                visit_cancelled: false,
             }),
+            // As the caseload: a cancelled visit awaits no check-in.
+            CaseEvent::AppointmentCancelled(e) => {
+                for plan in plans
+                    .iter_mut()
+                    .filter(|p| p.appointment_id == e.appointment_id.0)
+                {
+                    plan.visit_cancelled = true;
+                }
+            }
             CaseEvent::LoneWorkingCheckedIn(e) => {
                 if let Some(plan) = plans
                     .iter_mut()
@@ -64,7 +76,8 @@ pub(crate) fn plans(history: &History, now: DateTime<Utc>) -> Vec<LoneWorkingPla
         }
     }
     for plan in &mut plans {
-        plan.check_in_missed = plan.checked_in_at.is_none() && plan.check_in_by < now;
+        plan.check_in_missed =
+            plan.checked_in_at.is_none() && !plan.visit_cancelled && plan.check_in_by < now;
     }
     plans.reverse();
     plans

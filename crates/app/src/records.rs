@@ -124,6 +124,9 @@ pub enum RecordView {
     /// The person's messages to their GP practice, listed for an administrator
     /// ([`crate::gp_outbox::GpOutboxAdmin::messages`]).
     GpMessages,
+    /// The person's appointment reminders, listed for an administrator
+    /// ([`crate::reminders::ReminderAdmin::reminders`]).
+    Reminders,
 }
 
 impl RecordView {
@@ -137,6 +140,7 @@ impl RecordView {
             RecordView::FhirServiceRequest => "fhir_service_request",
             RecordView::FhirTask => "fhir_task",
             RecordView::GpMessages => "gp_messages",
+            RecordView::Reminders => "reminders",
         }
     }
 }

@@ -101,9 +101,14 @@ pub fn address(
     let mut email = None;
     let mut booked = None;
     let mut settled = None;
+    let mut closed = false;
     for event in facts {
         match event {
             CaseEvent::ClientErased(_) => return Addressed::Withheld("erased"),
+            // A case closed (the person died, moved away, or support ended) reminds nobody of
+            // an appointment left booked; reopened, it does again.
+            CaseEvent::CaseClosed(_) => closed = true,
+            CaseEvent::CaseReopened(_) => closed = false,
             CaseEvent::ClientRegistered(registered) => {
                 phone.clone_from(&registered.personal.phone);
                 email.clone_from(&registered.personal.email);
@@ -130,6 +135,9 @@ pub fn address(
     };
     if let Some(reason) = settled {
         return Addressed::Withheld(reason);
+    }
+    if closed {
+        return Addressed::Withheld("case_closed");
     }
     if booked_for != scheduled_for && rules.due_at(booked_for) > now {
         return Addressed::Waits {
@@ -332,6 +340,8 @@ impl ReminderDispatcher {
                     "AppointmentCancelled",
                     "AppointmentAttended",
                     "AppointmentNotAttended",
+                    "CaseClosed",
+                    "CaseReopened",
                 ],
             )
             .await?;
@@ -383,6 +393,9 @@ impl ReminderDispatcher {
                 error: "no notification service is configured".to_owned(),
                 permanent: false,
             }),
+            // The lease is ours still, and for long enough to send: a dispatcher slowed past its
+            // lease must not post what another has leased since (GOV.UK Notify does not dedupe).
+            Some(_) if !self.still_leased(reminder).await? => return Ok(()),
             Some(notify) => {
                 let body = serde_json::to_vec(&notification(
                     reminder.message_id,
@@ -464,6 +477,23 @@ impl ReminderDispatcher {
     }
 
     /// Delivered or withheld: the reminder is done.
+    /// Renews this dispatcher's lease on `reminder` from now, if it still holds it: false when
+    /// the lease ran out (another dispatcher may have it now).
+    async fn still_leased(&self, reminder: &LeasedReminder) -> Result<bool, AppError> {
+        let now = self.clock.now();
+        let until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
+        let client = self.store.pool().get().await?;
+        let renewed = client
+            .execute(
+                "UPDATE reminder_outbox SET leased_until = $3 \
+                 WHERE message_id = $1 AND lease_holder = $2 AND leased_until > $4 \
+                 AND status = 'pending'",
+                &[&reminder.message_id, &self.holder, &until, &now],
+            )
+            .await?;
+        Ok(renewed == 1)
+    }
+
     async fn finish(
         &self,
         reminder: &LeasedReminder,
@@ -624,6 +654,7 @@ impl ReminderAdmin {
         principal: &Principal,
         status: &str,
         limit: i64,
+        read: &crate::records::ReadContext,
     ) -> Result<Vec<ReminderEntry>, AppError> {
         policy::may_administer(principal)?;
         if !["pending", "delivered", "dead", "withheld"].contains(&status) {
@@ -642,6 +673,17 @@ impl ReminderAdmin {
                 &[&principal.organisation_id, &status, &limit.clamp(1, 500)],
             )
             .await?;
+        // Each person listed (when their appointments are, whether they came) is written to
+        // the read audit before the list is answered.
+        let people = rows.iter().map(|row| row.get(1)).collect();
+        crate::outbox::audit_listed(
+            &**client,
+            principal,
+            people,
+            crate::records::RecordView::Reminders,
+            read,
+        )
+        .await?;
         Ok(rows
             .iter()
             .map(|row| ReminderEntry {
@@ -668,31 +710,14 @@ impl ReminderAdmin {
     /// [`AppError::Denied`]; [`AppError::NotFound`] for no dead letter of that id in the
     /// caller's organisation.
     pub async fn replay(&self, principal: &Principal, message_id: Uuid) -> Result<(), AppError> {
-        policy::may_administer(principal)?;
-        let now = self.clock.now();
-        let mut client = self.store.pool().get().await?;
-        let tx = client.transaction().await?;
-        let row = tx
-            .query_opt(
-                "UPDATE reminder_outbox SET status = 'pending', attempts = 0, next_attempt_at = $3, \
-                 leased_until = NULL, lease_holder = NULL \
-                 WHERE message_id = $1 AND organisation_id = $2 AND status = 'dead' RETURNING attempts",
-                &[&message_id, &principal.organisation_id, &now],
-            )
-            .await?;
-        if row.is_none() {
-            return Err(AppError::NotFound(format!(
-                "no dead-lettered reminder {message_id}"
-            )));
-        }
-        tx.execute(
-            "INSERT INTO reminder_outbox_attempts (message_id, attempt, at, outcome, staff_id) \
-             VALUES ($1, 0, $2, 'replayed', $3)",
-            &[&message_id, &now, &principal.staff_id.0],
+        crate::outbox::replay(
+            &self.store,
+            &self.clock,
+            crate::outbox::REMINDERS,
+            principal,
+            message_id,
         )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        .await
     }
 }
 
@@ -785,6 +810,25 @@ mod tests {
                 }),
             ])),
             Addressed::Withheld("erased")
+        );
+        // A case closed (here: the person died) reminds nobody; reopened, it does again.
+        let closed = || {
+            CaseEvent::CaseClosed(domain::CaseClosed {
+                reason: domain::ClosureReason::Deceased,
+                note: None,
+            })
+        };
+        assert_eq!(
+            check(with(vec![consent(ContactChannel::Sms), closed()])),
+            Addressed::Withheld("case_closed")
+        );
+        assert_eq!(
+            check(with(vec![
+                consent(ContactChannel::Sms),
+                closed(),
+                CaseEvent::CaseReopened(domain::CaseReopened { note: None }),
+            ])),
+            sms
         );
         // Consent to share with the GP is not consent to be reminded.
         assert_eq!(

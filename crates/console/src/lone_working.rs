@@ -21,6 +21,8 @@ pub(crate) fn section(record: &ClientRecord) -> Markup {
                                 strong class="nhsuk-tag nhsuk-tag--red" { "Check-in missed" }
                             } @else if plan.checked_in_at.is_some() {
                                 strong class="nhsuk-tag nhsuk-tag--green" { "Checked in" }
+                            } @else if plan.visit_cancelled {
+                                strong class="nhsuk-tag nhsuk-tag--grey" { "Visit cancelled" }
                             }
                         }
                         p class="nhsuk-body" { (plan.address_note) }

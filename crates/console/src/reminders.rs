@@ -37,7 +37,12 @@ async fn dead_letters(
 ) -> HttpResponse {
     let session = signed_in!(req, console);
     match outbox(&console)
-        .reminders(&session.principal, "dead", app::MAX_LIMIT)
+        .reminders(
+            &session.principal,
+            "dead",
+            app::MAX_LIMIT,
+            &app::records::ReadContext::new(None, crate::request_id(&req)),
+        )
         .await
     {
         Ok(reminders) => {

@@ -149,6 +149,8 @@ pub fn apply_case_event(
             row.status = "closed".to_owned();
             row.closed_at = Some(occurred_at);
             row.booked_appointments.clear();
+            // Support ended: no service's answer is awaited by the link worker any more.
+            row.awaited_answers.clear();
         }
         CaseEvent::CaseReopened(_) => {
             row.status = "open".to_owned();
@@ -188,6 +190,10 @@ pub fn apply_case_event(
         CaseEvent::ConnectionDeclinedByProvider(e) => {
             row.awaited_answers.remove(&e.connection_id.0);
         }
+        // The link worker knows what came of it: nothing to chase the service for.
+        CaseEvent::ConnectionOutcomeRecorded(e) => {
+            row.awaited_answers.remove(&e.connection_id.0);
+        }
         // An erased person leaves every caseload: the row is deleted when the batch is written.
         CaseEvent::ClientErased(_) => row.status = ERASED.to_owned(),
         CaseEvent::ConsentRecorded(_)
@@ -200,7 +206,6 @@ pub fn apply_case_event(
         | CaseEvent::GoalSet(_)
         | CaseEvent::GoalReviewed(_)
         | CaseEvent::OnwardConnectionMade(_)
-        | CaseEvent::ConnectionOutcomeRecorded(_)
         | CaseEvent::ServiceGapRecorded(_)
         | CaseEvent::EntryCorrected(_)
         | CaseEvent::NoteAdded(_)

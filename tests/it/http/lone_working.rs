@@ -275,4 +275,12 @@ async fn a_cancelled_visit_leaves_no_check_in_to_miss() {
     );
     let theirs = server.read(&people.lead, &team).await.body;
     assert!(!flags(&theirs, client).contains(&json!("missed_check_in")));
+    // Nor on the person's record: the plan says its visit was cancelled.
+    let record = server
+        .read(&people.worker, &format!("/api/v1/clients/{client}"))
+        .await
+        .body;
+    let plan = &record["lone_working"][0];
+    assert_eq!(plan["visit_cancelled"], true, "{record:#}");
+    assert_eq!(plan["check_in_missed"], false, "{record:#}");
 }

@@ -613,6 +613,28 @@ async fn dead_letters_are_listed_and_replayed_by_their_organisation_s_administra
         !text.contains("07700"),
         "no phone number in the list: {text}"
     );
+    // Reading the list is reading of the person (their appointment): in the read audit.
+    let admin_db = server.db.admin_client().await;
+    let audited: Vec<(String, String)> = admin_db
+        .query(
+            "SELECT client_id::text, view FROM record_reads WHERE staff_id = $1",
+            &[&people.admin.staff_id],
+        )
+        .await
+        .expect("reads")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        audited,
+        [(
+            listed.body[0]["client_id"]
+                .as_str()
+                .expect("a client")
+                .to_owned(),
+            "reminders".to_owned()
+        )]
+    );
     let theirs = server.get(&people.foreign_admin, "/api/v1/reminders").await;
     assert_eq!(theirs.status, 200);
     assert_eq!(theirs.body, json!([]));

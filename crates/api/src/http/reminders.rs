@@ -2,12 +2,12 @@
 //! dead letters) and replaying a dead letter. Each handler parses, calls `app::reminders`, and
 //! renders.
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::AppState;
-use super::extract::{Caller, Params};
+use super::extract::{Caller, Params, request_id};
 use super::problem::{ApiError, ReadErrors};
 use app::reminders::ReminderEntry;
 
@@ -27,7 +27,8 @@ struct ReminderParams {
 }
 
 /// The organisation's appointment reminders of a status, by appointment time: no personal data
-/// (the person by client id; no phone number or email address is kept with a reminder).
+/// (the person by client id; no phone number or email address is kept with a reminder). Each
+/// person listed is written to the read audit.
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
@@ -36,6 +37,7 @@ struct ReminderParams {
 )]
 #[get("/reminders")]
 async fn list_reminders(
+    req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
     params: Params<ReminderParams>,
@@ -49,7 +51,12 @@ async fn list_reminders(
     Ok(web::Json(
         state
             .reminders
-            .reminders(&caller.0, status, limit)
+            .reminders(
+                &caller.0,
+                status,
+                limit,
+                &app::records::ReadContext::new(None, request_id(&req)),
+            )
             .await
             .map_err(ApiError::query)?,
     ))
