@@ -14,6 +14,7 @@ mod gp_outbox;
 mod history;
 mod http;
 mod journey;
+mod live;
 mod outcomes;
 mod personal_scan;
 mod pool;

@@ -10,6 +10,8 @@
 //! the start of the log decides the same messages and writes (and sends) none again.
 //! Delivery is the dispatcher's (`app::gp_outbox`).
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{CaseEvent, ConsentScope, Instrument, Timepoint};
@@ -565,7 +567,13 @@ impl Projection for GpOutboxProjection {
         log: &dyn RecordSource,
     ) -> Result<(), ProjectionError> {
         let decoded = Decoded::decode(events, log, false).await?;
-        self.write(tx, &decoded).await
+        let batch = Batch {
+            events,
+            decoded: &decoded,
+            log,
+            statements: None,
+        };
+        self.write(tx, &batch).await
     }
 
     async fn apply_decoded(
@@ -573,51 +581,87 @@ impl Projection for GpOutboxProjection {
         tx: &tokio_postgres::Transaction<'_>,
         batch: &Batch<'_>,
     ) -> Result<(), ProjectionError> {
-        self.write(tx, batch.decoded).await
+        self.write(tx, batch).await
     }
 }
 
 impl GpOutboxProjection {
+    /// A batch in three round trips however many people it holds: their states read at once,
+    /// their messages decided in memory and inserted side by side (pipelined on the
+    /// connection), and the changed states written back in one statement.
     async fn write(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
-        decoded: &Decoded,
+        batch: &Batch<'_>,
     ) -> Result<(), ProjectionError> {
-        for client in decoded.clients(false)? {
-            let stored = tx
-                .query_opt(
-                    "SELECT state FROM gp_outbox_state WHERE client_id = $1",
-                    &[&client.client_id],
-                )
-                .await?;
-            let mut state: GpMessageState = match stored {
-                Some(row) => serde_json::from_value(row.get(0))
-                    .map_err(|e| ProjectionError::Corrupt(format!("gp_outbox_state: {e}")))?,
-                None => GpMessageState::default(),
-            };
+        let clients = batch.decoded.clients(false)?;
+        if clients.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = clients.iter().map(|c| c.client_id).collect();
+        let select = batch
+            .prepare(
+                tx,
+                "SELECT client_id, state FROM gp_outbox_state WHERE client_id = ANY($1)",
+            )
+            .await?;
+        let mut stored: HashMap<Uuid, GpMessageState> = HashMap::with_capacity(ids.len());
+        for row in tx.query(&select, &[&ids]).await? {
+            let state = serde_json::from_value(row.get(1))
+                .map_err(|e| ProjectionError::Corrupt(format!("gp_outbox_state: {e}")))?;
+            stored.insert(row.get(0), state);
+        }
+        let mut messages = Vec::new();
+        let (mut changed_ids, mut changed_states) = (Vec::new(), Vec::new());
+        for client in &clients {
+            let mut state = stored.remove(&client.client_id).unwrap_or_default();
             let before = state.clone();
             for fact in client.facts {
                 if let Some(message) = decide_gp_messages(&mut state, fact, &self.rules) {
-                    insert(tx, client.client_id, fact.organisation_id, &message).await?;
+                    messages.push((client.client_id, fact.organisation_id, message));
                 }
             }
             if state != before {
                 let json = serde_json::to_value(&state)
                     .map_err(|e| ProjectionError::Corrupt(format!("gp_outbox_state: {e}")))?;
-                tx.execute(
-                    "INSERT INTO gp_outbox_state (client_id, state) VALUES ($1, $2) \
+                changed_ids.push(client.client_id);
+                changed_states.push(json);
+            }
+        }
+        if !messages.is_empty() {
+            let statement = batch.prepare(tx, INSERT_MESSAGE).await?;
+            let inserts = messages
+                .iter()
+                .map(|(client_id, organisation_id, message)| {
+                    insert(tx, &statement, *client_id, *organisation_id, message)
+                });
+            futures_util::future::try_join_all(inserts).await?;
+        }
+        if !changed_ids.is_empty() {
+            let upsert = batch
+                .prepare(
+                    tx,
+                    "INSERT INTO gp_outbox_state (client_id, state) \
+                     SELECT * FROM unnest($1::uuid[], $2::jsonb[]) \
                      ON CONFLICT (client_id) DO UPDATE SET state = excluded.state",
-                    &[&client.client_id, &json],
                 )
                 .await?;
-            }
+            tx.execute(&upsert, &[&changed_ids, &changed_states])
+                .await?;
         }
         Ok(())
     }
 }
 
+const INSERT_MESSAGE: &str = "INSERT INTO gp_outbox (message_id, organisation_id, client_id, seq, \
+     kind, code, display, content, summary, practice_ods, rules_version, occurred_at, status, \
+     withheld_reason, next_attempt_at, code_system, observations) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $12, $15, $16) \
+     ON CONFLICT (message_id) DO NOTHING";
+
 async fn insert(
     tx: &tokio_postgres::Transaction<'_>,
+    statement: &tokio_postgres::Statement,
     client_id: Uuid,
     organisation_id: Uuid,
     message: &GpMessage,
@@ -629,11 +673,7 @@ async fn insert(
     };
     let rules_version = i32::try_from(message.rules_version).unwrap_or(i32::MAX);
     tx.execute(
-        "INSERT INTO gp_outbox (message_id, organisation_id, client_id, seq, kind, code, display, \
-         content, summary, practice_ods, rules_version, occurred_at, status, withheld_reason, \
-         next_attempt_at, code_system, observations) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $12, $15, $16) \
-         ON CONFLICT (message_id) DO NOTHING",
+        statement,
         &[
             &message.message_id,
             &organisation_id,

@@ -12,6 +12,7 @@ mod caseload;
 pub mod corrected;
 mod directory;
 pub mod gp_messages;
+pub mod live;
 mod outcomes;
 mod registry;
 pub mod reminders;

@@ -7,7 +7,7 @@ use eventstore::{EventStore, GlobalPosition};
 use crate::rules::Rules;
 use crate::{
     CaseloadProjection, DirectoryProjection, OutcomesProjection, Projection, ProjectionError,
-    Runner, RunnerSettings,
+    RunnerSettings,
 };
 use serde::Serialize;
 use tokio::sync::watch;
@@ -96,28 +96,31 @@ pub struct ProjectionVersion {
     pub state: VersionState,
 }
 
-/// Starts a runner per projection; each waits as a standby while another process holds it.
+/// Starts following the log with every projection ([`crate::live::follow`]): those this process
+/// can take and that stand at one checkpoint together, from one read of the log; the others
+/// each alone, a standby waiting while another process holds it.
 ///
 /// # Errors
-/// A database failure listing the projections.
+/// A database failure listing the projections or taking their leases.
 pub async fn spawn_all(
     store: &EventStore,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>, ProjectionError> {
     let holder = Uuid::new_v4();
-    Ok(all(store)
-        .await?
-        .into_iter()
-        .map(|projection| {
-            let runner = Runner::new(store.clone(), projection, holder, RunnerSettings::default());
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                if let Err(e) = runner.run(shutdown).await {
-                    tracing::error!(projection = runner.name(), error = %e, "projection stopped");
-                }
-            })
-        })
-        .collect())
+    let following = crate::live::follow(
+        store,
+        all(store).await?,
+        holder,
+        RunnerSettings::default(),
+        shutdown,
+    )
+    .await?;
+    tracing::info!(
+        together = ?following.together,
+        alone = ?following.alone,
+        "projections following the log"
+    );
+    Ok(following.tasks)
 }
 
 /// How far one projection is behind the log.

@@ -1,0 +1,409 @@
+//! How a process follows the log with its projections (inside `serve`, or `casebook project`).
+//!
+//! Those whose lease it takes and that stand at the same checkpoint follow the log together: one
+//! read of each batch, decoded once, applied to all of them in one transaction that renews
+//! their leases and moves their checkpoints (as [`crate::Together`] does for a rebuild). Each
+//! append then costs the cluster one projector read and one projector transaction, however many
+//! read models there are, where a runner each made it one of each per read model (issue #18).
+//!
+//! Any other projection follows alone with its own [`Runner`]: one held by another process (a
+//! standby waits for it), one behind the others (a new rule version catching up must not hold
+//! the others' batches back), and one the group could not apply a batch to. A projection is
+//! blamed for a batch when its own lease or checkpoint was lost, or when its fold failed for
+//! its own reasons (unreadable data, a statement the database refused); it then leaves the
+//! group and retries (or stops, on unreadable data) alone, as it would have as a runner of its
+//! own, while the others go on. A failure that is nobody's (the database away, the connection
+//! lost, a serialisation failure) is retried by the whole group.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventstore::{EventStore, GlobalPosition, RecordedEvent, SubscriptionSettings};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::Batch;
+use crate::bookkeeping;
+use crate::corrected::Decoded;
+use crate::{Projection, ProjectionError, Runner, RunnerSettings};
+
+/// The projections a process follows the log with, as they started.
+pub struct Following {
+    /// The names of those following together (none, or at least two).
+    pub together: Vec<String>,
+    /// The names of those following alone, at the start.
+    pub alone: Vec<String>,
+    /// The tasks, which end once `shutdown` turns true and their leases are given up.
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts following the log with `projections` as `holder`: together where they can, alone
+/// where they must.
+///
+/// # Errors
+/// A database failure while taking the leases.
+pub async fn follow(
+    store: &EventStore,
+    projections: Vec<Arc<dyn Projection>>,
+    holder: Uuid,
+    settings: RunnerSettings,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Following, ProjectionError> {
+    let (mut together, mut alone) = partition(store, projections, holder, settings).await?;
+    if together.len() == 1 {
+        alone.append(&mut together);
+    }
+    let names = |list: &[Arc<dyn Projection>]| -> Vec<String> {
+        list.iter().map(|p| p.name().to_owned()).collect()
+    };
+    let (together_names, alone_names) = (names(&together), names(&alone));
+    let mut tasks: Vec<JoinHandle<()>> = alone
+        .into_iter()
+        .map(|projection| alone_task(store, projection, holder, settings, shutdown))
+        .collect();
+    if !together.is_empty() {
+        let group = Group {
+            store: store.clone(),
+            members: together,
+            holder,
+            settings,
+        };
+        tasks.push(tokio::spawn(group.run(shutdown.clone())));
+    }
+    Ok(Following {
+        together: together_names,
+        alone: alone_names,
+        tasks,
+    })
+}
+
+/// A projection following the log on its own.
+fn alone_task(
+    store: &EventStore,
+    projection: Arc<dyn Projection>,
+    holder: Uuid,
+    settings: RunnerSettings,
+    shutdown: &watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let runner = Runner::new(store.clone(), projection, holder, settings);
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        if let Err(e) = runner.run(shutdown).await {
+            tracing::error!(projection = runner.name(), error = %e, "projection stopped");
+        }
+    })
+}
+
+/// Takes each projection's lease where it can: those taken and standing at the furthest
+/// checkpoint among them go together, the others alone.
+async fn partition(
+    store: &EventStore,
+    projections: Vec<Arc<dyn Projection>>,
+    holder: Uuid,
+    settings: RunnerSettings,
+) -> Result<(Vec<Arc<dyn Projection>>, Vec<Arc<dyn Projection>>), ProjectionError> {
+    let client = store.pool().get().await?;
+    let ttl = settings.lease_ttl.as_secs_f64();
+    let mut held = Vec::new();
+    let mut alone = Vec::new();
+    for projection in projections {
+        if bookkeeping::take_lease(&**client, projection.name(), holder, ttl).await? {
+            let (at, _) = bookkeeping::checkpoint(&**client, projection.name()).await?;
+            held.push((at, projection));
+        } else {
+            alone.push(projection);
+        }
+    }
+    let furthest = held.iter().map(|(at, _)| *at).max();
+    let mut together = Vec::new();
+    for (at, projection) in held {
+        if Some(at) == furthest {
+            together.push(projection);
+        } else {
+            alone.push(projection);
+        }
+    }
+    Ok((together, alone))
+}
+
+/// Projections following the log together, at one checkpoint.
+struct Group {
+    store: EventStore,
+    members: Vec<Arc<dyn Projection>>,
+    holder: Uuid,
+    settings: RunnerSettings,
+}
+
+/// Why the group stopped following.
+enum Stop {
+    Shutdown,
+    /// The member at this index must go on alone.
+    Eject(usize, ProjectionError),
+    /// Nobody's fault: wait and follow again.
+    Retry(ProjectionError),
+}
+
+/// Whether a failure while a member folded a batch is that member's own (its data, or a
+/// statement of its the database refused) rather than the database's or the connection's.
+fn blames_member(error: &ProjectionError) -> bool {
+    match error {
+        ProjectionError::Corrupt(_)
+        | ProjectionError::LeaseLost(_)
+        | ProjectionError::CheckpointMoved(_) => true,
+        ProjectionError::Database(e) => e.code().is_some_and(|code| {
+            // Connection exceptions, operator intervention (shutdown), insufficient resources,
+            // transaction rollback (serialisation failure, deadlock): retried by everyone.
+            let class = &code.code()[..2];
+            !matches!(class, "08" | "57" | "53" | "40")
+        }),
+        ProjectionError::Store(_) | ProjectionError::Unavailable(_) => false,
+    }
+}
+
+impl Group {
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut alone = Vec::new();
+        while !*shutdown.borrow() && !self.members.is_empty() {
+            match self.follow(&mut shutdown).await {
+                Stop::Shutdown => break,
+                Stop::Eject(index, error) => {
+                    let projection = self.members.remove(index);
+                    tracing::warn!(
+                        projection = projection.name(),
+                        error = %error,
+                        "the projection leaves the group and follows the log alone"
+                    );
+                    alone.push(alone_task(
+                        &self.store,
+                        projection,
+                        self.holder,
+                        self.settings,
+                        &shutdown,
+                    ));
+                }
+                Stop::Retry(error) => {
+                    tracing::debug!(error = %error, "projection group waits and retries");
+                    let pause = (self.settings.lease_ttl / 3).max(Duration::from_millis(100));
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+            }
+        }
+        self.release().await;
+        for task in alone {
+            let _ = task.await;
+        }
+    }
+
+    /// Gives every member's lease up at shutdown, bounded as [`Runner::run`] is: a database
+    /// that is away must not hold the shutdown up (the leases then expire on their own).
+    async fn release(&self) {
+        let give_up = async {
+            let client = self.store.pool().get().await?;
+            for projection in &self.members {
+                bookkeeping::release_lease(&**client, projection.name(), self.holder).await?;
+            }
+            Ok::<(), ProjectionError>(())
+        };
+        match tokio::time::timeout(Duration::from_secs(2), give_up).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the group's leases could not be given up; they expire on their own");
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "giving the group's leases up took too long; they expire on their own"
+                );
+            }
+        }
+    }
+
+    async fn follow(&self, shutdown: &mut watch::Receiver<bool>) -> Stop {
+        let mut checkpoint = match self.start().await {
+            Ok(checkpoint) => checkpoint,
+            Err(stop) => return stop,
+        };
+        let refolds = self.members.iter().any(|p| p.refolds());
+        let mut subscription = self.store.subscribe(
+            checkpoint,
+            SubscriptionSettings {
+                batch_size: self.settings.batch_size,
+                poll_interval: self.settings.poll_interval,
+            },
+        );
+        let mut renew =
+            tokio::time::interval((self.settings.lease_ttl / 3).max(Duration::from_millis(100)));
+        loop {
+            tokio::select! {
+                batch = subscription.next_batch() => {
+                    let events = match batch {
+                        Ok(events) => events,
+                        Err(e) => return Stop::Retry(e.into()),
+                    };
+                    let next = subscription.checkpoint();
+                    if let Err(stop) = self.apply(checkpoint, &events, refolds).await {
+                        return stop;
+                    }
+                    checkpoint = next;
+                }
+                _ = renew.tick() => {
+                    if let Err(stop) = self.renew().await {
+                        return stop;
+                    }
+                }
+                _ = shutdown.changed() => return Stop::Shutdown,
+            }
+        }
+    }
+
+    /// Takes every member's lease and finds their common checkpoint; a member that is not
+    /// there (its checkpoint moved by another writer since) goes on alone.
+    async fn start(&self) -> Result<GlobalPosition, Stop> {
+        let client = self
+            .store
+            .pool()
+            .get()
+            .await
+            .map_err(|e| Stop::Retry(e.into()))?;
+        let ttl = self.settings.lease_ttl.as_secs_f64();
+        let mut positions = Vec::with_capacity(self.members.len());
+        for (index, projection) in self.members.iter().enumerate() {
+            match bookkeeping::take_lease(&**client, projection.name(), self.holder, ttl).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(Stop::Eject(
+                        index,
+                        ProjectionError::LeaseLost(projection.name().to_owned()),
+                    ));
+                }
+                Err(e) => return Err(Stop::Retry(e)),
+            }
+            let (at, _) = bookkeeping::checkpoint(&**client, projection.name())
+                .await
+                .map_err(Stop::Retry)?;
+            positions.push(at);
+        }
+        let furthest = positions.iter().copied().max().unwrap_or_default();
+        match positions.iter().position(|at| *at != furthest) {
+            Some(index) => Err(Stop::Eject(
+                index,
+                ProjectionError::CheckpointMoved(self.members[index].name().to_owned()),
+            )),
+            None => Ok(furthest),
+        }
+    }
+
+    /// Renews every member's lease (between batches, when the log is quiet).
+    async fn renew(&self) -> Result<(), Stop> {
+        let client = self
+            .store
+            .pool()
+            .get()
+            .await
+            .map_err(|e| Stop::Retry(e.into()))?;
+        let ttl = self.settings.lease_ttl.as_secs_f64();
+        for (index, projection) in self.members.iter().enumerate() {
+            match bookkeeping::take_lease(&**client, projection.name(), self.holder, ttl).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(Stop::Eject(
+                        index,
+                        ProjectionError::LeaseLost(projection.name().to_owned()),
+                    ));
+                }
+                Err(e) => return Err(Stop::Retry(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// One transaction: renew every member's lease (fencing), fold the batch into each, move
+    /// each one's checkpoint from exactly `from` to the batch's last event.
+    async fn apply(
+        &self,
+        from: GlobalPosition,
+        events: &[RecordedEvent],
+        refolds: bool,
+    ) -> Result<(), Stop> {
+        let Some(last) = events.last().map(|e| e.global) else {
+            return Ok(());
+        };
+        // Decoded (and any corrected record read again) once, before the transaction opens.
+        // An event nobody can decode stops every member, each on its own, as it would a
+        // runner each.
+        let decoded = match Decoded::decode(events, &self.store, refolds).await {
+            Ok(decoded) => decoded,
+            Err(e @ ProjectionError::Corrupt(_)) => return Err(Stop::Eject(0, e)),
+            Err(e) => return Err(Stop::Retry(e)),
+        };
+        let retry = |e: ProjectionError| Stop::Retry(e);
+        let mut client = self.store.pool().get().await.map_err(|e| retry(e.into()))?;
+        let statements = client.statement_cache.clone();
+        let tx = client.transaction().await.map_err(|e| retry(e.into()))?;
+        let ttl = self.settings.lease_ttl.as_secs_f64();
+        // Sent together (one round trip): the rows and checkpoints are made again from the log
+        // if a crash loses them, so the commit does not wait for the WAL flush.
+        let renewals = self
+            .members
+            .iter()
+            .map(|p| bookkeeping::renew_lease(&*tx, p.name(), self.holder, ttl));
+        let ((), renewed) = futures_util::future::try_join(
+            bookkeeping::commit_without_flush(&tx),
+            futures_util::future::try_join_all(renewals),
+        )
+        .await
+        .map_err(retry)?;
+        if let Some(index) = renewed.iter().position(|renewed| !renewed) {
+            return Err(Stop::Eject(
+                index,
+                ProjectionError::LeaseLost(self.members[index].name().to_owned()),
+            ));
+        }
+        let batch = Batch {
+            events,
+            decoded: &decoded,
+            log: &self.store,
+            statements: Some(&statements),
+        };
+        for (index, projection) in self.members.iter().enumerate() {
+            if let Err(e) = projection.apply_decoded(&tx, &batch).await {
+                return Err(if blames_member(&e) {
+                    Stop::Eject(index, e)
+                } else {
+                    Stop::Retry(e)
+                });
+            }
+        }
+        let count = events.len() as i64;
+        let moves = self
+            .members
+            .iter()
+            .map(|p| bookkeeping::move_checkpoint(&*tx, p.name(), from, last, count));
+        let moved = futures_util::future::try_join_all(moves)
+            .await
+            .map_err(retry)?;
+        if let Some(index) = moved.iter().position(|moved| !moved) {
+            return Err(Stop::Eject(
+                index,
+                ProjectionError::CheckpointMoved(self.members[index].name().to_owned()),
+            ));
+        }
+        tx.commit().await.map_err(|e| retry(e.into()))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_statement_blames_the_member_a_lost_connection_does_not() {
+        assert!(blames_member(&ProjectionError::Corrupt("x".into())));
+        assert!(blames_member(&ProjectionError::LeaseLost("x".into())));
+        assert!(blames_member(&ProjectionError::CheckpointMoved("x".into())));
+    }
+}
