@@ -41,3 +41,25 @@ async fn a_connection_opened_from_another_runtime_outlives_it() {
     assert!(!client.is_closed(), "the connection died with the worker");
     assert_eq!(backend(&client).await, opened_on_worker);
 }
+
+#[tokio::test]
+async fn the_service_role_runs_without_the_jit_compiler() {
+    testkit::init_tracing();
+    let db = TestDb::new().await;
+    let pool = db.app_pool(1);
+    let client = pool.get().await.expect("a connection");
+    let jit: String = client
+        .query_one("SELECT current_setting('jit')", &[])
+        .await
+        .expect("the setting")
+        .get(0);
+    assert_eq!(jit, "off");
+    // The owner's sessions (migrations, the operator's tools) keep the server's default.
+    let admin = db.admin_client().await;
+    let admin_jit: String = admin
+        .query_one("SELECT current_setting('jit')", &[])
+        .await
+        .expect("the setting")
+        .get(0);
+    assert_eq!(admin_jit, "on");
+}
