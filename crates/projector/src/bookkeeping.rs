@@ -77,6 +77,34 @@ pub async fn renew_lease(
     Ok(renewed == 1)
 }
 
+/// Renews `holder`'s leases of `projections` in one statement (a group following the log
+/// together, in its batch's transaction); the names whose lease is no longer theirs.
+///
+/// # Errors
+/// A database failure.
+pub async fn renew_leases(
+    client: &impl GenericClient,
+    projections: &[&str],
+    holder: Uuid,
+    seconds: f64,
+) -> Result<Vec<String>, ProjectionError> {
+    let renewed: std::collections::HashSet<String> = client
+        .query(
+            "UPDATE projection_leases SET expires_at = now() + make_interval(secs => $3) \
+             WHERE projection = ANY($1) AND holder = $2 RETURNING projection",
+            &[&projections, &holder, &seconds],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    Ok(projections
+        .iter()
+        .filter(|p| !renewed.contains(**p))
+        .map(|p| (*p).to_owned())
+        .collect())
+}
+
 /// Takes `projection`'s lease for `holder` whoever has it (a switch that must stop the live
 /// runner: a batch in flight holds the row, so this waits for it).
 ///
@@ -265,6 +293,46 @@ pub async fn move_checkpoint(
         )
         .await?;
     Ok(moved == 1)
+}
+
+/// As [`move_checkpoint`], for every one of `projections` in one statement; the names whose
+/// checkpoint was not at `from`.
+///
+/// # Errors
+/// A database failure.
+pub async fn move_checkpoints(
+    client: &impl GenericClient,
+    projections: &[&str],
+    from: GlobalPosition,
+    to: GlobalPosition,
+    applied: i64,
+) -> Result<Vec<String>, ProjectionError> {
+    let moved: std::collections::HashSet<String> = client
+        .query(
+            "UPDATE projection_checkpoints SET log_generation = $2, transaction_id = $3, position = $4, \
+             events_applied = events_applied + $8, updated_at = now() \
+             WHERE projection = ANY($1) AND log_generation = $5 AND transaction_id = $6 AND position = $7 \
+             RETURNING projection",
+            &[
+                &projections,
+                &to.generation,
+                &to.transaction_id,
+                &to.position,
+                &from.generation,
+                &from.transaction_id,
+                &from.position,
+                &applied,
+            ],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    Ok(projections
+        .iter()
+        .filter(|p| !moved.contains(**p))
+        .map(|p| (*p).to_owned())
+        .collect())
 }
 
 /// Sets `projection`'s checkpoint to `at` with `applied` events (made if missing): the start

@@ -296,6 +296,13 @@ impl Group {
         }
     }
 
+    /// The index of the first member named in `names`.
+    fn index_of(&self, names: &[String]) -> Option<usize> {
+        self.members
+            .iter()
+            .position(|p| names.iter().any(|n| n == p.name()))
+    }
+
     /// Renews every member's lease (between batches, when the log is quiet).
     async fn renew(&self) -> Result<(), Stop> {
         let client = self
@@ -346,17 +353,14 @@ impl Group {
         let ttl = self.settings.lease_ttl.as_secs_f64();
         // Sent together (one round trip): the rows and checkpoints are made again from the log
         // if a crash loses them, so the commit does not wait for the WAL flush.
-        let renewals = self
-            .members
-            .iter()
-            .map(|p| bookkeeping::renew_lease(&*tx, p.name(), self.holder, ttl));
-        let ((), renewed) = futures_util::future::try_join(
+        let names: Vec<&str> = self.members.iter().map(|p| p.name()).collect();
+        let ((), lost) = futures_util::future::try_join(
             bookkeeping::commit_without_flush(&tx),
-            futures_util::future::try_join_all(renewals),
+            bookkeeping::renew_leases(&*tx, &names, self.holder, ttl),
         )
         .await
         .map_err(retry)?;
-        if let Some(index) = renewed.iter().position(|renewed| !renewed) {
+        if let Some(index) = self.index_of(&lost) {
             return Err(Stop::Eject(
                 index,
                 ProjectionError::LeaseLost(self.members[index].name().to_owned()),
@@ -378,14 +382,10 @@ impl Group {
             }
         }
         let count = events.len() as i64;
-        let moves = self
-            .members
-            .iter()
-            .map(|p| bookkeeping::move_checkpoint(&*tx, p.name(), from, last, count));
-        let moved = futures_util::future::try_join_all(moves)
+        let stuck = bookkeeping::move_checkpoints(&*tx, &names, from, last, count)
             .await
             .map_err(retry)?;
-        if let Some(index) = moved.iter().position(|moved| !moved) {
+        if let Some(index) = self.index_of(&stuck) {
             return Err(Stop::Eject(
                 index,
                 ProjectionError::CheckpointMoved(self.members[index].name().to_owned()),
