@@ -52,7 +52,7 @@ pub(crate) fn section(record: &ClientRecord) -> Markup {
                     (summary_row("Gender identity", &or_not(d.gender_identity.map(|g| crate::pages::capitalise(g.label())))))
                     (summary_row("Ethnic category", &or_not(d.ethnic_category.map(|e| e.label().to_owned()))))
                     (summary_row("Preferred language", &or_not(d.preferred_language.clone())))
-                    (summary_row("Interpreter needed", &or_not(d.interpreter_needed.map(|i| if i { "Yes" } else { "No" }.to_owned()))))
+                    (summary_row("Interpreter needed", &or_not(d.interpreter_needed.map(|i| (if i { "Yes" } else { "No" }).to_owned()))))
                     (summary_row("Communication needs", &or_not(d.communication_needs.clone())))
                     (summary_row("Registered GP practice", &or_not(d.gp_practice.clone())))
                     (summary_row("Postcode", &or_not(d.postcode.clone())))
