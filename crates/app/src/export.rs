@@ -25,9 +25,7 @@ use uuid::Uuid;
 use crate::AppError;
 use crate::caseload::{CaseloadItem, WorkerLoad};
 use crate::freshness::AsOf;
-use crate::reports::{
-    BreakdownReport, Comparison, GapReport, OutcomeReport, Share, Suppression,
-};
+use crate::reports::{BreakdownReport, Comparison, GapReport, OutcomeReport, Share, Suppression};
 use crate::snapshots::{ExplainedComparison, ExplainedDifference, SnapshotReport};
 
 /// How a CSV file is written.

@@ -466,7 +466,9 @@ impl CaseService {
             plan.demographics = None;
         }
         plan.booked.retain(|a| {
-            state.appointments.get(&domain::AppointmentId(a.appointment_id))
+            state
+                .appointments
+                .get(&domain::AppointmentId(a.appointment_id))
                 == Some(&AppointmentStatus::Booked)
         });
         plan.consents = state

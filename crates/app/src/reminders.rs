@@ -1012,9 +1012,7 @@ mod tests {
             Ok("0f8e6a52-1111-4c2e-9d3b-7a1e2c3d4e5f".to_owned())
         );
         assert_eq!(
-            configured
-                .template_id(ContactChannel::Email, &rules)
-                .ok(),
+            configured.template_id(ContactChannel::Email, &rules).ok(),
             rules.email.template_id.clone()
         );
         // Rules without a default, and nothing configured: a send says how to configure it.

@@ -11,8 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use app::records::ClientRecord;
 use chrono::{Duration, NaiveDate, NaiveTime};
 use domain::{
-    AppointmentId, CaseCommand, ContactMode, LoneWorkingCheckedIn, LoneWorkingPlanRecorded,
-    StaffId,
+    AppointmentId, CaseCommand, ContactMode, LoneWorkingCheckedIn, LoneWorkingPlanRecorded, StaffId,
 };
 use maud::{Markup, html};
 use uuid::Uuid;
@@ -195,7 +194,10 @@ impl PersonForm for PlanForm {
     fn refused_at(&self, field: Option<&str>) -> String {
         refused_at(
             field,
-            &[("check_in_by", "check_in_on"), ("appointment_id", "address_note")],
+            &[
+                ("check_in_by", "check_in_on"),
+                ("appointment_id", "address_note"),
+            ],
             &["address_note", "buddy_staff_id", "known_risks"],
             "address_note",
         )
@@ -217,13 +219,9 @@ impl PersonForm for PlanForm {
                 Err(e) => return crate::failure(Some(session), &e),
             };
         colleagues.sort_by(|a, b| a.1.cmp(&b.1));
-        let visit = Uuid::try_parse(&self.appointment_id).ok().and_then(|id| {
-            record
-                .plan
-                .booked
-                .iter()
-                .find(|a| a.appointment_id == id)
-        });
+        let visit = Uuid::try_parse(&self.appointment_id)
+            .ok()
+            .and_then(|id| record.plan.booked.iter().find(|a| a.appointment_id == id));
         let day_error = error_for(errors, "check_in_on");
         let time_error = error_for(errors, "check_in_at");
         let buddy_error = error_for(errors, "buddy_staff_id");
@@ -310,7 +308,8 @@ async fn plan_page(
                 .booked
                 .iter()
                 .find(|a| a.appointment_id.to_string() == appointment_id);
-            let check_in = visit.map(|v| crate::local::local(v.scheduled_for + Duration::minutes(90)));
+            let check_in =
+                visit.map(|v| crate::local::local(v.scheduled_for + Duration::minutes(90)));
             let form = PlanForm {
                 appointment_id,
                 check_in_on: check_in

@@ -514,16 +514,14 @@ async fn the_analyst_chooses_a_breakdown_in_the_console_without_script() {
         "Download these figures (CSV)"
     );
     let analyst = super::console::sign_in(&server, &people.analyst).await;
-    let (status, csv) = super::console::get(
-        &server,
-        &analyst,
-        "/console/reports/breakdown.csv?by=sex",
-    )
-    .await;
+    let (status, csv) =
+        super::console::get(&server, &analyst, "/console/reports/breakdown.csv?by=sex").await;
     assert_eq!(status, 200, "{csv}");
     let row = |group: &str, figure: &str| {
         csv.lines()
-            .find(|l| l.starts_with(&format!("{group},")) && l.contains(&format!(",referrals,{figure},")))
+            .find(|l| {
+                l.starts_with(&format!("{group},")) && l.contains(&format!(",referrals,{figure},"))
+            })
             .unwrap_or_else(|| panic!("no {group} {figure} in {csv}"))
             .to_owned()
     };
@@ -532,8 +530,14 @@ async fn the_analyst_chooses_a_breakdown_in_the_console_without_script() {
         csv.contains("group,group_label,section,figure,code,band,value,suppressed"),
         "{csv}"
     );
-    assert_eq!(row("female", "total"), "female,female,referrals,total,,,5,false");
-    assert_eq!(row("male", "people"), "male,male,referrals,people,,,5,false");
+    assert_eq!(
+        row("female", "total"),
+        "female,female,referrals,total,,,5,false"
+    );
+    assert_eq!(
+        row("male", "people"),
+        "male,male,referrals,people,,,5,false"
+    );
     assert_eq!(
         row("not_known", "total"),
         "not_known,not known,referrals,total,,,,true"
@@ -549,8 +553,12 @@ async fn the_analyst_chooses_a_breakdown_in_the_console_without_script() {
         api_csv.contains("\r\nfemale,female,referrals,total,,,5,false\r\n"),
         "{api_csv}"
     );
-    let (status, _) =
-        super::console::get(&server, &analyst, "/console/reports/breakdown.csv?by=shoe_size").await;
+    let (status, _) = super::console::get(
+        &server,
+        &analyst,
+        "/console/reports/breakdown.csv?by=shoe_size",
+    )
+    .await;
     assert_eq!(status, 400);
 
     // Anything else is refused at the field; a link worker has no report.
@@ -658,7 +666,9 @@ async fn a_link_worker_records_demographics_in_the_console_and_a_stale_form_come
     ] {
         assert_eq!(value_of(&browser, id).await, typed, "{id} kept as typed");
     }
-    browser.assert_accessible("a form sent against a stale version").await;
+    browser
+        .assert_accessible("a form sent against a stale version")
+        .await;
     assert_eq!(
         sex_of(&server, client).await.as_deref(),
         Some("male"),
@@ -674,10 +684,19 @@ async fn a_link_worker_records_demographics_in_the_console_and_a_stale_form_come
         "Demographics recorded"
     );
     let summary = browser.text("#demographics-summary").await;
-    for shown in ["75 to 84", "Female", "White - Any other White background", "Polish", "L85016", "ba11 1aa"] {
+    for shown in [
+        "75 to 84",
+        "Female",
+        "White - Any other White background",
+        "Polish",
+        "L85016",
+        "ba11 1aa",
+    ] {
         assert!(summary.contains(shown), "{shown}: {summary}");
     }
-    browser.assert_accessible("the person's page with demographics").await;
+    browser
+        .assert_accessible("the person's page with demographics")
+        .await;
     assert_eq!(sex_of(&server, client).await.as_deref(), Some("female"));
     let age_band: Option<String> = testkit::query_value(
         &server.db.admin_client().await,

@@ -326,7 +326,9 @@ async fn a_link_worker_records_a_lone_working_plan_and_the_check_in_in_the_conso
         browser.path().await,
         format!("{person}/lone-working?appointment_id={visit}")
     );
-    browser.assert_accessible("the lone-working plan form").await;
+    browser
+        .assert_accessible("the lone-working plan form")
+        .await;
 
     // No buddy chosen, and the address left blank: each at its field, the risks kept.
     browser.click("#known_risks").await;
@@ -338,7 +340,9 @@ async fn a_link_worker_records_a_lone_working_plan_and_the_check_in_in_the_conso
             .await
             .contains("Select the colleague"),
     );
-    browser.assert_accessible("a lone-working plan refused").await;
+    browser
+        .assert_accessible("a lone-working plan refused")
+        .await;
     browser
         .select("#buddy_staff_id", &people.lead.staff_id.to_string())
         .await;
@@ -367,7 +371,9 @@ async fn a_link_worker_records_a_lone_working_plan_and_the_check_in_in_the_conso
     let section = browser.text("#lone-working ~ .nhsuk-card").await;
     assert!(section.contains(ADDRESS), "{section}");
     assert!(section.contains("Known risks: Large dog"), "{section}");
-    browser.assert_accessible("the person's page with a plan").await;
+    browser
+        .assert_accessible("the person's page with a plan")
+        .await;
 
     // The check-in.
     browser.click_and_wait(&format!("#check-in-{visit}")).await;
@@ -379,7 +385,9 @@ async fn a_link_worker_records_a_lone_working_plan_and_the_check_in_in_the_conso
             .await
             .contains("Checked in")
     );
-    browser.assert_accessible("the person's page after the check-in").await;
+    browser
+        .assert_accessible("the person's page after the check-in")
+        .await;
 
     // The record says what the forms did: the plan (check-in 90 minutes after the visit, the
     // lead as buddy) and its check-in.

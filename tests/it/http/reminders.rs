@@ -930,14 +930,26 @@ async fn closing_the_case_withholds_its_pending_reminders_and_reopening_brings_t
     server.catch_up().await;
     assert_eq!(
         outbox_of(&server, client).await,
-        [("withheld".to_owned(), Some("case_closed".to_owned()), None, 0)]
+        [(
+            "withheld".to_owned(),
+            Some("case_closed".to_owned()),
+            None,
+            0
+        )]
     );
     let listed = server
         .read(&people.admin, "/api/v1/reminders?status=withheld")
         .await;
     assert_eq!(listed.body[0]["withheld_reason"], "case_closed");
 
-    record(&server, worker, client, "reopening", json!({ "note": null })).await;
+    record(
+        &server,
+        worker,
+        client,
+        "reopening",
+        json!({ "note": null }),
+    )
+    .await;
     server.catch_up().await;
     assert_eq!(
         outbox_of(&server, client).await,
