@@ -136,6 +136,19 @@ async fn the_demo_population_is_believable_reproducible_and_made_once() {
     )
     .await;
     assert_eq!(after_today, 0);
+    // About half agree to text reminders, and most cases still open have their next
+    // appointment booked for the coming week: the reminder outbox has people to remind.
+    let to_remind: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(DISTINCT b.stream_id) FROM events b JOIN events c \
+           ON c.stream_id = b.stream_id AND c.event_type = 'ConsentRecorded' \
+           AND c.payload->>'scope' = 'contact_for_reminders' AND c.payload->>'channel' = 'sms' \
+         WHERE b.event_type = 'AppointmentBooked' \
+           AND (b.payload->>'scheduled_for')::timestamptz >= $1",
+        &[&end_of_today],
+    )
+    .await;
+    assert!(to_remind >= 1, "{to_remind} people to remind");
     assert_eq!(
         count(
             "SELECT count(*) FROM events c WHERE c.event_type = 'OnwardConnectionMade' \

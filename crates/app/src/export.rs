@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::AppError;
 use crate::caseload::{CaseloadItem, WorkerLoad};
 use crate::freshness::AsOf;
-use crate::reports::{Comparison, GapReport, OutcomeReport, Share, Suppression};
+use crate::reports::{BreakdownReport, Comparison, GapReport, OutcomeReport, Share, Suppression};
 use crate::snapshots::{ExplainedComparison, ExplainedDifference, SnapshotReport};
 
 /// How a CSV file is written.
@@ -520,6 +520,61 @@ pub fn outcome_report(report: &OutcomeReport, options: CsvOptions) -> Result<Csv
     let rows = outcome_rows(report);
     let filename = format!("outcomes-{}.csv", period_name(report.from, report.to));
     write(notes, &OUTCOME_COLUMNS, &rows, filename, options)
+}
+
+/// The columns of the outcome report broken down by group: the group, then the outcome
+/// report's.
+pub const BREAKDOWN_COLUMNS: [&str; 8] = [
+    "group",
+    "group_label",
+    "section",
+    "figure",
+    "code",
+    "band",
+    "value",
+    "suppressed",
+];
+
+/// The outcome report broken down by a demographic as CSV:
+/// `group,group_label,section,figure,code,band,value,suppressed`, one row per figure of each
+/// group, the groups in the report's order (`not_recorded` last).
+///
+/// `group` is the group's code (`75_84`, `female`, `2`, `L85016`, `not_recorded`) and
+/// `group_label` its words; the other columns are the outcome report's (see
+/// [`outcome_report`]), with every group's suppression as the JSON has it (the small-number
+/// rule, and the complementary rule across the groups).
+///
+/// # Errors
+/// Only if the CSV writer fails, which writing to memory does not.
+pub fn breakdown(report: &BreakdownReport, options: CsvOptions) -> Result<CsvFile, AppError> {
+    let by = serde_json::to_value(report.by)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut notes = Notes::new("outcome report by group");
+    notes.add("by", Some(&by));
+    notes.add("rules_version", Some(report.rules_version));
+    notes.suppression(Prefix::None, &report.suppression);
+    let first = report.groups.first().map(|g| &g.report);
+    let (from, to) = first.map_or((None, None), |r| (r.from, r.to));
+    notes.period(from, to);
+    if let Some(r) = first {
+        notes.add("team_id", r.team_id);
+        notes.add("source", r.source.as_ref());
+        notes.add("reason", r.reason.as_ref());
+    }
+    notes.add("groups", Some(report.groups.len()));
+    notes.as_of(&report.as_of);
+    let mut rows = Vec::new();
+    for group in &report.groups {
+        for row in outcome_rows(&group.report) {
+            let mut cells = vec![Cell::text(&group.code), Cell::text(&group.label)];
+            cells.extend(row);
+            rows.push(cells);
+        }
+    }
+    let filename = format!("outcomes-by-{by}-{}.csv", period_name(from, to));
+    write(notes, &BREAKDOWN_COLUMNS, &rows, filename, options)
 }
 
 /// The columns of the outcome comparison: one row per figure of either report.

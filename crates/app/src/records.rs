@@ -210,6 +210,20 @@ pub struct Plan {
     /// Each consent in force, with the onward services it names (none: any service).
     pub consents: Vec<(ConsentScope, Vec<ServiceId>)>,
     pub assessments: Vec<TakenAssessment>,
+    /// The appointments still booked (not attended, missed or cancelled), oldest booking
+    /// first, as corrected.
+    pub booked: Vec<BookedAppointment>,
+    /// The demographics as last recorded (what the person told us, and what reports count
+    /// them by, derived when it was recorded); none before the first recording or once erased.
+    pub demographics: Option<domain::DemographicsRecorded>,
+}
+
+/// An appointment still booked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BookedAppointment {
+    pub appointment_id: Uuid,
+    pub scheduled_for: chrono::DateTime<chrono::Utc>,
+    pub mode: domain::ContactMode,
 }
 
 /// A need identified.
@@ -376,6 +390,12 @@ impl CaseService {
                     received_on: referral.received_on,
                 }),
                 CaseEvent::WhatMattersRecorded(c) => plan.what_matters = Some(c.text),
+                CaseEvent::DemographicsRecorded(c) => plan.demographics = Some(c),
+                CaseEvent::AppointmentBooked(c) => plan.booked.push(BookedAppointment {
+                    appointment_id: c.appointment_id.0,
+                    scheduled_for: c.scheduled_for,
+                    mode: c.mode,
+                }),
                 CaseEvent::NeedIdentified(c) => plan.needs.push(PlannedNeed {
                     need: c.need,
                     note: c.note,
@@ -442,6 +462,15 @@ impl CaseService {
         self.name_services(&mut onward).await?;
         let safeguarding = crate::safeguarding::notes_and_concerns(&history);
         let state = &loaded.state;
+        if state.erased {
+            plan.demographics = None;
+        }
+        plan.booked.retain(|a| {
+            state
+                .appointments
+                .get(&domain::AppointmentId(a.appointment_id))
+                == Some(&AppointmentStatus::Booked)
+        });
         plan.consents = state
             .consents
             .iter()

@@ -27,13 +27,17 @@ use crate::access::Principal;
 use crate::gp_outbox::{DispatchReport, DispatchSettings, Transport};
 use crate::{AppError, Clock, policy};
 
-/// Where reminders are posted: a Notify-shaped service's base URL and its API key.
+/// Where reminders are posted: a Notify-shaped service's base URL, its API key, and the
+/// service's own templates.
 #[derive(Clone)]
 pub struct NotifyEndpoint {
     /// `https://api.notifications.service.gov.uk` or a local stand-in; no trailing slash needed.
     pub base_url: String,
     /// Sent as `Authorization: Bearer <key>`; never logged, never shown.
     pub api_key: String,
+    /// The templates this service made at the notification service (none configured: the
+    /// reminder rules' defaults).
+    pub templates: NotifyTemplates,
 }
 
 impl std::fmt::Debug for NotifyEndpoint {
@@ -41,7 +45,48 @@ impl std::fmt::Debug for NotifyEndpoint {
         f.debug_struct("NotifyEndpoint")
             .field("base_url", &self.base_url)
             .field("api_key", &"[redacted]")
+            .field("templates", &self.templates)
             .finish()
+    }
+}
+
+/// The template ids a service configured for its reminders, by channel (`serve
+/// --notify-sms-template`, `--notify-email-template`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NotifyTemplates {
+    pub sms: Option<String>,
+    pub email: Option<String>,
+}
+
+impl NotifyTemplates {
+    /// The template a reminder by `channel` goes with: the configured one, else the reminder
+    /// rules' default.
+    ///
+    /// # Errors
+    /// Neither names one: the words for the attempts audit and the dead-letter page, saying
+    /// how to configure it.
+    pub fn template_id(
+        &self,
+        channel: ContactChannel,
+        rules: &ReminderRules,
+    ) -> Result<String, String> {
+        let (configured, default, flag) = match channel {
+            ContactChannel::Sms => (&self.sms, &rules.sms, "--notify-sms-template"),
+            ContactChannel::Email => (&self.email, &rules.email, "--notify-email-template"),
+        };
+        configured
+            .as_ref()
+            .or(default.template_id.as_ref())
+            .map(|id| id.trim().to_owned())
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| {
+                format!(
+                    "no {} template id is configured for reminders: start the service with {flag} \
+                     (or CASEBOOK_NOTIFY_{}_TEMPLATE)",
+                    domain::code(&channel),
+                    domain::code(&channel).to_uppercase()
+                )
+            })
     }
 }
 
@@ -183,15 +228,16 @@ pub fn address(
     }
 }
 
-/// The notification as Notify's API takes it: the address, the template of the channel, the
-/// appointment's day, time (UK wall clock) and kind, and the reminder's id as `reference`.
+/// The notification as Notify's API takes it: the address, the channel's template
+/// (`template_id`), the appointment's day, time (UK wall clock) and kind, and the reminder's id
+/// as `reference`.
 pub fn notification(
     message_id: Uuid,
     channel: ContactChannel,
     address: &str,
     scheduled_for: DateTime<Utc>,
     mode: ContactMode,
-    rules: &ReminderRules,
+    template_id: &str,
 ) -> Value {
     let local = domain::calendar::local(scheduled_for);
     let personalisation = json!({
@@ -202,13 +248,13 @@ pub fn notification(
     match channel {
         ContactChannel::Sms => json!({
             "phone_number": address,
-            "template_id": rules.sms.template_id,
+            "template_id": template_id,
             "personalisation": personalisation,
             "reference": message_id.to_string(),
         }),
         ContactChannel::Email => json!({
             "email_address": address,
-            "template_id": rules.email.template_id,
+            "template_id": template_id,
             "personalisation": personalisation,
             "reference": message_id.to_string(),
         }),
@@ -388,46 +434,31 @@ impl ReminderDispatcher {
             }
         };
         let outcome = match &self.notify {
-            None => Err(Failure {
+            None => Err::<Option<u16>, _>(Failure {
                 status: None,
                 error: "no notification service is configured".to_owned(),
                 permanent: false,
             }),
-            // The lease is ours still, and for long enough to send: a dispatcher slowed past its
-            // lease must not post what another has leased since (GOV.UK Notify does not dedupe).
-            Some(_) if !self.still_leased(reminder).await? => return Ok(()),
-            Some(notify) => {
-                let body = serde_json::to_vec(&notification(
-                    reminder.message_id,
-                    channel,
-                    &address,
-                    scheduled_for,
-                    mode,
-                    rules,
-                ))
-                .map_err(|e| AppError::Unexpected(e.into()))?;
-                let headers = vec![
-                    ("content-type", "application/json".to_owned()),
-                    ("authorization", format!("Bearer {}", notify.api_key)),
-                ];
-                match self
-                    .transport
-                    .post(&notify.url(channel), headers, body)
-                    .await
-                {
-                    Ok(status) if (200..300).contains(&status) => Ok(status),
-                    Ok(status) => Err(Failure {
-                        status: Some(i32::from(status)),
-                        error: format!("the notification service answered {status}"),
-                        permanent: (400..500).contains(&status) && status != 408 && status != 429,
-                    }),
-                    Err(error) => Err(Failure {
-                        status: None,
-                        error,
-                        permanent: false,
-                    }),
+            Some(notify) => match notify.templates.template_id(channel, rules) {
+                // Not configured: tried again (the service may be restarted with one) until
+                // the last attempt, saying how to configure it.
+                Err(error) => Err(Failure {
+                    status: None,
+                    error,
+                    permanent: false,
+                }),
+                Ok(template_id) => {
+                    let to = (channel, address.as_str());
+                    self.post(reminder, notify, to, (scheduled_for, mode), &template_id)
+                        .await?
                 }
-            }
+            },
+        };
+        let outcome = match outcome {
+            Err(failure) => Err(failure),
+            // The lease ran out before posting: nothing was sent, and nothing is recorded.
+            Ok(None) => return Ok(()),
+            Ok(Some(status)) => Ok(status),
         };
         match outcome {
             Ok(status) => {
@@ -454,6 +485,55 @@ impl ReminderDispatcher {
             }
         }
         Ok(())
+    }
+
+    /// Posts the reminder to the notification service, once this dispatcher has renewed its
+    /// lease: the status it answered, or none when the lease had run out (nothing posted).
+    async fn post(
+        &self,
+        reminder: &LeasedReminder,
+        notify: &NotifyEndpoint,
+        (channel, address): (ContactChannel, &str),
+        (scheduled_for, mode): (DateTime<Utc>, ContactMode),
+        template_id: &str,
+    ) -> Result<Result<Option<u16>, Failure>, AppError> {
+        // The lease is ours still, and for long enough to send: a dispatcher slowed past its
+        // lease must not post what another has leased since (GOV.UK Notify does not dedupe).
+        if !self.still_leased(reminder).await? {
+            return Ok(Ok(None));
+        }
+        let body = serde_json::to_vec(&notification(
+            reminder.message_id,
+            channel,
+            address,
+            scheduled_for,
+            mode,
+            template_id,
+        ))
+        .map_err(|e| AppError::Unexpected(e.into()))?;
+        let headers = vec![
+            ("content-type", "application/json".to_owned()),
+            ("authorization", format!("Bearer {}", notify.api_key)),
+        ];
+        Ok(
+            match self
+                .transport
+                .post(&notify.url(channel), headers, body)
+                .await
+            {
+                Ok(status) if (200..300).contains(&status) => Ok(Some(status)),
+                Ok(status) => Err(Failure {
+                    status: Some(i32::from(status)),
+                    error: format!("the notification service answered {status}"),
+                    permanent: (400..500).contains(&status) && status != 408 && status != 429,
+                }),
+                Err(error) => Err(Failure {
+                    status: None,
+                    error,
+                    permanent: false,
+                }),
+            },
+        )
     }
 
     /// Not yet (the appointment's time was corrected since the reminder was written, or it is
@@ -888,13 +968,16 @@ mod tests {
     fn the_notification_is_notify_shaped_with_the_reminder_as_reference() {
         let rules = ReminderRules::latest().expect("rules");
         let id = Uuid::from_u128(77);
+        let template = NotifyTemplates::default()
+            .template_id(ContactChannel::Sms, &rules)
+            .expect("the rules' default");
         let body = notification(
             id,
             ContactChannel::Sms,
             "07700 900123",
             utc("2026-07-08T13:30:00Z"),
             ContactMode::Phone,
-            &rules,
+            &template,
         );
         assert_eq!(
             body,
@@ -908,11 +991,43 @@ mod tests {
         let endpoint = NotifyEndpoint {
             base_url: "https://notify.example/".to_owned(),
             api_key: "secret-key".to_owned(),
+            templates: NotifyTemplates::default(),
         };
         assert_eq!(
             endpoint.url(ContactChannel::Email),
             "https://notify.example/v2/notifications/email"
         );
         assert!(!format!("{endpoint:?}").contains("secret-key"));
+    }
+
+    #[test]
+    fn a_reminder_template_is_the_service_s_own_else_the_rules_default_else_an_error() {
+        let rules = ReminderRules::latest().expect("rules");
+        let configured = NotifyTemplates {
+            sms: Some("0f8e6a52-1111-4c2e-9d3b-7a1e2c3d4e5f".to_owned()),
+            email: None,
+        };
+        assert_eq!(
+            configured.template_id(ContactChannel::Sms, &rules),
+            Ok("0f8e6a52-1111-4c2e-9d3b-7a1e2c3d4e5f".to_owned())
+        );
+        assert_eq!(
+            configured.template_id(ContactChannel::Email, &rules).ok(),
+            rules.email.template_id.clone()
+        );
+        // Rules without a default, and nothing configured: a send says how to configure it.
+        let mut bare = rules.clone();
+        bare.sms.template_id = None;
+        bare.email.template_id = Some("  ".to_owned());
+        let none = NotifyTemplates::default();
+        let sms = none
+            .template_id(ContactChannel::Sms, &bare)
+            .expect_err("no template");
+        assert!(sms.contains("--notify-sms-template"), "{sms}");
+        assert!(sms.contains("CASEBOOK_NOTIFY_SMS_TEMPLATE"), "{sms}");
+        let email = none
+            .template_id(ContactChannel::Email, &bare)
+            .expect_err("a blank one is none");
+        assert!(email.contains("--notify-email-template"), "{email}");
     }
 }

@@ -42,6 +42,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             notify,
         } => {
             let notify_endpoint = notify.endpoint()?;
+            if let Some(endpoint) = &notify_endpoint {
+                for (channel, configured) in [
+                    ("sms", &endpoint.templates.sms),
+                    ("email", &endpoint.templates.email),
+                ] {
+                    if configured.is_none() {
+                        tracing::warn!(
+                            channel,
+                            "no reminder template id is configured for this channel: reminders \
+                             use the reminder rules' placeholder (set --notify-sms-template and \
+                             --notify-email-template)"
+                        );
+                    }
+                }
+            }
             let oidc = oidc.console()?;
             let read_wait = app::ReadWait::at_most(std::time::Duration::from_millis(read_wait_ms));
             let metrics_token = match metrics_token_file {

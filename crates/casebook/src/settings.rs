@@ -386,6 +386,14 @@ pub struct NotifyArgs {
     /// without it only public https addresses are reached.
     #[arg(long, env = "CASEBOOK_NOTIFY_PRIVATE")]
     pub notify_private: bool,
+    /// The id of this service's text message reminder template at the notification service
+    /// (given `date`, `time` and `how`); default: the reminder rules' (a placeholder).
+    #[arg(long, env = "CASEBOOK_NOTIFY_SMS_TEMPLATE")]
+    pub notify_sms_template: Option<String>,
+    /// The id of this service's email reminder template at the notification service; default:
+    /// the reminder rules' (a placeholder).
+    #[arg(long, env = "CASEBOOK_NOTIFY_EMAIL_TEMPLATE")]
+    pub notify_email_template: Option<String>,
 }
 
 /// The notification service's API key (`CASEBOOK_NOTIFY_API_KEY`), shown as redacted.
@@ -431,9 +439,34 @@ impl NotifyArgs {
                 Ok(Some(app::reminders::NotifyEndpoint {
                     base_url: url.clone(),
                     api_key: key.clone(),
+                    templates: self.templates()?,
                 }))
             }
         }
+    }
+
+    /// The reminder templates configured (each a template id, a UUID, as Notify shows it).
+    ///
+    /// # Errors
+    /// One that is not a UUID, naming its flag.
+    pub fn templates(&self) -> anyhow::Result<app::reminders::NotifyTemplates> {
+        let read = |value: &Option<String>, flag: &str| -> anyhow::Result<Option<String>> {
+            match value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(id) => uuid::Uuid::try_parse(id)
+                    .map(|id| Some(id.to_string()))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "{flag}: {id:?} is not a template id (Notify shows each template's \
+                             id, like 6d1a3b1e-8f0c-4f0e-9b5e-2a1f0c7d9e01)"
+                        )
+                    }),
+            }
+        };
+        Ok(app::reminders::NotifyTemplates {
+            sms: read(&self.notify_sms_template, "--notify-sms-template")?,
+            email: read(&self.notify_email_template, "--notify-email-template")?,
+        })
     }
 }
 

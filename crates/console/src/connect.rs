@@ -25,7 +25,7 @@ use crate::pages::{
     person_name, radios_at,
 };
 use crate::{
-    Console, Sent, client_id, failure, form_session, page, request_id, see_other, send, session,
+    Console, Sent, client_id, failure, form_session, page, request_id, see_other, send_at, session,
 };
 
 /// The person's record, read for direct care (audited, and refused to whoever may not read
@@ -88,6 +88,12 @@ pub(crate) trait PersonForm: Sized {
     /// The form's field for the application's refusal of the command's `field`.
     fn refused_at(&self, field: Option<&str>) -> String;
 
+    /// The record's version the form was shown at, when it is to be sent only if the record is
+    /// still there (a colleague's write meanwhile brings the form back, as typed).
+    fn expected_version(&self) -> Option<i64> {
+        None
+    }
+
     /// The page again, with the form as typed and `errors`.
     async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse;
 }
@@ -133,7 +139,15 @@ pub(crate) async fn post<F: PersonForm>(
     let form = F::from_fields(&fields);
     let errors = match form.command() {
         Ok(command) => {
-            match send(&req, &console, &session, client, &command, Some(form.key())).await {
+            let sent = send_at(
+                (&req, &console, &session),
+                client,
+                &command,
+                Some(form.key()),
+                form.expected_version(),
+            )
+            .await;
+            match sent {
                 Sent::Done => {
                     return see_other(&format!("/console/people/{}?done={}", client.0, F::DONE));
                 }
@@ -223,7 +237,7 @@ pub(crate) fn refused_at(
 }
 
 /// A text field with its label, hint and error, kept as typed (`width`: its width class).
-fn text_field(
+pub(crate) fn text_field(
     (id, label): (&str, &str),
     hint: &str,
     (value, width): (&str, &str),

@@ -14,9 +14,14 @@ use crate::{Console, failure, page, session};
 /// The page's path.
 pub(crate) const PATH: &str = "/console/reports/breakdown";
 
-/// The breakdown page's route.
+/// Its CSV file's path.
+pub(crate) const CSV_PATH: &str = "/console/reports/breakdown.csv";
+
+/// The breakdown page's routes: the page and its CSV file.
 pub(crate) fn configure(config: &mut web::ServiceConfig) {
-    config.route(PATH, web::get().to(breakdown_page));
+    config
+        .route(PATH, web::get().to(breakdown_page))
+        .route(CSV_PATH, web::get().to(breakdown_csv));
 }
 
 /// What is asked: by what (default: age band).
@@ -33,21 +38,58 @@ fn code_of(by: Breakdown) -> String {
         .unwrap_or_default()
 }
 
-async fn breakdown_page(
-    req: HttpRequest,
-    form: web::Query<BreakdownForm>,
-    console: web::Data<Console>,
-) -> HttpResponse {
-    let session = signed_in!(req, console);
-    let by = if form.by.is_empty() {
+/// The breakdown asked for (age band when none is), none for a code that is not one.
+fn chosen(form: &BreakdownForm) -> Option<Breakdown> {
+    if form.by.is_empty() {
         Some(Breakdown::AgeBand)
     } else {
         Breakdown::ALL
             .iter()
             .copied()
             .find(|b| code_of(*b) == form.by)
+    }
+}
+
+/// The breakdown as a CSV file: the same figures and suppression as the page
+/// ([`app::reports::Reporting::outcomes_by_csv`]).
+async fn breakdown_csv(
+    req: HttpRequest,
+    form: web::Query<BreakdownForm>,
+    console: web::Data<Console>,
+) -> HttpResponse {
+    let session = signed_in!(req, console);
+    let Some(by) = chosen(&form) else {
+        return failure(
+            Some(&session),
+            &app::AppError::BadInput {
+                field: "by",
+                message: "choose what to break the report down by".into(),
+            },
+        );
     };
-    let Some(by) = by else {
+    match console
+        .reports
+        .outcomes_by_csv(
+            &session.principal,
+            &ReportQuery::default(),
+            None,
+            by,
+            app::export::CsvOptions::default(),
+        )
+        .await
+    {
+        Ok(file) => crate::reports::download(file),
+        Err(e) => failure(Some(&session), &e),
+    }
+}
+
+async fn breakdown_page(
+    req: HttpRequest,
+    form: web::Query<BreakdownForm>,
+    console: web::Data<Console>,
+) -> HttpResponse {
+    let session = signed_in!(req, console);
+    let Some(by) = chosen(&form) else {
         let errors = [crate::forms::FieldError::new(
             "by",
             "Choose what to break the report down by",
@@ -84,6 +126,11 @@ async fn breakdown_page(
                 }
                 (chooser(by))
                 (table(&report))
+                p class="nhsuk-body" {
+                    a id="breakdown-csv" href={(CSV_PATH) "?by=" (code_of(by))} download {
+                        "Download these figures (CSV)"
+                    }
+                }
             },
         ),
     )

@@ -167,7 +167,9 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
                         web::post().to(connect::post::<closure::RedirectForm>),
                     )
                     .configure(safeguarding::routes)
-                    .configure(tags::routes),
+                    .configure(tags::routes)
+                    .configure(demographics::routes)
+                    .configure(lone_working::routes),
             )
             .route("/console/triage", web::get().to(triage))
             .route("/console/workload", web::get().to(team::workload))
@@ -412,6 +414,7 @@ macro_rules! person_form {
 mod assessment;
 mod closure;
 mod connect;
+mod demographics;
 mod equity;
 mod gp_messages;
 mod lone_working;
@@ -719,7 +722,10 @@ fn banner(done: Option<&str>) -> Option<&'static str> {
         "gap" => Some("Service gap recorded"),
         "closed" => Some("Case closed"),
         "redirected" => Some("Referral redirected"),
-        other => safeguarding::banner(other).or_else(|| tags::banner(other)),
+        other => safeguarding::banner(other)
+            .or_else(|| tags::banner(other))
+            .or_else(|| demographics::banner(other))
+            .or_else(|| lone_working::banner(other)),
     }
 }
 
@@ -765,14 +771,18 @@ async fn record_contact(
     };
     // The form's own contact id: sending the same form twice records one contact.
     let key = format!("console-contact-{}", form.contact_id);
-    run(
-        &req,
-        &console,
-        &session,
+    // Refused, the form comes back as typed.
+    let entered = Entered {
+        contact: form,
+        ..Entered::blank(&console)
+    };
+    run_keeping(
+        (&req, &console, &session),
         client,
         &command,
         Some(key),
         "contact",
+        &entered,
     )
     .await
 }
@@ -789,12 +799,32 @@ async fn run(
     done: &str,
 ) -> HttpResponse {
     let blank = Entered::blank(console);
+    run_keeping(
+        (req, console, session),
+        client,
+        command,
+        idempotency_key,
+        done,
+        &blank,
+    )
+    .await
+}
+
+/// [`run`], showing the page again with the forms as `entered` when the command is refused.
+async fn run_keeping(
+    (req, console, session): (&HttpRequest, &Console, &ConsoleSession),
+    client: ClientId,
+    command: &domain::CaseCommand,
+    idempotency_key: Option<String>,
+    done: &str,
+    entered: &Entered,
+) -> HttpResponse {
     match send(req, console, session, client, command, idempotency_key).await {
         Sent::Done => see_other(&format!("/console/people/{}?done={done}", client.0)),
         Sent::Refused { field, message } => {
             let field = forms::form_field(field.unwrap_or("decision"));
             let errors = [FieldError::new(field, message)];
-            person_page(req, console, session, client, &blank, &errors, None).await
+            person_page(req, console, session, client, entered, &errors, None).await
         }
         Sent::Failed(response) => response,
     }
@@ -822,10 +852,29 @@ pub(crate) async fn send(
     command: &domain::CaseCommand,
     idempotency_key: Option<String>,
 ) -> Sent {
+    send_at(
+        (req, console, session),
+        client,
+        command,
+        idempotency_key,
+        None,
+    )
+    .await
+}
+
+/// [`send`], only while the record is at `expected_version` (when given): a record written to
+/// since the form was shown is [`CommandError::Conflict`], and the form comes back.
+pub(crate) async fn send_at(
+    (req, console, session): (&HttpRequest, &Console, &ConsoleSession),
+    client: ClientId,
+    command: &domain::CaseCommand,
+    idempotency_key: Option<String>,
+    expected_version: Option<i64>,
+) -> Sent {
     let request = StaffCommand {
         idempotency_key,
         fingerprint: None,
-        expected_version: None,
+        expected_version,
         correlation_id: request_id(req),
         occurred_at: None,
         late_entry_reason: None,
@@ -924,14 +973,17 @@ async fn book_appointment(
         Ok(command) => {
             // The form's own appointment id: sending it twice books one appointment.
             let key = format!("console-appointment-{}", form.appointment_id);
-            run(
-                &req,
-                &console,
-                &session,
+            let entered = Entered {
+                appointment: form,
+                ..Entered::blank(&console)
+            };
+            run_keeping(
+                (&req, &console, &session),
                 client,
                 &command,
                 Some(key),
                 "booked",
+                &entered,
             )
             .await
         }

@@ -453,9 +453,10 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
                 (contact_form(who, record, form, errors))
             }
             (crate::plan::summary(record))
+            (crate::demographics::section(record))
             (crate::connect::section(who, record))
             (crate::closure::close_link(record))
-            (crate::lone_working::section(record))
+            (crate::lone_working::section(who, record))
             (crate::tags::section(who, record, errors))
             (crate::safeguarding::section(who, record))
             h2 class="nhsuk-heading-m" id="journey" { "Journey" }

@@ -583,6 +583,7 @@ pub(crate) fn summary(record: &ClientRecord) -> Markup {
         goals,
         consents,
         assessments,
+        ..
     } = &record.plan;
     let open = record.status == domain::CaseStatus::Open;
     let base = format!("/console/people/{}", record.client_id);

@@ -309,7 +309,7 @@ pub(crate) async fn report_csv(
     }
 }
 
-fn download(file: CsvFile) -> HttpResponse {
+pub(crate) fn download(file: CsvFile) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((

@@ -48,11 +48,14 @@ pub struct ReminderConsent {
     pub scope: ConsentScope,
 }
 
-/// A channel's template at the notification service.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+/// A channel's template at the notification service: the default, for a service that
+/// configures none of its own (`serve --notify-sms-template`, `--notify-email-template`); none
+/// when the file leaves it out.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Template {
-    pub template_id: String,
+    #[serde(default)]
+    pub template_id: Option<String>,
 }
 
 /// One version of the reminder rules.
@@ -64,7 +67,9 @@ pub struct ReminderRules {
     pub hours_before: u32,
     pub quiet_hours: QuietHours,
     pub consent: ReminderConsent,
+    #[serde(default)]
     pub sms: Template,
+    #[serde(default)]
     pub email: Template,
 }
 
@@ -192,6 +197,12 @@ pub enum ReminderChange {
     },
     /// The person was erased: nothing pending is sent.
     Erased,
+    /// The case closed (the person died, moved away, or support ended): nothing pending is
+    /// sent while it stays closed.
+    Closed,
+    /// The case reopened: what its closure withheld is pending again (and, as every reminder,
+    /// decided again when it is sent).
+    Reopened,
 }
 
 /// Folds one event of `client_id`'s record under `rules`. Pure: the same events under the same
@@ -228,6 +239,8 @@ pub fn decide_reminder(
             })
         }
         CaseEvent::ClientErased(_) => Some(ReminderChange::Erased),
+        CaseEvent::CaseClosed(_) => Some(ReminderChange::Closed),
+        CaseEvent::CaseReopened(_) => Some(ReminderChange::Reopened),
         _ => None,
     }
 }
@@ -338,6 +351,24 @@ impl ReminderOutboxProjection {
                              WHERE client_id = $1 AND booked_event_id = $2 AND status = 'pending' \
                              AND attempts = 0",
                             &[&client.client_id, &booked_event_id, &scheduled_for, &due_at],
+                        )
+                        .await?;
+                    }
+                    ReminderChange::Closed => {
+                        tx.execute(
+                            "UPDATE reminder_outbox SET status = 'withheld', \
+                             withheld_reason = 'case_closed', leased_until = NULL, \
+                             lease_holder = NULL WHERE client_id = $1 AND status = 'pending'",
+                            &[&client.client_id],
+                        )
+                        .await?;
+                    }
+                    ReminderChange::Reopened => {
+                        tx.execute(
+                            "UPDATE reminder_outbox SET status = 'pending', withheld_reason = NULL \
+                             WHERE client_id = $1 AND status = 'withheld' \
+                             AND withheld_reason = 'case_closed'",
+                            &[&client.client_id],
                         )
                         .await?;
                     }
@@ -490,5 +521,21 @@ mod tests {
             &rules,
         );
         assert_eq!(erased, Some(ReminderChange::Erased));
+        // A closure withholds what is pending; a reopening brings it back.
+        let closed = decide_reminder(
+            client,
+            &fact(CaseEvent::CaseClosed(domain::CaseClosed {
+                reason: domain::ClosureReason::Deceased,
+                note: None,
+            })),
+            &rules,
+        );
+        assert_eq!(closed, Some(ReminderChange::Closed));
+        let reopened = decide_reminder(
+            client,
+            &fact(CaseEvent::CaseReopened(domain::CaseReopened { note: None })),
+            &rules,
+        );
+        assert_eq!(reopened, Some(ReminderChange::Reopened));
     }
 }

@@ -1388,3 +1388,45 @@ async fn an_administrator_revokes_a_token_and_deactivates_an_account() {
     assert_eq!(refused, 404);
     server.stop().await;
 }
+
+/// A contact the application refuses (dated days ahead) comes back on the person's page with
+/// the refusal at its field and what was typed kept, not a blank form.
+#[tokio::test]
+async fn a_refused_contact_comes_back_as_typed() {
+    let clock = app::Clock::system();
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let client = open_case(&server).await;
+    let session = sign_in(&server, &server.people.worker).await;
+    let person = format!("/console/people/{client}");
+    let (status, page) = get(&server, &session, &person).await;
+    assert_eq!(status, 200);
+    let csrf = hidden(&page, "csrf");
+    let ahead = (clock.now() + chrono::Duration::days(3))
+        .format("%Y-%m-%d")
+        .to_string();
+    let (status, page) = post_page(
+        &server,
+        &session,
+        &format!("{person}/contacts"),
+        None,
+        &[
+            ("csrf", csrf.as_str()),
+            ("contact_id", &Uuid::new_v4().to_string()),
+            ("mode", "phone"),
+            ("minutes", "47"),
+            ("contacted_on", ahead.as_str()),
+            ("contacted_time", "10:15"),
+            ("note", "Talked about the allotment zq7kept"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("contacted_on-error"), "{page}");
+    assert!(page.contains("value=\"47\""), "{page}");
+    assert!(page.contains(&format!("value=\"{ahead}\"")), "{page}");
+    assert!(
+        page.contains("Talked about the allotment zq7kept"),
+        "{page}"
+    );
+    server.stop().await;
+}

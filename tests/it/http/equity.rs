@@ -507,8 +507,61 @@ async fn the_analyst_chooses_a_breakdown_in_the_console_without_script() {
     }
     browser.assert_accessible("the breakdown by sex").await;
 
-    // Anything else is refused at the field; a link worker has no report.
+    // The CSV download holds the page's figures, suppressed alike (and the API's file is the
+    // same file).
+    assert_eq!(
+        browser.text("#breakdown-csv").await,
+        "Download these figures (CSV)"
+    );
     let analyst = super::console::sign_in(&server, &people.analyst).await;
+    let (status, csv) =
+        super::console::get(&server, &analyst, "/console/reports/breakdown.csv?by=sex").await;
+    assert_eq!(status, 200, "{csv}");
+    let row = |group: &str, figure: &str| {
+        csv.lines()
+            .find(|l| {
+                l.starts_with(&format!("{group},")) && l.contains(&format!(",referrals,{figure},"))
+            })
+            .unwrap_or_else(|| panic!("no {group} {figure} in {csv}"))
+            .to_owned()
+    };
+    assert!(csv.contains("# by: sex"), "{csv}");
+    assert!(
+        csv.contains("group,group_label,section,figure,code,band,value,suppressed"),
+        "{csv}"
+    );
+    assert_eq!(
+        row("female", "total"),
+        "female,female,referrals,total,,,5,false"
+    );
+    assert_eq!(
+        row("male", "people"),
+        "male,male,referrals,people,,,5,false"
+    );
+    assert_eq!(
+        row("not_known", "total"),
+        "not_known,not known,referrals,total,,,,true"
+    );
+    let api = server
+        .read(
+            &people.analyst,
+            &format!("/api/v1/reports/outcomes/breakdown.csv?by=sex&after={position}"),
+        )
+        .await;
+    let api_csv = api.body.as_str().expect("a text body");
+    assert!(
+        api_csv.contains("\r\nfemale,female,referrals,total,,,5,false\r\n"),
+        "{api_csv}"
+    );
+    let (status, _) = super::console::get(
+        &server,
+        &analyst,
+        "/console/reports/breakdown.csv?by=shoe_size",
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // Anything else is refused at the field; a link worker has no report.
     let (status, _) =
         super::console::get(&server, &analyst, "/console/reports/breakdown?by=shoe_size").await;
     assert_eq!(status, 422);
@@ -517,4 +570,150 @@ async fn the_analyst_chooses_a_breakdown_in_the_console_without_script() {
         super::console::get(&server, &worker, "/console/reports/breakdown?by=sex").await;
     assert_eq!(status, 403);
     server.stop().await;
+}
+
+/// Sets the field of id `id` to `value`, as if typed over what was there.
+async fn fill(browser: &crate::browser::Browser, id: &str, value: &str) {
+    let script = "document.getElementById(arguments[0]).value = arguments[1];";
+    browser
+        .client
+        .execute(script, vec![id.into(), value.into()])
+        .await
+        .expect("filling a field");
+}
+
+/// The value of the field of id `id`, as the browser has it.
+async fn value_of(browser: &crate::browser::Browser, id: &str) -> String {
+    browser
+        .client
+        .execute(
+            "return document.getElementById(arguments[0]).value;",
+            vec![id.into()],
+        )
+        .await
+        .expect("reading a field")
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The person's page records their demographics through the same command as the API, the age
+/// band worked out by the service; a refusal and a form sent after a colleague's recording (a
+/// stale version) both come back with what was typed and an error summary, axe clean.
+#[tokio::test]
+async fn a_link_worker_records_demographics_in_the_console_and_a_stale_form_comes_back_as_typed() {
+    let server = TestServer::start().await;
+    let people = &server.people;
+    let client = person_born(&server, "1948-05-02").await;
+    let browser = super::console::signed_in_browser(&server, &people.worker).await;
+    let person = format!("/console/people/{client}");
+    browser.goto(&format!("{}{person}", server.base)).await;
+    assert_eq!(
+        browser.text("#demographics-summary").await,
+        "Not recorded yet."
+    );
+    browser.click_and_wait("#record-demographics").await;
+    assert_eq!(browser.path().await, format!("{person}/demographics"));
+    browser.assert_accessible("the demographics form").await;
+
+    // A practice code the application refuses: shown at its field, the rest kept.
+    browser.select("#sex", "female").await;
+    browser.select("#gender_identity", "female").await;
+    browser.select("#ethnic_category", "C").await;
+    browser.select("#interpreter_needed", "true").await;
+    fill(&browser, "preferred_language", "Polish").await;
+    fill(&browser, "communication_needs", "Large print").await;
+    fill(&browser, "gp_practice", "surgery on the hill").await;
+    fill(&browser, "postcode", "ba11 1aa").await;
+    browser.click_and_wait("#record-demographics-button").await;
+    assert!(!browser.text(".nhsuk-error-summary a").await.is_empty());
+    assert!(
+        browser
+            .text("#gp_practice-error")
+            .await
+            .contains("capital letter and five digits"),
+        "{}",
+        browser.text("#gp_practice-error").await
+    );
+    assert_eq!(value_of(&browser, "preferred_language").await, "Polish");
+    assert_eq!(value_of(&browser, "sex").await, "female");
+    browser.assert_accessible("demographics refused").await;
+
+    // Meanwhile a colleague records the person's demographics over the API: the form, sent
+    // against the version it was shown at, comes back as typed with the error summary, and
+    // nothing of it was written.
+    fill(&browser, "gp_practice", "L85016").await;
+    record(&server, &people.lead, client, json!({ "sex": "male" })).await;
+    browser.click_and_wait("#record-demographics-button").await;
+    assert_eq!(browser.path().await, format!("{person}/demographics"));
+    assert!(
+        browser
+            .text(".nhsuk-error-summary")
+            .await
+            .contains("Someone else changed this record just now"),
+        "{}",
+        browser.text(".nhsuk-error-summary").await
+    );
+    for (id, typed) in [
+        ("sex", "female"),
+        ("gender_identity", "female"),
+        ("ethnic_category", "C"),
+        ("interpreter_needed", "true"),
+        ("preferred_language", "Polish"),
+        ("communication_needs", "Large print"),
+        ("gp_practice", "L85016"),
+        ("postcode", "ba11 1aa"),
+    ] {
+        assert_eq!(value_of(&browser, id).await, typed, "{id} kept as typed");
+    }
+    browser
+        .assert_accessible("a form sent against a stale version")
+        .await;
+    assert_eq!(
+        sex_of(&server, client).await.as_deref(),
+        Some("male"),
+        "the colleague's stands"
+    );
+
+    // Sent again (now at the version it was shown at), it is recorded; the page shows the age
+    // band the service worked out from the date of birth.
+    browser.click_and_wait("#record-demographics-button").await;
+    assert_eq!(browser.path().await, format!("{person}?done=demographics"));
+    assert_eq!(
+        super::console::banner(&browser).await,
+        "Demographics recorded"
+    );
+    let summary = browser.text("#demographics-summary").await;
+    for shown in [
+        "75 to 84",
+        "Female",
+        "White - Any other White background",
+        "Polish",
+        "L85016",
+        "ba11 1aa",
+    ] {
+        assert!(summary.contains(shown), "{shown}: {summary}");
+    }
+    browser
+        .assert_accessible("the person's page with demographics")
+        .await;
+    assert_eq!(sex_of(&server, client).await.as_deref(), Some("female"));
+    let age_band: Option<String> = testkit::query_value(
+        &server.db.admin_client().await,
+        "SELECT age_band FROM equity_demographics WHERE client_id = $1",
+        &[&client],
+    )
+    .await;
+    assert_eq!(age_band.as_deref(), Some("75_84"));
+    server.stop().await;
+}
+
+/// The sex the breakdowns count `client` by.
+async fn sex_of(server: &TestServer, client: Uuid) -> Option<String> {
+    testkit::query_value(
+        &server.db.admin_client().await,
+        "SELECT sex FROM equity_demographics WHERE client_id = $1",
+        &[&client],
+    )
+    .await
 }

@@ -284,3 +284,122 @@ async fn a_cancelled_visit_leaves_no_check_in_to_miss() {
     assert_eq!(plan["visit_cancelled"], true, "{record:#}");
     assert_eq!(plan["check_in_missed"], false, "{record:#}");
 }
+
+/// The person's page records a home visit's lone-working plan and its check-in through the
+/// same commands as the API: a link to a plan for each home visit without one, the form's
+/// refusal at its field with what was typed kept, then the check-in button; axe clean.
+#[tokio::test]
+async fn a_link_worker_records_a_lone_working_plan_and_the_check_in_in_the_console() {
+    let start = Utc::now()
+        .duration_trunc(Duration::minutes(1))
+        .expect("a minute");
+    let clock = app::Clock::fixed(start);
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let people = &server.people;
+    let client = open_case(&server).await;
+    let (visit, call) = (Uuid::new_v4(), Uuid::new_v4());
+    let at = start + Duration::hours(3);
+    for (id, mode) in [(visit, "home_visit"), (call, "phone")] {
+        server
+            .ok(
+                &people.worker,
+                &client_path(client, "appointments"),
+                json!({ "appointment_id": id, "scheduled_for": at.to_rfc3339(), "mode": mode }),
+            )
+            .await;
+    }
+    let browser = super::console::signed_in_browser(&server, &people.worker).await;
+    let person = format!("/console/people/{client}");
+    browser.goto(&format!("{}{person}", server.base)).await;
+    // A plan for the home visit only: the phone call has no link.
+    let links = browser.texts("#lone-working ~ p a").await;
+    assert_eq!(
+        links
+            .iter()
+            .filter(|t| t.starts_with("Record a lone-working plan"))
+            .count(),
+        1,
+        "{links:?}"
+    );
+    browser.click_and_wait(&format!("#plan-{visit}")).await;
+    assert_eq!(
+        browser.path().await,
+        format!("{person}/lone-working?appointment_id={visit}")
+    );
+    browser
+        .assert_accessible("the lone-working plan form")
+        .await;
+
+    // No buddy chosen, and the address left blank: each at its field, the risks kept.
+    browser.click("#known_risks").await;
+    browser.press(RISKS).await;
+    browser.click_and_wait("#record-plan").await;
+    assert!(
+        browser
+            .text("#buddy_staff_id-error")
+            .await
+            .contains("Select the colleague"),
+    );
+    browser
+        .assert_accessible("a lone-working plan refused")
+        .await;
+    browser
+        .select("#buddy_staff_id", &people.lead.staff_id.to_string())
+        .await;
+    browser.click_and_wait("#record-plan").await;
+    assert!(
+        browser
+            .text("#address_note-error")
+            .await
+            .contains("Say where the visit is"),
+        "{}",
+        browser.text("#address_note-error").await
+    );
+    assert!(browser.text("#known_risks").await.contains("Large dog"));
+
+    browser.click("#address_note").await;
+    browser.press(ADDRESS).await;
+    browser.click_and_wait("#record-plan").await;
+    assert_eq!(
+        browser.path().await,
+        format!("{person}?done=lone_working_plan")
+    );
+    assert_eq!(
+        super::console::banner(&browser).await,
+        "Lone-working plan recorded"
+    );
+    let section = browser.text("#lone-working ~ .nhsuk-card").await;
+    assert!(section.contains(ADDRESS), "{section}");
+    assert!(section.contains("Known risks: Large dog"), "{section}");
+    browser
+        .assert_accessible("the person's page with a plan")
+        .await;
+
+    // The check-in.
+    browser.click_and_wait(&format!("#check-in-{visit}")).await;
+    assert_eq!(browser.path().await, format!("{person}?done=checked_in"));
+    assert_eq!(super::console::banner(&browser).await, "Check-in recorded");
+    assert!(
+        browser
+            .text("#lone-working ~ .nhsuk-card")
+            .await
+            .contains("Checked in")
+    );
+    browser
+        .assert_accessible("the person's page after the check-in")
+        .await;
+
+    // The record says what the forms did: the plan (check-in 90 minutes after the visit, the
+    // lead as buddy) and its check-in.
+    let record = server
+        .read(&people.worker, &format!("/api/v1/clients/{client}"))
+        .await;
+    let plan = &record.body["lone_working"][0];
+    assert_eq!(plan["address_note"], ADDRESS, "{plan:#}");
+    assert_eq!(plan["buddy_staff_id"], json!(people.lead.staff_id));
+    let check_in_by: chrono::DateTime<Utc> =
+        serde_json::from_value(plan["check_in_by"].clone()).expect("a time");
+    assert_eq!(check_in_by, at + Duration::minutes(90));
+    assert!(plan["checked_in_at"].is_string(), "{plan:#}");
+    server.stop().await;
+}

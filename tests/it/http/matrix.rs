@@ -258,6 +258,7 @@ fn rules() -> BTreeMap<&'static str, Rule> {
     // a report.
     rules.insert("record_demographics", case(CASEWORKERS));
     rules.insert("outcome_breakdown", own(REPORTERS));
+    rules.insert("outcome_breakdown_csv", own(REPORTERS));
     // Messages back to GP practices: an organisation's administrators set its practices'
     // endpoints and see its messages; a dead letter (the fixture's, the first organisation's)
     // is replayed by its administrator, and is absent for another organisation's.
@@ -611,7 +612,7 @@ async fn every_route_refuses_every_caller_it_should() {
             // Required query parameters, so that only who is asking decides the answer.
             let path = match id {
                 "compare_outcomes" | "compare_outcomes_csv" => format!("{path}?a=1&b=1"),
-                "outcome_breakdown" => format!("{path}?by=sex"),
+                "outcome_breakdown" | "outcome_breakdown_csv" => format!("{path}?by=sex"),
                 _ => path,
             };
             let method = method.to_ascii_uppercase();

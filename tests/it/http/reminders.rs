@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use app::gp_outbox::DispatchSettings;
-use app::reminders::{NotifyEndpoint, ReminderDispatcher};
+use app::reminders::{NotifyEndpoint, NotifyTemplates, ReminderDispatcher};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,6 +22,9 @@ use super::{Person, TestServer};
 
 /// The notification service's API key in these tests.
 const API_KEY: &str = "casebook_test-11111111-2222-3333-4444-555555555555";
+
+/// The service's own text message template (`serve --notify-sms-template`) in these tests.
+const SMS_TEMPLATE: &str = "0f8e6a52-1111-4c2e-9d3b-7a1e2c3d4e5f";
 
 /// What the receiver does with the next request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,10 +82,16 @@ impl Notify {
         }
     }
 
+    /// The receiver, with the service's own text template configured (email left to the
+    /// reminder rules' default).
     fn endpoint(&self) -> NotifyEndpoint {
         NotifyEndpoint {
             base_url: format!("http://127.0.0.1:{}", self.port),
             api_key: API_KEY.to_owned(),
+            templates: NotifyTemplates {
+                sms: Some(SMS_TEMPLATE.to_owned()),
+                email: None,
+            },
         }
     }
 
@@ -193,6 +202,16 @@ fn dispatcher(
     clock: &app::Clock,
     notify: Option<NotifyEndpoint>,
 ) -> ReminderDispatcher {
+    dispatcher_leasing(server, clock, notify, Duration::from_secs(30))
+}
+
+/// [`dispatcher`], leasing each reminder for `lease`.
+fn dispatcher_leasing(
+    server: &TestServer,
+    clock: &app::Clock,
+    notify: Option<NotifyEndpoint>,
+    lease: Duration,
+) -> ReminderDispatcher {
     ReminderDispatcher::new(
         server.store.clone(),
         clock.clone(),
@@ -205,7 +224,7 @@ fn dispatcher(
             .expect("an HTTP client"),
         ),
         DispatchSettings {
-            lease: Duration::from_secs(30),
+            lease,
             backoff: Duration::from_secs(60),
             backoff_cap: Duration::from_secs(60),
             max_attempts: 3,
@@ -478,10 +497,16 @@ async fn reminders_go_once_when_due_with_consent_by_the_chosen_channel_and_never
         texted.body["personalisation"],
         json!({ "date": "Tuesday 3 March", "time": "2:00pm", "how": "face to face" })
     );
+    // The text went with the service's own template; the email, with none configured, with
+    // the reminder rules' default.
     let rules = projector::reminders::ReminderRules::latest().expect("the rules");
-    assert_eq!(texted.body["template_id"], rules.sms.template_id);
+    assert_eq!(texted.body["template_id"], SMS_TEMPLATE);
     let emailed = of(&reminder_id(email, appointments[1].1));
     assert_eq!(emailed.path, "/v2/notifications/email");
+    assert_eq!(
+        emailed.body["template_id"].as_str(),
+        rules.email.template_id.as_deref()
+    );
     assert_eq!(emailed.body["email_address"], "maggie@example.org");
     assert!(emailed.body.get("phone_number").is_none());
     // Sent again after a dropped connection, it carried the same reference: the service
@@ -586,6 +611,7 @@ async fn dead_letters_are_listed_and_replayed_by_their_organisation_s_administra
     let bad = NotifyEndpoint {
         base_url: format!("http://127.0.0.1:{refuser_port}"),
         api_key: API_KEY.to_owned(),
+        templates: NotifyTemplates::default(),
     };
     let report = dispatcher(&server, &clock, Some(bad))
         .run_once()
@@ -698,6 +724,24 @@ async fn dead_letters_are_listed_and_replayed_by_their_organisation_s_administra
     let (status, page) = super::console::get(&server, &session, "/console/admin/reminders").await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("no-dead-letters"), "{page}");
+    // Chosen with the page's GET form: what was delivered, and by which channel.
+    let (status, page) = super::console::get(
+        &server,
+        &session,
+        "/console/admin/reminders?status=delivered",
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("id=\"reminders\""), "{page}");
+    assert!(page.contains(&client.to_string()), "{page}");
+    assert!(page.contains(">sms<"), "{page}");
+    let (status, page) =
+        super::console::get(&server, &session, "/console/admin/reminders?status=pending").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("no-reminders"), "{page}");
+    let (status, _) =
+        super::console::get(&server, &session, "/console/admin/reminders?status=lost").await;
+    assert_eq!(status, 400);
     let session = super::console::sign_in(&server, &people.lead).await;
     let (status, _) = super::console::get(&server, &session, "/console/admin/reminders").await;
     assert_eq!(status, 403);
@@ -780,6 +824,145 @@ async fn a_corrected_time_moves_the_reminder_and_an_erasure_not_yet_projected_st
     assert_eq!(kept[0].body["personalisation"]["date"], "Thursday 5 March");
     assert_eq!(kept[0].body["personalisation"]["time"], "11:00am");
     assert_eq!(kept[0].body["phone_number"], "07700 900011");
+}
+
+/// The renew-before-post refusal: a dispatcher whose lease has run out by the time it would
+/// post (here a lease of no length, out as soon as it is taken, as if the dispatcher had been
+/// slowed past it) posts nothing and records no attempt; the reminder stays pending for the
+/// next dispatcher, which sends it, once.
+#[tokio::test]
+async fn a_dispatcher_whose_lease_ran_out_before_posting_posts_nothing() {
+    let clock = app::Clock::fixed(at("2026-03-02T09:00:00Z"));
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let notify = Notify::start().await;
+    let client = person(&server, Some("07700 900031"), None).await;
+    record(
+        &server,
+        &server.people.worker,
+        client,
+        "consents",
+        json!({ "scope": "contact_for_reminders", "services": [], "channel": "sms" }),
+    )
+    .await;
+    let appointment = book(&server, client, "2026-03-03T14:00:00Z").await;
+    server.catch_up().await;
+    clock.set(at("2026-03-02T14:00:00Z"));
+
+    let slowed = dispatcher_leasing(&server, &clock, Some(notify.endpoint()), Duration::ZERO);
+    let report = slowed.run_once().await.expect("a pass");
+    assert_eq!(
+        (
+            report.delivered,
+            report.failed,
+            report.withheld,
+            report.dead_lettered
+        ),
+        (0, 0, 0, 0),
+        "{report:?}"
+    );
+    assert!(notify.requests().is_empty(), "nothing was posted");
+    assert_eq!(
+        outbox_of(&server, client).await,
+        [("pending".to_owned(), None, None, 0)]
+    );
+    let id = projector::reminders::reminder_id(client, appointment);
+    let admin = server.db.admin_client().await;
+    assert_eq!(attempts(&admin, id).await, 0, "no attempt is recorded");
+
+    // The next dispatcher (the lease has run out) sends it, once.
+    let report = dispatcher(&server, &clock, Some(notify.endpoint()))
+        .run_once()
+        .await
+        .expect("a pass");
+    assert_eq!(report.delivered, 1, "{report:?}");
+    assert_eq!(notify.requests().len(), 1);
+    assert_eq!(notify.kept()[0].body["reference"], id.to_string());
+    assert_eq!(
+        outbox_of(&server, client).await,
+        [("delivered".to_owned(), None, Some("sms".to_owned()), 1)]
+    );
+    assert_eq!(attempts(&admin, id).await, 1);
+}
+
+/// How many attempts of reminder `id` are audited.
+async fn attempts(admin: &tokio_postgres::Client, id: Uuid) -> i64 {
+    testkit::query_value(
+        admin,
+        "SELECT count(*) FROM reminder_outbox_attempts WHERE message_id = $1",
+        &[&id],
+    )
+    .await
+}
+
+/// The reminder projection itself withholds a closed case's pending reminders (the
+/// administrator's list says so before any dispatcher runs), and a reopening brings them back
+/// to be decided again when sent.
+#[tokio::test]
+async fn closing_the_case_withholds_its_pending_reminders_and_reopening_brings_them_back() {
+    let clock = app::Clock::fixed(at("2026-03-02T09:00:00Z"));
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let people = server.people.clone();
+    let worker = &people.worker;
+    let client = person(&server, Some("07700 900041"), None).await;
+    record(
+        &server,
+        worker,
+        client,
+        "consents",
+        json!({ "scope": "contact_for_reminders", "services": [], "channel": "sms" }),
+    )
+    .await;
+    book(&server, client, "2026-03-05T14:00:00Z").await;
+    server.catch_up().await;
+    assert_eq!(
+        outbox_of(&server, client).await,
+        [("pending".to_owned(), None, None, 0)]
+    );
+
+    record(
+        &server,
+        worker,
+        client,
+        "closure",
+        json!({ "reason": "moved_away", "note": null }),
+    )
+    .await;
+    server.catch_up().await;
+    assert_eq!(
+        outbox_of(&server, client).await,
+        [(
+            "withheld".to_owned(),
+            Some("case_closed".to_owned()),
+            None,
+            0
+        )]
+    );
+    let listed = server
+        .read(&people.admin, "/api/v1/reminders?status=withheld")
+        .await;
+    assert_eq!(listed.body[0]["withheld_reason"], "case_closed");
+
+    record(
+        &server,
+        worker,
+        client,
+        "reopening",
+        json!({ "note": null }),
+    )
+    .await;
+    server.catch_up().await;
+    assert_eq!(
+        outbox_of(&server, client).await,
+        [("pending".to_owned(), None, None, 0)]
+    );
+    // Due on Wednesday at 14:00, it goes then.
+    let notify = Notify::start().await;
+    clock.set(at("2026-03-04T14:00:00Z"));
+    let report = dispatcher(&server, &clock, Some(notify.endpoint()))
+        .run_once()
+        .await
+        .expect("a pass");
+    assert_eq!(report.delivered, 1, "{report:?}");
 }
 
 #[tokio::test]

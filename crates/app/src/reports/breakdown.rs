@@ -518,6 +518,23 @@ impl Reporting {
             .await
     }
 
+    /// The breakdown as a CSV file ([`crate::export::breakdown`]): the same figures and
+    /// suppression as [`Reporting::outcomes_by`].
+    ///
+    /// # Errors
+    /// As [`Reporting::outcomes_by`].
+    pub async fn outcomes_by_csv(
+        &self,
+        principal: &crate::access::Principal,
+        query: &ReportQuery,
+        rules: Option<i32>,
+        by: Breakdown,
+        options: crate::export::CsvOptions,
+    ) -> Result<crate::export::CsvFile, crate::AppError> {
+        let report = self.outcomes_by(principal, query, rules, by).await?;
+        crate::export::breakdown(&report, options)
+    }
+
     async fn publish(
         &self,
         groups: &mut [GroupReport],

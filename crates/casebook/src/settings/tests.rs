@@ -162,3 +162,31 @@ fn the_notification_service_needs_its_key_from_the_environment_and_never_shows_i
     notify.notify_url = Some("file:///etc/passwd".to_owned());
     assert!(notify.endpoint().is_err(), "only http(s)");
 }
+
+/// The reminder templates are the service's configuration: by flag or environment, each a
+/// template id, none when not given (the reminder rules' default is then used).
+#[test]
+fn the_reminder_templates_are_configured_by_flag_and_must_be_template_ids() {
+    let mut notify = serve_notify(&[
+        "--notify-url",
+        "https://api.notifications.service.gov.uk",
+        "--notify-sms-template",
+        "0F8E6A52-1111-4C2E-9D3B-7A1E2C3D4E5F",
+    ])
+    .expect("parses");
+    notify.notify_api_key = crate::settings::NotifyKey(Some("key".to_owned()));
+    let endpoint = notify.endpoint().expect("valid").expect("configured");
+    assert_eq!(
+        endpoint.templates,
+        app::reminders::NotifyTemplates {
+            sms: Some("0f8e6a52-1111-4c2e-9d3b-7a1e2c3d4e5f".to_owned()),
+            email: None,
+        }
+    );
+    notify.notify_email_template = Some("welcome-email".to_owned());
+    let refused = notify.endpoint().expect_err("not a template id");
+    assert!(
+        refused.to_string().contains("--notify-email-template"),
+        "{refused}"
+    );
+}

@@ -33,6 +33,9 @@ pub(crate) fn journey(
         journey.connection_outcomes(rng, open_connections);
         let follow_up = journey.follow_up(rng, &plan, &scored, disengages);
         let (closing, closed) = journey.closure(rng, follow_up, disengages);
+        if !closed && !disengages {
+            journey.next_appointment();
+        }
         journey.repeat_referral(rng, closing, closed);
     }
     (journey.client, journey.steps)
@@ -256,6 +259,18 @@ impl<'a> Journey<'a> {
                 self.push(worker, Role::LinkWorker, at, consent);
             }
         }
+        // About half agree to text reminders of their appointments (everyone here has a
+        // mobile number), so the reminder outbox has people to remind. Drawn from a generator
+        // of their own, so that the rest of the demo population is what it was before.
+        let mut own = Rng::new(self.client.0.as_u128() as u64, 31);
+        if own.chance(0.5) {
+            let reminders = CaseCommand::RecordConsent(ConsentRecorded {
+                scope: ConsentScope::ContactForReminders,
+                services: vec![],
+                channel: Some(ContactChannel::Sms),
+            });
+            self.push(worker, Role::LinkWorker, at, reminders);
+        }
         let what_matters = CaseCommand::RecordWhatMatters(WhatMattersRecorded {
             text: (*rng.pick(WHAT_MATTERS)).to_owned(),
         });
@@ -398,6 +413,28 @@ impl<'a> Journey<'a> {
             });
             self.push(worker, Role::LinkWorker, at, call);
         }
+    }
+
+    /// For most cases still open today, the next appointment, booked today for a day in the
+    /// coming week (so there are reminders to send). Drawn from a generator of the person's
+    /// own, so that the rest of the demo population is what it was before.
+    fn next_appointment(&mut self) {
+        let mut own = Rng::new(self.client.0.as_u128() as u64, 37);
+        if !own.chance(0.8) {
+            return;
+        }
+        let day = self.today + Duration::days(own.range(1, 7));
+        let at = noon(day) - Duration::hours(own.range(0, 2));
+        let booking = CaseCommand::BookAppointment(AppointmentBooked {
+            appointment_id: AppointmentId(own.uuid()),
+            scheduled_for: at,
+            mode: own.weighted(&[
+                (ContactMode::FaceToFace, 60.0),
+                (ContactMode::HomeVisit, 25.0),
+                (ContactMode::Video, 15.0),
+            ]),
+        });
+        self.push(self.worker, Role::LinkWorker, noon(self.today), booking);
     }
 
     /// An onward connection for `need` to a service of the directory in the person's town (only
