@@ -57,6 +57,15 @@ WITH inserted AS (
     -- violates the key and retries with the key that won).
     INSERT INTO subject_keys (subject_id, wrapped_key, master_key_id)
     SELECT $1, $20, $21 WHERE $20::bytea IS NOT NULL
+), drop_lookups AS (
+    -- The stream's lookup tags: replaced when the append carries them ($22), all gone with an
+    -- erasure. A tag kept is not deleted and inserted again (one row, one change a statement).
+    DELETE FROM stream_lookups
+    WHERE stream_id = $1 AND ($19::boolean OR ($22::boolean AND NOT (tag = ANY($23::bytea[]))))
+), add_lookups AS (
+    INSERT INTO stream_lookups (tag, stream_id)
+    SELECT tag, $1 FROM unnest($23::bytea[]) AS tag WHERE $22::boolean AND NOT $19::boolean
+    ON CONFLICT DO NOTHING
 )
 SELECT event_id, stream_version, position FROM inserted";
 
@@ -364,6 +373,12 @@ impl EventStore {
             hashes.push(digest.to_vec());
         }
 
+        let lookups: Vec<&[u8]> = request
+            .lookups
+            .iter()
+            .flatten()
+            .map(<[u8; 32]>::as_slice)
+            .collect();
         let insert_statement = client.prepare_cached(INSERT_SQL).await?;
         let stream_version = actual + n as i64;
         let inserted = client
@@ -391,6 +406,8 @@ impl EventStore {
                     &shred,
                     &new_key,
                     &protection.map(|p| p.master_key_id()),
+                    &request.lookups.is_some(),
+                    &lookups,
                 ],
             )
             .await;
