@@ -168,7 +168,7 @@ fn staff(data_dir: &DataDir) -> (String, String, String) {
     let organisation = casebook_ok(path, &["org", "add", "Practice Line Link"]);
     let team = casebook_ok(path, &["team", "add", "--organisation", &organisation, "Frome"]);
     let token = |role: &str, team: Option<&str>, name: &str| {
-        let mut args = vec!["staff", "add", "--organisation", &organisation];
+        let mut args = vec!["staff", "add", "--organisation", organisation.as_str()];
         if let Some(team) = team {
             args.extend(["--team", team]);
         }
