@@ -502,6 +502,10 @@ async fn a_later_export_adds_only_a_known_persons_new_rows() {
     ];
     let later = [
         r#"{"record_id":"K5","person_id":"Y1","kind":"contact","date":"2025-04-02T10:00:00Z","mode":"face_to_face","minutes":"45"}"#,
+        r#"{"record_id":"K8","person_id":"Y1","kind":"what_matters","date":"2025-04-02T10:30:00Z","text":"Staying in her flat"}"#,
+        r#"{"record_id":"K9","person_id":"Y1","kind":"goal","date":"2025-04-02T10:40:00Z","item_id":"g1","text":"Get the damp fixed","need":"housing"}"#,
+        r#"{"record_id":"K10","person_id":"Y1","kind":"goal_review","date":"2025-04-20","item_id":"g1","progress":"achieved","text":"Fixed by the landlord"}"#,
+        r#"{"record_id":"K11","person_id":"Y1","kind":"note","date":"2025-04-21T09:00:00Z","text":"Landlord visited"}"#,
         r#"{"record_id":"K6","person_id":"Y1","kind":"closure","date":"2025-05-01","reason":"goals_met"}"#,
     ];
     let rows = |lines: &[&str]| read_rows(lines.join("\n").as_bytes(), Format::JsonLines).0;
@@ -540,9 +544,9 @@ async fn a_later_export_adds_only_a_known_persons_new_rows() {
     assert_eq!(report.already_imported, 1);
     assert_eq!(report.people_added_to, 1);
     assert_eq!(report.rows_already_imported, first.len());
-    assert_eq!(report.events_written, 1 + 1 + 1, "{report:#?}");
+    assert_eq!(report.events_written, 1 + later.len(), "{report:#?}");
     assert!(report.refused.is_empty(), "{:#?}", report.refused);
-    assert_eq!(progress.last().copied(), Some(3));
+    assert_eq!(progress.last().copied(), Some(1 + later.len()));
     let after = stream(store.clone()).await;
     assert_eq!(after[..before.len()], before[..], "the record before is untouched");
     let added: Vec<&str> = after[before.len()..]
@@ -551,8 +555,25 @@ async fn a_later_export_adds_only_a_known_persons_new_rows() {
         .collect();
     assert_eq!(
         added,
-        ["LateEntryExplained", "ContactRecorded", "CaseClosed"]
+        [
+            "LateEntryExplained",
+            "ContactRecorded",
+            "WhatMattersRecorded",
+            "GoalSet",
+            "GoalReviewed",
+            "NoteAdded",
+            "CaseClosed"
+        ]
     );
+    // The words are sealed at rest, and read back with the record's key.
+    let clear = count(
+        &db,
+        "SELECT count(*) FROM events WHERE payload::text LIKE '%Landlord visited%' \
+         OR payload::text LIKE '%damp fixed%' OR payload::text LIKE '%her flat%'",
+    )
+    .await;
+    assert_eq!(clear, 0);
+    assert_eq!(after[after.len() - 2].payload["text"], "Landlord visited");
     assert!(
         after[before.len()..]
             .iter()
@@ -587,7 +608,7 @@ async fn a_later_export_adds_only_a_known_persons_new_rows() {
             .iter()
             .map(|r| (r.line, r.rule.as_str()))
             .collect::<Vec<_>>(),
-        [(7, "case_not_open")]
+        [(all.len() as u64 + 1, "case_not_open")]
     );
     assert_eq!(stream(store.clone()).await.len(), after.len());
 

@@ -91,6 +91,8 @@ pub struct HistoryRow {
     pub need: Option<String>,
     pub connection_kind: Option<String>,
     pub consent_scope: Option<String>,
+    pub text: Option<String>,
+    pub progress: Option<String>,
 }
 
 /// A row with the line of the file it was read from.
@@ -1039,6 +1041,39 @@ impl HistoryImport {
                 }),
                 false,
             ),
+            "note" => single(
+                CaseCommand::AddNote(NoteAdded {
+                    note_id: NoteId(self.derive(&["note", person_id, &row.record_id])),
+                    text: code("text", &row.text)?,
+                    important: false,
+                }),
+                false,
+            ),
+            "what_matters" => single(
+                CaseCommand::RecordWhatMatters(WhatMattersRecorded {
+                    text: code("text", &row.text)?,
+                }),
+                false,
+            ),
+            "goal" => single(
+                CaseCommand::SetGoal(GoalSet {
+                    goal_id: GoalId(id("goal")?),
+                    description: code("text", &row.text)?,
+                    need: match text(&row.need) {
+                        Some(need) => Some(parse_code("need", need, &invalid)?),
+                        None => None,
+                    },
+                }),
+                false,
+            ),
+            "goal_review" => single(
+                CaseCommand::ReviewGoal(GoalReviewed {
+                    goal_id: GoalId(id("goal")?),
+                    progress: parse_code("progress", &code("progress", &row.progress)?, &invalid)?,
+                    note: text(&row.text).map(str::to_owned),
+                }),
+                false,
+            ),
             "closure" => single(
                 CaseCommand::CloseCase(CaseClosed {
                     reason: parse_code("reason", &code("reason", &row.reason)?, &invalid)?,
@@ -1049,7 +1084,7 @@ impl HistoryImport {
             other => Err(invalid(
                 "kind",
                 format!(
-                    "{other:?} is not a kind this import reads (person, referral, referral_accepted, referral_declined, consent, contact, appointment, appointment_outcome, assessment, connection, connection_outcome, closure)"
+                    "{other:?} is not a kind this import reads (person, referral, referral_accepted, referral_declined, consent, contact, appointment, appointment_outcome, assessment, connection, connection_outcome, note, what_matters, goal, goal_review, closure)"
                 ),
             )),
         }
