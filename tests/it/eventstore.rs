@@ -808,7 +808,13 @@ async fn lookup_tags_follow_their_appends_and_survive_a_master_key_rotation() {
     assert_ne!(tag("nhs-number:b", "9434765919").await, first);
     let second = tag("nhs-number:a", "9990000018").await;
     let unsealed = eventstore::EventStore::new(db.app_pool(1), app::upcasters());
-    assert_eq!(unsealed.lookup_tag("nhs-number:a", "1").await.expect("none"), None);
+    assert_eq!(
+        unsealed
+            .lookup_tag("nhs-number:a", "1")
+            .await
+            .expect("none"),
+        None
+    );
 
     let stream = Uuid::new_v4();
     let tagged = |tags: Option<Vec<[u8; 32]>>, expected| eventstore::AppendRequest {
@@ -819,18 +825,33 @@ async fn lookup_tags_follow_their_appends_and_survive_a_master_key_rotation() {
         .append(tagged(Some(vec![first]), ExpectedVersion::NoStream))
         .await
         .expect("append");
-    assert_eq!(store.streams_tagged(&first).await.expect("tagged"), [stream]);
+    assert_eq!(
+        store.streams_tagged(&first).await.expect("tagged"),
+        [stream]
+    );
     store
         .append(tagged(None, ExpectedVersion::Exact(1)))
         .await
         .expect("append");
-    assert_eq!(store.streams_tagged(&first).await.expect("tagged"), [stream]);
+    assert_eq!(
+        store.streams_tagged(&first).await.expect("tagged"),
+        [stream]
+    );
     store
         .append(tagged(Some(vec![second]), ExpectedVersion::Exact(2)))
         .await
         .expect("append");
-    assert!(store.streams_tagged(&first).await.expect("tagged").is_empty());
-    assert_eq!(store.streams_tagged(&second).await.expect("tagged"), [stream]);
+    assert!(
+        store
+            .streams_tagged(&first)
+            .await
+            .expect("tagged")
+            .is_empty()
+    );
+    assert_eq!(
+        store.streams_tagged(&second).await.expect("tagged"),
+        [stream]
+    );
     // A failed append (a stale version) changes no tag.
     assert!(
         store
@@ -838,7 +859,13 @@ async fn lookup_tags_follow_their_appends_and_survive_a_master_key_rotation() {
             .await
             .is_err()
     );
-    assert!(store.streams_tagged(&first).await.expect("tagged").is_empty());
+    assert!(
+        store
+            .streams_tagged(&first)
+            .await
+            .expect("tagged")
+            .is_empty()
+    );
 
     // The key rotated: the same tags (a fresh store under the new key reads the rewrapped key).
     let new_key = eventstore::MasterKey::from_bytes([0x7a; 32]);
@@ -861,5 +888,11 @@ async fn lookup_tags_follow_their_appends_and_survive_a_master_key_rotation() {
         .append_and_shred(tagged(None, ExpectedVersion::Exact(3)))
         .await
         .expect("erased");
-    assert!(rotated.streams_tagged(&second).await.expect("tagged").is_empty());
+    assert!(
+        rotated
+            .streams_tagged(&second)
+            .await
+            .expect("tagged")
+            .is_empty()
+    );
 }

@@ -509,7 +509,10 @@ async fn a_later_export_adds_only_a_known_persons_new_rows() {
         r#"{"record_id":"K6","person_id":"Y1","kind":"closure","date":"2025-05-01","reason":"goals_met"}"#,
     ];
     let rows = |lines: &[&str]| read_rows(lines.join("\n").as_bytes(), Format::JsonLines).0;
-    let report = import.run(rows(&first), |_| {}).await.expect("the first import");
+    let report = import
+        .run(rows(&first), |_| {})
+        .await
+        .expect("the first import");
     assert_eq!(report.people_written, 1);
     // The account of the import, registration and referral, acceptance and assignment, contact.
     assert_eq!(report.events_written, 1 + 2 + 2 + 1);
@@ -548,7 +551,11 @@ async fn a_later_export_adds_only_a_known_persons_new_rows() {
     assert!(report.refused.is_empty(), "{:#?}", report.refused);
     assert_eq!(progress.last().copied(), Some(1 + later.len()));
     let after = stream(store.clone()).await;
-    assert_eq!(after[..before.len()], before[..], "the record before is untouched");
+    assert_eq!(
+        after[..before.len()],
+        before[..],
+        "the record before is untouched"
+    );
     let added: Vec<&str> = after[before.len()..]
         .iter()
         .map(|e| e.event_type.as_str())
@@ -599,7 +606,10 @@ async fn a_later_export_adds_only_a_known_persons_new_rows() {
     // refused by its line, the rest left as they are.
     let mut third = all.clone();
     third.push(r#"{"record_id":"K7","person_id":"Y1","kind":"contact","date":"2025-05-03T10:00:00Z","mode":"phone","minutes":"10"}"#);
-    let report = import.run(rows(&third), |_| {}).await.expect("the third import");
+    let report = import
+        .run(rows(&third), |_| {})
+        .await
+        .expect("the third import");
     assert_eq!(report.events_written, 0, "{report:#?}");
     assert_eq!(report.rows_already_imported, all.len());
     assert_eq!(

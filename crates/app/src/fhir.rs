@@ -278,7 +278,12 @@ impl FhirReferrals {
             // A repeated submission answers where the referral stands now: a read of the record.
             let read = ReadContext::new(None, request_id);
             self.cases
-                .audit_read(principal, client_id.0, RecordView::FhirServiceRequest, &read)
+                .audit_read(
+                    principal,
+                    client_id.0,
+                    RecordView::FhirServiceRequest,
+                    &read,
+                )
                 .await?;
         }
         let loaded = self.cases.load(client_id).await?;
@@ -315,10 +320,7 @@ impl FhirReferrals {
             .await?;
         Ok(row.map(|row| {
             let client: Option<Uuid> = row.get(2);
-            (
-                (row.get(0), row.get(1)),
-                ClientId(client.unwrap_or(id)),
-            )
+            ((row.get(0), row.get(1)), ClientId(client.unwrap_or(id)))
         }))
     }
 

@@ -614,13 +614,8 @@ impl HistoryImport {
             if let Some(before) = before {
                 // Imported by an earlier run: its first event is on the record (a person's
                 // details went with their first referral, so a registered person's are too).
-                let first_event = self.derive(&[
-                    "event",
-                    person_id,
-                    &source.row.record_id,
-                    "0",
-                    "0",
-                ]);
+                let first_event =
+                    self.derive(&["event", person_id, &source.row.record_id, "0", "0"]);
                 let details = source.row.kind.trim() == "person"
                     && before.state.status != CaseStatus::Unregistered;
                 if details || before.entries.contains_key(&EventId(first_event)) {
@@ -743,7 +738,8 @@ impl HistoryImport {
             ),
         };
         let explained = CaseEvent::LateEntryExplained(LateEntryExplained { reason });
-        let events: Vec<(NewEvent, Metadata)> = std::iter::once((explained, first_at, explained_id))
+        let events: Vec<(NewEvent, Metadata)> =
+            std::iter::once((explained, first_at, explained_id))
                 .chain(events)
                 .map(|(event, occurred_at, event_id)| {
                     let mut new = crate::stream::new_events(std::slice::from_ref(&event))

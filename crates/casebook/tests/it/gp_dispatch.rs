@@ -143,8 +143,7 @@ fn answer(mut stream: TcpStream, seen: &Mutex<Seen>) {
         let _ = stream.read(&mut chunk);
         return;
     }
-    let _ = stream
-        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
 }
 
 /// `serve` with the dispatcher every second, allowed to reach the receiver on loopback.
@@ -152,11 +151,7 @@ fn serve(data_dir: &DataDir) -> Running {
     tokio::task::block_in_place(|| {
         start_with(
             &data_dir.path,
-            &[
-                "--gp-outbox-every-seconds",
-                "1",
-                "--gp-endpoints-private",
-            ],
+            &["--gp-outbox-every-seconds", "1", "--gp-endpoints-private"],
         )
     })
 }
@@ -166,7 +161,10 @@ fn serve(data_dir: &DataDir) -> Running {
 fn staff(data_dir: &DataDir) -> (String, String, String) {
     let path = &data_dir.path;
     let organisation = casebook_ok(path, &["org", "add", "Practice Line Link"]);
-    let team = casebook_ok(path, &["team", "add", "--organisation", &organisation, "Frome"]);
+    let team = casebook_ok(
+        path,
+        &["team", "add", "--organisation", &organisation, "Frome"],
+    );
     let token = |role: &str, team: Option<&str>, name: &str| {
         let mut args = vec!["staff", "add", "--organisation", organisation.as_str()];
         if let Some(team) = team {
