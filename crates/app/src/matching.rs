@@ -22,8 +22,8 @@ fn purpose(organisation_id: Uuid) -> String {
 }
 
 /// The record's NHS number after `events` (decided against a record whose entries, corrections
-/// applied, are `entries`): `Some` when they register the person or correct their
-/// registration, `None` when they leave it as it was.
+/// applied, are `entries`): `Some` when they register the person with a number or correct
+/// their registration, `None` when they leave it as it was.
 pub(crate) fn nhs_number_after(
     events: &[CaseEvent],
     entries: &BTreeMap<EventId, CaseEvent>,
@@ -31,8 +31,11 @@ pub(crate) fn nhs_number_after(
     let mut after = None;
     for event in events {
         match event {
+            // A registration opens a stream: with no number it has no tag to replace.
             CaseEvent::ClientRegistered(registered) => {
-                after = Some(registered.personal.nhs_number.clone());
+                if let Some(number) = &registered.personal.nhs_number {
+                    after = Some(Some(number.clone()));
+                }
             }
             CaseEvent::EntryCorrected(correction) => {
                 if let Some(original @ CaseEvent::ClientRegistered(_)) =
@@ -161,7 +164,7 @@ mod tests {
             nhs_number_after(&[registered(Some("9434765919"))], &none),
             Some(Some(number("9434765919")))
         );
-        assert_eq!(nhs_number_after(&[registered(None)], &none), Some(None));
+        assert_eq!(nhs_number_after(&[registered(None)], &none), None);
         let mut entries = BTreeMap::new();
         let registration = EventId(Uuid::from_u128(2));
         entries.insert(registration, registered(Some("9434765919")));
