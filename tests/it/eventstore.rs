@@ -785,3 +785,114 @@ async fn an_append_wakes_a_listening_subscriber_without_waiting_for_the_poll() {
         .expect("subscriber task");
     assert_eq!(woken, vec![second]);
 }
+
+/// Lookup tags: keyed by the master key's lookup key (the same value and purpose give the same
+/// tag, another purpose another), written by the append that carries them and replaced by the
+/// next that does, left by one that does not, deleted with the stream's key at erasure, and still
+/// the same tags after the master key is rotated.
+#[tokio::test]
+async fn lookup_tags_follow_their_appends_and_survive_a_master_key_rotation() {
+    let (db, store) = crate::support::store_with_db(2).await;
+    let tag = |purpose: &'static str, value: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .lookup_tag(purpose, value)
+                .await
+                .expect("a tag")
+                .expect("a sealing store")
+        }
+    };
+    let first = tag("nhs-number:a", "9434765919").await;
+    assert_eq!(tag("nhs-number:a", "9434765919").await, first);
+    assert_ne!(tag("nhs-number:b", "9434765919").await, first);
+    let second = tag("nhs-number:a", "9990000018").await;
+    let unsealed = eventstore::EventStore::new(db.app_pool(1), app::upcasters());
+    assert_eq!(
+        unsealed
+            .lookup_tag("nhs-number:a", "1")
+            .await
+            .expect("none"),
+        None
+    );
+
+    let stream = Uuid::new_v4();
+    let tagged = |tags: Option<Vec<[u8; 32]>>, expected| eventstore::AppendRequest {
+        lookups: tags,
+        ..request(stream, expected, vec![contact(1)])
+    };
+    store
+        .append(tagged(Some(vec![first]), ExpectedVersion::NoStream))
+        .await
+        .expect("append");
+    assert_eq!(
+        store.streams_tagged(&first).await.expect("tagged"),
+        [stream]
+    );
+    store
+        .append(tagged(None, ExpectedVersion::Exact(1)))
+        .await
+        .expect("append");
+    assert_eq!(
+        store.streams_tagged(&first).await.expect("tagged"),
+        [stream]
+    );
+    store
+        .append(tagged(Some(vec![second]), ExpectedVersion::Exact(2)))
+        .await
+        .expect("append");
+    assert!(
+        store
+            .streams_tagged(&first)
+            .await
+            .expect("tagged")
+            .is_empty()
+    );
+    assert_eq!(
+        store.streams_tagged(&second).await.expect("tagged"),
+        [stream]
+    );
+    // A failed append (a stale version) changes no tag.
+    assert!(
+        store
+            .append(tagged(Some(vec![first]), ExpectedVersion::Exact(1)))
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .streams_tagged(&first)
+            .await
+            .expect("tagged")
+            .is_empty()
+    );
+
+    // The key rotated: the same tags (a fresh store under the new key reads the rewrapped key).
+    let new_key = eventstore::MasterKey::from_bytes([0x7a; 32]);
+    let mut owner = db.admin_client().await;
+    eventstore::rotate_master_key(&mut owner, &crate::support::test_master_key(), &new_key)
+        .await
+        .expect("rotated");
+    let rotated = eventstore::EventStore::new(db.app_pool(1), app::upcasters())
+        .with_protection(app::privacy::protection(new_key));
+    assert_eq!(
+        rotated
+            .lookup_tag("nhs-number:a", "9990000018")
+            .await
+            .expect("a tag"),
+        Some(second)
+    );
+
+    // Erased: the stream carries no tag.
+    rotated
+        .append_and_shred(tagged(None, ExpectedVersion::Exact(3)))
+        .await
+        .expect("erased");
+    assert!(
+        rotated
+            .streams_tagged(&second)
+            .await
+            .expect("tagged")
+            .is_empty()
+    );
+}

@@ -135,6 +135,7 @@ pub fn request(stream_id: Uuid, expected: ExpectedVersion, events: Vec<NewEvent>
         metadata: metadata(),
         idempotency_key: None,
         fingerprint: None,
+        lookups: None,
     }
 }
 

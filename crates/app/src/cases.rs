@@ -153,6 +153,8 @@ pub struct LoadedCase {
     pub organisation_id: Option<Uuid>,
     /// Who submitted each referral (the actor of its `ReferralReceived`).
     pub referred_by: BTreeMap<ReferralId, Uuid>,
+    /// The referral received last.
+    pub latest_referral: Option<ReferralId>,
     /// Every entry as it reads now (corrections applied), for a correction to be checked
     /// against the entry it names.
     pub entries: BTreeMap<EventId, CaseEvent>,
@@ -176,6 +178,7 @@ impl LoadedCase {
         if let CaseEvent::ReferralReceived(referral) = case_event {
             self.referred_by
                 .insert(referral.referral_id, event.metadata.actor_id);
+            self.latest_referral = Some(referral.referral_id);
         }
         self.organisation_id
             .get_or_insert(event.metadata.organisation_id);
@@ -311,6 +314,26 @@ impl CaseService {
         command: &CaseCommand,
         request: StaffCommand,
     ) -> Result<AppendResult, CommandError> {
+        self.execute_as_under(principal, client_id, command, request, |check| {
+            policy::may_command(principal, check.case, command, check.replay)
+        })
+        .await
+    }
+
+    /// [`CaseService::execute_as`] under another access rule than [`policy::may_command`], for a
+    /// path the policy names on its own (a FHIR referral of a person found by NHS number,
+    /// [`policy::may_refer_known_person`]).
+    ///
+    /// # Errors
+    /// As [`CaseService::execute_as`].
+    pub(crate) async fn execute_as_under(
+        &self,
+        principal: &Principal,
+        client_id: ClientId,
+        command: &CaseCommand,
+        request: StaffCommand,
+        authorise: impl Fn(Authorise<'_>) -> Result<(), Denied>,
+    ) -> Result<AppendResult, CommandError> {
         let metadata = Metadata {
             actor_id: principal.staff_id.0,
             actor_role: principal.role.as_str().to_owned(),
@@ -339,7 +362,7 @@ impl CaseService {
             (metadata, dating),
             options,
             Some(principal),
-            |check| policy::may_command(principal, check.case, command, check.replay),
+            authorise,
         )
         .await
     }
@@ -516,6 +539,20 @@ impl CaseService {
         for (new_event, event) in new_events.iter_mut().zip(&events) {
             new_event.personal_paths = crate::privacy::personal_paths(event, &loaded.entries);
         }
+        // The NHS number's lookup tag, in the append's statement, when the events register
+        // the person or correct their registration (`matching`).
+        let lookups = match command {
+            CaseCommand::EraseClient(_) => None,
+            _ => {
+                crate::matching::lookups_after(
+                    &self.store,
+                    loaded.organisation_id.unwrap_or(metadata.organisation_id),
+                    &events,
+                    &loaded.entries,
+                )
+                .await?
+            }
+        };
         // The version the decision was made on: a concurrent writer makes this a conflict.
         let expected = match loaded.version {
             0 => ExpectedVersion::NoStream,
@@ -529,6 +566,7 @@ impl CaseService {
             metadata,
             idempotency_key: options.idempotency_key,
             fingerprint: options.fingerprint,
+            lookups,
         };
         let appended = if matches!(command, CaseCommand::EraseClient(_)) {
             // What reports count the person by goes first: an erasure that then fails leaves

@@ -288,6 +288,7 @@ impl DirectoryService {
                 metadata,
                 idempotency_key: None,
                 fingerprint: None,
+                lookups: None,
             })
             .await?;
         Ok(Some((result, events)))
@@ -354,6 +355,7 @@ impl DirectoryService {
                 metadata: crate::operator_metadata(at),
                 idempotency_key: None,
                 fingerprint: None,
+                lookups: None,
             })
             .await?)
     }

@@ -5,10 +5,13 @@
 //! ServiceRequest and a `Task` whose status is the referral's decision.
 //!
 //! The resource id is derived from the caller's organisation and the ServiceRequest's
-//! identifier (system and value), and is the client's id and the referral's at once: the same
-//! ServiceRequest sent again names the same record and returns the first result (an
-//! idempotency key on that record), whatever the transport did in between. The same
-//! identifier with other content is refused.
+//! identifier (system and value), and is the referral's id, and the new client's when the
+//! person is new to the service. A Patient whose NHS number the organisation already holds for
+//! one client, not erased, is that client (`crate::matching`, by a keyed hash of the number:
+//! never another organisation's): the referral is added to their record, which keeps the
+//! details it holds. The same ServiceRequest sent again goes to the record it went to
+//! (`fhir_service_requests`) and returns the first result (an idempotency key on that record),
+//! whatever the transport did in between. The same identifier with other content is refused.
 
 mod mapping;
 mod resources;
@@ -149,21 +152,40 @@ impl FhirReferrals {
             .unwrap_or_default(),
         )
         .into();
-        let command = CaseCommand::Intake {
-            client: Some(Box::new(ClientRegistered {
-                client_id: ClientId(id),
-                personal: mapped.personal.clone(),
-                area: mapped.area.clone(),
-            })),
-            referral: ReferralReceived {
-                referral_id: ReferralId(id),
-                source: mapped.source,
-                referrer,
-                reasons: mapped.reasons.clone(),
-                urgency: mapped.urgency,
-                received_on: self.cases.clock().today(),
-                note: mapped.note.clone(),
+        // The record the referral goes to: where this ServiceRequest went when it was received
+        // before; else the one client of the organisation holding the Patient's NHS number
+        // (`matching`); else a new record under the ServiceRequest's own id.
+        let client_id = match self.received(principal.organisation_id, id).await? {
+            Some((_, client)) => client,
+            None => match &mapped.personal.nhs_number {
+                Some(number) => {
+                    crate::matching::known_client(&self.cases, principal.organisation_id, number)
+                        .await?
+                        .map_or(ClientId(id), |(client, _)| client)
+                }
+                None => ClientId(id),
             },
+        };
+        let known = client_id != ClientId(id);
+        let referral = ReferralReceived {
+            referral_id: ReferralId(id),
+            source: mapped.source,
+            referrer,
+            reasons: mapped.reasons.clone(),
+            urgency: mapped.urgency,
+            received_on: self.cases.clock().today(),
+            note: mapped.note.clone(),
+        };
+        // A known person's record takes the referral as it is: their details stay as recorded.
+        let command = CaseCommand::Intake {
+            client: (!known).then(|| {
+                Box::new(ClientRegistered {
+                    client_id: ClientId(id),
+                    personal: mapped.personal.clone(),
+                    area: mapped.area.clone(),
+                })
+            }),
+            referral,
         };
         let request = StaffCommand {
             idempotency_key: Some(format!("fhir-service-request:{id}")),
@@ -173,28 +195,56 @@ impl FhirReferrals {
             occurred_at: None,
             late_entry_reason: None,
         };
-        let at = match kind {
-            Submission::ServiceRequest => "ServiceRequest.identifier".to_owned(),
-            Submission::Transaction => "Bundle.entry.resource.identifier".to_owned(),
+        let (at, subject) = match kind {
+            Submission::ServiceRequest => ("ServiceRequest.identifier", "ServiceRequest.subject"),
+            Submission::Transaction => (
+                "Bundle.entry.resource.identifier",
+                "Bundle.entry.resource.subject",
+            ),
         };
-        let result = match self
-            .cases
-            .execute_as(principal, ClientId(id), &command, request)
-            .await
-        {
+        let executed = if known {
+            self.cases
+                .execute_as_under(principal, client_id, &command, request, |check| {
+                    policy::may_refer_known_person(principal, check.case, check.replay)
+                })
+                .await
+        } else {
+            self.cases
+                .execute_as(principal, client_id, &command, request)
+                .await
+        };
+        let result = match executed {
             Ok(result) => result,
             Err(CommandError::IdempotencyMismatch(_)) => {
-                return Err(FhirError::Duplicate { expression: at });
+                return Err(FhirError::Duplicate {
+                    expression: at.to_owned(),
+                });
             }
             Err(CommandError::Refused(domain::CaseError::AlreadyRegistered)) => {
-                return Err(FhirError::Duplicate { expression: at });
+                return Err(FhirError::Duplicate {
+                    expression: at.to_owned(),
+                });
+            }
+            // The person is known, and their referral is waiting or their case open: the
+            // service adds to it, not a practice's second referral.
+            Err(CommandError::Refused(domain::CaseError::CaseAlreadyActive)) if known => {
+                return Err(FhirError::Invalid(vec![Issue {
+                    code: "business-rule",
+                    expression: subject.to_owned(),
+                    diagnostics: "this person (by their NHS number) already has a referral \
+                                  waiting or a case open with the service: the service adds \
+                                  to it, a second referral is not taken"
+                        .to_owned(),
+                }]));
             }
             // Someone else's record under this id (another system of the organisation sent
             // this identifier first): the identifier is taken. Any other refusal is itself.
-            Err(CommandError::Denied(Denied::Forbidden(reason))) => {
+            Err(CommandError::Denied(Denied::Forbidden(reason))) if !known => {
                 let there = self.cases.load(ClientId(id)).await?.version > 0;
                 return Err(if there {
-                    FhirError::Duplicate { expression: at }
+                    FhirError::Duplicate {
+                        expression: at.to_owned(),
+                    }
                 } else {
                     FhirError::Denied(Denied::Forbidden(reason))
                 });
@@ -211,14 +261,16 @@ impl FhirReferrals {
         client
             .execute(
                 "INSERT INTO fhir_service_requests \
-                 (resource_id, organisation_id, identifier_system, identifier_value, submitted_by) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                 (resource_id, organisation_id, identifier_system, identifier_value, submitted_by, \
+                  client_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                 &[
                     &id,
                     &principal.organisation_id,
                     &system,
                     &value,
                     &principal.staff_id.0,
+                    &known.then_some(client_id.0),
                 ],
             )
             .await?;
@@ -226,11 +278,16 @@ impl FhirReferrals {
             // A repeated submission answers where the referral stands now: a read of the record.
             let read = ReadContext::new(None, request_id);
             self.cases
-                .audit_read(principal, id, RecordView::FhirServiceRequest, &read)
+                .audit_read(
+                    principal,
+                    client_id.0,
+                    RecordView::FhirServiceRequest,
+                    &read,
+                )
                 .await?;
         }
-        let loaded = self.cases.load(ClientId(id)).await?;
-        let view = ReferralView::of(&loaded, id, (system, value))
+        let loaded = self.cases.load(client_id).await?;
+        let view = ReferralView::of(&loaded, id, client_id, (system, value))
             .ok_or_else(|| AppError::NotFound("no such referral".into()))?;
         Ok(Submitted {
             id,
@@ -238,6 +295,33 @@ impl FhirReferrals {
             service_request: view.service_request(),
             task: view.task(),
         })
+    }
+
+    /// Where the ServiceRequest `id` of `organisation_id` was received before, if it was: its
+    /// identifier and the record it went to.
+    async fn received(
+        &self,
+        organisation_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<((String, String), ClientId)>, FhirError> {
+        let client = self
+            .cases
+            .store()
+            .pool()
+            .get()
+            .await
+            .map_err(AppError::from)?;
+        let row = client
+            .query_opt(
+                "SELECT identifier_system, identifier_value, client_id FROM fhir_service_requests \
+                 WHERE resource_id = $1 AND organisation_id = $2",
+                &[&id, &organisation_id],
+            )
+            .await?;
+        Ok(row.map(|row| {
+            let client: Option<Uuid> = row.get(2);
+            ((row.get(0), row.get(1)), ClientId(client.unwrap_or(id)))
+        }))
     }
 
     /// The ServiceRequest `id` for the practice system that sent it; the read is audited.
@@ -279,26 +363,17 @@ impl FhirReferrals {
         read: &ReadContext,
     ) -> Result<ReferralView, FhirError> {
         policy::may_submit_fhir_referral(principal)?;
-        let loaded = self.cases.load(ClientId(id)).await?;
-        policy::may_follow_fhir_referral(principal, &loaded, ReferralId(id))?;
-        let client = self
-            .cases
-            .store()
-            .pool()
-            .get()
-            .await
-            .map_err(AppError::from)?;
-        let row = client
-            .query_opt(
-                "SELECT identifier_system, identifier_value FROM fhir_service_requests \
-                 WHERE resource_id = $1 AND organisation_id = $2",
-                &[&id, &principal.organisation_id],
-            )
+        let (identifier, client_id) = self
+            .received(principal.organisation_id, id)
             .await?
             .ok_or(Denied::NotFound)?;
-        let identifier: (String, String) = (row.get(0), row.get(1));
-        self.cases.audit_read(principal, id, what, read).await?;
-        ReferralView::of(&loaded, id, identifier).ok_or(FhirError::Denied(Denied::NotFound))
+        let loaded = self.cases.load(client_id).await?;
+        policy::may_follow_fhir_referral(principal, &loaded, ReferralId(id))?;
+        self.cases
+            .audit_read(principal, client_id.0, what, read)
+            .await?;
+        ReferralView::of(&loaded, id, client_id, identifier)
+            .ok_or(FhirError::Denied(Denied::NotFound))
     }
 }
 
@@ -373,13 +448,20 @@ impl PracticeStatus {
 /// What the record holds of one referral received over FHIR.
 struct ReferralView {
     id: Uuid,
+    /// The record it is on: its own id, or a known person's.
+    client_id: ClientId,
     identifier: (String, String),
     referral: ReferralReceived,
     status: PracticeStatus,
 }
 
 impl ReferralView {
-    fn of(loaded: &LoadedCase, id: Uuid, identifier: (String, String)) -> Option<ReferralView> {
+    fn of(
+        loaded: &LoadedCase,
+        id: Uuid,
+        client_id: ClientId,
+        identifier: (String, String),
+    ) -> Option<ReferralView> {
         let referral_id = ReferralId(id);
         let referral = loaded.entries.values().find_map(|e| match e {
             CaseEvent::ReferralReceived(r) if r.referral_id == referral_id => Some(r.clone()),
@@ -387,14 +469,11 @@ impl ReferralView {
         })?;
         let status = *loaded.state.referrals.get(&referral_id)?;
         // Accepted and no longer the open episode: closed, or a later referral since.
-        let later = loaded
-            .state
-            .referrals
-            .keys()
-            .any(|other| *other != referral_id);
+        let later = loaded.latest_referral != Some(referral_id);
         let ended = loaded.state.status != CaseStatus::Open || later;
         Some(ReferralView {
             id,
+            client_id,
             identifier,
             referral,
             status: PracticeStatus::of(status, ended),
@@ -423,7 +502,7 @@ impl ReferralView {
             // reads back holds nothing personal.
             "subject": { "identifier": {
                 "system": "https://casebook.invalid/fhir/Id/client",
-                "value": self.id.to_string(),
+                "value": self.client_id.0.to_string(),
             } },
             "priority": priority(self.referral.urgency),
             "reasonCode": reasons,

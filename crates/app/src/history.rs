@@ -8,10 +8,12 @@
 //! reported with its line, its record id and the domain's reason.
 //!
 //! Ids are derived from the organisation, the system's name and the file's own record ids
-//! (UUIDv8 of SHA-256), so the same file imported again makes the same streams and events:
-//! people already in the log are left out, and a second import adds nothing. A person's stream
-//! is written whole in one statement, so an import killed half-way and run again completes
-//! without duplicates.
+//! (UUIDv8 of SHA-256), so the same file imported again makes the same streams and events, and
+//! a second import adds nothing. A new person's stream is written whole in one statement, so an
+//! import killed half-way and run again completes without duplicates. For a person already in
+//! the log, a row whose first event is on their record was imported before and is left as it
+//! is; their other rows (a later export's) are decided against the record as it stands and
+//! appended after the version they were decided on.
 //!
 //! The back-entry window does not apply to an import (facts are years old), but the allowance
 //! is explicit and audited: every imported stream begins with a `LateEntryExplained` whose
@@ -24,13 +26,14 @@ use std::io::Read;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use domain::directory::ServiceState;
 use domain::*;
-use eventstore::{EventStore, Metadata, NewStream};
+use eventstore::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, NewStream};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use uuid::Uuid;
 
 use crate::access::Role;
+use crate::cases::LoadedCase;
 use crate::clock::Clock;
 
 /// The actor role every imported event is recorded with.
@@ -88,6 +91,8 @@ pub struct HistoryRow {
     pub need: Option<String>,
     pub connection_kind: Option<String>,
     pub consent_scope: Option<String>,
+    pub text: Option<String>,
+    pub progress: Option<String>,
 }
 
 /// A row with the line of the file it was read from.
@@ -234,6 +239,10 @@ pub struct ImportReport {
     pub already_imported: usize,
     /// Events decided for people already imported (not written again).
     pub events_already_imported: usize,
+    /// People imported before to whom this run added later rows.
+    pub people_added_to: usize,
+    /// Rows of people imported before that an earlier run imported (left as they are).
+    pub rows_already_imported: usize,
     /// Refused rows, by line.
     pub refused: Vec<Refusal>,
 }
@@ -243,8 +252,14 @@ pub struct ImportReport {
 pub struct ImportPlan {
     /// One new stream per person with at least one fact accepted.
     pub streams: Vec<NewStream>,
+    /// Later rows of people imported before, decided against their records as they stand.
+    pub additions: Vec<Addition>,
     /// People in the file.
     pub people: usize,
+    /// People of the file already in the log when the plan was made.
+    pub people_imported_before: usize,
+    /// Their rows that an earlier run imported (left as they are).
+    pub rows_imported_before: usize,
     /// Rows read.
     pub rows: usize,
     /// Refused rows, by line.
@@ -252,10 +267,34 @@ pub struct ImportPlan {
 }
 
 impl ImportPlan {
-    /// How many events the plan holds.
+    /// How many events the plan holds: new streams' and additions'.
     pub fn events(&self) -> usize {
-        self.streams.iter().map(|s| s.events.len()).sum()
+        self.streams.iter().map(|s| s.events.len()).sum::<usize>()
+            + self.additions.iter().map(|a| a.events.len()).sum::<usize>()
     }
+}
+
+/// Later rows for a person imported before: events to append to their stream after `version`
+/// (the version they were decided against), each with its own metadata.
+#[derive(Clone, Debug)]
+pub struct Addition {
+    /// The person's stream.
+    pub stream_id: Uuid,
+    /// Its version when the rows were decided: another writer since makes the append a
+    /// conflict.
+    pub version: i64,
+    /// The events, in order.
+    pub events: Vec<(NewEvent, Metadata)>,
+}
+
+/// What one person's rows came to.
+struct PersonPlan {
+    stream: Option<NewStream>,
+    addition: Option<Addition>,
+    /// The NHS number registered by a new stream, for its lookup tag.
+    nhs_number: Option<NhsNumber>,
+    rows_imported_before: usize,
+    refused: Vec<Refusal>,
 }
 
 /// Imports a previous system's history into a store.
@@ -341,6 +380,12 @@ impl HistoryImport {
                 .push(row);
         }
         plan.people = people.len();
+        let ids: Vec<Uuid> = people
+            .values()
+            .map(|(person_id, _)| self.client_id(person_id).0)
+            .collect();
+        let mut existing = self.existing(&ids).await?;
+        plan.people_imported_before = existing.len();
         for (_, (person_id, rows)) in people {
             if person_id.trim().is_empty() {
                 plan.refused.extend(rows.iter().map(|r| {
@@ -353,12 +398,69 @@ impl HistoryImport {
                 }));
                 continue;
             }
-            let (stream, refused) = self.person(&person_id, &rows, &rules, now);
-            plan.refused.extend(refused);
-            plan.streams.extend(stream);
+            let before = existing.remove(&self.client_id(&person_id).0);
+            let mut person = self.person(&person_id, &rows, &rules, now, before.as_ref());
+            if let Some(stream) = &mut person.stream
+                && let Some(number) = &person.nhs_number
+                && let Some(tag) = crate::matching::nhs_number_tag(
+                    &self.store,
+                    self.options.organisation_id,
+                    number,
+                )
+                .await?
+            {
+                stream.lookups.push(tag);
+            }
+            plan.refused.extend(person.refused);
+            plan.rows_imported_before += person.rows_imported_before;
+            plan.streams.extend(person.stream);
+            plan.additions.extend(person.addition);
         }
         plan.refused.sort_by_key(|r| r.line);
         Ok(plan)
+    }
+
+    /// The records of the people in `ids` already in the log, as they stand (corrections
+    /// applied), to decide their later rows against.
+    async fn existing(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, LoadedCase>, ImportError> {
+        let client = self
+            .store
+            .pool()
+            .get()
+            .await
+            .map_err(eventstore::StoreError::from)?;
+        let rows = client
+            .query(
+                "SELECT DISTINCT stream_id FROM events WHERE stream_id = ANY($1)",
+                &[&ids],
+            )
+            .await
+            .map_err(eventstore::StoreError::from)?;
+        drop(client);
+        let found: Vec<Uuid> = rows.iter().map(|row| row.get(0)).collect();
+        let store = &self.store;
+        let mut loads = futures_util::stream::iter(found.into_iter().map(|id| async move {
+            let loaded = crate::stream::load(
+                store,
+                id,
+                LoadedCase::default(),
+                |loaded: &mut LoadedCase, event, decoded: CaseEvent| {
+                    loaded.fold_owned(&event, decoded);
+                },
+            )
+            .await;
+            (id, loaded)
+        }))
+        .buffer_unordered(8);
+        let mut existing = HashMap::new();
+        while let Some((id, loaded)) = loads.next().await {
+            let loaded = loaded.map_err(|e| match e {
+                crate::stream::LoadError::Store(e) => ImportError::Store(e),
+                other => ImportError::Invalid(format!("the record {id} cannot be read: {other}")),
+            })?;
+            existing.insert(id, loaded);
+        }
+        Ok(existing)
     }
 
     /// Appends a plan's streams in bulk (people already in the log are left out), calling
@@ -396,6 +498,36 @@ impl HistoryImport {
                 .sum::<usize>();
             done += batch.iter().map(|s| s.events.len()).sum::<usize>();
             progress(done);
+        }
+        report.already_imported += plan.people_imported_before;
+        report.rows_already_imported += plan.rows_imported_before;
+        // Later rows of people imported before: appended after the version they were decided
+        // against, a run of events with one date at a time (each append has one metadata).
+        for addition in &plan.additions {
+            let mut version = addition.version;
+            for run in addition
+                .events
+                .chunk_by(|(_, a), (_, b)| a.occurred_at == b.occurred_at)
+            {
+                let appended = self
+                    .store
+                    .append(AppendRequest {
+                        stream_id: addition.stream_id,
+                        stream_type: CLIENT_STREAM.to_owned(),
+                        expected: ExpectedVersion::Exact(version),
+                        events: run.iter().map(|(event, _)| event.clone()).collect(),
+                        metadata: run[0].1.clone(),
+                        idempotency_key: None,
+                        fingerprint: None,
+                        lookups: None,
+                    })
+                    .await?;
+                version = appended.stream_version;
+                report.events_written += run.len();
+                done += run.len();
+                progress(done);
+            }
+            report.people_added_to += 1;
         }
         Ok(report)
     }
@@ -447,18 +579,25 @@ impl HistoryImport {
 
     /// One person's rows decided in order: their stream (none when nothing was accepted) and
     /// the rows refused.
+    ///
+    /// For a person imported before (`before`, their record as it stands), only the rows whose
+    /// events are not on the record are decided, against the record as it stands and then as
+    /// the rows before them left it: a later export's new rows are added, nothing twice.
     fn person(
         &self,
         person_id: &str,
         rows: &[SourceRow],
         rules: &Rules,
         now: DateTime<Utc>,
-    ) -> (Option<NewStream>, Vec<Refusal>) {
+        before: Option<&LoadedCase>,
+    ) -> PersonPlan {
         let client_id = self.client_id(person_id);
-        let mut state = CaseState::default();
+        let mut state = before.map(|b| b.state.clone()).unwrap_or_default();
         let mut pending: Option<(&SourceRow, ClientRegistered)> = None;
         let mut events: Vec<(CaseEvent, DateTime<Utc>, Uuid)> = Vec::new();
         let mut refused = Vec::new();
+        let mut rows_imported_before = 0;
+        let mut first_new: Option<&str> = None;
         let mut seen = std::collections::HashSet::new();
         for source in rows {
             // Ids are derived from the record id: a second row under one would clash with the
@@ -471,6 +610,18 @@ impl HistoryImport {
                     "another row of this person has this record id".to_owned(),
                 ));
                 continue;
+            }
+            if let Some(before) = before {
+                // Imported by an earlier run: its first event is on the record (a person's
+                // details went with their first referral, so a registered person's are too).
+                let first_event =
+                    self.derive(&["event", person_id, &source.row.record_id, "0", "0"]);
+                let details = source.row.kind.trim() == "person"
+                    && before.state.status != CaseStatus::Unregistered;
+                if details || before.entries.contains_key(&EventId(first_event)) {
+                    rows_imported_before += 1;
+                    continue;
+                }
             }
             let commands = match self.commands(client_id, person_id, source, &mut pending, &state) {
                 Ok(Some(commands)) => commands,
@@ -529,6 +680,7 @@ impl HistoryImport {
                 Some(e) => refused.push(refusal(source, e.field(), e.rule(), e.to_string())),
                 None => {
                     state = trial;
+                    first_new.get_or_insert(source.row.record_id.as_str());
                     events.extend(decided);
                     if commands.iter().any(|(command, _)| {
                         matches!(
@@ -552,22 +704,42 @@ impl HistoryImport {
                 "a person is registered with their first referral, and none followed".to_owned(),
             ));
         }
+        let nhs_number = events.iter().find_map(|(event, ..)| match event {
+            CaseEvent::ClientRegistered(registered) => registered.personal.nhs_number.clone(),
+            _ => None,
+        });
+        let mut person = PersonPlan {
+            stream: None,
+            addition: None,
+            nhs_number,
+            rows_imported_before,
+            refused,
+        };
         let Some(first_at) = events.first().map(|(_, at, _)| *at) else {
-            return (None, refused);
+            return person;
         };
         // The explicit allowance past the back-entry window, audited: the stream says where it
-        // came from, before its first fact and dated with it.
-        let explained = CaseEvent::LateEntryExplained(LateEntryExplained {
-            reason: format!(
-                "imported from {}, where the person's id is {person_id}",
-                self.options.system
+        // came from, before its first fact and dated with it; so does each later addition,
+        // before its first row's facts.
+        let (reason, explained_id) = match (before, first_new) {
+            (Some(_), Some(record_id)) => (
+                format!(
+                    "imported from {} (later rows), where the person's id is {person_id}",
+                    self.options.system
+                ),
+                self.derive(&["event", person_id, "imported", record_id]),
             ),
-        });
-        let explained_id = self.derive(&["event", person_id, "imported"]);
-        let stream = NewStream {
-            stream_id: client_id.0,
-            stream_type: CLIENT_STREAM.to_owned(),
-            events: std::iter::once((explained, first_at, explained_id))
+            _ => (
+                format!(
+                    "imported from {}, where the person's id is {person_id}",
+                    self.options.system
+                ),
+                self.derive(&["event", person_id, "imported"]),
+            ),
+        };
+        let explained = CaseEvent::LateEntryExplained(LateEntryExplained { reason });
+        let events: Vec<(NewEvent, Metadata)> =
+            std::iter::once((explained, first_at, explained_id))
                 .chain(events)
                 .map(|(event, occurred_at, event_id)| {
                     let mut new = crate::stream::new_events(std::slice::from_ref(&event))
@@ -586,9 +758,25 @@ impl HistoryImport {
                         },
                     )
                 })
-                .collect(),
-        };
-        (Some(stream), refused)
+                .collect();
+        match before {
+            Some(before) => {
+                person.addition = Some(Addition {
+                    stream_id: client_id.0,
+                    version: before.version,
+                    events,
+                });
+            }
+            None => {
+                person.stream = Some(NewStream {
+                    stream_id: client_id.0,
+                    stream_type: CLIENT_STREAM.to_owned(),
+                    events,
+                    lookups: Vec::new(),
+                });
+            }
+        }
+        person
     }
 
     /// The commands a row stands for, each with the time it happened when the command carries
@@ -849,6 +1037,39 @@ impl HistoryImport {
                 }),
                 false,
             ),
+            "note" => single(
+                CaseCommand::AddNote(NoteAdded {
+                    note_id: NoteId(self.derive(&["note", person_id, &row.record_id])),
+                    text: code("text", &row.text)?,
+                    important: false,
+                }),
+                false,
+            ),
+            "what_matters" => single(
+                CaseCommand::RecordWhatMatters(WhatMattersRecorded {
+                    text: code("text", &row.text)?,
+                }),
+                false,
+            ),
+            "goal" => single(
+                CaseCommand::SetGoal(GoalSet {
+                    goal_id: GoalId(id("goal")?),
+                    description: code("text", &row.text)?,
+                    need: match text(&row.need) {
+                        Some(need) => Some(parse_code("need", need, &invalid)?),
+                        None => None,
+                    },
+                }),
+                false,
+            ),
+            "goal_review" => single(
+                CaseCommand::ReviewGoal(GoalReviewed {
+                    goal_id: GoalId(id("goal")?),
+                    progress: parse_code("progress", &code("progress", &row.progress)?, &invalid)?,
+                    note: text(&row.text).map(str::to_owned),
+                }),
+                false,
+            ),
             "closure" => single(
                 CaseCommand::CloseCase(CaseClosed {
                     reason: parse_code("reason", &code("reason", &row.reason)?, &invalid)?,
@@ -859,7 +1080,7 @@ impl HistoryImport {
             other => Err(invalid(
                 "kind",
                 format!(
-                    "{other:?} is not a kind this import reads (person, referral, referral_accepted, referral_declined, consent, contact, appointment, appointment_outcome, assessment, connection, connection_outcome, closure)"
+                    "{other:?} is not a kind this import reads (person, referral, referral_accepted, referral_declined, consent, contact, appointment, appointment_outcome, assessment, connection, connection_outcome, note, what_matters, goal, goal_review, closure)"
                 ),
             )),
         }

@@ -26,6 +26,7 @@ pub mod health;
 pub mod history;
 mod journey;
 pub mod lone_working;
+pub mod matching;
 pub mod names;
 pub mod oidc;
 mod outbox;

@@ -492,6 +492,32 @@ pub fn may_submit_fhir_referral(principal: &Principal) -> Result<(), Denied> {
     )
 }
 
+/// May the caller add a referral it sends over FHIR to a record found by the person's NHS
+/// number (`app::matching`)? A practice system, for a record of its own organisation that is not
+/// erased (or, for `replay`, the first result of the same ServiceRequest); anything else is
+/// answered as absent. Whether the record takes a referral now is the domain's (a case already
+/// referred or open refuses it). What the practice reads back of the record stays its own
+/// referral ([`may_follow_fhir_referral`]).
+///
+/// # Errors
+/// [`Denied::Forbidden`] for any other role; [`Denied::NotFound`] for another organisation's,
+/// an erased or no record.
+pub fn may_refer_known_person(
+    principal: &Principal,
+    case: &LoadedCase,
+    replay: bool,
+) -> Result<(), Denied> {
+    require(
+        principal,
+        &[Role::PracticeSystem],
+        "referring a known person over FHIR",
+    )?;
+    if !case.exists() || (case.state.erased && !replay) {
+        return Err(Denied::NotFound);
+    }
+    same_organisation(principal, case)
+}
+
 /// May the caller follow a referral it sent over FHIR (the ServiceRequest and its Task)? The
 /// practice system that submitted it, and no one else: any other referral, of its organisation
 /// or another, is answered as absent.
@@ -1113,6 +1139,41 @@ mod tests {
                 allowed(may_change_directory(&p, &withdraw)),
                 role == Administrator,
                 "withdrawal: {role}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_practice_system_refers_a_known_person_of_its_own_organisation_only() {
+        let practice = principal(Role::PracticeSystem);
+        for (relation, expected) in [
+            (Mine, Allow),
+            (Unassigned, Allow),
+            (NotMine, Allow),
+            (NoRecord, Absent),
+            (OtherOrganisation, Absent),
+        ] {
+            assert_eq!(
+                outcome(may_refer_known_person(&practice, &case(relation), false)),
+                expected,
+                "{relation:?}"
+            );
+        }
+        let mut erased = case(Unassigned);
+        erased.state.erased = true;
+        assert_eq!(
+            outcome(may_refer_known_person(&practice, &erased, false)),
+            Absent
+        );
+        for role in [Role::Referrer, LinkWorker, TeamLead, Administrator] {
+            assert_eq!(
+                outcome(may_refer_known_person(
+                    &principal(role),
+                    &case(Unassigned),
+                    false
+                )),
+                Forbidden,
+                "{role}"
             );
         }
     }

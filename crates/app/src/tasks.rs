@@ -388,6 +388,7 @@ impl TaskService {
                 metadata,
                 idempotency_key: request.idempotency_key,
                 fingerprint: request.fingerprint,
+                lookups: None,
             })
             .await?;
         Ok(TaskAccepted { result, events })

@@ -176,8 +176,12 @@ impl Database {
         let client = db::connect(&self.admin).await?;
         let others: Vec<String> = client
             .query(
-                "SELECT DISTINCT master_key_id FROM subject_keys \
-                 WHERE wrapped_key IS NOT NULL AND master_key_id <> $1 LIMIT 3",
+                "SELECT DISTINCT master_key_id FROM ( \
+                     SELECT master_key_id FROM subject_keys \
+                     WHERE wrapped_key IS NOT NULL AND master_key_id <> $1 \
+                     UNION ALL \
+                     SELECT master_key_id FROM lookup_keys WHERE master_key_id <> $1) AS k \
+                 LIMIT 3",
                 &[&self.master_key.id()],
             )
             .await?

@@ -1089,7 +1089,7 @@ async fn history(
             casebook::sealer::seal_and_anchor(&client, key, database.anchor_file()).await?;
         }
         eprintln!(
-            "{} rows, {} people: {} people and {} events imported in {:.1} s ({:.0} events/s); {} people imported before; {} rows refused",
+            "{} rows, {} people: {} people and {} events imported in {:.1} s ({:.0} events/s); {} people imported before ({} of them given later rows, {} rows imported before); {} rows refused",
             report.rows,
             report.people,
             report.people_written,
@@ -1097,6 +1097,8 @@ async fn history(
             seconds,
             report.events_written as f64 / seconds.max(1e-9),
             report.already_imported,
+            report.people_added_to,
+            report.rows_already_imported,
             report.refused.len()
         );
         anyhow::Ok(())

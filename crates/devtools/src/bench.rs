@@ -368,5 +368,6 @@ fn one_event() -> AppendRequest {
         },
         idempotency_key: None,
         fingerprint: None,
+        lookups: None,
     }
 }

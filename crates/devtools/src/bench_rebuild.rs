@@ -217,6 +217,7 @@ pub(crate) async fn append_journeys(
                         },
                         idempotency_key: None,
                         fingerprint: None,
+                        lookups: None,
                     })
                     .await?;
                 n += workers;

@@ -24,8 +24,12 @@ LEFT JOIN LATERAL (
 ) AS last ON true
 LEFT JOIN idempotency_keys AS ik ON ik.stream_id = $1 AND ik.idempotency_key = $2";
 
-/// The batch and (with `$17` set) its idempotency key row, in one autocommit statement.
-const INSERT_SQL: &str = "\
+/// The batch and (with `$17` set) its idempotency key row, in one autocommit statement; with
+/// `$lookups`, more of it.
+macro_rules! insert_sql {
+    ($lookups:literal) => {
+        concat!(
+            "\
 WITH inserted AS (
     INSERT INTO events (
         event_id, stream_id, stream_type, stream_version, event_type, schema_version, payload,
@@ -57,8 +61,29 @@ WITH inserted AS (
     -- violates the key and retries with the key that won).
     INSERT INTO subject_keys (subject_id, wrapped_key, master_key_id)
     SELECT $1, $20, $21 WHERE $20::bytea IS NOT NULL
-)
-SELECT event_id, stream_version, position FROM inserted";
+)",
+            $lookups,
+            "
+SELECT event_id, stream_version, position FROM inserted"
+        )
+    };
+}
+
+/// An append that leaves the stream's lookup tags as they are.
+const INSERT_SQL: &str = insert_sql!("");
+
+/// An append that replaces the stream's lookup tags ($22, $23), or an erasure, which deletes
+/// them. A tag kept is not deleted and inserted again (one row, one change a statement).
+const INSERT_WITH_LOOKUPS_SQL: &str = insert_sql!(
+    ", drop_lookups AS (
+    DELETE FROM stream_lookups
+    WHERE stream_id = $1 AND ($19::boolean OR ($22::boolean AND NOT (tag = ANY($23::bytea[]))))
+), add_lookups AS (
+    INSERT INTO stream_lookups (tag, stream_id)
+    SELECT tag, $1 FROM unnest($23::bytea[]) AS tag WHERE $22::boolean AND NOT $19::boolean
+    ON CONFLICT DO NOTHING
+)"
+);
 
 enum Attempt {
     Done(AppendResult),
@@ -364,34 +389,52 @@ impl EventStore {
             hashes.push(digest.to_vec());
         }
 
-        let insert_statement = client.prepare_cached(INSERT_SQL).await?;
+        let lookups: Vec<&[u8]> = request
+            .lookups
+            .iter()
+            .flatten()
+            .map(<[u8; 32]>::as_slice)
+            .collect();
+        // Only an append that carries tags, or an erasure, touches them.
+        let with_lookups = request.lookups.is_some() || shred;
+        let insert_statement = client
+            .prepare_cached(if with_lookups {
+                INSERT_WITH_LOOKUPS_SQL
+            } else {
+                INSERT_SQL
+            })
+            .await?;
         let stream_version = actual + n as i64;
+        let replace_lookups = request.lookups.is_some();
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 23] = [
+            &request.stream_id,
+            &request.stream_type,
+            &metadata.actor_id,
+            &metadata.actor_role,
+            &metadata.organisation_id,
+            &metadata.correlation_id,
+            &metadata.causation_id,
+            &key,
+            &metadata.occurred_at,
+            &now,
+            &ids,
+            &versions,
+            &types,
+            &schema_versions,
+            &payloads,
+            &hashes,
+            &fingerprint,
+            &stream_version,
+            &shred,
+            &new_key,
+            &protection.map(|p| p.master_key_id()),
+            &replace_lookups,
+            &lookups,
+        ];
         let inserted = client
             .query(
                 &insert_statement,
-                &[
-                    &request.stream_id,
-                    &request.stream_type,
-                    &metadata.actor_id,
-                    &metadata.actor_role,
-                    &metadata.organisation_id,
-                    &metadata.correlation_id,
-                    &metadata.causation_id,
-                    &key,
-                    &metadata.occurred_at,
-                    &now,
-                    &ids,
-                    &versions,
-                    &types,
-                    &schema_versions,
-                    &payloads,
-                    &hashes,
-                    &fingerprint,
-                    &stream_version,
-                    &shred,
-                    &new_key,
-                    &protection.map(|p| p.master_key_id()),
-                ],
+                &params[..if with_lookups { 23 } else { 21 }],
             )
             .await;
         let rows = match inserted {

@@ -21,6 +21,8 @@ pub struct NewStream {
     pub stream_type: String,
     /// The events, in order, each with its own metadata; at least one.
     pub events: Vec<(NewEvent, Metadata)>,
+    /// The stream's lookup tags ([`EventStore::lookup_tag`]), written with it.
+    pub lookups: Vec<[u8; 32]>,
 }
 
 /// What a bulk append wrote.
@@ -43,6 +45,10 @@ WITH new_keys AS (
     INSERT INTO subject_keys (subject_id, wrapped_key, master_key_id)
     SELECT k.subject_id, k.wrapped_key, $3 FROM unnest($1::uuid[], $2::bytea[])
         AS k(subject_id, wrapped_key)
+), lookups AS (
+    INSERT INTO stream_lookups (tag, stream_id)
+    SELECT l.tag, l.stream_id FROM unnest($19::bytea[], $20::uuid[]) AS l(tag, stream_id)
+    ON CONFLICT DO NOTHING
 )
 INSERT INTO events (
     event_id, stream_id, stream_type, stream_version, event_type, schema_version, payload,
@@ -76,6 +82,8 @@ struct Columns {
     causation_ids: Vec<Option<Uuid>>,
     occurred: Vec<DateTime<Utc>>,
     hashes: Vec<Vec<u8>>,
+    lookup_tags: Vec<Vec<u8>>,
+    lookup_streams: Vec<Uuid>,
 }
 
 impl EventStore {
@@ -172,6 +180,8 @@ impl EventStore {
                     &c.causation_ids,
                     &c.occurred,
                     &c.hashes,
+                    &c.lookup_tags,
+                    &c.lookup_streams,
                 ],
             )
             .await?;
@@ -206,6 +216,10 @@ impl EventStore {
             }
             None => None,
         };
+        for tag in &stream.lookups {
+            columns.lookup_tags.push(tag.to_vec());
+            columns.lookup_streams.push(stream.stream_id);
+        }
         let mut prev = GENESIS.to_vec();
         for (i, (event, metadata)) in stream.events.iter().enumerate() {
             let mut payload = event.payload.clone();

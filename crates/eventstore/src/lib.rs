@@ -8,7 +8,8 @@
 //! key kept outside the database. Stored events are read through [`Upcasters`], so old rows
 //! are never rewritten.
 //!
-//! With a [`Protection`], personal fields are sealed per stream (see `protect`).
+//! With a [`Protection`], personal fields are sealed per stream (see `protect`), and streams
+//! can be found by a keyed hash of a sealed value (see `lookup`).
 //!
 //! This crate knows the envelope, not the events' meaning: it depends on no domain type.
 
@@ -17,6 +18,7 @@ mod append;
 mod bulk;
 mod error;
 mod hash;
+mod lookup;
 mod model;
 mod notify;
 mod protect;
@@ -55,6 +57,8 @@ pub struct EventStore {
     access: Option<AccessChanges>,
     notifier: Arc<notify::Notifier>,
     protection: Option<Arc<Protection>>,
+    /// The lookup key, unwrapped on first use (see `lookup`).
+    lookup_key: Arc<tokio::sync::OnceCell<zeroize::Zeroizing<[u8; 32]>>>,
 }
 
 impl EventStore {
@@ -67,6 +71,7 @@ impl EventStore {
             wake: None,
             access: None,
             protection: None,
+            lookup_key: Arc::new(tokio::sync::OnceCell::new()),
         }
     }
 
@@ -74,6 +79,7 @@ impl EventStore {
     /// key, opened by [`EventStore::read_stream`] and shown erased by [`EventStore::read_all`].
     pub fn with_protection(mut self, protection: Protection) -> Self {
         self.protection = Some(Arc::new(protection));
+        self.lookup_key = Arc::new(tokio::sync::OnceCell::new());
         self
     }
 

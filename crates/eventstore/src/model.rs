@@ -78,6 +78,10 @@ pub struct AppendRequest {
     pub idempotency_key: Option<String>,
     /// What identifies "the same request" for the key; by default the events' types and payloads.
     pub fingerprint: Option<[u8; 32]>,
+    /// The stream's lookup tags from this append on ([`crate::EventStore::lookup_tag`]),
+    /// written in the append's statement: `Some` replaces the tags the stream carries, `None`
+    /// leaves them. An erasure ([`crate::EventStore::append_and_shred`]) deletes them all.
+    pub lookups: Option<Vec<[u8; 32]>>,
 }
 
 /// Where one appended event landed.

@@ -39,6 +39,7 @@ pub const SEALED: &str = "$sealed";
 const NONCE_LEN: usize = 24;
 const DEK_AAD: &[u8] = b"casebook-data-key-v1";
 const FIELD_AAD: &[u8] = b"casebook-field-v1";
+const LOOKUP_AAD: &[u8] = b"casebook-lookup-key-v1";
 
 /// The key that wraps every data key. It comes from configuration and is never stored in the
 /// database; its [`SecretKey::id`] is, beside each data key it wrapped.
@@ -116,6 +117,32 @@ pub async fn rotate_master_key(
         let again = new.wrap(subject, &old.unwrap(subject, &wrapped)?)?;
         rewrapped += tx.execute(&update, &[&subject, &again, &new.id()]).await?;
     }
+    // The lookup keys too (`crate::EventStore::lookup_tag`): the same keys, so every tag
+    // written stays valid.
+    let lookup_keys = tx
+        .query(
+            "SELECT name, wrapped_key FROM lookup_keys WHERE master_key_id = $1 FOR UPDATE",
+            &[&old.id()],
+        )
+        .await?;
+    for row in &lookup_keys {
+        let name: String = row.get(0);
+        let wrapped: Vec<u8> = row.get(1);
+        let key = Zeroizing::new(
+            open_bytes(&old.cipher(), &wrapped, &lookup_aad(&name)).ok_or_else(|| {
+                StoreError::Protection(format!(
+                    "the lookup key {name} does not unwrap with master key {}",
+                    old.id()
+                ))
+            })?,
+        );
+        let again = seal_bytes(&new.cipher(), &key, &lookup_aad(&name))?;
+        tx.execute(
+            "UPDATE lookup_keys SET wrapped_key = $2, master_key_id = $3 WHERE name = $1",
+            &[&name, &again, &new.id()],
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(rewrapped)
 }
@@ -161,6 +188,10 @@ fn open_bytes(cipher: &XChaCha20Poly1305, sealed: &[u8], aad: &[u8]) -> Option<V
     cipher
         .decrypt(&XNonce::from(nonce), Payload { msg: body, aad })
         .ok()
+}
+
+fn lookup_aad(name: &str) -> Vec<u8> {
+    [LOOKUP_AAD, name.as_bytes()].concat()
 }
 
 fn dek_aad(subject: Uuid) -> Vec<u8> {
@@ -314,6 +345,43 @@ impl Protection {
         let key = DataKey::generate()?;
         let wrapped = self.master.wrap(subject, &key)?;
         Ok((key, wrapped))
+    }
+
+    /// A fresh lookup key named `name`, and its wrapped form for `lookup_keys`.
+    pub(crate) fn new_lookup_key(
+        &self,
+        name: &str,
+    ) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), StoreError> {
+        let key = random::<32>()?;
+        let wrapped = seal_bytes(&self.master.cipher(), key.as_slice(), &lookup_aad(name))?;
+        Ok((key, wrapped))
+    }
+
+    /// The lookup key named `name` from its row of `lookup_keys`, unwrapped.
+    ///
+    /// # Errors
+    /// [`StoreError::Protection`] when it was wrapped by another master key or does not unwrap.
+    pub(crate) fn open_lookup_key(
+        &self,
+        name: &str,
+        wrapped: &[u8],
+        master_id: &str,
+    ) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+        let refused = || {
+            StoreError::Protection(format!(
+                "the lookup key {name} was wrapped by master key {master_id}, and does not \
+                 unwrap with the configured master key {}",
+                self.master.id()
+            ))
+        };
+        if master_id != self.master.id() {
+            return Err(refused());
+        }
+        let bytes = Zeroizing::new(
+            open_bytes(&self.master.cipher(), wrapped, &lookup_aad(name)).ok_or_else(refused)?,
+        );
+        let array: [u8; 32] = bytes.as_slice().try_into().map_err(|_| refused())?;
+        Ok(Zeroizing::new(array))
     }
 
     /// The key row's contents, unwrapped.

@@ -36,6 +36,13 @@ pub fn service_request(identifier: &str) -> Value {
     request
 }
 
+/// The same for a Patient with NHS number `nhs`.
+pub fn service_request_for(identifier: &str, nhs: &str) -> Value {
+    let mut request = service_request(identifier);
+    request["contained"][0]["identifier"][0]["value"] = json!(nhs);
+    request
+}
+
 /// A transaction of the UK Core patient, the referral and the UK Core questionnaire.
 pub fn transaction(identifier: &str) -> Value {
     let mut request = service_request(identifier);
@@ -201,8 +208,20 @@ async fn a_practice_refers_once_per_identifier_and_follows_the_decision_to_compl
         "{text}"
     );
 
-    // A declined referral's Task says so.
-    let declined = refer(&server, practice, "R-101").await;
+    // A declined referral's Task says so (someone else: the first person's number would
+    // find their record).
+    let declined = server
+        .post(
+            practice,
+            "/fhir/ServiceRequest",
+            service_request_for("R-101", "9990000026"),
+        )
+        .await;
+    assert_eq!(declined.status, 201, "{:#}", declined.body);
+    let declined = declined.body["id"]
+        .as_str()
+        .and_then(|id| Uuid::try_parse(id).ok())
+        .expect("an id");
     server
         .ok(
             &people.lead,
@@ -415,6 +434,187 @@ async fn fhir_errors_are_operation_outcomes_naming_the_element() {
         spec["info"]["description"]
             .as_str()
             .is_some_and(|d| d.contains("/fhir/metadata"))
+    );
+    server.stop().await;
+}
+
+/// The ServiceRequest's id and the record it names (`subject`).
+fn referred(reply: &super::Reply) -> (Uuid, Uuid) {
+    let id = |v: &Value| v.as_str().and_then(|id| Uuid::try_parse(id).ok());
+    (
+        id(&reply.body["id"]).expect("an id"),
+        id(&reply.body["subject"]["identifier"]["value"]).expect("a subject"),
+    )
+}
+
+async fn event_types(server: &TestServer, who: &Person, client: Uuid) -> Vec<String> {
+    let journey = server
+        .read(who, &format!("/api/v1/clients/{client}/journey"))
+        .await;
+    journey.body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["event_type"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A Patient whose NHS number the organisation holds for a client is that client: the referral
+/// is added to their record (once per identifier), refused while their case is active, never
+/// found in another organisation, and not found once they are erased.
+#[tokio::test]
+async fn a_known_person_is_found_by_nhs_number_in_the_organisation_only() {
+    const NHS: &str = "9990000034";
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let practice = &people.practice;
+    let post = |identifier: &str| {
+        server.post(
+            practice,
+            "/fhir/ServiceRequest",
+            service_request_for(identifier, NHS),
+        )
+    };
+
+    let first = post("M-1").await;
+    assert_eq!(first.status, 201, "{:#}", first.body);
+    let (first_id, record) = referred(&first);
+    assert_eq!(record, first_id, "someone new: a record of their own");
+
+    // Referred again while the first referral waits: refused, naming the subject, nothing
+    // recorded.
+    let waiting = post("M-2").await;
+    assert_eq!(waiting.status, 422, "{:#}", waiting.body);
+    assert_eq!(waiting.body["issue"][0]["code"], "business-rule");
+    assert_eq!(expressions(&waiting.body), ["ServiceRequest.subject"]);
+    assert_eq!(
+        event_types(&server, &people.auditor, record).await,
+        ["ClientRegistered", "ReferralReceived"]
+    );
+
+    // Declined; then referred again: the same record takes the new referral.
+    server
+        .ok(
+            &people.lead,
+            &client_path(record, "referral-declines"),
+            json!({ "referral_id": first_id, "reason": "client_declined", "note": null }),
+        )
+        .await;
+    let second = post("M-3").await;
+    assert_eq!(second.status, 201, "{:#}", second.body);
+    let (second_id, second_record) = referred(&second);
+    assert_ne!(second_id, first_id);
+    assert_eq!(second_record, record, "the known person's record");
+    assert_eq!(
+        event_types(&server, &people.auditor, record).await,
+        [
+            "ClientRegistered",
+            "ReferralReceived",
+            "ReferralDeclined",
+            "ReferralReceived"
+        ]
+    );
+    let no_record = server
+        .get(&people.auditor, &format!("/api/v1/clients/{second_id}"))
+        .await;
+    assert_eq!(no_record.status, 404, "no record was made for the referral");
+    // Each referral's Task is its own.
+    assert_eq!(
+        task_status(&server, practice, first_id).await,
+        ("rejected".to_owned(), "declined".to_owned())
+    );
+    assert_eq!(
+        task_status(&server, practice, second_id).await,
+        ("received".to_owned(), "received".to_owned())
+    );
+    // The same ServiceRequest again: the same answer, nothing new.
+    let again = post("M-3").await;
+    assert_eq!(again.status, 200, "{:#}", again.body);
+    assert_eq!(again.body, second.body);
+    assert_eq!(event_types(&server, &people.auditor, record).await.len(), 4);
+    // A referral the practice reads back names no one.
+    let text = second.body.to_string();
+    assert!(!text.contains(NHS) && !text.contains("SMITH"), "{text}");
+
+    // Another organisation's practice with the same NHS number finds nothing of this one's.
+    let admin = server.db.admin_client().await;
+    let foreign = super::person(
+        &admin,
+        people.foreign_admin.organisation_id,
+        None,
+        app::access::Role::PracticeSystem,
+        "Leeds practice system",
+    )
+    .await;
+    let theirs = server
+        .post(
+            &foreign,
+            "/fhir/ServiceRequest",
+            service_request_for("M-3", NHS),
+        )
+        .await;
+    assert_eq!(theirs.status, 201, "{:#}", theirs.body);
+    let (theirs_id, theirs_record) = referred(&theirs);
+    assert_eq!(theirs_record, theirs_id, "a record of their own");
+    assert_ne!(theirs_record, record);
+    assert_eq!(event_types(&server, &people.auditor, record).await.len(), 4);
+    let foreign_record = server
+        .get(&people.auditor, &format!("/api/v1/clients/{theirs_record}"))
+        .await;
+    assert_eq!(foreign_record.status, 404, "theirs is not ours to see");
+    // Nor does the tag of one organisation's number find the other's record.
+    let number = domain::NhsNumber::parse(NHS).expect("valid");
+    let store = server.store.clone();
+    let tag = |organisation| {
+        let store = store.clone();
+        let number = number.clone();
+        async move {
+            app::matching::nhs_number_tag(&store, organisation, &number)
+                .await
+                .expect("a tag")
+                .expect("a sealing store")
+        }
+    };
+    let ours = tag(practice.organisation_id).await;
+    let others = tag(people.foreign_admin.organisation_id).await;
+    assert_ne!(ours, others);
+    assert_eq!(store.streams_tagged(&ours).await.expect("ours"), [record]);
+    assert_eq!(
+        store.streams_tagged(&others).await.expect("theirs"),
+        [theirs_record]
+    );
+    // Nothing of the number is stored in clear.
+    let clear: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(*) FROM events WHERE payload::text LIKE '%' || $1 || '%'",
+        &[&NHS],
+    )
+    .await;
+    assert_eq!(clear, 0);
+
+    // Erased, the person is found by nothing: the next referral is someone new.
+    server
+        .ok(
+            &people.lead,
+            &client_path(record, "referral-declines"),
+            json!({ "referral_id": second_id, "reason": "client_declined", "note": null }),
+        )
+        .await;
+    server
+        .ok(
+            &people.admin,
+            &client_path(record, "erasure"),
+            json!({ "reason": "erasure request ref 7" }),
+        )
+        .await;
+    assert!(store.streams_tagged(&ours).await.expect("ours").is_empty());
+    let after = post("M-4").await;
+    assert_eq!(after.status, 201, "{:#}", after.body);
+    let (after_id, after_record) = referred(&after);
+    assert_eq!(after_record, after_id, "someone new");
+    assert_eq!(
+        store.streams_tagged(&ours).await.expect("ours"),
+        [after_record]
     );
     server.stop().await;
 }

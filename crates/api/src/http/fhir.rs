@@ -282,7 +282,7 @@ async fn fhir_metadata() -> HttpResponse {
         (status = 403, description = "Not a practice's system", body = OperationOutcome, content_type = "application/fhir+json"),
         (status = 409, description = "The identifier was used for other content", body = OperationOutcome, content_type = "application/fhir+json"),
         (status = 415, description = "Not FHIR JSON", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 422, description = "Not a referral Casebook can take; each issue names its element", body = OperationOutcome, content_type = "application/fhir+json"),
+        (status = 422, description = "Not a referral Casebook can take, or the person's case is already active; each issue names its element", body = OperationOutcome, content_type = "application/fhir+json"),
         (status = 503, description = "The database cannot be reached: send it again", body = OperationOutcome, content_type = "application/fhir+json")
     )
 )]
@@ -357,7 +357,9 @@ async fn fhir_transaction(
 
 /// Refer someone: a ServiceRequest with its Patient contained (`subject` `#id`). 201 with the
 /// ServiceRequest as Casebook holds it; the same identifier again answers 200 with the same
-/// resource and records nothing.
+/// resource and records nothing. A Patient whose NHS number the organisation already holds for
+/// a client is that client: the referral goes on their record (its `subject`), and is refused
+/// (422, `business-rule`) while their referral waits or their case is open.
 #[utoipa::path(
     tag = "fhir",
     security(("bearer" = [])),
@@ -371,7 +373,7 @@ async fn fhir_transaction(
         (status = 403, description = "Not a practice's system", body = OperationOutcome, content_type = "application/fhir+json"),
         (status = 409, description = "The identifier was used for other content", body = OperationOutcome, content_type = "application/fhir+json"),
         (status = 415, description = "Not FHIR JSON", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 422, description = "Not a referral Casebook can take; each issue names its element", body = OperationOutcome, content_type = "application/fhir+json"),
+        (status = 422, description = "Not a referral Casebook can take, or the person's case is already active; each issue names its element", body = OperationOutcome, content_type = "application/fhir+json"),
         (status = 503, description = "The database cannot be reached: send it again", body = OperationOutcome, content_type = "application/fhir+json")
     )
 )]

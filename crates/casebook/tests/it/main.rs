@@ -7,6 +7,7 @@ use std::time::Duration;
 use process::{casebook, casebook_env_ok, casebook_out, start, stop, succeeded};
 
 mod faults;
+mod gp_dispatch;
 mod process;
 
 #[tokio::test]
