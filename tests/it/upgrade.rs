@@ -21,7 +21,7 @@ fn noon(year: i32, month: u32, day: u32) -> DateTime<Utc> {
 }
 
 /// An intake with no NHS number: a registration's NHS number writes its lookup tag, whose
-/// tables (V34) an older schema lacks.
+/// tables (V35) an older schema lacks.
 fn without_nhs_number(mut command: CaseCommand) -> CaseCommand {
     if let CaseCommand::Intake {
         client: Some(registered),
@@ -64,7 +64,7 @@ async fn a_caseload_row_written_before_v9_reads_after_it_and_counts_follow_up_fr
         (worker, team),
     );
     commands.push(wemwbs(Timepoint::Baseline, vec![3; 14], baseline_on));
-    // No NHS number: its lookup tag (V34) has no table under V8.
+    // No NHS number: its lookup tag (V35) has no table under V8.
     commands[0] = without_nhs_number(commands[0].clone());
     let mut version = 0;
     for command in &commands {
