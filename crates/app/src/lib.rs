@@ -28,7 +28,7 @@ mod journey;
 pub mod lone_working;
 pub mod names;
 pub mod oidc;
-mod outbox;
+pub mod outbox;
 pub mod policy;
 pub mod privacy;
 pub mod provider;
