@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use app::{CaseService, CommandOptions};
 use async_trait::async_trait;
 use domain::*;
-use eventstore::RecordedEvent;
 use projector::rules::Rules;
 use projector::{OutcomesProjection, Projection, ProjectionError, Runner, Together};
 use uuid::Uuid;
@@ -45,11 +44,10 @@ impl Projection for Probe {
         &self.name
     }
 
-    async fn apply(
+    async fn apply_decoded(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
-        _events: &[RecordedEvent],
-        _log: &dyn projector::corrected::RecordSource,
+        _batch: &projector::Batch<'_>,
     ) -> Result<(), ProjectionError> {
         let setting = synchronous_commit(tx).await;
         self.seen.lock().expect("the probe").push(setting);

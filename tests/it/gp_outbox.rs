@@ -3,7 +3,7 @@
 //! connection and comes back: every message arrives once (the receiver dedupes on
 //! `Idempotency-Key`), in order per person, and a dispatcher killed mid-delivery loses nothing.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use app::gp_outbox::{DispatchSettings, Dispatcher, GpOutboxAdmin, OutboxMessage}
 use app::{AppError, CaseService, CommandOptions};
 use domain::*;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
@@ -132,40 +132,11 @@ impl Drop for Practice {
 }
 
 async fn answer(mut socket: tokio::net::TcpStream, received: Arc<Mutex<Received>>) {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let (head, mut body) = loop {
-        let Ok(n) = socket.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buffer[..end]).to_string();
-            break (head, buffer[end + 4..].to_vec());
-        }
+    let Some(crate::support::ReceivedRequest { headers, body, .. }) =
+        crate::support::read_request(&mut socket).await
+    else {
+        return;
     };
-    let headers: HashMap<String, String> = head
-        .lines()
-        .skip(1)
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let length: usize = headers
-        .get("content-length")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(0);
-    while body.len() < length {
-        let Ok(n) = socket.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
     let Some(key) = headers
         .get("idempotency-key")
         .and_then(|k| Uuid::parse_str(k).ok())
@@ -688,7 +659,7 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
 
     let read = app::records::ReadContext::new(None, Uuid::new_v4());
     let dead = outbox
-        .messages(admin, "dead", 50, &read)
+        .list(admin, "dead", 50, &read)
         .await
         .expect("dead letters");
     assert_eq!(dead.iter().map(|m| m.message_id).collect::<Vec<_>>(), [a1]);
@@ -713,7 +684,7 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
     );
     assert!(
         outbox
-            .messages(stranger, "dead", 50, &read)
+            .list(stranger, "dead", 50, &read)
             .await
             .expect("theirs")
             .is_empty()
@@ -723,7 +694,7 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
         Err(AppError::NotFound(_))
     ));
     assert!(matches!(
-        outbox.messages(admin, "lost", 50, &read).await,
+        outbox.list(admin, "lost", 50, &read).await,
         Err(AppError::BadInput {
             field: "status",
             ..

@@ -8,7 +8,7 @@ use std::time::Duration;
 use app::{CaseService, CommandOptions};
 use async_trait::async_trait;
 use domain::*;
-use eventstore::{EventStore, RecordedEvent};
+use eventstore::EventStore;
 use projector::{CaseloadProjection, Projection, ProjectionError};
 use uuid::Uuid;
 
@@ -28,13 +28,12 @@ impl Projection for Ledger {
         &self.name
     }
 
-    async fn apply(
+    async fn apply_decoded(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
-        events: &[RecordedEvent],
-        _log: &dyn projector::corrected::RecordSource,
+        batch: &projector::Batch<'_>,
     ) -> Result<(), ProjectionError> {
-        for event in events {
+        for event in batch.events {
             if Some(event.stream_id) == self.refuse {
                 tx.execute("INSERT INTO no_such_table VALUES (1)", &[])
                     .await?;

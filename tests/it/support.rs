@@ -488,3 +488,57 @@ pub async fn list_sample_services_for(
 ) -> Vec<Uuid> {
     list_more_sample_services_for(store, 0, n, organisation).await
 }
+
+/// One HTTP/1.1 request as a receiver the tests start reads it: the path, the headers (names
+/// in lower case) and the body (up to its `content-length`).
+pub struct ReceivedRequest {
+    pub path: String,
+    pub headers: std::collections::HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+/// Reads one request from `socket`; none when the caller hung up first.
+pub async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<ReceivedRequest> {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let (head, mut body) = loop {
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).to_string();
+            break (head, buffer[end + 4..].to_vec());
+        }
+    };
+    let path = head
+        .lines()
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .unwrap_or_default()
+        .to_owned();
+    let headers: std::collections::HashMap<String, String> = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    while body.len() < length {
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Some(ReceivedRequest {
+        path,
+        headers,
+        body,
+    })
+}

@@ -1002,3 +1002,31 @@ fn principal(
         token_id,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_role_that_does_not_parse_is_an_error_never_a_referrer() {
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
+        }
+        for unknown in [
+            "",
+            "admin",
+            "Referrer",
+            "referrer ",
+            "team-lead",
+            "superuser",
+        ] {
+            let refused = unknown.parse::<Role>();
+            assert!(
+                refused
+                    .as_ref()
+                    .is_err_and(|e| e.contains("one of referrer, link_worker")),
+                "{unknown:?} gave {refused:?}"
+            );
+        }
+    }
+}

@@ -618,9 +618,10 @@ fn invalid(field: &'static str, message: &str) -> CommandError {
     }
 }
 
-/// Whom a command may name: a team lead assigns within their own team; an assignment or
-/// transfer names an active link worker (or team lead) of the organisation, in the team it
-/// names; a referrer refers in their own name.
+/// Whom a command may name: what the caller alone decides is [`policy::may_name`] (a team lead
+/// assigns within their own team, a referrer refers in their own name, a buddy is someone else);
+/// then an assignment or transfer names an active link worker (or team lead) of the
+/// organisation, in the team it names, and a buddy is an active colleague.
 ///
 /// # Errors
 /// [`CommandError::Refused`] naming the field; a database failure.
@@ -629,14 +630,11 @@ async fn check_staff_named(
     principal: &Principal,
     command: &CaseCommand,
 ) -> Result<(), CommandError> {
+    // What the caller alone decides (the policy's), then whom the command names, looked up.
+    policy::may_name(principal, command)
+        .map_err(|misnamed| invalid(misnamed.field, misnamed.message))?;
     let (worker, team, field) = match command {
         CaseCommand::AssignLinkWorker(assign) => {
-            if principal.role == Role::TeamLead && Some(assign.team_id) != principal.team_id {
-                return Err(invalid(
-                    "team_id",
-                    "a team lead assigns cases within their own team",
-                ));
-            }
             (assign.link_worker_id, assign.team_id, "link_worker_id")
         }
         CaseCommand::TransferCase(transfer) => (
@@ -646,12 +644,6 @@ async fn check_staff_named(
         ),
         // A lone worker's buddy is an active colleague of the organisation, in any role.
         CaseCommand::RecordLoneWorkingPlan(plan) => {
-            if plan.buddy_staff_id == principal.staff_id {
-                return Err(invalid(
-                    "buddy_staff_id",
-                    "a buddy is someone else, who acts if the check-in does not come",
-                ));
-            }
             let client = pool.get().await.map_err(StoreError::from)?;
             let buddy = access::staff_member_cached(
                 &client,
@@ -667,20 +659,6 @@ async fn check_staff_named(
                     "no such staff member in this organisation",
                 )),
             };
-        }
-        CaseCommand::Intake { referral, .. } => {
-            if matches!(principal.role, Role::Referrer | Role::PracticeSystem)
-                && referral
-                    .referrer
-                    .staff_id
-                    .is_some_and(|id| id != principal.staff_id)
-            {
-                return Err(invalid(
-                    "referral.referrer.staff_id",
-                    "a referrer submits referrals in their own name",
-                ));
-            }
-            return Ok(());
         }
         _ => return Ok(()),
     };

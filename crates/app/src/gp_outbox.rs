@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::access::Principal;
+use crate::outbox::{self, Attempted, Dispatch, Listed, Outbox, OutboxAdmin};
 use crate::{AppError, Clock, policy};
 
 /// The SNOMED CT system.
@@ -87,6 +88,11 @@ impl DispatchSettings {
             .checked_mul(1u32 << doublings)
             .unwrap_or(self.backoff_cap)
             .min(self.backoff_cap)
+    }
+
+    /// When the next attempt is due, at `now` after the `attempts`-th failure.
+    pub fn next_attempt_at(&self, now: DateTime<Utc>, attempts: i32) -> DateTime<Utc> {
+        now + chrono::Duration::from_std(self.backoff_after(attempts)).unwrap_or_default()
     }
 }
 
@@ -242,11 +248,8 @@ fn scores(
 /// Sends the outbox.
 #[derive(Clone)]
 pub struct Dispatcher {
-    store: EventStore,
-    clock: Clock,
+    dispatch: Dispatch,
     transport: Arc<dyn Transport>,
-    settings: DispatchSettings,
-    holder: Uuid,
 }
 
 /// Why a message was not addressed once its person was read.
@@ -265,11 +268,8 @@ impl Dispatcher {
         settings: DispatchSettings,
     ) -> Dispatcher {
         Dispatcher {
-            store,
-            clock,
+            dispatch: Dispatch::new(store, clock, settings, outbox::GP_MESSAGES),
             transport,
-            settings,
-            holder: Uuid::new_v4(),
         }
     }
 
@@ -283,7 +283,8 @@ impl Dispatcher {
             let leased = self.lease().await?;
             // A batch not full leaves nothing else due; a full one may (and a pass whose
             // deliveries keep failing still ends: failed messages wait their backoff).
-            let more = i64::try_from(leased.len()).unwrap_or(i64::MAX) >= self.settings.batch;
+            let more =
+                i64::try_from(leased.len()).unwrap_or(i64::MAX) >= self.dispatch.settings.batch;
             for (message, url) in leased {
                 self.deliver(&message, url.as_deref(), &mut report).await?;
             }
@@ -295,25 +296,17 @@ impl Dispatcher {
 
     /// Runs [`Dispatcher::run_once`] every `every` until `stopped` says so; a failed pass is
     /// logged and the next one tries again.
-    pub async fn run(&self, every: Duration, mut stopped: tokio::sync::watch::Receiver<bool>) {
-        loop {
-            if *stopped.borrow() {
-                return;
-            }
-            if let Err(e) = self.run_once().await {
-                tracing::warn!(error = %e, "the GP message dispatcher failed; it runs again at its next turn");
-            }
-            tokio::select! {
-                () = tokio::time::sleep(every) => {}
-                _ = stopped.changed() => {}
-            }
-        }
+    pub async fn run(&self, every: Duration, stopped: tokio::sync::watch::Receiver<bool>) {
+        outbox::run_every("the GP message dispatcher", every, stopped, || {
+            self.run_once()
+        })
+        .await;
     }
 
     async fn lease(&self) -> Result<Vec<(OutboxMessage, Option<String>)>, AppError> {
-        let now = self.clock.now();
-        let until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
-        let client = self.store.pool().get().await?;
+        let now = self.dispatch.clock.now();
+        let until = self.dispatch.lease_until(now);
+        let client = self.dispatch.store.pool().get().await?;
         let rows = client
             .query(
                 "WITH due AS ( \
@@ -331,7 +324,12 @@ impl Dispatcher {
                    (SELECT e.url FROM gp_practice_endpoints e \
                     WHERE e.organisation_id = o.organisation_id AND e.ods_code = o.practice_ods), \
                    o.code_system, o.observations, o.rules_version",
-                &[&now, &self.settings.batch, &until, &self.holder],
+                &[
+                    &now,
+                    &self.dispatch.settings.batch,
+                    &until,
+                    &self.dispatch.holder,
+                ],
             )
             .await?;
         let mut leased: Vec<(OutboxMessage, Option<String>)> = rows
@@ -382,6 +380,7 @@ impl Dispatcher {
             types.push("AssessmentRecorded");
         }
         let events = self
+            .dispatch
             .store
             .read_streams_of_types(&[message.client_id], &types)
             .await?;
@@ -424,9 +423,10 @@ impl Dispatcher {
         let (nhs_number, scores) = match self.address(message).await? {
             Addressed::To(number, scores) => (number, scores),
             Addressed::Withheld(reason) => {
-                self.finish(message, attempt, "withheld", None, Some(reason))
+                let withheld = Attempted::Withheld(reason);
+                self.dispatch
+                    .settle(message.message_id, attempt, withheld, report)
                     .await?;
-                report.withheld += 1;
                 return Ok(());
             }
         };
@@ -439,7 +439,7 @@ impl Dispatcher {
                 let body = serde_json::to_vec(&communication(
                     message,
                     &nhs_number,
-                    self.clock.now(),
+                    self.dispatch.clock.now(),
                     &scores,
                 ))
                 .map_err(|e| AppError::Unexpected(e.into()))?;
@@ -455,132 +455,22 @@ impl Dispatcher {
                 }
             }
         };
-        match outcome {
-            Ok(status) => {
-                self.finish(message, attempt, "delivered", Some(status), None)
-                    .await?;
-                report.delivered += 1;
-            }
-            Err(error) => {
-                let status = error
+        let attempted = match &outcome {
+            Ok(status) => Attempted::Delivered {
+                status: *status,
+                channel: None,
+            },
+            Err(error) => Attempted::Failed {
+                status: error
                     .strip_prefix("the practice's endpoint answered ")
-                    .and_then(|s| s.parse::<i32>().ok());
-                if attempt >= self.settings.max_attempts {
-                    self.fail(message, attempt, true, status, &error).await?;
-                    report.dead_lettered += 1;
-                } else {
-                    self.fail(message, attempt, false, status, &error).await?;
-                    report.failed += 1;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Delivered or withheld: the message is done.
-    async fn finish(
-        &self,
-        message: &OutboxMessage,
-        attempt: i32,
-        outcome: &'static str,
-        status: Option<u16>,
-        reason: Option<&'static str>,
-    ) -> Result<(), AppError> {
-        let now = self.clock.now();
-        let mut client = self.store.pool().get().await?;
-        let tx = client.transaction().await?;
-        let updated = tx
-            .execute(
-                "UPDATE gp_outbox SET status = $3, attempts = $4, delivered_at = \
-                 CASE WHEN $3 = 'delivered' THEN $5::timestamptz END, withheld_reason = coalesce($6, withheld_reason), \
-                 leased_until = NULL, lease_holder = NULL, last_error = NULL \
-                 WHERE message_id = $1 AND lease_holder = $2 AND status = 'pending'",
-                &[
-                    &message.message_id,
-                    &self.holder,
-                    &outcome,
-                    &attempt,
-                    &now,
-                    &reason,
-                ],
-            )
+                    .and_then(|s| s.parse::<i32>().ok()),
+                error,
+                permanent: false,
+            },
+        };
+        self.dispatch
+            .settle(message.message_id, attempt, attempted, report)
             .await?;
-        if updated == 1 {
-            self.audit(
-                &tx,
-                message,
-                attempt,
-                outcome,
-                status.map(i32::from),
-                reason,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn fail(
-        &self,
-        message: &OutboxMessage,
-        attempt: i32,
-        dead: bool,
-        status: Option<i32>,
-        error: &str,
-    ) -> Result<(), AppError> {
-        let now = self.clock.now();
-        let next = now
-            + chrono::Duration::from_std(self.settings.backoff_after(attempt)).unwrap_or_default();
-        let outcome = if dead { "dead" } else { "failed" };
-        let mut client = self.store.pool().get().await?;
-        let tx = client.transaction().await?;
-        let updated = tx
-            .execute(
-                "UPDATE gp_outbox SET status = CASE WHEN $3 THEN 'dead' ELSE 'pending' END, \
-                 attempts = $4, next_attempt_at = $5, last_error = $6, \
-                 leased_until = NULL, lease_holder = NULL \
-                 WHERE message_id = $1 AND lease_holder = $2 AND status = 'pending'",
-                &[
-                    &message.message_id,
-                    &self.holder,
-                    &dead,
-                    &attempt,
-                    &next,
-                    &error,
-                ],
-            )
-            .await?;
-        if updated == 1 {
-            self.audit(&tx, message, attempt, outcome, status, Some(error))
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn audit(
-        &self,
-        tx: &tokio_postgres::Transaction<'_>,
-        message: &OutboxMessage,
-        attempt: i32,
-        outcome: &str,
-        status: Option<i32>,
-        detail: Option<&str>,
-    ) -> Result<(), AppError> {
-        tx.execute(
-            "INSERT INTO gp_outbox_attempts (message_id, attempt, at, outcome, http_status, detail, dispatcher) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &message.message_id,
-                &attempt,
-                &self.clock.now(),
-                &outcome,
-                &status,
-                &detail,
-                &self.holder,
-            ],
-        )
-        .await?;
         Ok(())
     }
 }
@@ -665,19 +555,37 @@ pub fn check_endpoint_url(url: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-/// An administrator's view of the outbox.
-#[derive(Clone)]
-pub struct GpOutboxAdmin {
-    store: EventStore,
-    clock: Clock,
+impl Listed for OutboxEntry {
+    const OUTBOX: Outbox = outbox::GP_MESSAGES;
+    const COLUMNS: &'static str = "message_id, client_id, seq, kind, code, practice_ods, content, \
+        status, withheld_reason, attempts, last_error, occurred_at, delivered_at";
+    const ORDER: &'static str = "occurred_at, client_id, seq";
+
+    fn from_row(row: &tokio_postgres::Row) -> OutboxEntry {
+        OutboxEntry {
+            message_id: row.get(0),
+            client_id: row.get(1),
+            seq: row.get(2),
+            kind: row.get(3),
+            code: row.get(4),
+            practice_ods: row.get(5),
+            content: row.get(6),
+            status: row.get(7),
+            withheld_reason: row.get(8),
+            attempts: row.get(9),
+            last_error: row.get(10),
+            occurred_at: row.get(11),
+            delivered_at: row.get(12),
+        }
+    }
 }
 
-impl GpOutboxAdmin {
-    /// Over `store`, timed by `clock`.
-    pub fn new(store: EventStore, clock: Clock) -> GpOutboxAdmin {
-        GpOutboxAdmin { store, clock }
-    }
+/// An administrator's view of the GP outbox: its messages by status, oldest first (each person
+/// listed, what was said of them to their GP, written to the read audit), a dead letter sent
+/// again (the person's later messages follow it), and where a practice's messages go.
+pub type GpOutboxAdmin = OutboxAdmin<OutboxEntry>;
 
+impl OutboxAdmin<OutboxEntry> {
     /// Sets where a practice's messages go, for the caller's organisation (administrators).
     ///
     /// # Errors
@@ -691,8 +599,8 @@ impl GpOutboxAdmin {
         policy::may_administer(principal)?;
         check_ods_code(ods_code)?;
         check_endpoint_url(url)?;
-        let now = self.clock.now();
-        let client = self.store.pool().get().await?;
+        let now = self.clock().now();
+        let client = self.store().pool().get().await?;
         client
             .execute(
                 "INSERT INTO gp_practice_endpoints (organisation_id, ods_code, url, updated_by, updated_at) \
@@ -706,82 +614,6 @@ impl GpOutboxAdmin {
             url: url.to_owned(),
             updated_at: now,
         })
-    }
-
-    /// The caller's organisation's messages of a status (`dead` for the dead letters), oldest
-    /// first (administrators).
-    ///
-    /// # Errors
-    /// [`AppError::Denied`]; [`AppError::BadInput`] naming `status`.
-    pub async fn messages(
-        &self,
-        principal: &Principal,
-        status: &str,
-        limit: i64,
-        read: &crate::records::ReadContext,
-    ) -> Result<Vec<OutboxEntry>, AppError> {
-        policy::may_administer(principal)?;
-        if !["pending", "delivered", "dead", "withheld"].contains(&status) {
-            return Err(AppError::BadInput {
-                field: "status",
-                message: "one of pending, delivered, dead, withheld".to_owned(),
-            });
-        }
-        let client = self.store.pool().get().await?;
-        let rows = client
-            .query(
-                "SELECT message_id, client_id, seq, kind, code, practice_ods, content, status, \
-                 withheld_reason, attempts, last_error, occurred_at, delivered_at \
-                 FROM gp_outbox WHERE organisation_id = $1 AND status = $2 \
-                 ORDER BY occurred_at, client_id, seq LIMIT $3",
-                &[&principal.organisation_id, &status, &limit.clamp(1, 500)],
-            )
-            .await?;
-        // Each person whose messages are listed (what was said of them to their GP) is
-        // written to the read audit before the list is answered.
-        let people = rows.iter().map(|row| row.get(1)).collect();
-        crate::outbox::audit_listed(
-            &**client,
-            principal,
-            people,
-            crate::records::RecordView::GpMessages,
-            read,
-        )
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|row| OutboxEntry {
-                message_id: row.get(0),
-                client_id: row.get(1),
-                seq: row.get(2),
-                kind: row.get(3),
-                code: row.get(4),
-                practice_ods: row.get(5),
-                content: row.get(6),
-                status: row.get(7),
-                withheld_reason: row.get(8),
-                attempts: row.get(9),
-                last_error: row.get(10),
-                occurred_at: row.get(11),
-                delivered_at: row.get(12),
-            })
-            .collect())
-    }
-
-    /// Sends a dead letter again from its first attempt (administrators; recorded with who).
-    ///
-    /// # Errors
-    /// [`AppError::Denied`]; [`AppError::NotFound`] for no dead letter of that id in the
-    /// caller's organisation.
-    pub async fn replay(&self, principal: &Principal, message_id: Uuid) -> Result<(), AppError> {
-        crate::outbox::replay(
-            &self.store,
-            &self.clock,
-            crate::outbox::GP_MESSAGES,
-            principal,
-            message_id,
-        )
-        .await
     }
 }
 

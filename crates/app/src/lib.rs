@@ -29,7 +29,7 @@ pub mod lone_working;
 pub mod matching;
 pub mod names;
 pub mod oidc;
-mod outbox;
+pub mod outbox;
 pub mod policy;
 pub mod privacy;
 pub mod provider;

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::access::Principal;
 use crate::caseload::CaseloadPage;
-use crate::records::{ReadContext, ReadPurpose};
+use crate::records::{ReadContext, ReadPurpose, RecordView, write_reads};
 use crate::{AppError, CaseService, LoadedCase, policy};
 
 /// What a list shows for a person.
@@ -149,26 +149,20 @@ impl CaseService {
                 names.insert(item.client_id, named.name);
             }
         }
-        let shown: Vec<Uuid> = ids
+        let shown: Vec<(Uuid, Uuid)> = ids
             .into_iter()
             .filter(|id| matches!(names.get(id), Some(PersonName::Known(_))))
+            .map(|id| (principal.organisation_id, id))
             .collect();
         if !shown.is_empty() {
             let client = self.store().pool().get().await?;
-            client
-                .execute(
-                    "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, purpose_code, request_id) \
-                     SELECT $1, client_id, $3, $4, 'caseload', $5, $6 FROM unnest($2::uuid[]) AS shown(client_id)",
-                    &[
-                        &principal.organisation_id,
-                        &shown,
-                        &principal.staff_id.0,
-                        &principal.role.as_str(),
-                        &read.purpose.or(Some(ReadPurpose::DirectCare)).map(ReadPurpose::code),
-                        &read.request_id,
-                    ],
-                )
-                .await?;
+            // A name on a list is read for direct care unless the reader said otherwise.
+            let read = ReadContext::new(
+                read.purpose.or(Some(ReadPurpose::DirectCare)),
+                read.request_id,
+            );
+            let view = RecordView::Caseload.code();
+            write_reads(&**client, principal, &shown, view, &read).await?;
         }
         Ok(names)
     }

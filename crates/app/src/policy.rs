@@ -137,6 +137,51 @@ pub fn may_command(
     }
 }
 
+/// Why the caller may not name someone in a command: the field, and what to put right (a 422,
+/// not a refusal of the caller: the same command naming someone else is theirs to send).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Misnamed {
+    pub field: &'static str,
+    pub message: &'static str,
+}
+
+/// May the caller name whom `command` names, as far as the caller alone decides it? A team lead
+/// assigns within their own team; a referrer (or practice system) refers in their own name; a
+/// lone worker's buddy is someone else. Whether the person named exists, is active and is in the
+/// team is looked up after (`CaseService`).
+///
+/// # Errors
+/// [`Misnamed`] naming the field.
+pub fn may_name(principal: &Principal, command: &CaseCommand) -> Result<(), Misnamed> {
+    let refused = |field, message| Err(Misnamed { field, message });
+    match command {
+        CaseCommand::AssignLinkWorker(assign)
+            if principal.role == Role::TeamLead && Some(assign.team_id) != principal.team_id =>
+        {
+            refused("team_id", "a team lead assigns cases within their own team")
+        }
+        CaseCommand::RecordLoneWorkingPlan(plan) if plan.buddy_staff_id == principal.staff_id => {
+            refused(
+                "buddy_staff_id",
+                "a buddy is someone else, who acts if the check-in does not come",
+            )
+        }
+        CaseCommand::Intake { referral, .. }
+            if matches!(principal.role, Role::Referrer | Role::PracticeSystem)
+                && referral
+                    .referrer
+                    .staff_id
+                    .is_some_and(|id| id != principal.staff_id) =>
+        {
+            refused(
+                "referral.referrer.staff_id",
+                "a referrer submits referrals in their own name",
+            )
+        }
+        _ => Ok(()),
+    }
+}
+
 /// May the caller close a safeguarding concern (with its reason)? A team lead, answering for
 /// their team's cases: a concern ends as a supervised decision, never by its raiser alone. Who
 /// works the case is asked after, as for every command. Anyone working the case raises a concern
@@ -700,6 +745,68 @@ mod tests {
     }
 
     use Role::{Administrator, Auditor, LinkWorker, ReportingAnalyst, TeamLead};
+
+    #[test]
+    fn whom_a_caller_may_name_in_a_command() {
+        let assign_in = |team| {
+            CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
+                link_worker_id: SOMEONE,
+                team_id: team,
+            })
+        };
+        let buddy = |staff| {
+            CaseCommand::RecordLoneWorkingPlan(LoneWorkingPlanRecorded {
+                appointment_id: AppointmentId(Uuid::from_u128(60)),
+                address_note: "Flat 2".into(),
+                check_in_by: chrono::DateTime::UNIX_EPOCH,
+                buddy_staff_id: staff,
+                known_risks: None,
+            })
+        };
+        let referred_by = |staff| {
+            let mut command = intake(true);
+            if let CaseCommand::Intake { referral, .. } = &mut command {
+                referral.referrer.staff_id = staff;
+            }
+            command
+        };
+        let field = |role: Role, command: &CaseCommand| {
+            may_name(&principal(role), command).err().map(|m| m.field)
+        };
+        // (role, command, the field refused or none)
+        let table: Vec<(Role, CaseCommand, Option<&str>)> = vec![
+            (TeamLead, assign_in(MY_TEAM), None),
+            (TeamLead, assign_in(OTHER_TEAM), Some("team_id")),
+            // Only a team lead is held to their team here (a link worker is refused by
+            // `may_command`).
+            (Administrator, assign_in(OTHER_TEAM), None),
+            (LinkWorker, buddy(SOMEONE), None),
+            (LinkWorker, buddy(ME), Some("buddy_staff_id")),
+            (TeamLead, buddy(ME), Some("buddy_staff_id")),
+            (Role::Referrer, referred_by(Some(ME)), None),
+            (Role::Referrer, referred_by(None), None),
+            (
+                Role::Referrer,
+                referred_by(Some(SOMEONE)),
+                Some("referral.referrer.staff_id"),
+            ),
+            (
+                Role::PracticeSystem,
+                referred_by(Some(SOMEONE)),
+                Some("referral.referrer.staff_id"),
+            ),
+            // A link worker takes a self-referral and names whoever referred.
+            (LinkWorker, referred_by(Some(SOMEONE)), None),
+            (LinkWorker, contact(), None),
+        ];
+        for (role, command, expected) in &table {
+            assert_eq!(
+                field(*role, command),
+                *expected,
+                "a {role} sending {command:?}"
+            );
+        }
+    }
 
     #[test]
     fn who_may_record_a_contact_on_a_case() {

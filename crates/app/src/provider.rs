@@ -303,25 +303,12 @@ impl ProviderConnections {
         if people.is_empty() {
             return Ok(());
         }
-        let clients: Vec<Uuid> = people.keys().copied().collect();
-        let organisations: Vec<Uuid> = clients.iter().map(|c| people[c].organisation).collect();
+        let reads: Vec<(Uuid, Uuid)> = people
+            .iter()
+            .map(|(client_id, person)| (person.organisation, *client_id))
+            .collect();
         let client = self.cases.store().pool().get().await?;
-        client
-            .execute(
-                "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, purpose_code, request_id) \
-                 SELECT o, c, $3, $4, $5, $6, $7 FROM unnest($1::uuid[], $2::uuid[]) AS u(o, c)",
-                &[
-                    &organisations,
-                    &clients,
-                    &principal.staff_id.0,
-                    &principal.role.as_str(),
-                    &PROVIDER_VIEW,
-                    &read.purpose.map(crate::records::ReadPurpose::code),
-                    &read.request_id,
-                ],
-            )
-            .await?;
-        Ok(())
+        crate::records::write_reads(&**client, principal, &reads, PROVIDER_VIEW, read).await
     }
 
     /// Ties a provider staff member of the administrator's organisation to a directory service

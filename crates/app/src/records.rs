@@ -11,6 +11,7 @@ use domain::{
     ReferralSource, ReferralStatus, ServiceId, Timepoint,
 };
 use serde::{Deserialize, Serialize};
+use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::access::{Principal, Role};
@@ -122,10 +123,10 @@ pub enum RecordView {
     /// The Task of a referral received over FHIR: where it stands.
     FhirTask,
     /// The person's messages to their GP practice, listed for an administrator
-    /// ([`crate::gp_outbox::GpOutboxAdmin::messages`]).
+    /// ([`crate::gp_outbox::GpOutboxAdmin`]).
     GpMessages,
     /// The person's appointment reminders, listed for an administrator
-    /// ([`crate::reminders::ReminderAdmin::reminders`]).
+    /// ([`crate::reminders::ReminderAdmin`]).
     Reminders,
 }
 
@@ -322,8 +323,44 @@ pub struct RecordReadPage {
     pub next_cursor: Option<i64>,
 }
 
+/// Writes reads to the read audit in one statement, one row a person read: `(organisation,
+/// client)` (the organisation is the record's), by `principal`, as `view`, for `read`. The one
+/// writer of the read audit: a single record, a list, a caseload's names, a provider's people.
+///
+/// # Errors
+/// A database failure.
+pub(crate) async fn write_reads(
+    client: &impl GenericClient,
+    principal: &Principal,
+    reads: &[(Uuid, Uuid)],
+    view: &str,
+    read: &ReadContext,
+) -> Result<(), AppError> {
+    if reads.is_empty() {
+        return Ok(());
+    }
+    let (organisations, clients): (Vec<Uuid>, Vec<Uuid>) = reads.iter().copied().unzip();
+    client
+        .execute(
+            "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, purpose_code, request_id) \
+             SELECT o, c, $3, $4, $5, $6, $7 FROM unnest($1::uuid[], $2::uuid[]) AS u(o, c)",
+            &[
+                &organisations,
+                &clients,
+                &principal.staff_id.0,
+                &principal.role.as_str(),
+                &view,
+                &read.purpose.map(ReadPurpose::code),
+                &read.request_id,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
 impl CaseService {
-    /// Writes a read of `client_id` to the read audit, before it is answered.
+    /// Writes a read of `client_id` (of the caller's organisation) to the read audit, before it
+    /// is answered.
     pub(crate) async fn audit_read(
         &self,
         principal: &Principal,
@@ -332,22 +369,8 @@ impl CaseService {
         read: &ReadContext,
     ) -> Result<(), AppError> {
         let client = self.store().pool().get().await?;
-        client
-            .execute(
-                "INSERT INTO record_reads (organisation_id, client_id, staff_id, role, view, purpose_code, request_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[
-                    &principal.organisation_id,
-                    &client_id,
-                    &principal.staff_id.0,
-                    &principal.role.as_str(),
-                    &view.code(),
-                    &read.purpose.map(ReadPurpose::code),
-                    &read.request_id,
-                ],
-            )
-            .await?;
-        Ok(())
+        let reads = [(principal.organisation_id, client_id)];
+        write_reads(&**client, principal, &reads, view.code(), read).await
     }
 
     /// A client's record (status, personal details, referrals, consents and counts) for whoever

@@ -23,9 +23,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::access::Principal;
 use crate::gp_outbox::{DispatchReport, DispatchSettings, Transport};
-use crate::{AppError, Clock, policy};
+use crate::outbox::{self, Attempted, Dispatch, Listed, Outbox, OutboxAdmin};
+use crate::{AppError, Clock};
 
 /// Where reminders are posted: a Notify-shaped service's base URL, its API key, and the
 /// service's own templates.
@@ -264,12 +264,9 @@ pub fn notification(
 /// Sends the reminder outbox.
 #[derive(Clone)]
 pub struct ReminderDispatcher {
-    store: EventStore,
-    clock: Clock,
+    dispatch: Dispatch,
     transport: Arc<dyn Transport>,
-    settings: DispatchSettings,
     notify: Option<NotifyEndpoint>,
-    holder: Uuid,
 }
 
 /// How a send ended, when it did not succeed.
@@ -292,12 +289,9 @@ impl ReminderDispatcher {
         notify: Option<NotifyEndpoint>,
     ) -> ReminderDispatcher {
         ReminderDispatcher {
-            store,
-            clock,
+            dispatch: Dispatch::new(store, clock, settings, outbox::REMINDERS),
             transport,
-            settings,
             notify,
-            holder: Uuid::new_v4(),
         }
     }
 
@@ -310,7 +304,8 @@ impl ReminderDispatcher {
         let mut report = DispatchReport::default();
         loop {
             let leased = self.lease().await?;
-            let more = i64::try_from(leased.len()).unwrap_or(i64::MAX) >= self.settings.batch;
+            let more =
+                i64::try_from(leased.len()).unwrap_or(i64::MAX) >= self.dispatch.settings.batch;
             for reminder in leased {
                 self.deliver(&reminder, &rules, &mut report).await?;
             }
@@ -325,26 +320,18 @@ impl ReminderDispatcher {
     pub async fn run(
         &self,
         every: std::time::Duration,
-        mut stopped: tokio::sync::watch::Receiver<bool>,
+        stopped: tokio::sync::watch::Receiver<bool>,
     ) {
-        loop {
-            if *stopped.borrow() {
-                return;
-            }
-            if let Err(e) = self.run_once().await {
-                tracing::warn!(error = %e, "the reminder dispatcher failed; it runs again at its next turn");
-            }
-            tokio::select! {
-                () = tokio::time::sleep(every) => {}
-                _ = stopped.changed() => {}
-            }
-        }
+        outbox::run_every("the reminder dispatcher", every, stopped, || {
+            self.run_once()
+        })
+        .await;
     }
 
     async fn lease(&self) -> Result<Vec<LeasedReminder>, AppError> {
-        let now = self.clock.now();
-        let until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
-        let client = self.store.pool().get().await?;
+        let now = self.dispatch.clock.now();
+        let until = self.dispatch.lease_until(now);
+        let client = self.dispatch.store.pool().get().await?;
         let rows = client
             .query(
                 "WITH due AS ( \
@@ -356,7 +343,7 @@ impl ReminderDispatcher {
                  UPDATE reminder_outbox o SET leased_until = $3, lease_holder = $4 FROM due \
                  WHERE o.message_id = due.message_id \
                  RETURNING o.message_id, o.client_id, o.appointment_id, o.scheduled_for, o.attempts",
-                &[&now, &self.settings.batch, &until, &self.holder],
+                &[&now, &self.dispatch.settings.batch, &until, &self.dispatch.holder],
             )
             .await?;
         Ok(rows
@@ -373,6 +360,7 @@ impl ReminderDispatcher {
 
     async fn read_record(&self, client_id: Uuid) -> Result<Vec<CaseEvent>, AppError> {
         let events = self
+            .dispatch
             .store
             .read_streams_of_types(
                 &[client_id],
@@ -404,7 +392,7 @@ impl ReminderDispatcher {
         report: &mut DispatchReport,
     ) -> Result<(), AppError> {
         let attempt = reminder.attempts + 1;
-        let now = self.clock.now();
+        let now = self.dispatch.clock.now();
         let record = self.read_record(reminder.client_id).await?;
         let (channel, address, mode, scheduled_for) = match address(
             &record,
@@ -427,9 +415,10 @@ impl ReminderDispatcher {
                 return Ok(());
             }
             Addressed::Withheld(reason) => {
-                self.finish(reminder, attempt, "withheld", None, None, Some(reason))
+                let withheld = Attempted::Withheld(reason);
+                self.dispatch
+                    .settle(reminder.message_id, attempt, withheld, report)
                     .await?;
-                report.withheld += 1;
                 return Ok(());
             }
         };
@@ -460,30 +449,21 @@ impl ReminderDispatcher {
             Ok(None) => return Ok(()),
             Ok(Some(status)) => Ok(status),
         };
-        match outcome {
-            Ok(status) => {
-                self.finish(
-                    reminder,
-                    attempt,
-                    "delivered",
-                    Some(channel),
-                    Some(status),
-                    None,
-                )
-                .await?;
-                report.delivered += 1;
-            }
-            Err(failure) => {
-                let dead = failure.permanent || attempt >= self.settings.max_attempts;
-                self.fail(reminder, attempt, dead, failure.status, &failure.error)
-                    .await?;
-                if dead {
-                    report.dead_lettered += 1;
-                } else {
-                    report.failed += 1;
-                }
-            }
-        }
+        let channel = domain::code(&channel);
+        let attempted = match &outcome {
+            Ok(status) => Attempted::Delivered {
+                status: *status,
+                channel: Some(channel.as_str()),
+            },
+            Err(failure) => Attempted::Failed {
+                status: failure.status,
+                error: &failure.error,
+                permanent: failure.permanent,
+            },
+        };
+        self.dispatch
+            .settle(reminder.message_id, attempt, attempted, report)
+            .await?;
         Ok(())
     }
 
@@ -544,151 +524,38 @@ impl ReminderDispatcher {
         scheduled_for: DateTime<Utc>,
         due_at: DateTime<Utc>,
     ) -> Result<(), AppError> {
-        let client = self.store.pool().get().await?;
+        let client = self.dispatch.store.pool().get().await?;
         client
             .execute(
                 "UPDATE reminder_outbox SET scheduled_for = $3, next_attempt_at = $4, \
                  leased_until = NULL, lease_holder = NULL \
                  WHERE message_id = $1 AND lease_holder = $2 AND status = 'pending'",
-                &[&reminder.message_id, &self.holder, &scheduled_for, &due_at],
+                &[
+                    &reminder.message_id,
+                    &self.dispatch.holder,
+                    &scheduled_for,
+                    &due_at,
+                ],
             )
             .await?;
         Ok(())
     }
 
-    /// Delivered or withheld: the reminder is done.
     /// Renews this dispatcher's lease on `reminder` from now, if it still holds it: false when
     /// the lease ran out (another dispatcher may have it now).
     async fn still_leased(&self, reminder: &LeasedReminder) -> Result<bool, AppError> {
-        let now = self.clock.now();
-        let until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
-        let client = self.store.pool().get().await?;
+        let now = self.dispatch.clock.now();
+        let until = self.dispatch.lease_until(now);
+        let client = self.dispatch.store.pool().get().await?;
         let renewed = client
             .execute(
                 "UPDATE reminder_outbox SET leased_until = $3 \
                  WHERE message_id = $1 AND lease_holder = $2 AND leased_until > $4 \
                  AND status = 'pending'",
-                &[&reminder.message_id, &self.holder, &until, &now],
+                &[&reminder.message_id, &self.dispatch.holder, &until, &now],
             )
             .await?;
         Ok(renewed == 1)
-    }
-
-    async fn finish(
-        &self,
-        reminder: &LeasedReminder,
-        attempt: i32,
-        outcome: &'static str,
-        channel: Option<ContactChannel>,
-        status: Option<u16>,
-        reason: Option<&'static str>,
-    ) -> Result<(), AppError> {
-        let now = self.clock.now();
-        let channel = channel.map(|c| domain::code(&c));
-        let mut client = self.store.pool().get().await?;
-        let tx = client.transaction().await?;
-        let updated = tx
-            .execute(
-                "UPDATE reminder_outbox SET status = $3, attempts = $4, delivered_at = \
-                 CASE WHEN $3 = 'delivered' THEN $5::timestamptz END, \
-                 withheld_reason = coalesce($6, withheld_reason), channel = $7, \
-                 leased_until = NULL, lease_holder = NULL, last_error = NULL \
-                 WHERE message_id = $1 AND lease_holder = $2 AND status = 'pending'",
-                &[
-                    &reminder.message_id,
-                    &self.holder,
-                    &outcome,
-                    &attempt,
-                    &now,
-                    &reason,
-                    &channel,
-                ],
-            )
-            .await?;
-        if updated == 1 {
-            self.audit(
-                &tx,
-                reminder.message_id,
-                attempt,
-                outcome,
-                status.map(i32::from),
-                reason,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn fail(
-        &self,
-        reminder: &LeasedReminder,
-        attempt: i32,
-        dead: bool,
-        status: Option<i32>,
-        error: &str,
-    ) -> Result<(), AppError> {
-        let now = self.clock.now();
-        let next = now
-            + chrono::Duration::from_std(self.settings.backoff_after(attempt)).unwrap_or_default();
-        let outcome = if dead { "dead" } else { "failed" };
-        let mut client = self.store.pool().get().await?;
-        let tx = client.transaction().await?;
-        let updated = tx
-            .execute(
-                "UPDATE reminder_outbox SET status = CASE WHEN $3 THEN 'dead' ELSE 'pending' END, \
-                 attempts = $4, next_attempt_at = $5, last_error = $6, \
-                 leased_until = NULL, lease_holder = NULL \
-                 WHERE message_id = $1 AND lease_holder = $2 AND status = 'pending'",
-                &[
-                    &reminder.message_id,
-                    &self.holder,
-                    &dead,
-                    &attempt,
-                    &next,
-                    &error,
-                ],
-            )
-            .await?;
-        if updated == 1 {
-            self.audit(
-                &tx,
-                reminder.message_id,
-                attempt,
-                outcome,
-                status,
-                Some(error),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn audit(
-        &self,
-        tx: &tokio_postgres::Transaction<'_>,
-        message_id: Uuid,
-        attempt: i32,
-        outcome: &str,
-        status: Option<i32>,
-        detail: Option<&str>,
-    ) -> Result<(), AppError> {
-        tx.execute(
-            "INSERT INTO reminder_outbox_attempts (message_id, attempt, at, outcome, http_status, detail, dispatcher) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &message_id,
-                &attempt,
-                &self.clock.now(),
-                &outcome,
-                &status,
-                &detail,
-                &self.holder,
-            ],
-        )
-        .await?;
-        Ok(())
     }
 }
 
@@ -711,95 +578,34 @@ pub struct ReminderEntry {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-/// An administrator's view of the reminder outbox.
-#[derive(Clone)]
-pub struct ReminderAdmin {
-    store: EventStore,
-    clock: Clock,
-}
+impl Listed for ReminderEntry {
+    const OUTBOX: Outbox = outbox::REMINDERS;
+    const COLUMNS: &'static str = "message_id, client_id, appointment_id, scheduled_for, channel, \
+        status, withheld_reason, attempts, last_error, next_attempt_at, delivered_at";
+    const ORDER: &'static str = "scheduled_for, message_id";
 
-impl ReminderAdmin {
-    /// Over `store`, timed by `clock`.
-    pub fn new(store: EventStore, clock: Clock) -> ReminderAdmin {
-        ReminderAdmin { store, clock }
-    }
-
-    /// The caller's organisation's reminders of a status (`dead` for the dead letters), by
-    /// appointment time (administrators).
-    ///
-    /// # Errors
-    /// [`AppError::Denied`]; [`AppError::BadInput`] naming `status`.
-    pub async fn reminders(
-        &self,
-        principal: &Principal,
-        status: &str,
-        limit: i64,
-        read: &crate::records::ReadContext,
-    ) -> Result<Vec<ReminderEntry>, AppError> {
-        policy::may_administer(principal)?;
-        if !["pending", "delivered", "dead", "withheld"].contains(&status) {
-            return Err(AppError::BadInput {
-                field: "status",
-                message: "one of pending, delivered, dead, withheld".to_owned(),
-            });
+    fn from_row(row: &tokio_postgres::Row) -> ReminderEntry {
+        ReminderEntry {
+            message_id: row.get(0),
+            client_id: row.get(1),
+            appointment_id: row.get(2),
+            scheduled_for: row.get(3),
+            channel: row.get(4),
+            status: row.get(5),
+            withheld_reason: row.get(6),
+            attempts: row.get(7),
+            last_error: row.get(8),
+            next_attempt_at: row.get(9),
+            delivered_at: row.get(10),
         }
-        let client = self.store.pool().get().await?;
-        let rows = client
-            .query(
-                "SELECT message_id, client_id, appointment_id, scheduled_for, channel, status, \
-                 withheld_reason, attempts, last_error, next_attempt_at, delivered_at \
-                 FROM reminder_outbox WHERE organisation_id = $1 AND status = $2 \
-                 ORDER BY scheduled_for, message_id LIMIT $3",
-                &[&principal.organisation_id, &status, &limit.clamp(1, 500)],
-            )
-            .await?;
-        // Each person listed (when their appointments are, whether they came) is written to
-        // the read audit before the list is answered.
-        let people = rows.iter().map(|row| row.get(1)).collect();
-        crate::outbox::audit_listed(
-            &**client,
-            principal,
-            people,
-            crate::records::RecordView::Reminders,
-            read,
-        )
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|row| ReminderEntry {
-                message_id: row.get(0),
-                client_id: row.get(1),
-                appointment_id: row.get(2),
-                scheduled_for: row.get(3),
-                channel: row.get(4),
-                status: row.get(5),
-                withheld_reason: row.get(6),
-                attempts: row.get(7),
-                last_error: row.get(8),
-                next_attempt_at: row.get(9),
-                delivered_at: row.get(10),
-            })
-            .collect())
-    }
-
-    /// Sends a dead-lettered reminder again from its first attempt (administrators; recorded
-    /// with who). Whether it goes is decided again when it is sent (consent, erasure, the
-    /// appointment still to come).
-    ///
-    /// # Errors
-    /// [`AppError::Denied`]; [`AppError::NotFound`] for no dead letter of that id in the
-    /// caller's organisation.
-    pub async fn replay(&self, principal: &Principal, message_id: Uuid) -> Result<(), AppError> {
-        crate::outbox::replay(
-            &self.store,
-            &self.clock,
-            crate::outbox::REMINDERS,
-            principal,
-            message_id,
-        )
-        .await
     }
 }
+
+/// An administrator's view of the reminder outbox: its reminders by status, by appointment time
+/// (each person listed, when their appointments are and whether they came, written to the read
+/// audit), and a dead letter sent again (whether it goes is decided again when it is sent:
+/// consent, erasure, the appointment still to come).
+pub type ReminderAdmin = OutboxAdmin<ReminderEntry>;
 
 #[cfg(test)]
 mod tests {

@@ -394,15 +394,23 @@ macro_rules! signed_in {
     };
 }
 
+/// A form posted: its fields and its session (same origin, CSRF token checked); or the refusal
+/// (returned from the handler).
+macro_rules! posted_form {
+    ($req:expr, $console:expr, $body:expr) => {{
+        let fields = forms::fields(&$body);
+        match form_session(&$req, &$console, &fields).await {
+            Ok(session) => (fields, session),
+            Err(response) => return response,
+        }
+    }};
+}
+
 /// A form posted about one person: its fields, its session (same origin, CSRF token checked)
 /// and the person; or the refusal (returned from the handler).
 macro_rules! person_form {
     ($req:expr, $console:expr, $path:expr, $body:expr) => {{
-        let fields = forms::fields(&$body);
-        let session = match form_session(&$req, &$console, &fields).await {
-            Ok(s) => s,
-            Err(response) => return response,
-        };
+        let (fields, session) = posted_form!($req, $console, $body);
         let Some(client) = client_id(&$path) else {
             return failure(Some(&session), &AppError::NotFound("no such person".into()));
         };
@@ -414,6 +422,7 @@ macro_rules! person_form {
 mod assessment;
 mod closure;
 mod connect;
+mod dead_letters;
 mod demographics;
 mod equity;
 mod gp_messages;
@@ -521,11 +530,7 @@ async fn sign_in(req: HttpRequest, body: web::Bytes, console: web::Data<Console>
 }
 
 async fn sign_out(req: HttpRequest, body: web::Bytes, console: web::Data<Console>) -> HttpResponse {
-    let fields = forms::fields(&body);
-    let session = match form_session(&req, &console, &fields).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+    let (_, session) = posted_form!(req, console, body);
     if let Err(e) = console
         .sessions
         .sign_out(&session, source(&console, &req).as_deref())
@@ -1056,11 +1061,7 @@ async fn end_session(
     body: web::Bytes,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let fields = forms::fields(&body);
-    let session = match form_session(&req, &console, &fields).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+    let (fields, session) = posted_form!(req, console, body);
     let Some(target) = fields
         .get("session_id")
         .and_then(|v| Uuid::try_parse(v).ok())

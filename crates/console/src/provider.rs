@@ -240,11 +240,7 @@ pub(crate) async fn answer(
     body: web::Bytes,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let fields = forms::fields(&body);
-    let session = match form_session(&req, &console, &fields).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+    let (fields, session) = posted_form!(req, console, body);
     let (client, connection, action) = path.into_inner();
     let (Ok(client), Ok(connection), true) = (
         Uuid::try_parse(&client),

@@ -303,11 +303,7 @@ pub(crate) async fn raise(
     body: web::Bytes,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let fields = forms::fields(&body);
-    let session = match form_session(&req, &console, &fields).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+    let (fields, session) = posted_form!(req, console, body);
     let form = RaiseForm::from_fields(&fields);
     let again = |errors: Vec<FieldError>, form: RaiseForm| Shown {
         raise: form,
@@ -400,11 +396,7 @@ async fn close(
     console: web::Data<Console>,
     how: Close,
 ) -> HttpResponse {
-    let fields = forms::fields(&body);
-    let session = match form_session(&req, &console, &fields).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+    let (fields, session) = posted_form!(req, console, body);
     let Ok(task) = Uuid::try_parse(&path) else {
         return failure(Some(&session), &AppError::NotFound("no such task".into()));
     };

@@ -144,11 +144,7 @@ async fn show(
 }
 
 async fn add_team(req: HttpRequest, body: web::Bytes, console: web::Data<Console>) -> HttpResponse {
-    let fields = forms::fields(&body);
-    let session = match form_session(&req, &console, &fields).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+    let (fields, session) = posted_form!(req, console, body);
     let entered = Entered::from_fields(&fields);
     let request = NewTeamRequest {
         name: entered.team_name.clone(),
@@ -173,11 +169,7 @@ async fn add_staff(
     body: web::Bytes,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let fields = forms::fields(&body);
-    let session = match form_session(&req, &console, &fields).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+    let (fields, session) = posted_form!(req, console, body);
     let entered = Entered::from_fields(&fields);
     let request = match entered.staff() {
         Ok(r) => r,

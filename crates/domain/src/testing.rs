@@ -186,6 +186,53 @@ pub fn event_id(n: u128) -> EventId {
     EventId(id(1000 + n))
 }
 
+/// The state `events` fold to, the n-th (from 1) with the id `event_id(n)`, each at [`moment`].
+pub fn fold(events: &[CaseEvent]) -> CaseState {
+    events
+        .iter()
+        .enumerate()
+        .fold(CaseState::default(), |state, (n, event)| {
+            evolve(state, event_id(n as u128 + 1), event, moment())
+        })
+}
+
+/// Registered, referred, accepted, and assigned to [`WORKER`] in [`TEAM`]: an open case.
+pub fn assigned_case() -> Vec<CaseEvent> {
+    vec![
+        CaseEvent::ClientRegistered(registered()),
+        CaseEvent::ReferralReceived(referral(REFERRAL)),
+        CaseEvent::ReferralAccepted(ReferralAccepted {
+            referral_id: REFERRAL,
+        }),
+        CaseEvent::LinkWorkerAssigned(LinkWorkerAssigned {
+            link_worker_id: WORKER,
+            team_id: TEAM,
+        }),
+    ]
+}
+
+/// `events` is one event, which decodes back to itself from its own encoding.
+#[track_caller]
+pub fn assert_one_that_round_trips(events: &[CaseEvent]) {
+    assert_eq!(events.len(), 1, "{events:?}");
+    let back = CaseEvent::decode(
+        events[0].event_type(),
+        events[0].schema_version(),
+        events[0].to_payload(),
+    )
+    .expect("decodes");
+    assert_eq!(back, events[0]);
+}
+
+/// `events`, then `more`.
+pub fn with(
+    mut events: Vec<CaseEvent>,
+    more: impl IntoIterator<Item = CaseEvent>,
+) -> Vec<CaseEvent> {
+    events.extend(more);
+    events
+}
+
 /// The organisation that listed [`listed_service`].
 pub const SERVICE_OWNER: Uuid = Uuid::from_u128(0x0516_0001);
 

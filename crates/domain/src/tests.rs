@@ -42,11 +42,6 @@ fn closed_case() -> Vec<CaseEvent> {
     events
 }
 
-fn with(mut events: Vec<CaseEvent>, more: impl IntoIterator<Item = CaseEvent>) -> Vec<CaseEvent> {
-    events.extend(more);
-    events
-}
-
 fn fold(events: &[CaseEvent]) -> CaseState {
     events
         .iter()

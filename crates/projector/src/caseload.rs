@@ -5,9 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::{CaseEvent, Timepoint, code};
-use eventstore::RecordedEvent;
 
-use crate::corrected::Decoded;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -396,22 +394,6 @@ impl<T: CaseloadTable> Projection for T {
 
     fn refolds(&self) -> bool {
         true
-    }
-
-    async fn apply(
-        &self,
-        tx: &tokio_postgres::Transaction<'_>,
-        events: &[RecordedEvent],
-        log: &dyn crate::corrected::RecordSource,
-    ) -> Result<(), ProjectionError> {
-        let decoded = Decoded::decode(events, log, true).await?;
-        let batch = Batch {
-            events,
-            decoded: &decoded,
-            log,
-            statements: None,
-        };
-        apply_into(T::TABLE, tx, &batch).await
     }
 
     async fn apply_decoded(

@@ -15,11 +15,10 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{CaseEvent, ConsentScope, Instrument, Timepoint};
-use eventstore::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::corrected::{Decoded, Fact, RecordSource};
+use crate::corrected::Fact;
 use crate::rules::RulesError;
 use crate::runner::{Batch, Projection, ProjectionError};
 
@@ -558,22 +557,6 @@ impl Projection for GpOutboxProjection {
     async fn reset(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), ProjectionError> {
         tx.batch_execute("DELETE FROM gp_outbox_state").await?;
         Ok(())
-    }
-
-    async fn apply(
-        &self,
-        tx: &tokio_postgres::Transaction<'_>,
-        events: &[RecordedEvent],
-        log: &dyn RecordSource,
-    ) -> Result<(), ProjectionError> {
-        let decoded = Decoded::decode(events, log, false).await?;
-        let batch = Batch {
-            events,
-            decoded: &decoded,
-            log,
-            statements: None,
-        };
-        self.write(tx, &batch).await
     }
 
     async fn apply_decoded(

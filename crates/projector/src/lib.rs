@@ -9,6 +9,7 @@
 
 pub mod bookkeeping;
 mod caseload;
+pub mod code_list;
 pub mod corrected;
 mod directory;
 pub mod gp_messages;

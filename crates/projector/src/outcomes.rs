@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::corrected::Decoded;
 use crate::rules::{Corrections, EvaluationConsent, Rules};
 use crate::{Batch, Projection, ProjectionError};
 
@@ -603,14 +602,7 @@ impl Projection for OutcomesProjection {
         // replayed from the start when it is interrupted (and whose end, committed with a
         // flush, flushes them too): it need not wait for the WAL flush either.
         crate::bookkeeping::commit_without_flush(tx).await?;
-        let decoded = Decoded::decode(events, log, self.refolds()).await?;
-        let batch = Batch {
-            events,
-            decoded: &decoded,
-            log,
-            statements: None,
-        };
-        self.apply_decoded(tx, &batch).await
+        crate::runner::apply_decoding(self, tx, events, log).await
     }
 
     async fn apply_decoded(

@@ -15,12 +15,11 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveTime, Timelike, Utc};
 use domain::{CaseEvent, ConsentScope};
-use eventstore::RecordedEvent;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::corrected::{Decoded, Fact, RecordSource};
+use crate::corrected::{Decoded, Fact};
 use crate::rules::RulesError;
 use crate::runner::{Batch, Projection, ProjectionError};
 
@@ -273,16 +272,6 @@ impl Projection for ReminderOutboxProjection {
     /// same ids, which are not written twice.
     async fn reset(&self, _tx: &tokio_postgres::Transaction<'_>) -> Result<(), ProjectionError> {
         Ok(())
-    }
-
-    async fn apply(
-        &self,
-        tx: &tokio_postgres::Transaction<'_>,
-        events: &[RecordedEvent],
-        log: &dyn RecordSource,
-    ) -> Result<(), ProjectionError> {
-        let decoded = Decoded::decode(events, log, false).await?;
-        self.write(tx, &decoded).await
     }
 
     async fn apply_decoded(

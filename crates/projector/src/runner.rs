@@ -43,13 +43,17 @@ pub trait Projection: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// Folds a batch of events (in global order) into the read model, inside `tx`. `log` is
     /// the store the batch came from, for a projection that must refold a record from its start
-    /// (a correction changes what was recorded before).
+    /// (a correction changes what was recorded before). By default, [`apply_decoding`]: the
+    /// batch's client events decoded (refolded as [`Projection::refolds`] says) and handed to
+    /// [`Projection::apply_decoded`].
     async fn apply(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         events: &[RecordedEvent],
         log: &dyn crate::corrected::RecordSource,
-    ) -> Result<(), ProjectionError>;
+    ) -> Result<(), ProjectionError> {
+        apply_decoding(self, tx, events, log).await
+    }
     /// Empties the read model, inside `tx`, before a rebuild from the start of the log.
     async fn reset(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), ProjectionError>;
     /// Whether its fold needs the records of clients with a correction in a batch read again,
@@ -59,14 +63,34 @@ pub trait Projection: Send + Sync + 'static {
     }
     /// Folds a batch whose client events are already decoded (once, for every projection fed
     /// from it), inside `tx`, with the statements prepared on `tx`'s connection when the caller
-    /// keeps them. By default, [`Projection::apply`] on the events.
+    /// keeps them. The runners fold through this.
     async fn apply_decoded(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         batch: &Batch<'_>,
-    ) -> Result<(), ProjectionError> {
-        self.apply(tx, batch.events, batch.log).await
-    }
+    ) -> Result<(), ProjectionError>;
+}
+
+/// Decodes the client events of `events` as `projection` needs them (refolded when it
+/// [`Projection::refolds`]) and folds them through [`Projection::apply_decoded`], without a
+/// statement cache: [`Projection::apply`]'s default, for an override to end with.
+///
+/// # Errors
+/// The log cannot be read or decoded; the projection's own failures.
+pub async fn apply_decoding<P: Projection + ?Sized>(
+    projection: &P,
+    tx: &tokio_postgres::Transaction<'_>,
+    events: &[RecordedEvent],
+    log: &dyn RecordSource,
+) -> Result<(), ProjectionError> {
+    let decoded = Decoded::decode(events, log, projection.refolds()).await?;
+    let batch = Batch {
+        events,
+        decoded: &decoded,
+        log,
+        statements: None,
+    };
+    projection.apply_decoded(tx, &batch).await
 }
 
 /// A batch as runners hand it to projections: its events, their client events decoded once,

@@ -4,9 +4,7 @@
 
 use serde::Deserialize;
 
-/// Every safeguarding rule version this build knows, in order.
-const SAFEGUARDING_FILES: &[(i32, &str)] =
-    &[(1, include_str!("../../../projections/safeguarding/v1.toml"))];
+use crate::code_list::{self, CodeList, CodeListError};
 
 /// One category of concern: its stable code and the name people read.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -25,12 +23,29 @@ pub struct SafeguardingRules {
 }
 
 /// Why a safeguarding rule version cannot be had.
-#[derive(Debug, thiserror::Error)]
-pub enum SafeguardingRulesError {
-    #[error("no safeguarding rules version {0}")]
-    Unknown(i32),
-    #[error("safeguarding rules version {version} do not parse: {reason}")]
-    Invalid { version: i32, reason: String },
+pub type SafeguardingRulesError = CodeListError;
+
+impl CodeList for SafeguardingRules {
+    const LIST: &'static str = "safeguarding";
+    const ENTRY: (&'static str, &'static str) = ("category", "categories");
+    const FILES: &'static [(i32, &'static str)] =
+        &[(1, include_str!("../../../projections/safeguarding/v1.toml"))];
+
+    fn version(&self) -> i32 {
+        self.version
+    }
+
+    fn listed_codes(&self) -> Vec<&str> {
+        self.categories.iter().map(|c| c.code.as_str()).collect()
+    }
+
+    fn empty(version: i32) -> SafeguardingRules {
+        SafeguardingRules {
+            version,
+            description: String::new(),
+            categories: Vec::new(),
+        }
+    }
 }
 
 impl SafeguardingRules {
@@ -39,36 +54,12 @@ impl SafeguardingRules {
     /// # Errors
     /// An unknown version, or a file that does not parse, names no category, or repeats a code.
     pub fn load(version: i32) -> Result<SafeguardingRules, SafeguardingRulesError> {
-        let text = SAFEGUARDING_FILES
-            .iter()
-            .find(|(v, _)| *v == version)
-            .map(|(_, text)| *text)
-            .ok_or(SafeguardingRulesError::Unknown(version))?;
-        let invalid = |reason: String| SafeguardingRulesError::Invalid { version, reason };
-        let rules: SafeguardingRules = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        if rules.version != version {
-            return Err(invalid(format!("the file says version {}", rules.version)));
-        }
-        if rules.categories.is_empty() {
-            return Err(invalid("no categories".to_owned()));
-        }
-        let mut codes = rules.category_codes();
-        codes.sort();
-        codes.dedup();
-        if codes.len() != rules.categories.len() {
-            return Err(invalid("a category code is listed twice".to_owned()));
-        }
-        Ok(rules)
+        code_list::load(version)
     }
 
     /// The latest version this build knows (every file is loaded by a test, so it loads).
     pub fn current() -> SafeguardingRules {
-        let latest = SAFEGUARDING_FILES.last().map_or(1, |(v, _)| *v);
-        SafeguardingRules::load(latest).unwrap_or(SafeguardingRules {
-            version: latest,
-            description: String::new(),
-            categories: Vec::new(),
-        })
+        code_list::current()
     }
 
     /// The category codes, for `decide`.
@@ -91,7 +82,7 @@ mod tests {
 
     #[test]
     fn every_safeguarding_rule_file_loads() {
-        for (version, _) in SAFEGUARDING_FILES {
+        for (version, _) in SafeguardingRules::FILES {
             let rules = SafeguardingRules::load(*version).expect("loads");
             assert_eq!(rules.version, *version);
         }
@@ -105,7 +96,7 @@ mod tests {
         assert_eq!(current.category_name("retired_code"), "retired_code");
         assert!(matches!(
             SafeguardingRules::load(99),
-            Err(SafeguardingRulesError::Unknown(99))
+            Err(SafeguardingRulesError::Unknown { version: 99, .. })
         ));
     }
 }

@@ -23,14 +23,14 @@ macro_rules! stream_table {
                 Ok(())
             }
 
-            async fn apply(
+            async fn apply_decoded(
                 &self,
                 tx: &tokio_postgres::Transaction<'_>,
-                events: &[eventstore::RecordedEvent],
-                _log: &dyn $crate::corrected::RecordSource,
+                batch: &$crate::runner::Batch<'_>,
             ) -> Result<(), $crate::runner::ProjectionError> {
                 use domain::DomainEvent as _;
-                for event in events
+                for event in batch
+                    .events
                     .iter()
                     .filter(|e| e.stream_type == <$event as domain::DomainEvent>::STREAM)
                 {

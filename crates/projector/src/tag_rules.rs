@@ -4,8 +4,7 @@
 
 use serde::Deserialize;
 
-/// Every tag rule version this build knows, in order.
-const TAG_FILES: &[(i32, &str)] = &[(1, include_str!("../../../projections/tags/v1.toml"))];
+use crate::code_list::{self, CodeList, CodeListError};
 
 /// One tag: its stable code and the label people read.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -25,12 +24,33 @@ pub struct TagRules {
 }
 
 /// Why a tag rule version cannot be had.
-#[derive(Debug, thiserror::Error)]
-pub enum TagRulesError {
-    #[error("no tag rules version {0}")]
-    Unknown(i32),
-    #[error("tag rules version {version} do not parse: {reason}")]
-    Invalid { version: i32, reason: String },
+pub type TagRulesError = CodeListError;
+
+impl CodeList for TagRules {
+    const LIST: &'static str = "tag";
+    const ENTRY: (&'static str, &'static str) = ("tag", "tags");
+    const FILES: &'static [(i32, &'static str)] =
+        &[(1, include_str!("../../../projections/tags/v1.toml"))];
+
+    fn version(&self) -> i32 {
+        self.version
+    }
+
+    fn listed_codes(&self) -> Vec<&str> {
+        self.tags.iter().map(|t| t.code.as_str()).collect()
+    }
+
+    fn empty(version: i32) -> TagRules {
+        TagRules {
+            version,
+            description: String::new(),
+            tags: Vec::new(),
+        }
+    }
+
+    fn well_formed(code: &str) -> bool {
+        well_formed(code)
+    }
 }
 
 /// Whether a code is lower case letters, digits and hyphens, 1 to 40 of them.
@@ -49,42 +69,12 @@ impl TagRules {
     /// An unknown version, or a file that does not parse, names no tag, repeats a code or has
     /// a code of other characters than lower case letters, digits and hyphens.
     pub fn load(version: i32) -> Result<TagRules, TagRulesError> {
-        let text = TAG_FILES
-            .iter()
-            .find(|(v, _)| *v == version)
-            .map(|(_, text)| *text)
-            .ok_or(TagRulesError::Unknown(version))?;
-        let invalid = |reason: String| TagRulesError::Invalid { version, reason };
-        let rules: TagRules = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        if rules.version != version {
-            return Err(invalid(format!("the file says version {}", rules.version)));
-        }
-        if rules.tags.is_empty() {
-            return Err(invalid("no tags".to_owned()));
-        }
-        if let Some(bad) = rules.tags.iter().find(|t| !well_formed(&t.code)) {
-            return Err(invalid(format!(
-                "the code {:?} is not well formed",
-                bad.code
-            )));
-        }
-        let mut codes = rules.codes();
-        codes.sort();
-        codes.dedup();
-        if codes.len() != rules.tags.len() {
-            return Err(invalid("a tag code is listed twice".to_owned()));
-        }
-        Ok(rules)
+        code_list::load(version)
     }
 
     /// The latest version this build knows (every file is loaded by a test, so it loads).
     pub fn current() -> TagRules {
-        let latest = TAG_FILES.last().map_or(1, |(v, _)| *v);
-        TagRules::load(latest).unwrap_or(TagRules {
-            version: latest,
-            description: String::new(),
-            tags: Vec::new(),
-        })
+        code_list::current()
     }
 
     /// The tag codes, for `decide`.
@@ -107,7 +97,7 @@ mod tests {
 
     #[test]
     fn every_tag_rule_file_loads() {
-        for (version, _) in TAG_FILES {
+        for (version, _) in TagRules::FILES {
             let rules = TagRules::load(*version).expect("loads");
             assert_eq!(rules.version, *version);
         }
@@ -117,7 +107,7 @@ mod tests {
         assert_eq!(current.label("retired-code"), "retired-code");
         assert!(matches!(
             TagRules::load(99),
-            Err(TagRulesError::Unknown(99))
+            Err(TagRulesError::Unknown { version: 99, .. })
         ));
         assert!(!well_formed("a,b"));
         assert!(!well_formed("Housing"));

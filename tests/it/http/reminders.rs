@@ -119,50 +119,17 @@ impl Drop for Notify {
 }
 
 async fn answer(mut socket: tokio::net::TcpStream, received: Arc<Mutex<Received>>) {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let (head, mut body) = loop {
-        let Ok(n) = socket.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buffer[..end]).to_string();
-            break (head, buffer[end + 4..].to_vec());
-        }
+    let Some(crate::support::ReceivedRequest {
+        path,
+        headers,
+        body,
+    }) = crate::support::read_request(&mut socket).await
+    else {
+        return;
     };
-    let path = head
-        .lines()
-        .next()
-        .and_then(|line| line.split_whitespace().nth(1))
-        .unwrap_or_default()
-        .to_owned();
-    let header = |name: &str| {
-        head.lines().skip(1).find_map(|line| {
-            let (k, v) = line.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    };
-    let length: usize = header("content-length")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(0);
-    while body.len() < length {
-        let Ok(n) = socket.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
     let request = Request {
         path,
-        authorization: header("authorization"),
+        authorization: headers.get("authorization").cloned(),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
     };
     let action = {
@@ -677,6 +644,23 @@ async fn dead_letters_are_listed_and_replayed_by_their_organisation_s_administra
         "{:#}",
         reply.body
     );
+
+    // The console's page of dead letters (the GP messages' page, for reminders) lists it with
+    // its appointment, its error and a form that replays it.
+    let session = super::console::sign_in(&server, &people.admin).await;
+    let (status, page) = super::console::get(&server, &session, "/console/admin/reminders").await;
+    assert_eq!(status, 200, "{page}");
+    for shown in [
+        "<h1 class=\"nhsuk-heading-l\">Appointment reminders not delivered</h1>",
+        "Reminders not delivered, by appointment time",
+        "the notification service answered 400",
+        "action=\"/console/admin/reminders/replay\"",
+        format!(" the reminder {id}").as_str(),
+        client.to_string().as_str(),
+    ] {
+        assert!(page.contains(shown), "{shown} in {page}");
+    }
+    assert!(!page.contains("no-dead-letters"), "{page}");
 
     // Replayed: not by another organisation's administrator; once; then delivered.
     let replay = format!("/api/v1/reminders/{id}/replay");

@@ -7,7 +7,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::AppState;
-use super::extract::{Body, Caller, Params, request_id};
+use super::extract::{Body, Caller, Params};
+use super::outbox::{self, OutboxParams};
 use super::problem::{AdminErrors, ApiError, ReadErrors};
 use app::gp_outbox::{OutboxEntry, PracticeEndpoint};
 
@@ -53,23 +54,12 @@ async fn set_gp_endpoint(
     ))
 }
 
-/// Which messages.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct MessageParams {
-    /// `pending`, `delivered`, `dead` (the dead letters, by default) or `withheld`.
-    status: Option<String>,
-    /// Rows (1 to 500, default 50).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<i64>,
-}
-
 /// The organisation's messages back to GP practices of a status, oldest first: no personal
 /// data, the person by client id.
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
-    params(MessageParams),
+    params(OutboxParams),
     responses((status = 200, body = Vec<OutboxEntry>), ReadErrors)
 )]
 #[get("/gp-messages")]
@@ -77,26 +67,9 @@ async fn list_gp_messages(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
-    params: Params<MessageParams>,
+    params: Params<OutboxParams>,
 ) -> Result<web::Json<Vec<OutboxEntry>>, ApiError> {
-    let params = params.0;
-    let limit = params.limit.unwrap_or(app::DEFAULT_LIMIT);
-    if !(1..=app::MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::field("query.limit", "from 1 to 500"));
-    }
-    let status = params.status.as_deref().unwrap_or("dead");
-    Ok(web::Json(
-        state
-            .gp_outbox
-            .messages(
-                &caller.0,
-                status,
-                limit,
-                &app::records::ReadContext::new(None, request_id(&req)),
-            )
-            .await
-            .map_err(ApiError::query)?,
-    ))
+    outbox::list(&req, &state.gp_outbox, &caller, params.0).await
 }
 
 /// Sends a dead-lettered message again from its first attempt (the person's later messages
@@ -113,6 +86,5 @@ async fn replay_gp_message(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    state.gp_outbox.replay(&caller.0, path.into_inner()).await?;
-    Ok(HttpResponse::NoContent().finish())
+    outbox::replay(&state.gp_outbox, &caller, path.into_inner()).await
 }

@@ -11,6 +11,7 @@ mod fhir;
 mod gp_outbox;
 mod metrics;
 mod negotiate;
+mod outbox;
 pub mod problem;
 mod provider;
 mod queries;

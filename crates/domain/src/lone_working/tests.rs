@@ -10,18 +10,10 @@ const BUDDY: StaffId = StaffId(uuid::Uuid::from_u128(90));
 
 /// An open case, assigned, with [`APPOINTMENT`] booked by `mode`.
 fn visit_booked(mode: ContactMode) -> Vec<CaseEvent> {
-    vec![
-        CaseEvent::ClientRegistered(registered()),
-        CaseEvent::ReferralReceived(referral(REFERRAL)),
-        CaseEvent::ReferralAccepted(ReferralAccepted {
-            referral_id: REFERRAL,
-        }),
-        CaseEvent::LinkWorkerAssigned(LinkWorkerAssigned {
-            link_worker_id: WORKER,
-            team_id: TEAM,
-        }),
-        CaseEvent::AppointmentBooked(booked(mode)),
-    ]
+    with(
+        assigned_case(),
+        [CaseEvent::AppointmentBooked(booked(mode))],
+    )
 }
 
 fn plan() -> LoneWorkingPlanRecorded {
@@ -40,20 +32,6 @@ fn checked_in() -> LoneWorkingCheckedIn {
     }
 }
 
-fn fold(events: &[CaseEvent]) -> CaseState {
-    events
-        .iter()
-        .enumerate()
-        .fold(CaseState::default(), |state, (n, event)| {
-            evolve(state, event_id(n as u128 + 1), event, moment())
-        })
-}
-
-fn with(mut events: Vec<CaseEvent>, more: impl IntoIterator<Item = CaseEvent>) -> Vec<CaseEvent> {
-    events.extend(more);
-    events
-}
-
 /// Decides `command` on `given`; `Ok(())` is one event written, `Err((rule, field))` a
 /// refusal. The only place this module calls `decide`.
 #[track_caller]
@@ -61,14 +39,7 @@ fn check(given: &[CaseEvent], command: CaseCommand, expect: Result<(), (&str, Op
     let outcome = decide(&fold(given), &command, &Lookups::default());
     match (expect, outcome) {
         (Ok(()), Ok(events)) => {
-            assert_eq!(events.len(), 1, "{events:?}");
-            let back = CaseEvent::decode(
-                events[0].event_type(),
-                events[0].schema_version(),
-                events[0].to_payload(),
-            )
-            .expect("decodes");
-            assert_eq!(back, events[0]);
+            assert_one_that_round_trips(&events);
         }
         (Err((rule, field)), Err(error)) => {
             assert_eq!((error.rule(), error.field()), (rule, field), "{error}")

@@ -3,38 +3,16 @@
 use crate::testing::*;
 use crate::*;
 
-fn fold(events: &[CaseEvent]) -> CaseState {
-    events
-        .iter()
-        .enumerate()
-        .fold(CaseState::default(), |state, (n, event)| {
-            evolve(state, event_id(n as u128 + 1), event, moment())
-        })
-}
-
 /// An open, assigned case with one connection of `kind` to [`SERVICE`].
 fn connected(kind: ConnectionKind) -> Vec<CaseEvent> {
-    vec![
-        CaseEvent::ClientRegistered(registered()),
-        CaseEvent::ReferralReceived(referral(REFERRAL)),
-        CaseEvent::ReferralAccepted(ReferralAccepted {
-            referral_id: REFERRAL,
-        }),
-        CaseEvent::LinkWorkerAssigned(LinkWorkerAssigned {
-            link_worker_id: WORKER,
-            team_id: TEAM,
-        }),
-        CaseEvent::OnwardConnectionMade(connection(kind)),
-    ]
+    with(
+        assigned_case(),
+        [CaseEvent::OnwardConnectionMade(connection(kind))],
+    )
 }
 
 fn referred() -> Vec<CaseEvent> {
     connected(ConnectionKind::Referred)
-}
-
-fn with(mut events: Vec<CaseEvent>, more: impl IntoIterator<Item = CaseEvent>) -> Vec<CaseEvent> {
-    events.extend(more);
-    events
 }
 
 fn accept() -> ConnectionAcceptedByProvider {
@@ -70,20 +48,13 @@ fn check(given: &[CaseEvent], command: ProviderCommand, expect: Result<(), &str>
     );
     match (expect, outcome) {
         (Ok(()), Ok(events)) => {
-            assert_eq!(events.len(), 1, "{events:?}");
+            assert_one_that_round_trips(&events);
             let expected = match command {
                 ProviderCommand::Accept(c) => CaseEvent::ConnectionAcceptedByProvider(c),
                 ProviderCommand::Decline(c) => CaseEvent::ConnectionDeclinedByProvider(c),
                 ProviderCommand::RecordStart(c) => CaseEvent::ConnectionStartRecorded(c),
             };
             assert_eq!(events[0], expected);
-            let back = CaseEvent::decode(
-                events[0].event_type(),
-                events[0].schema_version(),
-                events[0].to_payload(),
-            )
-            .expect("decodes");
-            assert_eq!(back, events[0]);
             let folded = evolve(state, event_id(999), &events[0], moment());
             assert!(folded.provider_answers.contains_key(&CONNECTION));
         }

@@ -16,20 +16,6 @@ fn registered_only() -> Vec<CaseEvent> {
     vec![CaseEvent::ClientRegistered(registered())]
 }
 
-fn fold(events: &[CaseEvent]) -> CaseState {
-    events
-        .iter()
-        .enumerate()
-        .fold(CaseState::default(), |state, (n, event)| {
-            evolve(state, event_id(n as u128 + 1), event, moment())
-        })
-}
-
-fn with(mut events: Vec<CaseEvent>, more: impl IntoIterator<Item = CaseEvent>) -> Vec<CaseEvent> {
-    events.extend(more);
-    events
-}
-
 /// Decides `command` on `given` with the category list; `Ok(rule)` is accepted, `Err(rule)`
 /// refused with that rule. The only place this module calls `decide`.
 #[track_caller]
@@ -46,14 +32,7 @@ fn check(given: &[CaseEvent], command: CaseCommand, expect: Result<(), &str>) {
     );
     match (expect, outcome) {
         (Ok(()), Ok(events)) => {
-            assert_eq!(events.len(), 1, "{events:?}");
-            let back = CaseEvent::decode(
-                events[0].event_type(),
-                events[0].schema_version(),
-                events[0].to_payload(),
-            )
-            .expect("decodes");
-            assert_eq!(back, events[0]);
+            assert_one_that_round_trips(&events);
         }
         (Err(rule), Err(error)) => assert_eq!(error.rule(), rule, "{error}"),
         (Ok(()), Err(error)) => panic!("refused: {error} ({})", error.rule()),

@@ -9,15 +9,6 @@ fn codes() -> Vec<String> {
     vec!["housing-priority".to_owned(), "carer".to_owned()]
 }
 
-fn fold(events: &[CaseEvent]) -> CaseState {
-    events
-        .iter()
-        .enumerate()
-        .fold(CaseState::default(), |state, (n, event)| {
-            evolve(state, event_id(n as u128 + 1), event, moment())
-        })
-}
-
 fn tagged(tag: &str) -> CaseEvent {
     CaseEvent::CaseTagged(CaseTagged {
         tag: tag.to_owned(),
