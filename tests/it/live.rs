@@ -15,11 +15,22 @@ use uuid::Uuid;
 use crate::support::{metadata, new_client_intake, quick_runner, store_with_db};
 
 /// A read model that notes each event it is given, one row per application, so that an event
-/// applied twice shows as a repeated id; it refuses (with a statement the database rejects,
-/// as a projection's own bug would) every batch holding an event of `refuse`'s stream.
+/// applied twice shows as a repeated id; it fails, as a projection's own bug would, every batch
+/// holding an event of `refuse`'s stream.
 struct Ledger {
     name: String,
-    refuse: Option<Uuid>,
+    refuse: Option<(Uuid, Fail)>,
+}
+
+/// How a ledger fails.
+#[derive(Clone, Copy)]
+enum Fail {
+    /// A statement the database refuses (42P01).
+    Refused,
+    /// A statement cancelled by its timeout (57014, a class the group must not retry for all).
+    TimedOut,
+    /// A panic in the fold.
+    Panics,
 }
 
 #[async_trait]
@@ -34,9 +45,19 @@ impl Projection for Ledger {
         batch: &projector::Batch<'_>,
     ) -> Result<(), ProjectionError> {
         for event in batch.events {
-            if Some(event.stream_id) == self.refuse {
-                tx.execute("INSERT INTO no_such_table VALUES (1)", &[])
-                    .await?;
+            match self.refuse {
+                Some((stream, Fail::Refused)) if stream == event.stream_id => {
+                    tx.execute("INSERT INTO no_such_table VALUES (1)", &[])
+                        .await?;
+                }
+                Some((stream, Fail::TimedOut)) if stream == event.stream_id => {
+                    tx.batch_execute("SET LOCAL statement_timeout = 1; SELECT pg_sleep(1)")
+                        .await?;
+                }
+                Some((stream, Fail::Panics)) if stream == event.stream_id => {
+                    panic!("{} cannot fold this person", self.name);
+                }
+                _ => {}
             }
             tx.execute(
                 "INSERT INTO test_ledger (projection, event_id) VALUES ($1, $2)",
@@ -57,7 +78,7 @@ impl Projection for Ledger {
     }
 }
 
-fn ledger(name: &str, refuse: Option<Uuid>) -> Arc<dyn Projection> {
+fn ledger(name: &str, refuse: Option<(Uuid, Fail)>) -> Arc<dyn Projection> {
     Arc::new(Ledger {
         name: name.to_owned(),
         refuse,
@@ -139,7 +160,7 @@ async fn listening_store(db: &testkit::TestDb, store: EventStore) -> EventStore 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn projections_follow_together_each_event_once_and_one_that_fails_goes_on_alone() {
+async fn projections_follow_together_each_event_once_and_those_that_fail_go_on_alone() {
     let (db, store) = store_with_db(8).await;
     with_ledger_table(&db).await;
     let store = listening_store(&db, store).await;
@@ -150,7 +171,9 @@ async fn projections_follow_together_each_event_once_and_one_that_fails_goes_on_
         Arc::new(CaseloadProjection) as Arc<dyn Projection>,
         ledger("ledger_a", None),
         ledger("ledger_b", None),
-        ledger("ledger_poisoned", Some(poisoned)),
+        ledger("ledger_poisoned", Some((poisoned, Fail::Refused))),
+        ledger("ledger_timed_out", Some((poisoned, Fail::TimedOut))),
+        ledger("ledger_panics", Some((poisoned, Fail::Panics))),
     ];
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let holder = Uuid::new_v4();
@@ -160,7 +183,14 @@ async fn projections_follow_together_each_event_once_and_one_that_fails_goes_on_
     // All four stand at the start of the log: they follow it together.
     assert_eq!(
         following.together,
-        ["caseload_v1", "ledger_a", "ledger_b", "ledger_poisoned"]
+        [
+            "caseload_v1",
+            "ledger_a",
+            "ledger_b",
+            "ledger_poisoned",
+            "ledger_timed_out",
+            "ledger_panics"
+        ]
     );
     assert!(following.alone.is_empty());
 
@@ -185,11 +215,8 @@ async fn projections_follow_together_each_event_once_and_one_that_fails_goes_on_
             == 6
     })
     .await;
-    // ... which went on alone and stays before the person it refuses, having applied what
+    // ... which went on alone and stay before the person they fail on, having applied what
     // came before them once.
-    let (poisoned_applied, poisoned_distinct) = applied(&reader, "ledger_poisoned").await;
-    assert_eq!(poisoned_applied, poisoned_distinct);
-    assert!(poisoned_applied < total, "{poisoned_applied}");
     let before_poison: i64 = reader
         .query_one(
             "SELECT count(*) FROM events WHERE (log_generation, transaction_id, position) < \
@@ -200,10 +227,11 @@ async fn projections_follow_together_each_event_once_and_one_that_fails_goes_on_
         .await
         .expect("the events before")
         .get(0);
-    assert!(
-        poisoned_applied <= before_poison,
-        "{poisoned_applied} > {before_poison}"
-    );
+    for name in ["ledger_poisoned", "ledger_timed_out", "ledger_panics"] {
+        let (count, distinct) = applied(&reader, name).await;
+        assert_eq!(count, distinct, "{name}");
+        assert!(count <= before_poison, "{name}: {count} > {before_poison}");
+    }
 
     // Later events still reach the group.
     refer(&cases, 7).await;

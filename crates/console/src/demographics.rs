@@ -264,12 +264,16 @@ impl PersonForm for DemographicsForm {
             .as_ref()
             .and_then(|r| r.reportable.age_band.as_deref())
             .map(|b| Breakdown::AgeBand.group_label(b));
-        // A colleague's recording since the form was shown: the form is sent at the version
-        // shown now, once checked.
-        let version = if errors.is_empty() {
-            self.version.clone()
-        } else {
+        // A colleague's recording since the form was shown: the form is sent again at the
+        // version shown now, once checked. Any other refusal keeps the version the form was
+        // first shown at, so a recording made meanwhile is still caught.
+        let version = if errors
+            .iter()
+            .any(|e| e.message.eq_ignore_ascii_case(crate::STALE))
+        {
             record.version.to_string()
+        } else {
+            self.version.clone()
         };
         let communication_error = error_for(errors, "communication_needs");
         let body = html! {

@@ -836,6 +836,10 @@ async fn run_keeping(
 }
 
 /// What became of a form's command.
+/// Why a form sent at a record's version comes back: the record changed since it was shown.
+pub(crate) const STALE: &str =
+    "someone else changed this record just now: check it and send the form again";
+
 pub(crate) enum Sent {
     Done,
     /// Refused by the application: the command's field it names (if any), and why, in words
@@ -909,8 +913,7 @@ pub(crate) async fn send_at(
         // back with what was typed, to be checked and sent again.
         Err(CommandError::Conflict { .. }) => Sent::Refused {
             field: None,
-            message: "someone else changed this record just now: check it and send the form again"
-                .into(),
+            message: STALE.into(),
         },
         Err(e) => Sent::Failed(failure(Some(session), &AppError::from(e))),
     }

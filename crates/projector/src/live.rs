@@ -15,8 +15,11 @@
 //! own, while the others go on. A failure that is nobody's (the database away, the connection
 //! lost, a serialisation failure) is retried by the whole group.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::FutureExt;
 
 use eventstore::{EventStore, GlobalPosition, RecordedEvent, SubscriptionSettings};
 use tokio::sync::watch;
@@ -89,8 +92,19 @@ fn alone_task(
     let runner = Runner::new(store.clone(), projection, holder, settings);
     let shutdown = shutdown.clone();
     tokio::spawn(async move {
-        if let Err(e) = runner.run(shutdown).await {
-            tracing::error!(projection = runner.name(), error = %e, "projection stopped");
+        match AssertUnwindSafe(runner.run(shutdown)).catch_unwind().await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(projection = runner.name(), error = %e, "projection stopped");
+            }
+            // A bug in its fold: it stops, as on unreadable data, and gives its lease up.
+            Err(_) => {
+                tracing::error!(
+                    projection = runner.name(),
+                    "projection panicked and stopped"
+                );
+                let _ = tokio::time::timeout(Duration::from_secs(2), runner.release()).await;
+            }
         }
     })
 }
@@ -144,21 +158,36 @@ enum Stop {
     Retry(ProjectionError),
 }
 
-/// Whether a failure while a member folded a batch is that member's own (its data, or a
-/// statement of its the database refused) rather than the database's or the connection's.
+/// Whether a failure while a member folded a batch is that member's own rather than the
+/// database's or the connection's. Only a failure that is plainly nobody's is retried by the
+/// whole group: the connection closed or broken, a connection exception (SQLSTATE class 08),
+/// a serialisation failure or deadlock (class 40), the server shutting down or not yet
+/// accepting (57P01 to 57P03), too many connections (53300), or the pool or the log failing
+/// outside the member's fold. Anything else (unreadable data, a statement refused, a statement
+/// cancelled or timed out, a driver error with no SQLSTATE) is the member's: it leaves the group
+/// and retries alone, which costs it only its batching; a wrong retry would hold every read
+/// model back.
 fn blames_member(error: &ProjectionError) -> bool {
     match error {
+        ProjectionError::Store(_) | ProjectionError::Unavailable(_) => false,
+        ProjectionError::Database(e) => !nobodys(e),
         ProjectionError::Corrupt(_)
         | ProjectionError::LeaseLost(_)
         | ProjectionError::CheckpointMoved(_) => true,
-        ProjectionError::Database(e) => e.code().is_some_and(|code| {
-            // Connection exceptions, operator intervention (shutdown), insufficient resources,
-            // transaction rollback (serialisation failure, deadlock): retried by everyone.
-            let class = &code.code()[..2];
-            !matches!(class, "08" | "57" | "53" | "40")
-        }),
-        ProjectionError::Store(_) | ProjectionError::Unavailable(_) => false,
     }
+}
+
+/// A database failure that is no statement's fault (see [`blames_member`]).
+fn nobodys(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()) {
+        return true;
+    }
+    e.code().is_some_and(|code| {
+        let code = code.code();
+        code.starts_with("08")
+            || code.starts_with("40")
+            || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+    })
 }
 
 impl Group {
@@ -201,12 +230,25 @@ impl Group {
     /// Gives every member's lease up at shutdown, bounded as [`Runner::run`] is: a database
     /// that is away must not hold the shutdown up (the leases then expire on their own).
     async fn release(&self) {
-        let give_up = async {
+        // A pooled connection may be closed although the database is up (the server restarted
+        // under it): the pool drops it when it comes back, so a second or third try gets a
+        // live one, as for a runner.
+        let once = || async {
             let client = self.store.pool().get().await?;
             for projection in &self.members {
                 bookkeeping::release_lease(&**client, projection.name(), self.holder).await?;
             }
             Ok::<(), ProjectionError>(())
+        };
+        let give_up = async {
+            let mut outcome = once().await;
+            for _ in 0..3 {
+                if outcome.is_ok() {
+                    break;
+                }
+                outcome = once().await;
+            }
+            outcome
         };
         match tokio::time::timeout(Duration::from_secs(2), give_up).await {
             Ok(Ok(())) => {}
@@ -373,7 +415,18 @@ impl Group {
             statements: Some(&statements),
         };
         for (index, projection) in self.members.iter().enumerate() {
-            if let Err(e) = projection.apply_decoded(&tx, &batch).await {
+            // A panic in one member's fold stops that member, not the group's task: it leaves
+            // the group (the transaction is dropped, so rolled back) and panics again alone.
+            let applied = AssertUnwindSafe(projection.apply_decoded(&tx, &batch))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ProjectionError::Corrupt(format!(
+                        "{} panicked while folding a batch",
+                        projection.name()
+                    )))
+                });
+            if let Err(e) = applied {
                 return Err(if blames_member(&e) {
                     Stop::Eject(index, e)
                 } else {
@@ -401,9 +454,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_refused_statement_blames_the_member_a_lost_connection_does_not() {
+    fn the_members_own_failures_blame_it_and_the_pools_or_the_logs_do_not() {
         assert!(blames_member(&ProjectionError::Corrupt("x".into())));
         assert!(blames_member(&ProjectionError::LeaseLost("x".into())));
         assert!(blames_member(&ProjectionError::CheckpointMoved("x".into())));
+        assert!(!blames_member(&ProjectionError::Store(
+            eventstore::StoreError::InvalidPayload("x".into())
+        )));
     }
 }

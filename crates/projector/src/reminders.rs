@@ -345,9 +345,13 @@ impl ReminderOutboxProjection {
                     }
                     ReminderChange::Closed => {
                         tx.execute(
+                            // Not one a dispatcher holds: it may be posting it now, and its
+                            // settling needs the lease (a reopening would otherwise make a
+                            // delivered reminder pending again). The dispatcher reads the
+                            // closure itself when it sends.
                             "UPDATE reminder_outbox SET status = 'withheld', \
-                             withheld_reason = 'case_closed', leased_until = NULL, \
-                             lease_holder = NULL WHERE client_id = $1 AND status = 'pending'",
+                             withheld_reason = 'case_closed' \
+                             WHERE client_id = $1 AND status = 'pending' AND lease_holder IS NULL",
                             &[&client.client_id],
                         )
                         .await?;
