@@ -162,15 +162,20 @@ enum Stop {
 /// database's or the connection's. Only a failure that is plainly nobody's is retried by the
 /// whole group: the connection closed or broken, a connection exception (SQLSTATE class 08),
 /// a serialisation failure or deadlock (class 40), the server shutting down or not yet
-/// accepting (57P01 to 57P03), too many connections (53300), or the pool or the log failing
-/// outside the member's fold. Anything else (unreadable data, a statement refused, a statement
-/// cancelled or timed out, a driver error with no SQLSTATE) is the member's: it leaves the group
+/// accepting (57P01 to 57P03), too many connections (53300), or no connection from the pool.
+/// Anything else (unreadable data, the log's events for its fold not upcast or opened, a
+/// statement refused, a statement cancelled or timed out, a driver error with no SQLSTATE) is
+/// the member's: it leaves the group
 /// and retries alone, which costs it only its batching; a wrong retry would hold every read
 /// model back.
 fn blames_member(error: &ProjectionError) -> bool {
     match error {
-        ProjectionError::Store(_) | ProjectionError::Unavailable(_) => false,
-        ProjectionError::Database(e) => !nobodys(e),
+        ProjectionError::Unavailable(_)
+        | ProjectionError::Store(eventstore::StoreError::Unavailable(_)) => false,
+        ProjectionError::Database(e)
+        | ProjectionError::Store(eventstore::StoreError::Unexpected(e)) => !nobodys(e),
+        // The log read for the member's fold could not be upcast, opened or decoded.
+        ProjectionError::Store(_) => true,
         ProjectionError::Corrupt(_)
         | ProjectionError::LeaseLost(_)
         | ProjectionError::CheckpointMoved(_) => true,
@@ -304,25 +309,9 @@ impl Group {
     /// Takes every member's lease and finds their common checkpoint; a member that is not
     /// there (its checkpoint moved by another writer since) goes on alone.
     async fn start(&self) -> Result<GlobalPosition, Stop> {
-        let client = self
-            .store
-            .pool()
-            .get()
-            .await
-            .map_err(|e| Stop::Retry(e.into()))?;
-        let ttl = self.settings.lease_ttl.as_secs_f64();
+        let client = self.take_leases().await?;
         let mut positions = Vec::with_capacity(self.members.len());
-        for (index, projection) in self.members.iter().enumerate() {
-            match bookkeeping::take_lease(&**client, projection.name(), self.holder, ttl).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Err(Stop::Eject(
-                        index,
-                        ProjectionError::LeaseLost(projection.name().to_owned()),
-                    ));
-                }
-                Err(e) => return Err(Stop::Retry(e)),
-            }
+        for projection in &self.members {
             let (at, _) = bookkeeping::checkpoint(&**client, projection.name())
                 .await
                 .map_err(Stop::Retry)?;
@@ -338,15 +327,14 @@ impl Group {
         }
     }
 
-    /// The index of the first member named in `names`.
-    fn index_of(&self, names: &[String]) -> Option<usize> {
-        self.members
-            .iter()
-            .position(|p| names.iter().any(|n| n == p.name()))
-    }
-
     /// Renews every member's lease (between batches, when the log is quiet).
     async fn renew(&self) -> Result<(), Stop> {
+        self.take_leases().await.map(drop)
+    }
+
+    /// Takes (or renews) every member's lease, one by one; the first one held by another goes
+    /// on alone. The connection, for what follows.
+    async fn take_leases(&self) -> Result<db::deadpool_postgres::Object, Stop> {
         let client = self
             .store
             .pool()
@@ -366,7 +354,14 @@ impl Group {
                 Err(e) => return Err(Stop::Retry(e)),
             }
         }
-        Ok(())
+        Ok(client)
+    }
+
+    /// The index of the first member named in `names`.
+    fn index_of(&self, names: &[String]) -> Option<usize> {
+        self.members
+            .iter()
+            .position(|p| names.iter().any(|n| n == p.name()))
     }
 
     /// One transaction: renew every member's lease (fencing), fold the batch into each, move
@@ -454,12 +449,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_members_own_failures_blame_it_and_the_pools_or_the_logs_do_not() {
+    fn the_members_own_failures_blame_it() {
         assert!(blames_member(&ProjectionError::Corrupt("x".into())));
         assert!(blames_member(&ProjectionError::LeaseLost("x".into())));
         assert!(blames_member(&ProjectionError::CheckpointMoved("x".into())));
-        assert!(!blames_member(&ProjectionError::Store(
-            eventstore::StoreError::InvalidPayload("x".into())
+        assert!(blames_member(&ProjectionError::Store(
+            eventstore::StoreError::Protection("x".into())
         )));
     }
 }
