@@ -394,3 +394,73 @@ async fn an_interrupted_rebuild_resumes_where_it_stopped() {
         "resumed and restarted rebuilds agree"
     );
 }
+
+/// A client's outcome state is rewritten at every batch that touches them: it is stored as it
+/// is, not compressed with pglz on the way in (V36), as long as the row fits in a page.
+#[tokio::test]
+async fn an_outcome_state_of_a_few_kilobytes_is_stored_uncompressed() {
+    let (db, store) = store_with_db(4).await;
+    list_lunch_club(&store).await;
+    let service = CaseService::new(store.clone());
+    for n in 1..=3 {
+        client(&service, n, 5, ReferralSource::Gp).await;
+    }
+    // A fourth person with gaps recorded for six of their needs: a state over 2 kB.
+    let fourth = ClientId(Uuid::from_u128(4));
+    let referral_id = ReferralId(Uuid::from_u128(401));
+    let mut commands = vec![
+        new_client_intake(
+            fourth,
+            referral_id,
+            "Frome",
+            ReferralSource::Gp,
+            vec![NeedDomain::LonelinessIsolation],
+        ),
+        CaseCommand::AcceptReferral(ReferralAccepted { referral_id }),
+    ];
+    for (k, need) in [
+        NeedDomain::PhysicalActivity,
+        NeedDomain::LonelinessIsolation,
+        NeedDomain::MentalWellbeing,
+        NeedDomain::PhysicalActivity,
+        NeedDomain::LonelinessIsolation,
+        NeedDomain::MentalWellbeing,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        commands.push(CaseCommand::RecordServiceGap(domain::testing::gap(
+            GapId(Uuid::from_u128(410 + k as u128)),
+            need,
+        )));
+    }
+    execute_all(&service, fourth, commands).await;
+    Runner::new(
+        store.clone(),
+        Arc::new(OutcomesProjection::new(Rules::load(3).expect("rules"))),
+        Uuid::new_v4(),
+        RunnerSettings::default(),
+    )
+    .catch_up()
+    .await
+    .expect("v3 catches up");
+    let admin = db.admin_client().await;
+    let rows = admin
+        .query(
+            "SELECT octet_length(state::text), pg_column_size(state), \
+             pg_column_compression(state) FROM outcome_state WHERE rules_version = 3",
+            &[],
+        )
+        .await
+        .expect("states");
+    assert_eq!(rows.len(), 4, "a state for each client");
+    let mut largest = 0;
+    for row in rows {
+        let (text, stored, compression): (i32, i32, Option<String>) =
+            (row.get(0), row.get(1), row.get(2));
+        assert_eq!(compression, None, "stored as it is ({stored} bytes)");
+        largest = largest.max(stored);
+    }
+    // Over the 2 kB at which PostgreSQL would otherwise have compressed the row.
+    assert!(largest > 2_100, "the largest state takes {largest} bytes");
+}

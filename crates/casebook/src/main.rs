@@ -8,6 +8,12 @@ use casebook::settings::{OrgCommand, StaffCommand, TeamCommand, TokenCommand};
 use casebook::{Application, Cli, Command, Database};
 use clap::{CommandFactory, Parser};
 
+/// mimalloc rather than the system's malloc: under load, glibc's malloc, free and their
+/// consolidation took about a sixth of the service's CPU (BENCHMARKS.md, "Where a referral's
+/// CPU goes").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
