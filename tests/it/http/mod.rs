@@ -13,6 +13,7 @@ mod console_oidc;
 mod console_plan;
 mod console_provider;
 mod console_tasks;
+mod console_versions;
 mod csv_files;
 mod dating;
 mod directory_owner;
