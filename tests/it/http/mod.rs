@@ -7,6 +7,7 @@ mod cohort;
 mod console;
 mod console_admin;
 mod console_connect;
+mod console_crawl;
 mod console_journey;
 mod console_names;
 mod console_oidc;

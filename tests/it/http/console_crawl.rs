@@ -1,0 +1,591 @@
+//! Every console page each role can reach, found by following the links and GET forms of the
+//! pages themselves from where the role lands after signing in (issue #17): each page loads
+//! without an error in the browser's console, is under 300 KB as sent, has no WCAG 2.2 A or AA
+//! violation by axe-core and is photographed under `target/console-screenshots/`; a link never
+//! leads to a page the role may not see, nor a GET form to a server error. Every form that
+//! changes anything (POST) carries the session's CSRF token, and each is refused, with nothing
+//! written, when sent without it, with another token, or from another site.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::console::{get, post_page, sign_in_code, signed_in_browser};
+use super::journey::{client_path, open_case, referred};
+use super::{Person, TestServer};
+use crate::browser::Browser;
+
+/// More pages than any role has: a crawl that reaches it has found a loop of new addresses.
+const MOST_PAGES: usize = 80;
+
+/// A POST form as the page shows it: where it goes and what it sends unless changed.
+#[derive(Clone, Debug)]
+struct PostForm {
+    page: String,
+    action: String,
+    fields: Vec<(String, String)>,
+}
+
+/// What a crawl found.
+struct Crawl {
+    browser: Browser,
+    /// Each page's kind (its path with ids as `{id}`, and its query's names), in visiting order.
+    kinds: Vec<String>,
+    /// One of each kind of POST form (by its action's kind).
+    posts: Vec<PostForm>,
+}
+
+/// The kind of page `path_and_query` is: ids as `{id}`, the query's names without values.
+fn kind(path_and_query: &str) -> String {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let path: Vec<&str> = path
+        .split('/')
+        .map(|part| {
+            if Uuid::try_parse(part).is_ok() {
+                "{id}"
+            } else {
+                part
+            }
+        })
+        .collect();
+    let names: BTreeSet<&str> = query
+        .split('&')
+        .filter_map(|pair| pair.split('=').next())
+        .filter(|name| !name.is_empty())
+        .collect();
+    let mut kind = path.join("/");
+    if !names.is_empty() {
+        kind.push('?');
+        kind.push_str(&names.into_iter().collect::<Vec<_>>().join("&"));
+    }
+    kind
+}
+
+/// The page's own HTTP status, as the browser received it.
+async fn status(browser: &Browser) -> u64 {
+    browser
+        .client
+        .execute(
+            "return performance.getEntriesByType('navigation')[0].responseStatus;",
+            vec![],
+        )
+        .await
+        .expect("reading the page's status")
+        .as_u64()
+        .expect("the browser reports a page's status")
+}
+
+/// The page's links to other console pages (not downloads), as paths with their queries.
+async fn links(browser: &Browser, origin: &str) -> Vec<String> {
+    let found = browser
+        .client
+        .execute(
+            "return Array.from(document.querySelectorAll('a[href]'))\
+               .filter(a => !a.hasAttribute('download'))\
+               .map(a => a.href);",
+            vec![],
+        )
+        .await
+        .expect("reading the links");
+    same_site_pages(&found, origin)
+}
+
+/// Where the page's GET forms lead when sent as shown (each field's value as the page has it).
+async fn get_forms(browser: &Browser, origin: &str) -> Vec<String> {
+    let found = browser
+        .client
+        .execute(
+            "return Array.from(document.querySelectorAll('form'))\
+               .filter(f => (f.getAttribute('method') || 'get').toLowerCase() === 'get')\
+               .map(f => { const u = new URL(f.getAttribute('action') || '', location.href); \
+                 u.search = new URLSearchParams(new FormData(f)).toString(); return u.href; });",
+            vec![],
+        )
+        .await
+        .expect("reading the GET forms");
+    same_site_pages(&found, origin)
+}
+
+/// The page's POST forms.
+async fn post_forms(browser: &Browser, page: &str) -> Vec<PostForm> {
+    let found = browser
+        .client
+        .execute(
+            "return Array.from(document.querySelectorAll('form'))\
+               .filter(f => (f.getAttribute('method') || '').toLowerCase() === 'post')\
+               .map(f => ({action: new URL(f.getAttribute('action') || '', location.href).pathname, \
+                           fields: Array.from(new FormData(f).entries())}));",
+            vec![],
+        )
+        .await
+        .expect("reading the POST forms");
+    found
+        .as_array()
+        .expect("a list of forms")
+        .iter()
+        .map(|form| PostForm {
+            page: page.to_owned(),
+            action: form["action"].as_str().expect("an action").to_owned(),
+            fields: form["fields"]
+                .as_array()
+                .expect("fields")
+                .iter()
+                .map(|pair| {
+                    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+                    (text(&pair[0]), text(&pair[1]))
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The console's pages among `urls` (absolute), as paths with their queries; no fragments,
+/// no CSV files.
+fn same_site_pages(urls: &Value, origin: &str) -> Vec<String> {
+    urls.as_array()
+        .expect("a list of addresses")
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(|url| url::Url::parse(url).ok())
+        .filter(|url| url.origin().ascii_serialization() == origin)
+        .filter(|url| url.path().starts_with("/console") && !url.path().ends_with(".csv"))
+        .map(|url| match url.query() {
+            Some(q) if !q.is_empty() => format!("{}?{q}", url.path()),
+            _ => url.path().to_owned(),
+        })
+        .collect()
+}
+
+/// Signs `who` in and visits every console page reachable from where they land, and from
+/// `seeds` (visited first, whatever their kind): each page of a kind not yet seen is checked
+/// (its status, the browser's console, its weight, axe-core, a screenshot) and its links and
+/// GET forms followed.
+async fn crawl(server: &TestServer, who: &Person, role: &str, seeds: &[String]) -> Crawl {
+    let browser = signed_in_browser(server, who).await;
+    let origin = url::Url::parse(&server.base)
+        .expect("the base")
+        .origin()
+        .ascii_serialization();
+    let landing = browser.path().await;
+    // (address, from a link: else from a GET form, whose defaults the server may refuse)
+    let mut queue: VecDeque<(String, bool, bool)> = VecDeque::new();
+    for seed in seeds {
+        queue.push_back((seed.clone(), true, true));
+    }
+    queue.push_back((landing, true, false));
+    let mut seen = HashSet::new();
+    let mut kinds = Vec::new();
+    let mut posts: Vec<PostForm> = Vec::new();
+    let mut post_kinds = HashSet::new();
+    while let Some((path, linked, seeded)) = queue.pop_front() {
+        let page_kind = kind(&path);
+        // A seed is visited whatever its kind, and leaves its kind to be found by the crawl too.
+        if !seeded && !seen.insert(page_kind.clone()) {
+            continue;
+        }
+        assert!(
+            kinds.len() < MOST_PAGES,
+            "{role}: more than {MOST_PAGES} kinds of page: {kinds:#?}"
+        );
+        browser.goto(&format!("{}{path}", server.base)).await;
+        let code = status(&browser).await;
+        if linked {
+            assert_eq!(code, 200, "{role}: a link leads to {path}, answered {code}");
+        } else {
+            assert!(
+                code < 500,
+                "{role}: a GET form as shown leads to {path}, answered {code}"
+            );
+        }
+        browser
+            .assert_accessible(&format!("{role} {page_kind}"))
+            .await;
+        kinds.push(page_kind);
+        for form in post_forms(&browser, &path).await {
+            if form.action != "/console/sign-in" {
+                let token = form.fields.iter().find(|(name, _)| name == "csrf");
+                assert!(
+                    token.is_some_and(|(_, value)| value.len() >= 32),
+                    "{role}: a form on {path} to {} has no CSRF token: {:?}",
+                    form.action,
+                    form.fields
+                );
+            }
+            if post_kinds.insert(kind(&form.action)) {
+                posts.push(form);
+            }
+        }
+        for link in links(&browser, &origin).await {
+            queue.push_back((link, true, false));
+        }
+        for sent in get_forms(&browser, &origin).await {
+            queue.push_back((sent, false, false));
+        }
+    }
+    eprintln!("{role} visited {} kinds of page: {kinds:#?}", kinds.len());
+    Crawl {
+        browser,
+        kinds,
+        posts,
+    }
+}
+
+/// Fails unless the crawl reached each kind of page in `expected`.
+fn assert_reached(role: &str, crawl: &Crawl, expected: &[&str]) {
+    let missing: Vec<&&str> = expected
+        .iter()
+        .filter(|k| {
+            !crawl
+                .kinds
+                .iter()
+                .any(|seen| seen == *k || seen.starts_with(&format!("{k}?")))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{role} never reached {missing:?}; reached {:#?}",
+        crawl.kinds
+    );
+}
+
+/// How many events, session events and tasks the database holds.
+async fn written(server: &TestServer) -> (i64, i64, i64) {
+    let admin = server.db.admin_client().await;
+    let count = |table: &str| format!("SELECT count(*) FROM {table}");
+    (
+        testkit::query_value(&admin, &count("events"), &[]).await,
+        testkit::query_value(&admin, &count("session_events"), &[]).await,
+        testkit::query_value(&admin, &count("tasks"), &[]).await,
+    )
+}
+
+/// Sends each POST form the crawl found, as the page has it but without its CSRF token, with
+/// another token, and with its token from another site: each is refused (403, "Form refused")
+/// and nothing is written; the session is still signed in after.
+async fn assert_forms_refused_without_their_token(server: &TestServer, role: &str, crawl: &Crawl) {
+    let session = crawl
+        .browser
+        .cookie(console::SESSION_COOKIE)
+        .await
+        .expect("the browser's session");
+    let before = written(server).await;
+    for form in &crawl.posts {
+        let without: Vec<(&str, &str)> = form
+            .fields
+            .iter()
+            .filter(|(name, _)| name != "csrf")
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let mut other = without.clone();
+        other.push(("csrf", "0123456789abcdef0123456789abcdef0123456789abcdef"));
+        let with: Vec<(&str, &str)> = form
+            .fields
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        if form.action == "/console/sign-in" {
+            continue;
+        }
+        for (how, fields, origin) in [
+            ("without its token", &without, None),
+            ("with another token", &other, None),
+            (
+                "from another site",
+                &with,
+                Some("https://elsewhere.example"),
+            ),
+        ] {
+            let (status, page) = post_page(server, &session, &form.action, origin, fields).await;
+            assert_eq!(
+                status, 403,
+                "{role}: the form on {} to {} was not refused {how}: {page}",
+                form.page, form.action
+            );
+            assert!(page.contains("Form refused"), "{page}");
+        }
+    }
+    assert_eq!(
+        written(server).await,
+        before,
+        "{role}: a refused form wrote something"
+    );
+    let (status, _) = get(server, &session, "/console").await;
+    assert!(
+        status == 200 || status == 303,
+        "{role}: still signed in after the refused forms ({status})"
+    );
+    eprintln!(
+        "{role}: {} kinds of POST form refused without their token: {:#?}",
+        crawl.posts.len(),
+        crawl.posts.iter().map(|f| &f.action).collect::<Vec<_>>()
+    );
+}
+
+/// A person on the worker's caseload with a contact, an appointment to come, a note, an open
+/// safeguarding concern, a lone-working plan's visit, a connection to the provider's service
+/// and a task; and a referral waiting for the lead. The two people's ids.
+async fn seeded(server: &TestServer, clock: &app::Clock) -> (Uuid, Uuid) {
+    let people = &server.people;
+    let client = open_case(server).await;
+    let now = clock.now();
+    let today = now.date_naive();
+    for (path, body) in [
+        (
+            "contacts",
+            json!({ "contact_id": Uuid::new_v4(), "mode": "phone", "minutes": 20,
+                    "contacted_at": now - chrono::Duration::hours(2), "note": null }),
+        ),
+        (
+            "appointments",
+            json!({ "appointment_id": Uuid::new_v4(), "mode": "home_visit",
+                    "scheduled_for": now + chrono::Duration::days(3) }),
+        ),
+        (
+            "notes",
+            json!({ "note_id": Uuid::new_v4(), "text": "Knock twice", "important": true }),
+        ),
+        (
+            "safeguarding-concerns",
+            json!({ "concern_id": Uuid::new_v4(), "category": "self_neglect",
+                    "details": "No heating", "told": "Safeguarding lead",
+                    "told_at": now - chrono::Duration::hours(1), "outcome": null }),
+        ),
+        (
+            "consents",
+            json!({ "scope": "share_with_onward_services", "services": [] }),
+        ),
+        (
+            "connections",
+            json!({ "connection_id": Uuid::new_v4(), "service_id": server.provider_services[0],
+                    "need": "loneliness_isolation", "kind": "referred" }),
+        ),
+    ] {
+        server
+            .ok(&people.worker, &client_path(client, path), body)
+            .await;
+    }
+    server
+        .ok(
+            &people.worker,
+            "/api/v1/tasks",
+            json!({ "task_id": Uuid::new_v4(), "kind": "review_plan", "client_id": client,
+                    "due_on": today + chrono::Duration::days(2) }),
+        )
+        .await;
+    let (waiting, _) = referred(server).await;
+    server.catch_up().await;
+    (client, waiting)
+}
+
+#[tokio::test]
+async fn every_page_a_link_worker_reaches_is_accessible_light_and_its_forms_need_the_token() {
+    let clock = app::Clock::system();
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let (client, _) = seeded(&server, &clock).await;
+    let person = format!("/console/people/{client}");
+    let crawl = crawl(
+        &server,
+        &server.people.worker,
+        "worker",
+        &[
+            format!("{person}/assessment?instrument=swemwbs"),
+            format!("{person}/connect?q=&need=loneliness_isolation&area="),
+        ],
+    )
+    .await;
+    assert_reached(
+        "worker",
+        &crawl,
+        &[
+            "/console/caseload",
+            "/console/people/{id}",
+            "/console/people/{id}/plan",
+            "/console/people/{id}/assessment",
+            "/console/people/{id}/assessment?instrument",
+            "/console/people/{id}/connect",
+            "/console/people/{id}/close",
+            "/console/people/{id}/demographics",
+            "/console/people/{id}/gap",
+            "/console/people/{id}/lone-working?appointment_id",
+            "/console/people/{id}/notes/new",
+            "/console/people/{id}/safeguarding/new",
+            "/console/people/{id}/safeguarding/update?concern_id",
+            "/console/caseload?tag",
+            "/console/tasks",
+        ],
+    );
+    assert_forms_refused_without_their_token(&server, "worker", &crawl).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_page_a_team_lead_reaches_is_accessible_light_and_its_forms_need_the_token() {
+    let clock = app::Clock::system();
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let (client, waiting) = seeded(&server, &clock).await;
+    // The person whose referral waits, as the triage queue leads to them, and the open case
+    // with its concern, as the team's caseload does.
+    let crawl = crawl(
+        &server,
+        &server.people.lead,
+        "lead",
+        &[
+            format!("/console/people/{waiting}"),
+            format!("/console/people/{client}"),
+        ],
+    )
+    .await;
+    assert_reached(
+        "lead",
+        &crawl,
+        &[
+            "/console/caseload",
+            "/console/triage",
+            "/console/workload",
+            "/console/people/{id}",
+            "/console/people/{id}/redirect",
+            "/console/people/{id}/safeguarding/close?concern_id",
+            "/console/tasks",
+        ],
+    );
+    assert_forms_refused_without_their_token(&server, "lead", &crawl).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_page_an_auditor_analyst_provider_or_referrer_reaches_is_accessible_and_light() {
+    let clock = app::Clock::system();
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let (client, _) = seeded(&server, &clock).await;
+    let _projectors = server.run_projectors().await;
+    let people = server.people.clone();
+
+    let auditor = crawl(
+        &server,
+        &people.auditor,
+        "auditor",
+        &[format!("/console/audit?client_id={client}")],
+    )
+    .await;
+    assert_reached(
+        "auditor",
+        &auditor,
+        &["/console/audit", "/console/audit?client_id"],
+    );
+    assert_forms_refused_without_their_token(&server, "auditor", &auditor).await;
+    drop(auditor);
+
+    let analyst = crawl(&server, &people.analyst, "analyst", &[]).await;
+    assert_reached(
+        "analyst",
+        &analyst,
+        &[
+            "/console/reports",
+            "/console/reports/gaps",
+            "/console/reports/compare",
+            "/console/reports/breakdown",
+        ],
+    );
+    // With one version of the counting rules, the comparison says there is nothing to compare
+    // yet: a page, not a problem with the form.
+    analyst
+        .browser
+        .goto(&format!("{}/console/reports/compare", server.base))
+        .await;
+    assert_eq!(status(&analyst.browser).await, 200);
+    assert!(
+        analyst
+            .browser
+            .text("#nothing-to-compare")
+            .await
+            .contains("nothing to compare yet")
+    );
+    assert_forms_refused_without_their_token(&server, "analyst", &analyst).await;
+    drop(analyst);
+
+    let provider = crawl(&server, &people.provider, "provider", &[]).await;
+    assert_reached("provider", &provider, &["/console/provider"]);
+    assert_forms_refused_without_their_token(&server, "provider", &provider).await;
+    drop(provider);
+
+    let referrer = crawl(&server, &people.referrer, "referrer", &[]).await;
+    assert_reached("referrer", &referrer, &["/console"]);
+    assert_forms_refused_without_their_token(&server, "referrer", &referrer).await;
+    drop(referrer);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_page_an_administrator_reaches_is_accessible_light_and_its_forms_need_the_token() {
+    let clock = app::Clock::system();
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    seeded(&server, &clock).await;
+    let crawl = crawl(&server, &server.people.admin, "admin", &[]).await;
+    assert_reached(
+        "admin",
+        &crawl,
+        &[
+            "/console/admin",
+            "/console/admin/teams",
+            "/console/admin/staff/{id}",
+            "/console/admin/gp-messages",
+            "/console/admin/reminders",
+        ],
+    );
+    assert_forms_refused_without_their_token(&server, "admin", &crawl).await;
+    server.stop().await;
+}
+
+/// The pages seen before signing in: the sign-in page, a link's page with its one button, the
+/// page saying a session has ended; each accessible and light. The sign-in form carries no session token (there
+/// is no session yet) but is refused from another site.
+#[tokio::test]
+async fn the_pages_before_signing_in_are_accessible_and_light() {
+    let server = TestServer::start().await;
+    let browser = Browser::start().await;
+    let code = sign_in_code(&server, &server.people.worker).await;
+    for (what, path) in [
+        ("the sign-in page", "/console".to_owned()),
+        (
+            "a sign-in link's page",
+            format!("/console/sign-in?code={code}"),
+        ),
+    ] {
+        browser.goto(&format!("{}{path}", server.base)).await;
+        assert_eq!(status(&browser).await, 200, "{what}");
+        browser.assert_accessible(what).await;
+    }
+    // A session that has ended (here, one that never was): the page says so, to sign in again.
+    browser
+        .client
+        .execute(
+            "document.cookie = arguments[0] + '=cbs_ended; path=/console';",
+            vec![console::SESSION_COOKIE.into()],
+        )
+        .await
+        .expect("a cookie");
+    browser
+        .goto(&format!("{}/console/caseload", server.base))
+        .await;
+    assert_eq!(status(&browser).await, 401);
+    assert!(
+        browser
+            .text(".nhsuk-main-wrapper, main")
+            .await
+            .contains("Your session has ended")
+    );
+    browser.assert_accessible("a session ended").await;
+    let refused = super::console::plain_http()
+        .post(format!("{}/console/sign-in", server.base))
+        .header("origin", "https://elsewhere.example")
+        .form(&[("code", code.as_str())])
+        .send()
+        .await
+        .expect("a request");
+    assert_eq!(refused.status(), 403);
+    assert!(refused.headers().get("set-cookie").is_none());
+    server.stop().await;
+}
