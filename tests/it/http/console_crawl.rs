@@ -540,7 +540,7 @@ async fn every_page_an_administrator_reaches_is_accessible_light_and_its_forms_n
 }
 
 /// The pages seen before signing in: the sign-in page, a link's page with its one button, the
-/// page saying a session has ended; each accessible and light. The sign-in form carries no session token (there
+/// page saying a session has ended; each accessible and light. The session cookie's flags. The sign-in form carries no session token (there
 /// is no session yet) but is refused from another site.
 #[tokio::test]
 async fn the_pages_before_signing_in_are_accessible_and_light() {
@@ -587,5 +587,27 @@ async fn the_pages_before_signing_in_are_accessible_and_light() {
         .expect("a request");
     assert_eq!(refused.status(), 403);
     assert!(refused.headers().get("set-cookie").is_none());
+
+    // Served over TLS (behind a proxy that says so), the session cookie is also `Secure`; over
+    // plain HTTP (this test's own address) it cannot be.
+    for (tls, secure) in [(true, true), (false, false)] {
+        let code = sign_in_code(&server, &server.people.worker).await;
+        let mut request = super::console::plain_http()
+            .post(format!("{}/console/sign-in", server.base))
+            .form(&[("code", code.as_str())]);
+        if tls {
+            request = request.header("x-forwarded-proto", "https");
+        }
+        let signed_in = request.send().await.expect("a request");
+        assert_eq!(signed_in.status(), 303);
+        let cookie = signed_in.headers()["set-cookie"]
+            .to_str()
+            .expect("a cookie")
+            .to_owned();
+        for flag in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+            assert!(cookie.contains(flag), "{flag} missing from {cookie}");
+        }
+        assert_eq!(cookie.contains("; Secure"), secure, "{cookie}");
+    }
     server.stop().await;
 }
