@@ -1,7 +1,8 @@
 //! Every console page each role can reach, found by following the links and GET forms of the
 //! pages themselves from where the role lands after signing in (issue #17): each page loads
 //! without an error in the browser's console, is under 300 KB as sent, has no WCAG 2.2 A or AA
-//! violation by axe-core and is photographed under `target/console-screenshots/`; a link never
+//! violation by axe-core and is photographed under `target/console-screenshots/`; each chart's
+//! figures are in the table after it; a link never
 //! leads to a page the role may not see, nor a GET form to a server error. Every form that
 //! changes anything (POST) carries the session's CSRF token, and each is refused, with nothing
 //! written, when sent without it, with another token, or from another site.
@@ -34,6 +35,8 @@ struct Crawl {
     kinds: Vec<String>,
     /// One of each kind of POST form (by its action's kind).
     posts: Vec<PostForm>,
+    /// How many charts the pages drew (each checked against the table after it).
+    charts: u64,
 }
 
 /// The kind of page `path_and_query` is: ids as `{id}`, the query's names without values.
@@ -76,6 +79,54 @@ async fn status(browser: &Browser) -> u64 {
         .expect("reading the page's status")
         .as_u64()
         .expect("the browser reports a page's status")
+}
+
+/// How many charts the page draws, and every figure of a chart that the table after it does
+/// not hold (by its label in the first column: the same count, or the same percentage to one
+/// place that the chart rounds to a whole one).
+async fn charts_without_their_table(browser: &Browser) -> (u64, Vec<String>) {
+    let found = browser
+        .client
+        .execute(
+            "const problems = []; let charts = 0;\
+             for (const svg of document.querySelectorAll('svg.casebook-chart')) {\
+               charts++;\
+               const title = (svg.querySelector('title') || {}).textContent;\
+               const table = Array.from(document.querySelectorAll('table'))\
+                 .find(t => svg.compareDocumentPosition(t) & Node.DOCUMENT_POSITION_FOLLOWING);\
+               if (!table) { problems.push(`no table after the chart ${title}`); continue; }\
+               const rows = Array.from(table.querySelectorAll('tbody tr'))\
+                 .map(r => Array.from(r.cells).map(c => c.textContent.trim().toLowerCase()));\
+               const byRow = new Map();\
+               for (const t of svg.querySelectorAll('text')) {\
+                 const y = t.getAttribute('y');\
+                 byRow.set(y, (byRow.get(y) || []).concat([t]));\
+               }\
+               for (const texts of byRow.values()) {\
+                 const label = texts.find(t => t.getAttribute('x') === '0');\
+                 const value = texts.find(t => t.getAttribute('x') !== '0');\
+                 if (!label || !value) { problems.push(`a bar of ${title} without its label or figure`); continue; }\
+                 const l = label.textContent.trim().toLowerCase();\
+                 const v = value.textContent.trim().toLowerCase();\
+                 const same = c => c === v || (c !== '' && !isNaN(Number(c)) && String(Math.round(Number(c))) === v);\
+                 if (!rows.some(cells => cells[0] === l && cells.slice(1).some(same))) {\
+                   problems.push(`${title}: ${l} ${v} is not in the table ${table.id}`);\
+                 }\
+               }\
+             }\
+             return {charts: charts, problems: problems};",
+            vec![],
+        )
+        .await
+        .expect("reading the charts");
+    let problems = found["problems"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    (found["charts"].as_u64().expect("a count"), problems)
 }
 
 /// The page's links to other console pages (not downloads), as paths with their queries.
@@ -180,6 +231,7 @@ async fn crawl(server: &TestServer, who: &Person, role: &str, seeds: &[String]) 
     let mut kinds = Vec::new();
     let mut posts: Vec<PostForm> = Vec::new();
     let mut post_kinds = HashSet::new();
+    let mut charts = 0;
     while let Some((path, linked, seeded)) = queue.pop_front() {
         let page_kind = kind(&path);
         // A seed is visited whatever its kind, and leaves its kind to be found by the crawl too.
@@ -203,6 +255,9 @@ async fn crawl(server: &TestServer, who: &Person, role: &str, seeds: &[String]) 
         browser
             .assert_accessible(&format!("{role} {page_kind}"))
             .await;
+        let (drawn, problems) = charts_without_their_table(&browser).await;
+        assert!(problems.is_empty(), "{role}: on {path}: {problems:#?}");
+        charts += drawn;
         kinds.push(page_kind);
         for form in post_forms(&browser, &path).await {
             if form.action != "/console/sign-in" {
@@ -230,6 +285,7 @@ async fn crawl(server: &TestServer, who: &Person, role: &str, seeds: &[String]) 
         browser,
         kinds,
         posts,
+        charts,
     }
 }
 
@@ -438,6 +494,10 @@ async fn every_page_a_team_lead_reaches_is_accessible_light_and_its_forms_need_t
         ],
     )
     .await;
+    assert!(
+        crawl.charts >= 2,
+        "the lead's workload and reports draw charts"
+    );
     assert_reached(
         "lead",
         &crawl,
@@ -479,6 +539,7 @@ async fn every_page_an_auditor_analyst_provider_or_referrer_reaches_is_accessibl
     drop(auditor);
 
     let analyst = crawl(&server, &people.analyst, "analyst", &[]).await;
+    assert!(analyst.charts > 0, "the analyst's reports draw charts");
     assert_reached(
         "analyst",
         &analyst,
