@@ -672,3 +672,48 @@ async fn the_pages_before_signing_in_are_accessible_and_light() {
     }
     server.stop().await;
 }
+
+/// The pages that refuse are pages too: a page of another role's (403), a person who is not
+/// there (404), and a form sent from a page without its token (403, "Form refused": a form
+/// of the page itself, sent by the browser), each accessible and light; the refused form
+/// wrote nothing.
+#[tokio::test]
+async fn refusals_are_accessible_pages_and_a_form_without_its_token_writes_nothing() {
+    let clock = app::Clock::system();
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let (client, _) = seeded(&server, &clock).await;
+    let browser = signed_in_browser(&server, &server.people.worker).await;
+    for (what, path, expected) in [
+        ("another role's page", "/console/admin".to_owned(), 403),
+        ("another role's report", "/console/reports".to_owned(), 403),
+        (
+            "nobody there",
+            format!("/console/people/{}", Uuid::new_v4()),
+            404,
+        ),
+    ] {
+        browser.goto(&format!("{}{path}", server.base)).await;
+        assert_eq!(status(&browser).await, expected, "{what}");
+        browser.assert_accessible(what).await;
+    }
+    browser
+        .goto(&format!("{}/console/people/{client}", server.base))
+        .await;
+    let before = written(&server).await;
+    browser.click("label[for='mode']").await;
+    browser
+        .client
+        .execute(
+            "document.getElementById('minutes').value = '20'; \
+             document.querySelector(\"form[action$='/contacts'] input[name='csrf']\").remove();",
+            vec![],
+        )
+        .await
+        .expect("taking the token out");
+    browser.click_and_wait("#record-contact").await;
+    assert_eq!(status(&browser).await, 403);
+    assert_eq!(browser.text("h1").await, "Form refused");
+    browser.assert_accessible("a form refused").await;
+    assert_eq!(written(&server).await, before, "nothing was written");
+    server.stop().await;
+}
