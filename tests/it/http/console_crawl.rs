@@ -380,14 +380,15 @@ async fn assert_forms_refused_without_their_token(server: &TestServer, role: &st
     );
 }
 
-/// A person on the worker's caseload with a contact, an appointment to come, a note, an open
-/// safeguarding concern, a lone-working plan's visit, a connection to the provider's service
-/// and a task; and a referral waiting for the lead. The two people's ids.
+/// A person on the worker's caseload with a contact, a home visit to come with its lone-working
+/// plan and one without, a need and a goal, a note, an open safeguarding concern, a connection to the
+/// provider's service and a task; and a referral waiting for the lead. The two people's ids.
 async fn seeded(server: &TestServer, clock: &app::Clock) -> (Uuid, Uuid) {
     let people = &server.people;
     let client = open_case(server).await;
     let now = clock.now();
     let today = now.date_naive();
+    let (visit, visit_at) = (Uuid::new_v4(), now + chrono::Duration::days(3));
     for (path, body) in [
         (
             "contacts",
@@ -396,8 +397,27 @@ async fn seeded(server: &TestServer, clock: &app::Clock) -> (Uuid, Uuid) {
         ),
         (
             "appointments",
+            json!({ "appointment_id": visit, "mode": "home_visit", "scheduled_for": visit_at }),
+        ),
+        (
+            "appointments",
             json!({ "appointment_id": Uuid::new_v4(), "mode": "home_visit",
-                    "scheduled_for": now + chrono::Duration::days(3) }),
+                    "scheduled_for": visit_at + chrono::Duration::days(1) }),
+        ),
+        (
+            "lone-working-plans",
+            json!({ "appointment_id": visit, "address_note": "Flat 2, side door",
+                    "check_in_by": visit_at + chrono::Duration::hours(1),
+                    "buddy_staff_id": people.lead.staff_id, "known_risks": null }),
+        ),
+        (
+            "needs",
+            json!({ "need": "loneliness_isolation", "note": null }),
+        ),
+        (
+            "goals",
+            json!({ "goal_id": Uuid::new_v4(), "description": "Join the choir",
+                    "need": "loneliness_isolation" }),
         ),
         (
             "notes",
@@ -584,6 +604,8 @@ async fn every_page_an_administrator_reaches_is_accessible_light_and_its_forms_n
     let clock = app::Clock::system();
     let server = TestServer::start_with_clock(clock.clone()).await;
     seeded(&server, &clock).await;
+    // A colleague signed in, so there is a session to end.
+    super::console::sign_in(&server, &server.people.worker).await;
     let crawl = crawl(&server, &server.people.admin, "admin", &[]).await;
     assert_reached(
         "admin",
@@ -595,6 +617,13 @@ async fn every_page_an_administrator_reaches_is_accessible_light_and_its_forms_n
             "/console/admin/gp-messages",
             "/console/admin/reminders",
         ],
+    );
+    assert!(
+        crawl
+            .posts
+            .iter()
+            .any(|f| f.action == "/console/admin/sessions/end"),
+        "the form ending a session was found"
     );
     assert_forms_refused_without_their_token(&server, "admin", &crawl).await;
     server.stop().await;
