@@ -604,8 +604,10 @@ async fn every_page_an_administrator_reaches_is_accessible_light_and_its_forms_n
     let clock = app::Clock::system();
     let server = TestServer::start_with_clock(clock.clone()).await;
     seeded(&server, &clock).await;
-    // A colleague signed in, so there is a session to end.
+    // A colleague signed in, so there is a session to end; a GP message not delivered, so
+    // there is one to replay.
     super::console::sign_in(&server, &server.people.worker).await;
+    let dead = super::gp_messages::dead_letter(&server, server.people.admin.organisation_id).await;
     let crawl = crawl(&server, &server.people.admin, "admin", &[]).await;
     assert_reached(
         "admin",
@@ -625,7 +627,21 @@ async fn every_page_an_administrator_reaches_is_accessible_light_and_its_forms_n
             .any(|f| f.action == "/console/admin/sessions/end"),
         "the form ending a session was found"
     );
+    assert!(
+        crawl
+            .posts
+            .iter()
+            .any(|f| f.action == "/console/admin/gp-messages/replay"),
+        "the form replaying a dead letter was found"
+    );
     assert_forms_refused_without_their_token(&server, "admin", &crawl).await;
+    let status: String = testkit::query_value(
+        &server.db.admin_client().await,
+        "SELECT status FROM gp_outbox WHERE message_id = $1",
+        &[&dead],
+    )
+    .await;
+    assert_eq!(status, "dead", "a refused replay replays nothing");
     server.stop().await;
 }
 
