@@ -443,6 +443,24 @@ async fn seeded(server: &TestServer, clock: &app::Clock) -> (Uuid, Uuid) {
             .ok(&people.worker, &client_path(client, path), body)
             .await;
     }
+    // A second connection to the provider's service, which they have accepted (to say next
+    // whether the person started).
+    let accepted = Uuid::new_v4();
+    server
+        .ok(
+            &people.worker,
+            &client_path(client, "connections"),
+            json!({ "connection_id": accepted, "service_id": server.provider_services[0],
+                    "need": "money_benefits_debt", "kind": "referred" }),
+        )
+        .await;
+    server
+        .ok(
+            &people.provider,
+            &format!("/api/v1/provider/clients/{client}/connection-acceptances"),
+            json!({ "connection_id": accepted }),
+        )
+        .await;
     server
         .ok(
             &people.worker,
@@ -589,6 +607,15 @@ async fn every_page_an_auditor_analyst_provider_or_referrer_reaches_is_accessibl
 
     let provider = crawl(&server, &people.provider, "provider", &[]).await;
     assert_reached("provider", &provider, &["/console/provider"]);
+    for answer in ["accept", "decline", "start"] {
+        assert!(
+            provider
+                .posts
+                .iter()
+                .any(|f| f.action.ends_with(&format!("/{answer}"))),
+            "the provider's {answer} form was found"
+        );
+    }
     assert_forms_refused_without_their_token(&server, "provider", &provider).await;
     drop(provider);
 
