@@ -451,7 +451,7 @@ impl AssignmentForm {
 /// form's, but for the date, which the form splits in two.
 pub fn form_field(field: &str) -> &str {
     match field {
-        "contacted_at" | "occurred_at" => "contacted_on",
+        "contacted_at" => "contacted_on",
         "referral_id" => "decision",
         "to_link_worker_id" => "link_worker_id",
         "scheduled_for" => "appointment_on",

@@ -838,7 +838,13 @@ async fn run_keeping(
             client.0, sending.done
         )),
         Sent::Refused { field, message } => {
-            let field = field.map_or(sending.unnamed, forms::form_field);
+            // A command dated when it was sent (not by a field of its own form, as a contact
+            // is) is refused for that time at the form it came from: an attendance recorded
+            // before the appointment's day belongs to the appointment, not the contact's date.
+            let field = match field {
+                None | Some("occurred_at") => sending.unnamed,
+                Some(field) => forms::form_field(field),
+            };
             let errors = [FieldError::new(field, pages::capitalise(&message))];
             person_page(req, console, session, client, entered, &errors, None).await
         }
