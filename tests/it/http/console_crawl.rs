@@ -253,7 +253,7 @@ async fn crawl(server: &TestServer, who: &Person, role: &str, seeds: &[String]) 
             );
         }
         browser
-            .assert_accessible(&format!("{role} {page_kind}"))
+            .assert_accessible(&format!("{role} {:02} {page_kind}", kinds.len()))
             .await;
         let (drawn, problems) = charts_without_their_table(&browser).await;
         assert!(problems.is_empty(), "{role}: on {path}: {problems:#?}");
