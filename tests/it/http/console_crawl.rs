@@ -630,11 +630,32 @@ async fn every_page_an_auditor_analyst_provider_or_referrer_reaches_is_accessibl
 async fn every_page_an_administrator_reaches_is_accessible_light_and_its_forms_need_the_token() {
     let clock = app::Clock::system();
     let server = TestServer::start_with_clock(clock.clone()).await;
-    seeded(&server, &clock).await;
-    // A colleague signed in, so there is a session to end; a GP message not delivered, so
-    // there is one to replay.
+    let (client, _) = seeded(&server, &clock).await;
+    // A colleague signed in, so there is a session to end; a GP message and a reminder not
+    // delivered, so there is one of each to replay.
     super::console::sign_in(&server, &server.people.worker).await;
     let dead = super::gp_messages::dead_letter(&server, server.people.admin.organisation_id).await;
+    let dead_reminder = Uuid::new_v4();
+    server
+        .db
+        .admin_client()
+        .await
+        .execute(
+            "INSERT INTO reminder_outbox (message_id, organisation_id, client_id, appointment_id, \
+             booked_event_id, scheduled_for, rules_version, status, attempts, next_attempt_at, \
+             last_error) VALUES ($1, $2, $3, $4, $5, $6, 1, 'dead', 12, $6, \
+             'the notification service answered 400')",
+            &[
+                &dead_reminder,
+                &server.people.admin.organisation_id,
+                &client,
+                &Uuid::new_v4(),
+                &Uuid::new_v4(),
+                &(clock.now() + chrono::Duration::days(2)),
+            ],
+        )
+        .await
+        .expect("a dead reminder");
     let crawl = crawl(&server, &server.people.admin, "admin", &[]).await;
     assert_reached(
         "admin",
@@ -661,11 +682,25 @@ async fn every_page_an_administrator_reaches_is_accessible_light_and_its_forms_n
             .any(|f| f.action == "/console/admin/gp-messages/replay"),
         "the form replaying a dead letter was found"
     );
+    assert!(
+        crawl
+            .posts
+            .iter()
+            .any(|f| f.action == "/console/admin/reminders/replay"),
+        "the form replaying a reminder was found"
+    );
     assert_forms_refused_without_their_token(&server, "admin", &crawl).await;
     let status: String = testkit::query_value(
         &server.db.admin_client().await,
         "SELECT status FROM gp_outbox WHERE message_id = $1",
         &[&dead],
+    )
+    .await;
+    assert_eq!(status, "dead", "a refused replay replays nothing");
+    let status: String = testkit::query_value(
+        &server.db.admin_client().await,
+        "SELECT status FROM reminder_outbox WHERE message_id = $1",
+        &[&dead_reminder],
     )
     .await;
     assert_eq!(status, "dead", "a refused replay replays nothing");
