@@ -120,6 +120,7 @@ async fn breakdown_page(
             Some(&session),
             html! {
                 h1 class="nhsuk-heading-l" { "Outcomes by group" }
+                (crate::reports::reports_nav(None, &crate::reports::ReportForm::default()))
                 p class="nhsuk-body" {
                     "The outcome report for each group of people, from the demographics recorded on their records. "
                     "People with none recorded, or whose personal data was erased, are counted as not recorded."

@@ -70,6 +70,8 @@ pub(crate) fn form_id(fields: &HashMap<String, String>, name: &str) -> Uuid {
 pub struct ContactForm {
     /// Chosen when the form is shown: a second send of the same form records nothing new.
     pub contact_id: Uuid,
+    /// The record's version the form was shown at (empty: whatever it is now).
+    pub version: String,
     pub mode: Option<String>,
     pub minutes: String,
     pub contacted_on: String,
@@ -85,6 +87,7 @@ impl ContactForm {
     pub fn blank(now: DateTime<Utc>) -> ContactForm {
         ContactForm {
             contact_id: Uuid::new_v4(),
+            version: String::new(),
             mode: None,
             minutes: String::new(),
             contacted_on: crate::local::local(now).format("%Y-%m-%d").to_string(),
@@ -97,12 +100,19 @@ impl ContactForm {
     pub fn from_fields(fields: &HashMap<String, String>) -> ContactForm {
         ContactForm {
             contact_id: form_id(fields, "contact_id"),
+            version: text(fields, "version"),
             mode: fields.get("mode").cloned().filter(|m| !m.is_empty()),
             minutes: text(fields, "minutes"),
             contacted_on: text(fields, "contacted_on"),
             contacted_time: text(fields, "contacted_time"),
             note: fields.get("note").cloned().unwrap_or_default(),
         }
+    }
+
+    /// The record's version the form was shown at, if it says one: the contact is recorded
+    /// only while the record is still there.
+    pub fn expected_version(&self) -> Option<i64> {
+        self.version.parse().ok()
     }
 
     /// The command the form asks for, or what to put right.
@@ -185,6 +195,8 @@ impl ContactForm {
 pub struct AppointmentForm {
     /// Chosen when the form is shown: a second send books nothing new.
     pub appointment_id: Uuid,
+    /// The record's version the form was shown at (empty: whatever it is now).
+    pub version: String,
     pub mode: Option<String>,
     pub on: String,
     pub at: String,
@@ -195,6 +207,7 @@ impl AppointmentForm {
     pub fn blank(now: DateTime<Utc>) -> AppointmentForm {
         AppointmentForm {
             appointment_id: Uuid::new_v4(),
+            version: String::new(),
             mode: None,
             on: (crate::local::today(now) + chrono::Duration::days(7))
                 .format("%Y-%m-%d")
@@ -207,6 +220,7 @@ impl AppointmentForm {
     pub fn from_fields(fields: &HashMap<String, String>) -> AppointmentForm {
         AppointmentForm {
             appointment_id: form_id(fields, "appointment_id"),
+            version: text(fields, "version"),
             mode: fields
                 .get("appointment_mode")
                 .cloned()
@@ -214,6 +228,12 @@ impl AppointmentForm {
             on: text(fields, "appointment_on"),
             at: text(fields, "appointment_at"),
         }
+    }
+
+    /// The record's version the form was shown at, if it says one: the appointment is booked
+    /// only while the record is still there.
+    pub fn expected_version(&self) -> Option<i64> {
+        self.version.parse().ok()
     }
 
     /// The booking the form asks for, or what to put right.
@@ -431,7 +451,7 @@ impl AssignmentForm {
 /// form's, but for the date, which the form splits in two.
 pub fn form_field(field: &str) -> &str {
     match field {
-        "contacted_at" | "occurred_at" => "contacted_on",
+        "contacted_at" => "contacted_on",
         "referral_id" => "decision",
         "to_link_worker_id" => "link_worker_id",
         "scheduled_for" => "appointment_on",

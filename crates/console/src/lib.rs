@@ -775,60 +775,77 @@ async fn record_contact(
         }
     };
     // The form's own contact id: sending the same form twice records one contact.
-    let key = format!("console-contact-{}", form.contact_id);
+    let sending = Sending {
+        command: &command,
+        idempotency_key: Some(format!("console-contact-{}", form.contact_id)),
+        expected_version: form.expected_version(),
+        done: "contact",
+        unnamed: "mode",
+    };
     // Refused, the form comes back as typed.
     let entered = Entered {
         contact: form,
         ..Entered::blank(&console)
     };
-    run_keeping(
-        (&req, &console, &session),
-        client,
-        &command,
-        Some(key),
-        "contact",
-        &entered,
-    )
-    .await
+    run_keeping((&req, &console, &session), client, sending, &entered).await
+}
+
+/// A command from a form of the person's page, as it is to be sent.
+struct Sending<'a> {
+    command: &'a domain::CaseCommand,
+    /// The form's own key: sent twice, it is done once.
+    idempotency_key: Option<String>,
+    /// The record's version the form was shown at (none: whatever it is now).
+    expected_version: Option<i64>,
+    /// What it did, for the banner of the page it leads back to (`done=`).
+    done: &'a str,
+    /// The form's field for a refusal that names none (a record changed meanwhile, say).
+    unnamed: &'static str,
 }
 
 /// Carries out a form's command for the session and leads back to the person's page (with a
-/// banner saying `done`), or shows the page again with the application's refusal at its field.
+/// banner saying what was done), or shows the page again with the application's refusal at
+/// its field.
 async fn run(
     req: &HttpRequest,
     console: &Console,
     session: &ConsoleSession,
     client: ClientId,
-    command: &domain::CaseCommand,
-    idempotency_key: Option<String>,
-    done: &str,
+    sending: Sending<'_>,
 ) -> HttpResponse {
     let blank = Entered::blank(console);
-    run_keeping(
-        (req, console, session),
-        client,
-        command,
-        idempotency_key,
-        done,
-        &blank,
-    )
-    .await
+    run_keeping((req, console, session), client, sending, &blank).await
 }
 
 /// [`run`], showing the page again with the forms as `entered` when the command is refused.
 async fn run_keeping(
     (req, console, session): (&HttpRequest, &Console, &ConsoleSession),
     client: ClientId,
-    command: &domain::CaseCommand,
-    idempotency_key: Option<String>,
-    done: &str,
+    sending: Sending<'_>,
     entered: &Entered,
 ) -> HttpResponse {
-    match send(req, console, session, client, command, idempotency_key).await {
-        Sent::Done => see_other(&format!("/console/people/{}?done={done}", client.0)),
+    let sent = send_at(
+        (req, console, session),
+        client,
+        sending.command,
+        sending.idempotency_key,
+        sending.expected_version,
+    )
+    .await;
+    match sent {
+        Sent::Done => see_other(&format!(
+            "/console/people/{}?done={}",
+            client.0, sending.done
+        )),
         Sent::Refused { field, message } => {
-            let field = forms::form_field(field.unwrap_or("decision"));
-            let errors = [FieldError::new(field, message)];
+            // A command dated when it was sent (not by a field of its own form, as a contact
+            // is) is refused for that time at the form it came from: an attendance recorded
+            // before the appointment's day belongs to the appointment, not the contact's date.
+            let field = match field {
+                None | Some("occurred_at") => sending.unnamed,
+                Some(field) => forms::form_field(field),
+            };
+            let errors = [FieldError::new(field, pages::capitalise(&message))];
             person_page(req, console, session, client, entered, &errors, None).await
         }
         Sent::Failed(response) => response,
@@ -933,7 +950,14 @@ async fn decide(
                 domain::CaseCommand::AcceptReferral(_) => "accepted",
                 _ => "declined",
             };
-            run(&req, &console, &session, client, &command, None, done).await
+            let sending = Sending {
+                command: &command,
+                idempotency_key: None,
+                expected_version: None,
+                done,
+                unnamed: "decision",
+            };
+            run(&req, &console, &session, client, sending).await
         }
         Err(errors) => again(&req, &console, &session, client, &errors).await,
     }
@@ -964,7 +988,16 @@ async fn assign(
     };
     let form = forms::AssignmentForm::from_fields(&fields);
     match form.command(domain::TeamId(team), record.link_worker_id.is_some()) {
-        Ok(command) => run(&req, &console, &session, client, &command, None, "assigned").await,
+        Ok(command) => {
+            let sending = Sending {
+                command: &command,
+                idempotency_key: None,
+                expected_version: None,
+                done: "assigned",
+                unnamed: "link_worker_id",
+            };
+            run(&req, &console, &session, client, sending).await
+        }
         Err(errors) => again(&req, &console, &session, client, &errors).await,
     }
 }
@@ -980,20 +1013,18 @@ async fn book_appointment(
     match form.command() {
         Ok(command) => {
             // The form's own appointment id: sending it twice books one appointment.
-            let key = format!("console-appointment-{}", form.appointment_id);
+            let sending = Sending {
+                command: &command,
+                idempotency_key: Some(format!("console-appointment-{}", form.appointment_id)),
+                expected_version: form.expected_version(),
+                done: "booked",
+                unnamed: "appointment_mode",
+            };
             let entered = Entered {
                 appointment: form,
                 ..Entered::blank(&console)
             };
-            run_keeping(
-                (&req, &console, &session),
-                client,
-                &command,
-                Some(key),
-                "booked",
-                &entered,
-            )
-            .await
+            run_keeping((&req, &console, &session), client, sending, &entered).await
         }
         Err(errors) => {
             let entered = Entered {
@@ -1018,7 +1049,14 @@ async fn appointment_outcome(
                 domain::CaseCommand::RecordAttendance(_) => "attended",
                 _ => "did_not_attend",
             };
-            run(&req, &console, &session, client, &command, None, done).await
+            let sending = Sending {
+                command: &command,
+                idempotency_key: None,
+                expected_version: None,
+                done,
+                unnamed: "appointments",
+            };
+            run(&req, &console, &session, client, sending).await
         }
         Err(errors) => again(&req, &console, &session, client, &errors).await,
     }

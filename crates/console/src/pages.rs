@@ -693,14 +693,14 @@ pub fn audit(
                 }
                 div class=(group_class(as_of_error)) {
                     label class="nhsuk-label" for="as_of" { "As it happened up to (optional)" }
-                    div class="nhsuk-hint" id="as_of-hint" { "Only what had happened by the end of this day (UTC)" }
+                    div class="nhsuk-hint" id="as_of-hint" { "Only what had happened by the end of this day (UK time)" }
                     (error_message(as_of_error))
                     input class="nhsuk-input nhsuk-input--width-10" id="as_of" name="as_of" type="date" value=(query.as_of)
                         aria-describedby={"as_of-hint" @if as_of_error.is_some() { " as_of-error" }};
                 }
                 div class=(group_class(known_error)) {
                     label class="nhsuk-label" for="known_at" { "As it was known on (optional)" }
-                    div class="nhsuk-hint" id="known_at-hint" { "Only what had been recorded by the end of this day (UTC)" }
+                    div class="nhsuk-hint" id="known_at-hint" { "Only what had been recorded by the end of this day (UK time)" }
                     (error_message(known_error))
                     input class="nhsuk-input nhsuk-input--width-10" id="known_at" name="known_at" type="date" value=(query.known_at)
                         aria-describedby={"known_at-hint" @if known_error.is_some() { " known_at-error" }};
@@ -1107,6 +1107,7 @@ fn appointments(
         form method="post" action={"/console/people/" (record.client_id) "/appointments"} novalidate {
             (csrf_field(who))
             input type="hidden" name="appointment_id" value=(form.appointment_id);
+            input type="hidden" name="version" value=(version_to_send(&form.version, record, errors));
             div class=(group_class(mode_error)) {
                 fieldset class="nhsuk-fieldset" aria-describedby=[mode_error.map(|_| "appointment_mode-error")] {
                     legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "How will it take place?" }
@@ -1121,13 +1122,28 @@ fn appointments(
                     value=(form.on) aria-describedby=[day_error.map(|_| "appointment_on-error")];
             }
             div class=(group_class(time_error)) {
-                label class="nhsuk-label" for="appointment_at" { "Time (UTC)" }
+                label class="nhsuk-label" for="appointment_at" { "Time (UK time)" }
                 (error_message(time_error))
                 input class="nhsuk-input nhsuk-input--width-5" id="appointment_at" name="appointment_at" type="time"
                     value=(form.at) aria-describedby=[time_error.map(|_| "appointment_at-error")];
             }
             button class="nhsuk-button" id="book" type="submit" { "Book appointment" }
         }
+    }
+}
+
+/// The record's version a form of the person's page goes with: the one it was first shown at,
+/// so that a colleague's write meanwhile brings it back rather than being passed over unseen;
+/// the version shown now when the form is blank, or came back because the record had changed
+/// (to be checked and sent again).
+pub(crate) fn version_to_send(shown: &str, record: &ClientRecord, errors: &[FieldError]) -> String {
+    let stale = errors
+        .iter()
+        .any(|e| e.message.eq_ignore_ascii_case(crate::STALE));
+    if shown.is_empty() || stale {
+        record.version.to_string()
+    } else {
+        shown.to_owned()
     }
 }
 
@@ -1147,6 +1163,7 @@ fn contact_form(
         form method="post" action={"/console/people/" (record.client_id) "/contacts"} novalidate {
             (csrf_field(who))
             input type="hidden" name="contact_id" value=(form.contact_id);
+            input type="hidden" name="version" value=(version_to_send(&form.version, record, errors));
             div class=(group_class(mode_error)) {
                 fieldset class="nhsuk-fieldset" aria-describedby=[mode_error.map(|_| "mode-error")] {
                     legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "How did the contact take place?" }
@@ -1170,7 +1187,7 @@ fn contact_form(
                     aria-describedby={"contacted_on-hint" @if date_error.is_some() { " contacted_on-error" }};
             }
             div class=(group_class(time_error)) {
-                label class="nhsuk-label" for="contacted_time" { "Time of the contact (UK time is not applied: UTC)" }
+                label class="nhsuk-label" for="contacted_time" { "Time of the contact (UK time)" }
                 (error_message(time_error))
                 input class={"nhsuk-input nhsuk-input--width-5" @if time_error.is_some() { " nhsuk-input--error" }}
                     id="contacted_time" name="contacted_time" type="time" value=(form.contacted_time)

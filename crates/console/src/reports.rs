@@ -166,6 +166,9 @@ enum Figures {
     Outcomes(Box<OutcomeReport>),
     Gaps(GapReport),
     Compare(Box<Comparison>),
+    /// The comparison, not asked for particular versions, while there is only one: nothing is
+    /// wrong, there is nothing to compare yet.
+    NothingToCompare,
 }
 
 /// The figures `report` asks for, or what to put right (the application's refusals of a
@@ -198,6 +201,7 @@ async fn figures(
                 .compare(principal, query, a, b)
                 .await
                 .map(|c| Figures::Compare(Box::new(c))),
+            _ if asked.a.is_none() && asked.b.is_none() => Ok(Figures::NothingToCompare),
             _ => Err(AppError::BadInput {
                 field: "a",
                 message: "there is only one rule version: nothing to compare yet".into(),
@@ -335,25 +339,33 @@ fn render(
         html! {
             @if !errors.is_empty() { (error_summary(errors)) }
             h1 class="nhsuk-heading-l" { (report.title()) }
-            (reports_nav(report, form))
+            (reports_nav(Some(report), form))
             (period_form(report, form, versions, errors))
             @match figures {
                 Some(Figures::Outcomes(r)) => (outcomes(r, &form.query_string(report))),
                 Some(Figures::Gaps(r)) => (gaps(r, &form.query_string(report))),
                 Some(Figures::Compare(c)) => (comparison(c, form)),
+                Some(Figures::NothingToCompare) => {
+                    div class="nhsuk-inset-text" id="nothing-to-compare" {
+                        span class="nhsuk-u-visually-hidden" { "Information: " }
+                        p { "There is only one version of the counting rules, so there is nothing to compare yet. "
+                            "When the rules change, this page shows each figure under both versions, side by side." }
+                    }
+                }
                 None => {}
             }
         },
     )
 }
 
-/// Links between the three reports, for the same period.
-fn reports_nav(current: Report, form: &ReportForm) -> Markup {
+/// Links between the reports, for the same period: the three of this module and the outcomes
+/// by group (`current` none: that one is shown).
+pub(crate) fn reports_nav(current: Option<Report>, form: &ReportForm) -> Markup {
     html! {
         nav class="nhsuk-contents-list" aria-label="Reports" {
             ol class="nhsuk-contents-list__list" {
                 @for report in Report::ALL {
-                    @if report == current {
+                    @if Some(report) == current {
                         li class="nhsuk-contents-list__item" aria-current="page" {
                             span class="nhsuk-contents-list__current" { (report.title()) }
                         }
@@ -361,6 +373,15 @@ fn reports_nav(current: Report, form: &ReportForm) -> Markup {
                         li class="nhsuk-contents-list__item" {
                             a class="nhsuk-contents-list__link" href={(report.path()) "?" (form.query_string(report))} { (report.title()) }
                         }
+                    }
+                }
+                @if current.is_none() {
+                    li class="nhsuk-contents-list__item" aria-current="page" {
+                        span class="nhsuk-contents-list__current" { "Outcomes by group" }
+                    }
+                } @else {
+                    li class="nhsuk-contents-list__item" {
+                        a class="nhsuk-contents-list__link" id="nav-breakdown" href=(crate::equity::PATH) { "Outcomes by group" }
                     }
                 }
             }

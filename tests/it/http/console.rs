@@ -811,6 +811,22 @@ async fn a_link_worker_books_an_appointment_and_records_that_the_person_did_not_
             today + chrono::Duration::days(7)
         )]
     );
+    // Beside the appointments, not the contact form's date.
+    assert!(
+        browser
+            .text("#appointments-error")
+            .await
+            .contains("is before the appointment was booked for"),
+        "the refusal is shown at the appointments"
+    );
+    assert!(
+        browser
+            .client
+            .find(fantoccini::Locator::Css("#contacted_on-error"))
+            .await
+            .is_err(),
+        "nothing is wrong with the contact form"
+    );
     browser
         .assert_accessible("an appointment outcome refused")
         .await;

@@ -37,12 +37,25 @@ impl Provider {
     /// Starts `oidc-provider-mock` on a free port and waits until it publishes its metadata.
     /// It takes any client id and secret and shows a form where the test types the subject.
     async fn start() -> Provider {
+        Provider::start_as(&["-m", "oidc_provider_mock"]).await
+    }
+
+    /// [`Provider::start`], the mock made to check PKCE as NHS CIS2 and Entra ID do
+    /// (`tests/oidc/pkce_provider.py`): a code is exchanged only with the verifier of the
+    /// challenge it was issued for.
+    async fn start_checking_pkce() -> Provider {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/oidc/pkce_provider.py");
+        Provider::start_as(&[script]).await
+    }
+
+    async fn start_as(program: &[&str]) -> Provider {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         let child = Command::new("python3")
-            .args(["-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port"])
+            .args(program)
+            .args(["--host", "127.0.0.1", "--port"])
             .arg(port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -669,6 +682,42 @@ async fn a_sign_in_below_the_assurance_level_asked_for_is_refused() {
             refused("assurance", None, None),
             signed_in(worker.staff_id),
         ]
+    );
+    server.stop().await;
+}
+
+/// Against a provider that checks PKCE, the console's verifier is the one its challenge was
+/// made from: the sign-in goes through. A code issued to another sign-in, brought back with
+/// this browser's attempt, is refused by the provider at the exchange (the other sign-in's
+/// challenge), before the nonce is looked at, and the refusal is in the session audit.
+#[tokio::test]
+async fn a_provider_that_checks_pkce_exchanges_only_the_code_of_this_sign_ins_challenge() {
+    let provider = Provider::start_checking_pkce().await;
+    let server = TestServer::start_with_oidc(provider.console()).await;
+    let worker = server.people.worker.clone();
+    link(&server, &provider, &worker, "wyn.worker@nhs.example").await;
+
+    let (attempt, url) = start(&server).await;
+    assert_eq!(
+        query_value(&url, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    let back = authorize(&url, "wyn.worker@nhs.example").await;
+    let (status, session, page) = callback(&server, &back, Some(&attempt)).await;
+    assert_eq!((status, session.is_some()), (200, true), "{page}");
+
+    let (_, theirs) = start(&server).await;
+    let their_back = authorize(&theirs, "wyn.worker@nhs.example").await;
+    let their_code = query_value(&their_back, "code").expect("a code");
+    let (attempt, ours) = start(&server).await;
+    let our_state = query_value(&ours, "state").expect("a state");
+    let crossed = format!("/console/oidc/callback?code={their_code}&state={our_state}");
+    let (status, session, _) = callback(&server, &crossed, Some(&attempt)).await;
+    assert_eq!((status, session), (401, None));
+
+    assert_eq!(
+        oidc_events(&server).await,
+        [signed_in(worker.staff_id), refused("exchange", None, None)]
     );
     server.stop().await;
 }

@@ -9,7 +9,7 @@ use super::TestServer;
 use super::console::{get, hidden, post, sign_in};
 
 /// A dead letter of `organisation`'s, as the dispatcher leaves one.
-async fn dead_letter(server: &TestServer, organisation: Uuid) -> Uuid {
+pub(super) async fn dead_letter(server: &TestServer, organisation: Uuid) -> Uuid {
     let id = Uuid::new_v4();
     server
         .db

@@ -865,3 +865,116 @@ async fn every_new_anchor_is_sent_through_the_outbound_command() {
     assert!(stderr.contains("the far side said no"), "{stderr}");
     std::fs::remove_dir_all(&data_dir).expect("clean up");
 }
+
+/// `serve --demo` prints a one-time sign-in link for each demo role (issue #17): the link's
+/// page has one button; sent, it signs that person in to the console where their role lands,
+/// with the session cookie's flags; sent again, it opens nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_demo_prints_a_one_time_sign_in_link_for_each_role() {
+    let data_dir = process::scratch("demo-links");
+    let running = tokio::task::block_in_place(|| {
+        process::start_with(&data_dir, &["--demo", "--demo-clients", "0"])
+    });
+    let value = |line: &str, name: &str| {
+        line.split(&format!(" {name}="))
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(|v| v.trim_matches('"').to_owned())
+    };
+    // The links are logged once the service listens.
+    let started = std::time::Instant::now();
+    let links: Vec<(String, String)> = loop {
+        let links: Vec<(String, String)> = running
+            .log()
+            .lines()
+            .filter(|line| line.contains("web console: one-time sign-in link"))
+            .filter_map(|line| Some((value(line, "role")?, value(line, "link")?)))
+            .collect();
+        if links.len() == 8 || started.elapsed() > Duration::from_secs(120) {
+            break links;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let roles: Vec<&str> = links.iter().map(|(role, _)| role.as_str()).collect();
+    assert_eq!(
+        roles,
+        [
+            "referrer",
+            "link_worker",
+            "team_lead",
+            "auditor",
+            "reporting_analyst",
+            "administrator",
+            "practice_system",
+            "service_provider"
+        ],
+        "{}",
+        running.log()
+    );
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client");
+    for (role, link) in &links {
+        let code = link
+            .strip_prefix(&format!("{}/console/sign-in?code=", running.base))
+            .unwrap_or_else(|| panic!("{role}'s link is not to the service's sign-in: {link}"));
+        assert!(code.starts_with("cbl_"), "{link}");
+        // Opened, the page asks for the button (a link scanner following it uses nothing up).
+        let page = get(&http, &running, &format!("/console/sign-in?code={code}")).await;
+        assert_eq!(page.status(), 200);
+        assert!(
+            page.text()
+                .await
+                .expect("a page")
+                .contains("id=\"sign-in\"")
+        );
+        let sign_in = || {
+            http.post(format!("{}/console/sign-in", running.base))
+                .form(&[("code", code)])
+                .send()
+        };
+        let signed_in = sign_in().await.expect("signing in");
+        assert_eq!(signed_in.status(), 303, "{role}");
+        let cookie = signed_in.headers()["set-cookie"]
+            .to_str()
+            .expect("a cookie")
+            .to_owned();
+        for flag in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+            assert!(
+                cookie.contains(flag),
+                "{role}: {flag} missing from {cookie}"
+            );
+        }
+        let session = cookie.split(';').next().expect("the cookie's value");
+        let home = http
+            .get(format!("{}/console", running.base))
+            .header("cookie", session)
+            .send()
+            .await
+            .expect("the console");
+        let landing = home
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned);
+        let expected = match role.as_str() {
+            "link_worker" | "team_lead" => Some("/console/caseload"),
+            "auditor" => Some("/console/audit"),
+            "reporting_analyst" => Some("/console/reports"),
+            "administrator" => Some("/console/admin"),
+            "service_provider" => Some("/console/provider"),
+            _ => None,
+        };
+        assert_eq!(landing.as_deref(), expected, "{role} lands");
+        if expected.is_none() {
+            assert_eq!(home.status(), 200, "{role}: signed in, with no pages yet");
+        }
+        // Once only.
+        let again = sign_in().await.expect("signing in again");
+        assert_ne!(again.status(), 303, "{role}'s link worked twice");
+        assert!(again.headers().get("set-cookie").is_none());
+    }
+    stop(running);
+    std::fs::remove_dir_all(&data_dir).expect("clean up");
+}
