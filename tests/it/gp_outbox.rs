@@ -265,6 +265,7 @@ async fn run(
     client: ClientId,
     commands: Vec<CaseCommand>,
 ) {
+    crate::support::hire_named(cases.store(), organisation, &commands).await;
     for command in commands {
         // Recorded as it happens: a fact recorded long after it happened is withheld as late.
         let meta = eventstore::Metadata {

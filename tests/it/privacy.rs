@@ -547,6 +547,7 @@ async fn client_concluded(cases: &app::CaseService, steps: &[(&str, DateTime<Utc
             })],
             other => panic!("no step {other}"),
         };
+        crate::support::hire_named(cases.store(), crate::support::ORG, &commands).await;
         for command in commands {
             let metadata = eventstore::Metadata {
                 occurred_at: *at,
