@@ -815,6 +815,7 @@ async fn run_admin(
             .add_staff(
                 organisation,
                 &NewStaffRequest {
+                    staff_id: None,
                     name,
                     role,
                     team_id: team,
@@ -979,7 +980,7 @@ async fn retention(
             "{}\t{}\t{}\tconcluded {}",
             record.client_id,
             record.organisation_id,
-            record.status,
+            record.status.code(),
             record.concluded_at.date_naive()
         );
         if apply {

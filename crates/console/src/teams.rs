@@ -80,6 +80,7 @@ impl Entered {
         };
         match role {
             Some(role) if errors.is_empty() => Ok(NewStaffRequest {
+                staff_id: None,
                 name: self.name.clone(),
                 role,
                 team_id,

@@ -291,6 +291,7 @@ async fn link_worker(db: &testkit::TestDb) -> (uuid::Uuid, domain::StaffId, doma
         Some(worker) => worker.staff_id,
         None => {
             let request = app::admin::NewStaffRequest {
+                staff_id: None,
                 name: "Sam Okafor".to_owned(),
                 role: app::access::Role::LinkWorker,
                 team_id: Some(team.team_id),
