@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::extract::{Body, Caller, Params};
-use super::problem::{AdminErrors, ApiError, NewStaffErrors, ReadErrors, RedemptionErrors};
+use super::problem::{AdminErrors, ApiError, CommandErrors, ReadErrors, RedemptionErrors};
 use app::access::{IssuedEnrolment, IssuedToken, Revoked, StaffMember};
 use app::admin::{
     Credentials, EnrolmentRequest, NewStaffRequest, NewTeamRequest, RedemptionRequest, StaffPage,
@@ -131,7 +131,9 @@ created_route!(
     ///
     /// Sent again with the same `staff_id`, the same request adds nothing and answers with the
     /// account.
-    add_staff, "/staff", NewStaffRequest => StaffMember, NewStaffErrors,
+    // A command's problems: an administrative write's, and 409 for a `staff_id` that is
+    // another account's (or this one's with other details).
+    add_staff, "/staff", NewStaffRequest => StaffMember, CommandErrors,
     |admin, caller, body| admin.add_staff(caller, body)
 );
 

@@ -606,19 +606,6 @@ impl utoipa::IntoResponses for RedemptionErrors {
 /// The problems an administrative write can answer with.
 pub struct AdminErrors;
 
-/// The problems adding a staff account can answer with: an administrative write's, and 409 for
-/// a `staff_id` that is another account's (or this one's with other details).
-pub struct NewStaffErrors;
-
-impl utoipa::IntoResponses for NewStaffErrors {
-    fn responses()
-    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&[
-            "400", "401", "403", "404", "409", "413", "415", "422", "429", "503",
-        ])
-    }
-}
-
 impl utoipa::IntoResponses for AdminErrors {
     fn responses()
     -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
