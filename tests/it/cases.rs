@@ -62,6 +62,7 @@ async fn a_whole_journey_is_decided_appended_and_replayed() {
             note: None,
         }),
     ]);
+    crate::support::hire_named(&store, crate::support::ORG, &journey).await;
     let mut version = 0;
     for (n, command) in journey.iter().enumerate() {
         let result = cases
@@ -153,4 +154,98 @@ async fn the_command_path_refuses_dates_after_its_clock() {
         .execute(client, &intake, metadata(), CommandOptions::default())
         .await
         .expect("received today is accepted");
+}
+
+/// Whom a command names is checked for every caller, the service's own path (the demo, an
+/// import, the CLI) as much as a member of staff's: an assignment naming nobody of the
+/// organisation, someone deactivated, or a link worker of another team is refused, naming the
+/// field, and nothing is written; the link worker of the team named is assigned.
+#[tokio::test]
+async fn execute_refuses_unknown_inactive_and_other_team_staff() {
+    let (db, store) = store_with_db(4).await;
+    let cases = CaseService::new(store.clone());
+    let client = ClientId(Uuid::new_v4());
+    let referral_id = ReferralId(Uuid::new_v4());
+    let (team, other_team) = (TeamId(Uuid::new_v4()), TeamId(Uuid::new_v4()));
+    let assign = |worker: StaffId, team: TeamId| {
+        CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
+            link_worker_id: worker,
+            team_id: team,
+        })
+    };
+    let (worker, gone, elsewhere) = (
+        StaffId(Uuid::new_v4()),
+        StaffId(Uuid::new_v4()),
+        StaffId(Uuid::new_v4()),
+    );
+    let hired = [
+        assign(worker, team),
+        assign(gone, team),
+        assign(elsewhere, other_team),
+    ];
+    crate::support::hire_named(&store, crate::support::ORG, &hired).await;
+    let owner = db.admin_client().await;
+    app::access::set_active(&owner, Some(crate::support::ORG), gone.0, false, None)
+        .await
+        .expect("deactivated")
+        .expect("a member of staff");
+    for command in [
+        new_client_intake(
+            client,
+            referral_id,
+            "Frome",
+            ReferralSource::Gp,
+            vec![NeedDomain::LonelinessIsolation],
+        ),
+        CaseCommand::AcceptReferral(ReferralAccepted { referral_id }),
+    ] {
+        cases
+            .execute(client, &command, metadata(), CommandOptions::default())
+            .await
+            .expect("opened");
+    }
+    let version = cases.load(client).await.expect("load").version;
+    let refusals = [
+        (assign(StaffId(Uuid::new_v4()), team), "link_worker_id"),
+        (assign(gone, team), "link_worker_id"),
+        (assign(elsewhere, team), "team_id"),
+    ];
+    for (command, named) in refusals {
+        let refused = cases
+            .execute(client, &command, metadata(), CommandOptions::default())
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&refused, CommandError::Invalid { field, .. } if *field == named),
+            "{command:?}: {refused:?}"
+        );
+    }
+    // The same for a transfer: its link worker is checked as an assignment's.
+    let transfer = CaseCommand::TransferCase(TransferCase {
+        to_link_worker_id: gone,
+        team_id: team,
+        reason: TransferReason::Capacity,
+    });
+    let refused = cases
+        .execute(client, &transfer, metadata(), CommandOptions::default())
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&refused, CommandError::Invalid { field, .. } if *field == "to_link_worker_id"),
+        "{refused:?}"
+    );
+    assert_eq!(cases.load(client).await.expect("load").version, version);
+    cases
+        .execute(
+            client,
+            &assign(worker, team),
+            metadata(),
+            CommandOptions::default(),
+        )
+        .await
+        .expect("the team's link worker is assigned");
+    assert_eq!(
+        cases.load(client).await.expect("load").state.link_worker,
+        Some((worker, team))
+    );
 }

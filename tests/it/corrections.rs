@@ -182,6 +182,7 @@ fn when() -> Metadata {
 
 /// Runs a journey; returns each step's event ids.
 async fn run(cases: &CaseService, client: ClientId, commands: &[CaseCommand]) -> Vec<Vec<Uuid>> {
+    crate::support::hire_named(cases.store(), crate::support::ORG, commands).await;
     let mut ids = Vec::new();
     for command in commands {
         let result = cases

@@ -93,6 +93,7 @@ async fn journey(cases: &CaseService, n: u128, person: &Person) {
             on(8, 1),
         ));
     }
+    crate::support::hire_named(cases.store(), crate::support::ORG, &commands).await;
     for command in commands {
         let when = Metadata {
             occurred_at: Utc

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use app::gp_outbox::{DispatchSettings, Dispatcher, GpOutboxAdmin, OutboxMessage};
+use app::outbox::OutboxStatus;
 use app::{AppError, CaseService, CommandOptions};
 use domain::*;
 use serde_json::Value;
@@ -265,6 +266,7 @@ async fn run(
     client: ClientId,
     commands: Vec<CaseCommand>,
 ) {
+    crate::support::hire_named(cases.store(), organisation, &commands).await;
     for command in commands {
         // Recorded as it happens: a fact recorded long after it happened is withheld as late.
         let meta = eventstore::Metadata {
@@ -308,6 +310,7 @@ async fn organisation_with_admin(
         .add_staff(
             organisation,
             &app::admin::NewStaffRequest {
+                staff_id: None,
                 name: "Ada Admin".to_owned(),
                 role: app::access::Role::Administrator,
                 team_id: None,
@@ -659,7 +662,7 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
 
     let read = app::records::ReadContext::new(None, Uuid::new_v4());
     let dead = outbox
-        .list(admin, "dead", 50, &read)
+        .list(admin, OutboxStatus::Dead, 50, &read)
         .await
         .expect("dead letters");
     assert_eq!(dead.iter().map(|m| m.message_id).collect::<Vec<_>>(), [a1]);
@@ -684,7 +687,7 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
     );
     assert!(
         outbox
-            .list(stranger, "dead", 50, &read)
+            .list(stranger, OutboxStatus::Dead, 50, &read)
             .await
             .expect("theirs")
             .is_empty()
@@ -693,8 +696,9 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
         outbox.replay(stranger, a1).await,
         Err(AppError::NotFound(_))
     ));
+    // A status that is none of the outbox's is refused, naming the field.
     assert!(matches!(
-        outbox.list(admin, "lost", 50, &read).await,
+        "lost".parse::<OutboxStatus>(),
         Err(AppError::BadInput {
             field: "status",
             ..

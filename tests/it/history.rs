@@ -9,6 +9,7 @@ use app::access::Role;
 use app::history::{Format, HistoryImport, ImportOptions, ImportReport, read_rows};
 use app::reports::{ReportFilter, outcome_report};
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+use devtools::demo::DemoAccess;
 use devtools::history_sample::{SAMPLE_PEOPLE, SAMPLE_SEED, sample};
 use eventstore::EventStore;
 
@@ -62,6 +63,61 @@ async fn importer(
     )
     .await
     .expect("the importer")
+}
+
+/// What an import test starts from: the demo organisation in a store of its own (with the sample
+/// directory listed on 1 June 2023 when `directory`: the export's connections name its
+/// services), and the demo's member of staff in the role accepted cases are assigned to.
+struct ImportSetup {
+    db: testkit::TestDb,
+    store: EventStore,
+    access: DemoAccess,
+    assignee: uuid::Uuid,
+}
+
+async fn import_setup(assignee: Role, directory: bool) -> ImportSetup {
+    let (db, store, _admin, access) = demo_store().await;
+    if directory {
+        devtools::demo::import_sample_directory(
+            &store,
+            access.organisation_id,
+            Utc.with_ymd_and_hms(2023, 6, 1, 9, 0, 0)
+                .single()
+                .expect("a time"),
+        )
+        .await
+        .expect("the sample directory");
+    }
+    let assignee = demo_member(&access, assignee);
+    ImportSetup {
+        db,
+        store,
+        access,
+        assignee,
+    }
+}
+
+/// The demo's member of staff in `role`.
+fn demo_member(access: &DemoAccess, role: Role) -> uuid::Uuid {
+    access
+        .staff
+        .iter()
+        .find(|(r, ..)| *r == role)
+        .map(|(_, id, _)| *id)
+        .expect("a demo member")
+}
+
+impl ImportSetup {
+    /// An import assigning accepted cases to the set-up's assignee ([`importer`]).
+    async fn importer(&self) -> HistoryImport {
+        importer(
+            &self.store,
+            self.access.organisation_id,
+            self.assignee,
+            self.access.team_id,
+        )
+        .await
+    }
 }
 
 async fn count(db: &testkit::TestDb, sql: &str) -> i64 {
@@ -136,24 +192,12 @@ fn expected(file: &str) -> Expected {
 
 #[tokio::test]
 async fn a_previous_systems_export_is_imported_once_through_the_rules_with_its_own_dates() {
-    let (db, store, _admin, access) = demo_store().await;
-    devtools::demo::import_sample_directory(
-        &store,
-        access.organisation_id,
-        Utc.with_ymd_and_hms(2023, 6, 1, 9, 0, 0)
-            .single()
-            .expect("a time"),
-    )
-    .await
-    .expect("the sample directory");
-    let directory_events = count(&db, "SELECT count(*) FROM events").await;
-    let lead = access
-        .staff
-        .iter()
-        .find(|(role, ..)| *role == Role::TeamLead)
-        .map(|(_, id, _)| *id)
-        .expect("the demo lead");
-    let import = importer(&store, access.organisation_id, lead, access.team_id).await;
+    let setup = import_setup(Role::TeamLead, true).await;
+    let directory_events = count(&setup.db, "SELECT count(*) FROM events").await;
+    let import = setup.importer().await;
+    let ImportSetup {
+        db, store, access, ..
+    } = setup;
     let file = the_sample();
     let (rows, unreadable) = read_rows(file.as_bytes(), Format::Csv);
 
@@ -365,15 +409,9 @@ async fn a_previous_systems_export_is_imported_once_through_the_rules_with_its_o
 /// link worker of the team is refused before anything is read.
 #[tokio::test]
 async fn json_lines_import_and_the_assignee_must_be_a_link_worker_of_the_team() {
-    let (_db, store, _admin, access) = demo_store().await;
-    let staff = |role: Role| {
-        access
-            .staff
-            .iter()
-            .find(|(r, ..)| *r == role)
-            .map(|(_, id, _)| *id)
-            .expect("a demo member")
-    };
+    let setup = import_setup(Role::LinkWorker, false).await;
+    let (store, access) = (&setup.store, &setup.access);
+    let staff = |role: Role| demo_member(access, role);
     for (who, team) in [
         (staff(Role::Auditor), access.team_id),
         (staff(Role::LinkWorker), uuid::Uuid::from_u128(7)),
@@ -394,13 +432,7 @@ async fn json_lines_import_and_the_assignee_must_be_a_link_worker_of_the_team() 
             Err(app::history::ImportError::Invalid(_))
         ));
     }
-    let import = importer(
-        &store,
-        access.organisation_id,
-        staff(Role::LinkWorker),
-        access.team_id,
-    )
-    .await;
+    let import = setup.importer().await;
     let lines = [
         r#"{"record_id":"J1","person_id":"X1","kind":"person","date":"2025-03-01","given_name":"Ada","family_name":"Lark","area":"Frome"}"#,
         r#"{"record_id":"J2","person_id":"X1","kind":"referral","date":"2025-03-01","item_id":"1","source":"gp","reasons":"housing"}"#,
@@ -448,33 +480,18 @@ async fn json_lines_import_and_the_assignee_must_be_a_link_worker_of_the_team() 
 /// written.
 #[tokio::test]
 async fn two_imports_of_the_same_file_at_once_write_each_person_once() {
-    let (db, store, _admin, access) = demo_store().await;
-    devtools::demo::import_sample_directory(
-        &store,
-        access.organisation_id,
-        Utc.with_ymd_and_hms(2023, 6, 1, 9, 0, 0)
-            .single()
-            .expect("a time"),
-    )
-    .await
-    .expect("the sample directory");
-    let lead = access
-        .staff
-        .iter()
-        .find(|(role, ..)| *role == Role::TeamLead)
-        .map(|(_, id, _)| *id)
-        .expect("the demo lead");
+    let setup = import_setup(Role::TeamLead, true).await;
     let file = sample(SAMPLE_SEED, 300);
     let (rows, _) = read_rows(file.as_bytes(), Format::Csv);
-    let one = importer(&store, access.organisation_id, lead, access.team_id).await;
-    let other = importer(&store, access.organisation_id, lead, access.team_id).await;
+    let one = setup.importer().await;
+    let other = setup.importer().await;
     let plan = one.plan(rows.clone()).await.expect("the plan");
     let (a, b) = tokio::join!(one.run(rows.clone(), |_| {}), other.run(rows, |_| {}));
     let (a, b) = (a.expect("one import"), b.expect("the other"));
     assert_eq!(a.people_written + b.people_written, plan.streams.len());
     assert_eq!(a.events_written + b.events_written, plan.events());
     let imported = count(
-        &db,
+        &setup.db,
         "SELECT count(*) FROM events WHERE actor_role = 'history_import'",
     )
     .await;
@@ -486,14 +503,11 @@ async fn two_imports_of_the_same_file_at_once_write_each_person_once() {
 /// record as it stands (a contact after the case closed is refused); a third run adds nothing.
 #[tokio::test]
 async fn a_later_export_adds_only_a_known_persons_new_rows() {
-    let (db, store, _admin, access) = demo_store().await;
-    let worker = access
-        .staff
-        .iter()
-        .find(|(role, ..)| *role == Role::LinkWorker)
-        .map(|(_, id, _)| *id)
-        .expect("a demo link worker");
-    let import = importer(&store, access.organisation_id, worker, access.team_id).await;
+    let setup = import_setup(Role::LinkWorker, false).await;
+    let import = setup.importer().await;
+    let ImportSetup {
+        db, store, access, ..
+    } = setup;
     let first = [
         r#"{"record_id":"K1","person_id":"Y1","kind":"person","date":"2025-03-01","given_name":"Ada","family_name":"Lark","nhs_number":"9434765919","area":"Frome"}"#,
         r#"{"record_id":"K2","person_id":"Y1","kind":"referral","date":"2025-03-01","item_id":"1","source":"gp","reasons":"housing"}"#,

@@ -55,6 +55,7 @@ async fn a_late_entry_makes_as_of_and_as_known_at_differ_and_corrections_sit_bes
         vec![NeedDomain::Bereavement],
         (StaffId(Uuid::from_u128(5)), TeamId(Uuid::from_u128(6))),
     );
+    crate::support::hire_named(&store, crate::support::ORG, &opened).await;
     let steps: Vec<(u32, CaseCommand)> = [1, 2, 2]
         .into_iter()
         .zip(opened)

@@ -225,7 +225,7 @@ async fn a_rule_change_rebuilt_beside_the_figures_in_use_changes_them_and_keeps_
         .expect("report");
     assert_eq!(again, first);
     // Only the WEMWBS categories differ between the two.
-    let comparison = app::reports::compare(first.clone(), second.clone());
+    let comparison = app::reports::compare(first.clone(), second.clone()).expect("comparable");
     let figures: Vec<&str> = comparison
         .differences
         .iter()

@@ -547,6 +547,7 @@ async fn client_concluded(cases: &app::CaseService, steps: &[(&str, DateTime<Utc
             })],
             other => panic!("no step {other}"),
         };
+        crate::support::hire_named(cases.store(), crate::support::ORG, &commands).await;
         for command in commands {
             let metadata = eventstore::Metadata {
                 occurred_at: *at,
@@ -618,12 +619,12 @@ async fn retention_lists_exactly_the_records_concluded_more_than_eight_years_ago
     expected.sort();
     let listed: Vec<(Uuid, &str)> = expired
         .iter()
-        .map(|e| (e.client_id, e.status.as_str()))
+        .map(|e| (e.client_id, e.status.code()))
         .collect();
     assert_eq!(listed, expected);
     let closed = expired
         .iter()
-        .find(|e| e.status == "closed")
+        .find(|e| e.status == domain::CaseStatus::Closed)
         .expect("listed");
     let closed_nine = closed.client_id;
     assert_eq!(

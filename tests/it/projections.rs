@@ -83,7 +83,9 @@ async fn run_journey(cases: &CaseService, client: ClientId, steps: usize) {
 
 /// Runs the journey's commands from step `from` (counted from 0) up to `to`.
 async fn run_steps(cases: &CaseService, client: ClientId, from: usize, to: usize) {
-    for command in journey(client, to).into_iter().skip(from) {
+    let commands: Vec<CaseCommand> = journey(client, to).into_iter().skip(from).collect();
+    crate::support::hire_named(cases.store(), crate::support::ORG, &commands).await;
+    for command in commands {
         // The missed appointment is marked on its day; everything else on 2 March.
         let mut metadata = metadata();
         if matches!(command, CaseCommand::RecordDidNotAttend(_)) {
@@ -155,6 +157,12 @@ async fn a_newly_assigned_case_shows_once_the_running_projector_catches_up() {
         link_worker_id: worker(7),
         team_id: TEAM,
     });
+    crate::support::hire_named(
+        cases.store(),
+        crate::support::ORG,
+        std::slice::from_ref(&assign),
+    )
+    .await;
     cases
         .execute(client, &assign, metadata(), CommandOptions::default())
         .await

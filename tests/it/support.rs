@@ -1,6 +1,7 @@
 //! Helpers shared by the system tests.
 
 use chrono::{DateTime, TimeZone, Utc};
+use domain::CaseCommand;
 use eventstore::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent};
 use serde_json::{Value, json};
 use testkit::TestDb;
@@ -23,7 +24,70 @@ pub async fn store_with_db(pool_size: usize) -> (TestDb, EventStore) {
     testkit::init_tracing();
     let db = TestDb::new().await;
     let store = protected(EventStore::new(db.app_pool(pool_size), app::upcasters()));
+    register_organisation(&db.admin_client().await, ORG).await;
     (db, store)
+}
+
+/// Registers `organisation_id` in the administrators' table (the service's role may not), so
+/// that staff can be added to it ([`hire_named`]).
+pub async fn register_organisation(owner: &tokio_postgres::Client, organisation_id: Uuid) {
+    owner
+        .execute(
+            "INSERT INTO organisations (organisation_id, name) VALUES ($1, $2) \
+             ON CONFLICT DO NOTHING",
+            &[
+                &organisation_id,
+                &format!("Test organisation {organisation_id}"),
+            ],
+        )
+        .await
+        .expect("an organisation");
+}
+
+/// Adds to `organisation_id` (which must exist: [`store_with_db`] registers [`ORG`]) the staff
+/// `commands` name, as its administrator would have: each link worker an assignment or transfer
+/// names, active, in the team it names (made when missing), and each lone worker's buddy. The
+/// application checks whom a command names for every caller, the tests' own included.
+pub async fn hire_named(store: &EventStore, organisation_id: Uuid, commands: &[CaseCommand]) {
+    let client = store.pool().get().await.expect("a connection");
+    for command in commands {
+        let (staff, team, role) = match command {
+            CaseCommand::AssignLinkWorker(assign) => {
+                (assign.link_worker_id, Some(assign.team_id), "link_worker")
+            }
+            CaseCommand::TransferCase(transfer) => (
+                transfer.to_link_worker_id,
+                Some(transfer.team_id),
+                "link_worker",
+            ),
+            CaseCommand::RecordLoneWorkingPlan(plan) => (plan.buddy_staff_id, None, "auditor"),
+            _ => continue,
+        };
+        if let Some(team) = team {
+            client
+                .execute(
+                    "INSERT INTO teams (team_id, organisation_id, name) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                    &[&team.0, &organisation_id, &format!("Team {}", team.0)],
+                )
+                .await
+                .expect("a team");
+        }
+        client
+            .execute(
+                "INSERT INTO staff (staff_id, organisation_id, team_id, name, role) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                &[
+                    &staff.0,
+                    &organisation_id,
+                    &team.map(|t| t.0),
+                    &format!("Staff {}", staff.0),
+                    &role,
+                ],
+            )
+            .await
+            .expect("a member of staff");
+    }
 }
 
 /// Brings `projection` up to the end of `store`'s log once, with a runner of its own.
@@ -279,12 +343,14 @@ pub fn opened_case(
     ]
 }
 
-/// Runs each of `commands` on `client` (as [`metadata`] says), which must succeed.
+/// Runs each of `commands` on `client` (as [`metadata`] says), which must succeed, the staff
+/// they name hired first ([`hire_named`]).
 pub async fn execute_all(
     cases: &app::CaseService,
     client: domain::ClientId,
     commands: Vec<domain::CaseCommand>,
 ) {
+    hire_named(cases.store(), ORG, &commands).await;
     for command in commands {
         cases
             .execute(client, &command, metadata(), app::CommandOptions::default())

@@ -66,6 +66,8 @@ async fn a_caseload_row_written_before_v9_reads_after_it_and_counts_follow_up_fr
     commands.push(wemwbs(Timepoint::Baseline, vec![3; 14], baseline_on));
     // No NHS number: its lookup tag (V35) has no table under V8.
     commands[0] = without_nhs_number(commands[0].clone());
+    crate::support::register_organisation(&owner, crate::support::ORG).await;
+    crate::support::hire_named(&store, crate::support::ORG, &commands).await;
     let mut version = 0;
     for command in &commands {
         version = cases

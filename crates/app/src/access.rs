@@ -141,6 +141,13 @@ pub enum AccessError {
         field: &'static str,
         message: String,
     },
+    /// The request names, by `field`, something that exists as something else (a staff id
+    /// taken by another account): nothing was done.
+    #[error("{field}: {message}")]
+    Conflict {
+        field: &'static str,
+        message: String,
+    },
     /// The token is missing, malformed, unknown, expired or revoked (deliberately not saying
     /// which).
     #[error("the bearer token is not valid")]
@@ -222,13 +229,28 @@ pub async fn ensure_team(
     Ok(TeamId(row.get(0)))
 }
 
-/// Adds a staff account.
+/// Adds a staff account, under a new id.
+///
+/// # Errors
+/// As [`add_staff_as`].
+pub async fn add_staff(
+    client: &impl GenericClient,
+    staff: &NewStaff,
+) -> Result<StaffMember, AccessError> {
+    add_staff_as(client, None, staff).await
+}
+
+/// Adds a staff account under `staff_id` (the caller's choice, so that a retry names the same
+/// account; none: a new id). A repeat of the same request (the same id, organisation, team,
+/// name, role and capacity) answers with the account as it is and adds nothing.
 ///
 /// # Errors
 /// [`AccessError::Invalid`] for a missing name, a team outside the organisation, or a role
-/// that needs a team without one; a database failure.
-pub async fn add_staff(
+/// that needs a team without one; [`AccessError::Conflict`] naming `staff_id` when that id is
+/// another account's, or this account's with other details; a database failure.
+pub async fn add_staff_as(
     client: &impl GenericClient,
+    staff_id: Option<Uuid>,
     staff: &NewStaff,
 ) -> Result<StaffMember, AccessError> {
     if staff.name.trim().is_empty() {
@@ -260,11 +282,11 @@ pub async fn add_staff(
             return Err(invalid("team_id", "no such team in this organisation"));
         }
     }
-    let staff_id = Uuid::now_v7();
-    client
+    let staff_id = staff_id.unwrap_or_else(Uuid::now_v7);
+    let added = client
         .execute(
             "INSERT INTO staff (staff_id, organisation_id, team_id, name, role, capacity) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (staff_id) DO NOTHING",
             &[
                 &staff_id,
                 &staff.organisation_id,
@@ -281,7 +303,7 @@ pub async fn add_staff(
             }
             _ => AccessError::Database(e),
         })?;
-    Ok(StaffMember {
+    let asked = StaffMember {
         staff_id,
         organisation_id: staff.organisation_id,
         team_id: staff.team_id,
@@ -289,7 +311,42 @@ pub async fn add_staff(
         role: staff.role,
         capacity: staff.capacity,
         active: true,
-    })
+    };
+    if added == 1 {
+        return Ok(asked);
+    }
+    // The id is taken: by this very request made before (answered as the account is now,
+    // active or not), or by something else.
+    let row = client
+        .query_opt(
+            &format!("SELECT {STAFF_COLUMNS} FROM staff WHERE staff_id = $1"),
+            &[&staff_id],
+        )
+        .await?;
+    match row.as_ref().map(staff_from_row).transpose()? {
+        Some(existing)
+            if (
+                existing.organisation_id,
+                existing.team_id,
+                &existing.name,
+                existing.role,
+                existing.capacity,
+            ) == (
+                asked.organisation_id,
+                asked.team_id,
+                &asked.name,
+                asked.role,
+                asked.capacity,
+            ) =>
+        {
+            Ok(existing)
+        }
+        _ => Err(AccessError::Conflict {
+            field: "staff_id",
+            message: "that id is another staff account's, or this one's with other details"
+                .to_owned(),
+        }),
+    }
 }
 
 const STAFF_COLUMNS: &str = "staff_id, organisation_id, team_id, name, role, capacity, active";

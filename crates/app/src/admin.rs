@@ -66,6 +66,11 @@ pub struct StaffPage {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewStaffRequest {
+    /// The new account's id, the caller's choice (none: the service chooses): a retry of the
+    /// same request with it adds nothing and answers as the first did; the id of another account,
+    /// or of this one with other details, is a conflict (409).
+    #[serde(default)]
+    pub staff_id: Option<Uuid>,
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     pub role: Role,
@@ -174,8 +179,9 @@ async fn staff_in(
     request: &NewStaffRequest,
 ) -> Result<StaffMember, AppError> {
     let name = name(&request.name)?;
-    Ok(access::add_staff(
+    Ok(access::add_staff_as(
         client,
+        request.staff_id,
         &NewStaff {
             organisation_id,
             team_id: request.team_id,
@@ -332,11 +338,13 @@ impl Admin {
         })
     }
 
-    /// Adds a staff account to the administrator's organisation.
+    /// Adds a staff account to the administrator's organisation; a repeat of the same request
+    /// naming its `staff_id` adds nothing and answers with the account.
     ///
     /// # Errors
     /// [`AppError::Denied`] by [`policy::may_administer`]; a bad name, team or capacity; a
-    /// database failure.
+    /// `staff_id` that is another account's, or this one's with other details
+    /// ([`access::AccessError::Conflict`]); a database failure.
     pub async fn add_staff(
         &self,
         principal: &Principal,

@@ -276,6 +276,8 @@ impl CaseService {
     /// Decides `command` against the client's record and appends what it produces: the
     /// service's own path (imports, the demo, erasure), not held to the back-entry window.
     /// The fact happened at `metadata.occurred_at`, or at the command's own date if it has one.
+    /// The staff a command names are looked up as for any caller, in `metadata`'s organisation
+    /// (an assignment's link worker exists, is active and is in the team named).
     ///
     /// With an idempotency key already used on this record, returns the first result without
     /// deciding again (a retried "accept referral" must not be refused as already accepted),
@@ -300,7 +302,8 @@ impl CaseService {
     ///
     /// In order: the record is loaded; a repeat of an idempotency key returns the first result
     /// to a caller who may see the record; otherwise the access policy
-    /// ([`policy::may_command`]), the staff the command names ([`check_staff_named`]), the
+    /// ([`policy::may_command`]), whom the caller may name ([`policy::may_name`]) and the staff
+    /// the command names, looked up as for every caller ([`check_staff_named`]), the
     /// command's dates against the clock, the record's version (`expected_version`), `decide`,
     /// the directory for an onward connection, and the append. The command happens now unless
     /// it carries its own date.
@@ -419,11 +422,15 @@ impl CaseService {
             LoadedCase::default(),
             |loaded: &mut LoadedCase, event, decoded: CaseEvent| loaded.fold_owned(&event, decoded),
         );
+        let organisation_id = metadata.organisation_id;
         let named = async {
-            match staff {
-                Some(principal) => check_staff_named(self.store.pool(), principal, command).await,
-                None => Ok(()),
+            // What the caller alone decides (the policy's), then whom the command names, looked
+            // up for every caller: a system path (the demo, an import) names real staff too.
+            if let Some(principal) = staff {
+                policy::may_name(principal, command)
+                    .map_err(|misnamed| invalid(misnamed.field, misnamed.message))?;
             }
+            check_staff_named(self.store.pool(), organisation_id, command).await
         };
         let (loaded, named) = tokio::join!(load, named);
         let (loaded, head) = loaded?;
@@ -618,21 +625,18 @@ fn invalid(field: &'static str, message: &str) -> CommandError {
     }
 }
 
-/// Whom a command may name: what the caller alone decides is [`policy::may_name`] (a team lead
-/// assigns within their own team, a referrer refers in their own name, a buddy is someone else);
-/// then an assignment or transfer names an active link worker (or team lead) of the
-/// organisation, in the team it names, and a buddy is an active colleague.
+/// Whom a command names, looked up in `organisation_id`'s staff (what a caller alone may not
+/// name is [`policy::may_name`], asked before): an assignment or transfer names an active link
+/// worker (or team lead) of the organisation, in the team it names, and a lone worker's buddy
+/// is an active colleague.
 ///
 /// # Errors
-/// [`CommandError::Refused`] naming the field; a database failure.
+/// [`CommandError::Invalid`] naming the field; a database failure.
 async fn check_staff_named(
     pool: &db::Pool,
-    principal: &Principal,
+    organisation_id: Uuid,
     command: &CaseCommand,
 ) -> Result<(), CommandError> {
-    // What the caller alone decides (the policy's), then whom the command names, looked up.
-    policy::may_name(principal, command)
-        .map_err(|misnamed| invalid(misnamed.field, misnamed.message))?;
     let (worker, team, field) = match command {
         CaseCommand::AssignLinkWorker(assign) => {
             (assign.link_worker_id, assign.team_id, "link_worker_id")
@@ -645,12 +649,9 @@ async fn check_staff_named(
         // A lone worker's buddy is an active colleague of the organisation, in any role.
         CaseCommand::RecordLoneWorkingPlan(plan) => {
             let client = pool.get().await.map_err(StoreError::from)?;
-            let buddy = access::staff_member_cached(
-                &client,
-                principal.organisation_id,
-                plan.buddy_staff_id.0,
-            )
-            .await?;
+            let buddy =
+                access::staff_member_cached(&client, organisation_id, plan.buddy_staff_id.0)
+                    .await?;
             return match buddy {
                 Some(m) if m.active => Ok(()),
                 Some(_) => Err(invalid("buddy_staff_id", "that staff member is not active")),
@@ -663,7 +664,7 @@ async fn check_staff_named(
         _ => return Ok(()),
     };
     let client = pool.get().await.map_err(StoreError::from)?;
-    let member = access::staff_member_cached(&client, principal.organisation_id, worker.0).await?;
+    let member = access::staff_member_cached(&client, organisation_id, worker.0).await?;
     match member {
         Some(m) if m.active && matches!(m.role, Role::LinkWorker | Role::TeamLead) => {
             if m.team_id != Some(team.0) {

@@ -57,6 +57,9 @@ pub enum AppError {
     /// A rule file did not load.
     #[error(transparent)]
     Rules(#[from] projector::rules::RulesError),
+    /// A report could not be read as figures (a fault of this build).
+    #[error(transparent)]
+    Figures(#[from] crate::reports::FiguresError),
     /// A read failed in a way only the logs need to know.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),

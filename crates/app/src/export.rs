@@ -1065,4 +1065,4 @@ pub fn workload(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::access::Principal;
-use crate::outbox::{self, Attempted, Dispatch, Listed, Outbox, OutboxAdmin};
+use crate::outbox::{self, Attempted, Dispatch, Listed, Outbox, OutboxAdmin, OutboxStatus};
 use crate::{AppError, Clock, policy};
 
 /// The SNOMED CT system.
@@ -487,8 +487,7 @@ pub struct OutboxEntry {
     pub practice_ods: Option<String>,
     /// `coded` or `full`; none when withheld.
     pub content: Option<String>,
-    /// `pending`, `delivered`, `dead` or `withheld`.
-    pub status: String,
+    pub status: OutboxStatus,
     pub withheld_reason: Option<String>,
     pub attempts: i32,
     pub last_error: Option<String>,
@@ -561,8 +560,8 @@ impl Listed for OutboxEntry {
         status, withheld_reason, attempts, last_error, occurred_at, delivered_at";
     const ORDER: &'static str = "occurred_at, client_id, seq";
 
-    fn from_row(row: &tokio_postgres::Row) -> OutboxEntry {
-        OutboxEntry {
+    fn from_row(row: &tokio_postgres::Row) -> Result<OutboxEntry, AppError> {
+        Ok(OutboxEntry {
             message_id: row.get(0),
             client_id: row.get(1),
             seq: row.get(2),
@@ -570,13 +569,13 @@ impl Listed for OutboxEntry {
             code: row.get(4),
             practice_ods: row.get(5),
             content: row.get(6),
-            status: row.get(7),
+            status: OutboxStatus::of_row(row, 7)?,
             withheld_reason: row.get(8),
             attempts: row.get(9),
             last_error: row.get(10),
             occurred_at: row.get(11),
             delivered_at: row.get(12),
-        }
+        })
     }
 }
 

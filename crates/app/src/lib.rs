@@ -62,6 +62,12 @@ pub use freshness::{AsOf, Freshness, ReadWait};
 pub use journey::{Journey, JourneyEntry, JourneyView};
 pub use stream::new_events;
 
+/// The one of `all` whose stored code (`code_of`) is `code`: how every coded value this crate
+/// keeps (a view of a record, an outbox's status, a snapshot's state) is read back.
+pub(crate) fn by_code<T: Copy>(all: &[T], code: &str, code_of: fn(T) -> &'static str) -> Option<T> {
+    all.iter().copied().find(|value| code_of(*value) == code)
+}
+
 /// Who the command line and the developer tools act as in the log: the operator at the
 /// console, of no organisation, acting at `at`.
 pub fn operator_metadata(at: chrono::DateTime<chrono::Utc>) -> eventstore::Metadata {

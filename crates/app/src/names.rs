@@ -161,8 +161,7 @@ impl CaseService {
                 read.purpose.or(Some(ReadPurpose::DirectCare)),
                 read.request_id,
             );
-            let view = RecordView::Caseload.code();
-            write_reads(&**client, principal, &shown, view, &read).await?;
+            write_reads(&**client, principal, &shown, RecordView::Caseload, &read).await?;
         }
         Ok(names)
     }

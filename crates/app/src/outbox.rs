@@ -249,11 +249,73 @@ pub trait Listed: Sized {
     /// The list's order.
     const ORDER: &'static str;
     /// The entry of a row of [`Listed::COLUMNS`].
-    fn from_row(row: &tokio_postgres::Row) -> Self;
+    ///
+    /// # Errors
+    /// A stored value this build does not know (a status).
+    fn from_row(row: &tokio_postgres::Row) -> Result<Self, AppError>;
 }
 
-/// The statuses a row of either outbox can be in.
-const STATUSES: [&str; 4] = ["pending", "delivered", "dead", "withheld"];
+/// Where a row of either outbox stands.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxStatus {
+    /// Waiting for its (next) attempt.
+    Pending,
+    /// Delivered: done.
+    Delivered,
+    /// Given up on after its last attempt, or a failure no retry can mend: an administrator
+    /// may replay it.
+    Dead,
+    /// Not sent, with why (`withheld_reason`): done.
+    Withheld,
+}
+
+impl OutboxStatus {
+    /// Every status, in the order declared.
+    pub const ALL: [OutboxStatus; 4] = [
+        OutboxStatus::Pending,
+        OutboxStatus::Delivered,
+        OutboxStatus::Dead,
+        OutboxStatus::Withheld,
+    ];
+
+    /// The stored name, as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Delivered => "delivered",
+            OutboxStatus::Dead => "dead",
+            OutboxStatus::Withheld => "withheld",
+        }
+    }
+
+    /// The status of a stored row.
+    ///
+    /// # Errors
+    /// [`AppError::Unexpected`] for a status this build does not know.
+    pub(crate) fn of_row(row: &tokio_postgres::Row, column: usize) -> Result<Self, AppError> {
+        let stored: &str = row.get(column);
+        stored.parse().map_err(|_| {
+            AppError::Unexpected(anyhow::anyhow!(
+                "outbox status: {stored:?} is not an outbox status"
+            ))
+        })
+    }
+}
+
+impl std::str::FromStr for OutboxStatus {
+    type Err = AppError;
+
+    /// # Errors
+    /// [`AppError::BadInput`] naming `status`.
+    fn from_str(s: &str) -> Result<OutboxStatus, AppError> {
+        crate::by_code(&OutboxStatus::ALL, s, OutboxStatus::as_str).ok_or_else(|| {
+            AppError::bad_input("status", "one of pending, delivered, dead, withheld")
+        })
+    }
+}
 
 /// An administrator's view of an outbox: its rows by status, and replaying a dead letter.
 pub struct OutboxAdmin<E> {
@@ -295,21 +357,15 @@ impl<E: Listed> OutboxAdmin<E> {
     /// written to the read audit before the list is answered.
     ///
     /// # Errors
-    /// [`AppError::Denied`]; [`AppError::BadInput`] naming `status`.
+    /// [`AppError::Denied`]; a database failure.
     pub async fn list(
         &self,
         principal: &Principal,
-        status: &str,
+        status: OutboxStatus,
         limit: i64,
         read: &ReadContext,
     ) -> Result<Vec<E>, AppError> {
         policy::may_administer(principal)?;
-        if !STATUSES.contains(&status) {
-            return Err(AppError::BadInput {
-                field: "status",
-                message: "one of pending, delivered, dead, withheld".to_owned(),
-            });
-        }
         let client = self.store.pool().get().await?;
         let rows = client
             .query(
@@ -320,7 +376,11 @@ impl<E: Listed> OutboxAdmin<E> {
                     E::OUTBOX.table,
                     E::ORDER
                 ),
-                &[&principal.organisation_id, &status, &limit.clamp(1, 500)],
+                &[
+                    &principal.organisation_id,
+                    &status.as_str(),
+                    &limit.clamp(1, 500),
+                ],
             )
             .await?;
         // Each person listed, once, under the caller's organisation (the rows').
@@ -331,8 +391,8 @@ impl<E: Listed> OutboxAdmin<E> {
             .into_iter()
             .map(|client_id| (principal.organisation_id, client_id))
             .collect();
-        write_reads(&**client, principal, &reads, E::OUTBOX.view.code(), read).await?;
-        Ok(rows.iter().map(E::from_row).collect())
+        write_reads(&**client, principal, &reads, E::OUTBOX.view, read).await?;
+        rows.iter().map(E::from_row).collect()
     }
 
     /// Sends a dead letter of the caller's organisation again from its first attempt

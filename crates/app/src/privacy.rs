@@ -60,8 +60,8 @@ pub(crate) fn personal_paths(
 pub struct Expired {
     pub client_id: Uuid,
     pub organisation_id: Uuid,
-    /// `closed`, or `idle` for a referral declined or redirected with no case opened.
-    pub status: String,
+    /// Closed, or idle for a referral declined or redirected with no case opened.
+    pub status: CaseStatus,
     /// When it concluded: the closure, decline or redirection (when it happened).
     pub concluded_at: DateTime<Utc>,
 }
@@ -130,7 +130,7 @@ pub async fn past_retention(
             expired.push(Expired {
                 client_id,
                 organisation_id,
-                status: state.status.code().to_owned(),
+                status: state.status,
                 concluded_at,
             });
         }

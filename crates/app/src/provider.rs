@@ -31,9 +31,6 @@ use crate::policy;
 use crate::records::ReadContext;
 use crate::{CaseService, CommandError, CommandOptions, Denied, LoadedCase, StaffCommand};
 
-/// The read audit's name for a provider's list of connections.
-pub const PROVIDER_VIEW: &str = "provider_connections";
-
 /// What a provider may know of the person: their given name and family initial.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SharedPerson {
@@ -308,7 +305,14 @@ impl ProviderConnections {
             .map(|(client_id, person)| (person.organisation, *client_id))
             .collect();
         let client = self.cases.store().pool().get().await?;
-        crate::records::write_reads(&**client, principal, &reads, PROVIDER_VIEW, read).await
+        crate::records::write_reads(
+            &**client,
+            principal,
+            &reads,
+            crate::records::RecordView::ProviderConnections,
+            read,
+        )
+        .await
     }
 
     /// Ties a provider staff member of the administrator's organisation to a directory service

@@ -76,9 +76,7 @@ impl std::str::FromStr for ReadPurpose {
     type Err = String;
 
     fn from_str(code: &str) -> Result<ReadPurpose, String> {
-        ReadPurpose::ALL
-            .into_iter()
-            .find(|p| p.code() == code)
+        crate::by_code(&ReadPurpose::ALL, code, ReadPurpose::code)
             .ok_or_else(|| format!("not a purpose of a read: {code}"))
     }
 }
@@ -128,10 +126,28 @@ pub enum RecordView {
     /// The person's appointment reminders, listed for an administrator
     /// ([`crate::reminders::ReminderAdmin`]).
     Reminders,
+    /// A connection to a directory service, listed for the service's own staff
+    /// ([`crate::provider`]).
+    ProviderConnections,
 }
 
 impl RecordView {
-    pub(crate) fn code(self) -> &'static str {
+    /// Every view, in the order declared.
+    pub const ALL: [RecordView; 10] = [
+        RecordView::Record,
+        RecordView::Journey,
+        RecordView::ReferralStatus,
+        RecordView::Reads,
+        RecordView::Caseload,
+        RecordView::FhirServiceRequest,
+        RecordView::FhirTask,
+        RecordView::GpMessages,
+        RecordView::Reminders,
+        RecordView::ProviderConnections,
+    ];
+
+    /// The code, as the API and the read audit write it.
+    pub fn code(self) -> &'static str {
         match self {
             RecordView::Record => "record",
             RecordView::Journey => "journey",
@@ -142,7 +158,17 @@ impl RecordView {
             RecordView::FhirTask => "fhir_task",
             RecordView::GpMessages => "gp_messages",
             RecordView::Reminders => "reminders",
+            RecordView::ProviderConnections => "provider_connections",
         }
+    }
+}
+
+impl std::str::FromStr for RecordView {
+    type Err = String;
+
+    fn from_str(code: &str) -> Result<RecordView, String> {
+        crate::by_code(&RecordView::ALL, code, RecordView::code)
+            .ok_or_else(|| format!("not a view of a record: {code}"))
     }
 }
 
@@ -303,9 +329,8 @@ pub struct RecordRead {
     pub read_id: i64,
     pub staff_id: Uuid,
     pub role: Role,
-    /// `record`, `journey`, `referral_status`, `reads` (this list) or `caseload` (the name on a
-    /// caseload or triage queue).
-    pub view: String,
+    /// What was read: `reads` is this list, `caseload` the name on a caseload or triage queue.
+    pub view: RecordView,
     /// Why it was read, as the reader said.
     pub purpose: Option<ReadPurpose>,
     /// Why it was read in the reader's own words: only reads recorded before purposes were
@@ -333,7 +358,7 @@ pub(crate) async fn write_reads(
     client: &impl GenericClient,
     principal: &Principal,
     reads: &[(Uuid, Uuid)],
-    view: &str,
+    view: RecordView,
     read: &ReadContext,
 ) -> Result<(), AppError> {
     if reads.is_empty() {
@@ -349,7 +374,7 @@ pub(crate) async fn write_reads(
                 &clients,
                 &principal.staff_id.0,
                 &principal.role.as_str(),
-                &view,
+                &view.code(),
                 &read.purpose.map(ReadPurpose::code),
                 &read.request_id,
             ],
@@ -370,7 +395,7 @@ impl CaseService {
     ) -> Result<(), AppError> {
         let client = self.store().pool().get().await?;
         let reads = [(principal.organisation_id, client_id)];
-        write_reads(&**client, principal, &reads, view.code(), read).await
+        write_reads(&**client, principal, &reads, view, read).await
     }
 
     /// A client's record (status, personal details, referrals, consents and counts) for whoever
@@ -675,11 +700,12 @@ impl CaseService {
         for row in &rows {
             let role: String = row.get(2);
             let purpose: Option<String> = row.get(4);
+            let view: String = row.get(3);
             items.push(RecordRead {
                 read_id: row.get(0),
                 staff_id: row.get(1),
                 role: role.parse().map_err(unreadable)?,
-                view: row.get(3),
+                view: view.parse().map_err(unreadable)?,
                 purpose: purpose.map(|p| p.parse()).transpose().map_err(unreadable)?,
                 purpose_text: row.get(5),
                 request_id: row.get(6),

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::gp_outbox::{DispatchReport, DispatchSettings, Transport};
-use crate::outbox::{self, Attempted, Dispatch, Listed, Outbox, OutboxAdmin};
+use crate::outbox::{self, Attempted, Dispatch, Listed, Outbox, OutboxAdmin, OutboxStatus};
 use crate::{AppError, Clock};
 
 /// Where reminders are posted: a Notify-shaped service's base URL, its API key, and the
@@ -568,8 +568,7 @@ pub struct ReminderEntry {
     pub scheduled_for: DateTime<Utc>,
     /// `sms` or `email`, once sent.
     pub channel: Option<String>,
-    /// `pending`, `delivered`, `dead` or `withheld`.
-    pub status: String,
+    pub status: OutboxStatus,
     pub withheld_reason: Option<String>,
     pub attempts: i32,
     pub last_error: Option<String>,
@@ -584,20 +583,20 @@ impl Listed for ReminderEntry {
         status, withheld_reason, attempts, last_error, next_attempt_at, delivered_at";
     const ORDER: &'static str = "scheduled_for, message_id";
 
-    fn from_row(row: &tokio_postgres::Row) -> ReminderEntry {
-        ReminderEntry {
+    fn from_row(row: &tokio_postgres::Row) -> Result<ReminderEntry, AppError> {
+        Ok(ReminderEntry {
             message_id: row.get(0),
             client_id: row.get(1),
             appointment_id: row.get(2),
             scheduled_for: row.get(3),
             channel: row.get(4),
-            status: row.get(5),
+            status: OutboxStatus::of_row(row, 5)?,
             withheld_reason: row.get(6),
             attempts: row.get(7),
             last_error: row.get(8),
             next_attempt_at: row.get(9),
             delivered_at: row.get(10),
-        }
+        })
     }
 }
 

@@ -1016,28 +1016,35 @@ fn figures(value: &Value, path: &str, out: &mut BTreeMap<String, f64>) {
     }
 }
 
+/// A report that could not be read as figures: its serialisation failed, a fault of this
+/// build (never of the caller), which must not pass for a report with no figures.
+#[derive(Debug, thiserror::Error)]
+#[error("a report could not be read as figures: {0}")]
+pub struct FiguresError(#[from] serde_json::Error);
+
+/// Every number of `report` (anything serialisable as a report is) by a readable path.
+fn numbers_of(report: &impl Serialize) -> Result<BTreeMap<String, f64>, FiguresError> {
+    let mut out = BTreeMap::new();
+    figures(&serde_json::to_value(report)?, "", &mut out);
+    Ok(out)
+}
+
 /// Every number of a report by a readable path (`episodes.closed`, `measures.wemwbs.paired`,
 /// `referrals.by_source.gp.count`), leaving out what it is as of.
-pub fn numbers(report: &OutcomeReport) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
-    figures(
-        &serde_json::to_value(report).unwrap_or_default(),
-        "",
-        &mut out,
-    );
-    out
+///
+/// # Errors
+/// [`FiguresError`] when the report does not serialise.
+pub fn numbers(report: &OutcomeReport) -> Result<BTreeMap<String, f64>, FiguresError> {
+    numbers_of(report)
 }
 
 /// Compares two reports figure by figure.
-pub fn compare(a: OutcomeReport, b: OutcomeReport) -> Comparison {
-    let mut left = BTreeMap::new();
-    let mut right = BTreeMap::new();
-    figures(&serde_json::to_value(&a).unwrap_or_default(), "", &mut left);
-    figures(
-        &serde_json::to_value(&b).unwrap_or_default(),
-        "",
-        &mut right,
-    );
+///
+/// # Errors
+/// [`FiguresError`] when either report does not serialise.
+pub fn compare(a: OutcomeReport, b: OutcomeReport) -> Result<Comparison, FiguresError> {
+    let left = numbers_of(&a)?;
+    let right = numbers_of(&b)?;
     let mut names: Vec<&String> = left.keys().chain(right.keys()).collect();
     names.sort();
     names.dedup();
@@ -1053,12 +1060,12 @@ pub fn compare(a: OutcomeReport, b: OutcomeReport) -> Comparison {
         })
         .collect();
     let as_of = a.as_of.older(b.as_of);
-    Comparison {
+    Ok(Comparison {
         a,
         b,
         differences,
         as_of,
-    }
+    })
 }
 
 /// Applies small-number suppression to counts of people.
@@ -1503,7 +1510,7 @@ impl Reporting {
             .await?;
         suppress_outcomes(&mut a, &self.privacy);
         suppress_outcomes(&mut b, &self.privacy);
-        let mut comparison = compare(a, b);
+        let mut comparison = compare(a, b)?;
         comparison.as_of = self.freshness.recount(comparison.as_of).await?;
         Ok(comparison)
     }
@@ -1555,3 +1562,6 @@ impl Reporting {
         crate::export::comparison(&comparison, options)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -41,13 +41,52 @@ pub struct Snapshot {
     pub known_at: DateTime<Utc>,
     /// Only corrections recorded by then count.
     pub corrections_known_at: DateTime<Utc>,
-    /// `running`, `done` or `failed`.
-    pub state: String,
+    pub state: SnapshotState,
     /// Events of the log to read, and read so far.
     pub events_total: i64,
     pub events_done: i64,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Where a snapshot's build stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotState {
+    /// Being built (or waiting its turn): its report is not ready.
+    Running,
+    /// Built: its report can be read.
+    Done,
+    /// The build failed: start another.
+    Failed,
+}
+
+impl SnapshotState {
+    /// The stored name (`report_snapshots.state`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotState::Running => "running",
+            SnapshotState::Done => "done",
+            SnapshotState::Failed => "failed",
+        }
+    }
+}
+
+impl std::str::FromStr for SnapshotState {
+    type Err = AppError;
+
+    fn from_str(s: &str) -> Result<SnapshotState, AppError> {
+        let all = [
+            SnapshotState::Running,
+            SnapshotState::Done,
+            SnapshotState::Failed,
+        ];
+        crate::by_code(&all, s, SnapshotState::as_str).ok_or_else(|| {
+            AppError::Unexpected(anyhow::anyhow!(
+                "report_snapshots.state: {s:?} is not a snapshot state"
+            ))
+        })
+    }
 }
 
 /// A snapshot's report.
@@ -107,18 +146,18 @@ pub struct Snapshots {
     builders: Arc<tokio::sync::Semaphore>,
 }
 
-fn snapshot_from(row: &tokio_postgres::Row) -> Snapshot {
-    Snapshot {
+fn snapshot_from(row: &tokio_postgres::Row) -> Result<Snapshot, AppError> {
+    Ok(Snapshot {
         id: row.get("id"),
         rules_version: row.get("rules_version"),
         known_at: row.get("known_at"),
         corrections_known_at: row.get("corrections_known_at"),
-        state: row.get("state"),
+        state: row.get::<_, &str>("state").parse()?,
         events_total: row.get("events_total"),
         events_done: row.get("events_done"),
         created_at: row.get("created_at"),
         finished_at: row.get("finished_at"),
-    }
+    })
 }
 
 /// At most this many snapshots of one organisation are built or waiting at once (an
@@ -232,7 +271,7 @@ impl Snapshots {
     /// another organisation's or no such snapshot.
     pub async fn get(&self, principal: &Principal, id: Uuid) -> Result<Snapshot, AppError> {
         policy::may_read_reports(principal)?;
-        Ok(snapshot_from(&self.row(principal, id).await?))
+        snapshot_from(&self.row(principal, id).await?)
     }
 
     /// A built snapshot's report for `query`, suppressed.
@@ -247,7 +286,7 @@ impl Snapshots {
     ) -> Result<SnapshotReport, AppError> {
         policy::may_read_reports(principal)?;
         let row = self.row(principal, id).await?;
-        let snapshot = snapshot_from(&row);
+        let snapshot = snapshot_from(&row)?;
         let report = self.figures(principal, &row, query).await?;
         Ok(SnapshotReport { snapshot, report })
     }
@@ -311,8 +350,10 @@ impl Snapshots {
         for row in &rows {
             reports.push(self.figures(principal, row, query).await?);
         }
-        let steps: Vec<BTreeMap<String, f64>> =
-            reports.iter().map(crate::reports::numbers).collect();
+        let steps: Vec<BTreeMap<String, f64>> = reports
+            .iter()
+            .map(crate::reports::numbers)
+            .collect::<Result<_, _>>()?;
         let mut names: Vec<&String> = steps.iter().flat_map(|s| s.keys()).collect();
         names.sort();
         names.dedup();
@@ -341,10 +382,10 @@ impl Snapshots {
         Ok(ExplainedComparison {
             explanation: Explanation {
                 id,
-                published: snapshot_from(&rows[0]),
-                late_entries: snapshot_from(&rows[1]),
-                corrections: snapshot_from(&rows[2]),
-                current: snapshot_from(&rows[3]),
+                published: snapshot_from(&rows[0])?,
+                late_entries: snapshot_from(&rows[1])?,
+                corrections: snapshot_from(&rows[2])?,
+                current: snapshot_from(&rows[3])?,
             },
             published,
             now,
@@ -401,18 +442,18 @@ impl Snapshots {
         row: &tokio_postgres::Row,
         query: &ReportQuery,
     ) -> Result<OutcomeReport, AppError> {
-        let state: String = row.get("state");
+        let state: SnapshotState = row.get::<_, &str>("state").parse()?;
         let id: Uuid = row.get("id");
-        match state.as_str() {
-            "done" => {}
-            "running" => {
+        match state {
+            SnapshotState::Done => {}
+            SnapshotState::Running => {
                 return Err(AppError::NotReady(format!(
                     "report snapshot {id} is still being built ({} of {} events): ask again soon",
                     row.get::<_, i64>("events_done"),
                     row.get::<_, i64>("events_total")
                 )));
             }
-            _ => {
+            SnapshotState::Failed => {
                 return Err(AppError::NotReady(format!(
                     "report snapshot {id} failed; start another"
                 )));
@@ -587,24 +628,24 @@ impl Snapshots {
             .await?;
         drop(client);
         self.spawn_build(id, row.get("tag"), rules, known_at, corrections_known_at);
-        Ok(snapshot_from(&row))
+        snapshot_from(&row)
     }
 }
 
 /// Records how a snapshot's build ended: done, or failed with the error.
 async fn finish(store: &EventStore, id: Uuid, outcome: Result<(), AppError>) {
     let (state, error) = match &outcome {
-        Ok(()) => ("done", None),
+        Ok(()) => (SnapshotState::Done, None),
         Err(e) => {
             tracing::error!(snapshot = %id, error = %e, "a report snapshot failed");
-            ("failed", Some(e.to_string()))
+            (SnapshotState::Failed, Some(e.to_string()))
         }
     };
     if let Ok(client) = store.pool().get().await
         && let Err(e) = client
             .execute(
                 "UPDATE report_snapshots SET state = $2, error = $3, finished_at = now() WHERE id = $1",
-                &[&id, &state, &error],
+                &[&id, &state.as_str(), &error],
             )
             .await
     {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use domain::task::{TaskCommand, TaskId, TaskKind, TaskRaised, TaskRule};
-use domain::{ClientId, StaffId, TeamId};
+use domain::{CaseStatus, ClientId, StaffId, TeamId};
 use eventstore::Metadata;
 use projector::TaskRules;
 use projector::rules::CaseloadRules;
@@ -27,8 +27,8 @@ use crate::{AppError, CaseService, CommandError};
 pub struct CaseFacts {
     pub client_id: Uuid,
     pub organisation_id: Uuid,
-    /// `referred` or `open`.
-    pub status: String,
+    /// Referred or open (the maker reads no other).
+    pub status: CaseStatus,
     pub link_worker_id: Option<Uuid>,
     pub team_id: Option<Uuid>,
     pub referred_on: Option<NaiveDate>,
@@ -65,7 +65,7 @@ pub fn due_tasks(
         // A task belongs to a team: a referral no team has yet is the triage queue's.
         return due;
     }
-    let open = case.status == "open";
+    let open = case.status == CaseStatus::Open;
     let worker = case.link_worker_id;
     if open && worker.is_some() && rules.follow_up_due.enabled {
         for (instrument, taken) in &case.baseline_dates {
@@ -114,7 +114,7 @@ pub fn due_tasks(
             trigger: format!("{episode}/{}", case.did_not_attend),
         });
     }
-    if case.status == "referred"
+    if case.status == CaseStatus::Referred
         && rules.untriaged_referral.enabled
         && let Some(referred_on) = case.referred_on
         && rules.add_working_days(referred_on, rules.untriaged_referral.working_days) <= today
@@ -311,10 +311,13 @@ impl TaskMaker {
             .map(|row| {
                 let baseline_dates: serde_json::Value = row.get("baseline_dates");
                 let follow_ups: Vec<String> = row.get("follow_ups");
+                let status: String = row.get("status");
                 Ok(CaseFacts {
                     client_id: row.get("client_id"),
                     organisation_id: row.get("organisation_id"),
-                    status: row.get("status"),
+                    status: CaseStatus::from_code(&status).ok_or_else(|| {
+                        AppError::Unexpected(anyhow::anyhow!("caseload.status: {status:?}"))
+                    })?,
                     link_worker_id: row.get("link_worker_id"),
                     team_id: row.get("team_id"),
                     referred_on: row.get("referred_on"),
@@ -346,7 +349,7 @@ mod tests {
         CaseFacts {
             client_id: Uuid::from_u128(1),
             organisation_id: Uuid::from_u128(2),
-            status: "open".to_owned(),
+            status: CaseStatus::Open,
             link_worker_id: Some(Uuid::from_u128(3)),
             team_id: Some(Uuid::from_u128(4)),
             referred_on: Some(day("2026-09-01")),
@@ -415,7 +418,7 @@ mod tests {
         );
 
         let mut waiting = open_case();
-        waiting.status = "referred".into();
+        waiting.status = CaseStatus::Referred;
         waiting.link_worker_id = None;
         waiting.accepted_at = None;
         waiting.last_contact_at = None;

@@ -821,6 +821,7 @@ async fn run_admin(
             .add_staff(
                 organisation,
                 &NewStaffRequest {
+                    staff_id: None,
                     name,
                     role,
                     team_id: team,
@@ -985,7 +986,7 @@ async fn retention(
             "{}\t{}\t{}\tconcluded {}",
             record.client_id,
             record.organisation_id,
-            record.status,
+            record.status.code(),
             record.concluded_at.date_naive()
         );
         if apply {

@@ -7,7 +7,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use app::AppError;
-use app::outbox::{Listed, OutboxAdmin};
+use app::outbox::{Listed, OutboxAdmin, OutboxStatus};
 use app::sessions::ConsoleSession;
 use maud::{Markup, html};
 use uuid::Uuid;
@@ -93,11 +93,13 @@ async fn dead_letters<E: DeadLetters>(
     console: web::Data<Console>,
 ) -> HttpResponse {
     let session = signed_in!(req, console);
-    let status = done
-        .status
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .unwrap_or("dead");
+    let status = match done.status.as_deref().filter(|s| !s.is_empty()) {
+        None => OutboxStatus::Dead,
+        Some(status) => match status.parse::<OutboxStatus>() {
+            Ok(status) => status,
+            Err(e) => return failure(Some(&session), &e),
+        },
+    };
     match outbox::<E>(&console)
         .list(
             &session.principal,
@@ -107,12 +109,12 @@ async fn dead_letters<E: DeadLetters>(
         )
         .await
     {
-        Ok(rows) if status == "dead" => {
+        Ok(rows) if status == OutboxStatus::Dead => {
             let banner = (done.done.as_deref() == Some("replayed"))
                 .then(|| format!("The {} will be sent again", E::NOUN));
             page(StatusCode::OK, render(&session, &rows, banner.as_deref()))
         }
-        Ok(rows) => page(StatusCode::OK, listed(&session, status, &rows)),
+        Ok(rows) => page(StatusCode::OK, listed(&session, status.as_str(), &rows)),
         Err(e) => failure(Some(&session), &e),
     }
 }

@@ -760,7 +760,7 @@ pub fn audit(
                             tr class="nhsuk-table__row" {
                                 td class="nhsuk-table__cell" { (moment(read.read_at)) }
                                 td class="nhsuk-table__cell" { (name(read.staff_id)) }
-                                td class="nhsuk-table__cell" { (read.view.replace('_', " ")) }
+                                td class="nhsuk-table__cell" { (read.view.code().replace('_', " ")) }
                                 td class="nhsuk-table__cell" {
                                     @match (&read.purpose, &read.purpose_text) {
                                         (Some(p), _) => (domain::code(p).replace('_', " ")),

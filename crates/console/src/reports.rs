@@ -4,6 +4,8 @@
 //! The figures, their suppression and who may read them are the application's
 //! ([`app::reports::Reporting`]).
 
+use std::collections::BTreeMap;
+
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use app::AppError;
@@ -165,10 +167,17 @@ fn asked(form: &ReportForm) -> Result<Asked, Vec<FieldError>> {
 enum Figures {
     Outcomes(Box<OutcomeReport>),
     Gaps(GapReport),
-    Compare(Box<Comparison>),
+    Compare(Box<Compared>),
     /// The comparison, not asked for particular versions, while there is only one: nothing is
     /// wrong, there is nothing to compare yet.
     NothingToCompare,
+}
+
+/// A comparison with each side's figures by name, as its table shows them.
+struct Compared {
+    comparison: Comparison,
+    a: BTreeMap<String, f64>,
+    b: BTreeMap<String, f64>,
 }
 
 /// The figures `report` asks for, or what to put right (the application's refusals of a
@@ -200,7 +209,13 @@ async fn figures(
                 .reports
                 .compare(principal, query, a, b)
                 .await
-                .map(|c| Figures::Compare(Box::new(c))),
+                .and_then(|comparison| {
+                    Ok(Figures::Compare(Box::new(Compared {
+                        a: app::reports::numbers(&comparison.a)?,
+                        b: app::reports::numbers(&comparison.b)?,
+                        comparison,
+                    })))
+                }),
             _ if asked.a.is_none() && asked.b.is_none() => Ok(Figures::NothingToCompare),
             _ => Err(AppError::BadInput {
                 field: "a",
@@ -597,7 +612,8 @@ fn gaps(report: &GapReport, query: &str) -> Markup {
     }
 }
 
-fn comparison(c: &Comparison, form: &ReportForm) -> Markup {
+fn comparison(compared: &Compared, form: &ReportForm) -> Markup {
+    let c = &compared.comparison;
     let (a, b) = (c.a.rules_version, c.b.rules_version);
     let asked = ReportForm {
         a: a.to_string(),
@@ -609,7 +625,7 @@ fn comparison(c: &Comparison, form: &ReportForm) -> Markup {
         Report::Compare.csv_path(),
         asked.query_string(Report::Compare)
     );
-    let (numbers_a, numbers_b) = (app::reports::numbers(&c.a), app::reports::numbers(&c.b));
+    let (numbers_a, numbers_b) = (&compared.a, &compared.b);
     let shown = |n: Option<&f64>| n.map_or_else(|| "–".to_owned(), |v| trim(*v));
     html! {
         p class="nhsuk-body" {

@@ -33,6 +33,9 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
 #[derive(Default)]
 struct Entered {
     team_name: String,
+    /// The new account's id, drawn when the staff form is first shown and kept while it is put
+    /// right: the form sent twice adds one account.
+    staff_id: String,
     name: String,
     role: String,
     team_id: String,
@@ -43,6 +46,7 @@ impl Entered {
     fn from_fields(fields: &HashMap<String, String>) -> Entered {
         Entered {
             team_name: text(fields, "team_name"),
+            staff_id: text(fields, "staff_id"),
             name: text(fields, "name"),
             role: text(fields, "role"),
             team_id: text(fields, "team_id"),
@@ -80,6 +84,7 @@ impl Entered {
         };
         match role {
             Some(role) if errors.is_empty() => Ok(NewStaffRequest {
+                staff_id: Uuid::try_parse(&self.staff_id).ok(),
                 name: self.name.clone(),
                 role,
                 team_id,
@@ -180,6 +185,19 @@ async fn add_staff(
             "/console/admin/staff/{}?done=added",
             member.staff_id
         )),
+        // The form sent again once its account was added with other details (back, changed,
+        // sent): a new form adds another.
+        Err(AppError::Access(AccessError::Conflict { .. })) => {
+            let fresh = Entered {
+                staff_id: String::new(),
+                ..entered
+            };
+            let error = FieldError::new(
+                "name",
+                "This form already added a member of staff: check the details and add again",
+            );
+            show(&console, &session, &fresh, &[error], None).await
+        }
         Err(e) => {
             let field_of = |field: &str| match field {
                 "team_id" => "team_id",
@@ -193,6 +211,16 @@ async fn add_staff(
             }
         }
     }
+}
+
+/// The staff form's account id: drawn now for a new form, the one it had while it is put right.
+fn staff_id_field(entered: &Entered) -> Markup {
+    let staff_id = if entered.staff_id.is_empty() {
+        Uuid::now_v7().to_string()
+    } else {
+        entered.staff_id.clone()
+    };
+    html! { input type="hidden" name="staff_id" value=(staff_id); }
 }
 
 fn render(
@@ -243,6 +271,7 @@ fn render(
             h2 class="nhsuk-heading-m" { "Add a member of staff" }
             form method="post" action="/console/admin/staff" novalidate {
                 (csrf_field(who))
+                (staff_id_field(entered))
                 @let error = error_for(errors, "name");
                 div class=(group_class(error)) {
                     label class="nhsuk-label" for="name" { "Full name" }
@@ -308,6 +337,7 @@ mod tests {
             ("capacity", " 220 "),
         ]));
         let request = entered.staff().expect("reads");
+        assert_eq!(request.staff_id, None, "none drawn: the service draws one");
         assert_eq!(request.role.as_str(), "link_worker");
         assert_eq!(request.capacity, Some(220));
         assert!(request.team_id.is_some());
@@ -321,5 +351,37 @@ mod tests {
         let errors = wrong.staff().expect_err("three fields to put right");
         let named: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(named, ["role", "team_id", "capacity"]);
+    }
+
+    #[test]
+    fn the_staff_form_names_the_account_it_adds_so_sent_twice_it_adds_one() {
+        let id = "0193b0c4-0000-7000-8000-000000000001";
+        let entered = Entered::from_fields(&filled(&[
+            ("staff_id", id),
+            ("name", "Nia Worker"),
+            ("role", "auditor"),
+        ]));
+        assert_eq!(
+            entered.staff().expect("reads").staff_id,
+            Some(Uuid::parse_str(id).expect("an id"))
+        );
+        // Drawn for a new form, a new one each time; kept while the form is put right.
+        let value = |field: Markup| {
+            let field = field.into_string();
+            field
+                .split("value=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .map(str::to_owned)
+                .expect("a value")
+        };
+        let drawn = value(staff_id_field(&Entered::default()));
+        assert!(Uuid::try_parse(&drawn).is_ok(), "{drawn}");
+        assert_ne!(value(staff_id_field(&Entered::default())), drawn);
+        let kept = Entered {
+            staff_id: drawn.clone(),
+            ..Entered::default()
+        };
+        assert_eq!(value(staff_id_field(&kept)), drawn);
     }
 }

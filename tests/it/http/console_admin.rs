@@ -181,3 +181,48 @@ async fn an_administrator_sees_the_teams_and_adds_a_team_and_a_member_of_staff()
         "{theirs:?}"
     );
 }
+
+/// The staff form sent twice (a double click, a resend) adds one member of staff; the same form
+/// sent again with other details is refused at the name, and adds no one.
+#[tokio::test]
+async fn the_staff_form_sent_twice_adds_one_member_of_staff() {
+    let server = TestServer::start().await;
+    let session = sign_in(&server, &server.people.admin).await;
+    let (status, page) = get(&server, &session, "/console/admin/teams").await;
+    assert_eq!(status, 200);
+    let (csrf, staff_id) = (
+        super::console::hidden(&page, "csrf"),
+        super::console::hidden(&page, "staff_id"),
+    );
+    let form = |name: &'static str| {
+        [
+            ("csrf", csrf.clone()),
+            ("staff_id", staff_id.clone()),
+            ("name", name.to_owned()),
+            ("role", "auditor".to_owned()),
+        ]
+    };
+    let send = |name: &'static str| {
+        let (server, session, fields) = (&server, &session, form(name));
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            super::console::post_page(server, session, "/console/admin/staff", None, &fields).await
+        }
+    };
+    assert_eq!(send("Rhys Auditor").await.0, 303);
+    assert_eq!(send("Rhys Auditor").await.0, 303);
+    assert_eq!(
+        staff_named(&server, "Rhys Auditor").await,
+        [("auditor".to_owned(), None, None, true)]
+    );
+    let (status, page) = send("Rhys Auditer").await;
+    assert_eq!(status, 422, "{page}");
+    assert!(
+        page.contains("This form already added a member of staff"),
+        "{page}"
+    );
+    assert_eq!(staff_named(&server, "Rhys Auditer").await, []);
+    // The form shown again draws a new account id: sent, it adds that one.
+    assert_ne!(super::console::hidden(&page, "staff_id"), staff_id);
+    server.stop().await;
+}

@@ -509,3 +509,68 @@ async fn a_self_issued_token_goes_with_the_token_it_was_issued_with() {
     assert!(alive.is_empty(), "alive after revoking all: {alive:#?}");
     server.stop().await;
 }
+
+/// Adding a staff account is safe to retry: the same request naming its `staff_id` again adds
+/// nothing and answers with the account; the id with other details, or another account's id, is
+/// a 409 naming `staff_id`, and adds nothing either.
+#[tokio::test]
+async fn adding_staff_again_with_its_id_adds_nothing_and_other_details_conflict() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let staff_id = Uuid::new_v4();
+    let request = json!({
+        "staff_id": staff_id,
+        "name": "Bea Okonjo",
+        "role": "link_worker",
+        "team_id": people.lead.team_id,
+        "capacity": 220,
+    });
+    let first = server
+        .post(&people.admin, "/api/v1/staff", request.clone())
+        .await;
+    assert_eq!(first.status, 201, "{:#}", first.body);
+    assert_eq!(first.body["staff_id"], json!(staff_id));
+    let again = server
+        .post(&people.admin, "/api/v1/staff", request.clone())
+        .await;
+    assert_eq!(again.status, 201, "{:#}", again.body);
+    assert_eq!(again.body, first.body);
+
+    let mut other_details = request.clone();
+    other_details["capacity"] = json!(100);
+    let mut taken = request.clone();
+    taken["staff_id"] = json!(people.worker.staff_id);
+    for conflicting in [other_details, taken] {
+        let reply = server
+            .post(&people.admin, "/api/v1/staff", conflicting.clone())
+            .await;
+        assert_eq!(reply.status, 409, "{conflicting}: {:#}", reply.body);
+        assert_eq!(reply.body["type"], "urn:casebook:problem:conflict");
+        assert_eq!(
+            reply.body["errors"][0]["field"], "staff_id",
+            "{:#}",
+            reply.body
+        );
+    }
+    // One account of that name, as first asked; the other account untouched.
+    let owner = server.db.admin_client().await;
+    let accounts: Vec<(Uuid, Option<i32>)> = owner
+        .query(
+            "SELECT staff_id, capacity FROM staff WHERE name = 'Bea Okonjo'",
+            &[],
+        )
+        .await
+        .expect("staff")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(accounts, [(staff_id, Some(220))]);
+    let worker: String = testkit::query_value(
+        &owner,
+        "SELECT name FROM staff WHERE staff_id = $1",
+        &[&people.worker.staff_id],
+    )
+    .await;
+    assert_ne!(worker, "Bea Okonjo");
+    server.stop().await;
+}

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::extract::{Body, Caller, Params};
-use super::problem::{AdminErrors, ApiError, ReadErrors, RedemptionErrors};
+use super::problem::{AdminErrors, ApiError, CommandErrors, ReadErrors, RedemptionErrors};
 use app::access::{IssuedEnrolment, IssuedToken, Revoked, StaffMember};
 use app::admin::{
     Credentials, EnrolmentRequest, NewStaffRequest, NewTeamRequest, RedemptionRequest, StaffPage,
@@ -36,7 +36,7 @@ pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceCo
 macro_rules! created_route {
     (
         $(#[doc = $doc:literal])*
-        $name:ident, $path:literal, $request:ty => $created:ty,
+        $name:ident, $path:literal, $request:ty => $created:ty, $errors:ident,
         |$admin:ident, $caller:ident, $value:ident| $call:expr
     ) => {
         $(#[doc = $doc])*
@@ -44,7 +44,7 @@ macro_rules! created_route {
             tag = "admin",
             security(("bearer" = [])),
             request_body(content = $request, content_type = "application/json"),
-            responses((status = 201, body = $created), AdminErrors)
+            responses((status = 201, body = $created), $errors)
         )]
         #[post($path)]
         async fn $name(
@@ -89,7 +89,7 @@ macro_rules! staff_route {
 
 created_route!(
     /// Add a team to the administrator's organisation (or return the one of that name).
-    add_team, "/teams", NewTeamRequest => Team,
+    add_team, "/teams", NewTeamRequest => Team, AdminErrors,
     |admin, caller, body| admin.add_team(caller, body)
 );
 
@@ -128,7 +128,12 @@ async fn list_staff(
 
 created_route!(
     /// Add a staff account to the administrator's organisation.
-    add_staff, "/staff", NewStaffRequest => StaffMember,
+    ///
+    /// Sent again with the same `staff_id`, the same request adds nothing and answers with the
+    /// account.
+    // A command's problems: an administrative write's, and 409 for a `staff_id` that is
+    // another account's (or this one's with other details).
+    add_staff, "/staff", NewStaffRequest => StaffMember, CommandErrors,
     |admin, caller, body| admin.add_staff(caller, body)
 );
 
@@ -136,7 +141,7 @@ created_route!(
     /// Issue a bearer token to yourself (a second device, or to replace one about to expire). The
     /// token is shown once. Nobody issues a token for anyone else: an administrator makes an
     /// enrolment that its holder redeems.
-    issue_own_token, "/me/tokens", TokenRequest => IssuedToken,
+    issue_own_token, "/me/tokens", TokenRequest => IssuedToken, AdminErrors,
     |admin, caller, body| admin.issue_own_token(caller, body)
 );
 

@@ -4,7 +4,7 @@
 //! where the OpenAPI document describes each.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use app::outbox::{Listed, OutboxAdmin};
+use app::outbox::{Listed, OutboxAdmin, OutboxStatus};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -15,8 +15,8 @@ use super::problem::ApiError;
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct OutboxParams {
-    /// `pending`, `delivered`, `dead` (the dead letters, by default) or `withheld`.
-    status: Option<String>,
+    /// Which rows: the dead letters by default.
+    status: Option<OutboxStatus>,
     /// Rows (1 to 500, default 50).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
@@ -33,7 +33,7 @@ pub(super) async fn list<E: Listed>(
     if !(1..=app::MAX_LIMIT).contains(&limit) {
         return Err(ApiError::field("query.limit", "from 1 to 500"));
     }
-    let status = params.status.as_deref().unwrap_or("dead");
+    let status = params.status.unwrap_or(OutboxStatus::Dead);
     Ok(web::Json(
         outbox
             .list(

@@ -74,6 +74,13 @@ pub enum ApiError {
         detail: String,
         current_version: i64,
     },
+    /// The request names, by a field, something that exists as something else (a staff id
+    /// taken by another account): 409, naming the field.
+    #[error("{detail}")]
+    Taken {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -153,7 +160,9 @@ impl ApiError {
                     .to_owned(),
             ),
             ApiError::Unprocessable { .. } => ("urn:casebook:problem:refused", self.to_string()),
-            ApiError::Conflict { .. } => ("urn:casebook:problem:conflict", self.to_string()),
+            ApiError::Conflict { .. } | ApiError::Taken { .. } => {
+                ("urn:casebook:problem:conflict", self.to_string())
+            }
             ApiError::BadRequest { .. } => {
                 ("urn:casebook:problem:invalid-request", self.to_string())
             }
@@ -184,7 +193,9 @@ impl ApiError {
             current_version: None,
         };
         match self {
-            ApiError::BadRequest { errors, .. } => problem.errors = errors.clone(),
+            ApiError::BadRequest { errors, .. } | ApiError::Taken { errors, .. } => {
+                problem.errors = errors.clone()
+            }
             ApiError::Unprocessable { errors, rule, .. } => {
                 problem.errors = errors.clone();
                 problem.rule = Some(rule.clone());
@@ -206,7 +217,9 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Conflict { .. } | ApiError::NotReady(_) => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::Taken { .. } | ApiError::NotReady(_) => {
+                StatusCode::CONFLICT
+            }
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
@@ -331,6 +344,13 @@ impl From<AccessError> for ApiError {
     fn from(error: AccessError) -> Self {
         match error {
             AccessError::Invalid { field, message } => ApiError::invalid(field, message),
+            AccessError::Conflict { field, message } => ApiError::Taken {
+                detail: format!("{field}: {message}"),
+                errors: vec![FieldError {
+                    field: field.to_owned(),
+                    message,
+                }],
+            },
             AccessError::BadToken => ApiError::Unauthenticated(error.to_string()),
             AccessError::Database(e) => database_failure(&e),
             other => ApiError::Internal(other.to_string()),
@@ -414,7 +434,9 @@ const PROBLEM_RESPONSES: &[(&str, &str, &str)] = &[
     (
         "409",
         "Conflict",
-        "The record changed since the version given in If-Match; `current_version` says where it is now.",
+        "The record changed since the version given in If-Match; `current_version` says where it is now. \
+         (Adding a staff account: the `staff_id` given is another account's, or this one's with other \
+         details; `errors` names it.)",
     ),
     (
         "413",

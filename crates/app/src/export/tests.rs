@@ -28,7 +28,7 @@ fn share(code: &str, count: Option<i64>, percent: Option<f64>) -> Share {
 
 /// Twelve referrals, ten from GPs and two self-referred (suppressed, with the GPs' cell as its
 /// complement); one measure with a negative mean change, and one with bands.
-fn report() -> OutcomeReport {
+pub(crate) fn report() -> OutcomeReport {
     OutcomeReport {
         rules_version: 3,
         from: NaiveDate::from_ymd_opt(2025, 1, 1),

@@ -271,8 +271,53 @@ fn add_link_worker<'a>(organisation: &'a str, team: &'a str) -> [&'a str; 10] {
     ]
 }
 
-async fn closed_client(store: &eventstore::EventStore, years: i64) -> uuid::Uuid {
+/// A link worker of an organisation of `db` (made once, as an operator would): the staff a
+/// client's assignment names, who must exist.
+async fn link_worker(db: &testkit::TestDb) -> (uuid::Uuid, domain::StaffId, domain::TeamId) {
+    let owner = db.admin_client().await;
+    let operator = app::admin::Operator::new(&owner);
+    let organisation = operator
+        .add_organisation("Retention tests")
+        .await
+        .expect("an organisation");
+    let team = operator
+        .add_team(organisation, "Frome")
+        .await
+        .expect("a team");
+    let staff = app::access::list_staff(&owner, organisation, None, 1)
+        .await
+        .expect("the staff");
+    let worker = match staff.first() {
+        Some(worker) => worker.staff_id,
+        None => {
+            let request = app::admin::NewStaffRequest {
+                staff_id: None,
+                name: "Sam Okafor".to_owned(),
+                role: app::access::Role::LinkWorker,
+                team_id: Some(team.team_id),
+                capacity: None,
+            };
+            operator
+                .add_staff(organisation, &request)
+                .await
+                .expect("a link worker")
+                .staff_id
+        }
+    };
+    (
+        organisation,
+        domain::StaffId(worker),
+        domain::TeamId(team.team_id),
+    )
+}
+
+async fn closed_client(
+    db: &testkit::TestDb,
+    store: &eventstore::EventStore,
+    years: i64,
+) -> uuid::Uuid {
     use domain::*;
+    let (organisation, worker, team) = link_worker(db).await;
     let cases = app::CaseService::new(store.clone());
     let client = uuid::Uuid::new_v4();
     let at = chrono::Utc::now() - chrono::Duration::days(years * 366);
@@ -295,8 +340,8 @@ async fn closed_client(store: &eventstore::EventStore, years: i64) -> uuid::Uuid
             referral_id: referral,
         }),
         CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
-            link_worker_id: StaffId(uuid::Uuid::new_v4()),
-            team_id: TeamId(uuid::Uuid::new_v4()),
+            link_worker_id: worker,
+            team_id: team,
         }),
         CaseCommand::CloseCase(testing::goals_met()),
     ];
@@ -304,7 +349,7 @@ async fn closed_client(store: &eventstore::EventStore, years: i64) -> uuid::Uuid
         let metadata = eventstore::Metadata {
             actor_id: uuid::Uuid::new_v4(),
             actor_role: "team_lead".to_owned(),
-            organisation_id: uuid::Uuid::from_u128(7),
+            organisation_id: organisation,
             correlation_id: uuid::Uuid::new_v4(),
             causation_id: None,
             occurred_at: at,
@@ -321,8 +366,8 @@ async fn closed_client(store: &eventstore::EventStore, years: i64) -> uuid::Uuid
 async fn retention_and_erase_run_from_the_command_line_under_the_configured_master_key() {
     let (db, key, store) = sealed_store().await;
     let url = database_url(&db);
-    let old = closed_client(&store, 9).await;
-    let recent = closed_client(&store, 2).await;
+    let old = closed_client(&db, &store, 9).await;
+    let recent = closed_client(&db, &store, 2).await;
     let data_dir = process::scratch("retention");
     let encoded = key.to_base64();
     let env = [
@@ -374,7 +419,7 @@ async fn retention_and_erase_run_from_the_command_line_under_the_configured_mast
     let other = eventstore::MasterKey::generate().expect("a key");
     let other_encoded = other.to_base64();
     // Make a third client's key under the first master key still live, so the check has one.
-    closed_client(&store, 1).await;
+    closed_client(&db, &store, 1).await;
     let out = casebook(
         &data_dir,
         &["verify"],
@@ -405,8 +450,8 @@ async fn key_rotate_rewraps_every_data_key_under_the_new_master_key() {
         eventstore::EventStore::new(db.app_pool(2), app::upcasters())
             .with_protection(app::privacy::protection(key.clone()))
     };
-    let client = closed_client(&store_under(&old), 1).await;
-    let erased = closed_client(&store_under(&old), 1).await;
+    let client = closed_client(&db, &store_under(&old), 1).await;
+    let erased = closed_client(&db, &store_under(&old), 1).await;
     let data_dir = process::scratch("rotate");
     std::fs::create_dir_all(&data_dir).expect("data dir");
     let old_text = old.to_base64();
@@ -740,8 +785,8 @@ async fn serve_with_a_replica_url_reads_from_the_replica() {
 async fn anchor_then_verify_with_the_anchor_file_catches_a_deleted_event() {
     let (db, master, store) = sealed_store().await;
     let url = database_url(&db);
-    let first = closed_client(&store, 1).await;
-    closed_client(&store, 1).await;
+    let first = closed_client(&db, &store, 1).await;
+    closed_client(&db, &store, 1).await;
     let data_dir = process::scratch("anchor");
     std::fs::create_dir_all(&data_dir).expect("data dir");
     let anchor_file = data_dir.join("anchors.jsonl");
