@@ -640,6 +640,7 @@ async fn rebuild_for_bench(
     let target = match model {
         devtools::ReadModel::Caseload => RebuildTarget::Caseload,
         devtools::ReadModel::Outcomes { rules } => RebuildTarget::Outcomes { rules },
+        devtools::ReadModel::Tasks => RebuildTarget::Tasks,
         devtools::ReadModel::All { rules } => RebuildTarget::All { rules },
     };
     let options = RebuildOptions {
