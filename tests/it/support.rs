@@ -354,7 +354,30 @@ pub fn wemwbs_answers(total: i32) -> Vec<i32> {
     answers
 }
 
-/// Intake of a new client (Ada Example, with an NHS number) with one referral.
+/// A valid NHS number (ten digits, the last its modulus 11 check digit) made from `id`: each
+/// client a test registers gets their own, as an organisation holds one record per NHS number.
+pub fn nhs_number_for(id: Uuid) -> String {
+    let mut base = id.as_u128() % 1_000_000_000;
+    loop {
+        let digits: Vec<u32> = format!("{base:09}")
+            .chars()
+            .map(|c| c.to_digit(10).unwrap_or(0))
+            .collect();
+        let sum: u32 = digits
+            .iter()
+            .enumerate()
+            .map(|(i, d)| d * (10 - i as u32))
+            .sum();
+        let check = (11 - sum % 11) % 11;
+        if check != 10 {
+            return format!("{base:09}{check}");
+        }
+        base = (base + 1) % 1_000_000_000;
+    }
+}
+
+/// Intake of a new client (Ada Example, with an NHS number of their own, [`nhs_number_for`]
+/// the client) with one referral.
 pub fn new_client_intake(
     client: domain::ClientId,
     referral_id: domain::ReferralId,
@@ -370,7 +393,9 @@ pub fn new_client_intake(
                 given_name: "Ada".to_owned(),
                 family_name: "Example".to_owned(),
                 date_of_birth: chrono::NaiveDate::from_ymd_opt(1950, 5, 17),
-                nhs_number: Some(NhsNumber::parse("9434765919").expect("a valid NHS number")),
+                nhs_number: Some(
+                    NhsNumber::parse(&nhs_number_for(client.0)).expect("a valid NHS number"),
+                ),
                 phone: None,
                 email: None,
                 address: None,
