@@ -357,23 +357,21 @@ pub fn wemwbs_answers(total: i32) -> Vec<i32> {
 /// A valid NHS number (ten digits, the last its modulus 11 check digit) made from `id`: each
 /// client a test registers gets their own, as an organisation holds one record per NHS number.
 pub fn nhs_number_for(id: Uuid) -> String {
-    let mut base = id.as_u128() % 1_000_000_000;
-    loop {
-        let digits: Vec<u32> = format!("{base:09}")
-            .chars()
-            .map(|c| c.to_digit(10).unwrap_or(0))
-            .collect();
-        let sum: u32 = digits
-            .iter()
-            .enumerate()
-            .map(|(i, d)| d * (10 - i as u32))
-            .sum();
-        let check = (11 - sum % 11) % 11;
-        if check != 10 {
-            return format!("{base:09}{check}");
-        }
-        base = (base + 1) % 1_000_000_000;
-    }
+    // The first eight digits are the id's last eight (distinct ids in a test differ there);
+    // the ninth is the first that makes a check digit (one in eleven makes none).
+    let stem = id.as_u128() % 100_000_000;
+    (0..10)
+        .find_map(|ninth| {
+            let base = format!("{:09}", stem * 10 + ninth);
+            let sum: u32 = base
+                .chars()
+                .enumerate()
+                .map(|(i, c)| c.to_digit(10).unwrap_or(0) * (10 - i as u32))
+                .sum();
+            let check = (11 - sum % 11) % 11;
+            (check != 10).then(|| format!("{base}{check}"))
+        })
+        .expect("one of two ninth digits makes a check digit")
 }
 
 /// Intake of a new client (Ada Example, with an NHS number of their own, [`nhs_number_for`]
