@@ -786,6 +786,83 @@ async fn an_append_wakes_a_listening_subscriber_without_waiting_for_the_poll() {
     assert_eq!(woken, vec![second]);
 }
 
+/// One stream per lookup tag (V38): a new stream whose append carries a tag another stream
+/// holds fails as a whole (nothing written), and of two racing, one wins.
+#[tokio::test]
+async fn a_lookup_tag_is_one_stream_s_and_an_append_that_would_share_it_writes_nothing() {
+    let (_db, store) = crate::support::store_with_db(4).await;
+    let tag = store
+        .lookup_tag("nhs-number:a", "9434765919")
+        .await
+        .expect("a tag")
+        .expect("a sealing store");
+    let tagged = |stream: Uuid| eventstore::AppendRequest {
+        lookups: Some(vec![tag]),
+        ..request(stream, ExpectedVersion::NoStream, vec![contact(1)])
+    };
+    let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+    store.append(tagged(first)).await.expect("the first");
+    let refused = store.append(tagged(second)).await;
+    assert!(
+        matches!(refused, Err(eventstore::StoreError::LookupTaken { stream_id }) if stream_id == second),
+        "{refused:?}"
+    );
+    assert!(
+        store
+            .read_stream(second, 1, None)
+            .await
+            .expect("read")
+            .is_empty(),
+        "nothing written"
+    );
+    assert_eq!(store.streams_tagged(&tag).await.expect("tagged"), [first]);
+    // The holder appends again with its tag: still its own.
+    store
+        .append(eventstore::AppendRequest {
+            lookups: Some(vec![tag]),
+            ..request(first, ExpectedVersion::Exact(1), vec![contact(2)])
+        })
+        .await
+        .expect("the holder again");
+
+    // Racing: one of two new streams gets the tag, the other nothing.
+    let other = store
+        .lookup_tag("nhs-number:a", "9990000018")
+        .await
+        .expect("a tag")
+        .expect("a sealing store");
+    for _ in 0..5 {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let race = |stream: Uuid| {
+            let store = store.clone();
+            async move {
+                store
+                    .append(eventstore::AppendRequest {
+                        lookups: Some(vec![other]),
+                        ..request(stream, ExpectedVersion::NoStream, vec![contact(1)])
+                    })
+                    .await
+            }
+        };
+        let (ra, rb) = tokio::join!(race(a), race(b));
+        assert_eq!(
+            usize::from(ra.is_ok()) + usize::from(rb.is_ok()),
+            1,
+            "{ra:?} {rb:?}"
+        );
+        let held = store.streams_tagged(&other).await.expect("tagged");
+        assert_eq!(held, [if ra.is_ok() { a } else { b }]);
+        // Free the tag for the next round: the holder's number is corrected away.
+        store
+            .append(eventstore::AppendRequest {
+                lookups: Some(vec![]),
+                ..request(held[0], ExpectedVersion::Exact(1), vec![contact(2)])
+            })
+            .await
+            .expect("untagged");
+    }
+}
+
 /// Lookup tags: keyed by the master key's lookup key (the same value and purpose give the same
 /// tag, another purpose another), written by the append that carries them and replaced by the
 /// next that does, left by one that does not, deleted with the stream's key at erasure, and still

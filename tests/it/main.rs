@@ -1,6 +1,7 @@
 //! The system test suite: real PostgreSQL (a private cluster per target dir), no mocks.
 
 mod anchor;
+mod bench_tasks;
 mod browser;
 mod cases;
 mod commit_durability;

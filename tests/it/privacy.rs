@@ -505,7 +505,10 @@ async fn client_concluded(cases: &app::CaseService, steps: &[(&str, DateTime<Utc
         let referral = domain::ReferralId(Uuid::new_v4());
         let commands: Vec<CaseCommand> = match *step {
             "referred" | "re-referred" => {
-                let client_details: Value = intake_body(referral.0)["client"].clone();
+                let mut client_details: Value = intake_body(referral.0)["client"].clone();
+                // One record per NHS number: each person their own.
+                client_details["personal"]["nhs_number"] =
+                    json!(crate::support::nhs_number_for(client));
                 let mut referral_body: Value = intake_body(referral.0)["referral"].clone();
                 referral_body["received_on"] = json!(at.date_naive());
                 vec![CaseCommand::Intake {

@@ -420,7 +420,28 @@ pub fn wemwbs_answers(total: i32) -> Vec<i32> {
     answers
 }
 
-/// Intake of a new client (Ada Example, with an NHS number) with one referral.
+/// A valid NHS number (ten digits, the last its modulus 11 check digit) made from `id`: each
+/// client a test registers gets their own, as an organisation holds one record per NHS number.
+pub fn nhs_number_for(id: Uuid) -> String {
+    // The first eight digits are the id's last eight (distinct ids in a test differ there);
+    // the ninth is the first that makes a check digit (one in eleven makes none).
+    let stem = id.as_u128() % 100_000_000;
+    (0..10)
+        .find_map(|ninth| {
+            let base = format!("{:09}", stem * 10 + ninth);
+            let sum: u32 = base
+                .chars()
+                .enumerate()
+                .map(|(i, c)| c.to_digit(10).unwrap_or(0) * (10 - i as u32))
+                .sum();
+            let check = (11 - sum % 11) % 11;
+            (check != 10).then(|| format!("{base}{check}"))
+        })
+        .expect("one of two ninth digits makes a check digit")
+}
+
+/// Intake of a new client (Ada Example, with an NHS number of their own, [`nhs_number_for`]
+/// the client) with one referral.
 pub fn new_client_intake(
     client: domain::ClientId,
     referral_id: domain::ReferralId,
@@ -436,7 +457,9 @@ pub fn new_client_intake(
                 given_name: "Ada".to_owned(),
                 family_name: "Example".to_owned(),
                 date_of_birth: chrono::NaiveDate::from_ymd_opt(1950, 5, 17),
-                nhs_number: Some(NhsNumber::parse("9434765919").expect("a valid NHS number")),
+                nhs_number: Some(
+                    NhsNumber::parse(&nhs_number_for(client.0)).expect("a valid NHS number"),
+                ),
                 phone: None,
                 email: None,
                 address: None,

@@ -140,6 +140,8 @@ pub struct DispatchReport {
     pub failed: u32,
     pub dead_lettered: u32,
     pub withheld: u32,
+    /// Reminders held, nothing being configured to send them by (no attempt counted).
+    pub held: u32,
 }
 
 /// The message as FHIR R4: a `Communication` (a notification) about the person (by NHS number)

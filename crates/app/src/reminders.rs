@@ -35,8 +35,8 @@ pub struct NotifyEndpoint {
     pub base_url: String,
     /// Sent as `Authorization: Bearer <key>`; never logged, never shown.
     pub api_key: String,
-    /// The templates this service made at the notification service (none configured: the
-    /// reminder rules' defaults).
+    /// The templates this service made at the notification service (a channel with none
+    /// configured holds its reminders).
     pub templates: NotifyTemplates,
 }
 
@@ -51,42 +51,82 @@ impl std::fmt::Debug for NotifyEndpoint {
 }
 
 /// The template ids a service configured for its reminders, by channel (`serve
-/// --notify-sms-template`, `--notify-email-template`).
+/// --notify-sms-template`, `--notify-email-template`). There is no default: a channel without
+/// one holds its reminders ([`Held`]) until the service is started with one.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NotifyTemplates {
     pub sms: Option<String>,
     pub email: Option<String>,
 }
 
+/// Why a due reminder is held rather than sent: it stays pending, no attempt is counted and it
+/// is never dead-lettered for it; a dispatcher configured to send it sends it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// No template id is configured for text messages.
+    NoSmsTemplate,
+    /// No template id is configured for emails.
+    NoEmailTemplate,
+    /// No notification service is configured at all.
+    NoNotifyService,
+}
+
+impl Held {
+    /// Every reason.
+    pub const ALL: [Held; 3] = [
+        Held::NoSmsTemplate,
+        Held::NoEmailTemplate,
+        Held::NoNotifyService,
+    ];
+
+    /// Its code, as `reminder_outbox.held_reason` and the lists show it.
+    pub fn code(self) -> &'static str {
+        match self {
+            Held::NoSmsTemplate => "no_sms_template",
+            Held::NoEmailTemplate => "no_email_template",
+            Held::NoNotifyService => "no_notify_service",
+        }
+    }
+
+    /// The reason of a code, as [`Held::code`] writes it.
+    pub fn from_code(code: &str) -> Option<Held> {
+        Held::ALL.into_iter().find(|held| held.code() == code)
+    }
+
+    /// What is missing, in words, with the setting that supplies it.
+    pub fn words(self) -> &'static str {
+        match self {
+            Held::NoSmsTemplate => "no text message template is configured (--notify-sms-template)",
+            Held::NoEmailTemplate => "no email template is configured (--notify-email-template)",
+            Held::NoNotifyService => "no notification service is configured (--notify-url)",
+        }
+    }
+}
+
 impl NotifyTemplates {
-    /// The template a reminder by `channel` goes with: the configured one, else the reminder
-    /// rules' default.
+    /// The template a reminder by `channel` goes with: the one configured.
     ///
     /// # Errors
-    /// Neither names one: the words for the attempts audit and the dead-letter page, saying
-    /// how to configure it.
-    pub fn template_id(
-        &self,
-        channel: ContactChannel,
-        rules: &ReminderRules,
-    ) -> Result<String, String> {
-        let (configured, default, flag) = match channel {
-            ContactChannel::Sms => (&self.sms, &rules.sms, "--notify-sms-template"),
-            ContactChannel::Email => (&self.email, &rules.email, "--notify-email-template"),
+    /// None is configured for the channel: the reminder is held.
+    pub fn template_id(&self, channel: ContactChannel) -> Result<String, Held> {
+        let (configured, held) = match channel {
+            ContactChannel::Sms => (&self.sms, Held::NoSmsTemplate),
+            ContactChannel::Email => (&self.email, Held::NoEmailTemplate),
         };
         configured
             .as_ref()
-            .or(default.template_id.as_ref())
             .map(|id| id.trim().to_owned())
             .filter(|id| !id.is_empty())
-            .ok_or_else(|| {
-                format!(
-                    "no {} template id is configured for reminders: start the service with {flag} \
-                     (or CASEBOOK_NOTIFY_{}_TEMPLATE)",
-                    domain::code(&channel),
-                    domain::code(&channel).to_uppercase()
-                )
-            })
+            .ok_or(held)
+    }
+
+    /// The reasons a dispatcher with these templates still cannot send a held reminder for.
+    fn still_held(&self) -> Vec<&'static str> {
+        [ContactChannel::Sms, ContactChannel::Email]
+            .into_iter()
+            .filter_map(|channel| self.template_id(channel).err())
+            .map(Held::code)
+            .collect()
     }
 }
 
@@ -280,7 +320,7 @@ struct Failure {
 
 impl ReminderDispatcher {
     /// A dispatcher over `store`, timed by `clock`, sending through `transport` to `notify`
-    /// (none: every due reminder fails, and is dead-lettered in the end).
+    /// (none: every due reminder is held, `no_notify_service`).
     pub fn new(
         store: EventStore,
         clock: Clock,
@@ -331,6 +371,12 @@ impl ReminderDispatcher {
     async fn lease(&self) -> Result<Vec<LeasedReminder>, AppError> {
         let now = self.dispatch.clock.now();
         let until = self.dispatch.lease_until(now);
+        // Held reminders this dispatcher could not send either are passed by (they keep their
+        // place and their reason); one it can send (its template configured now) it takes.
+        let still_held: Vec<&str> = match &self.notify {
+            None => Held::ALL.iter().map(|h| h.code()).collect(),
+            Some(notify) => notify.templates.still_held(),
+        };
         let client = self.dispatch.store.pool().get().await?;
         let rows = client
             .query(
@@ -338,12 +384,19 @@ impl ReminderDispatcher {
                    SELECT message_id FROM reminder_outbox \
                    WHERE status = 'pending' AND next_attempt_at <= $1 \
                      AND (leased_until IS NULL OR leased_until <= $1) \
+                     AND (held_reason IS NULL OR NOT held_reason = ANY($5)) \
                    ORDER BY next_attempt_at, message_id LIMIT $2 \
                    FOR UPDATE SKIP LOCKED) \
                  UPDATE reminder_outbox o SET leased_until = $3, lease_holder = $4 FROM due \
                  WHERE o.message_id = due.message_id \
                  RETURNING o.message_id, o.client_id, o.appointment_id, o.scheduled_for, o.attempts",
-                &[&now, &self.dispatch.settings.batch, &until, &self.dispatch.holder],
+                &[
+                    &now,
+                    &self.dispatch.settings.batch,
+                    &until,
+                    &self.dispatch.holder,
+                    &still_held,
+                ],
             )
             .await?;
         Ok(rows
@@ -422,26 +475,26 @@ impl ReminderDispatcher {
                 return Ok(());
             }
         };
-        let outcome = match &self.notify {
-            None => Err::<Option<u16>, _>(Failure {
-                status: None,
-                error: "no notification service is configured".to_owned(),
-                permanent: false,
-            }),
-            Some(notify) => match notify.templates.template_id(channel, rules) {
-                // Not configured: tried again (the service may be restarted with one) until
-                // the last attempt, saying how to configure it.
-                Err(error) => Err(Failure {
-                    status: None,
-                    error,
-                    permanent: false,
-                }),
-                Ok(template_id) => {
-                    let to = (channel, address.as_str());
-                    self.post(reminder, notify, to, (scheduled_for, mode), &template_id)
-                        .await?
-                }
-            },
+        let template = match &self.notify {
+            None => Err(Held::NoNotifyService),
+            Some(notify) => notify
+                .templates
+                .template_id(channel)
+                .map(|template_id| (notify, template_id)),
+        };
+        let outcome = match template {
+            // Not configured: held, pending, until a dispatcher configured to send it runs (the
+            // service started again with the template). No attempt is counted.
+            Err(held) => {
+                self.hold(reminder, held).await?;
+                report.held += 1;
+                return Ok(());
+            }
+            Ok((notify, template_id)) => {
+                let to = (channel, address.as_str());
+                self.post(reminder, notify, to, (scheduled_for, mode), &template_id)
+                    .await?
+            }
         };
         let outcome = match outcome {
             Err(failure) => Err(failure),
@@ -516,6 +569,25 @@ impl ReminderDispatcher {
         )
     }
 
+    /// Held (see [`Held`]): pending still, with why, due as it was; no attempt counted.
+    async fn hold(&self, reminder: &LeasedReminder, held: Held) -> Result<(), AppError> {
+        let client = self.dispatch.store.pool().get().await?;
+        client
+            .execute(
+                "UPDATE reminder_outbox SET held_reason = $3, \
+                 leased_until = NULL, lease_holder = NULL \
+                 WHERE message_id = $1 AND lease_holder = $2 AND status = 'pending'",
+                &[&reminder.message_id, &self.dispatch.holder, &held.code()],
+            )
+            .await?;
+        tracing::info!(
+            message_id = %reminder.message_id,
+            reason = held.code(),
+            "a reminder is held: nothing is configured to send it by"
+        );
+        Ok(())
+    }
+
     /// Not yet (the appointment's time was corrected since the reminder was written, or it is
     /// quiet hours): it waits (no attempt counted).
     async fn waits(
@@ -528,7 +600,7 @@ impl ReminderDispatcher {
         client
             .execute(
                 "UPDATE reminder_outbox SET scheduled_for = $3, next_attempt_at = $4, \
-                 leased_until = NULL, lease_holder = NULL \
+                 leased_until = NULL, lease_holder = NULL, held_reason = NULL \
                  WHERE message_id = $1 AND lease_holder = $2 AND status = 'pending'",
                 &[
                     &reminder.message_id,
@@ -542,14 +614,14 @@ impl ReminderDispatcher {
     }
 
     /// Renews this dispatcher's lease on `reminder` from now, if it still holds it: false when
-    /// the lease ran out (another dispatcher may have it now).
+    /// the lease ran out (another dispatcher may have it now). It is being sent: no longer held.
     async fn still_leased(&self, reminder: &LeasedReminder) -> Result<bool, AppError> {
         let now = self.dispatch.clock.now();
         let until = self.dispatch.lease_until(now);
         let client = self.dispatch.store.pool().get().await?;
         let renewed = client
             .execute(
-                "UPDATE reminder_outbox SET leased_until = $3 \
+                "UPDATE reminder_outbox SET leased_until = $3, held_reason = NULL \
                  WHERE message_id = $1 AND lease_holder = $2 AND leased_until > $4 \
                  AND status = 'pending'",
                 &[&reminder.message_id, &self.dispatch.holder, &until, &now],
@@ -570,6 +642,10 @@ pub struct ReminderEntry {
     pub channel: Option<String>,
     pub status: OutboxStatus,
     pub withheld_reason: Option<String>,
+    /// Why a pending reminder is held rather than sent (`no_sms_template`,
+    /// `no_email_template`, `no_notify_service`): it goes once the service is started with
+    /// what it lacks.
+    pub held_reason: Option<String>,
     pub attempts: i32,
     pub last_error: Option<String>,
     /// When it is (or was last) due.
@@ -580,7 +656,7 @@ pub struct ReminderEntry {
 impl Listed for ReminderEntry {
     const OUTBOX: Outbox = outbox::REMINDERS;
     const COLUMNS: &'static str = "message_id, client_id, appointment_id, scheduled_for, channel, \
-        status, withheld_reason, attempts, last_error, next_attempt_at, delivered_at";
+        status, withheld_reason, attempts, last_error, next_attempt_at, delivered_at, held_reason";
     const ORDER: &'static str = "scheduled_for, message_id";
 
     fn from_row(row: &tokio_postgres::Row) -> Result<ReminderEntry, AppError> {
@@ -596,6 +672,7 @@ impl Listed for ReminderEntry {
             last_error: row.get(8),
             next_attempt_at: row.get(9),
             delivered_at: row.get(10),
+            held_reason: row.get(11),
         })
     }
 }
@@ -771,24 +848,21 @@ mod tests {
 
     #[test]
     fn the_notification_is_notify_shaped_with_the_reminder_as_reference() {
-        let rules = ReminderRules::latest().expect("rules");
         let id = Uuid::from_u128(77);
-        let template = NotifyTemplates::default()
-            .template_id(ContactChannel::Sms, &rules)
-            .expect("the rules' default");
+        let template = "0f8e6a52-1111-4c2e-9d3b-7a1e2c3d4e5f";
         let body = notification(
             id,
             ContactChannel::Sms,
             "07700 900123",
             utc("2026-07-08T13:30:00Z"),
             ContactMode::Phone,
-            &template,
+            template,
         );
         assert_eq!(
             body,
             json!({
                 "phone_number": "07700 900123",
-                "template_id": rules.sms.template_id,
+                "template_id": template,
                 "personalisation": { "date": "Wednesday 8 July", "time": "2:30pm", "how": "phone" },
                 "reference": id.to_string(),
             })
@@ -806,33 +880,29 @@ mod tests {
     }
 
     #[test]
-    fn a_reminder_template_is_the_service_s_own_else_the_rules_default_else_an_error() {
-        let rules = ReminderRules::latest().expect("rules");
+    fn a_reminder_template_is_the_service_s_own_and_without_one_the_reminder_is_held() {
         let configured = NotifyTemplates {
             sms: Some("0f8e6a52-1111-4c2e-9d3b-7a1e2c3d4e5f".to_owned()),
-            email: None,
+            email: Some("  ".to_owned()),
         };
         assert_eq!(
-            configured.template_id(ContactChannel::Sms, &rules),
+            configured.template_id(ContactChannel::Sms),
             Ok("0f8e6a52-1111-4c2e-9d3b-7a1e2c3d4e5f".to_owned())
         );
+        // A blank one is none: held, never a placeholder.
         assert_eq!(
-            configured.template_id(ContactChannel::Email, &rules).ok(),
-            rules.email.template_id.clone()
+            configured.template_id(ContactChannel::Email),
+            Err(Held::NoEmailTemplate)
         );
-        // Rules without a default, and nothing configured: a send says how to configure it.
-        let mut bare = rules.clone();
-        bare.sms.template_id = None;
-        bare.email.template_id = Some("  ".to_owned());
+        assert_eq!(configured.still_held(), vec!["no_email_template"]);
         let none = NotifyTemplates::default();
-        let sms = none
-            .template_id(ContactChannel::Sms, &bare)
-            .expect_err("no template");
-        assert!(sms.contains("--notify-sms-template"), "{sms}");
-        assert!(sms.contains("CASEBOOK_NOTIFY_SMS_TEMPLATE"), "{sms}");
-        let email = none
-            .template_id(ContactChannel::Email, &bare)
-            .expect_err("a blank one is none");
-        assert!(email.contains("--notify-email-template"), "{email}");
+        assert_eq!(
+            none.template_id(ContactChannel::Sms),
+            Err(Held::NoSmsTemplate)
+        );
+        assert_eq!(
+            none.still_held(),
+            vec!["no_sms_template", "no_email_template"]
+        );
     }
 }

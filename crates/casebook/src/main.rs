@@ -56,9 +56,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     if configured.is_none() {
                         tracing::warn!(
                             channel,
-                            "no reminder template id is configured for this channel: reminders \
-                             use the reminder rules' placeholder (set --notify-sms-template and \
-                             --notify-email-template)"
+                            "no reminder template id is configured for this channel: its \
+                             reminders are held (pending, not sent) until the service is started \
+                             with one (set --notify-sms-template and --notify-email-template)"
                         );
                     }
                 }
@@ -257,8 +257,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             database.shutdown().await?;
             let report = outcome?;
             println!(
-                "Reminders: {} delivered, {} to try again, {} dead-lettered, {} withheld",
-                report.delivered, report.failed, report.dead_lettered, report.withheld
+                "Reminders: {} delivered, {} to try again, {} dead-lettered, {} withheld, {} held \
+                 (no template configured for their channel)",
+                report.delivered, report.failed, report.dead_lettered, report.withheld, report.held
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -646,6 +647,7 @@ async fn rebuild_for_bench(
     let target = match model {
         devtools::ReadModel::Caseload => RebuildTarget::Caseload,
         devtools::ReadModel::Outcomes { rules } => RebuildTarget::Outcomes { rules },
+        devtools::ReadModel::Tasks => RebuildTarget::Tasks,
         devtools::ReadModel::All { rules } => RebuildTarget::All { rules },
     };
     let options = RebuildOptions {

@@ -387,11 +387,11 @@ pub struct NotifyArgs {
     #[arg(long, env = "CASEBOOK_NOTIFY_PRIVATE")]
     pub notify_private: bool,
     /// The id of this service's text message reminder template at the notification service
-    /// (given `date`, `time` and `how`); default: the reminder rules' (a placeholder).
+    /// (given `date`, `time` and `how`); without one, text reminders are held until it is set.
     #[arg(long, env = "CASEBOOK_NOTIFY_SMS_TEMPLATE")]
     pub notify_sms_template: Option<String>,
-    /// The id of this service's email reminder template at the notification service; default:
-    /// the reminder rules' (a placeholder).
+    /// The id of this service's email reminder template at the notification service; without
+    /// one, email reminders are held until it is set.
     #[arg(long, env = "CASEBOOK_NOTIFY_EMAIL_TEMPLATE")]
     pub notify_email_template: Option<String>,
 }

@@ -32,8 +32,13 @@ impl DeadLetters for ReminderEntry {
         ("delivered", "Delivered"),
         ("withheld", "Withheld"),
     ];
-    const LISTED_HEADINGS: &'static [&'static str] =
-        &["Appointment", "Client", "Due", "Channel", "Why withheld"];
+    const LISTED_HEADINGS: &'static [&'static str] = &[
+        "Appointment",
+        "Client",
+        "Due",
+        "Channel",
+        "Why withheld or held",
+    ];
 
     fn letter(&self) -> Letter<'_> {
         Letter::of(self.message_id, self.attempts, self.last_error.as_deref())
@@ -52,7 +57,20 @@ impl DeadLetters for ReminderEntry {
             td class="nhsuk-table__cell" { (self.client_id) }
             td class="nhsuk-table__cell" { (moment(self.next_attempt_at)) }
             td class="nhsuk-table__cell" { (self.channel.as_deref().unwrap_or("–")) }
-            td class="nhsuk-table__cell" { (self.withheld_reason.as_deref().map_or("–".to_owned(), |w| w.replace('_', " "))) }
+            td class="nhsuk-table__cell" { (why(self)) }
         }
+    }
+}
+
+/// Why a reminder was withheld, or why a pending one is held (nothing configured to send it
+/// by), in words.
+fn why(entry: &ReminderEntry) -> String {
+    match (&entry.withheld_reason, &entry.held_reason) {
+        (Some(withheld), _) => withheld.replace('_', " "),
+        (None, Some(held)) => format!(
+            "held: {}",
+            app::reminders::Held::from_code(held).map_or(held.as_str(), |h| h.words())
+        ),
+        (None, None) => "–".to_owned(),
     }
 }

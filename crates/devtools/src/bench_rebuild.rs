@@ -40,6 +40,8 @@ pub enum ReadModel {
         /// The rule version.
         rules: i32,
     },
+    /// The tasks read model (in place).
+    Tasks,
     /// Every read model from one read of the log (`casebook rebuild all --restart`): the
     /// caseload, the directory, and the outcome figures under every rule version kept and
     /// under `rules`.

@@ -98,6 +98,20 @@ pub(crate) async fn measure(
     .await?;
     let fill_seconds = started.elapsed().as_secs_f64();
     eprintln!("filled the log with {written} events in {fill_seconds:.0} s");
+    // The people's tasks, open and closed, rule-made and by hand, dated from today.
+    let today = app::Clock::system().today();
+    let started = Instant::now();
+    let tasks_written =
+        crate::bench_tasks::append_tasks(&store, options.clients, options.link_workers, today)
+            .await?;
+    eprintln!(
+        "appended {} tasks ({} open) in {} events in {:.0} s",
+        tasks_written.tasks,
+        tasks_written.open,
+        tasks_written.events,
+        started.elapsed().as_secs_f64()
+    );
+    let written = written + tasks_written.events;
     admin.batch_execute("VACUUM ANALYZE events").await?;
     let report = rebuild(&store, ReadModel::Caseload).await?;
     eprintln!(
@@ -105,6 +119,12 @@ pub(crate) async fn measure(
         report.events, report.seconds
     );
     admin.batch_execute("VACUUM ANALYZE caseload").await?;
+    let tasks_rebuild = rebuild(&store, ReadModel::Tasks).await?;
+    eprintln!(
+        "tasks rebuilt: {} events in {:.0} s",
+        tasks_rebuild.events, tasks_rebuild.seconds
+    );
+    admin.batch_execute("VACUUM ANALYZE tasks").await?;
 
     let client = store.pool().get().await?;
     let clients = options.clients;
@@ -137,6 +157,7 @@ pub(crate) async fn measure(
         }
     })
     .await?;
+    let task_times = task_lists(&store, options, today, &worker).await?;
     let page = console_caseload(&admin, &store, options.runs, &worker).await?;
     eprintln!(
         "console caseload page: p50 {:.2} ms, p99 {:.2} ms, largest {:.1} KB",
@@ -259,6 +280,13 @@ pub(crate) async fn measure(
             report.events as f64 / report.seconds,
             options.runs
         ),
+        format!(
+            "{} tasks ({} open) in {} events; tasks rebuilt at {:.0} events/s",
+            tasks_written.tasks,
+            tasks_written.open,
+            tasks_written.events,
+            tasks_rebuild.events as f64 / tasks_rebuild.seconds
+        ),
         "| what | p50 ms | p99 ms | p50 ratio to its raw read |".to_owned(),
         "|---|---|---|---|".to_owned(),
         row(
@@ -280,6 +308,22 @@ pub(crate) async fn measure(
                 page.largest_bytes as f64 / 1024.0
             ),
             &page.times,
+            &row_floor,
+        ),
+        row(
+            &format!(
+                "a link worker's open tasks, first page (`TaskService::mine`; mean {:.0} tasks)",
+                task_times.mine_items
+            ),
+            &task_times.mine,
+            &row_floor,
+        ),
+        row(
+            &format!(
+                "a team's overdue tasks, first page (`TaskService::team_overdue`; mean {:.0} tasks)",
+                task_times.overdue_items
+            ),
+            &task_times.overdue,
             &row_floor,
         ),
         row(
@@ -320,6 +364,116 @@ pub(crate) async fn measure(
         peak_rss_mb()
     ));
     Ok(lines)
+}
+
+/// "My tasks" and "my team's overdue tasks" timed: milliseconds per call (sorted) and the mean
+/// number of tasks on the page.
+struct TaskTimes {
+    mine: Vec<f64>,
+    mine_items: f64,
+    overdue: Vec<f64>,
+    overdue_items: f64,
+}
+
+/// Times `runs` calls of each task list as the service answers it (`app::tasks`: the policy,
+/// the wait for the read model, one snapshot with the page and its `as_of`): the first page of
+/// a link worker's open tasks (the next worker each run), and of a team's overdue tasks for
+/// its lead (the next of the four teams each run). Prints each query's plan at this size.
+async fn task_lists(
+    store: &EventStore,
+    options: &ScaleBench,
+    today: chrono::NaiveDate,
+    worker: &impl Fn(usize) -> Uuid,
+) -> anyhow::Result<TaskTimes> {
+    use app::access::{Principal, Role};
+    let tasks = app::tasks::TaskService::beside(&app::CaseService::new(store.clone()));
+    let team = |i: usize| crate::bench_tasks::team_of(i as u128);
+    let link_worker = |i: usize| Principal {
+        staff_id: domain::StaffId(worker(i)),
+        organisation_id: ORGANISATION,
+        team_id: None,
+        role: Role::LinkWorker,
+        token_id: Uuid::nil(),
+    };
+    let lead = |i: usize| Principal {
+        staff_id: domain::StaffId(Uuid::from_u128(0x1EAD_0000 + i as u128 % 4)),
+        organisation_id: ORGANISATION,
+        team_id: Some(domain::TeamId(team(i))),
+        role: Role::TeamLead,
+        token_id: Uuid::nil(),
+    };
+    let items = std::cell::Cell::new(0usize);
+    let mine = timed(options.runs, |i| {
+        let (tasks, items, principal) = (&tasks, &items, link_worker(i));
+        async move {
+            let page = tasks.mine(&principal, None, None, None).await?;
+            items.set(items.get() + page.items.len());
+            Ok(())
+        }
+    })
+    .await?;
+    let mine_items = items.replace(0) as f64 / options.runs as f64;
+    let overdue = timed(options.runs, |i| {
+        let (tasks, items, principal) = (&tasks, &items, lead(i));
+        async move {
+            let team_id = principal.team_id.map(|t| t.0).unwrap_or_default();
+            let page = tasks
+                .team_overdue(&principal, team_id, None, None, None)
+                .await?;
+            anyhow::ensure!(page.items.iter().all(|t| t.overdue), "only overdue tasks");
+            items.set(items.get() + page.items.len());
+            Ok(())
+        }
+    })
+    .await?;
+    let overdue_items = items.get() as f64 / options.runs as f64;
+    eprintln!(
+        "my tasks: p50 {:.2} ms, p99 {:.2} ms (mean {mine_items:.0} tasks); team's overdue tasks: p50 {:.2} ms, p99 {:.2} ms (mean {overdue_items:.0} tasks)",
+        percentile(&mine, 50.0),
+        percentile(&mine, 99.0),
+        percentile(&overdue, 50.0),
+        percentile(&overdue, 99.0),
+    );
+    // The plans behind both lists, as the service's role runs them.
+    let client = store.pool().get().await?;
+    let limit = app::DEFAULT_LIMIT + 1;
+    let (one_worker, one_team) = (worker(0), team(0));
+    let plans: [(
+        &str,
+        String,
+        Vec<&(dyn tokio_postgres::types::ToSql + Sync)>,
+    ); 2] = [
+        (
+            "my tasks",
+            app::tasks::list_sql(app::tasks::TaskList::Mine, false, false),
+            vec![&ORGANISATION, &one_worker, &limit],
+        ),
+        (
+            "team's overdue tasks",
+            app::tasks::list_sql(app::tasks::TaskList::TeamOverdue, true, false),
+            vec![&ORGANISATION, &one_team, &today, &limit],
+        ),
+    ];
+    for (name, sql, params) in plans {
+        match client
+            .query(&format!("EXPLAIN (ANALYZE, BUFFERS) {sql}"), &params)
+            .await
+        {
+            Ok(rows) => {
+                eprintln!("plan of {name}:");
+                for row in rows {
+                    eprintln!("  {}", row.get::<_, String>(0));
+                }
+            }
+            Err(e) => eprintln!("plan of {name}: not explained ({e})"),
+        }
+    }
+    Ok(TaskTimes {
+        mine,
+        mine_items,
+        overdue,
+        overdue_items,
+    })
 }
 
 /// The console's caseload page as link workers' browsers ask for it: milliseconds per request

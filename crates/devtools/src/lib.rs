@@ -18,6 +18,7 @@ pub mod bench_import;
 pub mod bench_rebuild;
 pub mod bench_scale;
 pub mod bench_search;
+pub mod bench_tasks;
 pub mod demo;
 pub mod history_sample;
 pub mod population;

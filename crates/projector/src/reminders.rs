@@ -47,16 +47,6 @@ pub struct ReminderConsent {
     pub scope: ConsentScope,
 }
 
-/// A channel's template at the notification service: the default, for a service that
-/// configures none of its own (`serve --notify-sms-template`, `--notify-email-template`); none
-/// when the file leaves it out.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Template {
-    #[serde(default)]
-    pub template_id: Option<String>,
-}
-
 /// One version of the reminder rules.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -66,10 +56,6 @@ pub struct ReminderRules {
     pub hours_before: u32,
     pub quiet_hours: QuietHours,
     pub consent: ReminderConsent,
-    #[serde(default)]
-    pub sms: Template,
-    #[serde(default)]
-    pub email: Template,
 }
 
 impl ReminderRules {

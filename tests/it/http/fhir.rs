@@ -618,3 +618,115 @@ async fn a_known_person_is_found_by_nhs_number_in_the_organisation_only() {
     );
     server.stop().await;
 }
+
+/// How many records of the organisation hold `nhs` (its lookup tag's streams), and how many
+/// people the whole log has registered.
+async fn holders(server: &TestServer, organisation: Uuid, nhs: &str) -> (usize, i64) {
+    let number = domain::NhsNumber::parse(nhs).expect("a valid NHS number");
+    let tag = app::matching::nhs_number_tag(&server.store, organisation, &number)
+        .await
+        .expect("the tag")
+        .expect("a sealing store");
+    let streams = server.store.streams_tagged(&tag).await.expect("tagged");
+    let registered: i64 = testkit::query_value(
+        &server.db.admin_client().await,
+        "SELECT count(*) FROM events WHERE event_type = 'ClientRegistered'",
+        &[],
+    )
+    .await;
+    (streams.len(), registered)
+}
+
+/// Two practices' referrals of one new person (the same NHS number, each its own
+/// ServiceRequest) sent at the same moment make one record: each looks the number up and finds
+/// no one, and the append that would register the person a second time fails (one record per
+/// NHS number, V38); the loser looks again, finds the winner's record, and is answered as a
+/// second referral of a known person is (refused while the first waits, naming the subject).
+#[tokio::test]
+async fn two_racing_referrals_of_one_new_person_make_one_record() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let practice = &people.practice;
+    let organisation = practice.organisation_id;
+    for pair in 0..4u128 {
+        let nhs = crate::support::nhs_number_for(Uuid::from_u128(0x5eed_0000 + pair));
+        let (a, b) = tokio::join!(
+            server.post(
+                practice,
+                "/fhir/ServiceRequest",
+                service_request_for(&format!("RACE-{pair}-A"), &nhs),
+            ),
+            server.post(
+                practice,
+                "/fhir/ServiceRequest",
+                service_request_for(&format!("RACE-{pair}-B"), &nhs),
+            ),
+        );
+        let (won, lost) = if a.status == 201 { (a, b) } else { (b, a) };
+        assert_eq!(won.status, 201, "{:#}", won.body);
+        assert_eq!(lost.status, 422, "{:#}", lost.body);
+        assert_eq!(lost.body["issue"][0]["code"], "business-rule");
+        assert_eq!(expressions(&lost.body), ["ServiceRequest.subject"]);
+        let (won_id, record) = referred(&won);
+        assert_eq!(record, won_id, "someone new: a record of their own");
+        assert_eq!(
+            holders(&server, organisation, &nhs).await,
+            (1, i64::try_from(pair).expect("small") + 1),
+            "one record of the number, one person registered per pair"
+        );
+        assert_eq!(
+            event_types(&server, &people.auditor, record).await,
+            ["ClientRegistered", "ReferralReceived"]
+        );
+    }
+}
+
+/// Over the API a referral names its new client's id: two of one new person (the same NHS
+/// number) racing make one record, and the other is refused naming the field; so is a later
+/// one (the person is referred on their record).
+#[tokio::test]
+async fn a_second_record_of_an_nhs_number_is_refused_naming_the_field() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let nhs = crate::support::nhs_number_for(Uuid::from_u128(0x5eed_1000));
+    let refer = |client: Uuid| {
+        let mut body = super::journey::intake(Uuid::new_v4(), "gp");
+        body["client"]["personal"]["nhs_number"] = json!(nhs);
+        let (server, referrer) = (&server, &people.referrer);
+        async move {
+            server
+                .post(referrer, &client_path(client, "referrals"), body)
+                .await
+        }
+    };
+    let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+    let (a, b) = tokio::join!(refer(first), refer(second));
+    let mut statuses = [a.status, b.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 422], "{:#} {:#}", a.body, b.body);
+    let (lost, loser) = if a.status == 422 {
+        (a, first)
+    } else {
+        (b, second)
+    };
+    assert_eq!(lost.body["rule"], "nhs_number_held", "{:#}", lost.body);
+    assert_eq!(
+        lost.body["errors"][0]["field"], "client.personal.nhs_number",
+        "{:#}",
+        lost.body
+    );
+    let none = server
+        .get(&people.auditor, &format!("/api/v1/clients/{loser}"))
+        .await;
+    assert_eq!(none.status, 404, "nothing was recorded for the loser");
+    let later = refer(Uuid::new_v4()).await;
+    assert_eq!(later.status, 422, "{:#}", later.body);
+    assert_eq!(
+        later.body["errors"][0]["field"],
+        "client.personal.nhs_number"
+    );
+    assert_eq!(
+        holders(&server, people.referrer.organisation_id, &nhs).await,
+        (1, 1)
+    );
+}

@@ -26,6 +26,9 @@ const API_KEY: &str = "casebook_test-11111111-2222-3333-4444-555555555555";
 /// The service's own text message template (`serve --notify-sms-template`) in these tests.
 const SMS_TEMPLATE: &str = "0f8e6a52-1111-4c2e-9d3b-7a1e2c3d4e5f";
 
+/// The service's own email template (`serve --notify-email-template`) in these tests.
+const EMAIL_TEMPLATE: &str = "1a9f7b63-2222-4d3f-8e4c-8b2f3d4e5f60";
+
 /// What the receiver does with the next request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Answer {
@@ -82,16 +85,20 @@ impl Notify {
         }
     }
 
-    /// The receiver, with the service's own text template configured (email left to the
-    /// reminder rules' default).
+    /// The receiver, with the service's own templates configured for both channels.
     fn endpoint(&self) -> NotifyEndpoint {
+        self.endpoint_with(NotifyTemplates {
+            sms: Some(SMS_TEMPLATE.to_owned()),
+            email: Some(EMAIL_TEMPLATE.to_owned()),
+        })
+    }
+
+    /// The receiver, with `templates` configured.
+    fn endpoint_with(&self, templates: NotifyTemplates) -> NotifyEndpoint {
         NotifyEndpoint {
             base_url: format!("http://127.0.0.1:{}", self.port),
             api_key: API_KEY.to_owned(),
-            templates: NotifyTemplates {
-                sms: Some(SMS_TEMPLATE.to_owned()),
-                email: None,
-            },
+            templates,
         }
     }
 
@@ -464,16 +471,11 @@ async fn reminders_go_once_when_due_with_consent_by_the_chosen_channel_and_never
         texted.body["personalisation"],
         json!({ "date": "Tuesday 3 March", "time": "2:00pm", "how": "face to face" })
     );
-    // The text went with the service's own template; the email, with none configured, with
-    // the reminder rules' default.
-    let rules = projector::reminders::ReminderRules::latest().expect("the rules");
+    // Each went with the service's own template for its channel.
     assert_eq!(texted.body["template_id"], SMS_TEMPLATE);
     let emailed = of(&reminder_id(email, appointments[1].1));
     assert_eq!(emailed.path, "/v2/notifications/email");
-    assert_eq!(
-        emailed.body["template_id"].as_str(),
-        rules.email.template_id.as_deref()
-    );
+    assert_eq!(emailed.body["template_id"], EMAIL_TEMPLATE);
     assert_eq!(emailed.body["email_address"], "maggie@example.org");
     assert!(emailed.body.get("phone_number").is_none());
     // Sent again after a dropped connection, it carried the same reference: the service
@@ -578,7 +580,10 @@ async fn dead_letters_are_listed_and_replayed_by_their_organisation_s_administra
     let bad = NotifyEndpoint {
         base_url: format!("http://127.0.0.1:{refuser_port}"),
         api_key: API_KEY.to_owned(),
-        templates: NotifyTemplates::default(),
+        templates: NotifyTemplates {
+            sms: Some(SMS_TEMPLATE.to_owned()),
+            email: None,
+        },
     };
     let report = dispatcher(&server, &clock, Some(bad))
         .run_once()
@@ -729,6 +734,148 @@ async fn dead_letters_are_listed_and_replayed_by_their_organisation_s_administra
     let session = super::console::sign_in(&server, &people.lead).await;
     let (status, _) = super::console::get(&server, &session, "/console/admin/reminders").await;
     assert_eq!(status, 403);
+}
+
+/// `serve` started without a channel's template (`--notify-sms-template`): that channel's
+/// reminders are held, pending with the reason on the administrator's list, never sent with a
+/// made-up template, never dead-lettered, however many passes go by; the other channel's go.
+/// Started again with the template, the held reminder goes, once.
+#[tokio::test]
+async fn a_reminder_is_held_while_its_channel_has_no_template_and_goes_once_one_is_configured() {
+    let clock = app::Clock::fixed(at("2026-03-02T09:00:00Z"));
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let people = server.people.clone();
+    let worker = &people.worker;
+    let notify = Notify::start().await;
+    let consent = |channel: &str| json!({ "scope": "contact_for_reminders", "services": [], "channel": channel });
+    let texted = person(&server, Some("07700 900011"), None).await;
+    record(&server, worker, texted, "consents", consent("sms")).await;
+    let emailed = person(&server, None, Some("maggie@example.org")).await;
+    record(&server, worker, emailed, "consents", consent("email")).await;
+    let text_appointment = book(&server, texted, "2026-03-03T14:00:00Z").await;
+    let email_appointment = book(&server, emailed, "2026-03-03T14:00:00Z").await;
+    server.catch_up().await;
+    let text_reminder = projector::reminders::reminder_id(texted, text_appointment);
+    let admin = server.db.admin_client().await;
+    let held_reason = async |id: Uuid| -> Option<String> {
+        testkit::query_value(
+            &admin,
+            "SELECT held_reason FROM reminder_outbox WHERE message_id = $1",
+            &[&id],
+        )
+        .await
+    };
+
+    // Due at 14:05, sent by a service with an email template and no text template.
+    clock.set(at("2026-03-02T14:05:00Z"));
+    let without_sms = dispatcher(
+        &server,
+        &clock,
+        Some(notify.endpoint_with(NotifyTemplates {
+            sms: None,
+            email: Some(EMAIL_TEMPLATE.to_owned()),
+        })),
+    );
+    let report = without_sms.run_once().await.expect("a pass");
+    assert_eq!(
+        report,
+        app::gp_outbox::DispatchReport {
+            delivered: 1,
+            held: 1,
+            ..Default::default()
+        }
+    );
+    let requests = notify.requests();
+    assert_eq!(requests.len(), 1, "only the email went: {requests:#?}");
+    assert_eq!(
+        requests[0].body["reference"],
+        reminder_id(emailed, email_appointment)
+    );
+    assert_eq!(requests[0].body["template_id"], EMAIL_TEMPLATE);
+    assert_eq!(
+        outbox_of(&server, texted).await,
+        [("pending".to_owned(), None, None, 0)]
+    );
+    assert_eq!(
+        held_reason(text_reminder).await.as_deref(),
+        Some("no_sms_template")
+    );
+
+    // Pass after pass, past every backoff and more passes than attempts allowed, it stays
+    // held: not tried, not dead-lettered. A dispatcher with no notification service at all
+    // passes it by too.
+    for hour in 15..=19 {
+        clock.set(at(&format!("2026-03-02T{hour}:00:00Z")));
+        let report = without_sms.run_once().await.expect("a pass");
+        assert_eq!(report, app::gp_outbox::DispatchReport::default());
+        let report = dispatcher(&server, &clock, None)
+            .run_once()
+            .await
+            .expect("a pass");
+        assert_eq!(report, app::gp_outbox::DispatchReport::default());
+    }
+    assert_eq!(notify.requests().len(), 1);
+    assert_eq!(
+        outbox_of(&server, texted).await,
+        [("pending".to_owned(), None, None, 0)]
+    );
+    let tried: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(*) FROM reminder_outbox_attempts WHERE message_id = $1",
+        &[&text_reminder],
+    )
+    .await;
+    assert_eq!(tried, 0, "a hold is not an attempt");
+
+    // The administrator sees why it waits, over the API and on the console; no dead letter.
+    let pending = server
+        .get(&people.admin, "/api/v1/reminders?status=pending")
+        .await;
+    assert_eq!(pending.status, 200, "{:#}", pending.body);
+    assert_eq!(
+        pending.body.as_array().map(Vec::len),
+        Some(1),
+        "{:#}",
+        pending.body
+    );
+    assert_eq!(pending.body[0]["message_id"], text_reminder.to_string());
+    assert_eq!(pending.body[0]["held_reason"], "no_sms_template");
+    assert_eq!(pending.body[0]["attempts"], 0);
+    let dead = server.get(&people.admin, "/api/v1/reminders").await;
+    assert_eq!(dead.body, json!([]), "no dead letters");
+    let session = super::console::sign_in(&server, &people.admin).await;
+    let (status, page) =
+        super::console::get(&server, &session, "/console/admin/reminders?status=pending").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("held: no text message template is configured (--notify-sms-template)"),
+        "{page}"
+    );
+
+    // Started again with the text template (before the appointment, out of quiet hours): it
+    // goes, once, with that template, and is no longer held.
+    let report = dispatcher(&server, &clock, Some(notify.endpoint()))
+        .run_once()
+        .await
+        .expect("a pass");
+    assert_eq!(report.delivered, 1, "{report:?}");
+    let requests = notify.requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert_eq!(requests[1].path, "/v2/notifications/sms");
+    assert_eq!(requests[1].body["reference"], text_reminder.to_string());
+    assert_eq!(requests[1].body["template_id"], SMS_TEMPLATE);
+    assert_eq!(requests[1].body["phone_number"], "07700 900011");
+    assert_eq!(
+        outbox_of(&server, texted).await,
+        [("delivered".to_owned(), None, Some("sms".to_owned()), 1)]
+    );
+    assert_eq!(held_reason(text_reminder).await, None);
+    let report = dispatcher(&server, &clock, Some(notify.endpoint()))
+        .run_once()
+        .await
+        .expect("a pass");
+    assert_eq!(report, app::gp_outbox::DispatchReport::default());
+    assert_eq!(notify.requests().len(), 2);
 }
 
 #[tokio::test]

@@ -164,7 +164,7 @@ fn the_notification_service_needs_its_key_from_the_environment_and_never_shows_i
 }
 
 /// The reminder templates are the service's configuration: by flag or environment, each a
-/// template id, none when not given (the reminder rules' default is then used).
+/// template id, none when not given (that channel's reminders are then held).
 #[test]
 fn the_reminder_templates_are_configured_by_flag_and_must_be_template_ids() {
     let mut notify = serve_notify(&[
