@@ -95,10 +95,6 @@ pub enum CommandError {
     /// The staff tables could not be read.
     #[error(transparent)]
     Access(#[from] access::AccessError),
-    /// The NHS number the command records is another record's in the organisation (one
-    /// record per NHS number: V38); nothing was written. `field` names it in the command.
-    #[error("{field}: this NHS number is already held by another record of the organisation")]
-    NhsNumberHeld { field: &'static str },
 }
 
 /// What an access check is asked about.
@@ -617,14 +613,6 @@ impl CaseService {
                     _ => Err(conflict.into()),
                 }
             }
-            // The NHS number is another record's (a referral of the same person raced this
-            // one, or the person is known): nothing was written.
-            Err(StoreError::LookupTaken { .. }) => Err(CommandError::NhsNumberHeld {
-                field: match command {
-                    CaseCommand::CorrectEntry(_) => "corrected_fields.personal.nhs_number",
-                    _ => "client.personal.nhs_number",
-                },
-            }),
             Err(other) => Err(other.into()),
         }
     }

@@ -152,6 +152,21 @@ impl FhirReferrals {
             .unwrap_or_default(),
         )
         .into();
+        // The record the referral goes to: where this ServiceRequest went when it was received
+        // before; else the one client of the organisation holding the Patient's NHS number
+        // (`matching`); else a new record under the ServiceRequest's own id.
+        let client_id = match self.received(principal.organisation_id, id).await? {
+            Some((_, client)) => client,
+            None => match &mapped.personal.nhs_number {
+                Some(number) => {
+                    crate::matching::known_client(&self.cases, principal.organisation_id, number)
+                        .await?
+                        .map_or(ClientId(id), |(client, _)| client)
+                }
+                None => ClientId(id),
+            },
+        };
+        let known = client_id != ClientId(id);
         let referral = ReferralReceived {
             referral_id: ReferralId(id),
             source: mapped.source,
@@ -161,6 +176,25 @@ impl FhirReferrals {
             received_on: self.cases.clock().today(),
             note: mapped.note.clone(),
         };
+        // A known person's record takes the referral as it is: their details stay as recorded.
+        let command = CaseCommand::Intake {
+            client: (!known).then(|| {
+                Box::new(ClientRegistered {
+                    client_id: ClientId(id),
+                    personal: mapped.personal.clone(),
+                    area: mapped.area.clone(),
+                })
+            }),
+            referral,
+        };
+        let request = StaffCommand {
+            idempotency_key: Some(format!("fhir-service-request:{id}")),
+            fingerprint: Some(fingerprint),
+            expected_version: None,
+            correlation_id: request_id,
+            occurred_at: None,
+            late_entry_reason: None,
+        };
         let (at, subject) = match kind {
             Submission::ServiceRequest => ("ServiceRequest.identifier", "ServiceRequest.subject"),
             Submission::Transaction => (
@@ -168,113 +202,54 @@ impl FhirReferrals {
                 "Bundle.entry.resource.subject",
             ),
         };
-        // A referral of the same new person racing this one can register them first: the
-        // append that would make a second record of the NHS number fails (V38), and the
-        // record is looked for again, and found.
-        let mut attempt = 0;
-        let (client_id, known, result) = loop {
-            attempt += 1;
-            // The record the referral goes to: where this ServiceRequest went when it was
-            // received before; else the one client of the organisation holding the Patient's
-            // NHS number (`matching`); else a new record under the ServiceRequest's own id.
-            let client_id = match self.received(principal.organisation_id, id).await? {
-                Some((_, client)) => client,
-                None => match &mapped.personal.nhs_number {
-                    Some(number) => crate::matching::known_client(
-                        &self.cases,
-                        principal.organisation_id,
-                        number,
-                    )
-                    .await?
-                    .map_or(ClientId(id), |(client, _)| client),
-                    None => ClientId(id),
-                },
-            };
-            let known = client_id != ClientId(id);
-            // A known person's record takes the referral as it is: their details stay as
-            // recorded.
-            let command = CaseCommand::Intake {
-                client: (!known).then(|| {
-                    Box::new(ClientRegistered {
-                        client_id: ClientId(id),
-                        personal: mapped.personal.clone(),
-                        area: mapped.area.clone(),
-                    })
-                }),
-                referral: referral.clone(),
-            };
-            let request = StaffCommand {
-                idempotency_key: Some(format!("fhir-service-request:{id}")),
-                fingerprint: Some(fingerprint),
-                expected_version: None,
-                correlation_id: request_id,
-                occurred_at: None,
-                late_entry_reason: None,
-            };
-            let executed = if known {
-                self.cases
-                    .execute_as_under(principal, client_id, &command, request, |check| {
-                        policy::may_refer_known_person(principal, check.case, check.replay)
-                    })
-                    .await
-            } else {
-                self.cases
-                    .execute_as(principal, client_id, &command, request)
-                    .await
-            };
-            if let Err(CommandError::NhsNumberHeld { .. }) = &executed {
-                if !known && attempt == 1 {
-                    continue;
-                }
-                // Held, yet not found as one record (kept by two from before V38): not
-                // guessed.
+        let executed = if known {
+            self.cases
+                .execute_as_under(principal, client_id, &command, request, |check| {
+                    policy::may_refer_known_person(principal, check.case, check.replay)
+                })
+                .await
+        } else {
+            self.cases
+                .execute_as(principal, client_id, &command, request)
+                .await
+        };
+        let result = match executed {
+            Ok(result) => result,
+            Err(CommandError::IdempotencyMismatch(_)) => {
+                return Err(FhirError::Duplicate {
+                    expression: at.to_owned(),
+                });
+            }
+            Err(CommandError::Refused(domain::CaseError::AlreadyRegistered)) => {
+                return Err(FhirError::Duplicate {
+                    expression: at.to_owned(),
+                });
+            }
+            // The person is known, and their referral is waiting or their case open: the
+            // service adds to it, not a practice's second referral.
+            Err(CommandError::Refused(domain::CaseError::CaseAlreadyActive)) if known => {
                 return Err(FhirError::Invalid(vec![Issue {
-                    code: "duplicate",
+                    code: "business-rule",
                     expression: subject.to_owned(),
-                    diagnostics: "this person's NHS number is held by more than one record of \
-                                  the service: it cannot tell which is theirs"
+                    diagnostics: "this person (by their NHS number) already has a referral \
+                                  waiting or a case open with the service: the service adds \
+                                  to it, a second referral is not taken"
                         .to_owned(),
                 }]));
             }
-            let result = match executed {
-                Ok(result) => result,
-                Err(CommandError::IdempotencyMismatch(_)) => {
-                    return Err(FhirError::Duplicate {
+            // Someone else's record under this id (another system of the organisation sent
+            // this identifier first): the identifier is taken. Any other refusal is itself.
+            Err(CommandError::Denied(Denied::Forbidden(reason))) if !known => {
+                let there = self.cases.load(ClientId(id)).await?.version > 0;
+                return Err(if there {
+                    FhirError::Duplicate {
                         expression: at.to_owned(),
-                    });
-                }
-                Err(CommandError::Refused(domain::CaseError::AlreadyRegistered)) => {
-                    return Err(FhirError::Duplicate {
-                        expression: at.to_owned(),
-                    });
-                }
-                // The person is known, and their referral is waiting or their case open: the
-                // service adds to it, not a practice's second referral.
-                Err(CommandError::Refused(domain::CaseError::CaseAlreadyActive)) if known => {
-                    return Err(FhirError::Invalid(vec![Issue {
-                        code: "business-rule",
-                        expression: subject.to_owned(),
-                        diagnostics: "this person (by their NHS number) already has a referral \
-                                      waiting or a case open with the service: the service adds \
-                                      to it, a second referral is not taken"
-                            .to_owned(),
-                    }]));
-                }
-                // Someone else's record under this id (another system of the organisation sent
-                // this identifier first): the identifier is taken. Any other refusal is itself.
-                Err(CommandError::Denied(Denied::Forbidden(reason))) if !known => {
-                    let there = self.cases.load(ClientId(id)).await?.version > 0;
-                    return Err(if there {
-                        FhirError::Duplicate {
-                            expression: at.to_owned(),
-                        }
-                    } else {
-                        FhirError::Denied(Denied::Forbidden(reason))
-                    });
-                }
-                Err(e) => return Err(e.into()),
-            };
-            break (client_id, known, result);
+                    }
+                } else {
+                    FhirError::Denied(Denied::Forbidden(reason))
+                });
+            }
+            Err(e) => return Err(e.into()),
         };
         let client = self
             .cases

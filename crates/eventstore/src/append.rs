@@ -81,8 +81,7 @@ const INSERT_WITH_LOOKUPS_SQL: &str = insert_sql!(
 ), add_lookups AS (
     INSERT INTO stream_lookups (tag, stream_id)
     SELECT tag, $1 FROM unnest($23::bytea[]) AS tag WHERE $22::boolean AND NOT $19::boolean
-    -- Kept by this stream already: nothing to do. Another stream's: the append fails (V38).
-    ON CONFLICT (tag, stream_id) DO NOTHING
+    ON CONFLICT DO NOTHING
 )"
 );
 
@@ -447,7 +446,7 @@ impl EventStore {
                 ) {
                     return Ok(Attempt::KeyRaced);
                 }
-                return classify_insert_error(e, request.stream_id).map(|()| Attempt::Raced);
+                return classify_insert_error(e).map(|()| Attempt::Raced);
             }
         };
         let mut events: Vec<AppendedEvent> = rows
@@ -519,16 +518,14 @@ async fn read_head(
 }
 
 /// A unique violation on (stream, version) means another writer won the race: `Ok(())`.
-/// Everything else is an error for the caller: a lookup tag another stream holds is
-/// [`StoreError::LookupTaken`].
-fn classify_insert_error(e: tokio_postgres::Error, stream_id: Uuid) -> Result<(), StoreError> {
+/// Everything else is an error for the caller.
+fn classify_insert_error(e: tokio_postgres::Error) -> Result<(), StoreError> {
     let Some(db) = e.as_db_error() else {
         return Err(e.into());
     };
     if *db.code() == SqlState::UNIQUE_VIOLATION {
         return match db.constraint() {
             Some("events_stream_version_key") => Ok(()),
-            Some("stream_lookups_one_stream_per_tag") => Err(StoreError::LookupTaken { stream_id }),
             Some("events_event_id_key") => Err(StoreError::DuplicateEventId(
                 extract_uuid(db.detail().unwrap_or_default()).unwrap_or_default(),
             )),

@@ -48,8 +48,6 @@ WITH new_keys AS (
 ), lookups AS (
     INSERT INTO stream_lookups (tag, stream_id)
     SELECT l.tag, l.stream_id FROM unnest($19::bytea[], $20::uuid[]) AS l(tag, stream_id)
-    -- A tag another stream holds (one stream per tag, V38) is left out: an imported stream
-    -- whose value another record holds is written, and is not found by it.
     ON CONFLICT DO NOTHING
 )
 INSERT INTO events (

@@ -27,10 +27,6 @@ pub enum StoreError {
         existing: String,
         requested: String,
     },
-    /// A lookup tag the append would give the stream is another stream's (V38: one stream per
-    /// tag, e.g. one record per NHS number in an organisation); nothing was written.
-    #[error("a lookup tag of stream {stream_id} is already another stream's")]
-    LookupTaken { stream_id: Uuid },
     /// An append must carry at least one event.
     #[error("an append needs at least one event")]
     EmptyAppend,

@@ -18,15 +18,12 @@ pub fn days_ago(days: i64) -> String {
     (Utc::now() - Duration::days(days)).date_naive().to_string()
 }
 
-/// A referral of someone new (Maggie Thornbury, with an NHS number of her own: made from the
-/// referral's id, as an organisation holds one record per NHS number) from `source`.
 pub fn intake(referral_id: Uuid, source: &str) -> Value {
     json!({
         "client": {
             "personal": {
                 "given_name": "Maggie", "family_name": "Thornbury",
-                "date_of_birth": "1948-05-02",
-                "nhs_number": crate::support::nhs_number_for(referral_id),
+                "date_of_birth": "1948-05-02", "nhs_number": "943 476 5919",
                 "phone": "01373 000000", "email": null, "address": "3 Vicarage St", "postcode": "BA11 1PX"
             },
             "area": "Frome"

@@ -336,17 +336,6 @@ impl From<CommandError> for ApiError {
             CommandError::Store(e) => store_failure(e),
             CommandError::Access(e) => e.into(),
             CommandError::Invalid { field, message } => ApiError::invalid(field, message),
-            CommandError::NhsNumberHeld { field } => ApiError::Unprocessable {
-                detail: format!(
-                    "{field}: this NHS number is already held by another record of the \
-                     organisation: record the referral on that person's record"
-                ),
-                rule: "nhs_number_held".to_owned(),
-                errors: vec![FieldError {
-                    field: field.to_owned(),
-                    message: "already held by another record of the organisation".to_owned(),
-                }],
-            },
         }
     }
 }
