@@ -249,6 +249,31 @@ impl Browser {
             .expect("clicking");
     }
 
+    /// Sets the field of id `id` to `value`, as if typed over what was there.
+    pub async fn fill(&self, id: &str, value: &str) {
+        self.client
+            .execute(
+                "document.getElementById(arguments[0]).value = arguments[1];",
+                vec![id.into(), value.into()],
+            )
+            .await
+            .expect("filling a field");
+    }
+
+    /// The value of the field of id `id`, as the browser has it (what was typed, or kept).
+    pub async fn value_of(&self, id: &str) -> String {
+        self.client
+            .execute(
+                "return document.getElementById(arguments[0]).value;",
+                vec![id.into()],
+            )
+            .await
+            .expect("reading a field")
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// Chooses the option of value `value` in the select `css`.
     pub async fn select(&self, css: &str, value: &str) {
         let path = self.path().await;

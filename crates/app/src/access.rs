@@ -282,6 +282,14 @@ pub async fn add_staff_as(
             return Err(invalid("team_id", "no such team in this organisation"));
         }
     }
+    // The nil id is the log's own actor (the system, an operator at the command line): an
+    // account under it, or under the all-ones id, would pass for it.
+    if staff_id.is_some_and(|id| id.is_nil() || id.is_max()) {
+        return Err(invalid(
+            "staff_id",
+            "choose a random id (a UUID of version 4 or 7), not the nil or all-ones id",
+        ));
+    }
     let staff_id = staff_id.unwrap_or_else(Uuid::now_v7);
     let added = client
         .execute(

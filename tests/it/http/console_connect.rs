@@ -9,7 +9,6 @@ use uuid::Uuid;
 use super::console::{banner, get, hidden, post_page, sign_in, signed_in_browser};
 use super::journey::{open_case, refer_new};
 use super::{Person, TestServer};
-use crate::browser::Browser;
 
 /// Every entry of `client`'s journey of `event_type`, its payload, as the auditor reads it.
 async fn payloads(server: &TestServer, client: Uuid, event_type: &str) -> Vec<Value> {
@@ -22,16 +21,6 @@ async fn payloads(server: &TestServer, client: Uuid, event_type: &str) -> Vec<Va
         .filter(|e| e["event_type"] == event_type)
         .map(|e| e["payload"].clone())
         .collect()
-}
-
-/// Sets the field of id `id` to `value`, as if typed over what was there.
-async fn fill(browser: &Browser, id: &str, value: &str) {
-    let script = "document.getElementById(arguments[0]).value = arguments[1];";
-    browser
-        .client
-        .execute(script, vec![id.into(), value.into()])
-        .await
-        .expect("filling a field");
 }
 
 #[tokio::test]
@@ -57,8 +46,8 @@ async fn a_link_worker_connects_the_person_records_the_outcome_and_a_gap_and_clo
         format!("/console/people/{client}/connect")
     );
     browser.assert_accessible("the directory search").await;
-    fill(&browser, "q", "benefits").await;
-    fill(&browser, "area", "").await;
+    browser.fill("q", "benefits").await;
+    browser.fill("area", "").await;
     browser.select("#need", "money_benefits_debt").await;
     browser.click_and_wait("#search").await;
     let found = browser.texts(".nhsuk-card h3").await;
@@ -112,7 +101,9 @@ async fn a_link_worker_connects_the_person_records_the_outcome_and_a_gap_and_clo
     browser
         .click(&format!("label[for='outcome-{connection}-waiting_list']"))
         .await;
-    fill(&browser, &format!("waiting_weeks-{connection}"), "6").await;
+    browser
+        .fill(&format!("waiting_weeks-{connection}"), "6")
+        .await;
     browser
         .click_and_wait(&format!("#record-outcome-{connection}"))
         .await;
@@ -127,7 +118,7 @@ async fn a_link_worker_connects_the_person_records_the_outcome_and_a_gap_and_clo
 
     // Nothing for hoarding support in the directory: a gap for that need, from the search.
     browser.click_and_wait("#connect").await;
-    fill(&browser, "q", "hoarding").await;
+    browser.fill("q", "hoarding").await;
     browser.select("#need", "housing").await;
     browser.click_and_wait("#search").await;
     assert_eq!(browser.text("#results").await, "No service found");
@@ -135,7 +126,7 @@ async fn a_link_worker_connects_the_person_records_the_outcome_and_a_gap_and_clo
     assert_eq!(browser.text("h1").await, "Record a service gap");
     browser.assert_accessible("the service gap form").await;
     browser.click("label[for='reason-cost']").await;
-    fill(&browser, "note", "A hoarding support group").await;
+    browser.fill("note", "A hoarding support group").await;
     browser.click_and_wait("#record-gap").await;
     assert_eq!(banner(&browser).await, "Service gap recorded");
     let gaps = payloads(&server, client, "ServiceGapRecorded").await;
@@ -211,7 +202,9 @@ async fn a_team_lead_redirects_a_referral_to_a_service_in_the_directory() {
 
     // A service chosen as the destination but none named: refused, the note kept.
     browser.click("label[for='destination-service']").await;
-    fill(&browser, "note", "Asked for something nearer home").await;
+    browser
+        .fill("note", "Asked for something nearer home")
+        .await;
     browser.click_and_wait("#redirect-referral").await;
     assert_eq!(
         browser.texts(".nhsuk-error-summary__list a").await,

@@ -13,7 +13,7 @@ use super::journey::open_case;
 use crate::browser::Browser;
 
 /// The events of `client`'s journey of type `event_type`, as the auditor reads them.
-async fn events(server: &TestServer, client: Uuid, event_type: &str) -> Vec<Value> {
+pub(super) async fn events(server: &TestServer, client: Uuid, event_type: &str) -> Vec<Value> {
     let reply = server
         .read(
             &server.people.auditor,

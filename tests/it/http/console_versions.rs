@@ -3,31 +3,14 @@
 //! form back, as typed, with the problem beside its first field, instead of being passed over
 //! unseen; sent again (now at the version shown), it is recorded once.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::TestServer;
 use super::console::{banner, get, hidden, post_page, sign_in, signed_in_browser};
+use super::console_plan::events;
 use super::journey::{client_path, open_case};
 use crate::browser::Browser;
-
-/// The events of `client`'s journey of type `event_type`, as the auditor reads them.
-async fn events(server: &TestServer, client: Uuid, event_type: &str) -> Vec<Value> {
-    let reply = server
-        .read(
-            &server.people.auditor,
-            &format!("/api/v1/clients/{client}/journey?limit=500"),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    reply.body["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .filter(|e| e["event_type"] == event_type)
-        .cloned()
-        .collect()
-}
 
 /// A colleague (the team lead) writes to `client`'s record over the API.
 async fn colleague_writes(server: &TestServer, client: Uuid, sex: &str) {
@@ -38,33 +21,6 @@ async fn colleague_writes(server: &TestServer, client: Uuid, sex: &str) {
             json!({ "demographics": { "sex": sex } }),
         )
         .await;
-}
-
-/// Sets the field of id `id` to `value`, as if typed over what was there.
-async fn fill(browser: &Browser, id: &str, value: &str) {
-    browser
-        .client
-        .execute(
-            "document.getElementById(arguments[0]).value = arguments[1];",
-            vec![id.into(), value.into()],
-        )
-        .await
-        .expect("filling a field");
-}
-
-/// The value of the field of id `id`, as the browser has it.
-async fn value_of(browser: &Browser, id: &str) -> String {
-    browser
-        .client
-        .execute(
-            "return document.getElementById(arguments[0]).value;",
-            vec![id.into()],
-        )
-        .await
-        .expect("reading a field")
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// The value of the radio of `name` that is checked, if any.
@@ -114,7 +70,7 @@ async fn a_contact_or_booking_sent_after_a_colleagues_write_comes_back_as_typed(
     // problem beside the first field, and nothing of it is written.
     browser.click("label[for='mode']").await;
     let mode = checked(&browser, "mode").await.expect("a mode chosen");
-    fill(&browser, "minutes", "35").await;
+    browser.fill("minutes", "35").await;
     // An hour and a half ago on a UK wall clock (the server's clock is the real one): never in
     // the future, whatever the hour the test runs.
     let typed = domain::calendar::local(chrono::Utc::now() - chrono::Duration::minutes(90));
@@ -122,9 +78,11 @@ async fn a_contact_or_booking_sent_after_a_colleagues_write_comes_back_as_typed(
         typed.date().to_string(),
         typed.time().format("%H:%M").to_string(),
     );
-    fill(&browser, "contacted_on", &day).await;
-    fill(&browser, "contacted_time", &time).await;
-    fill(&browser, "note", "Rang about the walking group zq8kept").await;
+    browser.fill("contacted_on", &day).await;
+    browser.fill("contacted_time", &time).await;
+    browser
+        .fill("note", "Rang about the walking group zq8kept")
+        .await;
     colleague_writes(&server, client, "male").await;
     browser.click_and_wait("#record-contact").await;
     assert_eq!(browser.path().await, format!("{person}/contacts"));
@@ -150,11 +108,11 @@ async fn a_contact_or_booking_sent_after_a_colleagues_write_comes_back_as_typed(
         "the problem is beside the field"
     );
     assert_eq!(checked(&browser, "mode").await.as_deref(), Some(&*mode));
-    assert_eq!(value_of(&browser, "minutes").await, "35");
-    assert_eq!(value_of(&browser, "contacted_on").await, day);
-    assert_eq!(value_of(&browser, "contacted_time").await, time);
+    assert_eq!(browser.value_of("minutes").await, "35");
+    assert_eq!(browser.value_of("contacted_on").await, day);
+    assert_eq!(browser.value_of("contacted_time").await, time);
     assert_eq!(
-        value_of(&browser, "note").await,
+        browser.value_of("note").await,
         "Rang about the walking group zq8kept"
     );
     assert!(events(&server, client, "ContactRecorded").await.is_empty());
@@ -176,8 +134,8 @@ async fn a_contact_or_booking_sent_after_a_colleagues_write_comes_back_as_typed(
 
     // The same for a booking.
     browser.click("label[for='appointment_mode-phone']").await;
-    fill(&browser, "appointment_at", "14:30").await;
-    let booked_on = value_of(&browser, "appointment_on").await;
+    browser.fill("appointment_at", "14:30").await;
+    let booked_on = browser.value_of("appointment_on").await;
     colleague_writes(&server, client, "female").await;
     browser.click_and_wait("#book").await;
     assert_eq!(browser.path().await, format!("{person}/appointments"));
@@ -196,8 +154,8 @@ async fn a_contact_or_booking_sent_after_a_colleagues_write_comes_back_as_typed(
         checked(&browser, "appointment_mode").await.as_deref(),
         Some("phone")
     );
-    assert_eq!(value_of(&browser, "appointment_on").await, booked_on);
-    assert_eq!(value_of(&browser, "appointment_at").await, "14:30");
+    assert_eq!(browser.value_of("appointment_on").await, booked_on);
+    assert_eq!(browser.value_of("appointment_at").await, "14:30");
     assert!(
         events(&server, client, "AppointmentBooked")
             .await

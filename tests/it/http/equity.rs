@@ -572,31 +572,6 @@ async fn the_analyst_chooses_a_breakdown_in_the_console_without_script() {
     server.stop().await;
 }
 
-/// Sets the field of id `id` to `value`, as if typed over what was there.
-async fn fill(browser: &crate::browser::Browser, id: &str, value: &str) {
-    let script = "document.getElementById(arguments[0]).value = arguments[1];";
-    browser
-        .client
-        .execute(script, vec![id.into(), value.into()])
-        .await
-        .expect("filling a field");
-}
-
-/// The value of the field of id `id`, as the browser has it.
-async fn value_of(browser: &crate::browser::Browser, id: &str) -> String {
-    browser
-        .client
-        .execute(
-            "return document.getElementById(arguments[0]).value;",
-            vec![id.into()],
-        )
-        .await
-        .expect("reading a field")
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// The person's page records their demographics through the same command as the API, the age
 /// band worked out by the service; a refusal and a form sent after a colleague's recording (a
 /// stale version) both come back with what was typed and an error summary, axe clean.
@@ -621,10 +596,10 @@ async fn a_link_worker_records_demographics_in_the_console_and_a_stale_form_come
     browser.select("#gender_identity", "female").await;
     browser.select("#ethnic_category", "C").await;
     browser.select("#interpreter_needed", "true").await;
-    fill(&browser, "preferred_language", "Polish").await;
-    fill(&browser, "communication_needs", "Large print").await;
-    fill(&browser, "gp_practice", "surgery on the hill").await;
-    fill(&browser, "postcode", "ba11 1aa").await;
+    browser.fill("preferred_language", "Polish").await;
+    browser.fill("communication_needs", "Large print").await;
+    browser.fill("gp_practice", "surgery on the hill").await;
+    browser.fill("postcode", "ba11 1aa").await;
     browser.click_and_wait("#record-demographics-button").await;
     assert!(!browser.text(".nhsuk-error-summary a").await.is_empty());
     assert!(
@@ -635,14 +610,14 @@ async fn a_link_worker_records_demographics_in_the_console_and_a_stale_form_come
         "{}",
         browser.text("#gp_practice-error").await
     );
-    assert_eq!(value_of(&browser, "preferred_language").await, "Polish");
-    assert_eq!(value_of(&browser, "sex").await, "female");
+    assert_eq!(browser.value_of("preferred_language").await, "Polish");
+    assert_eq!(browser.value_of("sex").await, "female");
     browser.assert_accessible("demographics refused").await;
 
     // Meanwhile a colleague records the person's demographics over the API: the form, sent
     // against the version it was shown at, comes back as typed with the error summary, and
     // nothing of it was written.
-    fill(&browser, "gp_practice", "L85016").await;
+    browser.fill("gp_practice", "L85016").await;
     record(&server, &people.lead, client, json!({ "sex": "male" })).await;
     browser.click_and_wait("#record-demographics-button").await;
     assert_eq!(browser.path().await, format!("{person}/demographics"));
@@ -664,7 +639,7 @@ async fn a_link_worker_records_demographics_in_the_console_and_a_stale_form_come
         ("gp_practice", "L85016"),
         ("postcode", "ba11 1aa"),
     ] {
-        assert_eq!(value_of(&browser, id).await, typed, "{id} kept as typed");
+        assert_eq!(browser.value_of(id).await, typed, "{id} kept as typed");
     }
     browser
         .assert_accessible("a form sent against a stale version")

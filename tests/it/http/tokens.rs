@@ -552,6 +552,18 @@ async fn adding_staff_again_with_its_id_adds_nothing_and_other_details_conflict(
             reply.body
         );
     }
+    // The nil id is the log's own actor, and the all-ones id is alike: neither names an account.
+    for reserved in [Uuid::nil(), Uuid::max()] {
+        let mut request = request.clone();
+        request["staff_id"] = json!(reserved);
+        let reply = server.post(&people.admin, "/api/v1/staff", request).await;
+        assert_eq!(reply.status, 422, "{reserved}: {:#}", reply.body);
+        assert_eq!(
+            reply.body["errors"][0]["field"], "staff_id",
+            "{:#}",
+            reply.body
+        );
+    }
     // One account of that name, as first asked; the other account untouched.
     let owner = server.db.admin_client().await;
     let accounts: Vec<(Uuid, Option<i32>)> = owner
