@@ -421,7 +421,7 @@ pub fn wemwbs_answers(total: i32) -> Vec<i32> {
 }
 
 /// A valid NHS number (ten digits, the last its modulus 11 check digit) made from `id`: each
-/// client a test registers gets their own, as an organisation holds one record per NHS number.
+/// client a test registers can have their own (two records of one number are allowed, as yet).
 pub fn nhs_number_for(id: Uuid) -> String {
     // The first eight digits are the id's last eight (distinct ids in a test differ there);
     // the ninth is the first that makes a check digit (one in eleven makes none).
