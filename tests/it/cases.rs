@@ -161,6 +161,79 @@ async fn the_command_path_refuses_dates_after_its_clock() {
 /// organisation, someone deactivated, or a link worker of another team is refused, naming the
 /// field, and nothing is written; the link worker of the team named is assigned.
 #[tokio::test]
+async fn a_referrer_named_by_staff_id_is_one_of_the_organisations_staff() {
+    let (_db, store) = store_with_db(4).await;
+    let cases = CaseService::new(store.clone());
+    let colleague = StaffId(Uuid::new_v4());
+    crate::support::hire_named(
+        &store,
+        crate::support::ORG,
+        &[CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
+            link_worker_id: colleague,
+            team_id: TeamId(Uuid::new_v4()),
+        })],
+    )
+    .await;
+    let naming = |referrer: StaffId| {
+        let mut intake = new_client_intake(
+            ClientId(Uuid::new_v4()),
+            ReferralId(Uuid::new_v4()),
+            "Frome",
+            ReferralSource::Gp,
+            vec![NeedDomain::LonelinessIsolation],
+        );
+        if let CaseCommand::Intake { referral, .. } = &mut intake {
+            referral.referrer.staff_id = Some(referrer);
+        }
+        intake
+    };
+    let stranger = naming(StaffId(Uuid::new_v4()));
+    let CaseCommand::Intake {
+        client: Some(registered),
+        ..
+    } = &stranger
+    else {
+        unreachable!("an intake of a new client")
+    };
+    let stranger_id = registered.client_id;
+    let refused = cases
+        .execute(
+            stranger_id,
+            &stranger,
+            metadata(),
+            CommandOptions::default(),
+        )
+        .await
+        .expect_err("a referrer who is nobody's staff");
+    assert!(
+        matches!(&refused, CommandError::Invalid { field, .. } if *field == "referral.referrer.staff_id"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        cases.load(stranger_id).await.expect("load").version,
+        0,
+        "nothing written"
+    );
+    let known = naming(colleague);
+    let CaseCommand::Intake {
+        client: Some(registered),
+        ..
+    } = &known
+    else {
+        unreachable!("an intake of a new client")
+    };
+    cases
+        .execute(
+            registered.client_id,
+            &known,
+            metadata(),
+            CommandOptions::default(),
+        )
+        .await
+        .expect("a referral naming a colleague is recorded");
+}
+
+#[tokio::test]
 async fn execute_refuses_unknown_inactive_and_other_team_staff() {
     let (db, store) = store_with_db(4).await;
     let cases = CaseService::new(store.clone());

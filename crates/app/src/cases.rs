@@ -627,8 +627,9 @@ fn invalid(field: &'static str, message: &str) -> CommandError {
 
 /// Whom a command names, looked up in `organisation_id`'s staff (what a caller alone may not
 /// name is [`policy::may_name`], asked before): an assignment or transfer names an active link
-/// worker (or team lead) of the organisation, in the team it names, and a lone worker's buddy
-/// is an active colleague.
+/// worker (or team lead) of the organisation, in the team it names, a lone worker's buddy is an
+/// active colleague, and a referral's referrer, when it names a Casebook user, names one of the
+/// organisation's staff (active or not: a referral may be recorded after its referrer left).
 ///
 /// # Errors
 /// [`CommandError::Invalid`] naming the field; a database failure.
@@ -657,6 +658,19 @@ async fn check_staff_named(
                 Some(_) => Err(invalid("buddy_staff_id", "that staff member is not active")),
                 None => Err(invalid(
                     "buddy_staff_id",
+                    "no such staff member in this organisation",
+                )),
+            };
+        }
+        CaseCommand::Intake { referral, .. } => {
+            let Some(referrer) = referral.referrer.staff_id else {
+                return Ok(());
+            };
+            let client = pool.get().await.map_err(StoreError::from)?;
+            return match access::staff_member_cached(&client, organisation_id, referrer.0).await? {
+                Some(_) => Ok(()),
+                None => Err(invalid(
+                    "referral.referrer.staff_id",
                     "no such staff member in this organisation",
                 )),
             };
