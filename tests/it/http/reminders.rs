@@ -878,6 +878,67 @@ async fn a_reminder_is_held_while_its_channel_has_no_template_and_goes_once_one_
     assert_eq!(notify.requests().len(), 2);
 }
 
+/// A reminder held because the person chose text messages and no text template is configured
+/// is looked at again when their consent changes: moved to email, which has a template, it
+/// goes by email at the next pass, once.
+#[tokio::test]
+async fn a_reminder_held_for_its_channel_goes_when_consent_moves_to_a_channel_with_a_template() {
+    let clock = app::Clock::fixed(at("2026-03-02T09:00:00Z"));
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let people = server.people.clone();
+    let worker = &people.worker;
+    let notify = Notify::start().await;
+    let consent = |channel: &str| json!({ "scope": "contact_for_reminders", "services": [], "channel": channel });
+    let both = person(&server, Some("07700 900013"), Some("ada@example.org")).await;
+    record(&server, worker, both, "consents", consent("sms")).await;
+    let appointment = book(&server, both, "2026-03-03T14:00:00Z").await;
+    server.catch_up().await;
+    let reminder = projector::reminders::reminder_id(both, appointment);
+    let admin = server.db.admin_client().await;
+    let email_only = NotifyTemplates {
+        sms: None,
+        email: Some(EMAIL_TEMPLATE.to_owned()),
+    };
+
+    clock.set(at("2026-03-02T14:05:00Z"));
+    let report = dispatcher(
+        &server,
+        &clock,
+        Some(notify.endpoint_with(email_only.clone())),
+    )
+    .run_once()
+    .await
+    .expect("a pass");
+    assert_eq!(report.held, 1, "{report:?}");
+    let held: Option<String> = testkit::query_value(
+        &admin,
+        "SELECT held_reason FROM reminder_outbox WHERE message_id = $1",
+        &[&reminder],
+    )
+    .await;
+    assert_eq!(held.as_deref(), Some("no_sms_template"));
+
+    // The person now prefers email: the hold is lifted by the consent, and the same
+    // dispatcher (still without a text template) sends it by email.
+    record(&server, worker, both, "consents", consent("email")).await;
+    server.catch_up().await;
+    clock.set(at("2026-03-02T14:10:00Z"));
+    let report = dispatcher(&server, &clock, Some(notify.endpoint_with(email_only)))
+        .run_once()
+        .await
+        .expect("a pass");
+    assert_eq!(report.delivered, 1, "{report:?}");
+    let requests = notify.requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    assert_eq!(requests[0].path, "/v2/notifications/email");
+    assert_eq!(requests[0].body["reference"], reminder.to_string());
+    assert_eq!(requests[0].body["template_id"], EMAIL_TEMPLATE);
+    assert_eq!(
+        outbox_of(&server, both).await,
+        [("delivered".to_owned(), None, Some("email".to_owned()), 1)]
+    );
+}
+
 #[tokio::test]
 async fn a_corrected_time_moves_the_reminder_and_an_erasure_not_yet_projected_still_stops_it() {
     let clock = app::Clock::fixed(at("2026-03-02T09:00:00Z"));
