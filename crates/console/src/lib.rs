@@ -1137,7 +1137,8 @@ struct AuditParams {
     known_at: Option<String>,
 }
 
-/// The end of a UK day typed as `YYYY-MM-DD`, none for an empty field.
+/// The end of a UK day typed as `YYYY-MM-DD` (its last microsecond, the log's precision:
+/// what was recorded in the day's last second is in it), none for an empty field.
 fn end_of_day(
     field: &str,
     value: &str,
@@ -1147,7 +1148,8 @@ fn end_of_day(
         return None;
     }
     match chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        Ok(day) => chrono::NaiveTime::from_hms_opt(23, 59, 59).and_then(|t| local::instant(day, t)),
+        Ok(day) => chrono::NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999)
+            .and_then(|t| local::instant(day, t)),
         Err(_) => {
             errors.push(FieldError::new(field, "Enter a real date"));
             None
@@ -1255,5 +1257,25 @@ async fn triage(
     match named {
         Ok((queue, names)) => page(StatusCode::OK, pages::triage(&session, &queue, &names)),
         Err(e) => failure(Some(&session), &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::end_of_day;
+
+    #[test]
+    fn a_day_typed_for_the_audit_ends_at_its_last_microsecond_uk_time() {
+        let mut errors = Vec::new();
+        // British Summer Time: the UK day ends at 22:59:59.999999 UTC.
+        let end = end_of_day("known_at", "2026-07-01", &mut errors).expect("a day");
+        assert_eq!(end.to_rfc3339(), "2026-07-01T22:59:59.999999+00:00");
+        let winter = end_of_day("as_of", "2026-12-01", &mut errors).expect("a day");
+        assert_eq!(winter.to_rfc3339(), "2026-12-01T23:59:59.999999+00:00");
+        assert!(errors.is_empty());
+        assert_eq!(end_of_day("as_of", "", &mut errors), None);
+        assert!(errors.is_empty(), "an empty field is no date, not an error");
+        assert_eq!(end_of_day("as_of", "2026-02-30", &mut errors), None);
+        assert_eq!(errors.len(), 1, "not a real date");
     }
 }
