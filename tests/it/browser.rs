@@ -205,16 +205,27 @@ impl Browser {
         }
     }
 
-    /// The visible text of the first element matching `css`.
-    pub async fn text(&self, css: &str) -> String {
+    /// The first element matching `css` (the test fails, naming the page, when there is none).
+    async fn find(&self, css: &str) -> fantoccini::elements::Element {
         let path = self.path().await;
         self.client
             .find(Locator::Css(css))
             .await
             .unwrap_or_else(|e| panic!("no {css} on {path}: {e}"))
-            .text()
+    }
+
+    /// The attribute `name` of the first element matching `css`, if it has it.
+    pub async fn attr(&self, css: &str, name: &str) -> Option<String> {
+        self.find(css)
             .await
-            .expect("its text")
+            .attr(name)
+            .await
+            .expect("its attribute")
+    }
+
+    /// The visible text of the first element matching `css`.
+    pub async fn text(&self, css: &str) -> String {
+        self.find(css).await.text().await.expect("its text")
     }
 
     /// Every element matching `css`, as their text.
@@ -229,6 +240,11 @@ impl Browser {
             out.push(element.text().await.expect("its text"));
         }
         out
+    }
+
+    /// What the page's error summary asks to put right, in order.
+    pub async fn error_summary(&self) -> Vec<String> {
+        self.texts(".nhsuk-error-summary__list a").await
     }
 
     /// Clicks the first element matching `css` and waits for the page it leads to.
@@ -250,14 +266,7 @@ impl Browser {
 
     /// Clicks the first element matching `css` (a radio's label, say): no new page.
     pub async fn click(&self, css: &str) {
-        let path = self.path().await;
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no {css} on {path}: {e}"))
-            .click()
-            .await
-            .expect("clicking");
+        self.find(css).await.click().await.expect("clicking");
     }
 
     /// Sets the field of id `id` to `value`, as if typed over what was there.
@@ -287,11 +296,8 @@ impl Browser {
 
     /// Chooses the option of value `value` in the select `css`.
     pub async fn select(&self, css: &str, value: &str) {
-        let path = self.path().await;
-        self.client
-            .find(Locator::Css(css))
+        self.find(css)
             .await
-            .unwrap_or_else(|e| panic!("no {css} on {path}: {e}"))
             .select_by_value(value)
             .await
             .expect("choosing an option");

@@ -224,11 +224,7 @@ impl CaseService {
     /// store's database, as the service's role), waiting on the replica's own checkpoints.
     /// Commands and the reads of a record (which write the read audit) stay on the store.
     pub fn with_replica(mut self, replica: EventStore) -> Self {
-        self.freshness = crate::Freshness::on_replica(
-            replica.clone(),
-            self.store.clone(),
-            self.freshness.settings(),
-        );
+        self.freshness = self.freshness.moved_to(replica.clone(), self.store.clone());
         self.reads = replica;
         self
     }
@@ -257,6 +253,14 @@ impl CaseService {
     /// The event store.
     pub fn store(&self) -> &EventStore {
         &self.store
+    }
+
+    /// A pooled connection to the store's database.
+    ///
+    /// # Errors
+    /// The pool cannot give one.
+    pub(crate) async fn connection(&self) -> Result<db::deadpool_postgres::Client, StoreError> {
+        Ok(self.store.pool().get().await?)
     }
 
     /// Reads and folds a client's stream.
@@ -337,15 +341,8 @@ impl CaseService {
         request: StaffCommand,
         authorise: impl Fn(Authorise<'_>) -> Result<(), Denied>,
     ) -> Result<AppendResult, CommandError> {
-        let metadata = Metadata {
-            actor_id: principal.staff_id.0,
-            actor_role: principal.role.as_str().to_owned(),
-            organisation_id: principal.organisation_id,
-            correlation_id: request.correlation_id,
-            causation_id: None,
-            // Set from the command's timing once it is checked.
-            occurred_at: self.clock.now(),
-        };
+        // Dated now until the command's timing is checked.
+        let metadata = principal.metadata(request.correlation_id, self.clock.now());
         let dating = Dating {
             given: request.occurred_at,
             window: Some(BackEntryWindow {

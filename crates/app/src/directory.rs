@@ -188,23 +188,12 @@ impl DirectoryService {
     /// of the store's database, as the service's role), waiting on the replica's own
     /// checkpoints for `after`. Commands, imports and the public ORUK answers stay on the store.
     pub fn with_replica(mut self, replica: EventStore) -> Self {
-        self.freshness = crate::Freshness::on_replica(
-            replica.clone(),
-            self.store.clone(),
-            self.freshness.settings(),
-        );
+        self.freshness = self.freshness.moved_to(replica.clone(), self.store.clone());
         self
     }
 
     fn staff_metadata(&self, principal: &Principal, correlation_id: Uuid) -> Metadata {
-        Metadata {
-            actor_id: principal.staff_id.0,
-            actor_role: principal.role.as_str().to_owned(),
-            organisation_id: principal.organisation_id,
-            correlation_id,
-            causation_id: None,
-            occurred_at: self.clock.now(),
-        }
+        principal.metadata(correlation_id, self.clock.now())
     }
 
     /// Carries out a capacity change or a withdrawal for a member of staff: their role
