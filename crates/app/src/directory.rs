@@ -646,7 +646,7 @@ pub async fn search(
 }
 
 /// How many services a search of plain words ranks beyond the end of its page: the best by
-/// their words' scores in `directory_search_terms` (V38), ranked with `ts_rank_cd`.
+/// their words' scores in `directory_search_terms` (V39), ranked with `ts_rank_cd`.
 pub const SEARCH_CANDIDATES: i64 = 200;
 
 /// How a search chose its page.
