@@ -697,7 +697,11 @@ async fn a_search_among_candidates_answers_the_page_that_ranking_every_match_ans
         }
     }
     // Each way of choosing the page answered some of them.
-    for way in [Ranked::EachWordsBest, Ranked::BestScores, Ranked::EveryMatch] {
+    for way in [
+        Ranked::EachWordsBest,
+        Ranked::BestScores,
+        Ranked::EveryMatch,
+    ] {
         assert!(ways.contains(&way), "{way:?} never answered");
     }
 }
@@ -725,8 +729,16 @@ async fn search_words_follow_a_changed_service_and_a_rebuild() {
     assert_ne!(ranked, Ranked::EveryMatch);
     // Its old description's words find the others made from the same record, not it.
     let (found, _) = find("appointment entitled").await;
-    assert!(found.iter().any(|e| e.service_id == Uuid::from_u128(ALL_WORDS)));
-    assert!(found.iter().all(|e| e.service_id != Uuid::from_u128(ONE_WORD)));
+    assert!(
+        found
+            .iter()
+            .any(|e| e.service_id == Uuid::from_u128(ALL_WORDS))
+    );
+    assert!(
+        found
+            .iter()
+            .all(|e| e.service_id != Uuid::from_u128(ONE_WORD))
+    );
 
     // Rebuilt from the log, the words' scores are the same rows.
     let before = crate::support::table_rows(&client, &["directory_search_terms"]).await;

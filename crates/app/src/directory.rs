@@ -691,7 +691,11 @@ pub async fn search_ranked(
 
 /// The words of a search of plain words only (no need or area, no quotes, `or` or `-word`).
 fn plain_words(query: &DirectoryQuery) -> Option<&str> {
-    let text = query.text.as_deref().map(str::trim).filter(|t| !t.is_empty())?;
+    let text = query
+        .text
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())?;
     let area = query
         .area
         .as_deref()
