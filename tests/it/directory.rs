@@ -672,6 +672,7 @@ async fn a_search_among_candidates_answers_the_page_that_ranking_every_match_ans
         "lunch club",
         "support group for carers",
         "money advice",
+        "a walking group for older people who live alone and would like some company",
         "xylophone",
         "the of",
     ] {

@@ -649,6 +649,9 @@ pub async fn search(
 /// their words' scores in `directory_search_terms` (V39), ranked with `ts_rank_cd`.
 pub const SEARCH_CANDIDATES: i64 = 200;
 
+/// The most words a search chooses its candidates from each word's best list for.
+const EACH_WORDS_BEST_UP_TO: usize = 6;
+
 /// How a search chose its page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ranked {
@@ -680,7 +683,19 @@ pub async fn search_ranked(
 ) -> Result<(Vec<DirectoryEntry>, Ranked), anyhow::Error> {
     if let Some(words) = plain_words(query) {
         let cut = candidates.max(1) + query.offset + query.limit + 1;
-        for ranked in [Ranked::EachWordsBest, Ranked::BestScores] {
+        // Each word's best list adds up to `cut` candidates: for many words, choose among the
+        // best scores in all at once.
+        let many_words = words
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .count()
+            > EACH_WORDS_BEST_UP_TO;
+        let ways: &[Ranked] = if many_words {
+            &[Ranked::BestScores]
+        } else {
+            &[Ranked::EachWordsBest, Ranked::BestScores]
+        };
+        for &ranked in ways {
             if let Some(found) = search_candidates(client, words, query, ranked, cut).await? {
                 return Ok((found, ranked));
             }
