@@ -340,8 +340,15 @@ fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError>
         organisation_id: row.get(1),
         status: {
             let code: &str = row.get(2);
-            CaseStatus::from_code(code)
-                .ok_or_else(|| ProjectionError::Corrupt(format!("caseload.status: {code:?}")))?
+            // Rows written before the status was typed defaulted to an empty string for a
+            // record not yet registered: read so, a row left from then does not stop the
+            // projection at its client's next event.
+            match code {
+                "" => CaseStatus::Unregistered,
+                code => CaseStatus::from_code(code).ok_or_else(|| {
+                    ProjectionError::Corrupt(format!("caseload.status: {code:?}"))
+                })?,
+            }
         },
         erased: false,
         link_worker_id: row.get(3),
