@@ -57,4 +57,4 @@ CREATE TRIGGER directory_search_terms_changed
 INSERT INTO directory_search_terms (service_id, lexeme, score)
 SELECT t.* FROM directory_services AS d, directory_search_terms_of(d.service_id, d.search) AS t;
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON directory_search_terms TO casebook_app;
+GRANT SELECT, INSERT, DELETE ON directory_search_terms TO casebook_app;

@@ -666,6 +666,7 @@ async fn a_search_among_candidates_answers_the_page_that_ranking_every_match_ans
     let (_db, store) = directory_with_named_services().await;
     let client = store.pool().get().await.expect("a connection");
     let mut ways = Vec::new();
+    let mut proven = Vec::new();
     for text in [
         "lonely older people",
         "walking",
@@ -693,10 +694,34 @@ async fn a_search_among_candidates_answers_the_page_that_ranking_every_match_ans
                          {candidates} candidates, {ranked:?}"
                     );
                     ways.push(ranked);
+                    proven.push((text, available_only, offset, candidates, ranked));
                 }
             }
         }
     }
+    // The candidates answered where they are fewer than the matches, so the bound on every
+    // service outside them was what let them answer (not a list that held every match).
+    let way_of = |text: &str, candidates: i64| {
+        proven
+            .iter()
+            .find(|(t, available, offset, c, _)| {
+                *t == text && !*available && *offset == 0 && *c == candidates
+            })
+            .map(|(.., ranked)| *ranked)
+    };
+    assert_eq!(
+        way_of("lonely older people", 5),
+        Some(Ranked::EachWordsBest),
+        "the broad search's page proven from each word's five best"
+    );
+    assert_eq!(
+        way_of(
+            "a walking group for older people who live alone and would like some company",
+            50
+        ),
+        Some(Ranked::BestScores),
+        "a long search's page proven from the best scores"
+    );
     // Each way of choosing the page answered some of them.
     for way in [
         Ranked::EachWordsBest,
