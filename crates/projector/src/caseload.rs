@@ -415,21 +415,23 @@ async fn apply_into(
     if batch.decoded.is_empty() {
         return Ok(());
     }
-    let client_ids = batch.decoded.client_ids();
-    let select = batch
-        .prepare(
-            tx,
-            &format!(
-                "{} WHERE client_id = ANY($1)",
-                SELECT_COLUMNS.replace("FROM caseload", &format!("FROM {table}"))
-            ),
-        )
-        .await?;
-    let existing = tx.query(&select, &[&client_ids]).await?;
+    // Only a client whose record began before the batch can have a row already.
+    let client_ids = batch.decoded.continuing_client_ids();
     let mut rows: HashMap<Uuid, CaseloadRow> = HashMap::new();
-    for row in &existing {
-        let decoded = decode_row(row)?;
-        rows.insert(decoded.client_id, decoded);
+    if !client_ids.is_empty() {
+        let select = batch
+            .prepare(
+                tx,
+                &format!(
+                    "{} WHERE client_id = ANY($1)",
+                    SELECT_COLUMNS.replace("FROM caseload", &format!("FROM {table}"))
+                ),
+            )
+            .await?;
+        for row in &tx.query(&select, &[&client_ids]).await? {
+            let decoded = decode_row(row)?;
+            rows.insert(decoded.client_id, decoded);
+        }
     }
     for client in batch.decoded.clients(true)? {
         if client.refold {

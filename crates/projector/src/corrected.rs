@@ -215,6 +215,20 @@ impl Decoded {
         ids
     }
 
+    /// The clients the batch touches whose record began before it (its first event is not in
+    /// the batch), sorted: only they can have rows a projection stored from earlier batches.
+    /// A rebuild from a log where each record is mostly within one batch reads back almost none.
+    pub fn continuing_client_ids(&self) -> Vec<Uuid> {
+        let mut ids: Vec<Uuid> = self
+            .clients
+            .iter()
+            .filter(|c| c.facts.iter().map(|f| f.stream_version).min() > Some(1))
+            .map(|c| c.client_id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Whether the batch holds no client event.
     pub fn is_empty(&self) -> bool {
         self.clients.is_empty()
