@@ -13,8 +13,7 @@ use domain::{CaseEvent, Instrument, Timepoint, code};
 use eventstore::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{Json, ToSql};
+use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 use crate::rules::{Corrections, EvaluationConsent, Rules};
@@ -928,19 +927,19 @@ impl<'a> Figures<'a> {
         use tokio_postgres::types::Type;
         let states: Vec<(Uuid, Json<&ClientOutcomes>)> =
             self.state.iter().map(|s| (s.client_id, Json(*s))).collect();
-        copy_rows(
-            tx,
-            batch,
-            "COPY outcome_state (rules_version, client_id, state) FROM STDIN (FORMAT binary)",
-            &[Type::INT4, Type::UUID, Type::JSON],
-            states.len(),
-            |i| vec![&version, &states[i].0, &states[i].1],
-        )
-        .await?;
+        batch
+            .copy_rows(
+                tx,
+                "COPY outcome_state (rules_version, client_id, state) FROM STDIN (FORMAT binary)",
+                &[Type::INT4, Type::UUID, Type::JSON],
+                states.len(),
+                |i| vec![&version, &states[i].0, &states[i].1],
+            )
+            .await?;
         let r = &self.referrals;
-        copy_rows(
+        batch
+            .copy_rows(
             tx,
-            batch,
             "COPY report_referrals (rules_version, referral_id, client_id, organisation_id, team_id, \
              source, reasons, received_on, outcome, decline_reason, days_to_first_contact, destination) \
              FROM STDIN (FORMAT binary)",
@@ -978,9 +977,9 @@ impl<'a> Figures<'a> {
         )
         .await?;
         let e = &self.episodes;
-        copy_rows(
+        batch
+            .copy_rows(
             tx,
-            batch,
             "COPY report_episodes (rules_version, client_id, episode, organisation_id, team_id, source, \
              reasons, accepted_on, closed_on, closure_reason, contacts, attended, did_not_attend, \
              evaluation_excluded) FROM STDIN (FORMAT binary)",
@@ -1022,9 +1021,9 @@ impl<'a> Figures<'a> {
         )
         .await?;
         let s = &self.scores;
-        copy_rows(
+        batch
+            .copy_rows(
             tx,
-            batch,
             "COPY report_scores (rules_version, client_id, episode, measure, organisation_id, team_id, \
              source, reasons, baseline, follow_up, category, baseline_on, follow_up_on, baseline_band, \
              follow_up_band) FROM STDIN (FORMAT binary)",
@@ -1068,9 +1067,9 @@ impl<'a> Figures<'a> {
         )
         .await?;
         let c = &self.connections;
-        copy_rows(
+        batch
+            .copy_rows(
             tx,
-            batch,
             "COPY report_connections (rules_version, connection_id, client_id, organisation_id, team_id, \
              service_id, need, kind, made_on, outcome, waiting_weeks, service_answer, started) \
              FROM STDIN (FORMAT binary)",
@@ -1110,9 +1109,9 @@ impl<'a> Figures<'a> {
         )
         .await?;
         let g = &self.gaps;
-        copy_rows(
+        batch
+            .copy_rows(
             tx,
-            batch,
             "COPY report_gaps (rules_version, gap_id, client_id, organisation_id, team_id, need, area, \
              reason, recorded_on) FROM STDIN (FORMAT binary)",
             &[
@@ -1143,9 +1142,9 @@ impl<'a> Figures<'a> {
         )
         .await?;
         let b = &self.baselines;
-        copy_rows(
+        batch
+            .copy_rows(
             tx,
-            batch,
             "COPY report_baselines (rules_version, client_id, episode, measure, organisation_id, \
              team_id, source, reasons, baseline_on, paired, episode_closed) FROM STDIN (FORMAT binary)",
             &[
@@ -1180,9 +1179,9 @@ impl<'a> Figures<'a> {
         )
         .await?;
         let a = &self.activity;
-        copy_rows(
+        batch
+            .copy_rows(
             tx,
-            batch,
             "COPY report_activity (rules_version, client_id, episode, organisation_id, team_id, \
              source, reasons, kind, on_day) FROM STDIN (FORMAT binary)",
             &[
@@ -1214,30 +1213,6 @@ impl<'a> Figures<'a> {
         .await?;
         Ok(())
     }
-}
-
-/// Copies `rows` rows into a table with `copy` (a `COPY ... FROM STDIN (FORMAT binary)` whose
-/// columns have `types`), row `i` being `row(i)`; nothing is sent when there are none.
-async fn copy_rows<'r>(
-    tx: &tokio_postgres::Transaction<'_>,
-    batch: &Batch<'_>,
-    copy: &str,
-    types: &[tokio_postgres::types::Type],
-    rows: usize,
-    row: impl Fn(usize) -> Vec<&'r (dyn ToSql + Sync)>,
-) -> Result<(), ProjectionError> {
-    if rows == 0 {
-        return Ok(());
-    }
-    let statement = batch.prepare(tx, copy).await?;
-    let sink = tx.copy_in(&statement).await?;
-    let writer = BinaryCopyInWriter::new(sink, types);
-    let mut writer = std::pin::pin!(writer);
-    for i in 0..rows {
-        writer.as_mut().write(&row(i)).await?;
-    }
-    writer.finish().await?;
-    Ok(())
 }
 
 /// Paired scores of a state by measure (for tests and snapshots).

@@ -12,6 +12,8 @@ use crate::bookkeeping;
 use crate::corrected::{Decoded, RecordSource};
 use db::deadpool_postgres::StatementCache;
 use tokio_postgres::Statement;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
 
 /// Why a projection could not apply a batch.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +120,35 @@ impl Batch<'_> {
             Some(cache) => cache.prepare(tx.client(), sql).await,
             None => tx.prepare(sql).await,
         }
+    }
+
+    /// Copies `rows` rows into a table with `copy` (a `COPY ... FROM STDIN (FORMAT binary)`
+    /// whose columns have `types`), row `i` being `row(i)`; nothing is sent when there are none.
+    /// Rows go to PostgreSQL as they are stored, without arrays to build and unnest, and are
+    /// inserted a page at a time.
+    ///
+    /// # Errors
+    /// A database failure, or a value that does not fit its column's type.
+    pub async fn copy_rows<'r>(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        copy: &str,
+        types: &[Type],
+        rows: usize,
+        row: impl Fn(usize) -> Vec<&'r (dyn ToSql + Sync)>,
+    ) -> Result<(), ProjectionError> {
+        if rows == 0 {
+            return Ok(());
+        }
+        let statement = self.prepare(tx, copy).await?;
+        let sink = tx.copy_in(&statement).await?;
+        let writer = BinaryCopyInWriter::new(sink, types);
+        let mut writer = std::pin::pin!(writer);
+        for i in 0..rows {
+            writer.as_mut().write(&row(i)).await?;
+        }
+        writer.finish().await?;
+        Ok(())
     }
 }
 
