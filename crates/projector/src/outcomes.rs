@@ -673,6 +673,28 @@ impl Projection for OutcomesProjection {
     }
 }
 
+/// Each figures table's binary `COPY`, columns in the order [`Figures::write`] sends them.
+const COPY_OUTCOME_STATE: &str =
+    "COPY outcome_state (rules_version, client_id, state) FROM STDIN (FORMAT binary)";
+const COPY_REPORT_REFERRALS: &str = "COPY report_referrals (rules_version, referral_id, client_id, organisation_id, team_id, \
+     source, reasons, received_on, outcome, decline_reason, days_to_first_contact, destination) \
+     FROM STDIN (FORMAT binary)";
+const COPY_REPORT_EPISODES: &str = "COPY report_episodes (rules_version, client_id, episode, organisation_id, team_id, source, \
+     reasons, accepted_on, closed_on, closure_reason, contacts, attended, did_not_attend, \
+     evaluation_excluded) FROM STDIN (FORMAT binary)";
+const COPY_REPORT_SCORES: &str = "COPY report_scores (rules_version, client_id, episode, measure, organisation_id, team_id, \
+     source, reasons, baseline, follow_up, category, baseline_on, follow_up_on, baseline_band, \
+     follow_up_band) FROM STDIN (FORMAT binary)";
+const COPY_REPORT_CONNECTIONS: &str = "COPY report_connections (rules_version, connection_id, client_id, organisation_id, team_id, \
+     service_id, need, kind, made_on, outcome, waiting_weeks, service_answer, started) \
+     FROM STDIN (FORMAT binary)";
+const COPY_REPORT_GAPS: &str = "COPY report_gaps (rules_version, gap_id, client_id, organisation_id, team_id, need, area, \
+     reason, recorded_on) FROM STDIN (FORMAT binary)";
+const COPY_REPORT_BASELINES: &str = "COPY report_baselines (rules_version, client_id, episode, measure, organisation_id, \
+     team_id, source, reasons, baseline_on, paired, episode_closed) FROM STDIN (FORMAT binary)";
+const COPY_REPORT_ACTIVITY: &str = "COPY report_activity (rules_version, client_id, episode, organisation_id, team_id, \
+     source, reasons, kind, on_day) FROM STDIN (FORMAT binary)";
+
 /// Rows to insert, column by column, each table's copied in with one binary `COPY`.
 #[derive(Default)]
 struct Figures<'a> {
@@ -930,7 +952,7 @@ impl<'a> Figures<'a> {
         batch
             .copy_rows(
                 tx,
-                "COPY outcome_state (rules_version, client_id, state) FROM STDIN (FORMAT binary)",
+                COPY_OUTCOME_STATE,
                 &[Type::INT4, Type::UUID, Type::JSON],
                 states.len(),
                 |i| vec![&version, &states[i].0, &states[i].1],
@@ -939,278 +961,267 @@ impl<'a> Figures<'a> {
         let r = &self.referrals;
         batch
             .copy_rows(
-            tx,
-            "COPY report_referrals (rules_version, referral_id, client_id, organisation_id, team_id, \
-             source, reasons, received_on, outcome, decline_reason, days_to_first_contact, destination) \
-             FROM STDIN (FORMAT binary)",
-            &[
-                Type::INT4,
-                Type::UUID,
-                Type::UUID,
-                Type::UUID,
-                Type::UUID,
-                Type::TEXT,
-                Type::JSONB,
-                Type::DATE,
-                Type::TEXT,
-                Type::TEXT,
-                Type::INT4,
-                Type::TEXT,
-            ],
-            r.client_id.len(),
-            |i| {
-                vec![
-                    &version,
-                    &r.referral_id[i],
-                    &r.client_id[i],
-                    &r.organisation_id[i],
-                    &r.team_id[i],
-                    &r.source[i],
-                    &r.reasons[i],
-                    &r.received_on[i],
-                    &r.outcome[i],
-                    &r.decline_reason[i],
-                    &r.days_to_first_contact[i],
-                    &r.destination[i],
-                ]
-            },
-        )
-        .await?;
+                tx,
+                COPY_REPORT_REFERRALS,
+                &[
+                    Type::INT4,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::TEXT,
+                    Type::JSONB,
+                    Type::DATE,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::INT4,
+                    Type::TEXT,
+                ],
+                r.client_id.len(),
+                |i| {
+                    vec![
+                        &version,
+                        &r.referral_id[i],
+                        &r.client_id[i],
+                        &r.organisation_id[i],
+                        &r.team_id[i],
+                        &r.source[i],
+                        &r.reasons[i],
+                        &r.received_on[i],
+                        &r.outcome[i],
+                        &r.decline_reason[i],
+                        &r.days_to_first_contact[i],
+                        &r.destination[i],
+                    ]
+                },
+            )
+            .await?;
         let e = &self.episodes;
         batch
             .copy_rows(
-            tx,
-            "COPY report_episodes (rules_version, client_id, episode, organisation_id, team_id, source, \
-             reasons, accepted_on, closed_on, closure_reason, contacts, attended, did_not_attend, \
-             evaluation_excluded) FROM STDIN (FORMAT binary)",
-            &[
-                Type::INT4,
-                Type::UUID,
-                Type::INT4,
-                Type::UUID,
-                Type::UUID,
-                Type::TEXT,
-                Type::JSONB,
-                Type::DATE,
-                Type::DATE,
-                Type::TEXT,
-                Type::INT4,
-                Type::INT4,
-                Type::INT4,
-                Type::BOOL,
-            ],
-            e.keys.client_id.len(),
-            |i| {
-                vec![
-                    &version,
-                    &e.keys.client_id[i],
-                    &e.keys.episode[i],
-                    &e.keys.organisation_id[i],
-                    &e.keys.team_id[i],
-                    &e.keys.source[i],
-                    &e.keys.reasons[i],
-                    &e.accepted_on[i],
-                    &e.closed_on[i],
-                    &e.closure_reason[i],
-                    &e.contacts[i],
-                    &e.attended[i],
-                    &e.did_not_attend[i],
-                    &e.evaluation_excluded[i],
-                ]
-            },
-        )
-        .await?;
+                tx,
+                COPY_REPORT_EPISODES,
+                &[
+                    Type::INT4,
+                    Type::UUID,
+                    Type::INT4,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::TEXT,
+                    Type::JSONB,
+                    Type::DATE,
+                    Type::DATE,
+                    Type::TEXT,
+                    Type::INT4,
+                    Type::INT4,
+                    Type::INT4,
+                    Type::BOOL,
+                ],
+                e.keys.client_id.len(),
+                |i| {
+                    vec![
+                        &version,
+                        &e.keys.client_id[i],
+                        &e.keys.episode[i],
+                        &e.keys.organisation_id[i],
+                        &e.keys.team_id[i],
+                        &e.keys.source[i],
+                        &e.keys.reasons[i],
+                        &e.accepted_on[i],
+                        &e.closed_on[i],
+                        &e.closure_reason[i],
+                        &e.contacts[i],
+                        &e.attended[i],
+                        &e.did_not_attend[i],
+                        &e.evaluation_excluded[i],
+                    ]
+                },
+            )
+            .await?;
         let s = &self.scores;
         batch
             .copy_rows(
-            tx,
-            "COPY report_scores (rules_version, client_id, episode, measure, organisation_id, team_id, \
-             source, reasons, baseline, follow_up, category, baseline_on, follow_up_on, baseline_band, \
-             follow_up_band) FROM STDIN (FORMAT binary)",
-            &[
-                Type::INT4,
-                Type::UUID,
-                Type::INT4,
-                Type::TEXT,
-                Type::UUID,
-                Type::UUID,
-                Type::TEXT,
-                Type::JSONB,
-                Type::FLOAT8,
-                Type::FLOAT8,
-                Type::TEXT,
-                Type::DATE,
-                Type::DATE,
-                Type::TEXT,
-                Type::TEXT,
-            ],
-            s.keys.client_id.len(),
-            |i| {
-                vec![
-                    &version,
-                    &s.keys.client_id[i],
-                    &s.keys.episode[i],
-                    &s.measure[i],
-                    &s.keys.organisation_id[i],
-                    &s.keys.team_id[i],
-                    &s.keys.source[i],
-                    &s.keys.reasons[i],
-                    &s.baseline[i],
-                    &s.follow_up[i],
-                    &s.category[i],
-                    &s.baseline_on[i],
-                    &s.follow_up_on[i],
-                    &s.baseline_band[i],
-                    &s.follow_up_band[i],
-                ]
-            },
-        )
-        .await?;
+                tx,
+                COPY_REPORT_SCORES,
+                &[
+                    Type::INT4,
+                    Type::UUID,
+                    Type::INT4,
+                    Type::TEXT,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::TEXT,
+                    Type::JSONB,
+                    Type::FLOAT8,
+                    Type::FLOAT8,
+                    Type::TEXT,
+                    Type::DATE,
+                    Type::DATE,
+                    Type::TEXT,
+                    Type::TEXT,
+                ],
+                s.keys.client_id.len(),
+                |i| {
+                    vec![
+                        &version,
+                        &s.keys.client_id[i],
+                        &s.keys.episode[i],
+                        &s.measure[i],
+                        &s.keys.organisation_id[i],
+                        &s.keys.team_id[i],
+                        &s.keys.source[i],
+                        &s.keys.reasons[i],
+                        &s.baseline[i],
+                        &s.follow_up[i],
+                        &s.category[i],
+                        &s.baseline_on[i],
+                        &s.follow_up_on[i],
+                        &s.baseline_band[i],
+                        &s.follow_up_band[i],
+                    ]
+                },
+            )
+            .await?;
         let c = &self.connections;
         batch
             .copy_rows(
-            tx,
-            "COPY report_connections (rules_version, connection_id, client_id, organisation_id, team_id, \
-             service_id, need, kind, made_on, outcome, waiting_weeks, service_answer, started) \
-             FROM STDIN (FORMAT binary)",
-            &[
-                Type::INT4,
-                Type::UUID,
-                Type::UUID,
-                Type::UUID,
-                Type::UUID,
-                Type::UUID,
-                Type::TEXT,
-                Type::TEXT,
-                Type::DATE,
-                Type::TEXT,
-                Type::INT4,
-                Type::TEXT,
-                Type::BOOL,
-            ],
-            c.client_id.len(),
-            |i| {
-                vec![
-                    &version,
-                    &c.connection_id[i],
-                    &c.client_id[i],
-                    &c.organisation_id[i],
-                    &c.team_id[i],
-                    &c.service_id[i],
-                    &c.need[i],
-                    &c.kind[i],
-                    &c.made_on[i],
-                    &c.outcome[i],
-                    &c.waiting_weeks[i],
-                    &c.service_answer[i],
-                    &c.started[i],
-                ]
-            },
-        )
-        .await?;
+                tx,
+                COPY_REPORT_CONNECTIONS,
+                &[
+                    Type::INT4,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::DATE,
+                    Type::TEXT,
+                    Type::INT4,
+                    Type::TEXT,
+                    Type::BOOL,
+                ],
+                c.client_id.len(),
+                |i| {
+                    vec![
+                        &version,
+                        &c.connection_id[i],
+                        &c.client_id[i],
+                        &c.organisation_id[i],
+                        &c.team_id[i],
+                        &c.service_id[i],
+                        &c.need[i],
+                        &c.kind[i],
+                        &c.made_on[i],
+                        &c.outcome[i],
+                        &c.waiting_weeks[i],
+                        &c.service_answer[i],
+                        &c.started[i],
+                    ]
+                },
+            )
+            .await?;
         let g = &self.gaps;
         batch
             .copy_rows(
-            tx,
-            "COPY report_gaps (rules_version, gap_id, client_id, organisation_id, team_id, need, area, \
-             reason, recorded_on) FROM STDIN (FORMAT binary)",
-            &[
-                Type::INT4,
-                Type::UUID,
-                Type::UUID,
-                Type::UUID,
-                Type::UUID,
-                Type::TEXT,
-                Type::TEXT,
-                Type::TEXT,
-                Type::DATE,
-            ],
-            g.client_id.len(),
-            |i| {
-                vec![
-                    &version,
-                    &g.gap_id[i],
-                    &g.client_id[i],
-                    &g.organisation_id[i],
-                    &g.team_id[i],
-                    &g.need[i],
-                    &g.area[i],
-                    &g.reason[i],
-                    &g.recorded_on[i],
-                ]
-            },
-        )
-        .await?;
+                tx,
+                COPY_REPORT_GAPS,
+                &[
+                    Type::INT4,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::DATE,
+                ],
+                g.client_id.len(),
+                |i| {
+                    vec![
+                        &version,
+                        &g.gap_id[i],
+                        &g.client_id[i],
+                        &g.organisation_id[i],
+                        &g.team_id[i],
+                        &g.need[i],
+                        &g.area[i],
+                        &g.reason[i],
+                        &g.recorded_on[i],
+                    ]
+                },
+            )
+            .await?;
         let b = &self.baselines;
         batch
             .copy_rows(
-            tx,
-            "COPY report_baselines (rules_version, client_id, episode, measure, organisation_id, \
-             team_id, source, reasons, baseline_on, paired, episode_closed) FROM STDIN (FORMAT binary)",
-            &[
-                Type::INT4,
-                Type::UUID,
-                Type::INT4,
-                Type::TEXT,
-                Type::UUID,
-                Type::UUID,
-                Type::TEXT,
-                Type::JSONB,
-                Type::DATE,
-                Type::BOOL,
-                Type::BOOL,
-            ],
-            b.keys.client_id.len(),
-            |i| {
-                vec![
-                    &version,
-                    &b.keys.client_id[i],
-                    &b.keys.episode[i],
-                    &b.measure[i],
-                    &b.keys.organisation_id[i],
-                    &b.keys.team_id[i],
-                    &b.keys.source[i],
-                    &b.keys.reasons[i],
-                    &b.baseline_on[i],
-                    &b.paired[i],
-                    &b.episode_closed[i],
-                ]
-            },
-        )
-        .await?;
+                tx,
+                COPY_REPORT_BASELINES,
+                &[
+                    Type::INT4,
+                    Type::UUID,
+                    Type::INT4,
+                    Type::TEXT,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::TEXT,
+                    Type::JSONB,
+                    Type::DATE,
+                    Type::BOOL,
+                    Type::BOOL,
+                ],
+                b.keys.client_id.len(),
+                |i| {
+                    vec![
+                        &version,
+                        &b.keys.client_id[i],
+                        &b.keys.episode[i],
+                        &b.measure[i],
+                        &b.keys.organisation_id[i],
+                        &b.keys.team_id[i],
+                        &b.keys.source[i],
+                        &b.keys.reasons[i],
+                        &b.baseline_on[i],
+                        &b.paired[i],
+                        &b.episode_closed[i],
+                    ]
+                },
+            )
+            .await?;
         let a = &self.activity;
         batch
             .copy_rows(
-            tx,
-            "COPY report_activity (rules_version, client_id, episode, organisation_id, team_id, \
-             source, reasons, kind, on_day) FROM STDIN (FORMAT binary)",
-            &[
-                Type::INT4,
-                Type::UUID,
-                Type::INT4,
-                Type::UUID,
-                Type::UUID,
-                Type::TEXT,
-                Type::JSONB,
-                Type::TEXT,
-                Type::DATE,
-            ],
-            a.keys.client_id.len(),
-            |i| {
-                vec![
-                    &version,
-                    &a.keys.client_id[i],
-                    &a.keys.episode[i],
-                    &a.keys.organisation_id[i],
-                    &a.keys.team_id[i],
-                    &a.keys.source[i],
-                    &a.keys.reasons[i],
-                    &a.kind[i],
-                    &a.on_day[i],
-                ]
-            },
-        )
-        .await?;
+                tx,
+                COPY_REPORT_ACTIVITY,
+                &[
+                    Type::INT4,
+                    Type::UUID,
+                    Type::INT4,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::TEXT,
+                    Type::JSONB,
+                    Type::TEXT,
+                    Type::DATE,
+                ],
+                a.keys.client_id.len(),
+                |i| {
+                    vec![
+                        &version,
+                        &a.keys.client_id[i],
+                        &a.keys.episode[i],
+                        &a.keys.organisation_id[i],
+                        &a.keys.team_id[i],
+                        &a.keys.source[i],
+                        &a.keys.reasons[i],
+                        &a.kind[i],
+                        &a.on_day[i],
+                    ]
+                },
+            )
+            .await?;
         Ok(())
     }
 }
