@@ -438,7 +438,8 @@ impl Runner {
 /// connection's projections in one transaction that renews their leases and moves their
 /// checkpoints, so each read model sees each event exactly once, as with a [`Runner`] each.
 /// A failure can leave them at different checkpoints: [`Together::position`] then says so, and
-/// a rebuild starts again from the first event.
+/// a rebuild starts again from the first event. Client events reach the projections decoded
+/// ([`Batch::decoded`]); their raw payloads in [`Batch::events`] are left null.
 pub struct Together {
     store: EventStore,
     projections: Vec<Arc<dyn Projection>>,
@@ -685,7 +686,7 @@ async fn read_ahead(
                 Ok(events) => Ok(Some(events)),
                 Err(e) => Err(e.into()),
             };
-        let events = match read {
+        let mut events = match read {
             Ok(Some(events)) => events,
             Ok(None) => {
                 tokio::time::sleep(settings.poll_interval).await;
@@ -699,7 +700,9 @@ async fn read_ahead(
         if let Some(last) = events.last() {
             at = last.global;
         }
-        let decoded = Decoded::decode(&events, &store, refolds).await;
+        // Each client payload moves into its decoded event (no copy): the projections fed
+        // from here fold client events from the decoded batch only.
+        let decoded = Decoded::decode_moving(&mut events, &store, refolds).await;
         let failed = decoded.is_err();
         if sender.send(decoded.map(|d| (events, d))).await.is_err() || failed {
             return;
