@@ -12,7 +12,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use domain::{CaseEvent, Instrument, Timepoint, code};
 use eventstore::RecordedEvent;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio_postgres::types::Json;
 use uuid::Uuid;
 
@@ -700,30 +699,31 @@ const COPY_REPORT_ACTIVITY: &str = "COPY report_activity (rules_version, client_
 struct Figures<'a> {
     /// The states, serialised straight into the `COPY` (no `Value` in between).
     state: Vec<&'a ClientOutcomes>,
-    referrals: ReferralColumns,
-    episodes: EpisodeColumns,
-    scores: ScoreColumns,
+    referrals: ReferralColumns<'a>,
+    episodes: EpisodeColumns<'a>,
+    scores: ScoreColumns<'a>,
     connections: ConnectionColumns,
     gaps: GapColumns,
-    activity: ActivityColumns,
-    baselines: BaselineColumns,
+    activity: ActivityColumns<'a>,
+    baselines: BaselineColumns<'a>,
 }
 
 /// The columns every row of an episode's figures starts with: whose, which episode, the
 /// organisation and team, and the referral's source and reasons (what reports filter by).
+/// The source and reasons are borrowed from the state (and serialised straight into the copy).
 #[derive(Default)]
-struct EpisodeKeys {
+struct EpisodeKeys<'a> {
     client_id: Vec<Uuid>,
     episode: Vec<i32>,
     organisation_id: Vec<Uuid>,
     team_id: Vec<Option<Uuid>>,
-    source: Vec<String>,
-    reasons: Vec<Value>,
+    source: Vec<&'a str>,
+    reasons: Vec<Json<&'a [String]>>,
 }
 
-impl EpisodeKeys {
+impl<'a> EpisodeKeys<'a> {
     /// The keys of a row of episode `episode` (from 1) of `state`, in team `team_id`.
-    fn push(&mut self, state: &ClientOutcomes, episode: i32, team_id: Option<Uuid>) {
+    fn push(&mut self, state: &'a ClientOutcomes, episode: i32, team_id: Option<Uuid>) {
         let e = &state.episodes[(episode - 1) as usize];
         let r = state
             .referrals
@@ -733,17 +733,15 @@ impl EpisodeKeys {
         self.episode.push(episode);
         self.organisation_id.push(state.organisation_id);
         self.team_id.push(team_id);
-        self.source
-            .push(r.map(|r| r.source.clone()).unwrap_or_default());
-        self.reasons.push(serde_json::json!(
-            r.map(|r| r.reasons.clone()).unwrap_or_default()
-        ));
+        self.source.push(r.map_or("", |r| r.source.as_str()));
+        self.reasons
+            .push(Json(r.map_or(&[][..], |r| r.reasons.as_slice())));
     }
 }
 
 #[derive(Default)]
-struct BaselineColumns {
-    keys: EpisodeKeys,
+struct BaselineColumns<'a> {
+    keys: EpisodeKeys<'a>,
     measure: Vec<String>,
     baseline_on: Vec<NaiveDate>,
     paired: Vec<bool>,
@@ -751,20 +749,20 @@ struct BaselineColumns {
 }
 
 #[derive(Default)]
-struct ActivityColumns {
-    keys: EpisodeKeys,
+struct ActivityColumns<'a> {
+    keys: EpisodeKeys<'a>,
     kind: Vec<&'static str>,
     on_day: Vec<NaiveDate>,
 }
 
 #[derive(Default)]
-struct ReferralColumns {
+struct ReferralColumns<'a> {
     referral_id: Vec<Uuid>,
     client_id: Vec<Uuid>,
     organisation_id: Vec<Uuid>,
     team_id: Vec<Option<Uuid>>,
-    source: Vec<String>,
-    reasons: Vec<Value>,
+    source: Vec<&'a str>,
+    reasons: Vec<Json<&'a [String]>>,
     received_on: Vec<NaiveDate>,
     outcome: Vec<Option<String>>,
     decline_reason: Vec<Option<String>>,
@@ -773,8 +771,8 @@ struct ReferralColumns {
 }
 
 #[derive(Default)]
-struct EpisodeColumns {
-    keys: EpisodeKeys,
+struct EpisodeColumns<'a> {
+    keys: EpisodeKeys<'a>,
     accepted_on: Vec<Option<NaiveDate>>,
     closed_on: Vec<Option<NaiveDate>>,
     closure_reason: Vec<Option<String>>,
@@ -785,8 +783,8 @@ struct EpisodeColumns {
 }
 
 #[derive(Default)]
-struct ScoreColumns {
-    keys: EpisodeKeys,
+struct ScoreColumns<'a> {
+    keys: EpisodeKeys<'a>,
     measure: Vec<String>,
     baseline: Vec<f64>,
     follow_up: Vec<f64>,
@@ -844,8 +842,8 @@ impl<'a> Figures<'a> {
             c.client_id.push(client);
             c.organisation_id.push(org);
             c.team_id.push(episode.and_then(|e| e.team_id));
-            c.source.push(r.source.clone());
-            c.reasons.push(serde_json::json!(r.reasons));
+            c.source.push(r.source.as_str());
+            c.reasons.push(Json(r.reasons.as_slice()));
             c.received_on.push(r.received_on);
             c.outcome.push(r.outcome.clone());
             c.decline_reason.push(r.decline_reason.clone());
