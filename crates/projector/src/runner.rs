@@ -10,10 +10,11 @@ use uuid::Uuid;
 
 use crate::bookkeeping;
 use crate::corrected::{Decoded, RecordSource};
+use bytes::{BufMut, Bytes, BytesMut};
 use db::deadpool_postgres::StatementCache;
+use futures_util::SinkExt;
 use tokio_postgres::Statement;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::{IsNull, ToSql, Type};
 
 /// Why a projection could not apply a batch.
 #[derive(Debug, thiserror::Error)]
@@ -141,16 +142,46 @@ impl Batch<'_> {
             return Ok(());
         }
         let statement = self.prepare(tx, copy).await?;
-        let sink = tx.copy_in(&statement).await?;
-        let writer = BinaryCopyInWriter::new(sink, types);
-        let mut writer = std::pin::pin!(writer);
+        let sink = tx.copy_in::<_, Bytes>(&statement).await?;
+        let mut sink = std::pin::pin!(sink);
+        // The binary format (as `tokio_postgres::binary_copy` writes it), sent a megabyte at a
+        // time: that writer sends every 4 kB, and each message sent wakes the connection's task.
+        let mut buf = BytesMut::with_capacity(COPY_CHUNK + COPY_CHUNK / 4);
+        buf.put_slice(b"PGCOPY\n\xff\r\n\0");
+        buf.put_i32(0);
+        buf.put_i32(0);
         for i in 0..rows {
-            writer.as_mut().write(&row(i)).await?;
+            let values = row(i);
+            debug_assert_eq!(values.len(), types.len());
+            buf.put_i16(types.len() as i16);
+            for (value, ty) in values.iter().zip(types) {
+                let at = buf.len();
+                buf.put_i32(0);
+                let len = match value.to_sql_checked(ty, &mut buf) {
+                    Ok(IsNull::Yes) => -1,
+                    Ok(IsNull::No) => i32::try_from(buf.len() - at - 4)
+                        .map_err(|_| ProjectionError::Corrupt(format!("a {ty} value over 2 GB")))?,
+                    Err(e) => {
+                        return Err(ProjectionError::Corrupt(format!(
+                            "a {ty} value for {copy:?}: {e}"
+                        )));
+                    }
+                };
+                buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+            }
+            if buf.len() >= COPY_CHUNK {
+                sink.send(buf.split().freeze()).await?;
+            }
         }
-        writer.finish().await?;
+        buf.put_i16(-1);
+        sink.send(buf.freeze()).await?;
+        sink.as_mut().finish().await?;
         Ok(())
     }
 }
+
+/// How much of a `COPY` [`Batch::copy_rows`] sends at once.
+const COPY_CHUNK: usize = 1 << 20;
 
 /// How a runner behaves.
 #[derive(Clone, Copy, Debug)]
