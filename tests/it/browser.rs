@@ -25,7 +25,8 @@ const AXE: &str = include_str!("../vendor/axe-core-4.14.1/axe.min.js");
 pub struct Browser {
     pub client: Client,
     driver: Child,
-    profile: std::path::PathBuf,
+    /// The profile and the temporary files of the driver and the browser.
+    scratch: std::path::PathBuf,
     /// The origin of the first page visited: the service under test, whose console errors count.
     home: std::sync::OnceLock<String>,
 }
@@ -39,7 +40,7 @@ impl Drop for Browser {
             .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
+        let _ = std::fs::remove_dir_all(&self.scratch);
     }
 }
 
@@ -59,18 +60,28 @@ impl Browser {
              `apt-get install chromium chromium-driver` (scripts/test does it)"
         );
         let port = free_port();
+        // Everything the driver and the browser write goes under one directory, removed when
+        // the session is dropped: the profile, and their own temporary files (killed, they
+        // would leave a `org.chromium.Chromium.*` directory in /tmp for every test).
+        // Short names: the browser's socket lives in there, and a unix socket's path is short.
+        let scratch = std::env::temp_dir().join(format!(
+            "cbc-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        ));
+        let temporary = scratch.join("t");
+        std::fs::create_dir_all(&temporary).expect("the browser's temporary directory");
         // The browser keeps the real clock when the tests run a year ahead (`.ci/a-year-ahead`).
         let driver = Command::new(CHROMEDRIVER)
             .process_group(0)
             .arg(format!("--port={port}"))
             .env_remove("LD_PRELOAD")
             .env_remove("FAKETIME")
+            .env("TMPDIR", &temporary)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("starting chromedriver");
-        let profile =
-            std::env::temp_dir().join(format!("casebook-chromium-{}", uuid::Uuid::new_v4()));
+        let profile = scratch.join("p");
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".to_owned(),
@@ -105,7 +116,7 @@ impl Browser {
         Browser {
             client,
             driver,
-            profile,
+            scratch,
             home: std::sync::OnceLock::new(),
         }
     }
@@ -194,16 +205,27 @@ impl Browser {
         }
     }
 
-    /// The visible text of the first element matching `css`.
-    pub async fn text(&self, css: &str) -> String {
+    /// The first element matching `css` (the test fails, naming the page, when there is none).
+    async fn find(&self, css: &str) -> fantoccini::elements::Element {
         let path = self.path().await;
         self.client
             .find(Locator::Css(css))
             .await
             .unwrap_or_else(|e| panic!("no {css} on {path}: {e}"))
-            .text()
+    }
+
+    /// The attribute `name` of the first element matching `css`, if it has it.
+    pub async fn attr(&self, css: &str, name: &str) -> Option<String> {
+        self.find(css)
             .await
-            .expect("its text")
+            .attr(name)
+            .await
+            .expect("its attribute")
+    }
+
+    /// The visible text of the first element matching `css`.
+    pub async fn text(&self, css: &str) -> String {
+        self.find(css).await.text().await.expect("its text")
     }
 
     /// Every element matching `css`, as their text.
@@ -218,6 +240,11 @@ impl Browser {
             out.push(element.text().await.expect("its text"));
         }
         out
+    }
+
+    /// What the page's error summary asks to put right, in order.
+    pub async fn error_summary(&self) -> Vec<String> {
+        self.texts(".nhsuk-error-summary__list a").await
     }
 
     /// Clicks the first element matching `css` and waits for the page it leads to.
@@ -239,14 +266,7 @@ impl Browser {
 
     /// Clicks the first element matching `css` (a radio's label, say): no new page.
     pub async fn click(&self, css: &str) {
-        let path = self.path().await;
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no {css} on {path}: {e}"))
-            .click()
-            .await
-            .expect("clicking");
+        self.find(css).await.click().await.expect("clicking");
     }
 
     /// Sets the field of id `id` to `value`, as if typed over what was there.
@@ -276,11 +296,8 @@ impl Browser {
 
     /// Chooses the option of value `value` in the select `css`.
     pub async fn select(&self, css: &str, value: &str) {
-        let path = self.path().await;
-        self.client
-            .find(Locator::Css(css))
+        self.find(css)
             .await
-            .unwrap_or_else(|e| panic!("no {css} on {path}: {e}"))
             .select_by_value(value)
             .await
             .expect("choosing an option");

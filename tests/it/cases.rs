@@ -21,6 +21,34 @@ fn keyed(key: &str) -> CommandOptions {
     }
 }
 
+/// Someone new referred by their GP, and the referral accepted.
+fn accepted_referral(client: ClientId, referral_id: ReferralId) -> Vec<CaseCommand> {
+    let reasons = vec![NeedDomain::LonelinessIsolation];
+    vec![
+        new_client_intake(client, referral_id, "Frome", ReferralSource::Gp, reasons),
+        CaseCommand::AcceptReferral(ReferralAccepted { referral_id }),
+    ]
+}
+
+/// Carries out each of `commands` on `client`'s record as the system; each is accepted.
+async fn carried_out(cases: &CaseService, client: ClientId, commands: Vec<CaseCommand>) {
+    for command in commands {
+        cases
+            .execute(client, &command, metadata(), CommandOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    }
+}
+
+/// Deactivates `staff` of the test organisation.
+async fn deactivate(db: &testkit::TestDb, staff: StaffId) {
+    let owner = db.admin_client().await;
+    app::access::set_active(&owner, Some(crate::support::ORG), staff.0, false, None)
+        .await
+        .expect("deactivated")
+        .expect("a member of staff");
+}
+
 #[tokio::test]
 async fn a_whole_journey_is_decided_appended_and_replayed() {
     let (db, store) = store_with_db(4).await;
@@ -161,6 +189,79 @@ async fn the_command_path_refuses_dates_after_its_clock() {
 /// organisation, someone deactivated, or a link worker of another team is refused, naming the
 /// field, and nothing is written; the link worker of the team named is assigned.
 #[tokio::test]
+async fn a_referrer_named_by_staff_id_is_one_of_the_organisations_staff() {
+    let (_db, store) = store_with_db(4).await;
+    let cases = CaseService::new(store.clone());
+    let colleague = StaffId(Uuid::new_v4());
+    crate::support::hire_named(
+        &store,
+        crate::support::ORG,
+        &[CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
+            link_worker_id: colleague,
+            team_id: TeamId(Uuid::new_v4()),
+        })],
+    )
+    .await;
+    let naming = |referrer: StaffId| {
+        let mut intake = new_client_intake(
+            ClientId(Uuid::new_v4()),
+            ReferralId(Uuid::new_v4()),
+            "Frome",
+            ReferralSource::Gp,
+            vec![NeedDomain::LonelinessIsolation],
+        );
+        if let CaseCommand::Intake { referral, .. } = &mut intake {
+            referral.referrer.staff_id = Some(referrer);
+        }
+        intake
+    };
+    let stranger = naming(StaffId(Uuid::new_v4()));
+    let CaseCommand::Intake {
+        client: Some(registered),
+        ..
+    } = &stranger
+    else {
+        unreachable!("an intake of a new client")
+    };
+    let stranger_id = registered.client_id;
+    let refused = cases
+        .execute(
+            stranger_id,
+            &stranger,
+            metadata(),
+            CommandOptions::default(),
+        )
+        .await
+        .expect_err("a referrer who is nobody's staff");
+    assert!(
+        matches!(&refused, CommandError::Invalid { field, .. } if *field == "referral.referrer.staff_id"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        cases.load(stranger_id).await.expect("load").version,
+        0,
+        "nothing written"
+    );
+    let known = naming(colleague);
+    let CaseCommand::Intake {
+        client: Some(registered),
+        ..
+    } = &known
+    else {
+        unreachable!("an intake of a new client")
+    };
+    cases
+        .execute(
+            registered.client_id,
+            &known,
+            metadata(),
+            CommandOptions::default(),
+        )
+        .await
+        .expect("a referral naming a colleague is recorded");
+}
+
+#[tokio::test]
 async fn execute_refuses_unknown_inactive_and_other_team_staff() {
     let (db, store) = store_with_db(4).await;
     let cases = CaseService::new(store.clone());
@@ -184,26 +285,8 @@ async fn execute_refuses_unknown_inactive_and_other_team_staff() {
         assign(elsewhere, other_team),
     ];
     crate::support::hire_named(&store, crate::support::ORG, &hired).await;
-    let owner = db.admin_client().await;
-    app::access::set_active(&owner, Some(crate::support::ORG), gone.0, false, None)
-        .await
-        .expect("deactivated")
-        .expect("a member of staff");
-    for command in [
-        new_client_intake(
-            client,
-            referral_id,
-            "Frome",
-            ReferralSource::Gp,
-            vec![NeedDomain::LonelinessIsolation],
-        ),
-        CaseCommand::AcceptReferral(ReferralAccepted { referral_id }),
-    ] {
-        cases
-            .execute(client, &command, metadata(), CommandOptions::default())
-            .await
-            .expect("opened");
-    }
+    deactivate(&db, gone).await;
+    carried_out(&cases, client, accepted_referral(client, referral_id)).await;
     let version = cases.load(client).await.expect("load").version;
     let refusals = [
         (assign(StaffId(Uuid::new_v4()), team), "link_worker_id"),
@@ -248,4 +331,78 @@ async fn execute_refuses_unknown_inactive_and_other_team_staff() {
         cases.load(client).await.expect("load").state.link_worker,
         Some((worker, team))
     );
+}
+
+/// A lone worker's buddy is checked for every caller of the command path too (the demo, an
+/// import, the CLI), not only over HTTP: someone the organisation does not have, someone
+/// deactivated, or someone of another organisation is refused at `buddy_staff_id` and nothing
+/// is written; an active colleague is a buddy whatever their team.
+#[tokio::test]
+async fn execute_refuses_an_unknown_inactive_or_other_organisations_buddy() {
+    let (db, store) = store_with_db(4).await;
+    // The service's clock an hour after the commands' own time (`metadata`: 2 March, 10:00).
+    let now = crate::support::at(2) + chrono::Duration::hours(1);
+    let cases = CaseService::with_clock(store.clone(), app::Clock::fixed(now));
+    let client = ClientId(Uuid::new_v4());
+    let referral_id = ReferralId(Uuid::new_v4());
+    let visit = AppointmentId(Uuid::new_v4());
+    let visit_at = now + chrono::Duration::hours(2);
+    let plan = |buddy: StaffId| {
+        CaseCommand::RecordLoneWorkingPlan(LoneWorkingPlanRecorded {
+            appointment_id: visit,
+            address_note: "Flat 2, side door".to_owned(),
+            check_in_by: visit_at + chrono::Duration::hours(1),
+            buddy_staff_id: buddy,
+            known_risks: None,
+        })
+    };
+    let (colleague, gone, unknown, foreign) = (
+        StaffId(Uuid::new_v4()),
+        StaffId(Uuid::new_v4()),
+        StaffId(Uuid::new_v4()),
+        StaffId(Uuid::new_v4()),
+    );
+    // The colleague is a link worker of a team the case is not in; `gone` is deactivated.
+    let of_another_team = CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
+        link_worker_id: colleague,
+        team_id: TeamId(Uuid::new_v4()),
+    });
+    crate::support::hire_named(&store, crate::support::ORG, &[of_another_team, plan(gone)]).await;
+    deactivate(&db, gone).await;
+    let owner = db.admin_client().await;
+    let other_organisation = app::access::ensure_organisation(&owner, "Connect North")
+        .await
+        .expect("an organisation");
+    crate::support::hire_named(&store, other_organisation, &[plan(foreign)]).await;
+    let mut commands = accepted_referral(client, referral_id);
+    commands.push(CaseCommand::BookAppointment(AppointmentBooked {
+        appointment_id: visit,
+        scheduled_for: visit_at,
+        mode: ContactMode::HomeVisit,
+    }));
+    carried_out(&cases, client, commands).await;
+    let version = cases.load(client).await.expect("load").version;
+    for buddy in [unknown, gone, foreign] {
+        let refused = cases
+            .execute(client, &plan(buddy), metadata(), CommandOptions::default())
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&refused, CommandError::Invalid { field, .. } if *field == "buddy_staff_id"),
+            "{buddy:?}: {refused:?}"
+        );
+    }
+    assert_eq!(cases.load(client).await.expect("load").version, version);
+    cases
+        .execute(
+            client,
+            &plan(colleague),
+            metadata(),
+            CommandOptions::default(),
+        )
+        .await
+        .expect("a colleague of another team is a buddy");
+    let loaded = cases.load(client).await.expect("load");
+    assert_eq!(loaded.version, version + 1);
+    assert_eq!(loaded.state.lone_working.get(&visit), Some(&false));
 }

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use app::directory::{DirectoryQuery, DirectoryService, ImportReport, OrukPage};
+use app::directory::{
+    DirectoryQuery, DirectoryService, ImportReport, OrukPage, Ranked, SEARCH_CANDIDATES,
+    search_in_full, search_ranked,
+};
 use domain::NeedDomain;
 use domain::directory::OrukService;
 use eventstore::EventStore;
@@ -579,4 +582,176 @@ fn every_sample_record_meets_the_profile_and_names_real_needs() {
         NeedDomain::ALL.len(),
         "the sample covers every need domain"
     );
+}
+
+/// A copy of the sample's first service (benefits advice, active, no word of "lonely older
+/// people" in it) under another id and name.
+fn service_named(id: u128, name: &str) -> Value {
+    let mut record = sample_records()[0].clone();
+    record["id"] = json!(Uuid::from_u128(id).to_string());
+    record["name"] = json!(name);
+    record
+}
+
+const ALL_WORDS: u128 = 0xA11;
+const ONE_WORD: u128 = 0x0E;
+
+/// The sample directory, a service named by all of "lonely older people" and one named by one
+/// of them, projected.
+async fn directory_with_named_services() -> (testkit::TestDb, EventStore) {
+    let (db, store) = store_with_db(4).await;
+    let mut records = sample_records();
+    records.push(service_named(ALL_WORDS, "Lonely Older People Club"));
+    records.push(service_named(ONE_WORD, "People First Club"));
+    let report = import(&store, records).await;
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    catch_up(&store).await;
+    (db, store)
+}
+
+fn words(text: &str, available_only: bool, offset: i64, limit: i64) -> DirectoryQuery {
+    DirectoryQuery {
+        text: Some(text.to_owned()),
+        available_only,
+        offset,
+        limit,
+        ..DirectoryQuery::default()
+    }
+}
+
+fn ids(found: &[app::directory::DirectoryEntry]) -> Vec<Uuid> {
+    found.iter().map(|e| e.service_id).collect()
+}
+
+#[tokio::test]
+async fn a_broad_search_puts_the_service_matching_every_word_first_and_pages_without_gaps() {
+    let (_db, store) = directory_with_named_services().await;
+    let client = store.pool().get().await.expect("a connection");
+    let broad = |offset, limit| words("lonely older people", false, offset, limit);
+
+    // Most of the directory matches; the service named by every word comes first, above the
+    // one named by one word, and the page was chosen among candidates.
+    let (found, ranked) = search_ranked(&**client, &broad(0, 100), SEARCH_CANDIDATES)
+        .await
+        .expect("search");
+    assert_ne!(ranked, Ranked::EveryMatch);
+    assert_eq!(found[0].service_id, Uuid::from_u128(ALL_WORDS));
+    let one_word = found
+        .iter()
+        .position(|e| e.service_id == Uuid::from_u128(ONE_WORD))
+        .expect("the service named by one word is found");
+    assert!(one_word > 0);
+
+    // Page one and page two are the first 40 of one ordering, each service once.
+    let mut pages = Vec::new();
+    for offset in [0, 20] {
+        let mut page = app::directory::search(&**client, &broad(offset, 20))
+            .await
+            .expect("a page");
+        assert_eq!(page.len(), 21, "a next page");
+        page.truncate(20);
+        pages.extend(ids(&page));
+    }
+    let mut first_40 = search_in_full(&**client, &broad(0, 40))
+        .await
+        .expect("every match ranked");
+    first_40.truncate(40);
+    assert_eq!(pages, ids(&first_40));
+    let distinct: std::collections::BTreeSet<Uuid> = pages.iter().copied().collect();
+    assert_eq!(distinct.len(), 40);
+}
+
+#[tokio::test]
+async fn a_search_among_candidates_answers_the_page_that_ranking_every_match_answers() {
+    let (_db, store) = directory_with_named_services().await;
+    let client = store.pool().get().await.expect("a connection");
+    let mut ways = Vec::new();
+    for text in [
+        "lonely older people",
+        "walking",
+        "lunch club",
+        "support group for carers",
+        "money advice",
+        "a walking group for older people who live alone and would like some company",
+        "xylophone",
+        "the of",
+    ] {
+        for available_only in [false, true] {
+            for offset in [0, 20, 200] {
+                let query = words(text, available_only, offset, 20);
+                let every = search_in_full(&**client, &query)
+                    .await
+                    .expect("every match ranked");
+                for candidates in [1, 5, 50, SEARCH_CANDIDATES] {
+                    let (found, ranked) = search_ranked(&**client, &query, candidates)
+                        .await
+                        .expect("search");
+                    assert_eq!(
+                        ids(&found),
+                        ids(&every),
+                        "{text:?}, available only {available_only}, from {offset}, \
+                         {candidates} candidates, {ranked:?}"
+                    );
+                    ways.push(ranked);
+                }
+            }
+        }
+    }
+    // Each way of choosing the page answered some of them.
+    for way in [
+        Ranked::EachWordsBest,
+        Ranked::BestScores,
+        Ranked::EveryMatch,
+    ] {
+        assert!(ways.contains(&way), "{way:?} never answered");
+    }
+}
+
+#[tokio::test]
+async fn search_words_follow_a_changed_service_and_a_rebuild() {
+    let (_db, store) = directory_with_named_services().await;
+    let client = store.pool().get().await.expect("a connection");
+    let find = |text: &'static str| {
+        let client = &client;
+        async move {
+            search_ranked(&***client, &words(text, false, 0, 100), SEARCH_CANDIDATES)
+                .await
+                .expect("search")
+        }
+    };
+    let mut changed = service_named(ONE_WORD, "People First Club");
+    changed["description"] = json!("Zanzibar evenings for anyone who would like company.");
+    let report = import(&store, vec![changed]).await;
+    assert_eq!(report.changed, [Uuid::from_u128(ONE_WORD)]);
+    catch_up(&store).await;
+
+    let (found, ranked) = find("zanzibar").await;
+    assert_eq!(ids(&found), [Uuid::from_u128(ONE_WORD)]);
+    assert_ne!(ranked, Ranked::EveryMatch);
+    // Its old description's words find the others made from the same record, not it.
+    let (found, _) = find("appointment entitled").await;
+    assert!(
+        found
+            .iter()
+            .any(|e| e.service_id == Uuid::from_u128(ALL_WORDS))
+    );
+    assert!(
+        found
+            .iter()
+            .all(|e| e.service_id != Uuid::from_u128(ONE_WORD))
+    );
+
+    // Rebuilt from the log, the words' scores are the same rows.
+    let before = crate::support::table_rows(&client, &["directory_search_terms"]).await;
+    casebook::rebuild::rebuild(
+        &store,
+        casebook::rebuild::RebuildTarget::Directory,
+        &casebook::rebuild::RebuildOptions::default(),
+    )
+    .await
+    .expect("rebuild");
+    let after = crate::support::table_rows(&client, &["directory_search_terms"]).await;
+    assert_eq!(before, after);
+    assert!(before[0].as_array().is_some_and(|rows| rows.len() > 1000));
+    assert_eq!(find("zanzibar").await.0.len(), 1);
 }

@@ -439,6 +439,45 @@ async fn a_reader_waits_for_a_slow_transaction_and_then_receives_it_in_order() {
 }
 
 #[tokio::test]
+async fn has_committed_after_says_whether_anything_lies_past_a_place() {
+    let (_db, store) = store_with_db(4).await;
+    assert!(
+        !store
+            .has_committed_after(eventstore::GlobalPosition::START)
+            .await
+            .expect("empty log"),
+        "nothing lies past the start of an empty log"
+    );
+    for n in 1..=5 {
+        append(
+            &store,
+            Uuid::new_v4(),
+            ExpectedVersion::NoStream,
+            vec![contact(n)],
+        )
+        .await;
+    }
+    let read = store
+        .read_all(eventstore::GlobalPosition::START, 100)
+        .await
+        .expect("read");
+    assert_eq!(read.len(), 5);
+    for (i, event) in read.iter().enumerate() {
+        let past = store
+            .has_committed_after(event.global)
+            .await
+            .expect("has committed after");
+        assert_eq!(past, i + 1 < read.len(), "after event {}", i + 1);
+    }
+    assert!(
+        store
+            .has_committed_after(eventstore::GlobalPosition::START)
+            .await
+            .expect("from the start")
+    );
+}
+
+#[tokio::test]
 async fn the_log_rejects_update_delete_and_truncate_for_every_role() {
     let (db, store) = store_with_db(2).await;
     let stream = Uuid::new_v4();

@@ -173,7 +173,7 @@ async fn a_newly_assigned_case_shows_once_the_running_projector_catches_up() {
             .await
             .expect("rows");
         if rows.first().and_then(|r| r.link_worker_id) == Some(worker(7).0) {
-            assert_eq!(rows[0].status, "open");
+            assert_eq!(rows[0].status, domain::CaseStatus::Open);
             break;
         }
         assert!(
@@ -335,7 +335,7 @@ async fn catch_up_waits_for_events_committed_behind_an_open_transaction() {
     let rows = CaseloadProjection::rows(&db.app_client().await, &[Uuid::from_u128(31)])
         .await
         .expect("rows");
-    assert_eq!(rows[0].status, "open");
+    assert_eq!(rows[0].status, domain::CaseStatus::Open);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

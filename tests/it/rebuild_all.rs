@@ -17,7 +17,7 @@ use crate::support::{demo_store, quick_runner};
 
 /// Every read model's rows, each table in a fixed order.
 async fn read_models(client: &tokio_postgres::Client, caseload: &str) -> Vec<serde_json::Value> {
-    let tables: Vec<&str> = [caseload, "directory_services"]
+    let tables: Vec<&str> = [caseload, "directory_services", "directory_search_terms"]
         .into_iter()
         .chain(projector::FIGURE_TABLES.iter().copied())
         .collect();

@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
 use domain::{StaffId, TeamId};
+use eventstore::Metadata;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio_postgres::GenericClient;
@@ -97,6 +98,21 @@ pub struct Principal {
     pub team_id: Option<TeamId>,
     pub role: Role,
     pub token_id: Uuid,
+}
+
+impl Principal {
+    /// The metadata of what this caller records at `occurred_at` for the request
+    /// `correlation_id`, under their own organisation.
+    pub fn metadata(&self, correlation_id: Uuid, occurred_at: DateTime<Utc>) -> Metadata {
+        Metadata {
+            actor_id: self.staff_id.0,
+            actor_role: self.role.as_str().to_owned(),
+            organisation_id: self.organisation_id,
+            correlation_id,
+            causation_id: None,
+            occurred_at,
+        }
+    }
 }
 
 /// A staff account.

@@ -159,7 +159,7 @@ pub struct WorkerLoad {
 
 /// What wants attention on a case now. Pure: the row, the time and the rules.
 pub fn flags(row: &CaseloadRow, now: DateTime<Utc>, rules: &CaseloadRules) -> Vec<CaseloadFlag> {
-    let open = row.status == "open";
+    let open = row.status == CaseStatus::Open;
     let days_since_contact = row
         .last_contact_at
         .or(row.accepted_at)
@@ -220,7 +220,7 @@ pub fn unanswered_services(
 /// Whether a referral has waited for a decision past the task rules' `untriaged_referral`
 /// working days (on the UK calendar, with its bank holidays). Pure.
 pub fn triage_overdue(row: &CaseloadRow, now: DateTime<Utc>, rules: &TaskRules) -> bool {
-    row.status == "referred"
+    row.status == CaseStatus::Referred
         && rules.untriaged_referral.enabled
         && row.referred_on.is_some_and(|on| {
             rules.add_working_days(on, rules.untriaged_referral.working_days)
@@ -254,9 +254,7 @@ fn item(
     if triage_overdue(&row, now, &*task_rules()?) {
         flags.push(CaseloadFlag::TriageOverdue);
     }
-    let status = CaseStatus::from_code(&row.status).ok_or_else(|| {
-        projector::ProjectionError::Corrupt(format!("caseload.status: {:?}", row.status))
-    })?;
+    let status = row.status;
     Ok(CaseloadItem {
         client_id: row.client_id,
         days_since_referral: row
@@ -669,7 +667,7 @@ mod tests {
     /// Accepted on day 0, a WEMWBS baseline on day 30, a contact on day 30.
     fn open_row() -> CaseloadRow {
         CaseloadRow {
-            status: "open".into(),
+            status: CaseStatus::Open,
             accepted_at: Some(noon(day(0))),
             last_contact_at: Some(noon(day(30))),
             baselines: ["wemwbs".to_owned()].into_iter().collect(),
@@ -683,7 +681,7 @@ mod tests {
         let rules = TaskRules::load(1).expect("task rules v1");
         let at = |text: &str| text.parse::<DateTime<Utc>>().expect("an instant");
         let mut row = CaseloadRow {
-            status: "referred".into(),
+            status: CaseStatus::Referred,
             // Thursday 24 December 2026. Christmas, the Boxing Day holiday (the 28th), New
             // Year's Day and the weekends do not count: the five working days after are 29,
             // 30 and 31 December, 4 and 5 January.
@@ -696,7 +694,7 @@ mod tests {
         assert!(!triage_overdue(&row, at("2027-01-04T23:30:00Z"), &rules));
         row.team_id = Some(Uuid::from_u128(1));
         assert!(triage_overdue(&row, at("2027-01-05T09:00:00Z"), &rules));
-        row.status = "open".into();
+        row.status = CaseStatus::Open;
         assert!(!triage_overdue(&row, at("2027-01-05T09:00:00Z"), &rules));
     }
 
@@ -755,7 +753,7 @@ mod tests {
             flags(&row, noon(day(48)), &rules),
             vec![CaseloadFlag::NoContact]
         );
-        row.status = "referred".into();
+        row.status = CaseStatus::Referred;
         assert_eq!(flags(&row, noon(day(48)), &rules), vec![]);
     }
 

@@ -224,11 +224,7 @@ impl CaseService {
     /// store's database, as the service's role), waiting on the replica's own checkpoints.
     /// Commands and the reads of a record (which write the read audit) stay on the store.
     pub fn with_replica(mut self, replica: EventStore) -> Self {
-        self.freshness = crate::Freshness::on_replica(
-            replica.clone(),
-            self.store.clone(),
-            self.freshness.settings(),
-        );
+        self.freshness = self.freshness.moved_to(replica.clone(), self.store.clone());
         self.reads = replica;
         self
     }
@@ -257,6 +253,14 @@ impl CaseService {
     /// The event store.
     pub fn store(&self) -> &EventStore {
         &self.store
+    }
+
+    /// A pooled connection to the store's database.
+    ///
+    /// # Errors
+    /// The pool cannot give one.
+    pub(crate) async fn connection(&self) -> Result<db::deadpool_postgres::Client, StoreError> {
+        Ok(self.store.pool().get().await?)
     }
 
     /// Reads and folds a client's stream.
@@ -337,15 +341,8 @@ impl CaseService {
         request: StaffCommand,
         authorise: impl Fn(Authorise<'_>) -> Result<(), Denied>,
     ) -> Result<AppendResult, CommandError> {
-        let metadata = Metadata {
-            actor_id: principal.staff_id.0,
-            actor_role: principal.role.as_str().to_owned(),
-            organisation_id: principal.organisation_id,
-            correlation_id: request.correlation_id,
-            causation_id: None,
-            // Set from the command's timing once it is checked.
-            occurred_at: self.clock.now(),
-        };
+        // Dated now until the command's timing is checked.
+        let metadata = principal.metadata(request.correlation_id, self.clock.now());
         let dating = Dating {
             given: request.occurred_at,
             window: Some(BackEntryWindow {
@@ -627,8 +624,9 @@ fn invalid(field: &'static str, message: &str) -> CommandError {
 
 /// Whom a command names, looked up in `organisation_id`'s staff (what a caller alone may not
 /// name is [`policy::may_name`], asked before): an assignment or transfer names an active link
-/// worker (or team lead) of the organisation, in the team it names, and a lone worker's buddy
-/// is an active colleague.
+/// worker (or team lead) of the organisation, in the team it names, a lone worker's buddy is an
+/// active colleague, and a referral's referrer, when it names a Casebook user, names one of the
+/// organisation's staff (active or not: a referral may be recorded after its referrer left).
 ///
 /// # Errors
 /// [`CommandError::Invalid`] naming the field; a database failure.
@@ -657,6 +655,19 @@ async fn check_staff_named(
                 Some(_) => Err(invalid("buddy_staff_id", "that staff member is not active")),
                 None => Err(invalid(
                     "buddy_staff_id",
+                    "no such staff member in this organisation",
+                )),
+            };
+        }
+        CaseCommand::Intake { referral, .. } => {
+            let Some(referrer) = referral.referrer.staff_id else {
+                return Ok(());
+            };
+            let client = pool.get().await.map_err(StoreError::from)?;
+            return match access::staff_member_cached(&client, organisation_id, referrer.0).await? {
+                Some(_) => Ok(()),
+                None => Err(invalid(
+                    "referral.referrer.staff_id",
                     "no such staff member in this organisation",
                 )),
             };

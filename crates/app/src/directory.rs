@@ -188,23 +188,12 @@ impl DirectoryService {
     /// of the store's database, as the service's role), waiting on the replica's own
     /// checkpoints for `after`. Commands, imports and the public ORUK answers stay on the store.
     pub fn with_replica(mut self, replica: EventStore) -> Self {
-        self.freshness = crate::Freshness::on_replica(
-            replica.clone(),
-            self.store.clone(),
-            self.freshness.settings(),
-        );
+        self.freshness = self.freshness.moved_to(replica.clone(), self.store.clone());
         self
     }
 
     fn staff_metadata(&self, principal: &Principal, correlation_id: Uuid) -> Metadata {
-        Metadata {
-            actor_id: principal.staff_id.0,
-            actor_role: principal.role.as_str().to_owned(),
-            organisation_id: principal.organisation_id,
-            correlation_id,
-            causation_id: None,
-            occurred_at: self.clock.now(),
-        }
+        principal.metadata(correlation_id, self.clock.now())
     }
 
     /// Carries out a capacity change or a withdrawal for a member of staff: their role
@@ -639,6 +628,201 @@ fn entry(row: &tokio_postgres::Row) -> Result<DirectoryEntry, String> {
 /// # Errors
 /// A database failure or an unreadable row.
 pub async fn search(
+    client: &impl tokio_postgres::GenericClient,
+    query: &DirectoryQuery,
+) -> Result<Vec<DirectoryEntry>, anyhow::Error> {
+    Ok(search_ranked(client, query, SEARCH_CANDIDATES).await?.0)
+}
+
+/// How many services a search of plain words ranks beyond the end of its page: the best by
+/// their words' scores in `directory_search_terms` (V39), ranked with `ts_rank_cd`.
+pub const SEARCH_CANDIDATES: i64 = 200;
+
+/// The most words a search chooses its candidates from each word's best list for.
+const EACH_WORDS_BEST_UP_TO: usize = 6;
+
+/// How a search chose its page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ranked {
+    /// Among each word's best services (no other service could reach the page).
+    EachWordsBest,
+    /// Among the services whose words score best, every match scored.
+    BestScores,
+    /// Every match ranked: a search with filters, quotes, `or` or `-word`, no words, or a page
+    /// the candidates could not prove.
+    EveryMatch,
+}
+
+/// [`search`], ranking `candidates` services beyond the page's end, and how it chose the page.
+///
+/// A search of plain words (the broad any-word search, without a need or area) ranks only
+/// candidates: first each word's best `candidates` services (plus the page), then, if that
+/// cannot prove the page, the services whose words score best in all. The page is answered
+/// from candidates only when no other service can rank on it: a service's word scores sum to at
+/// least its `ts_rank_cd`, so when the page's last service ranks above the best score outside
+/// the candidates, the page is the one [`search_in_full`] answers, in the same order. Otherwise
+/// every match is ranked, as for every other search.
+///
+/// # Errors
+/// A database failure or an unreadable row.
+pub async fn search_ranked(
+    client: &impl tokio_postgres::GenericClient,
+    query: &DirectoryQuery,
+    candidates: i64,
+) -> Result<(Vec<DirectoryEntry>, Ranked), anyhow::Error> {
+    if let Some(words) = plain_words(query) {
+        let cut = candidates.max(1) + query.offset + query.limit + 1;
+        // Each word's best list adds up to `cut` candidates: for many words, choose among the
+        // best scores in all at once.
+        let many_words = words
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .count()
+            > EACH_WORDS_BEST_UP_TO;
+        let ways: &[Ranked] = if many_words {
+            &[Ranked::BestScores]
+        } else {
+            &[Ranked::EachWordsBest, Ranked::BestScores]
+        };
+        for &ranked in ways {
+            if let Some(found) = search_candidates(client, words, query, ranked, cut).await? {
+                return Ok((found, ranked));
+            }
+        }
+    }
+    Ok((search_in_full(client, query).await?, Ranked::EveryMatch))
+}
+
+/// The words of a search of plain words only (no need or area, no quotes, `or` or `-word`).
+fn plain_words(query: &DirectoryQuery) -> Option<&str> {
+    let text = query
+        .text
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())?;
+    let area = query
+        .area
+        .as_deref()
+        .map(domain::directory::normalise_area)
+        .filter(|a| !a.is_empty());
+    let or = text
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .any(|word| word.eq_ignore_ascii_case("or"));
+    let plain = query.need.is_none() && area.is_none() && !or && !text.contains(['"', '-']);
+    plain.then_some(text)
+}
+
+/// The lexemes of plain words `$1`: those of `plainto_tsquery`, which `TEXT_QUERY` joins with `|`.
+const LEXEMES: &str = "tsvector_to_array(to_tsvector('english', $1::text))";
+
+/// The page of a search of plain words `$1` among candidates (at least `$2`), or `None` when the
+/// candidates cannot prove it (see [`search_ranked`]).
+async fn search_candidates(
+    client: &impl tokio_postgres::GenericClient,
+    words: &str,
+    query: &DirectoryQuery,
+    ranked: Ranked,
+    cut: i64,
+) -> Result<Option<Vec<DirectoryEntry>>, anyhow::Error> {
+    // `beyond`: the best score a service outside the candidates can have (none: every match
+    // is a candidate).
+    let candidates = match ranked {
+        // A service in none of the words' best lists scores at most each full list's last.
+        Ranked::EachWordsBest => format!(
+            "best AS ( \
+               SELECT word.lexeme, top.service_id, top.score \
+               FROM unnest({LEXEMES}) AS word(lexeme) \
+               CROSS JOIN LATERAL ( \
+                 SELECT t.service_id, t.score FROM directory_search_terms AS t \
+                 WHERE t.lexeme = word.lexeme ORDER BY t.score DESC LIMIT $2) AS top), \
+             candidates AS (SELECT DISTINCT service_id FROM best), \
+             bound AS ( \
+               SELECT sum(least_score) AS beyond FROM ( \
+                 SELECT min(score)::float8 AS least_score FROM best \
+                 GROUP BY lexeme HAVING count(*) >= $2) AS full_lists)"
+        ),
+        Ranked::BestScores => format!(
+            "scored AS ( \
+               SELECT service_id, sum(score)::float8 AS score FROM directory_search_terms \
+               WHERE lexeme = ANY ({LEXEMES}) GROUP BY service_id), \
+             candidates AS ( \
+               SELECT service_id, score FROM scored \
+               ORDER BY score DESC FETCH FIRST $2 ROWS WITH TIES), \
+             bound AS ( \
+               SELECT max(score) AS beyond FROM scored \
+               WHERE score < (SELECT min(score) FROM candidates))"
+        ),
+        Ranked::EveryMatch => return Ok(None),
+    };
+    let sql = format!(
+        "WITH {candidates}, \
+         page AS ( \
+           SELECT service_id, \
+             ts_rank_cd(search, q.query, 1) \
+               * CASE WHEN status <> 'active' OR availability = 'closed' THEN 0.3 \
+                      WHEN availability = 'waiting_list' THEN 0.6 ELSE 1 END AS rank, \
+             CASE availability WHEN 'open' THEN 0 WHEN 'waiting_list' THEN 1 ELSE 2 END AS open_first, \
+             CASE status WHEN 'active' THEN 0 ELSE 1 END AS active_first, lower(name) AS sort_name \
+           FROM directory_services, (SELECT {TEXT_QUERY} AS query) AS q \
+           WHERE service_id = ANY (ARRAY(SELECT service_id FROM candidates)) \
+             AND NOT withdrawn AND search @@ q.query \
+             AND (NOT $3 OR (availability = 'open' AND status = 'active')) \
+           ORDER BY rank DESC, open_first, active_first, sort_name, service_id \
+           OFFSET $4 LIMIT $5) \
+         SELECT {ENTRY_COLUMNS}, page.rank, bound.beyond, \
+           NOT ($1::text ~ '[\"-]' OR $1::text ~* '\\mor\\M') AS plain, \
+           cardinality({LEXEMES}) AS words \
+         FROM bound LEFT JOIN (page JOIN directory_services USING (service_id)) ON true \
+         ORDER BY page.rank DESC, page.open_first, page.active_first, page.sort_name, service_id"
+    );
+    let rows = client
+        .query(
+            &sql,
+            &[
+                &words,
+                &cut,
+                &query.available_only,
+                &query.offset,
+                &(query.limit + 1),
+            ],
+        )
+        .await?;
+    // One row at least: `bound`'s, without a service when the page is empty.
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let plain: bool = first.get(14);
+    let lexemes: i32 = first.get(15);
+    if !plain || lexemes == 0 {
+        // Words `TEXT_QUERY` reads otherwise, or only stop words (which filter nothing).
+        return Ok(None);
+    }
+    let beyond: Option<f64> = first.get(13);
+    let mut found = Vec::with_capacity(rows.len());
+    let mut last_rank = None;
+    for row in &rows {
+        if row.get::<_, Option<Uuid>>(0).is_some() {
+            found.push(entry(row).map_err(anyhow::Error::msg)?);
+            last_rank = row.get::<_, Option<f64>>(12);
+        }
+    }
+    let proven = match beyond {
+        None => true,
+        // Every service outside ranks below the page's last (the margin covers the scores'
+        // rounding to `real`), so it would come after the page.
+        Some(beyond) => {
+            found.len() as i64 == query.limit + 1
+                && last_rank.is_some_and(|rank| rank > beyond * (1.0 + 1e-5) + 1e-9)
+        }
+    };
+    Ok(proven.then_some(found))
+}
+
+/// [`search`] ranking every match, whatever the search: what [`search_ranked`] falls back to.
+///
+/// # Errors
+/// A database failure or an unreadable row.
+pub async fn search_in_full(
     client: &impl tokio_postgres::GenericClient,
     query: &DirectoryQuery,
 ) -> Result<Vec<DirectoryEntry>, anyhow::Error> {

@@ -251,13 +251,7 @@ impl FhirReferrals {
             }
             Err(e) => return Err(e.into()),
         };
-        let client = self
-            .cases
-            .store()
-            .pool()
-            .get()
-            .await
-            .map_err(AppError::from)?;
+        let client = self.cases.connection().await.map_err(AppError::from)?;
         client
             .execute(
                 "INSERT INTO fhir_service_requests \
@@ -304,13 +298,7 @@ impl FhirReferrals {
         organisation_id: Uuid,
         id: Uuid,
     ) -> Result<Option<((String, String), ClientId)>, FhirError> {
-        let client = self
-            .cases
-            .store()
-            .pool()
-            .get()
-            .await
-            .map_err(AppError::from)?;
+        let client = self.cases.connection().await.map_err(AppError::from)?;
         let row = client
             .query_opt(
                 "SELECT identifier_system, identifier_value, client_id FROM fhir_service_requests \

@@ -172,6 +172,11 @@ impl Freshness {
         self
     }
 
+    /// The same waits, watching `replica` of `primary` instead.
+    pub fn moved_to(&self, replica: EventStore, primary: EventStore) -> Freshness {
+        Freshness::on_replica(replica, primary, self.wait)
+    }
+
     /// How long reads wait.
     pub fn settings(&self) -> ReadWait {
         self.wait

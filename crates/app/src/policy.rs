@@ -603,12 +603,12 @@ mod tests {
 
     use super::*;
 
-    const ORG: Uuid = Uuid::from_u128(1);
-    const OTHER_ORG: Uuid = Uuid::from_u128(2);
-    const ME: StaffId = StaffId(Uuid::from_u128(10));
-    const SOMEONE: StaffId = StaffId(Uuid::from_u128(11));
-    const MY_TEAM: TeamId = TeamId(Uuid::from_u128(20));
-    const OTHER_TEAM: TeamId = TeamId(Uuid::from_u128(21));
+    pub(super) const ORG: Uuid = Uuid::from_u128(1);
+    pub(super) const OTHER_ORG: Uuid = Uuid::from_u128(2);
+    pub(super) const ME: StaffId = StaffId(Uuid::from_u128(10));
+    pub(super) const SOMEONE: StaffId = StaffId(Uuid::from_u128(11));
+    pub(super) const MY_TEAM: TeamId = TeamId(Uuid::from_u128(20));
+    pub(super) const OTHER_TEAM: TeamId = TeamId(Uuid::from_u128(21));
     const REFERRAL: ReferralId = ReferralId(Uuid::from_u128(30));
 
     /// How the caller stands to the record.
@@ -630,15 +630,17 @@ mod tests {
     }
     use Relation::*;
 
+    /// What a decision comes to: allowed, refused as absent (404) or as forbidden (403).
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    enum Outcome {
+    pub(super) enum Outcome {
         Allow,
         Absent,
         Forbidden,
     }
     use Outcome::*;
 
-    fn principal(role: Role) -> Principal {
+    /// A caller of `role` in the organisation `ORG` (and the team `MY_TEAM` when it has one).
+    pub(super) fn principal(role: Role) -> Principal {
         Principal {
             staff_id: ME,
             organisation_id: ORG,

@@ -156,12 +156,8 @@ impl ProviderConnections {
             return Err(Denied::NotFound.into());
         };
         let metadata = Metadata {
-            actor_id: principal.staff_id.0,
-            actor_role: principal.role.as_str().to_owned(),
             organisation_id,
-            correlation_id: request.correlation_id,
-            causation_id: None,
-            occurred_at: self.cases.clock().now(),
+            ..principal.metadata(request.correlation_id, self.cases.clock().now())
         };
         let options = CommandOptions {
             idempotency_key: request.idempotency_key,

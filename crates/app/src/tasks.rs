@@ -182,15 +182,30 @@ impl TaskService {
         Ok(crate::stream::load(self.cases.store(), id.0, LoadedTask::default(), fold).await?)
     }
 
+    /// The task's stream loaded for a command under `request`'s key: the task, or
+    /// (`Err`) the answer stored under the key when it was used before.
+    async fn load_keyed(
+        &self,
+        id: Uuid,
+        request: &TaskRequest,
+        principal: &Principal,
+    ) -> Result<Result<LoadedTask, TaskAccepted>, TaskCommandError> {
+        let (loaded, head) = crate::stream::load_for_command(
+            self.cases.store(),
+            id,
+            request.idempotency_key.as_deref(),
+            LoadedTask::default(),
+            fold,
+        )
+        .await?;
+        Ok(match replayed(&head, request, principal, &loaded)? {
+            Some(answer) => Err(answer),
+            None => Ok(loaded),
+        })
+    }
+
     fn metadata(&self, principal: &Principal, correlation_id: Uuid) -> Metadata {
-        Metadata {
-            actor_id: principal.staff_id.0,
-            actor_role: principal.role.as_str().to_owned(),
-            organisation_id: principal.organisation_id,
-            correlation_id,
-            causation_id: None,
-            occurred_at: self.cases.clock().now(),
-        }
+        principal.metadata(correlation_id, self.cases.clock().now())
     }
 
     /// Raises a task for a member of staff: the policy ([`policy::tasks::may_raise_task`]) on
@@ -205,17 +220,13 @@ impl TaskService {
         raise: &RaiseTask,
         request: TaskRequest,
     ) -> Result<TaskAccepted, TaskCommandError> {
-        let (loaded, head) = crate::stream::load_for_command(
-            self.cases.store(),
-            raise.task_id.0,
-            request.idempotency_key.as_deref(),
-            LoadedTask::default(),
-            fold,
-        )
-        .await?;
-        if let Some(replayed) = replayed(&head, &request, principal, &loaded)? {
-            return Ok(replayed);
-        }
+        let loaded = match self
+            .load_keyed(raise.task_id.0, &request, principal)
+            .await?
+        {
+            Ok(fresh) => fresh,
+            Err(replayed) => return Ok(replayed),
+        };
         let case = match raise.client_id {
             Some(client) => Some(self.cases.load(client).await?),
             None => None,
@@ -233,13 +244,7 @@ impl TaskService {
         }
         let assignee_id = raise.assignee_id.unwrap_or(principal.staff_id);
         let member = {
-            let client = self
-                .cases
-                .store()
-                .pool()
-                .get()
-                .await
-                .map_err(StoreError::from)?;
+            let client = self.cases.connection().await?;
             access::staff_member_cached(&client, principal.organisation_id, assignee_id.0).await?
         };
         let Some(member) = member else {
@@ -333,17 +338,10 @@ impl TaskService {
         command: &TaskCommand,
         request: TaskRequest,
     ) -> Result<TaskAccepted, TaskCommandError> {
-        let (loaded, head) = crate::stream::load_for_command(
-            self.cases.store(),
-            id.0,
-            request.idempotency_key.as_deref(),
-            LoadedTask::default(),
-            fold,
-        )
-        .await?;
-        if let Some(replayed) = replayed(&head, &request, principal, &loaded)? {
-            return Ok(replayed);
-        }
+        let loaded = match self.load_keyed(id.0, &request, principal).await? {
+            Ok(fresh) => fresh,
+            Err(replayed) => return Ok(replayed),
+        };
         policy::tasks::may_close_task(principal, &loaded)?;
         if let Some(expected) = request.expected_version
             && expected != loaded.version

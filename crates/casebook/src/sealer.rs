@@ -224,7 +224,8 @@ pub fn spawn_sealer(
                     || stopping
                     || every.is_some_and(|every| last_seal.elapsed() >= every)
                     || (settings.seal_every_events > 0
-                        && eventstore::anchor::unsealed_events(client).await?
+                        && eventstore::anchor::unsealed_events(client, settings.seal_every_events)
+                            .await?
                             >= settings.seal_every_events);
                 if due {
                     match seal_and_anchor(client, &key, anchor_file.as_deref()).await? {

@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use app::AppError;
 use app::records::ClientRecord;
 use app::sessions::ConsoleSession;
 use chrono::NaiveDate;
@@ -21,10 +20,12 @@ use domain::{
 use maud::{Markup, html};
 use uuid::Uuid;
 
+use crate::connect::form_page;
+use crate::fields::fieldset;
 use crate::forms::{self, FieldError, coded, form_id, text};
 use crate::pages::{capitalise, csrf_field, error_for, error_message, group_class, radios};
-use crate::plan::{execute, person_subpage, radio_group, subpage_layout};
-use crate::{Console, client_id, failure, form_session, session};
+use crate::plan::{execute, person_subpage};
+use crate::{Console, PostedAt, form_session, session};
 
 /// The version of each instrument these wordings are.
 const INSTRUMENT_VERSION: i32 = 1;
@@ -365,10 +366,7 @@ async fn show(
     query: web::Query<Chosen>,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let session = signed_in!(req, console);
-    let Some(client) = client_id(&path) else {
-        return failure(Some(&session), &AppError::NotFound("no such person".into()));
-    };
+    let (session, client) = about_person!(req, console, path);
     match query.instrument.as_deref().and_then(offered) {
         Some(instrument) => {
             // Today on the UK calendar, which is the one the domain judges a day-only fact by.
@@ -388,12 +386,7 @@ async fn show(
     }
 }
 
-async fn record(
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-    console: web::Data<Console>,
-) -> HttpResponse {
+async fn record((req, path, body, console): PostedAt) -> HttpResponse {
     let (fields, session, client) = person_form!(req, console, path, body);
     let Some(form) = AssessmentForm::from_fields(&fields) else {
         let errors = [FieldError::new("instrument", "Select the questionnaire")];
@@ -453,7 +446,7 @@ fn assessment_page(
     errors: &[FieldError],
 ) -> Markup {
     let base = format!("/console/people/{}", record.client_id);
-    subpage_layout(
+    form_page(
         who,
         record,
         "Record an assessment",
@@ -507,7 +500,7 @@ fn answer(
             (error_message(whole_error))
             input type="hidden" name="assessment_id" value=(form.assessment_id);
             input type="hidden" name="instrument" value=(domain::code(&form.instrument));
-            (radio_group("timepoint", "When in the journey was it taken?", errors,
+            (fieldset("timepoint", "When in the journey was it taken?", errors,
                 radios("timepoint", Timepoint::ALL, |t| t.label(), Some(form.timepoint.as_str()), true)))
             div class=(group_class(date_error)) {
                 label class="nhsuk-label" for="administered_on" { "Date it was taken" }
@@ -516,14 +509,14 @@ fn answer(
                     id="administered_on" name="administered_on" type="date" value=(form.administered_on)
                     aria-describedby=[date_error.map(|_| "administered_on-error")];
             }
-            (radio_group("mode", "Who completed it?", errors,
+            (fieldset("mode", "Who completed it?", errors,
                 radios("mode", AdministrationMode::ALL, |m| m.label(), Some(form.mode.as_str()), true)))
             h2 class="nhsuk-heading-m" id="answers" { "The questions" }
             (error_message(answers_error))
             @if !intro.is_empty() { p class="nhsuk-body" { (intro) } }
             @for (n, (item, typed)) in items.iter().zip(&form.answers).enumerate() {
                 @let field = item_field(n + 1);
-                (radio_group(&field, &capitalise(item.wording), errors, scale_radios(&field, item.scale, typed)))
+                (fieldset(&field, &capitalise(item.wording), errors, scale_radios(&field, item.scale, typed)))
             }
             button class="nhsuk-button" id="record-assessment" type="submit" { "Save assessment" }
         }

@@ -3,11 +3,10 @@
 
 use std::collections::HashMap;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::HttpResponse;
 use app::AppError;
 use app::directory::{DirectoryEntry, DirectoryService, SearchRequest};
 use app::records::{ClientRecord, ReferralSummary};
-use app::sessions::ConsoleSession;
 use domain::{
     CaseClosed, CaseCommand, CaseStatus, ClosureReason, Destination, ReferralId,
     ReferralRedirected, ReferralStatus, ServiceId,
@@ -15,13 +14,10 @@ use domain::{
 use maud::{Markup, html};
 use uuid::Uuid;
 
-use crate::Console;
-use crate::connect::{
-    PersonForm, Shown, choice, form_page, note_area, refused_at, show, status, typed_note,
-};
-use crate::forms::{FieldError, coded, form_id, text};
-use crate::pages::{csrf_field, error_for, error_message, group_class};
-use crate::{failure, page};
+use crate::connect::{PersonForm, Shown, posted, refused_at};
+use crate::failure;
+use crate::fields::{choice, fieldset, select, text_area, typed_text};
+use crate::forms::{FieldError, NOTE_LIMIT, coded, form_id, text};
 
 /// A link to close the case, while it is open.
 pub(crate) fn close_link(record: &ClientRecord) -> Markup {
@@ -55,6 +51,8 @@ pub(crate) struct CloseForm {
 
 impl PersonForm for CloseForm {
     const DONE: &'static str = "closed";
+    const TITLE: &'static str = "Close the case";
+    const ACTION: &'static str = "/close";
 
     fn from_fields(fields: &HashMap<String, String>) -> CloseForm {
         CloseForm {
@@ -70,7 +68,7 @@ impl PersonForm for CloseForm {
         if reason.is_none() {
             errors.push(FieldError::new("reason", "Select why the case is closed"));
         }
-        let note = typed_note(&self.note, "note", &mut errors);
+        let note = typed_text(&self.note, "note", NOTE_LIMIT, &mut errors);
         match reason {
             Some(reason) if errors.is_empty() => {
                 Ok(CaseCommand::CloseCase(CaseClosed { reason, note }))
@@ -87,38 +85,18 @@ impl PersonForm for CloseForm {
         refused_at(field, &[], &["reason", "note"], "reason")
     }
 
-    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse {
-        let Shown {
-            session, record, ..
-        } = *on;
-        let body = html! {
-            form method="post" action={"/console/people/" (record.client_id) "/close"} novalidate {
-                (csrf_field(session))
+    async fn draw(&self, on: &Shown<'_>, errors: &[FieldError]) -> Result<Markup, HttpResponse> {
+        Ok(posted::<CloseForm>(
+            on,
+            html! {
                 input type="hidden" name="closure_id" value=(self.closure_id);
                 (choice(("reason", "reason"), "Why is the case closed?",
                     (ClosureReason::ALL, ClosureReason::label), &self.reason, errors))
-                (note_area("note", "Note (needed for other)", &self.note, errors))
+                (text_area(("note", "note"), ("Note (needed for other)", None), (&self.note, 3), errors))
                 button class="nhsuk-button" id="close-case" type="submit" { "Close the case" }
-            }
-        };
-        page(
-            status(errors),
-            form_page(session, record, "Close the case", errors, body),
-        )
+            },
+        ))
     }
-}
-
-/// The page to close the case.
-pub(crate) async fn close_page(
-    req: HttpRequest,
-    path: web::Path<String>,
-    console: web::Data<Console>,
-) -> HttpResponse {
-    let form = CloseForm {
-        closure_id: Uuid::new_v4(),
-        ..CloseForm::default()
-    };
-    show(&req, &console, &path, &form).await
 }
 
 /// A redirection, as typed: a destination code, or `service` with the service chosen.
@@ -137,6 +115,8 @@ const SERVICE: &str = "service";
 
 impl PersonForm for RedirectForm {
     const DONE: &'static str = "redirected";
+    const TITLE: &'static str = "Redirect the referral";
+    const ACTION: &'static str = "/redirect";
 
     fn from_fields(fields: &HashMap<String, String>) -> RedirectForm {
         RedirectForm {
@@ -180,7 +160,7 @@ impl PersonForm for RedirectForm {
                 code: code.to_owned(),
             }),
         };
-        let note = typed_note(&self.note, "note", &mut errors);
+        let note = typed_text(&self.note, "note", NOTE_LIMIT, &mut errors);
         match destination {
             Some(destination) if errors.is_empty() => {
                 Ok(CaseCommand::RedirectReferral(ReferralRedirected {
@@ -202,22 +182,17 @@ impl PersonForm for RedirectForm {
         refused_at(field, &renamed, &["note"], "destination")
     }
 
-    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse {
-        let Shown {
-            console,
-            session,
-            record,
-            ..
-        } = *on;
-        let Some(referral) = record
+    async fn draw(&self, on: &Shown<'_>, errors: &[FieldError]) -> Result<Markup, HttpResponse> {
+        let Some(referral) = on
+            .record
             .referrals
             .iter()
             .find(|r| r.status == ReferralStatus::Pending)
         else {
-            return failure(
-                Some(session),
+            return Err(failure(
+                Some(on.session),
                 &AppError::NotFound("no referral of this person is waiting for a decision".into()),
-            );
+            ));
         };
         // The services a referral can go to now.
         let request = SearchRequest {
@@ -225,92 +200,67 @@ impl PersonForm for RedirectForm {
             limit: Some(100),
             ..SearchRequest::default()
         };
-        let services = match DirectoryService::beside(&console.cases)
-            .search_page(&session.principal, request)
+        let services = match DirectoryService::beside(&on.console.cases)
+            .search_page(&on.session.principal, request)
             .await
         {
             Ok(found) => found.items,
-            Err(e) => return failure(Some(session), &e),
+            Err(e) => return Err(failure(Some(on.session), &e)),
         };
-        let body = redirect_markup(session, record, referral, self, &services, errors, console);
-        page(
-            status(errors),
-            form_page(session, record, "Redirect the referral", errors, body),
-        )
+        Ok(html! {
+            p class="nhsuk-body" {
+                "Received " (crate::pages::day(referral.received_on)) " from "
+                (domain::code(&referral.source).replace('_', " ")) "."
+            }
+            (posted::<RedirectForm>(on, self.fields(on, referral, &services, errors)))
+        })
     }
 }
 
-fn redirect_markup(
-    session: &ConsoleSession,
-    record: &ClientRecord,
-    referral: &ReferralSummary,
-    form: &RedirectForm,
-    services: &[DirectoryEntry],
-    errors: &[FieldError],
-    console: &Console,
-) -> Markup {
-    let destination_error = error_for(errors, "destination");
-    let service_error = error_for(errors, "service_id");
-    let chosen = |value: &str| form.destination == value;
-    html! {
-        p class="nhsuk-body" {
-            "Received " (crate::pages::day(referral.received_on)) " from "
-            (domain::code(&referral.source).replace('_', " ")) "."
-        }
-        form method="post" action={"/console/people/" (record.client_id) "/redirect"} novalidate {
-            (csrf_field(session))
-            input type="hidden" name="redirect_id" value=(form.redirect_id);
+impl RedirectForm {
+    /// The form's fields, as typed, for `referral` and the `services` it may go to.
+    fn fields(
+        &self,
+        on: &Shown<'_>,
+        referral: &ReferralSummary,
+        services: &[DirectoryEntry],
+        errors: &[FieldError],
+    ) -> Markup {
+        let chosen = |value: &str| self.destination == value;
+        let radios = html! {
+            div class="nhsuk-radios" {
+                @for (i, place) in on.console.cases.redirect_destinations().iter().enumerate() {
+                    @let id = if i == 0 { "destination".to_owned() } else { format!("destination-{}", place.code) };
+                    div class="nhsuk-radios__item" {
+                        input class="nhsuk-radios__input" id=(id) name="destination" type="radio"
+                            value=(place.code) checked[chosen(place.code.as_str())];
+                        label class="nhsuk-label nhsuk-radios__label" for=(id) { (place.name) }
+                    }
+                }
+                div class="nhsuk-radios__item" {
+                    input class="nhsuk-radios__input" id="destination-service" name="destination" type="radio"
+                        value=(SERVICE) checked[chosen(SERVICE)];
+                    label class="nhsuk-label nhsuk-radios__label" for="destination-service" { "A service in the directory (choose it below)" }
+                }
+            }
+        };
+        let services: Vec<(String, String)> = services
+            .iter()
+            .map(|s| {
+                (
+                    s.service_id.to_string(),
+                    format!("{} – {}", s.name, s.organisation),
+                )
+            })
+            .collect();
+        html! {
+            input type="hidden" name="redirect_id" value=(self.redirect_id);
             input type="hidden" name="referral_id" value=(referral.referral_id);
-            div class=(group_class(destination_error.or(service_error))) {
-                fieldset class="nhsuk-fieldset" aria-describedby=[destination_error.map(|_| "destination-error")] {
-                    legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "Where does the referral go?" }
-                    (error_message(destination_error))
-                    div class="nhsuk-radios" {
-                        @for (i, place) in console.cases.redirect_destinations().iter().enumerate() {
-                            @let id = if i == 0 { "destination".to_owned() } else { format!("destination-{}", place.code) };
-                            div class="nhsuk-radios__item" {
-                                input class="nhsuk-radios__input" id=(id) name="destination" type="radio"
-                                    value=(place.code) checked[chosen(place.code.as_str())];
-                                label class="nhsuk-label nhsuk-radios__label" for=(id) { (place.name) }
-                            }
-                        }
-                        div class="nhsuk-radios__item" {
-                            input class="nhsuk-radios__input" id="destination-service" name="destination" type="radio"
-                                value=(SERVICE) checked[chosen(SERVICE)];
-                            label class="nhsuk-label nhsuk-radios__label" for="destination-service" { "A service in the directory (choose it below)" }
-                        }
-                    }
-                }
-            }
-            div class=(group_class(service_error)) {
-                label class="nhsuk-label" for="service_id" { "The service in the directory" }
-                div class="nhsuk-hint" id="service_id-hint" { "Services taking referrals now" }
-                (error_message(service_error))
-                select class={"nhsuk-select" @if service_error.is_some() { " nhsuk-select--error" }} id="service_id" name="service_id"
-                    aria-describedby={"service_id-hint" @if service_error.is_some() { " service_id-error" }} {
-                    option value="" { "Choose a service" }
-                    @for s in services {
-                        option value=(s.service_id) selected[form.service_id == s.service_id.to_string()] {
-                            (s.name) " – " (s.organisation)
-                        }
-                    }
-                }
-            }
-            (note_area("note", "Note (optional)", &form.note, errors))
+            (fieldset("destination", "Where does the referral go?", errors, radios))
+            (select(("service_id", "service_id"), ("The service in the directory", Some("Services taking referrals now")),
+                (&services, &self.service_id, "Choose a service"), errors))
+            (text_area(("note", "note"), ("Note (optional)", None), (&self.note, 3), errors))
             button class="nhsuk-button" id="redirect-referral" type="submit" { "Redirect the referral" }
         }
     }
-}
-
-/// The page to redirect the person's waiting referral.
-pub(crate) async fn redirect_page(
-    req: HttpRequest,
-    path: web::Path<String>,
-    console: web::Data<Console>,
-) -> HttpResponse {
-    let form = RedirectForm {
-        redirect_id: Uuid::new_v4(),
-        ..RedirectForm::default()
-    };
-    show(&req, &console, &path, &form).await
 }

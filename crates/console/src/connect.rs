@@ -19,13 +19,15 @@ use domain::{
 use maud::{Markup, html};
 use uuid::Uuid;
 
+use crate::fields::{choice, input, select, text_area, typed_text};
 use crate::forms::{self, FieldError, NOTE_LIMIT, coded, form_id, text};
 use crate::pages::{
     capitalise, csrf_field, error_for, error_message, error_summary, group_class, layout,
-    person_name, radios_at,
+    person_name,
 };
 use crate::{
-    Console, Sent, client_id, failure, form_session, page, request_id, see_other, send_at, session,
+    Console, PostedAt, Sent, client_id, failure, form_session, no_such_person, page, request_id,
+    see_other, send_at, session,
 };
 
 /// The person's record, read for direct care (audited, and refused to whoever may not read
@@ -62,10 +64,7 @@ pub(crate) async fn viewer(
 ) -> Result<(ConsoleSession, ClientRecord), HttpResponse> {
     let session = session(req, console).await?;
     let Some(client) = client_id(path) else {
-        return Err(failure(
-            Some(&session),
-            &AppError::NotFound("no such person".into()),
-        ));
+        return Err(no_such_person(&session));
     };
     let record = record(req, console, &session, client).await?;
     Ok((session, record))
@@ -76,8 +75,21 @@ pub(crate) trait PersonForm: Sized {
     /// What it did, for the banner of the person's page (`done=`).
     const DONE: &'static str;
 
+    /// The heading of its page.
+    const TITLE: &'static str;
+
+    /// Where it is sent, under the person's page.
+    const ACTION: &'static str;
+
     /// The form as sent.
     fn from_fields(fields: &HashMap<String, String>) -> Self;
+
+    /// The form as first shown, from its page's `query` (a fresh id: a link never fixes the
+    /// form's idempotency key, so no one is handed a form whose sending is silently a replay).
+    fn blank(query: &HashMap<String, String>, on: &Shown<'_>) -> Self {
+        let _ = (query, on);
+        Self::from_fields(&HashMap::new())
+    }
 
     /// The command it asks for, or what to put right.
     fn command(&self) -> Result<CaseCommand, Vec<FieldError>>;
@@ -94,8 +106,31 @@ pub(crate) trait PersonForm: Sized {
         None
     }
 
+    /// What its page shows under the heading (the form, as typed, with `errors` beside its
+    /// fields), or the page to show instead.
+    async fn draw(&self, on: &Shown<'_>, errors: &[FieldError]) -> Result<Markup, HttpResponse>;
+
     /// The page again, with the form as typed and `errors`.
-    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse;
+    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse {
+        match self.draw(on, errors).await {
+            Ok(body) => page(
+                status(errors),
+                form_page(on.session, on.record, Self::TITLE, errors, body),
+            ),
+            Err(response) => response,
+        }
+    }
+}
+
+/// The form element of a person's form `F`: sent to its action, with the session's token and
+/// then `fields`.
+pub(crate) fn posted<F: PersonForm>(on: &Shown<'_>, fields: Markup) -> Markup {
+    html! {
+        form method="post" action={"/console/people/" (on.record.client_id) (F::ACTION)} novalidate {
+            (csrf_field(on.session))
+            (fields)
+        }
+    }
 }
 
 /// Where a person's form is shown: the console, who is signed in, and the person's record as
@@ -107,12 +142,13 @@ pub(crate) struct Shown<'a> {
     pub record: &'a ClientRecord,
 }
 
-/// A person's form on its own page, as `form` has it.
-pub(crate) async fn show<F: PersonForm>(
+/// The page `draw` makes of the person's record as the signed-in caller may read it (for direct
+/// care, audited), or the page to show instead.
+async fn shown(
     req: &HttpRequest,
     console: &Console,
     path: &str,
-    form: &F,
+    draw: impl AsyncFnOnce(&Shown<'_>) -> HttpResponse,
 ) -> HttpResponse {
     match viewer(req, console, path).await {
         Ok((session, record)) => {
@@ -121,20 +157,26 @@ pub(crate) async fn show<F: PersonForm>(
                 session: &session,
                 record: &record,
             };
-            form.again(&on, &[]).await
+            draw(&on).await
         }
         Err(response) => response,
     }
 }
 
-/// Carries out a person's form `F`: back to their page with a banner, or the form again with
-/// what to put right (422).
-pub(crate) async fn post<F: PersonForm>(
+/// The page of a person's form `F`, as first shown.
+pub(crate) async fn blank<F: PersonForm>(
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Bytes,
+    query: web::Query<HashMap<String, String>>,
     console: web::Data<Console>,
 ) -> HttpResponse {
+    let page = async |on: &Shown<'_>| F::blank(&query, on).again(on, &[]).await;
+    shown(&req, &console, &path, page).await
+}
+
+/// Carries out a person's form `F`: back to their page with a banner, or the form again with
+/// what to put right (422).
+pub(crate) async fn post<F: PersonForm>((req, path, body, console): PostedAt) -> HttpResponse {
     let (fields, session, client) = person_form!(req, console, path, body);
     let form = F::from_fields(&fields);
     let errors = match form.command() {
@@ -172,26 +214,6 @@ pub(crate) async fn post<F: PersonForm>(
             form.again(&on, &errors).await
         }
         Err(response) => response,
-    }
-}
-
-/// Radios for a coded value in a fieldset headed `legend`, with its error (ids from `id`).
-pub(crate) fn choice<T: serde::Serialize + Copy>(
-    (id, name): (&str, &str),
-    legend: &str,
-    (all, label): (&[T], fn(T) -> &'static str),
-    chosen: &str,
-    errors: &[FieldError],
-) -> Markup {
-    let error = error_for(errors, id);
-    html! {
-        div class=(group_class(error)) {
-            fieldset class="nhsuk-fieldset" aria-describedby=[error.map(|_| format!("{id}-error"))] {
-                legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { (legend) }
-                (error_message(error))
-                (radios_at((id, name), (all, label), Some(chosen), false))
-            }
-        }
     }
 }
 
@@ -236,63 +258,12 @@ pub(crate) fn refused_at(
     }
 }
 
-/// A text field with its label, hint and error, kept as typed (`width`: its width class).
-pub(crate) fn text_field(
-    (id, label): (&str, &str),
-    hint: &str,
-    (value, width): (&str, &str),
-    errors: &[FieldError],
-) -> Markup {
-    let error = error_for(errors, id);
-    html! {
-        div class=(group_class(error)) {
-            label class="nhsuk-label" for=(id) { (label) }
-            div class="nhsuk-hint" id={(id) "-hint"} { (hint) }
-            (error_message(error))
-            input class={"nhsuk-input " (width) @if error.is_some() { " nhsuk-input--error" }}
-                id=(id) name=(id) type="text" value=(value)
-                aria-describedby={(id) "-hint" @if error.is_some() { " " (id) "-error" }};
-        }
-    }
-}
-
-/// A text area for an optional note, kept as typed.
-pub(crate) fn note_area(id: &str, label: &str, value: &str, errors: &[FieldError]) -> Markup {
-    let error = error_for(errors, id);
-    html! {
-        div class=(group_class(error)) {
-            label class="nhsuk-label" for=(id) { (label) }
-            (error_message(error))
-            textarea class={"nhsuk-textarea" @if error.is_some() { " nhsuk-textarea--error" }}
-                id=(id) name="note" rows="3" aria-describedby=[error.map(|_| format!("{id}-error"))] { (value) }
-        }
-    }
-}
-
-/// A note as typed: none when blank; an error at `id` when too long.
-pub(crate) fn typed_note(value: &str, id: &str, errors: &mut Vec<FieldError>) -> Option<String> {
-    if value.chars().count() > NOTE_LIMIT {
-        errors.push(FieldError::new(
-            id,
-            format!("The note must be {NOTE_LIMIT} characters or fewer"),
-        ));
-    }
-    Some(value.trim().to_owned()).filter(|n| !n.is_empty())
-}
-
-/// A choice of need (`any` names the empty choice, when there is one).
-fn need_select(id: &str, chosen: &str, any: &str, errors: &[FieldError]) -> Markup {
-    let error = error_for(errors, id);
-    html! {
-        select class={"nhsuk-select" @if error.is_some() { " nhsuk-select--error" }} id=(id) name="need"
-            aria-describedby=[error.map(|_| format!("{id}-error"))] {
-            option value="" { (any) }
-            @for need in NeedDomain::ALL {
-                @let code = domain::code(need);
-                option value=(code) selected[chosen == code] { (capitalise(need.label())) }
-            }
-        }
-    }
+/// Every need, as a choice.
+fn needs() -> Vec<(String, String)> {
+    NeedDomain::ALL
+        .iter()
+        .map(|need| (domain::code(need), capitalise(need.label())))
+        .collect()
 }
 
 /// Services on one page of a directory search.
@@ -387,6 +358,8 @@ impl ConnectForm {
 
 impl PersonForm for ConnectForm {
     const DONE: &'static str = "connected";
+    const TITLE: &'static str = "Connect to a service";
+    const ACTION: &'static str = "/connections";
 
     fn from_fields(fields: &HashMap<String, String>) -> ConnectForm {
         ConnectForm {
@@ -430,14 +403,12 @@ impl PersonForm for ConnectForm {
     }
 
     fn refused_at(&self, field: Option<&str>) -> String {
-        match field {
-            Some("need") => self.need_id(),
-            _ => self.kind_id(),
-        }
+        refused_at(field, &[("need", &self.need_id())], &[], &self.kind_id())
     }
 
-    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse {
-        search_page(on, &self.search, Some(self), errors).await
+    /// Its page is the search it was sent from.
+    async fn draw(&self, on: &Shown<'_>, errors: &[FieldError]) -> Result<Markup, HttpResponse> {
+        Err(search_page(on, &self.search, Some(self), errors).await)
     }
 }
 
@@ -448,17 +419,8 @@ pub(crate) async fn search(
     query: web::Query<SearchForm>,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    match viewer(&req, &console, &path).await {
-        Ok((session, record)) => {
-            let on = Shown {
-                console: &console,
-                session: &session,
-                record: &record,
-            };
-            search_page(&on, &query, None, &[]).await
-        }
-        Err(response) => response,
-    }
+    let page = async |on: &Shown<'_>| search_page(on, &query, None, &[]).await;
+    shown(&req, &console, &path, page).await
 }
 
 /// The search page, with the connect form that was sent (`sent`) as typed, and `errors`.
@@ -536,12 +498,11 @@ fn connect_markup(
         errors,
         html! {
             form method="get" action={"/console/people/" (record.client_id) "/connect"} novalidate {
-                (text_field(("q", "What are you looking for? (optional)"), "Words, like lunch club or debt advice", (&search.q, ""), errors))
-                div class="nhsuk-form-group" {
-                    label class="nhsuk-label" for="need" { "Need (optional)" }
-                    (need_select("need", &search.need, "Any need", &[]))
-                }
-                (text_field(("area", "Area (optional)"), "A town, service area or postcode district", (&area, "nhsuk-input--width-20"), errors))
+                (input(("q", "q"), ("What are you looking for? (optional)", Some("Words, like lunch club or debt advice")),
+                    (&search.q, "text", ""), errors))
+                (select(("need", "need"), ("Need (optional)", None), (&needs(), &search.need, "Any need"), &[]))
+                (input(("area", "area"), ("Area (optional)", Some("A town, service area or postcode district")),
+                    (&area, "text", "nhsuk-input--width-20"), errors))
                 button class="nhsuk-button" id="search" type="submit" { "Search the directory" }
             }
             @if let Some(found) = found {
@@ -628,8 +589,6 @@ fn service_card(
     let form = sent
         .filter(|s| s.service_id == entry.service_id)
         .unwrap_or(&blank);
-    let need_id = form.need_id();
-    let need_error = error_for(errors, &need_id);
     html! {
         div class="nhsuk-card" {
             div class="nhsuk-card__content" {
@@ -646,11 +605,8 @@ fn service_card(
                     input type="hidden" name="connection_id" value=(form.connection_id);
                     input type="hidden" name="service_id" value=(entry.service_id);
                     (search.hidden())
-                    div class=(group_class(need_error)) {
-                        label class="nhsuk-label" for=(need_id) { "The need it meets" }
-                        (error_message(need_error))
-                        (need_select(&need_id, &form.need, "Choose a need", errors))
-                    }
+                    (select((&form.need_id(), "need"), ("The need it meets", None),
+                        (&needs(), &form.need, "Choose a need"), errors))
                     (choice((&form.kind_id(), "kind"), "How is the person connected?",
                         (ConnectionKind::ALL, ConnectionKind::label), &form.kind, errors))
                     button class="nhsuk-button nhsuk-u-margin-bottom-0" id={"connect-" (entry.service_id)} type="submit" {
@@ -750,6 +706,8 @@ impl OutcomeForm {
 
 impl PersonForm for OutcomeForm {
     const DONE: &'static str = "outcome";
+    const TITLE: &'static str = "What came of the connection";
+    const ACTION: &'static str = "/connections/outcome";
 
     fn from_fields(fields: &HashMap<String, String>) -> OutcomeForm {
         OutcomeForm {
@@ -799,35 +757,27 @@ impl PersonForm for OutcomeForm {
     }
 
     fn refused_at(&self, field: Option<&str>) -> String {
-        match field {
-            Some("waiting_weeks") => self.weeks_id(),
-            _ => self.outcome_id(),
-        }
+        let weeks = self.weeks_id();
+        refused_at(field, &[("waiting_weeks", &weeks)], &[], &self.outcome_id())
     }
 
     /// A page of its own for the one connection.
-    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse {
-        let Shown {
-            session, record, ..
-        } = *on;
-        let Some(connection) = record
+    async fn draw(&self, on: &Shown<'_>, errors: &[FieldError]) -> Result<Markup, HttpResponse> {
+        let Some(connection) = on
+            .record
             .onward
             .iter()
             .find(|c| c.connection_id == self.connection_id)
         else {
-            return failure(
-                Some(session),
+            return Err(failure(
+                Some(on.session),
                 &AppError::NotFound("no such onward connection for this person".into()),
-            );
+            ));
         };
-        let body = html! {
+        Ok(html! {
             p class="nhsuk-body" { (service_name(connection)) ": " (connection_facts(connection)) }
-            (outcome_form(session, record, connection, self, errors))
-        };
-        page(
-            status(errors),
-            form_page(session, record, "What came of the connection", errors, body),
-        )
+            (outcome_form(on.session, on.record, connection, self, errors))
+        })
     }
 }
 
@@ -842,7 +792,7 @@ fn outcome_form(
     let weeks_error = error_for(errors, &weeks_id);
     let service = service_name(connection);
     html! {
-        form method="post" action={"/console/people/" (record.client_id) "/connections/outcome"} novalidate {
+        form method="post" action={"/console/people/" (record.client_id) (OutcomeForm::ACTION)} novalidate {
             (csrf_field(who))
             input type="hidden" name="connection_id" value=(connection.connection_id);
             input type="hidden" name="outcome_key" value=(form.outcome_key);
@@ -866,24 +816,28 @@ fn outcome_form(
 }
 
 /// A service gap, as typed (as asked for in a link from a search, or as sent).
-#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct GapForm {
-    /// Drawn afresh whenever the page is shown: a link cannot fix it (and with it the form's
-    /// idempotency key), so no one can be handed a form whose sending is silently a replay.
-    #[serde(skip, default = "Uuid::new_v4")]
+    /// Drawn afresh whenever the page is shown (`blank`).
     gap_id: Uuid,
-    #[serde(default)]
     need: String,
-    #[serde(default)]
     area: String,
-    #[serde(default)]
     reason: String,
-    #[serde(default)]
     note: String,
 }
 
 impl PersonForm for GapForm {
     const DONE: &'static str = "gap";
+    const TITLE: &'static str = "Record a service gap";
+    const ACTION: &'static str = "/gaps";
+
+    /// Its need and area from the search that found nothing.
+    fn blank(query: &HashMap<String, String>, _on: &Shown<'_>) -> GapForm {
+        GapForm {
+            gap_id: Uuid::new_v4(),
+            ..GapForm::from_fields(query)
+        }
+    }
 
     fn from_fields(fields: &HashMap<String, String>) -> GapForm {
         GapForm {
@@ -905,7 +859,7 @@ impl PersonForm for GapForm {
         if reason.is_none() {
             errors.push(FieldError::new("reason", "Select why no service meets it"));
         }
-        let note = typed_note(&self.note, "note", &mut errors);
+        let note = typed_text(&self.note, "note", NOTE_LIMIT, &mut errors);
         match (need, reason) {
             (Some(need), Some(reason)) if errors.is_empty() => {
                 Ok(CaseCommand::RecordServiceGap(ServiceGapRecorded {
@@ -928,48 +882,27 @@ impl PersonForm for GapForm {
         refused_at(field, &[], &["need", "area", "reason", "note"], "need")
     }
 
-    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse {
-        let Shown {
-            session, record, ..
-        } = *on;
-        let need_error = error_for(errors, "need");
+    async fn draw(&self, on: &Shown<'_>, errors: &[FieldError]) -> Result<Markup, HttpResponse> {
         // A gap is where the person looked: their own area unless the search said otherwise.
         let area = match self.area.trim() {
-            "" => record.area.clone().unwrap_or_default(),
+            "" => on.record.area.clone().unwrap_or_default(),
             area => area.to_owned(),
         };
-        let body = html! {
-            p class="nhsuk-body" { "A need no service in the directory could meet: gaps are counted by need, area and reason." }
-            form method="post" action={"/console/people/" (record.client_id) "/gaps"} novalidate {
-                (csrf_field(session))
-                input type="hidden" name="gap_id" value=(self.gap_id);
-                div class=(group_class(need_error)) {
-                    label class="nhsuk-label" for="need" { "The need" }
-                    (error_message(need_error))
-                    (need_select("need", &self.need, "Choose a need", errors))
-                }
-                (text_field(("area", "Area"), "Where the person looked: a town, service area or postcode district", (&area, "nhsuk-input--width-20"), errors))
-                (choice(("reason", "reason"), "Why does no service meet it?",
-                    (GapReason::ALL, GapReason::label), &self.reason, errors))
-                (note_area("note", "What was sought (optional)", &self.note, errors))
-                button class="nhsuk-button" id="record-gap" type="submit" { "Record the gap" }
-            }
+        let fields = html! {
+            input type="hidden" name="gap_id" value=(self.gap_id);
+            (select(("need", "need"), ("The need", None), (&needs(), &self.need, "Choose a need"), errors))
+            (input(("area", "area"), ("Area", Some("Where the person looked: a town, service area or postcode district")),
+                (&area, "text", "nhsuk-input--width-20"), errors))
+            (choice(("reason", "reason"), "Why does no service meet it?",
+                (GapReason::ALL, GapReason::label), &self.reason, errors))
+            (text_area(("note", "note"), ("What was sought (optional)", None), (&self.note, 3), errors))
+            button class="nhsuk-button" id="record-gap" type="submit" { "Record the gap" }
         };
-        page(
-            status(errors),
-            form_page(session, record, "Record a service gap", errors, body),
-        )
+        Ok(html! {
+            p class="nhsuk-body" { "A need no service in the directory could meet: gaps are counted by need, area and reason." }
+            (posted::<GapForm>(on, fields))
+        })
     }
-}
-
-/// The service gap form, its need and area from the search that found nothing.
-pub(crate) async fn gap_page(
-    req: HttpRequest,
-    path: web::Path<String>,
-    query: web::Query<GapForm>,
-    console: web::Data<Console>,
-) -> HttpResponse {
-    show(&req, &console, &path, &*query).await
 }
 
 #[cfg(test)]

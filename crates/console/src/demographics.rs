@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use app::records::ClientRecord;
 use app::reports::Breakdown;
 use domain::{
@@ -18,17 +18,16 @@ use domain::{
 use maud::{Markup, html};
 use uuid::Uuid;
 
-use crate::Console;
-use crate::connect::{PersonForm, Shown, form_page, status, text_field};
+use crate::connect::{PersonForm, Shown, posted};
+use crate::fields::{input, select, text_area};
 use crate::forms::{FieldError, form_id, text};
-use crate::page;
-use crate::pages::{csrf_field, error_for, error_message, group_class, summary_row};
+use crate::pages::summary_row;
 
 /// The routes of this page, under `/console/people/{client_id}`.
 pub(crate) fn routes(config: &mut web::ServiceConfig) {
-    use crate::connect::post;
+    use crate::connect::{blank, post};
     config
-        .route("/demographics", web::get().to(demographics_page))
+        .route("/demographics", web::get().to(blank::<DemographicsForm>))
         .route("/demographics", web::post().to(post::<DemographicsForm>));
 }
 
@@ -148,6 +147,13 @@ fn typed(value: &str) -> Option<String> {
 
 impl PersonForm for DemographicsForm {
     const DONE: &'static str = "demographics";
+    const TITLE: &'static str = "Demographics";
+    const ACTION: &'static str = "/demographics";
+
+    /// Filled in with what was last recorded.
+    fn blank(_query: &HashMap<String, String>, on: &Shown<'_>) -> DemographicsForm {
+        DemographicsForm::shown(on.record)
+    }
 
     fn from_fields(fields: &HashMap<String, String>) -> DemographicsForm {
         DemographicsForm {
@@ -233,30 +239,28 @@ impl PersonForm for DemographicsForm {
         self.version.parse().ok()
     }
 
-    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse {
-        let Shown {
-            session, record, ..
-        } = *on;
+    async fn draw(&self, on: &Shown<'_>, errors: &[FieldError]) -> Result<Markup, HttpResponse> {
+        let record = on.record;
         let select = |(id, label): (&str, &str), options: Vec<(String, String)>, value: &str| {
-            let error = error_for(errors, id);
-            html! {
-                div class=(group_class(error)) {
-                    label class="nhsuk-label" for=(id) { (label) }
-                    (error_message(error))
-                    select class={"nhsuk-select" @if error.is_some() { " nhsuk-select--error" }} id=(id) name=(id)
-                        aria-describedby=[error.map(|_| format!("{id}-error"))] {
-                        option value="" selected[value.is_empty()] { "Not recorded" }
-                        @for (code, words) in &options {
-                            option value=(code) selected[code == value] { (words) }
-                        }
-                    }
-                }
-            }
+            select(
+                (id, id),
+                (label, None),
+                (&options, value, "Not recorded"),
+                errors,
+            )
         };
         let words = |all: Vec<(String, &str)>| {
             all.into_iter()
                 .map(|(c, w)| (c, crate::pages::capitalise(w)))
                 .collect::<Vec<_>>()
+        };
+        let text = |(id, label): (&str, &str), hint: &str, (value, width): (&str, &str)| {
+            input(
+                (id, id),
+                (label, Some(hint)),
+                (value, "text", width),
+                errors,
+            )
         };
         let age = record
             .plan
@@ -275,8 +279,31 @@ impl PersonForm for DemographicsForm {
         } else {
             self.version.clone()
         };
-        let communication_error = error_for(errors, "communication_needs");
-        let body = html! {
+        let fields = html! {
+            input type="hidden" name="form_id" value=(self.form_id);
+            input type="hidden" name="version" value=(version);
+            (select(("sex", "Sex"),
+                words(Sex::ALL.iter().map(|s| (domain::code(s), s.label())).collect()), &self.sex))
+            (select(("gender_identity", "Gender identity, as they describe it"),
+                words(GenderIdentity::ALL.iter().map(|g| (domain::code(g), g.label())).collect()), &self.gender_identity))
+            (select(("ethnic_category", "Ethnic category (NHS ethnic category codes)"),
+                EthnicCategory::ALL.iter().map(|e| (domain::code(e), format!("{} ({})", e.label(), domain::code(e)))).collect(),
+                &self.ethnic_category))
+            (text(("preferred_language", "Preferred language"), "In words, like Polish or British Sign Language",
+                (&self.preferred_language, "nhsuk-input--width-20")))
+            (select(("interpreter_needed", "Do they need an interpreter?"),
+                vec![("true".to_owned(), "Yes".to_owned()), ("false".to_owned(), "No".to_owned())],
+                &self.interpreter_needed))
+            (text_area(("communication_needs", "communication_needs"),
+                ("Communication needs", Some("Like large print, easy read or a hearing loop")),
+                (&self.communication_needs, 2), errors))
+            (text(("gp_practice", "Registered GP practice"), "Its ODS code: a capital letter and five digits, like L85016",
+                (&self.gp_practice, "nhsuk-input--width-10")))
+            (text(("postcode", "Home postcode"), "For the deprivation decile of the area they live in",
+                (&self.postcode, "nhsuk-input--width-10")))
+            button class="nhsuk-button" id="record-demographics-button" type="submit" { "Record demographics" }
+        };
+        Ok(html! {
             p class="nhsuk-body" {
                 "Every question may be left as not recorded: the person may decline any of them. "
                 "Recording again replaces what was recorded before. "
@@ -284,60 +311,7 @@ impl PersonForm for DemographicsForm {
                 @if let Some(age) = &age { " (" (age) " when last recorded)" }
                 "."
             }
-            form method="post" action={"/console/people/" (record.client_id) "/demographics"} novalidate {
-                (csrf_field(session))
-                input type="hidden" name="form_id" value=(self.form_id);
-                input type="hidden" name="version" value=(version);
-                (select(("sex", "Sex"),
-                    words(Sex::ALL.iter().map(|s| (domain::code(s), s.label())).collect()), &self.sex))
-                (select(("gender_identity", "Gender identity, as they describe it"),
-                    words(GenderIdentity::ALL.iter().map(|g| (domain::code(g), g.label())).collect()), &self.gender_identity))
-                (select(("ethnic_category", "Ethnic category (NHS ethnic category codes)"),
-                    EthnicCategory::ALL.iter().map(|e| (domain::code(e), format!("{} ({})", e.label(), domain::code(e)))).collect(),
-                    &self.ethnic_category))
-                (text_field(("preferred_language", "Preferred language"), "In words, like Polish or British Sign Language",
-                    (&self.preferred_language, "nhsuk-input--width-20"), errors))
-                (select(("interpreter_needed", "Do they need an interpreter?"),
-                    vec![("true".to_owned(), "Yes".to_owned()), ("false".to_owned(), "No".to_owned())],
-                    &self.interpreter_needed))
-                div class=(group_class(communication_error)) {
-                    label class="nhsuk-label" for="communication_needs" { "Communication needs" }
-                    div class="nhsuk-hint" id="communication_needs-hint" { "Like large print, easy read or a hearing loop" }
-                    (error_message(communication_error))
-                    textarea class={"nhsuk-textarea" @if communication_error.is_some() { " nhsuk-textarea--error" }}
-                        id="communication_needs" name="communication_needs" rows="2"
-                        aria-describedby={"communication_needs-hint" @if communication_error.is_some() { " communication_needs-error" }} { (self.communication_needs) }
-                }
-                (text_field(("gp_practice", "Registered GP practice"), "Its ODS code: a capital letter and five digits, like L85016",
-                    (&self.gp_practice, "nhsuk-input--width-10"), errors))
-                (text_field(("postcode", "Home postcode"), "For the deprivation decile of the area they live in",
-                    (&self.postcode, "nhsuk-input--width-10"), errors))
-                button class="nhsuk-button" id="record-demographics-button" type="submit" { "Record demographics" }
-            }
-        };
-        page(
-            status(errors),
-            form_page(session, record, "Demographics", errors, body),
-        )
-    }
-}
-
-/// The page to record the person's demographics, filled in with what was last recorded.
-async fn demographics_page(
-    req: HttpRequest,
-    path: web::Path<String>,
-    console: web::Data<Console>,
-) -> HttpResponse {
-    match crate::connect::viewer(&req, &console, &path).await {
-        Ok((session, record)) => {
-            let form = DemographicsForm::shown(&record);
-            let on = Shown {
-                console: &console,
-                session: &session,
-                record: &record,
-            };
-            form.again(&on, &[]).await
-        }
-        Err(response) => response,
+            (posted::<DemographicsForm>(on, fields))
+        })
     }
 }

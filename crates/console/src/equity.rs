@@ -4,12 +4,12 @@
 //! ([`app::reports::Reporting::outcomes_by`]); a suppressed figure reads "suppressed".
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use app::reports::{Breakdown, BreakdownReport, ReportQuery};
 use maud::{Markup, html};
 
 use crate::pages::{error_summary, head, layout};
-use crate::{Console, failure, page, session};
+use crate::{Queried, failure, page, session};
 
 /// The page's path.
 pub(crate) const PATH: &str = "/console/reports/breakdown";
@@ -52,11 +52,7 @@ fn chosen(form: &BreakdownForm) -> Option<Breakdown> {
 
 /// The breakdown as a CSV file: the same figures and suppression as the page
 /// ([`app::reports::Reporting::outcomes_by_csv`]).
-async fn breakdown_csv(
-    req: HttpRequest,
-    form: web::Query<BreakdownForm>,
-    console: web::Data<Console>,
-) -> HttpResponse {
+async fn breakdown_csv((req, form, console): Queried<BreakdownForm>) -> HttpResponse {
     let session = signed_in!(req, console);
     let Some(by) = chosen(&form) else {
         return failure(
@@ -83,11 +79,7 @@ async fn breakdown_csv(
     }
 }
 
-async fn breakdown_page(
-    req: HttpRequest,
-    form: web::Query<BreakdownForm>,
-    console: web::Data<Console>,
-) -> HttpResponse {
+async fn breakdown_page((req, form, console): Queried<BreakdownForm>) -> HttpResponse {
     let session = signed_in!(req, console);
     let Some(by) = chosen(&form) else {
         let errors = [crate::forms::FieldError::new(

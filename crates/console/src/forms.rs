@@ -3,13 +3,15 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Utc};
 use domain::{
     AppointmentAttended, AppointmentBooked, AppointmentId, AppointmentNotAttended, CaseCommand,
     ContactId, ContactMode, ContactRecorded, DeclineReason, LinkWorkerAssigned, ReferralAccepted,
     ReferralDeclined, ReferralId, StaffId, TeamId, TransferCase, TransferReason,
 };
 use uuid::Uuid;
+
+use crate::fields::{typed_instant, typed_text};
 
 /// A field the person must put right, by its form name (the id of its input).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +65,20 @@ pub(crate) fn form_id(fields: &HashMap<String, String>, name: &str) -> Uuid {
         .get(name)
         .and_then(|v| Uuid::try_parse(v).ok())
         .unwrap_or_else(Uuid::new_v4)
+}
+
+/// How a contact or an appointment takes place, as chosen; or the error at `field` saying
+/// `message`.
+fn mode_chosen(
+    chosen: Option<&str>,
+    (field, message): (&str, &str),
+    errors: &mut Vec<FieldError>,
+) -> Option<ContactMode> {
+    let mode = chosen.and_then(|m| coded(ContactMode::ALL, m));
+    if mode.is_none() {
+        errors.push(FieldError::new(field, message));
+    }
+    mode
 }
 
 /// The contact form, as shown and as sent back.
@@ -121,13 +137,8 @@ impl ContactForm {
     /// One [`FieldError`] per field that does not read.
     pub fn command(&self) -> Result<CaseCommand, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let mode = self
-            .mode
-            .as_deref()
-            .and_then(|m| coded(ContactMode::ALL, m));
-        if mode.is_none() {
-            errors.push(FieldError::new("mode", "Select how the contact took place"));
-        }
+        let how = ("mode", "Select how the contact took place");
+        let mode = mode_chosen(self.mode.as_deref(), how, &mut errors);
         let minutes = match self.minutes.parse::<u32>() {
             Ok(m) if (1..=1440).contains(&m) => Some(m),
             Ok(_) => {
@@ -145,36 +156,13 @@ impl ContactForm {
                 None
             }
         };
-        let date = NaiveDate::parse_from_str(&self.contacted_on, "%Y-%m-%d").ok();
-        if date.is_none() {
-            errors.push(FieldError::new(
-                "contacted_on",
-                "Enter the date of the contact as a real date",
-            ));
-        }
-        let time = NaiveTime::parse_from_str(&self.contacted_time, "%H:%M").ok();
-        if time.is_none() {
-            errors.push(FieldError::new(
-                "contacted_time",
-                "Enter the time of the contact, like 14:30",
-            ));
-        }
-        if self.note.chars().count() > NOTE_LIMIT {
-            errors.push(FieldError::new(
-                "note",
-                format!("The note must be {NOTE_LIMIT} characters or fewer"),
-            ));
-        }
-        let at = date.zip(time).and_then(|(date, time)| {
-            let at = crate::local::instant(date, time);
-            if at.is_none() {
-                errors.push(FieldError::new(
-                    "contacted_time",
-                    "That time did not happen: the clocks went forward an hour",
-                ));
-            }
-            at
-        });
+        let at = typed_instant(
+            (&self.contacted_on, &self.contacted_time),
+            ("contacted_on", "contacted_time"),
+            "the contact",
+            &mut errors,
+        );
+        let note = typed_text(&self.note, "note", NOTE_LIMIT, &mut errors);
         match (mode, minutes, at) {
             (Some(mode), Some(minutes), Some(at)) if errors.is_empty() => {
                 Ok(CaseCommand::RecordContact(ContactRecorded {
@@ -182,7 +170,7 @@ impl ContactForm {
                     mode,
                     minutes,
                     contacted_at: at,
-                    note: Some(self.note.trim().to_owned()).filter(|n| !n.is_empty()),
+                    note,
                 }))
             }
             _ => Err(errors),
@@ -242,40 +230,17 @@ impl AppointmentForm {
     /// One [`FieldError`] per field that does not read.
     pub fn command(&self) -> Result<CaseCommand, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let mode = self
-            .mode
-            .as_deref()
-            .and_then(|m| coded(ContactMode::ALL, m));
-        if mode.is_none() {
-            errors.push(FieldError::new(
-                "appointment_mode",
-                "Select how the appointment will take place",
-            ));
-        }
-        let day = NaiveDate::parse_from_str(&self.on, "%Y-%m-%d").ok();
-        if day.is_none() {
-            errors.push(FieldError::new(
-                "appointment_on",
-                "Enter the date of the appointment as a real date",
-            ));
-        }
-        let time = NaiveTime::parse_from_str(&self.at, "%H:%M").ok();
-        if time.is_none() {
-            errors.push(FieldError::new(
-                "appointment_at",
-                "Enter the time of the appointment, like 14:30",
-            ));
-        }
-        let at = day.zip(time).and_then(|(day, time)| {
-            let at = crate::local::instant(day, time);
-            if at.is_none() {
-                errors.push(FieldError::new(
-                    "appointment_at",
-                    "That time will not happen: the clocks go forward an hour",
-                ));
-            }
-            at
-        });
+        let how = (
+            "appointment_mode",
+            "Select how the appointment will take place",
+        );
+        let mode = mode_chosen(self.mode.as_deref(), how, &mut errors);
+        let at = typed_instant(
+            (&self.on, &self.at),
+            ("appointment_on", "appointment_at"),
+            "the appointment",
+            &mut errors,
+        );
         match (mode, at) {
             (Some(mode), Some(at)) if errors.is_empty() => {
                 Ok(CaseCommand::BookAppointment(AppointmentBooked {

@@ -154,14 +154,20 @@ pub fn configure(console: Console) -> impl FnOnce(&mut web::ServiceConfig) {
                         "/connections/outcome",
                         web::post().to(connect::post::<connect::OutcomeForm>),
                     )
-                    .route("/gap", web::get().to(connect::gap_page))
+                    .route("/gap", web::get().to(connect::blank::<connect::GapForm>))
                     .route("/gaps", web::post().to(connect::post::<connect::GapForm>))
-                    .route("/close", web::get().to(closure::close_page))
+                    .route(
+                        "/close",
+                        web::get().to(connect::blank::<closure::CloseForm>),
+                    )
                     .route(
                         "/close",
                         web::post().to(connect::post::<closure::CloseForm>),
                     )
-                    .route("/redirect", web::get().to(closure::redirect_page))
+                    .route(
+                        "/redirect",
+                        web::get().to(connect::blank::<closure::RedirectForm>),
+                    )
                     .route(
                         "/redirect",
                         web::post().to(connect::post::<closure::RedirectForm>),
@@ -406,15 +412,40 @@ macro_rules! posted_form {
     }};
 }
 
+/// What a handler of a form posted about one person or record is given: the request, the path
+/// naming them, the form as sent, and the console.
+type PostedAt = (
+    HttpRequest,
+    web::Path<String>,
+    web::Bytes,
+    web::Data<Console>,
+);
+
+/// What a handler of a page asked for by a form sent with GET (`Q`) is given: the request, the
+/// form as sent, and the console.
+type Queried<Q> = (HttpRequest, web::Query<Q>, web::Data<Console>);
+
 /// A form posted about one person: its fields, its session (same origin, CSRF token checked)
 /// and the person; or the refusal (returned from the handler).
 macro_rules! person_form {
     ($req:expr, $console:expr, $path:expr, $body:expr) => {{
         let (fields, session) = posted_form!($req, $console, $body);
-        let Some(client) = client_id(&$path) else {
-            return failure(Some(&session), &AppError::NotFound("no such person".into()));
+        let Some(client) = $crate::client_id(&$path) else {
+            return $crate::no_such_person(&session);
         };
         (fields, session, client)
+    }};
+}
+
+/// A page about one person: its session and the person; or the page to show instead
+/// (returned from the handler).
+macro_rules! about_person {
+    ($req:expr, $console:expr, $path:expr) => {{
+        let session = signed_in!($req, $console);
+        let Some(client) = $crate::client_id(&$path) else {
+            return $crate::no_such_person(&session);
+        };
+        (session, client)
     }};
 }
 
@@ -425,6 +456,7 @@ mod connect;
 mod dead_letters;
 mod demographics;
 mod equity;
+mod fields;
 mod gp_messages;
 mod lone_working;
 mod plan;
@@ -606,6 +638,11 @@ fn client_id(path: &str) -> Option<ClientId> {
     Uuid::try_parse(path).ok().map(ClientId)
 }
 
+/// The page saying a page's path names no person.
+fn no_such_person(session: &ConsoleSession) -> HttpResponse {
+    failure(Some(session), &AppError::NotFound("no such person".into()))
+}
+
 /// Reads a person's page (record and journey, both audited as direct care; a team lead's
 /// team workload, to assign to) and renders it with `form`, `errors` and `banner`.
 async fn person_page(
@@ -617,15 +654,11 @@ async fn person_page(
     errors: &[FieldError],
     banner: Option<&str>,
 ) -> HttpResponse {
-    let read = ReadContext::new(Some(ReadPurpose::DirectCare), request_id(req));
-    let record = match console
-        .cases
-        .record(&session.principal, client, &read)
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => return failure(Some(session), &e),
+    let record = match connect::record(req, console, session, client).await {
+        Ok(record) => record,
+        Err(response) => return response,
     };
+    let read = ReadContext::new(Some(ReadPurpose::DirectCare), request_id(req));
     let journey = match Page::numbered(None, Some(app::MAX_LIMIT)) {
         Ok(p) => {
             console
@@ -651,11 +684,6 @@ async fn person_page(
         },
         None => Vec::new(),
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
     let view = pages::PersonView {
         record: &record,
         journey: &journey,
@@ -666,7 +694,7 @@ async fn person_page(
         triage: triage.is_some(),
         workers: &workers,
     };
-    page(status, pages::person(session, &view))
+    page(connect::status(errors), pages::person(session, &view))
 }
 
 /// The forms of a person's page as the person filled them in (blank but for the one sent).
@@ -740,10 +768,7 @@ async fn person(
     query: web::Query<PersonQuery>,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let session = signed_in!(req, console);
-    let Some(client) = client_id(&path) else {
-        return failure(Some(&session), &AppError::NotFound("no such person".into()));
-    };
+    let (session, client) = about_person!(req, console, path);
     person_page(
         &req,
         &console,
@@ -756,38 +781,22 @@ async fn person(
     .await
 }
 
-async fn record_contact(
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-    console: web::Data<Console>,
-) -> HttpResponse {
-    let (fields, session, client) = person_form!(req, console, path, body);
-    let form = ContactForm::from_fields(&fields);
-    let command = match form.command() {
-        Ok(c) => c,
-        Err(errors) => {
-            let entered = Entered {
+async fn record_contact(posted: PostedAt) -> HttpResponse {
+    run_typed(posted, |fields, blank| {
+        let form = ContactForm::from_fields(fields);
+        // The form's own contact id: sending the same form twice records one contact.
+        let key = format!("console-contact-{}", form.contact_id);
+        let sending = (key, form.expected_version(), "contact", "mode");
+        (
+            form.command(),
+            sending,
+            Entered {
                 contact: form,
-                ..Entered::blank(&console)
-            };
-            return person_page(&req, &console, &session, client, &entered, &errors, None).await;
-        }
-    };
-    // The form's own contact id: sending the same form twice records one contact.
-    let sending = Sending {
-        command: &command,
-        idempotency_key: Some(format!("console-contact-{}", form.contact_id)),
-        expected_version: form.expected_version(),
-        done: "contact",
-        unnamed: "mode",
-    };
-    // Refused, the form comes back as typed.
-    let entered = Entered {
-        contact: form,
-        ..Entered::blank(&console)
-    };
-    run_keeping((&req, &console, &session), client, sending, &entered).await
+                ..blank
+            },
+        )
+    })
+    .await
 }
 
 /// A command from a form of the person's page, as it is to be sent.
@@ -815,6 +824,61 @@ async fn run(
 ) -> HttpResponse {
     let blank = Entered::blank(console);
     run_keeping((req, console, session), client, sending, &blank).await
+}
+
+/// The command a form of the person's page read (or what to put right), carried out with no
+/// key of its own: `done` says what it did, `unnamed` where a refusal naming no field goes.
+async fn run_unkeyed(
+    (req, console, session): (&HttpRequest, &Console, &ConsoleSession),
+    client: ClientId,
+    read: Result<domain::CaseCommand, Vec<FieldError>>,
+    (done, unnamed): (fn(&domain::CaseCommand) -> &'static str, &'static str),
+) -> HttpResponse {
+    match read {
+        Ok(command) => {
+            let sending = Sending {
+                command: &command,
+                idempotency_key: None,
+                expected_version: None,
+                done: done(&command),
+                unnamed,
+            };
+            run(req, console, session, client, sending).await
+        }
+        Err(errors) => again(req, console, session, client, &errors).await,
+    }
+}
+
+/// How a form of the person's page is sent: its key, the record's version the form was shown at
+/// (if any), what it did (for the banner) and where a refusal naming no field goes.
+type Keyed = (String, Option<i64>, &'static str, &'static str);
+
+/// A form of the person's own page, sent once for its key: `read` makes, from its fields and
+/// the page's blank forms, its command, how it is sent, and the page's forms with it as typed,
+/// for the page to come back with when the form does not read or is refused.
+async fn run_typed(
+    (req, path, body, console): PostedAt,
+    read: impl FnOnce(
+        &std::collections::HashMap<String, String>,
+        Entered,
+    ) -> (Result<domain::CaseCommand, Vec<FieldError>>, Keyed, Entered),
+) -> HttpResponse {
+    let (fields, session, client) = person_form!(req, console, path, body);
+    let (command, (key, expected_version, done, unnamed), entered) =
+        read(&fields, Entered::blank(&console));
+    match command {
+        Ok(command) => {
+            let sending = Sending {
+                command: &command,
+                idempotency_key: Some(key),
+                expected_version,
+                done,
+                unnamed,
+            };
+            run_keeping((&req, &console, &session), client, sending, &entered).await
+        }
+        Err(errors) => person_page(&req, &console, &session, client, &entered, &errors, None).await,
+    }
 }
 
 /// [`run`], showing the page again with the forms as `entered` when the command is refused.
@@ -936,39 +1000,18 @@ pub(crate) async fn send_at(
     }
 }
 
-async fn decide(
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-    console: web::Data<Console>,
-) -> HttpResponse {
+async fn decide((req, path, body, console): PostedAt) -> HttpResponse {
     let (fields, session, client) = person_form!(req, console, path, body);
-    let form = forms::DecisionForm::from_fields(&fields);
-    match form.command() {
-        Ok(command) => {
-            let done = match command {
-                domain::CaseCommand::AcceptReferral(_) => "accepted",
-                _ => "declined",
-            };
-            let sending = Sending {
-                command: &command,
-                idempotency_key: None,
-                expected_version: None,
-                done,
-                unnamed: "decision",
-            };
-            run(&req, &console, &session, client, sending).await
-        }
-        Err(errors) => again(&req, &console, &session, client, &errors).await,
-    }
+    let command = forms::DecisionForm::from_fields(&fields).command();
+    let done = |command: &domain::CaseCommand| match command {
+        domain::CaseCommand::AcceptReferral(_) => "accepted",
+        _ => "declined",
+    };
+    let sent = (&req, &**console, &session);
+    run_unkeyed(sent, client, command, (done, "decision")).await
 }
 
-async fn assign(
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-    console: web::Data<Console>,
-) -> HttpResponse {
+async fn assign((req, path, body, console): PostedAt) -> HttpResponse {
     let (fields, session, client) = person_form!(req, console, path, body);
     let Some(team) = session.triage_team() else {
         return failure(
@@ -977,89 +1020,44 @@ async fn assign(
         );
     };
     // Whether it is a transfer: the record as the application reads it (audited, as the page).
-    let read = ReadContext::new(Some(ReadPurpose::DirectCare), request_id(&req));
-    let record = match console
-        .cases
-        .record(&session.principal, client, &read)
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => return failure(Some(&session), &e),
+    let record = match connect::record(&req, &console, &session, client).await {
+        Ok(record) => record,
+        Err(response) => return response,
     };
     let form = forms::AssignmentForm::from_fields(&fields);
-    match form.command(domain::TeamId(team), record.link_worker_id.is_some()) {
-        Ok(command) => {
-            let sending = Sending {
-                command: &command,
-                idempotency_key: None,
-                expected_version: None,
-                done: "assigned",
-                unnamed: "link_worker_id",
-            };
-            run(&req, &console, &session, client, sending).await
-        }
-        Err(errors) => again(&req, &console, &session, client, &errors).await,
-    }
+    let command = form.command(domain::TeamId(team), record.link_worker_id.is_some());
+    let sent = (&req, &**console, &session);
+    run_unkeyed(sent, client, command, (|_| "assigned", "link_worker_id")).await
 }
 
-async fn book_appointment(
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-    console: web::Data<Console>,
-) -> HttpResponse {
-    let (fields, session, client) = person_form!(req, console, path, body);
-    let form = forms::AppointmentForm::from_fields(&fields);
-    match form.command() {
-        Ok(command) => {
-            // The form's own appointment id: sending it twice books one appointment.
-            let sending = Sending {
-                command: &command,
-                idempotency_key: Some(format!("console-appointment-{}", form.appointment_id)),
-                expected_version: form.expected_version(),
-                done: "booked",
-                unnamed: "appointment_mode",
-            };
-            let entered = Entered {
+async fn book_appointment(posted: PostedAt) -> HttpResponse {
+    run_typed(posted, |fields, blank| {
+        let form = forms::AppointmentForm::from_fields(fields);
+        // The form's own appointment id: sending it twice books one appointment.
+        let key = format!("console-appointment-{}", form.appointment_id);
+        let sending = (key, form.expected_version(), "booked", "appointment_mode");
+        let command = form.command();
+        (
+            command,
+            sending,
+            Entered {
                 appointment: form,
-                ..Entered::blank(&console)
-            };
-            run_keeping((&req, &console, &session), client, sending, &entered).await
-        }
-        Err(errors) => {
-            let entered = Entered {
-                appointment: form,
-                ..Entered::blank(&console)
-            };
-            person_page(&req, &console, &session, client, &entered, &errors, None).await
-        }
-    }
+                ..blank
+            },
+        )
+    })
+    .await
 }
 
-async fn appointment_outcome(
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-    console: web::Data<Console>,
-) -> HttpResponse {
+async fn appointment_outcome((req, path, body, console): PostedAt) -> HttpResponse {
     let (fields, session, client) = person_form!(req, console, path, body);
-    match forms::appointment_outcome(&fields) {
-        Ok(command) => {
-            let done = match command {
-                domain::CaseCommand::RecordAttendance(_) => "attended",
-                _ => "did_not_attend",
-            };
-            let sending = Sending {
-                command: &command,
-                idempotency_key: None,
-                expected_version: None,
-                done,
-                unnamed: "appointments",
-            };
-            run(&req, &console, &session, client, sending).await
-        }
-        Err(errors) => again(&req, &console, &session, client, &errors).await,
-    }
+    let done = |command: &domain::CaseCommand| match command {
+        domain::CaseCommand::RecordAttendance(_) => "attended",
+        _ => "did_not_attend",
+    };
+    let command = forms::appointment_outcome(&fields);
+    let sent = (&req, &**console, &session);
+    run_unkeyed(sent, client, command, (done, "appointments")).await
 }
 
 #[derive(serde::Deserialize)]
@@ -1137,7 +1135,8 @@ struct AuditParams {
     known_at: Option<String>,
 }
 
-/// The end of a UK day typed as `YYYY-MM-DD`, none for an empty field.
+/// The end of a UK day typed as `YYYY-MM-DD` (its last microsecond, the log's precision:
+/// what was recorded in the day's last second is in it), none for an empty field.
 fn end_of_day(
     field: &str,
     value: &str,
@@ -1147,7 +1146,8 @@ fn end_of_day(
         return None;
     }
     match chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        Ok(day) => chrono::NaiveTime::from_hms_opt(23, 59, 59).and_then(|t| local::instant(day, t)),
+        Ok(day) => chrono::NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999)
+            .and_then(|t| local::instant(day, t)),
         Err(_) => {
             errors.push(FieldError::new(field, "Enter a real date"));
             None
@@ -1255,5 +1255,25 @@ async fn triage(
     match named {
         Ok((queue, names)) => page(StatusCode::OK, pages::triage(&session, &queue, &names)),
         Err(e) => failure(Some(&session), &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::end_of_day;
+
+    #[test]
+    fn a_day_typed_for_the_audit_ends_at_its_last_microsecond_uk_time() {
+        let mut errors = Vec::new();
+        // British Summer Time: the UK day ends at 22:59:59.999999 UTC.
+        let end = end_of_day("known_at", "2026-07-01", &mut errors).expect("a day");
+        assert_eq!(end.to_rfc3339(), "2026-07-01T22:59:59.999999+00:00");
+        let winter = end_of_day("as_of", "2026-12-01", &mut errors).expect("a day");
+        assert_eq!(winter.to_rfc3339(), "2026-12-01T23:59:59.999999+00:00");
+        assert!(errors.is_empty());
+        assert_eq!(end_of_day("as_of", "", &mut errors), None);
+        assert!(errors.is_empty(), "an empty field is no date, not an error");
+        assert_eq!(end_of_day("as_of", "2026-02-30", &mut errors), None);
+        assert_eq!(errors.len(), 1, "not a real date");
     }
 }

@@ -7,26 +7,25 @@
 
 use std::collections::HashMap;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use app::records::ClientRecord;
-use chrono::{Duration, NaiveDate, NaiveTime};
+use chrono::Duration;
 use domain::{
     AppointmentId, CaseCommand, ContactMode, LoneWorkingCheckedIn, LoneWorkingPlanRecorded, StaffId,
 };
 use maud::{Markup, html};
 use uuid::Uuid;
 
-use crate::Console;
-use crate::connect::{PersonForm, Shown, form_page, refused_at, status};
+use crate::connect::{PersonForm, Shown, posted, refused_at};
+use crate::fields::{input, select, text_area, typed_instant};
 use crate::forms::{FieldError, text};
-use crate::page;
 use crate::pages::{csrf_field, error_for, error_message, group_class, moment};
 
 /// The routes of these forms, under `/console/people/{client_id}`.
 pub(crate) fn routes(config: &mut web::ServiceConfig) {
-    use crate::connect::post;
+    use crate::connect::{blank, post};
     config
-        .route("/lone-working", web::get().to(plan_page))
+        .route("/lone-working", web::get().to(blank::<PlanForm>))
         .route("/lone-working", web::post().to(post::<PlanForm>))
         .route(
             "/lone-working/check-in",
@@ -119,6 +118,8 @@ pub(crate) struct PlanForm {
 
 impl PersonForm for PlanForm {
     const DONE: &'static str = "lone_working_plan";
+    const TITLE: &'static str = "Lone-working plan";
+    const ACTION: &'static str = "/lone-working";
 
     fn from_fields(fields: &HashMap<String, String>) -> PlanForm {
         PlanForm {
@@ -131,38 +132,44 @@ impl PersonForm for PlanForm {
         }
     }
 
+    /// For the home visit the link names, its check-in due 90 minutes after the visit starts
+    /// unless changed.
+    fn blank(query: &HashMap<String, String>, on: &Shown<'_>) -> PlanForm {
+        let appointment_id = text(query, "appointment_id");
+        let visit = on
+            .record
+            .plan
+            .booked
+            .iter()
+            .find(|a| a.appointment_id.to_string() == appointment_id);
+        let check_in = visit.map(|v| crate::local::local(v.scheduled_for + Duration::minutes(90)));
+        let shown = |format: &str| {
+            check_in
+                .map(|c| c.format(format).to_string())
+                .unwrap_or_default()
+        };
+        PlanForm {
+            appointment_id,
+            check_in_on: shown("%Y-%m-%d"),
+            check_in_at: shown("%H:%M"),
+            ..PlanForm::default()
+        }
+    }
+
     fn command(&self) -> Result<CaseCommand, Vec<FieldError>> {
-        let mut errors = Vec::new();
         let Ok(appointment) = Uuid::try_parse(&self.appointment_id) else {
             return Err(vec![FieldError::new(
                 "address_note",
                 "This home visit is not on the record: go back to the person's page",
             )]);
         };
-        let day = NaiveDate::parse_from_str(&self.check_in_on, "%Y-%m-%d").ok();
-        if day.is_none() {
-            errors.push(FieldError::new(
-                "check_in_on",
-                "Enter the day of the check-in as a real date",
-            ));
-        }
-        let time = NaiveTime::parse_from_str(&self.check_in_at, "%H:%M").ok();
-        if time.is_none() {
-            errors.push(FieldError::new(
-                "check_in_at",
-                "Enter the time of the check-in, like 14:30",
-            ));
-        }
-        let check_in_by = day.zip(time).and_then(|(day, time)| {
-            let at = crate::local::instant(day, time);
-            if at.is_none() {
-                errors.push(FieldError::new(
-                    "check_in_at",
-                    "The clocks change at that time: enter another",
-                ));
-            }
-            at
-        });
+        let mut errors = Vec::new();
+        let check_in_by = typed_instant(
+            (&self.check_in_on, &self.check_in_at),
+            ("check_in_on", "check_in_at"),
+            "the check-in",
+            &mut errors,
+        );
         let buddy = Uuid::try_parse(&self.buddy_staff_id).ok();
         if buddy.is_none() {
             errors.push(FieldError::new(
@@ -203,137 +210,54 @@ impl PersonForm for PlanForm {
         )
     }
 
-    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse {
-        let Shown {
-            console,
-            session,
-            record,
-        } = *on;
+    async fn draw(&self, on: &Shown<'_>, errors: &[FieldError]) -> Result<Markup, HttpResponse> {
+        let me = on.session.principal.staff_id.0;
         // Colleagues to choose the buddy from (the application says whether one may be).
-        let mut colleagues: Vec<(Uuid, String)> =
-            match console.cases.colleague_names(&session.principal).await {
-                Ok(names) => names
-                    .into_iter()
-                    .filter(|(id, _)| *id != session.principal.staff_id.0)
-                    .collect(),
-                Err(e) => return crate::failure(Some(session), &e),
-            };
-        colleagues.sort_by(|a, b| a.1.cmp(&b.1));
-        let visit = Uuid::try_parse(&self.appointment_id)
-            .ok()
-            .and_then(|id| record.plan.booked.iter().find(|a| a.appointment_id == id));
-        let day_error = error_for(errors, "check_in_on");
-        let time_error = error_for(errors, "check_in_at");
-        let buddy_error = error_for(errors, "buddy_staff_id");
-        let body = html! {
-            @if let Some(visit) = visit {
-                p class="nhsuk-body" { "For the home visit on " (moment(visit.scheduled_for)) "." }
-            }
-            form method="post" action={"/console/people/" (record.client_id) "/lone-working"} novalidate {
-                (csrf_field(session))
-                input type="hidden" name="appointment_id" value=(self.appointment_id);
-                div class=(group_class(error_for(errors, "address_note"))) {
-                    label class="nhsuk-label" for="address_note" { "Where the visit is, and how to get in" }
-                    (error_message(error_for(errors, "address_note")))
-                    textarea class={"nhsuk-textarea" @if error_for(errors, "address_note").is_some() { " nhsuk-textarea--error" }}
-                        id="address_note" name="address_note" rows="3"
-                        aria-describedby=[error_for(errors, "address_note").map(|_| "address_note-error")] { (self.address_note) }
-                }
-                fieldset class="nhsuk-fieldset" {
-                    legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "Check in by" }
-                    div class=(group_class(day_error)) {
-                        label class="nhsuk-label" for="check_in_on" { "Date" }
-                        (error_message(day_error))
-                        input class={"nhsuk-input nhsuk-input--width-10" @if day_error.is_some() { " nhsuk-input--error" }}
-                            id="check_in_on" name="check_in_on" type="date" value=(self.check_in_on)
-                            aria-describedby=[day_error.map(|_| "check_in_on-error")];
-                    }
-                    div class=(group_class(time_error)) {
-                        label class="nhsuk-label" for="check_in_at" { "Time (UK)" }
-                        (error_message(time_error))
-                        input class={"nhsuk-input nhsuk-input--width-5" @if time_error.is_some() { " nhsuk-input--error" }}
-                            id="check_in_at" name="check_in_at" type="time" value=(self.check_in_at)
-                            aria-describedby=[time_error.map(|_| "check_in_at-error")];
-                    }
-                }
-                div class=(group_class(buddy_error)) {
-                    label class="nhsuk-label" for="buddy_staff_id" { "Buddy: the colleague who expects the check-in" }
-                    (error_message(buddy_error))
-                    select class={"nhsuk-select" @if buddy_error.is_some() { " nhsuk-select--error" }}
-                        id="buddy_staff_id" name="buddy_staff_id"
-                        aria-describedby=[buddy_error.map(|_| "buddy_staff_id-error")] {
-                        option value="" selected[self.buddy_staff_id.is_empty()] { "Choose a colleague" }
-                        @for (id, name) in &colleagues {
-                            option value=(id) selected[id.to_string() == self.buddy_staff_id] { (name) }
-                        }
-                    }
-                }
-                (note_area_named("known_risks", "Known risks at the address (a dog, another person, access)", &self.known_risks, errors))
-                button class="nhsuk-button" id="record-plan" type="submit" { "Record the plan" }
-            }
+        let mut colleagues: Vec<(String, String)> = match on
+            .console
+            .cases
+            .colleague_names(&on.session.principal)
+            .await
+        {
+            Ok(names) => names
+                .into_iter()
+                .filter(|(id, _)| *id != me)
+                .map(|(id, name)| (id.to_string(), name))
+                .collect(),
+            Err(e) => return Err(crate::failure(Some(on.session), &e)),
         };
-        page(
-            status(errors),
-            form_page(session, record, "Lone-working plan", errors, body),
-        )
-    }
-}
-
-/// A text area for optional words, kept as typed (its name is its id).
-fn note_area_named(id: &str, label: &str, value: &str, errors: &[FieldError]) -> Markup {
-    let error = error_for(errors, id);
-    html! {
-        div class=(group_class(error)) {
-            label class="nhsuk-label" for=(id) { (label) }
-            (error_message(error))
-            textarea class={"nhsuk-textarea" @if error.is_some() { " nhsuk-textarea--error" }}
-                id=(id) name=(id) rows="2" aria-describedby=[error.map(|_| format!("{id}-error"))] { (value) }
-        }
-    }
-}
-
-/// The page to record a home visit's plan, its check-in due 90 minutes after the visit starts
-/// unless changed.
-async fn plan_page(
-    req: HttpRequest,
-    path: web::Path<String>,
-    query: web::Query<VisitQuery>,
-    console: web::Data<Console>,
-) -> HttpResponse {
-    match crate::connect::viewer(&req, &console, &path).await {
-        Ok((session, record)) => {
-            let appointment_id = query.appointment_id.clone().unwrap_or_default();
-            let visit = record
+        colleagues.sort_by(|a, b| a.1.cmp(&b.1));
+        let visit = Uuid::try_parse(&self.appointment_id).ok().and_then(|id| {
+            on.record
                 .plan
                 .booked
                 .iter()
-                .find(|a| a.appointment_id.to_string() == appointment_id);
-            let check_in =
-                visit.map(|v| crate::local::local(v.scheduled_for + Duration::minutes(90)));
-            let form = PlanForm {
-                appointment_id,
-                check_in_on: check_in
-                    .map(|c| c.format("%Y-%m-%d").to_string())
-                    .unwrap_or_default(),
-                check_in_at: check_in
-                    .map(|c| c.format("%H:%M").to_string())
-                    .unwrap_or_default(),
-                ..PlanForm::default()
-            };
-            let on = Shown {
-                console: &console,
-                session: &session,
-                record: &record,
-            };
-            form.again(&on, &[]).await
-        }
-        Err(response) => response,
+                .find(|a| a.appointment_id == id)
+        });
+        let fields = html! {
+            input type="hidden" name="appointment_id" value=(self.appointment_id);
+            (text_area(("address_note", "address_note"), ("Where the visit is, and how to get in", None),
+                (&self.address_note, 3), errors))
+            fieldset class="nhsuk-fieldset" {
+                legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "Check in by" }
+                (input(("check_in_on", "check_in_on"), ("Date", None),
+                    (&self.check_in_on, "date", "nhsuk-input--width-10"), errors))
+                (input(("check_in_at", "check_in_at"), ("Time (UK)", None),
+                    (&self.check_in_at, "time", "nhsuk-input--width-5"), errors))
+            }
+            (select(("buddy_staff_id", "buddy_staff_id"), ("Buddy: the colleague who expects the check-in", None),
+                (&colleagues, &self.buddy_staff_id, "Choose a colleague"), errors))
+            (text_area(("known_risks", "known_risks"), ("Known risks at the address (a dog, another person, access)", None),
+                (&self.known_risks, 2), errors))
+            button class="nhsuk-button" id="record-plan" type="submit" { "Record the plan" }
+        };
+        Ok(html! {
+            @if let Some(visit) = visit {
+                p class="nhsuk-body" { "For the home visit on " (moment(visit.scheduled_for)) "." }
+            }
+            (posted::<PlanForm>(on, fields))
+        })
     }
-}
-
-#[derive(serde::Deserialize)]
-struct VisitQuery {
-    appointment_id: Option<String>,
 }
 
 /// A check-in, as sent.
@@ -344,6 +268,8 @@ pub(crate) struct CheckInForm {
 
 impl PersonForm for CheckInForm {
     const DONE: &'static str = "checked_in";
+    const TITLE: &'static str = "Lone-working check-in";
+    const ACTION: &'static str = "/lone-working/check-in";
 
     fn from_fields(fields: &HashMap<String, String>) -> CheckInForm {
         CheckInForm {
@@ -371,25 +297,18 @@ impl PersonForm for CheckInForm {
         "check_in".to_owned()
     }
 
-    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse {
-        let Shown {
-            session, record, ..
-        } = *on;
+    async fn draw(&self, on: &Shown<'_>, errors: &[FieldError]) -> Result<Markup, HttpResponse> {
         let error = error_for(errors, "check_in");
-        let body = html! {
-            form method="post" action={"/console/people/" (record.client_id) "/lone-working/check-in"} novalidate {
-                (csrf_field(session))
+        Ok(posted::<CheckInForm>(
+            on,
+            html! {
                 input type="hidden" name="appointment_id" value=(self.appointment_id);
                 div class=(group_class(error)) id="check_in" {
                     (error_message(error))
                     button class="nhsuk-button" id="check-in" type="submit" { "Record the check-in" }
                 }
-            }
-        };
-        page(
-            status(errors),
-            form_page(session, record, "Lone-working check-in", errors, body),
-        )
+            },
+        ))
     }
 }
 

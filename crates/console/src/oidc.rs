@@ -41,7 +41,7 @@ pub fn transport() -> Result<Transport, String> {
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| TransportError(chain(&e)))?;
+                .map_err(|e| TransportError(app::oidc::chain(&e)))?;
             let mut answer = openidconnect::http::Response::builder().status(response.status());
             for (name, value) in response.headers() {
                 answer = answer.header(name, value);
@@ -49,23 +49,12 @@ pub fn transport() -> Result<Transport, String> {
             let body = response
                 .bytes()
                 .await
-                .map_err(|e| TransportError(chain(&e)))?;
+                .map_err(|e| TransportError(app::oidc::chain(&e)))?;
             answer
                 .body(body.to_vec())
                 .map_err(|e| TransportError(e.to_string()))
         })
     }))
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
 
 fn attempt_cookie(req: &HttpRequest, value: String) -> Cookie<'static> {

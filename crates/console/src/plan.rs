@@ -6,10 +6,8 @@
 
 use std::collections::HashMap;
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use app::AppError;
-use app::records::{ClientRecord, Plan, ReadContext, ReadPurpose};
+use app::records::{ClientRecord, Plan};
 use app::sessions::ConsoleSession;
 use domain::{
     CaseCommand, ClientId, ConsentRecorded, ConsentScope, ConsentWithdrawn, ContactChannel, GoalId,
@@ -18,12 +16,13 @@ use domain::{
 use maud::{Markup, html};
 use uuid::Uuid;
 
+use crate::connect::{form_page, record, status};
+use crate::fields::{fieldset, text_area, typed_text};
 use crate::forms::{self, FieldError, NOTE_LIMIT, coded, form_id, text};
 use crate::pages::{
-    self, capitalise, csrf_field, day, error_for, error_message, error_summary, group_class,
-    radios, short, summary_row,
+    capitalise, csrf_field, day, error_for, error_message, group_class, radios, summary_row,
 };
-use crate::{Console, client_id, failure, form_session, page, request_id, see_other, session};
+use crate::{Console, PostedAt, form_session, page, see_other, session};
 
 /// The plan's forms as the person filled them in (blank but for the one sent).
 #[derive(Clone, Debug, Default)]
@@ -51,17 +50,6 @@ impl PlanForms {
 /// the error when it is too long.
 fn note(fields: &HashMap<String, String>, name: &str) -> String {
     fields.get(name).cloned().unwrap_or_default()
-}
-
-fn optional_note(typed: &str, field: &str, errors: &mut Vec<FieldError>) -> Option<Option<String>> {
-    if typed.chars().count() > NOTE_LIMIT {
-        errors.push(FieldError::new(
-            field,
-            format!("The note must be {NOTE_LIMIT} characters or fewer"),
-        ));
-        return None;
-    }
-    Some(Some(typed.trim().to_owned()).filter(|n| !n.is_empty()))
 }
 
 /// The form's outcome: its command, or what to put right.
@@ -134,10 +122,8 @@ impl NeedForm {
         if need.is_none() {
             errors.push(FieldError::new("need", "Select the need"));
         }
-        let note = optional_note(&self.note, "need_note", &mut errors);
-        let command = need
-            .zip(note)
-            .map(|(need, note)| CaseCommand::IdentifyNeed(NeedIdentified { need, note }));
+        let note = typed_text(&self.note, "need_note", NOTE_LIMIT, &mut errors);
+        let command = need.map(|need| CaseCommand::IdentifyNeed(NeedIdentified { need, note }));
         outcome(command, errors)
     }
 }
@@ -221,15 +207,13 @@ impl ReviewForm {
                 "Select how far the goal has come",
             ));
         }
-        let note = optional_note(&self.note, "review_note", &mut errors);
-        let command = match (goal, progress, note) {
-            (Some(goal_id), Some(progress), Some(note)) => {
-                Some(CaseCommand::ReviewGoal(GoalReviewed {
-                    goal_id,
-                    progress,
-                    note,
-                }))
-            }
+        let note = typed_text(&self.note, "review_note", NOTE_LIMIT, &mut errors);
+        let command = match (goal, progress) {
+            (Some(goal_id), Some(progress)) => Some(CaseCommand::ReviewGoal(GoalReviewed {
+                goal_id,
+                progress,
+                note,
+            })),
             _ => None,
         };
         outcome(command, errors)
@@ -328,73 +312,6 @@ pub(crate) async fn execute(
     }
 }
 
-/// A question answered by radios: its form group and fieldset, `legend` its question, and the
-/// error at `field` (the first radio's id) when there is one.
-pub(crate) fn radio_group(
-    field: &str,
-    legend: &str,
-    errors: &[FieldError],
-    radios: Markup,
-) -> Markup {
-    let error = error_for(errors, field);
-    html! {
-        div class=(group_class(error)) {
-            fieldset class="nhsuk-fieldset" aria-describedby=[error.map(|_| format!("{field}-error"))] {
-                legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { (legend) }
-                (error_message(error))
-                (radios)
-            }
-        }
-    }
-}
-
-/// A text area for `field`, labelled `label`, with its hint, the error at it and what was typed.
-fn text_area(
-    field: &str,
-    label: &str,
-    hint: Option<&str>,
-    errors: &[FieldError],
-    typed: &str,
-) -> Markup {
-    let error = error_for(errors, field);
-    let described: Vec<String> = [hint.map(|_| "hint"), error.map(|_| "error")]
-        .into_iter()
-        .flatten()
-        .map(|kind| format!("{field}-{kind}"))
-        .collect();
-    html! {
-        div class=(group_class(error)) {
-            label class="nhsuk-label" for=(field) { (label) }
-            @if let Some(hint) = hint { div class="nhsuk-hint" id={(field) "-hint"} { (hint) } }
-            (error_message(error))
-            textarea class={"nhsuk-textarea" @if error.is_some() { " nhsuk-textarea--error" }} id=(field) name=(field) rows="3"
-                aria-describedby=[(!described.is_empty()).then(|| described.join(" "))] { (typed) }
-        }
-    }
-}
-
-/// A page of the person's own: a way back to their page, what to put right, and its heading
-/// under their name.
-pub(crate) fn subpage_layout(
-    who: &ConsoleSession,
-    record: &ClientRecord,
-    heading: &str,
-    errors: &[FieldError],
-    main: Markup,
-) -> Markup {
-    let name = person_name(record);
-    pages::layout(
-        &format!("{heading} – {name}"),
-        Some(who),
-        html! {
-            a class="nhsuk-back-link" href={"/console/people/" (record.client_id)} { "Back to " (name) }
-            @if !errors.is_empty() { (error_summary(errors)) }
-            h1 class="nhsuk-heading-l" { span class="nhsuk-caption-l" { (name) } (heading) }
-            (main)
-        },
-    )
-}
-
 /// One of the person's own pages: their record read (audited as direct care) and shown by
 /// `markup`, with `errors` to put right (then as 422).
 pub(crate) async fn person_subpage(
@@ -405,29 +322,9 @@ pub(crate) async fn person_subpage(
     errors: &[FieldError],
     markup: impl FnOnce(&ClientRecord) -> Markup,
 ) -> HttpResponse {
-    let read = ReadContext::new(Some(ReadPurpose::DirectCare), request_id(req));
-    let record = match console
-        .cases
-        .record(&session.principal, client, &read)
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => return failure(Some(session), &e),
-    };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    page(status, markup(&record))
-}
-
-/// The person's name as their pages head it.
-pub(crate) fn person_name(record: &ClientRecord) -> String {
-    match &record.personal {
-        Some(p) => format!("{} {}", p.given_name, p.family_name),
-        None if record.erased => "Personal details erased".to_owned(),
-        None => format!("Person {}", short(record.client_id)),
+    match record(req, console, session, client).await {
+        Ok(record) => page(status(errors), markup(&record)),
+        Err(response) => response,
     }
 }
 
@@ -451,10 +348,7 @@ async fn show(
     path: web::Path<String>,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let session = signed_in!(req, console);
-    let Some(client) = client_id(&path) else {
-        return failure(Some(&session), &AppError::NotFound("no such person".into()));
-    };
+    let (session, client) = about_person!(req, console, path);
     render(&req, &console, &session, client, &PlanForms::blank(), &[]).await
 }
 
@@ -523,14 +417,7 @@ impl Sent {
 
 /// The plan page's routes, in the person's scope.
 pub(crate) fn routes(config: &mut web::ServiceConfig) {
-    let post = |sent: Sent| {
-        web::post().to(
-            move |req: HttpRequest,
-                  path: web::Path<String>,
-                  body: web::Bytes,
-                  console: web::Data<Console>| send(sent, req, path, body, console),
-        )
-    };
+    let post = |sent: Sent| web::post().to(move |posted: PostedAt| send(sent, posted));
     config
         .route("/plan", web::get().to(show))
         .route("/what-matters", post(Sent::WhatMatters))
@@ -543,13 +430,7 @@ pub(crate) fn routes(config: &mut web::ServiceConfig) {
 
 /// A plan form sent: read into its command and carried out under its key; a refusal is shown
 /// at its field, the form as typed.
-async fn send(
-    sent: Sent,
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-    console: web::Data<Console>,
-) -> HttpResponse {
+async fn send(sent: Sent, (req, path, body, console): PostedAt) -> HttpResponse {
     let (fields, session, client) = person_form!(req, console, path, body);
     let mut forms = PlanForms::blank();
     let (command, key) = sent.read(&fields, &mut forms);
@@ -651,7 +532,7 @@ fn plan_page(
     let base = format!("/console/people/{}", record.client_id);
     let plan = &record.plan;
     let open = record.status == domain::CaseStatus::Open;
-    subpage_layout(
+    form_page(
         who,
         record,
         "Plan and consent",
@@ -686,9 +567,9 @@ fn what_matters_section(
         form method="post" action={(base) "/what-matters"} novalidate {
             (csrf_field(who))
             input type="hidden" name="form_id" value=(form.form_id);
-            (text_area("what_matters", "In their words",
-                Some("What is recorded here replaces what was recorded before; the journey keeps both."),
-                errors, &typed))
+            (text_area(("what_matters", "what_matters"), ("In their words",
+                Some("What is recorded here replaces what was recorded before; the journey keeps both.")),
+                (&typed, 3), errors))
             button class="nhsuk-button" id="record-what-matters" type="submit" { "Save what matters" }
         }
     }
@@ -715,9 +596,9 @@ fn needs_section(
         form method="post" action={(base) "/needs"} novalidate {
             (csrf_field(who))
             input type="hidden" name="form_id" value=(form.form_id);
-            (radio_group("need", "Identify a need", errors,
+            (fieldset("need", "Identify a need", errors,
                 radios("need", NeedDomain::ALL, |c| c.label(), Some(form.need.as_str()), false)))
-            (text_area("need_note", "Note (optional)", None, errors, &form.note))
+            (text_area(("need_note", "need_note"), ("Note (optional)", None), (&form.note, 3), errors))
             button class="nhsuk-button" id="identify-need" type="submit" { "Save need" }
         }
     }
@@ -765,7 +646,7 @@ fn goals_section(
         form method="post" action={(base) "/goals"} novalidate {
             (csrf_field(who))
             input type="hidden" name="goal_id" value=(goal.goal_id);
-            (text_area("goal_description", "The goal", None, errors, &goal.description))
+            (text_area(("goal_description", "goal_description"), ("The goal", None), (&goal.description, 3), errors))
             div class=(group_class(need_error)) {
                 label class="nhsuk-label" for="goal_need" { "The need it meets (optional)" }
                 (error_message(need_error))
@@ -795,9 +676,9 @@ fn goals_section(
                         }
                     }
                 }
-                (radio_group("progress", "How far has it come?", errors,
+                (fieldset("progress", "How far has it come?", errors,
                     radios("progress", GoalProgress::ALL, |c| c.label(), Some(review.progress.as_str()), false)))
-                (text_area("review_note", "Note (optional)", None, errors, &review.note))
+                (text_area(("review_note", "review_note"), ("Note (optional)", None), (&review.note, 3), errors))
                 button class="nhsuk-button" id="review-goal" type="submit" { "Save review" }
             }
         }

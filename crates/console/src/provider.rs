@@ -275,39 +275,26 @@ pub(crate) async fn answer(
         "start" => format!("started-{connection}"),
         _ => format!("reason-{connection}"),
     };
-    match ProviderConnections::beside(&console.cases)
+    let refused = match ProviderConnections::beside(&console.cases)
         .answer_as(&session.principal, ClientId(client), &command, request)
         .await
     {
-        Ok(_) => see_other(&format!("/console/provider?done={done}")),
-        Err(CommandError::Refused(refusal)) => {
-            render(
-                &req,
-                &console,
-                &session,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                again(vec![FieldError::new(
-                    field,
-                    capitalise(&refusal.to_string()),
-                )]),
-            )
-            .await
-        }
+        Ok(_) => return see_other(&format!("/console/provider?done={done}")),
+        Err(CommandError::Refused(refusal)) => capitalise(&refusal.to_string()),
         Err(CommandError::Conflict { .. }) => {
-            render(
-                &req,
-                &console,
-                &session,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                again(vec![FieldError::new(
-                    field,
-                    "This person's record changed while you were looking: try again",
-                )]),
-            )
-            .await
+            "This person's record changed while you were looking: try again".to_owned()
         }
-        Err(e) => failure(Some(&session), &AppError::Command(e)),
-    }
+        Err(e) => return failure(Some(&session), &AppError::Command(e)),
+    };
+    let errors = vec![FieldError::new(field, refused)];
+    render(
+        &req,
+        &console,
+        &session,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        again(errors),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use app::AppError;
 use app::export::CsvFile;
 use app::reports::{Comparison, GapReport, OutcomeReport, ReportQuery};
@@ -19,32 +19,23 @@ use crate::pages::{
     bar_chart, decimal, error_for, error_message, error_summary, figure, group_class, head, layout,
     summary_row,
 };
-use crate::{Console, failure, page, session};
+use crate::{Console, Queried, failure, page, session};
 
 /// The reports' routes: each a page and a CSV file.
 pub(crate) fn configure(config: &mut web::ServiceConfig) {
     for report in Report::ALL {
-        config
-            .route(
-                report.path(),
-                web::get().to(
-                    move |req: HttpRequest,
-                          form: web::Query<ReportForm>,
-                          console: web::Data<Console>| {
-                        report_page(req, form, console, report)
-                    },
-                ),
-            )
-            .route(
-                report.csv_path(),
-                web::get().to(
-                    move |req: HttpRequest,
-                          form: web::Query<ReportForm>,
-                          console: web::Data<Console>| {
-                        report_csv(req, form, console, report)
-                    },
-                ),
+        for (path, csv) in [(report.path(), false), (report.csv_path(), true)] {
+            config.route(
+                path,
+                web::get().to(move |asked: Queried<ReportForm>| async move {
+                    if csv {
+                        report_csv(asked, report).await
+                    } else {
+                        report_page(asked, report).await
+                    }
+                }),
             );
+        }
     }
 }
 
@@ -242,9 +233,7 @@ fn capitalise(text: &str) -> String {
 
 /// A report's page: its form, then its figures or what to put right.
 pub(crate) async fn report_page(
-    req: HttpRequest,
-    form: web::Query<ReportForm>,
-    console: web::Data<Console>,
+    (req, form, console): Queried<ReportForm>,
     report: Report,
 ) -> HttpResponse {
     let session = signed_in!(req, console);
@@ -276,9 +265,7 @@ pub(crate) async fn report_page(
 
 /// A report as a CSV file: the same figures as its page.
 pub(crate) async fn report_csv(
-    req: HttpRequest,
-    form: web::Query<ReportForm>,
-    console: web::Data<Console>,
+    (req, form, console): Queried<ReportForm>,
     report: Report,
 ) -> HttpResponse {
     let session = signed_in!(req, console);

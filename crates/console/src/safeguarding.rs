@@ -5,37 +5,37 @@
 
 use std::collections::HashMap;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use app::records::ClientRecord;
 use app::safeguarding::{CaseNote, SafeguardingConcern};
 use app::sessions::ConsoleSession;
-use chrono::{NaiveDate, NaiveTime};
 use domain::{
     CaseCommand, ConcernId, NOTE_TEXT_LIMIT, NoteAdded, NoteId, NotePinned, NoteUnpinned,
     SafeguardingConcernClosed, SafeguardingConcernRaised, SafeguardingConcernUpdated,
 };
 use maud::{Markup, html};
-use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::Console;
-use crate::connect::{PersonForm, Shown, form_page, refused_at, show, status};
+use crate::connect::{PersonForm, Shown, posted, refused_at};
+use crate::fields::{date_time, fieldset, text_area, typed_moment, typed_text};
 use crate::forms::{FieldError, form_id, text};
-use crate::page;
-use crate::pages::{csrf_field, error_for, error_message, group_class, moment};
+use crate::pages::{csrf_field, moment};
 
 /// The routes of these forms, under `/console/people/{client_id}`.
 pub(crate) fn routes(config: &mut web::ServiceConfig) {
-    use crate::connect::post;
+    use crate::connect::{blank, post};
     config
-        .route("/notes/new", web::get().to(note_page))
+        .route("/notes/new", web::get().to(blank::<NoteForm>))
         .route("/notes", web::post().to(post::<NoteForm>))
         .route("/notes/pin", web::post().to(post::<PinForm>))
-        .route("/safeguarding/new", web::get().to(concern_page))
+        .route("/safeguarding/new", web::get().to(blank::<ConcernForm>))
         .route("/safeguarding", web::post().to(post::<ConcernForm>))
-        .route("/safeguarding/update", web::get().to(update_page))
+        .route("/safeguarding/update", web::get().to(blank::<UpdateForm>))
         .route("/safeguarding/update", web::post().to(post::<UpdateForm>))
-        .route("/safeguarding/close", web::get().to(close_page))
+        .route(
+            "/safeguarding/close",
+            web::get().to(blank::<CloseConcernForm>),
+        )
         .route(
             "/safeguarding/close",
             web::post().to(post::<CloseConcernForm>),
@@ -180,79 +180,9 @@ fn row(key: &str, value: &str) -> Markup {
     }
 }
 
-/// A text area kept as typed (`name` is also its id).
+/// A text area kept as typed (its name is its id).
 fn area(name: &str, label: &str, hint: Option<&str>, value: &str, errors: &[FieldError]) -> Markup {
-    let error = error_for(errors, name);
-    html! {
-        div class=(group_class(error)) {
-            label class="nhsuk-label" for=(name) { (label) }
-            @if let Some(hint) = hint { div class="nhsuk-hint" { (hint) } }
-            (error_message(error))
-            textarea class={"nhsuk-textarea" @if error.is_some() { " nhsuk-textarea--error" }}
-                id=(name) name=(name) rows="4" aria-describedby=[error.map(|_| format!("{name}-error"))] { (value) }
-        }
-    }
-}
-
-/// A date and a time, kept as typed (`name_date`, `name_time`).
-fn when(name: &str, label: &str, (date, time): (&str, &str), errors: &[FieldError]) -> Markup {
-    let error = error_for(errors, name);
-    html! {
-        div class=(group_class(error)) {
-            fieldset class="nhsuk-fieldset" aria-describedby=[error.map(|_| format!("{name}-error"))] {
-                legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { (label) }
-                (error_message(error))
-                label class="nhsuk-label" for=(name) { "Date (YYYY-MM-DD)" }
-                input class="nhsuk-input nhsuk-input--width-10" id=(name) name={(name) "_date"} type="date" value=(date);
-                label class="nhsuk-label" for={(name) "_time"} { "Time (HH:MM)" }
-                input class="nhsuk-input nhsuk-input--width-5" id={(name) "_time"} name={(name) "_time"} type="time" value=(time);
-            }
-        }
-    }
-}
-
-/// A date and time as typed, or the error at `field`. Blank both: none.
-fn typed_moment(
-    (date, time): (&str, &str),
-    field: &str,
-    errors: &mut Vec<FieldError>,
-) -> Option<chrono::DateTime<chrono::Utc>> {
-    if date.is_empty() && time.is_empty() {
-        return None;
-    }
-    let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok();
-    let time = NaiveTime::parse_from_str(time, "%H:%M").ok();
-    match (date, time) {
-        // Typed on a UK wall clock, as every console time is.
-        (Some(d), Some(t)) => {
-            let at = crate::local::instant(d, t);
-            if at.is_none() {
-                errors.push(FieldError::new(
-                    field,
-                    "That time did not happen: the clocks went forward an hour",
-                ));
-            }
-            at
-        }
-        _ => {
-            errors.push(FieldError::new(
-                field,
-                "Enter a real date and a time, like 2026-03-10 and 14:30",
-            ));
-            None
-        }
-    }
-}
-
-/// Text as typed: none when blank; an error at `field` when over `limit` characters.
-fn typed(value: &str, field: &str, limit: usize, errors: &mut Vec<FieldError>) -> Option<String> {
-    if value.chars().count() > limit {
-        errors.push(FieldError::new(
-            field,
-            format!("This must be {limit} characters or fewer"),
-        ));
-    }
-    Some(value.trim().to_owned()).filter(|v| !v.is_empty())
+    text_area((name, name), (label, hint), (value, 4), errors)
 }
 
 /// Writing a note.
@@ -265,6 +195,8 @@ pub(crate) struct NoteForm {
 
 impl PersonForm for NoteForm {
     const DONE: &'static str = "note";
+    const TITLE: &'static str = "Write a note";
+    const ACTION: &'static str = "/notes";
 
     fn from_fields(fields: &HashMap<String, String>) -> NoteForm {
         NoteForm {
@@ -276,7 +208,7 @@ impl PersonForm for NoteForm {
 
     fn command(&self) -> Result<CaseCommand, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let text = typed(&self.text, "text", NOTE_TEXT_LIMIT, &mut errors);
+        let text = typed_text(&self.text, "text", NOTE_TEXT_LIMIT, &mut errors);
         match text {
             Some(text) if errors.is_empty() => Ok(CaseCommand::AddNote(NoteAdded {
                 note_id: NoteId(self.note_id),
@@ -292,17 +224,14 @@ impl PersonForm for NoteForm {
         format!("console-note-{}", self.note_id)
     }
 
-    fn refused_at(&self, field: Option<&str>) -> String {
-        refused_at(field, &[], &["text"], "text")
+    fn refused_at(&self, _field: Option<&str>) -> String {
+        "text".to_owned()
     }
 
-    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse {
-        let Shown {
-            session, record, ..
-        } = *on;
-        let body = html! {
-            form method="post" action={"/console/people/" (record.client_id) "/notes"} novalidate {
-                (csrf_field(session))
+    async fn draw(&self, on: &Shown<'_>, errors: &[FieldError]) -> Result<Markup, HttpResponse> {
+        Ok(posted::<NoteForm>(
+            on,
+            html! {
                 input type="hidden" name="note_id" value=(self.note_id);
                 (area("text", "Note", Some("Kept with the person's record, and erased with it"), &self.text, errors))
                 div class="nhsuk-checkboxes" {
@@ -312,25 +241,9 @@ impl PersonForm for NoteForm {
                     }
                 }
                 button class="nhsuk-button" id="save-note" type="submit" { "Save the note" }
-            }
-        };
-        page(
-            status(errors),
-            form_page(session, record, "Write a note", errors, body),
-        )
+            },
+        ))
     }
-}
-
-async fn note_page(
-    req: HttpRequest,
-    path: web::Path<String>,
-    console: web::Data<Console>,
-) -> HttpResponse {
-    let form = NoteForm {
-        note_id: Uuid::new_v4(),
-        ..NoteForm::default()
-    };
-    show(&req, &console, &path, &form).await
 }
 
 /// Pinning a note as important, or taking the pin off.
@@ -343,6 +256,8 @@ pub(crate) struct PinForm {
 
 impl PersonForm for PinForm {
     const DONE: &'static str = "note_pin";
+    const TITLE: &'static str = "Pin a note";
+    const ACTION: &'static str = "/notes/pin";
 
     fn from_fields(fields: &HashMap<String, String>) -> PinForm {
         PinForm {
@@ -353,12 +268,7 @@ impl PersonForm for PinForm {
     }
 
     fn command(&self) -> Result<CaseCommand, Vec<FieldError>> {
-        let Ok(note_id) = Uuid::try_parse(&self.note_id).map(NoteId) else {
-            return Err(vec![FieldError::new(
-                "note_id",
-                "This note is not on the record: reload the page",
-            )]);
-        };
+        let note_id = NoteId(known(&self.note_id, "note_id", "note")?);
         Ok(if self.pin {
             CaseCommand::PinNote(NotePinned { note_id })
         } else {
@@ -374,18 +284,22 @@ impl PersonForm for PinForm {
         "note_id".to_owned()
     }
 
-    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse {
-        let Shown {
-            session, record, ..
-        } = *on;
-        let body = html! {
-            p class="nhsuk-body" { a href={"/console/people/" (record.client_id) "#notes"} { "Back to the notes" } }
-        };
-        page(
-            status(errors),
-            form_page(session, record, "Pin a note", errors, body),
-        )
+    async fn draw(&self, on: &Shown<'_>, _errors: &[FieldError]) -> Result<Markup, HttpResponse> {
+        Ok(html! {
+            p class="nhsuk-body" { a href={"/console/people/" (on.record.client_id) "#notes"} { "Back to the notes" } }
+        })
     }
+}
+
+/// The id of an entry a form names (from the page it was drawn on), or the error at `field`
+/// saying the `entry` is not on the record.
+fn known(id: &str, field: &str, entry: &str) -> Result<Uuid, Vec<FieldError>> {
+    Uuid::try_parse(id).map_err(|_| {
+        vec![FieldError::new(
+            field,
+            format!("This {entry} is not on the record: go back to the person's page"),
+        )]
+    })
 }
 
 /// Raising a safeguarding concern.
@@ -402,6 +316,8 @@ pub(crate) struct ConcernForm {
 
 impl PersonForm for ConcernForm {
     const DONE: &'static str = "concern";
+    const TITLE: &'static str = "Raise a safeguarding concern";
+    const ACTION: &'static str = "/safeguarding";
 
     fn from_fields(fields: &HashMap<String, String>) -> ConcernForm {
         let kept = |name: &str| fields.get(name).cloned().unwrap_or_default();
@@ -422,11 +338,11 @@ impl PersonForm for ConcernForm {
             errors.push(FieldError::new("category", "Select the category"));
         }
         let limit = domain::CONCERN_TEXT_LIMIT;
-        let details = typed(&self.details, "details", limit, &mut errors);
+        let details = typed_text(&self.details, "details", limit, &mut errors);
         if details.is_none() {
             errors.push(FieldError::new("details", "Say what the concern is"));
         }
-        let told = typed(&self.told, "told", limit, &mut errors);
+        let told = typed_text(&self.told, "told", limit, &mut errors);
         if told.is_none() {
             errors.push(FieldError::new("told", "Say who was told"));
         }
@@ -434,7 +350,7 @@ impl PersonForm for ConcernForm {
         if told_at.is_none() && !errors.iter().any(|e| e.field == "told_at") {
             errors.push(FieldError::new("told_at", "Enter when they were told"));
         }
-        let outcome = typed(&self.outcome, "outcome", limit, &mut errors);
+        let outcome = typed_text(&self.outcome, "outcome", limit, &mut errors);
         match (details, told, told_at) {
             (Some(details), Some(told), Some(told_at)) if errors.is_empty() => {
                 Ok(CaseCommand::RaiseConcern(SafeguardingConcernRaised {
@@ -455,24 +371,14 @@ impl PersonForm for ConcernForm {
     }
 
     fn refused_at(&self, field: Option<&str>) -> String {
-        refused_at(
-            field,
-            &[],
-            &["category", "details", "told", "told_at", "outcome"],
-            "details",
-        )
+        let known = ["category", "details", "told", "told_at", "outcome"];
+        refused_at(field, &[], &known, "details")
     }
 
-    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse {
-        let Shown {
-            console,
-            session,
-            record,
-        } = *on;
+    async fn draw(&self, on: &Shown<'_>, errors: &[FieldError]) -> Result<Markup, HttpResponse> {
         let categories = &app::safeguarding::rules().categories;
-        let error = error_for(errors, "category");
         let (date, time) = if self.told_date.is_empty() && self.told_time.is_empty() {
-            let now = console.cases.clock().now();
+            let now = on.console.cases.clock().now();
             (
                 now.format("%Y-%m-%d").to_string(),
                 now.format("%H:%M").to_string(),
@@ -480,62 +386,31 @@ impl PersonForm for ConcernForm {
         } else {
             (self.told_date.clone(), self.told_time.clone())
         };
-        let body = html! {
-            form method="post" action={"/console/people/" (record.client_id) "/safeguarding"} novalidate {
-                (csrf_field(session))
-                input type="hidden" name="concern_id" value=(self.concern_id);
-                div class=(group_class(error)) {
-                    fieldset class="nhsuk-fieldset" aria-describedby=[error.map(|_| "category-error")] {
-                        legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "What kind of concern is it?" }
-                        (error_message(error))
-                        div class="nhsuk-radios" {
-                            @for (i, c) in categories.iter().enumerate() {
-                                @let id = if i == 0 { "category".to_owned() } else { format!("category-{}", c.code) };
-                                div class="nhsuk-radios__item" {
-                                    input class="nhsuk-radios__input" id=(id) name="category" type="radio"
-                                        value=(c.code) checked[self.category == c.code];
-                                    label class="nhsuk-label nhsuk-radios__label" for=(id) { (c.name) }
-                                }
-                            }
-                        }
+        let radios = html! {
+            div class="nhsuk-radios" {
+                @for (i, c) in categories.iter().enumerate() {
+                    @let id = if i == 0 { "category".to_owned() } else { format!("category-{}", c.code) };
+                    div class="nhsuk-radios__item" {
+                        input class="nhsuk-radios__input" id=(id) name="category" type="radio"
+                            value=(c.code) checked[self.category == c.code];
+                        label class="nhsuk-label nhsuk-radios__label" for=(id) { (c.name) }
                     }
                 }
-                (area("details", "What is the concern?", None, &self.details, errors))
-                (area("told", "Who was told?", Some("The safeguarding lead, the local authority's duty team, the GP"), &self.told, errors))
-                (when("told_at", "When were they told?", (&date, &time), errors))
-                (area("outcome", "What came of it so far (optional)", None, &self.outcome, errors))
-                button class="nhsuk-button" id="raise" type="submit" { "Raise the concern" }
             }
         };
-        page(
-            status(errors),
-            form_page(
-                session,
-                record,
-                "Raise a safeguarding concern",
-                errors,
-                body,
-            ),
-        )
+        Ok(posted::<ConcernForm>(
+            on,
+            html! {
+                input type="hidden" name="concern_id" value=(self.concern_id);
+                (fieldset("category", "What kind of concern is it?", errors, radios))
+                (area("details", "What is the concern?", None, &self.details, errors))
+                (area("told", "Who was told?", Some("The safeguarding lead, the local authority's duty team, the GP"), &self.told, errors))
+                (date_time("told_at", "When were they told?", (&date, &time), errors))
+                (area("outcome", "What came of it so far (optional)", None, &self.outcome, errors))
+                button class="nhsuk-button" id="raise" type="submit" { "Raise the concern" }
+            },
+        ))
     }
-}
-
-async fn concern_page(
-    req: HttpRequest,
-    path: web::Path<String>,
-    console: web::Data<Console>,
-) -> HttpResponse {
-    let form = ConcernForm {
-        concern_id: Uuid::new_v4(),
-        ..ConcernForm::default()
-    };
-    show(&req, &console, &path, &form).await
-}
-
-/// Which concern a page is about.
-#[derive(Deserialize)]
-pub(crate) struct ConcernQuery {
-    concern_id: Option<String>,
 }
 
 /// Adding to an open concern.
@@ -551,6 +426,8 @@ pub(crate) struct UpdateForm {
 
 impl PersonForm for UpdateForm {
     const DONE: &'static str = "concern_updated";
+    const TITLE: &'static str = "Add to a safeguarding concern";
+    const ACTION: &'static str = "/safeguarding/update";
 
     fn from_fields(fields: &HashMap<String, String>) -> UpdateForm {
         let kept = |name: &str| fields.get(name).cloned().unwrap_or_default();
@@ -564,34 +441,37 @@ impl PersonForm for UpdateForm {
         }
     }
 
+    /// For the concern the link names.
+    fn blank(query: &HashMap<String, String>, _on: &Shown<'_>) -> UpdateForm {
+        UpdateForm {
+            update_id: Uuid::new_v4(),
+            concern_id: text(query, "concern_id"),
+            ..UpdateForm::default()
+        }
+    }
+
     fn command(&self) -> Result<CaseCommand, Vec<FieldError>> {
+        let concern_id = ConcernId(known(&self.concern_id, "outcome", "concern")?);
         let mut errors = Vec::new();
-        let Ok(concern_id) = Uuid::try_parse(&self.concern_id).map(ConcernId) else {
-            return Err(vec![FieldError::new(
-                "outcome",
-                "This concern is not on the record: go back to the person's page",
-            )]);
-        };
         let limit = domain::CONCERN_TEXT_LIMIT;
-        let told = typed(&self.told, "told", limit, &mut errors);
+        let told = typed_text(&self.told, "told", limit, &mut errors);
         let told_at = typed_moment((&self.told_date, &self.told_time), "told_at", &mut errors);
-        let outcome = typed(&self.outcome, "outcome", limit, &mut errors);
+        let outcome = typed_text(&self.outcome, "outcome", limit, &mut errors);
         if told.is_none() && outcome.is_none() && errors.is_empty() {
             errors.push(FieldError::new(
                 "outcome",
                 "Say who else was told or what came of it",
             ));
         }
-        if errors.is_empty() {
-            Ok(CaseCommand::UpdateConcern(SafeguardingConcernUpdated {
-                concern_id,
-                told_at: told_at.filter(|_| told.is_some()),
-                told,
-                outcome,
-            }))
-        } else {
-            Err(errors)
+        if !errors.is_empty() {
+            return Err(errors);
         }
+        Ok(CaseCommand::UpdateConcern(SafeguardingConcernUpdated {
+            concern_id,
+            told_at: told_at.filter(|_| told.is_some()),
+            told,
+            outcome,
+        }))
     }
 
     fn key(&self) -> String {
@@ -602,46 +482,19 @@ impl PersonForm for UpdateForm {
         refused_at(field, &[], &["told", "told_at", "outcome"], "outcome")
     }
 
-    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse {
-        let Shown {
-            session, record, ..
-        } = *on;
-        let body = html! {
-            form method="post" action={"/console/people/" (record.client_id) "/safeguarding/update"} novalidate {
-                (csrf_field(session))
+    async fn draw(&self, on: &Shown<'_>, errors: &[FieldError]) -> Result<Markup, HttpResponse> {
+        Ok(posted::<UpdateForm>(
+            on,
+            html! {
                 input type="hidden" name="update_id" value=(self.update_id);
                 input type="hidden" name="concern_id" value=(self.concern_id);
                 (area("told", "Who else was told (optional)", None, &self.told, errors))
-                (when("told_at", "When were they told?", (&self.told_date, &self.told_time), errors))
+                (date_time("told_at", "When were they told?", (&self.told_date, &self.told_time), errors))
                 (area("outcome", "What came of it (optional)", None, &self.outcome, errors))
                 button class="nhsuk-button" id="update" type="submit" { "Add to the concern" }
-            }
-        };
-        page(
-            status(errors),
-            form_page(
-                session,
-                record,
-                "Add to a safeguarding concern",
-                errors,
-                body,
-            ),
-        )
+            },
+        ))
     }
-}
-
-async fn update_page(
-    req: HttpRequest,
-    path: web::Path<String>,
-    query: web::Query<ConcernQuery>,
-    console: web::Data<Console>,
-) -> HttpResponse {
-    let form = UpdateForm {
-        update_id: Uuid::new_v4(),
-        concern_id: query.into_inner().concern_id.unwrap_or_default(),
-        ..UpdateForm::default()
-    };
-    show(&req, &console, &path, &form).await
 }
 
 /// Closing a concern with the reason.
@@ -654,6 +507,8 @@ pub(crate) struct CloseConcernForm {
 
 impl PersonForm for CloseConcernForm {
     const DONE: &'static str = "concern_closed";
+    const TITLE: &'static str = "Close a safeguarding concern";
+    const ACTION: &'static str = "/safeguarding/close";
 
     fn from_fields(fields: &HashMap<String, String>) -> CloseConcernForm {
         CloseConcernForm {
@@ -663,21 +518,20 @@ impl PersonForm for CloseConcernForm {
         }
     }
 
+    /// For the concern the link names.
+    fn blank(query: &HashMap<String, String>, _on: &Shown<'_>) -> CloseConcernForm {
+        CloseConcernForm {
+            closure_id: Uuid::new_v4(),
+            concern_id: text(query, "concern_id"),
+            ..CloseConcernForm::default()
+        }
+    }
+
     fn command(&self) -> Result<CaseCommand, Vec<FieldError>> {
+        let concern_id = ConcernId(known(&self.concern_id, "reason", "concern")?);
         let mut errors = Vec::new();
-        let Ok(concern_id) = Uuid::try_parse(&self.concern_id).map(ConcernId) else {
-            return Err(vec![FieldError::new(
-                "reason",
-                "This concern is not on the record: go back to the person's page",
-            )]);
-        };
-        let reason = typed(
-            &self.reason,
-            "reason",
-            domain::CONCERN_TEXT_LIMIT,
-            &mut errors,
-        );
-        match reason {
+        let limit = domain::CONCERN_TEXT_LIMIT;
+        match typed_text(&self.reason, "reason", limit, &mut errors) {
             Some(reason) if errors.is_empty() => {
                 Ok(CaseCommand::CloseConcern(SafeguardingConcernClosed {
                     concern_id,
@@ -700,42 +554,15 @@ impl PersonForm for CloseConcernForm {
         "reason".to_owned()
     }
 
-    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse {
-        let Shown {
-            session, record, ..
-        } = *on;
-        let body = html! {
-            form method="post" action={"/console/people/" (record.client_id) "/safeguarding/close"} novalidate {
-                (csrf_field(session))
+    async fn draw(&self, on: &Shown<'_>, errors: &[FieldError]) -> Result<Markup, HttpResponse> {
+        Ok(posted::<CloseConcernForm>(
+            on,
+            html! {
                 input type="hidden" name="closure_id" value=(self.closure_id);
                 input type="hidden" name="concern_id" value=(self.concern_id);
                 (area("reason", "Why is the concern closed?", Some("A concern is never deleted or corrected: it stays on the record, closed"), &self.reason, errors))
                 button class="nhsuk-button" id="close-concern" type="submit" { "Close the concern" }
-            }
-        };
-        page(
-            status(errors),
-            form_page(
-                session,
-                record,
-                "Close a safeguarding concern",
-                errors,
-                body,
-            ),
-        )
+            },
+        ))
     }
-}
-
-async fn close_page(
-    req: HttpRequest,
-    path: web::Path<String>,
-    query: web::Query<ConcernQuery>,
-    console: web::Data<Console>,
-) -> HttpResponse {
-    let form = CloseConcernForm {
-        closure_id: Uuid::new_v4(),
-        concern_id: query.into_inner().concern_id.unwrap_or_default(),
-        ..CloseConcernForm::default()
-    };
-    show(&req, &console, &path, &form).await
 }

@@ -2,6 +2,8 @@
 //! each live token revocable, every credential revoked at once, the account deactivated or
 //! reactivated. Who may do each is the application's ([`app::admin::Admin`]).
 
+use std::collections::HashMap;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use app::AppError;
@@ -12,7 +14,7 @@ use maud::{Markup, html};
 use uuid::Uuid;
 
 use crate::pages::{csrf_field, head, layout, moment, success};
-use crate::{Console, failure, form_session, forms, page, see_other, session};
+use crate::{Console, PostedAt, failure, form_session, forms, page, see_other, session};
 
 /// The routes, under `/console/admin/staff/{id}`.
 pub(crate) fn configure(config: &mut web::ServiceConfig) {
@@ -66,24 +68,23 @@ async fn staff_page(
     }
 }
 
-/// A form about one staff member: its checked session and the member's id, or the refusal.
+/// A form about one staff member: its fields, its checked session, the member's id and the
+/// console; or the refusal.
 async fn staff_form(
-    req: &HttpRequest,
-    console: &Console,
-    path: &str,
-    body: &[u8],
+    (req, path, body, console): PostedAt,
 ) -> Result<
     (
-        std::collections::HashMap<String, String>,
+        HashMap<String, String>,
         ConsoleSession,
         Uuid,
+        web::Data<Console>,
     ),
     HttpResponse,
 > {
-    let fields = forms::fields(body);
-    let session = form_session(req, console, &fields).await?;
-    let id = staff_id(path).map_err(|e| failure(Some(&session), &e))?;
-    Ok((fields, session, id))
+    let fields = forms::fields(&body);
+    let session = form_session(&req, &console, &fields).await?;
+    let id = staff_id(&path).map_err(|e| failure(Some(&session), &e))?;
+    Ok((fields, session, id, console))
 }
 
 /// Back to the member's page, saying what was done; or the application's refusal.
@@ -99,14 +100,9 @@ fn back(
     }
 }
 
-async fn revoke_token(
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-    console: web::Data<Console>,
-) -> HttpResponse {
-    let (fields, session, id) = match staff_form(&req, &console, &path, &body).await {
-        Ok(f) => f,
+async fn revoke_token(posted: PostedAt) -> HttpResponse {
+    let (fields, session, id, console) = match staff_form(posted).await {
+        Ok(form) => form,
         Err(response) => return response,
     };
     let token = fields
@@ -120,28 +116,18 @@ async fn revoke_token(
     back(&session, id, "revoked", result)
 }
 
-async fn revoke_all(
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-    console: web::Data<Console>,
-) -> HttpResponse {
-    let (_, session, id) = match staff_form(&req, &console, &path, &body).await {
-        Ok(f) => f,
+async fn revoke_all(posted: PostedAt) -> HttpResponse {
+    let (_, session, id, console) = match staff_form(posted).await {
+        Ok(form) => form,
         Err(response) => return response,
     };
     let result = console.admin.revoke_all(&session.principal, id).await;
     back(&session, id, "revoked_all", result.map(|_| ()))
 }
 
-async fn set_active(
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-    console: web::Data<Console>,
-) -> HttpResponse {
-    let (fields, session, id) = match staff_form(&req, &console, &path, &body).await {
-        Ok(f) => f,
+async fn set_active(posted: PostedAt) -> HttpResponse {
+    let (fields, session, id, console) = match staff_form(posted).await {
+        Ok(form) => form,
         Err(response) => return response,
     };
     let active = fields.get("active").map(String::as_str) == Some("true");

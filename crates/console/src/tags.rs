@@ -12,9 +12,8 @@ use domain::{CaseCommand, CaseTagged, CaseUntagged};
 use maud::{Markup, html};
 use uuid::Uuid;
 
-use crate::connect::{PersonForm, Shown, form_page, status};
+use crate::connect::{PersonForm, Shown};
 use crate::forms::{FieldError, form_id, text};
-use crate::page;
 use crate::pages::{csrf_field, error_for, error_message, group_class};
 
 /// The routes of these forms, under `/console/people/{client_id}`.
@@ -133,6 +132,8 @@ pub(crate) struct TagForm {
 
 impl PersonForm for TagForm {
     const DONE: &'static str = "tag";
+    const TITLE: &'static str = "Change tags";
+    const ACTION: &'static str = "/tags";
 
     fn from_fields(fields: &HashMap<String, String>) -> TagForm {
         TagForm {
@@ -162,17 +163,10 @@ impl PersonForm for TagForm {
         "tag".to_owned()
     }
 
-    async fn again(&self, on: &Shown<'_>, errors: &[FieldError]) -> HttpResponse {
-        let Shown {
-            session, record, ..
-        } = *on;
-        let body = html! {
-            (section(session, record, errors))
-            p class="nhsuk-body" { a href={"/console/people/" (record.client_id) "#tags"} { "Back to the person" } }
-        };
-        page(
-            status(errors),
-            form_page(session, record, "Change tags", errors, body),
-        )
+    async fn draw(&self, on: &Shown<'_>, errors: &[FieldError]) -> Result<Markup, HttpResponse> {
+        Ok(html! {
+            (section(on.session, on.record, errors))
+            p class="nhsuk-body" { a href={"/console/people/" (on.record.client_id) "#tags"} { "Back to the person" } }
+        })
     }
 }

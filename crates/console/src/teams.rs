@@ -57,6 +57,20 @@ impl Entered {
     /// The staff account the form asks for, or what to put right.
     fn staff(&self) -> Result<NewStaffRequest, Vec<FieldError>> {
         let mut errors = Vec::new();
+        // Drawn by the page (none: the service draws one); anything else was not drawn here.
+        let staff_id = match self.staff_id.as_str() {
+            "" => None,
+            id => {
+                let id = Uuid::try_parse(id).ok();
+                if id.is_none() {
+                    errors.push(FieldError::new(
+                        "name",
+                        "This form's account id does not read: check the details and add again",
+                    ));
+                }
+                id
+            }
+        };
         let role = self.role.parse::<Role>().ok();
         if role.is_none() {
             errors.push(FieldError::new("role", "Select the role"));
@@ -84,7 +98,7 @@ impl Entered {
         };
         match role {
             Some(role) if errors.is_empty() => Ok(NewStaffRequest {
-                staff_id: Uuid::try_parse(&self.staff_id).ok(),
+                staff_id,
                 name: self.name.clone(),
                 role,
                 team_id,
@@ -213,12 +227,12 @@ async fn add_staff(
     }
 }
 
-/// The staff form's account id: drawn now for a new form, the one it had while it is put right.
+/// The staff form's account id: drawn now for a new form (or one whose id does not read), the
+/// one it had while it is put right.
 fn staff_id_field(entered: &Entered) -> Markup {
-    let staff_id = if entered.staff_id.is_empty() {
-        Uuid::now_v7().to_string()
-    } else {
-        entered.staff_id.clone()
+    let staff_id = match Uuid::try_parse(&entered.staff_id) {
+        Ok(id) => id.to_string(),
+        Err(_) => Uuid::now_v7().to_string(),
     };
     html! { input type="hidden" name="staff_id" value=(staff_id); }
 }
@@ -351,6 +365,28 @@ mod tests {
         let errors = wrong.staff().expect_err("three fields to put right");
         let named: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(named, ["role", "team_id", "capacity"]);
+    }
+
+    #[test]
+    fn a_staff_form_whose_account_id_does_not_read_is_refused_at_the_name() {
+        let entered = Entered::from_fields(&filled(&[
+            ("staff_id", "not-an-id"),
+            ("name", "Nia Worker"),
+            ("role", "auditor"),
+        ]));
+        let errors = entered.staff().expect_err("the id does not read");
+        let named: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(named, ["name"]);
+        assert!(errors[0].message.contains("account id"), "{errors:?}");
+        // Shown again, the form draws an id that reads.
+        let field = staff_id_field(&entered).into_string();
+        assert!(!field.contains("not-an-id"), "{field}");
+        let drawn = field
+            .split("value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a value");
+        assert!(Uuid::try_parse(drawn).is_ok(), "{drawn}");
     }
 
     #[test]

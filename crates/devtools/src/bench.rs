@@ -358,16 +358,21 @@ fn one_event() -> AppendRequest {
             payload: json!({ "mode": "phone", "minutes": 20, "n": 1 }),
             personal_paths: Vec::new(),
         }],
-        metadata: Metadata {
-            actor_id: Uuid::new_v4(),
-            actor_role: "link_worker".to_owned(),
-            organisation_id: Uuid::new_v4(),
-            correlation_id: Uuid::new_v4(),
-            causation_id: None,
-            occurred_at: Utc::now(),
-        },
+        metadata: worker_metadata(Uuid::new_v4(), Uuid::new_v4()),
         idempotency_key: None,
         fingerprint: None,
         lookups: None,
+    }
+}
+
+/// What a bench's events record as done: by the link worker `actor` of `organisation`, now.
+pub(crate) fn worker_metadata(actor: Uuid, organisation: Uuid) -> Metadata {
+    Metadata {
+        actor_id: actor,
+        actor_role: "link_worker".to_owned(),
+        organisation_id: organisation,
+        correlation_id: Uuid::new_v4(),
+        causation_id: None,
+        occurred_at: Utc::now(),
     }
 }

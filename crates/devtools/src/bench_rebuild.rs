@@ -12,7 +12,7 @@ use anyhow::Context;
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use db::Cluster;
 use domain::*;
-use eventstore::{AppendRequest, EventStore, ExpectedVersion, Metadata};
+use eventstore::{AppendRequest, EventStore, ExpectedVersion};
 use futures_util::StreamExt;
 use uuid::Uuid;
 
@@ -209,14 +209,7 @@ pub(crate) async fn append_journeys(
                         stream_type: CLIENT_STREAM.to_owned(),
                         expected: ExpectedVersion::NoStream,
                         events: app::new_events(&decided),
-                        metadata: Metadata {
-                            actor_id: actor,
-                            actor_role: "link_worker".to_owned(),
-                            organisation_id: BENCH_ORGANISATION,
-                            correlation_id: Uuid::new_v4(),
-                            causation_id: None,
-                            occurred_at: Utc::now(),
-                        },
+                        metadata: crate::bench::worker_metadata(actor, BENCH_ORGANISATION),
                         idempotency_key: None,
                         fingerprint: None,
                         lookups: None,

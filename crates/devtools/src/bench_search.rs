@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use app::directory::{DirectoryQuery, DirectoryService, OrukQuery};
+use app::directory::{DirectoryQuery, DirectoryService, OrukQuery, Ranked, SEARCH_CANDIDATES};
 use db::{Cluster, PoolSettings};
 use domain::NeedDomain;
 use eventstore::EventStore;
@@ -182,18 +182,21 @@ pub(crate) async fn measure(
         ),
     ];
     for (name, q) in &searches {
-        let found = std::cell::Cell::new(0);
+        let found = std::cell::Cell::new((0, Ranked::EveryMatch));
         let times = timed(options.runs, |_| {
             let client = &client;
             let found = &found;
             async move {
-                found.set(app::directory::search(&***client, q).await?.len());
+                let (page, ranked) =
+                    app::directory::search_ranked(&***client, q, SEARCH_CANDIDATES).await?;
+                found.set((page.len(), ranked));
                 Ok(())
             }
         })
         .await?;
+        let (on_page, ranked) = found.get();
         lines.push(row(
-            &format!("{name} ({} on the page)", found.get()),
+            &format!("{name} ({on_page} on the page; ranked: {ranked:?})"),
             &times,
         ));
     }

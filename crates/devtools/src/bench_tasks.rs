@@ -99,6 +99,17 @@ pub fn client_tasks(n: u128, link_workers: u128, today: NaiveDate) -> Vec<BenchT
     };
     let rule_id =
         |name: &str, trigger: String| app::task_maker::task_id(1, name, client.0, &trigger);
+    // The follow-up the maker raises for the WEMWBS baseline taken on `baseline`.
+    let follow_up = |baseline: NaiveDate, raised_on: NaiveDate, due_on: NaiveDate| TaskRaised {
+        task_id: rule_id("follow_up_due", format!("wemwbs/{baseline}")),
+        kind: TaskKind::FollowUpDue,
+        client_id: Some(client),
+        team_id: team,
+        assignee_id: Some(worker),
+        raised_on,
+        due_on,
+        rule: rule("follow_up_due"),
+    };
     let mut tasks = Vec::new();
     let mut add = |task: TaskRaised, then: Then, by_rule: bool| {
         let raised_on = task.raised_on;
@@ -134,16 +145,7 @@ pub fn client_tasks(n: u128, link_workers: u128, today: NaiveDate) -> Vec<BenchT
     let baseline = days(-180 - pick(1, 60));
     let follow_up_due = baseline + Duration::days(84);
     add(
-        TaskRaised {
-            task_id: rule_id("follow_up_due", format!("wemwbs/{baseline}")),
-            kind: TaskKind::FollowUpDue,
-            client_id: Some(client),
-            team_id: team,
-            assignee_id: Some(worker),
-            raised_on: follow_up_due - Duration::days(7),
-            due_on: follow_up_due,
-            rule: rule("follow_up_due"),
-        },
+        follow_up(baseline, follow_up_due - Duration::days(7), follow_up_due),
         Then::Done(follow_up_due - Duration::days(pick(2, 3))),
         true,
     );
@@ -221,20 +223,7 @@ pub fn client_tasks(n: u128, link_workers: u128, today: NaiveDate) -> Vec<BenchT
     }
     if pick(9, 6) == 0 {
         let baseline = days(6 - 84);
-        add(
-            TaskRaised {
-                task_id: rule_id("follow_up_due", format!("wemwbs/{baseline}")),
-                kind: TaskKind::FollowUpDue,
-                client_id: Some(client),
-                team_id: team,
-                assignee_id: Some(worker),
-                raised_on: days(-1),
-                due_on: days(6),
-                rule: rule("follow_up_due"),
-            },
-            Then::Open,
-            true,
-        );
+        add(follow_up(baseline, days(-1), days(6)), Then::Open, true);
     }
     if pick(10, 50) == 0 {
         let due = days(pick(11, 10) - 5);

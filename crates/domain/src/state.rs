@@ -137,6 +137,14 @@ pub struct CaseState {
     pub lone_working: BTreeMap<AppointmentId, bool>,
 }
 
+impl CaseState {
+    /// A referral's status after an event about it, and the case's.
+    fn referral_now(&mut self, referral: ReferralId, status: ReferralStatus, case: CaseStatus) {
+        self.referrals.insert(referral, status);
+        self.status = case;
+    }
+}
+
 /// Folds one stored event, which happened at `occurred_at`, into the state.
 pub fn evolve(
     mut state: CaseState,
@@ -157,35 +165,23 @@ pub fn evolve(
             state.consents.remove(&e.scope);
         }
         CaseEvent::ReferralReceived(e) => {
-            state
-                .referrals
-                .insert(e.referral_id, ReferralStatus::Pending);
+            state.referral_now(e.referral_id, ReferralStatus::Pending, CaseStatus::Referred);
             state.received.insert(e.referral_id, e.received_on);
             state.first_received = Some(
                 state
                     .first_received
                     .map_or(e.received_on, |first| first.min(e.received_on)),
             );
-            state.status = CaseStatus::Referred;
         }
         CaseEvent::ReferralAccepted(e) => {
-            state
-                .referrals
-                .insert(e.referral_id, ReferralStatus::Accepted);
-            state.status = CaseStatus::Open;
+            state.referral_now(e.referral_id, ReferralStatus::Accepted, CaseStatus::Open);
             state.opened_at = Some(occurred_at);
         }
         CaseEvent::ReferralDeclined(e) => {
-            state
-                .referrals
-                .insert(e.referral_id, ReferralStatus::Declined);
-            state.status = CaseStatus::Idle;
+            state.referral_now(e.referral_id, ReferralStatus::Declined, CaseStatus::Idle);
         }
         CaseEvent::ReferralRedirected(e) => {
-            state
-                .referrals
-                .insert(e.referral_id, ReferralStatus::Redirected);
-            state.status = CaseStatus::Idle;
+            state.referral_now(e.referral_id, ReferralStatus::Redirected, CaseStatus::Idle);
         }
         CaseEvent::LinkWorkerAssigned(e) => state.link_worker = Some((e.link_worker_id, e.team_id)),
         CaseEvent::CaseTransferred(e) => state.link_worker = Some((e.to_link_worker_id, e.team_id)),

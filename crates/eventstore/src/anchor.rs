@@ -242,8 +242,8 @@ const READ_SQL: &str = "SELECT log_generation, transaction_id::text::bigint, rea
     FROM record_reads";
 const READ_ORDER: &str = "ORDER BY log_generation, transaction_id, read_id";
 /// Rows no transaction still running can land behind (as `read::VISIBLE`, for either table).
-const SETTLED: &str = "(log_generation < casebook_log_generation() \
-    OR transaction_id < pg_snapshot_xmin(pg_current_snapshot()))";
+const SETTLED: &str = "(log_generation < (SELECT casebook_log_generation()) \
+    OR transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())))";
 const AFTER: &str = "(log_generation, transaction_id, {id}) > ($1, $2::text::xid8, $3)";
 const CHECKPOINT_COLUMNS: &str = "seq, events, last_generation, \
     last_transaction_id::text::bigint, last_position, event_head, reads, last_read_generation, \
@@ -532,11 +532,15 @@ pub async fn seal(client: &tokio_postgres::Client, key: &AnchorKey) -> Result<Se
     Ok(Sealed::New(next))
 }
 
-/// Settled events not yet sealed by the last checkpoint (what the sealer is behind).
+/// Settled events not yet sealed by the last checkpoint (what the sealer is behind), counted up
+/// to `at_most`: the sealer asks only whether enough wait, and the count stops there.
 ///
 /// # Errors
 /// A database failure.
-pub async fn unsealed_events(client: &tokio_postgres::Client) -> Result<i64, StoreError> {
+pub async fn unsealed_events(
+    client: &tokio_postgres::Client,
+    at_most: i64,
+) -> Result<i64, StoreError> {
     let last = client
         .query_opt(
             "SELECT last_generation, last_transaction_id::text::bigint, last_position \
@@ -550,10 +554,10 @@ pub async fn unsealed_events(client: &tokio_postgres::Client) -> Result<i64, Sto
     let row = client
         .query_one(
             &format!(
-                "SELECT count(*) FROM events WHERE {} AND {SETTLED}",
+                "SELECT count(*) FROM (SELECT 1 FROM events WHERE {} AND {SETTLED} LIMIT $4) AS waiting",
                 AFTER.replace("{id}", "position")
             ),
-            &[&generation, &transaction, &position],
+            &[&generation, &transaction, &position, &at_most],
         )
         .await?;
     Ok(row.get(0))

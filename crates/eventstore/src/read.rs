@@ -86,8 +86,11 @@ impl StreamHead {
 
 /// Rows visible to a global reader: older generations entirely, and in the current generation
 /// only transactions below the oldest one still running, so nothing can commit behind us.
-const VISIBLE: &str = "(log_generation < casebook_log_generation() \
-    OR transaction_id < pg_snapshot_xmin(pg_current_snapshot()))";
+/// Both limits are scalar subqueries, worked out once a statement (an init plan): written as
+/// plain calls they were called for every row, and the generation's lookup then cost more than
+/// the rest of a projector's batch read.
+const VISIBLE: &str = "(log_generation < (SELECT casebook_log_generation()) \
+    OR transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())))";
 
 impl EventStore {
     /// Reads one stream in version order, from `from_version` (inclusive), optionally only the
@@ -348,9 +351,12 @@ impl EventStore {
     pub async fn has_committed_after(&self, after: GlobalPosition) -> Result<bool, StoreError> {
         let client = self.pool.get().await?;
         let row = client
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM events \
-                 WHERE (log_generation, transaction_id, position) > ($1, $2::text::xid8, $3))",
+            .query_opt(
+                // The first such event in the index's order, not `EXISTS`: inside `EXISTS` the
+                // planner drops the order and scanned the whole log for a row past the end.
+                "SELECT position FROM events \
+                 WHERE (log_generation, transaction_id, position) > ($1, $2::text::xid8, $3) \
+                 ORDER BY log_generation, transaction_id, position LIMIT 1",
                 &[
                     &after.generation,
                     &after.transaction_id.to_string(),
@@ -358,7 +364,7 @@ impl EventStore {
                 ],
             )
             .await?;
-        Ok(row.get(0))
+        Ok(row.is_some())
     }
 
     /// The last committed place in the global order, and how many events lie beyond `after`

@@ -88,21 +88,25 @@ pub async fn renew_leases(
     holder: Uuid,
     seconds: f64,
 ) -> Result<Vec<String>, ProjectionError> {
-    let renewed: std::collections::HashSet<String> = client
+    let renewed = client
         .query(
             "UPDATE projection_leases SET expires_at = now() + make_interval(secs => $3) \
              WHERE projection = ANY($1) AND holder = $2 RETURNING projection",
             &[&projections, &holder, &seconds],
         )
-        .await?
+        .await?;
+    Ok(left_out(projections, &renewed))
+}
+
+/// The names of `projections` no row of `returned` (a statement's `RETURNING projection`)
+/// names.
+fn left_out(projections: &[&str], returned: &[tokio_postgres::Row]) -> Vec<String> {
+    let named: std::collections::HashSet<&str> = returned.iter().map(|row| row.get(0)).collect();
+    projections
         .iter()
-        .map(|row| row.get(0))
-        .collect();
-    Ok(projections
-        .iter()
-        .filter(|p| !renewed.contains(**p))
+        .filter(|p| !named.contains(**p))
         .map(|p| (*p).to_owned())
-        .collect())
+        .collect()
 }
 
 /// Takes `projection`'s lease for `holder` whoever has it (a switch that must stop the live
@@ -307,7 +311,7 @@ pub async fn move_checkpoints(
     to: GlobalPosition,
     applied: i64,
 ) -> Result<Vec<String>, ProjectionError> {
-    let moved: std::collections::HashSet<String> = client
+    let moved = client
         .query(
             "UPDATE projection_checkpoints SET log_generation = $2, transaction_id = $3, position = $4, \
              events_applied = events_applied + $8, updated_at = now() \
@@ -324,15 +328,8 @@ pub async fn move_checkpoints(
                 &applied,
             ],
         )
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    Ok(projections
-        .iter()
-        .filter(|p| !moved.contains(**p))
-        .map(|p| (*p).to_owned())
-        .collect())
+        .await?;
+    Ok(left_out(projections, &moved))
 }
 
 /// Sets `projection`'s checkpoint to `at` with `applied` events (made if missing): the start

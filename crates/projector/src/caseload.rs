@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use domain::{CaseEvent, Timepoint, code};
+use domain::{CaseEvent, CaseStatus, Timepoint, code};
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -17,8 +17,12 @@ use crate::{Batch, Projection, ProjectionError};
 pub struct CaseloadRow {
     pub client_id: Uuid,
     pub organisation_id: Uuid,
-    /// `idle`, `referred`, `open` or `closed`.
-    pub status: String,
+    /// Where the case stands, as the domain folds it (stored as its code: `idle`, `referred`,
+    /// `open` or `closed`).
+    pub status: CaseStatus,
+    /// The person was erased: the row is deleted when the batch is written, never stored.
+    #[serde(skip)]
+    pub erased: bool,
     pub link_worker_id: Option<Uuid>,
     pub team_id: Option<Uuid>,
     pub area: String,
@@ -62,9 +66,6 @@ pub struct AwaitedAnswer {
     pub made_at: DateTime<Utc>,
 }
 
-/// The status of a row whose person was erased: such rows are removed, not written.
-const ERASED: &str = "erased";
-
 /// Folds one client event into the row. Pure: no clock, no IO.
 pub fn apply_case_event(
     row: &mut CaseloadRow,
@@ -77,11 +78,11 @@ pub fn apply_case_event(
         CaseEvent::ClientRegistered(e) => {
             row.client_id = e.client_id.0;
             row.area = e.area.clone();
-            row.status = "idle".to_owned();
+            row.status = CaseStatus::Idle;
         }
         CaseEvent::ReferralReceived(e) => {
             // A new episode: the caseload shows the current one.
-            row.status = "referred".to_owned();
+            row.status = CaseStatus::Referred;
             row.referred_on = Some(e.received_on);
             row.referral_source = Some(code(&e.source));
             row.accepted_at = None;
@@ -94,11 +95,11 @@ pub fn apply_case_event(
             row.follow_ups.clear();
         }
         CaseEvent::ReferralAccepted(_) => {
-            row.status = "open".to_owned();
+            row.status = CaseStatus::Open;
             row.accepted_at = Some(occurred_at);
         }
         CaseEvent::ReferralDeclined(_) | CaseEvent::ReferralRedirected(_) => {
-            row.status = "idle".to_owned()
+            row.status = CaseStatus::Idle
         }
         CaseEvent::LinkWorkerAssigned(e) => {
             row.link_worker_id = Some(e.link_worker_id.0);
@@ -144,14 +145,14 @@ pub fn apply_case_event(
             }
         }
         CaseEvent::CaseClosed(_) => {
-            row.status = "closed".to_owned();
+            row.status = CaseStatus::Closed;
             row.closed_at = Some(occurred_at);
             row.booked_appointments.clear();
             // Support ended: no service's answer is awaited by the link worker any more.
             row.awaited_answers.clear();
         }
         CaseEvent::CaseReopened(_) => {
-            row.status = "open".to_owned();
+            row.status = CaseStatus::Open;
             row.closed_at = None;
         }
         CaseEvent::SafeguardingConcernRaised(e) => {
@@ -193,7 +194,7 @@ pub fn apply_case_event(
             row.awaited_answers.remove(&e.connection_id.0);
         }
         // An erased person leaves every caseload: the row is deleted when the batch is written.
-        CaseEvent::ClientErased(_) => row.status = ERASED.to_owned(),
+        CaseEvent::ClientErased(_) => row.erased = true,
         CaseEvent::ConsentRecorded(_)
         | CaseEvent::DemographicsRecorded(_)
         | CaseEvent::LateEntryExplained(_)
@@ -337,7 +338,12 @@ fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError>
     Ok(CaseloadRow {
         client_id: row.get(0),
         organisation_id: row.get(1),
-        status: row.get(2),
+        status: {
+            let code: &str = row.get(2);
+            CaseStatus::from_code(code)
+                .ok_or_else(|| ProjectionError::Corrupt(format!("caseload.status: {code:?}")))?
+        },
+        erased: false,
         link_worker_id: row.get(3),
         team_id: row.get(4),
         area: row.get(5),
@@ -448,7 +454,7 @@ async fn apply_into(
     }
     let erased: Vec<Uuid> = rows
         .values()
-        .filter(|r| r.status == ERASED)
+        .filter(|r| r.erased)
         .map(|r| r.client_id)
         .collect();
     if !erased.is_empty() {
@@ -464,7 +470,7 @@ async fn apply_into(
     // replace the rows they have.
     let (fresh, rows): (Vec<&CaseloadRow>, Vec<&CaseloadRow>) = rows
         .values()
-        .filter(|r| r.status != ERASED)
+        .filter(|r| !r.erased)
         .partition(|r| client_ids.binary_search(&r.client_id).is_err());
     copy_fresh(table, tx, batch, &fresh).await?;
     if rows.is_empty() {
@@ -476,7 +482,7 @@ async fn apply_into(
     let organisation_ids = column(|r| Some(r.organisation_id));
     let link_workers = column(|r| r.link_worker_id);
     let teams = column(|r| r.team_id);
-    let statuses: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
+    let statuses: Vec<&str> = rows.iter().map(|r| r.status.code()).collect();
     let areas: Vec<&str> = rows.iter().map(|r| r.area.as_str()).collect();
     let referred_on: Vec<Option<NaiveDate>> = rows.iter().map(|r| r.referred_on).collect();
     let sources: Vec<Option<&str>> = rows.iter().map(|r| r.referral_source.as_deref()).collect();
@@ -571,6 +577,7 @@ async fn copy_fresh(
     use tokio_postgres::types::{Json, Type};
     /// A row's sets and maps, as their columns store them.
     struct Stored<'a> {
+        status: &'static str,
         booked: Json<&'a BTreeMap<Uuid, DateTime<Utc>>>,
         baselines: Vec<&'a str>,
         follow_ups: Vec<&'a str>,
@@ -583,6 +590,7 @@ async fn copy_fresh(
     let stored: Vec<Stored<'_>> = rows
         .iter()
         .map(|r| Stored {
+            status: r.status.code(),
             booked: Json(&r.booked_appointments),
             baselines: r.baselines.iter().map(String::as_str).collect(),
             follow_ups: r.follow_ups.iter().map(String::as_str).collect(),
@@ -627,7 +635,7 @@ async fn copy_fresh(
                 vec![
                     &r.client_id,
                     &r.organisation_id,
-                    &r.status,
+                    &s.status,
                     &r.link_worker_id,
                     &r.team_id,
                     &r.area,
@@ -689,7 +697,7 @@ pub async fn switch_rebuilt_caseload(
 mod tests {
     use chrono::TimeZone;
     use domain::testing::{command_pool, event_id, listed_service};
-    use domain::{CaseState, CaseStatus, Lookups, decide, evolve};
+    use domain::{CaseState, Lookups, decide, evolve};
     use proptest::prelude::*;
 
     use super::*;
@@ -729,11 +737,7 @@ mod tests {
                     state = evolve(state, event_id(version as u128), &event, at);
                     apply_case_event(&mut row, &event, at, version);
                 }
-                let expected = match state.status {
-                    CaseStatus::Unregistered => "",
-                    status => status.code(),
-                };
-                prop_assert_eq!(row.status.as_str(), expected, "after {:?}", command);
+                prop_assert_eq!(row.status, state.status, "after {:?}", command);
                 prop_assert_eq!(row.link_worker_id, state.link_worker.map(|(w, _)| w.0));
                 prop_assert_eq!(row.team_id, state.link_worker.map(|(_, t)| t.0));
                 prop_assert_eq!(row.referred_on, referral.as_ref().map(|r| r.0));

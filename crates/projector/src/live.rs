@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 
-use eventstore::{EventStore, GlobalPosition, RecordedEvent, SubscriptionSettings};
+use eventstore::{EventStore, GlobalPosition, RecordedEvent};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -29,6 +29,7 @@ use uuid::Uuid;
 use crate::Batch;
 use crate::bookkeeping;
 use crate::corrected::Decoded;
+use crate::runner::following;
 use crate::{Projection, ProjectionError, Runner, RunnerSettings};
 
 /// The projections a process follows the log with, as they started.
@@ -274,15 +275,7 @@ impl Group {
             Err(stop) => return stop,
         };
         let refolds = self.members.iter().any(|p| p.refolds());
-        let mut subscription = self.store.subscribe(
-            checkpoint,
-            SubscriptionSettings {
-                batch_size: self.settings.batch_size,
-                poll_interval: self.settings.poll_interval,
-            },
-        );
-        let mut renew =
-            tokio::time::interval((self.settings.lease_ttl / 3).max(Duration::from_millis(100)));
+        let (mut subscription, mut renew) = following(&self.store, checkpoint, &self.settings);
         loop {
             tokio::select! {
                 batch = subscription.next_batch() => {

@@ -625,7 +625,7 @@ impl Projection for OutcomesProjection {
                 )
                 .await?;
             for row in tx.query(&select, &[&version, &client_ids]).await? {
-                // Parsed straight from the stored text (V38: `json`, not `jsonb`).
+                // Parsed straight from the stored text (V40: `json`, not `jsonb`).
                 let state: Json<ClientOutcomes> = row
                     .try_get(1)
                     .map_err(|e| ProjectionError::Corrupt(format!("outcome_state: {e}")))?;

@@ -188,6 +188,10 @@ pub enum ReminderChange {
     /// The case reopened: what its closure withheld is pending again (and, as every reminder,
     /// decided again when it is sent).
     Reopened,
+    /// Consent to be contacted was recorded or withdrawn: a reminder held for want of a
+    /// template for the channel the person had chosen is looked at again (the new channel may
+    /// have one), and held again, with the reason of now, if not.
+    ConsentChanged,
 }
 
 /// Folds one event of `client_id`'s record under `rules`. Pure: the same events under the same
@@ -226,6 +230,9 @@ pub fn decide_reminder(
         CaseEvent::ClientErased(_) => Some(ReminderChange::Erased),
         CaseEvent::CaseClosed(_) => Some(ReminderChange::Closed),
         CaseEvent::CaseReopened(_) => Some(ReminderChange::Reopened),
+        CaseEvent::ConsentRecorded(_) | CaseEvent::ConsentWithdrawn(_) => {
+            Some(ReminderChange::ConsentChanged)
+        }
         _ => None,
     }
 }
@@ -347,6 +354,15 @@ impl ReminderOutboxProjection {
                             "UPDATE reminder_outbox SET status = 'pending', withheld_reason = NULL \
                              WHERE client_id = $1 AND status = 'withheld' \
                              AND withheld_reason = 'case_closed'",
+                            &[&client.client_id],
+                        )
+                        .await?;
+                    }
+                    ReminderChange::ConsentChanged => {
+                        tx.execute(
+                            "UPDATE reminder_outbox SET held_reason = NULL \
+                             WHERE client_id = $1 AND status = 'pending' \
+                             AND held_reason IS NOT NULL",
                             &[&client.client_id],
                         )
                         .await?;

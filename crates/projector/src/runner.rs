@@ -382,15 +382,7 @@ impl Runner {
             return Err(ProjectionError::LeaseLost(self.name().to_owned()));
         }
         let mut checkpoint = self.checkpoint().await?;
-        let mut subscription = self.store.subscribe(
-            checkpoint,
-            SubscriptionSettings {
-                batch_size: self.settings.batch_size,
-                poll_interval: self.settings.poll_interval,
-            },
-        );
-        let mut renew =
-            tokio::time::interval((self.settings.lease_ttl / 3).max(Duration::from_millis(100)));
+        let (mut subscription, mut renew) = following(&self.store, checkpoint, &self.settings);
         loop {
             tokio::select! {
                 batch = subscription.next_batch() => {
@@ -739,4 +731,22 @@ async fn read_ahead(
             return;
         }
     }
+}
+
+/// A subscription to the log from `checkpoint` as `settings` say, and the interval at which
+/// its follower renews its lease (a third of the lease's time).
+pub(crate) fn following(
+    store: &EventStore,
+    checkpoint: GlobalPosition,
+    settings: &RunnerSettings,
+) -> (eventstore::Subscription, tokio::time::Interval) {
+    let subscription = store.subscribe(
+        checkpoint,
+        SubscriptionSettings {
+            batch_size: settings.batch_size,
+            poll_interval: settings.poll_interval,
+        },
+    );
+    let renew = tokio::time::interval((settings.lease_ttl / 3).max(Duration::from_millis(100)));
+    (subscription, renew)
 }

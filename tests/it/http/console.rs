@@ -62,7 +62,7 @@ async fn direct_care_reads(server: &TestServer, who: &Person, client: Uuid) -> i
 }
 
 /// The events of `client`'s journey as the auditor reads them over the API.
-async fn journey(server: &TestServer, client: Uuid) -> Vec<Value> {
+pub(super) async fn journey(server: &TestServer, client: Uuid) -> Vec<Value> {
     let reply = server
         .read(
             &server.people.auditor,
@@ -134,7 +134,7 @@ async fn a_link_worker_signs_in_reads_their_caseload_and_records_a_contact_by_ke
     browser.press("half an hour").await;
     browser.tab_to("record-contact").await;
     browser.press_and_wait(&enter).await;
-    let problems = browser.texts(".nhsuk-error-summary__list a").await;
+    let problems = browser.error_summary().await;
     assert_eq!(
         problems,
         [
@@ -602,7 +602,7 @@ async fn a_team_lead_triages_a_referral_and_assigns_it_to_a_link_worker() {
     browser.click("label[for='decision-decline']").await;
     browser.click_and_wait("#decide").await;
     assert_eq!(
-        browser.texts(".nhsuk-error-summary__list a").await,
+        browser.error_summary().await,
         ["Select why the referral is declined"]
     );
     browser.assert_accessible("a decision with an error").await;
@@ -705,7 +705,7 @@ async fn an_auditor_replays_a_journey_as_known_at_a_moment_and_sees_who_read_it(
     browser.press("not-an-id").await;
     browser.click_and_wait("#show").await;
     assert_eq!(
-        browser.texts(".nhsuk-error-summary__list a").await,
+        browser.error_summary().await,
         ["Enter the record id, like 0192c4f0-3b1a-7cde-8f00-1234567890ab"]
     );
     browser
@@ -785,7 +785,7 @@ async fn a_link_worker_books_an_appointment_and_records_that_the_person_did_not_
     // A booking without its mode is refused by the form; then booked by phone.
     browser.click_and_wait("#book").await;
     assert_eq!(
-        browser.texts(".nhsuk-error-summary__list a").await,
+        browser.error_summary().await,
         ["Select how the appointment will take place"]
     );
     browser.click("label[for='appointment_mode-phone']").await;
@@ -802,7 +802,7 @@ async fn a_link_worker_books_an_appointment_and_records_that_the_person_did_not_
     browser
         .click_and_wait("button[name='outcome'][value='did_not_attend']")
         .await;
-    let problems = browser.texts(".nhsuk-error-summary__list a").await;
+    let problems = browser.error_summary().await;
     let today = chrono::Utc::now().date_naive();
     assert_eq!(
         problems,
@@ -912,17 +912,14 @@ async fn an_analyst_reads_the_outcome_report_with_its_chart_and_downloads_the_fi
     browser
         .goto(&format!("{}/console/reports?from=2026-02-30", server.base))
         .await;
-    assert_eq!(
-        browser.texts(".nhsuk-error-summary__list a").await,
-        ["Enter a real date"]
-    );
+    assert_eq!(browser.error_summary().await, ["Enter a real date"]);
     browser
         .goto(&format!(
             "{}/console/reports?from=2026-03-02&to=2026-03-01",
             server.base
         ))
         .await;
-    assert_eq!(browser.texts(".nhsuk-error-summary__list a").await.len(), 1);
+    assert_eq!(browser.error_summary().await.len(), 1);
     browser.assert_accessible("a report period refused").await;
 
     // The same figures as a file.
@@ -1195,15 +1192,7 @@ async fn an_analyst_reads_the_service_gaps_and_two_rule_versions_side_by_side() 
     browser.assert_accessible("the service-gap report").await;
 
     // The file holds the figures the page shows.
-    let link = browser
-        .client
-        .find(fantoccini::Locator::Css("a[download]"))
-        .await
-        .expect("the CSV link")
-        .attr("href")
-        .await
-        .expect("its address")
-        .expect("an href");
+    let link = browser.attr("a[download]", "href").await.expect("an href");
     let session = sign_in(&server, &analyst).await;
     let (status, csv) = get(&server, &session, &link).await;
     assert_eq!(status, 200, "{link}");
@@ -1246,7 +1235,7 @@ async fn an_analyst_reads_the_service_gaps_and_two_rule_versions_side_by_side() 
     browser
         .goto(&format!("{}/console/reports/compare?a=99&b=2", server.base))
         .await;
-    let errors = browser.texts(".nhsuk-error-summary__list a").await;
+    let errors = browser.error_summary().await;
     assert!(
         errors.len() == 1 && errors[0].starts_with("There are no figures under rules version 99"),
         "{errors:?}"

@@ -2,6 +2,8 @@
 //! capacity, a team added, a member of staff added (refused field by field first), and nobody
 //! else's teams shown or changed.
 
+use uuid::Uuid;
+
 use super::TestServer;
 use super::console::{get, sign_in, signed_in_browser};
 
@@ -81,7 +83,7 @@ async fn an_administrator_sees_the_teams_and_adds_a_team_and_a_member_of_staff()
     browser.press("lots").await;
     browser.click_and_wait("#add-staff").await;
     assert_eq!(
-        browser.texts(".nhsuk-error-summary__list a").await,
+        browser.error_summary().await,
         [
             "Select the role",
             "Enter the capacity as a whole number of people a year, like 220"
@@ -100,7 +102,7 @@ async fn an_administrator_sees_the_teams_and_adds_a_team_and_a_member_of_staff()
         .await;
     browser.press("220").await;
     browser.click_and_wait("#add-staff").await;
-    let problems = browser.texts(".nhsuk-error-summary__list a").await;
+    let problems = browser.error_summary().await;
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(
         browser.text(".nhsuk-error-summary__list a").await,
@@ -224,5 +226,22 @@ async fn the_staff_form_sent_twice_adds_one_member_of_staff() {
     assert_eq!(staff_named(&server, "Rhys Auditer").await, []);
     // The form shown again draws a new account id: sent, it adds that one.
     assert_ne!(super::console::hidden(&page, "staff_id"), staff_id);
+
+    // An account id that does not read is refused beside the name, adding no one (not
+    // silently a fresh account), and the form comes back with one that reads.
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("staff_id", "not-an-id"),
+        ("name", "Tam Auditor"),
+        ("role", "auditor"),
+    ];
+    let (status, page) =
+        super::console::post_page(&server, &session, "/console/admin/staff", None, &fields).await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("id=\"name-error\""), "{page}");
+    assert!(page.contains("account id does not read"), "{page}");
+    assert_eq!(staff_named(&server, "Tam Auditor").await, []);
+    let redrawn = super::console::hidden(&page, "staff_id");
+    assert!(Uuid::try_parse(&redrawn).is_ok(), "{redrawn}");
     server.stop().await;
 }

@@ -60,7 +60,7 @@ async fn a_link_worker_connects_the_person_records_the_outcome_and_a_gap_and_clo
     // Connecting without saying how is refused, the need chosen kept.
     browser.click_and_wait(&format!("#connect-{clinic}")).await;
     assert_eq!(
-        browser.texts(".nhsuk-error-summary__list a").await,
+        browser.error_summary().await,
         ["Select how the person is connected"]
     );
     let kept = browser
@@ -145,7 +145,7 @@ async fn a_link_worker_connects_the_person_records_the_outcome_and_a_gap_and_clo
     browser.assert_accessible("the closure form").await;
     browser.click_and_wait("#close-case").await;
     assert_eq!(
-        browser.texts(".nhsuk-error-summary__list a").await,
+        browser.error_summary().await,
         ["Select why the case is closed"]
     );
     browser.assert_accessible("a closure refused").await;
@@ -207,7 +207,7 @@ async fn a_team_lead_redirects_a_referral_to_a_service_in_the_directory() {
         .await;
     browser.click_and_wait("#redirect-referral").await;
     assert_eq!(
-        browser.texts(".nhsuk-error-summary__list a").await,
+        browser.error_summary().await,
         ["Choose the service in the directory"]
     );
     assert_eq!(

@@ -199,15 +199,7 @@ async fn a_gp_referral_goes_through_every_roles_screens() {
         ["gp 5 100.0"]
     );
     analyst.assert_accessible("the analyst's report").await;
-    let link = analyst
-        .client
-        .find(fantoccini::Locator::Css("a[download]"))
-        .await
-        .expect("the CSV link")
-        .attr("href")
-        .await
-        .expect("its address")
-        .expect("an href");
+    let link = analyst.attr("a[download]", "href").await.expect("an href");
     let session = sign_in(&server, &people.analyst).await;
     let (status, csv) = get(&server, &session, &link).await;
     assert_eq!(status, 200);

@@ -8,25 +8,15 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::TestServer;
-use super::console::{banner, get, hidden, post_page, sign_in, sign_in_code};
+use super::console::{banner, get, hidden, post_page, sign_in, signed_in_browser};
 use super::journey::open_case;
-use crate::browser::Browser;
 
 /// The events of `client`'s journey of type `event_type`, as the auditor reads them.
 pub(super) async fn events(server: &TestServer, client: Uuid, event_type: &str) -> Vec<Value> {
-    let reply = server
-        .read(
-            &server.people.auditor,
-            &format!("/api/v1/clients/{client}/journey?limit=500"),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    reply.body["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
+    let journey = super::console::journey(server, client).await;
+    journey
+        .into_iter()
         .filter(|e| e["event_type"] == event_type)
-        .cloned()
         .collect()
 }
 
@@ -54,12 +44,7 @@ async fn a_link_worker_records_what_matters_a_need_a_goal_an_assessment_and_cons
     let worker = server.people.worker.clone();
     let client = open_case(&server).await;
     server.catch_up().await;
-    let browser = Browser::start().await;
-    let code = sign_in_code(&server, &worker).await;
-    browser
-        .goto(&format!("{}/console/sign-in?code={code}", server.base))
-        .await;
-    browser.click_and_wait("#sign-in").await;
+    let browser = signed_in_browser(&server, &worker).await;
     let person = format!("/console/people/{client}");
     browser.goto(&format!("{}{person}", server.base)).await;
     assert!(
@@ -100,10 +85,7 @@ async fn a_link_worker_records_what_matters_a_need_a_goal_an_assessment_and_cons
     browser.click_and_wait("#update-plan").await;
     browser.select("#goal_need", "loneliness_isolation").await;
     browser.click_and_wait("#set-goal").await;
-    assert_eq!(
-        browser.texts(".nhsuk-error-summary__list a").await,
-        ["Describe the goal"]
-    );
+    assert_eq!(browser.error_summary().await, ["Describe the goal"]);
     assert_eq!(
         browser.text("#goal_need option:checked").await,
         "Loneliness or isolation"
@@ -117,15 +99,8 @@ async fn a_link_worker_records_what_matters_a_need_a_goal_an_assessment_and_cons
     // Its review: the goal and its progress.
     browser.click_and_wait("#update-plan").await;
     browser.assert_accessible("the plan page with a goal").await;
-    let goal_id = browser
-        .client
-        .find(fantoccini::Locator::Css("#review_goal option:nth-child(2)"))
-        .await
-        .expect("the goal's option")
-        .attr("value")
-        .await
-        .expect("its value")
-        .expect("a value");
+    let goal = "#review_goal option:nth-child(2)";
+    let goal_id = browser.attr(goal, "value").await.expect("a value");
     browser.select("#review_goal", &goal_id).await;
     browser.click("label[for='progress-some_progress']").await;
     browser.click("#review_note").await;
@@ -168,10 +143,7 @@ async fn a_link_worker_records_what_matters_a_need_a_goal_an_assessment_and_cons
         .assert_accessible("the choice of questionnaire")
         .await;
     browser.click_and_wait("#choose-instrument").await;
-    assert_eq!(
-        browser.texts(".nhsuk-error-summary__list a").await,
-        ["Select the questionnaire"]
-    );
+    assert_eq!(browser.error_summary().await, ["Select the questionnaire"]);
     browser
         .assert_accessible("the choice of questionnaire with an error")
         .await;

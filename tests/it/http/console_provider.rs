@@ -3,7 +3,6 @@
 //! that the person started, in a real browser (axe clean); the link worker's person page shows
 //! the service's answer.
 
-use serde_json::json;
 use uuid::Uuid;
 
 use super::TestServer;
@@ -17,26 +16,7 @@ async fn provider_staff_accept_a_connection_and_record_the_start_and_the_link_wo
     let server = TestServer::start().await;
     let people = server.people.clone();
     let client = open_case(&server).await;
-    for (path, body) in [
-        (
-            "consents",
-            json!({ "scope": "share_with_onward_services", "services": [] }),
-        ),
-        (
-            "connections",
-            json!({ "connection_id": CONNECTION, "service_id": server.provider_services[0],
-                    "need": "loneliness_isolation", "kind": "referred" }),
-        ),
-    ] {
-        let made = server
-            .post(
-                &people.worker,
-                &format!("/api/v1/clients/{client}/{path}"),
-                body,
-            )
-            .await;
-        assert_eq!(made.status, 201, "{:#}", made.body);
-    }
+    super::provider::referred_to_provider(&server, client, CONNECTION).await;
     let _projectors = server.run_projectors().await;
 
     // Signed in, provider staff land on their connections.
@@ -58,7 +38,7 @@ async fn provider_staff_accept_a_connection_and_record_the_start_and_the_link_wo
         .click_and_wait(&format!("#decline-{CONNECTION}"))
         .await;
     assert_eq!(
-        browser.texts(".nhsuk-error-summary__list a").await,
+        browser.error_summary().await,
         ["Select why the connection is declined"]
     );
     browser

@@ -32,7 +32,7 @@ async fn a_link_worker_adds_a_task_and_marks_it_done_and_a_lead_cancels_an_overd
     // Without what it is or when, the form says both; then a call-back due in two days.
     browser.click_and_wait("#raise-task").await;
     assert_eq!(
-        browser.texts(".nhsuk-error-summary__list a").await,
+        browser.error_summary().await,
         [
             "Select what the task is",
             "Enter the day it is due, such as 2026-12-24"
@@ -104,7 +104,7 @@ async fn a_link_worker_adds_a_task_and_marks_it_done_and_a_lead_cancels_an_overd
     lead.click_and_wait(&format!("#team-cancel-{overdue}"))
         .await;
     assert_eq!(
-        lead.texts(".nhsuk-error-summary__list a").await,
+        lead.error_summary().await,
         ["Select why the task is cancelled"]
     );
     lead.select(&format!("#team-reason-{overdue}"), "no_longer_needed")

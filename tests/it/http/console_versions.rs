@@ -86,19 +86,12 @@ async fn a_contact_or_booking_sent_after_a_colleagues_write_comes_back_as_typed(
     colleague_writes(&server, client, "male").await;
     browser.click_and_wait("#record-contact").await;
     assert_eq!(browser.path().await, format!("{person}/contacts"));
-    let summary = browser.texts(".nhsuk-error-summary__list a").await;
+    let summary = browser.error_summary().await;
     assert_eq!(
         summary,
         ["Someone else changed this record just now: check it and send the form again"]
     );
-    let link = browser
-        .client
-        .find(fantoccini::Locator::Css(".nhsuk-error-summary__list a"))
-        .await
-        .expect("the summary's link")
-        .attr("href")
-        .await
-        .expect("its href");
+    let link = browser.attr(".nhsuk-error-summary__list a", "href").await;
     assert_eq!(link.as_deref(), Some("#mode"), "it leads to the form");
     assert!(
         browser
@@ -140,7 +133,7 @@ async fn a_contact_or_booking_sent_after_a_colleagues_write_comes_back_as_typed(
     browser.click_and_wait("#book").await;
     assert_eq!(browser.path().await, format!("{person}/appointments"));
     assert_eq!(
-        browser.texts(".nhsuk-error-summary__list a").await,
+        browser.error_summary().await,
         ["Someone else changed this record just now: check it and send the form again"]
     );
     assert!(

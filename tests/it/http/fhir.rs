@@ -109,6 +109,13 @@ async fn task_status(server: &TestServer, practice: &Person, id: Uuid) -> (Strin
     )
 }
 
+/// Another GP practice's system, of `organisation`, named `name`.
+async fn practice_system(server: &TestServer, organisation: Uuid, name: &str) -> Person {
+    let admin = server.db.admin_client().await;
+    let role = app::access::Role::PracticeSystem;
+    super::person(&admin, organisation, None, role, name).await
+}
+
 #[tokio::test]
 async fn a_practice_refers_once_per_identifier_and_follows_the_decision_to_completion() {
     let server = TestServer::start().await;
@@ -392,23 +399,14 @@ async fn fhir_errors_are_operation_outcomes_naming_the_element() {
     assert_eq!(worker.status, 403);
     assert_eq!(worker.body["issue"][0]["code"], "forbidden");
     let id = refer(&server, practice, "R-303").await;
-    let admin = server.db.admin_client().await;
-    let foreign = super::person(
-        &admin,
+    let foreign = practice_system(
+        &server,
         people.foreign_admin.organisation_id,
-        None,
-        app::access::Role::PracticeSystem,
         "Leeds practice system",
     )
     .await;
-    let colleague = super::person(
-        &admin,
-        practice.organisation_id,
-        None,
-        app::access::Role::PracticeSystem,
-        "Shepton practice system",
-    )
-    .await;
+    let colleague =
+        practice_system(&server, practice.organisation_id, "Shepton practice system").await;
     for (who, path) in [
         (&foreign, format!("/fhir/Task/{id}")),
         (&foreign, format!("/fhir/ServiceRequest/{id}")),
@@ -538,11 +536,9 @@ async fn a_known_person_is_found_by_nhs_number_in_the_organisation_only() {
 
     // Another organisation's practice with the same NHS number finds nothing of this one's.
     let admin = server.db.admin_client().await;
-    let foreign = super::person(
-        &admin,
+    let foreign = practice_system(
+        &server,
         people.foreign_admin.organisation_id,
-        None,
-        app::access::Role::PracticeSystem,
         "Leeds practice system",
     )
     .await;

@@ -4,13 +4,13 @@
 //! check-in), the plan's refusals by field, another organisation kept out, and the address note
 //! unreadable after the person's erasure.
 
-use chrono::{Duration, DurationRound, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::TestServer;
 use super::console::{get, sign_in};
 use super::journey::{client_path, open_case};
+use super::{Person, TestServer};
 
 const ADDRESS: &str = "Flat 2, side door; buzzer broken zq5lw";
 const RISKS: &str = "Large dog, usually shut in the kitchen zq6lw";
@@ -26,26 +26,50 @@ fn flags(page: &Value, client: Uuid) -> Vec<Value> {
         .expect("the case is on the caseload")
 }
 
-#[tokio::test]
-async fn a_missed_check_in_is_flagged_until_it_comes_and_the_plan_goes_with_erasure() {
+/// Whether `client` carries the `missed_check_in` flag on the caseload at `path`, as `who`
+/// reads it.
+async fn missed_on(server: &TestServer, who: &Person, path: &str, client: Uuid) -> bool {
+    let page = server.read(who, path).await.body;
+    flags(&page, client).contains(&json!("missed_check_in"))
+}
+
+/// A server on a clock fixed at the start of a minute, with an open case.
+async fn fixture() -> (app::Clock, TestServer, Uuid) {
     let start = Utc::now()
         .duration_trunc(Duration::minutes(1))
         .expect("a minute");
     let clock = app::Clock::fixed(start);
     let server = TestServer::start_with_clock(clock.clone()).await;
-    let people = &server.people;
     let client = open_case(&server).await;
-    let (visit, call) = (Uuid::new_v4(), Uuid::new_v4());
-    let at = start + Duration::hours(3);
-    for (id, mode) in [(visit, "home_visit"), (call, "phone")] {
+    (clock, server, client)
+}
+
+/// Books an appointment on `client`'s case at `at` in each of `modes`; their ids, in order.
+async fn book<const N: usize>(
+    server: &TestServer,
+    client: Uuid,
+    at: DateTime<Utc>,
+    modes: [&str; N],
+) -> [Uuid; N] {
+    let ids = modes.map(|_| Uuid::new_v4());
+    for (id, mode) in ids.iter().zip(modes) {
         server
             .ok(
-                &people.worker,
+                &server.people.worker,
                 &client_path(client, "appointments"),
                 json!({ "appointment_id": id, "scheduled_for": at.to_rfc3339(), "mode": mode }),
             )
             .await;
     }
+    ids
+}
+
+#[tokio::test]
+async fn a_missed_check_in_is_flagged_until_it_comes_and_the_plan_goes_with_erasure() {
+    let (clock, server, client) = fixture().await;
+    let people = &server.people;
+    let at = clock.now() + Duration::hours(3);
+    let [visit, call] = book(&server, client, at, ["home_visit", "phone"]).await;
     let check_in_by = at + Duration::hours(1);
     let plan = |appointment: Uuid, buddy: Uuid| {
         json!({
@@ -60,8 +84,7 @@ async fn a_missed_check_in_is_flagged_until_it_comes_and_the_plan_goes_with_eras
     // Refused by field: not a home visit, oneself as buddy, a buddy of another organisation,
     // a check-in before the visit.
     let refused = |reply: &super::Reply, field: &str| {
-        assert_eq!(reply.status, 422, "{:#}", reply.body);
-        assert_eq!(reply.body["errors"][0]["field"], field, "{:#}", reply.body);
+        reply.refused_at(422, field);
     };
     refused(
         &server.post(&people.worker, &path, plan(call, lead)).await,
@@ -131,8 +154,7 @@ async fn a_missed_check_in_is_flagged_until_it_comes_and_the_plan_goes_with_eras
         "/api/v1/teams/{}/caseload",
         people.lead.team_id.expect("a team")
     );
-    let theirs = server.read(&people.lead, &team).await.body;
-    assert!(!flags(&theirs, client).contains(&json!("missed_check_in")));
+    assert!(!missed_on(&server, &people.lead, &team, client).await);
     let record = server
         .read(&people.worker, &client_path(client, ""))
         .await
@@ -147,16 +169,10 @@ async fn a_missed_check_in_is_flagged_until_it_comes_and_the_plan_goes_with_eras
     // At the check-in time exactly it is not yet missed; a minute after, it is, on the team
     // lead's caseload and the worker's.
     clock.set(check_in_by);
-    let theirs = server.read(&people.lead, &team).await.body;
-    assert!(!flags(&theirs, client).contains(&json!("missed_check_in")));
+    assert!(!missed_on(&server, &people.lead, &team, client).await);
     clock.set(check_in_by + Duration::minutes(1));
-    let theirs = server.read(&people.lead, &team).await.body;
-    assert!(
-        flags(&theirs, client).contains(&json!("missed_check_in")),
-        "{theirs:#}"
-    );
-    let mine = server.read(&people.worker, "/api/v1/caseload").await.body;
-    assert!(flags(&mine, client).contains(&json!("missed_check_in")));
+    assert!(missed_on(&server, &people.lead, &team, client).await);
+    assert!(missed_on(&server, &people.worker, "/api/v1/caseload", client).await);
     let record = server
         .read(&people.lead, &client_path(client, ""))
         .await
@@ -171,32 +187,16 @@ async fn a_missed_check_in_is_flagged_until_it_comes_and_the_plan_goes_with_eras
 
     // The check-in, once: the flag goes.
     let check_ins = client_path(client, "lone-working-check-ins");
-    let unplanned = server
-        .post(
-            &people.worker,
-            &check_ins,
-            json!({ "appointment_id": call }),
-        )
-        .await;
-    refused(&unplanned, "appointment_id");
-    server
-        .ok(
-            &people.worker,
-            &check_ins,
-            json!({ "appointment_id": visit }),
-        )
-        .await;
-    let twice = server
-        .post(
-            &people.worker,
-            &check_ins,
-            json!({ "appointment_id": visit }),
-        )
-        .await;
-    refused(&twice, "appointment_id");
+    let check_in = |appointment: Uuid| {
+        let body = json!({ "appointment_id": appointment });
+        server.post(&people.worker, &check_ins, body)
+    };
+    refused(&check_in(call).await, "appointment_id");
+    let first = check_in(visit).await;
+    assert_eq!(first.status, 201, "{:#}", first.body);
+    refused(&check_in(visit).await, "appointment_id");
     server.catch_up().await;
-    let theirs = server.read(&people.lead, &team).await.body;
-    assert!(!flags(&theirs, client).contains(&json!("missed_check_in")));
+    assert!(!missed_on(&server, &people.lead, &team, client).await);
     let record = server
         .read(&people.worker, &client_path(client, ""))
         .await
@@ -233,22 +233,10 @@ async fn a_missed_check_in_is_flagged_until_it_comes_and_the_plan_goes_with_eras
 
 #[tokio::test]
 async fn a_cancelled_visit_leaves_no_check_in_to_miss() {
-    let start = Utc::now()
-        .duration_trunc(Duration::minutes(1))
-        .expect("a minute");
-    let clock = app::Clock::fixed(start);
-    let server = TestServer::start_with_clock(clock.clone()).await;
+    let (clock, server, client) = fixture().await;
     let people = &server.people;
-    let client = open_case(&server).await;
-    let visit = Uuid::new_v4();
-    let at = start + Duration::hours(1);
-    server
-        .ok(
-            &people.worker,
-            &client_path(client, "appointments"),
-            json!({ "appointment_id": visit, "scheduled_for": at.to_rfc3339(), "mode": "home_visit" }),
-        )
-        .await;
+    let at = clock.now() + Duration::hours(1);
+    let [visit] = book(&server, client, at, ["home_visit"]).await;
     server
         .ok(
             &people.worker,
@@ -273,8 +261,7 @@ async fn a_cancelled_visit_leaves_no_check_in_to_miss() {
         "/api/v1/teams/{}/caseload",
         people.lead.team_id.expect("a team")
     );
-    let theirs = server.read(&people.lead, &team).await.body;
-    assert!(!flags(&theirs, client).contains(&json!("missed_check_in")));
+    assert!(!missed_on(&server, &people.lead, &team, client).await);
     // Nor on the person's record: the plan says its visit was cancelled.
     let record = server
         .read(&people.worker, &format!("/api/v1/clients/{client}"))
@@ -290,24 +277,10 @@ async fn a_cancelled_visit_leaves_no_check_in_to_miss() {
 /// refusal at its field with what was typed kept, then the check-in button; axe clean.
 #[tokio::test]
 async fn a_link_worker_records_a_lone_working_plan_and_the_check_in_in_the_console() {
-    let start = Utc::now()
-        .duration_trunc(Duration::minutes(1))
-        .expect("a minute");
-    let clock = app::Clock::fixed(start);
-    let server = TestServer::start_with_clock(clock.clone()).await;
+    let (clock, server, client) = fixture().await;
     let people = &server.people;
-    let client = open_case(&server).await;
-    let (visit, call) = (Uuid::new_v4(), Uuid::new_v4());
-    let at = start + Duration::hours(3);
-    for (id, mode) in [(visit, "home_visit"), (call, "phone")] {
-        server
-            .ok(
-                &people.worker,
-                &client_path(client, "appointments"),
-                json!({ "appointment_id": id, "scheduled_for": at.to_rfc3339(), "mode": mode }),
-            )
-            .await;
-    }
+    let at = clock.now() + Duration::hours(3);
+    let [visit, _] = book(&server, client, at, ["home_visit", "phone"]).await;
     let browser = super::console::signed_in_browser(&server, &people.worker).await;
     let person = format!("/console/people/{client}");
     browser.goto(&format!("{}{person}", server.base)).await;

@@ -520,40 +520,10 @@ async fn every_route_refuses_every_caller_it_should() {
     // A referral the practice sent over FHIR, to follow.
     let fhir_referral = super::fhir::refer(&server, &people.practice, "matrix-0").await;
     // A referral of the fixture's person to `provider`'s service, with their consent.
-    for (path, body) in [
-        (
-            "consents",
-            json!({ "scope": "share_with_onward_services", "services": [] }),
-        ),
-        (
-            "connections",
-            json!({ "connection_id": PROVIDER_CONNECTION, "service_id": server.provider_services[0],
-                    "need": "loneliness_isolation", "kind": "referred" }),
-        ),
-    ] {
-        let made = server
-            .post(
-                &people.worker,
-                &format!("/api/v1/clients/{client}/{path}"),
-                body,
-            )
-            .await;
-        assert_eq!(made.status, 201, "{:#}", made.body);
-    }
+    super::provider::referred_to_provider(&server, client, PROVIDER_CONNECTION).await;
 
     // A dead-lettered message back to the GP, of the first organisation.
-    let dead_letter = Uuid::new_v4();
-    admin_client
-        .execute(
-            "INSERT INTO gp_outbox (message_id, organisation_id, client_id, seq, kind, code, \
-             display, content, practice_ods, rules_version, occurred_at, status, attempts, \
-             next_attempt_at, last_error) VALUES ($1, $2, $3, 1, 'referral_accepted', \
-             '871731000000106', 'Referral to social prescribing service (procedure)', 'coded', \
-             'A81001', 1, now(), 'dead', 12, now(), 'the endpoint answered 500')",
-            &[&dead_letter, &people.admin.organisation_id, &Uuid::new_v4()],
-        )
-        .await
-        .expect("a dead letter");
+    let dead_letter = super::gp_messages::dead_letter(&server, people.admin.organisation_id).await;
 
     // A dead-lettered appointment reminder, of the first organisation.
     let dead_reminder = Uuid::new_v4();

@@ -141,6 +141,13 @@ impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// Insists on `status`, with the first error naming `field`.
+    pub fn refused_at(&self, status: u16, field: &str) {
+        assert_eq!(self.status, status, "{:#}", self.body);
+        let named = &self.body["errors"][0]["field"];
+        assert_eq!(named, field, "{:#}", self.body);
+    }
 }
 
 async fn person(
@@ -188,6 +195,27 @@ pub struct BackgroundProjectors {
 impl Drop for BackgroundProjectors {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+    }
+}
+
+/// A client's record on a test server: posts go to what is under it
+/// (`/api/v1/clients/{client}/{what}`).
+pub struct OnRecord<'a> {
+    server: &'a TestServer,
+    client: Uuid,
+}
+
+impl OnRecord<'_> {
+    /// Posts `body` to `what` under the record.
+    pub async fn post(&self, who: &Person, what: &str, body: Value) -> Reply {
+        let path = journey::client_path(self.client, what);
+        self.server.post(who, &path, body).await
+    }
+
+    /// [`OnRecord::post`], insisting on 201.
+    pub async fn ok(&self, who: &Person, what: &str, body: Value) -> Reply {
+        let path = journey::client_path(self.client, what);
+        self.server.ok(who, &path, body).await
     }
 }
 
@@ -445,6 +473,14 @@ impl TestServer {
         self.call(Some(who), "GET", path, None, &[]).await
     }
 
+    /// Gets `path` as `who`, expecting a 400 that names the query parameter `field`.
+    pub async fn get_refused(&self, who: &Person, path: &str, field: &str) {
+        let reply = self.get(who, path).await;
+        assert_eq!(reply.status, 400, "{path}: {:#}", reply.body);
+        let named = &reply.body["errors"][0]["field"];
+        assert_eq!(named, &format!("query.{field}"), "{path}: {:#}", reply.body);
+    }
+
     /// Gets with no credentials, as the public does.
     pub async fn get_public(&self, path: &str) -> Reply {
         self.call(None, "GET", path, None, &[]).await
@@ -491,6 +527,14 @@ impl TestServer {
         let reply = self.get(who, path).await;
         assert_eq!(reply.status, 200, "GET {path}: {:#}", reply.body);
         reply
+    }
+
+    /// `client`'s record, to post to what is under it.
+    pub fn on(&self, client: Uuid) -> OnRecord<'_> {
+        OnRecord {
+            server: self,
+            client,
+        }
     }
 
     /// Posts and insists on 201.

@@ -17,10 +17,9 @@ const TO_OTHER_SERVICE: Uuid = Uuid::from_u128(0xc3);
 /// The fixture's person with consent to share with the provider's first service only, and
 /// three connections: a referral and a signposting to that service, a referral to the second.
 async fn connected(server: &TestServer) -> Uuid {
-    let people = &server.people;
     let client = open_case(server).await;
     let (first, second) = (server.provider_services[0], server.provider_services[1]);
-    for (path, body) in [
+    let writes = vec![
         (
             "consents",
             json!({ "scope": "share_with_onward_services", "services": [first, second] }),
@@ -43,17 +42,42 @@ async fn connected(server: &TestServer) -> Uuid {
             "consents",
             json!({ "scope": "share_with_onward_services", "services": [first] }),
         ),
-    ] {
+    ];
+    recorded(server, client, writes).await;
+    client
+}
+
+/// Records each of `writes` (a path under the client's record, and its body) as the link
+/// worker, each answered 201.
+pub async fn recorded(server: &TestServer, client: Uuid, writes: Vec<(&str, Value)>) {
+    for (path, body) in writes {
         let made = server
             .post(
-                &people.worker,
+                &server.people.worker,
                 &format!("/api/v1/clients/{client}/{path}"),
                 body,
             )
             .await;
         assert_eq!(made.status, 201, "{path}: {:#}", made.body);
     }
-    client
+}
+
+/// The client's consent to share with onward services, and their referral (`connection`) to
+/// the provider's first service.
+pub async fn referred_to_provider(server: &TestServer, client: Uuid, connection: Uuid) {
+    let service = server.provider_services[0];
+    let writes = vec![
+        (
+            "consents",
+            json!({ "scope": "share_with_onward_services", "services": [] }),
+        ),
+        (
+            "connections",
+            json!({ "connection_id": connection, "service_id": service,
+                    "need": "loneliness_isolation", "kind": "referred" }),
+        ),
+    ];
+    recorded(server, client, writes).await;
 }
 
 fn ids(page: &Value) -> Vec<Value> {
@@ -110,11 +134,10 @@ async fn a_provider_sees_only_the_connections_made_to_its_services_and_only_the_
         .get(&people.worker, "/api/v1/provider/connections")
         .await;
     assert_eq!(worker.status, 403);
-    let bad = server
-        .get(&people.provider, "/api/v1/provider/connections?limit=0")
+    let connections = "/api/v1/provider/connections?limit=0";
+    server
+        .get_refused(&people.provider, connections, "limit")
         .await;
-    assert_eq!(bad.status, 400);
-    assert_eq!(bad.body["errors"][0]["field"], "query.limit");
 
     // Each list was a read of the person's record, audited where the record's auditors look.
     let reads = server
@@ -140,15 +163,16 @@ async fn a_provider_accepts_once_then_says_whether_the_person_started_and_nobody
     let people = server.people.clone();
     let client = connected(&server).await;
     let path = |what: &str| format!("/api/v1/provider/clients/{client}/{what}");
+    // The provider's answer `what` (acceptance, decline, start) with `body`.
+    let answer =
+        async |what: &str, body: Value| server.post(&people.provider, &path(what), body).await;
 
     // Started before accepting: refused, at the connection.
-    let early = server
-        .post(
-            &people.provider,
-            &path("connection-starts"),
-            json!({ "connection_id": REFERRED, "started": true }),
-        )
-        .await;
+    let early = answer(
+        "connection-starts",
+        json!({ "connection_id": REFERRED, "started": true }),
+    )
+    .await;
     assert_eq!(early.status, 422, "{:#}", early.body);
     assert_eq!(early.body["rule"], "connection_not_accepted");
 
@@ -165,31 +189,25 @@ async fn a_provider_accepts_once_then_says_whether_the_person_started_and_nobody
         assert_eq!(refused.status, status, "{:#}", refused.body);
     }
     // Nor does the provider answer a connection to a service not theirs, or a signposting.
-    let not_theirs = server
-        .post(
-            &people.provider,
-            &path("connection-acceptances"),
-            json!({ "connection_id": TO_OTHER_SERVICE }),
-        )
-        .await;
+    let not_theirs = answer(
+        "connection-acceptances",
+        json!({ "connection_id": TO_OTHER_SERVICE }),
+    )
+    .await;
     assert_eq!(not_theirs.status, 404);
-    let signposted = server
-        .post(
-            &people.provider,
-            &path("connection-declines"),
-            json!({ "connection_id": SIGNPOSTED, "reason": "no_capacity" }),
-        )
-        .await;
+    let signposted = answer(
+        "connection-declines",
+        json!({ "connection_id": SIGNPOSTED, "reason": "no_capacity" }),
+    )
+    .await;
     assert_eq!(signposted.status, 422);
     assert_eq!(signposted.body["rule"], "connection_not_shared");
     // A reason not in the list names the field.
-    let bad_reason = server
-        .post(
-            &people.provider,
-            &path("connection-declines"),
-            json!({ "connection_id": REFERRED, "reason": "busy" }),
-        )
-        .await;
+    let bad_reason = answer(
+        "connection-declines",
+        json!({ "connection_id": REFERRED, "reason": "busy" }),
+    )
+    .await;
     assert_eq!(bad_reason.status, 400, "{:#}", bad_reason.body);
     assert!(
         bad_reason.body.to_string().contains("reason"),
@@ -199,45 +217,32 @@ async fn a_provider_accepts_once_then_says_whether_the_person_started_and_nobody
 
     // Accepted once; the same request again with its key is the first answer.
     let key = [("Idempotency-Key", "provider-accept-1")];
-    let accepted = server
-        .call(
-            Some(&people.provider),
-            "POST",
-            &path("connection-acceptances"),
-            Some(&accept),
-            &key,
-        )
-        .await;
+    let acceptances = path("connection-acceptances");
+    let accept_keyed = async || {
+        let by = Some(&people.provider);
+        server
+            .call(by, "POST", &acceptances, Some(&accept), &key)
+            .await
+    };
+    let accepted = accept_keyed().await;
     assert_eq!(accepted.status, 201, "{:#}", accepted.body);
-    let again = server
-        .call(
-            Some(&people.provider),
-            "POST",
-            &path("connection-acceptances"),
-            Some(&accept),
-            &key,
-        )
-        .await;
+    let again = accept_keyed().await;
     assert_eq!(again.status, 201);
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(again.body["position"], accepted.body["position"]);
-    let twice = server
-        .post(
-            &people.provider,
-            &path("connection-declines"),
-            json!({ "connection_id": REFERRED, "reason": "no_capacity" }),
-        )
-        .await;
+    let twice = answer(
+        "connection-declines",
+        json!({ "connection_id": REFERRED, "reason": "no_capacity" }),
+    )
+    .await;
     assert_eq!(twice.status, 422);
     assert_eq!(twice.body["rule"], "connection_already_answered");
 
-    let started = server
-        .post(
-            &people.provider,
-            &path("connection-starts"),
-            json!({ "connection_id": REFERRED, "started": true }),
-        )
-        .await;
+    let started = answer(
+        "connection-starts",
+        json!({ "connection_id": REFERRED, "started": true }),
+    )
+    .await;
     assert_eq!(started.status, 201, "{:#}", started.body);
     let mine = server
         .get(&people.provider, "/api/v1/provider/connections")
@@ -323,8 +328,7 @@ async fn an_administrator_ties_only_their_own_provider_staff_to_their_own_servic
             tie(server.services[0]),
         )
         .await;
-    assert_eq!(worker.status, 400);
-    assert_eq!(worker.body["errors"][0]["field"], "staff_id");
+    worker.refused_at(400, "staff_id");
 
     let removed = server
         .post(

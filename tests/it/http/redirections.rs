@@ -12,8 +12,7 @@ use crate::support::{event, metadata, request};
 
 #[track_caller]
 fn refused(reply: &Reply, field: &str) {
-    assert_eq!(reply.status, 422, "{:#}", reply.body);
-    assert_eq!(reply.body["errors"][0]["field"], field, "{:#}", reply.body);
+    reply.refused_at(422, field);
 }
 
 async fn redirect(server: &TestServer, client: Uuid, referral: Uuid, destination: Value) -> Reply {
@@ -96,8 +95,7 @@ async fn redirections_name_a_service_or_a_code_and_reports_count_them_by_destina
             json!({ "referral_id": referral, "redirected_to": "CMHT", "note": null }),
         )
         .await;
-    assert_eq!(old_shape.status, 400, "{:#}", old_shape.body);
-    assert_eq!(old_shape.body["errors"][0]["field"], "redirected_to");
+    old_shape.refused_at(400, "redirected_to");
     // Nothing was written by the refusals: the referral is still waiting for a decision.
     let record = server.read(&people.lead, &client_path(client, "")).await;
     assert_eq!(

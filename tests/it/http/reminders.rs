@@ -245,6 +245,20 @@ async fn record(server: &TestServer, who: &Person, client: Uuid, what: &str, bod
         .await;
 }
 
+/// Erases `client`, as an administrator at the person's request.
+async fn erase(server: &TestServer, client: Uuid) {
+    let reason = json!({ "reason": "the person asked" });
+    record(server, &server.people.admin, client, "erasure", reason).await;
+}
+
+/// Someone new with the phone number `phone` and consent to text reminders.
+async fn texted(server: &TestServer, phone: &str) -> Uuid {
+    let client = person(server, Some(phone), None).await;
+    let consent = json!({ "scope": "contact_for_reminders", "services": [], "channel": "sms" });
+    record(server, &server.people.worker, client, "consents", consent).await;
+    client
+}
+
 async fn book(server: &TestServer, client: Uuid, when: &str) -> Uuid {
     let appointment = Uuid::new_v4();
     record(
@@ -307,12 +321,7 @@ async fn reminders_go_once_when_due_with_consent_by_the_chosen_channel_and_never
             reminders(None),
         )
         .await;
-    assert_eq!(reply.status, 422, "{:#}", reply.body);
-    assert_eq!(
-        reply.body["errors"][0]["field"], "channel",
-        "{:#}",
-        reply.body
-    );
+    reply.refused_at(422, "channel");
     let reply = server
         .post(
             worker,
@@ -390,13 +399,7 @@ async fn reminders_go_once_when_due_with_consent_by_the_chosen_channel_and_never
         json!({ "scope": "contact_for_reminders" }),
     )
     .await;
-    server
-        .ok(
-            &people.admin,
-            &format!("/api/v1/clients/{erased}/erasure"),
-            json!({ "reason": "the person asked" }),
-        )
-        .await;
+    erase(&server, erased).await;
     server.catch_up().await;
 
     // Written by the projection: pending, due 24 hours before; the cancelled one withheld
@@ -546,16 +549,7 @@ async fn dead_letters_are_listed_and_replayed_by_their_organisation_s_administra
     let clock = app::Clock::fixed(at("2026-03-02T09:00:00Z"));
     let server = TestServer::start_with_clock(clock.clone()).await;
     let people = server.people.clone();
-    let worker = &people.worker;
-    let client = person(&server, Some("07700 900001"), None).await;
-    record(
-        &server,
-        worker,
-        client,
-        "consents",
-        json!({ "scope": "contact_for_reminders", "services": [], "channel": "sms" }),
-    )
-    .await;
+    let client = texted(&server, "07700 900001").await;
     let appointment = book(&server, client, "2026-03-03T14:00:00Z").await;
     server.catch_up().await;
     let id = projector::reminders::reminder_id(client, appointment);
@@ -640,15 +634,9 @@ async fn dead_letters_are_listed_and_replayed_by_their_organisation_s_administra
         server.get(&people.lead, "/api/v1/reminders").await.status,
         403
     );
-    let reply = server
-        .get(&people.admin, "/api/v1/reminders?status=lost")
+    server
+        .get_refused(&people.admin, "/api/v1/reminders?status=lost", "status")
         .await;
-    assert_eq!(reply.status, 400);
-    assert_eq!(
-        reply.body["errors"][0]["field"], "query.status",
-        "{:#}",
-        reply.body
-    );
 
     // The console's page of dead letters (the GP messages' page, for reminders) lists it with
     // its appointment, its error and a form that replays it.
@@ -878,19 +866,76 @@ async fn a_reminder_is_held_while_its_channel_has_no_template_and_goes_once_one_
     assert_eq!(notify.requests().len(), 2);
 }
 
+/// A reminder held because the person chose text messages and no text template is configured
+/// is looked at again when their consent changes: moved to email, which has a template, it
+/// goes by email at the next pass, once.
 #[tokio::test]
-async fn a_corrected_time_moves_the_reminder_and_an_erasure_not_yet_projected_still_stops_it() {
+async fn a_reminder_held_for_its_channel_goes_when_consent_moves_to_a_channel_with_a_template() {
     let clock = app::Clock::fixed(at("2026-03-02T09:00:00Z"));
     let server = TestServer::start_with_clock(clock.clone()).await;
     let people = server.people.clone();
     let worker = &people.worker;
     let notify = Notify::start().await;
-    let consent = json!({ "scope": "contact_for_reminders", "services": [], "channel": "sms" });
-    let moved = person(&server, Some("07700 900011"), None).await;
-    record(&server, worker, moved, "consents", consent.clone()).await;
+    let consent = |channel: &str| json!({ "scope": "contact_for_reminders", "services": [], "channel": channel });
+    let both = person(&server, Some("07700 900013"), Some("ada@example.org")).await;
+    record(&server, worker, both, "consents", consent("sms")).await;
+    let appointment = book(&server, both, "2026-03-03T14:00:00Z").await;
+    server.catch_up().await;
+    let reminder = projector::reminders::reminder_id(both, appointment);
+    let admin = server.db.admin_client().await;
+    let email_only = NotifyTemplates {
+        sms: None,
+        email: Some(EMAIL_TEMPLATE.to_owned()),
+    };
+
+    clock.set(at("2026-03-02T14:05:00Z"));
+    let report = dispatcher(
+        &server,
+        &clock,
+        Some(notify.endpoint_with(email_only.clone())),
+    )
+    .run_once()
+    .await
+    .expect("a pass");
+    assert_eq!(report.held, 1, "{report:?}");
+    let held: Option<String> = testkit::query_value(
+        &admin,
+        "SELECT held_reason FROM reminder_outbox WHERE message_id = $1",
+        &[&reminder],
+    )
+    .await;
+    assert_eq!(held.as_deref(), Some("no_sms_template"));
+
+    // The person now prefers email: the hold is lifted by the consent, and the same
+    // dispatcher (still without a text template) sends it by email.
+    record(&server, worker, both, "consents", consent("email")).await;
+    server.catch_up().await;
+    clock.set(at("2026-03-02T14:10:00Z"));
+    let report = dispatcher(&server, &clock, Some(notify.endpoint_with(email_only)))
+        .run_once()
+        .await
+        .expect("a pass");
+    assert_eq!(report.delivered, 1, "{report:?}");
+    let requests = notify.requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    assert_eq!(requests[0].path, "/v2/notifications/email");
+    assert_eq!(requests[0].body["reference"], reminder.to_string());
+    assert_eq!(requests[0].body["template_id"], EMAIL_TEMPLATE);
+    assert_eq!(
+        outbox_of(&server, both).await,
+        [("delivered".to_owned(), None, Some("email".to_owned()), 1)]
+    );
+}
+
+#[tokio::test]
+async fn a_corrected_time_moves_the_reminder_and_an_erasure_not_yet_projected_still_stops_it() {
+    let clock = app::Clock::fixed(at("2026-03-02T09:00:00Z"));
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let people = server.people.clone();
+    let notify = Notify::start().await;
+    let moved = texted(&server, "07700 900011").await;
     let moved_appointment = book(&server, moved, "2026-03-03T14:00:00Z").await;
-    let erased = person(&server, Some("07700 900012"), None).await;
-    record(&server, worker, erased, "consents", consent).await;
+    let erased = texted(&server, "07700 900012").await;
     book(&server, erased, "2026-03-03T14:00:00Z").await;
     server.catch_up().await;
 
@@ -907,13 +952,7 @@ async fn a_corrected_time_moves_the_reminder_and_an_erasure_not_yet_projected_st
         .await;
     // The person is erased, and the dispatcher runs before the projection has seen it: the
     // reminder is still written as pending, but what the log says now stops it.
-    server
-        .ok(
-            &people.admin,
-            &format!("/api/v1/clients/{erased}/erasure"),
-            json!({ "reason": "the person asked" }),
-        )
-        .await;
+    erase(&server, erased).await;
     let admin_client = server.db.admin_client().await;
     let due = |appointment: Uuid| {
         let admin_client = &admin_client;
@@ -966,15 +1005,7 @@ async fn a_dispatcher_whose_lease_ran_out_before_posting_posts_nothing() {
     let clock = app::Clock::fixed(at("2026-03-02T09:00:00Z"));
     let server = TestServer::start_with_clock(clock.clone()).await;
     let notify = Notify::start().await;
-    let client = person(&server, Some("07700 900031"), None).await;
-    record(
-        &server,
-        &server.people.worker,
-        client,
-        "consents",
-        json!({ "scope": "contact_for_reminders", "services": [], "channel": "sms" }),
-    )
-    .await;
+    let client = texted(&server, "07700 900031").await;
     let appointment = book(&server, client, "2026-03-03T14:00:00Z").await;
     server.catch_up().await;
     clock.set(at("2026-03-02T14:00:00Z"));
@@ -1034,15 +1065,7 @@ async fn closing_the_case_withholds_its_pending_reminders_and_reopening_brings_t
     let server = TestServer::start_with_clock(clock.clone()).await;
     let people = server.people.clone();
     let worker = &people.worker;
-    let client = person(&server, Some("07700 900041"), None).await;
-    record(
-        &server,
-        worker,
-        client,
-        "consents",
-        json!({ "scope": "contact_for_reminders", "services": [], "channel": "sms" }),
-    )
-    .await;
+    let client = texted(&server, "07700 900041").await;
     book(&server, client, "2026-03-05T14:00:00Z").await;
     server.catch_up().await;
     assert_eq!(
@@ -1124,38 +1147,24 @@ async fn the_console_records_consent_to_be_reminded_only_with_a_channel() {
             .expect("events")[0]
             .get::<_, i64>(0)
     };
-    // Without a channel: refused at the channel's question, nothing recorded.
-    let form_id = Uuid::new_v4().to_string();
-    let (status, page) = super::console::post_page(
-        &server,
-        &session,
-        &path,
-        None,
-        &[
-            ("csrf", &csrf),
-            ("form_id", &form_id),
+    // The consent form sent with `channel` (none: not answered), under a fresh form id.
+    let consent = async |channel: Option<&str>| {
+        let form_id = Uuid::new_v4().to_string();
+        let mut fields = vec![
+            ("csrf", csrf.as_str()),
+            ("form_id", form_id.as_str()),
             ("consent_scope", "contact_for_reminders"),
-        ],
-    )
-    .await;
+        ];
+        fields.extend(channel.map(|c| ("contact_channel", c)));
+        super::console::post_page(&server, &session, &path, None, &fields).await
+    };
+    // Without a channel: refused at the channel's question, nothing recorded.
+    let (status, page) = consent(None).await;
     assert_eq!(status, 422, "{page}");
     assert!(page.contains("contact_channel-error"), "{page}");
     assert_eq!(consents().await, 0);
     // By email: recorded with its channel.
-    let form_id = Uuid::new_v4().to_string();
-    let (status, page) = super::console::post_page(
-        &server,
-        &session,
-        &path,
-        None,
-        &[
-            ("csrf", &csrf),
-            ("form_id", &form_id),
-            ("consent_scope", "contact_for_reminders"),
-            ("contact_channel", "email"),
-        ],
-    )
-    .await;
+    let (status, page) = consent(Some("email")).await;
     assert_eq!(status, 303, "{page}");
     let payload: Value = testkit::query_value(
         &server.db.admin_client().await,

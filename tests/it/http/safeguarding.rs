@@ -31,56 +31,33 @@ async fn notes_are_sealed_shown_important_first_and_gone_after_erasure() {
     let server = TestServer::start().await;
     let people = &server.people;
     let client = open_case(&server).await;
+    let on = server.on(client);
     let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
-    server
-        .ok(
-            &people.worker,
-            &client_path(client, "notes"),
-            note(first, NOTE_TEXT, false),
-        )
+    on.ok(&people.worker, "notes", note(first, NOTE_TEXT, false))
         .await;
-    server
-        .ok(
-            &people.lead,
-            &client_path(client, "notes"),
-            note(second, PINNED_TEXT, false),
-        )
+    on.ok(&people.lead, "notes", note(second, PINNED_TEXT, false))
         .await;
     // Pinning the older note puts it first; pinning it again is refused by name.
-    server
-        .ok(
-            &people.worker,
-            &client_path(client, "note-pins"),
-            json!({ "note_id": first }),
-        )
+    on.ok(&people.worker, "note-pins", json!({ "note_id": first }))
         .await;
-    let again = server
-        .post(
-            &people.worker,
-            &client_path(client, "note-pins"),
-            json!({ "note_id": first }),
-        )
+    let again = on
+        .post(&people.worker, "note-pins", json!({ "note_id": first }))
         .await;
     assert_eq!(again.status, 422, "{:#}", again.body);
     assert_eq!(again.body["rule"], "note_already_pinned");
     assert_eq!(again.body["errors"][0]["field"], "note_id");
-    let unknown = server
+    let unknown = on
         .post(
             &people.worker,
-            &client_path(client, "note-unpins"),
+            "note-unpins",
             json!({ "note_id": Uuid::new_v4() }),
         )
         .await;
     assert_eq!(unknown.body["rule"], "unknown_note", "{:#}", unknown.body);
-    let blank = server
-        .post(
-            &people.worker,
-            &client_path(client, "notes"),
-            note(Uuid::new_v4(), "  ", false),
-        )
+    let blank = on
+        .post(&people.worker, "notes", note(Uuid::new_v4(), "  ", false))
         .await;
-    assert_eq!(blank.status, 422);
-    assert_eq!(blank.body["errors"][0]["field"], "text");
+    blank.refused_at(422, "text");
 
     let record = server
         .read(&people.worker, &client_path(client, ""))
@@ -109,13 +86,12 @@ async fn notes_are_sealed_shown_important_first_and_gone_after_erasure() {
     assert!(stored["text"][eventstore::SEALED].is_string(), "{stored:#}");
 
     // Erased with the person, through the real erasure path.
-    server
-        .ok(
-            &people.admin,
-            &client_path(client, "erasure"),
-            json!({ "reason": "erasure request ref 12" }),
-        )
-        .await;
+    on.ok(
+        &people.admin,
+        "erasure",
+        json!({ "reason": "erasure request ref 12" }),
+    )
+    .await;
     let erased = server
         .read(&people.auditor, &client_path(client, ""))
         .await
@@ -137,12 +113,8 @@ async fn notes_are_sealed_shown_important_first_and_gone_after_erasure() {
         "a note is in the journey"
     );
     // Nothing more is written on an erased record.
-    let late = server
-        .post(
-            &people.worker,
-            &client_path(client, "notes"),
-            note(Uuid::new_v4(), "more", false),
-        )
+    let late = on
+        .post(&people.worker, "notes", note(Uuid::new_v4(), "more", false))
         .await;
     assert_eq!(late.body["rule"], "erased", "{:#}", late.body);
     server.stop().await;
@@ -153,43 +125,28 @@ async fn a_concern_flags_the_record_and_caseload_is_never_corrected_and_closes_w
     let server = TestServer::start().await;
     let people = &server.people;
     let client = open_case(&server).await;
+    let on = server.on(client);
     let concern_id = Uuid::new_v4();
     let mut unlisted = concern(Uuid::new_v4());
     unlisted["category"] = json!("burglary");
-    let refused = server
-        .post(
-            &people.worker,
-            &client_path(client, "safeguarding-concerns"),
-            unlisted,
-        )
+    let refused = on
+        .post(&people.worker, "safeguarding-concerns", unlisted)
         .await;
-    assert_eq!(refused.status, 422);
-    assert_eq!(refused.body["errors"][0]["field"], "category");
+    refused.refused_at(422, "category");
     let mut future = concern(Uuid::new_v4());
     future["told_at"] = json!((Utc::now() + chrono::Duration::days(2)).to_rfc3339());
-    let refused = server
-        .post(
-            &people.worker,
-            &client_path(client, "safeguarding-concerns"),
-            future,
-        )
+    let refused = on
+        .post(&people.worker, "safeguarding-concerns", future)
         .await;
-    assert_eq!(refused.status, 422);
-    assert_eq!(refused.body["errors"][0]["field"], "told_at");
+    refused.refused_at(422, "told_at");
 
-    server
-        .ok(
-            &people.worker,
-            &client_path(client, "safeguarding-concerns"),
-            concern(concern_id),
-        )
+    on.ok(&people.worker, "safeguarding-concerns", concern(concern_id))
         .await;
-    server
-        .ok(
-            &people.worker,
-            &client_path(client, "safeguarding-concern-updates"),
-            json!({ "concern_id": concern_id, "told": "GP", "told_at": Utc::now().to_rfc3339(), "outcome": "Visit on Friday" }),
-        )
+    let update = json!({
+        "concern_id": concern_id, "told": "GP", "told_at": Utc::now().to_rfc3339(),
+        "outcome": "Visit on Friday"
+    });
+    on.ok(&people.worker, "safeguarding-concern-updates", update)
         .await;
 
     // Everyone working the case sees the risk, the auditor too; another organisation nothing.
@@ -249,47 +206,38 @@ async fn a_concern_flags_the_record_and_caseload_is_never_corrected_and_closes_w
 
     // A correction cannot erase it, whatever it names.
     let raised = server.event_id(&client, "SafeguardingConcernRaised").await;
-    let correction = server
-        .post(
-            &people.lead,
-            &client_path(client, "corrections"),
-            json!({ "corrects": raised, "corrected_fields": { "details": "nothing" }, "reason": "wrong record" }),
-        )
-        .await;
+    let corrected = json!({
+        "corrects": raised, "corrected_fields": { "details": "nothing" }, "reason": "wrong record"
+    });
+    let correction = on.post(&people.lead, "corrections", corrected).await;
     assert_eq!(correction.status, 422, "{:#}", correction.body);
     assert_eq!(correction.body["rule"], "safeguarding_not_correctable");
     assert_eq!(correction.body["errors"][0]["field"], "corrects");
 
     // Only a team lead closes it, and only with a reason.
     let close = |reason: &str| json!({ "concern_id": concern_id, "reason": reason });
-    let by_worker = server
+    let by_worker = on
         .post(
             &people.worker,
-            &client_path(client, "safeguarding-concern-closures"),
+            "safeguarding-concern-closures",
             close("done"),
         )
         .await;
     assert_eq!(by_worker.status, 403);
-    let no_reason = server
+    let no_reason = on
+        .post(&people.lead, "safeguarding-concern-closures", close(" "))
+        .await;
+    no_reason.refused_at(422, "reason");
+    on.ok(
+        &people.lead,
+        "safeguarding-concern-closures",
+        close("Heating mended; care package in place"),
+    )
+    .await;
+    let twice = on
         .post(
             &people.lead,
-            &client_path(client, "safeguarding-concern-closures"),
-            close(" "),
-        )
-        .await;
-    assert_eq!(no_reason.status, 422);
-    assert_eq!(no_reason.body["errors"][0]["field"], "reason");
-    server
-        .ok(
-            &people.lead,
-            &client_path(client, "safeguarding-concern-closures"),
-            close("Heating mended; care package in place"),
-        )
-        .await;
-    let twice = server
-        .post(
-            &people.lead,
-            &client_path(client, "safeguarding-concern-closures"),
+            "safeguarding-concern-closures",
             close("again"),
         )
         .await;
@@ -365,39 +313,21 @@ async fn the_console_raises_a_concern_shows_the_risk_flag_and_keeps_notes() {
             ("told_at_time", "00:00".to_owned()),
         ]
     };
+    let raising = format!("{person}/safeguarding");
+    let raise =
+        async |sent: &[(&str, &str)]| post_page(&server, &worker, &raising, None, sent).await;
     let refused = fields("");
     let refused: Vec<(&str, &str)> = refused.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (status, body) = post_page(
-        &server,
-        &worker,
-        &format!("{person}/safeguarding"),
-        None,
-        &refused,
-    )
-    .await;
+    let (status, body) = raise(&refused).await;
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("Select the category"), "{body}");
     assert!(body.contains(CONCERN_DETAILS), "what was typed is kept");
     let sent = fields("self_neglect");
     let sent: Vec<(&str, &str)> = sent.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (status, body) = post_page(
-        &server,
-        &worker,
-        &format!("{person}/safeguarding"),
-        None,
-        &sent,
-    )
-    .await;
+    let (status, body) = raise(&sent).await;
     assert_eq!(status, 303, "{body}");
     // Sent twice (the same drawn id), it is raised once.
-    let (status, _) = post_page(
-        &server,
-        &worker,
-        &format!("{person}/safeguarding"),
-        None,
-        &sent,
-    )
-    .await;
+    let (status, _) = raise(&sent).await;
     assert_eq!(status, 303);
     let record = server
         .read(&people.auditor, &client_path(client, ""))

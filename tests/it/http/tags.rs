@@ -8,9 +8,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::TestServer;
-use super::console::{banner, sign_in_code};
+use super::console::{banner, signed_in_browser};
 use super::journey::{client_path, open_case};
-use crate::browser::Browser;
 
 /// The client ids on a caseload page.
 fn clients(page: &Value) -> Vec<Value> {
@@ -27,60 +26,33 @@ async fn a_tag_filters_the_caseload_and_comes_off_again() {
     let server = TestServer::start().await;
     let people = &server.people;
     let (tagged, plain) = (open_case(&server).await, open_case(&server).await);
-    server
-        .ok(
-            &people.worker,
-            &client_path(tagged, "tags"),
-            json!({ "tag": "housing-priority" }),
-        )
+    let (on_tagged, on_plain) = (server.on(tagged), server.on(plain));
+    on_tagged
+        .ok(&people.worker, "tags", json!({ "tag": "housing-priority" }))
         .await;
     // The team lead tags too: they answer for their team's cases.
-    server
-        .ok(
-            &people.lead,
-            &client_path(tagged, "tags"),
-            json!({ "tag": "carer" }),
-        )
+    on_tagged
+        .ok(&people.lead, "tags", json!({ "tag": "carer" }))
         .await;
 
     // Twice is refused by name, as is a tag not on the list, or one the case does not carry.
-    let again = server
-        .post(
-            &people.worker,
-            &client_path(tagged, "tags"),
-            json!({ "tag": "housing-priority" }),
-        )
+    let again = on_tagged
+        .post(&people.worker, "tags", json!({ "tag": "housing-priority" }))
         .await;
     assert_eq!(again.status, 422, "{:#}", again.body);
     assert_eq!(again.body["rule"], "tag_already_on");
     assert_eq!(again.body["errors"][0]["field"], "tag");
-    let unknown = server
-        .post(
-            &people.worker,
-            &client_path(tagged, "tags"),
-            json!({ "tag": "vip" }),
-        )
+    let unknown = on_tagged
+        .post(&people.worker, "tags", json!({ "tag": "vip" }))
         .await;
-    assert_eq!(unknown.status, 422, "{:#}", unknown.body);
-    assert_eq!(unknown.body["errors"][0]["field"], "tag");
-    let not_on = server
-        .post(
-            &people.worker,
-            &client_path(plain, "tag-removals"),
-            json!({ "tag": "carer" }),
-        )
+    unknown.refused_at(422, "tag");
+    let not_on = on_plain
+        .post(&people.worker, "tag-removals", json!({ "tag": "carer" }))
         .await;
     assert_eq!(not_on.status, 422, "{:#}", not_on.body);
     assert_eq!(not_on.body["rule"], "tag_not_on");
-    let missing = server
-        .post(&people.worker, &client_path(tagged, "tags"), json!({}))
-        .await;
-    assert_eq!(missing.status, 400, "{:#}", missing.body);
-    assert_eq!(
-        missing.body["errors"][0]["field"], "tag",
-        "{:#}",
-        missing.body
-    );
+    let missing = on_tagged.post(&people.worker, "tags", json!({})).await;
+    missing.refused_at(400, "tag");
 
     // The record shows the tags, labelled.
     let record = server
@@ -144,10 +116,10 @@ async fn a_tag_filters_the_caseload_and_comes_off_again() {
     }
 
     // Off again: the filter no longer finds it.
-    server
+    on_tagged
         .ok(
             &people.worker,
-            &client_path(tagged, "tag-removals"),
+            "tag-removals",
             json!({ "tag": "housing-priority" }),
         )
         .await;
@@ -171,15 +143,11 @@ async fn a_tag_filters_the_caseload_and_comes_off_again() {
         &[&tagged],
     )
     .await;
-    let correction = server
-        .post(
-            &people.lead,
-            &client_path(tagged, "corrections"),
-            json!({ "corrects": event, "corrected_fields": { "tag": "carer" }, "reason": "wrong tag" }),
-        )
-        .await;
-    assert_eq!(correction.status, 422, "{:#}", correction.body);
-    assert_eq!(correction.body["errors"][0]["field"], "corrects");
+    let corrected = json!({
+        "corrects": event, "corrected_fields": { "tag": "carer" }, "reason": "wrong tag"
+    });
+    let correction = on_tagged.post(&people.lead, "corrections", corrected).await;
+    correction.refused_at(422, "corrects");
 }
 
 #[tokio::test]
@@ -227,12 +195,7 @@ async fn console_caseload_filters_by_a_tag_put_on_from_the_persons_page() {
     let worker = server.people.worker.clone();
     let (tagged, plain) = (open_case(&server).await, open_case(&server).await);
     server.catch_up().await;
-    let browser = Browser::start().await;
-    let code = sign_in_code(&server, &worker).await;
-    browser
-        .goto(&format!("{}/console/sign-in?code={code}", server.base))
-        .await;
-    browser.click_and_wait("#sign-in").await;
+    let browser = signed_in_browser(&server, &worker).await;
 
     // Tag one person from their page.
     let person = format!("/console/people/{tagged}");

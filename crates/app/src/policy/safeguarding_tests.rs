@@ -5,16 +5,11 @@ use chrono::DateTime;
 use domain::*;
 use uuid::Uuid;
 
-use crate::access::{Principal, Role};
+use crate::access::Role;
 use crate::cases::{Denied, LoadedCase};
+use crate::policy::tests::Outcome::{self, *};
+use crate::policy::tests::{ME, MY_TEAM, ORG, OTHER_ORG, OTHER_TEAM, SOMEONE, principal};
 use crate::policy::{may_close_concern, may_command, may_read_record};
-
-const ORG: Uuid = Uuid::from_u128(1);
-const OTHER_ORG: Uuid = Uuid::from_u128(2);
-const ME: StaffId = StaffId(Uuid::from_u128(10));
-const SOMEONE: StaffId = StaffId(Uuid::from_u128(11));
-const MY_TEAM: TeamId = TeamId(Uuid::from_u128(20));
-const OTHER_TEAM: TeamId = TeamId(Uuid::from_u128(21));
 
 /// How the caller stands to the record: [Mine, MyTeamNotMe, NotMine, OtherOrganisation].
 const RELATIONS: [(Uuid, (StaffId, TeamId)); 4] = [
@@ -23,24 +18,6 @@ const RELATIONS: [(Uuid, (StaffId, TeamId)); 4] = [
     (ORG, (SOMEONE, OTHER_TEAM)),
     (OTHER_ORG, (SOMEONE, OTHER_TEAM)),
 ];
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Outcome {
-    Allow,
-    Absent,
-    Forbidden,
-}
-use Outcome::*;
-
-fn principal(role: Role) -> Principal {
-    Principal {
-        staff_id: ME,
-        organisation_id: ORG,
-        team_id: role.needs_team().then_some(MY_TEAM),
-        role,
-        token_id: Uuid::nil(),
-    }
-}
 
 fn case((organisation, worker): (Uuid, (StaffId, TeamId))) -> LoadedCase {
     let mut case = LoadedCase {

@@ -7,7 +7,7 @@ ALTER TABLE outcome_state ALTER COLUMN state TYPE json USING state::json;
 
 -- Since V13 the primary keys of these tables begin with (rules_version, client_id), which is all
 -- these indexes held: every figure row written paid for a second B-tree entry that no query
--- needed (a client's rows are found, and deleted, through the primary key).
-DROP INDEX report_referrals_client;
+-- needed (a client's rows are found, and deleted, through the primary key). V38 dropped
+-- report_referrals' twin for the same reason.
 DROP INDEX report_connections_client;
 DROP INDEX report_gaps_client;
