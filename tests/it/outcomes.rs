@@ -405,7 +405,8 @@ async fn an_outcome_state_of_a_few_kilobytes_is_stored_uncompressed() {
     for n in 1..=3 {
         client(&service, n, 5, ReferralSource::Gp).await;
     }
-    // A fourth person with gaps recorded for six of their needs: a state over 2 kB.
+    // A fourth person with twelve gaps recorded: a state over 2 kB (as `json`, V40: compact
+    // text, smaller than the same state was as `jsonb`).
     let fourth = ClientId(Uuid::from_u128(4));
     let referral_id = ReferralId(Uuid::from_u128(401));
     let mut commands = vec![
@@ -422,11 +423,10 @@ async fn an_outcome_state_of_a_few_kilobytes_is_stored_uncompressed() {
         NeedDomain::PhysicalActivity,
         NeedDomain::LonelinessIsolation,
         NeedDomain::MentalWellbeing,
-        NeedDomain::PhysicalActivity,
-        NeedDomain::LonelinessIsolation,
-        NeedDomain::MentalWellbeing,
     ]
     .into_iter()
+    .cycle()
+    .take(12)
     .enumerate()
     {
         commands.push(CaseCommand::RecordServiceGap(domain::testing::gap(

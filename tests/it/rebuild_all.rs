@@ -260,3 +260,97 @@ async fn rebuilding_every_read_model_together_makes_the_rows_live_projection_mak
     // Live catch-up goes on from where they stand: nothing applied twice.
     assert_eq!(catch_up_each(&store, &live).await, vec![0; live.len()]);
 }
+
+/// Records whose events straddle many batches (each batch reads a client's state back and
+/// replaces their figure rows), beside records that begin and end in one batch and records that
+/// begin in a batch others continue in: every read model rebuilt together in batches of 3 holds
+/// what one batch holding the whole log makes (where no state is ever read back).
+#[tokio::test]
+async fn records_straddling_many_batches_rebuild_as_one_batch_of_the_whole_log_does() {
+    let (db, store) = crate::support::store_with_db(6).await;
+    let mut journeys: Vec<(Uuid, std::collections::VecDeque<eventstore::NewEvent>)> = (1..=5)
+        .map(|n| {
+            let n = 0xc0 + n;
+            let events = app::new_events(&devtools::bench_rebuild::journey_events(n));
+            (Uuid::from_u128(n), events.into_iter().collect())
+        })
+        .collect();
+    let per_client = journeys[0].1.len();
+    let append = async |journey: &mut (Uuid, std::collections::VecDeque<_>), all: bool| {
+        let at = per_client - journey.1.len();
+        let expected = match at {
+            0 => eventstore::ExpectedVersion::NoStream,
+            v => eventstore::ExpectedVersion::Exact(v as i64),
+        };
+        let events: Vec<_> = if all {
+            journey.1.drain(..).collect()
+        } else {
+            journey.1.pop_front().into_iter().collect()
+        };
+        crate::support::append(&store, journey.0, expected, events).await;
+    };
+    // The first record whole, in one append; the next three an event at a time, in turn; the
+    // last whole again.
+    append(&mut journeys[0], true).await;
+    while journeys[1..4].iter().any(|j| !j.1.is_empty()) {
+        for journey in &mut journeys[1..4] {
+            if !journey.1.is_empty() {
+                append(journey, false).await;
+            }
+        }
+    }
+    append(&mut journeys[4], true).await;
+    let total = (per_client * journeys.len()) as u64;
+
+    let projections: Vec<Arc<dyn Projection>> = vec![
+        Arc::new(CaseloadProjection),
+        Arc::new(DirectoryProjection),
+        Arc::new(OutcomesProjection::new(Rules::load(1).expect("v1"))),
+        Arc::new(OutcomesProjection::new(Rules::load(3).expect("v3"))),
+    ];
+    let client = db.admin_client().await;
+    let mut rebuilt = Vec::new();
+    for batch_size in [10_000, 3] {
+        let together = Together::new(
+            store.clone(),
+            projections.clone(),
+            Uuid::new_v4(),
+            quick_runner(batch_size),
+        );
+        together.reset().await.expect("reset");
+        let mut batches = 0;
+        let applied = together
+            .catch_up_to(None, |_| batches += 1)
+            .await
+            .expect("rebuilt");
+        together.release().await.expect("release");
+        assert_eq!(applied, total, "in batches of {batch_size}");
+        rebuilt.push((batches, read_models(&client, "caseload").await));
+    }
+    assert_eq!(rebuilt[0].0, 1, "the whole log in one batch");
+    assert!(rebuilt[1].0 >= total / 3, "{} batches", rebuilt[1].0);
+    assert_eq!(rebuilt[1].1, rebuilt[0].1, "batches of 3 against one batch");
+    // What they hold: a row and a state per record and rule version, and under v3 a row per
+    // appointment kept or missed and per contact (six and three in each journey).
+    let count = |sql: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query_one(sql, &[])
+                .await
+                .expect("a count")
+                .get::<_, i64>(0)
+        }
+    };
+    assert_eq!(count("SELECT count(*) FROM caseload").await, 5);
+    assert_eq!(count("SELECT count(*) FROM outcome_state").await, 10);
+    assert_eq!(
+        count("SELECT count(*) FROM report_activity WHERE rules_version = 3").await,
+        45
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM report_episodes WHERE attended + did_not_attend = 6 AND contacts = 3")
+            .await,
+        10
+    );
+}

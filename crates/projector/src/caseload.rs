@@ -428,21 +428,23 @@ async fn apply_into(
     if batch.decoded.is_empty() {
         return Ok(());
     }
-    let client_ids = batch.decoded.client_ids();
-    let select = batch
-        .prepare(
-            tx,
-            &format!(
-                "{} WHERE client_id = ANY($1)",
-                SELECT_COLUMNS.replace("FROM caseload", &format!("FROM {table}"))
-            ),
-        )
-        .await?;
-    let existing = tx.query(&select, &[&client_ids]).await?;
+    // Only a client whose record began before the batch can have a row already.
+    let client_ids = batch.decoded.continuing_client_ids();
     let mut rows: HashMap<Uuid, CaseloadRow> = HashMap::new();
-    for row in &existing {
-        let decoded = decode_row(row)?;
-        rows.insert(decoded.client_id, decoded);
+    if !client_ids.is_empty() {
+        let select = batch
+            .prepare(
+                tx,
+                &format!(
+                    "{} WHERE client_id = ANY($1)",
+                    SELECT_COLUMNS.replace("FROM caseload", &format!("FROM {table}"))
+                ),
+            )
+            .await?;
+        for row in &tx.query(&select, &[&client_ids]).await? {
+            let decoded = decode_row(row)?;
+            rows.insert(decoded.client_id, decoded);
+        }
     }
     for client in batch.decoded.clients(true)? {
         if client.refold {
@@ -471,7 +473,13 @@ async fn apply_into(
             .await?;
         tx.execute(&delete, &[&erased]).await?;
     }
-    let rows: Vec<&CaseloadRow> = rows.values().filter(|r| !r.erased).collect();
+    // A client whose record began in the batch has no row yet: theirs are copied in; the rest
+    // replace the rows they have.
+    let (fresh, rows): (Vec<&CaseloadRow>, Vec<&CaseloadRow>) = rows
+        .values()
+        .filter(|r| !r.erased)
+        .partition(|r| client_ids.binary_search(&r.client_id).is_err());
+    copy_fresh(table, tx, batch, &fresh).await?;
     if rows.is_empty() {
         return Ok(());
     }
@@ -563,6 +571,101 @@ async fn apply_into(
     )
     .await?;
     Ok(())
+}
+
+/// Writes the rows of clients whose record began in the batch (none of theirs can be stored
+/// yet) into `table` with one binary `COPY`.
+async fn copy_fresh(
+    table: &str,
+    tx: &tokio_postgres::Transaction<'_>,
+    batch: &Batch<'_>,
+    rows: &[&CaseloadRow],
+) -> Result<(), ProjectionError> {
+    use tokio_postgres::types::{Json, Type};
+    /// A row's sets and maps, as their columns store them.
+    struct Stored<'a> {
+        status: &'static str,
+        booked: Json<&'a BTreeMap<Uuid, DateTime<Utc>>>,
+        baselines: Vec<&'a str>,
+        follow_ups: Vec<&'a str>,
+        baseline_dates: Json<&'a BTreeMap<String, NaiveDate>>,
+        open_concerns: Vec<Uuid>,
+        tags: Vec<&'a str>,
+        check_ins_due: Json<&'a BTreeMap<Uuid, DateTime<Utc>>>,
+        awaited_answers: Json<&'a BTreeMap<Uuid, AwaitedAnswer>>,
+    }
+    let stored: Vec<Stored<'_>> = rows
+        .iter()
+        .map(|r| Stored {
+            status: r.status.code(),
+            booked: Json(&r.booked_appointments),
+            baselines: r.baselines.iter().map(String::as_str).collect(),
+            follow_ups: r.follow_ups.iter().map(String::as_str).collect(),
+            baseline_dates: Json(&r.baseline_dates),
+            open_concerns: r.open_concerns.iter().copied().collect(),
+            tags: r.tags.iter().map(String::as_str).collect(),
+            check_ins_due: Json(&r.check_ins_due),
+            awaited_answers: Json(&r.awaited_answers),
+        })
+        .collect();
+    batch
+        .copy_rows(
+            tx,
+            &format!("COPY {table} ({ALL_COLUMNS}) FROM STDIN (FORMAT binary)"),
+            &[
+                Type::UUID,
+                Type::UUID,
+                Type::TEXT,
+                Type::UUID,
+                Type::UUID,
+                Type::TEXT,
+                Type::DATE,
+                Type::TEXT,
+                Type::TIMESTAMPTZ,
+                Type::TIMESTAMPTZ,
+                Type::TIMESTAMPTZ,
+                Type::INT4,
+                Type::INT4,
+                Type::JSONB,
+                Type::TEXT_ARRAY,
+                Type::TEXT_ARRAY,
+                Type::INT8,
+                Type::JSONB,
+                Type::UUID_ARRAY,
+                Type::TEXT_ARRAY,
+                Type::JSONB,
+                Type::JSONB,
+            ],
+            rows.len(),
+            |i| {
+                let (r, s) = (rows[i], &stored[i]);
+                vec![
+                    &r.client_id,
+                    &r.organisation_id,
+                    &s.status,
+                    &r.link_worker_id,
+                    &r.team_id,
+                    &r.area,
+                    &r.referred_on,
+                    &r.referral_source,
+                    &r.accepted_at,
+                    &r.closed_at,
+                    &r.last_contact_at,
+                    &r.contacts,
+                    &r.did_not_attend,
+                    &s.booked,
+                    &s.baselines,
+                    &s.follow_ups,
+                    &r.stream_version,
+                    &s.baseline_dates,
+                    &s.open_concerns,
+                    &s.tags,
+                    &s.check_ins_due,
+                    &s.awaited_answers,
+                ]
+            },
+        )
+        .await
 }
 
 /// Makes a rebuilt shadow caseload the live one, in one transaction: takes the live

@@ -174,25 +174,46 @@ impl Decoded {
         log: &dyn RecordSource,
         refolds: bool,
     ) -> Result<Decoded, ProjectionError> {
-        let mut index: HashMap<Uuid, usize> = HashMap::new();
-        let mut clients: Vec<DecodedClient> = Vec::new();
+        let mut clients = Clients::default();
         for event in events
             .iter()
             .filter(|e| e.stream_type == domain::CLIENT_STREAM)
         {
-            let at = *index.entry(event.stream_id).or_insert_with(|| {
-                clients.push(DecodedClient {
-                    client_id: event.stream_id,
-                    facts: Vec::new(),
-                    corrected: false,
-                    refolded: None,
-                });
-                clients.len() - 1
-            });
-            let client = &mut clients[at];
-            client.corrected |= event.event_type == "EntryCorrected";
-            client.facts.push(fact(event, decode(event)?));
+            clients.push(event, decode(event)?);
         }
+        Decoded::refold(clients.clients, log, refolds).await
+    }
+
+    /// As [`Decoded::decode`], moving each client event's payload into its decoded event rather
+    /// than copying it: the client events of `events` are left with a null payload (a reader
+    /// that hands the decoded batch on, and no raw client payload, to its projections).
+    ///
+    /// # Errors
+    /// A store failure or an event that cannot be decoded.
+    pub async fn decode_moving(
+        events: &mut [RecordedEvent],
+        log: &dyn RecordSource,
+        refolds: bool,
+    ) -> Result<Decoded, ProjectionError> {
+        let mut clients = Clients::default();
+        for event in events
+            .iter_mut()
+            .filter(|e| e.stream_type == domain::CLIENT_STREAM)
+        {
+            let payload = std::mem::take(&mut event.payload);
+            let decoded = CaseEvent::decode(&event.event_type, event.schema_version, payload)
+                .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
+            clients.push(event, decoded);
+        }
+        Decoded::refold(clients.clients, log, refolds).await
+    }
+
+    /// With `refolds`, reads again the record of each client with a correction in the batch.
+    async fn refold(
+        mut clients: Vec<DecodedClient>,
+        log: &dyn RecordSource,
+        refolds: bool,
+    ) -> Result<Decoded, ProjectionError> {
         if refolds {
             for client in clients.iter_mut().filter(|c| c.corrected) {
                 let through = client
@@ -211,6 +232,20 @@ impl Decoded {
     /// The clients the batch touches, sorted.
     pub fn client_ids(&self) -> Vec<Uuid> {
         let mut ids: Vec<Uuid> = self.clients.iter().map(|c| c.client_id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The clients the batch touches whose record began before it (its first event is not in
+    /// the batch), sorted: only they can have rows a projection stored from earlier batches.
+    /// A rebuild from a log where each record is mostly within one batch reads back almost none.
+    pub fn continuing_client_ids(&self) -> Vec<Uuid> {
+        let mut ids: Vec<Uuid> = self
+            .clients
+            .iter()
+            .filter(|c| c.facts.iter().map(|f| f.stream_version).min() > Some(1))
+            .map(|c| c.client_id)
+            .collect();
         ids.sort_unstable();
         ids
     }
@@ -248,6 +283,31 @@ impl Decoded {
                 },
             })
             .collect())
+    }
+}
+
+/// A batch's client events by client, in the order each client first appears.
+#[derive(Default)]
+struct Clients {
+    index: HashMap<Uuid, usize>,
+    clients: Vec<DecodedClient>,
+}
+
+impl Clients {
+    fn push(&mut self, event: &RecordedEvent, decoded: CaseEvent) {
+        let clients = &mut self.clients;
+        let at = *self.index.entry(event.stream_id).or_insert_with(|| {
+            clients.push(DecodedClient {
+                client_id: event.stream_id,
+                facts: Vec::new(),
+                corrected: false,
+                refolded: None,
+            });
+            clients.len() - 1
+        });
+        let client = &mut clients[at];
+        client.corrected |= event.event_type == "EntryCorrected";
+        client.facts.push(fact(event, decoded));
     }
 }
 

@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use domain::{CaseEvent, Instrument, Timepoint, code};
 use eventstore::RecordedEvent;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 use crate::rules::{Corrections, EvaluationConsent, Rules};
@@ -614,19 +614,23 @@ impl Projection for OutcomesProjection {
         if batch.decoded.is_empty() {
             return Ok(());
         }
-        let client_ids = batch.decoded.client_ids();
+        // Only a client whose record began before the batch can have a stored state.
+        let client_ids = batch.decoded.continuing_client_ids();
         let mut states: HashMap<Uuid, ClientOutcomes> = HashMap::new();
-        let select = batch
-            .prepare(
-                tx,
-                "SELECT client_id, state FROM outcome_state WHERE rules_version = $1 AND client_id = ANY($2)",
-            )
-            .await?;
-        for row in tx.query(&select, &[&version, &client_ids]).await? {
-            let state: Value = row.get(1);
-            let state: ClientOutcomes = serde_json::from_value(state)
-                .map_err(|e| ProjectionError::Corrupt(format!("outcome_state: {e}")))?;
-            states.insert(row.get(0), state);
+        if !client_ids.is_empty() {
+            let select = batch
+                .prepare(
+                    tx,
+                    "SELECT client_id, state FROM outcome_state WHERE rules_version = $1 AND client_id = ANY($2)",
+                )
+                .await?;
+            for row in tx.query(&select, &[&version, &client_ids]).await? {
+                // Parsed straight from the stored text (V40: `json`, not `jsonb`).
+                let state: Json<ClientOutcomes> = row
+                    .try_get(1)
+                    .map_err(|e| ProjectionError::Corrupt(format!("outcome_state: {e}")))?;
+                states.insert(row.get(0), state.0);
+            }
         }
         // Only a client with a stored state has figure rows to replace: every client's state
         // is written with their figures, in the same transaction.
@@ -662,40 +666,64 @@ impl Projection for OutcomesProjection {
         }
         let mut figures = Figures::default();
         for state in states.values() {
-            figures.add(state, &self.rules)?;
+            figures.add(state, &self.rules);
         }
         figures.write(tx, batch, version).await
     }
 }
 
-/// Rows to insert, column by column (one INSERT ... SELECT FROM unnest per table).
+/// Each figures table's binary `COPY`, columns in the order [`Figures::write`] sends them.
+const COPY_OUTCOME_STATE: &str =
+    "COPY outcome_state (rules_version, client_id, state) FROM STDIN (FORMAT binary)";
+const COPY_REPORT_REFERRALS: &str = "COPY report_referrals (rules_version, referral_id, client_id, organisation_id, team_id, \
+     source, reasons, received_on, outcome, decline_reason, days_to_first_contact, destination) \
+     FROM STDIN (FORMAT binary)";
+const COPY_REPORT_EPISODES: &str = "COPY report_episodes (rules_version, client_id, episode, organisation_id, team_id, source, \
+     reasons, accepted_on, closed_on, closure_reason, contacts, attended, did_not_attend, \
+     evaluation_excluded) FROM STDIN (FORMAT binary)";
+const COPY_REPORT_SCORES: &str = "COPY report_scores (rules_version, client_id, episode, measure, organisation_id, team_id, \
+     source, reasons, baseline, follow_up, category, baseline_on, follow_up_on, baseline_band, \
+     follow_up_band) FROM STDIN (FORMAT binary)";
+const COPY_REPORT_CONNECTIONS: &str = "COPY report_connections (rules_version, connection_id, client_id, organisation_id, team_id, \
+     service_id, need, kind, made_on, outcome, waiting_weeks, service_answer, started) \
+     FROM STDIN (FORMAT binary)";
+const COPY_REPORT_GAPS: &str = "COPY report_gaps (rules_version, gap_id, client_id, organisation_id, team_id, need, area, \
+     reason, recorded_on) FROM STDIN (FORMAT binary)";
+const COPY_REPORT_BASELINES: &str = "COPY report_baselines (rules_version, client_id, episode, measure, organisation_id, \
+     team_id, source, reasons, baseline_on, paired, episode_closed) FROM STDIN (FORMAT binary)";
+const COPY_REPORT_ACTIVITY: &str = "COPY report_activity (rules_version, client_id, episode, organisation_id, team_id, \
+     source, reasons, kind, on_day) FROM STDIN (FORMAT binary)";
+
+/// Rows to insert, column by column, each table's copied in with one binary `COPY`.
 #[derive(Default)]
-struct Figures {
-    state: (Vec<Uuid>, Vec<Value>),
-    referrals: ReferralColumns,
-    episodes: EpisodeColumns,
-    scores: ScoreColumns,
+struct Figures<'a> {
+    /// The states, serialised straight into the `COPY` (no `Value` in between).
+    state: Vec<&'a ClientOutcomes>,
+    referrals: ReferralColumns<'a>,
+    episodes: EpisodeColumns<'a>,
+    scores: ScoreColumns<'a>,
     connections: ConnectionColumns,
     gaps: GapColumns,
-    activity: ActivityColumns,
-    baselines: BaselineColumns,
+    activity: ActivityColumns<'a>,
+    baselines: BaselineColumns<'a>,
 }
 
 /// The columns every row of an episode's figures starts with: whose, which episode, the
 /// organisation and team, and the referral's source and reasons (what reports filter by).
+/// The source and reasons are borrowed from the state (and serialised straight into the copy).
 #[derive(Default)]
-struct EpisodeKeys {
+struct EpisodeKeys<'a> {
     client_id: Vec<Uuid>,
     episode: Vec<i32>,
     organisation_id: Vec<Uuid>,
     team_id: Vec<Option<Uuid>>,
-    source: Vec<String>,
-    reasons: Vec<Value>,
+    source: Vec<&'a str>,
+    reasons: Vec<Json<&'a [String]>>,
 }
 
-impl EpisodeKeys {
+impl<'a> EpisodeKeys<'a> {
     /// The keys of a row of episode `episode` (from 1) of `state`, in team `team_id`.
-    fn push(&mut self, state: &ClientOutcomes, episode: i32, team_id: Option<Uuid>) {
+    fn push(&mut self, state: &'a ClientOutcomes, episode: i32, team_id: Option<Uuid>) {
         let e = &state.episodes[(episode - 1) as usize];
         let r = state
             .referrals
@@ -705,17 +733,15 @@ impl EpisodeKeys {
         self.episode.push(episode);
         self.organisation_id.push(state.organisation_id);
         self.team_id.push(team_id);
-        self.source
-            .push(r.map(|r| r.source.clone()).unwrap_or_default());
-        self.reasons.push(serde_json::json!(
-            r.map(|r| r.reasons.clone()).unwrap_or_default()
-        ));
+        self.source.push(r.map_or("", |r| r.source.as_str()));
+        self.reasons
+            .push(Json(r.map_or(&[][..], |r| r.reasons.as_slice())));
     }
 }
 
 #[derive(Default)]
-struct BaselineColumns {
-    keys: EpisodeKeys,
+struct BaselineColumns<'a> {
+    keys: EpisodeKeys<'a>,
     measure: Vec<String>,
     baseline_on: Vec<NaiveDate>,
     paired: Vec<bool>,
@@ -723,20 +749,20 @@ struct BaselineColumns {
 }
 
 #[derive(Default)]
-struct ActivityColumns {
-    keys: EpisodeKeys,
+struct ActivityColumns<'a> {
+    keys: EpisodeKeys<'a>,
     kind: Vec<&'static str>,
     on_day: Vec<NaiveDate>,
 }
 
 #[derive(Default)]
-struct ReferralColumns {
+struct ReferralColumns<'a> {
     referral_id: Vec<Uuid>,
     client_id: Vec<Uuid>,
     organisation_id: Vec<Uuid>,
     team_id: Vec<Option<Uuid>>,
-    source: Vec<String>,
-    reasons: Vec<Value>,
+    source: Vec<&'a str>,
+    reasons: Vec<Json<&'a [String]>>,
     received_on: Vec<NaiveDate>,
     outcome: Vec<Option<String>>,
     decline_reason: Vec<Option<String>>,
@@ -745,8 +771,8 @@ struct ReferralColumns {
 }
 
 #[derive(Default)]
-struct EpisodeColumns {
-    keys: EpisodeKeys,
+struct EpisodeColumns<'a> {
+    keys: EpisodeKeys<'a>,
     accepted_on: Vec<Option<NaiveDate>>,
     closed_on: Vec<Option<NaiveDate>>,
     closure_reason: Vec<Option<String>>,
@@ -757,8 +783,8 @@ struct EpisodeColumns {
 }
 
 #[derive(Default)]
-struct ScoreColumns {
-    keys: EpisodeKeys,
+struct ScoreColumns<'a> {
+    keys: EpisodeKeys<'a>,
     measure: Vec<String>,
     baseline: Vec<f64>,
     follow_up: Vec<f64>,
@@ -797,15 +823,12 @@ struct GapColumns {
     recorded_on: Vec<NaiveDate>,
 }
 
-impl Figures {
-    fn add(&mut self, state: &ClientOutcomes, rules: &Rules) -> Result<(), ProjectionError> {
+impl<'a> Figures<'a> {
+    fn add(&mut self, state: &'a ClientOutcomes, rules: &Rules) {
         let client = state.client_id;
         let org = state.organisation_id;
-        // A state that does not serialise fails the batch: it is never stored as null.
-        let stored = serde_json::to_value(state)
-            .map_err(|e| ProjectionError::Corrupt(format!("outcome state of {client}: {e}")))?;
-        self.state.0.push(client);
-        self.state.1.push(stored);
+        // A state that does not serialise fails the batch's COPY: it is never stored as null.
+        self.state.push(state);
         // Whose scores count, under the rules' evaluation consent rule.
         let excluded = rules.figures.evaluation_consent == EvaluationConsent::ExcludeWithdrawn
             && state.evaluation_withdrawn;
@@ -819,8 +842,8 @@ impl Figures {
             c.client_id.push(client);
             c.organisation_id.push(org);
             c.team_id.push(episode.and_then(|e| e.team_id));
-            c.source.push(r.source.clone());
-            c.reasons.push(serde_json::json!(r.reasons));
+            c.source.push(r.source.as_str());
+            c.reasons.push(Json(r.reasons.as_slice()));
             c.received_on.push(r.received_on);
             c.outcome.push(r.outcome.clone());
             c.decline_reason.push(r.decline_reason.clone());
@@ -911,183 +934,292 @@ impl Figures {
             c.reason.push(g.reason.clone());
             c.recorded_on.push(g.recorded_on);
         }
-        Ok(())
     }
 
+    /// Every table's rows, each table's in one binary `COPY` (rows go to PostgreSQL as they
+    /// are stored, without arrays to build and unnest, and are inserted a page at a time).
     async fn write(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         batch: &Batch<'_>,
         version: i32,
     ) -> Result<(), ProjectionError> {
-        tx.execute(
-            &batch
-                .prepare(
-                    tx,
-                    "INSERT INTO outcome_state (rules_version, client_id, state) \
-             SELECT $1, * FROM unnest($2::uuid[], $3::jsonb[])",
-                )
-                .await?,
-            &[&version, &self.state.0, &self.state.1],
-        )
-        .await?;
+        use tokio_postgres::types::Type;
+        let states: Vec<(Uuid, Json<&ClientOutcomes>)> =
+            self.state.iter().map(|s| (s.client_id, Json(*s))).collect();
+        batch
+            .copy_rows(
+                tx,
+                COPY_OUTCOME_STATE,
+                &[Type::INT4, Type::UUID, Type::JSON],
+                states.len(),
+                |i| vec![&version, &states[i].0, &states[i].1],
+            )
+            .await?;
         let r = &self.referrals;
-        tx.execute(
-            &batch.prepare(tx, "INSERT INTO report_referrals (rules_version, referral_id, client_id, organisation_id, team_id, \
-             source, reasons, received_on, outcome, decline_reason, days_to_first_contact, destination) \
-             SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::jsonb[], \
-             $8::date[], $9::text[], $10::text[], $11::int[], $12::text[])").await?,
-            &[
-                &version,
-                &r.referral_id,
-                &r.client_id,
-                &r.organisation_id,
-                &r.team_id,
-                &r.source,
-                &r.reasons,
-                &r.received_on,
-                &r.outcome,
-                &r.decline_reason,
-                &r.days_to_first_contact,
-                &r.destination,
-            ],
-        )
-        .await?;
+        batch
+            .copy_rows(
+                tx,
+                COPY_REPORT_REFERRALS,
+                &[
+                    Type::INT4,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::TEXT,
+                    Type::JSONB,
+                    Type::DATE,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::INT4,
+                    Type::TEXT,
+                ],
+                r.client_id.len(),
+                |i| {
+                    vec![
+                        &version,
+                        &r.referral_id[i],
+                        &r.client_id[i],
+                        &r.organisation_id[i],
+                        &r.team_id[i],
+                        &r.source[i],
+                        &r.reasons[i],
+                        &r.received_on[i],
+                        &r.outcome[i],
+                        &r.decline_reason[i],
+                        &r.days_to_first_contact[i],
+                        &r.destination[i],
+                    ]
+                },
+            )
+            .await?;
         let e = &self.episodes;
-        tx.execute(
-            &batch.prepare(tx, "INSERT INTO report_episodes (rules_version, client_id, episode, organisation_id, team_id, source, \
-             reasons, accepted_on, closed_on, closure_reason, contacts, attended, did_not_attend, evaluation_excluded) \
-             SELECT $1, * FROM unnest($2::uuid[], $3::int[], $4::uuid[], $5::uuid[], $6::text[], $7::jsonb[], \
-             $8::date[], $9::date[], $10::text[], $11::int[], $12::int[], $13::int[], $14::bool[])").await?,
-            &[
-                &version,
-                &e.keys.client_id,
-                &e.keys.episode,
-                &e.keys.organisation_id,
-                &e.keys.team_id,
-                &e.keys.source,
-                &e.keys.reasons,
-                &e.accepted_on,
-                &e.closed_on,
-                &e.closure_reason,
-                &e.contacts,
-                &e.attended,
-                &e.did_not_attend,
-                &e.evaluation_excluded,
-            ],
-        )
-        .await?;
+        batch
+            .copy_rows(
+                tx,
+                COPY_REPORT_EPISODES,
+                &[
+                    Type::INT4,
+                    Type::UUID,
+                    Type::INT4,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::TEXT,
+                    Type::JSONB,
+                    Type::DATE,
+                    Type::DATE,
+                    Type::TEXT,
+                    Type::INT4,
+                    Type::INT4,
+                    Type::INT4,
+                    Type::BOOL,
+                ],
+                e.keys.client_id.len(),
+                |i| {
+                    vec![
+                        &version,
+                        &e.keys.client_id[i],
+                        &e.keys.episode[i],
+                        &e.keys.organisation_id[i],
+                        &e.keys.team_id[i],
+                        &e.keys.source[i],
+                        &e.keys.reasons[i],
+                        &e.accepted_on[i],
+                        &e.closed_on[i],
+                        &e.closure_reason[i],
+                        &e.contacts[i],
+                        &e.attended[i],
+                        &e.did_not_attend[i],
+                        &e.evaluation_excluded[i],
+                    ]
+                },
+            )
+            .await?;
         let s = &self.scores;
-        tx.execute(
-            &batch.prepare(tx, "INSERT INTO report_scores (rules_version, client_id, episode, measure, organisation_id, team_id, \
-             source, reasons, baseline, follow_up, category, baseline_on, follow_up_on, baseline_band, follow_up_band) \
-             SELECT $1, * FROM unnest($2::uuid[], $3::int[], $4::text[], $5::uuid[], $6::uuid[], $7::text[], \
-             $8::jsonb[], $9::float8[], $10::float8[], $11::text[], $12::date[], $13::date[], $14::text[], $15::text[])").await?,
-            &[
-                &version,
-                &s.keys.client_id,
-                &s.keys.episode,
-                &s.measure,
-                &s.keys.organisation_id,
-                &s.keys.team_id,
-                &s.keys.source,
-                &s.keys.reasons,
-                &s.baseline,
-                &s.follow_up,
-                &s.category,
-                &s.baseline_on,
-                &s.follow_up_on,
-                &s.baseline_band,
-                &s.follow_up_band,
-            ],
-        )
-        .await?;
+        batch
+            .copy_rows(
+                tx,
+                COPY_REPORT_SCORES,
+                &[
+                    Type::INT4,
+                    Type::UUID,
+                    Type::INT4,
+                    Type::TEXT,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::TEXT,
+                    Type::JSONB,
+                    Type::FLOAT8,
+                    Type::FLOAT8,
+                    Type::TEXT,
+                    Type::DATE,
+                    Type::DATE,
+                    Type::TEXT,
+                    Type::TEXT,
+                ],
+                s.keys.client_id.len(),
+                |i| {
+                    vec![
+                        &version,
+                        &s.keys.client_id[i],
+                        &s.keys.episode[i],
+                        &s.measure[i],
+                        &s.keys.organisation_id[i],
+                        &s.keys.team_id[i],
+                        &s.keys.source[i],
+                        &s.keys.reasons[i],
+                        &s.baseline[i],
+                        &s.follow_up[i],
+                        &s.category[i],
+                        &s.baseline_on[i],
+                        &s.follow_up_on[i],
+                        &s.baseline_band[i],
+                        &s.follow_up_band[i],
+                    ]
+                },
+            )
+            .await?;
         let c = &self.connections;
-        tx.execute(
-            &batch.prepare(tx, "INSERT INTO report_connections (rules_version, connection_id, client_id, organisation_id, team_id, \
-             service_id, need, kind, made_on, outcome, waiting_weeks, service_answer, started) \
-             SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::text[], \
-             $8::text[], $9::date[], $10::text[], $11::int[], $12::text[], $13::bool[])").await?,
-            &[
-                &version,
-                &c.connection_id,
-                &c.client_id,
-                &c.organisation_id,
-                &c.team_id,
-                &c.service_id,
-                &c.need,
-                &c.kind,
-                &c.made_on,
-                &c.outcome,
-                &c.waiting_weeks,
-                &c.service_answer,
-                &c.started,
-            ],
-        )
-        .await?;
+        batch
+            .copy_rows(
+                tx,
+                COPY_REPORT_CONNECTIONS,
+                &[
+                    Type::INT4,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::DATE,
+                    Type::TEXT,
+                    Type::INT4,
+                    Type::TEXT,
+                    Type::BOOL,
+                ],
+                c.client_id.len(),
+                |i| {
+                    vec![
+                        &version,
+                        &c.connection_id[i],
+                        &c.client_id[i],
+                        &c.organisation_id[i],
+                        &c.team_id[i],
+                        &c.service_id[i],
+                        &c.need[i],
+                        &c.kind[i],
+                        &c.made_on[i],
+                        &c.outcome[i],
+                        &c.waiting_weeks[i],
+                        &c.service_answer[i],
+                        &c.started[i],
+                    ]
+                },
+            )
+            .await?;
         let g = &self.gaps;
-        tx.execute(
-            &batch.prepare(tx, "INSERT INTO report_gaps (rules_version, gap_id, client_id, organisation_id, team_id, need, area, \
-             reason, recorded_on) \
-             SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], \
-             $8::text[], $9::date[])").await?,
-            &[
-                &version,
-                &g.gap_id,
-                &g.client_id,
-                &g.organisation_id,
-                &g.team_id,
-                &g.need,
-                &g.area,
-                &g.reason,
-                &g.recorded_on,
-            ],
-        )
-        .await?;
+        batch
+            .copy_rows(
+                tx,
+                COPY_REPORT_GAPS,
+                &[
+                    Type::INT4,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::DATE,
+                ],
+                g.client_id.len(),
+                |i| {
+                    vec![
+                        &version,
+                        &g.gap_id[i],
+                        &g.client_id[i],
+                        &g.organisation_id[i],
+                        &g.team_id[i],
+                        &g.need[i],
+                        &g.area[i],
+                        &g.reason[i],
+                        &g.recorded_on[i],
+                    ]
+                },
+            )
+            .await?;
         let b = &self.baselines;
-        if !b.keys.client_id.is_empty() {
-            tx.execute(
-                &batch.prepare(tx, "INSERT INTO report_baselines (rules_version, client_id, episode, measure, organisation_id, \
-                 team_id, source, reasons, baseline_on, paired, episode_closed) \
-                 SELECT $1, * FROM unnest($2::uuid[], $3::int[], $4::text[], $5::uuid[], $6::uuid[], \
-                 $7::text[], $8::jsonb[], $9::date[], $10::bool[], $11::bool[])").await?,
+        batch
+            .copy_rows(
+                tx,
+                COPY_REPORT_BASELINES,
                 &[
-                    &version,
-                    &b.keys.client_id,
-                    &b.keys.episode,
-                    &b.measure,
-                    &b.keys.organisation_id,
-                    &b.keys.team_id,
-                    &b.keys.source,
-                    &b.keys.reasons,
-                    &b.baseline_on,
-                    &b.paired,
-                    &b.episode_closed,
+                    Type::INT4,
+                    Type::UUID,
+                    Type::INT4,
+                    Type::TEXT,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::TEXT,
+                    Type::JSONB,
+                    Type::DATE,
+                    Type::BOOL,
+                    Type::BOOL,
                 ],
+                b.keys.client_id.len(),
+                |i| {
+                    vec![
+                        &version,
+                        &b.keys.client_id[i],
+                        &b.keys.episode[i],
+                        &b.measure[i],
+                        &b.keys.organisation_id[i],
+                        &b.keys.team_id[i],
+                        &b.keys.source[i],
+                        &b.keys.reasons[i],
+                        &b.baseline_on[i],
+                        &b.paired[i],
+                        &b.episode_closed[i],
+                    ]
+                },
             )
             .await?;
-        }
         let a = &self.activity;
-        if !a.keys.client_id.is_empty() {
-            tx.execute(
-                &batch.prepare(tx, "INSERT INTO report_activity (rules_version, client_id, episode, organisation_id, team_id, \
-                 source, reasons, kind, on_day) \
-                 SELECT $1, * FROM unnest($2::uuid[], $3::int[], $4::uuid[], $5::uuid[], $6::text[], \
-                 $7::jsonb[], $8::text[], $9::date[])").await?,
+        batch
+            .copy_rows(
+                tx,
+                COPY_REPORT_ACTIVITY,
                 &[
-                    &version,
-                    &a.keys.client_id,
-                    &a.keys.episode,
-                    &a.keys.organisation_id,
-                    &a.keys.team_id,
-                    &a.keys.source,
-                    &a.keys.reasons,
-                    &a.kind,
-                    &a.on_day,
+                    Type::INT4,
+                    Type::UUID,
+                    Type::INT4,
+                    Type::UUID,
+                    Type::UUID,
+                    Type::TEXT,
+                    Type::JSONB,
+                    Type::TEXT,
+                    Type::DATE,
                 ],
+                a.keys.client_id.len(),
+                |i| {
+                    vec![
+                        &version,
+                        &a.keys.client_id[i],
+                        &a.keys.episode[i],
+                        &a.keys.organisation_id[i],
+                        &a.keys.team_id[i],
+                        &a.keys.source[i],
+                        &a.keys.reasons[i],
+                        &a.kind[i],
+                        &a.on_day[i],
+                    ]
+                },
             )
             .await?;
-        }
         Ok(())
     }
 }
