@@ -16,6 +16,7 @@ mod history;
 mod http;
 mod journey;
 mod live;
+mod new_stream;
 mod outcomes;
 mod personal_scan;
 mod pool;

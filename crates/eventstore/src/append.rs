@@ -183,12 +183,17 @@ impl EventStore {
             ExpectedVersion::Any => ANY_VERSION_ATTEMPTS,
             _ => 2,
         };
+        // A head assumed rather than read: any sign that the stream exists ends the append
+        // here, with nothing written and no stored result answered (its caller loads and
+        // decides again).
+        let assumed_new = head.as_ref().is_some_and(|head| head.assumed_new);
         for attempt in 0..attempts {
             match self
                 .try_append(&request, &metadata, &fingerprint, shred, head.take())
                 .await?
             {
                 Attempt::Done(result) => return Ok(result),
+                Attempt::Raced | Attempt::KeyRaced if assumed_new => break,
                 Attempt::KeyRaced => continue,
                 Attempt::Raced => {
                     // A keyed request that lost to a writer which has now committed: if that
@@ -263,7 +268,11 @@ impl EventStore {
                 stored: given.stored,
                 key: given.key,
             },
-            None => read_head(&client, request, protection).await?,
+            None => {
+                let head = read_head(&client, request, protection).await?;
+                self.db_clock.observe(head.now);
+                head
+            }
         };
         // A stream without a data key gets a fresh one, stored by the insert statement itself:
         // one commit.

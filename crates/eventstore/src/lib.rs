@@ -16,6 +16,7 @@
 pub mod anchor;
 mod append;
 mod bulk;
+mod clock;
 mod error;
 mod hash;
 mod lookup;
@@ -59,6 +60,8 @@ pub struct EventStore {
     protection: Option<Arc<Protection>>,
     /// The lookup key, unwrapped on first use (see `lookup`).
     lookup_key: Arc<tokio::sync::OnceCell<zeroize::Zeroizing<[u8; 32]>>>,
+    /// The database's clock as last read (see `clock`).
+    db_clock: Arc<clock::DbClock>,
 }
 
 impl EventStore {
@@ -72,6 +75,7 @@ impl EventStore {
             access: None,
             protection: None,
             lookup_key: Arc::new(tokio::sync::OnceCell::new()),
+            db_clock: Arc::new(clock::DbClock::default()),
         }
     }
 

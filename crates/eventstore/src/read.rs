@@ -37,6 +37,8 @@ pub struct StreamHead {
     pub(crate) idempotency_key: Option<String>,
     /// The fingerprint and result stored under `idempotency_key`.
     pub(crate) stored: Option<(Vec<u8>, Value)>,
+    /// Not read but assumed: the stream has no events yet ([`EventStore::head_of_new_stream`]).
+    pub(crate) assumed_new: bool,
 }
 
 impl std::fmt::Debug for StreamHead {
@@ -45,6 +47,7 @@ impl std::fmt::Debug for StreamHead {
             .field("stream_id", &self.stream_id)
             .field("version", &self.version)
             .field("read_at", &self.read_at)
+            .field("assumed_new", &self.assumed_new)
             .finish_non_exhaustive()
     }
 }
@@ -261,8 +264,39 @@ impl EventStore {
             key,
             idempotency_key: idempotency_key.map(str::to_owned),
             stored: stored.map(|fingerprint| (fingerprint, head_row.get(5))),
+            assumed_new: false,
         };
+        self.db_clock.observe(head.read_at);
         Ok((events, head))
+    }
+
+    /// The head of a stream its caller believes has no events yet, for a new record's first
+    /// append, read from nothing: version 0, no data key, no stored result, and the database's
+    /// clock carried forward from this store's last reading (see `clock`). Handed to
+    /// [`EventStore::append_after`] with [`crate::ExpectedVersion::NoStream`], the append is one
+    /// statement; if the stream (or its data key, or its idempotency key) exists after all, the
+    /// statement writes nothing and the append answers [`StoreError::Conflict`] at once, with no
+    /// retry and no stored result: the caller then loads the stream and decides again as usual.
+    ///
+    /// `None` when this store has not read the database's clock lately (the caller loads as
+    /// usual, which reads it).
+    pub fn head_of_new_stream(
+        &self,
+        stream_id: Uuid,
+        idempotency_key: Option<&str>,
+    ) -> Option<StreamHead> {
+        let read_at = self.db_clock.estimate()?;
+        Some(StreamHead {
+            stream_id,
+            version: 0,
+            hash: None,
+            stream_type: None,
+            read_at,
+            key: self.protection.as_ref().map(|_| KeyState::Absent),
+            idempotency_key: idempotency_key.map(str::to_owned),
+            stored: None,
+            assumed_new: true,
+        })
     }
 
     /// Reads one stream up to and including `through_version`, as projectors see events (personal
