@@ -220,3 +220,98 @@ async fn a_new_persons_referral_at_an_id_in_use_is_answered_as_the_loaded_record
     assert_eq!(crate::support::stream_len(&store, client.0).await, 2);
     assert_chains_hold(&db, 2, 1).await;
 }
+
+/// Appends a registration to each of `streams`, all at once, each after a head assumed new
+/// (keyed by its index when `keyed`).
+async fn register_all_at_once(
+    store: &eventstore::EventStore,
+    streams: &[Uuid],
+    keyed: bool,
+) -> Vec<(
+    eventstore::AppendRequest,
+    Result<eventstore::AppendResult, StoreError>,
+)> {
+    let appends = streams.iter().enumerate().map(|(i, stream)| {
+        let mut append = request(*stream, ExpectedVersion::NoStream, vec![registration()]);
+        append.idempotency_key = keyed.then(|| format!("intake-{i}"));
+        let head = store
+            .head_of_new_stream(*stream, append.idempotency_key.as_deref())
+            .expect("a fresh reading");
+        async move { (append.clone(), store.append_after(append, head).await) }
+    });
+    futures_util::future::join_all(appends).await
+}
+
+#[tokio::test]
+async fn new_streams_appended_at_once_share_a_statement_and_each_gets_its_own_answer() {
+    let (db, store) = store_with_db(8).await;
+    let admin = db.admin_client().await;
+    let existing = Uuid::new_v4();
+    append(
+        &store,
+        existing,
+        ExpectedVersion::NoStream,
+        vec![contact(1)],
+    )
+    .await;
+    store
+        .read_stream_for_append(Uuid::new_v4(), None)
+        .await
+        .expect("a load reads the clock");
+
+    // Twenty-four new people at once: written together, fewer transactions than appends.
+    let streams: Vec<Uuid> = (0..24).map(|_| Uuid::new_v4()).collect();
+    let answers = register_all_at_once(&store, &streams, true).await;
+    for (append, answer) in &answers {
+        let appended = answer.as_ref().expect("a new stream");
+        assert_eq!(appended.stream_id, append.stream_id);
+        assert_eq!(appended.stream_version, 1);
+        assert_eq!(appended.events[0].event_id, append.events[0].event_id);
+    }
+    let transactions: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(DISTINCT transaction_id) FROM events WHERE stream_id = ANY($1)",
+        &[&streams],
+    )
+    .await;
+    assert!(
+        transactions < 24,
+        "{transactions} transactions for 24 appends"
+    );
+    // Each keyed append's result was stored with it, as the one-append statement stores it.
+    for (append, answer) in answers {
+        let again = store.append(append).await.expect("a retry");
+        assert!(again.replayed);
+        assert_eq!(again.events, answer.expect("appended").events);
+    }
+
+    // A batch in which one stream exists after all: that one is a conflict and writes
+    // nothing; every other is written, each alone.
+    let mut streams: Vec<Uuid> = (0..12).map(|_| Uuid::new_v4()).collect();
+    streams.insert(5, existing);
+    let answers = register_all_at_once(&store, &streams, false).await;
+    for (append, answer) in &answers {
+        if append.stream_id == existing {
+            assert!(
+                matches!(answer, Err(StoreError::Conflict { actual: 1, .. })),
+                "{answer:?}"
+            );
+        } else {
+            assert_eq!(answer.as_ref().expect("a new stream").stream_version, 1);
+        }
+    }
+    assert_eq!(
+        store
+            .read_stream(existing, 1, None)
+            .await
+            .expect("read")
+            .len(),
+        1
+    );
+    // Every chain holds, every personal field is sealed and opens.
+    assert_chains_hold(&db, 1 + 24 + 12, 1 + 24 + 12).await;
+    for stream in streams.iter().filter(|s| **s != existing) {
+        let read = store.read_stream(*stream, 1, None).await.expect("read");
+        assert_eq!(read[0].payload["personal"]["given_name"], "Maggie");
+    }
+}

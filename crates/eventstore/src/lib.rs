@@ -15,6 +15,7 @@
 
 pub mod anchor;
 mod append;
+mod batch;
 mod bulk;
 mod clock;
 mod error;
@@ -62,6 +63,8 @@ pub struct EventStore {
     lookup_key: Arc<tokio::sync::OnceCell<zeroize::Zeroizing<[u8; 32]>>>,
     /// The database's clock as last read (see `clock`).
     db_clock: Arc<clock::DbClock>,
+    /// New streams' first appends waiting to be written together (see `batch`).
+    new_streams: Arc<batch::NewStreams>,
 }
 
 impl EventStore {
@@ -76,6 +79,7 @@ impl EventStore {
             protection: None,
             lookup_key: Arc::new(tokio::sync::OnceCell::new()),
             db_clock: Arc::new(clock::DbClock::default()),
+            new_streams: Arc::new(batch::NewStreams::default()),
         }
     }
 

@@ -1,0 +1,340 @@
+//! New streams' first appends, written together.
+//!
+//! A statement costs PostgreSQL far more than the rows it inserts: on this project's 2-core
+//! machine, one statement inserting sixteen event rows took about a quarter of the time of
+//! eight statements inserting two each (BENCHMARKS.md). So the first append of a new stream
+//! (a new person's referral, `EventStore::head_of_new_stream`), which reads nothing before it
+//! writes, does not take a connection and send its own statement: it joins a queue, and a few
+//! writer tasks each take everything waiting (up to [`MOST`] appends) and insert it in one
+//! statement, one transaction. While one statement runs the next batch gathers, so a single
+//! caller waits for nothing and many share a statement and a commit.
+//!
+//! All or nothing: if the statement fails for any reason (a stream that exists after all,
+//! a racing data key or idempotency key, a payload the database refuses, a lost connection),
+//! nothing of it was written, and each append of the batch is then written alone, as any
+//! other append is, so that each gets its own answer. A writer task runs to the end whatever
+//! happens to the callers waiting on it (a caller that goes away cannot cancel a statement
+//! others are waiting on), and one that fails hands its queue to the next.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::append::{Insert, Inserted, insert_one};
+use crate::{AppendedEvent, EventStore, StoreError};
+
+/// The most appends one statement takes.
+pub(crate) const MOST: usize = 64;
+
+/// The most statements in flight at once (each on a pooled connection).
+pub(crate) const WRITERS: usize = 4;
+
+/// Every event of the batch, then each keyed stream's idempotency row, each new data key and
+/// each lookup tag: one statement (autocommit, so one transaction). The stored idempotency
+/// result is the same JSON the one-append statement stores.
+const INSERT_MANY_SQL: &str = "\
+WITH inserted AS (
+    INSERT INTO events (
+        event_id, stream_id, stream_type, stream_version, event_type, schema_version, payload,
+        actor_id, actor_role, organisation_id, correlation_id, causation_id, idempotency_key,
+        occurred_at, recorded_at, hash)
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::text[],
+        $6::int[], $7::jsonb[], $8::uuid[], $9::text[], $10::uuid[], $11::uuid[], $12::uuid[],
+        $13::text[], $14::timestamptz[], $15::timestamptz[], $16::bytea[])
+    RETURNING event_id, stream_id, stream_version, position
+), key AS (
+    INSERT INTO idempotency_keys (stream_id, idempotency_key, fingerprint, result)
+    SELECT k.stream_id, k.idempotency_key, k.fingerprint, jsonb_build_object(
+        'stream_id', k.stream_id,
+        'stream_version', k.stream_version,
+        'events', (SELECT jsonb_agg(jsonb_build_object(
+            'event_id', i.event_id, 'stream_version', i.stream_version, 'position', i.position)
+            ORDER BY i.stream_version) FROM inserted AS i WHERE i.stream_id = k.stream_id))
+    FROM unnest($17::uuid[], $18::text[], $19::bytea[], $20::bigint[])
+        AS k(stream_id, idempotency_key, fingerprint, stream_version)
+), new_key AS (
+    INSERT INTO subject_keys (subject_id, wrapped_key, master_key_id)
+    SELECT * FROM unnest($21::uuid[], $22::bytea[], $23::text[])
+), add_lookups AS (
+    INSERT INTO stream_lookups (tag, stream_id)
+    SELECT * FROM unnest($24::bytea[], $25::uuid[])
+    ON CONFLICT DO NOTHING
+)
+SELECT event_id, stream_id, stream_version, position FROM inserted";
+
+/// The queue, and how many writer tasks are working it.
+#[derive(Default)]
+pub(crate) struct NewStreams {
+    state: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Job>,
+    writers: usize,
+}
+
+struct Job {
+    insert: Insert,
+    reply: oneshot::Sender<Result<Inserted, StoreError>>,
+}
+
+impl NewStreams {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl EventStore {
+    /// Inserts a new stream's first append with whatever others are waiting (see the module).
+    /// A writer that went away before answering is answered as a race: the caller then reads
+    /// the stream, which tells whether the append was written.
+    pub(crate) async fn insert_new_stream(&self, insert: Insert) -> Result<Inserted, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let start_writer = {
+            let mut queue = self.new_streams.lock();
+            queue.waiting.push(Job { insert, reply });
+            let start = queue.writers < WRITERS;
+            if start {
+                queue.writers += 1;
+            }
+            start
+        };
+        if start_writer {
+            let store = self.clone();
+            tokio::spawn(async move { store.write_new_streams().await });
+        }
+        answer.await.unwrap_or(Ok(Inserted::Raced))
+    }
+
+    /// A writer task: takes everything waiting and writes it, until nothing waits.
+    async fn write_new_streams(self) {
+        let mut guard = WriterGuard {
+            store: Some(self.clone()),
+        };
+        loop {
+            let jobs: Vec<Job> = {
+                let mut queue = self.new_streams.lock();
+                if queue.waiting.is_empty() {
+                    // Under the lock that a caller pushes under: a job pushed after this sees
+                    // one writer fewer and starts its own.
+                    queue.writers -= 1;
+                    guard.store = None;
+                    return;
+                }
+                let take = queue.waiting.len().min(MOST);
+                queue.waiting.drain(..take).collect()
+            };
+            self.write_batch(jobs).await;
+        }
+    }
+
+    async fn write_batch(&self, jobs: Vec<Job>) {
+        if jobs.len() > 1 {
+            match self.insert_many(&jobs).await {
+                Ok(mut written) => {
+                    for job in jobs {
+                        // Every stream of the batch has its rows (else the statement failed).
+                        let answer = match written.remove(&job.insert.stream_id) {
+                            Some(rows) => Inserted::Rows(rows),
+                            None => Inserted::Raced,
+                        };
+                        let _ = job.reply.send(Ok(answer));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, appends = jobs.len(),
+                        "a batch of new streams was refused whole; writing each alone");
+                }
+            }
+        }
+        for job in jobs {
+            let answer = match self.pool.get().await {
+                Ok(client) => insert_one(&client, &job.insert).await,
+                Err(e) => Err(e.into()),
+            };
+            let _ = job.reply.send(answer);
+        }
+    }
+
+    async fn insert_many(
+        &self,
+        jobs: &[Job],
+    ) -> Result<HashMap<Uuid, Vec<AppendedEvent>>, StoreError> {
+        let events: usize = jobs.iter().map(|job| job.insert.ids.len()).sum();
+        let mut e = Columns::with_capacity(events);
+        let mut keys = KeyColumns::default();
+        let mut data_keys = DataKeyColumns::default();
+        let (mut tags, mut tagged): (Vec<&[u8]>, Vec<Uuid>) = (Vec::new(), Vec::new());
+        for job in jobs {
+            let insert = &job.insert;
+            // Only a new stream's first append comes here: no erasure, no tags to drop.
+            debug_assert!(!insert.shred);
+            let metadata = &insert.metadata;
+            for i in 0..insert.ids.len() {
+                e.event_id.push(insert.ids[i]);
+                e.stream_id.push(insert.stream_id);
+                e.stream_type.push(insert.stream_type.as_str());
+                e.stream_version.push(insert.versions[i]);
+                e.event_type.push(insert.types[i].as_str());
+                e.schema_version.push(insert.schema_versions[i]);
+                e.payload.push(&insert.payloads[i]);
+                e.actor_id.push(metadata.actor_id);
+                e.actor_role.push(metadata.actor_role.as_str());
+                e.organisation_id.push(metadata.organisation_id);
+                e.correlation_id.push(metadata.correlation_id);
+                e.causation_id.push(metadata.causation_id);
+                e.idempotency_key.push(insert.key.as_deref());
+                e.occurred_at.push(metadata.occurred_at);
+                e.recorded_at.push(insert.recorded_at);
+                e.hash.push(insert.hashes[i].as_slice());
+            }
+            if let Some(key) = &insert.key {
+                keys.stream_id.push(insert.stream_id);
+                keys.key.push(key.as_str());
+                keys.fingerprint.push(insert.fingerprint.as_slice());
+                keys.stream_version.push(insert.stream_version);
+            }
+            if let (Some(wrapped), Some(master)) = (&insert.new_key, &insert.master_key_id) {
+                data_keys.subject_id.push(insert.stream_id);
+                data_keys.wrapped.push(wrapped.as_slice());
+                data_keys.master_key_id.push(master.as_str());
+            }
+            for tag in insert.lookups.iter().flatten() {
+                tags.push(tag.as_slice());
+                tagged.push(insert.stream_id);
+            }
+        }
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(INSERT_MANY_SQL).await?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 25] = [
+            &e.event_id,
+            &e.stream_id,
+            &e.stream_type,
+            &e.stream_version,
+            &e.event_type,
+            &e.schema_version,
+            &e.payload,
+            &e.actor_id,
+            &e.actor_role,
+            &e.organisation_id,
+            &e.correlation_id,
+            &e.causation_id,
+            &e.idempotency_key,
+            &e.occurred_at,
+            &e.recorded_at,
+            &e.hash,
+            &keys.stream_id,
+            &keys.key,
+            &keys.fingerprint,
+            &keys.stream_version,
+            &data_keys.subject_id,
+            &data_keys.wrapped,
+            &data_keys.master_key_id,
+            &tags,
+            &tagged,
+        ];
+        let rows = client.query(&statement, &params).await?;
+        let mut written: HashMap<Uuid, Vec<AppendedEvent>> = HashMap::with_capacity(jobs.len());
+        for row in rows {
+            written.entry(row.get(1)).or_default().push(AppendedEvent {
+                event_id: row.get(0),
+                stream_version: row.get(2),
+                position: row.get(3),
+            });
+        }
+        Ok(written)
+    }
+}
+
+/// A writer task that stops without emptying the queue (it panicked, or its runtime is
+/// shutting down) gives its place up, and starts another writer if appends are waiting.
+struct WriterGuard {
+    store: Option<EventStore>,
+}
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        let Some(store) = self.store.take() else {
+            return;
+        };
+        let waiting = {
+            let mut queue = store.new_streams.lock();
+            queue.writers -= 1;
+            let waiting = !queue.waiting.is_empty();
+            if waiting {
+                queue.writers += 1;
+            }
+            waiting
+        };
+        if waiting {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(async move { store.write_new_streams().await });
+                }
+                Err(_) => store.new_streams.lock().writers -= 1,
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Columns<'a> {
+    event_id: Vec<Uuid>,
+    stream_id: Vec<Uuid>,
+    stream_type: Vec<&'a str>,
+    stream_version: Vec<i64>,
+    event_type: Vec<&'a str>,
+    schema_version: Vec<i32>,
+    payload: Vec<&'a serde_json::Value>,
+    actor_id: Vec<Uuid>,
+    actor_role: Vec<&'a str>,
+    organisation_id: Vec<Uuid>,
+    correlation_id: Vec<Uuid>,
+    causation_id: Vec<Option<Uuid>>,
+    idempotency_key: Vec<Option<&'a str>>,
+    occurred_at: Vec<chrono::DateTime<chrono::Utc>>,
+    recorded_at: Vec<chrono::DateTime<chrono::Utc>>,
+    hash: Vec<&'a [u8]>,
+}
+
+impl Columns<'_> {
+    fn with_capacity(n: usize) -> Self {
+        Columns {
+            event_id: Vec::with_capacity(n),
+            stream_id: Vec::with_capacity(n),
+            stream_type: Vec::with_capacity(n),
+            stream_version: Vec::with_capacity(n),
+            event_type: Vec::with_capacity(n),
+            schema_version: Vec::with_capacity(n),
+            payload: Vec::with_capacity(n),
+            actor_id: Vec::with_capacity(n),
+            actor_role: Vec::with_capacity(n),
+            organisation_id: Vec::with_capacity(n),
+            correlation_id: Vec::with_capacity(n),
+            causation_id: Vec::with_capacity(n),
+            idempotency_key: Vec::with_capacity(n),
+            occurred_at: Vec::with_capacity(n),
+            recorded_at: Vec::with_capacity(n),
+            hash: Vec::with_capacity(n),
+        }
+    }
+}
+
+#[derive(Default)]
+struct KeyColumns<'a> {
+    stream_id: Vec<Uuid>,
+    key: Vec<&'a str>,
+    fingerprint: Vec<&'a [u8]>,
+    stream_version: Vec<i64>,
+}
+
+#[derive(Default)]
+struct DataKeyColumns<'a> {
+    subject_id: Vec<Uuid>,
+    wrapped: Vec<&'a [u8]>,
+    master_key_id: Vec<&'a str>,
+}
