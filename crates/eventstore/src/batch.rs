@@ -103,10 +103,24 @@ impl EventStore {
             start
         };
         if start_writer {
-            let store = self.clone();
-            tokio::spawn(async move { store.write_new_streams().await });
+            self.clone().spawn_writer();
         }
         answer.await.unwrap_or(Ok(Inserted::Raced))
+    }
+
+    /// Starts a writer task (counted in `writers` by its caller) on the store's runtime, or,
+    /// for a store made outside one, on the caller's.
+    /// Outside any runtime (a writer dropped after its runtime went) no writer can start: its
+    /// place is given up, and the next append starts one.
+    fn spawn_writer(self) {
+        match self
+            .runtime
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok())
+        {
+            Some(runtime) => drop(runtime.spawn(async move { self.write_new_streams().await })),
+            None => self.new_streams.lock().writers -= 1,
+        }
     }
 
     /// A writer task: takes everything waiting and writes it, until nothing waits.
@@ -271,12 +285,7 @@ impl Drop for WriterGuard {
             waiting
         };
         if waiting {
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    runtime.spawn(async move { store.write_new_streams().await });
-                }
-                Err(_) => store.new_streams.lock().writers -= 1,
-            }
+            store.spawn_writer();
         }
     }
 }

@@ -65,6 +65,9 @@ pub struct EventStore {
     db_clock: Arc<clock::DbClock>,
     /// New streams' first appends waiting to be written together (see `batch`).
     new_streams: Arc<batch::NewStreams>,
+    /// The runtime the store was made on (`serve`'s main one), where the batch writers run:
+    /// not an HTTP worker's, which stops before the process does.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl EventStore {
@@ -80,6 +83,7 @@ impl EventStore {
             lookup_key: Arc::new(tokio::sync::OnceCell::new()),
             db_clock: Arc::new(clock::DbClock::default()),
             new_streams: Arc::new(batch::NewStreams::default()),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
