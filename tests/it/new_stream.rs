@@ -1,6 +1,7 @@
-//! A new record's first append, read from nothing (`EventStore::head_of_new_stream`): one
-//! statement, recorded by the database's clock as last read, sealed and chained like any other;
-//! and, on a stream that exists after all, nothing written and nothing replayed.
+//! A new record's first append, read from nothing (`EventStore::head_of_new_stream`): written
+//! with others waiting in one statement, recorded by the database's clock read after it was
+//! asked for, sealed and chained like any other; and, on a stream that exists after all,
+//! nothing written and nothing replayed.
 
 use eventstore::{ExpectedVersion, StoreError};
 use serde_json::json;
@@ -23,19 +24,10 @@ fn registration() -> eventstore::NewEvent {
 async fn a_new_streams_first_append_reads_nothing_and_is_sealed_chained_and_kept_for_retries() {
     let (db, store) = store_with_db(4).await;
     let stream = Uuid::new_v4();
-    // No reading of the database's clock yet: the caller must load as usual.
-    assert!(store.head_of_new_stream(stream, None).is_none());
     let admin = db.admin_client().await;
     let before: chrono::DateTime<chrono::Utc> =
         testkit::query_value(&admin, "SELECT now()", &[]).await;
-    // Any load reads the clock.
-    store
-        .read_stream_for_append(Uuid::new_v4(), None)
-        .await
-        .expect("a load");
-    let head = store
-        .head_of_new_stream(stream, Some("intake-1"))
-        .expect("the clock was read a moment ago");
+    let head = store.head_of_new_stream(stream, Some("intake-1"));
     assert_eq!(head.version(), 0);
 
     let mut first = request(stream, ExpectedVersion::NoStream, vec![registration()]);
@@ -49,8 +41,8 @@ async fn a_new_streams_first_append_reads_nothing_and_is_sealed_chained_and_kept
     let after: chrono::DateTime<chrono::Utc> =
         testkit::query_value(&admin, "SELECT now()", &[]).await;
 
-    // Recorded by the database's clock: never before the reading, never after the database's
-    // clock when the append had returned.
+    // Recorded by the database's clock: after the moment before it was asked for, and not
+    // after the moment it had returned.
     let recorded: chrono::DateTime<chrono::Utc> = testkit::query_value(
         &admin,
         "SELECT recorded_at FROM events WHERE stream_id = $1",
@@ -89,17 +81,10 @@ async fn an_assumed_new_head_on_a_stream_that_exists_writes_nothing_and_replays_
     let mut keyed = request(stream, ExpectedVersion::NoStream, vec![contact(1)]);
     keyed.idempotency_key = Some("k".to_owned());
     let first = store.append(keyed.clone()).await.expect("the first append");
-    // Reads the clock.
-    let (_, _) = store
-        .read_stream_for_append(Uuid::new_v4(), None)
-        .await
-        .expect("a load");
 
     // The same keyed request, from a head assumed new: a conflict, not the stored result (the
     // caller has authorised nothing against the record as it is).
-    let head = store
-        .head_of_new_stream(stream, Some("k"))
-        .expect("a fresh reading");
+    let head = store.head_of_new_stream(stream, Some("k"));
     // (Decided again, so with new event ids, as a command's retry is.)
     let mut retry = keyed.clone();
     retry.events = vec![contact(1)];
@@ -119,9 +104,7 @@ async fn an_assumed_new_head_on_a_stream_that_exists_writes_nothing_and_replays_
         "{err:?}"
     );
     // Another request at the same id: a conflict too, and nothing written by either.
-    let head = store
-        .head_of_new_stream(stream, None)
-        .expect("a fresh reading");
+    let head = store.head_of_new_stream(stream, None);
     let err = store
         .append_after(
             request(stream, ExpectedVersion::NoStream, vec![registration()]),
@@ -139,12 +122,6 @@ async fn an_assumed_new_head_on_a_stream_that_exists_writes_nothing_and_replays_
     assert_chains_hold(&db, 1, 1).await;
     // Appending after it as usual still works.
     append(&store, stream, ExpectedVersion::Exact(1), vec![contact(2)]).await;
-}
-
-/// Whether `cases`' store would take a new record's first append without loading: its
-/// reading of the database's clock is fresh.
-fn reads_nothing_first(store: &eventstore::EventStore) -> bool {
-    store.head_of_new_stream(Uuid::new_v4(), None).is_some()
 }
 
 #[tokio::test]
@@ -168,13 +145,8 @@ async fn a_new_persons_referral_at_an_id_in_use_is_answered_as_the_loaded_record
         idempotency_key: Some("referral-1".to_owned()),
         ..CommandOptions::default()
     };
-    store
-        .read_stream_for_append(Uuid::new_v4(), None)
-        .await
-        .expect("a load reads the clock");
-
-    // A new person: written without a load.
-    assert!(reads_nothing_first(&store));
+    // A new person: written without a load, by the batch writer.
+    let written = store.new_streams_written();
     let first_referral = ReferralId(Uuid::new_v4());
     let first = cases
         .execute(
@@ -187,9 +159,9 @@ async fn a_new_persons_referral_at_an_id_in_use_is_answered_as_the_loaded_record
         .expect("a new person's referral");
     assert!(!first.replayed);
     assert_eq!(first.stream_version, 2);
+    assert_eq!(store.new_streams_written(), written + 1);
 
     // The same request again: its first result (the record is loaded and the key found).
-    assert!(reads_nothing_first(&store));
     let again = cases
         .execute(
             client,
@@ -201,9 +173,9 @@ async fn a_new_persons_referral_at_an_id_in_use_is_answered_as_the_loaded_record
         .expect("a retry");
     assert!(again.replayed);
     assert_eq!(again.events, first.events);
+    assert_eq!(store.new_streams_written(), written + 1);
 
     // Another new-person referral at the same id: refused as the loaded record decides.
-    assert!(reads_nothing_first(&store));
     let refused = cases
         .execute(
             client,
@@ -218,7 +190,15 @@ async fn a_new_persons_referral_at_an_id_in_use_is_answered_as_the_loaded_record
         "{refused:?}"
     );
     assert_eq!(crate::support::stream_len(&store, client.0).await, 2);
+    assert_eq!(store.new_streams_written(), written + 1);
     assert_chains_hold(&db, 2, 1).await;
+}
+
+/// A lookup tag standing for `stream`'s NHS number.
+fn tag_of(stream: Uuid) -> [u8; 32] {
+    let mut tag = [7; 32];
+    tag[..16].copy_from_slice(stream.as_bytes());
+    tag
 }
 
 /// Appends a registration to each of `streams`, all at once, each after a head assumed new
@@ -234,9 +214,9 @@ async fn register_all_at_once(
     let appends = streams.iter().enumerate().map(|(i, stream)| {
         let mut append = request(*stream, ExpectedVersion::NoStream, vec![registration()]);
         append.idempotency_key = keyed.then(|| format!("intake-{i}"));
-        let head = store
-            .head_of_new_stream(*stream, append.idempotency_key.as_deref())
-            .expect("a fresh reading");
+        // Each found later by a tag of its own.
+        append.lookups = Some(vec![tag_of(*stream)]);
+        let head = store.head_of_new_stream(*stream, append.idempotency_key.as_deref());
         async move { (append.clone(), store.append_after(append, head).await) }
     });
     futures_util::future::join_all(appends).await
@@ -254,10 +234,6 @@ async fn new_streams_appended_at_once_share_a_statement_and_each_gets_its_own_an
         vec![contact(1)],
     )
     .await;
-    store
-        .read_stream_for_append(Uuid::new_v4(), None)
-        .await
-        .expect("a load reads the clock");
 
     // Twenty-four new people at once: written together, fewer transactions than appends.
     let streams: Vec<Uuid> = (0..24).map(|_| Uuid::new_v4()).collect();
@@ -308,10 +284,68 @@ async fn new_streams_appended_at_once_share_a_statement_and_each_gets_its_own_an
             .len(),
         1
     );
-    // Every chain holds, every personal field is sealed and opens.
+    // Every chain holds, every personal field is sealed and opens, every tag finds its
+    // stream, and the existing stream took no tag.
     assert_chains_hold(&db, 1 + 24 + 12, 1 + 24 + 12).await;
     for stream in streams.iter().filter(|s| **s != existing) {
         let read = store.read_stream(*stream, 1, None).await.expect("read");
         assert_eq!(read[0].payload["personal"]["given_name"], "Maggie");
+        assert_eq!(
+            store
+                .streams_tagged(&tag_of(*stream))
+                .await
+                .expect("tagged"),
+            [*stream]
+        );
+    }
+    assert!(
+        store
+            .streams_tagged(&tag_of(existing))
+            .await
+            .expect("tagged")
+            .is_empty()
+    );
+
+    // A store that seals nothing writes no data keys, and the same way.
+    let unsealed = eventstore::EventStore::new(db.app_pool(4), app::upcasters());
+    let streams: Vec<Uuid> = (0..8).map(|_| Uuid::new_v4()).collect();
+    for (_, answer) in register_all_at_once(&unsealed, &streams, false).await {
+        assert_eq!(answer.expect("a new stream").stream_version, 1);
+    }
+    assert_eq!(unsealed.new_streams_written(), 8);
+    let keys: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(*) FROM subject_keys WHERE subject_id = ANY($1)",
+        &[&streams],
+    )
+    .await;
+    assert_eq!(keys, 0);
+    assert_chains_hold(&db, 1 + 24 + 12 + 8, 1 + 24 + 12 + 8).await;
+}
+
+#[tokio::test]
+async fn a_new_stream_asked_for_after_a_moment_is_recorded_after_it() {
+    // What "as known at" views rest on: a reader that took the database's clock before an
+    // append was asked for never sees that append as known by then.
+    let (db, store) = store_with_db(4).await;
+    let admin = db.admin_client().await;
+    for _ in 0..20 {
+        let moment: chrono::DateTime<chrono::Utc> =
+            testkit::query_value(&admin, "SELECT now()", &[]).await;
+        let stream = Uuid::new_v4();
+        store
+            .append_after(
+                request(stream, ExpectedVersion::NoStream, vec![registration()]),
+                store.head_of_new_stream(stream, None),
+            )
+            .await
+            .expect("a new stream");
+        let recorded: chrono::DateTime<chrono::Utc> = testkit::query_value(
+            &admin,
+            "SELECT recorded_at FROM events WHERE stream_id = $1",
+            &[&stream],
+        )
+        .await;
+        assert!(moment < recorded, "{moment} < {recorded}");
     }
 }

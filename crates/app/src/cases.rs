@@ -430,10 +430,10 @@ impl CaseService {
             client: Some(_), ..
         } = command
             && options.expected_version.unwrap_or(0) == 0
-            && let Some(head) = self
-                .store
-                .head_of_new_stream(client_id.0, options.idempotency_key.as_deref())
         {
+            let head = self
+                .store
+                .head_of_new_stream(client_id.0, options.idempotency_key.as_deref());
             let decided = self
                 .decide_and_append(
                     client_id,

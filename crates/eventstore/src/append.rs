@@ -273,9 +273,7 @@ impl EventStore {
             },
             None => {
                 let connection = client.insert(self.pool.get().await?);
-                let head = read_head(connection, request, protection).await?;
-                self.db_clock.observe(head.now);
-                head
+                read_head(connection, request, protection).await?
             }
         };
         // A stream without a data key gets a fresh one, stored by the insert statement itself:
@@ -381,7 +379,6 @@ impl EventStore {
                 .as_ref()
                 .map(|tags| tags.iter().map(|tag| tag.to_vec()).collect()),
         };
-        let mut prev = last_hash.unwrap_or_else(|| GENESIS.to_vec());
         for (i, event) in request.events.iter().enumerate() {
             let mut payload = event.payload.clone();
             if let (Some(protection), Some(data_key)) = (protection, &data_key) {
@@ -393,37 +390,23 @@ impl EventStore {
                     &mut payload,
                 )?;
             }
-            let version = actual + 1 + i as i64;
-            let digest = hash::event_hash(
-                &prev,
-                &HashInput {
-                    event_id: event.event_id,
-                    stream_id: request.stream_id,
-                    stream_type: &request.stream_type,
-                    stream_version: version,
-                    event_type: &event.event_type,
-                    schema_version: event.schema_version,
-                    payload: &payload,
-                    metadata,
-                    idempotency_key: key,
-                    recorded_at: now,
-                },
-            );
-            prev = digest.to_vec();
             insert.ids.push(event.event_id);
-            insert.versions.push(version);
+            insert.versions.push(actual + 1 + i as i64);
             insert.types.push(event.event_type.clone());
             insert.schema_versions.push(event.schema_version);
             insert.payloads.push(payload);
-            insert.hashes.push(digest.to_vec());
         }
+        let prev = last_hash.unwrap_or_else(|| GENESIS.to_vec());
 
         // A new stream's first append (not an erasure) is written with whatever other new
         // streams' are waiting, in one statement (`batch`); any other, here, alone.
+        // Its `recorded_at` and hashes are the batch writer's to set, from the database's
+        // clock read after the append joined the queue.
         let inserted = if assumed_new && !shred {
             drop(client);
             self.insert_new_stream(insert).await?
         } else {
+            insert.chain(prev, now);
             let connection = match client {
                 Some(connection) => connection,
                 None => self.pool.get().await?,
@@ -437,8 +420,11 @@ impl EventStore {
         };
         events.sort_by_key(|e| e.stream_version);
         // Wake subscribers only now that the events are committed (see the migration's note),
-        // through the store's notifier: one NOTIFY for every append since its last.
-        self.notifier.committed();
+        // through the store's notifier: one NOTIFY for every append since its last (a batch
+        // writer has woken them already).
+        if !assumed_new {
+            self.notifier.committed();
+        }
         Ok(Attempt::Done(AppendResult {
             stream_id: request.stream_id,
             stream_version: actual + n as i64,
@@ -469,6 +455,34 @@ pub(crate) struct Insert {
     pub(crate) master_key_id: Option<String>,
     /// The stream's lookup tags, replacing its others; `None` leaves them as they are.
     pub(crate) lookups: Option<Vec<Vec<u8>>>,
+}
+
+impl Insert {
+    /// Stamps every event `recorded_at` and chains its hash after `prev` (the stream's last
+    /// hash, or the genesis hash for a new stream).
+    pub(crate) fn chain(&mut self, mut prev: Vec<u8>, recorded_at: DateTime<Utc>) {
+        self.recorded_at = recorded_at;
+        self.hashes.clear();
+        for i in 0..self.ids.len() {
+            let digest = hash::event_hash(
+                &prev,
+                &HashInput {
+                    event_id: self.ids[i],
+                    stream_id: self.stream_id,
+                    stream_type: &self.stream_type,
+                    stream_version: self.versions[i],
+                    event_type: &self.types[i],
+                    schema_version: self.schema_versions[i],
+                    payload: &self.payloads[i],
+                    metadata: &self.metadata,
+                    idempotency_key: self.key.as_deref(),
+                    recorded_at,
+                },
+            );
+            prev = digest.to_vec();
+            self.hashes.push(digest.to_vec());
+        }
+    }
 }
 
 /// What an insert came to.

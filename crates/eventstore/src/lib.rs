@@ -17,7 +17,6 @@ pub mod anchor;
 mod append;
 mod batch;
 mod bulk;
-mod clock;
 mod error;
 mod hash;
 mod lookup;
@@ -61,8 +60,6 @@ pub struct EventStore {
     protection: Option<Arc<Protection>>,
     /// The lookup key, unwrapped on first use (see `lookup`).
     lookup_key: Arc<tokio::sync::OnceCell<zeroize::Zeroizing<[u8; 32]>>>,
-    /// The database's clock as last read (see `clock`).
-    db_clock: Arc<clock::DbClock>,
     /// New streams' first appends waiting to be written together (see `batch`).
     new_streams: Arc<batch::NewStreams>,
     /// The runtime the store was made on (`serve`'s main one), where the batch writers run:
@@ -81,7 +78,6 @@ impl EventStore {
             access: None,
             protection: None,
             lookup_key: Arc::new(tokio::sync::OnceCell::new()),
-            db_clock: Arc::new(clock::DbClock::default()),
             new_streams: Arc::new(batch::NewStreams::default()),
             runtime: tokio::runtime::Handle::try_current().ok(),
         }

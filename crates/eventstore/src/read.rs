@@ -266,37 +266,31 @@ impl EventStore {
             stored: stored.map(|fingerprint| (fingerprint, head_row.get(5))),
             assumed_new: false,
         };
-        self.db_clock.observe(head.read_at);
         Ok((events, head))
     }
 
     /// The head of a stream its caller believes has no events yet, for a new record's first
-    /// append, read from nothing: version 0, no data key, no stored result, and the database's
-    /// clock carried forward from this store's last reading (see `clock`). Handed to
-    /// [`EventStore::append_after`] with [`crate::ExpectedVersion::NoStream`], the append is one
-    /// statement; if the stream (or its data key, or its idempotency key) exists after all, the
-    /// statement writes nothing and the append answers [`StoreError::Conflict`] at once, with no
-    /// retry and no stored result: the caller then loads the stream and decides again as usual.
-    ///
-    /// `None` when this store has not read the database's clock lately (the caller loads as
-    /// usual, which reads it).
-    pub fn head_of_new_stream(
-        &self,
-        stream_id: Uuid,
-        idempotency_key: Option<&str>,
-    ) -> Option<StreamHead> {
-        let read_at = self.db_clock.estimate()?;
-        Some(StreamHead {
+    /// append, read from nothing: version 0, no data key, no stored result. Handed to
+    /// [`EventStore::append_after`] with [`crate::ExpectedVersion::NoStream`], the append reads
+    /// nothing first and joins whatever other new streams' first appends are waiting, written
+    /// together in one statement (see `batch`: `recorded_at` is the database's clock, read by
+    /// the writer after the append joined the queue). If the stream (or its data key, or its
+    /// idempotency key) exists after all, the append writes nothing and answers
+    /// [`StoreError::Conflict`] at once, with no retry and no stored result: the caller then
+    /// loads the stream and decides again as usual.
+    pub fn head_of_new_stream(&self, stream_id: Uuid, idempotency_key: Option<&str>) -> StreamHead {
+        StreamHead {
             stream_id,
             version: 0,
             hash: None,
             stream_type: None,
-            read_at,
+            // Not read, and not used: the batch writer stamps `recorded_at`.
+            read_at: DateTime::<Utc>::UNIX_EPOCH,
             key: self.protection.as_ref().map(|_| KeyState::Absent),
             idempotency_key: idempotency_key.map(str::to_owned),
             stored: None,
             assumed_new: true,
-        })
+        }
     }
 
     /// Reads one stream up to and including `through_version`, as projectors see events (personal
