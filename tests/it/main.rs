@@ -4,6 +4,7 @@ mod anchor;
 mod bench_tasks;
 mod browser;
 mod cases;
+mod checkpoint_first;
 mod commit_durability;
 mod corrections;
 mod demo;
