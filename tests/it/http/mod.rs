@@ -13,6 +13,7 @@ mod console_names;
 mod console_oidc;
 mod console_plan;
 mod console_provider;
+mod console_stale;
 mod console_tasks;
 mod console_versions;
 mod csv_files;
