@@ -432,7 +432,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
                     @if let Some(nhs) = &p.nhs_number { (summary_row("NHS number", &domain::code(nhs))) }
                     @if let Some(phone) = &p.phone { (summary_row("Telephone", phone)) }
                 }
-                (summary_row("Link worker", &worker_name(record.link_worker_id, workers)))
+                (summary_row("Link worker", &worker_name(record.link_worker_id, workers, who)))
                 (summary_row("Contacts", &record.contacts.to_string()))
                 (summary_row("Assessments", &record.assessments.to_string()))
                 (summary_row("Onward connections", &record.connections.to_string()))
@@ -499,9 +499,12 @@ pub(crate) fn person_name(record: &ClientRecord) -> String {
     }
 }
 
-fn worker_name(id: Option<Uuid>, workers: &[WorkerLoad]) -> String {
+/// Who holds the case, by name: the viewer themself (a link worker sees only their own
+/// cases), or one of a team lead's team.
+fn worker_name(id: Option<Uuid>, workers: &[WorkerLoad], who: &ConsoleSession) -> String {
     match id {
         None => "Not assigned".to_owned(),
+        Some(id) if id == who.principal.staff_id.0 => who.name.clone(),
         Some(id) => workers
             .iter()
             .find(|w| w.link_worker_id == id)

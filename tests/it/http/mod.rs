@@ -8,6 +8,7 @@ mod console;
 mod console_admin;
 mod console_connect;
 mod console_crawl;
+mod console_link_worker;
 mod console_journey;
 mod console_names;
 mod console_oidc;
