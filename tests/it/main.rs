@@ -23,6 +23,7 @@ mod pool;
 mod privacy;
 mod projections;
 mod rebuild_all;
+mod rebuild_rollback;
 mod support;
 mod tidy;
 mod upgrade;
