@@ -321,7 +321,7 @@ impl CaseService {
         command: &CaseCommand,
         request: StaffCommand,
     ) -> Result<AppendResult, CommandError> {
-        self.execute_as_under(principal, client_id, command, request, |check| {
+        self.execute_as_under(principal, (client_id, None), command, request, |check| {
             policy::may_command(principal, check.case, command, check.replay)
         })
         .await
@@ -329,14 +329,16 @@ impl CaseService {
 
     /// [`CaseService::execute_as`] under another access rule than [`policy::may_command`], for a
     /// path the policy names on its own (a FHIR referral of a person found by NHS number,
-    /// [`policy::may_refer_known_person`]).
+    /// [`policy::may_refer_known_person`]; a referral of someone new the organisation already
+    /// holds, [`policy::may_refer_matched_person`], whose append also tags the record with
+    /// `referred_as`, [`crate::matching::referred_as_tag`]).
     ///
     /// # Errors
     /// As [`CaseService::execute_as`].
     pub(crate) async fn execute_as_under(
         &self,
         principal: &Principal,
-        client_id: ClientId,
+        (client_id, referred_as): (ClientId, Option<[u8; 32]>),
         command: &CaseCommand,
         request: StaffCommand,
         authorise: impl Fn(Authorise<'_>) -> Result<(), Denied>,
@@ -361,7 +363,7 @@ impl CaseService {
             command,
             (metadata, dating),
             options,
-            Some(principal),
+            (Some(principal), referred_as),
             authorise,
         )
         .await
@@ -394,7 +396,7 @@ impl CaseService {
             command,
             (metadata, dating),
             options,
-            None,
+            (None, None),
             authorise,
         )
         .await
@@ -406,7 +408,7 @@ impl CaseService {
         command: &CaseCommand,
         (mut metadata, dating): (Metadata, Dating),
         options: CommandOptions,
-        staff: Option<&Principal>,
+        (staff, referred_as): (Option<&Principal>, Option<[u8; 32]>),
         authorise: impl Fn(Authorise<'_>) -> Result<(), Denied>,
     ) -> Result<AppendResult, CommandError> {
         // The record, the stream's head for the append and any result stored under the key
@@ -544,15 +546,17 @@ impl CaseService {
             new_event.personal_paths = crate::privacy::personal_paths(event, &loaded.entries);
         }
         // The NHS number's lookup tag, in the append's statement, when the events register
-        // the person or correct their registration (`matching`).
+        // the person or correct their registration (`matching`); a referral of someone new that
+        // went to this record (`intake`) tags it with the id its referrer chose, the same way.
         let lookups = match command {
             CaseCommand::EraseClient(_) => None,
             _ => {
                 crate::matching::lookups_after(
                     &self.store,
                     loaded.organisation_id.unwrap_or(metadata.organisation_id),
+                    (client_id.0, &loaded),
                     &events,
-                    &loaded.entries,
+                    referred_as,
                 )
                 .await?
             }
