@@ -10,6 +10,7 @@
 //! and every record found is checked again (its organisation, not erased, the number itself).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use domain::{CaseEvent, ClientId, EventId, NhsNumber, ReferralId};
 use eventstore::{EventStore, StoreError};
@@ -176,30 +177,55 @@ pub(crate) async fn referred_as(
 /// transaction id, so it holds no reader back); it ends when `work` does, and if the caller
 /// stops waiting, the dropped transaction is rolled back, which releases the lock.
 ///
+/// A referral finding the lock held does not wait on a connection (many referrals of one
+/// number would hold the pool while the one holding the lock needs a connection for its
+/// work): it gives the connection back and tries again a moment later, for `LOCK_PATIENCE`.
+///
 /// # Errors
-/// A store failure taking the lock (`work` is not run then).
+/// A store failure taking the lock, or the lock held for longer than `LOCK_PATIENCE`
+/// ([`StoreError::Unavailable`]: answered 503, to be retried); `work` is not run then.
 pub(crate) async fn with_number_locked<T>(
     store: &EventStore,
     tag: &[u8; 32],
     work: impl std::future::Future<Output = T>,
 ) -> Result<T, StoreError> {
-    let mut client = store.pool().get().await?;
-    let transaction = client.transaction().await?;
     let key = i32::from_be_bytes([tag[0], tag[1], tag[2], tag[3]]);
-    transaction
-        .execute(
-            "SELECT pg_advisory_xact_lock($1, $2)",
-            &[&NUMBER_LOCK_CLASS, &key],
-        )
-        .await?;
-    let done = work.await;
-    // What `work` did is committed (or not) on its own connections: a failure to end this
-    // transaction changes nothing of it, and ends the session (and the lock) with it.
-    if let Err(e) = transaction.commit().await {
-        tracing::warn!(error = %e, "an NHS number's lock was not released cleanly");
+    let (mut waited, mut pause) = (Duration::ZERO, Duration::from_millis(5));
+    loop {
+        let mut client = store.pool().get().await?;
+        let transaction = client.transaction().await?;
+        let locked: bool = transaction
+            .query_one(
+                "SELECT pg_try_advisory_xact_lock($1, $2)",
+                &[&NUMBER_LOCK_CLASS, &key],
+            )
+            .await?
+            .get(0);
+        if locked {
+            let done = work.await;
+            // What `work` did is committed (or not) on its own connections: a failure to end
+            // this transaction changes nothing of it, and ends the session (and the lock).
+            if let Err(e) = transaction.commit().await {
+                tracing::warn!(error = %e, "an NHS number's lock was not released cleanly");
+            }
+            return Ok(done);
+        }
+        transaction.rollback().await?;
+        drop(client);
+        if waited >= LOCK_PATIENCE {
+            tracing::warn!("an NHS number's lock was held too long: the referral is not taken");
+            return Err(StoreError::Unavailable(
+                db::deadpool_postgres::PoolError::Timeout(db::deadpool_postgres::TimeoutType::Wait),
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        waited += pause;
+        pause = (pause * 2).min(Duration::from_millis(100));
     }
-    Ok(done)
 }
+
+/// How long a referral waits for another of the same NHS number to be taken.
+const LOCK_PATIENCE: Duration = Duration::from_secs(10);
 
 /// The first key of the advisory locks taken on NHS numbers' tags (two-key locks: none is the
 /// migrations' one-key lock).
