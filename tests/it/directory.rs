@@ -780,3 +780,72 @@ async fn search_words_follow_a_changed_service_and_a_rebuild() {
     assert!(before[0].as_array().is_some_and(|rows| rows.len() > 1000));
     assert_eq!(find("zanzibar").await.0.len(), 1);
 }
+
+/// How many rows of `directory_search_terms` `service` has.
+async fn search_terms_of(client: &tokio_postgres::Client, service: Uuid) -> i64 {
+    testkit::query_value(
+        client,
+        "SELECT count(*) FROM directory_search_terms WHERE service_id = $1",
+        &[&service],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_withdrawn_service_leaves_the_search_words_and_comes_back_when_listed_again() {
+    let (_db, store) = directory_with_named_services().await;
+    let client = store.pool().get().await.expect("a connection");
+    const ZANZIBAR: u128 = 0x2A2A;
+    let listed = service_named(ZANZIBAR, "Zanzibar Walking Club");
+    assert!(
+        import(&store, vec![listed.clone()])
+            .await
+            .rejected
+            .is_empty()
+    );
+    catch_up(&store).await;
+    let service = Uuid::from_u128(ZANZIBAR);
+    assert!(search_terms_of(&client, service).await > 0);
+    let find = async |text: &str| {
+        let query = words(text, false, 0, 100);
+        let (found, _) = search_ranked(&**client, &query, SEARCH_CANDIDATES)
+            .await
+            .expect("search");
+        let every = search_in_full(&**client, &query)
+            .await
+            .expect("every match ranked");
+        assert_eq!(ids(&found), ids(&every), "{text:?}");
+        ids(&found)
+    };
+    assert_eq!(find("zanzibar").await, [service]);
+    assert!(find("walking club").await.contains(&service));
+
+    // Withdrawn (defunct at source): its words go with it, and no search finds it; the others
+    // are found as before.
+    let mut defunct = listed.clone();
+    defunct["status"] = json!("defunct");
+    let report = import(&store, vec![defunct]).await;
+    assert_eq!(report.withdrawn, [service]);
+    catch_up(&store).await;
+    assert_eq!(search_terms_of(&client, service).await, 0);
+    assert_eq!(find("zanzibar").await, Vec::<Uuid>::new());
+    let walking = find("walking club").await;
+    assert!(!walking.is_empty() && !walking.contains(&service));
+    let broad = find("lonely older people").await;
+    assert_eq!(broad[0], Uuid::from_u128(ALL_WORDS));
+    let terms: i64 = testkit::query_value(
+        &client,
+        "SELECT count(*) FROM directory_search_terms t JOIN directory_services d USING (service_id) \
+         WHERE d.withdrawn",
+        &[],
+    )
+    .await;
+    assert_eq!(terms, 0, "no withdrawn service keeps a word");
+
+    // Listed again, it is found again, with the same words as before.
+    let report = import(&store, vec![listed]).await;
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    catch_up(&store).await;
+    assert!(search_terms_of(&client, service).await > 0);
+    assert_eq!(find("zanzibar").await, [service]);
+}

@@ -229,3 +229,139 @@ async fn a_read_recorded_before_v15_keeps_its_words_and_no_read_after_it_may_wri
         assert!(written.is_err(), "{refusal}");
     }
 }
+
+/// V40 made a client's outcome state `json` (it was `jsonb`): a state the outcomes projection
+/// wrote before it (as `jsonb` prints it back: keys reordered, its own spacing) reads after it
+/// as the same state, and the projection goes on from it to the figures a clean rebuild makes.
+#[tokio::test]
+async fn an_outcome_state_written_as_jsonb_before_v40_reads_after_it_and_the_figures_go_on_from_it()
+{
+    testkit::init_tracing();
+    let db = TestDb::empty().await;
+    let mut owner = db.admin_client().await;
+    db::migrate_to(&mut owner, 39)
+        .await
+        .expect("migrate to V39");
+    crate::support::register_organisation(&owner, ORG).await;
+    let store = protected(EventStore::new(db.app_pool(4), Upcasters::new()));
+    let clock = app::Clock::fixed(noon(2026, 6, 1));
+    let cases = app::CaseService::with_clock(store.clone(), clock);
+    let (worker, team) = (
+        StaffId(Uuid::from_u128(0x5001)),
+        TeamId(Uuid::from_u128(0x7ea)),
+    );
+    let client = ClientId(Uuid::new_v4());
+    let mut commands = opened_case(
+        client,
+        ReferralId(Uuid::new_v4()),
+        ReferralSource::Gp,
+        vec![NeedDomain::LonelinessIsolation],
+        (worker, team),
+    );
+    let day = |d: u32| NaiveDate::from_ymd_opt(2026, 5, d).expect("a date");
+    commands.push(wemwbs(
+        Timepoint::Baseline,
+        crate::support::wemwbs_answers(35),
+        day(1),
+    ));
+    crate::support::execute_all(&cases, client, commands).await;
+
+    // Under V39 the outcomes projection had folded the record and written the state as jsonb,
+    // its checkpoint at the head of the log.
+    let events = store
+        .read_stream(client.0, 0, None)
+        .await
+        .expect("the record");
+    let mut state = projector::ClientOutcomes {
+        client_id: client.0,
+        organisation_id: ORG,
+        ..projector::ClientOutcomes::default()
+    };
+    for fact in projector::corrected::with_corrections(&events).expect("facts") {
+        projector::apply_outcome_event(&mut state, &fact.event, fact.event_id, fact.occurred_at);
+    }
+    let written = serde_json::to_value(&state).expect("a state");
+    owner
+        .execute(
+            "INSERT INTO outcome_state (rules_version, client_id, state) VALUES (3, $1, $2)",
+            &[&client.0, &written],
+        )
+        .await
+        .expect("the state as V39 stored it");
+    let column: String = testkit::query_value(
+        &owner,
+        "SELECT pg_typeof(state)::text FROM outcome_state",
+        &[],
+    )
+    .await;
+    assert_eq!(column, "jsonb");
+    let (head, applied) = store
+        .lag(eventstore::GlobalPosition::START)
+        .await
+        .expect("the head");
+    let outcomes = crate::support::outcomes_under(3);
+    let name = projector::Projection::name(&outcomes).to_owned();
+    projector::bookkeeping::set_checkpoint(&owner, &name, head, applied)
+        .await
+        .expect("the checkpoint");
+
+    let report = db::migrate(&mut owner)
+        .await
+        .expect("migrate to the latest");
+    assert_eq!(
+        report.applied.first().map(String::as_str),
+        Some("V40__outcome_state_json")
+    );
+    // The state reads back as the state written.
+    let (column, stored): (String, serde_json::Value) = {
+        let row = owner
+            .query_one(
+                "SELECT pg_typeof(state)::text, state FROM outcome_state WHERE client_id = $1",
+                &[&client.0],
+            )
+            .await
+            .expect("the state");
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(column, "json");
+    let read: projector::ClientOutcomes = serde_json::from_value(stored).expect("it parses");
+    assert_eq!(read, state);
+
+    // A follow-up recorded now: the projection folds it into the stored state, to the figures
+    // a clean rebuild from the first event makes.
+    cases
+        .execute(
+            client,
+            &wemwbs(
+                Timepoint::FollowUp,
+                crate::support::wemwbs_answers(48),
+                day(29),
+            ),
+            metadata(),
+            Default::default(),
+        )
+        .await
+        .expect("a follow-up after V40");
+    let runner = projector::Runner::new(
+        store.clone(),
+        std::sync::Arc::new(outcomes),
+        Uuid::new_v4(),
+        projector::RunnerSettings::default(),
+    );
+    assert_eq!(runner.catch_up().await.expect("the projection goes on"), 1);
+    let tables = crate::support::OUTCOME_TABLES;
+    let went_on = crate::support::table_rows(&owner, tables).await;
+    let scores: i64 = testkit::query_value(
+        &owner,
+        "SELECT count(*) FROM report_scores WHERE client_id = $1",
+        &[&client.0],
+    )
+    .await;
+    assert!(
+        scores > 0,
+        "the baseline from the stored state pairs with the follow-up"
+    );
+    runner.reset().await.expect("reset");
+    runner.catch_up().await.expect("a clean rebuild");
+    assert_eq!(crate::support::table_rows(&owner, tables).await, went_on);
+}

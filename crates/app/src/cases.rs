@@ -5,7 +5,9 @@ use domain::{
     BackEntryWindow, CLIENT_STREAM, CaseCommand, CaseError, CaseEvent, CaseState, ClientId,
     DecodeError, EventId, ReferralId, Timing, evolve,
 };
-use eventstore::{AppendRequest, AppendResult, EventStore, ExpectedVersion, Metadata, StoreError};
+use eventstore::{
+    AppendRequest, AppendResult, EventStore, ExpectedVersion, Metadata, StoreError, StreamHead,
+};
 use projector::rules::RecordingRules;
 use uuid::Uuid;
 
@@ -406,11 +408,49 @@ impl CaseService {
         &self,
         client_id: ClientId,
         command: &CaseCommand,
-        (mut metadata, dating): (Metadata, Dating),
+        (metadata, dating): (Metadata, Dating),
         options: CommandOptions,
         (staff, referred_as): (Option<&Principal>, Option<[u8; 32]>),
         authorise: impl Fn(Authorise<'_>) -> Result<(), Denied>,
     ) -> Result<AppendResult, CommandError> {
+        let organisation_id = metadata.organisation_id;
+        let named = || async {
+            // What the caller alone decides (the policy's), then whom the command names, looked
+            // up for every caller: a system path (the demo, an import) names real staff too.
+            if let Some(principal) = staff {
+                policy::may_name(principal, command)
+                    .map_err(|misnamed| invalid(misnamed.field, misnamed.message))?;
+            }
+            check_staff_named(self.store.pool(), organisation_id, command).await
+        };
+        // A new person's record at an id not yet used: decided against an empty record and
+        // written in one statement, with nothing read first (`head_of_new_stream`). Whatever
+        // stops that (the id in use, by anyone's record or by this request's own earlier try;
+        // a refusal; a failure), nothing was written, and the command goes the usual way
+        // below, whose answer is the one given.
+        if let CaseCommand::Intake {
+            client: Some(_), ..
+        } = command
+            && options.expected_version.unwrap_or(0) == 0
+        {
+            let head = self
+                .store
+                .head_of_new_stream(client_id.0, options.idempotency_key.as_deref());
+            let decided = self
+                .decide_and_append(
+                    client_id,
+                    command,
+                    (metadata.clone(), dating.clone()),
+                    options.clone(),
+                    (&authorise, referred_as),
+                    (LoadedCase::default(), head, true),
+                    named().await,
+                )
+                .await;
+            if let Ok(result) = decided {
+                return Ok(result);
+            }
+        }
         // The record, the stream's head for the append and any result stored under the key
         // in one round trip; the staff a command names (an assignment's or transfer's link
         // worker) looked up at the same time, on another connection.
@@ -421,18 +461,37 @@ impl CaseService {
             LoadedCase::default(),
             |loaded: &mut LoadedCase, event, decoded: CaseEvent| loaded.fold_owned(&event, decoded),
         );
-        let organisation_id = metadata.organisation_id;
-        let named = async {
-            // What the caller alone decides (the policy's), then whom the command names, looked
-            // up for every caller: a system path (the demo, an import) names real staff too.
-            if let Some(principal) = staff {
-                policy::may_name(principal, command)
-                    .map_err(|misnamed| invalid(misnamed.field, misnamed.message))?;
-            }
-            check_staff_named(self.store.pool(), organisation_id, command).await
-        };
-        let (loaded, named) = tokio::join!(load, named);
+        let (loaded, named) = tokio::join!(load, named());
         let (loaded, head) = loaded?;
+        self.decide_and_append(
+            client_id,
+            command,
+            (metadata, dating),
+            options,
+            (&authorise, referred_as),
+            (loaded, head, false),
+            named,
+        )
+        .await
+    }
+
+    /// The rest of [`CaseService::run`] once the record is loaded (`assumed_new`: not loaded
+    /// but assumed empty, when any failure is answered as it is, for `run` to load and decide
+    /// again).
+    #[allow(clippy::too_many_arguments)]
+    async fn decide_and_append(
+        &self,
+        client_id: ClientId,
+        command: &CaseCommand,
+        (mut metadata, dating): (Metadata, Dating),
+        options: CommandOptions,
+        (authorise, referred_as): (
+            &impl Fn(Authorise<'_>) -> Result<(), Denied>,
+            Option<[u8; 32]>,
+        ),
+        (loaded, head, assumed_new): (LoadedCase, StreamHead, bool),
+        named: Result<(), CommandError>,
+    ) -> Result<AppendResult, CommandError> {
         if options.idempotency_key.is_some() {
             // A key already used: only a caller who may see the record learns of it, whether
             // they get the first result or hear that the key was used for something else.
@@ -603,7 +662,7 @@ impl CaseService {
             // Another writer got there first. Whoever it was, the caller hears of the record's
             // version only if they may still see the record as it is now: a referral racing
             // another organisation's to a new id is answered as any id of theirs would be.
-            Err(conflict @ StoreError::Conflict { .. }) => {
+            Err(conflict @ StoreError::Conflict { .. }) if !assumed_new => {
                 let now = self.load(client_id).await?;
                 let seen = authorise(Authorise {
                     case: &now,

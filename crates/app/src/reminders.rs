@@ -301,6 +301,21 @@ pub fn notification(
     }
 }
 
+/// The events of a person's record that decide whether, when and how a reminder goes.
+const RECORD_TYPES: &[&str] = &[
+    "ClientRegistered",
+    "EntryCorrected",
+    "ClientErased",
+    "ConsentRecorded",
+    "ConsentWithdrawn",
+    "AppointmentBooked",
+    "AppointmentCancelled",
+    "AppointmentAttended",
+    "AppointmentNotAttended",
+    "CaseClosed",
+    "CaseReopened",
+];
+
 /// Sends the reminder outbox.
 #[derive(Clone)]
 pub struct ReminderDispatcher {
@@ -411,31 +426,20 @@ impl ReminderDispatcher {
             .collect())
     }
 
-    async fn read_record(&self, client_id: Uuid) -> Result<Vec<CaseEvent>, AppError> {
+    /// What of `client_id`'s record decides a reminder, corrections applied, and the version of
+    /// the last of its events read (see [`ReminderDispatcher::hold`]).
+    async fn read_record(&self, client_id: Uuid) -> Result<(Vec<CaseEvent>, i64), AppError> {
         let events = self
             .dispatch
             .store
-            .read_streams_of_types(
-                &[client_id],
-                &[
-                    "ClientRegistered",
-                    "EntryCorrected",
-                    "ClientErased",
-                    "ConsentRecorded",
-                    "ConsentWithdrawn",
-                    "AppointmentBooked",
-                    "AppointmentCancelled",
-                    "AppointmentAttended",
-                    "AppointmentNotAttended",
-                    "CaseClosed",
-                    "CaseReopened",
-                ],
-            )
+            .read_streams_of_types(&[client_id], RECORD_TYPES)
             .await?;
-        Ok(projector::corrected::with_corrections(&events)?
+        let read = events.last().map_or(0, |e| e.stream_version);
+        let facts = projector::corrected::with_corrections(&events)?
             .into_iter()
             .map(|fact| fact.event)
-            .collect())
+            .collect();
+        Ok((facts, read))
     }
 
     async fn deliver(
@@ -446,7 +450,7 @@ impl ReminderDispatcher {
     ) -> Result<(), AppError> {
         let attempt = reminder.attempts + 1;
         let now = self.dispatch.clock.now();
-        let record = self.read_record(reminder.client_id).await?;
+        let (record, read) = self.read_record(reminder.client_id).await?;
         let (channel, address, mode, scheduled_for) = match address(
             &record,
             reminder.appointment_id,
@@ -486,8 +490,9 @@ impl ReminderDispatcher {
             // Not configured: held, pending, until a dispatcher configured to send it runs (the
             // service started again with the template). No attempt is counted.
             Err(held) => {
-                self.hold(reminder, held).await?;
-                report.held += 1;
+                if self.hold(reminder, held, read).await? {
+                    report.held += 1;
+                }
                 return Ok(());
             }
             Ok((notify, template_id)) => {
@@ -569,23 +574,70 @@ impl ReminderDispatcher {
         )
     }
 
-    /// Held (see [`Held`]): pending still, with why, due as it was; no attempt counted.
-    async fn hold(&self, reminder: &LeasedReminder, held: Held) -> Result<(), AppError> {
+    /// Held (see [`Held`]): pending still, with why, due as it was; no attempt counted. Only
+    /// while the person's record is as it was read (its events up to version `read`): a
+    /// consent recorded since may have chosen a channel that has a template, and its
+    /// projection lifts only holds already made, so a hold made after it would last until the
+    /// next consent. Then the reminder is not held but left to the next pass, which reads the
+    /// record again. Whether it was held.
+    async fn hold(
+        &self,
+        reminder: &LeasedReminder,
+        held: Held,
+        read: i64,
+    ) -> Result<bool, AppError> {
         let client = self.dispatch.store.pool().get().await?;
-        client
-            .execute(
-                "UPDATE reminder_outbox SET held_reason = $3, \
+        let held_now = client
+            .query_opt(
+                "UPDATE reminder_outbox SET held_reason = CASE WHEN EXISTS ( \
+                   SELECT 1 FROM events WHERE stream_id = $4 AND stream_version > $5 \
+                   AND event_type = ANY($6)) THEN NULL ELSE $3 END, \
                  leased_until = NULL, lease_holder = NULL \
-                 WHERE message_id = $1 AND lease_holder = $2 AND status = 'pending'",
-                &[&reminder.message_id, &self.dispatch.holder, &held.code()],
+                 WHERE message_id = $1 AND lease_holder = $2 AND status = 'pending' \
+                 RETURNING held_reason IS NOT NULL",
+                &[
+                    &reminder.message_id,
+                    &self.dispatch.holder,
+                    &held.code(),
+                    &reminder.client_id,
+                    &read,
+                    &RECORD_TYPES,
+                ],
             )
-            .await?;
-        tracing::info!(
-            message_id = %reminder.message_id,
-            reason = held.code(),
-            "a reminder is held: nothing is configured to send it by"
-        );
-        Ok(())
+            .await?
+            .is_some_and(|row| row.get::<_, bool>(0));
+        // Looked at again once the hold is committed: a consent committed while it was being
+        // made is either seen here, or projected after the hold, whose projection lifts it.
+        let held_now = held_now
+            && client
+                .execute(
+                    "UPDATE reminder_outbox SET held_reason = NULL \
+                     WHERE message_id = $1 AND status = 'pending' AND held_reason = $2 \
+                     AND EXISTS (SELECT 1 FROM events WHERE stream_id = $3 \
+                       AND stream_version > $4 AND event_type = ANY($5))",
+                    &[
+                        &reminder.message_id,
+                        &held.code(),
+                        &reminder.client_id,
+                        &read,
+                        &RECORD_TYPES,
+                    ],
+                )
+                .await?
+                == 0;
+        if held_now {
+            tracing::info!(
+                message_id = %reminder.message_id,
+                reason = held.code(),
+                "a reminder is held: nothing is configured to send it by"
+            );
+        } else {
+            tracing::debug!(
+                message_id = %reminder.message_id,
+                "the person's record changed while a reminder was decided: it is read again"
+            );
+        }
+        Ok(held_now)
     }
 
     /// Not yet (the appointment's time was corrected since the reminder was written, or it is

@@ -392,9 +392,18 @@ async fn record((req, path, body, console): PostedAt) -> HttpResponse {
         let errors = [FieldError::new("instrument", "Select the questionnaire")];
         return render(&req, &console, &session, client, Step::Choose, &errors).await;
     };
-    let errors = match form.command() {
-        Err(errors) => errors,
-        Ok(command) => {
+    // The record's version the page was drawn at: a colleague's write since brings the form
+    // back; one that is not a number is refused.
+    let version = forms::shown_version(&text(&fields, "version"));
+    let errors = match (form.command(), version) {
+        (Err(errors), _) => errors,
+        (Ok(_), Err(forms::BadVersion)) => {
+            vec![FieldError::new(
+                "assessment",
+                capitalise(forms::BAD_VERSION),
+            )]
+        }
+        (Ok(command), Ok(version)) => {
             let key = format!("console-assessment-{}", form.assessment_id);
             match execute(
                 &req,
@@ -402,7 +411,7 @@ async fn record((req, path, body, console): PostedAt) -> HttpResponse {
                 &session,
                 client,
                 &command,
-                key,
+                (key, version),
                 "assessment",
             )
             .await
@@ -454,7 +463,7 @@ fn assessment_page(
         html! {
             @match step {
                 Step::Choose => (choose(&base, errors)),
-                Step::Answer(form) => (answer(who, &base, form, errors)),
+                Step::Answer(form) => (answer(who, (&base, record.version), form, errors)),
             }
         },
     )
@@ -482,7 +491,7 @@ fn choose(base: &str, errors: &[FieldError]) -> Markup {
 
 fn answer(
     who: &ConsoleSession,
-    base: &str,
+    (base, version): (&str, i64),
     form: &AssessmentForm,
     errors: &[FieldError],
 ) -> Markup {
@@ -497,6 +506,7 @@ fn answer(
         }
         form method="post" action={(base) "/assessment"} id="assessment" novalidate {
             (csrf_field(who))
+            input type="hidden" name="version" value=(version);
             (error_message(whole_error))
             input type="hidden" name="assessment_id" value=(form.assessment_id);
             input type="hidden" name="instrument" value=(domain::code(&form.instrument));

@@ -100,11 +100,9 @@ pub(crate) trait PersonForm: Sized {
     /// The form's field for the application's refusal of the command's `field`.
     fn refused_at(&self, field: Option<&str>) -> String;
 
-    /// The record's version the form was shown at, when it is to be sent only if the record is
-    /// still there (a colleague's write meanwhile brings the form back, as typed).
-    fn expected_version(&self) -> Option<i64> {
-        None
-    }
+    /// Whether its fields carry the record's version it was shown at themselves (see
+    /// [`posted`]).
+    const DRAWS_VERSION: bool = false;
 
     /// What its page shows under the heading (the form, as typed, with `errors` beside its
     /// fields), or the page to show instead.
@@ -122,12 +120,17 @@ pub(crate) trait PersonForm: Sized {
     }
 }
 
-/// The form element of a person's form `F`: sent to its action, with the session's token and
-/// then `fields`.
+/// The form element of a person's form `F`: sent to its action, with the session's token, the
+/// record's version the form is drawn at (unless `F` carries its own), and then `fields`. The
+/// form is sent only while the record is still at that version: a colleague's write meanwhile
+/// brings it back, as typed, to be checked and sent again.
 pub(crate) fn posted<F: PersonForm>(on: &Shown<'_>, fields: Markup) -> Markup {
     html! {
         form method="post" action={"/console/people/" (on.record.client_id) (F::ACTION)} novalidate {
             (csrf_field(on.session))
+            @if !F::DRAWS_VERSION {
+                input type="hidden" name="version" value=(on.record.version);
+            }
             (fields)
         }
     }
@@ -179,14 +182,19 @@ pub(crate) async fn blank<F: PersonForm>(
 pub(crate) async fn post<F: PersonForm>((req, path, body, console): PostedAt) -> HttpResponse {
     let (fields, session, client) = person_form!(req, console, path, body);
     let form = F::from_fields(&fields);
-    let errors = match form.command() {
-        Ok(command) => {
+    let version = crate::forms::shown_version(&crate::forms::text(&fields, "version"));
+    let errors = match (form.command(), version) {
+        (Ok(_), Err(crate::forms::BadVersion)) => vec![FieldError::new(
+            form.refused_at(None),
+            capitalise(crate::forms::BAD_VERSION),
+        )],
+        (Ok(command), Ok(expected_version)) => {
             let sent = send_at(
                 (&req, &console, &session),
                 client,
                 &command,
                 Some(form.key()),
-                form.expected_version(),
+                expected_version,
             )
             .await;
             match sent {
@@ -202,7 +210,7 @@ pub(crate) async fn post<F: PersonForm>((req, path, body, console): PostedAt) ->
                 Sent::Failed(response) => return response,
             }
         }
-        Err(errors) => errors,
+        (Err(errors), _) => errors,
     };
     match record(&req, &console, &session, client).await {
         Ok(record) => {
@@ -602,6 +610,7 @@ fn service_card(
                 }
                 form method="post" action={"/console/people/" (record.client_id) "/connections"} novalidate {
                     (csrf_field(who))
+                    input type="hidden" name="version" value=(record.version);
                     input type="hidden" name="connection_id" value=(form.connection_id);
                     input type="hidden" name="service_id" value=(entry.service_id);
                     (search.hidden())
@@ -794,6 +803,7 @@ fn outcome_form(
     html! {
         form method="post" action={"/console/people/" (record.client_id) (OutcomeForm::ACTION)} novalidate {
             (csrf_field(who))
+            input type="hidden" name="version" value=(record.version);
             input type="hidden" name="connection_id" value=(connection.connection_id);
             input type="hidden" name="outcome_key" value=(form.outcome_key);
             (choice((&form.outcome_id(), "outcome"), &format!("What came of the connection to {service}?"),

@@ -223,6 +223,8 @@ impl PersonForm for DemographicsForm {
         }))
     }
 
+    const DRAWS_VERSION: bool = true;
+
     fn key(&self) -> String {
         format!("console-demographics-{}", self.form_id)
     }
@@ -233,10 +235,6 @@ impl PersonForm for DemographicsForm {
             Some(f) if FIELDS.contains(&f) => f.to_owned(),
             _ => "sex".to_owned(),
         }
-    }
-
-    fn expected_version(&self) -> Option<i64> {
-        self.version.parse().ok()
     }
 
     async fn draw(&self, on: &Shown<'_>, errors: &[FieldError]) -> Result<Markup, HttpResponse> {
@@ -271,14 +269,7 @@ impl PersonForm for DemographicsForm {
         // A colleague's recording since the form was shown: the form is sent again at the
         // version shown now, once checked. Any other refusal keeps the version the form was
         // first shown at, so a recording made meanwhile is still caught.
-        let version = if errors
-            .iter()
-            .any(|e| e.message.eq_ignore_ascii_case(crate::STALE))
-        {
-            record.version.to_string()
-        } else {
-            self.version.clone()
-        };
+        let version = crate::pages::version_to_send(&self.version, record, errors);
         let fields = html! {
             input type="hidden" name="form_id" value=(self.form_id);
             input type="hidden" name="version" value=(version);

@@ -67,6 +67,29 @@ pub(crate) fn form_id(fields: &HashMap<String, String>, name: &str) -> Uuid {
         .unwrap_or_else(Uuid::new_v4)
 }
 
+/// Why a form comes back whose record's version is not a number (a page damaged or made up):
+/// it is not sent unchecked.
+pub(crate) const BAD_VERSION: &str =
+    "this form's page could not be read: open the page again and send the form again";
+
+/// A form's record version that is not a number (see [`BAD_VERSION`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadVersion;
+
+/// The record's version a form says it was shown at (`version` as sent): none when it says
+/// none (the command then goes whatever the record's version is now), [`BadVersion`] when it
+/// is not a version, which refuses the form rather than passing the check by.
+pub fn shown_version(version: &str) -> Result<Option<i64>, BadVersion> {
+    let version = version.trim();
+    if version.is_empty() {
+        return Ok(None);
+    }
+    match version.parse::<i64>() {
+        Ok(v) if v >= 0 => Ok(Some(v)),
+        _ => Err(BadVersion),
+    }
+}
+
 /// How a contact or an appointment takes place, as chosen; or the error at `field` saying
 /// `message`.
 fn mode_chosen(
@@ -127,8 +150,11 @@ impl ContactForm {
 
     /// The record's version the form was shown at, if it says one: the contact is recorded
     /// only while the record is still there.
-    pub fn expected_version(&self) -> Option<i64> {
-        self.version.parse().ok()
+    ///
+    /// # Errors
+    /// [`BadVersion`]: it says one that is not a number.
+    pub fn expected_version(&self) -> Result<Option<i64>, BadVersion> {
+        shown_version(&self.version)
     }
 
     /// The command the form asks for, or what to put right.
@@ -220,8 +246,11 @@ impl AppointmentForm {
 
     /// The record's version the form was shown at, if it says one: the appointment is booked
     /// only while the record is still there.
-    pub fn expected_version(&self) -> Option<i64> {
-        self.version.parse().ok()
+    ///
+    /// # Errors
+    /// [`BadVersion`]: it says one that is not a number.
+    pub fn expected_version(&self) -> Result<Option<i64>, BadVersion> {
+        shown_version(&self.version)
     }
 
     /// The booking the form asks for, or what to put right.
@@ -462,6 +491,16 @@ mod tests {
             "2026-11-27T09:05:00+00:00"
         );
         assert_eq!(contact.note, None, "a blank note is no note");
+    }
+
+    #[test]
+    fn a_version_is_a_number_or_none_and_anything_else_is_refused() {
+        assert_eq!(shown_version(""), Ok(None));
+        assert_eq!(shown_version(" 12 "), Ok(Some(12)));
+        assert_eq!(shown_version("0"), Ok(Some(0)));
+        for bad in ["abc", "7x", "-1", "1.5", "1e3", "99999999999999999999"] {
+            assert_eq!(shown_version(bad), Err(BadVersion), "{bad}");
+        }
     }
 
     #[test]

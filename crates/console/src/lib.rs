@@ -804,8 +804,9 @@ struct Sending<'a> {
     command: &'a domain::CaseCommand,
     /// The form's own key: sent twice, it is done once.
     idempotency_key: Option<String>,
-    /// The record's version the form was shown at (none: whatever it is now).
-    expected_version: Option<i64>,
+    /// The record's version the form was shown at (none: whatever it is now; not a number:
+    /// the form comes back).
+    expected_version: Result<Option<i64>, forms::BadVersion>,
     /// What it did, for the banner of the page it leads back to (`done=`).
     done: &'a str,
     /// The form's field for a refusal that names none (a record changed meanwhile, say).
@@ -827,11 +828,12 @@ async fn run(
 }
 
 /// The command a form of the person's page read (or what to put right), carried out with no
-/// key of its own: `done` says what it did, `unnamed` where a refusal naming no field goes.
+/// key of its own while the record is at the version the form was shown at (its `version`
+/// field): `done` says what it did, `unnamed` where a refusal naming no field goes.
 async fn run_unkeyed(
     (req, console, session): (&HttpRequest, &Console, &ConsoleSession),
     client: ClientId,
-    read: Result<domain::CaseCommand, Vec<FieldError>>,
+    (read, version): (Result<domain::CaseCommand, Vec<FieldError>>, &str),
     (done, unnamed): (fn(&domain::CaseCommand) -> &'static str, &'static str),
 ) -> HttpResponse {
     match read {
@@ -839,7 +841,7 @@ async fn run_unkeyed(
             let sending = Sending {
                 command: &command,
                 idempotency_key: None,
-                expected_version: None,
+                expected_version: forms::shown_version(version),
                 done: done(&command),
                 unnamed,
             };
@@ -851,7 +853,12 @@ async fn run_unkeyed(
 
 /// How a form of the person's page is sent: its key, the record's version the form was shown at
 /// (if any), what it did (for the banner) and where a refusal naming no field goes.
-type Keyed = (String, Option<i64>, &'static str, &'static str);
+type Keyed = (
+    String,
+    Result<Option<i64>, forms::BadVersion>,
+    &'static str,
+    &'static str,
+);
 
 /// A form of the person's own page, sent once for its key: `read` makes, from its fields and
 /// the page's blank forms, its command, how it is sent, and the page's forms with it as typed,
@@ -888,12 +895,19 @@ async fn run_keeping(
     sending: Sending<'_>,
     entered: &Entered,
 ) -> HttpResponse {
+    let Ok(expected_version) = sending.expected_version else {
+        let errors = [FieldError::new(
+            sending.unnamed,
+            pages::capitalise(forms::BAD_VERSION),
+        )];
+        return person_page(req, console, session, client, entered, &errors, None).await;
+    };
     let sent = send_at(
         (req, console, session),
         client,
         sending.command,
         sending.idempotency_key,
-        sending.expected_version,
+        expected_version,
     )
     .await;
     match sent {
@@ -933,27 +947,9 @@ pub(crate) enum Sent {
     Failed(HttpResponse),
 }
 
-/// Carries out a form's command for the session (once for its `idempotency_key`).
-pub(crate) async fn send(
-    req: &HttpRequest,
-    console: &Console,
-    session: &ConsoleSession,
-    client: ClientId,
-    command: &domain::CaseCommand,
-    idempotency_key: Option<String>,
-) -> Sent {
-    send_at(
-        (req, console, session),
-        client,
-        command,
-        idempotency_key,
-        None,
-    )
-    .await
-}
-
-/// [`send`], only while the record is at `expected_version` (when given): a record written to
-/// since the form was shown is [`CommandError::Conflict`], and the form comes back.
+/// Carries out a form's command for the session (once for its `idempotency_key`), only while
+/// the record is at `expected_version` (when given): a record written to since the form was
+/// shown is [`CommandError::Conflict`], and the form comes back.
 pub(crate) async fn send_at(
     (req, console, session): (&HttpRequest, &Console, &ConsoleSession),
     client: ClientId,
@@ -1008,7 +1004,9 @@ async fn decide((req, path, body, console): PostedAt) -> HttpResponse {
         _ => "declined",
     };
     let sent = (&req, &**console, &session);
-    run_unkeyed(sent, client, command, (done, "decision")).await
+    let version = forms::text(&fields, "version");
+    let read = (command, version.as_str());
+    run_unkeyed(sent, client, read, (done, "decision")).await
 }
 
 async fn assign((req, path, body, console): PostedAt) -> HttpResponse {
@@ -1027,7 +1025,9 @@ async fn assign((req, path, body, console): PostedAt) -> HttpResponse {
     let form = forms::AssignmentForm::from_fields(&fields);
     let command = form.command(domain::TeamId(team), record.link_worker_id.is_some());
     let sent = (&req, &**console, &session);
-    run_unkeyed(sent, client, command, (|_| "assigned", "link_worker_id")).await
+    let version = forms::text(&fields, "version");
+    let read = (command, version.as_str());
+    run_unkeyed(sent, client, read, (|_| "assigned", "link_worker_id")).await
 }
 
 async fn book_appointment(posted: PostedAt) -> HttpResponse {
@@ -1057,7 +1057,9 @@ async fn appointment_outcome((req, path, body, console): PostedAt) -> HttpRespon
     };
     let command = forms::appointment_outcome(&fields);
     let sent = (&req, &**console, &session);
-    run_unkeyed(sent, client, command, (done, "appointments")).await
+    let version = forms::text(&fields, "version");
+    let read = (command, version.as_str());
+    run_unkeyed(sent, client, read, (done, "appointments")).await
 }
 
 #[derive(serde::Deserialize)]

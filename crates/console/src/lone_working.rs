@@ -90,6 +90,7 @@ pub(crate) fn section(who: &app::sessions::ConsoleSession, record: &ClientRecord
                         } @else if !plan.visit_cancelled && !record.erased {
                             form method="post" action={"/console/people/" (record.client_id) "/lone-working/check-in"} {
                                 (csrf_field(who))
+                                input type="hidden" name="version" value=(record.version);
                                 input type="hidden" name="appointment_id" value=(plan.appointment_id);
                                 button class="nhsuk-button nhsuk-button--secondary nhsuk-u-margin-bottom-0"
                                     id={"check-in-" (plan.appointment_id)} type="submit" {

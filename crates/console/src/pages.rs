@@ -432,7 +432,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
                     @if let Some(nhs) = &p.nhs_number { (summary_row("NHS number", &domain::code(nhs))) }
                     @if let Some(phone) = &p.phone { (summary_row("Telephone", phone)) }
                 }
-                (summary_row("Link worker", &worker_name(record.link_worker_id, workers)))
+                (summary_row("Link worker", &worker_name(record.link_worker_id, workers, who)))
                 (summary_row("Contacts", &record.contacts.to_string()))
                 (summary_row("Assessments", &record.assessments.to_string()))
                 (summary_row("Onward connections", &record.connections.to_string()))
@@ -499,9 +499,12 @@ pub(crate) fn person_name(record: &ClientRecord) -> String {
     }
 }
 
-fn worker_name(id: Option<Uuid>, workers: &[WorkerLoad]) -> String {
+/// Who holds the case, by name: the viewer themself (a link worker sees only their own
+/// cases), or one of a team lead's team.
+fn worker_name(id: Option<Uuid>, workers: &[WorkerLoad], who: &ConsoleSession) -> String {
     match id {
         None => "Not assigned".to_owned(),
+        Some(id) if id == who.principal.staff_id.0 => who.name.clone(),
         Some(id) => workers
             .iter()
             .find(|w| w.link_worker_id == id)
@@ -534,6 +537,7 @@ fn decision_form(
         form method="post" action={"/console/people/" (record.client_id) "/decision"} novalidate {
             (csrf_field(who))
             input type="hidden" name="referral_id" value=(referral.referral_id);
+            input type="hidden" name="version" value=(record.version);
             div class=(group_class(decision_error.or(reason_error))) {
                 fieldset class="nhsuk-fieldset" {
                     legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "Decision" }
@@ -579,6 +583,7 @@ fn assignment_form(
         h2 class="nhsuk-heading-m" { @if transfer { "Transfer the case" } @else { "Assign a link worker" } }
         form method="post" action={"/console/people/" (record.client_id) "/assignment"} novalidate {
             (csrf_field(who))
+            input type="hidden" name="version" value=(record.version);
             div class=(group_class(worker_error)) {
                 label class="nhsuk-label" for="link_worker_id" { "Link worker" }
                 div class="nhsuk-hint" id="link_worker_id-hint" { "With the people each supported this year, against their capacity" }
@@ -1096,6 +1101,7 @@ fn appointments(
                     form method="post" action={"/console/people/" (record.client_id) "/appointments/outcome"} {
                         (csrf_field(who))
                         input type="hidden" name="appointment_id" value=(id);
+                        input type="hidden" name="version" value=(record.version);
                         button class="nhsuk-button nhsuk-button--secondary" type="submit" name="outcome" value="attended" { "They came" }
                         " "
                         button class="nhsuk-button nhsuk-button--secondary" type="submit" name="outcome" value="did_not_attend" { "They did not come" }
@@ -1135,12 +1141,13 @@ fn appointments(
 /// The record's version a form of the person's page goes with: the one it was first shown at,
 /// so that a colleague's write meanwhile brings it back rather than being passed over unseen;
 /// the version shown now when the form is blank, or came back because the record had changed
-/// (to be checked and sent again).
+/// or its version did not read (to be checked and sent again).
 pub(crate) fn version_to_send(shown: &str, record: &ClientRecord, errors: &[FieldError]) -> String {
-    let stale = errors
-        .iter()
-        .any(|e| e.message.eq_ignore_ascii_case(crate::STALE));
-    if shown.is_empty() || stale {
+    let stale = errors.iter().any(|e| {
+        e.message.eq_ignore_ascii_case(crate::STALE)
+            || e.message.eq_ignore_ascii_case(crate::forms::BAD_VERSION)
+    });
+    if !matches!(crate::forms::shown_version(shown), Ok(Some(_))) || stale {
         record.version.to_string()
     } else {
         shown.to_owned()

@@ -290,16 +290,15 @@ pub(crate) async fn execute(
     session: &ConsoleSession,
     client: ClientId,
     command: &CaseCommand,
-    idempotency_key: String,
+    (idempotency_key, expected_version): (String, Option<i64>),
     done: &str,
 ) -> Result<HttpResponse, (Option<&'static str>, String)> {
-    match crate::send(
-        req,
-        console,
-        session,
+    match crate::send_at(
+        (req, console, session),
         client,
         command,
         Some(idempotency_key),
+        expected_version,
     )
     .await
     {
@@ -435,14 +434,26 @@ async fn send(sent: Sent, (req, path, body, console): PostedAt) -> HttpResponse 
     let mut forms = PlanForms::blank();
     let (command, key) = sent.read(&fields, &mut forms);
     let (fallback, done) = sent.field_and_banner();
-    let errors = match command {
-        Err(errors) => errors,
-        Ok(command) => match execute(&req, &console, &session, client, &command, key, done).await {
-            Ok(response) => return response,
-            // Nothing was written (a refusal is not kept under the form's key): the form is
-            // shown again as typed, to send again once put right.
-            Err((field, message)) => vec![FieldError::new(plan_field(field, fallback), message)],
-        },
+    // The record's version the page was drawn at: a colleague's write since brings the form
+    // back; one that is not a number is refused.
+    let version = crate::forms::shown_version(&crate::forms::text(&fields, "version"));
+    let errors = match (command, version) {
+        (Err(errors), _) => errors,
+        (Ok(_), Err(crate::forms::BadVersion)) => vec![FieldError::new(
+            fallback,
+            capitalise(crate::forms::BAD_VERSION),
+        )],
+        (Ok(command), Ok(version)) => {
+            let sending = (key, version);
+            match execute(&req, &console, &session, client, &command, sending, done).await {
+                Ok(response) => return response,
+                // Nothing was written (a refusal is not kept under the form's key): the form
+                // is shown again as typed, to send again once put right.
+                Err((field, message)) => {
+                    vec![FieldError::new(plan_field(field, fallback), message)]
+                }
+            }
+        }
     };
     render(&req, &console, &session, client, &forms, &errors).await
 }
@@ -539,20 +550,20 @@ fn plan_page(
         errors,
         html! {
             @if open {
-                (what_matters_section(who, &base, plan, &forms.what_matters, errors))
-                (needs_section(who, &base, plan, &forms.need, errors))
-                (goals_section(who, &base, plan, forms, errors))
+                (what_matters_section(who, (&base, record.version), plan, &forms.what_matters, errors))
+                (needs_section(who, (&base, record.version), plan, &forms.need, errors))
+                (goals_section(who, (&base, record.version), plan, forms, errors))
             } @else {
                 p class="nhsuk-body" { "The plan is kept while the case is open." }
             }
-            (consent_section(who, &base, plan, &forms.consent, errors))
+            (consent_section(who, (&base, record.version), plan, &forms.consent, errors))
         },
     )
 }
 
 fn what_matters_section(
     who: &ConsoleSession,
-    base: &str,
+    (base, version): (&str, i64),
     plan: &Plan,
     form: &WhatMattersForm,
     errors: &[FieldError],
@@ -566,6 +577,7 @@ fn what_matters_section(
         h2 class="nhsuk-heading-m" { "What matters to them" }
         form method="post" action={(base) "/what-matters"} novalidate {
             (csrf_field(who))
+            input type="hidden" name="version" value=(version);
             input type="hidden" name="form_id" value=(form.form_id);
             (text_area(("what_matters", "what_matters"), ("In their words",
                 Some("What is recorded here replaces what was recorded before; the journey keeps both.")),
@@ -577,7 +589,7 @@ fn what_matters_section(
 
 fn needs_section(
     who: &ConsoleSession,
-    base: &str,
+    (base, version): (&str, i64),
     plan: &Plan,
     form: &NeedForm,
     errors: &[FieldError],
@@ -595,6 +607,7 @@ fn needs_section(
         }
         form method="post" action={(base) "/needs"} novalidate {
             (csrf_field(who))
+            input type="hidden" name="version" value=(version);
             input type="hidden" name="form_id" value=(form.form_id);
             (fieldset("need", "Identify a need", errors,
                 radios("need", NeedDomain::ALL, |c| c.label(), Some(form.need.as_str()), false)))
@@ -606,7 +619,7 @@ fn needs_section(
 
 fn goals_section(
     who: &ConsoleSession,
-    base: &str,
+    (base, version): (&str, i64),
     plan: &Plan,
     forms: &PlanForms,
     errors: &[FieldError],
@@ -645,6 +658,7 @@ fn goals_section(
         h3 class="nhsuk-heading-s" { "Set a goal" }
         form method="post" action={(base) "/goals"} novalidate {
             (csrf_field(who))
+            input type="hidden" name="version" value=(version);
             input type="hidden" name="goal_id" value=(goal.goal_id);
             (text_area(("goal_description", "goal_description"), ("The goal", None), (&goal.description, 3), errors))
             div class=(group_class(need_error)) {
@@ -664,6 +678,7 @@ fn goals_section(
             h3 class="nhsuk-heading-s" { "Review a goal" }
             form method="post" action={(base) "/goals/review"} novalidate {
                 (csrf_field(who))
+                input type="hidden" name="version" value=(version);
                 input type="hidden" name="form_id" value=(review.form_id);
                 div class=(group_class(goal_error)) {
                     label class="nhsuk-label" for="review_goal" { "Goal" }
@@ -687,7 +702,7 @@ fn goals_section(
 
 fn consent_section(
     who: &ConsoleSession,
-    base: &str,
+    (base, version): (&str, i64),
     plan: &Plan,
     form: &ConsentForm,
     errors: &[FieldError],
@@ -712,6 +727,7 @@ fn consent_section(
                     }
                     form method="post" action={(base) "/consent/withdrawal"} {
                         (csrf_field(who))
+                        input type="hidden" name="version" value=(version);
                         input type="hidden" name="form_id" value=(Uuid::new_v4());
                         button class="nhsuk-button nhsuk-button--secondary" type="submit" name="withdraw_scope" value=(domain::code(scope)) {
                             "Withdraw"
@@ -724,6 +740,7 @@ fn consent_section(
         h3 class="nhsuk-heading-s" { "Record consent" }
         form method="post" action={(base) "/consent"} novalidate {
             (csrf_field(who))
+            input type="hidden" name="version" value=(version);
             input type="hidden" name="form_id" value=(form.form_id);
             div class=(group_class(scope_error)) {
                 fieldset class="nhsuk-fieldset" aria-describedby={"consent_scope-hint" @if scope_error.is_some() { " consent_scope-error" }} {

@@ -89,7 +89,7 @@ pub(crate) fn section(who: &ConsoleSession, record: &ClientRecord) -> Markup {
             p class="nhsuk-body" { "No notes yet." }
         }
         @for note in &record.notes {
-            (note_card(who, &base, note, works))
+            (note_card(who, (&base, record.version), note, works))
         }
         @if works {
             p class="nhsuk-body" { a id="write-note" href={(base) "/notes/new"} { "Write a note" } }
@@ -143,7 +143,12 @@ fn concern_card(
     }
 }
 
-fn note_card(who: &ConsoleSession, base: &str, note: &CaseNote, works: bool) -> Markup {
+fn note_card(
+    who: &ConsoleSession,
+    (base, version): (&str, i64),
+    note: &CaseNote,
+    works: bool,
+) -> Markup {
     html! {
         div class="nhsuk-card" id={"note-" (note.note_id)} {
             div class="nhsuk-card__content" {
@@ -155,6 +160,7 @@ fn note_card(who: &ConsoleSession, base: &str, note: &CaseNote, works: bool) -> 
                 @if works {
                     form method="post" action={(base) "/notes/pin"} novalidate {
                         (csrf_field(who))
+                        input type="hidden" name="version" value=(version);
                         input type="hidden" name="pin_id" value=(Uuid::new_v4());
                         input type="hidden" name="note_id" value=(note.note_id);
                         @if note.important {

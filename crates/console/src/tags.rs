@@ -90,6 +90,7 @@ pub(crate) fn section(
                             " "
                             form method="post" action={(base) "/tags"} novalidate {
                                 (csrf_field(who))
+                                input type="hidden" name="version" value=(record.version);
                                 input type="hidden" name="change_id" value=(Uuid::new_v4());
                                 input type="hidden" name="tag" value=(tag.code);
                                 input type="hidden" name="action" value="remove";
@@ -105,6 +106,7 @@ pub(crate) fn section(
         @if works && !untagged.is_empty() {
             form method="post" action={(base) "/tags"} id="add-tag" novalidate {
                 (csrf_field(who))
+                input type="hidden" name="version" value=(record.version);
                 input type="hidden" name="change_id" value=(Uuid::new_v4());
                 input type="hidden" name="action" value="add";
                 div class=(group_class(tag_error)) {

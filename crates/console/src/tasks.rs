@@ -408,11 +408,24 @@ async fn close(
     };
     let reason_field = format!("{at}reason-{task}");
     let form = form_id(&fields, "form_id");
+    // A version that is not a number is refused, not passed by unchecked.
+    let Ok(expected_version) = forms::shown_version(&text(&fields, "version")) else {
+        let shown = Shown {
+            raise: RaiseForm::blank(),
+            errors: vec![FieldError::new(
+                reason_field,
+                crate::pages::capitalise(forms::BAD_VERSION),
+            )],
+            banner: None,
+            after: None,
+        };
+        return render(&console, &session, StatusCode::UNPROCESSABLE_ENTITY, shown).await;
+    };
     let request = TaskRequest {
         idempotency_key: Some(format!("console-task-close-{form}")),
         fingerprint: None,
         correlation_id: request_id(&req),
-        expected_version: text(&fields, "version").parse().ok(),
+        expected_version,
     };
     let tasks = TaskService::beside(&console.cases);
     let sent = match how {

@@ -183,12 +183,17 @@ impl EventStore {
             ExpectedVersion::Any => ANY_VERSION_ATTEMPTS,
             _ => 2,
         };
+        // A head assumed rather than read: any sign that the stream exists ends the append
+        // here, with nothing written and no stored result answered (its caller loads and
+        // decides again).
+        let assumed_new = head.as_ref().is_some_and(|head| head.assumed_new);
         for attempt in 0..attempts {
             match self
                 .try_append(&request, &metadata, &fingerprint, shred, head.take())
                 .await?
             {
                 Attempt::Done(result) => return Ok(result),
+                Attempt::Raced | Attempt::KeyRaced if assumed_new => break,
                 Attempt::KeyRaced => continue,
                 Attempt::Raced => {
                     // A keyed request that lost to a writer which has now committed: if that
@@ -239,7 +244,10 @@ impl EventStore {
         shred: bool,
         given: Option<StreamHead>,
     ) -> Result<Attempt, StoreError> {
-        let client = self.pool.get().await?;
+        // Taken only when something is read or written here: a new stream's first append goes
+        // to the batch writer, which has connections of its own.
+        let mut client: Option<deadpool_postgres::Client> = None;
+        let assumed_new = given.as_ref().is_some_and(|head| head.assumed_new);
         let key = request.idempotency_key.as_deref();
         // Only a stream with personal fields to seal needs its data key.
         let protection = self.protection.as_deref().filter(|p| {
@@ -263,7 +271,10 @@ impl EventStore {
                 stored: given.stored,
                 key: given.key,
             },
-            None => read_head(&client, request, protection).await?,
+            None => {
+                let connection = client.insert(self.pool.get().await?);
+                read_head(connection, request, protection).await?
+            }
         };
         // A stream without a data key gets a fresh one, stored by the insert statement itself:
         // one commit.
@@ -275,8 +286,12 @@ impl EventStore {
                     Some(state) => state,
                     // A head read by a store that seals nothing: read the key now.
                     None => {
-                        let key_statement = client.prepare_cached(crate::read::KEY_SQL).await?;
-                        let row = client
+                        let connection = match client {
+                            Some(ref connection) => connection,
+                            None => client.insert(self.pool.get().await?),
+                        };
+                        let key_statement = connection.prepare_cached(crate::read::KEY_SQL).await?;
+                        let row = connection
                             .query_opt(&key_statement, &[&request.stream_id])
                             .await?;
                         protection
@@ -342,15 +357,29 @@ impl EventStore {
         }
 
         let n = request.events.len();
-        let mut ids = Vec::with_capacity(n);
-        let mut versions = Vec::with_capacity(n);
-        let mut types = Vec::with_capacity(n);
-        let mut schema_versions = Vec::with_capacity(n);
-        let mut payloads = Vec::with_capacity(n);
-        let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(n);
-        let mut prev = last_hash.unwrap_or_else(|| GENESIS.to_vec());
-        let mut sealed: Vec<Value> = Vec::with_capacity(n);
-        for event in &request.events {
+        let mut insert = Insert {
+            stream_id: request.stream_id,
+            stream_type: request.stream_type.clone(),
+            metadata: metadata.clone(),
+            key: key.map(str::to_owned),
+            recorded_at: now,
+            ids: Vec::with_capacity(n),
+            versions: Vec::with_capacity(n),
+            types: Vec::with_capacity(n),
+            schema_versions: Vec::with_capacity(n),
+            payloads: Vec::with_capacity(n),
+            hashes: Vec::with_capacity(n),
+            fingerprint: fingerprint.to_vec(),
+            stream_version: actual + n as i64,
+            shred,
+            new_key,
+            master_key_id: protection.map(|p| p.master_key_id().to_owned()),
+            lookups: request
+                .lookups
+                .as_ref()
+                .map(|tags| tags.iter().map(|tag| tag.to_vec()).collect()),
+        };
+        for (i, event) in request.events.iter().enumerate() {
             let mut payload = event.payload.clone();
             if let (Some(protection), Some(data_key)) = (protection, &data_key) {
                 protection.seal(
@@ -361,112 +390,175 @@ impl EventStore {
                     &mut payload,
                 )?;
             }
-            sealed.push(payload);
+            insert.ids.push(event.event_id);
+            insert.versions.push(actual + 1 + i as i64);
+            insert.types.push(event.event_type.clone());
+            insert.schema_versions.push(event.schema_version);
+            insert.payloads.push(payload);
         }
-        for (i, (event, payload)) in request.events.iter().zip(&sealed).enumerate() {
-            let version = actual + 1 + i as i64;
-            let digest = hash::event_hash(
-                &prev,
-                &HashInput {
-                    event_id: event.event_id,
-                    stream_id: request.stream_id,
-                    stream_type: &request.stream_type,
-                    stream_version: version,
-                    event_type: &event.event_type,
-                    schema_version: event.schema_version,
-                    payload,
-                    metadata,
-                    idempotency_key: key,
-                    recorded_at: now,
-                },
-            );
-            prev = digest.to_vec();
-            ids.push(event.event_id);
-            versions.push(version);
-            types.push(event.event_type.as_str());
-            schema_versions.push(event.schema_version);
-            payloads.push(payload);
-            hashes.push(digest.to_vec());
-        }
+        let prev = last_hash.unwrap_or_else(|| GENESIS.to_vec());
 
-        let lookups: Vec<&[u8]> = request
-            .lookups
-            .iter()
-            .flatten()
-            .map(<[u8; 32]>::as_slice)
-            .collect();
-        // Only an append that carries tags, or an erasure, touches them.
-        let with_lookups = request.lookups.is_some() || shred;
-        let insert_statement = client
-            .prepare_cached(if with_lookups {
-                INSERT_WITH_LOOKUPS_SQL
-            } else {
-                INSERT_SQL
-            })
-            .await?;
-        let stream_version = actual + n as i64;
-        let replace_lookups = request.lookups.is_some();
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 23] = [
-            &request.stream_id,
-            &request.stream_type,
-            &metadata.actor_id,
-            &metadata.actor_role,
-            &metadata.organisation_id,
-            &metadata.correlation_id,
-            &metadata.causation_id,
-            &key,
-            &metadata.occurred_at,
-            &now,
-            &ids,
-            &versions,
-            &types,
-            &schema_versions,
-            &payloads,
-            &hashes,
-            &fingerprint,
-            &stream_version,
-            &shred,
-            &new_key,
-            &protection.map(|p| p.master_key_id()),
-            &replace_lookups,
-            &lookups,
-        ];
-        let inserted = client
-            .query(
-                &insert_statement,
-                &params[..if with_lookups { 23 } else { 21 }],
-            )
-            .await;
-        let rows = match inserted {
-            Ok(rows) => rows,
-            Err(e) => {
-                if matches!(
-                    e.as_db_error().and_then(|db| db.constraint()),
-                    Some("idempotency_keys_pkey" | "subject_keys_pkey")
-                ) {
-                    return Ok(Attempt::KeyRaced);
-                }
-                return classify_insert_error(e).map(|()| Attempt::Raced);
-            }
+        // A new stream's first append (not an erasure) is written with whatever other new
+        // streams' are waiting, in one statement (`batch`); any other, here, alone.
+        // Its `recorded_at` and hashes are the batch writer's to set, from the database's
+        // clock read after the append joined the queue.
+        let inserted = if assumed_new && !shred {
+            drop(client);
+            self.insert_new_stream(insert).await?
+        } else {
+            insert.chain(prev, now);
+            let connection = match client {
+                Some(connection) => connection,
+                None => self.pool.get().await?,
+            };
+            insert_one(&connection, &insert).await?
         };
-        let mut events: Vec<AppendedEvent> = rows
-            .iter()
-            .map(|row| AppendedEvent {
-                event_id: row.get(0),
-                stream_version: row.get(1),
-                position: row.get(2),
-            })
-            .collect();
+        let mut events = match inserted {
+            Inserted::Rows(events) => events,
+            Inserted::Raced => return Ok(Attempt::Raced),
+            Inserted::KeyRaced => return Ok(Attempt::KeyRaced),
+        };
         events.sort_by_key(|e| e.stream_version);
         // Wake subscribers only now that the events are committed (see the migration's note),
-        // through the store's notifier: one NOTIFY for every append since its last.
-        self.notifier.committed();
+        // through the store's notifier: one NOTIFY for every append since its last (a batch
+        // writer has woken them already).
+        if !assumed_new {
+            self.notifier.committed();
+        }
         Ok(Attempt::Done(AppendResult {
             stream_id: request.stream_id,
-            stream_version,
+            stream_version: actual + n as i64,
             events,
             replayed: false,
         }))
+    }
+}
+
+/// One append's statement parameters, owned (a batch writer's job outlives its caller's
+/// borrows).
+pub(crate) struct Insert {
+    pub(crate) stream_id: Uuid,
+    pub(crate) stream_type: String,
+    pub(crate) metadata: crate::Metadata,
+    pub(crate) key: Option<String>,
+    pub(crate) recorded_at: DateTime<Utc>,
+    pub(crate) ids: Vec<Uuid>,
+    pub(crate) versions: Vec<i64>,
+    pub(crate) types: Vec<String>,
+    pub(crate) schema_versions: Vec<i32>,
+    pub(crate) payloads: Vec<Value>,
+    pub(crate) hashes: Vec<Vec<u8>>,
+    pub(crate) fingerprint: Vec<u8>,
+    pub(crate) stream_version: i64,
+    pub(crate) shred: bool,
+    pub(crate) new_key: Option<Vec<u8>>,
+    pub(crate) master_key_id: Option<String>,
+    /// The stream's lookup tags, replacing its others; `None` leaves them as they are.
+    pub(crate) lookups: Option<Vec<Vec<u8>>>,
+}
+
+impl Insert {
+    /// Stamps every event `recorded_at` and chains its hash after `prev` (the stream's last
+    /// hash, or the genesis hash for a new stream).
+    pub(crate) fn chain(&mut self, mut prev: Vec<u8>, recorded_at: DateTime<Utc>) {
+        self.recorded_at = recorded_at;
+        self.hashes.clear();
+        for i in 0..self.ids.len() {
+            let digest = hash::event_hash(
+                &prev,
+                &HashInput {
+                    event_id: self.ids[i],
+                    stream_id: self.stream_id,
+                    stream_type: &self.stream_type,
+                    stream_version: self.versions[i],
+                    event_type: &self.types[i],
+                    schema_version: self.schema_versions[i],
+                    payload: &self.payloads[i],
+                    metadata: &self.metadata,
+                    idempotency_key: self.key.as_deref(),
+                    recorded_at,
+                },
+            );
+            prev = digest.to_vec();
+            self.hashes.push(digest.to_vec());
+        }
+    }
+}
+
+/// What an insert came to.
+pub(crate) enum Inserted {
+    Rows(Vec<AppendedEvent>),
+    /// Another writer took the stream's version first (or the stream exists, for a head
+    /// assumed new).
+    Raced,
+    /// Another writer stored the idempotency key or the stream's first data key first.
+    KeyRaced,
+}
+
+/// Inserts one append in one statement (autocommit).
+pub(crate) async fn insert_one(
+    client: &deadpool_postgres::Client,
+    insert: &Insert,
+) -> Result<Inserted, StoreError> {
+    // Only an append that carries tags, or an erasure, touches them.
+    let with_lookups = insert.lookups.is_some() || insert.shred;
+    let statement = client
+        .prepare_cached(if with_lookups {
+            INSERT_WITH_LOOKUPS_SQL
+        } else {
+            INSERT_SQL
+        })
+        .await?;
+    let replace_lookups = insert.lookups.is_some();
+    let lookups: Vec<&[u8]> = insert.lookups.iter().flatten().map(Vec::as_slice).collect();
+    let metadata = &insert.metadata;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 23] = [
+        &insert.stream_id,
+        &insert.stream_type,
+        &metadata.actor_id,
+        &metadata.actor_role,
+        &metadata.organisation_id,
+        &metadata.correlation_id,
+        &metadata.causation_id,
+        &insert.key,
+        &metadata.occurred_at,
+        &insert.recorded_at,
+        &insert.ids,
+        &insert.versions,
+        &insert.types,
+        &insert.schema_versions,
+        &insert.payloads,
+        &insert.hashes,
+        &insert.fingerprint,
+        &insert.stream_version,
+        &insert.shred,
+        &insert.new_key,
+        &insert.master_key_id,
+        &replace_lookups,
+        &lookups,
+    ];
+    let inserted = client
+        .query(&statement, &params[..if with_lookups { 23 } else { 21 }])
+        .await;
+    match inserted {
+        Ok(rows) => Ok(Inserted::Rows(
+            rows.iter()
+                .map(|row| AppendedEvent {
+                    event_id: row.get(0),
+                    stream_version: row.get(1),
+                    position: row.get(2),
+                })
+                .collect(),
+        )),
+        Err(e) => {
+            if matches!(
+                e.as_db_error().and_then(|db| db.constraint()),
+                Some("idempotency_keys_pkey" | "subject_keys_pkey")
+            ) {
+                return Ok(Inserted::KeyRaced);
+            }
+            classify_insert_error(e).map(|()| Inserted::Raced)
+        }
     }
 }
 

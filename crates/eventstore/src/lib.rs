@@ -15,6 +15,7 @@
 
 pub mod anchor;
 mod append;
+mod batch;
 mod bulk;
 mod error;
 mod hash;
@@ -59,6 +60,11 @@ pub struct EventStore {
     protection: Option<Arc<Protection>>,
     /// The lookup key, unwrapped on first use (see `lookup`).
     lookup_key: Arc<tokio::sync::OnceCell<zeroize::Zeroizing<[u8; 32]>>>,
+    /// New streams' first appends waiting to be written together (see `batch`).
+    new_streams: Arc<batch::NewStreams>,
+    /// The runtime the store was made on (`serve`'s main one), where the batch writers run:
+    /// not an HTTP worker's, which stops before the process does.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl EventStore {
@@ -72,6 +78,8 @@ impl EventStore {
             access: None,
             protection: None,
             lookup_key: Arc::new(tokio::sync::OnceCell::new()),
+            new_streams: Arc::new(batch::NewStreams::default()),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 

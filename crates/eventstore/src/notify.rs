@@ -14,6 +14,9 @@ pub(crate) struct Notifier {
     pool: db::Pool,
     alive: Arc<()>,
     started: OnceLock<()>,
+    /// The runtime the store was made on (`serve`'s main one), where the task runs: not an
+    /// HTTP worker's, which stops before the process does.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Notifier {
@@ -23,6 +26,7 @@ impl Notifier {
             pool,
             alive: Arc::new(()),
             started: OnceLock::new(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
@@ -34,7 +38,11 @@ impl Notifier {
             let pool = self.pool.clone();
             let alive: Weak<()> = Arc::downgrade(&self.alive);
             // Outside a runtime (never in the service) appends still work; readers poll.
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            if let Some(runtime) = self
+                .runtime
+                .clone()
+                .or_else(|| tokio::runtime::Handle::try_current().ok())
+            {
                 runtime.spawn(send_notifications(signal, pool, alive));
             }
         });

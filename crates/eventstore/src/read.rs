@@ -37,6 +37,8 @@ pub struct StreamHead {
     pub(crate) idempotency_key: Option<String>,
     /// The fingerprint and result stored under `idempotency_key`.
     pub(crate) stored: Option<(Vec<u8>, Value)>,
+    /// Not read but assumed: the stream has no events yet ([`EventStore::head_of_new_stream`]).
+    pub(crate) assumed_new: bool,
 }
 
 impl std::fmt::Debug for StreamHead {
@@ -45,6 +47,7 @@ impl std::fmt::Debug for StreamHead {
             .field("stream_id", &self.stream_id)
             .field("version", &self.version)
             .field("read_at", &self.read_at)
+            .field("assumed_new", &self.assumed_new)
             .finish_non_exhaustive()
     }
 }
@@ -261,8 +264,33 @@ impl EventStore {
             key,
             idempotency_key: idempotency_key.map(str::to_owned),
             stored: stored.map(|fingerprint| (fingerprint, head_row.get(5))),
+            assumed_new: false,
         };
         Ok((events, head))
+    }
+
+    /// The head of a stream its caller believes has no events yet, for a new record's first
+    /// append, read from nothing: version 0, no data key, no stored result. Handed to
+    /// [`EventStore::append_after`] with [`crate::ExpectedVersion::NoStream`], the append reads
+    /// nothing first and joins whatever other new streams' first appends are waiting, written
+    /// together in one statement (see `batch`: `recorded_at` is the database's clock, read by
+    /// the writer after the append joined the queue). If the stream (or its data key, or its
+    /// idempotency key) exists after all, the append writes nothing and answers
+    /// [`StoreError::Conflict`] at once, with no retry and no stored result: the caller then
+    /// loads the stream and decides again as usual.
+    pub fn head_of_new_stream(&self, stream_id: Uuid, idempotency_key: Option<&str>) -> StreamHead {
+        StreamHead {
+            stream_id,
+            version: 0,
+            hash: None,
+            stream_type: None,
+            // Not read, and not used: the batch writer stamps `recorded_at`.
+            read_at: DateTime::<Utc>::UNIX_EPOCH,
+            key: self.protection.as_ref().map(|_| KeyState::Absent),
+            idempotency_key: idempotency_key.map(str::to_owned),
+            stored: None,
+            assumed_new: true,
+        }
     }
 
     /// Reads one stream up to and including `through_version`, as projectors see events (personal

@@ -357,8 +357,8 @@ impl Group {
             .position(|p| names.iter().any(|n| n == p.name()))
     }
 
-    /// One transaction: renew every member's lease (fencing), fold the batch into each, move
-    /// each one's checkpoint from exactly `from` to the batch's last event.
+    /// One transaction: renew every member's lease (fencing), move each one's checkpoint from
+    /// exactly `from` to the batch's last event, fold the batch into each.
     async fn apply(
         &self,
         from: GlobalPosition,
@@ -396,6 +396,19 @@ impl Group {
                 ProjectionError::LeaseLost(self.members[index].name().to_owned()),
             ));
         }
+        // Every checkpoint is moved before any row is written: a member whose checkpoint was
+        // moved under it (a rebuilt read model switched in) leaves the group here, rather than
+        // failing on rows the switch already holds, and reads its checkpoint again alone.
+        let count = events.len() as i64;
+        let stuck = bookkeeping::move_checkpoints(&*tx, &names, from, last, count)
+            .await
+            .map_err(retry)?;
+        if let Some(index) = self.index_of(&stuck) {
+            return Err(Stop::Eject(
+                index,
+                ProjectionError::CheckpointMoved(self.members[index].name().to_owned()),
+            ));
+        }
         let batch = Batch {
             events,
             decoded: &decoded,
@@ -421,16 +434,6 @@ impl Group {
                     Stop::Retry(e)
                 });
             }
-        }
-        let count = events.len() as i64;
-        let stuck = bookkeeping::move_checkpoints(&*tx, &names, from, last, count)
-            .await
-            .map_err(retry)?;
-        if let Some(index) = self.index_of(&stuck) {
-            return Err(Stop::Eject(
-                index,
-                ProjectionError::CheckpointMoved(self.members[index].name().to_owned()),
-            ));
         }
         tx.commit().await.map_err(|e| retry(e.into()))?;
         Ok(())

@@ -401,8 +401,8 @@ impl Runner {
         }
     }
 
-    /// One transaction: renew the lease (fencing), fold the batch, move the checkpoint from
-    /// exactly `from` to the batch's last event.
+    /// One transaction: renew the lease (fencing), move the checkpoint from exactly `from` to
+    /// the batch's last event, fold the batch.
     async fn apply_batch(
         &self,
         from: GlobalPosition,
@@ -427,6 +427,13 @@ impl Runner {
         if !renewed {
             return Err(ProjectionError::LeaseLost(self.name().to_owned()));
         }
+        // The checkpoint is moved before any row is written: a runner whose checkpoint was
+        // moved under it (a rebuilt read model switched in) stops here, rather than failing
+        // on rows the switch already holds, and reads its checkpoint again.
+        let applied = events.len() as i64;
+        if !bookkeeping::move_checkpoint(&*tx, self.name(), from, last.global, applied).await? {
+            return Err(ProjectionError::CheckpointMoved(self.name().to_owned()));
+        }
         let batch = Batch {
             events,
             decoded: &decoded,
@@ -434,10 +441,6 @@ impl Runner {
             statements: Some(&statements),
         };
         self.projection.apply_decoded(&tx, &batch).await?;
-        let applied = events.len() as i64;
-        if !bookkeeping::move_checkpoint(&*tx, self.name(), from, last.global, applied).await? {
-            return Err(ProjectionError::CheckpointMoved(self.name().to_owned()));
-        }
         tx.commit().await?;
         Ok(())
     }
@@ -634,8 +637,8 @@ impl Together {
         Ok(applied)
     }
 
-    /// One transaction on `client`: renew the leases of `projections` (fencing), fold the
-    /// batch into each, move each one's checkpoint from exactly `from` to `last`.
+    /// One transaction on `client`: renew the leases of `projections` (fencing), move each
+    /// one's checkpoint from exactly `from` to `last`, fold the batch into each.
     async fn write_batch(
         &self,
         client: &mut db::deadpool_postgres::Object,
@@ -661,6 +664,15 @@ impl Together {
         if let Some(lost) = projections.iter().zip(renewed).find(|(_, r)| !r) {
             return Err(ProjectionError::LeaseLost(lost.0.name().to_owned()));
         }
+        // Every checkpoint is moved before any row is written (as in [`Runner`]).
+        let count = events.len() as i64;
+        for projection in projections {
+            if !bookkeeping::move_checkpoint(&*tx, projection.name(), from, last, count).await? {
+                return Err(ProjectionError::CheckpointMoved(
+                    projection.name().to_owned(),
+                ));
+            }
+        }
         let batch = Batch {
             events,
             decoded,
@@ -669,14 +681,6 @@ impl Together {
         };
         for projection in projections {
             projection.apply_decoded(&tx, &batch).await?;
-        }
-        let count = events.len() as i64;
-        for projection in projections {
-            if !bookkeeping::move_checkpoint(&*tx, projection.name(), from, last, count).await? {
-                return Err(ProjectionError::CheckpointMoved(
-                    projection.name().to_owned(),
-                ));
-            }
         }
         tx.commit().await?;
         Ok(())

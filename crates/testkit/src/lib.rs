@@ -184,10 +184,28 @@ impl Server {
         name: &str,
         options: &str,
     ) -> Config {
-        client
-            .batch_execute(&format!("CREATE DATABASE {name} {options}"))
-            .await
-            .unwrap_or_else(|e| panic!("create the database {name}: {e}"));
+        // A template another session is connected to for a moment (an autovacuum worker that
+        // does not leave in time, say) refuses to be copied (55006): try again a few times.
+        let mut attempt = 0;
+        loop {
+            let created = client
+                .batch_execute(&format!("CREATE DATABASE {name} {options}"))
+                .await;
+            match created {
+                Ok(()) => break,
+                Err(e)
+                    if attempt < 10
+                        && e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!(
+                    "create the database {name}: {e} ({})",
+                    e.as_db_error().map_or("", |db| db.message())
+                ),
+            }
+        }
         let mut config = self.admin.clone();
         config.dbname(name);
         config

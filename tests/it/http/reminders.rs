@@ -1177,3 +1177,134 @@ async fn the_console_records_consent_to_be_reminded_only_with_a_channel() {
         json!({ "scope": "contact_for_reminders", "services": [], "channel": "email" })
     );
 }
+
+/// Polls `what` (a count from the database) until it is at least one; panics, naming `why`,
+/// after a minute (a bound for a broken run, not a measure of speed).
+async fn until_seen(admin: &tokio_postgres::Client, what: &str, why: &str) {
+    for _ in 0..6000 {
+        let n: i64 = testkit::query_value(admin, what, &[]).await;
+        if n > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never saw {why}");
+}
+
+/// Waits until a future is waiting for a connection of `pool`.
+async fn until_waiting(pool: &db::Pool, why: &str) {
+    for _ in 0..6000 {
+        if pool.status().waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never saw {why}");
+}
+
+/// The race the hold must not lose: the dispatcher reads the person's record (consent to text
+/// messages, and no text template), then the person's consent moves to email and is projected
+/// (which lifts holds already made: there is none yet), and only then does the dispatcher hold
+/// the reminder. Held regardless, it would stay held until the next consent change; it must
+/// instead go by email at the next pass. The interleaving is made exact: the dispatcher's
+/// connection pool has one connection, its read of the record waits on a lock of the log while
+/// the test queues for that connection, and its hold waits for the test to give it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consent_projected_between_the_dispatchers_read_and_its_hold_is_not_missed() {
+    let clock = app::Clock::fixed(at("2026-03-02T09:00:00Z"));
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let worker = server.people.worker.clone();
+    let notify = Notify::start().await;
+    let consent = |channel: &str| json!({ "scope": "contact_for_reminders", "services": [], "channel": channel });
+    let both = person(&server, Some("07700 900014"), Some("ada@example.org")).await;
+    record(&server, &worker, both, "consents", consent("sms")).await;
+    let appointment = book(&server, both, "2026-03-03T14:00:00Z").await;
+    server.catch_up().await;
+    let reminder = projector::reminders::reminder_id(both, appointment);
+    let email_only = NotifyTemplates {
+        sms: None,
+        email: Some(EMAIL_TEMPLATE.to_owned()),
+    };
+    // A dispatcher over a pool of one connection.
+    let pool = server.db.app_pool(1);
+    let store =
+        crate::support::protected(eventstore::EventStore::new(pool.clone(), app::upcasters()));
+    let dispatch = ReminderDispatcher::new(
+        store,
+        clock.clone(),
+        Arc::new(
+            casebook::gp_outbox::HttpTransport::to(
+                "the notification service",
+                Duration::from_millis(800),
+                casebook::gp_outbox::Reach::Any,
+            )
+            .expect("an HTTP client"),
+        ),
+        DispatchSettings {
+            lease: Duration::from_secs(300),
+            backoff: Duration::from_secs(60),
+            backoff_cap: Duration::from_secs(60),
+            max_attempts: 3,
+            batch: 10,
+        },
+        Some(notify.endpoint_with(email_only)),
+    );
+    clock.set(at("2026-03-02T14:05:00Z"));
+
+    // The log is locked: the dispatcher leases the reminder, then waits to read the record.
+    let admin = server.db.admin_client().await;
+    let mut locker = server.db.admin_client().await;
+    let lock = locker.transaction().await.expect("begin");
+    lock.batch_execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("the log locked");
+    let pass = tokio::spawn({
+        let dispatch = dispatch.clone();
+        async move { dispatch.run_once().await }
+    });
+    until_seen(
+        &admin,
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+         WHERE NOT l.granted AND l.relation = 'events'::regclass \
+         AND a.query LIKE '%event_type IN (%'",
+        "the dispatcher waiting to read the record",
+    )
+    .await;
+    // Queued for the dispatcher's one connection, the test takes it as soon as the read is
+    // done: the dispatcher then waits for it to hold the reminder.
+    let taken = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.get().await.expect("the connection") }
+    });
+    until_waiting(&pool, "the test queued for the connection").await;
+    lock.commit().await.expect("the log unlocked");
+    let connection = taken.await.expect("join");
+    until_waiting(&pool, "the dispatcher waiting to hold the reminder").await;
+
+    // Meanwhile the person moves to email, and the projection sees it.
+    record(&server, &worker, both, "consents", consent("email")).await;
+    server.catch_up().await;
+    drop(connection);
+    let report = pass.await.expect("join").expect("a pass");
+    assert_eq!(report.delivered, 0, "{report:?}");
+    let held: Option<String> = testkit::query_value(
+        &admin,
+        "SELECT held_reason FROM reminder_outbox WHERE message_id = $1",
+        &[&reminder],
+    )
+    .await;
+    assert_eq!(held, None, "not held on what the record no longer says");
+
+    // The next pass reads the record again and sends it by email, once.
+    clock.set(at("2026-03-02T14:10:00Z"));
+    let report = dispatch.run_once().await.expect("a pass");
+    assert_eq!(report.delivered, 1, "{report:?}");
+    let requests = notify.requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    assert_eq!(requests[0].path, "/v2/notifications/email");
+    assert_eq!(requests[0].body["reference"], reminder.to_string());
+    assert_eq!(
+        outbox_of(&server, both).await,
+        [("delivered".to_owned(), None, Some("email".to_owned()), 1)]
+    );
+}

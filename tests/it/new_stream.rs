@@ -1,0 +1,351 @@
+//! A new record's first append, read from nothing (`EventStore::head_of_new_stream`): written
+//! with others waiting in one statement, recorded by the database's clock read after it was
+//! asked for, sealed and chained like any other; and, on a stream that exists after all,
+//! nothing written and nothing replayed.
+
+use eventstore::{ExpectedVersion, StoreError};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::support::{append, assert_chains_hold, contact, event, request, store_with_db};
+
+fn registration() -> eventstore::NewEvent {
+    event(
+        "ClientRegistered",
+        json!({
+            "client_id": Uuid::new_v4(),
+            "area": "Frome",
+            "personal": { "given_name": "Maggie", "family_name": "Thornbury" }
+        }),
+    )
+}
+
+#[tokio::test]
+async fn a_new_streams_first_append_reads_nothing_and_is_sealed_chained_and_kept_for_retries() {
+    let (db, store) = store_with_db(4).await;
+    let stream = Uuid::new_v4();
+    let admin = db.admin_client().await;
+    let before: chrono::DateTime<chrono::Utc> =
+        testkit::query_value(&admin, "SELECT now()", &[]).await;
+    let head = store.head_of_new_stream(stream, Some("intake-1"));
+    assert_eq!(head.version(), 0);
+
+    let mut first = request(stream, ExpectedVersion::NoStream, vec![registration()]);
+    first.idempotency_key = Some("intake-1".to_owned());
+    let appended = store
+        .append_after(first.clone(), head)
+        .await
+        .expect("a new stream's first append");
+    assert!(!appended.replayed);
+    assert_eq!(appended.stream_version, 1);
+    let after: chrono::DateTime<chrono::Utc> =
+        testkit::query_value(&admin, "SELECT now()", &[]).await;
+
+    // Recorded by the database's clock: after the moment before it was asked for, and not
+    // after the moment it had returned.
+    let recorded: chrono::DateTime<chrono::Utc> = testkit::query_value(
+        &admin,
+        "SELECT recorded_at FROM events WHERE stream_id = $1",
+        &[&stream],
+    )
+    .await;
+    assert!(
+        before <= recorded && recorded <= after,
+        "{before} <= {recorded} <= {after}"
+    );
+    // Sealed at rest under the stream's new data key, open to the stream's reader.
+    let stored: serde_json::Value = testkit::query_value(
+        &admin,
+        "SELECT payload FROM events WHERE stream_id = $1",
+        &[&stream],
+    )
+    .await;
+    assert!(
+        stored["personal"][eventstore::SEALED].is_string(),
+        "{stored:#}"
+    );
+    let read = store.read_stream(stream, 1, None).await.expect("read");
+    assert_eq!(read[0].payload["personal"]["family_name"], "Thornbury");
+    assert_chains_hold(&db, 1, 1).await;
+
+    // The key was stored with it: the same request again is answered with the first result.
+    let again = store.append(first).await.expect("a retry");
+    assert!(again.replayed);
+    assert_eq!(again.events, appended.events);
+}
+
+#[tokio::test]
+async fn an_assumed_new_head_on_a_stream_that_exists_writes_nothing_and_replays_nothing() {
+    let (db, store) = store_with_db(4).await;
+    let stream = Uuid::new_v4();
+    let mut keyed = request(stream, ExpectedVersion::NoStream, vec![contact(1)]);
+    keyed.idempotency_key = Some("k".to_owned());
+    let first = store.append(keyed.clone()).await.expect("the first append");
+
+    // The same keyed request, from a head assumed new: a conflict, not the stored result (the
+    // caller has authorised nothing against the record as it is).
+    let head = store.head_of_new_stream(stream, Some("k"));
+    // (Decided again, so with new event ids, as a command's retry is.)
+    let mut retry = keyed.clone();
+    retry.events = vec![contact(1)];
+    let err = store
+        .append_after(retry, head)
+        .await
+        .expect_err("the stream exists");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: ExpectedVersion::NoStream,
+                actual: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // Another request at the same id: a conflict too, and nothing written by either.
+    let head = store.head_of_new_stream(stream, None);
+    let err = store
+        .append_after(
+            request(stream, ExpectedVersion::NoStream, vec![registration()]),
+            head,
+        )
+        .await
+        .expect_err("the stream exists");
+    assert!(
+        matches!(err, StoreError::Conflict { actual: 1, .. }),
+        "{err:?}"
+    );
+    let events = store.read_stream(stream, 1, None).await.expect("read");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_id, first.events[0].event_id);
+    assert_chains_hold(&db, 1, 1).await;
+    // Appending after it as usual still works.
+    append(&store, stream, ExpectedVersion::Exact(1), vec![contact(2)]).await;
+}
+
+#[tokio::test]
+async fn a_new_persons_referral_at_an_id_in_use_is_answered_as_the_loaded_record_decides() {
+    use app::{CaseService, CommandError, CommandOptions};
+    use domain::{CaseError, ClientId, NeedDomain, ReferralId, ReferralSource};
+
+    let (db, store) = store_with_db(4).await;
+    let cases = CaseService::new(store.clone());
+    let client = ClientId(Uuid::new_v4());
+    let intake = |referral: ReferralId| {
+        crate::support::new_client_intake(
+            client,
+            referral,
+            "Frome",
+            ReferralSource::Gp,
+            vec![NeedDomain::LonelinessIsolation],
+        )
+    };
+    let keyed = CommandOptions {
+        idempotency_key: Some("referral-1".to_owned()),
+        ..CommandOptions::default()
+    };
+    // A new person: written without a load, by the batch writer.
+    let written = store.new_streams_written();
+    let first_referral = ReferralId(Uuid::new_v4());
+    let first = cases
+        .execute(
+            client,
+            &intake(first_referral),
+            crate::support::metadata(),
+            keyed.clone(),
+        )
+        .await
+        .expect("a new person's referral");
+    assert!(!first.replayed);
+    assert_eq!(first.stream_version, 2);
+    assert_eq!(store.new_streams_written(), written + 1);
+
+    // The same request again: its first result (the record is loaded and the key found).
+    let again = cases
+        .execute(
+            client,
+            &intake(first_referral),
+            crate::support::metadata(),
+            keyed,
+        )
+        .await
+        .expect("a retry");
+    assert!(again.replayed);
+    assert_eq!(again.events, first.events);
+    assert_eq!(store.new_streams_written(), written + 1);
+
+    // Another new-person referral at the same id: refused as the loaded record decides.
+    let refused = cases
+        .execute(
+            client,
+            &intake(ReferralId(Uuid::new_v4())),
+            crate::support::metadata(),
+            CommandOptions::default(),
+        )
+        .await
+        .expect_err("the id is in use");
+    assert!(
+        matches!(refused, CommandError::Refused(CaseError::AlreadyRegistered)),
+        "{refused:?}"
+    );
+    assert_eq!(crate::support::stream_len(&store, client.0).await, 2);
+    assert_eq!(store.new_streams_written(), written + 1);
+    assert_chains_hold(&db, 2, 1).await;
+}
+
+/// A lookup tag standing for `stream`'s NHS number.
+fn tag_of(stream: Uuid) -> [u8; 32] {
+    let mut tag = [7; 32];
+    tag[..16].copy_from_slice(stream.as_bytes());
+    tag
+}
+
+/// Appends a registration to each of `streams`, all at once, each after a head assumed new
+/// (keyed by its index when `keyed`).
+async fn register_all_at_once(
+    store: &eventstore::EventStore,
+    streams: &[Uuid],
+    keyed: bool,
+) -> Vec<(
+    eventstore::AppendRequest,
+    Result<eventstore::AppendResult, StoreError>,
+)> {
+    let appends = streams.iter().enumerate().map(|(i, stream)| {
+        let mut append = request(*stream, ExpectedVersion::NoStream, vec![registration()]);
+        append.idempotency_key = keyed.then(|| format!("intake-{i}"));
+        // Each found later by a tag of its own.
+        append.lookups = Some(vec![tag_of(*stream)]);
+        let head = store.head_of_new_stream(*stream, append.idempotency_key.as_deref());
+        async move { (append.clone(), store.append_after(append, head).await) }
+    });
+    futures_util::future::join_all(appends).await
+}
+
+#[tokio::test]
+async fn new_streams_appended_at_once_share_a_statement_and_each_gets_its_own_answer() {
+    let (db, store) = store_with_db(8).await;
+    let admin = db.admin_client().await;
+    let existing = Uuid::new_v4();
+    append(
+        &store,
+        existing,
+        ExpectedVersion::NoStream,
+        vec![contact(1)],
+    )
+    .await;
+
+    // Twenty-four new people at once: written together, fewer transactions than appends.
+    let streams: Vec<Uuid> = (0..24).map(|_| Uuid::new_v4()).collect();
+    let answers = register_all_at_once(&store, &streams, true).await;
+    for (append, answer) in &answers {
+        let appended = answer.as_ref().expect("a new stream");
+        assert_eq!(appended.stream_id, append.stream_id);
+        assert_eq!(appended.stream_version, 1);
+        assert_eq!(appended.events[0].event_id, append.events[0].event_id);
+    }
+    let transactions: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(DISTINCT transaction_id) FROM events WHERE stream_id = ANY($1)",
+        &[&streams],
+    )
+    .await;
+    assert!(
+        transactions < 24,
+        "{transactions} transactions for 24 appends"
+    );
+    // Each keyed append's result was stored with it, as the one-append statement stores it.
+    for (append, answer) in answers {
+        let again = store.append(append).await.expect("a retry");
+        assert!(again.replayed);
+        assert_eq!(again.events, answer.expect("appended").events);
+    }
+
+    // A batch in which one stream exists after all: that one is a conflict and writes
+    // nothing; every other is written, each alone.
+    let mut streams: Vec<Uuid> = (0..12).map(|_| Uuid::new_v4()).collect();
+    streams.insert(5, existing);
+    let answers = register_all_at_once(&store, &streams, false).await;
+    for (append, answer) in &answers {
+        if append.stream_id == existing {
+            assert!(
+                matches!(answer, Err(StoreError::Conflict { actual: 1, .. })),
+                "{answer:?}"
+            );
+        } else {
+            assert_eq!(answer.as_ref().expect("a new stream").stream_version, 1);
+        }
+    }
+    assert_eq!(
+        store
+            .read_stream(existing, 1, None)
+            .await
+            .expect("read")
+            .len(),
+        1
+    );
+    // Every chain holds, every personal field is sealed and opens, every tag finds its
+    // stream, and the existing stream took no tag.
+    assert_chains_hold(&db, 1 + 24 + 12, 1 + 24 + 12).await;
+    for stream in streams.iter().filter(|s| **s != existing) {
+        let read = store.read_stream(*stream, 1, None).await.expect("read");
+        assert_eq!(read[0].payload["personal"]["given_name"], "Maggie");
+        assert_eq!(
+            store
+                .streams_tagged(&tag_of(*stream))
+                .await
+                .expect("tagged"),
+            [*stream]
+        );
+    }
+    assert!(
+        store
+            .streams_tagged(&tag_of(existing))
+            .await
+            .expect("tagged")
+            .is_empty()
+    );
+
+    // A store that seals nothing writes no data keys, and the same way.
+    let unsealed = eventstore::EventStore::new(db.app_pool(4), app::upcasters());
+    let streams: Vec<Uuid> = (0..8).map(|_| Uuid::new_v4()).collect();
+    for (_, answer) in register_all_at_once(&unsealed, &streams, false).await {
+        assert_eq!(answer.expect("a new stream").stream_version, 1);
+    }
+    assert_eq!(unsealed.new_streams_written(), 8);
+    let keys: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(*) FROM subject_keys WHERE subject_id = ANY($1)",
+        &[&streams],
+    )
+    .await;
+    assert_eq!(keys, 0);
+    assert_chains_hold(&db, 1 + 24 + 12 + 8, 1 + 24 + 12 + 8).await;
+}
+
+#[tokio::test]
+async fn a_new_stream_asked_for_after_a_moment_is_recorded_after_it() {
+    // What "as known at" views rest on: a reader that took the database's clock before an
+    // append was asked for never sees that append as known by then.
+    let (db, store) = store_with_db(4).await;
+    let admin = db.admin_client().await;
+    for _ in 0..20 {
+        let moment: chrono::DateTime<chrono::Utc> =
+            testkit::query_value(&admin, "SELECT now()", &[]).await;
+        let stream = Uuid::new_v4();
+        store
+            .append_after(
+                request(stream, ExpectedVersion::NoStream, vec![registration()]),
+                store.head_of_new_stream(stream, None),
+            )
+            .await
+            .expect("a new stream");
+        let recorded: chrono::DateTime<chrono::Utc> = testkit::query_value(
+            &admin,
+            "SELECT recorded_at FROM events WHERE stream_id = $1",
+            &[&stream],
+        )
+        .await;
+        assert!(moment < recorded, "{moment} < {recorded}");
+    }
+}
