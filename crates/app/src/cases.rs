@@ -323,7 +323,7 @@ impl CaseService {
         command: &CaseCommand,
         request: StaffCommand,
     ) -> Result<AppendResult, CommandError> {
-        self.execute_as_under(principal, client_id, command, request, |check| {
+        self.execute_as_under(principal, (client_id, None), command, request, |check| {
             policy::may_command(principal, check.case, command, check.replay)
         })
         .await
@@ -331,14 +331,16 @@ impl CaseService {
 
     /// [`CaseService::execute_as`] under another access rule than [`policy::may_command`], for a
     /// path the policy names on its own (a FHIR referral of a person found by NHS number,
-    /// [`policy::may_refer_known_person`]).
+    /// [`policy::may_refer_known_person`]; a referral of someone new the organisation already
+    /// holds, [`policy::may_refer_matched_person`], whose append also tags the record with
+    /// `referred_as`, [`crate::matching::referred_as_tag`]).
     ///
     /// # Errors
     /// As [`CaseService::execute_as`].
     pub(crate) async fn execute_as_under(
         &self,
         principal: &Principal,
-        client_id: ClientId,
+        (client_id, referred_as): (ClientId, Option<[u8; 32]>),
         command: &CaseCommand,
         request: StaffCommand,
         authorise: impl Fn(Authorise<'_>) -> Result<(), Denied>,
@@ -363,7 +365,7 @@ impl CaseService {
             command,
             (metadata, dating),
             options,
-            Some(principal),
+            (Some(principal), referred_as),
             authorise,
         )
         .await
@@ -396,7 +398,7 @@ impl CaseService {
             command,
             (metadata, dating),
             options,
-            None,
+            (None, None),
             authorise,
         )
         .await
@@ -408,7 +410,7 @@ impl CaseService {
         command: &CaseCommand,
         (metadata, dating): (Metadata, Dating),
         options: CommandOptions,
-        staff: Option<&Principal>,
+        (staff, referred_as): (Option<&Principal>, Option<[u8; 32]>),
         authorise: impl Fn(Authorise<'_>) -> Result<(), Denied>,
     ) -> Result<AppendResult, CommandError> {
         let organisation_id = metadata.organisation_id;
@@ -440,7 +442,7 @@ impl CaseService {
                     command,
                     (metadata.clone(), dating.clone()),
                     options.clone(),
-                    &authorise,
+                    (&authorise, referred_as),
                     (LoadedCase::default(), head, true),
                     named().await,
                 )
@@ -466,7 +468,7 @@ impl CaseService {
             command,
             (metadata, dating),
             options,
-            &authorise,
+            (&authorise, referred_as),
             (loaded, head, false),
             named,
         )
@@ -483,7 +485,10 @@ impl CaseService {
         command: &CaseCommand,
         (mut metadata, dating): (Metadata, Dating),
         options: CommandOptions,
-        authorise: &impl Fn(Authorise<'_>) -> Result<(), Denied>,
+        (authorise, referred_as): (
+            &impl Fn(Authorise<'_>) -> Result<(), Denied>,
+            Option<[u8; 32]>,
+        ),
         (loaded, head, assumed_new): (LoadedCase, StreamHead, bool),
         named: Result<(), CommandError>,
     ) -> Result<AppendResult, CommandError> {
@@ -600,15 +605,17 @@ impl CaseService {
             new_event.personal_paths = crate::privacy::personal_paths(event, &loaded.entries);
         }
         // The NHS number's lookup tag, in the append's statement, when the events register
-        // the person or correct their registration (`matching`).
+        // the person or correct their registration (`matching`); a referral of someone new that
+        // went to this record (`intake`) tags it with the id its referrer chose, the same way.
         let lookups = match command {
             CaseCommand::EraseClient(_) => None,
             _ => {
                 crate::matching::lookups_after(
                     &self.store,
                     loaded.organisation_id.unwrap_or(metadata.organisation_id),
+                    (client_id.0, &loaded),
                     &events,
-                    &loaded.entries,
+                    referred_as,
                 )
                 .await?
             }

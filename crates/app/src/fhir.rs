@@ -152,48 +152,17 @@ impl FhirReferrals {
             .unwrap_or_default(),
         )
         .into();
-        // The record the referral goes to: where this ServiceRequest went when it was received
-        // before; else the one client of the organisation holding the Patient's NHS number
-        // (`matching`); else a new record under the ServiceRequest's own id.
-        let client_id = match self.received(principal.organisation_id, id).await? {
-            Some((_, client)) => client,
-            None => match &mapped.personal.nhs_number {
-                Some(number) => {
-                    crate::matching::known_client(&self.cases, principal.organisation_id, number)
-                        .await?
-                        .map_or(ClientId(id), |(client, _)| client)
-                }
-                None => ClientId(id),
-            },
-        };
-        let known = client_id != ClientId(id);
-        let referral = ReferralReceived {
-            referral_id: ReferralId(id),
-            source: mapped.source,
-            referrer,
-            reasons: mapped.reasons.clone(),
-            urgency: mapped.urgency,
-            received_on: self.cases.clock().today(),
-            note: mapped.note.clone(),
-        };
-        // A known person's record takes the referral as it is: their details stay as recorded.
-        let command = CaseCommand::Intake {
-            client: (!known).then(|| {
-                Box::new(ClientRegistered {
-                    client_id: ClientId(id),
-                    personal: mapped.personal.clone(),
-                    area: mapped.area.clone(),
-                })
-            }),
-            referral,
-        };
-        let request = StaffCommand {
-            idempotency_key: Some(format!("fhir-service-request:{id}")),
-            fingerprint: Some(fingerprint),
-            expected_version: None,
-            correlation_id: request_id,
-            occurred_at: None,
-            late_entry_reason: None,
+        // Two referrals of one new NHS number racing (over FHIR or the API) are taken one
+        // after the other, so that at most one record is made (`matching::with_number_locked`).
+        let number_tag = match &mapped.personal.nhs_number {
+            Some(number) => crate::matching::nhs_number_tag(
+                self.cases.store(),
+                principal.organisation_id,
+                number,
+            )
+            .await
+            .map_err(CommandError::from)?,
+            None => None,
         };
         let (at, subject) = match kind {
             Submission::ServiceRequest => ("ServiceRequest.identifier", "ServiceRequest.subject"),
@@ -202,16 +171,70 @@ impl FhirReferrals {
                 "Bundle.entry.resource.subject",
             ),
         };
-        let executed = if known {
-            self.cases
-                .execute_as_under(principal, client_id, &command, request, |check| {
-                    policy::may_refer_known_person(principal, check.case, check.replay)
-                })
+        let locked = async {
+            // The record the referral goes to: where this ServiceRequest went when it was received
+            // before; else the one client of the organisation holding the Patient's NHS number
+            // (`matching`); else a new record under the ServiceRequest's own id.
+            let client_id = match self.received(principal.organisation_id, id).await? {
+                Some((_, client)) => client,
+                None => match &mapped.personal.nhs_number {
+                    Some(number) => crate::matching::known_client(
+                        &self.cases,
+                        principal.organisation_id,
+                        number,
+                    )
+                    .await?
+                    .map_or(ClientId(id), |(client, _)| client),
+                    None => ClientId(id),
+                },
+            };
+            let known = client_id != ClientId(id);
+            let referral = ReferralReceived {
+                referral_id: ReferralId(id),
+                source: mapped.source,
+                referrer,
+                reasons: mapped.reasons.clone(),
+                urgency: mapped.urgency,
+                received_on: self.cases.clock().today(),
+                note: mapped.note.clone(),
+            };
+            // A known person's record takes the referral as it is: their details stay as recorded.
+            let command = CaseCommand::Intake {
+                client: (!known).then(|| {
+                    Box::new(ClientRegistered {
+                        client_id: ClientId(id),
+                        personal: mapped.personal.clone(),
+                        area: mapped.area.clone(),
+                    })
+                }),
+                referral,
+            };
+            let request = StaffCommand {
+                idempotency_key: Some(format!("fhir-service-request:{id}")),
+                fingerprint: Some(fingerprint),
+                expected_version: None,
+                correlation_id: request_id,
+                occurred_at: None,
+                late_entry_reason: None,
+            };
+            let executed = if known {
+                self.cases
+                    .execute_as_under(principal, (client_id, None), &command, request, |check| {
+                        policy::may_refer_known_person(principal, check.case, check.replay)
+                    })
+                    .await
+            } else {
+                self.cases
+                    .execute_as(principal, client_id, &command, request)
+                    .await
+            };
+            Ok::<_, FhirError>((client_id, known, executed))
+        };
+        let (client_id, known, executed) = match number_tag {
+            Some(tag) => crate::matching::with_number_locked(self.cases.store(), &tag, locked)
                 .await
-        } else {
-            self.cases
-                .execute_as(principal, client_id, &command, request)
-                .await
+                .map_err(CommandError::from)??,
+            None => locked.await?,
         };
         let result = match executed {
             Ok(result) => result,

@@ -24,6 +24,7 @@ pub mod freshness;
 pub mod gp_outbox;
 pub mod health;
 pub mod history;
+mod intake;
 mod journey;
 pub mod lone_working;
 pub mod matching;
@@ -48,6 +49,7 @@ pub use cases::{
     Authorise, CaseService, CommandError, CommandOptions, Denied, LoadedCase, StaffCommand,
 };
 pub use clock::Clock;
+pub use intake::Referred;
 
 /// Every upcasting step of the domain's events, for the event store: each store the product
 /// opens reads old rows through these.

@@ -1,5 +1,6 @@
 //! Finding a known person by NHS number (issue #20): a FHIR referral whose Patient carries an
-//! NHS number the organisation already holds for a client is that client's.
+//! NHS number the organisation already holds for a client is that client's, and so is a
+//! referral of someone new over the API (`crate::intake`).
 //!
 //! The NHS number is personal data, sealed in the log, so it is looked up by its lookup tag
 //! (`EventStore::lookup_tag`: a keyed hash of the organisation and the number, under a key the
@@ -9,8 +10,9 @@
 //! and every record found is checked again (its organisation, not erased, the number itself).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use domain::{CaseEvent, ClientId, EventId, NhsNumber};
+use domain::{CaseEvent, ClientId, EventId, NhsNumber, ReferralId};
 use eventstore::{EventStore, StoreError};
 use uuid::Uuid;
 
@@ -52,28 +54,182 @@ pub(crate) fn nhs_number_after(
     after
 }
 
-/// The lookup tags a client's stream of `organisation_id` carries after `events`, for the
-/// append that records them: `None` when they leave the NHS number as it was.
+/// The lookup tags a client's stream of `organisation_id` carries after `events`, decided
+/// against `loaded` (the stream `stream_id` as the command loaded it), for the append that
+/// records them: `None` when they leave every tag as it was.
+///
+/// The append replaces the stream's tags with those given, so they are all given: the tags the
+/// stream carries now (read here, after the load: a writer that changed them since also moved
+/// the version, and the append is then a conflict), the NHS number's replaced when `events`
+/// register the person or correct their registration, and `referred_as` added (a referral of
+/// someone new that went to this record, [`referred_as_tag`]).
 ///
 /// # Errors
-/// The lookup key cannot be read.
+/// The lookup key or the stream's tags cannot be read.
 pub(crate) async fn lookups_after(
     store: &EventStore,
     organisation_id: Uuid,
+    (stream_id, loaded): (Uuid, &LoadedCase),
     events: &[CaseEvent],
-    entries: &BTreeMap<EventId, CaseEvent>,
+    referred_as: Option<[u8; 32]>,
 ) -> Result<Option<Vec<[u8; 32]>>, StoreError> {
-    let Some(number) = nhs_number_after(events, entries) else {
+    let number = nhs_number_after(events, &loaded.entries);
+    if number.is_none() && referred_as.is_none() {
         return Ok(None);
+    }
+    let mut tags = if loaded.exists() {
+        stream_tags(store, stream_id).await?
+    } else {
+        Vec::new()
     };
-    let mut tags = Vec::new();
-    if let Some(number) = number
-        && let Some(tag) = nhs_number_tag(store, organisation_id, &number).await?
+    if let Some(number) = number {
+        if let Some(before) = nhs_number_of(loaded)
+            && let Some(tag) = nhs_number_tag(store, organisation_id, before).await?
+        {
+            tags.retain(|t| *t != tag);
+        }
+        if let Some(number) = number
+            && let Some(tag) = nhs_number_tag(store, organisation_id, &number).await?
+            && !tags.contains(&tag)
+        {
+            tags.push(tag);
+        }
+    }
+    if let Some(tag) = referred_as
+        && !tags.contains(&tag)
     {
         tags.push(tag);
     }
     Ok(Some(tags))
 }
+
+/// The lookup tags the stream carries now.
+async fn stream_tags(store: &EventStore, stream_id: Uuid) -> Result<Vec<[u8; 32]>, StoreError> {
+    let client = store.pool().get().await?;
+    let rows = client
+        .query(
+            "SELECT tag FROM stream_lookups WHERE stream_id = $1",
+            &[&stream_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| <[u8; 32]>::try_from(row.get::<_, &[u8]>(0)).ok())
+        .collect())
+}
+
+/// The tag a record carries for each referral of someone new that went to it because the
+/// organisation already held the person (`cases::refer`): the client id the referrer chose
+/// and the referral's id, in the organisation. It lets the referrer follow the referral by the
+/// id they chose, and a retry of it find where it went. `None` when the store seals nothing.
+///
+/// # Errors
+/// The lookup key cannot be read.
+pub async fn referred_as_tag(
+    store: &EventStore,
+    organisation_id: Uuid,
+    chosen: ClientId,
+    referral_id: ReferralId,
+) -> Result<Option<[u8; 32]>, StoreError> {
+    store
+        .lookup_tag(
+            &format!("referred-as:{organisation_id}"),
+            &format!("{}:{}", chosen.0, referral_id.0),
+        )
+        .await
+}
+
+/// The record of `organisation_id` a referral `referral_id` that its referrer sent for someone
+/// new under `chosen` went to, loaded: `None` when there is none (the referral is on `chosen`
+/// itself, or nowhere).
+///
+/// # Errors
+/// A store failure.
+pub(crate) async fn referred_as(
+    cases: &CaseService,
+    organisation_id: Uuid,
+    chosen: ClientId,
+    referral_id: ReferralId,
+) -> Result<Option<(ClientId, LoadedCase)>, CommandError> {
+    let Some(tag) = referred_as_tag(cases.store(), organisation_id, chosen, referral_id).await?
+    else {
+        return Ok(None);
+    };
+    for stream_id in cases.store().streams_tagged(&tag).await? {
+        let loaded = match cases.load(ClientId(stream_id)).await {
+            Ok(loaded) => loaded,
+            Err(CommandError::Denied(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        if loaded.organisation_id == Some(organisation_id)
+            && loaded.state.referrals.contains_key(&referral_id)
+        {
+            return Ok(Some((ClientId(stream_id), loaded)));
+        }
+    }
+    Ok(None)
+}
+
+/// Runs `work` while holding the lock of one NHS number's tag (a transaction-scoped advisory
+/// lock, on a connection of its own): two referrals of one person new to the service, racing,
+/// are taken one after the other, so that the second finds the record the first made
+/// (`known_client`) and at most one record is made. The transaction writes nothing (it has no
+/// transaction id, so it holds no reader back); it ends when `work` does, and if the caller
+/// stops waiting, the dropped transaction is rolled back, which releases the lock.
+///
+/// A referral finding the lock held does not wait on a connection (many referrals of one
+/// number would hold the pool while the one holding the lock needs a connection for its
+/// work): it gives the connection back and tries again a moment later, for `LOCK_PATIENCE`.
+///
+/// # Errors
+/// A store failure taking the lock, or the lock held for longer than `LOCK_PATIENCE`
+/// ([`StoreError::Unavailable`]: answered 503, to be retried); `work` is not run then.
+pub(crate) async fn with_number_locked<T>(
+    store: &EventStore,
+    tag: &[u8; 32],
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, StoreError> {
+    let key = i32::from_be_bytes([tag[0], tag[1], tag[2], tag[3]]);
+    let (mut waited, mut pause) = (Duration::ZERO, Duration::from_millis(5));
+    loop {
+        let mut client = store.pool().get().await?;
+        let transaction = client.transaction().await?;
+        let locked: bool = transaction
+            .query_one(
+                "SELECT pg_try_advisory_xact_lock($1, $2)",
+                &[&NUMBER_LOCK_CLASS, &key],
+            )
+            .await?
+            .get(0);
+        if locked {
+            let done = work.await;
+            // What `work` did is committed (or not) on its own connections: a failure to end
+            // this transaction changes nothing of it, and ends the session (and the lock).
+            if let Err(e) = transaction.commit().await {
+                tracing::warn!(error = %e, "an NHS number's lock was not released cleanly");
+            }
+            return Ok(done);
+        }
+        transaction.rollback().await?;
+        drop(client);
+        if waited >= LOCK_PATIENCE {
+            tracing::warn!("an NHS number's lock was held too long: the referral is not taken");
+            return Err(StoreError::Unavailable(
+                db::deadpool_postgres::PoolError::Timeout(db::deadpool_postgres::TimeoutType::Wait),
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        waited += pause;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// How long a referral waits for another of the same NHS number to be taken.
+const LOCK_PATIENCE: Duration = Duration::from_secs(10);
+
+/// The first key of the advisory locks taken on NHS numbers' tags (two-key locks: none is the
+/// migrations' one-key lock).
+const NUMBER_LOCK_CLASS: i32 = 0x4e48_5331;
 
 /// The lookup tag of `number` in `organisation_id` (`None` when the store seals nothing).
 ///

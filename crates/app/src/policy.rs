@@ -563,6 +563,61 @@ pub fn may_refer_known_person(
     same_organisation(principal, case)
 }
 
+/// May the caller add the referral they sent for someone new to the record the organisation
+/// already holds for the person (found by their NHS number, `app::intake`)? Whoever may refer
+/// someone new (a referrer, a practice's system, a link worker, a team lead), on a record of
+/// their organisation that is not erased (or, for `replay`, the first result of the same
+/// request); a link worker or team lead only on a case they work once it is assigned, as for any
+/// referral of a known person ([`may_command`]). Whether the record takes a referral now is the
+/// domain's (a referral waiting or a case open refuses it).
+///
+/// # Errors
+/// [`Denied::Forbidden`] for any other role, or a case not the caller's; [`Denied::NotFound`]
+/// for another organisation's, an erased or no record.
+pub fn may_refer_matched_person(
+    principal: &Principal,
+    case: &LoadedCase,
+    replay: bool,
+) -> Result<(), Denied> {
+    require(
+        principal,
+        &[
+            Role::Referrer,
+            Role::PracticeSystem,
+            Role::LinkWorker,
+            Role::TeamLead,
+        ],
+        "referring a person",
+    )?;
+    if !case.exists() || (case.state.erased && !replay) {
+        return Err(Denied::NotFound);
+    }
+    same_organisation(principal, case)?;
+    if replay {
+        return Ok(());
+    }
+    match principal.role {
+        Role::LinkWorker | Role::TeamLead
+            if case.state.link_worker.is_some() && !works_case(principal, case) =>
+        {
+            Err(not_your_case(principal))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Is the caller told that a referral they sent for someone new went to the record the
+/// organisation already held for the person (`app::intake`)? Staff of the service (link
+/// workers, team leads, auditors, administrators), who see its records. A referrer or a
+/// practice's system is answered alike whether the person was known or not: who is known to
+/// the service is not theirs to learn from a referral.
+pub fn may_learn_known_person(principal: &Principal) -> bool {
+    matches!(
+        principal.role,
+        Role::LinkWorker | Role::TeamLead | Role::Auditor | Role::Administrator
+    )
+}
+
 /// May the caller follow a referral it sent over FHIR (the ServiceRequest and its Task)? The
 /// practice system that submitted it, and no one else: any other referral, of its organisation
 /// or another, is answered as absent.
@@ -1284,6 +1339,59 @@ mod tests {
                 Forbidden,
                 "{role}"
             );
+        }
+    }
+
+    #[test]
+    fn a_referral_of_someone_new_goes_to_the_record_held_for_them_for_whoever_may_refer() {
+        table(
+            "a referral of someone new the organisation already holds",
+            &[
+                (Role::Referrer, [Absent, Absent, Allow, Allow, Allow, Allow]),
+                (
+                    Role::PracticeSystem,
+                    [Absent, Absent, Allow, Allow, Allow, Allow],
+                ),
+                (
+                    LinkWorker,
+                    [Absent, Absent, Allow, Allow, Forbidden, Forbidden],
+                ),
+                (TeamLead, [Absent, Absent, Allow, Allow, Forbidden, Allow]),
+                (Auditor, [Forbidden; 6]),
+                (ReportingAnalyst, [Forbidden; 6]),
+                (Administrator, [Forbidden; 6]),
+                (Role::ServiceProvider, [Forbidden; 6]),
+            ],
+            |p, c| outcome(may_refer_matched_person(p, c, false)),
+        );
+        // An erased person is never matched; the first result of the same request is answered.
+        let mut erased = case(Unassigned);
+        erased.state.erased = true;
+        for role in [Role::Referrer, LinkWorker, TeamLead] {
+            assert_eq!(
+                outcome(may_refer_matched_person(&principal(role), &erased, false)),
+                Absent,
+                "{role}"
+            );
+            assert_eq!(
+                outcome(may_refer_matched_person(&principal(role), &erased, true)),
+                Allow,
+                "{role}: a retry"
+            );
+            assert_eq!(
+                outcome(may_refer_matched_person(
+                    &principal(role),
+                    &case(OtherOrganisation),
+                    true
+                )),
+                Absent,
+                "{role}: a retry on another organisation's record"
+            );
+        }
+        // Only staff of the service hear that the person was known.
+        for role in Role::ALL {
+            let told = matches!(role, LinkWorker | TeamLead | Auditor | Administrator);
+            assert_eq!(may_learn_known_person(&principal(role)), told, "{role}");
         }
     }
 

@@ -621,6 +621,11 @@ impl CaseService {
     /// Where a referral stands: for the referrer who made it (no personal data), and for whoever
     /// may read the record; the read is audited.
     ///
+    /// A referral of someone new that went to the record the organisation already held for the
+    /// person (`crate::intake`) is followed by the client id its referrer chose, as any other:
+    /// the view names that id, except to those told which record it went to
+    /// ([`policy::may_learn_known_person`]).
+    ///
     /// # Errors
     /// [`AppError::Denied`] by [`policy::may_read_referral`], [`AppError::NotFound`] for a
     /// referral the record does not have; store failures.
@@ -631,15 +636,32 @@ impl CaseService {
         referral_id: ReferralId,
         read: &ReadContext,
     ) -> Result<ReferralStatusView, AppError> {
-        let loaded = self.load(client_id).await?;
+        let mut loaded = self.load(client_id).await?;
+        let mut record = client_id;
+        if !loaded.state.referrals.contains_key(&referral_id)
+            && let Some((found, on_record)) = crate::matching::referred_as(
+                self,
+                principal.organisation_id,
+                client_id,
+                referral_id,
+            )
+            .await?
+        {
+            (record, loaded) = (found, on_record);
+        }
         policy::may_read_referral(principal, &loaded, referral_id)?;
+        let client_id = if policy::may_learn_known_person(principal) {
+            record
+        } else {
+            client_id
+        };
         let status = loaded
             .state
             .referrals
             .get(&referral_id)
             .copied()
             .ok_or_else(|| AppError::NotFound("no such referral for this client".into()))?;
-        self.audit_read(principal, client_id.0, RecordView::ReferralStatus, read)
+        self.audit_read(principal, record.0, RecordView::ReferralStatus, read)
             .await?;
         Ok(ReferralStatusView {
             client_id: client_id.0,

@@ -18,12 +18,14 @@ pub fn days_ago(days: i64) -> String {
     (Utc::now() - Duration::days(days)).date_naive().to_string()
 }
 
+/// A referral (from `source`) of someone new, Maggie Thornbury, with an NHS number of her own
+/// made from `referral_id` (a number the organisation holds already is that record's).
 pub fn intake(referral_id: Uuid, source: &str) -> Value {
     json!({
         "client": {
             "personal": {
                 "given_name": "Maggie", "family_name": "Thornbury",
-                "date_of_birth": "1948-05-02", "nhs_number": "943 476 5919",
+                "date_of_birth": "1948-05-02", "nhs_number": crate::support::nhs_number_for(referral_id),
                 "phone": "01373 000000", "email": null, "address": "3 Vicarage St", "postcode": "BA11 1PX"
             },
             "area": "Frome"

@@ -24,6 +24,7 @@ mod equity;
 pub mod fhir;
 mod gp_messages;
 pub mod journey;
+mod known_person;
 mod lone_working;
 mod malformed;
 mod matrix;

@@ -69,11 +69,17 @@ pub struct CommandAccepted {
     /// see this write.
     pub position: i64,
     pub events: Vec<AcceptedEvent>,
+    /// A referral of someone new that went to the record the organisation already held for
+    /// them (by their NHS number): the client id the request named (which names no record;
+    /// `client_id` is the record's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referred_as: Option<Uuid>,
 }
 
 impl CommandAccepted {
     pub(super) fn from_result(result: &AppendResult) -> CommandAccepted {
         CommandAccepted {
+            referred_as: None,
             client_id: result.stream_id,
             stream_version: result.stream_version,
             position: result.events.iter().map(|e| e.position).max().unwrap_or(0),
@@ -110,6 +116,15 @@ async fn run(
 /// 201 for a command on a record: its new version as the ETag, a replay said so, the events
 /// written counted.
 pub(super) fn created(result: &AppendResult, location: Option<String>) -> HttpResponse {
+    created_as(result, location, CommandAccepted::from_result(result))
+}
+
+/// [`created`] answering `body`.
+fn created_as(
+    result: &AppendResult,
+    location: Option<String>,
+    body: impl Serialize,
+) -> HttpResponse {
     if !result.replayed {
         super::metrics::record_appended(result.events.len());
     }
@@ -121,7 +136,7 @@ pub(super) fn created(result: &AppendResult, location: Option<String>) -> HttpRe
     if result.replayed {
         response.insert_header(("Idempotent-Replayed", "true"));
     }
-    response.json(CommandAccepted::from_result(result))
+    response.json(body)
 }
 
 /// Declares a command route: handler name, path under the client, body type, and how the body
@@ -164,18 +179,121 @@ macro_rules! command_route {
     };
 }
 
-command_route!(
-    /// Refer someone (new, with their details, or already registered) through the single point
-    /// of access.
-    refer, "/clients/{client_id}/referrals", IntakeRequest, |client_id, intake| CaseCommand::Intake {
-        client: intake.client.map(|c| Box::new(ClientRegistered {
-            client_id: ClientId(client_id),
-            personal: c.personal,
-            area: c.area,
-        })),
-        referral: intake.referral,
+/// A referral received, as a referrer (or a practice's system) is answered: the ids they chose
+/// and where to follow it. It is the same whether the person was new to the service or the
+/// organisation already held them.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct ReferralReceipt {
+    /// The client id the request named.
+    pub client_id: Uuid,
+    pub referral_id: Uuid,
+    /// Where the referral is followed (`GET`): also the `Location`.
+    pub follow_at: String,
+}
+
+/// What a referral wrote: to staff of the service, the events written (on the record the
+/// organisation already held for the person, when it did: then `referred_as` is the id the
+/// request named); to a referrer or a practice's system, a receipt, alike whether the person was
+/// known or not.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum IntakeAccepted {
+    Events(CommandAccepted),
+    Receipt(ReferralReceipt),
+}
+
+/// Refer someone (new, with their details, or already registered) through the single point
+/// of access.
+///
+/// Someone new whose NHS number one record of the organisation already holds (not
+/// erased) is that record's: the referral goes on it, their details stay as recorded (refused
+/// naming `client.personal.nhs_number` while their referral waits or their case is open). Staff
+/// are answered with the events written on that record (its `Location`, `client_id`, and the id
+/// the request named as `referred_as`); a referrer or a practice's system gets a receipt, the
+/// same whether the person was known or not, and follows the referral at
+/// `/api/v1/clients/{client_id}/referrals/{referral_id}` with the client id it chose.
+#[utoipa::path(
+    tag = "commands",
+    security(("bearer" = [])),
+    params(
+        ("client_id" = Uuid, Path, description = "The client's id (chosen by the caller for a new client)"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 200, pattern = r"^[!-~]+$",
+         description = "Makes a retry safe: the same key and body return the first response and write nothing"),
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(W/)?"?[0-9]{1,18}"?$"#,
+         description = "The record version last seen (the ETag of the last response); stale gives 409")
+    ),
+    request_body(content = IntakeRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Done: the events written (staff), or a receipt (a referrer or a practice's system)", body = IntakeAccepted,
+         headers(("ETag" = String, description = "The record's new version (staff)"),
+                 ("Location" = String, description = "The record (staff), or where the referral is followed (a referrer)"))),
+        CommandErrors
+    )
+)]
+#[post("/clients/{client_id}/referrals")]
+async fn refer(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    headers: CommandHeaders,
+    body: CommandBody<IntakeRequest>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let client_id = path.into_inner();
+    let CommandBody {
+        value,
+        dated,
+        digest,
+    } = body;
+    let command = CaseCommand::Intake {
+        client: value.client.map(|c| {
+            Box::new(ClientRegistered {
+                client_id: ClientId(client_id),
+                personal: c.personal,
+                area: c.area,
+            })
+        }),
+        referral: value.referral,
+    };
+    let request = StaffCommand {
+        occurred_at: dated.occurred_at,
+        late_entry_reason: dated.late_entry_reason,
+        ..headers.staff_command(&req, digest)
+    };
+    let referred = state
+        .cases
+        .refer(&caller.0, ClientId(client_id), &command, request)
+        .await?;
+    let result = &referred.result;
+    if referred.told {
+        let mut accepted = CommandAccepted::from_result(result);
+        accepted.referred_as = referred.to_known_person().then_some(referred.referred_as.0);
+        let location = format!("/api/v1/clients/{}", referred.record.0);
+        return Ok(created_as(
+            result,
+            Some(location),
+            IntakeAccepted::Events(accepted),
+        ));
     }
-);
+    if !result.replayed {
+        super::metrics::record_appended(result.events.len());
+    }
+    let follow_at = format!(
+        "/api/v1/clients/{}/referrals/{}",
+        referred.referred_as.0, referred.referral_id.0
+    );
+    let mut response = HttpResponse::Created();
+    response.insert_header((header::LOCATION, follow_at.clone()));
+    if result.replayed {
+        response.insert_header(("Idempotent-Replayed", "true"));
+    }
+    Ok(response.json(IntakeAccepted::Receipt(ReferralReceipt {
+        client_id: referred.referred_as.0,
+        referral_id: referred.referral_id.0,
+        follow_at,
+    })))
+}
+
 command_route!(
     /// Record consent (to be contacted, to share with onward services, to message the GP...).
     record_consent, "/clients/{client_id}/consents", ConsentRecorded, |_, c| CaseCommand::RecordConsent(c)

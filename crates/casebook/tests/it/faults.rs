@@ -293,35 +293,38 @@ async fn wait_until_projected(running: &Running) {
     }
 }
 
-/// Every accepted referral is in the log exactly once: its client's stream holds exactly the
-/// events the acceptance named, and the log holds no other referral.
+/// Every accepted referral is in the log exactly once: its client's stream holds its registration
+/// and its referral, the referral the acceptance (a referrer's receipt) named, and the log holds
+/// no other referral.
 async fn check_recorded_once(data_dir: &DataDir, sent: &[(Referral, Value)]) {
     let db = data_dir.connect().await;
     for (referral, accepted) in sent {
-        let stored: Vec<Uuid> = db
+        let stored: Vec<(String, Option<String>)> = db
             .query(
-                "SELECT event_id FROM events WHERE stream_id = $1 ORDER BY stream_version",
+                "SELECT event_type, payload->>'referral_id' FROM events WHERE stream_id = $1 \
+                 ORDER BY stream_version",
                 &[&referral.client],
             )
             .await
             .expect("the stream")
             .iter()
-            .map(|row| row.get(0))
+            .map(|row| (row.get(0), row.get(1)))
             .collect();
-        let named: Vec<Uuid> = accepted["events"]
-            .as_array()
-            .expect("the accepted events")
-            .iter()
-            .map(|e| {
-                e["event_id"]
-                    .as_str()
-                    .expect("an id")
-                    .parse()
-                    .expect("a uuid")
-            })
-            .collect();
-        assert_eq!(named.len(), 2, "a registration and a referral: {accepted}");
-        assert_eq!(stored, named, "client {}", referral.client);
+        assert_eq!(accepted["client_id"], json!(referral.client), "{accepted}");
+        let referral_id = referral.body["referral"]["referral_id"].clone();
+        assert_eq!(accepted["referral_id"], referral_id, "{accepted}");
+        assert_eq!(
+            stored,
+            [
+                ("ClientRegistered".to_owned(), None),
+                (
+                    "ReferralReceived".to_owned(),
+                    referral_id.as_str().map(str::to_owned)
+                )
+            ],
+            "client {}",
+            referral.client
+        );
     }
     let referrals: i64 = db
         .query_one(

@@ -1,0 +1,262 @@
+//! A referral of someone new through the API (`POST /api/v1/clients/{client_id}/referrals` with
+//! the person's details) whose NHS number a record of the organisation already holds: the
+//! referral goes on that record, as a FHIR referral does (`crate::fhir`), so that one person
+//! has one record, one journey and is counted once.
+//!
+//! The person's details stay as recorded (the details sent are not a correction). The record
+//! found takes the referral only when it would take one (their referral waiting or their case
+//! open refuses it, naming `client.personal.nhs_number`), and only from a caller who may refer
+//! the person on it ([`policy::may_refer_matched_person`]). An erased record, another
+//! organisation's and a number held by more than one record are never matched
+//! (`crate::matching::known_client`).
+//!
+//! What the caller is told depends on who they are ([`policy::may_learn_known_person`]): staff
+//! of the service hear which record it went to; a referrer (or a practice's system) gets the
+//! same answer whether the person was known or not, naming the id they chose, and follows the
+//! referral by that id (`CaseService::referral_status`). The record found carries a lookup tag
+//! of the id chosen and the referral's ([`crate::matching::referred_as_tag`]), written in the
+//! append's own statement: a retry of the request finds where it went, and so does the
+//! referrer's read, whatever happened to the person's number since.
+//!
+//! Two referrals of one new number racing are taken one after the other
+//! ([`crate::matching::with_number_locked`]): at most one record is made.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use domain::{CaseCommand, CaseError, ClientId, ReferralId};
+use eventstore::AppendResult;
+
+use crate::access::Principal;
+use crate::cases::{CaseService, CommandError, Denied, StaffCommand};
+use crate::{matching, policy};
+
+/// What a referral through the API did.
+#[derive(Clone, Debug)]
+pub struct Referred {
+    /// The append (or, for a retry, the first one).
+    pub result: AppendResult,
+    /// The client id the request named.
+    pub referred_as: ClientId,
+    /// The referral's id.
+    pub referral_id: ReferralId,
+    /// The record the referral is on: `referred_as`, or the record the organisation already
+    /// held for the person.
+    pub record: ClientId,
+    /// Whether the caller is told which record it went to ([`policy::may_learn_known_person`]);
+    /// if not, they are answered alike whether the person was known or not.
+    pub told: bool,
+}
+
+impl Referred {
+    /// Whether the referral went to a record the organisation already held.
+    pub fn to_known_person(&self) -> bool {
+        self.record != self.referred_as
+    }
+}
+
+/// The field a refusal about the person found names.
+const NHS_NUMBER_FIELD: &str = "client.personal.nhs_number";
+
+impl CaseService {
+    /// Carries out a referral (`CaseCommand::Intake`) for a member of staff or a referrer: as
+    /// [`CaseService::execute_as`], except that a referral of someone new whose NHS number one
+    /// record of the organisation already holds (not erased) goes on that record (see the
+    /// module).
+    ///
+    /// # Errors
+    /// As [`CaseService::execute_as`]; [`CommandError::Invalid`] naming
+    /// `client.personal.nhs_number` when the person found has a referral waiting or a case open.
+    pub async fn refer(
+        &self,
+        principal: &Principal,
+        client_id: ClientId,
+        command: &CaseCommand,
+        request: StaffCommand,
+    ) -> Result<Referred, CommandError> {
+        let told = policy::may_learn_known_person(principal);
+        let CaseCommand::Intake {
+            client: Some(new),
+            referral,
+        } = command
+        else {
+            return self
+                .refer_as_named(principal, client_id, command, request)
+                .await;
+        };
+        let referral_id = referral.referral_id;
+        let organisation_id = principal.organisation_id;
+        let number_tag = match &new.personal.nhs_number {
+            Some(number) => matching::nhs_number_tag(self.store(), organisation_id, number).await?,
+            None => None,
+        };
+        // No number (or a store that seals nothing, where nothing is found by one), or a version
+        // expected of the id named that only a record there could have: the command is for it.
+        let (Some(number), Some(number_tag)) = (&new.personal.nhs_number, number_tag) else {
+            return self
+                .refer_as_named(principal, client_id, command, request)
+                .await;
+        };
+        if request.expected_version.is_some_and(|version| version != 0) {
+            return self
+                .refer_as_named(principal, client_id, command, request)
+                .await;
+        }
+        let locked = async {
+            // The id chosen names a record (the referral's retry, or an id taken), or the caller
+            // may not refer someone new at all: the command is for that id, as any command is.
+            let chosen = self.load(client_id).await?;
+            if chosen.exists() || policy::may_command(principal, &chosen, command, false).is_err() {
+                return self
+                    .refer_as_named(principal, client_id, command, request)
+                    .await;
+            }
+            // Sent before, and gone to a known person's record: a retry goes there.
+            if let Some((record, loaded)) =
+                matching::referred_as(self, organisation_id, client_id, referral_id).await?
+            {
+                let result = match self
+                    .refer_known(principal, (client_id, record), command, request, true)
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(Retry::Failed(e)) => return Err(e),
+                    // Not a retry of the first request: answered as a request naming a record
+                    // that exists is (the id chosen stands for the record it went to).
+                    Err(Retry::Again) => {
+                        return Err(
+                            match policy::may_command(principal, &loaded, command, false) {
+                                Err(denied) => denied.into(),
+                                Ok(()) => CommandError::Refused(CaseError::AlreadyRegistered),
+                            },
+                        );
+                    }
+                };
+                return Ok(Referred {
+                    result,
+                    referred_as: client_id,
+                    referral_id,
+                    record,
+                    told,
+                });
+            }
+            let known = matching::known_client(self, organisation_id, number)
+                .await?
+                .map(|(record, _)| record)
+                .filter(|record| *record != client_id);
+            let Some(record) = known else {
+                return self
+                    .refer_as_named(principal, client_id, command, request)
+                    .await;
+            };
+            self.refer_known(principal, (client_id, record), command, request, false)
+                .await
+                .map_err(|e| match e {
+                    Retry::Again => CommandError::Refused(CaseError::AlreadyRegistered),
+                    Retry::Failed(e) => e,
+                })
+                .map(|result| Referred {
+                    result,
+                    referred_as: client_id,
+                    referral_id,
+                    record,
+                    told,
+                })
+        };
+        matching::with_number_locked(self.store(), &number_tag, locked).await?
+    }
+
+    /// The command on the record it names, as any command.
+    async fn refer_as_named(
+        &self,
+        principal: &Principal,
+        client_id: ClientId,
+        command: &CaseCommand,
+        request: StaffCommand,
+    ) -> Result<Referred, CommandError> {
+        let referral_id = match command {
+            CaseCommand::Intake { referral, .. } => referral.referral_id,
+            _ => ReferralId(uuid::Uuid::nil()),
+        };
+        let result = self
+            .execute_as(principal, client_id, command, request)
+            .await?;
+        Ok(Referred {
+            result,
+            referred_as: client_id,
+            referral_id,
+            record: client_id,
+            told: policy::may_learn_known_person(principal),
+        })
+    }
+
+    /// The referral (sent for someone new under `chosen`) on `record`, the person's: without
+    /// their details, under the caller's key made the chosen id's (a key of theirs cannot meet
+    /// another on the record), tagging the record with the id chosen. With `retry_only`, only
+    /// the first result of the same request is answered ([`Retry::Again`] otherwise).
+    async fn refer_known(
+        &self,
+        principal: &Principal,
+        (chosen, record): (ClientId, ClientId),
+        command: &CaseCommand,
+        request: StaffCommand,
+        retry_only: bool,
+    ) -> Result<AppendResult, Retry> {
+        let CaseCommand::Intake { referral, .. } = command else {
+            return Err(Retry::Failed(CommandError::Refused(
+                CaseError::NotRegistered,
+            )));
+        };
+        let tag = matching::referred_as_tag(
+            self.store(),
+            principal.organisation_id,
+            chosen,
+            referral.referral_id,
+        )
+        .await
+        .map_err(|e| Retry::Failed(e.into()))?;
+        let on_record = CaseCommand::Intake {
+            client: None,
+            referral: referral.clone(),
+        };
+        // The version expected was the id chosen's (none there): not the record's.
+        let request = StaffCommand {
+            idempotency_key: request
+                .idempotency_key
+                .map(|key| format!("referred-as:{}:{key}", chosen.0)),
+            expected_version: None,
+            ..request
+        };
+        let fresh = AtomicBool::new(false);
+        let executed = self
+            .execute_as_under(principal, (record, tag), &on_record, request, |check| {
+                if retry_only && !check.replay {
+                    fresh.store(true, Ordering::Relaxed);
+                    return Err(Denied::NotFound);
+                }
+                policy::may_refer_matched_person(principal, check.case, check.replay)
+            })
+            .await;
+        match executed {
+            Ok(result) => Ok(result),
+            Err(_) if fresh.load(Ordering::Relaxed) => Err(Retry::Again),
+            // The person's referral is waiting or their case open: the service adds to it.
+            Err(CommandError::Refused(CaseError::CaseAlreadyActive)) => {
+                Err(Retry::Failed(CommandError::Invalid {
+                    field: NHS_NUMBER_FIELD,
+                    message: "this person (by their NHS number) already has a referral waiting \
+                              or a case open with the service: the service adds to it, a \
+                              second referral is not taken"
+                        .to_owned(),
+                }))
+            }
+            Err(e) => Err(Retry::Failed(e)),
+        }
+    }
+}
+
+/// Why a referral to a known person's record was not carried out.
+enum Retry {
+    /// Only a retry was to be answered, and this is not one.
+    Again,
+    Failed(CommandError),
+}

@@ -1,0 +1,412 @@
+//! A referral of someone new through the API whose NHS number a record of the organisation
+//! already holds goes on that record (`app::intake`): one person, one record. Staff hear where
+//! it went; a referrer is answered alike whether the person was known or not, and follows the
+//! referral by the client id it chose.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::journey::{client_path, intake};
+use super::{Person, Reply, TestServer};
+
+/// A referral (from a GP) of someone new with `nhs` and the given name `given`.
+fn referral_of(referral: Uuid, nhs: &str, given: &str) -> Value {
+    let mut body = intake(referral, "gp");
+    body["client"]["personal"]["nhs_number"] = json!(nhs);
+    body["client"]["personal"]["given_name"] = json!(given);
+    body
+}
+
+/// `who` refers someone new under `client` with `body` and an `Idempotency-Key` `key` (if
+/// any); the reply, whatever its status.
+async fn refer(
+    server: &TestServer,
+    who: &Person,
+    client: Uuid,
+    body: &Value,
+    key: Option<&str>,
+) -> Reply {
+    let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+    server
+        .call(
+            Some(who),
+            "POST",
+            &client_path(client, "referrals"),
+            Some(body),
+            &headers,
+        )
+        .await
+}
+
+/// The event types of `client`'s record, as the auditor reads its journey.
+async fn event_types(server: &TestServer, client: Uuid) -> Vec<String> {
+    let journey = server
+        .read(
+            &server.people.auditor,
+            &format!("{}?limit=500", client_path(client, "journey")),
+        )
+        .await;
+    journey.body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["event_type"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn keys(body: &Value) -> BTreeSet<String> {
+    body.as_object()
+        .expect("an object")
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// The lead declines `referral` on `client`, so that the person may be referred again.
+async fn decline(server: &TestServer, client: Uuid, referral: Uuid) {
+    server
+        .ok(
+            &server.people.lead,
+            &client_path(client, "referral-declines"),
+            json!({ "referral_id": referral, "reason": "client_declined", "note": null }),
+        )
+        .await;
+}
+
+/// The records of the organisation of `who` holding `nhs` now.
+async fn records_holding(server: &TestServer, who: &Person, nhs: &str) -> Vec<Uuid> {
+    let number = domain::NhsNumber::parse(nhs).expect("a valid NHS number");
+    let tag = app::matching::nhs_number_tag(&server.store, who.organisation_id, &number)
+        .await
+        .expect("a tag")
+        .expect("a sealing store");
+    server
+        .store
+        .streams_tagged(&tag)
+        .await
+        .expect("the records")
+}
+
+#[tokio::test]
+async fn a_referrer_referring_a_known_person_is_answered_as_for_someone_new_and_follows_it() {
+    const KNOWN: &str = "9990000018";
+    const NEW: &str = "9990000026";
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let referrer = &people.referrer;
+
+    // The person is known: referred by the lead, declined (so a referral is taken again).
+    let (record, first) = (Uuid::new_v4(), Uuid::new_v4());
+    let made = refer(
+        &server,
+        &people.lead,
+        record,
+        &referral_of(first, KNOWN, "Maggie"),
+        None,
+    )
+    .await;
+    assert_eq!(made.status, 201, "{:#}", made.body);
+    assert_eq!(made.body.get("referred_as"), None, "someone new");
+    decline(&server, record, first).await;
+
+    // The referrer refers someone new, then the known person (under another name), each under
+    // an id of their choosing.
+    let (new_client, new_referral) = (Uuid::new_v4(), Uuid::new_v4());
+    let new_body = referral_of(new_referral, NEW, "Ada");
+    let to_new = refer(&server, referrer, new_client, &new_body, Some("new-1")).await;
+    let (chosen, referral) = (Uuid::new_v4(), Uuid::new_v4());
+    let known_body = referral_of(referral, KNOWN, "Margaret");
+    let to_known = refer(&server, referrer, chosen, &known_body, Some("known-1")).await;
+
+    // Alike: the status, the headers that matter and the body's shape, each naming the ids the
+    // referrer chose and where to follow the referral.
+    for (reply, client, referral) in [
+        (&to_new, new_client, new_referral),
+        (&to_known, chosen, referral),
+    ] {
+        assert_eq!(reply.status, 201, "{:#}", reply.body);
+        let follow = format!("/api/v1/clients/{client}/referrals/{referral}");
+        assert_eq!(reply.header("location"), Some(follow.as_str()));
+        assert_eq!(reply.body["client_id"], json!(client));
+        assert_eq!(reply.body["referral_id"], json!(referral));
+        assert_eq!(reply.body["follow_at"], json!(follow));
+        assert_eq!(reply.header("etag"), None, "no version of any record");
+        assert_eq!(reply.header("idempotent-replayed"), None);
+    }
+    assert_eq!(keys(&to_new.body), keys(&to_known.body));
+    assert_eq!(
+        to_new.header("content-type"),
+        to_known.header("content-type")
+    );
+    let text = to_known.body.to_string();
+    assert!(!text.contains(&record.to_string()), "{text}");
+
+    // One record: the known person's, with both referrals; their details as recorded.
+    assert_eq!(
+        event_types(&server, record).await,
+        [
+            "ClientRegistered",
+            "ReferralReceived",
+            "ReferralDeclined",
+            "ReferralReceived"
+        ]
+    );
+    let none = server.get(&people.auditor, &client_path(chosen, "")).await;
+    assert_eq!(none.status, 404, "no record under the id chosen");
+    let held = server.get(&people.auditor, &client_path(record, "")).await;
+    assert_eq!(held.status, 200, "{:#}", held.body);
+    assert_eq!(held.body["personal"]["given_name"], "Maggie");
+    assert_eq!(records_holding(&server, referrer, KNOWN).await, [record]);
+
+    // The referrer follows each referral by the id they chose, alike.
+    let follow_new = server
+        .get(
+            referrer,
+            &format!("{}/{new_referral}", client_path(new_client, "referrals")),
+        )
+        .await;
+    let follow_known = server
+        .get(
+            referrer,
+            &format!("{}/{referral}", client_path(chosen, "referrals")),
+        )
+        .await;
+    for (reply, client) in [(&follow_new, new_client), (&follow_known, chosen)] {
+        assert_eq!(reply.status, 200, "{:#}", reply.body);
+        assert_eq!(reply.body["client_id"], json!(client));
+        assert_eq!(reply.body["status"], "pending");
+    }
+    assert_eq!(keys(&follow_new.body), keys(&follow_known.body));
+    // Staff following it by the id chosen are told the record.
+    let by_lead = server
+        .get(
+            &people.lead,
+            &format!("{}/{referral}", client_path(chosen, "referrals")),
+        )
+        .await;
+    assert_eq!(by_lead.status, 200, "{:#}", by_lead.body);
+    assert_eq!(by_lead.body["client_id"], json!(record));
+    // Another organisation's staff find nothing by it.
+    let foreign = server
+        .get(
+            &people.foreign_lead,
+            &format!("{}/{referral}", client_path(chosen, "referrals")),
+        )
+        .await;
+    assert_eq!(foreign.status, 404, "{:#}", foreign.body);
+
+    // The same request again: the first answer, said to be a replay, nothing written.
+    let again_new = refer(&server, referrer, new_client, &new_body, Some("new-1")).await;
+    let again_known = refer(&server, referrer, chosen, &known_body, Some("known-1")).await;
+    for (again, first) in [(&again_new, &to_new), (&again_known, &to_known)] {
+        assert_eq!(again.status, 201, "{:#}", again.body);
+        assert_eq!(again.body, first.body);
+        assert_eq!(again.header("idempotent-replayed"), Some("true"));
+        assert_eq!(again.header("location"), first.header("location"));
+    }
+    assert_eq!(event_types(&server, record).await.len(), 4);
+    // Without its key, the request is refused alike: the id chosen is taken.
+    let unkeyed_new = refer(&server, referrer, new_client, &new_body, None).await;
+    let unkeyed_known = refer(&server, referrer, chosen, &known_body, None).await;
+    assert_eq!(unkeyed_new.status, 403, "{:#}", unkeyed_new.body);
+    assert_eq!(unkeyed_known.status, unkeyed_new.status);
+    assert_eq!(unkeyed_known.body["detail"], unkeyed_new.body["detail"]);
+    assert_eq!(event_types(&server, record).await.len(), 4);
+
+    // The referral waits; the person referred again is refused naming the number (as over
+    // FHIR), and nothing is written.
+    let waiting = refer(
+        &server,
+        referrer,
+        Uuid::new_v4(),
+        &referral_of(Uuid::new_v4(), KNOWN, "Maggie"),
+        Some("known-2"),
+    )
+    .await;
+    waiting.refused_at(422, "client.personal.nhs_number");
+    assert_eq!(event_types(&server, record).await.len(), 4);
+
+    // The number corrected away, a retry still finds where the referral went.
+    let registration = server.event_id(&record, "ClientRegistered").await;
+    let mut personal = known_body["client"]["personal"].clone();
+    personal["given_name"] = json!("Maggie");
+    personal["nhs_number"] = json!("9990000034");
+    server
+        .ok(
+            &people.lead,
+            &client_path(record, "corrections"),
+            json!({ "corrects": registration, "corrected_fields": { "personal": personal },
+                    "reason": "the practice gave the wrong number" }),
+        )
+        .await;
+    assert!(records_holding(&server, referrer, KNOWN).await.is_empty());
+    let later = refer(&server, referrer, chosen, &known_body, Some("known-1")).await;
+    assert_eq!(later.status, 201, "{:#}", later.body);
+    assert_eq!(later.body, to_known.body);
+    let still = server
+        .get(
+            referrer,
+            &format!("{}/{referral}", client_path(chosen, "referrals")),
+        )
+        .await;
+    assert_eq!(still.status, 200, "{:#}", still.body);
+    assert_eq!(
+        event_types(&server, record).await.len(),
+        5,
+        "the correction only"
+    );
+}
+
+#[tokio::test]
+async fn staff_referring_a_known_person_are_told_it_went_to_their_record() {
+    const NHS: &str = "9990000042";
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let (record, first) = (Uuid::new_v4(), Uuid::new_v4());
+    let made = refer(
+        &server,
+        &people.referrer,
+        record,
+        &referral_of(first, NHS, "Maggie"),
+        None,
+    )
+    .await;
+    assert_eq!(made.status, 201, "{:#}", made.body);
+    decline(&server, record, first).await;
+
+    let (chosen, referral) = (Uuid::new_v4(), Uuid::new_v4());
+    let body = referral_of(referral, NHS, "Margaret");
+    let reply = refer(&server, &people.lead, chosen, &body, Some("lead-1")).await;
+    assert_eq!(reply.status, 201, "{:#}", reply.body);
+    let location = client_path(record, "");
+    assert_eq!(reply.header("location"), Some(location.as_str()));
+    assert_eq!(reply.body["client_id"], json!(record));
+    assert_eq!(reply.body["referred_as"], json!(chosen));
+    assert_eq!(reply.body["events"].as_array().map(Vec::len), Some(1));
+    assert_eq!(reply.header("etag"), Some("\"4\""));
+    let again = refer(&server, &people.lead, chosen, &body, Some("lead-1")).await;
+    assert_eq!(again.status, 201, "{:#}", again.body);
+    assert_eq!(again.body, reply.body);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(
+        event_types(&server, record).await,
+        [
+            "ClientRegistered",
+            "ReferralReceived",
+            "ReferralDeclined",
+            "ReferralReceived"
+        ]
+    );
+    let held = server.get(&people.auditor, &client_path(record, "")).await;
+    assert_eq!(held.body["personal"]["given_name"], "Maggie");
+
+    // While it waits, a link worker's self-referral of the person is refused naming the number.
+    let waiting = refer(
+        &server,
+        &people.worker,
+        Uuid::new_v4(),
+        &referral_of(Uuid::new_v4(), NHS, "Maggie"),
+        None,
+    )
+    .await;
+    waiting.refused_at(422, "client.personal.nhs_number");
+    assert_eq!(event_types(&server, record).await.len(), 4);
+}
+
+#[tokio::test]
+async fn another_organisation_and_an_erased_person_are_never_matched() {
+    const NHS: &str = "9990000050";
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let (record, first) = (Uuid::new_v4(), Uuid::new_v4());
+    refer(
+        &server,
+        &people.lead,
+        record,
+        &referral_of(first, NHS, "Maggie"),
+        None,
+    )
+    .await;
+    decline(&server, record, first).await;
+
+    // Another organisation's lead refers the same number: someone new to them.
+    let theirs = Uuid::new_v4();
+    let reply = refer(
+        &server,
+        &people.foreign_lead,
+        theirs,
+        &referral_of(Uuid::new_v4(), NHS, "Maggie"),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{:#}", reply.body);
+    assert_eq!(reply.body["client_id"], json!(theirs));
+    assert_eq!(reply.body.get("referred_as"), None);
+    assert_eq!(reply.body["events"].as_array().map(Vec::len), Some(2));
+    assert_eq!(event_types(&server, record).await.len(), 3);
+    assert_eq!(
+        records_holding(&server, &people.foreign_lead, NHS).await,
+        [theirs]
+    );
+
+    // Erased, the person is found by nothing: the next referral is someone new.
+    server
+        .ok(
+            &people.admin,
+            &client_path(record, "erasure"),
+            json!({ "reason": "erasure request ref 2026-002" }),
+        )
+        .await;
+    let (fresh, referral) = (Uuid::new_v4(), Uuid::new_v4());
+    let reply = refer(
+        &server,
+        &people.referrer,
+        fresh,
+        &referral_of(referral, NHS, "Maggie"),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{:#}", reply.body);
+    assert_eq!(event_types(&server, fresh).await.len(), 2);
+    assert_eq!(
+        event_types(&server, record).await.len(),
+        4,
+        "the erasure only"
+    );
+    assert_eq!(
+        records_holding(&server, &people.referrer, NHS).await,
+        [fresh]
+    );
+}
+
+/// More referrals of each number than the server's pool has connections (8), so that waiting
+/// for another referral of the number must not hold one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn referrals_of_one_new_nhs_number_racing_make_one_record() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    for nhs in ["9990000069", "9990000077", "9990000085"] {
+        let racers: Vec<(Uuid, Value)> = (0..12)
+            .map(|_| {
+                let referral = Uuid::new_v4();
+                (Uuid::new_v4(), referral_of(referral, nhs, "Maggie"))
+            })
+            .collect();
+        let replies = futures_util::future::join_all(
+            racers
+                .iter()
+                .map(|(client, body)| refer(&server, &people.referrer, *client, body, None)),
+        )
+        .await;
+        let made: Vec<&Reply> = replies.iter().filter(|r| r.status == 201).collect();
+        assert_eq!(made.len(), 1, "{replies:#?}");
+        for reply in replies.iter().filter(|r| r.status != 201) {
+            reply.refused_at(422, "client.personal.nhs_number");
+        }
+        let holding = records_holding(&server, &people.referrer, nhs).await;
+        assert_eq!(holding.len(), 1, "one record");
+        assert_eq!(json!(holding[0]), made[0].body["client_id"]);
+    }
+}
