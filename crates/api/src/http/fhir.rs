@@ -80,6 +80,73 @@ impl OperationOutcome {
     }
 }
 
+/// The OperationOutcomes a referral sent can be answered with.
+struct SubmitErrors;
+
+impl utoipa::IntoResponses for SubmitErrors {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        outcome_responses(&[
+            ("400", "Not JSON"),
+            ("401", "No valid bearer token"),
+            ("403", "Not a practice's system"),
+            ("409", "The identifier was used for other content"),
+            ("415", "Not FHIR JSON"),
+            (
+                "422",
+                "Not a referral Casebook can take, or the person's case is already active; each issue names its element",
+            ),
+            ("503", "The database cannot be reached: send it again"),
+        ])
+    }
+}
+
+/// The OperationOutcomes a read of a referral sent can be answered with.
+struct ReadErrors;
+
+impl utoipa::IntoResponses for ReadErrors {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        outcome_responses(&[
+            ("401", "No valid bearer token"),
+            ("403", "Not a practice's system"),
+            ("404", "No such referral from this caller"),
+        ])
+    }
+}
+
+/// Each status with its description, an OperationOutcome in FHIR JSON.
+fn outcome_responses(
+    statuses: &[(&str, &str)],
+) -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+    statuses
+        .iter()
+        .map(|(status, description)| {
+            let content = utoipa::openapi::ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name(
+                    "OperationOutcome",
+                )))
+                .build();
+            let response = utoipa::openapi::ResponseBuilder::new()
+                .description(*description)
+                .content(FHIR_JSON, content)
+                .build();
+            ((*status).to_owned(), response.into())
+        })
+        .collect()
+}
+
+/// Adds the OperationOutcome schema (the errors' body, referred to by name) to the document.
+pub(super) fn add_components(components: &mut utoipa::openapi::Components) {
+    use utoipa::{PartialSchema, ToSchema};
+    let mut schemas = vec![(
+        OperationOutcome::name().into_owned(),
+        OperationOutcome::schema(),
+    )];
+    OperationOutcome::schemas(&mut schemas);
+    components.schemas.extend(schemas);
+}
+
 /// The FHIR issue type for an HTTP status.
 fn issue_code(status: StatusCode) -> &'static str {
     match status.as_u16() {
@@ -277,13 +344,7 @@ async fn fhir_metadata() -> HttpResponse {
     request_body(content = FhirResource, content_type = "application/fhir+json"),
     responses(
         (status = 200, description = "The transaction-response Bundle", body = FhirResource, content_type = "application/fhir+json"),
-        (status = 400, description = "Not JSON", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 401, description = "No valid bearer token", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 403, description = "Not a practice's system", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 409, description = "The identifier was used for other content", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 415, description = "Not FHIR JSON", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 422, description = "Not a referral Casebook can take, or the person's case is already active; each issue names its element", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 503, description = "The database cannot be reached: send it again", body = OperationOutcome, content_type = "application/fhir+json")
+        SubmitErrors
     )
 )]
 #[post("")]
@@ -368,13 +429,7 @@ async fn fhir_transaction(
         (status = 201, description = "Received", body = FhirResource, content_type = "application/fhir+json",
          headers(("Location" = String, description = "The ServiceRequest"))),
         (status = 200, description = "Received before: the same referral", body = FhirResource, content_type = "application/fhir+json"),
-        (status = 400, description = "Not JSON", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 401, description = "No valid bearer token", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 403, description = "Not a practice's system", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 409, description = "The identifier was used for other content", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 415, description = "Not FHIR JSON", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 422, description = "Not a referral Casebook can take, or the person's case is already active; each issue names its element", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 503, description = "The database cannot be reached: send it again", body = OperationOutcome, content_type = "application/fhir+json")
+        SubmitErrors
     )
 )]
 #[post("/ServiceRequest")]
@@ -419,19 +474,17 @@ async fn fhir_create_service_request(
     params(("service_request_id" = String, Path, description = "The ServiceRequest's id, as answered when it was sent")),
     responses(
         (status = 200, description = "The ServiceRequest", body = FhirResource, content_type = "application/fhir+json"),
-        (status = 401, description = "No valid bearer token", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 403, description = "Not a practice's system", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 404, description = "No such referral from this caller", body = OperationOutcome, content_type = "application/fhir+json")
+        ReadErrors
     )
 )]
 #[get("/ServiceRequest/{service_request_id}")]
 async fn fhir_read_service_request(
     state: web::Data<AppState>,
     caller: Caller,
-    path: web::Path<String>,
+    service_request_id: web::Path<String>,
     req: HttpRequest,
 ) -> HttpResponse {
-    read_by_id(&req, &path, async |id, read| {
+    read_by_id(&req, &service_request_id, async |id, read| {
         state.fhir.service_request(&caller.0, id, &read).await
     })
     .await
@@ -446,19 +499,17 @@ async fn fhir_read_service_request(
     params(("task_id" = String, Path, description = "The ServiceRequest's id (a referral's Task has the same)")),
     responses(
         (status = 200, description = "The Task", body = FhirResource, content_type = "application/fhir+json"),
-        (status = 401, description = "No valid bearer token", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 403, description = "Not a practice's system", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 404, description = "No such referral from this caller", body = OperationOutcome, content_type = "application/fhir+json")
+        ReadErrors
     )
 )]
 #[get("/Task/{task_id}")]
 async fn fhir_read_task(
     state: web::Data<AppState>,
     caller: Caller,
-    path: web::Path<String>,
+    task_id: web::Path<String>,
     req: HttpRequest,
 ) -> HttpResponse {
-    read_by_id(&req, &path, async |id, read| {
+    read_by_id(&req, &task_id, async |id, read| {
         state.fhir.task(&caller.0, id, &read).await
     })
     .await
