@@ -98,6 +98,30 @@ async fn raise_task(
     Ok(accepted(&accepted_task.result))
 }
 
+/// The headers of a command on a task that exists (read by `CommandHeaders`; this describes
+/// them).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct TaskVersionHeaders {
+    /// Makes a retry safe: the same key and body return the first response and write nothing
+    #[param(
+        rename = "Idempotency-Key",
+        nullable = false,
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[!-~]+$"
+    )]
+    idempotency_key: Option<String>,
+    /// The task version last seen; stale gives 409
+    #[param(
+        rename = "If-Match",
+        nullable = false,
+        pattern = r#"^(W/)?"?[0-9]{1,18}"?$"#
+    )]
+    if_match: Option<String>,
+}
+
 /// The body of marking a task done: nothing (it is done today, by the service's clock).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -107,13 +131,7 @@ pub struct MarkDone {}
 #[utoipa::path(
     tag = "tasks",
     security(("bearer" = [])),
-    params(
-        ("task_id" = Uuid, Path, description = "The task"),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 200, pattern = r"^[!-~]+$",
-         description = "Makes a retry safe: the same key and body return the first response and write nothing"),
-        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(W/)?"?[0-9]{1,18}"?$"#,
-         description = "The task version last seen; stale gives 409")
-    ),
+    params(("task_id" = Uuid, Path, description = "The task"), TaskVersionHeaders),
     request_body(content = MarkDone, content_type = "application/json"),
     responses((status = 201, body = TaskCommandAccepted), CommandErrors)
 )]
@@ -137,13 +155,7 @@ async fn task_done(
 #[utoipa::path(
     tag = "tasks",
     security(("bearer" = [])),
-    params(
-        ("task_id" = Uuid, Path, description = "The task"),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 200, pattern = r"^[!-~]+$",
-         description = "Makes a retry safe: the same key and body return the first response and write nothing"),
-        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(W/)?"?[0-9]{1,18}"?$"#,
-         description = "The task version last seen; stale gives 409")
-    ),
+    params(("task_id" = Uuid, Path, description = "The task"), TaskVersionHeaders),
     request_body(content = CancelTask, content_type = "application/json"),
     responses((status = 201, body = TaskCommandAccepted), CommandErrors)
 )]
