@@ -77,26 +77,24 @@ impl Practice {
         format!("http://127.0.0.1:{}/fhir/Communication", self.port)
     }
 
+    fn received(&self) -> std::sync::MutexGuard<'_, Received> {
+        self.received.lock().expect("receiver")
+    }
+
     fn script(&self, answers: &[Answer]) {
-        self.received
-            .lock()
-            .expect("receiver")
-            .script
-            .extend(answers.iter().copied());
+        self.received().script.extend(answers.iter().copied());
     }
 
     fn kept_ids(&self) -> Vec<Uuid> {
-        let received = self.received.lock().expect("receiver");
-        received.kept.iter().map(|(id, _, _)| *id).collect()
+        self.received().kept.iter().map(|(id, _, _)| *id).collect()
     }
 
     fn requests(&self) -> Vec<Uuid> {
-        self.received.lock().expect("receiver").requests.clone()
+        self.received().requests.clone()
     }
 
     fn body(&self, id: Uuid) -> Value {
-        let received = self.received.lock().expect("receiver");
-        received
+        self.received()
             .kept
             .iter()
             .find(|(kept, _, _)| *kept == id)
@@ -108,15 +106,11 @@ impl Practice {
         let listener = TcpListener::bind(("127.0.0.1", self.port))
             .await
             .expect("the practice's port again");
-        let received = self.received.clone();
-        self.server = Some(tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    return;
-                };
-                tokio::spawn(answer(socket, received.clone()));
-            }
-        }));
+        self.server = Some(crate::support::serve(
+            listener,
+            self.received.clone(),
+            answer,
+        ));
     }
 
     fn stop(&mut self) {
@@ -529,7 +523,7 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
     runner.catch_up().await.expect("the outbox catches up");
     let (f1, _, _, _) = message_of(client, f, 1).await;
     let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
-    practice.received.lock().expect("receiver").arrived = Some(arrived);
+    practice.received().arrived = Some(arrived);
     practice.script(&[Answer::Hang]);
     let doomed = dispatcher(store, quick(50));
     let killed = tokio::spawn(async move { doomed.run_once().await });

@@ -69,15 +69,7 @@ impl Notify {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
         let port = listener.local_addr().expect("its address").port();
         let received: Arc<Mutex<Received>> = Arc::default();
-        let shared = received.clone();
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    return;
-                };
-                tokio::spawn(answer(socket, shared.clone()));
-            }
-        });
+        let server = crate::support::serve(listener, received.clone(), answer);
         Notify {
             port,
             received,
@@ -102,20 +94,20 @@ impl Notify {
         }
     }
 
+    fn received(&self) -> std::sync::MutexGuard<'_, Received> {
+        self.received.lock().expect("receiver")
+    }
+
     fn script(&self, answers: &[Answer]) {
-        self.received
-            .lock()
-            .expect("receiver")
-            .script
-            .extend(answers.iter().copied());
+        self.received().script.extend(answers.iter().copied());
     }
 
     fn kept(&self) -> Vec<Request> {
-        self.received.lock().expect("receiver").kept.clone()
+        self.received().kept.clone()
     }
 
     fn requests(&self) -> Vec<Request> {
-        self.received.lock().expect("receiver").requests.clone()
+        self.received().requests.clone()
     }
 }
 
