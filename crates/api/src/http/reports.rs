@@ -12,7 +12,7 @@ use super::negotiate::{CsvParams, answer, negotiated_get};
 use super::problem::{ApiError, NegotiatedReadErrors, NegotiatedSnapshotErrors, SnapshotErrors};
 use app::access::Principal;
 use app::reports::{Comparison, GapReport, OutcomeReport};
-use app::snapshots::{ExplainedComparison, Explanation, Snapshot, SnapshotReport};
+use app::snapshots::{ExplainedComparison, Explanation, Snapshot, SnapshotCsv, SnapshotReport};
 
 pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config
@@ -178,7 +178,7 @@ negotiated_get!(
         serve(state, caller, path: web::Path<Uuid>, params: Params<SnapshotParams>, csv: Params<CsvParams>);
         let (id, query) = (path.into_inner(), params.0.report_query());
         json: state.snapshots.report(caller, id, &query),
-        csv: state.snapshots.report_csv(caller, id, &query, csv.0.options()),
+        csv: state.snapshots.csv(caller, id, &query, SnapshotCsv::Report, csv.0.options()),
     }
 );
 
@@ -238,7 +238,7 @@ negotiated_get!(
         serve(state, caller, path: web::Path<Uuid>, params: Params<SnapshotParams>, csv: Params<CsvParams>);
         let (id, query) = (path.into_inner(), params.0.report_query());
         json: state.snapshots.explanation(caller, id, &query),
-        csv: state.snapshots.explanation_csv(caller, id, &query, csv.0.options()),
+        csv: state.snapshots.csv(caller, id, &query, SnapshotCsv::Explanation, csv.0.options()),
     }
 );
 
