@@ -467,53 +467,54 @@ async fn fhir_create_service_request(
     }
 }
 
-/// A referral the caller sent, as Casebook holds it (nothing personal). The read is audited.
-#[utoipa::path(
-    tag = "fhir",
-    security(("bearer" = [])),
-    params(("service_request_id" = String, Path, description = "The ServiceRequest's id, as answered when it was sent")),
-    responses(
-        (status = 200, description = "The ServiceRequest", body = FhirResource, content_type = "application/fhir+json"),
-        ReadErrors
-    )
-)]
-#[get("/ServiceRequest/{service_request_id}")]
-async fn fhir_read_service_request(
-    state: web::Data<AppState>,
-    caller: Caller,
-    service_request_id: web::Path<String>,
-    req: HttpRequest,
-) -> HttpResponse {
-    read_by_id(&req, &service_request_id, async |id, read| {
-        state.fhir.service_request(&caller.0, id, &read).await
-    })
-    .await
+/// A route reading one resource by its id (with [`read_by_id`]): `$name` at `$path`, whose
+/// path parameter `$id` is described by `$id_doc`, answering a `$ok` read by `app::fhir`'s
+/// `$read`.
+macro_rules! read_route {
+    (
+        $(#[doc = $doc:literal])*
+        $name:ident, $path:literal, $id:literal = $id_doc:literal, $ok:literal, $read:ident
+    ) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(
+            tag = "fhir",
+            security(("bearer" = [])),
+            params(($id = String, Path, description = $id_doc)),
+            responses(
+                (status = 200, description = $ok, body = FhirResource, content_type = "application/fhir+json"),
+                ReadErrors
+            )
+        )]
+        #[get($path)]
+        async fn $name(
+            state: web::Data<AppState>,
+            caller: Caller,
+            id: web::Path<String>,
+            req: HttpRequest,
+        ) -> HttpResponse {
+            read_by_id(&req, &id, async |id, read| {
+                state.fhir.$read(&caller.0, id, &read).await
+            })
+            .await
+        }
+    };
 }
 
-/// Where a referral the caller sent stands: a Task based on the ServiceRequest, whose
-/// `businessStatus` is received, accepted, declined, redirected or completed. Poll it (at most
-/// every 15 minutes). The read is audited.
-#[utoipa::path(
-    tag = "fhir",
-    security(("bearer" = [])),
-    params(("task_id" = String, Path, description = "The ServiceRequest's id (a referral's Task has the same)")),
-    responses(
-        (status = 200, description = "The Task", body = FhirResource, content_type = "application/fhir+json"),
-        ReadErrors
-    )
-)]
-#[get("/Task/{task_id}")]
-async fn fhir_read_task(
-    state: web::Data<AppState>,
-    caller: Caller,
-    task_id: web::Path<String>,
-    req: HttpRequest,
-) -> HttpResponse {
-    read_by_id(&req, &task_id, async |id, read| {
-        state.fhir.task(&caller.0, id, &read).await
-    })
-    .await
-}
+read_route!(
+    /// A referral the caller sent, as Casebook holds it (nothing personal). The read is audited.
+    fhir_read_service_request, "/ServiceRequest/{service_request_id}",
+    "service_request_id" = "The ServiceRequest's id, as answered when it was sent",
+    "The ServiceRequest", service_request
+);
+
+read_route!(
+    /// Where a referral the caller sent stands: a Task based on the ServiceRequest, whose
+    /// `businessStatus` is received, accepted, declined, redirected or completed. Poll it (at most
+    /// every 15 minutes). The read is audited.
+    fhir_read_task, "/Task/{task_id}",
+    "task_id" = "The ServiceRequest's id (a referral's Task has the same)",
+    "The Task", task
+);
 
 /// A read of one resource by id: parse, read (audited by the application), render; an id
 /// Casebook could not have made (not a UUID) is no resource of this caller's.
