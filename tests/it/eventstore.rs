@@ -870,37 +870,28 @@ async fn lookup_tags_follow_their_appends_and_survive_a_master_key_rotation() {
         lookups: tags,
         ..request(stream, expected, vec![contact(1)])
     };
-    store
-        .append(tagged(Some(vec![first]), ExpectedVersion::NoStream))
-        .await
-        .expect("append");
-    assert_eq!(
-        store.streams_tagged(&first).await.expect("tagged"),
-        [stream]
-    );
-    store
-        .append(tagged(None, ExpectedVersion::Exact(1)))
-        .await
-        .expect("append");
-    assert_eq!(
-        store.streams_tagged(&first).await.expect("tagged"),
-        [stream]
-    );
-    store
-        .append(tagged(Some(vec![second]), ExpectedVersion::Exact(2)))
-        .await
-        .expect("append");
-    assert!(
-        store
-            .streams_tagged(&first)
-            .await
-            .expect("tagged")
-            .is_empty()
-    );
-    assert_eq!(
-        store.streams_tagged(&second).await.expect("tagged"),
-        [stream]
-    );
+    // Each append, then the streams tagged `first` and `second` after it: an append without
+    // tags keeps the stream's, one with tags replaces them.
+    for (tags, expected, with_first, with_second) in [
+        (
+            Some(vec![first]),
+            ExpectedVersion::NoStream,
+            vec![stream],
+            vec![],
+        ),
+        (None, ExpectedVersion::Exact(1), vec![stream], vec![]),
+        (
+            Some(vec![second]),
+            ExpectedVersion::Exact(2),
+            vec![],
+            vec![stream],
+        ),
+    ] {
+        store.append(tagged(tags, expected)).await.expect("append");
+        let tagged_first = store.streams_tagged(&first).await.expect("tagged");
+        let tagged_second = store.streams_tagged(&second).await.expect("tagged");
+        assert_eq!((tagged_first, tagged_second), (with_first, with_second));
+    }
     // A failed append (a stale version) changes no tag.
     assert!(
         store

@@ -77,26 +77,24 @@ impl Practice {
         format!("http://127.0.0.1:{}/fhir/Communication", self.port)
     }
 
+    fn received(&self) -> std::sync::MutexGuard<'_, Received> {
+        self.received.lock().expect("receiver")
+    }
+
     fn script(&self, answers: &[Answer]) {
-        self.received
-            .lock()
-            .expect("receiver")
-            .script
-            .extend(answers.iter().copied());
+        self.received().script.extend(answers.iter().copied());
     }
 
     fn kept_ids(&self) -> Vec<Uuid> {
-        let received = self.received.lock().expect("receiver");
-        received.kept.iter().map(|(id, _, _)| *id).collect()
+        self.received().kept.iter().map(|(id, _, _)| *id).collect()
     }
 
     fn requests(&self) -> Vec<Uuid> {
-        self.received.lock().expect("receiver").requests.clone()
+        self.received().requests.clone()
     }
 
     fn body(&self, id: Uuid) -> Value {
-        let received = self.received.lock().expect("receiver");
-        received
+        self.received()
             .kept
             .iter()
             .find(|(kept, _, _)| *kept == id)
@@ -108,15 +106,11 @@ impl Practice {
         let listener = TcpListener::bind(("127.0.0.1", self.port))
             .await
             .expect("the practice's port again");
-        let received = self.received.clone();
-        self.server = Some(tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    return;
-                };
-                tokio::spawn(answer(socket, received.clone()));
-            }
-        }));
+        self.server = Some(crate::support::serve(
+            listener,
+            self.received.clone(),
+            answer,
+        ));
     }
 
     fn stop(&mut self) {
@@ -142,11 +136,7 @@ async fn answer(mut socket: tokio::net::TcpStream, received: Arc<Mutex<Received>
         .get("idempotency-key")
         .and_then(|k| Uuid::parse_str(k).ok())
     else {
-        let _ = socket
-            .write_all(
-                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-            )
-            .await;
+        reply(&mut socket, "400 Bad Request").await;
         return;
     };
     let action = {
@@ -167,24 +157,20 @@ async fn answer(mut socket: tokio::net::TcpStream, received: Arc<Mutex<Received>
         action
     };
     match action {
-        Answer::Fail => {
-            let _ = socket
-                .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                .await;
-        }
+        Answer::Fail => reply(&mut socket, "500 Internal Server Error").await,
         Answer::Hang => {
             tokio::time::sleep(Duration::from_secs(3)).await;
-            let _ = socket
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                .await;
+            reply(&mut socket, "200 OK").await;
         }
         Answer::Drop => {}
-        Answer::Ok => {
-            let _ = socket
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                .await;
-        }
+        Answer::Ok => reply(&mut socket, "200 OK").await,
     }
+}
+
+/// An empty answer with `status`, then the connection closed.
+async fn reply(socket: &mut tokio::net::TcpStream, status: &str) {
+    let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    let _ = socket.write_all(answer.as_bytes()).await;
 }
 
 fn quick(max_attempts: i32) -> DispatchSettings {
@@ -247,38 +233,29 @@ fn intake(client: ClientId, referral: ReferralId, ods: Option<&str>) -> CaseComm
     command
 }
 
-fn again(referral_id: ReferralId, ods: &str) -> CaseCommand {
-    let CaseCommand::Intake { mut referral, .. } =
-        intake(ClientId(Uuid::nil()), referral_id, Some(ods))
-    else {
+/// Two episodes from practice `ods`: the first referral accepted and the case closed, then a
+/// second referral (a day later) accepted.
+fn twice(
+    client: ClientId,
+    (first, second): (ReferralId, ReferralId),
+    ods: &str,
+) -> Vec<CaseCommand> {
+    let CaseCommand::Intake { mut referral, .. } = intake(client, second, Some(ods)) else {
         unreachable!("an intake")
     };
     referral.received_on = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).expect("a day");
-    CaseCommand::Intake {
+    let again = CaseCommand::Intake {
         client: None,
         referral,
-    }
-}
-
-async fn run(
-    cases: &CaseService,
-    organisation: Uuid,
-    client: ClientId,
-    commands: Vec<CaseCommand>,
-) {
-    crate::support::hire_named(cases.store(), organisation, &commands).await;
-    for command in commands {
-        // Recorded as it happens: a fact recorded long after it happened is withheld as late.
-        let meta = eventstore::Metadata {
-            organisation_id: organisation,
-            occurred_at: app::Clock::system().now(),
-            ..metadata()
-        };
-        cases
-            .execute(client, &command, meta, CommandOptions::default())
-            .await
-            .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    }
+    };
+    [
+        accepted(client, first, Some(ods)),
+        vec![goals_met(), again],
+        vec![CaseCommand::AcceptReferral(ReferralAccepted {
+            referral_id: second,
+        })],
+    ]
+    .concat()
 }
 
 async fn message_of(
@@ -299,9 +276,11 @@ async fn message_of(
 
 /// A new organisation with an administrator, as the principal the administrator acts as.
 async fn organisation_with_admin(
-    operator: &app::admin::Operator<'_, tokio_postgres::Client>,
+    db: &testkit::TestDb,
     name: &str,
 ) -> (Uuid, app::access::Principal) {
+    let admin_client = db.admin_client().await;
+    let operator = app::admin::Operator::new(&admin_client);
     let organisation = operator
         .add_organisation(name)
         .await
@@ -329,124 +308,170 @@ async fn organisation_with_admin(
     (organisation, admin)
 }
 
+/// A test's service: its database and store, an organisation with an administrator, the case
+/// service, and a connection to read the outbox with.
+struct Service {
+    db: testkit::TestDb,
+    store: eventstore::EventStore,
+    organisation: Uuid,
+    admin: app::access::Principal,
+    cases: CaseService,
+    client: tokio_postgres::Client,
+}
+
+impl Service {
+    async fn new(pool_size: usize, name: &str) -> Service {
+        let (db, store) = store_with_db(pool_size).await;
+        let (organisation, admin) = organisation_with_admin(&db, name).await;
+        let cases = CaseService::new(store.clone());
+        let client = db.app_client().await;
+        Service {
+            db,
+            store,
+            organisation,
+            admin,
+            cases,
+            client,
+        }
+    }
+
+    /// Carries out `commands` on `client`'s record, each recorded as it happens (a fact
+    /// recorded long after it happened is withheld as late).
+    async fn run(&self, client: ClientId, commands: Vec<CaseCommand>) {
+        crate::support::hire_named(&self.store, self.organisation, &commands).await;
+        for command in commands {
+            let meta = eventstore::Metadata {
+                organisation_id: self.organisation,
+                occurred_at: app::Clock::system().now(),
+                ..metadata()
+            };
+            self.cases
+                .execute(client, &command, meta, CommandOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+        }
+    }
+
+    /// A practice's system, up, with the endpoint of practice `ods` set to it by the
+    /// administrator.
+    async fn practice_up(&self, ods: &str) -> Practice {
+        let mut practice = Practice::new().await;
+        practice.start().await;
+        GpOutboxAdmin::new(self.store.clone(), app::Clock::system())
+            .set_endpoint(&self.admin, ods, &practice.url())
+            .await
+            .expect("the endpoint");
+        practice
+    }
+}
+
+/// An intake from practice `ods` (or none), accepted.
+fn accepted(client: ClientId, referral: ReferralId, ods: Option<&str>) -> Vec<CaseCommand> {
+    vec![
+        intake(client, referral, ods),
+        CaseCommand::AcceptReferral(ReferralAccepted {
+            referral_id: referral,
+        }),
+    ]
+}
+
+/// An intake from practice `ods` (or none), the person's consent to share with their GP, and
+/// the referral accepted.
+fn consented(client: ClientId, referral: ReferralId, ods: Option<&str>) -> Vec<CaseCommand> {
+    let mut commands = accepted(client, referral, ods);
+    commands.insert(
+        1,
+        CaseCommand::RecordConsent(ConsentRecorded {
+            scope: ConsentScope::ShareWithGp,
+            services: vec![],
+            channel: None,
+        }),
+    );
+    commands
+}
+
+/// The case closed, its goals met.
+fn goals_met() -> CaseCommand {
+    CaseCommand::CloseCase(CaseClosed {
+        reason: ClosureReason::GoalsMet,
+        note: None,
+    })
+}
+
+/// How many messages the outbox holds for `person`.
+async fn messages_for(client: &tokio_postgres::Client, person: ClientId) -> i64 {
+    count(
+        client,
+        "SELECT count(*) FROM gp_outbox WHERE client_id = $1",
+        &[&person.0],
+    )
+    .await
+}
+
+/// The count `sql` answers.
+async fn count(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> i64 {
+    client
+        .query_one(sql, params)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
 #[tokio::test]
 async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed_dispatcher() {
-    let (db, store) = store_with_db(8).await;
-    let admin_client = db.admin_client().await;
-    let operator = app::admin::Operator::new(&admin_client);
-    let (organisation, admin) = organisation_with_admin(&operator, "GP outbox service").await;
-    let cases = CaseService::new(store.clone());
-    let runner = outbox_runner(&store);
+    let service = Service::new(8, "GP outbox service").await;
+    let (store, admin, client) = (&service.store, &service.admin, &service.client);
+    let runner = outbox_runner(store);
     let outbox = GpOutboxAdmin::new(store.clone(), app::Clock::system());
-    let client = db.app_client().await;
 
     // Five people: A accepted, closed, referred again and accepted again (two messages, in
     // order); B consents to sharing with the GP, then is accepted; C's referral names no
     // practice; D declines; E is not eligible (not the person's choice: no message).
     let [a, b, c, d, e] = [(); 5].map(|()| ClientId(Uuid::new_v4()));
     let [ra, ra2, rb, rc, rd, re] = [(); 6].map(|()| ReferralId(Uuid::new_v4()));
-    run(
-        &cases,
-        organisation,
-        a,
-        vec![
-            intake(a, ra, Some("A81001")),
-            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: ra }),
-            CaseCommand::CloseCase(CaseClosed {
-                reason: ClosureReason::GoalsMet,
-                note: None,
-            }),
-            again(ra2, "A81001"),
-            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: ra2 }),
-        ],
-    )
-    .await;
-    run(
-        &cases,
-        organisation,
-        b,
-        vec![
-            intake(b, rb, Some("A81001")),
-            CaseCommand::RecordConsent(ConsentRecorded {
-                scope: ConsentScope::ShareWithGp,
-                services: vec![],
-                channel: None,
-            }),
-            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rb }),
-        ],
-    )
-    .await;
-    run(
-        &cases,
-        organisation,
-        c,
-        vec![
-            intake(c, rc, None),
-            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rc }),
-        ],
-    )
-    .await;
-    run(
-        &cases,
-        organisation,
-        d,
-        vec![
-            intake(d, rd, Some("A81001")),
-            CaseCommand::DeclineReferral(ReferralDeclined {
-                referral_id: rd,
-                reason: DeclineReason::ClientDeclined,
-                note: None,
-            }),
-        ],
-    )
-    .await;
-    run(
-        &cases,
-        organisation,
-        e,
-        vec![
-            intake(e, re, Some("A81001")),
-            CaseCommand::DeclineReferral(ReferralDeclined {
-                referral_id: re,
-                reason: DeclineReason::NotEligible,
-                note: None,
-            }),
-        ],
-    )
-    .await;
+    service.run(a, twice(a, (ra, ra2), "A81001")).await;
+    service.run(b, consented(b, rb, Some("A81001"))).await;
+    service.run(c, accepted(c, rc, None)).await;
+    for (person, referral, reason) in [
+        (d, rd, DeclineReason::ClientDeclined),
+        (e, re, DeclineReason::NotEligible),
+    ] {
+        let decline = CaseCommand::DeclineReferral(ReferralDeclined {
+            referral_id: referral,
+            reason,
+            note: None,
+        });
+        let commands = vec![intake(person, referral, Some("A81001")), decline];
+        service.run(person, commands).await;
+    }
     runner.catch_up().await.expect("the outbox catches up");
 
-    let (a1, status, content, _) = message_of(&client, a, 1).await;
+    let (a1, status, content, _) = message_of(client, a, 1).await;
     assert_eq!(
         (status.as_str(), content.as_deref()),
         ("pending", Some("coded"))
     );
-    let (a2, _, _, _) = message_of(&client, a, 2).await;
-    let (b1, _, content, _) = message_of(&client, b, 1).await;
+    let (a2, _, _, _) = message_of(client, a, 2).await;
+    let (b1, _, content, _) = message_of(client, b, 1).await;
     assert_eq!(content.as_deref(), Some("full"));
-    let (_, status, content, why) = message_of(&client, c, 1).await;
+    let (_, status, content, why) = message_of(client, c, 1).await;
     assert_eq!(
         (status.as_str(), content, why.as_deref()),
         ("withheld", None, Some("no_practice"))
     );
-    let (d1, _, _, _) = message_of(&client, d, 1).await;
-    let for_e: i64 = client
-        .query_one(
-            "SELECT count(*) FROM gp_outbox WHERE client_id = $1",
-            &[&e.0],
-        )
-        .await
-        .expect("e")
-        .get(0);
+    let (d1, _, _, _) = message_of(client, d, 1).await;
+    let for_e = messages_for(client, e).await;
     assert_eq!(for_e, 0, "not eligible is not the person's decline");
     // The projection caught up again writes nothing twice.
     runner.catch_up().await.expect("the outbox catches up");
-    let total: i64 = client
-        .query_one("SELECT count(*) FROM gp_outbox", &[])
-        .await
-        .expect("count")
-        .get(0);
-    assert_eq!(total, 5);
+    assert_eq!(
+        count(client, "SELECT count(*) FROM gp_outbox", &[]).await,
+        5
+    );
 
     // Only an administrator sets an endpoint, and only to an http(s) URL.
     let mut practice = Practice::new().await;
@@ -462,17 +487,17 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
     ));
     assert!(matches!(
         outbox
-            .set_endpoint(&admin, "A81001", "file:///etc/passwd")
+            .set_endpoint(admin, "A81001", "file:///etc/passwd")
             .await,
         Err(AppError::BadInput { field: "url", .. })
     ));
     outbox
-        .set_endpoint(&admin, "A81001", &practice.url())
+        .set_endpoint(admin, "A81001", &practice.url())
         .await
         .expect("the endpoint");
 
     // The practice's system is down: every attempt fails, nothing is lost.
-    let first = dispatcher(&store, quick(50));
+    let first = dispatcher(store, quick(50));
     let report = first.run_once().await.expect("a pass");
     assert_eq!(report.delivered, 0);
     assert!(report.failed >= 3, "{report:?}");
@@ -487,29 +512,20 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
     practice.stop();
     first.run_once().await.expect("a pass while it is away");
     practice.start().await;
-    drain(&first, &client).await;
+    drain(&first, client).await;
 
     // A dispatcher killed mid-delivery: F's message reaches the practice, and the dispatcher
     // is dropped before it hears the answer. Its lease runs out, another dispatcher sends it
     // again, and the practice keeps it once.
     let f = ClientId(Uuid::new_v4());
     let rf = ReferralId(Uuid::new_v4());
-    run(
-        &cases,
-        organisation,
-        f,
-        vec![
-            intake(f, rf, Some("A81001")),
-            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rf }),
-        ],
-    )
-    .await;
+    service.run(f, accepted(f, rf, Some("A81001"))).await;
     runner.catch_up().await.expect("the outbox catches up");
-    let (f1, _, _, _) = message_of(&client, f, 1).await;
+    let (f1, _, _, _) = message_of(client, f, 1).await;
     let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
-    practice.received.lock().expect("receiver").arrived = Some(arrived);
+    practice.received().arrived = Some(arrived);
     practice.script(&[Answer::Hang]);
-    let doomed = dispatcher(&store, quick(50));
+    let doomed = dispatcher(store, quick(50));
     let killed = tokio::spawn(async move { doomed.run_once().await });
     let got = tokio::time::timeout(Duration::from_secs(10), arrivals.recv())
         .await
@@ -518,14 +534,14 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
     assert_eq!(got, f1);
     killed.abort();
     let _ = killed.await;
-    let (_, status, _, _) = message_of(&client, f, 1).await;
+    let (_, status, _, _) = message_of(client, f, 1).await;
     assert_eq!(
         status, "pending",
         "the killed dispatcher's message is not lost"
     );
-    let second = dispatcher(&store, quick(50));
+    let second = dispatcher(store, quick(50));
     tokio::time::sleep(Duration::from_millis(1600)).await;
-    drain(&second, &client).await;
+    drain(&second, client).await;
 
     // Every message arrived once, A's in order; the practice saw retries of them.
     let kept = practice.kept_ids();
@@ -549,32 +565,19 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
         "F's message was sent again after the kill"
     );
     // Every message is delivered or withheld, and every delivery is audited.
-    let undelivered: i64 = client
+    let row = client
         .query_one(
-            "SELECT count(*) FROM gp_outbox WHERE status NOT IN ('delivered', 'withheld')",
+            "SELECT \
+               (SELECT count(*) FROM gp_outbox WHERE status NOT IN ('delivered', 'withheld')), \
+               (SELECT count(DISTINCT message_id) FROM gp_outbox_attempts \
+                 WHERE outcome = 'delivered'), \
+               (SELECT count(*) FROM gp_outbox_attempts WHERE outcome = 'failed')",
             &[],
         )
         .await
-        .expect("count")
-        .get(0);
-    assert_eq!(undelivered, 0);
-    let audited: i64 = client
-        .query_one(
-            "SELECT count(DISTINCT message_id) FROM gp_outbox_attempts WHERE outcome = 'delivered'",
-            &[],
-        )
-        .await
-        .expect("count")
-        .get(0);
-    assert_eq!(audited, 5);
-    let failures: i64 = client
-        .query_one(
-            "SELECT count(*) FROM gp_outbox_attempts WHERE outcome = 'failed'",
-            &[],
-        )
-        .await
-        .expect("count")
-        .get(0);
+        .expect("counts");
+    let (undelivered, audited, failures): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((undelivered, audited), (0, 5));
     assert!(failures >= 5, "failed attempts are audited: {failures}");
 
     // What went: coded, to the practice, about the person by NHS number; the summary only
@@ -605,59 +608,38 @@ async fn gp_messages_arrive_once_in_order_through_failures_restarts_and_a_killed
 #[tokio::test]
 async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_next_and_is_replayed()
  {
-    let (db, store) = store_with_db(6).await;
-    let admin_client = db.admin_client().await;
-    let operator = app::admin::Operator::new(&admin_client);
-    let (organisation, admin) = organisation_with_admin(&operator, "Dead letters").await;
-    let (_, stranger) = organisation_with_admin(&operator, "Another service").await;
-    let (admin, stranger) = (&admin, &stranger);
-    let cases = CaseService::new(store.clone());
-    let runner = outbox_runner(&store);
+    let service = Service::new(6, "Dead letters").await;
+    let (store, admin, client) = (&service.store, &service.admin, &service.client);
+    let (_, stranger) = organisation_with_admin(&service.db, "Another service").await;
+    let (admin, stranger) = (admin, &stranger);
+    let runner = outbox_runner(store);
     let outbox = GpOutboxAdmin::new(store.clone(), app::Clock::system());
-    let client = db.app_client().await;
     // A practice with no endpoint yet: two messages for one person.
     let a = ClientId(Uuid::new_v4());
     let (ra, ra2) = (ReferralId(Uuid::new_v4()), ReferralId(Uuid::new_v4()));
-    run(
-        &cases,
-        organisation,
-        a,
-        vec![
-            intake(a, ra, Some("B82002")),
-            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: ra }),
-            CaseCommand::CloseCase(CaseClosed {
-                reason: ClosureReason::GoalsMet,
-                note: None,
-            }),
-            again(ra2, "B82002"),
-            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: ra2 }),
-        ],
-    )
-    .await;
+    service.run(a, twice(a, (ra, ra2), "B82002")).await;
     runner.catch_up().await.expect("the outbox catches up");
-    let (a1, _, _, _) = message_of(&client, a, 1).await;
-    let (a2, _, _, _) = message_of(&client, a, 2).await;
+    let (a1, _, _, _) = message_of(client, a, 1).await;
+    let (a2, _, _, _) = message_of(client, a, 2).await;
 
-    let dispatcher = dispatcher(&store, quick(2));
+    let dispatcher = dispatcher(store, quick(2));
     for _ in 0..3 {
         dispatcher.run_once().await.expect("a pass");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (_, status, _, _) = message_of(&client, a, 1).await;
+    let (_, status, _, _) = message_of(client, a, 1).await;
     assert_eq!(status, "dead");
-    let (_, status, _, _) = message_of(&client, a, 2).await;
+    let (_, status, _, _) = message_of(client, a, 2).await;
     assert_eq!(
         status, "pending",
         "the person's next message waits behind the dead letter"
     );
-    let attempts: i64 = client
-        .query_one(
-            "SELECT count(*) FROM gp_outbox_attempts WHERE message_id = $1",
-            &[&a2],
-        )
-        .await
-        .expect("count")
-        .get(0);
+    let attempts = count(
+        client,
+        "SELECT count(*) FROM gp_outbox_attempts WHERE message_id = $1",
+        &[&a2],
+    )
+    .await;
     assert_eq!(attempts, 0, "message 2 was never sent before message 1");
 
     let read = app::records::ReadContext::new(None, Uuid::new_v4());
@@ -705,18 +687,13 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
         })
     ));
 
-    let mut practice = Practice::new().await;
-    practice.start().await;
-    outbox
-        .set_endpoint(admin, "B82002", &practice.url())
-        .await
-        .expect("the endpoint");
+    let practice = service.practice_up("B82002").await;
     outbox.replay(admin, a1).await.expect("replayed");
     assert!(
         matches!(outbox.replay(admin, a1).await, Err(AppError::NotFound(_))),
         "only a dead letter is replayed"
     );
-    drain(&dispatcher, &client).await;
+    drain(&dispatcher, client).await;
     assert_eq!(practice.kept_ids(), [a1, a2]);
     let replayed_by: Uuid = client
         .query_one(
@@ -731,38 +708,23 @@ async fn a_message_that_cannot_be_delivered_is_dead_lettered_holds_the_persons_n
     // A message decided with the person's consent, who objects before it goes: it never goes.
     let c = ClientId(Uuid::new_v4());
     let rc = ReferralId(Uuid::new_v4());
-    run(
-        &cases,
-        organisation,
-        c,
-        vec![
-            intake(c, rc, Some("B82002")),
-            CaseCommand::RecordConsent(ConsentRecorded {
-                scope: ConsentScope::ShareWithGp,
-                services: vec![],
-                channel: None,
-            }),
-            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rc }),
-        ],
-    )
-    .await;
+    service.run(c, consented(c, rc, Some("B82002"))).await;
     runner.catch_up().await.expect("the outbox catches up");
-    let (c1, status, content, _) = message_of(&client, c, 1).await;
+    let (c1, status, content, _) = message_of(client, c, 1).await;
     assert_eq!(
         (status.as_str(), content.as_deref()),
         ("pending", Some("full"))
     );
-    run(
-        &cases,
-        organisation,
-        c,
-        vec![CaseCommand::WithdrawConsent(ConsentWithdrawn {
-            scope: ConsentScope::ShareWithGp,
-        })],
-    )
-    .await;
-    drain(&dispatcher, &client).await;
-    let (_, status, _, reason) = message_of(&client, c, 1).await;
+    service
+        .run(
+            c,
+            vec![CaseCommand::WithdrawConsent(ConsentWithdrawn {
+                scope: ConsentScope::ShareWithGp,
+            })],
+        )
+        .await;
+    drain(&dispatcher, client).await;
+    let (_, status, _, reason) = message_of(client, c, 1).await;
     assert_eq!(
         (status.as_str(), reason.as_deref()),
         ("withheld", Some("objected"))
@@ -833,23 +795,18 @@ fn a_communication_is_coded_and_carries_the_summary_only_with_full_content() {
             ),
         )
     };
+    let score =
+        |id: u128, value: f64, on: (u32, u32), timepoint: &'static str| app::gp_outbox::Score {
+            assessment_id: Uuid::from_u128(id),
+            code: "718466001".to_owned(),
+            display: "Short Warwick-Edinburgh Mental Well-being Scale score".to_owned(),
+            value,
+            on: chrono::NaiveDate::from_ymd_opt(2026, on.0, on.1).expect("a day"),
+            timepoint,
+        };
     let scores = [
-        app::gp_outbox::Score {
-            assessment_id: Uuid::from_u128(0xa1),
-            code: "718466001".to_owned(),
-            display: "Short Warwick-Edinburgh Mental Well-being Scale score".to_owned(),
-            value: 17.43,
-            on: chrono::NaiveDate::from_ymd_opt(2026, 1, 5).expect("a day"),
-            timepoint: "baseline",
-        },
-        app::gp_outbox::Score {
-            assessment_id: Uuid::from_u128(0xa2),
-            code: "718466001".to_owned(),
-            display: "Short Warwick-Edinburgh Mental Well-being Scale score".to_owned(),
-            value: 21.54,
-            on: chrono::NaiveDate::from_ymd_opt(2026, 3, 9).expect("a day"),
-            timepoint: "follow-up",
-        },
+        score(0xa1, 17.43, (1, 5), "baseline"),
+        score(0xa2, 21.54, (3, 9), "follow-up"),
     ];
     let with_scores =
         app::gp_outbox::communication(&ended, "9434765919", crate::support::at(3), &scores);
@@ -861,44 +818,26 @@ fn a_communication_is_coded_and_carries_the_summary_only_with_full_content() {
 /// them apart, so each message is sent once, not merely kept once by a receiver that dedupes.
 #[tokio::test]
 async fn two_dispatchers_at_once_send_each_message_once() {
-    let (db, store) = store_with_db(6).await;
-    let admin_client = db.admin_client().await;
-    let operator = app::admin::Operator::new(&admin_client);
-    let (organisation, admin) = organisation_with_admin(&operator, "Two dispatchers").await;
-    let cases = CaseService::new(store.clone());
-    let client = db.app_client().await;
+    let service = Service::new(6, "Two dispatchers").await;
+    let (store, client) = (&service.store, &service.client);
     let people: Vec<ClientId> = (0..12).map(|_| ClientId(Uuid::new_v4())).collect();
     for person in &people {
         let referral = ReferralId(Uuid::new_v4());
-        run(
-            &cases,
-            organisation,
-            *person,
-            vec![
-                intake(*person, referral, Some("C83003")),
-                CaseCommand::AcceptReferral(ReferralAccepted {
-                    referral_id: referral,
-                }),
-            ],
-        )
-        .await;
+        service
+            .run(*person, accepted(*person, referral, Some("C83003")))
+            .await;
     }
-    outbox_runner(&store)
+    outbox_runner(store)
         .catch_up()
         .await
         .expect("the outbox catches up");
-    let mut practice = Practice::new().await;
-    practice.start().await;
-    GpOutboxAdmin::new(store.clone(), app::Clock::system())
-        .set_endpoint(&admin, "C83003", &practice.url())
-        .await
-        .expect("an endpoint");
+    let practice = service.practice_up("C83003").await;
     let settings = DispatchSettings {
         batch: 2,
         ..quick(5)
     };
-    let (first, second) = (dispatcher(&store, settings), dispatcher(&store, settings));
-    tokio::join!(drain(&first, &client), drain(&second, &client));
+    let (first, second) = (dispatcher(store, settings), dispatcher(store, settings));
+    tokio::join!(drain(&first, client), drain(&second, client));
 
     let requests = practice.requests();
     assert_eq!(
@@ -910,14 +849,12 @@ async fn two_dispatchers_at_once_send_each_message_once() {
     distinct.sort_unstable();
     distinct.dedup();
     assert_eq!(distinct.len(), people.len(), "no message sent twice");
-    let delivered: i64 = client
-        .query_one(
-            "SELECT count(*) FROM gp_outbox_attempts WHERE outcome = 'delivered'",
-            &[],
-        )
-        .await
-        .expect("count")
-        .get(0);
+    let delivered = count(
+        client,
+        "SELECT count(*) FROM gp_outbox_attempts WHERE outcome = 'delivered'",
+        &[],
+    )
+    .await;
     assert_eq!(delivered, 12, "each delivery audited once");
 }
 
@@ -927,111 +864,81 @@ async fn two_dispatchers_at_once_send_each_message_once() {
 #[tokio::test]
 async fn the_end_of_an_episode_goes_to_the_gp_with_its_scores_only_with_consent() {
     use crate::support::assessment;
-    let (db, store) = store_with_db(6).await;
-    let admin_client = db.admin_client().await;
-    let operator = app::admin::Operator::new(&admin_client);
-    let (organisation, admin) = organisation_with_admin(&operator, "Episodes end").await;
-    let cases = CaseService::new(store.clone());
-    let client = db.app_client().await;
+    let service = Service::new(6, "Episodes end").await;
+    let (store, client) = (&service.store, &service.client);
     let day = |m: u32, d: u32| chrono::NaiveDate::from_ymd_opt(2026, m, d).expect("a day");
     let swemwbs = |id: Uuid, timepoint: Timepoint, answer: i32, on| {
         assessment(id, Instrument::Swemwbs, timepoint, vec![answer; 7], on)
     };
-    let closed = CaseCommand::CloseCase(CaseClosed {
-        reason: ClosureReason::GoalsMet,
-        note: None,
-    });
-    let consent = CaseCommand::RecordConsent(ConsentRecorded {
-        scope: ConsentScope::ShareWithGp,
-        services: vec![],
-        channel: None,
-    });
     let assign = CaseCommand::AssignLinkWorker(LinkWorkerAssigned {
         link_worker_id: StaffId(Uuid::new_v4()),
         team_id: TeamId(Uuid::new_v4()),
     });
-    // P consents; SWEMWBS at baseline (raw 14) and follow-up (raw 21), and a UCLA score the
-    // rules do not send; then the episode ends.
     let [p, q, r] = [(); 3].map(|()| ClientId(Uuid::new_v4()));
-    let [rp, rq, rr] = [(); 3].map(|()| ReferralId(Uuid::new_v4()));
     let (baseline, follow_up) = (Uuid::new_v4(), Uuid::new_v4());
-    run(
-        &cases,
-        organisation,
-        p,
-        vec![
-            intake(p, rp, Some("A81001")),
-            consent.clone(),
-            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rp }),
-            assign.clone(),
-            swemwbs(baseline, Timepoint::Baseline, 2, day(3, 5)),
-            assessment(
-                Uuid::new_v4(),
-                Instrument::Ucla3,
-                Timepoint::Baseline,
-                vec![2; 3],
-                day(3, 5),
-            ),
-            swemwbs(Uuid::new_v4(), Timepoint::Review, 5, day(4, 1)),
-            swemwbs(follow_up, Timepoint::FollowUp, 3, day(5, 11)),
-            closed.clone(),
-        ],
-    )
-    .await;
-    // Q never consented: the acceptance's code goes, and nothing at the end.
-    run(
-        &cases,
-        organisation,
-        q,
-        vec![
-            intake(q, rq, Some("A81001")),
-            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rq }),
-            assign.clone(),
-            swemwbs(Uuid::new_v4(), Timepoint::Baseline, 2, day(3, 5)),
-            closed.clone(),
-        ],
-    )
-    .await;
-    // R consented, then withdrew it before the end.
-    run(
-        &cases,
-        organisation,
-        r,
-        vec![
-            intake(r, rr, Some("A81001")),
-            consent.clone(),
-            CaseCommand::AcceptReferral(ReferralAccepted { referral_id: rr }),
-            CaseCommand::WithdrawConsent(ConsentWithdrawn {
+    // Each person: an intake, their consent or not, the referral accepted, what happens in the
+    // episode, and its end.
+    let episodes = [
+        // P consents; SWEMWBS at baseline (raw 14) and follow-up (raw 21), and a UCLA score
+        // the rules do not send.
+        (
+            p,
+            true,
+            vec![
+                assign.clone(),
+                swemwbs(baseline, Timepoint::Baseline, 2, day(3, 5)),
+                assessment(
+                    Uuid::new_v4(),
+                    Instrument::Ucla3,
+                    Timepoint::Baseline,
+                    vec![2; 3],
+                    day(3, 5),
+                ),
+                swemwbs(Uuid::new_v4(), Timepoint::Review, 5, day(4, 1)),
+                swemwbs(follow_up, Timepoint::FollowUp, 3, day(5, 11)),
+            ],
+        ),
+        // Q never consented: the acceptance's code goes, and nothing at the end.
+        (
+            q,
+            false,
+            vec![
+                assign,
+                swemwbs(Uuid::new_v4(), Timepoint::Baseline, 2, day(3, 5)),
+            ],
+        ),
+        // R consented, then withdrew it before the end.
+        (
+            r,
+            true,
+            vec![CaseCommand::WithdrawConsent(ConsentWithdrawn {
                 scope: ConsentScope::ShareWithGp,
-            }),
-            closed.clone(),
-        ],
-    )
-    .await;
-    outbox_runner(&store)
+            })],
+        ),
+    ];
+    for (person, consents, during) in episodes {
+        let referral = ReferralId(Uuid::new_v4());
+        let start = if consents {
+            consented(person, referral, Some("A81001"))
+        } else {
+            accepted(person, referral, Some("A81001"))
+        };
+        service
+            .run(person, [start, during, vec![goals_met()]].concat())
+            .await;
+    }
+    outbox_runner(store)
         .catch_up()
         .await
         .expect("the outbox catches up");
-    let count = |person: ClientId| {
-        let client = &client;
-        async move {
-            client
-                .query_one(
-                    "SELECT count(*) FROM gp_outbox WHERE client_id = $1",
-                    &[&person.0],
-                )
-                .await
-                .expect("count")
-                .get::<_, i64>(0)
-        }
-    };
-    assert_eq!(count(q).await, 1, "no consent: no message at the end");
-    let (_, status, _, why) = message_of(&client, r, 2).await;
+    let for_q = messages_for(client, q).await;
+    assert_eq!(for_q, 1, "no consent: no message at the end");
+    let (_, status, _, why) = message_of(client, r, 2).await;
     assert_eq!(
         (status.as_str(), why.as_deref()),
         ("withheld", Some("objected"))
     );
-    let (ended, status, content, _) = message_of(&client, p, 2).await;
+    let (ended, status, content, _) = message_of(client, p, 2).await;
     assert_eq!(
         (status.as_str(), content.as_deref()),
         ("pending", Some("full"))
@@ -1050,13 +957,8 @@ async fn the_end_of_an_episode_goes_to_the_gp_with_its_scores_only_with_consent(
         "the first baseline and the last follow-up"
     );
 
-    let mut practice = Practice::new().await;
-    practice.start().await;
-    GpOutboxAdmin::new(store.clone(), app::Clock::system())
-        .set_endpoint(&admin, "A81001", &practice.url())
-        .await
-        .expect("an endpoint");
-    drain(&dispatcher(&store, quick(3)), &client).await;
+    let practice = service.practice_up("A81001").await;
+    drain(&dispatcher(store, quick(3)), client).await;
     let body = practice.body(ended);
     assert_eq!(
         body["reasonCode"][0]["coding"][0]["code"],

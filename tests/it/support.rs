@@ -584,6 +584,24 @@ pub struct ReceivedRequest {
     pub body: Vec<u8>,
 }
 
+/// Answers every connection `listener` accepts with `answer` (given `state`), each on a task of
+/// its own, until the task this returns is aborted.
+pub fn serve<S, F>(
+    listener: tokio::net::TcpListener,
+    state: S,
+    answer: fn(tokio::net::TcpStream, S) -> F,
+) -> tokio::task::JoinHandle<()>
+where
+    S: Clone + Send + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(answer(socket, state.clone()));
+        }
+    })
+}
+
 /// Reads one request from `socket`; none when the caller hung up first.
 pub async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<ReceivedRequest> {
     use tokio::io::AsyncReadExt;

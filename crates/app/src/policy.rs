@@ -666,9 +666,21 @@ mod tests {
     pub(super) const OTHER_TEAM: TeamId = TeamId(Uuid::from_u128(21));
     const REFERRAL: ReferralId = ReferralId(Uuid::from_u128(30));
 
-    /// How the caller stands to the record.
-    #[derive(Clone, Copy, Debug)]
-    enum Relation {
+    /// The enum `Relation` of these variants, and `RELATIONS`, every one of them in order.
+    macro_rules! relations {
+        ($($(#[$doc:meta])* $variant:ident,)*) => {
+            /// How the caller stands to the record.
+            #[derive(Clone, Copy, Debug)]
+            enum Relation {
+                $($(#[$doc])* $variant,)*
+            }
+
+            /// Every relation, in the order of a row's outcomes.
+            const RELATIONS: [Relation; 6] = [$(Relation::$variant,)*];
+        };
+    }
+
+    relations! {
         /// There is no record.
         NoRecord,
         /// Another organisation's record.
@@ -768,6 +780,24 @@ mod tests {
         })
     }
 
+    /// A directory service closed to referrals.
+    fn closed_to_referrals() -> domain::directory::DirectoryCommand {
+        domain::directory::DirectoryCommand::ChangeCapacity(
+            domain::directory::ServiceCapacityChanged {
+                availability: domain::directory::Availability::Closed,
+                waiting_weeks: None,
+                note: None,
+            },
+        )
+    }
+
+    /// A directory service withdrawn.
+    fn closed_down() -> domain::directory::DirectoryCommand {
+        domain::directory::DirectoryCommand::Withdraw(domain::directory::ServiceWithdrawn {
+            reason: "closed down".into(),
+        })
+    }
+
     fn outcome(result: Result<(), Denied>) -> Outcome {
         match result {
             Ok(()) => Allow,
@@ -776,17 +806,12 @@ mod tests {
         }
     }
 
-    /// One row: the role, then the outcome for each relation in the order
+    /// One row: the role, then the outcome for each relation in the order of `RELATIONS`
     /// [NoRecord, OtherOrganisation, Unassigned, Mine, NotMine, MyTeamNotMe].
     type Row = (Role, [Outcome; 6]);
-    const RELATIONS: [Relation; 6] = [
-        NoRecord,
-        OtherOrganisation,
-        Unassigned,
-        Mine,
-        NotMine,
-        MyTeamNotMe,
-    ];
+
+    /// A decision on a case, as an outcome.
+    type Decide = fn(&Principal, &LoadedCase) -> Outcome;
 
     #[track_caller]
     fn table(action: &str, rows: &[Row], decide: impl Fn(&Principal, &LoadedCase) -> Outcome) {
@@ -866,41 +891,33 @@ mod tests {
     }
 
     #[test]
-    fn who_may_record_a_contact_on_a_case() {
-        table(
-            "a contact",
-            &[
-                (Role::Referrer, [Forbidden; 6]),
-                (
-                    LinkWorker,
-                    [Absent, Absent, Forbidden, Allow, Forbidden, Forbidden],
-                ),
-                (TeamLead, [Absent, Absent, Allow, Allow, Forbidden, Allow]),
-                (Auditor, [Forbidden; 6]),
-                (ReportingAnalyst, [Forbidden; 6]),
-                (Administrator, [Forbidden; 6]),
-            ],
-            |p, c| outcome(may_command(p, c, &contact(), false)),
-        );
-    }
-
-    #[test]
-    fn who_may_see_a_persons_name_on_a_list() {
-        table(
-            "a name on a caseload",
-            &[
-                (Role::Referrer, [Forbidden; 6]),
-                (
-                    LinkWorker,
-                    [Absent, Absent, Forbidden, Allow, Forbidden, Forbidden],
-                ),
-                (TeamLead, [Absent, Absent, Allow, Allow, Forbidden, Allow]),
-                (Auditor, [Forbidden; 6]),
-                (ReportingAnalyst, [Forbidden; 6]),
-                (Administrator, [Forbidden; 6]),
-            ],
-            |p, c| outcome(may_name_on_list(p, c)),
-        );
+    fn who_may_record_a_contact_on_a_case_and_see_the_persons_name_on_a_list() {
+        // The same people: whoever works the case.
+        let decisions: [(&str, Decide); 2] = [
+            ("a contact", |p, c| {
+                outcome(may_command(p, c, &contact(), false))
+            }),
+            ("a name on a caseload", |p, c| {
+                outcome(may_name_on_list(p, c))
+            }),
+        ];
+        for (action, decide) in decisions {
+            table(
+                action,
+                &[
+                    (Role::Referrer, [Forbidden; 6]),
+                    (
+                        LinkWorker,
+                        [Absent, Absent, Forbidden, Allow, Forbidden, Forbidden],
+                    ),
+                    (TeamLead, [Absent, Absent, Allow, Allow, Forbidden, Allow]),
+                    (Auditor, [Forbidden; 6]),
+                    (ReportingAnalyst, [Forbidden; 6]),
+                    (Administrator, [Forbidden; 6]),
+                ],
+                decide,
+            );
+        }
     }
 
     #[test]
@@ -1128,22 +1145,13 @@ mod tests {
 
     #[test]
     fn only_the_owner_changes_a_directory_service_and_only_in_the_roles_that_may() {
-        use domain::directory::{
-            Availability, DirectoryCommand, OrukService, ServiceCapacityChanged, ServiceWithdrawn,
-        };
+        use domain::directory::{DirectoryCommand, OrukService};
         let record: OrukService = serde_json::from_value(serde_json::json!({
             "id": Uuid::from_u128(60), "name": "Walking group", "status": "active"
         }))
         .expect("a record");
         let import = DirectoryCommand::Import(Box::new(record));
-        let capacity = DirectoryCommand::ChangeCapacity(ServiceCapacityChanged {
-            availability: Availability::Closed,
-            waiting_weeks: None,
-            note: None,
-        });
-        let withdraw = DirectoryCommand::Withdraw(ServiceWithdrawn {
-            reason: "closed down".into(),
-        });
+        let (capacity, withdraw) = (closed_to_referrals(), closed_down());
         const LISTINGS: [Listing; 4] = [
             Listing::NotListed,
             Listing::Ours,
@@ -1265,17 +1273,7 @@ mod tests {
 
     #[test]
     fn reports_administration_and_the_directory_by_role() {
-        use domain::directory::{
-            Availability, DirectoryCommand, ServiceCapacityChanged, ServiceWithdrawn,
-        };
-        let capacity = DirectoryCommand::ChangeCapacity(ServiceCapacityChanged {
-            availability: Availability::Closed,
-            waiting_weeks: None,
-            note: None,
-        });
-        let withdraw = DirectoryCommand::Withdraw(ServiceWithdrawn {
-            reason: "closed down".into(),
-        });
+        let (capacity, withdraw) = (closed_to_referrals(), closed_down());
         for role in Role::ALL {
             let p = principal(role);
             let allowed = |r: Result<(), Denied>| outcome(r) == Allow;

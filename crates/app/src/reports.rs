@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::Serialize;
 use serde_json::Value;
-use tokio_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 use projector::rules::{DisclosureRules, FactDate, PrivacyRules, Rules};
@@ -44,13 +44,13 @@ pub struct ReportFilter {
 impl ReportFilter {
     /// The WHERE clause over a table with the usual columns, dates on `date_column`, and its
     /// parameters ($1..).
-    fn clause(&self, date_column: &str) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
+    fn clause(&self, date_column: &str) -> Where {
         self.clause_over(date_column, date_column)
     }
 
     /// The WHERE clause for rows that span days from `start` to `end` (null: still going),
     /// keeping those that overlap the period.
-    fn clause_over(&self, start: &str, end: &str) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
+    fn clause_over(&self, start: &str, end: &str) -> Where {
         let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![
             Box::new(self.snapshot_tag.unwrap_or(self.rules_version)),
             Box::new(self.organisation_id),
@@ -93,7 +93,68 @@ impl ReportFilter {
             let (condition, value) = group.condition();
             add(&condition, value);
         }
-        (sql, params)
+        Where {
+            clause: sql,
+            params,
+        }
+    }
+}
+
+/// A filter's WHERE clause over one figures table, with its parameters: the queries of a
+/// report's figures, `{clause}` in their SQL standing for it.
+struct Where {
+    clause: String,
+    params: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Where {
+    /// The rows `sql` answers.
+    async fn query(
+        &self,
+        client: &impl GenericClient,
+        sql: &str,
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let params: Vec<&(dyn ToSql + Sync)> =
+            self.params.iter().map(|p| p.as_ref() as _).collect();
+        client
+            .query(&sql.replace("{clause}", &self.clause), &params)
+            .await
+    }
+
+    /// The one row `sql` answers.
+    async fn query_one(
+        &self,
+        client: &impl GenericClient,
+        sql: &str,
+    ) -> Result<Row, tokio_postgres::Error> {
+        let params: Vec<&(dyn ToSql + Sync)> =
+            self.params.iter().map(|p| p.as_ref() as _).collect();
+        client
+            .query_one(&sql.replace("{clause}", &self.clause), &params)
+            .await
+    }
+
+    /// Each code `sql` answers with its count, and its share of `total`.
+    async fn shares(
+        &self,
+        client: &impl GenericClient,
+        sql: &str,
+        total: i64,
+    ) -> Result<Vec<Share>, tokio_postgres::Error> {
+        Ok(self
+            .query(client, sql)
+            .await?
+            .iter()
+            .map(|row| {
+                let count: i64 = row.get(1);
+                Share {
+                    code: row.get(0),
+                    count: Some(count),
+                    percent: Some(percent(count, total)),
+                    suppressed: false,
+                }
+            })
+            .collect())
     }
 }
 
@@ -266,28 +327,6 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-async fn shares(
-    client: &impl GenericClient,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-    total: i64,
-) -> Result<Vec<Share>, tokio_postgres::Error> {
-    Ok(client
-        .query(sql, params)
-        .await?
-        .iter()
-        .map(|row| {
-            let count: i64 = row.get(1);
-            Share {
-                code: row.get(0),
-                count: Some(count),
-                percent: Some(percent(count, total)),
-                suppressed: false,
-            }
-        })
-        .collect())
-}
-
 /// The names of the destinations counted: a code's from the latest recording rules, a
 /// service's from the directory.
 async fn destination_names(
@@ -333,54 +372,31 @@ pub async fn outcome_report(
     // version.
     let rules = Rules::load(filter.rules_version).ok();
     // Referrals, by the day they were received.
-    let (clause, owned) = filter.clause("received_on");
-    let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
-    let row = client
-        .query_one(
-            &format!(
-                "SELECT count(*), count(*) FILTER (WHERE outcome = 'accepted'), \
+    let on = filter.clause("received_on");
+    let row = on.query_one(client, "SELECT count(*), count(*) FILTER (WHERE outcome = 'accepted'), \
                  count(*) FILTER (WHERE outcome = 'declined'), count(*) FILTER (WHERE outcome = 'redirected'), \
                  count(days_to_first_contact), avg(days_to_first_contact)::float8, \
                  percentile_cont(0.5) WITHIN GROUP (ORDER BY days_to_first_contact)::float8, \
                  count(DISTINCT client_id) \
-                 FROM report_referrals WHERE {clause}"
-            ),
-            &params,
-        )
+                 FROM report_referrals WHERE {clause}")
         .await?;
     let total: i64 = row.get(0);
-    let by_source = shares(
-        client,
-        &format!(
-            "SELECT source, count(*) FROM report_referrals WHERE {clause} GROUP BY source ORDER BY count(*) DESC, source"
-        ),
-        &params,
-        total,
-    )
+    let by_source = on.shares(client, "SELECT source, count(*) FROM report_referrals WHERE {clause} GROUP BY source ORDER BY count(*) DESC, source", total)
     .await?;
-    let by_reason = shares(
-        client,
-        &format!(
+    let by_reason = on
+        .shares(
+            client,
             "SELECT r, count(*) FROM report_referrals, jsonb_array_elements_text(reasons) AS r \
-             WHERE {clause} GROUP BY r ORDER BY count(*) DESC, r"
-        ),
-        &params,
-        total,
-    )
-    .await?;
+             WHERE {clause} GROUP BY r ORDER BY count(*) DESC, r",
+            total,
+        )
+        .await?;
     let redirected: i64 = row.get(3);
     let (by_destination, destination_names) = if rules
         .as_ref()
         .is_some_and(|r| r.figures.redirections)
     {
-        let by_destination = shares(
-            client,
-            &format!(
-                "SELECT coalesce(destination, 'unrecorded'), count(*) FROM report_referrals                  WHERE {clause} AND outcome = 'redirected' GROUP BY 1 ORDER BY count(*) DESC, 1"
-            ),
-            &params,
-            redirected,
-        )
+        let by_destination = on.shares(client, "SELECT coalesce(destination, 'unrecorded'), count(*) FROM report_referrals                  WHERE {clause} AND outcome = 'redirected' GROUP BY 1 ORDER BY count(*) DESC, 1", redirected)
         .await?;
         let names = destination_names(client, &by_destination).await?;
         (Some(by_destination), names)
@@ -404,48 +420,39 @@ pub async fn outcome_report(
 
     // Episodes started, by the day they were accepted; active, by overlapping the period;
     // closures by the day they closed.
-    let (clause, owned) = filter.clause("accepted_on");
-    let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
-    let row = client
+    let on = filter.clause("accepted_on");
+    let row = on
         .query_one(
-            &format!(
-                "SELECT count(*), avg(contacts)::float8, coalesce(sum(attended), 0)::int8, \
+            client,
+            "SELECT count(*), avg(contacts)::float8, coalesce(sum(attended), 0)::int8, \
                  coalesce(sum(did_not_attend), 0)::int8, coalesce(sum(contacts), 0)::int8 \
-                 FROM report_episodes WHERE {clause}"
-            ),
-            &params,
+                 FROM report_episodes WHERE {clause}",
         )
         .await?;
     let started: i64 = row.get(0);
     let (mut attended, mut not_attended): (i64, i64) = (row.get(2), row.get(3));
     let mut contacts: i64 = row.get(4);
     let mut mean_contacts = row.get::<_, Option<f64>>(1).map(round2);
-    let (clause, owned) = filter.clause_over("accepted_on", "closed_on");
-    let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
-    let row = client
+    let on = filter.clause_over("accepted_on", "closed_on");
+    let row = on
         .query_one(
-            &format!(
-                "SELECT count(*), count(DISTINCT client_id), \
+            client,
+            "SELECT count(*), count(DISTINCT client_id), \
                  count(DISTINCT client_id) FILTER (WHERE evaluation_excluded) \
-                 FROM report_episodes WHERE {clause}"
-            ),
-            &params,
+                 FROM report_episodes WHERE {clause}",
         )
         .await?;
     let (active, people_active, excluded): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
     let dating = rules.as_ref().map(|r| r.dating).unwrap_or_default();
     if dating.dates_facts() {
         // Appointments and contacts by their own day.
-        let (clause, owned) = filter.clause("on_day");
-        let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
-        let row = client
+        let on = filter.clause("on_day");
+        let row = on
             .query_one(
-                &format!(
-                    "SELECT count(*) FILTER (WHERE kind = 'attended'), \
+                client,
+                "SELECT count(*) FILTER (WHERE kind = 'attended'), \
                      count(*) FILTER (WHERE kind = 'not_attended'), \
-                     count(*) FILTER (WHERE kind = 'contact') FROM report_activity WHERE {clause}"
-                ),
-                &params,
+                     count(*) FILTER (WHERE kind = 'contact') FROM report_activity WHERE {clause}",
             )
             .await?;
         if dating.appointments == FactDate::Own {
@@ -456,26 +463,16 @@ pub async fn outcome_report(
             mean_contacts = (active > 0).then(|| round2(contacts as f64 / active as f64));
         }
     }
-    let (clause, owned) = filter.clause("closed_on");
-    let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
-    let closed: i64 = client
+    let on = filter.clause("closed_on");
+    let closed: i64 = on
         .query_one(
-            &format!(
-                "SELECT count(*) FROM report_episodes WHERE {clause} AND closed_on IS NOT NULL"
-            ),
-            &params,
+            client,
+            "SELECT count(*) FROM report_episodes WHERE {clause} AND closed_on IS NOT NULL",
         )
         .await?
         .get(0);
-    let closed_by_reason = shares(
-        client,
-        &format!(
-            "SELECT closure_reason, count(*) FROM report_episodes WHERE {clause} AND closed_on IS NOT NULL \
-             GROUP BY closure_reason ORDER BY count(*) DESC, closure_reason"
-        ),
-        &params,
-        closed,
-    )
+    let closed_by_reason = on.shares(client, "SELECT closure_reason, count(*) FROM report_episodes WHERE {clause} AND closed_on IS NOT NULL \
+             GROUP BY closure_reason ORDER BY count(*) DESC, closure_reason", closed)
     .await?;
     let episodes = EpisodeFigures {
         episodes: Some(started),
@@ -493,8 +490,7 @@ pub async fn outcome_report(
     };
 
     // Paired scores, by the day of the follow-up.
-    let (clause, owned) = filter.clause("follow_up_on");
-    let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
+    let on = filter.clause("follow_up_on");
     let measure_rules = |name: &str| {
         rules
             .as_ref()
@@ -524,16 +520,10 @@ pub async fn outcome_report(
         awaiting_follow_up: None,
         bands: Vec::new(),
     };
-    for row in client
-        .query(
-            &format!(
-                "SELECT measure, count(*), avg(baseline)::float8, avg(follow_up)::float8, \
+    for row in on.query(client, "SELECT measure, count(*), avg(baseline)::float8, avg(follow_up)::float8, \
                  avg(follow_up - baseline)::float8, count(*) FILTER (WHERE category = 'improved'), \
                  count(*) FILTER (WHERE category = 'no_change'), count(*) FILTER (WHERE category = 'worse') \
-                 FROM report_scores WHERE {clause} GROUP BY measure ORDER BY measure"
-            ),
-            &params,
-        )
+                 FROM report_scores WHERE {clause} GROUP BY measure ORDER BY measure")
         .await?
     {
         let name: String = row.get(0);
@@ -557,15 +547,13 @@ pub async fn outcome_report(
         m.worse_percent = Some(percent(worse, paired));
     }
     // Paired people by band, at baseline and at follow-up.
-    for row in client
+    for row in on
         .query(
-            &format!(
-                "SELECT measure, baseline_band, count(*), 0::int8 FROM report_scores \
+            client,
+            "SELECT measure, baseline_band, count(*), 0::int8 FROM report_scores \
                  WHERE {clause} AND baseline_band IS NOT NULL GROUP BY measure, baseline_band \
                  UNION ALL SELECT measure, follow_up_band, 0::int8, count(*) FROM report_scores \
-                 WHERE {clause} AND follow_up_band IS NOT NULL GROUP BY measure, follow_up_band"
-            ),
-            &params,
+                 WHERE {clause} AND follow_up_band IS NOT NULL GROUP BY measure, follow_up_band",
         )
         .await?
     {
@@ -616,21 +604,18 @@ pub async fn outcome_report(
     }
     // Baselines, paired or not, by their day (rules that keep them).
     if rules.as_ref().is_some_and(|r| r.figures.baselines) {
-        let (clause, owned) = filter.clause("baseline_on");
-        let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
+        let on = filter.clause("baseline_on");
         for m in measures.values_mut() {
             m.baselines = Some(0);
             m.no_follow_up = Some(0);
             m.awaiting_follow_up = Some(0);
         }
-        for row in client
+        for row in on
             .query(
-                &format!(
-                    "SELECT measure, count(*), count(*) FILTER (WHERE NOT paired AND episode_closed), \
+                client,
+                "SELECT measure, count(*), count(*) FILTER (WHERE NOT paired AND episode_closed), \
                      count(*) FILTER (WHERE NOT paired AND NOT episode_closed) \
-                     FROM report_baselines WHERE {clause} GROUP BY measure"
-                ),
-                &params,
+                     FROM report_baselines WHERE {clause} GROUP BY measure",
             )
             .await?
         {
@@ -643,14 +628,12 @@ pub async fn outcome_report(
     }
     let measures: Vec<MeasureFigures> = measures.into_values().collect();
     // People across the measures.
-    let row = client
+    let row = on
         .query_one(
-            &format!(
-                "SELECT count(DISTINCT client_id), \
+            client,
+            "SELECT count(DISTINCT client_id), \
                  count(DISTINCT client_id) FILTER (WHERE category = 'improved') \
-                 FROM report_scores WHERE {clause}"
-            ),
-            &params,
+                 FROM report_scores WHERE {clause}",
         )
         .await?;
     let (paired_people, improved_on_any): (i64, i64) = (row.get(0), row.get(1));
@@ -784,16 +767,13 @@ pub async fn gap_report(
                 .map_or(area.clone(), |a| a.name.clone()),
         })
     };
-    let (clause, owned) = base.clause("recorded_on");
-    let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
-    let gaps = client
+    let on = base.clause("recorded_on");
+    let gaps = on
         .query(
-            &format!(
-                "SELECT need, area, date_trunc('month', recorded_on)::date AS month, reason, count(*) \
+            client,
+            "SELECT need, area, date_trunc('month', recorded_on)::date AS month, reason, count(*) \
                  FROM report_gaps WHERE {clause} GROUP BY need, area, month, reason \
-                 ORDER BY month, need, area, reason"
-            ),
-            &params,
+                 ORDER BY month, need, area, reason",
         )
         .await?
         .iter()
@@ -806,12 +786,11 @@ pub async fn gap_report(
             count: Some(row.get(4)),
         })
         .collect();
-    let (clause, owned) = base.clause("made_on");
-    let params: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|p| p.as_ref() as _).collect();
-    let connections = client
+    let on = base.clause("made_on");
+    let connections = on
         .query(
-            &format!(
-                "SELECT c.service_id, c.need, count(*), \
+            client,
+            "SELECT c.service_id, c.need, count(*), \
                  count(*) FILTER (WHERE outcome = 'not_taken_up'), \
                  count(*) FILTER (WHERE outcome = 'waiting_list'), \
                  count(*) FILTER (WHERE outcome IN ('declined', 'not_eligible', 'service_full')), \
@@ -821,9 +800,7 @@ pub async fn gap_report(
                  count(*) FILTER (WHERE c.started) \
                  FROM (SELECT * FROM report_connections WHERE {clause}) c \
                  LEFT JOIN directory_services d ON d.service_id = c.service_id \
-                 GROUP BY c.service_id, c.need ORDER BY c.service_id, c.need"
-            ),
-            &params,
+                 GROUP BY c.service_id, c.need ORDER BY c.service_id, c.need",
         )
         .await?
         .iter()

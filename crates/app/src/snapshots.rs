@@ -172,6 +172,15 @@ const BUILDING_LOCK: i32 = 0x5ea7;
 const SNAPSHOT_COLUMNS: &str = "id, tag, organisation_id, rules_version, known_at, \
     corrections_known_at, state, events_total, events_done, created_at, finished_at";
 
+/// Which CSV file of a snapshot [`Snapshots::csv`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotCsv {
+    /// A snapshot's report ([`crate::export::snapshot_report`]).
+    Report,
+    /// An explained comparison ([`crate::export::explanation`]).
+    Explanation,
+}
+
 impl Snapshots {
     /// Snapshots over `store`.
     pub fn new(store: EventStore) -> Snapshots {
@@ -291,34 +300,28 @@ impl Snapshots {
         Ok(SnapshotReport { snapshot, report })
     }
 
-    /// A snapshot's report as a CSV file ([`crate::export::snapshot_report`]).
+    /// A snapshot's report, or an explained comparison, as a CSV file.
     ///
     /// # Errors
-    /// As [`Snapshots::report`].
-    pub async fn report_csv(
+    /// As [`Snapshots::report`] or [`Snapshots::explanation`].
+    pub async fn csv(
         &self,
         principal: &Principal,
         id: Uuid,
         query: &ReportQuery,
+        which: SnapshotCsv,
         options: crate::export::CsvOptions,
     ) -> Result<crate::export::CsvFile, AppError> {
-        let report = self.report(principal, id, query).await?;
-        crate::export::snapshot_report(&report, options)
-    }
-
-    /// An explained comparison as a CSV file ([`crate::export::explanation`]).
-    ///
-    /// # Errors
-    /// As [`Snapshots::explanation`].
-    pub async fn explanation_csv(
-        &self,
-        principal: &Principal,
-        id: Uuid,
-        query: &ReportQuery,
-        options: crate::export::CsvOptions,
-    ) -> Result<crate::export::CsvFile, AppError> {
-        let explained = self.explanation(principal, id, query).await?;
-        crate::export::explanation(&explained, options)
+        match which {
+            SnapshotCsv::Report => {
+                let report = self.report(principal, id, query).await?;
+                crate::export::snapshot_report(&report, options)
+            }
+            SnapshotCsv::Explanation => {
+                let explained = self.explanation(principal, id, query).await?;
+                crate::export::explanation(&explained, options)
+            }
+        }
     }
 
     /// An explanation of the caller's organisation, with its figures for `query` once built.

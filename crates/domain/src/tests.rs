@@ -62,13 +62,22 @@ enum Expect {
 
 /// `decide` with the directory holding [`listed_service`].
 fn decide_listed(state: &CaseState, command: &CaseCommand) -> Result<Vec<CaseEvent>, CaseError> {
+    decide_listed_with(state, command, None)
+}
+
+/// `decide` with the directory holding [`listed_service`] and `timing`, nothing else looked up.
+fn decide_listed_with(
+    state: &CaseState,
+    command: &CaseCommand,
+    timing: Option<&Timing>,
+) -> Result<Vec<CaseEvent>, CaseError> {
     let service = listed_service();
     decide(
         state,
         command,
         &Lookups {
             service: Some(&service),
-            timing: None,
+            timing,
             corrected: None,
             destinations: None,
             concern_categories: None,
@@ -1375,15 +1384,7 @@ fn an_onward_connection_needs_the_named_service_listed_and_for_a_referral_open()
         Err("service_withdrawn")
     );
     // Closed to referrals: signposting still works, a referral does not.
-    let closed = directory::evolve_service(
-        listed,
-        &directory::DirectoryEvent::ServiceCapacityChanged(directory::ServiceCapacityChanged {
-            availability: directory::Availability::Closed,
-            waiting_weeks: None,
-            note: None,
-        }),
-        SERVICE_OWNER,
-    );
+    let closed = closed_to_referrals(listed);
     assert!(decide_with(Some(&closed), ConnectionKind::Signposted).is_ok());
     assert_eq!(
         decide_with(Some(&closed), ConnectionKind::Referred),
@@ -1446,15 +1447,7 @@ fn a_redirection_names_a_listed_service_or_a_destination_code() {
         redirect(to_service.clone(), None),
         Err(("invalid_field", Some("destination.service_id")))
     );
-    let closed = directory::evolve_service(
-        listed,
-        &directory::DirectoryEvent::ServiceCapacityChanged(directory::ServiceCapacityChanged {
-            availability: directory::Availability::Closed,
-            waiting_weeks: None,
-            note: None,
-        }),
-        SERVICE_OWNER,
-    );
+    let closed = closed_to_referrals(listed);
     assert_eq!(
         redirect(to_service, Some(&closed)),
         Err(("invalid_field", Some("destination.service_id")))
@@ -1588,27 +1581,19 @@ fn decide_at(
     if let Some((window, reason)) = window {
         timing = timing.within(window, reason.map(str::to_owned));
     }
-    decide_timed(&state, command, &timing)
+    decide_listed_with(&state, command, Some(&timing))
 }
 
-/// `decide` with a timing and the listed service, nothing else looked up.
-fn decide_timed(
-    state: &CaseState,
-    command: &CaseCommand,
-    timing: &Timing,
-) -> Result<Vec<CaseEvent>, CaseError> {
-    let service = listed_service();
-    decide(
-        state,
-        command,
-        &Lookups {
-            service: Some(&service),
-            timing: Some(timing),
-            corrected: None,
-            destinations: None,
-            concern_categories: None,
-            tags: None,
-        },
+/// `service` closed to referrals by its owner.
+fn closed_to_referrals(service: directory::ServiceState) -> directory::ServiceState {
+    directory::evolve_service(
+        service,
+        &directory::DirectoryEvent::ServiceCapacityChanged(directory::ServiceCapacityChanged {
+            availability: directory::Availability::Closed,
+            waiting_weeks: None,
+            note: None,
+        }),
+        SERVICE_OWNER,
     )
 }
 
@@ -1888,7 +1873,11 @@ fn decide_now(
     command: &CaseCommand,
     now: chrono::DateTime<Utc>,
 ) -> Result<Vec<CaseEvent>, CaseError> {
-    decide_timed(&fold(given), command, &Timing::of(command, None, now)?)
+    decide_listed_with(
+        &fold(given),
+        command,
+        Some(&Timing::of(command, None, now)?),
+    )
 }
 
 #[test]

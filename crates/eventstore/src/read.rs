@@ -119,11 +119,7 @@ impl EventStore {
             [&stream_id, &from_version, &recorded_up_to];
         let events = client.query(&statement, &params);
         let Some(protection) = &self.protection else {
-            return events
-                .await?
-                .iter()
-                .map(|row| self.decode(row, None))
-                .collect();
+            return self.decode_all(&events.await?, None);
         };
         // The stream's data key, in the same round trip (the two queries are pipelined).
         let key_statement = client.prepare_cached(KEY_SQL).await?;
@@ -135,7 +131,7 @@ impl EventStore {
             KeyState::Live(key) => Some(key),
             KeyState::Absent | KeyState::Destroyed => None,
         };
-        rows.iter().map(|row| self.decode(row, key)).collect()
+        self.decode_all(&rows, key)
     }
 
     /// Reads the events of `event_types` in each of `stream_ids` (personal fields opened, as
@@ -178,11 +174,7 @@ impl EventStore {
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&stream_ids];
         let events = client.query(&statement, &params);
         let Some(protection) = &self.protection else {
-            return events
-                .await?
-                .iter()
-                .map(|row| self.decode(row, None))
-                .collect();
+            return self.decode_all(&events.await?, None);
         };
         let key_statement = client
             .prepare_cached(
@@ -312,7 +304,7 @@ impl EventStore {
         let rows = client
             .query(&statement, &[&stream_id, &through_version])
             .await?;
-        rows.iter().map(|row| self.decode(row, None)).collect()
+        self.decode_all(&rows, None)
     }
 
     /// Reads up to `limit` events after `after` in global order, never past a transaction that
@@ -344,7 +336,7 @@ impl EventStore {
             )
             .await?;
         // Projectors read here: personal fields always show in their erased form.
-        rows.iter().map(|row| self.decode(row, None)).collect()
+        self.decode_all(&rows, None)
     }
 
     /// Where the event at log `position` sits in the global read order, or `None` when no
@@ -438,6 +430,15 @@ impl EventStore {
     }
 
     /// An event as stored, its personal fields opened with `key` (or shown erased), upcast.
+    /// Every row decoded as [`EventStore::decode`] decodes one.
+    fn decode_all(
+        &self,
+        rows: &[Row],
+        key: Option<&DataKey>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        rows.iter().map(|row| self.decode(row, key)).collect()
+    }
+
     pub(crate) fn decode(
         &self,
         row: &Row,

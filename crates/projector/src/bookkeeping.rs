@@ -67,14 +67,9 @@ pub async fn renew_lease(
     holder: Uuid,
     seconds: f64,
 ) -> Result<bool, ProjectionError> {
-    let renewed = client
-        .execute(
-            "UPDATE projection_leases SET expires_at = now() + make_interval(secs => $3) \
-             WHERE projection = $1 AND holder = $2",
-            &[&projection, &holder, &seconds],
-        )
-        .await?;
-    Ok(renewed == 1)
+    Ok(renew_leases(client, &[projection], holder, seconds)
+        .await?
+        .is_empty())
 }
 
 /// Renews `holder`'s leases of `projections` in one statement (a group following the log
@@ -279,24 +274,9 @@ pub async fn move_checkpoint(
     to: GlobalPosition,
     applied: i64,
 ) -> Result<bool, ProjectionError> {
-    let moved = client
-        .execute(
-            "UPDATE projection_checkpoints SET log_generation = $2, transaction_id = $3, position = $4, \
-             events_applied = events_applied + $8, updated_at = now() \
-             WHERE projection = $1 AND log_generation = $5 AND transaction_id = $6 AND position = $7",
-            &[
-                &projection,
-                &to.generation,
-                &to.transaction_id,
-                &to.position,
-                &from.generation,
-                &from.transaction_id,
-                &from.position,
-                &applied,
-            ],
-        )
-        .await?;
-    Ok(moved == 1)
+    Ok(move_checkpoints(client, &[projection], from, to, applied)
+        .await?
+        .is_empty())
 }
 
 /// As [`move_checkpoint`], for every one of `projections` in one statement; the names whose

@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use domain::{CaseEvent, Instrument, Timepoint, code};
 use eventstore::RecordedEvent;
 use serde::{Deserialize, Serialize};
-use tokio_postgres::types::Json;
+use tokio_postgres::types::{Json, ToSql, Type};
 use uuid::Uuid;
 
 use crate::rules::{Corrections, EvaluationConsent, Rules};
@@ -348,30 +348,10 @@ pub fn apply_outcome_event(
                         continue;
                     }
                     let fields = &e.corrected_fields;
-                    if let Some(answers) = fields
-                        .get("answers")
-                        .and_then(|v| serde_json::from_value(v.clone()).ok())
-                    {
-                        assessment.answers = answers;
-                    }
-                    if let Some(timepoint) = fields
-                        .get("timepoint")
-                        .and_then(|v| serde_json::from_value(v.clone()).ok())
-                    {
-                        assessment.timepoint = timepoint;
-                    }
-                    if let Some(date) = fields
-                        .get("administered_on")
-                        .and_then(|v| serde_json::from_value(v.clone()).ok())
-                    {
-                        assessment.administered_on = date;
-                    }
-                    if let Some(score) = fields
-                        .get("licensor_score")
-                        .and_then(|v| serde_json::from_value(v.clone()).ok())
-                    {
-                        assessment.licensor_score = score;
-                    }
+                    correct(&mut assessment.answers, fields, "answers");
+                    correct(&mut assessment.timepoint, fields, "timepoint");
+                    correct(&mut assessment.administered_on, fields, "administered_on");
+                    correct(&mut assessment.licensor_score, fields, "licensor_score");
                 }
             }
         }
@@ -403,6 +383,21 @@ pub fn apply_outcome_event(
         | CaseEvent::CaseUntagged(_)
         | CaseEvent::LoneWorkingPlanRecorded(_)
         | CaseEvent::LoneWorkingCheckedIn(_) => {}
+    }
+}
+
+/// `field` set to the value a correction's `fields` give it under `name`, if they give one it
+/// can hold.
+fn correct<T: serde::de::DeserializeOwned>(
+    field: &mut T,
+    fields: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) {
+    if let Some(value) = fields
+        .get(name)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+    {
+        *field = value;
     }
 }
 
@@ -672,27 +667,120 @@ impl Projection for OutcomesProjection {
     }
 }
 
-/// Each figures table's binary `COPY`, columns in the order [`Figures::write`] sends them.
-const COPY_OUTCOME_STATE: &str =
-    "COPY outcome_state (rules_version, client_id, state) FROM STDIN (FORMAT binary)";
-const COPY_REPORT_REFERRALS: &str = "COPY report_referrals (rules_version, referral_id, client_id, organisation_id, team_id, \
-     source, reasons, received_on, outcome, decline_reason, days_to_first_contact, destination) \
-     FROM STDIN (FORMAT binary)";
-const COPY_REPORT_EPISODES: &str = "COPY report_episodes (rules_version, client_id, episode, organisation_id, team_id, source, \
-     reasons, accepted_on, closed_on, closure_reason, contacts, attended, did_not_attend, \
-     evaluation_excluded) FROM STDIN (FORMAT binary)";
-const COPY_REPORT_SCORES: &str = "COPY report_scores (rules_version, client_id, episode, measure, organisation_id, team_id, \
-     source, reasons, baseline, follow_up, category, baseline_on, follow_up_on, baseline_band, \
-     follow_up_band) FROM STDIN (FORMAT binary)";
-const COPY_REPORT_CONNECTIONS: &str = "COPY report_connections (rules_version, connection_id, client_id, organisation_id, team_id, \
-     service_id, need, kind, made_on, outcome, waiting_weeks, service_answer, started) \
-     FROM STDIN (FORMAT binary)";
-const COPY_REPORT_GAPS: &str = "COPY report_gaps (rules_version, gap_id, client_id, organisation_id, team_id, need, area, \
-     reason, recorded_on) FROM STDIN (FORMAT binary)";
-const COPY_REPORT_BASELINES: &str = "COPY report_baselines (rules_version, client_id, episode, measure, organisation_id, \
-     team_id, source, reasons, baseline_on, paired, episode_closed) FROM STDIN (FORMAT binary)";
-const COPY_REPORT_ACTIVITY: &str = "COPY report_activity (rules_version, client_id, episode, organisation_id, team_id, \
-     source, reasons, kind, on_day) FROM STDIN (FORMAT binary)";
+/// A column of figures rows to copy: its PostgreSQL type, its length, and row `i`'s value.
+trait Column: Sync {
+    fn pg_type(&self) -> Type;
+    fn rows(&self) -> usize;
+    fn at(&self, i: usize) -> &(dyn ToSql + Sync);
+}
+
+/// The PostgreSQL type a value is copied into a figures column as.
+trait ColumnType {
+    const TYPE: Type;
+}
+
+impl ColumnType for Uuid {
+    const TYPE: Type = Type::UUID;
+}
+impl ColumnType for i32 {
+    const TYPE: Type = Type::INT4;
+}
+impl ColumnType for f64 {
+    const TYPE: Type = Type::FLOAT8;
+}
+impl ColumnType for bool {
+    const TYPE: Type = Type::BOOL;
+}
+impl ColumnType for NaiveDate {
+    const TYPE: Type = Type::DATE;
+}
+impl ColumnType for String {
+    const TYPE: Type = Type::TEXT;
+}
+impl ColumnType for &str {
+    const TYPE: Type = Type::TEXT;
+}
+impl<T> ColumnType for Json<T> {
+    const TYPE: Type = Type::JSONB;
+}
+impl<T: ColumnType> ColumnType for Option<T> {
+    const TYPE: Type = T::TYPE;
+}
+
+impl<T: ColumnType + ToSql + Sync> Column for Vec<T> {
+    fn pg_type(&self) -> Type {
+        T::TYPE
+    }
+
+    fn rows(&self) -> usize {
+        self.len()
+    }
+
+    fn at(&self, i: usize) -> &(dyn ToSql + Sync) {
+        &self[i]
+    }
+}
+
+/// A figures table's rows held column by column, each column named as the table names it.
+trait Columns: Sync {
+    fn columns(&self) -> Vec<(&'static str, &dyn Column)>;
+}
+
+/// A struct of rows column by column, one `Vec` per column (after a group's columns, where
+/// `..group: Type` names one): its columns are copied under the fields' names, in their order.
+macro_rules! columns {
+    (
+        $(#[$meta:meta])*
+        struct $name:ident $(<$lt:lifetime>)? {
+            $(..$group:ident: $group_type:ty,)?
+            $($field:ident: $type:ty,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Default)]
+        struct $name $(<$lt>)? {
+            $($group: $group_type,)?
+            $($field: Vec<$type>,)*
+        }
+
+        impl $(<$lt>)? Columns for $name $(<$lt>)? {
+            fn columns(&self) -> Vec<(&'static str, &dyn Column)> {
+                let mut columns: Vec<(&'static str, &dyn Column)> = Vec::new();
+                $(columns.extend(self.$group.columns());)?
+                columns.extend([$((stringify!($field), &self.$field as &dyn Column)),*]);
+                columns
+            }
+        }
+    };
+}
+
+/// Copies `rows` into `table` under rules version `version` with one binary `COPY`.
+async fn copy_figures(
+    tx: &tokio_postgres::Transaction<'_>,
+    batch: &Batch<'_>,
+    table: &str,
+    version: &i32,
+    rows: &dyn Columns,
+) -> Result<(), ProjectionError> {
+    let columns = rows.columns();
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    let copy = format!(
+        "COPY {table} (rules_version, {}) FROM STDIN (FORMAT binary)",
+        names.join(", ")
+    );
+    let types: Vec<Type> = std::iter::once(Type::INT4)
+        .chain(columns.iter().map(|(_, column)| column.pg_type()))
+        .collect();
+    let n_rows = columns.first().map_or(0, |(_, column)| column.rows());
+    debug_assert!(columns.iter().all(|(_, column)| column.rows() == n_rows));
+    batch
+        .copy_rows(tx, &copy, &types, n_rows, |i| {
+            std::iter::once(version as &(dyn ToSql + Sync))
+                .chain(columns.iter().map(|(_, column)| column.at(i)))
+                .collect()
+        })
+        .await
+}
 
 /// Rows to insert, column by column, each table's copied in with one binary `COPY`.
 #[derive(Default)]
@@ -708,17 +796,19 @@ struct Figures<'a> {
     baselines: BaselineColumns<'a>,
 }
 
-/// The columns every row of an episode's figures starts with: whose, which episode, the
-/// organisation and team, and the referral's source and reasons (what reports filter by).
-/// The source and reasons are borrowed from the state (and serialised straight into the copy).
-#[derive(Default)]
-struct EpisodeKeys<'a> {
-    client_id: Vec<Uuid>,
-    episode: Vec<i32>,
-    organisation_id: Vec<Uuid>,
-    team_id: Vec<Option<Uuid>>,
-    source: Vec<&'a str>,
-    reasons: Vec<Json<&'a [String]>>,
+columns! {
+    /// The columns every row of an episode's figures starts with: whose, which episode, the
+    /// organisation and team, and the referral's source and reasons (what reports filter by).
+    /// The source and reasons are borrowed from the state (and serialised straight into the
+    /// copy).
+    struct EpisodeKeys<'a> {
+        client_id: Uuid,
+        episode: i32,
+        organisation_id: Uuid,
+        team_id: Option<Uuid>,
+        source: &'a str,
+        reasons: Json<&'a [String]>,
+    }
 }
 
 impl<'a> EpisodeKeys<'a> {
@@ -739,88 +829,102 @@ impl<'a> EpisodeKeys<'a> {
     }
 }
 
-#[derive(Default)]
-struct BaselineColumns<'a> {
-    keys: EpisodeKeys<'a>,
-    measure: Vec<String>,
-    baseline_on: Vec<NaiveDate>,
-    paired: Vec<bool>,
-    episode_closed: Vec<bool>,
+columns! {
+    /// `report_baselines`.
+    struct BaselineColumns<'a> {
+        ..keys: EpisodeKeys<'a>,
+        measure: String,
+        baseline_on: NaiveDate,
+        paired: bool,
+        episode_closed: bool,
+    }
 }
 
-#[derive(Default)]
-struct ActivityColumns<'a> {
-    keys: EpisodeKeys<'a>,
-    kind: Vec<&'static str>,
-    on_day: Vec<NaiveDate>,
+columns! {
+    /// `report_activity`.
+    struct ActivityColumns<'a> {
+        ..keys: EpisodeKeys<'a>,
+        kind: &'static str,
+        on_day: NaiveDate,
+    }
 }
 
-#[derive(Default)]
-struct ReferralColumns<'a> {
-    referral_id: Vec<Uuid>,
-    client_id: Vec<Uuid>,
-    organisation_id: Vec<Uuid>,
-    team_id: Vec<Option<Uuid>>,
-    source: Vec<&'a str>,
-    reasons: Vec<Json<&'a [String]>>,
-    received_on: Vec<NaiveDate>,
-    outcome: Vec<Option<String>>,
-    decline_reason: Vec<Option<String>>,
-    destination: Vec<Option<String>>,
-    days_to_first_contact: Vec<Option<i32>>,
+columns! {
+    /// `report_referrals`.
+    struct ReferralColumns<'a> {
+        referral_id: Uuid,
+        client_id: Uuid,
+        organisation_id: Uuid,
+        team_id: Option<Uuid>,
+        source: &'a str,
+        reasons: Json<&'a [String]>,
+        received_on: NaiveDate,
+        outcome: Option<String>,
+        decline_reason: Option<String>,
+        destination: Option<String>,
+        days_to_first_contact: Option<i32>,
+    }
 }
 
-#[derive(Default)]
-struct EpisodeColumns<'a> {
-    keys: EpisodeKeys<'a>,
-    accepted_on: Vec<Option<NaiveDate>>,
-    closed_on: Vec<Option<NaiveDate>>,
-    closure_reason: Vec<Option<String>>,
-    contacts: Vec<i32>,
-    attended: Vec<i32>,
-    did_not_attend: Vec<i32>,
-    evaluation_excluded: Vec<bool>,
+columns! {
+    /// `report_episodes`.
+    struct EpisodeColumns<'a> {
+        ..keys: EpisodeKeys<'a>,
+        accepted_on: Option<NaiveDate>,
+        closed_on: Option<NaiveDate>,
+        closure_reason: Option<String>,
+        contacts: i32,
+        attended: i32,
+        did_not_attend: i32,
+        evaluation_excluded: bool,
+    }
 }
 
-#[derive(Default)]
-struct ScoreColumns<'a> {
-    keys: EpisodeKeys<'a>,
-    measure: Vec<String>,
-    baseline: Vec<f64>,
-    follow_up: Vec<f64>,
-    category: Vec<String>,
-    baseline_on: Vec<NaiveDate>,
-    follow_up_on: Vec<NaiveDate>,
-    baseline_band: Vec<Option<String>>,
-    follow_up_band: Vec<Option<String>>,
+columns! {
+    /// `report_scores`.
+    struct ScoreColumns<'a> {
+        ..keys: EpisodeKeys<'a>,
+        measure: String,
+        baseline: f64,
+        follow_up: f64,
+        category: String,
+        baseline_on: NaiveDate,
+        follow_up_on: NaiveDate,
+        baseline_band: Option<String>,
+        follow_up_band: Option<String>,
+    }
 }
 
-#[derive(Default)]
-struct ConnectionColumns {
-    connection_id: Vec<Uuid>,
-    client_id: Vec<Uuid>,
-    organisation_id: Vec<Uuid>,
-    team_id: Vec<Option<Uuid>>,
-    service_id: Vec<Uuid>,
-    need: Vec<String>,
-    kind: Vec<String>,
-    made_on: Vec<NaiveDate>,
-    outcome: Vec<Option<String>>,
-    waiting_weeks: Vec<Option<i32>>,
-    service_answer: Vec<Option<String>>,
-    started: Vec<Option<bool>>,
+columns! {
+    /// `report_connections`.
+    struct ConnectionColumns {
+        connection_id: Uuid,
+        client_id: Uuid,
+        organisation_id: Uuid,
+        team_id: Option<Uuid>,
+        service_id: Uuid,
+        need: String,
+        kind: String,
+        made_on: NaiveDate,
+        outcome: Option<String>,
+        waiting_weeks: Option<i32>,
+        service_answer: Option<String>,
+        started: Option<bool>,
+    }
 }
 
-#[derive(Default)]
-struct GapColumns {
-    gap_id: Vec<Uuid>,
-    client_id: Vec<Uuid>,
-    organisation_id: Vec<Uuid>,
-    team_id: Vec<Option<Uuid>>,
-    need: Vec<String>,
-    area: Vec<String>,
-    reason: Vec<String>,
-    recorded_on: Vec<NaiveDate>,
+columns! {
+    /// `report_gaps`.
+    struct GapColumns {
+        gap_id: Uuid,
+        client_id: Uuid,
+        organisation_id: Uuid,
+        team_id: Option<Uuid>,
+        need: String,
+        area: String,
+        reason: String,
+        recorded_on: NaiveDate,
+    }
 }
 
 impl<'a> Figures<'a> {
@@ -944,282 +1048,29 @@ impl<'a> Figures<'a> {
         batch: &Batch<'_>,
         version: i32,
     ) -> Result<(), ProjectionError> {
-        use tokio_postgres::types::Type;
         let states: Vec<(Uuid, Json<&ClientOutcomes>)> =
             self.state.iter().map(|s| (s.client_id, Json(*s))).collect();
         batch
             .copy_rows(
                 tx,
-                COPY_OUTCOME_STATE,
+                "COPY outcome_state (rules_version, client_id, state) FROM STDIN (FORMAT binary)",
                 &[Type::INT4, Type::UUID, Type::JSON],
                 states.len(),
                 |i| vec![&version, &states[i].0, &states[i].1],
             )
             .await?;
-        let r = &self.referrals;
-        batch
-            .copy_rows(
-                tx,
-                COPY_REPORT_REFERRALS,
-                &[
-                    Type::INT4,
-                    Type::UUID,
-                    Type::UUID,
-                    Type::UUID,
-                    Type::UUID,
-                    Type::TEXT,
-                    Type::JSONB,
-                    Type::DATE,
-                    Type::TEXT,
-                    Type::TEXT,
-                    Type::INT4,
-                    Type::TEXT,
-                ],
-                r.client_id.len(),
-                |i| {
-                    vec![
-                        &version,
-                        &r.referral_id[i],
-                        &r.client_id[i],
-                        &r.organisation_id[i],
-                        &r.team_id[i],
-                        &r.source[i],
-                        &r.reasons[i],
-                        &r.received_on[i],
-                        &r.outcome[i],
-                        &r.decline_reason[i],
-                        &r.days_to_first_contact[i],
-                        &r.destination[i],
-                    ]
-                },
-            )
-            .await?;
-        let e = &self.episodes;
-        batch
-            .copy_rows(
-                tx,
-                COPY_REPORT_EPISODES,
-                &[
-                    Type::INT4,
-                    Type::UUID,
-                    Type::INT4,
-                    Type::UUID,
-                    Type::UUID,
-                    Type::TEXT,
-                    Type::JSONB,
-                    Type::DATE,
-                    Type::DATE,
-                    Type::TEXT,
-                    Type::INT4,
-                    Type::INT4,
-                    Type::INT4,
-                    Type::BOOL,
-                ],
-                e.keys.client_id.len(),
-                |i| {
-                    vec![
-                        &version,
-                        &e.keys.client_id[i],
-                        &e.keys.episode[i],
-                        &e.keys.organisation_id[i],
-                        &e.keys.team_id[i],
-                        &e.keys.source[i],
-                        &e.keys.reasons[i],
-                        &e.accepted_on[i],
-                        &e.closed_on[i],
-                        &e.closure_reason[i],
-                        &e.contacts[i],
-                        &e.attended[i],
-                        &e.did_not_attend[i],
-                        &e.evaluation_excluded[i],
-                    ]
-                },
-            )
-            .await?;
-        let s = &self.scores;
-        batch
-            .copy_rows(
-                tx,
-                COPY_REPORT_SCORES,
-                &[
-                    Type::INT4,
-                    Type::UUID,
-                    Type::INT4,
-                    Type::TEXT,
-                    Type::UUID,
-                    Type::UUID,
-                    Type::TEXT,
-                    Type::JSONB,
-                    Type::FLOAT8,
-                    Type::FLOAT8,
-                    Type::TEXT,
-                    Type::DATE,
-                    Type::DATE,
-                    Type::TEXT,
-                    Type::TEXT,
-                ],
-                s.keys.client_id.len(),
-                |i| {
-                    vec![
-                        &version,
-                        &s.keys.client_id[i],
-                        &s.keys.episode[i],
-                        &s.measure[i],
-                        &s.keys.organisation_id[i],
-                        &s.keys.team_id[i],
-                        &s.keys.source[i],
-                        &s.keys.reasons[i],
-                        &s.baseline[i],
-                        &s.follow_up[i],
-                        &s.category[i],
-                        &s.baseline_on[i],
-                        &s.follow_up_on[i],
-                        &s.baseline_band[i],
-                        &s.follow_up_band[i],
-                    ]
-                },
-            )
-            .await?;
-        let c = &self.connections;
-        batch
-            .copy_rows(
-                tx,
-                COPY_REPORT_CONNECTIONS,
-                &[
-                    Type::INT4,
-                    Type::UUID,
-                    Type::UUID,
-                    Type::UUID,
-                    Type::UUID,
-                    Type::UUID,
-                    Type::TEXT,
-                    Type::TEXT,
-                    Type::DATE,
-                    Type::TEXT,
-                    Type::INT4,
-                    Type::TEXT,
-                    Type::BOOL,
-                ],
-                c.client_id.len(),
-                |i| {
-                    vec![
-                        &version,
-                        &c.connection_id[i],
-                        &c.client_id[i],
-                        &c.organisation_id[i],
-                        &c.team_id[i],
-                        &c.service_id[i],
-                        &c.need[i],
-                        &c.kind[i],
-                        &c.made_on[i],
-                        &c.outcome[i],
-                        &c.waiting_weeks[i],
-                        &c.service_answer[i],
-                        &c.started[i],
-                    ]
-                },
-            )
-            .await?;
-        let g = &self.gaps;
-        batch
-            .copy_rows(
-                tx,
-                COPY_REPORT_GAPS,
-                &[
-                    Type::INT4,
-                    Type::UUID,
-                    Type::UUID,
-                    Type::UUID,
-                    Type::UUID,
-                    Type::TEXT,
-                    Type::TEXT,
-                    Type::TEXT,
-                    Type::DATE,
-                ],
-                g.client_id.len(),
-                |i| {
-                    vec![
-                        &version,
-                        &g.gap_id[i],
-                        &g.client_id[i],
-                        &g.organisation_id[i],
-                        &g.team_id[i],
-                        &g.need[i],
-                        &g.area[i],
-                        &g.reason[i],
-                        &g.recorded_on[i],
-                    ]
-                },
-            )
-            .await?;
-        let b = &self.baselines;
-        batch
-            .copy_rows(
-                tx,
-                COPY_REPORT_BASELINES,
-                &[
-                    Type::INT4,
-                    Type::UUID,
-                    Type::INT4,
-                    Type::TEXT,
-                    Type::UUID,
-                    Type::UUID,
-                    Type::TEXT,
-                    Type::JSONB,
-                    Type::DATE,
-                    Type::BOOL,
-                    Type::BOOL,
-                ],
-                b.keys.client_id.len(),
-                |i| {
-                    vec![
-                        &version,
-                        &b.keys.client_id[i],
-                        &b.keys.episode[i],
-                        &b.measure[i],
-                        &b.keys.organisation_id[i],
-                        &b.keys.team_id[i],
-                        &b.keys.source[i],
-                        &b.keys.reasons[i],
-                        &b.baseline_on[i],
-                        &b.paired[i],
-                        &b.episode_closed[i],
-                    ]
-                },
-            )
-            .await?;
-        let a = &self.activity;
-        batch
-            .copy_rows(
-                tx,
-                COPY_REPORT_ACTIVITY,
-                &[
-                    Type::INT4,
-                    Type::UUID,
-                    Type::INT4,
-                    Type::UUID,
-                    Type::UUID,
-                    Type::TEXT,
-                    Type::JSONB,
-                    Type::TEXT,
-                    Type::DATE,
-                ],
-                a.keys.client_id.len(),
-                |i| {
-                    vec![
-                        &version,
-                        &a.keys.client_id[i],
-                        &a.keys.episode[i],
-                        &a.keys.organisation_id[i],
-                        &a.keys.team_id[i],
-                        &a.keys.source[i],
-                        &a.keys.reasons[i],
-                        &a.kind[i],
-                        &a.on_day[i],
-                    ]
-                },
-            )
-            .await?;
+        let tables: [(&str, &dyn Columns); 7] = [
+            ("report_referrals", &self.referrals),
+            ("report_episodes", &self.episodes),
+            ("report_scores", &self.scores),
+            ("report_connections", &self.connections),
+            ("report_gaps", &self.gaps),
+            ("report_baselines", &self.baselines),
+            ("report_activity", &self.activity),
+        ];
+        for (table, rows) in tables {
+            copy_figures(tx, batch, table, &version, rows).await?;
+        }
         Ok(())
     }
 }

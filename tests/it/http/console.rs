@@ -73,6 +73,15 @@ pub(super) async fn journey(server: &TestServer, client: Uuid) -> Vec<Value> {
     reply.body["entries"].as_array().expect("entries").clone()
 }
 
+/// The types of the events of `client`'s journey, in order.
+async fn event_types(server: &TestServer, client: Uuid) -> Vec<String> {
+    journey(server, client)
+        .await
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 fn contacts(entries: &[Value]) -> Vec<&Value> {
     entries
         .iter()
@@ -646,11 +655,7 @@ async fn a_team_lead_triages_a_referral_and_assigns_it_to_a_link_worker() {
     browser.assert_accessible("an assigned case").await;
 
     // The log has it, by the lead; the queue is empty and the worker has the case.
-    let types: Vec<String> = journey(&server, client)
-        .await
-        .iter()
-        .map(|e| e["event_type"].as_str().unwrap_or_default().to_owned())
-        .collect();
+    let types = event_types(&server, client).await;
     assert!(
         types.ends_with(&[
             "ReferralAccepted".to_owned(),
@@ -861,11 +866,7 @@ async fn a_link_worker_books_an_appointment_and_records_that_the_person_did_not_
         1,
         "the one still to come is left"
     );
-    let types: Vec<String> = journey(&server, client)
-        .await
-        .iter()
-        .map(|e| e["event_type"].as_str().unwrap_or_default().to_owned())
-        .collect();
+    let types = event_types(&server, client).await;
     assert!(
         types.ends_with(&[
             "AppointmentBooked".to_owned(),

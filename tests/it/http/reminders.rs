@@ -69,15 +69,7 @@ impl Notify {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
         let port = listener.local_addr().expect("its address").port();
         let received: Arc<Mutex<Received>> = Arc::default();
-        let shared = received.clone();
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    return;
-                };
-                tokio::spawn(answer(socket, shared.clone()));
-            }
-        });
+        let server = crate::support::serve(listener, received.clone(), answer);
         Notify {
             port,
             received,
@@ -102,20 +94,20 @@ impl Notify {
         }
     }
 
+    fn received(&self) -> std::sync::MutexGuard<'_, Received> {
+        self.received.lock().expect("receiver")
+    }
+
     fn script(&self, answers: &[Answer]) {
-        self.received
-            .lock()
-            .expect("receiver")
-            .script
-            .extend(answers.iter().copied());
+        self.received().script.extend(answers.iter().copied());
     }
 
     fn kept(&self) -> Vec<Request> {
-        self.received.lock().expect("receiver").kept.clone()
+        self.received().kept.clone()
     }
 
     fn requests(&self) -> Vec<Request> {
-        self.received.lock().expect("receiver").requests.clone()
+        self.received().requests.clone()
     }
 }
 
@@ -251,10 +243,15 @@ async fn erase(server: &TestServer, client: Uuid) {
     record(server, &server.people.admin, client, "erasure", reason).await;
 }
 
+/// Consent to reminders by `channel`.
+fn reminders_by(channel: &str) -> Value {
+    json!({ "scope": "contact_for_reminders", "services": [], "channel": channel })
+}
+
 /// Someone new with the phone number `phone` and consent to text reminders.
 async fn texted(server: &TestServer, phone: &str) -> Uuid {
     let client = person(server, Some(phone), None).await;
-    let consent = json!({ "scope": "contact_for_reminders", "services": [], "channel": "sms" });
+    let consent = reminders_by("sms");
     record(server, &server.people.worker, client, "consents", consent).await;
     client
 }
@@ -306,9 +303,7 @@ async fn reminders_go_once_when_due_with_consent_by_the_chosen_channel_and_never
     let notify = Notify::start().await;
     let worker = &people.worker;
     let reminders = |scope_channel: Option<&str>| match scope_channel {
-        Some(channel) => {
-            json!({ "scope": "contact_for_reminders", "services": [], "channel": channel })
-        }
+        Some(channel) => reminders_by(channel),
         None => json!({ "scope": "contact_for_reminders", "services": [] }),
     };
 
@@ -735,11 +730,10 @@ async fn a_reminder_is_held_while_its_channel_has_no_template_and_goes_once_one_
     let people = server.people.clone();
     let worker = &people.worker;
     let notify = Notify::start().await;
-    let consent = |channel: &str| json!({ "scope": "contact_for_reminders", "services": [], "channel": channel });
     let texted = person(&server, Some("07700 900011"), None).await;
-    record(&server, worker, texted, "consents", consent("sms")).await;
+    record(&server, worker, texted, "consents", reminders_by("sms")).await;
     let emailed = person(&server, None, Some("maggie@example.org")).await;
-    record(&server, worker, emailed, "consents", consent("email")).await;
+    record(&server, worker, emailed, "consents", reminders_by("email")).await;
     let text_appointment = book(&server, texted, "2026-03-03T14:00:00Z").await;
     let email_appointment = book(&server, emailed, "2026-03-03T14:00:00Z").await;
     server.catch_up().await;
@@ -876,9 +870,8 @@ async fn a_reminder_held_for_its_channel_goes_when_consent_moves_to_a_channel_wi
     let people = server.people.clone();
     let worker = &people.worker;
     let notify = Notify::start().await;
-    let consent = |channel: &str| json!({ "scope": "contact_for_reminders", "services": [], "channel": channel });
     let both = person(&server, Some("07700 900013"), Some("ada@example.org")).await;
-    record(&server, worker, both, "consents", consent("sms")).await;
+    record(&server, worker, both, "consents", reminders_by("sms")).await;
     let appointment = book(&server, both, "2026-03-03T14:00:00Z").await;
     server.catch_up().await;
     let reminder = projector::reminders::reminder_id(both, appointment);
@@ -908,7 +901,7 @@ async fn a_reminder_held_for_its_channel_goes_when_consent_moves_to_a_channel_wi
 
     // The person now prefers email: the hold is lifted by the consent, and the same
     // dispatcher (still without a text template) sends it by email.
-    record(&server, worker, both, "consents", consent("email")).await;
+    record(&server, worker, both, "consents", reminders_by("email")).await;
     server.catch_up().await;
     clock.set(at("2026-03-02T14:10:00Z"));
     let report = dispatcher(&server, &clock, Some(notify.endpoint_with(email_only)))

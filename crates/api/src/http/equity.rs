@@ -2,46 +2,19 @@
 //! (Recording demographics is a command route, `POST /clients/{client_id}/demographics`.)
 
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use chrono::NaiveDate;
-use domain::{NeedDomain, ReferralSource};
-use serde::Deserialize;
-use uuid::Uuid;
 
 use super::AppState;
 use super::extract::{Caller, Params};
 use super::negotiate::{CsvParams, answer, negotiated_get};
 use super::problem::{ApiError, NegotiatedReadErrors};
+use super::reports::filter_params;
 use app::access::Principal;
-use app::reports::{Breakdown, BreakdownReport, ReportQuery};
+use app::reports::{Breakdown, BreakdownReport};
 
 pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config
         .service(outcome_breakdown)
         .service(outcome_breakdown_csv);
-}
-
-/// Which figures, by what.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct BreakdownParams {
-    /// What to break the report down by.
-    by: Breakdown,
-    /// From this day (inclusive).
-    from: Option<NaiveDate>,
-    /// To this day (inclusive).
-    to: Option<NaiveDate>,
-    /// Only this team's cases.
-    team_id: Option<Uuid>,
-    /// Only referrals from this source.
-    source: Option<ReferralSource>,
-    /// Only referrals for this reason.
-    reason: Option<NeedDomain>,
-    /// The rule version (default: the live one).
-    #[param(minimum = 1)]
-    rules: Option<i32>,
-    /// Answer only once the figures have applied the event at this log position.
-    #[param(minimum = 1)]
-    after: Option<i64>,
 }
 
 negotiated_get!(
@@ -70,15 +43,15 @@ negotiated_get!(
     }
 );
 
-impl BreakdownParams {
-    fn report_query(&self) -> ReportQuery {
-        ReportQuery {
-            from: self.from,
-            to: self.to,
-            team_id: self.team_id,
-            source: self.source,
-            reason: self.reason,
-            after: self.after,
-        }
+filter_params! {
+    /// Which figures, by what.
+    struct BreakdownParams {
+        /// What to break the report down by.
+        by: Breakdown,
+        ..ReportFilter + rules,
+        /// Answer only once the figures have applied the event at this log position.
+        #[param(minimum = 1)]
+        after: Option<i64>,
     }
+    after = after
 }

@@ -80,6 +80,73 @@ impl OperationOutcome {
     }
 }
 
+/// The OperationOutcomes a referral sent can be answered with.
+struct SubmitErrors;
+
+impl utoipa::IntoResponses for SubmitErrors {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        outcome_responses(&[
+            ("400", "Not JSON"),
+            ("401", "No valid bearer token"),
+            ("403", "Not a practice's system"),
+            ("409", "The identifier was used for other content"),
+            ("415", "Not FHIR JSON"),
+            (
+                "422",
+                "Not a referral Casebook can take, or the person's case is already active; each issue names its element",
+            ),
+            ("503", "The database cannot be reached: send it again"),
+        ])
+    }
+}
+
+/// The OperationOutcomes a read of a referral sent can be answered with.
+struct ReadErrors;
+
+impl utoipa::IntoResponses for ReadErrors {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        outcome_responses(&[
+            ("401", "No valid bearer token"),
+            ("403", "Not a practice's system"),
+            ("404", "No such referral from this caller"),
+        ])
+    }
+}
+
+/// Each status with its description, an OperationOutcome in FHIR JSON.
+fn outcome_responses(
+    statuses: &[(&str, &str)],
+) -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+    statuses
+        .iter()
+        .map(|(status, description)| {
+            let content = utoipa::openapi::ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name(
+                    "OperationOutcome",
+                )))
+                .build();
+            let response = utoipa::openapi::ResponseBuilder::new()
+                .description(*description)
+                .content(FHIR_JSON, content)
+                .build();
+            ((*status).to_owned(), response.into())
+        })
+        .collect()
+}
+
+/// Adds the OperationOutcome schema (the errors' body, referred to by name) to the document.
+pub(super) fn add_components(components: &mut utoipa::openapi::Components) {
+    use utoipa::{PartialSchema, ToSchema};
+    let mut schemas = vec![(
+        OperationOutcome::name().into_owned(),
+        OperationOutcome::schema(),
+    )];
+    OperationOutcome::schemas(&mut schemas);
+    components.schemas.extend(schemas);
+}
+
 /// The FHIR issue type for an HTTP status.
 fn issue_code(status: StatusCode) -> &'static str {
     match status.as_u16() {
@@ -277,13 +344,7 @@ async fn fhir_metadata() -> HttpResponse {
     request_body(content = FhirResource, content_type = "application/fhir+json"),
     responses(
         (status = 200, description = "The transaction-response Bundle", body = FhirResource, content_type = "application/fhir+json"),
-        (status = 400, description = "Not JSON", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 401, description = "No valid bearer token", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 403, description = "Not a practice's system", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 409, description = "The identifier was used for other content", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 415, description = "Not FHIR JSON", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 422, description = "Not a referral Casebook can take, or the person's case is already active; each issue names its element", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 503, description = "The database cannot be reached: send it again", body = OperationOutcome, content_type = "application/fhir+json")
+        SubmitErrors
     )
 )]
 #[post("")]
@@ -368,13 +429,7 @@ async fn fhir_transaction(
         (status = 201, description = "Received", body = FhirResource, content_type = "application/fhir+json",
          headers(("Location" = String, description = "The ServiceRequest"))),
         (status = 200, description = "Received before: the same referral", body = FhirResource, content_type = "application/fhir+json"),
-        (status = 400, description = "Not JSON", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 401, description = "No valid bearer token", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 403, description = "Not a practice's system", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 409, description = "The identifier was used for other content", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 415, description = "Not FHIR JSON", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 422, description = "Not a referral Casebook can take, or the person's case is already active; each issue names its element", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 503, description = "The database cannot be reached: send it again", body = OperationOutcome, content_type = "application/fhir+json")
+        SubmitErrors
     )
 )]
 #[post("/ServiceRequest")]
@@ -412,57 +467,54 @@ async fn fhir_create_service_request(
     }
 }
 
-/// A referral the caller sent, as Casebook holds it (nothing personal). The read is audited.
-#[utoipa::path(
-    tag = "fhir",
-    security(("bearer" = [])),
-    params(("service_request_id" = String, Path, description = "The ServiceRequest's id, as answered when it was sent")),
-    responses(
-        (status = 200, description = "The ServiceRequest", body = FhirResource, content_type = "application/fhir+json"),
-        (status = 401, description = "No valid bearer token", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 403, description = "Not a practice's system", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 404, description = "No such referral from this caller", body = OperationOutcome, content_type = "application/fhir+json")
-    )
-)]
-#[get("/ServiceRequest/{service_request_id}")]
-async fn fhir_read_service_request(
-    state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<String>,
-    req: HttpRequest,
-) -> HttpResponse {
-    read_by_id(&req, &path, async |id, read| {
-        state.fhir.service_request(&caller.0, id, &read).await
-    })
-    .await
+/// A route reading one resource by its id (with [`read_by_id`]): `$name` at `$path`, whose
+/// path parameter `$id` is described by `$id_doc`, answering a `$ok` read by `app::fhir`'s
+/// `$read`.
+macro_rules! read_route {
+    (
+        $(#[doc = $doc:literal])*
+        $name:ident, $path:literal, $id:literal = $id_doc:literal, $ok:literal, $read:ident
+    ) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(
+            tag = "fhir",
+            security(("bearer" = [])),
+            params(($id = String, Path, description = $id_doc)),
+            responses(
+                (status = 200, description = $ok, body = FhirResource, content_type = "application/fhir+json"),
+                ReadErrors
+            )
+        )]
+        #[get($path)]
+        async fn $name(
+            state: web::Data<AppState>,
+            caller: Caller,
+            id: web::Path<String>,
+            req: HttpRequest,
+        ) -> HttpResponse {
+            read_by_id(&req, &id, async |id, read| {
+                state.fhir.$read(&caller.0, id, &read).await
+            })
+            .await
+        }
+    };
 }
 
-/// Where a referral the caller sent stands: a Task based on the ServiceRequest, whose
-/// `businessStatus` is received, accepted, declined, redirected or completed. Poll it (at most
-/// every 15 minutes). The read is audited.
-#[utoipa::path(
-    tag = "fhir",
-    security(("bearer" = [])),
-    params(("task_id" = String, Path, description = "The ServiceRequest's id (a referral's Task has the same)")),
-    responses(
-        (status = 200, description = "The Task", body = FhirResource, content_type = "application/fhir+json"),
-        (status = 401, description = "No valid bearer token", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 403, description = "Not a practice's system", body = OperationOutcome, content_type = "application/fhir+json"),
-        (status = 404, description = "No such referral from this caller", body = OperationOutcome, content_type = "application/fhir+json")
-    )
-)]
-#[get("/Task/{task_id}")]
-async fn fhir_read_task(
-    state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<String>,
-    req: HttpRequest,
-) -> HttpResponse {
-    read_by_id(&req, &path, async |id, read| {
-        state.fhir.task(&caller.0, id, &read).await
-    })
-    .await
-}
+read_route!(
+    /// A referral the caller sent, as Casebook holds it (nothing personal). The read is audited.
+    fhir_read_service_request, "/ServiceRequest/{service_request_id}",
+    "service_request_id" = "The ServiceRequest's id, as answered when it was sent",
+    "The ServiceRequest", service_request
+);
+
+read_route!(
+    /// Where a referral the caller sent stands: a Task based on the ServiceRequest, whose
+    /// `businessStatus` is received, accepted, declined, redirected or completed. Poll it (at most
+    /// every 15 minutes). The read is audited.
+    fhir_read_task, "/Task/{task_id}",
+    "task_id" = "The ServiceRequest's id (a referral's Task has the same)",
+    "The Task", task
+);
 
 /// A read of one resource by id: parse, read (audited by the application), render; an id
 /// Casebook could not have made (not a UUID) is no resource of this caller's.

@@ -271,6 +271,7 @@ pub fn openapi() -> OpenApi {
         .split_for_parts();
     let components = api.components.get_or_insert_with(Default::default);
     problem::add_components(components);
+    fhir::add_components(components);
     components.add_security_scheme(
         "bearer",
         SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),

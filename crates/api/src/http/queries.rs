@@ -50,28 +50,15 @@ async fn me(
     Ok(web::Json(state.admin.me(&caller.0).await?))
 }
 
-/// Paging through a caseload.
+/// Whose caseload, for a team lead (beside the page, `PageParams`).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-struct CaseloadParams {
+struct WorkerParams {
     /// A team lead: only this link worker's cases (of their team).
     link_worker_id: Option<Uuid>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<Uuid>,
-    /// Rows per page (1 to 500, default 50).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<i64>,
-    /// Answer only once the caseload has applied the event at this log position (the
-    /// `position` a command answered with), so the answer includes that write and every
-    /// write committed before it. Waits a few seconds at most, then 503 with `Retry-After`.
-    #[param(minimum = 1)]
-    after: Option<i64>,
-    /// Only cases carrying this tag (a code of the service's tag list, `projections/tags/`).
-    #[param(min_length = 1, max_length = 40, pattern = r"^[a-z0-9-]+$")]
-    tag: Option<String>,
 }
 
-/// Paging through a team's caseload.
+/// Paging through a caseload.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct PageParams {
@@ -129,11 +116,11 @@ negotiated_get!(
     /// empty line, also given as `Casebook-*` headers; UTF-8 with a byte order mark, CRLF line
     /// ends, RFC 4180 quoting; text a spreadsheet would take for a formula starts with `'`.
     my_caseload_csv, "/caseload.csv",
-    params(CaseloadParams, CsvParams),
+    params(WorkerParams, PageParams, CsvParams),
     errors = NegotiatedReadErrors,
     {
-        serve(state, caller, params: Params<CaseloadParams>, csv: Params<CsvParams>);
-        let CaseloadParams { link_worker_id: worker, cursor, limit, after, tag } = params.0;
+        serve(state, caller, worker: Params<WorkerParams>, params: Params<PageParams>, csv: Params<CsvParams>);
+        let (worker, PageParams { cursor, limit, after, tag }) = (worker.0.link_worker_id, params.0);
         let query = CaseloadQuery { cursor, limit, after, tag };
         json: state.cases.caseload(caller, worker, &query),
         csv: state.cases.caseload_csv(caller, worker, &query, csv.0.options()),
@@ -182,6 +169,11 @@ negotiated_get!(
     }
 );
 
+/// Checks `after` (when given) names an event in the log, for a read straight from the log.
+async fn fresh(state: &AppState, after: Option<i64>) -> Result<(), ApiError> {
+    state.freshness.check(after).await.map_err(ApiError::query)
+}
+
 /// Why the record is read (kept with the read).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -214,11 +206,7 @@ async fn client_record(
     params: Params<ReadParams>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .freshness
-        .check(params.0.after)
-        .await
-        .map_err(ApiError::query)?;
+    fresh(&state, params.0.after).await?;
     let read = ReadContext::new(params.0.purpose, request_id(&req));
     let record = state
         .cases
@@ -272,11 +260,7 @@ async fn client_journey(
     let params = params.0;
     let read = ReadContext::new(params.purpose, request_id(&req));
     let page = Page::numbered(params.cursor, params.limit).map_err(ApiError::query)?;
-    state
-        .freshness
-        .check(params.after)
-        .await
-        .map_err(ApiError::query)?;
+    fresh(&state, params.after).await?;
     let view = JourneyView {
         as_of: params.as_of,
         known_at: params.known_at,
@@ -310,11 +294,7 @@ async fn referral_status(
     req: HttpRequest,
 ) -> Result<web::Json<ReferralStatusView>, ApiError> {
     let (client_id, referral_id) = path.into_inner();
-    state
-        .freshness
-        .check(params.0.after)
-        .await
-        .map_err(ApiError::query)?;
+    fresh(&state, params.0.after).await?;
     let read = ReadContext::new(None, request_id(&req));
     Ok(web::Json(
         state

@@ -3,8 +3,6 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use chrono::NaiveDate;
-use domain::{NeedDomain, ReferralSource};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -13,8 +11,8 @@ use super::extract::{Body, Caller, Params};
 use super::negotiate::{CsvParams, answer, negotiated_get};
 use super::problem::{ApiError, NegotiatedReadErrors, NegotiatedSnapshotErrors, SnapshotErrors};
 use app::access::Principal;
-use app::reports::{Comparison, GapReport, OutcomeReport, ReportQuery};
-use app::snapshots::{ExplainedComparison, Explanation, Snapshot, SnapshotReport};
+use app::reports::{Comparison, GapReport, OutcomeReport};
+use app::snapshots::{ExplainedComparison, Explanation, Snapshot, SnapshotCsv, SnapshotReport};
 
 pub(super) fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config
@@ -58,32 +56,63 @@ pub struct ExplanationRequest {
     pub current_rules: Option<i32>,
 }
 
-/// Which figures of a snapshot or explanation.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct SnapshotParams {
-    /// From this day (inclusive).
-    from: Option<NaiveDate>,
-    /// To this day (inclusive).
-    to: Option<NaiveDate>,
-    /// Only this team's cases.
-    team_id: Option<Uuid>,
-    /// Only referrals from this source.
-    source: Option<ReferralSource>,
-    /// Only referrals for this reason.
-    reason: Option<NeedDomain>,
-}
-
-impl SnapshotParams {
-    fn report_query(&self) -> ReportQuery {
-        ReportQuery {
-            from: self.from,
-            to: self.to,
-            team_id: self.team_id,
-            source: self.source,
-            reason: self.reason,
-            after: None,
+/// A query's parameters with the report filter's among them (`..ReportFilter` stands for them:
+/// from, to, team, source and reason; `..ReportFilter + rules` for them and the rule version),
+/// and `report_query()`, the filter they give (with the `after` field, when named, as the
+/// position to wait for).
+macro_rules! filter_params {
+    (
+        $(#[$meta:meta])*
+        struct $name:ident {
+            $($(#[$first_meta:meta])* $first:ident: $first_type:ty,)*
+            ..ReportFilter $(+ $rules:ident)?,
+            $($(#[$rest_meta:meta])* $rest:ident: $rest_type:ty,)*
         }
+        $(after = $after:ident)?
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+        #[into_params(parameter_in = Query)]
+        struct $name {
+            $($(#[$first_meta])* $first: $first_type,)*
+            /// From this day (inclusive).
+            from: Option<chrono::NaiveDate>,
+            /// To this day (inclusive).
+            to: Option<chrono::NaiveDate>,
+            /// Only this team's cases.
+            team_id: Option<uuid::Uuid>,
+            /// Only referrals from this source.
+            source: Option<domain::ReferralSource>,
+            /// Only referrals for this reason.
+            reason: Option<domain::NeedDomain>,
+            $(
+                /// The rule version (default: the live one).
+                #[param(minimum = 1)]
+                $rules: Option<i32>,
+            )?
+            $($(#[$rest_meta])* $rest: $rest_type,)*
+        }
+
+        impl $name {
+            fn report_query(&self) -> app::reports::ReportQuery {
+                app::reports::ReportQuery {
+                    from: self.from,
+                    to: self.to,
+                    team_id: self.team_id,
+                    source: self.source,
+                    reason: self.reason,
+                    after: None $(.or(self.$after))?,
+                }
+            }
+        }
+    };
+}
+pub(super) use filter_params;
+
+filter_params! {
+    /// Which figures of a snapshot or explanation.
+    struct SnapshotParams {
+        ..ReportFilter,
     }
 }
 
@@ -149,7 +178,7 @@ negotiated_get!(
         serve(state, caller, path: web::Path<Uuid>, params: Params<SnapshotParams>, csv: Params<CsvParams>);
         let (id, query) = (path.into_inner(), params.0.report_query());
         json: state.snapshots.report(caller, id, &query),
-        csv: state.snapshots.report_csv(caller, id, &query, csv.0.options()),
+        csv: state.snapshots.csv(caller, id, &query, SnapshotCsv::Report, csv.0.options()),
     }
 );
 
@@ -209,46 +238,22 @@ negotiated_get!(
         serve(state, caller, path: web::Path<Uuid>, params: Params<SnapshotParams>, csv: Params<CsvParams>);
         let (id, query) = (path.into_inner(), params.0.report_query());
         json: state.snapshots.explanation(caller, id, &query),
-        csv: state.snapshots.explanation_csv(caller, id, &query, csv.0.options()),
+        csv: state.snapshots.csv(caller, id, &query, SnapshotCsv::Explanation, csv.0.options()),
     }
 );
 
-/// Which figures.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct ReportParams {
-    /// From this day (inclusive).
-    from: Option<NaiveDate>,
-    /// To this day (inclusive).
-    to: Option<NaiveDate>,
-    /// Only this team's cases.
-    team_id: Option<Uuid>,
-    /// Only referrals from this source.
-    source: Option<ReferralSource>,
-    /// Only referrals for this reason.
-    reason: Option<NeedDomain>,
-    /// The rule version (default: the live one).
-    #[param(minimum = 1)]
-    rules: Option<i32>,
-    /// Answer only once the figures (and, for service gaps, the directory) have applied the
-    /// event at this log position (the `position` a command answered with), so they
-    /// count that write and every write committed before it. Waits a few seconds at most, then
-    /// 503 with `Retry-After`. Every report says in `as_of` how far its figures had got.
-    #[param(minimum = 1)]
-    after: Option<i64>,
-}
-
-impl ReportParams {
-    fn report_query(&self) -> ReportQuery {
-        ReportQuery {
-            from: self.from,
-            to: self.to,
-            team_id: self.team_id,
-            source: self.source,
-            reason: self.reason,
-            after: self.after,
-        }
+filter_params! {
+    /// Which figures.
+    struct ReportParams {
+        ..ReportFilter + rules,
+        /// Answer only once the figures (and, for service gaps, the directory) have applied the
+        /// event at this log position (the `position` a command answered with), so they
+        /// count that write and every write committed before it. Waits a few seconds at most, then
+        /// 503 with `Retry-After`. Every report says in `as_of` how far its figures had got.
+        #[param(minimum = 1)]
+        after: Option<i64>,
     }
+    after = after
 }
 
 negotiated_get!(

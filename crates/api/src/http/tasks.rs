@@ -98,6 +98,30 @@ async fn raise_task(
     Ok(accepted(&accepted_task.result))
 }
 
+/// The headers of a command on a task that exists (read by `CommandHeaders`; this describes
+/// them).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct TaskVersionHeaders {
+    /// Makes a retry safe: the same key and body return the first response and write nothing
+    #[param(
+        rename = "Idempotency-Key",
+        nullable = false,
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[!-~]+$"
+    )]
+    idempotency_key: Option<String>,
+    /// The task version last seen; stale gives 409
+    #[param(
+        rename = "If-Match",
+        nullable = false,
+        pattern = r#"^(W/)?"?[0-9]{1,18}"?$"#
+    )]
+    if_match: Option<String>,
+}
+
 /// The body of marking a task done: nothing (it is done today, by the service's clock).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -107,13 +131,7 @@ pub struct MarkDone {}
 #[utoipa::path(
     tag = "tasks",
     security(("bearer" = [])),
-    params(
-        ("task_id" = Uuid, Path, description = "The task"),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 200, pattern = r"^[!-~]+$",
-         description = "Makes a retry safe: the same key and body return the first response and write nothing"),
-        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(W/)?"?[0-9]{1,18}"?$"#,
-         description = "The task version last seen; stale gives 409")
-    ),
+    params(("task_id" = Uuid, Path, description = "The task"), TaskVersionHeaders),
     request_body(content = MarkDone, content_type = "application/json"),
     responses((status = 201, body = TaskCommandAccepted), CommandErrors)
 )]
@@ -137,13 +155,7 @@ async fn task_done(
 #[utoipa::path(
     tag = "tasks",
     security(("bearer" = [])),
-    params(
-        ("task_id" = Uuid, Path, description = "The task"),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 200, pattern = r"^[!-~]+$",
-         description = "Makes a retry safe: the same key and body return the first response and write nothing"),
-        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(W/)?"?[0-9]{1,18}"?$"#,
-         description = "The task version last seen; stale gives 409")
-    ),
+    params(("task_id" = Uuid, Path, description = "The task"), TaskVersionHeaders),
     request_body(content = CancelTask, content_type = "application/json"),
     responses((status = 201, body = TaskCommandAccepted), CommandErrors)
 )]
@@ -171,25 +183,49 @@ pub enum Assignee {
     Me,
 }
 
-/// Paging through tasks.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-struct MyTaskParams {
-    /// Whose tasks: `me` (the default, and the only one for now).
-    #[allow(dead_code)]
-    #[param(inline)]
-    assignee: Option<Assignee>,
-    /// `next_cursor` of the previous page.
-    #[param(max_length = 100)]
-    cursor: Option<String>,
-    /// Rows per page (1 to 500, default 50).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<i64>,
-    /// Answer only once the tasks read model has applied the event at this log position (the
-    /// `position` a task command answered with). Waits a few seconds at most, then 503.
-    #[param(minimum = 1)]
-    after: Option<i64>,
+/// A task list's query parameters: the fields named first, then the page (`cursor`, `limit`)
+/// and `after`, with the documentation given it.
+macro_rules! task_page_params {
+    (
+        $(#[$meta:meta])*
+        struct $name:ident {
+            $($(#[$first_meta:meta])* $first:ident: $first_type:ty,)*
+            ..Page,
+            $(#[$after_doc:meta])*
+            after,
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Deserialize, utoipa::IntoParams)]
+        #[into_params(parameter_in = Query)]
+        #[serde(deny_unknown_fields)]
+        struct $name {
+            $($(#[$first_meta])* $first: $first_type,)*
+            /// `next_cursor` of the previous page.
+            #[param(max_length = 100)]
+            cursor: Option<String>,
+            /// Rows per page (1 to 500, default 50).
+            #[param(minimum = 1, maximum = 500)]
+            limit: Option<i64>,
+            $(#[$after_doc])*
+            #[param(minimum = 1)]
+            after: Option<i64>,
+        }
+    };
+}
+
+task_page_params! {
+    /// Paging through tasks.
+    struct MyTaskParams {
+        /// Whose tasks: `me` (the default, and the only one for now).
+        #[allow(dead_code)]
+        #[param(inline)]
+        assignee: Option<Assignee>,
+        ..Page,
+        /// Answer only once the tasks read model has applied the event at this log position (the
+        /// `position` a task command answered with). Waits a few seconds at most, then 503.
+        after,
+    }
 }
 
 /// The caller's open tasks, soonest due first, each saying whether it is overdue (due before
@@ -206,34 +242,22 @@ async fn my_tasks(
     caller: Caller,
     params: Params<MyTaskParams>,
 ) -> Result<web::Json<TaskPage>, ApiError> {
-    let MyTaskParams {
-        cursor,
-        limit,
-        after,
-        ..
-    } = params.0;
+    let page = params.0;
     Ok(web::Json(
         TaskService::beside(&state.cases)
-            .mine(&caller.0, cursor.as_deref(), limit, after)
+            .mine(&caller.0, page.cursor.as_deref(), page.limit, page.after)
             .await
             .map_err(ApiError::query)?,
     ))
 }
 
-/// Paging through a team's overdue tasks.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-struct TeamTaskParams {
-    /// `next_cursor` of the previous page.
-    #[param(max_length = 100)]
-    cursor: Option<String>,
-    /// Rows per page (1 to 500, default 50).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<i64>,
-    /// As for the caller's tasks.
-    #[param(minimum = 1)]
-    after: Option<i64>,
+task_page_params! {
+    /// Paging through a team's overdue tasks.
+    struct TeamTaskParams {
+        ..Page,
+        /// As for the caller's tasks.
+        after,
+    }
 }
 
 /// A team's open tasks due before today (the service's clock), most overdue first: for the
@@ -251,19 +275,15 @@ async fn team_overdue_tasks(
     path: web::Path<Uuid>,
     params: Params<TeamTaskParams>,
 ) -> Result<web::Json<TaskPage>, ApiError> {
-    let TeamTaskParams {
-        cursor,
-        limit,
-        after,
-    } = params.0;
+    let page = params.0;
     Ok(web::Json(
         TaskService::beside(&state.cases)
             .team_overdue(
                 &caller.0,
                 path.into_inner(),
-                cursor.as_deref(),
-                limit,
-                after,
+                page.cursor.as_deref(),
+                page.limit,
+                page.after,
             )
             .await
             .map_err(ApiError::query)?,

@@ -75,6 +75,31 @@ type Row = (
     Result<(), &'static str>,
 );
 
+/// Every row of `table` checked.
+#[track_caller]
+fn check_table(table: Vec<Row>) {
+    for (name, given, command, expect) in table {
+        eprintln!("case: {name}");
+        check(&given, command, expect);
+    }
+}
+
+/// The referred record, the connection accepted by the service.
+fn accepted() -> Vec<CaseEvent> {
+    with(
+        referred(),
+        [CaseEvent::ConnectionAcceptedByProvider(accept())],
+    )
+}
+
+/// The referred record, the connection declined by the service.
+fn declined() -> Vec<CaseEvent> {
+    with(
+        referred(),
+        [CaseEvent::ConnectionDeclinedByProvider(decline())],
+    )
+}
+
 fn field_of(rule: &str) -> Option<&'static str> {
     match rule {
         "not_registered" | "erased" => None,
@@ -84,14 +109,7 @@ fn field_of(rule: &str) -> Option<&'static str> {
 
 #[test]
 fn a_service_accepts_or_declines_a_connection_once() {
-    let accepted = with(
-        referred(),
-        [CaseEvent::ConnectionAcceptedByProvider(accept())],
-    );
-    let declined = with(
-        referred(),
-        [CaseEvent::ConnectionDeclinedByProvider(decline())],
-    );
+    let (accepted, declined) = (accepted(), declined());
     let table: Vec<Row> = vec![
         (
             "accept a referral",
@@ -171,22 +189,12 @@ fn a_service_accepts_or_declines_a_connection_once() {
             Err("erased"),
         ),
     ];
-    for (name, given, command, expect) in table {
-        eprintln!("case: {name}");
-        check(&given, command, expect);
-    }
+    check_table(table);
 }
 
 #[test]
 fn whether_the_person_started_follows_an_acceptance_once() {
-    let accepted = with(
-        referred(),
-        [CaseEvent::ConnectionAcceptedByProvider(accept())],
-    );
-    let declined = with(
-        referred(),
-        [CaseEvent::ConnectionDeclinedByProvider(decline())],
-    );
+    let (accepted, declined) = (accepted(), declined());
     let started = with(
         accepted.clone(),
         [CaseEvent::ConnectionStartRecorded(start(true))],
@@ -229,10 +237,7 @@ fn whether_the_person_started_follows_an_acceptance_once() {
             Err("connection_already_answered"),
         ),
     ];
-    for (name, given, command, expect) in table {
-        eprintln!("case: {name}");
-        check(&given, command, expect);
-    }
+    check_table(table);
 }
 
 #[test]
