@@ -25,6 +25,9 @@ pub struct CaseService {
     reads: EventStore,
     /// How its reads of read models (the caseloads) wait for `after`.
     freshness: crate::Freshness,
+    /// Who may hold an NHS number's lock at once (`matching::with_number_locked`): at most
+    /// half the pool's connections, so that the work done under the locks always finds one.
+    number_locks: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// How to carry out one command.
@@ -207,7 +210,9 @@ impl CaseService {
 
     /// A service appending to `store`, reading the time from `clock`.
     pub fn with_clock(store: EventStore, clock: Clock) -> Self {
+        let number_locks = (store.pool().status().max_size / 2).max(1);
         CaseService {
+            number_locks: std::sync::Arc::new(tokio::sync::Semaphore::new(number_locks)),
             freshness: crate::Freshness::new(store.clone(), crate::ReadWait::default()),
             reads: store.clone(),
             store,
@@ -255,6 +260,47 @@ impl CaseService {
     /// The event store.
     pub fn store(&self) -> &EventStore {
         &self.store
+    }
+
+    /// Who may hold an NHS number's lock at once (`matching::with_number_locked`).
+    pub(crate) fn number_locks(&self) -> &tokio::sync::Semaphore {
+        &self.number_locks
+    }
+
+    /// `command` decided as a new person's first (against an empty record, with the caller's
+    /// dating rules), writing nothing: a referral of someone new that goes to the record the
+    /// organisation already holds (`crate::intake`) is refused first for whatever would refuse
+    /// it for someone unknown (their details, its dates), so that no refusal depends on who is
+    /// known.
+    ///
+    /// # Errors
+    /// [`CommandError::Refused`]: what `decide` refuses.
+    pub(crate) fn decide_as_new(
+        &self,
+        principal: &Principal,
+        command: &CaseCommand,
+        request: &StaffCommand,
+    ) -> Result<(), CommandError> {
+        let timing = Timing::of(command, request.occurred_at, self.clock.now())?.within(
+            BackEntryWindow {
+                days: self.recording.back_entry_days,
+                may_exceed: policy::may_enter_late(principal),
+            },
+            request.late_entry_reason.clone(),
+        );
+        let destinations = self.recording.destination_codes();
+        let concern_categories = crate::safeguarding::rules().category_codes();
+        let tags = crate::tags::rules().codes();
+        let lookups = domain::Lookups {
+            service: None,
+            timing: Some(&timing),
+            corrected: None,
+            destinations: Some(&destinations),
+            concern_categories: Some(&concern_categories),
+            tags: Some(&tags),
+        };
+        domain::decide(&CaseState::default(), command, &lookups)?;
+        Ok(())
     }
 
     /// A pooled connection to the store's database.

@@ -231,9 +231,14 @@ impl FhirReferrals {
             Ok::<_, FhirError>((client_id, known, executed))
         };
         let (client_id, known, executed) = match number_tag {
-            Some(tag) => crate::matching::with_number_locked(self.cases.store(), &tag, locked)
-                .await
-                .map_err(CommandError::from)??,
+            Some(tag) => crate::matching::with_number_locked(
+                self.cases.store(),
+                self.cases.number_locks(),
+                &tag,
+                locked,
+            )
+            .await
+            .map_err(CommandError::from)??,
             None => locked.await?,
         };
         let result = match executed {

@@ -3,23 +3,34 @@
 //! referral goes on that record, as a FHIR referral does (`crate::fhir`), so that one person
 //! has one record, one journey and is counted once.
 //!
-//! The person's details stay as recorded (the details sent are not a correction). The record
-//! found takes the referral only when it would take one (their referral waiting or their case
-//! open refuses it, naming `client.personal.nhs_number`), and only from a caller who may refer
-//! the person on it ([`policy::may_refer_matched_person`]). An erased record, another
-//! organisation's and a number held by more than one record are never matched
+//! The person's details stay as recorded (the details sent are not a correction), but they are
+//! checked as a new person's would be (`CaseService::decide_as_new`): what would refuse the
+//! referral of someone unknown refuses it alike. The record found takes the referral only when
+//! it would take one (their referral waiting or their case open refuses it), and only from a
+//! caller who may refer the person on it ([`policy::may_refer_matched_person`]). An erased
+//! record, another organisation's and a number held by more than one record are never matched
 //! (`crate::matching::known_client`).
 //!
 //! What the caller is told depends on who they are ([`policy::may_learn_known_person`]): staff
-//! of the service hear which record it went to; a referrer (or a practice's system) gets the
-//! same answer whether the person was known or not, naming the id they chose, and follows the
-//! referral by that id (`CaseService::referral_status`). The record found carries a lookup tag
-//! of the id chosen and the referral's ([`crate::matching::referred_as_tag`]), written in the
-//! append's own statement: a retry of the request finds where it went, and so does the
-//! referrer's read, whatever happened to the person's number since.
+//! of the service hear which record it went to, and why it was refused (naming
+//! `client.personal.nhs_number`). A referrer (or a practice's system) gets the same answer
+//! whether the person was known or not, naming the id they chose, and follows the referral by
+//! that id (`CaseService::referral_status`); when the record found refuses the referral (or
+//! moved under it), the referral is taken as someone new's, under the id chosen, as it would
+//! have been had the service not known the person: a refusal would tell them who is a client.
+//! The number is then held by two records, which are not matched again until the service
+//! merges or corrects them. What is not hidden: the known path takes a few more round trips
+//! (a timing difference of milliseconds, on a role whose every request is audited).
+//!
+//! The record found carries a lookup tag of the id chosen and the referral's
+//! ([`crate::matching::referred_as_tag`]), written in the append's own statement: a retry of
+//! the request finds where it went, and so does the referrer's read, whatever happened to the
+//! person's number since.
 //!
 //! Two referrals of one new number racing are taken one after the other
-//! ([`crate::matching::with_number_locked`]): at most one record is made.
+//! ([`crate::matching::with_number_locked`]): staff's make at most one record. The work under
+//! the lock runs on a task of its own, so a caller who stops waiting does not release the lock
+//! before its append has landed or failed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -64,7 +75,7 @@ impl CaseService {
     /// module).
     ///
     /// # Errors
-    /// As [`CaseService::execute_as`]; [`CommandError::Invalid`] naming
+    /// As [`CaseService::execute_as`]; for staff, [`CommandError::Invalid`] naming
     /// `client.personal.nhs_number` when the person found has a referral waiting or a case open.
     pub async fn refer(
         &self,
@@ -73,25 +84,23 @@ impl CaseService {
         command: &CaseCommand,
         request: StaffCommand,
     ) -> Result<Referred, CommandError> {
-        let told = policy::may_learn_known_person(principal);
         let CaseCommand::Intake {
-            client: Some(new),
-            referral,
+            client: Some(new), ..
         } = command
         else {
             return self
                 .refer_as_named(principal, client_id, command, request)
                 .await;
         };
-        let referral_id = referral.referral_id;
-        let organisation_id = principal.organisation_id;
         let number_tag = match &new.personal.nhs_number {
-            Some(number) => matching::nhs_number_tag(self.store(), organisation_id, number).await?,
+            Some(number) => {
+                matching::nhs_number_tag(self.store(), principal.organisation_id, number).await?
+            }
             None => None,
         };
         // No number (or a store that seals nothing, where nothing is found by one), or a version
         // expected of the id named that only a record there could have: the command is for it.
-        let (Some(number), Some(number_tag)) = (&new.personal.nhs_number, number_tag) else {
+        let (Some(number), Some(number_tag)) = (new.personal.nhs_number.clone(), number_tag) else {
             return self
                 .refer_as_named(principal, client_id, command, request)
                 .await;
@@ -101,68 +110,122 @@ impl CaseService {
                 .refer_as_named(principal, client_id, command, request)
                 .await;
         }
-        let locked = async {
-            // The id chosen names a record (the referral's retry, or an id taken), or the caller
-            // may not refer someone new at all: the command is for that id, as any command is.
-            let chosen = self.load(client_id).await?;
-            if chosen.exists() || policy::may_command(principal, &chosen, command, false).is_err() {
-                return self
-                    .refer_as_named(principal, client_id, command, request)
-                    .await;
-            }
-            // Sent before, and gone to a known person's record: a retry goes there.
-            if let Some((record, loaded)) =
-                matching::referred_as(self, organisation_id, client_id, referral_id).await?
-            {
-                let result = match self
-                    .refer_known(principal, (client_id, record), command, request, true)
-                    .await
-                {
-                    Ok(result) => result,
-                    Err(Retry::Failed(e)) => return Err(e),
-                    // Not a retry of the first request: answered as a request naming a record
-                    // that exists is (the id chosen stands for the record it went to).
-                    Err(Retry::Again) => {
-                        return Err(
-                            match policy::may_command(principal, &loaded, command, false) {
-                                Err(denied) => denied.into(),
-                                Ok(()) => CommandError::Refused(CaseError::AlreadyRegistered),
-                            },
-                        );
-                    }
-                };
-                return Ok(Referred {
-                    result,
-                    referred_as: client_id,
-                    referral_id,
-                    record,
-                    told,
-                });
-            }
-            let known = matching::known_client(self, organisation_id, number)
-                .await?
-                .map(|(record, _)| record)
-                .filter(|record| *record != client_id);
-            let Some(record) = known else {
-                return self
-                    .refer_as_named(principal, client_id, command, request)
-                    .await;
-            };
-            self.refer_known(principal, (client_id, record), command, request, false)
-                .await
-                .map_err(|e| match e {
-                    Retry::Again => CommandError::Refused(CaseError::AlreadyRegistered),
-                    Retry::Failed(e) => e,
-                })
-                .map(|result| Referred {
-                    result,
-                    referred_as: client_id,
-                    referral_id,
-                    record,
-                    told,
-                })
+        // The work under the lock goes on if the caller stops waiting: its append may already
+        // be on its way to the log (`EventStore::head_of_new_stream`'s batches), and the lock is
+        // to be released only once it has landed or failed.
+        let this = self.clone();
+        let (principal, command) = (principal.clone(), command.clone());
+        let locked = tokio::spawn(async move {
+            let work = this.refer_locked(&principal, (client_id, number), &command, request);
+            matching::with_number_locked(this.store(), this.number_locks(), &number_tag, work).await
+        });
+        match locked.await {
+            Ok(referred) => referred?,
+            Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+            Err(_) => Err(CommandError::Store(eventstore::StoreError::Unavailable(
+                db::deadpool_postgres::PoolError::Closed,
+            ))),
+        }
+    }
+
+    /// The rest of [`CaseService::refer`] under the lock of the person's NHS number.
+    async fn refer_locked(
+        &self,
+        principal: &Principal,
+        (client_id, number): (ClientId, domain::NhsNumber),
+        command: &CaseCommand,
+        request: StaffCommand,
+    ) -> Result<Referred, CommandError> {
+        let told = policy::may_learn_known_person(principal);
+        let organisation_id = principal.organisation_id;
+        let CaseCommand::Intake { referral, .. } = command else {
+            return self
+                .refer_as_named(principal, client_id, command, request)
+                .await;
         };
-        matching::with_number_locked(self.store(), &number_tag, locked).await?
+        let referral_id = referral.referral_id;
+        // The id chosen names a record (the referral's retry, or an id taken), or the caller
+        // may not refer someone new at all: the command is for that id, as any command is.
+        let chosen = self.load(client_id).await?;
+        if chosen.exists() || policy::may_command(principal, &chosen, command, false).is_err() {
+            return self
+                .refer_as_named(principal, client_id, command, request)
+                .await;
+        }
+        // Sent before, and gone to a known person's record: a retry goes there.
+        if let Some((record, loaded)) =
+            matching::referred_as(self, organisation_id, client_id, referral_id).await?
+        {
+            let result = match self
+                .refer_known(principal, (client_id, record), command, request, true)
+                .await
+            {
+                Ok(result) => result,
+                Err(Retry::Failed(e)) => return Err(e),
+                // Not a retry of the first request: answered as a request naming a record
+                // that exists is (the id chosen stands for the record it went to).
+                Err(Retry::Again) => {
+                    return Err(
+                        match policy::may_command(principal, &loaded, command, false) {
+                            Err(denied) => denied.into(),
+                            Ok(()) => CommandError::Refused(CaseError::AlreadyRegistered),
+                        },
+                    );
+                }
+            };
+            return Ok(Referred {
+                result,
+                referred_as: client_id,
+                referral_id,
+                record,
+                told,
+            });
+        }
+        let known = matching::known_client(self, organisation_id, &number)
+            .await?
+            .map(|(record, _)| record)
+            .filter(|record| *record != client_id);
+        let Some(record) = known else {
+            return self
+                .refer_as_named(principal, client_id, command, request)
+                .await;
+        };
+        // Refused for what would refuse it for someone unknown (the details sent, its dates)
+        // before anything of the known record is looked at.
+        self.decide_as_new(principal, command, &request)?;
+        match self
+            .refer_known(
+                principal,
+                (client_id, record),
+                command,
+                request.clone(),
+                false,
+            )
+            .await
+        {
+            Ok(result) => Ok(Referred {
+                result,
+                referred_as: client_id,
+                referral_id,
+                record,
+                told,
+            }),
+            Err(Retry::Again) => Err(CommandError::Refused(CaseError::AlreadyRegistered)),
+            // A caller not told who is known learns nothing from the known record's refusal
+            // (their referral waiting or case open, a referral of it received later, a race
+            // with another writer): the referral is taken as someone new's, under the id they
+            // chose, as it would have been had the service not known them.
+            Err(Retry::Failed(
+                CommandError::Refused(_)
+                | CommandError::Invalid { .. }
+                | CommandError::Conflict { .. }
+                | CommandError::Denied(_),
+            )) if !told => {
+                self.refer_as_named(principal, client_id, command, request)
+                    .await
+            }
+            Err(Retry::Failed(e)) => Err(e),
+        }
     }
 
     /// The command on the record it names, as any command.

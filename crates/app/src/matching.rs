@@ -180,17 +180,35 @@ pub(crate) async fn referred_as(
 /// A referral finding the lock held does not wait on a connection (many referrals of one
 /// number would hold the pool while the one holding the lock needs a connection for its
 /// work): it gives the connection back and tries again a moment later, for `LOCK_PATIENCE`.
+/// And no more than `holders` permits' worth of referrals (at most half the pool, see
+/// `CaseService`) hold a lock's connection at once: many referrals of different numbers
+/// could otherwise take every connection with their locks, and then wait for ever on the one
+/// more their work needs.
 ///
 /// # Errors
-/// A store failure taking the lock, or the lock held for longer than `LOCK_PATIENCE`
-/// ([`StoreError::Unavailable`]: answered 503, to be retried); `work` is not run then.
+/// A store failure taking the lock, or the lock (or a permit to hold one) not had within
+/// `LOCK_PATIENCE` ([`StoreError::Unavailable`]: answered 503, to be retried); `work` is not
+/// run then.
 pub(crate) async fn with_number_locked<T>(
     store: &EventStore,
+    holders: &tokio::sync::Semaphore,
     tag: &[u8; 32],
     work: impl std::future::Future<Output = T>,
 ) -> Result<T, StoreError> {
     let key = i32::from_be_bytes([tag[0], tag[1], tag[2], tag[3]]);
-    let (mut waited, mut pause) = (Duration::ZERO, Duration::from_millis(5));
+    let too_long = || {
+        tracing::warn!("an NHS number's lock was held too long: the referral is not taken");
+        StoreError::Unavailable(db::deadpool_postgres::PoolError::Timeout(
+            db::deadpool_postgres::TimeoutType::Wait,
+        ))
+    };
+    let started = tokio::time::Instant::now();
+    let _permit = match tokio::time::timeout(LOCK_PATIENCE, holders.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        // Never closed; timed out.
+        Ok(Err(_)) | Err(_) => return Err(too_long()),
+    };
+    let mut pause = Duration::from_millis(5);
     loop {
         let mut client = store.pool().get().await?;
         let transaction = client.transaction().await?;
@@ -212,14 +230,10 @@ pub(crate) async fn with_number_locked<T>(
         }
         transaction.rollback().await?;
         drop(client);
-        if waited >= LOCK_PATIENCE {
-            tracing::warn!("an NHS number's lock was held too long: the referral is not taken");
-            return Err(StoreError::Unavailable(
-                db::deadpool_postgres::PoolError::Timeout(db::deadpool_postgres::TimeoutType::Wait),
-            ));
+        if started.elapsed() >= LOCK_PATIENCE {
+            return Err(too_long());
         }
         tokio::time::sleep(pause).await;
-        waited += pause;
         pause = (pause * 2).min(Duration::from_millis(100));
     }
 }

@@ -247,7 +247,9 @@ pub fn may_name_on_list(principal: &Principal, case: &LoadedCase) -> Result<(), 
     }
 }
 
-/// May the caller see the status of one referral? Its referrer, and whoever may read the record.
+/// May the caller see the status of one referral? Its referrer (a person, or a practice's
+/// system that sent it over the JSON API and was given its receipt), and whoever may read the
+/// record.
 ///
 /// # Errors
 /// As [`may_read_record`].
@@ -256,7 +258,7 @@ pub fn may_read_referral(
     case: &LoadedCase,
     referral_id: domain::ReferralId,
 ) -> Result<(), Denied> {
-    if principal.role == Role::Referrer {
+    if matches!(principal.role, Role::Referrer | Role::PracticeSystem) {
         if !case.exists() {
             return Err(Denied::NotFound);
         }
@@ -1047,6 +1049,10 @@ mod tests {
                     [Absent, Absent, Absent, Allow, Absent, Absent],
                 ),
                 (
+                    Role::PracticeSystem,
+                    [Absent, Absent, Absent, Allow, Absent, Absent],
+                ),
+                (
                     LinkWorker,
                     [Absent, Absent, Forbidden, Allow, Forbidden, Forbidden],
                 ),
@@ -1436,7 +1442,8 @@ mod tests {
                 "{role}"
             );
         }
-        // Over the JSON API a practice system refers someone new and nothing else.
+        // Over the JSON API a practice system refers someone new, follows that referral by its
+        // receipt, and nothing else.
         assert_eq!(
             outcome(may_command(
                 &practice,
@@ -1452,7 +1459,11 @@ mod tests {
         );
         assert_eq!(
             outcome(may_read_referral(&practice, &case(Mine), REFERRAL)),
-            Forbidden
+            Allow
+        );
+        assert_eq!(
+            outcome(may_read_referral(&practice, &case(NotMine), REFERRAL)),
+            Absent
         );
         assert_eq!(outcome(may_read_record(&practice, &case(Mine))), Forbidden);
     }

@@ -215,18 +215,56 @@ async fn a_referrer_referring_a_known_person_is_answered_as_for_someone_new_and_
     assert_eq!(unkeyed_known.body["detail"], unkeyed_new.body["detail"]);
     assert_eq!(event_types(&server, record).await.len(), 4);
 
-    // The referral waits; the person referred again is refused naming the number (as over
-    // FHIR), and nothing is written.
+    // Details that would be refused for someone unknown are refused alike for the known
+    // person (not dropped because their record holds theirs), and nothing is written.
+    let mut ancient = referral_of(Uuid::new_v4(), KNOWN, "Maggie");
+    ancient["client"]["personal"]["date_of_birth"] = json!("1899-12-31");
+    let mut ancient_new = referral_of(Uuid::new_v4(), "9990000042", "Maggie");
+    ancient_new["client"]["personal"]["date_of_birth"] = json!("1899-12-31");
+    for body in [&ancient, &ancient_new] {
+        let refused = refer(&server, referrer, Uuid::new_v4(), body, None).await;
+        refused.refused_at(422, "client.personal.date_of_birth");
+    }
+    assert_eq!(event_types(&server, record).await.len(), 4);
+
+    // The referral waits, so the known record takes no other. A referrer is not told so (that
+    // would tell them who is a client): the person referred again is answered as someone new
+    // is, and the referral is kept under the id they chose, a second record holding the number
+    // (for the service to see). The known record is untouched.
+    let (waiting_client, waiting_referral) = (Uuid::new_v4(), Uuid::new_v4());
     let waiting = refer(
         &server,
         referrer,
-        Uuid::new_v4(),
-        &referral_of(Uuid::new_v4(), KNOWN, "Maggie"),
+        waiting_client,
+        &referral_of(waiting_referral, KNOWN, "Maggie"),
         Some("known-2"),
     )
     .await;
-    waiting.refused_at(422, "client.personal.nhs_number");
+    assert_eq!(waiting.status, 201, "{:#}", waiting.body);
+    assert_eq!(keys(&waiting.body), keys(&to_new.body));
+    assert_eq!(waiting.body["client_id"], json!(waiting_client));
     assert_eq!(event_types(&server, record).await.len(), 4);
+    assert_eq!(
+        event_types(&server, waiting_client).await,
+        ["ClientRegistered", "ReferralReceived"]
+    );
+    let mut holding = records_holding(&server, referrer, KNOWN).await;
+    holding.sort();
+    let mut expected = vec![record, waiting_client];
+    expected.sort();
+    assert_eq!(holding, expected);
+    // Two records hold the number now: neither is guessed at, and a referral by staff makes
+    // a record of its own too (three hold it).
+    let by_lead = refer(
+        &server,
+        &people.lead,
+        Uuid::new_v4(),
+        &referral_of(Uuid::new_v4(), KNOWN, "Maggie"),
+        None,
+    )
+    .await;
+    assert_eq!(by_lead.status, 201, "{:#}", by_lead.body);
+    assert_eq!(by_lead.body.get("referred_as"), None);
 
     // The number corrected away, a retry still finds where the referral went.
     let registration = server.event_id(&record, "ClientRegistered").await;
@@ -241,7 +279,11 @@ async fn a_referrer_referring_a_known_person_is_answered_as_for_someone_new_and_
                     "reason": "the practice gave the wrong number" }),
         )
         .await;
-    assert!(records_holding(&server, referrer, KNOWN).await.is_empty());
+    assert_eq!(
+        records_holding(&server, referrer, KNOWN).await.len(),
+        2,
+        "the referrer's and the lead's"
+    );
     let later = refer(&server, referrer, chosen, &known_body, Some("known-1")).await;
     assert_eq!(later.status, 201, "{:#}", later.body);
     assert_eq!(later.body, to_known.body);
@@ -397,7 +439,7 @@ async fn referrals_of_one_new_nhs_number_racing_make_one_record() {
         let replies = futures_util::future::join_all(
             racers
                 .iter()
-                .map(|(client, body)| refer(&server, &people.referrer, *client, body, None)),
+                .map(|(client, body)| refer(&server, &people.lead, *client, body, None)),
         )
         .await;
         let made: Vec<&Reply> = replies.iter().filter(|r| r.status == 201).collect();
@@ -405,8 +447,66 @@ async fn referrals_of_one_new_nhs_number_racing_make_one_record() {
         for reply in replies.iter().filter(|r| r.status != 201) {
             reply.refused_at(422, "client.personal.nhs_number");
         }
-        let holding = records_holding(&server, &people.referrer, nhs).await;
+        let holding = records_holding(&server, &people.lead, nhs).await;
         assert_eq!(holding.len(), 1, "one record");
         assert_eq!(json!(holding[0]), made[0].body["client_id"]);
     }
+
+    // A referrer's referrals racing are each answered as someone new's and each kept, under
+    // the id chosen, whichever found the person known (a referrer is not told who is): the
+    // first makes the record, any later one whose record refused it is kept on its own.
+    let nhs = "9990000093";
+    let racers: Vec<(Uuid, Uuid)> = (0..6).map(|_| (Uuid::new_v4(), Uuid::new_v4())).collect();
+    let bodies: Vec<Value> = racers
+        .iter()
+        .map(|(_, referral)| referral_of(*referral, nhs, "Maggie"))
+        .collect();
+    let replies = futures_util::future::join_all(
+        racers
+            .iter()
+            .zip(&bodies)
+            .map(|((client, _), body)| refer(&server, &people.referrer, *client, body, None)),
+    )
+    .await;
+    for (reply, (client, referral)) in replies.iter().zip(&racers) {
+        assert_eq!(reply.status, 201, "{:#}", reply.body);
+        let follow = server
+            .get(
+                &people.referrer,
+                &format!("{}/{referral}", client_path(*client, "referrals")),
+            )
+            .await;
+        assert_eq!(follow.status, 200, "{:#}", follow.body);
+        assert_eq!(follow.body["status"], "pending");
+    }
+}
+
+/// More referrals of different NHS numbers at once than the pool has connections: each holds
+/// its number's lock while its work needs connections of its own, and all are taken (none
+/// waits for ever on a pool its fellows hold, none is turned away).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn more_numbers_at_once_than_connections_are_all_taken() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let connections = server.store.pool().status().max_size;
+    let racers: Vec<(Uuid, Value)> = (0..connections * 3)
+        .map(|_| {
+            let referral = Uuid::new_v4();
+            let nhs = crate::support::nhs_number_for(referral);
+            (Uuid::new_v4(), referral_of(referral, &nhs, "Maggie"))
+        })
+        .collect();
+    let all = futures_util::future::join_all(
+        racers
+            .iter()
+            .map(|(client, body)| refer(&server, &people.lead, *client, body, None)),
+    );
+    // Held connections waiting on each other never finish (it was so): fail, not hang.
+    let replies = tokio::time::timeout(std::time::Duration::from_secs(90), all)
+        .await
+        .expect("the referrals were all answered: no lock's holder waited for ever");
+    for reply in &replies {
+        assert_eq!(reply.status, 201, "{:#}", reply.body);
+    }
+    assert_eq!(replies.len(), connections * 3);
 }

@@ -189,6 +189,9 @@ pub struct ReferralReceipt {
     pub referral_id: Uuid,
     /// Where the referral is followed (`GET`): also the `Location`.
     pub follow_at: String,
+    /// The log position the referral was written at: a read given it as `after` waits until
+    /// it is in view.
+    pub position: i64,
 }
 
 /// What a referral wrote: to staff of the service, the events written (on the record the
@@ -291,6 +294,7 @@ async fn refer(
         client_id: referred.referred_as.0,
         referral_id: referred.referral_id.0,
         follow_at,
+        position: result.events.iter().map(|e| e.position).max().unwrap_or(0),
     })))
 }
 
