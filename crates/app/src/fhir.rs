@@ -171,74 +171,101 @@ impl FhirReferrals {
                 "Bundle.entry.resource.subject",
             ),
         };
-        let locked = async {
-            // The record the referral goes to: where this ServiceRequest went when it was received
-            // before; else the one client of the organisation holding the Patient's NHS number
-            // (`matching`); else a new record under the ServiceRequest's own id.
-            let client_id = match self.received(principal.organisation_id, id).await? {
-                Some((_, client)) => client,
-                None => match &mapped.personal.nhs_number {
-                    Some(number) => crate::matching::known_client(
-                        &self.cases,
-                        principal.organisation_id,
-                        number,
-                    )
-                    .await?
-                    .map_or(ClientId(id), |(client, _)| client),
-                    None => ClientId(id),
-                },
-            };
-            let known = client_id != ClientId(id);
-            let referral = ReferralReceived {
-                referral_id: ReferralId(id),
-                source: mapped.source,
-                referrer,
-                reasons: mapped.reasons.clone(),
-                urgency: mapped.urgency,
-                received_on: self.cases.clock().today(),
-                note: mapped.note.clone(),
-            };
-            // A known person's record takes the referral as it is: their details stay as recorded.
-            let command = CaseCommand::Intake {
-                client: (!known).then(|| {
-                    Box::new(ClientRegistered {
-                        client_id: ClientId(id),
-                        personal: mapped.personal.clone(),
-                        area: mapped.area.clone(),
-                    })
-                }),
-                referral,
-            };
-            let request = StaffCommand {
-                idempotency_key: Some(format!("fhir-service-request:{id}")),
-                fingerprint: Some(fingerprint),
-                expected_version: None,
-                correlation_id: request_id,
-                occurred_at: None,
-                late_entry_reason: None,
-            };
-            let executed = if known {
-                self.cases
-                    .execute_as_under(principal, (client_id, None), &command, request, |check| {
-                        policy::may_refer_known_person(principal, check.case, check.replay)
-                    })
-                    .await
-            } else {
-                self.cases
-                    .execute_as(principal, client_id, &command, request)
-                    .await
-            };
-            Ok::<_, FhirError>((client_id, known, executed))
+        // The work under the lock is owned, to run on a task of its own: a caller who stops
+        // waiting does not release the lock before the append has landed or failed.
+        let locked = {
+            let (this, principal, mapped, referrer) = (
+                self.clone(),
+                principal.clone(),
+                mapped.clone(),
+                referrer.clone(),
+            );
+            async move {
+                // The record the referral goes to: where this ServiceRequest went when it was received
+                // before; else the one client of the organisation holding the Patient's NHS number
+                // (`matching`); else a new record under the ServiceRequest's own id.
+                let client_id = match this.received(principal.organisation_id, id).await? {
+                    Some((_, client)) => client,
+                    None => match &mapped.personal.nhs_number {
+                        Some(number) => crate::matching::known_client(
+                            &this.cases,
+                            principal.organisation_id,
+                            number,
+                        )
+                        .await?
+                        .map_or(ClientId(id), |(client, _)| client),
+                        None => ClientId(id),
+                    },
+                };
+                let known = client_id != ClientId(id);
+                let referral = ReferralReceived {
+                    referral_id: ReferralId(id),
+                    source: mapped.source,
+                    referrer,
+                    reasons: mapped.reasons.clone(),
+                    urgency: mapped.urgency,
+                    received_on: this.cases.clock().today(),
+                    note: mapped.note.clone(),
+                };
+                // A known person's record takes the referral as it is: their details stay as recorded.
+                let command = CaseCommand::Intake {
+                    client: (!known).then(|| {
+                        Box::new(ClientRegistered {
+                            client_id: ClientId(id),
+                            personal: mapped.personal.clone(),
+                            area: mapped.area.clone(),
+                        })
+                    }),
+                    referral,
+                };
+                let request = StaffCommand {
+                    idempotency_key: Some(format!("fhir-service-request:{id}")),
+                    fingerprint: Some(fingerprint),
+                    expected_version: None,
+                    correlation_id: request_id,
+                    occurred_at: None,
+                    late_entry_reason: None,
+                };
+                let executed = if known {
+                    this.cases
+                        .execute_as_under(
+                            &principal,
+                            (client_id, None),
+                            &command,
+                            request,
+                            |check| {
+                                policy::may_refer_known_person(&principal, check.case, check.replay)
+                            },
+                        )
+                        .await
+                } else {
+                    this.cases
+                        .execute_as(&principal, client_id, &command, request)
+                        .await
+                };
+                Ok::<_, FhirError>((client_id, known, executed))
+            }
         };
         let (client_id, known, executed) = match number_tag {
-            Some(tag) => crate::matching::with_number_locked(
-                self.cases.store(),
-                self.cases.number_locks(),
-                &tag,
-                locked,
-            )
-            .await
-            .map_err(CommandError::from)??,
+            Some(tag) => {
+                let cases = self.cases.clone();
+                let locked = tokio::spawn(async move {
+                    crate::matching::with_number_locked(
+                        cases.store(),
+                        cases.number_locks(),
+                        &tag,
+                        locked,
+                    )
+                    .await
+                });
+                match locked.await {
+                    Ok(done) => done.map_err(CommandError::from)??,
+                    Err(failed) if failed.is_panic() => {
+                        std::panic::resume_unwind(failed.into_panic())
+                    }
+                    Err(_) => return Err(CommandError::Store(crate::matching::cancelled()).into()),
+                }
+            }
             None => locked.await?,
         };
         let result = match executed {

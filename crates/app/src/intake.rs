@@ -122,9 +122,7 @@ impl CaseService {
         match locked.await {
             Ok(referred) => referred?,
             Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
-            Err(_) => Err(CommandError::Store(eventstore::StoreError::Unavailable(
-                db::deadpool_postgres::PoolError::Closed,
-            ))),
+            Err(_) => Err(CommandError::Store(matching::cancelled())),
         }
     }
 

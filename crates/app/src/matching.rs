@@ -238,6 +238,12 @@ pub(crate) async fn with_number_locked<T>(
     }
 }
 
+/// What a task that ran a referral under its number's lock, and ended without an answer
+/// (the runtime shutting down), is answered as: unavailable, to be retried.
+pub(crate) fn cancelled() -> StoreError {
+    StoreError::Unavailable(db::deadpool_postgres::PoolError::Closed)
+}
+
 /// How long a referral waits for another of the same NHS number to be taken.
 const LOCK_PATIENCE: Duration = Duration::from_secs(10);
 

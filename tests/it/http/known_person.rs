@@ -301,6 +301,47 @@ async fn a_referrer_referring_a_known_person_is_answered_as_for_someone_new_and_
     );
 }
 
+/// A practice's system referring over the JSON API is answered with a receipt, as a referrer
+/// is, and follows the referral where the receipt says; a referral it did not send is absent.
+#[tokio::test]
+async fn a_practice_system_follows_the_referral_its_receipt_names() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let (client, referral) = (Uuid::new_v4(), Uuid::new_v4());
+    let sent = refer(
+        &server,
+        &people.practice,
+        client,
+        &referral_of(referral, "9990000107", "Ada"),
+        Some("practice-1"),
+    )
+    .await;
+    assert_eq!(sent.status, 201, "{:#}", sent.body);
+    let follow_at = sent.body["follow_at"].as_str().expect("where to follow it");
+    assert!(
+        sent.body["position"].as_i64().is_some_and(|p| p > 0),
+        "{:#}",
+        sent.body
+    );
+    let followed = server.get(&people.practice, follow_at).await;
+    assert_eq!(followed.status, 200, "{:#}", followed.body);
+    assert_eq!(followed.body["status"], "pending");
+    // The referrer's own referral is not the practice's to follow.
+    let (theirs, their_referral) = (Uuid::new_v4(), Uuid::new_v4());
+    let by_referrer = refer(
+        &server,
+        &people.referrer,
+        theirs,
+        &referral_of(their_referral, "9990000115", "Bea"),
+        None,
+    )
+    .await;
+    assert_eq!(by_referrer.status, 201, "{:#}", by_referrer.body);
+    let path = format!("{}/{their_referral}", client_path(theirs, "referrals"));
+    let absent = server.get(&people.practice, &path).await;
+    assert_eq!(absent.status, 404, "{:#}", absent.body);
+}
+
 #[tokio::test]
 async fn staff_referring_a_known_person_are_told_it_went_to_their_record() {
     const NHS: &str = "9990000042";
