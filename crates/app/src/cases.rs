@@ -25,8 +25,9 @@ pub struct CaseService {
     reads: EventStore,
     /// How its reads of read models (the caseloads) wait for `after`.
     freshness: crate::Freshness,
-    /// Who may hold an NHS number's lock at once (`matching::with_number_locked`): at most
-    /// half the pool's connections, so that the work done under the locks always finds one.
+    /// Who may hold an NHS number's lock at once (`matching::with_number_locked`): all but
+    /// four of the pool's connections (at least one), so that the work done under the locks,
+    /// the batch writers and other requests always find one.
     number_locks: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
@@ -210,7 +211,7 @@ impl CaseService {
 
     /// A service appending to `store`, reading the time from `clock`.
     pub fn with_clock(store: EventStore, clock: Clock) -> Self {
-        let number_locks = (store.pool().status().max_size / 2).max(1);
+        let number_locks = store.pool().status().max_size.saturating_sub(4).max(1);
         CaseService {
             number_locks: std::sync::Arc::new(tokio::sync::Semaphore::new(number_locks)),
             freshness: crate::Freshness::new(store.clone(), crate::ReadWait::default()),

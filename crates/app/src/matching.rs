@@ -106,12 +106,10 @@ pub(crate) async fn lookups_after(
 /// The lookup tags the stream carries now.
 async fn stream_tags(store: &EventStore, stream_id: Uuid) -> Result<Vec<[u8; 32]>, StoreError> {
     let client = store.pool().get().await?;
-    let rows = client
-        .query(
-            "SELECT tag FROM stream_lookups WHERE stream_id = $1",
-            &[&stream_id],
-        )
+    let statement = client
+        .prepare_cached("SELECT tag FROM stream_lookups WHERE stream_id = $1")
         .await?;
+    let rows = client.query(&statement, &[&stream_id]).await?;
     Ok(rows
         .iter()
         .filter_map(|row| <[u8; 32]>::try_from(row.get::<_, &[u8]>(0)).ok())
@@ -180,8 +178,8 @@ pub(crate) async fn referred_as(
 /// A referral finding the lock held does not wait on a connection (many referrals of one
 /// number would hold the pool while the one holding the lock needs a connection for its
 /// work): it gives the connection back and tries again a moment later, for `LOCK_PATIENCE`.
-/// And no more than `holders` permits' worth of referrals (at most half the pool, see
-/// `CaseService`) hold a lock's connection at once: many referrals of different numbers
+/// And no more than `holders` permits' worth of referrals (all but four of the pool's
+/// connections, see `CaseService`) hold a lock's connection at once: many referrals of different numbers
 /// could otherwise take every connection with their locks, and then wait for ever on the one
 /// more their work needs.
 ///
@@ -212,11 +210,11 @@ pub(crate) async fn with_number_locked<T>(
     loop {
         let mut client = store.pool().get().await?;
         let transaction = client.transaction().await?;
+        let statement = transaction
+            .prepare_cached("SELECT pg_try_advisory_xact_lock($1, $2)")
+            .await?;
         let locked: bool = transaction
-            .query_one(
-                "SELECT pg_try_advisory_xact_lock($1, $2)",
-                &[&NUMBER_LOCK_CLASS, &key],
-            )
+            .query_one(&statement, &[&NUMBER_LOCK_CLASS, &key])
             .await?
             .get(0);
         if locked {

@@ -56,12 +56,12 @@ impl EventStore {
     /// A database failure.
     pub async fn streams_tagged(&self, tag: &[u8; 32]) -> Result<Vec<Uuid>, StoreError> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
+        let statement = client
+            .prepare_cached(
                 "SELECT stream_id FROM stream_lookups WHERE tag = $1 ORDER BY stream_id",
-                &[&tag.as_slice()],
             )
             .await?;
+        let rows = client.query(&statement, &[&tag.as_slice()]).await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 }
