@@ -25,9 +25,10 @@ pub struct CaseService {
     reads: EventStore,
     /// How its reads of read models (the caseloads) wait for `after`.
     freshness: crate::Freshness,
-    /// Who may hold an NHS number's lock at once (`matching::with_number_locked`): all but
-    /// four of the pool's connections (at least one), so that the work done under the locks,
-    /// the batch writers and other requests always find one.
+    /// Who may hold an NHS number's lock at once (`matching::with_number_locked`): half the
+    /// pool's connections (at least one), so that the work done under the locks, the batch
+    /// writers and other requests find the rest (and a wait past `db::POOL_WAIT` is a 503, not
+    /// a hang, should other holders of connections take them all).
     number_locks: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
@@ -211,7 +212,7 @@ impl CaseService {
 
     /// A service appending to `store`, reading the time from `clock`.
     pub fn with_clock(store: EventStore, clock: Clock) -> Self {
-        let number_locks = store.pool().status().max_size.saturating_sub(4).max(1);
+        let number_locks = (store.pool().status().max_size / 2).max(1);
         CaseService {
             number_locks: std::sync::Arc::new(tokio::sync::Semaphore::new(number_locks)),
             freshness: crate::Freshness::new(store.clone(), crate::ReadWait::default()),
@@ -274,14 +275,21 @@ impl CaseService {
     /// it for someone unknown (their details, its dates), so that no refusal depends on who is
     /// known.
     ///
+    /// Checked in the order the usual path checks (`decide_and_append`): whom the command
+    /// names, then its dates, then `decide`, so that the first refusal is the same one.
+    ///
     /// # Errors
-    /// [`CommandError::Refused`]: what `decide` refuses.
-    pub(crate) fn decide_as_new(
+    /// [`CommandError::Invalid`] for whom it names; [`CommandError::Refused`]: what `decide`
+    /// refuses.
+    pub(crate) async fn decide_as_new(
         &self,
         principal: &Principal,
         command: &CaseCommand,
         request: &StaffCommand,
     ) -> Result<(), CommandError> {
+        policy::may_name(principal, command)
+            .map_err(|misnamed| invalid(misnamed.field, misnamed.message))?;
+        check_staff_named(self.store.pool(), principal.organisation_id, command).await?;
         let timing = Timing::of(command, request.occurred_at, self.clock.now())?.within(
             BackEntryWindow {
                 days: self.recording.back_entry_days,

@@ -24,6 +24,7 @@ use domain::{
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::access::Principal;
@@ -249,15 +250,18 @@ impl FhirReferrals {
         let (client_id, known, executed) = match number_tag {
             Some(tag) => {
                 let cases = self.cases.clone();
-                let locked = tokio::spawn(async move {
-                    crate::matching::with_number_locked(
-                        cases.store(),
-                        cases.number_locks(),
-                        &tag,
-                        locked,
-                    )
-                    .await
-                });
+                let locked = tokio::spawn(
+                    async move {
+                        crate::matching::with_number_locked(
+                            cases.store(),
+                            cases.number_locks(),
+                            &tag,
+                            locked,
+                        )
+                        .await
+                    }
+                    .in_current_span(),
+                );
                 match locked.await {
                     Ok(done) => done.map_err(CommandError::from)??,
                     Err(failed) if failed.is_panic() => {

@@ -36,6 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use domain::{CaseCommand, CaseError, ClientId, ReferralId};
 use eventstore::AppendResult;
+use tracing::Instrument;
 
 use crate::access::Principal;
 use crate::cases::{CaseService, CommandError, Denied, StaffCommand};
@@ -115,10 +116,14 @@ impl CaseService {
         // to be released only once it has landed or failed.
         let this = self.clone();
         let (principal, command) = (principal.clone(), command.clone());
-        let locked = tokio::spawn(async move {
-            let work = this.refer_locked(&principal, (client_id, number), &command, request);
-            matching::with_number_locked(this.store(), this.number_locks(), &number_tag, work).await
-        });
+        let locked = tokio::spawn(
+            async move {
+                let work = this.refer_locked(&principal, (client_id, number), &command, request);
+                matching::with_number_locked(this.store(), this.number_locks(), &number_tag, work)
+                    .await
+            }
+            .in_current_span(),
+        );
         match locked.await {
             Ok(referred) => referred?,
             Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
@@ -188,19 +193,24 @@ impl CaseService {
                 .refer_as_named(principal, client_id, command, request)
                 .await;
         };
-        // Refused for what would refuse it for someone unknown (the details sent, its dates)
-        // before anything of the known record is looked at.
-        self.decide_as_new(principal, command, &request)?;
-        match self
-            .refer_known(
+        // Refused for what would refuse it for someone unknown (whom it names, the details
+        // sent, its dates) before anything of the known record is looked at.
+        self.decide_as_new(principal, command, &request).await?;
+        let to_known = || {
+            self.refer_known(
                 principal,
                 (client_id, record),
                 command,
                 request.clone(),
                 false,
             )
-            .await
-        {
+        };
+        let mut known = to_known().await;
+        // Another writer moved the record between its load and the append: once more.
+        if let Err(Retry::Failed(CommandError::Conflict { .. })) = known {
+            known = to_known().await;
+        }
+        match known {
             Ok(result) => Ok(Referred {
                 result,
                 referred_as: client_id,
@@ -280,6 +290,7 @@ impl CaseService {
             referral: referral.clone(),
         };
         // The version expected was the id chosen's (none there): not the record's.
+        let caller_key = request.idempotency_key.clone();
         let request = StaffCommand {
             idempotency_key: request
                 .idempotency_key
@@ -310,6 +321,11 @@ impl CaseService {
                         .to_owned(),
                 }))
             }
+            // A key used for another request is named as the caller gave it, not as the
+            // record stores it.
+            Err(CommandError::IdempotencyMismatch(_)) => Err(Retry::Failed(
+                CommandError::IdempotencyMismatch(caller_key.unwrap_or_default()),
+            )),
             Err(e) => Err(Retry::Failed(e)),
         }
     }

@@ -172,16 +172,16 @@ pub(crate) async fn referred_as(
 /// lock, on a connection of its own): two referrals of one person new to the service, racing,
 /// are taken one after the other, so that the second finds the record the first made
 /// (`known_client`) and at most one record is made. The transaction writes nothing (it has no
-/// transaction id, so it holds no reader back); it ends when `work` does, and if the caller
-/// stops waiting, the dropped transaction is rolled back, which releases the lock.
+/// transaction id, so it holds no reader back); it ends when `work` does (the callers run this
+/// on a task of their own, so that a caller who stops waiting does not end it early).
 ///
 /// A referral finding the lock held does not wait on a connection (many referrals of one
 /// number would hold the pool while the one holding the lock needs a connection for its
-/// work): it gives the connection back and tries again a moment later, for `LOCK_PATIENCE`.
-/// And no more than `holders` permits' worth of referrals (all but four of the pool's
-/// connections, see `CaseService`) hold a lock's connection at once: many referrals of different numbers
-/// could otherwise take every connection with their locks, and then wait for ever on the one
-/// more their work needs.
+/// work): it gives the connection back, and its permit, and tries again a moment later, for
+/// `LOCK_PATIENCE`. No more than `holders` permits' worth of referrals (half the pool's
+/// connections, see `CaseService`) hold a connection for a lock at once: many referrals of
+/// different numbers could otherwise take every connection with their locks, and then wait
+/// on the one more their work needs.
 ///
 /// # Errors
 /// A store failure taking the lock, or the lock (or a permit to hold one) not had within
@@ -201,13 +201,14 @@ pub(crate) async fn with_number_locked<T>(
         ))
     };
     let started = tokio::time::Instant::now();
-    let _permit = match tokio::time::timeout(LOCK_PATIENCE, holders.acquire()).await {
-        Ok(Ok(permit)) => permit,
-        // Never closed; timed out.
-        Ok(Err(_)) | Err(_) => return Err(too_long()),
-    };
     let mut pause = Duration::from_millis(5);
     loop {
+        let patience = LOCK_PATIENCE.saturating_sub(started.elapsed());
+        let permit = match tokio::time::timeout(patience, holders.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            // Never closed; timed out.
+            Ok(Err(_)) | Err(_) => return Err(too_long()),
+        };
         let mut client = store.pool().get().await?;
         let transaction = client.transaction().await?;
         let statement = transaction
@@ -228,6 +229,7 @@ pub(crate) async fn with_number_locked<T>(
         }
         transaction.rollback().await?;
         drop(client);
+        drop(permit);
         if started.elapsed() >= LOCK_PATIENCE {
             return Err(too_long());
         }

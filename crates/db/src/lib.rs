@@ -14,7 +14,7 @@ pub use error::DbError;
 pub use migrate::{
     MigrationReport, migrate, migrate_to, migrations_fingerprint, schema_is_current,
 };
-pub use pool::{APP_ROLE, Pool, PoolSettings, app_config, connect, pool};
+pub use pool::{APP_ROLE, POOL_WAIT, Pool, PoolSettings, app_config, connect, pool};
 
 /// Re-exported so callers name one set of connection types.
 pub use deadpool_postgres;

@@ -16,6 +16,10 @@ pub const APP_ROLE: &str = "casebook_app";
 /// A pool of connections (deadpool). Never LISTEN on a pooled connection: it drops notifications.
 pub type Pool = deadpool_postgres::Pool;
 
+/// How long a caller waits for one of the pool's connections before it is told the database
+/// is unavailable.
+pub const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How large a pool to build.
 #[derive(Clone, Copy, Debug)]
 pub struct PoolSettings {
@@ -50,6 +54,11 @@ pub fn pool(config: tokio_postgres::Config, settings: PoolSettings) -> Result<Po
     );
     Pool::builder(manager)
         .max_size(settings.max_size)
+        // A request that finds every connection held for this long is answered 503 rather
+        // than waiting for ever (holders waiting on each other would otherwise hang the
+        // service: every request after them would queue behind them).
+        .wait_timeout(Some(POOL_WAIT))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
         .map_err(|e| DbError::Config(e.to_string()))
 }

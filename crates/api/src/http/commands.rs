@@ -189,9 +189,6 @@ pub struct ReferralReceipt {
     pub referral_id: Uuid,
     /// Where the referral is followed (`GET`): also the `Location`.
     pub follow_at: String,
-    /// The log position the referral was written at: a read given it as `after` waits until
-    /// it is in view.
-    pub position: i64,
 }
 
 /// What a referral wrote: to staff of the service, the events written (on the record the
@@ -209,12 +206,14 @@ pub enum IntakeAccepted {
 /// of access.
 ///
 /// Someone new whose NHS number one record of the organisation already holds (not
-/// erased) is that record's: the referral goes on it, their details stay as recorded (refused
-/// naming `client.personal.nhs_number` while their referral waits or their case is open). Staff
-/// are answered with the events written on that record (its `Location`, `client_id`, and the id
-/// the request named as `referred_as`); a referrer or a practice's system gets a receipt, the
-/// same whether the person was known or not, and follows the referral at
-/// `/api/v1/clients/{client_id}/referrals/{referral_id}` with the client id it chose.
+/// erased) is that record's: the referral goes on it, their details stay as recorded (checked
+/// as a new person's are). Staff are answered with the events written on that record (its
+/// `Location`, `client_id`, and the id the request named as `referred_as`), and refused naming
+/// `client.personal.nhs_number` while the person's referral waits or their case is open. A
+/// referrer or a practice's system gets a receipt, the same whether the person was known or
+/// not, and follows the referral at `/api/v1/clients/{client_id}/referrals/{referral_id}` with
+/// the client id it chose; where the known record would refuse the referral, it is kept as
+/// someone new's under that id (a refusal would tell them who is a client).
 #[utoipa::path(
     tag = "commands",
     security(("bearer" = [])),
@@ -294,7 +293,6 @@ async fn refer(
         client_id: referred.referred_as.0,
         referral_id: referred.referral_id.0,
         follow_at,
-        position: result.events.iter().map(|e| e.position).max().unwrap_or(0),
     })))
 }
 
