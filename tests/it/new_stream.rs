@@ -349,3 +349,106 @@ async fn a_new_stream_asked_for_after_a_moment_is_recorded_after_it() {
         assert!(moment < recorded, "{moment} < {recorded}");
     }
 }
+
+/// Claims (`eventstore::Claim`): of new streams appended at once, each claiming a value's first
+/// generation (in one batch's statement, or written alone), exactly one is written; every
+/// other is refused with `ClaimTaken`, nothing of it written (no event, no tag). The next
+/// generation is made by one append after a read of the last, and an erasure deletes the
+/// stream's claims with its tags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_appends_racing_for_one_claim_one_is_written_and_the_others_leave_nothing() {
+    let (db, store) = store_with_db(8).await;
+    let admin = db.admin_client().await;
+    let shared = [0x5a; 32];
+    let claim = Uuid::new_v4();
+    let claimed = |stream: Uuid, generation: i64| {
+        let mut append = request(stream, ExpectedVersion::NoStream, vec![registration()]);
+        append.lookups = Some(vec![shared]);
+        append.claim = Some(eventstore::Claim {
+            id: claim,
+            generation,
+        });
+        append
+    };
+    let found = store
+        .tagged_and_claimed(&[shared], claim)
+        .await
+        .expect("read");
+    assert_eq!(found.streams, vec![Vec::<Uuid>::new()]);
+    assert_eq!(found.generation, 0);
+
+    let streams: Vec<Uuid> = (0..12).map(|_| Uuid::new_v4()).collect();
+    let answers = futures_util::future::join_all(streams.iter().map(|stream| {
+        let head = store.head_of_new_stream(*stream, None);
+        store.append_after(claimed(*stream, 1), head)
+    }))
+    .await;
+    let written: Vec<Uuid> = answers
+        .iter()
+        .filter_map(|answer| answer.as_ref().ok().map(|appended| appended.stream_id))
+        .collect();
+    assert_eq!(written.len(), 1, "{answers:?}");
+    for answer in &answers {
+        match answer {
+            Ok(_) => {}
+            Err(StoreError::ClaimTaken(id)) => assert_eq!(*id, claim),
+            Err(other) => panic!("refused for another reason: {other}"),
+        }
+    }
+    let events: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(*) FROM events WHERE stream_id = ANY($1)",
+        &[&streams],
+    )
+    .await;
+    assert_eq!(events, 1, "the refused appends wrote nothing");
+    let found = store
+        .tagged_and_claimed(&[shared, [0x00; 32]], claim)
+        .await
+        .expect("read");
+    assert_eq!(found.streams, vec![written.clone(), Vec::new()]);
+    assert_eq!(found.generation, 1);
+
+    // Written alone (not a new stream's first append): the same.
+    let other = Uuid::new_v4();
+    append(&store, other, ExpectedVersion::NoStream, vec![contact(1)]).await;
+    let mut again = claimed(other, 1);
+    again.expected = ExpectedVersion::Exact(1);
+    match store.append(again.clone()).await {
+        Err(StoreError::ClaimTaken(id)) => assert_eq!(id, claim),
+        other => panic!("a taken claim written: {other:?}"),
+    }
+    assert_eq!(store.stream_version(other).await.expect("version"), 1);
+    again.claim = Some(eventstore::Claim {
+        id: claim,
+        generation: 2,
+    });
+    store.append(again).await.expect("the next generation");
+    let found = store
+        .tagged_and_claimed(&[shared], claim)
+        .await
+        .expect("read");
+    assert_eq!(found.generation, 2);
+    let mut holders = vec![written[0], other];
+    holders.sort();
+    assert_eq!(found.streams, vec![holders]);
+
+    // Erased: the stream's claims go with its tags.
+    for (stream, version, left) in [(other, 2, 1), (written[0], 1, 0)] {
+        let mut erase = request(stream, ExpectedVersion::Exact(version), vec![contact(9)]);
+        erase.lookups = None;
+        store.append_and_shred(erase).await.expect("erased");
+        let claims: i64 = testkit::query_value(
+            &admin,
+            "SELECT count(*) FROM lookup_claims WHERE stream_id = $1",
+            &[&stream],
+        )
+        .await;
+        assert_eq!(claims, 0);
+        let found = store
+            .tagged_and_claimed(&[shared], claim)
+            .await
+            .expect("read");
+        assert_eq!(found.generation, left);
+    }
+}

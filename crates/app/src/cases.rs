@@ -25,11 +25,6 @@ pub struct CaseService {
     reads: EventStore,
     /// How its reads of read models (the caseloads) wait for `after`.
     freshness: crate::Freshness,
-    /// Who may hold an NHS number's lock at once (`matching::with_number_locked`): half the
-    /// pool's connections (at least one), so that the work done under the locks, the batch
-    /// writers and other requests find the rest (and a wait past `db::POOL_WAIT` is a 503, not
-    /// a hang, should other holders of connections take them all).
-    number_locks: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// How to carry out one command.
@@ -41,6 +36,19 @@ pub struct CommandOptions {
     pub fingerprint: Option<[u8; 32]>,
     /// The stream version the caller last saw (HTTP If-Match); stale means a conflict.
     pub expected_version: Option<i64>,
+}
+
+/// What the append of a referral matched by NHS number (`crate::intake`, `crate::fhir`)
+/// writes beside its events.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Matched {
+    /// A tag of the id a referrer chose for someone new, on the record the referral went to
+    /// because the organisation already held the person ([`crate::matching::referred_as_tag`]).
+    pub(crate) referred_as: Option<[u8; 32]>,
+    /// The NHS number's claim ([`crate::matching::number_claim`]), made by the append of a new
+    /// record for a number the referral found no record holding: a racing referral of the same
+    /// number that found the same fails, nothing of it written.
+    pub(crate) claim: Option<eventstore::Claim>,
 }
 
 /// A command from a member of staff: what makes it retry-safe and current.
@@ -212,9 +220,7 @@ impl CaseService {
 
     /// A service appending to `store`, reading the time from `clock`.
     pub fn with_clock(store: EventStore, clock: Clock) -> Self {
-        let number_locks = (store.pool().status().max_size / 2).max(1);
         CaseService {
-            number_locks: std::sync::Arc::new(tokio::sync::Semaphore::new(number_locks)),
             freshness: crate::Freshness::new(store.clone(), crate::ReadWait::default()),
             reads: store.clone(),
             store,
@@ -262,11 +268,6 @@ impl CaseService {
     /// The event store.
     pub fn store(&self) -> &EventStore {
         &self.store
-    }
-
-    /// Who may hold an NHS number's lock at once (`matching::with_number_locked`).
-    pub(crate) fn number_locks(&self) -> &tokio::sync::Semaphore {
-        &self.number_locks
     }
 
     /// `command` decided as a new person's first (against an empty record, with the caller's
@@ -378,9 +379,13 @@ impl CaseService {
         command: &CaseCommand,
         request: StaffCommand,
     ) -> Result<AppendResult, CommandError> {
-        self.execute_as_under(principal, (client_id, None), command, request, |check| {
-            policy::may_command(principal, check.case, command, check.replay)
-        })
+        self.execute_as_under(
+            principal,
+            (client_id, Matched::default()),
+            command,
+            request,
+            |check| policy::may_command(principal, check.case, command, check.replay),
+        )
         .await
     }
 
@@ -388,14 +393,15 @@ impl CaseService {
     /// path the policy names on its own (a FHIR referral of a person found by NHS number,
     /// [`policy::may_refer_known_person`]; a referral of someone new the organisation already
     /// holds, [`policy::may_refer_matched_person`], whose append also tags the record with
-    /// `referred_as`, [`crate::matching::referred_as_tag`]).
+    /// `referred_as`, [`crate::matching::referred_as_tag`]); with `matched`, the append also
+    /// writes what [`Matched`] says.
     ///
     /// # Errors
     /// As [`CaseService::execute_as`].
     pub(crate) async fn execute_as_under(
         &self,
         principal: &Principal,
-        (client_id, referred_as): (ClientId, Option<[u8; 32]>),
+        (client_id, matched): (ClientId, Matched),
         command: &CaseCommand,
         request: StaffCommand,
         authorise: impl Fn(Authorise<'_>) -> Result<(), Denied>,
@@ -420,7 +426,7 @@ impl CaseService {
             command,
             (metadata, dating),
             options,
-            (Some(principal), referred_as),
+            (Some(principal), matched),
             authorise,
         )
         .await
@@ -453,7 +459,7 @@ impl CaseService {
             command,
             (metadata, dating),
             options,
-            (None, None),
+            (None, Matched::default()),
             authorise,
         )
         .await
@@ -465,7 +471,7 @@ impl CaseService {
         command: &CaseCommand,
         (metadata, dating): (Metadata, Dating),
         options: CommandOptions,
-        (staff, referred_as): (Option<&Principal>, Option<[u8; 32]>),
+        (staff, matched): (Option<&Principal>, Matched),
         authorise: impl Fn(Authorise<'_>) -> Result<(), Denied>,
     ) -> Result<AppendResult, CommandError> {
         let organisation_id = metadata.organisation_id;
@@ -497,13 +503,17 @@ impl CaseService {
                     command,
                     (metadata.clone(), dating.clone()),
                     options.clone(),
-                    (&authorise, referred_as),
+                    (&authorise, matched),
                     (LoadedCase::default(), head, true),
                     named().await,
                 )
                 .await;
-            if let Ok(result) = decided {
-                return Ok(result);
+            match decided {
+                Ok(result) => return Ok(result),
+                // Another record claimed the person's NHS number first: its caller decides
+                // again on what it finds now (`crate::intake`).
+                Err(taken @ CommandError::Store(StoreError::ClaimTaken(_))) => return Err(taken),
+                Err(_) => {}
             }
         }
         // The record, the stream's head for the append and any result stored under the key
@@ -523,7 +533,7 @@ impl CaseService {
             command,
             (metadata, dating),
             options,
-            (&authorise, referred_as),
+            (&authorise, matched),
             (loaded, head, false),
             named,
         )
@@ -540,10 +550,7 @@ impl CaseService {
         command: &CaseCommand,
         (mut metadata, dating): (Metadata, Dating),
         options: CommandOptions,
-        (authorise, referred_as): (
-            &impl Fn(Authorise<'_>) -> Result<(), Denied>,
-            Option<[u8; 32]>,
-        ),
+        (authorise, matched): (&impl Fn(Authorise<'_>) -> Result<(), Denied>, Matched),
         (loaded, head, assumed_new): (LoadedCase, StreamHead, bool),
         named: Result<(), CommandError>,
     ) -> Result<AppendResult, CommandError> {
@@ -670,7 +677,7 @@ impl CaseService {
                     loaded.organisation_id.unwrap_or(metadata.organisation_id),
                     (client_id.0, &loaded),
                     &events,
-                    referred_as,
+                    matched.referred_as,
                 )
                 .await?
             }
@@ -689,6 +696,7 @@ impl CaseService {
             idempotency_key: options.idempotency_key,
             fingerprint: options.fingerprint,
             lookups,
+            claim: matched.claim,
         };
         let appended = if matches!(command, CaseCommand::EraseClient(_)) {
             // What reports count the person by goes first: an erasure that then fails leaves

@@ -278,6 +278,7 @@ impl DirectoryService {
                 idempotency_key: None,
                 fingerprint: None,
                 lookups: None,
+                claim: None,
             })
             .await?;
         Ok(Some((result, events)))
@@ -345,6 +346,7 @@ impl DirectoryService {
                 idempotency_key: None,
                 fingerprint: None,
                 lookups: None,
+                claim: None,
             })
             .await?)
     }

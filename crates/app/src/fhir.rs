@@ -22,13 +22,13 @@ use domain::{
     CaseCommand, CaseEvent, CaseStatus, ClientId, ClientRegistered, NeedDomain, ReferralId,
     ReferralReceived, ReferralStatus, Urgency,
 };
+use eventstore::{AppendResult, StoreError};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::access::Principal;
-use crate::cases::{CaseService, CommandError, Denied, LoadedCase, StaffCommand};
+use crate::cases::{CaseService, CommandError, Denied, LoadedCase, Matched, StaffCommand};
 use crate::records::{ReadContext, RecordView};
 use crate::{AppError, policy};
 
@@ -153,8 +153,8 @@ impl FhirReferrals {
             .unwrap_or_default(),
         )
         .into();
-        // Two referrals of one new NHS number racing (over FHIR or the API) are taken one
-        // after the other, so that at most one record is made (`matching::with_number_locked`).
+        // The person's NHS number's tag: a referral of a number one record holds goes to it,
+        // and one of a number none holds makes a record claiming it (`matching::Found`).
         let number_tag = match &mapped.personal.nhs_number {
             Some(number) => crate::matching::nhs_number_tag(
                 self.cases.store(),
@@ -172,105 +172,26 @@ impl FhirReferrals {
                 "Bundle.entry.resource.subject",
             ),
         };
-        // The work under the lock is owned, to run on a task of its own: a caller who stops
-        // waiting does not release the lock before the append has landed or failed.
-        let locked = {
-            let (this, principal, mapped, referrer) = (
-                self.clone(),
-                principal.clone(),
-                mapped.clone(),
-                referrer.clone(),
-            );
-            async move {
-                // The record the referral goes to: where this ServiceRequest went when it was received
-                // before; else the one client of the organisation holding the Patient's NHS number
-                // (`matching`); else a new record under the ServiceRequest's own id.
-                let client_id = match this.received(principal.organisation_id, id).await? {
-                    Some((_, client)) => client,
-                    None => match &mapped.personal.nhs_number {
-                        Some(number) => crate::matching::known_client(
-                            &this.cases,
-                            principal.organisation_id,
-                            number,
-                        )
-                        .await?
-                        .map_or(ClientId(id), |(client, _)| client),
-                        None => ClientId(id),
-                    },
-                };
-                let known = client_id != ClientId(id);
-                let referral = ReferralReceived {
-                    referral_id: ReferralId(id),
-                    source: mapped.source,
-                    referrer,
-                    reasons: mapped.reasons.clone(),
-                    urgency: mapped.urgency,
-                    received_on: this.cases.clock().today(),
-                    note: mapped.note.clone(),
-                };
-                // A known person's record takes the referral as it is: their details stay as recorded.
-                let command = CaseCommand::Intake {
-                    client: (!known).then(|| {
-                        Box::new(ClientRegistered {
-                            client_id: ClientId(id),
-                            personal: mapped.personal.clone(),
-                            area: mapped.area.clone(),
-                        })
-                    }),
-                    referral,
-                };
-                let request = StaffCommand {
-                    idempotency_key: Some(format!("fhir-service-request:{id}")),
-                    fingerprint: Some(fingerprint),
-                    expected_version: None,
-                    correlation_id: request_id,
-                    occurred_at: None,
-                    late_entry_reason: None,
-                };
-                let executed = if known {
-                    this.cases
-                        .execute_as_under(
-                            &principal,
-                            (client_id, None),
-                            &command,
-                            request,
-                            |check| {
-                                policy::may_refer_known_person(&principal, check.case, check.replay)
-                            },
-                        )
-                        .await
-                } else {
-                    this.cases
-                        .execute_as(&principal, client_id, &command, request)
-                        .await
-                };
-                Ok::<_, FhirError>((client_id, known, executed))
-            }
-        };
-        let (client_id, known, executed) = match number_tag {
-            Some(tag) => {
-                let cases = self.cases.clone();
-                let locked = tokio::spawn(
-                    async move {
-                        crate::matching::with_number_locked(
-                            cases.store(),
-                            cases.number_locks(),
-                            &tag,
-                            locked,
-                        )
-                        .await
-                    }
-                    .in_current_span(),
-                );
-                match locked.await {
-                    Ok(done) => done.map_err(CommandError::from)??,
-                    Err(failed) if failed.is_panic() => {
-                        std::panic::resume_unwind(failed.into_panic())
-                    }
-                    Err(_) => return Err(CommandError::Store(crate::matching::cancelled()).into()),
+        // Looked up and decided again while another referral takes the number's claim first:
+        // the second time, it finds the record the other made.
+        let mut attempt = 1;
+        let (client_id, known, executed) = loop {
+            let taken = self
+                .take(
+                    principal,
+                    (&mapped, &referrer),
+                    (id, fingerprint, request_id),
+                    number_tag.as_ref(),
+                )
+                .await?;
+            match taken {
+                (_, _, Err(CommandError::Store(StoreError::ClaimTaken(_))))
+                    if attempt < crate::matching::CLAIM_ATTEMPTS =>
+                {
+                    attempt += 1;
                 }
+                taken => break taken,
             }
-            None => locked.await?,
         };
         let result = match executed {
             Ok(result) => result,
@@ -348,6 +269,100 @@ impl FhirReferrals {
             service_request: view.service_request(),
             task: view.task(),
         })
+    }
+
+    /// Records the referral once: on the record it went to when it was received before; else
+    /// on the one client of the organisation holding the Patient's NHS number
+    /// (`crate::matching`); else on a new record under the ServiceRequest's own id, which
+    /// claims the number. Whether the record was known, and what the command came to.
+    async fn take(
+        &self,
+        principal: &Principal,
+        (mapped, referrer): (&MappedReferral, &domain::Referrer),
+        (id, fingerprint, request_id): (Uuid, [u8; 32], Uuid),
+        number_tag: Option<&[u8; 32]>,
+    ) -> Result<(ClientId, bool, Result<AppendResult, CommandError>), FhirError> {
+        let (client_id, claim) = match self.received(principal.organisation_id, id).await? {
+            Some((_, client)) => (client, None),
+            None => match (&mapped.personal.nhs_number, number_tag) {
+                (Some(number), Some(tag)) => {
+                    let found = crate::matching::find(self.cases.store(), tag, None)
+                        .await
+                        .map_err(CommandError::from)?;
+                    let known = crate::matching::known_client(
+                        &self.cases,
+                        principal.organisation_id,
+                        number,
+                        &found.holders,
+                    )
+                    .await?;
+                    match known {
+                        Some((client, _)) => (client, None),
+                        // Claimed when no record holds the number (see `intake`).
+                        None => (
+                            ClientId(id),
+                            found.holders.is_empty().then(|| found.claim()),
+                        ),
+                    }
+                }
+                _ => (ClientId(id), None),
+            },
+        };
+        let known = client_id != ClientId(id);
+        let referral = ReferralReceived {
+            referral_id: ReferralId(id),
+            source: mapped.source,
+            referrer: referrer.clone(),
+            reasons: mapped.reasons.clone(),
+            urgency: mapped.urgency,
+            received_on: self.cases.clock().today(),
+            note: mapped.note.clone(),
+        };
+        // A known person's record takes the referral as it is: their details stay as recorded.
+        let command = CaseCommand::Intake {
+            client: (!known).then(|| {
+                Box::new(ClientRegistered {
+                    client_id: ClientId(id),
+                    personal: mapped.personal.clone(),
+                    area: mapped.area.clone(),
+                })
+            }),
+            referral,
+        };
+        let request = StaffCommand {
+            idempotency_key: Some(format!("fhir-service-request:{id}")),
+            fingerprint: Some(fingerprint),
+            expected_version: None,
+            correlation_id: request_id,
+            occurred_at: None,
+            late_entry_reason: None,
+        };
+        let matched = Matched {
+            referred_as: None,
+            claim,
+        };
+        let executed = if known {
+            self.cases
+                .execute_as_under(
+                    principal,
+                    (client_id, matched),
+                    &command,
+                    request,
+                    |check| policy::may_refer_known_person(principal, check.case, check.replay),
+                )
+                .await
+        } else {
+            self.cases
+                .execute_as_under(
+                    principal,
+                    (client_id, matched),
+                    &command,
+                    request,
+                    |check| policy::may_command(principal, check.case, &command, check.replay),
+                )
+                .await
+        };
+        Ok((client_id, known, executed))
     }
 
     /// Where the ServiceRequest `id` of `organisation_id` was received before, if it was: its

@@ -520,6 +520,7 @@ impl HistoryImport {
                         idempotency_key: None,
                         fingerprint: None,
                         lookups: None,
+                        claim: None,
                     })
                     .await?;
                 version = appended.stream_version;

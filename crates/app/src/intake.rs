@@ -27,19 +27,21 @@
 //! the request finds where it went, and so does the referrer's read, whatever happened to the
 //! person's number since.
 //!
-//! Two referrals of one new number racing are taken one after the other
-//! ([`crate::matching::with_number_locked`]): staff's make at most one record. The work under
-//! the lock runs on a task of its own, so a caller who stops waiting does not release the lock
-//! before its append has landed or failed.
+//! Nothing is locked. The number is looked up with its claim in one statement
+//! (`crate::matching::find`); a referral that finds no record holding it makes one whose append
+//! claims the number's next generation (`crate::matching::Found`). Two referrals of one new
+//! number racing both find nobody, and the second's append is refused, nothing of it written:
+//! it looks again ([`crate::matching::CLAIM_ATTEMPTS`]) and finds the first's record, so staff's
+//! make at most one record. The usual referral of someone new with a number so costs one
+//! look-up more than one without, and its append is written with others' (the batch writer).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use domain::{CaseCommand, CaseError, ClientId, ReferralId};
-use eventstore::AppendResult;
-use tracing::Instrument;
+use eventstore::{AppendResult, StoreError};
 
 use crate::access::Principal;
-use crate::cases::{CaseService, CommandError, Denied, StaffCommand};
+use crate::cases::{CaseService, CommandError, Denied, Matched, StaffCommand};
 use crate::{matching, policy};
 
 /// What a referral through the API did.
@@ -90,7 +92,7 @@ impl CaseService {
         } = command
         else {
             return self
-                .refer_as_named(principal, client_id, command, request)
+                .refer_as_named(principal, client_id, command, request, Matched::default())
                 .await;
         };
         let number_tag = match &new.personal.nhs_number {
@@ -103,39 +105,43 @@ impl CaseService {
         // expected of the id named that only a record there could have: the command is for it.
         let (Some(number), Some(number_tag)) = (new.personal.nhs_number.clone(), number_tag) else {
             return self
-                .refer_as_named(principal, client_id, command, request)
+                .refer_as_named(principal, client_id, command, request, Matched::default())
                 .await;
         };
         if request.expected_version.is_some_and(|version| version != 0) {
             return self
-                .refer_as_named(principal, client_id, command, request)
+                .refer_as_named(principal, client_id, command, request, Matched::default())
                 .await;
         }
-        // The work under the lock goes on if the caller stops waiting: its append may already
-        // be on its way to the log (`EventStore::head_of_new_stream`'s batches), and the lock is
-        // to be released only once it has landed or failed.
-        let this = self.clone();
-        let (principal, command) = (principal.clone(), command.clone());
-        let locked = tokio::spawn(
-            async move {
-                let work = this.refer_locked(&principal, (client_id, number), &command, request);
-                matching::with_number_locked(this.store(), this.number_locks(), &number_tag, work)
-                    .await
+        // Looked up and decided again while another referral takes the number's claim first
+        // (see `matching::Found`): the second time, it finds the record the other made.
+        let mut attempt = 1;
+        loop {
+            let referred = self
+                .refer_matched(
+                    principal,
+                    (client_id, &number, &number_tag),
+                    command,
+                    request.clone(),
+                )
+                .await;
+            match referred {
+                Err(CommandError::Store(StoreError::ClaimTaken(_)))
+                    if attempt < matching::CLAIM_ATTEMPTS =>
+                {
+                    attempt += 1;
+                }
+                referred => return referred,
             }
-            .in_current_span(),
-        );
-        match locked.await {
-            Ok(referred) => referred?,
-            Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
-            Err(_) => Err(CommandError::Store(matching::cancelled())),
         }
     }
 
-    /// The rest of [`CaseService::refer`] under the lock of the person's NHS number.
-    async fn refer_locked(
+    /// The rest of [`CaseService::refer`] for a referral of someone new carrying an NHS number
+    /// the organisation's records can be looked up by.
+    async fn refer_matched(
         &self,
         principal: &Principal,
-        (client_id, number): (ClientId, domain::NhsNumber),
+        (client_id, number, number_tag): (ClientId, &domain::NhsNumber, &[u8; 32]),
         command: &CaseCommand,
         request: StaffCommand,
     ) -> Result<Referred, CommandError> {
@@ -143,21 +149,43 @@ impl CaseService {
         let organisation_id = principal.organisation_id;
         let CaseCommand::Intake { referral, .. } = command else {
             return self
-                .refer_as_named(principal, client_id, command, request)
+                .refer_as_named(principal, client_id, command, request, Matched::default())
                 .await;
         };
         let referral_id = referral.referral_id;
+        // Who holds the number, where this referral went if it was sent before, and the
+        // number's claim: one statement.
+        let referred_tag =
+            matching::referred_as_tag(self.store(), organisation_id, client_id, referral_id)
+                .await?;
+        let found = matching::find(self.store(), number_tag, referred_tag).await?;
+        // A record made for a number no record holds claims it: a racing referral of it that
+        // found the same is refused its append, and looks again. One made beside a record that
+        // holds it (one that refused the referral, or several, which are not matched) claims
+        // nothing: a racing referral finds that record too.
+        let claiming = Matched {
+            referred_as: None,
+            claim: found.holders.is_empty().then(|| found.claim()),
+        };
+        // No record holds the number and none took this referral: someone new (the usual case,
+        // one look-up more than a referral without a number).
+        if found.holders.is_empty() && found.referred_as.is_empty() {
+            return self
+                .refer_as_named(principal, client_id, command, request, claiming)
+                .await;
+        }
         // The id chosen names a record (the referral's retry, or an id taken), or the caller
         // may not refer someone new at all: the command is for that id, as any command is.
         let chosen = self.load(client_id).await?;
         if chosen.exists() || policy::may_command(principal, &chosen, command, false).is_err() {
             return self
-                .refer_as_named(principal, client_id, command, request)
+                .refer_as_named(principal, client_id, command, request, Matched::default())
                 .await;
         }
         // Sent before, and gone to a known person's record: a retry goes there.
         if let Some((record, loaded)) =
-            matching::referred_as(self, organisation_id, client_id, referral_id).await?
+            matching::referred_as_among(self, organisation_id, referral_id, &found.referred_as)
+                .await?
         {
             let result = match self
                 .refer_known(principal, (client_id, record), command, request, true)
@@ -184,13 +212,13 @@ impl CaseService {
                 told,
             });
         }
-        let known = matching::known_client(self, organisation_id, &number)
+        let known = matching::known_client(self, organisation_id, number, &found.holders)
             .await?
             .map(|(record, _)| record)
             .filter(|record| *record != client_id);
         let Some(record) = known else {
             return self
-                .refer_as_named(principal, client_id, command, request)
+                .refer_as_named(principal, client_id, command, request, claiming)
                 .await;
         };
         // Refused for what would refuse it for someone unknown (whom it names, the details
@@ -229,27 +257,31 @@ impl CaseService {
                 | CommandError::Conflict { .. }
                 | CommandError::Denied(_),
             )) if !told => {
-                self.refer_as_named(principal, client_id, command, request)
+                self.refer_as_named(principal, client_id, command, request, claiming)
                     .await
             }
             Err(Retry::Failed(e)) => Err(e),
         }
     }
 
-    /// The command on the record it names, as any command.
+    /// The command on the record it names, as any command (its append writing what `matched`
+    /// says).
     async fn refer_as_named(
         &self,
         principal: &Principal,
         client_id: ClientId,
         command: &CaseCommand,
         request: StaffCommand,
+        matched: Matched,
     ) -> Result<Referred, CommandError> {
         let referral_id = match command {
             CaseCommand::Intake { referral, .. } => referral.referral_id,
             _ => ReferralId(uuid::Uuid::nil()),
         };
         let result = self
-            .execute_as(principal, client_id, command, request)
+            .execute_as_under(principal, (client_id, matched), command, request, |check| {
+                policy::may_command(principal, check.case, command, check.replay)
+            })
             .await?;
         Ok(Referred {
             result,
@@ -300,13 +332,25 @@ impl CaseService {
         };
         let fresh = AtomicBool::new(false);
         let executed = self
-            .execute_as_under(principal, (record, tag), &on_record, request, |check| {
-                if retry_only && !check.replay {
-                    fresh.store(true, Ordering::Relaxed);
-                    return Err(Denied::NotFound);
-                }
-                policy::may_refer_matched_person(principal, check.case, check.replay)
-            })
+            .execute_as_under(
+                principal,
+                (
+                    record,
+                    Matched {
+                        referred_as: tag,
+                        claim: None,
+                    },
+                ),
+                &on_record,
+                request,
+                |check| {
+                    if retry_only && !check.replay {
+                        fresh.store(true, Ordering::Relaxed);
+                        return Err(Denied::NotFound);
+                    }
+                    policy::may_refer_matched_person(principal, check.case, check.replay)
+                },
+            )
             .await;
         match executed {
             Ok(result) => Ok(result),

@@ -8,12 +8,18 @@
 //! own statement (`lookups_after`) and the erasure's statement deletes. The tag of one
 //! organisation's client is another organisation's nothing: the organisation is in the hash,
 //! and every record found is checked again (its organisation, not erased, the number itself).
+//!
+//! Two referrals of one new number racing make one record without a lock: a record made for a
+//! number no record holds claims the number in its append ([`Found`], `lookup_claims`).
+//!
+//! What the claims do not cover: a correction that gives a record a number (no claim is made)
+//! racing a referral of that number can leave two records holding it, as before; neither is
+//! then matched until staff correct one.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use domain::{CaseEvent, ClientId, EventId, NhsNumber, ReferralId};
-use eventstore::{EventStore, StoreError};
+use eventstore::{Claim, EventStore, StoreError};
 use uuid::Uuid;
 
 use crate::cases::{CaseService, CommandError, LoadedCase};
@@ -153,8 +159,22 @@ pub(crate) async fn referred_as(
     else {
         return Ok(None);
     };
-    for stream_id in cases.store().streams_tagged(&tag).await? {
-        let loaded = match cases.load(ClientId(stream_id)).await {
+    let streams = cases.store().streams_tagged(&tag).await?;
+    referred_as_among(cases, organisation_id, referral_id, &streams).await
+}
+
+/// [`referred_as`] among `streams`, those found carrying the tag.
+///
+/// # Errors
+/// A store failure.
+pub(crate) async fn referred_as_among(
+    cases: &CaseService,
+    organisation_id: Uuid,
+    referral_id: ReferralId,
+    streams: &[Uuid],
+) -> Result<Option<(ClientId, LoadedCase)>, CommandError> {
+    for stream_id in streams {
+        let loaded = match cases.load(ClientId(*stream_id)).await {
             Ok(loaded) => loaded,
             Err(CommandError::Denied(_)) => continue,
             Err(e) => return Err(e),
@@ -162,94 +182,80 @@ pub(crate) async fn referred_as(
         if loaded.organisation_id == Some(organisation_id)
             && loaded.state.referrals.contains_key(&referral_id)
         {
-            return Ok(Some((ClientId(stream_id), loaded)));
+            return Ok(Some((ClientId(*stream_id), loaded)));
         }
     }
     Ok(None)
 }
 
-/// Runs `work` while holding the lock of one NHS number's tag (a transaction-scoped advisory
-/// lock, on a connection of its own): two referrals of one person new to the service, racing,
-/// are taken one after the other, so that the second finds the record the first made
-/// (`known_client`) and at most one record is made. The transaction writes nothing (it has no
-/// transaction id, so it holds no reader back); it ends when `work` does (the callers run this
-/// on a task of their own, so that a caller who stops waiting does not end it early).
+/// What one statement found of an NHS number in an organisation: the records carrying its tag
+/// (and, for a referral of someone new, the records tagged with the id its referrer chose), and
+/// the number's claim ([`number_claim`]) as it stood then.
 ///
-/// A referral finding the lock held does not wait on a connection (many referrals of one
-/// number would hold the pool while the one holding the lock needs a connection for its
-/// work): it gives the connection back, and its permit, and tries again a moment later, for
-/// `LOCK_PATIENCE`. No more than `holders` permits' worth of referrals (half the pool's
-/// connections, see `CaseService`) hold a connection for a lock at once: many referrals of
-/// different numbers could otherwise take every connection with their locks, and then wait
-/// on the one more their work needs.
-///
-/// # Errors
-/// A store failure taking the lock, or the lock (or a permit to hold one) not had within
-/// `LOCK_PATIENCE` ([`StoreError::Unavailable`]: answered 503, to be retried); `work` is not
-/// run then.
-pub(crate) async fn with_number_locked<T>(
-    store: &EventStore,
-    holders: &tokio::sync::Semaphore,
-    tag: &[u8; 32],
-    work: impl std::future::Future<Output = T>,
-) -> Result<T, StoreError> {
-    let key = i32::from_be_bytes([tag[0], tag[1], tag[2], tag[3]]);
-    let too_long = || {
-        tracing::warn!("an NHS number's lock was held too long: the referral is not taken");
-        StoreError::Unavailable(db::deadpool_postgres::PoolError::Timeout(
-            db::deadpool_postgres::TimeoutType::Wait,
-        ))
-    };
-    let started = tokio::time::Instant::now();
-    let mut pause = Duration::from_millis(5);
-    loop {
-        let patience = LOCK_PATIENCE.saturating_sub(started.elapsed());
-        let permit = match tokio::time::timeout(patience, holders.acquire()).await {
-            Ok(Ok(permit)) => permit,
-            // Never closed; timed out.
-            Ok(Err(_)) | Err(_) => return Err(too_long()),
-        };
-        let mut client = store.pool().get().await?;
-        let transaction = client.transaction().await?;
-        let statement = transaction
-            .prepare_cached("SELECT pg_try_advisory_xact_lock($1, $2)")
-            .await?;
-        let locked: bool = transaction
-            .query_one(&statement, &[&NUMBER_LOCK_CLASS, &key])
-            .await?
-            .get(0);
-        if locked {
-            let done = work.await;
-            // What `work` did is committed (or not) on its own connections: a failure to end
-            // this transaction changes nothing of it, and ends the session (and the lock).
-            if let Err(e) = transaction.commit().await {
-                tracing::warn!(error = %e, "an NHS number's lock was not released cleanly");
-            }
-            return Ok(done);
-        }
-        transaction.rollback().await?;
-        drop(client);
-        drop(permit);
-        if started.elapsed() >= LOCK_PATIENCE {
-            return Err(too_long());
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(100));
+/// Nothing is locked: a referral that found no record holding the number (or none it may
+/// match) and makes one claims the number's next generation in its append ([`Found::claim`]).
+/// Two referrals of one number racing both read the same generation, and the second's append
+/// fails with [`StoreError::ClaimTaken`], nothing of it written: its caller looks again
+/// ([`CLAIM_ATTEMPTS`]) and finds the first's record. Staff's racing referrals so make at most
+/// one record, as a lock taken for each number would, at the price of one more look-up for the
+/// loser of a race.
+#[derive(Clone, Debug)]
+pub(crate) struct Found {
+    /// The records carrying the number's tag.
+    pub(crate) holders: Vec<Uuid>,
+    /// The records carrying the referred-as tag asked about (none if none was asked about).
+    pub(crate) referred_as: Vec<Uuid>,
+    claim: Claim,
+}
+
+impl Found {
+    /// The claim a new record for the number makes: the generation found, plus one.
+    pub(crate) fn claim(&self) -> Claim {
+        self.claim
     }
 }
 
-/// What a task that ran a referral under its number's lock, and ended without an answer
-/// (the runtime shutting down), is answered as: unavailable, to be retried.
-pub(crate) fn cancelled() -> StoreError {
-    StoreError::Unavailable(db::deadpool_postgres::PoolError::Closed)
+/// Looks `number_tag` (and `referred_as`, a tag of the id a referrer chose) up, with the
+/// number's claim, in one statement (see [`Found`]).
+///
+/// # Errors
+/// A store failure.
+pub(crate) async fn find(
+    store: &EventStore,
+    number_tag: &[u8; 32],
+    referred_as: Option<[u8; 32]>,
+) -> Result<Found, StoreError> {
+    let id = number_claim(number_tag);
+    let mut tags = vec![*number_tag];
+    tags.extend(referred_as);
+    let mut found = store.tagged_and_claimed(&tags, id).await?;
+    let referred = if referred_as.is_some() {
+        found.streams.pop().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Ok(Found {
+        holders: found.streams.pop().unwrap_or_default(),
+        referred_as: referred,
+        claim: Claim {
+            id,
+            generation: found.generation + 1,
+        },
+    })
 }
 
-/// How long a referral waits for another of the same NHS number to be taken.
-const LOCK_PATIENCE: Duration = Duration::from_secs(10);
+/// The id of an NHS number's claim: made from its lookup tag (a keyed hash of the organisation
+/// and the number), so that the claims table holds nothing the lookups do not.
+pub(crate) fn number_claim(tag: &[u8; 32]) -> Uuid {
+    let mut id = [0; 16];
+    id.copy_from_slice(&tag[..16]);
+    Uuid::from_bytes(id)
+}
 
-/// The first key of the advisory locks taken on NHS numbers' tags (two-key locks: none is the
-/// migrations' one-key lock).
-const NUMBER_LOCK_CLASS: i32 = 0x4e48_5331;
+/// How many times a referral looks its NHS number up and decides again after another took
+/// the number's claim first ([`StoreError::ClaimTaken`]); past it, the last refusal is the
+/// answer (503: to be retried).
+pub(crate) const CLAIM_ATTEMPTS: usize = 3;
 
 /// The lookup tag of `number` in `organisation_id` (`None` when the store seals nothing).
 ///
@@ -273,8 +279,9 @@ pub fn nhs_number_of(loaded: &LoadedCase) -> Option<&NhsNumber> {
     })
 }
 
-/// The one client of `organisation_id` whose record holds `number` now, not erased, loaded;
-/// `None` when there is none, or more than one (a match is not guessed).
+/// The one client of `organisation_id` among `streams` (those found carrying the number's tag,
+/// [`Found::holders`]) whose record holds `number` now, not erased, loaded; `None` when there
+/// is none, or more than one (a match is not guessed).
 ///
 /// # Errors
 /// A store failure.
@@ -282,12 +289,10 @@ pub(crate) async fn known_client(
     cases: &CaseService,
     organisation_id: Uuid,
     number: &NhsNumber,
+    streams: &[Uuid],
 ) -> Result<Option<(ClientId, LoadedCase)>, CommandError> {
-    let Some(tag) = nhs_number_tag(cases.store(), organisation_id, number).await? else {
-        return Ok(None);
-    };
     let mut found = Vec::new();
-    for stream_id in cases.store().streams_tagged(&tag).await? {
+    for &stream_id in streams {
         let loaded = match cases.load(ClientId(stream_id)).await {
             Ok(loaded) => loaded,
             // Not a client's record: nothing of ours.

@@ -387,6 +387,7 @@ impl TaskService {
                 idempotency_key: request.idempotency_key,
                 fingerprint: request.fingerprint,
                 lookups: None,
+                claim: None,
             })
             .await?;
         Ok(TaskAccepted { result, events })

@@ -213,6 +213,7 @@ pub(crate) async fn append_journeys(
                         idempotency_key: None,
                         fingerprint: None,
                         lookups: None,
+                        claim: None,
                     })
                     .await?;
                 n += workers;

@@ -72,8 +72,8 @@ SELECT event_id, stream_version, position FROM inserted"
 /// An append that leaves the stream's lookup tags as they are.
 const INSERT_SQL: &str = insert_sql!("");
 
-/// An append that replaces the stream's lookup tags ($22, $23), or an erasure, which deletes
-/// them. A tag kept is not deleted and inserted again (one row, one change a statement).
+/// An append that replaces the stream's lookup tags ($22, $23) or makes a claim ($24, $25), or
+/// an erasure, which deletes the stream's tags and claims. A tag kept is not deleted and inserted again (one row, one change a statement).
 const INSERT_WITH_LOOKUPS_SQL: &str = insert_sql!(
     ", drop_lookups AS (
     DELETE FROM stream_lookups
@@ -82,6 +82,12 @@ const INSERT_WITH_LOOKUPS_SQL: &str = insert_sql!(
     INSERT INTO stream_lookups (tag, stream_id)
     SELECT tag, $1 FROM unnest($23::bytea[]) AS tag WHERE $22::boolean AND NOT $19::boolean
     ON CONFLICT DO NOTHING
+), claim AS (
+    -- A claim made by another append first violates the key: nothing here is written.
+    INSERT INTO lookup_claims (claim_id, generation, stream_id)
+    SELECT $24, $25, $1 WHERE $24::uuid IS NOT NULL AND NOT $19::boolean
+), drop_claims AS (
+    DELETE FROM lookup_claims WHERE stream_id = $1 AND $19::boolean
 )"
 );
 
@@ -378,6 +384,7 @@ impl EventStore {
                 .lookups
                 .as_ref()
                 .map(|tags| tags.iter().map(|tag| tag.to_vec()).collect()),
+            claim: request.claim,
         };
         for (i, event) in request.events.iter().enumerate() {
             let mut payload = event.payload.clone();
@@ -455,6 +462,8 @@ pub(crate) struct Insert {
     pub(crate) master_key_id: Option<String>,
     /// The stream's lookup tags, replacing its others; `None` leaves them as they are.
     pub(crate) lookups: Option<Vec<Vec<u8>>>,
+    /// The claim the append makes.
+    pub(crate) claim: Option<crate::Claim>,
 }
 
 impl Insert {
@@ -500,8 +509,8 @@ pub(crate) async fn insert_one(
     client: &deadpool_postgres::Client,
     insert: &Insert,
 ) -> Result<Inserted, StoreError> {
-    // Only an append that carries tags, or an erasure, touches them.
-    let with_lookups = insert.lookups.is_some() || insert.shred;
+    // Only an append that carries tags or a claim, or an erasure, touches them.
+    let with_lookups = insert.lookups.is_some() || insert.claim.is_some() || insert.shred;
     let statement = client
         .prepare_cached(if with_lookups {
             INSERT_WITH_LOOKUPS_SQL
@@ -511,8 +520,12 @@ pub(crate) async fn insert_one(
         .await?;
     let replace_lookups = insert.lookups.is_some();
     let lookups: Vec<&[u8]> = insert.lookups.iter().flatten().map(Vec::as_slice).collect();
+    let (claim_id, generation) = (
+        insert.claim.map(|claim| claim.id),
+        insert.claim.map(|claim| claim.generation),
+    );
     let metadata = &insert.metadata;
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 23] = [
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 25] = [
         &insert.stream_id,
         &insert.stream_type,
         &metadata.actor_id,
@@ -536,9 +549,11 @@ pub(crate) async fn insert_one(
         &insert.master_key_id,
         &replace_lookups,
         &lookups,
+        &claim_id,
+        &generation,
     ];
     let inserted = client
-        .query(&statement, &params[..if with_lookups { 23 } else { 21 }])
+        .query(&statement, &params[..if with_lookups { 25 } else { 21 }])
         .await;
     match inserted {
         Ok(rows) => Ok(Inserted::Rows(
@@ -551,6 +566,11 @@ pub(crate) async fn insert_one(
                 .collect(),
         )),
         Err(e) => {
+            if let (Some("lookup_claims_pkey"), Some(claim)) =
+                (e.as_db_error().and_then(|db| db.constraint()), insert.claim)
+            {
+                return Err(StoreError::ClaimTaken(claim.id));
+            }
             if matches!(
                 e.as_db_error().and_then(|db| db.constraint()),
                 Some("idempotency_keys_pkey" | "subject_keys_pkey")

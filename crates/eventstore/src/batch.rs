@@ -35,8 +35,8 @@ pub(crate) const MOST: usize = 64;
 /// The most statements in flight at once (each on a pooled connection).
 pub(crate) const WRITERS: usize = 4;
 
-/// Every event of the batch, then each keyed stream's idempotency row, each new data key and
-/// each lookup tag: one statement (autocommit, so one transaction). The stored idempotency
+/// Every event of the batch, then each keyed stream's idempotency row, each new data key, each
+/// lookup tag and each claim: one statement (autocommit, so one transaction). The stored idempotency
 /// result is the same JSON the one-append statement stores.
 const INSERT_MANY_SQL: &str = "\
 WITH inserted AS (
@@ -65,6 +65,9 @@ WITH inserted AS (
     INSERT INTO stream_lookups (tag, stream_id)
     SELECT * FROM unnest($24::bytea[], $25::uuid[])
     ON CONFLICT DO NOTHING
+), claims AS (
+    INSERT INTO lookup_claims (claim_id, generation, stream_id)
+    SELECT * FROM unnest($26::uuid[], $27::bigint[], $28::uuid[])
 )
 SELECT event_id, stream_id, stream_version, position FROM inserted";
 
@@ -231,7 +234,9 @@ impl EventStore {
     }
 }
 
-/// The append of `jobs` a unique violation names (by its stream's id or an event's id).
+/// The append of `jobs` a unique violation names (by its stream's id, an event's id or its
+/// claim's id: of two appends of a batch making one claim, the first is written alone, and the
+/// second then fails the batch again, to be written alone and refused).
 fn culprit(e: &StoreError, jobs: &[Job]) -> Option<usize> {
     let StoreError::Unexpected(e) = e else {
         return None;
@@ -243,8 +248,11 @@ fn culprit(e: &StoreError, jobs: &[Job]) -> Option<usize> {
     let detail = db.detail()?;
     let start = detail.find("=(")? + 2;
     let id = Uuid::parse_str(detail.get(start..start + 36)?).ok()?;
-    jobs.iter()
-        .position(|job| job.insert.stream_id == id || job.insert.ids.contains(&id))
+    jobs.iter().position(|job| {
+        job.insert.stream_id == id
+            || job.insert.ids.contains(&id)
+            || job.insert.claim.is_some_and(|claim| claim.id == id)
+    })
 }
 
 async fn read_clock(
@@ -263,6 +271,7 @@ async fn insert_many(
     let mut keys = KeyColumns::default();
     let mut data_keys = DataKeyColumns::default();
     let (mut tags, mut tagged): (Vec<&[u8]>, Vec<Uuid>) = (Vec::new(), Vec::new());
+    let mut claims: (Vec<Uuid>, Vec<i64>, Vec<Uuid>) = (Vec::new(), Vec::new(), Vec::new());
     for job in jobs {
         let insert = &job.insert;
         // Only a new stream's first append comes here: no erasure, no tags to drop.
@@ -301,9 +310,14 @@ async fn insert_many(
             tags.push(tag.as_slice());
             tagged.push(insert.stream_id);
         }
+        if let Some(claim) = insert.claim {
+            claims.0.push(claim.id);
+            claims.1.push(claim.generation);
+            claims.2.push(insert.stream_id);
+        }
     }
     let statement = client.prepare_cached(INSERT_MANY_SQL).await?;
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 25] = [
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 28] = [
         &e.event_id,
         &e.stream_id,
         &e.stream_type,
@@ -329,6 +343,9 @@ async fn insert_many(
         &data_keys.master_key_id,
         &tags,
         &tagged,
+        &claims.0,
+        &claims.1,
+        &claims.2,
     ];
     let rows = client.query(&statement, &params).await?;
     let mut written: HashMap<Uuid, Vec<AppendedEvent>> = HashMap::with_capacity(jobs.len());

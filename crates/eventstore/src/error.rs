@@ -50,6 +50,10 @@ pub enum StoreError {
     /// A checkpoint of the log does not verify under the anchor key (see `anchor`).
     #[error("{0}")]
     Checkpoint(String),
+    /// Another append made the claim this one made ([`crate::Claim`]) first: nothing was
+    /// written; what was decided on what the claim stands for is to be decided again.
+    #[error("claim {0} was made by another append first")]
+    ClaimTaken(Uuid),
     /// The database could not be reached.
     #[error("the database is unavailable: {0}")]
     Unavailable(#[from] deadpool_postgres::PoolError),

@@ -34,8 +34,8 @@ use std::sync::Arc;
 pub use bulk::{BulkAppended, NewStream};
 pub use error::StoreError;
 pub use model::{
-    AppendRequest, AppendResult, AppendedEvent, ExpectedVersion, GlobalPosition, Metadata,
-    NewEvent, RecordedEvent,
+    AppendRequest, AppendResult, AppendedEvent, Claim, ExpectedVersion, GlobalPosition, Metadata,
+    NewEvent, RecordedEvent, Tagged,
 };
 pub use protect::{Master, MasterKey, Protection, SEALED, rotate_master_key};
 pub use read::StreamHead;

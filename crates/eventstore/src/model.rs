@@ -82,6 +82,31 @@ pub struct AppendRequest {
     /// written in the append's statement: `Some` replaces the tags the stream carries, `None`
     /// leaves them. An erasure ([`crate::EventStore::append_and_shred`]) deletes them all.
     pub lookups: Option<Vec<[u8; 32]>>,
+    /// A claim the append makes in its statement ([`Claim`]): if another append made the same
+    /// claim first, nothing is written and the append fails with
+    /// [`crate::StoreError::ClaimTaken`].
+    pub claim: Option<Claim>,
+}
+
+/// The next generation of a looked-up value's claim, made by an append that acts on what it
+/// found (or did not find) by the value: two appends that read the same generation
+/// ([`crate::EventStore::tagged_and_claimed`]) cannot both make the next one. The store
+/// knows nothing of what the claim is of (its id is the caller's, made from a lookup tag).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// What is claimed.
+    pub id: Uuid,
+    /// The generation claimed: one more than the generation read.
+    pub generation: i64,
+}
+
+/// What [`crate::EventStore::tagged_and_claimed`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tagged {
+    /// For each tag asked about, the streams carrying it, in id order.
+    pub streams: Vec<Vec<Uuid>>,
+    /// The claim's latest generation (0: never claimed).
+    pub generation: i64,
 }
 
 /// Where one appended event landed.

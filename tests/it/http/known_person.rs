@@ -574,9 +574,54 @@ async fn referrals_of_one_new_nhs_number_racing_make_one_record() {
     }
 }
 
-/// More referrals of different NHS numbers at once than the pool has connections: each holds
-/// its number's lock while its work needs connections of its own, and all are taken (none
-/// waits for ever on a pool its fellows hold, none is turned away).
+/// A practice's FHIR referrals and staff's referrals over the API of one new NHS number, all at
+/// once: one record is made (each path claims the number when it finds no record holding it,
+/// `app::matching::Found`), and every other referral is refused as the known person's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fhir_and_api_referrals_of_one_new_number_racing_make_one_record() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let nhs = "9990000107";
+    let api: Vec<(Uuid, Value)> = (0..4)
+        .map(|_| (Uuid::new_v4(), referral_of(Uuid::new_v4(), nhs, "Maggie")))
+        .collect();
+    let fhir: Vec<Value> = (0..4)
+        .map(|i| super::fhir::service_request_for(&format!("R-race-{i}"), nhs))
+        .collect();
+    let (api_replies, fhir_replies) = tokio::join!(
+        futures_util::future::join_all(api.iter().map(|(client, body)| refer(
+            &server,
+            &people.lead,
+            *client,
+            body,
+            None
+        )),),
+        futures_util::future::join_all(fhir.iter().map(|body| server.post(
+            &people.practice,
+            "/fhir/ServiceRequest",
+            body.clone()
+        )),)
+    );
+    let made = api_replies
+        .iter()
+        .chain(&fhir_replies)
+        .filter(|reply| reply.status == 201)
+        .count();
+    assert_eq!(made, 1, "{api_replies:#?} {fhir_replies:#?}");
+    for reply in api_replies.iter().chain(&fhir_replies) {
+        assert!(
+            [201, 422].contains(&reply.status),
+            "{} {:#}",
+            reply.status,
+            reply.body
+        );
+    }
+    assert_eq!(records_holding(&server, &people.lead, nhs).await.len(), 1);
+}
+
+/// More referrals of different NHS numbers at once than the pool has connections: all are
+/// taken (none waits for ever on a pool its fellows hold, none is turned away). It was a
+/// deadlock when each held a lock on its number while its work needed connections of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn more_numbers_at_once_than_connections_are_all_taken() {
     let server = TestServer::start().await;
@@ -597,7 +642,7 @@ async fn more_numbers_at_once_than_connections_are_all_taken() {
     // Held connections waiting on each other never finish (it was so): fail, not hang.
     let replies = tokio::time::timeout(std::time::Duration::from_secs(90), all)
         .await
-        .expect("the referrals were all answered: no lock's holder waited for ever");
+        .expect("the referrals were all answered: none waited for ever");
     for reply in &replies {
         assert_eq!(reply.status, 201, "{:#}", reply.body);
     }

@@ -242,7 +242,8 @@ impl ResponseError for ApiError {
 /// How long a caller is asked to wait while the database cannot be reached.
 const UNAVAILABLE_RETRY_SECONDS: u64 = 5;
 
-/// A store failure: 503 when the database cannot be reached, else 500.
+/// A store failure: 503 when the database cannot be reached (or a referral kept losing its
+/// person's NHS number to racing ones), else 500.
 fn store_failure(error: StoreError) -> ApiError {
     match &error {
         StoreError::Unavailable(pool) if app::pool_unreachable(pool) => {
@@ -251,6 +252,13 @@ fn store_failure(error: StoreError) -> ApiError {
         StoreError::Unexpected(e) if app::database_unreachable(e) => {
             ApiError::DatabaseUnreachable(error.to_string())
         }
+        // Referrals of one person racing, again and again (`app::matching::CLAIM_ATTEMPTS`):
+        // nothing was written, and a retry is taken.
+        StoreError::ClaimTaken(_) => ApiError::Unavailable(
+            "other referrals of the same person were being taken at the same moment: nothing \
+             was recorded, try again"
+                .to_owned(),
+        ),
         _ => ApiError::Internal(error.to_string()),
     }
 }
