@@ -226,17 +226,12 @@ pub(crate) async fn find(
     referred_as: Option<[u8; 32]>,
 ) -> Result<Found, StoreError> {
     let id = number_claim(number_tag);
-    let mut tags = vec![*number_tag];
-    tags.extend(referred_as);
-    let mut found = store.tagged_and_claimed(&tags, id).await?;
-    let referred = if referred_as.is_some() {
-        found.streams.pop().unwrap_or_default()
-    } else {
-        Vec::new()
-    };
+    let found = store
+        .tagged_and_claimed(number_tag, referred_as.as_ref(), id)
+        .await?;
     Ok(Found {
-        holders: found.streams.pop().unwrap_or_default(),
-        referred_as: referred,
+        holders: found.streams,
+        referred_as: found.also,
         claim: Claim {
             id,
             generation: found.generation + 1,

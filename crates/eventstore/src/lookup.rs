@@ -65,47 +65,40 @@ impl EventStore {
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
-    /// The streams carrying each of `tags` now, and the latest generation of `claim`, read
-    /// together (one statement, one snapshot): an append that makes the claim's next
-    /// generation ([`crate::Claim`]) is written only if no other append claimed it since, and
-    /// so only if what was found here still stands for the value claimed.
+    /// The streams carrying `tag` now (and those carrying `also`, if asked), in id order, and
+    /// the latest generation of `claim`, read together (one statement, one snapshot): an append
+    /// that makes the claim's next generation ([`crate::Claim`]) is written only if no other
+    /// append claimed it since, and so only if what was found here still stands for the value
+    /// claimed.
     ///
     /// # Errors
     /// A database failure.
     pub async fn tagged_and_claimed(
         &self,
-        tags: &[[u8; 32]],
+        tag: &[u8; 32],
+        also: Option<&[u8; 32]>,
         claim: Uuid,
     ) -> Result<Tagged, StoreError> {
         let client = self.pool.get().await?;
+        // Each tag its own index look-up (a join of the tags with the table is planned, before
+        // the tags are known, as a scan of the whole table).
         let statement = client
             .prepare_cached(
-                "SELECT c.generation, t.i, l.stream_id \
-                 FROM (SELECT coalesce(max(generation), 0) AS generation FROM lookup_claims \
-                       WHERE claim_id = $2) AS c \
-                 LEFT JOIN (unnest($1::bytea[]) WITH ORDINALITY AS t(tag, i) \
-                   LEFT JOIN stream_lookups AS l ON l.tag = t.tag) ON true \
-                 ORDER BY t.i, l.stream_id",
+                "SELECT (SELECT coalesce(max(generation), 0) FROM lookup_claims \
+                         WHERE claim_id = $2), \
+                 ARRAY(SELECT stream_id FROM stream_lookups WHERE tag = $1 ORDER BY stream_id), \
+                 ARRAY(SELECT stream_id FROM stream_lookups WHERE tag = $3 ORDER BY stream_id)",
             )
             .await?;
-        let tags: Vec<&[u8]> = tags.iter().map(<[u8; 32]>::as_slice).collect();
-        let rows = client.query(&statement, &[&tags, &claim]).await?;
-        let mut found = Tagged {
-            streams: vec![Vec::new(); tags.len()],
-            generation: 0,
-        };
-        for row in rows {
-            found.generation = row.get(0);
-            let i: Option<i64> = row.get(1);
-            if let (Some(streams), Some(stream)) = (
-                i.and_then(|i| usize::try_from(i - 1).ok())
-                    .and_then(|i| found.streams.get_mut(i)),
-                row.get::<_, Option<Uuid>>(2),
-            ) {
-                streams.push(stream);
-            }
-        }
-        Ok(found)
+        let also = also.map(<[u8; 32]>::as_slice);
+        let row = client
+            .query_one(&statement, &[&tag.as_slice(), &claim, &also])
+            .await?;
+        Ok(Tagged {
+            generation: row.get(0),
+            streams: row.get(1),
+            also: row.get(2),
+        })
     }
 }
 

@@ -103,8 +103,10 @@ pub struct Claim {
 /// What [`crate::EventStore::tagged_and_claimed`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tagged {
-    /// For each tag asked about, the streams carrying it, in id order.
-    pub streams: Vec<Vec<Uuid>>,
+    /// The streams carrying the tag asked about, in id order.
+    pub streams: Vec<Uuid>,
+    /// The streams carrying the second tag asked about (none if none was), in id order.
+    pub also: Vec<Uuid>,
     /// The claim's latest generation (0: never claimed).
     pub generation: i64,
 }
