@@ -377,12 +377,28 @@ async fn of_appends_racing_for_one_claim_one_is_written_and_the_others_leave_not
     assert_eq!(found.streams, Vec::<Uuid>::new());
     assert_eq!(found.generation, 0);
 
+    // Beside twelve new streams that claim nothing, so that a batch holding one claimant and
+    // others fails for the claim, and the others are written without it.
     let streams: Vec<Uuid> = (0..12).map(|_| Uuid::new_v4()).collect();
-    let answers = futures_util::future::join_all(streams.iter().map(|stream| {
+    let bystanders: Vec<Uuid> = (0..12).map(|_| Uuid::new_v4()).collect();
+    let claimants = streams.iter().map(|stream| {
         let head = store.head_of_new_stream(*stream, None);
         store.append_after(claimed(*stream, 1), head)
-    }))
-    .await;
+    });
+    let others = bystanders.iter().map(|stream| {
+        let head = store.head_of_new_stream(*stream, None);
+        store.append_after(
+            request(*stream, ExpectedVersion::NoStream, vec![registration()]),
+            head,
+        )
+    });
+    let (answers, others) = tokio::join!(
+        futures_util::future::join_all(claimants),
+        futures_util::future::join_all(others)
+    );
+    for other in others {
+        other.expect("an append claiming nothing is written");
+    }
     let written: Vec<Uuid> = answers
         .iter()
         .filter_map(|answer| answer.as_ref().ok().map(|appended| appended.stream_id))
@@ -433,7 +449,10 @@ async fn of_appends_racing_for_one_claim_one_is_written_and_the_others_leave_not
     holders.sort();
     assert_eq!(found.streams, holders);
 
-    // Erased: the stream's claims go with its tags.
+    // Erased: the stream's claims go with its tags (so that an erased person is not found even
+    // as "was once referred"), and the claim's generation goes back with them: a referral that
+    // read it before the erasure and one after it could then both make a record, a race
+    // docs/personal-data.md names.
     for (stream, version, left) in [(other, 2, 1), (written[0], 1, 0)] {
         let mut erase = request(stream, ExpectedVersion::Exact(version), vec![contact(9)]);
         erase.lookups = None;

@@ -289,20 +289,18 @@ impl FhirReferrals {
                     let found = crate::matching::find(self.cases.store(), tag, None)
                         .await
                         .map_err(CommandError::from)?;
-                    let known = crate::matching::known_client(
+                    let holding = crate::matching::holding(
                         &self.cases,
                         principal.organisation_id,
                         number,
                         &found.holders,
                     )
                     .await?;
-                    match known {
+                    // Claimed when no record holds the number (see `intake`).
+                    let claim = holding.is_empty().then(|| found.claim());
+                    match crate::matching::the_one(holding) {
                         Some((client, _)) => (client, None),
-                        // Claimed when no record holds the number (see `intake`).
-                        None => (
-                            ClientId(id),
-                            found.holders.is_empty().then(|| found.claim()),
-                        ),
+                        None => (ClientId(id), claim),
                     }
                 }
                 _ => (ClientId(id), None),
@@ -341,27 +339,22 @@ impl FhirReferrals {
             referred_as: None,
             claim,
         };
-        let executed = if known {
-            self.cases
-                .execute_as_under(
-                    principal,
-                    (client_id, matched),
-                    &command,
-                    request,
-                    |check| policy::may_refer_known_person(principal, check.case, check.replay),
-                )
-                .await
-        } else {
-            self.cases
-                .execute_as_under(
-                    principal,
-                    (client_id, matched),
-                    &command,
-                    request,
-                    |check| policy::may_command(principal, check.case, &command, check.replay),
-                )
-                .await
-        };
+        let executed = self
+            .cases
+            .execute_as_under(
+                principal,
+                (client_id, matched),
+                &command,
+                request,
+                |check| {
+                    if known {
+                        policy::may_refer_known_person(principal, check.case, check.replay)
+                    } else {
+                        policy::may_command(principal, check.case, &command, check.replay)
+                    }
+                },
+            )
+            .await;
         Ok((client_id, known, executed))
     }
 

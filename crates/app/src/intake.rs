@@ -165,7 +165,7 @@ impl CaseService {
         // nothing: a racing referral finds that record too.
         let claiming = Matched {
             referred_as: None,
-            claim: found.holders.is_empty().then(|| found.claim()),
+            claim: Some(found.claim()),
         };
         // No record holds the number and none took this referral: someone new (the usual case,
         // one look-up more than a referral without a number).
@@ -212,8 +212,15 @@ impl CaseService {
                 told,
             });
         }
-        let known = matching::known_client(self, organisation_id, number, &found.holders)
-            .await?
+        let holding = matching::holding(self, organisation_id, number, &found.holders).await?;
+        // Those found no longer holding the number (erased, or corrected away since): none
+        // holds it, and the record made claims it.
+        let claiming = if holding.is_empty() {
+            claiming
+        } else {
+            Matched::default()
+        };
+        let known = matching::the_one(holding)
             .map(|(record, _)| record)
             .filter(|record| *record != client_id);
         let Some(record) = known else {

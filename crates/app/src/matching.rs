@@ -12,9 +12,11 @@
 //! Two referrals of one new number racing make one record without a lock: a record made for a
 //! number no record holds claims the number in its append ([`Found`], `lookup_claims`).
 //!
-//! What the claims do not cover: a correction that gives a record a number (no claim is made)
-//! racing a referral of that number can leave two records holding it, as before; neither is
-//! then matched until staff correct one.
+//! What the claims do not cover (docs/personal-data.md): a correction that gives a record a
+//! number (no claim is made) racing a referral of that number, and an erasure of the number's
+//! last claimant (its claims are deleted with it, so the generation goes back) between another
+//! referral's look-up and its append: either can leave two records holding the number, which
+//! are then matched by neither until staff correct one.
 
 use std::collections::BTreeMap;
 
@@ -192,8 +194,9 @@ pub(crate) async fn referred_as_among(
 /// (and, for a referral of someone new, the records tagged with the id its referrer chose), and
 /// the number's claim ([`number_claim`]) as it stood then.
 ///
-/// Nothing is locked: a referral that found no record holding the number (or none it may
-/// match) and makes one claims the number's next generation in its append ([`Found::claim`]).
+/// Nothing is locked: a referral that found no record holding the number (none carrying its
+/// tag, or none that still holds it once loaded, [`holding`]) and makes one claims the number's
+/// next generation in its append ([`Found::claim`]).
 /// Two referrals of one number racing both read the same generation, and the second's append
 /// fails with [`StoreError::ClaimTaken`], nothing of it written: its caller looks again
 /// ([`CLAIM_ATTEMPTS`]) and finds the first's record. Staff's racing referrals so make at most
@@ -274,18 +277,20 @@ pub fn nhs_number_of(loaded: &LoadedCase) -> Option<&NhsNumber> {
     })
 }
 
-/// The one client of `organisation_id` among `streams` (those found carrying the number's tag,
-/// [`Found::holders`]) whose record holds `number` now, not erased, loaded; `None` when there
-/// is none, or more than one (a match is not guessed).
+/// The clients of `organisation_id` among `streams` (those found carrying the number's tag,
+/// [`Found::holders`]) whose records hold `number` now, not erased, loaded. A stream found may
+/// have stopped holding the number since it was found (erased, or the number corrected away):
+/// a referral that finds none here makes a record claiming the number, as one that found no
+/// stream at all does.
 ///
 /// # Errors
 /// A store failure.
-pub(crate) async fn known_client(
+pub(crate) async fn holding(
     cases: &CaseService,
     organisation_id: Uuid,
     number: &NhsNumber,
     streams: &[Uuid],
-) -> Result<Option<(ClientId, LoadedCase)>, CommandError> {
+) -> Result<Vec<(ClientId, LoadedCase)>, CommandError> {
     let mut found = Vec::new();
     for &stream_id in streams {
         let loaded = match cases.load(ClientId(stream_id)).await {
@@ -302,17 +307,20 @@ pub(crate) async fn known_client(
             found.push((ClientId(stream_id), loaded));
         }
     }
-    if found.len() == 1 {
-        Ok(found.pop())
-    } else {
-        if found.len() > 1 {
-            tracing::warn!(
-                records = found.len(),
-                "an NHS number is held by more than one record of the organisation: not matched"
-            );
-        }
-        Ok(None)
+    Ok(found)
+}
+
+/// The one client of those [`holding`] the number: `None` when there is none, or more than one
+/// (a match is not guessed).
+pub(crate) fn the_one(mut holding: Vec<(ClientId, LoadedCase)>) -> Option<(ClientId, LoadedCase)> {
+    if holding.len() > 1 {
+        tracing::warn!(
+            records = holding.len(),
+            "an NHS number is held by more than one record of the organisation: not matched"
+        );
+        return None;
     }
+    holding.pop()
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ LEFT JOIN idempotency_keys AS ik ON ik.stream_id = $1 AND ik.idempotency_key = $
 /// The batch and (with `$17` set) its idempotency key row, in one autocommit statement; with
 /// `$lookups`, more of it.
 macro_rules! insert_sql {
-    ($lookups:literal) => {
+    ($lookups:expr) => {
         concat!(
             "\
 WITH inserted AS (
@@ -72,24 +72,37 @@ SELECT event_id, stream_version, position FROM inserted"
 /// An append that leaves the stream's lookup tags as they are.
 const INSERT_SQL: &str = insert_sql!("");
 
-/// An append that replaces the stream's lookup tags ($22, $23) or makes a claim ($24, $25), or
-/// an erasure, which deletes the stream's tags and claims. A tag kept is not deleted and inserted again (one row, one change a statement).
-const INSERT_WITH_LOOKUPS_SQL: &str = insert_sql!(
-    ", drop_lookups AS (
+/// The CTEs that replace the stream's lookup tags ($22, $23), or (an erasure) delete them.
+macro_rules! lookups_sql {
+    () => {
+        ", drop_lookups AS (
     DELETE FROM stream_lookups
     WHERE stream_id = $1 AND ($19::boolean OR ($22::boolean AND NOT (tag = ANY($23::bytea[]))))
 ), add_lookups AS (
     INSERT INTO stream_lookups (tag, stream_id)
     SELECT tag, $1 FROM unnest($23::bytea[]) AS tag WHERE $22::boolean AND NOT $19::boolean
     ON CONFLICT DO NOTHING
-), claim AS (
+)"
+    };
+}
+
+/// An append that replaces the stream's lookup tags ($22, $23). A tag kept is not deleted and
+/// inserted again (one row, one change a statement).
+const INSERT_WITH_LOOKUPS_SQL: &str = insert_sql!(lookups_sql!());
+
+/// An append that also makes a claim ($24, $25), or an erasure, which deletes the stream's tags
+/// and claims. (Only these statements name `lookup_claims`, V42: an append without a claim
+/// runs on a schema from before it.)
+const INSERT_WITH_CLAIM_SQL: &str = insert_sql!(concat!(
+    lookups_sql!(),
+    ", claim AS (
     -- A claim made by another append first violates the key: nothing here is written.
     INSERT INTO lookup_claims (claim_id, generation, stream_id)
     SELECT $24, $25, $1 WHERE $24::uuid IS NOT NULL AND NOT $19::boolean
 ), drop_claims AS (
     DELETE FROM lookup_claims WHERE stream_id = $1 AND $19::boolean
 )"
-);
+));
 
 enum Attempt {
     Done(AppendResult),
@@ -510,14 +523,14 @@ pub(crate) async fn insert_one(
     insert: &Insert,
 ) -> Result<Inserted, StoreError> {
     // Only an append that carries tags or a claim, or an erasure, touches them.
-    let with_lookups = insert.lookups.is_some() || insert.claim.is_some() || insert.shred;
-    let statement = client
-        .prepare_cached(if with_lookups {
-            INSERT_WITH_LOOKUPS_SQL
-        } else {
-            INSERT_SQL
-        })
-        .await?;
+    let (sql, parameters) = if insert.claim.is_some() || insert.shred {
+        (INSERT_WITH_CLAIM_SQL, 25)
+    } else if insert.lookups.is_some() {
+        (INSERT_WITH_LOOKUPS_SQL, 23)
+    } else {
+        (INSERT_SQL, 21)
+    };
+    let statement = client.prepare_cached(sql).await?;
     let replace_lookups = insert.lookups.is_some();
     let lookups: Vec<&[u8]> = insert.lookups.iter().flatten().map(Vec::as_slice).collect();
     let (claim_id, generation) = (
@@ -552,9 +565,7 @@ pub(crate) async fn insert_one(
         &claim_id,
         &generation,
     ];
-    let inserted = client
-        .query(&statement, &params[..if with_lookups { 25 } else { 21 }])
-        .await;
+    let inserted = client.query(&statement, &params[..parameters]).await;
     match inserted {
         Ok(rows) => Ok(Inserted::Rows(
             rows.iter()

@@ -35,10 +35,13 @@ pub(crate) const MOST: usize = 64;
 /// The most statements in flight at once (each on a pooled connection).
 pub(crate) const WRITERS: usize = 4;
 
-/// Every event of the batch, then each keyed stream's idempotency row, each new data key, each
-/// lookup tag and each claim: one statement (autocommit, so one transaction). The stored idempotency
-/// result is the same JSON the one-append statement stores.
-const INSERT_MANY_SQL: &str = "\
+/// Every event of the batch, then each keyed stream's idempotency row, each new data key and
+/// each lookup tag (and, with `$claims`, each claim): one statement (autocommit, so one
+/// transaction). The stored idempotency result is the same JSON the one-append statement stores.
+macro_rules! insert_many_sql {
+    ($claims:literal) => {
+        concat!(
+            "\
 WITH inserted AS (
     INSERT INTO events (
         event_id, stream_id, stream_type, stream_version, event_type, schema_version, payload,
@@ -65,11 +68,26 @@ WITH inserted AS (
     INSERT INTO stream_lookups (tag, stream_id)
     SELECT * FROM unnest($24::bytea[], $25::uuid[])
     ON CONFLICT DO NOTHING
-), claims AS (
+)",
+            $claims,
+            "
+SELECT event_id, stream_id, stream_version, position FROM inserted"
+        )
+    };
+}
+
+const INSERT_MANY_SQL: &str = insert_many_sql!("");
+
+/// [`INSERT_MANY_SQL`] with claims, in the claims' order (two batches making two same claims
+/// wait on each other in one order, never in opposite orders). Only this statement names
+/// `lookup_claims` (V42).
+const INSERT_MANY_WITH_CLAIMS_SQL: &str = insert_many_sql!(
+    ", claims AS (
     INSERT INTO lookup_claims (claim_id, generation, stream_id)
-    SELECT * FROM unnest($26::uuid[], $27::bigint[], $28::uuid[])
-)
-SELECT event_id, stream_id, stream_version, position FROM inserted";
+    SELECT * FROM unnest($26::uuid[], $27::bigint[], $28::uuid[]) AS c(claim_id, generation, stream_id)
+    ORDER BY claim_id, generation
+)"
+);
 
 /// The most appends waiting at once; past it, an append goes the usual way (its caller loads
 /// the stream), so that a stalled database cannot pile up memory here.
@@ -100,18 +118,28 @@ impl NewStreams {
 }
 
 impl Queue {
-    /// The next batch: appends whose callers still wait, at most one per stream (a second
-    /// append to a stream waits for the next batch) and at most [`MOST`], in stream order (two
-    /// batches never take the same rows' locks in opposite orders).
+    /// The next batch: appends whose callers still wait, at most one per stream and one per
+    /// claim (a second append to a stream, or making a claim another of the batch makes, waits
+    /// for the next batch: it would fail this one's statement) and at most [`MOST`], in stream
+    /// order (two batches never take the same rows' locks in opposite orders; the claims are
+    /// inserted in their own order).
     fn next_batch(&mut self) -> Vec<Job> {
         let mut batch: Vec<Job> = Vec::new();
         let mut streams = HashSet::new();
+        let mut claims = HashSet::new();
         let mut left = Vec::new();
         for job in self.waiting.drain(..) {
             if job.reply.is_closed() {
                 continue;
             }
-            if batch.len() < MOST && streams.insert(job.insert.stream_id) {
+            let claim_free = job
+                .insert
+                .claim
+                .is_none_or(|claim| !claims.contains(&claim.id));
+            if batch.len() < MOST && claim_free && streams.insert(job.insert.stream_id) {
+                if let Some(claim) = job.insert.claim {
+                    claims.insert(claim.id);
+                }
                 batch.push(job);
             } else {
                 left.push(job);
@@ -235,8 +263,8 @@ impl EventStore {
 }
 
 /// The append of `jobs` a unique violation names (by its stream's id, an event's id or its
-/// claim's id: of two appends of a batch making one claim, the first is written alone, and the
-/// second then fails the batch again, to be written alone and refused).
+/// claim's id, made by another statement since: written alone, it is refused with
+/// `ClaimTaken`).
 fn culprit(e: &StoreError, jobs: &[Job]) -> Option<usize> {
     let StoreError::Unexpected(e) = e else {
         return None;
@@ -316,7 +344,12 @@ async fn insert_many(
             claims.2.push(insert.stream_id);
         }
     }
-    let statement = client.prepare_cached(INSERT_MANY_SQL).await?;
+    let (sql, parameters) = if claims.0.is_empty() {
+        (INSERT_MANY_SQL, 25)
+    } else {
+        (INSERT_MANY_WITH_CLAIMS_SQL, 28)
+    };
+    let statement = client.prepare_cached(sql).await?;
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 28] = [
         &e.event_id,
         &e.stream_id,
@@ -347,7 +380,7 @@ async fn insert_many(
         &claims.1,
         &claims.2,
     ];
-    let rows = client.query(&statement, &params).await?;
+    let rows = client.query(&statement, &params[..parameters]).await?;
     let mut written: HashMap<Uuid, Vec<AppendedEvent>> = HashMap::with_capacity(jobs.len());
     for row in rows {
         written.entry(row.get(1)).or_default().push(AppendedEvent {
