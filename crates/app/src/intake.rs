@@ -160,9 +160,8 @@ impl CaseService {
                 .await?;
         let found = matching::find(self.store(), number_tag, referred_tag).await?;
         // A record made for a number no record holds claims it: a racing referral of it that
-        // found the same is refused its append, and looks again. One made beside a record that
-        // holds it (one that refused the referral, or several, which are not matched) claims
-        // nothing: a racing referral finds that record too.
+        // found the same is refused its append, and looks again. (One made beside a record that
+        // still holds it, below, claims nothing: a racing referral finds that record too.)
         let claiming = Matched {
             referred_as: None,
             claim: Some(found.claim()),

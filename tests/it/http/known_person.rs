@@ -619,6 +619,66 @@ async fn fhir_and_api_referrals_of_one_new_number_racing_make_one_record() {
     assert_eq!(records_holding(&server, &people.lead, nhs).await.len(), 1);
 }
 
+/// One request sent several times at once (a client retrying before its first answer came):
+/// for someone new with a number, and, from a referrer, for a person the organisation knows.
+/// Every copy is answered with the first result, and one referral is recorded: the copies
+/// that lose the number's claim, or the record's version, find the first's result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn copies_of_one_referral_racing_are_answered_alike_and_recorded_once() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+
+    let (new_client, new_nhs) = (Uuid::new_v4(), "9990000115");
+    let new_body = referral_of(Uuid::new_v4(), new_nhs, "Maggie");
+    let copies = futures_util::future::join_all(
+        (0..8).map(|_| refer(&server, &people.lead, new_client, &new_body, Some("twin-1"))),
+    )
+    .await;
+    let first = copies
+        .iter()
+        .find(|reply| reply.header("idempotent-replayed").is_none())
+        .expect("one copy was the first");
+    for copy in &copies {
+        assert_eq!(copy.status, 201, "{:#}", copy.body);
+        assert_eq!(copy.body, first.body);
+    }
+    assert_eq!(
+        records_holding(&server, &people.lead, new_nhs).await,
+        vec![new_client]
+    );
+    assert_eq!(event_types(&server, new_client).await.len(), 2);
+
+    // A person the service knows, whose referral was declined: a referrer's copies go to
+    // their record, once.
+    let (known, known_referral, known_nhs) = (Uuid::new_v4(), Uuid::new_v4(), "9990000123");
+    let made = refer(
+        &server,
+        &people.lead,
+        known,
+        &referral_of(known_referral, known_nhs, "Ada"),
+        None,
+    )
+    .await;
+    assert_eq!(made.status, 201, "{:#}", made.body);
+    decline(&server, known, known_referral).await;
+    let before = event_types(&server, known).await.len();
+    let chosen = Uuid::new_v4();
+    let body = referral_of(Uuid::new_v4(), known_nhs, "Ada");
+    let copies = futures_util::future::join_all(
+        (0..8).map(|_| refer(&server, &people.referrer, chosen, &body, Some("twin-2"))),
+    )
+    .await;
+    for copy in &copies {
+        assert_eq!(copy.status, 201, "{:#}", copy.body);
+        assert_eq!(copy.body, copies[0].body);
+    }
+    assert_eq!(event_types(&server, known).await.len(), before + 1);
+    assert_eq!(
+        records_holding(&server, &people.lead, known_nhs).await,
+        vec![known]
+    );
+}
+
 /// More referrals of different NHS numbers at once than the pool has connections: all are
 /// taken (none waits for ever on a pool its fellows hold, none is turned away). It was a
 /// deadlock when each held a lock on its number while its work needed connections of its own.
