@@ -253,11 +253,10 @@ fn store_failure(error: StoreError) -> ApiError {
             ApiError::DatabaseUnreachable(error.to_string())
         }
         // Referrals of one person racing, again and again (`app::matching::CLAIM_ATTEMPTS`):
-        // nothing was written, and a retry is taken.
+        // nothing was written, and a retry is taken. Said as any busy moment is: a caller not
+        // told who is a client learns nothing of another's referral from it.
         StoreError::ClaimTaken(_) => ApiError::Unavailable(
-            "other referrals of the same person were being taken at the same moment: nothing \
-             was recorded, try again"
-                .to_owned(),
+            "the service could not record this now: nothing was recorded, try again".to_owned(),
         ),
         _ => ApiError::Internal(error.to_string()),
     }
