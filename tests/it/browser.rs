@@ -12,6 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -437,13 +438,27 @@ impl Browser {
         }
     }
 
+    /// Presses Tab on the page as a keyboard does (WebDriver's key actions). Not sent to the
+    /// focused element: ChromeDriver sets a date field's value to what is sent to it, so Tab
+    /// sent to a date field would never leave it.
+    async fn press_tab(&self) {
+        let tab = char::from(Key::Tab);
+        let keys = KeyActions::new("keyboard".to_owned())
+            .then(KeyAction::Down { value: tab })
+            .then(KeyAction::Up { value: tab });
+        self.client
+            .perform_actions(keys)
+            .await
+            .expect("pressing Tab");
+    }
+
     /// Presses Tab until the element with id `id` has the focus (at most 80 times).
     pub async fn tab_to(&self, id: &str) {
         for _ in 0..80 {
             if self.focused().await == id {
                 return;
             }
-            self.press(&Key::Tab.to_string()).await;
+            self.press_tab().await;
         }
         panic!("Tab never reached #{id} on {}", self.path().await);
     }
@@ -462,7 +477,7 @@ impl Browser {
             if focused.as_str().is_some_and(|t| t.contains(text)) {
                 return;
             }
-            self.press(&Key::Tab.to_string()).await;
+            self.press_tab().await;
         }
         panic!("Tab never reached a link {text:?} on {}", self.path().await);
     }
