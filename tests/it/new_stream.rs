@@ -364,7 +364,7 @@ async fn of_appends_racing_for_one_claim_one_is_written_and_the_others_leave_not
     let claimed = |stream: Uuid, generation: i64| {
         let mut append = request(stream, ExpectedVersion::NoStream, vec![registration()]);
         append.lookups = Some(vec![shared]);
-        append.claim = Some(eventstore::Claim {
+        append.claim = Some(eventstore::Claim::At {
             id: claim,
             generation,
         });
@@ -435,7 +435,7 @@ async fn of_appends_racing_for_one_claim_one_is_written_and_the_others_leave_not
         other => panic!("a taken claim written: {other:?}"),
     }
     assert_eq!(store.stream_version(other).await.expect("version"), 1);
-    again.claim = Some(eventstore::Claim {
+    again.claim = Some(eventstore::Claim::At {
         id: claim,
         generation: 2,
     });
@@ -470,4 +470,132 @@ async fn of_appends_racing_for_one_claim_one_is_written_and_the_others_leave_not
             .expect("read");
         assert_eq!(found.generation, left);
     }
+}
+
+/// A claim on the next generation (`eventstore::Claim::Next`), made by an append that looked
+/// nothing up: of twelve racing for one value (beside twelve that claim nothing), one is
+/// written, claiming generation 1; once a stream carries one of its tags, a claimant is
+/// refused with `ClaimTaken` and writes nothing, in a batch or written alone; with the tag
+/// gone but the claim left, the next claimant takes the generation after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_on_the_next_generation_is_refused_by_its_tags_and_taken_once() {
+    let (db, store) = store_with_db(8).await;
+    let admin = db.admin_client().await;
+    let (number, other_tag) = ([0x6b; 32], [0x6c; 32]);
+    let claim = Uuid::new_v4();
+    let claimant = |stream: Uuid| {
+        let mut append = request(stream, ExpectedVersion::NoStream, vec![registration()]);
+        append.lookups = Some(vec![number]);
+        append.claim = Some(eventstore::Claim::Next {
+            id: claim,
+            unless_tagged: vec![number, other_tag],
+        });
+        append
+    };
+    let written_of = |streams: Vec<Uuid>| {
+        let admin = &admin;
+        async move {
+            testkit::query_value::<i64>(
+                admin,
+                "SELECT count(*) FROM events WHERE stream_id = ANY($1)",
+                &[&streams],
+            )
+            .await
+        }
+    };
+
+    let streams: Vec<Uuid> = (0..12).map(|_| Uuid::new_v4()).collect();
+    let bystanders: Vec<Uuid> = (0..12).map(|_| Uuid::new_v4()).collect();
+    let claimants = streams.iter().map(|stream| {
+        let head = store.head_of_new_stream(*stream, None);
+        store.append_after(claimant(*stream), head)
+    });
+    let others = bystanders.iter().map(|stream| {
+        let head = store.head_of_new_stream(*stream, None);
+        store.append_after(
+            request(*stream, ExpectedVersion::NoStream, vec![registration()]),
+            head,
+        )
+    });
+    let (answers, others) = tokio::join!(
+        futures_util::future::join_all(claimants),
+        futures_util::future::join_all(others)
+    );
+    for other in others {
+        other.expect("an append claiming nothing is written");
+    }
+    let mut written = Vec::new();
+    for answer in &answers {
+        match answer {
+            Ok(appended) => written.push(appended.stream_id),
+            Err(StoreError::ClaimTaken(id)) => assert_eq!(*id, claim),
+            Err(other) => panic!("refused for another reason: {other}"),
+        }
+    }
+    assert_eq!(written.len(), 1, "{answers:?}");
+    assert_eq!(
+        written_of(streams.clone()).await,
+        1,
+        "the refused wrote nothing"
+    );
+    let found = store
+        .tagged_and_claimed(&number, None, claim)
+        .await
+        .expect("read");
+    assert_eq!((found.streams, found.generation), (written.clone(), 1));
+
+    // The tag carried: refused before anything is written, in a batch and written alone.
+    let late = Uuid::new_v4();
+    let head = store.head_of_new_stream(late, None);
+    match store.append_after(claimant(late), head).await {
+        Err(StoreError::ClaimTaken(id)) => assert_eq!(id, claim),
+        other => panic!("a claimant written beside a stream carrying its tag: {other:?}"),
+    }
+    match store.append(claimant(late)).await {
+        Err(StoreError::ClaimTaken(id)) => assert_eq!(id, claim),
+        other => panic!("a claimant written beside a stream carrying its tag: {other:?}"),
+    }
+    assert_eq!(written_of(vec![late]).await, 0);
+
+    // Refused by its other tag alike, though the number's is not carried.
+    let elsewhere = Uuid::new_v4();
+    let mut tagged = request(elsewhere, ExpectedVersion::NoStream, vec![registration()]);
+    tagged.lookups = Some(vec![other_tag]);
+    store.append(tagged).await.expect("written");
+    let mut lone = claimant(Uuid::new_v4());
+    lone.claim = Some(eventstore::Claim::Next {
+        id: Uuid::new_v4(),
+        unless_tagged: vec![[0x6d; 32], other_tag],
+    });
+    assert!(matches!(
+        store.append(lone).await,
+        Err(StoreError::ClaimTaken(_))
+    ));
+
+    // The number's tag gone from its stream (its registration corrected, say), its claim left:
+    // the next claimant takes generation 2.
+    let mut untag = request(written[0], ExpectedVersion::Exact(1), vec![contact(1)]);
+    untag.lookups = Some(Vec::new());
+    store.append(untag).await.expect("untagged");
+    let head = store.head_of_new_stream(late, None);
+    let mut again = claimant(late);
+    again.claim = Some(eventstore::Claim::Next {
+        id: claim,
+        unless_tagged: vec![number],
+    });
+    store
+        .append_after(again, head)
+        .await
+        .expect("claimed again once no stream carries the tag");
+    let generations: Vec<i64> = admin
+        .query(
+            "SELECT generation FROM lookup_claims WHERE claim_id = $1 ORDER BY generation",
+            &[&claim],
+        )
+        .await
+        .expect("claims")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(generations, vec![1, 2]);
 }

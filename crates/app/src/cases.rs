@@ -40,7 +40,7 @@ pub struct CommandOptions {
 
 /// What the append of a referral matched by NHS number (`crate::intake`, `crate::fhir`)
 /// writes beside its events.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Matched {
     /// A tag of the id a referrer chose for someone new, on the record the referral went to
     /// because the organisation already held the person ([`crate::matching::referred_as_tag`]).
@@ -503,7 +503,7 @@ impl CaseService {
                     command,
                     (metadata.clone(), dating.clone()),
                     options.clone(),
-                    (&authorise, matched),
+                    (&authorise, matched.clone()),
                     (LoadedCase::default(), head, true),
                     named().await,
                 )

@@ -27,13 +27,19 @@
 //! the request finds where it went, and so does the referrer's read, whatever happened to the
 //! person's number since.
 //!
-//! Nothing is locked. The number is looked up with its claim in one statement
-//! (`crate::matching::find`); a referral that finds no record holding it makes one whose append
-//! claims the number's next generation (`crate::matching::Found`). Two referrals of one new
-//! number racing both find nobody, and the second's append is refused, nothing of it written:
-//! it looks again ([`crate::matching::CLAIM_ATTEMPTS`]) and finds the first's record, so staff's
-//! make at most one record. The usual referral of someone new with a number so costs one
-//! look-up more than one without, and its append is written with others' (the batch writer).
+//! Nothing is locked, and the usual referral, of someone new, looks nothing up: its append
+//! claims the number's next generation unless a record carries the number's tag (or the
+//! referral's referred-as tag) when it is written (`eventstore::Claim::Next`, which the batch
+//! writer resolves in the statement it reads its clock with, so that it costs no round trip
+//! of its own). Refused that way, nothing written, the referral looks the number up with its
+//! claim in one statement (`crate::matching::find`) and decides on what it finds: a record
+//! holding it takes the referral; none (the records found no longer hold it) and the new
+//! record claims the generation after the one found (`crate::matching::Found`). Two referrals
+//! of one new number racing both claim the same generation, and the second's append is
+//! refused, nothing of it written: it looks again ([`crate::matching::CLAIM_ATTEMPTS`]) and
+//! finds the first's record, so staff's make at most one record. A referral of someone new
+//! with a number so costs what one without does, its append written with others' (the batch
+//! writer); one of a known person, one batch's wait more.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -113,6 +119,22 @@ impl CaseService {
                 .refer_as_named(principal, client_id, command, request, Matched::default())
                 .await;
         }
+        // The usual case, someone new, first: nothing looked up, the append claiming the
+        // number's next generation unless a record carries its tag or the referral went to a
+        // known person's record before (`Claim::Next`, resolved by the writer in the statement
+        // it reads the clock with). Refused that way, nothing written, it is looked up below.
+        match self
+            .refer_unseen(
+                principal,
+                (client_id, &number_tag),
+                command,
+                request.clone(),
+            )
+            .await
+        {
+            Err(CommandError::Store(StoreError::ClaimTaken(_))) => {}
+            referred => return referred,
+        }
         // Looked up and decided again while another referral takes the number's claim first
         // (see `matching::Found`): the second time, it finds the record the other made.
         let mut attempt = 1;
@@ -134,6 +156,37 @@ impl CaseService {
                 referred => return referred,
             }
         }
+    }
+
+    /// A referral of someone new carrying an NHS number, made under the id chosen without a
+    /// look-up, claiming the number unless a record carries its tag (or the referral's
+    /// referred-as tag) when its append is written: [`StoreError::ClaimTaken`] then, nothing
+    /// written, and the caller looks up ([`CaseService::refer_matched`]).
+    async fn refer_unseen(
+        &self,
+        principal: &Principal,
+        (client_id, number_tag): (ClientId, &[u8; 32]),
+        command: &CaseCommand,
+        request: StaffCommand,
+    ) -> Result<Referred, CommandError> {
+        let CaseCommand::Intake { referral, .. } = command else {
+            return self
+                .refer_as_named(principal, client_id, command, request, Matched::default())
+                .await;
+        };
+        let referred_tag = matching::referred_as_tag(
+            self.store(),
+            principal.organisation_id,
+            client_id,
+            referral.referral_id,
+        )
+        .await?;
+        let matched = Matched {
+            referred_as: None,
+            claim: Some(matching::unseen_claim(number_tag, referred_tag)),
+        };
+        self.refer_as_named(principal, client_id, command, request, matched)
+            .await
     }
 
     /// The rest of [`CaseService::refer`] for a referral of someone new carrying an NHS number

@@ -214,7 +214,7 @@ pub(crate) struct Found {
 impl Found {
     /// The claim a new record for the number makes: the generation found, plus one.
     pub(crate) fn claim(&self) -> Claim {
-        self.claim
+        self.claim.clone()
     }
 }
 
@@ -235,7 +235,7 @@ pub(crate) async fn find(
     Ok(Found {
         holders: found.streams,
         referred_as: found.also,
-        claim: Claim {
+        claim: Claim::At {
             id,
             generation: found.generation + 1,
         },
@@ -248,6 +248,17 @@ pub(crate) fn number_claim(tag: &[u8; 32]) -> Uuid {
     let mut id = [0; 16];
     id.copy_from_slice(&tag[..16]);
     Uuid::from_bytes(id)
+}
+
+/// The claim of a referral of someone new that looked nothing up: the number's next
+/// generation, unless a record carries the number's tag (`number_tag`) or the referral's
+/// referred-as tag when the append is written (`eventstore::Claim::Next`). It is made when a
+/// look-up ([`find`]) would have found nobody, and so would have claimed the same.
+pub(crate) fn unseen_claim(number_tag: &[u8; 32], referred_as: Option<[u8; 32]>) -> Claim {
+    Claim::Next {
+        id: number_claim(number_tag),
+        unless_tagged: std::iter::once(*number_tag).chain(referred_as).collect(),
+    }
 }
 
 /// How many times a referral looks its NHS number up and decides again after another took

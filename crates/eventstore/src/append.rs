@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::hash::{self, GENESIS, HashInput};
 use crate::protect::KeyState;
 use crate::{
-    AppendRequest, AppendResult, AppendedEvent, EventStore, ExpectedVersion, Protection,
+    AppendRequest, AppendResult, AppendedEvent, Claim, EventStore, ExpectedVersion, Protection,
     StoreError, StreamHead,
 };
 
@@ -397,7 +397,7 @@ impl EventStore {
                 .lookups
                 .as_ref()
                 .map(|tags| tags.iter().map(|tag| tag.to_vec()).collect()),
-            claim: request.claim,
+            claim: request.claim.clone(),
         };
         for (i, event) in request.events.iter().enumerate() {
             let mut payload = event.payload.clone();
@@ -476,7 +476,7 @@ pub(crate) struct Insert {
     /// The stream's lookup tags, replacing its others; `None` leaves them as they are.
     pub(crate) lookups: Option<Vec<Vec<u8>>>,
     /// The claim the append makes.
-    pub(crate) claim: Option<crate::Claim>,
+    pub(crate) claim: Option<Claim>,
 }
 
 impl Insert {
@@ -533,10 +533,24 @@ pub(crate) async fn insert_one(
     let statement = client.prepare_cached(sql).await?;
     let replace_lookups = insert.lookups.is_some();
     let lookups: Vec<&[u8]> = insert.lookups.iter().flatten().map(Vec::as_slice).collect();
-    let (claim_id, generation) = (
-        insert.claim.map(|claim| claim.id),
-        insert.claim.map(|claim| claim.generation),
-    );
+    // A claim on the next generation is resolved first (the batch writer resolves its own
+    // with its clock; an append written alone, here).
+    let claimed = match &insert.claim {
+        Some(Claim::Next { .. }) => {
+            let (_, generations) =
+                read_clock_and_claims(client, std::slice::from_ref(&insert.claim)).await?;
+            generations.into_iter().next().flatten()
+        }
+        _ => None,
+    };
+    let (claim_id, generation) = match (&insert.claim, claimed) {
+        (Some(Claim::At { id, generation }), _) => (Some(*id), Some(*generation)),
+        (Some(Claim::Next { id, .. }), Some(Claimable::Next(generation))) => {
+            (Some(*id), Some(generation))
+        }
+        (Some(Claim::Next { id, .. }), _) => return Err(StoreError::ClaimTaken(*id)),
+        (None, _) => (None, None),
+    };
     let metadata = &insert.metadata;
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 25] = [
         &insert.stream_id,
@@ -578,9 +592,9 @@ pub(crate) async fn insert_one(
         )),
         Err(e) => {
             if let (Some("lookup_claims_pkey"), Some(claim)) =
-                (e.as_db_error().and_then(|db| db.constraint()), insert.claim)
+                (e.as_db_error().and_then(|db| db.constraint()), claim_id)
             {
-                return Err(StoreError::ClaimTaken(claim.id));
+                return Err(StoreError::ClaimTaken(claim));
             }
             if matches!(
                 e.as_db_error().and_then(|db| db.constraint()),
@@ -591,6 +605,84 @@ pub(crate) async fn insert_one(
             classify_insert_error(e).map(|()| Inserted::Raced)
         }
     }
+}
+
+/// The database's clock and what each claim of `claims` comes to, read in one statement (one
+/// snapshot): `None` for no claim; for a [`Claim::At`], its generation; for a [`Claim::Next`],
+/// its next generation, or [`Claimable::Tagged`] when a stream carries one of its tags. Only a
+/// statement asked about a next generation names `lookup_claims` (V42) and `stream_lookups`.
+///
+/// # Errors
+/// A database failure.
+pub(crate) async fn read_clock_and_claims(
+    client: &deadpool_postgres::Client,
+    claims: &[Option<Claim>],
+) -> Result<(DateTime<Utc>, Vec<Option<Claimable>>), StoreError> {
+    let mut tags: Vec<&[u8]> = Vec::new();
+    let mut next: Vec<Uuid> = Vec::new();
+    for claim in claims.iter().flatten() {
+        if let Claim::Next { id, unless_tagged } = claim {
+            next.push(*id);
+            tags.extend(unless_tagged.iter().map(<[u8; 32]>::as_slice));
+        }
+    }
+    if next.is_empty() {
+        let statement = client.prepare_cached("SELECT now()").await?;
+        let now = client.query_one(&statement, &[]).await?.get(0);
+        let claimable = claims
+            .iter()
+            .map(|claim| match claim {
+                Some(Claim::At { generation, .. }) => Some(Claimable::Next(*generation)),
+                _ => None,
+            })
+            .collect();
+        return Ok((now, claimable));
+    }
+    // Each tag and each claim its own index look-up (see `EventStore::tagged_and_claimed`).
+    let statement = client.prepare_cached(CLOCK_AND_CLAIMS_SQL).await?;
+    let row = client.query_one(&statement, &[&tags, &next]).await?;
+    let now = row.get(0);
+    let tagged: Vec<Vec<u8>> = row.get(1);
+    let mut latest = row.get::<_, Vec<i64>>(2).into_iter();
+    let claimable = claims
+        .iter()
+        .map(|claim| match claim {
+            None => None,
+            Some(Claim::At { generation, .. }) => Some(Claimable::Next(*generation)),
+            Some(Claim::Next { unless_tagged, .. }) => {
+                let generation = latest.next().unwrap_or_default() + 1;
+                Some(
+                    if unless_tagged
+                        .iter()
+                        .any(|tag| tagged.iter().any(|t| t.as_slice() == tag.as_slice()))
+                    {
+                        Claimable::Tagged
+                    } else {
+                        Claimable::Next(generation)
+                    },
+                )
+            }
+        })
+        .collect();
+    Ok((now, claimable))
+}
+
+/// The clock with, for each [`Claim::Next`] asked about, the tags of those carried by a stream
+/// and the claim's latest generation (0: never claimed), in the order asked.
+const CLOCK_AND_CLAIMS_SQL: &str = "\
+SELECT now(),
+    ARRAY(SELECT tag FROM stream_lookups WHERE tag = ANY($1::bytea[])),
+    ARRAY(SELECT (SELECT coalesce(max(generation), 0) FROM lookup_claims AS l
+                  WHERE l.claim_id = c.id)
+          FROM unnest($2::uuid[]) WITH ORDINALITY AS c(id, n) ORDER BY c.n)";
+
+/// What a claim comes to when its append is written ([`read_clock_and_claims`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Claimable {
+    /// The generation the append claims.
+    Next(i64),
+    /// A stream carries a tag that refuses the claim: nothing is written.
+    Tagged,
 }
 
 /// The stream's head before an append.

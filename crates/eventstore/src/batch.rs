@@ -25,9 +25,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::append::{Insert, Inserted, insert_one};
+use crate::append::{Claimable, Insert, Inserted, insert_one, read_clock_and_claims};
 use crate::hash::GENESIS;
-use crate::{AppendedEvent, EventStore, StoreError};
+use crate::{AppendedEvent, Claim, EventStore, StoreError};
 
 /// The most appends one statement takes.
 pub(crate) const MOST: usize = 64;
@@ -132,13 +132,11 @@ impl Queue {
             if job.reply.is_closed() {
                 continue;
             }
-            let claim_free = job
-                .insert
-                .claim
-                .is_none_or(|claim| !claims.contains(&claim.id));
+            let claim = job.insert.claim.as_ref().map(Claim::id);
+            let claim_free = claim.is_none_or(|id| !claims.contains(&id));
             if batch.len() < MOST && claim_free && streams.insert(job.insert.stream_id) {
-                if let Some(claim) = job.insert.claim {
-                    claims.insert(claim.id);
+                if let Some(id) = claim {
+                    claims.insert(id);
                 }
                 batch.push(job);
             } else {
@@ -181,18 +179,21 @@ impl EventStore {
         self.new_streams.written.load(Ordering::Relaxed)
     }
 
-    async fn write_batch(&self, mut jobs: Vec<Job>) {
+    async fn write_batch(&self, jobs: Vec<Job>) {
         // The database's clock, read now that every append of the batch has joined the queue:
         // each is recorded at a moment after it was asked for and before it commits, as a
         // command's load would have read it.
+        // In the same statement, what each claim on a next generation comes to (see
+        // `Claim::Next`): one the tags refuse is answered now, and written by no one.
+        let claims: Vec<Option<Claim>> = jobs.iter().map(|job| job.insert.claim.clone()).collect();
         let stamped = match self.pool.get().await {
-            Ok(client) => match read_clock(&client).await {
-                Ok(now) => Some((client, now)),
+            Ok(client) => match read_clock_and_claims(&client, &claims).await {
+                Ok((now, claimable)) => Some((client, now, claimable)),
                 Err(_) => None,
             },
             Err(_) => None,
         };
-        let Some((client, now)) = stamped else {
+        let Some((client, now, claimable)) = stamped else {
             // Each on its own, to be answered with its own failure (or to succeed).
             for job in jobs {
                 let answer = self.write_alone(job.insert).await;
@@ -200,9 +201,26 @@ impl EventStore {
             }
             return;
         };
-        for job in &mut jobs {
+        let mut ready = Vec::with_capacity(jobs.len());
+        for (mut job, claimable) in jobs.into_iter().zip(claimable) {
+            match (&job.insert.claim, claimable) {
+                (Some(Claim::Next { id, .. }), Some(Claimable::Tagged)) => {
+                    let id = *id;
+                    self.answer(job.reply, Err(StoreError::ClaimTaken(id)));
+                    continue;
+                }
+                (Some(Claim::Next { id, .. }), Some(Claimable::Next(generation))) => {
+                    job.insert.claim = Some(Claim::At {
+                        id: *id,
+                        generation,
+                    });
+                }
+                _ => {}
+            }
             job.insert.chain(GENESIS.to_vec(), now);
+            ready.push(job);
         }
+        let mut jobs = ready;
         // A statement refused for one append's sake (its stream, data key or idempotency key
         // exists after all; an event id in use) is tried again without that one, which is
         // written alone for its own answer; refused for any other reason, each is written alone.
@@ -279,7 +297,11 @@ fn culprit(e: &StoreError, jobs: &[Job]) -> Option<usize> {
     jobs.iter().position(|job| {
         job.insert.stream_id == id
             || job.insert.ids.contains(&id)
-            || job.insert.claim.is_some_and(|claim| claim.id == id)
+            || job
+                .insert
+                .claim
+                .as_ref()
+                .is_some_and(|claim| claim.id() == id)
     })
 }
 
@@ -338,10 +360,20 @@ async fn insert_many(
             tags.push(tag.as_slice());
             tagged.push(insert.stream_id);
         }
-        if let Some(claim) = insert.claim {
-            claims.0.push(claim.id);
-            claims.1.push(claim.generation);
-            claims.2.push(insert.stream_id);
+        match &insert.claim {
+            Some(Claim::At { id, generation }) => {
+                claims.0.push(*id);
+                claims.1.push(*generation);
+                claims.2.push(insert.stream_id);
+            }
+            // Resolved by `write_batch` before it comes here; if not, the batch is refused and
+            // each append written alone (`insert_one` resolves its own).
+            Some(Claim::Next { .. }) => {
+                return Err(StoreError::InvalidPayload(
+                    "a claim on a next generation left unresolved".to_owned(),
+                ));
+            }
+            None => {}
         }
     }
     let (sql, parameters) = if claims.0.is_empty() {

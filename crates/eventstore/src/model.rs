@@ -88,16 +88,41 @@ pub struct AppendRequest {
     pub claim: Option<Claim>,
 }
 
-/// The next generation of a looked-up value's claim, made by an append that acts on what it
-/// found (or did not find) by the value: two appends that read the same generation
-/// ([`crate::EventStore::tagged_and_claimed`]) cannot both make the next one. The store
-/// knows nothing of what the claim is of (its id is the caller's, made from a lookup tag).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Claim {
+/// A claim on a looked-up value's next generation, made by an append that acts on what it
+/// found (or did not find) by the value: two appends that read the same generation cannot both
+/// make the next one. The store knows nothing of what the claim is of (its id is the caller's,
+/// made from a lookup tag).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The generation after the one a look-up read
+    /// ([`crate::EventStore::tagged_and_claimed`]).
+    At {
+        /// What is claimed.
+        id: Uuid,
+        /// The generation claimed: one more than the generation read.
+        generation: i64,
+    },
+    /// The generation after the claim's latest, read when the append is written (by the batch
+    /// writer with its clock, in the statement it reads the clock with): for a caller that
+    /// would act on finding nothing, and so looks nothing up first. Made only if no stream
+    /// carries any of `unless_tagged` then; otherwise nothing is written and the append fails
+    /// with [`crate::StoreError::ClaimTaken`], as one that raced for the claim does, and its
+    /// caller looks the value up and decides on what it finds.
+    Next {
+        /// What is claimed.
+        id: Uuid,
+        /// Tags whose presence on any stream refuses the claim.
+        unless_tagged: Vec<[u8; 32]>,
+    },
+}
+
+impl Claim {
     /// What is claimed.
-    pub id: Uuid,
-    /// The generation claimed: one more than the generation read.
-    pub generation: i64,
+    pub fn id(&self) -> Uuid {
+        match self {
+            Claim::At { id, .. } | Claim::Next { id, .. } => *id,
+        }
+    }
 }
 
 /// What [`crate::EventStore::tagged_and_claimed`] found.
