@@ -599,3 +599,102 @@ async fn a_claim_on_the_next_generation_is_refused_by_its_tags_and_taken_once() 
         .collect();
     assert_eq!(generations, vec![1, 2]);
 }
+
+/// Claims on the next generations of many values, and claims at generations read, appended at
+/// once with others (so written in shared statements): each value's claimant takes the
+/// generation after that value's latest, whatever the others'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_on_many_values_written_together_each_take_their_own_next_generation() {
+    let (db, store) = store_with_db(8).await;
+    let admin = db.admin_client().await;
+    let values: Vec<(Uuid, i64)> = (0..8).map(|i| (Uuid::new_v4(), (i * 3) % 7)).collect();
+    for (id, latest) in &values {
+        for generation in 1..=*latest {
+            admin
+                .execute(
+                    "INSERT INTO lookup_claims (claim_id, generation, stream_id) \
+                     VALUES ($1, $2, $3)",
+                    &[id, &generation, &Uuid::new_v4()],
+                )
+                .await
+                .expect("an earlier claim");
+        }
+    }
+    let read: Vec<(Uuid, i64)> = (0..8).map(|i| (Uuid::new_v4(), 1 + i % 2)).collect();
+    let mut appends = Vec::new();
+    for (i, (id, _)) in values.iter().enumerate() {
+        let mut append = request(
+            Uuid::new_v4(),
+            ExpectedVersion::NoStream,
+            vec![registration()],
+        );
+        append.claim = Some(eventstore::Claim::Next {
+            id: *id,
+            unless_tagged: vec![[0x70 + i as u8; 32]],
+        });
+        appends.push(append);
+    }
+    for (id, generation) in &read {
+        let mut append = request(
+            Uuid::new_v4(),
+            ExpectedVersion::NoStream,
+            vec![registration()],
+        );
+        append.claim = Some(eventstore::Claim::At {
+            id: *id,
+            generation: *generation,
+        });
+        appends.push(append);
+    }
+    for _ in 0..16 {
+        appends.push(request(
+            Uuid::new_v4(),
+            ExpectedVersion::NoStream,
+            vec![registration()],
+        ));
+    }
+    let streams: Vec<Uuid> = appends.iter().map(|append| append.stream_id).collect();
+    let answers = futures_util::future::join_all(appends.into_iter().map(|append| {
+        let head = store.head_of_new_stream(append.stream_id, None);
+        store.append_after(append, head)
+    }))
+    .await;
+    for answer in answers {
+        answer.expect("written");
+    }
+    let transactions: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(DISTINCT transaction_id) FROM events WHERE stream_id = ANY($1)",
+        &[&streams],
+    )
+    .await;
+    assert!(
+        transactions < 32,
+        "{transactions} transactions for 32 appends"
+    );
+    let claimed = |id: Uuid| {
+        let admin = &admin;
+        async move {
+            let rows = admin
+                .query(
+                    "SELECT generation, stream_id FROM lookup_claims WHERE claim_id = $1 \
+                     ORDER BY generation DESC LIMIT 1",
+                    &[&id],
+                )
+                .await
+                .expect("claims");
+            rows.first()
+                .map(|row| (row.get::<_, i64>(0), row.get::<_, Uuid>(1)))
+        }
+    };
+    for (i, (id, latest)) in values.iter().enumerate() {
+        assert_eq!(
+            claimed(*id).await,
+            Some((latest + 1, streams[i])),
+            "value {i}, claimed before up to {latest}"
+        );
+    }
+    for (i, (id, generation)) in read.iter().enumerate() {
+        assert_eq!(claimed(*id).await, Some((*generation, streams[8 + i])));
+    }
+}

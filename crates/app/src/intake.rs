@@ -31,15 +31,17 @@
 //! claims the number's next generation unless a record carries the number's tag (or the
 //! referral's referred-as tag) when it is written (`eventstore::Claim::Next`, which the batch
 //! writer resolves in the statement it reads its clock with, so that it costs no round trip
-//! of its own). Refused that way, nothing written, the referral looks the number up with its
-//! claim in one statement (`crate::matching::find`) and decides on what it finds: a record
+//! of its own; an append written alone reads it first). Refused that way (or for anything
+//! else), nothing written, the referral looks the number up with its claim in one statement
+//! (`crate::matching::find`) and decides on what it finds, as it would have had it looked
+//! first, and that answer is the one given: a record
 //! holding it takes the referral; none (the records found no longer hold it) and the new
 //! record claims the generation after the one found (`crate::matching::Found`). Two referrals
 //! of one new number racing both claim the same generation, and the second's append is
 //! refused, nothing of it written: it looks again ([`crate::matching::CLAIM_ATTEMPTS`]) and
 //! finds the first's record, so staff's make at most one record. A referral of someone new
 //! with a number so costs what one without does, its append written with others' (the batch
-//! writer); one of a known person, one batch's wait more.
+//! writer); one of a known person (or one refused), one batch's wait and one try more.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -122,8 +124,12 @@ impl CaseService {
         // The usual case, someone new, first: nothing looked up, the append claiming the
         // number's next generation unless a record carries its tag or the referral went to a
         // known person's record before (`Claim::Next`, resolved by the writer in the statement
-        // it reads the clock with). Refused that way, nothing written, it is looked up below.
-        match self
+        // it reads the clock with). Refused that way, or refused for anything else, nothing
+        // was written, and the referral is looked up below, whose answer is the one given: a
+        // retry of a referral that went to a known person is answered with its first result
+        // there, though the request itself would now be refused (its date out of the window
+        // for late entries, say).
+        if let Ok(referred) = self
             .refer_unseen(
                 principal,
                 (client_id, &number_tag),
@@ -132,8 +138,7 @@ impl CaseService {
             )
             .await
         {
-            Err(CommandError::Store(StoreError::ClaimTaken(_))) => {}
-            referred => return referred,
+            return Ok(referred);
         }
         // Looked up and decided again while another referral takes the number's claim first
         // (see `matching::Found`): the second time, it finds the record the other made.
@@ -219,8 +224,9 @@ impl CaseService {
             referred_as: None,
             claim: Some(found.claim()),
         };
-        // No record holds the number and none took this referral: someone new (the usual case,
-        // one look-up more than a referral without a number).
+        // No record holds the number and none took this referral: someone new (the records
+        // that carried the tag when the unseen try was refused have stopped since, or it was
+        // refused for something else).
         if found.holders.is_empty() && found.referred_as.is_empty() {
             return self
                 .refer_as_named(principal, client_id, command, request, claiming)

@@ -252,8 +252,9 @@ pub(crate) fn number_claim(tag: &[u8; 32]) -> Uuid {
 
 /// The claim of a referral of someone new that looked nothing up: the number's next
 /// generation, unless a record carries the number's tag (`number_tag`) or the referral's
-/// referred-as tag when the append is written (`eventstore::Claim::Next`). It is made when a
-/// look-up ([`find`]) would have found nobody, and so would have claimed the same.
+/// referred-as tag when the append is written (`eventstore::Claim::Next`): made only when a
+/// look-up ([`find`]) at that moment would have found no record carrying either, and would
+/// have claimed the same generation.
 pub(crate) fn unseen_claim(number_tag: &[u8; 32], referred_as: Option<[u8; 32]>) -> Claim {
     Claim::Next {
         id: number_claim(number_tag),

@@ -91,8 +91,8 @@ macro_rules! lookups_sql {
 const INSERT_WITH_LOOKUPS_SQL: &str = insert_sql!(lookups_sql!());
 
 /// An append that also makes a claim ($24, $25), or an erasure, which deletes the stream's tags
-/// and claims. (Only these statements name `lookup_claims`, V42: an append without a claim
-/// runs on a schema from before it.)
+/// and claims. (Only these statements, and the clock's that resolves a `Claim::Next`, name
+/// `lookup_claims`, V42: an append without a claim runs on a schema from before it.)
 const INSERT_WITH_CLAIM_SQL: &str = insert_sql!(concat!(
     lookups_sql!(),
     ", claim AS (

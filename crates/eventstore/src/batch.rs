@@ -79,8 +79,8 @@ SELECT event_id, stream_id, stream_version, position FROM inserted"
 const INSERT_MANY_SQL: &str = insert_many_sql!("");
 
 /// [`INSERT_MANY_SQL`] with claims, in the claims' order (two batches making two same claims
-/// wait on each other in one order, never in opposite orders). Only this statement names
-/// `lookup_claims` (V42).
+/// wait on each other in one order, never in opposite orders). Only this statement and the
+/// clock's with a [`Claim::Next`] to resolve name `lookup_claims` (V42).
 const INSERT_MANY_WITH_CLAIMS_SQL: &str = insert_many_sql!(
     ", claims AS (
     INSERT INTO lookup_claims (claim_id, generation, stream_id)

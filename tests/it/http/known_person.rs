@@ -708,3 +708,66 @@ async fn more_numbers_at_once_than_connections_are_all_taken() {
     }
     assert_eq!(replies.len(), connections * 3);
 }
+
+/// A retry of a referral that went to a known person's record is answered with its first
+/// result there, for staff and for a referrer, even once the request itself would be refused
+/// (its date now past the window for entering facts late): the try that looks nothing up is
+/// refused, and the look-up after it finds where the referral went.
+#[tokio::test]
+async fn a_retry_of_a_referral_to_a_known_person_is_answered_with_its_first_result_after_its_window()
+ {
+    const NHS: &str = "9990000077";
+    let clock = app::Clock::fixed(chrono::Utc::now());
+    let server = TestServer::start_with_clock(clock.clone()).await;
+    let people = server.people.clone();
+    let (record, first) = (Uuid::new_v4(), Uuid::new_v4());
+    let made = refer(
+        &server,
+        &people.lead,
+        record,
+        &referral_of(first, NHS, "Maggie"),
+        None,
+    )
+    .await;
+    assert_eq!(made.status, 201, "{:#}", made.body);
+    decline(&server, record, first).await;
+
+    let (chosen, referral) = (Uuid::new_v4(), Uuid::new_v4());
+    // Received 30 days ago (`intake`), within the 93 days a referral may be entered late.
+    let body = referral_of(referral, NHS, "Margaret");
+    let reply = refer(&server, &people.referrer, chosen, &body, Some("ref-1")).await;
+    assert_eq!(reply.status, 201, "{:#}", reply.body);
+    assert_eq!(
+        reply.body["client_id"],
+        json!(chosen),
+        "answered as for someone new"
+    );
+    let types = event_types(&server, record).await;
+    assert_eq!(types.len(), 4, "on the known record: {types:?}");
+
+    // Seventy days on, the same request would be refused as a new one...
+    clock.set(clock.now() + chrono::Duration::days(70));
+    let fresh = referral_of(Uuid::new_v4(), "9990000085", "Ada");
+    refer(&server, &people.referrer, Uuid::new_v4(), &fresh, None)
+        .await
+        .refused_at(422, "referral.received_on");
+    // ...but its retry is answered with its first result, and nothing more is written.
+    let again = refer(&server, &people.referrer, chosen, &body, Some("ref-1")).await;
+    assert_eq!(again.status, 201, "{:#}", again.body);
+    assert_eq!(again.body, reply.body);
+    assert_eq!(event_types(&server, record).await, types);
+    let none = server
+        .call(
+            Some(&people.auditor),
+            "GET",
+            &client_path(chosen, ""),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        none.status, 404,
+        "no record at the id chosen: {:#}",
+        none.body
+    );
+}
