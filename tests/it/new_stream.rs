@@ -350,6 +350,36 @@ async fn a_new_stream_asked_for_after_a_moment_is_recorded_after_it() {
     }
 }
 
+/// Twelve new streams appended at once with `claiming`'s appends (each making a claim),
+/// beside twelve that claim nothing, each of which must be written (a batch that fails for a
+/// claim is written again without it): the claimants' streams and answers.
+async fn race_beside_others(
+    store: &eventstore::EventStore,
+    claiming: impl Fn(Uuid) -> eventstore::AppendRequest,
+) -> (Vec<Uuid>, Vec<Result<eventstore::AppendResult, StoreError>>) {
+    let streams: Vec<Uuid> = (0..12).map(|_| Uuid::new_v4()).collect();
+    let bystanders: Vec<Uuid> = (0..12).map(|_| Uuid::new_v4()).collect();
+    let claimants = streams.iter().map(|stream| {
+        let head = store.head_of_new_stream(*stream, None);
+        store.append_after(claiming(*stream), head)
+    });
+    let others = bystanders.iter().map(|stream| {
+        let head = store.head_of_new_stream(*stream, None);
+        store.append_after(
+            request(*stream, ExpectedVersion::NoStream, vec![registration()]),
+            head,
+        )
+    });
+    let (answers, others) = tokio::join!(
+        futures_util::future::join_all(claimants),
+        futures_util::future::join_all(others)
+    );
+    for other in others {
+        other.expect("an append claiming nothing is written");
+    }
+    (streams, answers)
+}
+
 /// Claims (`eventstore::Claim`): of new streams appended at once, each claiming a value's first
 /// generation (in one batch's statement, or written alone), exactly one is written; every
 /// other is refused with `ClaimTaken`, nothing of it written (no event, no tag). The next
@@ -379,26 +409,7 @@ async fn of_appends_racing_for_one_claim_one_is_written_and_the_others_leave_not
 
     // Beside twelve new streams that claim nothing, so that a batch holding one claimant and
     // others fails for the claim, and the others are written without it.
-    let streams: Vec<Uuid> = (0..12).map(|_| Uuid::new_v4()).collect();
-    let bystanders: Vec<Uuid> = (0..12).map(|_| Uuid::new_v4()).collect();
-    let claimants = streams.iter().map(|stream| {
-        let head = store.head_of_new_stream(*stream, None);
-        store.append_after(claimed(*stream, 1), head)
-    });
-    let others = bystanders.iter().map(|stream| {
-        let head = store.head_of_new_stream(*stream, None);
-        store.append_after(
-            request(*stream, ExpectedVersion::NoStream, vec![registration()]),
-            head,
-        )
-    });
-    let (answers, others) = tokio::join!(
-        futures_util::future::join_all(claimants),
-        futures_util::future::join_all(others)
-    );
-    for other in others {
-        other.expect("an append claiming nothing is written");
-    }
+    let (streams, answers) = race_beside_others(&store, |stream| claimed(stream, 1)).await;
     let written: Vec<Uuid> = answers
         .iter()
         .filter_map(|answer| answer.as_ref().ok().map(|appended| appended.stream_id))
@@ -504,26 +515,7 @@ async fn a_claim_on_the_next_generation_is_refused_by_its_tags_and_taken_once() 
         }
     };
 
-    let streams: Vec<Uuid> = (0..12).map(|_| Uuid::new_v4()).collect();
-    let bystanders: Vec<Uuid> = (0..12).map(|_| Uuid::new_v4()).collect();
-    let claimants = streams.iter().map(|stream| {
-        let head = store.head_of_new_stream(*stream, None);
-        store.append_after(claimant(*stream), head)
-    });
-    let others = bystanders.iter().map(|stream| {
-        let head = store.head_of_new_stream(*stream, None);
-        store.append_after(
-            request(*stream, ExpectedVersion::NoStream, vec![registration()]),
-            head,
-        )
-    });
-    let (answers, others) = tokio::join!(
-        futures_util::future::join_all(claimants),
-        futures_util::future::join_all(others)
-    );
-    for other in others {
-        other.expect("an append claiming nothing is written");
-    }
+    let (streams, answers) = race_beside_others(&store, claimant).await;
     let mut written = Vec::new();
     for answer in &answers {
         match answer {
@@ -621,38 +613,30 @@ async fn claims_on_many_values_written_together_each_take_their_own_next_generat
         }
     }
     let read: Vec<(Uuid, i64)> = (0..8).map(|i| (Uuid::new_v4(), 1 + i % 2)).collect();
-    let mut appends = Vec::new();
-    for (i, (id, _)) in values.iter().enumerate() {
-        let mut append = request(
-            Uuid::new_v4(),
-            ExpectedVersion::NoStream,
-            vec![registration()],
-        );
-        append.claim = Some(eventstore::Claim::Next {
+    let claims = values.iter().enumerate().map(|(i, (id, _))| {
+        Some(eventstore::Claim::Next {
             id: *id,
             unless_tagged: vec![[0x70 + i as u8; 32]],
-        });
-        appends.push(append);
-    }
-    for (id, generation) in &read {
-        let mut append = request(
-            Uuid::new_v4(),
-            ExpectedVersion::NoStream,
-            vec![registration()],
-        );
-        append.claim = Some(eventstore::Claim::At {
+        })
+    });
+    let claims = claims.chain(read.iter().map(|(id, generation)| {
+        Some(eventstore::Claim::At {
             id: *id,
             generation: *generation,
-        });
-        appends.push(append);
-    }
-    for _ in 0..16 {
-        appends.push(request(
-            Uuid::new_v4(),
-            ExpectedVersion::NoStream,
-            vec![registration()],
-        ));
-    }
+        })
+    }));
+    let appends: Vec<eventstore::AppendRequest> = claims
+        .chain(std::iter::repeat_n(None, 16))
+        .map(|claim| {
+            let mut append = request(
+                Uuid::new_v4(),
+                ExpectedVersion::NoStream,
+                vec![registration()],
+            );
+            append.claim = claim;
+            append
+        })
+        .collect();
     let streams: Vec<Uuid> = appends.iter().map(|append| append.stream_id).collect();
     let answers = futures_util::future::join_all(appends.into_iter().map(|append| {
         let head = store.head_of_new_stream(append.stream_id, None);

@@ -75,6 +75,24 @@ async fn decline(server: &TestServer, client: Uuid, referral: Uuid) {
         .await;
 }
 
+/// A person known to the organisation by `nhs`: referred by `who` (as someone new), then
+/// declined by the lead, so that a referral of them is taken again. Their record's id.
+async fn known_and_declined(server: &TestServer, who: &Person, nhs: &str) -> Uuid {
+    let (record, first) = (Uuid::new_v4(), Uuid::new_v4());
+    let made = refer(
+        server,
+        who,
+        record,
+        &referral_of(first, nhs, "Maggie"),
+        None,
+    )
+    .await;
+    assert_eq!(made.status, 201, "{:#}", made.body);
+    assert_eq!(made.body.get("referred_as"), None, "someone new");
+    decline(server, record, first).await;
+    record
+}
+
 /// The records of the organisation of `who` holding `nhs` now.
 async fn records_holding(server: &TestServer, who: &Person, nhs: &str) -> Vec<Uuid> {
     let number = domain::NhsNumber::parse(nhs).expect("a valid NHS number");
@@ -98,18 +116,7 @@ async fn a_referrer_referring_a_known_person_is_answered_as_for_someone_new_and_
     let referrer = &people.referrer;
 
     // The person is known: referred by the lead, declined (so a referral is taken again).
-    let (record, first) = (Uuid::new_v4(), Uuid::new_v4());
-    let made = refer(
-        &server,
-        &people.lead,
-        record,
-        &referral_of(first, KNOWN, "Maggie"),
-        None,
-    )
-    .await;
-    assert_eq!(made.status, 201, "{:#}", made.body);
-    assert_eq!(made.body.get("referred_as"), None, "someone new");
-    decline(&server, record, first).await;
+    let record = known_and_declined(&server, &people.lead, KNOWN).await;
 
     // While the known record would take a referral: what would refuse the referral of someone
     // unknown refuses it alike for the known person, first refusal first (not their details
@@ -399,17 +406,7 @@ async fn staff_referring_a_known_person_are_told_it_went_to_their_record() {
     const NHS: &str = "9990000042";
     let server = TestServer::start().await;
     let people = server.people.clone();
-    let (record, first) = (Uuid::new_v4(), Uuid::new_v4());
-    let made = refer(
-        &server,
-        &people.referrer,
-        record,
-        &referral_of(first, NHS, "Maggie"),
-        None,
-    )
-    .await;
-    assert_eq!(made.status, 201, "{:#}", made.body);
-    decline(&server, record, first).await;
+    let record = known_and_declined(&server, &people.referrer, NHS).await;
 
     let (chosen, referral) = (Uuid::new_v4(), Uuid::new_v4());
     let body = referral_of(referral, NHS, "Margaret");
@@ -455,16 +452,7 @@ async fn another_organisation_and_an_erased_person_are_never_matched() {
     const NHS: &str = "9990000050";
     let server = TestServer::start().await;
     let people = server.people.clone();
-    let (record, first) = (Uuid::new_v4(), Uuid::new_v4());
-    refer(
-        &server,
-        &people.lead,
-        record,
-        &referral_of(first, NHS, "Maggie"),
-        None,
-    )
-    .await;
-    decline(&server, record, first).await;
+    let record = known_and_declined(&server, &people.lead, NHS).await;
 
     // Another organisation's lead refers the same number: someone new to them.
     let theirs = Uuid::new_v4();
@@ -720,17 +708,7 @@ async fn a_retry_of_a_referral_to_a_known_person_is_answered_with_its_first_resu
     let clock = app::Clock::fixed(chrono::Utc::now());
     let server = TestServer::start_with_clock(clock.clone()).await;
     let people = server.people.clone();
-    let (record, first) = (Uuid::new_v4(), Uuid::new_v4());
-    let made = refer(
-        &server,
-        &people.lead,
-        record,
-        &referral_of(first, NHS, "Maggie"),
-        None,
-    )
-    .await;
-    assert_eq!(made.status, 201, "{:#}", made.body);
-    decline(&server, record, first).await;
+    let record = known_and_declined(&server, &people.lead, NHS).await;
 
     let (chosen, referral) = (Uuid::new_v4(), Uuid::new_v4());
     // Received 30 days ago (`intake`), within the 93 days a referral may be entered late.
