@@ -201,6 +201,22 @@ fn tag_of(stream: Uuid) -> [u8; 32] {
     tag
 }
 
+/// Asserts that the appends to `streams` (one each) were written in fewer transactions than
+/// there are appends: some shared a statement.
+async fn assert_written_together(admin: &tokio_postgres::Client, streams: &[Uuid]) {
+    let transactions: i64 = testkit::query_value(
+        admin,
+        "SELECT count(DISTINCT transaction_id) FROM events WHERE stream_id = ANY($1)",
+        &[&streams],
+    )
+    .await;
+    assert!(
+        transactions < streams.len() as i64,
+        "{transactions} transactions for {} appends",
+        streams.len()
+    );
+}
+
 /// Appends a registration to each of `streams`, all at once, each after a head assumed new
 /// (keyed by its index when `keyed`).
 async fn register_all_at_once(
@@ -244,16 +260,7 @@ async fn new_streams_appended_at_once_share_a_statement_and_each_gets_its_own_an
         assert_eq!(appended.stream_version, 1);
         assert_eq!(appended.events[0].event_id, append.events[0].event_id);
     }
-    let transactions: i64 = testkit::query_value(
-        &admin,
-        "SELECT count(DISTINCT transaction_id) FROM events WHERE stream_id = ANY($1)",
-        &[&streams],
-    )
-    .await;
-    assert!(
-        transactions < 24,
-        "{transactions} transactions for 24 appends"
-    );
+    assert_written_together(&admin, &streams).await;
     // Each keyed append's result was stored with it, as the one-append statement stores it.
     for (append, answer) in answers {
         let again = store.append(append).await.expect("a retry");
@@ -646,16 +653,7 @@ async fn claims_on_many_values_written_together_each_take_their_own_next_generat
     for answer in answers {
         answer.expect("written");
     }
-    let transactions: i64 = testkit::query_value(
-        &admin,
-        "SELECT count(DISTINCT transaction_id) FROM events WHERE stream_id = ANY($1)",
-        &[&streams],
-    )
-    .await;
-    assert!(
-        transactions < 32,
-        "{transactions} transactions for 32 appends"
-    );
+    assert_written_together(&admin, &streams).await;
     let claimed = |id: Uuid| {
         let admin = &admin;
         async move {
