@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::AppState;
-use super::extract::{Caller, CommandBody, CommandHeaders, Dated};
+use super::extract::{Caller, CommandBody, CommandHeaders, Dated, KeyHeader, VersionHeader};
 use super::problem::{ApiError, CommandErrors};
 use app::StaffCommand;
 
@@ -149,10 +149,8 @@ macro_rules! command_route {
             security(("bearer" = [])),
             params(
                 ("client_id" = Uuid, Path, description = "The client's id (chosen by the caller for a new client)"),
-                ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 200, pattern = r"^[!-~]+$",
-                 description = "Makes a retry safe: the same key and body return the first response and write nothing"),
-                ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(W/)?"?[0-9]{1,18}"?$"#,
-                 description = "The record version last seen (the ETag of the last response); stale gives 409")
+                KeyHeader,
+                VersionHeader
             ),
             request_body(content = $body, content_type = "application/json"),
             responses(
@@ -219,10 +217,8 @@ pub enum IntakeAccepted {
     security(("bearer" = [])),
     params(
         ("client_id" = Uuid, Path, description = "The client's id (chosen by the caller for a new client)"),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 200, pattern = r"^[!-~]+$",
-         description = "Makes a retry safe: the same key and body return the first response and write nothing"),
-        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(W/)?"?[0-9]{1,18}"?$"#,
-         description = "The record version last seen (the ETag of the last response); stale gives 409")
+        KeyHeader,
+        VersionHeader
     ),
     request_body(content = IntakeRequest, content_type = "application/json"),
     responses(

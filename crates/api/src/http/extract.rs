@@ -346,6 +346,38 @@ fn unknown_field(message: &str) -> Option<&str> {
         .and_then(|rest| rest.split('`').next())
 }
 
+/// The `Idempotency-Key` header as the OpenAPI document describes it, once for every route
+/// that takes it (`params(..., KeyHeader)`); [`CommandHeaders`] reads it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // documents the header; never built
+pub struct KeyHeader {
+    /// Makes a retry safe: the same key and body return the first response and write nothing
+    #[param(
+        rename = "Idempotency-Key",
+        nullable = false,
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[!-~]+$"
+    )]
+    idempotency_key: Option<String>,
+}
+
+/// The `If-Match` header as the OpenAPI document describes it (`params(..., VersionHeader)`);
+/// [`CommandHeaders`] reads it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // documents the header; never built
+pub struct VersionHeader {
+    /// The record version last seen (the ETag of the last response); stale gives 409
+    #[param(
+        rename = "If-Match",
+        nullable = false,
+        pattern = r#"^(W/)?"?[0-9]{1,18}"?$"#
+    )]
+    if_match: Option<String>,
+}
+
 /// The headers a command takes.
 #[derive(Clone, Debug, Default)]
 pub struct CommandHeaders {

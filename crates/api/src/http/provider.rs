@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::commands::CommandAccepted;
-use super::extract::{Body, Caller, CommandHeaders, Params, request_id};
+use super::extract::{Body, Caller, CommandHeaders, KeyHeader, Params, VersionHeader, request_id};
 use super::problem::{AdminErrors, ApiError, CommandErrors, ReadErrors};
 use app::provider::{ProviderConnectionPage, ProviderConnections, ProviderTie};
 use app::records::{ReadContext, ReadPurpose};
@@ -93,10 +93,8 @@ macro_rules! answer_route {
             security(("bearer" = [])),
             params(
                 ("client_id" = Uuid, Path, description = "The person the connection is on"),
-                ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 200, pattern = r"^[!-~]+$",
-                 description = "Makes a retry safe: the same key and body return the first response and write nothing"),
-                ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(W/)?"?[0-9]{1,18}"?$"#,
-                 description = "The record version last seen; stale gives 409")
+                KeyHeader,
+                VersionHeader
             ),
             request_body(content = $body, content_type = "application/json"),
             responses((status = 201, description = "Done: the events written", body = CommandAccepted), CommandErrors)

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::commands::AcceptedEvent;
-use super::extract::{Body, Caller, CommandHeaders, Params};
+use super::extract::{Body, Caller, CommandHeaders, KeyHeader, Params};
 use super::problem::{ApiError, CommandErrors, WaitingReadErrors};
 use app::tasks::{CancelTask, RaiseTask, TaskCommandError, TaskPage, TaskRequest, TaskService};
 use app::{CommandError, Denied};
@@ -77,8 +77,7 @@ fn request(req: &HttpRequest, headers: CommandHeaders, digest: [u8; 32]) -> Task
     tag = "tasks",
     security(("bearer" = [])),
     params(
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 200, pattern = r"^[!-~]+$",
-         description = "Makes a retry safe: the same key and body return the first response and write nothing"),
+        KeyHeader,
     ),
     request_body(content = RaiseTask, content_type = "application/json"),
     responses((status = 201, body = TaskCommandAccepted), CommandErrors)
