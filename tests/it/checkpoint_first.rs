@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::{CaseService, CommandOptions};
-use casebook::rebuild::{RebuildOptions, RebuildTarget, rebuild};
 use domain::*;
 use eventstore::EventStore;
 use projector::{
@@ -58,21 +57,6 @@ async fn referrals(store: &EventStore) {
                 .expect("a command");
         }
     }
-}
-
-/// Builds the shadow caseload to the head of the log, without switching it in.
-async fn shadow_built(store: &EventStore) {
-    let built = rebuild(
-        store,
-        RebuildTarget::Caseload,
-        &RebuildOptions {
-            switch: false,
-            ..RebuildOptions::default()
-        },
-    )
-    .await
-    .expect("the shadow is built");
-    assert!(!built.switched);
 }
 
 /// Switches the shadow in, then takes the live lease back for `holder` (as a running runner's
@@ -132,7 +116,7 @@ async fn equals_a_clean_rebuild(db: &TestDb, runner: &Runner) {
 async fn a_runner_behind_a_switched_caseload_finds_its_checkpoint_moved_before_writing() {
     let (db, store) = store_with_db(6).await;
     referrals(&store).await;
-    shadow_built(&store).await;
+    crate::support::caseload_shadow_built(&store).await;
     let holder = Uuid::new_v4();
     let runner = Runner::new(
         store.clone(),
@@ -162,7 +146,7 @@ async fn a_runner_behind_a_switched_caseload_finds_its_checkpoint_moved_before_w
 async fn projections_run_together_behind_a_switched_caseload_find_their_checkpoint_moved() {
     let (db, store) = store_with_db(6).await;
     referrals(&store).await;
-    shadow_built(&store).await;
+    crate::support::caseload_shadow_built(&store).await;
     let holder = Uuid::new_v4();
     let together = Together::new(
         store.clone(),

@@ -6,7 +6,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::support::{
-    append, append_new, collect, contact, event, request, run_ok, store_with_db, stream_len,
+    append, append_new, assert_conflict, collect, contact, event, request, run_ok, store_with_db,
+    stream_len,
 };
 
 #[tokio::test]
@@ -69,17 +70,7 @@ async fn a_stale_expectation_is_a_conflict_and_writes_nothing() {
         .append(request(stream, ExpectedVersion::NoStream, vec![contact(2)]))
         .await
         .expect_err("the stream exists");
-    assert!(
-        matches!(
-            err,
-            StoreError::Conflict {
-                expected: ExpectedVersion::NoStream,
-                actual: 1,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_conflict(&err, ExpectedVersion::NoStream, 1);
 
     let err = store
         .append(request(
@@ -89,17 +80,7 @@ async fn a_stale_expectation_is_a_conflict_and_writes_nothing() {
         ))
         .await
         .expect_err("stale version");
-    assert!(
-        matches!(
-            err,
-            StoreError::Conflict {
-                expected: ExpectedVersion::Exact(3),
-                actual: 1,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_conflict(&err, ExpectedVersion::Exact(3), 1);
     assert_eq!(stream_len(&store, stream).await, 1);
 
     store

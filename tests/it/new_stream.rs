@@ -7,7 +7,9 @@ use eventstore::{ExpectedVersion, StoreError};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::support::{append, assert_chains_hold, contact, event, request, store_with_db};
+use crate::support::{
+    append, assert_chains_hold, assert_conflict, contact, event, request, store_with_db,
+};
 
 fn registration() -> eventstore::NewEvent {
     event(
@@ -92,17 +94,7 @@ async fn an_assumed_new_head_on_a_stream_that_exists_writes_nothing_and_replays_
         .append_after(retry, head)
         .await
         .expect_err("the stream exists");
-    assert!(
-        matches!(
-            err,
-            StoreError::Conflict {
-                expected: ExpectedVersion::NoStream,
-                actual: 1,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_conflict(&err, ExpectedVersion::NoStream, 1);
     // Another request at the same id: a conflict too, and nothing written by either.
     let head = store.head_of_new_stream(stream, None);
     let err = store

@@ -354,17 +354,7 @@ async fn rebuilding_the_caseload_keeps_the_live_one_serving_until_an_atomic_swit
     assert_eq!(before.len(), 6);
 
     // Built beside, not switched: the live rows are untouched, the shadow holds the same.
-    let built = rebuild(
-        &store,
-        RebuildTarget::Caseload,
-        &RebuildOptions {
-            switch: false,
-            ..RebuildOptions::default()
-        },
-    )
-    .await
-    .expect("rebuild beside");
-    assert!(!built.switched);
+    crate::support::caseload_shadow_built(&store).await;
     assert_eq!(
         CaseloadProjection::rows(&reader, &ids).await.expect("rows"),
         before

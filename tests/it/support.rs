@@ -224,6 +224,31 @@ pub async fn append(
         .expect("append")
 }
 
+/// Builds the shadow caseload to the head of the log, without switching it in.
+pub async fn caseload_shadow_built(store: &EventStore) {
+    let built = casebook::rebuild::rebuild(
+        store,
+        casebook::rebuild::RebuildTarget::Caseload,
+        &casebook::rebuild::RebuildOptions {
+            switch: false,
+            ..casebook::rebuild::RebuildOptions::default()
+        },
+    )
+    .await
+    .expect("the shadow is built");
+    assert!(!built.switched);
+}
+
+/// Asserts that an append was refused as a conflict: it expected `expected`, and the stream
+/// stood at `actual`.
+pub fn assert_conflict(err: &eventstore::StoreError, expected: ExpectedVersion, actual: i64) {
+    assert!(
+        matches!(err, eventstore::StoreError::Conflict { expected: e, actual: a, .. }
+            if *e == expected && *a == actual),
+        "{err:?}"
+    );
+}
+
 /// How many events `stream_id` holds.
 pub async fn stream_len(store: &EventStore, stream_id: Uuid) -> usize {
     store

@@ -61,27 +61,6 @@ async fn direct_care_reads(server: &TestServer, who: &Person, client: Uuid) -> i
         .get(0)
 }
 
-/// The events of `client`'s journey as the auditor reads them over the API.
-pub(super) async fn journey(server: &TestServer, client: Uuid) -> Vec<Value> {
-    let reply = server
-        .read(
-            &server.people.auditor,
-            &format!("/api/v1/clients/{client}/journey?limit=500"),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    reply.body["entries"].as_array().expect("entries").clone()
-}
-
-/// The types of the events of `client`'s journey, in order.
-async fn event_types(server: &TestServer, client: Uuid) -> Vec<String> {
-    journey(server, client)
-        .await
-        .iter()
-        .map(|e| e["event_type"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
 fn contacts(entries: &[Value]) -> Vec<&Value> {
     entries
         .iter()
@@ -151,7 +130,7 @@ async fn a_link_worker_signs_in_reads_their_caseload_and_records_a_contact_by_ke
             "Enter the minutes as a whole number, like 30"
         ]
     );
-    assert_eq!(contacts(&journey(&server, client).await).len(), 0);
+    assert_eq!(contacts(&server.journey_entries(client).await).len(), 0);
     browser.assert_accessible("a form with errors").await;
 
     // Put right by keyboard: the radios with Space and the arrow keys.
@@ -184,7 +163,7 @@ async fn a_link_worker_signs_in_reads_their_caseload_and_records_a_contact_by_ke
     browser.assert_accessible("the page after recording").await;
 
     // The log has the contact, by the worker, as the form said.
-    let entries = journey(&server, client).await;
+    let entries = server.journey_entries(client).await;
     let recorded = contacts(&entries);
     assert_eq!(recorded.len(), 1, "one contact recorded");
     assert_eq!(recorded[0]["actor_id"], worker.staff_id.to_string());
@@ -380,12 +359,12 @@ async fn console_forms_refuse_spent_links_other_sites_stale_tokens_and_other_org
     );
     assert_eq!(send(None, "0".repeat(64)).await, 403);
     assert_eq!(send(None, String::new()).await, 403);
-    assert_eq!(contacts(&journey(&server, client).await).len(), 0);
+    assert_eq!(contacts(&server.journey_entries(client).await).len(), 0);
 
     // The real form, sent twice (a double click, a resend): one contact.
     assert_eq!(send(Some(server.base.clone()), csrf.clone()).await, 303);
     assert_eq!(send(None, csrf.clone()).await, 303);
-    let entries = journey(&server, client).await;
+    let entries = server.journey_entries(client).await;
     assert_eq!(
         contacts(&entries).len(),
         1,
@@ -416,7 +395,7 @@ async fn console_forms_refuse_spent_links_other_sites_stale_tokens_and_other_org
     )
     .await;
     assert_eq!(refused, 404);
-    assert_eq!(contacts(&journey(&server, client).await).len(), 1);
+    assert_eq!(contacts(&server.journey_entries(client).await).len(), 1);
 
     // Pages carry their own policy; a caseload page and its stylesheet stay under 300 KB.
     let response = plain_http()
@@ -616,7 +595,8 @@ async fn a_team_lead_triages_a_referral_and_assigns_it_to_a_link_worker() {
     );
     browser.assert_accessible("a decision with an error").await;
     assert!(
-        journey(&server, client)
+        server
+            .journey_entries(client)
             .await
             .iter()
             .all(|e| e["event_type"] != "ReferralDeclined")
@@ -655,7 +635,7 @@ async fn a_team_lead_triages_a_referral_and_assigns_it_to_a_link_worker() {
     browser.assert_accessible("an assigned case").await;
 
     // The log has it, by the lead; the queue is empty and the worker has the case.
-    let types = event_types(&server, client).await;
+    let types = server.journey_types(client).await;
     assert!(
         types.ends_with(&[
             "ReferralAccepted".to_owned(),
@@ -699,7 +679,7 @@ async fn an_auditor_replays_a_journey_as_known_at_a_moment_and_sees_who_read_it(
         .read(&worker, &format!("/api/v1/clients/{client}"))
         .await;
     assert_eq!(read.status, 200);
-    let entries = journey(&server, client).await.len();
+    let entries = server.journey_entries(client).await.len();
 
     let browser = signed_in_browser(&server, &server.people.auditor).await;
     assert_eq!(browser.path().await, "/console/audit");
@@ -866,7 +846,7 @@ async fn a_link_worker_books_an_appointment_and_records_that_the_person_did_not_
         1,
         "the one still to come is left"
     );
-    let types = event_types(&server, client).await;
+    let types = server.journey_types(client).await;
     assert!(
         types.ends_with(&[
             "AppointmentBooked".to_owned(),

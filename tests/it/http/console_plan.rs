@@ -13,7 +13,7 @@ use super::journey::open_case;
 
 /// The events of `client`'s journey of type `event_type`, as the auditor reads them.
 pub(super) async fn events(server: &TestServer, client: Uuid, event_type: &str) -> Vec<Value> {
-    let journey = super::console::journey(server, client).await;
+    let journey = server.journey_entries(client).await;
     journey
         .into_iter()
         .filter(|e| e["event_type"] == event_type)

@@ -445,18 +445,6 @@ fn referred(reply: &super::Reply) -> (Uuid, Uuid) {
     )
 }
 
-async fn event_types(server: &TestServer, who: &Person, client: Uuid) -> Vec<String> {
-    let journey = server
-        .read(who, &format!("/api/v1/clients/{client}/journey"))
-        .await;
-    journey.body["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .filter_map(|e| e["event_type"].as_str().map(str::to_owned))
-        .collect()
-}
-
 /// A Patient whose NHS number the organisation holds for a client is that client: the referral
 /// is added to their record (once per identifier), refused while their case is active, never
 /// found in another organisation, and not found once they are erased.
@@ -486,7 +474,7 @@ async fn a_known_person_is_found_by_nhs_number_in_the_organisation_only() {
     assert_eq!(waiting.body["issue"][0]["code"], "business-rule");
     assert_eq!(expressions(&waiting.body), ["ServiceRequest.subject"]);
     assert_eq!(
-        event_types(&server, &people.auditor, record).await,
+        server.journey_types(record).await,
         ["ClientRegistered", "ReferralReceived"]
     );
 
@@ -504,7 +492,7 @@ async fn a_known_person_is_found_by_nhs_number_in_the_organisation_only() {
     assert_ne!(second_id, first_id);
     assert_eq!(second_record, record, "the known person's record");
     assert_eq!(
-        event_types(&server, &people.auditor, record).await,
+        server.journey_types(record).await,
         [
             "ClientRegistered",
             "ReferralReceived",
@@ -529,7 +517,7 @@ async fn a_known_person_is_found_by_nhs_number_in_the_organisation_only() {
     let again = post("M-3").await;
     assert_eq!(again.status, 200, "{:#}", again.body);
     assert_eq!(again.body, second.body);
-    assert_eq!(event_types(&server, &people.auditor, record).await.len(), 4);
+    assert_eq!(server.journey_types(record).await.len(), 4);
     // A referral the practice reads back names no one.
     let text = second.body.to_string();
     assert!(!text.contains(NHS) && !text.contains("SMITH"), "{text}");
@@ -553,7 +541,7 @@ async fn a_known_person_is_found_by_nhs_number_in_the_organisation_only() {
     let (theirs_id, theirs_record) = referred(&theirs);
     assert_eq!(theirs_record, theirs_id, "a record of their own");
     assert_ne!(theirs_record, record);
-    assert_eq!(event_types(&server, &people.auditor, record).await.len(), 4);
+    assert_eq!(server.journey_types(record).await.len(), 4);
     let foreign_record = server
         .get(&people.auditor, &format!("/api/v1/clients/{theirs_record}"))
         .await;

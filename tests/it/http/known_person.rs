@@ -40,21 +40,13 @@ async fn refer(
         .await
 }
 
-/// The event types of `client`'s record, as the auditor reads its journey.
-async fn event_types(server: &TestServer, client: Uuid) -> Vec<String> {
-    let journey = server
-        .read(
-            &server.people.auditor,
-            &format!("{}?limit=500", client_path(client, "journey")),
-        )
-        .await;
-    journey.body["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .filter_map(|e| e["event_type"].as_str().map(str::to_owned))
-        .collect()
-}
+/// The known-and-declined person's record once a second referral has gone to it.
+const REFERRED_AGAIN_AFTER_A_DECLINE: [&str; 4] = [
+    "ClientRegistered",
+    "ReferralReceived",
+    "ReferralDeclined",
+    "ReferralReceived",
+];
 
 fn keys(body: &Value) -> BTreeSet<String> {
     body.as_object()
@@ -159,7 +151,7 @@ async fn a_referrer_referring_a_known_person_is_answered_as_for_someone_new_and_
             refused.refused_at(422, field);
         }
     }
-    assert_eq!(event_types(&server, record).await.len(), 3);
+    assert_eq!(server.journey_types(record).await.len(), 3);
 
     // The referrer refers someone new, then the known person (under another name), each under
     // an id of their choosing.
@@ -195,13 +187,8 @@ async fn a_referrer_referring_a_known_person_is_answered_as_for_someone_new_and_
 
     // One record: the known person's, with both referrals; their details as recorded.
     assert_eq!(
-        event_types(&server, record).await,
-        [
-            "ClientRegistered",
-            "ReferralReceived",
-            "ReferralDeclined",
-            "ReferralReceived"
-        ]
+        server.journey_types(record).await,
+        REFERRED_AGAIN_AFTER_A_DECLINE
     );
     let none = server.get(&people.auditor, &client_path(chosen, "")).await;
     assert_eq!(none.status, 404, "no record under the id chosen");
@@ -256,7 +243,7 @@ async fn a_referrer_referring_a_known_person_is_answered_as_for_someone_new_and_
         assert_eq!(again.header("idempotent-replayed"), Some("true"));
         assert_eq!(again.header("location"), first.header("location"));
     }
-    assert_eq!(event_types(&server, record).await.len(), 4);
+    assert_eq!(server.journey_types(record).await.len(), 4);
     // Its key again with another body: refused alike, naming the key as sent.
     let mut other_new = new_body.clone();
     other_new["referral"]["note"] = json!("changed");
@@ -287,7 +274,7 @@ async fn a_referrer_referring_a_known_person_is_answered_as_for_someone_new_and_
     assert_eq!(unkeyed_new.status, 403, "{:#}", unkeyed_new.body);
     assert_eq!(unkeyed_known.status, unkeyed_new.status);
     assert_eq!(unkeyed_known.body["detail"], unkeyed_new.body["detail"]);
-    assert_eq!(event_types(&server, record).await.len(), 4);
+    assert_eq!(server.journey_types(record).await.len(), 4);
 
     // The referral waits, so the known record takes no other. A referrer is not told so (that
     // would tell them who is a client): the person referred again is answered as someone new
@@ -305,9 +292,9 @@ async fn a_referrer_referring_a_known_person_is_answered_as_for_someone_new_and_
     assert_eq!(waiting.status, 201, "{:#}", waiting.body);
     assert_eq!(keys(&waiting.body), keys(&to_new.body));
     assert_eq!(waiting.body["client_id"], json!(waiting_client));
-    assert_eq!(event_types(&server, record).await.len(), 4);
+    assert_eq!(server.journey_types(record).await.len(), 4);
     assert_eq!(
-        event_types(&server, waiting_client).await,
+        server.journey_types(waiting_client).await,
         ["ClientRegistered", "ReferralReceived"]
     );
     let mut holding = records_holding(&server, referrer, KNOWN).await;
@@ -357,7 +344,7 @@ async fn a_referrer_referring_a_known_person_is_answered_as_for_someone_new_and_
         .await;
     assert_eq!(still.status, 200, "{:#}", still.body);
     assert_eq!(
-        event_types(&server, record).await.len(),
+        server.journey_types(record).await.len(),
         5,
         "the correction only"
     );
@@ -423,13 +410,8 @@ async fn staff_referring_a_known_person_are_told_it_went_to_their_record() {
     assert_eq!(again.body, reply.body);
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(
-        event_types(&server, record).await,
-        [
-            "ClientRegistered",
-            "ReferralReceived",
-            "ReferralDeclined",
-            "ReferralReceived"
-        ]
+        server.journey_types(record).await,
+        REFERRED_AGAIN_AFTER_A_DECLINE
     );
     let held = server.get(&people.auditor, &client_path(record, "")).await;
     assert_eq!(held.body["personal"]["given_name"], "Maggie");
@@ -444,7 +426,7 @@ async fn staff_referring_a_known_person_are_told_it_went_to_their_record() {
     )
     .await;
     waiting.refused_at(422, "client.personal.nhs_number");
-    assert_eq!(event_types(&server, record).await.len(), 4);
+    assert_eq!(server.journey_types(record).await.len(), 4);
 }
 
 #[tokio::test]
@@ -468,7 +450,7 @@ async fn another_organisation_and_an_erased_person_are_never_matched() {
     assert_eq!(reply.body["client_id"], json!(theirs));
     assert_eq!(reply.body.get("referred_as"), None);
     assert_eq!(reply.body["events"].as_array().map(Vec::len), Some(2));
-    assert_eq!(event_types(&server, record).await.len(), 3);
+    assert_eq!(server.journey_types(record).await.len(), 3);
     assert_eq!(
         records_holding(&server, &people.foreign_lead, NHS).await,
         [theirs]
@@ -492,9 +474,9 @@ async fn another_organisation_and_an_erased_person_are_never_matched() {
     )
     .await;
     assert_eq!(reply.status, 201, "{:#}", reply.body);
-    assert_eq!(event_types(&server, fresh).await.len(), 2);
+    assert_eq!(server.journey_types(fresh).await.len(), 2);
     assert_eq!(
-        event_types(&server, record).await.len(),
+        server.journey_types(record).await.len(),
         4,
         "the erasure only"
     );
@@ -634,7 +616,7 @@ async fn copies_of_one_referral_racing_are_answered_alike_and_recorded_once() {
         records_holding(&server, &people.lead, new_nhs).await,
         vec![new_client]
     );
-    assert_eq!(event_types(&server, new_client).await.len(), 2);
+    assert_eq!(server.journey_types(new_client).await.len(), 2);
 
     // A person the service knows, whose referral was declined: a referrer's copies go to
     // their record, once.
@@ -649,7 +631,7 @@ async fn copies_of_one_referral_racing_are_answered_alike_and_recorded_once() {
     .await;
     assert_eq!(made.status, 201, "{:#}", made.body);
     decline(&server, known, known_referral).await;
-    let before = event_types(&server, known).await.len();
+    let before = server.journey_types(known).await.len();
     let chosen = Uuid::new_v4();
     let body = referral_of(Uuid::new_v4(), known_nhs, "Ada");
     let copies = futures_util::future::join_all(
@@ -660,7 +642,7 @@ async fn copies_of_one_referral_racing_are_answered_alike_and_recorded_once() {
         assert_eq!(copy.status, 201, "{:#}", copy.body);
         assert_eq!(copy.body, copies[0].body);
     }
-    assert_eq!(event_types(&server, known).await.len(), before + 1);
+    assert_eq!(server.journey_types(known).await.len(), before + 1);
     assert_eq!(
         records_holding(&server, &people.lead, known_nhs).await,
         vec![known]
@@ -720,7 +702,7 @@ async fn a_retry_of_a_referral_to_a_known_person_is_answered_with_its_first_resu
         json!(chosen),
         "answered as for someone new"
     );
-    let types = event_types(&server, record).await;
+    let types = server.journey_types(record).await;
     assert_eq!(types.len(), 4, "on the known record: {types:?}");
 
     // Seventy days on, the same request would be refused as a new one...
@@ -733,7 +715,7 @@ async fn a_retry_of_a_referral_to_a_known_person_is_answered_with_its_first_resu
     let again = refer(&server, &people.referrer, chosen, &body, Some("ref-1")).await;
     assert_eq!(again.status, 201, "{:#}", again.body);
     assert_eq!(again.body, reply.body);
-    assert_eq!(event_types(&server, record).await, types);
+    assert_eq!(server.journey_types(record).await, types);
     let none = server
         .call(
             Some(&people.auditor),

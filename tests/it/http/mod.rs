@@ -525,6 +525,22 @@ impl TestServer {
         started.body
     }
 
+    /// The entries of `client`'s journey (its first 500) as the auditor reads them.
+    pub async fn journey_entries(&self, client: Uuid) -> Vec<Value> {
+        let path = format!("/api/v1/clients/{client}/journey?limit=500");
+        let reply = self.read(&self.people.auditor, &path).await;
+        reply.body["entries"].as_array().expect("entries").clone()
+    }
+
+    /// The types of the events of `client`'s journey, in order, as the auditor reads them.
+    pub async fn journey_types(&self, client: Uuid) -> Vec<String> {
+        self.journey_entries(client)
+            .await
+            .iter()
+            .map(|e| e["event_type"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     /// Gets and insists on 200.
     pub async fn read(&self, who: &Person, path: &str) -> Reply {
         let reply = self.get(who, path).await;

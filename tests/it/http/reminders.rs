@@ -178,8 +178,18 @@ fn dispatcher_leasing(
     notify: Option<NotifyEndpoint>,
     lease: Duration,
 ) -> ReminderDispatcher {
+    dispatcher_over(server.store.clone(), clock, notify, lease)
+}
+
+/// [`dispatcher_leasing`] over a store of the caller's.
+fn dispatcher_over(
+    store: eventstore::EventStore,
+    clock: &app::Clock,
+    notify: Option<NotifyEndpoint>,
+    lease: Duration,
+) -> ReminderDispatcher {
     ReminderDispatcher::new(
-        server.store.clone(),
+        store,
         clock.clone(),
         Arc::new(
             casebook::gp_outbox::HttpTransport::to(
@@ -1222,25 +1232,11 @@ async fn a_consent_projected_between_the_dispatchers_read_and_its_hold_is_not_mi
     let pool = server.db.app_pool(1);
     let store =
         crate::support::protected(eventstore::EventStore::new(pool.clone(), app::upcasters()));
-    let dispatch = ReminderDispatcher::new(
+    let dispatch = dispatcher_over(
         store,
-        clock.clone(),
-        Arc::new(
-            casebook::gp_outbox::HttpTransport::to(
-                "the notification service",
-                Duration::from_millis(800),
-                casebook::gp_outbox::Reach::Any,
-            )
-            .expect("an HTTP client"),
-        ),
-        DispatchSettings {
-            lease: Duration::from_secs(300),
-            backoff: Duration::from_secs(60),
-            backoff_cap: Duration::from_secs(60),
-            max_attempts: 3,
-            batch: 10,
-        },
+        &clock,
         Some(notify.endpoint_with(email_only)),
+        Duration::from_secs(300),
     );
     clock.set(at("2026-03-02T14:05:00Z"));
 
