@@ -619,7 +619,7 @@ impl CaseService {
         // What `decide` needs from outside the record: the directory service a connection
         // names, from the log (a service listed a moment ago can be used at once).
         // A redirection's service is looked up the same way, as is one a correction of a
-        // redirection names.
+        // redirection names, and a connection's whose kind a correction changes.
         let corrected = match command {
             CaseCommand::CorrectEntry(correction) => loaded.entries.get(&correction.corrects),
             _ => None,
@@ -630,13 +630,20 @@ impl CaseService {
                 destination: domain::Destination::Service { service_id },
                 ..
             }) => Some(*service_id),
-            CaseCommand::CorrectEntry(correction) => correction
-                .corrected_fields
-                .get("destination")
-                .and_then(|d| d.get("service_id"))
-                .and_then(|id| id.as_str())
-                .and_then(|id| id.parse().ok())
-                .map(domain::ServiceId),
+            CaseCommand::CorrectEntry(correction) => match corrected {
+                Some(CaseEvent::OnwardConnectionMade(connection))
+                    if correction.corrected_fields.contains_key("kind") =>
+                {
+                    Some(connection.service_id)
+                }
+                _ => correction
+                    .corrected_fields
+                    .get("destination")
+                    .and_then(|d| d.get("service_id"))
+                    .and_then(|id| id.as_str())
+                    .and_then(|id| id.parse().ok())
+                    .map(domain::ServiceId),
+            },
             _ => None,
         };
         let service = match named_service {

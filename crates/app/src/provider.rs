@@ -217,7 +217,10 @@ impl ProviderConnections {
                    ON d.service_id = (e.payload->>'service_id')::uuid \
                  WHERE e.event_type = 'OnwardConnectionMade' \
                    AND e.payload->>'service_id' = ANY($1::text[]) \
-                   AND e.payload->>'kind' <> 'signposted' \
+                   AND (e.payload->>'kind' <> 'signposted' OR EXISTS ( \
+                        SELECT 1 FROM events c WHERE c.stream_id = e.stream_id \
+                          AND c.event_type = 'EntryCorrected' \
+                          AND c.payload->>'corrects' = e.event_id::text)) \
                    AND ($2::bigint IS NULL OR e.position < $2) \
                  ORDER BY e.position DESC LIMIT $3",
                 &[&services, &page.cursor, &(page.limit + 1)],
@@ -255,16 +258,21 @@ impl ProviderConnections {
                 continue;
             };
             let state = &person.loaded.state;
+            // Signposting, corrections applied, is not the service's to see.
+            let kind = state
+                .connection_services
+                .get(&connection.connection_id)
+                .map_or(connection.kind, |(_, kind)| *kind);
+            if kind == domain::ConnectionKind::Signposted {
+                continue;
+            }
             items.push(ProviderConnection {
                 client_id,
                 connection_id: connection.connection_id.0,
                 service_id: connection.service_id.0,
                 service_name: row.get(6),
                 need: connection.need,
-                kind: state
-                    .connection_services
-                    .get(&connection.connection_id)
-                    .map_or(connection.kind, |(_, kind)| *kind),
+                kind,
                 made_at: row.get(5),
                 answer: state
                     .provider_answers
@@ -274,6 +282,9 @@ impl ProviderConnections {
                 erased: state.erased,
             });
         }
+        // Only those listed were read (a person whose connection here is now signposting was
+        // loaded, not shown).
+        people.retain(|client_id, _| items.iter().any(|item| item.client_id == *client_id));
         self.audit(principal, &people, read).await?;
         Ok(ProviderConnectionPage {
             next_cursor: if more {

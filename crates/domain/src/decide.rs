@@ -5,6 +5,7 @@ use crate::command::{CaseCommand, TransferCase};
 use crate::correct::{check_correction, corrected_entry};
 use crate::directory::{ServiceState, check_connection};
 use crate::event::*;
+use crate::ids::ServiceId;
 use crate::state::{AppointmentStatus, CaseState, CaseStatus, ReferralStatus};
 use crate::timing::{Timing, check_timing};
 use crate::{CaseError, Instrument};
@@ -207,31 +208,10 @@ fn decide_fact(
                     what: "the connection",
                 });
             }
-            // Whoever goes with the person, or hears of them, learns who they are.
-            if matches!(
-                c.kind,
-                ConnectionKind::Referred
-                    | ConnectionKind::WarmHandover
-                    | ConnectionKind::Accompanied
-            ) {
-                let covered = state
-                    .consents
-                    .get(&ConsentScope::ShareWithOnwardServices)
-                    .is_some_and(|services| {
-                        services.is_empty() || services.contains(&c.service_id)
-                    });
-                if !covered {
-                    return Err(CaseError::NoConsentToShare {
-                        kind: c.kind.label(),
-                    });
-                }
-            }
+            consent_to_share(state, c)?;
             // Every onward connection points at the directory: the service it names, listed,
             // and for a referral one that takes referrals now.
-            let named = lookups
-                .service
-                .filter(|s| s.service.as_ref().is_some_and(|r| r.id == c.service_id.0));
-            check_connection(named, c.kind)?;
+            check_connection(named_service(lookups, c.service_id), c.kind)?;
             Ok(vec![CaseEvent::OnwardConnectionMade(c.clone())])
         }
         C::RecordConnectionOutcome(c) => {
@@ -320,6 +300,14 @@ fn decide_fact(
                     &corrected,
                     lookups.timing.map(|t| t.now),
                 )?;
+                if let (
+                    CaseEvent::OnwardConnectionMade(before),
+                    CaseEvent::OnwardConnectionMade(after),
+                ) = (original, &corrected)
+                    && before.kind != after.kind
+                {
+                    check_kind_corrected(state, after, lookups)?;
+                }
                 if let (CaseEvent::ReferralRedirected(before), CaseEvent::ReferralRedirected(after)) =
                     (original, &corrected)
                     && before.destination != after.destination
@@ -338,17 +326,71 @@ fn decide_fact(
     }
 }
 
+/// Whoever goes with the person, or hears of them, learns who they are: a referral, a warm
+/// handover or an accompanied visit needs the person's consent to share with that service.
+fn consent_to_share(state: &CaseState, c: &OnwardConnectionMade) -> Result<(), CaseError> {
+    if c.kind == ConnectionKind::Signposted {
+        return Ok(());
+    }
+    let covered = state
+        .consents
+        .get(&ConsentScope::ShareWithOnwardServices)
+        .is_some_and(|services| services.is_empty() || services.contains(&c.service_id));
+    if covered {
+        Ok(())
+    } else {
+        Err(CaseError::NoConsentToShare {
+            kind: c.kind.label(),
+        })
+    }
+}
+
+/// The directory's service `service_id`, when the caller looked it up.
+fn named_service<'a>(lookups: &Lookups<'a>, service_id: ServiceId) -> Option<&'a ServiceState> {
+    lookups
+        .service
+        .filter(|s| s.service.as_ref().is_some_and(|r| r.id == service_id.0))
+}
+
+/// A connection whose kind is corrected is held to the rules of a connection of that kind
+/// made now: one its service hears of (corrected from signposting, or between those kinds)
+/// needs the person's consent to share with the service and a service that takes referrals;
+/// and one the service has answered was heard of, so it is not corrected to signposting.
+fn check_kind_corrected(
+    state: &CaseState,
+    corrected: &OnwardConnectionMade,
+    lookups: &Lookups<'_>,
+) -> Result<(), CaseError> {
+    if corrected.kind == ConnectionKind::Signposted {
+        return match state.provider_answers.get(&corrected.connection_id) {
+            Some(answer) => Err(CaseError::invalid(
+                "corrected_fields.kind",
+                format!(
+                    "the service has answered this connection ({}): it was told of the person",
+                    answer.label()
+                ),
+            )),
+            None => Ok(()),
+        };
+    }
+    consent_to_share(state, corrected)
+        .and_then(|()| {
+            check_connection(named_service(lookups, corrected.service_id), corrected.kind)
+        })
+        .map_err(|e| CaseError::invalid("corrected_fields.kind", e.to_string()))
+}
+
 /// A redirection names a directory service that takes referrals, or a destination code the
 /// recording rules list; words alone are only how redirections recorded before codes read.
 fn check_destination(destination: &Destination, lookups: &Lookups<'_>) -> Result<(), CaseError> {
     match destination {
         Destination::Service { service_id } => {
-            let named = lookups
-                .service
-                .filter(|s| s.service.as_ref().is_some_and(|r| r.id == service_id.0));
             // The directory's refusal, named at the field the command gives the service in.
-            check_connection(named, ConnectionKind::Referred)
-                .map_err(|e| CaseError::invalid("destination.service_id", e.to_string()))
+            check_connection(
+                named_service(lookups, *service_id),
+                ConnectionKind::Referred,
+            )
+            .map_err(|e| CaseError::invalid("destination.service_id", e.to_string()))
         }
         Destination::Coded { code } => match lookups.destinations {
             Some(codes) if !codes.iter().any(|known| known == code) => Err(CaseError::invalid(

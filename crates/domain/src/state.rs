@@ -125,8 +125,11 @@ pub struct CaseState {
     pub notes: BTreeMap<NoteId, bool>,
     /// Each safeguarding concern, and whether it is open.
     pub concerns: BTreeMap<ConcernId, bool>,
-    /// Each onward connection's service and kind.
+    /// Each onward connection's service and kind, corrections applied.
     pub connection_services: BTreeMap<ConnectionId, (ServiceId, crate::codes::ConnectionKind)>,
+    /// The connection each onward connection's event made (so that a correction of its kind,
+    /// which names the event, reaches the connection).
+    pub connection_events: BTreeMap<EventId, ConnectionId>,
     /// Each connection's answer from the service it was made to, where it has answered.
     pub provider_answers: BTreeMap<ConnectionId, crate::provider::ProviderAnswer>,
     /// The tags the case carries (codes of the tag rules).
@@ -225,6 +228,17 @@ pub fn evolve(
             }
         }
         CaseEvent::EntryCorrected(e) => {
+            // A connection's kind corrected: what its service was told of the person is the
+            // corrected kind's (a correction that does not fit is left as recorded).
+            if let Some(connection_id) = state.connection_events.get(&e.corrects)
+                && let Some(kind) = e
+                    .corrected_fields
+                    .get("kind")
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                && let Some((_, recorded)) = state.connection_services.get_mut(connection_id)
+            {
+                *recorded = kind;
+            }
             // A relabelled assessment moves its baseline (a correction that does not fit is
             // left as recorded: evolve never fails).
             if let Some((instrument, timepoint)) = state.assessment_facts.get_mut(&e.corrects) {
@@ -254,6 +268,7 @@ pub fn evolve(
             state
                 .connection_services
                 .insert(e.connection_id, (e.service_id, e.kind));
+            state.connection_events.insert(event_id, e.connection_id);
         }
         CaseEvent::ConnectionAcceptedByProvider(e) => {
             state

@@ -1750,6 +1750,16 @@ fn facts_older_than_the_back_entry_window_need_a_team_lead_and_a_reason() {
 
 /// `decide` of a correction of the event at `index` of `given`, looked up as the service does.
 fn correct(given: &[CaseEvent], index: usize, fields: Value) -> Result<Vec<CaseEvent>, CaseError> {
+    correct_beside(given, index, fields, None)
+}
+
+/// [`correct`], with `service` the directory's service the app looked up.
+fn correct_beside(
+    given: &[CaseEvent],
+    index: usize,
+    fields: Value,
+    service: Option<&directory::ServiceState>,
+) -> Result<Vec<CaseEvent>, CaseError> {
     let state = fold(given);
     let correction = EntryCorrected {
         corrects: event_id(index as u128),
@@ -1760,7 +1770,7 @@ fn correct(given: &[CaseEvent], index: usize, fields: Value) -> Result<Vec<CaseE
         &state,
         &CaseCommand::CorrectEntry(correction),
         &Lookups {
-            service: None,
+            service,
             timing: None,
             corrected: Some(&given[index]),
             destinations: None,
@@ -2092,4 +2102,102 @@ fn the_nhs_ethnic_categories_serialise_as_their_codes_and_fall_in_their_groups()
     assert_eq!(groups[16], "not_stated");
     assert_eq!(normalise_postcode("ba111aa").as_deref(), Some("BA11 1AA"));
     assert_eq!(normalise_postcode("BA11"), None);
+}
+
+/// A connection whose kind is corrected is held to the rules of a connection of that kind made
+/// now (consent to share, a service taking referrals; never to signposting once the service has
+/// answered), and the record follows the corrected kind: who may answer it is the corrected
+/// kind's.
+#[test]
+fn a_connection_s_kind_corrected_is_held_to_that_kind_s_rules() {
+    let consent = CaseEvent::ConsentRecorded(ConsentRecorded {
+        scope: ConsentScope::ShareWithOnwardServices,
+        services: vec![],
+        channel: None,
+    });
+    let made = |kind| CaseEvent::OnwardConnectionMade(connection(kind));
+    let to = |kind: &str| json!({ "kind": kind });
+    let listed = listed_service();
+    let field = |refused: Result<Vec<CaseEvent>, CaseError>| {
+        refused.expect_err("refused").field().map(str::to_owned)
+    };
+    let kind_field = Some("corrected_fields.kind".to_owned());
+    let answer = |given: &[CaseEvent]| {
+        decide(
+            &fold(given),
+            &CaseCommand::AnswerConnection(provider::ProviderCommand::Accept(
+                provider::ConnectionAcceptedByProvider {
+                    connection_id: CONNECTION,
+                },
+            )),
+            &Lookups::default(),
+        )
+        .map_err(|e| e.rule())
+    };
+
+    // Signposted, with no consent to share: not to a kind the service hears of.
+    let signposted = with(open_case(), [made(ConnectionKind::Signposted)]);
+    let at = signposted.len() - 1;
+    for kind in ["referred", "warm_handover", "accompanied"] {
+        let refused = correct_beside(&signposted, at, to(kind), Some(&listed));
+        assert_eq!(field(refused), kind_field, "{kind}");
+    }
+    // With consent, to a listed service taking referrals: corrected, and the service may answer.
+    let consented = with(
+        open_case(),
+        [consent.clone(), made(ConnectionKind::Signposted)],
+    );
+    let at = consented.len() - 1;
+    assert_eq!(answer(&consented), Err("connection_not_shared"));
+    let corrected = correct_beside(&consented, at, to("referred"), Some(&listed)).expect("ok");
+    let now_referred = with(consented.clone(), corrected);
+    assert_eq!(
+        fold(&now_referred).connection_services.get(&CONNECTION),
+        Some(&(SERVICE, ConnectionKind::Referred))
+    );
+    assert!(answer(&now_referred).is_ok());
+    // A service closed to referrals, or none looked up: refused as making it would be.
+    let closed = closed_to_referrals(listed.clone());
+    assert_eq!(
+        field(correct_beside(
+            &consented,
+            at,
+            to("referred"),
+            Some(&closed)
+        )),
+        kind_field
+    );
+    assert_eq!(
+        field(correct_beside(&consented, at, to("referred"), None)),
+        kind_field
+    );
+
+    // A referral corrected to signposting before the service answers: its service may no
+    // longer answer it.
+    let referred = with(open_case(), [consent, made(ConnectionKind::Referred)]);
+    let at = referred.len() - 1;
+    let corrected = correct_beside(&referred, at, to("signposted"), None).expect("ok");
+    let now_signposted = with(referred.clone(), corrected);
+    assert_eq!(answer(&now_signposted), Err("connection_not_shared"));
+    // Once the service has answered, it was told of the person: not corrected to signposting.
+    let answered = with(
+        referred.clone(),
+        [CaseEvent::ConnectionAcceptedByProvider(
+            provider::ConnectionAcceptedByProvider {
+                connection_id: CONNECTION,
+            },
+        )],
+    );
+    assert_eq!(
+        field(correct_beside(&answered, at, to("signposted"), None)),
+        kind_field
+    );
+    // Another field corrected leaves the kind's rules alone, consent withdrawn since or not.
+    let withdrawn = with(
+        referred,
+        [CaseEvent::ConsentWithdrawn(ConsentWithdrawn {
+            scope: ConsentScope::ShareWithOnwardServices,
+        })],
+    );
+    assert!(correct_beside(&withdrawn, at, json!({ "need": "housing" }), None).is_ok());
 }

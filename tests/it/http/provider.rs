@@ -80,6 +80,17 @@ pub async fn referred_to_provider(server: &TestServer, client: Uuid, connection:
     recorded(server, client, writes).await;
 }
 
+/// The event that made `connection` on `client`'s record.
+async fn connection_event(server: &TestServer, client: Uuid, connection: Uuid) -> Uuid {
+    testkit::query_value(
+        &server.db.admin_client().await,
+        "SELECT event_id FROM events WHERE stream_id = $1 \
+         AND event_type = 'OnwardConnectionMade' AND payload->>'connection_id' = $2",
+        &[&client, &connection.to_string()],
+    )
+    .await
+}
+
 fn ids(page: &Value) -> Vec<Value> {
     page["items"]
         .as_array()
@@ -154,6 +165,55 @@ async fn a_provider_sees_only_the_connections_made_to_its_services_and_only_the_
     assert!(provider_reads.iter().any(
         |r| r["staff_id"] == json!(people.provider.staff_id) && r["role"] == "service_provider"
     ));
+    server.stop().await;
+}
+
+/// A connection's kind corrected: a referral corrected to signposting leaves its provider's
+/// list and may not be answered; a signposting corrected to a referral joins it and may be;
+/// a correction to a kind the consent does not cover the service for is refused naming the
+/// field, as making the connection would be; and one answered is not corrected to signposting.
+#[tokio::test]
+async fn a_provider_sees_and_answers_a_connection_as_corrected() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let client = connected(&server).await;
+    let correct = async |connection: Uuid, kind: &str| {
+        let corrects = connection_event(&server, client, connection).await;
+        let body = json!({ "corrects": corrects, "corrected_fields": { "kind": kind },
+                           "reason": "recorded as the wrong kind" });
+        let path = format!("/api/v1/clients/{client}/corrections");
+        server.post(&people.worker, &path, body).await
+    };
+    let answer = async |connection: Uuid| {
+        let path = format!("/api/v1/provider/clients/{client}/connection-acceptances");
+        let body = json!({ "connection_id": connection });
+        server.post(&people.provider, &path, body).await
+    };
+
+    // Consent no longer covers the second service: its warm handover is not made a referral.
+    correct(TO_OTHER_SERVICE, "referred")
+        .await
+        .refused_at(422, "corrected_fields.kind");
+    assert_eq!(correct(REFERRED, "signposted").await.status, 201);
+    assert_eq!(correct(SIGNPOSTED, "referred").await.status, 201);
+    let mine = server
+        .read(&people.provider, "/api/v1/provider/connections")
+        .await;
+    assert_eq!(ids(&mine.body), vec![json!(SIGNPOSTED)], "{:#}", mine.body);
+    assert_eq!(mine.body["items"][0]["kind"], "referred");
+    assert_eq!(
+        mine.body["items"][0]["person"]["given_name"], "Maggie",
+        "consent covers the first service"
+    );
+    let signposted = answer(REFERRED).await;
+    assert_eq!(signposted.status, 422, "{:#}", signposted.body);
+    assert_eq!(signposted.body["rule"], "connection_not_shared");
+    let accepted = answer(SIGNPOSTED).await;
+    assert_eq!(accepted.status, 201, "{:#}", accepted.body);
+    // The service has answered it: it was told of the person.
+    correct(SIGNPOSTED, "signposted")
+        .await
+        .refused_at(422, "corrected_fields.kind");
     server.stop().await;
 }
 
