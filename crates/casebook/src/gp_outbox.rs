@@ -54,16 +54,36 @@ pub fn is_public(ip: std::net::IpAddr) -> bool {
                 || a >= 240)
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if v6.is_loopback() || v6.is_unspecified() {
+                return false;
+            }
+            let segments = v6.segments();
+            let embedded = |high: u16, low: u16| {
+                let [a, b] = high.to_be_bytes();
+                let [c, d] = low.to_be_bytes();
+                std::net::Ipv4Addr::new(a, b, c, d)
+            };
+            // An IPv4 address carried in an IPv6 one reaches that IPv4 address: IPv4-mapped and
+            // IPv4-compatible (`::a.b.c.d`), the NAT64 well-known prefix (64:ff9b::/96) and
+            // 6to4 (2002::/16) are as public as the address they carry.
+            if let Some(v4) = v6.to_ipv4() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
+            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_public(IpAddr::V4(embedded(segments[6], segments[7])));
+            }
+            if segments[0] == 0x2002 {
+                return is_public(IpAddr::V4(embedded(segments[1], segments[2])));
+            }
+            let first = segments[0];
+            !(v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+                || first == 0x2001 && segments[1] == 0x0db8
+                // Teredo (its IPv4 end is hidden), local-use NAT64, discard-only.
+                || first == 0x2001 && segments[1] == 0
+                || first == 0x64 && segments[1] == 0xff9b
+                || first == 0x100 && segments[1..4] == [0, 0, 0])
         }
     }
 }
@@ -222,13 +242,30 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            // IPv4 inside IPv6: compatible, NAT64, 6to4; Teredo and local-use NAT64.
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::1",
+            "2002:c0a8:101::",
+            "2001:0:4136:e378::1",
+            "64:ff9b:1::1",
+            "100::1",
         ] {
             assert!(
                 !is_public(private.parse().expect("an address")),
                 "{private}"
             );
         }
-        for public in ["51.140.1.1", "8.8.8.8", "2a00:1450::1", "::ffff:51.140.1.1"] {
+        for public in [
+            "51.140.1.1",
+            "8.8.8.8",
+            "2a00:1450::1",
+            "::ffff:51.140.1.1",
+            "64:ff9b::51.140.1.1",
+            "2002:338c:101::1",
+        ] {
             assert!(is_public(public.parse().expect("an address")), "{public}");
         }
     }

@@ -51,10 +51,13 @@ impl Application {
         let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
         let address = listener.local_addr()?;
         api::http::install_metrics();
-        let addresses = state.clone();
+        let (addresses, proxies) = (state.clone(), state.clone());
         let mut console = console::Console::new(state.cases().clone(), state.reports().clone())
             .with_client_address(std::sync::Arc::new(move |req| {
                 addresses.client_address(req)
+            }))
+            .with_trusted_proxy(std::sync::Arc::new(move |req| {
+                proxies.through_trusted_proxy(req)
             }))
             .with_throttle(std::sync::Arc::new(SharedThrottle(state.clone())));
         if let Some(oidc) = oidc {

@@ -45,6 +45,7 @@ pub struct Console {
     sessions: Sessions,
     oidc: Option<app::oidc::Oidc>,
     client_address: Option<ClientAddress>,
+    through_trusted_proxy: Option<ThroughTrustedProxy>,
     throttle: Option<std::sync::Arc<dyn Throttle>>,
 }
 
@@ -65,6 +66,10 @@ pub trait Throttle: Send + Sync {
 pub type ClientAddress =
     std::sync::Arc<dyn Fn(&HttpRequest) -> Option<std::net::IpAddr> + Send + Sync>;
 
+/// Whether a request came through a trusted proxy (the API's rule), whose forwarding headers
+/// then say which host the browser asked for.
+pub type ThroughTrustedProxy = std::sync::Arc<dyn Fn(&HttpRequest) -> bool + Send + Sync>;
+
 impl Console {
     /// The console over the same case service the API uses (its store, clock, read wait and
     /// replica).
@@ -78,6 +83,7 @@ impl Console {
             sessions,
             oidc: None,
             client_address: None,
+            through_trusted_proxy: None,
             throttle: None,
         }
     }
@@ -92,6 +98,13 @@ impl Console {
     /// The same, telling who is calling (for the session audit) as `find` does.
     pub fn with_client_address(mut self, find: ClientAddress) -> Console {
         self.client_address = Some(find);
+        self
+    }
+
+    /// The same, believing the forwarding headers of a request that `trusted` says came
+    /// through a trusted proxy (for the origin a form was sent from); without it, none.
+    pub fn with_trusted_proxy(mut self, trusted: ThroughTrustedProxy) -> Console {
+        self.through_trusted_proxy = Some(trusted);
         self
     }
 
@@ -302,7 +315,7 @@ async fn form_session(
     console: &Console,
     fields: &std::collections::HashMap<String, String>,
 ) -> Result<ConsoleSession, HttpResponse> {
-    if !same_origin(req) {
+    if !same_origin(req, console) {
         return Err(page(
             StatusCode::FORBIDDEN,
             pages::message(
@@ -327,10 +340,27 @@ async fn form_session(
     Ok(session)
 }
 
-/// A browser's `Origin` (or, without one, `Referer`), when sent, names this host.
-fn same_origin(req: &HttpRequest) -> bool {
+/// A browser's `Origin` (or, without one, `Referer`), when sent, names this host: the one the
+/// request itself names (`Host`), or one a trusted proxy forwarded. The scheme is the one the
+/// request came by or a proxy says (`X-Forwarded-Proto`): it cannot make another site's form
+/// pass, and a proxy terminating TLS says it.
+fn same_origin(req: &HttpRequest, console: &Console) -> bool {
     let info = req.connection_info();
-    let here = format!("{}://{}", info.scheme(), info.host());
+    let trusted = console
+        .through_trusted_proxy
+        .as_ref()
+        .is_some_and(|trusted| trusted(req));
+    let host = if trusted {
+        info.host().to_owned()
+    } else {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| req.uri().authority().map(ToString::to_string))
+            .unwrap_or_else(|| req.app_config().host().to_owned())
+    };
+    let here = format!("{}://{host}", info.scheme());
     let named = |name: header::HeaderName| {
         req.headers()
             .get(name)
@@ -512,7 +542,7 @@ async fn sign_in_page(query: web::Query<CodeQuery>, console: web::Data<Console>)
 
 async fn sign_in(req: HttpRequest, body: web::Bytes, console: web::Data<Console>) -> HttpResponse {
     let fields = forms::fields(&body);
-    if !same_origin(&req) {
+    if !same_origin(&req, &console) {
         return page(
             StatusCode::FORBIDDEN,
             pages::message(

@@ -281,3 +281,39 @@ async fn a_source_guessing_sign_in_links_is_turned_away_in_a_count_of_its_own() 
     handle.stop(true).await;
     server.stop().await;
 }
+
+/// A console form's origin is checked against the host the request itself names: a caller's
+/// own `X-Forwarded-Host` naming another site does not make that site's form pass; the same
+/// header from a proxy named with `--trusted-proxy` is the host the browser asked for (and its
+/// `X-Forwarded-Proto` the scheme), so the form passes behind it.
+#[tokio::test]
+async fn a_form_passes_as_sent_to_another_host_only_through_a_trusted_proxy() {
+    let server = TestServer::start().await;
+    for trusted in [false, true] {
+        let proxies: Vec<std::net::IpAddr> = if trusted {
+            vec!["127.0.0.1".parse().expect("an address")]
+        } else {
+            Vec::new()
+        };
+        let state = api::http::AppState::with_clock(server.store.clone(), app::Clock::system())
+            .with_trusted_proxies(proxies);
+        let app = casebook::Application::build("127.0.0.1:0", state).expect("binding");
+        let base = format!("http://127.0.0.1:{}", app.address().port());
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        let code = super::console::sign_in_code(&server, &server.people.worker).await;
+        let sent = super::console::plain_http()
+            .post(format!("{base}/console/sign-in"))
+            .header("origin", "https://casebook.example")
+            .header("x-forwarded-host", "casebook.example")
+            .header("x-forwarded-proto", "https")
+            .form(&[("code", code.as_str())])
+            .send()
+            .await
+            .expect("an answer");
+        let expected = if trusted { 303 } else { 403 };
+        assert_eq!(sent.status().as_u16(), expected, "trusted: {trusted}");
+        handle.stop(true).await;
+    }
+    server.stop().await;
+}

@@ -142,6 +142,14 @@ impl AppState {
         self
     }
 
+    /// Whether the request came through one of the trusted proxies (see
+    /// [`AppState::with_trusted_proxies`]): only then do its forwarding headers (`Forwarded`,
+    /// `X-Forwarded-Host`) say which host the caller asked for.
+    pub fn through_trusted_proxy(&self, req: &HttpRequest) -> bool {
+        req.peer_addr()
+            .is_some_and(|peer| self.trusted_proxies.contains(&peer.ip().to_canonical()))
+    }
+
     /// Who is calling (see [`AppState::with_trusted_proxies`]); `None` without a peer address.
     pub fn client_address(&self, req: &HttpRequest) -> Option<IpAddr> {
         // A dual-stack listener shows an IPv4 peer as `::ffff:a.b.c.d`: compare it as IPv4.
