@@ -672,3 +672,52 @@ async fn claims_on_many_values_written_together_each_take_their_own_next_generat
         assert_eq!(claimed(*id).await, Some((*generation, streams[8 + i])));
     }
 }
+
+/// A guard (`Claim::Unless`) claims nothing: an append carrying one is written, in a batch or
+/// alone, while no stream carries its tags, writing no claim; once one does, it is refused
+/// before anything is written, naming the guard's id.
+#[tokio::test]
+async fn a_guard_refuses_an_append_while_its_tag_is_carried_and_claims_nothing() {
+    let (db, store) = store_with_db(8).await;
+    let admin = db.admin_client().await;
+    let (tag, guard) = ([0x7a; 32], Uuid::new_v4());
+    let guarded = |stream: Uuid| {
+        let mut append = request(stream, ExpectedVersion::NoStream, vec![registration()]);
+        append.claim = Some(eventstore::Claim::Unless {
+            id: guard,
+            unless_tagged: vec![tag],
+        });
+        append
+    };
+    // Free: written beside others in a batch, and alone; no claim row.
+    let (streams, answers) = race_beside_others(&store, guarded).await;
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    store
+        .append(guarded(Uuid::new_v4()))
+        .await
+        .expect("written alone");
+    let claims: i64 = testkit::query_value(&admin, "SELECT count(*) FROM lookup_claims", &[]).await;
+    assert_eq!(claims, 0);
+
+    // The tag carried (by one of those streams): refused, in a batch and alone.
+    let mut tagging = request(streams[0], ExpectedVersion::Exact(1), vec![contact(1)]);
+    tagging.lookups = Some(vec![tag]);
+    store.append(tagging).await.expect("tagged");
+    let late = Uuid::new_v4();
+    let head = store.head_of_new_stream(late, None);
+    match store.append_after(guarded(late), head).await {
+        Err(StoreError::ClaimTaken(id)) => assert_eq!(id, guard),
+        other => panic!("written beside a stream carrying its tag: {other:?}"),
+    }
+    match store.append(guarded(late)).await {
+        Err(StoreError::ClaimTaken(id)) => assert_eq!(id, guard),
+        other => panic!("written beside a stream carrying its tag: {other:?}"),
+    }
+    let written: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(*) FROM events WHERE stream_id = $1",
+        &[&late],
+    )
+    .await;
+    assert_eq!(written, 0);
+}

@@ -42,9 +42,10 @@ pub struct CommandOptions {
 /// writes beside its events.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Matched {
-    /// A tag of the id a referrer chose for someone new, on the record the referral went to
-    /// because the organisation already held the person ([`crate::matching::referred_as_tag`]).
-    pub(crate) referred_as: Option<[u8; 32]>,
+    /// Tags of the id a referrer chose for someone new, on the record the referral went to
+    /// because the organisation already held the person ([`crate::matching::referred_as_tag`],
+    /// [`crate::matching::chosen_id_tag`]).
+    pub(crate) referred_as: Vec<[u8; 32]>,
     /// The NHS number's claim ([`crate::matching::number_claim`]), made by the append of a new
     /// record for a number the referral found no record holding: a racing referral of the same
     /// number that found the same fails, nothing of it written.
@@ -684,7 +685,7 @@ impl CaseService {
                     loaded.organisation_id.unwrap_or(metadata.organisation_id),
                     (client_id.0, &loaded),
                     &events,
-                    matched.referred_as,
+                    &matched.referred_as,
                 )
                 .await?
             }

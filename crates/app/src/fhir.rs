@@ -336,7 +336,7 @@ impl FhirReferrals {
             late_entry_reason: None,
         };
         let matched = Matched {
-            referred_as: None,
+            referred_as: Vec::new(),
             claim,
         };
         let executed = self

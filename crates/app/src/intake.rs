@@ -25,7 +25,11 @@
 //! The record found carries a lookup tag of the id chosen and the referral's
 //! ([`crate::matching::referred_as_tag`]), written in the append's own statement: a retry of
 //! the request finds where it went, and so does the referrer's read, whatever happened to the
-//! person's number since.
+//! person's number since. It also carries a tag of the id chosen alone
+//! ([`crate::matching::chosen_id_tag`]): the id then stands for that record, and any later
+//! referral of someone new naming it (whatever number it carries, or none) is answered as one
+//! naming the record would be, as it would have been had the service not known the person and
+//! made their record at the id: a referrer referring twice under one id learns nothing.
 //!
 //! Nothing is locked, and the usual referral, of someone new, looks nothing up: its append
 //! claims the number's next generation unless a record carries the number's tag (or the
@@ -41,7 +45,8 @@
 //! refused, nothing of it written: it looks again ([`crate::matching::CLAIM_ATTEMPTS`]) and
 //! finds the first's record, so staff's make at most one record. A referral of someone new
 //! with a number so costs what one without does, its append written with others' (the batch
-//! writer); one of a known person (or one refused), one batch's wait and one try more.
+//! writer); one of a known person (or one refused), one batch's wait and one try more. One with
+//! no number carries a guard on the id chosen's tag instead, read in the same statement.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -109,13 +114,19 @@ impl CaseService {
             }
             None => None,
         };
-        // No number (or a store that seals nothing, where nothing is found by one), or a version
-        // expected of the id named that only a record there could have: the command is for it.
+        // The id chosen stands for a record an earlier referral under it went to, if a record
+        // carries this tag (`matching::chosen_id_tag`).
+        let chosen_tag =
+            matching::chosen_id_tag(self.store(), principal.organisation_id, client_id).await?;
+        // No number (or a store that seals nothing, where nothing is found by one): the command
+        // is for the id named, unless that id stands for a record.
         let (Some(number), Some(number_tag)) = (new.personal.nhs_number.clone(), number_tag) else {
             return self
-                .refer_as_named(principal, client_id, command, request, Matched::default())
+                .refer_unused(principal, (client_id, chosen_tag), command, request)
                 .await;
         };
+        // A version expected of the id named that only a record there could have: the command
+        // is for it.
         if request.expected_version.is_some_and(|version| version != 0) {
             return self
                 .refer_as_named(principal, client_id, command, request, Matched::default())
@@ -132,7 +143,7 @@ impl CaseService {
         if let Ok(referred) = self
             .refer_unseen(
                 principal,
-                (client_id, &number_tag),
+                (client_id, &number_tag, chosen_tag),
                 command,
                 request.clone(),
             )
@@ -147,7 +158,7 @@ impl CaseService {
             let referred = self
                 .refer_matched(
                     principal,
-                    (client_id, &number, &number_tag),
+                    (client_id, &number, &number_tag, chosen_tag),
                     command,
                     request.clone(),
                 )
@@ -163,14 +174,59 @@ impl CaseService {
         }
     }
 
+    /// A referral of someone new with no NHS number to find them by, under the id chosen,
+    /// unless a record carries the id's tag when its append is written
+    /// ([`matching::unused_id_guard`]): then nothing is written, and it is answered as a
+    /// referral naming that record is.
+    async fn refer_unused(
+        &self,
+        principal: &Principal,
+        (client_id, chosen_tag): (ClientId, Option<[u8; 32]>),
+        command: &CaseCommand,
+        request: StaffCommand,
+    ) -> Result<Referred, CommandError> {
+        let Some(tag) = chosen_tag else {
+            return self
+                .refer_as_named(principal, client_id, command, request, Matched::default())
+                .await;
+        };
+        let guarded = Matched {
+            referred_as: Vec::new(),
+            claim: Some(matching::unused_id_guard(tag)),
+        };
+        match self
+            .refer_as_named(principal, client_id, command, request.clone(), guarded)
+            .await
+        {
+            Err(CommandError::Store(StoreError::ClaimTaken(_))) => {
+                match matching::standing_for(self, principal.organisation_id, &tag).await? {
+                    Some(record) => Err(as_named_record(principal, &record, command)),
+                    // The record it stood for was erased since: the id is free again.
+                    None => {
+                        self.refer_as_named(
+                            principal,
+                            client_id,
+                            command,
+                            request,
+                            Matched::default(),
+                        )
+                        .await
+                    }
+                }
+            }
+            referred => referred,
+        }
+    }
+
     /// A referral of someone new carrying an NHS number, made under the id chosen without a
     /// look-up, claiming the number unless a record carries its tag (or the referral's
-    /// referred-as tag) when its append is written: [`StoreError::ClaimTaken`] then, nothing
-    /// written, and the caller looks up ([`CaseService::refer_matched`]).
+    /// referred-as tag, or the id chosen's) when its append is written:
+    /// [`StoreError::ClaimTaken`] then, nothing written, and the caller looks up
+    /// ([`CaseService::refer_matched`]).
     async fn refer_unseen(
         &self,
         principal: &Principal,
-        (client_id, number_tag): (ClientId, &[u8; 32]),
+        (client_id, number_tag, chosen_tag): (ClientId, &[u8; 32], Option<[u8; 32]>),
         command: &CaseCommand,
         request: StaffCommand,
     ) -> Result<Referred, CommandError> {
@@ -187,8 +243,8 @@ impl CaseService {
         )
         .await?;
         let matched = Matched {
-            referred_as: None,
-            claim: Some(matching::unseen_claim(number_tag, referred_tag)),
+            referred_as: Vec::new(),
+            claim: Some(matching::unseen_claim(number_tag, referred_tag, chosen_tag)),
         };
         self.refer_as_named(principal, client_id, command, request, matched)
             .await
@@ -199,7 +255,12 @@ impl CaseService {
     async fn refer_matched(
         &self,
         principal: &Principal,
-        (client_id, number, number_tag): (ClientId, &domain::NhsNumber, &[u8; 32]),
+        (client_id, number, number_tag, chosen_tag): (
+            ClientId,
+            &domain::NhsNumber,
+            &[u8; 32],
+            Option<[u8; 32]>,
+        ),
         command: &CaseCommand,
         request: StaffCommand,
     ) -> Result<Referred, CommandError> {
@@ -221,9 +282,19 @@ impl CaseService {
         // found the same is refused its append, and looks again. (One made beside a record that
         // still holds it, below, claims nothing: a racing referral finds that record too.)
         let claiming = Matched {
-            referred_as: None,
+            referred_as: Vec::new(),
             claim: Some(found.claim()),
         };
+        // The id chosen stands for a record an earlier referral under it went to (not this
+        // referral: a retry of it is answered below with its first result): answered as a
+        // referral naming that record is, as it would be had the service not known the person
+        // (their record would be at the id).
+        if found.referred_as.is_empty()
+            && let Some(tag) = chosen_tag
+            && let Some(record) = matching::standing_for(self, organisation_id, &tag).await?
+        {
+            return Err(as_named_record(principal, &record, command));
+        }
         // No record holds the number and none took this referral: someone new (the records
         // that carried the tag when the unseen try was refused have stopped since, or it was
         // refused for something else).
@@ -253,14 +324,7 @@ impl CaseService {
                 Err(Retry::Failed(e)) => return Err(e),
                 // Not a retry of the first request: answered as a request naming a record
                 // that exists is (the id chosen stands for the record it went to).
-                Err(Retry::Again) => {
-                    return Err(
-                        match policy::may_command(principal, &loaded, command, false) {
-                            Err(denied) => denied.into(),
-                            Ok(()) => CommandError::Refused(CaseError::AlreadyRegistered),
-                        },
-                    );
-                }
+                Err(Retry::Again) => return Err(as_named_record(principal, &loaded, command)),
             };
             return Ok(Referred {
                 result,
@@ -382,6 +446,10 @@ impl CaseService {
         )
         .await
         .map_err(|e| Retry::Failed(e.into()))?;
+        // The id chosen then stands for the record (`matching::chosen_id_tag`).
+        let chosen_tag = matching::chosen_id_tag(self.store(), principal.organisation_id, chosen)
+            .await
+            .map_err(|e| Retry::Failed(e.into()))?;
         let on_record = CaseCommand::Intake {
             client: None,
             referral: referral.clone(),
@@ -402,7 +470,7 @@ impl CaseService {
                 (
                     record,
                     Matched {
-                        referred_as: tag,
+                        referred_as: tag.into_iter().chain(chosen_tag).collect(),
                         claim: None,
                     },
                 ),
@@ -437,6 +505,21 @@ impl CaseService {
             )),
             Err(e) => Err(Retry::Failed(e)),
         }
+    }
+}
+
+/// A referral naming an id that stands for a record (the referral's first try went there, or an
+/// earlier referral under the id did: `matching::chosen_id_tag`) is answered as one naming that
+/// record would be: refused for a caller who may not refer onto it (a referrer refers people
+/// new to the service), else as the person's registration there already made.
+fn as_named_record(
+    principal: &Principal,
+    record: &crate::cases::LoadedCase,
+    command: &CaseCommand,
+) -> CommandError {
+    match policy::may_command(principal, record, command, false) {
+        Err(denied) => denied.into(),
+        Ok(()) => CommandError::Refused(CaseError::AlreadyRegistered),
     }
 }
 

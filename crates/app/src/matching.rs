@@ -70,7 +70,7 @@ pub(crate) fn nhs_number_after(
 /// stream carries now (read here, after the load: a writer that changed them since also moved
 /// the version, and the append is then a conflict), the NHS number's replaced when `events`
 /// register the person or correct their registration, and `referred_as` added (a referral of
-/// someone new that went to this record, [`referred_as_tag`]).
+/// someone new that went to this record, [`referred_as_tag`] and [`chosen_id_tag`]).
 ///
 /// # Errors
 /// The lookup key or the stream's tags cannot be read.
@@ -79,10 +79,10 @@ pub(crate) async fn lookups_after(
     organisation_id: Uuid,
     (stream_id, loaded): (Uuid, &LoadedCase),
     events: &[CaseEvent],
-    referred_as: Option<[u8; 32]>,
+    referred_as: &[[u8; 32]],
 ) -> Result<Option<Vec<[u8; 32]>>, StoreError> {
     let number = nhs_number_after(events, &loaded.entries);
-    if number.is_none() && referred_as.is_none() {
+    if number.is_none() && referred_as.is_empty() {
         return Ok(None);
     }
     let mut tags = if loaded.exists() {
@@ -103,10 +103,10 @@ pub(crate) async fn lookups_after(
             tags.push(tag);
         }
     }
-    if let Some(tag) = referred_as
-        && !tags.contains(&tag)
-    {
-        tags.push(tag);
+    for tag in referred_as {
+        if !tags.contains(tag) {
+            tags.push(*tag);
+        }
     }
     Ok(Some(tags))
 }
@@ -143,6 +143,61 @@ pub async fn referred_as_tag(
             &format!("{}:{}", chosen.0, referral_id.0),
         )
         .await
+}
+
+/// The tag a record carries for each client id chosen for someone new whose referral went to
+/// it because the organisation already held the person (`cases::refer`): the id chosen then
+/// stands for that record, so that a later referral naming it is answered as one naming a
+/// record that exists, as it would have been had the service not known the person (the id
+/// would hold their new record), and never makes a record there. `None` when the store seals
+/// nothing.
+///
+/// # Errors
+/// The lookup key cannot be read.
+pub async fn chosen_id_tag(
+    store: &EventStore,
+    organisation_id: Uuid,
+    chosen: ClientId,
+) -> Result<Option<[u8; 32]>, StoreError> {
+    store
+        .lookup_tag(
+            &format!("chosen-id:{organisation_id}"),
+            &chosen.0.to_string(),
+        )
+        .await
+}
+
+/// The guard of a referral of someone new under an id chosen: written only if no record
+/// carries the id's [`chosen_id_tag`] when its append is (`eventstore::Claim::Unless`, read by
+/// the batch writer with its clock); else nothing is written, and the id names that record.
+pub(crate) fn unused_id_guard(chosen_tag: [u8; 32]) -> Claim {
+    Claim::Unless {
+        id: number_claim(&chosen_tag),
+        unless_tagged: vec![chosen_tag],
+    }
+}
+
+/// The record of `organisation_id` that `chosen` stands for ([`chosen_id_tag`]), loaded:
+/// `None` when there is none (not erased, of the organisation).
+///
+/// # Errors
+/// A store failure.
+pub(crate) async fn standing_for(
+    cases: &CaseService,
+    organisation_id: Uuid,
+    chosen_tag: &[u8; 32],
+) -> Result<Option<LoadedCase>, CommandError> {
+    for stream_id in cases.store().streams_tagged(chosen_tag).await? {
+        let loaded = match cases.load(ClientId(stream_id)).await {
+            Ok(loaded) => loaded,
+            Err(CommandError::Denied(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        if loaded.organisation_id == Some(organisation_id) && !loaded.state.erased {
+            return Ok(Some(loaded));
+        }
+    }
+    Ok(None)
 }
 
 /// The record of `organisation_id` a referral `referral_id` that its referrer sent for someone
@@ -251,14 +306,21 @@ pub(crate) fn number_claim(tag: &[u8; 32]) -> Uuid {
 }
 
 /// The claim of a referral of someone new that looked nothing up: the number's next
-/// generation, unless a record carries the number's tag (`number_tag`) or the referral's
-/// referred-as tag when the append is written (`eventstore::Claim::Next`): made only when a
-/// look-up ([`find`]) at that moment would have found no record carrying either, and would
-/// have claimed the same generation.
-pub(crate) fn unseen_claim(number_tag: &[u8; 32], referred_as: Option<[u8; 32]>) -> Claim {
+/// generation, unless a record carries the number's tag (`number_tag`), the referral's
+/// referred-as tag or the id chosen's tag ([`chosen_id_tag`]) when the append is written
+/// (`eventstore::Claim::Next`): made only when a look-up ([`find`]) at that moment would have
+/// found no record carrying any, and would have claimed the same generation.
+pub(crate) fn unseen_claim(
+    number_tag: &[u8; 32],
+    referred_as: Option<[u8; 32]>,
+    chosen: Option<[u8; 32]>,
+) -> Claim {
     Claim::Next {
         id: number_claim(number_tag),
-        unless_tagged: std::iter::once(*number_tag).chain(referred_as).collect(),
+        unless_tagged: std::iter::once(*number_tag)
+            .chain(referred_as)
+            .chain(chosen)
+            .collect(),
     }
 }
 

@@ -536,7 +536,7 @@ pub(crate) async fn insert_one(
     // A claim on the next generation is resolved first (the batch writer resolves its own
     // with its clock; an append written alone, here).
     let claimed = match &insert.claim {
-        Some(Claim::Next { .. }) => {
+        Some(Claim::Next { .. } | Claim::Unless { .. }) => {
             let (_, generations) =
                 read_clock_and_claims(client, std::slice::from_ref(&insert.claim)).await?;
             generations.into_iter().next().flatten()
@@ -548,8 +548,11 @@ pub(crate) async fn insert_one(
         (Some(Claim::Next { id, .. }), Some(Claimable::Next(generation))) => {
             (Some(*id), Some(generation))
         }
+        (Some(Claim::Next { id, .. } | Claim::Unless { id, .. }), Some(Claimable::Tagged)) => {
+            return Err(StoreError::ClaimTaken(*id));
+        }
         (Some(Claim::Next { id, .. }), _) => return Err(StoreError::ClaimTaken(*id)),
-        (None, _) => (None, None),
+        (Some(Claim::Unless { .. }) | None, _) => (None, None),
     };
     let metadata = &insert.metadata;
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 25] = [
@@ -609,8 +612,9 @@ pub(crate) async fn insert_one(
 
 /// The database's clock and what each claim of `claims` comes to, read in one statement (one
 /// snapshot): `None` for no claim; for a [`Claim::At`], its generation; for a [`Claim::Next`],
-/// its next generation, or [`Claimable::Tagged`] when a stream carries one of its tags. Only a
-/// statement asked about a next generation names `lookup_claims` (V42) and `stream_lookups`.
+/// its next generation, or [`Claimable::Tagged`] when a stream carries one of its tags; for a
+/// [`Claim::Unless`], [`Claimable::Free`] or that. Only a statement asked about a next
+/// generation or a guard names `lookup_claims` (V42) and `stream_lookups`.
 ///
 /// # Errors
 /// A database failure.
@@ -621,12 +625,18 @@ pub(crate) async fn read_clock_and_claims(
     let mut tags: Vec<&[u8]> = Vec::new();
     let mut next: Vec<Uuid> = Vec::new();
     for claim in claims.iter().flatten() {
-        if let Claim::Next { id, unless_tagged } = claim {
-            next.push(*id);
-            tags.extend(unless_tagged.iter().map(<[u8; 32]>::as_slice));
+        match claim {
+            Claim::Next { id, unless_tagged } => {
+                next.push(*id);
+                tags.extend(unless_tagged.iter().map(<[u8; 32]>::as_slice));
+            }
+            Claim::Unless { unless_tagged, .. } => {
+                tags.extend(unless_tagged.iter().map(<[u8; 32]>::as_slice));
+            }
+            Claim::At { .. } => {}
         }
     }
-    if next.is_empty() {
+    if next.is_empty() && tags.is_empty() {
         let statement = client.prepare_cached("SELECT now()").await?;
         let now = client.query_one(&statement, &[]).await?.get(0);
         let claimable = claims
@@ -644,6 +654,11 @@ pub(crate) async fn read_clock_and_claims(
     let now = row.get(0);
     let tagged: Vec<Vec<u8>> = row.get(1);
     let mut latest = row.get::<_, Vec<i64>>(2).into_iter();
+    let carried = |unless_tagged: &[[u8; 32]]| {
+        unless_tagged
+            .iter()
+            .any(|tag| tagged.iter().any(|t| t.as_slice() == tag.as_slice()))
+    };
     let claimable = claims
         .iter()
         .map(|claim| match claim {
@@ -651,17 +666,17 @@ pub(crate) async fn read_clock_and_claims(
             Some(Claim::At { generation, .. }) => Some(Claimable::Next(*generation)),
             Some(Claim::Next { unless_tagged, .. }) => {
                 let generation = latest.next().unwrap_or_default() + 1;
-                Some(
-                    if unless_tagged
-                        .iter()
-                        .any(|tag| tagged.iter().any(|t| t.as_slice() == tag.as_slice()))
-                    {
-                        Claimable::Tagged
-                    } else {
-                        Claimable::Next(generation)
-                    },
-                )
+                Some(if carried(unless_tagged) {
+                    Claimable::Tagged
+                } else {
+                    Claimable::Next(generation)
+                })
             }
+            Some(Claim::Unless { unless_tagged, .. }) => Some(if carried(unless_tagged) {
+                Claimable::Tagged
+            } else {
+                Claimable::Free
+            }),
         })
         .collect();
     Ok((now, claimable))
@@ -683,6 +698,8 @@ pub(crate) enum Claimable {
     Next(i64),
     /// A stream carries a tag that refuses the claim: nothing is written.
     Tagged,
+    /// No stream carries a tag that refuses a [`Claim::Unless`]: written, claiming nothing.
+    Free,
 }
 
 /// The stream's head before an append.

@@ -204,11 +204,16 @@ impl EventStore {
         let mut ready = Vec::with_capacity(jobs.len());
         for (mut job, claimable) in jobs.into_iter().zip(claimable) {
             match (&job.insert.claim, claimable) {
-                (Some(Claim::Next { id, .. }), Some(Claimable::Tagged)) => {
+                (
+                    Some(Claim::Next { id, .. } | Claim::Unless { id, .. }),
+                    Some(Claimable::Tagged),
+                ) => {
                     let id = *id;
                     self.answer(job.reply, Err(StoreError::ClaimTaken(id)));
                     continue;
                 }
+                // A guard passed: nothing to claim.
+                (Some(Claim::Unless { .. }), _) => job.insert.claim = None,
                 (Some(Claim::Next { id, .. }), Some(Claimable::Next(generation))) => {
                     job.insert.claim = Some(Claim::At {
                         id: *id,
@@ -368,7 +373,7 @@ async fn insert_many(
             }
             // Resolved by `write_batch` before it comes here; if not, the batch is refused and
             // each append written alone (`insert_one` resolves its own).
-            Some(Claim::Next { .. }) => {
+            Some(Claim::Next { .. } | Claim::Unless { .. }) => {
                 return Err(StoreError::InvalidPayload(
                     "a claim on a next generation left unresolved".to_owned(),
                 ));

@@ -114,13 +114,22 @@ pub enum Claim {
         /// Tags whose presence on any stream refuses the claim.
         unless_tagged: Vec<[u8; 32]>,
     },
+    /// No claim at all, only its guard: the append is written only if no stream carries any
+    /// of `unless_tagged` when it is (read as for [`Claim::Next`]); otherwise nothing is
+    /// written and it fails with [`crate::StoreError::ClaimTaken`] naming `id`.
+    Unless {
+        /// What the refusal names.
+        id: Uuid,
+        /// Tags whose presence on any stream refuses the append.
+        unless_tagged: Vec<[u8; 32]>,
+    },
 }
 
 impl Claim {
     /// What is claimed.
     pub fn id(&self) -> Uuid {
         match self {
-            Claim::At { id, .. } | Claim::Next { id, .. } => *id,
+            Claim::At { id, .. } | Claim::Next { id, .. } | Claim::Unless { id, .. } => *id,
         }
     }
 }

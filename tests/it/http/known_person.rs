@@ -731,3 +731,66 @@ async fn a_retry_of_a_referral_to_a_known_person_is_answered_with_its_first_resu
         none.body
     );
 }
+
+/// A referrer cannot tell a known person from someone new by referring again under the id it
+/// chose (found by a helper's attack): a second referral naming an id whose first referral
+/// went to a known person's record is refused as one naming the record made for someone new
+/// is, whatever NHS number it carries (the same, another, none); no record is made under the
+/// id, and the person's number stays on one record, so they are still found by it.
+#[tokio::test]
+async fn a_second_referral_under_an_id_chosen_is_refused_alike_for_a_known_person_and_someone_new()
+{
+    const KNOWN: &str = "9990000034";
+    const NEW: &str = "9990000042";
+    const OTHER: &str = "9990000050";
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let referrer = &people.referrer;
+    let record = known_and_declined(&server, &people.lead, KNOWN).await;
+
+    // The first referral under each id chosen: answered alike (201).
+    let (to_known, to_new) = (Uuid::new_v4(), Uuid::new_v4());
+    for (chosen, nhs) in [(to_known, KNOWN), (to_new, NEW)] {
+        let body = referral_of(Uuid::new_v4(), nhs, "Maggie");
+        let first = refer(&server, referrer, chosen, &body, None).await;
+        assert_eq!(first.status, 201, "{:#}", first.body);
+    }
+    assert_eq!(
+        server.journey_types(record).await.len(),
+        4,
+        "went to the record"
+    );
+
+    // A second under each: the same number, another, none. Refused alike.
+    let again = |nhs: Option<&str>| {
+        let mut body = referral_of(Uuid::new_v4(), nhs.unwrap_or(NEW), "Maggie");
+        body["client"]["personal"]["nhs_number"] = json!(nhs);
+        body
+    };
+    for (known_nhs, new_nhs) in [
+        (Some(KNOWN), Some(NEW)),
+        (Some(OTHER), Some(OTHER)),
+        (None, None),
+    ] {
+        let known = refer(&server, referrer, to_known, &again(known_nhs), None).await;
+        let new = refer(&server, referrer, to_new, &again(new_nhs), None).await;
+        assert_eq!(new.status, 403, "{:#}", new.body);
+        assert_eq!(
+            (known.status, &known.body["detail"]),
+            (new.status, &new.body["detail"]),
+            "{known_nhs:?}: {:#}",
+            known.body
+        );
+    }
+    // Nothing under the id chosen; the number on one record, found by staff's referral of it.
+    let none = server
+        .get(&people.auditor, &client_path(to_known, ""))
+        .await;
+    assert_eq!(none.status, 404, "{:#}", none.body);
+    assert_eq!(records_holding(&server, referrer, KNOWN).await, [record]);
+    assert_eq!(
+        records_holding(&server, referrer, OTHER).await,
+        Vec::<Uuid>::new()
+    );
+    server.stop().await;
+}
