@@ -29,7 +29,10 @@
 //! ([`crate::matching::chosen_id_tag`]): the id then stands for that record, and any later
 //! referral of someone new naming it (whatever number it carries, or none) is answered as one
 //! naming the record would be, as it would have been had the service not known the person and
-//! made their record at the id: a referrer referring twice under one id learns nothing.
+//! made their record at the id: a referrer referring twice under one id, one request after the
+//! other, learns nothing. Two sent at the same moment can both be taken where someone new's
+//! second would be refused: the tag is checked as each is written (`eventstore::Claim::Unless`),
+//! but neither writes a row the other's statement must not (not closed).
 //!
 //! Nothing is locked, and the usual referral, of someone new, looks nothing up: its append
 //! claims the number's next generation unless a record carries the number's tag (or the
@@ -118,6 +121,18 @@ impl CaseService {
         // carries this tag (`matching::chosen_id_tag`).
         let chosen_tag =
             matching::chosen_id_tag(self.store(), principal.organisation_id, client_id).await?;
+        // A version expected of the id named that only a record there could have, where the id
+        // stands for a record: answered as that record would answer (a version checked only
+        // there would tell the caller no record is at the id).
+        if request.expected_version.is_some_and(|version| version != 0)
+            && let Some(tag) = chosen_tag
+            && let Some(record) =
+                matching::standing_for(self, principal.organisation_id, &tag).await?
+        {
+            return self
+                .answer_named(principal, (client_id, record), command, request)
+                .await;
+        }
         // No number (or a store that seals nothing, where nothing is found by one): the command
         // is for the id named, unless that id stands for a record.
         let (Some(number), Some(number_tag)) = (new.personal.nhs_number.clone(), number_tag) else {
@@ -200,7 +215,10 @@ impl CaseService {
         {
             Err(CommandError::Store(StoreError::ClaimTaken(_))) => {
                 match matching::standing_for(self, principal.organisation_id, &tag).await? {
-                    Some(record) => Err(as_named_record(principal, &record, command)),
+                    Some(record) => {
+                        self.answer_named(principal, (client_id, record), command, request)
+                            .await
+                    }
                     // The record it stood for was erased since: the id is free again.
                     None => {
                         self.refer_as_named(
@@ -293,7 +311,9 @@ impl CaseService {
             && let Some(tag) = chosen_tag
             && let Some(record) = matching::standing_for(self, organisation_id, &tag).await?
         {
-            return Err(as_named_record(principal, &record, command));
+            return self
+                .answer_named(principal, (client_id, record), command, request)
+                .await;
         }
         // No record holds the number and none took this referral: someone new (the records
         // that carried the tag when the unseen try was refused have stopped since, or it was
@@ -505,6 +525,45 @@ impl CaseService {
             )),
             Err(e) => Err(Retry::Failed(e)),
         }
+    }
+}
+
+impl CaseService {
+    /// A referral naming `chosen`, which stands for `record` (an earlier referral under the id
+    /// went there): a copy of that earlier request (its key, its body) is answered with its
+    /// first result, a request reusing its key for another body is refused as the reuse, and
+    /// any other as one naming the record would be ([`as_named_record`]); all as they would
+    /// be had the record been made at the id.
+    async fn answer_named(
+        &self,
+        principal: &Principal,
+        (chosen, (record, loaded)): (ClientId, (ClientId, crate::cases::LoadedCase)),
+        command: &CaseCommand,
+        request: StaffCommand,
+    ) -> Result<Referred, CommandError> {
+        if request.idempotency_key.is_some() {
+            let referral_id = match command {
+                CaseCommand::Intake { referral, .. } => referral.referral_id,
+                _ => ReferralId(uuid::Uuid::nil()),
+            };
+            match self
+                .refer_known(principal, (chosen, record), command, request, true)
+                .await
+            {
+                Ok(result) => {
+                    return Ok(Referred {
+                        result,
+                        referred_as: chosen,
+                        referral_id,
+                        record,
+                        told: policy::may_learn_known_person(principal),
+                    });
+                }
+                Err(Retry::Failed(e)) => return Err(e),
+                Err(Retry::Again) => {}
+            }
+        }
+        Err(as_named_record(principal, &loaded, command))
     }
 }
 

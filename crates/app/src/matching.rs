@@ -177,8 +177,8 @@ pub(crate) fn unused_id_guard(chosen_tag: [u8; 32]) -> Claim {
     }
 }
 
-/// The record of `organisation_id` that `chosen` stands for ([`chosen_id_tag`]), loaded:
-/// `None` when there is none (not erased, of the organisation).
+/// The record of `organisation_id` that an id chosen stands for (its [`chosen_id_tag`]), and
+/// its id, loaded: `None` when there is none (not erased, of the organisation).
 ///
 /// # Errors
 /// A store failure.
@@ -186,7 +186,7 @@ pub(crate) async fn standing_for(
     cases: &CaseService,
     organisation_id: Uuid,
     chosen_tag: &[u8; 32],
-) -> Result<Option<LoadedCase>, CommandError> {
+) -> Result<Option<(ClientId, LoadedCase)>, CommandError> {
     for stream_id in cases.store().streams_tagged(chosen_tag).await? {
         let loaded = match cases.load(ClientId(stream_id)).await {
             Ok(loaded) => loaded,
@@ -194,7 +194,7 @@ pub(crate) async fn standing_for(
             Err(e) => return Err(e),
         };
         if loaded.organisation_id == Some(organisation_id) && !loaded.state.erased {
-            return Ok(Some(loaded));
+            return Ok(Some((ClientId(stream_id), loaded)));
         }
     }
     Ok(None)

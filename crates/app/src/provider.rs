@@ -211,7 +211,7 @@ impl ProviderConnections {
         let rows = client
             .query(
                 "SELECT e.position, e.stream_id, e.event_type, e.schema_version, e.payload, \
-                        e.occurred_at, d.name \
+                        e.occurred_at, d.name, e.event_id \
                  FROM events e \
                  LEFT JOIN directory_services d \
                    ON d.service_id = (e.payload->>'service_id')::uuid \
@@ -256,6 +256,11 @@ impl ProviderConnections {
             };
             let Some(person) = people.get(&client_id) else {
                 continue;
+            };
+            // As corrected (its need, its kind).
+            let connection = match person.loaded.entries.get(&domain::EventId(row.get(7))) {
+                Some(CaseEvent::OnwardConnectionMade(corrected)) => corrected.clone(),
+                _ => connection,
             };
             let state = &person.loaded.state;
             // Signposting, corrections applied, is not the service's to see.

@@ -75,15 +75,12 @@ pub fn is_public(ip: std::net::IpAddr) -> bool {
             if segments[0] == 0x2002 {
                 return is_public(IpAddr::V4(embedded(segments[1], segments[2])));
             }
+            // Only global unicast (2000::/3) is public, less documentation (2001:db8::/32,
+            // 3fff::/20), Teredo (2001::/32: its IPv4 end is hidden) and what the checks above
+            // left (local-use NAT64, site-local, unique local and link-local are outside it).
             let first = segments[0];
-            !(v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && segments[1] == 0x0db8
-                // Teredo (its IPv4 end is hidden), local-use NAT64, discard-only.
-                || first == 0x2001 && segments[1] == 0
-                || first == 0x64 && segments[1] == 0xff9b
-                || first == 0x100 && segments[1..4] == [0, 0, 0])
+            let documentation_or_teredo = first == 0x2001 && matches!(segments[1], 0 | 0x0db8);
+            (first & 0xe000) == 0x2000 && !documentation_or_teredo && (first & 0xfff0) != 0x3ff0
         }
     }
 }
@@ -252,6 +249,9 @@ mod tests {
             "2001:0:4136:e378::1",
             "64:ff9b:1::1",
             "100::1",
+            "fec0::1",
+            "::ffff:0:7f00:1",
+            "3fff::1",
         ] {
             assert!(
                 !is_public(private.parse().expect("an address")),

@@ -145,9 +145,11 @@ pub enum Command {
         #[arg(long, env = "CASEBOOK_AUTH_FAILURES_PER_MINUTE", default_value_t = 30)]
         auth_failures_per_minute: u32,
         /// The address of a reverse proxy in front of the service whose `X-Forwarded-For` is
-        /// believed for who is calling (repeat for more; comma-separated in the environment).
-        /// Without one, the header is ignored and callers through a proxy on this machine are
-        /// one loopback source, which the bad-token limit does not count.
+        /// believed for who is calling, and its `X-Forwarded-Host` for the host the browser
+        /// asked for (the console checks a form's Origin against it) (repeat for more;
+        /// comma-separated in the environment). Without one, both headers are ignored and
+        /// callers through a proxy on this machine are one loopback source, which the
+        /// bad-token limit does not count.
         #[arg(
             long = "trusted-proxy",
             env = "CASEBOOK_TRUSTED_PROXIES",

@@ -350,16 +350,22 @@ fn same_origin(req: &HttpRequest, console: &Console) -> bool {
         .through_trusted_proxy
         .as_ref()
         .is_some_and(|trusted| trusted(req));
-    let host = if trusted {
-        info.host().to_owned()
-    } else {
+    let named = |name: &str| {
         req.headers()
-            .get(header::HOST)
+            .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
-            .or_else(|| req.uri().authority().map(ToString::to_string))
-            .unwrap_or_else(|| req.app_config().host().to_owned())
     };
+    // Behind a trusted proxy, the host it forwarded (the last of `X-Forwarded-Host`'s values,
+    // the one that proxy added; never `Forwarded`, which a proxy may pass on from the caller).
+    let forwarded = trusted
+        .then(|| named("x-forwarded-host"))
+        .flatten()
+        .and_then(|hosts| hosts.rsplit(',').next().map(|h| h.trim().to_owned()));
+    let host = forwarded
+        .or_else(|| named("host"))
+        .or_else(|| req.uri().authority().map(ToString::to_string))
+        .unwrap_or_else(|| req.app_config().host().to_owned());
     let here = format!("{}://{host}", info.scheme());
     let named = |name: header::HeaderName| {
         req.headers()

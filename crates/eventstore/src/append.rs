@@ -522,8 +522,10 @@ pub(crate) async fn insert_one(
     client: &deadpool_postgres::Client,
     insert: &Insert,
 ) -> Result<Inserted, StoreError> {
-    // Only an append that carries tags or a claim, or an erasure, touches them.
-    let (sql, parameters) = if insert.claim.is_some() || insert.shred {
+    // Only an append that carries tags or a claim, or an erasure, touches them (a guard,
+    // `Claim::Unless`, claims nothing: it is read below, and the append written as any other).
+    let claims = matches!(insert.claim, Some(Claim::At { .. } | Claim::Next { .. }));
+    let (sql, parameters) = if claims || insert.shred {
         (INSERT_WITH_CLAIM_SQL, 25)
     } else if insert.lookups.is_some() {
         (INSERT_WITH_LOOKUPS_SQL, 23)
@@ -682,8 +684,9 @@ pub(crate) async fn read_clock_and_claims(
     Ok((now, claimable))
 }
 
-/// The clock with, for each [`Claim::Next`] asked about, the tags of those carried by a stream
-/// and the claim's latest generation (0: never claimed), in the order asked.
+/// The clock with the tags of those carried by a stream (of each [`Claim::Next`]'s and
+/// [`Claim::Unless`]'s asked about), and each [`Claim::Next`]'s latest generation (0: never
+/// claimed), in the order asked.
 const CLOCK_AND_CLAIMS_SQL: &str = "\
 SELECT now(),
     ARRAY(SELECT tag FROM stream_lookups WHERE tag = ANY($1::bytea[])),

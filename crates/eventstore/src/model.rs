@@ -126,7 +126,7 @@ pub enum Claim {
 }
 
 impl Claim {
-    /// What is claimed.
+    /// What is claimed (for a guard, what its refusal names).
     pub fn id(&self) -> Uuid {
         match self {
             Claim::At { id, .. } | Claim::Next { id, .. } | Claim::Unless { id, .. } => *id,

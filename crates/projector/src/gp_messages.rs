@@ -238,6 +238,9 @@ pub struct GpMessageState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EpisodeConnection {
     pub connection_id: Uuid,
+    /// The event that made it (a correction names it); none in states folded before.
+    #[serde(default)]
+    pub event_id: Option<Uuid>,
     pub need: domain::NeedDomain,
     pub kind: domain::ConnectionKind,
     pub outcome: Option<domain::ConnectionOutcome>,
@@ -401,10 +404,28 @@ pub fn decide_gp_messages(
             if rules.ended.is_some() && state.accepted_in_episode {
                 state.connections.push(EpisodeConnection {
                     connection_id: e.connection_id.0,
+                    event_id: Some(fact.event_id),
                     need: e.need,
                     kind: e.kind,
                     outcome: None,
                 });
+            }
+            None
+        }
+        // A connection's need or kind corrected: the message at the end says it as corrected.
+        CaseEvent::EntryCorrected(e) => {
+            if let Some(connection) = state
+                .connections
+                .iter_mut()
+                .find(|c| c.event_id == Some(e.corrects.0))
+            {
+                let field = |name: &str| e.corrected_fields.get(name).cloned();
+                if let Some(Ok(need)) = field("need").map(serde_json::from_value) {
+                    connection.need = need;
+                }
+                if let Some(Ok(kind)) = field("kind").map(serde_json::from_value) {
+                    connection.kind = kind;
+                }
             }
             None
         }
@@ -919,6 +940,15 @@ mod tests {
                 outcome: domain::ConnectionOutcome::Attended,
                 waiting_weeks: None,
             }),
+            // The signposting (the twelfth fact) was a warm handover: said as corrected.
+            CaseEvent::EntryCorrected(domain::EntryCorrected {
+                corrects: domain::EventId(Uuid::from_u128(3011)),
+                corrected_fields: serde_json::json!({ "kind": "warm_handover" })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+                reason: "recorded as the wrong kind".to_owned(),
+            }),
             closed(),
         ]);
         let ended = messages.last().expect("a message at the end");
@@ -937,7 +967,7 @@ mod tests {
             Some(
                 "The person's episode of social prescribing support has ended. Reason for \
                  ending: goals met. Onward connections: physical activity (referred): attended; \
-                 loneliness or isolation (signposted): no outcome recorded."
+                 loneliness or isolation (warm handover): no outcome recorded."
             )
         );
         // No consent: nothing at the end. Under v1: nothing at the end either.

@@ -752,7 +752,7 @@ async fn a_second_referral_under_an_id_chosen_is_refused_alike_for_a_known_perso
     let (to_known, to_new) = (Uuid::new_v4(), Uuid::new_v4());
     for (chosen, nhs) in [(to_known, KNOWN), (to_new, NEW)] {
         let body = referral_of(Uuid::new_v4(), nhs, "Maggie");
-        let first = refer(&server, referrer, chosen, &body, None).await;
+        let first = refer(&server, referrer, chosen, &body, Some("first")).await;
         assert_eq!(first.status, 201, "{:#}", first.body);
     }
     assert_eq!(
@@ -779,6 +779,42 @@ async fn a_second_referral_under_an_id_chosen_is_refused_alike_for_a_known_perso
             (known.status, &known.body["detail"]),
             (new.status, &new.body["detail"]),
             "{known_nhs:?}: {:#}",
+            known.body
+        );
+    }
+    // The first request's key on another body, and a version expected of the id: alike too.
+    let body = again(Some(OTHER));
+    let known = refer(&server, referrer, to_known, &body, Some("first")).await;
+    let new = refer(&server, referrer, to_new, &body, Some("first")).await;
+    assert_eq!(new.status, 422, "{:#}", new.body);
+    let said = |reply: &Reply| {
+        let mut body = reply.body.clone();
+        body["request_id"] = Value::Null;
+        (reply.status, body)
+    };
+    assert_eq!(said(&known), said(&new));
+    for nhs in [Some(OTHER), None] {
+        let versioned = |chosen: Uuid| {
+            let body = again(nhs);
+            let path = client_path(chosen, "referrals");
+            let server = &server;
+            async move {
+                server
+                    .call(
+                        Some(referrer),
+                        "POST",
+                        &path,
+                        Some(&body),
+                        &[("if-match", "\"2\"")],
+                    )
+                    .await
+            }
+        };
+        let (known, new) = (versioned(to_known).await, versioned(to_new).await);
+        assert_eq!(
+            (known.status, &known.body["detail"]),
+            (new.status, &new.body["detail"]),
+            "{nhs:?}: {:#}",
             known.body
         );
     }

@@ -214,6 +214,16 @@ async fn a_provider_sees_and_answers_a_connection_as_corrected() {
     correct(SIGNPOSTED, "signposted")
         .await
         .refused_at(422, "corrected_fields.kind");
+    // Its need corrected: listed as corrected.
+    let corrects = connection_event(&server, client, SIGNPOSTED).await;
+    let need = json!({ "corrects": corrects, "corrected_fields": { "need": "physical_activity" },
+                       "reason": "recorded under the wrong need" });
+    let path = format!("/api/v1/clients/{client}/corrections");
+    assert_eq!(server.post(&people.worker, &path, need).await.status, 201);
+    let mine = server
+        .read(&people.provider, "/api/v1/provider/connections")
+        .await;
+    assert_eq!(mine.body["items"][0]["need"], "physical_activity");
     server.stop().await;
 }
 
