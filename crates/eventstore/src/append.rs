@@ -685,11 +685,12 @@ pub(crate) async fn read_clock_and_claims(
 }
 
 /// The clock with the tags of those carried by a stream (of each [`Claim::Next`]'s and
-/// [`Claim::Unless`]'s asked about), and each [`Claim::Next`]'s latest generation (0: never
-/// claimed), in the order asked.
+/// [`Claim::Unless`]'s asked about; by the index whatever the plan cached, V43's
+/// `casebook_carried_tags`), and each [`Claim::Next`]'s latest generation (0: never claimed),
+/// in the order asked.
 const CLOCK_AND_CLAIMS_SQL: &str = "\
 SELECT now(),
-    ARRAY(SELECT tag FROM stream_lookups WHERE tag = ANY($1::bytea[])),
+    casebook_carried_tags($1::bytea[]),
     ARRAY(SELECT (SELECT coalesce(max(generation), 0) FROM lookup_claims AS l
                   WHERE l.claim_id = c.id)
           FROM unnest($2::uuid[]) WITH ORDINALITY AS c(id, n) ORDER BY c.n)";

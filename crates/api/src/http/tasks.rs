@@ -97,21 +97,12 @@ async fn raise_task(
     Ok(accepted(&accepted_task.result))
 }
 
-/// The headers of a command on a task that exists (read by `CommandHeaders`; this describes
-/// them).
+/// The `If-Match` header of a command on a task that exists (read by `CommandHeaders`; this
+/// describes it, beside [`KeyHeader`]).
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
-struct TaskVersionHeaders {
-    /// Makes a retry safe: the same key and body return the first response and write nothing
-    #[param(
-        rename = "Idempotency-Key",
-        nullable = false,
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[!-~]+$"
-    )]
-    idempotency_key: Option<String>,
+struct TaskVersionHeader {
     /// The task version last seen; stale gives 409
     #[param(
         rename = "If-Match",
@@ -130,7 +121,7 @@ pub struct MarkDone {}
 #[utoipa::path(
     tag = "tasks",
     security(("bearer" = [])),
-    params(("task_id" = Uuid, Path, description = "The task"), TaskVersionHeaders),
+    params(("task_id" = Uuid, Path, description = "The task"), KeyHeader, TaskVersionHeader),
     request_body(content = MarkDone, content_type = "application/json"),
     responses((status = 201, body = TaskCommandAccepted), CommandErrors)
 )]
@@ -154,7 +145,7 @@ async fn task_done(
 #[utoipa::path(
     tag = "tasks",
     security(("bearer" = [])),
-    params(("task_id" = Uuid, Path, description = "The task"), TaskVersionHeaders),
+    params(("task_id" = Uuid, Path, description = "The task"), KeyHeader, TaskVersionHeader),
     request_body(content = CancelTask, content_type = "application/json"),
     responses((status = 201, body = TaskCommandAccepted), CommandErrors)
 )]
