@@ -80,7 +80,8 @@ pub fn is_public(ip: std::net::IpAddr) -> bool {
             // left (local-use NAT64, site-local, unique local and link-local are outside it).
             let first = segments[0];
             let documentation_or_teredo = first == 0x2001 && matches!(segments[1], 0 | 0x0db8);
-            (first & 0xe000) == 0x2000 && !documentation_or_teredo && (first & 0xfff0) != 0x3ff0
+            let documentation_v2 = first == 0x3fff && segments[1] < 0x1000;
+            (first & 0xe000) == 0x2000 && !documentation_or_teredo && !documentation_v2
         }
     }
 }

@@ -357,11 +357,18 @@ fn same_origin(req: &HttpRequest, console: &Console) -> bool {
             .map(str::to_owned)
     };
     // Behind a trusted proxy, the host it forwarded (the last of `X-Forwarded-Host`'s values,
-    // the one that proxy added; never `Forwarded`, which a proxy may pass on from the caller).
+    // on the last such line: the one that proxy added; never `Forwarded`, which a proxy may
+    // pass on from the caller).
     let forwarded = trusted
-        .then(|| named("x-forwarded-host"))
-        .flatten()
-        .and_then(|hosts| hosts.rsplit(',').next().map(|h| h.trim().to_owned()));
+        .then(|| {
+            req.headers()
+                .get_all("x-forwarded-host")
+                .filter_map(|v| v.to_str().ok())
+                .last()
+                .and_then(|hosts| hosts.rsplit(',').next())
+                .map(|h| h.trim().to_owned())
+        })
+        .flatten();
     let host = forwarded
         .or_else(|| named("host"))
         .or_else(|| req.uri().authority().map(ToString::to_string))

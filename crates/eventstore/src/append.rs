@@ -91,8 +91,10 @@ macro_rules! lookups_sql {
 const INSERT_WITH_LOOKUPS_SQL: &str = insert_sql!(lookups_sql!());
 
 /// An append that also makes a claim ($24, $25), or an erasure, which deletes the stream's tags
-/// and claims. (Only these statements, and the clock's that resolves a `Claim::Next`, name
-/// `lookup_claims`, V42: an append without a claim runs on a schema from before it.)
+/// and claims. (Only these statements, and the clock's that resolves a `Claim::Next` or a
+/// `Claim::Unless`, name `lookup_claims` (V42) or `casebook_carried_tags` (V43): an append with
+/// neither runs on a schema from before them; a referral of someone new, which carries one,
+/// needs V43.)
 const INSERT_WITH_CLAIM_SQL: &str = insert_sql!(concat!(
     lookups_sql!(),
     ", claim AS (
@@ -616,7 +618,8 @@ pub(crate) async fn insert_one(
 /// snapshot): `None` for no claim; for a [`Claim::At`], its generation; for a [`Claim::Next`],
 /// its next generation, or [`Claimable::Tagged`] when a stream carries one of its tags; for a
 /// [`Claim::Unless`], [`Claimable::Free`] or that. Only a statement asked about a next
-/// generation or a guard names `lookup_claims` (V42) and `stream_lookups`.
+/// generation or a guard names `lookup_claims` (V42) and `casebook_carried_tags` (V43, which
+/// reads `stream_lookups`).
 ///
 /// # Errors
 /// A database failure.

@@ -80,7 +80,8 @@ const INSERT_MANY_SQL: &str = insert_many_sql!("");
 
 /// [`INSERT_MANY_SQL`] with claims, in the claims' order (two batches making two same claims
 /// wait on each other in one order, never in opposite orders). Only this statement and the
-/// clock's with a [`Claim::Next`] to resolve name `lookup_claims` (V42).
+/// clock's with a [`Claim::Next`] or [`Claim::Unless`] to resolve name `lookup_claims` (V42) or
+/// `casebook_carried_tags` (V43).
 const INSERT_MANY_WITH_CLAIMS_SQL: &str = insert_many_sql!(
     ", claims AS (
     INSERT INTO lookup_claims (claim_id, generation, stream_id)
