@@ -349,6 +349,26 @@ async fn a_new_stream_asked_for_after_a_moment_is_recorded_after_it() {
     }
 }
 
+/// A new stream's `append`, refused with `ClaimTaken` naming `claim` both in a batch (after
+/// `head_of_new_stream`) and written alone; the stream's id.
+async fn refused_in_a_batch_and_alone(
+    store: &eventstore::EventStore,
+    append: impl Fn(Uuid) -> eventstore::AppendRequest,
+    claim: Uuid,
+) -> Uuid {
+    let late = Uuid::new_v4();
+    let head = store.head_of_new_stream(late, None);
+    let in_a_batch = store.append_after(append(late), head).await;
+    let alone = store.append(append(late)).await;
+    for (how, answer) in [("in a batch", in_a_batch), ("alone", alone)] {
+        match answer {
+            Err(StoreError::ClaimTaken(id)) => assert_eq!(id, claim, "{how}"),
+            other => panic!("written {how} beside a stream carrying its tag: {other:?}"),
+        }
+    }
+    late
+}
+
 /// Twelve new streams appended at once with `claiming`'s appends (each making a claim),
 /// beside twelve that claim nothing, each of which must be written (a batch that fails for a
 /// claim is written again without it): the claimants' streams and answers.
@@ -536,16 +556,7 @@ async fn a_claim_on_the_next_generation_is_refused_by_its_tags_and_taken_once() 
     assert_eq!((found.streams, found.generation), (written.clone(), 1));
 
     // The tag carried: refused before anything is written, in a batch and written alone.
-    let late = Uuid::new_v4();
-    let head = store.head_of_new_stream(late, None);
-    match store.append_after(claimant(late), head).await {
-        Err(StoreError::ClaimTaken(id)) => assert_eq!(id, claim),
-        other => panic!("a claimant written beside a stream carrying its tag: {other:?}"),
-    }
-    match store.append(claimant(late)).await {
-        Err(StoreError::ClaimTaken(id)) => assert_eq!(id, claim),
-        other => panic!("a claimant written beside a stream carrying its tag: {other:?}"),
-    }
+    let late = refused_in_a_batch_and_alone(&store, claimant, claim).await;
     assert_eq!(written_of(vec![late]).await, 0);
 
     // Refused by its other tag alike, though the number's is not carried.
@@ -703,16 +714,7 @@ async fn a_guard_refuses_an_append_while_its_tag_is_carried_and_claims_nothing()
     let mut tagging = request(streams[0], ExpectedVersion::Exact(1), vec![contact(1)]);
     tagging.lookups = Some(vec![tag]);
     store.append(tagging).await.expect("tagged");
-    let late = Uuid::new_v4();
-    let head = store.head_of_new_stream(late, None);
-    match store.append_after(guarded(late), head).await {
-        Err(StoreError::ClaimTaken(id)) => assert_eq!(id, guard),
-        other => panic!("written beside a stream carrying its tag: {other:?}"),
-    }
-    match store.append(guarded(late)).await {
-        Err(StoreError::ClaimTaken(id)) => assert_eq!(id, guard),
-        other => panic!("written beside a stream carrying its tag: {other:?}"),
-    }
+    let late = refused_in_a_batch_and_alone(&store, guarded, guard).await;
     let written: i64 = testkit::query_value(
         &admin,
         "SELECT count(*) FROM events WHERE stream_id = $1",
