@@ -349,6 +349,16 @@ async fn a_new_stream_asked_for_after_a_moment_is_recorded_after_it() {
     }
 }
 
+/// How many events `streams` hold.
+async fn events_of(admin: &tokio_postgres::Client, streams: &[Uuid]) -> i64 {
+    testkit::query_value(
+        admin,
+        "SELECT count(*) FROM events WHERE stream_id = ANY($1)",
+        &[&streams],
+    )
+    .await
+}
+
 /// A new stream's `append`, refused with `ClaimTaken` naming `claim` both in a batch (after
 /// `head_of_new_stream`) and written alone; the stream's id.
 async fn refused_in_a_batch_and_alone(
@@ -441,13 +451,11 @@ async fn of_appends_racing_for_one_claim_one_is_written_and_the_others_leave_not
             Err(other) => panic!("refused for another reason: {other}"),
         }
     }
-    let events: i64 = testkit::query_value(
-        &admin,
-        "SELECT count(*) FROM events WHERE stream_id = ANY($1)",
-        &[&streams],
-    )
-    .await;
-    assert_eq!(events, 1, "the refused appends wrote nothing");
+    assert_eq!(
+        events_of(&admin, &streams).await,
+        1,
+        "the refused appends wrote nothing"
+    );
     let found = store
         .tagged_and_claimed(&[0x00; 32], Some(&shared), claim)
         .await
@@ -522,18 +530,6 @@ async fn a_claim_on_the_next_generation_is_refused_by_its_tags_and_taken_once() 
         });
         append
     };
-    let written_of = |streams: Vec<Uuid>| {
-        let admin = &admin;
-        async move {
-            testkit::query_value::<i64>(
-                admin,
-                "SELECT count(*) FROM events WHERE stream_id = ANY($1)",
-                &[&streams],
-            )
-            .await
-        }
-    };
-
     let (streams, answers) = race_beside_others(&store, claimant).await;
     let mut written = Vec::new();
     for answer in &answers {
@@ -545,7 +541,7 @@ async fn a_claim_on_the_next_generation_is_refused_by_its_tags_and_taken_once() 
     }
     assert_eq!(written.len(), 1, "{answers:?}");
     assert_eq!(
-        written_of(streams.clone()).await,
+        events_of(&admin, &streams).await,
         1,
         "the refused wrote nothing"
     );
@@ -557,7 +553,7 @@ async fn a_claim_on_the_next_generation_is_refused_by_its_tags_and_taken_once() 
 
     // The tag carried: refused before anything is written, in a batch and written alone.
     let late = refused_in_a_batch_and_alone(&store, claimant, claim).await;
-    assert_eq!(written_of(vec![late]).await, 0);
+    assert_eq!(events_of(&admin, &[late]).await, 0);
 
     // Refused by its other tag alike, though the number's is not carried.
     let elsewhere = Uuid::new_v4();
@@ -715,11 +711,5 @@ async fn a_guard_refuses_an_append_while_its_tag_is_carried_and_claims_nothing()
     tagging.lookups = Some(vec![tag]);
     store.append(tagging).await.expect("tagged");
     let late = refused_in_a_batch_and_alone(&store, guarded, guard).await;
-    let written: i64 = testkit::query_value(
-        &admin,
-        "SELECT count(*) FROM events WHERE stream_id = $1",
-        &[&late],
-    )
-    .await;
-    assert_eq!(written, 0);
+    assert_eq!(events_of(&admin, &[late]).await, 0);
 }
