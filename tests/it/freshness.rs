@@ -34,7 +34,7 @@ async fn a_read_model_past_a_higher_position_has_not_passed_a_lower_one_that_sor
             idempotency_key: None,
             fingerprint: None,
             lookups: None,
-            claim: None,
+            claims: Vec::new(),
         })
         .await
         .expect("append");

@@ -423,10 +423,10 @@ async fn of_appends_racing_for_one_claim_one_is_written_and_the_others_leave_not
     let claimed = |stream: Uuid, generation: i64| {
         let mut append = request(stream, ExpectedVersion::NoStream, vec![registration()]);
         append.lookups = Some(vec![shared]);
-        append.claim = Some(eventstore::Claim::At {
+        append.claims = vec![eventstore::Claim::At {
             id: claim,
             generation,
-        });
+        }];
         append
     };
     let found = store
@@ -473,10 +473,10 @@ async fn of_appends_racing_for_one_claim_one_is_written_and_the_others_leave_not
         other => panic!("a taken claim written: {other:?}"),
     }
     assert_eq!(store.stream_version(other).await.expect("version"), 1);
-    again.claim = Some(eventstore::Claim::At {
+    again.claims = vec![eventstore::Claim::At {
         id: claim,
         generation: 2,
-    });
+    }];
     store.append(again).await.expect("the next generation");
     let found = store
         .tagged_and_claimed(&shared, None, claim)
@@ -524,10 +524,10 @@ async fn a_claim_on_the_next_generation_is_refused_by_its_tags_and_taken_once() 
     let claimant = |stream: Uuid| {
         let mut append = request(stream, ExpectedVersion::NoStream, vec![registration()]);
         append.lookups = Some(vec![number]);
-        append.claim = Some(eventstore::Claim::Next {
+        append.claims = vec![eventstore::Claim::Next {
             id: claim,
             unless_tagged: vec![number, other_tag],
-        });
+        }];
         append
     };
     let (streams, answers) = race_beside_others(&store, claimant).await;
@@ -561,10 +561,10 @@ async fn a_claim_on_the_next_generation_is_refused_by_its_tags_and_taken_once() 
     tagged.lookups = Some(vec![other_tag]);
     store.append(tagged).await.expect("written");
     let mut lone = claimant(Uuid::new_v4());
-    lone.claim = Some(eventstore::Claim::Next {
+    lone.claims = vec![eventstore::Claim::Next {
         id: Uuid::new_v4(),
         unless_tagged: vec![[0x6d; 32], other_tag],
-    });
+    }];
     assert!(matches!(
         store.append(lone).await,
         Err(StoreError::ClaimTaken(_))
@@ -577,10 +577,10 @@ async fn a_claim_on_the_next_generation_is_refused_by_its_tags_and_taken_once() 
     store.append(untag).await.expect("untagged");
     let head = store.head_of_new_stream(late, None);
     let mut again = claimant(late);
-    again.claim = Some(eventstore::Claim::Next {
+    again.claims = vec![eventstore::Claim::Next {
         id: claim,
         unless_tagged: vec![number],
-    });
+    }];
     store
         .append_after(again, head)
         .await
@@ -639,7 +639,7 @@ async fn claims_on_many_values_written_together_each_take_their_own_next_generat
                 ExpectedVersion::NoStream,
                 vec![registration()],
             );
-            append.claim = claim;
+            append.claims = claim.into_iter().collect();
             append
         })
         .collect();
@@ -690,10 +690,10 @@ async fn a_guard_refuses_an_append_while_its_tag_is_carried_and_claims_nothing()
     let (tag, guard) = ([0x7a; 32], Uuid::new_v4());
     let guarded = |stream: Uuid| {
         let mut append = request(stream, ExpectedVersion::NoStream, vec![registration()]);
-        append.claim = Some(eventstore::Claim::Unless {
+        append.claims = vec![eventstore::Claim::Unless {
             id: guard,
             unless_tagged: vec![tag],
-        });
+        }];
         append
     };
     // Free: written beside others in a batch, and alone; no claim row.
@@ -712,4 +712,61 @@ async fn a_guard_refuses_an_append_while_its_tag_is_carried_and_claims_nothing()
     store.append(tagging).await.expect("tagged");
     let late = refused_in_a_batch_and_alone(&store, guarded, guard).await;
     assert_eq!(events_of(&admin, &[late]).await, 0);
+}
+
+/// An append making several claims makes all or none: with one of them taken, it is refused
+/// naming that one, in a batch and alone, and writes nothing (not even its other claims); with
+/// none taken, it makes them all, in a batch beside others and alone.
+#[tokio::test]
+async fn an_append_makes_all_its_claims_or_none() {
+    let (db, store) = store_with_db(8).await;
+    let admin = db.admin_client().await;
+    let (free, taken) = (Uuid::new_v4(), Uuid::new_v4());
+    let claiming = |ids: [Uuid; 2]| {
+        move |stream: Uuid| {
+            let mut append = request(stream, ExpectedVersion::NoStream, vec![registration()]);
+            append.claims = ids
+                .iter()
+                .map(|id| eventstore::Claim::At {
+                    id: *id,
+                    generation: 1,
+                })
+                .collect();
+            append
+        }
+    };
+    store
+        .append(claiming([taken, Uuid::new_v4()])(Uuid::new_v4()))
+        .await
+        .expect("the first claimant");
+    let late = refused_in_a_batch_and_alone(&store, claiming([free, taken]), taken).await;
+    assert_eq!(events_of(&admin, &[late]).await, 0);
+    let made: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(*) FROM lookup_claims WHERE claim_id = $1",
+        &[&free],
+    )
+    .await;
+    assert_eq!(made, 0, "the free claim of a refused append is not made");
+
+    // None taken: all made, in a batch (beside others) and alone.
+    let pairs: Vec<[Uuid; 2]> = (0..12).map(|_| [Uuid::new_v4(), Uuid::new_v4()]).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (streams, answers) = race_beside_others(&store, |stream| {
+        claiming(pairs[next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)])(stream)
+    })
+    .await;
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    let alone = Uuid::new_v4();
+    store
+        .append(claiming([free, Uuid::new_v4()])(alone))
+        .await
+        .expect("written alone");
+    let held: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(*) FROM lookup_claims WHERE stream_id = ANY($1)",
+        &[&streams.iter().copied().chain([alone]).collect::<Vec<_>>()],
+    )
+    .await;
+    assert_eq!(held, 26, "two claims each");
 }

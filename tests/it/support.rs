@@ -200,7 +200,7 @@ pub fn request(stream_id: Uuid, expected: ExpectedVersion, events: Vec<NewEvent>
         idempotency_key: None,
         fingerprint: None,
         lookups: None,
-        claim: None,
+        claims: Vec::new(),
     }
 }
 

@@ -48,8 +48,13 @@ pub(crate) struct Matched {
     pub(crate) referred_as: Vec<[u8; 32]>,
     /// The NHS number's claim ([`crate::matching::number_claim`]), made by the append of a new
     /// record for a number the referral found no record holding: a racing referral of the same
-    /// number that found the same fails, nothing of it written.
-    pub(crate) claim: Option<eventstore::Claim>,
+    /// number that found the same fails, nothing of it written. A referral of someone new
+    /// that goes to a known person's record claims the id chosen
+    /// ([`crate::matching::chosen_id_claim`]), as a record made at the id does.
+    pub(crate) claims: Vec<eventstore::Claim>,
+    /// Claims made only by an append that makes the record: the id chosen's, by a referral of
+    /// someone new made at the id ([`crate::matching::chosen_id_claim`]).
+    pub(crate) claims_if_new: Vec<eventstore::Claim>,
 }
 
 /// A command from a member of staff: what makes it retry-safe and current.
@@ -695,6 +700,10 @@ impl CaseService {
             0 => ExpectedVersion::NoStream,
             version => ExpectedVersion::Exact(version),
         };
+        let mut claims = matched.claims;
+        if loaded.version == 0 {
+            claims.extend(matched.claims_if_new);
+        }
         let request = AppendRequest {
             stream_id: client_id.0,
             stream_type: CLIENT_STREAM.to_owned(),
@@ -704,7 +713,7 @@ impl CaseService {
             idempotency_key: options.idempotency_key,
             fingerprint: options.fingerprint,
             lookups,
-            claim: matched.claim,
+            claims,
         };
         let appended = if matches!(command, CaseCommand::EraseClient(_)) {
             // What reports count the person by goes first: an erasure that then fails leaves

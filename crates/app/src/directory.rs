@@ -278,7 +278,7 @@ impl DirectoryService {
                 idempotency_key: None,
                 fingerprint: None,
                 lookups: None,
-                claim: None,
+                claims: Vec::new(),
             })
             .await?;
         Ok(Some((result, events)))
@@ -346,7 +346,7 @@ impl DirectoryService {
                 idempotency_key: None,
                 fingerprint: None,
                 lookups: None,
-                claim: None,
+                claims: Vec::new(),
             })
             .await?)
     }

@@ -336,8 +336,8 @@ impl FhirReferrals {
             late_entry_reason: None,
         };
         let matched = Matched {
-            referred_as: Vec::new(),
-            claim,
+            claims: claim.into_iter().collect(),
+            ..Matched::default()
         };
         let executed = self
             .cases

@@ -520,7 +520,7 @@ impl HistoryImport {
                         idempotency_key: None,
                         fingerprint: None,
                         lookups: None,
-                        claim: None,
+                        claims: Vec::new(),
                     })
                     .await?;
                 version = appended.stream_version;

@@ -30,9 +30,12 @@
 //! referral of someone new naming it (whatever number it carries, or none) is answered as one
 //! naming the record would be, as it would have been had the service not known the person and
 //! made their record at the id: a referrer referring twice under one id, one request after the
-//! other, learns nothing. Two sent at the same moment can both be taken where someone new's
-//! second would be refused: the tag is checked as each is written (`eventstore::Claim::Unless`),
-//! but neither writes a row the other's statement must not (not closed).
+//! other, learns nothing. Two sent at the same moment do not either: the append that makes a
+//! record at the id and the one that takes the referral to the known person's record both claim
+//! the id ([`crate::matching::chosen_id_claim`], its first generation, in the append's own
+//! statement), so one only is written, as of two referrals of someone new under one id; the
+//! other is refused with `ClaimTaken`, nothing of it written, and decided again on what the
+//! first left (the record at the id, or the id's tag).
 //!
 //! Nothing is locked, and the usual referral, of someone new, looks nothing up: its append
 //! claims the number's next generation unless a record carries the number's tag (or the
@@ -206,8 +209,8 @@ impl CaseService {
                 .await;
         };
         let guarded = Matched {
-            referred_as: Vec::new(),
-            claim: Some(matching::unused_id_guard(tag)),
+            claims: vec![matching::unused_id_guard(tag)],
+            ..Matched::default()
         };
         match self
             .refer_as_named(principal, client_id, command, request.clone(), guarded)
@@ -261,8 +264,8 @@ impl CaseService {
         )
         .await?;
         let matched = Matched {
-            referred_as: Vec::new(),
-            claim: Some(matching::unseen_claim(number_tag, referred_tag, chosen_tag)),
+            claims: vec![matching::unseen_claim(number_tag, referred_tag, chosen_tag)],
+            ..Matched::default()
         };
         self.refer_as_named(principal, client_id, command, request, matched)
             .await
@@ -300,8 +303,8 @@ impl CaseService {
         // found the same is refused its append, and looks again. (One made beside a record that
         // still holds it, below, claims nothing: a racing referral finds that record too.)
         let claiming = Matched {
-            referred_as: Vec::new(),
-            claim: Some(found.claim()),
+            claims: vec![found.claim()],
+            ..Matched::default()
         };
         // The id chosen stands for a record an earlier referral under it went to (not this
         // referral: a retry of it is answered below with its first result): answered as a
@@ -414,15 +417,25 @@ impl CaseService {
     }
 
     /// The command on the record it names, as any command (its append writing what `matched`
-    /// says).
+    /// says; one that makes a record for someone new at the id also claims the id, as a
+    /// referral under it that goes to a known person's record does: of two such at the same
+    /// moment, one only is written, `matching::chosen_id_claim`).
     async fn refer_as_named(
         &self,
         principal: &Principal,
         client_id: ClientId,
         command: &CaseCommand,
         request: StaffCommand,
-        matched: Matched,
+        mut matched: Matched,
     ) -> Result<Referred, CommandError> {
+        if let CaseCommand::Intake {
+            client: Some(_), ..
+        } = command
+            && let Some(tag) =
+                matching::chosen_id_tag(self.store(), principal.organisation_id, client_id).await?
+        {
+            matched.claims_if_new.push(matching::chosen_id_claim(&tag));
+        }
         let referral_id = match command {
             CaseCommand::Intake { referral, .. } => referral.referral_id,
             _ => ReferralId(uuid::Uuid::nil()),
@@ -470,6 +483,7 @@ impl CaseService {
         let chosen_tag = matching::chosen_id_tag(self.store(), principal.organisation_id, chosen)
             .await
             .map_err(|e| Retry::Failed(e.into()))?;
+
         let on_record = CaseCommand::Intake {
             client: None,
             referral: referral.clone(),
@@ -491,7 +505,13 @@ impl CaseService {
                     record,
                     Matched {
                         referred_as: tag.into_iter().chain(chosen_tag).collect(),
-                        claim: None,
+                        // The id chosen's claim, as a record made at the id would make.
+                        claims: chosen_tag
+                            .as_ref()
+                            .map(matching::chosen_id_claim)
+                            .into_iter()
+                            .collect(),
+                        claims_if_new: Vec::new(),
                     },
                 ),
                 &on_record,

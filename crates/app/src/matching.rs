@@ -167,6 +167,19 @@ pub async fn chosen_id_tag(
         .await
 }
 
+/// The claim on an id chosen for someone new (by its [`chosen_id_tag`]), made by the append
+/// that makes a record at the id and by the append of a referral under the id that goes to a
+/// known person's record instead (with the tag): its first generation only, so that of two
+/// such appends at the same moment one only is written, the other refused with
+/// `StoreError::ClaimTaken` and decided again. An erasure of the record holding it frees it,
+/// with its tags.
+pub(crate) fn chosen_id_claim(chosen_tag: &[u8; 32]) -> Claim {
+    Claim::At {
+        id: number_claim(chosen_tag),
+        generation: 1,
+    }
+}
+
 /// The guard of a referral of someone new under an id chosen: written only if no record
 /// carries the id's [`chosen_id_tag`] when its append is (`eventstore::Claim::Unless`, read by
 /// the batch writer with its clock); else nothing is written, and the id names that record.

@@ -387,7 +387,7 @@ impl TaskService {
                 idempotency_key: request.idempotency_key,
                 fingerprint: request.fingerprint,
                 lookups: None,
-                claim: None,
+                claims: Vec::new(),
             })
             .await?;
         Ok(TaskAccepted { result, events })

@@ -362,7 +362,7 @@ fn one_event() -> AppendRequest {
         idempotency_key: None,
         fingerprint: None,
         lookups: None,
-        claim: None,
+        claims: Vec::new(),
     }
 }
 

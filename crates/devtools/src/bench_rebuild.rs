@@ -213,7 +213,7 @@ pub(crate) async fn append_journeys(
                         idempotency_key: None,
                         fingerprint: None,
                         lookups: None,
-                        claim: None,
+                        claims: Vec::new(),
                     })
                     .await?;
                 n += workers;

@@ -90,8 +90,8 @@ macro_rules! lookups_sql {
 /// inserted again (one row, one change a statement).
 const INSERT_WITH_LOOKUPS_SQL: &str = insert_sql!(lookups_sql!());
 
-/// An append that also makes a claim ($24, $25), or an erasure, which deletes the stream's tags
-/// and claims. (Only these statements, and the clock's that resolves a `Claim::Next` or a
+/// An append that also makes claims ($24, $25: ids and generations, made in the claims' order),
+/// or an erasure, which deletes the stream's tags and claims. (Only these statements, and the clock's that resolves a `Claim::Next` or a
 /// `Claim::Unless`, name `lookup_claims` (V42) or `casebook_carried_tags` (V43): an append with
 /// neither runs on a schema from before them; a referral of someone new, which carries one,
 /// needs V43.)
@@ -100,7 +100,10 @@ const INSERT_WITH_CLAIM_SQL: &str = insert_sql!(concat!(
     ", claim AS (
     -- A claim made by another append first violates the key: nothing here is written.
     INSERT INTO lookup_claims (claim_id, generation, stream_id)
-    SELECT $24, $25, $1 WHERE $24::uuid IS NOT NULL AND NOT $19::boolean
+    SELECT c.claim_id, c.generation, $1
+    FROM unnest($24::uuid[], $25::bigint[]) AS c(claim_id, generation)
+    WHERE NOT $19::boolean
+    ORDER BY c.claim_id, c.generation
 ), drop_claims AS (
     DELETE FROM lookup_claims WHERE stream_id = $1 AND $19::boolean
 )"
@@ -399,7 +402,7 @@ impl EventStore {
                 .lookups
                 .as_ref()
                 .map(|tags| tags.iter().map(|tag| tag.to_vec()).collect()),
-            claim: request.claim.clone(),
+            claims: request.claims.clone(),
         };
         for (i, event) in request.events.iter().enumerate() {
             let mut payload = event.payload.clone();
@@ -477,8 +480,9 @@ pub(crate) struct Insert {
     pub(crate) master_key_id: Option<String>,
     /// The stream's lookup tags, replacing its others; `None` leaves them as they are.
     pub(crate) lookups: Option<Vec<Vec<u8>>>,
-    /// The claim the append makes.
-    pub(crate) claim: Option<Claim>,
+    /// The claims the append makes (each a [`Claim::At`] once resolved:
+    /// [`read_clock_and_claims`]).
+    pub(crate) claims: Vec<Claim>,
 }
 
 impl Insert {
@@ -524,10 +528,33 @@ pub(crate) async fn insert_one(
     client: &deadpool_postgres::Client,
     insert: &Insert,
 ) -> Result<Inserted, StoreError> {
-    // Only an append that carries tags or a claim, or an erasure, touches them (a guard,
-    // `Claim::Unless`, claims nothing: it is read below, and the append written as any other).
-    let claims = matches!(insert.claim, Some(Claim::At { .. } | Claim::Next { .. }));
-    let (sql, parameters) = if claims || insert.shred {
+    // A claim on a next generation, or a guard, is resolved first (the batch writer resolves
+    // its own with its clock; an append written alone, here).
+    let resolved;
+    let claims = if insert
+        .claims
+        .iter()
+        .all(|claim| matches!(claim, Claim::At { .. }))
+    {
+        insert.claims.as_slice()
+    } else {
+        let (_, mut answers) = read_clock_and_claims(client, &[&insert.claims]).await?;
+        resolved = answers
+            .pop()
+            .unwrap_or(Ok(Vec::new()))
+            .map_err(StoreError::ClaimTaken)?;
+        resolved.as_slice()
+    };
+    let (claim_ids, generations): (Vec<Uuid>, Vec<i64>) = claims
+        .iter()
+        .filter_map(|claim| match claim {
+            Claim::At { id, generation } => Some((*id, *generation)),
+            Claim::Next { .. } | Claim::Unless { .. } => None,
+        })
+        .unzip();
+    // Only an append that carries tags or claims, or an erasure, touches them (a guard,
+    // `Claim::Unless`, claims nothing: resolved above, and the append written as any other).
+    let (sql, parameters) = if !claim_ids.is_empty() || insert.shred {
         (INSERT_WITH_CLAIM_SQL, 25)
     } else if insert.lookups.is_some() {
         (INSERT_WITH_LOOKUPS_SQL, 23)
@@ -537,27 +564,6 @@ pub(crate) async fn insert_one(
     let statement = client.prepare_cached(sql).await?;
     let replace_lookups = insert.lookups.is_some();
     let lookups: Vec<&[u8]> = insert.lookups.iter().flatten().map(Vec::as_slice).collect();
-    // A claim on the next generation is resolved first (the batch writer resolves its own
-    // with its clock; an append written alone, here).
-    let claimed = match &insert.claim {
-        Some(Claim::Next { .. } | Claim::Unless { .. }) => {
-            let (_, generations) =
-                read_clock_and_claims(client, std::slice::from_ref(&insert.claim)).await?;
-            generations.into_iter().next().flatten()
-        }
-        _ => None,
-    };
-    let (claim_id, generation) = match (&insert.claim, claimed) {
-        (Some(Claim::At { id, generation }), _) => (Some(*id), Some(*generation)),
-        (Some(Claim::Next { id, .. }), Some(Claimable::Next(generation))) => {
-            (Some(*id), Some(generation))
-        }
-        (Some(Claim::Next { id, .. } | Claim::Unless { id, .. }), Some(Claimable::Tagged)) => {
-            return Err(StoreError::ClaimTaken(*id));
-        }
-        (Some(Claim::Next { id, .. }), _) => return Err(StoreError::ClaimTaken(*id)),
-        (Some(Claim::Unless { .. }) | None, _) => (None, None),
-    };
     let metadata = &insert.metadata;
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 25] = [
         &insert.stream_id,
@@ -583,8 +589,8 @@ pub(crate) async fn insert_one(
         &insert.master_key_id,
         &replace_lookups,
         &lookups,
-        &claim_id,
-        &generation,
+        &claim_ids,
+        &generations,
     ];
     let inserted = client.query(&statement, &params[..parameters]).await;
     match inserted {
@@ -598,10 +604,13 @@ pub(crate) async fn insert_one(
                 .collect(),
         )),
         Err(e) => {
-            if let (Some("lookup_claims_pkey"), Some(claim)) =
-                (e.as_db_error().and_then(|db| db.constraint()), claim_id)
-            {
-                return Err(StoreError::ClaimTaken(claim));
+            if let (Some("lookup_claims_pkey"), Some(first)) = (
+                e.as_db_error().and_then(|db| db.constraint()),
+                claim_ids.first(),
+            ) {
+                // The claim the violation names (its detail starts with the claim's id).
+                let named = violating_id(&e).filter(|id| claim_ids.contains(id));
+                return Err(StoreError::ClaimTaken(named.unwrap_or(*first)));
             }
             if matches!(
                 e.as_db_error().and_then(|db| db.constraint()),
@@ -614,22 +623,22 @@ pub(crate) async fn insert_one(
     }
 }
 
-/// The database's clock and what each claim of `claims` comes to, read in one statement (one
-/// snapshot): `None` for no claim; for a [`Claim::At`], its generation; for a [`Claim::Next`],
-/// its next generation, or [`Claimable::Tagged`] when a stream carries one of its tags; for a
-/// [`Claim::Unless`], [`Claimable::Free`] or that. Only a statement asked about a next
-/// generation or a guard names `lookup_claims` (V42) and `casebook_carried_tags` (V43, which
-/// reads `stream_lookups`).
+/// The database's clock and what the claims of each append of `appends` come to, read in one
+/// statement (one snapshot): each append's claims resolved to [`Claim::At`]s (a
+/// [`Claim::At`] as it is; a [`Claim::Next`], its next generation; a [`Claim::Unless`],
+/// nothing), or the id of the first of them refused because a stream carries one of its tags.
+/// Only a statement asked about a next generation or a guard names `lookup_claims` (V42) and
+/// `casebook_carried_tags` (V43, which reads `stream_lookups`).
 ///
 /// # Errors
 /// A database failure.
 pub(crate) async fn read_clock_and_claims(
     client: &deadpool_postgres::Client,
-    claims: &[Option<Claim>],
-) -> Result<(DateTime<Utc>, Vec<Option<Claimable>>), StoreError> {
+    appends: &[&[Claim]],
+) -> Result<(DateTime<Utc>, Vec<Result<Vec<Claim>, Uuid>>), StoreError> {
     let mut tags: Vec<&[u8]> = Vec::new();
     let mut next: Vec<Uuid> = Vec::new();
-    for claim in claims.iter().flatten() {
+    for claim in appends.iter().copied().flatten() {
         match claim {
             Claim::Next { id, unless_tagged } => {
                 next.push(*id);
@@ -641,50 +650,55 @@ pub(crate) async fn read_clock_and_claims(
             Claim::At { .. } => {}
         }
     }
-    if next.is_empty() && tags.is_empty() {
-        let statement = client.prepare_cached("SELECT now()").await?;
-        let now = client.query_one(&statement, &[]).await?.get(0);
-        let claimable = claims
-            .iter()
-            .map(|claim| match claim {
-                Some(Claim::At { generation, .. }) => Some(Claimable::Next(*generation)),
-                _ => None,
-            })
-            .collect();
-        return Ok((now, claimable));
-    }
-    // Each tag and each claim its own index look-up (see `EventStore::tagged_and_claimed`).
-    let statement = client.prepare_cached(CLOCK_AND_CLAIMS_SQL).await?;
-    let row = client.query_one(&statement, &[&tags, &next]).await?;
-    let now = row.get(0);
-    let tagged: Vec<Vec<u8>> = row.get(1);
-    let mut latest = row.get::<_, Vec<i64>>(2).into_iter();
+    let (now, tagged, latest): (DateTime<Utc>, Vec<Vec<u8>>, Vec<i64>) =
+        if next.is_empty() && tags.is_empty() {
+            let statement = client.prepare_cached("SELECT now()").await?;
+            let now = client.query_one(&statement, &[]).await?.get(0);
+            (now, Vec::new(), Vec::new())
+        } else {
+            // Each tag and each claim its own index look-up (see
+            // `EventStore::tagged_and_claimed`).
+            let statement = client.prepare_cached(CLOCK_AND_CLAIMS_SQL).await?;
+            let row = client.query_one(&statement, &[&tags, &next]).await?;
+            (row.get(0), row.get(1), row.get(2))
+        };
+    let mut latest = latest.into_iter();
     let carried = |unless_tagged: &[[u8; 32]]| {
         unless_tagged
             .iter()
             .any(|tag| tagged.iter().any(|t| t.as_slice() == tag.as_slice()))
     };
-    let claimable = claims
+    let answers = appends
         .iter()
-        .map(|claim| match claim {
-            None => None,
-            Some(Claim::At { generation, .. }) => Some(Claimable::Next(*generation)),
-            Some(Claim::Next { unless_tagged, .. }) => {
-                let generation = latest.next().unwrap_or_default() + 1;
-                Some(if carried(unless_tagged) {
-                    Claimable::Tagged
-                } else {
-                    Claimable::Next(generation)
-                })
+        .map(|claims| {
+            let mut resolved = Vec::with_capacity(claims.len());
+            let mut refused = None;
+            for claim in *claims {
+                match claim {
+                    Claim::At { .. } => resolved.push(claim.clone()),
+                    Claim::Next { id, unless_tagged } => {
+                        // Read in order whatever is refused, so that the next append's
+                        // generations are its own.
+                        let generation = latest.next().unwrap_or_default() + 1;
+                        if carried(unless_tagged) {
+                            refused = refused.or(Some(*id));
+                        }
+                        resolved.push(Claim::At {
+                            id: *id,
+                            generation,
+                        });
+                    }
+                    Claim::Unless { id, unless_tagged } => {
+                        if carried(unless_tagged) {
+                            refused = refused.or(Some(*id));
+                        }
+                    }
+                }
             }
-            Some(Claim::Unless { unless_tagged, .. }) => Some(if carried(unless_tagged) {
-                Claimable::Tagged
-            } else {
-                Claimable::Free
-            }),
+            refused.map_or(Ok(resolved), Err)
         })
         .collect();
-    Ok((now, claimable))
+    Ok((now, answers))
 }
 
 /// The clock with the tags of those carried by a stream (of each [`Claim::Next`]'s and
@@ -697,17 +711,6 @@ SELECT now(),
     ARRAY(SELECT (SELECT coalesce(max(generation), 0) FROM lookup_claims AS l
                   WHERE l.claim_id = c.id)
           FROM unnest($2::uuid[]) WITH ORDINALITY AS c(id, n) ORDER BY c.n)";
-
-/// What a claim comes to when its append is written ([`read_clock_and_claims`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Claimable {
-    /// The generation the append claims.
-    Next(i64),
-    /// A stream carries a tag that refuses the claim: nothing is written.
-    Tagged,
-    /// No stream carries a tag that refuses a [`Claim::Unless`]: written, claiming nothing.
-    Free,
-}
 
 /// The stream's head before an append.
 struct Head {
@@ -780,10 +783,15 @@ fn classify_insert_error(e: tokio_postgres::Error) -> Result<(), StoreError> {
     Err(e.into())
 }
 
-fn extract_uuid(detail: &str) -> Option<Uuid> {
+/// The id a unique violation's detail names first ("Key (a, ...)=(id, ...) already exists.").
+pub(crate) fn extract_uuid(detail: &str) -> Option<Uuid> {
     let start = detail.find("=(")? + 2;
-    let end = detail[start..].find(')')? + start;
-    Uuid::parse_str(&detail[start..end]).ok()
+    Uuid::parse_str(detail.get(start..start + 36)?).ok()
+}
+
+/// The id a unique violation names first, if `e` is one.
+fn violating_id(e: &tokio_postgres::Error) -> Option<Uuid> {
+    extract_uuid(e.as_db_error()?.detail()?)
 }
 
 impl EventStore {

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::append::{Claimable, Insert, Inserted, insert_one, read_clock_and_claims};
+use crate::append::{Insert, Inserted, extract_uuid, insert_one, read_clock_and_claims};
 use crate::hash::GENESIS;
 use crate::{AppendedEvent, Claim, EventStore, StoreError};
 
@@ -133,12 +133,13 @@ impl Queue {
             if job.reply.is_closed() {
                 continue;
             }
-            let claim = job.insert.claim.as_ref().map(Claim::id);
-            let claim_free = claim.is_none_or(|id| !claims.contains(&id));
+            let claim_free = job
+                .insert
+                .claims
+                .iter()
+                .all(|claim| !claims.contains(&claim.id()));
             if batch.len() < MOST && claim_free && streams.insert(job.insert.stream_id) {
-                if let Some(id) = claim {
-                    claims.insert(id);
-                }
+                claims.extend(job.insert.claims.iter().map(Claim::id));
                 batch.push(job);
             } else {
                 left.push(job);
@@ -186,15 +187,18 @@ impl EventStore {
         // command's load would have read it.
         // In the same statement, what each claim on a next generation comes to (see
         // `Claim::Next`): one the tags refuse is answered now, and written by no one.
-        let claims: Vec<Option<Claim>> = jobs.iter().map(|job| job.insert.claim.clone()).collect();
+        let claims: Vec<&[Claim]> = jobs
+            .iter()
+            .map(|job| job.insert.claims.as_slice())
+            .collect();
         let stamped = match self.pool.get().await {
             Ok(client) => match read_clock_and_claims(&client, &claims).await {
-                Ok((now, claimable)) => Some((client, now, claimable)),
+                Ok((now, resolved)) => Some((client, now, resolved)),
                 Err(_) => None,
             },
             Err(_) => None,
         };
-        let Some((client, now, claimable)) = stamped else {
+        let Some((client, now, resolved)) = stamped else {
             // Each on its own, to be answered with its own failure (or to succeed).
             for job in jobs {
                 let answer = self.write_alone(job.insert).await;
@@ -203,25 +207,15 @@ impl EventStore {
             return;
         };
         let mut ready = Vec::with_capacity(jobs.len());
-        for (mut job, claimable) in jobs.into_iter().zip(claimable) {
-            match (&job.insert.claim, claimable) {
-                (
-                    Some(Claim::Next { id, .. } | Claim::Unless { id, .. }),
-                    Some(Claimable::Tagged),
-                ) => {
-                    let id = *id;
+        for (mut job, resolved) in jobs.into_iter().zip(resolved) {
+            match resolved {
+                // A stream carries a tag that refuses a claim or a guard: written by no one.
+                Err(id) => {
                     self.answer(job.reply, Err(StoreError::ClaimTaken(id)));
                     continue;
                 }
-                // A guard passed: nothing to claim.
-                (Some(Claim::Unless { .. }), _) => job.insert.claim = None,
-                (Some(Claim::Next { id, .. }), Some(Claimable::Next(generation))) => {
-                    job.insert.claim = Some(Claim::At {
-                        id: *id,
-                        generation,
-                    });
-                }
-                _ => {}
+                // Each claim at the generation it comes to (a guard passed claims nothing).
+                Ok(claims) => job.insert.claims = claims,
             }
             job.insert.chain(GENESIS.to_vec(), now);
             ready.push(job);
@@ -297,17 +291,11 @@ fn culprit(e: &StoreError, jobs: &[Job]) -> Option<usize> {
     if *db.code() != tokio_postgres::error::SqlState::UNIQUE_VIOLATION {
         return None;
     }
-    let detail = db.detail()?;
-    let start = detail.find("=(")? + 2;
-    let id = Uuid::parse_str(detail.get(start..start + 36)?).ok()?;
+    let id = extract_uuid(db.detail()?)?;
     jobs.iter().position(|job| {
         job.insert.stream_id == id
             || job.insert.ids.contains(&id)
-            || job
-                .insert
-                .claim
-                .as_ref()
-                .is_some_and(|claim| claim.id() == id)
+            || job.insert.claims.iter().any(|claim| claim.id() == id)
     })
 }
 
@@ -366,20 +354,21 @@ async fn insert_many(
             tags.push(tag.as_slice());
             tagged.push(insert.stream_id);
         }
-        match &insert.claim {
-            Some(Claim::At { id, generation }) => {
-                claims.0.push(*id);
-                claims.1.push(*generation);
-                claims.2.push(insert.stream_id);
+        for claim in &insert.claims {
+            match claim {
+                Claim::At { id, generation } => {
+                    claims.0.push(*id);
+                    claims.1.push(*generation);
+                    claims.2.push(insert.stream_id);
+                }
+                // Resolved by `write_batch` before it comes here; if not, the batch is refused
+                // and each append written alone (`insert_one` resolves its own).
+                Claim::Next { .. } | Claim::Unless { .. } => {
+                    return Err(StoreError::InvalidPayload(
+                        "a claim on a next generation left unresolved".to_owned(),
+                    ));
+                }
             }
-            // Resolved by `write_batch` before it comes here; if not, the batch is refused and
-            // each append written alone (`insert_one` resolves its own).
-            Some(Claim::Next { .. } | Claim::Unless { .. }) => {
-                return Err(StoreError::InvalidPayload(
-                    "a claim on a next generation left unresolved".to_owned(),
-                ));
-            }
-            None => {}
         }
     }
     let (sql, parameters) = if claims.0.is_empty() {

@@ -82,10 +82,10 @@ pub struct AppendRequest {
     /// written in the append's statement: `Some` replaces the tags the stream carries, `None`
     /// leaves them. An erasure ([`crate::EventStore::append_and_shred`]) deletes them all.
     pub lookups: Option<Vec<[u8; 32]>>,
-    /// A claim the append makes in its statement ([`Claim`]): if another append made the same
-    /// claim first, nothing is written and the append fails with
-    /// [`crate::StoreError::ClaimTaken`].
-    pub claim: Option<Claim>,
+    /// The claims the append makes in its statement ([`Claim`]), all or none: if another
+    /// append made one of them first, nothing is written and the append fails with
+    /// [`crate::StoreError::ClaimTaken`] naming it.
+    pub claims: Vec<Claim>,
 }
 
 /// A claim on a looked-up value's next generation, made by an append that acts on what it

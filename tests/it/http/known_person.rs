@@ -830,3 +830,140 @@ async fn a_second_referral_under_an_id_chosen_is_refused_alike_for_a_known_perso
     );
     server.stop().await;
 }
+
+/// A connection of its own holding, in a transaction left open, an event of `stream` at
+/// `version`: an append of that version waits for it before it writes anything of its own,
+/// and goes on, as if nothing had been held, once it is let go ([`release`]).
+async fn hold_version(server: &TestServer, stream: Uuid, version: i64) -> tokio_postgres::Client {
+    let holder = server.db.admin_client().await;
+    holder.batch_execute("BEGIN").await.expect("begin");
+    holder
+        .execute(
+            "INSERT INTO events (event_id, stream_id, stream_type, stream_version, event_type, \
+             schema_version, payload, actor_id, actor_role, organisation_id, correlation_id, \
+             occurred_at, recorded_at, hash) \
+             VALUES ($1, $2, 'client', $3, 'Held', 1, '{}', $1, 'test', $1, $1, now(), now(), \
+             sha256('held'))",
+            &[&Uuid::new_v4(), &stream, &version],
+        )
+        .await
+        .expect("the version held");
+    holder
+}
+
+/// Lets what waits on [`hold_version`]'s event go on.
+async fn release(holder: &tokio_postgres::Client) {
+    holder.batch_execute("ROLLBACK").await.expect("released");
+}
+
+/// Until `n` statements of the server's database wait for a lock.
+async fn waiting_for_locks(server: &TestServer, n: i64) {
+    let admin = server.db.admin_client().await;
+    for _ in 0..2000 {
+        let waiting: i64 = testkit::query_value(
+            &admin,
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            &[],
+        )
+        .await;
+        if waiting >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{n} statements never waited for a lock");
+}
+
+/// `first` held at its append by `holder` (it waits for a lock), then `second`, then `holder`
+/// let go once `second` is answered (or waits itself): the two replies.
+async fn one_then_the_other(
+    server: &TestServer,
+    holder: tokio_postgres::Client,
+    first: impl std::future::Future<Output = Reply>,
+    second: impl std::future::Future<Output = Reply>,
+) -> (Reply, Reply) {
+    tokio::join!(first, async {
+        waiting_for_locks(server, 1).await;
+        tokio::pin!(second);
+        tokio::select! {
+            second = &mut second => {
+                release(&holder).await;
+                second
+            }
+            () = waiting_for_locks(server, 2) => {
+                release(&holder).await;
+                second.await
+            }
+        }
+    })
+}
+
+/// Two referrals under one new id at the same moment, one of a known person (going to their
+/// record) and one of someone new without a number (making a record at the id): one only is
+/// taken, whichever is written first, as of two of someone new. Each order is made certain by
+/// holding the first's append (an event at the version it writes) while the second runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_known_person_and_someone_new_referred_under_one_id_at_once_are_not_both_taken() {
+    const KNOWN: &str = "9990000069";
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let referrer = &people.referrer;
+    let record = known_and_declined(&server, &people.lead, KNOWN).await;
+    let unnumbered = || {
+        let mut body = referral_of(Uuid::new_v4(), KNOWN, "Maggie");
+        body["client"]["personal"]["nhs_number"] = Value::Null;
+        body
+    };
+    let events_on_record = server.journey_types(record).await.len();
+    let known_body = referral_of(Uuid::new_v4(), KNOWN, "Maggie");
+
+    // The known person's referral held at its append to their record (after it found the id
+    // free); someone new's under the same id runs meanwhile, and is written.
+    let chosen = Uuid::new_v4();
+    let holder = hold_version(&server, record, events_on_record as i64 + 1).await;
+    let new_body = unnumbered();
+    let (known, new) = one_then_the_other(
+        &server,
+        holder,
+        refer(&server, referrer, chosen, &known_body, Some("known")),
+        refer(&server, referrer, chosen, &new_body, Some("new")),
+    )
+    .await;
+    assert_eq!(new.status, 201, "{:#}", new.body);
+    assert_eq!(known.status, 403, "{:#}", known.body);
+    assert_eq!(
+        server.journey_types(chosen).await.len(),
+        2,
+        "made at the id"
+    );
+    assert_eq!(
+        server.journey_types(record).await.len(),
+        events_on_record,
+        "nothing went to the known person's record"
+    );
+
+    // Someone new's held at its append (the id free when it looked); the known person's under
+    // the same id runs meanwhile, and goes to their record.
+    let chosen = Uuid::new_v4();
+    let holder = hold_version(&server, chosen, 1).await;
+    let new_body = unnumbered();
+    let (new, known) = one_then_the_other(
+        &server,
+        holder,
+        refer(&server, referrer, chosen, &new_body, Some("new")),
+        refer(&server, referrer, chosen, &known_body, Some("known")),
+    )
+    .await;
+    assert_eq!(known.status, 201, "{:#}", known.body);
+    assert_eq!(new.status, 403, "{:#}", new.body);
+    let none = server.get(&people.auditor, &client_path(chosen, "")).await;
+    assert_eq!(none.status, 404, "nothing made at the id: {:#}", none.body);
+    assert_eq!(
+        server.journey_types(record).await.len(),
+        events_on_record + 1,
+        "went to the known person's record"
+    );
+    assert_eq!(records_holding(&server, referrer, KNOWN).await, [record]);
+    server.stop().await;
+}
