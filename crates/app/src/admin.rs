@@ -402,7 +402,8 @@ impl Admin {
             .await?
             .is_none()
         {
-            policy::may_manage_credentials(principal, Account::Elsewhere, action)?;
+            policy::may_manage_credentials(principal, Account::Elsewhere, action)
+                .map_err(|denied| absent(denied, "no such staff member"))?;
             return Err(AppError::NotFound("no such staff member".into()));
         }
         Ok(())
@@ -562,7 +563,8 @@ impl Admin {
                 CredentialAction::Revoke,
             )?;
         }
-        policy::may_manage_credentials(principal, account, CredentialAction::Revoke)?;
+        policy::may_manage_credentials(principal, account, CredentialAction::Revoke)
+            .map_err(|denied| absent(denied, "no such live token"))?;
         let revoked = access::revoke_token(&**client, principal.organisation_id, token_id).await;
         self.access_changed();
         if revoked? {
@@ -702,5 +704,14 @@ impl<'c, C: GenericClient> Operator<'c, C> {
             .await?
             .ok_or_else(|| AppError::NotFound("no such token".into()))?;
         Ok(access::revoke_token(self.client, organisation_id, token_id).await?)
+    }
+}
+
+/// A refusal of another organisation's account or token: absent, named as what is absent (the
+/// policy's 404 names no record of its own); any other refusal as it is.
+fn absent(denied: crate::Denied, what: &str) -> AppError {
+    match denied {
+        crate::Denied::NotFound => AppError::NotFound(what.into()),
+        forbidden @ crate::Denied::Forbidden(_) => forbidden.into(),
     }
 }

@@ -404,7 +404,16 @@ impl ProviderConnections {
                 return Err(AppError::Unexpected(e.into()));
             }
         };
-        policy::provider::may_tie_provider(principal, staff.as_ref(), owner)?;
+        // Absent, as what is absent (the policy's 404 names no record of its own).
+        policy::provider::may_tie_provider(principal, staff.as_ref(), owner).map_err(|denied| {
+            match denied {
+                Denied::NotFound if staff.is_none() => {
+                    AppError::NotFound("no such staff member".into())
+                }
+                Denied::NotFound => AppError::NotFound("no such directory service".into()),
+                Denied::Forbidden(why) => Denied::Forbidden(why).into(),
+            }
+        })?;
         match staff {
             Some(staff) if staff.role == access::Role::ServiceProvider => Ok(()),
             _ => Err(AppError::bad_input(

@@ -379,6 +379,7 @@ async fn an_administrator_ties_only_their_own_provider_staff_to_their_own_servic
     assert_eq!(theirs.status, 403, "{:#}", theirs.body);
     let nothing = server.post(&people.admin, &ties, tie(Uuid::new_v4())).await;
     assert_eq!(nothing.status, 404, "{:#}", nothing.body);
+    assert_eq!(nothing.body["detail"], "no such directory service");
     // Another organisation's staff are not found; a link worker is not provider staff.
     let foreign = server
         .post(
@@ -391,6 +392,7 @@ async fn an_administrator_ties_only_their_own_provider_staff_to_their_own_servic
         )
         .await;
     assert_eq!(foreign.status, 404);
+    assert_eq!(foreign.body["detail"], "no such staff member");
     let worker = server
         .post(
             &people.admin,

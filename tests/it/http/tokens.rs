@@ -205,6 +205,7 @@ async fn an_enrolment_is_redeemed_once_by_its_holder_and_records_who_made_it() {
         )
         .await;
     assert_eq!(by_foreign.status, 404);
+    assert_eq!(by_foreign.body["detail"], "no such staff member");
     let too_long = server
         .post(
             &people.admin,
@@ -252,6 +253,7 @@ async fn a_deactivated_account_stops_at_once_and_comes_back_only_through_a_new_e
         )
         .await;
     assert_eq!(foreign.status, 404);
+    assert_eq!(foreign.body["detail"], "no such staff member");
 
     let deactivated = server
         .post(
@@ -382,6 +384,18 @@ async fn tokens_are_listed_and_revoked_by_their_holder_or_an_administrator() {
         )
         .await;
     assert_eq!(by_colleague.status, 403);
+    // Another organisation's administrator: no such token, as for one never issued.
+    for token in [tablet_id.to_owned(), Uuid::new_v4().to_string()] {
+        let by_foreign = server
+            .post(
+                &people.foreign_admin,
+                &format!("/api/v1/tokens/{token}/revocation"),
+                json!(null),
+            )
+            .await;
+        assert_eq!(by_foreign.status, 404, "{:#}", by_foreign.body);
+        assert_eq!(by_foreign.body["detail"], "no such live token");
+    }
     let by_holder = server
         .post(
             &tablet_token,
