@@ -411,7 +411,7 @@ async fn record((req, path, body, console): PostedAt) -> HttpResponse {
                 &session,
                 client,
                 &command,
-                (key, version),
+                (key, crate::forms::fingerprint(&req, &fields), version),
                 "assessment",
             )
             .await

@@ -193,7 +193,10 @@ pub(crate) async fn post<F: PersonForm>((req, path, body, console): PostedAt) ->
                 (&req, &console, &session),
                 client,
                 &command,
-                Some(form.key()),
+                (
+                    Some(form.key()),
+                    Some(crate::forms::fingerprint(&req, &fields)),
+                ),
                 expected_version,
             )
             .await;

@@ -847,6 +847,8 @@ struct Sending<'a> {
     command: &'a domain::CaseCommand,
     /// The form's own key: sent twice, it is done once.
     idempotency_key: Option<String>,
+    /// What makes it the same form under its key ([`forms::fingerprint`]).
+    fingerprint: Option<[u8; 32]>,
     /// The record's version the form was shown at (none: whatever it is now; not a number:
     /// the form comes back).
     expected_version: Result<Option<i64>, forms::BadVersion>,
@@ -884,6 +886,7 @@ async fn run_unkeyed(
             let sending = Sending {
                 command: &command,
                 idempotency_key: None,
+                fingerprint: None,
                 expected_version: forms::shown_version(version),
                 done: done(&command),
                 unnamed,
@@ -921,6 +924,7 @@ async fn run_typed(
             let sending = Sending {
                 command: &command,
                 idempotency_key: Some(key),
+                fingerprint: Some(forms::fingerprint(&req, &fields)),
                 expected_version,
                 done,
                 unnamed,
@@ -949,7 +953,7 @@ async fn run_keeping(
         (req, console, session),
         client,
         sending.command,
-        sending.idempotency_key,
+        (sending.idempotency_key, sending.fingerprint),
         expected_version,
     )
     .await;
@@ -978,6 +982,11 @@ async fn run_keeping(
 pub(crate) const STALE: &str =
     "someone else changed this record just now: check it and send the form again";
 
+/// Why a form comes back whose key was used with other entries (the page gone back to and
+/// changed after it was sent): it was not sent again.
+pub(crate) const ALREADY_SENT: &str = "this form was already sent with other entries, and those \
+     were recorded: reload the person's page to record something new";
+
 pub(crate) enum Sent {
     Done,
     /// Refused by the application: the command's field it names (if any), and why, in words
@@ -997,12 +1006,12 @@ pub(crate) async fn send_at(
     (req, console, session): (&HttpRequest, &Console, &ConsoleSession),
     client: ClientId,
     command: &domain::CaseCommand,
-    idempotency_key: Option<String>,
+    (idempotency_key, fingerprint): (Option<String>, Option<[u8; 32]>),
     expected_version: Option<i64>,
 ) -> Sent {
     let request = StaffCommand {
         idempotency_key,
-        fingerprint: None,
+        fingerprint,
         expected_version,
         correlation_id: request_id(req),
         occurred_at: None,
@@ -1034,6 +1043,10 @@ pub(crate) async fn send_at(
         Err(CommandError::Conflict { .. }) => Sent::Refused {
             field: None,
             message: STALE.into(),
+        },
+        Err(CommandError::IdempotencyMismatch(_)) => Sent::Refused {
+            field: None,
+            message: ALREADY_SENT.into(),
         },
         Err(e) => Sent::Failed(failure(Some(session), &AppError::from(e))),
     }

@@ -290,14 +290,14 @@ pub(crate) async fn execute(
     session: &ConsoleSession,
     client: ClientId,
     command: &CaseCommand,
-    (idempotency_key, expected_version): (String, Option<i64>),
+    (idempotency_key, fingerprint, expected_version): (String, [u8; 32], Option<i64>),
     done: &str,
 ) -> Result<HttpResponse, (Option<&'static str>, String)> {
     match crate::send_at(
         (req, console, session),
         client,
         command,
-        Some(idempotency_key),
+        (Some(idempotency_key), Some(fingerprint)),
         expected_version,
     )
     .await
@@ -444,7 +444,7 @@ async fn send(sent: Sent, (req, path, body, console): PostedAt) -> HttpResponse 
             capitalise(crate::forms::BAD_VERSION),
         )],
         (Ok(command), Ok(version)) => {
-            let sending = (key, version);
+            let sending = (key, crate::forms::fingerprint(&req, &fields), version);
             match execute(&req, &console, &session, client, &command, sending, done).await {
                 Ok(response) => return response,
                 // Nothing was written (a refusal is not kept under the form's key): the form

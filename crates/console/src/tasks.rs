@@ -293,6 +293,11 @@ fn refusal(error: TaskCommandError, reason_field: &str) -> Result<FieldError, Ap
             reason_field,
             "This task changed while you were looking at it: look again, and try again",
         )),
+        TaskCommandError::Command(CommandError::IdempotencyMismatch(_)) => Ok(FieldError::new(
+            reason_field,
+            "This form was already sent with other entries, and those were recorded: open \
+             the tasks page again to do something new",
+        )),
         TaskCommandError::Command(e) => Err(AppError::Command(e)),
     }
 }
@@ -325,7 +330,7 @@ pub(crate) async fn raise(
     };
     let request = TaskRequest {
         idempotency_key: Some(format!("console-task-{}", form.task_id)),
-        fingerprint: None,
+        fingerprint: Some(forms::fingerprint(&req, &fields)),
         correlation_id: request_id(&req),
         expected_version: None,
     };
@@ -423,7 +428,7 @@ async fn close(
     };
     let request = TaskRequest {
         idempotency_key: Some(format!("console-task-close-{form}")),
-        fingerprint: None,
+        fingerprint: Some(forms::fingerprint(&req, &fields)),
         correlation_id: request_id(&req),
         expected_version,
     };

@@ -370,6 +370,21 @@ async fn console_forms_refuse_spent_links_other_sites_stale_tokens_and_other_org
         1,
         "the same form records one contact"
     );
+    // The page gone back to and the form changed (another length) under the same key: it comes
+    // back saying so, and the first stays as it was, never taken for this one.
+    let changed = [
+        ("csrf", csrf.as_str()),
+        ("contact_id", contact_id.as_str()),
+        ("mode", "video"),
+        ("minutes", "25"),
+        ("contacted_on", day.as_str()),
+        ("contacted_time", time.as_str()),
+    ];
+    assert_eq!(post(&server, &session, &action, None, &changed).await, 422);
+    let entries = server.journey_entries(client).await;
+    let recorded = contacts(&entries);
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0]["payload"]["minutes"], 15, "{:#}", recorded[0]);
 
     // Another organisation's link worker is told there is no such person, and reads nothing.
     let foreign = server.people.foreign_worker.clone();
