@@ -454,6 +454,31 @@ pub fn form_field(field: &str) -> &str {
     }
 }
 
+/// What makes a form sent twice under its key "the same request" (its fingerprint): the path
+/// it was sent to and every field as sent, but the CSRF token. A form sent again as it was
+/// (a double click, a retry) is answered with its first result; the same key with other
+/// entries (the page gone back to and changed, or a key edited) is refused
+/// ([`crate::ALREADY_SENT`]), never taken as done.
+pub(crate) fn fingerprint(
+    req: &actix_web::HttpRequest,
+    fields: &HashMap<String, String>,
+) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut named: Vec<(&String, &String)> =
+        fields.iter().filter(|(name, _)| *name != "csrf").collect();
+    named.sort();
+    let mut digest = Sha256::new();
+    digest.update(b"casebook-console-form\0");
+    digest.update(req.path().as_bytes());
+    for (name, value) in named {
+        for part in [name, value] {
+            digest.update((part.len() as u64).to_be_bytes());
+            digest.update(part.as_bytes());
+        }
+    }
+    digest.finalize().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,29 +580,4 @@ mod tests {
         .expect_err("no minutes");
         assert_eq!(zero[0].field, "minutes");
     }
-}
-
-/// What makes a form sent twice under its key "the same request" (its fingerprint): the path
-/// it was sent to and every field as sent, but the CSRF token. A form sent again as it was
-/// (a double click, a retry) is answered with its first result; the same key with other
-/// entries (the page gone back to and changed, or a key edited) is refused
-/// ([`crate::ALREADY_SENT`]), never taken as done.
-pub(crate) fn fingerprint(
-    req: &actix_web::HttpRequest,
-    fields: &HashMap<String, String>,
-) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let mut named: Vec<(&String, &String)> =
-        fields.iter().filter(|(name, _)| *name != "csrf").collect();
-    named.sort();
-    let mut digest = Sha256::new();
-    digest.update(b"casebook-console-form\0");
-    digest.update(req.path().as_bytes());
-    for (name, value) in named {
-        for part in [name, value] {
-            digest.update((part.len() as u64).to_be_bytes());
-            digest.update(part.as_bytes());
-        }
-    }
-    digest.finalize().into()
 }
