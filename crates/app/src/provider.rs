@@ -126,8 +126,11 @@ impl ProviderConnections {
     }
 
     /// Answers a connection made to one of the caller's services: accept it, decline it with a
-    /// reason, or say whether the person started. Idempotent by key; `If-Match` is the record's
-    /// version.
+    /// reason, or say whether the person started. Idempotent by key, the caller's own: stored on
+    /// the record as `provider:<staff id>:<key>`, so that it never meets a key of the service's
+    /// staff (a provider learns nothing of the keys used on the record). The HTTP routes take
+    /// no `If-Match` (a provider never sees the record's version, so it could only be used to
+    /// watch it); `request.expected_version` is checked for a caller that has one.
     ///
     /// # Errors
     /// [`CommandError::Denied`] by [`policy::provider::may_answer_connection`] (403 for another
@@ -159,12 +162,16 @@ impl ProviderConnections {
             organisation_id,
             ..principal.metadata(request.correlation_id, self.cases.clock().now())
         };
+        let caller_key = request.idempotency_key.clone();
         let options = CommandOptions {
-            idempotency_key: request.idempotency_key,
+            idempotency_key: request
+                .idempotency_key
+                .map(|key| format!("provider:{}:{key}", principal.staff_id.0)),
             fingerprint: request.fingerprint,
             expected_version: request.expected_version,
         };
-        self.cases
+        let answered = self
+            .cases
             .execute_authorised(
                 client_id,
                 &domain::CaseCommand::AnswerConnection(command.clone()),
@@ -179,7 +186,14 @@ impl ProviderConnections {
                     )
                 },
             )
-            .await
+            .await;
+        // A key used for another request is named as the caller gave it.
+        answered.map_err(|e| match e {
+            CommandError::IdempotencyMismatch(_) => {
+                CommandError::IdempotencyMismatch(caller_key.unwrap_or_default())
+            }
+            e => e,
+        })
     }
 
     /// The connections made to the caller's services, newest first, a page of `limit` after

@@ -285,9 +285,34 @@ async fn a_provider_accepts_once_then_says_whether_the_person_started_and_nobody
         bad_reason.body
     );
 
-    // Accepted once; the same request again with its key is the first answer.
-    let key = [("Idempotency-Key", "provider-accept-1")];
+    // An If-Match names the header (a provider never sees the record's version, so it could
+    // only watch it), and nothing is written.
     let acceptances = path("connection-acceptances");
+    let versioned = server
+        .call(
+            Some(&people.provider),
+            "POST",
+            &acceptances,
+            Some(&accept),
+            &[("If-Match", "\"1\"")],
+        )
+        .await;
+    versioned.refused_at(400, "header.If-Match");
+    // The key the provider is about to use, used first by the service's staff on the record:
+    // the provider's own keys never meet theirs (nothing is learnt of the keys used there).
+    let key = [("Idempotency-Key", "provider-accept-1")];
+    let staff_keyed = server
+        .call(
+            Some(&people.worker),
+            "POST",
+            &format!("/api/v1/clients/{client}/connections"),
+            Some(&json!({ "connection_id": Uuid::new_v4(), "service_id": server.provider_services[0], "need": "housing", "kind": "signposted" })),
+            &key,
+        )
+        .await;
+    assert_eq!(staff_keyed.status, 201, "{:#}", staff_keyed.body);
+
+    // Accepted once; the same request again with its key is the first answer.
     let accept_keyed = async || {
         let by = Some(&people.provider);
         server

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::commands::CommandAccepted;
-use super::extract::{Body, Caller, CommandHeaders, KeyHeader, Params, VersionHeader, request_id};
+use super::extract::{Body, Caller, CommandHeaders, KeyHeader, Params, request_id};
 use super::problem::{AdminErrors, ApiError, CommandErrors, ReadErrors};
 use app::provider::{ProviderConnectionPage, ProviderConnections, ProviderTie};
 use app::records::{ReadContext, ReadPurpose};
@@ -76,6 +76,14 @@ async fn answer(
     (headers, digest): (CommandHeaders, [u8; 32]),
     req: &HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    // A provider never sees the record's version: an `If-Match` could only watch it.
+    if headers.if_match.is_some() {
+        return Err(ApiError::field(
+            "header.If-Match",
+            "a provider's answer takes no If-Match: the service refuses a second answer to a \
+             connection itself",
+        ));
+    }
     let request = headers.staff_command(req, digest);
     let result = ProviderConnections::beside(&state.cases)
         .answer_as(&caller.0, ClientId(client_id), &command, request)
@@ -93,8 +101,7 @@ macro_rules! answer_route {
             security(("bearer" = [])),
             params(
                 ("client_id" = Uuid, Path, description = "The person the connection is on"),
-                KeyHeader,
-                VersionHeader
+                KeyHeader
             ),
             request_body(content = $body, content_type = "application/json"),
             responses((status = 201, description = "Done: the events written", body = CommandAccepted), CommandErrors)
