@@ -91,10 +91,10 @@ macro_rules! lookups_sql {
 const INSERT_WITH_LOOKUPS_SQL: &str = insert_sql!(lookups_sql!());
 
 /// An append that also makes claims ($24, $25: ids and generations, made in the claims' order),
-/// or an erasure, which deletes the stream's tags and claims. (Only these statements, and the clock's that resolves a `Claim::Next` or a
-/// `Claim::Unless`, name `lookup_claims` (V42) or `casebook_carried_tags` (V43): an append with
-/// neither runs on a schema from before them; a referral of someone new, which carries one,
-/// needs V43.)
+/// or an erasure, which deletes the stream's tags and claims. (Only these statements, and the
+/// clock's that resolves a `Claim::Next` or a `Claim::Unless`, name `lookup_claims` (V42) or
+/// `casebook_carried_tags` (V43): an append with neither runs on a schema from before them; a
+/// referral of someone new, which carries one, needs V43.)
 const INSERT_WITH_CLAIM_SQL: &str = insert_sql!(concat!(
     lookups_sql!(),
     ", claim AS (

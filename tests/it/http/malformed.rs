@@ -166,6 +166,16 @@ async fn every_route_names_the_bad_field_and_writes_nothing() {
                 "{method} {path}: {:#}",
                 reply.body
             );
+            // A key given twice: refused naming it (never read as the last of them).
+            if let Some((key, value)) = good.as_object().and_then(|o| o.iter().next()) {
+                let text = good.to_string();
+                let twice = format!("{{{}:{value},{}", json!(key), &text[1..]);
+                let reply = server
+                    .call_raw(who, &method, &path, twice.into_bytes(), "application/json")
+                    .await;
+                assert_eq!(reply.status, 400, "{method} {path}: {:#}", reply.body);
+                assert_eq!(field(&reply), key, "{method} {path}: {:#}", reply.body);
+            }
             // Every required field missing: the first is named (optional fields may be left out;
             // an enrolment's only field is optional).
             let required = id != "enrol"
@@ -361,5 +371,41 @@ async fn a_body_that_stalls_is_cut_off() {
         server.store.stream_version(client).await.expect("version"),
         0
     );
+    server.stop().await;
+}
+
+/// A key given twice inside a command's body (the person's given name, nested) is refused
+/// naming it, and nothing is written: serde_json's own map would have kept the last silently.
+#[tokio::test]
+async fn a_key_given_twice_deep_in_a_body_is_refused_naming_it() {
+    let server = TestServer::start().await;
+    let client = Uuid::new_v4();
+    let text = super::journey::intake(Uuid::new_v4(), "gp").to_string();
+    let twice = text.replacen(
+        "\"given_name\":\"Maggie\"",
+        "\"given_name\":\"Maggie\",\"given_name\":\"Margaret\"",
+        1,
+    );
+    assert_ne!(twice, text);
+    let reply = server
+        .call_raw(
+            &server.people.lead,
+            "POST",
+            &client_path(client, "referrals"),
+            twice.into_bytes(),
+            "application/json",
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{:#}", reply.body);
+    assert_eq!(
+        field(&reply),
+        "client.personal.given_name",
+        "{:#}",
+        reply.body
+    );
+    let none = server
+        .get(&server.people.lead, &client_path(client, ""))
+        .await;
+    assert_eq!(none.status, 404, "nothing written: {:#}", none.body);
     server.stop().await;
 }

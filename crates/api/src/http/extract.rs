@@ -135,7 +135,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for CommandBody<T> {
         let bytes = json_bytes::<BODY_LIMIT>(req, payload);
         Box::pin(async move {
             let bytes = bytes.await?;
-            let mut object = parse_json::<serde_json::Map<String, serde_json::Value>>(&bytes)?;
+            // Every object's keys once: a key given twice is refused naming it, never read as
+            // the last of them (serde_json's map keeps the last silently).
+            let UniqueKeys(body) = parse_json::<UniqueKeys>(&bytes)?;
+            let serde_json::Value::Object(mut object) = body else {
+                return Err(ApiError::field("body", "send a JSON object"));
+            };
             let dated = Dated {
                 occurred_at: match object.remove("occurred_at") {
                     None | Some(serde_json::Value::Null) => None,
@@ -170,6 +175,83 @@ impl<T: DeserializeOwned + 'static> FromRequest for CommandBody<T> {
                 digest: Sha256::digest(&bytes).into(),
             })
         })
+    }
+}
+
+/// A JSON value whose objects, at any depth, give each key once: a key given twice is an error
+/// ("duplicate field `key`", as serde's own for a struct's field), where `serde_json::Value`
+/// would keep the last silently.
+struct UniqueKeys(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(UniqueKeysVisitor)
+            .map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate field `{key}`"
+                )));
+            }
+            let UniqueKeys(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(serde_json::Value::Object(object))
     }
 }
 
@@ -337,12 +419,13 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     }
 }
 
-/// The field an "unknown field" or "missing field" message names (serde reports these at the
+/// The field an "unknown field", "missing field" or "duplicate field" message names (serde reports these at the
 /// enclosing object's path).
 fn unknown_field(message: &str) -> Option<&str> {
     message
         .strip_prefix("unknown field `")
         .or_else(|| message.strip_prefix("missing field `"))
+        .or_else(|| message.strip_prefix("duplicate field `"))
         .and_then(|rest| rest.split('`').next())
 }
 
