@@ -546,9 +546,7 @@ impl CaseService {
             Err(e) => Err(Retry::Failed(e)),
         }
     }
-}
 
-impl CaseService {
     /// A referral naming `chosen`, which stands for `record` (an earlier referral under the id
     /// went there): a copy of that earlier request (its key, its body) is answered with its
     /// first result, a request reusing its key for another body is refused as the reuse, and

@@ -336,7 +336,8 @@ async fn console_forms_refuse_spent_links_other_sites_stale_tokens_and_other_org
         hidden(&page, "contacted_time"),
     );
     let action = format!("{person}/contacts");
-    let send = |origin: Option<String>, token: String| {
+    // The contact form as the page drew it, `minutes` long.
+    let send_lasting = |origin: Option<String>, token: String, minutes: &'static str| {
         let (server, session, action, contact_id) = (&server, &session, &action, &contact_id);
         let (day, time) = (&day, &time);
         async move {
@@ -344,13 +345,14 @@ async fn console_forms_refuse_spent_links_other_sites_stale_tokens_and_other_org
                 ("csrf", token.as_str()),
                 ("contact_id", contact_id.as_str()),
                 ("mode", "video"),
-                ("minutes", "15"),
+                ("minutes", minutes),
                 ("contacted_on", day.as_str()),
                 ("contacted_time", time.as_str()),
             ];
             post(server, session, action, origin.as_deref(), &fields).await
         }
     };
+    let send = |origin: Option<String>, token: String| send_lasting(origin, token, "15");
 
     // Another site's form, even with a good token, and a form without this session's token.
     assert_eq!(
@@ -372,15 +374,7 @@ async fn console_forms_refuse_spent_links_other_sites_stale_tokens_and_other_org
     );
     // The page gone back to and the form changed (another length) under the same key: it comes
     // back saying so, and the first stays as it was, never taken for this one.
-    let changed = [
-        ("csrf", csrf.as_str()),
-        ("contact_id", contact_id.as_str()),
-        ("mode", "video"),
-        ("minutes", "25"),
-        ("contacted_on", day.as_str()),
-        ("contacted_time", time.as_str()),
-    ];
-    assert_eq!(post(&server, &session, &action, None, &changed).await, 422);
+    assert_eq!(send_lasting(None, csrf.clone(), "25").await, 422);
     let entries = server.journey_entries(client).await;
     let recorded = contacts(&entries);
     assert_eq!(recorded.len(), 1);
