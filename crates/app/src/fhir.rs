@@ -9,9 +9,13 @@
 //! person is new to the service. A Patient whose NHS number the organisation already holds for
 //! one client, not erased, is that client (`crate::matching`, by a keyed hash of the number:
 //! never another organisation's): the referral is added to their record, which keeps the
-//! details it holds. The same ServiceRequest sent again goes to the record it went to
-//! (`fhir_service_requests`) and returns the first result (an idempotency key on that record),
-//! whatever the transport did in between. The same identifier with other content is refused.
+//! details it holds, unless that record refuses it (their referral waiting or their case open):
+//! then it is kept as someone new's, under its own id, since the practice is answered alike
+//! whether the service knew the person or not (`policy::may_learn_known_person`, as over the
+//! API: `crate::intake`), and the ServiceRequest's `subject` is always its own id. The same
+//! ServiceRequest sent again goes to the record it went to (`fhir_service_requests`) and
+//! returns the first result (an idempotency key on that record), whatever the transport did in
+//! between. The same identifier with other content is refused.
 
 mod mapping;
 mod resources;
@@ -165,23 +169,21 @@ impl FhirReferrals {
             .map_err(CommandError::from)?,
             None => None,
         };
-        let (at, subject) = match kind {
-            Submission::ServiceRequest => ("ServiceRequest.identifier", "ServiceRequest.subject"),
-            Submission::Transaction => (
-                "Bundle.entry.resource.identifier",
-                "Bundle.entry.resource.subject",
-            ),
+        let at = match kind {
+            Submission::ServiceRequest => "ServiceRequest.identifier",
+            Submission::Transaction => "Bundle.entry.resource.identifier",
         };
         // Looked up and decided again while another referral takes the number's claim first:
         // the second time, it finds the record the other made.
         let mut attempt = 1;
+        let mut as_new = false;
         let (client_id, known, executed) = loop {
             let taken = self
                 .take(
                     principal,
                     (&mapped, &referrer),
                     (id, fingerprint, request_id),
-                    number_tag.as_ref(),
+                    number_tag.filter(|_| !as_new).as_ref(),
                 )
                 .await?;
             match taken {
@@ -189,6 +191,25 @@ impl FhirReferrals {
                     if attempt < crate::matching::CLAIM_ATTEMPTS =>
                 {
                     attempt += 1;
+                }
+                // The known person's record refuses the referral (their referral waiting or
+                // their case open, or it moved under it): a practice's system is not told who
+                // is known to the service (`policy::may_learn_known_person`), so the referral
+                // is kept as someone new's, under its own id, as it would have been had the
+                // service not known the person (as over the API: `crate::intake`). The number
+                // is then held by two records, which are not matched again until the service
+                // corrects one.
+                (
+                    _,
+                    true,
+                    Err(
+                        CommandError::Refused(_)
+                        | CommandError::Invalid { .. }
+                        | CommandError::Conflict { .. }
+                        | CommandError::Denied(_),
+                    ),
+                ) if !as_new && !policy::may_learn_known_person(principal) => {
+                    as_new = true;
                 }
                 taken => break taken,
             }
@@ -204,18 +225,6 @@ impl FhirReferrals {
                 return Err(FhirError::Duplicate {
                     expression: at.to_owned(),
                 });
-            }
-            // The person is known, and their referral is waiting or their case open: the
-            // service adds to it, not a practice's second referral.
-            Err(CommandError::Refused(domain::CaseError::CaseAlreadyActive)) if known => {
-                return Err(FhirError::Invalid(vec![Issue {
-                    code: "business-rule",
-                    expression: subject.to_owned(),
-                    diagnostics: "this person (by their NHS number) already has a referral \
-                                  waiting or a case open with the service: the service adds \
-                                  to it, a second referral is not taken"
-                        .to_owned(),
-                }]));
             }
             // Someone else's record under this id (another system of the organisation sent
             // this identifier first): the identifier is taken. Any other refusal is itself.
@@ -261,7 +270,7 @@ impl FhirReferrals {
                 .await?;
         }
         let loaded = self.cases.load(client_id).await?;
-        let view = ReferralView::of(&loaded, id, client_id, (system, value))
+        let view = ReferralView::of(&loaded, id, (system, value))
             .ok_or_else(|| AppError::NotFound("no such referral".into()))?;
         Ok(Submitted {
             id,
@@ -427,8 +436,7 @@ impl FhirReferrals {
         self.cases
             .audit_read(principal, client_id.0, what, read)
             .await?;
-        ReferralView::of(&loaded, id, client_id, identifier)
-            .ok_or(FhirError::Denied(Denied::NotFound))
+        ReferralView::of(&loaded, id, identifier).ok_or(FhirError::Denied(Denied::NotFound))
     }
 }
 
@@ -503,20 +511,13 @@ impl PracticeStatus {
 /// What the record holds of one referral received over FHIR.
 struct ReferralView {
     id: Uuid,
-    /// The record it is on: its own id, or a known person's.
-    client_id: ClientId,
     identifier: (String, String),
     referral: ReferralReceived,
     status: PracticeStatus,
 }
 
 impl ReferralView {
-    fn of(
-        loaded: &LoadedCase,
-        id: Uuid,
-        client_id: ClientId,
-        identifier: (String, String),
-    ) -> Option<ReferralView> {
+    fn of(loaded: &LoadedCase, id: Uuid, identifier: (String, String)) -> Option<ReferralView> {
         let referral_id = ReferralId(id);
         let referral = loaded.entries.values().find_map(|e| match e {
             CaseEvent::ReferralReceived(r) if r.referral_id == referral_id => Some(r.clone()),
@@ -528,7 +529,6 @@ impl ReferralView {
         let ended = loaded.state.status != CaseStatus::Open || later;
         Some(ReferralView {
             id,
-            client_id,
             identifier,
             referral,
             status: PracticeStatus::of(status, ended),
@@ -553,11 +553,13 @@ impl ReferralView {
                 "code": SOCIAL_PRESCRIBING_REFERRAL,
                 "display": "Referral to social prescribing service",
             }] },
-            // The person is named by Casebook's record, not by their details: what a practice
-            // reads back holds nothing personal.
+            // The person is named by the referral's own id, which stands for the record it
+            // went to, not by their details (what a practice reads back holds nothing
+            // personal) nor by a known person's record (whether the service knew the person is
+            // not the practice's to learn: `policy::may_learn_known_person`).
             "subject": { "identifier": {
                 "system": "https://casebook.invalid/fhir/Id/client",
-                "value": self.client_id.0.to_string(),
+                "value": self.id.to_string(),
             } },
             "priority": priority(self.referral.urgency),
             "reasonCode": reasons,

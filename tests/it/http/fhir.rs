@@ -445,9 +445,77 @@ fn referred(reply: &super::Reply) -> (Uuid, Uuid) {
     )
 }
 
+/// A practice's system is answered alike whether the service knew the person or not, as a
+/// referrer is over the API: every answer names the referral's own id (never a known person's
+/// record), and a referral the known person's record would refuse (their referral waiting) is
+/// kept as someone new's, under its own id, rather than refused.
+#[tokio::test]
+async fn a_practice_is_not_told_whether_the_person_is_known() {
+    const NHS: &str = "9990000123";
+    let server = TestServer::start().await;
+    let practice = &server.people.practice;
+    let post = |identifier: &str| {
+        server.post(
+            practice,
+            "/fhir/ServiceRequest",
+            service_request_for(identifier, NHS),
+        )
+    };
+    // An answer with its own id and identifier taken out.
+    let shape = |reply: &super::Reply, identifier: &str| {
+        let (id, _) = referred(reply);
+        reply
+            .body
+            .to_string()
+            .replace(&id.to_string(), "<id>")
+            .replace(identifier, "<identifier>")
+    };
+
+    let first = post("K-1").await;
+    assert_eq!(first.status, 201, "{:#}", first.body);
+    let (first_id, _) = referred(&first);
+
+    // Referred again while the first referral waits, which the known record would refuse: taken
+    // as someone new's, answered as the first was.
+    let second = post("K-2").await;
+    assert_eq!(second.status, 201, "{:#}", second.body);
+    let (second_id, subject) = referred(&second);
+    assert_eq!(subject, second_id, "named by its own id");
+    assert_eq!(shape(&second, "K-2"), shape(&first, "K-1"));
+    let registered = ["ClientRegistered", "ReferralReceived"];
+    assert_eq!(
+        server.journey_types(first_id).await,
+        registered,
+        "nothing on the known record"
+    );
+    assert_eq!(
+        server.journey_types(second_id).await,
+        registered,
+        "a record of its own"
+    );
+    assert_eq!(
+        task_status(&server, practice, second_id).await,
+        ("received".to_owned(), "received".to_owned())
+    );
+    // Sent again: the same answer, nothing new.
+    let again = post("K-2").await;
+    assert_eq!(again.status, 200, "{:#}", again.body);
+    assert_eq!(again.body, second.body);
+    assert_eq!(server.journey_types(second_id).await.len(), 2);
+
+    // Two records now hold the number, and neither is matched: the next is someone new too.
+    let third = post("K-3").await;
+    assert_eq!(third.status, 201, "{:#}", third.body);
+    let (third_id, subject) = referred(&third);
+    assert_eq!(subject, third_id);
+    assert_eq!(server.journey_types(third_id).await, registered);
+    assert_eq!(server.journey_types(first_id).await, registered);
+    server.stop().await;
+}
+
 /// A Patient whose NHS number the organisation holds for a client is that client: the referral
-/// is added to their record (once per identifier), refused while their case is active, never
-/// found in another organisation, and not found once they are erased.
+/// is added to their record (once per identifier), never found in another organisation, and not
+/// found once they are erased.
 #[tokio::test]
 async fn a_known_person_is_found_by_nhs_number_in_the_organisation_only() {
     const NHS: &str = "9990000034";
@@ -467,17 +535,6 @@ async fn a_known_person_is_found_by_nhs_number_in_the_organisation_only() {
     let (first_id, record) = referred(&first);
     assert_eq!(record, first_id, "someone new: a record of their own");
 
-    // Referred again while the first referral waits: refused, naming the subject, nothing
-    // recorded.
-    let waiting = post("M-2").await;
-    assert_eq!(waiting.status, 422, "{:#}", waiting.body);
-    assert_eq!(waiting.body["issue"][0]["code"], "business-rule");
-    assert_eq!(expressions(&waiting.body), ["ServiceRequest.subject"]);
-    assert_eq!(
-        server.journey_types(record).await,
-        ["ClientRegistered", "ReferralReceived"]
-    );
-
     // Declined; then referred again: the same record takes the new referral.
     server
         .ok(
@@ -488,9 +545,12 @@ async fn a_known_person_is_found_by_nhs_number_in_the_organisation_only() {
         .await;
     let second = post("M-3").await;
     assert_eq!(second.status, 201, "{:#}", second.body);
-    let (second_id, second_record) = referred(&second);
+    let (second_id, second_subject) = referred(&second);
     assert_ne!(second_id, first_id);
-    assert_eq!(second_record, record, "the known person's record");
+    assert_eq!(
+        second_subject, second_id,
+        "named by its own id, known or not: the practice is not told who is known"
+    );
     assert_eq!(
         server.journey_types(record).await,
         [

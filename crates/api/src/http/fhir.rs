@@ -419,8 +419,10 @@ async fn fhir_transaction(
 /// Refer someone: a ServiceRequest with its Patient contained (`subject` `#id`). 201 with the
 /// ServiceRequest as Casebook holds it; the same identifier again answers 200 with the same
 /// resource and records nothing. A Patient whose NHS number the organisation already holds for
-/// a client is that client: the referral goes on their record (its `subject`), and is refused
-/// (422, `business-rule`) while their referral waits or their case is open.
+/// a client is that client: the referral goes on their record, or, where that record would
+/// refuse it (their referral waiting or their case open), is kept as someone new's under its
+/// own id. Its `subject` is its own id either way: the practice is answered alike whether the
+/// service knew the person or not.
 #[utoipa::path(
     tag = "fhir",
     security(("bearer" = [])),
