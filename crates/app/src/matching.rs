@@ -356,6 +356,28 @@ pub async fn nhs_number_tag(
         .await
 }
 
+/// The other records of `organisation_id` that carry `number`'s tag now, beside `client_id`
+/// (in id order): the same person's, made where the service did not say it knew them (a
+/// referrer's or a practice's referral the known record refused, `crate::intake`,
+/// `crate::fhir`), or by a race this module describes. Never matched to a referral while there
+/// are two; shown to staff on the record, for them to check and correct.
+///
+/// # Errors
+/// The lookup key or the tags cannot be read.
+pub async fn others_holding(
+    store: &EventStore,
+    organisation_id: Uuid,
+    client_id: ClientId,
+    number: &NhsNumber,
+) -> Result<Vec<Uuid>, StoreError> {
+    let Some(tag) = nhs_number_tag(store, organisation_id, number).await? else {
+        return Ok(Vec::new());
+    };
+    let mut streams = store.streams_tagged(&tag).await?;
+    streams.retain(|stream| *stream != client_id.0);
+    Ok(streams)
+}
+
 /// The NHS number a loaded record holds now (corrections applied; none once erased).
 pub fn nhs_number_of(loaded: &LoadedCase) -> Option<&NhsNumber> {
     loaded.entries.values().find_map(|entry| match entry {

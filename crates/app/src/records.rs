@@ -193,6 +193,11 @@ pub struct ClientRecord {
     pub personal: Option<PersonalDetails>,
     /// The person's personal data was erased: every personal field of the record reads as erased.
     pub erased: bool,
+    /// Other records of the organisation holding this person's NHS number (not erased), in id
+    /// order: the same person referred again where the referrer was not told the service knew
+    /// them (their referral kept as someone new's), for staff to check and correct. Such
+    /// records are not matched to a referral by the number while there are two.
+    pub shares_nhs_number_with: Vec<Uuid>,
     pub area: Option<String>,
     pub link_worker_id: Option<Uuid>,
     pub team_id: Option<Uuid>,
@@ -524,12 +529,26 @@ impl CaseService {
             .iter()
             .map(|(scope, services)| (*scope, services.clone()))
             .collect();
+        let personal = if state.erased { None } else { personal };
+        let shares_nhs_number_with = match personal.as_ref().and_then(|p| p.nhs_number.as_ref()) {
+            Some(number) if policy::may_learn_known_person(principal) => {
+                crate::matching::others_holding(
+                    self.store(),
+                    principal.organisation_id,
+                    client_id,
+                    number,
+                )
+                .await?
+            }
+            _ => Vec::new(),
+        };
         Ok(ClientRecord {
             client_id: client_id.0,
             version: loaded.version,
             status: state.status,
-            personal: if state.erased { None } else { personal },
+            personal,
             erased: state.erased,
+            shares_nhs_number_with,
             area,
             link_worker_id: state.link_worker.map(|(w, _)| w.0),
             team_id: state.link_worker.map(|(_, t)| t.0),

@@ -424,6 +424,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
             }
             h1 class="nhsuk-heading-l" { (name) }
             (crate::safeguarding::risk_flag(record))
+            (shared_number(record))
             dl class="nhsuk-summary-list" {
                 (summary_row("Status", status_name(record.status)))
                 (summary_row("Area", record.area.as_deref().unwrap_or("Not recorded")))
@@ -488,6 +489,28 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
             }
         },
     )
+}
+
+/// Other records holding the person's NHS number: perhaps the same person, referred again by
+/// someone who was not told the service knew them, for staff to check.
+fn shared_number(record: &ClientRecord) -> Markup {
+    html! {
+        @if !record.shares_nhs_number_with.is_empty() {
+            div class="nhsuk-warning-callout" id="shared-nhs-number" {
+                h3 class="nhsuk-warning-callout__label" {
+                    span role="text" { span class="nhsuk-u-visually-hidden" { "Important: " } "Another record has this NHS number" }
+                }
+                p {
+                    "This NHS number is also on "
+                    @for (i, other) in record.shares_nhs_number_with.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        a href={"/console/people/" (other)} { "person " (short(*other)) }
+                    }
+                    ". It may be the same person, referred again. Check the records and correct the one that is wrong."
+                }
+            }
+        }
+    }
 }
 
 /// What a person's pages call them: their name, or who they are without one.
