@@ -221,8 +221,65 @@ impl ProviderConnections {
             });
         }
         let services: Vec<String> = tied.iter().map(|s| s.0.to_string()).collect();
+        let mut people: std::collections::HashMap<Uuid, Person> = Default::default();
+        let mut items: Vec<(i64, ProviderConnection)> = Vec::new();
+        let mut cursor = page.cursor;
+        // Rows whose connection is now signposting (corrected so) are read and not shown: the
+        // page reads on until it holds one more than it shows (so that `next_cursor` is set
+        // only when a next page has something in it), or the log ends.
+        let wanted = page.limit + 1;
+        loop {
+            let asked = wanted - items.len() as i64;
+            let rows = self.connection_rows(&services, cursor, asked).await?;
+            for row in &rows {
+                let client_id: Uuid = row.get(1);
+                if !people.contains_key(&client_id) {
+                    let loaded = self.cases.load(ClientId(client_id)).await?;
+                    if let Some(organisation) = loaded.organisation_id {
+                        people.insert(
+                            client_id,
+                            Person {
+                                organisation,
+                                loaded,
+                            },
+                        );
+                    }
+                }
+                if let Some(person) = people.get(&client_id)
+                    && let Some(item) = shown(row, client_id, person)?
+                {
+                    items.push((row.get(0), item));
+                }
+            }
+            cursor = rows.last().map(|row| row.get(0));
+            if (rows.len() as i64) < asked || items.len() as i64 >= wanted {
+                break;
+            }
+        }
+        let next_cursor = if items.len() as i64 > page.limit {
+            items.truncate(page.limit as usize);
+            items.last().map(|(position, _)| *position)
+        } else {
+            None
+        };
+        let items: Vec<ProviderConnection> = items.into_iter().map(|(_, item)| item).collect();
+        // Only those listed were read (a person whose connection here is now signposting was
+        // loaded, not shown).
+        people.retain(|client_id, _| items.iter().any(|item| item.client_id == *client_id));
+        self.audit(principal, &people, read).await?;
+        Ok(ProviderConnectionPage { next_cursor, items })
+    }
+
+    /// Up to `limit` connections made to `services` before log position `cursor`, newest
+    /// first, leaving out those made as signposting and never corrected.
+    async fn connection_rows(
+        &self,
+        services: &[String],
+        cursor: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<tokio_postgres::Row>, AppError> {
         let client = self.cases.store().pool().get().await?;
-        let rows = client
+        Ok(client
             .query(
                 "SELECT e.position, e.stream_id, e.event_type, e.schema_version, e.payload, \
                         e.occurred_at, d.name, e.event_id \
@@ -237,82 +294,9 @@ impl ProviderConnections {
                           AND c.payload->>'corrects' = e.event_id::text)) \
                    AND ($2::bigint IS NULL OR e.position < $2) \
                  ORDER BY e.position DESC LIMIT $3",
-                &[&services, &page.cursor, &(page.limit + 1)],
+                &[&services, &cursor, &limit],
             )
-            .await?;
-        drop(client);
-        let more = rows.len() as i64 > page.limit;
-        let rows = &rows[..rows.len().min(page.limit as usize)];
-        let mut people: std::collections::HashMap<Uuid, Person> = Default::default();
-        for row in rows {
-            let client_id: Uuid = row.get(1);
-            if people.contains_key(&client_id) {
-                continue;
-            }
-            let loaded = self.cases.load(ClientId(client_id)).await?;
-            if let Some(organisation) = loaded.organisation_id {
-                people.insert(
-                    client_id,
-                    Person {
-                        organisation,
-                        loaded,
-                    },
-                );
-            }
-        }
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
-            let client_id: Uuid = row.get(1);
-            let event = CaseEvent::decode(row.get(2), row.get(3), row.get(4))
-                .map_err(|e| AppError::Unexpected(e.into()))?;
-            let CaseEvent::OnwardConnectionMade(connection) = event else {
-                continue;
-            };
-            let Some(person) = people.get(&client_id) else {
-                continue;
-            };
-            // As corrected (its need, its kind).
-            let connection = match person.loaded.entries.get(&domain::EventId(row.get(7))) {
-                Some(CaseEvent::OnwardConnectionMade(corrected)) => corrected.clone(),
-                _ => connection,
-            };
-            let state = &person.loaded.state;
-            // Signposting, corrections applied, is not the service's to see.
-            let kind = state
-                .connection_services
-                .get(&connection.connection_id)
-                .map_or(connection.kind, |(_, kind)| *kind);
-            if kind == domain::ConnectionKind::Signposted {
-                continue;
-            }
-            items.push(ProviderConnection {
-                client_id,
-                connection_id: connection.connection_id.0,
-                service_id: connection.service_id.0,
-                service_name: row.get(6),
-                need: connection.need,
-                kind,
-                made_at: row.get(5),
-                answer: state
-                    .provider_answers
-                    .get(&connection.connection_id)
-                    .copied(),
-                person: shared_person(&person.loaded, connection.service_id),
-                erased: state.erased,
-            });
-        }
-        // Only those listed were read (a person whose connection here is now signposting was
-        // loaded, not shown).
-        people.retain(|client_id, _| items.iter().any(|item| item.client_id == *client_id));
-        self.audit(principal, &people, read).await?;
-        Ok(ProviderConnectionPage {
-            next_cursor: if more {
-                rows.last().map(|row| row.get(0))
-            } else {
-                None
-            },
-            items,
-        })
+            .await?)
     }
 
     /// Writes one read per person on the page to the read audit, under the record's own
@@ -436,6 +420,49 @@ impl ProviderConnections {
             )),
         }
     }
+}
+
+/// The connection a row of [`ProviderConnections::connection_rows`] holds, as the service is
+/// shown it (corrections applied), or none when it is now signposting: the service was not
+/// told of the person.
+fn shown(
+    row: &tokio_postgres::Row,
+    client_id: Uuid,
+    person: &Person,
+) -> Result<Option<ProviderConnection>, AppError> {
+    let event = CaseEvent::decode(row.get(2), row.get(3), row.get(4))
+        .map_err(|e| AppError::Unexpected(e.into()))?;
+    let CaseEvent::OnwardConnectionMade(connection) = event else {
+        return Ok(None);
+    };
+    // As corrected (its need, its kind).
+    let connection = match person.loaded.entries.get(&domain::EventId(row.get(7))) {
+        Some(CaseEvent::OnwardConnectionMade(corrected)) => corrected.clone(),
+        _ => connection,
+    };
+    let state = &person.loaded.state;
+    let kind = state
+        .connection_services
+        .get(&connection.connection_id)
+        .map_or(connection.kind, |(_, kind)| *kind);
+    if kind == domain::ConnectionKind::Signposted {
+        return Ok(None);
+    }
+    Ok(Some(ProviderConnection {
+        client_id,
+        connection_id: connection.connection_id.0,
+        service_id: connection.service_id.0,
+        service_name: row.get(6),
+        need: connection.need,
+        kind,
+        made_at: row.get(5),
+        answer: state
+            .provider_answers
+            .get(&connection.connection_id)
+            .copied(),
+        person: shared_person(&person.loaded, connection.service_id),
+        erased: state.erased,
+    }))
 }
 
 /// The person as the service may know them: given name and family initial, while their consent

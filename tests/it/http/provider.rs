@@ -227,6 +227,70 @@ async fn a_provider_sees_and_answers_a_connection_as_corrected() {
     server.stop().await;
 }
 
+/// A provider's list pages through what it is shown, newest first: every page but the last is
+/// full, and `next_cursor` is set only when the next page has something in it, whatever
+/// connections corrected to signposting lie among them (read, not shown).
+#[tokio::test]
+async fn a_providers_pages_are_full_until_the_last() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let client = connected(&server).await;
+    for (connection, kind) in [(REFERRED, "signposted"), (SIGNPOSTED, "referred")] {
+        let corrects = connection_event(&server, client, connection).await;
+        let body = json!({ "corrects": corrects, "corrected_fields": { "kind": kind },
+                           "reason": "recorded as the wrong kind" });
+        let path = format!("/api/v1/clients/{client}/corrections");
+        assert_eq!(server.post(&people.worker, &path, body).await.status, 201);
+    }
+    let (earlier, later) = (Uuid::from_u128(0xc4), Uuid::from_u128(0xc5));
+    let first = server.provider_services[0];
+    recorded(
+        &server,
+        client,
+        vec![
+            (
+                "connections",
+                json!({ "connection_id": earlier, "service_id": first, "need": "housing", "kind": "referred" }),
+            ),
+            (
+                "connections",
+                json!({ "connection_id": later, "service_id": first, "need": "physical_activity", "kind": "referred" }),
+            ),
+        ],
+    )
+    .await;
+    // Newest first; REFERRED, now signposting, is the oldest and not shown.
+    let shown = vec![json!(later), json!(earlier), json!(SIGNPOSTED)];
+    for limit in 1..=4 {
+        let (mut listed, mut cursor) = (Vec::new(), None::<i64>);
+        loop {
+            let path = match cursor {
+                Some(c) => format!("/api/v1/provider/connections?limit={limit}&cursor={c}"),
+                None => format!("/api/v1/provider/connections?limit={limit}"),
+            };
+            let page = server.read(&people.provider, &path).await;
+            let items = ids(&page.body);
+            cursor = page.body["next_cursor"].as_i64();
+            if cursor.is_some() {
+                assert_eq!(
+                    items.len(),
+                    limit,
+                    "a page before the last is full: {:#}",
+                    page.body
+                );
+            } else {
+                assert!(!items.is_empty(), "no empty last page at limit {limit}");
+            }
+            listed.extend(items);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        assert_eq!(listed, shown, "limit {limit}");
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_provider_accepts_once_then_says_whether_the_person_started_and_nobody_else_answers() {
     let server = TestServer::start().await;
