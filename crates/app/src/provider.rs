@@ -233,16 +233,13 @@ impl ProviderConnections {
             let rows = self.connection_rows(&services, cursor, asked).await?;
             for row in &rows {
                 let client_id: Uuid = row.get(1);
-                if !people.contains_key(&client_id) {
+                if let std::collections::hash_map::Entry::Vacant(vacant) = people.entry(client_id) {
                     let loaded = self.cases.load(ClientId(client_id)).await?;
                     if let Some(organisation) = loaded.organisation_id {
-                        people.insert(
-                            client_id,
-                            Person {
-                                organisation,
-                                loaded,
-                            },
-                        );
+                        vacant.insert(Person {
+                            organisation,
+                            loaded,
+                        });
                     }
                 }
                 if let Some(person) = people.get(&client_id)
