@@ -244,6 +244,10 @@ pub struct EpisodeConnection {
     pub need: domain::NeedDomain,
     pub kind: domain::ConnectionKind,
     pub outcome: Option<domain::ConnectionOutcome>,
+    /// The event that recorded the outcome last (a correction names it); none in states
+    /// folded before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome_event_id: Option<Uuid>,
 }
 
 impl GpMessageState {
@@ -408,24 +412,34 @@ pub fn decide_gp_messages(
                     need: e.need,
                     kind: e.kind,
                     outcome: None,
+                    outcome_event_id: None,
                 });
             }
             None
         }
-        // A connection's need or kind corrected: the message at the end says it as corrected.
+        // A connection's need or kind, or what came of it, corrected: the message at the end
+        // says it as corrected.
         CaseEvent::EntryCorrected(e) => {
+            let field = |name: &str| e.corrected_fields.get(name).cloned();
+            let corrects = Some(e.corrects.0);
             if let Some(connection) = state
                 .connections
                 .iter_mut()
-                .find(|c| c.event_id == Some(e.corrects.0))
+                .find(|c| c.event_id == corrects)
             {
-                let field = |name: &str| e.corrected_fields.get(name).cloned();
                 if let Some(Ok(need)) = field("need").map(serde_json::from_value) {
                     connection.need = need;
                 }
                 if let Some(Ok(kind)) = field("kind").map(serde_json::from_value) {
                     connection.kind = kind;
                 }
+            } else if let Some(connection) = state
+                .connections
+                .iter_mut()
+                .find(|c| c.outcome_event_id == corrects)
+                && let Some(Ok(outcome)) = field("outcome").map(serde_json::from_value)
+            {
+                connection.outcome = Some(outcome);
             }
             None
         }
@@ -436,6 +450,7 @@ pub fn decide_gp_messages(
                 .find(|c| c.connection_id == e.connection_id.0)
             {
                 connection.outcome = Some(e.outcome);
+                connection.outcome_event_id = Some(fact.event_id);
             }
             None
         }
@@ -949,6 +964,15 @@ mod tests {
                     .unwrap_or_default(),
                 reason: "recorded as the wrong kind".to_owned(),
             }),
+            // What came of the referral (the thirteenth fact) was not attending after all.
+            CaseEvent::EntryCorrected(domain::EntryCorrected {
+                corrects: domain::EventId(Uuid::from_u128(3012)),
+                corrected_fields: serde_json::json!({ "outcome": "not_taken_up" })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+                reason: "recorded the wrong outcome".to_owned(),
+            }),
             closed(),
         ]);
         let ended = messages.last().expect("a message at the end");
@@ -966,7 +990,8 @@ mod tests {
             ended.summary.as_deref(),
             Some(
                 "The person's episode of social prescribing support has ended. Reason for \
-                 ending: goals met. Onward connections: physical activity (referred): attended; \
+                 ending: goals met. Onward connections: physical activity (referred): not taken \
+                 up; \
                  loneliness or isolation (warm handover): no outcome recorded."
             )
         );
