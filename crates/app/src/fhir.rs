@@ -105,6 +105,17 @@ pub struct Submitted {
     pub task: Value,
 }
 
+/// Where [`FhirReferrals::take`] recorded a referral, and what came of it.
+struct Taken {
+    /// The record it went to (or would have).
+    client_id: ClientId,
+    /// The record is a known person's, not the one at the ServiceRequest's own id.
+    known: bool,
+    /// The record was found by the Patient's NHS number in this request (not a repeat's).
+    found_now: bool,
+    executed: Result<AppendResult, CommandError>,
+}
+
 /// FHIR referrals over the case service.
 #[derive(Clone)]
 pub struct FhirReferrals {
@@ -177,7 +188,12 @@ impl FhirReferrals {
         // the second time, it finds the record the other made.
         let mut attempt = 1;
         let mut as_new = false;
-        let (client_id, known, executed) = loop {
+        let Taken {
+            client_id,
+            known,
+            executed,
+            ..
+        } = loop {
             let taken = self
                 .take(
                     principal,
@@ -187,9 +203,10 @@ impl FhirReferrals {
                 )
                 .await?;
             match taken {
-                (_, _, Err(CommandError::Store(StoreError::ClaimTaken(_))))
-                    if attempt < crate::matching::CLAIM_ATTEMPTS =>
-                {
+                Taken {
+                    executed: Err(CommandError::Store(StoreError::ClaimTaken(_))),
+                    ..
+                } if attempt < crate::matching::CLAIM_ATTEMPTS => {
                     attempt += 1;
                 }
                 // The known person's record refuses the referral (their referral waiting or
@@ -199,16 +216,17 @@ impl FhirReferrals {
                 // service not known the person (as over the API: `crate::intake`). The number
                 // is then held by two records, which are not matched again until the service
                 // corrects one.
-                (
-                    _,
-                    true,
-                    Err(
-                        CommandError::Refused(_)
-                        | CommandError::Invalid { .. }
-                        | CommandError::Conflict { .. }
-                        | CommandError::Denied(_),
-                    ),
-                ) if !as_new && !policy::may_learn_known_person(principal) => {
+                Taken {
+                    found_now: true,
+                    executed:
+                        Err(
+                            CommandError::Refused(_)
+                            | CommandError::Invalid { .. }
+                            | CommandError::Conflict { .. }
+                            | CommandError::Denied(_),
+                        ),
+                    ..
+                } if !policy::may_learn_known_person(principal) => {
                     as_new = true;
                 }
                 taken => break taken,
@@ -280,39 +298,55 @@ impl FhirReferrals {
         })
     }
 
-    /// Records the referral once: on the record it went to when it was received before; else
-    /// on the one client of the organisation holding the Patient's NHS number
-    /// (`crate::matching`); else on a new record under the ServiceRequest's own id, which
-    /// claims the number. Whether the record was known, and what the command came to.
+    /// Records the referral once: on the record it went to when it was received before (by the
+    /// row of `fhir_service_requests`, or the referred-as tag its append wrote on a known
+    /// person's record, which a retry finds before the row is written); else on the one client
+    /// of the organisation holding the Patient's NHS number (`crate::matching`), once the
+    /// referral is decided as someone new's would be; else on a new record under the
+    /// ServiceRequest's own id, which claims the number when no record holds it.
     async fn take(
         &self,
         principal: &Principal,
         (mapped, referrer): (&MappedReferral, &domain::Referrer),
         (id, fingerprint, request_id): (Uuid, [u8; 32], Uuid),
         number_tag: Option<&[u8; 32]>,
-    ) -> Result<(ClientId, bool, Result<AppendResult, CommandError>), FhirError> {
-        let (client_id, claim) = match self.received(principal.organisation_id, id).await? {
-            Some((_, client)) => (client, None),
+    ) -> Result<Taken, FhirError> {
+        let store = self.cases.store();
+        let organisation_id = principal.organisation_id;
+        let referred_tag =
+            crate::matching::referred_as_tag(store, organisation_id, ClientId(id), ReferralId(id))
+                .await
+                .map_err(CommandError::from)?;
+        let (client_id, claim, found_now) = match self.received(organisation_id, id).await? {
+            Some((_, client)) => (client, None, false),
             None => match (&mapped.personal.nhs_number, number_tag) {
                 (Some(number), Some(tag)) => {
-                    let found = crate::matching::find(self.cases.store(), tag, None)
+                    let found = crate::matching::find(store, tag, referred_tag)
                         .await
                         .map_err(CommandError::from)?;
-                    let holding = crate::matching::holding(
-                        &self.cases,
-                        principal.organisation_id,
-                        number,
-                        &found.holders,
-                    )
-                    .await?;
-                    // Claimed when no record holds the number (see `intake`).
-                    let claim = holding.is_empty().then(|| found.claim());
-                    match crate::matching::the_one(holding) {
-                        Some((client, _)) => (client, None),
-                        None => (ClientId(id), claim),
+                    match found.referred_as.first() {
+                        // Sent before and gone to a known person's record, whose row is not
+                        // written yet (the first try failed after its append, or is under
+                        // way): the retry goes there.
+                        Some(record) => (ClientId(*record), None, false),
+                        None => {
+                            let holding = crate::matching::holding(
+                                &self.cases,
+                                organisation_id,
+                                number,
+                                &found.holders,
+                            )
+                            .await?;
+                            // Claimed when no record holds the number (see `intake`).
+                            let claim = holding.is_empty().then(|| found.claim());
+                            match crate::matching::the_one(holding) {
+                                Some((client, _)) => (client, None, true),
+                                None => (ClientId(id), claim, false),
+                            }
+                        }
                     }
                 }
-                _ => (ClientId(id), None),
+                _ => (ClientId(id), None, false),
             },
         };
         let known = client_id != ClientId(id);
@@ -325,16 +359,13 @@ impl FhirReferrals {
             received_on: self.cases.clock().today(),
             note: mapped.note.clone(),
         };
-        // A known person's record takes the referral as it is: their details stay as recorded.
-        let command = CaseCommand::Intake {
-            client: (!known).then(|| {
-                Box::new(ClientRegistered {
-                    client_id: ClientId(id),
-                    personal: mapped.personal.clone(),
-                    area: mapped.area.clone(),
-                })
-            }),
-            referral,
+        let as_new = CaseCommand::Intake {
+            client: Some(Box::new(ClientRegistered {
+                client_id: ClientId(id),
+                personal: mapped.personal.clone(),
+                area: mapped.area.clone(),
+            })),
+            referral: referral.clone(),
         };
         let request = StaffCommand {
             idempotency_key: Some(format!("fhir-service-request:{id}")),
@@ -344,7 +375,30 @@ impl FhirReferrals {
             occurred_at: None,
             late_entry_reason: None,
         };
+        // Found by its number now: refused first for what would refuse the referral of someone
+        // unknown, as theirs would be, before anything of the known record is looked at.
+        if found_now
+            && let Err(refused) = self.cases.decide_as_new(principal, &as_new, &request).await
+        {
+            return Ok(Taken {
+                client_id: ClientId(id),
+                known: false,
+                found_now: false,
+                executed: Err(refused),
+            });
+        }
+        // A known person's record takes the referral as it is: their details stay as recorded.
+        let command = if known {
+            CaseCommand::Intake {
+                client: None,
+                referral,
+            }
+        } else {
+            as_new
+        };
+        // On a known person's record the append tags it with the referral (see above).
         let matched = Matched {
+            referred_as: referred_tag.filter(|_| known).into_iter().collect(),
             claims: claim.into_iter().collect(),
             ..Matched::default()
         };
@@ -364,7 +418,12 @@ impl FhirReferrals {
                 },
             )
             .await;
-        Ok((client_id, known, executed))
+        Ok(Taken {
+            client_id,
+            known,
+            found_now,
+            executed,
+        })
     }
 
     /// Where the ServiceRequest `id` of `organisation_id` was received before, if it was: its

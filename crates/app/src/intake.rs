@@ -19,7 +19,9 @@
 //! moved under it), the referral is taken as someone new's, under the id chosen, as it would
 //! have been had the service not known the person: a refusal would tell them who is a client.
 //! The number is then held by two records, which are not matched again until the service
-//! merges or corrects them. What is not hidden: the known path takes a few more round trips
+//! corrects one: each names the other to staff (`ClientRecord::shares_nhs_number_with`), and a
+//! referral of the number by staff is refused meanwhile (naming `client.personal.nhs_number`),
+//! to be made on the right record rather than make a third. What is not hidden: the known path takes a few more round trips
 //! (a timing difference of milliseconds, on a role whose every request is audited).
 //!
 //! The record found carries a lookup tag of the id chosen and the referral's
@@ -358,6 +360,20 @@ impl CaseService {
             });
         }
         let holding = matching::holding(self, organisation_id, number, &found.holders).await?;
+        // The number is on more than one record (a referrer's or practice's referral kept as
+        // someone new's, or a race): none is matched, and a referral of it would make one more.
+        // Staff, who are told who is known, are refused, to refer the person on the right
+        // record (each names the others) or correct the one that is wrong.
+        if told && holding.len() > 1 {
+            return Err(CommandError::Invalid {
+                field: NHS_NUMBER_FIELD,
+                message: format!(
+                    "this NHS number is on {} records of the service: refer the person on the \
+                     right one (each record names the others), or correct the one that is wrong",
+                    holding.len()
+                ),
+            });
+        }
         // Those found no longer holding the number (erased, or corrected away since): none
         // holds it, and the record made claims it.
         let claiming = if holding.is_empty() {

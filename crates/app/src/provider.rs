@@ -63,7 +63,9 @@ pub struct ProviderConnection {
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ProviderConnectionPage {
     pub items: Vec<ProviderConnection>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; absent on the last page. A page before the last is
+    /// full, unless more than ten pages' worth of connections since corrected to signposting
+    /// (not shown) lay where it was read.
     pub next_cursor: Option<i64>,
 }
 
@@ -223,15 +225,19 @@ impl ProviderConnections {
         let services: Vec<String> = tied.iter().map(|s| s.0.to_string()).collect();
         let mut people: std::collections::HashMap<Uuid, Person> = Default::default();
         let mut items: Vec<(i64, ProviderConnection)> = Vec::new();
-        let mut cursor = page.cursor;
         // Rows whose connection is now signposting (corrected so) are read and not shown: the
-        // page reads on until it holds one more than it shows (so that `next_cursor` is set
-        // only when a next page has something in it), or the log ends.
-        let wanted = page.limit + 1;
-        loop {
-            let asked = wanted - items.len() as i64;
-            let rows = self.connection_rows(&services, cursor, asked).await?;
+        // page reads on, a page's worth of rows at a time, until it holds one more than it
+        // shows (so that `next_cursor` is set only when the next page has something in it), or
+        // the log ends, or it has read ten pages' worth: then the page may be short, and
+        // `next_cursor` is where it stopped.
+        let (wanted, batch) = (page.limit + 1, page.limit + 1);
+        let most = 10 * batch;
+        let (mut cursor, mut read_rows, mut ended) = (page.cursor, 0, false);
+        'read: loop {
+            let rows = self.connection_rows(&services, cursor, batch).await?;
             for row in &rows {
+                read_rows += 1;
+                cursor = Some(row.get(0));
                 let client_id: Uuid = row.get(1);
                 if let std::collections::hash_map::Entry::Vacant(vacant) = people.entry(client_id) {
                     let loaded = self.cases.load(ClientId(client_id)).await?;
@@ -246,18 +252,26 @@ impl ProviderConnections {
                     && let Some(item) = shown(row, client_id, person)?
                 {
                     items.push((row.get(0), item));
+                    if items.len() as i64 >= wanted {
+                        break 'read;
+                    }
                 }
             }
-            cursor = rows.last().map(|row| row.get(0));
-            if (rows.len() as i64) < asked || items.len() as i64 >= wanted {
+            if (rows.len() as i64) < batch {
+                ended = true;
+                break;
+            }
+            if read_rows >= most {
                 break;
             }
         }
         let next_cursor = if items.len() as i64 > page.limit {
             items.truncate(page.limit as usize);
             items.last().map(|(position, _)| *position)
-        } else {
+        } else if ended {
             None
+        } else {
+            cursor
         };
         let items: Vec<ProviderConnection> = items.into_iter().map(|(_, item)| item).collect();
         // Only those listed were read (a person whose connection here is now signposting was

@@ -193,11 +193,15 @@ pub struct ClientRecord {
     pub personal: Option<PersonalDetails>,
     /// The person's personal data was erased: every personal field of the record reads as erased.
     pub erased: bool,
-    /// Other records of the organisation holding this person's NHS number (not erased), in id
-    /// order: the same person referred again where the referrer was not told the service knew
-    /// them (their referral kept as someone new's), for staff to check and correct. Such
-    /// records are not matched to a referral by the number while there are two.
+    /// Other records of the organisation holding this person's NHS number (not erased) that
+    /// the caller may open, in id order: the same person referred again where the referrer was
+    /// not told the service knew them (their referral kept as someone new's), for staff to
+    /// check and correct. Such records are not matched to a referral by the number while there
+    /// are two.
     pub shares_nhs_number_with: Vec<Uuid>,
+    /// How many more records hold the number that the caller may not open (another team's
+    /// case, or one not yet assigned, for a link worker): a team lead of theirs sees them.
+    pub shares_nhs_number_elsewhere: usize,
     pub area: Option<String>,
     pub link_worker_id: Option<Uuid>,
     pub team_id: Option<Uuid>,
@@ -530,18 +534,11 @@ impl CaseService {
             .map(|(scope, services)| (*scope, services.clone()))
             .collect();
         let personal = if state.erased { None } else { personal };
-        let shares_nhs_number_with = match personal.as_ref().and_then(|p| p.nhs_number.as_ref()) {
-            Some(number) if policy::may_learn_known_person(principal) => {
-                crate::matching::others_holding(
-                    self.store(),
-                    principal.organisation_id,
-                    client_id,
-                    number,
-                )
-                .await?
-            }
-            _ => Vec::new(),
-        };
+        let (shares_nhs_number_with, shares_nhs_number_elsewhere) =
+            match personal.as_ref().and_then(|p| p.nhs_number.as_ref()) {
+                Some(number) => self.sharing(principal, client_id, number).await,
+                None => (Vec::new(), 0),
+            };
         Ok(ClientRecord {
             client_id: client_id.0,
             version: loaded.version,
@@ -549,6 +546,7 @@ impl CaseService {
             personal,
             erased: state.erased,
             shares_nhs_number_with,
+            shares_nhs_number_elsewhere,
             area,
             link_worker_id: state.link_worker.map(|(w, _)| w.0),
             team_id: state.link_worker.map(|(_, t)| t.0),
@@ -572,6 +570,46 @@ impl CaseService {
             plan,
             onward,
         })
+    }
+
+    /// The other records of the caller's organisation holding `number` (each loaded and checked:
+    /// the organisation's, not erased, holding it now) that the caller may open, and how many
+    /// more there are. Only staff who are told who is known are told (all who read records
+    /// are). A failure to read them is logged and shows none: the record is still answered.
+    async fn sharing(
+        &self,
+        principal: &Principal,
+        client_id: ClientId,
+        number: &domain::NhsNumber,
+    ) -> (Vec<Uuid>, usize) {
+        if !policy::may_learn_known_person(principal) {
+            return (Vec::new(), 0);
+        }
+        let organisation_id = principal.organisation_id;
+        let holding = async {
+            let others =
+                crate::matching::others_holding(self.store(), organisation_id, client_id, number)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            if others.is_empty() {
+                return Ok(Vec::new());
+            }
+            crate::matching::holding(self, organisation_id, number, &others)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match holding.await {
+            Ok(holding) => {
+                let (open, closed): (Vec<_>, Vec<_>) = holding
+                    .iter()
+                    .partition(|(_, loaded)| policy::may_read_record(principal, loaded).is_ok());
+                (open.iter().map(|(id, _)| id.0).collect(), closed.len())
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the records sharing an NHS number could not be read");
+                (Vec::new(), 0)
+            }
+        }
     }
 
     /// Names each connection's service as the directory lists it now.

@@ -492,22 +492,37 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
 }
 
 /// Other records holding the person's NHS number: perhaps the same person, referred again by
-/// someone who was not told the service knew them, for staff to check.
+/// someone who was not told the service knew them, for staff to check. Those the viewer may
+/// open are linked; the rest are counted.
 fn shared_number(record: &ClientRecord) -> Markup {
+    let elsewhere = record.shares_nhs_number_elsewhere;
     html! {
-        @if !record.shares_nhs_number_with.is_empty() {
+        @if !record.shares_nhs_number_with.is_empty() || elsewhere > 0 {
             div class="nhsuk-warning-callout" id="shared-nhs-number" {
                 h3 class="nhsuk-warning-callout__label" {
                     span role="text" { span class="nhsuk-u-visually-hidden" { "Important: " } "Another record has this NHS number" }
                 }
-                p {
-                    "This NHS number is also on "
-                    @for (i, other) in record.shares_nhs_number_with.iter().enumerate() {
-                        @if i > 0 { ", " }
-                        a href={"/console/people/" (other)} { "person " (short(*other)) }
+                @if !record.shares_nhs_number_with.is_empty() {
+                    p {
+                        "This NHS number is also on "
+                        @for (i, other) in record.shares_nhs_number_with.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            a href={"/console/people/" (other)} { "person " (short(*other)) }
+                        }
+                        "."
                     }
-                    ". It may be the same person, referred again. Check the records and correct the one that is wrong."
                 }
+                @if elsewhere > 0 {
+                    p {
+                        @if elsewhere == 1 { "One more record" } @else { (elsewhere) " more records" }
+                        " with this NHS number "
+                        @if elsewhere == 1 { "is" } @else { "are" }
+                        " not yours to open: a team lead can see "
+                        @if elsewhere == 1 { "it" } @else { "them" }
+                        "."
+                    }
+                }
+                p { "It may be the same person, referred again. Check the records and correct the one that is wrong." }
             }
         }
     }

@@ -446,14 +446,17 @@ fn referred(reply: &super::Reply) -> (Uuid, Uuid) {
 }
 
 /// A practice's system is answered alike whether the service knew the person or not, as a
-/// referrer is over the API: every answer names the referral's own id (never a known person's
-/// record), and a referral the known person's record would refuse (their referral waiting) is
-/// kept as someone new's, under its own id, rather than refused.
+/// referrer is over the API: every answer (the ServiceRequest and its Task) is shaped as a new
+/// person's and names the referral's own id, never a known person's record; a referral the
+/// known person's record would refuse (their referral waiting) is kept as someone new's, under
+/// its own id, rather than refused; and a retry of one that went to a known person's record
+/// goes there again even before its row is written, when the number no longer finds them.
 #[tokio::test]
 async fn a_practice_is_not_told_whether_the_person_is_known() {
     const NHS: &str = "9990000123";
     let server = TestServer::start().await;
-    let practice = &server.people.practice;
+    let people = server.people.clone();
+    let practice = &people.practice;
     let post = |identifier: &str| {
         server.post(
             practice,
@@ -462,54 +465,104 @@ async fn a_practice_is_not_told_whether_the_person_is_known() {
         )
     };
     // An answer with its own id and identifier taken out.
-    let shape = |reply: &super::Reply, identifier: &str| {
-        let (id, _) = referred(reply);
-        reply
-            .body
-            .to_string()
-            .replace(&id.to_string(), "<id>")
+    let shape = |body: &Value, identifier: &str| {
+        let id = body["id"].as_str().expect("an id").to_owned();
+        body.to_string()
+            .replace(&id, "<id>")
             .replace(identifier, "<identifier>")
     };
+    let task = async |id: Uuid| {
+        server
+            .read(practice, &format!("/fhir/Task/{id}"))
+            .await
+            .body
+    };
 
+    // Someone new, declined: a referral of them is taken again.
     let first = post("K-1").await;
     assert_eq!(first.status, 201, "{:#}", first.body);
-    let (first_id, _) = referred(&first);
+    let (record, _) = referred(&first);
+    let first_task = task(record).await;
+    server
+        .ok(
+            &people.lead,
+            &client_path(record, "referral-declines"),
+            json!({ "referral_id": record, "reason": "client_declined", "note": null }),
+        )
+        .await;
 
-    // Referred again while the first referral waits, which the known record would refuse: taken
-    // as someone new's, answered as the first was.
-    let second = post("K-2").await;
-    assert_eq!(second.status, 201, "{:#}", second.body);
-    let (second_id, subject) = referred(&second);
-    assert_eq!(subject, second_id, "named by its own id");
-    assert_eq!(shape(&second, "K-2"), shape(&first, "K-1"));
-    let registered = ["ClientRegistered", "ReferralReceived"];
+    // Referred again: it goes on their record, answered as someone new's.
+    let known = post("K-2").await;
+    assert_eq!(known.status, 201, "{:#}", known.body);
+    let (known_id, subject) = referred(&known);
+    assert_eq!(subject, known_id, "named by its own id");
+    assert_eq!(shape(&known.body, "K-2"), shape(&first.body, "K-1"));
     assert_eq!(
-        server.journey_types(first_id).await,
-        registered,
-        "nothing on the known record"
+        shape(&task(known_id).await, "K-2"),
+        shape(&first_task, "K-1")
+    );
+    let on_record = [
+        "ClientRegistered",
+        "ReferralReceived",
+        "ReferralDeclined",
+        "ReferralReceived",
+    ];
+    assert_eq!(server.journey_types(record).await, on_record);
+
+    // Referred again while that referral waits, which the known record would refuse: taken as
+    // someone new's, on a record of its own, answered alike.
+    let kept = post("K-3").await;
+    assert_eq!(kept.status, 201, "{:#}", kept.body);
+    let (kept_id, subject) = referred(&kept);
+    assert_eq!(subject, kept_id);
+    assert_eq!(shape(&kept.body, "K-3"), shape(&first.body, "K-1"));
+    assert_eq!(
+        shape(&task(kept_id).await, "K-3"),
+        shape(&first_task, "K-1")
     );
     assert_eq!(
-        server.journey_types(second_id).await,
-        registered,
-        "a record of its own"
+        server.journey_types(record).await,
+        on_record,
+        "nothing on it"
     );
     assert_eq!(
-        task_status(&server, practice, second_id).await,
-        ("received".to_owned(), "received".to_owned())
+        server.journey_types(kept_id).await,
+        ["ClientRegistered", "ReferralReceived"]
     );
-    // Sent again: the same answer, nothing new.
-    let again = post("K-2").await;
+    let again = post("K-3").await;
     assert_eq!(again.status, 200, "{:#}", again.body);
-    assert_eq!(again.body, second.body);
-    assert_eq!(server.journey_types(second_id).await.len(), 2);
+    assert_eq!(again.body, kept.body);
 
-    // Two records now hold the number, and neither is matched: the next is someone new too.
-    let third = post("K-3").await;
-    assert_eq!(third.status, 201, "{:#}", third.body);
-    let (third_id, subject) = referred(&third);
-    assert_eq!(subject, third_id);
-    assert_eq!(server.journey_types(third_id).await, registered);
-    assert_eq!(server.journey_types(first_id).await, registered);
+    // K-2 sent again before its row was written (its first try failed after the append):
+    // the number is on two records now and finds neither, but the tag its append wrote on the
+    // known record does: the same answer, nothing new, no record at its id.
+    let admin = server.db.admin_client().await;
+    admin
+        .batch_execute(&format!(
+            "ALTER TABLE fhir_service_requests DISABLE TRIGGER USER; \
+             DELETE FROM fhir_service_requests WHERE resource_id = '{known_id}'; \
+             ALTER TABLE fhir_service_requests ENABLE TRIGGER USER;"
+        ))
+        .await
+        .expect("the row deleted");
+    let retried = post("K-2").await;
+    assert_eq!(retried.status, 200, "{:#}", retried.body);
+    assert_eq!(retried.body, known.body);
+    assert_eq!(server.journey_types(record).await, on_record);
+    let no_record = server
+        .get(&people.auditor, &format!("/api/v1/clients/{known_id}"))
+        .await;
+    assert_eq!(no_record.status, 404, "{:#}", no_record.body);
+
+    // Two records hold the number, and neither is matched: the next is someone new too.
+    let next = post("K-4").await;
+    assert_eq!(next.status, 201, "{:#}", next.body);
+    let (next_id, subject) = referred(&next);
+    assert_eq!(subject, next_id);
+    assert_eq!(
+        server.journey_types(next_id).await,
+        ["ClientRegistered", "ReferralReceived"]
+    );
     server.stop().await;
 }
 

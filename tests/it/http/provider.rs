@@ -229,37 +229,47 @@ async fn a_provider_sees_and_answers_a_connection_as_corrected() {
 
 /// A provider's list pages through what it is shown, newest first: every page but the last is
 /// full, and `next_cursor` is set only when the next page has something in it, whatever
-/// connections corrected to signposting lie among them (read, not shown).
+/// connections corrected to signposting lie among them (read, not shown, and their people not
+/// in the read audit).
 #[tokio::test]
 async fn a_providers_pages_are_full_until_the_last() {
     let server = TestServer::start().await;
     let people = server.people.clone();
-    let client = connected(&server).await;
-    for (connection, kind) in [(REFERRED, "signposted"), (SIGNPOSTED, "referred")] {
+    let correct = async |client: Uuid, connection: Uuid, kind: &str| {
         let corrects = connection_event(&server, client, connection).await;
         let body = json!({ "corrects": corrects, "corrected_fields": { "kind": kind },
                            "reason": "recorded as the wrong kind" });
         let path = format!("/api/v1/clients/{client}/corrections");
         assert_eq!(server.post(&people.worker, &path, body).await.status, 201);
-    }
-    let (earlier, later) = (Uuid::from_u128(0xc4), Uuid::from_u128(0xc5));
+    };
+    let client = connected(&server).await;
+    correct(client, REFERRED, "signposted").await;
+    correct(client, SIGNPOSTED, "referred").await;
+    let (earlier, hidden, later) = (
+        Uuid::from_u128(0xc4),
+        Uuid::from_u128(0xc5),
+        Uuid::from_u128(0xc6),
+    );
     let first = server.provider_services[0];
+    let connection = |id: Uuid, need: &str| {
+        (
+            "connections",
+            json!({ "connection_id": id, "service_id": first, "need": need, "kind": "referred" }),
+        )
+    };
+    recorded(&server, client, vec![connection(earlier, "housing")]).await;
+    // Between them, another person's referral to the service, since corrected to signposting.
+    let other = open_case(&server).await;
+    referred_to_provider(&server, other, hidden).await;
+    correct(other, hidden, "signposted").await;
     recorded(
         &server,
         client,
-        vec![
-            (
-                "connections",
-                json!({ "connection_id": earlier, "service_id": first, "need": "housing", "kind": "referred" }),
-            ),
-            (
-                "connections",
-                json!({ "connection_id": later, "service_id": first, "need": "physical_activity", "kind": "referred" }),
-            ),
-        ],
+        vec![connection(later, "physical_activity")],
     )
     .await;
-    // Newest first; REFERRED, now signposting, is the oldest and not shown.
+
+    // Newest first; REFERRED (now signposting) is the oldest, `hidden` between: neither shown.
     let shown = vec![json!(later), json!(earlier), json!(SIGNPOSTED)];
     for limit in 1..=4 {
         let (mut listed, mut cursor) = (Vec::new(), None::<i64>);
@@ -288,6 +298,48 @@ async fn a_providers_pages_are_full_until_the_last() {
         }
         assert_eq!(listed, shown, "limit {limit}");
     }
+    // The person whose connection is not shown was not read by the provider; the other was.
+    let provider_reads = async |client: Uuid| {
+        let reads = server
+            .read(&people.auditor, &format!("/api/v1/clients/{client}/reads"))
+            .await;
+        reads.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|r| r["view"] == "provider_connections")
+            .count()
+    };
+    assert_eq!(provider_reads(other).await, 0);
+    assert!(provider_reads(client).await > 0);
+
+    // More hidden connections than ten pages' worth at the top: a page stops reading there,
+    // empty, with a cursor, and the pages after it list the rest.
+    for n in 0..21u128 {
+        let id = Uuid::from_u128(0xd00 + n);
+        recorded(&server, other, vec![connection(id, "housing")]).await;
+        correct(other, id, "signposted").await;
+    }
+    let (mut listed, mut cursor, mut empty) = (Vec::new(), None::<i64>, 0);
+    loop {
+        let path = match cursor {
+            Some(c) => format!("/api/v1/provider/connections?limit=1&cursor={c}"),
+            None => "/api/v1/provider/connections?limit=1".to_owned(),
+        };
+        let page = server.read(&people.provider, &path).await;
+        let items = ids(&page.body);
+        empty += usize::from(items.is_empty());
+        listed.extend(items);
+        cursor = page.body["next_cursor"].as_i64();
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(listed, shown);
+    assert_eq!(
+        empty, 1,
+        "the first page read twenty hidden rows and stopped"
+    );
     server.stop().await;
 }
 
