@@ -409,3 +409,40 @@ async fn a_key_given_twice_deep_in_a_body_is_refused_naming_it() {
     assert_eq!(none.status, 404, "nothing written: {:#}", none.body);
     server.stop().await;
 }
+
+/// A key given twice inside a free-form part of a body (a directory import's service) is
+/// refused naming it, and nothing is imported.
+#[tokio::test]
+async fn a_key_given_twice_in_an_import_is_refused_naming_it() {
+    let server = TestServer::start().await;
+    let service = Uuid::new_v4();
+    let body = json!({ "contents": [
+        crate::support::oruk_service(service, "Walking group", &["physical_activity"], "Frome"),
+    ] });
+    let text = body.to_string();
+    let twice = text.replacen(
+        "\"name\":\"Walking group\"",
+        "\"name\":\"Walking group\",\"name\":\"Knitting circle\"",
+        1,
+    );
+    assert_ne!(twice, text);
+    let reply = server
+        .call_raw(
+            &server.people.admin,
+            "POST",
+            "/api/v1/directory/import",
+            twice.into_bytes(),
+            "application/json",
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{:#}", reply.body);
+    assert_eq!(field(&reply), "contents[0].name", "{:#}", reply.body);
+    let none = server
+        .get(
+            &server.people.admin,
+            &format!("/api/v1/directory/services/{service}"),
+        )
+        .await;
+    assert_eq!(none.status, 404, "nothing imported: {:#}", none.body);
+    server.stop().await;
+}

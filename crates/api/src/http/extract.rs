@@ -96,7 +96,11 @@ impl<T: DeserializeOwned + 'static, const LIMIT: usize> FromRequest for Body<T, 
         let bytes = json_bytes::<LIMIT>(req, payload);
         Box::pin(async move {
             let bytes = bytes.await?;
-            let value = parse_json::<T>(&bytes)?;
+            // Every object's keys once, at any depth (as for a command's body): inside a
+            // free-form field (a directory import's contents) serde_json's map would keep the
+            // last of a key given twice silently.
+            let UniqueKeys(body) = parse_json::<UniqueKeys>(&bytes)?;
+            let value = serde_path_to_error::deserialize(body).map_err(json_error)?;
             Ok(Body {
                 value,
                 digest: Sha256::digest(&bytes).into(),
