@@ -349,6 +349,31 @@ async fn fhir_errors_are_operation_outcomes_naming_the_element() {
         .await;
     assert_eq!(not_json.status, 400);
     assert_eq!(expressions(&not_json.body), ["ServiceRequest"]);
+    // An element given twice (its status here) is refused naming it, never read
+    // as the last of them.
+    let text = service_request("R-302").to_string();
+    let twice = text.replacen(
+        "\"status\":\"active\"",
+        "\"status\":\"active\",\"status\":\"draft\"",
+        1,
+    );
+    assert_ne!(twice, text);
+    let twice = server
+        .call_raw(
+            practice,
+            "POST",
+            "/fhir/ServiceRequest",
+            twice.into_bytes(),
+            "application/fhir+json",
+        )
+        .await;
+    assert_eq!(twice.status, 400, "{:#}", twice.body);
+    assert_eq!(
+        expressions(&twice.body),
+        ["ServiceRequest.status"],
+        "{:#}",
+        twice.body
+    );
     let xml = server
         .call_raw(
             practice,

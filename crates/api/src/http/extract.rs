@@ -182,6 +182,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for CommandBody<T> {
     }
 }
 
+/// The JSON value of `bytes` whose objects, at any depth, give each key once ([`UniqueKeys`]).
+///
+/// # Errors
+/// A 400 naming `body` for what is not JSON, or the path of a key given twice.
+pub(crate) fn unique_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    parse_json::<UniqueKeys>(bytes).map(|UniqueKeys(value)| value)
+}
+
 /// A JSON value whose objects, at any depth, give each key once: a key given twice is an error
 /// ("duplicate field `key`", as serde's own for a struct's field), where `serde_json::Value`
 /// would keep the last silently.

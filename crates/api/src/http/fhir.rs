@@ -271,8 +271,19 @@ fn body_json(req: &HttpRequest, body: &[u8], what: &str) -> Result<Value, ApiErr
             "send the {what} as {FHIR_JSON}, not {content_type:?}"
         )));
     }
-    let value = serde_json::from_slice::<Value>(body)
-        .map_err(|e| ApiError::field(what, format!("this is not JSON: {e}")))?;
+    // Each key once, at any depth: a key given twice is refused naming its element, never read
+    // as the last of them.
+    let value = super::extract::unique_json(body).map_err(|e| match e {
+        // Named within the resource: the whole of it when it is not JSON.
+        ApiError::BadRequest { errors, .. } if errors.len() == 1 => {
+            let error = &errors[0];
+            match error.field.as_str() {
+                "body" => ApiError::field(what, error.message.clone()),
+                field => ApiError::field(format!("{what}.{field}"), error.message.clone()),
+            }
+        }
+        other => other,
+    })?;
     // PostgreSQL's text cannot hold NUL: refused here, as every JSON body is, before anything
     // is recorded.
     if let Some(field) = super::extract::nul_field(body) {
