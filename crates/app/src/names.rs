@@ -7,7 +7,7 @@
 //! opened with each person's data key. Showing a name is a read of the person's record: each
 //! is written to the read audit (as `caseload`) before the page is answered.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use domain::{CaseEvent, DomainEvent, EventId, StaffId, TeamId};
 use eventstore::{RecordedEvent, StoreError};
@@ -42,6 +42,8 @@ struct Named {
     organisation: Uuid,
     holder: Option<(StaffId, TeamId)>,
     name: PersonName,
+    /// Their NHS number as registered, corrections applied.
+    number: Option<domain::NhsNumber>,
 }
 
 /// What one person's events give.
@@ -63,6 +65,7 @@ fn fold_name(events: &[&RecordedEvent]) -> Option<Named> {
                     organisation,
                     holder: None,
                     name: PersonName::Erased,
+                    number: None,
                 });
             }
             CaseEvent::LinkWorkerAssigned(assigned) => {
@@ -96,6 +99,7 @@ fn fold_name(events: &[&RecordedEvent]) -> Option<Named> {
                     "{} {}",
                     personal.given_name, personal.family_name
                 )),
+                number: personal.nhs_number.clone(),
             })
         }
         _ => None,
@@ -116,6 +120,63 @@ impl CaseService {
         page: &CaseloadPage,
         read: &ReadContext,
     ) -> Result<HashMap<Uuid, PersonName>, AppError> {
+        Ok(self.names_and_numbers(principal, page, read).await?.0)
+    }
+
+    /// As [`CaseService::names`], with the people named whose NHS number is on another record
+    /// of the organisation too (perhaps the same person, referred again where the referrer was
+    /// not told the service knew them: `crate::intake`), for a team lead triaging referrals to
+    /// see before deciding. One look-up for the page: each number's tag, counted in
+    /// `stream_lookups`. A failure of that look-up is logged and flags no one.
+    ///
+    /// # Errors
+    /// As [`CaseService::names`].
+    pub async fn names_and_shared_numbers(
+        &self,
+        principal: &Principal,
+        page: &CaseloadPage,
+        read: &ReadContext,
+    ) -> Result<(HashMap<Uuid, PersonName>, HashSet<Uuid>), AppError> {
+        let (names, numbers) = self.names_and_numbers(principal, page, read).await?;
+        if !policy::may_learn_known_person(principal) || numbers.is_empty() {
+            return Ok((names, HashSet::new()));
+        }
+        let shared = async {
+            let mut tagged = Vec::with_capacity(numbers.len());
+            for (client_id, number) in &numbers {
+                if let Some(tag) =
+                    crate::matching::nhs_number_tag(self.store(), principal.organisation_id, number)
+                        .await?
+                {
+                    tagged.push((*client_id, tag));
+                }
+            }
+            let tags: Vec<[u8; 32]> = tagged.iter().map(|(_, tag)| *tag).collect();
+            let shared = self.store().tags_on_more_than_one(&tags).await?;
+            Ok::<_, StoreError>(
+                tagged
+                    .into_iter()
+                    .filter(|(_, tag)| shared.contains(tag))
+                    .map(|(client_id, _)| client_id)
+                    .collect(),
+            )
+        };
+        match shared.await {
+            Ok(shared) => Ok((names, shared)),
+            Err(error) => {
+                tracing::warn!(%error, "the numbers shared with other records could not be read");
+                Ok((names, HashSet::new()))
+            }
+        }
+    }
+
+    /// The names (see [`CaseService::names`]) and the NHS numbers of the people named.
+    async fn names_and_numbers(
+        &self,
+        principal: &Principal,
+        page: &CaseloadPage,
+        read: &ReadContext,
+    ) -> Result<(HashMap<Uuid, PersonName>, Vec<(Uuid, domain::NhsNumber)>), AppError> {
         let ids: Vec<Uuid> = page.items.iter().map(|item| item.client_id).collect();
         let events = match self.store().read_streams_of_types(&ids, NAME_EVENTS).await {
             Ok(events) => events,
@@ -132,6 +193,7 @@ impl CaseService {
             by_person.entry(event.stream_id).or_default().push(event);
         }
         let mut names = HashMap::with_capacity(ids.len());
+        let mut numbers = Vec::new();
         for item in &page.items {
             let Some(named) = by_person
                 .get(&item.client_id)
@@ -146,6 +208,9 @@ impl CaseService {
             };
             case.state.link_worker = named.holder;
             if policy::may_name_on_list(principal, &case).is_ok() {
+                if let (PersonName::Known(_), Some(number)) = (&named.name, named.number) {
+                    numbers.push((item.client_id, number));
+                }
                 names.insert(item.client_id, named.name);
             }
         }
@@ -163,6 +228,6 @@ impl CaseService {
             );
             write_reads(&**client, principal, &shown, RecordView::Caseload, &read).await?;
         }
-        Ok(names)
+        Ok((names, numbers))
     }
 }

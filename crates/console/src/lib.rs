@@ -1307,11 +1307,21 @@ async fn triage(
         .triage_queue(&session.principal, query.cursor, None, None)
         .await;
     let named = match queue {
-        Ok(queue) => named(&req, &console, &session, queue).await,
+        Ok(queue) => {
+            let read = ReadContext::new(Some(ReadPurpose::DirectCare), request_id(&req));
+            console
+                .cases
+                .names_and_shared_numbers(&session.principal, &queue, &read)
+                .await
+                .map(|(names, shared)| (queue, names, shared))
+        }
         Err(e) => Err(e),
     };
     match named {
-        Ok((queue, names)) => page(StatusCode::OK, pages::triage(&session, &queue, &names)),
+        Ok((queue, names, shared)) => page(
+            StatusCode::OK,
+            pages::triage(&session, &queue, &names, &shared),
+        ),
         Err(e) => failure(Some(&session), &e),
     }
 }

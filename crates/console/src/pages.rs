@@ -651,7 +651,14 @@ fn assignment_form(
 }
 
 /// A team lead's triage queue: referrals waiting for a decision.
-pub fn triage(who: &ConsoleSession, page: &CaseloadPage, names: &Names) -> Markup {
+/// The triage queue: each waiting referral, with its flags, and whether the person's NHS number
+/// is on another record too (`shared`: perhaps the same person, referred again).
+pub fn triage(
+    who: &ConsoleSession,
+    page: &CaseloadPage,
+    names: &Names,
+    shared: &std::collections::HashSet<Uuid>,
+) -> Markup {
     layout(
         "Referrals to triage",
         Some(who),
@@ -681,6 +688,9 @@ pub fn triage(who: &ConsoleSession, page: &CaseloadPage, names: &Names) -> Marku
                                 }
                                 td class="nhsuk-table__cell" {
                                     @for flag in &item.flags { (flag_tag(*flag)) " " }
+                                    @if shared.contains(&item.client_id) {
+                                        strong class="nhsuk-tag nhsuk-tag--orange shared-nhs-number" { "NHS number on another record" }
+                                    }
                                 }
                             }
                         }

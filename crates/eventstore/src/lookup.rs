@@ -65,6 +65,32 @@ impl EventStore {
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
+    /// Those of `tags` that more than one stream carries now, in one statement.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn tags_on_more_than_one(
+        &self,
+        tags: &[[u8; 32]],
+    ) -> Result<std::collections::HashSet<[u8; 32]>, StoreError> {
+        if tags.is_empty() {
+            return Ok(Default::default());
+        }
+        let tags: Vec<&[u8]> = tags.iter().map(|tag| tag.as_slice()).collect();
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT tag FROM stream_lookups WHERE tag = ANY($1) \
+                 GROUP BY tag HAVING count(*) > 1",
+            )
+            .await?;
+        let rows = client.query(&statement, &[&tags]).await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| <[u8; 32]>::try_from(row.get::<_, &[u8]>(0)).ok())
+            .collect())
+    }
+
     /// The streams carrying `tag` now (and those carrying `also`, if asked), in id order, and
     /// the latest generation of `claim`, read together (one statement, one snapshot): an append
     /// that makes the claim's next generation ([`crate::Claim`]) is written only if no other

@@ -1077,6 +1077,40 @@ async fn records_sharing_a_number_are_shown_to_staff_on_each() {
         Some(format!("/console/people/{again}"))
     );
 
+    // The triage queue flags both waiting referrals, and no other.
+    let bystander = refer(
+        &server,
+        &people.referrer,
+        Uuid::new_v4(),
+        &referral_of(Uuid::new_v4(), "9990000174", "Bea"),
+        None,
+    )
+    .await;
+    assert_eq!(bystander.status, 201, "{:#}", bystander.body);
+    server.catch_up().await;
+    browser
+        .goto(&format!("{}/console/triage", server.base))
+        .await;
+    let rows = browser.texts(".nhsuk-table__body tr").await;
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    assert_eq!(
+        browser.texts(".shared-nhs-number").await,
+        [
+            "NHS number on another record",
+            "NHS number on another record"
+        ]
+    );
+    assert_eq!(
+        rows.iter()
+            .filter(|row| row.contains("NHS number on another record"))
+            .count(),
+        2,
+        "{rows:#?}"
+    );
+    browser
+        .assert_accessible("the triage queue with a shared number")
+        .await;
+
     // Its link worker may not open the other record (not yet assigned): it is counted, not
     // named, and the page says who can see it.
     super::journey::accept(&server, &people.lead, again, again_referral).await;
