@@ -351,19 +351,18 @@ async fn fhir_errors_are_operation_outcomes_naming_the_element() {
     assert_eq!(expressions(&not_json.body), ["ServiceRequest"]);
     // An element given twice (its status here) is refused naming it, never read
     // as the last of them.
-    let text = service_request("R-302").to_string();
-    let twice = text.replacen(
-        "\"status\":\"active\"",
-        "\"status\":\"active\",\"status\":\"draft\"",
-        1,
+    let twice = super::malformed::with_key_twice(
+        &service_request("R-302"),
+        "status",
+        &json!("active"),
+        &json!("draft"),
     );
-    assert_ne!(twice, text);
     let twice = server
         .call_raw(
             practice,
             "POST",
             "/fhir/ServiceRequest",
-            twice.into_bytes(),
+            twice,
             "application/fhir+json",
         )
         .await;
@@ -508,13 +507,7 @@ async fn a_practice_is_not_told_whether_the_person_is_known() {
     assert_eq!(first.status, 201, "{:#}", first.body);
     let (record, _) = referred(&first);
     let first_task = task(record).await;
-    server
-        .ok(
-            &people.lead,
-            &client_path(record, "referral-declines"),
-            json!({ "referral_id": record, "reason": "client_declined", "note": null }),
-        )
-        .await;
+    super::known_person::decline(&server, record, record).await;
 
     // Referred again: it goes on their record, answered as someone new's.
     let known = post("K-2").await;
@@ -614,13 +607,7 @@ async fn a_known_person_is_found_by_nhs_number_in_the_organisation_only() {
     assert_eq!(record, first_id, "someone new: a record of their own");
 
     // Declined; then referred again: the same record takes the new referral.
-    server
-        .ok(
-            &people.lead,
-            &client_path(record, "referral-declines"),
-            json!({ "referral_id": first_id, "reason": "client_declined", "note": null }),
-        )
-        .await;
+    super::known_person::decline(&server, record, first_id).await;
     let second = post("M-3").await;
     assert_eq!(second.status, 201, "{:#}", second.body);
     let (second_id, second_subject) = referred(&second);

@@ -57,7 +57,7 @@ fn keys(body: &Value) -> BTreeSet<String> {
 }
 
 /// The lead declines `referral` on `client`, so that the person may be referred again.
-async fn decline(server: &TestServer, client: Uuid, referral: Uuid) {
+pub(super) async fn decline(server: &TestServer, client: Uuid, referral: Uuid) {
     server
         .ok(
             &server.people.lead,
@@ -1142,13 +1142,7 @@ async fn records_sharing_a_number_are_shown_to_staff_on_each() {
     // The second record's number corrected away (it was someone else's): neither is warned.
     let personal =
         referral_of(Uuid::new_v4(), "9990000158", "Maggie")["client"]["personal"].clone();
-    let registered = super::journey::whole_journey(&server, again, "").await.body["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .find(|e| e["event_type"] == "ClientRegistered")
-        .expect("the registration")["event_id"]
-        .clone();
+    let registered = server.event_id(&again, "ClientRegistered").await;
     server
         .ok(
             &people.lead,

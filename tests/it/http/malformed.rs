@@ -374,25 +374,34 @@ async fn a_body_that_stalls_is_cut_off() {
     server.stop().await;
 }
 
+/// `body` as JSON text with `key` given a second time, as `again`, right after its first
+/// `"key":value`: the bytes a test sends.
+pub(super) fn with_key_twice(body: &Value, key: &str, value: &Value, again: &Value) -> Vec<u8> {
+    let text = body.to_string();
+    let first = format!("{}:{value}", json!(key));
+    let twice = text.replacen(&first, &format!("{first},{}:{again}", json!(key)), 1);
+    assert_ne!(twice, text, "{first} is not in the body");
+    twice.into_bytes()
+}
+
 /// A key given twice inside a command's body (the person's given name, nested) is refused
 /// naming it, and nothing is written: serde_json's own map would have kept the last silently.
 #[tokio::test]
 async fn a_key_given_twice_deep_in_a_body_is_refused_naming_it() {
     let server = TestServer::start().await;
     let client = Uuid::new_v4();
-    let text = super::journey::intake(Uuid::new_v4(), "gp").to_string();
-    let twice = text.replacen(
-        "\"given_name\":\"Maggie\"",
-        "\"given_name\":\"Maggie\",\"given_name\":\"Margaret\"",
-        1,
+    let twice = with_key_twice(
+        &super::journey::intake(Uuid::new_v4(), "gp"),
+        "given_name",
+        &json!("Maggie"),
+        &json!("Margaret"),
     );
-    assert_ne!(twice, text);
     let reply = server
         .call_raw(
             &server.people.lead,
             "POST",
             &client_path(client, "referrals"),
-            twice.into_bytes(),
+            twice,
             "application/json",
         )
         .await;
@@ -419,19 +428,18 @@ async fn a_key_given_twice_in_an_import_is_refused_naming_it() {
     let body = json!({ "contents": [
         crate::support::oruk_service(service, "Walking group", &["physical_activity"], "Frome"),
     ] });
-    let text = body.to_string();
-    let twice = text.replacen(
-        "\"name\":\"Walking group\"",
-        "\"name\":\"Walking group\",\"name\":\"Knitting circle\"",
-        1,
+    let twice = with_key_twice(
+        &body,
+        "name",
+        &json!("Walking group"),
+        &json!("Knitting circle"),
     );
-    assert_ne!(twice, text);
     let reply = server
         .call_raw(
             &server.people.admin,
             "POST",
             "/api/v1/directory/import",
-            twice.into_bytes(),
+            twice,
             "application/json",
         )
         .await;
