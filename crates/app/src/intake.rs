@@ -21,8 +21,9 @@
 //! The number is then held by two records, which are not matched again until the service
 //! corrects one: each names the other to staff (`ClientRecord::shares_nhs_number_with`), and a
 //! referral of the number by staff is refused meanwhile (naming `client.personal.nhs_number`),
-//! to be made on the right record rather than make a third. What is not hidden: the known path takes a few more round trips
-//! (a timing difference of milliseconds, on a role whose every request is audited).
+//! to be made on the right record rather than make a third. What is not hidden: the known path
+//! takes a few more round trips (a timing difference of milliseconds, on a role whose every
+//! request is audited).
 //!
 //! The record found carries a lookup tag of the id chosen and the referral's
 //! ([`crate::matching::referred_as_tag`]), written in the append's own statement: a retry of
