@@ -211,7 +211,9 @@ pub enum IntakeAccepted {
 /// referrer or a practice's system gets a receipt, the same whether the person was known or
 /// not, and follows the referral at `/api/v1/clients/{client_id}/referrals/{referral_id}` with
 /// the client id it chose; where the known record would refuse the referral, it is kept as
-/// someone new's under that id (a refusal would tell them who is a client).
+/// someone new's under that id (a refusal would tell them who is a client). Two records then
+/// hold the number, and match neither: staff are refused naming `client.personal.nhs_number`
+/// until one is corrected (each record names the others: `shares_nhs_number_with`).
 #[utoipa::path(
     tag = "commands",
     security(("bearer" = [])),
