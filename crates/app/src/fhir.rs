@@ -330,11 +330,12 @@ impl FhirReferrals {
                         // way): the retry goes there.
                         Some(record) => (ClientId(*record), None, false),
                         None => {
-                            let holding = crate::matching::holding(
+                            let holding = crate::matching::holding_up_to(
                                 &self.cases,
                                 organisation_id,
                                 number,
                                 &found.holders,
+                                crate::matching::MATCHED_AT_MOST,
                             )
                             .await?;
                             // Claimed when no record holds the number (see `intake`).

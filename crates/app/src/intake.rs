@@ -360,7 +360,14 @@ impl CaseService {
                 told,
             });
         }
-        let holding = matching::holding(self, organisation_id, number, &found.holders).await?;
+        let holding = matching::holding_up_to(
+            self,
+            organisation_id,
+            number,
+            &found.holders,
+            matching::MATCHED_AT_MOST,
+        )
+        .await?;
         // The number is on more than one record (a referrer's or practice's referral kept as
         // someone new's, or a race): none is matched, and a referral of it would make one more.
         // Staff, who are told who is known, are refused, to refer the person on the right
@@ -368,11 +375,10 @@ impl CaseService {
         if told && holding.len() > 1 {
             return Err(CommandError::Invalid {
                 field: NHS_NUMBER_FIELD,
-                message: format!(
-                    "this NHS number is on {} records of the service: refer the person on the \
-                     right one (each record names the others), or correct the one that is wrong",
-                    holding.len()
-                ),
+                message: "this NHS number is on more than one record of the service: refer the \
+                          person on the right one (each record names the others), or correct \
+                          the one that is wrong"
+                    .to_owned(),
             });
         }
         // Those found no longer holding the number (erased, or corrected away since): none

@@ -400,8 +400,28 @@ pub(crate) async fn holding(
     number: &NhsNumber,
     streams: &[Uuid],
 ) -> Result<Vec<(ClientId, LoadedCase)>, CommandError> {
+    holding_up_to(cases, organisation_id, number, streams, usize::MAX).await
+}
+
+/// As [`holding`], stopping at the `most`th record found holding the number: a referral only
+/// asks whether one record holds it, none, or more than one ([`MATCHED_AT_MOST`]), so a number
+/// on many records (a referrer referring a known person again and again, each kept as someone
+/// new's) costs it no more than two loads.
+///
+/// # Errors
+/// A store failure.
+pub(crate) async fn holding_up_to(
+    cases: &CaseService,
+    organisation_id: Uuid,
+    number: &NhsNumber,
+    streams: &[Uuid],
+    most: usize,
+) -> Result<Vec<(ClientId, LoadedCase)>, CommandError> {
     let mut found = Vec::new();
     for &stream_id in streams {
+        if found.len() >= most {
+            break;
+        }
         let loaded = match cases.load(ClientId(stream_id)).await {
             Ok(loaded) => loaded,
             // Not a client's record: nothing of ours.
@@ -418,6 +438,9 @@ pub(crate) async fn holding(
     }
     Ok(found)
 }
+
+/// How many records holding a number a referral looks at: enough to tell one from more.
+pub(crate) const MATCHED_AT_MOST: usize = 2;
 
 /// The one client of those [`holding`] the number: `None` when there is none, or more than one
 /// (a match is not guessed).

@@ -316,7 +316,7 @@ async fn a_referrer_referring_a_known_person_is_answered_as_for_someone_new_and_
     assert!(
         by_lead.body["detail"]
             .as_str()
-            .is_some_and(|d| d.contains("on 2 records")),
+            .is_some_and(|d| d.contains("on more than one record")),
         "{:#}",
         by_lead.body
     );
