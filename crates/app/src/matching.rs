@@ -446,8 +446,9 @@ pub(crate) const MATCHED_AT_MOST: usize = 2;
 /// (a match is not guessed).
 pub(crate) fn the_one(mut holding: Vec<(ClientId, LoadedCase)>) -> Option<(ClientId, LoadedCase)> {
     if holding.len() > 1 {
+        // A referral looks at no more than `MATCHED_AT_MOST` of them: a lower bound.
         tracing::warn!(
-            records = holding.len(),
+            records_at_least = holding.len(),
             "an NHS number is held by more than one record of the organisation: not matched"
         );
         return None;
