@@ -28,6 +28,11 @@ pub struct RebuildBench {
     /// Only rebuild every read model together (skip rebuilding them one after the other).
     #[arg(long)]
     pub together_only: bool,
+    /// Interleave the journeys, as a log kept over a year does: this many clients' journeys at
+    /// once, each appended five events at a time in turn, so a client's events spread over
+    /// several of a rebuild's batches (0: each journey whole in one append).
+    #[arg(long, default_value_t = 0)]
+    pub interleave: u64,
 }
 
 /// A read model a benchmark rebuilds.
@@ -76,7 +81,7 @@ pub(crate) async fn measure(
     let (admin, store) = crate::bench::sealed_store(cluster, "bench").await?;
 
     let started = Instant::now();
-    let written = fill(&store, options.events).await?;
+    let written = fill(&store, options.events, options.interleave).await?;
     eprintln!(
         "filled the log with {written} events in {:.0} s",
         started.elapsed().as_secs_f64()
@@ -98,9 +103,15 @@ pub(crate) async fn measure(
     let copy_seconds = started.elapsed().as_secs_f64();
     let copy_rate = written as f64 / copy_seconds;
 
+    let shape = match options.interleave {
+        0 => "each journey whole in one append".to_owned(),
+        window => {
+            format!("journeys interleaved, {window} at once, {INTERLEAVED_CHUNK} events an append")
+        }
+    };
     let mut lines = vec![
         format!(
-            "rebuild from {written} events ({:.0} MB through COPY), fsync on",
+            "rebuild from {written} events ({:.0} MB through COPY; {shape}), fsync on",
             bytes as f64 / 1e6
         ),
         "| what | seconds | events/s | ratio to COPY |".to_owned(),
@@ -169,10 +180,96 @@ pub fn peak_rss_mb() -> u64 {
         .unwrap_or(0)
 }
 
-/// Appends decided journeys until the log holds at least `events`; returns how many it holds.
-async fn fill(store: &EventStore, events: u64) -> anyhow::Result<u64> {
+/// Appends decided journeys until the log holds at least `events`, each whole or `interleave`
+/// at once; returns how many it holds.
+async fn fill(store: &EventStore, events: u64, interleave: u64) -> anyhow::Result<u64> {
     let per_client = journey_events(0).len() as u64;
-    append_journeys(store, events.div_ceil(per_client), journey_events).await
+    let clients = events.div_ceil(per_client);
+    if interleave == 0 {
+        append_journeys(store, clients, journey_events).await
+    } else {
+        append_interleaved(store, clients, interleave).await
+    }
+}
+
+/// How many of a journey's events an interleaved fill appends at a time.
+const INTERLEAVED_CHUNK: usize = 5;
+
+/// Appends the journeys of clients 1 to `clients`, `window` of them at once: each worker takes
+/// its share of the window's clients and appends the next [`INTERLEAVED_CHUNK`] events of each
+/// in turn, so the log holds every client of the window a few events at a time, as journeys
+/// kept over months do. Returns how many events were written.
+async fn append_interleaved(store: &EventStore, clients: u64, window: u64) -> anyhow::Result<u64> {
+    let workers = 8u64;
+    let mut written = 0u64;
+    let mut first = 0u64;
+    while first < clients {
+        let last = (first + window).min(clients);
+        let mut tasks = Vec::new();
+        for w in 0..workers {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let journeys: Vec<(Uuid, Uuid, Vec<eventstore::NewEvent>)> = (first + w..last)
+                    .step_by(workers as usize)
+                    .map(|n| {
+                        let id = u128::from(n) + 1;
+                        let decided = journey_events(id);
+                        (
+                            Uuid::from_u128(id),
+                            actor_of(&decided),
+                            app::new_events(&decided),
+                        )
+                    })
+                    .collect();
+                let mut written = 0u64;
+                let rounds = journeys.iter().map(|j| j.2.len()).max().unwrap_or(0);
+                for start in (0..rounds).step_by(INTERLEAVED_CHUNK) {
+                    for (stream_id, actor, events) in &journeys {
+                        let Some(chunk) =
+                            events.get(start..(start + INTERLEAVED_CHUNK).min(events.len()))
+                        else {
+                            continue;
+                        };
+                        written += chunk.len() as u64;
+                        store
+                            .append(AppendRequest {
+                                stream_id: *stream_id,
+                                stream_type: CLIENT_STREAM.to_owned(),
+                                expected: if start == 0 {
+                                    ExpectedVersion::NoStream
+                                } else {
+                                    ExpectedVersion::Exact(start as i64)
+                                },
+                                events: chunk.to_vec(),
+                                metadata: crate::bench::worker_metadata(*actor, BENCH_ORGANISATION),
+                                idempotency_key: None,
+                                fingerprint: None,
+                                lookups: None,
+                                claims: Vec::new(),
+                            })
+                            .await?;
+                    }
+                }
+                Ok::<_, eventstore::StoreError>(written)
+            }));
+        }
+        for task in tasks {
+            written += task.await.context("a filler task")??;
+        }
+        first = last;
+    }
+    Ok(written)
+}
+
+/// The link worker a decided journey is assigned to (the actor of its appends).
+fn actor_of(decided: &[CaseEvent]) -> Uuid {
+    decided
+        .iter()
+        .find_map(|e| match e {
+            CaseEvent::LinkWorkerAssigned(a) => Some(a.link_worker_id.0),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 /// Appends the journeys of clients 1 to `clients`, each whole in one call, eight appenders at
@@ -196,13 +293,7 @@ pub(crate) async fn append_journeys(
                 let id = u128::from(n) + 1;
                 let decided = journey(id);
                 written += decided.len() as u64;
-                let actor = decided
-                    .iter()
-                    .find_map(|e| match e {
-                        CaseEvent::LinkWorkerAssigned(a) => Some(a.link_worker_id.0),
-                        _ => None,
-                    })
-                    .unwrap_or_default();
+                let actor = actor_of(&decided);
                 store
                     .append(AppendRequest {
                         stream_id: Uuid::from_u128(id),
