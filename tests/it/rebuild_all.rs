@@ -44,6 +44,103 @@ async fn catch_up_each(
     applied
 }
 
+/// Rebuilds `projections` together from the first event in batches of `batch_size`, the folds
+/// held across batches written every `flush_events` events or `flush_clients` clients held:
+/// the first run dropped once `crash_after` batches are committed (what it held unwritten lost,
+/// as a killed process loses it), then another run resumes from each one's checkpoint. How
+/// many events each one's checkpoint counts as applied.
+async fn rebuild_interrupted(
+    store: &eventstore::EventStore,
+    projections: &[Arc<dyn Projection>],
+    batch_size: i64,
+    (flush_events, flush_clients): (i64, usize),
+    crash_after: u64,
+) -> Vec<i64> {
+    let together = || {
+        Together::new(
+            store.clone(),
+            projections.to_vec(),
+            Uuid::new_v4(),
+            quick_runner(batch_size),
+        )
+        .flushing_every(flush_events, flush_clients)
+    };
+    let first = together();
+    first.reset().await.expect("reset");
+    assert!(
+        !first.resumable().await.expect("checkpoints"),
+        "after a reset"
+    );
+    let crashed = tokio::sync::Notify::new();
+    let mut batches = 0;
+    tokio::select! {
+        done = first.catch_up_to(None, |_| {
+            batches += 1;
+            if batches == crash_after {
+                crashed.notify_one();
+            }
+        }) => panic!("the first run ended before its crash: {done:?}"),
+        () = crashed.notified() => {}
+    }
+    first.release().await.expect("release");
+    assert!(
+        first.resumable().await.expect("checkpoints"),
+        "left part-way"
+    );
+    let client = store.pool().get().await.expect("a connection");
+    let mut flushed_before = Vec::new();
+    for projection in projections {
+        let (_, applied) = projector::bookkeeping::checkpoint(&**client, projection.name())
+            .await
+            .expect("a checkpoint");
+        flushed_before.push(applied);
+    }
+    assert!(
+        flushed_before.iter().any(|&a| a > 0)
+            && flushed_before.iter().min() < flushed_before.iter().max(),
+        "the crash left the folds held behind the others: {flushed_before:?}"
+    );
+    // As the service's own runner would once the crashed run's leases expire: a projection
+    // written batch by batch carried on alone, in batches of 5, ten events further, so
+    // its checkpoint falls inside a batch of the resumed run's.
+    let alone = projections
+        .iter()
+        .find(|p| Arc::clone(p).deferred().is_none())
+        .expect("a projection written batch by batch");
+    let (at, _) = projector::bookkeeping::checkpoint(&**client, alone.name())
+        .await
+        .expect("a checkpoint");
+    let stop = store
+        .read_all(at, 7)
+        .await
+        .expect("the log")
+        .last()
+        .expect("events")
+        .global;
+    let runner = Runner::new(
+        store.clone(),
+        alone.clone(),
+        Uuid::new_v4(),
+        quick_runner(5),
+    );
+    runner
+        .catch_up_to(Some(stop), |_| {})
+        .await
+        .expect("carried on alone");
+    runner.release().await.expect("release");
+    let second = together();
+    second.catch_up_to(None, |_| {}).await.expect("resumed");
+    second.release().await.expect("release");
+    let mut applied = Vec::new();
+    for projection in projections {
+        let (_, events) = projector::bookkeeping::checkpoint(&**client, projection.name())
+            .await
+            .expect("a checkpoint");
+        applied.push(events);
+    }
+    applied
+}
+
 /// A population made through the command path (journeys interleaved in the log, corrections
 /// among them, the sample directory), two people erased and one correction more: live
 /// projection, each read model rebuilt alone, and all of them rebuilt together (the command,
@@ -257,6 +354,16 @@ async fn rebuilding_every_read_model_together_makes_the_rows_live_projection_mak
         "batches of 7"
     );
 
+    // Again in batches of 7, what is held written every five batches, killed after seven and
+    // resumed by another run: the same rows, each event applied once.
+    let applied = rebuild_interrupted(&store, &live, 7, (35, usize::MAX), 7).await;
+    assert_eq!(applied, vec![total as i64; live.len()]);
+    assert_eq!(
+        read_models(&client, "caseload").await,
+        expected,
+        "held across batches, killed and resumed"
+    );
+
     // Live catch-up goes on from where they stand: nothing applied twice.
     assert_eq!(catch_up_each(&store, &live).await, vec![0; live.len()]);
 }
@@ -330,6 +437,34 @@ async fn records_straddling_many_batches_rebuild_as_one_batch_of_the_whole_log_d
     assert_eq!(rebuilt[0].0, 1, "the whole log in one batch");
     assert!(rebuilt[1].0 >= total / 3, "{} batches", rebuilt[1].0);
     assert_eq!(rebuilt[1].1, rebuilt[0].1, "batches of 3 against one batch");
+    // Batches of 3, what is held written every three batches (each client read back after
+    // every write), killed after four and resumed.
+    let applied = rebuild_interrupted(&store, &projections, 3, (9, usize::MAX), 4).await;
+    assert_eq!(applied, vec![total as i64; projections.len()]);
+    assert_eq!(
+        read_models(&client, "caseload").await,
+        rebuilt[0].1,
+        "held across batches, killed and resumed"
+    );
+    // Written whenever two clients are held.
+    let together = Together::new(
+        store.clone(),
+        projections.clone(),
+        Uuid::new_v4(),
+        quick_runner(3),
+    )
+    .flushing_every(i64::MAX, 2);
+    together.reset().await.expect("reset");
+    assert_eq!(
+        together.catch_up_to(None, |_| {}).await.expect("rebuilt"),
+        total
+    );
+    together.release().await.expect("release");
+    assert_eq!(
+        read_models(&client, "caseload").await,
+        rebuilt[0].1,
+        "written whenever two clients are held"
+    );
     // What they hold: a row and a state per record and rule version, and under v3 a row per
     // appointment kept or missed and per contact (six and three in each journey).
     let count = |sql: &'static str| {

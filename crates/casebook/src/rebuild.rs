@@ -35,9 +35,10 @@ pub enum RebuildTarget {
     /// Every read model from one read of the log: the caseload into its shadow, the directory
     /// in place, and the outcome figures under every rule version kept and under `rules`. Each
     /// batch is read and decoded once and written to all of them (one transaction per
-    /// connection, a few side by side, each moving its projections' checkpoints); they
-    /// resume together when their checkpoints agree, and start again from the first event
-    /// otherwise.
+    /// connection, a few side by side, each moving its projections' checkpoints; the caseload's
+    /// and the outcome figures' held across batches and written every 200,000 events); after a run
+    /// left part-way each resumes from its own checkpoint (the log read once from the
+    /// earliest), and otherwise they start again from the first event.
     All {
         /// The rule version to build (if it is not kept yet) and, with `switch`, make live.
         rules: i32,
@@ -193,8 +194,9 @@ async fn rebuild_all(
         },
     );
     let names = together.names().join(", ");
-    let resumable = !options.restart && together.position().await?.is_some();
-    if !resumable {
+    // A run left part-way resumes (each read model from its own checkpoint); any other starts
+    // from the first event.
+    if options.restart || !together.resumable().await? {
         together
             .reset()
             .await

@@ -1,6 +1,7 @@
 //! The caseload read model: one row per client, as link workers and team leads see them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -10,6 +11,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::bookkeeping;
+use crate::corrected::Fact;
 use crate::{Batch, Projection, ProjectionError};
 
 /// A client's line on a caseload.
@@ -414,53 +416,80 @@ impl<T: CaseloadTable> Projection for T {
         tx: &tokio_postgres::Transaction<'_>,
         batch: &Batch<'_>,
     ) -> Result<(), ProjectionError> {
-        apply_into(T::TABLE, tx, batch).await
+        crate::held::apply_batch(self, tx, batch).await
+    }
+
+    fn deferred(self: Arc<Self>) -> Option<Box<dyn crate::held::Deferred>> {
+        Some(Box::new(crate::held::HeldFold::new(self)))
     }
 }
 
-/// Folds a batch into the rows of `table` (`caseload` or its shadow). A client with a
-/// correction in the batch is refolded from the start of their record, corrections applied.
-async fn apply_into(
-    table: &str,
-    tx: &tokio_postgres::Transaction<'_>,
-    batch: &Batch<'_>,
-) -> Result<(), ProjectionError> {
-    if batch.decoded.is_empty() {
-        return Ok(());
+/// A client's row of `caseload` or its shadow, read back, folded and written. A client with a
+/// correction is refolded from the start of their record, corrections applied.
+#[async_trait]
+impl<T: CaseloadTable> crate::held::PerClient for T {
+    type Value = CaseloadRow;
+
+    fn refolds_clients(&self) -> bool {
+        true
     }
-    // Only a client whose record began before the batch can have a row already.
-    let client_ids = batch.decoded.continuing_client_ids();
-    let mut rows: HashMap<Uuid, CaseloadRow> = HashMap::new();
-    if !client_ids.is_empty() {
+
+    async fn load(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
+        clients: &[Uuid],
+    ) -> Result<Vec<(Uuid, CaseloadRow)>, ProjectionError> {
         let select = batch
             .prepare(
                 tx,
                 &format!(
                     "{} WHERE client_id = ANY($1)",
-                    SELECT_COLUMNS.replace("FROM caseload", &format!("FROM {table}"))
+                    SELECT_COLUMNS.replace("FROM caseload", &format!("FROM {}", T::TABLE))
                 ),
             )
             .await?;
-        for row in &tx.query(&select, &[&client_ids]).await? {
-            let decoded = decode_row(row)?;
-            rows.insert(decoded.client_id, decoded);
+        tx.query(&select, &[&clients])
+            .await?
+            .iter()
+            .map(|row| decode_row(row).map(|r| (r.client_id, r)))
+            .collect()
+    }
+
+    fn start(&self, client_id: Uuid, first: &Fact) -> CaseloadRow {
+        CaseloadRow {
+            client_id,
+            organisation_id: first.organisation_id,
+            ..CaseloadRow::default()
         }
     }
-    for client in batch.decoded.clients(true)? {
-        if client.refold {
-            rows.remove(&client.client_id);
-        }
-        for fact in client.facts {
-            let row = rows.entry(client.client_id).or_insert_with(|| CaseloadRow {
-                client_id: client.client_id,
-                organisation_id: fact.organisation_id,
-                ..CaseloadRow::default()
-            });
-            apply_case_event(row, &fact.event, fact.occurred_at, fact.stream_version);
-        }
+
+    fn apply(&self, row: &mut CaseloadRow, fact: &Fact) {
+        apply_case_event(row, &fact.event, fact.occurred_at, fact.stream_version);
     }
+
+    async fn write(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
+        rows: &[&CaseloadRow],
+        stored: &[Uuid],
+    ) -> Result<(), ProjectionError> {
+        write_rows(T::TABLE, tx, batch, rows, stored).await
+    }
+}
+
+/// Writes `rows` into `table` (`caseload` or its shadow): an erased client's row deleted, a
+/// client with no stored row yet copied in, the rest (`stored`) replacing the rows they have.
+async fn write_rows(
+    table: &str,
+    tx: &tokio_postgres::Transaction<'_>,
+    batch: &Batch<'_>,
+    rows: &[&CaseloadRow],
+    stored: &[Uuid],
+) -> Result<(), ProjectionError> {
     let erased: Vec<Uuid> = rows
-        .values()
+        .iter()
         .filter(|r| r.erased)
         .map(|r| r.client_id)
         .collect();
@@ -473,12 +502,11 @@ async fn apply_into(
             .await?;
         tx.execute(&delete, &[&erased]).await?;
     }
-    // A client whose record began in the batch has no row yet: theirs are copied in; the rest
-    // replace the rows they have.
-    let (fresh, rows): (Vec<&CaseloadRow>, Vec<&CaseloadRow>) = rows
-        .values()
+    let (rows, fresh): (Vec<&CaseloadRow>, Vec<&CaseloadRow>) = rows
+        .iter()
+        .copied()
         .filter(|r| !r.erased)
-        .partition(|r| client_ids.binary_search(&r.client_id).is_err());
+        .partition(|r| stored.binary_search(&r.client_id).is_ok());
     copy_fresh(table, tx, batch, &fresh).await?;
     if rows.is_empty() {
         return Ok(());

@@ -13,6 +13,7 @@ pub mod code_list;
 pub mod corrected;
 mod directory;
 pub mod gp_messages;
+pub mod held;
 pub mod live;
 mod outcomes;
 mod registry;

@@ -5,7 +5,8 @@
 //! Versions live side by side: `outcomes_v1` and `outcomes_v2` are two projections with their
 //! own checkpoints and rows, so a rule change is rebuilt beside the figures in use.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::types::{Json, ToSql, Type};
 use uuid::Uuid;
 
+use crate::corrected::Fact;
 use crate::rules::{Corrections, EvaluationConsent, Rules};
 use crate::{Batch, Projection, ProjectionError};
 
@@ -605,47 +607,70 @@ impl Projection for OutcomesProjection {
         tx: &tokio_postgres::Transaction<'_>,
         batch: &Batch<'_>,
     ) -> Result<(), ProjectionError> {
-        let version = self.tag;
-        if batch.decoded.is_empty() {
-            return Ok(());
-        }
-        // Only a client whose record began before the batch can have a stored state.
-        let client_ids = batch.decoded.continuing_client_ids();
-        let mut states: HashMap<Uuid, ClientOutcomes> = HashMap::new();
-        if !client_ids.is_empty() {
-            let select = batch
-                .prepare(
-                    tx,
-                    "SELECT client_id, state FROM outcome_state WHERE rules_version = $1 AND client_id = ANY($2)",
-                )
-                .await?;
-            for row in tx.query(&select, &[&version, &client_ids]).await? {
+        crate::held::apply_batch(self, tx, batch).await
+    }
+
+    fn deferred(self: Arc<Self>) -> Option<Box<dyn crate::held::Deferred>> {
+        Some(Box::new(crate::held::HeldFold::new(self)))
+    }
+}
+
+/// A client's outcome state, read back, folded and written with its figure rows.
+#[async_trait]
+impl crate::held::PerClient for OutcomesProjection {
+    type Value = ClientOutcomes;
+
+    fn refolds_clients(&self) -> bool {
+        self.refolds()
+    }
+
+    async fn load(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
+        clients: &[Uuid],
+    ) -> Result<Vec<(Uuid, ClientOutcomes)>, ProjectionError> {
+        let select = batch
+            .prepare(
+                tx,
+                "SELECT client_id, state FROM outcome_state WHERE rules_version = $1 AND client_id = ANY($2)",
+            )
+            .await?;
+        tx.query(&select, &[&self.tag, &clients])
+            .await?
+            .iter()
+            .map(|row| {
                 // Parsed straight from the stored text (V40: `json`, not `jsonb`).
                 let state: Json<ClientOutcomes> = row
                     .try_get(1)
                     .map_err(|e| ProjectionError::Corrupt(format!("outcome_state: {e}")))?;
-                states.insert(row.get(0), state.0);
-            }
+                Ok((row.get(0), state.0))
+            })
+            .collect()
+    }
+
+    fn start(&self, client_id: Uuid, first: &Fact) -> ClientOutcomes {
+        ClientOutcomes {
+            client_id,
+            organisation_id: first.organisation_id,
+            ..ClientOutcomes::default()
         }
+    }
+
+    fn apply(&self, state: &mut ClientOutcomes, fact: &Fact) {
+        apply_outcome_event(state, &fact.event, fact.event_id, fact.occurred_at);
+    }
+
+    async fn write(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
+        states: &[&ClientOutcomes],
+        stored: &[Uuid],
+    ) -> Result<(), ProjectionError> {
+        let version = self.tag;
         // Only a client with a stored state has figure rows to replace: every client's state
         // is written with their figures, in the same transaction.
-        let stored: Vec<Uuid> = states.keys().copied().collect();
-        for client in batch.decoded.clients(self.refolds())? {
-            if client.refold {
-                // Refolded from the start of the record, corrections applied.
-                states.remove(&client.client_id);
-            }
-            for fact in client.facts {
-                let state = states
-                    .entry(client.client_id)
-                    .or_insert_with(|| ClientOutcomes {
-                        client_id: client.client_id,
-                        organisation_id: fact.organisation_id,
-                        ..ClientOutcomes::default()
-                    });
-                apply_outcome_event(state, &fact.event, fact.event_id, fact.occurred_at);
-            }
-        }
         if !stored.is_empty() {
             for table in FIGURE_TABLES {
                 let delete = batch
@@ -660,7 +685,7 @@ impl Projection for OutcomesProjection {
             }
         }
         let mut figures = Figures::default();
-        for state in states.values() {
+        for state in states {
             figures.add(state, &self.rules);
         }
         figures.write(tx, batch, version).await

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::bookkeeping;
 use crate::corrected::{Decoded, RecordSource};
+use crate::held::Deferred;
 use bytes::{BufMut, Bytes, BytesMut};
 use db::deadpool_postgres::StatementCache;
 use futures_util::SinkExt;
@@ -72,6 +73,12 @@ pub trait Projection: Send + Sync + 'static {
         tx: &tokio_postgres::Transaction<'_>,
         batch: &Batch<'_>,
     ) -> Result<(), ProjectionError>;
+    /// For a rebuild of it with others ([`Together`]): its fold held across batches and
+    /// written at a flush ([`crate::held`]), when it keeps one value per client; `None` (the
+    /// default) to fold and write each batch.
+    fn deferred(self: Arc<Self>) -> Option<Box<dyn Deferred>> {
+        None
+    }
 }
 
 /// Decodes the client events of `events` as `projection` needs them (refolded when it
@@ -471,6 +478,7 @@ pub struct Together {
     projections: Vec<Arc<dyn Projection>>,
     holder: Uuid,
     settings: RunnerSettings,
+    flush: Flush,
 }
 
 /// Aborts a spawned task when dropped (the batch reader of a [`Together`] that stopped early).
@@ -498,6 +506,7 @@ impl Together {
             projections,
             holder,
             settings,
+            flush: Flush::default(),
         }
     }
 
@@ -541,23 +550,46 @@ impl Together {
         Ok(())
     }
 
-    /// Where they have read to and how many events they have applied, when they all stand at
-    /// the same place (as a run of them together leaves them); `None` when they differ.
+    /// Where the one furthest behind has read to and how many events it has applied: where a
+    /// run of them together starts (each one applying only what lies past its own checkpoint).
+    /// `None` when there are none.
     ///
     /// # Errors
     /// A database failure.
     pub async fn position(&self) -> Result<Option<(GlobalPosition, i64)>, ProjectionError> {
+        Ok(self.checkpoints().await?.into_iter().min())
+    }
+
+    /// Whether they can resume where they stand, as a run of them together leaves them (part-way,
+    /// or finished): those folded in memory across batches ([`Projection::deferred`], written
+    /// together at each flush) stand at one checkpoint past the start. After a reset they stand
+    /// at the start; a finished `casebook rebuild all` that switches resets the caseload's
+    /// shadow, and a single rebuild moves one of them alone.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn resumable(&self) -> Result<bool, ProjectionError> {
+        let checkpoints = self.checkpoints().await?;
+        let held: Vec<GlobalPosition> = self
+            .projections
+            .iter()
+            .zip(checkpoints)
+            .filter(|(p, _)| Arc::clone(p).deferred().is_some())
+            .map(|(_, (at, _))| at)
+            .collect();
+        Ok(held.first().is_some_and(|first| {
+            *first > GlobalPosition::START && held.iter().all(|at| at == first)
+        }))
+    }
+
+    /// Each one's checkpoint and events applied, in order.
+    async fn checkpoints(&self) -> Result<Vec<(GlobalPosition, i64)>, ProjectionError> {
         let client = self.store.pool().get().await?;
-        let mut common = None;
+        let mut checkpoints = Vec::with_capacity(self.projections.len());
         for projection in &self.projections {
-            let at = bookkeeping::checkpoint(&**client, projection.name()).await?;
-            match common {
-                None => common = Some(at),
-                Some(seen) if seen.0 == at.0 => {}
-                Some(_) => return Ok(None),
-            }
+            checkpoints.push(bookkeeping::checkpoint(&**client, projection.name()).await?);
         }
-        Ok(common)
+        Ok(checkpoints)
     }
 
     /// Gives up every lease.
@@ -572,26 +604,49 @@ impl Together {
         Ok(())
     }
 
-    /// As [`Runner::catch_up_to`], for all of them from their common checkpoint: applies every
-    /// committed event, stopping once past `stop_at`, and reports each batch's size.
+    /// Holds the folds that keep one value per client ([`Projection::deferred`]) across
+    /// batches, writing them once `events` events have been folded since the last write or one
+    /// of them holds `clients` clients' values, and at the end (by default 200,000 events and
+    /// 20,000 clients).
+    #[must_use]
+    pub fn flushing_every(mut self, events: i64, clients: usize) -> Self {
+        self.flush = Flush { events, clients };
+        self
+    }
+
+    /// As [`Runner::catch_up_to`], for all of them: applies every committed event past each
+    /// one's checkpoint (read once, from the earliest), stopping once past `stop_at`, and
+    /// reports each batch's size. A projection that keeps one value per client is folded in
+    /// memory and written at a flush ([`Together::flushing_every`]), its checkpoint moved then;
+    /// the others are written, and their checkpoints moved, batch by batch.
     ///
     /// # Errors
     /// [`ProjectionError::LeaseLost`] when another runner holds one of them,
-    /// [`ProjectionError::CheckpointMoved`] when they do not stand at the same place.
+    /// [`ProjectionError::CheckpointMoved`] when one's checkpoint moved under it.
     pub async fn catch_up_to(
         &self,
         stop_at: Option<GlobalPosition>,
         mut on_batch: impl FnMut(u64),
     ) -> Result<u64, ProjectionError> {
         self.acquire_leases().await?;
-        let Some((mut checkpoint, _)) = self.position().await? else {
-            return Err(ProjectionError::CheckpointMoved(self.names().join(", ")));
+        let checkpoints = self.checkpoints().await?;
+        let Some(&(start, _)) = checkpoints.iter().min() else {
+            return Ok(0);
         };
+        // A batch never reaches past one's checkpoint, so each applies whole batches from there.
+        let mut cuts: Vec<GlobalPosition> = checkpoints
+            .iter()
+            .map(|c| c.0)
+            .filter(|c| *c > start)
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<ReadBatch>(2);
         let _reader = AbortOnDrop(tokio::spawn(read_ahead(
             self.store.clone(),
-            checkpoint,
+            start,
             stop_at,
+            cuts,
             self.settings,
             self.projections.iter().any(|p| p.refolds()),
             sender,
@@ -605,86 +660,185 @@ impl Together {
             .len()
             .min(pool.status().max_size.saturating_sub(2))
             .max(1);
-        let mut groups: Vec<(db::deadpool_postgres::Object, Vec<Arc<dyn Projection>>)> =
+        let mut groups: Vec<(db::deadpool_postgres::Object, Vec<Member>)> =
             Vec::with_capacity(lanes);
         for _ in 0..lanes {
             groups.push((pool.get().await?, Vec::new()));
         }
-        for (n, projection) in self.projections.iter().enumerate() {
-            groups[n % lanes].1.push(projection.clone());
+        for (n, (projection, (checkpoint, _))) in
+            self.projections.iter().zip(checkpoints).enumerate()
+        {
+            groups[n % lanes].1.push(Member {
+                projection: projection.clone(),
+                deferred: projection.clone().deferred(),
+                checkpoint,
+                folded_to: checkpoint,
+                pending: 0,
+            });
         }
         let mut applied = 0;
+        let (mut since_flush, mut held) = (0i64, 0usize);
         while let Some(read) = receiver.recv().await {
             let (events, decoded) = read?;
             let Some(last) = events.last().map(|e| e.global) else {
                 continue;
             };
             let count = events.len() as i64;
-            let writes = groups.iter_mut().map(|(client, projections)| {
+            since_flush += count;
+            let flush = since_flush >= self.flush.events || held >= self.flush.clients;
+            let writes = groups.iter_mut().map(|(client, members)| {
                 let (events, decoded) = (&events, &decoded);
                 async move {
-                    self.write_batch(client, projections, events, decoded, checkpoint, last)
+                    self.write_batch(client, members, events, decoded, last, flush)
+                        .await
+                }
+            });
+            held = 0;
+            for written in futures_util::future::join_all(writes).await {
+                held = held.max(written?);
+            }
+            if flush {
+                since_flush = 0;
+            }
+            applied += count as u64;
+            on_batch(count as u64);
+        }
+        // What is still held is written, each checkpoint moved to the last batch it folded.
+        if since_flush > 0 {
+            let no_events = Decoded::default();
+            let writes = groups.iter_mut().map(|(client, members)| {
+                let decoded = &no_events;
+                async move {
+                    self.write_batch(client, members, &[], decoded, GlobalPosition::START, true)
                         .await
                 }
             });
             for written in futures_util::future::join_all(writes).await {
                 written?;
             }
-            checkpoint = last;
-            applied += count as u64;
-            on_batch(count as u64);
         }
         Ok(applied)
     }
 
-    /// One transaction on `client`: renew the leases of `projections` (fencing), move each
-    /// one's checkpoint from exactly `from` to `last`, fold the batch into each.
+    /// One transaction on `client`: renew the leases of `members` (fencing); for each whose
+    /// checkpoint `events` (ending at `last`) lie past, fold them in: written with its checkpoint
+    /// moved, or held (its checkpoint only checked) and, with `flush`, written with its
+    /// checkpoint moved over every batch held. Empty `events` only flushes. Returns the most
+    /// clients' values a member holds unwritten.
     async fn write_batch(
         &self,
         client: &mut db::deadpool_postgres::Object,
-        projections: &[Arc<dyn Projection>],
+        members: &mut [Member],
         events: &[RecordedEvent],
         decoded: &Decoded,
-        from: GlobalPosition,
         last: GlobalPosition,
-    ) -> Result<(), ProjectionError> {
+        flush: bool,
+    ) -> Result<usize, ProjectionError> {
         let statements = client.statement_cache.clone();
         let tx = client.transaction().await?;
         // As in [`Runner`], sent together: rows and checkpoints are made again from the log if a
         // crash loses them, so the commit does not wait for the WAL flush.
         let ttl = self.settings.lease_ttl.as_secs_f64();
-        let renewals = projections
+        let renewals = members
             .iter()
-            .map(|p| bookkeeping::renew_lease(&*tx, p.name(), self.holder, ttl));
+            .map(|m| bookkeeping::renew_lease(&*tx, m.projection.name(), self.holder, ttl));
         let ((), renewed) = futures_util::future::try_join(
             bookkeeping::commit_without_flush(&tx),
             futures_util::future::try_join_all(renewals),
         )
         .await?;
-        if let Some(lost) = projections.iter().zip(renewed).find(|(_, r)| !r) {
-            return Err(ProjectionError::LeaseLost(lost.0.name().to_owned()));
+        if let Some(lost) = members.iter().zip(renewed).find(|(_, r)| !r) {
+            return Err(ProjectionError::LeaseLost(
+                lost.0.projection.name().to_owned(),
+            ));
         }
-        // Every checkpoint is moved before any row is written (as in [`Runner`]).
         let count = events.len() as i64;
-        for projection in projections {
-            if !bookkeeping::move_checkpoint(&*tx, projection.name(), from, last, count).await? {
-                return Err(ProjectionError::CheckpointMoved(
-                    projection.name().to_owned(),
-                ));
-            }
-        }
         let batch = Batch {
             events,
             decoded,
             log: &self.store,
             statements: Some(&statements),
         };
-        for projection in projections {
-            projection.apply_decoded(&tx, &batch).await?;
+        // Every checkpoint is moved (or, for a fold held, checked) before any row is written
+        // (as in [`Runner`]).
+        let folds = |member: &Member| !events.is_empty() && last > member.checkpoint;
+        for member in members.iter_mut() {
+            let (to, applied) = match member.deferred {
+                None if folds(member) => (last, count),
+                None => continue,
+                Some(_) => {
+                    if folds(member) {
+                        member.folded_to = last;
+                        member.pending += count;
+                    }
+                    if flush {
+                        (member.folded_to, member.pending)
+                    } else {
+                        (member.checkpoint, 0)
+                    }
+                }
+            };
+            let name = member.projection.name();
+            if !bookkeeping::move_checkpoint(&*tx, name, member.checkpoint, to, applied).await? {
+                return Err(ProjectionError::CheckpointMoved(name.to_owned()));
+            }
+        }
+        let mut held = 0;
+        for member in members.iter_mut() {
+            let folds = folds(member);
+            match &mut member.deferred {
+                None if folds => {
+                    member.projection.apply_decoded(&tx, &batch).await?;
+                    member.checkpoint = last;
+                }
+                None => {}
+                Some(deferred) => {
+                    if folds {
+                        deferred.fold(&tx, &batch).await?;
+                    }
+                    if flush {
+                        deferred.flush(&tx, &batch).await?;
+                        member.checkpoint = member.folded_to;
+                        member.pending = 0;
+                    }
+                    held = held.max(deferred.held());
+                }
+            }
         }
         tx.commit().await?;
-        Ok(())
+        Ok(held)
     }
+}
+
+/// When a [`Together`] writes the folds it holds.
+#[derive(Clone, Copy, Debug)]
+struct Flush {
+    /// After this many events folded since the last write.
+    events: i64,
+    /// Once one of them holds this many clients' values.
+    clients: usize,
+}
+
+impl Default for Flush {
+    fn default() -> Self {
+        Flush {
+            events: 200_000,
+            clients: 20_000,
+        }
+    }
+}
+
+/// One projection of a [`Together`] as it runs.
+struct Member {
+    projection: Arc<dyn Projection>,
+    /// Its fold held across batches, when it keeps one value per client.
+    deferred: Option<Box<dyn Deferred>>,
+    /// Where its checkpoint stands (as this run moved it).
+    checkpoint: GlobalPosition,
+    /// The last event folded into what it holds.
+    folded_to: GlobalPosition,
+    /// Events folded into what it holds since its checkpoint.
+    pending: i64,
 }
 
 /// Reads the log from `from` batch after batch, decodes each once, and sends it on, until past
@@ -694,11 +848,13 @@ async fn read_ahead(
     store: EventStore,
     from: GlobalPosition,
     stop_at: Option<GlobalPosition>,
+    cuts: Vec<GlobalPosition>,
     settings: RunnerSettings,
     refolds: bool,
     sender: tokio::sync::mpsc::Sender<ReadBatch>,
 ) {
     let mut at = from;
+    let mut cuts = cuts.into_iter().peekable();
     loop {
         if stop_at.is_some_and(|stop| at >= stop) {
             return;
@@ -724,6 +880,14 @@ async fn read_ahead(
                 return;
             }
         };
+        // A batch ends at the next cut it would reach past (what lies after is read next).
+        while cuts.next_if(|cut| *cut <= at).is_some() {}
+        if let Some(&cut) = cuts.peek() {
+            let within = events.partition_point(|e| e.global <= cut);
+            if within > 0 && within < events.len() {
+                events.truncate(within);
+            }
+        }
         if let Some(last) = events.last() {
             at = last.global;
         }

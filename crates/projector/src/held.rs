@@ -1,0 +1,197 @@
+//! Read models kept as one value per client (a caseload row, an outcome state): a batch reads
+//! back the values of the clients it continues, folds its events into them, and writes them
+//! whole. [`apply_batch`] does that within one batch, as a live runner does; a rebuild run
+//! [`Together`](crate::Together) instead holds the values across batches ([`Deferred`]) and writes
+//! them at a flush, so a client whose events are spread over many batches (a journey kept over
+//! months) is read back and written once per flush, not once per batch.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::corrected::Fact;
+use crate::runner::{Batch, ProjectionError};
+
+/// A read model kept as one value per client.
+#[async_trait]
+pub trait PerClient: Send + Sync + 'static {
+    /// What it keeps of a client.
+    type Value: Send + Sync + 'static;
+    /// Whether a client with a correction is folded again from the start of their record.
+    fn refolds_clients(&self) -> bool;
+    /// The stored values of `clients` (those it has), inside `tx`.
+    async fn load(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
+        clients: &[Uuid],
+    ) -> Result<Vec<(Uuid, Self::Value)>, ProjectionError>;
+    /// A client's value before their first fact is folded in.
+    fn start(&self, client_id: Uuid, first: &Fact) -> Self::Value;
+    /// Folds one fact into a client's value.
+    fn apply(&self, value: &mut Self::Value, fact: &Fact);
+    /// Writes `values` inside `tx`; `stored` are the clients among them (and clients refolded
+    /// since) whose rows are in its tables now, to replace.
+    async fn write(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
+        values: &[&Self::Value],
+        stored: &[Uuid],
+    ) -> Result<(), ProjectionError>;
+}
+
+/// Values folded and not yet written, with which of them have rows to replace.
+struct Held<V> {
+    values: HashMap<Uuid, V>,
+    stored: HashSet<Uuid>,
+}
+
+impl<V> Default for Held<V> {
+    fn default() -> Self {
+        Held {
+            values: HashMap::new(),
+            stored: HashSet::new(),
+        }
+    }
+}
+
+impl<V: Send + Sync + 'static> Held<V> {
+    /// Folds `batch` in, first reading back the stored values of the clients it continues that
+    /// are not held already.
+    async fn fold<P: PerClient<Value = V>>(
+        &mut self,
+        projection: &P,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
+    ) -> Result<(), ProjectionError> {
+        if batch.decoded.is_empty() {
+            return Ok(());
+        }
+        // Only a client whose record began before the batch can have a stored value.
+        let missing: Vec<Uuid> = batch
+            .decoded
+            .continuing_client_ids()
+            .into_iter()
+            .filter(|id| !self.values.contains_key(id))
+            .collect();
+        if !missing.is_empty() {
+            for (client_id, value) in projection.load(tx, batch, &missing).await? {
+                self.stored.insert(client_id);
+                self.values.insert(client_id, value);
+            }
+        }
+        for client in batch.decoded.clients(projection.refolds_clients())? {
+            if client.refold {
+                // Folded again from the start of the record, corrections applied (its stored
+                // rows, if any, are still replaced).
+                self.values.remove(&client.client_id);
+            }
+            for fact in client.facts {
+                let value = self
+                    .values
+                    .entry(client.client_id)
+                    .or_insert_with(|| projection.start(client.client_id, fact));
+                projection.apply(value, fact);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every value held and forgets them.
+    async fn flush<P: PerClient<Value = V>>(
+        &mut self,
+        projection: &P,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
+    ) -> Result<(), ProjectionError> {
+        let values: Vec<&V> = self.values.values().collect();
+        let mut stored: Vec<Uuid> = self.stored.iter().copied().collect();
+        stored.sort_unstable();
+        projection.write(tx, batch, &values, &stored).await?;
+        self.values.clear();
+        self.stored.clear();
+        Ok(())
+    }
+}
+
+/// Folds one batch into `projection`'s rows inside `tx`: the values of the clients it
+/// continues read back, its events folded in, the values written.
+///
+/// # Errors
+/// A database failure, a stored value that cannot be read.
+pub async fn apply_batch<P: PerClient>(
+    projection: &P,
+    tx: &tokio_postgres::Transaction<'_>,
+    batch: &Batch<'_>,
+) -> Result<(), ProjectionError> {
+    if batch.decoded.is_empty() {
+        return Ok(());
+    }
+    let mut held = Held::default();
+    held.fold(projection, tx, batch).await?;
+    held.flush(projection, tx, batch).await
+}
+
+/// A projection's fold held across batches by a rebuild ([`crate::Together`]): batches are
+/// folded into values in memory and written at a flush, in the transaction that moves the
+/// projection's checkpoint over every batch folded since the last.
+#[async_trait]
+pub trait Deferred: Send + Sync {
+    /// Folds a batch into what it holds, inside `tx` (reading back stored values it does not
+    /// hold), writing nothing.
+    async fn fold(
+        &mut self,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
+    ) -> Result<(), ProjectionError>;
+    /// How many clients' values it holds unwritten.
+    fn held(&self) -> usize;
+    /// Writes what it holds inside `tx` and forgets it.
+    async fn flush(
+        &mut self,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
+    ) -> Result<(), ProjectionError>;
+}
+
+/// [`Deferred`] for a [`PerClient`] read model.
+pub struct HeldFold<P: PerClient> {
+    projection: Arc<P>,
+    held: Held<P::Value>,
+}
+
+impl<P: PerClient> HeldFold<P> {
+    /// Holds `projection`'s values across batches.
+    pub fn new(projection: Arc<P>) -> Self {
+        HeldFold {
+            projection,
+            held: Held::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl<P: PerClient> Deferred for HeldFold<P> {
+    async fn fold(
+        &mut self,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
+    ) -> Result<(), ProjectionError> {
+        self.held.fold(&*self.projection, tx, batch).await
+    }
+
+    fn held(&self) -> usize {
+        self.held.values.len()
+    }
+
+    async fn flush(
+        &mut self,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
+    ) -> Result<(), ProjectionError> {
+        self.held.flush(&*self.projection, tx, batch).await
+    }
+}
