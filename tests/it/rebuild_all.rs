@@ -314,6 +314,36 @@ async fn rebuilding_every_read_model_together_makes_the_rows_live_projection_mak
         .await
         .expect("the live version");
     assert_eq!(live_version, 3);
+    // Run again after one that finished and switched: from the first event, not resumed.
+    let again = RebuildOptions {
+        restart: false,
+        ..RebuildOptions::default()
+    };
+    let report = rebuild(&store, RebuildTarget::All { rules: 3 }, &again)
+        .await
+        .expect("again");
+    assert_eq!(report.events, total as u64, "after a finished run");
+    // Without its switch, the next run resumes where it finished: nothing left to apply.
+    let unswitched = RebuildOptions {
+        switch: false,
+        ..again
+    };
+    let report = rebuild(&store, RebuildTarget::All { rules: 3 }, &unswitched)
+        .await
+        .expect("unswitched");
+    assert_eq!(
+        report.events, total as u64,
+        "after a switched run, unswitched"
+    );
+    let report = rebuild(&store, RebuildTarget::All { rules: 3 }, &unswitched)
+        .await
+        .expect("resumed");
+    assert_eq!(report.events, 0, "after an unswitched run");
+    let report = rebuild(&store, RebuildTarget::All { rules: 3 }, &again)
+        .await
+        .expect("switched");
+    assert_eq!(report.events, 0, "resumed, then switched");
+    assert_eq!(read_models(&client, "caseload").await, expected, "resumed");
 
     // Together in batches of 7 (a client's events, and a correction's record, cut anywhere),
     // into the live caseload, then resumed after a stop part-way: the same rows.
@@ -336,12 +366,19 @@ async fn rebuilding_every_read_model_together_makes_the_rows_live_projection_mak
         .await
         .expect("half");
     assert!(half > 0 && half < total as u64, "{half} of {total}");
-    let (at, applied) = together
-        .position()
-        .await
-        .expect("position")
-        .expect("they stand together");
-    assert!(at >= first && applied == half as i64);
+    // The stop writes what is held: every one stands where the last batch ended.
+    let db_client = store.pool().get().await.expect("a connection");
+    for projection in &live {
+        let (at, applied) = projector::bookkeeping::checkpoint(&**db_client, projection.name())
+            .await
+            .expect("a checkpoint");
+        assert!(
+            at >= first && applied == half as i64,
+            "{}: {applied} of {half}",
+            projection.name()
+        );
+    }
+    drop(db_client);
     let rest = together
         .catch_up_to(Some(head), |_| {})
         .await
@@ -368,10 +405,11 @@ async fn rebuilding_every_read_model_together_makes_the_rows_live_projection_mak
     assert_eq!(catch_up_each(&store, &live).await, vec![0; live.len()]);
 }
 
-/// Records whose events straddle many batches (each batch reads a client's state back and
-/// replaces their figure rows), beside records that begin and end in one batch and records that
-/// begin in a batch others continue in: every read model rebuilt together in batches of 3 holds
-/// what one batch holding the whole log makes (where no state is ever read back).
+/// Records whose events straddle many batches, beside records that begin and end in one batch
+/// and records that begin in a batch others continue in: every read model rebuilt together in
+/// batches of 3 holds what one batch holding the whole log makes, whether what is folded is
+/// held to the end, written every three batches (each client's state read back after each
+/// write) and killed part-way, or written whenever two clients are held.
 #[tokio::test]
 async fn records_straddling_many_batches_rebuild_as_one_batch_of_the_whole_log_does() {
     let (db, store) = crate::support::store_with_db(6).await;

@@ -37,8 +37,9 @@ pub enum RebuildTarget {
     /// batch is read and decoded once and written to all of them (one transaction per
     /// connection, a few side by side, each moving its projections' checkpoints; the caseload's
     /// and the outcome figures' held across batches and written every 200,000 events); after a run
-    /// left part-way each resumes from its own checkpoint (the log read once from the
-    /// earliest), and otherwise they start again from the first event.
+    /// left part-way once it had written (or finished without its switch) each resumes from its
+    /// own checkpoint, the log read once from the earliest; otherwise they start again from the
+    /// first event.
     All {
         /// The rule version to build (if it is not kept yet) and, with `switch`, make live.
         rules: i32,
@@ -194,8 +195,8 @@ async fn rebuild_all(
         },
     );
     let names = together.names().join(", ");
-    // A run left part-way resumes (each read model from its own checkpoint); any other starts
-    // from the first event.
+    // A run left part-way (or finished without its switch) resumes, each read model from its own
+    // checkpoint; any other starts from the first event.
     if options.restart || !together.resumable().await? {
         together
             .reset()
@@ -205,7 +206,7 @@ async fn rebuild_all(
     let (checkpoint, applied_before) = together
         .position()
         .await?
-        .context("the read models' checkpoints moved under this rebuild")?;
+        .context("no read model to rebuild")?;
     let (head, remaining) = store.lag(checkpoint).await?;
     let bar = progress_bar(options.progress, remaining.max(0) as u64, EVENTS_BAR);
     bar.set_message(format!("{names} (from {applied_before} already applied)"));

@@ -470,8 +470,10 @@ impl Runner {
 /// projection, side by side on a connection each (or fewer, sharing, in a small pool), each
 /// connection's projections in one transaction that renews their leases and moves their
 /// checkpoints, so each read model sees each event exactly once, as with a [`Runner`] each.
-/// A failure can leave them at different checkpoints: [`Together::position`] then says so, and
-/// a rebuild starts again from the first event. Client events reach the projections decoded
+/// Those that keep one value per client are folded in memory across batches and written at a
+/// flush ([`Together::flushing_every`]). A failure can leave them at different checkpoints; the
+/// next run reads from the earliest and each applies only what lies past its own
+/// ([`Together::resumable`] says whether a rebuild should). Client events reach the projections decoded
 /// ([`Batch::decoded`]); their raw payloads in [`Batch::events`] are left null.
 pub struct Together {
     store: EventStore,
@@ -482,11 +484,26 @@ pub struct Together {
 }
 
 /// Aborts a spawned task when dropped (the batch reader of a [`Together`] that stopped early).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl AbortOnDrop {
+    /// Waits for the task to end: an error if it panicked (or was cancelled), so that a reader
+    /// that died is never taken for the end of the log.
+    async fn ended(&mut self) -> Result<(), ProjectionError> {
+        match self.0.take() {
+            Some(task) => task
+                .await
+                .map_err(|e| ProjectionError::Corrupt(format!("the log's reader failed: {e}"))),
+            None => Ok(()),
+        }
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
     }
 }
 
@@ -560,11 +577,12 @@ impl Together {
         Ok(self.checkpoints().await?.into_iter().min())
     }
 
-    /// Whether they can resume where they stand, as a run of them together leaves them (part-way,
-    /// or finished): those folded in memory across batches ([`Projection::deferred`], written
-    /// together at each flush) stand at one checkpoint past the start. After a reset they stand
-    /// at the start; a finished `casebook rebuild all` that switches resets the caseload's
-    /// shadow, and a single rebuild moves one of them alone.
+    /// Whether a rebuild of them should resume where they stand: every one folded in memory
+    /// across batches ([`Projection::deferred`]) has been written past the start, as a run of
+    /// them together leaves them once it has written (part-way, at checkpoints that may differ
+    /// by a write, or finished). After a reset, or a run that failed before its first write,
+    /// they stand at the start; `casebook rebuild all` resets the caseload's shadow once it has
+    /// switched it in.
     ///
     /// # Errors
     /// A database failure.
@@ -577,9 +595,7 @@ impl Together {
             .filter(|(p, _)| Arc::clone(p).deferred().is_some())
             .map(|(_, (at, _))| at)
             .collect();
-        Ok(held.first().is_some_and(|first| {
-            *first > GlobalPosition::START && held.iter().all(|at| at == first)
-        }))
+        Ok(!held.is_empty() && held.iter().all(|at| *at > GlobalPosition::START))
     }
 
     /// Each one's checkpoint and events applied, in order.
@@ -605,9 +621,10 @@ impl Together {
     }
 
     /// Holds the folds that keep one value per client ([`Projection::deferred`]) across
-    /// batches, writing them once `events` events have been folded since the last write or one
-    /// of them holds `clients` clients' values, and at the end (by default 200,000 events and
-    /// 20,000 clients).
+    /// batches, writing them once `events` events have been read since the last write or one
+    /// of them held `clients` clients' values after the batch before, and at the end (by
+    /// default 200,000 events and 20,000 clients): each holds at most `clients` clients' values
+    /// and one batch's more.
     #[must_use]
     pub fn flushing_every(mut self, events: i64, clients: usize) -> Self {
         self.flush = Flush { events, clients };
@@ -642,7 +659,7 @@ impl Together {
         cuts.sort_unstable();
         cuts.dedup();
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<ReadBatch>(2);
-        let _reader = AbortOnDrop(tokio::spawn(read_ahead(
+        let mut reader = AbortOnDrop(Some(tokio::spawn(read_ahead(
             self.store.clone(),
             start,
             stop_at,
@@ -650,7 +667,7 @@ impl Together {
             self.settings,
             self.projections.iter().any(|p| p.refolds()),
             sender,
-        )));
+        ))));
         // The projections are written side by side, each group on its own connection (and
         // its statements prepared there once), leaving two of the pool's connections for the
         // reader and the records read again for a refold.
@@ -703,6 +720,8 @@ impl Together {
             applied += count as u64;
             on_batch(count as u64);
         }
+        // The batches stopped: the log's end, or a reader that died (then nothing is written).
+        reader.ended().await?;
         // What is still held is written, each checkpoint moved to the last batch it folded.
         if since_flush > 0 {
             let no_events = Decoded::default();
