@@ -88,13 +88,7 @@ async fn rebuild_interrupted(
         "left part-way"
     );
     let client = store.pool().get().await.expect("a connection");
-    let mut flushed_before = Vec::new();
-    for projection in projections {
-        let (_, applied) = projector::bookkeeping::checkpoint(&**client, projection.name())
-            .await
-            .expect("a checkpoint");
-        flushed_before.push(applied);
-    }
+    let flushed_before = events_applied(&client, projections).await;
     assert!(
         flushed_before.iter().any(|&a| a > 0)
             && flushed_before.iter().min() < flushed_before.iter().max(),
@@ -131,9 +125,17 @@ async fn rebuild_interrupted(
     let second = together();
     second.catch_up_to(None, |_| {}).await.expect("resumed");
     second.release().await.expect("release");
+    events_applied(&client, projections).await
+}
+
+/// How many events each one's checkpoint counts as applied.
+async fn events_applied(
+    client: &tokio_postgres::Client,
+    projections: &[Arc<dyn Projection>],
+) -> Vec<i64> {
     let mut applied = Vec::new();
     for projection in projections {
-        let (_, events) = projector::bookkeeping::checkpoint(&**client, projection.name())
+        let (_, events) = projector::bookkeeping::checkpoint(client, projection.name())
             .await
             .expect("a checkpoint");
         applied.push(events);
