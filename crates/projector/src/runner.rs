@@ -507,6 +507,10 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// How many batches a [`Together`] reads and decodes ahead of the one being written: the
+/// reader goes on while what is held is written, which takes as long as reading several.
+const READ_AHEAD: usize = 8;
+
 /// A read batch, decoded, on its way from the reader to the writer.
 type ReadBatch = Result<(Vec<RecordedEvent>, Decoded), ProjectionError>;
 
@@ -658,7 +662,7 @@ impl Together {
             .collect();
         cuts.sort_unstable();
         cuts.dedup();
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<ReadBatch>(2);
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<ReadBatch>(READ_AHEAD);
         let mut reader = AbortOnDrop(Some(tokio::spawn(read_ahead(
             self.store.clone(),
             start,
@@ -695,7 +699,16 @@ impl Together {
         }
         let mut applied = 0;
         let (mut since_flush, mut held) = (0i64, 0usize);
-        while let Some(read) = receiver.recv().await {
+        // Where the run's time goes (reported at debug level): waiting for the reader, batches
+        // folded only, and batches that also wrote what is held.
+        let (mut waiting, mut folding, mut writing, mut writes_held) =
+            (Duration::ZERO, Duration::ZERO, Duration::ZERO, 0u32);
+        loop {
+            let asked = std::time::Instant::now();
+            let Some(read) = receiver.recv().await else {
+                break;
+            };
+            waiting += asked.elapsed();
             let (events, decoded) = read?;
             let Some(last) = events.last().map(|e| e.global) else {
                 continue;
@@ -710,12 +723,20 @@ impl Together {
                         .await
                 }
             });
+            if flush {
+                tracing::debug!(events = since_flush, held, "writing what is held");
+            }
+            let started = std::time::Instant::now();
             held = 0;
             for written in futures_util::future::join_all(writes).await {
                 held = held.max(written?);
             }
             if flush {
                 since_flush = 0;
+                writing += started.elapsed();
+                writes_held += 1;
+            } else {
+                folding += started.elapsed();
             }
             applied += count as u64;
             on_batch(count as u64);
@@ -732,10 +753,21 @@ impl Together {
                         .await
                 }
             });
+            let started = std::time::Instant::now();
             for written in futures_util::future::join_all(writes).await {
                 written?;
             }
+            writing += started.elapsed();
+            writes_held += 1;
         }
+        tracing::debug!(
+            applied,
+            waiting_s = waiting.as_secs_f64(),
+            folding_s = folding.as_secs_f64(),
+            writing_s = writing.as_secs_f64(),
+            writes_held,
+            "ran together"
+        );
         Ok(applied)
     }
 
@@ -816,7 +848,15 @@ impl Together {
                         deferred.fold(&tx, &batch).await?;
                     }
                     if flush {
+                        let started = std::time::Instant::now();
+                        let clients = deferred.held();
                         deferred.flush(&tx, &batch).await?;
+                        tracing::debug!(
+                            projection = member.projection.name(),
+                            clients,
+                            seconds = started.elapsed().as_secs_f64(),
+                            "wrote what it held"
+                        );
                         member.checkpoint = member.folded_to;
                         member.pending = 0;
                     }
@@ -862,7 +902,8 @@ struct Member {
 
 /// Reads the log from `from` batch after batch, decodes each once, and sends it on, until past
 /// `stop_at` or (without it) no committed event is left; waits, as [`Runner::catch_up_to`]
-/// does, for events committed behind a transaction still open.
+/// does, for events committed behind a transaction still open. Reading and decoding run apart
+/// (a task each), so the next batch is read from the database while this one is decoded.
 async fn read_ahead(
     store: EventStore,
     from: GlobalPosition,
@@ -871,6 +912,47 @@ async fn read_ahead(
     settings: RunnerSettings,
     refolds: bool,
     sender: tokio::sync::mpsc::Sender<ReadBatch>,
+) {
+    let (raw_sender, mut raw) = tokio::sync::mpsc::channel(1);
+    let mut fetching = AbortOnDrop(Some(tokio::spawn(read_batches(
+        store.clone(),
+        from,
+        stop_at,
+        cuts,
+        settings,
+        raw_sender,
+    ))));
+    while let Some(read) = raw.recv().await {
+        let mut events: Vec<RecordedEvent> = match read {
+            Ok(events) => events,
+            Err(e) => {
+                let _ = sender.send(Err(e)).await;
+                return;
+            }
+        };
+        // Each client payload moves into its decoded event (no copy): the projections fed
+        // from here fold client events from the decoded batch only.
+        let decoded = Decoded::decode_moving(&mut events, &store, refolds).await;
+        let failed = decoded.is_err();
+        if sender.send(decoded.map(|d| (events, d))).await.is_err() || failed {
+            return;
+        }
+    }
+    // The reads stopped: the log's end, or a reading task that died (never taken for the end).
+    if let Err(e) = fetching.ended().await {
+        let _ = sender.send(Err(e)).await;
+    }
+}
+
+/// The reading half of [`read_ahead`]: each batch as read, ended at the next of `cuts` it would
+/// reach past (what lies after is read next).
+async fn read_batches(
+    store: EventStore,
+    from: GlobalPosition,
+    stop_at: Option<GlobalPosition>,
+    cuts: Vec<GlobalPosition>,
+    settings: RunnerSettings,
+    sender: tokio::sync::mpsc::Sender<Result<Vec<RecordedEvent>, ProjectionError>>,
 ) {
     let mut at = from;
     let mut cuts = cuts.into_iter().peekable();
@@ -899,7 +981,6 @@ async fn read_ahead(
                 return;
             }
         };
-        // A batch ends at the next cut it would reach past (what lies after is read next).
         while cuts.next_if(|cut| *cut <= at).is_some() {}
         if let Some(&cut) = cuts.peek() {
             let within = events.partition_point(|e| e.global <= cut);
@@ -910,11 +991,7 @@ async fn read_ahead(
         if let Some(last) = events.last() {
             at = last.global;
         }
-        // Each client payload moves into its decoded event (no copy): the projections fed
-        // from here fold client events from the decoded batch only.
-        let decoded = Decoded::decode_moving(&mut events, &store, refolds).await;
-        let failed = decoded.is_err();
-        if sender.send(decoded.map(|d| (events, d))).await.is_err() || failed {
+        if sender.send(Ok(events)).await.is_err() {
             return;
         }
     }
