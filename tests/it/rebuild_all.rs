@@ -47,7 +47,9 @@ async fn catch_up_each(
 /// Rebuilds `projections` together from the first event in batches of `batch_size`, the folds
 /// held across batches written every `flush_events` events or `flush_clients` clients held:
 /// the first run dropped once `crash_after` batches are committed (what it held unwritten lost,
-/// as a killed process loses it), then another run resumes from each one's checkpoint. How
+/// and a write of it under way aborted, as a killed process loses them: `crash_after` past the
+/// second write, which waits for the first, so that one at least has committed), then another
+/// run resumes from each one's checkpoint. How
 /// many events each one's checkpoint counts as applied.
 async fn rebuild_interrupted(
     store: &eventstore::EventStore,
@@ -393,9 +395,9 @@ async fn rebuilding_every_read_model_together_makes_the_rows_live_projection_mak
         "batches of 7"
     );
 
-    // Again in batches of 7, what is held written every five batches, killed after seven and
+    // Again in batches of 7, what is held written every five batches, killed after eleven and
     // resumed by another run: the same rows, each event applied once.
-    let applied = rebuild_interrupted(&store, &live, 7, (35, usize::MAX), 7).await;
+    let applied = rebuild_interrupted(&store, &live, 7, (35, usize::MAX), 11).await;
     assert_eq!(applied, vec![total as i64; live.len()]);
     assert_eq!(
         read_models(&client, "caseload").await,
@@ -410,8 +412,10 @@ async fn rebuilding_every_read_model_together_makes_the_rows_live_projection_mak
 /// Records whose events straddle many batches, beside records that begin and end in one batch
 /// and records that begin in a batch others continue in: every read model rebuilt together in
 /// batches of 3 holds what one batch holding the whole log makes, whether what is folded is
-/// held to the end, written every three batches (each client's state read back after each
-/// write) and killed part-way, or written whenever two clients are held.
+/// held to the end, written every three batches (each client's state lent from the write under
+/// way, or read back after it) and killed part-way, or written whenever two clients are held;
+/// and written in the batch's own transaction when the pool has no room for a second
+/// connection.
 #[tokio::test]
 async fn records_straddling_many_batches_rebuild_as_one_batch_of_the_whole_log_does() {
     let (db, store) = crate::support::store_with_db(6).await;
@@ -477,9 +481,9 @@ async fn records_straddling_many_batches_rebuild_as_one_batch_of_the_whole_log_d
     assert_eq!(rebuilt[0].0, 1, "the whole log in one batch");
     assert!(rebuilt[1].0 >= total / 3, "{} batches", rebuilt[1].0);
     assert_eq!(rebuilt[1].1, rebuilt[0].1, "batches of 3 against one batch");
-    // Batches of 3, what is held written every three batches (each client read back after
-    // every write), killed after four and resumed.
-    let applied = rebuild_interrupted(&store, &projections, 3, (9, usize::MAX), 4).await;
+    // Batches of 3, what is held written every three batches (each client lent from the write
+    // under way, or read back after it), killed after seven and resumed.
+    let applied = rebuild_interrupted(&store, &projections, 3, (9, usize::MAX), 7).await;
     assert_eq!(applied, vec![total as i64; projections.len()]);
     assert_eq!(
         read_models(&client, "caseload").await,
@@ -504,6 +508,28 @@ async fn records_straddling_many_batches_rebuild_as_one_batch_of_the_whole_log_d
         read_models(&client, "caseload").await,
         rebuilt[0].1,
         "written whenever two clients are held"
+    );
+    // Those runs wrote what was held on connections of their own, while the next batches
+    // folded. With no room in the pool for such a connection (a pool of three: the reader's
+    // two and one group's), it is written in the batch's own transaction: the same rows.
+    assert_eq!(together.plan(), (2, true), "two groups, each with a writer");
+    let small = crate::support::protected(eventstore::EventStore::new(
+        db.app_pool(3),
+        app::upcasters(),
+    ));
+    let together = Together::new(small, projections.clone(), Uuid::new_v4(), quick_runner(3))
+        .flushing_every(9, usize::MAX);
+    assert_eq!(together.plan(), (1, false), "one group, no writer");
+    together.reset().await.expect("reset");
+    assert_eq!(
+        together.catch_up_to(None, |_| {}).await.expect("rebuilt"),
+        total
+    );
+    together.release().await.expect("release");
+    assert_eq!(
+        read_models(&client, "caseload").await,
+        rebuilt[0].1,
+        "written in the batch's transaction"
     );
     // What they hold: a row and a state per record and rule version, and under v3 a row per
     // appointment kept or missed and per contact (six and three in each journey).

@@ -18,7 +18,7 @@ use crate::runner::{Batch, ProjectionError};
 #[async_trait]
 pub trait PerClient: Send + Sync + 'static {
     /// What it keeps of a client.
-    type Value: Send + Sync + 'static;
+    type Value: Clone + Send + Sync + 'static;
     /// Whether a client with a correction is folded again from the start of their record.
     fn refolds_clients(&self) -> bool;
     /// The stored values of `clients` (those it has), inside `tx`.
@@ -43,10 +43,12 @@ pub trait PerClient: Send + Sync + 'static {
     ) -> Result<(), ProjectionError>;
 }
 
-/// Values folded and not yet written, with which of them have rows to replace.
+/// Values folded and not yet written, with which of them have rows to replace, and those
+/// handed to a write still under way ([`Deferred::take`]).
 struct Held<V> {
     values: HashMap<Uuid, V>,
     stored: HashSet<Uuid>,
+    writing: Option<Arc<HashMap<Uuid, V>>>,
 }
 
 impl<V> Default for Held<V> {
@@ -54,11 +56,12 @@ impl<V> Default for Held<V> {
         Held {
             values: HashMap::new(),
             stored: HashSet::new(),
+            writing: None,
         }
     }
 }
 
-impl<V: Send + Sync + 'static> Held<V> {
+impl<V: Clone + Send + Sync + 'static> Held<V> {
     /// Folds `batch` in, first reading back the stored values of the clients it continues that
     /// are not held already.
     async fn fold<P: PerClient<Value = V>>(
@@ -77,6 +80,23 @@ impl<V: Send + Sync + 'static> Held<V> {
             .into_iter()
             .filter(|id| !self.values.contains_key(id))
             .collect();
+        // A client whose value is being written elsewhere is taken from that write (not yet
+        // committed, its rows are not to be read); its rows stand by the next write, which
+        // waits for this one, and are replaced then.
+        let missing: Vec<Uuid> = match &self.writing {
+            Some(writing) => missing
+                .into_iter()
+                .filter(|id| match writing.get(id) {
+                    Some(value) => {
+                        self.stored.insert(*id);
+                        self.values.insert(*id, value.clone());
+                        false
+                    }
+                    None => true,
+                })
+                .collect(),
+            None => missing,
+        };
         if !missing.is_empty() {
             for (client_id, value) in projection.load(tx, batch, &missing).await? {
                 self.stored.insert(client_id);
@@ -98,6 +118,16 @@ impl<V: Send + Sync + 'static> Held<V> {
             }
         }
         Ok(())
+    }
+
+    /// Every value held, and the clients among them with rows to replace (sorted), handed
+    /// over to be written elsewhere: lent to the next folds until [`Held::written`].
+    fn take(&mut self) -> (Arc<HashMap<Uuid, V>>, Vec<Uuid>) {
+        let values = Arc::new(std::mem::take(&mut self.values));
+        let mut stored: Vec<Uuid> = self.stored.drain().collect();
+        stored.sort_unstable();
+        self.writing = Some(Arc::clone(&values));
+        (values, stored)
     }
 
     /// Writes every value held and forgets them.
@@ -155,6 +185,44 @@ pub trait Deferred: Send + Sync {
         tx: &tokio_postgres::Transaction<'_>,
         batch: &Batch<'_>,
     ) -> Result<(), ProjectionError>;
+    /// Hands what it holds over to a write run elsewhere (on another connection, while the
+    /// next batches fold), holding nothing after; until [`Deferred::written`], a client of that
+    /// write whom a fold continues is taken from it rather than read back.
+    fn take(&mut self) -> Box<dyn HeldWrite>;
+    /// The write of what [`Deferred::take`] handed over has committed.
+    fn written(&mut self);
+}
+
+/// Values handed over by [`Deferred::take`], to write in a transaction of their own.
+#[async_trait]
+pub trait HeldWrite: Send + Sync {
+    /// Writes them inside `tx`.
+    async fn write(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
+    ) -> Result<(), ProjectionError>;
+}
+
+/// [`HeldWrite`] for a [`PerClient`] read model.
+struct Handed<P: PerClient> {
+    projection: Arc<P>,
+    values: Arc<HashMap<Uuid, P::Value>>,
+    stored: Vec<Uuid>,
+}
+
+#[async_trait]
+impl<P: PerClient> HeldWrite for Handed<P> {
+    async fn write(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch<'_>,
+    ) -> Result<(), ProjectionError> {
+        let values: Vec<&P::Value> = self.values.values().collect();
+        self.projection
+            .write(tx, batch, &values, &self.stored)
+            .await
+    }
 }
 
 /// [`Deferred`] for a [`PerClient`] read model.
@@ -193,5 +261,18 @@ impl<P: PerClient> Deferred for HeldFold<P> {
         batch: &Batch<'_>,
     ) -> Result<(), ProjectionError> {
         self.held.flush(&*self.projection, tx, batch).await
+    }
+
+    fn take(&mut self) -> Box<dyn HeldWrite> {
+        let (values, stored) = self.held.take();
+        Box::new(Handed {
+            projection: Arc::clone(&self.projection),
+            values,
+            stored,
+        })
+    }
+
+    fn written(&mut self) {
+        self.held.writing = None;
     }
 }

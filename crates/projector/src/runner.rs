@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::bookkeeping;
 use crate::corrected::{Decoded, RecordSource};
-use crate::held::Deferred;
+use crate::held::{Deferred, HeldWrite};
 use bytes::{BufMut, Bytes, BytesMut};
 use db::deadpool_postgres::StatementCache;
 use futures_util::SinkExt;
@@ -466,12 +466,13 @@ impl Runner {
 }
 
 /// Several projections fed from one read of the log (a rebuild of every read model): each batch
-/// is read and decoded once, a batch ahead of the one being written, and applied to every
-/// projection, side by side on a connection each (or fewer, sharing, in a small pool), each
-/// connection's projections in one transaction that renews their leases and moves their
-/// checkpoints, so each read model sees each event exactly once, as with a [`Runner`] each.
-/// Those that keep one value per client are folded in memory across batches and written at a
-/// flush ([`Together::flushing_every`]). A failure can leave them at different checkpoints; the
+/// is read and decoded once, up to [`READ_AHEAD`] batches ahead of the one being written, and
+/// applied to every projection, side by side on a connection each (or fewer, sharing, in a
+/// small pool), each connection's projections in one transaction that renews their leases and
+/// moves their checkpoints, so each read model sees each event exactly once, as with a
+/// [`Runner`] each. Those that keep one value per client are folded in memory across batches
+/// and written at a flush ([`Together::flushing_every`]), on a second connection while the next
+/// batches fold when the pool has room for it ([`Together::plan`]). A failure can leave them at different checkpoints; the
 /// next run reads from the earliest and each applies only what lies past its own
 /// ([`Together::resumable`] says whether a rebuild should). Client events reach the projections decoded
 /// ([`Batch::decoded`]); their raw payloads in [`Batch::events`] are left null.
@@ -483,23 +484,37 @@ pub struct Together {
     flush: Flush,
 }
 
-/// Aborts a spawned task when dropped (the batch reader of a [`Together`] that stopped early).
-struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+/// Aborts a spawned task when dropped (the batch reader of a [`Together`] that stopped early,
+/// a write of what it held under way).
+struct AbortOnDrop<T = ()>(Option<tokio::task::JoinHandle<T>>);
 
-impl AbortOnDrop {
-    /// Waits for the task to end: an error if it panicked (or was cancelled), so that a reader
-    /// that died is never taken for the end of the log.
-    async fn ended(&mut self) -> Result<(), ProjectionError> {
+impl<T: Send + 'static> AbortOnDrop<T> {
+    fn spawn(task: impl Future<Output = T> + Send + 'static) -> Self {
+        AbortOnDrop(Some(tokio::spawn(task)))
+    }
+
+    fn is_finished(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(tokio::task::JoinHandle::is_finished)
+    }
+
+    /// Waits for the task to end: an error if it panicked (or was cancelled) or was waited for
+    /// already, so that a reader that died is never taken for the end of the log, nor a write
+    /// that died for one that committed. `what` names the task.
+    async fn ended(&mut self, what: &str) -> Result<T, ProjectionError> {
         match self.0.take() {
             Some(task) => task
                 .await
-                .map_err(|e| ProjectionError::Corrupt(format!("the log's reader failed: {e}"))),
-            None => Ok(()),
+                .map_err(|e| ProjectionError::Corrupt(format!("{what} failed: {e}"))),
+            None => Err(ProjectionError::Corrupt(format!(
+                "{what} was waited for twice"
+            ))),
         }
     }
 }
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         if let Some(task) = &self.0 {
             task.abort();
@@ -624,11 +639,34 @@ impl Together {
         Ok(())
     }
 
+    /// How a run of them is laid out on the pool's connections: in how many groups, each
+    /// written on a connection of its own, and whether a group holding folds
+    /// ([`Projection::deferred`]) gets a second, to write what they held while the next batches
+    /// fold (without it, they are written in the batch's own transaction). Two of the pool's
+    /// connections are left for the reader and the records read again for a refold; the groups
+    /// are fewer if that makes room for the second connections.
+    pub fn plan(&self) -> (usize, bool) {
+        let room = self.store.pool().status().max_size.saturating_sub(2).max(1);
+        let lanes = self.projections.len().min(room).max(1);
+        let holds = |p: &Arc<dyn Projection>| Arc::clone(p).deferred().is_some();
+        for n in (1..=lanes).rev() {
+            // The projections are dealt round the groups in turn.
+            let holding = (0..n)
+                .filter(|g| self.projections.iter().skip(*g).step_by(n).any(holds))
+                .count();
+            if holding > 0 && n + holding <= room {
+                return (n, true);
+            }
+        }
+        (lanes, false)
+    }
+
     /// Holds the folds that keep one value per client ([`Projection::deferred`]) across
     /// batches, writing them once `events` events have been read since the last write or one
     /// of them held `clients` clients' values after the batch before, and at the end (by
     /// default 200,000 events and 20,000 clients): each holds at most `clients` clients' values
-    /// and one batch's more.
+    /// and one batch's more, and, while they are written on a second connection, as many
+    /// lent to the folds that go on.
     #[must_use]
     pub fn flushing_every(mut self, events: i64, clients: usize) -> Self {
         self.flush = Flush { events, clients };
@@ -663,7 +701,7 @@ impl Together {
         cuts.sort_unstable();
         cuts.dedup();
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<ReadBatch>(READ_AHEAD);
-        let mut reader = AbortOnDrop(Some(tokio::spawn(read_ahead(
+        let mut reader = AbortOnDrop::spawn(read_ahead(
             self.store.clone(),
             start,
             stop_at,
@@ -671,36 +709,42 @@ impl Together {
             self.settings,
             self.projections.iter().any(|p| p.refolds()),
             sender,
-        ))));
-        // The projections are written side by side, each group on its own connection (and
-        // its statements prepared there once), leaving two of the pool's connections for the
-        // reader and the records read again for a refold.
+        ));
+        let (lanes, writers) = self.plan();
         let pool = self.store.pool();
-        let lanes = self
-            .projections
-            .len()
-            .min(pool.status().max_size.saturating_sub(2))
-            .max(1);
-        let mut groups: Vec<(db::deadpool_postgres::Object, Vec<Member>)> =
-            Vec::with_capacity(lanes);
+        let mut groups: Vec<Lane> = Vec::with_capacity(lanes);
         for _ in 0..lanes {
-            groups.push((pool.get().await?, Vec::new()));
+            groups.push(Lane {
+                client: pool.get().await?,
+                members: Vec::new(),
+                writer: None,
+                writing: None,
+            });
         }
         for (n, (projection, (checkpoint, _))) in
             self.projections.iter().zip(checkpoints).enumerate()
         {
-            groups[n % lanes].1.push(Member {
+            groups[n % lanes].members.push(Member {
                 projection: projection.clone(),
                 deferred: projection.clone().deferred(),
                 checkpoint,
                 folded_to: checkpoint,
                 pending: 0,
+                writing_to: None,
             });
+        }
+        if writers {
+            for lane in groups
+                .iter_mut()
+                .filter(|l| l.members.iter().any(|m| m.deferred.is_some()))
+            {
+                lane.writer = Some(pool.get().await?);
+            }
         }
         let mut applied = 0;
         let (mut since_flush, mut held) = (0i64, 0usize);
         // Where the run's time goes (reported at debug level): waiting for the reader, batches
-        // folded only, and batches that also wrote what is held.
+        // folded only, and batches that also wrote what is held (or handed it to be written).
         let (mut waiting, mut folding, mut writing, mut writes_held) =
             (Duration::ZERO, Duration::ZERO, Duration::ZERO, 0u32);
         loop {
@@ -716,12 +760,9 @@ impl Together {
             let count = events.len() as i64;
             since_flush += count;
             let flush = since_flush >= self.flush.events || held >= self.flush.clients;
-            let writes = groups.iter_mut().map(|(client, members)| {
+            let writes = groups.iter_mut().map(|lane| {
                 let (events, decoded) = (&events, &decoded);
-                async move {
-                    self.write_batch(client, members, events, decoded, last, flush)
-                        .await
-                }
+                async move { self.write_batch(lane, events, decoded, last, flush).await }
             });
             if flush {
                 tracing::debug!(events = since_flush, held, "writing what is held");
@@ -742,24 +783,25 @@ impl Together {
             on_batch(count as u64);
         }
         // The batches stopped: the log's end, or a reader that died (then nothing is written).
-        reader.ended().await?;
-        // What is still held is written, each checkpoint moved to the last batch it folded.
-        if since_flush > 0 {
-            let no_events = Decoded::default();
-            let writes = groups.iter_mut().map(|(client, members)| {
-                let decoded = &no_events;
-                async move {
-                    self.write_batch(client, members, &[], decoded, GlobalPosition::START, true)
-                        .await
+        reader.ended("the log's reader").await?;
+        // What is still held is written, each checkpoint moved to the last batch it folded, and
+        // every write handed over waited for.
+        let started = std::time::Instant::now();
+        let no_events = Decoded::default();
+        let ends = groups.iter_mut().map(|lane| {
+            let decoded = &no_events;
+            async move {
+                if since_flush > 0 {
+                    self.write_batch(lane, &[], decoded, GlobalPosition::START, true)
+                        .await?;
                 }
-            });
-            let started = std::time::Instant::now();
-            for written in futures_util::future::join_all(writes).await {
-                written?;
+                lane.written().await
             }
-            writing += started.elapsed();
-            writes_held += 1;
+        });
+        for ended in futures_util::future::join_all(ends).await {
+            ended?;
         }
+        writing += started.elapsed();
         tracing::debug!(
             applied,
             waiting_s = waiting.as_secs_f64(),
@@ -771,26 +813,38 @@ impl Together {
         Ok(applied)
     }
 
-    /// One transaction on `client`: renew the leases of `members` (fencing); for each whose
-    /// checkpoint `events` (ending at `last`) lie past, fold them in: written with its checkpoint
-    /// moved, or held (its checkpoint only checked) and, with `flush`, written with its
-    /// checkpoint moved over every batch held. Empty `events` only flushes. Returns the most
-    /// clients' values a member holds unwritten.
+    /// One transaction on `lane`'s connection: renew the leases of its members (fencing); for
+    /// each whose checkpoint `events` (ending at `last`) lie past, fold them in: written with
+    /// its checkpoint moved, or held (its checkpoint only checked, unless a write of what it
+    /// held is under way elsewhere, which moves it) and, with `flush`, written with its
+    /// checkpoint moved over every batch held: in this transaction, or, when the lane has a
+    /// writer, handed to it after this one commits. Empty `events` only flushes. Returns the
+    /// most clients' values a member holds unwritten.
     async fn write_batch(
         &self,
-        client: &mut db::deadpool_postgres::Object,
-        members: &mut [Member],
+        lane: &mut Lane,
         events: &[RecordedEvent],
         decoded: &Decoded,
         last: GlobalPosition,
         flush: bool,
     ) -> Result<usize, ProjectionError> {
+        let handing = flush && (lane.writer.is_some() || lane.writing.is_some());
+        // The write under way holds the leases of what it writes until it commits (so that a
+        // switch of the read model waits for it, as for a batch): renewed here only once it ended.
+        let write_ended = lane.writing.as_ref().is_none_or(|w| w.0.is_finished());
+        let Lane {
+            client, members, ..
+        } = lane;
         let statements = client.statement_cache.clone();
         let tx = client.transaction().await?;
         // As in [`Runner`], sent together: rows and checkpoints are made again from the log if a
         // crash loses them, so the commit does not wait for the WAL flush.
         let ttl = self.settings.lease_ttl.as_secs_f64();
-        let renewals = members
+        let renewing: Vec<&Member> = members
+            .iter()
+            .filter(|m| m.writing_to.is_none() || write_ended)
+            .collect();
+        let renewals = renewing
             .iter()
             .map(|m| bookkeeping::renew_lease(&*tx, m.projection.name(), self.holder, ttl));
         let ((), renewed) = futures_util::future::try_join(
@@ -798,7 +852,7 @@ impl Together {
             futures_util::future::try_join_all(renewals),
         )
         .await?;
-        if let Some(lost) = members.iter().zip(renewed).find(|(_, r)| !r) {
+        if let Some(lost) = renewing.iter().zip(renewed).find(|(_, r)| !r) {
             return Err(ProjectionError::LeaseLost(
                 lost.0.projection.name().to_owned(),
             ));
@@ -821,6 +875,10 @@ impl Together {
                     if folds(member) {
                         member.folded_to = last;
                         member.pending += count;
+                    }
+                    if member.writing_to.is_some() || handing {
+                        // Moved by the write of what it held, elsewhere.
+                        continue;
                     }
                     if flush {
                         (member.folded_to, member.pending)
@@ -847,7 +905,7 @@ impl Together {
                     if folds {
                         deferred.fold(&tx, &batch).await?;
                     }
-                    if flush {
+                    if flush && !handing {
                         let started = std::time::Instant::now();
                         let clients = deferred.held();
                         deferred.flush(&tx, &batch).await?;
@@ -865,8 +923,141 @@ impl Together {
             }
         }
         tx.commit().await?;
+        if handing {
+            lane.hand_over(&self.store, self.holder, ttl).await?;
+        }
         Ok(held)
     }
+}
+
+/// A group of a [`Together`]'s projections, written on one connection.
+struct Lane {
+    client: db::deadpool_postgres::Object,
+    members: Vec<Member>,
+    /// A connection of its own on which what its members held is written while the next
+    /// batches fold (none when the pool had no room, or while a write is under way on it).
+    writer: Option<db::deadpool_postgres::Object>,
+    /// The write under way, handing its connection back.
+    writing: Option<Writing>,
+}
+
+/// A write of what a [`Lane`]'s members held, on the lane's writer connection.
+struct Writing(AbortOnDrop<Result<db::deadpool_postgres::Object, ProjectionError>>);
+
+impl Lane {
+    /// Hands what its members hold to a write on its writer connection (once the write before
+    /// has ended): in one transaction, each one's lease renewed for `ttl` seconds by `holder`
+    /// and its checkpoint moved over every batch it held, then its rows written.
+    async fn hand_over(
+        &mut self,
+        store: &EventStore,
+        holder: Uuid,
+        ttl: f64,
+    ) -> Result<(), ProjectionError> {
+        self.written().await?;
+        let Some(mut writer) = self.writer.take() else {
+            return Err(ProjectionError::Corrupt(
+                "a write handed over with no connection to write on".to_owned(),
+            ));
+        };
+        let mut writes = Vec::new();
+        for member in self.members.iter_mut() {
+            if let Some(deferred) = &mut member.deferred {
+                writes.push(Handed {
+                    name: member.projection.name().to_owned(),
+                    from: member.checkpoint,
+                    to: member.folded_to,
+                    applied: member.pending,
+                    values: deferred.take(),
+                });
+                member.writing_to = Some(member.folded_to);
+                member.pending = 0;
+            }
+        }
+        let store = store.clone();
+        self.writing = Some(Writing(AbortOnDrop::spawn(async move {
+            write_held(&mut writer, &store, (holder, ttl), writes).await?;
+            Ok(writer)
+        })));
+        Ok(())
+    }
+
+    /// Waits for the write handed over to end and takes it in: its connection back, each
+    /// member's checkpoint moved, its values no longer lent. (Taken in only here, at the next
+    /// hand-over or the run's end, so that between two hand-overs every client of the last is
+    /// always lent from it, never read back.)
+    async fn written(&mut self) -> Result<(), ProjectionError> {
+        let Some(writing) = &mut self.writing else {
+            return Ok(());
+        };
+        let ended = writing.0.ended("a write of what was held").await;
+        self.writing = None;
+        self.writer = Some(ended??);
+        for member in self.members.iter_mut() {
+            if let Some(to) = member.writing_to.take() {
+                member.checkpoint = to;
+                if let Some(deferred) = &mut member.deferred {
+                    deferred.written();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a member of a [`Lane`] held, handed to a write: its name, its checkpoint moved from and
+/// to, the events folded in, and the values.
+struct Handed {
+    name: String,
+    from: GlobalPosition,
+    to: GlobalPosition,
+    applied: i64,
+    values: Box<dyn HeldWrite>,
+}
+
+/// One transaction on `writer`: each lease of `writes` renewed (for `ttl` seconds by `holder`)
+/// and its checkpoint moved (fencing: a lease lost or a checkpoint moved under it fails the
+/// write), then the values each held written.
+async fn write_held(
+    writer: &mut db::deadpool_postgres::Object,
+    store: &EventStore,
+    (holder, ttl): (Uuid, f64),
+    writes: Vec<Handed>,
+) -> Result<(), ProjectionError> {
+    let statements = writer.statement_cache.clone();
+    let tx = writer.transaction().await?;
+    bookkeeping::commit_without_flush(&tx).await?;
+    let names: Vec<&str> = writes.iter().map(|w| w.name.as_str()).collect();
+    if let Some(lost) = bookkeeping::renew_leases(&*tx, &names, holder, ttl)
+        .await?
+        .into_iter()
+        .next()
+    {
+        return Err(ProjectionError::LeaseLost(lost));
+    }
+    for w in &writes {
+        if !bookkeeping::move_checkpoint(&*tx, &w.name, w.from, w.to, w.applied).await? {
+            return Err(ProjectionError::CheckpointMoved(w.name.clone()));
+        }
+    }
+    let decoded = Decoded::default();
+    let batch = Batch {
+        events: &[],
+        decoded: &decoded,
+        log: store,
+        statements: Some(&statements),
+    };
+    for w in &writes {
+        let started = std::time::Instant::now();
+        w.values.write(&tx, &batch).await?;
+        tracing::debug!(
+            projection = w.name.as_str(),
+            seconds = started.elapsed().as_secs_f64(),
+            "wrote what it held"
+        );
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// When a [`Together`] writes the folds it holds.
@@ -896,8 +1087,11 @@ struct Member {
     checkpoint: GlobalPosition,
     /// The last event folded into what it holds.
     folded_to: GlobalPosition,
-    /// Events folded into what it holds since its checkpoint.
+    /// Events folded into what it holds since its checkpoint (and since the last it handed
+    /// over to be written).
     pending: i64,
+    /// Where a write of what it held, under way elsewhere, moves its checkpoint to.
+    writing_to: Option<GlobalPosition>,
 }
 
 /// Reads the log from `from` batch after batch, decodes each once, and sends it on, until past
@@ -914,14 +1108,14 @@ async fn read_ahead(
     sender: tokio::sync::mpsc::Sender<ReadBatch>,
 ) {
     let (raw_sender, mut raw) = tokio::sync::mpsc::channel(1);
-    let mut fetching = AbortOnDrop(Some(tokio::spawn(read_batches(
+    let mut fetching = AbortOnDrop::spawn(read_batches(
         store.clone(),
         from,
         stop_at,
         cuts,
         settings,
         raw_sender,
-    ))));
+    ));
     while let Some(read) = raw.recv().await {
         let mut events: Vec<RecordedEvent> = match read {
             Ok(events) => events,
@@ -939,7 +1133,7 @@ async fn read_ahead(
         }
     }
     // The reads stopped: the log's end, or a reading task that died (never taken for the end).
-    if let Err(e) = fetching.ended().await {
+    if let Err(e) = fetching.ended("the log's reading").await {
         let _ = sender.send(Err(e)).await;
     }
 }
