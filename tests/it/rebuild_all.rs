@@ -490,7 +490,20 @@ async fn records_straddling_many_batches_rebuild_as_one_batch_of_the_whole_log_d
         rebuilt[0].1,
         "held across batches, killed and resumed"
     );
-    // Written whenever two clients are held.
+    // Rebuilt by `together` from the first event: each event applied once, the same rows.
+    let same_rows = async |together: Together, what: &str| {
+        together.reset().await.expect("reset");
+        let applied = together.catch_up_to(None, |_| {}).await.expect("rebuilt");
+        assert_eq!(applied, total, "{what}");
+        together.release().await.expect("release");
+        assert_eq!(
+            read_models(&client, "caseload").await,
+            rebuilt[0].1,
+            "{what}"
+        );
+    };
+    // Written whenever two clients are held, on connections of their own while the next
+    // batches fold (as in the runs above).
     let together = Together::new(
         store.clone(),
         projections.clone(),
@@ -498,21 +511,10 @@ async fn records_straddling_many_batches_rebuild_as_one_batch_of_the_whole_log_d
         quick_runner(3),
     )
     .flushing_every(i64::MAX, 2);
-    together.reset().await.expect("reset");
-    assert_eq!(
-        together.catch_up_to(None, |_| {}).await.expect("rebuilt"),
-        total
-    );
-    together.release().await.expect("release");
-    assert_eq!(
-        read_models(&client, "caseload").await,
-        rebuilt[0].1,
-        "written whenever two clients are held"
-    );
-    // Those runs wrote what was held on connections of their own, while the next batches
-    // folded. With no room in the pool for such a connection (a pool of three: the reader's
-    // two and one group's), it is written in the batch's own transaction: the same rows.
     assert_eq!(together.plan(), (2, true), "two groups, each with a writer");
+    same_rows(together, "written whenever two clients are held").await;
+    // With no room in the pool for such a connection (a pool of three: the reader's two and
+    // one group's), what is held is written in the batch's own transaction.
     let small = crate::support::protected(eventstore::EventStore::new(
         db.app_pool(3),
         app::upcasters(),
@@ -520,17 +522,7 @@ async fn records_straddling_many_batches_rebuild_as_one_batch_of_the_whole_log_d
     let together = Together::new(small, projections.clone(), Uuid::new_v4(), quick_runner(3))
         .flushing_every(9, usize::MAX);
     assert_eq!(together.plan(), (1, false), "one group, no writer");
-    together.reset().await.expect("reset");
-    assert_eq!(
-        together.catch_up_to(None, |_| {}).await.expect("rebuilt"),
-        total
-    );
-    together.release().await.expect("release");
-    assert_eq!(
-        read_models(&client, "caseload").await,
-        rebuilt[0].1,
-        "written in the batch's transaction"
-    );
+    same_rows(together, "written in the batch's transaction").await;
     // What they hold: a row and a state per record and rule version, and under v3 a row per
     // appointment kept or missed and per contact (six and three in each journey).
     let count = |sql: &'static str| {
