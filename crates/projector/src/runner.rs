@@ -466,7 +466,7 @@ impl Runner {
 }
 
 /// Several projections fed from one read of the log (a rebuild of every read model): each batch
-/// is read and decoded once, up to [`READ_AHEAD`] batches ahead of the one being written, and
+/// is read and decoded once, [`READ_AHEAD`] batches queued ahead of the one being written, and
 /// applied to every projection, side by side on a connection each (or fewer, sharing, in a
 /// small pool), each connection's projections in one transaction that renews their leases and
 /// moves their checkpoints, so each read model sees each event exactly once, as with a
@@ -503,14 +503,16 @@ impl<T: Send + 'static> AbortOnDrop<T> {
     /// already, so that a reader that died is never taken for the end of the log, nor a write
     /// that died for one that committed. `what` names the task.
     async fn ended(&mut self, what: &str) -> Result<T, ProjectionError> {
-        match self.0.take() {
-            Some(task) => task
-                .await
-                .map_err(|e| ProjectionError::Corrupt(format!("{what} failed: {e}"))),
-            None => Err(ProjectionError::Corrupt(format!(
+        let Some(task) = self.0.as_mut() else {
+            return Err(ProjectionError::Corrupt(format!(
                 "{what} was waited for twice"
-            ))),
-        }
+            )));
+        };
+        // Taken out only once it ended: a wait cancelled part-way (the run dropped) leaves the
+        // task to be aborted with this.
+        let ended = task.await;
+        self.0 = None;
+        ended.map_err(|e| ProjectionError::Corrupt(format!("{what} failed: {e}")))
     }
 }
 
@@ -522,8 +524,9 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// How many batches a [`Together`] reads and decodes ahead of the one being written: the
-/// reader goes on while what is held is written, which takes as long as reading several.
+/// How many batches a [`Together`] queues, read and decoded, ahead of the one being written
+/// (up to three more are in the reader's hands: being read, decoded or sent): the reader goes
+/// on while a write takes as long as reading several.
 const READ_AHEAD: usize = 8;
 
 /// A read batch, decoded, on its way from the reader to the writer.
@@ -665,8 +668,9 @@ impl Together {
     /// batches, writing them once `events` events have been read since the last write or one
     /// of them held `clients` clients' values after the batch before, and at the end (by
     /// default 200,000 events and 20,000 clients): each holds at most `clients` clients' values
-    /// and one batch's more, and, while they are written on a second connection, as many
-    /// lent to the folds that go on.
+    /// and two batches' more (the decision is made on what they held after the batch before,
+    /// and the batch that writes folds first), and, while they are written on a second
+    /// connection, as many lent to the folds that go on.
     #[must_use]
     pub fn flushing_every(mut self, events: i64, clients: usize) -> Self {
         self.flush = Flush { events, clients };
@@ -813,13 +817,15 @@ impl Together {
         Ok(applied)
     }
 
-    /// One transaction on `lane`'s connection: renew the leases of its members (fencing); for
-    /// each whose checkpoint `events` (ending at `last`) lie past, fold them in: written with
-    /// its checkpoint moved, or held (its checkpoint only checked, unless a write of what it
-    /// held is under way elsewhere, which moves it) and, with `flush`, written with its
-    /// checkpoint moved over every batch held: in this transaction, or, when the lane has a
-    /// writer, handed to it after this one commits. Empty `events` only flushes. Returns the
-    /// most clients' values a member holds unwritten.
+    /// One transaction on `lane`'s connection: renew the leases of its members (fencing; a
+    /// held one's only once no write of it is under way, that write renewing it); for each
+    /// whose checkpoint `events` (ending at `last`) lie past, fold them in: written with its
+    /// checkpoint moved, or held (its checkpoint only checked, unless a write of what it held
+    /// was handed over and not yet taken in: that write moves it) and, with `flush`, written
+    /// with its checkpoint moved over every batch held: in this transaction, or, when the lane
+    /// has a writer, handed to it after this one commits. A write handed over that failed
+    /// fails this. Empty `events` only flushes. Returns the most clients' values a member
+    /// holds unwritten.
     async fn write_batch(
         &self,
         lane: &mut Lane,
@@ -831,7 +837,15 @@ impl Together {
         let handing = flush && (lane.writer.is_some() || lane.writing.is_some());
         // The write under way holds the leases of what it writes until it commits (so that a
         // switch of the read model waits for it, as for a batch): renewed here only once it ended.
-        let write_ended = lane.writing.as_ref().is_none_or(|w| w.0.is_finished());
+        let write_ended = lane.writing.as_ref().is_none_or(|w| w.task.is_finished());
+        if lane
+            .writing
+            .as_ref()
+            .is_some_and(|w| w.failed.load(std::sync::atomic::Ordering::Acquire))
+        {
+            // Its error, at once.
+            lane.written().await?;
+        }
         let Lane {
             client, members, ..
         } = lane;
@@ -925,6 +939,13 @@ impl Together {
         tx.commit().await?;
         if handing {
             lane.hand_over(&self.store, self.holder, ttl).await?;
+            // Handed over, they hold nothing now.
+            held = lane
+                .members
+                .iter()
+                .filter_map(|m| m.deferred.as_ref().map(|d| d.held()))
+                .max()
+                .unwrap_or(0);
         }
         Ok(held)
     }
@@ -942,7 +963,12 @@ struct Lane {
 }
 
 /// A write of what a [`Lane`]'s members held, on the lane's writer connection.
-struct Writing(AbortOnDrop<Result<db::deadpool_postgres::Object, ProjectionError>>);
+struct Writing {
+    task: AbortOnDrop<Result<db::deadpool_postgres::Object, ProjectionError>>,
+    /// Set when the write failed, so the lane stops at its next batch rather than fold on
+    /// until the next hand-over.
+    failed: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl Lane {
     /// Hands what its members hold to a write on its writer connection (once the write before
@@ -975,10 +1001,16 @@ impl Lane {
             }
         }
         let store = store.clone();
-        self.writing = Some(Writing(AbortOnDrop::spawn(async move {
-            write_held(&mut writer, &store, (holder, ttl), writes).await?;
-            Ok(writer)
-        })));
+        let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let failing = Arc::clone(&failed);
+        let task = AbortOnDrop::spawn(async move {
+            let written = write_held(&mut writer, &store, (holder, ttl), writes).await;
+            if written.is_err() {
+                failing.store(true, std::sync::atomic::Ordering::Release);
+            }
+            written.map(|()| writer)
+        });
+        self.writing = Some(Writing { task, failed });
         Ok(())
     }
 
@@ -990,7 +1022,7 @@ impl Lane {
         let Some(writing) = &mut self.writing else {
             return Ok(());
         };
-        let ended = writing.0.ended("a write of what was held").await;
+        let ended = writing.task.ended("a write of what was held").await;
         self.writing = None;
         self.writer = Some(ended??);
         for member in self.members.iter_mut() {
