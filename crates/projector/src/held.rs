@@ -121,7 +121,7 @@ impl<V: Clone + Send + Sync + 'static> Held<V> {
     }
 
     /// Every value held, and the clients among them with rows to replace (sorted), handed
-    /// over to be written elsewhere: lent to the next folds until [`Held::written`].
+    /// over to be written elsewhere: lent to the next folds until [`Deferred::written`].
     fn take(&mut self) -> (Arc<HashMap<Uuid, V>>, Vec<Uuid>) {
         let values = Arc::new(std::mem::take(&mut self.values));
         let mut stored: Vec<Uuid> = self.stored.drain().collect();

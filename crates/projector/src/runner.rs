@@ -472,10 +472,11 @@ impl Runner {
 /// moves their checkpoints, so each read model sees each event exactly once, as with a
 /// [`Runner`] each. Those that keep one value per client are folded in memory across batches
 /// and written at a flush ([`Together::flushing_every`]), on a second connection while the next
-/// batches fold when the pool has room for it ([`Together::plan`]). A failure can leave them at different checkpoints; the
-/// next run reads from the earliest and each applies only what lies past its own
-/// ([`Together::resumable`] says whether a rebuild should). Client events reach the projections decoded
-/// ([`Batch::decoded`]); their raw payloads in [`Batch::events`] are left null.
+/// batches fold when the pool has room for it ([`Together::plan`]). A failure can leave them
+/// at different checkpoints; the next run reads from the earliest and each applies only what
+/// lies past its own ([`Together::resumable`] says whether a rebuild should). Client events
+/// reach the projections decoded ([`Batch::decoded`]); their raw payloads in
+/// [`Batch::events`] are left null.
 pub struct Together {
     store: EventStore,
     projections: Vec<Arc<dyn Projection>>,
