@@ -340,7 +340,8 @@ impl ProviderConnections {
     /// the organisation owns (nothing changes when they are tied already).
     ///
     /// # Errors
-    /// [`AppError::Denied`] by [`policy::provider::may_tie_provider`]; store failures.
+    /// [`AppError::Denied`] by [`policy::provider::may_tie_provider`]; a service not in the
+    /// directory refused as [`domain::CaseError::UnknownService`]; store failures.
     pub async fn tie(
         &self,
         principal: &Principal,
@@ -413,13 +414,15 @@ impl ProviderConnections {
                 return Err(AppError::Unexpected(e.into()));
             }
         };
-        // Absent, as what is absent (the policy's 404 names no record of its own).
+        // An absent staff member (the path's) is not found; an absent service (the body's) is a
+        // field naming nothing, refused as a connection to it is (422, unknown_service): a 404
+        // would say the staff member the path names is not there.
         policy::provider::may_tie_provider(principal, staff.as_ref(), owner).map_err(|denied| {
             match denied {
                 Denied::NotFound if staff.is_none() => {
                     AppError::NotFound("no such staff member".into())
                 }
-                Denied::NotFound => AppError::NotFound("no such directory service".into()),
+                Denied::NotFound => CommandError::Refused(domain::CaseError::UnknownService).into(),
                 Denied::Forbidden(why) => Denied::Forbidden(why).into(),
             }
         })?;

@@ -519,8 +519,17 @@ async fn an_administrator_ties_only_their_own_provider_staff_to_their_own_servic
         .await;
     assert_eq!(theirs.status, 403, "{:#}", theirs.body);
     let nothing = server.post(&people.admin, &ties, tie(Uuid::new_v4())).await;
-    assert_eq!(nothing.status, 404, "{:#}", nothing.body);
-    assert_eq!(nothing.body["detail"], "no such directory service");
+    nothing.refused_at(422, "service_id");
+    assert_eq!(
+        nothing.body["rule"], "unknown_service",
+        "{:#}",
+        nothing.body
+    );
+    let removals = format!("/api/v1/staff/{staff}/provider-service-removals");
+    let nothing = server
+        .post(&people.admin, &removals, tie(Uuid::new_v4()))
+        .await;
+    nothing.refused_at(422, "service_id");
     // Another organisation's staff are not found; a link worker is not provider staff.
     let foreign = server
         .post(
