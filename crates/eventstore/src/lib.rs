@@ -38,7 +38,7 @@ pub use model::{
     NewEvent, RecordedEvent, Tagged,
 };
 pub use protect::{Master, MasterKey, Protection, SEALED, rotate_master_key};
-pub use read::StreamHead;
+pub use read::{RawEvent, StreamHead};
 pub use secret::{KeyKind, SecretKey};
 pub use subscribe::{ACCESS_CHANNEL, AccessChanges, Listener, Subscription, SubscriptionSettings};
 pub use upcast::{UpcastFn, Upcasters};

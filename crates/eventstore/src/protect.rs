@@ -295,6 +295,14 @@ impl Protection {
         self.master.id()
     }
 
+    /// Whether events of `event_type` on `stream_type` streams can hold a sealed value (a
+    /// personal field, or a path inside which each event names its own): one that cannot is
+    /// read as stored.
+    pub(crate) fn may_seal(&self, stream_type: &str, event_type: &str) -> bool {
+        !self.fields_of(stream_type, event_type).is_empty()
+            || !self.within_of(stream_type, event_type).is_empty()
+    }
+
     fn fields_of(&self, stream_type: &str, event_type: &str) -> &[Field] {
         self.fields
             .get(stream_type)

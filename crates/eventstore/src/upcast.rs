@@ -11,7 +11,8 @@ pub type UpcastFn = fn(Value) -> Result<Value, String>;
 /// (event type, schema version), each producing version + 1. Stored rows are never rewritten.
 #[derive(Default)]
 pub struct Upcasters {
-    steps: HashMap<(String, i32), UpcastFn>,
+    /// By event type, then version (looked up by `&str`: no allocation per event read).
+    steps: HashMap<String, HashMap<i32, UpcastFn>>,
 }
 
 impl Upcasters {
@@ -23,8 +24,18 @@ impl Upcasters {
     /// Registers the step from `from_version` to `from_version + 1` for `event_type`.
     pub fn register(mut self, event_type: &str, from_version: i32, step: UpcastFn) -> Self {
         self.steps
-            .insert((event_type.to_owned(), from_version), step);
+            .entry(event_type.to_owned())
+            .or_default()
+            .insert(from_version, step);
         self
+    }
+
+    /// Whether a payload of `event_type` stored at `schema_version` has a step to take: read
+    /// as stored otherwise.
+    pub fn has_step(&self, event_type: &str, schema_version: i32) -> bool {
+        self.steps
+            .get(event_type)
+            .is_some_and(|steps| steps.contains_key(&schema_version))
     }
 
     /// Applies every step from `schema_version` on.
@@ -37,12 +48,12 @@ impl Upcasters {
         schema_version: i32,
         payload: Value,
     ) -> Result<(i32, Value), StoreError> {
-        if self.steps.is_empty() {
+        let Some(steps) = self.steps.get(event_type) else {
             return Ok((schema_version, payload));
-        }
+        };
         let mut version = schema_version;
         let mut payload = payload;
-        while let Some(step) = self.steps.get(&(event_type.to_owned(), version)) {
+        while let Some(step) = steps.get(&version) {
             payload = step(payload).map_err(|reason| StoreError::Upcast {
                 event_type: event_type.to_owned(),
                 schema_version: version,

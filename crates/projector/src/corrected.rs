@@ -184,28 +184,39 @@ impl Decoded {
         Decoded::refold(clients.clients, log, refolds).await
     }
 
-    /// As [`Decoded::decode`], moving each client event's payload into its decoded event rather
-    /// than copying it: the client events of `events` are left with a null payload (a reader
-    /// that hands the decoded batch on, and no raw client payload, to its projections).
+    /// As [`Decoded::decode`], for events read by [`EventStore::read_all_raw`] for client
+    /// streams: each client event is decoded from its JSON text as stored, or has its payload
+    /// moved into its decoded event (no copy). The events come back with every client event's
+    /// payload null (a reader that hands the decoded batch on, and no raw client payload, to
+    /// its projections).
     ///
     /// # Errors
     /// A store failure or an event that cannot be decoded.
-    pub async fn decode_moving(
-        events: &mut [RecordedEvent],
+    pub async fn decode_read(
+        read: Vec<eventstore::RawEvent>,
         log: &dyn RecordSource,
         refolds: bool,
-    ) -> Result<Decoded, ProjectionError> {
+    ) -> Result<(Vec<RecordedEvent>, Decoded), ProjectionError> {
         let mut clients = Clients::default();
-        for event in events
-            .iter_mut()
-            .filter(|e| e.stream_type == domain::CLIENT_STREAM)
-        {
-            let payload = std::mem::take(&mut event.payload);
-            let decoded = CaseEvent::decode(&event.event_type, event.schema_version, payload)
+        let mut events = Vec::with_capacity(read.len());
+        for eventstore::RawEvent { mut event, json } in read {
+            if event.stream_type == domain::CLIENT_STREAM {
+                let decoded = match json {
+                    Some(json) => {
+                        CaseEvent::decode_json(&event.event_type, event.schema_version, &json)
+                    }
+                    None => {
+                        let payload = std::mem::take(&mut event.payload);
+                        CaseEvent::decode(&event.event_type, event.schema_version, payload)
+                    }
+                }
                 .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
-            clients.push(event, decoded);
+                clients.push(&event, decoded);
+            }
+            events.push(event);
         }
-        Decoded::refold(clients.clients, log, refolds).await
+        let decoded = Decoded::refold(clients.clients, log, refolds).await?;
+        Ok((events, decoded))
     }
 
     /// With `refolds`, reads again the record of each client with a correction in the batch.

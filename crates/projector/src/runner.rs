@@ -1150,18 +1150,18 @@ async fn read_ahead(
         raw_sender,
     ));
     while let Some(read) = raw.recv().await {
-        let mut events: Vec<RecordedEvent> = match read {
+        let events = match read {
             Ok(events) => events,
             Err(e) => {
                 let _ = sender.send(Err(e)).await;
                 return;
             }
         };
-        // Each client payload moves into its decoded event (no copy): the projections fed
-        // from here fold client events from the decoded batch only.
-        let decoded = Decoded::decode_moving(&mut events, &store, refolds).await;
+        // Each client event is decoded from its stored text, or its payload moved into it (no
+        // copy): the projections fed from here fold client events from the decoded batch only.
+        let decoded = Decoded::decode_read(events, &store, refolds).await;
         let failed = decoded.is_err();
-        if sender.send(decoded.map(|d| (events, d))).await.is_err() || failed {
+        if sender.send(decoded).await.is_err() || failed {
             return;
         }
     }
@@ -1179,7 +1179,7 @@ async fn read_batches(
     stop_at: Option<GlobalPosition>,
     cuts: Vec<GlobalPosition>,
     settings: RunnerSettings,
-    sender: tokio::sync::mpsc::Sender<Result<Vec<RecordedEvent>, ProjectionError>>,
+    sender: tokio::sync::mpsc::Sender<Result<Vec<eventstore::RawEvent>, ProjectionError>>,
 ) {
     let mut at = from;
     let mut cuts = cuts.into_iter().peekable();
@@ -1187,16 +1187,18 @@ async fn read_batches(
         if stop_at.is_some_and(|stop| at >= stop) {
             return;
         }
-        let read: Result<Option<Vec<RecordedEvent>>, ProjectionError> =
-            match store.read_all(at, settings.batch_size).await {
-                Ok(events) if events.is_empty() => match store.has_committed_after(at).await {
-                    Ok(false) => return,
-                    Ok(true) => Ok(None),
-                    Err(e) => Err(e.into()),
-                },
-                Ok(events) => Ok(Some(events)),
+        let read: Result<Option<Vec<eventstore::RawEvent>>, ProjectionError> = match store
+            .read_all_raw(at, settings.batch_size, domain::CLIENT_STREAM)
+            .await
+        {
+            Ok(events) if events.is_empty() => match store.has_committed_after(at).await {
+                Ok(false) => return,
+                Ok(true) => Ok(None),
                 Err(e) => Err(e.into()),
-            };
+            },
+            Ok(events) => Ok(Some(events)),
+            Err(e) => Err(e.into()),
+        };
         let mut events = match read {
             Ok(Some(events)) => events,
             Ok(None) => {
@@ -1210,13 +1212,13 @@ async fn read_batches(
         };
         while cuts.next_if(|cut| *cut <= at).is_some() {}
         if let Some(&cut) = cuts.peek() {
-            let within = events.partition_point(|e| e.global <= cut);
+            let within = events.partition_point(|e| e.event.global <= cut);
             if within > 0 && within < events.len() {
                 events.truncate(within);
             }
         }
         if let Some(last) = events.last() {
-            at = last.global;
+            at = last.event.global;
         }
         if sender.send(Ok(events)).await.is_err() {
             return;
