@@ -360,8 +360,11 @@ impl EventStore {
                 ],
             )
             .await?;
-        rows.iter()
-            .map(|row| {
+        // Sized up front: a collect into a `Result` knows no size and grows the batch's vector
+        // by doubling, megabytes of fresh pages a batch for the kernel to zero.
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            events.push({
                 let event_type: &str = row.get(7);
                 let stored_version: i32 = row.get(8);
                 let JsonText(json) = row.try_get(9)?;
@@ -375,18 +378,19 @@ impl EventStore {
                     });
                 if as_stored {
                     let event_type = event_type.to_owned();
-                    Ok(RawEvent {
+                    RawEvent {
                         event: self.recorded(row, event_type, stored_version, Value::Null),
                         json: Some(json.to_owned()),
-                    })
+                    }
                 } else {
-                    Ok(RawEvent {
+                    RawEvent {
                         event: self.decode(row, None)?,
                         json: None,
-                    })
+                    }
                 }
-            })
-            .collect()
+            });
+        }
+        Ok(events)
     }
 
     /// Where the event at log `position` sits in the global read order, or `None` when no
@@ -486,7 +490,11 @@ impl EventStore {
         rows: &[Row],
         key: Option<&DataKey>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        rows.iter().map(|row| self.decode(row, key)).collect()
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            events.push(self.decode(row, key)?);
+        }
+        Ok(events)
     }
 
     pub(crate) fn decode(
