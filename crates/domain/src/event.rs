@@ -652,7 +652,7 @@ pub trait DomainEvent: Serialize + serde::de::DeserializeOwned + Sized {
     /// needed): read straight into the event, with no [`Value`] built in between.
     ///
     /// # Errors
-    /// As [`DomainEvent::decode`]; text that is not JSON.
+    /// As [`DomainEvent::decode`], refused alike; text that is not one JSON value.
     fn decode_json(event_type: &str, schema_version: i32, json: &str) -> Result<Self, DecodeError> {
         let error = |reason: String| DecodeError {
             event_type: event_type.to_owned(),
@@ -668,14 +668,62 @@ pub trait DomainEvent: Serialize + serde::de::DeserializeOwned + Sized {
             }
             Some((name, _)) => name,
         };
-        // The type names are plain identifiers: nothing in them to escape.
-        let envelope = format!(r#"{{"event_type":"{name}","payload":{json}}}"#);
-        serde_json::from_str(&envelope).map_err(|e| {
-            // Said as a `Value` read says it: a place in the envelope would mislead.
-            let place = format!(" at line {} column {}", e.line(), e.column());
-            let reason = e.to_string();
-            error(reason.strip_suffix(&place).unwrap_or(&reason).to_owned())
-        })
+        // The envelope `decode` builds, given as a map whose payload is read from the text
+        // itself (no copy of it), which must hold that one value and nothing after it.
+        let mut payload = serde_json::Deserializer::from_str(json);
+        let envelope = Envelope {
+            event_type: name,
+            payload: &mut payload,
+            next: 0,
+        };
+        Self::deserialize(serde::de::value::MapAccessDeserializer::new(envelope))
+            .and_then(|event| payload.end().map(|()| event))
+            .map_err(|e| {
+                // Said as a `Value` read says it, without the place in the text.
+                let place = format!(" at line {} column {}", e.line(), e.column());
+                let reason = e.to_string();
+                error(reason.strip_suffix(&place).unwrap_or(&reason).to_owned())
+            })
+    }
+}
+
+/// `{"event_type": …, "payload": …}` as [`DomainEvent::decode_json`] reads it: the type name
+/// given, the payload read from its text.
+struct Envelope<'a, 'de> {
+    event_type: &'static str,
+    payload: &'a mut serde_json::Deserializer<serde_json::de::StrRead<'de>>,
+    /// The entries given so far.
+    next: u8,
+}
+
+impl<'de> serde::de::MapAccess<'de> for Envelope<'_, 'de> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        let key = match self.next {
+            0 => "event_type",
+            1 => "payload",
+            _ => return Ok(None),
+        };
+        seed.deserialize(serde::de::value::BorrowedStrDeserializer::new(key))
+            .map(Some)
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.next += 1;
+        if self.next == 1 {
+            seed.deserialize(serde::de::value::BorrowedStrDeserializer::new(
+                self.event_type,
+            ))
+        } else {
+            seed.deserialize(&mut *self.payload)
+        }
     }
 }
 

@@ -708,10 +708,24 @@ fn an_event_read_from_its_text_is_the_event_read_from_its_value() {
     refused("ReferralRedirected", 1, r#"{"referral_id": "x"}"#);
     refused("NoteAdded", 1, r#"{"unknown": 1}"#);
     refused("NoteAdded", 1, "[]");
-    // Not JSON at all, or JSON and more: refused (no value to compare with).
-    for text in ["{", r#"{}, "payload": {}"#] {
+    // Not JSON at all, or a whole payload and more after it: refused (no value to compare
+    // with).
+    let note = one_of_each()
+        .into_iter()
+        .find(|e| e.event_type() == "NoteAdded")
+        .map(|e| e.to_payload().to_string())
+        .unwrap_or_default();
+    assert!(
+        CaseEvent::decode_json("NoteAdded", 1, &note).is_ok(),
+        "{note}"
+    );
+    for text in [
+        "{".to_owned(),
+        format!(r#"{note}, "x": 0"#),
+        format!("{note} {{}}"),
+    ] {
         assert!(
-            CaseEvent::decode_json("NoteAdded", 1, text).is_err(),
+            CaseEvent::decode_json("NoteAdded", 1, &text).is_err(),
             "{text}"
         );
     }

@@ -317,9 +317,26 @@ impl EventStore {
         after: GlobalPosition,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = self.read_all_rows(after, limit).await?;
+        // Projectors read here: personal fields always show in their erased form.
+        self.decode_all(&rows, None)
+    }
+
+    /// The rows of [`EventStore::read_all`]: events after `after`, never past a transaction
+    /// still running.
+    async fn read_all_rows(
+        &self,
+        after: GlobalPosition,
+        limit: i64,
+    ) -> Result<Vec<Row>, StoreError> {
         let client = self.pool.get().await?;
-        let statement = client.prepare_cached(&read_all_sql()).await?;
-        let rows = client
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events \
+             WHERE (log_generation, transaction_id, position) > ($1, $2::text::xid8, $3) AND {VISIBLE} \
+             ORDER BY events.log_generation, events.transaction_id, events.position LIMIT $4"
+        );
+        let statement = client.prepare_cached(&sql).await?;
+        Ok(client
             .query(
                 &statement,
                 &[
@@ -329,9 +346,7 @@ impl EventStore {
                     &limit,
                 ],
             )
-            .await?;
-        // Projectors read here: personal fields always show in their erased form.
-        self.decode_all(&rows, None)
+            .await?)
     }
 
     /// As [`EventStore::read_all`], for a reader that decodes the payloads of `stream_type`'s
@@ -347,29 +362,16 @@ impl EventStore {
         limit: i64,
         stream_type: &str,
     ) -> Result<Vec<RawEvent>, StoreError> {
-        let client = self.pool.get().await?;
-        let statement = client.prepare_cached(&read_all_sql()).await?;
-        let rows = client
-            .query(
-                &statement,
-                &[
-                    &after.generation,
-                    &after.transaction_id.to_string(),
-                    &after.position,
-                    &limit,
-                ],
-            )
-            .await?;
-        // Sized up front: a collect into a `Result` knows no size and grows the batch's vector
-        // by doubling, megabytes of fresh pages a batch for the kernel to zero.
+        let rows = self.read_all_rows(after, limit).await?;
+        // Sized up front (a collect into a `Result` knows no size and grows by doubling).
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
             events.push({
                 let event_type: &str = row.get(7);
                 let stored_version: i32 = row.get(8);
                 let JsonText(json) = row.try_get(9)?;
-                // Opening changes only a sealed value (`{"$sealed": …}`), whose key PostgreSQL
-                // prints as is: text without it opens to itself. (Text that has it only inside
+                // Opening changes only a sealed value (`{"$sealed": …}`), whose key `jsonb`
+                // prints as is (`JsonText`): text without it opens to itself. (Text that has it only inside
                 // a string is read as a value: the same, the longer way.)
                 let as_stored = row.get::<_, &str>(5) == stream_type
                     && !self.upcasters.has_step(event_type, stored_version)
@@ -556,16 +558,6 @@ impl EventStore {
     }
 }
 
-/// The global read of [`EventStore::read_all`]: events after a place, never past a transaction
-/// still running.
-fn read_all_sql() -> String {
-    format!(
-        "SELECT {COLUMNS} FROM events \
-         WHERE (log_generation, transaction_id, position) > ($1, $2::text::xid8, $3) AND {VISIBLE} \
-         ORDER BY events.log_generation, events.transaction_id, events.position LIMIT $4"
-    )
-}
-
 /// A sealed value's key as JSON text shows it.
 const SEALED_KEY: &str = concat!('"', "$sealed", '"');
 
@@ -577,31 +569,25 @@ pub struct RawEvent {
     pub json: Option<String>,
 }
 
-/// A `json` or `jsonb` value's text, borrowed from the row (no [`Value`] built).
+/// A `jsonb` value's text, borrowed from the row (no [`Value`] built). Only `jsonb`: its text
+/// is printed from the parsed value, every key unescaped (a `json` column keeps `\u0024` as
+/// written, and the look for a sealed key would miss it).
 struct JsonText<'a>(&'a str);
 
 impl<'a> tokio_postgres::types::FromSql<'a> for JsonText<'a> {
     fn from_sql(
-        ty: &tokio_postgres::types::Type,
+        _: &tokio_postgres::types::Type,
         raw: &'a [u8],
     ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         // jsonb's binary form is a version byte (1) before the text.
-        let text = if *ty == tokio_postgres::types::Type::JSONB {
-            match raw.split_first() {
-                Some((1, text)) => text,
-                _ => return Err("unsupported jsonb version".into()),
-            }
-        } else {
-            raw
-        };
-        Ok(JsonText(std::str::from_utf8(text)?))
+        match raw.split_first() {
+            Some((1, text)) => Ok(JsonText(std::str::from_utf8(text)?)),
+            _ => Err("unsupported jsonb version".into()),
+        }
     }
 
     fn accepts(ty: &tokio_postgres::types::Type) -> bool {
-        matches!(
-            *ty,
-            tokio_postgres::types::Type::JSON | tokio_postgres::types::Type::JSONB
-        )
+        *ty == tokio_postgres::types::Type::JSONB
     }
 }
 

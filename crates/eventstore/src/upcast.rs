@@ -64,3 +64,17 @@ impl Upcasters {
         Ok((version, payload))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Upcasters;
+
+    #[test]
+    fn a_step_is_found_for_its_type_and_version_only() {
+        let upcasters = Upcasters::new().register("Renamed", 1, Ok);
+        assert!(upcasters.has_step("Renamed", 1));
+        assert!(!upcasters.has_step("Renamed", 2));
+        assert!(!upcasters.has_step("Other", 1));
+        assert!(!Upcasters::new().has_step("Renamed", 1));
+    }
+}

@@ -530,6 +530,11 @@ async fn an_administrator_ties_only_their_own_provider_staff_to_their_own_servic
         .post(&people.admin, &removals, tie(Uuid::new_v4()))
         .await;
     nothing.refused_at(422, "service_id");
+    assert_eq!(
+        nothing.body["rule"], "unknown_service",
+        "{:#}",
+        nothing.body
+    );
     // Another organisation's staff are not found; a link worker is not provider staff.
     let foreign = server
         .post(
