@@ -371,8 +371,8 @@ impl EventStore {
                 let stored_version: i32 = row.get(8);
                 let JsonText(json) = row.try_get(9)?;
                 // Opening changes only a sealed value (`{"$sealed": …}`), whose key `jsonb`
-                // prints as is (`JsonText`): text without it opens to itself. (Text that has it only inside
-                // a string is read as a value: the same, the longer way.)
+                // prints as is (`JsonText`): text without it opens to itself. (Text that has it
+                // only inside a string is read as a value: the same, the longer way.)
                 let as_stored = row.get::<_, &str>(5) == stream_type
                     && !self.upcasters.has_step(event_type, stored_version)
                     && !self.protection.as_ref().is_some_and(|p| {
