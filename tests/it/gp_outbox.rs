@@ -1013,3 +1013,92 @@ async fn the_end_of_an_episode_goes_to_the_gp_with_its_scores_only_with_consent(
         "#score-2"
     );
 }
+
+/// A person's GP-message state is kept only once there is something to remember: a referral
+/// that names no practice writes none (and its acceptance is still decided, withheld as naming
+/// no practice); a referral that names one writes a first state, which later batches update.
+#[tokio::test]
+async fn a_gp_message_state_is_kept_only_for_someone_with_something_to_remember() {
+    let service = Service::new(4, "States kept").await;
+    let (store, client) = (&service.store, &service.client);
+    let runner = outbox_runner(store);
+    let states = |person: ClientId| async move {
+        client
+            .query_opt(
+                "SELECT state FROM gp_outbox_state WHERE client_id = $1",
+                &[&person.0],
+            )
+            .await
+            .expect("the state")
+            .map(|row| row.get::<_, Value>(0))
+    };
+    let [none, named, at_once] = [(); 3].map(|()| ClientId(Uuid::new_v4()));
+    let [r_none, r_named, r_at_once] = [(); 3].map(|()| ReferralId(Uuid::new_v4()));
+    service.run(none, vec![intake(none, r_none, None)]).await;
+    service
+        .run(named, vec![intake(named, r_named, Some("A81001"))])
+        .await;
+    runner.catch_up().await.expect("the outbox catches up");
+    assert_eq!(states(none).await, None, "nothing to remember");
+    let first = states(named).await.expect("a first state");
+    assert_eq!(
+        first["referrals"],
+        serde_json::json!([[r_named.0, "A81001"]])
+    );
+    assert_eq!(first["seq"], 0);
+
+    // Both accepted in a later batch, and a third person referred (naming no practice) and
+    // accepted within one batch: the first gets a first state, the second's is updated.
+    let accept = |referral| {
+        vec![CaseCommand::AcceptReferral(ReferralAccepted {
+            referral_id: referral,
+        })]
+    };
+    service.run(none, accept(r_none)).await;
+    service.run(named, accept(r_named)).await;
+    service
+        .run(at_once, accepted(at_once, r_at_once, None))
+        .await;
+    runner.catch_up().await.expect("the outbox catches up");
+    for person in [none, at_once] {
+        let state = states(person).await.expect("a state once accepted");
+        assert_eq!(
+            (
+                &state["referrals"],
+                &state["seq"],
+                &state["accepted_in_episode"]
+            ),
+            (
+                &serde_json::json!([]),
+                &serde_json::json!(1),
+                &Value::Bool(true)
+            )
+        );
+        let (_, status, _, why) = message_of(client, person, 1).await;
+        assert_eq!(
+            (status.as_str(), why.as_deref()),
+            ("withheld", Some("no_practice"))
+        );
+    }
+    let updated = states(named).await.expect("the state");
+    assert_eq!(
+        (&updated["seq"], &updated["referrals"]),
+        (&serde_json::json!(1), &first["referrals"])
+    );
+    let (_, status, content, _) = message_of(client, named, 1).await;
+    assert_eq!(
+        (status.as_str(), content.as_deref()),
+        ("pending", Some("coded"))
+    );
+    // Caught up again: nothing more is written.
+    runner.catch_up().await.expect("the outbox catches up");
+    assert_eq!(
+        count(
+            client,
+            "SELECT count(*) FROM gp_outbox_state WHERE client_id = ANY($1)",
+            &[&vec![none.0, named.0, at_once.0]]
+        )
+        .await,
+        3
+    );
+}

@@ -25,7 +25,8 @@ LEFT JOIN LATERAL (
 LEFT JOIN idempotency_keys AS ik ON ik.stream_id = $1 AND ik.idempotency_key = $2";
 
 /// The batch and (with `$17` set) its idempotency key row, in one autocommit statement; with
-/// `$lookups`, more of it.
+/// `$lookups`, more of it. The log's generation is read once for the statement (see
+/// `batch::insert_many_sql`).
 macro_rules! insert_sql {
     ($lookups:expr) => {
         concat!(
@@ -34,9 +35,9 @@ WITH inserted AS (
     INSERT INTO events (
         event_id, stream_id, stream_type, stream_version, event_type, schema_version, payload,
         actor_id, actor_role, organisation_id, correlation_id, causation_id, idempotency_key,
-        occurred_at, recorded_at, hash)
+        occurred_at, recorded_at, hash, log_generation)
     SELECT e.event_id, $1, $2, e.stream_version, e.event_type, e.schema_version, e.payload,
-        $3, $4, $5, $6, $7, $8, $9, $10, e.hash
+        $3, $4, $5, $6, $7, $8, $9, $10, e.hash, (SELECT casebook_log_generation())
     FROM unnest($11::uuid[], $12::bigint[], $13::text[], $14::int[], $15::jsonb[], $16::bytea[])
         AS e(event_id, stream_version, event_type, schema_version, payload, hash)
     RETURNING event_id, stream_version, position

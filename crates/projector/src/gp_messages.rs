@@ -212,7 +212,8 @@ pub enum GpConsent {
 /// What the outbox knows of one person, folded from their events.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GpMessageState {
-    /// The practice of each referral, by referral id (none: it named no practice).
+    /// The practice of each referral that named one, by referral id (states folded by
+    /// earlier builds also hold referrals that named none, with none).
     pub referrals: Vec<(Uuid, Option<String>)>,
     pub consent: GpConsent,
     /// The acceptance code went out (or was decided) in the episode now open.
@@ -368,8 +369,11 @@ pub fn decide_gp_messages(
     }
     match &fact.event {
         CaseEvent::ReferralReceived(e) => {
-            let practice = rules.practice_of(e.referrer.organisation.as_deref());
-            state.referrals.push((e.referral_id.0, practice));
+            // Only a referral that names a practice is kept: one that names none has nobody to
+            // write to, and is found in no list as surely as it would be found with none.
+            if let Some(practice) = rules.practice_of(e.referrer.organisation.as_deref()) {
+                state.referrals.push((e.referral_id.0, Some(practice)));
+            }
             None
         }
         CaseEvent::ConsentRecorded(e) if e.scope == rules.consent.scope => {
@@ -605,9 +609,12 @@ impl Projection for GpOutboxProjection {
 }
 
 impl GpOutboxProjection {
-    /// A batch in three round trips however many people it holds: their states read at once,
-    /// their messages decided in memory and inserted side by side (pipelined on the
-    /// connection), and the changed states written back in one statement.
+    /// A batch in at most four round trips however many people it holds: the states of those
+    /// whose record began before it read at once (no one else can have one), their messages
+    /// decided in memory and inserted side by side (pipelined on the connection), the changed
+    /// states of people who had one updated in one statement and the first states of the rest
+    /// inserted in another. A person with nothing to remember (a referral naming no practice,
+    /// and nothing since) gets no state row.
     async fn write(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
@@ -617,34 +624,37 @@ impl GpOutboxProjection {
         if clients.is_empty() {
             return Ok(());
         }
-        let ids: Vec<Uuid> = clients.iter().map(|c| c.client_id).collect();
-        let select = batch
-            .prepare(
-                tx,
-                "SELECT client_id, state FROM gp_outbox_state WHERE client_id = ANY($1)",
-            )
-            .await?;
-        let mut stored: HashMap<Uuid, GpMessageState> = HashMap::with_capacity(ids.len());
-        for row in tx.query(&select, &[&ids]).await? {
-            let state = serde_json::from_value(row.get(1))
-                .map_err(|e| ProjectionError::Corrupt(format!("gp_outbox_state: {e}")))?;
-            stored.insert(row.get(0), state);
+        let continuing = batch.decoded.continuing_client_ids();
+        let mut stored: HashMap<Uuid, GpMessageState> = HashMap::with_capacity(continuing.len());
+        if !continuing.is_empty() {
+            let select = batch
+                .prepare(
+                    tx,
+                    "SELECT client_id, state FROM gp_outbox_state WHERE client_id = ANY($1)",
+                )
+                .await?;
+            for row in tx.query(&select, &[&continuing]).await? {
+                let state = serde_json::from_value(row.get(1))
+                    .map_err(|e| ProjectionError::Corrupt(format!("gp_outbox_state: {e}")))?;
+                stored.insert(row.get(0), state);
+            }
         }
         let mut messages = Vec::new();
-        let (mut changed_ids, mut changed_states) = (Vec::new(), Vec::new());
+        let (mut changed, mut first) = (States::default(), States::default());
         for client in &clients {
-            let mut state = stored.remove(&client.client_id).unwrap_or_default();
-            let before = state.clone();
+            let had = stored.remove(&client.client_id);
+            let mut state = had.clone().unwrap_or_default();
             for fact in client.facts {
                 if let Some(message) = decide_gp_messages(&mut state, fact, &self.rules) {
                     messages.push((client.client_id, fact.organisation_id, message));
                 }
             }
-            if state != before {
-                let json = serde_json::to_value(&state)
-                    .map_err(|e| ProjectionError::Corrupt(format!("gp_outbox_state: {e}")))?;
-                changed_ids.push(client.client_id);
-                changed_states.push(json);
+            match had {
+                Some(before) if state != before => changed.push(client.client_id, &state)?,
+                None if state != GpMessageState::default() => {
+                    first.push(client.client_id, &state)?;
+                }
+                _ => {}
             }
         }
         if !messages.is_empty() {
@@ -656,18 +666,42 @@ impl GpOutboxProjection {
                 });
             futures_util::future::try_join_all(inserts).await?;
         }
-        if !changed_ids.is_empty() {
-            let upsert = batch
-                .prepare(
-                    tx,
-                    "INSERT INTO gp_outbox_state (client_id, state) \
-                     SELECT * FROM unnest($1::uuid[], $2::jsonb[]) \
-                     ON CONFLICT (client_id) DO UPDATE SET state = excluded.state",
-                )
-                .await?;
-            tx.execute(&upsert, &[&changed_ids, &changed_states])
-                .await?;
+        for (states, sql) in [
+            (
+                &changed,
+                "UPDATE gp_outbox_state AS s SET state = c.state \
+                 FROM unnest($1::uuid[], $2::jsonb[]) AS c(client_id, state) \
+                 WHERE s.client_id = c.client_id",
+            ),
+            (
+                &first,
+                "INSERT INTO gp_outbox_state (client_id, state) \
+                 SELECT * FROM unnest($1::uuid[], $2::jsonb[])",
+            ),
+        ] {
+            if !states.ids.is_empty() {
+                let statement = batch.prepare(tx, sql).await?;
+                tx.execute(&statement, &[&states.ids, &states.states])
+                    .await?;
+            }
         }
+        Ok(())
+    }
+}
+
+/// States to write, column by column.
+#[derive(Default)]
+struct States {
+    ids: Vec<Uuid>,
+    states: Vec<serde_json::Value>,
+}
+
+impl States {
+    fn push(&mut self, client_id: Uuid, state: &GpMessageState) -> Result<(), ProjectionError> {
+        let json = serde_json::to_value(state)
+            .map_err(|e| ProjectionError::Corrupt(format!("gp_outbox_state: {e}")))?;
+        self.ids.push(client_id);
+        self.states.push(json);
         Ok(())
     }
 }
