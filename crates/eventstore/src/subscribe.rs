@@ -6,7 +6,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use crate::{EventStore, GlobalPosition, NOTIFY_CHANNEL, RecordedEvent, StoreError};
+use crate::{EventStore, GlobalPosition, NOTIFY_CHANNEL, RawEvent, RecordedEvent, StoreError};
 
 /// Holds one dedicated connection that LISTENs for appends (a pooled connection would drop
 /// notifications) and wakes every subscription made through it. It reconnects by itself, and
@@ -229,18 +229,51 @@ impl Subscription {
     /// # Errors
     /// A database failure; the checkpoint does not move, so calling again retries.
     pub async fn next_batch(&mut self) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.next(
+            |store, at, limit| Box::pin(store.read_all(at, limit)),
+            |e| e.global,
+        )
+        .await
+    }
+
+    /// As [`Subscription::next_batch`], each event read as [`EventStore::read_all_raw`] reads
+    /// it: the payload of an event of `stream_type` handed over as its stored text where it
+    /// can be decoded from it (no `Value` built first).
+    ///
+    /// # Errors
+    /// A database failure; the checkpoint does not move, so calling again retries.
+    pub async fn next_raw_batch(
+        &mut self,
+        stream_type: &'static str,
+    ) -> Result<Vec<RawEvent>, StoreError> {
+        self.next(
+            |store, at, limit| Box::pin(store.read_all_raw(at, limit, stream_type)),
+            |e| e.event.global,
+        )
+        .await
+    }
+
+    /// The next batch `read` gives (never empty), the checkpoint moved to its last event's
+    /// `global`.
+    async fn next<T>(
+        &mut self,
+        read: impl for<'a> Fn(
+            &'a EventStore,
+            GlobalPosition,
+            i64,
+        )
+            -> futures_util::future::BoxFuture<'a, Result<Vec<T>, StoreError>>,
+        global: impl Fn(&T) -> GlobalPosition,
+    ) -> Result<Vec<T>, StoreError> {
         let mut held_back = Duration::from_millis(5);
         loop {
             if let Some(wake) = &mut self.wake {
                 // Mark what we have seen before reading, so a wake-up during the read is kept.
                 wake.borrow_and_update();
             }
-            let events = self
-                .store
-                .read_all(self.checkpoint, self.settings.batch_size)
-                .await?;
+            let events = read(&self.store, self.checkpoint, self.settings.batch_size).await?;
             if let Some(last) = events.last() {
-                self.checkpoint = last.global;
+                self.checkpoint = global(last);
                 return Ok(events);
             }
             // Committed but not yet readable: an older transaction anywhere on the cluster is

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 
-use eventstore::{EventStore, GlobalPosition, RecordedEvent};
+use eventstore::{EventStore, GlobalPosition};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -278,13 +278,13 @@ impl Group {
         let (mut subscription, mut renew) = following(&self.store, checkpoint, &self.settings);
         loop {
             tokio::select! {
-                batch = subscription.next_batch() => {
+                batch = subscription.next_raw_batch(domain::CLIENT_STREAM) => {
                     let events = match batch {
                         Ok(events) => events,
                         Err(e) => return Stop::Retry(e.into()),
                     };
                     let next = subscription.checkpoint();
-                    if let Err(stop) = self.apply(checkpoint, &events, refolds).await {
+                    if let Err(stop) = self.apply(checkpoint, events, refolds).await {
                         return stop;
                     }
                     checkpoint = next;
@@ -362,16 +362,18 @@ impl Group {
     async fn apply(
         &self,
         from: GlobalPosition,
-        events: &[RecordedEvent],
+        read: Vec<eventstore::RawEvent>,
         refolds: bool,
     ) -> Result<(), Stop> {
-        let Some(last) = events.last().map(|e| e.global) else {
+        let Some(last) = read.last().map(|e| e.event.global) else {
             return Ok(());
         };
-        // Decoded (and any corrected record read again) once, before the transaction opens.
-        // An event nobody can decode stops every member, each on its own, as it would a
-        // runner each.
-        let decoded = match Decoded::decode(events, &self.store, refolds).await {
+        // Decoded (and any corrected record read again) once, before the transaction opens:
+        // each client event from its stored text where it can be (the members fold client
+        // events from the decoded batch only; their payloads are left null in `events`). An
+        // event nobody can decode stops every member, each on its own, as it would a runner
+        // each.
+        let (events, decoded) = match Decoded::decode_read(read, &self.store, refolds).await {
             Ok(decoded) => decoded,
             Err(e @ ProjectionError::Corrupt(_)) => return Err(Stop::Eject(0, e)),
             Err(e) => return Err(Stop::Retry(e)),
@@ -410,7 +412,7 @@ impl Group {
             ));
         }
         let batch = Batch {
-            events,
+            events: &events,
             decoded: &decoded,
             log: &self.store,
             statements: Some(&statements),
