@@ -116,12 +116,18 @@ pub(crate) fn canonical_json(value: &Value, out: &mut Vec<u8>) {
             out.push(b']');
         }
         Value::String(s) => write_string(s, out),
-        other => out.extend_from_slice(other.to_string().as_bytes()),
+        // A number, a boolean or null, printed as serde_json prints it (writing into a vector
+        // cannot fail).
+        other => {
+            let _ = serde_json::to_writer(&mut *out, other);
+        }
     }
 }
 
+/// `s` as a JSON string, escaped as serde_json escapes it, written straight into `out` (no
+/// copy of it, no `Value`, no formatter between).
 fn write_string(s: &str, out: &mut Vec<u8>) {
-    out.extend_from_slice(Value::String(s.to_owned()).to_string().as_bytes());
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 /// Truncates to the microsecond, the precision PostgreSQL keeps, so hashes computed before the
@@ -148,6 +154,24 @@ mod tests {
             canon(json!({"b": 1, "a": {"d": [true, null], "c": "x\"y"}})),
             r#"{"a":{"c":"x\"y","d":[true,null]},"b":1}"#
         );
+    }
+
+    /// Strings and numbers are written as serde_json's `Display` of a `Value` writes them, as
+    /// before they were written straight into the buffer: every stored hash still matches.
+    #[test]
+    fn canonical_json_writes_strings_and_numbers_as_a_value_prints_them() {
+        let tricky = json!({
+            "control": "tab\t nul\u{0} bell\u{7} del\u{7f} line\nfeed",
+            "quotes": "\"back\\slash\" and /slash",
+            "unicode": "é ö 中文 𝄞 🙂 \u{2028}\u{2029}",
+            "numbers": [0, -1, 1.5, -0.0, 1e300, 12345678901234567890_u64, -9223372036854775808_i64],
+            "other": [true, false, null, "", {}],
+        });
+        // Keys in byte order, as the default map keeps them: canonical text is the value's text.
+        assert_eq!(canon(tricky.clone()), tricky.to_string());
+        for value in tricky.as_object().expect("an object").values() {
+            assert_eq!(canon(value.clone()), value.to_string());
+        }
     }
 
     #[test]

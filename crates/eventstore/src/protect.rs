@@ -455,7 +455,9 @@ impl Protection {
             if value.is_null() || is_sealed(value) {
                 continue;
             }
-            let plain = Zeroizing::new(value.to_string().into_bytes());
+            let plain = Zeroizing::new(
+                serde_json::to_vec(value).map_err(|e| StoreError::Protection(e.to_string()))?,
+            );
             let sealed = seal_bytes(&cipher, &plain, &field_aad(subject, event_id, dotted))?;
             let mut object = Map::new();
             object.insert(SEALED.to_owned(), Value::String(STANDARD.encode(sealed)));
