@@ -463,3 +463,87 @@ async fn an_outcome_state_of_a_few_kilobytes_is_stored_uncompressed() {
     // Over the 2 kB at which PostgreSQL would otherwise have compressed the row.
     assert!(largest > 2_100, "the largest state takes {largest} bytes");
 }
+
+/// A batch that continues a client rewrites only the tables whose rows their state now makes
+/// differently: a follow-up assessment changes the scores (a pair now) and the baselines (now
+/// paired), not the referral's or the episode's rows, which keep their place on disk (their
+/// `ctid` and `xmin`). Every table ends as a clean rebuild makes it.
+#[tokio::test]
+async fn a_continued_client_has_only_the_rows_that_changed_written_again() {
+    let (db, store) = store_with_db(4).await;
+    let service = CaseService::new(store.clone());
+    let client = ClientId(Uuid::new_v4());
+    let mut commands = crate::support::opened_case(
+        client,
+        ReferralId(Uuid::new_v4()),
+        ReferralSource::Gp,
+        vec![NeedDomain::LonelinessIsolation],
+        (StaffId(Uuid::from_u128(0x5001)), TEAM),
+    );
+    commands.push(wemwbs(1, Timepoint::Baseline, 35, day(2)));
+    execute_all(&service, client, commands).await;
+    let runner = Runner::new(
+        store.clone(),
+        Arc::new(crate::support::outcomes_under(3)),
+        Uuid::new_v4(),
+        RunnerSettings::default(),
+    );
+    runner.catch_up().await.expect("v3 catches up");
+    let admin = db.admin_client().await;
+    // Where each of the client's rows is, table by table.
+    let places = || async {
+        let mut places = std::collections::BTreeMap::new();
+        for table in crate::support::OUTCOME_TABLES {
+            let rows = admin
+                .query(
+                    &format!(
+                        "SELECT ctid::text || '@' || xmin::text FROM {table} \
+                         WHERE rules_version = 3 AND client_id = $1 ORDER BY 1"
+                    ),
+                    &[&client.0],
+                )
+                .await
+                .expect("the rows' places");
+            let rows: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            places.insert(*table, rows);
+        }
+        places
+    };
+    let before = places().await;
+    assert_eq!(before["report_scores"].len(), 0, "no pair yet");
+    assert_eq!(before["report_baselines"].len(), 1, "an unpaired baseline");
+
+    execute_all(
+        &service,
+        client,
+        vec![wemwbs(2, Timepoint::FollowUp, 48, day(30))],
+    )
+    .await;
+    assert_eq!(runner.catch_up().await.expect("the follow-up"), 1);
+    let after = places().await;
+    for table in ["report_referrals", "report_episodes"] {
+        assert_eq!(after[table].len(), 1, "{table}");
+        assert_eq!(after[table], before[table], "{table} is not written again");
+    }
+    for table in ["outcome_state", "report_baselines"] {
+        assert_eq!(after[table].len(), 1, "{table}");
+        assert_ne!(after[table], before[table], "{table} is written again");
+    }
+    assert_eq!(after["report_scores"].len(), 1, "the pair");
+    let baseline_paired: bool = testkit::query_value(
+        &admin,
+        "SELECT paired FROM report_baselines WHERE rules_version = 3 AND client_id = $1",
+        &[&client.0],
+    )
+    .await;
+    assert!(baseline_paired, "the baseline is paired now");
+
+    let went_on = crate::support::table_rows(&admin, crate::support::OUTCOME_TABLES).await;
+    runner.reset().await.expect("reset");
+    runner.catch_up().await.expect("a clean rebuild");
+    assert_eq!(
+        crate::support::table_rows(&admin, crate::support::OUTCOME_TABLES).await,
+        went_on,
+        "the rows a clean rebuild makes"
+    );
+}

@@ -326,6 +326,30 @@ async fn an_outcome_state_written_as_jsonb_before_v40_reads_after_it_and_the_fig
     assert_eq!(column, "json");
     let read: projector::ClientOutcomes = serde_json::from_value(stored).expect("it parses");
     assert_eq!(read, state);
+    let runner = projector::Runner::new(
+        store.clone(),
+        std::sync::Arc::new(outcomes),
+        Uuid::new_v4(),
+        projector::RunnerSettings::default(),
+    );
+    // Beside the state, V39's projection had written the figure rows it makes (a fold writes a
+    // client's rows only where they changed): made here by a fold from the first event, and
+    // the state put back as the migration left it.
+    let migrated: String = testkit::query_value(
+        &owner,
+        "SELECT state::text FROM outcome_state WHERE client_id = $1",
+        &[&client.0],
+    )
+    .await;
+    runner.reset().await.expect("reset");
+    runner.catch_up().await.expect("the figure rows");
+    owner
+        .execute(
+            "UPDATE outcome_state SET state = $2::text::json WHERE client_id = $1",
+            &[&client.0, &migrated],
+        )
+        .await
+        .expect("the migrated state");
 
     // A follow-up recorded now: the projection folds it into the stored state, to the figures
     // a clean rebuild from the first event makes.
@@ -342,12 +366,6 @@ async fn an_outcome_state_written_as_jsonb_before_v40_reads_after_it_and_the_fig
         )
         .await
         .expect("a follow-up after V40");
-    let runner = projector::Runner::new(
-        store.clone(),
-        std::sync::Arc::new(outcomes),
-        Uuid::new_v4(),
-        projector::RunnerSettings::default(),
-    );
     assert_eq!(runner.catch_up().await.expect("the projection goes on"), 1);
     let tables = crate::support::OUTCOME_TABLES;
     let went_on = crate::support::table_rows(&owner, tables).await;

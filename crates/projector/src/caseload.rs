@@ -473,9 +473,12 @@ impl<T: CaseloadTable> crate::held::PerClient for T {
         tx: &tokio_postgres::Transaction<'_>,
         batch: &Batch<'_>,
         rows: &[&CaseloadRow],
-        stored: &[Uuid],
+        stored: &[(Uuid, &CaseloadRow)],
     ) -> Result<(), ProjectionError> {
-        write_rows(T::TABLE, tx, batch, rows, stored).await
+        // Every stored row is replaced: each carries its stream's version, which every event
+        // moves.
+        let stored: Vec<Uuid> = stored.iter().map(|(id, _)| *id).collect();
+        write_rows(T::TABLE, tx, batch, rows, &stored).await
     }
 }
 

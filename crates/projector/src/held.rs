@@ -5,7 +5,7 @@
 //! them at a flush, so a client whose events are spread over many batches (a journey kept over
 //! months) is read back and written once per flush, not once per batch.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -33,21 +33,23 @@ pub trait PerClient: Send + Sync + 'static {
     /// Folds one fact into a client's value.
     fn apply(&self, value: &mut Self::Value, fact: &Fact);
     /// Writes `values` inside `tx`; `stored` are the clients among them (and clients refolded
-    /// since) whose rows are in its tables now, to replace.
+    /// since) whose rows are in its tables now, to replace, each with the value those rows were
+    /// written from (sorted by client): what did not change need not be written again.
     async fn write(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         batch: &Batch<'_>,
         values: &[&Self::Value],
-        stored: &[Uuid],
+        stored: &[(Uuid, &Self::Value)],
     ) -> Result<(), ProjectionError>;
 }
 
-/// Values folded and not yet written, with which of them have rows to replace, and those
-/// handed to a write still under way ([`Deferred::take`]).
+/// Values folded and not yet written, with which of them have rows to replace (and the value
+/// those rows were written from), and those handed to a write still under way
+/// ([`Deferred::take`]).
 struct Held<V> {
     values: HashMap<Uuid, V>,
-    stored: HashSet<Uuid>,
+    stored: HashMap<Uuid, V>,
     writing: Option<Arc<HashMap<Uuid, V>>>,
 }
 
@@ -55,10 +57,17 @@ impl<V> Default for Held<V> {
     fn default() -> Self {
         Held {
             values: HashMap::new(),
-            stored: HashSet::new(),
+            stored: HashMap::new(),
             writing: None,
         }
     }
+}
+
+/// `stored`'s clients sorted, each with the value their rows were written from.
+fn sorted<V>(stored: &HashMap<Uuid, V>) -> Vec<(Uuid, &V)> {
+    let mut sorted: Vec<(Uuid, &V)> = stored.iter().map(|(id, value)| (*id, value)).collect();
+    sorted.sort_unstable_by_key(|(id, _)| *id);
+    sorted
 }
 
 impl<V: Clone + Send + Sync + 'static> Held<V> {
@@ -88,7 +97,7 @@ impl<V: Clone + Send + Sync + 'static> Held<V> {
                 .into_iter()
                 .filter(|id| match writing.get(id) {
                     Some(value) => {
-                        self.stored.insert(*id);
+                        self.stored.insert(*id, value.clone());
                         self.values.insert(*id, value.clone());
                         false
                     }
@@ -99,7 +108,7 @@ impl<V: Clone + Send + Sync + 'static> Held<V> {
         };
         if !missing.is_empty() {
             for (client_id, value) in projection.load(tx, batch, &missing).await? {
-                self.stored.insert(client_id);
+                self.stored.insert(client_id, value.clone());
                 self.values.insert(client_id, value);
             }
         }
@@ -120,12 +129,12 @@ impl<V: Clone + Send + Sync + 'static> Held<V> {
         Ok(())
     }
 
-    /// Every value held, and the clients among them with rows to replace (sorted), handed
-    /// over to be written elsewhere: lent to the next folds until [`Deferred::written`].
-    fn take(&mut self) -> (Arc<HashMap<Uuid, V>>, Vec<Uuid>) {
+    /// Every value held, and the clients among them with rows to replace (with the values
+    /// those rows were written from), handed over to be written elsewhere: lent to the next
+    /// folds until [`Deferred::written`].
+    fn take(&mut self) -> (Arc<HashMap<Uuid, V>>, HashMap<Uuid, V>) {
         let values = Arc::new(std::mem::take(&mut self.values));
-        let mut stored: Vec<Uuid> = self.stored.drain().collect();
-        stored.sort_unstable();
+        let stored = std::mem::take(&mut self.stored);
         self.writing = Some(Arc::clone(&values));
         (values, stored)
     }
@@ -138,9 +147,9 @@ impl<V: Clone + Send + Sync + 'static> Held<V> {
         batch: &Batch<'_>,
     ) -> Result<(), ProjectionError> {
         let values: Vec<&V> = self.values.values().collect();
-        let mut stored: Vec<Uuid> = self.stored.iter().copied().collect();
-        stored.sort_unstable();
-        projection.write(tx, batch, &values, &stored).await?;
+        projection
+            .write(tx, batch, &values, &sorted(&self.stored))
+            .await?;
         self.values.clear();
         self.stored.clear();
         Ok(())
@@ -208,7 +217,7 @@ pub trait HeldWrite: Send + Sync {
 struct Handed<P: PerClient> {
     projection: Arc<P>,
     values: Arc<HashMap<Uuid, P::Value>>,
-    stored: Vec<Uuid>,
+    stored: HashMap<Uuid, P::Value>,
 }
 
 #[async_trait]
@@ -220,7 +229,7 @@ impl<P: PerClient> HeldWrite for Handed<P> {
     ) -> Result<(), ProjectionError> {
         let values: Vec<&P::Value> = self.values.values().collect();
         self.projection
-            .write(tx, batch, &values, &self.stored)
+            .write(tx, batch, &values, &sorted(&self.stored))
             .await
     }
 }

@@ -666,27 +666,48 @@ impl crate::held::PerClient for OutcomesProjection {
         tx: &tokio_postgres::Transaction<'_>,
         batch: &Batch<'_>,
         states: &[&ClientOutcomes],
-        stored: &[Uuid],
+        stored: &[(Uuid, &ClientOutcomes)],
     ) -> Result<(), ProjectionError> {
         let version = self.tag;
-        // Only a client with a stored state has figure rows to replace: every client's state
-        // is written with their figures, in the same transaction.
-        if !stored.is_empty() {
-            for table in FIGURE_TABLES {
-                let delete = batch
-                    .prepare(
-                        tx,
-                        &format!(
-                            "DELETE FROM {table} WHERE rules_version = $1 AND client_id = ANY($2)"
-                        ),
-                    )
-                    .await?;
-                tx.execute(&delete, &[&version, &stored]).await?;
+        // A client with no stored state has no rows: all of theirs are copied in. A client
+        // with one has rows in a table to replace only where the rows their state makes now
+        // differ from those the stored state made (a contact recorded changes the episode's
+        // and the activity's rows, not the referral's, the scores' or the connections'): those
+        // are deleted and copied in again, every other table of theirs is left as it is.
+        let mut figures = Figures::default();
+        let mut replaced: [Vec<Uuid>; TABLES.len()] = Default::default();
+        for state in states {
+            let before = stored
+                .binary_search_by_key(&state.client_id, |(id, _)| *id)
+                .ok()
+                .map(|i| stored[i].1);
+            match before {
+                None => figures.add(state, &self.rules),
+                Some(before) => {
+                    let now = Figures::of(state, &self.rules);
+                    let changed = now.changed(&Figures::of(before, &self.rules));
+                    for (ids, changed) in replaced.iter_mut().zip(changed) {
+                        if changed {
+                            ids.push(state.client_id);
+                        }
+                    }
+                    figures.extend(&now, changed);
+                }
             }
         }
-        let mut figures = Figures::default();
-        for state in states {
-            figures.add(state, &self.rules);
+        for (table, ids) in TABLES.iter().zip(&replaced) {
+            if ids.is_empty() {
+                continue;
+            }
+            let delete = batch
+                .prepare(
+                    tx,
+                    &format!(
+                        "DELETE FROM {table} WHERE rules_version = $1 AND client_id = ANY($2)"
+                    ),
+                )
+                .await?;
+            tx.execute(&delete, &[&version, ids]).await?;
         }
         figures.write(tx, batch, version).await
     }
@@ -762,10 +783,18 @@ macro_rules! columns {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Default)]
+        #[derive(Default, PartialEq)]
         struct $name $(<$lt>)? {
             $($group: $group_type,)?
             $($field: Vec<$type>,)*
+        }
+
+        impl $(<$lt>)? $name $(<$lt>)? {
+            /// Appends `other`'s rows.
+            fn extend(&mut self, other: &Self) {
+                $(self.$group.extend(&other.$group);)?
+                $(self.$field.extend(other.$field.iter().cloned());)*
+            }
         }
 
         impl $(<$lt>)? Columns for $name $(<$lt>)? {
@@ -806,6 +835,22 @@ async fn copy_figures(
         })
         .await
 }
+
+/// The outcome read model's tables in the order [`Figures::write`] writes them: the state, then
+/// each table of figures. Every one of them is in [`FIGURE_TABLES`].
+const TABLES: [&str; 8] = [
+    "outcome_state",
+    "report_referrals",
+    "report_episodes",
+    "report_scores",
+    "report_connections",
+    "report_gaps",
+    "report_baselines",
+    "report_activity",
+];
+
+/// For each of [`TABLES`], whether a client's rows in it are to be written.
+type Tables = [bool; TABLES.len()];
 
 /// Rows to insert, column by column, each table's copied in with one binary `COPY`.
 #[derive(Default)]
@@ -953,6 +998,66 @@ columns! {
 }
 
 impl<'a> Figures<'a> {
+    /// One client's rows.
+    fn of(state: &'a ClientOutcomes, rules: &Rules) -> Figures<'a> {
+        let mut figures = Figures::default();
+        figures.add(state, rules);
+        figures
+    }
+
+    /// For one client's rows, which of [`TABLES`] hold rows other than `before`'s (the state:
+    /// whether it differs).
+    fn changed(&self, before: &Figures<'_>) -> Tables {
+        [
+            self.state != before.state,
+            self.referrals != before.referrals,
+            self.episodes != before.episodes,
+            self.scores != before.scores,
+            self.connections != before.connections,
+            self.gaps != before.gaps,
+            self.baselines != before.baselines,
+            self.activity != before.activity,
+        ]
+    }
+
+    /// Appends `other`'s rows of the tables `tables` marks.
+    fn extend(&mut self, other: &Figures<'a>, tables: Tables) {
+        let [
+            state,
+            referrals,
+            episodes,
+            scores,
+            connections,
+            gaps,
+            baselines,
+            activity,
+        ] = tables;
+        if state {
+            self.state.extend(other.state.iter().copied());
+        }
+        if referrals {
+            self.referrals.extend(&other.referrals);
+        }
+        if episodes {
+            self.episodes.extend(&other.episodes);
+        }
+        if scores {
+            self.scores.extend(&other.scores);
+        }
+        if connections {
+            self.connections.extend(&other.connections);
+        }
+        if gaps {
+            self.gaps.extend(&other.gaps);
+        }
+        if baselines {
+            self.baselines.extend(&other.baselines);
+        }
+        if activity {
+            self.activity.extend(&other.activity);
+        }
+    }
+
     fn add(&mut self, state: &'a ClientOutcomes, rules: &Rules) {
         let client = state.client_id;
         let org = state.organisation_id;
@@ -1084,16 +1189,16 @@ impl<'a> Figures<'a> {
                 |i| vec![&version, &states[i].0, &states[i].1],
             )
             .await?;
-        let tables: [(&str, &dyn Columns); 7] = [
-            ("report_referrals", &self.referrals),
-            ("report_episodes", &self.episodes),
-            ("report_scores", &self.scores),
-            ("report_connections", &self.connections),
-            ("report_gaps", &self.gaps),
-            ("report_baselines", &self.baselines),
-            ("report_activity", &self.activity),
+        let rows: [&dyn Columns; 7] = [
+            &self.referrals,
+            &self.episodes,
+            &self.scores,
+            &self.connections,
+            &self.gaps,
+            &self.baselines,
+            &self.activity,
         ];
-        for (table, rows) in tables {
+        for (table, rows) in TABLES[1..].iter().zip(rows) {
             copy_figures(tx, batch, table, &version, rows).await?;
         }
         Ok(())
