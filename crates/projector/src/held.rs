@@ -91,7 +91,8 @@ impl<V: Clone + Send + Sync + 'static> Held<V> {
             .collect();
         // A client whose value is being written elsewhere is taken from that write (not yet
         // committed, its rows are not to be read); its rows stand by the next write, which
-        // waits for this one, and are replaced then.
+        // waits for this one, and are replaced then where they changed (the value lent is the
+        // one those rows are written from).
         let missing: Vec<Uuid> = match &self.writing {
             Some(writing) => missing
                 .into_iter()

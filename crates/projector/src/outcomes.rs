@@ -671,9 +671,12 @@ impl crate::held::PerClient for OutcomesProjection {
         let version = self.tag;
         // A client with no stored state has no rows: all of theirs are copied in. A client
         // with one has rows in a table to replace only where the rows their state makes now
-        // differ from those the stored state made (a contact recorded changes the episode's
-        // and the activity's rows, not the referral's, the scores' or the connections'): those
-        // are deleted and copied in again, every other table of theirs is left as it is.
+        // differ from those the stored state made (a follow-up assessment changes the scores
+        // and the baselines, not the referral's, the episode's or the connections' rows):
+        // those are deleted and copied in again, every other table of theirs is left as it is.
+        // The stored rows are taken to be those the stored state makes under this build's
+        // rules: a change to how a rule version's rows are made needs a rebuild (as it always
+        // did for the clients no batch touches).
         let mut figures = Figures::default();
         let mut replaced: [Vec<Uuid>; TABLES.len()] = Default::default();
         for state in states {
