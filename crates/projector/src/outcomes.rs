@@ -1223,6 +1223,17 @@ mod tests {
 
     use super::*;
 
+    /// The tables a write compares and rewrites are the tables a reset empties, each once.
+    #[test]
+    fn the_tables_written_are_the_figure_tables() {
+        let mut written = TABLES.to_vec();
+        let mut figures = FIGURE_TABLES.to_vec();
+        written.sort_unstable();
+        figures.sort_unstable();
+        written.dedup();
+        assert_eq!(written, figures);
+    }
+
     fn at(day: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, day, 9, 0, 0)
             .single()
