@@ -14,17 +14,42 @@ use clap::{CommandFactory, Parser};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     casebook::telemetry::init(cli.log_format);
-    match run(cli).await {
-        Ok(code) => code,
+    let runtime = match runtime(&cli.command) {
+        Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
         }
+    };
+    runtime.block_on(async move {
+        match run(cli).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// The runtime every command runs on. `serve` answers HTTP on actix's own worker threads (one
+/// a core), so its runtime, where the batch writers, the projectors and the other background
+/// tasks run, gets half the cores' threads rather than one a core
+/// ([`casebook::http::serve_runtime_threads`]); `TOKIO_WORKER_THREADS`, when set, decides
+/// instead. Every other command's runtime has one thread a core, as `#[tokio::main]` gives.
+fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if matches!(command, Command::Serve { .. })
+        && std::env::var_os("TOKIO_WORKER_THREADS").is_none()
+    {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        builder.worker_threads(casebook::http::serve_runtime_threads(cores));
     }
+    builder.build()
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

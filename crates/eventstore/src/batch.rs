@@ -4,12 +4,13 @@
 //! machine, one statement inserting sixteen event rows took about a quarter of the time of
 //! eight statements inserting two each (BENCHMARKS.md). So the first append of a new stream
 //! (a new person's referral, `EventStore::head_of_new_stream`), which reads nothing before it
-//! writes, does not take a connection and send its own statement: it joins a queue, and a few
-//! writer tasks each take everything waiting (up to [`MOST`] appends), read the database's
-//! clock once for all of them (`recorded_at`: a moment after each was asked for and before it
-//! commits, as a command's load would have read it), chain their hashes from it, and insert
-//! them in one statement, one transaction. While one statement runs the next batch gathers, so
-//! a single caller waits for nothing and many share a clock reading, a statement and a commit.
+//! writes, does not take a connection and send its own statement: it joins a queue, and two
+//! writer tasks ([`WRITERS`]) each take everything waiting (up to [`MOST`] appends), read the
+//! database's clock once for all of them (`recorded_at`: a moment after each was asked for and
+//! before it commits, as a command's load would have read it), chain their hashes from it, and
+//! insert them in one statement, one transaction. While one statement runs the next batch
+//! gathers, so a single caller waits for nothing and many share a clock reading, a statement
+//! and a commit.
 //!
 //! All or nothing: if the statement fails for any reason (a stream that exists after all,
 //! a racing data key or idempotency key, a payload the database refuses, a lost connection),
@@ -32,8 +33,12 @@ use crate::{AppendedEvent, Claim, EventStore, StoreError};
 /// The most appends one statement takes.
 pub(crate) const MOST: usize = 64;
 
-/// The most statements in flight at once (each on a pooled connection).
-pub(crate) const WRITERS: usize = 4;
+/// The most statements in flight at once (each on a pooled connection): two, so that one
+/// batch gathers while the other is written. More writers take smaller batches, and a
+/// statement costs far more than its rows: at 32 clients on the 2-core machine, two writers
+/// rather than four took about 15% less of the cluster's CPU per referral, with the same or
+/// lower latency (BENCHMARKS.md, "Fewer threads than cores, two batch writers").
+pub(crate) const WRITERS: usize = 2;
 
 /// Every event of the batch, then each keyed stream's idempotency row, each new data key and
 /// each lookup tag (and, with `$claims`, each claim): one statement (autocommit, so one
