@@ -8,12 +8,14 @@ use anyhow::Context;
 
 /// How many worker threads `serve`'s tokio runtime gets on a machine of `cores` cores: half
 /// of them, at least one. The HTTP requests are answered on actix's workers, one a core; the
-/// runtime carries the batch writers, the projectors and the other background tasks. On the
-/// 2-core machine, one runtime thread rather than two took about 9% less of the service's CPU
-/// and 5% less of the cluster's per referral at 32 clients, with the same or better throughput
-/// and p99: with fewer threads than runnable work, the batch writers and the projectors each
-/// found more waiting when they ran (BENCHMARKS.md, "Fewer threads than cores, two batch
-/// writers").
+/// runtime drives every pooled database connection (`db::pool`, whoever asked for it) and
+/// carries the batch writers, the projectors and the other background tasks, so nothing
+/// blocking may run on it (the sealer's file work goes to `spawn_blocking`). On the 2-core
+/// machine, one runtime thread rather than two took about 8% less of the service's CPU and 5%
+/// less of the cluster's per referral at 32 clients, with the same or better throughput and
+/// p99: with fewer threads than runnable work, the batch writers and the projectors each found
+/// more waiting when they ran (BENCHMARKS.md, "Fewer threads than cores, two batch writers").
+/// Measured at 2 cores only.
 pub fn serve_runtime_threads(cores: usize) -> usize {
     (cores / 2).max(1)
 }

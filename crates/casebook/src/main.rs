@@ -36,10 +36,11 @@ fn main() -> ExitCode {
 }
 
 /// The runtime every command runs on. `serve` answers HTTP on actix's own worker threads (one
-/// a core), so its runtime, where the batch writers, the projectors and the other background
-/// tasks run, gets half the cores' threads rather than one a core
-/// ([`casebook::http::serve_runtime_threads`]); `TOKIO_WORKER_THREADS`, when set, decides
-/// instead. Every other command's runtime has one thread a core, as `#[tokio::main]` gives.
+/// a core), so its runtime, which drives the pooled connections and runs the batch writers,
+/// the projectors and the other background tasks, gets half the cores' threads rather than
+/// one a core ([`casebook::http::serve_runtime_threads`]). Every other command's runtime has
+/// one thread a core, as `#[tokio::main]` gives. `TOKIO_WORKER_THREADS`, when set, decides
+/// for any command.
 fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();

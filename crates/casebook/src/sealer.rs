@@ -23,17 +23,28 @@ pub async fn seal_and_anchor(
 ) -> anyhow::Result<Sealed> {
     let sealed = eventstore::anchor::seal(client, key).await?;
     if let Some(path) = anchor_file {
-        match &sealed {
-            Sealed::New(checkpoint) => append_anchor(path, checkpoint)?,
-            Sealed::Unchanged(Some(checkpoint)) => {
-                if last_anchor(path)?.as_ref() != Some(checkpoint) {
-                    append_anchor(path, checkpoint)?;
-                }
-            }
-            Sealed::Unchanged(None) => {}
-        }
+        let (path, sealed) = (path.to_owned(), sealed.clone());
+        // Off the runtime's threads: the file is read whole and flushed to disk, and in `serve`
+        // the runtime also drives every pooled connection (`db::pool`), on as few as one thread.
+        tokio::task::spawn_blocking(move || anchor(&path, &sealed))
+            .await
+            .context("writing the anchor file")??;
     }
     Ok(sealed)
+}
+
+/// The file's part of [`seal_and_anchor`].
+fn anchor(path: &Path, sealed: &Sealed) -> anyhow::Result<()> {
+    match sealed {
+        Sealed::New(checkpoint) => append_anchor(path, checkpoint),
+        Sealed::Unchanged(Some(checkpoint)) => {
+            if last_anchor(path)?.as_ref() != Some(checkpoint) {
+                append_anchor(path, checkpoint)?;
+            }
+            Ok(())
+        }
+        Sealed::Unchanged(None) => Ok(()),
+    }
 }
 
 /// How long the outbound copy's command may take.
