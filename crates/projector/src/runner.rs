@@ -517,6 +517,38 @@ impl<T: Send + 'static> AbortOnDrop<T> {
     }
 }
 
+impl<T: Send + 'static, E: Send + 'static> AbortOnDrop<Result<T, E>> {
+    /// Spawns `task` with a flag set as soon as it fails: when it returns an error, or panics
+    /// (or is aborted) before it returns, so that whoever folds on beside it can stop at once
+    /// rather than learn of it only when it waits for the task.
+    fn spawn_flagged(
+        task: impl Future<Output = Result<T, E>> + Send + 'static,
+    ) -> (Self, Arc<std::sync::atomic::AtomicBool>) {
+        let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut unless_done = FlagOnDrop(Some(Arc::clone(&failed)));
+        let spawned = AbortOnDrop::spawn(async move {
+            let result = task.await;
+            if result.is_ok() {
+                unless_done.0 = None;
+            }
+            drop(unless_done);
+            result
+        });
+        (spawned, failed)
+    }
+}
+
+/// Sets its flag when dropped, unless taken out first: dropped by an unwinding panic too.
+struct FlagOnDrop(Option<Arc<std::sync::atomic::AtomicBool>>);
+
+impl Drop for FlagOnDrop {
+    fn drop(&mut self) {
+        if let Some(flag) = &self.0 {
+            flag.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         if let Some(task) = &self.0 {
@@ -966,8 +998,8 @@ struct Lane {
 /// A write of what a [`Lane`]'s members held, on the lane's writer connection.
 struct Writing {
     task: AbortOnDrop<Result<db::deadpool_postgres::Object, ProjectionError>>,
-    /// Set when the write failed, so the lane stops at its next batch rather than fold on
-    /// until the next hand-over.
+    /// Set when the write failed (an error or a panic), so the lane stops at its next batch
+    /// rather than fold on until the next hand-over.
     failed: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -1002,14 +1034,10 @@ impl Lane {
             }
         }
         let store = store.clone();
-        let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let failing = Arc::clone(&failed);
-        let task = AbortOnDrop::spawn(async move {
-            let written = write_held(&mut writer, &store, (holder, ttl), writes).await;
-            if written.is_err() {
-                failing.store(true, std::sync::atomic::Ordering::Release);
-            }
-            written.map(|()| writer)
+        let (task, failed) = AbortOnDrop::spawn_flagged(async move {
+            write_held(&mut writer, &store, (holder, ttl), writes)
+                .await
+                .map(|()| writer)
         });
         self.writing = Some(Writing { task, failed });
         Ok(())
@@ -1242,4 +1270,55 @@ pub(crate) fn following(
     );
     let renew = tokio::time::interval((settings.lease_ttl / 3).max(Duration::from_millis(100)));
     (subscription, renew)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::AbortOnDrop;
+
+    /// A write handed over sets its flag whether it returns an error or panics, and only then:
+    /// the lane beside it stops at its next batch either way.
+    #[tokio::test]
+    async fn a_flagged_task_is_flagged_when_it_fails_or_panics_and_not_when_it_succeeds() {
+        let (mut done, flag) = AbortOnDrop::spawn_flagged(async { Ok::<u8, String>(7) });
+        assert_eq!(done.ended("the task").await.ok(), Some(Ok(7)));
+        assert!(
+            !flag.load(Ordering::Acquire),
+            "a task that succeeded is not flagged"
+        );
+
+        let (mut failing, flag) =
+            AbortOnDrop::spawn_flagged(async { Err::<u8, String>("refused".to_owned()) });
+        assert_eq!(
+            failing.ended("the task").await.ok(),
+            Some(Err("refused".to_owned()))
+        );
+        assert!(
+            flag.load(Ordering::Acquire),
+            "a task that failed is flagged"
+        );
+
+        let (mut panicking, flag) = AbortOnDrop::spawn_flagged(async {
+            if flag_panics() {
+                panic!("a write that panics");
+            }
+            Ok::<u8, String>(0)
+        });
+        let ended = panicking.ended("the task").await;
+        assert!(
+            ended.is_err_and(|e| e.to_string().contains("the task failed")),
+            "a panic is an error to whoever waits for the task"
+        );
+        assert!(
+            flag.load(Ordering::Acquire),
+            "a task that panicked is flagged"
+        );
+    }
+
+    /// Seen as possibly false by the compiler, so the test's `Ok` after the panic is reachable.
+    fn flag_panics() -> bool {
+        std::hint::black_box(true)
+    }
 }
