@@ -307,15 +307,7 @@ async fn catch_up_waits_for_events_committed_behind_an_open_transaction() {
     let (db, store) = store_with_db(4).await;
     let cases = CaseService::new(store.clone());
     let mut slow_client = db.app_client().await;
-    let slow = slow_client.transaction().await.expect("begin");
-    slow.execute(
-        "INSERT INTO events (event_id, stream_id, stream_type, stream_version, event_type, schema_version, \
-         payload, actor_id, actor_role, organisation_id, correlation_id, occurred_at, recorded_at, hash) \
-         VALUES ($1, $2, 'staff', 1, 'StaffNoted', 1, '{}', $2, 'administrator', $2, $2, now(), now(), $3)",
-        &[&Uuid::new_v4(), &Uuid::new_v4(), &vec![0u8; 32]],
-    )
-    .await
-    .expect("insert without committing");
+    let slow = appending_without_committing(&mut slow_client).await;
     run_journey(&cases, ClientId(Uuid::from_u128(31)), 3).await;
 
     let runner = caseload_runner(&store);
@@ -336,6 +328,118 @@ async fn catch_up_waits_for_events_committed_behind_an_open_transaction() {
         .await
         .expect("rows");
     assert_eq!(rows[0].status, domain::CaseStatus::Open);
+}
+
+/// A transaction on `client` that has appended an event and stays open: the events committed
+/// after it are not readable until it ends.
+async fn appending_without_committing(
+    client: &mut tokio_postgres::Client,
+) -> tokio_postgres::Transaction<'_> {
+    let slow = client.transaction().await.expect("begin");
+    slow.execute(
+        "INSERT INTO events (event_id, stream_id, stream_type, stream_version, event_type, schema_version, \
+         payload, actor_id, actor_role, organisation_id, correlation_id, occurred_at, recorded_at, hash) \
+         VALUES ($1, $2, 'staff', 1, 'StaffNoted', 1, '{}', $2, 'administrator', $2, $2, now(), now(), $3)",
+        &[&Uuid::new_v4(), &Uuid::new_v4(), &vec![0u8; 32]],
+    )
+    .await
+    .expect("insert without committing");
+    slow
+}
+
+/// A lease that expires in 600 ms unless renewed.
+fn short_lease() -> RunnerSettings {
+    RunnerSettings {
+        lease_ttl: Duration::from_millis(600),
+        poll_interval: Duration::from_millis(20),
+        ..settings()
+    }
+}
+
+/// While `catching_up` waits for a transaction still open, for more than three times the short
+/// lease's time: no other holder can take the caseload's lease (it is kept renewed), and the
+/// catch-up is still waiting.
+async fn lease_kept_while_waiting<T>(
+    db: &testkit::TestDb,
+    catching_up: &tokio::task::JoinHandle<T>,
+) {
+    let client = db.app_client().await;
+    let name = projector::Projection::name(&CaseloadProjection).to_owned();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            !projector::bookkeeping::take_lease(&client, &name, Uuid::new_v4(), 5.0)
+                .await
+                .expect("take the lease"),
+            "another holder took the lease of a catch-up that waits"
+        );
+    }
+    assert!(!catching_up.is_finished(), "the catch-up stopped waiting");
+}
+
+/// A catch-up that waits for a transaction still open keeps its lease however long it waits,
+/// as its batches would renew it, and applies everything once the transaction commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_waiting_for_an_open_transaction_keeps_its_lease() {
+    let (db, store) = store_with_db(4).await;
+    let cases = CaseService::new(store.clone());
+    run_journey(&cases, ClientId(Uuid::from_u128(32)), 2).await;
+    let mut slow_client = db.app_client().await;
+    let slow = appending_without_committing(&mut slow_client).await;
+    run_journey(&cases, ClientId(Uuid::from_u128(33)), 3).await;
+
+    let runner = Runner::new(
+        store.clone(),
+        Arc::new(CaseloadProjection),
+        Uuid::new_v4(),
+        short_lease(),
+    );
+    let catching_up = tokio::spawn(async move { runner.catch_up().await });
+    lease_kept_while_waiting(&db, &catching_up).await;
+    slow.commit().await.expect("commit the slow transaction");
+    let applied = tokio::time::timeout(Duration::from_secs(30), catching_up)
+        .await
+        .expect("catch-up finishes after the commit")
+        .expect("task")
+        .expect("the lease was kept");
+    assert_eq!(applied, 3 + 1 + 4, "both journeys and the slow event");
+}
+
+/// As above, for projections run together (a rebuild of every read model), what they hold
+/// handed after every batch to a write on a connection of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projections_together_waiting_for_an_open_transaction_keep_their_leases() {
+    let (db, store) = store_with_db(6).await;
+    let cases = CaseService::new(store.clone());
+    run_journey(&cases, ClientId(Uuid::from_u128(34)), 2).await;
+    let mut slow_client = db.app_client().await;
+    let slow = appending_without_committing(&mut slow_client).await;
+    run_journey(&cases, ClientId(Uuid::from_u128(35)), 3).await;
+
+    let together = projector::Together::new(
+        store.clone(),
+        vec![Arc::new(CaseloadProjection)],
+        Uuid::new_v4(),
+        short_lease(),
+    )
+    .flushing_every(1, 1);
+    assert!(together.plan().1, "written on a connection of its own");
+    let catching_up = tokio::spawn(async move { together.catch_up_to(None, |_| {}).await });
+    lease_kept_while_waiting(&db, &catching_up).await;
+    slow.commit().await.expect("commit the slow transaction");
+    let applied = tokio::time::timeout(Duration::from_secs(30), catching_up)
+        .await
+        .expect("catch-up finishes after the commit")
+        .expect("task")
+        .expect("the leases were kept");
+    assert_eq!(applied, 3 + 1 + 4, "both journeys and the slow event");
+    let rows = CaseloadProjection::rows(
+        &db.app_client().await,
+        &[Uuid::from_u128(34), Uuid::from_u128(35)],
+    )
+    .await
+    .expect("rows");
+    assert_eq!(rows.len(), 2, "both clients on the caseload");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

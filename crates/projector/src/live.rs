@@ -219,7 +219,7 @@ impl Group {
                 }
                 Stop::Retry(error) => {
                     tracing::debug!(error = %error, "projection group waits and retries");
-                    let pause = (self.settings.lease_ttl / 3).max(Duration::from_millis(100));
+                    let pause = self.settings.renew_every();
                     tokio::select! {
                         () = tokio::time::sleep(pause) => {}
                         _ = shutdown.changed() => {}

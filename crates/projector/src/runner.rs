@@ -201,6 +201,14 @@ pub struct RunnerSettings {
     pub poll_interval: Duration,
 }
 
+impl RunnerSettings {
+    /// How often a lease is renewed while no batch renews it (a third of its time, at least
+    /// 100 ms), and how long a runner that failed waits before it tries again.
+    pub fn renew_every(&self) -> Duration {
+        (self.lease_ttl / 3).max(Duration::from_millis(100))
+    }
+}
+
 impl Default for RunnerSettings {
     fn default() -> Self {
         RunnerSettings {
@@ -288,7 +296,7 @@ impl Runner {
                 }
                 Err(e) => {
                     tracing::debug!(projection = self.name(), error = %e, "projection runner waits and retries");
-                    let pause = (self.settings.lease_ttl / 3).max(Duration::from_millis(100));
+                    let pause = self.settings.renew_every();
                     tokio::select! {
                         () = tokio::time::sleep(pause) => {}
                         _ = shutdown.changed() => {}
@@ -324,6 +332,7 @@ impl Runner {
         }
         let mut checkpoint = self.checkpoint().await?;
         let mut applied = 0;
+        let mut renewed = tokio::time::Instant::now();
         loop {
             if stop_at.is_some_and(|stop| checkpoint >= stop) {
                 return Ok(applied);
@@ -336,11 +345,19 @@ impl Runner {
                 if !self.store.has_committed_after(checkpoint).await? {
                     return Ok(applied);
                 }
+                // Waiting for a transaction still open, however long: the lease is kept, as a
+                // batch would renew it, so that no standby takes the projection meanwhile and
+                // this run does not fail at its next batch for the lease it let expire.
+                if renewed.elapsed() >= self.settings.renew_every() {
+                    self.renew_lease().await?;
+                    renewed = tokio::time::Instant::now();
+                }
                 tokio::time::sleep(self.settings.poll_interval).await;
                 continue;
             };
             let next = last.global;
             self.apply_batch(checkpoint, &events).await?;
+            renewed = tokio::time::Instant::now();
             applied += events.len() as u64;
             on_batch(events.len() as u64);
             checkpoint = next;
@@ -457,6 +474,19 @@ impl Runner {
         let client = self.store.pool().get().await?;
         let ttl = self.settings.lease_ttl.as_secs_f64();
         bookkeeping::take_lease(&**client, self.name(), self.holder, ttl).await
+    }
+
+    /// Renews the lease (only if it is still this runner's, expired or not).
+    ///
+    /// # Errors
+    /// [`ProjectionError::LeaseLost`] when another runner has taken it.
+    async fn renew_lease(&self) -> Result<(), ProjectionError> {
+        let client = self.store.pool().get().await?;
+        let ttl = self.settings.lease_ttl.as_secs_f64();
+        if !bookkeeping::renew_lease(&**client, self.name(), self.holder, ttl).await? {
+            return Err(ProjectionError::LeaseLost(self.name().to_owned()));
+        }
+        Ok(())
     }
 
     async fn checkpoint(&self) -> Result<GlobalPosition, ProjectionError> {
@@ -784,9 +814,22 @@ impl Together {
         // folded only, and batches that also wrote what is held (or handed it to be written).
         let (mut waiting, mut folding, mut writing, mut writes_held) =
             (Duration::ZERO, Duration::ZERO, Duration::ZERO, 0u32);
+        // While the reader keeps the batches waiting (a transaction still open ahead of them,
+        // or a slow read), the leases are renewed as a batch would renew them.
+        let every = self.settings.renew_every();
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let asked = std::time::Instant::now();
-            let Some(read) = receiver.recv().await else {
+            let read = tokio::select! {
+                read = receiver.recv() => read,
+                _ = renew.tick() => {
+                    self.keep_leases(&groups).await?;
+                    waiting += asked.elapsed();
+                    continue;
+                }
+            };
+            let Some(read) = read else {
                 break;
             };
             waiting += asked.elapsed();
@@ -818,6 +861,7 @@ impl Together {
             }
             applied += count as u64;
             on_batch(count as u64);
+            renew.reset();
         }
         // The batches stopped: the log's end, or a reader that died (then nothing is written).
         reader.ended("the log's reader").await?;
@@ -848,6 +892,29 @@ impl Together {
             "ran together"
         );
         Ok(applied)
+    }
+
+    /// Renews, on each lane's connection (idle between batches), the leases of its members
+    /// that no write under way holds, as [`Together::write_batch`] would.
+    ///
+    /// # Errors
+    /// [`ProjectionError::LeaseLost`] when another runner has taken one.
+    async fn keep_leases(&self, lanes: &[Lane]) -> Result<(), ProjectionError> {
+        let ttl = self.settings.lease_ttl.as_secs_f64();
+        let renewals = lanes.iter().map(|lane| async move {
+            let ended = lane.writing.as_ref().is_none_or(|w| w.task.is_finished());
+            let names = renewable(&lane.members, ended);
+            if names.is_empty() {
+                return Ok(Vec::new());
+            }
+            bookkeeping::renew_leases(&**lane.client, &names, self.holder, ttl).await
+        });
+        for lost in futures_util::future::try_join_all(renewals).await? {
+            if let Some(lost) = lost.into_iter().next() {
+                return Err(ProjectionError::LeaseLost(lost));
+            }
+        }
+        Ok(())
     }
 
     /// One transaction on `lane`'s connection: renew the leases of its members (fencing; a
@@ -887,22 +954,14 @@ impl Together {
         // As in [`Runner`], sent together: rows and checkpoints are made again from the log if a
         // crash loses them, so the commit does not wait for the WAL flush.
         let ttl = self.settings.lease_ttl.as_secs_f64();
-        let renewing: Vec<&Member> = members
-            .iter()
-            .filter(|m| m.writing_to.is_none() || write_ended)
-            .collect();
-        let renewals = renewing
-            .iter()
-            .map(|m| bookkeeping::renew_lease(&*tx, m.projection.name(), self.holder, ttl));
-        let ((), renewed) = futures_util::future::try_join(
+        let renewing = renewable(members, write_ended);
+        let ((), lost) = futures_util::future::try_join(
             bookkeeping::commit_without_flush(&tx),
-            futures_util::future::try_join_all(renewals),
+            bookkeeping::renew_leases(&*tx, &renewing, self.holder, ttl),
         )
         .await?;
-        if let Some(lost) = renewing.iter().zip(renewed).find(|(_, r)| !r) {
-            return Err(ProjectionError::LeaseLost(
-                lost.0.projection.name().to_owned(),
-            ));
+        if let Some(lost) = lost.into_iter().next() {
+            return Err(ProjectionError::LeaseLost(lost));
         }
         let count = events.len() as i64;
         let batch = Batch {
@@ -982,6 +1041,17 @@ impl Together {
         }
         Ok(held)
     }
+}
+
+/// The names of `members` whose leases their lane renews: all when no write handed over is
+/// under way (`write_ended`), otherwise those that write does not hold (it renewed theirs in
+/// its own transaction, and holds them until it commits).
+fn renewable(members: &[Member], write_ended: bool) -> Vec<&str> {
+    members
+        .iter()
+        .filter(|m| m.writing_to.is_none() || write_ended)
+        .map(|m| m.projection.name())
+        .collect()
 }
 
 /// A group of a [`Together`]'s projections, written on one connection.
@@ -1268,7 +1338,7 @@ pub(crate) fn following(
             poll_interval: settings.poll_interval,
         },
     );
-    let renew = tokio::time::interval((settings.lease_ttl / 3).max(Duration::from_millis(100)));
+    let renew = tokio::time::interval(settings.renew_every());
     (subscription, renew)
 }
 
