@@ -356,13 +356,26 @@ fn short_lease() -> RunnerSettings {
     }
 }
 
-/// While `catching_up` waits for a transaction still open, for more than three times the short
-/// lease's time: no other holder can take the caseload's lease (it is kept renewed), and the
-/// catch-up is still waiting.
-async fn lease_kept_while_waiting<T>(
-    db: &testkit::TestDb,
-    catching_up: &tokio::task::JoinHandle<T>,
+/// Two journeys, the second committed behind a transaction still open, caught up by what
+/// `start` spawns over the store (with [`short_lease`]): while it waits, for more than three
+/// times the lease's time, no other holder can take the caseload's lease (it is kept renewed)
+/// and it is still waiting; once the transaction commits it applies everything, and both
+/// people are on the caseload.
+async fn keeps_the_lease_while_waiting(
+    pool_size: usize,
+    start: impl FnOnce(
+        eventstore::EventStore,
+    ) -> tokio::task::JoinHandle<Result<u64, projector::ProjectionError>>,
 ) {
+    let (db, store) = store_with_db(pool_size).await;
+    let cases = CaseService::new(store.clone());
+    let people = [Uuid::from_u128(32), Uuid::from_u128(33)];
+    run_journey(&cases, ClientId(people[0]), 2).await;
+    let mut slow_client = db.app_client().await;
+    let slow = appending_without_committing(&mut slow_client).await;
+    run_journey(&cases, ClientId(people[1]), 3).await;
+
+    let catching_up = start(store);
     let client = db.app_client().await;
     let name = projector::Projection::name(&CaseloadProjection).to_owned();
     for _ in 0..4 {
@@ -375,27 +388,6 @@ async fn lease_kept_while_waiting<T>(
         );
     }
     assert!(!catching_up.is_finished(), "the catch-up stopped waiting");
-}
-
-/// A catch-up that waits for a transaction still open keeps its lease however long it waits,
-/// as its batches would renew it, and applies everything once the transaction commits.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_runner_waiting_for_an_open_transaction_keeps_its_lease() {
-    let (db, store) = store_with_db(4).await;
-    let cases = CaseService::new(store.clone());
-    run_journey(&cases, ClientId(Uuid::from_u128(32)), 2).await;
-    let mut slow_client = db.app_client().await;
-    let slow = appending_without_committing(&mut slow_client).await;
-    run_journey(&cases, ClientId(Uuid::from_u128(33)), 3).await;
-
-    let runner = Runner::new(
-        store.clone(),
-        Arc::new(CaseloadProjection),
-        Uuid::new_v4(),
-        short_lease(),
-    );
-    let catching_up = tokio::spawn(async move { runner.catch_up().await });
-    lease_kept_while_waiting(&db, &catching_up).await;
     slow.commit().await.expect("commit the slow transaction");
     let applied = tokio::time::timeout(Duration::from_secs(30), catching_up)
         .await
@@ -403,43 +395,44 @@ async fn a_runner_waiting_for_an_open_transaction_keeps_its_lease() {
         .expect("task")
         .expect("the lease was kept");
     assert_eq!(applied, 3 + 1 + 4, "both journeys and the slow event");
+    let rows = CaseloadProjection::rows(&client, &people)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 2, "both people on the caseload");
+}
+
+/// A catch-up that waits for a transaction still open keeps its lease however long it waits,
+/// as its batches would renew it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_waiting_for_an_open_transaction_keeps_its_lease() {
+    keeps_the_lease_while_waiting(4, |store| {
+        let runner = Runner::new(
+            store,
+            Arc::new(CaseloadProjection),
+            Uuid::new_v4(),
+            short_lease(),
+        );
+        tokio::spawn(async move { runner.catch_up().await })
+    })
+    .await;
 }
 
 /// As above, for projections run together (a rebuild of every read model), what they hold
 /// handed after every batch to a write on a connection of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projections_together_waiting_for_an_open_transaction_keep_their_leases() {
-    let (db, store) = store_with_db(6).await;
-    let cases = CaseService::new(store.clone());
-    run_journey(&cases, ClientId(Uuid::from_u128(34)), 2).await;
-    let mut slow_client = db.app_client().await;
-    let slow = appending_without_committing(&mut slow_client).await;
-    run_journey(&cases, ClientId(Uuid::from_u128(35)), 3).await;
-
-    let together = projector::Together::new(
-        store.clone(),
-        vec![Arc::new(CaseloadProjection)],
-        Uuid::new_v4(),
-        short_lease(),
-    )
-    .flushing_every(1, 1);
-    assert!(together.plan().1, "written on a connection of its own");
-    let catching_up = tokio::spawn(async move { together.catch_up_to(None, |_| {}).await });
-    lease_kept_while_waiting(&db, &catching_up).await;
-    slow.commit().await.expect("commit the slow transaction");
-    let applied = tokio::time::timeout(Duration::from_secs(30), catching_up)
-        .await
-        .expect("catch-up finishes after the commit")
-        .expect("task")
-        .expect("the leases were kept");
-    assert_eq!(applied, 3 + 1 + 4, "both journeys and the slow event");
-    let rows = CaseloadProjection::rows(
-        &db.app_client().await,
-        &[Uuid::from_u128(34), Uuid::from_u128(35)],
-    )
-    .await
-    .expect("rows");
-    assert_eq!(rows.len(), 2, "both clients on the caseload");
+    keeps_the_lease_while_waiting(6, |store| {
+        let together = projector::Together::new(
+            store,
+            vec![Arc::new(CaseloadProjection)],
+            Uuid::new_v4(),
+            short_lease(),
+        )
+        .flushing_every(1, 1);
+        assert!(together.plan().1, "written on a connection of its own");
+        tokio::spawn(async move { together.catch_up_to(None, |_| {}).await })
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
