@@ -106,6 +106,8 @@ pub async fn apply_decoding<P: Projection + ?Sized>(
 /// A batch as runners hand it to projections: its events, their client events decoded once,
 /// where to read a record again, and the statements prepared on the transaction's connection.
 pub struct Batch<'a> {
+    /// In the log's order. A runner hands a client event's payload over decoded only
+    /// ([`Batch::decoded`]), its raw payload left null.
     pub events: &'a [RecordedEvent],
     pub decoded: &'a Decoded,
     pub log: &'a dyn RecordSource,
@@ -337,11 +339,11 @@ impl Runner {
             if stop_at.is_some_and(|stop| checkpoint >= stop) {
                 return Ok(applied);
             }
-            let events = self
+            let read = self
                 .store
-                .read_all(checkpoint, self.settings.batch_size)
+                .read_all_raw(checkpoint, self.settings.batch_size, domain::CLIENT_STREAM)
                 .await?;
-            let Some(last) = events.last() else {
+            let Some(next) = read.last().map(|e| e.event.global) else {
                 if !self.store.has_committed_after(checkpoint).await? {
                     return Ok(applied);
                 }
@@ -355,11 +357,11 @@ impl Runner {
                 tokio::time::sleep(self.settings.poll_interval).await;
                 continue;
             };
-            let next = last.global;
-            self.apply_batch(checkpoint, &events).await?;
+            let count = read.len() as u64;
+            self.apply_batch(checkpoint, read).await?;
             renewed = tokio::time::Instant::now();
-            applied += events.len() as u64;
-            on_batch(events.len() as u64);
+            applied += count;
+            on_batch(count);
             checkpoint = next;
         }
     }
@@ -409,10 +411,10 @@ impl Runner {
         let (mut subscription, mut renew) = following(&self.store, checkpoint, &self.settings);
         loop {
             tokio::select! {
-                batch = subscription.next_batch() => {
-                    let events = batch?;
+                batch = subscription.next_raw_batch(domain::CLIENT_STREAM) => {
+                    let read = batch?;
                     let next = subscription.checkpoint();
-                    self.apply_batch(checkpoint, &events).await?;
+                    self.apply_batch(checkpoint, read).await?;
                     checkpoint = next;
                 }
                 _ = renew.tick() => {
@@ -426,17 +428,23 @@ impl Runner {
     }
 
     /// One transaction: renew the lease (fencing), move the checkpoint from exactly `from` to
-    /// the batch's last event, fold the batch.
+    /// the batch's last event, fold the batch (as read by [`EventStore::read_all_raw`] for
+    /// client streams: each client event decoded once from its stored text, as the runners of
+    /// a group decode it, its raw payload left null).
     async fn apply_batch(
         &self,
         from: GlobalPosition,
-        events: &[RecordedEvent],
+        read: Vec<eventstore::RawEvent>,
     ) -> Result<(), ProjectionError> {
+        if read.is_empty() {
+            return Ok(());
+        }
+        // Decoded (and any corrected record read again) before the transaction opens.
+        let (events, decoded) =
+            Decoded::decode_read(read, &self.store, self.projection.refolds()).await?;
         let Some(last) = events.last() else {
             return Ok(());
         };
-        // Decoded (and any corrected record read again) before the transaction opens.
-        let decoded = Decoded::decode(events, &self.store, self.projection.refolds()).await?;
         let mut client = self.store.pool().get().await?;
         let statements = client.statement_cache.clone();
         let tx = client.transaction().await?;
@@ -459,7 +467,7 @@ impl Runner {
             return Err(ProjectionError::CheckpointMoved(self.name().to_owned()));
         }
         let batch = Batch {
-            events,
+            events: &events,
             decoded: &decoded,
             log: &self.store,
             statements: Some(&statements),
