@@ -508,10 +508,7 @@ pub fn resource_id(organisation_id: Uuid, system: &str, value: &str) -> Uuid {
     hash.update(system.as_bytes());
     hash.update([0]);
     hash.update(value.as_bytes());
-    let digest = hash.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    domain::derived_id(&hash.finalize())
 }
 
 /// Where a referral stands, as a practice sees it.

@@ -1113,10 +1113,7 @@ pub fn derive_id(organisation_id: Uuid, system: &str, parts: &[&str]) -> Uuid {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
-    let digest = h.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    domain::derived_id(&h.finalize())
 }
 
 fn refusal(source: &SourceRow, field: Option<&str>, rule: &str, reason: String) -> Refusal {

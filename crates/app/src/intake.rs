@@ -101,7 +101,10 @@ impl CaseService {
     ///
     /// # Errors
     /// As [`CaseService::execute_as`]; for staff, [`CommandError::Invalid`] naming
-    /// `client.personal.nhs_number` when the person found has a referral waiting or a case open.
+    /// `client.personal.nhs_number` when the person found has a referral waiting or a case open;
+    /// [`CommandError::Invalid`] naming `client_id` (for someone new) or
+    /// `referral.referral_id` when the id chosen has the shape of one Casebook derives
+    /// ([`domain::is_derived`]).
     pub async fn refer(
         &self,
         principal: &Principal,
@@ -109,6 +112,24 @@ impl CaseService {
         command: &CaseCommand,
         request: StaffCommand,
     ) -> Result<Referred, CommandError> {
+        // Ids of the shape Casebook derives (a practice's FHIR referral, a history import) are
+        // never the caller's to choose, for a new record or a new referral: nobody takes one
+        // before it is derived.
+        if let CaseCommand::Intake { client, referral } = command {
+            let chosen = [
+                (client.is_some().then_some(client_id.0), "client_id"),
+                (Some(referral.referral_id.0), "referral.referral_id"),
+            ];
+            if let Some((_, field)) = chosen
+                .into_iter()
+                .find(|(id, _)| id.is_some_and(domain::is_derived))
+            {
+                return Err(CommandError::Invalid {
+                    field,
+                    message: domain::DERIVED_ID_REFUSED.to_owned(),
+                });
+            }
+        }
         let CaseCommand::Intake {
             client: Some(new), ..
         } = command

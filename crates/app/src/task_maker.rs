@@ -137,9 +137,7 @@ pub fn task_id(version: u32, rule: &str, client: Uuid, trigger: &str) -> TaskId 
     let digest = sha2::Sha256::digest(format!(
         "casebook task/v{version}/{rule}/{client}/{trigger}"
     ));
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    TaskId(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+    TaskId(domain::derived_id(&digest))
 }
 
 /// What one run of the maker did.

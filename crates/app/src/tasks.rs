@@ -26,7 +26,8 @@ use crate::{CaseService, CommandError, Denied};
 #[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RaiseTask {
-    /// Chosen by the caller, so that a retry names the same task.
+    /// Chosen by the caller, so that a retry names the same task: a random id (UUID version
+    /// 4 or 7); version 8 ids are those Casebook derives itself, and are refused.
     pub task_id: TaskId,
     pub kind: TaskKind,
     /// The person's case it is about; none for a team task.
@@ -210,7 +211,8 @@ impl TaskService {
 
     /// Raises a task for a member of staff: the policy ([`policy::tasks::may_raise_task`]) on
     /// the case it names and the assignee, then the task's own rules. Idempotent by key; a
-    /// task id already raised is refused (`task_already_raised`).
+    /// task id already raised is refused (`task_already_raised`), and so is one of the shape
+    /// the task maker derives ([`domain::is_derived`]).
     ///
     /// # Errors
     /// [`TaskCommandError`]: denied, a field (the assignee), a rule, a conflict, the store.
@@ -220,6 +222,11 @@ impl TaskService {
         raise: &RaiseTask,
         request: TaskRequest,
     ) -> Result<TaskAccepted, TaskCommandError> {
+        // The task maker's ids are its own: a caller that could raise a task under one would
+        // keep the maker from raising it (it takes the id for its own task, already raised).
+        if domain::is_derived(raise.task_id.0) {
+            return Err(invalid("task_id", domain::DERIVED_ID_REFUSED));
+        }
         let loaded = match self
             .load_keyed(raise.task_id.0, &request, principal)
             .await?

@@ -81,3 +81,49 @@ id!(
     /// One safeguarding concern.
     ConcernId
 );
+
+/// An id Casebook derives itself from what it stands for (the first 16 bytes of a SHA-256
+/// `digest`, as a UUID of version 8), so that every process, and every replay, gives the same
+/// one: the task maker's tasks, a FHIR ServiceRequest's record and referral, a history
+/// import's records, an appointment's reminder.
+///
+/// # Panics
+/// When `digest` is shorter than 16 bytes (a SHA-256 digest has 32).
+pub fn derived_id(digest: &[u8]) -> Uuid {
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// Whether `id` has the shape of an id Casebook derives itself ([`derived_id`]: version 8).
+/// A caller never chooses one for something new (a record, a referral, a task), so that nobody
+/// can take such an id before Casebook derives it: another organisation raising a task under
+/// the id the task maker would give, which the maker would then count as its own, or making
+/// a record under the id a practice's referral will be given.
+pub fn is_derived(id: Uuid) -> bool {
+    id.get_version_num() == 8
+}
+
+/// What a caller is told of an id it chose that [`is_derived`] refuses.
+pub const DERIVED_ID_REFUSED: &str =
+    "ids of version 8 are those Casebook derives itself: choose a random id (version 4 or 7)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_derived_id_is_version_8_and_random_ids_are_not() {
+        let id = derived_id(&[7u8; 32]);
+        assert!(is_derived(id));
+        assert_eq!(derived_id(&[7u8; 32]), id, "the same digest, the same id");
+        assert_ne!(derived_id(&[8u8; 32]), id);
+        assert!(!is_derived(Uuid::from_u128(
+            0x0192_0000_0000_7000_8000_0000_0000_0001
+        )));
+        assert!(!is_derived(Uuid::from_u128(
+            0x0192_0000_0000_4000_8000_0000_0000_0001
+        )));
+        assert!(!is_derived(Uuid::nil()));
+    }
+}

@@ -152,10 +152,7 @@ pub fn reminder_id(client_id: Uuid, appointment_id: Uuid) -> Uuid {
     hash.update(b"casebook appointment reminder\0");
     hash.update(client_id.as_bytes());
     hash.update(appointment_id.as_bytes());
-    let digest = hash.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    domain::derived_id(&hash.finalize())
 }
 
 /// What an event means for the reminders of its person.

@@ -727,3 +727,53 @@ async fn a_known_person_is_found_by_nhs_number_in_the_organisation_only() {
     );
     server.stop().await;
 }
+
+/// The id a practice's referral will be given is derived from the practice's identifier (and
+/// so can be worked out ahead): nobody may refer under it first, as a new record's id or as a
+/// referral's, in this organisation or another, to take it before the practice's referral
+/// arrives. Refused naming the field; the practice's referral then makes its record there.
+#[tokio::test]
+async fn nobody_takes_the_id_a_practices_referral_will_be_given() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let derived =
+        app::fhir::resource_id(people.practice.organisation_id, IDENTIFIER_SYSTEM, "R-700");
+    for who in [&people.foreign_lead, &people.lead, &people.referrer] {
+        let as_record = server
+            .post(
+                who,
+                &client_path(derived, "referrals"),
+                super::journey::intake(Uuid::new_v4(), "gp"),
+            )
+            .await;
+        assert_eq!(as_record.status, 422, "{:#}", as_record.body);
+        assert_eq!(as_record.body["errors"][0]["field"], "client_id");
+        let as_referral = server
+            .post(
+                who,
+                &client_path(Uuid::new_v4(), "referrals"),
+                super::journey::intake(derived, "gp"),
+            )
+            .await;
+        assert_eq!(as_referral.status, 422, "{:#}", as_referral.body);
+        assert_eq!(
+            as_referral.body["errors"][0]["field"],
+            "referral.referral_id"
+        );
+    }
+    let admin = server.db.admin_client().await;
+    let written: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(*) FROM events WHERE stream_type = 'client'",
+        &[],
+    )
+    .await;
+    assert_eq!(written, 0, "nothing written by the refusals");
+
+    assert_eq!(refer(&server, &people.practice, "R-700").await, derived);
+    let record = server
+        .read(&people.auditor, &format!("/api/v1/clients/{derived}"))
+        .await;
+    assert_eq!(record.body["personal"]["family_name"], "SMITH");
+    server.stop().await;
+}

@@ -314,6 +314,31 @@ async fn the_task_maker_raises_what_the_rules_call_for_once_even_from_four_proce
     assert_eq!((report.raised, report.already), (0, 0));
     assert!(report.cases >= 1);
 
+    // The id the maker will give the task to make contact is derived from the case (and so
+    // can be worked out by anyone who knows the client's id): nobody may raise a task under
+    // it first, in another organisation or in this one, which would keep the maker from
+    // raising its own (it would count it as raised already).
+    let admin = server.db.admin_client().await;
+    let accepted_at: chrono::DateTime<Utc> = admin
+        .query_one(
+            "SELECT accepted_at FROM caseload WHERE client_id = $1",
+            &[&client],
+        )
+        .await
+        .expect("the caseload row")
+        .get(0);
+    let makers_id = app::task_maker::task_id(1, "no_contact", client, &accepted_at.to_rfc3339()).0;
+    for who in [&people.foreign_lead, &people.lead] {
+        let squat = raise(
+            &server,
+            who,
+            json!({ "task_id": makers_id, "kind": "other", "due_on": clock.today().to_string() }),
+        )
+        .await;
+        assert_eq!(squat.status, 422, "{:#}", squat.body);
+        assert_eq!(squat.body["errors"][0]["field"], "task_id");
+    }
+
     // 28 days on with no contact (caseload rules v1): one task to make contact, raised once
     // by four makers running at the same moment.
     clock.set(clock.now() + Duration::days(28));
@@ -329,7 +354,6 @@ async fn the_task_maker_raises_what_the_rules_call_for_once_even_from_four_proce
         3,
         "{reports:?}"
     );
-    let admin = server.db.admin_client().await;
     let raised: Vec<tokio_postgres::Row> = admin
         .query(
             "SELECT stream_id, payload, actor_role FROM events WHERE event_type = 'TaskRaised'",
@@ -348,6 +372,10 @@ async fn the_task_maker_raises_what_the_rules_call_for_once_even_from_four_proce
         json!({ "rule": "no_contact", "version": 1 })
     );
     let task: Uuid = raised[0].get(0);
+    assert_eq!(
+        task, makers_id,
+        "raised under the id refused to the callers above"
+    );
 
     // Again, after the read model has it: known, not tried.
     server.catch_up().await;

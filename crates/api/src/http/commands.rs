@@ -218,7 +218,7 @@ pub enum IntakeAccepted {
     tag = "commands",
     security(("bearer" = [])),
     params(
-        ("client_id" = Uuid, Path, description = "The client's id (chosen by the caller for a new client)"),
+        ("client_id" = Uuid, Path, description = "The client's id (chosen by the caller for a new client: a random id, version 4 or 7; version 8 ids are those Casebook derives itself, and are refused, as is a referral_id of version 8)"),
         KeyHeader,
         VersionHeader
     ),
