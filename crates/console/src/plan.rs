@@ -20,7 +20,7 @@ use crate::connect::{form_page, record, status};
 use crate::fields::{fieldset, text_area, typed_text};
 use crate::forms::{self, FieldError, NOTE_LIMIT, coded, form_id, text};
 use crate::pages::{
-    capitalise, csrf_field, day, error_for, error_message, group_class, radios, summary_row,
+    capitalise, csrf_field, day, error_for, error_message, group_class, head, radios, summary_row,
 };
 use crate::{Console, PostedAt, form_session, page, see_other, session};
 
@@ -634,13 +634,7 @@ fn goals_section(
         } @else {
             table class="nhsuk-table" id="goals-table" {
                 caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Goals agreed, oldest first" }
-                thead class="nhsuk-table__head" {
-                    tr class="nhsuk-table__row" {
-                        th class="nhsuk-table__header" scope="col" { "Goal" }
-                        th class="nhsuk-table__header" scope="col" { "Need" }
-                        th class="nhsuk-table__header" scope="col" { "Progress" }
-                    }
-                }
+                (head(&["Goal", "Need", "Progress"]))
                 tbody class="nhsuk-table__body" {
                     @for g in &plan.goals {
                         tr class="nhsuk-table__row" {
