@@ -611,15 +611,43 @@ pub async fn create_enrolment(
     valid_for: Duration,
     issued_by: Option<Uuid>,
 ) -> Result<IssuedEnrolment, AccessError> {
+    let kept_in = ("enrolments", "enrolment_id", ENROLMENT_PREFIX);
+    let (enrolment_id, code, expires_at) =
+        one_time_code(client, kept_in, staff_id, valid_for, issued_by).await?;
+    Ok(IssuedEnrolment {
+        enrolment_id,
+        staff_id,
+        code,
+        expires_at,
+    })
+}
+
+/// Makes a one-time code for an active staff member, valid for `valid_for` (by the database's
+/// clock): its id, the code (`prefix`, the id, `_` and a fresh secret, as [`parse_credential`]
+/// reads it) and when it expires. The code is kept as enrolments and sign-in links keep theirs,
+/// in `table` keyed by `id_column`: only the secret's hash, with who it is for and who made it
+/// (`issued_by`; `None`: the operator).
+///
+/// # Errors
+/// [`AccessError::Invalid`] for an unknown or inactive staff member; a database failure.
+pub(crate) async fn one_time_code(
+    client: &impl GenericClient,
+    (table, id_column, prefix): (&str, &str, &str),
+    staff_id: Uuid,
+    valid_for: Duration,
+    issued_by: Option<Uuid>,
+) -> Result<(Uuid, String, DateTime<Utc>), AccessError> {
     require_active(client, staff_id).await?;
     let secret = random_secret()?;
-    let enrolment_id = Uuid::now_v7();
+    let id = Uuid::now_v7();
     let row = client
         .query_one(
-            "INSERT INTO enrolments (enrolment_id, staff_id, secret_hash, issued_by, expires_at) \
-             VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) RETURNING expires_at",
+            &format!(
+                "INSERT INTO {table} ({id_column}, staff_id, secret_hash, issued_by, expires_at) \
+                 VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) RETURNING expires_at"
+            ),
             &[
-                &enrolment_id,
+                &id,
                 &staff_id,
                 &secret_hash(&secret),
                 &issued_by,
@@ -627,12 +655,8 @@ pub async fn create_enrolment(
             ],
         )
         .await?;
-    Ok(IssuedEnrolment {
-        enrolment_id,
-        staff_id,
-        code: format!("{ENROLMENT_PREFIX}{}_{secret}", enrolment_id.simple()),
-        expires_at: row.get(0),
-    })
+    let code = format!("{prefix}{}_{secret}", id.simple());
+    Ok((id, code, row.get(0)))
 }
 
 /// Redeems a one-time enrolment code for a token of its holder, in one transaction: a code

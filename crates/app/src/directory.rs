@@ -577,6 +577,22 @@ pub struct DirectoryQuery {
     pub limit: i64,
 }
 
+impl DirectoryQuery {
+    /// The area as services' areas are kept ([`domain::directory::normalise_area`]); none when
+    /// blank.
+    fn normalised_area(&self) -> Option<String> {
+        self.area
+            .as_deref()
+            .map(domain::directory::normalise_area)
+            .filter(|a| !a.is_empty())
+    }
+}
+
+/// The words typed in a search box, trimmed; none when blank (a blank search filters nothing).
+fn search_words(typed: &Option<String>) -> Option<&str> {
+    typed.as_deref().map(str::trim).filter(|t| !t.is_empty())
+}
+
 /// The tsquery of search words `$1`: plain words match any of them (a service matching more
 /// ranks higher), so "lonely older people" finds a lunch club that says "living alone"; quotes,
 /// `or` and `-word` keep their web-search meaning.
@@ -697,22 +713,34 @@ pub async fn search_ranked(
 
 /// The words of a search of plain words only (no need or area, no quotes, `or` or `-word`).
 fn plain_words(query: &DirectoryQuery) -> Option<&str> {
-    let text = query
-        .text
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())?;
-    let area = query
-        .area
-        .as_deref()
-        .map(domain::directory::normalise_area)
-        .filter(|a| !a.is_empty());
+    let text = search_words(&query.text)?;
+    let area = query.normalised_area();
     let or = text
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .any(|word| word.eq_ignore_ascii_case("or"));
     let plain = query.need.is_none() && area.is_none() && !or && !text.contains(['"', '-']);
     plain.then_some(text)
 }
+
+/// The columns a search's page is chosen by, for a service of `directory_services` whose words
+/// match it with `score`: `rank`, the score weighed down for a service on a waiting list (0.6)
+/// or not taking referrals (0.3); then `open_first`, `active_first` and `sort_name`, the order
+/// among equal ranks ([`PAGE_ORDER`]). Both ways of choosing a page rank alike: that is what
+/// lets [`search_ranked`] answer from candidates the page [`search_in_full`] would.
+fn page_keys(score: &str) -> String {
+    format!(
+        "{score} \
+           * CASE WHEN status <> 'active' OR availability = 'closed' THEN 0.3 \
+                  WHEN availability = 'waiting_list' THEN 0.6 ELSE 1 END AS rank, \
+         CASE availability WHEN 'open' THEN 0 WHEN 'waiting_list' THEN 1 ELSE 2 END AS open_first, \
+         CASE status WHEN 'active' THEN 0 ELSE 1 END AS active_first, lower(name) AS sort_name"
+    )
+}
+
+/// The order of a search's page, by the columns of [`page_keys`]: the best rank first, then
+/// services open to referrals before waiting lists before closed ones, active ones first, then
+/// by name (and id, so that paging is stable).
+const PAGE_ORDER: &str = "rank DESC, open_first, active_first, sort_name, service_id";
 
 /// The lexemes of plain words `$1`: those of `plainto_tsquery`, which `TEXT_QUERY` joins with `|`.
 const LEXEMES: &str = "tsvector_to_array(to_tsvector('english', $1::text))";
@@ -756,20 +784,16 @@ async fn search_candidates(
         ),
         Ranked::EveryMatch => return Ok(None),
     };
+    let keys = page_keys("ts_rank_cd(search, q.query, 1)");
     let sql = format!(
         "WITH {candidates}, \
          page AS ( \
-           SELECT service_id, \
-             ts_rank_cd(search, q.query, 1) \
-               * CASE WHEN status <> 'active' OR availability = 'closed' THEN 0.3 \
-                      WHEN availability = 'waiting_list' THEN 0.6 ELSE 1 END AS rank, \
-             CASE availability WHEN 'open' THEN 0 WHEN 'waiting_list' THEN 1 ELSE 2 END AS open_first, \
-             CASE status WHEN 'active' THEN 0 ELSE 1 END AS active_first, lower(name) AS sort_name \
+           SELECT service_id, {keys} \
            FROM directory_services, (SELECT {TEXT_QUERY} AS query) AS q \
            WHERE service_id = ANY (ARRAY(SELECT service_id FROM candidates)) \
              AND NOT withdrawn AND search @@ q.query \
              AND (NOT $3 OR (availability = 'open' AND status = 'active')) \
-           ORDER BY rank DESC, open_first, active_first, sort_name, service_id \
+           ORDER BY {PAGE_ORDER} \
            OFFSET $4 LIMIT $5) \
          SELECT {ENTRY_COLUMNS}, page.rank, bound.beyond, \
            NOT ($1::text ~ '[\"-]' OR $1::text ~* '\\mor\\M') AS plain, \
@@ -828,34 +852,23 @@ pub async fn search_in_full(
     client: &impl tokio_postgres::GenericClient,
     query: &DirectoryQuery,
 ) -> Result<Vec<DirectoryEntry>, anyhow::Error> {
-    let text = query
-        .text
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
+    let text = search_words(&query.text);
     let need = query.need.map(|n| domain::code(&n));
-    let area = query
-        .area
-        .as_deref()
-        .map(domain::directory::normalise_area)
-        .filter(|a| !a.is_empty());
+    let area = query.normalised_area();
     // The page is chosen on narrow rows first; only its services' records are read.
+    let keys =
+        page_keys("CASE WHEN q.query IS NULL THEN 0 ELSE ts_rank_cd(search, q.query, 1) END");
     let sql = format!(
         "WITH q AS (SELECT {TEXT_QUERY} AS query), \
          page AS ( \
-           SELECT service_id, \
-             CASE WHEN q.query IS NULL THEN 0 ELSE ts_rank_cd(search, q.query, 1) END \
-               * CASE WHEN status <> 'active' OR availability = 'closed' THEN 0.3 \
-                      WHEN availability = 'waiting_list' THEN 0.6 ELSE 1 END AS rank, \
-             CASE availability WHEN 'open' THEN 0 WHEN 'waiting_list' THEN 1 ELSE 2 END AS open_first, \
-             CASE status WHEN 'active' THEN 0 ELSE 1 END AS active_first, lower(name) AS sort_name \
+           SELECT service_id, {keys} \
            FROM directory_services, q \
            WHERE NOT withdrawn \
              AND (q.query IS NULL OR search @@ q.query) \
              AND ($2::text IS NULL OR needs @> ARRAY[$2::text]) \
              AND ($3::text IS NULL OR areas @> ARRAY[$3::text]) \
              AND (NOT $4 OR (availability = 'open' AND status = 'active')) \
-           ORDER BY rank DESC, open_first, active_first, sort_name, service_id \
+           ORDER BY {PAGE_ORDER} \
            OFFSET $5 LIMIT $6) \
          SELECT {ENTRY_COLUMNS} FROM page JOIN directory_services USING (service_id) \
          ORDER BY page.rank DESC, page.open_first, page.active_first, page.sort_name, service_id"
@@ -975,11 +988,7 @@ pub async fn oruk_page(
     client: &impl tokio_postgres::GenericClient,
     query: &OrukQuery,
 ) -> Result<OrukPage, anyhow::Error> {
-    let text = query
-        .search
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
+    let text = search_words(&query.search);
     let term = query
         .taxonomy_term_id
         .as_ref()

@@ -1265,6 +1265,44 @@ pub struct ReportQuery {
     pub after: Option<i64>,
 }
 
+impl ReportQuery {
+    /// Refuses a period that ends before it starts.
+    ///
+    /// # Errors
+    /// [`crate::AppError::BadInput`] naming `to`.
+    pub(crate) fn check_period(&self) -> Result<(), crate::AppError> {
+        match (self.from, self.to) {
+            (Some(from), Some(to)) if from > to => Err(crate::AppError::bad_input(
+                "to",
+                "the period ends before it starts",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// What to count for this query: the figures of `organisation_id` (all organisations' when
+    /// `None`) under `rules_version`, or a report snapshot's rows (`snapshot_tag`); everyone's,
+    /// not one group's.
+    pub(crate) fn filter(
+        &self,
+        organisation_id: Option<Uuid>,
+        rules_version: i32,
+        snapshot_tag: Option<i32>,
+    ) -> ReportFilter {
+        ReportFilter {
+            organisation_id,
+            rules_version,
+            from: self.from,
+            to: self.to,
+            team_id: self.team_id,
+            source: self.source.as_ref().map(domain::code),
+            reason: self.reason.as_ref().map(domain::code),
+            snapshot_tag,
+            group: None,
+        }
+    }
+}
+
 /// Who a published report is for.
 #[derive(Clone, Copy, Debug)]
 pub enum Reader<'a> {
@@ -1327,14 +1365,7 @@ impl Reporting {
             }
             Reader::Operator { organisation_id } => organisation_id,
         };
-        if let (Some(from), Some(to)) = (query.from, query.to)
-            && from > to
-        {
-            return Err(crate::AppError::bad_input(
-                "to",
-                "the period ends before it starts",
-            ));
-        }
+        query.check_period()?;
         let client = self.pool.get().await?;
         let versions = projector::versions(&client, projector::OUTCOMES).await?;
         let rules_version = match rules {
@@ -1354,17 +1385,7 @@ impl Reporting {
                 ));
             }
         };
-        Ok(ReportFilter {
-            organisation_id,
-            rules_version,
-            from: query.from,
-            to: query.to,
-            team_id: query.team_id,
-            source: query.source.as_ref().map(domain::code),
-            reason: query.reason.as_ref().map(domain::code),
-            snapshot_tag: None,
-            group: None,
-        })
+        Ok(query.filter(organisation_id, rules_version, None))
     }
 
     /// Waits until `read_models` have applied the event at `after`, then reads in one

@@ -18,7 +18,7 @@ use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::access::{
-    AccessError, Principal, Role, parse_credential, random_secret, require_active, secret_hash,
+    AccessError, Principal, Role, one_time_code, parse_credential, random_secret, secret_hash,
 };
 
 const LINK_PREFIX: &str = "cbl_";
@@ -74,27 +74,14 @@ pub async fn create_sign_in_link(
             message: "a sign-in link must be valid for some time".into(),
         });
     }
-    require_active(client, staff_id).await?;
-    let secret = random_secret()?;
-    let link_id = Uuid::now_v7();
-    let row = client
-        .query_one(
-            "INSERT INTO sign_in_links (link_id, staff_id, secret_hash, issued_by, expires_at) \
-             VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) RETURNING expires_at",
-            &[
-                &link_id,
-                &staff_id,
-                &secret_hash(&secret),
-                &issued_by,
-                &(valid_for.num_seconds() as f64),
-            ],
-        )
-        .await?;
+    let kept_in = ("sign_in_links", "link_id", LINK_PREFIX);
+    let (link_id, code, expires_at) =
+        one_time_code(client, kept_in, staff_id, valid_for, issued_by).await?;
     Ok(IssuedLink {
         link_id,
         staff_id,
-        code: format!("{LINK_PREFIX}{}_{secret}", link_id.simple()),
-        expires_at: row.get(0),
+        code,
+        expires_at,
     })
 }
 

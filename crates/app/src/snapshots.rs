@@ -26,7 +26,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::access::Principal;
-use crate::reports::{OutcomeReport, ReportFilter, ReportQuery, outcome_report, suppress_outcomes};
+use crate::reports::{OutcomeReport, ReportQuery, outcome_report, suppress_outcomes};
 use crate::{AppError, policy};
 
 /// Events replayed per transaction.
@@ -462,25 +462,12 @@ impl Snapshots {
                 )));
             }
         }
-        if let (Some(from), Some(to)) = (query.from, query.to)
-            && from > to
-        {
-            return Err(AppError::bad_input(
-                "to",
-                "the period ends before it starts",
-            ));
-        }
-        let filter = ReportFilter {
-            organisation_id: Some(principal.organisation_id),
-            rules_version: row.get("rules_version"),
-            from: query.from,
-            to: query.to,
-            team_id: query.team_id,
-            source: query.source.as_ref().map(domain::code),
-            reason: query.reason.as_ref().map(domain::code),
-            snapshot_tag: Some(row.get("tag")),
-            group: None,
-        };
+        query.check_period()?;
+        let filter = query.filter(
+            Some(principal.organisation_id),
+            row.get("rules_version"),
+            Some(row.get("tag")),
+        );
         let client = self.store.pool().get().await?;
         let mut report = outcome_report(&**client, &filter).await?;
         suppress_outcomes(&mut report, &self.privacy);

@@ -21,7 +21,7 @@ use maud::{Markup, html};
 use uuid::Uuid;
 
 use crate::connect::form_page;
-use crate::fields::fieldset;
+use crate::fields::{fieldset, input};
 use crate::forms::{self, FieldError, coded, form_id, text};
 use crate::pages::{capitalise, csrf_field, error_for, error_message, group_class, radios};
 use crate::plan::{execute, person_subpage};
@@ -496,7 +496,6 @@ fn answer(
     errors: &[FieldError],
 ) -> Markup {
     let (intro, items) = questionnaire(form.instrument).unwrap_or(("", &[]));
-    let date_error = error_for(errors, "administered_on");
     let answers_error = error_for(errors, "answers");
     let whole_error = error_for(errors, "assessment");
     html! {
@@ -512,13 +511,8 @@ fn answer(
             input type="hidden" name="instrument" value=(domain::code(&form.instrument));
             (fieldset("timepoint", "When in the journey was it taken?", errors,
                 radios("timepoint", Timepoint::ALL, |t| t.label(), Some(form.timepoint.as_str()), true)))
-            div class=(group_class(date_error)) {
-                label class="nhsuk-label" for="administered_on" { "Date it was taken" }
-                (error_message(date_error))
-                input class={"nhsuk-input nhsuk-input--width-10" @if date_error.is_some() { " nhsuk-input--error" }}
-                    id="administered_on" name="administered_on" type="date" value=(form.administered_on)
-                    aria-describedby=[date_error.map(|_| "administered_on-error")];
-            }
+            (input(("administered_on", "administered_on"), ("Date it was taken", None),
+                (&form.administered_on, "date", "nhsuk-input--width-10"), errors))
             (fieldset("mode", "Who completed it?", errors,
                 radios("mode", AdministrationMode::ALL, |m| m.label(), Some(form.mode.as_str()), true)))
             h2 class="nhsuk-heading-m" id="answers" { "The questions" }

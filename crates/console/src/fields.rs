@@ -91,11 +91,22 @@ pub(crate) fn select(
 
 /// Questions in a fieldset headed `legend`, with the error at `id` (the first control's id).
 pub(crate) fn fieldset(id: &str, legend: &str, errors: &[FieldError], questions: Markup) -> Markup {
+    hinted_fieldset(id, (legend, None), errors, questions)
+}
+
+/// [`fieldset`] with its hint, when it has one, under the legend.
+pub(crate) fn hinted_fieldset(
+    id: &str,
+    (legend, hint): (&str, Option<&str>),
+    errors: &[FieldError],
+    questions: Markup,
+) -> Markup {
     let error = error_for(errors, id);
     html! {
         div class=(group_class(error)) {
-            fieldset class="nhsuk-fieldset" aria-describedby=[error.map(|_| format!("{id}-error"))] {
+            fieldset class="nhsuk-fieldset" aria-describedby=[described(id, hint.is_some(), error.is_some())] {
                 legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { (legend) }
+                @if let Some(hint) = hint { div class="nhsuk-hint" id={(id) "-hint"} { (hint) } }
                 (error_message(error))
                 (questions)
             }

@@ -13,6 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::assets::STYLESHEET;
+use crate::fields::{fieldset, input};
 use crate::forms::{AppointmentForm, ContactForm, FieldError};
 
 /// A whole page: `title` names it (and the browser tab), `who` is the signed-in session.
@@ -616,7 +617,6 @@ fn assignment_form(
 ) -> Markup {
     let transfer = record.link_worker_id.is_some();
     let worker_error = error_for(errors, "link_worker_id");
-    let reason_error = error_for(errors, "transfer_reason");
     html! {
         h2 class="nhsuk-heading-m" { @if transfer { "Transfer the case" } @else { "Assign a link worker" } }
         form method="post" action={"/console/people/" (record.client_id) "/assignment"} novalidate {
@@ -637,13 +637,8 @@ fn assignment_form(
                 }
             }
             @if transfer {
-                div class=(group_class(reason_error)) {
-                    fieldset class="nhsuk-fieldset" aria-describedby=[reason_error.map(|_| "transfer_reason-error")] {
-                        legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "Why does the case move?" }
-                        (error_message(reason_error))
-                        (radios("transfer_reason", TransferReason::ALL, |c| c.label(), None, false))
-                    }
-                }
+                (fieldset("transfer_reason", "Why does the case move?", errors,
+                    radios("transfer_reason", TransferReason::ALL, |c| c.label(), None, false)))
             }
             button class="nhsuk-button" id="assign" type="submit" { @if transfer { "Transfer" } @else { "Assign" } }
         }
@@ -1122,7 +1117,6 @@ fn appointments(
     errors: &[FieldError],
 ) -> Markup {
     let outcome_error = error_for(errors, "appointments");
-    let mode_error = error_for(errors, "appointment_mode");
     let day_error = error_for(errors, "appointment_on");
     let time_error = error_for(errors, "appointment_at");
     let mut open: Vec<(Uuid, Option<Booking>)> = record
@@ -1162,13 +1156,8 @@ fn appointments(
             (csrf_field(who))
             input type="hidden" name="appointment_id" value=(form.appointment_id);
             input type="hidden" name="version" value=(version_to_send(&form.version, record, errors));
-            div class=(group_class(mode_error)) {
-                fieldset class="nhsuk-fieldset" aria-describedby=[mode_error.map(|_| "appointment_mode-error")] {
-                    legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "How will it take place?" }
-                    (error_message(mode_error))
-                    (radios("appointment_mode", ContactMode::ALL, |c| c.label(), form.mode.as_deref(), true))
-                }
-            }
+            (fieldset("appointment_mode", "How will it take place?", errors,
+                radios("appointment_mode", ContactMode::ALL, |c| c.label(), form.mode.as_deref(), true)))
             div class=(group_class(day_error)) {
                 label class="nhsuk-label" for="appointment_on" { "Date" }
                 (error_message(day_error))
@@ -1208,10 +1197,7 @@ fn contact_form(
     form: &ContactForm,
     errors: &[FieldError],
 ) -> Markup {
-    let mode_error = error_for(errors, "mode");
     let minutes_error = error_for(errors, "minutes");
-    let date_error = error_for(errors, "contacted_on");
-    let time_error = error_for(errors, "contacted_time");
     let note_error = error_for(errors, "note");
     html! {
         h2 class="nhsuk-heading-m" { "Record a contact" }
@@ -1219,13 +1205,8 @@ fn contact_form(
             (csrf_field(who))
             input type="hidden" name="contact_id" value=(form.contact_id);
             input type="hidden" name="version" value=(version_to_send(&form.version, record, errors));
-            div class=(group_class(mode_error)) {
-                fieldset class="nhsuk-fieldset" aria-describedby=[mode_error.map(|_| "mode-error")] {
-                    legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "How did the contact take place?" }
-                    (error_message(mode_error))
-                    (radios("mode", ContactMode::ALL, |c| c.label(), form.mode.as_deref(), false))
-                }
-            }
+            (fieldset("mode", "How did the contact take place?", errors,
+                radios("mode", ContactMode::ALL, |c| c.label(), form.mode.as_deref(), false)))
             div class=(group_class(minutes_error)) {
                 label class="nhsuk-label" for="minutes" { "How many minutes did it take?" }
                 (error_message(minutes_error))
@@ -1233,21 +1214,10 @@ fn contact_form(
                     id="minutes" name="minutes" type="text" inputmode="numeric" spellcheck="false"
                     value=(form.minutes) aria-describedby=[minutes_error.map(|_| "minutes-error")];
             }
-            div class=(group_class(date_error)) {
-                label class="nhsuk-label" for="contacted_on" { "Date of the contact" }
-                div class="nhsuk-hint" id="contacted_on-hint" { "For example, 27 November 2026" }
-                (error_message(date_error))
-                input class={"nhsuk-input nhsuk-input--width-10" @if date_error.is_some() { " nhsuk-input--error" }}
-                    id="contacted_on" name="contacted_on" type="date" value=(form.contacted_on)
-                    aria-describedby={"contacted_on-hint" @if date_error.is_some() { " contacted_on-error" }};
-            }
-            div class=(group_class(time_error)) {
-                label class="nhsuk-label" for="contacted_time" { "Time of the contact (UK time)" }
-                (error_message(time_error))
-                input class={"nhsuk-input nhsuk-input--width-5" @if time_error.is_some() { " nhsuk-input--error" }}
-                    id="contacted_time" name="contacted_time" type="time" value=(form.contacted_time)
-                    aria-describedby=[time_error.map(|_| "contacted_time-error")];
-            }
+            (input(("contacted_on", "contacted_on"), ("Date of the contact", Some("For example, 27 November 2026")),
+                (&form.contacted_on, "date", "nhsuk-input--width-10"), errors))
+            (input(("contacted_time", "contacted_time"), ("Time of the contact (UK time)", None),
+                (&form.contacted_time, "time", "nhsuk-input--width-5"), errors))
             div class=(group_class(note_error)) {
                 label class="nhsuk-label" for="note" { "Note (optional)" }
                 (error_message(note_error))

@@ -17,10 +17,10 @@ use maud::{Markup, html};
 use uuid::Uuid;
 
 use crate::connect::{form_page, record, status};
-use crate::fields::{fieldset, text_area, typed_text};
+use crate::fields::{fieldset, hinted_fieldset, text_area, typed_text};
 use crate::forms::{self, FieldError, NOTE_LIMIT, coded, form_id, text};
 use crate::pages::{
-    capitalise, csrf_field, day, error_for, error_message, group_class, radios, summary_row,
+    capitalise, csrf_field, day, error_for, error_message, group_class, head, radios, summary_row,
 };
 use crate::{Console, PostedAt, form_session, page, see_other, session};
 
@@ -634,13 +634,7 @@ fn goals_section(
         } @else {
             table class="nhsuk-table" id="goals-table" {
                 caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Goals agreed, oldest first" }
-                thead class="nhsuk-table__head" {
-                    tr class="nhsuk-table__row" {
-                        th class="nhsuk-table__header" scope="col" { "Goal" }
-                        th class="nhsuk-table__header" scope="col" { "Need" }
-                        th class="nhsuk-table__header" scope="col" { "Progress" }
-                    }
-                }
+                (head(&["Goal", "Need", "Progress"]))
                 tbody class="nhsuk-table__body" {
                     @for g in &plan.goals {
                         tr class="nhsuk-table__row" {
@@ -708,8 +702,6 @@ fn consent_section(
     errors: &[FieldError],
 ) -> Markup {
     let withdraw_error = error_for(errors, "consents");
-    let scope_error = error_for(errors, "consent_scope");
-    let channel_error = error_for(errors, "contact_channel");
     html! {
         h2 class="nhsuk-heading-m" id="consents" { "Consent" }
         (error_message(withdraw_error))
@@ -742,22 +734,12 @@ fn consent_section(
             (csrf_field(who))
             input type="hidden" name="version" value=(version);
             input type="hidden" name="form_id" value=(form.form_id);
-            div class=(group_class(scope_error)) {
-                fieldset class="nhsuk-fieldset" aria-describedby={"consent_scope-hint" @if scope_error.is_some() { " consent_scope-error" }} {
-                    legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "What does the person consent to?" }
-                    div class="nhsuk-hint" id="consent_scope-hint" { "Consent to share with onward services covers any service." }
-                    (error_message(scope_error))
-                    (radios("consent_scope", ConsentScope::ALL, |c| c.label(), Some(form.scope.as_str()), false))
-                }
-            }
-            div class=(group_class(channel_error)) {
-                fieldset class="nhsuk-fieldset" aria-describedby={"contact_channel-hint" @if channel_error.is_some() { " contact_channel-error" }} {
-                    legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s" { "How would they like reminders?" }
-                    div class="nhsuk-hint" id="contact_channel-hint" { "Only for consent to be contacted for reminders." }
-                    (error_message(channel_error))
-                    (radios("contact_channel", ContactChannel::ALL, |c| c.label(), Some(form.channel.as_str()), false))
-                }
-            }
+            (hinted_fieldset("consent_scope",
+                ("What does the person consent to?", Some("Consent to share with onward services covers any service.")), errors,
+                radios("consent_scope", ConsentScope::ALL, |c| c.label(), Some(form.scope.as_str()), false)))
+            (hinted_fieldset("contact_channel",
+                ("How would they like reminders?", Some("Only for consent to be contacted for reminders.")), errors,
+                radios("contact_channel", ContactChannel::ALL, |c| c.label(), Some(form.channel.as_str()), false)))
             button class="nhsuk-button" id="record-consent" type="submit" { "Save consent" }
         }
     }

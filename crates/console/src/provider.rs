@@ -48,10 +48,7 @@ pub(crate) async fn provider_page(
     query: web::Query<ProviderQuery>,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let session = match session(&req, &console).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+    let session = signed_in!(req, console);
     render(
         &req,
         &console,

@@ -99,10 +99,7 @@ pub(crate) async fn tasks_page(
     query: web::Query<TasksQuery>,
     console: web::Data<Console>,
 ) -> HttpResponse {
-    let session = match session(&req, &console).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+    let session = signed_in!(req, console);
     let shown = Shown {
         raise: RaiseForm::blank(),
         errors: Vec::new(),

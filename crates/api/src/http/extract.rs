@@ -93,18 +93,11 @@ impl<T: DeserializeOwned + 'static, const LIMIT: usize> FromRequest for Body<T, 
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let bytes = json_bytes::<LIMIT>(req, payload);
+        let body = json_body::<LIMIT>(req, payload);
         Box::pin(async move {
-            let bytes = bytes.await?;
-            // Every object's keys once, at any depth (as for a command's body): inside a
-            // free-form field (a directory import's contents) serde_json's map would keep the
-            // last of a key given twice silently.
-            let UniqueKeys(body) = parse_json::<UniqueKeys>(&bytes)?;
+            let (body, digest) = body.await?;
             let value = serde_path_to_error::deserialize(body).map_err(json_error)?;
-            Ok(Body {
-                value,
-                digest: Sha256::digest(&bytes).into(),
-            })
+            Ok(Body { value, digest })
         })
     }
 }
@@ -136,12 +129,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for CommandBody<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let bytes = json_bytes::<BODY_LIMIT>(req, payload);
+        let body = json_body::<BODY_LIMIT>(req, payload);
         Box::pin(async move {
-            let bytes = bytes.await?;
-            // Every object's keys once: a key given twice is refused naming it, never read as
-            // the last of them (serde_json's map keeps the last silently).
-            let UniqueKeys(body) = parse_json::<UniqueKeys>(&bytes)?;
+            let (body, digest) = body.await?;
             let serde_json::Value::Object(mut object) = body else {
                 return Err(ApiError::field("body", "send a JSON object"));
             };
@@ -176,9 +166,24 @@ impl<T: DeserializeOwned + 'static> FromRequest for CommandBody<T> {
             Ok(CommandBody {
                 value,
                 dated,
-                digest: Sha256::digest(&bytes).into(),
+                digest,
             })
         })
+    }
+}
+
+/// A JSON body of at most `LIMIT` bytes ([`json_bytes`]) as a value whose objects give each key
+/// once ([`unique_json`]), and the digest of its bytes. A key given twice is refused naming it,
+/// at any depth: even inside a free-form field (a directory import's contents) serde_json's map
+/// would keep the last of them silently.
+fn json_body<const LIMIT: usize>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> impl Future<Output = Result<(serde_json::Value, [u8; 32]), ApiError>> + 'static {
+    let bytes = json_bytes::<LIMIT>(req, payload);
+    async move {
+        let bytes = bytes.await?;
+        Ok((unique_json(&bytes)?, Sha256::digest(&bytes).into()))
     }
 }
 

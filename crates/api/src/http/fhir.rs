@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::extract::{Caller, request_id};
 use super::problem::{ApiError, problem_response};
-use app::fhir::{FhirError, Issue, Submission};
+use app::fhir::{FhirError, Issue, Submission, Submitted};
 use app::records::ReadContext;
 
 /// The FHIR JSON media type.
@@ -365,19 +365,11 @@ async fn fhir_transaction(
     body: web::Bytes,
     req: HttpRequest,
 ) -> HttpResponse {
-    let bundle = match body_json(&req, &body, "Bundle") {
-        Ok(v) => v,
-        Err(e) => return outcome_response(&e, Some(request_id(&req))),
-    };
-    let id = request_id(&req);
-    let submitted = match state
-        .fhir
-        .submit(&caller.0, Submission::Transaction, &bundle, id)
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => return fhir_error(e, id),
-    };
+    let (bundle, submitted) =
+        match submit(&state, &caller, (&body, &req), Submission::Transaction).await {
+            Ok(taken) => taken,
+            Err(answer) => return answer,
+        };
     let status = if submitted.created {
         "201 Created"
     } else {
@@ -452,32 +444,43 @@ async fn fhir_create_service_request(
     body: web::Bytes,
     req: HttpRequest,
 ) -> HttpResponse {
-    let resource = match body_json(&req, &body, "ServiceRequest") {
-        Ok(v) => v,
-        Err(e) => return outcome_response(&e, Some(request_id(&req))),
+    let submitted = match submit(&state, &caller, (&body, &req), Submission::ServiceRequest).await {
+        Ok((_, submitted)) => submitted,
+        Err(answer) => return answer,
     };
-    let id = request_id(&req);
-    match state
-        .fhir
-        .submit(&caller.0, Submission::ServiceRequest, &resource, id)
-        .await
-    {
-        Ok(submitted) => {
-            let status = if submitted.created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            let mut response = fhir_json(status, &submitted.service_request);
-            if let Ok(location) =
-                HeaderValue::from_str(&format!("/fhir/ServiceRequest/{}", submitted.id))
-            {
-                response.headers_mut().insert(header::LOCATION, location);
-            }
-            response
-        }
-        Err(e) => fhir_error(e, id),
+    let status = if submitted.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = fhir_json(status, &submitted.service_request);
+    if let Ok(location) = HeaderValue::from_str(&format!("/fhir/ServiceRequest/{}", submitted.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
     }
+    response
+}
+
+/// Takes a referral sent as `submission`: reads the body (FHIR JSON of the resource
+/// `submission` names) and submits it. What was sent and what the submission did; or the
+/// answer to give instead, an OperationOutcome.
+async fn submit(
+    state: &AppState,
+    caller: &Caller,
+    (body, req): (&[u8], &HttpRequest),
+    submission: Submission,
+) -> Result<(Value, Submitted), HttpResponse> {
+    let what = match submission {
+        Submission::Transaction => "Bundle",
+        Submission::ServiceRequest => "ServiceRequest",
+    };
+    let id = request_id(req);
+    let resource = body_json(req, body, what).map_err(|e| outcome_response(&e, Some(id)))?;
+    let submitted = state
+        .fhir
+        .submit(&caller.0, submission, &resource, id)
+        .await
+        .map_err(|e| fhir_error(e, id))?;
+    Ok((resource, submitted))
 }
 
 /// A route reading one resource by its id (with [`read_by_id`]): `$name` at `$path`, whose

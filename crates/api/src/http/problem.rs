@@ -506,6 +506,7 @@ pub(crate) fn add_components(components: &mut utoipa::openapi::Components) {
     }
 }
 
+/// The shared problem responses of `statuses`, each a reference to its component.
 fn problem_refs(
     statuses: &[&str],
 ) -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
@@ -521,103 +522,69 @@ fn problem_refs(
         .collect()
 }
 
-/// The problems a command can answer with.
-pub struct CommandErrors;
+/// Declares a set of problems routes answer with (for `responses(...)` of `#[utoipa::path]`):
+/// a type whose responses are [`problem_refs`] of the statuses listed.
+macro_rules! problems {
+    ($(#[doc = $doc:literal])* $name:ident = [$($status:literal),+ $(,)?]) => {
+        $(#[doc = $doc])*
+        pub struct $name;
 
-impl utoipa::IntoResponses for CommandErrors {
-    fn responses()
-    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&[
-            "400", "401", "403", "404", "409", "413", "415", "422", "429", "503",
-        ])
-    }
+        impl utoipa::IntoResponses for $name {
+            fn responses()
+            -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>>
+            {
+                problem_refs(&[$($status),+])
+            }
+        }
+    };
 }
 
-/// The problems a public (tokenless) read can answer with.
-pub struct PublicErrors;
+problems!(
+    /// The problems a command can answer with.
+    CommandErrors = ["400", "401", "403", "404", "409", "413", "415", "422", "429", "503"]
+);
 
-impl utoipa::IntoResponses for PublicErrors {
-    fn responses()
-    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&["400", "404", "503"])
-    }
-}
+problems!(
+    /// The problems a public (tokenless) read can answer with.
+    PublicErrors = ["400", "404", "503"]
+);
 
-/// The problems a read can answer with.
-pub struct ReadErrors;
+problems!(
+    /// The problems a read can answer with.
+    ReadErrors = ["400", "401", "403", "404", "429", "503"]
+);
 
-impl utoipa::IntoResponses for ReadErrors {
-    fn responses()
-    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&["400", "401", "403", "404", "429", "503"])
-    }
-}
+problems!(
+    /// The problems a read from a read model that takes `after` can answer with: a read's, and
+    /// 503 (with `Retry-After`) when the read model has not caught up in time.
+    WaitingReadErrors = ["400", "401", "403", "404", "429", "503"]
+);
 
-/// The problems a read from a read model that takes `after` can answer with: a read's, and
-/// 503 (with `Retry-After`) when the read model has not caught up in time.
-pub struct WaitingReadErrors;
+problems!(
+    /// The problems a request about a report snapshot can answer with: a read's, 409 while it is
+    /// being built, 413/415 for a body.
+    SnapshotErrors = ["400", "401", "403", "404", "409", "413", "415", "429", "503"]
+);
 
-impl utoipa::IntoResponses for WaitingReadErrors {
-    fn responses()
-    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&["400", "401", "403", "404", "429", "503"])
-    }
-}
+problems!(
+    /// The problems a report or caseload that can answer JSON or CSV can answer with: a waiting
+    /// read's, and 406 for an `Accept` header that allows neither.
+    NegotiatedReadErrors = ["400", "401", "403", "404", "406", "429", "503"]
+);
 
-/// The problems a request about a report snapshot can answer with: a read's, 409 while it is
-/// being built, 413/415 for a body.
-pub struct SnapshotErrors;
+problems!(
+    /// The problems a read of a report snapshot or explanation that can answer JSON or CSV can
+    /// answer with: a read's, 406 for an `Accept` header that allows neither, 409 while it is being
+    /// built.
+    NegotiatedSnapshotErrors = ["400", "401", "403", "404", "406", "409", "429", "503"]
+);
 
-impl utoipa::IntoResponses for SnapshotErrors {
-    fn responses()
-    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&[
-            "400", "401", "403", "404", "409", "413", "415", "429", "503",
-        ])
-    }
-}
+problems!(
+    /// The problems redeeming an enrolment code can answer with (401: the code is not live).
+    RedemptionErrors = ["400", "401", "413", "415", "422", "429", "503"]
+);
 
-/// The problems a report or caseload that can answer JSON or CSV can answer with: a waiting
-/// read's, and 406 for an `Accept` header that allows neither.
-pub struct NegotiatedReadErrors;
-
-impl utoipa::IntoResponses for NegotiatedReadErrors {
-    fn responses()
-    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&["400", "401", "403", "404", "406", "429", "503"])
-    }
-}
-
-/// The problems a read of a report snapshot or explanation that can answer JSON or CSV can
-/// answer with: a read's, 406 for an `Accept` header that allows neither, 409 while it is being
-/// built.
-pub struct NegotiatedSnapshotErrors;
-
-impl utoipa::IntoResponses for NegotiatedSnapshotErrors {
-    fn responses()
-    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&["400", "401", "403", "404", "406", "409", "429", "503"])
-    }
-}
-
-/// The problems redeeming an enrolment code can answer with (401: the code is not live).
-pub struct RedemptionErrors;
-
-impl utoipa::IntoResponses for RedemptionErrors {
-    fn responses()
-    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&["400", "401", "413", "415", "422", "429", "503"])
-    }
-}
-
-/// The problems an administrative write can answer with.
-pub struct AdminErrors;
-
-impl utoipa::IntoResponses for AdminErrors {
-    fn responses()
-    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        problem_refs(&[
-            "400", "401", "403", "404", "413", "415", "422", "429", "503",
-        ])
-    }
-}
+problems!(
+    /// The problems an administrative write can answer with.
+    AdminErrors = ["400", "401", "403", "404", "413", "415", "422", "429", "503"]
+);
