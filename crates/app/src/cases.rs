@@ -57,6 +57,15 @@ pub(crate) struct Matched {
     pub(crate) claims_if_new: Vec<eventstore::Claim>,
 }
 
+/// An idempotency key the service makes itself, for a command it appends on someone's behalf
+/// (a provider's answer, kept apart from the keys the record's staff use) or for its own (a
+/// practice's FHIR referral): `parts` joined by spaces. A caller's key is printable ASCII
+/// without a space (the API refuses any other), so no caller can use one of these first, to
+/// have the service's command refused or answered with what the caller did.
+pub fn own_key(parts: &[&str]) -> String {
+    parts.join(" ")
+}
+
 /// A command from a member of staff: what makes it retry-safe and current.
 #[derive(Clone, Debug, Default)]
 pub struct StaffCommand {

@@ -369,7 +369,10 @@ impl FhirReferrals {
             referral: referral.clone(),
         };
         let request = StaffCommand {
-            idempotency_key: Some(format!("fhir-service-request:{id}")),
+            idempotency_key: Some(crate::cases::own_key(&[
+                "fhir-service-request",
+                &id.to_string(),
+            ])),
             fingerprint: Some(fingerprint),
             expected_version: None,
             correlation_id: request_id,

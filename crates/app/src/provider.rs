@@ -166,9 +166,9 @@ impl ProviderConnections {
         };
         let caller_key = request.idempotency_key.clone();
         let options = CommandOptions {
-            idempotency_key: request
-                .idempotency_key
-                .map(|key| format!("provider:{}:{key}", principal.staff_id.0)),
+            idempotency_key: request.idempotency_key.map(|key| {
+                crate::cases::own_key(&["provider", &principal.staff_id.0.to_string(), &key])
+            }),
             fingerprint: request.fingerprint,
             expected_version: request.expected_version,
         };

@@ -453,6 +453,7 @@ fn unknown_field(message: &str) -> Option<&str> {
 #[allow(dead_code)] // documents the header; never built
 pub struct KeyHeader {
     /// Makes a retry safe: the same key and body return the first response and write nothing
+    /// (printable ASCII without spaces: the keys the service makes itself hold a space)
     #[param(
         rename = "Idempotency-Key",
         nullable = false,
