@@ -391,6 +391,22 @@ async fn fhir_errors_are_operation_outcomes_naming_the_element() {
     let nul = server.post(practice, "/fhir/ServiceRequest", nul).await;
     assert_eq!(nul.status, 400, "{:#}", nul.body);
     assert_eq!(nul.body["resourceType"], "OperationOutcome");
+    // A body past the limit (256 KiB) is too long, said as FHIR says it, on both routes.
+    let mut long = service_request("R-304");
+    long["note"] = json!([{ "text": "x".repeat(300 * 1024) }]);
+    for path in ["/fhir/ServiceRequest", "/fhir"] {
+        let too_long = server.post(practice, path, long.clone()).await;
+        assert_eq!(too_long.status, 413, "{path}: {:#}", too_long.body);
+        assert_eq!(too_long.body["resourceType"], "OperationOutcome");
+        assert_eq!(too_long.body["issue"][0]["code"], "too-long", "{path}");
+        assert!(
+            too_long.body["issue"][0]["diagnostics"]
+                .as_str()
+                .is_some_and(|d| d.contains("262144")),
+            "{path}: {:#}",
+            too_long.body
+        );
+    }
     // Nothing was recorded by any of them.
     let events: i64 = testkit::query_value(
         &server.db.admin_client().await,

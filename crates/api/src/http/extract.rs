@@ -273,7 +273,7 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
 }
 
 /// Reads a JSON body of at most `LIMIT` bytes: the media type, the size, an object, no NUL.
-fn json_bytes<const LIMIT: usize>(
+pub(crate) fn json_bytes<const LIMIT: usize>(
     req: &HttpRequest,
     payload: &mut Payload,
 ) -> impl Future<Output = Result<web::BytesMut, ApiError>> + 'static {

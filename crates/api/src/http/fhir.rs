@@ -91,6 +91,7 @@ impl utoipa::IntoResponses for SubmitErrors {
             ("401", "No valid bearer token"),
             ("403", "Not a practice's system"),
             ("409", "The identifier was used for other content"),
+            ("413", "The body is larger than 256 KiB"),
             ("415", "Not FHIR JSON"),
             (
                 "422",
@@ -255,7 +256,7 @@ fn issue(issue: Issue) -> OutcomeIssue {
 }
 
 /// The body of a FHIR POST: JSON, sent as `application/fhir+json` (or `application/json`).
-fn body_json(req: &HttpRequest, body: &[u8], what: &str) -> Result<Value, ApiError> {
+async fn body_json(req: &HttpRequest, body: web::Payload, what: &str) -> Result<Value, ApiError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -271,10 +272,8 @@ fn body_json(req: &HttpRequest, body: &[u8], what: &str) -> Result<Value, ApiErr
             "send the {what} as {FHIR_JSON}, not {content_type:?}"
         )));
     }
-    // Each key once, at any depth: a key given twice is refused naming its element, never read
-    // as the last of them.
-    let value = super::extract::unique_json(body).map_err(|e| match e {
-        // Named within the resource: the whole of it when it is not JSON.
+    // Named within the resource: the whole of it when it is not JSON.
+    let within = |e: ApiError| match e {
         ApiError::BadRequest { errors, .. } if errors.len() == 1 => {
             let error = &errors[0];
             match error.field.as_str() {
@@ -283,17 +282,20 @@ fn body_json(req: &HttpRequest, body: &[u8], what: &str) -> Result<Value, ApiErr
             }
         }
         other => other,
-    })?;
-    // PostgreSQL's text cannot hold NUL: refused here, as every JSON body is, before anything
-    // is recorded.
-    if let Some(field) = super::extract::nul_field(body) {
-        return Err(ApiError::field(
-            format!("{what}.{field}"),
-            "text may not contain the NUL character",
-        ));
-    }
-    Ok(value)
+    };
+    // Read as every JSON body is: at most FHIR_BODY_LIMIT bytes (413 beyond), cut off if it
+    // stalls, a JSON object, and no NUL character (PostgreSQL's text cannot hold it).
+    let body = super::extract::json_bytes::<FHIR_BODY_LIMIT>(req, &mut body.into_inner())
+        .await
+        .map_err(within)?;
+    // Each key once, at any depth: a key given twice is refused naming its element, never read
+    // as the last of them.
+    super::extract::unique_json(&body).map_err(within)
 }
+
+/// The most a FHIR referral's body may hold: 256 KiB (a transaction Bundle carries the patient
+/// and a questionnaire's answers beside the referral).
+const FHIR_BODY_LIMIT: usize = 256 * 1024;
 
 /// What this server does with FHIR: a CapabilityStatement.
 fn capability_statement() -> Value {
@@ -362,11 +364,11 @@ async fn fhir_metadata() -> HttpResponse {
 async fn fhir_transaction(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Bytes,
+    body: web::Payload,
     req: HttpRequest,
 ) -> HttpResponse {
     let (bundle, submitted) =
-        match submit(&state, &caller, (&body, &req), Submission::Transaction).await {
+        match submit(&state, &caller, (body, &req), Submission::Transaction).await {
             Ok(taken) => taken,
             Err(answer) => return answer,
         };
@@ -441,10 +443,10 @@ async fn fhir_transaction(
 async fn fhir_create_service_request(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Bytes,
+    body: web::Payload,
     req: HttpRequest,
 ) -> HttpResponse {
-    let submitted = match submit(&state, &caller, (&body, &req), Submission::ServiceRequest).await {
+    let submitted = match submit(&state, &caller, (body, &req), Submission::ServiceRequest).await {
         Ok((_, submitted)) => submitted,
         Err(answer) => return answer,
     };
@@ -466,7 +468,7 @@ async fn fhir_create_service_request(
 async fn submit(
     state: &AppState,
     caller: &Caller,
-    (body, req): (&[u8], &HttpRequest),
+    (body, req): (web::Payload, &HttpRequest),
     submission: Submission,
 ) -> Result<(Value, Submitted), HttpResponse> {
     let what = match submission {
@@ -474,7 +476,9 @@ async fn submit(
         Submission::ServiceRequest => "ServiceRequest",
     };
     let id = request_id(req);
-    let resource = body_json(req, body, what).map_err(|e| outcome_response(&e, Some(id)))?;
+    let resource = body_json(req, body, what)
+        .await
+        .map_err(|e| outcome_response(&e, Some(id)))?;
     let submitted = state
         .fhir
         .submit(&caller.0, submission, &resource, id)

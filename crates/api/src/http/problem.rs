@@ -448,7 +448,7 @@ const PROBLEM_RESPONSES: &[(&str, &str, &str)] = &[
     (
         "413",
         "PayloadTooLarge",
-        "The body is larger than the route accepts (64 KiB; 16 MiB for a directory import).",
+        "The body is larger than the route accepts (64 KiB; 256 KiB for a FHIR referral, 16 MiB for a directory import).",
     ),
     ("415", "UnsupportedMediaType", "The body is not JSON."),
     (
