@@ -524,34 +524,44 @@ pub fn check_ods_code(code: &str) -> Result<(), AppError> {
     }
 }
 
-/// Checks an endpoint URL: `http` or `https`, a host, no credentials, no fragment, no spaces.
+/// Checks an endpoint URL as the dispatcher's HTTP client will read it (the `url` crate, as
+/// reqwest's): `http` or `https` (in any case), a host, a port that exists, no credentials,
+/// no fragment, no spaces; so that what is accepted here can be sent to (where the address
+/// may be reached is decided at each connection, by the transport).
 ///
 /// # Errors
 /// [`AppError::BadInput`] naming `url`.
 pub fn check_endpoint_url(url: &str) -> Result<(), AppError> {
-    let bad = |message: &str| AppError::BadInput {
+    let bad = |message: String| AppError::BadInput {
         field: "url",
-        message: message.to_owned(),
+        message,
     };
     if url.len() > 2048 {
-        return Err(bad("a URL of at most 2048 characters"));
+        return Err(bad("a URL of at most 2048 characters".to_owned()));
     }
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad("a URL holds no spaces or control characters"));
+        return Err(bad("a URL holds no spaces or control characters".to_owned()));
     }
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| bad("only http and https endpoints are allowed"))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.is_empty() {
-        return Err(bad("the URL names no host"));
+    let parsed =
+        url::Url::parse(url).map_err(|e| bad(format!("not a URL that can be sent to: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad("only http and https endpoints are allowed".to_owned()));
     }
-    if authority.contains('@') {
-        return Err(bad("the URL may not carry credentials"));
+    // As typed: `https:///x` would be read as `https://x`.
+    let authority = url
+        .split_once("://")
+        .map_or("", |(_, rest)| rest)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    if parsed.host().is_none() || authority.is_empty() {
+        return Err(bad("the URL names no host".to_owned()));
     }
-    if url.contains('#') {
-        return Err(bad("the URL may not carry a fragment"));
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad("the URL may not carry credentials".to_owned()));
+    }
+    if parsed.fragment().is_some() {
+        return Err(bad("the URL may not carry a fragment".to_owned()));
     }
     Ok(())
 }
@@ -638,7 +648,12 @@ mod tests {
 
     #[test]
     fn endpoint_urls_are_http_or_https_without_credentials() {
-        for good in ["https://gp.example/fhir", "http://127.0.0.1:8080/in"] {
+        for good in [
+            "https://gp.example/fhir",
+            "http://127.0.0.1:8080/in",
+            "HTTPS://GP.EXAMPLE/fhir",
+            "https://[2001:db8::1]:8443/in",
+        ] {
             assert!(check_endpoint_url(good).is_ok(), "{good}");
         }
         for bad in [
@@ -649,6 +664,10 @@ mod tests {
             "https:///nohost",
             "https://gp.example/a b",
             "https://gp.example/#x",
+            "https:/gp.example/",
+            "https://gp.example:99999/",
+            "https://[fe80::1%25lo]/",
+            "https://gp..example:-1/",
             "",
         ] {
             assert!(
