@@ -275,9 +275,9 @@ impl TaskMaker {
             Ok(_) => Ok(true),
             Err(TaskCommandError::Command(CommandError::Conflict { .. })) => Ok(false),
             Err(TaskCommandError::Command(e)) => Err(e.into()),
-            Err(TaskCommandError::Refused(e)) => Err(AppError::Unexpected(anyhow::anyhow!(
-                "a rule-made task was refused: {e}"
-            ))),
+            Err(e @ (TaskCommandError::Refused(_) | TaskCommandError::NoSuchCase)) => Err(
+                AppError::Unexpected(anyhow::anyhow!("a rule-made task was refused: {e}")),
+            ),
         }
     }
 

@@ -70,6 +70,10 @@ pub enum TaskCommandError {
     /// Refused or failed as any command is (access, a field, a conflict, the store).
     #[error(transparent)]
     Command(#[from] CommandError),
+    /// The case a task to raise names is not one the caller may know of (none, or another
+    /// organisation's): answered as absent.
+    #[error("no such client record")]
+    NoSuchCase,
 }
 
 impl From<Denied> for TaskCommandError {
@@ -246,8 +250,10 @@ impl TaskService {
             role: principal.role,
             active: true,
         };
-        if let Err(Err(denied)) = policy::tasks::may_raise_task(principal, case.as_ref(), &caller) {
-            return Err(denied.into());
+        match policy::tasks::may_raise_task(principal, case.as_ref(), &caller) {
+            Err(Err(Denied::NotFound)) => return Err(TaskCommandError::NoSuchCase),
+            Err(Err(denied)) => return Err(denied.into()),
+            _ => {}
         }
         let assignee_id = raise.assignee_id.unwrap_or(principal.staff_id);
         let member = {
@@ -440,6 +446,10 @@ impl TaskService {
         limit: Option<i64>,
         after: Option<i64>,
     ) -> Result<TaskPage, AppError> {
+        let no_such_team = |denied: Denied| match denied {
+            Denied::NotFound => AppError::NotFound("no such team".to_owned()),
+            denied => denied.into(),
+        };
         if let Err(denied) = policy::may_read_team(principal, team_id, None, "overdue tasks") {
             let known = match denied {
                 Denied::NotFound => {
@@ -456,7 +466,8 @@ impl TaskService {
                 }
                 Denied::Forbidden(_) => None,
             };
-            policy::may_read_team(principal, team_id, known, "overdue tasks")?;
+            policy::may_read_team(principal, team_id, known, "overdue tasks")
+                .map_err(no_such_team)?;
         }
         let page = Page::new(parse_cursor(cursor)?, limit)?;
         let today = self.cases.clock().today();

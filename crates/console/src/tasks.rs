@@ -296,6 +296,7 @@ fn refusal(error: TaskCommandError, reason_field: &str) -> Result<FieldError, Ap
              the tasks page again to do something new",
         )),
         TaskCommandError::Command(e) => Err(AppError::Command(e)),
+        TaskCommandError::NoSuchCase => Err(AppError::NotFound("no such client record".to_owned())),
     }
 }
 

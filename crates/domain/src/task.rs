@@ -213,6 +213,10 @@ pub enum TaskCommand {
     Cancel(TaskCancelled),
 }
 
+/// How many years after the day it is raised a task may fall due at the latest: a date past
+/// it is a slip of the keyboard, not a task (and a year past 9999 cannot be written as a date).
+pub const TASK_DUE_WITHIN_YEARS: u32 = 5;
+
 /// Why a task command was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TaskError {
@@ -224,6 +228,10 @@ pub enum TaskError {
     Closed(&'static str),
     #[error("a task cannot be due before the day it is raised ({raised_on})")]
     DueBeforeRaised { raised_on: NaiveDate },
+    #[error(
+        "a task is due within {TASK_DUE_WITHIN_YEARS} years of the day it is raised (by {latest})"
+    )]
+    DueTooLate { latest: NaiveDate },
     #[error("a task cannot be done before the day it was raised ({raised_on})")]
     DoneBeforeRaised { raised_on: NaiveDate },
     #[error("the task is already with this member of staff")]
@@ -238,6 +246,7 @@ impl TaskError {
             TaskError::AlreadyRaised => "task_already_raised",
             TaskError::Closed(_) => "task_closed",
             TaskError::DueBeforeRaised { .. } => "task_due_before_raised",
+            TaskError::DueTooLate { .. } => "task_due_too_late",
             TaskError::DoneBeforeRaised { .. } => "task_done_before_raised",
             TaskError::SameAssignee => "task_same_assignee",
         }
@@ -246,7 +255,7 @@ impl TaskError {
     /// The field the refusal is about, when there is one.
     pub fn field(&self) -> Option<&'static str> {
         match self {
-            TaskError::DueBeforeRaised { .. } => Some("due_on"),
+            TaskError::DueBeforeRaised { .. } | TaskError::DueTooLate { .. } => Some("due_on"),
             TaskError::DoneBeforeRaised { .. } => Some("done_on"),
             TaskError::SameAssignee => Some("assignee_id"),
             TaskError::AlreadyRaised => Some("task_id"),
@@ -269,6 +278,13 @@ pub fn decide_task(state: &TaskState, command: &TaskCommand) -> Result<Vec<TaskE
             return Err(TaskError::DueBeforeRaised {
                 raised_on: raise.raised_on,
             });
+        }
+        let latest = raise
+            .raised_on
+            .checked_add_months(chrono::Months::new(12 * TASK_DUE_WITHIN_YEARS))
+            .unwrap_or(NaiveDate::MAX);
+        if raise.due_on > latest {
+            return Err(TaskError::DueTooLate { latest });
         }
         return Ok(vec![TaskEvent::TaskRaised(raise.clone())]);
     }
@@ -361,6 +377,18 @@ mod tests {
             TaskCommand::Raise(raised(10, 9)),
             Err(TaskError::DueBeforeRaised { raised_on: day(10) }),
         );
+        // Due five years on at the latest (to the day), never in a year past 9999.
+        let due = |date: NaiveDate| {
+            TaskCommand::Raise(TaskRaised {
+                due_on: date,
+                ..raised(10, 10)
+            })
+        };
+        let latest = NaiveDate::from_ymd_opt(2031, 11, 10).expect("a day");
+        check(&[], due(latest), Ok(&["TaskRaised"]));
+        for late in [latest.succ_opt().expect("a day"), NaiveDate::MAX] {
+            check(&[], due(late), Err(TaskError::DueTooLate { latest }));
+        }
         check(
             std::slice::from_ref(&raise),
             TaskCommand::Raise(raised(10, 12)),

@@ -94,13 +94,9 @@ async fn tasks_are_raised_closed_once_and_listed_by_due_day_with_overdue_by_the_
         403,
         "not worker2's case"
     );
-    assert_eq!(
-        raise(&server, &people.foreign_worker, on_their_case(day(1)))
-            .await
-            .status,
-        404,
-        "another organisation's person"
-    );
+    let foreign = raise(&server, &people.foreign_worker, on_their_case(day(1))).await;
+    assert_eq!(foreign.status, 404, "another organisation's person");
+    assert_eq!(foreign.body["detail"], "no such client record");
     assert_eq!(
         raise(&server, &people.auditor, on_their_case(day(1)))
             .await
@@ -111,6 +107,13 @@ async fn tasks_are_raised_closed_once_and_listed_by_due_day_with_overdue_by_the_
     assert_eq!(early.status, 422, "{:#}", early.body);
     assert_eq!(early.body["rule"], "task_due_before_raised");
     assert_eq!(early.body["errors"][0]["field"], "due_on");
+    // Nor more than five years on (a year past 9999 cannot even be written as a date).
+    for late in [day(5 * 366), "+10000-01-01".to_owned()] {
+        let reply = raise(&server, &people.worker, on_their_case(late)).await;
+        assert_eq!(reply.status, 422, "{:#}", reply.body);
+        assert_eq!(reply.body["rule"], "task_due_too_late");
+        assert_eq!(reply.body["errors"][0]["field"], "due_on");
+    }
     let mut bad_kind = on_their_case(day(1));
     bad_kind["kind"] = json!("tidy_the_desk");
     let reply = raise(&server, &people.worker, bad_kind).await;
@@ -177,10 +180,9 @@ async fn tasks_are_raised_closed_once_and_listed_by_due_day_with_overdue_by_the_
         server.get(&people.other_lead, &overdue_path).await.status,
         403
     );
-    assert_eq!(
-        server.get(&people.foreign_lead, &overdue_path).await.status,
-        404
-    );
+    let foreign = server.get(&people.foreign_lead, &overdue_path).await;
+    assert_eq!(foreign.status, 404);
+    assert_eq!(foreign.body["detail"], "no such team");
     assert_eq!(server.get(&people.worker, &overdue_path).await.status, 403);
 
     // Closing: the assignee marks theirs done, once; someone else's is not theirs to close;

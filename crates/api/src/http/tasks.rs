@@ -33,6 +33,7 @@ impl From<TaskCommandError> for ApiError {
                 ApiError::NotFound("no such task".to_owned())
             }
             TaskCommandError::Command(e) => e.into(),
+            TaskCommandError::NoSuchCase => ApiError::NotFound(error.to_string()),
         }
     }
 }
