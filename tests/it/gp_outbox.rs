@@ -336,13 +336,24 @@ impl Service {
     }
 
     /// Carries out `commands` on `client`'s record, each recorded as it happens (a fact
-    /// recorded long after it happened is withheld as late).
+    /// recorded long after it happened is withheld as late): a referral as a practice's own
+    /// system sends it, everything else by a link worker.
     async fn run(&self, client: ClientId, commands: Vec<CaseCommand>) {
+        self.run_as(None, client, commands).await;
+    }
+
+    /// As [`Service::run`], every command recorded by someone of `role` when given.
+    async fn run_as(&self, role: Option<&str>, client: ClientId, commands: Vec<CaseCommand>) {
         crate::support::hire_named(&self.store, self.organisation, &commands).await;
         for command in commands {
+            let by = role.unwrap_or(match command {
+                CaseCommand::Intake { .. } => "practice_system",
+                _ => "link_worker",
+            });
             let meta = eventstore::Metadata {
                 organisation_id: self.organisation,
                 occurred_at: app::Clock::system().now(),
+                actor_role: by.to_owned(),
                 ..metadata()
             };
             self.cases
@@ -1017,6 +1028,48 @@ async fn the_end_of_an_episode_goes_to_the_gp_with_its_scores_only_with_consent(
 /// A person's GP-message state is kept only once there is something to remember: a referral
 /// that names no practice writes none (and its acceptance is still decided, withheld as naming
 /// no practice); a referral that names one writes a first state, which later batches update.
+#[tokio::test]
+async fn a_practice_is_named_only_by_a_referral_its_own_system_sent() {
+    let service = Service::new(4, "Named by the practice").await;
+    let runner = outbox_runner(&service.store);
+    // The same referral naming practice A81001, sent by the practice's system, typed by a
+    // referrer, and recorded by a link worker; each accepted.
+    let mut people = Vec::new();
+    for role in ["practice_system", "referrer", "link_worker"] {
+        let (person, referral) = (ClientId(Uuid::new_v4()), ReferralId(Uuid::new_v4()));
+        let [intake, accept] =
+            <[CaseCommand; 2]>::try_from(accepted(person, referral, Some("A81001")))
+                .expect("an intake and an acceptance");
+        service.run_as(Some(role), person, vec![intake]).await;
+        service.run(person, vec![accept]).await;
+        people.push((role, person));
+    }
+    runner.catch_up().await.expect("the outbox catches up");
+    for (role, person) in people {
+        let row = service
+            .client
+            .query_one(
+                "SELECT status, practice_ods, withheld_reason FROM gp_outbox \
+                 WHERE client_id = $1 AND seq = 1",
+                &[&person.0],
+            )
+            .await
+            .expect("the message of the acceptance");
+        let (status, practice, why): (String, Option<String>, Option<String>) =
+            (row.get(0), row.get(1), row.get(2));
+        let expected = if role == "practice_system" {
+            ("pending", Some("A81001"), None)
+        } else {
+            ("withheld", None, Some("no_practice"))
+        };
+        assert_eq!(
+            (status.as_str(), practice.as_deref(), why.as_deref()),
+            expected,
+            "a referral recorded by {role}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_gp_message_state_is_kept_only_for_someone_with_something_to_remember() {
     let service = Service::new(4, "States kept").await;

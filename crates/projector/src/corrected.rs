@@ -20,6 +20,32 @@ use crate::ProjectionError;
 /// The actor role of every event a history import appends (`app::history`).
 pub const IMPORT_ROLE: &str = "history_import";
 
+/// The actor role of a GP practice's own system (`app::access::Role::PracticeSystem`).
+pub const PRACTICE_SYSTEM_ROLE: &str = "practice_system";
+
+/// Who appended an event, as far as projections tell them apart (by its actor role).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordedBy {
+    /// A history import: a previous system's record, not something done here.
+    Import,
+    /// A GP practice's own system (a referral sent over FHIR, or over the API with the
+    /// practice's credential).
+    PracticeSystem,
+    /// Anyone else: staff, provider staff, a referrer, the service itself.
+    Other,
+}
+
+impl RecordedBy {
+    /// Who an event of `actor_role` was appended by.
+    pub fn of_role(actor_role: &str) -> RecordedBy {
+        match actor_role {
+            IMPORT_ROLE => RecordedBy::Import,
+            PRACTICE_SYSTEM_ROLE => RecordedBy::PracticeSystem,
+            _ => RecordedBy::Other,
+        }
+    }
+}
+
 /// One decoded event of a client's record, with what projections need of its envelope.
 #[derive(Clone, Debug)]
 pub struct Fact {
@@ -29,8 +55,8 @@ pub struct Fact {
     pub occurred_at: DateTime<Utc>,
     /// When the log took it (an import's or a back-entry's is long after it happened).
     pub recorded_at: DateTime<Utc>,
-    /// Appended by a history import: a previous system's record, not something done here.
-    pub imported: bool,
+    /// Who appended it (a history import, a practice's system, anyone else).
+    pub recorded_by: RecordedBy,
     pub event: CaseEvent,
 }
 
@@ -50,7 +76,7 @@ fn fact(event: &RecordedEvent, decoded: CaseEvent) -> Fact {
         organisation_id: event.metadata.organisation_id,
         occurred_at: event.metadata.occurred_at,
         recorded_at: event.recorded_at,
-        imported: event.metadata.actor_role == IMPORT_ROLE,
+        recorded_by: RecordedBy::of_role(&event.metadata.actor_role),
         event: decoded,
     }
 }

@@ -26,6 +26,7 @@ use crate::runner::{Batch, Projection, ProjectionError};
 const GP_MESSAGE_FILES: &[(u32, &str)] = &[
     (1, include_str!("../../../projections/gp_messages/v1.toml")),
     (2, include_str!("../../../projections/gp_messages/v2.toml")),
+    (3, include_str!("../../../projections/gp_messages/v3.toml")),
 ];
 
 /// Its name (and checkpoint key).
@@ -37,6 +38,10 @@ pub const GP_OUTBOX: &str = "gp_outbox_v1";
 pub struct PracticeRule {
     /// The referrer organisation's prefix before an ODS code (`"ODS "`).
     pub prefix: String,
+    /// Whether only a referral a GP practice's own system sent names a practice to write to
+    /// (from v3): a referrer or a member of staff typing "ODS <code>" names none.
+    #[serde(default)]
+    pub only_from_practice_systems: bool,
 }
 
 /// The consent that lets the full content go.
@@ -124,7 +129,7 @@ impl GpMessageRules {
     /// system's record imported (that system told the practice, or it is history).
     fn late(&self, fact: &Fact) -> bool {
         self.timeliness.as_ref().is_some_and(|t| {
-            fact.imported
+            fact.recorded_by == crate::corrected::RecordedBy::Import
                 || fact.recorded_at - fact.occurred_at
                     > chrono::Duration::days(i64::from(t.late_after_days))
         })
@@ -181,6 +186,22 @@ impl GpMessageRules {
     /// A file that does not parse.
     pub fn latest() -> Result<GpMessageRules, RulesError> {
         GpMessageRules::load(GP_MESSAGE_FILES.last().map_or(1, |(v, _)| *v))
+    }
+
+    /// The practice a referral recorded by `recorded_by` names, if it names one as the rule
+    /// says: its referrer organisation's ODS code, and (from v3) only when a practice's own
+    /// system sent it.
+    pub fn practice_named(
+        &self,
+        organisation: Option<&str>,
+        recorded_by: crate::corrected::RecordedBy,
+    ) -> Option<String> {
+        if self.practice.only_from_practice_systems
+            && recorded_by != crate::corrected::RecordedBy::PracticeSystem
+        {
+            return None;
+        }
+        self.practice_of(organisation)
     }
 
     /// The ODS code a referrer organisation names, if it names one as the rule says.
@@ -371,7 +392,9 @@ pub fn decide_gp_messages(
         CaseEvent::ReferralReceived(e) => {
             // Only a referral that names a practice is kept: one that names none has nobody to
             // write to, and is found in no list as surely as it would be found with none.
-            if let Some(practice) = rules.practice_of(e.referrer.organisation.as_deref()) {
+            if let Some(practice) =
+                rules.practice_named(e.referrer.organisation.as_deref(), fact.recorded_by)
+            {
                 state.referrals.push((e.referral_id.0, Some(practice)));
             }
             None
@@ -768,7 +791,7 @@ mod tests {
             organisation_id: Uuid::nil(),
             occurred_at: DateTime::<Utc>::from_timestamp(1_700_000_000, 0).expect("time"),
             recorded_at: DateTime::<Utc>::from_timestamp(1_700_000_000, 0).expect("time"),
-            imported: false,
+            recorded_by: crate::corrected::RecordedBy::Other,
             event,
         }
     }
@@ -1076,7 +1099,7 @@ mod tests {
         let mut state = GpMessageState::default();
         let mut imported = |n: u128, event: CaseEvent| {
             let mut fact = fact(n, event);
-            fact.imported = true;
+            fact.recorded_by = crate::corrected::RecordedBy::Import;
             decide_gp_messages(&mut state, &fact, &rules)
         };
         imported(5, referred(3, Some("ODS A81001")));

@@ -402,7 +402,7 @@ mod tests {
             organisation_id: Uuid::nil(),
             occurred_at: utc("2026-03-01T10:00:00Z"),
             recorded_at: utc("2026-03-01T10:00:00Z"),
-            imported: false,
+            recorded_by: crate::corrected::RecordedBy::Other,
             event,
         }
     }

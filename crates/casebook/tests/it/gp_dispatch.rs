@@ -156,8 +156,8 @@ fn serve(data_dir: &DataDir) -> Running {
     })
 }
 
-/// The organisation's administrator, team lead and referrer, made with the administration
-/// commands: their tokens.
+/// The organisation's administrator, team lead and a GP practice's system, made with the
+/// administration commands: their tokens.
 fn staff(data_dir: &DataDir) -> (String, String, String) {
     let path = &data_dir.path;
     let organisation = casebook_ok(path, &["org", "add", "Practice Line Link"]);
@@ -177,7 +177,7 @@ fn staff(data_dir: &DataDir) -> (String, String, String) {
     (
         token("administrator", None, "Ade Admin"),
         token("team_lead", Some(&team), "Lee Lead"),
-        token("referrer", None, "Dr Rees"),
+        token("practice_system", None, "Frome practice system"),
     )
 }
 
@@ -210,7 +210,8 @@ fn referral(referral_id: Uuid, days_ago: i64) -> Value {
 async fn serve_killed_mid_delivery_sends_every_gp_message_once_in_order_per_person() {
     let data_dir = DataDir::new("kill-gp");
     let running = serve(&data_dir);
-    let (admin, lead, referrer) = staff(&data_dir);
+    // Referred by the practice's own system: only its referrals name a practice to write to.
+    let (admin, lead, practice_system) = staff(&data_dir);
     let http = reqwest::Client::new();
     // The third request is held unanswered: by then the dispatcher has more leased behind it.
     let practice = Practice::start(3);
@@ -230,22 +231,20 @@ async fn serve_killed_mid_delivery_sends_every_gp_message_once_in_order_per_pers
         let client = Uuid::new_v4();
         let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
         let path = |what: &str| format!("/api/v1/clients/{client}/{what}");
+        let person = json!({
+            "personal": {
+                "given_name": "Test", "family_name": "Person", "date_of_birth": null,
+                "nhs_number": nhs, "phone": null, "email": null, "address": null,
+                "postcode": null
+            },
+            "area": "Frome"
+        });
         post(
             &http,
             &running,
-            &referrer,
+            &practice_system,
             &path("referrals"),
-            json!({
-                "client": {
-                    "personal": {
-                        "given_name": "Test", "family_name": "Person", "date_of_birth": null,
-                        "nhs_number": nhs, "phone": null, "email": null, "address": null,
-                        "postcode": null
-                    },
-                    "area": "Frome"
-                },
-                "referral": referral(first, 3),
-            }),
+            json!({ "client": person, "referral": referral(first, 3) }),
         )
         .await;
         post(
@@ -256,12 +255,13 @@ async fn serve_killed_mid_delivery_sends_every_gp_message_once_in_order_per_pers
             json!({ "referral_id": first, "reason": "client_declined", "note": null }),
         )
         .await;
+        // Referred again by the practice, as someone new: the NHS number finds the record.
         post(
             &http,
             &running,
-            &lead,
-            &path("referrals"),
-            json!({ "client": null, "referral": referral(second, 0) }),
+            &practice_system,
+            &format!("/api/v1/clients/{}/referrals", Uuid::new_v4()),
+            json!({ "client": person, "referral": referral(second, 0) }),
         )
         .await;
         post(
