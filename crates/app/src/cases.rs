@@ -777,7 +777,7 @@ fn invalid(field: &'static str, message: &str) -> CommandError {
 /// Whom a command names, looked up in `organisation_id`'s staff (what a caller alone may not
 /// name is [`policy::may_name`], asked before): an assignment or transfer names an active link
 /// worker (or team lead) of the organisation, in the team it names, a lone worker's buddy is an
-/// active colleague, and a referral's referrer, when it names a Casebook user, names one of the
+/// active colleague ([`policy::may_be_buddy`]), and a referral's referrer, when it names a Casebook user, names one of the
 /// organisation's staff (active or not: a referral may be recorded after its referrer left).
 ///
 /// # Errors
@@ -796,13 +796,18 @@ async fn check_staff_named(
             transfer.team_id,
             "to_link_worker_id",
         ),
-        // A lone worker's buddy is an active colleague of the organisation, in any role.
+        // A lone worker's buddy is an active colleague of the organisation, a person of the
+        // service (`policy::may_be_buddy`).
         CaseCommand::RecordLoneWorkingPlan(plan) => {
             let client = pool.get().await.map_err(StoreError::from)?;
             let buddy =
                 access::staff_member_cached(&client, organisation_id, plan.buddy_staff_id.0)
                     .await?;
             return match buddy {
+                Some(m) if !policy::may_be_buddy(m.role) => Err(invalid(
+                    "buddy_staff_id",
+                    "a buddy is a colleague of the service who can act if the check-in does not come, not a practice's system, provider staff or a referrer",
+                )),
                 Some(m) if m.active => Ok(()),
                 Some(_) => Err(invalid("buddy_staff_id", "that staff member is not active")),
                 None => Err(invalid(

@@ -145,6 +145,21 @@ pub struct Misnamed {
     pub message: &'static str,
 }
 
+/// May a member of staff of `role` be a lone worker's buddy, who acts if the check-in does not
+/// come? A colleague who is a person of the service: a link worker, a team lead, an
+/// administrator, an auditor or a reporting analyst; never a practice's system (a credential,
+/// nobody to act), provider staff or a referrer (outside the service).
+pub fn may_be_buddy(role: Role) -> bool {
+    matches!(
+        role,
+        Role::LinkWorker
+            | Role::TeamLead
+            | Role::Administrator
+            | Role::Auditor
+            | Role::ReportingAnalyst
+    )
+}
+
 /// May the caller name whom `command` names, as far as the caller alone decides it? A team lead
 /// assigns within their own team; a referrer (or practice system) refers in their own name; a
 /// lone worker's buddy is someone else. Whether the person named exists, is active and is in the
@@ -829,6 +844,24 @@ mod tests {
     }
 
     use Role::{Administrator, Auditor, LinkWorker, ReportingAnalyst, TeamLead};
+
+    #[test]
+    fn a_buddy_is_a_person_of_the_service() {
+        let table = [
+            (Role::LinkWorker, true),
+            (Role::TeamLead, true),
+            (Role::Administrator, true),
+            (Role::Auditor, true),
+            (Role::ReportingAnalyst, true),
+            (Role::Referrer, false),
+            (Role::PracticeSystem, false),
+            (Role::ServiceProvider, false),
+        ];
+        assert_eq!(table.len(), Role::ALL.len(), "every role decided");
+        for (role, expected) in table {
+            assert_eq!(may_be_buddy(role), expected, "{role}");
+        }
+    }
 
     #[test]
     fn whom_a_caller_may_name_in_a_command() {

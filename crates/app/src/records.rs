@@ -742,6 +742,25 @@ impl CaseService {
         Ok(staff.into_iter().map(|s| (s.staff_id, s.name)).collect())
     }
 
+    /// The colleagues a lone worker may name as their buddy ([`policy::may_be_buddy`], active),
+    /// by id, with their names: what the console offers to choose from.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn possible_buddies(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<(Uuid, String)>, AppError> {
+        let client = self.store().pool().get().await?;
+        let staff =
+            crate::access::list_staff(&**client, principal.organisation_id, None, 10_000).await?;
+        Ok(staff
+            .into_iter()
+            .filter(|s| s.active && policy::may_be_buddy(s.role))
+            .map(|s| (s.staff_id, s.name))
+            .collect())
+    }
+
     /// Who read a client's record and when, for auditors. Reading the read audit is itself a
     /// read of the record, audited (as `reads`) before it is answered, so the page shows it.
     ///

@@ -213,11 +213,11 @@ impl PersonForm for PlanForm {
 
     async fn draw(&self, on: &Shown<'_>, errors: &[FieldError]) -> Result<Markup, HttpResponse> {
         let me = on.session.principal.staff_id.0;
-        // Colleagues to choose the buddy from (the application says whether one may be).
+        // Colleagues to choose the buddy from (the application says who may be one).
         let mut colleagues: Vec<(String, String)> = match on
             .console
             .cases
-            .colleague_names(&on.session.principal)
+            .possible_buddies(&on.session.principal)
             .await
         {
             Ok(names) => names

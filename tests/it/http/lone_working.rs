@@ -81,8 +81,8 @@ async fn a_missed_check_in_is_flagged_until_it_comes_and_the_plan_goes_with_eras
     let lead = people.lead.staff_id;
     let path = client_path(client, "lone-working-plans");
 
-    // Refused by field: not a home visit, oneself as buddy, a buddy of another organisation,
-    // a check-in before the visit.
+    // Refused by field: not a home visit, oneself as buddy, a buddy of another organisation
+    // or not a person of the service, a check-in before the visit.
     let refused = |reply: &super::Reply, field: &str| {
         reply.refused_at(422, field);
     };
@@ -103,6 +103,13 @@ async fn a_missed_check_in_is_flagged_until_it_comes_and_the_plan_goes_with_eras
                 &path,
                 plan(visit, people.foreign_worker.staff_id),
             )
+            .await,
+        "buddy_staff_id",
+    );
+    // Nor a practice's system (a credential: nobody to act if the check-in does not come).
+    refused(
+        &server
+            .post(&people.worker, &path, plan(visit, people.practice.staff_id))
             .await,
         "buddy_staff_id",
     );
