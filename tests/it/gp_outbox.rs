@@ -1025,9 +1025,9 @@ async fn the_end_of_an_episode_goes_to_the_gp_with_its_scores_only_with_consent(
     );
 }
 
-/// A person's GP-message state is kept only once there is something to remember: a referral
-/// that names no practice writes none (and its acceptance is still decided, withheld as naming
-/// no practice); a referral that names one writes a first state, which later batches update.
+/// Under the rules in force (v3), only a referral a practice's own system sent names the
+/// practice to write to: the same referral typed by a referrer or recorded by a link worker names
+/// none, and its acceptance is withheld as naming no practice.
 #[tokio::test]
 async fn a_practice_is_named_only_by_a_referral_its_own_system_sent() {
     let service = Service::new(4, "Named by the practice").await;
@@ -1070,6 +1070,59 @@ async fn a_practice_is_named_only_by_a_referral_its_own_system_sent() {
     }
 }
 
+/// A message decided before v3 (under v2, any referral's "ODS <code>" named the practice), or
+/// from a state kept since, is sent only if a referral the practice's own system sent names
+/// the practice: the dispatcher asks the rules in force, and withholds the others
+/// (`not_named_by_practice`).
+#[tokio::test]
+async fn a_message_decided_before_v3_goes_only_where_the_practices_own_system_named_it() {
+    let service = Service::new(4, "Decided before v3").await;
+    let practice = service.practice_up("A81001").await;
+    let mut people = Vec::new();
+    for role in ["practice_system", "referrer"] {
+        let (person, referral) = (ClientId(Uuid::new_v4()), ReferralId(Uuid::new_v4()));
+        let [intake, accept] =
+            <[CaseCommand; 2]>::try_from(accepted(person, referral, Some("A81001")))
+                .expect("an intake and an acceptance");
+        service.run_as(Some(role), person, vec![intake]).await;
+        service.run(person, vec![accept]).await;
+        people.push((role, person));
+    }
+    // Decided as a build with v2 newest did: both pending, to A81001.
+    projector::Runner::new(
+        service.store.clone(),
+        Arc::new(projector::GpOutboxProjection::under(2).expect("the v2 rules")),
+        Uuid::new_v4(),
+        projector::RunnerSettings::default(),
+    )
+    .catch_up()
+    .await
+    .expect("the outbox catches up under v2");
+    let dispatcher = dispatcher(&service.store, quick(2));
+    drain(&dispatcher, &service.client).await;
+    for (role, person) in people {
+        let (_, status, _, why) = message_of(&service.client, person, 1).await;
+        let expected = if role == "practice_system" {
+            ("delivered", None)
+        } else {
+            ("withheld", Some("not_named_by_practice"))
+        };
+        assert_eq!(
+            (status.as_str(), why.as_deref()),
+            expected,
+            "a referral recorded by {role}"
+        );
+    }
+    assert_eq!(
+        practice.kept_ids().len(),
+        1,
+        "only the practice system's referral's message"
+    );
+}
+
+/// A person's GP-message state is kept only once there is something to remember: a referral
+/// that names no practice writes none (and its acceptance is still decided, withheld as naming
+/// no practice); a referral that names one writes a first state, which later batches update.
 #[tokio::test]
 async fn a_gp_message_state_is_kept_only_for_someone_with_something_to_remember() {
     let service = Service::new(4, "States kept").await;

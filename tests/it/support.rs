@@ -46,7 +46,8 @@ pub async fn register_organisation(owner: &tokio_postgres::Client, organisation_
 
 /// Adds to `organisation_id` (which must exist: [`store_with_db`] registers [`ORG`]) the staff
 /// `commands` name, as its administrator would have: each link worker an assignment or transfer
-/// names, active, in the team it names (made when missing), and each lone worker's buddy. The
+/// names, active, in the team it names (made when missing), and each lone worker's buddy (a
+/// link worker of a team of the organisation's own). The
 /// application checks whom a command names for every caller, the tests' own included.
 pub async fn hire_named(store: &EventStore, organisation_id: Uuid, commands: &[CaseCommand]) {
     let client = store.pool().get().await.expect("a connection");
@@ -60,7 +61,14 @@ pub async fn hire_named(store: &EventStore, organisation_id: Uuid, commands: &[C
                 Some(transfer.team_id),
                 "link_worker",
             ),
-            CaseCommand::RecordLoneWorkingPlan(plan) => (plan.buddy_staff_id, None, "auditor"),
+            // A buddy is a link worker (`policy::may_be_buddy`), in a team of the organisation's.
+            CaseCommand::RecordLoneWorkingPlan(plan) => (
+                plan.buddy_staff_id,
+                Some(domain::TeamId(Uuid::from_u128(
+                    organisation_id.as_u128() ^ 0xb0dd,
+                ))),
+                "link_worker",
+            ),
             _ => continue,
         };
         if let Some(team) = team {

@@ -806,7 +806,7 @@ async fn check_staff_named(
             return match buddy {
                 Some(m) if !policy::may_be_buddy(m.role) => Err(invalid(
                     "buddy_staff_id",
-                    "a buddy is a colleague of the service who can act if the check-in does not come, not a practice's system, provider staff or a referrer",
+                    "a buddy is a link worker or team lead, who sees a missed check-in and can act on it",
                 )),
                 Some(m) if m.active => Ok(()),
                 Some(_) => Err(invalid("buddy_staff_id", "that staff member is not active")),

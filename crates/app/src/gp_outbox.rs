@@ -368,15 +368,14 @@ impl Dispatcher {
     /// goes: erased, no NHS number, or they object now to sharing with their GP (a withdrawal of
     /// that consent after the message was decided still stops it).
     async fn address(&self, message: &OutboxMessage) -> Result<Addressed, AppError> {
-        let scope = projector::gp_messages::GpMessageRules::latest()?
-            .consent
-            .scope;
+        let rules = projector::gp_messages::GpMessageRules::latest()?;
         let mut types = vec![
             "ClientRegistered",
             "EntryCorrected",
             "ClientErased",
             "ConsentRecorded",
             "ConsentWithdrawn",
+            "ReferralReceived",
         ];
         if !message.observations.is_empty() {
             types.push("AssessmentRecorded");
@@ -387,14 +386,26 @@ impl Dispatcher {
             .read_streams_of_types(&[message.client_id], &types)
             .await?;
         let facts = projector::corrected::with_corrections(&events)?;
+        let scope = rules.consent.scope;
         let mut nhs_number = None;
         let mut objected = false;
         let mut assessments = Vec::new();
+        // Whether a referral names the message's practice under the rules in force: a message
+        // decided under older rules (v1, v2: any referral's "ODS <code>"), or from a state kept
+        // since, goes only if one the practice's own system sent names it (v3).
+        let mut named = false;
         for fact in facts {
             match fact.event {
                 CaseEvent::ClientErased(_) => return Ok(Addressed::Withheld("erased")),
                 CaseEvent::ClientRegistered(registered) => {
                     nhs_number = registered.personal.nhs_number.map(String::from);
+                }
+                CaseEvent::ReferralReceived(referral) => {
+                    named |= message.practice_ods.is_some()
+                        && rules.practice_named(
+                            referral.referrer.organisation.as_deref(),
+                            fact.recorded_by,
+                        ) == message.practice_ods;
                 }
                 CaseEvent::ConsentRecorded(c) if c.scope == scope => objected = false,
                 CaseEvent::ConsentWithdrawn(c) if c.scope == scope => objected = true,
@@ -408,6 +419,9 @@ impl Dispatcher {
         }
         if objected {
             return Ok(Addressed::Withheld("objected"));
+        }
+        if !named {
+            return Ok(Addressed::Withheld("not_named_by_practice"));
         }
         let Some(nhs_number) = nhs_number else {
             return Ok(Addressed::Withheld("no_nhs_number"));
@@ -547,10 +561,12 @@ pub fn check_endpoint_url(url: &str) -> Result<(), AppError> {
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad("only http and https endpoints are allowed".to_owned()));
     }
-    // As typed: `https:///x` would be read as `https://x`.
+    // As typed, the scheme then `://` then the host: `https:///x` or `https:x` would be read as
+    // `https://x`.
     let authority = url
-        .split_once("://")
-        .map_or("", |(_, rest)| rest)
+        .get(parsed.scheme().len()..)
+        .and_then(|rest| rest.strip_prefix("://"))
+        .unwrap_or_default()
         .split(['/', '?', '#'])
         .next()
         .unwrap_or_default();
@@ -665,6 +681,7 @@ mod tests {
             "https://gp.example/a b",
             "https://gp.example/#x",
             "https:/gp.example/",
+            "https:gp.example/x?u=http://a",
             "https://gp.example:99999/",
             "https://[fe80::1%25lo]/",
             "https://gp..example:-1/",

@@ -146,18 +146,12 @@ pub struct Misnamed {
 }
 
 /// May a member of staff of `role` be a lone worker's buddy, who acts if the check-in does not
-/// come? A colleague who is a person of the service: a link worker, a team lead, an
-/// administrator, an auditor or a reporting analyst; never a practice's system (a credential,
-/// nobody to act), provider staff or a referrer (outside the service).
+/// come? A link worker or a team lead: those who see the missed check-in on a caseload and
+/// may read the person's record (the visit's address); never an administrator or an analyst
+/// (who see neither), an auditor (who reads records but no caseload), a practice's system (a
+/// credential, nobody to act), provider staff or a referrer (outside the service).
 pub fn may_be_buddy(role: Role) -> bool {
-    matches!(
-        role,
-        Role::LinkWorker
-            | Role::TeamLead
-            | Role::Administrator
-            | Role::Auditor
-            | Role::ReportingAnalyst
-    )
+    matches!(role, Role::LinkWorker | Role::TeamLead)
 }
 
 /// May the caller name whom `command` names, as far as the caller alone decides it? A team lead
@@ -850,9 +844,9 @@ mod tests {
         let table = [
             (Role::LinkWorker, true),
             (Role::TeamLead, true),
-            (Role::Administrator, true),
-            (Role::Auditor, true),
-            (Role::ReportingAnalyst, true),
+            (Role::Administrator, false),
+            (Role::Auditor, false),
+            (Role::ReportingAnalyst, false),
             (Role::Referrer, false),
             (Role::PracticeSystem, false),
             (Role::ServiceProvider, false),

@@ -129,8 +129,9 @@ impl ProviderConnections {
 
     /// Answers a connection made to one of the caller's services: accept it, decline it with a
     /// reason, or say whether the person started. Idempotent by key, the caller's own: stored on
-    /// the record as `provider:<staff id>:<key>`, so that it never meets a key of the service's
-    /// staff (a provider learns nothing of the keys used on the record). The HTTP routes take
+    /// the record as `provider <staff id> <key>` ([`crate::cases::own_key`]: with spaces, which
+    /// no caller's key holds), so that it never meets a key of the service's staff (a provider
+    /// learns nothing of the keys used on the record, and staff cannot use one first). The HTTP routes take
     /// no `If-Match` (a provider never sees the record's version, so it could only be used to
     /// watch it); `request.expected_version` is checked for a caller that has one.
     ///

@@ -236,6 +236,12 @@ impl OrukService {
         if self.id.is_nil() {
             reasons.push("id: the nil UUID is not an id".to_owned());
         }
+        // A service's id is its stream's, and stream ids are one space: a source may not list a
+        // service under an id Casebook derives (a task the maker will raise, a practice's
+        // referral), which would take it first.
+        if crate::is_derived(self.id) {
+            reasons.push(format!("id: {}", crate::DERIVED_ID_REFUSED));
+        }
         if self.name.trim().is_empty() {
             reasons.push("name: required".to_owned());
         } else if self.name.chars().count() > 255 {
@@ -767,6 +773,14 @@ mod tests {
 
     fn import(state: &ServiceState, service: OrukService) -> Vec<DirectoryEvent> {
         decide_service(state, &DirectoryCommand::Import(Box::new(service))).expect("decided")
+    }
+
+    #[test]
+    fn a_record_under_an_id_casebook_derives_is_refused() {
+        let mut value = serde_json::to_value(record("active")).expect("JSON");
+        value["id"] = json!(crate::derived_id(&[1u8; 32]));
+        let reasons = OrukService::from_value(value).expect_err("refused");
+        assert_eq!(reasons, [format!("id: {}", crate::DERIVED_ID_REFUSED)]);
     }
 
     #[test]

@@ -607,6 +607,17 @@ impl GpOutboxProjection {
             rules: GpMessageRules::latest()?,
         })
     }
+
+    /// The projection under the message rules of `version`, as a build that had them newest
+    /// ran it (what was decided before an upgrade).
+    ///
+    /// # Errors
+    /// An unknown version or a rule file that does not parse.
+    pub fn under(version: u32) -> Result<GpOutboxProjection, RulesError> {
+        Ok(GpOutboxProjection {
+            rules: GpMessageRules::load(version)?,
+        })
+    }
 }
 
 #[async_trait]

@@ -832,7 +832,7 @@ impl Together {
             let read = tokio::select! {
                 read = receiver.recv() => read,
                 _ = renew.tick() => {
-                    self.keep_leases(&groups).await?;
+                    self.keep_leases(&mut groups).await?;
                     waiting += asked.elapsed();
                     continue;
                 }
@@ -903,11 +903,22 @@ impl Together {
     }
 
     /// Renews, on each lane's connection (idle between batches), the leases of its members
-    /// that no write under way holds, as [`Together::write_batch`] would.
+    /// that no write under way holds, as [`Together::write_batch`] would; and, as it would,
+    /// fails at once with the error of a write handed over that failed.
     ///
     /// # Errors
-    /// [`ProjectionError::LeaseLost`] when another runner has taken one.
-    async fn keep_leases(&self, lanes: &[Lane]) -> Result<(), ProjectionError> {
+    /// [`ProjectionError::LeaseLost`] when another runner has taken one; a failed write's error.
+    async fn keep_leases(&self, lanes: &mut [Lane]) -> Result<(), ProjectionError> {
+        for lane in lanes.iter_mut() {
+            if lane
+                .writing
+                .as_ref()
+                .is_some_and(|w| w.failed.load(std::sync::atomic::Ordering::Acquire))
+            {
+                lane.written().await?;
+            }
+        }
+        let lanes = &*lanes;
         let ttl = self.settings.lease_ttl.as_secs_f64();
         let renewals = lanes.iter().map(|lane| async move {
             let ended = lane.writing.as_ref().is_none_or(|w| w.task.is_finished());

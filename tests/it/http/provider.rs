@@ -416,42 +416,29 @@ async fn a_provider_accepts_once_then_says_whether_the_person_started_and_nobody
     versioned.refused_at(400, "header.If-Match");
     // The key the provider is about to use, used first by the service's staff on the record:
     // the provider's own keys never meet theirs (nothing is learnt of the keys used there).
-    let key = [("Idempotency-Key", "provider-accept-1")];
-    let staff_keyed = server
-        .call(
-            Some(&people.worker),
-            "POST",
-            &format!("/api/v1/clients/{client}/connections"),
-            Some(&json!({ "connection_id": Uuid::new_v4(), "service_id": server.provider_services[0], "need": "housing", "kind": "signposted" })),
-            &key,
-        )
-        .await;
-    assert_eq!(staff_keyed.status, 201, "{:#}", staff_keyed.body);
     // Nor do they meet a staff key spelt as the provider's key is kept (a key the service makes
     // holds a space, which a caller's key never can).
-    let kept_as = format!("provider:{}:provider-accept-1", people.provider.staff_id);
-    for spelt in [kept_as.clone(), kept_as.replace(':', "_")] {
-        let planted = server
+    let key = [("Idempotency-Key", "provider-accept-1")];
+    let staff_keyed = async |key: &str| {
+        let connection = json!({ "connection_id": Uuid::new_v4(), "service_id": server.provider_services[0], "need": "housing", "kind": "signposted" });
+        server
             .call(
                 Some(&people.worker),
                 "POST",
                 &format!("/api/v1/clients/{client}/connections"),
-                Some(&json!({ "connection_id": Uuid::new_v4(), "service_id": server.provider_services[0], "need": "housing", "kind": "signposted" })),
-                &[("Idempotency-Key", spelt.as_str())],
+                Some(&connection),
+                &[("Idempotency-Key", key)],
             )
-            .await;
-        assert_eq!(planted.status, 201, "{:#}", planted.body);
+            .await
+    };
+    let kept_as = format!("provider:{}:provider-accept-1", people.provider.staff_id);
+    for spelt in ["provider-accept-1", &kept_as, &kept_as.replace(':', "_")] {
+        let planted = staff_keyed(spelt).await;
+        assert_eq!(planted.status, 201, "{spelt}: {:#}", planted.body);
     }
-    let spaced = server
-        .call(
-            Some(&people.worker),
-            "POST",
-            &format!("/api/v1/clients/{client}/connections"),
-            Some(&json!({ "connection_id": Uuid::new_v4(), "service_id": server.provider_services[0], "need": "housing", "kind": "signposted" })),
-            &[("Idempotency-Key", kept_as.replace(':', " ").as_str())],
-        )
-        .await;
-    spaced.refused_at(400, "header.Idempotency-Key");
+    staff_keyed(&kept_as.replace(':', " "))
+        .await
+        .refused_at(400, "header.Idempotency-Key");
 
     // Accepted once; the same request again with its key is the first answer.
     let accept_keyed = async || {
