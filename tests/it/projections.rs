@@ -360,9 +360,11 @@ fn short_lease() -> RunnerSettings {
 /// `start` spawns over the store (with [`short_lease`]): while it waits, for more than three
 /// times the lease's time, no other holder can take the caseload's lease (it is kept renewed)
 /// and it is still waiting; once the transaction commits it applies everything, and both
-/// people are on the caseload.
+/// people are on the caseload. Or, `seized`, the lease is taken from it by force while it
+/// waits, and it stops with the lease lost.
 async fn keeps_the_lease_while_waiting(
     pool_size: usize,
+    seized: bool,
     start: impl FnOnce(
         eventstore::EventStore,
     ) -> tokio::task::JoinHandle<Result<u64, projector::ProjectionError>>,
@@ -388,6 +390,23 @@ async fn keeps_the_lease_while_waiting(
         );
     }
     assert!(!catching_up.is_finished(), "the catch-up stopped waiting");
+    if seized {
+        // Taken by force (as a switch does), the lease is found lost at the next renewal, while
+        // the transaction is still open: the catch-up stops, nothing more applied.
+        projector::bookkeeping::seize_lease(&client, &name, Uuid::new_v4())
+            .await
+            .expect("seize the lease");
+        let stopped = tokio::time::timeout(Duration::from_secs(30), catching_up)
+            .await
+            .expect("the catch-up stops")
+            .expect("task");
+        assert!(
+            matches!(stopped, Err(projector::ProjectionError::LeaseLost(_))),
+            "{stopped:?}"
+        );
+        slow.commit().await.expect("commit the slow transaction");
+        return;
+    }
     slow.commit().await.expect("commit the slow transaction");
     let applied = tokio::time::timeout(Duration::from_secs(30), catching_up)
         .await
@@ -402,37 +421,41 @@ async fn keeps_the_lease_while_waiting(
 }
 
 /// A catch-up that waits for a transaction still open keeps its lease however long it waits,
-/// as its batches would renew it.
+/// as its batches would renew it, and stops once the lease is taken from it by force.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runner_waiting_for_an_open_transaction_keeps_its_lease() {
-    keeps_the_lease_while_waiting(4, |store| {
-        let runner = Runner::new(
-            store,
-            Arc::new(CaseloadProjection),
-            Uuid::new_v4(),
-            short_lease(),
-        );
-        tokio::spawn(async move { runner.catch_up().await })
-    })
-    .await;
+    for seized in [false, true] {
+        keeps_the_lease_while_waiting(4, seized, |store| {
+            let runner = Runner::new(
+                store,
+                Arc::new(CaseloadProjection),
+                Uuid::new_v4(),
+                short_lease(),
+            );
+            tokio::spawn(async move { runner.catch_up().await })
+        })
+        .await;
+    }
 }
 
 /// As above, for projections run together (a rebuild of every read model), what they hold
 /// handed after every batch to a write on a connection of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projections_together_waiting_for_an_open_transaction_keep_their_leases() {
-    keeps_the_lease_while_waiting(6, |store| {
-        let together = projector::Together::new(
-            store,
-            vec![Arc::new(CaseloadProjection)],
-            Uuid::new_v4(),
-            short_lease(),
-        )
-        .flushing_every(1, 1);
-        assert!(together.plan().1, "written on a connection of its own");
-        tokio::spawn(async move { together.catch_up_to(None, |_| {}).await })
-    })
-    .await;
+    for seized in [false, true] {
+        keeps_the_lease_while_waiting(6, seized, |store| {
+            let together = projector::Together::new(
+                store,
+                vec![Arc::new(CaseloadProjection)],
+                Uuid::new_v4(),
+                short_lease(),
+            )
+            .flushing_every(1, 1);
+            assert!(together.plan().1, "written on a connection of its own");
+            tokio::spawn(async move { together.catch_up_to(None, |_| {}).await })
+        })
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
