@@ -342,6 +342,22 @@ impl Service {
         self.run_as(None, client, commands).await;
     }
 
+    /// For each of `roles`, someone new referred naming practice `ods`, the referral recorded
+    /// by someone of that role, then accepted: each role with the person.
+    async fn referred_by<'a>(&self, roles: &[&'a str], ods: &str) -> Vec<(&'a str, ClientId)> {
+        let mut people = Vec::new();
+        for role in roles {
+            let (person, referral) = (ClientId(Uuid::new_v4()), ReferralId(Uuid::new_v4()));
+            let [intake, accept] =
+                <[CaseCommand; 2]>::try_from(accepted(person, referral, Some(ods)))
+                    .expect("an intake and an acceptance");
+            self.run_as(Some(role), person, vec![intake]).await;
+            self.run(person, vec![accept]).await;
+            people.push((*role, person));
+        }
+        people
+    }
+
     /// As [`Service::run`], every command recorded by someone of `role` when given.
     async fn run_as(&self, role: Option<&str>, client: ClientId, commands: Vec<CaseCommand>) {
         crate::support::hire_named(&self.store, self.organisation, &commands).await;
@@ -1034,16 +1050,9 @@ async fn a_practice_is_named_only_by_a_referral_its_own_system_sent() {
     let runner = outbox_runner(&service.store);
     // The same referral naming practice A81001, sent by the practice's system, typed by a
     // referrer, and recorded by a link worker; each accepted.
-    let mut people = Vec::new();
-    for role in ["practice_system", "referrer", "link_worker"] {
-        let (person, referral) = (ClientId(Uuid::new_v4()), ReferralId(Uuid::new_v4()));
-        let [intake, accept] =
-            <[CaseCommand; 2]>::try_from(accepted(person, referral, Some("A81001")))
-                .expect("an intake and an acceptance");
-        service.run_as(Some(role), person, vec![intake]).await;
-        service.run(person, vec![accept]).await;
-        people.push((role, person));
-    }
+    let people = service
+        .referred_by(&["practice_system", "referrer", "link_worker"], "A81001")
+        .await;
     runner.catch_up().await.expect("the outbox catches up");
     for (role, person) in people {
         let row = service
@@ -1078,16 +1087,9 @@ async fn a_practice_is_named_only_by_a_referral_its_own_system_sent() {
 async fn a_message_decided_before_v3_goes_only_where_the_practices_own_system_named_it() {
     let service = Service::new(4, "Decided before v3").await;
     let practice = service.practice_up("A81001").await;
-    let mut people = Vec::new();
-    for role in ["practice_system", "referrer"] {
-        let (person, referral) = (ClientId(Uuid::new_v4()), ReferralId(Uuid::new_v4()));
-        let [intake, accept] =
-            <[CaseCommand; 2]>::try_from(accepted(person, referral, Some("A81001")))
-                .expect("an intake and an acceptance");
-        service.run_as(Some(role), person, vec![intake]).await;
-        service.run(person, vec![accept]).await;
-        people.push((role, person));
-    }
+    let people = service
+        .referred_by(&["practice_system", "referrer"], "A81001")
+        .await;
     // Decided as a build with v2 newest did: both pending, to A81001.
     projector::Runner::new(
         service.store.clone(),
