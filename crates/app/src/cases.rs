@@ -777,8 +777,9 @@ fn invalid(field: &'static str, message: &str) -> CommandError {
 /// Whom a command names, looked up in `organisation_id`'s staff (what a caller alone may not
 /// name is [`policy::may_name`], asked before): an assignment or transfer names an active link
 /// worker (or team lead) of the organisation, in the team it names, a lone worker's buddy is an
-/// active colleague ([`policy::may_be_buddy`]), and a referral's referrer, when it names a Casebook user, names one of the
-/// organisation's staff (active or not: a referral may be recorded after its referrer left).
+/// active link worker or team lead of it ([`policy::may_be_buddy`]), and a referral's referrer,
+/// when it names a Casebook user, names one of the organisation's staff (active or not: a
+/// referral may be recorded after its referrer left).
 ///
 /// # Errors
 /// [`CommandError::Invalid`] naming the field; a database failure.
@@ -796,8 +797,8 @@ async fn check_staff_named(
             transfer.team_id,
             "to_link_worker_id",
         ),
-        // A lone worker's buddy is an active colleague of the organisation, a person of the
-        // service (`policy::may_be_buddy`).
+        // A lone worker's buddy is an active link worker or team lead of the organisation
+        // (`policy::may_be_buddy`): someone who sees a missed check-in and can act on it.
         CaseCommand::RecordLoneWorkingPlan(plan) => {
             let client = pool.get().await.map_err(StoreError::from)?;
             let buddy =
