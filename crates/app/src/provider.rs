@@ -131,9 +131,9 @@ impl ProviderConnections {
     /// reason, or say whether the person started. Idempotent by key, the caller's own: stored on
     /// the record as `provider <staff id> <key>` ([`crate::cases::own_key`]: with spaces, which
     /// no caller's key holds), so that it never meets a key of the service's staff (a provider
-    /// learns nothing of the keys used on the record, and staff cannot use one first). The HTTP routes take
-    /// no `If-Match` (a provider never sees the record's version, so it could only be used to
-    /// watch it); `request.expected_version` is checked for a caller that has one.
+    /// learns nothing of the keys used on the record, and staff cannot use one first). The HTTP
+    /// routes take no `If-Match` (a provider never sees the record's version, so it could only
+    /// be used to watch it); `request.expected_version` is checked for a caller that has one.
     ///
     /// # Errors
     /// [`CommandError::Denied`] by [`policy::provider::may_answer_connection`] (403 for another
