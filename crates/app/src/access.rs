@@ -410,6 +410,67 @@ pub async fn staff_member(
     row.as_ref().map(staff_from_row).transpose()
 }
 
+/// Binds a GP practice's system (a staff account of role `practice_system`) to the practice it
+/// speaks for, by its ODS code (a letter and five digits): from then on its referrals may name
+/// that practice only (`CaseService`'s check of whom a command names). Binding again moves it.
+///
+/// # Errors
+/// [`AccessError::Invalid`] naming `ods_code` or `staff_id` (no such account, or not a
+/// practice's system); a database failure.
+pub async fn bind_practice(
+    client: &impl GenericClient,
+    staff_id: Uuid,
+    ods_code: &str,
+) -> Result<(), AccessError> {
+    let bytes = ods_code.as_bytes();
+    if !(bytes.len() == 6
+        && bytes[0].is_ascii_uppercase()
+        && bytes[1..].iter().all(u8::is_ascii_digit))
+    {
+        return Err(AccessError::Invalid {
+            field: "ods_code",
+            message: "a GP practice's ODS code is a capital letter and five digits (A81001)"
+                .to_owned(),
+        });
+    }
+    let role: Option<String> = client
+        .query_opt("SELECT role FROM staff WHERE staff_id = $1", &[&staff_id])
+        .await?
+        .map(|row| row.get(0));
+    if role.as_deref() != Some(Role::PracticeSystem.as_str()) {
+        return Err(AccessError::Invalid {
+            field: "staff_id",
+            message: "no practice's system (a staff account of role practice_system) has this id"
+                .to_owned(),
+        });
+    }
+    client
+        .execute(
+            "INSERT INTO practice_system_practices (staff_id, ods_code) VALUES ($1, $2) \
+             ON CONFLICT (staff_id) DO UPDATE SET ods_code = $2, bound_at = now()",
+            &[&staff_id, &ods_code],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The practice a GP practice's system is bound to ([`bind_practice`]), if it is.
+///
+/// # Errors
+/// A database failure.
+pub async fn bound_practice(
+    client: &impl GenericClient,
+    staff_id: Uuid,
+) -> Result<Option<String>, AccessError> {
+    Ok(client
+        .query_opt(
+            "SELECT ods_code FROM practice_system_practices WHERE staff_id = $1",
+            &[&staff_id],
+        )
+        .await?
+        .map(|row| row.get(0)))
+}
+
 /// One staff account of an organisation, on a pooled connection, with the statement prepared
 /// once per connection (an assignment or transfer looks up the link worker it names).
 ///

@@ -305,7 +305,8 @@ impl CaseService {
     ) -> Result<(), CommandError> {
         policy::may_name(principal, command)
             .map_err(|misnamed| invalid(misnamed.field, misnamed.message))?;
-        check_staff_named(self.store.pool(), principal.organisation_id, command).await?;
+        let actor = (principal.staff_id.0, principal.role.as_str());
+        check_staff_named(self.store.pool(), principal.organisation_id, actor, command).await?;
         let timing = Timing::of(command, request.occurred_at, self.clock.now())?.within(
             BackEntryWindow {
                 days: self.recording.back_entry_days,
@@ -497,7 +498,8 @@ impl CaseService {
                 policy::may_name(principal, command)
                     .map_err(|misnamed| invalid(misnamed.field, misnamed.message))?;
             }
-            check_staff_named(self.store.pool(), organisation_id, command).await
+            let actor = (metadata.actor_id, metadata.actor_role.as_str());
+            check_staff_named(self.store.pool(), organisation_id, actor, command).await
         };
         // A new person's record at an id not yet used: decided against an empty record and
         // written in one statement, with nothing read first (`head_of_new_stream`). Whatever
@@ -779,13 +781,15 @@ fn invalid(field: &'static str, message: &str) -> CommandError {
 /// worker (or team lead) of the organisation, in the team it names, a lone worker's buddy is an
 /// active link worker or team lead of it ([`policy::may_be_buddy`]), and a referral's referrer,
 /// when it names a Casebook user, names one of the organisation's staff (active or not: a
-/// referral may be recorded after its referrer left).
+/// referral may be recorded after its referrer left); a practice's system bound to its practice
+/// (`access::bind_practice`) names no other practice as the referrer organisation.
 ///
 /// # Errors
 /// [`CommandError::Invalid`] naming the field; a database failure.
 async fn check_staff_named(
     pool: &db::Pool,
     organisation_id: Uuid,
+    (actor_id, actor_role): (Uuid, &str),
     command: &CaseCommand,
 ) -> Result<(), CommandError> {
     let (worker, team, field) = match command {
@@ -818,6 +822,29 @@ async fn check_staff_named(
             };
         }
         CaseCommand::Intake { referral, .. } => {
+            // A practice's system bound to its practice names that practice only (GP message
+            // rules v3 write to the practice a practice system's referral names, as the FHIR
+            // mapping records it: "ODS <code>").
+            if actor_role == Role::PracticeSystem.as_str()
+                && let Some(named) = referral
+                    .referrer
+                    .organisation
+                    .as_deref()
+                    .and_then(|o| o.strip_prefix("ODS "))
+                    .map(str::trim)
+            {
+                let client = pool.get().await.map_err(StoreError::from)?;
+                if let Some(own) = access::bound_practice(&**client, actor_id).await?
+                    && own != named
+                {
+                    return Err(invalid(
+                        "referral.referrer.organisation",
+                        &format!(
+                            "a practice's system refers for its own practice only (ODS {own})"
+                        ),
+                    ));
+                }
+            }
             let Some(referrer) = referral.referrer.staff_id else {
                 return Ok(());
             };

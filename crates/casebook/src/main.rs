@@ -909,6 +909,12 @@ async fn run_admin(
                 "linked {issuer} {subject} to staff {staff}: it signs in to the web console as them"
             )
         }
+        AdminCommand::Staff(StaffCommand::BindPractice { staff, ods }) => {
+            app::access::bind_practice(client, staff, &ods).await?;
+            format!(
+                "bound practice system {staff} to ODS {ods}: its referrals name that practice only"
+            )
+        }
         AdminCommand::Staff(StaffCommand::UnlinkIdentity { issuer, subject }) => {
             if app::oidc::unlink_identity(client, &issuer, &subject).await? {
                 format!("unlinked {issuer} {subject}")

@@ -774,6 +774,16 @@ pub enum StaffCommand {
         #[arg(long)]
         subject: String,
     },
+    /// Bind a GP practice's system (a staff account of role practice_system) to its practice,
+    /// by ODS code: from then on its referrals may name that practice only (the one GP
+    /// messages go to). Binding again moves it.
+    BindPractice {
+        /// The practice system's staff id.
+        staff: uuid::Uuid,
+        /// The practice's ODS code (a capital letter and five digits, e.g. A81001).
+        #[arg(long)]
+        ods: String,
+    },
     /// Remove an identity's link: it signs in as nobody from then on.
     UnlinkIdentity {
         /// The issuer.

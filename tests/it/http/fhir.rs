@@ -793,3 +793,77 @@ async fn nobody_takes_the_id_a_practices_referral_will_be_given() {
     assert_eq!(record.body["personal"]["family_name"], "SMITH");
     server.stop().await;
 }
+
+/// A practice's system bound to its practice (`casebook staff bind-practice`) refers for that
+/// practice only, over FHIR (its requester's ODS identifier) and over the API (the referrer
+/// organisation): naming another practice is refused and writes nothing, since GP messages go
+/// to the practice a practice system's referral names. An unbound one names any.
+#[tokio::test]
+async fn a_bound_practice_system_refers_for_its_own_practice_only() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let practice = &people.practice;
+    let from = |ods: &str, identifier: &str| {
+        let mut request = service_request(identifier);
+        request["requester"]["identifier"] =
+            json!({ "system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": ods });
+        request
+    };
+    // Unbound: any practice.
+    let unbound = server
+        .post(practice, "/fhir/ServiceRequest", from("B82002", "R-800"))
+        .await;
+    assert_eq!(unbound.status, 201, "{:#}", unbound.body);
+
+    let admin = server.db.admin_client().await;
+    app::access::bind_practice(&admin, practice.staff_id, "A81001")
+        .await
+        .expect("bound");
+    let refused = server
+        .post(practice, "/fhir/ServiceRequest", from("B82002", "R-801"))
+        .await;
+    assert_eq!(refused.status, 422, "{:#}", refused.body);
+    assert_eq!(refused.body["resourceType"], "OperationOutcome");
+    assert!(
+        refused
+            .body
+            .to_string()
+            .contains("own practice only (ODS A81001)"),
+        "{:#}",
+        refused.body
+    );
+    let mut body = super::journey::intake(Uuid::new_v4(), "gp");
+    body["referral"]["referrer"]["organisation"] = json!("ODS B82002");
+    let over_the_api = server
+        .post(
+            practice,
+            &client_path(Uuid::new_v4(), "referrals"),
+            body.clone(),
+        )
+        .await;
+    over_the_api.refused_at(422, "referral.referrer.organisation");
+    let written: i64 = testkit::query_value(
+        &admin,
+        "SELECT count(*) FROM events WHERE actor_id = $1",
+        &[&practice.staff_id],
+    )
+    .await;
+    assert_eq!(written, 2, "only the unbound referral's two events");
+
+    // Its own practice, or none named: taken.
+    let own = server
+        .post(practice, "/fhir/ServiceRequest", from("A81001", "R-802"))
+        .await;
+    assert_eq!(own.status, 201, "{:#}", own.body);
+    body["referral"]["referrer"]["organisation"] = json!("ODS A81001");
+    server
+        .ok(practice, &client_path(Uuid::new_v4(), "referrals"), body)
+        .await;
+    // Only a practice's system can be bound.
+    assert!(
+        app::access::bind_practice(&admin, people.referrer.staff_id, "A81001")
+            .await
+            .is_err()
+    );
+    server.stop().await;
+}
