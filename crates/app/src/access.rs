@@ -422,11 +422,7 @@ pub async fn bind_practice(
     staff_id: Uuid,
     ods_code: &str,
 ) -> Result<(), AccessError> {
-    let bytes = ods_code.as_bytes();
-    if !(bytes.len() == 6
-        && bytes[0].is_ascii_uppercase()
-        && bytes[1..].iter().all(u8::is_ascii_digit))
-    {
+    if !domain::is_practice_code(ods_code) {
         return Err(AccessError::Invalid {
             field: "ods_code",
             message: "a GP practice's ODS code is a capital letter and five digits (A81001)"

@@ -209,11 +209,7 @@ impl GpMessageRules {
         // A GP practice's ODS code is a letter and five digits (A81001); a trust's, a
         // pharmacy's or a council's is shaped otherwise, and is no GP to write to.
         let code = organisation?.strip_prefix(&self.practice.prefix)?.trim();
-        let bytes = code.as_bytes();
-        let valid = bytes.len() == 6
-            && bytes[0].is_ascii_uppercase()
-            && bytes[1..].iter().all(u8::is_ascii_digit);
-        valid.then(|| code.to_owned())
+        domain::is_practice_code(code).then(|| code.to_owned())
     }
 }
 
