@@ -65,6 +65,16 @@ async fn log(
 #[tokio::test]
 async fn the_demo_population_is_believable_reproducible_and_made_once() {
     let (_db, store, admin, access) = demo_store().await;
+    // The demo's practice system refers for its own practice only.
+    let (_, practice_system, _) = access
+        .staff
+        .iter()
+        .find(|(role, _, _)| *role == app::access::Role::PracticeSystem)
+        .expect("a practice system");
+    let bound = app::access::bound_practice(&admin, *practice_system)
+        .await
+        .expect("read");
+    assert_eq!(bound.as_deref(), Some(devtools::demo::DEMO_PRACTICE));
     let report = populate(&store, &admin, &access, &options(60), |_| {})
         .await
         .expect("the population");

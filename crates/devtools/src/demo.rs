@@ -43,6 +43,8 @@ pub async fn import_sample_directory(
 pub const DEMO_ORGANISATION: &str = "Demo Social Prescribing Service";
 const DEMO_TEAM: &str = "Town Centre";
 const TOKEN_LABEL: &str = "demo";
+/// The practice the demo's practice system is bound to (one of the demo people's practices).
+pub const DEMO_PRACTICE: &str = "L85016";
 
 /// The demo organisation and its staff, with tokens.
 #[derive(Clone, Debug)]
@@ -110,6 +112,9 @@ pub async fn ensure_demo_access(client: &tokio_postgres::Client) -> anyhow::Resu
                 .staff_id
             }
         };
+        if role == Role::PracticeSystem {
+            access::bind_practice(client, staff_id, DEMO_PRACTICE).await?;
+        }
         let token = access::issue_token(
             client,
             staff_id,

@@ -88,6 +88,29 @@ async fn every_route_names_the_bad_field_and_writes_nothing() {
                 checked += 1;
             }
 
+            // A query parameter the operation does not take (a misspelt filter): refused
+            // naming it, beside one it does take, never ignored. (The Open Referral UK
+            // routes, for any directory client, ignore what they do not read, as FHIR's do.)
+            let known = operation["parameters"]
+                .as_array()
+                .and_then(|ps| ps.iter().find(|p| p["in"] == "query"))
+                .and_then(|p| p["name"].as_str());
+            let query = match known {
+                Some(name) => format!("{name}=1&not_a_parameter=1"),
+                None => "not_a_parameter=1".to_owned(),
+            };
+            if path.starts_with("/api/v1/") {
+                let with = format!("{path}?{query}");
+                let reply = server
+                    .call_raw(who, &method, &with, b"{}".to_vec(), "application/json")
+                    .await;
+                assert_eq!(reply.status, 400, "{method} {with}: {:#}", reply.body);
+                let errors = reply.body["errors"].as_array().expect("errors");
+                assert_eq!(errors.len(), 1, "{method} {with}: {:#}", reply.body);
+                assert_eq!(field(&reply), "query.not_a_parameter");
+                checked += 1;
+            }
+
             if method == "GET" {
                 let params: Vec<&str> = operation["parameters"]
                     .as_array()

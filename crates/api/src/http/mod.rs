@@ -4,6 +4,7 @@
 
 mod admin;
 mod commands;
+mod contract;
 mod directory;
 mod equity;
 pub mod extract;
@@ -26,9 +27,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::BoxBody;
-use actix_web::dev::{ResourceDef, Service, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::http::{Method, StatusCode};
 use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, web};
 use eventstore::EventStore;
 use tracing::Instrument;
@@ -64,7 +65,8 @@ pub struct AppState {
     reminders: app::reminders::ReminderAdmin,
     /// Checks `after` on reads straight from the log (always current: nothing to wait for).
     freshness: app::Freshness,
-    routes: Arc<Vec<(ResourceDef, Vec<Method>)>>,
+    /// What the OpenAPI document says each route takes.
+    routes: Arc<contract::Routes>,
     /// The bearer token that opens `/metrics` to a scraper on another machine (from the
     /// loopback address it is open); none: loopback only.
     metrics_token: Option<Arc<str>>,
@@ -84,25 +86,7 @@ impl AppState {
 
     /// State over an event store whose rules read the time from `clock`.
     pub fn with_clock(store: EventStore, clock: app::Clock) -> AppState {
-        let routes = openapi()
-            .paths
-            .paths
-            .iter()
-            .map(|(path, item)| {
-                let methods = [
-                    (Method::GET, item.get.is_some()),
-                    (Method::PUT, item.put.is_some()),
-                    (Method::POST, item.post.is_some()),
-                    (Method::DELETE, item.delete.is_some()),
-                    (Method::PATCH, item.patch.is_some()),
-                ]
-                .into_iter()
-                .filter(|(_, present)| *present)
-                .map(|(method, _)| method)
-                .collect();
-                (ResourceDef::new(path.as_str()), methods)
-            })
-            .collect();
+        let routes = contract::Routes::of(&openapi());
         let cases = CaseService::with_clock(store.clone(), clock.clone());
         AppState {
             fhir: app::fhir::FhirReferrals::new(cases.clone()),
@@ -307,6 +291,8 @@ pub fn app(
         .configure(routes)
         .split_for_parts();
     app.default_service(web::to(fallback))
+        // After authentication: a query parameter the operation does not take is refused.
+        .wrap(actix_web::middleware::from_fn(require_documented_query))
         // Authentication, before any extractor: everything under /api/v1 needs a token.
         .wrap(actix_web::middleware::from_fn(require_token))
         .wrap_fn(|req, service| {
@@ -472,15 +458,30 @@ async fn require_token<B: actix_web::body::MessageBody + 'static>(
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
+/// Refuses, under `/api/v1/`, a query parameter the OpenAPI document does not give the
+/// operation (400 naming it), so that a misspelt filter is never silently ignored and a list
+/// answered unfiltered. FHIR's routes ignore what they do not know, as FHIR servers do.
+async fn require_documented_query<B: actix_web::body::MessageBody + 'static>(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if !req.query_string().is_empty()
+        && req.path().starts_with("/api/v1/")
+        && let Some(pattern) = req.match_pattern()
+        && let Some(state) = req.app_data::<web::Data<AppState>>()
+        && let Err(e) = state
+            .routes
+            .check_query(req.method(), &pattern, req.query_string())
+    {
+        return Ok(req.error_response(e));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
 /// No route matched: 405 when the path exists with other methods, else 404.
 async fn fallback(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let path = req.path();
-    let allowed: Vec<&Method> = state
-        .routes
-        .iter()
-        .filter(|(def, _)| def.is_match(path))
-        .flat_map(|(_, methods)| methods)
-        .collect();
+    let allowed = state.routes.methods(path);
     if allowed.is_empty() {
         return Err(ApiError::NotFound(format!("there is nothing at {path}")));
     }

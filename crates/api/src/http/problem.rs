@@ -116,12 +116,20 @@ pub enum ApiError {
 impl ApiError {
     /// A 400 naming one field.
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> ApiError {
-        let field = field.into();
-        let message = message.into();
-        ApiError::BadRequest {
-            detail: format!("{field}: {message}"),
-            errors: vec![FieldError { field, message }],
-        }
+        ApiError::fields(vec![FieldError {
+            field: field.into(),
+            message: message.into(),
+        }])
+    }
+
+    /// A 400 naming each field in `errors`.
+    pub fn fields(errors: Vec<FieldError>) -> ApiError {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        ApiError::BadRequest { detail, errors }
     }
 
     /// A 422 naming one field that parsed but is not acceptable.

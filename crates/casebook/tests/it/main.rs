@@ -568,6 +568,44 @@ async fn the_administration_commands_make_an_organisation_its_staff_and_tokens_a
     assert_eq!(code, Some(1));
     assert_eq!(stderr, "error: team_id: a link_worker belongs to a team");
 
+    // A practice's system, bound to its practice; binding again moves it.
+    let (code, practice, stderr) = run(&[
+        "staff",
+        "add",
+        "--organisation",
+        &organisation,
+        "--role",
+        "practice_system",
+        "--name",
+        "Vine Surgery's system",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let client = db.app_client().await;
+    for ods in ["A81001", "B82002"] {
+        let (code, printed, stderr) = run(&["staff", "bind-practice", &practice, "--ods", ods]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(
+            printed,
+            format!(
+                "bound practice system {practice} to ODS {ods}: its referrals name that practice only"
+            )
+        );
+        let bound = app::access::bound_practice(&client, id(&practice))
+            .await
+            .expect("read");
+        assert_eq!(bound.as_deref(), Some(ods));
+    }
+    let (code, _, stderr) = run(&["staff", "bind-practice", &practice, "--ods", "ODS A81001"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.starts_with("error: ods_code: "), "{stderr}");
+    let (code, _, stderr) = run(&["staff", "bind-practice", &staff, "--ods", "A81001"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.starts_with("error: staff_id: "), "{stderr}");
+    let bound = app::access::bound_practice(&client, staff_id)
+        .await
+        .expect("read");
+    assert_eq!(bound, None, "a link worker is never bound");
+
     let (code, token, stderr) = run(&["token", "issue", &staff, "--days", "30"]);
     assert_eq!(code, Some(0), "{stderr}");
     let store = eventstore::EventStore::new(db.app_pool(2), eventstore::Upcasters::new());
