@@ -322,7 +322,7 @@ fn caseload_filter(
         team_id,
         after: page.cursor,
         limit: page.limit,
-        awaiting_decision: false,
+        triage: false,
         tag,
     }
 }
@@ -425,8 +425,10 @@ impl CaseService {
         Ok(self.caseload_page(filter, query.after).await?.0)
     }
 
-    /// A team lead's triage queue: referrals waiting for a decision, of their team or of no
-    /// team yet, a page of `limit` after `cursor` (flags as on a caseload).
+    /// A team lead's triage queue: referrals waiting for a decision, and cases accepted with no
+    /// link worker yet (so that one accepted and not assigned is not lost), of their team or of
+    /// no team yet, oldest referral first, a page of `limit` after `cursor` (flags as on a
+    /// caseload).
     ///
     /// # Errors
     /// [`AppError::Denied`] by [`policy::may_triage`]; then a `limit` out of bounds;
@@ -446,7 +448,7 @@ impl CaseService {
             team_id: Some(team),
             after: page.cursor,
             limit: page.limit,
-            awaiting_decision: true,
+            triage: true,
             tag: None,
         };
         Ok(self.caseload_page(filter, after).await?.0)
@@ -641,7 +643,7 @@ fn team_filter(principal: &Principal, team_id: Uuid, page: Page<Uuid>) -> Caselo
         team_id: Some(team_id),
         after: page.cursor,
         limit: page.limit,
-        awaiting_decision: false,
+        triage: false,
         tag: None,
     }
 }

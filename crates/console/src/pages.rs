@@ -645,9 +645,9 @@ fn assignment_form(
     }
 }
 
-/// A team lead's triage queue: referrals waiting for a decision.
-/// The triage queue: each waiting referral, with its flags, and whether the person's NHS number
-/// is on another record too (`shared`: perhaps the same person, referred again).
+/// A team lead's triage queue: each referral waiting for a decision, and each case accepted
+/// with no link worker yet, oldest referral first, with its flags, and whether the person's
+/// NHS number is on another record too (`shared`: perhaps the same person, referred again).
 pub fn triage(
     who: &ConsoleSession,
     page: &CaseloadPage,
@@ -660,17 +660,24 @@ pub fn triage(
         html! {
             h1 class="nhsuk-heading-l" { "Referrals to triage" }
             @if page.items.is_empty() {
-                p class="nhsuk-body" { "No referral is waiting for a decision." }
+                p class="nhsuk-body" { "No referral is waiting for a decision or a link worker." }
             } @else {
                 table class="nhsuk-table" {
                     caption class="nhsuk-table__caption" {
-                        (page.items.len()) " waiting, oldest first by person, as of log position " (page.as_of.position)
+                        (page.items.len()) " waiting, oldest referral first, as of log position " (page.as_of.position)
                     }
-                    (head(&["Person", "Area", "Referred", "From", "Days waiting", "Flags"]))
+                    (head(&["Person", "Waiting for", "Area", "Referred", "From", "Days waiting", "Flags"]))
                     tbody class="nhsuk-table__body" {
                         @for item in &page.items {
                             tr class="nhsuk-table__row" {
                                 td class="nhsuk-table__cell" { (person_link(item.client_id, names)) }
+                                td class="nhsuk-table__cell waiting-for" {
+                                    @if item.status == CaseStatus::Referred {
+                                        "A decision"
+                                    } @else {
+                                        strong class="nhsuk-tag nhsuk-tag--yellow" { "A link worker (accepted)" }
+                                    }
+                                }
                                 td class="nhsuk-table__cell" { (item.area) }
                                 td class="nhsuk-table__cell" {
                                     @match item.referred_on { Some(d) => (day(d)), None => "Not recorded" }

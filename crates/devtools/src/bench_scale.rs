@@ -147,7 +147,7 @@ pub(crate) async fn measure(
                     team_id: None,
                     after: None,
                     limit: 51,
-                    awaiting_decision: false,
+                    triage: false,
                     tag: None,
                 },
             )

@@ -280,7 +280,8 @@ impl CaseloadProjection {
     }
 
     /// A page of an organisation's active cases (referred or open), in client order after
-    /// `after`: one link worker's, one team's, or all.
+    /// `after`: one link worker's, one team's, or all. A triage queue (`filter.triage`) is read
+    /// by [`CaseloadProjection::triage_page`] instead.
     ///
     /// # Errors
     /// A database failure.
@@ -288,15 +289,17 @@ impl CaseloadProjection {
         client: &impl tokio_postgres::GenericClient,
         filter: &CaseloadFilter,
     ) -> Result<Vec<CaseloadRow>, ProjectionError> {
+        if filter.triage {
+            return Self::triage_page(client, filter).await;
+        }
         let rows = client
             .query(
                 &format!(
                     "{SELECT_COLUMNS} WHERE organisation_id = $1 AND status IN ('referred', 'open') \
                      AND ($2::uuid IS NULL OR link_worker_id = $2) \
-                     AND (CASE WHEN $6 THEN status = 'referred' AND (team_id IS NULL OR team_id = $3) \
-                          ELSE ($3::uuid IS NULL OR team_id = $3) END) \
+                     AND ($3::uuid IS NULL OR team_id = $3) \
                      AND ($4::uuid IS NULL OR client_id > $4) \
-                     AND ($7::text IS NULL OR tags @> ARRAY[$7::text]) ORDER BY client_id LIMIT $5"
+                     AND ($6::text IS NULL OR tags @> ARRAY[$6::text]) ORDER BY client_id LIMIT $5"
                 ),
                 &[
                     &filter.organisation_id,
@@ -304,8 +307,41 @@ impl CaseloadProjection {
                     &filter.team_id,
                     &filter.after,
                     &filter.limit,
-                    &filter.awaiting_decision,
                     &filter.tag,
+                ],
+            )
+            .await?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    /// A page of a triage queue: the referrals waiting for a decision and the cases accepted
+    /// with no link worker yet, of `filter.team_id` or of no team, oldest referral first (a
+    /// referral with no date first of all), after the row of the client `filter.after` (or,
+    /// when that row is gone, after the undated rows up to that client id).
+    ///
+    /// # Errors
+    /// A database failure.
+    async fn triage_page(
+        client: &impl tokio_postgres::GenericClient,
+        filter: &CaseloadFilter,
+    ) -> Result<Vec<CaseloadRow>, ProjectionError> {
+        const KEY: &str = "ROW(COALESCE(referred_on, '-infinity'::date), client_id)";
+        let rows = client
+            .query(
+                &format!(
+                    "{SELECT_COLUMNS} WHERE organisation_id = $1 \
+                     AND (status = 'referred' OR (status = 'open' AND link_worker_id IS NULL)) \
+                     AND (team_id IS NULL OR team_id = $2) \
+                     AND ($3::uuid IS NULL OR {KEY} > COALESCE( \
+                          (SELECT {KEY} FROM caseload WHERE client_id = $3), \
+                          ROW('-infinity'::date, $3::uuid))) \
+                     ORDER BY COALESCE(referred_on, '-infinity'::date), client_id LIMIT $4"
+                ),
+                &[
+                    &filter.organisation_id,
+                    &filter.team_id,
+                    &filter.after,
+                    &filter.limit,
                 ],
             )
             .await?;
@@ -322,8 +358,10 @@ pub struct CaseloadFilter {
     /// The last client id of the previous page.
     pub after: Option<Uuid>,
     pub limit: i64,
-    /// Only referrals waiting for a decision, of `team_id` or of no team yet (a triage queue).
-    pub awaiting_decision: bool,
+    /// A triage queue: referrals waiting for a decision and cases accepted with no link worker
+    /// yet, of `team_id` or of no team yet, oldest referral first (`link_worker_id` and `tag`
+    /// are not read).
+    pub triage: bool,
     /// Only cases carrying this tag.
     pub tag: Option<String>,
 }

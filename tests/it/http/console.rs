@@ -669,6 +669,92 @@ async fn a_team_lead_triages_a_referral_and_assigns_it_to_a_link_worker() {
     server.stop().await;
 }
 
+/// A lead interrupted between accepting a referral and assigning it loses nobody: the case
+/// stays on the triage queue, waiting for a link worker, until it has one; the queue is the
+/// oldest referral first, page after page.
+#[tokio::test]
+async fn the_triage_queue_is_oldest_first_and_keeps_a_case_accepted_with_no_link_worker() {
+    use super::journey::{accept, assign, client_path, days_ago, named_referral};
+    let server = TestServer::start().await;
+    let (referrer, lead) = (&server.people.referrer, &server.people.lead);
+    let mut referred = Vec::new();
+    for (family, days) in [("Three", 3), ("Ten", 10), ("Five", 5), ("Seven", 7)] {
+        let (client, referral) = (Uuid::new_v4(), Uuid::new_v4());
+        let body = named_referral(
+            ("Kit", family),
+            "Frome",
+            referral,
+            "self_referral",
+            Value::String(days_ago(days)),
+        );
+        server
+            .ok(referrer, &client_path(client, "referrals"), body)
+            .await;
+        referred.push((client, referral));
+    }
+    let [three, ten, five, seven] = [0, 1, 2, 3].map(|i| referred[i]);
+    // Ten days' waiting: accepted, and the lead called away before assigning it. Five days':
+    // accepted and assigned, so it leaves the queue.
+    accept(&server, lead, ten.0, ten.1).await;
+    accept(&server, lead, five.0, five.1).await;
+    assert_eq!(
+        assign(&server, five.0, &server.people.worker).await.status,
+        201
+    );
+    server.catch_up().await;
+
+    // Page by page, one a page: the oldest referral first, the accepted one among them.
+    let principal = app::access::Authenticator::new(&server.store)
+        .authenticate(&lead.token)
+        .await
+        .expect("the lead");
+    let cases = app::CaseService::new(server.store.clone());
+    let (mut cursor, mut queue) = (None, Vec::new());
+    loop {
+        let page = cases
+            .triage_queue(&principal, cursor, Some(1), None)
+            .await
+            .expect("a page");
+        queue.extend(page.items.iter().map(|i| (i.client_id, i.status)));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        queue,
+        [
+            (ten.0, domain::CaseStatus::Open),
+            (seven.0, domain::CaseStatus::Referred),
+            (three.0, domain::CaseStatus::Referred),
+        ]
+    );
+
+    // The page says which waits for what.
+    let browser = signed_in_browser(&server, lead).await;
+    browser.click_and_wait("a[href='/console/triage']").await;
+    let waiting = browser.texts("tbody td.waiting-for").await;
+    assert_eq!(
+        waiting,
+        ["A link worker (accepted)", "A decision", "A decision"]
+    );
+    browser
+        .assert_accessible("a triage queue with an accepted case")
+        .await;
+
+    // Assigned: it leaves the queue.
+    assert_eq!(
+        assign(&server, ten.0, &server.people.worker).await.status,
+        201
+    );
+    server.catch_up().await;
+    browser
+        .goto(&format!("{}/console/triage", server.base))
+        .await;
+    assert_eq!(browser.texts("tbody td.waiting-for").await.len(), 2);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn an_auditor_replays_a_journey_as_known_at_a_moment_and_sees_who_read_it() {
     let server = TestServer::start().await;
