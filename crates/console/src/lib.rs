@@ -727,6 +727,15 @@ async fn person_page(
         },
         None => Vec::new(),
     };
+    // A lone-working plan names its buddy.
+    let colleagues = if record.lone_working.is_empty() {
+        Default::default()
+    } else {
+        match console.cases.colleague_names(&session.principal).await {
+            Ok(names) => names,
+            Err(e) => return failure(Some(session), &e),
+        }
+    };
     let view = pages::PersonView {
         record: &record,
         journey: &journey,
@@ -736,6 +745,8 @@ async fn person_page(
         banner,
         triage: triage.is_some(),
         workers: &workers,
+        colleagues: &colleagues,
+        now: console.cases.clock().now(),
     };
     page(connect::status(errors), pages::person(session, &view))
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use actix_web::{HttpResponse, web};
 use app::records::ClientRecord;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use domain::{
     AppointmentId, CaseCommand, ContactMode, LoneWorkingCheckedIn, LoneWorkingPlanRecorded, StaffId,
 };
@@ -42,9 +42,15 @@ pub(crate) fn banner(done: &str) -> Option<&'static str> {
     }
 }
 
-/// The plans, newest first, each with its check-in button while one is awaited; and a link to
-/// record a plan for each home visit still to come without one.
-pub(crate) fn section(who: &app::sessions::ConsoleSession, record: &ClientRecord) -> Markup {
+/// The plans, newest first, each naming its buddy (by `colleagues`), with its check-in button
+/// while one is awaited and the visit has started by `now` (before then, when it may be
+/// recorded); and a link to record a plan for each home visit still to come without one.
+pub(crate) fn section(
+    who: &app::sessions::ConsoleSession,
+    record: &ClientRecord,
+    colleagues: &HashMap<Uuid, String>,
+    now: DateTime<Utc>,
+) -> Markup {
     let unplanned: Vec<_> = record
         .plan
         .booked
@@ -85,8 +91,20 @@ pub(crate) fn section(who: &app::sessions::ConsoleSession, record: &ClientRecord
                         @if let Some(risks) = &plan.known_risks {
                             p class="nhsuk-body" { "Known risks: " (risks) }
                         }
+                        p class="nhsuk-body buddy" {
+                            "Buddy: "
+                            (colleagues.get(&plan.buddy_staff_id).map_or("a colleague no longer listed", String::as_str))
+                        }
+                        @let starts = record.plan.booked.iter()
+                            .find(|a| a.appointment_id == plan.appointment_id)
+                            .map(|a| a.scheduled_for)
+                            .filter(|at| *at > now);
                         @if let Some(at) = plan.checked_in_at {
                             p class="nhsuk-body-s" { "Checked in " (moment(at)) "." }
+                        } @else if let Some(starts) = starts.filter(|_| !plan.visit_cancelled) {
+                            p class="nhsuk-body-s check-in-later" {
+                                "The visit starts " (moment(starts)) ": record the check-in here once you are safely out of it."
+                            }
                         } @else if !plan.visit_cancelled && !record.erased {
                             form method="post" action={"/console/people/" (record.client_id) "/lone-working/check-in"} {
                                 (csrf_field(who))

@@ -399,6 +399,11 @@ pub struct PersonView<'a> {
     pub triage: bool,
     /// A team lead's team of link workers, to assign or transfer the case to.
     pub workers: &'a [WorkerLoad],
+    /// The names of the viewer's colleagues (a lone-working plan names its buddy); empty when
+    /// the page names none.
+    pub colleagues: &'a std::collections::HashMap<Uuid, String>,
+    /// The time now, by the service's clock.
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 /// A person's page: their record, what the viewer can do (decide a referral, assign the case,
@@ -413,6 +418,8 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
         banner,
         triage,
         workers,
+        colleagues,
+        now,
     } = *view;
     let name = person_name(record);
     layout(
@@ -458,7 +465,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
             (crate::demographics::section(record))
             (crate::connect::section(who, record))
             (crate::closure::close_link(record))
-            (crate::lone_working::section(who, record))
+            (crate::lone_working::section(who, record, colleagues, now))
             (crate::tags::section(who, record, errors))
             (crate::safeguarding::section(who, record))
             h2 class="nhsuk-heading-m" id="journey" { "Journey" }

@@ -41,6 +41,12 @@ pub fn local(at: DateTime<Utc>) -> NaiveDateTime {
         .unwrap_or(utc)
 }
 
+/// `at` as people in the UK read it, for a message: "25 December 2026 at 10:00 UK time".
+#[must_use]
+pub fn describe(at: DateTime<Utc>) -> String {
+    local(at).format("%-d %B %Y at %H:%M UK time").to_string()
+}
+
 /// Today's date on a UK wall calendar at `now`.
 #[must_use]
 pub fn today(now: DateTime<Utc>) -> NaiveDate {

@@ -121,7 +121,7 @@ impl CaseCommand {
         {
             return Err(CaseError::invalid(
                 "told_at",
-                format!("{told_at} is in the future"),
+                format!("{} is in the future", crate::calendar::describe(told_at)),
             ));
         }
         let today = crate::calendar::today(now);
@@ -156,7 +156,10 @@ impl CaseCommand {
                 if contact.contacted_at > now + Duration::seconds(ALLOWED_SKEW_SECONDS) {
                     Err(CaseError::invalid(
                         "contacted_at",
-                        format!("{} is in the future", contact.contacted_at),
+                        format!(
+                            "{} is in the future",
+                            crate::calendar::describe(contact.contacted_at)
+                        ),
                     ))
                 } else {
                     Ok(())

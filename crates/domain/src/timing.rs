@@ -122,7 +122,11 @@ pub fn check_timing(
         None => timing.occurred_at > timing.now + timing.skew,
     };
     if to_come {
-        return Err(timing.refuse(format!("{} is in the future", timing.occurred_at)));
+        let when = match timing.own_day {
+            Some(day) => day.to_string(),
+            None => crate::calendar::describe(timing.occurred_at),
+        };
+        return Err(timing.refuse(format!("{when} is in the future")));
     }
     if too_early(timing.day()) {
         return Err(timing.refuse(format!(
@@ -192,6 +196,15 @@ pub fn check_timing(
         C::RecordDidNotAttend(c) => scheduled(state, c.appointment_id).map_or(Ok(()), |on| {
             not_before(on, "the appointment was booked for")
         }),
+        // A check-in says the link worker is safely out of the visit: not before it starts.
+        C::CheckInLoneWorking(c) => match state.appointment_dates.get(&c.appointment_id) {
+            Some(visit) if timing.occurred_at < *visit => Err(timing.refuse(format!(
+                "{} is before the visit starts ({}): check in once safely out of it",
+                crate::calendar::describe(timing.occurred_at),
+                crate::calendar::describe(*visit)
+            ))),
+            _ => Ok(()),
+        },
         C::CloseCase(_) => state.opened_at.map_or(Ok(()), |at| {
             not_before(crate::calendar::today(at), "the case was opened")
         }),

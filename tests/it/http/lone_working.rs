@@ -351,11 +351,38 @@ async fn a_link_worker_records_a_lone_working_plan_and_the_check_in_in_the_conso
     let section = browser.text("#lone-working ~ .nhsuk-card").await;
     assert!(section.contains(ADDRESS), "{section}");
     assert!(section.contains("Known risks: Large dog"), "{section}");
+    assert_eq!(browser.text(".buddy").await, "Buddy: Lena Lead");
     browser
         .assert_accessible("the person's page with a plan")
         .await;
 
-    // The check-in.
+    // Before the visit starts there is no check-in to record: the page says when it can be,
+    // and the service refuses one sent anyway (which would switch off the missed check-in
+    // for the real visit), naming its time.
+    assert!(
+        browser
+            .text(".check-in-later")
+            .await
+            .contains("once you are safely out of it")
+    );
+    assert!(
+        browser
+            .texts(&format!("#check-in-{visit}"))
+            .await
+            .is_empty()
+    );
+    server
+        .post(
+            &people.worker,
+            &client_path(client, "lone-working-check-ins"),
+            json!({ "appointment_id": visit }),
+        )
+        .await
+        .refused_at(422, "occurred_at");
+
+    // The check-in, once the visit has started.
+    clock.set(at + Duration::minutes(40));
+    browser.goto(&format!("{}{person}", server.base)).await;
     browser.click_and_wait(&format!("#check-in-{visit}")).await;
     assert_eq!(browser.path().await, format!("{person}?done=checked_in"));
     assert_eq!(super::console::banner(&browser).await, "Check-in recorded");

@@ -139,3 +139,31 @@ fn a_check_in_is_for_a_planned_visit_once_and_neither_is_corrected() {
         Err(("invalid_field", Some("corrects"))),
     );
 }
+
+/// A check-in says the link worker is safely out of the visit: one recorded before the visit
+/// starts (by the clock, or dated so) is refused naming its time, which would otherwise switch
+/// off the missed check-in for the real visit.
+#[test]
+fn a_check_in_is_not_before_the_visit_starts() {
+    let planned = with(
+        visit_booked(ContactMode::HomeVisit),
+        [CaseEvent::LoneWorkingPlanRecorded(plan())],
+    );
+    let state = fold(&planned);
+    let command = CaseCommand::CheckInLoneWorking(checked_in());
+    let visit = booked(ContactMode::HomeVisit).scheduled_for;
+    let at = |given: Option<chrono::DateTime<chrono::Utc>>, now| {
+        let timing = Timing::of(&command, given, now).expect("a timing");
+        check_timing(&state, &command, &timing).map_err(|e| (e.field(), e.to_string()))
+    };
+    // Two days before the visit, by the clock.
+    let early = at(None, visit - Duration::days(2)).expect_err("refused");
+    assert_eq!(early.0, Some("occurred_at"));
+    assert!(early.1.contains("before the visit starts"), "{}", early.1);
+    assert!(early.1.contains("UK time"), "{}", early.1);
+    // Dated a minute before it, entered later: refused; at its start or after: taken.
+    let later = visit + Duration::hours(3);
+    assert!(at(Some(visit - Duration::minutes(1)), later).is_err());
+    assert_eq!(at(Some(visit), later), Ok(()));
+    assert_eq!(at(None, visit + Duration::minutes(50)), Ok(()));
+}
