@@ -280,12 +280,60 @@ pub struct PlannedGoal {
     pub review_note: Option<String>,
 }
 
-/// An assessment taken.
+/// An assessment taken, with its scores.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TakenAssessment {
     pub instrument: Instrument,
     pub timepoint: Timepoint,
     pub administered_on: NaiveDate,
+    /// Its score by each measure of the latest outcome rules that scores its instrument (one
+    /// for most; four for ONS4), as the reports score it; none for an instrument no measure
+    /// scores.
+    pub scores: Vec<AssessmentScore>,
+}
+
+/// An assessment's score by one measure of the outcome rules.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AssessmentScore {
+    /// The measure's name in the rules (`swemwbs`, `ons4_anxiety`).
+    pub measure: String,
+    pub value: f64,
+    /// The band the score falls in, when the measure has bands (`high`, `lonely`).
+    pub band: Option<String>,
+}
+
+/// The latest outcome rules this build knows, read once (none when they do not load: then no
+/// score is shown, rather than a record refused).
+fn outcome_rules() -> Option<&'static projector::rules::Rules> {
+    use projector::rules::Rules;
+    static RULES: std::sync::OnceLock<Option<Rules>> = std::sync::OnceLock::new();
+    RULES
+        .get_or_init(|| Rules::load(Rules::latest_version()).ok())
+        .as_ref()
+}
+
+/// The scores of an assessment by the latest outcome rules.
+fn scores(assessment: &domain::AssessmentRecorded) -> Vec<AssessmentScore> {
+    let Some(rules) = outcome_rules() else {
+        return Vec::new();
+    };
+    rules
+        .measures
+        .iter()
+        .filter_map(|measure| {
+            let value = rules.score(
+                measure,
+                assessment.instrument,
+                &assessment.answers,
+                assessment.licensor_score,
+            )?;
+            Some(AssessmentScore {
+                measure: measure.name.clone(),
+                value,
+                band: measure.band(value).map(str::to_owned),
+            })
+        })
+        .collect()
 }
 
 /// An onward connection as the record shows it (corrections applied).
@@ -474,6 +522,7 @@ impl CaseService {
                     instrument: c.instrument,
                     timepoint: c.timepoint,
                     administered_on: c.administered_on,
+                    scores: scores(&c),
                 }),
                 CaseEvent::OnwardConnectionMade(made) => onward.push(OnwardConnection {
                     connection_id: made.connection_id.0,

@@ -90,6 +90,7 @@ const WELLBEING_SCALE: Scale = &[
 ];
 
 /// One question: its wording, its scale, and whether it may be left unanswered.
+#[derive(Clone, Copy)]
 struct Item {
     wording: &'static str,
     scale: Scale,
@@ -104,33 +105,31 @@ const fn item(wording: &'static str, scale: Scale) -> Item {
     }
 }
 
-/// WEMWBS's 14 items, in order.
+/// WEMWBS's 14 items, in order, in the scale's own words (Tennant et al. 2007, published
+/// open access under CC BY; the licence asks that they be used exactly as published).
 const WEMWBS: &[Item] = &[
-    item("Optimistic about the future", FREQUENCY),
-    item("Useful", FREQUENCY),
-    item("Relaxed", FREQUENCY),
-    item("Interested in other people", FREQUENCY),
-    item("Energy to spare", FREQUENCY),
-    item("Dealing with problems well", FREQUENCY),
-    item("Thinking clearly", FREQUENCY),
-    item("Feeling good about myself", FREQUENCY),
-    item("Feeling close to others", FREQUENCY),
-    item("Confident", FREQUENCY),
-    item("Able to make up my own mind", FREQUENCY),
-    item("Feeling loved", FREQUENCY),
-    item("Interested in new things", FREQUENCY),
-    item("Cheerful", FREQUENCY),
+    item("I've been feeling optimistic about the future", FREQUENCY),
+    item("I've been feeling useful", FREQUENCY),
+    item("I've been feeling relaxed", FREQUENCY),
+    item("I've been feeling interested in other people", FREQUENCY),
+    item("I've had energy to spare", FREQUENCY),
+    item("I've been dealing with problems well", FREQUENCY),
+    item("I've been thinking clearly", FREQUENCY),
+    item("I've been feeling good about myself", FREQUENCY),
+    item("I've been feeling close to other people", FREQUENCY),
+    item("I've been feeling confident", FREQUENCY),
+    item(
+        "I've been able to make up my own mind about things",
+        FREQUENCY,
+    ),
+    item("I've been feeling loved", FREQUENCY),
+    item("I've been interested in new things", FREQUENCY),
+    item("I've been feeling cheerful", FREQUENCY),
 ];
 
-/// SWEMWBS: WEMWBS items 1, 2, 3, 6, 7, 9 and 11.
+/// SWEMWBS: WEMWBS items 1, 2, 3, 6, 7, 9 and 11, worded as WEMWBS words them.
 const SWEMWBS: &[Item] = &[
-    item("Optimistic about the future", FREQUENCY),
-    item("Useful", FREQUENCY),
-    item("Relaxed", FREQUENCY),
-    item("Dealing with problems well", FREQUENCY),
-    item("Thinking clearly", FREQUENCY),
-    item("Feeling close to others", FREQUENCY),
-    item("Able to make up my own mind", FREQUENCY),
+    WEMWBS[0], WEMWBS[1], WEMWBS[2], WEMWBS[5], WEMWBS[6], WEMWBS[8], WEMWBS[10],
 ];
 
 const ONS4: &[Item] = &[
@@ -174,18 +173,14 @@ const MYCAW: &[Item] = &[
     ),
 ];
 
+/// What WEMWBS and SWEMWBS ask first, as published.
+const WEMWBS_STEM: &str = "Below are some statements about feelings and thoughts. Please tick the \
+    box that best describes your experience of each over the last 2 weeks.";
+
 /// The instruments the console offers, with what the person is asked first.
 const QUESTIONNAIRES: &[(Instrument, &str, &[Item])] = &[
-    (
-        Instrument::Wemwbs,
-        "Over the last 2 weeks, how often have you been feeling this way?",
-        WEMWBS,
-    ),
-    (
-        Instrument::Swemwbs,
-        "Over the last 2 weeks, how often have you been feeling this way?",
-        SWEMWBS,
-    ),
+    (Instrument::Wemwbs, WEMWBS_STEM, WEMWBS),
+    (Instrument::Swemwbs, WEMWBS_STEM, SWEMWBS),
     (
         Instrument::Ons4,
         "Answer each on a scale of 0 to 10, where 0 is not at all and 10 is completely.",

@@ -508,7 +508,10 @@ pub(crate) fn summary(record: &ClientRecord) -> Markup {
                     @if assessments.is_empty() { "None yet" }
                     ul class="nhsuk-list" {
                         @for a in assessments.iter() {
-                            li { (a.instrument.label()) ", " (a.timepoint.label()) ", " (day(a.administered_on)) }
+                            li class="assessment-taken" {
+                                (a.instrument.label()) ", " (a.timepoint.label()) ", " (day(a.administered_on))
+                                @if !a.scores.is_empty() { ": " (score_text(&a.scores)) }
+                            }
                         }
                     }
                 }
@@ -520,6 +523,45 @@ pub(crate) fn summary(record: &ClientRecord) -> Markup {
                 li { a href={(base) "/assessment"} id="record-assessment" { "Record an assessment" } }
             }
         }
+    }
+}
+
+/// An assessment's scores as a link worker reads them: "score 23.21" for an instrument one
+/// measure scores, "life satisfaction 7 (high), ..., anxiety 2 (low)" for one several do,
+/// each with its band when it has one.
+fn score_text(scores: &[app::records::AssessmentScore]) -> String {
+    let value = |v: f64| {
+        if v.fract() == 0.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.2}")
+        }
+    };
+    let band = |b: &Option<String>| {
+        b.as_deref()
+            .map(|b| format!(" ({})", b.replace('_', " ")))
+            .unwrap_or_default()
+    };
+    match scores {
+        [one] => format!("score {}{}", value(one.value), band(&one.band)),
+        several => several
+            .iter()
+            .map(|s| {
+                // The measure's own part of its name: "ons4_life_satisfaction" is the
+                // instrument's "life satisfaction".
+                let name = s
+                    .measure
+                    .split_once('_')
+                    .map_or(s.measure.as_str(), |(_, n)| n);
+                format!(
+                    "{} {}{}",
+                    name.replace('_', " "),
+                    value(s.value),
+                    band(&s.band)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 

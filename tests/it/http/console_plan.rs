@@ -151,7 +151,7 @@ async fn a_link_worker_records_what_matters_a_need_a_goal_an_assessment_and_cons
     browser.click_and_wait("#choose-instrument").await;
     let legends = browser.texts("#answers ~ .nhsuk-form-group legend").await;
     assert_eq!(legends.len(), 7, "{legends:?}");
-    assert_eq!(legends[0], "Optimistic about the future");
+    assert_eq!(legends[0], "I've been feeling optimistic about the future");
     browser.assert_accessible("a questionnaire").await;
     browser.click("label[for='timepoint']").await;
     browser.click("label[for='mode-assisted']").await;
@@ -165,15 +165,39 @@ async fn a_link_worker_records_what_matters_a_need_a_goal_an_assessment_and_cons
     }
     browser.click_and_wait("#record-assessment").await;
     assert_eq!(banner(&browser).await, "Assessment recorded");
-    assert!(
-        browser
-            .text("#plan-summary")
-            .await
-            .contains("SWEMWBS, baseline")
-    );
+    // Shown with its score, as the reports score it: raw 22 is 19.98 on SWEMWBS's metric.
+    let taken = browser.texts(".assessment-taken").await;
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    assert!(taken[0].starts_with("SWEMWBS, baseline"), "{taken:?}");
+    assert!(taken[0].ends_with(": score 19.98"), "{taken:?}");
     browser
         .assert_accessible("a person's page after an assessment")
         .await;
+    // ONS4, recorded over the API: one score a question, each in its ONS band.
+    let ons4 = serde_json::json!({
+        "assessment_id": Uuid::new_v4(), "instrument": "ons4", "instrument_version": 1,
+        "timepoint": "baseline", "mode": "self_completed", "answers": [7, 5, 10, 2],
+        "licensor_score": null,
+        "administered_on": domain::calendar::today(chrono::Utc::now()).to_string()
+    });
+    server
+        .ok(
+            &worker,
+            &format!("/api/v1/clients/{client}/assessments"),
+            ons4,
+        )
+        .await;
+    browser
+        .goto(&format!("{}/console/people/{client}", server.base))
+        .await;
+    let taken = browser.texts(".assessment-taken").await;
+    assert!(
+        taken[1].ends_with(
+            ": life satisfaction 7 (high), worthwhile 5 (medium), happiness 10 (very high), \
+             anxiety 2 (low)"
+        ),
+        "{taken:?}"
+    );
 
     // The log has each, by the worker, as the forms said.
     let said = events(&server, client, "WhatMattersRecorded").await;
@@ -212,7 +236,7 @@ async fn a_link_worker_records_what_matters_a_need_a_goal_an_assessment_and_cons
     assert_eq!(withdrawn.len(), 1);
     assert_eq!(withdrawn[0]["payload"]["scope"], "evaluation");
     let assessments = events(&server, client, "AssessmentRecorded").await;
-    assert_eq!(assessments.len(), 1);
+    assert_eq!(assessments.len(), 2, "the form's, then the API's");
     let assessment = &assessments[0]["payload"];
     assert_eq!(assessment["instrument"], "swemwbs");
     assert_eq!(assessment["instrument_version"], 1);
