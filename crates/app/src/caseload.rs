@@ -42,6 +42,9 @@ pub enum CaseloadFlag {
     /// A home visit's lone-working plan said the link worker would check in by a time now past,
     /// and no check-in is recorded: someone should ring them (the buddy, then the team lead).
     MissedCheckIn,
+    /// An appointment booked for a day now past has no outcome recorded (came, did not come,
+    /// or cancelled): the record, the figures and the "next appointment" wait for it.
+    AppointmentOutcomeMissing,
     /// A connection made to a directory service with provider staff has had no answer
     /// (accepted or declined) from the service for the caseload rules'
     /// `provider_no_answer_days`: time to chase the service.
@@ -62,7 +65,7 @@ pub struct CaseloadItem {
     pub days_since_referral: Option<i64>,
     pub last_contact_at: Option<DateTime<Utc>>,
     pub days_since_contact: Option<i64>,
-    /// The earliest booked appointment not yet settled.
+    /// The earliest booked appointment not yet settled, of today or later.
     pub next_appointment_at: Option<DateTime<Utc>>,
     pub contacts: i32,
     pub did_not_attend: i32,
@@ -197,7 +200,26 @@ pub fn flags(row: &CaseloadRow, now: DateTime<Utc>, rules: &CaseloadRules) -> Ve
     if row.check_ins_due.values().any(|by| *by < now) {
         flags.push(CaseloadFlag::MissedCheckIn);
     }
+    if row
+        .booked_appointments
+        .values()
+        .any(|at| domain::calendar::today(*at) < today)
+    {
+        flags.push(CaseloadFlag::AppointmentOutcomeMissing);
+    }
     flags
+}
+
+/// The next appointment of a case: the earliest booked for today or later (one of a day now
+/// past with no outcome is flagged instead, [`CaseloadFlag::AppointmentOutcomeMissing`]).
+/// Pure.
+pub fn next_appointment(row: &CaseloadRow, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let today = domain::calendar::today(now);
+    row.booked_appointments
+        .values()
+        .filter(|at| domain::calendar::today(**at) >= today)
+        .min()
+        .copied()
 }
 
 /// The services a case's connections have waited on past the caseload rules'
@@ -261,7 +283,7 @@ fn item(
             .referred_on
             .map(|d| (domain::calendar::today(now) - d).num_days()),
         days_since_contact: row.last_contact_at.map(|at| (now - at).num_days()),
-        next_appointment_at: row.booked_appointments.values().min().copied(),
+        next_appointment_at: next_appointment(&row, now),
         status,
         link_worker_id: row.link_worker_id,
         team_id: row.team_id,
@@ -757,6 +779,32 @@ mod tests {
         );
         row.status = CaseStatus::Referred;
         assert_eq!(flags(&row, noon(day(48)), &rules), vec![]);
+    }
+
+    #[test]
+    /// An appointment of a day now past with no outcome is flagged, and is not the next
+    /// appointment; one of today (earlier or later) or to come is the next.
+    fn an_appointment_past_its_day_with_no_outcome_is_flagged_not_next() {
+        let rules = rules();
+        let mut row = open_row();
+        let now = noon(day(40));
+        let past = noon(day(39));
+        let earlier_today = now - Duration::hours(2);
+        let to_come = noon(day(45));
+        row.booked_appointments = [(Uuid::from_u128(1), past), (Uuid::from_u128(2), to_come)]
+            .into_iter()
+            .collect();
+        assert!(flags(&row, now, &rules).contains(&CaseloadFlag::AppointmentOutcomeMissing));
+        assert_eq!(next_appointment(&row, now), Some(to_come));
+        row.booked_appointments
+            .insert(Uuid::from_u128(3), earlier_today);
+        assert_eq!(next_appointment(&row, now), Some(earlier_today));
+        row.booked_appointments.remove(&Uuid::from_u128(1));
+        assert!(!flags(&row, now, &rules).contains(&CaseloadFlag::AppointmentOutcomeMissing));
+        // The day after, today's is past its day too.
+        let tomorrow = now + Duration::days(1);
+        assert!(flags(&row, tomorrow, &rules).contains(&CaseloadFlag::AppointmentOutcomeMissing));
+        assert_eq!(next_appointment(&row, tomorrow), Some(to_come));
     }
 
     #[test]

@@ -283,7 +283,8 @@ impl AppointmentForm {
     }
 }
 
-/// What became of a booked appointment: `attended` or `did_not_attend`.
+/// What became of a booked appointment: `attended`, `did_not_attend`, or cancelled by the
+/// person (`cancelled_by_client`) or by the service (`cancelled_by_service`).
 ///
 /// # Errors
 /// A [`FieldError`] when the form names no appointment or no outcome.
@@ -305,6 +306,17 @@ pub fn appointment_outcome(
                 appointment_id,
             }))
         }
+        (Some(appointment_id), Some(by @ ("cancelled_by_client" | "cancelled_by_service"))) => Ok(
+            CaseCommand::CancelAppointment(domain::AppointmentCancelled {
+                appointment_id,
+                cancelled_by: if by == "cancelled_by_client" {
+                    domain::CancelledBy::Client
+                } else {
+                    domain::CancelledBy::Service
+                },
+                note: None,
+            }),
+        ),
         _ => Err(vec![FieldError::new(
             "appointments",
             "Choose what became of an appointment",

@@ -797,6 +797,7 @@ fn banner(done: Option<&str>) -> Option<&'static str> {
         "booked" => Some("Appointment booked"),
         "attended" => Some("Attendance recorded"),
         "did_not_attend" => Some("Missed appointment recorded"),
+        "cancelled" => Some("Appointment cancelled"),
         "what_matters" => Some("What matters recorded"),
         "need" => Some("Need identified"),
         "goal" => Some("Goal set"),
@@ -1120,6 +1121,7 @@ async fn appointment_outcome((req, path, body, console): PostedAt) -> HttpRespon
     let (fields, session, client) = person_form!(req, console, path, body);
     let done = |command: &domain::CaseCommand| match command {
         domain::CaseCommand::RecordAttendance(_) => "attended",
+        domain::CaseCommand::CancelAppointment(_) => "cancelled",
         _ => "did_not_attend",
     };
     let command = forms::appointment_outcome(&fields);

@@ -249,6 +249,9 @@ fn flag_tag(flag: CaseloadFlag) -> Markup {
         CaseloadFlag::Safeguarding => ("Safeguarding concern open", "nhsuk-tag--red"),
         CaseloadFlag::TriageOverdue => ("Waiting too long", "nhsuk-tag--red"),
         CaseloadFlag::MissedCheckIn => ("Missed lone-working check-in", "nhsuk-tag--red"),
+        CaseloadFlag::AppointmentOutcomeMissing => {
+            ("Appointment outcome not recorded", "nhsuk-tag--orange")
+        }
         CaseloadFlag::NoAnswerFromService => ("No answer from service", "nhsuk-tag--orange"),
     };
     html! { strong class={"nhsuk-tag " (colour)} { (text) } }
@@ -458,7 +461,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
                 }
             }
             @if record.status == CaseStatus::Open {
-                (appointments(who, record, journey, appointment, errors))
+                (appointments(who, record, journey, appointment, errors, now))
                 (contact_form(who, record, form, errors))
             }
             (crate::plan::summary(record))
@@ -1123,12 +1126,15 @@ fn booked(journey: &JourneyPage, id: Uuid) -> Option<Booking> {
     })
 }
 
+/// The booked appointments, soonest first, each with what may be recorded of it by `now`
+/// (whether they came from its day on; a cancellation at any time), and the booking form.
 fn appointments(
     who: &ConsoleSession,
     record: &ClientRecord,
     journey: &JourneyPage,
     form: &AppointmentForm,
     errors: &[FieldError],
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Markup {
     let outcome_error = error_for(errors, "appointments");
     let day_error = error_for(errors, "appointment_on");
@@ -1154,13 +1160,37 @@ fn appointments(
                             None => "Booked",
                         }
                     }
+                    @let when_text = match when {
+                        Some((at, _)) => moment(*at),
+                        None => "booked".to_owned(),
+                    };
+                    // Whether they came is known on the appointment's day, not before.
+                    @let due = when.as_ref().is_none_or(|(at, _)| {
+                        domain::calendar::today(*at) <= domain::calendar::today(now)
+                    });
                     form method="post" action={"/console/people/" (record.client_id) "/appointments/outcome"} {
                         (csrf_field(who))
                         input type="hidden" name="appointment_id" value=(id);
                         input type="hidden" name="version" value=(record.version);
-                        button class="nhsuk-button nhsuk-button--secondary" type="submit" name="outcome" value="attended" { "They came" }
+                        @if due {
+                            button class="nhsuk-button nhsuk-button--secondary" type="submit" name="outcome" value="attended" {
+                                "They came" span class="nhsuk-u-visually-hidden" { " to the appointment of " (when_text) }
+                            }
+                            " "
+                            button class="nhsuk-button nhsuk-button--secondary" type="submit" name="outcome" value="did_not_attend" {
+                                "They did not come" span class="nhsuk-u-visually-hidden" { " to the appointment of " (when_text) }
+                            }
+                            " "
+                        } @else {
+                            p class="nhsuk-body-s" { "Record whether they came on the day." }
+                        }
+                        button class="nhsuk-button nhsuk-button--secondary" type="submit" name="outcome" value="cancelled_by_client" {
+                            "They cancelled" span class="nhsuk-u-visually-hidden" { " the appointment of " (when_text) }
+                        }
                         " "
-                        button class="nhsuk-button nhsuk-button--secondary" type="submit" name="outcome" value="did_not_attend" { "They did not come" }
+                        button class="nhsuk-button nhsuk-button--secondary" type="submit" name="outcome" value="cancelled_by_service" {
+                            "We cancelled" span class="nhsuk-u-visually-hidden" { " the appointment of " (when_text) }
+                        }
                     }
                 }
             }

@@ -153,6 +153,17 @@ fn decide_fact(
                     what: "the appointment",
                 });
             }
+            // The same time twice is one appointment booked again (a form sent twice).
+            let taken = state.appointment_dates.iter().any(|(id, at)| {
+                *at == c.scheduled_for
+                    && state.appointments.get(id) == Some(&AppointmentStatus::Booked)
+            });
+            if taken {
+                return Err(CaseError::invalid(
+                    "scheduled_for",
+                    "another appointment is booked for that time: cancel it, or choose another",
+                ));
+            }
             Ok(vec![CaseEvent::AppointmentBooked(c.clone())])
         }
         C::RecordAttendance(c) => {

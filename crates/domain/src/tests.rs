@@ -2255,3 +2255,51 @@ fn a_connection_s_kind_corrected_is_held_to_that_kind_s_rules() {
     );
     assert!(correct_beside(&withdrawn, at, json!({ "need": "housing" }), None).is_ok());
 }
+
+/// An appointment is for a day from the first referral on (received 1 March 2026), within a
+/// year of now (1 September 2026), and not at a time another still booked holds.
+#[test]
+fn an_appointment_is_booked_after_the_referral_within_a_year_and_once_a_time() {
+    let book = |at: Option<chrono::DateTime<Utc>>| {
+        CaseCommand::BookAppointment(AppointmentBooked {
+            appointment_id: AppointmentId(uuid::Uuid::from_u128(0xb00c)),
+            scheduled_for: at.expect("a time"),
+            mode: ContactMode::Phone,
+        })
+    };
+    let case = assigned_case();
+    assert!(decide_at(&case, &book(on(9, 8)), None, None).is_ok());
+    // Last week's, entered now, is taken; one before the referral is not.
+    assert!(decide_at(&case, &book(on(8, 25)), None, None).is_ok());
+    refused_on(
+        decide_at(&case, &book(on(2, 27)), None, None),
+        "scheduled_for",
+    );
+    // A year ahead is the furthest.
+    let year = Utc.with_ymd_and_hms(2027, 9, 1, 12, 0, 0).single();
+    assert!(decide_at(&case, &book(year), None, None).is_ok());
+    let ten_years = Utc.with_ymd_and_hms(2036, 1, 1, 10, 0, 0).single();
+    refused_on(
+        decide_at(&case, &book(ten_years), None, None),
+        "scheduled_for",
+    );
+    // The time of one still booked is taken; once it is cancelled, it is free again.
+    let booked_at = booked(ContactMode::Phone).scheduled_for;
+    let holding = with(
+        case,
+        [CaseEvent::AppointmentBooked(booked(ContactMode::Phone))],
+    );
+    refused_on(
+        decide_at(&holding, &book(Some(booked_at)), None, None),
+        "scheduled_for",
+    );
+    let cancelled = with(
+        holding,
+        [CaseEvent::AppointmentCancelled(AppointmentCancelled {
+            appointment_id: APPOINTMENT,
+            cancelled_by: CancelledBy::Client,
+            note: None,
+        })],
+    );
+    assert!(decide_at(&cancelled, &book(Some(booked_at)), None, None).is_ok());
+}

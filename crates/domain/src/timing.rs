@@ -42,6 +42,10 @@ pub struct Timing {
     pub own_day: Option<NaiveDate>,
 }
 
+/// How many days ahead an appointment may be booked: a year (a date further off is a slip of
+/// the keyboard, 2036 for 2026, and would stand as the next appointment for years).
+pub const APPOINTMENT_DAYS_AHEAD: i64 = 366;
+
 /// The first year a fact may be dated in: nothing a social prescribing service records
 /// happened before it (a date in year 0 is a slip of the keyboard, not history).
 pub const EARLIEST_YEAR: i32 = 1900;
@@ -196,6 +200,26 @@ pub fn check_timing(
         C::RecordDidNotAttend(c) => scheduled(state, c.appointment_id).map_or(Ok(()), |on| {
             not_before(on, "the appointment was booked for")
         }),
+        // An appointment is for a day from the first referral on, within a year of now.
+        C::BookAppointment(c) => {
+            let on = crate::calendar::today(c.scheduled_for);
+            match state.first_received {
+                Some(first) if on < first => Err(CaseError::invalid(
+                    "scheduled_for",
+                    format!("{on} is before the first referral was received ({first})"),
+                )),
+                _ if c.scheduled_for > timing.now + Duration::days(APPOINTMENT_DAYS_AHEAD) => {
+                    Err(CaseError::invalid(
+                        "scheduled_for",
+                        format!(
+                            "{on} is more than a year ahead: book it nearer the time \
+                             (at most {APPOINTMENT_DAYS_AHEAD} days ahead)"
+                        ),
+                    ))
+                }
+                _ => Ok(()),
+            }
+        }
         // A check-in says the link worker is safely out of the visit: not before it starts.
         C::CheckInLoneWorking(c) => match state.appointment_dates.get(&c.appointment_id) {
             Some(visit) if timing.occurred_at < *visit => Err(timing.refuse(format!(

@@ -878,38 +878,50 @@ async fn a_link_worker_books_an_appointment_and_records_that_the_person_did_not_
     assert!(booked.ends_with("at 10:00, phone"), "{booked}");
     browser.assert_accessible("a booked appointment").await;
 
-    // Whether they came cannot be said of an appointment still to come.
-    browser
-        .click_and_wait("button[name='outcome'][value='did_not_attend']")
-        .await;
-    let problems = browser.error_summary().await;
+    // Whether they came cannot be said of an appointment still to come: the page offers only
+    // its cancellation, and says when; sent anyway (an old page), it is refused beside the
+    // appointments, not at the contact form's date.
+    assert!(
+        browser
+            .texts("button[name='outcome'][value='did_not_attend']")
+            .await
+            .is_empty()
+    );
+    assert!(
+        browser
+            .text("#appointments ~ .nhsuk-card")
+            .await
+            .contains("Record whether they came on the day.")
+    );
+    let session = sign_in(&server, &worker).await;
+    let person = format!("/console/people/{client}");
+    let (_, shown) = get(&server, &session, &person).await;
+    let form: Vec<(&str, String)> = vec![
+        ("csrf", hidden(&shown, "csrf")),
+        ("appointment_id", hidden(&shown, "appointment_id")),
+        ("version", hidden(&shown, "version")),
+        ("outcome", "did_not_attend".to_owned()),
+    ];
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, page) = post_page(
+        &server,
+        &session,
+        &format!("{person}/appointments/outcome"),
+        None,
+        &pairs,
+    )
+    .await;
+    assert_eq!(status, 422, "{page}");
     let today = chrono::Utc::now().date_naive();
-    assert_eq!(
-        problems,
-        [format!(
+    assert!(
+        page.contains(&format!(
             "{today} is before the appointment was booked for ({})",
             today + chrono::Duration::days(7)
-        )]
+        )),
+        "{page}"
     );
-    // Beside the appointments, not the contact form's date.
-    assert!(
-        browser
-            .text("#appointments-error")
-            .await
-            .contains("is before the appointment was booked for"),
-        "the refusal is shown at the appointments"
-    );
-    assert!(
-        browser
-            .client
-            .find(fantoccini::Locator::Css("#contacted_on-error"))
-            .await
-            .is_err(),
-        "nothing is wrong with the contact form"
-    );
-    browser
-        .assert_accessible("an appointment outcome refused")
-        .await;
+    assert!(page.contains("id=\"appointments-error\""), "{page}");
+    assert!(!page.contains("id=\"contacted_on-error\""), "{page}");
 
     // One booked for yesterday (by the service's clock): they did not come, the appointment
     // is settled, and the caseload counts it.
@@ -941,11 +953,27 @@ async fn a_link_worker_books_an_appointment_and_records_that_the_person_did_not_
         1,
         "the one still to come is left"
     );
+    browser
+        .assert_accessible("an appointment still to come")
+        .await;
+    // The person rang to cancel it.
+    browser
+        .click_and_wait("button[name='outcome'][value='cancelled_by_client']")
+        .await;
+    assert_eq!(
+        browser.text(".nhsuk-notification-banner__heading").await,
+        "Appointment cancelled"
+    );
+    assert_eq!(
+        browser.text("#appointments + p").await,
+        "No appointment is booked."
+    );
     let types = server.journey_types(client).await;
     assert!(
         types.ends_with(&[
             "AppointmentBooked".to_owned(),
-            "AppointmentNotAttended".to_owned()
+            "AppointmentNotAttended".to_owned(),
+            "AppointmentCancelled".to_owned()
         ]),
         "{types:?}"
     );
