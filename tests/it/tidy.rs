@@ -209,3 +209,28 @@ fn the_checked_in_openapi_document_is_the_codes() {
          and review the diff"
     );
 }
+
+/// A rule file marks a local, unconfirmed choice `[U]` in its comments and description, never
+/// in a name the console shows a user (a safeguarding category read "Risk of suicide or
+/// self-harm [U]").
+#[test]
+fn no_name_a_user_reads_carries_the_unconfirmed_marker() {
+    let mut files = Vec::new();
+    files_under(&root().join("projections"), "toml", &mut files);
+    assert!(files.len() > 10, "{files:?}");
+    let mut marked = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("a rule file");
+        for (n, line) in text.lines().enumerate() {
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            let key = key.trim();
+            let value = value.split('#').next().unwrap_or_default();
+            if ["name", "label", "display", "title"].contains(&key) && value.contains("[U]") {
+                marked.push(format!("{}:{}: {line}", file.display(), n + 1));
+            }
+        }
+    }
+    assert!(marked.is_empty(), "{marked:#?}");
+}

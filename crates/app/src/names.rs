@@ -1,4 +1,4 @@
-//! The names on a list of people: a caseload, a team's caseload, the triage queue.
+//! The names on a list of people: a caseload, a team's caseload, the triage queue, tasks.
 //!
 //! A caseload's rows come from a read model, which holds no personal data (a projection could
 //! not forget a name when the person is erased). The names come from the log: the person's
@@ -106,6 +106,11 @@ fn fold_name(events: &[&RecordedEvent]) -> Option<Named> {
     }
 }
 
+/// The people of a list's page, in its order.
+fn ids(page: &CaseloadPage) -> Vec<Uuid> {
+    page.items.iter().map(|item| item.client_id).collect()
+}
+
 impl CaseService {
     /// The names of the people on `page`, a caseload or triage queue the caller was shown,
     /// for each person the caller works as the log has it ([`policy::may_name_on_list`]; a page
@@ -120,7 +125,25 @@ impl CaseService {
         page: &CaseloadPage,
         read: &ReadContext,
     ) -> Result<HashMap<Uuid, PersonName>, AppError> {
-        Ok(self.names_and_numbers(principal, page, read).await?.0)
+        Ok(self.names_and_numbers(principal, &ids(page), read).await?.0)
+    }
+
+    /// The names of the people `client_ids` (the cases of a list of tasks), under the rules
+    /// of [`CaseService::names`]: only those the caller works, each written to the read audit
+    /// before it is answered.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn names_of(
+        &self,
+        principal: &Principal,
+        client_ids: &[Uuid],
+        read: &ReadContext,
+    ) -> Result<HashMap<Uuid, PersonName>, AppError> {
+        let mut ids = client_ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(self.names_and_numbers(principal, &ids, read).await?.0)
     }
 
     /// As [`CaseService::names`], with the people named whose NHS number is on another record
@@ -137,7 +160,7 @@ impl CaseService {
         page: &CaseloadPage,
         read: &ReadContext,
     ) -> Result<(HashMap<Uuid, PersonName>, HashSet<Uuid>), AppError> {
-        let (names, numbers) = self.names_and_numbers(principal, page, read).await?;
+        let (names, numbers) = self.names_and_numbers(principal, &ids(page), read).await?;
         if !policy::may_learn_known_person(principal) || numbers.is_empty() {
             return Ok((names, HashSet::new()));
         }
@@ -170,15 +193,14 @@ impl CaseService {
         }
     }
 
-    /// The names (see [`CaseService::names`]) and the NHS numbers of the people named.
+    /// The names (see [`CaseService::names`]) and the NHS numbers of the people `ids` named.
     async fn names_and_numbers(
         &self,
         principal: &Principal,
-        page: &CaseloadPage,
+        ids: &[Uuid],
         read: &ReadContext,
     ) -> Result<(HashMap<Uuid, PersonName>, Vec<(Uuid, domain::NhsNumber)>), AppError> {
-        let ids: Vec<Uuid> = page.items.iter().map(|item| item.client_id).collect();
-        let events = match self.store().read_streams_of_types(&ids, NAME_EVENTS).await {
+        let events = match self.store().read_streams_of_types(ids, NAME_EVENTS).await {
             Ok(events) => events,
             // A person whose events cannot be opened or brought to their current shape leaves
             // the page without names (each "Person" and an id), not without the page.
@@ -194,9 +216,9 @@ impl CaseService {
         }
         let mut names = HashMap::with_capacity(ids.len());
         let mut numbers = Vec::new();
-        for item in &page.items {
+        for client_id in ids {
             let Some(named) = by_person
-                .get(&item.client_id)
+                .get(client_id)
                 .and_then(|events| fold_name(events))
             else {
                 continue;
@@ -209,15 +231,15 @@ impl CaseService {
             case.state.link_worker = named.holder;
             if policy::may_name_on_list(principal, &case).is_ok() {
                 if let (PersonName::Known(_), Some(number)) = (&named.name, named.number) {
-                    numbers.push((item.client_id, number));
+                    numbers.push((*client_id, number));
                 }
-                names.insert(item.client_id, named.name);
+                names.insert(*client_id, named.name);
             }
         }
         let shown: Vec<(Uuid, Uuid)> = ids
-            .into_iter()
-            .filter(|id| matches!(names.get(id), Some(PersonName::Known(_))))
-            .map(|id| (principal.organisation_id, id))
+            .iter()
+            .filter(|id| matches!(names.get(*id), Some(PersonName::Known(_))))
+            .map(|id| (principal.organisation_id, *id))
             .collect();
         if !shown.is_empty() {
             let client = self.store().pool().get().await?;

@@ -180,6 +180,17 @@ pub struct ReferralSummary {
     pub source: ReferralSource,
     pub reasons: Vec<NeedDomain>,
     pub received_on: NaiveDate,
+    /// How soon the referrer asked for contact.
+    pub urgency: domain::Urgency,
+    /// Who referred, by name as they gave it (personal data: erased with the person).
+    pub referrer_name: Option<String>,
+    /// The referrer's practice or organisation.
+    pub referrer_organisation: Option<String>,
+    /// The referrer's note (personal data: erased with the person).
+    pub note: Option<String>,
+    /// Where it was redirected, in words: the directory service's name, the recording rules'
+    /// name for a destination code, or the words of a redirection recorded before codes.
+    pub redirected_to: Option<String>,
 }
 
 /// A client's record now, folded from the log with corrections applied.
@@ -472,6 +483,7 @@ impl CaseService {
         self.audit_read(principal, client_id.0, RecordView::Record, read)
             .await?;
         let mut personal = None;
+        let mut redirected_services = Vec::new();
         let mut area = None;
         let mut referrals = Vec::new();
         let mut plan = Plan::default();
@@ -493,7 +505,31 @@ impl CaseService {
                     source: referral.source,
                     reasons: referral.reasons,
                     received_on: referral.received_on,
+                    urgency: referral.urgency,
+                    referrer_name: referral.referrer.name,
+                    referrer_organisation: referral.referrer.organisation,
+                    note: referral.note,
+                    redirected_to: None,
                 }),
+                CaseEvent::ReferralRedirected(redirected) => {
+                    if let Some(referral) = referrals
+                        .iter_mut()
+                        .find(|r| r.referral_id == redirected.referral_id.0)
+                    {
+                        referral.redirected_to = Some(match redirected.destination {
+                            domain::Destination::Service { service_id } => {
+                                redirected_services.push(service_id.0);
+                                service_id.0.to_string()
+                            }
+                            domain::Destination::Coded { code } => self
+                                .redirect_destinations()
+                                .iter()
+                                .find(|d| d.code == code)
+                                .map_or(code, |d| d.name.clone()),
+                            domain::Destination::Described { text } => text,
+                        });
+                    }
+                }
                 CaseEvent::WhatMattersRecorded(c) => plan.what_matters = Some(c.text),
                 CaseEvent::DemographicsRecorded(c) => plan.demographics = Some(c),
                 CaseEvent::AppointmentBooked(c) => plan.booked.push(BookedAppointment {
@@ -566,6 +602,16 @@ impl CaseService {
             }
         }
         self.name_services(&mut onward).await?;
+        // A redirection to a directory service reads as the service's name.
+        for (service_id, name) in self.service_names(&redirected_services).await? {
+            let id = service_id.to_string();
+            for referral in referrals
+                .iter_mut()
+                .filter(|r| r.redirected_to.as_deref() == Some(id.as_str()))
+            {
+                referral.redirected_to = Some(name.clone());
+            }
+        }
         let safeguarding = crate::safeguarding::notes_and_concerns(&history);
         let state = &loaded.state;
         if state.erased {
@@ -663,10 +709,20 @@ impl CaseService {
 
     /// Names each connection's service as the directory lists it now.
     async fn name_services(&self, onward: &mut [OnwardConnection]) -> Result<(), AppError> {
-        if onward.is_empty() {
-            return Ok(());
-        }
         let ids: Vec<Uuid> = onward.iter().map(|c| c.service_id).collect();
+        for (id, name) in self.service_names(&ids).await? {
+            for c in onward.iter_mut().filter(|c| c.service_id == id) {
+                c.service_name = Some(name.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// The directory's names of the services `ids`, those it lists.
+    async fn service_names(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>, AppError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let client = self.store().pool().get().await?;
         let rows = client
             .query(
@@ -674,14 +730,7 @@ impl CaseService {
                 &[&ids],
             )
             .await?;
-        for row in &rows {
-            let id: Uuid = row.get(0);
-            let name: String = row.get(1);
-            for c in onward.iter_mut().filter(|c| c.service_id == id) {
-                c.service_name = Some(name.clone());
-            }
-        }
-        Ok(())
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
     }
 
     /// A page of a client's journey as `view` selects it (the policy is asked about the record

@@ -208,10 +208,7 @@ impl PersonForm for RedirectForm {
             Err(e) => return Err(failure(Some(on.session), &e)),
         };
         Ok(html! {
-            p class="nhsuk-body" {
-                "Received " (crate::pages::day(referral.received_on)) " from "
-                (domain::code(&referral.source).replace('_', " ")) "."
-            }
+            p class="nhsuk-body" { (crate::pages::referral_text(referral)) "." }
             (posted::<RedirectForm>(on, self.fields(on, referral, &services, errors)))
         })
     }

@@ -157,12 +157,14 @@ fn listed<E: DeadLetters>(who: &ConsoleSession, status: &str, rows: &[E]) -> Mar
             @if rows.is_empty() {
                 p class="nhsuk-body" id=(format!("no-{id}")) { "None." }
             } @else {
-                table class="nhsuk-table" id=(id) {
-                    caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { (title) }
-                    (head(E::LISTED_HEADINGS))
-                    tbody class="nhsuk-table__body" {
-                        @for row in rows {
-                            tr class="nhsuk-table__row" { (row.listed_cells()) }
+                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                    table class="nhsuk-table" id=(id) {
+                        caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { (title) }
+                        (head(E::LISTED_HEADINGS))
+                        tbody class="nhsuk-table__body" {
+                            @for row in rows {
+                                tr class="nhsuk-table__row" { (row.listed_cells()) }
+                            }
                         }
                     }
                 }
@@ -213,22 +215,24 @@ fn render<E: DeadLetters>(who: &ConsoleSession, rows: &[E], banner: Option<&str>
             @if rows.is_empty() {
                 p class="nhsuk-body" id="no-dead-letters" { (E::NONE) }
             } @else {
-                table class="nhsuk-table" id="dead-letters" {
-                    caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { (E::CAPTION) }
-                    (head(&headings))
-                    tbody class="nhsuk-table__body" {
-                        @for row in rows {
-                            @let letter = row.letter();
-                            tr class="nhsuk-table__row" {
-                                (row.cells())
-                                td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (letter.attempts) }
-                                td class="nhsuk-table__cell" { (letter.last_error.unwrap_or("–")) }
-                                td class="nhsuk-table__cell" {
-                                    form method="post" action=(format!("{}/replay", E::PATH)) {
-                                        (csrf_field(who))
-                                        input type="hidden" name="message_id" value=(letter.message_id);
-                                        button class="nhsuk-button nhsuk-button--secondary nhsuk-u-margin-bottom-0" type="submit" {
-                                            "Send again" span class="nhsuk-u-visually-hidden" { " the " (E::NOUN) " " (letter.message_id) }
+                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                    table class="nhsuk-table" id="dead-letters" {
+                        caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { (E::CAPTION) }
+                        (head(&headings))
+                        tbody class="nhsuk-table__body" {
+                            @for row in rows {
+                                @let letter = row.letter();
+                                tr class="nhsuk-table__row" {
+                                    (row.cells())
+                                    td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (letter.attempts) }
+                                    td class="nhsuk-table__cell" { (letter.last_error.unwrap_or("–")) }
+                                    td class="nhsuk-table__cell" {
+                                        form method="post" action=(format!("{}/replay", E::PATH)) {
+                                            (csrf_field(who))
+                                            input type="hidden" name="message_id" value=(letter.message_id);
+                                            button class="nhsuk-button nhsuk-button--secondary nhsuk-u-margin-bottom-0" type="submit" {
+                                                "Send again" span class="nhsuk-u-visually-hidden" { " the " (E::NOUN) " " (letter.message_id) }
+                                            }
                                         }
                                     }
                                 }

@@ -166,17 +166,19 @@ fn table(report: &BreakdownReport) -> Markup {
             (report.suppression.below - 1) " are suppressed, and so is the next smallest group's "
             "count where one group's alone would be (" (report.suppression.cells) " cells)."
         }
-        table class="nhsuk-table" id="breakdown" {
-            caption class="nhsuk-table__caption" { "Outcomes by " (report.by.label().to_lowercase()) }
-            (head(&columns))
-            tbody class="nhsuk-table__body" {
-                @for group in &report.groups {
-                    @let r = &group.report;
-                    tr class="nhsuk-table__row" {
-                        th class="nhsuk-table__header" scope="row" { (group.label) }
-                        @for value in [r.referrals.total, r.referrals.people, r.episodes.started,
-                                       r.episodes.closed, r.people.paired, r.people.improved_on_any] {
-                            td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (figure(value)) }
+        div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+            table class="nhsuk-table" id="breakdown" {
+                caption class="nhsuk-table__caption" { "Outcomes by " (report.by.label().to_lowercase()) }
+                (head(&columns))
+                tbody class="nhsuk-table__body" {
+                    @for group in &report.groups {
+                        @let r = &group.report;
+                        tr class="nhsuk-table__row" {
+                            th class="nhsuk-table__header" scope="row" { (group.label) }
+                            @for value in [r.referrals.total, r.referrals.people, r.episodes.started,
+                                           r.episodes.closed, r.people.paired, r.people.improved_on_any] {
+                                td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (figure(value)) }
+                            }
                         }
                     }
                 }

@@ -166,11 +166,14 @@ impl ContactForm {
         let how = ("mode", "Select how the contact took place");
         let mode = mode_chosen(self.mode.as_deref(), how, &mut errors);
         let minutes = match self.minutes.parse::<u32>() {
-            Ok(m) if (1..=1440).contains(&m) => Some(m),
+            Ok(m) if (1..=domain::MAX_CONTACT_MINUTES).contains(&m) => Some(m),
             Ok(_) => {
                 errors.push(FieldError::new(
                     "minutes",
-                    "Minutes must be between 1 and 1440",
+                    format!(
+                        "Minutes must be between 1 and {}",
+                        domain::MAX_CONTACT_MINUTES
+                    ),
                 ));
                 None
             }

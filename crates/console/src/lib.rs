@@ -727,14 +727,10 @@ async fn person_page(
         },
         None => Vec::new(),
     };
-    // A lone-working plan names its buddy.
-    let colleagues = if record.lone_working.is_empty() {
-        Default::default()
-    } else {
-        match console.cases.colleague_names(&session.principal).await {
-            Ok(names) => names,
-            Err(e) => return failure(Some(session), &e),
-        }
+    // The journey names who recorded each entry; a lone-working plan, its buddy.
+    let colleagues = match console.cases.colleague_names(&session.principal).await {
+        Ok(names) => names,
+        Err(e) => return failure(Some(session), &e),
     };
     let view = pages::PersonView {
         record: &record,

@@ -2,6 +2,8 @@
 //! header with who is signed in, main, footer), forms that work without JavaScript, errors as
 //! an error summary linked to each field.
 
+use std::collections::HashMap;
+
 use app::caseload::{CaseloadFlag, CaseloadItem, CaseloadPage, CaseloadScope, WorkerLoad};
 use app::names::PersonName;
 use app::records::{ClientRecord, JourneyPage, RecordReadPage, ReferralSummary};
@@ -271,7 +273,7 @@ fn status_name(status: CaseStatus) -> &'static str {
 pub type Names = std::collections::HashMap<Uuid, PersonName>;
 
 /// A person on a list, linked to their page: their name, or what is known without it.
-fn person_link(client_id: Uuid, names: &Names) -> Markup {
+pub(crate) fn person_link(client_id: Uuid, names: &Names) -> Markup {
     html! {
         a href={"/console/people/" (client_id)} {
             @match names.get(&client_id) {
@@ -331,13 +333,15 @@ pub fn caseload(
                     p class="nhsuk-body" { "No one is on this caseload." }
                 }
             } @else {
-                table class="nhsuk-table" {
-                    caption class="nhsuk-table__caption" {
-                        (page.items.len()) " people, as of log position " (page.as_of.position)
-                    }
-                    (head(&["Person", "Area", "Status", "Last contact", "Next appointment", "Needs attention", "Tags"]))
-                    tbody class="nhsuk-table__body" {
-                        @for item in &page.items { (caseload_row(item, names)) }
+                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                    table class="nhsuk-table" {
+                        caption class="nhsuk-table__caption" {
+                            (page.items.len()) " people, as of log position " (page.as_of.position)
+                        }
+                        (head(&["Person", "Area", "Status", "Last contact", "Next appointment", "Needs attention", "Tags"]))
+                        tbody class="nhsuk-table__body" {
+                            @for item in &page.items { (caseload_row(item, names)) }
+                        }
                     }
                 }
                 @if let Some(next) = page.next_cursor {
@@ -365,26 +369,74 @@ fn event_name(event_type: &str) -> String {
 }
 
 /// The facts of a payload worth a line: its plain fields, ids left out.
-fn facts(payload: &Value) -> Vec<(String, String)> {
+/// When a journey entry happened: its day alone for a fact dated by a day (a referral, an
+/// assessment, and the registration a referral brings are kept at their day's UTC midnight),
+/// else the wall-clock time.
+fn happened(at: DateTime<Utc>) -> String {
+    if at.time() == chrono::NaiveTime::MIN {
+        day(at.date_naive())
+    } else {
+        moment(at)
+    }
+}
+
+/// Who recorded a journey entry: their name and role when they are a colleague, else their
+/// role.
+fn actor(entry: &app::JourneyEntry, colleagues: &HashMap<Uuid, String>) -> String {
+    let role = entry.actor_role.replace('_', " ");
+    match colleagues.get(&entry.actor_id) {
+        Some(name) => format!("{name} ({role})"),
+        None => format!("a {role}"),
+    }
+}
+
+/// The facts of a journey entry a person reads: its fields but ids, codes in words, the
+/// service a connection names by its name (`services`: by id).
+fn facts(payload: &Value, services: &HashMap<String, &str>) -> Vec<(String, String)> {
     let Value::Object(fields) = payload else {
         return Vec::new();
     };
-    fields
-        .iter()
-        .filter(|(k, _)| !k.ends_with("_id") && !k.ends_with("_ids"))
-        .filter_map(|(k, v)| {
-            let text = match v {
-                // An instant (`contacted_at`) as the wall clock showed it, like the card's own.
-                Value::String(s) if let Ok(at) = DateTime::parse_from_rfc3339(s) => {
-                    moment(at.with_timezone(&Utc))
-                }
-                Value::String(s) => s.replace('_', " "),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => if *b { "yes" } else { "no" }.to_owned(),
-                _ => return None,
-            };
-            Some((k.replace('_', " "), text))
-        })
+    let service = fields
+        .get("service_id")
+        .and_then(Value::as_str)
+        .and_then(|id| services.get(id))
+        .map(|name| ("service".to_owned(), (*name).to_owned()));
+    service
+        .into_iter()
+        .chain(
+            fields
+                .iter()
+                .filter(|(k, _)| !k.ends_with("_id") && !k.ends_with("_ids"))
+                .filter_map(|(k, v)| {
+                    let text = match v {
+                        // An instant (`contacted_at`) as the wall clock showed it, like the card's own.
+                        Value::String(s) if let Ok(at) = DateTime::parse_from_rfc3339(s) => {
+                            moment(at.with_timezone(&Utc))
+                        }
+                        Value::String(s) if let Ok(d) = s.parse::<NaiveDate>() => day(d),
+                        Value::String(s) => code_words(s),
+                        // Where a redirected referral went: a directory service, a code, or
+                        // words.
+                        Value::Object(o) if k == "destination" => {
+                            let field = |name: &str| o.get(name).and_then(Value::as_str);
+                            match field("kind") {
+                                Some("service") => field("service_id")
+                                    .and_then(|id| services.get(id))
+                                    .map_or_else(
+                                        || "a directory service".to_owned(),
+                                        |name| (*name).to_owned(),
+                                    ),
+                                Some("coded") => code_words(field("code").unwrap_or_default()),
+                                _ => field("text").unwrap_or_default().to_owned(),
+                            }
+                        }
+                        Value::Number(n) => n.to_string(),
+                        Value::Bool(b) => if *b { "yes" } else { "no" }.to_owned(),
+                        _ => return None,
+                    };
+                    Some((k.replace('_', " "), text))
+                }),
+        )
         .take(6)
         .collect()
 }
@@ -404,7 +456,7 @@ pub struct PersonView<'a> {
     pub workers: &'a [WorkerLoad],
     /// The names of the viewer's colleagues (a lone-working plan names its buddy); empty when
     /// the page names none.
-    pub colleagues: &'a std::collections::HashMap<Uuid, String>,
+    pub colleagues: &'a HashMap<Uuid, String>,
     /// The time now, by the service's clock.
     pub now: chrono::DateTime<chrono::Utc>,
 }
@@ -425,6 +477,12 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
         now,
     } = *view;
     let name = person_name(record);
+    // The services the record's connections name, for the journey's entries.
+    let services: HashMap<String, &str> = record
+        .onward
+        .iter()
+        .filter_map(|c| Some((c.service_id.to_string(), c.service_name.as_deref()?)))
+        .collect();
     layout(
         &name,
         Some(who),
@@ -443,6 +501,15 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
                     @if let Some(dob) = p.date_of_birth { (summary_row("Date of birth", &day(dob))) }
                     @if let Some(nhs) = &p.nhs_number { (summary_row("NHS number", &domain::code(nhs))) }
                     @if let Some(phone) = &p.phone { (summary_row("Telephone", phone)) }
+                }
+                @if let Some(referral) = record.referrals.last() {
+                    (summary_row("Referral", &referral_text(referral)))
+                    @if let Some(note) = referral.note.as_deref().filter(|n| !n.trim().is_empty()) {
+                        (summary_row("Referrer's note", note))
+                    }
+                    @if let Some(to) = &referral.redirected_to {
+                        (summary_row("Redirected to", to))
+                    }
                 }
                 (summary_row("Link worker", &worker_name(record.link_worker_id, workers, who)))
                 (summary_row("Contacts", &record.contacts.to_string()))
@@ -477,12 +544,12 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
                     li class="nhsuk-card" {
                         div class="nhsuk-card__content" {
                             h3 class="nhsuk-card__heading nhsuk-heading-s" { (event_name(&entry.event_type)) }
-                            p class="nhsuk-body-s" {
-                                "Happened " (moment(entry.occurred_at)) ". Recorded " (moment(entry.recorded_at))
-                                " by a " (entry.actor_role.replace('_', " ")) "."
-                            }
                             @let shown = entry.corrected_payload.as_ref().unwrap_or(&entry.payload);
-                            @let facts = facts(shown);
+                            p class="nhsuk-body-s" {
+                                "Happened " (happened(entry.occurred_at)) ". Recorded " (moment(entry.recorded_at))
+                                " by " (actor(entry, colleagues)) "."
+                            }
+                            @let facts = facts(shown, &services);
                             @if !facts.is_empty() {
                                 ul class="nhsuk-list nhsuk-body-s" {
                                     @for (k, v) in &facts { li { (k) ": " (v) } }
@@ -539,6 +606,67 @@ fn shared_number(record: &ClientRecord) -> Markup {
     }
 }
 
+/// A referral in a sentence: when it came, from whom, for what, and how soon contact is asked
+/// for when that is not routine ("Received 1 December 2026 from GP (Dr A Patel, Frome Medical
+/// Practice), for loneliness or isolation, mental wellbeing; urgent").
+/// Words for a code of a vocabulary a page shows (a referral source, a need, an outcome
+/// measure), else the code with spaces.
+pub(crate) fn code_words(code: &str) -> String {
+    fn find<T: Copy + serde::Serialize>(
+        all: &[T],
+        label: fn(T) -> &'static str,
+        code: &str,
+    ) -> Option<&'static str> {
+        all.iter()
+            .find(|v| domain::code(*v) == code)
+            .map(|v| label(*v))
+    }
+    if let Some(words) = find(
+        domain::ReferralSource::ALL,
+        domain::ReferralSource::label,
+        code,
+    )
+    .or_else(|| find(domain::NeedDomain::ALL, domain::NeedDomain::label, code))
+    {
+        return words.to_owned();
+    }
+    // A measure of the outcome rules: its instrument, then what of it ("ONS4 anxiety").
+    for instrument in domain::Instrument::ALL {
+        let name = domain::code(instrument);
+        if code == name {
+            return instrument.label().to_owned();
+        }
+        if let Some(rest) = code.strip_prefix(&format!("{name}_")) {
+            return format!("{} {}", instrument.label(), rest.replace('_', " "));
+        }
+    }
+    code.replace('_', " ")
+}
+
+pub(crate) fn referral_text(referral: &ReferralSummary) -> String {
+    let mut text = format!(
+        "Received {} from {}",
+        day(referral.received_on),
+        referral.source.label()
+    );
+    let by: Vec<&str> = [&referral.referrer_name, &referral.referrer_organisation]
+        .into_iter()
+        .filter_map(|v| v.as_deref())
+        .filter(|v| !v.trim().is_empty())
+        .collect();
+    if !by.is_empty() {
+        text.push_str(&format!(" ({})", by.join(", ")));
+    }
+    if !referral.reasons.is_empty() {
+        let reasons: Vec<&str> = referral.reasons.iter().map(|r| r.label()).collect();
+        text.push_str(&format!(", for {}", reasons.join(", ")));
+    }
+    if referral.urgency != domain::Urgency::Routine {
+        text.push_str(&format!("; {}", referral.urgency.label()));
+    }
+    text
+}
+
 /// What a person's pages call them: their name, or who they are without one.
 pub(crate) fn person_name(record: &ClientRecord) -> String {
     match &record.personal {
@@ -572,16 +700,15 @@ fn decision_form(
     let reason_error = error_for(errors, "reason");
     html! {
         h2 class="nhsuk-heading-m" { "Decide the referral" }
-        p class="nhsuk-body" {
-            "Received " (day(referral.received_on)) " from " (domain::code(&referral.source).replace('_', " "))
-            @if !referral.reasons.is_empty() {
-                ", for: "
-                @for (i, reason) in referral.reasons.iter().enumerate() {
-                    @if i > 0 { ", " }
-                    (domain::code(reason).replace('_', " "))
-                }
+        p class="nhsuk-body" id="referral-to-decide" { (referral_text(referral)) "." }
+        @if referral.urgency != domain::Urgency::Routine {
+            strong class="nhsuk-tag nhsuk-tag--red" { "Contact " (referral.urgency.label()) }
+        }
+        @if let Some(note) = referral.note.as_deref().filter(|n| !n.trim().is_empty()) {
+            div class="nhsuk-inset-text" {
+                span class="nhsuk-u-visually-hidden" { "The referrer's note: " }
+                p { (note) }
             }
-            "."
         }
         form method="post" action={"/console/people/" (record.client_id) "/decision"} novalidate {
             (csrf_field(who))
@@ -672,36 +799,38 @@ pub fn triage(
             @if page.items.is_empty() {
                 p class="nhsuk-body" { "No referral is waiting for a decision or a link worker." }
             } @else {
-                table class="nhsuk-table" {
-                    caption class="nhsuk-table__caption" {
-                        (page.items.len()) " waiting, oldest referral first, as of log position " (page.as_of.position)
-                    }
-                    (head(&["Person", "Waiting for", "Area", "Referred", "From", "Days waiting", "Flags"]))
-                    tbody class="nhsuk-table__body" {
-                        @for item in &page.items {
-                            tr class="nhsuk-table__row" {
-                                td class="nhsuk-table__cell" { (person_link(item.client_id, names)) }
-                                td class="nhsuk-table__cell waiting-for" {
-                                    @if item.status == CaseStatus::Referred {
-                                        "A decision"
-                                    } @else {
-                                        strong class="nhsuk-tag nhsuk-tag--yellow" { "A link worker (accepted)" }
+                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                    table class="nhsuk-table" {
+                        caption class="nhsuk-table__caption" {
+                            (page.items.len()) " waiting, oldest referral first, as of log position " (page.as_of.position)
+                        }
+                        (head(&["Person", "Waiting for", "Area", "Referred", "From", "Days waiting", "Flags"]))
+                        tbody class="nhsuk-table__body" {
+                            @for item in &page.items {
+                                tr class="nhsuk-table__row" {
+                                    td class="nhsuk-table__cell" { (person_link(item.client_id, names)) }
+                                    td class="nhsuk-table__cell waiting-for" {
+                                        @if item.status == CaseStatus::Referred {
+                                            "A decision"
+                                        } @else {
+                                            strong class="nhsuk-tag nhsuk-tag--yellow" { "A link worker (accepted)" }
+                                        }
                                     }
-                                }
-                                td class="nhsuk-table__cell" { (item.area) }
-                                td class="nhsuk-table__cell" {
-                                    @match item.referred_on { Some(d) => (day(d)), None => "Not recorded" }
-                                }
-                                td class="nhsuk-table__cell" {
-                                    (item.referral_source.as_deref().unwrap_or("Not recorded").replace('_', " "))
-                                }
-                                td class="nhsuk-table__cell" {
-                                    @match item.days_since_referral { Some(d) => (d), None => "" }
-                                }
-                                td class="nhsuk-table__cell" {
-                                    @for flag in &item.flags { (flag_tag(*flag)) " " }
-                                    @if shared.contains(&item.client_id) {
-                                        strong class="nhsuk-tag nhsuk-tag--orange shared-nhs-number" { "NHS number on another record" }
+                                    td class="nhsuk-table__cell" { (item.area) }
+                                    td class="nhsuk-table__cell" {
+                                        @match item.referred_on { Some(d) => (day(d)), None => "Not recorded" }
+                                    }
+                                    td class="nhsuk-table__cell" {
+                                        (item.referral_source.as_deref().map_or("Not recorded".to_owned(), code_words))
+                                    }
+                                    td class="nhsuk-table__cell" {
+                                        @match item.days_since_referral { Some(d) => (d), None => "" }
+                                    }
+                                    td class="nhsuk-table__cell" {
+                                        @for flag in &item.flags { (flag_tag(*flag)) " " }
+                                        @if shared.contains(&item.client_id) {
+                                            strong class="nhsuk-tag nhsuk-tag--orange shared-nhs-number" { "NHS number on another record" }
+                                        }
                                     }
                                 }
                             }
@@ -777,39 +906,41 @@ pub fn audit(
                 p class="nhsuk-body" {
                     (journey.entries.len()) " entries; status " (status_name(journey.status).to_lowercase()) "."
                 }
-                table class="nhsuk-table" {
-                    caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Every entry, oldest first" }
-                    (head(&["Entry", "What", "Happened", "Recorded", "By"]))
-                    tbody class="nhsuk-table__body" {
-                        @for entry in &journey.entries {
-                            tr class="nhsuk-table__row" {
-                                td class="nhsuk-table__cell" { (entry.stream_version) }
-                                td class="nhsuk-table__cell" {
-                                    (event_name(&entry.event_type))
-                                    @let recorded = facts(&entry.payload);
-                                    @if !recorded.is_empty() {
-                                        ul class="nhsuk-list nhsuk-body-s" {
-                                            @for (k, v) in &recorded { li { (k) ": " (v) } }
+                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                    table class="nhsuk-table" {
+                        caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Every entry, oldest first" }
+                        (head(&["Entry", "What", "Happened", "Recorded", "By"]))
+                        tbody class="nhsuk-table__body" {
+                            @for entry in &journey.entries {
+                                tr class="nhsuk-table__row" {
+                                    td class="nhsuk-table__cell" { (entry.stream_version) }
+                                    td class="nhsuk-table__cell" {
+                                        (event_name(&entry.event_type))
+                                        @let recorded = facts(&entry.payload, &HashMap::new());
+                                        @if !recorded.is_empty() {
+                                            ul class="nhsuk-list nhsuk-body-s" {
+                                                @for (k, v) in &recorded { li { (k) ": " (v) } }
+                                            }
                                         }
-                                    }
-                                    @if let Some(corrected) = &entry.corrected_payload {
-                                        p class="nhsuk-body-s" {
-                                            strong class="nhsuk-tag nhsuk-tag--grey" { "Corrected" }
-                                            " now reads: "
-                                            @for (i, (k, v)) in facts(corrected).iter().enumerate() {
-                                                @if i > 0 { "; " }
-                                                (k) ": " (v)
+                                        @if let Some(corrected) = &entry.corrected_payload {
+                                            p class="nhsuk-body-s" {
+                                                strong class="nhsuk-tag nhsuk-tag--grey" { "Corrected" }
+                                                " now reads: "
+                                                @for (i, (k, v)) in facts(corrected, &HashMap::new()).iter().enumerate() {
+                                                    @if i > 0 { "; " }
+                                                    (k) ": " (v)
+                                                }
                                             }
                                         }
                                     }
-                                }
-                                td class="nhsuk-table__cell" { (moment(entry.occurred_at)) }
-                                td class="nhsuk-table__cell" { (moment(entry.recorded_at)) }
-                                td class="nhsuk-table__cell" {
-                                    @if entry.actor_role == "operator" || entry.actor_role == "system" {
-                                        "Casebook (" (entry.actor_role) ")"
-                                    } @else {
-                                        (name(entry.actor_id)) " (" (entry.actor_role.replace('_', " ")) ")"
+                                    td class="nhsuk-table__cell" { (moment(entry.occurred_at)) }
+                                    td class="nhsuk-table__cell" { (moment(entry.recorded_at)) }
+                                    td class="nhsuk-table__cell" {
+                                        @if entry.actor_role == "operator" || entry.actor_role == "system" {
+                                            "Casebook (" (entry.actor_role) ")"
+                                        } @else {
+                                            (name(entry.actor_id)) " (" (entry.actor_role.replace('_', " ")) ")"
+                                        }
                                     }
                                 }
                             }
@@ -817,20 +948,22 @@ pub fn audit(
                     }
                 }
                 h2 class="nhsuk-heading-m" id="reads" { "Who read this record" }
-                table class="nhsuk-table" {
-                    caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Every read, oldest first" }
-                    (head(&["When", "Who", "What", "Why"]))
-                    tbody class="nhsuk-table__body" {
-                        @for read in &reads.items {
-                            tr class="nhsuk-table__row" {
-                                td class="nhsuk-table__cell" { (moment(read.read_at)) }
-                                td class="nhsuk-table__cell" { (name(read.staff_id)) }
-                                td class="nhsuk-table__cell" { (read.view.code().replace('_', " ")) }
-                                td class="nhsuk-table__cell" {
-                                    @match (&read.purpose, &read.purpose_text) {
-                                        (Some(p), _) => (domain::code(p).replace('_', " ")),
-                                        (None, Some(t)) => (t),
-                                        (None, None) => "Not said",
+                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                    table class="nhsuk-table" {
+                        caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Every read, oldest first" }
+                        (head(&["When", "Who", "What", "Why"]))
+                        tbody class="nhsuk-table__body" {
+                            @for read in &reads.items {
+                                tr class="nhsuk-table__row" {
+                                    td class="nhsuk-table__cell" { (moment(read.read_at)) }
+                                    td class="nhsuk-table__cell" { (name(read.staff_id)) }
+                                    td class="nhsuk-table__cell" { (read.view.code().replace('_', " ")) }
+                                    td class="nhsuk-table__cell" {
+                                        @match (&read.purpose, &read.purpose_text) {
+                                            (Some(p), _) => (domain::code(p).replace('_', " ")),
+                                            (None, Some(t)) => (t),
+                                            (None, None) => "Not said",
+                                        }
                                     }
                                 }
                             }
@@ -870,35 +1003,37 @@ pub fn admin(
             @if live.is_empty() {
                 p class="nhsuk-body" { "No one is signed in to the console." }
             } @else {
-                table class="nhsuk-table" id="sessions-table" {
-                    caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Live console sessions" }
-                    thead class="nhsuk-table__head" {
-                        tr class="nhsuk-table__row" {
-                            th class="nhsuk-table__header" scope="col" { "Who" }
-                            th class="nhsuk-table__header" scope="col" { "Signed in" }
-                            th class="nhsuk-table__header" scope="col" { "Last seen" }
-                            th class="nhsuk-table__header" scope="col" { "How" }
-                            th class="nhsuk-table__header" scope="col" { span class="nhsuk-u-visually-hidden" { "Action" } }
-                        }
-                    }
-                    tbody class="nhsuk-table__body" {
-                        @for s in live {
+                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                    table class="nhsuk-table" id="sessions-table" {
+                        caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Live console sessions" }
+                        thead class="nhsuk-table__head" {
                             tr class="nhsuk-table__row" {
-                                td class="nhsuk-table__cell" { (s.name) }
-                                td class="nhsuk-table__cell" { (moment(s.created_at)) }
-                                td class="nhsuk-table__cell" { (moment(s.last_seen_at)) }
-                                td class="nhsuk-table__cell" { @if s.signed_in_via == "link" { "Sign-in link" } @else { "Single sign-on" } }
-                                td class="nhsuk-table__cell" {
-                                    @if s.session_id != who.session_id() {
-                                        form method="post" action="/console/admin/sessions/end" {
-                                            (csrf_field(who))
-                                            input type="hidden" name="session_id" value=(s.session_id);
-                                            button class="nhsuk-button nhsuk-button--warning nhsuk-u-margin-bottom-0" type="submit" {
-                                                "End session" span class="nhsuk-u-visually-hidden" { " of " (s.name) }
+                                th class="nhsuk-table__header" scope="col" { "Who" }
+                                th class="nhsuk-table__header" scope="col" { "Signed in" }
+                                th class="nhsuk-table__header" scope="col" { "Last seen" }
+                                th class="nhsuk-table__header" scope="col" { "How" }
+                                th class="nhsuk-table__header" scope="col" { span class="nhsuk-u-visually-hidden" { "Action" } }
+                            }
+                        }
+                        tbody class="nhsuk-table__body" {
+                            @for s in live {
+                                tr class="nhsuk-table__row" {
+                                    td class="nhsuk-table__cell" { (s.name) }
+                                    td class="nhsuk-table__cell" { (moment(s.created_at)) }
+                                    td class="nhsuk-table__cell" { (moment(s.last_seen_at)) }
+                                    td class="nhsuk-table__cell" { @if s.signed_in_via == "link" { "Sign-in link" } @else { "Single sign-on" } }
+                                    td class="nhsuk-table__cell" {
+                                        @if s.session_id != who.session_id() {
+                                            form method="post" action="/console/admin/sessions/end" {
+                                                (csrf_field(who))
+                                                input type="hidden" name="session_id" value=(s.session_id);
+                                                button class="nhsuk-button nhsuk-button--warning nhsuk-u-margin-bottom-0" type="submit" {
+                                                    "End session" span class="nhsuk-u-visually-hidden" { " of " (s.name) }
+                                                }
                                             }
+                                        } @else {
+                                            "This session"
                                         }
-                                    } @else {
-                                        "This session"
                                     }
                                 }
                             }
@@ -907,16 +1042,18 @@ pub fn admin(
                 }
             }
             h2 class="nhsuk-heading-m" id="events" { "Recent sign-ins and sign-outs" }
-            table class="nhsuk-table" id="events-table" {
-                caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Session events, newest first" }
-                (head(&["When", "Who", "What", "From"]))
-                tbody class="nhsuk-table__body" {
-                    @for e in events {
-                        tr class="nhsuk-table__row" {
-                            td class="nhsuk-table__cell" { (moment(e.at)) }
-                            td class="nhsuk-table__cell" { (name(e.staff_id)) }
-                            td class="nhsuk-table__cell" { (e.kind.replace('_', " ")) }
-                            td class="nhsuk-table__cell" { (e.source.as_deref().unwrap_or("–")) }
+            div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                table class="nhsuk-table" id="events-table" {
+                    caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Session events, newest first" }
+                    (head(&["When", "Who", "What", "From"]))
+                    tbody class="nhsuk-table__body" {
+                        @for e in events {
+                            tr class="nhsuk-table__row" {
+                                td class="nhsuk-table__cell" { (moment(e.at)) }
+                                td class="nhsuk-table__cell" { (name(e.staff_id)) }
+                                td class="nhsuk-table__cell" { (e.kind.replace('_', " ")) }
+                                td class="nhsuk-table__cell" { (e.source.as_deref().unwrap_or("–")) }
+                            }
                         }
                     }
                 }
@@ -925,15 +1062,17 @@ pub fn admin(
             p class="nhsuk-body" { a href="/console/admin/teams" { "Teams, and adding a team or a member of staff" } }
             p class="nhsuk-body" { a href="/console/admin/gp-messages" { "Messages to GP practices not delivered" } }
             p class="nhsuk-body" { a href="/console/admin/reminders" { "Appointment reminders not delivered" } }
-            table class="nhsuk-table" id="staff-table" {
-                caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "The organisation's staff" }
-                (head(&["Name", "Role", "Active"]))
-                tbody class="nhsuk-table__body" {
-                    @for member in staff {
-                        tr class="nhsuk-table__row" {
-                            td class="nhsuk-table__cell" { a href={"/console/admin/staff/" (member.staff_id)} { (member.name) } }
-                            td class="nhsuk-table__cell" { (member.role.as_str().replace('_', " ")) }
-                            td class="nhsuk-table__cell" { @if member.active { "Yes" } @else { "No" } }
+            div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                table class="nhsuk-table" id="staff-table" {
+                    caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "The organisation's staff" }
+                    (head(&["Name", "Role", "Active"]))
+                    tbody class="nhsuk-table__body" {
+                        @for member in staff {
+                            tr class="nhsuk-table__row" {
+                                td class="nhsuk-table__cell" { a href={"/console/admin/staff/" (member.staff_id)} { (member.name) } }
+                                td class="nhsuk-table__cell" { (member.role.as_str().replace('_', " ")) }
+                                td class="nhsuk-table__cell" { @if member.active { "Yes" } @else { "No" } }
+                            }
                         }
                     }
                 }
@@ -1278,5 +1417,20 @@ pub(crate) fn capitalise(text: &str) -> String {
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::code_words;
+
+    #[test]
+    fn codes_read_as_words() {
+        assert_eq!(code_words("gp"), "GP");
+        assert_eq!(code_words("money_benefits_debt"), "money, benefits or debt");
+        assert_eq!(code_words("swemwbs"), "SWEMWBS");
+        assert_eq!(code_words("ons4_anxiety"), "ONS4 anxiety");
+        assert_eq!(code_words("ons_loneliness"), "ONS loneliness question");
+        assert_eq!(code_words("something_new"), "something new");
     }
 }

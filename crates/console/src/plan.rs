@@ -674,17 +674,19 @@ fn goals_section(
         @if plan.goals.is_empty() {
             p class="nhsuk-body" { "No goal is agreed yet." }
         } @else {
-            table class="nhsuk-table" id="goals-table" {
-                caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Goals agreed, oldest first" }
-                (head(&["Goal", "Need", "Progress"]))
-                tbody class="nhsuk-table__body" {
-                    @for g in &plan.goals {
-                        tr class="nhsuk-table__row" {
-                            td class="nhsuk-table__cell" { (g.description) }
-                            td class="nhsuk-table__cell" { (g.need.map_or("None named".to_owned(), need_name)) }
-                            td class="nhsuk-table__cell" {
-                                (progress_name(g.progress))
-                                @if let Some(note) = &g.review_note { ": " (note) }
+            div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                table class="nhsuk-table" id="goals-table" {
+                    caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Goals agreed, oldest first" }
+                    (head(&["Goal", "Need", "Progress"]))
+                    tbody class="nhsuk-table__body" {
+                        @for g in &plan.goals {
+                            tr class="nhsuk-table__row" {
+                                td class="nhsuk-table__cell" { (g.description) }
+                                td class="nhsuk-table__cell" { (g.need.map_or("None named".to_owned(), need_name)) }
+                                td class="nhsuk-table__cell" {
+                                    (progress_name(g.progress))
+                                    @if let Some(note) = &g.review_note { ": " (note) }
+                                }
                             }
                         }
                     }

@@ -465,10 +465,12 @@ fn numeric(value: &str) -> Markup {
 /// A table with a visually hidden caption, `columns` (see [`head`]) and `rows` of cells.
 fn table(id: &str, caption: &str, columns: &[&str], rows: Markup) -> Markup {
     html! {
-        table class="nhsuk-table" id=(id) {
-            caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { (caption) }
-            (head(columns))
-            tbody class="nhsuk-table__body" { (rows) }
+        div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+            table class="nhsuk-table" id=(id) {
+                caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { (caption) }
+                (head(columns))
+                tbody class="nhsuk-table__body" { (rows) }
+            }
         }
     }
 }
@@ -478,7 +480,7 @@ fn outcomes(report: &OutcomeReport, query: &str) -> Markup {
         .referrals
         .by_source
         .iter()
-        .map(|s| (s.code.replace('_', " "), s.count))
+        .map(|s| (crate::pages::code_words(&s.code), s.count))
         .collect();
     html! {
         (counted_under(report.rules_version, &report.suppression, &format!("{}?{query}", Report::Outcomes.csv_path())))
@@ -495,7 +497,7 @@ fn outcomes(report: &OutcomeReport, query: &str) -> Markup {
         (table("by-source-table", "Referrals by source", &["Source", "#Referrals", "#Per cent"], html! {
             @for share in &report.referrals.by_source {
                 tr class="nhsuk-table__row" {
-                    (cell(&share.code.replace('_', " ")))
+                    (cell(&crate::pages::code_words(&share.code)))
                     (numeric(&figure(share.count)))
                     (numeric(&decimal(share.percent)))
                 }
@@ -505,7 +507,7 @@ fn outcomes(report: &OutcomeReport, query: &str) -> Markup {
         (table("measures-table", "Change by measure", &["Measure", "#People paired", "#Mean baseline", "#Mean follow-up", "#Improved %"], html! {
             @for m in &report.measures {
                 tr class="nhsuk-table__row" {
-                    (cell(&m.measure.replace('_', " ")))
+                    (cell(&crate::pages::code_words(&m.measure)))
                     (numeric(&figure(m.paired)))
                     (numeric(&decimal(m.mean_baseline)))
                     (numeric(&decimal(m.mean_follow_up)))
@@ -528,7 +530,7 @@ fn gaps_by_need(report: &GapReport) -> Vec<(String, Option<i64>)> {
     }
     let mut bars: Vec<(String, Option<i64>)> = needs
         .into_iter()
-        .map(|(need, count)| (need.replace('_', " "), count))
+        .map(|(need, count)| (crate::pages::code_words(need), count))
         .collect();
     bars.sort_by_key(|(_, count)| std::cmp::Reverse(count.unwrap_or(0)));
     bars
@@ -553,7 +555,7 @@ fn gaps(report: &GapReport, query: &str) -> Markup {
             (table("gaps-table", "Service gaps by need, area, month and reason", &["Need", "Area", "Month", "Reason", "#Gaps"], html! {
                 @for gap in &report.gaps {
                     tr class="nhsuk-table__row" {
-                        (cell(&gap.need.replace('_', " ")))
+                        (cell(&crate::pages::code_words(&gap.need)))
                         (cell(&area(&gap.area, &gap.area_name)))
                         (cell(&gap.month.format("%B %Y").to_string()))
                         (cell(&gap.reason.replace('_', " ")))
@@ -570,7 +572,7 @@ fn gaps(report: &GapReport, query: &str) -> Markup {
             @for c in &report.connections {
                 tr class="nhsuk-table__row" {
                     (cell(c.service_name.as_deref().unwrap_or("(no longer listed)")))
-                    (cell(&c.need.replace('_', " ")))
+                    (cell(&crate::pages::code_words(&c.need)))
                     (numeric(&figure(c.made)))
                     (numeric(&figure(c.not_taken_up)))
                     (numeric(&figure(c.waiting_list)))
@@ -587,7 +589,7 @@ fn gaps(report: &GapReport, query: &str) -> Markup {
         (table("capacity-table", "Listed services by need and area", &["Need", "Area", "#Services", "#Taking referrals", "#Waiting list", "#Not taking referrals"], html! {
             @for c in &report.capacity {
                 tr class="nhsuk-table__row" {
-                    (cell(&c.need.replace('_', " ")))
+                    (cell(&crate::pages::code_words(&c.need)))
                     (cell(&area(&c.area, &c.area_name)))
                     (numeric(&c.services.to_string()))
                     (numeric(&c.open.to_string()))

@@ -169,23 +169,25 @@ fn render(
             @if credentials.tokens.is_empty() {
                 p class="nhsuk-body" { "No tokens have been issued." }
             } @else {
-                table class="nhsuk-table" id="tokens-table" {
-                    caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Tokens, newest first" }
-                    (head(&["Label", "Issued", "Expires", "Status", "Action"]))
-                    tbody class="nhsuk-table__body" {
-                        @for t in &credentials.tokens {
-                            tr class="nhsuk-table__row" {
-                                td class="nhsuk-table__cell" { (t.label) }
-                                td class="nhsuk-table__cell" { (moment(t.created_at)) " (" (t.issued_via.replace('_', " ")) ")" }
-                                td class="nhsuk-table__cell" { (moment(t.expires_at)) }
-                                td class="nhsuk-table__cell" { (status(t.live, t.revoked_at.is_some())) }
-                                td class="nhsuk-table__cell" {
-                                    @if t.live {
-                                        form method="post" action=(action("tokens/revoke")) {
-                                            (csrf_field(who))
-                                            input type="hidden" name="token_id" value=(t.token_id);
-                                            button class="nhsuk-button nhsuk-button--warning nhsuk-u-margin-bottom-0" type="submit" {
-                                                "Revoke" span class="nhsuk-u-visually-hidden" { " the token " (t.label) }
+                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                    table class="nhsuk-table" id="tokens-table" {
+                        caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Tokens, newest first" }
+                        (head(&["Label", "Issued", "Expires", "Status", "Action"]))
+                        tbody class="nhsuk-table__body" {
+                            @for t in &credentials.tokens {
+                                tr class="nhsuk-table__row" {
+                                    td class="nhsuk-table__cell" { (t.label) }
+                                    td class="nhsuk-table__cell" { (moment(t.created_at)) " (" (t.issued_via.replace('_', " ")) ")" }
+                                    td class="nhsuk-table__cell" { (moment(t.expires_at)) }
+                                    td class="nhsuk-table__cell" { (status(t.live, t.revoked_at.is_some())) }
+                                    td class="nhsuk-table__cell" {
+                                        @if t.live {
+                                            form method="post" action=(action("tokens/revoke")) {
+                                                (csrf_field(who))
+                                                input type="hidden" name="token_id" value=(t.token_id);
+                                                button class="nhsuk-button nhsuk-button--warning nhsuk-u-margin-bottom-0" type="submit" {
+                                                    "Revoke" span class="nhsuk-u-visually-hidden" { " the token " (t.label) }
+                                                }
                                             }
                                         }
                                     }
@@ -199,18 +201,20 @@ fn render(
             @if credentials.enrolments.is_empty() {
                 p class="nhsuk-body" { "No enrolment codes have been made." }
             } @else {
-                table class="nhsuk-table" id="enrolments-table" {
-                    caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Enrolment codes, newest first" }
-                    (head(&["Made", "Expires", "Status"]))
-                    tbody class="nhsuk-table__body" {
-                        @for e in &credentials.enrolments {
-                            tr class="nhsuk-table__row" {
-                                td class="nhsuk-table__cell" { (moment(e.created_at)) }
-                                td class="nhsuk-table__cell" { (moment(e.expires_at)) }
-                                td class="nhsuk-table__cell" {
-                                    @if let Some(at) = e.redeemed_at { "Redeemed " (moment(at)) }
-                                    @else if e.revoked_at.is_some() { "Revoked" }
-                                    @else { "Waiting to be redeemed" }
+                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                    table class="nhsuk-table" id="enrolments-table" {
+                        caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Enrolment codes, newest first" }
+                        (head(&["Made", "Expires", "Status"]))
+                        tbody class="nhsuk-table__body" {
+                            @for e in &credentials.enrolments {
+                                tr class="nhsuk-table__row" {
+                                    td class="nhsuk-table__cell" { (moment(e.created_at)) }
+                                    td class="nhsuk-table__cell" { (moment(e.expires_at)) }
+                                    td class="nhsuk-table__cell" {
+                                        @if let Some(at) = e.redeemed_at { "Redeemed " (moment(at)) }
+                                        @else if e.revoked_at.is_some() { "Revoked" }
+                                        @else { "Waiting to be redeemed" }
+                                    }
                                 }
                             }
                         }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use app::records::{ReadContext, ReadPurpose};
 use app::sessions::ConsoleSession;
 use app::tasks::{
     CancelTask, RaiseTask, TaskCommandError, TaskItem, TaskPage, TaskRequest, TaskService,
@@ -20,8 +21,8 @@ use uuid::Uuid;
 
 use crate::forms::{self, FieldError, coded, form_id, text};
 use crate::pages::{
-    csrf_field, day, error_for, error_message, error_summary, group_class, head, layout, radios,
-    success,
+    Names, csrf_field, day, error_for, error_message, error_summary, group_class, head, layout,
+    radios, success,
 };
 use crate::{Console, failure, form_session, page, request_id, see_other, session};
 
@@ -106,7 +107,7 @@ pub(crate) async fn tasks_page(
         banner: banner(query.done.as_deref()),
         after: query.after,
     };
-    render(&console, &session, StatusCode::OK, shown).await
+    render(&req, &console, &session, StatusCode::OK, shown).await
 }
 
 struct Shown {
@@ -117,6 +118,7 @@ struct Shown {
 }
 
 async fn render(
+    req: &HttpRequest,
     console: &Console,
     session: &ConsoleSession,
     status: StatusCode,
@@ -146,10 +148,35 @@ async fn render(
         },
         None => None,
     };
-    page(status, markup(session, &mine, team.as_ref(), &shown))
+    // Each task's person by name (each name shown is a read of their record, audited).
+    let people: Vec<Uuid> = mine
+        .items
+        .iter()
+        .chain(team.iter().flat_map(|t| &t.items))
+        .filter_map(|item| item.client_id)
+        .collect();
+    let read = ReadContext::new(Some(ReadPurpose::DirectCare), request_id(req));
+    let names = match console
+        .cases
+        .names_of(&session.principal, &people, &read)
+        .await
+    {
+        Ok(names) => names,
+        Err(e) => return failure(Some(session), &e),
+    };
+    page(
+        status,
+        markup(session, &mine, team.as_ref(), &shown, &names),
+    )
 }
 
-fn markup(who: &ConsoleSession, mine: &TaskPage, team: Option<&TaskPage>, shown: &Shown) -> Markup {
+fn markup(
+    who: &ConsoleSession,
+    mine: &TaskPage,
+    team: Option<&TaskPage>,
+    shown: &Shown,
+    names: &Names,
+) -> Markup {
     layout(
         "My tasks",
         Some(who),
@@ -161,14 +188,14 @@ fn markup(who: &ConsoleSession, mine: &TaskPage, team: Option<&TaskPage>, shown:
             @if mine.items.is_empty() {
                 p class="nhsuk-body" id="no-tasks" { "You have no open tasks." }
             } @else {
-                (table(("my-tasks", ""), "Your open tasks", who, &mine.items, &shown.errors))
+                (table(("my-tasks", ""), "Your open tasks", who, &mine.items, (&shown.errors, names)))
             }
             @if let Some(team) = team {
                 h2 class="nhsuk-heading-m" id="team-overdue" { "Overdue in your team" }
                 @if team.items.is_empty() {
                     p class="nhsuk-body" id="no-overdue" { "Nothing in your team is overdue." }
                 } @else {
-                    (table(("team-overdue-tasks", "team-"), "Your team's overdue tasks", who, &team.items, &shown.errors))
+                    (table(("team-overdue-tasks", "team-"), "Your team's overdue tasks", who, &team.items, (&shown.errors, names)))
                 }
             }
             h2 class="nhsuk-heading-m" id="new-task" { "Add a task for yourself" }
@@ -183,29 +210,31 @@ fn table(
     caption: &str,
     who: &ConsoleSession,
     items: &[TaskItem],
-    errors: &[FieldError],
+    (errors, names): (&[FieldError], &Names),
 ) -> Markup {
     html! {
-        table class="nhsuk-table" id=(id) {
-            caption class="nhsuk-table__caption" { (caption) }
-            (head(&["Task", "Person", "Due", "Done or cancel"]))
-            tbody class="nhsuk-table__body" {
-                @for item in items {
-                    tr class="nhsuk-table__row" id={(at) "task-" (item.task_id)} {
-                        td class="nhsuk-table__cell" {
-                            (crate::pages::capitalise(&item.label))
-                            @if item.rule.is_some() { br; span class="nhsuk-body-s" { "(made by a rule)" } }
+        div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+            table class="nhsuk-table" id=(id) {
+                caption class="nhsuk-table__caption" { (caption) }
+                (head(&["Task", "Person", "Due", "Done or cancel"]))
+                tbody class="nhsuk-table__body" {
+                    @for item in items {
+                        tr class="nhsuk-table__row" id={(at) "task-" (item.task_id)} {
+                            td class="nhsuk-table__cell" {
+                                (crate::pages::capitalise(&item.label))
+                                @if item.rule.is_some() { br; span class="nhsuk-body-s" { "(made by a rule)" } }
+                            }
+                            td class="nhsuk-table__cell" {
+                                @if let Some(client) = item.client_id {
+                                    (crate::pages::person_link(client, names))
+                                } @else { "Team task" }
+                            }
+                            td class="nhsuk-table__cell" {
+                                (day(item.due_on))
+                                @if item.overdue { " " strong class="nhsuk-tag nhsuk-tag--red" { "Overdue" } }
+                            }
+                            td class="nhsuk-table__cell" { (close_forms(who, item, at, errors)) }
                         }
-                        td class="nhsuk-table__cell" {
-                            @if let Some(client) = item.client_id {
-                                a href={"/console/people/" (client)} { "Person " (crate::pages::short(client)) }
-                            } @else { "Team task" }
-                        }
-                        td class="nhsuk-table__cell" {
-                            (day(item.due_on))
-                            @if item.overdue { " " strong class="nhsuk-tag nhsuk-tag--red" { "Overdue" } }
-                        }
-                        td class="nhsuk-table__cell" { (close_forms(who, item, at, errors)) }
                     }
                 }
             }
@@ -318,6 +347,7 @@ pub(crate) async fn raise(
         Ok(c) => c,
         Err(errors) => {
             return render(
+                &req,
                 &console,
                 &session,
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -343,6 +373,7 @@ pub(crate) async fn raise(
         Err(e) => match refusal(e, "kind") {
             Ok(error) => {
                 render(
+                    &req,
                     &console,
                     &session,
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -422,7 +453,14 @@ async fn close(
             banner: None,
             after: None,
         };
-        return render(&console, &session, StatusCode::UNPROCESSABLE_ENTITY, shown).await;
+        return render(
+            &req,
+            &console,
+            &session,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            shown,
+        )
+        .await;
     };
     let request = TaskRequest {
         idempotency_key: Some(format!("console-task-close-{form}")),
@@ -449,7 +487,14 @@ async fn close(
                     banner: None,
                     after: None,
                 };
-                return render(&console, &session, StatusCode::UNPROCESSABLE_ENTITY, shown).await;
+                return render(
+                    &req,
+                    &console,
+                    &session,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    shown,
+                )
+                .await;
             };
             tasks
                 .cancel_as(
@@ -478,7 +523,14 @@ async fn close(
                     banner: None,
                     after: None,
                 };
-                render(&console, &session, StatusCode::UNPROCESSABLE_ENTITY, shown).await
+                render(
+                    &req,
+                    &console,
+                    &session,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    shown,
+                )
+                .await
             }
             Err(e) => failure(Some(&session), &e),
         },

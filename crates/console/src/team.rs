@@ -54,18 +54,20 @@ fn render(who: &ConsoleSession, load: &TeamWorkload) -> Markup {
                 p class="nhsuk-body" { "The team has no active link workers." }
             } @else {
                 (bar_chart_to("workload-chart", "Per cent of capacity used this year, by link worker, on a scale to 100 (the table below has the same figures)", &bars, 100))
-                table class="nhsuk-table" id="workload-table" {
-                    caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Workload by link worker" }
-                    (head(&["Link worker", "#Open cases", "#Referrals waiting", "#People this year", "#Capacity", "#Per cent of capacity"]))
-                    tbody class="nhsuk-table__body" {
-                        @for w in &load.workers {
-                            tr class="nhsuk-table__row" {
-                                td class="nhsuk-table__cell" { (w.name) }
-                                td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (w.open) }
-                                td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (w.referred) }
-                                td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (w.people_this_year) }
-                                td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (w.capacity) }
-                                td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (format!("{:.1}", w.percent_of_capacity)) }
+                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                    table class="nhsuk-table" id="workload-table" {
+                        caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Workload by link worker" }
+                        (head(&["Link worker", "#Open cases", "#Referrals waiting", "#People this year", "#Capacity", "#Per cent of capacity"]))
+                        tbody class="nhsuk-table__body" {
+                            @for w in &load.workers {
+                                tr class="nhsuk-table__row" {
+                                    td class="nhsuk-table__cell" { (w.name) }
+                                    td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (w.open) }
+                                    td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (w.referred) }
+                                    td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (w.people_this_year) }
+                                    td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (w.capacity) }
+                                    td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (format!("{:.1}", w.percent_of_capacity)) }
+                                }
                             }
                         }
                     }

@@ -255,16 +255,18 @@ fn render(
             @if teams.is_empty() {
                 p class="nhsuk-body" { "The organisation has no teams yet." }
             } @else {
-                table class="nhsuk-table" id="teams-table" {
-                    caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "The organisation's teams" }
-                    (head(&["Team", "#Active staff", "#Link workers", "#Capacity (people a year)"]))
-                    tbody class="nhsuk-table__body" {
-                        @for team in teams {
-                            tr class="nhsuk-table__row" {
-                                td class="nhsuk-table__cell" { (team.name) }
-                                td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (team.members) }
-                                td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (team.link_workers) }
-                                td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (team.capacity) }
+                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                    table class="nhsuk-table" id="teams-table" {
+                        caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "The organisation's teams" }
+                        (head(&["Team", "#Active staff", "#Link workers", "#Capacity (people a year)"]))
+                        tbody class="nhsuk-table__body" {
+                            @for team in teams {
+                                tr class="nhsuk-table__row" {
+                                    td class="nhsuk-table__cell" { (team.name) }
+                                    td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (team.members) }
+                                    td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (team.link_workers) }
+                                    td class="nhsuk-table__cell nhsuk-table__cell--numeric" { (team.capacity) }
+                                }
                             }
                         }
                     }

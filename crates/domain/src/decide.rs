@@ -11,7 +11,7 @@ use crate::timing::{Timing, check_timing};
 use crate::{CaseError, Instrument};
 
 /// Longest contact a link worker can record in one go, in minutes.
-const MAX_CONTACT_MINUTES: u32 = 600;
+pub const MAX_CONTACT_MINUTES: u32 = 600;
 
 /// What `decide` needs to know from outside the record, looked up by the caller before it
 /// decides (so every rule is here, and `decide` stays free of IO).
@@ -153,15 +153,17 @@ fn decide_fact(
                     what: "the appointment",
                 });
             }
-            // The same time twice is one appointment booked again (a form sent twice).
+            // The same time and way twice is one appointment booked again (a form sent twice).
             let taken = state.appointment_dates.iter().any(|(id, at)| {
                 *at == c.scheduled_for
+                    && state.appointment_modes.get(id) == Some(&c.mode)
                     && state.appointments.get(id) == Some(&AppointmentStatus::Booked)
             });
             if taken {
                 return Err(CaseError::invalid(
                     "scheduled_for",
-                    "another appointment is booked for that time: cancel it, or choose another",
+                    "an appointment is already booked for that time, the same way: cancel it, \
+                     or choose another time",
                 ));
             }
             Ok(vec![CaseEvent::AppointmentBooked(c.clone())])

@@ -33,7 +33,7 @@ mod timing;
 pub use codes::*;
 pub use command::{CaseCommand, TransferCase};
 pub use correct::{apply_corrected_fields, corrected_entry};
-pub use decide::{Lookups, decide};
+pub use decide::{Lookups, MAX_CONTACT_MINUTES, decide};
 pub use demographics::{
     DEMOGRAPHICS_EVENT_TYPE, DEMOGRAPHICS_TEXT_LIMIT, Demographics, DemographicsRecorded,
     EthnicCategory, EthnicGroup, GenderIdentity, ReportableDemographics, Sex, is_practice_code,

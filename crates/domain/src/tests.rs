@@ -2283,7 +2283,8 @@ fn an_appointment_is_booked_after_the_referral_within_a_year_and_once_a_time() {
         decide_at(&case, &book(ten_years), None, None),
         "scheduled_for",
     );
-    // The time of one still booked is taken; once it is cancelled, it is free again.
+    // The time of one still booked the same way is taken (another way is not: a call to
+    // arrange a visit); once it is cancelled, it is free again.
     let booked_at = booked(ContactMode::Phone).scheduled_for;
     let holding = with(
         case,
@@ -2293,6 +2294,12 @@ fn an_appointment_is_booked_after_the_referral_within_a_year_and_once_a_time() {
         decide_at(&holding, &book(Some(booked_at)), None, None),
         "scheduled_for",
     );
+    let visit = CaseCommand::BookAppointment(AppointmentBooked {
+        appointment_id: AppointmentId(uuid::Uuid::from_u128(0xb00d)),
+        scheduled_for: booked_at,
+        mode: ContactMode::HomeVisit,
+    });
+    assert!(decide_at(&holding, &visit, None, None).is_ok());
     let cancelled = with(
         holding,
         [CaseEvent::AppointmentCancelled(AppointmentCancelled {

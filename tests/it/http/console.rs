@@ -594,6 +594,18 @@ async fn a_team_lead_triages_a_referral_and_assigns_it_to_a_link_worker() {
     browser.click_and_wait("tbody a").await;
     assert_eq!(browser.path().await, format!("/console/people/{client}"));
     browser.assert_accessible("a referral to decide").await;
+    // The referral beside the decision, in words: whence, for what, and the referrer's note.
+    let referral = browser.text("#referral-to-decide").await;
+    assert!(
+        referral.ends_with("from self-referral, for loneliness or isolation, mental wellbeing."),
+        "{referral}"
+    );
+    assert!(
+        browser
+            .text(".nhsuk-inset-text")
+            .await
+            .contains("Lives alone since her husband died."),
+    );
 
     // Declining needs a reason: the application's form says so, and nothing is written.
     browser.click("label[for='decision-decline']").await;
@@ -742,6 +754,21 @@ async fn the_triage_queue_is_oldest_first_and_keeps_a_case_accepted_with_no_link
         .assert_accessible("a triage queue with an accepted case")
         .await;
 
+    // The person's journey says who did what, by name, and a referral's day as a day.
+    browser
+        .goto(&format!("{}/console/people/{}", server.base, ten.0))
+        .await;
+    let said = browser.texts("#journey + ol > li p.nhsuk-body-s").await;
+    assert!(said[0].ends_with("by Lena Lead (team lead)."), "{said:?}");
+    let entries = browser.texts("#journey + ol > li").await;
+    let received = entries
+        .iter()
+        .find(|e| e.starts_with("Referral received"))
+        .expect("the referral");
+    let happened = received.split(". Recorded").next().unwrap_or_default();
+    assert!(!happened.contains(" at "), "a day, not a time: {received}");
+    assert!(received.contains("source: self-referral"), "{received}");
+
     // Assigned: it leaves the queue.
     assert_eq!(
         assign(&server, ten.0, &server.people.worker).await.status,
@@ -796,7 +823,9 @@ async fn an_auditor_replays_a_journey_as_known_at_a_moment_and_sees_who_read_it(
     browser
         .goto(&format!("{}/console/audit?client_id={client}", server.base))
         .await;
-    let rows = browser.texts("#journey + p + table tbody tr").await;
+    let rows = browser
+        .texts("#journey + p + .nhsuk-table-container tbody tr")
+        .await;
     assert_eq!(rows.len(), entries, "every entry of the journey: {rows:?}");
     assert!(
         rows.iter()
@@ -807,7 +836,9 @@ async fn an_auditor_replays_a_journey_as_known_at_a_moment_and_sees_who_read_it(
         rows.iter().any(|r| r.contains("Lena Lead (team lead)")),
         "{rows:?}"
     );
-    let reads = browser.texts("#reads + table tbody tr").await;
+    let reads = browser
+        .texts("#reads + .nhsuk-table-container tbody tr")
+        .await;
     assert!(
         reads
             .iter()
@@ -830,7 +861,10 @@ async fn an_auditor_replays_a_journey_as_known_at_a_moment_and_sees_who_read_it(
         ))
         .await;
     assert_eq!(
-        browser.texts("#journey + p + table tbody tr").await.len(),
+        browser
+            .texts("#journey + p + .nhsuk-table-container tbody tr")
+            .await
+            .len(),
         0
     );
     assert!(browser.text("#journey + p").await.starts_with("0 entries"));
@@ -998,7 +1032,7 @@ async fn an_analyst_reads_the_outcome_report_with_its_chart_and_downloads_the_fi
     assert!(referrals.starts_with("Referrals 6\n"), "{referrals}");
     assert_eq!(
         browser.texts("#by-source-table tbody tr").await,
-        ["self referral 6 100.0"]
+        ["self-referral 6 100.0"]
     );
     assert_eq!(
         browser
@@ -1537,5 +1571,79 @@ async fn a_refused_contact_comes_back_as_typed() {
         page.contains("Talked about the allotment zq7kept"),
         "{page}"
     );
+    server.stop().await;
+}
+
+/// The pages a link worker and a team lead use most fit a phone's screen (375 pixels wide):
+/// a wide table scrolls within its own box, and no page is wider than the screen.
+#[tokio::test]
+async fn the_busiest_pages_fit_a_phone_screen() {
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let client = open_case(&server).await;
+    let soon = chrono::Utc::now() + chrono::Duration::days(2);
+    server
+        .ok(
+            &people.worker,
+            &format!("/api/v1/clients/{client}/appointments"),
+            serde_json::json!({ "appointment_id": Uuid::new_v4(), "scheduled_for": soon,
+                                "mode": "face_to_face" }),
+        )
+        .await;
+    server
+        .ok(
+            &people.worker,
+            "/api/v1/tasks",
+            serde_json::json!({ "task_id": Uuid::new_v4(), "kind": "call_back",
+                                "client_id": client, "due_on": soon.date_naive() }),
+        )
+        .await;
+    refer_new(&server, &people.referrer).await;
+    server.catch_up().await;
+    for (who, paths) in [
+        (
+            &people.worker,
+            vec![
+                "/console/caseload".to_owned(),
+                "/console/tasks".to_owned(),
+                format!("/console/people/{client}"),
+            ],
+        ),
+        (
+            &people.lead,
+            vec![
+                "/console/triage".to_owned(),
+                "/console/workload".to_owned(),
+                "/console/caseload".to_owned(),
+            ],
+        ),
+    ] {
+        let browser = signed_in_browser(&server, who).await;
+        browser
+            .client
+            .set_window_size(375, 800)
+            .await
+            .expect("a phone's width");
+        for path in paths {
+            browser.goto(&format!("{}{path}", server.base)).await;
+            let widths = browser
+                .client
+                .execute(
+                    "return [document.documentElement.scrollWidth, window.innerWidth];",
+                    vec![],
+                )
+                .await
+                .expect("the widths");
+            let page = widths[0].as_i64().expect("a width");
+            let screen = widths[1].as_i64().expect("a width");
+            assert!(
+                page <= screen,
+                "{path} is {page} pixels wide on a {screen}-pixel screen"
+            );
+            browser
+                .assert_accessible(&format!("{path} on a phone"))
+                .await;
+        }
+    }
     server.stop().await;
 }

@@ -236,6 +236,23 @@ async fn a_team_lead_redirects_a_referral_to_a_service_in_the_directory() {
         "nothing waits now"
     );
     browser.assert_accessible("a redirected referral").await;
+    // The person's page says where it went, by the service's name.
+    let name: String = server
+        .db
+        .admin_client()
+        .await
+        .query_one(
+            "SELECT name FROM directory_services WHERE service_id = $1",
+            &[&Uuid::parse_str(&service).expect("an id")],
+        )
+        .await
+        .expect("the service")
+        .get(0);
+    let summary = browser.text(".nhsuk-summary-list").await;
+    assert!(
+        summary.contains(&format!("Redirected to {name}")),
+        "{summary}"
+    );
     let redirected = payloads(&server, client, "ReferralRedirected").await;
     assert_eq!(redirected.len(), 1, "{redirected:?}");
     assert_eq!(redirected[0]["destination"]["kind"], "service");

@@ -57,8 +57,11 @@ async fn a_gp_referral_goes_through_every_roles_screens() {
 
     // The team lead triages it and assigns it to a link worker.
     let lead = signed_in_browser(&server, &people.lead).await;
+    // (The four earlier cases were accepted and never assigned: they wait there too.)
     lead.click_and_wait("a[href='/console/triage']").await;
-    lead.click_and_wait("tbody a").await;
+    assert_eq!(lead.texts("tbody tr").await.len(), 5);
+    lead.click_and_wait(&format!("tbody a[href='/console/people/{client}']"))
+        .await;
     assert_eq!(lead.path().await, format!("/console/people/{client}"));
     lead.click("label[for='decision']").await;
     lead.click_and_wait("#decide").await;
@@ -166,7 +169,9 @@ async fn a_gp_referral_goes_through_every_roles_screens() {
     auditor
         .goto(&format!("{}/console/audit?client_id={client}", server.base))
         .await;
-    let rows = auditor.texts("#journey + p + table tbody tr").await;
+    let rows = auditor
+        .texts("#journey + p + .nhsuk-table-container tbody tr")
+        .await;
     assert_eq!(rows.len(), steps.len(), "{rows:?}");
     for (what, who) in [
         ("Referral accepted", "Lena Lead (team lead)"),
@@ -179,7 +184,9 @@ async fn a_gp_referral_goes_through_every_roles_screens() {
             "{what} by {who} not in {rows:?}"
         );
     }
-    let reads = auditor.texts("#reads + table tbody tr").await;
+    let reads = auditor
+        .texts("#reads + .nhsuk-table-container tbody tr")
+        .await;
     assert!(
         reads.iter().any(|r| r.contains("Wyn Worker"))
             && reads.iter().any(|r| r.contains("Lena Lead")),
@@ -196,7 +203,7 @@ async fn a_gp_referral_goes_through_every_roles_screens() {
     assert!(referrals.starts_with("Referrals 5\n"), "{referrals}");
     assert_eq!(
         analyst.texts("#by-source-table tbody tr").await,
-        ["gp 5 100.0"]
+        ["GP 5 100.0"]
     );
     analyst.assert_accessible("the analyst's report").await;
     let link = analyst.attr("a[download]", "href").await.expect("an href");

@@ -89,6 +89,7 @@ async fn a_link_worker_adds_a_task_and_marks_it_done_and_a_lead_cancels_an_overd
         .await;
     clock.set(clock.now() + Duration::days(3));
     let lead = signed_in_browser(&server, &people.lead).await;
+    let shown_before = caseload_reads(&server, client, &people.lead).await;
     let after = raised.body["position"].as_i64().expect("a position");
     lead.goto(&format!("{}/console/tasks?after={after}", server.base))
         .await;
@@ -99,6 +100,17 @@ async fn a_link_worker_adds_a_task_and_marks_it_done_and_a_lead_cancels_an_overd
     assert_eq!(
         lead.text(&format!("#team-task-{overdue} strong")).await,
         "Overdue"
+    );
+    // The person by name (it was "Person" and an id), a read of their record, audited.
+    assert_eq!(
+        lead.text(&format!("#team-task-{overdue} td:nth-child(2)"))
+            .await,
+        "Maggie Thornbury"
+    );
+    assert_eq!(
+        caseload_reads(&server, client, &people.lead).await,
+        shown_before + 1,
+        "the name shown is in the read audit"
     );
     lead.assert_accessible("a team's overdue tasks").await;
     lead.click_and_wait(&format!("#team-cancel-{overdue}"))
@@ -260,4 +272,20 @@ async fn a_referral_no_team_holds_is_flagged_on_the_triage_queue_after_five_work
         .assert_accessible("a referral waiting too long")
         .await;
     server.stop().await;
+}
+
+/// How many times `who` was shown `client`'s name on a list (the read audit's `caseload`).
+async fn caseload_reads(server: &TestServer, client: Uuid, who: &super::Person) -> i64 {
+    server
+        .db
+        .admin_client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM record_reads WHERE client_id = $1 AND staff_id = $2 \
+             AND view = 'caseload'",
+            &[&client, &who.staff_id],
+        )
+        .await
+        .expect("the read audit")
+        .get(0)
 }
