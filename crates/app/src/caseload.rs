@@ -42,6 +42,9 @@ pub enum CaseloadFlag {
     /// A home visit's lone-working plan said the link worker would check in by a time now past,
     /// and no check-in is recorded: someone should ring them (the buddy, then the team lead).
     MissedCheckIn,
+    /// The referral waiting for a decision, or for a link worker once accepted, asked for
+    /// urgent contact: to be seen first on the triage queue.
+    UrgentReferral,
     /// An appointment booked for a day now past has no outcome recorded (came, did not come,
     /// or cancelled): the record, the figures and the "next appointment" wait for it.
     AppointmentOutcomeMissing,
@@ -199,6 +202,10 @@ pub fn flags(row: &CaseloadRow, now: DateTime<Utc>, rules: &CaseloadRules) -> Ve
     }
     if row.check_ins_due.values().any(|by| *by < now) {
         flags.push(CaseloadFlag::MissedCheckIn);
+    }
+    let waiting = row.status == CaseStatus::Referred || (open && row.link_worker_id.is_none());
+    if waiting && row.urgency.as_deref() == Some(domain::code(&domain::Urgency::Urgent).as_str()) {
+        flags.push(CaseloadFlag::UrgentReferral);
     }
     if row
         .booked_appointments
@@ -805,6 +812,29 @@ mod tests {
         let tomorrow = now + Duration::days(1);
         assert!(flags(&row, tomorrow, &rules).contains(&CaseloadFlag::AppointmentOutcomeMissing));
         assert_eq!(next_appointment(&row, tomorrow), Some(to_come));
+    }
+
+    /// An urgent referral is flagged while it waits for a decision or a link worker, not once
+    /// someone works the case; a routine one, or one of a row from before V46, never.
+    #[test]
+    fn an_urgent_referral_is_flagged_while_it_waits() {
+        let rules = rules();
+        let now = noon(day(31));
+        let urgent = |status, worker: Option<Uuid>, urgency: Option<&str>| {
+            let row = CaseloadRow {
+                status,
+                link_worker_id: worker,
+                urgency: urgency.map(str::to_owned),
+                ..open_row()
+            };
+            flags(&row, now, &rules).contains(&CaseloadFlag::UrgentReferral)
+        };
+        let worker = Some(Uuid::from_u128(5));
+        assert!(urgent(CaseStatus::Referred, None, Some("urgent")));
+        assert!(urgent(CaseStatus::Open, None, Some("urgent")));
+        assert!(!urgent(CaseStatus::Open, worker, Some("urgent")));
+        assert!(!urgent(CaseStatus::Referred, None, Some("soon")));
+        assert!(!urgent(CaseStatus::Referred, None, None));
     }
 
     #[test]

@@ -315,6 +315,7 @@ impl CaseService {
             request.late_entry_reason.clone(),
         );
         let destinations = self.recording.destination_codes();
+        let needing_note = self.recording.destinations_needing_note();
         let concern_categories = crate::safeguarding::rules().category_codes();
         let tags = crate::tags::rules().codes();
         let lookups = domain::Lookups {
@@ -324,6 +325,7 @@ impl CaseService {
             destinations: Some(&destinations),
             concern_categories: Some(&concern_categories),
             tags: Some(&tags),
+            destinations_needing_note: Some(&needing_note),
         };
         domain::decide(&CaseState::default(), command, &lookups)?;
         Ok(())
@@ -675,6 +677,7 @@ impl CaseService {
             None => None,
         };
         let destinations = self.recording.destination_codes();
+        let needing_note = self.recording.destinations_needing_note();
         let concern_categories = crate::safeguarding::rules().category_codes();
         let tags = crate::tags::rules().codes();
         let lookups = domain::Lookups {
@@ -684,6 +687,7 @@ impl CaseService {
             destinations: Some(&destinations),
             concern_categories: Some(&concern_categories),
             tags: Some(&tags),
+            destinations_needing_note: Some(&needing_note),
         };
         let events = domain::decide(&loaded.state, command, &lookups)?;
         let mut new_events = crate::stream::new_events(&events);

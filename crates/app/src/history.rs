@@ -656,6 +656,7 @@ impl HistoryImport {
                     concern_categories: Some(&rules.categories),
                     // The column set records no tags.
                     tags: None,
+                    destinations_needing_note: None,
                 };
                 match decide(&trial, command, &lookups) {
                     Ok(new) => {

@@ -251,6 +251,7 @@ fn flag_tag(flag: CaseloadFlag) -> Markup {
         CaseloadFlag::Safeguarding => ("Safeguarding concern open", "nhsuk-tag--red"),
         CaseloadFlag::TriageOverdue => ("Waiting too long", "nhsuk-tag--red"),
         CaseloadFlag::MissedCheckIn => ("Missed lone-working check-in", "nhsuk-tag--red"),
+        CaseloadFlag::UrgentReferral => ("Urgent referral", "nhsuk-tag--red"),
         CaseloadFlag::AppointmentOutcomeMissing => {
             ("Appointment outcome not recorded", "nhsuk-tag--orange")
         }
@@ -336,7 +337,7 @@ pub fn caseload(
                 div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
                     table class="nhsuk-table" {
                         caption class="nhsuk-table__caption" {
-                            (page.items.len()) " people, as of log position " (page.as_of.position)
+                            (page.items.len()) " people" (as_of(&page.as_of))
                         }
                         (head(&["Person", "Area", "Status", "Last contact", "Next appointment", "Needs attention", "Tags"]))
                         tbody class="nhsuk-table__body" {
@@ -802,7 +803,7 @@ pub fn triage(
                 div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
                     table class="nhsuk-table" {
                         caption class="nhsuk-table__caption" {
-                            (page.items.len()) " waiting, oldest referral first, as of log position " (page.as_of.position)
+                            (page.items.len()) " waiting, oldest referral first" (as_of(&page.as_of))
                         }
                         (head(&["Person", "Waiting for", "Area", "Referred", "From", "Days waiting", "Flags"]))
                         tbody class="nhsuk-table__body" {
@@ -1206,9 +1207,24 @@ pub(crate) fn summary_row(key: &str, value: &str) -> Markup {
     }
 }
 
+/// How current a list drawn from a read model is, for its caption: ", as recorded up to
+/// 2 December 2026 at 14:05", and how many changes it has still to take in when it lags.
+fn as_of(as_of: &app::AsOf) -> String {
+    let mut text = match as_of.recorded_at {
+        Some(at) => format!(", as recorded up to {}", moment(at)),
+        None => String::new(),
+    };
+    if as_of.behind > 0 {
+        text.push_str(&format!(" ({} recent changes still to show)", as_of.behind));
+    }
+    text
+}
+
+/// The summary of a form's problems, focused when the page loads (no script needed), so that
+/// a screen reader reads it first and the keyboard starts from it.
 pub(crate) fn error_summary(errors: &[FieldError]) -> Markup {
     html! {
-        div class="nhsuk-error-summary" aria-labelledby="error-summary-title" role="alert" tabindex="-1" {
+        div class="nhsuk-error-summary" aria-labelledby="error-summary-title" role="alert" tabindex="-1" autofocus {
             h2 class="nhsuk-error-summary__title" id="error-summary-title" { "There is a problem" }
             div class="nhsuk-error-summary__body" {
                 ul class="nhsuk-list nhsuk-error-summary__list" {

@@ -457,6 +457,7 @@ pub fn journey_events_sized(
             destinations: None,
             concern_categories: None,
             tags: None,
+            destinations_needing_note: None,
         };
         match decide(&state, command, &lookups) {
             Ok(decided) => {

@@ -35,6 +35,9 @@ pub struct Lookups<'a> {
     /// The tag codes a case may be tagged with (the tag rules' list). `None` does not check
     /// codes.
     pub tags: Option<&'a [String]>,
+    /// The destination codes that say too little alone ("somewhere else"): a redirection to
+    /// one needs a note saying where (the recording rules' `needs_note`). `None` does not ask.
+    pub destinations_needing_note: Option<&'a [String]>,
 }
 
 /// Decides what a command means for this record, given what the caller looked up.
@@ -121,6 +124,17 @@ fn decide_fact(
         C::RedirectReferral(c) => {
             pending_referral(state, c.referral_id)?;
             check_destination(&c.destination, lookups)?;
+            if let Destination::Coded { code } = &c.destination
+                && lookups
+                    .destinations_needing_note
+                    .is_some_and(|codes| codes.contains(code))
+                && c.note.as_deref().is_none_or(|n| n.trim().is_empty())
+            {
+                return Err(CaseError::invalid(
+                    "note",
+                    "say in the note where the person went: this destination does not",
+                ));
+            }
             Ok(vec![CaseEvent::ReferralRedirected(c.clone())])
         }
         C::AssignLinkWorker(c) => {

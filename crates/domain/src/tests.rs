@@ -82,6 +82,7 @@ fn decide_listed_with(
             destinations: None,
             concern_categories: None,
             tags: None,
+            destinations_needing_note: None,
         },
     )
 }
@@ -1406,6 +1407,7 @@ fn an_onward_connection_needs_the_named_service_listed_and_for_a_referral_open()
                 destinations: None,
                 concern_categories: None,
                 tags: None,
+                destinations_needing_note: None,
             },
         )
         .map_err(|e| e.rule())
@@ -1467,6 +1469,7 @@ fn a_redirection_names_a_listed_service_or_a_destination_code() {
                 destinations: Some(&codes),
                 concern_categories: None,
                 tags: None,
+                destinations_needing_note: None,
             },
         )
         .map_err(|e| (e.rule(), e.field()))
@@ -1556,6 +1559,7 @@ fn a_schema_v1_redirection_is_upcast_and_its_corrections_still_apply() {
                 destinations: Some(&codes),
                 concern_categories: None,
                 tags: None,
+                destinations_needing_note: None,
             },
         )
         .map_err(|e| (e.rule(), e.field()))
@@ -1830,6 +1834,7 @@ fn correct_beside(
             destinations: None,
             concern_categories: None,
             tags: None,
+            destinations_needing_note: None,
         },
     )
 }
@@ -2074,6 +2079,7 @@ fn no_fact_is_dated_before_1900() {
             destinations: None,
             concern_categories: None,
             tags: None,
+            destinations_needing_note: None,
         },
     );
     refused_on(outcome, "corrected_fields.received_on");
@@ -2309,4 +2315,40 @@ fn an_appointment_is_booked_after_the_referral_within_a_year_and_once_a_time() {
         })],
     );
     assert!(decide_at(&cancelled, &book(Some(booked_at)), None, None).is_ok());
+}
+
+/// A redirection to a destination that says too little alone ("somewhere else") says where in
+/// its note; other codes need none.
+#[test]
+fn a_redirection_somewhere_else_says_where_in_its_note() {
+    let state = fold(&referred());
+    let codes = vec!["gp_practice".to_owned(), "other".to_owned()];
+    let needing = vec!["other".to_owned()];
+    let redirect = |code: &str, note: Option<&str>| {
+        decide(
+            &state,
+            &CaseCommand::RedirectReferral(ReferralRedirected {
+                referral_id: REFERRAL,
+                destination: Destination::Coded {
+                    code: code.to_owned(),
+                },
+                note: note.map(str::to_owned),
+            }),
+            &Lookups {
+                destinations: Some(&codes),
+                destinations_needing_note: Some(&needing),
+                ..Lookups::default()
+            },
+        )
+        .map_err(|e| (e.rule(), e.field()))
+    };
+    assert!(redirect("gp_practice", None).is_ok());
+    for note in [None, Some(""), Some("  ")] {
+        assert_eq!(
+            redirect("other", note),
+            Err(("invalid_field", Some("note"))),
+            "{note:?}"
+        );
+    }
+    assert!(redirect("other", Some("Wells Foodbank, by phone")).is_ok());
 }

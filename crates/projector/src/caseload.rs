@@ -58,6 +58,9 @@ pub struct CaseloadRow {
     /// Connections the service they were made to can answer (not signposting) and has not yet
     /// accepted or declined, by connection id.
     pub awaited_answers: BTreeMap<Uuid, AwaitedAnswer>,
+    /// The urgency the current episode's referral asked for (its code: `routine`, `soon`,
+    /// `urgent`); none in rows written before migration V46, until the caseload is rebuilt.
+    pub urgency: Option<String>,
 }
 
 /// A connection waiting for its service's answer.
@@ -87,6 +90,7 @@ pub fn apply_case_event(
             row.status = CaseStatus::Referred;
             row.referred_on = Some(e.received_on);
             row.referral_source = Some(code(&e.source));
+            row.urgency = Some(code(&e.urgency));
             row.accepted_at = None;
             row.closed_at = None;
             row.contacts = 0;
@@ -232,24 +236,24 @@ pub const SHADOW_CASELOAD: &str = "caseload_v1_rebuild";
 
 const SELECT_COLUMNS: &str = "SELECT client_id, organisation_id, status, link_worker_id, team_id, area, referred_on, \
     referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, booked_appointments, \
-    baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags, check_ins_due, awaited_answers FROM caseload";
+    baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags, check_ins_due, awaited_answers, urgency FROM caseload";
 
 const ALL_COLUMNS: &str = "client_id, organisation_id, status, link_worker_id, team_id, area, referred_on, \
     referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, booked_appointments, \
-    baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags, check_ins_due, awaited_answers";
+    baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags, check_ins_due, awaited_answers, urgency";
 
 /// Every touched row of a batch in one statement: one array per column, unnested. (Row by row,
 /// a rebuild spent a round trip per client per batch.) The follow-up instruments go as
 /// comma-separated codes (codes hold no commas), the baseline dates as a JSON object.
 const UPSERT_ROWS: &str = "INSERT INTO {table} (client_id, organisation_id, status, link_worker_id, team_id, area, \
     referred_on, referral_source, accepted_at, closed_at, last_contact_at, contacts, did_not_attend, \
-    booked_appointments, baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags, check_ins_due, awaited_answers) \
+    booked_appointments, baselines, follow_ups, stream_version, baseline_dates, open_concerns, tags, check_ins_due, awaited_answers, urgency) \
     SELECT c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, string_to_array(bl, ','), string_to_array(fu, ','), v, bd, \
-      string_to_array(oc, ',')::uuid[], string_to_array(tg, ','), ci, aa \
+      string_to_array(oc, ',')::uuid[], string_to_array(tg, ','), ci, aa, ur \
     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::date[], \
       $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::int[], $13::int[], \
-      $14::jsonb[], $15::text[], $16::text[], $17::bigint[], $18::jsonb[], $19::text[], $20::text[], $21::jsonb[], $22::jsonb[]) \
-      AS u(c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, bl, fu, v, bd, oc, tg, ci, aa) \
+      $14::jsonb[], $15::text[], $16::text[], $17::bigint[], $18::jsonb[], $19::text[], $20::text[], $21::jsonb[], $22::jsonb[], $23::text[]) \
+      AS u(c, o, s, lw, t, a, r, rs, acc, cl, lc, n, dna, b, bl, fu, v, bd, oc, tg, ci, aa, ur) \
     ON CONFLICT (client_id) DO UPDATE SET organisation_id = excluded.organisation_id, \
     status = excluded.status, link_worker_id = excluded.link_worker_id, team_id = excluded.team_id, \
     area = excluded.area, referred_on = excluded.referred_on, referral_source = excluded.referral_source, \
@@ -259,7 +263,8 @@ const UPSERT_ROWS: &str = "INSERT INTO {table} (client_id, organisation_id, stat
     baselines = excluded.baselines, follow_ups = excluded.follow_ups, \
     stream_version = excluded.stream_version, baseline_dates = excluded.baseline_dates, \
     open_concerns = excluded.open_concerns, tags = excluded.tags, \
-    check_ins_due = excluded.check_ins_due, awaited_answers = excluded.awaited_answers";
+    check_ins_due = excluded.check_ins_due, awaited_answers = excluded.awaited_answers, \
+    urgency = excluded.urgency";
 
 impl CaseloadProjection {
     /// Reads rows back (for queries and tests), in client order.
@@ -315,9 +320,10 @@ impl CaseloadProjection {
     }
 
     /// A page of a triage queue: the referrals waiting for a decision and the cases accepted
-    /// with no link worker yet, of `filter.team_id` or of no team, oldest referral first (a
-    /// referral with no date first of all), after the row of the client `filter.after` (or,
-    /// when that row is gone, after the undated rows up to that client id).
+    /// with no link worker yet, of `filter.team_id` or of no team, urgent ones first, then
+    /// those asked to be seen soon, then the rest, each oldest referral first (one with no date
+    /// first of all), after the row of the client `filter.after` (or, when that row is gone,
+    /// after the undated urgent rows up to that client id).
     ///
     /// # Errors
     /// A database failure.
@@ -325,7 +331,9 @@ impl CaseloadProjection {
         client: &impl tokio_postgres::GenericClient,
         filter: &CaseloadFilter,
     ) -> Result<Vec<CaseloadRow>, ProjectionError> {
-        const KEY: &str = "ROW(COALESCE(referred_on, '-infinity'::date), client_id)";
+        // Urgent first, then soon, then the rest; within each, the oldest referral first.
+        const KEY: &str = "ROW(CASE urgency WHEN 'urgent' THEN 0 WHEN 'soon' THEN 1 ELSE 2 END, \
+             COALESCE(referred_on, '-infinity'::date), client_id)";
         let rows = client
             .query(
                 &format!(
@@ -334,8 +342,8 @@ impl CaseloadProjection {
                      AND (team_id IS NULL OR team_id = $2) \
                      AND ($3::uuid IS NULL OR {KEY} > COALESCE( \
                           (SELECT {KEY} FROM caseload WHERE client_id = $3), \
-                          ROW('-infinity'::date, $3::uuid))) \
-                     ORDER BY COALESCE(referred_on, '-infinity'::date), client_id LIMIT $4"
+                          ROW(0, '-infinity'::date, $3::uuid))) \
+                     ORDER BY {KEY} LIMIT $4"
                 ),
                 &[
                     &filter.organisation_id,
@@ -359,8 +367,8 @@ pub struct CaseloadFilter {
     pub after: Option<Uuid>,
     pub limit: i64,
     /// A triage queue: referrals waiting for a decision and cases accepted with no link worker
-    /// yet, of `team_id` or of no team yet, oldest referral first (`link_worker_id` and `tag`
-    /// are not read).
+    /// yet, of `team_id` or of no team yet, urgent first, then oldest referral first
+    /// (`link_worker_id` and `tag` are not read).
     pub triage: bool,
     /// Only cases carrying this tag.
     pub tag: Option<String>,
@@ -414,6 +422,7 @@ fn decode_row(row: &tokio_postgres::Row) -> Result<CaseloadRow, ProjectionError>
             .map_err(|e| ProjectionError::Corrupt(format!("caseload.check_ins_due: {e}")))?,
         awaited_answers: serde_json::from_value(awaited_answers)
             .map_err(|e| ProjectionError::Corrupt(format!("caseload.awaited_answers: {e}")))?,
+        urgency: row.get(22),
     })
 }
 
@@ -562,6 +571,7 @@ async fn write_rows(
     let areas: Vec<&str> = rows.iter().map(|r| r.area.as_str()).collect();
     let referred_on: Vec<Option<NaiveDate>> = rows.iter().map(|r| r.referred_on).collect();
     let sources: Vec<Option<&str>> = rows.iter().map(|r| r.referral_source.as_deref()).collect();
+    let urgencies: Vec<Option<&str>> = rows.iter().map(|r| r.urgency.as_deref()).collect();
     let time = |f: fn(&CaseloadRow) -> Option<DateTime<Utc>>| {
         rows.iter().map(|r| f(r)).collect::<Vec<_>>()
     };
@@ -636,6 +646,7 @@ async fn write_rows(
             &tags,
             &check_ins_due,
             &awaited_answers,
+            &urgencies,
         ],
     )
     .await?;
@@ -704,6 +715,7 @@ async fn copy_fresh(
                 Type::TEXT_ARRAY,
                 Type::JSONB,
                 Type::JSONB,
+                Type::TEXT,
             ],
             rows.len(),
             |i| {
@@ -731,6 +743,7 @@ async fn copy_fresh(
                     &s.tags,
                     &s.check_ins_due,
                     &s.awaited_answers,
+                    &r.urgency,
                 ]
             },
         )
@@ -787,7 +800,7 @@ mod tests {
         fn the_caseload_row_follows_the_folded_case(picks in proptest::collection::vec(0usize..64, 0..60)) {
             let pool = command_pool();
             let service = listed_service();
-            let lookups = Lookups { service: Some(&service), timing: None, corrected: None, destinations: None, concern_categories: None, tags: None };
+            let lookups = Lookups { service: Some(&service), timing: None, corrected: None, destinations: None, concern_categories: None, tags: None, destinations_needing_note: None };
             let at = Utc.with_ymd_and_hms(2026, 3, 5, 9, 0, 0).single().expect("a time");
             let mut state = CaseState::default();
             let mut row = CaseloadRow::default();

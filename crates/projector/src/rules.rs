@@ -263,6 +263,7 @@ pub struct CaseloadRules {
 const RECORDING_FILES: &[(i32, &str)] = &[
     (1, include_str!("../../../projections/recording/v1.toml")),
     (2, include_str!("../../../projections/recording/v2.toml")),
+    (3, include_str!("../../../projections/recording/v3.toml")),
 ];
 
 /// How facts are recorded: read when a command is carried out (nothing stored depends on them).
@@ -284,6 +285,9 @@ pub struct RecordingRules {
 pub struct DestinationCode {
     pub code: String,
     pub name: String,
+    /// The code says too little alone: a redirection to it says where in its note (from v3).
+    #[serde(default)]
+    pub needs_note: bool,
 }
 
 /// Which scores pair with a baseline.
@@ -610,6 +614,15 @@ impl RecordingRules {
     /// The destination codes, for `decide`.
     pub fn destination_codes(&self) -> Vec<String> {
         self.destinations.iter().map(|d| d.code.clone()).collect()
+    }
+
+    /// The destination codes a redirection must add a note to.
+    pub fn destinations_needing_note(&self) -> Vec<String> {
+        self.destinations
+            .iter()
+            .filter(|d| d.needs_note)
+            .map(|d| d.code.clone())
+            .collect()
     }
 
     /// The name of a destination code, if this version lists it.

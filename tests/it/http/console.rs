@@ -690,21 +690,30 @@ async fn the_triage_queue_is_oldest_first_and_keeps_a_case_accepted_with_no_link
     let server = TestServer::start().await;
     let (referrer, lead) = (&server.people.referrer, &server.people.lead);
     let mut referred = Vec::new();
-    for (family, days) in [("Three", 3), ("Ten", 10), ("Five", 5), ("Seven", 7)] {
+    for (family, days) in [
+        ("Three", 3),
+        ("Ten", 10),
+        ("Five", 5),
+        ("Seven", 7),
+        ("One", 1),
+    ] {
         let (client, referral) = (Uuid::new_v4(), Uuid::new_v4());
-        let body = named_referral(
+        let mut body = named_referral(
             ("Kit", family),
             "Frome",
             referral,
             "self_referral",
             Value::String(days_ago(days)),
         );
+        if family == "One" {
+            body["referral"]["urgency"] = Value::String("urgent".to_owned());
+        }
         server
             .ok(referrer, &client_path(client, "referrals"), body)
             .await;
         referred.push((client, referral));
     }
-    let [three, ten, five, seven] = [0, 1, 2, 3].map(|i| referred[i]);
+    let [three, ten, five, seven, one] = [0, 1, 2, 3, 4].map(|i| referred[i]);
     // Ten days' waiting: accepted, and the lead called away before assigning it. Five days':
     // accepted and assigned, so it leaves the queue.
     accept(&server, lead, ten.0, ten.1).await;
@@ -715,7 +724,8 @@ async fn the_triage_queue_is_oldest_first_and_keeps_a_case_accepted_with_no_link
     );
     server.catch_up().await;
 
-    // Page by page, one a page: the oldest referral first, the accepted one among them.
+    // Page by page, one a page: the urgent one first, then the oldest referral first, the
+    // accepted one among them.
     let principal = app::access::Authenticator::new(&server.store)
         .authenticate(&lead.token)
         .await
@@ -736,6 +746,7 @@ async fn the_triage_queue_is_oldest_first_and_keeps_a_case_accepted_with_no_link
     assert_eq!(
         queue,
         [
+            (one.0, domain::CaseStatus::Referred),
             (ten.0, domain::CaseStatus::Open),
             (seven.0, domain::CaseStatus::Referred),
             (three.0, domain::CaseStatus::Referred),
@@ -748,8 +759,15 @@ async fn the_triage_queue_is_oldest_first_and_keeps_a_case_accepted_with_no_link
     let waiting = browser.texts("tbody td.waiting-for").await;
     assert_eq!(
         waiting,
-        ["A link worker (accepted)", "A decision", "A decision"]
+        [
+            "A decision",
+            "A link worker (accepted)",
+            "A decision",
+            "A decision"
+        ]
     );
+    let first = browser.text("tbody tr").await;
+    assert!(first.contains("Urgent referral"), "{first}");
     browser
         .assert_accessible("a triage queue with an accepted case")
         .await;
@@ -778,7 +796,7 @@ async fn the_triage_queue_is_oldest_first_and_keeps_a_case_accepted_with_no_link
     browser
         .goto(&format!("{}/console/triage", server.base))
         .await;
-    assert_eq!(browser.texts("tbody td.waiting-for").await.len(), 2);
+    assert_eq!(browser.texts("tbody td.waiting-for").await.len(), 3);
     server.stop().await;
 }
 
