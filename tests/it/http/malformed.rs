@@ -243,6 +243,16 @@ async fn every_route_names_the_bad_field_and_writes_nothing() {
         }
     }
     assert!(checked > 30, "only {checked} routes checked");
+    // A path written with a percent-escape is the path the router serves: its query is held
+    // to the same parameters, and it needs the same token.
+    server
+        .get_refused(
+            &people.worker,
+            "/api/v1/c%61seload?not_a_parameter=1",
+            "not_a_parameter",
+        )
+        .await;
+    assert_eq!(server.get_public("/%61pi/v1/caseload").await.status, 401);
     assert_eq!(
         server.store.stream_version(client).await.expect("version"),
         version_before,

@@ -408,7 +408,9 @@ async fn require_token<B: actix_web::body::MessageBody + 'static>(
     req: ServiceRequest,
     next: actix_web::middleware::Next<B>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    if req.path() == REDEMPTION_PATH {
+    // The path as the router reads it: `/%61pi/v1/...` is under /api/v1 too.
+    let routed = req.match_info().as_str().to_owned();
+    if routed == REDEMPTION_PATH {
         let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
             return Ok(req.error_response(ApiError::Internal("no application state".into())));
         };
@@ -426,7 +428,7 @@ async fn require_token<B: actix_web::body::MessageBody + 'static>(
         }
         return Ok(response);
     }
-    if req.path().starts_with("/api/v1/") || fhir::needs_token(req.path()) {
+    if routed.starts_with("/api/v1/") || fhir::needs_token(&routed) {
         let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
             return Ok(req.error_response(ApiError::Internal("no application state".into())));
         };
@@ -465,9 +467,12 @@ async fn require_documented_query<B: actix_web::body::MessageBody + 'static>(
     req: ServiceRequest,
     next: actix_web::middleware::Next<B>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    // The path as the router reads it (`/api/v1/c%61seload` is the caseload), matched to the
+    // pattern it will be routed to.
+    let routed = req.match_info().as_str();
     if !req.query_string().is_empty()
-        && req.path().starts_with("/api/v1/")
-        && let Some(pattern) = req.match_pattern()
+        && routed.starts_with("/api/v1/")
+        && let Some(pattern) = req.resource_map().match_pattern(routed)
         && let Some(state) = req.app_data::<web::Data<AppState>>()
         && let Err(e) = state
             .routes
