@@ -35,14 +35,21 @@ pub struct LoneWorkingPlan {
     pub check_in_missed: bool,
     /// The visit was cancelled: no check-in is awaited.
     pub visit_cancelled: bool,
+    /// When the visit starts, corrections applied: its check-in is taken from then on, not
+    /// before (the domain's rule, `domain::check_timing`).
+    pub check_in_from: Option<DateTime<Utc>>,
 }
 
 /// Every plan of the record, newest first, as of `now`.
 pub(crate) fn plans(history: &History, now: DateTime<Utc>) -> Vec<LoneWorkingPlan> {
     let mut plans: Vec<LoneWorkingPlan> = Vec::new();
+    let mut visits = std::collections::HashMap::new();
     for ((recorded, _), event) in history.events.iter().zip(history.corrected()) {
         let at = recorded.metadata.occurred_at;
         match event {
+            CaseEvent::AppointmentBooked(e) => {
+                visits.insert(e.appointment_id.0, e.scheduled_for);
+            }
             CaseEvent::LoneWorkingPlanRecorded(e) => plans.push(LoneWorkingPlan {
                 appointment_id: e.appointment_id.0,
                 address_note: e.address_note,
@@ -54,6 +61,7 @@ pub(crate) fn plans(history: &History, now: DateTime<Utc>) -> Vec<LoneWorkingPla
                 checked_in_at: None,
                 check_in_missed: false,
                 visit_cancelled: false,
+                check_in_from: None,
             }),
             // As the caseload: a cancelled visit awaits no check-in.
             CaseEvent::AppointmentCancelled(e) => {
@@ -76,6 +84,7 @@ pub(crate) fn plans(history: &History, now: DateTime<Utc>) -> Vec<LoneWorkingPla
         }
     }
     for plan in &mut plans {
+        plan.check_in_from = visits.get(&plan.appointment_id).copied();
         plan.check_in_missed =
             plan.checked_in_at.is_none() && !plan.visit_cancelled && plan.check_in_by < now;
     }

@@ -271,6 +271,9 @@ pub struct BookedAppointment {
     pub appointment_id: Uuid,
     pub scheduled_for: chrono::DateTime<chrono::Utc>,
     pub mode: domain::ContactMode,
+    /// The UK day from which whether the person came may be recorded: the appointment's own
+    /// (the domain's rule, `domain::check_timing`).
+    pub outcome_from: NaiveDate,
 }
 
 /// A need identified.
@@ -484,6 +487,7 @@ impl CaseService {
             .await?;
         let mut personal = None;
         let mut redirected_services = Vec::new();
+        let mut described = Vec::new();
         let mut area = None;
         let mut referrals = Vec::new();
         let mut plan = Plan::default();
@@ -526,7 +530,12 @@ impl CaseService {
                                 .iter()
                                 .find(|d| d.code == code)
                                 .map_or(code, |d| d.name.clone()),
-                            domain::Destination::Described { text } => text,
+                            // Words of a redirection from before codes: they may name
+                            // someone, so they go with the person's erasure.
+                            domain::Destination::Described { text } => {
+                                described.push(redirected.referral_id.0);
+                                text
+                            }
                         });
                     }
                 }
@@ -536,6 +545,7 @@ impl CaseService {
                     appointment_id: c.appointment_id.0,
                     scheduled_for: c.scheduled_for,
                     mode: c.mode,
+                    outcome_from: domain::calendar::today(c.scheduled_for),
                 }),
                 CaseEvent::NeedIdentified(c) => plan.needs.push(PlannedNeed {
                     need: c.need,
@@ -629,6 +639,14 @@ impl CaseService {
             .map(|(scope, services)| (*scope, services.clone()))
             .collect();
         let personal = if state.erased { None } else { personal };
+        if state.erased {
+            for referral in referrals
+                .iter_mut()
+                .filter(|r| described.contains(&r.referral_id))
+            {
+                referral.redirected_to = Some(domain::ERASED.to_owned());
+            }
+        }
         let (shares_nhs_number_with, shares_nhs_number_elsewhere) =
             match personal.as_ref().and_then(|p| p.nhs_number.as_ref()) {
                 Some(number) => self.sharing(principal, client_id, number).await,

@@ -105,8 +105,9 @@ const fn item(wording: &'static str, scale: Scale) -> Item {
     }
 }
 
-/// WEMWBS's 14 items, in order, in the scale's own words (Tennant et al. 2007, published
-/// open access under CC BY; the licence asks that they be used exactly as published).
+/// WEMWBS's 14 items, in order, in the scale's own words (as published in Tennant et al. 2007;
+/// the University of Warwick, which holds the scale, asks that it be used exactly as published,
+/// and that services register their use of it with them: a service's to do, not Casebook's).
 const WEMWBS: &[Item] = &[
     item("I've been feeling optimistic about the future", FREQUENCY),
     item("I've been feeling useful", FREQUENCY),

@@ -95,10 +95,7 @@ pub(crate) fn section(
                             "Buddy: "
                             (colleagues.get(&plan.buddy_staff_id).map_or("a colleague no longer listed", String::as_str))
                         }
-                        @let starts = record.plan.booked.iter()
-                            .find(|a| a.appointment_id == plan.appointment_id)
-                            .map(|a| a.scheduled_for)
-                            .filter(|at| *at > now);
+                        @let starts = plan.check_in_from.filter(|at| *at > now);
                         @if let Some(at) = plan.checked_in_at {
                             p class="nhsuk-body-s" { "Checked in " (moment(at)) "." }
                         } @else if let Some(starts) = starts.filter(|_| !plan.visit_cancelled) {

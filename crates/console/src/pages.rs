@@ -371,10 +371,14 @@ fn event_name(event_type: &str) -> String {
 
 /// The facts of a payload worth a line: its plain fields, ids left out.
 /// When a journey entry happened: its day alone for a fact dated by a day (a referral, an
-/// assessment, and the registration a referral brings are kept at their day's UTC midnight),
+/// assessment, and the registration a referral brings, kept at their day's UTC midnight),
 /// else the wall-clock time.
-fn happened(at: DateTime<Utc>) -> String {
-    if at.time() == chrono::NaiveTime::MIN {
+fn happened(at: DateTime<Utc>, event_type: &str) -> String {
+    let by_day = matches!(
+        event_type,
+        "ReferralReceived" | "ClientRegistered" | "AssessmentRecorded"
+    );
+    if by_day && at.time() == chrono::NaiveTime::MIN {
         day(at.date_naive())
     } else {
         moment(at)
@@ -415,7 +419,16 @@ fn facts(payload: &Value, services: &HashMap<String, &str>) -> Vec<(String, Stri
                             moment(at.with_timezone(&Utc))
                         }
                         Value::String(s) if let Ok(d) = s.parse::<NaiveDate>() => day(d),
-                        Value::String(s) => code_words(s),
+                        // A code ("money_benefits_debt") in words; free text as written.
+                        Value::String(s)
+                            if !s.is_empty()
+                                && s.chars().all(|c| {
+                                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'
+                                }) =>
+                        {
+                            code_words(s)
+                        }
+                        Value::String(s) => s.clone(),
                         // Where a redirected referral went: a directory service, a code, or
                         // words.
                         Value::Object(o) if k == "destination" => {
@@ -547,7 +560,7 @@ pub fn person(who: &ConsoleSession, view: &PersonView<'_>) -> Markup {
                             h3 class="nhsuk-card__heading nhsuk-heading-s" { (event_name(&entry.event_type)) }
                             @let shown = entry.corrected_payload.as_ref().unwrap_or(&entry.payload);
                             p class="nhsuk-body-s" {
-                                "Happened " (happened(entry.occurred_at)) ". Recorded " (moment(entry.recorded_at))
+                                "Happened " (happened(entry.occurred_at, &entry.event_type)) ". Recorded " (moment(entry.recorded_at))
                                 " by " (actor(entry, colleagues)) "."
                             }
                             @let facts = facts(shown, &services);
@@ -1319,10 +1332,10 @@ fn appointments(
                         Some((at, _)) => moment(*at),
                         None => "booked".to_owned(),
                     };
-                    // Whether they came is known on the appointment's day, not before.
-                    @let due = when.as_ref().is_none_or(|(at, _)| {
-                        domain::calendar::today(*at) <= domain::calendar::today(now)
-                    });
+                    // Whether they came is recorded from the day the record says, not before.
+                    @let due = record.plan.booked.iter()
+                        .find(|a| a.appointment_id == *id)
+                        .is_none_or(|a| a.outcome_from <= domain::calendar::today(now));
                     form method="post" action={"/console/people/" (record.client_id) "/appointments/outcome"} {
                         (csrf_field(who))
                         input type="hidden" name="appointment_id" value=(id);
@@ -1339,12 +1352,23 @@ fn appointments(
                         } @else {
                             p class="nhsuk-body-s" { "Record whether they came on the day." }
                         }
-                        button class="nhsuk-button nhsuk-button--secondary" type="submit" name="outcome" value="cancelled_by_client" {
-                            "They cancelled" span class="nhsuk-u-visually-hidden" { " the appointment of " (when_text) }
-                        }
-                        " "
-                        button class="nhsuk-button nhsuk-button--secondary" type="submit" name="outcome" value="cancelled_by_service" {
-                            "We cancelled" span class="nhsuk-u-visually-hidden" { " the appointment of " (when_text) }
+                        // Cancelling is a step away from "They came", so that a slip of the
+                        // thumb on a phone does not cancel.
+                        details class="nhsuk-details" {
+                            summary class="nhsuk-details__summary" {
+                                span class="nhsuk-details__summary-text" {
+                                    "Cancel it" span class="nhsuk-u-visually-hidden" { " (the appointment of " (when_text) ")" }
+                                }
+                            }
+                            div class="nhsuk-details__text" {
+                                button class="nhsuk-button nhsuk-button--secondary" type="submit" name="outcome" value="cancelled_by_client" {
+                                    "They cancelled" span class="nhsuk-u-visually-hidden" { " the appointment of " (when_text) }
+                                }
+                                " "
+                                button class="nhsuk-button nhsuk-button--secondary" type="submit" name="outcome" value="cancelled_by_service" {
+                                    "We cancelled" span class="nhsuk-u-visually-hidden" { " the appointment of " (when_text) }
+                                }
+                            }
                         }
                     }
                 }

@@ -188,6 +188,13 @@ pub fn check_correction(
                     a.administered_on > crate::calendar::today(now),
                 )?;
             }
+            // A booking corrected is held to a booking's days.
+            CaseEvent::AppointmentBooked(b) => crate::timing::check_booking(
+                state,
+                b.scheduled_for,
+                now,
+                "corrected_fields.scheduled_for",
+            )?,
             _ => {}
         }
     }

@@ -113,7 +113,7 @@ pub struct CaseState {
     pub received: BTreeMap<ReferralId, NaiveDate>,
     /// The earliest referral's date: nothing on the record happened before it.
     pub first_received: Option<NaiveDate>,
-    /// When each appointment was booked for.
+    /// When each appointment was booked for, corrections applied.
     pub appointment_dates: BTreeMap<AppointmentId, DateTime<Utc>>,
     /// When the case was last opened (accepted or reopened), as the user says.
     pub opened_at: Option<DateTime<Utc>>,
@@ -134,8 +134,12 @@ pub struct CaseState {
     pub provider_answers: BTreeMap<ConnectionId, crate::provider::ProviderAnswer>,
     /// The tags the case carries (codes of the tag rules).
     pub tags: BTreeSet<String>,
-    /// How each appointment was booked to happen (a home visit, a phone call...).
+    /// How each appointment was booked to happen (a home visit, a phone call...), corrections
+    /// applied.
     pub appointment_modes: BTreeMap<AppointmentId, crate::codes::ContactMode>,
+    /// The appointment each booking event booked (so that a correction of its time or way,
+    /// which names the event, reaches the appointment).
+    pub appointment_events: BTreeMap<EventId, AppointmentId>,
     /// Each home visit with a lone-working plan, and whether its check-in is recorded.
     pub lone_working: BTreeMap<AppointmentId, bool>,
 }
@@ -196,6 +200,7 @@ pub fn evolve(
                 .appointment_dates
                 .insert(e.appointment_id, e.scheduled_for);
             state.appointment_modes.insert(e.appointment_id, e.mode);
+            state.appointment_events.insert(event_id, e.appointment_id);
         }
         CaseEvent::AppointmentAttended(e) => {
             state
@@ -228,6 +233,23 @@ pub fn evolve(
             }
         }
         CaseEvent::EntryCorrected(e) => {
+            // A booking's time or way corrected: the appointment is then (a correction that
+            // does not fit is left as recorded).
+            if let Some(appointment) = state.appointment_events.get(&e.corrects).copied() {
+                let fields = &e.corrected_fields;
+                if let Some(at) = fields
+                    .get("scheduled_for")
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                {
+                    state.appointment_dates.insert(appointment, at);
+                }
+                if let Some(mode) = fields
+                    .get("mode")
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                {
+                    state.appointment_modes.insert(appointment, mode);
+                }
+            }
             // A connection's kind corrected: what its service was told of the person is the
             // corrected kind's (a correction that does not fit is left as recorded).
             if let Some(connection_id) = state.connection_events.get(&e.corrects)

@@ -2281,9 +2281,11 @@ fn an_appointment_is_booked_after_the_referral_within_a_year_and_once_a_time() {
         decide_at(&case, &book(on(2, 27)), None, None),
         "scheduled_for",
     );
-    // A year ahead is the furthest.
-    let year = Utc.with_ymd_and_hms(2027, 9, 1, 12, 0, 0).single();
-    assert!(decide_at(&case, &book(year), None, None).is_ok());
+    // 366 days ahead (on the UK calendar, whatever the hour) is the furthest.
+    let furthest = Utc.with_ymd_and_hms(2027, 9, 2, 22, 30, 0).single();
+    assert!(decide_at(&case, &book(furthest), None, None).is_ok());
+    let beyond = Utc.with_ymd_and_hms(2027, 9, 3, 9, 0, 0).single();
+    refused_on(decide_at(&case, &book(beyond), None, None), "scheduled_for");
     let ten_years = Utc.with_ymd_and_hms(2036, 1, 1, 10, 0, 0).single();
     refused_on(
         decide_at(&case, &book(ten_years), None, None),
@@ -2351,4 +2353,68 @@ fn a_redirection_somewhere_else_says_where_in_its_note() {
         );
     }
     assert!(redirect("other", Some("Wells Foodbank, by phone")).is_ok());
+}
+
+/// A booking corrected is held to a booking's days: not to ten years ahead, nor to before the
+/// referral.
+#[test]
+fn a_booking_corrected_is_held_to_a_bookings_days() {
+    let case = with(
+        assigned_case(),
+        [CaseEvent::AppointmentBooked(booked(ContactMode::Phone))],
+    );
+    let booking = fold(&case)
+        .appointment_events
+        .keys()
+        .next()
+        .copied()
+        .expect("the booking");
+    let correct = |to: chrono::DateTime<Utc>| {
+        let mut fields = serde_json::Map::new();
+        fields.insert("scheduled_for".to_owned(), serde_json::json!(to));
+        let command = CaseCommand::CorrectEntry(EntryCorrected {
+            corrects: booking,
+            corrected_fields: fields,
+            reason: "typed wrong".to_owned(),
+        });
+        let state = fold(&case);
+        let now = Utc
+            .with_ymd_and_hms(2026, 9, 1, 12, 0, 0)
+            .single()
+            .expect("now");
+        let timing = Timing::of(&command, None, now).expect("a timing");
+        let original = CaseEvent::AppointmentBooked(booked(ContactMode::Phone));
+        decide(
+            &state,
+            &command,
+            &Lookups {
+                timing: Some(&timing),
+                corrected: Some(&original),
+                ..Lookups::default()
+            },
+        )
+        .map_err(|e| e.field().map(str::to_owned))
+    };
+    assert!(
+        correct(
+            Utc.with_ymd_and_hms(2026, 9, 8, 10, 0, 0)
+                .single()
+                .expect("a time")
+        )
+        .is_ok()
+    );
+    for to in [
+        Utc.with_ymd_and_hms(2036, 1, 1, 10, 0, 0)
+            .single()
+            .expect("a time"),
+        Utc.with_ymd_and_hms(2026, 2, 1, 10, 0, 0)
+            .single()
+            .expect("a time"),
+    ] {
+        assert_eq!(
+            correct(to),
+            Err(Some("corrected_fields.scheduled_for".to_owned())),
+            "{to}"
+        );
+    }
 }

@@ -200,26 +200,7 @@ pub fn check_timing(
         C::RecordDidNotAttend(c) => scheduled(state, c.appointment_id).map_or(Ok(()), |on| {
             not_before(on, "the appointment was booked for")
         }),
-        // An appointment is for a day from the first referral on, within a year of now.
-        C::BookAppointment(c) => {
-            let on = crate::calendar::today(c.scheduled_for);
-            match state.first_received {
-                Some(first) if on < first => Err(CaseError::invalid(
-                    "scheduled_for",
-                    format!("{on} is before the first referral was received ({first})"),
-                )),
-                _ if c.scheduled_for > timing.now + Duration::days(APPOINTMENT_DAYS_AHEAD) => {
-                    Err(CaseError::invalid(
-                        "scheduled_for",
-                        format!(
-                            "{on} is more than a year ahead: book it nearer the time \
-                             (at most {APPOINTMENT_DAYS_AHEAD} days ahead)"
-                        ),
-                    ))
-                }
-                _ => Ok(()),
-            }
-        }
+        C::BookAppointment(c) => check_booking(state, c.scheduled_for, timing.now, "scheduled_for"),
         // A check-in says the link worker is safely out of the visit: not before it starts.
         C::CheckInLoneWorking(c) => match state.appointment_dates.get(&c.appointment_id) {
             Some(visit) if timing.occurred_at < *visit => Err(timing.refuse(format!(
@@ -235,6 +216,36 @@ pub fn check_timing(
         C::ReopenCase(_) => state.closed_at.map_or(Ok(()), |at| {
             not_before(crate::calendar::today(at), "the case was closed")
         }),
+        _ => Ok(()),
+    }
+}
+
+/// An appointment is for a day from the first referral on, at most
+/// [`APPOINTMENT_DAYS_AHEAD`] days after today (on the UK calendar, both); `field` is named in
+/// a refusal (`scheduled_for`, or the correction's field).
+///
+/// # Errors
+/// [`CaseError::Invalid`] naming `field`.
+pub(crate) fn check_booking(
+    state: &CaseState,
+    scheduled_for: DateTime<Utc>,
+    now: DateTime<Utc>,
+    field: &'static str,
+) -> Result<(), CaseError> {
+    let on = crate::calendar::today(scheduled_for);
+    let last = crate::calendar::today(now) + Duration::days(APPOINTMENT_DAYS_AHEAD);
+    match state.first_received {
+        Some(first) if on < first => Err(CaseError::invalid(
+            field,
+            format!("{on} is before the first referral was received ({first})"),
+        )),
+        _ if on > last => Err(CaseError::invalid(
+            field,
+            format!(
+                "{on} is more than a year ahead: book it nearer the time (at most \
+                 {APPOINTMENT_DAYS_AHEAD} days ahead, {last})"
+            ),
+        )),
         _ => Ok(()),
     }
 }

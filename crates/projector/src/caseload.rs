@@ -322,8 +322,9 @@ impl CaseloadProjection {
     /// A page of a triage queue: the referrals waiting for a decision and the cases accepted
     /// with no link worker yet, of `filter.team_id` or of no team, urgent ones first, then
     /// those asked to be seen soon, then the rest, each oldest referral first (one with no date
-    /// first of all), after the row of the client `filter.after` (or, when that row is gone,
-    /// after the undated urgent rows up to that client id).
+    /// first of all), after the row of the client `filter.after`, of the caller's organisation
+    /// (when that row is gone, erased, the queue starts again from its first row: the page
+    /// after it cannot be told).
     ///
     /// # Errors
     /// A database failure.
@@ -341,7 +342,7 @@ impl CaseloadProjection {
                      AND (status = 'referred' OR (status = 'open' AND link_worker_id IS NULL)) \
                      AND (team_id IS NULL OR team_id = $2) \
                      AND ($3::uuid IS NULL OR {KEY} > COALESCE( \
-                          (SELECT {KEY} FROM caseload WHERE client_id = $3), \
+                          (SELECT {KEY} FROM caseload WHERE client_id = $3 AND organisation_id = $1), \
                           ROW(0, '-infinity'::date, $3::uuid))) \
                      ORDER BY {KEY} LIMIT $4"
                 ),

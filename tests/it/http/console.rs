@@ -1008,7 +1008,8 @@ async fn a_link_worker_books_an_appointment_and_records_that_the_person_did_not_
     browser
         .assert_accessible("an appointment still to come")
         .await;
-    // The person rang to cancel it.
+    // The person rang to cancel it: a step away from "They came".
+    browser.click("#appointments ~ .nhsuk-card summary").await;
     browser
         .click_and_wait("button[name='outcome'][value='cancelled_by_client']")
         .await;

@@ -167,3 +167,36 @@ fn a_check_in_is_not_before_the_visit_starts() {
     assert_eq!(at(Some(visit), later), Ok(()));
     assert_eq!(at(None, visit + Duration::minutes(50)), Ok(()));
 }
+
+/// The visit's time as corrected is the one a check-in waits for: a visit moved a day later
+/// cannot be checked in on the day it was first booked for.
+#[test]
+fn a_check_in_waits_for_the_visit_as_corrected() {
+    let visit = booked(ContactMode::HomeVisit).scheduled_for;
+    let moved = visit + Duration::days(1);
+    let mut fields = Map::new();
+    fields.insert("scheduled_for".to_owned(), json!(moved));
+    // The booking is the fifth event; the plan, recorded after the correction, the seventh.
+    let mut plan = plan();
+    plan.check_in_by = moved + Duration::hours(2);
+    let corrected = with(
+        visit_booked(ContactMode::HomeVisit),
+        [
+            CaseEvent::EntryCorrected(EntryCorrected {
+                corrects: event_id(5),
+                corrected_fields: fields,
+                reason: "booked for the wrong day".to_owned(),
+            }),
+            CaseEvent::LoneWorkingPlanRecorded(plan),
+        ],
+    );
+    let state = fold(&corrected);
+    assert_eq!(state.appointment_dates.get(&APPOINTMENT), Some(&moved));
+    let command = CaseCommand::CheckInLoneWorking(checked_in());
+    let at = |now| {
+        let timing = Timing::of(&command, None, now).expect("a timing");
+        check_timing(&state, &command, &timing).map_err(|e| e.field())
+    };
+    assert_eq!(at(visit + Duration::hours(1)), Err(Some("occurred_at")));
+    assert_eq!(at(moved + Duration::hours(1)), Ok(()));
+}
