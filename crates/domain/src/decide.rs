@@ -544,6 +544,16 @@ pub(crate) fn check_fact(event: &CaseEvent) -> Result<(), CaseError> {
             (outcome, Some(_)) if outcome != ConnectionOutcome::WaitingList => Err(
                 CaseError::invalid("waiting_weeks", "only a waiting list has weeks"),
             ),
+            // As a directory service's own waiting list is held to.
+            (_, Some(weeks)) if weeks == 0 || weeks > crate::directory::MAX_WAITING_WEEKS => {
+                Err(CaseError::invalid(
+                    "waiting_weeks",
+                    format!(
+                        "between 1 and {} weeks",
+                        crate::directory::MAX_WAITING_WEEKS
+                    ),
+                ))
+            }
             _ => Ok(()),
         },
         CaseEvent::ServiceGapRecorded(c) => {

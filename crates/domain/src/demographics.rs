@@ -313,8 +313,25 @@ pub(crate) fn record(
     if state.status == crate::CaseStatus::Unregistered {
         return Err(CaseError::NotRegistered);
     }
+    // Kept in their usual forms, whatever the case they were typed in ("ba11 1px" is
+    // BA11 1PX; a practice "l85016" is L85016), so the record shows them as people write them.
+    let mut recorded = recorded.clone();
+    let demographics = &mut recorded.demographics;
+    if let Some(postcode) = demographics
+        .postcode
+        .as_deref()
+        .and_then(normalise_postcode)
+    {
+        demographics.postcode = Some(postcode);
+    }
+    if let Some(practice) = &demographics.gp_practice {
+        let upper = practice.trim().to_ascii_uppercase();
+        if is_practice_code(&upper) {
+            demographics.gp_practice = Some(upper);
+        }
+    }
     recorded.demographics.validate()?;
-    Ok(vec![CaseEvent::DemographicsRecorded(recorded.clone())])
+    Ok(vec![CaseEvent::DemographicsRecorded(recorded)])
 }
 
 /// The event type a correction may not name: demographics are recorded again instead.

@@ -2103,15 +2103,17 @@ fn demographics_are_recorded_for_a_registered_person_and_checked() {
         &state,
         &recorded(Demographics {
             ethnic_category: Some(EthnicCategory::Indian),
-            gp_practice: Some("L85016".to_owned()),
-            postcode: Some("ba11 1aa".to_owned()),
+            gp_practice: Some(" l85016".to_owned()),
+            postcode: Some("ba11  1aa".to_owned()),
             ..Demographics::default()
         }),
     );
-    assert!(matches!(
-        ok.as_deref(),
-        Ok([CaseEvent::DemographicsRecorded(_)])
-    ));
+    // Kept in their usual forms.
+    let Ok([CaseEvent::DemographicsRecorded(kept)]) = ok.as_deref() else {
+        panic!("not recorded: {ok:?}");
+    };
+    assert_eq!(kept.demographics.gp_practice.as_deref(), Some("L85016"));
+    assert_eq!(kept.demographics.postcode.as_deref(), Some("BA11 1AA"));
     let refused = |demographics: Demographics| {
         decide_listed(&state, &recorded(demographics))
             .map_err(|e| (e.rule(), e.field()))
@@ -2415,6 +2417,30 @@ fn a_booking_corrected_is_held_to_a_bookings_days() {
             correct(to),
             Err(Some("corrected_fields.scheduled_for".to_owned())),
             "{to}"
+        );
+    }
+}
+
+/// A connection's waiting list is held to the weeks a directory service's own is (1 to 104).
+#[test]
+fn a_waiting_list_is_one_to_a_hundred_and_four_weeks() {
+    let outcome = |weeks| {
+        crate::decide::check_fact(&CaseEvent::ConnectionOutcomeRecorded(
+            ConnectionOutcomeRecorded {
+                connection_id: CONNECTION,
+                outcome: ConnectionOutcome::WaitingList,
+                waiting_weeks: Some(weeks),
+            },
+        ))
+        .map_err(|e| e.field().map(str::to_owned))
+    };
+    assert_eq!(outcome(1), Ok(()));
+    assert_eq!(outcome(104), Ok(()));
+    for weeks in [0, 105, 500] {
+        assert_eq!(
+            outcome(weeks),
+            Err(Some("waiting_weeks".to_owned())),
+            "{weeks}"
         );
     }
 }

@@ -660,7 +660,7 @@ async fn a_link_worker_records_demographics_in_the_console_and_a_stale_form_come
         "White - Any other White background",
         "Polish",
         "L85016",
-        "ba11 1aa",
+        "BA11 1AA",
     ] {
         assert!(summary.contains(shown), "{shown}: {summary}");
     }
