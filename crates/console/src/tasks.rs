@@ -117,6 +117,29 @@ struct Shown {
     after: Option<i64>,
 }
 
+/// The page again, with a closing form's refusal.
+async fn refused(
+    req: &HttpRequest,
+    console: &Console,
+    session: &ConsoleSession,
+    errors: Vec<FieldError>,
+) -> HttpResponse {
+    let shown = Shown {
+        raise: RaiseForm::blank(),
+        errors,
+        banner: None,
+        after: None,
+    };
+    render(
+        req,
+        console,
+        session,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        shown,
+    )
+    .await
+}
+
 async fn render(
     req: &HttpRequest,
     console: &Console,
@@ -444,21 +467,14 @@ async fn close(
     let form = form_id(&fields, "form_id");
     // A version that is not a number is refused, not passed by unchecked.
     let Ok(expected_version) = forms::shown_version(&text(&fields, "version")) else {
-        let shown = Shown {
-            raise: RaiseForm::blank(),
-            errors: vec![FieldError::new(
-                reason_field,
-                crate::pages::capitalise(forms::BAD_VERSION),
-            )],
-            banner: None,
-            after: None,
-        };
-        return render(
+        return refused(
             &req,
             &console,
             &session,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            shown,
+            vec![FieldError::new(
+                reason_field,
+                crate::pages::capitalise(forms::BAD_VERSION),
+            )],
         )
         .await;
     };
@@ -481,20 +497,7 @@ async fn close(
                     reason_field,
                     "Select why the task is cancelled",
                 )];
-                let shown = Shown {
-                    raise: RaiseForm::blank(),
-                    errors,
-                    banner: None,
-                    after: None,
-                };
-                return render(
-                    &req,
-                    &console,
-                    &session,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    shown,
-                )
-                .await;
+                return refused(&req, &console, &session, errors).await;
             };
             tasks
                 .cancel_as(
@@ -516,22 +519,7 @@ async fn close(
             position(&sent)
         )),
         Err(e) => match refusal(e, &reason_field) {
-            Ok(error) => {
-                let shown = Shown {
-                    raise: RaiseForm::blank(),
-                    errors: vec![error],
-                    banner: None,
-                    after: None,
-                };
-                render(
-                    &req,
-                    &console,
-                    &session,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    shown,
-                )
-                .await
-            }
+            Ok(error) => refused(&req, &console, &session, vec![error]).await,
             Err(e) => failure(Some(&session), &e),
         },
     }
