@@ -788,9 +788,9 @@ mod tests {
         assert_eq!(flags(&row, noon(day(48)), &rules), vec![]);
     }
 
-    #[test]
     /// An appointment of a day now past with no outcome is flagged, and is not the next
     /// appointment; one of today (earlier or later) or to come is the next.
+    #[test]
     fn an_appointment_past_its_day_with_no_outcome_is_flagged_not_next() {
         let rules = rules();
         let mut row = open_row();
