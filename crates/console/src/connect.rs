@@ -197,7 +197,7 @@ pub(crate) async fn post<F: PersonForm>((req, path, body, console): PostedAt) ->
                     Some(form.key()),
                     Some(crate::forms::fingerprint(&req, &fields)),
                 ),
-                expected_version,
+                (expected_version, None),
             )
             .await;
             match sent {

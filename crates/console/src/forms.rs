@@ -116,6 +116,8 @@ pub struct ContactForm {
     pub contacted_on: String,
     pub contacted_time: String,
     pub note: String,
+    /// Why a contact from before the back-entry window is entered so late (a team lead's).
+    pub late_entry_reason: String,
 }
 
 /// The longest note the form takes (characters).
@@ -132,6 +134,7 @@ impl ContactForm {
             contacted_on: crate::local::local(now).format("%Y-%m-%d").to_string(),
             contacted_time: crate::local::local(now).format("%H:%M").to_string(),
             note: String::new(),
+            late_entry_reason: String::new(),
         }
     }
 
@@ -145,6 +148,7 @@ impl ContactForm {
             contacted_on: text(fields, "contacted_on"),
             contacted_time: text(fields, "contacted_time"),
             note: fields.get("note").cloned().unwrap_or_default(),
+            late_entry_reason: text(fields, "late_entry_reason"),
         }
     }
 

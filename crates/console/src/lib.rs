@@ -864,6 +864,9 @@ struct Sending<'a> {
     done: &'a str,
     /// The form's field for a refusal that names none (a record changed meanwhile, say).
     unnamed: &'static str,
+    /// Why a fact from before the back-entry window is entered so late (a form's
+    /// `late_entry_reason` field, where it has one: a team lead's).
+    late_entry_reason: Option<String>,
 }
 
 /// Carries out a form's command for the session and leads back to the person's page (with a
@@ -898,6 +901,7 @@ async fn run_unkeyed(
                 expected_version: forms::shown_version(version),
                 done: done(&command),
                 unnamed,
+                late_entry_reason: None,
             };
             run(req, console, session, client, sending).await
         }
@@ -936,6 +940,10 @@ async fn run_typed(
                 expected_version,
                 done,
                 unnamed,
+                late_entry_reason: fields
+                    .get("late_entry_reason")
+                    .map(|r| r.trim().to_owned())
+                    .filter(|r| !r.is_empty()),
             };
             run_keeping((&req, &console, &session), client, sending, &entered).await
         }
@@ -962,7 +970,7 @@ async fn run_keeping(
         client,
         sending.command,
         (sending.idempotency_key, sending.fingerprint),
-        expected_version,
+        (expected_version, sending.late_entry_reason),
     )
     .await;
     match sent {
@@ -1015,7 +1023,7 @@ pub(crate) async fn send_at(
     client: ClientId,
     command: &domain::CaseCommand,
     (idempotency_key, fingerprint): (Option<String>, Option<[u8; 32]>),
-    expected_version: Option<i64>,
+    (expected_version, late_entry_reason): (Option<i64>, Option<String>),
 ) -> Sent {
     let request = StaffCommand {
         idempotency_key,
@@ -1023,7 +1031,7 @@ pub(crate) async fn send_at(
         expected_version,
         correlation_id: request_id(req),
         occurred_at: None,
-        late_entry_reason: None,
+        late_entry_reason,
     };
     match console
         .cases

@@ -1447,6 +1447,20 @@ fn contact_form(
                 textarea class="nhsuk-textarea" id="note" name="note" rows="3"
                     aria-describedby=[note_error.map(|_| "note-error")] { (form.note) }
             }
+            // Notes typed up long after (past the back-entry window) are a team lead's to enter,
+            // saying why: the application holds the window (`policy::may_enter_late`).
+            @if app::policy::may_enter_late(&who.principal) {
+                @let late_error = error_for(errors, "late_entry_reason");
+                div class=(group_class(late_error)) {
+                    label class="nhsuk-label" for="late_entry_reason" { "Why is it entered late? (only for a contact long past)" }
+                    div class="nhsuk-hint" id="late_entry_reason-hint" {
+                        "A contact more than the service's back-entry window ago is a late entry: say why, and it is kept beside it."
+                    }
+                    (error_message(late_error))
+                    textarea class="nhsuk-textarea" id="late_entry_reason" name="late_entry_reason" rows="2"
+                        aria-describedby={"late_entry_reason-hint" @if late_error.is_some() { " late_entry_reason-error" }} { (form.late_entry_reason) }
+                }
+            }
             button class="nhsuk-button" id="record-contact" type="submit" { "Record contact" }
         }
     }

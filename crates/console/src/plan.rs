@@ -298,7 +298,7 @@ pub(crate) async fn execute(
         client,
         command,
         (Some(idempotency_key), Some(fingerprint)),
-        expected_version,
+        (expected_version, None),
     )
     .await
     {

@@ -162,7 +162,8 @@ pub fn check_timing(
                 }
                 (None, _) => {
                     return Err(timing.refuse(format!(
-                        "{} is more than {} days ago: a team lead may enter it with a late_entry_reason",
+                        "{} is more than {} days ago: only a team lead may enter it, saying why \
+                         it is late (late_entry_reason)",
                         timing.day(),
                         window.days
                     )));

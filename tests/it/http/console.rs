@@ -1666,3 +1666,82 @@ async fn the_busiest_pages_fit_a_phone_screen() {
     }
     server.stop().await;
 }
+
+/// Paper notes typed up long after: a team lead enters a contact from past the back-entry
+/// window, saying why, and the log keeps the reason beside it; without one it is refused at
+/// the date, saying what is needed; a link worker's form has no such field.
+#[tokio::test]
+async fn a_team_lead_types_up_an_old_contact_saying_why_it_is_late() {
+    use super::journey::{accept, assign, client_path, days_ago, named_referral};
+    let server = TestServer::start().await;
+    let people = server.people.clone();
+    let (client, referral) = (Uuid::new_v4(), Uuid::new_v4());
+    // Referred 200 days ago, entered then late by the lead (as a team lead may).
+    let mut body = named_referral(
+        ("Ida", "Long"),
+        "Frome",
+        referral,
+        "self_referral",
+        Value::String(days_ago(200)),
+    );
+    body["late_entry_reason"] = Value::String("from the paper register".to_owned());
+    server
+        .ok(&people.lead, &client_path(client, "referrals"), body)
+        .await;
+    accept(&server, &people.lead, client, referral).await;
+    assert_eq!(assign(&server, client, &people.worker).await.status, 201);
+    server.catch_up().await;
+    let person = format!("{}/console/people/{client}", server.base);
+
+    let worker = signed_in_browser(&server, &people.worker).await;
+    worker.goto(&person).await;
+    assert!(worker.texts("#late_entry_reason").await.is_empty());
+    drop(worker);
+
+    let lead = signed_in_browser(&server, &people.lead).await;
+    lead.goto(&person).await;
+    let old = days_ago(120);
+    let fill = async |reason: &str| {
+        lead.client
+            .execute(
+                &format!("document.getElementById('contacted_on').value = '{old}';"),
+                vec![],
+            )
+            .await
+            .expect("the date");
+        lead.click("label[for='mode']").await;
+        lead.fill("minutes", "20").await;
+        lead.fill("late_entry_reason", reason).await;
+        lead.click_and_wait("#record-contact").await;
+    };
+    fill("").await;
+    let problems = lead.error_summary().await;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("only a team lead may enter it, saying why"),
+        "{problems:?}"
+    );
+    lead.assert_accessible("a late contact without its reason")
+        .await;
+    fill("Typed up from the outreach clinic's paper register").await;
+    assert_eq!(banner(&lead).await, "Contact recorded");
+    let types = server.journey_types(client).await;
+    assert!(
+        types.ends_with(&[
+            "LateEntryExplained".to_owned(),
+            "ContactRecorded".to_owned()
+        ]),
+        "{types:?}"
+    );
+    let entries = server.journey_entries(client).await;
+    let explained = entries
+        .iter()
+        .rev()
+        .find(|e| e["event_type"] == "LateEntryExplained")
+        .expect("the contact's reason");
+    assert_eq!(
+        explained["payload"]["reason"],
+        "Typed up from the outreach clinic's paper register"
+    );
+    server.stop().await;
+}
