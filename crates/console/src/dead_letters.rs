@@ -157,7 +157,7 @@ fn listed<E: DeadLetters>(who: &ConsoleSession, status: &str, rows: &[E]) -> Mar
             @if rows.is_empty() {
                 p class="nhsuk-body" id=(format!("no-{id}")) { "None." }
             } @else {
-                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                div class="nhsuk-table-container" role="region" aria-label=(title) tabindex="0" {
                     table class="nhsuk-table" id=(id) {
                         caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { (title) }
                         (head(E::LISTED_HEADINGS))
@@ -215,7 +215,7 @@ fn render<E: DeadLetters>(who: &ConsoleSession, rows: &[E], banner: Option<&str>
             @if rows.is_empty() {
                 p class="nhsuk-body" id="no-dead-letters" { (E::NONE) }
             } @else {
-                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                div class="nhsuk-table-container" role="region" aria-label=(E::CAPTION) tabindex="0" {
                     table class="nhsuk-table" id="dead-letters" {
                         caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { (E::CAPTION) }
                         (head(&headings))

@@ -166,7 +166,7 @@ fn table(report: &BreakdownReport) -> Markup {
             (report.suppression.below - 1) " are suppressed, and so is the next smallest group's "
             "count where one group's alone would be (" (report.suppression.cells) " cells)."
         }
-        div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+        div class="nhsuk-table-container" role="region" aria-label={"Outcomes by " (report.by.label().to_lowercase())} tabindex="0" {
             table class="nhsuk-table" id="breakdown" {
                 caption class="nhsuk-table__caption" { "Outcomes by " (report.by.label().to_lowercase()) }
                 (head(&columns))

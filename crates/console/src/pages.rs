@@ -334,7 +334,7 @@ pub fn caseload(
                     p class="nhsuk-body" { "No one is on this caseload." }
                 }
             } @else {
-                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                div class="nhsuk-table-container" role="region" aria-label="Caseload" tabindex="0" {
                     table class="nhsuk-table" {
                         caption class="nhsuk-table__caption" {
                             (page.items.len()) " people" (as_of(&page.as_of))
@@ -813,7 +813,7 @@ pub fn triage(
             @if page.items.is_empty() {
                 p class="nhsuk-body" { "No referral is waiting for a decision or a link worker." }
             } @else {
-                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                div class="nhsuk-table-container" role="region" aria-label="Referrals to triage" tabindex="0" {
                     table class="nhsuk-table" {
                         caption class="nhsuk-table__caption" {
                             (page.items.len()) " waiting, oldest referral first" (as_of(&page.as_of))
@@ -920,7 +920,7 @@ pub fn audit(
                 p class="nhsuk-body" {
                     (journey.entries.len()) " entries; status " (status_name(journey.status).to_lowercase()) "."
                 }
-                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                div class="nhsuk-table-container" role="region" aria-label="Every entry, oldest first" tabindex="0" {
                     table class="nhsuk-table" {
                         caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Every entry, oldest first" }
                         (head(&["Entry", "What", "Happened", "Recorded", "By"]))
@@ -962,7 +962,7 @@ pub fn audit(
                     }
                 }
                 h2 class="nhsuk-heading-m" id="reads" { "Who read this record" }
-                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                div class="nhsuk-table-container" role="region" aria-label="Every read, oldest first" tabindex="0" {
                     table class="nhsuk-table" {
                         caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Every read, oldest first" }
                         (head(&["When", "Who", "What", "Why"]))
@@ -1017,7 +1017,7 @@ pub fn admin(
             @if live.is_empty() {
                 p class="nhsuk-body" { "No one is signed in to the console." }
             } @else {
-                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                div class="nhsuk-table-container" role="region" aria-label="Live console sessions" tabindex="0" {
                     table class="nhsuk-table" id="sessions-table" {
                         caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Live console sessions" }
                         thead class="nhsuk-table__head" {
@@ -1056,7 +1056,7 @@ pub fn admin(
                 }
             }
             h2 class="nhsuk-heading-m" id="events" { "Recent sign-ins and sign-outs" }
-            div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+            div class="nhsuk-table-container" role="region" aria-label="Session events, newest first" tabindex="0" {
                 table class="nhsuk-table" id="events-table" {
                     caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Session events, newest first" }
                     (head(&["When", "Who", "What", "From"]))
@@ -1076,7 +1076,7 @@ pub fn admin(
             p class="nhsuk-body" { a href="/console/admin/teams" { "Teams, and adding a team or a member of staff" } }
             p class="nhsuk-body" { a href="/console/admin/gp-messages" { "Messages to GP practices not delivered" } }
             p class="nhsuk-body" { a href="/console/admin/reminders" { "Appointment reminders not delivered" } }
-            div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+            div class="nhsuk-table-container" role="region" aria-label="The organisation's staff" tabindex="0" {
                 table class="nhsuk-table" id="staff-table" {
                     caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "The organisation's staff" }
                     (head(&["Name", "Role", "Active"]))

@@ -674,7 +674,7 @@ fn goals_section(
         @if plan.goals.is_empty() {
             p class="nhsuk-body" { "No goal is agreed yet." }
         } @else {
-            div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+            div class="nhsuk-table-container" role="region" aria-label="Goals agreed, oldest first" tabindex="0" {
                 table class="nhsuk-table" id="goals-table" {
                     caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Goals agreed, oldest first" }
                     (head(&["Goal", "Need", "Progress"]))

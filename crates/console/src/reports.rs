@@ -465,7 +465,7 @@ fn numeric(value: &str) -> Markup {
 /// A table with a visually hidden caption, `columns` (see [`head`]) and `rows` of cells.
 fn table(id: &str, caption: &str, columns: &[&str], rows: Markup) -> Markup {
     html! {
-        div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+        div class="nhsuk-table-container" role="region" aria-label=(caption) tabindex="0" {
             table class="nhsuk-table" id=(id) {
                 caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { (caption) }
                 (head(columns))

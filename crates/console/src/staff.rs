@@ -169,7 +169,7 @@ fn render(
             @if credentials.tokens.is_empty() {
                 p class="nhsuk-body" { "No tokens have been issued." }
             } @else {
-                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                div class="nhsuk-table-container" role="region" aria-label="Tokens, newest first" tabindex="0" {
                     table class="nhsuk-table" id="tokens-table" {
                         caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Tokens, newest first" }
                         (head(&["Label", "Issued", "Expires", "Status", "Action"]))
@@ -201,7 +201,7 @@ fn render(
             @if credentials.enrolments.is_empty() {
                 p class="nhsuk-body" { "No enrolment codes have been made." }
             } @else {
-                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                div class="nhsuk-table-container" role="region" aria-label="Enrolment codes, newest first" tabindex="0" {
                     table class="nhsuk-table" id="enrolments-table" {
                         caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Enrolment codes, newest first" }
                         (head(&["Made", "Expires", "Status"]))

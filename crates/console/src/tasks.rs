@@ -236,7 +236,7 @@ fn table(
     (errors, names): (&[FieldError], &Names),
 ) -> Markup {
     html! {
-        div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+        div class="nhsuk-table-container" role="region" aria-label=(caption) tabindex="0" {
             table class="nhsuk-table" id=(id) {
                 caption class="nhsuk-table__caption" { (caption) }
                 (head(&["Task", "Person", "Due", "Done or cancel"]))

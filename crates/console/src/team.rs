@@ -54,7 +54,7 @@ fn render(who: &ConsoleSession, load: &TeamWorkload) -> Markup {
                 p class="nhsuk-body" { "The team has no active link workers." }
             } @else {
                 (bar_chart_to("workload-chart", "Per cent of capacity used this year, by link worker, on a scale to 100 (the table below has the same figures)", &bars, 100))
-                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                div class="nhsuk-table-container" role="region" aria-label="Workload by link worker" tabindex="0" {
                     table class="nhsuk-table" id="workload-table" {
                         caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "Workload by link worker" }
                         (head(&["Link worker", "#Open cases", "#Referrals waiting", "#People this year", "#Capacity", "#Per cent of capacity"]))

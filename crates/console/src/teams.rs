@@ -255,7 +255,7 @@ fn render(
             @if teams.is_empty() {
                 p class="nhsuk-body" { "The organisation has no teams yet." }
             } @else {
-                div class="nhsuk-table-container" role="region" aria-label="Table (scrolls sideways on a narrow screen)" tabindex="0" {
+                div class="nhsuk-table-container" role="region" aria-label="The organisation's teams" tabindex="0" {
                     table class="nhsuk-table" id="teams-table" {
                         caption class="nhsuk-table__caption nhsuk-u-visually-hidden" { "The organisation's teams" }
                         (head(&["Team", "#Active staff", "#Link workers", "#Capacity (people a year)"]))

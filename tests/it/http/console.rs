@@ -1593,8 +1593,9 @@ async fn a_refused_contact_comes_back_as_typed() {
     server.stop().await;
 }
 
-/// The pages a link worker and a team lead use most fit a phone's screen (375 pixels wide):
-/// a wide table scrolls within its own box, and no page is wider than the screen.
+/// The pages a link worker, a team lead and an administrator use most fit a phone's screen
+/// (375 pixels wide): a wide table scrolls within its own box, named for its table, and no
+/// page is wider than the screen.
 #[tokio::test]
 async fn the_busiest_pages_fit_a_phone_screen() {
     let server = TestServer::start().await;
@@ -1636,6 +1637,7 @@ async fn the_busiest_pages_fit_a_phone_screen() {
                 "/console/caseload".to_owned(),
             ],
         ),
+        (&people.admin, vec!["/console/admin".to_owned()]),
     ] {
         let browser = signed_in_browser(&server, who).await;
         browser
@@ -1659,6 +1661,27 @@ async fn the_busiest_pages_fit_a_phone_screen() {
                 page <= screen,
                 "{path} is {page} pixels wide on a {screen}-pixel screen"
             );
+            // Each scrolling box is a region named for its table, no two alike.
+            let labels = browser
+                .client
+                .execute(
+                    "return Array.from(document.querySelectorAll('.nhsuk-table-container'))\
+                       .map(e => e.getAttribute('aria-label'));",
+                    vec![],
+                )
+                .await
+                .expect("the labels");
+            let labels: Vec<&str> = labels
+                .as_array()
+                .expect("a list")
+                .iter()
+                .map(|l| l.as_str().unwrap_or_default())
+                .collect();
+            let mut unique = labels.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(unique.len(), labels.len(), "{path}: {labels:?}");
+            assert!(labels.iter().all(|l| !l.is_empty()), "{path}: {labels:?}");
             browser
                 .assert_accessible(&format!("{path} on a phone"))
                 .await;
