@@ -122,6 +122,12 @@ impl ConsoleSession {
         crate::policy::may_triage(&self.principal).ok()
     }
 
+    /// Whether this session may enter a fact from past the back-entry window, saying why (a
+    /// team lead): the policy's answer, for choosing which fields a form shows.
+    pub fn enters_late(&self) -> bool {
+        crate::policy::may_enter_late(&self.principal)
+    }
+
     /// Whether this session audits records (reads any journey of the organisation and who
     /// read it): the policy's answer, for choosing pages.
     pub fn audits(&self) -> bool {

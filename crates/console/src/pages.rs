@@ -1448,8 +1448,8 @@ fn contact_form(
                     aria-describedby=[note_error.map(|_| "note-error")] { (form.note) }
             }
             // Notes typed up long after (past the back-entry window) are a team lead's to enter,
-            // saying why: the application holds the window (`policy::may_enter_late`).
-            @if app::policy::may_enter_late(&who.principal) {
+            // saying why: the application holds the window and says who may.
+            @if who.enters_late() {
                 @let late_error = error_for(errors, "late_entry_reason");
                 div class=(group_class(late_error)) {
                     label class="nhsuk-label" for="late_entry_reason" { "Why is it entered late? (only for a contact long past)" }
