@@ -1128,7 +1128,9 @@ pub(crate) fn bar_chart_to(
         .max(scale)
         .max(1);
     let height = ROW * bars.len() as i64 + 8;
+    // In a box that scrolls sideways on a screen narrower than the chart, as a table's does.
     html! {
+        div class="nhsuk-table-container" role="region" aria-label={"Chart: " (title)} tabindex="0" {
         svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby=(title_id) width=(WIDTH) height=(height)
             viewBox={"0 0 " (WIDTH) " " (height)} class="casebook-chart" {
             title id=(title_id) { (title) }
@@ -1143,6 +1145,7 @@ pub(crate) fn bar_chart_to(
                     text x=(LABEL) y=(y + 18) font-size="14" fill="#4c6272" { "suppressed" }
                 }
             }
+        }
         }
     }
 }
