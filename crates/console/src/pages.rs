@@ -1131,21 +1131,21 @@ pub(crate) fn bar_chart_to(
     // In a box that scrolls sideways on a screen narrower than the chart, as a table's does.
     html! {
         div class="nhsuk-table-container" role="region" aria-label={"Chart: " (title)} tabindex="0" {
-        svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby=(title_id) width=(WIDTH) height=(height)
-            viewBox={"0 0 " (WIDTH) " " (height)} class="casebook-chart" {
-            title id=(title_id) { (title) }
-            @for (i, (label, value)) in bars.iter().enumerate() {
-                @let y = i as i64 * ROW + 4;
-                text x="0" y=(y + 18) font-size="14" fill="#212b32" { (label) }
-                @if let Some(v) = value {
-                    @let w = (WIDTH - LABEL - 60) * v / max;
-                    rect x=(LABEL) y=(y + 4) width=(w.max(1)) height=(ROW - 10) fill="#005eb8" {}
-                    text x=(LABEL + w + 6) y=(y + 18) font-size="14" fill="#212b32" { (v) }
-                } @else {
-                    text x=(LABEL) y=(y + 18) font-size="14" fill="#4c6272" { "suppressed" }
+            svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby=(title_id) width=(WIDTH) height=(height)
+                viewBox={"0 0 " (WIDTH) " " (height)} class="casebook-chart" {
+                title id=(title_id) { (title) }
+                @for (i, (label, value)) in bars.iter().enumerate() {
+                    @let y = i as i64 * ROW + 4;
+                    text x="0" y=(y + 18) font-size="14" fill="#212b32" { (label) }
+                    @if let Some(v) = value {
+                        @let w = (WIDTH - LABEL - 60) * v / max;
+                        rect x=(LABEL) y=(y + 4) width=(w.max(1)) height=(ROW - 10) fill="#005eb8" {}
+                        text x=(LABEL + w + 6) y=(y + 18) font-size="14" fill="#212b32" { (v) }
+                    } @else {
+                        text x=(LABEL) y=(y + 18) font-size="14" fill="#4c6272" { "suppressed" }
+                    }
                 }
             }
-        }
         }
     }
 }
